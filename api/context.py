@@ -1,0 +1,36 @@
+"""What the request handlers work with: the services of one running app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from litestar import Request
+
+from core.ports import BlobStore, Metadata
+from core.services.auth import AuthService
+from core.services.manifests import ManifestService
+from core.services.projects import ProjectService
+from core.services.repositories import RepositoryService
+from core.services.uploads import UploadService
+from core.settings import Settings
+
+
+@dataclass
+class Registry:
+    """The services an app instance serves; built once by ``create_app``."""
+
+    settings: Settings
+    metadata: Metadata
+    store: BlobStore
+    projects: ProjectService
+    repositories: RepositoryService
+    uploads: UploadService
+    manifests: ManifestService
+    auth: AuthService
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def registry_of(request: Request[Any, Any, Any]) -> Registry:
+    registry: Registry = request.app.state["registry"]
+    return registry

@@ -1,0 +1,80 @@
+"""Blob reads and deletes: ``/v2/<name>/blobs/<digest>``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio.to_thread
+from litestar import Request, Response
+from litestar.response import File, Redirect, Stream
+
+from api.auth import authorize
+from api.context import Registry
+from api.http import parse_range
+from core.access import DELETE, PULL, Scope
+from core.digests import Digest
+from core.names import RepositoryName
+
+FILE_CHUNK = 8 * 1024 * 1024
+
+
+def _headers(digest: Digest, size: int) -> dict[str, str]:
+    return {
+        "Docker-Content-Digest": str(digest),
+        "ETag": f'"{digest}"',
+        "Accept-Ranges": "bytes",
+        "Content-Length": str(size),
+        "Cache-Control": "max-age=31536000",
+    }
+
+
+async def read_blob(
+    request: Request[Any, Any, Any], registry: Registry, name: RepositoryName, digest_text: str
+) -> Response[Any]:
+    """HEAD or GET a blob, with ``Range`` support on GET."""
+    await authorize(request, registry, Scope("repository", str(name), frozenset({PULL})))
+    digest = Digest.parse(digest_text)
+    repository = await anyio.to_thread.run_sync(registry.repositories.require, name)
+    blob = await anyio.to_thread.run_sync(registry.repositories.blob, repository, digest)
+    headers = _headers(digest, blob.size)
+    if request.method == "HEAD":
+        return Response(content=b"", headers=headers, media_type="application/octet-stream")
+    store, tenant = registry.store, repository.storage_id
+    byte_range = parse_range(request.headers.get("range"), blob.size)
+    if byte_range is not None:
+        start, end = byte_range
+        headers["Content-Length"] = str(end - start + 1)
+        headers["Content-Range"] = f"bytes {start}-{end}/{blob.size}"
+        return Stream(
+            store.read_blob(tenant, digest, start, end),
+            status_code=206,
+            headers=headers,
+            media_type="application/octet-stream",
+        )
+    location = await anyio.to_thread.run_sync(store.blob_location, tenant, digest)
+    if location is not None:
+        return Redirect(location.url, status_code=307, headers={"Docker-Content-Digest": str(digest)})
+    path = store.blob_file(tenant, digest)
+    if path is not None:
+        del headers["Content-Length"]
+        return File(
+            path,
+            chunk_size=FILE_CHUNK,
+            headers=headers,
+            media_type="application/octet-stream",
+            content_disposition_type="inline",
+            etag=None,
+        )
+    return Stream(
+        store.read_blob(tenant, digest), headers=headers, media_type="application/octet-stream"
+    )
+
+
+async def delete_blob(
+    request: Request[Any, Any, Any], registry: Registry, name: RepositoryName, digest_text: str
+) -> Response[Any]:
+    await authorize(request, registry, Scope("repository", str(name), frozenset({DELETE})))
+    digest = Digest.parse(digest_text)
+    repository = await anyio.to_thread.run_sync(registry.repositories.require, name)
+    await anyio.to_thread.run_sync(registry.repositories.unlink_blob, repository, digest)
+    return Response(content=b"", status_code=202, headers={"Docker-Content-Digest": str(digest)})

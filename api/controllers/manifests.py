@@ -1,0 +1,96 @@
+"""Manifests, tag lists and referrers of a repository."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio.to_thread
+from litestar import Request, Response
+
+from api.auth import authorize
+from api.context import Registry
+from api.http import next_link, pagination, read_limited
+from core import mediatypes
+from core.access import DELETE, PULL, PUSH, Scope
+from core.digests import Digest
+from core.names import Reference, RepositoryName
+
+
+def _scope(name: RepositoryName, action: str) -> Scope:
+    return Scope("repository", str(name), frozenset({action}))
+
+
+async def read_manifest(
+    request: Request[Any, Any, Any], registry: Registry, name: RepositoryName, reference_text: str
+) -> Response[Any]:
+    await authorize(request, registry, _scope(name, PULL))
+    reference = Reference.parse(reference_text)
+    repository = await anyio.to_thread.run_sync(registry.repositories.require, name)
+    manifest = await anyio.to_thread.run_sync(registry.manifests.get, repository, reference)
+    headers = {
+        "Docker-Content-Digest": manifest.digest,
+        "ETag": f'"{manifest.digest}"',
+        "Content-Length": str(manifest.size),
+    }
+    body = b"" if request.method == "HEAD" else manifest.payload
+    return Response(content=body, headers=headers, media_type=manifest.media_type)
+
+
+async def put_manifest(
+    request: Request[Any, Any, Any], registry: Registry, name: RepositoryName, reference_text: str
+) -> Response[Any]:
+    await authorize(request, registry, _scope(name, PUSH))
+    reference = Reference.parse(reference_text)
+    payload = await read_limited(request, registry.settings.limits.manifest_max_bytes)
+    create = registry.settings.auth.create_project_on_push
+    repository = await anyio.to_thread.run_sync(registry.repositories.ensure, name, create)
+    pushed = await anyio.to_thread.run_sync(
+        registry.manifests.put, repository, reference, payload, request.headers.get("content-type")
+    )
+    headers = {
+        "Location": f"/v2/{name}/manifests/{pushed.digest}",
+        "Docker-Content-Digest": str(pushed.digest),
+    }
+    if pushed.subject is not None:
+        headers["OCI-Subject"] = str(pushed.subject)
+    return Response(content=b"", status_code=201, headers=headers)
+
+
+async def delete_manifest(
+    request: Request[Any, Any, Any], registry: Registry, name: RepositoryName, reference_text: str
+) -> Response[Any]:
+    await authorize(request, registry, _scope(name, DELETE))
+    reference = Reference.parse(reference_text)
+    repository = await anyio.to_thread.run_sync(registry.repositories.require, name)
+    await anyio.to_thread.run_sync(registry.manifests.delete, repository, reference)
+    return Response(content=b"", status_code=202)
+
+
+async def list_tags(
+    request: Request[Any, Any, Any], registry: Registry, name: RepositoryName
+) -> Response[Any]:
+    await authorize(request, registry, _scope(name, PULL))
+    n, last = pagination(request, registry.settings.limits.page_max)
+    repository = await anyio.to_thread.run_sync(registry.repositories.require, name)
+    tags = await anyio.to_thread.run_sync(registry.manifests.tags, repository, last, n + 1)
+    headers = {}
+    more, tags = len(tags) > n, tags[:n]
+    if more and tags:
+        headers["Link"] = next_link(f"/v2/{name}/tags/list", n, tags[-1])
+    return Response(
+        content={"name": str(name), "tags": tags}, headers=headers, media_type="application/json"
+    )
+
+
+async def list_referrers(
+    request: Request[Any, Any, Any], registry: Registry, name: RepositoryName, digest_text: str
+) -> Response[Any]:
+    await authorize(request, registry, _scope(name, PULL))
+    digest = Digest.parse(digest_text)
+    artifact_type = request.query_params.get("artifactType")
+    repository = await anyio.to_thread.run_sync(registry.repositories.find, name)
+    index = await anyio.to_thread.run_sync(
+        registry.manifests.referrers, repository, digest, artifact_type
+    )
+    headers = {"OCI-Filters-Applied": "artifactType"} if artifact_type else {}
+    return Response(content=index, headers=headers, media_type=mediatypes.OCI_INDEX)

@@ -1,0 +1,102 @@
+"""The OCI distribution API under ``/v2``: one route that dispatches by path shape.
+
+Repository names contain slashes, so the path is matched here against the spec's
+endpoint shapes (the name is the longest prefix before the endpoint suffix).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio.to_thread
+from litestar import Request, Response, get, route
+from litestar.params import FromPath
+
+from api.auth import challenge, token_grants
+from api.context import Registry, registry_of
+from api.controllers import blobs, manifests, uploads
+from api.http import next_link, pagination
+from core.errors import OCIErrorCode, RegistryError
+from core.names import RepositoryName
+
+Handler = Callable[..., Awaitable[Response[Any]]]
+
+_ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
+    (re.compile(r"^/(?P<name>.+)/tags/list$"), {"GET": manifests.list_tags, "HEAD": manifests.list_tags}),
+    (
+        re.compile(r"^/(?P<name>.+)/manifests/(?P<arg>[^/]+)$"),
+        {
+            "GET": manifests.read_manifest,
+            "HEAD": manifests.read_manifest,
+            "PUT": manifests.put_manifest,
+            "DELETE": manifests.delete_manifest,
+        },
+    ),
+    (re.compile(r"^/(?P<name>.+)/blobs/uploads/?$"), {"POST": uploads.start_upload}),
+    (
+        re.compile(r"^/(?P<name>.+)/blobs/uploads/(?P<arg>[^/]+)$"),
+        {
+            "GET": uploads.upload_status,
+            "PATCH": uploads.patch_upload,
+            "PUT": uploads.put_upload,
+            "DELETE": uploads.cancel_upload,
+        },
+    ),
+    (
+        re.compile(r"^/(?P<name>.+)/blobs/(?P<arg>[^/]+)$"),
+        {"GET": blobs.read_blob, "HEAD": blobs.read_blob, "DELETE": blobs.delete_blob},
+    ),
+    (re.compile(r"^/(?P<name>.+)/referrers/(?P<arg>[^/]+)$"), {"GET": manifests.list_referrers}),
+]
+
+_API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
+
+
+@get(["/v2", "/v2/"], include_in_schema=False)
+async def ping(request: Request[Any, Any, Any]) -> Response[Any]:
+    """API version check: 200 with a valid token, else the 401 challenge naming the realm."""
+    registry = registry_of(request)
+    if token_grants(request, registry) is None:
+        raise challenge(request, registry, None)
+    return Response(content={}, headers=_API_VERSION, media_type="application/json")
+
+
+@get("/v2/_catalog", include_in_schema=False)
+async def catalog(request: Request[Any, Any, Any]) -> Response[Any]:
+    """The repositories the caller may read, paginated with ``n``/``last``."""
+    registry = registry_of(request)
+    n, last = pagination(request, registry.settings.limits.page_max)
+    grants = token_grants(request, registry)
+    identity = grants[0] if grants else None
+    public_only = identity is None or not identity.is_admin
+    names = await anyio.to_thread.run_sync(registry.repositories.catalog, last, n + 1, public_only)
+    more, names = len(names) > n, names[:n]
+    headers = {"Link": next_link("/v2/_catalog", n, names[-1])} if more and names else {}
+    return Response(content={"repositories": names}, headers=headers, media_type="application/json")
+
+
+@route(
+    "/v2/{path:path}",
+    http_method=["GET", "HEAD", "PUT", "PATCH", "POST", "DELETE"],
+    request_max_body_size=None,
+    status_code=200,
+    include_in_schema=False,
+)
+async def dispatch(request: Request[Any, Any, Any], path: FromPath[str]) -> Response[Any]:
+    """Route an OCI request to its controller by the shape of its path."""
+    registry = registry_of(request)
+    for pattern, handlers in _ROUTES:
+        match = pattern.match(path)
+        if match is None:
+            continue
+        handler = handlers.get(request.method)
+        if handler is None:
+            raise RegistryError(OCIErrorCode.UNSUPPORTED, "method not allowed", status=405)
+        name = RepositoryName.parse(match.group("name"))
+        arg = match.groupdict().get("arg")
+        args = (name,) if arg is None else (name, arg)
+        return await handler(request, registry, *args)
+    raise RegistryError(OCIErrorCode.NAME_INVALID, "unknown endpoint", status=404)
+

@@ -1,0 +1,83 @@
+"""Management API: projects (``/api/v1/projects``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio.to_thread
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.params import FromPath, FromQuery, JSONBody
+from pydantic import BaseModel, Field
+
+from api.auth import require_admin
+from api.context import registry_of
+from api.errors import problem
+from core.errors import RegistryError
+from core.records import ProjectRecord
+
+
+class ProjectIn(BaseModel):
+    name: str = Field(min_length=1, max_length=63)
+    public: bool = False
+
+
+class ProjectOut(BaseModel):
+    name: str
+    public: bool
+    created_at: str
+
+    @classmethod
+    def of(cls, project: ProjectRecord) -> ProjectOut:
+        return cls(name=project.name, public=project.public, created_at=project.created_at.isoformat())
+
+
+class ProjectPage(BaseModel):
+    items: list[ProjectOut]
+    next: str | None = None
+
+
+class ProjectController(Controller):
+    path = "/api/v1/projects"
+    tags = ["projects"]  # noqa: RUF012
+
+    @post("/", summary="Create a project")
+    async def create(self, request: Request[Any, Any, Any], data: JSONBody[ProjectIn]) -> Response[Any]:
+        registry = registry_of(request)
+        await require_admin(request, registry)
+        try:
+            project = await anyio.to_thread.run_sync(
+                registry.projects.create, data.name, data.public
+            )
+        except RegistryError as exc:
+            return problem(422, "Invalid project name", exc.message)
+        return Response(content=ProjectOut.of(project), status_code=201)
+
+    @get("/", summary="List projects")
+    async def list_projects(
+        self,
+        request: Request[Any, Any, Any],
+        limit: FromQuery[int] = 100,
+        last: FromQuery[str | None] = None,
+    ) -> ProjectPage:
+        registry = registry_of(request)
+        await require_admin(request, registry)
+        limit = max(1, min(limit, 100))
+        projects = await anyio.to_thread.run_sync(registry.projects.list, last, limit + 1)
+        more, projects = len(projects) > limit, projects[:limit]
+        return ProjectPage(
+            items=[ProjectOut.of(p) for p in projects],
+            next=projects[-1].name if more and projects else None,
+        )
+
+    @get("/{project:str}", summary="Read a project")
+    async def read(self, request: Request[Any, Any, Any], project: FromPath[str]) -> ProjectOut:
+        registry = registry_of(request)
+        await require_admin(request, registry)
+        found = await anyio.to_thread.run_sync(registry.projects.get, project)
+        return ProjectOut.of(found)
+
+    @delete("/{project:str}", summary="Delete a project and everything in it", status_code=204)
+    async def remove(self, request: Request[Any, Any, Any], project: FromPath[str]) -> None:
+        registry = registry_of(request)
+        await require_admin(request, registry)
+        await anyio.to_thread.run_sync(registry.projects.delete, project)

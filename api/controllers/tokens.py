@@ -1,0 +1,77 @@
+"""The token service: ``/auth/token`` (distribution token spec and its OAuth2 form)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio.to_thread
+from litestar import Request, Response, get, post
+
+from api.auth import basic_credentials
+from api.context import registry_of
+from core.access import ANONYMOUS, Identity, Scope, parse_scope
+from core.errors import OCIErrorCode, RegistryError
+
+
+def _scopes(values: list[str]) -> list[Scope]:
+    scopes: list[Scope] = []
+    for value in values:
+        for item in value.split(" "):
+            scope = parse_scope(item) if item else None
+            if scope is not None:
+                scopes.append(scope)
+    return scopes
+
+
+async def _identity(request: Request[Any, Any, Any], username: str, password: str) -> Identity:
+    registry = registry_of(request)
+    identity = await anyio.to_thread.run_sync(registry.auth.authenticate, username, password)
+    if identity is None:
+        raise RegistryError(OCIErrorCode.UNAUTHORIZED, "invalid username or password")
+    return identity
+
+
+@get("/auth/token", summary="Issue a registry bearer token")
+async def token(request: Request[Any, Any, Any]) -> Response[Any]:
+    """Docker token authentication: Basic credentials (or none) in, a signed JWT out."""
+    registry = registry_of(request)
+    credentials = basic_credentials(request)
+    identity = ANONYMOUS if credentials is None else await _identity(request, *credentials)
+    scopes = _scopes(request.query_params.getall("scope", []))
+    issued = await anyio.to_thread.run_sync(registry.auth.issue, identity, scopes)
+    return Response(
+        content={
+            "token": issued.token,
+            "access_token": issued.token,
+            "expires_in": issued.expires_in,
+            "issued_at": issued.issued_at.isoformat(),
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@post("/auth/token", summary="Issue a token (OAuth2 password grant)")
+async def oauth_token(request: Request[Any, Any, Any]) -> Response[Any]:
+    """The OAuth2 form of the token endpoint; only the password grant is offered."""
+    registry = registry_of(request)
+    form = await request.form()
+    if form.get("grant_type") != "password":
+        return Response(content={"error": "unsupported_grant_type"}, status_code=400)
+    identity = await _identity(request, str(form.get("username", "")), str(form.get("password", "")))
+    scopes = _scopes([str(value) for value in form.getall("scope")] if "scope" in form else [])
+    issued = await anyio.to_thread.run_sync(registry.auth.issue, identity, scopes)
+    return Response(
+        content={
+            "access_token": issued.token,
+            "token_type": "Bearer",
+            "expires_in": issued.expires_in,
+            "issued_at": issued.issued_at.isoformat(),
+            "scope": " ".join(str(scope) for scope in scopes),
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@get("/auth/jwks", summary="Public keys of the token service")
+async def jwks(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    return registry_of(request).auth.tokens.jwks()

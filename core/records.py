@@ -1,0 +1,78 @@
+"""Plain value records the metadata store hands to the domain (never ORM rows)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectRecord:
+    id: int
+    name: str
+    public: bool
+    storage_id: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryRecord:
+    id: int
+    project_id: int
+    name: str
+    #: The owning project's tenant key in the blob store.
+    storage_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class BlobRecord:
+    id: int
+    project_id: int
+    digest: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestRecord:
+    id: int
+    repository_id: int
+    digest: str
+    media_type: str
+    artifact_type: str | None
+    subject_digest: str | None
+    annotations: str | None
+    size: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class UploadRecord:
+    id: str
+    project_id: int
+    repository_id: int
+    offset: int
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    id: int
+    username: str
+    password_hash: str
+    is_admin: bool
+    disabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NewManifest:
+    """A validated manifest ready to be stored."""
+
+    digest: str
+    media_type: str
+    artifact_type: str | None
+    subject_digest: str | None
+    annotations: str | None
+    payload: bytes
+    blob_ids: tuple[int, ...]
+    child_ids: tuple[int, ...]

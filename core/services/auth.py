@@ -1,0 +1,81 @@
+"""Authentication of callers and issuing of registry tokens."""
+
+from __future__ import annotations
+
+from core.access import AuthMethod, Identity, Scope, grant
+from core.passwords import hash_password, verify_password
+from core.ports import Clock, Metadata
+from core.services.projects import ProjectService
+from core.settings import AuthSettings
+from core.tokens import IssuedToken, SigningKey, TokenService
+
+
+class AuthService:
+    """Checks credentials and issues tokens whose access is the grantable part of a request."""
+
+    def __init__(
+        self,
+        metadata: Metadata,
+        projects: ProjectService,
+        tokens: TokenService,
+        settings: AuthSettings,
+        clock: Clock,
+    ) -> None:
+        self._metadata = metadata
+        self._projects = projects
+        self.tokens = tokens
+        self._settings = settings
+        self._clock = clock
+
+    def authenticate(self, username: str, password: str) -> Identity | None:
+        """The identity for a username and password, or ``None``.
+
+        The password is always hashed, so a wrong username costs as much as a wrong
+        password (no user enumeration by timing).
+        """
+        with self._metadata.read() as session:
+            user = session.user(username)
+        stored = user.password_hash if user is not None else _DUMMY_HASH
+        valid = verify_password(password, stored)
+        if user is None or not valid or user.disabled:
+            return None
+        return Identity(subject=user.username, is_admin=user.is_admin, method=AuthMethod.PASSWORD)
+
+    def issue(self, identity: Identity, requested: list[Scope]) -> IssuedToken:
+        granted = grant(
+            identity,
+            requested,
+            self._projects.find,
+            create_on_push=self._settings.create_project_on_push,
+        )
+        return self.tokens.issue(identity.subject, granted, identity.is_admin, self._clock.now())
+
+
+_DUMMY_HASH = hash_password("not a real password")
+
+
+def bootstrap_admin(metadata: Metadata, settings: AuthSettings, password: str) -> None:
+    """Create the local admin account, or reset its password to ``password``."""
+    with metadata.write() as session:
+        user = session.user(settings.admin_username)
+        if user is None or not verify_password(password, user.password_hash):
+            session.upsert_user(settings.admin_username, hash_password(password), is_admin=True)
+        session.commit()
+
+
+def load_signing_keys(metadata: Metadata) -> list[SigningKey]:
+    """The installation's signing keys, generating the first one if there is none.
+
+    Racing processes may each insert a key; all of them are kept and valid, and every
+    process then signs with the same newest key it reads.
+    """
+    with metadata.read() as session:
+        stored = session.signing_keys()
+    if not stored:
+        key = SigningKey.generate()
+        with metadata.write() as session:
+            session.add_signing_key(key.kid, key.to_pem())
+            session.commit()
+        with metadata.read() as session:
+            stored = session.signing_keys()
+    return [SigningKey.from_pem(kid, pem) for kid, pem in stored]

@@ -1,0 +1,73 @@
+"""Repositories and their blobs, as seen through the name a client uses."""
+
+from __future__ import annotations
+
+from core.digests import Digest
+from core.errors import OCIErrorCode, RegistryError
+from core.names import RepositoryName
+from core.ports import Metadata
+from core.records import BlobRecord, RepositoryRecord
+from core.services.projects import ProjectService
+
+
+class RepositoryService:
+    """Resolve repositories by name; read and unlink their blobs; list the catalog.
+
+    A digest resolves in a repository only through that repository's own link rows:
+    holding a blob in one repository never makes it readable from another.
+    """
+
+    def __init__(self, metadata: Metadata, projects: ProjectService) -> None:
+        self._metadata = metadata
+        self._projects = projects
+
+    def find(self, name: RepositoryName) -> RepositoryRecord | None:
+        with self._metadata.read() as session:
+            return session.repository(str(name))
+
+    def require(self, name: RepositoryName) -> RepositoryRecord:
+        repository = self.find(name)
+        if repository is None:
+            raise RegistryError(OCIErrorCode.NAME_UNKNOWN).with_detail({"name": str(name)})
+        return repository
+
+    def ensure(self, name: RepositoryName, create_project: bool) -> RepositoryRecord:
+        """The repository ``name`` for a push, created on first use.
+
+        The project must exist unless ``create_project`` allows creating it.
+        """
+        existing = self.find(name)
+        if existing is not None:
+            return existing
+        if create_project:
+            project = self._projects.ensure(name.project)
+        else:
+            project_or_none = self._projects.find(name.project)
+            if project_or_none is None:
+                raise RegistryError(
+                    OCIErrorCode.NAME_UNKNOWN, f"project {name.project!r} does not exist"
+                ).with_detail({"name": str(name)})
+            project = project_or_none
+        with self._metadata.write() as session:
+            repository = session.ensure_repository(project.id, str(name))
+            session.commit()
+        return RepositoryRecord(repository.id, project.id, str(name), project.storage_id)
+
+    def blob(self, repository: RepositoryRecord, digest: Digest) -> BlobRecord:
+        with self._metadata.read() as session:
+            blob = session.linked_blob(repository.id, str(digest))
+        if blob is None:
+            raise RegistryError(OCIErrorCode.BLOB_UNKNOWN).with_detail({"digest": str(digest)})
+        return blob
+
+    def unlink_blob(self, repository: RepositoryRecord, digest: Digest) -> None:
+        """Remove the blob from the repository; the object stays until GC decides."""
+        with self._metadata.write() as session:
+            removed = session.unlink_blob(repository.id, str(digest))
+            session.commit()
+        if not removed:
+            raise RegistryError(OCIErrorCode.BLOB_UNKNOWN).with_detail({"digest": str(digest)})
+
+    def catalog(self, last: str | None, limit: int, public_only: bool) -> list[str]:
+        with self._metadata.read() as session:
+            return session.repositories(last, limit, public_only)

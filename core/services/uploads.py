@@ -1,0 +1,249 @@
+"""Blob uploads: sessions, chunks, completion, mounts and reaping.
+
+An upload's durable state is its database row (``offset``) plus its data in the blob
+store; no process memory is needed to continue it, so consecutive chunks may land on
+different API processes. As an optimisation, the process that wrote the latest chunk
+keeps the running hash (keyed by upload id and offset); any other process re-reads the
+stored bytes to hash them on completion. A blob row is written only after its object
+exists, so a row never points at missing data.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from core.digests import Digest, Hasher, new_hasher
+from core.errors import OCIErrorCode, RegistryError
+from core.ports import BlobNotFoundError, BlobStore, Clock, Metadata, UploadWriter
+from core.records import BlobRecord, RepositoryRecord, UploadRecord
+from core.settings import LimitSettings
+
+_HASH_CACHE_MAX = 256
+
+
+def _upload_unknown() -> RegistryError:
+    return RegistryError(OCIErrorCode.BLOB_UPLOAD_UNKNOWN)
+
+
+class ChunkWriter:
+    """Appends one request's bytes to an upload, hashing as it writes.
+
+    ``write`` blocks on storage I/O; call it from a worker thread.
+    """
+
+    def __init__(
+        self, upload: UploadRecord, writer: UploadWriter, hasher: Hasher | None, limit: int
+    ) -> None:
+        self.upload = upload
+        self._writer = writer
+        self.hasher = hasher
+        self.written = 0
+        self._limit = limit
+
+    def write(self, data: bytes) -> None:
+        if self.upload.offset + self.written + len(data) > self._limit:
+            raise RegistryError(
+                OCIErrorCode.SIZE_INVALID, "blob exceeds the registry's size limit", status=413
+            )
+        self._writer.write(data)
+        if self.hasher is not None:
+            self.hasher.update(data)
+        self.written += len(data)
+
+    def commit(self) -> int:
+        return self._writer.commit()
+
+    def abort(self) -> None:
+        self._writer.abort()
+
+
+@dataclass
+class _HashState:
+    offset: int
+    hasher: Hasher
+
+
+class UploadService:
+    """The upload state machine of the OCI distribution spec."""
+
+    def __init__(
+        self, metadata: Metadata, store: BlobStore, clock: Clock, limits: LimitSettings
+    ) -> None:
+        self._metadata = metadata
+        self._store = store
+        self._clock = clock
+        self._limits = limits
+        self._hashes: dict[str, _HashState] = {}
+        self._lock = threading.Lock()
+
+    def start(self, repository: RepositoryRecord) -> UploadRecord:
+        """Open a new upload session in ``repository``."""
+        now = self._clock.now()
+        upload = UploadRecord(
+            id=str(uuid.uuid4()),
+            project_id=repository.project_id,
+            repository_id=repository.id,
+            offset=0,
+            created_at=now,
+            expires_at=now + timedelta(seconds=self._limits.upload_ttl_seconds),
+        )
+        with self._metadata.write() as session:
+            if session.count_uploads(repository.project_id) >= self._limits.uploads_per_project:
+                raise RegistryError(
+                    OCIErrorCode.TOOMANYREQUESTS, "too many open upload sessions"
+                ).with_headers(**{"Retry-After": "60"})
+            session.add_upload(upload)
+            self._store.start_upload(repository.storage_id, upload.id)
+            session.commit()
+        return upload
+
+    def get(self, repository: RepositoryRecord, upload_id: str) -> UploadRecord:
+        with self._metadata.read() as session:
+            upload = session.upload(upload_id)
+        if upload is None or upload.repository_id != repository.id:
+            raise _upload_unknown()
+        if upload.expires_at <= self._clock.now():
+            raise _upload_unknown()
+        return upload
+
+    def open_chunk(
+        self, repository: RepositoryRecord, upload_id: str, start: int | None
+    ) -> ChunkWriter:
+        """Prepare to append at ``start`` (the ``Content-Range`` start, if given).
+
+        Raises ``416`` with the current ``Range`` when ``start`` is not the durable offset.
+        """
+        upload = self.get(repository, upload_id)
+        if start is not None and start != upload.offset:
+            raise RegistryError(
+                OCIErrorCode.RANGE_INVALID, "chunk does not start at the upload's offset"
+            ).with_headers(**range_headers(upload.offset))
+        writer = self._store.upload_writer(repository.storage_id, upload.id, upload.offset)
+        return ChunkWriter(upload, writer, self._take_hasher(upload), self._limits.blob_max_bytes)
+
+    def commit_chunk(self, chunk: ChunkWriter) -> UploadRecord:
+        """Make a chunk durable and advance the session's offset."""
+        new_offset = chunk.commit()
+        upload = chunk.upload
+        with self._metadata.write() as session:
+            if not session.advance_upload(upload.id, upload.offset, new_offset):
+                raise RegistryError(
+                    OCIErrorCode.BLOB_UPLOAD_INVALID, "upload was changed concurrently"
+                )
+            session.commit()
+        if chunk.hasher is not None:
+            self._keep_hasher(upload.id, new_offset, chunk.hasher)
+        return UploadRecord(
+            upload.id,
+            upload.project_id,
+            upload.repository_id,
+            new_offset,
+            upload.created_at,
+            upload.expires_at,
+        )
+
+    def finish(self, repository: RepositoryRecord, upload: UploadRecord, digest: Digest) -> int:
+        """Complete ``upload`` as blob ``digest``; return the blob's size.
+
+        A digest mismatch removes the session and its data (``DIGEST_INVALID``).
+        """
+        actual = self._digest_of(repository, upload, digest.algorithm)
+        if actual != digest:
+            self.cancel(repository, upload.id)
+            raise RegistryError(OCIErrorCode.DIGEST_INVALID).with_detail(
+                {"expected": str(digest), "actual": str(actual)}
+            )
+        self._store.finish_upload(repository.storage_id, upload.id, digest)
+        with self._metadata.write() as session:
+            blob = session.add_blob(repository.project_id, str(digest), upload.offset)
+            session.link_blob(repository.id, blob.id)
+            session.delete_upload(upload.id)
+            session.commit()
+        return upload.offset
+
+    def cancel(self, repository: RepositoryRecord, upload_id: str) -> None:
+        upload = self.get(repository, upload_id)
+        with self._metadata.write() as session:
+            session.delete_upload(upload.id)
+            session.commit()
+        self._store.delete_upload(repository.storage_id, upload.id)
+        with self._lock:
+            self._hashes.pop(upload.id, None)
+
+    def mount(
+        self, target: RepositoryRecord, digest: Digest, source: RepositoryRecord
+    ) -> BlobRecord | None:
+        """Make ``digest`` of ``source`` visible in ``target``; ``None`` if it is not there.
+
+        The caller has checked it may pull ``source``. Inside one project this links the
+        existing blob; across projects the object is copied server-side first.
+        """
+        with self._metadata.read() as session:
+            source_blob = session.linked_blob(source.id, str(digest))
+            own = session.project_blob(target.project_id, str(digest))
+        if source_blob is None:
+            return None
+        if own is None and source.project_id != target.project_id:
+            try:
+                self._store.copy_blob(source.storage_id, target.storage_id, digest)
+            except BlobNotFoundError:
+                return None
+        with self._metadata.write() as session:
+            blob = session.add_blob(target.project_id, str(digest), source_blob.size)
+            session.link_blob(target.id, blob.id)
+            session.commit()
+        return blob
+
+    def reap_expired(self, now: datetime, limit: int = 500) -> int:
+        """Remove sessions past their expiry with their data; return how many."""
+        with self._metadata.read() as session:
+            expired = session.expired_uploads(now, limit)
+        tenants = self._tenants(expired)
+        for upload in expired:
+            with self._metadata.write() as session:
+                session.delete_upload(upload.id)
+                session.commit()
+            if upload.project_id in tenants:
+                self._store.delete_upload(tenants[upload.project_id], upload.id)
+        return len(expired)
+
+    def _tenants(self, uploads: list[UploadRecord]) -> dict[int, str]:
+        tenants: dict[int, str] = {}
+        with self._metadata.read() as session:
+            for upload in uploads:
+                if upload.project_id not in tenants:
+                    storage_id = session.project_storage_id(upload.project_id)
+                    if storage_id is not None:
+                        tenants[upload.project_id] = storage_id
+        return tenants
+
+    def _digest_of(self, repository: RepositoryRecord, upload: UploadRecord, algorithm: str) -> Digest:
+        with self._lock:
+            state = self._hashes.pop(upload.id, None)
+        if state is not None and state.offset == upload.offset and algorithm == "sha256":
+            return Digest(algorithm, state.hasher.hexdigest())
+        hasher = new_hasher(algorithm)
+        for piece in self._store.read_upload(repository.storage_id, upload.id):
+            hasher.update(piece)
+        return Digest(algorithm, hasher.hexdigest())
+
+    def _take_hasher(self, upload: UploadRecord) -> Hasher | None:
+        with self._lock:
+            state = self._hashes.pop(upload.id, None)
+        if state is not None and state.offset == upload.offset:
+            return state.hasher
+        return new_hasher("sha256") if upload.offset == 0 else None
+
+    def _keep_hasher(self, upload_id: str, offset: int, hasher: Hasher) -> None:
+        with self._lock:
+            if len(self._hashes) >= _HASH_CACHE_MAX:
+                self._hashes.pop(next(iter(self._hashes)))
+            self._hashes[upload_id] = _HashState(offset, hasher)
+
+
+def range_headers(offset: int) -> dict[str, str]:
+    """The ``Range`` header describing ``offset`` durable bytes (``0-0`` when empty)."""
+    return {"Range": f"0-{max(offset - 1, 0)}"}

@@ -1,0 +1,138 @@
+"""Moorage configuration: one settings object built once at start and passed down.
+
+Values come from (highest precedence first) explicit keyword arguments, environment
+variables with the ``MOORAGE_`` prefix (nested with ``__``, e.g. ``MOORAGE_S3__BUCKET``),
+and an optional YAML file named by ``MOORAGE_CONFIG``.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+
+class StorageBackend(StrEnum):
+    FILESYSTEM = "filesystem"
+    S3 = "s3"
+
+
+class S3Settings(BaseModel):
+    """Where and how blobs are stored on an S3-compatible service."""
+
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    bucket: str = "moorage"
+    access_key_id: str | None = None
+    secret_access_key: SecretStr | None = None
+    #: Give every project its own bucket named ``<bucket_prefix><project id>``.
+    bucket_per_project: bool = False
+    bucket_prefix: str = "moorage-"
+    #: Prefix inside the (shared) bucket under which all tenants live.
+    key_prefix: str = ""
+    #: Answer blob GET with a redirect to a presigned URL instead of streaming.
+    redirect_pulls: bool = False
+    presign_seconds: int = 300
+    multipart_threshold: int = 64 * 1024 * 1024
+    multipart_chunksize: int = 16 * 1024 * 1024
+
+
+class TemporalSettings(BaseModel):
+    address: str = "127.0.0.1:7233"
+    namespace: str = "default"
+    task_queue: str = "moorage"
+    #: Ports of the embedded dev server (``moorage dev`` only).
+    dev_port: int = 7233
+    dev_ui_port: int = 8233
+    dev_http_port: int = 0
+    dev_metrics_port: int = 0
+
+
+class LimitSettings(BaseModel):
+    manifest_max_bytes: int = 4 * 1024 * 1024
+    #: Largest blob accepted in one upload session.
+    blob_max_bytes: int = 64 * 1024 * 1024 * 1024
+    page_max: int = 1000
+    upload_ttl_seconds: int = 24 * 3600
+    #: Open upload sessions allowed per project before 429.
+    uploads_per_project: int = 1000
+
+
+class AuthSettings(BaseModel):
+    admin_username: str = "admin"
+    admin_password: SecretStr | None = None
+    service: str = "moorage"
+    issuer: str = "moorage"
+    token_ttl_seconds: int = Field(default=300, ge=60, le=300)
+    #: Let a caller with push rights create a project by pushing into it.
+    create_project_on_push: bool = False
+
+
+class Settings(BaseSettings):
+    """Every setting of a Moorage process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MOORAGE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    data_dir: Path = Path("./moorage-data")
+    #: SQLAlchemy URL; defaults to SQLite under ``data_dir``.
+    database_url: str | None = None
+    storage: StorageBackend = StorageBackend.FILESYSTEM
+    #: Root of the filesystem blob store; defaults to ``data_dir/blobs``.
+    blob_root: Path | None = None
+    s3: S3Settings = S3Settings()
+    temporal: TemporalSettings = TemporalSettings()
+    limits: LimitSettings = LimitSettings()
+    auth: AuthSettings = AuthSettings()
+    #: Public base URL of the registry; derived from the request when unset.
+    public_url: str | None = None
+    grpc_health_port: int = 0
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlSource(settings_cls))
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'moorage.db').resolve()}"
+
+    @property
+    def resolved_blob_root(self) -> Path:
+        return (self.blob_root or self.data_dir / "blobs").resolve()
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Reads the YAML file named by ``MOORAGE_CONFIG``, if any."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get("MOORAGE_CONFIG")
+        if not path:
+            return {}
+        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path}: the configuration file must hold a mapping")
+        return loaded

@@ -1,0 +1,412 @@
+"""The SQL implementation of the metadata port (``core.ports.Metadata``).
+
+Queries use SQLAlchemy Core on the SQLModel tables: each read is one indexed query,
+and racing identical inserts resolve with ``ON CONFLICT`` on both SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table, delete, func, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import Insert
+
+from core.records import (
+    BlobRecord,
+    ManifestRecord,
+    NewManifest,
+    ProjectRecord,
+    RepositoryRecord,
+    UploadRecord,
+    UserRecord,
+)
+from storage.db.engine import Engines
+from storage.db.tables import (
+    Blob,
+    Manifest,
+    ManifestBlob,
+    ManifestChild,
+    Project,
+    Repository,
+    RepositoryBlob,
+    SigningKey,
+    Tag,
+    Upload,
+    User,
+)
+
+
+def _t(model: Any) -> Table:
+    table: Table = model.__table__
+    return table
+
+
+PROJECT, REPOSITORY, BLOB, REPO_BLOB = _t(Project), _t(Repository), _t(Blob), _t(RepositoryBlob)
+MANIFEST, TAG, MANIFEST_BLOB, MANIFEST_CHILD = (
+    _t(Manifest),
+    _t(Tag),
+    _t(ManifestBlob),
+    _t(ManifestChild),
+)
+UPLOAD, USER, SIGNING_KEY = _t(Upload), _t(User), _t(SigningKey)
+
+_MANIFEST_COLUMNS = (
+    MANIFEST.c.id,
+    MANIFEST.c.repository_id,
+    MANIFEST.c.digest,
+    MANIFEST.c.media_type,
+    MANIFEST.c.artifact_type,
+    MANIFEST.c.subject_digest,
+    MANIFEST.c.annotations,
+    MANIFEST.c.size,
+    MANIFEST.c.payload,
+)
+
+
+def _now() -> datetime:
+    return datetime.now().astimezone()
+
+
+class SqlMetadata:
+    """Opens :class:`SqlSession` transactions on the reader or writer engine."""
+
+    def __init__(self, engines: Engines) -> None:
+        self._engines = engines
+
+    @contextmanager
+    def read(self) -> Iterator[SqlSession]:
+        with self._engines.read.connect() as connection, connection.begin():
+            yield SqlSession(connection)
+
+    @contextmanager
+    def write(self) -> Iterator[SqlSession]:
+        with self._engines.write.connect() as connection:
+            transaction = connection.begin()
+            try:
+                yield SqlSession(connection)
+            finally:
+                if transaction.is_active:
+                    transaction.rollback()
+
+    def ping(self) -> None:
+        with self._engines.read.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+
+class SqlSession:
+    """One transaction; see ``core.ports.MetadataSession`` for the contract."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+        self._dialect = connection.dialect.name
+
+    def commit(self) -> None:
+        transaction = self._c.get_transaction()
+        if transaction is not None:
+            transaction.commit()
+
+    def _insert(self, table: Table) -> Insert:
+        if self._dialect == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    def _insert_ignore(self, table: Table, **values: Any) -> None:
+        statement: Any = self._insert(table).values(**values)
+        self._c.execute(statement.on_conflict_do_nothing())
+
+    # projects
+    def project(self, name: str) -> ProjectRecord | None:
+        row = self._c.execute(select(PROJECT).where(PROJECT.c.name == name)).first()
+        return ProjectRecord(**row._asdict()) if row else None
+
+    def add_project(self, name: str, public: bool, storage_id: str) -> ProjectRecord | None:
+        values = {"name": name, "public": public, "storage_id": storage_id, "created_at": _now()}
+        statement: Any = self._insert(PROJECT).values(**values)
+        result = self._c.execute(statement.on_conflict_do_nothing().returning(PROJECT.c.id))
+        project_id = result.scalar()
+        return None if project_id is None else ProjectRecord(id=project_id, **values)
+
+    def delete_project(self, project_id: int) -> None:
+        # NOTE: explicit deletes keep SQLite and PostgreSQL alike without relying on cascades.
+        repos = select(REPOSITORY.c.id).where(REPOSITORY.c.project_id == project_id)
+        manifests = select(MANIFEST.c.id).where(MANIFEST.c.repository_id.in_(repos))
+        self._c.execute(delete(TAG).where(TAG.c.repository_id.in_(repos)))
+        self._c.execute(delete(MANIFEST_BLOB).where(MANIFEST_BLOB.c.manifest_id.in_(manifests)))
+        self._c.execute(delete(MANIFEST_CHILD).where(MANIFEST_CHILD.c.parent_id.in_(manifests)))
+        self._c.execute(delete(MANIFEST).where(MANIFEST.c.repository_id.in_(repos)))
+        self._c.execute(delete(REPO_BLOB).where(REPO_BLOB.c.repository_id.in_(repos)))
+        self._c.execute(delete(UPLOAD).where(UPLOAD.c.project_id == project_id))
+        self._c.execute(delete(REPOSITORY).where(REPOSITORY.c.project_id == project_id))
+        self._c.execute(delete(BLOB).where(BLOB.c.project_id == project_id))
+        self._c.execute(delete(PROJECT).where(PROJECT.c.id == project_id))
+
+    def project_storage_id(self, project_id: int) -> str | None:
+        query = select(PROJECT.c.storage_id).where(PROJECT.c.id == project_id)
+        return self._c.execute(query).scalar()
+
+    def projects(self, last: str | None, limit: int, public_only: bool) -> list[ProjectRecord]:
+        query = select(PROJECT).order_by(PROJECT.c.name).limit(limit)
+        if last is not None:
+            query = query.where(PROJECT.c.name > last)
+        if public_only:
+            query = query.where(PROJECT.c.public.is_(True))
+        return [ProjectRecord(**row._asdict()) for row in self._c.execute(query)]
+
+    # repositories
+    def repository(self, name: str) -> RepositoryRecord | None:
+        query = select(
+            REPOSITORY.c.id, REPOSITORY.c.project_id, REPOSITORY.c.name, PROJECT.c.storage_id
+        ).join(PROJECT, PROJECT.c.id == REPOSITORY.c.project_id)
+        row = self._c.execute(query.where(REPOSITORY.c.name == name)).first()
+        return RepositoryRecord(*row) if row else None
+
+    def ensure_repository(self, project_id: int, name: str) -> RepositoryRecord:
+        existing = self.repository(name)
+        if existing is not None:
+            return existing
+        self._insert_ignore(REPOSITORY, project_id=project_id, name=name, created_at=_now())
+        created = self.repository(name)
+        if created is None:  # pragma: no cover - the insert above guarantees a row
+            raise RuntimeError(f"repository {name} vanished")
+        return created
+
+    def repositories(self, last: str | None, limit: int, public_only: bool) -> list[str]:
+        query = select(REPOSITORY.c.name).order_by(REPOSITORY.c.name).limit(limit)
+        if last is not None:
+            query = query.where(REPOSITORY.c.name > last)
+        if public_only:
+            public = select(PROJECT.c.id).where(PROJECT.c.public.is_(True))
+            query = query.where(REPOSITORY.c.project_id.in_(public))
+        return list(self._c.execute(query).scalars())
+
+    # blobs
+    def linked_blob(self, repository_id: int, digest: str) -> BlobRecord | None:
+        query = (
+            select(BLOB.c.id, BLOB.c.project_id, BLOB.c.digest, BLOB.c.size)
+            .join(REPO_BLOB, REPO_BLOB.c.blob_id == BLOB.c.id)
+            .where(REPO_BLOB.c.repository_id == repository_id, BLOB.c.digest == digest)
+        )
+        row = self._c.execute(query).first()
+        return BlobRecord(*row) if row else None
+
+    def project_blob(self, project_id: int, digest: str) -> BlobRecord | None:
+        query = select(BLOB.c.id, BLOB.c.project_id, BLOB.c.digest, BLOB.c.size).where(
+            BLOB.c.project_id == project_id, BLOB.c.digest == digest
+        )
+        row = self._c.execute(query).first()
+        return BlobRecord(*row) if row else None
+
+    def add_blob(self, project_id: int, digest: str, size: int) -> BlobRecord:
+        self._insert_ignore(
+            BLOB, project_id=project_id, digest=digest, size=size, created_at=_now()
+        )
+        blob = self.project_blob(project_id, digest)
+        if blob is None:  # pragma: no cover - the insert above guarantees a row
+            raise RuntimeError(f"blob {digest} vanished")
+        return blob
+
+    def link_blob(self, repository_id: int, blob_id: int) -> None:
+        self._insert_ignore(
+            REPO_BLOB, repository_id=repository_id, blob_id=blob_id, created_at=_now()
+        )
+
+    def unlink_blob(self, repository_id: int, digest: str) -> bool:
+        blob_ids = select(BLOB.c.id).where(BLOB.c.digest == digest)
+        result = self._c.execute(
+            delete(REPO_BLOB).where(
+                REPO_BLOB.c.repository_id == repository_id, REPO_BLOB.c.blob_id.in_(blob_ids)
+            )
+        )
+        return bool(result.rowcount)
+
+    def linked_blob_ids(self, repository_id: int, digests: list[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for start in range(0, len(digests), 500):
+            query = (
+                select(BLOB.c.digest, BLOB.c.id)
+                .join(REPO_BLOB, REPO_BLOB.c.blob_id == BLOB.c.id)
+                .where(
+                    REPO_BLOB.c.repository_id == repository_id,
+                    BLOB.c.digest.in_(digests[start : start + 500]),
+                )
+            )
+            found.update({row.digest: row.id for row in self._c.execute(query)})
+        return found
+
+    # manifests and tags
+    def manifest(self, repository_id: int, digest: str) -> ManifestRecord | None:
+        query = select(*_MANIFEST_COLUMNS).where(
+            MANIFEST.c.repository_id == repository_id, MANIFEST.c.digest == digest
+        )
+        row = self._c.execute(query).first()
+        return ManifestRecord(*row) if row else None
+
+    def tagged_manifest(self, repository_id: int, tag: str) -> ManifestRecord | None:
+        query = (
+            select(*_MANIFEST_COLUMNS)
+            .join(TAG, TAG.c.manifest_id == MANIFEST.c.id)
+            .where(TAG.c.repository_id == repository_id, TAG.c.name == tag)
+        )
+        row = self._c.execute(query).first()
+        return ManifestRecord(*row) if row else None
+
+    def manifest_ids(self, repository_id: int, digests: list[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for start in range(0, len(digests), 500):
+            query = select(MANIFEST.c.digest, MANIFEST.c.id).where(
+                MANIFEST.c.repository_id == repository_id,
+                MANIFEST.c.digest.in_(digests[start : start + 500]),
+            )
+            found.update({row.digest: row.id for row in self._c.execute(query)})
+        return found
+
+    def add_manifest(self, repository_id: int, manifest: NewManifest) -> int:
+        existing = self.manifest_ids(repository_id, [manifest.digest])
+        if existing:
+            return existing[manifest.digest]
+        self._insert_ignore(
+            MANIFEST,
+            repository_id=repository_id,
+            digest=manifest.digest,
+            media_type=manifest.media_type,
+            artifact_type=manifest.artifact_type,
+            subject_digest=manifest.subject_digest,
+            annotations=manifest.annotations,
+            size=len(manifest.payload),
+            payload=manifest.payload,
+            created_at=_now(),
+        )
+        manifest_id = self.manifest_ids(repository_id, [manifest.digest])[manifest.digest]
+        for blob_id in set(manifest.blob_ids):
+            self._insert_ignore(MANIFEST_BLOB, manifest_id=manifest_id, blob_id=blob_id)
+        for child_id in set(manifest.child_ids):
+            self._insert_ignore(MANIFEST_CHILD, parent_id=manifest_id, child_id=child_id)
+        return manifest_id
+
+    def set_tag(self, repository_id: int, tag: str, manifest_id: int) -> None:
+        statement: Any = self._insert(TAG).values(
+            repository_id=repository_id, name=tag, manifest_id=manifest_id, updated_at=_now()
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[TAG.c.repository_id, TAG.c.name],
+            set_={"manifest_id": statement.excluded.manifest_id, "updated_at": _now()},
+        )
+        self._c.execute(statement)
+
+    def delete_tag(self, repository_id: int, tag: str) -> bool:
+        result = self._c.execute(
+            delete(TAG).where(TAG.c.repository_id == repository_id, TAG.c.name == tag)
+        )
+        return bool(result.rowcount)
+
+    def delete_manifest(self, repository_id: int, digest: str) -> bool:
+        ids = self.manifest_ids(repository_id, [digest])
+        if not ids:
+            return False
+        manifest_id = ids[digest]
+        self._c.execute(delete(TAG).where(TAG.c.manifest_id == manifest_id))
+        self._c.execute(delete(MANIFEST_BLOB).where(MANIFEST_BLOB.c.manifest_id == manifest_id))
+        self._c.execute(
+            delete(MANIFEST_CHILD).where(
+                (MANIFEST_CHILD.c.parent_id == manifest_id)
+                | (MANIFEST_CHILD.c.child_id == manifest_id)
+            )
+        )
+        self._c.execute(delete(MANIFEST).where(MANIFEST.c.id == manifest_id))
+        return True
+
+    def tags(self, repository_id: int, last: str | None, limit: int) -> list[str]:
+        query = (
+            select(TAG.c.name)
+            .where(TAG.c.repository_id == repository_id)
+            .order_by(TAG.c.name)
+            .limit(limit)
+        )
+        if last is not None:
+            query = query.where(TAG.c.name > last)
+        return list(self._c.execute(query).scalars())
+
+    def referrers(
+        self, repository_id: int, digest: str, artifact_type: str | None
+    ) -> list[ManifestRecord]:
+        query = (
+            select(*_MANIFEST_COLUMNS)
+            .where(MANIFEST.c.repository_id == repository_id, MANIFEST.c.subject_digest == digest)
+            .order_by(MANIFEST.c.id)
+            .limit(10_000)
+        )
+        if artifact_type is not None:
+            query = query.where(MANIFEST.c.artifact_type == artifact_type)
+        return [ManifestRecord(*row) for row in self._c.execute(query)]
+
+    # uploads
+    def add_upload(self, upload: UploadRecord) -> None:
+        self._c.execute(
+            self._insert(UPLOAD).values(
+                id=upload.id,
+                project_id=upload.project_id,
+                repository_id=upload.repository_id,
+                offset=upload.offset,
+                created_at=upload.created_at,
+                expires_at=upload.expires_at,
+            )
+        )
+
+    def upload(self, upload_id: str) -> UploadRecord | None:
+        row = self._c.execute(select(UPLOAD).where(UPLOAD.c.id == upload_id)).first()
+        return UploadRecord(**row._asdict()) if row else None
+
+    def advance_upload(self, upload_id: str, old_offset: int, new_offset: int) -> bool:
+        result = self._c.execute(
+            update(UPLOAD)
+            .where(UPLOAD.c.id == upload_id, UPLOAD.c.offset == old_offset)
+            .values(offset=new_offset)
+        )
+        return bool(result.rowcount)
+
+    def delete_upload(self, upload_id: str) -> None:
+        self._c.execute(delete(UPLOAD).where(UPLOAD.c.id == upload_id))
+
+    def count_uploads(self, project_id: int) -> int:
+        query = select(func.count()).select_from(UPLOAD).where(UPLOAD.c.project_id == project_id)
+        return int(self._c.execute(query).scalar_one())
+
+    def expired_uploads(self, now: datetime, limit: int) -> list[UploadRecord]:
+        query = select(UPLOAD).where(UPLOAD.c.expires_at < now).order_by(UPLOAD.c.expires_at)
+        return [UploadRecord(**row._asdict()) for row in self._c.execute(query.limit(limit))]
+
+    # users and keys
+    def user(self, username: str) -> UserRecord | None:
+        query = select(
+            USER.c.id, USER.c.username, USER.c.password_hash, USER.c.is_admin, USER.c.disabled
+        ).where(USER.c.username == username)
+        row = self._c.execute(query).first()
+        return UserRecord(*row) if row else None
+
+    def upsert_user(self, username: str, password_hash: str, is_admin: bool) -> None:
+        statement: Any = self._insert(USER).values(
+            username=username,
+            password_hash=password_hash,
+            is_admin=is_admin,
+            disabled=False,
+            created_at=_now(),
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[USER.c.username],
+            set_={"password_hash": password_hash, "is_admin": is_admin},
+        )
+        self._c.execute(statement)
+
+    def signing_keys(self) -> list[tuple[str, str]]:
+        query = select(SIGNING_KEY.c.kid, SIGNING_KEY.c.private_pem).order_by(
+            SIGNING_KEY.c.created_at
+        )
+        return [(row.kid, row.private_pem) for row in self._c.execute(query)]
+
+    def add_signing_key(self, kid: str, private_pem: str) -> None:
+        self._insert_ignore(SIGNING_KEY, kid=kid, private_pem=private_pem, created_at=_now())
+

@@ -1,0 +1,188 @@
+"""Blob reads and every upload path of the distribution spec."""
+
+from __future__ import annotations
+
+import os
+
+from tests.api.oci import OCIClient, digest_of
+
+
+def _start(oci: OCIClient, repo: str) -> str:
+    response = oci.request("POST", f"/v2/{repo}/blobs/uploads/", repo)
+    assert response.status_code == 202
+    assert response.headers["range"] == "0-0"
+    assert response.headers["docker-upload-uuid"]
+    return response.headers["location"]
+
+
+def test_monolithic_post_then_put(oci: OCIClient, repo: str) -> None:
+    data = os.urandom(100_000)
+    location = _start(oci, repo)
+    response = oci.request("PUT", f"{location}?digest={digest_of(data)}", repo, content=data)
+    assert response.status_code == 201
+    assert response.headers["docker-content-digest"] == digest_of(data)
+    assert response.headers["location"] == f"/v2/{repo}/blobs/{digest_of(data)}"
+    got = oci.request("GET", f"/v2/{repo}/blobs/{digest_of(data)}", repo)
+    assert got.status_code == 200
+    assert got.content == data
+    assert got.headers["docker-content-digest"] == digest_of(data)
+
+
+def test_single_post_with_digest(oci: OCIClient, repo: str) -> None:
+    data = os.urandom(5000)
+    assert oci.push_blob(repo, data) == digest_of(data)
+    head = oci.request("HEAD", f"/v2/{repo}/blobs/{digest_of(data)}", repo)
+    assert head.status_code == 200
+    assert head.headers["content-length"] == "5000"
+    assert head.content == b""
+
+
+def test_chunked_upload_with_content_range(oci: OCIClient, repo: str) -> None:
+    data = os.urandom(300_000)
+    location = _start(oci, repo)
+    for start in range(0, len(data), 100_000):
+        chunk = data[start : start + 100_000]
+        response = oci.request(
+            "PATCH",
+            location,
+            repo,
+            content=chunk,
+            headers={"Content-Range": f"{start}-{start + len(chunk) - 1}"},
+        )
+        assert response.status_code == 202, response.text
+        assert response.headers["range"] == f"0-{start + len(chunk) - 1}"
+    status = oci.request("GET", location, repo)
+    assert status.status_code == 204
+    assert status.headers["range"] == f"0-{len(data) - 1}"
+    done = oci.request("PUT", f"{location}?digest={digest_of(data)}", repo)
+    assert done.status_code == 201
+    assert oci.request("GET", f"/v2/{repo}/blobs/{digest_of(data)}", repo).content == data
+
+
+def test_streamed_patch_then_put_with_last_chunk(oci: OCIClient, repo: str) -> None:
+    data = os.urandom(70_000)
+    location = _start(oci, repo)
+    assert oci.request("PATCH", location, repo, content=data[:50_000]).status_code == 202
+    done = oci.request("PUT", f"{location}?digest={digest_of(data)}", repo, content=data[50_000:])
+    assert done.status_code == 201
+    assert oci.request("GET", f"/v2/{repo}/blobs/{digest_of(data)}", repo).content == data
+
+
+def test_out_of_order_chunk_is_416_with_range(oci: OCIClient, repo: str) -> None:
+    location = _start(oci, repo)
+    oci.request("PATCH", location, repo, content=b"a" * 10, headers={"Content-Range": "0-9"})
+    response = oci.request(
+        "PATCH", location, repo, content=b"b" * 10, headers={"Content-Range": "20-29"}
+    )
+    assert response.status_code == 416
+    assert response.headers["range"] == "0-9"
+    again = oci.request("PATCH", location, repo, content=b"a" * 10, headers={"Content-Range": "0-9"})
+    assert again.status_code == 416
+
+
+def test_sha512_blob(oci: OCIClient, repo: str) -> None:
+    data = os.urandom(4096)
+    digest = digest_of(data, "sha512")
+    response = oci.request("POST", f"/v2/{repo}/blobs/uploads/?digest={digest}", repo, content=data)
+    assert response.status_code == 201
+    assert oci.request("GET", f"/v2/{repo}/blobs/{digest}", repo).content == data
+
+
+def test_empty_blob(oci: OCIClient, repo: str) -> None:
+    digest = oci.push_blob(repo, b"")
+    response = oci.request("GET", f"/v2/{repo}/blobs/{digest}", repo)
+    assert response.status_code == 200
+    assert response.content == b""
+
+
+def test_wrong_digest_stores_nothing(oci: OCIClient, repo: str) -> None:
+    data, claimed = b"real bytes", digest_of(b"other bytes")
+    location = _start(oci, repo)
+    response = oci.request("PUT", f"{location}?digest={claimed}", repo, content=data)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["code"] == "DIGEST_INVALID"
+    assert oci.request("HEAD", f"/v2/{repo}/blobs/{claimed}", repo).status_code == 404
+    assert oci.request("GET", location, repo).status_code == 404
+
+
+def test_cancel_upload(oci: OCIClient, repo: str) -> None:
+    location = _start(oci, repo)
+    assert oci.request("DELETE", location, repo).status_code == 204
+    status = oci.request("GET", location, repo)
+    assert status.status_code == 404
+    assert status.json()["errors"][0]["code"] == "BLOB_UPLOAD_UNKNOWN"
+
+
+def test_range_requests(oci: OCIClient, repo: str) -> None:
+    data = os.urandom(1000)
+    digest = oci.push_blob(repo, data)
+    url = f"/v2/{repo}/blobs/{digest}"
+    part = oci.request("GET", url, repo, headers={"Range": "bytes=10-19"})
+    assert part.status_code == 206
+    assert part.content == data[10:20]
+    assert part.headers["content-range"] == "bytes 10-19/1000"
+    suffix = oci.request("GET", url, repo, headers={"Range": "bytes=-5"})
+    assert suffix.content == data[-5:]
+    open_end = oci.request("GET", url, repo, headers={"Range": "bytes=990-"})
+    assert open_end.content == data[990:]
+    bad = oci.request("GET", url, repo, headers={"Range": "bytes=2000-3000"})
+    assert bad.status_code == 416
+    assert bad.headers["content-range"] == "bytes */1000"
+
+
+def test_delete_blob_unlinks_it(oci: OCIClient, repo: str) -> None:
+    digest = oci.push_blob(repo, b"to be deleted")
+    assert oci.request("DELETE", f"/v2/{repo}/blobs/{digest}", repo).status_code == 202
+    missing = oci.request("GET", f"/v2/{repo}/blobs/{digest}", repo)
+    assert missing.status_code == 404
+    assert missing.json()["errors"][0]["code"] == "BLOB_UNKNOWN"
+    assert oci.request("DELETE", f"/v2/{repo}/blobs/{digest}", repo).status_code == 404
+
+
+def test_blob_of_other_repository_is_invisible(oci: OCIClient, repo: str) -> None:
+    digest = oci.push_blob(repo, b"only in repo one")
+    other = repo.replace("/app", "/other")
+    oci.push_blob(other, b"make the repository exist")
+    assert oci.request("HEAD", f"/v2/{other}/blobs/{digest}", other).status_code == 404
+
+
+def test_mount_within_project_links(oci: OCIClient, repo: str) -> None:
+    digest = oci.push_blob(repo, b"mount me")
+    target = repo.replace("/app", "/copy")
+    scopes = oci.token(f"repository:{target}:pull,push", f"repository:{repo}:pull")
+    response = oci.client.post(
+        f"/v2/{target}/blobs/uploads/?mount={digest}&from={repo}",
+        headers={"Authorization": f"Bearer {scopes}"},
+    )
+    assert response.status_code == 201
+    assert response.headers["location"] == f"/v2/{target}/blobs/{digest}"
+    assert oci.request("GET", f"/v2/{target}/blobs/{digest}", target).content == b"mount me"
+
+
+def test_mount_across_projects_copies(oci: OCIClient, repo: str) -> None:
+    from tests.api.oci import unique_project
+
+    digest = oci.push_blob(repo, b"cross tenant")
+    target = f"{unique_project()}/app"
+    scopes = oci.token(f"repository:{target}:pull,push", f"repository:{repo}:pull")
+    response = oci.client.post(
+        f"/v2/{target}/blobs/uploads/?mount={digest}&from={repo}",
+        headers={"Authorization": f"Bearer {scopes}"},
+    )
+    assert response.status_code == 201
+    assert oci.request("GET", f"/v2/{target}/blobs/{digest}", target).content == b"cross tenant"
+
+
+def test_mount_without_pull_on_source_starts_an_upload(oci: OCIClient, repo: str) -> None:
+    digest = oci.push_blob(repo, b"secret layer")
+    target = repo.replace("/app", "/copy")
+    token = oci.token(f"repository:{target}:pull,push")
+    missing = digest_of(b"never pushed")
+    for candidate in (digest, missing):
+        response = oci.client.post(
+            f"/v2/{target}/blobs/uploads/?mount={candidate}&from={repo}",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert response.status_code == 202
+        assert "/blobs/uploads/" in response.headers["location"]
+    assert oci.request("HEAD", f"/v2/{target}/blobs/{digest}", target).status_code == 404
