@@ -27,13 +27,18 @@ def base_url(request: Request[Any, Any, Any], registry: Registry) -> str:
     return str(request.base_url).rstrip("/")
 
 
-def challenge(request: Request[Any, Any, Any], registry: Registry, scope: Scope | None) -> RegistryError:
+def challenge(
+    request: Request[Any, Any, Any], registry: Registry, scope: Scope | None
+) -> RegistryError:
     realm = f"{base_url(request, registry)}/auth/token"
     value = f'Bearer realm="{realm}",service="{registry.settings.auth.service}"'
     detail = None
     if scope is not None:
         value += f',scope="{scope}"'
-        detail = [{"Type": scope.type, "Name": scope.name, "Action": action} for action in sorted(scope.actions)]
+        detail = [
+            {"Type": scope.type, "Name": scope.name, "Action": action}
+            for action in sorted(scope.actions)
+        ]
     return RegistryError(OCIErrorCode.UNAUTHORIZED, detail=detail).with_headers(
         **{"WWW-Authenticate": value}
     )
@@ -58,7 +63,9 @@ def _bearer(request: Request[Any, Any, Any]) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-def token_grants(request: Request[Any, Any, Any], registry: Registry) -> tuple[Identity, list[Scope]] | None:
+def token_grants(
+    request: Request[Any, Any, Any], registry: Registry
+) -> tuple[Identity, list[Scope]] | None:
     """The identity and access of the request's bearer token; ``None`` without one."""
     token = _bearer(request)
     if token is None:
@@ -88,7 +95,9 @@ async def authorize(request: Request[Any, Any, Any], registry: Registry, scope: 
             **{"WWW-Authenticate": _insufficient(request, registry, scope)}
         )
     if scope.type == "repository" and scope.actions == {"pull"}:
-        project = await anyio.to_thread.run_sync(registry.projects.find, scope.name.partition("/")[0])
+        project = await anyio.to_thread.run_sync(
+            registry.projects.find, scope.name.partition("/")[0]
+        )
         allowed = allowed_repository_actions(ANONYMOUS, project, create_on_push=False)
         if "pull" in allowed:
             return ANONYMOUS

@@ -28,7 +28,10 @@ def oci_error_response(request: Request[Any, Any, Any], error: RegistryError) ->
     if request.method == "HEAD":
         return Response(content=b"", status_code=error.status, headers=headers)
     return Response(
-        content=error.body(), status_code=error.status, headers=headers, media_type="application/json"
+        content=error.body(),
+        status_code=error.status,
+        headers=headers,
+        media_type="application/json",
     )
 
 
@@ -48,7 +51,7 @@ def handle_registry_error(request: Request[Any, Any, Any], exc: RegistryError) -
     return oci_error_response(request, exc)
 
 
-def handle_domain_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+def handle_domain_error(_request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     status, title = {
         NotFoundError: (404, "Not Found"),
         ConflictError: (409, "Conflict"),

@@ -82,9 +82,9 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     if unit.strip() != "bytes" or "," in spec:
         return None
     first, sep, last = spec.strip().partition("-")
+    if not sep:
+        raise _unsatisfiable(size)
     try:
-        if not sep:
-            raise ValueError(spec)
         if first == "":
             length = int(last)
             start, end = max(size - length, 0), size - 1
@@ -104,8 +104,8 @@ def _unsatisfiable(size: int) -> RegistryError:
     )
 
 
-def content_range_start(header: str | None) -> int | None:
-    """The start offset of a PATCH ``Content-Range: <start>-<end>`` header."""
+def content_range(header: str | None) -> tuple[int, int] | None:
+    """``(start, end)`` of a PATCH ``Content-Range: <start>-<end>`` header."""
     if header is None:
         return None
     value = header.strip().removeprefix("bytes").strip().lstrip("=").strip()
@@ -114,4 +114,4 @@ def content_range_start(header: str | None) -> int | None:
         raise RegistryError(OCIErrorCode.RANGE_INVALID, "malformed Content-Range")
     if int(last.split("/")[0]) < int(first):
         raise RegistryError(OCIErrorCode.RANGE_INVALID, "malformed Content-Range")
-    return int(first)
+    return int(first), int(last.split("/")[0])

@@ -16,6 +16,7 @@ from core.errors import OCIErrorCode, RegistryError
 _LENGTHS = {"sha256": 64, "sha512": 128}
 _GRAMMAR = re.compile(r"^([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$")
 _HEX = re.compile(r"^[a-f0-9]+$")
+_MAX_TEXT = 200
 
 
 class Hasher(Protocol):
@@ -41,7 +42,7 @@ class Digest:
         A string that follows the spec's general grammar but names an algorithm we do
         not support is reported as ``DIGEST_INVALID`` too.
         """
-        match = _GRAMMAR.match(text) if len(text) < 200 else None
+        match = _GRAMMAR.match(text) if len(text) <= _MAX_TEXT else None
         if match is None:
             raise RegistryError(OCIErrorCode.DIGEST_INVALID, "invalid digest format")
         algorithm, hex_part = match.group(1), match.group(2)
@@ -66,5 +67,7 @@ class Digest:
 
 def new_hasher(algorithm: str = "sha256") -> Hasher:
     if algorithm not in _LENGTHS:
-        raise RegistryError(OCIErrorCode.DIGEST_INVALID, f"unsupported digest algorithm {algorithm!r}")
+        raise RegistryError(
+            OCIErrorCode.DIGEST_INVALID, f"unsupported digest algorithm {algorithm!r}"
+        )
     return hashlib.new(algorithm)

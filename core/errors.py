@@ -36,7 +36,10 @@ _DEFAULTS: dict[OCIErrorCode, tuple[str, int]] = {
     OCIErrorCode.BLOB_UPLOAD_INVALID: ("blob upload invalid", 400),
     OCIErrorCode.BLOB_UPLOAD_UNKNOWN: ("blob upload unknown to registry", 404),
     OCIErrorCode.DIGEST_INVALID: ("provided digest did not match uploaded content", 400),
-    OCIErrorCode.MANIFEST_BLOB_UNKNOWN: ("manifest references a manifest or blob unknown to registry", 400),
+    OCIErrorCode.MANIFEST_BLOB_UNKNOWN: (
+        "manifest references a manifest or blob unknown to registry",
+        400,
+    ),
     OCIErrorCode.MANIFEST_INVALID: ("manifest invalid", 400),
     OCIErrorCode.MANIFEST_UNKNOWN: ("manifest unknown to registry", 404),
     OCIErrorCode.NAME_INVALID: ("invalid repository name", 400),

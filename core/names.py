@@ -49,7 +49,9 @@ class RepositoryName:
 
 def validate_project_name(name: str, error: OCIErrorCode = OCIErrorCode.NAME_INVALID) -> str:
     if len(name) > PROJECT_MAX or not _PROJECT.match(name):
-        raise RegistryError(error, "invalid project name").with_detail({"project": name[:PROJECT_MAX]})
+        raise RegistryError(error, "invalid project name").with_detail(
+            {"project": name[:PROJECT_MAX]}
+        )
     return name
 
 

@@ -84,11 +84,17 @@ class BlobStore(Protocol):
         Bytes beyond ``offset`` left by an interrupted request are discarded.
         """
 
-    def read_upload(self, tenant: str, upload_id: str) -> Iterator[bytes]:
-        """Stream the upload's durable bytes (used to hash it on completion)."""
+    def read_upload(self, tenant: str, upload_id: str, size: int | None = None) -> Iterator[bytes]:
+        """Stream the upload's bytes (used to hash it on completion).
 
-    def finish_upload(self, tenant: str, upload_id: str, digest: Digest) -> None:
-        """Move the upload's bytes to the blob ``digest`` and remove the upload."""
+        With ``size`` (the durable size the metadata records), only the first ``size``
+        bytes are read: a chunk written but never recorded is not part of the upload.
+        """
+
+    def finish_upload(
+        self, tenant: str, upload_id: str, digest: Digest, size: int | None = None
+    ) -> None:
+        """Move the upload's bytes (the first ``size``) to blob ``digest``; drop the upload."""
 
     def delete_upload(self, tenant: str, upload_id: str) -> None:
         """Remove an upload's data; a missing upload is not an error."""
@@ -103,7 +109,9 @@ class BlobStore(Protocol):
     def stat_blob(self, tenant: str, digest: Digest) -> int | None:
         """Return the blob's size, or ``None`` if it does not exist."""
 
-    def read_blob(self, tenant: str, digest: Digest, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+    def read_blob(
+        self, tenant: str, digest: Digest, start: int = 0, end: int | None = None
+    ) -> Iterator[bytes]:
         """Stream bytes ``start`` to ``end`` (inclusive) of a blob; raise BlobNotFoundError."""
 
     def blob_file(self, tenant: str, digest: Digest) -> str | None:
@@ -175,8 +183,10 @@ class MetadataSession(Protocol):
     # uploads
     def add_upload(self, upload: UploadRecord) -> None: ...
     def upload(self, upload_id: str) -> UploadRecord | None: ...
-    def advance_upload(self, upload_id: str, old_offset: int, new_offset: int) -> bool:
-        """Move the durable offset if it still equals ``old_offset``."""
+    def advance_upload(
+        self, upload_id: str, old_offset: int, new_offset: int, expires_at: datetime
+    ) -> bool:
+        """Move the durable offset (and expiry) if the offset still equals ``old_offset``."""
 
     def delete_upload(self, upload_id: str) -> None: ...
     def count_uploads(self, project_id: int) -> int: ...

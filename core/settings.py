@@ -109,6 +109,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        del dotenv_settings, file_secret_settings  # NOTE: no .env files, no secret dirs
         return (init_settings, env_settings, _YamlSource(settings_cls))
 
     @property
@@ -126,6 +127,7 @@ class _YamlSource(PydanticBaseSettingsSource):
     """Reads the YAML file named by ``MOORAGE_CONFIG``, if any."""
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        del field  # NOTE: values come from __call__ as one mapping
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
@@ -134,5 +136,5 @@ class _YamlSource(PydanticBaseSettingsSource):
             return {}
         loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: the configuration file must hold a mapping")
+            raise TypeError(f"{path}: the configuration file must hold a mapping")
         return loaded

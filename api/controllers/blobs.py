@@ -53,7 +53,9 @@ async def read_blob(
         )
     location = await anyio.to_thread.run_sync(store.blob_location, tenant, digest)
     if location is not None:
-        return Redirect(location.url, status_code=307, headers={"Docker-Content-Digest": str(digest)})
+        return Redirect(
+            location.url, status_code=307, headers={"Docker-Content-Digest": str(digest)}
+        )
     path = store.blob_file(tenant, digest)
     if path is not None:
         del headers["Content-Length"]

@@ -15,7 +15,7 @@ from litestar import Request, Response, get, route
 from litestar.params import FromPath
 
 from api.auth import challenge, token_grants
-from api.context import Registry, registry_of
+from api.context import registry_of
 from api.controllers import blobs, manifests, uploads
 from api.http import next_link, pagination
 from core.errors import OCIErrorCode, RegistryError
@@ -24,7 +24,10 @@ from core.names import RepositoryName
 Handler = Callable[..., Awaitable[Response[Any]]]
 
 _ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
-    (re.compile(r"^/(?P<name>.+)/tags/list$"), {"GET": manifests.list_tags, "HEAD": manifests.list_tags}),
+    (
+        re.compile(r"^/(?P<name>.+)/tags/list$"),
+        {"GET": manifests.list_tags, "HEAD": manifests.list_tags},
+    ),
     (
         re.compile(r"^/(?P<name>.+)/manifests/(?P<arg>[^/]+)$"),
         {
@@ -99,4 +102,3 @@ async def dispatch(request: Request[Any, Any, Any], path: FromPath[str]) -> Resp
         args = (name,) if arg is None else (name, arg)
         return await handler(request, registry, *args)
     raise RegistryError(OCIErrorCode.NAME_INVALID, "unknown endpoint", status=404)
-

@@ -28,7 +28,9 @@ class ProjectOut(BaseModel):
 
     @classmethod
     def of(cls, project: ProjectRecord) -> ProjectOut:
-        return cls(name=project.name, public=project.public, created_at=project.created_at.isoformat())
+        return cls(
+            name=project.name, public=project.public, created_at=project.created_at.isoformat()
+        )
 
 
 class ProjectPage(BaseModel):
@@ -41,7 +43,9 @@ class ProjectController(Controller):
     tags = ["projects"]  # noqa: RUF012
 
     @post("/", summary="Create a project")
-    async def create(self, request: Request[Any, Any, Any], data: JSONBody[ProjectIn]) -> Response[Any]:
+    async def create(
+        self, request: Request[Any, Any, Any], data: JSONBody[ProjectIn]
+    ) -> Response[Any]:
         registry = registry_of(request)
         await require_admin(request, registry)
         try:

@@ -57,7 +57,9 @@ async def oauth_token(request: Request[Any, Any, Any]) -> Response[Any]:
     form = await request.form()
     if form.get("grant_type") != "password":
         return Response(content={"error": "unsupported_grant_type"}, status_code=400)
-    identity = await _identity(request, str(form.get("username", "")), str(form.get("password", "")))
+    identity = await _identity(
+        request, str(form.get("username", "")), str(form.get("password", ""))
+    )
     scopes = _scopes([str(value) for value in form.getall("scope")] if "scope" in form else [])
     issued = await anyio.to_thread.run_sync(registry.auth.issue, identity, scopes)
     return Response(

@@ -14,7 +14,7 @@ from litestar import Request, Response
 
 from api.auth import authorize
 from api.context import Registry
-from api.http import content_range_start, pump
+from api.http import content_range, pump
 from core.access import PULL, PUSH, Scope
 from core.digests import Digest
 from core.errors import OCIErrorCode, RegistryError
@@ -52,9 +52,13 @@ async def _repository_for_push(
 
 
 async def _append(
-    request: Request[Any, Any, Any], registry: Registry, repository: RepositoryRecord, upload_id: str
+    request: Request[Any, Any, Any],
+    registry: Registry,
+    repository: RepositoryRecord,
+    upload_id: str,
 ) -> UploadRecord:
-    start = content_range_start(request.headers.get("content-range"))
+    declared_range = content_range(request.headers.get("content-range"))
+    start = declared_range[0] if declared_range else None
     chunk = await anyio.to_thread.run_sync(
         registry.uploads.open_chunk, repository, upload_id, start
     )
@@ -64,6 +68,8 @@ async def _append(
         await anyio.to_thread.run_sync(chunk.abort)
         raise
     declared = request.headers.get("content-length")
+    if declared_range is not None:
+        declared = str(declared_range[1] - declared_range[0] + 1)
     if declared is not None and declared.isdigit() and int(declared) != chunk.written:
         await anyio.to_thread.run_sync(chunk.abort)
         raise RegistryError(OCIErrorCode.SIZE_INVALID)

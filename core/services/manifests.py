@@ -84,7 +84,9 @@ class ManifestService:
         return PushedManifest(digest, parsed.subject)
 
     @staticmethod
-    def _blob_ids(lookup: Any, repository: RepositoryRecord, parsed: ParsedManifest) -> tuple[int, ...]:
+    def _blob_ids(
+        lookup: Any, repository: RepositoryRecord, parsed: ParsedManifest
+    ) -> tuple[int, ...]:
         wanted = sorted({str(d.digest) for d in parsed.blobs})
         found: dict[str, int] = lookup(repository.id, wanted) if wanted else {}
         missing = [digest for digest in wanted if digest not in found]
@@ -95,7 +97,9 @@ class ManifestService:
         return tuple(found.values())
 
     @staticmethod
-    def _child_ids(lookup: Any, repository: RepositoryRecord, parsed: ParsedManifest) -> tuple[int, ...]:
+    def _child_ids(
+        lookup: Any, repository: RepositoryRecord, parsed: ParsedManifest
+    ) -> tuple[int, ...]:
         wanted = sorted({str(d.digest) for d in parsed.children})
         found: dict[str, int] = lookup(repository.id, wanted) if wanted else {}
         missing = [digest for digest in wanted if digest not in found]

@@ -128,8 +128,9 @@ class UploadService:
         """Make a chunk durable and advance the session's offset."""
         new_offset = chunk.commit()
         upload = chunk.upload
+        expires_at = self._clock.now() + timedelta(seconds=self._limits.upload_ttl_seconds)
         with self._metadata.write() as session:
-            if not session.advance_upload(upload.id, upload.offset, new_offset):
+            if not session.advance_upload(upload.id, upload.offset, new_offset, expires_at):
                 raise RegistryError(
                     OCIErrorCode.BLOB_UPLOAD_INVALID, "upload was changed concurrently"
                 )
@@ -142,7 +143,7 @@ class UploadService:
             upload.repository_id,
             new_offset,
             upload.created_at,
-            upload.expires_at,
+            expires_at,
         )
 
     def finish(self, repository: RepositoryRecord, upload: UploadRecord, digest: Digest) -> int:
@@ -156,7 +157,7 @@ class UploadService:
             raise RegistryError(OCIErrorCode.DIGEST_INVALID).with_detail(
                 {"expected": str(digest), "actual": str(actual)}
             )
-        self._store.finish_upload(repository.storage_id, upload.id, digest)
+        self._store.finish_upload(repository.storage_id, upload.id, digest, upload.offset)
         with self._metadata.write() as session:
             blob = session.add_blob(repository.project_id, str(digest), upload.offset)
             session.link_blob(repository.id, blob.id)
@@ -220,13 +221,15 @@ class UploadService:
                         tenants[upload.project_id] = storage_id
         return tenants
 
-    def _digest_of(self, repository: RepositoryRecord, upload: UploadRecord, algorithm: str) -> Digest:
+    def _digest_of(
+        self, repository: RepositoryRecord, upload: UploadRecord, algorithm: str
+    ) -> Digest:
         with self._lock:
             state = self._hashes.pop(upload.id, None)
         if state is not None and state.offset == upload.offset and algorithm == "sha256":
             return Digest(algorithm, state.hasher.hexdigest())
         hasher = new_hasher(algorithm)
-        for piece in self._store.read_upload(repository.storage_id, upload.id):
+        for piece in self._store.read_upload(repository.storage_id, upload.id, upload.offset):
             hasher.update(piece)
         return Digest(algorithm, hasher.hexdigest())
 

@@ -124,11 +124,15 @@ class SqlSession:
         return ProjectRecord(**row._asdict()) if row else None
 
     def add_project(self, name: str, public: bool, storage_id: str) -> ProjectRecord | None:
-        values = {"name": name, "public": public, "storage_id": storage_id, "created_at": _now()}
-        statement: Any = self._insert(PROJECT).values(**values)
+        created_at = _now()
+        statement: Any = self._insert(PROJECT).values(
+            name=name, public=public, storage_id=storage_id, created_at=created_at
+        )
         result = self._c.execute(statement.on_conflict_do_nothing().returning(PROJECT.c.id))
         project_id = result.scalar()
-        return None if project_id is None else ProjectRecord(id=project_id, **values)
+        if project_id is None:
+            return None
+        return ProjectRecord(project_id, name, public, storage_id, created_at)
 
     def delete_project(self, project_id: int) -> None:
         # NOTE: explicit deletes keep SQLite and PostgreSQL alike without relying on cascades.
@@ -360,11 +364,13 @@ class SqlSession:
         row = self._c.execute(select(UPLOAD).where(UPLOAD.c.id == upload_id)).first()
         return UploadRecord(**row._asdict()) if row else None
 
-    def advance_upload(self, upload_id: str, old_offset: int, new_offset: int) -> bool:
+    def advance_upload(
+        self, upload_id: str, old_offset: int, new_offset: int, expires_at: datetime
+    ) -> bool:
         result = self._c.execute(
             update(UPLOAD)
             .where(UPLOAD.c.id == upload_id, UPLOAD.c.offset == old_offset)
-            .values(offset=new_offset)
+            .values(offset=new_offset, expires_at=expires_at)
         )
         return bool(result.rowcount)
 
@@ -409,4 +415,3 @@ class SqlSession:
 
     def add_signing_key(self, kid: str, private_pem: str) -> None:
         self._insert_ignore(SIGNING_KEY, kid=kid, private_pem=private_pem, created_at=_now())
-

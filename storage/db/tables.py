@@ -80,7 +80,9 @@ class ManifestBlob(SQLModel, table=True):
 class ManifestChild(SQLModel, table=True):
     __tablename__ = "manifest_child"
     parent_id: int = Field(foreign_key="manifest.id", primary_key=True, ondelete="CASCADE")
-    child_id: int = Field(foreign_key="manifest.id", primary_key=True, index=True, ondelete="CASCADE")
+    child_id: int = Field(
+        foreign_key="manifest.id", primary_key=True, index=True, ondelete="CASCADE"
+    )
 
 
 class Upload(SQLModel, table=True):

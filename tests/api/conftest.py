@@ -49,7 +49,9 @@ def _settings(backend: str, root: Path, request: pytest.FixtureRequest) -> Setti
 
 
 @pytest.fixture(scope="session", params=["sqlite-fs", "pg-s3"])
-def app_settings(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def app_settings(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
     settings = _settings(str(request.param), tmp_path_factory.mktemp(str(request.param)), request)
     upgrade(settings)
     return settings

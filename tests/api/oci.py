@@ -1,15 +1,15 @@
-"""A small OCI client over Litestar's TestClient, for the in-process API tests."""
+"""A small OCI client over any httpx client (in-process TestClient or a real server)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from litestar.testing import TestClient
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -35,12 +35,22 @@ class Pushed:
 class OCIClient:
     """Talks to the registry as a client with a bearer token for the scopes it needs."""
 
-    def __init__(self, client: TestClient[Any], password: str, username: str = "admin") -> None:
+    def __init__(self, client: httpx.Client, password: str, username: str = "admin") -> None:
         self.client = client
         self.username = username
         self.password = password
+        self._tokens: dict[tuple[tuple[str, ...], bool], tuple[float, str]] = {}
 
     def token(self, *scopes: str, anonymous: bool = False) -> str:
+        key = (scopes, anonymous)
+        cached = self._tokens.get(key)
+        if cached is not None and time.monotonic() - cached[0] < 120:
+            return cached[1]
+        token = self._fetch_token(scopes, anonymous)
+        self._tokens[key] = (time.monotonic(), token)
+        return token
+
+    def _fetch_token(self, scopes: tuple[str, ...], anonymous: bool) -> str:
         auth = None if anonymous else (self.username, self.password)
         response = self.client.get("/auth/token", params={"scope": list(scopes)}, auth=auth)
         assert response.status_code == 200, response.text
@@ -62,12 +72,18 @@ class OCIClient:
         return digest
 
     def image(self, repo: str, layers: list[bytes] | None = None, **extra: Any) -> dict[str, Any]:
-        config = json.dumps({"architecture": "amd64", "os": "linux", "n": uuid.uuid4().hex}).encode()
+        config = json.dumps(
+            {"architecture": "amd64", "os": "linux", "n": uuid.uuid4().hex}
+        ).encode()
         layers = layers if layers is not None else [uuid.uuid4().bytes * 64]
         return {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": self.push_blob(repo, config), "size": len(config)},
+            "config": {
+                "mediaType": OCI_CONFIG,
+                "digest": self.push_blob(repo, config),
+                "size": len(config),
+            },
             "layers": [
                 {"mediaType": LAYER, "digest": self.push_blob(repo, layer), "size": len(layer)}
                 for layer in layers
@@ -76,7 +92,11 @@ class OCIClient:
         }
 
     def put_manifest(
-        self, repo: str, reference: str, manifest: dict[str, Any] | bytes, media_type: str = OCI_MANIFEST
+        self,
+        repo: str,
+        reference: str,
+        manifest: dict[str, Any] | bytes,
+        media_type: str = OCI_MANIFEST,
     ) -> httpx.Response:
         payload = manifest if isinstance(manifest, bytes) else json.dumps(manifest).encode()
         return self.request(

@@ -76,7 +76,9 @@ def test_out_of_order_chunk_is_416_with_range(oci: OCIClient, repo: str) -> None
     )
     assert response.status_code == 416
     assert response.headers["range"] == "0-9"
-    again = oci.request("PATCH", location, repo, content=b"a" * 10, headers={"Content-Range": "0-9"})
+    again = oci.request(
+        "PATCH", location, repo, content=b"a" * 10, headers={"Content-Range": "0-9"}
+    )
     assert again.status_code == 416
 
 

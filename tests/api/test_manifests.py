@@ -71,7 +71,11 @@ def test_index_requires_its_manifests(oci: OCIClient, repo: str) -> None:
         "schemaVersion": 2,
         "mediaType": OCI_INDEX,
         "manifests": [
-            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": child.digest, "size": len(child.payload)}
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": child.digest,
+                "size": len(child.payload),
+            }
         ],
     }
     assert oci.put_manifest(repo, "index", index, OCI_INDEX).status_code == 201
@@ -124,7 +128,7 @@ def test_unknown_repository(oci: OCIClient, repo: str) -> None:
 
 
 def test_catalog_pagination(oci: OCIClient, repo: str) -> None:
-    project = repo.split("/")[0]
+    project = repo.split("/", maxsplit=1)[0]
     for name in ("one", "two", "three"):
         oci.push_blob(f"{project}/{name}", b"x")
     token = oci.token("registry:catalog:*")
@@ -158,7 +162,11 @@ def test_artifact_with_subject_and_referrers(oci: OCIClient, repo: str) -> None:
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "artifactType": artifact_type,
-            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
+            "config": {
+                "mediaType": "application/vnd.oci.empty.v1+json",
+                "digest": empty,
+                "size": 2,
+            },
             "layers": [],
             "subject": descriptor,
             "annotations": {"org.example.kind": artifact_type},
@@ -179,10 +187,14 @@ def test_artifact_with_subject_and_referrers(oci: OCIClient, repo: str) -> None:
     }
     assert all(m["annotations"]["org.example.kind"] == m["artifactType"] for m in found.values())
     filtered = oci.request(
-        "GET", f"/v2/{repo}/referrers/{subject.digest}?artifactType=application/vnd.example.sig", repo
+        "GET",
+        f"/v2/{repo}/referrers/{subject.digest}?artifactType=application/vnd.example.sig",
+        repo,
     )
     assert filtered.headers["oci-filters-applied"] == "artifactType"
-    assert [m["artifactType"] for m in filtered.json()["manifests"]] == ["application/vnd.example.sig"]
+    assert [m["artifactType"] for m in filtered.json()["manifests"]] == [
+        "application/vnd.example.sig"
+    ]
     none = oci.request("GET", f"/v2/{repo}/referrers/{digest_of(b'nothing')}", repo)
     assert none.status_code == 200
     assert none.json()["manifests"] == []
@@ -197,7 +209,11 @@ def test_subject_may_be_pushed_after_its_referrer(oci: OCIClient, repo: str) -> 
         "artifactType": "application/vnd.example.early",
         "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
         "layers": [],
-        "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": missing_subject, "size": 10},
+        "subject": {
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": missing_subject,
+            "size": 10,
+        },
     }
     response = oci.put_manifest(repo, "early", artifact)
     assert response.status_code == 201

@@ -1,0 +1,193 @@
+"""Benchmark Moorage against docker-registry in one run: ``python -m bench [--quick]``.
+
+Both registries run on 127.0.0.1 at the same time and are driven by the same asyncio
+client; each case runs on one registry after the other, alternating the order between
+repetitions. Results go to stdout as one JSON object per line, then as a table.
+Run from the repository root: the registries are started by ``tests.services``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fnmatch
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bench.cases import FULL, QUICK, Case, Context, Scale, Side, all_cases, measure_sha256_rate
+from bench.client import Credentials, RegistryClient, Target
+from bench.payloads import MIB, PayloadFactory
+from bench.report import CaseResult, table
+from bench.runner import log, run_all
+from tests.services.docker_registry import start_docker_registry
+from tests.services.moorage import start_moorage
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+FULL_BUDGET_S = 14 * 60.0
+QUICK_BUDGET_S = 110.0
+POOL_SIZE = 64
+
+
+def select_cases(cases: Sequence[Case], pattern: str | None) -> list[Case]:
+    """Keep the cases matching ``pattern``.
+
+    Args:
+        cases: All cases.
+        pattern: Comma-separated shell globs; a part without ``*?[`` matches as a substring.
+            ``None`` keeps everything.
+
+    Returns:
+        The matching cases in run order.
+    """
+    if not pattern:
+        return list(cases)
+    parts = [part.strip() for part in pattern.split(",") if part.strip()]
+
+    def matches(name: str) -> bool:
+        for part in parts:
+            if any(c in part for c in "*?["):
+                if fnmatch.fnmatchcase(name, part):
+                    return True
+            elif part in name:
+                return True
+        return False
+
+    return [case for case in cases if matches(case.name)]
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description="Benchmark Moorage against docker-registry."
+    )
+    parser.add_argument("--quick", action="store_true", help="sizes / 16, short durations")
+    parser.add_argument("--cases", help="comma-separated globs or substrings of case names")
+    parser.add_argument("--backend", choices=["filesystem"], default="filesystem")
+    parser.add_argument("--repeats", type=int, help="repetitions per case (median reported)")
+    parser.add_argument("--workdir", type=Path, help="scratch directory (default: a new temp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    parser.add_argument("--list", action="store_true", help="list case names and exit")
+    # Development aids: measure docker-registry on both sides, or use running registries.
+    parser.add_argument("--baseline-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--moorage-url", help=argparse.SUPPRESS)
+    parser.add_argument("--moorage-user", default="admin", help=argparse.SUPPRESS)
+    parser.add_argument("--moorage-password", help=argparse.SUPPRESS)
+    parser.add_argument("--baseline-url", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def _start_targets(
+    args: argparse.Namespace, workdir: Path, stack: contextlib.ExitStack
+) -> list[Target]:
+    """Start (or point at) Moorage and docker-registry; stopping is left to ``stack``."""
+    if args.baseline_url:
+        baseline = Target("baseline", args.baseline_url)
+    else:
+        registry = start_docker_registry(workdir / "baseline")
+        stack.callback(registry.stop)
+        log(f"docker-registry pid {registry.pid} at {registry.url}")
+        baseline = Target("baseline", registry.url)
+    if args.moorage_url:
+        creds = None
+        if args.moorage_password:
+            creds = Credentials(args.moorage_user, args.moorage_password)
+        moorage = Target("moorage", args.moorage_url, creds)
+    elif args.baseline_only:
+        registry = start_docker_registry(workdir / "baseline-as-moorage")
+        stack.callback(registry.stop)
+        log(f"docker-registry (standing in for moorage) pid {registry.pid} at {registry.url}")
+        moorage = Target("moorage", registry.url)
+    else:
+        moorage_dir = workdir / "moorage"
+        env = {
+            "MOORAGE_DATA_DIR": str(moorage_dir / "data"),
+            "MOORAGE_AUTH__ADMIN_PASSWORD": secrets.token_urlsafe(18),
+            "MOORAGE_AUTH__CREATE_PROJECT_ON_PUSH": "true",
+            "MOORAGE_STORAGE": args.backend,
+        }
+        server = start_moorage(moorage_dir, env)
+        stack.callback(server.stop)
+        log(f"moorage pid {server.pid} at {server.url}")
+        moorage = Target(
+            "moorage", server.url, Credentials(server.admin_username, server.admin_password)
+        )
+    return [moorage, baseline]
+
+
+async def _run(
+    cases: Sequence[Case], ctx: Context, targets: Sequence[Target], budget_s: float
+) -> list[CaseResult]:
+    start = time.monotonic()
+
+    def emit(result: CaseResult) -> None:
+        print(result.to_json(), flush=True)
+
+    async with contextlib.AsyncExitStack() as stack:
+        sides = [
+            Side(target, await stack.enter_async_context(RegistryClient(target, POOL_SIZE)))
+            for target in targets
+        ]
+        return await run_all(
+            cases,
+            ctx,
+            sides,
+            soft_deadline=start + 0.8 * budget_s,
+            hard_deadline=start + budget_s,
+            emit=emit,
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark.
+
+    Args:
+        argv: Command-line arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status: 0 when every case produced both figures, 1 otherwise.
+    """
+    args = parse_args(argv)
+    if args.list:
+        print("\n".join(case.name for case in all_cases()))
+        return 0
+    cases = select_cases(all_cases(), args.cases)
+    if not cases:
+        print(f"no case matches {args.cases!r}; see --list", file=sys.stderr)
+        return 2
+    scale: Scale = QUICK if args.quick else FULL
+    if args.repeats:
+        scale = replace(scale, repeats=max(1, min(args.repeats, 10)))
+    budget = QUICK_BUDGET_S if args.quick else FULL_BUDGET_S
+    own_workdir = args.workdir is None
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="moorage-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    try:
+        payloads = PayloadFactory(scale.size(64 * MIB))
+        sha256_rate = measure_sha256_rate(payloads, scale.size(256 * MIB))
+        log(f"hashlib.sha256: {sha256_rate:.0f} MB/s; workdir {workdir}")
+        ctx = Context(scale=scale, payloads=payloads, workdir=workdir, sha256_rate=sha256_rate)
+        with contextlib.ExitStack() as stack:
+            targets = _start_targets(args, workdir, stack)
+            results = asyncio.run(_run(cases, ctx, targets, budget))
+    finally:
+        if own_workdir and not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print()
+    print(table(results))
+    log(f"done in {time.monotonic() - started:.0f} s")
+    ok = all(r.error is None and r.moorage is not None and r.baseline is not None for r in results)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Run cases against both sides, interleaved, and reduce repetitions to medians."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from bench.cases import Case, Context, Measurement, Pull, Push, Side
+from bench.report import CaseResult
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+
+def log(message: str) -> None:
+    """Print a progress line on stderr."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _median(measurements: Sequence[Measurement]) -> Measurement:
+    ordered = sorted(measurements, key=lambda m: m.value)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def _annotations(case: Case, ctx: Context, values: dict[str, float]) -> dict[str, Any]:
+    extra: dict[str, Any] = {}
+    if isinstance(case, Push) and ctx.sha256_rate > 0:
+        for side, value in values.items():
+            key = "sha256_fraction" if side == "moorage" else f"{side}_sha256_fraction"
+            extra[key] = value / ctx.sha256_rate
+    if isinstance(case, Pull):
+        extra["verified"] = False
+    return extra
+
+
+async def run_case(
+    case: Case, ctx: Context, sides: Sequence[Side], *, soft_deadline: float
+) -> CaseResult:
+    """Run one case on every side, repeating with alternating order while time allows.
+
+    Args:
+        case: The case.
+        ctx: The run context.
+        sides: Moorage then baseline.
+        soft_deadline: ``time.monotonic()`` after which no further repetition starts.
+
+    Returns:
+        The medians of both sides and their extra figures.
+    """
+    timeout = ctx.scale.case_timeout_s
+    results: dict[str, list[Measurement]] = {side.name: [] for side in sides}
+    try:
+        for side in sides:
+            await side.client.refresh_token([case.repo])
+            await asyncio.wait_for(case.setup(ctx, side), timeout)
+        repeats = 1 if case.name == "sha256-rate" else ctx.scale.repeats
+        for rep in range(repeats):
+            if rep > 0 and time.monotonic() > soft_deadline:
+                log(f"{case.name}: time budget reached after {rep} repetitions")
+                break
+            case.prepare(ctx, rep)
+            order = list(sides) if rep % 2 == 0 else list(reversed(sides))
+            for side in order:
+                await side.client.refresh_token([case.repo])
+                measurement = await asyncio.wait_for(case.measure(ctx, side, rep), timeout)
+                results[side.name].append(measurement)
+                log(f"{case.name} rep {rep} {side.name}: {measurement.value:.4g} {case.unit}")
+    except Exception as exc:  # a failed case must not stop the others
+        log(f"{case.name}: {type(exc).__name__}: {exc}")
+        partial = {n: _median(ms).value for n, ms in results.items() if ms}
+        return CaseResult(
+            case=case.name,
+            unit=case.unit,
+            moorage=partial.get("moorage"),
+            baseline=partial.get("baseline"),
+            error=f"{type(exc).__name__}: {exc}"[:500],
+        )
+    medians = {name: _median(ms) for name, ms in results.items()}
+    extra: dict[str, Any] = {}
+    values = {name: m.value for name, m in medians.items()}
+    extra.update(_annotations(case, ctx, values))
+    for name, measurement in medians.items():
+        for key, value in measurement.extra.items():
+            extra[f"{name}_{key}"] = value
+    extra["repeats"] = min(len(ms) for ms in results.values())
+    return CaseResult(
+        case=case.name,
+        unit=case.unit,
+        moorage=values.get("moorage"),
+        baseline=values.get("baseline"),
+        extra=extra,
+    )
+
+
+async def run_all(
+    cases: Sequence[Case],
+    ctx: Context,
+    sides: Sequence[Side],
+    *,
+    soft_deadline: float,
+    hard_deadline: float,
+    emit: Callable[[CaseResult], None],
+) -> list[CaseResult]:
+    """Run every case in order, emitting each result as soon as it is known.
+
+    Args:
+        cases: The selected cases.
+        ctx: The run context.
+        sides: Moorage then baseline.
+        soft_deadline: No repetition beyond the first starts after this monotonic time.
+        hard_deadline: No case starts after this monotonic time.
+        emit: Called with each result.
+
+    Returns:
+        All results in run order.
+    """
+    results = []
+    for case in cases:
+        if time.monotonic() > hard_deadline:
+            result = CaseResult(case.name, case.unit, None, None, error="skipped: time budget")
+        else:
+            log(f"case {case.name}")
+            result = await run_case(case, ctx, sides, soft_deadline=soft_deadline)
+        emit(result)
+        results.append(result)
+    return results

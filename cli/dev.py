@@ -1,0 +1,146 @@
+"""``moorage dev``: the whole registry on one machine, with no external service.
+
+One process runs the HTTP API (uvicorn) and the Temporal worker on one event loop,
+beside a Temporal dev server child process that keeps its state under the data dir.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, TypeVar
+
+import typer
+import uvicorn
+
+from api.app import create_app
+from cli.dev_settings import with_admin_password, with_dev_temporal_address
+from cli.health import API_SERVICE, OVERALL, WORKER_SERVICE, HealthServer
+from cli.signals import exit_on_sigterm, stop_on_signals
+from cli.temporal_dev import start_dev_server, stop_dev_server, wait_for_dev_server
+from cli.wiring import build_activities
+from cli.worker import run_worker
+from storage.db.migrate import upgrade
+
+if TYPE_CHECKING:
+    import subprocess
+    from collections.abc import Awaitable, Sequence
+
+    from temporalio.client import Client
+
+    from cli.listen import Listen
+    from core.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Bound on the API's start-up (migrations ran before; this is binding and lifespan).
+API_START_TIMEOUT = 60.0
+
+
+def run_dev(settings: Settings, listen: Listen) -> None:
+    """Run Temporal, migrations, the worker and the API until a signal arrives."""
+    exit_on_sigterm()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings = with_admin_password(with_dev_temporal_address(settings))
+    temporal = start_dev_server(settings)
+    try:
+        upgrade(settings)
+        asyncio.run(_serve(settings, listen, temporal))
+    finally:
+        stop_dev_server(temporal)
+
+
+async def _serve(settings: Settings, listen: Listen, temporal: subprocess.Popen[bytes]) -> None:
+    stop = asyncio.Event()
+    with stop_on_signals(asyncio.get_running_loop(), stop.set):
+        health = HealthServer((API_SERVICE, WORKER_SERVICE), port=settings.grpc_health_port)
+        await health.start()
+        try:
+            client = await _until_stopped(wait_for_dev_server(temporal, settings), stop)
+            if client is not None:
+                await _serve_api_and_worker(settings, listen, client, health, stop)
+        finally:
+            await health.stop()
+
+
+async def _until_stopped(awaitable: Awaitable[T], stop: asyncio.Event) -> T | None:
+    """Await ``awaitable`` unless ``stop`` is set first (then return None)."""
+    work = asyncio.ensure_future(awaitable)
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not work.done():
+        work.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await work
+        return None
+    return work.result()
+
+
+async def _serve_api_and_worker(
+    settings: Settings,
+    listen: Listen,
+    client: Client,
+    health: HealthServer,
+    stop: asyncio.Event,
+) -> None:
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host=listen.host, port=listen.port)
+    )
+    polling = asyncio.Event()
+    api = asyncio.create_task(server.serve(), name="api")
+    worker = asyncio.create_task(
+        run_worker(
+            settings,
+            build_activities(settings),
+            stop,
+            client=client,
+            health=health,
+            health_services=(WORKER_SERVICE,),
+            polling=polling,
+        ),
+        name="worker",
+    )
+    try:
+        await _until_stopped(_wait_ready(server, api, worker, polling), stop)
+        if not stop.is_set():
+            await health.set_serving(OVERALL, API_SERVICE)
+            _announce(settings, listen)
+        await _until_stopped(asyncio.wait({api, worker}, return_when=asyncio.FIRST_COMPLETED), stop)
+    finally:
+        stop.set()
+        server.should_exit = True
+        await health.set_not_serving(OVERALL, API_SERVICE)
+        results = await asyncio.gather(api, worker, return_exceptions=True)
+    _raise_first_error(results)
+
+
+async def _wait_ready(
+    server: uvicorn.Server,
+    api: asyncio.Task[None],
+    worker: asyncio.Task[None],
+    polling: asyncio.Event,
+) -> None:
+    """Return once the API serves and the worker polls; raise if either ends first."""
+    async with asyncio.timeout(API_START_TIMEOUT):
+        while not (server.started and polling.is_set()):
+            for task in (api, worker):
+                if task.done():
+                    task.result()
+                    raise RuntimeError(f"the {task.get_name()} stopped during start-up")
+            await asyncio.sleep(0.05)
+
+
+def _announce(settings: Settings, listen: Listen) -> None:
+    typer.echo(f"Moorage registry: {listen.url()}")
+    typer.echo(f"Temporal UI:      http://127.0.0.1:{settings.temporal.dev_ui_port}")
+    typer.echo(f"Data directory:   {settings.data_dir}")
+
+
+def _raise_first_error(results: Sequence[object]) -> None:
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+            raise result

@@ -1,0 +1,102 @@
+"""The ``moorage`` command.
+
+Each command imports its process module when it runs, so ``--help`` stays fast and
+one process does not load the others' dependencies.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.dev_settings import dev_overrides
+from cli.listen import Listen
+from core.settings import Settings
+
+app = typer.Typer(
+    name="moorage",
+    help="Moorage, an OCI container registry.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+DEFAULT_LISTEN = Listen("127.0.0.1", 5000)
+
+
+def _listen(value: str) -> Listen:
+    try:
+        return Listen.parse(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+ListenOption = Annotated[
+    Listen,
+    typer.Option(
+        "--listen", help="HOST:PORT to serve HTTP on.", parser=_listen, metavar="HOST:PORT"
+    ),
+]
+
+
+@app.callback()
+def _configure(
+    log_level: Annotated[str, typer.Option(help="Python logging level.")] = "INFO",
+) -> None:
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+
+
+@app.command()
+def api(
+    listen: ListenOption = DEFAULT_LISTEN,
+    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes.")] = 1,
+) -> None:
+    """Serve the registry's HTTP API (runs migrations first)."""
+    from cli.api import run_api  # noqa: PLC0415 - loaded by the command that needs it
+
+    run_api(Settings(), listen, workers)
+
+
+@app.command()
+def worker() -> None:
+    """Run the Temporal worker (workflows, activities and schedules)."""
+    from cli.worker_process import run_worker_process  # noqa: PLC0415 - loaded by the command that needs it
+
+    run_worker_process(Settings())
+
+
+@app.command()
+def migrate() -> None:
+    """Upgrade the metadata database to the latest schema."""
+    from storage.db.migrate import upgrade  # noqa: PLC0415 - loaded by the command that needs it
+
+    upgrade(Settings())
+
+
+@app.command()
+def dev(
+    data_dir: Annotated[Path, typer.Option(help="Where all state lives.")] = Path("moorage-data"),
+    listen: ListenOption = DEFAULT_LISTEN,
+    temporal_port: Annotated[
+        int | None, typer.Option(help="Temporal dev server gRPC port.")
+    ] = None,
+    temporal_ui_port: Annotated[int | None, typer.Option(help="Temporal UI port.")] = None,
+) -> None:
+    """Run everything on this machine: Temporal dev server, worker and API."""
+    from cli.dev import run_dev  # noqa: PLC0415 - loaded by the command that needs it
+
+    settings = Settings(**dev_overrides(data_dir, temporal_port, temporal_ui_port))
+    run_dev(settings, listen)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""The Temporal worker process: polls Moorage's task queue and reports its health."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Final
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from cli.health import OVERALL, WORKER_SERVICE, HealthServer
+from cli.schedules import ensure_reap_uploads_schedule
+from workflows import ALL_WORKFLOWS
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from core.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+#: Threads for sync activities (they block on the database and the blob store).
+ACTIVITY_THREADS: Final = 16
+#: How long running activities get to finish when the worker stops.
+GRACEFUL_SHUTDOWN: Final = timedelta(seconds=10)
+#: Bound on the worker's start (connection and namespace check).
+START_TIMEOUT: Final = 30.0
+
+
+async def connect_client(settings: Settings) -> Client:
+    """Connect to Temporal as configured."""
+    return await Client.connect(settings.temporal.address, namespace=settings.temporal.namespace)
+
+
+def build_worker(
+    client: Client,
+    *,
+    task_queue: str,
+    activities: Sequence[Callable[..., Any]],
+    executor: ThreadPoolExecutor,
+    workflows: Sequence[type] = ALL_WORKFLOWS,
+) -> Worker:
+    """A worker for Moorage's workflows and the given (sync) activities."""
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=workflows,
+        activities=activities,
+        activity_executor=executor,
+        max_concurrent_activities=ACTIVITY_THREADS,
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+    )
+
+
+async def wait_until_polling(worker: Worker, run: asyncio.Task[None]) -> None:
+    """Return once ``worker`` runs; raise if its run ends first (the caller bounds it)."""
+    while not worker.is_running:
+        if run.done():
+            run.result()  # raises the worker's error
+            raise RuntimeError("the worker stopped before it started polling")
+        await asyncio.sleep(0.05)
+
+
+async def run_worker(
+    settings: Settings,
+    activities: Sequence[Callable[..., Any]],
+    stop: asyncio.Event,
+    *,
+    client: Client | None = None,
+    health: HealthServer | None = None,
+    health_services: Sequence[str] = (OVERALL, WORKER_SERVICE),
+    polling: asyncio.Event | None = None,
+) -> None:
+    """Run the worker until ``stop`` is set or the worker fails.
+
+    Ensures the schedules exist, then polls ``settings.temporal.task_queue``. The health
+    service reports ``health_services`` SERVING while the worker polls.
+
+    Args:
+        settings: The process's settings.
+        activities: Activity callables to register (sync ones run on a thread pool).
+        stop: Set it to shut down gracefully.
+        client: A connected client; one is made from ``settings`` if omitted.
+        health: A running health server to report on; if omitted, one is started on
+            ``settings.grpc_health_port`` and stopped on return.
+        health_services: Services whose status follows the worker's.
+        polling: Set once the worker polls (for callers that wait on it).
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        if health is None:
+            health = HealthServer(health_services, port=settings.grpc_health_port)
+            await health.start()
+            stack.push_async_callback(health.stop)
+        client = client or await connect_client(settings)
+        await ensure_reap_uploads_schedule(
+            client,
+            task_queue=settings.temporal.task_queue,
+            older_than_seconds=settings.limits.upload_ttl_seconds,
+        )
+        executor = stack.enter_context(
+            ThreadPoolExecutor(ACTIVITY_THREADS, thread_name_prefix="activity")
+        )
+        worker = build_worker(
+            client,
+            task_queue=settings.temporal.task_queue,
+            activities=activities,
+            executor=executor,
+        )
+        await _poll_until_stopped(worker, stop, health, health_services, polling or asyncio.Event())
+
+
+async def _poll_until_stopped(
+    worker: Worker,
+    stop: asyncio.Event,
+    health: HealthServer,
+    services: Sequence[str],
+    polling: asyncio.Event,
+) -> None:
+    run = asyncio.create_task(worker.run(), name="temporal-worker")
+    try:
+        async with asyncio.timeout(START_TIMEOUT):
+            await wait_until_polling(worker, run)
+        logger.info("worker polling task queue %s", worker.task_queue)
+        await health.set_serving(*services)
+        polling.set()
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({run, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+    finally:
+        await health.set_not_serving(*services)
+        await _stop_worker(worker, run)
+
+
+async def _stop_worker(worker: Worker, run: asyncio.Task[None]) -> None:
+    """Shut ``worker`` down (bounded) and re-raise its failure, if it failed."""
+    if not run.done() and worker.is_running:
+        logger.info("worker shutting down")
+        shutdown_bound = GRACEFUL_SHUTDOWN.total_seconds() + START_TIMEOUT
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(worker.shutdown(), shutdown_bound)
+    if not run.done():
+        run.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await run
+        return
+    await run  # re-raises a worker failure

@@ -1,0 +1,156 @@
+"""Token authentication, challenges, anonymous pulls and the projects API."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import jwt
+from litestar.testing import TestClient
+
+from api.app import create_app
+from core.settings import Settings
+from storage.db.migrate import upgrade
+from tests.api.oci import OCIClient, unique_project
+
+
+def _claims(token: str) -> dict[str, object]:
+    payload = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+
+
+def test_ping_challenges_without_a_token(oci: OCIClient) -> None:
+    response = oci.client.get("/v2/")
+    assert response.status_code == 401
+    challenge = response.headers["www-authenticate"]
+    assert challenge.startswith('Bearer realm="http://testserver.local/auth/token"')
+    assert 'service="moorage"' in challenge
+    assert response.json()["errors"][0]["code"] == "UNAUTHORIZED"
+    token = oci.token()
+    assert oci.client.get("/v2/", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+def test_wrong_password_gets_no_token(oci: OCIClient) -> None:
+    response = oci.client.get("/auth/token", auth=("admin", "wrong"))
+    assert response.status_code == 401
+    unknown = oci.client.get("/auth/token", auth=("nobody", "wrong"))
+    assert unknown.status_code == 401
+
+
+def test_token_is_short_lived_and_scoped(oci: OCIClient, repo: str) -> None:
+    claims = _claims(oci.token(f"repository:{repo}:pull,push", "repository:other/x:bogus"))
+    assert claims["aud"] == "moorage"
+    assert int(claims["exp"]) - int(claims["iat"]) <= 300  # type: ignore[call-overload]
+    assert claims["access"] == [{"type": "repository", "name": repo, "actions": ["pull", "push"]}]
+
+
+def test_push_without_token_is_challenged_with_scope(oci: OCIClient, repo: str) -> None:
+    response = oci.client.post(f"/v2/{repo}/blobs/uploads/")
+    assert response.status_code == 401
+    assert f'scope="repository:{repo}:push"' in response.headers["www-authenticate"]
+
+
+def test_token_for_other_repository_is_insufficient(oci: OCIClient, repo: str) -> None:
+    oci.push_image(repo, "t")
+    token = oci.token("repository:elsewhere/app:pull")
+    response = oci.client.get(
+        f"/v2/{repo}/manifests/t", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 401
+    assert 'error="insufficient_scope"' in response.headers["www-authenticate"]
+
+
+def test_forged_token_is_rejected(oci: OCIClient, repo: str) -> None:
+    oci.push_image(repo, "t")
+    forged = jwt.encode(
+        {
+            "iss": "moorage",
+            "sub": "admin",
+            "aud": "moorage",
+            "access": [{"type": "repository", "name": repo, "actions": ["pull"]}],
+        },
+        "a-guessable-shared-secret-of-32-bytes!",
+        algorithm="HS256",
+    )
+    response = oci.client.get(
+        f"/v2/{repo}/manifests/t", headers={"Authorization": f"Bearer {forged}"}
+    )
+    assert response.status_code == 401
+
+
+def test_anonymous_pull_of_public_project_only(oci: OCIClient) -> None:
+    public, private = unique_project(), unique_project()
+    for name, is_public in ((public, True), (private, False)):
+        created = oci.client.post(
+            "/api/v1/projects",
+            json={"name": name, "public": is_public},
+            auth=("admin", oci.password),
+        )
+        assert created.status_code == 201
+        oci.push_image(f"{name}/app", "v1")
+    anonymous = oci.token(
+        f"repository:{public}/app:pull,push", f"repository:{private}/app:pull", anonymous=True
+    )
+    assert _claims(anonymous)["access"] == [
+        {"type": "repository", "name": f"{public}/app", "actions": ["pull"]}
+    ]
+    headers = {"Authorization": f"Bearer {anonymous}"}
+    assert oci.client.get(f"/v2/{public}/app/manifests/v1", headers=headers).status_code == 200
+    assert oci.client.get(f"/v2/{public}/app/manifests/v1").status_code == 200
+    assert oci.client.get(f"/v2/{private}/app/manifests/v1", headers=headers).status_code == 401
+    assert oci.client.post(f"/v2/{public}/app/blobs/uploads/", headers=headers).status_code == 401
+
+
+def test_catalog_hides_private_projects_from_anonymous(oci: OCIClient, repo: str) -> None:
+    oci.push_image(repo, "t")
+    anonymous = oci.token("registry:catalog:*", anonymous=True)
+    listed = oci.client.get("/v2/_catalog", headers={"Authorization": f"Bearer {anonymous}"})
+    assert repo not in listed.json()["repositories"]
+
+
+def test_projects_api(oci: OCIClient) -> None:
+    name = unique_project()
+    admin = ("admin", oci.password)
+    assert oci.client.post("/api/v1/projects", json={"name": name}).status_code == 401
+    assert (
+        oci.client.post("/api/v1/projects", json={"name": name}, auth=("admin", "bad")).status_code
+        == 401
+    )
+    created = oci.client.post("/api/v1/projects", json={"name": name, "public": False}, auth=admin)
+    assert created.status_code == 201
+    assert created.json()["name"] == name
+    duplicate = oci.client.post("/api/v1/projects", json={"name": name}, auth=admin)
+    assert duplicate.status_code == 409
+    assert duplicate.headers["content-type"].startswith("application/problem+json")
+    invalid = oci.client.post("/api/v1/projects", json={"name": "Bad Name"}, auth=admin)
+    assert invalid.status_code in (400, 422)
+    assert oci.client.get(f"/api/v1/projects/{name}", auth=admin).json()["public"] is False
+    oci.push_image(f"{name}/app", "v1")
+    listed = oci.client.get("/api/v1/projects?limit=100", auth=admin).json()
+    assert "items" in listed
+    assert oci.client.delete(f"/api/v1/projects/{name}", auth=admin).status_code == 204
+    assert oci.client.get(f"/api/v1/projects/{name}", auth=admin).status_code == 404
+    gone = oci.request("GET", f"/v2/{name}/app/manifests/v1", f"{name}/app")
+    assert gone.status_code == 404
+
+
+def test_push_to_missing_project_refused_unless_created_on_push(tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path, auth={"admin_password": "pw", "create_project_on_push": False}
+    )
+    upgrade(settings)
+    with TestClient(create_app(settings)) as client:
+        strict = OCIClient(client, "pw")
+        refused = strict.request("POST", "/v2/nowhere/app/blobs/uploads/", "nowhere/app")
+        assert refused.status_code == 401
+        created = client.post("/api/v1/projects", json={"name": "somewhere"}, auth=("admin", "pw"))
+        assert created.status_code == 201
+        allowed = strict.request("POST", "/v2/somewhere/app/blobs/uploads/", "somewhere/app")
+        assert allowed.status_code == 202
+
+
+def test_openapi_schema_is_served(oci: OCIClient) -> None:
+    schema = oci.client.get("/api/v1/schema/openapi.json")
+    assert schema.status_code == 200
+    assert "/api/v1/projects" in schema.json()["paths"]

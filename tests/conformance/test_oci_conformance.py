@@ -1,0 +1,75 @@
+"""The OCI distribution-spec conformance suite (classic v1.1 suite) against Moorage."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import xml.etree.ElementTree as ET
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.services.moorage import MoorageServer
+
+pytestmark = pytest.mark.conformance
+
+SUITE_TIMEOUT = 900.0
+
+
+def _suite_env(registry: MoorageServer, report_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OCI_")}
+    env.update(
+        OCI_ROOT_URL=registry.url,
+        OCI_NAMESPACE="conformance/oci",
+        OCI_CROSSMOUNT_NAMESPACE="conformance/other",
+        OCI_USERNAME=registry.admin_username,
+        OCI_PASSWORD=registry.admin_password,
+        OCI_TEST_PULL="1",
+        OCI_TEST_PUSH="1",
+        OCI_TEST_CONTENT_DISCOVERY="1",
+        OCI_TEST_CONTENT_MANAGEMENT="1",
+        OCI_HIDE_SKIPPED_WORKFLOWS="0",
+        OCI_DELETE_MANIFEST_BEFORE_BLOBS="1",
+        OCI_REPORT_DIR=str(report_dir),
+    )
+    return env
+
+
+def _junit_results(report: Path) -> tuple[int, list[str]]:
+    """Count the test cases in a junit report and name the failed or errored ones."""
+    root = ET.parse(report).getroot()  # noqa: S314 - the report our own run just wrote
+    cases = list(root.iter("testcase"))
+    failed = [
+        case.get("name", "?")
+        for case in cases
+        if case.find("failure") is not None or case.find("error") is not None
+    ]
+    return len(cases), failed
+
+
+def test_conformance_suite(
+    oci_conformance: str, backend_registry: MoorageServer, tmp_path: Path
+) -> None:
+    report_dir = tmp_path / "report"
+    report_dir.mkdir()
+    result = subprocess.run(
+        [oci_conformance],
+        env=_suite_env(backend_registry, report_dir),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=SUITE_TIMEOUT,
+        check=False,
+    )
+    report = report_dir / "junit.xml"
+    assert report.is_file(), f"no junit.xml; exit {result.returncode}\n{result.stdout[-4000:]}"
+    total, failed = _junit_results(report)
+    assert total > 0, "the conformance suite reported no test cases"
+    assert not failed, (
+        f"{len(failed)} of {total} conformance tests failed (report in {report_dir}):\n"
+        + "\n".join(f"  - {name}" for name in failed)
+    )
+    assert result.returncode == 0, f"suite exited {result.returncode}\n{result.stdout[-4000:]}"

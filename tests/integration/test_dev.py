@@ -1,0 +1,125 @@
+"""``moorage dev`` end to end: Temporal, worker and API from one command, stopped by SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import uuid
+from datetime import timedelta
+from functools import partial
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+
+from activities.contracts import DEFAULT_TASK_QUEUE, ReapUploadsInput, ReapUploadsResult
+from cli.password import PASSWORD_FILE
+from cli.schedules import REAP_UPLOADS_SCHEDULE_ID
+from tests.services.http import answers
+from tests.services.process import LOOPBACK, ManagedProcess, free_port, port_accepts, spawn
+from workflows.uploads import ReapUploadsWorkflow
+
+pytestmark = pytest.mark.integration
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 120.0
+STOP_TIMEOUT = 60.0
+
+
+def start_dev(tmp_path: Path, data_dir: Path, name: str) -> tuple[ManagedProcess, int, int, int]:
+    port, temporal_port, ui_port = free_port(), free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOORAGE_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    process = spawn(
+        "moorage dev",
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "dev",
+            "--data-dir",
+            str(data_dir),
+            "--listen",
+            f"{LOOPBACK}:{port}",
+            "--temporal-port",
+            str(temporal_port),
+            "--temporal-ui-port",
+            str(ui_port),
+        ],
+        log_path=tmp_path / f"{name}.log",
+        env=env,
+        cwd=REPO_ROOT,
+    )
+    return process, port, temporal_port, ui_port
+
+
+def temporal_pid(log: Path) -> int:
+    match = re.search(r"Temporal dev server started \(pid (\d+)\)", log.read_text(encoding="utf-8"))
+    assert match, log.read_text(encoding="utf-8")
+    return int(match.group(1))
+
+
+async def reap_through_temporal(temporal_port: int) -> ReapUploadsResult:
+    """Run the reaper workflow on the embedded worker, with the real activity."""
+    client = await Client.connect(f"{LOOPBACK}:{temporal_port}")
+    await client.get_schedule_handle(REAP_UPLOADS_SCHEDULE_ID).describe()
+    return await client.execute_workflow(
+        ReapUploadsWorkflow.run,
+        ReapUploadsInput(older_than_seconds=3600),
+        id=f"test-reap-{uuid.uuid4()}",
+        task_queue=DEFAULT_TASK_QUEUE,
+        execution_timeout=timedelta(seconds=60),
+    )
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def run_until_ready_then_terminate(tmp_path: Path, data_dir: Path, name: str) -> str:
+    """Start ``moorage dev``, check every piece answers, SIGTERM it; return its output."""
+    process, port, temporal_port, ui_port = start_dev(tmp_path, data_dir, name)
+    try:
+        ready = partial(answers, LOOPBACK, port, "/healthz")
+        process.wait_until(ready, timeout=START_TIMEOUT, what="GET /healthz = 200")
+        ui = partial(answers, LOOPBACK, ui_port, "/")
+        process.wait_until(ui, timeout=START_TIMEOUT, what="the Temporal UI answers")
+        assert answers(LOOPBACK, port, "/readyz")
+        pid = temporal_pid(process.log_path)
+        assert pid_alive(pid)
+        result = asyncio.run(reap_through_temporal(temporal_port))
+        assert result == ReapUploadsResult(sessions_reaped=0, storage_leftovers_aborted=0)
+
+        process.popen.send_signal(signal.SIGTERM)
+        code = process.popen.wait(timeout=STOP_TIMEOUT)
+        output = process.log_path.read_text(encoding="utf-8")
+        assert code == 0, output
+        assert not pid_alive(pid), "the Temporal dev server outlived moorage dev"
+        assert not port_accepts(temporal_port)
+        assert not port_accepts(port)
+    except (AssertionError, subprocess.TimeoutExpired):
+        print(process.log_path.read_text(encoding="utf-8"))
+        raise
+    finally:
+        process.stop()
+    return output
+
+
+def test_dev_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    first = run_until_ready_then_terminate(tmp_path, data_dir, "first")
+    password = (data_dir / PASSWORD_FILE).read_text(encoding="utf-8").strip()
+    assert password in first
+    assert (data_dir / "temporal" / "temporal.db").is_file()
+
+    second = run_until_ready_then_terminate(tmp_path, data_dir, "second")
+    assert password not in second
+    assert str(data_dir.resolve() / PASSWORD_FILE) in second

