@@ -13,18 +13,26 @@ from api.http import next_link, pagination, read_limited
 from core import mediatypes
 from core.access import DELETE, PULL, PUSH, Scope
 from core.digests import Digest
-from core.names import Reference, RepositoryName
+from core.errors import OCIErrorCode, RegistryError
+from core.names import Reference, RepositoryName, is_valid_tag
 
 
 def _scope(name: RepositoryName, action: str) -> Scope:
     return Scope("repository", str(name), frozenset({action}))
 
 
+def _existing_reference(text: str) -> Reference:
+    """A reference to read or delete: a malformed tag names nothing, so it is unknown."""
+    if ":" not in text and not is_valid_tag(text):
+        raise RegistryError(OCIErrorCode.MANIFEST_UNKNOWN).with_detail({"reference": text[:128]})
+    return Reference.parse(text)
+
+
 async def read_manifest(
     request: Request[Any, Any, Any], registry: Registry, name: RepositoryName, reference_text: str
 ) -> Response[Any]:
     await authorize(request, registry, _scope(name, PULL))
-    reference = Reference.parse(reference_text)
+    reference = _existing_reference(reference_text)
     repository = await anyio.to_thread.run_sync(registry.repositories.require, name)
     manifest = await anyio.to_thread.run_sync(registry.manifests.get, repository, reference)
     headers = {
@@ -60,7 +68,7 @@ async def delete_manifest(
     request: Request[Any, Any, Any], registry: Registry, name: RepositoryName, reference_text: str
 ) -> Response[Any]:
     await authorize(request, registry, _scope(name, DELETE))
-    reference = Reference.parse(reference_text)
+    reference = _existing_reference(reference_text)
     repository = await anyio.to_thread.run_sync(registry.repositories.require, name)
     await anyio.to_thread.run_sync(registry.manifests.delete, repository, reference)
     return Response(content=b"", status_code=202)

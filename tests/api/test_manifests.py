@@ -219,3 +219,10 @@ def test_subject_may_be_pushed_after_its_referrer(oci: OCIClient, repo: str) -> 
     assert response.status_code == 201
     listed = oci.request("GET", f"/v2/{repo}/referrers/{missing_subject}", repo).json()
     assert len(listed["manifests"]) == 1
+
+
+def test_reading_a_malformed_tag_is_unknown(oci: OCIClient, repo: str) -> None:
+    oci.push_image(repo, "t")
+    response = oci.request("GET", f"/v2/{repo}/manifests/.INVALID", repo)
+    assert response.status_code == 404
+    assert response.json()["errors"][0]["code"] == "MANIFEST_UNKNOWN"
