@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import jwt
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -47,8 +48,21 @@ class OCIClient:
         if cached is not None and time.monotonic() - cached[0] < 120:
             return cached[1]
         token = self._fetch_token(scopes, anonymous)
-        self._tokens[key] = (time.monotonic(), token)
+        if self._complete(token, scopes):
+            # NOTE: a partial grant (e.g. before the project exists) is not reused.
+            self._tokens[key] = (time.monotonic(), token)
         return token
+
+    @staticmethod
+    def _complete(token: str, scopes: tuple[str, ...]) -> bool:
+        claims = jwt.decode(token, options={"verify_signature": False})
+        granted = {(e["type"], e["name"], a) for e in claims["access"] for a in e["actions"]}
+        for scope in scopes:
+            kind, _, rest = scope.partition(":")
+            name, _, actions = rest.rpartition(":")
+            if any((kind, name, a) not in granted for a in actions.split(",")):
+                return False
+        return True
 
     def _fetch_token(self, scopes: tuple[str, ...], anonymous: bool) -> str:
         auth = None if anonymous else (self.username, self.password)

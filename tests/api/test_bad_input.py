@@ -150,8 +150,10 @@ BAD_MANIFESTS = [
     b"[" * 10_000 + b"]" * 10_000,
     b"\xef\xbb\xbf{}",
     b"\xff\xfe{}",
-    (b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", '
-    b'"layers": [], "manifests": []}'),
+    (
+        b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", '
+        b'"layers": [], "manifests": []}'
+    ),
     b'{"schemaVersion": 2, "mediaType": "application/x-unknown", "layers": []}',
     b'{"schemaVersion": 1}',
     b"not json",

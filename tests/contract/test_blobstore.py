@@ -304,12 +304,14 @@ def test_put_blob_and_local_file(backend: Backend, new_tenant: NewTenant) -> Non
 
 
 def test_blob_location_presigns_when_redirecting(backend: Backend, new_tenant: NewTenant) -> None:
-    if not isinstance(backend, S3Backend):
-        pytest.skip("only S3 presigns")
     tenant = new_tenant()
     data = payload(1000, seed=8)
     digest = Digest.of(data)
     backend.store.put_blob(tenant, digest, data)
+    if not isinstance(backend, S3Backend):
+        # NOTE: the filesystem serves blobs itself; it never hands out a redirect.
+        assert backend.store.blob_location(tenant, digest) is None
+        return
     settings = backend.settings.model_copy(update={"redirect_pulls": True})
     location = S3BlobStore(settings).blob_location(tenant, digest)
     assert location is not None

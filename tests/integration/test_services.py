@@ -15,6 +15,8 @@ from temporalio.client import Client
 
 from tests.conftest import create_bucket
 from tests.services.docker_registry import DockerRegistry, S3Storage, start_docker_registry
+from tests.services.moorage import start_moorage
+from tests.services.process import ServiceStartError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -102,3 +104,11 @@ def test_docker_registry_on_s3(s3: S3Server, tmp_path: Path) -> None:
         _push_blob(registry.url, "smoke/s3", os.urandom(1000))
     finally:
         registry.stop()
+
+
+def test_a_service_that_dies_reports_its_log(tmp_path: Path) -> None:
+    with pytest.raises(ServiceStartError) as caught:
+        start_moorage(tmp_path, {"MOORAGE_STORAGE": "no-such-backend"})
+    message = str(caught.value)
+    assert "exited with code" in message
+    assert "no-such-backend" in message  # the settings error, from the log tail

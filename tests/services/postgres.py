@@ -103,8 +103,16 @@ def _data_root(workdir: Path) -> tuple[Path, str | None]:
 def start_postgres(workdir: Path) -> Postgres:
     """Initialise a cluster, start it, create the ``moorage`` database."""
     workdir.mkdir(parents=True, exist_ok=True)
-    log_path = workdir / "postgres.log"
     root, run_as = _data_root(workdir)
+    try:
+        return _start(workdir / "postgres.log", root, run_as)
+    except BaseException:
+        if run_as is not None:
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+
+
+def _start(log_path: Path, root: Path, run_as: str | None) -> Postgres:
     data_dir, socket_dir = root / "data", root / "sock"
     for directory in (data_dir, socket_dir):
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)

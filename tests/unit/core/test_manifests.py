@@ -17,8 +17,14 @@ def _manifest(**extra: object) -> bytes:
     body = {
         "schemaVersion": 2,
         "mediaType": mediatypes.OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": DIGEST, "size": 2},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": DIGEST, "size": 9}],
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": DIGEST,
+            "size": 2,
+        },
+        "layers": [
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": DIGEST, "size": 9}
+        ],
         **extra,
     }
     return json.dumps(body).encode()
@@ -43,7 +49,10 @@ def test_artifact_with_subject() -> None:
 
 
 def test_index_without_content_type() -> None:
-    body = {"schemaVersion": 2, "manifests": [{"mediaType": mediatypes.OCI_MANIFEST, "digest": DIGEST, "size": 3}]}
+    body = {
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": mediatypes.OCI_MANIFEST, "digest": DIGEST, "size": 3}],
+    }
     parsed = parse_manifest(json.dumps(body).encode(), "application/json")
     assert parsed.is_index
     assert parsed.artifact_type is None
@@ -54,7 +63,10 @@ def test_index_without_content_type() -> None:
     ("payload", "content_type"),
     [
         (_manifest(), mediatypes.OCI_INDEX),
-        (_manifest().replace(b'"schemaVersion": 2', b'"schemaVersion": 2, "schemaVersion": 2'), None),
+        (
+            _manifest().replace(b'"schemaVersion": 2', b'"schemaVersion": 2, "schemaVersion": 2'),
+            None,
+        ),
         (_manifest(manifests=[]), None),
         (b"\xef\xbb\xbf" + _manifest(), None),
         (_manifest(config={"mediaType": "x", "digest": "sha256:zz", "size": 1}), None),

@@ -24,7 +24,10 @@ def test_roundtrip_and_rotation() -> None:
     issued = _service(old).issue("alice", [SCOPE], admin=False, now=NOW)
     claims = _service(old, new).verify(issued.token)
     assert (claims.subject, claims.access, claims.admin) == ("alice", [SCOPE], False)
-    assert jwt.get_unverified_header(_service(old, new).issue("a", [], False, NOW).token)["kid"] == new.kid
+    assert (
+        jwt.get_unverified_header(_service(old, new).issue("a", [], False, NOW).token)["kid"]
+        == new.kid
+    )
     assert {key["kid"] for key in _service(old, new).jwks()["keys"]} == {old.kid, new.kid}
 
 
