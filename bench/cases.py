@@ -101,6 +101,8 @@ class Case:
 
     unit: str = "MB/s"
     repo: str = "bench/blob"
+    #: Flush dirty pages before each measurement so no side pays for the other's writes.
+    settle: bool = True
 
     def __init__(self, name: str) -> None:
         """Name the case.
@@ -123,6 +125,8 @@ class Case:
 
 class Sha256Rate(Case):
     """The machine's ``hashlib.sha256`` rate; the same figure on both sides."""
+
+    settle = False
 
     @override
     async def measure(self, ctx: Context, side: Side, rep: int) -> Measurement:
@@ -152,6 +156,11 @@ def measure_sha256_rate(payloads: PayloadFactory, nbytes: int, rounds: int = 3) 
             done += piece
         rates.append(done / (time.perf_counter() - start) / 1e6)
     return sorted(rates)[len(rates) // 2]
+
+
+def pushed_key(count: int, size: int) -> str:
+    """The ``Side.state`` key of the blobs a monolithic push case left in the registry."""
+    return f"pushed:{count}x{size}"
 
 
 class Push(Case):
@@ -193,6 +202,8 @@ class Push(Case):
         await asyncio.gather(*(one(blob) for blob in self._blobs))
         elapsed = time.perf_counter() - start
         total = sum(blob.size for blob in self._blobs)
+        if not self.chunked:
+            side.state[pushed_key(self.count, self.size)] = list(self._blobs)
         return Measurement(total / elapsed / 1e6, {"bytes": total, "seconds": elapsed})
 
 
@@ -211,22 +222,26 @@ class Pull(Case):
         self.count = count
         self.size = size
 
-    def _blobs(self, ctx: Context) -> list[Blob]:
-        key = f"pull-blobs:{self.name}"
-        if key not in ctx.shared:
-            size = ctx.scale.size(self.size)
-            ctx.shared[key] = [ctx.payloads.blob(size, f"{key}-{i}") for i in range(self.count)]
-        blobs: list[Blob] = ctx.shared[key]
-        return blobs
-
     @override
     async def setup(self, ctx: Context, side: Side) -> None:
-        for blob in self._blobs(ctx):
-            await side.client.push_monolithic(self.repo, blob)
+        key = pushed_key(self.count, self.size)
+        blobs: list[Blob] | None = side.state.get(key)
+        if blobs is None:  # the push case did not run: push blobs of the same sizes now
+            shared = f"pull-blobs:{self.name}"
+            if shared not in ctx.shared:
+                size = ctx.scale.size(self.size)
+                ctx.shared[shared] = [
+                    ctx.payloads.blob(size, f"{shared}-{i}") for i in range(self.count)
+                ]
+            blobs = list(ctx.shared[shared])
+            for blob in blobs:
+                await side.client.push_monolithic(self.repo, blob)
+            side.state[key] = blobs
+        side.state[f"pull:{self.name}"] = blobs
 
     @override
     async def measure(self, ctx: Context, side: Side, rep: int) -> Measurement:
-        blobs = self._blobs(ctx)
+        blobs: list[Blob] = side.state[f"pull:{self.name}"]
         start = time.perf_counter()
         counts = await asyncio.gather(
             *(side.client.pull_blob(self.repo, blob.digest) for blob in blobs)
@@ -306,6 +321,7 @@ class ManifestRead(Case):
     """HEAD or GET one manifest by tag or digest from ``concurrency`` clients."""
 
     unit = "req/s"
+    settle = False
     repo = "bench/manifest"
 
     def __init__(self, name: str, *, method: str, by_digest: bool, concurrency: int) -> None:
@@ -343,6 +359,7 @@ class ManifestPut(Case):
     """PUT one manifest to new tags from ``concurrency`` clients."""
 
     unit = "req/s"
+    settle = False
     repo = "bench/manifest-put"
 
     def __init__(self, name: str, *, concurrency: int) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bench.cases import Case, Context, Measurement, Pull, Push, Side
@@ -12,6 +14,31 @@ from bench.report import CaseResult
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    """``time.monotonic()`` limits that bound a whole run.
+
+    Attributes:
+        soft: No repetition beyond the first starts after this.
+        start: No case starts after this.
+        end: Any measurement still running at this time is cancelled.
+    """
+
+    soft: float
+    start: float
+    end: float
+
+    @classmethod
+    def within(cls, budget_s: float) -> Deadlines:
+        """Deadlines for a run of at most ``budget_s`` seconds from now."""
+        now = time.monotonic()
+        return cls(soft=now + 0.7 * budget_s, start=now + 0.9 * budget_s, end=now + budget_s)
+
+    def timeout(self, case_timeout: float) -> float:
+        """The time left for one step: the case's own limit or the run's end."""
+        return max(1.0, min(case_timeout, self.end - time.monotonic()))
 
 
 def log(message: str) -> None:
@@ -36,7 +63,7 @@ def _annotations(case: Case, ctx: Context, values: dict[str, float]) -> dict[str
 
 
 async def run_case(
-    case: Case, ctx: Context, sides: Sequence[Side], *, soft_deadline: float
+    case: Case, ctx: Context, sides: Sequence[Side], deadlines: Deadlines
 ) -> CaseResult:
     """Run one case on every side, repeating with alternating order while time allows.
 
@@ -44,27 +71,31 @@ async def run_case(
         case: The case.
         ctx: The run context.
         sides: Moorage then baseline.
-        soft_deadline: ``time.monotonic()`` after which no further repetition starts.
+        deadlines: Limits on repetitions and on the run's end.
 
     Returns:
         The medians of both sides and their extra figures.
     """
-    timeout = ctx.scale.case_timeout_s
+    limit = ctx.scale.case_timeout_s
     results: dict[str, list[Measurement]] = {side.name: [] for side in sides}
     try:
         for side in sides:
             await side.client.refresh_token([case.repo])
-            await asyncio.wait_for(case.setup(ctx, side), timeout)
+            await asyncio.wait_for(case.setup(ctx, side), deadlines.timeout(limit))
         repeats = 1 if case.name == "sha256-rate" else ctx.scale.repeats
         for rep in range(repeats):
-            if rep > 0 and time.monotonic() > soft_deadline:
+            if rep > 0 and time.monotonic() > deadlines.soft:
                 log(f"{case.name}: time budget reached after {rep} repetitions")
                 break
             case.prepare(ctx, rep)
             order = list(sides) if rep % 2 == 0 else list(reversed(sides))
             for side in order:
+                if case.settle:
+                    await asyncio.to_thread(os.sync)
                 await side.client.refresh_token([case.repo])
-                measurement = await asyncio.wait_for(case.measure(ctx, side, rep), timeout)
+                measurement = await asyncio.wait_for(
+                    case.measure(ctx, side, rep), deadlines.timeout(limit)
+                )
                 results[side.name].append(measurement)
                 log(f"{case.name} rep {rep} {side.name}: {measurement.value:.4g} {case.unit}")
     except Exception as exc:  # a failed case must not stop the others
@@ -98,9 +129,7 @@ async def run_all(
     cases: Sequence[Case],
     ctx: Context,
     sides: Sequence[Side],
-    *,
-    soft_deadline: float,
-    hard_deadline: float,
+    deadlines: Deadlines,
     emit: Callable[[CaseResult], None],
 ) -> list[CaseResult]:
     """Run every case in order, emitting each result as soon as it is known.
@@ -109,8 +138,7 @@ async def run_all(
         cases: The selected cases.
         ctx: The run context.
         sides: Moorage then baseline.
-        soft_deadline: No repetition beyond the first starts after this monotonic time.
-        hard_deadline: No case starts after this monotonic time.
+        deadlines: Limits on repetitions, case starts and the run's end.
         emit: Called with each result.
 
     Returns:
@@ -118,11 +146,11 @@ async def run_all(
     """
     results = []
     for case in cases:
-        if time.monotonic() > hard_deadline:
+        if time.monotonic() > deadlines.start:
             result = CaseResult(case.name, case.unit, None, None, error="skipped: time budget")
         else:
             log(f"case {case.name}")
-            result = await run_case(case, ctx, sides, soft_deadline=soft_deadline)
+            result = await run_case(case, ctx, sides, deadlines)
         emit(result)
         results.append(result)
     return results
