@@ -1,0 +1,126 @@
+"""Garbage-collection activities.
+
+Each step loops over batches, heartbeating, and is idempotent: a retried step finds the
+queues where the killed attempt left them.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from sqlalchemy import Engine
+from temporalio import activity
+
+from activities.contracts import (
+    GC_COLLECT_BLOBS,
+    GC_COLLECT_MANIFESTS,
+    GC_RECORD_RUN,
+    GC_SWEEP_ORPHANS,
+    GcInput,
+    GcRecordInput,
+    GcStepResult,
+)
+from core.control_records import GcRunRecord
+from core.ports import BlobStore
+from core.services.changes import ChangeRecorder
+from core.services.gc import GarbageCollector, GcReport
+from core.settings import Settings
+from storage.db.engine import Engines
+from storage.db.metadata import SqlMetadata
+
+#: Bound on the batches one activity attempt takes (it returns; the run is repeatable).
+MAX_BATCHES: Final = 10_000
+#: A dry run looks at this many rows per queue in one pass.
+DRY_RUN_ROWS: Final = 10_000
+
+
+def _result(report: GcReport) -> GcStepResult:
+    return GcStepResult(
+        report.reviewed, report.deleted, report.kept, report.bytes_freed, report.items
+    )
+
+
+class GcActivities:
+    """The GC steps bound to real storage."""
+
+    def __init__(self, settings: Settings, engine: Engine, store: BlobStore) -> None:
+        self._settings = settings.control
+        self._metadata = SqlMetadata(Engines(read=engine, write=engine))
+        changes = ChangeRecorder(settings.control.gc_review_delay_seconds)
+        self._gc = GarbageCollector(self._metadata, store, changes)
+
+    def _due(self, params: GcInput) -> datetime:
+        delay = params.review_delay_seconds
+        if delay is None:
+            delay = self._settings.gc_review_delay_seconds
+        return datetime.now(UTC) - timedelta(seconds=delay)
+
+    @activity.defn(name=GC_RECORD_RUN)
+    def gc_record_run(self, params: GcRecordInput) -> None:
+        """Create the run's row (idempotent) and set its state and report."""
+        run, now = params.run, datetime.now(UTC)
+        with self._metadata.write() as session:
+            session.add_gc_run(
+                GcRunRecord(
+                    run.run_id,
+                    params.state,
+                    run.dry_run,
+                    run.delete_untagged,
+                    run.review_delay_seconds,
+                    None,
+                    now,
+                    None,
+                )
+            )
+            report = params.report_json or json.dumps({})
+            session.finish_gc_run(run.run_id, params.state, report, now)
+            session.commit()
+
+    @activity.defn(name=GC_COLLECT_MANIFESTS)
+    def gc_collect_manifests(self, params: GcInput) -> GcStepResult:
+        """Delete due, unreferenced manifests in batches."""
+        if params.dry_run:
+            return _result(self._gc.collect_manifests(self._due(params), DRY_RUN_ROWS, True))
+        total = GcReport()
+        for _ in range(MAX_BATCHES):
+            batch = self._gc.collect_manifests(
+                self._due(params), self._settings.gc_batch_size, False
+            )
+            total.add(batch)
+            activity.heartbeat(total.reviewed)
+            if batch.reviewed == 0:
+                break
+        return _result(total)
+
+    @activity.defn(name=GC_COLLECT_BLOBS)
+    def gc_collect_blobs(self, params: GcInput) -> GcStepResult:
+        """Finish tombstones left by a killed attempt, then review due blobs in batches."""
+        if params.dry_run:
+            return _result(self._gc.collect_blobs(self._due(params), DRY_RUN_ROWS, True))
+        batch_size = self._settings.gc_batch_size
+        self._finish_tombstones(batch_size)
+        total = GcReport()
+        for _ in range(MAX_BATCHES):
+            batch = self._gc.collect_blobs(self._due(params), batch_size, False)
+            total.add(batch)
+            self._finish_tombstones(batch_size)
+            activity.heartbeat(total.reviewed)
+            if batch.reviewed == 0:
+                break
+        return _result(total)
+
+    def _finish_tombstones(self, batch_size: int) -> None:
+        for _ in range(MAX_BATCHES):
+            if self._gc.finish_tombstones(batch_size) == 0:
+                return
+            activity.heartbeat()
+
+    @activity.defn(name=GC_SWEEP_ORPHANS)
+    def gc_sweep_orphans(self, params: GcInput) -> GcStepResult:
+        """Delete objects without rows once seen for the grace period."""
+        grace = timedelta(seconds=self._settings.gc_orphan_grace_seconds)
+        if params.review_delay_seconds is not None:
+            grace = min(grace, timedelta(seconds=params.review_delay_seconds))
+        return _result(self._gc.sweep_orphans(datetime.now(UTC), grace, params.dry_run))

@@ -1,0 +1,62 @@
+"""Starts workflows with the Temporal client, connecting lazily (``core.workflow_port``)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from core.settings import TemporalSettings
+
+#: Bound on one connect or start call.
+CALL_TIMEOUT = 5.0
+
+
+class TemporalStarter:
+    """A :class:`core.workflow_port.WorkflowStarter` over ``temporalio``.
+
+    The client is made on first use and dropped after any failure, so a Temporal outage
+    only fails the calls made during it.
+    """
+
+    def __init__(self, settings: TemporalSettings) -> None:
+        self._settings = settings
+        self._client: Client | None = None
+
+    async def _connect(self) -> Client:
+        if self._client is None:
+            self._client = await Client.connect(
+                self._settings.address, namespace=self._settings.namespace
+            )
+        return self._client
+
+    async def start(self, workflow: str, arg: object, workflow_id: str) -> bool:
+        try:
+            async with asyncio.timeout(CALL_TIMEOUT):
+                client = await self._connect()
+                await client.start_workflow(
+                    workflow,
+                    arg,
+                    id=workflow_id,
+                    task_queue=self._settings.task_queue,
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                )
+        except WorkflowAlreadyStartedError:
+            return False
+        except Exception:
+            self._client = None
+            raise
+        return True
+
+    async def status(self, workflow_id: str) -> WorkflowExecutionStatus | None:
+        """The run's status, or ``None`` when Temporal does not know it (or is away)."""
+        try:
+            async with asyncio.timeout(CALL_TIMEOUT):
+                client = await self._connect()
+                description = await client.get_workflow_handle(workflow_id).describe()
+        except Exception:  # noqa: BLE001 - status is best effort
+            self._client = None
+            return None
+        return description.status

@@ -1,0 +1,130 @@
+"""Ports of the control plane: the metadata queries of the outbox, GC, policies, quotas.
+
+``core.ports.MetadataSession`` includes these, so every transaction can write an
+outbox event or a review-queue row together with the change that causes it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from core.control_records import BlobReview, GcRunRecord, ManifestReview, OutboxRecord, Usage
+from core.records import RepositoryRecord
+
+
+class OutboxSession(Protocol):
+    def add_event(
+        self,
+        kind: str,
+        *,
+        project_id: int | None = None,
+        repository: str | None = None,
+        digest: str | None = None,
+        tag: str | None = None,
+        data: str | None = None,
+    ) -> None:
+        """Append an event to the outbox (commits with the caller's transaction)."""
+
+    def pending_events(self, limit: int) -> list[OutboxRecord]: ...
+    def mark_dispatched(self, event_ids: list[int], now: datetime) -> None: ...
+
+
+class ReviewQueueSession(Protocol):
+    """The data plane's side of the GC review queues (see ``core.services.gc``)."""
+
+    def enqueue_blob_review(
+        self, project_id: int, storage_id: str, digest: str, event: str, review_after: datetime
+    ) -> None:
+        """Insert or re-arm a blob review (never lowers a tombstone back to review)."""
+
+    def touch_blob_reviews(
+        self, project_id: int, digests: list[str], review_after: datetime
+    ) -> None:
+        """Postpone pending reviews of these blobs, taking their row locks."""
+
+    def blob_tombstoned(self, project_id: int, digest: str) -> bool:
+        """Whether GC is deleting this blob's object (locks the review row)."""
+
+    def blob_review_state(self, project_id: int, digest: str) -> str | None:
+        """``review``, ``deleting`` or ``None`` (locks the review row)."""
+
+    def enqueue_manifest_review(
+        self, repository_id: int, digest: str, event: str, review_after: datetime
+    ) -> None: ...
+
+    def touch_manifest_reviews(
+        self, repository_id: int, digests: list[str], review_after: datetime
+    ) -> None: ...
+
+    def manifest_references(self, repository_id: int, digest: str) -> tuple[list[str], list[str]]:
+        """The blob digests and child manifest digests a stored manifest references."""
+
+    def tag_target(self, repository_id: int, tag: str) -> str | None:
+        """The digest a tag points at, if the tag exists."""
+
+    def manifest_tags(self, repository_id: int, digest: str) -> list[str]:
+        """The tags pointing at a manifest."""
+
+
+class CollectorSession(Protocol):
+    """The collector's side of the GC review queues."""
+
+    def due_blob_reviews(self, due: datetime, limit: int, lock: bool) -> list[BlobReview]: ...
+    def blob_tombstones(self, limit: int, lock: bool) -> list[BlobReview]: ...
+    def blob_referenced(self, project_id: int, digest: str) -> bool: ...
+    def blob_size(self, project_id: int, digest: str) -> int | None: ...
+    def delete_blob_rows(self, project_id: int, digest: str) -> None: ...
+    def set_blob_tombstone(self, project_id: int, digest: str, size: int) -> None: ...
+    def drop_blob_review(self, project_id: int, digest: str) -> None: ...
+    def due_manifest_reviews(
+        self, due: datetime, limit: int, lock: bool
+    ) -> list[ManifestReview]: ...
+    def manifest_kept_by(self, repository_id: int, digest: str) -> str | None:
+        """Why a manifest must stay (``tagged``, ``child of an index``, ...) or ``None``."""
+
+    def drop_manifest_review(self, repository_id: int, digest: str) -> None: ...
+    def tenants(self) -> list[tuple[int, str]]: ...
+    def project_digests(self, project_id: int) -> set[str]: ...
+    def tombstoned_digests(self, storage_id: str) -> set[str]: ...
+    def see_orphan(self, storage_id: str, digest: str, now: datetime) -> datetime:
+        """Record the first sighting of an object without a row; return that time."""
+
+    def forget_orphans(self, storage_id: str, digests: list[str]) -> None: ...
+    def add_gc_run(self, run: GcRunRecord) -> bool: ...
+    def finish_gc_run(self, run_id: str, state: str, report: str, now: datetime) -> None: ...
+    def gc_run(self, run_id: str) -> GcRunRecord | None: ...
+    def gc_runs(self, kind: str, project: str | None, limit: int) -> list[GcRunRecord]:
+        """The newest runs of ``kind`` (of ``project`` when given), newest first."""
+
+
+class PolicySession(Protocol):
+    def policy(self, project_id: int, kind: str) -> str | None: ...
+    def set_policy(self, project_id: int, kind: str, body: str, now: datetime) -> None: ...
+    def lock_project(self, project_id: int) -> None:
+        """Serialise quota checks of one project until the transaction ends."""
+
+    def usage(self, project_id: int) -> Usage: ...
+    def linked_blob_ids_in_project(self, project_id: int, digests: list[str]) -> list[int]:
+        """Ids of those blobs that some repository of the project links."""
+
+    def quota_projects(self) -> list[tuple[int, str, str]]:
+        """(project id, name, quota body) of every project with a quota."""
+
+    def linked_blob_sizes(self, project_id: int) -> list[tuple[str, int]]:
+        """(digest, size) of the distinct blobs the project's repositories link."""
+
+    def policy_projects(self, kind: str) -> list[str]:
+        """Names of the projects holding a policy document of ``kind``."""
+
+    def project_repositories(self, project_id: int) -> list[RepositoryRecord]: ...
+    def artifacts(self, repository_id: int) -> list[tuple[str, datetime, list[str], bool]]:
+        """(digest, pushed at, tags, dependent) of every manifest of a repository.
+
+        ``pushed at`` is the latest of the manifest's and its tags' push times;
+        ``dependent`` is true for manifests listed by an index or with a subject.
+        """
+
+
+class ControlSession(OutboxSession, ReviewQueueSession, CollectorSession, PolicySession, Protocol):
+    """Everything the control plane asks of a metadata transaction."""

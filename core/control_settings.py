@@ -1,0 +1,29 @@
+"""Settings of the control plane: garbage collection, the outbox dispatcher, quotas."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class ControlSettings(BaseModel):
+    """How the control plane collects garbage, dispatches events and warns on quotas."""
+
+    #: Seconds a blob or manifest waits in the review queue after it may have lost its
+    #: last reference (GitLab's default: one day).
+    gc_review_delay_seconds: int = Field(default=24 * 3600, ge=0)
+    #: An object in storage without a row is deleted once it was seen this long ago.
+    gc_orphan_grace_seconds: int = Field(default=24 * 3600, ge=0)
+    #: Review rows one GC transaction takes.
+    gc_batch_size: int = Field(default=100, ge=1, le=10_000)
+    #: Interval of the scheduled GC run; 0 disables the schedule.
+    gc_every_seconds: int = Field(default=24 * 3600, ge=0)
+    #: Delete manifests with no tag, no parent index and no live subject on scheduled runs.
+    gc_delete_untagged: bool = False
+    #: Interval of the scheduled retention and quota reconciliation runs; 0 disables them.
+    policy_every_seconds: int = Field(default=24 * 3600, ge=0)
+    #: Seconds between outbox polls of the dispatcher when it found nothing to do.
+    outbox_poll_seconds: float = Field(default=1.0, gt=0)
+    #: Events the dispatcher takes per poll.
+    outbox_batch_size: int = Field(default=100, ge=1, le=10_000)
+    #: Fraction of a quota at which a ``quota.warning`` event is written.
+    quota_warning_ratio: float = Field(default=0.85, gt=0, le=1)

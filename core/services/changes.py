@@ -1,0 +1,91 @@
+"""What the data plane records beside each change, in the change's own transaction.
+
+Every state change writes an outbox event, and every change that may leave a blob or a
+manifest without references puts it into a GC review queue with a review-after time.
+Pushes that reference a blob or manifest postpone its pending review while holding the
+review row's lock, so a collector working on the same row either finished before (the
+push then sees the row gone and fails cleanly) or sees the review postponed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from core import events
+from core.ports import MetadataSession
+from core.records import RepositoryRecord
+
+
+class ChangeRecorder:
+    """Writes outbox events and review-queue rows through a metadata session."""
+
+    def __init__(self, review_delay_seconds: int, quota_warning_ratio: float = 0.85) -> None:
+        self._delay = timedelta(seconds=review_delay_seconds)
+        #: Fraction of a quota at which a push writes a ``quota.warning`` event.
+        self.quota_warning_ratio = quota_warning_ratio
+
+    def review_after(self) -> datetime:
+        return datetime.now(UTC) + self._delay
+
+    def protect_references(
+        self,
+        session: MetadataSession,
+        repository: RepositoryRecord,
+        blobs: list[str],
+        manifests: list[str],
+    ) -> None:
+        """Postpone pending reviews of what a push is about to reference (takes row locks)."""
+        after = self.review_after()
+        if blobs:
+            session.touch_blob_reviews(repository.project_id, sorted(blobs), after)
+        if manifests:
+            session.touch_manifest_reviews(repository.id, sorted(manifests), after)
+
+    def blob_may_be_unreferenced(
+        self, session: MetadataSession, repository: RepositoryRecord, digest: str, event: str
+    ) -> None:
+        session.enqueue_blob_review(
+            repository.project_id, repository.storage_id, digest, event, self.review_after()
+        )
+
+    def manifest_may_be_unreferenced(
+        self, session: MetadataSession, repository: RepositoryRecord, digest: str, event: str
+    ) -> None:
+        session.enqueue_manifest_review(repository.id, digest, event, self.review_after())
+
+    def manifest_deleted(
+        self,
+        session: MetadataSession,
+        repository: RepositoryRecord,
+        digest: str,
+        references: tuple[list[str], list[str]],
+        by: str = "api",
+    ) -> None:
+        """Queue what the deleted manifest referenced and write the event."""
+        blobs, children = references
+        for blob in blobs:
+            self.blob_may_be_unreferenced(session, repository, blob, events.MANIFEST_DELETE)
+        for child in children:
+            self.manifest_may_be_unreferenced(
+                session, repository, child, events.MANIFEST_LIST_DELETE
+            )
+        self.event(session, events.MANIFEST_DELETED, repository, digest=digest, data=by)
+
+    @staticmethod
+    def event(
+        session: MetadataSession,
+        kind: str,
+        repository: RepositoryRecord,
+        *,
+        digest: str | None = None,
+        tag: str | None = None,
+        data: str | None = None,
+    ) -> None:
+        session.add_event(
+            kind,
+            project_id=repository.project_id,
+            repository=repository.name,
+            digest=digest,
+            tag=tag,
+            data=data,
+        )

@@ -1,0 +1,209 @@
+"""Online garbage collection over the review queues (GitLab's design, see ARCHITECTURE 3).
+
+Consistency guarantees:
+- A blob row is deleted only in a transaction that holds its review row's lock and
+  found no manifest referencing it; the push path postpones reviews under the same lock
+  before it reads what they protect, so a racing push either sees the blob gone (and
+  fails cleanly) or keeps it.
+- Rows go first: the deciding transaction deletes the blob's rows and leaves a
+  *tombstone* review row; its object is deleted afterwards under the tombstone's lock,
+  and the tombstone is removed in that transaction. A crash in between leaves only a
+  tombstone, finished by the next run (every step is idempotent).
+- Fails closed: storage listings and database reads complete before anything is
+  deleted; any error aborts the step with nothing deleted by it.
+- Upload sessions are never touched (their data is not a blob).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from core.digests import Digest
+from core.ports import BlobStore, Metadata, MetadataSession
+from core.records import RepositoryRecord
+from core.services.changes import ChangeRecorder
+
+#: Entries a report lists (counters stay exact beyond it).
+REPORT_ITEMS_MAX = 1000
+
+
+@dataclass
+class GcReport:
+    """What one GC step reviewed and did (or, in a dry run, would do)."""
+
+    reviewed: int = 0
+    deleted: int = 0
+    kept: int = 0
+    bytes_freed: int = 0
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+    def note(self, **item: Any) -> None:
+        if len(self.items) < REPORT_ITEMS_MAX:
+            self.items.append(item)
+
+    def add(self, other: GcReport) -> None:
+        self.reviewed += other.reviewed
+        self.deleted += other.deleted
+        self.kept += other.kept
+        self.bytes_freed += other.bytes_freed
+        for item in other.items:
+            self.note(**item)
+
+
+class GarbageCollector:
+    """The steps of a GC run; each takes at most one batch and is safe to repeat."""
+
+    def __init__(self, metadata: Metadata, store: BlobStore, changes: ChangeRecorder) -> None:
+        self._metadata = metadata
+        self._store = store
+        self._changes = changes
+
+    def collect_manifests(self, due: datetime, limit: int, dry_run: bool) -> GcReport:
+        """Delete due, unreferenced manifests (untagged, not in an index, no live subject)."""
+        report = GcReport()
+        with self._metadata.write() as session:
+            for review in session.due_manifest_reviews(due, limit, lock=not dry_run):
+                report.reviewed += 1
+                kept_by = session.manifest_kept_by(review.repository_id, review.digest)
+                if kept_by is not None or review.project_id is None:
+                    report.kept += 1
+                    report.note(
+                        kind="manifest", digest=review.digest, action="keep", reason=kept_by
+                    )
+                    if not dry_run:
+                        session.drop_manifest_review(review.repository_id, review.digest)
+                    continue
+                report.deleted += 1
+                report.note(
+                    kind="manifest", digest=review.digest, action="delete", reason="untagged"
+                )
+                if not dry_run:
+                    repository = RepositoryRecord(
+                        review.repository_id, review.project_id, "", review.storage_id or ""
+                    )
+                    self._delete_manifest(session, repository, review.digest)
+            if not dry_run:
+                session.commit()
+        return report
+
+    def _delete_manifest(
+        self, session: MetadataSession, repository: RepositoryRecord, digest: str
+    ) -> None:
+        references = session.manifest_references(repository.id, digest)
+        session.delete_manifest(repository.id, digest)
+        session.drop_manifest_review(repository.id, digest)
+        self._changes.manifest_deleted(session, repository, digest, references, by="gc")
+
+    def collect_blobs(self, due: datetime, limit: int, dry_run: bool) -> GcReport:
+        """Decide on due blob reviews: drop the referenced, tombstone the unreferenced."""
+        report = GcReport()
+        with self._metadata.write() as session:
+            for review in session.due_blob_reviews(due, limit, lock=not dry_run):
+                report.reviewed += 1
+                if session.blob_referenced(review.project_id, review.digest):
+                    report.kept += 1
+                    report.note(
+                        kind="blob", digest=review.digest, action="keep", reason="referenced"
+                    )
+                    if not dry_run:
+                        session.drop_blob_review(review.project_id, review.digest)
+                    continue
+                size = session.blob_size(review.project_id, review.digest) or 0
+                report.deleted += 1
+                report.bytes_freed += size
+                report.note(
+                    kind="blob",
+                    digest=review.digest,
+                    action="delete",
+                    reason="no manifest references it",
+                    size=size,
+                )
+                if not dry_run:
+                    session.delete_blob_rows(review.project_id, review.digest)
+                    session.set_blob_tombstone(review.project_id, review.digest, size)
+            if not dry_run:
+                session.commit()
+        return report
+
+    def finish_tombstones(self, limit: int) -> int:
+        """Delete the objects of tombstoned blobs, each under its tombstone's lock.
+
+        One short transaction per object, so a push waiting on the same row (or, on
+        SQLite, on the write lock) waits for one storage delete at most.
+        """
+        with self._metadata.read() as session:
+            tombstones = session.blob_tombstones(limit, lock=False)
+        for tombstone in tombstones:
+            with self._metadata.write() as session:
+                if session.blob_tombstoned(tombstone.project_id, tombstone.digest):
+                    digest = Digest.parse(tombstone.digest)
+                    self._store.delete_blob(tombstone.storage_id, digest)
+                    session.drop_blob_review(tombstone.project_id, tombstone.digest)
+                session.commit()
+        return len(tombstones)
+
+    def sweep_orphans(self, now: datetime, grace: timedelta, dry_run: bool) -> GcReport:
+        """Delete objects that have had no blob row since at least ``grace`` ago.
+
+        Every tenant is listed before anything is deleted; a listing error raises.
+        """
+        with self._metadata.read() as session:
+            tenants = session.tenants()
+        listed = {storage: set(map(str, self._store.list_blobs(storage))) for _, storage in tenants}
+        report = GcReport()
+        for project_id, storage_id in tenants:
+            report.add(
+                self._sweep_tenant(
+                    project_id,
+                    storage_id,
+                    listed[storage_id],
+                    now=now,
+                    grace=grace,
+                    dry_run=dry_run,
+                )
+            )
+        return report
+
+    def _sweep_tenant(
+        self,
+        project_id: int,
+        storage_id: str,
+        objects: set[str],
+        *,
+        now: datetime,
+        grace: timedelta,
+        dry_run: bool,
+    ) -> GcReport:
+        report = GcReport()
+        with self._metadata.write() as session:
+            known = session.project_digests(project_id) | session.tombstoned_digests(storage_id)
+            orphans = sorted(objects - known)
+            report.reviewed += len(orphans)
+            if not dry_run:
+                session.forget_orphans(storage_id, sorted(objects & known))
+            for digest in orphans:
+                if dry_run:
+                    report.note(kind="object", digest=digest, action="delete", reason="no row")
+                    report.deleted += 1
+                    continue
+                first_seen = session.see_orphan(storage_id, digest, now)
+                if first_seen > now - grace or self._armed(session, project_id, digest):
+                    report.kept += 1
+                    continue
+                size = self._store.stat_blob(storage_id, Digest.parse(digest)) or 0
+                self._store.delete_blob(storage_id, Digest.parse(digest))
+                session.forget_orphans(storage_id, [digest])
+                report.deleted += 1
+                report.bytes_freed += size
+                report.note(kind="object", digest=digest, action="delete", reason="no row")
+            session.commit()
+        return report
+
+    @staticmethod
+    def _armed(session: MetadataSession, project_id: int, digest: str) -> bool:
+        """Whether a row appeared or a push claimed the digest (its review row exists)."""
+        if session.project_blob(project_id, digest) is not None:
+            return True
+        return session.blob_review_state(project_id, digest) is not None

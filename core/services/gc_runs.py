@@ -1,0 +1,86 @@
+"""Requests and results of GC runs, as the management API sees them.
+
+A request writes the run's row and a ``gc.requested`` outbox event in one transaction;
+the outbox dispatcher starts the workflow, so requesting a run never waits on Temporal
+and a request made while Temporal is away runs once it is back.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+
+from core import events
+from core.control_records import GcRunRecord
+from core.errors import NotFoundError
+from core.ports import Metadata
+
+
+class GcRunService:
+    """Request GC runs and read their state and report."""
+
+    def __init__(self, metadata: Metadata) -> None:
+        self._metadata = metadata
+
+    def request(
+        self, *, dry_run: bool, delete_untagged: bool, review_delay_seconds: int | None
+    ) -> GcRunRecord:
+        """Queue a run; its id is also its workflow id."""
+        run = GcRunRecord(
+            id=f"gc-{uuid.uuid4().hex}",
+            state="queued",
+            dry_run=dry_run,
+            delete_untagged=delete_untagged,
+            review_delay_seconds=review_delay_seconds,
+            report=None,
+            created_at=datetime.now(UTC),
+            finished_at=None,
+        )
+        options = {
+            "run_id": run.id,
+            "dry_run": dry_run,
+            "delete_untagged": delete_untagged,
+            "review_delay_seconds": review_delay_seconds,
+        }
+        with self._metadata.write() as session:
+            session.add_gc_run(run)
+            session.add_event(events.GC_REQUESTED, data=json.dumps(options))
+            session.commit()
+        return run
+
+    def get(self, run_id: str) -> GcRunRecord:
+        with self._metadata.read() as session:
+            run = session.gc_run(run_id)
+        if run is None:
+            raise NotFoundError(f"GC run {run_id!r} not found")
+        return run
+
+    def request_retention(self, project: str, *, dry_run: bool) -> GcRunRecord:
+        """Queue a retention run of ``project``; its id is also its workflow id."""
+        with self._metadata.read() as session:
+            if session.project(project) is None:
+                raise NotFoundError(f"project {project!r} not found")
+        run = GcRunRecord(
+            id=f"retention-{uuid.uuid4().hex}",
+            state="queued",
+            dry_run=dry_run,
+            delete_untagged=False,
+            review_delay_seconds=None,
+            report=None,
+            created_at=datetime.now(UTC),
+            finished_at=None,
+            kind="retention",
+            project=project,
+        )
+        options = {"run_id": run.id, "project": project, "dry_run": dry_run}
+        with self._metadata.write() as session:
+            session.add_gc_run(run)
+            session.add_event(events.RETENTION_REQUESTED, data=json.dumps(options))
+            session.commit()
+        return run
+
+    def history(self, kind: str, project: str | None, limit: int) -> list[GcRunRecord]:
+        """The newest runs, newest first (the run history of the management API)."""
+        with self._metadata.read() as session:
+            return session.gc_runs(kind, project, limit)

@@ -1,0 +1,350 @@
+"""SQL for the GC review queues, orphans and runs (mixed into ``SqlSession``).
+
+On PostgreSQL the collector takes due rows with ``FOR UPDATE SKIP LOCKED`` and the
+push path locks the same rows (``UPDATE``) before it reads what they protect; on
+SQLite every write transaction holds the database's write lock, which serialises both.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table, delete, exists, select, update
+
+from core.control_records import BlobReview, GcRunRecord, ManifestReview
+from storage.db.control_tables import ControlRun, GcBlobReview, GcManifestReview, GcOrphan
+from storage.db.outbox_queries import table_of
+from storage.db.tables import (
+    Blob,
+    Manifest,
+    ManifestBlob,
+    ManifestChild,
+    Project,
+    Repository,
+    RepositoryBlob,
+    Tag,
+)
+
+BLOB_REVIEW, MANIFEST_REVIEW = table_of(GcBlobReview), table_of(GcManifestReview)
+ORPHAN, RUN = table_of(GcOrphan), table_of(ControlRun)
+_BLOB, _MANIFEST, _MB, _MC = (
+    table_of(Blob),
+    table_of(Manifest),
+    table_of(ManifestBlob),
+    table_of(ManifestChild),
+)
+_TAG, _REPO_BLOB, _PROJECT, _REPOSITORY = (
+    table_of(Tag),
+    table_of(RepositoryBlob),
+    table_of(Project),
+    table_of(Repository),
+)
+_BLOB_REVIEW_COLUMNS = (
+    BLOB_REVIEW.c.project_id,
+    BLOB_REVIEW.c.digest,
+    BLOB_REVIEW.c.storage_id,
+    BLOB_REVIEW.c.state,
+    BLOB_REVIEW.c.event,
+    BLOB_REVIEW.c.size,
+)
+
+
+class ReviewQueueQueries:
+    """What the data plane writes to the review queues, in its own transactions."""
+
+    _c: Connection
+    _dialect: str
+
+    def _insert(self, table: Table) -> Any:
+        raise NotImplementedError
+
+    def _locking(self, query: Any, skip_locked: bool = False) -> Any:
+        if self._dialect == "postgresql":
+            return query.with_for_update(skip_locked=skip_locked)
+        return query
+
+    def enqueue_blob_review(
+        self, project_id: int, storage_id: str, digest: str, event: str, review_after: datetime
+    ) -> None:
+        now = datetime.now(UTC)
+        statement = self._insert(BLOB_REVIEW).values(
+            project_id=project_id,
+            digest=digest,
+            storage_id=storage_id,
+            state="review",
+            event=event,
+            queued_at=now,
+            review_after=review_after,
+            review_count=0,
+            size=0,
+        )
+        # NOTE: DO UPDATE, never DO NOTHING: a review the collector is about to take is re-armed.
+        statement = statement.on_conflict_do_update(
+            index_elements=[BLOB_REVIEW.c.project_id, BLOB_REVIEW.c.digest],
+            set_={"event": event, "queued_at": now, "review_after": review_after},
+            where=BLOB_REVIEW.c.state == "review",
+        )
+        self._c.execute(statement)
+
+    def touch_blob_reviews(
+        self, project_id: int, digests: list[str], review_after: datetime
+    ) -> None:
+        for start in range(0, len(digests), 500):
+            self._c.execute(
+                update(BLOB_REVIEW)
+                .where(
+                    BLOB_REVIEW.c.project_id == project_id,
+                    BLOB_REVIEW.c.digest.in_(digests[start : start + 500]),
+                    BLOB_REVIEW.c.state == "review",
+                )
+                .values(queued_at=datetime.now(UTC), review_after=review_after)
+            )
+
+    def blob_tombstoned(self, project_id: int, digest: str) -> bool:
+        return self.blob_review_state(project_id, digest) == "deleting"
+
+    def blob_review_state(self, project_id: int, digest: str) -> str | None:
+        query = select(BLOB_REVIEW.c.state).where(
+            BLOB_REVIEW.c.project_id == project_id, BLOB_REVIEW.c.digest == digest
+        )
+        state: str | None = self._c.execute(self._locking(query)).scalar()
+        return state
+
+    def enqueue_manifest_review(
+        self, repository_id: int, digest: str, event: str, review_after: datetime
+    ) -> None:
+        now = datetime.now(UTC)
+        statement = self._insert(MANIFEST_REVIEW).values(
+            repository_id=repository_id,
+            digest=digest,
+            event=event,
+            queued_at=now,
+            review_after=review_after,
+            review_count=0,
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[MANIFEST_REVIEW.c.repository_id, MANIFEST_REVIEW.c.digest],
+            set_={"event": event, "queued_at": now, "review_after": review_after},
+        )
+        self._c.execute(statement)
+
+    def touch_manifest_reviews(
+        self, repository_id: int, digests: list[str], review_after: datetime
+    ) -> None:
+        for start in range(0, len(digests), 500):
+            self._c.execute(
+                update(MANIFEST_REVIEW)
+                .where(
+                    MANIFEST_REVIEW.c.repository_id == repository_id,
+                    MANIFEST_REVIEW.c.digest.in_(digests[start : start + 500]),
+                )
+                .values(queued_at=datetime.now(UTC), review_after=review_after)
+            )
+
+    def manifest_references(self, repository_id: int, digest: str) -> tuple[list[str], list[str]]:
+        manifest_id = select(_MANIFEST.c.id).where(
+            _MANIFEST.c.repository_id == repository_id, _MANIFEST.c.digest == digest
+        )
+        blobs = select(_BLOB.c.digest).join(_MB, _MB.c.blob_id == _BLOB.c.id)
+        blobs = blobs.where(_MB.c.manifest_id.in_(manifest_id))
+        children = select(_MANIFEST.c.digest).join(_MC, _MC.c.child_id == _MANIFEST.c.id)
+        children = children.where(_MC.c.parent_id.in_(manifest_id))
+        return (
+            list(self._c.execute(blobs).scalars()),
+            list(self._c.execute(children).scalars()),
+        )
+
+    def tag_target(self, repository_id: int, tag: str) -> str | None:
+        query = (
+            select(_MANIFEST.c.digest)
+            .join(_TAG, _TAG.c.manifest_id == _MANIFEST.c.id)
+            .where(_TAG.c.repository_id == repository_id, _TAG.c.name == tag)
+        )
+        return self._c.execute(query).scalar()
+
+    def manifest_tags(self, repository_id: int, digest: str) -> list[str]:
+        query = (
+            select(_TAG.c.name)
+            .join(_MANIFEST, _TAG.c.manifest_id == _MANIFEST.c.id)
+            .where(_MANIFEST.c.repository_id == repository_id, _MANIFEST.c.digest == digest)
+            .order_by(_TAG.c.name)
+        )
+        return list(self._c.execute(query).scalars())
+
+
+class CollectorQueries(ReviewQueueQueries):
+    """What the collector reads and deletes, under the review rows' locks."""
+
+    def due_blob_reviews(self, due: datetime, limit: int, lock: bool) -> list[BlobReview]:
+        query = (
+            select(*_BLOB_REVIEW_COLUMNS)
+            .where(BLOB_REVIEW.c.state == "review", BLOB_REVIEW.c.queued_at <= due)
+            .order_by(BLOB_REVIEW.c.queued_at)
+            .limit(limit)
+        )
+        if lock:
+            query = self._locking(query, skip_locked=True)
+        return [BlobReview(*row) for row in self._c.execute(query)]
+
+    def blob_tombstones(self, limit: int, lock: bool) -> list[BlobReview]:
+        query = select(*_BLOB_REVIEW_COLUMNS).where(BLOB_REVIEW.c.state == "deleting").limit(limit)
+        if lock:
+            query = self._locking(query, skip_locked=True)
+        return [BlobReview(*row) for row in self._c.execute(query)]
+
+    def blob_referenced(self, project_id: int, digest: str) -> bool:
+        query = select(
+            exists().where(
+                _MB.c.blob_id == _BLOB.c.id,
+                _BLOB.c.project_id == project_id,
+                _BLOB.c.digest == digest,
+            )
+        )
+        return bool(self._c.execute(query).scalar())
+
+    def blob_size(self, project_id: int, digest: str) -> int | None:
+        query = select(_BLOB.c.size).where(
+            _BLOB.c.project_id == project_id, _BLOB.c.digest == digest
+        )
+        return self._c.execute(query).scalar()
+
+    def delete_blob_rows(self, project_id: int, digest: str) -> None:
+        blob_ids = select(_BLOB.c.id).where(
+            _BLOB.c.project_id == project_id, _BLOB.c.digest == digest
+        )
+        self._c.execute(delete(_REPO_BLOB).where(_REPO_BLOB.c.blob_id.in_(blob_ids)))
+        self._c.execute(
+            delete(_BLOB).where(_BLOB.c.project_id == project_id, _BLOB.c.digest == digest)
+        )
+
+    def set_blob_tombstone(self, project_id: int, digest: str, size: int) -> None:
+        self._c.execute(
+            update(BLOB_REVIEW)
+            .where(BLOB_REVIEW.c.project_id == project_id, BLOB_REVIEW.c.digest == digest)
+            .values(state="deleting", size=size)
+        )
+
+    def drop_blob_review(self, project_id: int, digest: str) -> None:
+        self._c.execute(
+            delete(BLOB_REVIEW).where(
+                BLOB_REVIEW.c.project_id == project_id, BLOB_REVIEW.c.digest == digest
+            )
+        )
+
+    def due_manifest_reviews(self, due: datetime, limit: int, lock: bool) -> list[ManifestReview]:
+        query = (
+            select(
+                MANIFEST_REVIEW.c.repository_id,
+                MANIFEST_REVIEW.c.digest,
+                MANIFEST_REVIEW.c.event,
+                _REPOSITORY.c.project_id,
+                _PROJECT.c.storage_id,
+            )
+            .outerjoin(_REPOSITORY, _REPOSITORY.c.id == MANIFEST_REVIEW.c.repository_id)
+            .outerjoin(_PROJECT, _PROJECT.c.id == _REPOSITORY.c.project_id)
+            .where(MANIFEST_REVIEW.c.queued_at <= due)
+            .order_by(MANIFEST_REVIEW.c.queued_at)
+            .limit(limit)
+        )
+        if lock and self._dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True, of=MANIFEST_REVIEW)
+        return [ManifestReview(*row) for row in self._c.execute(query)]
+
+    def manifest_kept_by(self, repository_id: int, digest: str) -> str | None:
+        row = self._c.execute(
+            select(_MANIFEST.c.id, _MANIFEST.c.subject_digest).where(
+                _MANIFEST.c.repository_id == repository_id, _MANIFEST.c.digest == digest
+            )
+        ).first()
+        if row is None:
+            return "already deleted"
+        if self._c.execute(select(exists().where(_TAG.c.manifest_id == row.id))).scalar():
+            return "tagged"
+        if self._c.execute(select(exists().where(_MC.c.child_id == row.id))).scalar():
+            return "listed by an index"
+        if row.subject_digest is not None:
+            subject = exists().where(
+                _MANIFEST.c.repository_id == repository_id,
+                _MANIFEST.c.digest == row.subject_digest,
+            )
+            if self._c.execute(select(subject)).scalar():
+                return "refers to a stored subject"
+        return None
+
+    def drop_manifest_review(self, repository_id: int, digest: str) -> None:
+        self._c.execute(
+            delete(MANIFEST_REVIEW).where(
+                MANIFEST_REVIEW.c.repository_id == repository_id,
+                MANIFEST_REVIEW.c.digest == digest,
+            )
+        )
+
+    # orphans
+    def tenants(self) -> list[tuple[int, str]]:
+        query = select(_PROJECT.c.id, _PROJECT.c.storage_id).order_by(_PROJECT.c.id)
+        return [(row.id, row.storage_id) for row in self._c.execute(query)]
+
+    def project_digests(self, project_id: int) -> set[str]:
+        query = select(_BLOB.c.digest).where(_BLOB.c.project_id == project_id)
+        return set(self._c.execute(query).scalars())
+
+    def tombstoned_digests(self, storage_id: str) -> set[str]:
+        query = select(BLOB_REVIEW.c.digest).where(
+            BLOB_REVIEW.c.storage_id == storage_id, BLOB_REVIEW.c.state == "deleting"
+        )
+        return set(self._c.execute(query).scalars())
+
+    def see_orphan(self, storage_id: str, digest: str, now: datetime) -> datetime:
+        statement = self._insert(ORPHAN).values(
+            storage_id=storage_id, digest=digest, first_seen=now
+        )
+        self._c.execute(statement.on_conflict_do_nothing())
+        query = select(ORPHAN.c.first_seen).where(
+            ORPHAN.c.storage_id == storage_id, ORPHAN.c.digest == digest
+        )
+        first_seen: datetime = self._c.execute(query).scalar_one()
+        return first_seen
+
+    def forget_orphans(self, storage_id: str, digests: list[str]) -> None:
+        for start in range(0, len(digests), 500):
+            self._c.execute(
+                delete(ORPHAN).where(
+                    ORPHAN.c.storage_id == storage_id,
+                    ORPHAN.c.digest.in_(digests[start : start + 500]),
+                )
+            )
+
+    # runs
+    def add_gc_run(self, run: GcRunRecord) -> bool:
+        statement = self._insert(RUN).values(
+            id=run.id,
+            kind=run.kind,
+            project=run.project,
+            state=run.state,
+            dry_run=run.dry_run,
+            delete_untagged=run.delete_untagged,
+            review_delay_seconds=run.review_delay_seconds,
+            report=run.report,
+            created_at=run.created_at,
+            finished_at=run.finished_at,
+        )
+        result = self._c.execute(statement.on_conflict_do_nothing())
+        return bool(result.rowcount)
+
+    def finish_gc_run(self, run_id: str, state: str, report: str, now: datetime) -> None:
+        self._c.execute(
+            update(RUN)
+            .where(RUN.c.id == run_id)
+            .values(state=state, report=report, finished_at=now)
+        )
+
+    def gc_run(self, run_id: str) -> GcRunRecord | None:
+        row = self._c.execute(select(RUN).where(RUN.c.id == run_id)).first()
+        return GcRunRecord(**row._asdict()) if row else None
+
+    def gc_runs(self, kind: str, project: str | None, limit: int) -> list[GcRunRecord]:
+        query = select(RUN).where(RUN.c.kind == kind).order_by(RUN.c.created_at.desc())
+        if project is not None:
+            query = query.where(RUN.c.project == project)
+        return [GcRunRecord(**row._asdict()) for row in self._c.execute(query.limit(limit))]

@@ -1,0 +1,202 @@
+"""SQL for the transactional outbox and the project policies (mixed into ``SqlSession``)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table, func, select, update
+
+from core.control_records import OutboxRecord, Usage
+from core.records import RepositoryRecord
+from storage.db.control_tables import OutboxEvent, ProjectPolicy
+from storage.db.tables import (
+    Blob,
+    Manifest,
+    ManifestChild,
+    Project,
+    Repository,
+    RepositoryBlob,
+    Tag,
+)
+
+
+def table_of(model: Any) -> Table:
+    table: Table = model.__table__
+    return table
+
+
+OUTBOX, POLICY = table_of(OutboxEvent), table_of(ProjectPolicy)
+_PROJECT, _REPOSITORY, _BLOB = table_of(Project), table_of(Repository), table_of(Blob)
+_REPO_BLOB, _MANIFEST = table_of(RepositoryBlob), table_of(Manifest)
+_TAG, _CHILD = table_of(Tag), table_of(ManifestChild)
+
+
+class OutboxQueries:
+    """Outbox rows: appended inside data-plane transactions, drained by the dispatcher."""
+
+    _c: Connection
+    _dialect: str
+
+    def _insert(self, table: Table) -> Any:
+        raise NotImplementedError
+
+    def add_event(
+        self,
+        kind: str,
+        *,
+        project_id: int | None = None,
+        repository: str | None = None,
+        digest: str | None = None,
+        tag: str | None = None,
+        data: str | None = None,
+    ) -> None:
+        self._c.execute(
+            OUTBOX.insert().values(
+                kind=kind,
+                project_id=project_id,
+                repository=repository,
+                digest=digest,
+                tag=tag,
+                data=data,
+                created_at=datetime.now(UTC),
+            )
+        )
+
+    def pending_events(self, limit: int) -> list[OutboxRecord]:
+        query = (
+            select(
+                OUTBOX.c.id,
+                OUTBOX.c.kind,
+                OUTBOX.c.project_id,
+                OUTBOX.c.repository,
+                OUTBOX.c.digest,
+                OUTBOX.c.tag,
+                OUTBOX.c.data,
+                OUTBOX.c.created_at,
+            )
+            .where(OUTBOX.c.dispatched_at.is_(None))
+            .order_by(OUTBOX.c.id)
+            .limit(limit)
+        )
+        return [OutboxRecord(*row) for row in self._c.execute(query)]
+
+    def mark_dispatched(self, event_ids: list[int], now: datetime) -> None:
+        if event_ids:
+            self._c.execute(
+                update(OUTBOX).where(OUTBOX.c.id.in_(event_ids)).values(dispatched_at=now)
+            )
+
+    # policies and usage
+    def policy(self, project_id: int, kind: str) -> str | None:
+        query = select(POLICY.c.body).where(
+            POLICY.c.project_id == project_id, POLICY.c.kind == kind
+        )
+        return self._c.execute(query).scalar()
+
+    def set_policy(self, project_id: int, kind: str, body: str, now: datetime) -> None:
+        statement = self._insert(POLICY).values(
+            project_id=project_id, kind=kind, body=body, updated_at=now
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[POLICY.c.project_id, POLICY.c.kind],
+            set_={"body": body, "updated_at": now},
+        )
+        self._c.execute(statement)
+
+    def lock_project(self, project_id: int) -> None:
+        if self._dialect == "postgresql":
+            query = select(_PROJECT.c.id).where(_PROJECT.c.id == project_id).with_for_update()
+            self._c.execute(query)
+        # NOTE: SQLite write transactions already hold the database's single write lock.
+
+    def usage(self, project_id: int) -> Usage:
+        repos = select(_REPOSITORY.c.id).where(_REPOSITORY.c.project_id == project_id)
+        linked = select(_REPO_BLOB.c.blob_id).where(_REPO_BLOB.c.repository_id.in_(repos))
+        blob_bytes = select(func.coalesce(func.sum(_BLOB.c.size), 0)).where(
+            _BLOB.c.project_id == project_id, _BLOB.c.id.in_(linked)
+        )
+        manifests = select(
+            func.coalesce(func.sum(_MANIFEST.c.size), 0), func.count(_MANIFEST.c.id)
+        ).where(_MANIFEST.c.repository_id.in_(repos))
+        blobs = int(self._c.execute(blob_bytes).scalar_one())
+        manifest_bytes, count = self._c.execute(manifests).one()
+        return Usage(bytes=blobs + int(manifest_bytes), artifacts=int(count))
+
+    def linked_blob_ids_in_project(self, project_id: int, digests: list[str]) -> list[int]:
+        repos = select(_REPOSITORY.c.id).where(_REPOSITORY.c.project_id == project_id)
+        query = (
+            select(_BLOB.c.id)
+            .join(_REPO_BLOB, _REPO_BLOB.c.blob_id == _BLOB.c.id)
+            .where(
+                _BLOB.c.project_id == project_id,
+                _BLOB.c.digest.in_(digests),
+                _REPO_BLOB.c.repository_id.in_(repos),
+            )
+            .distinct()
+        )
+        return list(self._c.execute(query).scalars())
+
+    def quota_projects(self) -> list[tuple[int, str, str]]:
+        query = (
+            select(_PROJECT.c.id, _PROJECT.c.name, POLICY.c.body)
+            .join(POLICY, POLICY.c.project_id == _PROJECT.c.id)
+            .where(POLICY.c.kind == "quota")
+            .order_by(_PROJECT.c.id)
+        )
+        return [(row.id, row.name, row.body) for row in self._c.execute(query)]
+
+    def policy_projects(self, kind: str) -> list[str]:
+        query = (
+            select(_PROJECT.c.name)
+            .join(POLICY, POLICY.c.project_id == _PROJECT.c.id)
+            .where(POLICY.c.kind == kind)
+            .order_by(_PROJECT.c.name)
+        )
+        return list(self._c.execute(query).scalars())
+
+    def project_repositories(self, project_id: int) -> list[RepositoryRecord]:
+        query = (
+            select(
+                _REPOSITORY.c.id,
+                _REPOSITORY.c.project_id,
+                _REPOSITORY.c.name,
+                _PROJECT.c.storage_id,
+            )
+            .join(_PROJECT, _PROJECT.c.id == _REPOSITORY.c.project_id)
+            .where(_REPOSITORY.c.project_id == project_id)
+            .order_by(_REPOSITORY.c.name)
+        )
+        return [RepositoryRecord(*row) for row in self._c.execute(query)]
+
+    def artifacts(self, repository_id: int) -> list[tuple[str, datetime, list[str], bool]]:
+        manifests = select(
+            _MANIFEST.c.id, _MANIFEST.c.digest, _MANIFEST.c.created_at, _MANIFEST.c.subject_digest
+        ).where(_MANIFEST.c.repository_id == repository_id)
+        tags: dict[int, list[tuple[str, datetime]]] = {}
+        tag_rows = select(_TAG.c.manifest_id, _TAG.c.name, _TAG.c.updated_at).where(
+            _TAG.c.repository_id == repository_id
+        )
+        for tag in self._c.execute(tag_rows):
+            tags.setdefault(tag.manifest_id, []).append((tag.name, tag.updated_at))
+        children = select(_CHILD.c.child_id).join(_MANIFEST, _MANIFEST.c.id == _CHILD.c.parent_id)
+        listed = set(
+            self._c.execute(children.where(_MANIFEST.c.repository_id == repository_id)).scalars()
+        )
+        found = []
+        for row in self._c.execute(manifests):
+            own = tags.get(row.id, [])
+            pushed = max([row.created_at, *(updated for _, updated in own)])
+            dependent = row.id in listed or row.subject_digest is not None
+            found.append((row.digest, pushed, sorted(name for name, _ in own), dependent))
+        return found
+
+    def linked_blob_sizes(self, project_id: int) -> list[tuple[str, int]]:
+        repos = select(_REPOSITORY.c.id).where(_REPOSITORY.c.project_id == project_id)
+        linked = select(_REPO_BLOB.c.blob_id).where(_REPO_BLOB.c.repository_id.in_(repos))
+        query = (
+            select(_BLOB.c.digest, _BLOB.c.size)
+            .where(_BLOB.c.project_id == project_id, _BLOB.c.id.in_(linked))
+            .order_by(_BLOB.c.digest)
+        )
+        return [(row.digest, int(row.size)) for row in self._c.execute(query)]

@@ -1,0 +1,132 @@
+"""Record one history per workflow for the replay test.
+
+Run ``python -m tests.workflows.record_histories`` after an intended change of a
+workflow's commands (and keep the old file under a new name if old runs must replay).
+It starts a private Temporal dev server, runs each workflow against stand-in activities
+registered under the real activity names, and writes ``histories/<workflow>.json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity
+from temporalio.client import Client
+
+from activities.contracts import (
+    GC_COLLECT_BLOBS,
+    GC_COLLECT_MANIFESTS,
+    GC_RECORD_RUN,
+    GC_SWEEP_ORPHANS,
+    HANDLE_EVENT,
+    REAP_EXPIRED_UPLOADS,
+    RECONCILE_QUOTAS,
+    RUN_RETENTION,
+    EventInput,
+    GcInput,
+    GcRecordInput,
+    GcStepResult,
+    ReapUploadsInput,
+    ReapUploadsResult,
+    ReconcileInput,
+    RetentionInput,
+)
+from cli.worker import build_worker
+from tests.services.temporal import start_temporal
+from workflows import (
+    ArtifactEventWorkflow,
+    GarbageCollectionWorkflow,
+    QuotaReconcileWorkflow,
+    ReapUploadsWorkflow,
+    RetentionWorkflow,
+)
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+def _step(name: str) -> Any:
+    @activity.defn(name=name)
+    def step(params: GcInput) -> GcStepResult:
+        del params
+        return GcStepResult(2, 1, 1, 10, [{"kind": "blob", "digest": name, "action": "delete"}])
+
+    return step
+
+
+@activity.defn(name=GC_RECORD_RUN)
+def record_run(params: GcRecordInput) -> None:
+    del params
+
+
+@activity.defn(name=HANDLE_EVENT)
+def handle_event(params: EventInput) -> str:
+    return params.kind
+
+
+@activity.defn(name=RUN_RETENTION)
+def run_retention(params: RetentionInput) -> dict[str, Any]:
+    del params
+    return {"retained": 1, "deleted": 1}
+
+
+@activity.defn(name=RECONCILE_QUOTAS)
+def reconcile(params: ReconcileInput) -> list[dict[str, Any]]:
+    del params
+    return [{"project": "p", "used_bytes": 1, "drift": []}]
+
+
+@activity.defn(name=REAP_EXPIRED_UPLOADS)
+def reap(params: ReapUploadsInput) -> ReapUploadsResult:
+    del params
+    return ReapUploadsResult(1, 0)
+
+
+RUNS: list[tuple[str, Any, Any]] = [
+    ("gc", GarbageCollectionWorkflow.run, GcInput("gc-record", delete_untagged=True)),
+    ("event", ArtifactEventWorkflow.run, EventInput(1, "manifest.pushed", 1, "p/a", None, None)),
+    ("retention", RetentionWorkflow.run, RetentionInput("retention-record", "p")),
+    ("reap_uploads", ReapUploadsWorkflow.run, ReapUploadsInput(3600)),
+    ("quota", QuotaReconcileWorkflow.run, ReconcileInput("quota-record")),
+]
+
+
+async def record(address: str) -> None:
+    client = await Client.connect(address)
+    task_queue = f"record-{uuid.uuid4().hex}"
+    activities = [
+        record_run,
+        handle_event,
+        run_retention,
+        reap,
+        reconcile,
+        *(_step(n) for n in (GC_COLLECT_MANIFESTS, GC_COLLECT_BLOBS, GC_SWEEP_ORPHANS)),
+    ]
+    with ThreadPoolExecutor(4) as executor:
+        async with build_worker(
+            client, task_queue=task_queue, activities=activities, executor=executor
+        ):
+            for name, run, arg in RUNS:
+                handle = await client.start_workflow(
+                    run, arg, id=f"{name}-{uuid.uuid4().hex}", task_queue=task_queue
+                )
+                await asyncio.wait_for(handle.result(), 60)
+                history = await handle.fetch_history()
+                (HISTORIES / f"{name}.json").write_text(history.to_json(), encoding="utf-8")
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as workdir:
+        server = start_temporal(Path(workdir))
+        try:
+            asyncio.run(record(server.address))
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()

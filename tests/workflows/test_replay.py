@@ -1,0 +1,32 @@
+"""Replay recorded histories: a change that breaks a workflow's determinism fails here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+from workflows import ALL_WORKFLOWS
+
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+
+
+def test_every_workflow_has_a_recorded_history() -> None:
+    assert {path.stem for path in HISTORIES} >= {
+        "gc",
+        "event",
+        "retention",
+        "reap_uploads",
+        "quota",
+    }
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[path.stem for path in HISTORIES])
+async def test_history_replays(path: Path) -> None:
+    history = WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8"))
+    result = await Replayer(workflows=ALL_WORKFLOWS).replay_workflow(
+        history, raise_on_replay_failure=False
+    )
+    assert result.replay_failure is None, result.replay_failure
