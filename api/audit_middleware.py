@@ -1,0 +1,93 @@
+"""ASGI middleware that records one audit event per request on every audited path.
+
+It hands the request a slot (``scope["moorage_audit"]``) where authentication notes
+the caller, captures the response status, adds ``X-Request-ID``, and enqueues the event
+after the response (the audit writer thread stores it; the request pays a queue put).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.context import Registry
+from core.access import Identity
+from core.audit import AuditEvent, classify, result_of
+
+AUDITED = ("/v2", "/auth/", "/api/v1/")
+SKIPPED = ("/api/v1/schema",)
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return ""
+
+
+def _actor(slot: dict[str, Any], scope: Scope) -> tuple[str, str, str]:
+    identity = slot.get("identity")
+    if isinstance(identity, Identity):
+        return identity.subject, str(identity.kind), str(identity.method)
+    attempted = str(slot.get("attempted", ""))
+    scheme = _header(scope, b"authorization").partition(" ")[0].lower()
+    return attempted, "unauthenticated" if scheme else "anonymous", scheme or "none"
+
+
+class AuditMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = str(scope.get("path", ""))
+        if str(scope["type"]) != "http" or not path.startswith(AUDITED) or path.startswith(SKIPPED):
+            await self.app(scope, receive, send)
+            return
+        given = _header(scope, b"x-request-id")
+        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        slot: dict[str, Any] = {}
+        scope["moorage_audit"] = slot  # type: ignore[typeddict-unknown-key]
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            self._record(scope, slot, request_id, status)
+
+    @staticmethod
+    def _record(scope: Scope, slot: dict[str, Any], request_id: str, status: int) -> None:
+        registry: Registry = scope["app"].state["registry"]
+        if registry.identity is None:
+            return
+        actor, kind, method = _actor(slot, scope)
+        action, resource, project = classify(str(scope.get("method", "")), str(scope["path"]))
+        client = scope.get("client")
+        event = AuditEvent(
+            time=datetime.now(UTC),
+            request_id=request_id,
+            actor=actor[:512],
+            actor_kind=kind,
+            auth_method=method,
+            action=action[:64],
+            resource=resource[:1024],
+            project=project[:63] if project else None,
+            result=result_of(status),
+            status=status,
+            client=(client[0] if client else "")[:64],
+            user_agent=_header(scope, b"user-agent")[:512],
+        )
+        registry.identity.audit.record(event)

@@ -1,0 +1,53 @@
+"""Browser login with the OIDC authorization code flow and PKCE.
+
+Browser login: ``/auth/oidc/login`` redirects to the OIDC provider (code + PKCE);
+``/auth/oidc/callback`` finishes it and answers a personal access token for the API.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio.to_thread
+from litestar import Request, Response, get
+from litestar.params import FromQuery
+
+from api.auth import base_url
+from api.context import identity_of, registry_of
+from api.errors import problem
+from api.principal import note
+from core.errors import InvalidInputError
+
+
+def _callback(request: Request[Any, Any, Any]) -> str:
+    return f"{base_url(request, registry_of(request))}/auth/oidc/callback"
+
+
+@get("/auth/oidc/login", summary="Start a browser login (authorization code + PKCE)", tags=["oidc"])
+async def oidc_login(
+    request: Request[Any, Any, Any], redirect_url: FromQuery[str | None] = None
+) -> Response[Any]:
+    login = identity_of(registry_of(request)).browser_login
+    try:
+        url = await anyio.to_thread.run_sync(login.start, _callback(request), redirect_url)
+    except InvalidInputError as exc:
+        return problem(400, "Bad Request", str(exc))
+    return Response(content=b"", status_code=302, headers={"Location": url})
+
+
+@get("/auth/oidc/callback", summary="Finish a browser login; answers an API token", tags=["oidc"])
+async def oidc_callback(request: Request[Any, Any, Any], code: FromQuery[str]) -> Response[Any]:
+    login = identity_of(registry_of(request)).browser_login
+    state = request.query_params.get("state", "")
+    created = await anyio.to_thread.run_sync(login.finish, _callback(request), code, state)
+    note(request, attempted=created.record.owner)
+    return Response(
+        content={
+            "username": created.record.owner,
+            "token": created.token,
+            "expires_at": created.record.expires_at.isoformat()
+            if created.record.expires_at
+            else None,
+        },
+        headers={"Cache-Control": "no-store"},
+    )

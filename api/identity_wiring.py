@@ -1,0 +1,79 @@
+"""Builds the identity, access-control and audit services on the SQL stores."""
+
+from __future__ import annotations
+
+from litestar.types import ControllerRouterHandler
+
+from api.context import Registry
+from api.controllers.audit import audit_log, project_audit_log
+from api.controllers.members import MemberController
+from api.controllers.oidc import oidc_callback, oidc_login
+from api.controllers.personal_tokens import PersonalTokenController
+from api.controllers.robots import ProjectRobotController, SystemRobotController
+from api.controllers.trusted_issuers import TrustedIssuerController
+from api.controllers.users import UserController
+from core.keycloak import KeycloakProvider
+from core.login_limit import LoginLimiter
+from core.ports import Clock
+from core.services.access_control import AccessControl
+from core.services.audit_log import AuditLog
+from core.services.auth import AuthService
+from core.services.authenticator import Authenticator
+from core.services.browser_login import BrowserLogin
+from core.services.identity_services import IdentityServices
+from core.services.members import MemberService
+from core.services.personal_tokens import PersonalTokenService
+from core.services.project_access import ProjectAccess
+from core.services.projects import ProjectService
+from core.services.robots import RobotService
+from core.services.trusted_issuers import TrustedIssuers
+from core.services.users import UserService
+from core.settings import Settings
+from storage.db.audit import SqlAuditStore
+from storage.db.engine import Engines
+from storage.db.identity import SqlIdentityStore
+
+
+def build_identity(
+    settings: Settings, engines: Engines, projects: ProjectService, local: AuthService, clock: Clock
+) -> IdentityServices:
+    store = SqlIdentityStore(engines)
+    access = AccessControl(store, projects, settings.oidc.group_prefix)
+    issuers = TrustedIssuers(store)
+    keycloak = KeycloakProvider(settings.oidc) if settings.oidc.issuer else None
+    limiter = LoginLimiter(settings.login_limit.max_failures, settings.login_limit.window_seconds)
+    tokens = PersonalTokenService(store, clock)
+    return IdentityServices(
+        store=store,
+        authenticator=Authenticator(local, store, issuers, keycloak, limiter, clock),
+        access=access,
+        users=UserService(store, local),
+        members=MemberService(store, access),
+        projects=ProjectAccess(projects, access, store),
+        robots=RobotService(store, access),
+        tokens=tokens,
+        issuers=issuers,
+        audit=AuditLog(SqlAuditStore(engines), settings.audit),
+        limiter=limiter,
+        browser_login=BrowserLogin(keycloak, store, tokens, clock),
+    )
+
+
+IDENTITY_ROUTES: list[ControllerRouterHandler] = [
+    UserController,
+    PersonalTokenController,
+    MemberController,
+    ProjectRobotController,
+    SystemRobotController,
+    TrustedIssuerController,
+    audit_log,
+    project_audit_log,
+    oidc_login,
+    oidc_callback,
+]
+
+
+def close_identity(registry: Registry) -> None:
+    """Flush the audit log at shutdown."""
+    if registry.identity is not None:
+        registry.identity.audit.close()

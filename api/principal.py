@@ -1,0 +1,71 @@
+"""Who is calling the management API, and the note the audit middleware reads.
+
+``/api/v1`` accepts HTTP Basic (local password, personal access token, robot secret,
+Keycloak service-account client id and secret) and Bearer tokens from Keycloak or a
+trusted issuer. Registry tokens from ``/auth/token`` are not accepted here: they are
+for ``/v2/`` only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio.to_thread
+from litestar import Request
+
+from api.auth import basic_credentials
+from api.context import Registry, identity_of
+from core.access import ANONYMOUS, Identity
+from core.errors import OCIErrorCode, RegistryError
+from core.services.authenticator import may_use_api
+
+AUDIT_KEY = "moorage_audit"
+_CHALLENGE = {"WWW-Authenticate": 'Basic realm="moorage", Bearer realm="moorage"'}
+
+
+def note(request: Request[Any, Any, Any], identity: Identity | None = None, **extra: str) -> None:
+    """Tell the audit middleware who the caller is (and anything else it should record)."""
+    slot: Any = request.scope.get(AUDIT_KEY)
+    if isinstance(slot, dict):
+        if identity is not None:
+            slot["identity"] = identity
+        slot.update(extra)
+
+
+def client_address(request: Request[Any, Any, Any]) -> str:
+    return request.client.host if request.client else ""
+
+
+def _bearer(request: Request[Any, Any, Any]) -> str | None:
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+async def api_caller(request: Request[Any, Any, Any], registry: Registry) -> Identity:
+    """The caller's identity; anonymous without credentials, 401 for bad ones."""
+    services = identity_of(registry)
+    credentials = basic_credentials(request)
+    identity: Identity | None
+    if credentials is not None:
+        note(request, attempted=credentials[0])
+        identity = await anyio.to_thread.run_sync(
+            services.authenticator.basic, *credentials, client_address(request)
+        )
+    elif (token := _bearer(request)) is not None:
+        identity = await anyio.to_thread.run_sync(services.authenticator.bearer, token)
+    else:
+        return ANONYMOUS
+    if identity is None or not may_use_api(identity):
+        raise RegistryError(OCIErrorCode.UNAUTHORIZED, "invalid credentials").with_headers(
+            **_CHALLENGE
+        )
+    note(request, identity)
+    return identity
+
+
+async def require_caller(request: Request[Any, Any, Any], registry: Registry) -> Identity:
+    """Like :func:`api_caller`, but anonymous callers get 401."""
+    identity = await api_caller(request, registry)
+    if identity.anonymous:
+        raise RegistryError(OCIErrorCode.UNAUTHORIZED).with_headers(**_CHALLENGE)
+    return identity

@@ -1,0 +1,152 @@
+"""Audit events: what one request did, who did it, and the hash chain that seals them.
+
+Each stored event commits to the previous event's hash (``hash = sha256(prev_hash ||
+canonical event)``), so editing or deleting any event, or truncating the newest ones,
+breaks verification. A retention purge leaves an anchor (the hash of the last purged
+event) from which the remaining chain is verified.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+GENESIS = "0" * 64
+_FIRST_ERROR = 400
+PULL_ACTIONS = frozenset({"pull_manifest", "pull_blob"})
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One request as the audit log records it (without its chain fields)."""
+
+    time: datetime
+    request_id: str
+    actor: str
+    actor_kind: str
+    auth_method: str
+    action: str
+    resource: str
+    project: str | None
+    result: str
+    status: int
+    client: str
+    user_agent: str
+
+    def canonical(self) -> bytes:
+        values = asdict(self)
+        values["time"] = iso_time(self.time)
+        return json.dumps(values, sort_keys=True, separators=(",", ":")).encode()
+
+    def as_dict(self) -> dict[str, object]:
+        values = asdict(self)
+        values["time"] = iso_time(self.time)
+        return values
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAuditEvent:
+    id: int
+    event: AuditEvent
+    prev_hash: str
+    hash: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            **self.event.as_dict(),
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    actor: str | None = None
+    action: str | None = None
+    project: str | None = None
+    result: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    after_id: int = 0
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    ok: bool
+    checked: int
+    problem: str | None = None
+
+
+def iso_time(value: datetime) -> str:
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def chain_hash(prev_hash: str, event: AuditEvent) -> str:
+    return hashlib.sha256(prev_hash.encode() + b"\n" + event.canonical()).hexdigest()
+
+
+def result_of(status: int) -> str:
+    if status < _FIRST_ERROR:
+        return "success"
+    if status in (401, 403, 429):
+        return "denied"
+    return "error"
+
+
+_V2 = re.compile(
+    r"^/v2/(?P<name>.+?)/(?P<kind>manifests|blobs/uploads|blobs|tags/list|referrers)(?:/(?P<arg>[^/]*))?/?$"
+)
+_VERBS = {
+    "GET": "read",
+    "HEAD": "read",
+    "POST": "create",
+    "PUT": "update",
+    "PATCH": "update",
+    "DELETE": "delete",
+}
+_V2_ACTIONS = {
+    ("manifests", "read"): "pull_manifest",
+    ("manifests", "update"): "push_manifest",
+    ("manifests", "delete"): "delete_manifest",
+    ("blobs", "read"): "pull_blob",
+    ("blobs", "delete"): "delete_blob",
+    ("tags/list", "read"): "list_tags",
+    ("referrers", "read"): "list_referrers",
+}
+
+
+def classify(method: str, path: str) -> tuple[str, str, str | None]:
+    """``(action, resource, project)`` of a request, from its method and path."""
+    verb = _VERBS.get(method.upper(), method.lower())
+    if path in ("/v2", "/v2/"):
+        return "ping", "registry", None
+    if path.rstrip("/") == "/v2/_catalog":
+        return "catalog", "registry:catalog", None
+    match = _V2.match(path)
+    if match:
+        name, kind, arg = match["name"], match["kind"], match["arg"] or ""
+        action = (
+            "push_blob"
+            if kind == "blobs/uploads"
+            else _V2_ACTIONS.get((kind, verb), f"{verb}_{kind}")
+        )
+        return action, f"{name}:{arg}" if arg else name, name.partition("/")[0]
+    if path.startswith("/auth/"):
+        return path.removeprefix("/auth/").replace("/", "_") or "auth", path, None
+    return _classify_api(verb, path)
+
+
+def _classify_api(verb: str, path: str) -> tuple[str, str, str | None]:
+    parts = [p for p in path.removeprefix("/api/v1").split("/") if p]
+    project = parts[1] if parts[:1] == ["projects"] and len(parts) > 1 else None
+    kinds = [p for i, p in enumerate(parts) if i % 2 == 0]
+    kind = kinds[-1] if kinds else "api"
+    if verb == "read" and len(parts) % 2 == 1:
+        verb = "list"
+    return f"{verb}_{kind.rstrip('s').replace('-', '_')}", path, project

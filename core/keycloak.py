@@ -1,0 +1,136 @@
+"""Moorage's side of Keycloak: token checks, service-account logins, live user state.
+
+Talks to Keycloak with ``python-keycloak`` as Moorage's own confidential client (token
+introspection, admin reads of users and groups). Every call blocks; callers run it in a
+worker thread. A Keycloak that cannot be reached means "not authenticated", never a
+silent pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from keycloak import KeycloakAdmin, KeycloakError, KeycloakOpenID
+
+from core.identity_settings import OidcSettings
+from core.oidc import ExternalTokenError, JwtVerifier
+
+
+@dataclass(frozen=True, slots=True)
+class OidcUser:
+    """A Keycloak user (or service account) as Moorage sees it."""
+
+    username: str
+    subject: str
+    groups: frozenset[str]
+    is_admin: bool
+
+
+class KeycloakProvider:
+    def __init__(self, settings: OidcSettings) -> None:
+        if settings.issuer is None:
+            raise ValueError("oidc.issuer is not set")
+        self.settings = settings
+        self.issuer = settings.issuer.rstrip("/")
+        self.server_url, _, self.realm = self.issuer.rpartition("/realms/")
+        secret = settings.client_secret.get_secret_value() if settings.client_secret else None
+        self._secret = secret
+        self._verifier = JwtVerifier(
+            self.issuer,
+            settings.audience,
+            jwks_url=f"{self.issuer}/protocol/openid-connect/certs",
+        )
+
+    def _openid(self, client_id: str, secret: str | None = None) -> KeycloakOpenID:
+        return KeycloakOpenID(
+            server_url=self.server_url,
+            realm_name=self.realm,
+            client_id=client_id,
+            client_secret_key=secret,
+            timeout=10,
+        )
+
+    def user_of(self, claims: dict[str, Any]) -> OidcUser:
+        groups = claims.get(self.settings.groups_claim) or []
+        if isinstance(groups, str):
+            groups = [groups]
+        group_set = frozenset(str(g) for g in groups)
+        username = str(claims.get(self.settings.username_claim) or claims["sub"])
+        return OidcUser(
+            username=username,
+            subject=str(claims["sub"]),
+            groups=group_set,
+            is_admin=self.settings.admin_group in group_set,
+        )
+
+    def verify(self, token: str, *, check_active: bool) -> OidcUser | None:
+        """The user an access token stands for, if valid (and still active, if asked)."""
+        try:
+            claims = self._verifier.verify(token)
+        except ExternalTokenError:
+            return None
+        if check_active and self.settings.check_active and not self.active(token):
+            return None
+        return self.user_of(claims)
+
+    def active(self, token: str) -> bool:
+        """Introspection: false once the user is disabled or the session ended."""
+        try:
+            answer = self._openid(self.settings.client_id, self._secret).introspect(token)
+        except KeycloakError:
+            return False
+        return bool(answer.get("active"))
+
+    def client_credentials(self, client_id: str, secret: str) -> OidcUser | None:
+        """Log a service account in with its client id and secret."""
+        try:
+            answer = self._openid(client_id, secret).token(grant_type="client_credentials")
+        except KeycloakError:
+            return None
+        return self.verify(str(answer.get("access_token", "")), check_active=False)
+
+    def current_user(self, username: str) -> OidcUser | None:
+        """The user's live state from the admin API: ``None`` if gone or disabled."""
+        try:
+            admin = KeycloakAdmin(
+                server_url=self.server_url,
+                realm_name=self.realm,
+                user_realm_name=self.realm,
+                client_id=self.settings.client_id,
+                client_secret_key=self._secret,
+                timeout=10,
+            )
+            found = admin.get_users({"username": username, "exact": True})
+            user = next((u for u in found if u.get("username") == username), None)
+            if user is None or not user.get("enabled", False):
+                return None
+            groups = frozenset(str(g["path"]) for g in admin.get_user_groups(user["id"]))
+        except KeycloakError:
+            return None
+        return OidcUser(username, str(user["id"]), groups, self.settings.admin_group in groups)
+
+    def authorization_url(self, redirect_uri: str, state: str, nonce: str, challenge: str) -> str:
+        return str(
+            self._openid(self.settings.web_client_id).auth_url(
+                redirect_uri=redirect_uri,
+                scope="openid",
+                state=state,
+                nonce=nonce,
+                code_challenge=challenge,
+                code_challenge_method="S256",
+            )
+        )
+
+    def exchange_code(self, code: str, redirect_uri: str, verifier: str) -> OidcUser | None:
+        """Redeem an authorization code (with its PKCE verifier) for the user's identity."""
+        try:
+            answer = self._openid(self.settings.web_client_id).token(
+                grant_type="authorization_code",
+                code=code,
+                redirect_uri=redirect_uri,
+                code_verifier=verifier,
+            )
+        except KeycloakError:
+            return None
+        return self.verify(str(answer.get("access_token", "")), check_active=False)

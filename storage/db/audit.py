@@ -1,0 +1,137 @@
+"""The SQL audit log.
+
+The SQL audit log: chained appends under the ``audit_head`` row lock, queries,
+verification and anchored retention purges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from core.audit import (
+    GENESIS,
+    AuditEvent,
+    AuditQuery,
+    StoredAuditEvent,
+    VerifyReport,
+    chain_hash,
+)
+from storage.db.engine import Engines
+from storage.db.identity_tables import AuditAnchor, AuditHead
+from storage.db.identity_tables import AuditEvent as AuditRow
+
+
+def _t(model: Any) -> Table:
+    table: Table = model.__table__
+    return table
+
+
+EVENT, HEAD, ANCHOR = _t(AuditRow), _t(AuditHead), _t(AuditAnchor)
+_FIELDS = tuple(AuditEvent.__dataclass_fields__)
+
+
+def _stored(row: Any) -> StoredAuditEvent:
+    values = row._asdict()
+    event = AuditEvent(**{name: values[name] for name in _FIELDS})
+    return StoredAuditEvent(values["id"], event, values["prev_hash"], values["hash"])
+
+
+class SqlAuditStore:
+    def __init__(self, engines: Engines) -> None:
+        self._engines = engines
+
+    def _head(self, c: Connection) -> tuple[int, str]:
+        dialect = postgresql if c.dialect.name == "postgresql" else sqlite
+        statement: Any = dialect.insert(HEAD).values(id=1, last_id=0, last_hash=GENESIS)
+        c.execute(statement.on_conflict_do_nothing())
+        query = select(HEAD.c.last_id, HEAD.c.last_hash).where(HEAD.c.id == 1)
+        if c.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = c.execute(query).one()
+        return int(row.last_id), str(row.last_hash)
+
+    def append(self, events: list[AuditEvent]) -> list[StoredAuditEvent]:
+        """Chain and insert ``events`` in one transaction (appends from all processes queue)."""
+        stored: list[StoredAuditEvent] = []
+        with self._engines.writing() as c, c.begin():
+            last_id, last_hash = self._head(c)
+            for event in events:
+                digest = chain_hash(last_hash, event)
+                values = {name: getattr(event, name) for name in _FIELDS}
+                # NOTE: ids come from the head row, never reused even after deletions
+                last_id += 1
+                c.execute(
+                    insert(EVENT).values(id=last_id, **values, prev_hash=last_hash, hash=digest)
+                )
+                stored.append(StoredAuditEvent(last_id, event, last_hash, digest))
+                last_hash = digest
+            c.execute(
+                update(HEAD).where(HEAD.c.id == 1).values(last_id=last_id, last_hash=last_hash)
+            )
+        return stored
+
+    def query(self, query: AuditQuery) -> list[StoredAuditEvent]:
+        statement = select(EVENT).where(EVENT.c.id > query.after_id).order_by(EVENT.c.id)
+        for column, value in (
+            (EVENT.c.actor, query.actor),
+            (EVENT.c.action, query.action),
+            (EVENT.c.project, query.project),
+            (EVENT.c.result, query.result),
+        ):
+            if value is not None:
+                statement = statement.where(column == value)
+        if query.since is not None:
+            statement = statement.where(EVENT.c.time >= query.since)
+        if query.until is not None:
+            statement = statement.where(EVENT.c.time < query.until)
+        with self._engines.read.connect() as c, c.begin():
+            return [_stored(row) for row in c.execute(statement.limit(query.limit))]
+
+    def _all(self, c: Connection) -> Iterator[StoredAuditEvent]:
+        last = 0
+        while True:
+            rows = c.execute(
+                select(EVENT).where(EVENT.c.id > last).order_by(EVENT.c.id).limit(1000)
+            ).all()
+            if not rows:
+                return
+            for row in rows:
+                yield _stored(row)
+            last = int(rows[-1].id)
+
+    def verify(self) -> VerifyReport:
+        """Recompute the chain from the newest anchor (or genesis) to the head."""
+        with self._engines.read.connect() as c, c.begin():
+            anchor = c.execute(select(ANCHOR).order_by(ANCHOR.c.through_id.desc()).limit(1)).first()
+            expected = str(anchor.hash) if anchor else GENESIS
+            floor = int(anchor.through_id) if anchor else 0
+            head = c.execute(select(HEAD.c.last_id, HEAD.c.last_hash)).first()
+            checked = 0
+            for stored in self._all(c):
+                if stored.id <= floor:
+                    return VerifyReport(False, checked, f"event {stored.id} precedes the anchor")
+                if stored.prev_hash != expected:
+                    return VerifyReport(False, checked, f"chain broken before event {stored.id}")
+                if chain_hash(stored.prev_hash, stored.event) != stored.hash:
+                    return VerifyReport(False, checked, f"event {stored.id} was modified")
+                expected, checked = stored.hash, checked + 1
+            head_hash = str(head.last_hash) if head else GENESIS
+            if head_hash != expected:
+                return VerifyReport(False, checked, "the newest events are missing")
+        return VerifyReport(True, checked)
+
+    def purge(self, before: datetime) -> int:
+        """Delete events older than ``before``, leaving an anchor; returns how many."""
+        with self._engines.writing() as c, c.begin():
+            self._head(c)  # NOTE: takes the append lock on PostgreSQL
+            last = c.execute(select(func.max(EVENT.c.id)).where(EVENT.c.time < before)).scalar()
+            if last is None:
+                return 0
+            digest = c.execute(select(EVENT.c.hash).where(EVENT.c.id == last)).scalar_one()
+            c.execute(insert(ANCHOR).values(through_id=last, hash=digest, created_at=before))
+            return int(c.execute(delete(EVENT).where(EVENT.c.id <= last)).rowcount)
