@@ -8,7 +8,7 @@ holds only plain values: it must stay free of I/O imports.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 #: Task queue the worker polls unless configured otherwise.
 DEFAULT_TASK_QUEUE: Final = "moorage"
@@ -40,3 +40,92 @@ class ReapUploadsResult:
 
     sessions_reaped: int
     storage_leftovers_aborted: int
+
+
+#: Activity names of garbage collection.
+GC_RECORD_RUN: Final = "gc_record_run"
+GC_COLLECT_MANIFESTS: Final = "gc_collect_manifests"
+GC_COLLECT_BLOBS: Final = "gc_collect_blobs"
+GC_SWEEP_ORPHANS: Final = "gc_sweep_orphans"
+#: Activity name: react to one data-plane event from the outbox.
+HANDLE_EVENT: Final = "handle_event"
+
+
+@dataclass(frozen=True, slots=True)
+class GcInput:
+    """One GC run.
+
+    Attributes:
+        run_id: The run's id (also its workflow id and its ``gc_run`` row).
+        dry_run: Report what would go; change nothing.
+        delete_untagged: Also delete manifests without tags, parents or live subject.
+        review_delay_seconds: Override of the review delay for this run (``None``: the
+            configured delay).
+    """
+
+    run_id: str
+    dry_run: bool = False
+    delete_untagged: bool = False
+    review_delay_seconds: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GcStepResult:
+    """What one GC activity did: counters plus listed items (bounded)."""
+
+    reviewed: int
+    deleted: int
+    kept: int
+    bytes_freed: int
+    items: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class GcRecordInput:
+    """State of a run to record (``running``, ``completed`` or ``failed``) and its report."""
+
+    run: GcInput
+    state: str
+    report_json: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventInput:
+    """One outbox event, by value (ids and digests, never rows)."""
+
+    event_id: int
+    kind: str
+    project_id: int | None
+    repository: str | None
+    digest: str | None
+    tag: str | None
+
+
+#: Activity name: plan and apply retention for a project (or every project with a policy).
+RUN_RETENTION: Final = "run_retention"
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionInput:
+    """One retention run.
+
+    Attributes:
+        run_id: The run's id (its workflow id and its ``control_run`` row).
+        project: The project; empty for every project that has a retention policy.
+        dry_run: List every artifact with its decision; delete nothing.
+    """
+
+    run_id: str
+    project: str = ""
+    dry_run: bool = False
+
+
+#: Activity name: recompute every quota'd project's usage and check it against storage.
+RECONCILE_QUOTAS: Final = "reconcile_quotas"
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileInput:
+    """One quota reconciliation run (``run_id`` empty: named by the workflow id)."""
+
+    run_id: str = ""

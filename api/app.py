@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from functools import partial
 
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 
+from api.audit_middleware import AuditMiddleware
 from api.context import Registry
+from api.controllers.gc import GcController
 from api.controllers.health import healthz, readyz
 from api.controllers.oci import catalog, dispatch, ping
+from api.controllers.policies import PolicyController
 from api.controllers.projects import ProjectController
 from api.controllers.tokens import jwks, oauth_token, token
 from api.errors import EXCEPTION_HANDLERS
+from api.identity_wiring import IDENTITY_ROUTES, build_identity, close_identity
 from api.temporal import TemporalProbe
 from core.passwords import generate_password
 from core.services.auth import AuthService, bootstrap_admin, load_signing_keys
+from core.services.changes import ChangeRecorder
 from core.services.manifests import ManifestService
 from core.services.projects import ProjectService
 from core.services.repositories import RepositoryService
@@ -37,10 +43,14 @@ class SystemClock:
 
 def build_registry(settings: Settings) -> Registry:
     """Wire settings into services. The schema must already be migrated."""
-    metadata = SqlMetadata(create_engines(settings))
+    engines = create_engines(settings)
+    metadata = SqlMetadata(engines)
     store = build_blob_store(settings)
     clock = SystemClock()
     projects = ProjectService(metadata, store)
+    changes = ChangeRecorder(
+        settings.control.gc_review_delay_seconds, settings.control.quota_warning_ratio
+    )
     password = settings.auth.admin_password
     if password is not None:
         bootstrap_admin(metadata, settings.auth, password.get_secret_value())
@@ -53,16 +63,18 @@ def build_registry(settings: Settings) -> Registry:
         issuer=settings.auth.issuer,
         audience=settings.auth.service,
         ttl=settings.auth.token_ttl_seconds,
+        loader=partial(load_signing_keys, metadata),
     )
     return Registry(
         settings=settings,
         metadata=metadata,
         store=store,
         projects=projects,
-        repositories=RepositoryService(metadata, projects),
-        uploads=UploadService(metadata, store, clock, settings.limits),
-        manifests=ManifestService(metadata),
-        auth=AuthService(metadata, projects, tokens, settings.auth, clock),
+        repositories=RepositoryService(metadata, projects, changes),
+        uploads=UploadService(metadata, store, clock, settings.limits, changes),
+        manifests=ManifestService(metadata, changes),
+        auth=(auth := AuthService(metadata, projects, tokens, settings.auth, clock)),
+        identity=build_identity(settings, engines, projects, auth, clock),
         extras={"temporal_check": TemporalProbe(settings.temporal)},
     )
 
@@ -84,10 +96,15 @@ def create_app(settings: Settings) -> Litestar:
             oauth_token,
             jwks,
             ProjectController,
+            *IDENTITY_ROUTES,
+            GcController,
+            PolicyController,
             healthz,
             readyz,
         ],
         exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[AuditMiddleware],
+        on_shutdown=[partial(close_identity, registry)],
         state={"registry": registry},  # type: ignore[arg-type]
         openapi_config=OpenAPIConfig(title="Moorage", version="0.1.0", path="/api/v1/schema"),
         request_max_body_size=1024 * 1024,

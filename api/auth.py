@@ -16,7 +16,14 @@ import anyio.to_thread
 from litestar import Request
 
 from api.context import Registry
-from core.access import ANONYMOUS, AuthMethod, Identity, Scope, allowed_repository_actions
+from core.access import (
+    ANONYMOUS,
+    AuthMethod,
+    Identity,
+    Scope,
+    allowed_repository_actions,
+    from_description,
+)
 from core.errors import ForbiddenError, OCIErrorCode, RegistryError
 from core.tokens import InvalidTokenError
 
@@ -74,7 +81,10 @@ def token_grants(
         claims = registry.auth.tokens.verify(token)
     except InvalidTokenError:
         return None
-    identity = Identity(subject=claims.subject, is_admin=claims.admin, method=AuthMethod.TOKEN)
+    identity = from_description(claims.subject, claims.admin, AuthMethod.TOKEN, claims.principal)
+    slot: Any = request.scope.get("moorage_audit")
+    if isinstance(slot, dict):
+        slot["identity"] = identity
     return identity, claims.access
 
 
@@ -113,13 +123,14 @@ def _insufficient(request: Request[Any, Any, Any], registry: Registry, scope: Sc
 
 
 async def require_admin(request: Request[Any, Any, Any], registry: Registry) -> Identity:
-    """HTTP Basic authentication of a system administrator for the management API."""
-    credentials = basic_credentials(request)
-    if credentials is None:
+    """A system administrator for the management API (any credential ``/api`` accepts)."""
+    from api.principal import api_caller  # noqa: PLC0415 - api.principal imports this module
+
+    identity: Identity | None = await api_caller(request, registry)
+    if identity is None or identity.anonymous:
         raise RegistryError(OCIErrorCode.UNAUTHORIZED).with_headers(
             **{"WWW-Authenticate": 'Basic realm="moorage"'}
         )
-    identity = await anyio.to_thread.run_sync(registry.auth.authenticate, *credentials)
     if identity is None:
         raise RegistryError(OCIErrorCode.UNAUTHORIZED, "invalid credentials").with_headers(
             **{"WWW-Authenticate": 'Basic realm="moorage"'}

@@ -9,6 +9,7 @@ from litestar import Request
 
 from core.ports import BlobStore, Metadata
 from core.services.auth import AuthService
+from core.services.identity_services import IdentityServices
 from core.services.manifests import ManifestService
 from core.services.projects import ProjectService
 from core.services.repositories import RepositoryService
@@ -29,8 +30,17 @@ class Registry:
     manifests: ManifestService
     auth: AuthService
     extras: dict[str, Any] = field(default_factory=dict)
+    #: Identity, access control and audit (always set by ``build_registry``).
+    identity: IdentityServices | None = None
 
 
 def registry_of(request: Request[Any, Any, Any]) -> Registry:
     registry: Registry = request.app.state["registry"]
     return registry
+
+
+def identity_of(registry: Registry) -> IdentityServices:
+    """The registry's identity services (built by ``build_registry``)."""
+    if registry.identity is None:
+        raise RuntimeError("the registry was built without identity services")
+    return registry.identity

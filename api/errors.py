@@ -13,7 +13,14 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
-from core.errors import ConflictError, ForbiddenError, NotFoundError, OCIErrorCode, RegistryError
+from core.errors import (
+    ConflictError,
+    ForbiddenError,
+    InvalidInputError,
+    NotFoundError,
+    OCIErrorCode,
+    RegistryError,
+)
 
 _log = logging.getLogger("moorage.api")
 PROBLEM_JSON = "application/problem+json"
@@ -56,6 +63,7 @@ def handle_domain_error(_request: Request[Any, Any, Any], exc: Exception) -> Res
         NotFoundError: (404, "Not Found"),
         ConflictError: (409, "Conflict"),
         ForbiddenError: (403, "Forbidden"),
+        InvalidInputError: (422, "Unprocessable Content"),
     }[type(exc)]
     return problem(status, title, str(exc))
 
@@ -83,6 +91,7 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     NotFoundError: handle_domain_error,
     ConflictError: handle_domain_error,
     ForbiddenError: handle_domain_error,
+    InvalidInputError: handle_domain_error,
     HTTPException: handle_http_exception,
     Exception: handle_unexpected,
 }

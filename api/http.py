@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
@@ -59,16 +62,39 @@ def _too_large(limit: int) -> RegistryError:
 
 
 async def pump(stream: AsyncIterator[bytes], write: Callable[[bytes], None]) -> None:
-    """Feed ``stream`` to the blocking ``write`` in a worker thread, in bounded batches."""
-    buffer = bytearray()
-    async for chunk in stream:
-        buffer += chunk
-        if len(buffer) >= WRITE_BUFFER:
-            data = bytes(buffer)
-            buffer.clear()
-            await anyio.to_thread.run_sync(write, data)
-    if buffer:
-        await anyio.to_thread.run_sync(write, bytes(buffer))
+    """Feed ``stream`` to the blocking ``write`` in a worker thread, in bounded batches.
+
+    Receiving the next batch overlaps with writing (and hashing) the previous one, in
+    order; at most two batches are held at once.
+    """
+    pending: asyncio.Task[None] | None = None
+    parts: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in stream:
+            parts.append(chunk)
+            size += len(chunk)
+            if size >= WRITE_BUFFER:
+                if pending is not None:
+                    await pending
+                # NOTE: the pieces are joined in the worker thread: one copy, off the loop.
+                job = partial(_write_joined, write, parts)
+                pending = asyncio.create_task(anyio.to_thread.run_sync(job))
+                parts, size = [], 0
+        if pending is not None:
+            await pending
+            pending = None
+        if parts:
+            await anyio.to_thread.run_sync(partial(_write_joined, write, parts))
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+
+
+def _write_joined(write: Callable[[bytes], None], parts: list[bytes]) -> None:
+    write(parts[0] if len(parts) == 1 else b"".join(parts))
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:

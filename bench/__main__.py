@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import fnmatch
+import json
 import secrets
 import shutil
 import sys
@@ -77,6 +78,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, help="scratch directory (default: a new temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     parser.add_argument("--list", action="store_true", help="list case names and exit")
+    parser.add_argument(
+        "--plot", type=Path, metavar="FILE.png", help="also draw the ratios (needs matplotlib)"
+    )
     # Development aids: measure docker-registry on both sides, or use running registries.
     parser.add_argument("--baseline-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--moorage-url", help=argparse.SUPPRESS)
@@ -175,6 +179,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             results = asyncio.run(_run(cases, ctx, targets, budget))
         print()
         print(table(results), flush=True)
+        if args.plot is not None:
+            from bench.plot import plot  # noqa: PLC0415 - matplotlib only when asked for
+
+            plot([json.loads(result.to_json()) for result in results], args.plot)
+            log(f"plot written to {args.plot}")
         log(f"cases done in {time.monotonic() - started:.0f} s")
     finally:
         if own_workdir and not args.keep:

@@ -1,14 +1,18 @@
-"""``moorage api``: the HTTP data plane under uvicorn, beside a gRPC health service."""
+"""``moorage api``: the HTTP data plane under an ASGI server, beside a gRPC health service.
+
+Two servers are supported (``--server``): granian (the default, chosen by measurement; see
+``docs/performance.md``) and uvicorn with httptools and uvloop.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import os
 from typing import TYPE_CHECKING, Final
 
-import uvicorn
-
+from cli.asgi import PARENT_PID_VARIABLE
 from cli.health import API_SERVICE, OVERALL, BackgroundHealthServer, HealthServer
 from cli.signals import exit_on_sigterm
 from storage.db.migrate import upgrade
@@ -19,30 +23,73 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: The app factory each uvicorn worker process imports.
+#: The app factory each server worker process imports.
 ASGI_FACTORY: Final = "cli.asgi:app"
+#: The ASGI servers ``moorage api`` can run, the default first.
+SERVERS: Final = ("granian", "uvicorn")
+DEFAULT_SERVER: Final = "granian"
 #: Bound on waiting for the API to answer its liveness probe.
 LISTEN_TIMEOUT: Final = 120.0
 _WILDCARDS: Final = {"0.0.0.0", "::", ""}  # noqa: S104 - only used to pick a probe address
 
 
-def run_api(settings: Settings, listen: Listen, workers: int) -> None:
-    """Migrate the database, then serve the API until SIGTERM or SIGINT."""
+def run_api(settings: Settings, listen: Listen, workers: int, server: str = DEFAULT_SERVER) -> None:
+    """Migrate the database, then serve the API until SIGTERM or SIGINT.
+
+    Args:
+        settings: The process settings (each worker process rebuilds its own).
+        listen: Where to serve HTTP.
+        workers: Server worker processes; each builds the app and its connection pools.
+        server: One of :data:`SERVERS`.
+    """
+    if server not in SERVERS:
+        raise ValueError(f"unknown server {server!r}; expected one of {', '.join(SERVERS)}")
     exit_on_sigterm()
+    os.environ[PARENT_PID_VARIABLE] = str(os.getpid())
     upgrade(settings)
     health = BackgroundHealthServer(HealthServer((API_SERVICE,), port=settings.grpc_health_port))
     health.start()
     health.submit(_serve_when_listening(health.server, listen))
     try:
-        uvicorn.run(
-            ASGI_FACTORY,
-            factory=True,
-            host=listen.host,
-            port=listen.port,
-            workers=workers,
-        )
+        if server == "granian":
+            _run_granian(listen, workers)
+        else:
+            _run_uvicorn(listen, workers)
     finally:
         health.stop()
+
+
+def _run_uvicorn(listen: Listen, workers: int) -> None:
+    import uvicorn  # noqa: PLC0415 - only the chosen server is loaded
+
+    uvicorn.run(
+        ASGI_FACTORY,
+        factory=True,
+        host=listen.host,
+        port=listen.port,
+        workers=workers,
+        http="httptools",
+        loop="uvloop",
+        access_log=False,
+    )
+
+
+def _run_granian(listen: Listen, workers: int) -> None:
+    from granian import Granian  # noqa: PLC0415 - only the chosen server is loaded
+    from granian.constants import HTTPModes, Interfaces, Loops  # noqa: PLC0415
+
+    Granian(
+        ASGI_FACTORY,
+        address=listen.host,
+        port=listen.port,
+        interface=Interfaces.ASGI,
+        factory=True,
+        workers=workers,
+        loop=Loops.uvloop,
+        http=HTTPModes.http1,
+        log_access=False,
+        respawn_failed_workers=True,
+    ).serve()
 
 
 async def _serve_when_listening(health: HealthServer, listen: Listen) -> None:

@@ -6,7 +6,11 @@ environment and configuration file.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import ctypes
+import os
+import signal
+import sys
+from typing import TYPE_CHECKING, Final
 
 from api.app import create_app
 from core.settings import Settings
@@ -14,7 +18,30 @@ from core.settings import Settings
 if TYPE_CHECKING:
     from litestar import Litestar
 
+#: Set by ``moorage api`` to its own PID before the server forks or spawns workers.
+PARENT_PID_VARIABLE: Final = "MOORAGE_API_PARENT_PID"
+_PR_SET_PDEATHSIG: Final = 1
+
+
+def _die_with_parent() -> None:
+    """In a server worker process, ask Linux to SIGKILL it when ``moorage api`` dies.
+
+    Without this a ``kill -9`` of the main process leaves its workers serving on the port.
+    The main process stops its workers itself on an orderly shutdown, so this fires only
+    when it crashed; SIGKILL because a graceful stop would wait for requests whose
+    clients may never finish sending (an interrupted upload's bytes are cut back to its
+    durable offset by the next writer anyway).
+    """
+    parent = os.environ.get(PARENT_PID_VARIABLE)
+    if sys.platform != "linux" or not parent or not parent.isdigit() or os.getpid() == int(parent):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != int(parent):  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGKILL)
+
 
 def app() -> Litestar:
-    """Build the Moorage HTTP application (uvicorn ``--factory``)."""
+    """Build the Moorage HTTP application (the servers' ``factory`` target)."""
+    _die_with_parent()
     return create_app(Settings())

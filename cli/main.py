@@ -7,12 +7,14 @@ one process does not load the others' dependencies.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from cli.dev_settings import dev_overrides
+from cli.identity import audit_app, keys_app, login
 from cli.listen import Listen
 from core.settings import Settings
 
@@ -24,6 +26,8 @@ app = typer.Typer(
 )
 
 DEFAULT_LISTEN = Listen("127.0.0.1", 5000)
+#: One API worker per CPU, at most 4: measured best on 2 cores (see docs/performance.md).
+DEFAULT_API_WORKERS = max(1, min(os.cpu_count() or 1, 4))
 
 
 def _listen(value: str) -> Listen:
@@ -53,12 +57,19 @@ def _configure(
 @app.command()
 def api(
     listen: ListenOption = DEFAULT_LISTEN,
-    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes.")] = 1,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Server worker processes (default: the CPU count).")
+    ] = DEFAULT_API_WORKERS,
+    server: Annotated[
+        str, typer.Option(help="ASGI server: granian or uvicorn.", case_sensitive=False)
+    ] = "granian",
 ) -> None:
     """Serve the registry's HTTP API (runs migrations first)."""
-    from cli.api import run_api  # noqa: PLC0415 - loaded by the command that needs it
+    from cli.api import SERVERS, run_api  # noqa: PLC0415 - loaded by the command that needs it
 
-    run_api(Settings(), listen, workers)
+    if server.lower() not in SERVERS:
+        raise typer.BadParameter(f"expected one of {', '.join(SERVERS)}", param_hint="--server")
+    run_api(Settings(), listen, workers, server.lower())
 
 
 @app.command()
@@ -91,6 +102,11 @@ def dev(
 
     settings = Settings(**dev_overrides(data_dir, temporal_port, temporal_ui_port))
     run_dev(settings, listen)
+
+
+app.add_typer(audit_app, name="audit")
+app.add_typer(keys_app, name="keys")
+app.command("login")(login)
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Final
+from typing import Any, Final
 
 from temporalio.client import (
     Client,
@@ -17,7 +17,10 @@ from temporalio.client import (
     ScheduleSpec,
 )
 
-from activities.contracts import ReapUploadsInput
+from activities.contracts import GcInput, ReapUploadsInput, ReconcileInput, RetentionInput
+from workflows.gc import GarbageCollectionWorkflow
+from workflows.quota import QuotaReconcileWorkflow
+from workflows.retention import RetentionWorkflow
 from workflows.uploads import ReapUploadsWorkflow
 
 logger = logging.getLogger(__name__)
@@ -70,3 +73,77 @@ async def ensure_reap_uploads_schedule(
     """
     schedule = reap_uploads_schedule(task_queue=task_queue, older_than_seconds=older_than_seconds)
     return await ensure_schedule(client, REAP_UPLOADS_SCHEDULE_ID, schedule)
+
+
+GC_SCHEDULE_ID: Final = "moorage-gc"
+RETENTION_SCHEDULE_ID: Final = "moorage-retention"
+QUOTA_SCHEDULE_ID: Final = "moorage-quota-reconcile"
+
+
+async def _ensure_periodic(
+    client: Client,
+    schedule_id: str,
+    run: Any,
+    argument: object,
+    *,
+    task_queue: str,
+    every_seconds: int,
+) -> bool:
+    """Make sure ``run(argument)`` is started every ``every_seconds`` (never when 0).
+
+    Overlapping runs are skipped, and a run missed for longer than one interval is not
+    caught up.
+
+    Returns:
+        True if this call created the schedule.
+    """
+    if every_seconds <= 0:
+        return False
+    every = timedelta(seconds=every_seconds)
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow(
+            run, argument, id=f"{schedule_id}-run", task_queue=task_queue
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=every),
+    )
+    return await ensure_schedule(client, schedule_id, schedule)
+
+
+async def ensure_gc_schedule(
+    client: Client, *, task_queue: str, every_seconds: int, delete_untagged: bool
+) -> bool:
+    """Make sure the periodic GC schedule exists (not when ``every_seconds`` is 0)."""
+    argument = GcInput(run_id="", delete_untagged=delete_untagged)
+    return await _ensure_periodic(
+        client,
+        GC_SCHEDULE_ID,
+        GarbageCollectionWorkflow.run,
+        argument,
+        task_queue=task_queue,
+        every_seconds=every_seconds,
+    )
+
+
+async def ensure_retention_schedule(client: Client, *, task_queue: str, every_seconds: int) -> bool:
+    """Make sure retention runs periodically over every project with a policy."""
+    return await _ensure_periodic(
+        client,
+        RETENTION_SCHEDULE_ID,
+        RetentionWorkflow.run,
+        RetentionInput(run_id=""),
+        task_queue=task_queue,
+        every_seconds=every_seconds,
+    )
+
+
+async def ensure_quota_schedule(client: Client, *, task_queue: str, every_seconds: int) -> bool:
+    """Make sure quota reconciliation runs periodically."""
+    return await _ensure_periodic(
+        client,
+        QUOTA_SCHEDULE_ID,
+        QuotaReconcileWorkflow.run,
+        ReconcileInput(),
+        task_queue=task_queue,
+        every_seconds=every_seconds,
+    )

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from activities.events import EventActivities
+from activities.gc import GcActivities
+from activities.quota import QuotaActivities
+from activities.retention import RetentionActivities
 from activities.uploads import UploadActivities
 from storage.blobs import build_blob_store
 from storage.db.engine import create_db_engine
@@ -19,4 +23,14 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     engine = create_db_engine(settings)
     store = build_blob_store(settings)
     uploads = UploadActivities(settings, engine, store)
-    return [uploads.reap_expired_uploads]
+    gc = GcActivities(settings, engine, store)
+    return [
+        uploads.reap_expired_uploads,
+        gc.gc_record_run,
+        gc.gc_collect_manifests,
+        gc.gc_collect_blobs,
+        gc.gc_sweep_orphans,
+        EventActivities().handle_event,
+        RetentionActivities(settings, engine).run_retention,
+        QuotaActivities(settings, engine, store).reconcile_quotas,
+    ]

@@ -13,7 +13,13 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from cli.health import OVERALL, WORKER_SERVICE, HealthServer
-from cli.schedules import ensure_reap_uploads_schedule
+from cli.outbox_task import start_outbox_dispatcher
+from cli.schedules import (
+    ensure_gc_schedule,
+    ensure_quota_schedule,
+    ensure_reap_uploads_schedule,
+    ensure_retention_schedule,
+)
 from workflows import ALL_WORKFLOWS
 
 if TYPE_CHECKING:
@@ -74,6 +80,7 @@ async def run_worker(
     health: HealthServer | None = None,
     health_services: Sequence[str] = (OVERALL, WORKER_SERVICE),
     polling: asyncio.Event | None = None,
+    outbox: bool = True,
 ) -> None:
     """Run the worker until ``stop`` is set or the worker fails.
 
@@ -89,6 +96,7 @@ async def run_worker(
             ``settings.grpc_health_port`` and stopped on return.
         health_services: Services whose status follows the worker's.
         polling: Set once the worker polls (for callers that wait on it).
+        outbox: Also run the outbox dispatcher (``cli.outbox``) beside the worker.
     """
     async with contextlib.AsyncExitStack() as stack:
         if health is None:
@@ -104,13 +112,38 @@ async def run_worker(
         executor = stack.enter_context(
             ThreadPoolExecutor(ACTIVITY_THREADS, thread_name_prefix="activity")
         )
+        await ensure_gc_schedule(
+            client,
+            task_queue=settings.temporal.task_queue,
+            every_seconds=settings.control.gc_every_seconds,
+            delete_untagged=settings.control.gc_delete_untagged,
+        )
+        await ensure_retention_schedule(
+            client,
+            task_queue=settings.temporal.task_queue,
+            every_seconds=settings.control.policy_every_seconds,
+        )
+        await ensure_quota_schedule(
+            client,
+            task_queue=settings.temporal.task_queue,
+            every_seconds=settings.control.policy_every_seconds,
+        )
         worker = build_worker(
             client,
             task_queue=settings.temporal.task_queue,
             activities=activities,
             executor=executor,
         )
-        await _poll_until_stopped(worker, stop, health, health_services, polling or asyncio.Event())
+        dispatching = start_outbox_dispatcher(settings, stop) if outbox else None
+        try:
+            await _poll_until_stopped(
+                worker, stop, health, health_services, polling or asyncio.Event()
+            )
+        finally:
+            if dispatching is not None:
+                dispatching.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await dispatching
 
 
 async def _poll_until_stopped(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from core.records import ProjectRecord
 
@@ -20,6 +21,19 @@ class AuthMethod(StrEnum):
     ANONYMOUS = "anonymous"
     PASSWORD = "password"  # noqa: S105 - a method name, not a secret
     TOKEN = "token"  # noqa: S105
+    PERSONAL_TOKEN = "personal_token"  # noqa: S105
+    ROBOT_SECRET = "robot_secret"  # noqa: S105
+    OIDC = "oidc"
+    CLIENT_CREDENTIALS = "client_credentials"
+    TRUSTED_ISSUER = "trusted_issuer"
+
+
+class IdentityKind(StrEnum):
+    ANONYMOUS = "anonymous"
+    USER = "user"  # a local account
+    OIDC_USER = "oidc_user"  # a user (or service account) of the OIDC provider
+    ROBOT = "robot"
+    ISSUER = "issuer"  # a workload with a JWT from a trusted issuer
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,13 +43,20 @@ class Identity:
     subject: str
     is_admin: bool = False
     method: AuthMethod = AuthMethod.ANONYMOUS
+    kind: IdentityKind = IdentityKind.USER
+    #: Group paths from the identity provider (group memberships grant project roles).
+    groups: frozenset[str] = frozenset()
+    #: Explicit registry permissions (robots, trusted issuers): ``(pattern, actions)``.
+    permissions: tuple[tuple[str, frozenset[str]], ...] = ()
+    #: A personal access token's limit on actions (``None``: no limit beyond the owner's).
+    scopes: frozenset[str] | None = None
 
     @property
     def anonymous(self) -> bool:
         return self.method is AuthMethod.ANONYMOUS
 
 
-ANONYMOUS = Identity(subject="")
+ANONYMOUS = Identity(subject="", kind=IdentityKind.ANONYMOUS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +89,9 @@ def parse_scope(text: str) -> Scope | None:
 
 
 ProjectLookup = Callable[[str], ProjectRecord | None]
+#: The registry actions ``identity`` holds on repository ``name`` of an existing project
+#: through its roles and explicit permissions (see ``core.services.access_control``).
+RightsLookup = Callable[[Identity, ProjectRecord, str], frozenset[str]]
 
 
 def allowed_repository_actions(
@@ -75,19 +99,30 @@ def allowed_repository_actions(
     project: ProjectRecord | None,
     *,
     create_on_push: bool,
+    rights: RightsLookup | None = None,
+    repository: str = "",
 ) -> frozenset[str]:
-    """What ``identity`` may do on repositories of ``project``.
+    """What ``identity`` may do on repository ``repository`` of ``project``.
 
     ``project`` is ``None`` when it does not exist: then only an admin may push,
-    and only when projects are created on push.
+    and only when projects are created on push. Otherwise a non-admin holds what
+    ``rights`` finds (roles, robot or issuer permissions), plus pull on public projects.
     """
+    allowed: frozenset[str]
     if identity.is_admin:
         if project is None:
-            return frozenset({PUSH, PULL}) if create_on_push else frozenset()
-        return REPOSITORY_ACTIONS | {"*"}
-    if project is not None and project.public:
-        return frozenset({PULL})
-    return frozenset()
+            allowed = frozenset({PUSH, PULL}) if create_on_push else frozenset()
+        else:
+            allowed = REPOSITORY_ACTIONS | {"*"}
+    elif project is None:
+        allowed = frozenset()
+    else:
+        allowed = frozenset({PULL}) if project.public else frozenset()
+        if rights is not None:
+            allowed |= rights(identity, project, repository)
+    if identity.scopes is not None:
+        allowed &= identity.scopes
+    return allowed
 
 
 def grant(
@@ -96,22 +131,63 @@ def grant(
     lookup: ProjectLookup,
     *,
     create_on_push: bool,
+    rights: RightsLookup | None = None,
 ) -> list[Scope]:
-    """The part of ``requested`` that ``identity`` may hold; a partial grant is no error."""
+    """The part of ``requested`` that ``identity`` may hold; a partial grant is no error.
+
+    ``rights`` looks up the caller's roles and permissions in the named project.
+    """
     granted: list[Scope] = []
     for scope in requested:
         if scope.type == "repository":
             project = lookup(scope.name.partition("/")[0])
-            allowed = allowed_repository_actions(identity, project, create_on_push=create_on_push)
+            allowed = allowed_repository_actions(
+                identity,
+                project,
+                create_on_push=create_on_push,
+                rights=rights,
+                repository=scope.name,
+            )
             wanted = scope.actions
             if "*" in wanted:
                 wanted = (wanted - {"*"}) | (allowed & REPOSITORY_ACTIONS)
             actions = wanted & allowed
         elif scope.type == "registry" and scope.name == "catalog":
-            # NOTE: everyone may list; the catalog shows only what the caller may read.
-            actions = scope.actions & {"*"}
+            # NOTE: only admins get the scope; the catalog shows anyone what they may read.
+            actions = scope.actions & {"*"} if identity.is_admin else frozenset()
         else:
             actions = frozenset()
         if actions:
             granted.append(Scope(scope.type, scope.name, frozenset(actions)))
     return granted
+
+
+def describe(identity: Identity) -> dict[str, object]:
+    """A JSON form of what an identity is (kind, groups, permissions, scopes)."""
+    return {
+        "kind": str(identity.kind),
+        "method": str(identity.method),
+        "groups": sorted(identity.groups),
+        "perms": [[pattern, sorted(actions)] for pattern, actions in identity.permissions],
+        "scopes": None if identity.scopes is None else sorted(identity.scopes),
+    }
+
+
+def from_description(
+    subject: str, is_admin: bool, method: AuthMethod, described: dict[str, Any]
+) -> Identity:
+    """Rebuild the identity :func:`describe` described (from a token we signed)."""
+    kinds = {kind.value for kind in IdentityKind}
+    kind = str(described.get("kind", IdentityKind.USER))
+    scopes = described.get("scopes")
+    return Identity(
+        subject=subject,
+        is_admin=is_admin,
+        method=method,
+        kind=IdentityKind(kind) if kind in kinds else IdentityKind.USER,
+        groups=frozenset(map(str, described.get("groups") or [])),
+        permissions=tuple(
+            (str(entry[0]), frozenset(map(str, entry[1]))) for entry in described.get("perms") or []
+        ),
+        scopes=None if scopes is None else frozenset(map(str, scopes)),
+    )

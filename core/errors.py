@@ -104,3 +104,7 @@ class ConflictError(Exception):
 
 class ForbiddenError(Exception):
     """The caller is authenticated but may not perform the operation."""
+
+
+class InvalidInputError(Exception):
+    """A management request is well-formed but its values are not acceptable (422)."""

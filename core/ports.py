@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from core.control_ports import ControlSession
 from core.digests import Digest
 from core.records import (
     BlobRecord,
@@ -133,7 +134,7 @@ class BlobStore(Protocol):
         """Every blob a tenant holds (for sweeps and tests)."""
 
 
-class MetadataSession(Protocol):
+class MetadataSession(ControlSession, Protocol):
     """One database transaction over the registry's metadata.
 
     Writes become visible to others only on :meth:`commit`; leaving the session

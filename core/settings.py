@@ -20,6 +20,9 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from core.control_settings import ControlSettings
+from core.identity_settings import AuditSettings, LoginLimitSettings, OidcSettings
+
 
 class StorageBackend(StrEnum):
     FILESYSTEM = "filesystem"
@@ -96,6 +99,10 @@ class Settings(BaseSettings):
     temporal: TemporalSettings = TemporalSettings()
     limits: LimitSettings = LimitSettings()
     auth: AuthSettings = AuthSettings()
+    oidc: OidcSettings = OidcSettings()
+    login_limit: LoginLimitSettings = LoginLimitSettings()
+    audit: AuditSettings = AuditSettings()
+    control: ControlSettings = ControlSettings()
     #: Public base URL of the registry; derived from the request when unset.
     public_url: str | None = None
     grpc_health_port: int = 0

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,6 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from core.access import Scope
 
 ALGORITHM = "ES256"
+_RELOAD_SECONDS = 30.0
+_VERIFIED_MAX = 4096
 
 
 class InvalidTokenError(Exception):
@@ -72,19 +76,52 @@ class TokenClaims:
     subject: str
     access: list[Scope]
     admin: bool
+    #: Who the subject is (kind, groups, explicit permissions), for the catalog.
+    principal: dict[str, Any] = field(default_factory=dict)
 
 
 class TokenService:
     """Issues and verifies registry tokens for one service (audience)."""
 
-    def __init__(self, keys: list[SigningKey], issuer: str, audience: str, ttl: int) -> None:
+    def __init__(
+        self,
+        keys: list[SigningKey],
+        issuer: str,
+        audience: str,
+        ttl: int,
+        loader: Callable[[], list[SigningKey]] | None = None,
+    ) -> None:
         if not keys:
             raise ValueError("at least one signing key is required")
         self._keys = {key.kid: key for key in keys}
         self._current = keys[-1]
         self._issuer, self._audience, self._ttl = issuer, audience, ttl
+        #: Re-reads the installation's keys (after ``moorage keys rotate``).
+        self._loader = loader
+        self._loaded_at = time.monotonic()
+        #: Tokens already verified, with their expiry: a token is checked once per process.
+        self._verified: dict[str, tuple[float, TokenClaims]] = {}
 
-    def issue(self, subject: str, access: list[Scope], admin: bool, now: datetime) -> IssuedToken:
+    def refresh(self, min_age: float = _RELOAD_SECONDS) -> None:
+        """Reload the keys if a loader is set and the last load is ``min_age`` seconds old."""
+        if self._loader is None or time.monotonic() - self._loaded_at < min_age:
+            return
+        self._loaded_at = time.monotonic()
+        keys = self._loader()
+        if keys:
+            self._keys = {key.kid: key for key in keys}
+            self._current = keys[-1]
+            self._verified.clear()
+
+    def issue(
+        self,
+        subject: str,
+        access: list[Scope],
+        admin: bool,
+        now: datetime,
+        principal: dict[str, Any] | None = None,
+    ) -> IssuedToken:
+        self.refresh()
         claims = {
             "iss": self._issuer,
             "sub": subject,
@@ -96,6 +133,8 @@ class TokenService:
             "access": [scope.as_claim() for scope in access],
             "adm": admin,
         }
+        if principal:
+            claims["mrg"] = principal
         token = jwt.encode(
             claims,
             self._current.private_key,
@@ -105,8 +144,27 @@ class TokenService:
         return IssuedToken(token, self._ttl, now)
 
     def verify(self, token: str) -> TokenClaims:
+        """The claims of a valid token; raise :class:`InvalidTokenError` otherwise.
+
+        A verified token is remembered until its expiry (bounded), so repeated requests
+        with the same token cost one dictionary lookup.
+        """
+        cached = self._verified.get(token)
+        if cached is not None:
+            if cached[0] > time.time():
+                return cached[1]
+            self._verified.pop(token, None)
+        expires, claims = self._verify(token)
+        if len(self._verified) >= _VERIFIED_MAX:
+            self._verified.clear()
+        self._verified[token] = (expires, claims)
+        return claims
+
+    def _verify(self, token: str) -> tuple[float, TokenClaims]:
         try:
             header = jwt.get_unverified_header(token)
+            if str(header.get("kid", "")) not in self._keys:
+                self.refresh(min_age=1.0)
             key = self._keys.get(str(header.get("kid", "")))
             if key is None or header.get("alg") != ALGORITHM or header.get("crit"):
                 raise InvalidTokenError("unknown signing key or algorithm")
@@ -121,10 +179,11 @@ class TokenService:
             )
         except jwt.PyJWTError as exc:
             raise InvalidTokenError(str(exc)) from exc
-        return TokenClaims(
+        return float(claims["exp"]), TokenClaims(
             subject=str(claims["sub"]),
             access=[_scope_from_claim(entry) for entry in claims.get("access", [])],
             admin=bool(claims.get("adm", False)),
+            principal=dict(claims.get("mrg") or {}),
         )
 
     def jwks(self) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import boto3
 import pytest
 
 from tests.services.docker_registry import DockerRegistry, start_docker_registry
+from tests.services.keycloak import Keycloak, start_keycloak
 from tests.services.moorage import MoorageServer, start_moorage
 from tests.services.postgres import Postgres, start_postgres
 from tests.services.s3 import S3Server, start_moto
@@ -56,6 +57,16 @@ def temporal_server(services_dir: Path) -> Iterator[TemporalServer]:
 @pytest.fixture(scope="session")
 def docker_registry(services_dir: Path) -> Iterator[DockerRegistry]:
     server = start_docker_registry(services_dir / "docker-registry")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def keycloak(services_dir: Path) -> Iterator[Keycloak]:
+    """A real Keycloak with the realm of ``deploy/keycloak`` (one per worker; tests that
+    use it share the ``keycloak`` xdist group so that only one worker starts it)."""
+    server = start_keycloak(services_dir / "keycloak")
+    print(f"\nkeycloak started in {server.startup_seconds:.1f} s")
     yield server
     server.stop()
 

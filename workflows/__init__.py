@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+from workflows.events import ArtifactEventWorkflow
+from workflows.gc import GarbageCollectionWorkflow
+from workflows.quota import QuotaReconcileWorkflow
+from workflows.retention import RetentionWorkflow
 from workflows.uploads import ReapUploadsWorkflow
 
 #: Every workflow the worker registers.
-ALL_WORKFLOWS: list[type] = [ReapUploadsWorkflow]
+ALL_WORKFLOWS: list[type] = [
+    ReapUploadsWorkflow,
+    GarbageCollectionWorkflow,
+    ArtifactEventWorkflow,
+    RetentionWorkflow,
+    QuotaReconcileWorkflow,
+]
 
-__all__ = ["ALL_WORKFLOWS", "ReapUploadsWorkflow"]
+__all__ = [
+    "ALL_WORKFLOWS",
+    "ArtifactEventWorkflow",
+    "GarbageCollectionWorkflow",
+    "QuotaReconcileWorkflow",
+    "ReapUploadsWorkflow",
+    "RetentionWorkflow",
+]

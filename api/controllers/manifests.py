@@ -15,6 +15,8 @@ from core.access import DELETE, PULL, PUSH, Scope
 from core.digests import Digest
 from core.errors import OCIErrorCode, RegistryError
 from core.names import Reference, RepositoryName, is_valid_tag
+from core.records import ManifestRecord
+from core.services.manifests import PushedManifest
 
 
 def _scope(name: RepositoryName, action: str) -> Scope:
@@ -33,8 +35,12 @@ async def read_manifest(
 ) -> Response[Any]:
     await authorize(request, registry, _scope(name, PULL))
     reference = _existing_reference(reference_text)
-    repository = await anyio.to_thread.run_sync(registry.repositories.require, name)
-    manifest = await anyio.to_thread.run_sync(registry.manifests.get, repository, reference)
+
+    def lookup() -> ManifestRecord:
+        # NOTE: one worker-thread hop for both queries; hops cost more than the queries.
+        return registry.manifests.get(registry.repositories.require(name), reference)
+
+    manifest = await anyio.to_thread.run_sync(lookup)
     headers = {
         "Docker-Content-Digest": manifest.digest,
         "ETag": f'"{manifest.digest}"',
@@ -51,10 +57,14 @@ async def put_manifest(
     reference = Reference.parse(reference_text)
     payload = await read_limited(request, registry.settings.limits.manifest_max_bytes)
     create = registry.settings.auth.create_project_on_push
-    repository = await anyio.to_thread.run_sync(registry.repositories.ensure, name, create)
-    pushed = await anyio.to_thread.run_sync(
-        registry.manifests.put, repository, reference, payload, request.headers.get("content-type")
-    )
+    content_type = request.headers.get("content-type")
+
+    def store() -> PushedManifest:
+        # NOTE: one worker-thread hop for the repository and the manifest transaction.
+        repository = registry.repositories.ensure(name, create)
+        return registry.manifests.put(repository, reference, payload, content_type)
+
+    pushed = await anyio.to_thread.run_sync(store)
     headers = {
         "Location": f"/v2/{name}/manifests/{pushed.digest}",
         "Docker-Content-Digest": str(pushed.digest),

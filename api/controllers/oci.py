@@ -15,9 +15,10 @@ from litestar import Request, Response, get, route
 from litestar.params import FromPath
 
 from api.auth import challenge, token_grants
-from api.context import registry_of
+from api.context import identity_of, registry_of
 from api.controllers import blobs, manifests, uploads
 from api.http import next_link, pagination
+from core.access import ANONYMOUS
 from core.errors import OCIErrorCode, RegistryError
 from core.names import RepositoryName
 
@@ -72,9 +73,9 @@ async def catalog(request: Request[Any, Any, Any]) -> Response[Any]:
     registry = registry_of(request)
     n, last = pagination(request, registry.settings.limits.page_max)
     grants = token_grants(request, registry)
-    identity = grants[0] if grants else None
-    public_only = identity is None or not identity.is_admin
-    names = await anyio.to_thread.run_sync(registry.repositories.catalog, last, n + 1, public_only)
+    identity = grants[0] if grants else ANONYMOUS
+    readable = identity_of(registry).access.readable_repositories
+    names = await anyio.to_thread.run_sync(readable, identity, last, n + 1)
     more, names = len(names) > n, names[:n]
     headers = {"Link": next_link("/v2/_catalog", n, names[-1])} if more and names else {}
     return Response(content={"repositories": names}, headers=headers, media_type="application/json")

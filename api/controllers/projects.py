@@ -5,20 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 import anyio.to_thread
-from litestar import Controller, Request, Response, delete, get, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from api.auth import require_admin
-from api.context import registry_of
+from api.context import identity_of, registry_of
 from api.errors import problem
-from core.errors import RegistryError
+from api.principal import api_caller, require_caller
+from core.errors import InvalidInputError
 from core.records import ProjectRecord
 
 
 class ProjectIn(BaseModel):
     name: str = Field(min_length=1, max_length=63)
     public: bool = False
+
+
+class ProjectPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    public: bool | None = None
 
 
 class ProjectOut(BaseModel):
@@ -47,13 +52,12 @@ class ProjectController(Controller):
         self, request: Request[Any, Any, Any], data: JSONBody[ProjectIn]
     ) -> Response[Any]:
         registry = registry_of(request)
-        await require_admin(request, registry)
+        caller = await require_caller(request, registry)
+        create = identity_of(registry).projects.create
         try:
-            project = await anyio.to_thread.run_sync(
-                registry.projects.create, data.name, data.public
-            )
-        except RegistryError as exc:
-            return problem(422, "Invalid project name", exc.message)
+            project = await anyio.to_thread.run_sync(create, caller, data.name, data.public)
+        except InvalidInputError as exc:
+            return problem(422, "Invalid project name", str(exc))
         return Response(content=ProjectOut.of(project), status_code=201)
 
     @get("/", summary="List projects")
@@ -64,9 +68,10 @@ class ProjectController(Controller):
         last: FromQuery[str | None] = None,
     ) -> ProjectPage:
         registry = registry_of(request)
-        await require_admin(request, registry)
+        caller = await api_caller(request, registry)
         limit = max(1, min(limit, 100))
-        projects = await anyio.to_thread.run_sync(registry.projects.list, last, limit + 1)
+        visible = identity_of(registry).projects.list
+        projects = await anyio.to_thread.run_sync(visible, caller, last, limit + 1)
         more, projects = len(projects) > limit, projects[:limit]
         return ProjectPage(
             items=[ProjectOut.of(p) for p in projects],
@@ -76,12 +81,22 @@ class ProjectController(Controller):
     @get("/{project:str}", summary="Read a project")
     async def read(self, request: Request[Any, Any, Any], project: FromPath[str]) -> ProjectOut:
         registry = registry_of(request)
-        await require_admin(request, registry)
-        found = await anyio.to_thread.run_sync(registry.projects.get, project)
+        caller = await api_caller(request, registry)
+        found = await anyio.to_thread.run_sync(identity_of(registry).projects.read, caller, project)
+        return ProjectOut.of(found)
+
+    @patch("/{project:str}", summary="Update a project (public flag)")
+    async def update(
+        self, request: Request[Any, Any, Any], project: FromPath[str], data: JSONBody[ProjectPatch]
+    ) -> ProjectOut:
+        registry = registry_of(request)
+        caller = await require_caller(request, registry)
+        update = identity_of(registry).projects.update
+        found = await anyio.to_thread.run_sync(update, caller, project, data.public)
         return ProjectOut.of(found)
 
     @delete("/{project:str}", summary="Delete a project and everything in it", status_code=204)
     async def remove(self, request: Request[Any, Any, Any], project: FromPath[str]) -> None:
         registry = registry_of(request)
-        await require_admin(request, registry)
-        await anyio.to_thread.run_sync(registry.projects.delete, project)
+        caller = await require_caller(request, registry)
+        await anyio.to_thread.run_sync(identity_of(registry).projects.delete, caller, project)

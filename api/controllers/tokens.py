@@ -8,7 +8,8 @@ import anyio.to_thread
 from litestar import Request, Response, get, post
 
 from api.auth import basic_credentials
-from api.context import registry_of
+from api.context import identity_of, registry_of
+from api.principal import client_address, note
 from core.access import ANONYMOUS, Identity, Scope, parse_scope
 from core.errors import OCIErrorCode, RegistryError
 
@@ -24,21 +25,36 @@ def _scopes(values: list[str]) -> list[Scope]:
 
 
 async def _identity(request: Request[Any, Any, Any], username: str, password: str) -> Identity:
-    registry = registry_of(request)
-    identity = await anyio.to_thread.run_sync(registry.auth.authenticate, username, password)
+    """The identity of any credential the token service accepts.
+
+    Local passwords, personal access tokens, robot secrets, Keycloak service accounts,
+    and Keycloak or trusted-issuer JWTs.
+    """
+    services = identity_of(registry_of(request))
+    note(request, attempted=username)
+    identity = await anyio.to_thread.run_sync(
+        services.authenticator.basic, username, password, client_address(request)
+    )
     if identity is None:
         raise RegistryError(OCIErrorCode.UNAUTHORIZED, "invalid username or password")
+    note(request, identity)
     return identity
+
+
+async def _issue(request: Request[Any, Any, Any], identity: Identity, scopes: list[Scope]) -> Any:
+    registry = registry_of(request)
+    rights = identity_of(registry).access.repository_rights
+    return await anyio.to_thread.run_sync(registry.auth.issue, identity, scopes, rights)
 
 
 @get("/auth/token", summary="Issue a registry bearer token")
 async def token(request: Request[Any, Any, Any]) -> Response[Any]:
     """Docker token authentication: Basic credentials (or none) in, a signed JWT out."""
-    registry = registry_of(request)
+    registry_of(request)
     credentials = basic_credentials(request)
     identity = ANONYMOUS if credentials is None else await _identity(request, *credentials)
     scopes = _scopes(request.query_params.getall("scope", []))
-    issued = await anyio.to_thread.run_sync(registry.auth.issue, identity, scopes)
+    issued = await _issue(request, identity, scopes)
     return Response(
         content={
             "token": issued.token,
@@ -53,7 +69,7 @@ async def token(request: Request[Any, Any, Any]) -> Response[Any]:
 @post("/auth/token", summary="Issue a token (OAuth2 password grant)")
 async def oauth_token(request: Request[Any, Any, Any]) -> Response[Any]:
     """The OAuth2 form of the token endpoint; only the password grant is offered."""
-    registry = registry_of(request)
+    registry_of(request)
     form = await request.form()
     if form.get("grant_type") != "password":
         return Response(content={"error": "unsupported_grant_type"}, status_code=400)
@@ -61,7 +77,7 @@ async def oauth_token(request: Request[Any, Any, Any]) -> Response[Any]:
         request, str(form.get("username", "")), str(form.get("password", ""))
     )
     scopes = _scopes([str(value) for value in form.getall("scope")] if "scope" in form else [])
-    issued = await anyio.to_thread.run_sync(registry.auth.issue, identity, scopes)
+    issued = await _issue(request, identity, scopes)
     return Response(
         content={
             "access_token": issued.token,

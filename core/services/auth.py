@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from core.access import AuthMethod, Identity, Scope, grant
+from core.access import AuthMethod, Identity, RightsLookup, Scope, describe, grant
 from core.passwords import hash_password, verify_password
 from core.ports import Clock, Metadata
+from core.records import UserRecord
 from core.services.projects import ProjectService
 from core.settings import AuthSettings
 from core.tokens import IssuedToken, SigningKey, TokenService
@@ -41,14 +42,28 @@ class AuthService:
             return None
         return Identity(subject=user.username, is_admin=user.is_admin, method=AuthMethod.PASSWORD)
 
-    def issue(self, identity: Identity, requested: list[Scope]) -> IssuedToken:
+    def user(self, username: str) -> UserRecord | None:
+        """The local account ``username`` (``None`` if there is none)."""
+        with self._metadata.read() as session:
+            return session.user(username)
+
+    def issue(
+        self, identity: Identity, requested: list[Scope], rights: RightsLookup | None = None
+    ) -> IssuedToken:
+        """A registry token holding the part of ``requested`` that ``identity`` may hold.
+
+        ``rights`` looks up the caller's roles and explicit permissions in a project.
+        """
         granted = grant(
             identity,
             requested,
             self._projects.find,
             create_on_push=self._settings.create_project_on_push,
+            rights=rights,
         )
-        return self.tokens.issue(identity.subject, granted, identity.is_admin, self._clock.now())
+        return self.tokens.issue(
+            identity.subject, granted, identity.is_admin, self._clock.now(), describe(identity)
+        )
 
 
 _DUMMY_HASH = hash_password("not a real password")

@@ -13,13 +13,16 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from core import mediatypes
+from core import events, mediatypes
 from core.digests import Digest
 from core.errors import OCIErrorCode, RegistryError
 from core.manifests import ParsedManifest, parse_manifest
 from core.names import Reference
-from core.ports import Metadata
+from core.ports import Metadata, MetadataSession
 from core.records import ManifestRecord, NewManifest, RepositoryRecord
+from core.services.changes import ChangeRecorder
+from core.services.immutability import check_mutable
+from core.services.quota import reserve
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +38,9 @@ def _manifest_unknown(reference: Reference) -> RegistryError:
 class ManifestService:
     """Store, read and delete manifests; list tags and referrers."""
 
-    def __init__(self, metadata: Metadata) -> None:
+    def __init__(self, metadata: Metadata, changes: ChangeRecorder | None = None) -> None:
         self._metadata = metadata
+        self._changes = changes or ChangeRecorder(24 * 3600)
 
     def get(self, repository: RepositoryRecord, reference: Reference) -> ManifestRecord:
         with self._metadata.read() as session:
@@ -63,8 +67,23 @@ class ManifestService:
             )
         parsed = parse_manifest(payload, content_type)
         with self._metadata.write() as session:
+            self._changes.protect_references(
+                session,
+                repository,
+                [str(d.digest) for d in parsed.blobs],
+                [str(d.digest) for d in parsed.children] + [str(digest)],
+            )
             blob_ids = self._blob_ids(session.linked_blob_ids, repository, parsed)
             child_ids = self._child_ids(session.manifest_ids, repository, parsed)
+            is_new = not session.manifest_ids(repository.id, [str(digest)])
+            if is_new:
+                reserve(
+                    session,
+                    repository,
+                    add_bytes=len(payload),
+                    add_artifacts=1,
+                    warning_ratio=self._changes.quota_warning_ratio,
+                )
             manifest_id = session.add_manifest(
                 repository.id,
                 NewManifest(
@@ -78,10 +97,36 @@ class ManifestService:
                     child_ids=child_ids,
                 ),
             )
+            if is_new:
+                self._changes.manifest_may_be_unreferenced(
+                    session, repository, str(digest), events.MANIFEST_UPLOAD
+                )
+                self._changes.event(session, events.MANIFEST_PUSHED, repository, digest=str(digest))
             if reference.tag is not None:
-                session.set_tag(repository.id, reference.tag, manifest_id)
+                self._set_tag(session, repository, reference.tag, manifest_id, str(digest))
             session.commit()
         return PushedManifest(digest, parsed.subject)
+
+    def _set_tag(
+        self,
+        session: MetadataSession,
+        repository: RepositoryRecord,
+        tag: str,
+        manifest_id: int,
+        digest: str,
+    ) -> None:
+        previous = session.tag_target(repository.id, tag)
+        if previous == digest:
+            return
+        if previous is not None:
+            check_mutable(session, repository, [tag])
+        session.set_tag(repository.id, tag, manifest_id)
+        kind = events.TAG_CREATED if previous is None else events.TAG_MOVED
+        self._changes.event(session, kind, repository, digest=digest, tag=tag)
+        if previous is not None:
+            self._changes.manifest_may_be_unreferenced(
+                session, repository, previous, events.TAG_SWITCH
+            )
 
     @staticmethod
     def _blob_ids(
@@ -112,12 +157,32 @@ class ManifestService:
     def delete(self, repository: RepositoryRecord, reference: Reference) -> None:
         with self._metadata.write() as session:
             if reference.digest is not None:
-                deleted = session.delete_manifest(repository.id, str(reference.digest))
+                deleted = self._delete_manifest(session, repository, str(reference.digest))
             else:
-                deleted = session.delete_tag(repository.id, str(reference.tag))
+                deleted = self._delete_tag(session, repository, str(reference.tag))
             session.commit()
         if not deleted:
             raise _manifest_unknown(reference)
+
+    def _delete_manifest(
+        self, session: MetadataSession, repository: RepositoryRecord, digest: str
+    ) -> bool:
+        check_mutable(session, repository, session.manifest_tags(repository.id, digest))
+        references = session.manifest_references(repository.id, digest)
+        if not session.delete_manifest(repository.id, digest):
+            return False
+        self._changes.manifest_deleted(session, repository, digest, references)
+        return True
+
+    def _delete_tag(self, session: MetadataSession, repository: RepositoryRecord, tag: str) -> bool:
+        target = session.tag_target(repository.id, tag)
+        if target is not None:
+            check_mutable(session, repository, [tag])
+        if target is None or not session.delete_tag(repository.id, tag):
+            return False
+        self._changes.manifest_may_be_unreferenced(session, repository, target, events.TAG_DELETE)
+        self._changes.event(session, events.TAG_DELETED, repository, digest=target, tag=tag)
+        return True
 
     def tags(self, repository: RepositoryRecord, last: str | None, limit: int) -> list[str]:
         with self._metadata.read() as session:

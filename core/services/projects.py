@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from core import events
 from core.errors import ConflictError, NotFoundError
 from core.names import validate_project_name
 from core.ports import BlobStore, Metadata
@@ -65,5 +66,6 @@ class ProjectService:
             if project is None:
                 raise NotFoundError(f"project {name!r} not found")
             session.delete_project(project.id)
+            session.add_event(events.PROJECT_DELETED, project_id=project.id, data=project.name)
             session.commit()
         self._store.delete_tenant(project.storage_id)

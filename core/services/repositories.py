@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from core import events
 from core.digests import Digest
 from core.errors import OCIErrorCode, RegistryError
 from core.names import RepositoryName
 from core.ports import Metadata
 from core.records import BlobRecord, RepositoryRecord
+from core.services.changes import ChangeRecorder
 from core.services.projects import ProjectService
 
 
@@ -17,8 +19,14 @@ class RepositoryService:
     holding a blob in one repository never makes it readable from another.
     """
 
-    def __init__(self, metadata: Metadata, projects: ProjectService) -> None:
+    def __init__(
+        self,
+        metadata: Metadata,
+        projects: ProjectService,
+        changes: ChangeRecorder | None = None,
+    ) -> None:
         self._metadata = metadata
+        self._changes = changes or ChangeRecorder(24 * 3600)
         self._projects = projects
 
     def find(self, name: RepositoryName) -> RepositoryRecord | None:
@@ -64,6 +72,11 @@ class RepositoryService:
         """Remove the blob from the repository; the object stays until GC decides."""
         with self._metadata.write() as session:
             removed = session.unlink_blob(repository.id, str(digest))
+            if removed:
+                self._changes.blob_may_be_unreferenced(
+                    session, repository, str(digest), events.LAYER_DELETE
+                )
+                self._changes.event(session, events.BLOB_UNLINKED, repository, digest=str(digest))
             session.commit()
         if not removed:
             raise RegistryError(OCIErrorCode.BLOB_UNKNOWN).with_detail({"digest": str(digest)})

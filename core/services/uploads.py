@@ -12,16 +12,30 @@ from __future__ import annotations
 
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from core import events
 from core.digests import Digest, Hasher, new_hasher
 from core.errors import OCIErrorCode, RegistryError
-from core.ports import BlobNotFoundError, BlobStore, Clock, Metadata, UploadWriter
+from core.ports import (
+    BlobNotFoundError,
+    BlobStore,
+    Clock,
+    Metadata,
+    MetadataSession,
+    UploadWriter,
+)
 from core.records import BlobRecord, RepositoryRecord, UploadRecord
+from core.services.changes import ChangeRecorder
+from core.services.quota import reserve
 from core.settings import LimitSettings
 
 _HASH_CACHE_MAX = 256
+#: Batches at least this big are hashed in :data:`_HASH_POOL` while being written.
+_PARALLEL_HASH_MIN = 256 * 1024
+_HASH_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="upload-hash")
 
 
 def _upload_unknown() -> RegistryError:
@@ -48,9 +62,19 @@ class ChunkWriter:
             raise RegistryError(
                 OCIErrorCode.SIZE_INVALID, "blob exceeds the registry's size limit", status=413
             )
-        self._writer.write(data)
-        if self.hasher is not None:
-            self.hasher.update(data)
+        hasher = self.hasher
+        if hasher is None or len(data) < _PARALLEL_HASH_MIN:
+            self._writer.write(data)
+            if hasher is not None:
+                hasher.update(data)
+        else:
+            # NOTE: hashing and the storage write both release the GIL, so they run side
+            # by side; the hash of this batch completes before the next batch starts.
+            hashed = _HASH_POOL.submit(hasher.update, data)
+            try:
+                self._writer.write(data)
+            finally:
+                hashed.result()
         self.written += len(data)
 
     def commit(self) -> int:
@@ -70,9 +94,15 @@ class UploadService:
     """The upload state machine of the OCI distribution spec."""
 
     def __init__(
-        self, metadata: Metadata, store: BlobStore, clock: Clock, limits: LimitSettings
+        self,
+        metadata: Metadata,
+        store: BlobStore,
+        clock: Clock,
+        limits: LimitSettings,
+        changes: ChangeRecorder | None = None,
     ) -> None:
         self._metadata = metadata
+        self._changes = changes or ChangeRecorder(24 * 3600)
         self._store = store
         self._clock = clock
         self._limits = limits
@@ -157,13 +187,56 @@ class UploadService:
             raise RegistryError(OCIErrorCode.DIGEST_INVALID).with_detail(
                 {"expected": str(digest), "actual": str(actual)}
             )
+        self._claim_digest(repository, str(digest), events.BLOB_UPLOAD)
         self._store.finish_upload(repository.storage_id, upload.id, digest, upload.offset)
         with self._metadata.write() as session:
-            blob = session.add_blob(repository.project_id, str(digest), upload.offset)
-            session.link_blob(repository.id, blob.id)
             session.delete_upload(upload.id)
-            session.commit()
+            try:
+                self._record_blob(session, repository, digest, upload.offset)
+            finally:
+                # NOTE: the upload's data is consumed either way; a refused blob's object
+                # is left to GC (its review row was armed above).
+                session.commit()
         return upload.offset
+
+    def _claim_digest(self, repository: RepositoryRecord, digest: str, event: str) -> None:
+        """Before writing a blob's object: settle a pending GC deletion, arm a review.
+
+        A tombstone means GC decided the object goes and has not deleted it yet; it is
+        deleted here, under the tombstone's lock, so GC can never delete the object this
+        push is about to write. The armed review keeps GC away for the review delay.
+        """
+        with self._metadata.write() as session:
+            # NOTE: the upsert locks the review row whether or not it existed, so
+            # concurrent pushes of one digest and the collector always queue on it.
+            self._changes.blob_may_be_unreferenced(session, repository, digest, event)
+            if session.blob_tombstoned(repository.project_id, digest):
+                self._store.delete_blob(repository.storage_id, Digest.parse(digest))
+                session.drop_blob_review(repository.project_id, digest)
+                self._changes.blob_may_be_unreferenced(session, repository, digest, event)
+            session.commit()
+
+    def _record_blob(
+        self, session: MetadataSession, repository: RepositoryRecord, digest: Digest, size: int
+    ) -> BlobRecord:
+        """Add the blob's rows once its object is known to be in place (under the lock)."""
+        self._changes.blob_may_be_unreferenced(session, repository, str(digest), events.BLOB_UPLOAD)
+        tombstoned = session.blob_tombstoned(repository.project_id, str(digest))
+        if tombstoned or self._store.stat_blob(repository.storage_id, digest) is None:
+            raise RegistryError(
+                OCIErrorCode.BLOB_UPLOAD_INVALID, "blob was garbage collected; retry the upload"
+            )
+        if session.linked_blob_ids_in_project(repository.project_id, [str(digest)]) == []:
+            reserve(
+                session,
+                repository,
+                add_bytes=size,
+                add_artifacts=0,
+                warning_ratio=self._changes.quota_warning_ratio,
+            )
+        blob = session.add_blob(repository.project_id, str(digest), size)
+        session.link_blob(repository.id, blob.id)
+        return blob
 
     def cancel(self, repository: RepositoryRecord, upload_id: str) -> None:
         upload = self.get(repository, upload_id)
@@ -188,13 +261,16 @@ class UploadService:
         if source_blob is None:
             return None
         if own is None and source.project_id != target.project_id:
+            self._claim_digest(target, str(digest), events.BLOB_MOUNT)
             try:
                 self._store.copy_blob(source.storage_id, target.storage_id, digest)
             except BlobNotFoundError:
                 return None
         with self._metadata.write() as session:
-            blob = session.add_blob(target.project_id, str(digest), source_blob.size)
-            session.link_blob(target.id, blob.id)
+            try:
+                blob = self._record_blob(session, target, digest, source_blob.size)
+            except RegistryError:
+                return None
             session.commit()
         return blob
 

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import fcntl
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Self
 
 import sqlalchemy
 from sqlalchemy import Connection, Engine, event
@@ -13,10 +19,23 @@ from core.settings import Settings
 
 @dataclass(frozen=True)
 class Engines:
-    """A reader and a writer engine (the same engine except on SQLite)."""
+    """A reader and a writer engine (the same engine except on SQLite).
+
+    ``write_lock`` serialises one process's write transactions on SQLite before they ask
+    the database for its write lock: SQLite's busy handler sleeps in growing steps, so
+    leaving in-process contention to it turns a queue of writers into long stalls. Every
+    writer on these engines takes it (see :meth:`writing`).
+    """
 
     read: Engine
     write: Engine
+    write_lock: AbstractContextManager[object] = field(default_factory=nullcontext)
+
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """A connection of the writer engine, held under the process's write lock."""
+        with self.write_lock, self.write.connect() as connection:
+            yield connection
 
     def dispose(self) -> None:
         self.read.dispose()
@@ -46,12 +65,49 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
     engine = sqlalchemy.create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": 30},
-        pool_size=8,
-        max_overflow=24,
+        # NOTE: as many pooled connections as anyio's worker threads: a smaller pool
+        # opened and closed an overflow connection (with its PRAGMAs) per request at c32.
+        pool_size=40,
+        max_overflow=8,
     )
     event.listen(engine, "connect", _sqlite_connect)
     event.listen(engine, "begin", _begin_immediate if immediate else _begin_deferred)
     return engine
+
+
+class _ProcessWriteLock:
+    """This process's threads queue on an ``RLock``; processes queue on ``flock``.
+
+    ``flock`` wakes the next waiter as soon as the holder releases it, where SQLite's
+    busy handler would sleep in growing steps; held for a whole write transaction.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._threads = threading.RLock()
+        self._path = path
+        self._fd: int | None = None
+        self._depth = 0
+
+    def __enter__(self) -> Self:
+        self._threads.acquire()
+        try:
+            if self._depth == 0:
+                if self._fd is None:
+                    self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            self._depth += 1
+        except BaseException:
+            self._threads.release()
+            raise
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        try:
+            self._depth -= 1
+            if self._depth == 0 and self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
 
 
 def create_engines(settings: Settings) -> Engines:
@@ -65,7 +121,9 @@ def create_engines(settings: Settings) -> Engines:
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         return Engines(
-            read=_sqlite_engine(url, immediate=False), write=_sqlite_engine(url, immediate=True)
+            read=_sqlite_engine(url, immediate=False),
+            write=_sqlite_engine(url, immediate=True),
+            write_lock=_ProcessWriteLock(settings.data_dir / "moorage.db.write-lock"),
         )
     engine = sqlalchemy.create_engine(url, pool_size=16, max_overflow=16, pool_pre_ping=True)
     return Engines(read=engine, write=engine)

@@ -2,6 +2,10 @@
 
 Queries use SQLAlchemy Core on the SQLModel tables: each read is one indexed query,
 and racing identical inserts resolve with ``ON CONFLICT`` on both SQLite and PostgreSQL.
+
+The data plane's statements are built once, at import, with ``bindparam`` placeholders:
+building a statement and computing its cache key cost far more than running it, and a
+prebuilt statement hits SQLAlchemy's compiled cache with its key memoised.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, func, select, text, update
+from sqlalchemy import Connection, Executable, Table, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
@@ -25,6 +29,8 @@ from core.records import (
     UserRecord,
 )
 from storage.db.engine import Engines
+from storage.db.gc_queries import CollectorQueries
+from storage.db.outbox_queries import OutboxQueries
 from storage.db.tables import (
     Blob,
     Manifest,
@@ -71,6 +77,121 @@ def _now() -> datetime:
     return datetime.now().astimezone()
 
 
+def _param(name: str) -> Any:
+    return bindparam(name)
+
+
+def _in(name: str) -> Any:
+    return bindparam(name, expanding=True)
+
+
+_BLOB_COLUMNS = (BLOB.c.id, BLOB.c.project_id, BLOB.c.digest, BLOB.c.size)
+_Q_PROJECT = select(PROJECT).where(PROJECT.c.name == _param("name"))
+_Q_STORAGE_ID = select(PROJECT.c.storage_id).where(PROJECT.c.id == _param("project_id"))
+_Q_REPOSITORY = (
+    select(REPOSITORY.c.id, REPOSITORY.c.project_id, REPOSITORY.c.name, PROJECT.c.storage_id)
+    .join(PROJECT, PROJECT.c.id == REPOSITORY.c.project_id)
+    .where(REPOSITORY.c.name == _param("name"))
+)
+_Q_LINKED_BLOB = (
+    select(*_BLOB_COLUMNS)
+    .join(REPO_BLOB, REPO_BLOB.c.blob_id == BLOB.c.id)
+    .where(REPO_BLOB.c.repository_id == _param("repository_id"), BLOB.c.digest == _param("d"))
+)
+_Q_PROJECT_BLOB = select(*_BLOB_COLUMNS).where(
+    BLOB.c.project_id == _param("project_id"), BLOB.c.digest == _param("d")
+)
+_Q_LINKED_BLOB_IDS = (
+    select(BLOB.c.digest, BLOB.c.id)
+    .join(REPO_BLOB, REPO_BLOB.c.blob_id == BLOB.c.id)
+    .where(REPO_BLOB.c.repository_id == _param("repository_id"), BLOB.c.digest.in_(_in("ds")))
+)
+_Q_MANIFEST = select(*_MANIFEST_COLUMNS).where(
+    MANIFEST.c.repository_id == _param("repository_id"), MANIFEST.c.digest == _param("d")
+)
+_Q_TAGGED_MANIFEST = (
+    select(*_MANIFEST_COLUMNS)
+    .join(TAG, TAG.c.manifest_id == MANIFEST.c.id)
+    .where(TAG.c.repository_id == _param("repository_id"), TAG.c.name == _param("tag"))
+)
+_Q_MANIFEST_IDS = select(MANIFEST.c.digest, MANIFEST.c.id).where(
+    MANIFEST.c.repository_id == _param("repository_id"), MANIFEST.c.digest.in_(_in("ds"))
+)
+_Q_UPLOAD = select(UPLOAD).where(UPLOAD.c.id == _param("upload_id"))
+_Q_ADVANCE_UPLOAD = (
+    update(UPLOAD)
+    .where(UPLOAD.c.id == _param("upload_id"), UPLOAD.c.offset == _param("old_offset"))
+    .values(offset=_param("new_offset"), expires_at=_param("new_expires_at"))
+)
+_Q_DELETE_UPLOAD = delete(UPLOAD).where(UPLOAD.c.id == _param("upload_id"))
+_Q_COUNT_UPLOADS = (
+    select(func.count()).select_from(UPLOAD).where(UPLOAD.c.project_id == _param("project_id"))
+)
+_Q_DELETE_TAG = delete(TAG).where(
+    TAG.c.repository_id == _param("repository_id"), TAG.c.name == _param("tag")
+)
+_Q_USER = select(
+    USER.c.id, USER.c.username, USER.c.password_hash, USER.c.is_admin, USER.c.disabled
+).where(USER.c.username == _param("username"))
+
+
+def _tags_query(after: bool) -> Executable:
+    query = select(TAG.c.name).where(TAG.c.repository_id == _param("repository_id"))
+    if after:
+        query = query.where(TAG.c.name > _param("last"))
+    return query.order_by(TAG.c.name).limit(_param("limit"))
+
+
+def _catalog_query(after: bool, public_only: bool) -> Executable:
+    query = select(REPOSITORY.c.name)
+    if after:
+        query = query.where(REPOSITORY.c.name > _param("last"))
+    if public_only:
+        public = select(PROJECT.c.id).where(PROJECT.c.public.is_(True))
+        query = query.where(REPOSITORY.c.project_id.in_(public))
+    return query.order_by(REPOSITORY.c.name).limit(_param("limit"))
+
+
+_Q_TAGS = {after: _tags_query(after) for after in (False, True)}
+_Q_CATALOG = {
+    (after, public): _catalog_query(after, public)
+    for after in (False, True)
+    for public in (False, True)
+}
+
+
+def _dialect_inserts(table: Table) -> dict[str, Any]:
+    return {"postgresql": postgresql.insert(table), "sqlite": sqlite.insert(table)}
+
+
+#: ``INSERT ... ON CONFLICT DO NOTHING`` per table and dialect, values given at execution.
+_INSERT_IGNORE: dict[str, dict[str, Any]] = {
+    table.name: {
+        dialect: statement.on_conflict_do_nothing()
+        for dialect, statement in _dialect_inserts(table).items()
+    }
+    for table in (REPOSITORY, BLOB, REPO_BLOB, MANIFEST, MANIFEST_BLOB, MANIFEST_CHILD, SIGNING_KEY)
+}
+_INSERT_MANIFEST_RETURNING = {
+    dialect: statements.returning(MANIFEST.c.id)
+    for dialect, statements in _INSERT_IGNORE[MANIFEST.name].items()
+}
+
+
+def _upsert_tag(statement: Any) -> Any:
+    return statement.on_conflict_do_update(
+        index_elements=[TAG.c.repository_id, TAG.c.name],
+        set_={
+            "manifest_id": statement.excluded.manifest_id,
+            "updated_at": statement.excluded.updated_at,
+        },
+    )
+
+
+_UPSERT_TAG = {dialect: _upsert_tag(st) for dialect, st in _dialect_inserts(TAG).items()}
+_INSERT_UPLOAD = _dialect_inserts(UPLOAD)
+
+
 class SqlMetadata:
     """Opens :class:`SqlSession` transactions on the reader or writer engine."""
 
@@ -84,7 +205,7 @@ class SqlMetadata:
 
     @contextmanager
     def write(self) -> Iterator[SqlSession]:
-        with self._engines.write.connect() as connection:
+        with self._engines.writing() as connection:
             transaction = connection.begin()
             try:
                 yield SqlSession(connection)
@@ -97,7 +218,7 @@ class SqlMetadata:
             connection.execute(text("SELECT 1"))
 
 
-class SqlSession:
+class SqlSession(OutboxQueries, CollectorQueries):
     """One transaction; see ``core.ports.MetadataSession`` for the contract."""
 
     def __init__(self, connection: Connection) -> None:
@@ -115,12 +236,11 @@ class SqlSession:
         return sqlite.insert(table)
 
     def _insert_ignore(self, table: Table, **values: Any) -> None:
-        statement: Any = self._insert(table).values(**values)
-        self._c.execute(statement.on_conflict_do_nothing())
+        self._c.execute(_INSERT_IGNORE[table.name][self._dialect], values)
 
     # projects
     def project(self, name: str) -> ProjectRecord | None:
-        row = self._c.execute(select(PROJECT).where(PROJECT.c.name == name)).first()
+        row = self._c.execute(_Q_PROJECT, {"name": name}).first()
         return ProjectRecord(**row._asdict()) if row else None
 
     def add_project(self, name: str, public: bool, storage_id: str) -> ProjectRecord | None:
@@ -149,8 +269,7 @@ class SqlSession:
         self._c.execute(delete(PROJECT).where(PROJECT.c.id == project_id))
 
     def project_storage_id(self, project_id: int) -> str | None:
-        query = select(PROJECT.c.storage_id).where(PROJECT.c.id == project_id)
-        return self._c.execute(query).scalar()
+        return self._c.execute(_Q_STORAGE_ID, {"project_id": project_id}).scalar()
 
     def projects(self, last: str | None, limit: int, public_only: bool) -> list[ProjectRecord]:
         query = select(PROJECT).order_by(PROJECT.c.name).limit(limit)
@@ -162,10 +281,7 @@ class SqlSession:
 
     # repositories
     def repository(self, name: str) -> RepositoryRecord | None:
-        query = select(
-            REPOSITORY.c.id, REPOSITORY.c.project_id, REPOSITORY.c.name, PROJECT.c.storage_id
-        ).join(PROJECT, PROJECT.c.id == REPOSITORY.c.project_id)
-        row = self._c.execute(query.where(REPOSITORY.c.name == name)).first()
+        row = self._c.execute(_Q_REPOSITORY, {"name": name}).first()
         return RepositoryRecord(*row) if row else None
 
     def ensure_repository(self, project_id: int, name: str) -> RepositoryRecord:
@@ -179,29 +295,16 @@ class SqlSession:
         return created
 
     def repositories(self, last: str | None, limit: int, public_only: bool) -> list[str]:
-        query = select(REPOSITORY.c.name).order_by(REPOSITORY.c.name).limit(limit)
-        if last is not None:
-            query = query.where(REPOSITORY.c.name > last)
-        if public_only:
-            public = select(PROJECT.c.id).where(PROJECT.c.public.is_(True))
-            query = query.where(REPOSITORY.c.project_id.in_(public))
-        return list(self._c.execute(query).scalars())
+        query = _Q_CATALOG[last is not None, public_only]
+        return list(self._c.execute(query, {"last": last, "limit": limit}).scalars())
 
     # blobs
     def linked_blob(self, repository_id: int, digest: str) -> BlobRecord | None:
-        query = (
-            select(BLOB.c.id, BLOB.c.project_id, BLOB.c.digest, BLOB.c.size)
-            .join(REPO_BLOB, REPO_BLOB.c.blob_id == BLOB.c.id)
-            .where(REPO_BLOB.c.repository_id == repository_id, BLOB.c.digest == digest)
-        )
-        row = self._c.execute(query).first()
+        row = self._c.execute(_Q_LINKED_BLOB, {"repository_id": repository_id, "d": digest}).first()
         return BlobRecord(*row) if row else None
 
     def project_blob(self, project_id: int, digest: str) -> BlobRecord | None:
-        query = select(BLOB.c.id, BLOB.c.project_id, BLOB.c.digest, BLOB.c.size).where(
-            BLOB.c.project_id == project_id, BLOB.c.digest == digest
-        )
-        row = self._c.execute(query).first()
+        row = self._c.execute(_Q_PROJECT_BLOB, {"project_id": project_id, "d": digest}).first()
         return BlobRecord(*row) if row else None
 
     def add_blob(self, project_id: int, digest: str, size: int) -> BlobRecord:
@@ -230,81 +333,67 @@ class SqlSession:
     def linked_blob_ids(self, repository_id: int, digests: list[str]) -> dict[str, int]:
         found: dict[str, int] = {}
         for start in range(0, len(digests), 500):
-            query = (
-                select(BLOB.c.digest, BLOB.c.id)
-                .join(REPO_BLOB, REPO_BLOB.c.blob_id == BLOB.c.id)
-                .where(
-                    REPO_BLOB.c.repository_id == repository_id,
-                    BLOB.c.digest.in_(digests[start : start + 500]),
-                )
-            )
-            found.update({row.digest: row.id for row in self._c.execute(query)})
+            params = {"repository_id": repository_id, "ds": digests[start : start + 500]}
+            found.update((row[0], row[1]) for row in self._c.execute(_Q_LINKED_BLOB_IDS, params))
         return found
 
     # manifests and tags
     def manifest(self, repository_id: int, digest: str) -> ManifestRecord | None:
-        query = select(*_MANIFEST_COLUMNS).where(
-            MANIFEST.c.repository_id == repository_id, MANIFEST.c.digest == digest
-        )
-        row = self._c.execute(query).first()
+        params = {"repository_id": repository_id, "d": digest}
+        row = self._c.execute(_Q_MANIFEST, params).first()
         return ManifestRecord(*row) if row else None
 
     def tagged_manifest(self, repository_id: int, tag: str) -> ManifestRecord | None:
-        query = (
-            select(*_MANIFEST_COLUMNS)
-            .join(TAG, TAG.c.manifest_id == MANIFEST.c.id)
-            .where(TAG.c.repository_id == repository_id, TAG.c.name == tag)
-        )
-        row = self._c.execute(query).first()
+        params = {"repository_id": repository_id, "tag": tag}
+        row = self._c.execute(_Q_TAGGED_MANIFEST, params).first()
         return ManifestRecord(*row) if row else None
 
     def manifest_ids(self, repository_id: int, digests: list[str]) -> dict[str, int]:
         found: dict[str, int] = {}
         for start in range(0, len(digests), 500):
-            query = select(MANIFEST.c.digest, MANIFEST.c.id).where(
-                MANIFEST.c.repository_id == repository_id,
-                MANIFEST.c.digest.in_(digests[start : start + 500]),
-            )
-            found.update({row.digest: row.id for row in self._c.execute(query)})
+            params = {"repository_id": repository_id, "ds": digests[start : start + 500]}
+            found.update((row[0], row[1]) for row in self._c.execute(_Q_MANIFEST_IDS, params))
         return found
 
     def add_manifest(self, repository_id: int, manifest: NewManifest) -> int:
         existing = self.manifest_ids(repository_id, [manifest.digest])
         if existing:
             return existing[manifest.digest]
-        self._insert_ignore(
-            MANIFEST,
-            repository_id=repository_id,
-            digest=manifest.digest,
-            media_type=manifest.media_type,
-            artifact_type=manifest.artifact_type,
-            subject_digest=manifest.subject_digest,
-            annotations=manifest.annotations,
-            size=len(manifest.payload),
-            payload=manifest.payload,
-            created_at=_now(),
-        )
-        manifest_id = self.manifest_ids(repository_id, [manifest.digest])[manifest.digest]
-        for blob_id in set(manifest.blob_ids):
-            self._insert_ignore(MANIFEST_BLOB, manifest_id=manifest_id, blob_id=blob_id)
-        for child_id in set(manifest.child_ids):
-            self._insert_ignore(MANIFEST_CHILD, parent_id=manifest_id, child_id=child_id)
-        return manifest_id
+        values = {
+            "repository_id": repository_id,
+            "digest": manifest.digest,
+            "media_type": manifest.media_type,
+            "artifact_type": manifest.artifact_type,
+            "subject_digest": manifest.subject_digest,
+            "annotations": manifest.annotations,
+            "size": len(manifest.payload),
+            "payload": manifest.payload,
+            "created_at": _now(),
+        }
+        inserted = self._c.execute(_INSERT_MANIFEST_RETURNING[self._dialect], values).scalar()
+        manifest_id = inserted
+        if manifest_id is None:  # a concurrent writer inserted it first
+            manifest_id = self.manifest_ids(repository_id, [manifest.digest])[manifest.digest]
+        # NOTE: one executemany per reference table instead of one statement per row.
+        blob_rows = [{"manifest_id": manifest_id, "blob_id": b} for b in set(manifest.blob_ids)]
+        if blob_rows:
+            self._c.execute(_INSERT_IGNORE[MANIFEST_BLOB.name][self._dialect], blob_rows)
+        child_rows = [{"parent_id": manifest_id, "child_id": c} for c in set(manifest.child_ids)]
+        if child_rows:
+            self._c.execute(_INSERT_IGNORE[MANIFEST_CHILD.name][self._dialect], child_rows)
+        return int(manifest_id)
 
     def set_tag(self, repository_id: int, tag: str, manifest_id: int) -> None:
-        statement: Any = self._insert(TAG).values(
-            repository_id=repository_id, name=tag, manifest_id=manifest_id, updated_at=_now()
-        )
-        statement = statement.on_conflict_do_update(
-            index_elements=[TAG.c.repository_id, TAG.c.name],
-            set_={"manifest_id": statement.excluded.manifest_id, "updated_at": _now()},
-        )
-        self._c.execute(statement)
+        values = {
+            "repository_id": repository_id,
+            "name": tag,
+            "manifest_id": manifest_id,
+            "updated_at": _now(),
+        }
+        self._c.execute(_UPSERT_TAG[self._dialect], values)
 
     def delete_tag(self, repository_id: int, tag: str) -> bool:
-        result = self._c.execute(
-            delete(TAG).where(TAG.c.repository_id == repository_id, TAG.c.name == tag)
-        )
+        result = self._c.execute(_Q_DELETE_TAG, {"repository_id": repository_id, "tag": tag})
         return bool(result.rowcount)
 
     def delete_manifest(self, repository_id: int, digest: str) -> bool:
@@ -324,15 +413,8 @@ class SqlSession:
         return True
 
     def tags(self, repository_id: int, last: str | None, limit: int) -> list[str]:
-        query = (
-            select(TAG.c.name)
-            .where(TAG.c.repository_id == repository_id)
-            .order_by(TAG.c.name)
-            .limit(limit)
-        )
-        if last is not None:
-            query = query.where(TAG.c.name > last)
-        return list(self._c.execute(query).scalars())
+        params = {"repository_id": repository_id, "last": last, "limit": limit}
+        return list(self._c.execute(_Q_TAGS[last is not None], params).scalars())
 
     def referrers(
         self, repository_id: int, digest: str, artifact_type: str | None
@@ -349,37 +431,36 @@ class SqlSession:
 
     # uploads
     def add_upload(self, upload: UploadRecord) -> None:
-        self._c.execute(
-            self._insert(UPLOAD).values(
-                id=upload.id,
-                project_id=upload.project_id,
-                repository_id=upload.repository_id,
-                offset=upload.offset,
-                created_at=upload.created_at,
-                expires_at=upload.expires_at,
-            )
-        )
+        values = {
+            "id": upload.id,
+            "project_id": upload.project_id,
+            "repository_id": upload.repository_id,
+            "offset": upload.offset,
+            "created_at": upload.created_at,
+            "expires_at": upload.expires_at,
+        }
+        self._c.execute(_INSERT_UPLOAD[self._dialect], values)
 
     def upload(self, upload_id: str) -> UploadRecord | None:
-        row = self._c.execute(select(UPLOAD).where(UPLOAD.c.id == upload_id)).first()
+        row = self._c.execute(_Q_UPLOAD, {"upload_id": upload_id}).first()
         return UploadRecord(**row._asdict()) if row else None
 
     def advance_upload(
         self, upload_id: str, old_offset: int, new_offset: int, expires_at: datetime
     ) -> bool:
-        result = self._c.execute(
-            update(UPLOAD)
-            .where(UPLOAD.c.id == upload_id, UPLOAD.c.offset == old_offset)
-            .values(offset=new_offset, expires_at=expires_at)
-        )
-        return bool(result.rowcount)
+        params = {
+            "upload_id": upload_id,
+            "old_offset": old_offset,
+            "new_offset": new_offset,
+            "new_expires_at": expires_at,
+        }
+        return bool(self._c.execute(_Q_ADVANCE_UPLOAD, params).rowcount)
 
     def delete_upload(self, upload_id: str) -> None:
-        self._c.execute(delete(UPLOAD).where(UPLOAD.c.id == upload_id))
+        self._c.execute(_Q_DELETE_UPLOAD, {"upload_id": upload_id})
 
     def count_uploads(self, project_id: int) -> int:
-        query = select(func.count()).select_from(UPLOAD).where(UPLOAD.c.project_id == project_id)
-        return int(self._c.execute(query).scalar_one())
+        return int(self._c.execute(_Q_COUNT_UPLOADS, {"project_id": project_id}).scalar_one())
 
     def expired_uploads(self, now: datetime, limit: int) -> list[UploadRecord]:
         query = select(UPLOAD).where(UPLOAD.c.expires_at < now).order_by(UPLOAD.c.expires_at)
@@ -387,10 +468,7 @@ class SqlSession:
 
     # users and keys
     def user(self, username: str) -> UserRecord | None:
-        query = select(
-            USER.c.id, USER.c.username, USER.c.password_hash, USER.c.is_admin, USER.c.disabled
-        ).where(USER.c.username == username)
-        row = self._c.execute(query).first()
+        row = self._c.execute(_Q_USER, {"username": username}).first()
         return UserRecord(*row) if row else None
 
     def upsert_user(self, username: str, password_hash: str, is_admin: bool) -> None:

@@ -12,6 +12,8 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Column, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+import storage.db.control_tables  # noqa: F401  (registers the control-plane tables)
+
 
 class Project(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)

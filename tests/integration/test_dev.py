@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from activities.contracts import DEFAULT_TASK_QUEUE, ReapUploadsInput, ReapUploadsResult
 from cli.password import PASSWORD_FILE
@@ -66,6 +67,13 @@ def temporal_pid(log: Path) -> int:
 async def reap_through_temporal(temporal_port: int) -> ReapUploadsResult:
     """Run the reaper workflow on the embedded worker, with the real activity."""
     client = await Client.connect(f"{LOOPBACK}:{temporal_port}")
+    # NOTE: /healthz answers before the worker has created its schedules; wait (bounded).
+    for _ in range(300):
+        try:
+            await client.get_schedule_handle(REAP_UPLOADS_SCHEDULE_ID).describe()
+            break
+        except RPCError:
+            await asyncio.sleep(0.1)
     await client.get_schedule_handle(REAP_UPLOADS_SCHEDULE_ID).describe()
     return await client.execute_workflow(
         ReapUploadsWorkflow.run,

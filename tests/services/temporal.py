@@ -66,10 +66,14 @@ def _client_connects(address: str) -> bool:
     return True
 
 
-def start_temporal(workdir: Path) -> TemporalServer:
-    """Start a dev server persisting to ``workdir/temporal.db``; wait until a client connects."""
+def start_temporal(workdir: Path, port: int | None = None) -> TemporalServer:
+    """Start a dev server persisting to ``workdir/temporal.db``; wait until a client connects.
+
+    ``port`` restarts a server where a stopped one answered (same file, same address).
+    """
     workdir.mkdir(parents=True, exist_ok=True)
-    port, ui_port, http_port, metrics_port = (free_port() for _ in range(4))
+    ui_port, http_port, metrics_port = (free_port() for _ in range(3))
+    port = port or free_port()
     process = spawn(
         "temporal dev server",
         [

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
+import storage.db.identity_tables
 import storage.db.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 from storage.db.engine import create_db_engine
 
