@@ -1,4 +1,4 @@
-"""A chart of one run's ratios against the issue's targets (matplotlib, PNG or SVG).
+"""A chart of one run's ratios against the performance targets (matplotlib, PNG or SVG).
 
 ``python -m bench --plot FILE.png`` draws it at the end of a run; ``python -m bench.plot
 RESULTS.jsonl FILE.png`` draws it from the JSON lines a run printed.
@@ -31,7 +31,7 @@ READ_TARGET_C32 = 5.0
 
 
 def target_of(case: str) -> float | None:
-    """The ratio target of ``case``, or ``None`` when the issue sets none."""
+    """The ratio target of ``case``, or ``None`` when none is set."""
     if case in TARGETS:
         return TARGETS[case]
     if case.startswith("manifest-") and case.endswith("-c32") and case != "manifest-put-c32":
