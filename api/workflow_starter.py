@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from activities.search_attributes import typed_search_attributes
 from core.settings import TemporalSettings
 
 #: Bound on one connect or start call.
@@ -32,7 +34,14 @@ class TemporalStarter:
             )
         return self._client
 
-    async def start(self, workflow: str, arg: object, workflow_id: str) -> bool:
+    async def start(
+        self,
+        workflow: str,
+        arg: object,
+        workflow_id: str,
+        *,
+        search: Mapping[str, str] | None = None,
+    ) -> bool:
         try:
             async with asyncio.timeout(CALL_TIMEOUT):
                 client = await self._connect()
@@ -42,6 +51,7 @@ class TemporalStarter:
                     id=workflow_id,
                     task_queue=self._settings.task_queue,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                    search_attributes=typed_search_attributes(search or {}),
                 )
         except WorkflowAlreadyStartedError:
             return False

@@ -19,6 +19,7 @@ from typing import Final
 import anyio.to_thread
 
 from activities.contracts import EventInput, GcInput, RetentionInput
+from activities.search_attributes import search_values
 from core import events
 from core.control_records import OutboxRecord
 from core.control_settings import ControlSettings
@@ -60,6 +61,16 @@ def starts_for(event: OutboxRecord) -> list[tuple[str, object, str]]:
     return []
 
 
+def search_for(event: OutboxRecord) -> dict[str, str]:
+    """Search attributes of the runs ``event`` starts: its project, repository, digest."""
+    project = event.repository.partition("/")[0] if event.repository else None
+    if event.kind == events.PROJECT_DELETED:
+        project = event.data
+    elif event.kind == events.RETENTION_REQUESTED:
+        project = json.loads(event.data or "{}").get("project")
+    return search_values(project=project, repository=event.repository, digest=event.digest)
+
+
 class OutboxDispatcher:
     """Polls the outbox and starts the matching workflows."""
 
@@ -90,8 +101,9 @@ class OutboxDispatcher:
 
         async def deliver(event: OutboxRecord) -> int:
             async with limit:
+                search = search_for(event)
                 for workflow, arg, workflow_id in starts_for(event):
-                    await self._starter.start(workflow, arg, workflow_id)
+                    await self._starter.start(workflow, arg, workflow_id, search=search)
             return event.id
 
         results = await asyncio.gather(*(deliver(e) for e in pending), return_exceptions=True)

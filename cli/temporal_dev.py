@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Final
 
 from temporalio.client import Client
 
+from activities.search_attributes import dev_server_flags
+
 if TYPE_CHECKING:
     from core.settings import Settings
 
@@ -67,6 +69,7 @@ def dev_server_command(binary: Path, settings: Settings, layout: DevServerLayout
         "--namespace",
         temporal.namespace,
         "--ui-disable-news-fetch",
+        *dev_server_flags(),
     ]
     if temporal.dev_http_port:
         command += ["--http-port", str(temporal.dev_http_port)]

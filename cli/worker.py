@@ -20,6 +20,7 @@ from cli.schedules import (
     ensure_reap_uploads_schedule,
     ensure_retention_schedule,
 )
+from cli.search_attributes import ensure_search_attributes
 from workflows import ALL_WORKFLOWS
 
 if TYPE_CHECKING:
@@ -84,7 +85,8 @@ async def run_worker(
 ) -> None:
     """Run the worker until ``stop`` is set or the worker fails.
 
-    Ensures the schedules exist, then polls ``settings.temporal.task_queue``. The health
+    Ensures Moorage's search attributes (``cli.search_attributes``) and the schedules
+    exist, then polls ``settings.temporal.task_queue``. The health
     service reports ``health_services`` SERVING while the worker polls.
 
     Args:
@@ -104,6 +106,7 @@ async def run_worker(
             await health.start()
             stack.push_async_callback(health.stop)
         client = client or await connect_client(settings)
+        await ensure_search_attributes(client)
         await ensure_reap_uploads_schedule(
             client,
             task_queue=settings.temporal.task_queue,

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 
+from activities.search_attributes import dev_server_flags
 from tests.services.process import LOOPBACK, ManagedProcess, free_port, port_accepts, spawn
 
 START_TIMEOUT = 60.0
@@ -91,6 +92,7 @@ def start_temporal(workdir: Path, port: int | None = None) -> TemporalServer:
             "--metrics-port",
             str(metrics_port),
             "--ui-disable-news-fetch",
+            *dev_server_flags(),
             "--db-filename",
             str(workdir / "temporal.db"),
             "--log-level",

@@ -1,0 +1,102 @@
+"""Workflows started from outbox events carry Moorage's search attributes.
+
+A push through the app writes outbox events; the dispatcher starts their workflows on a
+real Temporal dev server, and the runs are then found by a visibility query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from pathlib import Path
+
+import anyio.to_thread
+import pytest
+from litestar.testing import TestClient
+from temporalio.client import Client
+
+from activities.search_attributes import DIGEST, PROJECT, REPOSITORY
+from api.app import create_app
+from api.workflow_starter import TemporalStarter
+from cli.outbox import OutboxDispatcher
+from cli.search_attributes import ensure_search_attributes
+from core import events
+from core.settings import Settings
+from storage.db.migrate import upgrade
+from tests.api.oci import OCIClient, unique_project
+from tests.services.temporal import TemporalServer
+
+pytestmark = pytest.mark.integration
+#: Visibility lags behind a start: how long a query may take to see it.
+VISIBILITY_BOUND = 20.0
+#: Most dispatch rounds one push needs.
+MAX_ROUNDS = 20
+
+
+def _settings(root: Path, temporal: TemporalServer, password: str) -> Settings:
+    settings = Settings(
+        data_dir=root / "data",
+        auth={"admin_password": password, "create_project_on_push": True},
+        temporal={"address": temporal.address, "task_queue": f"q-{uuid.uuid4().hex}"},
+    )
+    upgrade(settings)
+    return settings
+
+
+def _pushed_event_id(oci: OCIClient, digest: str) -> int:
+    registry = oci.client.app.state["registry"]  # type: ignore[attr-defined]
+    with registry.metadata.read() as session:
+        pending = session.pending_events(10_000)
+    found = [e.id for e in pending if e.kind == events.MANIFEST_PUSHED and e.digest == digest]
+    assert len(found) == 1, pending
+    return int(found[0])
+
+
+async def _ids_matching(client: Client, query: str, expected: str) -> list[str]:
+    """Workflow ids the query finds, polled until ``expected`` is among them (bounded)."""
+    ids: list[str] = []
+    async with asyncio.timeout(VISIBILITY_BOUND):
+        while expected not in ids:
+            ids = [run.id async for run in client.list_workflows(query)]
+            if expected not in ids:
+                await asyncio.sleep(0.2)
+    return ids
+
+
+async def test_dispatched_runs_are_found_by_repository(
+    tmp_path: Path, temporal_server: TemporalServer
+) -> None:
+    password = secrets.token_urlsafe(12)
+    settings = _settings(tmp_path, temporal_server, password)
+    client = await Client.connect(temporal_server.address)
+    assert await ensure_search_attributes(client) == []  # the dev server registered them
+    project = unique_project()
+    repo = f"{project}/app"
+    with TestClient(create_app(settings)) as http:
+        oci = OCIClient(http, password)
+        pushed = await anyio.to_thread.run_sync(oci.push_image, repo, "v1")
+        event_id = await anyio.to_thread.run_sync(_pushed_event_id, oci, pushed.digest)
+        registry = http.app.state["registry"]
+        dispatcher = OutboxDispatcher(
+            registry.metadata, TemporalStarter(settings.temporal), settings.control
+        )
+        for _ in range(MAX_ROUNDS):
+            if await dispatcher.dispatch_once() == 0:
+                break
+    workflow_id = f"event-{event_id}"
+    try:
+        found = await _ids_matching(client, f'MoorageRepository = "{repo}"', workflow_id)
+        other = await client.count_workflows(f'MoorageRepository = "{project}/other"')
+        by_digest = await _ids_matching(client, f'MoorageDigest = "{pushed.digest}"', workflow_id)
+        described = await client.get_workflow_handle(workflow_id).describe()
+    finally:
+        for run in [run async for run in client.list_workflows(f'MoorageProject = "{project}"')]:
+            await client.get_workflow_handle(run.id).terminate("test done")
+    assert workflow_id in found
+    assert other.count == 0
+    assert workflow_id in by_digest
+    attributes = described.typed_search_attributes
+    assert attributes.get(PROJECT) == project
+    assert attributes.get(REPOSITORY) == repo
+    assert attributes.get(DIGEST) == pushed.digest
