@@ -57,8 +57,18 @@ def starts_for(event: OutboxRecord) -> list[tuple[str, object, str]]:
         params = EventInput(
             event.id, event.kind, event.project_id, event.repository, event.digest, event.tag
         )
-        return [("ArtifactEventWorkflow", params, f"event-{event.id}")]
+        return [("ArtifactEventWorkflow", params, event_workflow_id(event))]
     return []
+
+
+def event_workflow_id(event: OutboxRecord) -> str:
+    """The id of the run an artifact event starts: the same for a re-delivered event.
+
+    The event's creation time is part of it, so ids never collide between databases
+    sharing one Temporal namespace (or a database restored from a backup, whose row ids
+    start again), where a bare row id would make a new event look like a duplicate.
+    """
+    return f"event-{event.id}-{int(event.created_at.timestamp() * 1_000_000)}"
 
 
 def search_for(event: OutboxRecord) -> dict[str, str]:

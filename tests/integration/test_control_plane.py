@@ -20,8 +20,10 @@ from litestar.testing import TestClient
 from temporalio.client import Client
 
 from api.app import create_app
+from cli.outbox import event_workflow_id
 from cli.wiring import build_activities
 from cli.worker import run_worker
+from core.control_records import OutboxRecord
 from core.settings import Settings
 from storage.db.migrate import upgrade
 from tests.api.oci import OCIClient, unique_project
@@ -74,8 +76,8 @@ async def test_events_survive_a_temporal_outage_and_gc_runs_on_request(tmp_path:
             temporal = start_temporal(tmp_path / "temporal", port=temporal.port)
             async with worker(settings):
                 client = await Client.connect(temporal.address)
-                event_id = await anyio.to_thread.run_sync(_event_id, oci, pushed.digest)
-                handle = client.get_workflow_handle(f"event-{event_id}")
+                workflow_id = await anyio.to_thread.run_sync(_event_workflow_id, oci, pushed.digest)
+                handle = client.get_workflow_handle(workflow_id)
                 async with asyncio.timeout(BOUND):
                     assert await _result(handle) == "manifest.pushed"
                 await anyio.to_thread.run_sync(
@@ -108,21 +110,18 @@ async def _result(handle: object) -> object:
         await asyncio.sleep(0.2)
 
 
-def _event_id(oci: OCIClient, digest: str) -> int:
-    registry = oci.client.app.state["registry"]  # type: ignore[attr-defined]
-    with registry.metadata.read() as session:
-        events = session.pending_events(10_000)
-    found = [e.id for e in events if e.kind == "manifest.pushed" and e.digest == digest]
-    if found:
-        return int(found[0])
-    from sqlalchemy import text
+def _event_workflow_id(oci: OCIClient, digest: str) -> str:
+    """The workflow id of the push event of ``digest`` (dispatched or not)."""
+    from sqlalchemy import select
 
+    from storage.db.outbox_queries import OUTBOX
+
+    registry = oci.client.app.state["registry"]  # type: ignore[attr-defined]
+    columns = [OUTBOX.c[name] for name in OutboxRecord.__slots__]
+    query = select(*columns).where(OUTBOX.c.kind == "manifest.pushed", OUTBOX.c.digest == digest)
     with registry.metadata.read() as session:
-        row = session._c.execute(
-            text("SELECT id FROM outbox_event WHERE kind='manifest.pushed' AND digest=:d"),
-            {"d": digest},
-        ).scalar_one()
-    return int(row)
+        row = session._c.execute(query).one()
+    return event_workflow_id(OutboxRecord(*row))
 
 
 def _request_gc(oci: OCIClient) -> str:

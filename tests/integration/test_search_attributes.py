@@ -19,7 +19,7 @@ from temporalio.client import Client
 from activities.search_attributes import DIGEST, PROJECT, REPOSITORY
 from api.app import create_app
 from api.workflow_starter import TemporalStarter
-from cli.outbox import OutboxDispatcher
+from cli.outbox import OutboxDispatcher, event_workflow_id
 from cli.search_attributes import ensure_search_attributes
 from core import events
 from core.settings import Settings
@@ -44,13 +44,13 @@ def _settings(root: Path, temporal: TemporalServer, password: str) -> Settings:
     return settings
 
 
-def _pushed_event_id(oci: OCIClient, digest: str) -> int:
+def _pushed_event_id(oci: OCIClient, digest: str) -> str:
     registry = oci.client.app.state["registry"]  # type: ignore[attr-defined]
     with registry.metadata.read() as session:
         pending = session.pending_events(10_000)
-    found = [e.id for e in pending if e.kind == events.MANIFEST_PUSHED and e.digest == digest]
+    found = [e for e in pending if e.kind == events.MANIFEST_PUSHED and e.digest == digest]
     assert len(found) == 1, pending
-    return int(found[0])
+    return event_workflow_id(found[0])
 
 
 async def _ids_matching(client: Client, query: str, expected: str) -> list[str]:
@@ -84,7 +84,7 @@ async def test_dispatched_runs_are_found_by_repository(
         for _ in range(MAX_ROUNDS):
             if await dispatcher.dispatch_once() == 0:
                 break
-    workflow_id = f"event-{event_id}"
+    workflow_id = event_id
     try:
         found = await _ids_matching(client, f'MoorageRepository = "{repo}"', workflow_id)
         other = await client.count_workflows(f'MoorageRepository = "{project}/other"')
