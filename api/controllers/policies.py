@@ -33,6 +33,22 @@ def _service(request: Request[Any, Any, Any]) -> PolicyService:
     return PolicyService(registry_of(request).metadata)
 
 
+async def _load(request: Request[Any, Any, Any], project: str, kind: str) -> str | None:
+    """A project's stored policy document of ``kind``, for a system administrator."""
+    await require_admin(request, registry_of(request))
+    body: str | None = await anyio.to_thread.run_sync(_service(request).get, project, kind)
+    return body
+
+
+async def _store(
+    request: Request[Any, Any, Any], project: str, kind: str, policy: BaseModel
+) -> None:
+    """Replace a project's policy document of ``kind``, for a system administrator."""
+    await require_admin(request, registry_of(request))
+    body = policy.model_dump_json()
+    await anyio.to_thread.run_sync(_service(request).put, project, kind, body)
+
+
 class PolicyController(Controller):
     path = "/api/v1/projects/{project:str}"
     tags = ["policies"]  # noqa: RUF012
@@ -41,9 +57,7 @@ class PolicyController(Controller):
     async def read_immutability(
         self, request: Request[Any, Any, Any], project: FromPath[str]
     ) -> ImmutabilityPolicy:
-        await require_admin(request, registry_of(request))
-        body = await anyio.to_thread.run_sync(_service(request).get, project, IMMUTABILITY)
-        return ImmutabilityPolicy.load(body)
+        return ImmutabilityPolicy.load(await _load(request, project, IMMUTABILITY))
 
     @put("/immutability", summary="Replace the tag immutability rules of a project")
     async def write_immutability(
@@ -52,9 +66,7 @@ class PolicyController(Controller):
         project: FromPath[str],
         data: JSONBody[ImmutabilityPolicy],
     ) -> ImmutabilityPolicy:
-        await require_admin(request, registry_of(request))
-        body = data.model_dump_json()
-        await anyio.to_thread.run_sync(_service(request).put, project, IMMUTABILITY, body)
+        await _store(request, project, IMMUTABILITY, data)
         return data
 
     @get("/quota", summary="Quota and exact usage of a project")
@@ -75,9 +87,7 @@ class PolicyController(Controller):
     async def read_retention(
         self, request: Request[Any, Any, Any], project: FromPath[str]
     ) -> RetentionPolicy:
-        await require_admin(request, registry_of(request))
-        body = await anyio.to_thread.run_sync(_service(request).get, project, RETENTION)
-        return RetentionPolicy.load(body)
+        return RetentionPolicy.load(await _load(request, project, RETENTION))
 
     @put("/retention", summary="Replace the retention rules of a project")
     async def write_retention(
@@ -86,9 +96,7 @@ class PolicyController(Controller):
         project: FromPath[str],
         data: JSONBody[RetentionPolicy],
     ) -> RetentionPolicy:
-        await require_admin(request, registry_of(request))
-        body = data.model_dump_json()
-        await anyio.to_thread.run_sync(_service(request).put, project, RETENTION, body)
+        await _store(request, project, RETENTION, data)
         return data
 
     @post("/retention/runs", summary="Run retention now (or dry)")
