@@ -49,6 +49,11 @@ MEMBER, ROBOT, TOKEN, ISSUER, LOGIN = (
 PROJECT, REPOSITORY, USER = _t(Project), _t(Repository), _t(User)
 
 
+def _given(**values: Any) -> dict[str, Any]:
+    """The values that were given (not ``None``): the columns an update changes."""
+    return {name: value for name, value in values.items() if value is not None}
+
+
 def _now() -> datetime:
     return datetime.now().astimezone()
 
@@ -93,6 +98,11 @@ class SqlIdentityStore:
         with self._engines.read.connect() as connection, connection.begin():
             yield connection
 
+    def _update(self, query: Any, changes: dict[str, Any]) -> bool:
+        """Apply ``changes`` to the rows ``query`` selects; whether any row matched."""
+        with self._write() as c:
+            return bool(c.execute(query.values(**changes)).rowcount)
+
     @contextmanager
     def _write(self) -> Iterator[Connection]:
         with self._engines.writing() as connection, connection.begin():
@@ -126,14 +136,8 @@ class SqlIdentityStore:
     def update_user(
         self, username: str, *, password_hash: str | None = None, disabled: bool | None = None
     ) -> bool:
-        values: dict[str, Any] = {}
-        if password_hash is not None:
-            values["password_hash"] = password_hash
-        if disabled is not None:
-            values["disabled"] = disabled
-        with self._write() as c:
-            query = update(USER).where(USER.c.username == username)
-            return bool(c.execute(query.values(**values) if values else query.values()).rowcount)
+        changes = _given(password_hash=password_hash, disabled=disabled)
+        return self._update(update(USER).where(USER.c.username == username), changes)
 
     def delete_user(self, username: str) -> bool:
         with self._write() as c:
@@ -273,16 +277,8 @@ class SqlIdentityStore:
         disabled: bool | None = None,
         expires_at: datetime | None = None,
     ) -> bool:
-        values: dict[str, Any] = {}
-        if secret_hash is not None:
-            values["secret_hash"] = secret_hash
-        if disabled is not None:
-            values["disabled"] = disabled
-        if expires_at is not None:
-            values["expires_at"] = expires_at
-        with self._write() as c:
-            query = update(ROBOT).where(ROBOT.c.id == robot_id)
-            return bool(c.execute(query.values(**values) if values else query.values()).rowcount)
+        changes = _given(secret_hash=secret_hash, disabled=disabled, expires_at=expires_at)
+        return self._update(update(ROBOT).where(ROBOT.c.id == robot_id), changes)
 
     def delete_robot(self, robot_id: int) -> bool:
         with self._write() as c:
