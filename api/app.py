@@ -21,6 +21,7 @@ from api.errors import EXCEPTION_HANDLERS
 from api.identity_wiring import IDENTITY_ROUTES, build_identity, close_identity
 from api.temporal import TemporalProbe
 from core.passwords import generate_password
+from core.pulls import PullRecorder
 from core.services.auth import AuthService, bootstrap_admin, load_signing_keys
 from core.services.changes import ChangeRecorder
 from core.services.manifests import ManifestService
@@ -32,6 +33,7 @@ from core.tokens import TokenService
 from storage.blobs import build_blob_store
 from storage.db.engine import create_engines
 from storage.db.metadata import SqlMetadata
+from storage.db.pull_times import SqlPullTimes
 
 _log = logging.getLogger("moorage.api")
 
@@ -72,7 +74,11 @@ def build_registry(settings: Settings) -> Registry:
         projects=projects,
         repositories=RepositoryService(metadata, projects, changes),
         uploads=UploadService(metadata, store, clock, settings.limits, changes),
-        manifests=ManifestService(metadata, changes),
+        manifests=ManifestService(
+            metadata,
+            changes,
+            PullRecorder(SqlPullTimes(engines), settings.control.pull_time_granularity_seconds),
+        ),
         auth=(auth := AuthService(metadata, projects, tokens, settings.auth, clock)),
         identity=build_identity(settings, engines, projects, auth, clock),
         extras={"temporal_check": TemporalProbe(settings.temporal)},

@@ -5,6 +5,10 @@ Temporal is away, events stay pending and are retried with a bounded backoff. Wo
 ids derive from the event (``event-<id>``) or from the run the event requests, so a
 start repeated after a crash, or by a second dispatcher, is a no-op. An event is marked
 dispatched only after all its starts succeeded: delivery is at least once.
+
+Dispatched events are kept ``outbox_keep_dispatched_seconds`` (0: forever), then pruned
+at most one batch per poll, each batch in its own short write transaction; pending
+events are never pruned.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 import anyio.to_thread
@@ -32,6 +37,9 @@ logger = logging.getLogger(__name__)
 MAX_BACKOFF: Final = 30.0
 #: Workflow starts in flight at once.
 CONCURRENT_STARTS: Final = 16
+#: Seconds between prunes of dispatched events while the last prune found less than a
+#: batch (after a full batch, the next poll prunes again).
+PRUNE_EVERY: Final = 60.0
 
 
 def starts_for(event: OutboxRecord) -> list[tuple[str, object, str]]:
@@ -90,6 +98,7 @@ class OutboxDispatcher:
         self._metadata = metadata
         self._starter = starter
         self._settings = settings
+        self._next_prune = 0.0
 
     def _pending(self) -> list[OutboxRecord]:
         with self._metadata.read() as session:
@@ -125,6 +134,35 @@ class OutboxDispatcher:
                 raise result
         return len(done)
 
+    def _prune(self, dispatched_before: datetime) -> int:
+        with self._metadata.write() as session:
+            pruned = session.prune_dispatched(dispatched_before, self._settings.outbox_batch_size)
+            session.commit()
+        return pruned
+
+    async def prune_once(self) -> int:
+        """Delete one batch of events dispatched longer ago than the keep time.
+
+        Returns:
+            How many were deleted (0 when dispatched events are kept forever).
+        """
+        keep = self._settings.outbox_keep_dispatched_seconds
+        if keep == 0:
+            return 0
+        cutoff = datetime.now(UTC) - timedelta(seconds=keep)
+        return await anyio.to_thread.run_sync(self._prune, cutoff)
+
+    async def _prune_when_due(self) -> None:
+        if time.monotonic() < self._next_prune:
+            return
+        try:
+            pruned = await self.prune_once()
+        except Exception as exc:  # noqa: BLE001 - retried at the next prune
+            logger.warning("outbox prune failed (%s); retrying later", type(exc).__name__)
+            pruned = 0
+        full = pruned >= self._settings.outbox_batch_size
+        self._next_prune = time.monotonic() + (0.0 if full else PRUNE_EVERY)
+
     async def run(self, stop: asyncio.Event) -> None:
         """Dispatch until ``stop`` is set; failures back off and retry."""
         backoff = self._settings.outbox_poll_seconds
@@ -136,6 +174,7 @@ class OutboxDispatcher:
                 logger.warning("outbox dispatch failed (%s); retrying", type(exc).__name__)
                 dispatched = 0
                 backoff = min(backoff * 2, MAX_BACKOFF)
+            await self._prune_when_due()
             if dispatched == 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), backoff)

@@ -28,6 +28,11 @@ class OutboxSession(Protocol):
 
     def pending_events(self, limit: int) -> list[OutboxRecord]: ...
     def mark_dispatched(self, event_ids: list[int], now: datetime) -> None: ...
+    def prune_dispatched(self, dispatched_before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` events dispatched before the time, oldest first.
+
+        Events not yet dispatched are never deleted. Returns how many rows went.
+        """
 
 
 class ReviewQueueSession(Protocol):
@@ -118,11 +123,14 @@ class PolicySession(Protocol):
         """Names of the projects holding a policy document of ``kind``."""
 
     def project_repositories(self, project_id: int) -> list[RepositoryRecord]: ...
-    def artifacts(self, repository_id: int) -> list[tuple[str, datetime, list[str], bool]]:
-        """(digest, pushed at, tags, dependent) of every manifest of a repository.
+    def artifacts(
+        self, repository_id: int
+    ) -> list[tuple[str, datetime, list[str], bool, datetime | None]]:
+        """(digest, pushed at, tags, dependent, pulled at) of every manifest of a repository.
 
         ``pushed at`` is the latest of the manifest's and its tags' push times;
-        ``dependent`` is true for manifests listed by an index or with a subject.
+        ``dependent`` is true for manifests listed by an index or with a subject;
+        ``pulled at`` is the manifest's recorded last pull (``None``: never pulled).
         """
 
 

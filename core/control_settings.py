@@ -1,4 +1,4 @@
-"""Settings of the control plane: garbage collection, the outbox dispatcher, quotas."""
+"""Settings of the control plane: garbage collection, the outbox, quotas, pull times."""
 
 from __future__ import annotations
 
@@ -25,5 +25,11 @@ class ControlSettings(BaseModel):
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     #: Events the dispatcher takes per poll.
     outbox_batch_size: int = Field(default=100, ge=1, le=10_000)
+    #: Seconds a dispatched outbox row is kept before the dispatcher prunes it (at most
+    #: ``outbox_batch_size`` rows per poll); 0 keeps dispatched rows forever.
+    outbox_keep_dispatched_seconds: int = Field(default=7 * 24 * 3600, ge=0)
+    #: A manifest's last pull time is written only when the stored one is at least this
+    #: many seconds old: a hot manifest costs at most one write per interval.
+    pull_time_granularity_seconds: int = Field(default=60, ge=0)
     #: Fraction of a quota at which a ``quota.warning`` event is written.
     quota_warning_ratio: float = Field(default=0.85, gt=0, le=1)

@@ -43,6 +43,8 @@ class ManifestRecord:
     annotations: str | None
     size: int
     payload: bytes
+    #: When the manifest was last pulled, as stored (``None``: never).
+    pulled_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

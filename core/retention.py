@@ -2,8 +2,16 @@
 
 A rule selects repositories (path inside the project) and tags with doublestar
 selectors and retains, among the artifacts it selects, the ``n`` most recently pushed
-(``latestPushedK``), those pushed within ``n`` days (``nDaysSinceLastPush``) or all
-(``always``). Untagged artifacts are selected only by rules with ``untagged`` set.
+(``latestPushedK``), the ``n`` most recently pulled (``latestPulledN``), those pushed
+within ``n`` days (``nDaysSinceLastPush``), those pulled within ``n`` days
+(``nDaysSinceLastPull``) or all (``always``). Untagged artifacts are selected only by
+rules with ``untagged`` set.
+
+Pull times: an artifact never pulled (or not pulled since pull times are recorded)
+counts as pulled when it was pushed, so a fresh push is not the first to go under a
+pull rule. Harbor instead sorts never-pulled artifacts last; here they rank by their
+push time among the pulled ones. Recorded pull times are coarse: a pull is written at
+most once per ``control.pull_time_granularity_seconds``.
 Rules OR together: an artifact retained by any rule stays, and an artifact with one
 retained tag stays whole. Everything else goes, except artifacts carrying an immutable
 tag. Artifacts listed by an index or referring to a subject follow their parent (GC
@@ -25,7 +33,9 @@ MAX_RULES = 15
 
 
 class RetentionRule(BaseModel):
-    template: Literal["latestPushedK", "nDaysSinceLastPush", "always"]
+    template: Literal[
+        "latestPushedK", "latestPulledN", "nDaysSinceLastPush", "nDaysSinceLastPull", "always"
+    ]
     n: int = Field(default=0, ge=0, lt=32767)
     repository: Selector = Selector(pattern="**")
     tag: Selector = Selector(pattern="**")
@@ -55,6 +65,13 @@ class Artifact:
     pushed_at: datetime
     #: Listed by an index or refers to a subject: it follows its parent.
     dependent: bool = False
+    #: Last pull of the manifest (``None``: never pulled).
+    pulled_at: datetime | None = None
+
+    @property
+    def last_pulled(self) -> datetime:
+        """The pull time rules compare: the push time when never pulled."""
+        return self.pushed_at if self.pulled_at is None else self.pulled_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,13 +91,20 @@ def _selected(rule: RetentionRule, artifact: Artifact) -> bool:
 
 def _retained_by(rule: RetentionRule, artifacts: list[Artifact], now: datetime) -> set[str]:
     selected = [a for a in artifacts if _selected(rule, a)]
+    cutoff = now - timedelta(days=rule.n)
     if rule.template == "always":
         return {a.digest for a in selected}
     if rule.template == "nDaysSinceLastPush":
-        cutoff = now - timedelta(days=rule.n)
         return {a.digest for a in selected if a.pushed_at >= cutoff}
-    newest = sorted(selected, key=lambda a: (a.pushed_at, a.digest), reverse=True)
-    return {a.digest for a in newest[: rule.n]}
+    if rule.template == "nDaysSinceLastPull":
+        return {a.digest for a in selected if a.last_pulled >= cutoff}
+    if rule.template == "latestPulledN":
+        ranked = sorted(
+            selected, key=lambda a: (a.last_pulled, a.pushed_at, a.digest), reverse=True
+        )
+    else:
+        ranked = sorted(selected, key=lambda a: (a.pushed_at, a.digest), reverse=True)
+    return {a.digest for a in ranked[: rule.n]}
 
 
 def evaluate(

@@ -6,6 +6,7 @@ from typing import Any
 
 import anyio.to_thread
 from litestar import Request, Response
+from litestar.background_tasks import BackgroundTask
 
 from api.auth import authorize
 from api.context import Registry
@@ -46,8 +47,16 @@ async def read_manifest(
         "ETag": f'"{manifest.digest}"',
         "Content-Length": str(manifest.size),
     }
-    body = b"" if request.method == "HEAD" else manifest.payload
-    return Response(content=body, headers=headers, media_type=manifest.media_type)
+    if request.method == "HEAD":
+        return Response(content=b"", headers=headers, media_type=manifest.media_type)
+    # NOTE: a GET is a pull; its pull time is written after the response, if due.
+    record = registry.manifests.pull_recording(manifest)
+    return Response(
+        content=manifest.payload,
+        headers=headers,
+        media_type=manifest.media_type,
+        background=BackgroundTask(record) if record is not None else None,
+    )
 
 
 async def put_manifest(

@@ -10,6 +10,7 @@ tag on exactly one of the pushed manifests (the last committed).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from core.errors import OCIErrorCode, RegistryError
 from core.manifests import ParsedManifest, parse_manifest
 from core.names import Reference
 from core.ports import Metadata, MetadataSession
+from core.pulls import PullRecorder
 from core.records import ManifestRecord, NewManifest, RepositoryRecord
 from core.services.changes import ChangeRecorder
 from core.services.immutability import check_mutable
@@ -38,9 +40,26 @@ def _manifest_unknown(reference: Reference) -> RegistryError:
 class ManifestService:
     """Store, read and delete manifests; list tags and referrers."""
 
-    def __init__(self, metadata: Metadata, changes: ChangeRecorder | None = None) -> None:
+    def __init__(
+        self,
+        metadata: Metadata,
+        changes: ChangeRecorder | None = None,
+        pulls: PullRecorder | None = None,
+    ) -> None:
         self._metadata = metadata
         self._changes = changes or ChangeRecorder(24 * 3600)
+        self._pulls = pulls
+
+    def pull_recording(self, manifest: ManifestRecord) -> Callable[[], None] | None:
+        """The write recording a pull of ``manifest``, if one is due (see ``core.pulls``).
+
+        Call it once the pull's response is computed and run the returned callable after
+        the response (it blocks briefly on the database, swallows and logs failures).
+        ``None`` when pull times are not recorded or the stored one is recent enough.
+        """
+        if self._pulls is None:
+            return None
+        return self._pulls.deferred(manifest.id, manifest.pulled_at)
 
     def get(self, repository: RepositoryRecord, reference: Reference) -> ManifestRecord:
         with self._metadata.read() as session:

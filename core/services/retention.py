@@ -50,8 +50,8 @@ class RetentionService:
             planned: list[tuple[RepositoryRecord, Decision]] = []
             for repository in session.project_repositories(record.id):
                 artifacts = [
-                    Artifact(repository.name, digest, tuple(tags), pushed, dependent)
-                    for digest, pushed, tags, dependent in session.artifacts(repository.id)
+                    Artifact(repository.name, digest, tuple(tags), pushed, dependent, pulled)
+                    for digest, pushed, tags, dependent, pulled in session.artifacts(repository.id)
                 ]
                 decisions = evaluate(policy, immutability, artifacts, now)
                 planned.extend((repository, decision) for decision in decisions)
@@ -77,6 +77,7 @@ class RetentionService:
                     "digest": artifact.digest,
                     "tags": list(artifact.tags),
                     "pushed_at": artifact.pushed_at.isoformat(),
+                    "pulled_at": artifact.pulled_at.isoformat() if artifact.pulled_at else None,
                     "action": action,
                     "reason": reason,
                 }

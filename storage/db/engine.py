@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -37,10 +38,43 @@ class Engines:
         with self.write_lock, self.write.connect() as connection:
             yield connection
 
+    @contextmanager
+    def writing_briefly(self, wait_seconds: float) -> Iterator[Connection]:
+        """A write transaction that waits only about ``wait_seconds`` for each lock.
+
+        For best-effort writes that must not queue behind long writers: this process's
+        write lock (SQLite) is polled until the deadline, then SQLite's busy timeout or
+        PostgreSQL's ``lock_timeout`` bound the database's own lock waits. The
+        transaction commits when the block exits normally.
+
+        Raises:
+            TimeoutError: This process's write lock stayed busy.
+            sqlalchemy.exc.OperationalError: The database's lock wait timed out.
+        """
+        lock = self.write_lock
+        bounded = lock.bounded(wait_seconds) if isinstance(lock, _ProcessWriteLock) else lock
+        with bounded, self.write.connect() as connection:
+            sqlite = connection.dialect.name == "sqlite"
+            if sqlite:
+                _set_busy_timeout(connection, int(wait_seconds * 1000))
+            try:
+                with connection.begin():
+                    if not sqlite:
+                        milliseconds = int(wait_seconds * 1000)
+                        connection.exec_driver_sql(f"SET LOCAL lock_timeout = {milliseconds}")
+                    yield connection
+            finally:
+                if sqlite:
+                    _set_busy_timeout(connection, BUSY_TIMEOUT_MS)
+
     def dispose(self) -> None:
         self.read.dispose()
         if self.write is not self.read:
             self.write.dispose()
+
+
+#: How long a SQLite statement waits for another process's lock before failing.
+BUSY_TIMEOUT_MS = 30_000
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -49,8 +83,17 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.close()
+
+
+def _set_busy_timeout(connection: Connection, milliseconds: int) -> None:
+    # NOTE: on the DBAPI connection (autocommit), so no transaction begins for the pragma.
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout={milliseconds}")
+    finally:
+        cursor.close()
 
 
 def _begin_deferred(connection: Connection) -> None:
@@ -108,6 +151,39 @@ class _ProcessWriteLock:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
             self._threads.release()
+
+    @contextmanager
+    def bounded(self, wait_seconds: float) -> Iterator[None]:
+        """Hold the lock like ``with self``, but raise ``TimeoutError`` after the wait."""
+        deadline = time.monotonic() + wait_seconds
+        if not self._threads.acquire(timeout=wait_seconds):
+            raise TimeoutError("the write lock is busy in this process")
+        try:
+            if self._depth == 0:
+                self._flock_until(deadline)
+            self._depth += 1
+        except BaseException:
+            self._threads.release()
+            raise
+        try:
+            yield
+        finally:
+            self.__exit__()
+
+    def _flock_until(self, deadline: float) -> None:
+        if self._fd is None:
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        pause = 0.002
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise TimeoutError("the write lock is busy in another process") from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.05)
+            else:
+                return
 
 
 def create_engines(settings: Settings) -> Engines:

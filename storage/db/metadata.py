@@ -70,7 +70,13 @@ _MANIFEST_COLUMNS = (
     MANIFEST.c.annotations,
     MANIFEST.c.size,
     MANIFEST.c.payload,
+    MANIFEST.c.pulled_at,
 )
+
+
+def _manifest_record(row: Any) -> ManifestRecord:
+    # NOTE: ``Any``: SQLAlchemy types rows of more than nine columns as open-ended tuples.
+    return ManifestRecord(*row)
 
 
 def _now() -> datetime:
@@ -341,12 +347,12 @@ class SqlSession(OutboxQueries, CollectorQueries):
     def manifest(self, repository_id: int, digest: str) -> ManifestRecord | None:
         params = {"repository_id": repository_id, "d": digest}
         row = self._c.execute(_Q_MANIFEST, params).first()
-        return ManifestRecord(*row) if row else None
+        return _manifest_record(row) if row else None
 
     def tagged_manifest(self, repository_id: int, tag: str) -> ManifestRecord | None:
         params = {"repository_id": repository_id, "tag": tag}
         row = self._c.execute(_Q_TAGGED_MANIFEST, params).first()
-        return ManifestRecord(*row) if row else None
+        return _manifest_record(row) if row else None
 
     def manifest_ids(self, repository_id: int, digests: list[str]) -> dict[str, int]:
         found: dict[str, int] = {}
@@ -427,7 +433,7 @@ class SqlSession(OutboxQueries, CollectorQueries):
         )
         if artifact_type is not None:
             query = query.where(MANIFEST.c.artifact_type == artifact_type)
-        return [ManifestRecord(*row) for row in self._c.execute(query)]
+        return [_manifest_record(row) for row in self._c.execute(query)]
 
     # uploads
     def add_upload(self, upload: UploadRecord) -> None:

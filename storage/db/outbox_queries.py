@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, func, select, update
+from sqlalchemy import Connection, Table, delete, func, select, update
 
 from core.control_records import OutboxRecord, Usage
 from core.records import RepositoryRecord
@@ -86,6 +86,15 @@ class OutboxQueries:
             self._c.execute(
                 update(OUTBOX).where(OUTBOX.c.id.in_(event_ids)).values(dispatched_at=now)
             )
+
+    def prune_dispatched(self, dispatched_before: datetime, limit: int) -> int:
+        oldest = (
+            select(OUTBOX.c.id)
+            .where(OUTBOX.c.dispatched_at.is_not(None), OUTBOX.c.dispatched_at < dispatched_before)
+            .order_by(OUTBOX.c.dispatched_at, OUTBOX.c.id)
+            .limit(limit)
+        )
+        return int(self._c.execute(delete(OUTBOX).where(OUTBOX.c.id.in_(oldest))).rowcount)
 
     # policies and usage
     def policy(self, project_id: int, kind: str) -> str | None:
@@ -169,9 +178,15 @@ class OutboxQueries:
         )
         return [RepositoryRecord(*row) for row in self._c.execute(query)]
 
-    def artifacts(self, repository_id: int) -> list[tuple[str, datetime, list[str], bool]]:
+    def artifacts(
+        self, repository_id: int
+    ) -> list[tuple[str, datetime, list[str], bool, datetime | None]]:
         manifests = select(
-            _MANIFEST.c.id, _MANIFEST.c.digest, _MANIFEST.c.created_at, _MANIFEST.c.subject_digest
+            _MANIFEST.c.id,
+            _MANIFEST.c.digest,
+            _MANIFEST.c.created_at,
+            _MANIFEST.c.subject_digest,
+            _MANIFEST.c.pulled_at,
         ).where(_MANIFEST.c.repository_id == repository_id)
         tags: dict[int, list[tuple[str, datetime]]] = {}
         tag_rows = select(_TAG.c.manifest_id, _TAG.c.name, _TAG.c.updated_at).where(
@@ -188,7 +203,8 @@ class OutboxQueries:
             own = tags.get(row.id, [])
             pushed = max([row.created_at, *(updated for _, updated in own)])
             dependent = row.id in listed or row.subject_digest is not None
-            found.append((row.digest, pushed, sorted(name for name, _ in own), dependent))
+            tags_of = sorted(name for name, _ in own)
+            found.append((row.digest, pushed, tags_of, dependent, row.pulled_at))
         return found
 
     def linked_blob_sizes(self, project_id: int) -> list[tuple[str, int]]:

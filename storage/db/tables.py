@@ -62,6 +62,9 @@ class Manifest(SQLModel, table=True):
     size: int
     payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at: datetime
+    #: Last ``GET`` of the manifest on ``/v2``, written at most once per configured
+    #: granularity (``None``: never pulled since pull times are recorded).
+    pulled_at: datetime | None = None
 
 
 class Tag(SQLModel, table=True):

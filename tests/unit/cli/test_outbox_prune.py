@@ -1,0 +1,88 @@
+"""The dispatcher's pruning of dispatched events: one bounded batch per poll."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cli.outbox import OutboxDispatcher
+from core.control_records import OutboxRecord
+from core.control_settings import ControlSettings
+
+KEEP = 3600
+
+
+class _Outbox:
+    """A metadata fake: no pending events; prunes report the queued counts."""
+
+    def __init__(self, prune_counts: list[int], stop: asyncio.Event, polls: int) -> None:
+        self.prune_counts = prune_counts
+        self.prunes: list[tuple[datetime, int]] = []
+        self.polls = 0
+        self._stop, self._max_polls = stop, polls
+
+    def pending_events(self, limit: int) -> list[OutboxRecord]:
+        del limit
+        self.polls += 1
+        if self.polls >= self._max_polls:
+            self._stop.set()
+        return []
+
+    def prune_dispatched(self, dispatched_before: datetime, limit: int) -> int:
+        self.prunes.append((dispatched_before, limit))
+        return self.prune_counts.pop(0) if self.prune_counts else 0
+
+    def commit(self) -> None:
+        pass
+
+    @contextmanager
+    def read(self) -> Iterator[_Outbox]:
+        yield self
+
+    @contextmanager
+    def write(self) -> Iterator[_Outbox]:
+        yield self
+
+
+class _NoStarts:
+    async def start(
+        self,
+        workflow: str,
+        arg: object,
+        workflow_id: str,
+        *,
+        search: Mapping[str, str] | None = None,
+    ) -> bool:
+        del workflow, arg, workflow_id, search
+        raise AssertionError("no events to start")
+
+
+async def _run(outbox: _Outbox, stop: asyncio.Event, keep: int) -> None:
+    settings = ControlSettings(
+        outbox_poll_seconds=0.01, outbox_batch_size=2, outbox_keep_dispatched_seconds=keep
+    )
+    metadata: Any = outbox
+    await asyncio.wait_for(OutboxDispatcher(metadata, _NoStarts(), settings).run(stop), 30)
+
+
+async def test_full_batches_prune_again_next_poll_then_pruning_rests() -> None:
+    stop = asyncio.Event()
+    outbox = _Outbox([2, 2, 1], stop, polls=6)
+    started = datetime.now(UTC)
+    await _run(outbox, stop, KEEP)
+    assert outbox.polls == 6
+    assert [limit for _, limit in outbox.prunes] == [2, 2, 2]
+    for cutoff, _ in outbox.prunes:
+        assert started - timedelta(seconds=KEEP + 60) <= cutoff <= datetime.now(UTC)
+        assert cutoff <= datetime.now(UTC) - timedelta(seconds=KEEP)
+
+
+async def test_zero_keeps_dispatched_events_forever() -> None:
+    stop = asyncio.Event()
+    outbox = _Outbox([2], stop, polls=4)
+    await _run(outbox, stop, 0)
+    assert outbox.polls == 4
+    assert outbox.prunes == []
