@@ -16,6 +16,7 @@ from api.controllers.health import healthz, readyz
 from api.controllers.oci import catalog, dispatch, ping
 from api.controllers.policies import PolicyController
 from api.controllers.projects import ProjectController
+from api.controllers.repositories import RepositoryController
 from api.controllers.tokens import jwks, oauth_token, token
 from api.errors import EXCEPTION_HANDLERS
 from api.identity_wiring import IDENTITY_ROUTES, build_identity, close_identity
@@ -105,6 +106,7 @@ def create_app(settings: Settings) -> Litestar:
             *IDENTITY_ROUTES,
             GcController,
             PolicyController,
+            RepositoryController,
             healthz,
             readyz,
         ],

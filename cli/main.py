@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from cli.control import gc_app, immutability_app, quota_app, retention_app
 from cli.dev_settings import dev_overrides
 from cli.identity import audit_app, keys_app, login
 from cli.listen import Listen
@@ -106,6 +107,10 @@ def dev(
 
 app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
+app.add_typer(gc_app, name="gc")
+app.add_typer(retention_app, name="retention")
+app.add_typer(immutability_app, name="immutability")
+app.add_typer(quota_app, name="quota")
 app.command("login")(login)
 
 

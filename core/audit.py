@@ -145,8 +145,32 @@ def classify(method: str, path: str) -> tuple[str, str, str | None]:
 def _classify_api(verb: str, path: str) -> tuple[str, str, str | None]:
     parts = [p for p in path.removeprefix("/api/v1").split("/") if p]
     project = parts[1] if parts[:1] == ["projects"] and len(parts) > 1 else None
+    if project is not None and parts[2:3] == ["repositories"]:
+        return _classify_repository(verb, parts, project)
     kinds = [p for i, p in enumerate(parts) if i % 2 == 0]
     kind = kinds[-1] if kinds else "api"
     if verb == "read" and len(parts) % 2 == 1:
         verb = "list"
-    return f"{verb}_{kind.rstrip('s').replace('-', '_')}", path, project
+    return f"{verb}_{_singular(kind).replace('-', '_')}", path, project
+
+
+def _singular(kind: str) -> str:
+    return kind[:-3] + "y" if kind.endswith("ies") else kind.rstrip("s")
+
+
+#: ``<repository>/tags/<tag>``: the fewest path parts that name one tag.
+_TAG_PATH_PARTS = 3
+
+
+def _classify_repository(verb: str, parts: list[str], project: str) -> tuple[str, str, str]:
+    # The repository path keeps its slashes: .../repositories/<path>[/tags[/<tag>]],
+    # split the way the routes split it (a tag never holds a slash).
+    rest = parts[3:]
+    names_tag = rest[-2:-1] == ["tags"] and len(rest) >= _TAG_PATH_PARTS
+    if names_tag and (verb != "read" or rest[-1] != "tags"):
+        return f"{verb}_tag", f"{project}/{'/'.join(rest[:-2])}:{rest[-1]}", project
+    if rest[-1:] == ["tags"] and len(rest) > 1:
+        return "list_tag", f"{project}/{'/'.join(rest[:-1])}", project
+    if not rest:
+        return "list_repository" if verb == "read" else f"{verb}_repository", project, project
+    return f"{verb}_repository", f"{project}/{'/'.join(rest)}", project

@@ -174,3 +174,17 @@ def permissions_of(roles: set[Role] | frozenset[Role], public: bool) -> frozense
 def registry_actions(permissions: frozenset[Permission]) -> frozenset[str]:
     """The registry token actions (``pull``/``push``/``delete``) these permissions allow."""
     return frozenset(action for action, need in REGISTRY_ACTIONS.items() if need in permissions)
+
+
+#: The permission each policy operation of the management API needs (Harbor's
+#: ``immutable-tag``, ``tag-retention`` and ``quota`` resources). Replacing a project's
+#: quota is not here: like Harbor's ``quota:update`` it is for system administrators.
+POLICY_PERMISSIONS: Final[dict[tuple[str, str], Permission]] = {
+    ("immutability", "read"): ("immutable-tag", "list"),
+    ("immutability", "write"): ("immutable-tag", "update"),
+    ("retention", "read"): ("tag-retention", "read"),
+    ("retention", "write"): ("tag-retention", "update"),
+    ("retention", "run"): ("tag-retention", "operate"),
+    ("retention", "history"): ("tag-retention", "list"),
+    ("quota", "read"): ("quota", "read"),
+}

@@ -1,4 +1,10 @@
-"""Management API: a project's immutability rules and quota (``/api/v1/projects/{p}/...``)."""
+"""Management API: a project's immutability and retention rules, retention runs and quota.
+
+Routes under ``/api/v1/projects/{p}/``. Project admins and maintainers manage
+immutability rules; admins, maintainers and developers manage retention and run it
+(Harbor's matrix, ``core.rbac``); every member may read the quota, only system
+administrators set it. A project the caller cannot read answers 404 like a missing one.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +15,15 @@ from litestar import Controller, Request, Response, get, post, put
 from litestar.params import FromPath, JSONBody
 from pydantic import BaseModel
 
-from api.auth import require_admin
-from api.context import registry_of
+from api.context import identity_of, registry_of
 from api.controllers.gc import GcRunOut
-from core.errors import NotFoundError
+from api.principal import api_caller, require_caller
+from core.access import Identity
 from core.policies import ImmutabilityPolicy
 from core.retention import RetentionPolicy
 from core.services.gc_runs import GcRunService
 from core.services.immutability import IMMUTABILITY
-from core.services.policies import PolicyService
+from core.services.policies import PolicyService, ProjectPolicies
 from core.services.quota import QUOTA, QuotaLimits
 from core.services.retention import RETENTION
 
@@ -29,24 +35,29 @@ class QuotaOut(BaseModel):
     used_artifacts: int
 
 
-def _service(request: Request[Any, Any, Any]) -> PolicyService:
-    return PolicyService(registry_of(request).metadata)
+def _service(request: Request[Any, Any, Any]) -> ProjectPolicies:
+    registry = registry_of(request)
+    return ProjectPolicies(
+        PolicyService(registry.metadata),
+        GcRunService(registry.metadata),
+        identity_of(registry).access,
+    )
 
 
 async def _load(request: Request[Any, Any, Any], project: str, kind: str) -> str | None:
-    """A project's stored policy document of ``kind``, for a system administrator."""
-    await require_admin(request, registry_of(request))
-    body: str | None = await anyio.to_thread.run_sync(_service(request).get, project, kind)
+    """A project's stored policy document of ``kind``, if the caller may read it."""
+    caller = await api_caller(request, registry_of(request))
+    body: str | None = await anyio.to_thread.run_sync(_service(request).read, caller, project, kind)
     return body
 
 
 async def _store(
     request: Request[Any, Any, Any], project: str, kind: str, policy: BaseModel
 ) -> None:
-    """Replace a project's policy document of ``kind``, for a system administrator."""
-    await require_admin(request, registry_of(request))
+    """Replace a project's policy document of ``kind``, if the caller may."""
+    caller = await require_caller(request, registry_of(request))
     body = policy.model_dump_json()
-    await anyio.to_thread.run_sync(_service(request).put, project, kind, body)
+    await anyio.to_thread.run_sync(_service(request).write, caller, project, kind, body)
 
 
 class PolicyController(Controller):
@@ -71,17 +82,18 @@ class PolicyController(Controller):
 
     @get("/quota", summary="Quota and exact usage of a project")
     async def read_quota(self, request: Request[Any, Any, Any], project: FromPath[str]) -> QuotaOut:
-        await require_admin(request, registry_of(request))
-        return await anyio.to_thread.run_sync(_quota, _service(request), project)
+        caller = await api_caller(request, registry_of(request))
+        return await anyio.to_thread.run_sync(_quota, _service(request), caller, project)
 
     @put("/quota", summary="Set the quota of a project (null: unlimited)")
     async def write_quota(
         self, request: Request[Any, Any, Any], project: FromPath[str], data: JSONBody[QuotaLimits]
     ) -> QuotaOut:
-        await require_admin(request, registry_of(request))
+        caller = await require_caller(request, registry_of(request))
         service = _service(request)
-        await anyio.to_thread.run_sync(service.put, project, QUOTA, data.model_dump_json())
-        return await anyio.to_thread.run_sync(_quota, service, project)
+        body = data.model_dump_json()
+        await anyio.to_thread.run_sync(service.write_quota, caller, project, body)
+        return await anyio.to_thread.run_sync(_quota, service, caller, project)
 
     @get("/retention", summary="Retention rules of a project")
     async def read_retention(
@@ -103,10 +115,10 @@ class PolicyController(Controller):
     async def run_retention(
         self, request: Request[Any, Any, Any], project: FromPath[str], data: JSONBody[RunIn]
     ) -> Response[Any]:
-        await require_admin(request, registry_of(request))
-        runs = GcRunService(registry_of(request).metadata)
+        caller = await require_caller(request, registry_of(request))
+        service = _service(request)
         run = await anyio.to_thread.run_sync(
-            lambda: runs.request_retention(project, dry_run=data.dry_run)
+            lambda: service.request_retention(caller, project, dry_run=data.dry_run)
         )
         return Response(content=GcRunOut.of(run), status_code=202)
 
@@ -114,20 +126,18 @@ class PolicyController(Controller):
     async def list_retention_runs(
         self, request: Request[Any, Any, Any], project: FromPath[str]
     ) -> list[GcRunOut]:
-        await require_admin(request, registry_of(request))
-        runs = GcRunService(registry_of(request).metadata)
-        found = await anyio.to_thread.run_sync(runs.history, "retention", project, 50)
+        caller = await api_caller(request, registry_of(request))
+        service = _service(request)
+        found = await anyio.to_thread.run_sync(service.retention_runs, caller, project, 50)
         return [GcRunOut.of(run) for run in found]
 
     @get("/retention/runs/{run_id:str}", summary="State and report of a retention run")
     async def read_retention_run(
         self, request: Request[Any, Any, Any], project: FromPath[str], run_id: FromPath[str]
     ) -> GcRunOut:
-        await require_admin(request, registry_of(request))
-        runs = GcRunService(registry_of(request).metadata)
-        run = await anyio.to_thread.run_sync(runs.get, run_id)
-        if run.kind != "retention" or run.project != project:
-            raise NotFoundError(f"retention run {run_id!r} not found")
+        caller = await api_caller(request, registry_of(request))
+        service = _service(request)
+        run = await anyio.to_thread.run_sync(service.retention_run, caller, project, run_id)
         return GcRunOut.of(run)
 
 
@@ -135,9 +145,9 @@ class RunIn(BaseModel):
     dry_run: bool = False
 
 
-def _quota(service: PolicyService, project: str) -> QuotaOut:
-    limits = QuotaLimits.load(service.get(project, QUOTA))
-    usage = service.usage(project)
+def _quota(service: ProjectPolicies, caller: Identity, project: str) -> QuotaOut:
+    limits = QuotaLimits.load(service.read(caller, project, QUOTA))
+    usage = service.usage(caller, project)
     return QuotaOut(
         bytes=limits.bytes,
         artifacts=limits.artifacts,

@@ -40,6 +40,8 @@ _TAG, _REPO_BLOB, _PROJECT, _REPOSITORY = (
     table_of(Project),
     table_of(Repository),
 )
+#: Run states that are not finished: a run in one of them has no ``finished_at``.
+_OPEN = frozenset({"queued", "running"})
 _BLOB_REVIEW_COLUMNS = (
     BLOB_REVIEW.c.project_id,
     BLOB_REVIEW.c.digest,
@@ -336,7 +338,7 @@ class CollectorQueries(ReviewQueueQueries):
         self._c.execute(
             update(RUN)
             .where(RUN.c.id == run_id)
-            .values(state=state, report=report, finished_at=now)
+            .values(state=state, report=report, finished_at=None if state in _OPEN else now)
         )
 
     def gc_run(self, run_id: str) -> GcRunRecord | None:
