@@ -129,3 +129,52 @@ class ReconcileInput:
     """One quota reconciliation run (``run_id`` empty: named by the workflow id)."""
 
     run_id: str = ""
+
+
+#: Activity names: add the token-signing key of a scheduled rotation; retire old keys.
+ROTATE_SIGNING_KEY: Final = "rotate_signing_key"
+RETIRE_SIGNING_KEYS: Final = "retire_signing_keys"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRotationInput:
+    """One scheduled key rotation.
+
+    Attributes:
+        grace_seconds: How long the replaced key keeps verifying before it is retired
+            (token lifetime + key reload delay + clock skew).
+        scheduled_at: ISO time the rotation is keyed on; empty: the schedule's time
+            (or the workflow's start when not started by a schedule).
+    """
+
+    grace_seconds: int
+    scheduled_at: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RotateKeyInput:
+    """Add the key of the rotation scheduled at ``scheduled_at`` (ISO), once."""
+
+    scheduled_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class RetireKeysInput:
+    """Retire keys whose successor has signed for more than ``grace_seconds``."""
+
+    grace_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRotationResult:
+    """What a rotation did.
+
+    Attributes:
+        kid: The rotation's key.
+        added: False when an earlier run for the same time already added it.
+        retired: Keys deleted after the grace period.
+    """
+
+    kid: str
+    added: bool
+    retired: list[str]

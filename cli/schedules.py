@@ -17,8 +17,15 @@ from temporalio.client import (
     ScheduleSpec,
 )
 
-from activities.contracts import GcInput, ReapUploadsInput, ReconcileInput, RetentionInput
+from activities.contracts import (
+    GcInput,
+    KeyRotationInput,
+    ReapUploadsInput,
+    ReconcileInput,
+    RetentionInput,
+)
 from workflows.gc import GarbageCollectionWorkflow
+from workflows.keys import KeyRotationWorkflow
 from workflows.quota import QuotaReconcileWorkflow
 from workflows.retention import RetentionWorkflow
 from workflows.uploads import ReapUploadsWorkflow
@@ -146,4 +153,33 @@ async def ensure_quota_schedule(client: Client, *, task_queue: str, every_second
         ReconcileInput(),
         task_queue=task_queue,
         every_seconds=every_seconds,
+    )
+
+
+KEY_ROTATION_SCHEDULE_ID: Final = "moorage-key-rotation"
+
+
+async def ensure_key_rotation_schedule(
+    client: Client,
+    *,
+    task_queue: str,
+    every_days: int,
+    grace_seconds: int,
+    schedule_id: str = KEY_ROTATION_SCHEDULE_ID,
+) -> bool:
+    """Make sure the signing key is rotated every ``every_days`` days (never when 0).
+
+    Each run adds a key named after its scheduled time and retires the replaced key
+    ``grace_seconds`` later, once every token it signed has expired.
+
+    Returns:
+        True if this call created the schedule.
+    """
+    return await _ensure_periodic(
+        client,
+        schedule_id,
+        KeyRotationWorkflow.run,
+        KeyRotationInput(grace_seconds=grace_seconds),
+        task_queue=task_queue,
+        every_seconds=every_days * 24 * 3600,
     )

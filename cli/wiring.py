@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from activities.events import EventActivities
 from activities.gc import GcActivities
+from activities.keys import KeyActivities
 from activities.quota import QuotaActivities
 from activities.retention import RetentionActivities
 from activities.uploads import UploadActivities
@@ -24,6 +25,7 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     store = build_blob_store(settings)
     uploads = UploadActivities(settings, engine, store)
     gc = GcActivities(settings, engine, store)
+    keys = KeyActivities(engine)
     return [
         uploads.reap_expired_uploads,
         gc.gc_record_run,
@@ -33,4 +35,6 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
         EventActivities().handle_event,
         RetentionActivities(settings, engine).run_retention,
         QuotaActivities(settings, engine, store).reconcile_quotas,
+        keys.rotate_signing_key,
+        keys.retire_signing_keys,
     ]

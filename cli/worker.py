@@ -16,11 +16,13 @@ from cli.health import OVERALL, WORKER_SERVICE, HealthServer
 from cli.outbox_task import start_outbox_dispatcher
 from cli.schedules import (
     ensure_gc_schedule,
+    ensure_key_rotation_schedule,
     ensure_quota_schedule,
     ensure_reap_uploads_schedule,
     ensure_retention_schedule,
 )
 from cli.search_attributes import ensure_search_attributes
+from core.key_rotation import retire_grace
 from workflows import ALL_WORKFLOWS
 
 if TYPE_CHECKING:
@@ -130,6 +132,12 @@ async def run_worker(
             client,
             task_queue=settings.temporal.task_queue,
             every_seconds=settings.control.policy_every_seconds,
+        )
+        await ensure_key_rotation_schedule(
+            client,
+            task_queue=settings.temporal.task_queue,
+            every_days=settings.auth.key_rotation_days,
+            grace_seconds=int(retire_grace(settings.auth.token_ttl_seconds).total_seconds()),
         )
         worker = build_worker(
             client,

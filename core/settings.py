@@ -78,6 +78,8 @@ class AuthSettings(BaseModel):
     token_ttl_seconds: int = Field(default=300, ge=60, le=300)
     #: Let a caller with push rights create a project by pushing into it.
     create_project_on_push: bool = False
+    #: Days between scheduled rotations of the token-signing key (0 turns them off).
+    key_rotation_days: int = Field(default=30, ge=0)
 
 
 class Settings(BaseSettings):

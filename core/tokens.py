@@ -22,7 +22,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from core.access import Scope
 
 ALGORITHM = "ES256"
-_RELOAD_SECONDS = 30.0
+#: API processes re-read the signing keys at most this long after a change.
+KEY_RELOAD_SECONDS = 30
+#: Clock difference between processes that key retirement allows for.
+CLOCK_SKEW_SECONDS = 60
+_RELOAD_SECONDS = float(KEY_RELOAD_SECONDS)
 _VERIFIED_MAX = 4096
 
 
@@ -187,6 +191,8 @@ class TokenService:
         )
 
     def jwks(self) -> dict[str, Any]:
+        """The public keys; re-read at most once a second, so new keys appear at once."""
+        self.refresh(min_age=1.0)
         return {"keys": [key.public_jwk() for key in self._keys.values()]}
 
 

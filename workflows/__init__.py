@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from workflows.events import ArtifactEventWorkflow
 from workflows.gc import GarbageCollectionWorkflow
+from workflows.keys import KeyRotationWorkflow
 from workflows.quota import QuotaReconcileWorkflow
 from workflows.retention import RetentionWorkflow
 from workflows.uploads import ReapUploadsWorkflow
@@ -15,12 +16,14 @@ ALL_WORKFLOWS: list[type] = [
     ArtifactEventWorkflow,
     RetentionWorkflow,
     QuotaReconcileWorkflow,
+    KeyRotationWorkflow,
 ]
 
 __all__ = [
     "ALL_WORKFLOWS",
     "ArtifactEventWorkflow",
     "GarbageCollectionWorkflow",
+    "KeyRotationWorkflow",
     "QuotaReconcileWorkflow",
     "ReapUploadsWorkflow",
     "RetentionWorkflow",

@@ -26,21 +26,28 @@ from activities.contracts import (
     HANDLE_EVENT,
     REAP_EXPIRED_UPLOADS,
     RECONCILE_QUOTAS,
+    RETIRE_SIGNING_KEYS,
+    ROTATE_SIGNING_KEY,
     RUN_RETENTION,
     EventInput,
     GcInput,
     GcRecordInput,
     GcStepResult,
+    KeyRotationInput,
+    KeyRotationResult,
     ReapUploadsInput,
     ReapUploadsResult,
     ReconcileInput,
     RetentionInput,
+    RetireKeysInput,
+    RotateKeyInput,
 )
 from cli.worker import build_worker
 from tests.services.temporal import start_temporal
 from workflows import (
     ArtifactEventWorkflow,
     GarbageCollectionWorkflow,
+    KeyRotationWorkflow,
     QuotaReconcileWorkflow,
     ReapUploadsWorkflow,
     RetentionWorkflow,
@@ -86,12 +93,24 @@ def reap(params: ReapUploadsInput) -> ReapUploadsResult:
     return ReapUploadsResult(1, 0)
 
 
+@activity.defn(name=ROTATE_SIGNING_KEY)
+def rotate_key(params: RotateKeyInput) -> KeyRotationResult:
+    return KeyRotationResult(f"rot-{params.scheduled_at}", True, [])
+
+
+@activity.defn(name=RETIRE_SIGNING_KEYS)
+def retire_keys(params: RetireKeysInput) -> list[str]:
+    del params
+    return ["old"]
+
+
 RUNS: list[tuple[str, Any, Any]] = [
     ("gc", GarbageCollectionWorkflow.run, GcInput("gc-record", delete_untagged=True)),
     ("event", ArtifactEventWorkflow.run, EventInput(1, "manifest.pushed", 1, "p/a", None, None)),
     ("retention", RetentionWorkflow.run, RetentionInput("retention-record", "p")),
     ("reap_uploads", ReapUploadsWorkflow.run, ReapUploadsInput(3600)),
     ("quota", QuotaReconcileWorkflow.run, ReconcileInput("quota-record")),
+    ("keys", KeyRotationWorkflow.run, KeyRotationInput(grace_seconds=1)),
 ]
 
 
@@ -104,6 +123,8 @@ async def record(address: str) -> None:
         run_retention,
         reap,
         reconcile,
+        rotate_key,
+        retire_keys,
         *(_step(n) for n in (GC_COLLECT_MANIFESTS, GC_COLLECT_BLOBS, GC_SWEEP_ORPHANS)),
     ]
     with ThreadPoolExecutor(4) as executor:

@@ -20,6 +20,7 @@ def test_every_workflow_has_a_recorded_history() -> None:
         "retention",
         "reap_uploads",
         "quota",
+        "keys",
     }
 
 

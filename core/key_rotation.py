@@ -1,0 +1,85 @@
+"""Scheduled rotation of the registry token-signing key, and retiring old keys.
+
+A rotation adds one key whose ``kid`` is derived from the schedule's time, so running
+it again for the same time (a retry, a duplicate start) adds nothing. A key is retired
+only when the key after it has been signing for longer than a token lives plus the
+key-reload delay of API processes and the allowed clock skew: every token it signed
+has expired by then. The newest key is never retired.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from core.tokens import CLOCK_SKEW_SECONDS, KEY_RELOAD_SECONDS, SigningKey
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    kid: str
+    created_at: datetime
+
+
+class SigningKeyStore(Protocol):
+    """The installation's token-signing keys."""
+
+    def stored_keys(self) -> list[StoredKey]:
+        """Every key, oldest first."""
+        ...
+
+    def add_key(self, kid: str, private_pem: str) -> bool:
+        """Add a key unless ``kid`` exists; True if this call added it."""
+        ...
+
+    def remove_keys(self, kids: Sequence[str]) -> int:
+        """Delete those keys; returns how many went."""
+        ...
+
+
+def retire_grace(token_ttl_seconds: int) -> timedelta:
+    """How long a replaced key stays: token lifetime + key reload delay + clock skew."""
+    return timedelta(seconds=token_ttl_seconds + KEY_RELOAD_SECONDS + CLOCK_SKEW_SECONDS)
+
+
+def rotation_kid(scheduled_at: datetime) -> str:
+    """The ``kid`` of the key a rotation scheduled at ``scheduled_at`` adds."""
+    return "rot-" + scheduled_at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def retirable(keys: Sequence[StoredKey], now: datetime, grace: timedelta) -> list[str]:
+    """Keys whose successor was added more than ``grace`` before ``now``."""
+    ordered = sorted(keys, key=lambda key: key.created_at)
+    return [
+        key.kid
+        for key, successor in itertools.pairwise(ordered)
+        if successor.created_at + grace <= now
+    ]
+
+
+class KeyRotation:
+    """Rotates and retires signing keys in a :class:`SigningKeyStore`."""
+
+    def __init__(self, store: SigningKeyStore) -> None:
+        self._store = store
+
+    def rotate(self, scheduled_at: datetime) -> tuple[str, bool]:
+        """Add the key of the rotation scheduled at ``scheduled_at`` (once).
+
+        Returns:
+            The key's ``kid`` and whether this call added it.
+        """
+        kid = rotation_kid(scheduled_at)
+        if any(key.kid == kid for key in self._store.stored_keys()):
+            return kid, False
+        return kid, self._store.add_key(kid, SigningKey.generate().to_pem())
+
+    def retire(self, now: datetime, grace: timedelta) -> list[str]:
+        """Delete the keys that no unexpired token can carry any more."""
+        old = retirable(self._store.stored_keys(), now, grace)
+        if old:
+            self._store.remove_keys(old)
+        return old
