@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from litestar.types import ControllerRouterHandler
 
 from api.context import Registry
@@ -13,7 +15,7 @@ from api.controllers.robots import ProjectRobotController, SystemRobotController
 from api.controllers.trusted_issuers import TrustedIssuerController
 from api.controllers.users import UserController
 from core.keycloak import KeycloakProvider
-from core.login_limit import LoginLimiter
+from core.login_limit import LoginLimiter, LoginPolicy
 from core.ports import Clock
 from core.services.access_control import AccessControl
 from core.services.audit_log import AuditLog
@@ -32,6 +34,7 @@ from core.settings import Settings
 from storage.db.audit import SqlAuditStore
 from storage.db.engine import Engines
 from storage.db.identity import SqlIdentityStore
+from storage.db.login_attempts import SqlLoginAttemptStore
 
 
 def build_identity(
@@ -41,7 +44,10 @@ def build_identity(
     access = AccessControl(store, projects, settings.oidc.group_prefix)
     issuers = TrustedIssuers(store)
     keycloak = KeycloakProvider(settings.oidc) if settings.oidc.issuer else None
-    limiter = LoginLimiter(settings.login_limit.max_failures, settings.login_limit.window_seconds)
+    policy = LoginPolicy(
+        settings.login_limit.max_failures, timedelta(seconds=settings.login_limit.window_seconds)
+    )
+    limiter = LoginLimiter(SqlLoginAttemptStore(engines), policy, clock)
     tokens = PersonalTokenService(store, clock)
     return IdentityServices(
         store=store,

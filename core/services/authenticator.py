@@ -5,7 +5,8 @@ HTTP Basic: robot secrets (``robot$...`` usernames), personal access tokens
 and Keycloak service accounts (client id and secret). Bearer: Keycloak access tokens
 or trusted-issuer JWTs. Failures are throttled per username and client address, and
 per username from all addresses at a higher limit (a password-spraying client cannot
-lock out other users sharing its address).
+lock out other users sharing its address). The counts are shared by all API processes
+(``core.login_limit``); a successful login clears its username-and-address count.
 Disabled, expired, revoked or deleted credentials stop working at once: nothing here
 is cached.
 """
@@ -59,11 +60,13 @@ class Authenticator:
     def basic(self, username: str, password: str, client: str) -> Identity | None:
         """The identity of Basic credentials, or ``None``; raises 429 when throttled."""
         pair, account = f"pair:{username}|{client}", f"user:{username}"
-        self._limiter.check(pair)
-        self._limiter.check(account, factor=ACCOUNT_FACTOR)
+        self._limiter.check(pair, account)
         identity = self._basic(username, password)
         if identity is None:
-            self._limiter.failed(pair, account)
+            self._limiter.failed(pair)
+            self._limiter.failed(account, factor=ACCOUNT_FACTOR)
+        else:
+            self._limiter.succeeded(pair)
         return identity
 
     def _basic(self, username: str, password: str) -> Identity | None:

@@ -13,6 +13,7 @@ from sqlalchemy import BigInteger, Column, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 import storage.db.control_tables  # noqa: F401  (registers the control-plane tables)
+from storage.db.login_tables import LoginAttempt  # noqa: F401  (registers the login counts)
 
 
 class Project(SQLModel, table=True):
