@@ -18,7 +18,7 @@ from api.auth import challenge, token_grants
 from api.context import identity_of, registry_of
 from api.controllers import blobs, manifests, uploads
 from api.http import next_link, pagination
-from core.access import ANONYMOUS
+from core.access import Scope
 from core.errors import OCIErrorCode, RegistryError
 from core.names import RepositoryName
 
@@ -56,6 +56,7 @@ _ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
 ]
 
 _API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
+CATALOG_SCOPE = Scope("registry", "catalog", frozenset({"*"}))
 
 
 @get(["/v2", "/v2/"], include_in_schema=False)
@@ -69,11 +70,17 @@ async def ping(request: Request[Any, Any, Any]) -> Response[Any]:
 
 @get("/v2/_catalog", include_in_schema=False)
 async def catalog(request: Request[Any, Any, Any]) -> Response[Any]:
-    """The repositories the caller may read, paginated with ``n``/``last``."""
+    """The repositories the caller may read, paginated with ``n``/``last``.
+
+    Only callers with a registry token (an anonymous one will do) get an answer; without
+    one it is the ``401`` challenge, like every other ``/v2`` endpoint.
+    """
     registry = registry_of(request)
-    n, last = pagination(request, registry.settings.limits.page_max)
     grants = token_grants(request, registry)
-    identity = grants[0] if grants else ANONYMOUS
+    if grants is None:
+        raise challenge(request, registry, CATALOG_SCOPE)
+    n, last = pagination(request, registry.settings.limits.page_max)
+    identity = grants[0]
     readable = identity_of(registry).access.readable_repositories
     names = await anyio.to_thread.run_sync(readable, identity, last, n + 1)
     more, names = len(names) > n, names[:n]

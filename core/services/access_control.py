@@ -9,6 +9,7 @@ or a removed robot takes effect for the next token or management request.
 from __future__ import annotations
 
 import fnmatch
+from datetime import UTC, datetime
 
 from core.access import Identity, IdentityKind
 from core.errors import ForbiddenError, NotFoundError
@@ -19,6 +20,11 @@ from core.services.projects import ProjectService
 
 _ALL = frozenset().union(*MATRIX.values())
 _CATALOG_BATCH, _CATALOG_MAX_BATCHES = 500, 40
+
+
+def _placeholder(name: str) -> ProjectRecord:
+    """A private project that exists nowhere (no row has id 0)."""
+    return ProjectRecord(0, name, False, "", datetime.min.replace(tzinfo=UTC))
 
 
 class AccessControl:
@@ -78,10 +84,10 @@ class AccessControl:
         the project but its role does not allow the action.
         """
         project = self._projects.find(project_name)
-        if project is None:
-            raise NotFoundError(f"project {project_name!r} not found")
-        held = self.permissions(identity, project)
-        if ("project", "read") not in held:
+        # NOTE: a missing project is judged like a hidden one (the same membership
+        # query), so neither the answer nor its cost tells whether the project exists.
+        held = self.permissions(identity, project or _placeholder(project_name))
+        if project is None or ("project", "read") not in held:
             raise NotFoundError(f"project {project_name!r} not found")
         if (resource, action) not in held:
             raise ForbiddenError(f"{resource}:{action} is not allowed in {project_name!r}")

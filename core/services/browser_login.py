@@ -1,7 +1,7 @@
 """Browser login to the management API: OIDC authorization code flow with PKCE.
 
-``start`` records a one-time ``state`` with its PKCE verifier (in the database, so any
-API process can finish the login) and answers the provider's authorization URL.
+``start`` records a one-time ``state`` (as its SHA-256) with its PKCE verifier (in the
+database, so any API process can finish the login) and answers the provider's authorization URL.
 ``finish`` redeems the code once and issues a personal access token for the API.
 A ``redirect_url`` must be a local path; anything else is refused.
 """
@@ -34,6 +34,15 @@ def check_redirect(value: str | None) -> str | None:
     return value
 
 
+def state_key(state: str) -> str:
+    """What the store keeps of a login ``state``: its SHA-256 (hex).
+
+    The lookup then compares digests an attacker cannot steer byte by byte, so response
+    times say nothing about a pending state, and a database dump holds no usable state.
+    """
+    return hashlib.sha256(state.encode()).hexdigest()
+
+
 class BrowserLogin:
     def __init__(
         self,
@@ -56,12 +65,12 @@ class BrowserLogin:
         verifier = secrets.token_urlsafe(48)
         digest = hashlib.sha256(verifier.encode()).digest()
         challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-        self._store.add_login(state, verifier, nonce)
+        self._store.add_login(state_key(state), verifier, nonce)
         return provider.authorization_url(callback_url, state, nonce, challenge)
 
     def finish(self, callback_url: str, code: str, state: str) -> NewToken:
         provider = self._provider()
-        pending = self._store.take_login(state, self._clock.now() - LOGIN_TTL)
+        pending = self._store.take_login(state_key(state), self._clock.now() - LOGIN_TTL)
         if pending is None:
             raise ForbiddenError("unknown or expired login state")
         user = provider.exchange_code(code, callback_url, pending[0])
