@@ -65,22 +65,41 @@ class KeycloakProvider:
         )
 
     def verify(self, token: str, *, check_active: bool) -> OidcUser | None:
-        """The user an access token stands for, if valid (and still active, if asked)."""
+        """The user an access token stands for, if valid (and still active, if asked).
+
+        Consistency: with ``check_active`` (and ``oidc.check_active``) Keycloak is asked
+        on every call, and the groups are the ones its introspection answer holds *now*,
+        not the copy signed into the token: a user disabled in Keycloak or removed from a
+        group loses the matching rights at once, not when the token (valid for the
+        realm's access token lifespan) expires. The groups mapper must be added to
+        token introspection (Keycloak's default); without it the user holds no groups.
+        """
         try:
             claims = self._verifier.verify(token)
         except ExternalTokenError:
             return None
-        if check_active and self.settings.check_active and not self.active(token):
-            return None
+        if check_active and self.settings.check_active:
+            live = self.introspect(token)
+            if live is None or str(live.get("sub", claims["sub"])) != str(claims["sub"]):
+                return None
+            groups_claim = self.settings.groups_claim
+            claims = {**claims, groups_claim: live.get(groups_claim) or []}
         return self.user_of(claims)
 
-    def active(self, token: str) -> bool:
-        """Introspection: false once the user is disabled or the session ended."""
+    def introspect(self, token: str) -> dict[str, Any] | None:
+        """Keycloak's current view of ``token`` (its introspection answer).
+
+        ``None`` once the user is disabled, the session ended, or Keycloak cannot be asked.
+        """
         try:
             answer = self._openid(self.settings.client_id, self._secret).introspect(token)
         except KeycloakError:
-            return False
-        return bool(answer.get("active"))
+            return None
+        return dict(answer) if isinstance(answer, dict) and answer.get("active") is True else None
+
+    def active(self, token: str) -> bool:
+        """Introspection: false once the user is disabled or the session ended."""
+        return self.introspect(token) is not None
 
     def client_credentials(self, client_id: str, secret: str) -> OidcUser | None:
         """Log a service account in with its client id and secret."""

@@ -18,7 +18,7 @@ from tests.services.http import answers
 from tests.services.process import LOOPBACK, ManagedProcess, free_port, spawn
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 60.0
@@ -46,8 +46,11 @@ class MoorageServer:
         self.process.stop()
 
 
-def start_moorage(workdir: Path, env: Mapping[str, str]) -> MoorageServer:
-    """Start the API on a free loopback port with ``env``; wait for ``GET /healthz``."""
+def start_moorage(workdir: Path, env: Mapping[str, str], args: Sequence[str] = ()) -> MoorageServer:
+    """Start the API on a free loopback port with ``env``; wait for ``GET /healthz``.
+
+    ``args`` are extra options of ``moorage api`` (e.g. ``--workers 2``).
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     settings = dict(env)
     settings.setdefault(PASSWORD_VARIABLE, secrets.token_urlsafe(18))
@@ -57,7 +60,7 @@ def start_moorage(workdir: Path, env: Mapping[str, str]) -> MoorageServer:
     port = free_port()
     process = spawn(
         "moorage api",
-        [sys.executable, "-m", "cli.main", "api", "--listen", f"{LOOPBACK}:{port}"],
+        [sys.executable, "-m", "cli.main", "api", "--listen", f"{LOOPBACK}:{port}", *args],
         log_path=workdir / "moorage.log",
         env=process_env,
         cwd=REPO_ROOT,
