@@ -69,6 +69,13 @@ class BlobStore(Protocol):
     def ping(self) -> None:
         """Raise if the store is unreachable."""
 
+    def new_tenant_id(self, project: str) -> str:
+        """A fresh tenant id (the project's storage id) for a new project ``project``.
+
+        The id is what every other method takes as ``tenant``. A store may encode in it
+        where the project's objects live, e.g. which bucket and credentials serve them.
+        """
+
     def create_tenant(self, tenant: str) -> None:
         """Prepare storage for a tenant (a bucket, when each tenant has its own)."""
 

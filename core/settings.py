@@ -8,12 +8,13 @@ and an optional YAML file named by ``MOORAGE_CONFIG``.
 from __future__ import annotations
 
 import os
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,7 +22,9 @@ from pydantic_settings import (
 )
 
 from core.control_settings import ControlSettings
+from core.errors import RegistryError
 from core.identity_settings import AuditSettings, LoginLimitSettings, OidcSettings
+from core.names import validate_project_name
 
 
 class StorageBackend(StrEnum):
@@ -29,8 +32,45 @@ class StorageBackend(StrEnum):
     S3 = "s3"
 
 
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+class S3ProjectStorage(BaseModel):
+    """One project's own bucket and the credentials that reach it (and nothing else).
+
+    The operator creates the bucket and an access key whose policy allows only that
+    bucket. Endpoint and region default to the installation's.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    bucket: str
+    access_key_id: str
+    secret_access_key: SecretStr
+    endpoint_url: str | None = None
+    region: str | None = None
+    #: Prefix inside the project's bucket under which its objects live.
+    key_prefix: str = ""
+
+
 class S3Settings(BaseModel):
-    """Where and how blobs are stored on an S3-compatible service."""
+    """Where and how blobs are stored on an S3-compatible service.
+
+    By default every project lives in the installation's bucket (``bucket``, under a
+    per-project key prefix) or, with ``bucket_per_project``, in a bucket of its own,
+    all reached with the installation credentials.
+
+    ``projects`` maps project names to a bucket *and credentials* of their own
+    (:class:`S3ProjectStorage`), so that one project's key cannot read another's
+    objects. Set it in the ``MOORAGE_CONFIG`` YAML file (``s3: {projects: {p1: {bucket:
+    ..., access_key_id: ..., secret_access_key: ...}}}``; keep the file readable by the
+    service account only) or as JSON in ``MOORAGE_S3__PROJECTS``. An entry applies to
+    a project created while it is configured: the project's objects then go to
+    ``<entry key_prefix>tenants/<storage id>/`` in the entry's bucket and every request
+    for them is signed with the entry's key. Projects created before the entry keep
+    their storage. Removing the entry of an existing project makes its blobs
+    unavailable; the installation credentials are never used in its place.
+    """
 
     endpoint_url: str | None = None
     region: str = "us-east-1"
@@ -47,6 +87,32 @@ class S3Settings(BaseModel):
     presign_seconds: int = 300
     multipart_threshold: int = 64 * 1024 * 1024
     multipart_chunksize: int = 16 * 1024 * 1024
+    #: Project name -> the project's own bucket and credentials (see the class doc).
+    projects: dict[str, S3ProjectStorage] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_projects(self) -> S3Settings:
+        """Every project bucket is a valid name, distinct, and none of the installation's."""
+        seen: dict[str, str] = {}
+        for name, entry in self.projects.items():
+            try:
+                validate_project_name(name)
+            except RegistryError:
+                raise ValueError(f"s3.projects: invalid project name {name!r}") from None
+            if _BUCKET_NAME.fullmatch(entry.bucket) is None:
+                raise ValueError(f"s3.projects.{name}: invalid bucket name {entry.bucket!r}")
+            if entry.bucket in seen:
+                raise ValueError(
+                    f"s3.projects: {name} and {seen[entry.bucket]} share bucket {entry.bucket}"
+                )
+            if entry.bucket == self.bucket or (
+                self.bucket_per_project and entry.bucket.startswith(self.bucket_prefix)
+            ):
+                raise ValueError(
+                    f"s3.projects.{name}: bucket {entry.bucket} belongs to the installation"
+                )
+            seen[entry.bucket] = name
+        return self
 
 
 class TemporalSettings(BaseModel):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from core import events
 from core.errors import ConflictError, NotFoundError
 from core.names import validate_project_name
@@ -24,7 +22,7 @@ class ProjectService:
 
     def create(self, name: str, public: bool) -> ProjectRecord:
         validate_project_name(name)
-        storage_id = uuid.uuid4().hex
+        storage_id = self._store.new_tenant_id(name)
         self._store.create_tenant(storage_id)
         with self._metadata.write() as session:
             project = session.add_project(name, public, storage_id)

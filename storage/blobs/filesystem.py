@@ -140,6 +140,11 @@ class FilesystemBlobStore:
         if not os.access(self._root, os.W_OK | os.X_OK):
             raise OSError(f"blob root {self._root} is not writable")
 
+    def new_tenant_id(self, project: str) -> str:
+        """A random id: every tenant lives under the same root."""
+        del project  # NOTE: the filesystem keeps no per-project placement
+        return uuid.uuid4().hex
+
     def create_tenant(self, tenant: str) -> None:
         tenant_dir = self._tenant_dir(tenant)
         for sub in ("blobs", "uploads"):

@@ -1,7 +1,7 @@
 """Blob store on S3 or an S3-compatible service.
 
-This module is the only place that knows the key layout. In a shared bucket
-(``settings.bucket``)::
+This module and :mod:`storage.blobs.s3_tenants` are the only places that know the key
+layout. In a shared bucket (``settings.bucket``)::
 
     <key_prefix>tenants/<tenant>/
     ├── blobs/<alg>/<hex[:2]>/<hex>          immutable blob content, named by its digest
@@ -12,6 +12,12 @@ This module is the only place that knows the key layout. In a shared bucket
 With ``bucket_per_project`` each tenant has its own bucket ``<bucket_prefix><tenant>``
 (made by ``create_tenant``, removed with its contents by ``delete_tenant``) and the keys
 drop the ``tenants/<tenant>/`` level: ``<key_prefix>blobs/...``, ``<key_prefix>uploads/...``.
+
+A project listed in ``S3Settings.projects`` keeps the ``tenants/<tenant>/`` tree in its
+own bucket, under the entry's ``key_prefix``, and every request for its objects is
+signed with the entry's credentials (:mod:`storage.blobs.s3_tenants` maps a tenant to
+its bucket, base prefix and client). Its bucket belongs to the operator: ``delete_tenant``
+empties the tenant's tree and leaves the bucket.
 
 An upload's durable bytes are its part objects in offset order; its size is the last
 part's offset plus size. Tenant ids, upload ids and digests are validated before any key
@@ -29,8 +35,10 @@ from botocore.exceptions import ClientError
 
 from core.ports import BlobLocation, BlobNotFoundError, UploadNotFoundError
 from storage.blobs import s3_client as ops
-from storage.blobs.naming import check_digest, check_tenant, check_upload_id, parse_blob_name
+from storage.blobs.naming import check_digest, check_upload_id, parse_blob_name
 from storage.blobs.s3_assemble import SourcePart, assemble
+from storage.blobs.s3_tenants import Area, Place, TenantRouter
+from storage.blobs.s3_transfer import Endpoint, copy_through
 from storage.blobs.s3_writer import S3UploadWriter
 
 if TYPE_CHECKING:
@@ -38,6 +46,7 @@ if TYPE_CHECKING:
 
     from botocore.response import StreamingBody
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CopySourceTypeDef
 
     from core.digests import Digest
     from core.settings import S3Settings
@@ -65,45 +74,48 @@ class S3BlobStore:
     - An upload's committed request is one part object written before ``commit``
       returns; a writer opened at ``offset`` first deletes the parts at or past it, so
       the bytes of an interrupted request vanish.
-    - Tenants never share objects: ``copy_blob`` copies server-side.
+    - Tenants never share objects: ``copy_blob`` copies server-side when one set of
+      credentials reaches both tenants, else through this process with each tenant's
+      own client, verified against the digest before the target object appears.
+    - A tenant's objects are only ever requested with its own place's credentials.
     - Every method is safe to retry; removing something missing is not an error.
       Multipart uploads left by a crash are aborted by ``reap_incomplete``.
     """
 
     def __init__(self, settings: S3Settings, client: S3Client | None = None) -> None:
         self._settings = settings
-        self._client = client if client is not None else ops.make_client(settings)
+        self._router = TenantRouter(settings, client)
+        self._client = self._router.installation
         self._transfer = TransferConfig(
             multipart_threshold=settings.multipart_threshold,
             multipart_chunksize=settings.multipart_chunksize,
         )
 
     # layout -------------------------------------------------------------------------
-    def _bucket(self, tenant: str) -> str:
-        check_tenant(tenant)
-        if self._settings.bucket_per_project:
-            return f"{self._settings.bucket_prefix}{tenant}"
-        return self._settings.bucket
+    def _place(self, tenant: str) -> Place:
+        return self._router.place(tenant)
 
-    def _base(self, tenant: str) -> str:
-        check_tenant(tenant)
-        if self._settings.bucket_per_project:
-            return self._settings.key_prefix
-        return f"{self._settings.key_prefix}tenants/{tenant}/"
-
-    def _blob_key(self, tenant: str, digest: Digest) -> str:
+    @staticmethod
+    def _blob_key(place: Place, digest: Digest) -> str:
         check_digest(digest)
-        return f"{self._base(tenant)}blobs/{digest.algorithm}/{digest.hex[:2]}/{digest.hex}"
+        return f"{place.base}blobs/{digest.algorithm}/{digest.hex[:2]}/{digest.hex}"
 
-    def _upload_prefix(self, tenant: str, upload_id: str) -> str:
-        return f"{self._base(tenant)}uploads/{check_upload_id(upload_id)}/"
+    @staticmethod
+    def _upload_prefix(place: Place, upload_id: str) -> str:
+        return f"{place.base}uploads/{check_upload_id(upload_id)}/"
 
-    def _buckets(self) -> list[str]:
+    def _areas(self) -> list[Area]:
+        """Every bucket area holding tenants, each with the client that reaches it."""
+        prefix = self._settings.key_prefix
         if not self._settings.bucket_per_project:
-            return [self._settings.bucket]
-        prefix = self._settings.bucket_prefix
-        names = [bucket["Name"] for bucket in self._client.list_buckets().get("Buckets", [])]
-        return [name for name in names if name.startswith(prefix)]
+            installation = [Area(self._client, self._settings.bucket, prefix)]
+        else:
+            listed = self._client.list_buckets().get("Buckets", [])
+            names = [
+                b["Name"] for b in listed if b["Name"].startswith(self._settings.bucket_prefix)
+            ]
+            installation = [Area(self._client, name, prefix) for name in names]
+        return installation + self._router.project_areas()
 
     # store --------------------------------------------------------------------------
     def ping(self) -> None:
@@ -112,25 +124,29 @@ class S3BlobStore:
         else:
             self._client.head_bucket(Bucket=self._settings.bucket)
 
+    def new_tenant_id(self, project: str) -> str:
+        """A random id; tagged with the project if it has its own bucket and credentials."""
+        return self._router.new_tenant_id(project)
+
     def create_tenant(self, tenant: str) -> None:
-        ops.ensure_bucket(self._client, self._bucket(tenant), self._settings.region)
+        place = self._place(tenant)
+        ops.ensure_bucket(place.client, place.bucket, place.region)
 
     def delete_tenant(self, tenant: str) -> None:
-        bucket = self._bucket(tenant)
-        if self._settings.bucket_per_project:
-            ops.remove_bucket(self._client, bucket)
+        place = self._place(tenant)
+        if place.project is None and self._settings.bucket_per_project:
+            ops.remove_bucket(place.client, place.bucket)
             return
-        base = self._base(tenant)
-        ops.delete_prefix(self._client, bucket, base)
-        ops.abort_multipart_uploads(self._client, bucket, base, None)
+        ops.delete_prefix(place.client, place.bucket, place.base)
+        ops.abort_multipart_uploads(place.client, place.bucket, place.base, None)
 
     # uploads ------------------------------------------------------------------------
-    def _list_upload(self, tenant: str, upload_id: str) -> tuple[bool, list[_Part]]:
+    def _list_upload(self, place: Place, upload_id: str) -> tuple[bool, list[_Part]]:
         """Whether the upload exists, and its parts in offset order."""
-        prefix = self._upload_prefix(tenant, upload_id)
+        prefix = self._upload_prefix(place, upload_id)
         exists = False
         parts: list[_Part] = []
-        for key, size in ops.list_objects(self._client, self._bucket(tenant), prefix):
+        for key, size in ops.list_objects(place.client, place.bucket, prefix):
             name = key[len(prefix) :]
             if name == _MARKER:
                 exists = True
@@ -140,80 +156,85 @@ class S3BlobStore:
         return exists, parts
 
     def start_upload(self, tenant: str, upload_id: str) -> None:
-        key = self._upload_prefix(tenant, upload_id) + _MARKER
-        self._client.put_object(Bucket=self._bucket(tenant), Key=key, Body=b"")
+        place = self._place(tenant)
+        key = self._upload_prefix(place, upload_id) + _MARKER
+        place.client.put_object(Bucket=place.bucket, Key=key, Body=b"")
 
     def upload_writer(self, tenant: str, upload_id: str, offset: int) -> S3UploadWriter:
         if offset < 0:
             raise ValueError("offset must not be negative")
-        exists, parts = self._list_upload(tenant, upload_id)
+        place = self._place(tenant)
+        exists, parts = self._list_upload(place, upload_id)
         if not exists:
             raise UploadNotFoundError(upload_id)
-        bucket = self._bucket(tenant)
-        ops.delete_keys(self._client, bucket, (p.key for p in parts if p.offset >= offset))
+        client, bucket = place.client, place.bucket
+        ops.delete_keys(client, bucket, (p.key for p in parts if p.offset >= offset))
         kept = [part for part in parts if part.offset < offset]
         size = kept[-1].offset + kept[-1].size if kept else 0
         if size != offset:
             raise ValueError(f"upload holds {size} bytes, not offset {offset}")
-        part_key = f"{self._upload_prefix(tenant, upload_id)}{_PARTS}{offset:020d}"
-        return S3UploadWriter(self._client, bucket, part_key, offset, self._transfer)
+        part_key = f"{self._upload_prefix(place, upload_id)}{_PARTS}{offset:020d}"
+        return S3UploadWriter(client, bucket, part_key, offset, self._transfer)
 
     def read_upload(self, tenant: str, upload_id: str, size: int | None = None) -> Iterator[bytes]:
-        exists, parts = self._list_upload(tenant, upload_id)
+        place = self._place(tenant)
+        exists, parts = self._list_upload(place, upload_id)
         if not exists:
             raise UploadNotFoundError(upload_id)
-        return self._read_parts(self._bucket(tenant), _durable(parts, size))
-
-    def _read_parts(self, bucket: str, parts: list[_Part]) -> Iterator[bytes]:
-        for part in parts:
-            yield from _chunks(self._client.get_object(Bucket=bucket, Key=part.key)["Body"])
+        return _read_parts(place, _durable(parts, size))
 
     def finish_upload(
         self, tenant: str, upload_id: str, digest: Digest, size: int | None = None
     ) -> None:
-        bucket, key = self._bucket(tenant), self._blob_key(tenant, digest)
-        if ops.object_size(self._client, bucket, key) is None:
-            exists, parts = self._list_upload(tenant, upload_id)
+        place = self._place(tenant)
+        client, bucket, key = place.client, place.bucket, self._blob_key(place, digest)
+        if ops.object_size(client, bucket, key) is None:
+            exists, parts = self._list_upload(place, upload_id)
             if exists:
                 sources = [SourcePart(part.key, part.size) for part in _durable(parts, size)]
-                assemble(self._client, bucket, sources, key, self._transfer)
-            elif ops.object_size(self._client, bucket, key) is None:
+                assemble(client, bucket, sources, key, self._transfer)
+            elif ops.object_size(client, bucket, key) is None:
                 raise UploadNotFoundError(upload_id)
         self.delete_upload(tenant, upload_id)
 
     def delete_upload(self, tenant: str, upload_id: str) -> None:
-        prefix = self._upload_prefix(tenant, upload_id)
-        ops.delete_prefix(self._client, self._bucket(tenant), prefix)
+        place = self._place(tenant)
+        ops.delete_prefix(place.client, place.bucket, self._upload_prefix(place, upload_id))
 
     def reap_incomplete(self, older_than_seconds: int) -> int:
-        """Abort the multipart uploads in the store's buckets started before the age."""
+        """Abort the multipart uploads in the store's buckets started before the age.
+
+        Each bucket is reached with its own credentials: the installation's buckets with
+        the installation's, each project bucket with its project's.
+        """
         cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
-        prefix = self._settings.key_prefix
         return sum(
-            ops.abort_multipart_uploads(self._client, bucket, prefix, cutoff)
-            for bucket in self._buckets()
+            ops.abort_multipart_uploads(area.client, area.bucket, area.prefix, cutoff)
+            for area in self._areas()
         )
 
     # blobs --------------------------------------------------------------------------
     def stat_blob(self, tenant: str, digest: Digest) -> int | None:
-        return ops.object_size(self._client, self._bucket(tenant), self._blob_key(tenant, digest))
+        place = self._place(tenant)
+        return ops.object_size(place.client, place.bucket, self._blob_key(place, digest))
 
     def read_blob(
         self, tenant: str, digest: Digest, start: int = 0, end: int | None = None
     ) -> Iterator[bytes]:
         if start < 0:
             raise ValueError("start must not be negative")
-        bucket, key = self._bucket(tenant), self._blob_key(tenant, digest)
+        place = self._place(tenant)
+        client, bucket, key = place.client, place.bucket, self._blob_key(place, digest)
         if end is not None and end < start:
-            if ops.object_size(self._client, bucket, key) is None:
+            if ops.object_size(client, bucket, key) is None:
                 raise BlobNotFoundError(str(digest))
             return iter(())
         try:
             if start == 0 and end is None:
-                response = self._client.get_object(Bucket=bucket, Key=key)
+                response = client.get_object(Bucket=bucket, Key=key)
             else:
                 byte_range = f"bytes={start}-{'' if end is None else end}"
-                response = self._client.get_object(Bucket=bucket, Key=key, Range=byte_range)
+                response = client.get_object(Bucket=bucket, Key=key, Range=byte_range)
         except ClientError as exc:
             if ops.is_missing(exc):
                 raise BlobNotFoundError(str(digest)) from None
@@ -224,56 +245,73 @@ class S3BlobStore:
 
     def blob_file(self, tenant: str, digest: Digest) -> str | None:
         """Always ``None``: S3 objects are not local files."""
-        self._blob_key(tenant, digest)  # validates
+        self._blob_key(self._place(tenant), digest)  # validates
         return None
 
     def blob_location(self, tenant: str, digest: Digest) -> BlobLocation | None:
-        bucket, key = self._bucket(tenant), self._blob_key(tenant, digest)
+        """A URL presigned with the tenant's own credentials, when redirecting pulls."""
+        place = self._place(tenant)
+        key = self._blob_key(place, digest)
         if not self._settings.redirect_pulls:
             return None
-        url = self._client.generate_presigned_url(
+        url = place.client.generate_presigned_url(
             "get_object",
-            Params={"Bucket": bucket, "Key": key},
+            Params={"Bucket": place.bucket, "Key": key},
             ExpiresIn=self._settings.presign_seconds,
         )
         return BlobLocation(url)
 
     def put_blob(self, tenant: str, digest: Digest, data: bytes) -> None:
-        key = self._blob_key(tenant, digest)
-        self._client.put_object(Bucket=self._bucket(tenant), Key=key, Body=data)
+        place = self._place(tenant)
+        key = self._blob_key(place, digest)
+        place.client.put_object(Bucket=place.bucket, Key=key, Body=data)
 
     def copy_blob(self, source_tenant: str, target_tenant: str, digest: Digest) -> None:
-        source_bucket = self._bucket(source_tenant)
-        source_key = self._blob_key(source_tenant, digest)
-        target_bucket = self._bucket(target_tenant)
-        target_key = self._blob_key(target_tenant, digest)
-        if ops.object_size(self._client, source_bucket, source_key) is None:
+        """Copy a blob between tenants; through this process if their credentials differ.
+
+        Raises:
+            BlobNotFoundError: the source has no object for ``digest`` or, when copied
+                through this process, its bytes do not hash to ``digest``.
+        """
+        source_place, target_place = self._place(source_tenant), self._place(target_tenant)
+        source = Endpoint(
+            source_place.client, source_place.bucket, self._blob_key(source_place, digest)
+        )
+        target = Endpoint(
+            target_place.client, target_place.bucket, self._blob_key(target_place, digest)
+        )
+        if ops.object_size(source.client, source.bucket, source.key) is None:
             raise BlobNotFoundError(str(digest))
-        if ops.object_size(self._client, target_bucket, target_key) is not None:
+        if ops.object_size(target.client, target.bucket, target.key) is not None:
             return
         try:
-            self._client.copy(
-                {"Bucket": source_bucket, "Key": source_key},
-                target_bucket,
-                target_key,
-                Config=self._transfer,
-            )
+            if source_place.project == target_place.project:
+                copy_source: CopySourceTypeDef = {"Bucket": source.bucket, "Key": source.key}
+                target.client.copy(copy_source, target.bucket, target.key, Config=self._transfer)
+            else:
+                copy_through(source, target, digest)
         except ClientError as exc:
-            if ops.object_size(self._client, source_bucket, source_key) is None:
+            if ops.object_size(source.client, source.bucket, source.key) is None:
                 raise BlobNotFoundError(str(digest)) from exc
             raise
 
     def delete_blob(self, tenant: str, digest: Digest) -> None:
-        bucket, key = self._bucket(tenant), self._blob_key(tenant, digest)
+        place = self._place(tenant)
         try:
-            self._client.delete_object(Bucket=bucket, Key=key)
+            place.client.delete_object(Bucket=place.bucket, Key=self._blob_key(place, digest))
         except ClientError as exc:
             if not ops.is_missing(exc):
                 raise
 
     def list_blobs(self, tenant: str) -> Iterator[Digest]:
-        bucket, prefix = self._bucket(tenant), f"{self._base(tenant)}blobs/"
-        return _parse_blob_keys(ops.list_objects(self._client, bucket, prefix), prefix)
+        place = self._place(tenant)
+        prefix = f"{place.base}blobs/"
+        return _parse_blob_keys(ops.list_objects(place.client, place.bucket, prefix), prefix)
+
+
+def _read_parts(place: Place, parts: list[_Part]) -> Iterator[bytes]:
+    for part in parts:
+        yield from _chunks(place.client.get_object(Bucket=place.bucket, Key=part.key)["Body"])
 
 
 def _durable(parts: list[_Part], size: int | None) -> list[_Part]:

@@ -17,7 +17,7 @@ import boto3
 from botocore.exceptions import ClientError
 from pydantic import SecretStr
 
-from core.settings import S3Settings
+from core.settings import S3ProjectStorage, S3Settings
 from storage.blobs.filesystem import FilesystemBlobStore
 from storage.blobs.s3 import S3BlobStore
 
@@ -28,9 +28,9 @@ if TYPE_CHECKING:
 
     from core.digests import Digest
     from core.ports import BlobStore
-    from tests.services.s3 import S3Server
+    from tests.services.s3 import EnforcingS3Server, S3Server
 
-KINDS = ("filesystem", "s3-shared", "s3-bucket-per-project")
+KINDS = ("filesystem", "s3-shared", "s3-bucket-per-project", "s3-project-credentials")
 
 
 def blob_entry(digest: Digest) -> str:
@@ -40,6 +40,10 @@ def blob_entry(digest: Digest) -> str:
 class Backend:
     kind: str
     store: BlobStore
+
+    def new_tenant_id(self) -> str:
+        """A fresh tenant id, as the store would hand one to a new project."""
+        return f"t{uuid.uuid4().hex[:12]}"
 
     def raw_entries(self, tenant: str) -> set[str]:
         """Every file/object (and unfinished multipart upload) of a tenant, relative."""
@@ -165,3 +169,79 @@ class S3Backend(Backend):
             uploads = self.client.list_multipart_uploads(Bucket=self.settings.bucket)
             assert uploads.get("Uploads", []) == []
             self.client.delete_bucket(Bucket=self.settings.bucket)
+
+
+class S3CredentialsBackend(S3Backend):
+    """Projects with their own bucket and IAM user, on a server that enforces IAM.
+
+    The installation's user may use its shared bucket only; ``alpha`` and ``beta`` each
+    get a bucket and a user allowed that bucket only. New tenants cycle through alpha,
+    beta and an unlisted project (stored with the installation's credentials), so
+    copies between consecutive tenants cross credentials. The raw views use the
+    server's admin user.
+    """
+
+    def __init__(self, server: EnforcingS3Server) -> None:
+        run = uuid.uuid4().hex[:8]
+        self.kind = "s3-project-credentials"
+        self.installation = server.bucket_user(f"installation-{run}", f"moorage-inst-{run}")
+        self.project_buckets: dict[str, str] = {}
+        projects: dict[str, S3ProjectStorage] = {}
+        for name in ("alpha", "beta"):
+            project, bucket = f"{name}{run}", f"moorage-{name}-{run}"
+            user = server.bucket_user(f"{name}-{run}", bucket)
+            self.project_buckets[project] = bucket
+            projects[project] = S3ProjectStorage(
+                bucket=bucket,
+                access_key_id=user.access_key_id,
+                secret_access_key=SecretStr(user.secret_access_key),
+            )
+        self.settings = S3Settings(
+            endpoint_url=server.endpoint_url,
+            access_key_id=self.installation.access_key_id,
+            secret_access_key=SecretStr(self.installation.secret_access_key),
+            bucket=f"moorage-inst-{run}",
+            key_prefix="registry/",
+            projects=projects,
+        )
+        self.client = server.client(server.admin)
+        self.store = S3BlobStore(self.settings)
+        self._cycle = [*self.project_buckets, f"plain{run}"]
+        self._owners: dict[str, str | None] = {}
+
+    def new_tenant_id(self) -> str:
+        project = self._cycle[len(self._owners) % len(self._cycle)]
+        tenant = self.store.new_tenant_id(project)
+        self._owners[tenant] = project if project in self.project_buckets else None
+        return tenant
+
+    @property
+    def made(self) -> list[str]:
+        """Every tenant id this backend handed out."""
+        return list(self._owners)
+
+    def access_key_of(self, tenant: str) -> str:
+        """The access key id that may reach ``tenant``'s bucket."""
+        project = self._owners.get(tenant)
+        if project is None:
+            return self.installation.access_key_id
+        return self.settings.projects[project].access_key_id
+
+    def bucket(self, tenant: str) -> str:
+        project = self._owners.get(tenant)
+        return self.settings.bucket if project is None else self.project_buckets[project]
+
+    def base(self, tenant: str) -> str:
+        prefix = "registry/" if self._owners.get(tenant) is None else ""
+        return f"{prefix}tenants/{tenant}/"
+
+    def tenant_present(self, tenant: str) -> bool:
+        return bool(self.raw_entries(tenant))
+
+    def close(self) -> None:
+        for bucket in [self.settings.bucket, *self.project_buckets.values()]:
+            left = self.client.list_objects_v2(Bucket=bucket).get("Contents", [])
+            assert left == [], f"objects left in {bucket}: {left}"
+            uploads = self.client.list_multipart_uploads(Bucket=bucket)
+            assert uploads.get("Uploads", []) == [], f"multipart uploads left in {bucket}"
+            self.client.delete_bucket(Bucket=bucket)
