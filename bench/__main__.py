@@ -27,16 +27,21 @@ from bench.client import Credentials, RegistryClient, Target
 from bench.payloads import MIB, PayloadFactory
 from bench.report import CaseResult, table
 from bench.runner import Deadlines, log, run_all
-from tests.services.docker_registry import start_docker_registry
+from tests.services.docker_registry import S3Storage, start_docker_registry
 from tests.services.moorage import start_moorage
+from tests.services.seaweedfs import start_seaweedfs
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+    from tests.services.s3 import S3Server
 
 #: Time for the cases; deleting the scratch data (up to about 30 GB) comes on top.
 FULL_BUDGET_S = 12.5 * 60.0
 QUICK_BUDGET_S = 100.0
 POOL_SIZE = 64
+#: The bucket both registries share on the S3 backend, each under its own prefix.
+S3_BUCKET = "bench"
 
 
 def select_cases(cases: Sequence[Case], pattern: str | None) -> list[Case]:
@@ -73,7 +78,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="sizes / 16, short durations")
     parser.add_argument("--cases", help="comma-separated globs or substrings of case names")
-    parser.add_argument("--backend", choices=["filesystem"], default="filesystem")
+    parser.add_argument(
+        "--backend",
+        choices=["filesystem", "s3"],
+        default="filesystem",
+        help="where both registries keep blobs; s3 starts SeaweedFS's S3 gateway for both",
+    )
+    parser.add_argument(
+        "--s3-redirect",
+        action="store_true",
+        help="with --backend s3: both registries answer blob GETs with presigned redirects",
+    )
     parser.add_argument("--repeats", type=int, help="repetitions per case (median reported)")
     parser.add_argument("--workdir", type=Path, help="scratch directory (default: a new temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
@@ -90,14 +105,39 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _start_s3(workdir: Path, stack: contextlib.ExitStack) -> S3Server:
+    server = start_seaweedfs(workdir / "seaweedfs", S3_BUCKET)
+    stack.callback(server.stop)
+    log(f"seaweedfs pid {server.pid}, S3 at {server.endpoint_url}")
+    return server
+
+
+def _moorage_storage_env(args: argparse.Namespace, s3: S3Server | None) -> dict[str, str]:
+    if s3 is None:
+        return {"MOORAGE_STORAGE": "filesystem"}
+    return {
+        "MOORAGE_STORAGE": "s3",
+        "MOORAGE_S3__ENDPOINT_URL": s3.endpoint_url,
+        "MOORAGE_S3__BUCKET": S3_BUCKET,
+        "MOORAGE_S3__KEY_PREFIX": "moorage/",
+        "MOORAGE_S3__ACCESS_KEY_ID": s3.access_key_id,
+        "MOORAGE_S3__SECRET_ACCESS_KEY": s3.secret_access_key,
+        "MOORAGE_S3__REDIRECT_PULLS": "true" if args.s3_redirect else "false",
+    }
+
+
 def _start_targets(
     args: argparse.Namespace, workdir: Path, stack: contextlib.ExitStack
 ) -> list[Target]:
     """Start (or point at) Moorage and docker-registry; stopping is left to ``stack``."""
+    s3 = _start_s3(workdir, stack) if args.backend == "s3" else None
     if args.baseline_url:
         baseline = Target("baseline", args.baseline_url)
     else:
-        registry = start_docker_registry(workdir / "baseline")
+        facts = None
+        if s3 is not None:
+            facts = S3Storage(s3.endpoint_url, S3_BUCKET, s3.access_key_id, s3.secret_access_key)
+        registry = start_docker_registry(workdir / "baseline", facts, redirect=args.s3_redirect)
         stack.callback(registry.stop)
         log(f"docker-registry pid {registry.pid} at {registry.url}")
         baseline = Target("baseline", registry.url)
@@ -117,7 +157,7 @@ def _start_targets(
             "MOORAGE_DATA_DIR": str(moorage_dir / "data"),
             "MOORAGE_AUTH__ADMIN_PASSWORD": secrets.token_urlsafe(18),
             "MOORAGE_AUTH__CREATE_PROJECT_ON_PUSH": "true",
-            "MOORAGE_STORAGE": args.backend,
+            **_moorage_storage_env(args, s3),
         }
         server = start_moorage(moorage_dir, env)
         stack.callback(server.stop)
