@@ -103,6 +103,8 @@ class Case:
     repo: str = "bench/blob"
     #: Flush dirty pages before each measurement so no side pays for the other's writes.
     settle: bool = True
+    #: Repetitions of this case when fewer than the run's (``None``: the run's count).
+    repeats: int | None = None
 
     def __init__(self, name: str) -> None:
         """Name the case.
@@ -532,6 +534,9 @@ def all_cases() -> list[Case]:
         Pull("pull-1x1GiB", count=1, size=GIB),
         Pull("pull-8x128MiB", count=8, size=128 * MIB),
     ]
+    from bench.memory import memory_cases  # noqa: PLC0415 - bench.memory builds on this module
+
+    cases += memory_cases()
     for by_digest in (False, True):
         for method in ("HEAD", "GET"):
             for concurrency in (1, 32):

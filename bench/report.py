@@ -11,14 +11,18 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 HIGHER_IS_BETTER = frozenset({"MB/s", "req/s"})
-LOWER_IS_BETTER = frozenset({"s", "ms"})
+LOWER_IS_BETTER = frozenset({"s", "ms", "MiB"})
+#: Memory increases below this many MiB are compared as this much: an idle process's own
+#: allocations move its RSS by about that, so smaller figures carry no ratio.
+MEMORY_FLOOR_MIB = 1.0
 
 
 def ratio(unit: str, moorage: float | None, baseline: float | None) -> float | None:
     """Return the ratio oriented so that a value above 1 means Moorage did better.
 
-    Throughputs and request rates give ``moorage / baseline``; times and latencies give
-    ``baseline / moorage``.
+    Throughputs and request rates give ``moorage / baseline``; times, latencies and memory
+    give ``baseline / moorage``, memory with both figures raised to at least
+    :data:`MEMORY_FLOOR_MIB`.
 
     Args:
         unit: The unit of both figures.
@@ -37,7 +41,12 @@ def ratio(unit: str, moorage: float | None, baseline: float | None) -> float | N
         numerator, denominator = baseline, moorage
     else:
         raise ValueError(f"unknown unit {unit!r}")
-    if numerator is None or denominator is None or denominator <= 0:
+    if numerator is None or denominator is None:
+        return None
+    if unit == "MiB":
+        numerator = max(numerator, MEMORY_FLOOR_MIB)
+        denominator = max(denominator, MEMORY_FLOOR_MIB)
+    if denominator <= 0:
         return None
     return numerator / denominator
 
@@ -149,6 +158,6 @@ def table(results: Sequence[CaseResult]) -> str:
         if index == 0:
             lines.append("  ".join("-" * width for width in widths))
     lines.append(
-        "ratio > 1 means Moorage is better (rates: moorage/baseline; times: baseline/moorage)"
+        "ratio > 1 means Moorage is better (rates: moorage/baseline; times, MiB: baseline/moorage)"
     )
     return "\n".join(lines)

@@ -83,6 +83,8 @@ async def run_case(
             await side.client.refresh_token([case.repo])
             await asyncio.wait_for(case.setup(ctx, side), deadlines.timeout(limit))
         repeats = 1 if case.name == "sha256-rate" else ctx.scale.repeats
+        if case.repeats is not None:
+            repeats = max(1, min(repeats, case.repeats))
         for rep in range(repeats):
             if rep > 0 and time.monotonic() > deadlines.soft:
                 log(f"{case.name}: time budget reached after {rep} repetitions")
