@@ -187,8 +187,8 @@ def test_tag_deletion_through_the_management_api(api: Api, oci: OCIClient) -> No
         f"/api/v1/projects/{project}/audit", params={"limit": 1000}, auth=api.admin
     )
     recorded = [e for e in audit.json()["items"] if e["request_id"] == "rm-1"]
-    assert [(e["actor"], e["status"], e["resource"]) for e in recorded] == [
-        (admin[0], 204, f"{base}/latest")
+    assert [(e["actor"], e["action"], e["status"], e["resource"]) for e in recorded] == [
+        (admin[0], "delete_tag", 204, f"{project}/team/app:latest")
     ]
 
 
