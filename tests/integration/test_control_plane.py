@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import secrets
 import uuid
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +21,17 @@ import pytest
 from litestar.testing import TestClient
 from temporalio.client import Client
 
+from activities.contracts import ReconcileInput
 from api.app import create_app
 from cli.outbox import event_workflow_id
 from cli.wiring import build_activities
 from cli.worker import run_worker
 from core.control_records import OutboxRecord
+from core.names import RepositoryName
 from core.settings import Settings
 from storage.db.migrate import upgrade
-from tests.api.oci import OCIClient, unique_project
+from tests.api.oci import OCIClient, Pushed, unique_project
+from tests.conftest import BACKENDS, create_bucket
 from tests.services.temporal import TemporalServer, start_temporal
 
 pytestmark = pytest.mark.integration
@@ -52,27 +57,46 @@ async def worker(settings: Settings) -> AsyncIterator[None]:
             await task
 
 
-def _settings(root: Path, temporal: TemporalServer, password: str) -> Settings:
-    settings = Settings(
-        data_dir=root / "data",
-        auth={"admin_password": password, "create_project_on_push": True},
-        temporal={"address": temporal.address, "task_queue": f"q-{uuid.uuid4().hex}"},
-        control={"outbox_poll_seconds": 0.2, "gc_every_seconds": 0},
-    )
+def _settings(
+    root: Path, temporal: TemporalServer, password: str, backend: str, request: Any
+) -> Settings:
+    base: dict[str, Any] = {
+        "data_dir": root / "data",
+        "auth": {"admin_password": password, "create_project_on_push": True},
+        "temporal": {"address": temporal.address, "task_queue": f"q-{uuid.uuid4().hex}"},
+        "control": {"outbox_poll_seconds": 0.2, "gc_every_seconds": 0, "policy_every_seconds": 0},
+    }
+    if backend == "pg-s3":
+        postgres, s3 = request.getfixturevalue("postgres"), request.getfixturevalue("s3")
+        base |= {
+            "database_url": postgres.create_database(f"cp_{secrets.token_hex(4)}"),
+            "storage": "s3",
+            "s3": {
+                "endpoint_url": s3.endpoint_url,
+                "bucket": create_bucket(s3, f"cp-{secrets.token_hex(4)}"),
+                "access_key_id": s3.access_key_id,
+                "secret_access_key": s3.secret_access_key,
+            },
+        }
+    settings = Settings(**base)
     upgrade(settings)
     return settings
 
 
-async def test_events_survive_a_temporal_outage_and_gc_runs_on_request(tmp_path: Path) -> None:
-    temporal = start_temporal(tmp_path / "temporal")
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_events_survive_a_temporal_outage_and_gc_runs_on_request(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     password = secrets.token_urlsafe(12)
-    settings = _settings(tmp_path, temporal, password)
+    temporal = start_temporal(tmp_path / "temporal")
+    settings = _settings(tmp_path, temporal, password, backend, request)
     try:
         with TestClient(create_app(settings)) as http:
             oci = OCIClient(http, password)
             repo = f"{unique_project()}/app"
             temporal.stop()
             pushed = await anyio.to_thread.run_sync(oci.push_image, repo, "v1")
+            await anyio.to_thread.run_sync(_usage_is_exact, oci, repo, [pushed])
             temporal = start_temporal(tmp_path / "temporal", port=temporal.port)
             async with worker(settings):
                 client = await Client.connect(temporal.address)
@@ -86,6 +110,7 @@ async def test_events_survive_a_temporal_outage_and_gc_runs_on_request(tmp_path:
                 run = await anyio.to_thread.run_sync(_request_gc, oci)
                 async with asyncio.timeout(BOUND):
                     report = await _finished(oci, f"/api/v1/system/gc/{run}")
+                assert await anyio.to_thread.run_sync(_usage_is_exact, oci, repo, [pushed]) == 0
                 kept = await anyio.to_thread.run_sync(oci.push_image, repo, "v2")
                 retention = await anyio.to_thread.run_sync(_request_retention, oci, repo)
                 async with asyncio.timeout(BOUND):
@@ -131,12 +156,12 @@ def _request_gc(oci: OCIClient) -> str:
     return str(response.json()["id"])
 
 
-def _request_retention(oci: OCIClient, repo: str) -> str:
+def _request_retention(oci: OCIClient, repo: str, dry_run: bool = False) -> str:
     project, auth = repo.split("/", maxsplit=1)[0], ("admin", oci.password)
     rules = {"rules": [{"template": "always", "tag": {"pattern": "keep-*"}}]}
     assert oci.client.put(f"/api/v1/projects/{project}/retention", json=rules, auth=auth).is_success
     url = f"/api/v1/projects/{project}/retention/runs"
-    response = oci.client.post(url, json={"dry_run": False}, auth=auth)
+    response = oci.client.post(url, json={"dry_run": dry_run}, auth=auth)
     assert response.status_code == 202, response.text
     return f"{url}/{response.json()['id']}"
 
@@ -150,3 +175,100 @@ async def _finished(oci: OCIClient, url: str) -> dict[str, Any]:
         if body["state"] in {"completed", "failed"}:
             return body
         await asyncio.sleep(0.3)
+
+
+def _usage_is_exact(oci: OCIClient, repo: str, images: list[Pushed]) -> int:
+    """DI-05: the project's reported usage is the bytes of the distinct blobs and of the
+    manifests its repository serves (among ``images``); returns that usage."""
+    blobs: dict[str, int] = {}
+    manifests = 0
+    for image in images:
+        if oci.request("HEAD", f"/v2/{repo}/manifests/{image.digest}", repo).status_code == 200:
+            manifests += len(image.payload)
+        manifest = json.loads(image.payload)
+        for descriptor in [manifest["config"], *manifest["layers"]]:
+            head = oci.request("HEAD", f"/v2/{repo}/blobs/{descriptor['digest']}", repo)
+            if head.status_code == 200:
+                blobs[descriptor["digest"]] = int(descriptor["size"])
+    project, auth = repo.split("/", maxsplit=1)[0], ("admin", oci.password)
+    quota = oci.client.get(f"/api/v1/projects/{project}/quota", auth=auth).json()
+    assert quota["used_bytes"] == manifests + sum(blobs.values())
+    return int(quota["used_bytes"])
+
+
+def _own_bytes(image: Pushed) -> int:
+    """Bytes of an image's manifest, config and layers."""
+    manifest = json.loads(image.payload)
+    sizes = [int(d["size"]) for d in [manifest["config"], *manifest["layers"]]]
+    return len(image.payload) + sum(sizes)
+
+
+def _decisions(run: dict[str, Any]) -> dict[str, str]:
+    return {item["digest"]: item["action"] for item in run["report"]["items"]}
+
+
+async def _retention(oci: OCIClient, repo: str, *, dry_run: bool) -> dict[str, Any]:
+    url = await anyio.to_thread.run_sync(partial(_request_retention, oci, repo, dry_run=dry_run))
+    async with asyncio.timeout(BOUND):
+        run = await _finished(oci, url)
+    assert run["state"] == "completed", run
+    return run
+
+
+async def _reconcile(settings: Settings, project: str) -> dict[str, Any]:
+    """Run a quota reconciliation on the worker; the project's entry of its result."""
+    client = await Client.connect(settings.temporal.address)
+    async with asyncio.timeout(BOUND):
+        entries: list[dict[str, Any]] = await client.execute_workflow(
+            "QuotaReconcileWorkflow",
+            ReconcileInput(),
+            id=f"reconcile-{uuid.uuid4().hex}",
+            task_queue=settings.temporal.task_queue,
+            result_type=list[dict[str, Any]],
+        )
+    (entry,) = [entry for entry in entries if entry["project"] == project]
+    return entry
+
+
+def _stored(oci: OCIClient, repo: str) -> set[str]:
+    registry = oci.client.app.state["registry"]  # type: ignore[attr-defined]
+    repository = registry.repositories.find(RepositoryName.parse(repo))
+    return set(map(str, registry.store.list_blobs(repository.storage_id)))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_retention_gc_and_reconcile_by_the_worker_keep_usage_exact(
+    backend: str, tmp_path: Path, temporal_server: TemporalServer, request: pytest.FixtureRequest
+) -> None:
+    password = secrets.token_urlsafe(12)
+    settings = _settings(tmp_path, temporal_server, password, backend, request)
+    with TestClient(create_app(settings)) as http:
+        oci, repo = OCIClient(http, password), f"{unique_project()}/app"
+        images = [
+            await anyio.to_thread.run_sync(oci.push_image, repo, tag)
+            for tag in ("keep-1", "old-1", "old-2")
+        ]
+        exact = partial(anyio.to_thread.run_sync, _usage_is_exact, oci, repo, images)
+        before = await exact()
+        expected = {image.digest: "delete" for image in images[1:]}
+        expected[images[0].digest] = "retain"
+        async with worker(settings):
+            assert _decisions(await _retention(oci, repo, dry_run=True)) == expected
+            assert await exact() == before  # a dry run changes nothing
+            assert _decisions(await _retention(oci, repo, dry_run=False)) == expected
+            assert await exact() == before - sum(len(image.payload) for image in images[1:])
+            run = await anyio.to_thread.run_sync(_request_gc, oci)
+            async with asyncio.timeout(BOUND):
+                assert (await _finished(oci, f"/api/v1/system/gc/{run}"))["state"] == "completed"
+            assert await exact() == _own_bytes(images[0])
+            quota = {"bytes": 10 * _own_bytes(images[0])}
+            project, auth = repo.split("/", maxsplit=1)[0], ("admin", password)
+            assert http.put(f"/api/v1/projects/{project}/quota", json=quota, auth=auth).is_success
+            entry = await _reconcile(settings, project)
+        kept = json.loads(images[0].payload)
+        blobs = {d["digest"] for d in [kept["config"], *kept["layers"]]}
+        assert await anyio.to_thread.run_sync(_stored, oci, repo) == blobs
+        for image in images[1:]:
+            head = oci.request("HEAD", f"/v2/{repo}/manifests/{image.digest}", repo)
+            assert head.status_code == 404
+        assert (entry["used_bytes"], entry["drift"], entry["warning"]) == (await exact(), [], False)
