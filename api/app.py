@@ -79,6 +79,7 @@ def build_registry(settings: Settings) -> Registry:
             metadata,
             changes,
             PullRecorder(SqlPullTimes(engines), settings.control.pull_time_granularity_seconds),
+            nowait=metadata if metadata.reads_nowait else None,
         ),
         auth=(auth := AuthService(metadata, projects, tokens, settings.auth, clock)),
         identity=build_identity(settings, engines, projects, auth, clock),

@@ -2,7 +2,7 @@
 
 It hands the request a slot (``scope["moorage_audit"]``) where authentication notes
 the caller, captures the response status, adds ``X-Request-ID``, and enqueues the event
-after the response (the audit writer thread stores it; the request pays a queue put).
+after the response (the audit writer thread stores it; the request pays a queue append).
 """
 
 from __future__ import annotations

@@ -173,18 +173,21 @@ def describe(identity: Identity) -> dict[str, object]:
     }
 
 
+#: Built once: iterating an enum on every request showed in profiles.
+_KIND_VALUES = frozenset(kind.value for kind in IdentityKind)
+
+
 def from_description(
     subject: str, is_admin: bool, method: AuthMethod, described: dict[str, Any]
 ) -> Identity:
     """Rebuild the identity :func:`describe` described (from a token we signed)."""
-    kinds = {kind.value for kind in IdentityKind}
     kind = str(described.get("kind", IdentityKind.USER))
     scopes = described.get("scopes")
     return Identity(
         subject=subject,
         is_admin=is_admin,
         method=method,
-        kind=IdentityKind(kind) if kind in kinds else IdentityKind.USER,
+        kind=IdentityKind(kind) if kind in _KIND_VALUES else IdentityKind.USER,
         groups=frozenset(map(str, described.get("groups") or [])),
         permissions=tuple(
             (str(entry[0]), frozenset(map(str, entry[1]))) for entry in described.get("perms") or []

@@ -176,6 +176,16 @@ class MetadataSession(ControlSession, Protocol):
     # manifests and tags
     def manifest(self, repository_id: int, digest: str) -> ManifestRecord | None: ...
     def tagged_manifest(self, repository_id: int, tag: str) -> ManifestRecord | None: ...
+    def named_manifest(
+        self, name: str, digest: str | None, tag: str | None
+    ) -> tuple[RepositoryRecord, ManifestRecord | None] | None:
+        """The repository ``name`` and its manifest by ``digest`` (else by ``tag``) at once.
+
+        ``None`` when the repository does not exist; the manifest is ``None`` when the
+        repository holds no such manifest or tag. One statement, so both come from the
+        same snapshot.
+        """
+
     def manifest_ids(self, repository_id: int, digests: list[str]) -> dict[str, int]: ...
     def add_manifest(self, repository_id: int, manifest: NewManifest) -> int:
         """Store a manifest and its references; return its id (existing id if present)."""
@@ -218,6 +228,25 @@ class Metadata(Protocol):
 
     def ping(self) -> None:
         """Raise if the database is unreachable."""
+
+
+class ReadWouldWait(Exception):  # noqa: N818 - names the condition, like TimeoutError
+    """A read that must not wait found the database busy (or cannot run without waiting)."""
+
+
+class NowaitReads(Protocol):
+    """Read transactions that never wait, for callers on an event loop thread."""
+
+    def read_nowait(self) -> AbstractContextManager[MetadataSession]:
+        """A read transaction that fails instead of waiting.
+
+        Offered only where reads are local and never wait for writers (SQLite in WAL
+        mode); the transaction sees one committed state, like :meth:`Metadata.read`.
+
+        Raises:
+            ReadWouldWait: A lock or a pooled connection would make it wait; run the
+                read with :meth:`Metadata.read` on a worker thread instead.
+        """
 
 
 class Clock(Protocol):

@@ -3,9 +3,17 @@
 The audit log service: requests enqueue events, a writer thread chains and stores
 them in batches (one transaction per batch), optionally forwarding each to syslog.
 
-Per-request cost is one queue put. Events reach the database within
-``flush_interval_seconds``; :meth:`AuditLog.flush` forces it (queries call it first).
+Per-request cost is one lock-free append to an in-process queue. Events reach the
+database within ``flush_interval_seconds``; :meth:`AuditLog.flush` forces it (queries,
+verification and purges call it first) and :meth:`AuditLog.close` runs it at shutdown.
 Pull events are sampled by ``pull_sample_rate``; denied requests are always kept.
+
+Durability window: an event exists only in the process's memory from its response until
+the next flush (about ``flush_interval_seconds``, 0.2 s by default). A clean shutdown
+writes everything queued; a process killed or crashing loses at most the events of that
+window. A batch whose write fails stays queued, in order, and is retried. The chain is
+never broken by batching: batches are appended in queue order, one transaction each,
+under the head row's lock that serialises appends from all processes.
 """
 
 from __future__ import annotations
@@ -13,9 +21,9 @@ from __future__ import annotations
 import json
 import logging
 import logging.handlers
-import queue
 import random
 import threading
+from collections import deque
 from datetime import datetime
 from typing import Protocol
 
@@ -48,7 +56,9 @@ def _syslog(address: str | None) -> logging.Logger | None:
 class AuditLog:
     def __init__(self, store: AuditStore, settings: AuditSettings) -> None:
         self._store, self._settings = store, settings
-        self._queue: queue.Queue[AuditEvent] = queue.Queue()
+        #: Appended by requests, drained by the writer (``deque`` appends and pops are
+        #: atomic, so a request takes no lock).
+        self._queue: deque[AuditEvent] = deque()
         self._writer_lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -63,8 +73,10 @@ class AuditLog:
             rate = self._settings.pull_sample_rate
             if rate <= 0 or (rate < 1 and random.random() >= rate):  # noqa: S311 - sampling
                 return
-        self._queue.put(event)
-        self._ensure_writer()
+        self._queue.append(event)
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            self._ensure_writer()
 
     def _ensure_writer(self) -> None:
         with self._writer_lock:
@@ -75,7 +87,10 @@ class AuditLog:
     def _run(self) -> None:
         while not self._stop.is_set():
             self._stop.wait(self._settings.flush_interval_seconds)
-            self.flush()
+            try:
+                self.flush()
+            except Exception:  # noqa: BLE001 - the batch stays queued; retried next round
+                _log.exception("writing audit events failed")
 
     def flush(self) -> None:
         """Write every queued event now."""
@@ -84,12 +99,17 @@ class AuditLog:
                 batch: list[AuditEvent] = []
                 while len(batch) < self._settings.batch_size:
                     try:
-                        batch.append(self._queue.get_nowait())
-                    except queue.Empty:
+                        batch.append(self._queue.popleft())
+                    except IndexError:
                         break
                 if not batch:
                     return
-                stored = self._store.append(batch)
+                try:
+                    stored = self._store.append(batch)
+                except BaseException:
+                    # NOTE: back to the front, in order, so the chain keeps request order.
+                    self._queue.extendleft(reversed(batch))
+                    raise
                 self._send(stored)
 
     def _send(self, stored: list[StoredAuditEvent]) -> None:

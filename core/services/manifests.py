@@ -18,8 +18,8 @@ from core import events, mediatypes
 from core.digests import Digest
 from core.errors import OCIErrorCode, RegistryError
 from core.manifests import ParsedManifest, parse_manifest
-from core.names import Reference
-from core.ports import Metadata, MetadataSession
+from core.names import Reference, RepositoryName
+from core.ports import Metadata, MetadataSession, NowaitReads, ReadWouldWait
 from core.pulls import PullRecorder
 from core.records import ManifestRecord, NewManifest, RepositoryRecord
 from core.services.changes import ChangeRecorder
@@ -45,10 +45,13 @@ class ManifestService:
         metadata: Metadata,
         changes: ChangeRecorder | None = None,
         pulls: PullRecorder | None = None,
+        nowait: NowaitReads | None = None,
     ) -> None:
         self._metadata = metadata
         self._changes = changes or ChangeRecorder(24 * 3600)
         self._pulls = pulls
+        #: Reads that never wait (SQLite), for :meth:`read_nowait`.
+        self._nowait = nowait
 
     def pull_recording(self, manifest: ManifestRecord) -> Callable[[], None] | None:
         """The write recording a pull of ``manifest``, if one is due (see ``core.pulls``).
@@ -61,15 +64,35 @@ class ManifestService:
             return None
         return self._pulls.deferred(manifest.id, manifest.pulled_at)
 
-    def get(self, repository: RepositoryRecord, reference: Reference) -> ManifestRecord:
+    def read(self, name: RepositoryName, reference: Reference) -> ManifestRecord:
+        """The manifest ``reference`` names in the repository ``name`` (a pull's lookup).
+
+        The repository and the manifest are read with one statement in one read
+        transaction, so the answer reflects a single committed state of the database.
+
+        Raises:
+            RegistryError: ``NAME_UNKNOWN`` without such a repository,
+                ``MANIFEST_UNKNOWN`` without such a manifest or tag in it.
+        """
         with self._metadata.read() as session:
-            if reference.digest is not None:
-                found = session.manifest(repository.id, str(reference.digest))
-            else:
-                found = session.tagged_manifest(repository.id, str(reference.tag))
-        if found is None:
-            raise _manifest_unknown(reference)
-        return found
+            found = session.named_manifest(str(name), *_digest_or_tag(reference))
+        return _found(name, reference, found)
+
+    def read_nowait(self, name: RepositoryName, reference: Reference) -> ManifestRecord | None:
+        """:meth:`read` if it can run without waiting, else ``None`` (nothing was read).
+
+        For a caller on an event loop thread: a local read that never waits (SQLite)
+        costs less than handing it to a worker thread. ``None`` when the database offers
+        no such reads or would make this one wait; call :meth:`read` on a worker thread.
+        """
+        if self._nowait is None:
+            return None
+        try:
+            with self._nowait.read_nowait() as session:
+                found = session.named_manifest(str(name), *_digest_or_tag(reference))
+        except ReadWouldWait:
+            return None
+        return _found(name, reference, found)
 
     def put(
         self,
@@ -93,38 +116,48 @@ class ManifestService:
                 [str(d.digest) for d in parsed.children] + [str(digest)],
             )
             blob_ids = self._blob_ids(session.linked_blob_ids, repository, parsed)
-            child_ids = self._child_ids(session.manifest_ids, repository, parsed)
-            is_new = not session.manifest_ids(repository.id, [str(digest)])
-            if is_new:
-                reserve(
+            # NOTE: one lookup finds the listed children and whether this manifest is stored.
+            wanted = sorted({str(d.digest) for d in parsed.children} | {str(digest)})
+            known = session.manifest_ids(repository.id, wanted)
+            child_ids = self._child_ids(known, parsed)
+            manifest_id = known.get(str(digest))
+            if manifest_id is None:
+                manifest_id = self._add(
                     session,
                     repository,
-                    add_bytes=len(payload),
-                    add_artifacts=1,
-                    warning_ratio=self._changes.quota_warning_ratio,
+                    NewManifest(
+                        digest=str(digest),
+                        media_type=parsed.media_type,
+                        artifact_type=parsed.artifact_type,
+                        subject_digest=str(parsed.subject) if parsed.subject else None,
+                        annotations=json.dumps(parsed.annotations) if parsed.annotations else None,
+                        payload=payload,
+                        blob_ids=blob_ids,
+                        child_ids=child_ids,
+                    ),
                 )
-            manifest_id = session.add_manifest(
-                repository.id,
-                NewManifest(
-                    digest=str(digest),
-                    media_type=parsed.media_type,
-                    artifact_type=parsed.artifact_type,
-                    subject_digest=str(parsed.subject) if parsed.subject else None,
-                    annotations=json.dumps(parsed.annotations) if parsed.annotations else None,
-                    payload=payload,
-                    blob_ids=blob_ids,
-                    child_ids=child_ids,
-                ),
-            )
-            if is_new:
-                self._changes.manifest_may_be_unreferenced(
-                    session, repository, str(digest), events.MANIFEST_UPLOAD
-                )
-                self._changes.event(session, events.MANIFEST_PUSHED, repository, digest=str(digest))
             if reference.tag is not None:
                 self._set_tag(session, repository, reference.tag, manifest_id, str(digest))
             session.commit()
         return PushedManifest(digest, parsed.subject)
+
+    def _add(
+        self, session: MetadataSession, repository: RepositoryRecord, manifest: NewManifest
+    ) -> int:
+        """Store a manifest the repository does not hold yet (quota, GC review, event)."""
+        reserve(
+            session,
+            repository,
+            add_bytes=len(manifest.payload),
+            add_artifacts=1,
+            warning_ratio=self._changes.quota_warning_ratio,
+        )
+        manifest_id = session.add_manifest(repository.id, manifest)
+        self._changes.manifest_may_be_unreferenced(
+            session, repository, manifest.digest, events.MANIFEST_UPLOAD
+        )
+        self._changes.event(session, events.MANIFEST_PUSHED, repository, digest=manifest.digest)
+        return manifest_id
 
     def _set_tag(
         self,
@@ -161,17 +194,14 @@ class ManifestService:
         return tuple(found.values())
 
     @staticmethod
-    def _child_ids(
-        lookup: Any, repository: RepositoryRecord, parsed: ParsedManifest
-    ) -> tuple[int, ...]:
+    def _child_ids(found: dict[str, int], parsed: ParsedManifest) -> tuple[int, ...]:
         wanted = sorted({str(d.digest) for d in parsed.children})
-        found: dict[str, int] = lookup(repository.id, wanted) if wanted else {}
         missing = [digest for digest in wanted if digest not in found]
         if missing:
             raise RegistryError(
                 OCIErrorCode.MANIFEST_BLOB_UNKNOWN, "index references unknown manifests"
             ).with_detail({"digests": missing[:20]})
-        return tuple(found.values())
+        return tuple(found[digest] for digest in wanted)
 
     def delete(self, repository: RepositoryRecord, reference: Reference) -> None:
         with self._metadata.write() as session:
@@ -220,6 +250,24 @@ class ManifestService:
             "mediaType": mediatypes.OCI_INDEX,
             "manifests": [_descriptor(record) for record in records],
         }
+
+
+def _digest_or_tag(reference: Reference) -> tuple[str | None, str | None]:
+    if reference.digest is not None:
+        return str(reference.digest), None
+    return None, reference.tag
+
+
+def _found(
+    name: RepositoryName,
+    reference: Reference,
+    found: tuple[RepositoryRecord, ManifestRecord | None] | None,
+) -> ManifestRecord:
+    if found is None:
+        raise RegistryError(OCIErrorCode.NAME_UNKNOWN).with_detail({"name": str(name)})
+    if found[1] is None:
+        raise _manifest_unknown(reference)
+    return found[1]
 
 
 def _descriptor(record: ManifestRecord) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, func, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.audit import (
@@ -34,6 +34,24 @@ def _t(model: Any) -> Table:
 EVENT, HEAD, ANCHOR = _t(AuditRow), _t(AuditHead), _t(AuditAnchor)
 _FIELDS = tuple(AuditEvent.__dataclass_fields__)
 
+#: Built once: building an insert with ``.values()`` per event cost more than running it.
+_INSERT_EVENT = insert(EVENT)
+_MOVE_HEAD = (
+    update(HEAD)
+    .where(HEAD.c.id == 1)
+    .values(last_id=bindparam("new_id"), last_hash=bindparam("new_hash"))
+)
+_CREATE_HEAD: dict[str, Any] = {
+    name: dialect.insert(HEAD).values(id=1, last_id=0, last_hash=GENESIS).on_conflict_do_nothing()
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+_HEAD_QUERY = select(HEAD.c.last_id, HEAD.c.last_hash).where(HEAD.c.id == 1)
+#: PostgreSQL appends queue on the head row's lock; SQLite's write lock serialises them.
+_READ_HEAD: dict[str, Any] = {
+    "postgresql": _HEAD_QUERY.with_for_update(),
+    "sqlite": _HEAD_QUERY,
+}
+
 
 def _stored(row: Any) -> StoredAuditEvent:
     values = row._asdict()
@@ -46,33 +64,32 @@ class SqlAuditStore:
         self._engines = engines
 
     def _head(self, c: Connection) -> tuple[int, str]:
-        dialect = postgresql if c.dialect.name == "postgresql" else sqlite
-        statement: Any = dialect.insert(HEAD).values(id=1, last_id=0, last_hash=GENESIS)
-        c.execute(statement.on_conflict_do_nothing())
-        query = select(HEAD.c.last_id, HEAD.c.last_hash).where(HEAD.c.id == 1)
-        if c.dialect.name == "postgresql":
-            query = query.with_for_update()
-        row = c.execute(query).one()
+        dialect = c.dialect.name
+        c.execute(_CREATE_HEAD[dialect])
+        row = c.execute(_READ_HEAD[dialect]).one()
         return int(row.last_id), str(row.last_hash)
 
     def append(self, events: list[AuditEvent]) -> list[StoredAuditEvent]:
-        """Chain and insert ``events`` in one transaction (appends from all processes queue)."""
+        """Chain and insert ``events`` in one transaction (appends from all processes queue).
+
+        The rows go in with one ``executemany`` of a statement built once; the head row
+        moves to the newest event in the same transaction.
+        """
         stored: list[StoredAuditEvent] = []
+        rows: list[dict[str, Any]] = []
         with self._engines.writing() as c, c.begin():
             last_id, last_hash = self._head(c)
             for event in events:
                 digest = chain_hash(last_hash, event)
-                values = {name: getattr(event, name) for name in _FIELDS}
                 # NOTE: ids come from the head row, never reused even after deletions
                 last_id += 1
-                c.execute(
-                    insert(EVENT).values(id=last_id, **values, prev_hash=last_hash, hash=digest)
-                )
+                values = {name: getattr(event, name) for name in _FIELDS}
+                rows.append({**values, "id": last_id, "prev_hash": last_hash, "hash": digest})
                 stored.append(StoredAuditEvent(last_id, event, last_hash, digest))
                 last_hash = digest
-            c.execute(
-                update(HEAD).where(HEAD.c.id == 1).values(last_id=last_id, last_hash=last_hash)
-            )
+            if rows:
+                c.execute(_INSERT_EVENT, rows)
+            c.execute(_MOVE_HEAD, {"new_id": last_id, "new_hash": last_hash})
         return stored
 
     def query(self, query: AuditQuery) -> list[StoredAuditEvent]:

@@ -31,6 +31,10 @@ class Engines:
     read: Engine
     write: Engine
     write_lock: AbstractContextManager[object] = field(default_factory=nullcontext)
+    #: SQLite only: the reader for short reads on an event loop thread. Its own small
+    #: pool (so a checkout never waits for worker threads' connections) and a busy
+    #: timeout of zero: a read that would wait for a lock fails at once instead.
+    nowait_read: Engine | None = None
 
     @contextmanager
     def writing(self) -> Iterator[Connection]:
@@ -71,6 +75,8 @@ class Engines:
         self.read.dispose()
         if self.write is not self.read:
             self.write.dispose()
+        if self.nowait_read is not None:
+            self.nowait_read.dispose()
 
 
 #: How long a SQLite statement waits for another process's lock before failing.
@@ -84,6 +90,13 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.close()
+
+
+def _sqlite_connect_nowait(dbapi_connection: Any, record: Any) -> None:
+    _sqlite_connect(dbapi_connection, record)
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=0")
     cursor.close()
 
 
@@ -115,6 +128,24 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
     )
     event.listen(engine, "connect", _sqlite_connect)
     event.listen(engine, "begin", _begin_immediate if immediate else _begin_deferred)
+    return engine
+
+
+#: Connections of the event loop reader: one loop thread per process uses one at a time.
+_NOWAIT_POOL_SIZE = 2
+
+
+def _sqlite_nowait_reader(url: str) -> Engine:
+    engine = sqlalchemy.create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": 0},
+        pool_size=_NOWAIT_POOL_SIZE,
+        max_overflow=0,
+        # NOTE: never wait for a pooled connection either (raises, the caller retries).
+        pool_timeout=0,
+    )
+    event.listen(engine, "connect", _sqlite_connect_nowait)
+    event.listen(engine, "begin", _begin_deferred)
     return engine
 
 
@@ -191,7 +222,8 @@ def create_engines(settings: Settings) -> Engines:
 
     SQLite runs in WAL mode with foreign keys on; write transactions start with
     ``BEGIN IMMEDIATE`` so concurrent writers queue on the busy timeout instead of
-    failing on a lock upgrade, while readers never wait for writers.
+    failing on a lock upgrade, while readers never wait for writers. SQLite also gets
+    ``nowait_read``, whose reads fail instead of waiting (for an event loop thread).
     """
     url = settings.resolved_database_url
     if url.startswith("sqlite"):
@@ -200,6 +232,7 @@ def create_engines(settings: Settings) -> Engines:
             read=_sqlite_engine(url, immediate=False),
             write=_sqlite_engine(url, immediate=True),
             write_lock=_ProcessWriteLock(settings.data_dir / "moorage.db.write-lock"),
+            nowait_read=_sqlite_nowait_reader(url),
         )
     engine = sqlalchemy.create_engine(url, pool_size=16, max_overflow=16, pool_pre_ping=True)
     return Engines(read=engine, write=engine)

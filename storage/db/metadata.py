@@ -17,8 +17,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Executable, Table, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.sql.dml import Insert
 
+from core.ports import ReadWouldWait
 from core.records import (
     BlobRecord,
     ManifestRecord,
@@ -74,6 +77,10 @@ _MANIFEST_COLUMNS = (
 )
 
 
+#: ``SQLITE_BUSY`` and ``SQLITE_LOCKED`` (primary result codes).
+_SQLITE_BUSY_CODES = frozenset({5, 6})
+
+
 def _manifest_record(row: Any) -> ManifestRecord:
     # NOTE: ``Any``: SQLAlchemy types rows of more than nine columns as open-ended tuples.
     return ManifestRecord(*row)
@@ -119,6 +126,34 @@ _Q_TAGGED_MANIFEST = (
     select(*_MANIFEST_COLUMNS)
     .join(TAG, TAG.c.manifest_id == MANIFEST.c.id)
     .where(TAG.c.repository_id == _param("repository_id"), TAG.c.name == _param("tag"))
+)
+_REPOSITORY_COLUMNS = (
+    REPOSITORY.c.id,
+    REPOSITORY.c.project_id,
+    REPOSITORY.c.name,
+    PROJECT.c.storage_id,
+)
+_NAMED_REPOSITORY = REPOSITORY.join(PROJECT, PROJECT.c.id == REPOSITORY.c.project_id)
+#: The repository by name and, if present, its manifest by digest: one indexed statement.
+_Q_NAMED_MANIFEST = (
+    select(*_REPOSITORY_COLUMNS, *_MANIFEST_COLUMNS)
+    .select_from(
+        _NAMED_REPOSITORY.outerjoin(
+            MANIFEST,
+            (MANIFEST.c.repository_id == REPOSITORY.c.id) & (MANIFEST.c.digest == _param("d")),
+        )
+    )
+    .where(REPOSITORY.c.name == _param("name"))
+)
+#: The repository by name and, if the tag exists, the manifest it points at.
+_Q_NAMED_TAGGED_MANIFEST = (
+    select(*_REPOSITORY_COLUMNS, *_MANIFEST_COLUMNS)
+    .select_from(
+        _NAMED_REPOSITORY.outerjoin(
+            TAG, (TAG.c.repository_id == REPOSITORY.c.id) & (TAG.c.name == _param("tag"))
+        ).outerjoin(MANIFEST, MANIFEST.c.id == TAG.c.manifest_id)
+    )
+    .where(REPOSITORY.c.name == _param("name"))
 )
 _Q_MANIFEST_IDS = select(MANIFEST.c.digest, MANIFEST.c.id).where(
     MANIFEST.c.repository_id == _param("repository_id"), MANIFEST.c.digest.in_(_in("ds"))
@@ -218,6 +253,28 @@ class SqlMetadata:
             finally:
                 if transaction.is_active:
                     transaction.rollback()
+
+    @property
+    def reads_nowait(self) -> bool:
+        """Whether :meth:`read_nowait` can succeed here (SQLite: local, WAL readers)."""
+        return self._engines.nowait_read is not None
+
+    @contextmanager
+    def read_nowait(self) -> Iterator[SqlSession]:
+        """A read on the event loop reader; see ``core.ports.NowaitReads``."""
+        engine = self._engines.nowait_read
+        if engine is None:
+            raise ReadWouldWait("reads on this database may wait")
+        try:
+            with engine.connect() as connection, connection.begin():
+                yield SqlSession(connection)
+        except PoolTimeoutError as exc:
+            raise ReadWouldWait("no free connection") from exc
+        except OperationalError as exc:
+            code = getattr(exc.orig, "sqlite_errorcode", None)
+            if code is not None and code & 0xFF in _SQLITE_BUSY_CODES:
+                raise ReadWouldWait("the database is locked") from exc
+            raise
 
     def ping(self) -> None:
         with self._engines.read.connect() as connection:
@@ -354,6 +411,19 @@ class SqlSession(OutboxQueries, CollectorQueries):
         row = self._c.execute(_Q_TAGGED_MANIFEST, params).first()
         return _manifest_record(row) if row else None
 
+    def named_manifest(
+        self, name: str, digest: str | None, tag: str | None
+    ) -> tuple[RepositoryRecord, ManifestRecord | None] | None:
+        if digest is not None:
+            row = self._c.execute(_Q_NAMED_MANIFEST, {"name": name, "d": digest}).first()
+        else:
+            row = self._c.execute(_Q_NAMED_TAGGED_MANIFEST, {"name": name, "tag": tag}).first()
+        if row is None:
+            return None
+        repository = RepositoryRecord(*row[:4])
+        # NOTE: the outer join leaves every manifest column NULL when there is no match.
+        return repository, (None if row[4] is None else _manifest_record(row[4:]))
+
     def manifest_ids(self, repository_id: int, digests: list[str]) -> dict[str, int]:
         found: dict[str, int] = {}
         for start in range(0, len(digests), 500):
@@ -362,9 +432,8 @@ class SqlSession(OutboxQueries, CollectorQueries):
         return found
 
     def add_manifest(self, repository_id: int, manifest: NewManifest) -> int:
-        existing = self.manifest_ids(repository_id, [manifest.digest])
-        if existing:
-            return existing[manifest.digest]
+        # NOTE: no lookup first: callers look before they add, and a stored manifest
+        # makes the insert do nothing (its id is then read back below).
         values = {
             "repository_id": repository_id,
             "digest": manifest.digest,
@@ -377,9 +446,9 @@ class SqlSession(OutboxQueries, CollectorQueries):
             "created_at": _now(),
         }
         inserted = self._c.execute(_INSERT_MANIFEST_RETURNING[self._dialect], values).scalar()
+        if inserted is None:  # already stored (by this caller's past or a concurrent writer)
+            return self.manifest_ids(repository_id, [manifest.digest])[manifest.digest]
         manifest_id = inserted
-        if manifest_id is None:  # a concurrent writer inserted it first
-            manifest_id = self.manifest_ids(repository_id, [manifest.digest])[manifest.digest]
         # NOTE: one executemany per reference table instead of one statement per row.
         blob_rows = [{"manifest_id": manifest_id, "blob_id": b} for b in set(manifest.blob_ids)]
         if blob_rows:
