@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, exists, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, exists, select, update
 
 from core.control_records import BlobReview, GcRunRecord, ManifestReview
 from storage.db.control_tables import ControlRun, GcBlobReview, GcManifestReview, GcOrphan
@@ -49,6 +49,30 @@ _BLOB_REVIEW_COLUMNS = (
     BLOB_REVIEW.c.state,
     BLOB_REVIEW.c.event,
     BLOB_REVIEW.c.size,
+)
+
+# NOTE: the statements a manifest push runs are built once (see ``storage.db.metadata``).
+_TOUCH_BLOB_REVIEWS = (
+    update(BLOB_REVIEW)
+    .where(
+        BLOB_REVIEW.c.project_id == bindparam("b_project_id"),
+        BLOB_REVIEW.c.digest.in_(bindparam("digests", expanding=True)),
+        BLOB_REVIEW.c.state == "review",
+    )
+    .values(queued_at=bindparam("now"), review_after=bindparam("after"))
+)
+_TOUCH_MANIFEST_REVIEWS = (
+    update(MANIFEST_REVIEW)
+    .where(
+        MANIFEST_REVIEW.c.repository_id == bindparam("b_repository_id"),
+        MANIFEST_REVIEW.c.digest.in_(bindparam("digests", expanding=True)),
+    )
+    .values(queued_at=bindparam("now"), review_after=bindparam("after"))
+)
+_TAG_TARGET = (
+    select(_MANIFEST.c.digest)
+    .join(_TAG, _TAG.c.manifest_id == _MANIFEST.c.id)
+    .where(_TAG.c.repository_id == bindparam("repository_id"), _TAG.c.name == bindparam("tag"))
 )
 
 
@@ -93,15 +117,13 @@ class ReviewQueueQueries:
         self, project_id: int, digests: list[str], review_after: datetime
     ) -> None:
         for start in range(0, len(digests), 500):
-            self._c.execute(
-                update(BLOB_REVIEW)
-                .where(
-                    BLOB_REVIEW.c.project_id == project_id,
-                    BLOB_REVIEW.c.digest.in_(digests[start : start + 500]),
-                    BLOB_REVIEW.c.state == "review",
-                )
-                .values(queued_at=datetime.now(UTC), review_after=review_after)
-            )
+            params = {
+                "b_project_id": project_id,
+                "digests": digests[start : start + 500],
+                "now": datetime.now(UTC),
+                "after": review_after,
+            }
+            self._c.execute(_TOUCH_BLOB_REVIEWS, params)
 
     def blob_tombstoned(self, project_id: int, digest: str) -> bool:
         return self.blob_review_state(project_id, digest) == "deleting"
@@ -135,14 +157,13 @@ class ReviewQueueQueries:
         self, repository_id: int, digests: list[str], review_after: datetime
     ) -> None:
         for start in range(0, len(digests), 500):
-            self._c.execute(
-                update(MANIFEST_REVIEW)
-                .where(
-                    MANIFEST_REVIEW.c.repository_id == repository_id,
-                    MANIFEST_REVIEW.c.digest.in_(digests[start : start + 500]),
-                )
-                .values(queued_at=datetime.now(UTC), review_after=review_after)
-            )
+            params = {
+                "b_repository_id": repository_id,
+                "digests": digests[start : start + 500],
+                "now": datetime.now(UTC),
+                "after": review_after,
+            }
+            self._c.execute(_TOUCH_MANIFEST_REVIEWS, params)
 
     def manifest_references(self, repository_id: int, digest: str) -> tuple[list[str], list[str]]:
         manifest_id = select(_MANIFEST.c.id).where(
@@ -158,12 +179,7 @@ class ReviewQueueQueries:
         )
 
     def tag_target(self, repository_id: int, tag: str) -> str | None:
-        query = (
-            select(_MANIFEST.c.digest)
-            .join(_TAG, _TAG.c.manifest_id == _MANIFEST.c.id)
-            .where(_TAG.c.repository_id == repository_id, _TAG.c.name == tag)
-        )
-        return self._c.execute(query).scalar()
+        return self._c.execute(_TAG_TARGET, {"repository_id": repository_id, "tag": tag}).scalar()
 
     def manifest_tags(self, repository_id: int, digest: str) -> list[str]:
         query = (
