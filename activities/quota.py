@@ -1,4 +1,4 @@
-"""The quota reconciliation activity (read-mostly; repeating it is harmless)."""
+"""The quota reconciliation activity (read-mostly; repeating it writes nothing twice)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,12 @@ class QuotaActivities:
 
     @activity.defn(name=RECONCILE_QUOTAS)
     def reconcile_quotas(self, params: ReconcileInput) -> list[dict[str, Any]]:
-        """Usage, warnings and row/storage drift of every project with a quota."""
-        del params
-        return self._reconciler.run()
+        """Usage, warnings and row/storage drift of every project with a quota.
+
+        Heartbeats per project. Each project's ``quota.warning`` is keyed on the run (its
+        id, else the workflow id, and the workflow execution), so a retried attempt of
+        the same run writes none a second time.
+        """
+        info = activity.info()
+        key = f"{params.run_id or info.workflow_id}:{info.workflow_run_id}"
+        return self._reconciler.run(key, activity.heartbeat)

@@ -26,6 +26,13 @@ class OutboxSession(Protocol):
     ) -> None:
         """Append an event to the outbox (commits with the caller's transaction)."""
 
+    def keyed_event_exists(self, kind: str, project_id: int, key: str) -> bool:
+        """Whether the project has an event of ``kind`` whose JSON data has this ``key``.
+
+        The idempotency check of events written at most once per key (lock what the key
+        belongs to first, so two writers cannot both find none).
+        """
+
     def pending_events(self, limit: int) -> list[OutboxRecord]: ...
     def mark_dispatched(self, event_ids: list[int], now: datetime) -> None: ...
     def prune_dispatched(self, dispatched_before: datetime, limit: int) -> int:
@@ -99,6 +106,9 @@ class CollectorSession(Protocol):
     def add_gc_run(self, run: GcRunRecord) -> bool: ...
     def finish_gc_run(self, run_id: str, state: str, report: str, now: datetime) -> None: ...
     def gc_run(self, run_id: str) -> GcRunRecord | None: ...
+    def gc_run_for_update(self, run_id: str) -> GcRunRecord | None:
+        """The run's row, locked until the transaction ends (its progress is added to)."""
+
     def gc_runs(self, kind: str, project: str | None, limit: int) -> list[GcRunRecord]:
         """The newest runs of ``kind`` (of ``project`` when given), newest first."""
 

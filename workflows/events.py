@@ -29,7 +29,7 @@ class ArtifactEventWorkflow:
             HANDLE_EVENT,
             params,
             result_type=str,
-            start_to_close_timeout=timedelta(minutes=5),
+            start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1)),
         )
         return handled

@@ -78,6 +78,6 @@ class GarbageCollectionWorkflow:
         await workflow.execute_activity(
             GC_RECORD_RUN,
             params,
-            start_to_close_timeout=timedelta(minutes=1),
+            start_to_close_timeout=timedelta(seconds=30),
             retry_policy=GC_RETRY_POLICY,
         )

@@ -21,7 +21,8 @@ class QuotaReconcileWorkflow:
         """Run the reconciliation.
 
         Args:
-            params: The run's id (unused by the activity; names the run).
+            params: The run's id (empty: the workflow id); with the workflow execution
+                it keys the run's quota warnings, written once per project.
 
         Returns:
             One entry per project: usage, limits, warning flag and drift found.
@@ -31,6 +32,7 @@ class QuotaReconcileWorkflow:
             params,
             result_type=list[dict[str, Any]],
             start_to_close_timeout=timedelta(hours=2),
+            heartbeat_timeout=timedelta(minutes=2),
             retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=2), maximum_attempts=10),
         )
         return result

@@ -34,7 +34,7 @@ class RetentionWorkflow:
             params,
             result_type=dict[str, Any],
             start_to_close_timeout=timedelta(hours=6),
-            heartbeat_timeout=timedelta(minutes=5),
+            heartbeat_timeout=timedelta(minutes=2),
             retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=2), maximum_attempts=10),
         )
         return result

@@ -12,10 +12,13 @@ Consistency guarantees:
 - Fails closed: storage listings and database reads complete before anything is
   deleted; any error aborts the step with nothing deleted by it.
 - Upload sessions are never touched (their data is not a blob).
+- Given a run id, each batch adds what it did to the run's row in the batch's own
+  transaction (``core.services.gc_progress``), so a retried step loses no count.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,10 +26,13 @@ from typing import Any
 from core.digests import Digest
 from core.ports import BlobStore, Metadata, MetadataSession
 from core.records import RepositoryRecord
+from core.services import gc_progress
 from core.services.changes import ChangeRecorder
 
 #: Entries a report lists (counters stay exact beyond it).
 REPORT_ITEMS_MAX = 1000
+#: Objects listed between two heartbeats of the orphan sweep.
+HEARTBEAT_EVERY = 1000
 
 
 @dataclass
@@ -60,7 +66,9 @@ class GarbageCollector:
         self._store = store
         self._changes = changes
 
-    def collect_manifests(self, due: datetime, limit: int, dry_run: bool) -> GcReport:
+    def collect_manifests(
+        self, due: datetime, limit: int, dry_run: bool, *, run_id: str | None = None
+    ) -> GcReport:
         """Delete due, unreferenced manifests (untagged, not in an index, no live subject)."""
         report = GcReport()
         with self._metadata.write() as session:
@@ -85,6 +93,7 @@ class GarbageCollector:
                     )
                     self._delete_manifest(session, repository, review.digest)
             if not dry_run:
+                self._count(session, run_id, gc_progress.MANIFESTS, report)
                 session.commit()
         return report
 
@@ -96,7 +105,9 @@ class GarbageCollector:
         session.drop_manifest_review(repository.id, digest)
         self._changes.manifest_deleted(session, repository, digest, references, by="gc")
 
-    def collect_blobs(self, due: datetime, limit: int, dry_run: bool) -> GcReport:
+    def collect_blobs(
+        self, due: datetime, limit: int, dry_run: bool, *, run_id: str | None = None
+    ) -> GcReport:
         """Decide on due blob reviews: drop the referenced, tombstone the unreferenced."""
         report = GcReport()
         with self._metadata.write() as session:
@@ -124,6 +135,7 @@ class GarbageCollector:
                     session.delete_blob_rows(review.project_id, review.digest)
                     session.set_blob_tombstone(review.project_id, review.digest, size)
             if not dry_run:
+                self._count(session, run_id, gc_progress.BLOBS, report)
                 session.commit()
         return report
 
@@ -144,14 +156,24 @@ class GarbageCollector:
                 session.commit()
         return len(tombstones)
 
-    def sweep_orphans(self, now: datetime, grace: timedelta, dry_run: bool) -> GcReport:
+    def sweep_orphans(
+        self,
+        now: datetime,
+        grace: timedelta,
+        dry_run: bool,
+        *,
+        run_id: str | None = None,
+        heartbeat: Callable[[], None] = lambda: None,
+    ) -> GcReport:
         """Delete objects that have had no blob row since at least ``grace`` ago.
 
         Every tenant is listed before anything is deleted; a listing error raises.
+        ``heartbeat`` is called while listing (every ``HEARTBEAT_EVERY`` objects) and
+        after each tenant.
         """
         with self._metadata.read() as session:
             tenants = session.tenants()
-        listed = {storage: set(map(str, self._store.list_blobs(storage))) for _, storage in tenants}
+        listed = {storage: self._list(storage, heartbeat) for _, storage in tenants}
         report = GcReport()
         for project_id, storage_id in tenants:
             report.add(
@@ -162,9 +184,20 @@ class GarbageCollector:
                     now=now,
                     grace=grace,
                     dry_run=dry_run,
+                    run_id=run_id,
+                    heartbeat=heartbeat,
                 )
             )
+            heartbeat()
         return report
+
+    def _list(self, storage_id: str, heartbeat: Callable[[], None]) -> set[str]:
+        objects: set[str] = set()
+        for digest in self._store.list_blobs(storage_id):
+            objects.add(str(digest))
+            if len(objects) % HEARTBEAT_EVERY == 0:
+                heartbeat()
+        return objects
 
     def _sweep_tenant(
         self,
@@ -175,6 +208,8 @@ class GarbageCollector:
         now: datetime,
         grace: timedelta,
         dry_run: bool,
+        run_id: str | None,
+        heartbeat: Callable[[], None],
     ) -> GcReport:
         report = GcReport()
         with self._metadata.write() as session:
@@ -198,8 +233,23 @@ class GarbageCollector:
                 report.deleted += 1
                 report.bytes_freed += size
                 report.note(kind="object", digest=digest, action="delete", reason="no row")
+                heartbeat()
+            if not dry_run:
+                self._count(session, run_id, gc_progress.ORPHANS, report, tenant=storage_id)
             session.commit()
         return report
+
+    @staticmethod
+    def _count(
+        session: MetadataSession,
+        run_id: str | None,
+        step: str,
+        report: GcReport,
+        tenant: str | None = None,
+    ) -> None:
+        """Add a batch to the run's progress, in the batch's transaction."""
+        if run_id is not None and (report.reviewed or tenant is not None):
+            gc_progress.add_step(session, run_id, step, report, tenant=tenant)
 
     @staticmethod
     def _armed(session: MetadataSession, project_id: int, digest: str) -> bool:

@@ -24,6 +24,7 @@ from core.pulls import PullRecorder
 from core.records import ManifestRecord, NewManifest, RepositoryRecord
 from core.services.changes import ChangeRecorder
 from core.services.immutability import check_mutable
+from core.services.manifest_removal import remove_manifest
 from core.services.quota import reserve
 
 
@@ -216,12 +217,7 @@ class ManifestService:
     def _delete_manifest(
         self, session: MetadataSession, repository: RepositoryRecord, digest: str
     ) -> bool:
-        check_mutable(session, repository, session.manifest_tags(repository.id, digest))
-        references = session.manifest_references(repository.id, digest)
-        if not session.delete_manifest(repository.id, digest):
-            return False
-        self._changes.manifest_deleted(session, repository, digest, references)
-        return True
+        return remove_manifest(session, self._changes, repository, digest)
 
     def _delete_tag(self, session: MetadataSession, repository: RepositoryRecord, tag: str) -> bool:
         target = session.tag_target(repository.id, tag)

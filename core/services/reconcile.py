@@ -5,16 +5,29 @@ against the blob store (an object lost or replaced behind the registry's back). 
 reconciliation stats every linked blob of each project with a quota, reports blobs whose
 object is missing or has another size, and writes a ``quota.warning`` event for each
 project at or over the warning threshold.
+
+A run with a key (its workflow id) writes each project's warning at most once: the event
+carries the key, and it is written only if the project has none with that key yet, in a
+transaction holding the project's lock, so a retried or concurrent attempt of the same
+run writes no second warning.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Final
 
 from core.digests import Digest
 from core.ports import BlobStore, Metadata
 from core.services.quota import QUOTA_WARNING, QuotaLimits
+
+#: Blobs stat'ed between two heartbeats.
+HEARTBEAT_EVERY: Final = 200
+
+
+def _idle(*_: str) -> None:
+    """The default heartbeat: nothing to tell."""
 
 
 class QuotaReconciler:
@@ -25,34 +38,42 @@ class QuotaReconciler:
         self._store = store
         self._ratio = warning_ratio
 
-    def run(self) -> list[dict[str, Any]]:
+    def run(self, key: str = "", heartbeat: Callable[[str], None] = _idle) -> list[dict[str, Any]]:
+        """Reconcile every project with a quota; one entry per project.
+
+        Args:
+            key: The run's idempotency key (empty: every call warns anew).
+            heartbeat: Called with the project's name while it is checked.
+        """
         with self._metadata.read() as session:
             projects = session.quota_projects()
-        return [self._project(project_id, name, body) for project_id, name, body in projects]
+        return [
+            self._project(project_id, name, body, key, heartbeat)
+            for project_id, name, body in projects
+        ]
 
-    def _project(self, project_id: int, name: str, body: str) -> dict[str, Any]:
+    def _project(
+        self, project_id: int, name: str, body: str, key: str, heartbeat: Callable[[str], None]
+    ) -> dict[str, Any]:
         limits = QuotaLimits.load(body)
+        heartbeat(name)
         with self._metadata.read() as session:
             usage = session.usage(project_id)
             blobs = session.linked_blob_sizes(project_id)
             storage_id = session.project_storage_id(project_id) or ""
         drift = []
-        for digest, size in blobs:
+        for index, (digest, size) in enumerate(blobs, start=1):
             actual = self._store.stat_blob(storage_id, Digest.parse(digest))
             if actual != size:
                 drift.append({"digest": digest, "row_size": size, "stored_size": actual})
+            if index % HEARTBEAT_EVERY == 0:
+                heartbeat(name)
         warn = any(
             limit and used >= self._ratio * limit
             for limit, used in ((limits.bytes, usage.bytes), (limits.artifacts, usage.artifacts))
         )
         if warn:
-            with self._metadata.write() as session:
-                session.add_event(
-                    QUOTA_WARNING,
-                    project_id=project_id,
-                    data=json.dumps({"bytes": usage.bytes, "artifacts": usage.artifacts}),
-                )
-                session.commit()
+            self._warn(project_id, {"bytes": usage.bytes, "artifacts": usage.artifacts}, key)
         return {
             "project": name,
             "used_bytes": usage.bytes,
@@ -62,3 +83,14 @@ class QuotaReconciler:
             "warning": warn,
             "drift": drift,
         }
+
+    def _warn(self, project_id: int, data: dict[str, Any], key: str) -> None:
+        """Write the project's warning, once per ``key`` (always when there is none)."""
+        with self._metadata.write() as session:
+            if key:
+                session.lock_project(project_id)
+                if session.keyed_event_exists(QUOTA_WARNING, project_id, key):
+                    return
+                data = {**data, "key": key}
+            session.add_event(QUOTA_WARNING, project_id=project_id, data=json.dumps(data))
+            session.commit()

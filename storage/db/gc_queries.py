@@ -361,6 +361,11 @@ class CollectorQueries(ReviewQueueQueries):
         row = self._c.execute(select(RUN).where(RUN.c.id == run_id)).first()
         return GcRunRecord(**row._asdict()) if row else None
 
+    def gc_run_for_update(self, run_id: str) -> GcRunRecord | None:
+        query = self._locking(select(RUN).where(RUN.c.id == run_id))
+        row = self._c.execute(query).first()
+        return GcRunRecord(**row._asdict()) if row else None
+
     def gc_runs(self, kind: str, project: str | None, limit: int) -> list[GcRunRecord]:
         query = select(RUN).where(RUN.c.kind == kind).order_by(RUN.c.created_at.desc())
         if project is not None:

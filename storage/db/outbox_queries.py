@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +31,7 @@ OUTBOX, POLICY = table_of(OutboxEvent), table_of(ProjectPolicy)
 _PROJECT, _REPOSITORY, _BLOB = table_of(Project), table_of(Repository), table_of(Blob)
 _REPO_BLOB, _MANIFEST = table_of(RepositoryBlob), table_of(Manifest)
 _TAG, _CHILD = table_of(Tag), table_of(ManifestChild)
+_INSERT_EVENT = OUTBOX.insert()
 
 
 class OutboxQueries:
@@ -51,17 +53,30 @@ class OutboxQueries:
         tag: str | None = None,
         data: str | None = None,
     ) -> None:
-        self._c.execute(
-            OUTBOX.insert().values(
-                kind=kind,
-                project_id=project_id,
-                repository=repository,
-                digest=digest,
-                tag=tag,
-                data=data,
-                created_at=datetime.now(UTC),
-            )
+        values = {
+            "kind": kind,
+            "project_id": project_id,
+            "repository": repository,
+            "digest": digest,
+            "tag": tag,
+            "data": data,
+            "created_at": datetime.now(UTC),
+        }
+        # NOTE: a statement built once; the values are parameters of each execution.
+        self._c.execute(_INSERT_EVENT, values)
+
+    def keyed_event_exists(self, kind: str, project_id: int, key: str) -> bool:
+        """Whether an event of ``kind`` of the project has ``key`` as its data's ``key``."""
+        query = select(OUTBOX.c.data).where(
+            OUTBOX.c.kind == kind,
+            OUTBOX.c.project_id == project_id,
+            OUTBOX.c.data.contains(key, autoescape=True),
         )
+        for data in self._c.execute(query).scalars():
+            document = json.loads(data)
+            if isinstance(document, dict) and document.get("key") == key:
+                return True
+        return False
 
     def pending_events(self, limit: int) -> list[OutboxRecord]:
         query = (

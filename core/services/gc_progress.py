@@ -1,0 +1,128 @@
+"""What a GC run did, step by step, kept in its row (see ``core.services.run_progress``).
+
+While the run is running its report holds the counters of each step under ``steps``
+(and their sums at the top); the final report is built from them, so a step retried
+after a crash reports what every attempt of it did, not only what the last one found.
+
+Consistency guarantees:
+- A batch's counters commit in the batch's own transaction (the one that deletes rows
+  or drops review rows), so a committed deletion is counted exactly once.
+- The orphan sweep deletes objects inside its tenant's transaction; a crash between an
+  object's deletion and the commit loses that object's count (the object is gone, and a
+  retried sweep no longer lists it).
+- Objects a sweep keeps (still within the grace period) are seen again by a retried
+  sweep; they count once per tenant, as the last sweep of the tenant found them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Final
+
+from core.services.run_progress import FINISHED, locked_progress, report_of, save_progress
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from core.control_records import GcRunRecord
+    from core.ports import MetadataSession
+    from core.services.gc import GcReport
+
+#: Steps of a run, as named in its progress.
+MANIFESTS: Final = "manifests"
+BLOBS: Final = "blobs"
+ORPHANS: Final = "orphans"
+#: The counters of a report.
+COUNTERS: Final = ("reviewed", "deleted", "kept", "bytes_freed")
+#: Entries a run's report lists over all its steps (counters stay exact beyond it).
+ITEMS_MAX: Final = 1000
+
+
+def add_step(
+    session: MetadataSession,
+    run_id: str,
+    step: str,
+    report: GcReport,
+    *,
+    tenant: str | None = None,
+) -> None:
+    """Add one batch of ``step`` to the run's progress (in the batch's transaction).
+
+    ``tenant`` marks a sweep of that storage tenant: its kept objects replace the
+    tenant's previous count instead of adding to it. Nothing is written for a run that
+    has no row or has finished.
+    """
+    progress = locked_progress(session, run_id)
+    if progress is None:
+        return
+    steps: dict[str, dict[str, Any]] = progress.setdefault("steps", {})
+    entry = steps.setdefault(step, dict.fromkeys(COUNTERS, 0) | {"items": []})
+    held: dict[str, int] = entry.setdefault("held", {})
+    if report.reviewed == 0 and held.get(tenant or "") is None:
+        return  # NOTE: nothing to add (a sweep of a tenant without orphans)
+    entry["deleted"] += report.deleted
+    entry["bytes_freed"] += report.bytes_freed
+    if tenant is None:
+        entry["reviewed"] += report.reviewed
+        entry["kept"] += report.kept
+    else:
+        entry["reviewed"] += report.reviewed - report.kept
+        held.pop(tenant, None)
+        if report.kept:
+            held[tenant] = report.kept
+    room = ITEMS_MAX - sum(len(other["items"]) for other in steps.values())
+    entry["items"].extend(report.items[: max(room, 0)])
+    progress.update({key: sum(_totals(other)[key] for other in steps.values()) for key in COUNTERS})
+    save_progress(session, run_id, progress)
+
+
+def _totals(entry: dict[str, Any]) -> dict[str, int]:
+    held = sum(int(kept) for kept in entry.get("held", {}).values())
+    totals = {key: int(entry.get(key, 0)) for key in COUNTERS}
+    totals["reviewed"] += held
+    totals["kept"] += held
+    return totals
+
+
+def step_report(run: GcRunRecord, step: str) -> dict[str, Any] | None:
+    """What every attempt of ``step`` did (counters and ``items``), from the run's row.
+
+    ``None`` when the row holds no progress of the step (nothing done, a dry run, or
+    the run already finished).
+    """
+    entry = report_of(run).get("steps", {}).get(step)
+    if not isinstance(entry, dict):
+        return None
+    return {**_totals(entry), "items": list(entry.get("items", []))}
+
+
+def final_report(run: GcRunRecord) -> dict[str, Any] | None:
+    """The run's report built from its steps' progress (``None`` if it holds none)."""
+    steps = report_of(run).get("steps")
+    if not isinstance(steps, dict):
+        return None
+    report: dict[str, Any] = dict.fromkeys(COUNTERS, 0)
+    items: list[dict[str, Any]] = []
+    for entry in steps.values():
+        for key, value in _totals(entry).items():
+            report[key] += value
+        items.extend(entry.get("items", []))
+    report["items"] = items[:ITEMS_MAX]
+    return report
+
+
+def close_run(
+    session: MetadataSession, run: GcRunRecord, reported: str | None, now: datetime
+) -> None:
+    """Record the run's final state (``run.state``) and its report, once.
+
+    The report is built from the row's progress; ``reported`` (the workflow's own sums)
+    is used only when the row holds none (dry runs). A finished run stays as it is.
+    """
+    session.add_gc_run(run)
+    current = session.gc_run_for_update(run.id)
+    if current is not None and current.state in FINISHED:
+        return
+    built = final_report(current) if current is not None else None
+    report = json.dumps(built) if built is not None else reported or "{}"
+    session.finish_gc_run(run.id, run.state, report, now)

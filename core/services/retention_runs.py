@@ -1,0 +1,58 @@
+"""Progress and report of a retention run, kept in its row (``core.services.run_progress``).
+
+A retried run plans again from the rows as they are now, so it never deletes what was
+re-tagged or re-pushed since the attempt that crashed; what that attempt deleted is no
+longer in the plan, and is known only from the run's row. Each batch of deletions adds
+its entries to the row in the deletions' own transaction, and the final report is this
+attempt's decisions plus the deletions recorded before (one entry per repository and
+digest, this attempt's decision first).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from core.ports import MetadataSession
+from core.services.run_progress import FINISHED, locked_progress, report_of, save_progress
+
+
+def _key(item: dict[str, Any]) -> tuple[str, str]:
+    return str(item.get("repository")), str(item.get("digest"))
+
+
+def merged(earlier: list[dict[str, Any]], items: list[dict[str, Any]]) -> dict[str, Any]:
+    """A report of ``items`` plus the deletions of ``earlier`` that ``items`` do not list."""
+    listed = {_key(item) for item in items}
+    recorded = [
+        item for item in earlier if item.get("action") == "delete" and _key(item) not in listed
+    ]
+    every = [*items, *recorded]
+    deleted = sum(1 for item in every if item.get("action") == "delete")
+    return {"retained": len(every) - deleted, "deleted": deleted, "items": every}
+
+
+def record_deletions(session: MetadataSession, run_id: str, items: list[dict[str, Any]]) -> None:
+    """Add deleted entries to the running run's report (in the deletions' transaction)."""
+    if not items:
+        return
+    progress = locked_progress(session, run_id)
+    if progress is not None:
+        save_progress(session, run_id, merged(progress.get("items", []), items))
+
+
+def complete_run(
+    session: MetadataSession, run_id: str, items: list[dict[str, Any]], now: datetime
+) -> dict[str, Any]:
+    """Record the run ``completed`` with ``items`` merged into its progress; return the report.
+
+    A run already finished keeps its report, which is returned as recorded.
+    """
+    current = session.gc_run_for_update(run_id)
+    stored = report_of(current) if current is not None else {}
+    if current is not None and current.state in FINISHED:
+        return stored
+    report = merged(stored.get("items", []), items)
+    session.finish_gc_run(run_id, "completed", json.dumps(report), now)
+    return report

@@ -1,0 +1,173 @@
+"""The real worker with one activity (or the outbox's marking step) made to stall.
+
+``python -m tests.services.faulty_worker --activity NAME --when after --marker PATH``
+builds the worker exactly as ``moorage worker`` does (settings from the environment,
+``cli.wiring.build_activities``, ``cli.worker.run_worker``), except that the chosen
+activity is wrapped: on its first matching call the wrapper runs the real activity
+(``after``) or not yet (``before``), writes ``PATH`` as JSON (the activity's identity
+within its workflow) and then blocks for at most ``--hold`` seconds. A test kills the
+process in that window, so the side effect is done (or not started) and Temporal has
+not been told the attempt finished: the retry is a re-delivery of the same task.
+
+``--activity outbox-mark`` stalls the outbox dispatcher instead, after it started a
+batch's workflows and before it marked the batch's events dispatched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import threading
+import time
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from temporalio import activity
+
+from cli import outbox
+from cli.signals import stop_on_signals
+from cli.wiring import build_activities
+from cli.worker import run_worker
+from core.settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+#: Pseudo activity name: stall the outbox dispatcher before it marks events dispatched.
+OUTBOX_MARK = "outbox-mark"
+#: ``--when`` values: stall after the real call (side effect done) or before it.
+AFTER, BEFORE = "after", "before"
+
+
+@dataclass
+class Fault:
+    """Where to stall, and for how long at most."""
+
+    activity: str
+    when: str
+    marker: Path
+    hold_seconds: float
+    workflow_id: str | None
+    skip: int
+    _fired: bool = False
+    _seen: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def claim(self, workflow_id: str | None) -> bool:
+        """Whether this call is the one to stall (the first match after ``skip``)."""
+        if self.workflow_id is not None and workflow_id != self.workflow_id:
+            return False
+        with self._lock:
+            if self._fired:
+                return False
+            self._seen += 1
+            if self._seen <= self.skip:
+                return False
+            self._fired = True
+            return True
+
+    def stall(self, facts: dict[str, Any]) -> None:
+        """Write the marker (atomically), then block until killed or the bound runs out."""
+        partial = self.marker.with_suffix(".partial")
+        partial.write_text(json.dumps(facts), encoding="utf-8")
+        partial.replace(self.marker)
+        deadline = time.monotonic() + self.hold_seconds
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+
+
+def activity_name(fn: Callable[..., Any]) -> str:
+    """The name ``fn`` is registered under with Temporal."""
+    definition = activity._Definition.from_callable(fn)
+    assert definition is not None, fn
+    assert definition.name is not None, fn
+    return definition.name
+
+
+def _stalling(fn: Callable[..., Any], fault: Fault) -> Callable[..., Any]:
+    """``fn`` registered under its own name, stalling on the faulted call."""
+    hints = typing.get_type_hints(fn)
+    (param_name,) = (name for name in hints if name != "return")
+    assert param_name == "params", f"{fn} takes {param_name!r}; the wrapper passes params"
+
+    def wrapped(params: Any) -> Any:
+        info = activity.info()
+        if not fault.claim(info.workflow_id):
+            return fn(params)
+        facts = {
+            "activity": info.activity_type,
+            "activity_id": info.activity_id,
+            "workflow_id": info.workflow_id,
+            "run_id": info.workflow_run_id,
+            "attempt": info.attempt,
+            "pid": os.getpid(),
+        }
+        if fault.when == BEFORE:
+            fault.stall(facts)
+            return fn(params)
+        result = fn(params)
+        fault.stall(facts)
+        return result
+
+    wrapped.__name__ = fn.__name__
+    wrapped.__annotations__ = {param_name: hints[param_name], "return": hints.get("return")}
+    return activity.defn(name=activity_name(fn))(wrapped)
+
+
+def _stall_outbox_marking(fault: Fault) -> None:
+    original = outbox.OutboxDispatcher._mark
+
+    def mark(self: outbox.OutboxDispatcher, event_ids: list[int]) -> None:
+        if fault.claim(None):
+            fault.stall({"activity": OUTBOX_MARK, "event_ids": event_ids, "pid": os.getpid()})
+        original(self, event_ids)
+
+    outbox.OutboxDispatcher._mark = mark  # type: ignore[method-assign]
+
+
+def faulty_activities(settings: Settings, fault: Fault) -> list[Callable[..., Any]]:
+    """``build_activities(settings)`` with the faulted activity wrapped."""
+    activities = build_activities(settings)
+    names = [activity_name(fn) for fn in activities]
+    if fault.activity == OUTBOX_MARK:
+        _stall_outbox_marking(fault)
+        return activities
+    if fault.activity not in names:
+        raise SystemExit(f"no activity named {fault.activity!r}; the worker has {names}")
+    return [
+        _stalling(fn, fault) if name == fault.activity else fn
+        for fn, name in zip(activities, names, strict=True)
+    ]
+
+
+def _parse() -> Fault:
+    parser = argparse.ArgumentParser(prog="faulty_worker")
+    parser.add_argument("--activity", required=True)
+    parser.add_argument("--when", choices=[AFTER, BEFORE], default=AFTER)
+    parser.add_argument("--marker", type=Path, required=True)
+    parser.add_argument("--hold", type=float, default=300.0)
+    parser.add_argument("--workflow-id", default=None)
+    parser.add_argument("--skip", type=int, default=0, help="matching calls to let through")
+    args = parser.parse_args()
+    return Fault(args.activity, args.when, args.marker, args.hold, args.workflow_id, args.skip)
+
+
+async def _main(settings: Settings, fault: Fault) -> None:
+    stop = asyncio.Event()
+    with stop_on_signals(asyncio.get_running_loop(), stop.set):
+        await run_worker(settings, faulty_activities(settings, fault), stop)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    fault = _parse()
+    asyncio.run(_main(Settings(), fault))
+
+
+if __name__ == "__main__":
+    main()
