@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
 import sys
 import time
@@ -67,7 +66,8 @@ from storage.db.migrate import upgrade
 from storage.db.outbox_queries import OUTBOX
 from storage.db.signing_keys import SqlSigningKeyStore
 from tests.api.oci import OCIClient, digest_of, unique_project
-from tests.conftest import BACKENDS, create_bucket
+from tests.conftest import BACKENDS
+from tests.services.control_backends import control_settings, worker_env
 from tests.services.faulty_worker import BEFORE, OUTBOX_MARK, activity_name
 from tests.services.moorage import REPO_ROOT
 from tests.services.process import ManagedProcess, spawn
@@ -102,57 +102,23 @@ STATELESS = frozenset({HANDLE_EVENT})
 # --- the backend, the in-process API and the worker processes -------------------------
 
 
-def _settings(backend: str, root: Path, temporal: TemporalServer, request: Any) -> Settings:
-    base: dict[str, Any] = {
-        "data_dir": root / "data",
-        "auth": {"admin_password": secrets.token_urlsafe(12), "create_project_on_push": True},
-        "temporal": {"address": temporal.address, "task_queue": f"q-{uuid.uuid4().hex}"},
-        "control": {"gc_every_seconds": 0, "policy_every_seconds": 0},
-    }
-    if backend == "pg-s3":
-        postgres, s3 = request.getfixturevalue("postgres"), request.getfixturevalue("s3")
-        base |= {
-            "database_url": postgres.create_database(f"act_{secrets.token_hex(4)}"),
-            "storage": "s3",
-            "s3": {
-                "endpoint_url": s3.endpoint_url,
-                "bucket": create_bucket(s3, f"act-{secrets.token_hex(4)}"),
-                "access_key_id": s3.access_key_id,
-                "secret_access_key": s3.secret_access_key,
-            },
-        }
-    settings = Settings(**base)
-    upgrade(settings)
-    return settings
+def _settings(
+    backend: str, root: Path, temporal: TemporalServer, request: pytest.FixtureRequest
+) -> Settings:
+    control = {"gc_every_seconds": 0, "policy_every_seconds": 0}
+    return control_settings(backend, root, temporal, request, control, label="act")
 
 
 def _worker_env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MOORAGE_")}
-    env.update(
+    return worker_env(
+        settings,
         {
-            "PYTHONUNBUFFERED": "1",
-            "MOORAGE_DATA_DIR": str(settings.data_dir),
-            "MOORAGE_STORAGE": str(settings.storage),
-            "MOORAGE_TEMPORAL__ADDRESS": settings.temporal.address,
-            "MOORAGE_TEMPORAL__TASK_QUEUE": settings.temporal.task_queue,
-            "MOORAGE_CONTROL__GC_BATCH_SIZE": "1",
-            "MOORAGE_CONTROL__GC_EVERY_SECONDS": "0",
-            "MOORAGE_CONTROL__POLICY_EVERY_SECONDS": "0",
-            "MOORAGE_CONTROL__OUTBOX_POLL_SECONDS": "0.2",
-        }
+            "GC_BATCH_SIZE": "1",
+            "GC_EVERY_SECONDS": "0",
+            "POLICY_EVERY_SECONDS": "0",
+            "OUTBOX_POLL_SECONDS": "0.2",
+        },
     )
-    if settings.database_url:
-        env["MOORAGE_DATABASE_URL"] = settings.database_url
-    if settings.storage == "s3":
-        s3 = settings.s3
-        assert s3.secret_access_key is not None
-        env |= {
-            "MOORAGE_S3__ENDPOINT_URL": str(s3.endpoint_url),
-            "MOORAGE_S3__BUCKET": s3.bucket,
-            "MOORAGE_S3__ACCESS_KEY_ID": str(s3.access_key_id),
-            "MOORAGE_S3__SECRET_ACCESS_KEY": s3.secret_access_key.get_secret_value(),
-        }
-    return env
 
 
 @dataclass
