@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from tests.services.s3 import S3Server
 
 #: Time for the cases; deleting the scratch data (up to about 30 GB) comes on top.
-FULL_BUDGET_S = 12.5 * 60.0
+FULL_BUDGET_S = 13.5 * 60.0
 QUICK_BUDGET_S = 100.0
 POOL_SIZE = 64
 #: The bucket both registries share on the S3 backend, each under its own prefix.
