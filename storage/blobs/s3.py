@@ -36,9 +36,9 @@ from botocore.exceptions import ClientError
 from core.ports import BlobLocation, BlobNotFoundError, UploadNotFoundError
 from storage.blobs import s3_client as ops
 from storage.blobs.naming import check_digest, check_upload_id, parse_blob_name
-from storage.blobs.s3_assemble import SourcePart, assemble
+from storage.blobs.s3_assemble import S3Object, SourcePart, assemble
 from storage.blobs.s3_tenants import Area, Place, TenantRouter
-from storage.blobs.s3_transfer import Endpoint, copy_through
+from storage.blobs.s3_transfer import copy_through
 from storage.blobs.s3_writer import S3UploadWriter
 
 if TYPE_CHECKING:
@@ -274,10 +274,10 @@ class S3BlobStore:
                 through this process, its bytes do not hash to ``digest``.
         """
         source_place, target_place = self._place(source_tenant), self._place(target_tenant)
-        source = Endpoint(
+        source = S3Object(
             source_place.client, source_place.bucket, self._blob_key(source_place, digest)
         )
-        target = Endpoint(
+        target = S3Object(
             target_place.client, target_place.bucket, self._blob_key(target_place, digest)
         )
         if ops.object_size(source.client, source.bucket, source.key) is None:

@@ -28,7 +28,7 @@ MIN_PART = 5 * 1024 * 1024
 MAX_COPY_PART = 5 * 1024 * 1024 * 1024
 MAX_PARTS = 10_000
 CONCAT_PART = 16 * 1024 * 1024
-_READ = 1024 * 1024
+READ_SIZE = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +82,7 @@ def assemble(
         source: CopySourceTypeDef = {"Bucket": bucket, "Key": parts[0].key}
         client.copy(source, bucket, key, Config=transfer)
         return
-    target = _Target(client, bucket, key)
+    target = S3Object(client, bucket, key)
     plan = plan_copy([part.size for part in parts])
     if plan is None:
         target.multipart(lambda upload_id: target.concat(upload_id, parts))
@@ -91,8 +91,11 @@ def assemble(
 
 
 @dataclass(frozen=True, slots=True)
-class _Target:
-    """The object being assembled, and the multipart steps that write it."""
+class S3Object:
+    """An object, the client that reaches its bucket, and the steps that write it.
+
+    Used to assemble an upload and to copy a blob between buckets.
+    """
 
     client: S3Client
     bucket: str
@@ -136,7 +139,7 @@ class _Target:
         for part in parts:
             body = self.client.get_object(Bucket=self.bucket, Key=part.key)["Body"]
             with body:
-                for chunk in body.iter_chunks(chunk_size=_READ):
+                for chunk in body.iter_chunks(chunk_size=READ_SIZE):
                     buffer += chunk
                     if len(buffer) >= CONCAT_PART:
                         completed.append(self._put_part(upload_id, len(completed) + 1, buffer))

@@ -10,34 +10,21 @@ matches (and aborted otherwise), so memory stays bounded whatever the blob's siz
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from core.digests import new_hasher
 from core.ports import BlobNotFoundError
+from storage.blobs.s3_assemble import CONCAT_PART, READ_SIZE, S3Object
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
     from core.digests import Digest, Hasher
 
-PART = 16 * 1024 * 1024
-_READ = 1024 * 1024
 
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """An object and the client whose credentials reach its bucket."""
-
-    client: S3Client
-    bucket: str
-    key: str
-
-
-def copy_through(source: Endpoint, target: Endpoint, digest: Digest) -> None:
+def copy_through(source: S3Object, target: S3Object, digest: Digest) -> None:
     """Copy ``source`` to ``target`` if its bytes hash to ``digest``.
 
     Raises:
@@ -47,7 +34,7 @@ def copy_through(source: Endpoint, target: Endpoint, digest: Digest) -> None:
     hasher = new_hasher(digest.algorithm)
     body = source.client.get_object(Bucket=source.bucket, Key=source.key)["Body"]
     with body:
-        pieces = _pieces(body.iter_chunks(chunk_size=_READ), hasher)
+        pieces = _pieces(body.iter_chunks(chunk_size=READ_SIZE), hasher)
         first = next(pieces, b"")
         second = next(pieces, None)
         if second is None:
@@ -57,24 +44,24 @@ def copy_through(source: Endpoint, target: Endpoint, digest: Digest) -> None:
         _multipart(target, _chain(first, second, pieces), hasher, digest)
 
 
-def _multipart(target: Endpoint, parts: Iterator[bytes], hasher: Hasher, digest: Digest) -> None:
+def _multipart(target: S3Object, parts: Iterator[bytes], hasher: Hasher, digest: Digest) -> None:
     """Upload ``parts`` as one object, completed only if ``hasher`` then matches."""
-    client, bucket, key = target.client, target.bucket, target.key
-    upload_id = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
-    try:
+
+    def upload(upload_id: str) -> list[CompletedPartTypeDef]:
         completed: list[CompletedPartTypeDef] = []
         for number, data in enumerate(parts, start=1):
-            response = client.upload_part(
-                Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
+            response = target.client.upload_part(
+                Bucket=target.bucket,
+                Key=target.key,
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=data,
             )
             completed.append({"PartNumber": number, "ETag": response["ETag"]})
         _verify(hasher.hexdigest(), digest)
-        client.complete_multipart_upload(
-            Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": completed}
-        )
-    except BaseException:
-        client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-        raise
+        return completed
+
+    target.multipart(upload)
 
 
 def _verify(actual_hex: str, digest: Digest) -> None:
@@ -89,7 +76,7 @@ def _chain(first: bytes, second: bytes, rest: Iterator[bytes]) -> Iterator[bytes
 
 
 def _pieces(chunks: Iterator[bytes], hasher: Hasher) -> Iterator[bytes]:
-    """Regroup ``chunks`` into pieces of ``PART`` bytes (the last may be smaller).
+    """Regroup ``chunks`` into pieces of ``CONCAT_PART`` bytes (the last may be smaller).
 
     Hashes every byte on the way. Yields at least one piece, empty for no bytes.
     """
@@ -98,9 +85,9 @@ def _pieces(chunks: Iterator[bytes], hasher: Hasher) -> Iterator[bytes]:
     for chunk in chunks:
         hasher.update(chunk)
         buffer += chunk
-        while len(buffer) >= PART:
-            yield bytes(buffer[:PART])
-            del buffer[:PART]
+        while len(buffer) >= CONCAT_PART:
+            yield bytes(buffer[:CONCAT_PART])
+            del buffer[:CONCAT_PART]
             emitted = True
     if buffer or not emitted:
         yield bytes(buffer)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +19,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tests.services.process import LOOPBACK, spawn
+from tests.services.process import LOOPBACK, free_ports, spawn
 from tests.services.s3 import S3Server
 from tests.services.tools import find_tool
 
@@ -44,20 +43,6 @@ _PORT_FLAGS = (
 )
 
 
-def _free_ports(count: int) -> list[int]:
-    """``count`` distinct loopback ports that are free right now."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((LOOPBACK, 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 def start_seaweedfs(workdir: Path, bucket: str) -> S3Server:
     """Start ``weed mini`` with ``bucket`` created; wait until its S3 gateway answers.
 
@@ -78,7 +63,7 @@ def start_seaweedfs(workdir: Path, bucket: str) -> S3Server:
     config = workdir / "s3.json"
     config.write_text(json.dumps({"identities": [identity]}))
     config.chmod(0o600)
-    s3_port, *others = _free_ports(len(_PORT_FLAGS) + 1)
+    s3_port, *others = free_ports(len(_PORT_FLAGS) + 1)
     argv = [
         find_tool("weed"),
         "mini",
