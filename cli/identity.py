@@ -46,29 +46,28 @@ def audit_purge(
 
 
 @keys_app.command("rotate")
-def keys_rotate(
-    keep: Annotated[int, typer.Option(min=2, help="Keys kept (the new one included).")] = 2,
-) -> None:
-    """Add a new signing key (used for new tokens within 30 s) and retire the oldest ones.
+def keys_rotate() -> None:
+    """Add a new signing key and retire the keys no unexpired token can carry.
 
-    Rotate at most once per token lifetime (5 minutes) so no live token loses its key.
+    The new key is published at once and signs new tokens 90 s later, when every API
+    process has loaded it; an old key goes only after all tokens it signed have expired.
     """
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from core.key_rotation import KeyRotation, retire_grace  # noqa: PLC0415
     from core.services.auth import load_signing_keys  # noqa: PLC0415
-    from core.tokens import SigningKey  # noqa: PLC0415
     from storage.db.engine import create_engines  # noqa: PLC0415
-    from storage.db.identity import prune_signing_keys  # noqa: PLC0415
     from storage.db.metadata import SqlMetadata  # noqa: PLC0415
+    from storage.db.signing_keys import SqlSigningKeyStore  # noqa: PLC0415
 
     settings = Settings()
     engines = create_engines(settings)
-    metadata = SqlMetadata(engines)
-    load_signing_keys(metadata)
-    key = SigningKey.generate()
-    with metadata.write() as session:
-        session.add_signing_key(key.kid, key.to_pem())
-        session.commit()
-    removed = prune_signing_keys(engines, keep)
-    typer.echo(f"new signing key {key.kid}; retired {removed}")
+    load_signing_keys(SqlMetadata(engines))
+    rotation = KeyRotation(SqlSigningKeyStore(engines))
+    now = datetime.now(UTC)
+    kid, _ = rotation.rotate(now)
+    retired = rotation.retire(now, retire_grace(settings.auth.token_ttl_seconds))
+    typer.echo(f"new signing key {kid}; retired {len(retired)}")
 
 
 def login(

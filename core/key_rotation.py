@@ -1,10 +1,10 @@
 """Scheduled rotation of the registry token-signing key, and retiring old keys.
 
 A rotation adds one key whose ``kid`` is derived from the schedule's time, so running
-it again for the same time (a retry, a duplicate start) adds nothing. A key is retired
-only when the key after it has been signing for longer than a token lives plus the
-key-reload delay of API processes and the allowed clock skew: every token it signed
-has expired by then. The newest key is never retired.
+it again for the same time (a retry, a duplicate start) adds nothing. A new key
+signs only once every API process has had time to load it; a key is retired only when
+the key after it has been signing for longer than a token lives plus the allowed clock
+skew: every token it signed has expired by then. The newest key is never retired.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from core.tokens import CLOCK_SKEW_SECONDS, KEY_RELOAD_SECONDS, SigningKey
+from core.tokens import CLOCK_SKEW_SECONDS, KEY_ACTIVATION_SECONDS, SigningKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +41,12 @@ class SigningKeyStore(Protocol):
 
 
 def retire_grace(token_ttl_seconds: int) -> timedelta:
-    """How long a replaced key stays: token lifetime + key reload delay + clock skew."""
-    return timedelta(seconds=token_ttl_seconds + KEY_RELOAD_SECONDS + CLOCK_SKEW_SECONDS)
+    """How long a replaced key stays after its successor was added.
+
+    The successor starts signing :data:`KEY_ACTIVATION_SECONDS` after it was added; the
+    old key's last tokens then live one token lifetime more, plus the clock skew.
+    """
+    return timedelta(seconds=KEY_ACTIVATION_SECONDS + token_ttl_seconds + CLOCK_SKEW_SECONDS)
 
 
 def rotation_kid(scheduled_at: datetime) -> str:

@@ -1,8 +1,9 @@
 """Registry bearer tokens (the distribution token spec): ES256 JWTs, short-lived.
 
-The issuer signs with the installation's newest key; verification accepts any key it
-holds (so a rotation never cuts off tokens already issued), pins the algorithm, and
-checks ``iss``, ``aud``, ``exp``, ``nbf`` and the ``kid``.
+The issuer signs with the installation's newest key that every process has had time to
+load (publish before use); verification accepts any key it holds (so a rotation never
+cuts off tokens already issued), pins the algorithm, and checks ``iss``, ``aud``,
+``exp``, ``nbf`` and the ``kid``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,11 @@ ALGORITHM = "ES256"
 KEY_RELOAD_SECONDS = 30
 #: Clock difference between processes that key retirement allows for.
 CLOCK_SKEW_SECONDS = 60
+#: A new key signs only this long after it was added: by then every process has read it
+#: (publish before use), so no process meets a token whose key it has not loaded yet.
+KEY_ACTIVATION_SECONDS = KEY_RELOAD_SECONDS + CLOCK_SKEW_SECONDS
 _RELOAD_SECONDS = float(KEY_RELOAD_SECONDS)
+_ACTIVATION = timedelta(seconds=KEY_ACTIVATION_SECONDS)
 _VERIFIED_MAX = 4096
 
 
@@ -38,6 +43,8 @@ class InvalidTokenError(Exception):
 class SigningKey:
     kid: str
     private_key: ec.EllipticCurvePrivateKey
+    #: When the key was added to the installation; ``None`` means signing from the start.
+    created_at: datetime | None = None
 
     @classmethod
     def generate(cls) -> SigningKey:
@@ -48,11 +55,15 @@ class SigningKey:
         return cls(hashlib.sha256(der).hexdigest()[:32], key)
 
     @classmethod
-    def from_pem(cls, kid: str, pem: str) -> SigningKey:
+    def from_pem(cls, kid: str, pem: str, created_at: datetime | None = None) -> SigningKey:
         key = serialization.load_pem_private_key(pem.encode(), password=None)
         if not isinstance(key, ec.EllipticCurvePrivateKey):
             raise TypeError("signing keys must be EC keys")
-        return cls(kid, key)
+        return cls(kid, key, created_at)
+
+    def signs_at(self, now: datetime) -> bool:
+        """Whether the key is old enough for every process to know it at ``now``."""
+        return self.created_at is None or self.created_at + _ACTIVATION <= now
 
     def to_pem(self) -> str:
         return self.private_key.private_bytes(
@@ -98,9 +109,9 @@ class TokenService:
         if not keys:
             raise ValueError("at least one signing key is required")
         self._keys = {key.kid: key for key in keys}
-        self._current = keys[-1]
+        self._ordered = list(keys)
         self._issuer, self._audience, self._ttl = issuer, audience, ttl
-        #: Re-reads the installation's keys (after ``moorage keys rotate``).
+        #: Re-reads the installation's keys (after a rotation).
         self._loader = loader
         self._loaded_at = time.monotonic()
         #: Tokens already verified, with their expiry: a token is checked once per process.
@@ -114,8 +125,18 @@ class TokenService:
         keys = self._loader()
         if keys:
             self._keys = {key.kid: key for key in keys}
-            self._current = keys[-1]
+            self._ordered = list(keys)
             self._verified.clear()
+
+    def signing_key(self, now: datetime) -> SigningKey:
+        """The newest key that signs at ``now``; the oldest if none is old enough yet.
+
+        Every process picks the same key from the same key list, and a key signs only
+        after :data:`KEY_ACTIVATION_SECONDS`, so a token always carries a key that every
+        process holds (the reload is at most :data:`KEY_RELOAD_SECONDS` behind).
+        """
+        active = [key for key in self._ordered if key.signs_at(now)]
+        return active[-1] if active else self._ordered[0]
 
     def issue(
         self,
@@ -139,11 +160,9 @@ class TokenService:
         }
         if principal:
             claims["mrg"] = principal
+        key = self.signing_key(now)
         token = jwt.encode(
-            claims,
-            self._current.private_key,
-            algorithm=ALGORITHM,
-            headers={"kid": self._current.kid, "typ": "JWT"},
+            claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid, "typ": "JWT"}
         )
         return IssuedToken(token, self._ttl, now)
 

@@ -66,6 +66,9 @@ class AuthService:
         )
 
 
+#: The ``kid`` of an installation's first signing key.
+INITIAL_KID = "initial"
+
 _DUMMY_HASH = hash_password("not a real password")
 
 
@@ -79,18 +82,18 @@ def bootstrap_admin(metadata: Metadata, settings: AuthSettings, password: str) -
 
 
 def load_signing_keys(metadata: Metadata) -> list[SigningKey]:
-    """The installation's signing keys, generating the first one if there is none.
+    """The installation's signing keys (oldest first), adding the first one if there is none.
 
-    Racing processes may each insert a key; all of them are kept and valid, and every
-    process then signs with the same newest key it reads.
+    The first key has a fixed ``kid``: processes starting together may each generate
+    one, but only the first insert lands and all of them then read that same key.
     """
     with metadata.read() as session:
         stored = session.signing_keys()
     if not stored:
         key = SigningKey.generate()
         with metadata.write() as session:
-            session.add_signing_key(key.kid, key.to_pem())
+            session.add_signing_key(INITIAL_KID, key.to_pem())
             session.commit()
         with metadata.read() as session:
             stored = session.signing_keys()
-    return [SigningKey.from_pem(kid, pem) for kid, pem in stored]
+    return [SigningKey.from_pem(kid, pem, created_at) for kid, pem, created_at in stored]

@@ -384,16 +384,3 @@ class SqlIdentityStore:
                 return None
             c.execute(delete(LOGIN).where(LOGIN.c.state == state))
             return str(row.verifier), str(row.nonce)
-
-
-def prune_signing_keys(engines: Engines, keep: int) -> int:
-    """Delete all but the ``keep`` newest token-signing keys; returns how many went."""
-    from storage.db.tables import SigningKey  # noqa: PLC0415 - only the key CLI needs it
-
-    table = _t(SigningKey)
-    with engines.writing() as c, c.begin():
-        kids = list(c.execute(select(table.c.kid).order_by(table.c.created_at.desc())).scalars())
-        old = kids[keep:]
-        if old:
-            c.execute(delete(table).where(table.c.kid.in_(old)))
-        return len(old)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Executable, Table, bindparam, delete, func, select, text, update
@@ -560,11 +560,13 @@ class SqlSession(OutboxQueries, CollectorQueries):
         )
         self._c.execute(statement)
 
-    def signing_keys(self) -> list[tuple[str, str]]:
-        query = select(SIGNING_KEY.c.kid, SIGNING_KEY.c.private_pem).order_by(
-            SIGNING_KEY.c.created_at
-        )
-        return [(row.kid, row.private_pem) for row in self._c.execute(query)]
+    def signing_keys(self) -> list[tuple[str, str, datetime]]:
+        query = select(
+            SIGNING_KEY.c.kid, SIGNING_KEY.c.private_pem, SIGNING_KEY.c.created_at
+        ).order_by(SIGNING_KEY.c.created_at, SIGNING_KEY.c.kid)
+        return [(row.kid, row.private_pem, row.created_at) for row in self._c.execute(query)]
 
     def add_signing_key(self, kid: str, private_pem: str) -> None:
-        self._insert_ignore(SIGNING_KEY, kid=kid, private_pem=private_pem, created_at=_now())
+        self._insert_ignore(
+            SIGNING_KEY, kid=kid, private_pem=private_pem, created_at=datetime.now(UTC)
+        )

@@ -8,8 +8,12 @@ import hmac
 import json
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import jwt
 import pytest
@@ -303,10 +307,52 @@ def test_realm_ignores_forwarded_headers_tk06(tmp_path: Path) -> None:
 
 
 def test_fresh_installs_have_their_own_keys_tk05(tmp_path: Path) -> None:
-    kids = []
+    published = []
     for name in ("a", "b"):
         settings = Settings(data_dir=tmp_path / name, auth={"admin_password": "admin-password-1"})
         upgrade(settings)
         with TestClient(create_app(settings)) as client:
-            kids.append(client.get("/auth/jwks").json()["keys"][0]["kid"])
-    assert kids[0] != kids[1]
+            (key,) = client.get("/auth/jwks").json()["keys"]
+            published.append((key["x"], key["y"]))
+    assert published[0] != published[1]
+
+
+class _StaleFirstRead:
+    """Metadata whose first key read sees the table as it was before another process
+    inserted its first key (the start-up race of several API workers)."""
+
+    def __init__(self, metadata: Any) -> None:
+        self._metadata, self._stale = metadata, True
+
+    def write(self) -> Any:
+        return self._metadata.write()
+
+    @contextmanager
+    def read(self) -> Iterator[Any]:
+        with self._metadata.read() as session:
+            if self._stale:
+                self._stale = False
+                yield SimpleNamespace(signing_keys=list)
+            else:
+                yield session
+
+
+def test_workers_starting_together_sign_with_one_key(app_settings: Settings) -> None:
+    """Two API workers that both found no key end up with the same single key, so a
+    token one of them issues verifies on the other from the first request on."""
+    from core.services.auth import load_signing_keys
+    from core.tokens import TokenService
+    from storage.db.engine import create_engines
+    from storage.db.metadata import SqlMetadata
+
+    first = load_signing_keys(SqlMetadata(create_engines(app_settings)))
+    second = load_signing_keys(_StaleFirstRead(SqlMetadata(create_engines(app_settings))))
+    assert [key.kid for key in second] == [key.kid for key in first]
+    assert second[0].public_jwk() == first[0].public_jwk()
+    services = [
+        TokenService(keys, issuer="moorage", audience="moorage", ttl=300)
+        for keys in (first, second)
+    ]
+    now = datetime.now(UTC)
+    for issuer, verifier in (services, services[::-1]):
+        assert verifier.verify(issuer.issue("w", [], False, now).token).subject == "w"

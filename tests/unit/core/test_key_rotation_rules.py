@@ -41,7 +41,7 @@ def test_rotating_twice_for_one_scheduled_time_adds_one_key() -> None:
 
 def test_a_replaced_key_stays_for_the_grace_period() -> None:
     grace = retire_grace(300)
-    assert grace == timedelta(seconds=300 + 30 + 60)
+    assert grace == timedelta(seconds=90 + 300 + 60)  # activation + token life + skew
     keys = [StoredKey("old", T0), StoredKey("new", T0 + timedelta(days=30))]
     assert retirable(keys, T0 + timedelta(days=30) + grace - timedelta(seconds=1), grace) == []
     assert retirable(keys, T0 + timedelta(days=30) + grace, grace) == ["old"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -9,7 +10,7 @@ import pytest
 
 from core.access import Scope
 from core.passwords import hash_password, verify_password
-from core.tokens import InvalidTokenError, SigningKey, TokenService
+from core.tokens import KEY_ACTIVATION_SECONDS, InvalidTokenError, SigningKey, TokenService
 
 SCOPE = Scope("repository", "team/app", frozenset({"pull"}))
 
@@ -59,3 +60,43 @@ def test_passwords() -> None:
     assert verify_password("s3cret", stored)
     assert not verify_password("wrong", stored)
     assert not verify_password("s3cret", "garbage")
+
+
+def _aged(key: SigningKey, created_at: datetime) -> SigningKey:
+    return SigningKey(key.kid, key.private_key, created_at)
+
+
+def test_a_new_key_signs_only_after_every_process_could_load_it() -> None:
+    """Publish before use: a process that loaded the keys before a rotation accepts
+    every token another process issues after it."""
+    now = datetime.now(UTC)
+    added = now - timedelta(seconds=KEY_ACTIVATION_SECONDS - 1)
+    old = _aged(SigningKey.generate(), added - timedelta(days=30))
+    new = _aged(SigningKey.generate(), added)
+    stale = TokenService([old], issuer="moorage", audience="moorage", ttl=300)
+    installation = [old, new]
+    fresh = TokenService(
+        installation, issuer="moorage", audience="moorage", ttl=300, loader=lambda: installation
+    )
+    soon = fresh.issue("a", [SCOPE], False, now)
+    assert jwt.get_unverified_header(soon.token)["kid"] == old.kid
+    assert stale.verify(soon.token).subject == "a"
+    later = added + timedelta(seconds=KEY_ACTIVATION_SECONDS)
+    assert fresh.signing_key(later) == new
+    assert {key["kid"] for key in fresh.jwks()["keys"]} == {old.kid, new.kid}
+
+
+def test_the_first_key_signs_at_once_and_a_stale_process_reloads_for_an_unknown_key() -> None:
+    now = datetime.now(UTC)
+    first = _aged(SigningKey.generate(), now)
+    assert _service(first).signing_key(now) == first  # nothing older: the only key signs
+    keys = [first]
+    verifier = TokenService(
+        [first], issuer="moorage", audience="moorage", ttl=300, loader=lambda: list(keys)
+    )
+    second = _aged(SigningKey.generate(), now - timedelta(seconds=KEY_ACTIVATION_SECONDS))
+    keys.append(second)
+    token = _service(first, second).issue("b", [], False, now).token
+    assert jwt.get_unverified_header(token)["kid"] == second.kid
+    time.sleep(1.05)  # the unknown-key reload is rate-limited to one a second
+    assert verifier.verify(token).subject == "b"
