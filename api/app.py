@@ -8,6 +8,7 @@ from functools import partial
 
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
+from litestar.types import LifeSpanReceive, LifeSpanScope, LifeSpanSend, Receive, Scope, Send
 
 from api.audit_middleware import AuditMiddleware
 from api.context import Registry
@@ -20,6 +21,7 @@ from api.controllers.repositories import RepositoryController
 from api.controllers.tokens import jwks, oauth_token, token
 from api.errors import EXCEPTION_HANDLERS
 from api.identity_wiring import IDENTITY_ROUTES, build_identity, close_identity
+from api.manifest_shortcut import ManifestReadShortcut
 from api.temporal import TemporalProbe
 from core.passwords import generate_password
 from core.pulls import PullRecorder
@@ -92,10 +94,31 @@ def _admin_missing(metadata: SqlMetadata, settings: Settings) -> bool:
         return session.user(settings.auth.admin_username) is None
 
 
-def create_app(settings: Settings) -> Litestar:
-    """The whole HTTP application: OCI data plane, token service, management API, health."""
+class MoorageApp(Litestar):
+    """Litestar with the manifest-read shortcut in front of its routing."""
+
+    shortcut: ManifestReadShortcut | None = None
+
+    async def __call__(
+        self,
+        scope: Scope | LifeSpanScope,
+        receive: Receive | LifeSpanReceive,
+        send: Send | LifeSpanSend,
+    ) -> None:
+        shortcut = self.shortcut
+        if shortcut is not None and scope["type"] == "http" and await shortcut.answer(scope, send):  # type: ignore[comparison-overlap]
+            return
+        await super().__call__(scope, receive, send)
+
+
+def create_app(settings: Settings, *, shortcuts: bool = True) -> Litestar:
+    """The whole HTTP application: OCI data plane, token service, management API, health.
+
+    ``shortcuts=False`` leaves out the manifest-read shortcut (``api.manifest_shortcut``),
+    so every request takes the full path; the answers are the same either way.
+    """
     registry = build_registry(settings)
-    return Litestar(
+    app = MoorageApp(
         route_handlers=[
             ping,
             catalog,
@@ -119,3 +142,6 @@ def create_app(settings: Settings) -> Litestar:
         request_max_body_size=1024 * 1024,
         debug=False,
     )
+    if shortcuts:
+        app.shortcut = ManifestReadShortcut(registry)
+    return app

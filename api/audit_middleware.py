@@ -7,8 +7,8 @@ after the response (the audit writer thread stores it; the request pays a queue 
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,8 +48,7 @@ class AuditMiddleware:
         if str(scope["type"]) != "http" or not path.startswith(AUDITED) or path.startswith(SKIPPED):
             await self.app(scope, receive, send)
             return
-        given = _header(scope, b"x-request-id")
-        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        request_id = request_id_of(scope)
         slot: dict[str, Any] = {}
         scope["moorage_audit"] = slot  # type: ignore[typeddict-unknown-key]
         status = 500
@@ -66,28 +65,36 @@ class AuditMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            self._record(scope, slot, request_id, status)
+            record_request(scope["app"].state["registry"], scope, slot, request_id, status)
 
-    @staticmethod
-    def _record(scope: Scope, slot: dict[str, Any], request_id: str, status: int) -> None:
-        registry: Registry = scope["app"].state["registry"]
-        if registry.identity is None:
-            return
-        actor, kind, method = _actor(slot, scope)
-        action, resource, project = classify(str(scope.get("method", "")), str(scope["path"]))
-        client = scope.get("client")
-        event = AuditEvent(
-            time=datetime.now(UTC),
-            request_id=request_id,
-            actor=actor[:512],
-            actor_kind=kind,
-            auth_method=method,
-            action=action[:64],
-            resource=resource[:1024],
-            project=project[:63] if project else None,
-            result=result_of(status),
-            status=status,
-            client=(client[0] if client else "")[:64],
-            user_agent=_header(scope, b"user-agent")[:512],
-        )
-        registry.identity.audit.record(event)
+
+def request_id_of(scope: Scope) -> str:
+    """The client's ``X-Request-ID`` if it is well formed, else a new random one."""
+    given = _header(scope, b"x-request-id")
+    return given if _REQUEST_ID.match(given) else os.urandom(16).hex()
+
+
+def record_request(
+    registry: Registry, scope: Scope, slot: dict[str, Any], request_id: str, status: int
+) -> None:
+    """Queue the audit event of one answered request (``slot`` names the caller)."""
+    if registry.identity is None:
+        return
+    actor, kind, method = _actor(slot, scope)
+    action, resource, project = classify(str(scope.get("method", "")), str(scope["path"]))
+    client = scope.get("client")
+    event = AuditEvent(
+        time=datetime.now(UTC),
+        request_id=request_id,
+        actor=actor[:512],
+        actor_kind=kind,
+        auth_method=method,
+        action=action[:64],
+        resource=resource[:1024],
+        project=project[:63] if project else None,
+        result=result_of(status),
+        status=status,
+        client=(client[0] if client else "")[:64],
+        user_agent=_header(scope, b"user-agent")[:512],
+    )
+    registry.identity.audit.record(event)

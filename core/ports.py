@@ -235,18 +235,21 @@ class ReadWouldWait(Exception):  # noqa: N818 - names the condition, like Timeou
 
 
 class NowaitReads(Protocol):
-    """Read transactions that never wait, for callers on an event loop thread."""
+    """Reads that never wait, for callers on an event loop thread."""
 
-    def read_nowait(self) -> AbstractContextManager[MetadataSession]:
-        """A read transaction that fails instead of waiting.
+    def named_manifest_nowait(
+        self, name: str, digest: str | None, tag: str | None
+    ) -> tuple[RepositoryRecord, ManifestRecord | None] | None:
+        """:meth:`MetadataSession.named_manifest`, as one statement that fails instead of waiting.
 
         Offered only where reads are local and never wait for writers (SQLite in WAL
-        mode); the transaction sees one committed state, like :meth:`Metadata.read`.
+        mode); the statement sees one committed state, like a :meth:`Metadata.read`.
 
         Raises:
-            ReadWouldWait: A lock or a pooled connection would make it wait; run the
+            ReadWouldWait: A lock or a busy connection pool would make it wait; run the
                 read with :meth:`Metadata.read` on a worker thread instead.
         """
+        ...
 
 
 class Clock(Protocol):

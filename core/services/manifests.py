@@ -89,8 +89,7 @@ class ManifestService:
         if self._nowait is None:
             return None
         try:
-            with self._nowait.read_nowait() as session:
-                found = session.named_manifest(str(name), *_digest_or_tag(reference))
+            found = self._nowait.named_manifest_nowait(str(name), *_digest_or_tag(reference))
         except ReadWouldWait:
             return None
         return _found(name, reference, found)

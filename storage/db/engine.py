@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any, Self
 
 import sqlalchemy
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import Connection, Engine, event, make_url
 
 from core.settings import Settings
+from storage.db.nowait import NowaitReader
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class Engines:
     #: SQLite only: the reader for short reads on an event loop thread. Its own small
     #: pool (so a checkout never waits for worker threads' connections) and a busy
     #: timeout of zero: a read that would wait for a lock fails at once instead.
-    nowait_read: Engine | None = None
+    nowait_read: NowaitReader | None = None
 
     @contextmanager
     def writing(self) -> Iterator[Connection]:
@@ -93,13 +94,6 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _sqlite_connect_nowait(dbapi_connection: Any, record: Any) -> None:
-    _sqlite_connect(dbapi_connection, record)
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA busy_timeout=0")
-    cursor.close()
-
-
 def _set_busy_timeout(connection: Connection, milliseconds: int) -> None:
     # NOTE: on the DBAPI connection (autocommit), so no transaction begins for the pragma.
     cursor = connection.connection.cursor()
@@ -133,20 +127,6 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
 
 #: Connections of the event loop reader: one loop thread per process uses one at a time.
 _NOWAIT_POOL_SIZE = 2
-
-
-def _sqlite_nowait_reader(url: str) -> Engine:
-    engine = sqlalchemy.create_engine(
-        url,
-        connect_args={"check_same_thread": False, "timeout": 0},
-        pool_size=_NOWAIT_POOL_SIZE,
-        max_overflow=0,
-        # NOTE: never wait for a pooled connection either (raises, the caller retries).
-        pool_timeout=0,
-    )
-    event.listen(engine, "connect", _sqlite_connect_nowait)
-    event.listen(engine, "begin", _begin_deferred)
-    return engine
 
 
 class _ProcessWriteLock:
@@ -232,7 +212,7 @@ def create_engines(settings: Settings) -> Engines:
             read=_sqlite_engine(url, immediate=False),
             write=_sqlite_engine(url, immediate=True),
             write_lock=_ProcessWriteLock(settings.data_dir / "moorage.db.write-lock"),
-            nowait_read=_sqlite_nowait_reader(url),
+            nowait_read=NowaitReader(str(make_url(url).database), _NOWAIT_POOL_SIZE),
         )
     engine = sqlalchemy.create_engine(url, pool_size=16, max_overflow=16, pool_pre_ping=True)
     return Engines(read=engine, write=engine)

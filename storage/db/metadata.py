@@ -17,8 +17,6 @@ from typing import Any
 
 from sqlalchemy import Connection, Executable, Table, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.sql.dml import Insert
 
 from core.ports import ReadWouldWait
@@ -33,6 +31,7 @@ from core.records import (
 )
 from storage.db.engine import Engines
 from storage.db.gc_queries import CollectorQueries
+from storage.db.nowait import Prepared, utc_datetime
 from storage.db.outbox_queries import OutboxQueries
 from storage.db.tables import (
     Blob,
@@ -75,10 +74,6 @@ _MANIFEST_COLUMNS = (
     MANIFEST.c.payload,
     MANIFEST.c.pulled_at,
 )
-
-
-#: ``SQLITE_BUSY`` and ``SQLITE_LOCKED`` (primary result codes).
-_SQLITE_BUSY_CODES = frozenset({5, 6})
 
 
 def _manifest_record(row: Any) -> ManifestRecord:
@@ -155,6 +150,9 @@ _Q_NAMED_TAGGED_MANIFEST = (
     )
     .where(REPOSITORY.c.name == _param("name"))
 )
+#: The same two reads, compiled for the event loop reader (``storage.db.nowait``).
+_NOWAIT_NAMED_MANIFEST = Prepared.of(_Q_NAMED_MANIFEST)
+_NOWAIT_NAMED_TAGGED_MANIFEST = Prepared.of(_Q_NAMED_TAGGED_MANIFEST)
 _Q_MANIFEST_IDS = select(MANIFEST.c.digest, MANIFEST.c.id).where(
     MANIFEST.c.repository_id == _param("repository_id"), MANIFEST.c.digest.in_(_in("ds"))
 )
@@ -259,22 +257,23 @@ class SqlMetadata:
         """Whether :meth:`read_nowait` can succeed here (SQLite: local, WAL readers)."""
         return self._engines.nowait_read is not None
 
-    @contextmanager
-    def read_nowait(self) -> Iterator[SqlSession]:
-        """A read on the event loop reader; see ``core.ports.NowaitReads``."""
-        engine = self._engines.nowait_read
-        if engine is None:
+    def named_manifest_nowait(
+        self, name: str, digest: str | None, tag: str | None
+    ) -> tuple[RepositoryRecord, ManifestRecord | None] | None:
+        """:meth:`SqlSession.named_manifest` on the event loop reader; see ``NowaitReads``."""
+        reader = self._engines.nowait_read
+        if reader is None:
             raise ReadWouldWait("reads on this database may wait")
-        try:
-            with engine.connect() as connection, connection.begin():
-                yield SqlSession(connection)
-        except PoolTimeoutError as exc:
-            raise ReadWouldWait("no free connection") from exc
-        except OperationalError as exc:
-            code = getattr(exc.orig, "sqlite_errorcode", None)
-            if code is not None and code & 0xFF in _SQLITE_BUSY_CODES:
-                raise ReadWouldWait("the database is locked") from exc
-            raise
+        if digest is not None:
+            row = reader.first(_NOWAIT_NAMED_MANIFEST, {"name": name, "d": digest})
+        else:
+            row = reader.first(_NOWAIT_NAMED_TAGGED_MANIFEST, {"name": name, "tag": tag})
+        if row is None:
+            return None
+        repository = RepositoryRecord(*row[:4])
+        if row[4] is None:
+            return repository, None
+        return repository, _manifest_record((*row[4:13], utc_datetime(row[13])))
 
     def ping(self) -> None:
         with self._engines.read.connect() as connection:

@@ -3,14 +3,16 @@ the database allows it, and on a worker thread when a read would have to wait.""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import Connection
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+import sqlalchemy
 
 from core.errors import OCIErrorCode, RegistryError
 from core.names import Reference, RepositoryName
+from core.ports import ReadWouldWait
 from core.records import ManifestRecord
 from core.services.manifests import ManifestService
 from core.settings import Settings
@@ -30,7 +32,7 @@ def test_lookup_without_waiting_and_its_fallback(
     metadata = SqlMetadata(engines)
     manifests = ManifestService(metadata, nowait=metadata if metadata.reads_nowait else None)
     name, tag = RepositoryName.parse(repo), Reference.parse("v1")
-    held: list[Connection] = []
+    held: list[sqlite3.Connection] = []
     try:
         assert manifests.read(name, tag).digest == pushed.digest
         if engines.nowait_read is None:
@@ -42,8 +44,8 @@ def test_lookup_without_waiting_and_its_fallback(
         assert found.payload == pushed.payload
         for _ in range(_MAX_HELD):
             try:
-                held.append(engines.nowait_read.connect())
-            except PoolTimeoutError:
+                held.append(engines.nowait_read.checkout())
+            except ReadWouldWait:
                 break
         assert held
         assert len(held) < _MAX_HELD
@@ -52,7 +54,8 @@ def test_lookup_without_waiting_and_its_fallback(
         assert manifests.read(name, tag).digest == pushed.digest
     finally:
         for connection in held:
-            connection.close()
+            if engines.nowait_read is not None:
+                engines.nowait_read.checkin(connection)
         engines.dispose()
 
 
@@ -83,5 +86,29 @@ def test_lookup_errors_name_the_missing_part(
                 found = lookup(RepositoryName.parse(repo), Reference.parse(reference))
                 assert found is not None
                 assert found.media_type
+    finally:
+        engines.dispose()
+
+
+def test_both_lookups_return_the_same_record(
+    app_settings: Settings, oci: OCIClient, repo: str
+) -> None:
+    pushed = oci.push_image(repo, "v1")
+    engines = create_engines(app_settings)
+    metadata = SqlMetadata(engines)
+    manifests = ManifestService(metadata, nowait=metadata if metadata.reads_nowait else None)
+    pulled = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    try:
+        with engines.write.begin() as c:
+            c.execute(
+                sqlalchemy.text("UPDATE manifest SET pulled_at = :t WHERE digest = :d"),
+                {"t": pulled, "d": pushed.digest},
+            )
+        name = RepositoryName.parse(repo)
+        for reference in (Reference.parse("v1"), Reference.parse(pushed.digest)):
+            found = manifests.read(name, reference)
+            assert found.pulled_at == pulled
+            if engines.nowait_read is not None:
+                assert manifests.read_nowait(name, reference) == found
     finally:
         engines.dispose()

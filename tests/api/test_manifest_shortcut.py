@@ -1,0 +1,171 @@
+"""The manifest-read shortcut answers exactly like the full path, or leaves the request to it.
+
+Every request is sent to two apps on the same database: the default app (with the
+shortcut) and one built with ``shortcuts=False``. Status, headers (but ``date``) and body
+must match, and so must the audit events they leave; the shortcut must have answered the
+authorized reads (where the database offers non-waiting reads) and none of the others.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy
+from litestar.testing import TestClient
+
+from api.app import MoorageApp, create_app
+from core.audit import AuditQuery
+from core.settings import Settings
+from tests.api.oci import OCIClient, unique_project
+
+
+@pytest.fixture(scope="module")
+def full_path(app_settings: Settings) -> Iterator[TestClient]:  # type: ignore[type-arg]
+    with TestClient(create_app(app_settings, shortcuts=False)) as client:
+        yield client
+
+
+def _shortcut(oci: OCIClient) -> MoorageApp:
+    app = oci.client.app  # type: ignore[attr-defined]
+    assert isinstance(app, MoorageApp)
+    assert app.shortcut is not None
+    return app
+
+
+def _seen(response: object) -> tuple[int, list[tuple[str, str]], bytes]:
+    status = response.status_code  # type: ignore[attr-defined]
+    headers = sorted((k, v) for k, v in response.headers.items() if k != "date")  # type: ignore[attr-defined]
+    return status, headers, response.content  # type: ignore[attr-defined]
+
+
+def _both(
+    oci: OCIClient,
+    full: TestClient,
+    method: str,
+    path: str,
+    headers: dict[str, str],  # type: ignore[type-arg]
+) -> tuple[object, object]:
+    request_id = uuid.uuid4().hex
+    sent = {**headers, "X-Request-ID": request_id}
+    return (
+        oci.client.request(method, path, headers=sent),
+        full.request(method, path, headers=sent),
+    )
+
+
+def _answered(oci: OCIClient) -> int:
+    shortcut = _shortcut(oci).shortcut
+    assert shortcut is not None
+    return shortcut.answered
+
+
+def _nowait(oci: OCIClient) -> bool:
+    registry = _shortcut(oci).state["registry"]
+    return bool(registry.metadata.reads_nowait)
+
+
+def test_authorized_reads_match_the_full_path(
+    oci: OCIClient,
+    full_path: TestClient,
+    repo: str,  # type: ignore[type-arg]
+) -> None:
+    pushed = oci.push_image(repo, "v1")
+    auth = oci.headers(repo, "pull")
+    before = _answered(oci)
+    reads = 0
+    for method in ("GET", "HEAD"):
+        for reference in ("v1", pushed.digest):
+            for accept in ({}, {"Accept": "application/vnd.oci.image.manifest.v1+json"}):
+                fast, full = _both(
+                    oci, full_path, method, f"/v2/{repo}/manifests/{reference}", {**auth, **accept}
+                )
+                assert _seen(fast) == _seen(full)
+                assert fast.status_code == 200  # type: ignore[attr-defined]
+                reads += 1
+    assert _answered(oci) - before == (reads if _nowait(oci) else 0)
+
+
+def test_everything_else_is_left_to_the_full_path(
+    oci: OCIClient,
+    full_path: TestClient,
+    repo: str,  # type: ignore[type-arg]
+) -> None:
+    pushed = oci.push_image(repo, "v1")
+    other = f"{unique_project()}/app"
+    oci.push_image(other, "v1")
+    pull = oci.headers(repo, "pull")
+    push_only = oci.headers(repo, "push")
+    cases = [
+        ("GET", f"/v2/{repo}/manifests/v1", {}),  # no token
+        ("GET", f"/v2/{repo}/manifests/v1", {"Authorization": "Bearer not.a.token"}),
+        ("GET", f"/v2/{repo}/manifests/v1", {"Authorization": "Basic YWRtaW46eA=="}),
+        ("GET", f"/v2/{repo}/manifests/v1", push_only),  # no pull grant
+        ("GET", f"/v2/{other}/manifests/v1", pull),  # a token for another repository
+        ("GET", f"/v2/{repo}/manifests/v2", pull),  # unknown tag
+        ("GET", f"/v2/{repo}/manifests/-bad-tag", pull),  # malformed tag
+        ("GET", f"/v2/{repo}/manifests/sha256:{'0' * 64}", pull),  # unknown digest
+        ("GET", f"/v2/{repo}/manifests/sha256:zz", pull),  # malformed digest
+        ("HEAD", f"/v2/{repo}-gone/manifests/v1", pull),  # unknown repository
+        ("GET", f"/v2/{repo.upper()}/manifests/v1", pull),  # invalid name
+        ("DELETE", f"/v2/{repo}/manifests/{pushed.digest}", pull),  # not a read
+    ]
+    before = _answered(oci)
+    for method, path, headers in cases:
+        fast, full = _both(oci, full_path, method, path, headers)
+        assert _seen(fast) == _seen(full), (method, path)
+        assert fast.status_code != 200, (method, path)  # type: ignore[attr-defined]
+    # A trailing slash is not the route's shape; the full path accepts it.
+    fast, full = _both(oci, full_path, "GET", f"/v2/{repo}/manifests/v1/", pull)
+    assert _seen(fast) == _seen(full)
+    assert _answered(oci) == before
+
+
+def test_audit_events_and_pull_times_are_the_same(
+    oci: OCIClient,
+    full_path: TestClient,
+    repo: str,
+    app_settings: Settings,  # type: ignore[type-arg]
+) -> None:
+    pushed = oci.push_image(repo, "v1")
+    auth = oci.headers(repo, "pull")
+    engine = sqlalchemy.create_engine(app_settings.resolved_database_url)
+    long_ago = datetime.now(UTC) - timedelta(days=3)
+    try:
+        with engine.begin() as c:
+            c.execute(sqlalchemy.text("UPDATE manifest SET pulled_at = :t"), {"t": long_ago})
+        ids = {}
+        for which, client in (("fast", oci.client), ("full", full_path)):
+            request_id = f"{which}-{uuid.uuid4().hex}"
+            ids[which] = request_id
+            response = client.get(
+                f"/v2/{repo}/manifests/v1",
+                headers={**auth, "X-Request-ID": request_id, "User-Agent": "shortcut-test"},
+            )
+            assert response.status_code == 200
+            assert response.headers["x-request-id"] == request_id
+            with engine.connect() as c:
+                pulled = c.execute(
+                    sqlalchemy.text("SELECT pulled_at FROM manifest WHERE digest = :d"),
+                    {"d": pushed.digest},
+                ).scalar_one()
+            assert pulled is not None
+            assert str(pulled) > str(long_ago.replace(tzinfo=None))  # a new pull time
+            with engine.begin() as c:
+                c.execute(sqlalchemy.text("UPDATE manifest SET pulled_at = :t"), {"t": long_ago})
+    finally:
+        engine.dispose()
+    full_path.app.state["registry"].identity.audit.flush()  # its own batched writer
+    registry = _shortcut(oci).state["registry"]
+    events = registry.identity.audit.query(AuditQuery(project=repo.partition("/")[0], limit=1000))
+    found = {e.event.request_id: e.event for e in events if e.event.request_id in ids.values()}
+    fast, full = found[ids["fast"]], found[ids["full"]]
+
+    def fields(event: object) -> tuple[object, ...]:
+        names = ("actor", "actor_kind", "auth_method", "action", "resource", "project")
+        return tuple(getattr(event, n) for n in (*names, "result", "status", "user_agent"))
+
+    assert fields(fast) == fields(full)
+    assert (fast.action, fast.result, fast.status) == ("pull_manifest", "success", 200)
