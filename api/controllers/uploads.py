@@ -65,16 +65,16 @@ async def _append(
     try:
         await pump(request.stream(), chunk.write)
     except BaseException:
-        await anyio.to_thread.run_sync(chunk.abort)
+        await anyio.to_thread.run_sync(registry.uploads.abort_chunk, chunk)
         raise
     declared = request.headers.get("content-length")
     if declared_range is not None:
         declared = str(declared_range[1] - declared_range[0] + 1)
     if declared is not None and declared.isdigit() and int(declared) != chunk.written:
-        await anyio.to_thread.run_sync(chunk.abort)
+        await anyio.to_thread.run_sync(registry.uploads.abort_chunk, chunk)
         raise RegistryError(OCIErrorCode.SIZE_INVALID)
     if chunk.written == 0:
-        await anyio.to_thread.run_sync(chunk.abort)
+        await anyio.to_thread.run_sync(registry.uploads.abort_chunk, chunk)
         return chunk.upload
     return await anyio.to_thread.run_sync(registry.uploads.commit_chunk, chunk)
 

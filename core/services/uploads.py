@@ -55,9 +55,14 @@ class ChunkWriter:
         self._writer = writer
         self.hasher = hasher
         self.written = 0
+        #: Whether any ``write`` began (the hasher may then hold bytes that were not stored).
+        self.touched = False
         self._limit = limit
 
     def write(self, data: bytes) -> None:
+        if not data:
+            return
+        self.touched = True
         if self.upload.offset + self.written + len(data) > self._limit:
             raise RegistryError(
                 OCIErrorCode.SIZE_INVALID, "blob exceeds the registry's size limit", status=413
@@ -175,6 +180,17 @@ class UploadService:
             upload.created_at,
             expires_at,
         )
+
+    def abort_chunk(self, chunk: ChunkWriter) -> None:
+        """Drop a chunk's bytes; a chunk that never wrote hands its running hash back.
+
+        The common case is a completing ``PUT`` without a body after ``PATCH``es: it
+        opens an empty chunk, and the hash kept by the last ``PATCH`` must survive it, or
+        completing would re-read and re-hash the whole upload.
+        """
+        chunk.abort()
+        if not chunk.touched and chunk.hasher is not None:
+            self._keep_hasher(chunk.upload.id, chunk.upload.offset, chunk.hasher)
 
     def finish(self, repository: RepositoryRecord, upload: UploadRecord, digest: Digest) -> int:
         """Complete ``upload`` as blob ``digest``; return the blob's size.

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+from typing import Any
+
+import pytest
 
 from tests.api.oci import OCIClient, digest_of
 
@@ -188,3 +191,41 @@ def test_mount_without_pull_on_source_starts_an_upload(oci: OCIClient, repo: str
         assert response.status_code == 202
         assert "/blobs/uploads/" in response.headers["location"]
     assert oci.request("HEAD", f"/v2/{target}/blobs/{digest}", target).status_code == 404
+
+
+def _counting_upload_reads(oci: OCIClient, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record every read of an upload's stored bytes (a completion that re-hashes)."""
+    store = oci.client.app.state["registry"].store  # type: ignore[attr-defined]
+    reads: list[str] = []
+    original = store.read_upload
+
+    def counted(tenant: str, upload_id: str, size: int | None = None) -> Any:
+        reads.append(upload_id)
+        return original(tenant, upload_id, size)
+
+    monkeypatch.setattr(store, "read_upload", counted)
+    return reads
+
+
+def test_completing_put_without_body_reuses_the_running_hash(
+    oci: OCIClient, repo: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PATCH then an empty PUT (docker, skopeo): the bytes are hashed once, as they arrive."""
+    reads = _counting_upload_reads(oci, monkeypatch)
+    first, second = os.urandom(300_000), os.urandom(200_000)
+    data = first + second
+    location = _start(oci, repo)
+    for piece in (first, second):
+        patched = oci.request("PATCH", location, repo, content=piece)
+        assert patched.status_code == 202
+        location = patched.headers["location"]
+    done = oci.request("PUT", f"{location}?digest={digest_of(data)}", repo)
+    assert done.status_code == 201
+    assert oci.request("GET", f"/v2/{repo}/blobs/{digest_of(data)}", repo).content == data
+    assert reads == []
+    # The running hash is the real one: a wrong digest is still refused after PATCHes.
+    location = _start(oci, repo)
+    location = oci.request("PATCH", location, repo, content=first).headers["location"]
+    wrong = oci.request("PUT", f"{location}?digest={digest_of(second)}", repo)
+    assert wrong.status_code == 400
+    assert wrong.json()["errors"][0]["code"] == "DIGEST_INVALID"
