@@ -21,7 +21,7 @@ from api.controllers.repositories import RepositoryController
 from api.controllers.tokens import jwks, oauth_token, token
 from api.errors import EXCEPTION_HANDLERS
 from api.identity_wiring import IDENTITY_ROUTES, build_identity, close_identity
-from api.manifest_shortcut import ManifestReadShortcut
+from api.manifest_shortcut import ManifestShortcuts
 from api.temporal import TemporalProbe
 from core.passwords import generate_password
 from core.pulls import PullRecorder
@@ -95,9 +95,9 @@ def _admin_missing(metadata: SqlMetadata, settings: Settings) -> bool:
 
 
 class MoorageApp(Litestar):
-    """Litestar with the manifest-read shortcut in front of its routing."""
+    """Litestar with the manifest shortcuts in front of its routing."""
 
-    shortcut: ManifestReadShortcut | None = None
+    shortcut: ManifestShortcuts | None = None
 
     async def __call__(
         self,
@@ -106,15 +106,18 @@ class MoorageApp(Litestar):
         send: Send | LifeSpanSend,
     ) -> None:
         shortcut = self.shortcut
-        if shortcut is not None and scope["type"] == "http" and await shortcut.answer(scope, send):  # type: ignore[comparison-overlap]
-            return
+        if shortcut is not None and scope["type"] == "http":  # type: ignore[comparison-overlap]
+            going_on = await shortcut.answer(scope, receive, send)
+            if going_on is None:
+                return
+            receive = going_on
         await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings, *, shortcuts: bool = True) -> Litestar:
     """The whole HTTP application: OCI data plane, token service, management API, health.
 
-    ``shortcuts=False`` leaves out the manifest-read shortcut (``api.manifest_shortcut``),
+    ``shortcuts=False`` leaves out the manifest shortcuts (``api.manifest_shortcut``),
     so every request takes the full path; the answers are the same either way.
     """
     registry = build_registry(settings)
@@ -143,5 +146,5 @@ def create_app(settings: Settings, *, shortcuts: bool = True) -> Litestar:
         debug=False,
     )
     if shortcuts:
-        app.shortcut = ManifestReadShortcut(registry)
+        app.shortcut = ManifestShortcuts(registry)
     return app

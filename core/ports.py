@@ -7,11 +7,11 @@ is never shared across tenants.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from core.control_ports import ControlSession
 from core.digests import Digest
@@ -217,6 +217,9 @@ class MetadataSession(ControlSession, Protocol):
     def add_signing_key(self, kid: str, private_pem: str) -> None: ...
 
 
+_T = TypeVar("_T")
+
+
 class Metadata(Protocol):
     """Opens metadata transactions."""
 
@@ -225,6 +228,17 @@ class Metadata(Protocol):
 
     def write(self) -> AbstractContextManager[MetadataSession]:
         """A write transaction; concurrent writers queue."""
+
+    def write_grouped(self, work: Callable[[MetadataSession], _T]) -> _T:
+        """Run ``work`` in a write transaction that concurrent callers may share.
+
+        For small, frequent writes (a manifest push): the database may run the work of
+        several callers in one transaction and commit once. ``work`` must not commit,
+        may run on another thread and may run more than once (only the writes of one run
+        are kept), so it must have no effects outside its session. If it raises, nothing
+        it wrote is stored and the exception reaches this caller only; its result is
+        returned only once its writes are committed, as durable as after :meth:`write`.
+        """
 
     def ping(self) -> None:
         """Raise if the database is unreachable."""

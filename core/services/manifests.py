@@ -108,7 +108,8 @@ class ManifestService:
                 {"expected": str(reference.digest), "actual": str(digest)}
             )
         parsed = parse_manifest(payload, content_type)
-        with self._metadata.write() as session:
+
+        def store(session: MetadataSession) -> None:
             self._changes.protect_references(
                 session,
                 repository,
@@ -138,7 +139,10 @@ class ManifestService:
                 )
             if reference.tag is not None:
                 self._set_tag(session, repository, reference.tag, manifest_id, str(digest))
-            session.commit()
+
+        # NOTE: concurrent pushes of this process may share one transaction (group
+        # commit); every check and event above stays in the transaction that stores it.
+        self._metadata.write_grouped(store)
         return PushedManifest(digest, parsed.subject)
 
     def _add(

@@ -10,10 +10,10 @@ prebuilt statement hits SQLAlchemy's compiled cache with its key memoised.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Executable, Table, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -31,6 +31,7 @@ from core.records import (
 )
 from storage.db.engine import Engines
 from storage.db.gc_queries import CollectorQueries
+from storage.db.group_commit import GroupCommit
 from storage.db.nowait import Prepared, utc_datetime
 from storage.db.outbox_queries import OutboxQueries
 from storage.db.tables import (
@@ -93,6 +94,7 @@ def _in(name: str) -> Any:
     return bindparam(name, expanding=True)
 
 
+_T = TypeVar("_T")
 _BLOB_COLUMNS = (BLOB.c.id, BLOB.c.project_id, BLOB.c.digest, BLOB.c.size)
 _Q_PROJECT = select(PROJECT).where(PROJECT.c.name == _param("name"))
 _Q_STORAGE_ID = select(PROJECT.c.storage_id).where(PROJECT.c.id == _param("project_id"))
@@ -236,6 +238,10 @@ class SqlMetadata:
 
     def __init__(self, engines: Engines) -> None:
         self._engines = engines
+        #: SQLite only: writers of this process share transactions (``write_grouped``).
+        self._group = (
+            GroupCommit(engines.writing) if engines.write.dialect.name == "sqlite" else None
+        )
 
     @contextmanager
     def read(self) -> Iterator[SqlSession]:
@@ -256,6 +262,15 @@ class SqlMetadata:
     def reads_nowait(self) -> bool:
         """Whether :meth:`read_nowait` can succeed here (SQLite: local, WAL readers)."""
         return self._engines.nowait_read is not None
+
+    def write_grouped(self, work: Callable[[SqlSession], _T]) -> _T:
+        """Run ``work`` in a write transaction, possibly shared; see ``Metadata``."""
+        if self._group is None:
+            with self.write() as session:
+                result = work(session)
+                session.commit()
+                return result
+        return self._group.run(lambda connection: work(SqlSession(connection)))
 
     def named_manifest_nowait(
         self, name: str, digest: str | None, tag: str | None

@@ -8,9 +8,11 @@ authorized reads (where the database offers non-waiting reads) and none of the o
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy
@@ -60,6 +62,20 @@ def _answered(oci: OCIClient) -> int:
     shortcut = _shortcut(oci).shortcut
     assert shortcut is not None
     return shortcut.answered
+
+
+def _audit_events(oci: OCIClient, full: TestClient, repo: str) -> list[Any]:  # type: ignore[type-arg]
+    """The audit events of ``repo``'s project, both apps' queues written first."""
+    full.app.state["registry"].identity.audit.flush()  # its own batched writer
+    registry = _shortcut(oci).state["registry"]
+    query = AuditQuery(project=repo.partition("/")[0], limit=1000)
+    return [stored.event for stored in registry.identity.audit.query(query)]
+
+
+def _fields(event: Any) -> tuple[object, ...]:
+    """What must not depend on the path a request took (not its time or request id)."""
+    names = ("actor", "actor_kind", "auth_method", "action", "project", "result", "status")
+    return tuple(getattr(event, name) for name in (*names, "user_agent"))
 
 
 def _nowait(oci: OCIClient) -> bool:
@@ -157,15 +173,79 @@ def test_audit_events_and_pull_times_are_the_same(
                 c.execute(sqlalchemy.text("UPDATE manifest SET pulled_at = :t"), {"t": long_ago})
     finally:
         engine.dispose()
-    full_path.app.state["registry"].identity.audit.flush()  # its own batched writer
-    registry = _shortcut(oci).state["registry"]
-    events = registry.identity.audit.query(AuditQuery(project=repo.partition("/")[0], limit=1000))
-    found = {e.event.request_id: e.event for e in events if e.event.request_id in ids.values()}
+    found = {e.request_id: e for e in _audit_events(oci, full_path, repo)}
     fast, full = found[ids["fast"]], found[ids["full"]]
-
-    def fields(event: object) -> tuple[object, ...]:
-        names = ("actor", "actor_kind", "auth_method", "action", "resource", "project")
-        return tuple(getattr(event, n) for n in (*names, "result", "status", "user_agent"))
-
-    assert fields(fast) == fields(full)
+    assert _fields(fast) == _fields(full)
     assert (fast.action, fast.result, fast.status) == ("pull_manifest", "success", 200)
+
+
+_OCI = "application/vnd.oci.image.manifest.v1+json"
+
+
+def _put(client: object, path: str, auth: dict[str, str], body: bytes, request_id: str) -> object:
+    headers = {**auth, "Content-Type": _OCI, "X-Request-ID": request_id}
+    return client.put(path, content=body, headers=headers)  # type: ignore[attr-defined]
+
+
+def test_pushes_match_the_full_path(
+    oci: OCIClient,
+    full_path: TestClient,
+    repo: str,  # type: ignore[type-arg]
+) -> None:
+    subject = oci.push_image(repo, "base")
+    push = oci.headers(repo, "pull,push")
+    plain = json.dumps(oci.image(repo)).encode()
+    referrer = json.dumps(
+        oci.image(
+            repo,
+            subject={"mediaType": _OCI, "digest": subject.digest, "size": len(subject.payload)},
+        )
+    ).encode()
+    before = _answered(oci)
+    for body in (plain, referrer):
+        request_id = uuid.uuid4().hex
+        fast = _put(oci.client, f"/v2/{repo}/manifests/fast", push, body, request_id)
+        full = _put(full_path, f"/v2/{repo}/manifests/full", push, body, request_id)
+        assert _seen(fast) == _seen(full)
+        assert fast.status_code == 201  # type: ignore[attr-defined]
+    assert "oci-subject" in full.headers  # type: ignore[attr-defined]
+    assert _answered(oci) - before == 2
+    events = _audit_events(oci, full_path, repo)
+    pushes = [e for e in events if e.action == "push_manifest" and e.resource.endswith(":fast")]
+    same = [e for e in events if e.action == "push_manifest" and e.resource.endswith(":full")]
+    assert len(pushes) == len(same) == 2
+    assert [_fields(e) for e in pushes] == [_fields(e) for e in same]
+    for tag in ("fast", "full"):
+        got = oci.request("GET", f"/v2/{repo}/manifests/{tag}", repo)
+        assert got.content == referrer
+
+
+def test_refused_pushes_are_left_to_the_full_path(
+    oci: OCIClient,
+    full_path: TestClient,  # type: ignore[type-arg]
+    repo: str,
+    app_settings: Settings,
+) -> None:
+    oci.push_image(repo, "v1")
+    push = oci.headers(repo, "pull,push")
+    good = oci.image(repo)
+    unknown_blob = {**good, "layers": [{**good["layers"][0], "digest": f"sha256:{'1' * 64}"}]}
+    too_big = b" " * (app_settings.limits.manifest_max_bytes + 1)
+    body = json.dumps(good).encode()
+    cases = [
+        (f"/v2/{repo}/manifests/a", {}, body),  # no token
+        (f"/v2/{repo}/manifests/a", oci.headers(repo, "pull"), body),  # no push grant
+        (f"/v2/{repo}/manifests/a", push, json.dumps(unknown_blob).encode()),
+        (f"/v2/{repo}/manifests/a", push, b"{not json"),
+        (f"/v2/{repo}/manifests/sha256:{'2' * 64}", push, body),  # digest mismatch
+        (f"/v2/{repo}/manifests/a", push, too_big),
+        (f"/v2/{repo}/manifests/-bad", push, body),
+    ]
+    before = _answered(oci)
+    for path, auth, payload in cases:
+        request_id = uuid.uuid4().hex
+        fast = _put(oci.client, path, auth, payload, request_id)
+        full = _put(full_path, path, auth, payload, request_id)
+        assert _seen(fast) == _seen(full), path
+        assert fast.status_code >= 400, path  # type: ignore[attr-defined]
+    assert _answered(oci) == before
