@@ -25,6 +25,7 @@ from storage.db.tables import (
     RepositoryBlob,
     Tag,
 )
+from storage.db.value_lists import DIALECTS, in_list, list_value
 
 BLOB_REVIEW, MANIFEST_REVIEW = table_of(GcBlobReview), table_of(GcManifestReview)
 ORPHAN, RUN = table_of(GcOrphan), table_of(ControlRun)
@@ -52,23 +53,25 @@ _BLOB_REVIEW_COLUMNS = (
 )
 
 # NOTE: the statements a manifest push runs are built once (see ``storage.db.metadata``).
-_TOUCH_BLOB_REVIEWS = (
-    update(BLOB_REVIEW)
+_TOUCH_BLOB_REVIEWS = {
+    dialect: update(BLOB_REVIEW)
     .where(
         BLOB_REVIEW.c.project_id == bindparam("b_project_id"),
-        BLOB_REVIEW.c.digest.in_(bindparam("digests", expanding=True)),
+        in_list(BLOB_REVIEW.c.digest, "digests", dialect),
         BLOB_REVIEW.c.state == "review",
     )
     .values(queued_at=bindparam("now"), review_after=bindparam("after"))
-)
-_TOUCH_MANIFEST_REVIEWS = (
-    update(MANIFEST_REVIEW)
+    for dialect in DIALECTS
+}
+_TOUCH_MANIFEST_REVIEWS = {
+    dialect: update(MANIFEST_REVIEW)
     .where(
         MANIFEST_REVIEW.c.repository_id == bindparam("b_repository_id"),
-        MANIFEST_REVIEW.c.digest.in_(bindparam("digests", expanding=True)),
+        in_list(MANIFEST_REVIEW.c.digest, "digests", dialect),
     )
     .values(queued_at=bindparam("now"), review_after=bindparam("after"))
-)
+    for dialect in DIALECTS
+}
 _TAG_TARGET = (
     select(_MANIFEST.c.digest)
     .join(_TAG, _TAG.c.manifest_id == _MANIFEST.c.id)
@@ -116,14 +119,13 @@ class ReviewQueueQueries:
     def touch_blob_reviews(
         self, project_id: int, digests: list[str], review_after: datetime
     ) -> None:
-        for start in range(0, len(digests), 500):
-            params = {
-                "b_project_id": project_id,
-                "digests": digests[start : start + 500],
-                "now": datetime.now(UTC),
-                "after": review_after,
-            }
-            self._c.execute(_TOUCH_BLOB_REVIEWS, params)
+        params = {
+            "b_project_id": project_id,
+            "digests": list_value(self._dialect, digests),
+            "now": datetime.now(UTC),
+            "after": review_after,
+        }
+        self._c.execute(_TOUCH_BLOB_REVIEWS[self._dialect], params)
 
     def blob_tombstoned(self, project_id: int, digest: str) -> bool:
         return self.blob_review_state(project_id, digest) == "deleting"
@@ -156,14 +158,13 @@ class ReviewQueueQueries:
     def touch_manifest_reviews(
         self, repository_id: int, digests: list[str], review_after: datetime
     ) -> None:
-        for start in range(0, len(digests), 500):
-            params = {
-                "b_repository_id": repository_id,
-                "digests": digests[start : start + 500],
-                "now": datetime.now(UTC),
-                "after": review_after,
-            }
-            self._c.execute(_TOUCH_MANIFEST_REVIEWS, params)
+        params = {
+            "b_repository_id": repository_id,
+            "digests": list_value(self._dialect, digests),
+            "now": datetime.now(UTC),
+            "after": review_after,
+        }
+        self._c.execute(_TOUCH_MANIFEST_REVIEWS[self._dialect], params)
 
     def manifest_references(self, repository_id: int, digest: str) -> tuple[list[str], list[str]]:
         manifest_id = select(_MANIFEST.c.id).where(

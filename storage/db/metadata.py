@@ -47,6 +47,7 @@ from storage.db.tables import (
     Upload,
     User,
 )
+from storage.db.value_lists import DIALECTS, in_list, list_value
 
 
 def _t(model: Any) -> Table:
@@ -90,10 +91,6 @@ def _param(name: str) -> Any:
     return bindparam(name)
 
 
-def _in(name: str) -> Any:
-    return bindparam(name, expanding=True)
-
-
 _T = TypeVar("_T")
 _BLOB_COLUMNS = (BLOB.c.id, BLOB.c.project_id, BLOB.c.digest, BLOB.c.size)
 _Q_PROJECT = select(PROJECT).where(PROJECT.c.name == _param("name"))
@@ -111,11 +108,14 @@ _Q_LINKED_BLOB = (
 _Q_PROJECT_BLOB = select(*_BLOB_COLUMNS).where(
     BLOB.c.project_id == _param("project_id"), BLOB.c.digest == _param("d")
 )
-_Q_LINKED_BLOB_IDS = (
-    select(BLOB.c.digest, BLOB.c.id)
+_Q_LINKED_BLOB_IDS = {
+    dialect: select(BLOB.c.digest, BLOB.c.id)
     .join(REPO_BLOB, REPO_BLOB.c.blob_id == BLOB.c.id)
-    .where(REPO_BLOB.c.repository_id == _param("repository_id"), BLOB.c.digest.in_(_in("ds")))
-)
+    .where(
+        REPO_BLOB.c.repository_id == _param("repository_id"), in_list(BLOB.c.digest, "ds", dialect)
+    )
+    for dialect in DIALECTS
+}
 _Q_MANIFEST = select(*_MANIFEST_COLUMNS).where(
     MANIFEST.c.repository_id == _param("repository_id"), MANIFEST.c.digest == _param("d")
 )
@@ -155,9 +155,13 @@ _Q_NAMED_TAGGED_MANIFEST = (
 #: The same two reads, compiled for the event loop reader (``storage.db.nowait``).
 _NOWAIT_NAMED_MANIFEST = Prepared.of(_Q_NAMED_MANIFEST)
 _NOWAIT_NAMED_TAGGED_MANIFEST = Prepared.of(_Q_NAMED_TAGGED_MANIFEST)
-_Q_MANIFEST_IDS = select(MANIFEST.c.digest, MANIFEST.c.id).where(
-    MANIFEST.c.repository_id == _param("repository_id"), MANIFEST.c.digest.in_(_in("ds"))
-)
+_Q_MANIFEST_IDS = {
+    dialect: select(MANIFEST.c.digest, MANIFEST.c.id).where(
+        MANIFEST.c.repository_id == _param("repository_id"),
+        in_list(MANIFEST.c.digest, "ds", dialect),
+    )
+    for dialect in DIALECTS
+}
 _Q_UPLOAD = select(UPLOAD).where(UPLOAD.c.id == _param("upload_id"))
 _Q_ADVANCE_UPLOAD = (
     update(UPLOAD)
@@ -408,11 +412,9 @@ class SqlSession(OutboxQueries, CollectorQueries):
         return bool(result.rowcount)
 
     def linked_blob_ids(self, repository_id: int, digests: list[str]) -> dict[str, int]:
-        found: dict[str, int] = {}
-        for start in range(0, len(digests), 500):
-            params = {"repository_id": repository_id, "ds": digests[start : start + 500]}
-            found.update((row[0], row[1]) for row in self._c.execute(_Q_LINKED_BLOB_IDS, params))
-        return found
+        params = {"repository_id": repository_id, "ds": list_value(self._dialect, digests)}
+        rows = self._c.execute(_Q_LINKED_BLOB_IDS[self._dialect], params)
+        return {row[0]: row[1] for row in rows}
 
     # manifests and tags
     def manifest(self, repository_id: int, digest: str) -> ManifestRecord | None:
@@ -439,11 +441,9 @@ class SqlSession(OutboxQueries, CollectorQueries):
         return repository, (None if row[4] is None else _manifest_record(row[4:]))
 
     def manifest_ids(self, repository_id: int, digests: list[str]) -> dict[str, int]:
-        found: dict[str, int] = {}
-        for start in range(0, len(digests), 500):
-            params = {"repository_id": repository_id, "ds": digests[start : start + 500]}
-            found.update((row[0], row[1]) for row in self._c.execute(_Q_MANIFEST_IDS, params))
-        return found
+        params = {"repository_id": repository_id, "ds": list_value(self._dialect, digests)}
+        rows = self._c.execute(_Q_MANIFEST_IDS[self._dialect], params)
+        return {row[0]: row[1] for row in rows}
 
     def add_manifest(self, repository_id: int, manifest: NewManifest) -> int:
         # NOTE: no lookup first: callers look before they add, and a stored manifest
