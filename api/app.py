@@ -75,7 +75,9 @@ def build_registry(settings: Settings) -> Registry:
         metadata=metadata,
         store=store,
         projects=projects,
-        repositories=RepositoryService(metadata, projects, changes),
+        repositories=RepositoryService(
+            metadata, projects, changes, nowait=metadata if metadata.reads_nowait else None
+        ),
         uploads=UploadService(metadata, store, clock, settings.limits, changes),
         manifests=ManifestService(
             metadata,

@@ -21,8 +21,10 @@ answers with the error the service raises.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import anyio.to_thread
@@ -40,6 +42,8 @@ from core.tokens import InvalidTokenError, TokenClaims
 _MANIFEST = re.compile(r"^/v2/(?P<name>.+)/manifests/(?P<arg>[^/]+)$")
 _READS = frozenset({"GET", "HEAD"})
 _CALLERS_MAX = 4096
+#: Pushes of one process in flight at once (group commit batches up to this many).
+_PUSH_THREADS = 32
 
 Receive = Callable[[], Awaitable[Any]]
 
@@ -88,6 +92,8 @@ class ManifestShortcuts:
         #: The identity of each recently verified token (the token service caches the
         #: claims; this spares rebuilding the identity for every request).
         self._callers: dict[str, Identity] = {}
+        #: Threads for pushes (cheaper to hand work to than anyio's worker threads).
+        self._pushers = ThreadPoolExecutor(_PUSH_THREADS, thread_name_prefix="manifest-push")
 
     async def answer(self, scope: Any, receive: Receive, send: Any) -> Receive | None:
         """Answer the request and return ``None``, or return the ``receive`` to go on with."""
@@ -195,13 +201,15 @@ class ManifestShortcuts:
         registry = self._registry
         content_type = _header(scope.get("headers", []), b"content-type")
         create = registry.settings.auth.create_project_on_push
+        # NOTE: an existing repository is found on the event loop (no waiting read).
+        found = registry.repositories.find_nowait(name)
 
         def store() -> PushedManifest:
-            repository = registry.repositories.ensure(name, create)
+            repository = found or registry.repositories.ensure(name, create)
             return registry.manifests.put(repository, Reference.parse(text), payload, content_type)
 
         try:
-            pushed = await anyio.to_thread.run_sync(store)
+            pushed = await asyncio.get_running_loop().run_in_executor(self._pushers, store)
         except Exception:  # noqa: BLE001 - the full path repeats the push and answers it
             return _replay(messages, receive)
         request_id = request_id_of(scope)

@@ -251,6 +251,14 @@ class ReadWouldWait(Exception):  # noqa: N818 - names the condition, like Timeou
 class NowaitReads(Protocol):
     """Reads that never wait, for callers on an event loop thread."""
 
+    def repository_nowait(self, name: str) -> RepositoryRecord | None:
+        """:meth:`MetadataSession.repository`, as one statement that fails instead of waiting.
+
+        Raises:
+            ReadWouldWait: As for :meth:`named_manifest_nowait`.
+        """
+        ...
+
     def named_manifest_nowait(
         self, name: str, digest: str | None, tag: str | None
     ) -> tuple[RepositoryRecord, ManifestRecord | None] | None:

@@ -6,7 +6,7 @@ from core import events
 from core.digests import Digest
 from core.errors import OCIErrorCode, RegistryError
 from core.names import RepositoryName
-from core.ports import Metadata
+from core.ports import Metadata, NowaitReads, ReadWouldWait
 from core.records import BlobRecord, RepositoryRecord
 from core.services.changes import ChangeRecorder
 from core.services.projects import ProjectService
@@ -24,14 +24,31 @@ class RepositoryService:
         metadata: Metadata,
         projects: ProjectService,
         changes: ChangeRecorder | None = None,
+        nowait: NowaitReads | None = None,
     ) -> None:
         self._metadata = metadata
         self._changes = changes or ChangeRecorder(24 * 3600)
         self._projects = projects
+        #: Reads that never wait (SQLite), for :meth:`find_nowait`.
+        self._nowait = nowait
 
     def find(self, name: RepositoryName) -> RepositoryRecord | None:
         with self._metadata.read() as session:
             return session.repository(str(name))
+
+    def find_nowait(self, name: RepositoryName) -> RepositoryRecord | None:
+        """:meth:`find` for a caller on an event loop thread, if it can run without waiting.
+
+        ``None`` when there is no such repository, when the database offers no such reads,
+        or when this one would wait: the caller then uses :meth:`ensure` or :meth:`find`
+        on a worker thread.
+        """
+        if self._nowait is None:
+            return None
+        try:
+            return self._nowait.repository_nowait(str(name))
+        except ReadWouldWait:
+            return None
 
     def require(self, name: RepositoryName) -> RepositoryRecord:
         repository = self.find(name)

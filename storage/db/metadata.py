@@ -154,6 +154,7 @@ _Q_NAMED_TAGGED_MANIFEST = (
 )
 #: The same two reads, compiled for the event loop reader (``storage.db.nowait``).
 _NOWAIT_NAMED_MANIFEST = Prepared.of(_Q_NAMED_MANIFEST)
+_NOWAIT_REPOSITORY = Prepared.of(_Q_REPOSITORY)
 _NOWAIT_NAMED_TAGGED_MANIFEST = Prepared.of(_Q_NAMED_TAGGED_MANIFEST)
 _Q_MANIFEST_IDS = {
     dialect: select(MANIFEST.c.digest, MANIFEST.c.id).where(
@@ -275,6 +276,14 @@ class SqlMetadata:
                 session.commit()
                 return result
         return self._group.run(lambda connection: work(SqlSession(connection)))
+
+    def repository_nowait(self, name: str) -> RepositoryRecord | None:
+        """:meth:`SqlSession.repository` on the event loop reader; see ``NowaitReads``."""
+        reader = self._engines.nowait_read
+        if reader is None:
+            raise ReadWouldWait("reads on this database may wait")
+        row = reader.first(_NOWAIT_REPOSITORY, {"name": name})
+        return None if row is None else RepositoryRecord(*row)
 
     def named_manifest_nowait(
         self, name: str, digest: str | None, tag: str | None

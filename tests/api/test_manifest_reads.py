@@ -112,3 +112,29 @@ def test_both_lookups_return_the_same_record(
                 assert manifests.read_nowait(name, reference) == found
     finally:
         engines.dispose()
+
+
+def test_repository_lookup_without_waiting(
+    app_settings: Settings, oci: OCIClient, repo: str
+) -> None:
+    from core.services.projects import ProjectService
+    from core.services.repositories import RepositoryService
+    from storage.blobs import build_blob_store
+
+    oci.push_image(repo, "v1")
+    engines = create_engines(app_settings)
+    metadata = SqlMetadata(engines)
+    nowait = metadata if metadata.reads_nowait else None
+    projects = ProjectService(metadata, build_blob_store(app_settings))
+    repositories = RepositoryService(metadata, projects, nowait=nowait)
+    try:
+        name = RepositoryName.parse(repo)
+        found = repositories.find(name)
+        assert found is not None
+        if nowait is None:
+            assert repositories.find_nowait(name) is None  # PostgreSQL: worker threads only
+            return
+        assert repositories.find_nowait(name) == found
+        assert repositories.find_nowait(RepositoryName.parse(f"{repo}-absent")) is None
+    finally:
+        engines.dispose()
