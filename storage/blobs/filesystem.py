@@ -21,10 +21,12 @@ Tenant ids, upload ids and digests are validated before any path is built from t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, BinaryIO
 
 from core.ports import BlobLocation, BlobNotFoundError, UploadNotFoundError
@@ -37,6 +39,10 @@ if TYPE_CHECKING:
     from core.digests import Digest
 
 _CHUNK = 1024 * 1024
+#: An upload's written bytes start on their way to disk every this many bytes, in the
+#: background, so the fsync of ``commit`` finds little left to write.
+_SYNC_EVERY = 32 * 1024 * 1024
+_SYNCER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="upload-sync")
 
 
 class FilesystemUploadWriter:
@@ -44,7 +50,9 @@ class FilesystemUploadWriter:
 
     Consistency guarantees: opening the writer truncates the file to ``offset``, so the
     bytes of an interrupted request vanish; :meth:`commit` fsyncs before it returns the
-    new size; :meth:`abort` truncates back to ``offset``.
+    new size (and fails if any background flush of this writer failed); :meth:`abort`
+    truncates back to ``offset``. Large writes are flushed in the background as they
+    arrive (``fdatasync`` every 32 MiB), which only moves work ahead of ``commit``.
     """
 
     def __init__(self, path: Path, offset: int) -> None:
@@ -65,6 +73,8 @@ class FilesystemUploadWriter:
         self._file: BinaryIO | None = file
         self._offset = offset
         self._written = 0
+        self._unsynced = 0
+        self._sync: Future[None] | None = None
 
     def _open_file(self) -> BinaryIO:
         if self._file is None:
@@ -78,11 +88,26 @@ class FilesystemUploadWriter:
         while view:
             view = view[file.write(view) or 0 :]
         self._written += len(data)
+        self._unsynced += len(data)
+        if self._unsynced >= _SYNC_EVERY and (self._sync is None or self._sync.done()):
+            self._settle()  # NOTE: a finished flush that failed fails the write at once
+            self._unsynced = 0
+            self._sync = _SYNCER.submit(os.fdatasync, file.fileno())
+
+    def _settle(self) -> None:
+        """Wait for the background flush, if any, and raise its error.
+
+        Never swallowed: the kernel may report a write-back error only once.
+        """
+        sync, self._sync = self._sync, None
+        if sync is not None:
+            sync.result()
 
     def commit(self) -> int:
         """Flush and fsync the file; return the upload's new size."""
         file = self._open_file()
         try:
+            self._settle()
             file.flush()
             os.fsync(file.fileno())
         finally:
@@ -97,6 +122,8 @@ class FilesystemUploadWriter:
             return
         self._file = None
         try:
+            with contextlib.suppress(OSError):  # NOTE: its bytes are being cut off anyway
+                self._settle()
             file.truncate(self._offset)
         finally:
             file.close()
