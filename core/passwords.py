@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+import time
 
 _N, _R, _P = 2**14, 8, 1
 
@@ -38,3 +39,38 @@ def verify_password(password: str, stored: str) -> bool:
 
 def generate_password() -> str:
     return secrets.token_urlsafe(18)
+
+
+class RecentVerifications:
+    """Remembers for a short while which secrets matched which stored hashes.
+
+    The slow hash is what makes a password guess expensive; a client that logs in again
+    and again with the same right password (``docker login`` then a token request per
+    pull or push) pays it once per ``ttl_seconds``. Only successes are remembered, so
+    every wrong guess still pays the full hash. An entry is an HMAC (under a random key
+    of this process) of the stored hash and the secret, never the secret: a changed
+    password has a new stored hash and never matches an old entry. Callers still check
+    everything else (disabled, expired, revoked) on every use.
+    """
+
+    def __init__(self, ttl_seconds: float = 60.0, max_entries: int = 4096) -> None:
+        self._key = secrets.token_bytes(32)
+        self._ttl, self._max = ttl_seconds, max_entries
+        self._until: dict[bytes, float] = {}
+
+    def verify(self, secret: str, stored: str) -> bool:
+        """:func:`verify_password`, answered from memory for a recent success."""
+        mark = hmac.new(self._key, stored.encode() + b"\0" + secret.encode(), "sha256").digest()
+        now = time.monotonic()
+        if self._until.get(mark, 0.0) > now:
+            return True
+        if not verify_password(secret, stored):
+            return False
+        if len(self._until) >= self._max:
+            self._until.clear()
+        self._until[mark] = now + self._ttl
+        return True
+
+
+#: The process's memory of recent successful verifications (see :class:`RecentVerifications`).
+RECENT = RecentVerifications()

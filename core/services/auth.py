@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.access import AuthMethod, Identity, RightsLookup, Scope, describe, grant
-from core.passwords import hash_password, verify_password
+from core.passwords import RECENT, hash_password, verify_password
 from core.ports import Clock, Metadata
 from core.records import UserRecord
 from core.services.projects import ProjectService
@@ -37,7 +37,7 @@ class AuthService:
         with self._metadata.read() as session:
             user = session.user(username)
         stored = user.password_hash if user is not None else _DUMMY_HASH
-        valid = verify_password(password, stored)
+        valid = RECENT.verify(password, stored)
         if user is None or not valid or user.disabled:
             return None
         return Identity(subject=user.username, is_admin=user.is_admin, method=AuthMethod.PASSWORD)

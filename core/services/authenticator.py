@@ -22,7 +22,7 @@ from core.identity_records import PersonalTokenRecord, RobotRecord
 from core.keycloak import KeycloakProvider, OidcUser
 from core.login_limit import LoginLimiter
 from core.oidc import looks_like_jwt, unverified_issuer
-from core.passwords import hash_password, verify_password
+from core.passwords import RECENT, hash_password
 from core.ports import Clock
 from core.services.auth import AuthService
 from core.services.trusted_issuers import TrustedIssuers
@@ -95,7 +95,7 @@ class Authenticator:
 
     def robot(self, name: str, secret: str) -> Identity | None:
         robot = self._store.robot_by_name(name)
-        valid = verify_password(secret, robot.secret_hash if robot else _DUMMY)
+        valid = RECENT.verify(secret, robot.secret_hash if robot else _DUMMY)
         if robot is None or not valid or not self._usable_robot(robot):
             return None
         return Identity(
@@ -112,7 +112,7 @@ class Authenticator:
 
     def personal_token(self, username: str, key: str, secret: str) -> Identity | None:
         record = self._store.token_by_key(key)
-        valid = verify_password(secret, record.secret_hash if record else _DUMMY)
+        valid = RECENT.verify(secret, record.secret_hash if record else _DUMMY)
         if record is None or not valid or not self._usable_token(record, username):
             return None
         scopes = record.scopes & REGISTRY_SCOPES

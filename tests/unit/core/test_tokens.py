@@ -100,3 +100,33 @@ def test_the_first_key_signs_at_once_and_a_stale_process_reloads_for_an_unknown_
     assert jwt.get_unverified_header(token)["kid"] == second.kid
     time.sleep(1.05)  # the unknown-key reload is rate-limited to one a second
     assert verifier.verify(token).subject == "b"
+
+
+def test_recent_verifications_skip_only_repeated_successes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from core import passwords
+
+    calls: list[str] = []
+    real = passwords.verify_password
+
+    def counted(secret: str, stored: str) -> bool:
+        calls.append(secret)
+        return real(secret, stored)
+
+    monkeypatch.setattr(passwords, "verify_password", counted)
+    recent = passwords.RecentVerifications(ttl_seconds=60)
+    stored = hash_password("right")
+    assert recent.verify("right", stored)
+    assert recent.verify("right", stored)
+    assert calls == ["right"]  # the second success came from memory
+    assert not recent.verify("wrong", stored)
+    assert not recent.verify("wrong", stored)
+    assert calls == ["right", "wrong", "wrong"]  # every wrong guess pays the slow hash
+    changed = hash_password("right")  # same password, new salt: a reset
+    assert recent.verify("right", changed)
+    assert calls[-1] == "right"  # a new stored hash never matches an old entry
+    expired = passwords.RecentVerifications(ttl_seconds=0)
+    assert expired.verify("right", stored)
+    assert expired.verify("right", stored)
+    assert calls[-2:] == ["right", "right"]
