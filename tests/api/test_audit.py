@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,9 +18,8 @@ from core.settings import Settings
 from storage.db.migrate import upgrade
 from tests.api.identity_helpers import Api
 from tests.api.oci import OCIClient
+from tests.services.moorage import audit_verify
 from tests.services.process import LOOPBACK
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _events(client: Any, auth: tuple[str, str], **params: Any) -> list[dict[str, Any]]:
@@ -118,35 +115,22 @@ def audited(tmp_path: Path) -> Any:
     receiver.close()
 
 
-def _verify(settings: Settings) -> subprocess.CompletedProcess[str]:
-    env = {"MOORAGE_DATA_DIR": str(settings.data_dir), "PATH": "/usr/bin:/bin"}
-    return subprocess.run(
-        [sys.executable, "-m", "cli.main", "audit", "verify"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_chain_detects_edits_and_deletions(audited: Any) -> None:
     client, settings, _ = audited
     auth = ("admin", "admin-password-1")
     for _ in range(5):
         client.get("/v2/", auth=auth)
     assert len(_events(client, auth)) >= 5
-    assert _verify(settings).returncode == 0
+    assert audit_verify(settings.data_dir).returncode == 0
     engine = sqlalchemy.create_engine(settings.resolved_database_url)
     with engine.begin() as connection:
         connection.execute(sqlalchemy.text("UPDATE audit_event SET actor = 'mallory' WHERE id = 2"))
-    tampered = _verify(settings)
+    tampered = audit_verify(settings.data_dir)
     assert tampered.returncode == 1
     assert "event 2 was modified" in tampered.stderr
     with engine.begin() as connection:
         connection.execute(sqlalchemy.text("DELETE FROM audit_event WHERE id = 2"))
-    assert "chain broken" in _verify(settings).stderr
+    assert "chain broken" in audit_verify(settings.data_dir).stderr
     engine.dispose()
 
 
@@ -159,7 +143,7 @@ def test_tail_deletion_is_detected(audited: Any) -> None:
     with engine.begin() as connection:
         connection.execute(sqlalchemy.text("DELETE FROM audit_event WHERE id = :id"), {"id": last})
     engine.dispose()
-    tampered = _verify(settings)
+    tampered = audit_verify(settings.data_dir)
     assert tampered.returncode == 1
     assert "TAMPERED" in tampered.stderr
 
@@ -174,7 +158,7 @@ def test_purge_keeps_the_chain_verifiable(audited: Any) -> None:
     assert removed >= 3
     client.get("/v2/", auth=auth)
     assert _events(client, auth)
-    assert _verify(settings).returncode == 0
+    assert audit_verify(settings.data_dir).returncode == 0
 
 
 def test_syslog_forwarding_and_pull_sampling(audited: Any) -> None:

@@ -3,8 +3,6 @@ chain verifies; a failed write loses nothing."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,24 +19,11 @@ from core.services.audit_log import AuditLog
 from core.settings import AuthSettings, Settings
 from storage.db.migrate import upgrade
 from tests.api.oci import OCIClient
+from tests.services.moorage import audit_verify
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "admin-password-1"
 CLIENTS = 8
 REQUESTS_PER_CLIENT = 25
-
-
-def _verify(settings: Settings) -> subprocess.CompletedProcess[str]:
-    env = {"MOORAGE_DATA_DIR": str(settings.data_dir), "PATH": "/usr/bin:/bin"}
-    return subprocess.run(
-        [sys.executable, "-m", "cli.main", "audit", "verify"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_concurrent_requests_all_stored_in_one_chain_after_shutdown(tmp_path: Path) -> None:
@@ -88,7 +73,7 @@ def test_concurrent_requests_all_stored_in_one_chain_after_shutdown(tmp_path: Pa
     assert {row.request_id for row in stored} == expected
     assert len(stored) == len(expected)
     assert {row.status for row in stored} == {200, 404}
-    verified = _verify(settings)
+    verified = audit_verify(settings.data_dir)
     assert verified.returncode == 0, verified.stderr
 
 

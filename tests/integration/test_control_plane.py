@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import secrets
 import uuid
 from collections.abc import AsyncIterator
 from functools import partial
@@ -29,9 +28,9 @@ from cli.worker import run_worker
 from core.control_records import OutboxRecord
 from core.names import RepositoryName
 from core.settings import Settings
-from storage.db.migrate import upgrade
 from tests.api.oci import OCIClient, Pushed, unique_project
-from tests.conftest import BACKENDS, create_bucket
+from tests.conftest import BACKENDS
+from tests.services.control_backends import control_settings
 from tests.services.temporal import TemporalServer, start_temporal
 
 pytestmark = pytest.mark.integration
@@ -57,39 +56,25 @@ async def worker(settings: Settings) -> AsyncIterator[None]:
             await task
 
 
+_CONTROL = {"outbox_poll_seconds": 0.2, "gc_every_seconds": 0, "policy_every_seconds": 0}
+
+
 def _settings(
-    root: Path, temporal: TemporalServer, password: str, backend: str, request: Any
-) -> Settings:
-    base: dict[str, Any] = {
-        "data_dir": root / "data",
-        "auth": {"admin_password": password, "create_project_on_push": True},
-        "temporal": {"address": temporal.address, "task_queue": f"q-{uuid.uuid4().hex}"},
-        "control": {"outbox_poll_seconds": 0.2, "gc_every_seconds": 0, "policy_every_seconds": 0},
-    }
-    if backend == "pg-s3":
-        postgres, s3 = request.getfixturevalue("postgres"), request.getfixturevalue("s3")
-        base |= {
-            "database_url": postgres.create_database(f"cp_{secrets.token_hex(4)}"),
-            "storage": "s3",
-            "s3": {
-                "endpoint_url": s3.endpoint_url,
-                "bucket": create_bucket(s3, f"cp-{secrets.token_hex(4)}"),
-                "access_key_id": s3.access_key_id,
-                "secret_access_key": s3.secret_access_key,
-            },
-        }
-    settings = Settings(**base)
-    upgrade(settings)
-    return settings
+    root: Path, temporal: TemporalServer, backend: str, request: pytest.FixtureRequest
+) -> tuple[Settings, str]:
+    """Settings on ``backend`` and the admin password they carry."""
+    settings = control_settings(backend, root, temporal, request, _CONTROL, label="cp")
+    password = settings.auth.admin_password
+    assert password is not None
+    return settings, password.get_secret_value()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_events_survive_a_temporal_outage_and_gc_runs_on_request(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    password = secrets.token_urlsafe(12)
     temporal = start_temporal(tmp_path / "temporal")
-    settings = _settings(tmp_path, temporal, password, backend, request)
+    settings, password = _settings(tmp_path, temporal, backend, request)
     try:
         with TestClient(create_app(settings)) as http:
             oci = OCIClient(http, password)
@@ -240,8 +225,7 @@ def _stored(oci: OCIClient, repo: str) -> set[str]:
 async def test_retention_gc_and_reconcile_by_the_worker_keep_usage_exact(
     backend: str, tmp_path: Path, temporal_server: TemporalServer, request: pytest.FixtureRequest
 ) -> None:
-    password = secrets.token_urlsafe(12)
-    settings = _settings(tmp_path, temporal_server, password, backend, request)
+    settings, password = _settings(tmp_path, temporal_server, backend, request)
     with TestClient(create_app(settings)) as http:
         oci, repo = OCIClient(http, password), f"{unique_project()}/app"
         images = [

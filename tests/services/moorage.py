@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
 import sys
 from dataclasses import dataclass
 from functools import partial
@@ -80,4 +81,18 @@ def start_moorage(workdir: Path, env: Mapping[str, str], args: Sequence[str] = (
         env=settings,
         log_path=process.log_path,
         process=process,
+    )
+
+
+def audit_verify(data_dir: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``moorage audit verify`` on the installation in ``data_dir`` (SQLite default)."""
+    env = {"MOORAGE_DATA_DIR": str(data_dir), "PATH": "/usr/bin:/bin"}
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", "audit", "verify"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
