@@ -25,17 +25,18 @@ import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import anyio.to_thread
 
 from api.audit_middleware import record_request, request_id_of
 from api.context import Registry
+from api.controllers.manifests import manifest_headers, pushed_headers, store_manifest
 from core.access import PULL, PUSH, AuthMethod, Identity, Scope, from_description
 from core.errors import RegistryError
 from core.names import Reference, RepositoryName, is_valid_tag
 from core.records import ManifestRecord
-from core.services.manifests import PushedManifest
 from core.tokens import InvalidTokenError, TokenClaims
 
 # NOTE: the same shape as the dispatcher's manifest route (``api.controllers.oci``).
@@ -68,6 +69,13 @@ def _grants(access: list[Scope], name: str, action: str) -> bool:
         and (action in entry.actions or "*" in entry.actions)
         for entry in access
     )
+
+
+def _encoded(headers: dict[str, str], request_id: str) -> list[tuple[bytes, bytes]]:
+    """ASGI response headers from ``headers``, with the request id the audit records."""
+    encoded = [(key.lower().encode(), value.encode("latin-1")) for key, value in headers.items()]
+    encoded.append((b"x-request-id", request_id.encode()))
+    return encoded
 
 
 def _replay(messages: list[Any], receive: Receive) -> Receive:
@@ -144,19 +152,9 @@ class ManifestShortcuts:
         if manifest is None:
             return False
         request_id = request_id_of(scope)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"docker-content-digest", manifest.digest.encode()),
-                    (b"etag", f'"{manifest.digest}"'.encode()),
-                    (b"content-length", str(manifest.size).encode()),
-                    (b"content-type", manifest.media_type.encode("latin-1")),
-                    (b"x-request-id", request_id.encode()),
-                ],
-            }
-        )
+        headers = _encoded(manifest_headers(manifest), request_id)
+        headers.append((b"content-type", manifest.media_type.encode("latin-1")))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         get = scope["method"] == "GET"
         await send({"type": "http.response.body", "body": manifest.payload if get else b""})
         self.answered += 1
@@ -200,30 +198,20 @@ class ManifestShortcuts:
             return _replay(messages, receive)
         registry = self._registry
         content_type = _header(scope.get("headers", []), b"content-type")
-        create = registry.settings.auth.create_project_on_push
         # NOTE: an existing repository is found on the event loop (no waiting read).
         found = registry.repositories.find_nowait(name)
-
-        def store() -> PushedManifest:
-            repository = found or registry.repositories.ensure(name, create)
-            return registry.manifests.put(repository, Reference.parse(text), payload, content_type)
-
+        loop = asyncio.get_running_loop()
         try:
-            pushed = await asyncio.get_running_loop().run_in_executor(self._pushers, store)
+            reference = Reference.parse(text)
+            pushed = await loop.run_in_executor(
+                self._pushers,
+                partial(store_manifest, registry, name, reference, payload, content_type, found),
+            )
         except Exception:  # noqa: BLE001 - the full path repeats the push and answers it
             return _replay(messages, receive)
         request_id = request_id_of(scope)
-        headers = [
-            (b"location", f"/v2/{name}/manifests/{pushed.digest}".encode()),
-            (b"docker-content-digest", str(pushed.digest).encode()),
-        ]
-        if pushed.subject is not None:
-            headers.append((b"oci-subject", str(pushed.subject).encode()))
-        headers += [
-            (b"content-type", b"application/json"),
-            (b"content-length", b"0"),
-            (b"x-request-id", request_id.encode()),
-        ]
+        headers = _encoded(pushed_headers(name, pushed), request_id)
+        headers += [(b"content-type", b"application/json"), (b"content-length", b"0")]
         await send({"type": "http.response.start", "status": 201, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
         self.answered += 1

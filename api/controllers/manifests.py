@@ -16,6 +16,7 @@ from core.access import DELETE, PULL, PUSH, Scope
 from core.digests import Digest
 from core.errors import OCIErrorCode, RegistryError
 from core.names import Reference, RepositoryName, is_valid_tag
+from core.records import ManifestRecord, RepositoryRecord
 from core.services.manifests import PushedManifest
 
 
@@ -30,6 +31,44 @@ def _existing_reference(text: str) -> Reference:
     return Reference.parse(text)
 
 
+def manifest_headers(manifest: ManifestRecord) -> dict[str, str]:
+    """The headers of a manifest GET or HEAD, besides its ``Content-Type``."""
+    return {
+        "Docker-Content-Digest": manifest.digest,
+        "ETag": f'"{manifest.digest}"',
+        "Content-Length": str(manifest.size),
+    }
+
+
+def store_manifest(
+    registry: Registry,
+    name: RepositoryName,
+    reference: Reference,
+    payload: bytes,
+    content_type: str | None,
+    repository: RepositoryRecord | None = None,
+) -> PushedManifest:
+    """Store a pushed manifest (blocking: on a worker thread), creating its repository.
+
+    ``repository`` is the push's repository when the caller already found it.
+    """
+    if repository is None:
+        create = registry.settings.auth.create_project_on_push
+        repository = registry.repositories.ensure(name, create)
+    return registry.manifests.put(repository, reference, payload, content_type)
+
+
+def pushed_headers(name: RepositoryName, pushed: PushedManifest) -> dict[str, str]:
+    """The headers of a manifest push's ``201``."""
+    headers = {
+        "Location": f"/v2/{name}/manifests/{pushed.digest}",
+        "Docker-Content-Digest": str(pushed.digest),
+    }
+    if pushed.subject is not None:
+        headers["OCI-Subject"] = str(pushed.subject)
+    return headers
+
+
 async def read_manifest(
     request: Request[Any, Any, Any], registry: Registry, name: RepositoryName, reference_text: str
 ) -> Response[Any]:
@@ -41,11 +80,7 @@ async def read_manifest(
     manifest = registry.manifests.read_nowait(name, reference)
     if manifest is None:
         manifest = await anyio.to_thread.run_sync(registry.manifests.read, name, reference)
-    headers = {
-        "Docker-Content-Digest": manifest.digest,
-        "ETag": f'"{manifest.digest}"',
-        "Content-Length": str(manifest.size),
-    }
+    headers = manifest_headers(manifest)
     if request.method == "HEAD":
         return Response(content=b"", headers=headers, media_type=manifest.media_type)
     # NOTE: a GET is a pull; its pull time is written after the response, if due.
@@ -64,22 +99,11 @@ async def put_manifest(
     await authorize(request, registry, _scope(name, PUSH))
     reference = Reference.parse(reference_text)
     payload = await read_limited(request, registry.settings.limits.manifest_max_bytes)
-    create = registry.settings.auth.create_project_on_push
     content_type = request.headers.get("content-type")
-
-    def store() -> PushedManifest:
-        # NOTE: one worker-thread hop for the repository and the manifest transaction.
-        repository = registry.repositories.ensure(name, create)
-        return registry.manifests.put(repository, reference, payload, content_type)
-
-    pushed = await anyio.to_thread.run_sync(store)
-    headers = {
-        "Location": f"/v2/{name}/manifests/{pushed.digest}",
-        "Docker-Content-Digest": str(pushed.digest),
-    }
-    if pushed.subject is not None:
-        headers["OCI-Subject"] = str(pushed.subject)
-    return Response(content=b"", status_code=201, headers=headers)
+    pushed = await anyio.to_thread.run_sync(
+        store_manifest, registry, name, reference, payload, content_type
+    )
+    return Response(content=b"", status_code=201, headers=pushed_headers(name, pushed))
 
 
 async def delete_manifest(

@@ -56,7 +56,7 @@ _BLOB_REVIEW_COLUMNS = (
 _TOUCH_BLOB_REVIEWS = {
     dialect: update(BLOB_REVIEW)
     .where(
-        BLOB_REVIEW.c.project_id == bindparam("b_project_id"),
+        BLOB_REVIEW.c.project_id == bindparam("owner"),
         in_list(BLOB_REVIEW.c.digest, "digests", dialect),
         BLOB_REVIEW.c.state == "review",
     )
@@ -66,7 +66,7 @@ _TOUCH_BLOB_REVIEWS = {
 _TOUCH_MANIFEST_REVIEWS = {
     dialect: update(MANIFEST_REVIEW)
     .where(
-        MANIFEST_REVIEW.c.repository_id == bindparam("b_repository_id"),
+        MANIFEST_REVIEW.c.repository_id == bindparam("owner"),
         in_list(MANIFEST_REVIEW.c.digest, "digests", dialect),
     )
     .values(queued_at=bindparam("now"), review_after=bindparam("after"))
@@ -119,13 +119,7 @@ class ReviewQueueQueries:
     def touch_blob_reviews(
         self, project_id: int, digests: list[str], review_after: datetime
     ) -> None:
-        params = {
-            "b_project_id": project_id,
-            "digests": list_value(self._dialect, digests),
-            "now": datetime.now(UTC),
-            "after": review_after,
-        }
-        self._c.execute(_TOUCH_BLOB_REVIEWS[self._dialect], params)
+        self._touch(_TOUCH_BLOB_REVIEWS, project_id, digests, review_after)
 
     def blob_tombstoned(self, project_id: int, digest: str) -> bool:
         return self.blob_review_state(project_id, digest) == "deleting"
@@ -158,13 +152,19 @@ class ReviewQueueQueries:
     def touch_manifest_reviews(
         self, repository_id: int, digests: list[str], review_after: datetime
     ) -> None:
+        self._touch(_TOUCH_MANIFEST_REVIEWS, repository_id, digests, review_after)
+
+    def _touch(
+        self, statements: dict[str, Any], owner: int, digests: list[str], after: datetime
+    ) -> None:
+        """Postpone the pending reviews of ``digests`` under ``owner`` (project or repository)."""
         params = {
-            "b_repository_id": repository_id,
+            "owner": owner,
             "digests": list_value(self._dialect, digests),
             "now": datetime.now(UTC),
-            "after": review_after,
+            "after": after,
         }
-        self._c.execute(_TOUCH_MANIFEST_REVIEWS[self._dialect], params)
+        self._c.execute(statements[self._dialect], params)
 
     def manifest_references(self, repository_id: int, digest: str) -> tuple[list[str], list[str]]:
         manifest_id = select(_MANIFEST.c.id).where(

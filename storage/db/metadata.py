@@ -32,7 +32,7 @@ from core.records import (
 from storage.db.engine import Engines
 from storage.db.gc_queries import CollectorQueries
 from storage.db.group_commit import GroupCommit
-from storage.db.nowait import Prepared, utc_datetime
+from storage.db.nowait import NowaitReader, Prepared
 from storage.db.outbox_queries import OutboxQueries
 from storage.db.tables import (
     Blob,
@@ -81,6 +81,15 @@ _MANIFEST_COLUMNS = (
 def _manifest_record(row: Any) -> ManifestRecord:
     # NOTE: ``Any``: SQLAlchemy types rows of more than nine columns as open-ended tuples.
     return ManifestRecord(*row)
+
+
+def _named(row: Any) -> tuple[RepositoryRecord, ManifestRecord | None] | None:
+    """A row of the named-manifest reads: the repository and, if found, its manifest."""
+    if row is None:
+        return None
+    repository = RepositoryRecord(*row[:4])
+    # NOTE: the outer join leaves every manifest column NULL when there is no match.
+    return repository, (None if row[4] is None else _manifest_record(row[4:]))
 
 
 def _now() -> datetime:
@@ -277,11 +286,15 @@ class SqlMetadata:
                 return result
         return self._group.run(lambda connection: work(SqlSession(connection)))
 
-    def repository_nowait(self, name: str) -> RepositoryRecord | None:
-        """:meth:`SqlSession.repository` on the event loop reader; see ``NowaitReads``."""
+    def _nowait_reader(self) -> NowaitReader:
         reader = self._engines.nowait_read
         if reader is None:
             raise ReadWouldWait("reads on this database may wait")
+        return reader
+
+    def repository_nowait(self, name: str) -> RepositoryRecord | None:
+        """:meth:`SqlSession.repository` on the event loop reader; see ``NowaitReads``."""
+        reader = self._nowait_reader()
         row = reader.first(_NOWAIT_REPOSITORY, {"name": name})
         return None if row is None else RepositoryRecord(*row)
 
@@ -289,19 +302,12 @@ class SqlMetadata:
         self, name: str, digest: str | None, tag: str | None
     ) -> tuple[RepositoryRecord, ManifestRecord | None] | None:
         """:meth:`SqlSession.named_manifest` on the event loop reader; see ``NowaitReads``."""
-        reader = self._engines.nowait_read
-        if reader is None:
-            raise ReadWouldWait("reads on this database may wait")
+        reader = self._nowait_reader()
         if digest is not None:
             row = reader.first(_NOWAIT_NAMED_MANIFEST, {"name": name, "d": digest})
         else:
             row = reader.first(_NOWAIT_NAMED_TAGGED_MANIFEST, {"name": name, "tag": tag})
-        if row is None:
-            return None
-        repository = RepositoryRecord(*row[:4])
-        if row[4] is None:
-            return repository, None
-        return repository, _manifest_record((*row[4:13], utc_datetime(row[13])))
+        return _named(row)
 
     def ping(self) -> None:
         with self._engines.read.connect() as connection:
@@ -443,11 +449,7 @@ class SqlSession(OutboxQueries, CollectorQueries):
             row = self._c.execute(_Q_NAMED_MANIFEST, {"name": name, "d": digest}).first()
         else:
             row = self._c.execute(_Q_NAMED_TAGGED_MANIFEST, {"name": name, "tag": tag}).first()
-        if row is None:
-            return None
-        repository = RepositoryRecord(*row[:4])
-        # NOTE: the outer join leaves every manifest column NULL when there is no match.
-        return repository, (None if row[4] is None else _manifest_record(row[4:]))
+        return _named(row)
 
     def manifest_ids(self, repository_id: int, digests: list[str]) -> dict[str, int]:
         params = {"repository_id": repository_id, "ds": list_value(self._dialect, digests)}

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select
@@ -33,23 +33,34 @@ _DIALECT = sqlite.dialect()
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A statement compiled for ``sqlite3``: its SQL and the order of its parameters."""
+    """A statement compiled for ``sqlite3``.
+
+    Its SQL, the order of its parameters, and the column types' result conversions (the
+    same SQLAlchemy applies to its own rows, e.g. timestamps made aware).
+    """
 
     sql: str
     names: tuple[str, ...]
+    conversions: tuple[tuple[int, Callable[[Any], Any]], ...]
 
     @classmethod
     def of(cls, statement: Select[Any]) -> Prepared:
         compiled = statement.compile(dialect=_DIALECT)
-        return cls(compiled.string, tuple(compiled.positiontup or ()))
+        conversions = []
+        for index, column in enumerate(statement.selected_columns):
+            convert = column.type.dialect_impl(_DIALECT).result_processor(_DIALECT, None)
+            if convert is not None:
+                conversions.append((index, convert))
+        return cls(compiled.string, tuple(compiled.positiontup or ()), tuple(conversions))
 
-
-def utc_datetime(value: str | None) -> datetime | None:
-    """A timestamp column as SQLAlchemy stores it on SQLite (naive UTC text), made aware."""
-    if value is None:
-        return None
-    parsed = datetime.fromisoformat(value)
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    def row(self, raw: tuple[Any, ...]) -> tuple[Any, ...]:
+        """A raw ``sqlite3`` row with every column converted as SQLAlchemy would."""
+        if not self.conversions:
+            return raw
+        values = list(raw)
+        for index, convert in self.conversions:
+            values[index] = convert(values[index])
+        return tuple(values)
 
 
 class NowaitReader:
@@ -94,7 +105,7 @@ class NowaitReader:
             self._idle.append(connection)
 
     def first(self, prepared: Prepared, params: dict[str, Any]) -> tuple[Any, ...] | None:
-        """The first row of ``prepared`` with ``params``, read without waiting.
+        """The first row of ``prepared`` with ``params`` (converted), read without waiting.
 
         Raises:
             ReadWouldWait: No free connection, or the database is locked.
@@ -103,7 +114,7 @@ class NowaitReader:
         try:
             cursor = connection.execute(prepared.sql, [params[name] for name in prepared.names])
             try:
-                row: tuple[Any, ...] | None = cursor.fetchone()
+                raw: tuple[Any, ...] | None = cursor.fetchone()
             finally:
                 cursor.close()  # NOTE: resets the statement: its read transaction ends here
         except sqlite3.OperationalError as exc:
@@ -113,7 +124,7 @@ class NowaitReader:
             raise
         finally:
             self.checkin(connection)
-        return row
+        return None if raw is None else prepared.row(raw)
 
     def dispose(self) -> None:
         """Close the idle connections (those in use close when given back and dropped)."""
