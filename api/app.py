@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from functools import partial
+from typing import Any
 
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.types import LifeSpanReceive, LifeSpanScope, LifeSpanSend, Receive, Scope, Send
 
-from api.audit_middleware import AuditMiddleware
+from api.audit_middleware import AuditMiddleware, AuditRecorder
 from api.context import Registry
 from api.controllers.gc import GcController
 from api.controllers.health import healthz, readyz
@@ -22,8 +23,10 @@ from api.controllers.tokens import jwks, oauth_token, token
 from api.errors import EXCEPTION_HANDLERS
 from api.identity_wiring import IDENTITY_ROUTES, build_identity, close_identity
 from api.manifest_shortcut import ManifestShortcuts
+from api.pipeline import OCIPipeline, is_oci
 from api.temporal import TemporalProbe
 from core.passwords import generate_password
+from core.pipeline import Hooks
 from core.pulls import PullRecorder
 from core.services.auth import AuthService, bootstrap_admin, load_signing_keys
 from core.services.changes import ChangeRecorder
@@ -97,9 +100,18 @@ def _admin_missing(metadata: SqlMetadata, settings: Settings) -> bool:
 
 
 class MoorageApp(Litestar):
-    """Litestar with the manifest shortcuts in front of its routing."""
+    """Litestar for ``/api/v1``, ``/auth`` and health; ``/v2`` enters through the pipeline.
 
-    shortcut: ManifestShortcuts | None = None
+    The pipeline (``api.pipeline``) runs every ``/v2`` request through the hook points and
+    hands what its manifest fast path does not answer to Litestar's routing.
+    """
+
+    pipeline: OCIPipeline | None = None
+
+    @property
+    def shortcut(self) -> ManifestShortcuts | None:
+        """The manifest fast path (``None`` when the app was built without it)."""
+        return None if self.pipeline is None else self.pipeline.fast
 
     async def __call__(
         self,
@@ -107,22 +119,29 @@ class MoorageApp(Litestar):
         receive: Receive | LifeSpanReceive,
         send: Send | LifeSpanSend,
     ) -> None:
-        shortcut = self.shortcut
-        if shortcut is not None and scope["type"] == "http":  # type: ignore[comparison-overlap]
-            going_on = await shortcut.answer(scope, receive, send)
-            if going_on is None:
-                return
-            receive = going_on
+        pipeline = self.pipeline
+        if pipeline is not None and is_oci(scope):
+            await pipeline(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+    async def framework(self, scope: Any, receive: Any, send: Any) -> None:
+        """Litestar's own routing and middleware (the pipeline's full path)."""
         await super().__call__(scope, receive, send)
 
 
-def create_app(settings: Settings, *, shortcuts: bool = True) -> Litestar:
+def create_app(
+    settings: Settings, *, shortcuts: bool = True, hooks: Hooks | None = None
+) -> Litestar:
     """The whole HTTP application: OCI data plane, token service, management API, health.
 
-    ``shortcuts=False`` leaves out the manifest shortcuts (``api.manifest_shortcut``),
-    so every request takes the full path; the answers are the same either way.
+    ``hooks`` are registered at the ``/v2`` pipeline's points (``core.pipeline``); the
+    audit recorder always runs first at request end. ``shortcuts=False`` leaves out the
+    manifest fast path (``api.manifest_shortcut``), so every request takes the full path;
+    the answers, and what the hooks see, are the same either way.
     """
     registry = build_registry(settings)
+    registry.hooks = (hooks or Hooks()).with_first_end(AuditRecorder(registry))
     app = MoorageApp(
         route_handlers=[
             ping,
@@ -147,6 +166,6 @@ def create_app(settings: Settings, *, shortcuts: bool = True) -> Litestar:
         request_max_body_size=1024 * 1024,
         debug=False,
     )
-    if shortcuts:
-        app.shortcut = ManifestShortcuts(registry)
+    fast = ManifestShortcuts(registry) if shortcuts else None
+    app.pipeline = OCIPipeline(registry, app.framework, fast)
     return app

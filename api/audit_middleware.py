@@ -1,8 +1,10 @@
-"""ASGI middleware that records one audit event per request on every audited path.
+"""One audit event per request on every audited path.
 
-It hands the request a slot (``scope["moorage_audit"]``) where authentication notes
-the caller, captures the response status, adds ``X-Request-ID``, and enqueues the event
-after the response (the audit writer thread stores it; the request pays a queue append).
+``/v2`` requests are recorded by the pipeline's request-end hook (:class:`AuditRecorder`,
+registered by ``create_app``); ``/auth/`` and ``/api/v1/`` by the ASGI middleware here.
+Both hand the request a slot (``scope["moorage_audit"]``) where authentication notes the
+caller, capture the response status, add ``X-Request-ID``, and enqueue the event after
+the response (the audit writer thread stores it; the request pays a queue append).
 """
 
 from __future__ import annotations
@@ -17,25 +19,26 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from api.context import Registry
 from core.access import Identity
 from core.audit import AuditEvent, classify, result_of
+from core.pipeline import OCIRequest
 
-AUDITED = ("/v2", "/auth/", "/api/v1/")
+#: Audited by the middleware (``/v2`` is audited by the pipeline).
+AUDITED = ("/auth/", "/api/v1/")
 SKIPPED = ("/api/v1/schema",)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-def _header(scope: Scope, name: bytes) -> str:
+def header_of(scope: Scope, name: bytes) -> str:
     for key, value in scope.get("headers", []):
         if key.lower() == name:
             return bytes(value).decode("latin-1")
     return ""
 
 
-def _actor(slot: dict[str, Any], scope: Scope) -> tuple[str, str, str]:
+def _actor(slot: dict[str, Any], scheme: str) -> tuple[str, str, str]:
     identity = slot.get("identity")
     if isinstance(identity, Identity):
         return identity.subject, str(identity.kind), str(identity.method)
     attempted = str(slot.get("attempted", ""))
-    scheme = _header(scope, b"authorization").partition(" ")[0].lower()
     return attempted, "unauthenticated" if scheme else "anonymous", scheme or "none"
 
 
@@ -70,8 +73,34 @@ class AuditMiddleware:
 
 def request_id_of(scope: Scope) -> str:
     """The client's ``X-Request-ID`` if it is well formed, else a new random one."""
-    given = _header(scope, b"x-request-id")
+    given = header_of(scope, b"x-request-id")
     return given if _REQUEST_ID.match(given) else os.urandom(16).hex()
+
+
+def _event(
+    method: str,
+    path: str,
+    actor: tuple[str, str, str],
+    request_id: str,
+    status: int,
+    client: str,
+    user_agent: str,
+) -> AuditEvent:
+    action, resource, project = classify(method, path)
+    return AuditEvent(
+        time=datetime.now(UTC),
+        request_id=request_id,
+        actor=actor[0][:512],
+        actor_kind=actor[1],
+        auth_method=actor[2],
+        action=action[:64],
+        resource=resource[:1024],
+        project=project[:63] if project else None,
+        result=result_of(status),
+        status=status,
+        client=client[:64],
+        user_agent=user_agent[:512],
+    )
 
 
 def record_request(
@@ -80,21 +109,37 @@ def record_request(
     """Queue the audit event of one answered request (``slot`` names the caller)."""
     if registry.identity is None:
         return
-    actor, kind, method = _actor(slot, scope)
-    action, resource, project = classify(str(scope.get("method", "")), str(scope["path"]))
+    scheme = header_of(scope, b"authorization").partition(" ")[0].lower()
     client = scope.get("client")
-    event = AuditEvent(
-        time=datetime.now(UTC),
-        request_id=request_id,
-        actor=actor[:512],
-        actor_kind=kind,
-        auth_method=method,
-        action=action[:64],
-        resource=resource[:1024],
-        project=project[:63] if project else None,
-        result=result_of(status),
-        status=status,
-        client=(client[0] if client else "")[:64],
-        user_agent=_header(scope, b"user-agent")[:512],
+    event = _event(
+        str(scope.get("method", "")),
+        str(scope["path"]),
+        _actor(slot, scheme),
+        request_id,
+        status,
+        client[0] if client else "",
+        header_of(scope, b"user-agent"),
     )
     registry.identity.audit.record(event)
+
+
+class AuditRecorder:
+    """The request-end hook that records a ``/v2`` request's audit event."""
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
+    async def __call__(self, request: OCIRequest, status: int, /) -> None:
+        identity = self._registry.identity
+        if identity is None:
+            return
+        event = _event(
+            request.method,
+            request.path,
+            _actor(request.notes, request.auth_scheme),
+            request.request_id,
+            status,
+            request.client,
+            request.user_agent,
+        )
+        identity.audit.record(event)

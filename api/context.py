@@ -7,6 +7,7 @@ from typing import Any
 
 from litestar import Request
 
+from core.pipeline import Hooks
 from core.ports import BlobStore, Metadata
 from core.services.auth import AuthService
 from core.services.identity_services import IdentityServices
@@ -32,6 +33,8 @@ class Registry:
     extras: dict[str, Any] = field(default_factory=dict)
     #: Identity, access control and audit (always set by ``build_registry``).
     identity: IdentityServices | None = None
+    #: What every ``/v2`` request passes (``core.pipeline``); set by ``create_app``.
+    hooks: Hooks = field(default_factory=Hooks)
 
 
 def registry_of(request: Request[Any, Any, Any]) -> Registry:

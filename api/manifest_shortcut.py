@@ -1,28 +1,31 @@
-"""The registry's hot paths, answered before the framework's routing.
+"""The manifest fast path: the pipeline's steps for the hottest requests, minus the framework.
 
 Most registry traffic is clients resolving a tag or digest they may read, and CI pushing
-manifests. Such requests need a verified token that grants the action on the
-repository, one database read (or one write transaction), and a fixed set of headers;
-this module answers exactly those, with the same status, headers, body, audit event and
-pull-time recording as the full path (``api.controllers.manifests``):
+manifests. For those the pipeline (``api.pipeline``) tries this path before the framework's
+routing. It is not a second implementation: it takes the route the pipeline matched
+(``api.oci_routes``), parses credentials with ``api.credentials``, checks the grant with
+``core.access.grants``, shapes headers with the controllers' functions, stores with the
+controllers' ``store_manifest`` and calls the same hook points (``api.hooks``); what it
+leaves out is the framework's request object and a worker-thread hop:
 
 - ``GET``/``HEAD`` of a manifest that one non-waiting read finds
   (``ManifestService.read_nowait``);
 - ``PUT`` of a manifest that the manifest service stores without error.
 
-Anything else -- no or an invalid token, a missing grant, a malformed name or reference,
-an unknown manifest, a read that would wait, a body over the limit, a push the service
-refuses -- goes through the application unchanged, which then produces the answer (and
-any error) itself. A declined read has no side effects. A declined push may have created
-its project (``create_project_on_push``) and read its body, which is then replayed to
-the application: the store itself is all or nothing, so the full path repeats it and
-answers with the error the service raises.
+Anything else -- no bearer token (Basic credentials need a password check in a thread),
+an invalid token, a missing grant, a malformed name or reference, an unknown manifest, a
+read that would wait, a body over the limit, a push the service refuses -- goes on to the
+full path unchanged, which then produces the answer (and any error) itself. A declined
+read has no side effects and ran no hook. A declined push may have created its project
+(``create_project_on_push``) and read its body, which is then replayed to the full path:
+the store itself is all or nothing, so the full path repeats it and answers with the error
+the service raises. A refusal by a before-manifest-served hook is answered here, as the
+same OCI error the full path sends.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -30,17 +33,22 @@ from typing import Any
 
 import anyio.to_thread
 
-from api.audit_middleware import record_request, request_id_of
 from api.context import Registry
-from api.controllers.manifests import manifest_headers, pushed_headers, store_manifest
-from core.access import PULL, PUSH, AuthMethod, Identity, Scope, from_description
+from api.controllers.manifests import (
+    manifest_headers,
+    pushed_headers,
+    store_manifest,
+    stored_manifest,
+)
+from api.credentials import Bearer, authorization_of, parse
+from api.hooks import after_manifest_stored, before_manifest_served, send_oci_error
+from core.access import PULL, PUSH, AuthMethod, Identity, from_description, grants
 from core.errors import RegistryError
 from core.names import Reference, RepositoryName, is_valid_tag
+from core.pipeline import OCIRequest, OCIRoute
 from core.records import ManifestRecord
 from core.tokens import InvalidTokenError, TokenClaims
 
-# NOTE: the same shape as the dispatcher's manifest route (``api.controllers.oci``).
-_MANIFEST = re.compile(r"^/v2/(?P<name>.+)/manifests/(?P<arg>[^/]+)$")
 _READS = frozenset({"GET", "HEAD"})
 _CALLERS_MAX = 4096
 #: Pushes of one process in flight at once (group commit batches up to this many).
@@ -49,33 +57,15 @@ _PUSH_THREADS = 32
 Receive = Callable[[], Awaitable[Any]]
 
 
+def _encoded(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(key.lower().encode(), value.encode("latin-1")) for key, value in headers.items()]
+
+
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
     for key, value in headers:
         if key.lower() == name:
             return bytes(value).decode("latin-1")
     return None
-
-
-def _bearer(headers: list[tuple[bytes, bytes]]) -> str | None:
-    scheme, _, token = (_header(headers, b"authorization") or "").partition(" ")
-    token = token.strip()
-    return token if scheme.lower() == "bearer" and token else None
-
-
-def _grants(access: list[Scope], name: str, action: str) -> bool:
-    return any(
-        entry.type == "repository"
-        and entry.name == name
-        and (action in entry.actions or "*" in entry.actions)
-        for entry in access
-    )
-
-
-def _encoded(headers: dict[str, str], request_id: str) -> list[tuple[bytes, bytes]]:
-    """ASGI response headers from ``headers``, with the request id the audit records."""
-    encoded = [(key.lower().encode(), value.encode("latin-1")) for key, value in headers.items()]
-    encoded.append((b"x-request-id", request_id.encode()))
-    return encoded
 
 
 def _replay(messages: list[Any], receive: Receive) -> Receive:
@@ -103,28 +93,35 @@ class ManifestShortcuts:
         #: Threads for pushes (cheaper to hand work to than anyio's worker threads).
         self._pushers = ThreadPoolExecutor(_PUSH_THREADS, thread_name_prefix="manifest-push")
 
-    async def answer(self, scope: Any, receive: Receive, send: Any) -> Receive | None:
+    async def answer(
+        self, scope: Any, request: OCIRequest, receive: Receive, send: Any
+    ) -> Receive | None:
         """Answer the request and return ``None``, or return the ``receive`` to go on with."""
-        method = scope.get("method")
-        if scope.get("root_path") or (method not in _READS and method != "PUT"):
+        method = request.method
+        if (
+            request.route is not OCIRoute.MANIFEST
+            or scope.get("root_path")
+            or request.path.endswith("/")
+            or (method not in _READS and method != "PUT")
+        ):
             return receive
-        match = _MANIFEST.match(scope.get("path", ""))
-        token = _bearer(scope.get("headers", [])) if match is not None else None
-        if match is None or token is None:
+        credentials = parse(authorization_of(scope.get("headers", [])))
+        if not isinstance(credentials, Bearer):
             return receive
         action = PULL if method in _READS else PUSH
         try:
-            claims = self._registry.auth.tokens.verify(token)
-            name = RepositoryName.parse(match.group("name"))
-            if not _grants(claims.access, str(name), action):
+            claims = self._registry.auth.tokens.verify(credentials.token)
+            name = RepositoryName.parse(request.repository or "")
+            if not grants(claims.access, "repository", str(name), action):
                 return receive
         except (InvalidTokenError, RegistryError, ValueError):
             return receive
-        caller = self._caller(token, claims)
+        caller = self._caller(credentials.token, claims)
+        text = request.reference or ""
         if action == PULL:
-            answered = await self._read(scope, send, caller, name, match.group("arg"))
+            answered = await self._read(scope, request, send, caller, name, text)
             return None if answered else receive
-        return await self._push(scope, receive, send, caller, name, match.group("arg"))
+        return await self._push(scope, request, receive, send, caller, name, text)
 
     def _caller(self, token: str, claims: TokenClaims) -> Identity:
         caller = self._callers.get(token)
@@ -146,20 +143,30 @@ class ManifestShortcuts:
             return None
 
     async def _read(
-        self, scope: Any, send: Any, caller: Identity, name: RepositoryName, text: str
+        self,
+        scope: Any,
+        request: OCIRequest,
+        send: Any,
+        caller: Identity,
+        name: RepositoryName,
+        text: str,
     ) -> bool:
         manifest = self._lookup(name, text)
         if manifest is None:
             return False
-        request_id = request_id_of(scope)
-        headers = _encoded(manifest_headers(manifest), request_id)
-        headers.append((b"content-type", manifest.media_type.encode("latin-1")))
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        get = scope["method"] == "GET"
-        await send({"type": "http.response.body", "body": manifest.payload if get else b""})
+        request.notes["identity"] = caller
         self.answered += 1
         registry = self._registry
-        record_request(registry, scope, {"identity": caller}, request_id, 200)
+        try:
+            await before_manifest_served(scope, registry, manifest)
+        except RegistryError as refused:
+            await send_oci_error(send, request.method, refused)
+            return True
+        headers = _encoded(manifest_headers(manifest))
+        headers.append((b"content-type", manifest.media_type.encode("latin-1")))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        get = request.method == "GET"
+        await send({"type": "http.response.body", "body": manifest.payload if get else b""})
         record = registry.manifests.pull_recording(manifest) if get else None
         if record is not None:
             await anyio.to_thread.run_sync(record)
@@ -187,6 +194,7 @@ class ManifestShortcuts:
     async def _push(
         self,
         scope: Any,
+        request: OCIRequest,
         receive: Receive,
         send: Any,
         caller: Identity,
@@ -209,11 +217,11 @@ class ManifestShortcuts:
             )
         except Exception:  # noqa: BLE001 - the full path repeats the push and answers it
             return _replay(messages, receive)
-        request_id = request_id_of(scope)
-        headers = _encoded(pushed_headers(name, pushed), request_id)
+        request.notes["identity"] = caller
+        self.answered += 1
+        await after_manifest_stored(scope, registry, stored_manifest(name, reference, pushed))
+        headers = _encoded(pushed_headers(name, pushed))
         headers += [(b"content-type", b"application/json"), (b"content-length", b"0")]
         await send({"type": "http.response.start", "status": 201, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
-        self.answered += 1
-        record_request(registry, scope, {"identity": caller}, request_id, 201)
         return None

@@ -13,8 +13,8 @@ from typing import Any
 import anyio.to_thread
 from litestar import Request
 
-from api.auth import basic_credentials
 from api.context import Registry, identity_of
+from api.credentials import Basic, Bearer, parse
 from core.access import ANONYMOUS, Identity
 from core.errors import OCIErrorCode, RegistryError
 from core.services.authenticator import may_use_api
@@ -36,23 +36,21 @@ def client_address(request: Request[Any, Any, Any]) -> str:
     return request.client.host if request.client else ""
 
 
-def _bearer(request: Request[Any, Any, Any]) -> str | None:
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
-
-
 async def api_caller(request: Request[Any, Any, Any], registry: Registry) -> Identity:
     """The caller's identity; anonymous without credentials, 401 for bad ones."""
     services = identity_of(registry)
-    credentials = basic_credentials(request)
+    credentials = parse(request.headers.get("authorization"))
     identity: Identity | None
-    if credentials is not None:
-        note(request, attempted=credentials[0])
+    if isinstance(credentials, Basic):
+        note(request, attempted=credentials.username)
         identity = await anyio.to_thread.run_sync(
-            services.authenticator.basic, *credentials, client_address(request)
+            services.authenticator.basic,
+            credentials.username,
+            credentials.password,
+            client_address(request),
         )
-    elif (token := _bearer(request)) is not None:
-        identity = await anyio.to_thread.run_sync(services.authenticator.bearer, token)
+    elif isinstance(credentials, Bearer):
+        identity = await anyio.to_thread.run_sync(services.authenticator.bearer, credentials.token)
     else:
         return ANONYMOUS
     if identity is None or not may_use_api(identity):

@@ -6,7 +6,7 @@ intersection of what was asked and what the caller may do, never more.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -86,6 +86,31 @@ def parse_scope(text: str) -> Scope | None:
         return None
     kind = kind.split("(", 1)[0]
     return Scope(kind, name, frozenset(a for a in actions.split(",") if a))
+
+
+def held_actions(access: Iterable[Scope], kind: str, name: str) -> frozenset[str]:
+    """Every action ``access`` grants on ``kind:name``; ``*`` on a repository holds them all.
+
+    The one reading of a grant list: the token check of every ``/v2`` request (whichever
+    way the API answers it) and the check of Basic callers go through it.
+    """
+    held: frozenset[str] = frozenset()
+    for entry in access:
+        if entry.type == kind and entry.name == name:
+            held |= entry.actions
+    if "*" in held and kind == "repository":
+        held |= REPOSITORY_ACTIONS
+    return held
+
+
+def missing_actions(access: Iterable[Scope], wanted: Scope) -> frozenset[str]:
+    """The actions of ``wanted`` that ``access`` does not grant (empty: all granted)."""
+    return wanted.actions - held_actions(access, wanted.type, wanted.name)
+
+
+def grants(access: Iterable[Scope], kind: str, name: str, action: str) -> bool:
+    """Whether ``access`` grants ``action`` on ``kind:name`` (see :func:`held_actions`)."""
+    return action in held_actions(access, kind, name)
 
 
 ProjectLookup = Callable[[str], ProjectRecord | None]

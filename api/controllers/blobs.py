@@ -10,11 +10,13 @@ from litestar.response import File, Redirect, Stream
 
 from api.auth import authorize
 from api.context import Registry
+from api.hooks import before_blob_served
 from api.http import parse_range
 from api.pathsend import PathSend, supports_pathsend
 from core.access import DELETE, PULL, Scope
 from core.digests import Digest
 from core.names import RepositoryName
+from core.pipeline import ServedBlob
 from core.records import BlobRecord, RepositoryRecord
 
 FILE_CHUNK = 8 * 1024 * 1024
@@ -42,6 +44,7 @@ async def read_blob(
         return repository, registry.repositories.blob(repository, digest)
 
     repository, blob = await anyio.to_thread.run_sync(lookup)
+    await before_blob_served(request.scope, registry, ServedBlob(str(name), str(digest), blob.size))
     headers = _headers(digest, blob.size)
     if request.method == "HEAD":
         return Response(content=b"", headers=headers, media_type="application/octet-stream")

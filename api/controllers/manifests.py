@@ -10,12 +10,14 @@ from litestar.background_tasks import BackgroundTask
 
 from api.auth import authorize
 from api.context import Registry
+from api.hooks import after_manifest_stored, before_manifest_served
 from api.http import next_link, pagination, read_limited
 from core import mediatypes
 from core.access import DELETE, PULL, PUSH, Scope
 from core.digests import Digest
 from core.errors import OCIErrorCode, RegistryError
 from core.names import Reference, RepositoryName, is_valid_tag
+from core.pipeline import StoredManifest
 from core.records import ManifestRecord, RepositoryRecord
 from core.services.manifests import PushedManifest
 
@@ -58,6 +60,14 @@ def store_manifest(
     return registry.manifests.put(repository, reference, payload, content_type)
 
 
+def stored_manifest(
+    name: RepositoryName, reference: Reference, pushed: PushedManifest
+) -> StoredManifest:
+    """What the after-store hooks learn of a push."""
+    subject = None if pushed.subject is None else str(pushed.subject)
+    return StoredManifest(str(name), str(reference), str(pushed.digest), subject)
+
+
 def pushed_headers(name: RepositoryName, pushed: PushedManifest) -> dict[str, str]:
     """The headers of a manifest push's ``201``."""
     headers = {
@@ -80,6 +90,7 @@ async def read_manifest(
     manifest = registry.manifests.read_nowait(name, reference)
     if manifest is None:
         manifest = await anyio.to_thread.run_sync(registry.manifests.read, name, reference)
+    await before_manifest_served(request.scope, registry, manifest)
     headers = manifest_headers(manifest)
     if request.method == "HEAD":
         return Response(content=b"", headers=headers, media_type=manifest.media_type)
@@ -103,6 +114,7 @@ async def put_manifest(
     pushed = await anyio.to_thread.run_sync(
         store_manifest, registry, name, reference, payload, content_type
     )
+    await after_manifest_stored(request.scope, registry, stored_manifest(name, reference, pushed))
     return Response(content=b"", status_code=201, headers=pushed_headers(name, pushed))
 
 

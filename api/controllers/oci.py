@@ -1,12 +1,12 @@
 """The OCI distribution API under ``/v2``: one route that dispatches by path shape.
 
-Repository names contain slashes, so the path is matched here against the spec's
-endpoint shapes (the name is the longest prefix before the endpoint suffix).
+The path is matched with the ``/v2`` route table (``api.oci_routes``), the same one the
+pipeline and the manifest fast path use; this module maps each endpoint and method to its
+controller.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,46 +14,36 @@ import anyio.to_thread
 from litestar import Request, Response, get, route
 from litestar.params import FromPath
 
-from api.auth import challenge, token_grants
+from api.auth import challenge, registry_caller
 from api.context import identity_of, registry_of
 from api.controllers import blobs, manifests, uploads
 from api.http import next_link, pagination
+from api.oci_routes import match_route
 from core.access import Scope
 from core.errors import OCIErrorCode, RegistryError
 from core.names import RepositoryName
+from core.pipeline import OCIRoute
 
 Handler = Callable[..., Awaitable[Response[Any]]]
 
-_ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
-    (
-        re.compile(r"^/(?P<name>.+)/tags/list$"),
-        {"GET": manifests.list_tags, "HEAD": manifests.list_tags},
-    ),
-    (
-        re.compile(r"^/(?P<name>.+)/manifests/(?P<arg>[^/]+)$"),
-        {
-            "GET": manifests.read_manifest,
-            "HEAD": manifests.read_manifest,
-            "PUT": manifests.put_manifest,
-            "DELETE": manifests.delete_manifest,
-        },
-    ),
-    (re.compile(r"^/(?P<name>.+)/blobs/uploads/?$"), {"POST": uploads.start_upload}),
-    (
-        re.compile(r"^/(?P<name>.+)/blobs/uploads/(?P<arg>[^/]+)$"),
-        {
-            "GET": uploads.upload_status,
-            "PATCH": uploads.patch_upload,
-            "PUT": uploads.put_upload,
-            "DELETE": uploads.cancel_upload,
-        },
-    ),
-    (
-        re.compile(r"^/(?P<name>.+)/blobs/(?P<arg>[^/]+)$"),
-        {"GET": blobs.read_blob, "HEAD": blobs.read_blob, "DELETE": blobs.delete_blob},
-    ),
-    (re.compile(r"^/(?P<name>.+)/referrers/(?P<arg>[^/]+)$"), {"GET": manifests.list_referrers}),
-]
+_HANDLERS: dict[OCIRoute, dict[str, Handler]] = {
+    OCIRoute.TAGS: {"GET": manifests.list_tags, "HEAD": manifests.list_tags},
+    OCIRoute.MANIFEST: {
+        "GET": manifests.read_manifest,
+        "HEAD": manifests.read_manifest,
+        "PUT": manifests.put_manifest,
+        "DELETE": manifests.delete_manifest,
+    },
+    OCIRoute.UPLOADS: {"POST": uploads.start_upload},
+    OCIRoute.UPLOAD: {
+        "GET": uploads.upload_status,
+        "PATCH": uploads.patch_upload,
+        "PUT": uploads.put_upload,
+        "DELETE": uploads.cancel_upload,
+    },
+    OCIRoute.BLOB: {"GET": blobs.read_blob, "HEAD": blobs.read_blob, "DELETE": blobs.delete_blob},
+    OCIRoute.REFERRERS: {"GET": manifests.list_referrers},
+}
 
 _API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
 CATALOG_SCOPE = Scope("registry", "catalog", frozenset({"*"}))
@@ -63,7 +53,7 @@ CATALOG_SCOPE = Scope("registry", "catalog", frozenset({"*"}))
 async def ping(request: Request[Any, Any, Any]) -> Response[Any]:
     """API version check: 200 with a valid token, else the 401 challenge naming the realm."""
     registry = registry_of(request)
-    if token_grants(request, registry) is None:
+    if await registry_caller(request, registry) is None:
         raise challenge(request, registry, None)
     return Response(content={}, headers=_API_VERSION, media_type="application/json")
 
@@ -72,15 +62,16 @@ async def ping(request: Request[Any, Any, Any]) -> Response[Any]:
 async def catalog(request: Request[Any, Any, Any]) -> Response[Any]:
     """The repositories the caller may read, paginated with ``n``/``last``.
 
-    Only callers with a registry token (an anonymous one will do) get an answer; without
-    one it is the ``401`` challenge, like every other ``/v2`` endpoint.
+    Only callers with a registry token (an anonymous one will do) or valid Basic
+    credentials get an answer; without either it is the ``401`` challenge, like every other
+    ``/v2`` endpoint.
     """
     registry = registry_of(request)
-    grants = token_grants(request, registry)
-    if grants is None:
+    caller = await registry_caller(request, registry)
+    if caller is None:
         raise challenge(request, registry, CATALOG_SCOPE)
     n, last = pagination(request, registry.settings.limits.page_max)
-    identity = grants[0]
+    identity = caller.identity
     readable = identity_of(registry).access.readable_repositories
     names = await anyio.to_thread.run_sync(readable, identity, last, n + 1)
     more, names = len(names) > n, names[:n]
@@ -98,15 +89,13 @@ async def catalog(request: Request[Any, Any, Any]) -> Response[Any]:
 async def dispatch(request: Request[Any, Any, Any], path: FromPath[str]) -> Response[Any]:
     """Route an OCI request to its controller by the shape of its path."""
     registry = registry_of(request)
-    for pattern, handlers in _ROUTES:
-        match = pattern.match(path)
-        if match is None:
-            continue
-        handler = handlers.get(request.method)
-        if handler is None:
-            raise RegistryError(OCIErrorCode.UNSUPPORTED, "method not allowed", status=405)
-        name = RepositoryName.parse(match.group("name"))
-        arg = match.groupdict().get("arg")
-        args = (name,) if arg is None else (name, arg)
-        return await handler(request, registry, *args)
-    raise RegistryError(OCIErrorCode.NAME_INVALID, "unknown endpoint", status=404)
+    found = match_route(path)
+    handlers = _HANDLERS.get(found.route)
+    if handlers is None or found.name is None:
+        raise RegistryError(OCIErrorCode.NAME_INVALID, "unknown endpoint", status=404)
+    handler = handlers.get(request.method)
+    if handler is None:
+        raise RegistryError(OCIErrorCode.UNSUPPORTED, "method not allowed", status=405)
+    name = RepositoryName.parse(found.name)
+    args = (name,) if found.arg is None else (name, found.arg)
+    return await handler(request, registry, *args)

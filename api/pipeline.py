@@ -1,0 +1,89 @@
+"""The ``/v2`` request pipeline: the one way into the OCI data plane.
+
+Every request under ``/v2`` comes here first (``MoorageApp`` hands them over). It matches
+the route once (``api.oci_routes``), records the request for the hooks
+(:class:`~core.pipeline.OCIRequest`, ``scope["moorage_oci"]``), runs the request-start
+hooks, then lets the manifest fast path (``api.manifest_shortcut``) answer what it can and
+the framework's routing (``api.controllers.oci``) everything else, and finally runs the
+request-end hooks (audit among them) with the status sent. Both paths authenticate with
+the same parser and grant check, and call the same manifest and blob hook points
+(``api.hooks``), so a hook never depends on which path answered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from api.audit_middleware import header_of, request_id_of
+from api.context import Registry
+from api.credentials import scheme_of
+from api.hooks import OCI_KEY, send_oci_error
+from api.manifest_shortcut import ManifestShortcuts
+from api.oci_routes import match_path
+from api.principal import AUDIT_KEY
+from core.errors import RegistryError
+from core.pipeline import OCIRequest, request_ended, request_started
+
+ASGI = Callable[[Any, Any, Any], Awaitable[None]]
+
+
+def is_oci(scope: Any) -> bool:
+    """Whether an ASGI scope is a ``/v2`` HTTP request (the pipeline's to answer)."""
+    path: str = scope.get("path", "")
+    return scope["type"] == "http" and (path == "/v2" or path.startswith("/v2/"))
+
+
+class OCIPipeline:
+    """Runs every ``/v2`` request through the hook points, on the fast or the full path."""
+
+    def __init__(self, registry: Registry, full: ASGI, fast: ManifestShortcuts | None) -> None:
+        self._registry = registry
+        self._full = full
+        #: The manifest fast path (``None``: every request takes the full path).
+        self.fast = fast
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        path: str = scope["path"]
+        found = match_path(path)
+        client = scope.get("client")
+        authorization = header_of(scope, b"authorization")
+        request = OCIRequest(
+            method=scope["method"],
+            path=path,
+            route=found.route,
+            repository=found.name,
+            reference=found.arg,
+            request_id=request_id_of(scope),
+            client=client[0] if client else "",
+            user_agent=header_of(scope, b"user-agent"),
+            auth_scheme=scheme_of(authorization),
+        )
+        scope[OCI_KEY] = request
+        scope[AUDIT_KEY] = request.notes
+        request_id = request.request_id.encode()
+        status = 500
+
+        async def sending(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id)]
+            await send(message)
+
+        hooks = self._registry.hooks
+        try:
+            if hooks.request_start:
+                try:
+                    await request_started(hooks, request)
+                except RegistryError as refused:
+                    await send_oci_error(sending, request.method, refused)
+                    return
+            if self.fast is not None:
+                going_on = await self.fast.answer(scope, request, receive, sending)
+                if going_on is None:
+                    return
+                receive = going_on
+            await self._full(scope, receive, sending)
+        finally:
+            await request_ended(hooks, request, status)
