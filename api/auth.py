@@ -73,6 +73,9 @@ def basic_credentials(request: Request[Any, Any, Any]) -> tuple[str, str] | None
     return (credentials.username, credentials.password) if isinstance(credentials, Basic) else None
 
 
+_CALLER_KEY = "moorage_caller"
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
     """An authenticated ``/v2`` caller.
@@ -88,8 +91,19 @@ class Caller:
 async def registry_caller(request: Request[Any, Any, Any], registry: Registry) -> Caller | None:
     """The caller of a ``/v2`` request; ``None`` without credentials or with a bad token.
 
-    Wrong Basic credentials raise ``401`` (``429`` when the login limit is reached).
+    Wrong Basic credentials raise ``401`` (``429`` when the login limit is reached). The
+    caller is found once per request (a push that mounts a blob authorizes twice).
     """
+    found: Any = request.scope.get(_CALLER_KEY)
+    if isinstance(found, Caller):
+        return found
+    caller = await _authenticate(request, registry)
+    if caller is not None:
+        request.scope[_CALLER_KEY] = caller  # type: ignore[literal-required]
+    return caller
+
+
+async def _authenticate(request: Request[Any, Any, Any], registry: Registry) -> Caller | None:
     credentials = parse(request.headers.get("authorization"))
     if isinstance(credentials, Bearer):
         try:

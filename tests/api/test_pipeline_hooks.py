@@ -36,7 +36,7 @@ class Probe:
     ended: list[tuple[str, str, int, str]] = field(default_factory=list)
     served: list[tuple[str, str, str, str]] = field(default_factory=list)
     blobs: list[tuple[str, str, str]] = field(default_factory=list)
-    stored: list[tuple[str, str, str]] = field(default_factory=list)
+    stored: list[tuple[str, str, str, str]] = field(default_factory=list)
     refused: set[str] = field(default_factory=set)
 
     async def start(self, request: OCIRequest, /) -> None:
@@ -59,7 +59,7 @@ class Probe:
             raise RegistryError(OCIErrorCode.DENIED, POLICY)
 
     async def store(self, request: OCIRequest, stored: StoredManifest, /) -> None:
-        self.stored.append((stored.repository, stored.reference, stored.digest))
+        self.stored.append((request.method, stored.repository, stored.reference, stored.digest))
 
     def hooks(self) -> Hooks:
         return Hooks(
@@ -118,7 +118,7 @@ def test_the_probe_sees_every_manifest_and_blob_request(paths: dict[str, Path], 
     for reference in ("v1", digest):
         pushed = oci.put_manifest(repo, reference, payload)
         assert pushed.status_code == 201, pushed.text
-    assert probe.stored[-2:] == [(repo, "v1", digest), (repo, digest, digest)]
+    assert probe.stored[-2:] == [("PUT", repo, "v1", digest), ("PUT", repo, digest, digest)]
     if which == "fast":
         assert path.answered - before == 2  # the pushes took the fast path
 
@@ -203,8 +203,8 @@ def test_after_store_hooks_see_pushes_of_both_paths(paths: dict[str, Path]) -> N
     for path, tag in ((fast, "fast"), (full, "full")):
         before = path.answered
         pushed = path.oci.push_image(repo, tag)
-        assert path.probe.stored[-1] == (repo, tag, pushed.digest)
+        assert path.probe.stored[-1] == ("PUT", repo, tag, pushed.digest)
         assert path.answered - before == (1 if path is fast else 0)
     refused = fast.oci.put_manifest(repo, "bad", b"{not json")
     assert refused.status_code == 400
-    assert all(entry[1] != "bad" for entry in fast.probe.stored)
+    assert all(entry[2] != "bad" for entry in fast.probe.stored)
