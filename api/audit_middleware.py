@@ -17,6 +17,7 @@ from typing import Any
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.context import Registry
+from api.credentials import scheme_of
 from core.access import Identity
 from core.audit import AuditEvent, classify, result_of
 from core.pipeline import OCIRequest
@@ -109,7 +110,7 @@ def record_request(
     """Queue the audit event of one answered request (``slot`` names the caller)."""
     if registry.identity is None:
         return
-    scheme = header_of(scope, b"authorization").partition(" ")[0].lower()
+    scheme = scheme_of(header_of(scope, b"authorization"))
     client = scope.get("client")
     event = _event(
         str(scope.get("method", "")),

@@ -208,3 +208,46 @@ def test_after_store_hooks_see_pushes_of_both_paths(paths: dict[str, Path]) -> N
     refused = fast.oci.put_manifest(repo, "bad", b"{not json")
     assert refused.status_code == 400
     assert all(entry[2] != "bad" for entry in fast.probe.stored)
+
+
+class _Closed:
+    """A request-start hook that refuses pushes (a read-only mode, say)."""
+
+    async def __call__(self, request: OCIRequest, /) -> None:
+        if request.method in {"PUT", "POST", "PATCH", "DELETE"}:
+            raise RegistryError(OCIErrorCode.DENIED, "the registry is read-only")
+
+
+class _Broken:
+    """An after-store hook that fails: the push it follows must still succeed."""
+
+    async def __call__(self, request: OCIRequest, stored: StoredManifest, /) -> None:
+        raise RuntimeError(f"cannot announce {stored.digest} of {request.path}")
+
+
+@pytest.mark.parametrize("shortcuts", [True, False])
+def test_start_hooks_may_refuse_and_store_hooks_may_not(
+    app_settings: Settings, shortcuts: bool
+) -> None:
+    repo = f"{unique_project()}/app"
+    with TestClient(create_app(app_settings, shortcuts=shortcuts)) as client:
+        writer = OCIClient(client, PASSWORD)
+        pushed = writer.push_image(repo, "v1")
+    probe = Probe()
+    hooks = Hooks(request_start=(_Closed(),), request_end=(probe.end,))
+    with TestClient(create_app(app_settings, shortcuts=shortcuts, hooks=hooks)) as client:
+        oci = OCIClient(client, PASSWORD)
+        assert oci.request("GET", f"/v2/{repo}/manifests/v1", repo).status_code == 200
+        refused = oci.put_manifest(repo, "v2", pushed.payload)
+        assert refused.status_code == 403
+        assert refused.json()["errors"][0] == {
+            "code": "DENIED",
+            "message": "the registry is read-only",
+        }
+        assert refused.headers["x-request-id"]
+        assert ("PUT", f"/v2/{repo}/manifests/v2", 403, "") in probe.ended
+    broken = Hooks(manifest_stored=(_Broken(),))
+    with TestClient(create_app(app_settings, shortcuts=shortcuts, hooks=broken)) as client:
+        oci = OCIClient(client, PASSWORD)
+        assert oci.put_manifest(repo, "v3", pushed.payload).status_code == 201
+        assert oci.request("GET", f"/v2/{repo}/manifests/v3", repo).content == pushed.payload
