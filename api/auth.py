@@ -17,6 +17,7 @@ right, an error naming the missing action and repository (``401`` with
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import anyio.to_thread
@@ -138,11 +139,15 @@ async def _access_of(registry: Registry, caller: Caller, scope: Scope) -> list[S
         return caller.access
     rights = identity_of(registry).access.repository_rights
     create = registry.settings.auth.create_project_on_push
-    return await anyio.to_thread.run_sync(
-        lambda: grant(
-            caller.identity, [scope], registry.projects.find, create_on_push=create, rights=rights
-        )
+    decide = partial(
+        grant,
+        caller.identity,
+        [scope],
+        registry.projects.find,
+        create_on_push=create,
+        rights=rights,
     )
+    return await anyio.to_thread.run_sync(decide)
 
 
 async def authorize(request: Request[Any, Any, Any], registry: Registry, scope: Scope) -> Identity:
