@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.access import AuthMethod, Identity, RightsLookup, Scope, describe, grant
-from core.passwords import RECENT, hash_password, verify_password
+from core.passwords import RECENT, hash_password, needs_rehash, verify_password
 from core.ports import Clock, Metadata
 from core.records import UserRecord
 from core.services.projects import ProjectService
@@ -32,7 +32,9 @@ class AuthService:
         """The identity for a username and password, or ``None``.
 
         The password is always hashed, so a wrong username costs as much as a wrong
-        password (no user enumeration by timing).
+        password (no user enumeration by timing). After a successful check a stored hash
+        in an older format or with older parameters (``core.passwords.needs_rehash``) is
+        replaced by a current one, unless the password changed meanwhile.
         """
         with self._metadata.read() as session:
             user = session.user(username)
@@ -40,7 +42,16 @@ class AuthService:
         valid = RECENT.verify(password, stored)
         if user is None or not valid or user.disabled:
             return None
+        if needs_rehash(stored):
+            self._rehash(user.username, stored, password)
         return Identity(subject=user.username, is_admin=user.is_admin, method=AuthMethod.PASSWORD)
+
+    def _rehash(self, username: str, stored: str, password: str) -> None:
+        """Replace ``stored`` by a current hash of ``password`` (compare-and-set)."""
+        current = hash_password(password)
+        with self._metadata.write() as session:
+            session.replace_password_hash(username, stored, current)
+            session.commit()
 
     def user(self, username: str) -> UserRecord | None:
         """The local account ``username`` (``None`` if there is none)."""

@@ -48,7 +48,7 @@ def test_project_robot_lifecycle(api: Api, app_settings: Settings) -> None:
             sqlalchemy.text("SELECT secret_hash FROM robot WHERE id = :id"), {"id": robot_id}
         ).scalar_one()
     engine.dispose()
-    assert stored.startswith("scrypt$")
+    assert stored.startswith("$argon2id$")
     assert secret not in stored
     path = f"/api/v1/projects/{project}/robots/{robot_id}"
     rotated = api.client.patch(path, json={"rotate_secret": True}, auth=api.admin).json()
