@@ -59,7 +59,7 @@ def build_registry(settings: Settings) -> Registry:
     )
     keys = load_signing_keys(metadata)
     if not keys:
-        raise RuntimeError("no token-signing key: prepare the installation first (moorage api)")
+        raise RuntimeError("no token-signing key: run cli.startup.prepare_installation first")
     tokens = TokenService(
         keys,
         issuer=settings.auth.issuer,
