@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import Engine
 from temporalio import activity
 
 from activities.contracts import (
@@ -48,9 +47,9 @@ def _result(report: GcReport) -> GcStepResult:
 class GcActivities:
     """The GC steps bound to real storage."""
 
-    def __init__(self, settings: Settings, engine: Engine, store: BlobStore) -> None:
+    def __init__(self, settings: Settings, engines: Engines, store: BlobStore) -> None:
         self._settings = settings.control
-        self._metadata = SqlMetadata(Engines(read=engine, write=engine))
+        self._metadata = SqlMetadata(engines)
         changes = ChangeRecorder(settings.control.gc_review_delay_seconds)
         self._gc = GarbageCollector(self._metadata, store, changes)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine
 from temporalio import activity
 
 from activities.contracts import (
@@ -26,8 +25,8 @@ class KeyActivities:
     nothing; retiring recomputes from the stored keys and deletes only what is due.
     """
 
-    def __init__(self, engine: Engine) -> None:
-        self._rotation = KeyRotation(SqlSigningKeyStore(Engines(read=engine, write=engine)))
+    def __init__(self, engines: Engines) -> None:
+        self._rotation = KeyRotation(SqlSigningKeyStore(engines))
 
     @activity.defn(name=ROTATE_SIGNING_KEY)
     def rotate_signing_key(self, params: RotateKeyInput) -> KeyRotationResult:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine
 from temporalio import activity
 
 from activities.contracts import RECONCILE_QUOTAS, ReconcileInput
@@ -16,8 +15,8 @@ from storage.db.metadata import SqlMetadata
 
 
 class QuotaActivities:
-    def __init__(self, settings: Settings, engine: Engine, store: BlobStore) -> None:
-        metadata = SqlMetadata(Engines(read=engine, write=engine))
+    def __init__(self, settings: Settings, engines: Engines, store: BlobStore) -> None:
+        metadata = SqlMetadata(engines)
         self._reconciler = QuotaReconciler(metadata, store, settings.control.quota_warning_ratio)
 
     @activity.defn(name=RECONCILE_QUOTAS)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine
 from temporalio import activity
 
 from activities.contracts import RUN_RETENTION, RetentionInput
@@ -32,8 +31,8 @@ class RetentionActivities:
     the recorded report.
     """
 
-    def __init__(self, settings: Settings, engine: Engine) -> None:
-        self._metadata = SqlMetadata(Engines(read=engine, write=engine))
+    def __init__(self, settings: Settings, engines: Engines) -> None:
+        self._metadata = SqlMetadata(engines)
         changes = ChangeRecorder(
             settings.control.gc_review_delay_seconds, settings.control.quota_warning_ratio
         )

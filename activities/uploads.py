@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine
 from temporalio import activity
 
 from activities.contracts import REAP_EXPIRED_UPLOADS, ReapUploadsInput, ReapUploadsResult
@@ -27,8 +26,8 @@ class UploadActivities:
     those; removing an already removed session or upload is a no-op.
     """
 
-    def __init__(self, settings: Settings, engine: Engine, store: BlobStore) -> None:
-        metadata = SqlMetadata(Engines(read=engine, write=engine))
+    def __init__(self, settings: Settings, engines: Engines, store: BlobStore) -> None:
+        metadata = SqlMetadata(engines)
         self._store = store
         self._uploads = UploadService(metadata, store, _UtcClock(), settings.limits)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -25,10 +24,9 @@ from api.identity_wiring import IDENTITY_ROUTES, build_identity, close_identity
 from api.manifest_shortcut import ManifestShortcuts
 from api.pipeline import OCIPipeline, is_oci
 from api.temporal import TemporalProbe
-from core.passwords import generate_password
 from core.pipeline import Hooks
 from core.pulls import PullRecorder
-from core.services.auth import AuthService, bootstrap_admin, load_signing_keys
+from core.services.auth import AuthService, load_signing_keys
 from core.services.changes import ChangeRecorder
 from core.services.manifests import ManifestService
 from core.services.projects import ProjectService
@@ -41,8 +39,6 @@ from storage.db.engine import create_engines
 from storage.db.metadata import SqlMetadata
 from storage.db.pull_times import SqlPullTimes
 
-_log = logging.getLogger("moorage.api")
-
 
 class SystemClock:
     def now(self) -> datetime:
@@ -50,7 +46,12 @@ class SystemClock:
 
 
 def build_registry(settings: Settings) -> Registry:
-    """Wire settings into services. The schema must already be migrated."""
+    """Wire settings into services.
+
+    The installation must be prepared (schema at head, a signing key, the admin
+    account: ``cli.startup.prepare_installation``); this only reads it, so every API
+    worker process can call it.
+    """
     engines = create_engines(settings)
     metadata = SqlMetadata(engines)
     store = build_blob_store(settings)
@@ -59,15 +60,11 @@ def build_registry(settings: Settings) -> Registry:
     changes = ChangeRecorder(
         settings.control.gc_review_delay_seconds, settings.control.quota_warning_ratio
     )
-    password = settings.auth.admin_password
-    if password is not None:
-        bootstrap_admin(metadata, settings.auth, password.get_secret_value())
-    elif _admin_missing(metadata, settings):
-        generated = generate_password()
-        bootstrap_admin(metadata, settings.auth, generated)
-        _log.warning("created user %r with password %s", settings.auth.admin_username, generated)
+    keys = load_signing_keys(metadata)
+    if not keys:
+        raise RuntimeError("no token-signing key: run cli.startup.prepare_installation first")
     tokens = TokenService(
-        load_signing_keys(metadata),
+        keys,
         issuer=settings.auth.issuer,
         audience=settings.auth.service,
         ttl=settings.auth.token_ttl_seconds,
@@ -92,11 +89,6 @@ def build_registry(settings: Settings) -> Registry:
         identity=build_identity(settings, engines, projects, auth, clock),
         extras={"temporal_check": TemporalProbe(settings.temporal)},
     )
-
-
-def _admin_missing(metadata: SqlMetadata, settings: Settings) -> bool:
-    with metadata.read() as session:
-        return session.user(settings.auth.admin_username) is None
 
 
 class MoorageApp(Litestar):

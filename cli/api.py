@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Final
 from cli.asgi import PARENT_PID_VARIABLE
 from cli.health import API_SERVICE, OVERALL, BackgroundHealthServer, HealthServer
 from cli.signals import exit_on_sigterm
-from storage.db.migrate import upgrade
+from cli.startup import prepare_installation
 
 if TYPE_CHECKING:
     from cli.listen import Listen
@@ -34,7 +34,10 @@ _WILDCARDS: Final = {"0.0.0.0", "::", ""}  # noqa: S104 - only used to pick a pr
 
 
 def run_api(settings: Settings, listen: Listen, workers: int, server: str = DEFAULT_SERVER) -> None:
-    """Migrate the database, then serve the API until SIGTERM or SIGINT.
+    """Prepare the installation, then serve the API until SIGTERM or SIGINT.
+
+    Migrations, the first signing key and the admin account are done here, once, before
+    the server starts its workers (``cli.startup.prepare_installation``).
 
     Args:
         settings: The process settings (each worker process rebuilds its own).
@@ -46,7 +49,7 @@ def run_api(settings: Settings, listen: Listen, workers: int, server: str = DEFA
         raise ValueError(f"unknown server {server!r}; expected one of {', '.join(SERVERS)}")
     exit_on_sigterm()
     os.environ[PARENT_PID_VARIABLE] = str(os.getpid())
-    upgrade(settings)
+    prepare_installation(settings)
     health = BackgroundHealthServer(HealthServer((API_SERVICE,), port=settings.grpc_health_port))
     health.start()
     health.submit(_serve_when_listening(health.server, listen))

@@ -18,10 +18,10 @@ from api.app import create_app
 from cli.dev_settings import with_admin_password, with_dev_temporal_address
 from cli.health import API_SERVICE, OVERALL, WORKER_SERVICE, HealthServer
 from cli.signals import exit_on_sigterm, stop_on_signals
+from cli.startup import prepare_installation
 from cli.temporal_dev import start_dev_server, stop_dev_server, wait_for_dev_server
 from cli.wiring import build_activities
 from cli.worker import run_worker
-from storage.db.migrate import upgrade
 
 if TYPE_CHECKING:
     import subprocess
@@ -47,7 +47,7 @@ def run_dev(settings: Settings, listen: Listen) -> None:
     settings = with_admin_password(with_dev_temporal_address(settings))
     temporal = start_dev_server(settings)
     try:
-        upgrade(settings)
+        prepare_installation(settings)
         asyncio.run(_serve(settings, listen, temporal))
     finally:
         stop_dev_server(temporal)

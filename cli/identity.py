@@ -55,14 +55,14 @@ def keys_rotate() -> None:
     from datetime import UTC, datetime  # noqa: PLC0415
 
     from core.key_rotation import KeyRotation, retire_grace  # noqa: PLC0415
-    from core.services.auth import load_signing_keys  # noqa: PLC0415
+    from core.services.auth import ensure_signing_key  # noqa: PLC0415
     from storage.db.engine import create_engines  # noqa: PLC0415
     from storage.db.metadata import SqlMetadata  # noqa: PLC0415
     from storage.db.signing_keys import SqlSigningKeyStore  # noqa: PLC0415
 
     settings = Settings()
     engines = create_engines(settings)
-    load_signing_keys(SqlMetadata(engines))
+    ensure_signing_key(SqlMetadata(engines))
     rotation = KeyRotation(SqlSigningKeyStore(engines))
     now = datetime.now(UTC)
     kid, _ = rotation.rotate(now)

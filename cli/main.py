@@ -85,7 +85,7 @@ def worker() -> None:
 
 @app.command()
 def migrate() -> None:
-    """Upgrade the metadata database to the latest schema."""
+    """Upgrade the metadata database to the latest schema (under the migration lock)."""
     from storage.db.migrate import upgrade  # noqa: PLC0415 - loaded by the command that needs it
 
     upgrade(Settings())

@@ -11,7 +11,7 @@ from activities.quota import QuotaActivities
 from activities.retention import RetentionActivities
 from activities.uploads import UploadActivities
 from storage.blobs import build_blob_store
-from storage.db.engine import create_db_engine
+from storage.db.engine import create_engines
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -20,12 +20,16 @@ if TYPE_CHECKING:
 
 
 def build_activities(settings: Settings) -> list[Callable[..., Any]]:
-    """Every activity the worker registers, bound to real storage."""
-    engine = create_db_engine(settings)
+    """Every activity the worker registers, bound to real storage.
+
+    One set of engines for all of them, built like the API's: on SQLite every writer
+    takes the process's write lock (``storage.db.engine.Engines.writing``).
+    """
+    engines = create_engines(settings)
     store = build_blob_store(settings)
-    uploads = UploadActivities(settings, engine, store)
-    gc = GcActivities(settings, engine, store)
-    keys = KeyActivities(engine)
+    uploads = UploadActivities(settings, engines, store)
+    gc = GcActivities(settings, engines, store)
+    keys = KeyActivities(engines)
     return [
         uploads.reap_expired_uploads,
         gc.gc_record_run,
@@ -33,8 +37,8 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
         gc.gc_collect_blobs,
         gc.gc_sweep_orphans,
         EventActivities().handle_event,
-        RetentionActivities(settings, engine).run_retention,
-        QuotaActivities(settings, engine, store).reconcile_quotas,
+        RetentionActivities(settings, engines).run_retention,
+        QuotaActivities(settings, engines, store).reconcile_quotas,
         keys.rotate_signing_key,
         keys.retire_signing_keys,
     ]

@@ -1,4 +1,12 @@
-"""Password hashing with scrypt (slow, salted, memory-hard) and constant-time checks."""
+"""Password and secret hashing: argon2id, with the older scrypt hashes still accepted.
+
+New hashes are argon2id in the PHC string format (``$argon2id$v=19$m=...,t=...,p=...$``)
+with this module's parameters. Hashes written before argon2id
+(``scrypt$N$r$p$salt$key``, base64 fields) still verify; :func:`needs_rehash` is true
+for them and for argon2 hashes made with other parameters, so a caller that has just
+verified the secret can store :func:`hash_password` of it instead (see
+``core.services.auth.AuthService.authenticate``). Every comparison is constant-time.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +15,54 @@ import hashlib
 import hmac
 import secrets
 import time
+from typing import Final
 
-_N, _R, _P = 2**14, 8, 1
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError
+
+#: argon2id with 19 MiB, 2 passes, 1 lane: the OWASP minimum for argon2id. Memory per
+#: hash stays small enough for 16 concurrent logins per process, at about the CPU cost
+#: of the scrypt parameters used before (N=2**14, r=8, p=1).
+_ARGON2: Final = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1, type=Type.ID)
+_ARGON2_PREFIX: Final = "$argon2"
+_SCRYPT_SCHEME: Final = "scrypt"
 
 
 def hash_password(password: str) -> str:
-    salt = secrets.token_bytes(16)
-    key = hashlib.scrypt(password.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=32)
-    encoded = base64.b64encode(salt).decode(), base64.b64encode(key).decode()
-    return f"scrypt${_N}${_R}${_P}${encoded[0]}${encoded[1]}"
+    """An argon2id hash of ``password`` (random salt) in the PHC string format."""
+    return _ARGON2.hash(password)
 
 
 def verify_password(password: str, stored: str) -> bool:
+    """Whether ``password`` matches ``stored`` (argon2 or the older scrypt format).
+
+    A malformed or unknown ``stored`` value matches nothing.
+    """
+    if stored.startswith(_ARGON2_PREFIX):
+        try:
+            return _ARGON2.verify(stored, password)
+        except (VerificationError, InvalidHashError):
+            return False
+    return _verify_scrypt(password, stored)
+
+
+def needs_rehash(stored: str) -> bool:
+    """Whether ``stored`` should be replaced by :func:`hash_password` of its secret.
+
+    True for scrypt hashes and for argon2 hashes of another variant or other parameters.
+    """
+    if not stored.startswith(_ARGON2_PREFIX):
+        return True
+    try:
+        return _ARGON2.check_needs_rehash(stored)
+    except InvalidHashError:
+        return True
+
+
+def _verify_scrypt(password: str, stored: str) -> bool:
     try:
         scheme, n, r, p, salt, key = stored.split("$")
-        if scheme != "scrypt":
+        if scheme != _SCRYPT_SCHEME:
             return False
         expected = base64.b64decode(key)
         actual = hashlib.scrypt(
@@ -49,8 +90,9 @@ class RecentVerifications:
     pull or push) pays it once per ``ttl_seconds``. Only successes are remembered, so
     every wrong guess still pays the full hash. An entry is an HMAC (under a random key
     of this process) of the stored hash and the secret, never the secret: a changed
-    password has a new stored hash and never matches an old entry. Callers still check
-    everything else (disabled, expired, revoked) on every use.
+    password (or a rehash of the same one) has a new stored hash and never matches an
+    old entry. Callers still check everything else (disabled, expired, revoked) on
+    every use.
     """
 
     def __init__(self, ttl_seconds: float = 60.0, max_entries: int = 4096) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from core.access import AuthMethod, Identity, RightsLookup, Scope, describe, grant
-from core.passwords import RECENT, hash_password, verify_password
+from core.passwords import RECENT, generate_password, hash_password, needs_rehash, verify_password
 from core.ports import Clock, Metadata
 from core.records import UserRecord
 from core.services.projects import ProjectService
@@ -32,7 +34,9 @@ class AuthService:
         """The identity for a username and password, or ``None``.
 
         The password is always hashed, so a wrong username costs as much as a wrong
-        password (no user enumeration by timing).
+        password (no user enumeration by timing). After a successful check a stored hash
+        in an older format or with older parameters (``core.passwords.needs_rehash``) is
+        replaced by a current one, unless the password changed meanwhile.
         """
         with self._metadata.read() as session:
             user = session.user(username)
@@ -40,7 +44,16 @@ class AuthService:
         valid = RECENT.verify(password, stored)
         if user is None or not valid or user.disabled:
             return None
+        if needs_rehash(stored):
+            self._rehash(user.username, stored, password)
         return Identity(subject=user.username, is_admin=user.is_admin, method=AuthMethod.PASSWORD)
+
+    def _rehash(self, username: str, stored: str, password: str) -> None:
+        """Replace ``stored`` by a current hash of ``password`` (compare-and-set)."""
+        current = hash_password(password)
+        with self._metadata.write() as session:
+            session.replace_password_hash(username, stored, current)
+            session.commit()
 
     def user(self, username: str) -> UserRecord | None:
         """The local account ``username`` (``None`` if there is none)."""
@@ -76,24 +89,51 @@ def bootstrap_admin(metadata: Metadata, settings: AuthSettings, password: str) -
     """Create the local admin account, or reset its password to ``password``."""
     with metadata.write() as session:
         user = session.user(settings.admin_username)
-        if user is None or not verify_password(password, user.password_hash):
+        stored = None if user is None else user.password_hash
+        if stored is None or needs_rehash(stored) or not verify_password(password, stored):
             session.upsert_user(settings.admin_username, hash_password(password), is_admin=True)
         session.commit()
 
 
-def load_signing_keys(metadata: Metadata) -> list[SigningKey]:
-    """The installation's signing keys (oldest first), adding the first one if there is none.
+def ensure_admin(
+    metadata: Metadata, settings: AuthSettings, generate: Callable[[], str] = generate_password
+) -> str | None:
+    """Make sure the local admin account exists; returns a password made for it, if any.
 
-    The first key has a fixed ``kid``: processes starting together may each generate
-    one, but only the first insert lands and all of them then read that same key.
+    With ``settings.admin_password`` the account is created or reset to it. Without one
+    a missing account is created with a password from ``generate``, which is returned
+    so the caller can show it once; an existing account is left alone (``None``).
+    Callers run it once per installation start under the migration lock, so processes
+    starting together never create the account twice.
+    """
+    if settings.admin_password is not None:
+        bootstrap_admin(metadata, settings, settings.admin_password.get_secret_value())
+        return None
+    with metadata.read() as session:
+        if session.user(settings.admin_username) is not None:
+            return None
+    generated = generate()
+    bootstrap_admin(metadata, settings, generated)
+    return generated
+
+
+def ensure_signing_key(metadata: Metadata) -> None:
+    """Add the installation's first signing key if it has none (idempotent).
+
+    The first key has a fixed ``kid``: of processes that add it together only the
+    first insert lands.
     """
     with metadata.read() as session:
+        if session.signing_keys():
+            return
+    key = SigningKey.generate()
+    with metadata.write() as session:
+        session.add_signing_key(INITIAL_KID, key.to_pem())
+        session.commit()
+
+
+def load_signing_keys(metadata: Metadata) -> list[SigningKey]:
+    """The installation's signing keys, oldest first (see :func:`ensure_signing_key`)."""
+    with metadata.read() as session:
         stored = session.signing_keys()
-    if not stored:
-        key = SigningKey.generate()
-        with metadata.write() as session:
-            session.add_signing_key(INITIAL_KID, key.to_pem())
-            session.commit()
-        with metadata.read() as session:
-            stored = session.signing_keys()
     return [SigningKey.from_pem(kid, pem, created_at) for kid, pem, created_at in stored]

@@ -188,6 +188,11 @@ _Q_DELETE_TAG = delete(TAG).where(
 _Q_USER = select(
     USER.c.id, USER.c.username, USER.c.password_hash, USER.c.is_admin, USER.c.disabled
 ).where(USER.c.username == _param("username"))
+_Q_REPLACE_PASSWORD_HASH = (
+    update(USER)
+    .where(USER.c.username == _param("rehash_user"), USER.c.password_hash == _param("old_hash"))
+    .values(password_hash=_param("new_hash"))
+)
 
 
 def _tags_query(after: bool) -> Executable:
@@ -584,6 +589,10 @@ class SqlSession(OutboxQueries, CollectorQueries):
             set_={"password_hash": password_hash, "is_admin": is_admin},
         )
         self._c.execute(statement)
+
+    def replace_password_hash(self, username: str, old_hash: str, new_hash: str) -> bool:
+        params = {"rehash_user": username, "old_hash": old_hash, "new_hash": new_hash}
+        return bool(self._c.execute(_Q_REPLACE_PASSWORD_HASH, params).rowcount)
 
     def signing_keys(self) -> list[tuple[str, str, datetime]]:
         query = select(

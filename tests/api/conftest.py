@@ -14,8 +14,8 @@ import pytest
 from litestar.testing import TestClient
 
 from api.app import create_app
+from cli.startup import prepare_installation
 from core.settings import Settings
-from storage.db.migrate import upgrade
 from tests.api.oci import OCIClient
 from tests.conftest import create_bucket
 from tests.services.postgres import Postgres
@@ -53,7 +53,7 @@ def app_settings(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Settings:
     settings = _settings(str(request.param), tmp_path_factory.mktemp(str(request.param)), request)
-    upgrade(settings)
+    prepare_installation(settings)
     return settings
 
 

@@ -10,8 +10,8 @@ import jwt
 from litestar.testing import TestClient
 
 from api.app import create_app
+from cli.startup import prepare_installation
 from core.settings import Settings
-from storage.db.migrate import upgrade
 from tests.api.oci import OCIClient, unique_project
 
 
@@ -139,7 +139,7 @@ def test_push_to_missing_project_refused_unless_created_on_push(tmp_path: Path) 
     settings = Settings(
         data_dir=tmp_path, auth={"admin_password": "pw", "create_project_on_push": False}
     )
-    upgrade(settings)
+    prepare_installation(settings)
     with TestClient(create_app(settings)) as client:
         strict = OCIClient(client, "pw")
         refused = strict.request("POST", "/v2/nowhere/app/blobs/uploads/", "nowhere/app")

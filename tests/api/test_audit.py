@@ -14,8 +14,8 @@ import sqlalchemy
 from litestar.testing import TestClient
 
 from api.app import create_app
+from cli.startup import prepare_installation
 from core.settings import Settings
-from storage.db.migrate import upgrade
 from tests.api.identity_helpers import Api
 from tests.api.oci import OCIClient
 from tests.services.moorage import audit_verify
@@ -109,7 +109,7 @@ def audited(tmp_path: Path) -> Any:
         auth={"admin_password": "admin-password-1", "create_project_on_push": True},
         audit={"syslog_address": f"{LOOPBACK}:{receiver.getsockname()[1]}", "pull_sample_rate": 0},
     )
-    upgrade(settings)
+    prepare_installation(settings)
     with TestClient(create_app(settings)) as client:
         yield client, settings, receiver
     receiver.close()

@@ -13,11 +13,11 @@ from litestar.testing import TestClient
 from pydantic import SecretStr
 
 from api.app import create_app
+from cli.startup import prepare_installation
 from core.audit import GENESIS, AuditEvent, AuditQuery, StoredAuditEvent, VerifyReport
 from core.identity_settings import AuditSettings
 from core.services.audit_log import AuditLog
 from core.settings import AuthSettings, Settings
-from storage.db.migrate import upgrade
 from tests.api.oci import OCIClient
 from tests.services.moorage import audit_verify
 
@@ -33,7 +33,7 @@ def test_concurrent_requests_all_stored_in_one_chain_after_shutdown(tmp_path: Pa
         auth=AuthSettings(admin_password=SecretStr(PASSWORD), create_project_on_push=True),
         audit=AuditSettings(batch_size=7, flush_interval_seconds=0.05),
     )
-    upgrade(settings)
+    prepare_installation(settings)
     with TestClient(create_app(settings)) as client:
         oci = OCIClient(client, PASSWORD)
         oci.push_image("burst/app", "v1")

@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from litestar.testing import TestClient
 
 from api.app import create_app
+from cli.startup import prepare_installation
 from core.settings import Settings
-from storage.db.migrate import upgrade
 from tests.api.identity_helpers import Api, claims, granted
 from tests.api.oci import OCIClient
 
@@ -48,7 +48,7 @@ def test_project_robot_lifecycle(api: Api, app_settings: Settings) -> None:
             sqlalchemy.text("SELECT secret_hash FROM robot WHERE id = :id"), {"id": robot_id}
         ).scalar_one()
     engine.dispose()
-    assert stored.startswith("scrypt$")
+    assert stored.startswith("$argon2id$")
     assert secret not in stored
     path = f"/api/v1/projects/{project}/robots/{robot_id}"
     rotated = api.client.patch(path, json={"rotate_secret": True}, auth=api.admin).json()
@@ -184,7 +184,7 @@ def throttled(tmp_path: Path) -> TestClient:  # type: ignore[type-arg]
         auth={"admin_password": "admin-password-1"},
         login_limit={"max_failures": 3, "window_seconds": 60},
     )
-    upgrade(settings)
+    prepare_installation(settings)
     with TestClient(create_app(settings)) as client:
         yield client
 
@@ -281,7 +281,7 @@ def test_realm_ignores_forwarded_headers_tk06(tmp_path: Path) -> None:
         auth={"admin_password": "admin-password-1"},
         public_url="https://reg.example",
     )
-    upgrade(settings)
+    prepare_installation(settings)
     with TestClient(create_app(settings)) as client:
         response = client.get(
             "/v2/",
@@ -310,7 +310,7 @@ def test_fresh_installs_have_their_own_keys_tk05(tmp_path: Path) -> None:
     published = []
     for name in ("a", "b"):
         settings = Settings(data_dir=tmp_path / name, auth={"admin_password": "admin-password-1"})
-        upgrade(settings)
+        prepare_installation(settings)
         with TestClient(create_app(settings)) as client:
             (key,) = client.get("/auth/jwks").json()["keys"]
             published.append((key["x"], key["y"]))
@@ -337,18 +337,20 @@ class _StaleFirstRead:
                 yield session
 
 
-def test_workers_starting_together_sign_with_one_key(app_settings: Settings) -> None:
-    """Two API workers that both found no key end up with the same single key, so a
-    token one of them issues verifies on the other from the first request on."""
-    from core.services.auth import load_signing_keys
+def test_processes_starting_together_sign_with_one_key(app_settings: Settings) -> None:
+    """Two starting processes that both found no key end up with the same single key, so
+    a token a worker of one issues verifies on a worker of the other from the start."""
+    from core.services.auth import ensure_signing_key, load_signing_keys
     from core.tokens import TokenService
     from storage.db.engine import create_engines
     from storage.db.metadata import SqlMetadata
 
+    before = load_signing_keys(SqlMetadata(create_engines(app_settings)))
+    ensure_signing_key(_StaleFirstRead(SqlMetadata(create_engines(app_settings))))
     first = load_signing_keys(SqlMetadata(create_engines(app_settings)))
-    second = load_signing_keys(_StaleFirstRead(SqlMetadata(create_engines(app_settings))))
-    assert [key.kid for key in second] == [key.kid for key in first]
-    assert second[0].public_jwk() == first[0].public_jwk()
+    second = load_signing_keys(SqlMetadata(create_engines(app_settings)))
+    assert [key.kid for key in first] == [key.kid for key in second] == [k.kid for k in before]
+    assert second[0].public_jwk() == first[0].public_jwk() == before[0].public_jwk()
     services = [
         TokenService(keys, issuer="moorage", audience="moorage", ttl=300)
         for keys in (first, second)

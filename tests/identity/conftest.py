@@ -9,8 +9,8 @@ import pytest
 from litestar.testing import TestClient
 
 from api.app import create_app
+from cli.startup import prepare_installation
 from core.settings import Settings
-from storage.db.migrate import upgrade
 from tests.services.keycloak import Keycloak
 from tests.services.moorage import MoorageServer, start_moorage
 from tests.services.sockets import wait_for_workers
@@ -37,7 +37,7 @@ def kc_settings(keycloak: Keycloak, data_dir: Path) -> Settings:
 @pytest.fixture(scope="module")
 def kc_app(keycloak: Keycloak, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:  # type: ignore[type-arg]
     settings = kc_settings(keycloak, tmp_path_factory.mktemp("kc-app"))
-    upgrade(settings)
+    prepare_installation(settings)
     with TestClient(create_app(settings), base_url=PUBLIC_URL) as client:
         created = client.post("/api/v1/projects", json={"name": "kc-team"}, auth=ADMIN)
         assert created.status_code == 201, created.text

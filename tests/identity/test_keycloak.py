@@ -14,8 +14,8 @@ from litestar.testing import TestClient
 
 from api.app import create_app
 from cli.device_login import device_login
+from cli.startup import prepare_installation
 from core.settings import Settings
-from storage.db.migrate import upgrade
 from tests.api.identity_helpers import granted
 from tests.identity.browser import (
     approve_device,
@@ -198,7 +198,7 @@ def test_device_login(kc_app: TestClient, keycloak: Keycloak) -> None:  # type: 
 
 def test_keycloak_as_a_trusted_issuer(keycloak: Keycloak, tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, auth={"admin_password": ADMIN[1]})
-    upgrade(settings)
+    prepare_installation(settings)
     with TestClient(create_app(settings)) as client:
         client.post("/api/v1/projects", json={"name": "ci"}, auth=ADMIN)
         registered = client.post(

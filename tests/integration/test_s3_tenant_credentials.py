@@ -15,8 +15,8 @@ from botocore.exceptions import ClientError
 from litestar.testing import TestClient
 
 from api.app import create_app
+from cli.startup import prepare_installation
 from core.settings import Settings
-from storage.db.migrate import upgrade
 from tests.api.oci import OCIClient, digest_of
 from tests.services.s3 import EnforcingS3Server, start_enforcing_moto
 
@@ -94,7 +94,7 @@ def oci(tenancy: Tenancy, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             "s3": tenancy.s3_settings(),
         }
     )
-    upgrade(settings)
+    prepare_installation(settings)
     with TestClient(create_app(settings)) as client:
         oci = OCIClient(client, PASSWORD)
         for project in (tenancy.p1, tenancy.p2, tenancy.p3):

@@ -21,9 +21,9 @@ from api.app import create_app
 from api.workflow_starter import TemporalStarter
 from cli.outbox import OutboxDispatcher, event_workflow_id
 from cli.search_attributes import ensure_search_attributes
+from cli.startup import prepare_installation
 from core import events
 from core.settings import Settings
-from storage.db.migrate import upgrade
 from tests.api.oci import OCIClient, unique_project
 from tests.services.temporal import TemporalServer
 
@@ -40,7 +40,7 @@ def _settings(root: Path, temporal: TemporalServer, password: str) -> Settings:
         auth={"admin_password": password, "create_project_on_push": True},
         temporal={"address": temporal.address, "task_queue": f"q-{uuid.uuid4().hex}"},
     )
-    upgrade(settings)
+    prepare_installation(settings)
     return settings
 
 

@@ -12,8 +12,8 @@ import secrets
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from cli.startup import prepare_installation
 from core.settings import Settings
-from storage.db.migrate import upgrade
 from tests.conftest import create_bucket
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def control_settings(
             },
         }
     settings = Settings(**base)
-    upgrade(settings)
+    prepare_installation(settings)
     return settings
 
 

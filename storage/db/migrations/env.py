@@ -19,6 +19,7 @@ try:
             target_metadata=SQLModel.metadata,
             render_as_batch=connection.dialect.name == "sqlite",
             transaction_per_migration=True,
+            user_module_prefix="sqltypes.",
         )
         with context.begin_transaction():
             context.run_migrations()

@@ -56,7 +56,7 @@ def test_key_pem_roundtrip() -> None:
 
 def test_passwords() -> None:
     stored = hash_password("s3cret")
-    assert stored.startswith("scrypt$")
+    assert stored.startswith("$argon2id$")
     assert verify_password("s3cret", stored)
     assert not verify_password("wrong", stored)
     assert not verify_password("s3cret", "garbage")
