@@ -10,9 +10,10 @@ from pathlib import Path
 import jwt
 import pytest
 from litestar.testing import TestClient
+from pydantic import SecretStr
 
 from api.app import create_app
-from core.settings import Settings
+from core.settings import AuthSettings, Settings
 from core.tokens import ALGORITHM, SigningKey
 from storage.db.migrate import upgrade
 from tests.api.oci import OCIClient, unique_project
@@ -69,6 +70,7 @@ def _signed(oci: OCIClient, claims: dict[str, object], *, foreign_key: bool = Fa
 
     With ``foreign_key`` the signature comes from a key the registry never had.
     """
+    assert isinstance(oci.client, TestClient)
     tokens = oci.client.app.state["registry"].auth.tokens
     key = tokens.signing_key(datetime.now(UTC))
     private = SigningKey.generate().private_key if foreign_key else key.private_key
@@ -171,7 +173,8 @@ def test_projects_api(oci: OCIClient) -> None:
 
 def test_push_to_missing_project_refused_unless_created_on_push(tmp_path: Path) -> None:
     settings = Settings(
-        data_dir=tmp_path, auth={"admin_password": "pw", "create_project_on_push": False}
+        data_dir=tmp_path,
+        auth=AuthSettings(admin_password=SecretStr("pw"), create_project_on_push=False),
     )
     upgrade(settings)
     with TestClient(create_app(settings)) as client:

@@ -25,7 +25,7 @@ from cli.schedules import (
     reap_uploads_schedule,
 )
 from cli.worker import ACTIVITY_THREADS, build_worker, run_worker
-from core.settings import Settings
+from core.settings import LimitSettings, Settings, TemporalSettings
 from tests.services.process import free_port
 from workflows.uploads import ReapUploadsWorkflow
 
@@ -128,8 +128,8 @@ async def test_run_worker_polls_schedules_and_reports_health(
     task_queue = f"test-{uuid.uuid4()}"
     settings = Settings(
         data_dir=tmp_path,
-        temporal={"address": temporal_server.address, "task_queue": task_queue},
-        limits={"upload_ttl_seconds": 1234},
+        temporal=TemporalSettings(address=temporal_server.address, task_queue=task_queue),
+        limits=LimitSettings(upload_ttl_seconds=1234),
     )
     stop, polling = asyncio.Event(), asyncio.Event()
     worker = asyncio.create_task(
@@ -181,7 +181,9 @@ async def test_run_worker_serves_its_own_health_port(
     port = free_port()
     settings = Settings(
         data_dir=tmp_path,
-        temporal={"address": temporal_server.address, "task_queue": f"test-{uuid.uuid4()}"},
+        temporal=TemporalSettings(
+            address=temporal_server.address, task_queue=f"test-{uuid.uuid4()}"
+        ),
         grpc_health_port=port,
     )
     stop, polling = asyncio.Event(), asyncio.Event()
