@@ -26,7 +26,8 @@ from core.control_records import GcRunRecord
 from core.ports import BlobStore
 from core.services import gc_progress
 from core.services.changes import ChangeRecorder
-from core.services.gc import GarbageCollector, GcReport
+from core.services.gc import GarbageCollector
+from core.services.gc_report import GcReport
 from core.services.run_progress import open_run
 from core.settings import Settings
 from storage.db.engine import Engines

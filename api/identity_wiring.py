@@ -1,4 +1,4 @@
-"""Builds the identity, access-control and audit services on the SQL stores."""
+"""Builds the identity, access-control and audit services on the SQL stores and adapters."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from datetime import timedelta
 
 from litestar.types import ControllerRouterHandler
 
+from adapters.jwks import JwksKeys
+from adapters.keycloak import KeycloakProvider
 from api.context import Registry
 from api.controllers.audit import audit_log, project_audit_log
 from api.controllers.members import MemberController
@@ -14,7 +16,6 @@ from api.controllers.personal_tokens import PersonalTokenController
 from api.controllers.robots import ProjectRobotController, SystemRobotController
 from api.controllers.trusted_issuers import TrustedIssuerController
 from api.controllers.users import UserController
-from core.keycloak import KeycloakProvider
 from core.login_limit import LoginLimiter, LoginPolicy
 from core.ports import Clock
 from core.services.access_control import AccessControl
@@ -42,7 +43,7 @@ def build_identity(
 ) -> IdentityServices:
     store = SqlIdentityStore(engines)
     access = AccessControl(store, projects, settings.oidc.group_prefix)
-    issuers = TrustedIssuers(store)
+    issuers = TrustedIssuers(store, JwksKeys)
     keycloak = KeycloakProvider(settings.oidc) if settings.oidc.issuer else None
     policy = LoginPolicy(
         settings.login_limit.max_failures, timedelta(seconds=settings.login_limit.window_seconds)
@@ -61,7 +62,9 @@ def build_identity(
         issuers=issuers,
         audit=AuditLog(SqlAuditStore(engines), settings.audit),
         limiter=limiter,
-        browser_login=BrowserLogin(keycloak, store, tokens, clock),
+        browser_login=BrowserLogin(
+            keycloak, store, tokens, clock, token_hours=settings.oidc.browser_token_hours
+        ),
     )
 
 

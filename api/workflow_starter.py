@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
@@ -59,14 +59,3 @@ class TemporalStarter:
             self._client = None
             raise
         return True
-
-    async def status(self, workflow_id: str) -> WorkflowExecutionStatus | None:
-        """The run's status, or ``None`` when Temporal does not know it (or is away)."""
-        try:
-            async with asyncio.timeout(CALL_TIMEOUT):
-                client = await self._connect()
-                description = await client.get_workflow_handle(workflow_id).describe()
-        except Exception:  # noqa: BLE001 - status is best effort
-            self._client = None
-            return None
-        return description.status

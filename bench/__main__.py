@@ -22,11 +22,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.cases import FULL, QUICK, Case, Context, Scale, Side, all_cases, measure_sha256_rate
+from bench.cases import FULL, QUICK, Case, Context, Scale, Side, measure_sha256_rate
 from bench.client import Credentials, RegistryClient, Target
 from bench.payloads import MIB, PayloadFactory
 from bench.report import CaseResult, table
 from bench.runner import Deadlines, log, run_all
+from bench.suite import all_cases
 from tests.services.docker_registry import S3Storage, start_docker_registry
 from tests.services.moorage import start_moorage
 from tests.services.seaweedfs import start_seaweedfs

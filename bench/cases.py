@@ -521,33 +521,3 @@ class SkopeoOut(Case):
         finally:
             shutil.rmtree(out, ignore_errors=True)
         return Measurement(seconds, {"bytes": layout.size})
-
-
-def all_cases() -> list[Case]:
-    """Return every case in run order."""
-    cases: list[Case] = [
-        Sha256Rate("sha256-rate"),
-        Push("push-mono-1x1GiB", chunked=False, count=1, size=GIB),
-        Push("push-chunked-1x1GiB", chunked=True, count=1, size=GIB),
-        Push("push-mono-8x128MiB", chunked=False, count=8, size=128 * MIB),
-        Push("push-chunked-8x128MiB", chunked=True, count=8, size=128 * MIB),
-        Pull("pull-1x1GiB", count=1, size=GIB),
-        Pull("pull-8x128MiB", count=8, size=128 * MIB),
-    ]
-    from bench.memory import memory_cases  # noqa: PLC0415 - bench.memory builds on this module
-
-    cases += memory_cases()
-    for by_digest in (False, True):
-        for method in ("HEAD", "GET"):
-            for concurrency in (1, 32):
-                ref = "digest" if by_digest else "tag"
-                name = f"manifest-{method.lower()}-{ref}-c{concurrency}"
-                cases.append(
-                    ManifestRead(name, method=method, by_digest=by_digest, concurrency=concurrency)
-                )
-    cases += [
-        ManifestPut("manifest-put-c32", concurrency=32),
-        SkopeoIn("skopeo-in"),
-        SkopeoOut("skopeo-out"),
-    ]
-    return cases

@@ -22,7 +22,8 @@ from core.digests import Digest
 from core.names import RepositoryName
 from core.records import NewManifest, RepositoryRecord
 from core.services.changes import ChangeRecorder
-from core.services.gc import GarbageCollector, GcReport
+from core.services.gc import GarbageCollector
+from core.services.gc_report import GcReport
 from core.services.projects import ProjectService
 from core.services.repositories import RepositoryService
 from core.settings import Settings

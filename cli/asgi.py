@@ -12,8 +12,8 @@ import signal
 import sys
 from typing import TYPE_CHECKING, Final
 
+from adapters.config_file import load_settings
 from api.app import create_app
-from core.settings import Settings
 
 if TYPE_CHECKING:
     from litestar import Litestar
@@ -44,4 +44,4 @@ def _die_with_parent() -> None:
 def app() -> Litestar:
     """Build the Moorage HTTP application (the servers' ``factory`` target)."""
     _die_with_parent()
-    return create_app(Settings())
+    return create_app(load_settings())

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from adapters.config_file import load_settings
 from core.settings import Settings
 
 audit_app = typer.Typer(help="The audit log: verify its hash chain, purge old events.")
@@ -25,7 +26,7 @@ def _audit_store(settings: Settings):  # type: ignore[no-untyped-def]  # noqa: A
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Recompute the audit hash chain; exit 1 if any event was edited or deleted."""
-    report = _audit_store(Settings()).verify()
+    report = _audit_store(load_settings()).verify()
     if report.ok:
         typer.echo(f"audit log intact: {report.checked} events verified")
         return
@@ -41,7 +42,7 @@ def audit_purge(
 ) -> None:
     """Delete old events, leaving an anchor so the rest of the chain still verifies."""
     cutoff = datetime.now(UTC) - timedelta(days=older_than_days)
-    removed = _audit_store(Settings()).purge(cutoff)
+    removed = _audit_store(load_settings()).purge(cutoff)
     typer.echo(f"purged {removed} events older than {cutoff.isoformat()}")
 
 
@@ -60,7 +61,7 @@ def keys_rotate() -> None:
     from storage.db.metadata import SqlMetadata  # noqa: PLC0415
     from storage.db.signing_keys import SqlSigningKeyStore  # noqa: PLC0415
 
-    settings = Settings()
+    settings = load_settings()
     engines = create_engines(settings)
     ensure_signing_key(SqlMetadata(engines))
     rotation = KeyRotation(SqlSigningKeyStore(engines))

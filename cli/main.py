@@ -13,11 +13,11 @@ from typing import Annotated
 
 import typer
 
+from adapters.config_file import load_settings
 from cli.control import gc_app, immutability_app, quota_app, retention_app
 from cli.dev_settings import dev_overrides
 from cli.identity import audit_app, keys_app, login
 from cli.listen import Listen
-from core.settings import Settings
 
 app = typer.Typer(
     name="moorage",
@@ -72,7 +72,7 @@ def api(
 
     if server.lower() not in SERVERS:
         raise typer.BadParameter(f"expected one of {', '.join(SERVERS)}", param_hint="--server")
-    run_api(Settings(), listen, workers, server.lower())
+    run_api(load_settings(), listen, workers, server.lower())
 
 
 @app.command()
@@ -80,7 +80,7 @@ def worker() -> None:
     """Run the Temporal worker (workflows, activities and schedules)."""
     from cli.worker_process import run_worker_process  # noqa: PLC0415 - loaded by the command that needs it
 
-    run_worker_process(Settings())
+    run_worker_process(load_settings())
 
 
 @app.command()
@@ -88,7 +88,7 @@ def migrate() -> None:
     """Upgrade the metadata database to the latest schema (under the migration lock)."""
     from storage.db.migrate import upgrade  # noqa: PLC0415 - loaded by the command that needs it
 
-    upgrade(Settings())
+    upgrade(load_settings())
 
 
 @app.command()
@@ -103,7 +103,7 @@ def dev(
     """Run everything on this machine: Temporal dev server, worker and API."""
     from cli.dev import run_dev  # noqa: PLC0415 - loaded by the command that needs it
 
-    settings = Settings(**dev_overrides(data_dir, temporal_port, temporal_ui_port))
+    settings = load_settings(**dev_overrides(data_dir, temporal_port, temporal_ui_port))
     run_dev(settings, listen)
 
 

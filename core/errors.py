@@ -81,9 +81,6 @@ class RegistryError(Exception):
     def with_detail(self, detail: Any) -> RegistryError:
         return replace(self, detail=detail)
 
-    def with_status(self, status: int) -> RegistryError:
-        return replace(self, status=status)
-
     def with_headers(self, **headers: str) -> RegistryError:
         return replace(self, headers={**self.headers, **headers})
 

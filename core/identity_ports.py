@@ -1,18 +1,18 @@
-"""The port of identity and access-control state; ``storage.db.identity`` implements it.
+"""The ports of identity: its stored state, the OIDC provider and issuers' signing keys.
 
-Every method is one database transaction: a write is durable and visible to every
-process when the method returns. Inserts that collide with an existing unique name
-return ``None`` (or ``False``) instead of raising.
+``storage.db.identity`` implements :class:`IdentityStore`; ``adapters.keycloak`` implements
+:class:`OidcProvider` and ``adapters.jwks`` :class:`SigningKeys`.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from core.identity_records import (
     LocalUser,
     MemberRecord,
+    OidcUser,
     PersonalTokenRecord,
     RepositoryPermission,
     RobotRecord,
@@ -21,6 +21,13 @@ from core.identity_records import (
 
 
 class IdentityStore(Protocol):
+    """Identity and access-control state.
+
+    Every method is one database transaction: a write is durable and visible to every
+    process when the method returns. Inserts that collide with an existing unique name
+    return ``None`` (or ``False``) instead of raising.
+    """
+
     # local users
     def users(self, last: str | None, limit: int) -> list[LocalUser]: ...
     def add_user(self, username: str, password_hash: str) -> bool: ...
@@ -42,9 +49,6 @@ class IdentityStore(Protocol):
     def delete_member(self, project_id: int, member_id: int) -> bool: ...
     def roles(self, project_id: int, entries: list[tuple[str, str]]) -> set[str]:
         """Roles held in the project by any of the ``(kind, name)`` entries."""
-
-    def member_project_ids(self, entries: list[tuple[str, str]]) -> set[int]:
-        """Projects in which any of the ``(kind, name)`` entries is a member."""
 
     def project_ids(self, names: list[str]) -> set[int]: ...
     def repository_names(
@@ -111,3 +115,62 @@ class IdentityStore(Protocol):
     def add_login(self, state: str, verifier: str, nonce: str) -> None: ...
     def take_login(self, state: str, not_before: datetime) -> tuple[str, str] | None:
         """Remove and return ``(verifier, nonce)`` of a login started after ``not_before``."""
+
+
+class SigningKeys(Protocol):
+    """The public keys one issuer signs its JWTs with (its JWKS), fetched and cached.
+
+    ``key_for`` answers the key named by the token's ``kid`` header, a key object PyJWT
+    verifies with. It never takes a key from the token itself and raises
+    :class:`core.oidc.ExternalTokenError` when the key is unknown or the issuer's keys
+    cannot be fetched. Keys may be cached for minutes: a key the issuer withdrew keeps
+    verifying until the cache expires. Calls block (network); safe from many threads.
+    """
+
+    def key_for(self, token: str) -> Any: ...
+
+
+class SigningKeysSource(Protocol):
+    """Makes the :class:`SigningKeys` of an issuer from its JWKS URL or discovery URL.
+
+    With a discovery URL the JWKS URL is read from the issuer's OpenID configuration,
+    whose ``issuer`` must equal ``issuer``. One of the two URLs is given.
+    """
+
+    def __call__(
+        self, issuer: str, *, jwks_url: str | None, discovery_url: str | None
+    ) -> SigningKeys: ...
+
+
+class OidcProvider(Protocol):
+    """The OIDC provider (Keycloak) whose users and service accounts Moorage trusts.
+
+    It authenticates; Moorage alone decides access. Every call blocks (network), so
+    callers run it in a worker thread. A provider that cannot be reached means "not
+    authenticated" (``None``), never a silent pass.
+    """
+
+    @property
+    def issuer(self) -> str:
+        """The provider's issuer URL, as tokens carry it in ``iss``."""
+
+    def verify(self, token: str, *, check_active: bool) -> OidcUser | None:
+        """The user an access token stands for, if valid (and still active, if asked).
+
+        With ``check_active`` (when the installation enables it) the provider is asked
+        on every call and the groups are the ones it holds *now*, not the copy signed
+        into the token: a user disabled or removed from a group loses the matching
+        rights at once.
+        """
+
+    def client_credentials(self, client_id: str, secret: str) -> OidcUser | None:
+        """Log a service account in with its client id and secret."""
+
+    def current_user(self, username: str) -> OidcUser | None:
+        """The user's live state: ``None`` if gone or disabled."""
+
+    def authorization_url(self, redirect_uri: str, state: str, nonce: str, challenge: str) -> str:
+        """Where a browser starts an authorization code login (PKCE, ``S256``)."""
+
+    def exchange_code(self, code: str, redirect_uri: str, verifier: str) -> OidcUser | None:
+        """Redeem an authorization code (with its PKCE verifier) for the user's identity."""

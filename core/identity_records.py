@@ -22,6 +22,16 @@ class RepositoryPermission:
 
 
 @dataclass(frozen=True, slots=True)
+class OidcUser:
+    """A user (or service account) of the OIDC provider, as Moorage sees it."""
+
+    username: str
+    subject: str
+    groups: frozenset[str]
+    is_admin: bool
+
+
+@dataclass(frozen=True, slots=True)
 class MemberRecord:
     id: int
     project_id: int

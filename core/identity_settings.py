@@ -15,9 +15,8 @@ class OidcSettings(BaseModel):
     #: Moorage's own confidential client: token introspection and user lookups.
     client_id: str = "moorage"
     client_secret: SecretStr | None = None
-    #: Public clients: browser login (authorization code + PKCE) and ``moorage login``.
+    #: The public client of browser logins (authorization code + PKCE).
     web_client_id: str = "moorage-web"
-    cli_client_id: str = "moorage-cli"
     username_claim: str = "preferred_username"
     groups_claim: str = "groups"
     #: Members of this group are system administrators.

@@ -1,22 +1,23 @@
 """Validation of JWTs from external issuers (Keycloak, trusted workload issuers).
 
-Only asymmetric algorithms are accepted; the key comes from the issuer's JWKS by
-``kid`` (never from the token itself); ``iss``, ``aud``, ``exp`` are required and
-checked, ``nbf``/``iat`` when present.
+Only asymmetric algorithms are accepted; the key comes from the issuer's published keys
+by ``kid`` (never from the token itself), through a :class:`core.identity_ports.SigningKeys`
+adapter; ``iss``, ``aud``, ``exp`` and ``sub`` are required and checked, ``nbf``/``iat``
+when present. Nothing here does I/O.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import jwt
+
+if TYPE_CHECKING:
+    from core.identity_ports import SigningKeys
 
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"]
 LEEWAY_SECONDS = 30
-_DISCOVERY_TTL = 300.0
+_JWT_PARTS = 3  # NOTE: header, payload, signature
 
 
 class ExternalTokenError(Exception):
@@ -25,7 +26,7 @@ class ExternalTokenError(Exception):
 
 def looks_like_jwt(value: str) -> bool:
     parts = value.split(".")
-    return len(parts) == 3 and all(parts)  # noqa: PLR2004 - header, payload, signature and value.startswith("eyJ")
+    return len(parts) == _JWT_PARTS and all(parts)
 
 
 def unverified_issuer(token: str) -> str | None:
@@ -38,42 +39,11 @@ def unverified_issuer(token: str) -> str | None:
 
 
 class JwtVerifier:
-    """Verifies tokens of one issuer and audience against the issuer's JWKS (cached)."""
+    """Verifies tokens of one issuer and audience against that issuer's signing keys."""
 
-    def __init__(
-        self,
-        issuer: str,
-        audience: str,
-        *,
-        jwks_url: str | None = None,
-        discovery_url: str | None = None,
-    ) -> None:
-        if jwks_url is None and discovery_url is None:
-            raise ValueError("a JWKS URL or a discovery URL is required")
+    def __init__(self, issuer: str, audience: str, keys: SigningKeys) -> None:
         self.issuer, self.audience = issuer, audience
-        self._jwks_url, self._discovery_url = jwks_url, discovery_url
-        self._client: jwt.PyJWKClient | None = None
-        self._resolved_at = 0.0
-        self._lock = threading.Lock()
-
-    def _jwk_client(self) -> jwt.PyJWKClient:
-        with self._lock:
-            stale = time.monotonic() - self._resolved_at > _DISCOVERY_TTL
-            if self._client is None or (self._discovery_url and stale):
-                url = self._jwks_url or self._discover()
-                self._client = jwt.PyJWKClient(url, cache_keys=True, lifespan=300, timeout=10)
-                self._resolved_at = time.monotonic()
-            return self._client
-
-    def _discover(self) -> str:
-        if self._discovery_url is None:
-            raise ExternalTokenError("no discovery URL")
-        response = httpx.get(self._discovery_url, timeout=10.0)
-        response.raise_for_status()
-        document = response.json()
-        if document.get("issuer") != self.issuer or not isinstance(document.get("jwks_uri"), str):
-            raise ExternalTokenError("discovery document does not match the issuer")
-        return str(document["jwks_uri"])
+        self._keys = keys
 
     def verify(self, token: str) -> dict[str, Any]:
         """The token's claims; raises :class:`ExternalTokenError` when anything is off."""
@@ -81,16 +51,15 @@ class JwtVerifier:
             header = jwt.get_unverified_header(token)
             if header.get("alg") not in ALGORITHMS or header.get("crit"):
                 raise ExternalTokenError("algorithm not accepted")
-            key = self._jwk_client().get_signing_key_from_jwt(token)
             claims: dict[str, Any] = jwt.decode(
                 token,
-                key.key,
+                self._keys.key_for(token),
                 algorithms=ALGORITHMS,
                 audience=self.audience,
                 issuer=self.issuer,
                 options={"require": ["exp", "iss", "aud", "sub"]},
                 leeway=LEEWAY_SECONDS,
             )
-        except (jwt.PyJWTError, httpx.HTTPError, ValueError) as exc:
+        except (jwt.PyJWTError, ValueError) as exc:
             raise ExternalTokenError(str(exc)) from exc
         return claims

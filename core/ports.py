@@ -175,7 +175,6 @@ class MetadataSession(ControlSession, Protocol):
 
     # manifests and tags
     def manifest(self, repository_id: int, digest: str) -> ManifestRecord | None: ...
-    def tagged_manifest(self, repository_id: int, tag: str) -> ManifestRecord | None: ...
     def named_manifest(
         self, name: str, digest: str | None, tag: str | None
     ) -> tuple[RepositoryRecord, ManifestRecord | None] | None:

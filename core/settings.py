@@ -1,19 +1,17 @@
 """Moorage configuration: one settings object built once at start and passed down.
 
-Values come from (highest precedence first) explicit keyword arguments, environment
-variables with the ``MOORAGE_`` prefix (nested with ``__``, e.g. ``MOORAGE_S3__BUCKET``),
-and an optional YAML file named by ``MOORAGE_CONFIG``.
+Values come from (highest precedence first) explicit keyword arguments and environment
+variables with the ``MOORAGE_`` prefix (nested with ``__``, e.g. ``MOORAGE_S3__BUCKET``).
+Processes load them with ``adapters.config_file.load_settings``, which adds the optional
+YAML file named by ``MOORAGE_CONFIG`` below both; nothing here reads files.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
@@ -184,8 +182,8 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        del dotenv_settings, file_secret_settings  # NOTE: no .env files, no secret dirs
-        return (init_settings, env_settings, _YamlSource(settings_cls))
+        del settings_cls, dotenv_settings, file_secret_settings  # NOTE: no .env, no secret dirs
+        return (init_settings, env_settings)
 
     @property
     def resolved_database_url(self) -> str:
@@ -196,20 +194,3 @@ class Settings(BaseSettings):
     @property
     def resolved_blob_root(self) -> Path:
         return (self.blob_root or self.data_dir / "blobs").resolve()
-
-
-class _YamlSource(PydanticBaseSettingsSource):
-    """Reads the YAML file named by ``MOORAGE_CONFIG``, if any."""
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        del field  # NOTE: values come from __call__ as one mapping
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        path = os.environ.get("MOORAGE_CONFIG")
-        if not path:
-            return {}
-        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        if not isinstance(loaded, dict):
-            raise TypeError(f"{path}: the configuration file must hold a mapping")
-        return loaded

@@ -50,7 +50,6 @@ async def _issue(request: Request[Any, Any, Any], identity: Identity, scopes: li
 @get("/auth/token", summary="Issue a registry bearer token")
 async def token(request: Request[Any, Any, Any]) -> Response[Any]:
     """Docker token authentication: Basic credentials (or none) in, a signed JWT out."""
-    registry_of(request)
     credentials = basic_credentials(request)
     identity = ANONYMOUS if credentials is None else await _identity(request, *credentials)
     scopes = _scopes(request.query_params.getall("scope", []))
@@ -69,7 +68,6 @@ async def token(request: Request[Any, Any, Any]) -> Response[Any]:
 @post("/auth/token", summary="Issue a token (OAuth2 password grant)")
 async def oauth_token(request: Request[Any, Any, Any]) -> Response[Any]:
     """The OAuth2 form of the token endpoint; only the password grant is offered."""
-    registry_of(request)
     form = await request.form()
     if form.get("grant_type") != "password":
         return Response(content={"error": "unsupported_grant_type"}, status_code=400)

@@ -17,9 +17,8 @@ import hmac
 from datetime import datetime
 
 from core.access import AuthMethod, Identity, IdentityKind
-from core.identity_ports import IdentityStore
-from core.identity_records import PersonalTokenRecord, RobotRecord
-from core.keycloak import KeycloakProvider, OidcUser
+from core.identity_ports import IdentityStore, OidcProvider
+from core.identity_records import OidcUser, PersonalTokenRecord, RobotRecord
 from core.login_limit import LoginLimiter
 from core.oidc import looks_like_jwt, unverified_issuer
 from core.passwords import RECENT, hash_password
@@ -49,7 +48,7 @@ class Authenticator:
         local: AuthService,
         store: IdentityStore,
         issuers: TrustedIssuers,
-        keycloak: KeycloakProvider | None,
+        keycloak: OidcProvider | None,
         limiter: LoginLimiter,
         clock: Clock,
     ) -> None:

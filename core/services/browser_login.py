@@ -16,8 +16,7 @@ from datetime import timedelta
 
 from core.access import AuthMethod, Identity, IdentityKind
 from core.errors import ForbiddenError, InvalidInputError
-from core.identity_ports import IdentityStore
-from core.keycloak import KeycloakProvider
+from core.identity_ports import IdentityStore, OidcProvider
 from core.ports import Clock
 from core.services.personal_tokens import NewToken, PersonalTokenService
 
@@ -46,14 +45,17 @@ def state_key(state: str) -> str:
 class BrowserLogin:
     def __init__(
         self,
-        keycloak: KeycloakProvider | None,
+        keycloak: OidcProvider | None,
         store: IdentityStore,
         tokens: PersonalTokenService,
         clock: Clock,
+        *,
+        token_hours: int,
     ) -> None:
         self._keycloak, self._store, self._tokens, self._clock = keycloak, store, tokens, clock
+        self._token_hours = token_hours
 
-    def _provider(self) -> KeycloakProvider:
+    def _provider(self) -> OidcProvider:
         if self._keycloak is None:
             raise ForbiddenError("no OIDC provider is configured")
         return self._keycloak
@@ -83,10 +85,9 @@ class BrowserLogin:
             kind=IdentityKind.OIDC_USER,
             groups=user.groups,
         )
-        hours = provider.settings.browser_token_hours
         return self._tokens.create(
             identity,
             f"browser-{secrets.token_hex(4)}",
             frozenset({"pull", "push", "delete", "api"}),
-            self._clock.now() + timedelta(hours=hours),
+            self._clock.now() + timedelta(hours=self._token_hours),
         )

@@ -19,43 +19,17 @@ Consistency guarantees:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from core.digests import Digest
 from core.ports import BlobStore, Metadata, MetadataSession
 from core.records import RepositoryRecord
 from core.services import gc_progress
 from core.services.changes import ChangeRecorder
+from core.services.gc_report import GcReport
 
-#: Entries a report lists (counters stay exact beyond it).
-REPORT_ITEMS_MAX = 1000
 #: Objects listed between two heartbeats of the orphan sweep.
 HEARTBEAT_EVERY = 1000
-
-
-@dataclass
-class GcReport:
-    """What one GC step reviewed and did (or, in a dry run, would do)."""
-
-    reviewed: int = 0
-    deleted: int = 0
-    kept: int = 0
-    bytes_freed: int = 0
-    items: list[dict[str, Any]] = field(default_factory=list)
-
-    def note(self, **item: Any) -> None:
-        if len(self.items) < REPORT_ITEMS_MAX:
-            self.items.append(item)
-
-    def add(self, other: GcReport) -> None:
-        self.reviewed += other.reviewed
-        self.deleted += other.deleted
-        self.kept += other.kept
-        self.bytes_freed += other.bytes_freed
-        for item in other.items:
-            self.note(**item)
 
 
 class GarbageCollector:

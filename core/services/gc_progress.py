@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from core.control_records import GcRunRecord
     from core.ports import MetadataSession
-    from core.services.gc import GcReport
+    from core.services.gc_report import GcReport
 
 #: Steps of a run, as named in its progress.
 MANIFESTS: Final = "manifests"

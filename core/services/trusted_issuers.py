@@ -13,14 +13,14 @@ import threading
 
 from core.access import AuthMethod, Identity, IdentityKind
 from core.errors import ConflictError, InvalidInputError, NotFoundError
-from core.identity_ports import IdentityStore
+from core.identity_ports import IdentityStore, SigningKeysSource
 from core.identity_records import RepositoryPermission, TrustedIssuerRecord
 from core.oidc import ExternalTokenError, JwtVerifier, unverified_issuer
 
 
 class TrustedIssuers:
-    def __init__(self, store: IdentityStore) -> None:
-        self._store = store
+    def __init__(self, store: IdentityStore, keys: SigningKeysSource) -> None:
+        self._store, self._keys = store, keys
         self._verifiers: dict[tuple[int, str], JwtVerifier] = {}
         self._lock = threading.Lock()
 
@@ -56,12 +56,10 @@ class TrustedIssuers:
         with self._lock:
             verifier = self._verifiers.get(key)
             if verifier is None:
-                verifier = JwtVerifier(
-                    record.issuer,
-                    record.audience,
-                    jwks_url=record.jwks_url,
-                    discovery_url=record.discovery_url,
+                keys = self._keys(
+                    record.issuer, jwks_url=record.jwks_url, discovery_url=record.discovery_url
                 )
+                verifier = JwtVerifier(record.issuer, record.audience, keys)
                 self._verifiers[key] = verifier
             return verifier
 

@@ -201,13 +201,6 @@ class SqlIdentityStore:
         with self._read() as c:
             return set(c.execute(query).scalars())
 
-    def member_project_ids(self, entries: list[tuple[str, str]]) -> set[int]:
-        if not entries:
-            return set()
-        query = select(MEMBER.c.project_id).where(tuple_(MEMBER.c.kind, MEMBER.c.name).in_(entries))
-        with self._read() as c:
-            return set(c.execute(query).scalars())
-
     def project_ids(self, names: list[str]) -> set[int]:
         if not names:
             return set()

@@ -128,11 +128,6 @@ _Q_LINKED_BLOB_IDS = {
 _Q_MANIFEST = select(*_MANIFEST_COLUMNS).where(
     MANIFEST.c.repository_id == _param("repository_id"), MANIFEST.c.digest == _param("d")
 )
-_Q_TAGGED_MANIFEST = (
-    select(*_MANIFEST_COLUMNS)
-    .join(TAG, TAG.c.manifest_id == MANIFEST.c.id)
-    .where(TAG.c.repository_id == _param("repository_id"), TAG.c.name == _param("tag"))
-)
 _REPOSITORY_COLUMNS = (
     REPOSITORY.c.id,
     REPOSITORY.c.project_id,
@@ -440,11 +435,6 @@ class SqlSession(OutboxQueries, CollectorQueries):
     def manifest(self, repository_id: int, digest: str) -> ManifestRecord | None:
         params = {"repository_id": repository_id, "d": digest}
         row = self._c.execute(_Q_MANIFEST, params).first()
-        return _manifest_record(row) if row else None
-
-    def tagged_manifest(self, repository_id: int, tag: str) -> ManifestRecord | None:
-        params = {"repository_id": repository_id, "tag": tag}
-        row = self._c.execute(_Q_TAGGED_MANIFEST, params).first()
         return _manifest_record(row) if row else None
 
     def named_manifest(

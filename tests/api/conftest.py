@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 from litestar.testing import TestClient
+from pydantic import SecretStr
 
 from api.app import create_app
 from cli.startup import prepare_installation
-from core.settings import Settings
+from core.settings import S3Settings, Settings, StorageBackend
 from tests.api.oci import OCIClient
 from tests.conftest import create_bucket
 from tests.services.postgres import Postgres
@@ -38,13 +39,13 @@ def _settings(backend: str, root: Path, request: pytest.FixtureRequest) -> Setti
     return Settings(
         **base,
         database_url=postgres.create_database(f"api_{secrets.token_hex(4)}"),
-        storage="s3",
-        s3={
-            "endpoint_url": s3.endpoint_url,
-            "bucket": bucket,
-            "access_key_id": s3.access_key_id,
-            "secret_access_key": s3.secret_access_key,
-        },
+        storage=StorageBackend.S3,
+        s3=S3Settings(
+            endpoint_url=s3.endpoint_url,
+            bucket=bucket,
+            access_key_id=s3.access_key_id,
+            secret_access_key=SecretStr(s3.secret_access_key),
+        ),
     )
 
 

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import jwt
+import pytest
 from litestar.testing import TestClient
+from pydantic import SecretStr
 
 from api.app import create_app
 from cli.startup import prepare_installation
-from core.settings import Settings
+from core.settings import AuthSettings, Settings
+from core.tokens import ALGORITHM, SigningKey
 from tests.api.oci import OCIClient, unique_project
 
 
@@ -61,22 +65,54 @@ def test_token_for_other_repository_is_insufficient(oci: OCIClient, repo: str) -
     assert 'error="insufficient_scope"' in response.headers["www-authenticate"]
 
 
-def test_forged_token_is_rejected(oci: OCIClient, repo: str) -> None:
+def _signed(oci: OCIClient, claims: dict[str, object], *, foreign_key: bool = False) -> str:
+    """``claims`` signed as the registry signs (ES256, its current ``kid``).
+
+    With ``foreign_key`` the signature comes from a key the registry never had.
+    """
+    assert isinstance(oci.client, TestClient)
+    tokens = oci.client.app.state["registry"].auth.tokens
+    key = tokens.signing_key(datetime.now(UTC))
+    private = SigningKey.generate().private_key if foreign_key else key.private_key
+    return jwt.encode(claims, private, algorithm=ALGORITHM, headers={"kid": key.kid, "typ": "JWT"})
+
+
+def _manifest_status(oci: OCIClient, repo: str, token: str) -> int:
+    headers = {"Authorization": f"Bearer {token}"}
+    return oci.client.get(f"/v2/{repo}/manifests/t", headers=headers).status_code
+
+
+def _pull_claims(oci: OCIClient, repo: str) -> dict[str, object]:
+    """The claims of a pull token the registry issued for ``repo`` (valid as they are)."""
+    return _claims(oci.token(f"repository:{repo}:pull"))
+
+
+def test_token_signed_with_the_registry_key_is_accepted(oci: OCIClient, repo: str) -> None:
+    """The baseline for the forgeries below: the same signing, claims left as issued."""
     oci.push_image(repo, "t")
-    forged = jwt.encode(
-        {
-            "iss": "moorage",
-            "sub": "admin",
-            "aud": "moorage",
-            "access": [{"type": "repository", "name": repo, "actions": ["pull"]}],
-        },
-        "a-guessable-shared-secret-of-32-bytes!",
-        algorithm="HS256",
-    )
-    response = oci.client.get(
-        f"/v2/{repo}/manifests/t", headers={"Authorization": f"Bearer {forged}"}
-    )
-    assert response.status_code == 401
+    assert _manifest_status(oci, repo, _signed(oci, _pull_claims(oci, repo))) == 200
+
+
+def test_forged_signature_is_rejected(oci: OCIClient, repo: str) -> None:
+    oci.push_image(repo, "t")
+    forged = _signed(oci, _pull_claims(oci, repo), foreign_key=True)
+    assert _manifest_status(oci, repo, forged) == 401
+
+
+@pytest.mark.parametrize(("claim", "value"), [("aud", "another-service"), ("iss", "another")])
+def test_token_for_another_audience_or_issuer_is_rejected(
+    oci: OCIClient, repo: str, claim: str, value: str
+) -> None:
+    oci.push_image(repo, "t")
+    forged = _signed(oci, {**_pull_claims(oci, repo), claim: value})
+    assert _manifest_status(oci, repo, forged) == 401
+
+
+def test_expired_token_is_rejected(oci: OCIClient, repo: str) -> None:
+    oci.push_image(repo, "t")
+    now = int(datetime.now(UTC).timestamp())
+    expired = {**_pull_claims(oci, repo), "iat": now - 600, "nbf": now - 600, "exp": now - 60}
+    assert _manifest_status(oci, repo, _signed(oci, expired)) == 401
 
 
 def test_anonymous_pull_of_public_project_only(oci: OCIClient) -> None:
@@ -137,7 +173,8 @@ def test_projects_api(oci: OCIClient) -> None:
 
 def test_push_to_missing_project_refused_unless_created_on_push(tmp_path: Path) -> None:
     settings = Settings(
-        data_dir=tmp_path, auth={"admin_password": "pw", "create_project_on_push": False}
+        data_dir=tmp_path,
+        auth=AuthSettings(admin_password=SecretStr("pw"), create_project_on_push=False),
     )
     prepare_installation(settings)
     with TestClient(create_app(settings)) as client:

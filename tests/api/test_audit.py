@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 import sqlalchemy
 from litestar.testing import TestClient
+from pydantic import SecretStr
 
 from api.app import create_app
 from cli.startup import prepare_installation
-from core.settings import Settings
+from core.identity_settings import AuditSettings
+from core.settings import AuthSettings, Settings
 from tests.api.identity_helpers import Api
 from tests.api.oci import OCIClient
 from tests.services.moorage import audit_verify
@@ -106,8 +108,12 @@ def audited(tmp_path: Path) -> Any:
     receiver.settimeout(10)
     settings = Settings(
         data_dir=tmp_path,
-        auth={"admin_password": "admin-password-1", "create_project_on_push": True},
-        audit={"syslog_address": f"{LOOPBACK}:{receiver.getsockname()[1]}", "pull_sample_rate": 0},
+        auth=AuthSettings(
+            admin_password=SecretStr("admin-password-1"), create_project_on_push=True
+        ),
+        audit=AuditSettings(
+            syslog_address=f"{LOOPBACK}:{receiver.getsockname()[1]}", pull_sample_rate=0
+        ),
     )
     prepare_installation(settings)
     with TestClient(create_app(settings)) as client:

@@ -14,7 +14,8 @@ from api.context import Registry
 from core.digests import Digest
 from core.names import RepositoryName
 from core.services.changes import ChangeRecorder
-from core.services.gc import GarbageCollector, GcReport
+from core.services.gc import GarbageCollector
+from core.services.gc_report import GcReport
 from tests.api.oci import (
     LAYER,
     OCI_CONFIG,

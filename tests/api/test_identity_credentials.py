@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import jwt
 import pytest
@@ -21,10 +21,12 @@ import sqlalchemy
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from litestar.testing import TestClient
+from pydantic import SecretStr
 
 from api.app import create_app
 from cli.startup import prepare_installation
-from core.settings import Settings
+from core.identity_settings import LoginLimitSettings
+from core.settings import AuthSettings, Settings
 from tests.api.identity_helpers import Api, claims, granted
 from tests.api.oci import OCIClient
 
@@ -178,11 +180,11 @@ def test_expired_token_is_refused(api: Api) -> None:
 
 
 @pytest.fixture
-def throttled(tmp_path: Path) -> TestClient:  # type: ignore[type-arg]
+def throttled(tmp_path: Path) -> Iterator[TestClient]:  # type: ignore[type-arg]
     settings = Settings(
         data_dir=tmp_path,
-        auth={"admin_password": "admin-password-1"},
-        login_limit={"max_failures": 3, "window_seconds": 60},
+        auth=AuthSettings(admin_password=SecretStr("admin-password-1")),
+        login_limit=LoginLimitSettings(max_failures=3, window_seconds=60),
     )
     prepare_installation(settings)
     with TestClient(create_app(settings)) as client:
@@ -278,7 +280,7 @@ def test_claims_are_validated_tk02(oci: OCIClient, repo: str, app_settings: Sett
 def test_realm_ignores_forwarded_headers_tk06(tmp_path: Path) -> None:
     settings = Settings(
         data_dir=tmp_path,
-        auth={"admin_password": "admin-password-1"},
+        auth=AuthSettings(admin_password=SecretStr("admin-password-1")),
         public_url="https://reg.example",
     )
     prepare_installation(settings)
@@ -309,7 +311,10 @@ def test_realm_ignores_forwarded_headers_tk06(tmp_path: Path) -> None:
 def test_fresh_installs_have_their_own_keys_tk05(tmp_path: Path) -> None:
     published = []
     for name in ("a", "b"):
-        settings = Settings(data_dir=tmp_path / name, auth={"admin_password": "admin-password-1"})
+        settings = Settings(
+            data_dir=tmp_path / name,
+            auth=AuthSettings(admin_password=SecretStr("admin-password-1")),
+        )
         prepare_installation(settings)
         with TestClient(create_app(settings)) as client:
             (key,) = client.get("/auth/jwks").json()["keys"]
@@ -340,13 +345,14 @@ class _StaleFirstRead:
 def test_processes_starting_together_sign_with_one_key(app_settings: Settings) -> None:
     """Two starting processes that both found no key end up with the same single key, so
     a token a worker of one issues verifies on a worker of the other from the start."""
+    from core.ports import Metadata
     from core.services.auth import ensure_signing_key, load_signing_keys
     from core.tokens import TokenService
     from storage.db.engine import create_engines
     from storage.db.metadata import SqlMetadata
 
     before = load_signing_keys(SqlMetadata(create_engines(app_settings)))
-    ensure_signing_key(_StaleFirstRead(SqlMetadata(create_engines(app_settings))))
+    ensure_signing_key(cast("Metadata", _StaleFirstRead(SqlMetadata(create_engines(app_settings)))))
     first = load_signing_keys(SqlMetadata(create_engines(app_settings)))
     second = load_signing_keys(SqlMetadata(create_engines(app_settings)))
     assert [key.kid for key in first] == [key.kid for key in second] == [k.kid for k in before]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.api.identity_helpers import Api, granted, token_access
@@ -140,7 +142,7 @@ def test_object_ids_of_another_project_are_not_found_az06(api: Api) -> None:
         for method, body in (("GET", None), ("PATCH", update), ("DELETE", None)):
             if path.startswith("members") and method == "GET":
                 continue
-            kwargs = {"json": body} if body else {}
+            kwargs: dict[str, Any] = {"json": body} if body else {}
             hit = api.client.request(method, f"/api/v1/projects/{p2}/{path}", auth=bob, **kwargs)
             nothing = api.client.request(
                 method, f"/api/v1/projects/{p2}/{path.split('/')[0]}/99999999", auth=bob, **kwargs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from tests.api.oci import OCI_INDEX, OCIClient, digest_of
 
@@ -67,7 +68,7 @@ def test_docker_manifest_and_list(oci: OCIClient, repo: str) -> None:
 
 def test_index_requires_its_manifests(oci: OCIClient, repo: str) -> None:
     child = oci.push_image(repo, "child")
-    index = {
+    index: dict[str, Any] = {
         "schemaVersion": 2,
         "mediaType": OCI_INDEX,
         "manifests": [

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 from litestar.testing import TestClient
+from pydantic import SecretStr
 
 from api.app import create_app
 from cli.startup import prepare_installation
-from core.settings import Settings
+from core.identity_settings import OidcSettings
+from core.settings import AuthSettings, Settings
 from tests.services.keycloak import Keycloak
 from tests.services.moorage import MoorageServer, start_moorage
 from tests.services.sockets import wait_for_workers
@@ -26,11 +28,10 @@ def kc_settings(keycloak: Keycloak, data_dir: Path) -> Settings:
     return Settings(
         data_dir=data_dir,
         public_url=PUBLIC_URL,
-        auth={"admin_password": ADMIN[1], "create_project_on_push": True},
-        oidc={
-            "issuer": keycloak.issuer,
-            "client_secret": "moorage-registry-secret-for-tests",
-        },
+        auth=AuthSettings(admin_password=SecretStr(ADMIN[1]), create_project_on_push=True),
+        oidc=OidcSettings(
+            issuer=keycloak.issuer, client_secret=SecretStr("moorage-registry-secret-for-tests")
+        ),
     )
 
 

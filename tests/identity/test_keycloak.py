@@ -11,11 +11,12 @@ import httpx
 import pytest
 from keycloak import KeycloakAdmin
 from litestar.testing import TestClient
+from pydantic import SecretStr
 
 from api.app import create_app
 from cli.device_login import device_login
 from cli.startup import prepare_installation
-from core.settings import Settings
+from core.settings import AuthSettings, Settings
 from tests.api.identity_helpers import granted
 from tests.identity.browser import (
     approve_device,
@@ -150,7 +151,9 @@ def test_disabled_user_gets_no_new_token(
     pat_auth = (temp_user[0], pat.json()["token"])
     assert granted(kc_app, pat_auth, "kc-team/app") == {"pull", "push"}
     admin = realm_admin(keycloak)
-    admin.update_user(admin.get_user_id(temp_user[0]), {"enabled": False})
+    user_id = admin.get_user_id(temp_user[0])
+    assert user_id is not None
+    admin.update_user(user_id, {"enabled": False})
     assert kc_app.get("/auth/token", auth=(temp_user[0], token)).status_code == 401
     assert kc_app.get("/auth/token", auth=pat_auth).status_code == 401
     assert (
@@ -197,7 +200,7 @@ def test_device_login(kc_app: TestClient, keycloak: Keycloak) -> None:  # type: 
 
 
 def test_keycloak_as_a_trusted_issuer(keycloak: Keycloak, tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, auth={"admin_password": ADMIN[1]})
+    settings = Settings(data_dir=tmp_path, auth=AuthSettings(admin_password=SecretStr(ADMIN[1])))
     prepare_installation(settings)
     with TestClient(create_app(settings)) as client:
         client.post("/api/v1/projects", json={"name": "ci"}, auth=ADMIN)

@@ -14,6 +14,7 @@ from pathlib import Path
 import anyio.to_thread
 import pytest
 from litestar.testing import TestClient
+from pydantic import SecretStr
 from temporalio.client import Client
 
 from activities.search_attributes import DIGEST, PROJECT, REPOSITORY
@@ -23,7 +24,7 @@ from cli.outbox import OutboxDispatcher, event_workflow_id
 from cli.search_attributes import ensure_search_attributes
 from cli.startup import prepare_installation
 from core import events
-from core.settings import Settings
+from core.settings import AuthSettings, Settings, TemporalSettings
 from tests.api.oci import OCIClient, unique_project
 from tests.services.temporal import TemporalServer
 
@@ -37,8 +38,8 @@ MAX_ROUNDS = 20
 def _settings(root: Path, temporal: TemporalServer, password: str) -> Settings:
     settings = Settings(
         data_dir=root / "data",
-        auth={"admin_password": password, "create_project_on_push": True},
-        temporal={"address": temporal.address, "task_queue": f"q-{uuid.uuid4().hex}"},
+        auth=AuthSettings(admin_password=SecretStr(password), create_project_on_push=True),
+        temporal=TemporalSettings(address=temporal.address, task_queue=f"q-{uuid.uuid4().hex}"),
     )
     prepare_installation(settings)
     return settings

@@ -25,7 +25,8 @@ from cli.schedules import (
     reap_uploads_schedule,
 )
 from cli.worker import ACTIVITY_THREADS, build_worker, run_worker
-from core.settings import Settings
+from core.settings import LimitSettings, Settings, TemporalSettings
+from tests.services.process import free_port
 from workflows.uploads import ReapUploadsWorkflow
 
 if TYPE_CHECKING:
@@ -127,8 +128,8 @@ async def test_run_worker_polls_schedules_and_reports_health(
     task_queue = f"test-{uuid.uuid4()}"
     settings = Settings(
         data_dir=tmp_path,
-        temporal={"address": temporal_server.address, "task_queue": task_queue},
-        limits={"upload_ttl_seconds": 1234},
+        temporal=TemporalSettings(address=temporal_server.address, task_queue=task_queue),
+        limits=LimitSettings(upload_ttl_seconds=1234),
     )
     stop, polling = asyncio.Event(), asyncio.Event()
     worker = asyncio.create_task(
@@ -176,21 +177,30 @@ async def test_run_worker_polls_schedules_and_reports_health(
 async def test_run_worker_serves_its_own_health_port(
     client: Client, temporal_server: TemporalServer, tmp_path: Path
 ) -> None:
-    """Without a shared health server, the worker starts one and stops it on exit."""
+    """Without a shared health server, the worker serves one on its port and stops it on exit."""
+    port = free_port()
     settings = Settings(
         data_dir=tmp_path,
-        temporal={"address": temporal_server.address, "task_queue": f"test-{uuid.uuid4()}"},
+        temporal=TemporalSettings(
+            address=temporal_server.address, task_queue=f"test-{uuid.uuid4()}"
+        ),
+        grpc_health_port=port,
     )
     stop, polling = asyncio.Event(), asyncio.Event()
     worker = asyncio.create_task(run_worker(settings, [fake_reap], stop, polling=polling))
     try:
         async with asyncio.timeout(BOUND):
             await polling.wait()
+        assert await health_status(port, OVERALL) == SERVING
+        assert await health_status(port, WORKER_SERVICE) == SERVING
     finally:
         stop.set()
         async with asyncio.timeout(BOUND):
             await worker
         await _delete_schedule(client, REAP_UPLOADS_SCHEDULE_ID)
+    with pytest.raises(grpc.aio.AioRpcError) as gone:
+        await health_status(port, OVERALL)
+    assert gone.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
 async def _delete_schedule(client: Client, schedule_id: str) -> None:

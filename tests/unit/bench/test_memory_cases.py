@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 from typing_extensions import override
 
-from bench.cases import Case, Context, Measurement, Scale, Side, all_cases
+from bench.cases import Case, Context, Measurement, Scale, Side
 from bench.client import Target
 from bench.memory import MemoryPull, memory_cases, watch_memory
 from bench.payloads import MIB, Blob, PayloadFactory
 from bench.procmem import Memory, ProcFs
 from bench.report import CaseResult, ratio
 from bench.runner import Deadlines, run_case
+from bench.suite import all_cases
 
 
 class FakeProcFs(ProcFs):

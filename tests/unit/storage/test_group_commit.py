@@ -9,8 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
-from core.settings import Settings
+from core.settings import AuthSettings, Settings
 from storage.db.engine import create_engines
 from storage.db.metadata import SqlMetadata, SqlSession
 from storage.db.migrate import upgrade
@@ -25,7 +26,9 @@ class RefusedError(Exception):
 def test_each_caller_gets_its_own_outcome_and_only_successes_are_stored(
     tmp_path: Path,
 ) -> None:
-    settings = Settings(data_dir=tmp_path, auth={"admin_password": "admin-password-1"})
+    settings = Settings(
+        data_dir=tmp_path, auth=AuthSettings(admin_password=SecretStr("admin-password-1"))
+    )
     upgrade(settings)
     engines = create_engines(settings)
     metadata = SqlMetadata(engines)

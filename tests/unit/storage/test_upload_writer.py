@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from storage.blobs import filesystem
 from storage.blobs.filesystem import FilesystemUploadWriter
 
 MIB = 1024 * 1024
@@ -36,7 +35,7 @@ def test_a_failed_background_flush_fails_the_commit(
     def broken(_fd: int) -> None:
         raise OSError(errno.EIO, "write-back failed")
 
-    monkeypatch.setattr(filesystem.os, "fdatasync", broken)
+    monkeypatch.setattr(os, "fdatasync", broken)
     writer = FilesystemUploadWriter(_upload(tmp_path), 0)
 
     def upload() -> int:

@@ -1,4 +1,4 @@
-"""Moorage's side of Keycloak: token checks, service-account logins, live user state.
+"""Keycloak as the :class:`core.identity_ports.OidcProvider`.
 
 Talks to Keycloak with ``python-keycloak`` as Moorage's own confidential client (token
 introspection, admin reads of users and groups). Every call blocks; callers run it in a
@@ -8,26 +8,19 @@ silent pass.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from keycloak import KeycloakAdmin, KeycloakError, KeycloakOpenID
 
+from adapters.jwks import JwksKeys
+from core.identity_records import OidcUser
 from core.identity_settings import OidcSettings
 from core.oidc import ExternalTokenError, JwtVerifier
 
 
-@dataclass(frozen=True, slots=True)
-class OidcUser:
-    """A Keycloak user (or service account) as Moorage sees it."""
-
-    username: str
-    subject: str
-    groups: frozenset[str]
-    is_admin: bool
-
-
 class KeycloakProvider:
+    """Keycloak, reached as Moorage's own confidential client (``oidc.client_id``)."""
+
     def __init__(self, settings: OidcSettings) -> None:
         if settings.issuer is None:
             raise ValueError("oidc.issuer is not set")
@@ -36,11 +29,10 @@ class KeycloakProvider:
         self.server_url, _, self.realm = self.issuer.rpartition("/realms/")
         secret = settings.client_secret.get_secret_value() if settings.client_secret else None
         self._secret = secret
-        self._verifier = JwtVerifier(
-            self.issuer,
-            settings.audience,
-            jwks_url=f"{self.issuer}/protocol/openid-connect/certs",
+        keys = JwksKeys(
+            self.issuer, jwks_url=f"{self.issuer}/protocol/openid-connect/certs", discovery_url=None
         )
+        self._verifier = JwtVerifier(self.issuer, settings.audience, keys)
 
     def _openid(self, client_id: str, secret: str | None = None) -> KeycloakOpenID:
         return KeycloakOpenID(
@@ -96,10 +88,6 @@ class KeycloakProvider:
         except KeycloakError:
             return None
         return dict(answer) if isinstance(answer, dict) and answer.get("active") is True else None
-
-    def active(self, token: str) -> bool:
-        """Introspection: false once the user is disabled or the session ended."""
-        return self.introspect(token) is not None
 
     def client_credentials(self, client_id: str, secret: str) -> OidcUser | None:
         """Log a service account in with its client id and secret."""
