@@ -20,7 +20,7 @@ from api.controllers import blobs, manifests, uploads
 from api.http import next_link, pagination
 from core.access import Scope
 from core.errors import OCIErrorCode, RegistryError
-from core.names import RepositoryName
+from core.names import RepositoryName, oci_path, unknown_endpoint
 
 Handler = Callable[..., Awaitable[Response[Any]]]
 
@@ -98,6 +98,7 @@ async def catalog(request: Request[Any, Any, Any]) -> Response[Any]:
 async def dispatch(request: Request[Any, Any, Any], path: FromPath[str]) -> Response[Any]:
     """Route an OCI request to its controller by the shape of its path."""
     registry = registry_of(request)
+    path = oci_path(request.scope.get("raw_path"), path)
     for pattern, handlers in _ROUTES:
         match = pattern.match(path)
         if match is None:
@@ -109,4 +110,4 @@ async def dispatch(request: Request[Any, Any, Any], path: FromPath[str]) -> Resp
         arg = match.groupdict().get("arg")
         args = (name,) if arg is None else (name, arg)
         return await handler(request, registry, *args)
-    raise RegistryError(OCIErrorCode.NAME_INVALID, "unknown endpoint", status=404)
+    raise unknown_endpoint(path)
