@@ -23,6 +23,7 @@ from api.errors import EXCEPTION_HANDLERS
 from api.identity_wiring import IDENTITY_ROUTES, build_identity, close_identity
 from api.manifest_shortcut import ManifestShortcuts
 from api.temporal import TemporalProbe
+from api.write_guard import authenticated_writes
 from core.passwords import generate_password
 from core.pulls import PullRecorder
 from core.services.auth import AuthService, bootstrap_admin, load_signing_keys
@@ -140,6 +141,7 @@ def create_app(settings: Settings, *, shortcuts: bool = True) -> Litestar:
             readyz,
         ],
         exception_handlers=EXCEPTION_HANDLERS,
+        guards=[authenticated_writes],
         middleware=[AuditMiddleware],
         on_shutdown=[partial(close_identity, registry)],
         state={"registry": registry},  # type: ignore[arg-type]
