@@ -1,8 +1,9 @@
 """Management API: a project's repositories and their tags.
 
 ``GET /api/v1/projects/{project}/repositories`` lists repositories;
-``GET .../repositories/{repository}/tags`` lists a repository's tags and
-``DELETE .../repositories/{repository}/tags/{tag}`` removes one tag. ``{repository}``
+``GET .../repositories/{repository}/tags`` lists a repository's tags,
+``GET .../repositories/{repository}/tags/{tag}`` shows one (its manifest's digest, media
+type and size) and ``DELETE .../repositories/{repository}/tags/{tag}`` removes it. ``{repository}``
 is the repository's path inside the project written with its plain slashes
 (``team/app`` for ``{project}/team/app``); the route ends at ``/tags`` or
 ``/tags/{tag}`` (a tag never holds a slash). Lists are paginated with ``limit`` and
@@ -48,6 +49,14 @@ class TagPage(BaseModel):
     next: str | None = None
 
 
+class TagOut(BaseModel):
+    name: str
+    repository: str
+    digest: str
+    media_type: str
+    size: int
+
+
 def _service(request: Request[Any, Any, Any]) -> RepositoryAccess:
     registry = registry_of(request)
     identity = identity_of(registry)
@@ -61,6 +70,21 @@ def _match(pattern: re.Pattern[str], path: str) -> re.Match[str]:
     if found is None:
         raise NotFoundError(f"no such route: {path!r}")
     return found
+
+
+async def _show_tag(
+    request: Request[Any, Any, Any], project: str, repository: str, tag: str
+) -> TagOut:
+    caller = await api_caller(request, registry_of(request))
+    show = _service(request).tag
+    manifest = await anyio.to_thread.run_sync(show, caller, project, repository, tag)
+    return TagOut(
+        name=tag,
+        repository=f"{project}/{repository}",
+        digest=manifest.digest,
+        media_type=manifest.media_type,
+        size=manifest.size,
+    )
 
 
 class RepositoryController(Controller):
@@ -87,7 +111,8 @@ class RepositoryController(Controller):
 
     @get(
         "/{rest:path}",
-        summary="List the tags of a repository: GET .../repositories/{repository}/tags",
+        summary="List the tags of a repository (GET .../repositories/{repository}/tags) "
+        "or show one (GET .../repositories/{repository}/tags/{tag})",
         description=_PATH_DESCRIPTION,
     )
     async def list_tags(
@@ -97,7 +122,10 @@ class RepositoryController(Controller):
         rest: FromPath[str],
         limit: FromQuery[int] = _PAGE_MAX,
         last: FromQuery[str | None] = None,
-    ) -> TagPage:
+    ) -> TagPage | TagOut:
+        one = _TAG.match(rest)
+        if one is not None and _TAGS.match(rest) is None:
+            return await _show_tag(request, project, one["repository"], one["tag"])
         repository = _match(_TAGS, rest)["repository"]
         caller = await api_caller(request, registry_of(request))
         limit = max(1, min(limit, _PAGE_MAX))
