@@ -22,6 +22,7 @@ from core.errors import (
     ConflictError,
     ForbiddenError,
     InvalidInputError,
+    InvalidNameError,
     NotFoundError,
     OCIErrorCode,
     RegistryError,
@@ -92,6 +93,7 @@ def handle_domain_error(_request: Request[Any, Any, Any], exc: Exception) -> Res
         ConflictError: (409, "Conflict"),
         ForbiddenError: (403, "Forbidden"),
         InvalidInputError: (422, "Unprocessable Content"),
+        InvalidNameError: (400, "Bad Request"),
     }[type(exc)]
     field = getattr(exc, "field", None)
     if field is not None:
@@ -131,6 +133,7 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     ConflictError: handle_domain_error,
     ForbiddenError: handle_domain_error,
     InvalidInputError: handle_domain_error,
+    InvalidNameError: handle_domain_error,
     HTTPException: handle_http_exception,
     Exception: handle_unexpected,
 }

@@ -122,3 +122,7 @@ class ForbiddenError(_FieldError):
 
 class InvalidInputError(_FieldError):
     """A management request is well-formed but its values are not acceptable (422)."""
+
+
+class InvalidNameError(InvalidInputError):
+    """A repository name or pattern breaks the name grammar (400, like ``NAME_INVALID``)."""

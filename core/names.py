@@ -81,19 +81,28 @@ def is_repository_pattern(pattern: str) -> bool:
     return bool(_NAME.match(_WILDCARDS.sub("a", pattern)))
 
 
-def oci_path(raw_path: bytes | None, routed: str) -> str:
-    """The path after ``/v2`` exactly as the client sent it, percent-decoded.
+def sent_path(raw_path: bytes | None, prefix: str, routed: str) -> str:
+    """The path after ``prefix`` exactly as the client sent it, percent-decoded.
 
     The web framework collapses repeated slashes before routing (``/v2/p1//app`` reaches
-    the handler as ``/p1/app``); the registry must refuse such a name instead of serving
-    another repository, so names are read from the raw path. ``routed`` (the framework's
-    path) is the answer when there is no raw path or it does not start with ``/v2/``.
+    a handler as ``/p1/app``); a name must be refused, not read as another repository's,
+    so names are read from the raw path. ``routed`` (the framework's path after
+    ``prefix``) is the answer when there is no raw path or it does not start with ``prefix``.
     """
     if raw_path is None:
         return routed
     # NOTE: some servers leave the query string on the raw path; a literal `?` is `%3F`.
     text = unquote(raw_path.decode("latin-1").partition("?")[0])
-    return text[len(_V2) - 1 :] if text.startswith(_V2) else routed
+    return text[len(prefix) :] if text.startswith(prefix) else routed
+
+
+def oci_path(raw_path: bytes | None, routed: str) -> str:
+    """The path after ``/v2`` (from its ``/`` on) as sent: see :func:`sent_path`."""
+    return sent_path(raw_path, _V2[:-1], routed) if _sent_under(raw_path, _V2) else routed
+
+
+def _sent_under(raw_path: bytes | None, prefix: str) -> bool:
+    return raw_path is not None and raw_path.startswith(prefix.encode())
 
 
 def unknown_endpoint(path: str) -> RegistryError:

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from api.context import identity_of, registry_of
 from api.principal import api_caller, require_caller
 from core.errors import NotFoundError
+from core.names import sent_path
 from core.services.repository_access import RepositoryAccess
 
 _TAGS = re.compile(r"^/?(?P<repository>.+)/tags/?$")
@@ -63,6 +64,12 @@ def _service(request: Request[Any, Any, Any]) -> RepositoryAccess:
     return RepositoryAccess(
         identity.access, identity.store, registry.repositories, registry.manifests
     )
+
+
+def _sent(request: Request[Any, Any, Any], project: str, rest: str) -> str:
+    """``rest`` as the client sent it: ``team//app`` is refused, not read as ``team/app``."""
+    prefix = f"/api/v1/projects/{project}/repositories"
+    return sent_path(request.scope.get("raw_path"), prefix, rest)
 
 
 def _match(pattern: re.Pattern[str], path: str) -> re.Match[str]:
@@ -123,6 +130,7 @@ class RepositoryController(Controller):
         limit: FromQuery[int] = _PAGE_MAX,
         last: FromQuery[str | None] = None,
     ) -> TagPage | TagOut:
+        rest = _sent(request, project, rest)
         one = _TAG.match(rest)
         if one is not None and _TAGS.match(rest) is None:
             return await _show_tag(request, project, one["repository"], one["tag"])
@@ -146,7 +154,7 @@ class RepositoryController(Controller):
     async def delete_tag(
         self, request: Request[Any, Any, Any], project: FromPath[str], rest: FromPath[str]
     ) -> None:
-        found = _match(_TAG, rest)
+        found = _match(_TAG, _sent(request, project, rest))
         caller = await require_caller(request, registry_of(request))
         remove = _service(request).delete_tag
         await anyio.to_thread.run_sync(remove, caller, project, found["repository"], found["tag"])

@@ -16,6 +16,7 @@ from core.access import DELETE, PULL, Identity, allowed_repository_actions
 from core.errors import (
     ForbiddenError,
     InvalidInputError,
+    InvalidNameError,
     NotFoundError,
     OCIErrorCode,
     RegistryError,
@@ -75,7 +76,13 @@ class RepositoryAccess:
         self, caller: Identity, project: str, path: str, action: str
     ) -> RepositoryRecord:
         record = self._access.require(caller, project, "project", "read")
-        name = RepositoryName.parse(f"{project}/{path}")
+        try:
+            name = RepositoryName.parse(f"{project}/{path}")
+        except RegistryError as exc:
+            raise InvalidNameError(
+                "a repository path is lower-case components joined by single slashes",
+                field="repository",
+            ) from exc
         if action not in self._actions(caller, record, str(name)):
             raise ForbiddenError(f"{action} is not allowed on {str(name)!r}")
         repository = self._repositories.find(name)

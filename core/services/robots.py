@@ -18,7 +18,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from core.access import Identity, IdentityKind
-from core.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
+from core.errors import (
+    ConflictError,
+    ForbiddenError,
+    InvalidInputError,
+    InvalidNameError,
+    NotFoundError,
+)
 from core.identity_ports import IdentityStore
 from core.identity_records import RepositoryPermission, RobotRecord
 from core.names import is_repository_pattern
@@ -57,7 +63,7 @@ def _validate(name: str, permissions: list[RepositoryPermission], prefix: str = 
             )
         pattern = prefix + permission.repository
         if len(pattern) > _PATTERN_MAX or not is_repository_pattern(pattern):
-            raise InvalidInputError(
+            raise InvalidNameError(
                 "a repository pattern follows the repository name grammar (lower-case "
                 "components joined by single slashes; * and ? as wildcards)",
                 field=f"permissions.{index}.repository",

@@ -120,7 +120,8 @@ class UserService:
     ) -> None:
         """Admins reset passwords, (dis)able and describe accounts.
 
-        A user changes only its own password, with the current one.
+        A user changes only its own password, with the current one (as
+        :meth:`change_own_password` does, under the login limit).
         """
         own = caller.kind is IdentityKind.USER and caller.subject == username
         if not caller.is_admin:
@@ -130,10 +131,10 @@ class UserService:
                 raise ForbiddenError(
                     "administrators set email and full name", field=next(iter(profile))
                 )
-            user = self._local.user(username)
-            stored = user.password_hash if user else ""
-            if current_password is None or not verify_password(current_password, stored):
-                raise ForbiddenError("the current password is wrong", field="current_password")
+            if password is None:
+                raise InvalidInputError("name the new password", field="password")
+            self.change_own_password(caller, current_password or "", password, field="password")
+            return
         if password is not None:
             _check_password(password)
         if caller.is_admin and own and disabled:
@@ -145,7 +146,9 @@ class UserService:
         if not changed:
             raise NotFoundError(f"user {username!r} not found")
 
-    def change_own_password(self, caller: Identity, current: str, new_password: str) -> None:
+    def change_own_password(
+        self, caller: Identity, current: str, new_password: str, field: str = "new_password"
+    ) -> None:
         """Set the caller's own password, given its current one.
 
         Wrong current passwords are failed logins: they count under the login limit's
@@ -163,7 +166,7 @@ class UserService:
             if self._limiter is not None:
                 self._limiter.failed(key)
             raise ForbiddenError("the current password is wrong", field="current_password")
-        _check_password(new_password, field="new_password")
+        _check_password(new_password, field=field)
         if not self._store.update_user(caller.subject, password_hash=hash_password(new_password)):
             raise NotFoundError(f"user {caller.subject!r} not found")
         if self._limiter is not None:

@@ -27,7 +27,7 @@ def test_robot_permission_patterns_follow_the_name_grammar(api: Api, pattern: st
         json={"name": "r1", "permissions": [{"repository": pattern, "actions": ["pull"]}]},
         auth=api.admin,
     )
-    assert response.status_code == 422, response.text
+    assert response.status_code == 400, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["errors"][0]["field"] == "permissions.0.repository"
     listed = api.client.get(f"/api/v1/projects/{project}/robots", auth=api.admin).json()
@@ -40,7 +40,7 @@ def test_system_robot_patterns_are_validated_too(api: Api) -> None:
         json={"name": "sysbad", "permissions": [{"repository": "p1/../p2/*", "actions": ["pull"]}]},
         auth=api.admin,
     )
-    assert response.status_code == 422, response.text
+    assert response.status_code == 400, response.text
     assert response.json()["errors"][0]["pointer"] == "/permissions/0/repository"
 
 
@@ -109,3 +109,18 @@ def test_unknown_endpoints_still_answer_404(oci: OCIClient, repo: str) -> None:
     oci.push_image(repo, "t")
     response = oci.request("GET", f"/v2/{repo}/nothing/here", repo)
     assert response.status_code == 404
+
+
+def test_management_routes_refuse_unnormalised_repository_paths(oci: OCIClient, repo: str) -> None:
+    oci.push_image(repo, "v1")
+    project, path = repo.split("/", 1)
+    auth = (oci.username, oci.password)
+    base = f"/api/v1/projects/{project}/repositories"
+    assert oci.client.get(f"{base}/{path}/tags/v1", auth=auth).status_code == 200
+    for url in (f"{base}/{path}//tags/v1", f"{base}//{path}/tags", f"{base}/{path}/%2E%2E/x/tags"):
+        response = oci.client.get(url, auth=auth)
+        assert response.status_code == 400, (url, response.text)
+        assert response.json()["errors"][0]["field"] == "repository"
+    deleted = oci.client.delete(f"{base}//{path}/tags/v1", auth=auth)
+    assert deleted.status_code == 400
+    assert oci.client.get(f"{base}/{path}/tags/v1", auth=auth).status_code == 200
