@@ -97,17 +97,32 @@ class KeycloakProvider:
             return None
         return self.verify(str(answer.get("access_token", "")), check_active=False)
 
+    def _admin(self) -> KeycloakAdmin:
+        """The admin API as Moorage's own confidential client (its service account)."""
+        return KeycloakAdmin(
+            server_url=self.server_url,
+            realm_name=self.realm,
+            user_realm_name=self.realm,
+            client_id=self.settings.client_id,
+            client_secret_key=self._secret,
+            timeout=10,
+        )
+
+    def group_exists(self, path: str) -> bool:
+        """Whether the realm has a group at ``path`` (``/parent/child``).
+
+        ``False`` when Keycloak cannot be asked.
+        """
+        try:
+            group = self._admin().get_group_by_path(path)
+        except KeycloakError:
+            return False
+        return isinstance(group, dict) and group.get("path") == path
+
     def current_user(self, username: str) -> OidcUser | None:
         """The user's live state from the admin API: ``None`` if gone or disabled."""
         try:
-            admin = KeycloakAdmin(
-                server_url=self.server_url,
-                realm_name=self.realm,
-                user_realm_name=self.realm,
-                client_id=self.settings.client_id,
-                client_secret_key=self._secret,
-                timeout=10,
-            )
+            admin = self._admin()
             found = admin.get_users({"username": username, "exact": True})
             user = next((u for u in found if u.get("username") == username), None)
             if user is None or not user.get("enabled", False):

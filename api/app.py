@@ -24,6 +24,7 @@ from api.identity_wiring import IDENTITY_ROUTES, build_identity, close_identity
 from api.manifest_shortcut import ManifestShortcuts
 from api.pipeline import OCIPipeline, is_oci
 from api.temporal import TemporalProbe
+from api.write_guard import authenticated_writes
 from core.pipeline import Hooks
 from core.pulls import PullRecorder
 from core.services.auth import AuthService, load_signing_keys
@@ -151,6 +152,7 @@ def create_app(
             readyz,
         ],
         exception_handlers=EXCEPTION_HANDLERS,
+        guards=[authenticated_writes],
         middleware=[AuditMiddleware],
         on_shutdown=[partial(close_identity, registry)],
         state={"registry": registry},  # type: ignore[arg-type]

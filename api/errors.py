@@ -1,7 +1,11 @@
 """The one place where failures become HTTP responses.
 
 OCI routes answer with the distribution spec's error body; management routes with RFC
-9457 problem details. HEAD responses never carry a body. Unexpected exceptions become
+9457 problem details (``application/problem+json``). A management error about request
+fields carries an ``errors`` list, one ``{"field", "pointer", "message"}`` entry per field:
+``field`` is its dotted name (``permissions.0.repository``), ``pointer`` its RFC 6901
+JSON pointer into the body (or the query parameter's name for query fields), ``message``
+the rule it broke. HEAD responses never carry a body. Unexpected exceptions become
 ``UNKNOWN`` (500) without leaking internals.
 """
 
@@ -11,12 +15,14 @@ import logging
 from typing import Any
 
 from litestar import Request, Response
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_400_BAD_REQUEST
 
 from core.errors import (
     ConflictError,
     ForbiddenError,
     InvalidInputError,
+    InvalidNameError,
     NotFoundError,
     OCIErrorCode,
     RegistryError,
@@ -50,6 +56,29 @@ def problem(status: int, title: str, detail: str | None = None, **extra: Any) ->
     return Response(content=body, status_code=status, media_type=PROBLEM_JSON)
 
 
+def field_error(field: str, message: str) -> dict[str, str]:
+    """One entry of a problem's ``errors`` list (``field`` dotted, as ``a.0.b``)."""
+    pointer = "/" + "/".join(
+        part.replace("~", "~0").replace("/", "~1") for part in field.split(".")
+    )
+    return {"field": field, "pointer": pointer if field else "", "message": message}
+
+
+def _validation_errors(extra: Any) -> list[dict[str, str]]:
+    """The ``errors`` list of a request that failed schema validation."""
+    entries = extra if isinstance(extra, list) else []
+    errors = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        key, message = str(entry.get("key") or ""), str(entry.get("message") or "invalid value")
+        if entry.get("source") in ("query", "path", "header", "cookie"):
+            errors.append({"field": key, "pointer": "", "message": message})
+        else:
+            errors.append(field_error(key, message))
+    return errors or [field_error("", "the request body is not valid")]
+
+
 def handle_registry_error(request: Request[Any, Any, Any], exc: RegistryError) -> Response[Any]:
     if _is_management(request):
         response = problem(exc.status, str(exc.code), exc.message)
@@ -64,12 +93,24 @@ def handle_domain_error(_request: Request[Any, Any, Any], exc: Exception) -> Res
         ConflictError: (409, "Conflict"),
         ForbiddenError: (403, "Forbidden"),
         InvalidInputError: (422, "Unprocessable Content"),
+        InvalidNameError: (400, "Bad Request"),
     }[type(exc)]
+    field = getattr(exc, "field", None)
+    if field is not None:
+        return problem(status, title, str(exc), errors=[field_error(field, str(exc))])
     return problem(status, title, str(exc))
 
 
 def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     if _is_management(request) or not request.url.path.startswith("/v2"):
+        if isinstance(exc, ValidationException):
+            errors = _validation_errors(exc.extra)
+            return problem(400, "Bad Request", str(exc.detail), errors=errors)
+        if exc.status_code == HTTP_400_BAD_REQUEST and _is_management(request):
+            # NOTE: a body that is not JSON at all (or not an object) has no field to name.
+            return problem(
+                400, "Bad Request", str(exc.detail), errors=[field_error("", str(exc.detail))]
+            )
         return problem(exc.status_code, str(exc.detail))
     code = {
         404: OCIErrorCode.NAME_UNKNOWN,
@@ -92,6 +133,7 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     ConflictError: handle_domain_error,
     ForbiddenError: handle_domain_error,
     InvalidInputError: handle_domain_error,
+    InvalidNameError: handle_domain_error,
     HTTPException: handle_http_exception,
     Exception: handle_unexpected,
 }

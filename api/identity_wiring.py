@@ -24,7 +24,7 @@ from core.services.auth import AuthService
 from core.services.authenticator import Authenticator
 from core.services.browser_login import BrowserLogin
 from core.services.identity_services import IdentityServices
-from core.services.members import MemberService
+from core.services.members import KnownIdentities, MemberService
 from core.services.personal_tokens import PersonalTokenService
 from core.services.project_access import ProjectAccess
 from core.services.projects import ProjectService
@@ -54,8 +54,8 @@ def build_identity(
         store=store,
         authenticator=Authenticator(local, store, issuers, keycloak, limiter, clock),
         access=access,
-        users=UserService(store, local),
-        members=MemberService(store, access),
+        users=UserService(store, local, limiter),
+        members=MemberService(store, access, KnownIdentities(local, keycloak)),
         projects=ProjectAccess(projects, access, store),
         robots=RobotService(store, access),
         tokens=tokens,

@@ -20,6 +20,8 @@ from core.errors import OCIErrorCode, RegistryError
 from core.services.authenticator import may_use_api
 
 AUDIT_KEY = "moorage_audit"
+#: Where the caller found once per request is kept (see ``api.write_guard``).
+_CALLER_KEY = "moorage_caller"
 _CHALLENGE = {"WWW-Authenticate": 'Basic realm="moorage", Bearer realm="moorage"'}
 
 
@@ -37,7 +39,13 @@ def client_address(request: Request[Any, Any, Any]) -> str:
 
 
 async def api_caller(request: Request[Any, Any, Any], registry: Registry) -> Identity:
-    """The caller's identity; anonymous without credentials, 401 for bad ones."""
+    """The caller's identity; anonymous without credentials, 401 for bad ones.
+
+    Credentials are checked once per request: the identity is kept on the request.
+    """
+    known = request.state.get(_CALLER_KEY)
+    if isinstance(known, Identity):
+        return known
     services = identity_of(registry)
     credentials = parse(request.headers.get("authorization"))
     identity: Identity | None
@@ -58,6 +66,7 @@ async def api_caller(request: Request[Any, Any, Any], registry: Registry) -> Ide
             **_CHALLENGE
         )
     note(request, identity)
+    request.state[_CALLER_KEY] = identity
     return identity
 
 

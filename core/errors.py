@@ -91,17 +91,35 @@ class RegistryError(Exception):
         return {"errors": [entry]}
 
 
-class NotFoundError(Exception):
-    """A management resource does not exist (or the caller may not know it does)."""
+class _FieldError(Exception):
+    """An error about one request field.
+
+    ``field`` is the field's name, dotted when nested (``permissions.0.repository``).
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class NotFoundError(_FieldError):
+    """A management resource does not exist (or the caller may not know it does).
+
+    With ``field``, the resource a request field names (a member's user) is unknown.
+    """
 
 
 class ConflictError(Exception):
     """A management resource already exists or is in a conflicting state."""
 
 
-class ForbiddenError(Exception):
+class ForbiddenError(_FieldError):
     """The caller is authenticated but may not perform the operation."""
 
 
-class InvalidInputError(Exception):
+class InvalidInputError(_FieldError):
     """A management request is well-formed but its values are not acceptable (422)."""
+
+
+class InvalidNameError(InvalidInputError):
+    """A repository name or pattern breaks the name grammar (400, like ``NAME_INVALID``)."""

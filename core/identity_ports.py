@@ -17,6 +17,7 @@ from core.identity_records import (
     RepositoryPermission,
     RobotRecord,
     TrustedIssuerRecord,
+    UserProfile,
 )
 
 
@@ -30,10 +31,20 @@ class IdentityStore(Protocol):
 
     # local users
     def users(self, last: str | None, limit: int) -> list[LocalUser]: ...
-    def add_user(self, username: str, password_hash: str) -> bool: ...
-    def update_user(
-        self, username: str, *, password_hash: str | None = None, disabled: bool | None = None
+    def user(self, username: str) -> LocalUser | None: ...
+    def add_user(
+        self, username: str, password_hash: str, profile: UserProfile | None = None
     ) -> bool: ...
+    def update_user(
+        self,
+        username: str,
+        *,
+        password_hash: str | None = None,
+        disabled: bool | None = None,
+        profile: UserProfile | None = None,
+    ) -> bool:
+        """Change the given columns; ``profile`` sets (or, with ``None``, clears) its keys."""
+
     def delete_user(self, username: str) -> bool: ...
 
     # projects

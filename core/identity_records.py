@@ -87,3 +87,11 @@ class LocalUser:
     username: str
     is_admin: bool
     disabled: bool
+    email: str | None = None
+    full_name: str | None = None
+
+
+#: The profile attributes of a local account (``email``, ``full_name``) an update may set;
+#: a key that is present with ``None`` clears the attribute.
+UserProfile = dict[str, str | None]
+PROFILE_FIELDS = ("email", "full_name")

@@ -21,7 +21,7 @@ from api.http import next_link, pagination
 from api.oci_routes import match_route
 from core.access import Scope
 from core.errors import OCIErrorCode, RegistryError
-from core.names import RepositoryName
+from core.names import RepositoryName, oci_path, unknown_endpoint
 from core.pipeline import OCIRoute
 
 Handler = Callable[..., Awaitable[Response[Any]]]
@@ -89,10 +89,11 @@ async def catalog(request: Request[Any, Any, Any]) -> Response[Any]:
 async def dispatch(request: Request[Any, Any, Any], path: FromPath[str]) -> Response[Any]:
     """Route an OCI request to its controller by the shape of its path."""
     registry = registry_of(request)
+    path = oci_path(request.scope.get("raw_path"), path)
     found = match_route(path)
     handlers = _HANDLERS.get(found.route)
     if handlers is None or found.name is None:
-        raise RegistryError(OCIErrorCode.NAME_INVALID, "unknown endpoint", status=404)
+        raise unknown_endpoint(path)
     handler = handlers.get(request.method)
     if handler is None:
         raise RegistryError(OCIErrorCode.UNSUPPORTED, "method not allowed", status=405)

@@ -10,9 +10,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.context import identity_of, registry_of
-from api.errors import problem
 from api.principal import api_caller, require_caller
-from core.errors import InvalidInputError
 from core.records import ProjectRecord
 
 
@@ -54,10 +52,7 @@ class ProjectController(Controller):
         registry = registry_of(request)
         caller = await require_caller(request, registry)
         create = identity_of(registry).projects.create
-        try:
-            project = await anyio.to_thread.run_sync(create, caller, data.name, data.public)
-        except InvalidInputError as exc:
-            return problem(422, "Invalid project name", str(exc))
+        project = await anyio.to_thread.run_sync(create, caller, data.name, data.public)
         return Response(content=ProjectOut.of(project), status_code=201)
 
     @get("/", summary="List projects")

@@ -1,8 +1,9 @@
 """Management API: a project's repositories and their tags.
 
 ``GET /api/v1/projects/{project}/repositories`` lists repositories;
-``GET .../repositories/{repository}/tags`` lists a repository's tags and
-``DELETE .../repositories/{repository}/tags/{tag}`` removes one tag. ``{repository}``
+``GET .../repositories/{repository}/tags`` lists a repository's tags,
+``GET .../repositories/{repository}/tags/{tag}`` shows one (its manifest's digest, media
+type and size) and ``DELETE .../repositories/{repository}/tags/{tag}`` removes it. ``{repository}``
 is the repository's path inside the project written with its plain slashes
 (``team/app`` for ``{project}/team/app``); the route ends at ``/tags`` or
 ``/tags/{tag}`` (a tag never holds a slash). Lists are paginated with ``limit`` and
@@ -22,6 +23,7 @@ from pydantic import BaseModel
 from api.context import identity_of, registry_of
 from api.principal import api_caller, require_caller
 from core.errors import NotFoundError
+from core.names import sent_path
 from core.services.repository_access import RepositoryAccess
 
 _TAGS = re.compile(r"^/?(?P<repository>.+)/tags/?$")
@@ -48,6 +50,14 @@ class TagPage(BaseModel):
     next: str | None = None
 
 
+class TagOut(BaseModel):
+    name: str
+    repository: str
+    digest: str
+    media_type: str
+    size: int
+
+
 def _service(request: Request[Any, Any, Any]) -> RepositoryAccess:
     registry = registry_of(request)
     identity = identity_of(registry)
@@ -56,11 +66,32 @@ def _service(request: Request[Any, Any, Any]) -> RepositoryAccess:
     )
 
 
+def _sent(request: Request[Any, Any, Any], project: str, rest: str) -> str:
+    """``rest`` as the client sent it: ``team//app`` is refused, not read as ``team/app``."""
+    prefix = f"/api/v1/projects/{project}/repositories"
+    return sent_path(request.scope.get("raw_path"), prefix, rest)
+
+
 def _match(pattern: re.Pattern[str], path: str) -> re.Match[str]:
     found = pattern.match(path)
     if found is None:
         raise NotFoundError(f"no such route: {path!r}")
     return found
+
+
+async def _show_tag(
+    request: Request[Any, Any, Any], project: str, repository: str, tag: str
+) -> TagOut:
+    caller = await api_caller(request, registry_of(request))
+    show = _service(request).tag
+    manifest = await anyio.to_thread.run_sync(show, caller, project, repository, tag)
+    return TagOut(
+        name=tag,
+        repository=f"{project}/{repository}",
+        digest=manifest.digest,
+        media_type=manifest.media_type,
+        size=manifest.size,
+    )
 
 
 class RepositoryController(Controller):
@@ -87,7 +118,8 @@ class RepositoryController(Controller):
 
     @get(
         "/{rest:path}",
-        summary="List the tags of a repository: GET .../repositories/{repository}/tags",
+        summary="List the tags of a repository (GET .../repositories/{repository}/tags) "
+        "or show one (GET .../repositories/{repository}/tags/{tag})",
         description=_PATH_DESCRIPTION,
     )
     async def list_tags(
@@ -97,7 +129,11 @@ class RepositoryController(Controller):
         rest: FromPath[str],
         limit: FromQuery[int] = _PAGE_MAX,
         last: FromQuery[str | None] = None,
-    ) -> TagPage:
+    ) -> TagPage | TagOut:
+        rest = _sent(request, project, rest)
+        one = _TAG.match(rest)
+        if one is not None and _TAGS.match(rest) is None:
+            return await _show_tag(request, project, one["repository"], one["tag"])
         repository = _match(_TAGS, rest)["repository"]
         caller = await api_caller(request, registry_of(request))
         limit = max(1, min(limit, _PAGE_MAX))
@@ -118,7 +154,7 @@ class RepositoryController(Controller):
     async def delete_tag(
         self, request: Request[Any, Any, Any], project: FromPath[str], rest: FromPath[str]
     ) -> None:
-        found = _match(_TAG, rest)
+        found = _match(_TAG, _sent(request, project, rest))
         caller = await require_caller(request, registry_of(request))
         remove = _service(request).delete_tag
         await anyio.to_thread.run_sync(remove, caller, project, found["repository"], found["tag"])

@@ -12,15 +12,22 @@ from api.context import identity_of, registry_of
 from api.principal import client_address, note
 from core.access import ANONYMOUS, Identity, Scope, parse_scope
 from core.errors import OCIErrorCode, RegistryError
+from core.names import is_repository_name
 
 
 def _scopes(values: list[str]) -> list[Scope]:
+    """The requested scopes, without malformed ones.
+
+    Repository names outside the name grammar (``p1//app``, ``p1/../p2/app``) count as
+    malformed: nothing is granted for them.
+    """
     scopes: list[Scope] = []
     for value in values:
         for item in value.split(" "):
             scope = parse_scope(item) if item else None
-            if scope is not None:
-                scopes.append(scope)
+            if scope is None or (scope.type == "repository" and not is_repository_name(scope.name)):
+                continue
+            scopes.append(scope)
     return scopes
 
 

@@ -3,16 +3,26 @@
 Every operation first checks the caller's rights in the project named by the path
 (``member:*`` permissions), then looks the member up *inside that project*: an id of
 another project's member answers exactly like an id that does not exist.
+
+A member names an identity that exists when it is added: a local account or a user of
+the OIDC provider (Keycloak), a Keycloak group, a robot of the project or the system.
+A grant never waits for whoever registers a name later. The check is made once, when the
+member is added; deleting the identity later leaves a row that grants nothing until an
+identity of that name exists again (local user deletion removes its rows).
 """
 
 from __future__ import annotations
+
+from typing import Protocol
 
 from core.access import Identity
 from core.errors import ConflictError, InvalidInputError, NotFoundError
 from core.identity_ports import IdentityStore
 from core.identity_records import MemberRecord
+from core.keycloak import KeycloakProvider
 from core.rbac import Role
 from core.services.access_control import AccessControl
+from core.services.auth import AuthService
 
 KINDS = frozenset({"user", "group", "robot"})
 _NAME_MAX = 255
@@ -24,9 +34,37 @@ def _role(value: str) -> str:
     return value
 
 
+class Directory(Protocol):
+    """Which users and groups exist (blocking calls; may ask the identity provider)."""
+
+    def has_user(self, name: str) -> bool: ...
+    def has_group(self, path: str) -> bool: ...
+
+
+class KnownIdentities:
+    """Local accounts, then the OIDC provider's users and groups (when one is configured).
+
+    Without an OIDC provider no group exists: local accounts carry no groups. A Keycloak
+    that cannot be asked knows nobody (the member is refused, never added unchecked).
+    """
+
+    def __init__(self, local: AuthService, keycloak: KeycloakProvider | None) -> None:
+        self._local, self._keycloak = local, keycloak
+
+    def has_user(self, name: str) -> bool:
+        if self._local.user(name) is not None:
+            return True
+        return self._keycloak is not None and self._keycloak.current_user(name) is not None
+
+    def has_group(self, path: str) -> bool:
+        return self._keycloak is not None and self._keycloak.group_exists(path)
+
+
 class MemberService:
-    def __init__(self, store: IdentityStore, access: AccessControl) -> None:
-        self._store, self._access = store, access
+    def __init__(
+        self, store: IdentityStore, access: AccessControl, directory: Directory | None = None
+    ) -> None:
+        self._store, self._access, self._directory = store, access, directory
 
     def list(self, caller: Identity, project: str) -> list[MemberRecord]:
         record = self._access.require(caller, project, "member", "list")
@@ -36,14 +74,33 @@ class MemberService:
         record = self._access.require(caller, project, "member", "create")
         if kind not in KINDS or not name or len(name) > _NAME_MAX:
             raise InvalidInputError("a member is one user, group or robot by name")
-        if kind == "robot":
-            robot = self._store.robot_by_name(name)
-            if robot is None or robot.project_id not in (None, record.id):
-                raise InvalidInputError(f"no robot {name!r} in this project or the system")
+        self._require_exists(record.id, kind, name)
         added = self._store.add_member(record.id, kind, name, _role(role))
         if added is None:
             raise ConflictError(f"{kind} {name!r} is already a member")
         return added
+
+    def _require_exists(self, project_id: int, kind: str, name: str) -> None:
+        """Refuse (422, naming the field) a member whose identity does not exist."""
+        if kind == "robot":
+            robot = self._store.robot_by_name(name)
+            if robot is None or robot.project_id not in (None, project_id):
+                raise InvalidInputError(
+                    f"no robot {name!r} in this project or the system", field="robot"
+                )
+            return
+        if self._directory is None:
+            return
+        if kind == "user" and not self._directory.has_user(name):
+            raise InvalidInputError(
+                f"no user {name!r}: neither a local account nor a user of the identity provider",
+                field="user",
+            )
+        if kind == "group" and not self._directory.has_group(name):
+            raise InvalidInputError(
+                f"no group {name!r} at the identity provider (groups come from OIDC)",
+                field="group",
+            )
 
     def update(self, caller: Identity, project: str, member_id: int, role: str) -> MemberRecord:
         record = self._access.require(caller, project, "member", "update")

@@ -29,7 +29,11 @@ class ProjectAccess:
         try:
             project = self._projects.create(name, public)
         except RegistryError as exc:
-            raise InvalidInputError(exc.message) from exc
+            raise InvalidInputError(
+                f"{exc.message}: lower-case letters and digits, single . _ - between them, "
+                "at most 63 characters",
+                field="name",
+            ) from exc
         if not caller.is_admin:
             self._store.add_member(project.id, "user", caller.subject, "admin")
         return project

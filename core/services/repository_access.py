@@ -13,10 +13,17 @@ that removes the tag.
 from __future__ import annotations
 
 from core.access import DELETE, PULL, Identity, allowed_repository_actions
-from core.errors import ForbiddenError, NotFoundError, OCIErrorCode, RegistryError
+from core.errors import (
+    ForbiddenError,
+    InvalidInputError,
+    InvalidNameError,
+    NotFoundError,
+    OCIErrorCode,
+    RegistryError,
+)
 from core.identity_ports import IdentityStore
-from core.names import Reference, RepositoryName, validate_tag
-from core.records import ProjectRecord, RepositoryRecord
+from core.names import Reference, RepositoryName, is_valid_tag, validate_tag
+from core.records import ManifestRecord, ProjectRecord, RepositoryRecord
 from core.services.access_control import AccessControl
 from core.services.manifests import ManifestService
 from core.services.repositories import RepositoryService
@@ -69,7 +76,13 @@ class RepositoryAccess:
         self, caller: Identity, project: str, path: str, action: str
     ) -> RepositoryRecord:
         record = self._access.require(caller, project, "project", "read")
-        name = RepositoryName.parse(f"{project}/{path}")
+        try:
+            name = RepositoryName.parse(f"{project}/{path}")
+        except RegistryError as exc:
+            raise InvalidNameError(
+                "a repository path is lower-case components joined by single slashes",
+                field="repository",
+            ) from exc
         if action not in self._actions(caller, record, str(name)):
             raise ForbiddenError(f"{action} is not allowed on {str(name)!r}")
         repository = self._repositories.find(name)
@@ -83,6 +96,21 @@ class RepositoryAccess:
         """Tags of repository ``<project>/<path>``, sorted, after ``last``."""
         repository = self._repository(caller, project, path, PULL)
         return self._manifests.tags(repository, last, limit)
+
+    def tag(self, caller: Identity, project: str, path: str, tag: str) -> ManifestRecord:
+        """The manifest tag ``tag`` of ``<project>/<path>`` points to (needs ``pull``).
+
+        Reading it does not count as a pull (retention's pull times stay as they were).
+        """
+        repository = self._repository(caller, project, path, PULL)
+        if not is_valid_tag(tag):
+            raise InvalidInputError("tags are 1 to 128 of letters, digits, _ . -", field="tag")
+        try:
+            return self._manifests.read(RepositoryName.parse(repository.name), Reference(tag=tag))
+        except RegistryError as exc:
+            if exc.code is OCIErrorCode.MANIFEST_UNKNOWN:
+                raise NotFoundError(f"tag {tag!r} not found in {repository.name!r}") from exc
+            raise
 
     def delete_tag(self, caller: Identity, project: str, path: str, tag: str) -> None:
         """Remove one tag (its manifest stays); immutable tags are refused.

@@ -18,9 +18,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from core.access import Identity, IdentityKind
-from core.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
+from core.errors import (
+    ConflictError,
+    ForbiddenError,
+    InvalidInputError,
+    InvalidNameError,
+    NotFoundError,
+)
 from core.identity_ports import IdentityStore
 from core.identity_records import RepositoryPermission, RobotRecord
+from core.names import is_repository_pattern
 from core.passwords import hash_password
 from core.rbac import registry_actions
 from core.services.access_control import AccessControl
@@ -36,16 +43,31 @@ class NewRobot:
     secret: str
 
 
-def _validate(name: str, permissions: list[RepositoryPermission]) -> None:
+def _validate(name: str, permissions: list[RepositoryPermission], prefix: str = "") -> None:
+    """Refuse a bad robot name or permission, naming the field.
+
+    Each permission's pattern, after ``prefix`` (``<project>/`` for project robots), must be
+    a repository name in which ``*`` and ``?`` may stand for parts: ``../p2/app`` or
+    ``a//b`` never reach the store.
+    """
     if not _NAME.match(name) or len(name) > _NAME_MAX:
-        raise InvalidInputError("robot names are lower-case letters, digits and . _ -")
+        raise InvalidInputError(
+            "robot names are lower-case letters, digits and . _ -", field="name"
+        )
     if not permissions:
-        raise InvalidInputError("a robot needs at least one permission")
-    for permission in permissions:
+        raise InvalidInputError("a robot needs at least one permission", field="permissions")
+    for index, permission in enumerate(permissions):
         if not permission.actions or not permission.actions <= REGISTRY_SCOPES:
-            raise InvalidInputError("robot actions are pull, push and delete")
-        if not permission.repository or len(permission.repository) > _PATTERN_MAX:
-            raise InvalidInputError("each permission names a repository pattern")
+            raise InvalidInputError(
+                "robot actions are pull, push and delete", field=f"permissions.{index}.actions"
+            )
+        pattern = prefix + permission.repository
+        if len(pattern) > _PATTERN_MAX or not is_repository_pattern(pattern):
+            raise InvalidNameError(
+                "a repository pattern follows the repository name grammar (lower-case "
+                "components joined by single slashes; * and ? as wildcards)",
+                field=f"permissions.{index}.repository",
+            )
 
 
 class RobotService:
@@ -61,7 +83,7 @@ class RobotService:
         expires_at: datetime | None,
     ) -> NewRobot:
         record = self._access.require(caller, project, "robot", "create")
-        _validate(name, permissions)
+        _validate(name, permissions, f"{record.name}/")
         if caller.kind is IdentityKind.ROBOT or caller.kind is IdentityKind.ISSUER:
             raise ForbiddenError("robots and workloads cannot create robots")
         held = registry_actions(self._access.permissions(caller, record))

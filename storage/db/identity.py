@@ -16,12 +16,14 @@ from sqlalchemy import Connection, Table, delete, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.identity_records import (
+    PROFILE_FIELDS,
     LocalUser,
     MemberRecord,
     PersonalTokenRecord,
     RepositoryPermission,
     RobotRecord,
     TrustedIssuerRecord,
+    UserProfile,
 )
 from storage.db.engine import Engines
 from storage.db.identity_tables import (
@@ -52,6 +54,20 @@ PROJECT, REPOSITORY, USER = _t(Project), _t(Repository), _t(User)
 def _given(**values: Any) -> dict[str, Any]:
     """The values that were given (not ``None``): the columns an update changes."""
     return {name: value for name, value in values.items() if value is not None}
+
+
+_USER_COLUMNS = (
+    USER.c.username,
+    USER.c.is_admin,
+    USER.c.disabled,
+    USER.c.email,
+    USER.c.full_name,
+)
+
+
+def _profile(profile: UserProfile | None) -> dict[str, str | None]:
+    """The profile columns to write (only the known ones)."""
+    return {key: value for key, value in (profile or {}).items() if key in PROFILE_FIELDS}
 
 
 def _now() -> datetime:
@@ -115,13 +131,21 @@ class SqlIdentityStore:
 
     # local users
     def users(self, last: str | None, limit: int) -> list[LocalUser]:
-        query = select(USER.c.username, USER.c.is_admin, USER.c.disabled).order_by(USER.c.username)
+        query = select(*_USER_COLUMNS).order_by(USER.c.username)
         if last is not None:
             query = query.where(USER.c.username > last)
         with self._read() as c:
             return [LocalUser(*row) for row in c.execute(query.limit(limit))]
 
-    def add_user(self, username: str, password_hash: str) -> bool:
+    def user(self, username: str) -> LocalUser | None:
+        query = select(*_USER_COLUMNS).where(USER.c.username == username)
+        with self._read() as c:
+            row = c.execute(query).first()
+        return None if row is None else LocalUser(*row)
+
+    def add_user(
+        self, username: str, password_hash: str, profile: UserProfile | None = None
+    ) -> bool:
         with self._write() as c:
             return self._insert_ignore(
                 c,
@@ -131,12 +155,20 @@ class SqlIdentityStore:
                 is_admin=False,
                 disabled=False,
                 created_at=_now(),
+                **_profile(profile),
             )
 
     def update_user(
-        self, username: str, *, password_hash: str | None = None, disabled: bool | None = None
+        self,
+        username: str,
+        *,
+        password_hash: str | None = None,
+        disabled: bool | None = None,
+        profile: UserProfile | None = None,
     ) -> bool:
-        changes = _given(password_hash=password_hash, disabled=disabled)
+        changes = {**_given(password_hash=password_hash, disabled=disabled), **_profile(profile)}
+        if not changes:
+            return self.user(username) is not None
         return self._update(update(USER).where(USER.c.username == username), changes)
 
     def delete_user(self, username: str) -> bool:

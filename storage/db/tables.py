@@ -108,6 +108,8 @@ class User(SQLModel, table=True):
     is_admin: bool = False
     disabled: bool = False
     created_at: datetime
+    email: str | None = Field(default=None, max_length=254)
+    full_name: str | None = Field(default=None, max_length=255)
 
 
 class SigningKey(SQLModel, table=True):
