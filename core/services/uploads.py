@@ -5,13 +5,15 @@ store; no process memory is needed to continue it, so consecutive chunks may lan
 different API processes. As an optimisation, the process that wrote the latest chunk
 keeps the running hash (keyed by upload id and offset); any other process re-reads the
 stored bytes to hash them on completion. A blob row is written only after its object
-exists, so a row never points at missing data.
+exists, so a row never points at missing data; object and rows are written under the
+blob's GC review row lock, so GC never takes a blob from a completing upload or mount.
 """
 
 from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -195,7 +197,10 @@ class UploadService:
     def finish(self, repository: RepositoryRecord, upload: UploadRecord, digest: Digest) -> int:
         """Complete ``upload`` as blob ``digest``; return the blob's size.
 
-        A digest mismatch removes the session and its data (``DIGEST_INVALID``).
+        A digest mismatch removes the session and its data (``DIGEST_INVALID``). Once the
+        digest matches, a concurrent GC cannot make the upload fail: the blob's review
+        row stays locked from the tombstone check until the blob's rows are written
+        (``_place``).
         """
         actual = self._digest_of(repository, upload, digest.algorithm)
         if actual != digest:
@@ -203,44 +208,65 @@ class UploadService:
             raise RegistryError(OCIErrorCode.DIGEST_INVALID).with_detail(
                 {"expected": str(digest), "actual": str(actual)}
             )
-        self._claim_digest(repository, str(digest), events.BLOB_UPLOAD)
-        self._store.finish_upload(repository.storage_id, upload.id, digest, upload.offset)
-        with self._metadata.write() as session:
+
+        def put_in_place(session: MetadataSession) -> None:
+            self._store.finish_upload(repository.storage_id, upload.id, digest, upload.offset)
+            # NOTE: the upload's data is consumed from here on; a blob the quota refuses
+            # leaves its object to GC (its review row is armed in this transaction).
             session.delete_upload(upload.id)
-            try:
-                self._record_blob(session, repository, digest, upload.offset)
-            finally:
-                # NOTE: the upload's data is consumed either way; a refused blob's object
-                # is left to GC (its review row was armed above).
-                session.commit()
+
+        self._place(repository, digest, upload.offset, events.BLOB_UPLOAD, put_in_place)
         return upload.offset
 
-    def _claim_digest(self, repository: RepositoryRecord, digest: str, event: str) -> None:
-        """Before writing a blob's object: settle a pending GC deletion, arm a review.
+    def _place(
+        self,
+        repository: RepositoryRecord,
+        digest: Digest,
+        size: int,
+        event: str,
+        put_in_place: Callable[[MetadataSession], None],
+    ) -> BlobRecord:
+        """Write a blob's object and its rows while holding its review row's lock.
 
-        A tombstone means GC decided the object goes and has not deleted it yet; it is
-        deleted here, under the tombstone's lock, so GC can never delete the object this
-        push is about to write. The armed review keeps GC away for the review delay.
+        One write transaction: arm the blob's review (the upsert locks the row whether
+        or not it existed, so concurrent pushes of one digest and the collector queue on
+        it), settle a pending GC deletion (a tombstone: GC decided the object goes and
+        has not deleted it yet; it is deleted here), put the object in place, then add
+        the blob's rows. The collector decides and deletes only under the same lock
+        (PostgreSQL: the row lock, which its ``SKIP LOCKED`` skips; SQLite: the
+        database's write lock), so it sees either no object yet or the blob's rows: a
+        complete upload never fails because of GC. The armed review lets GC collect
+        the blob later if no manifest comes to reference it.
+
+        What ``put_in_place`` wrote to the session is committed even when
+        ``_record_blob`` refuses the blob (quota).
         """
         with self._metadata.write() as session:
-            # NOTE: the upsert locks the review row whether or not it existed, so
-            # concurrent pushes of one digest and the collector always queue on it.
+            self._settle(session, repository, str(digest), event)
+            put_in_place(session)
+            try:
+                blob = self._record_blob(session, repository, digest, size)
+            finally:
+                session.commit()
+        return blob
+
+    def _settle(
+        self, session: MetadataSession, repository: RepositoryRecord, digest: str, event: str
+    ) -> None:
+        """Lock and arm the digest's review row, finishing a pending GC deletion first."""
+        self._changes.blob_may_be_unreferenced(session, repository, digest, event)
+        if session.blob_tombstoned(repository.project_id, digest):
+            self._store.delete_blob(repository.storage_id, Digest.parse(digest))
+            session.drop_blob_review(repository.project_id, digest)
             self._changes.blob_may_be_unreferenced(session, repository, digest, event)
-            if session.blob_tombstoned(repository.project_id, digest):
-                self._store.delete_blob(repository.storage_id, Digest.parse(digest))
-                session.drop_blob_review(repository.project_id, digest)
-                self._changes.blob_may_be_unreferenced(session, repository, digest, event)
-            session.commit()
 
     def _record_blob(
         self, session: MetadataSession, repository: RepositoryRecord, digest: Digest, size: int
     ) -> BlobRecord:
-        """Add the blob's rows once its object is known to be in place (under the lock)."""
-        self._changes.blob_may_be_unreferenced(session, repository, str(digest), events.BLOB_UPLOAD)
-        tombstoned = session.blob_tombstoned(repository.project_id, str(digest))
-        if tombstoned or self._store.stat_blob(repository.storage_id, digest) is None:
+        """Add the blob's rows once its object is in place (under the review row's lock)."""
+        if self._store.stat_blob(repository.storage_id, digest) is None:
             raise RegistryError(
-                OCIErrorCode.BLOB_UPLOAD_INVALID, "blob was garbage collected; retry the upload"
+                OCIErrorCode.BLOB_UPLOAD_INVALID, "the blob's data is missing; retry the upload"
             )
         if session.linked_blob_ids_in_project(repository.project_id, [str(digest)]) == []:
             reserve(
@@ -269,26 +295,23 @@ class UploadService:
         """Make ``digest`` of ``source`` visible in ``target``; ``None`` if it is not there.
 
         The caller has checked it may pull ``source``. Inside one project this links the
-        existing blob; across projects the object is copied server-side first.
+        existing blob; across projects the object is copied server-side first, under
+        the blob's review row lock like a completing upload (``_place``).
         """
         with self._metadata.read() as session:
             source_blob = session.linked_blob(source.id, str(digest))
             own = session.project_blob(target.project_id, str(digest))
         if source_blob is None:
             return None
-        if own is None and source.project_id != target.project_id:
-            self._claim_digest(target, str(digest), events.BLOB_MOUNT)
-            try:
+
+        def copy(_session: MetadataSession) -> None:
+            if own is None and source.project_id != target.project_id:
                 self._store.copy_blob(source.storage_id, target.storage_id, digest)
-            except BlobNotFoundError:
-                return None
-        with self._metadata.write() as session:
-            try:
-                blob = self._record_blob(session, target, digest, source_blob.size)
-            except RegistryError:
-                return None
-            session.commit()
-        return blob
+
+        try:
+            return self._place(target, digest, source_blob.size, events.BLOB_MOUNT, copy)
+        except (BlobNotFoundError, RegistryError):
+            return None
 
     def reap_expired(self, now: datetime, limit: int = 500) -> int:
         """Remove sessions past their expiry with their data; return how many."""
