@@ -29,7 +29,7 @@ from core.ports import (
     MetadataSession,
     UploadWriter,
 )
-from core.records import BlobRecord, RepositoryRecord, UploadRecord
+from core.records import BlobRecord, PushTarget, RepositoryRecord, UploadRecord
 from core.services.changes import ChangeRecorder
 from core.services.quota import reserve
 from core.settings import LimitSettings
@@ -116,13 +116,18 @@ class UploadService:
         self._hashes: dict[str, _HashState] = {}
         self._lock = threading.Lock()
 
-    def start(self, repository: RepositoryRecord) -> UploadRecord:
-        """Open a new upload session in ``repository``."""
+    def start(self, repository: PushTarget) -> UploadRecord:
+        """Open a new upload session for ``repository``.
+
+        The session names its repository; it does not create it (a repository exists
+        once it holds a linked blob or a manifest). Sessions count against the project's
+        ``uploads_per_project``.
+        """
         now = self._clock.now()
         upload = UploadRecord(
             id=str(uuid.uuid4()),
             project_id=repository.project_id,
-            repository_id=repository.id,
+            repository=repository.name,
             offset=0,
             created_at=now,
             expires_at=now + timedelta(seconds=self._limits.upload_ttl_seconds),
@@ -137,18 +142,16 @@ class UploadService:
             session.commit()
         return upload
 
-    def get(self, repository: RepositoryRecord, upload_id: str) -> UploadRecord:
+    def get(self, repository: PushTarget, upload_id: str) -> UploadRecord:
         with self._metadata.read() as session:
             upload = session.upload(upload_id)
-        if upload is None or upload.repository_id != repository.id:
+        if upload is None or upload.repository != repository.name:
             raise _upload_unknown()
         if upload.expires_at <= self._clock.now():
             raise _upload_unknown()
         return upload
 
-    def open_chunk(
-        self, repository: RepositoryRecord, upload_id: str, start: int | None
-    ) -> ChunkWriter:
+    def open_chunk(self, repository: PushTarget, upload_id: str, start: int | None) -> ChunkWriter:
         """Prepare to append at ``start`` (the ``Content-Range`` start, if given).
 
         Raises ``416`` with the current ``Range`` when ``start`` is not the durable offset.
@@ -177,7 +180,7 @@ class UploadService:
         return UploadRecord(
             upload.id,
             upload.project_id,
-            upload.repository_id,
+            upload.repository,
             new_offset,
             upload.created_at,
             expires_at,
@@ -194,7 +197,7 @@ class UploadService:
         if not chunk.touched and chunk.hasher is not None:
             self._keep_hasher(chunk.upload.id, chunk.upload.offset, chunk.hasher)
 
-    def finish(self, repository: RepositoryRecord, upload: UploadRecord, digest: Digest) -> int:
+    def finish(self, repository: PushTarget, upload: UploadRecord, digest: Digest) -> int:
         """Complete ``upload`` as blob ``digest``; return the blob's size.
 
         A digest mismatch removes the session and its data (``DIGEST_INVALID``). Once the
@@ -220,7 +223,7 @@ class UploadService:
 
     def _place(
         self,
-        repository: RepositoryRecord,
+        target: PushTarget,
         digest: Digest,
         size: int,
         event: str,
@@ -228,7 +231,8 @@ class UploadService:
     ) -> BlobRecord:
         """Write a blob's object and its rows while holding its review row's lock.
 
-        One write transaction: arm the blob's review (the upsert locks the row whether
+        One write transaction: create the repository's row if it has none (now it holds
+        a blob), arm the blob's review (the upsert locks the row whether
         or not it existed, so concurrent pushes of one digest and the collector queue on
         it), settle a pending GC deletion (a tombstone: GC decided the object goes and
         has not deleted it yet; it is deleted here), put the object in place, then add
@@ -242,6 +246,7 @@ class UploadService:
         ``_record_blob`` refuses the blob (quota).
         """
         with self._metadata.write() as session:
+            repository = session.ensure_repository(target.project_id, target.name)
             self._settle(session, repository, str(digest), event)
             put_in_place(session)
             try:
@@ -280,7 +285,7 @@ class UploadService:
         session.link_blob(repository.id, blob.id)
         return blob
 
-    def cancel(self, repository: RepositoryRecord, upload_id: str) -> None:
+    def cancel(self, repository: PushTarget, upload_id: str) -> None:
         upload = self.get(repository, upload_id)
         with self._metadata.write() as session:
             session.delete_upload(upload.id)
@@ -290,7 +295,7 @@ class UploadService:
             self._hashes.pop(upload.id, None)
 
     def mount(
-        self, target: RepositoryRecord, digest: Digest, source: RepositoryRecord
+        self, target: PushTarget, digest: Digest, source: RepositoryRecord
     ) -> BlobRecord | None:
         """Make ``digest`` of ``source`` visible in ``target``; ``None`` if it is not there.
 
@@ -336,9 +341,7 @@ class UploadService:
                         tenants[upload.project_id] = storage_id
         return tenants
 
-    def _digest_of(
-        self, repository: RepositoryRecord, upload: UploadRecord, algorithm: str
-    ) -> Digest:
+    def _digest_of(self, repository: PushTarget, upload: UploadRecord, algorithm: str) -> Digest:
         with self._lock:
             state = self._hashes.pop(upload.id, None)
         if state is not None and state.offset == upload.offset and algorithm == "sha256":
