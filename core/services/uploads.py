@@ -231,59 +231,67 @@ class UploadService:
     ) -> BlobRecord:
         """Write a blob's object and its rows while holding its review row's lock.
 
-        One write transaction: create the repository's row if it has none (now it holds
-        a blob), arm the blob's review (the upsert locks the row whether
+        One write transaction: arm the blob's review (the upsert locks the row whether
         or not it existed, so concurrent pushes of one digest and the collector queue on
         it), settle a pending GC deletion (a tombstone: GC decided the object goes and
-        has not deleted it yet; it is deleted here), put the object in place, then add
-        the blob's rows. The collector decides and deletes only under the same lock
-        (PostgreSQL: the row lock, which its ``SKIP LOCKED`` skips; SQLite: the
-        database's write lock), so it sees either no object yet or the blob's rows: a
-        complete upload never fails because of GC. The armed review lets GC collect
-        the blob later if no manifest comes to reference it.
+        has not deleted it yet; it is deleted here), put the object in place, check the
+        quota, then add the blob's rows, creating the repository's row if it has none
+        (a repository exists once it holds a blob or a manifest). The collector decides
+        and deletes only under the same lock (PostgreSQL: the row lock, which its
+        ``SKIP LOCKED`` skips; SQLite: the database's write lock), so it sees either no
+        object yet or the blob's rows: a complete upload never fails because of GC. The
+        armed review lets GC collect the blob later if no manifest comes to reference it.
 
-        What ``put_in_place`` wrote to the session is committed even when
-        ``_record_blob`` refuses the blob (quota).
+        When the quota refuses the blob, what ``put_in_place`` wrote to the session and
+        the armed review are committed, and no repository row is created.
         """
         with self._metadata.write() as session:
-            repository = session.ensure_repository(target.project_id, target.name)
-            self._settle(session, repository, str(digest), event)
+            self._settle(session, target, str(digest), event)
             put_in_place(session)
             try:
-                blob = self._record_blob(session, repository, digest, size)
-            finally:
+                self._admit(session, target, digest, size)
+            except RegistryError:
                 session.commit()
+                raise
+            repository = session.ensure_repository(target.project_id, target.name)
+            blob = session.add_blob(target.project_id, str(digest), size)
+            session.link_blob(repository.id, blob.id)
+            session.commit()
         return blob
 
     def _settle(
-        self, session: MetadataSession, repository: RepositoryRecord, digest: str, event: str
+        self, session: MetadataSession, target: PushTarget, digest: str, event: str
     ) -> None:
         """Lock and arm the digest's review row, finishing a pending GC deletion first."""
-        self._changes.blob_may_be_unreferenced(session, repository, digest, event)
-        if session.blob_tombstoned(repository.project_id, digest):
-            self._store.delete_blob(repository.storage_id, Digest.parse(digest))
-            session.drop_blob_review(repository.project_id, digest)
-            self._changes.blob_may_be_unreferenced(session, repository, digest, event)
+        self._arm(session, target, digest, event)
+        if session.blob_tombstoned(target.project_id, digest):
+            self._store.delete_blob(target.storage_id, Digest.parse(digest))
+            session.drop_blob_review(target.project_id, digest)
+            self._arm(session, target, digest, event)
 
-    def _record_blob(
-        self, session: MetadataSession, repository: RepositoryRecord, digest: Digest, size: int
-    ) -> BlobRecord:
-        """Add the blob's rows once its object is in place (under the review row's lock)."""
-        if self._store.stat_blob(repository.storage_id, digest) is None:
+    def _arm(self, session: MetadataSession, target: PushTarget, digest: str, event: str) -> None:
+        """Queue (or postpone) the blob's GC review; the upsert locks its row."""
+        review_after = self._changes.review_after()
+        session.enqueue_blob_review(
+            target.project_id, target.storage_id, digest, event, review_after
+        )
+
+    def _admit(
+        self, session: MetadataSession, target: PushTarget, digest: Digest, size: int
+    ) -> None:
+        """Check the object is in place and the project's quota takes a new blob."""
+        if self._store.stat_blob(target.storage_id, digest) is None:
             raise RegistryError(
                 OCIErrorCode.BLOB_UPLOAD_INVALID, "the blob's data is missing; retry the upload"
             )
-        if session.linked_blob_ids_in_project(repository.project_id, [str(digest)]) == []:
+        if session.linked_blob_ids_in_project(target.project_id, [str(digest)]) == []:
             reserve(
                 session,
-                repository,
+                target,
                 add_bytes=size,
                 add_artifacts=0,
                 warning_ratio=self._changes.quota_warning_ratio,
             )
-        blob = session.add_blob(repository.project_id, str(digest), size)
-        session.link_blob(repository.id, blob.id)
-        return blob
 
     def cancel(self, repository: PushTarget, upload_id: str) -> None:
         upload = self.get(repository, upload_id)

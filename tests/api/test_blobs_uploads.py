@@ -293,3 +293,21 @@ def test_an_upload_does_not_create_its_repository(oci: OCIClient, repo: str) -> 
     assert linked.status_code == 201, linked.text
     assert _listed(oci, project) == sorted([repo, blobs, images, mounted])
     assert oci.request("GET", f"/v2/{images}/manifests/v2", images).content == pushed.payload
+
+
+def test_an_upload_refused_by_the_quota_creates_no_repository(oci: OCIClient, repo: str) -> None:
+    project = repo.split("/", 1)[0]
+    oci.push_image(repo, "v1")
+    quota = oci.client.put(
+        f"/api/v1/projects/{project}/quota", json={"bytes": 1}, auth=("admin", oci.password)
+    )
+    assert quota.status_code == 200, quota.text
+    target = f"{project}/refused"
+    data = b"over the quota"
+    url = f"/v2/{target}/blobs/uploads/?digest={digest_of(data)}"
+    refused = oci.request("POST", url, target, content=data)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["errors"][0]["code"] == "DENIED"
+    status, body = _tags(oci, target)
+    assert status == 404, body
+    assert _listed(oci, project) == [repo]
