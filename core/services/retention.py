@@ -121,7 +121,7 @@ class RetentionService:
         run_id: str | None = None,
         heartbeat: Callable[[], None] = _idle,
     ) -> RetentionReport:
-        """Apply (or, dry, only report) the plan; list every artifact in plan order.
+        """Apply (or, dry, only report) the plan; list every planned artifact in order.
 
         With ``run_id`` the deletions are recorded in the run's row as they commit
         (``heartbeat`` is called after each batch).
