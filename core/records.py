@@ -25,6 +25,19 @@ class RepositoryRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class PushTarget:
+    """Where a push goes before the repository necessarily exists (uploads, mounts).
+
+    A repository's row is created only once it holds a linked blob or a manifest.
+    """
+
+    project_id: int
+    name: str
+    #: The project's tenant key in the blob store.
+    storage_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class BlobRecord:
     id: int
     project_id: int
@@ -51,7 +64,8 @@ class ManifestRecord:
 class UploadRecord:
     id: str
     project_id: int
-    repository_id: int
+    #: The target repository's full name (its row may not exist yet).
+    repository: str
     offset: int
     created_at: datetime
     expires_at: datetime

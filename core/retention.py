@@ -12,9 +12,12 @@ counts as pulled when it was pushed, so a fresh push is not the first to go unde
 pull rule. Harbor instead sorts never-pulled artifacts last; here they rank by their
 push time among the pulled ones. Recorded pull times are coarse: a pull is written at
 most once per ``control.pull_time_granularity_seconds``.
-Rules OR together: an artifact retained by any rule stays, and an artifact with one
-retained tag stays whole. Everything else goes, except artifacts carrying an immutable
-tag. Artifacts listed by an index or referring to a subject follow their parent (GC
+A rule's repository selector marks the repositories it applies to. Retention takes no
+action in a repository that no enabled rule selects: every artifact there stays (with no
+rule at all, nothing is deleted). Within a selected repository the rules selecting it OR
+together: an artifact retained by any of them stays, and an artifact with one retained
+tag stays whole. Everything else in that repository goes, except artifacts carrying an
+immutable tag. Artifacts listed by an index or referring to a subject follow their parent (GC
 removes them once the parent is gone) and are never deleted by retention directly.
 """
 
@@ -54,6 +57,22 @@ class RetentionPolicy(BaseModel):
     def load(cls, body: str | None) -> RetentionPolicy:
         return cls.model_validate(json.loads(body)) if body else cls()
 
+    def rules_for(self, repository_name: str) -> list[tuple[int, RetentionRule]]:
+        """The enabled rules (with their index) selecting ``repository_name``.
+
+        ``repository_name`` is ``<project>/<path>``; repository selectors see the path.
+        """
+        path = repository_name.partition("/")[2]
+        return [
+            (index, rule)
+            for index, rule in enumerate(self.rules)
+            if not rule.disabled and rule.repository.selects(path)
+        ]
+
+    def selects(self, repository_name: str) -> bool:
+        """Whether retention acts on ``repository_name`` at all."""
+        return bool(self.rules_for(repository_name))
+
 
 @dataclass(frozen=True, slots=True)
 class Artifact:
@@ -81,9 +100,12 @@ class Decision:
     reason: str
 
 
+#: The reason given for every artifact of a repository no rule selects.
+NOT_SELECTED = "no rule selects its repository"
+
+
 def _selected(rule: RetentionRule, artifact: Artifact) -> bool:
-    if not rule.repository.selects(artifact.repository.partition("/")[2]):
-        return False
+    """Whether ``rule`` selects ``artifact`` by its tags (its repository is selected)."""
     if not artifact.tags:
         return rule.untagged
     return any(rule.tag.selects(tag) for tag in artifact.tags)
@@ -113,24 +135,42 @@ def evaluate(
     artifacts: list[Artifact],
     now: datetime,
 ) -> list[Decision]:
-    """Decide every artifact of one repository, with the rule or reason for each."""
-    keepers: dict[str, str] = {}
-    candidates = [a for a in artifacts if not a.dependent]
-    for index, rule in enumerate(policy.rules):
-        if rule.disabled:
-            continue
-        for digest in _retained_by(rule, candidates, now):
-            keepers.setdefault(digest, rule.describe(index))
-    return [_decide(artifact, keepers, immutability) for artifact in artifacts]
+    """Decide every artifact, with the rule or reason for each.
+
+    Rules apply per repository: an artifact is ranked only against the artifacts of its
+    own repository, and only by the rules selecting that repository. Artifacts of a
+    repository no enabled rule selects are all retained (``NOT_SELECTED``). The dry run
+    and the real run both decide with this function, so a dry run lists exactly what a
+    real run on the same rows deletes.
+    """
+    by_repository: dict[str, list[Artifact]] = {}
+    for artifact in artifacts:
+        by_repository.setdefault(artifact.repository, []).append(artifact)
+    keepers: dict[tuple[str, str], str] = {}
+    for repository, members in by_repository.items():
+        candidates = [a for a in members if not a.dependent]
+        for index, rule in policy.rules_for(repository):
+            for digest in _retained_by(rule, candidates, now):
+                keepers.setdefault((repository, digest), rule.describe(index))
+    return [
+        _decide(artifact, policy.selects(artifact.repository), keepers, immutability)
+        for artifact in artifacts
+    ]
 
 
 def _decide(
-    artifact: Artifact, keepers: dict[str, str], immutability: ImmutabilityPolicy
+    artifact: Artifact,
+    selected: bool,
+    keepers: dict[tuple[str, str], str],
+    immutability: ImmutabilityPolicy,
 ) -> Decision:
+    if not selected:
+        return Decision(artifact, True, NOT_SELECTED)
     if artifact.dependent:
         return Decision(artifact, True, "follows its index or subject")
-    if artifact.digest in keepers:
-        return Decision(artifact, True, f"retained by {keepers[artifact.digest]}")
+    keeper = keepers.get((artifact.repository, artifact.digest))
+    if keeper is not None:
+        return Decision(artifact, True, f"retained by {keeper}")
     for tag in artifact.tags:
         index = immutability.rule_for(artifact.repository, tag)
         if index is not None:

@@ -19,7 +19,7 @@ from core.access import PULL, PUSH, Scope
 from core.digests import Digest
 from core.errors import OCIErrorCode, RegistryError
 from core.names import RepositoryName
-from core.records import RepositoryRecord, UploadRecord
+from core.records import PushTarget, UploadRecord
 from core.services.uploads import range_headers
 
 
@@ -45,16 +45,17 @@ def _created(name: RepositoryName, digest: Digest) -> Response[Any]:
 
 async def _repository_for_push(
     request: Request[Any, Any, Any], registry: Registry, name: RepositoryName
-) -> RepositoryRecord:
+) -> PushTarget:
+    """The upload's target; its repository row appears with its first blob."""
     await authorize(request, registry, Scope("repository", str(name), frozenset({PUSH})))
     create = registry.settings.auth.create_project_on_push
-    return await anyio.to_thread.run_sync(registry.repositories.ensure, name, create)
+    return await anyio.to_thread.run_sync(registry.repositories.push_target, name, create)
 
 
 async def _append(
     request: Request[Any, Any, Any],
     registry: Registry,
-    repository: RepositoryRecord,
+    repository: PushTarget,
     upload_id: str,
 ) -> UploadRecord:
     declared_range = content_range(request.headers.get("content-range"))
@@ -80,7 +81,7 @@ async def _append(
 
 
 async def _mount(
-    request: Request[Any, Any, Any], registry: Registry, repository: RepositoryRecord
+    request: Request[Any, Any, Any], registry: Registry, repository: PushTarget
 ) -> Response[Any] | None:
     mount, source_text = request.query_params.get("mount"), request.query_params.get("from")
     if not mount or not source_text:
@@ -103,7 +104,7 @@ async def _mount(
     return _created(repository_name(repository), digest) if blob is not None else None
 
 
-def repository_name(repository: RepositoryRecord) -> RepositoryName:
+def repository_name(repository: PushTarget) -> RepositoryName:
     return RepositoryName.parse(repository.name)
 
 

@@ -18,7 +18,7 @@ from core import events
 from core.control_records import Usage
 from core.errors import OCIErrorCode, RegistryError
 from core.ports import MetadataSession
-from core.records import RepositoryRecord
+from core.records import PushTarget, RepositoryRecord
 
 QUOTA: str = "quota"
 QUOTA_WARNING: str = "quota.warning"
@@ -49,7 +49,7 @@ def _denied(what: str, used: int, adding: int, limit: int, unit: str) -> Registr
 
 def reserve(
     session: MetadataSession,
-    repository: RepositoryRecord,
+    repository: RepositoryRecord | PushTarget,
     *,
     add_bytes: int,
     add_artifacts: int,

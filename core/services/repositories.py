@@ -7,7 +7,7 @@ from core.digests import Digest
 from core.errors import OCIErrorCode, RegistryError
 from core.names import RepositoryName
 from core.ports import Metadata, NowaitReads, ReadWouldWait
-from core.records import BlobRecord, RepositoryRecord
+from core.records import BlobRecord, ProjectRecord, PushTarget, RepositoryRecord
 from core.services.changes import ChangeRecorder
 from core.services.projects import ProjectService
 
@@ -56,6 +56,16 @@ class RepositoryService:
             raise RegistryError(OCIErrorCode.NAME_UNKNOWN).with_detail({"name": str(name)})
         return repository
 
+    def push_target(self, name: RepositoryName, create_project: bool) -> PushTarget:
+        """Where blobs for ``name`` are uploaded; creates no repository row.
+
+        The project must exist unless ``create_project`` allows creating it. The
+        repository's row appears with its first linked blob (``UploadService``) or
+        manifest (:meth:`ensure`).
+        """
+        project = self._project_for_push(name, create_project)
+        return PushTarget(project.id, str(name), project.storage_id)
+
     def ensure(self, name: RepositoryName, create_project: bool) -> RepositoryRecord:
         """The repository ``name`` for a push, created on first use.
 
@@ -64,19 +74,21 @@ class RepositoryService:
         existing = self.find(name)
         if existing is not None:
             return existing
-        if create_project:
-            project = self._projects.ensure(name.project)
-        else:
-            project_or_none = self._projects.find(name.project)
-            if project_or_none is None:
-                raise RegistryError(
-                    OCIErrorCode.NAME_UNKNOWN, f"project {name.project!r} does not exist"
-                ).with_detail({"name": str(name)})
-            project = project_or_none
+        project = self._project_for_push(name, create_project)
         with self._metadata.write() as session:
             repository = session.ensure_repository(project.id, str(name))
             session.commit()
         return RepositoryRecord(repository.id, project.id, str(name), project.storage_id)
+
+    def _project_for_push(self, name: RepositoryName, create_project: bool) -> ProjectRecord:
+        if create_project:
+            return self._projects.ensure(name.project)
+        project = self._projects.find(name.project)
+        if project is None:
+            raise RegistryError(
+                OCIErrorCode.NAME_UNKNOWN, f"project {name.project!r} does not exist"
+            ).with_detail({"name": str(name)})
+        return project
 
     def blob(self, repository: RepositoryRecord, digest: Digest) -> BlobRecord:
         with self._metadata.read() as session:

@@ -1,5 +1,10 @@
 """Retention runs: evaluate a project's rules and delete what no rule retains.
 
+Only repositories selected by at least one enabled rule are read, listed and acted on
+(``RetentionPolicy.selects``); every other repository of the project is left untouched
+and does not appear in the report. Dry runs and real runs share ``plan``, so a dry run
+lists exactly the deletions a real run on the same rows makes.
+
 Deletion goes through ``ManifestService`` (by digest), so each deletion writes its
 outbox event and GC reviews and is checked against immutability in its own write
 transaction; a tag made immutable between the plan and the deletion still wins. A
@@ -84,7 +89,10 @@ class RetentionService:
     def plan(
         self, project: str, now: datetime, heartbeat: Callable[[], None] = _idle
     ) -> list[tuple[RepositoryRecord, Decision]]:
-        """Every artifact of the project with the rule that keeps it or why it goes."""
+        """Every artifact of the selected repositories, with the rule keeping it or why it goes.
+
+        Repositories no enabled rule selects are skipped (neither read nor listed).
+        """
         with self._metadata.read() as session:
             record = session.project(project)
             if record is None:
@@ -93,6 +101,8 @@ class RetentionService:
             immutability = ImmutabilityPolicy.load(session.policy(record.id, IMMUTABILITY))
             planned: list[tuple[RepositoryRecord, Decision]] = []
             for repository in session.project_repositories(record.id):
+                if not policy.selects(repository.name):
+                    continue
                 artifacts = [
                     Artifact(repository.name, digest, tuple(tags), pushed, dependent, pulled)
                     for digest, pushed, tags, dependent, pulled in session.artifacts(repository.id)
@@ -111,7 +121,7 @@ class RetentionService:
         run_id: str | None = None,
         heartbeat: Callable[[], None] = _idle,
     ) -> RetentionReport:
-        """Apply (or, dry, only report) the plan; list every artifact in plan order.
+        """Apply (or, dry, only report) the plan; list every planned artifact in order.
 
         With ``run_id`` the deletions are recorded in the run's row as they commit
         (``heartbeat`` is called after each batch).

@@ -5,13 +5,15 @@ store; no process memory is needed to continue it, so consecutive chunks may lan
 different API processes. As an optimisation, the process that wrote the latest chunk
 keeps the running hash (keyed by upload id and offset); any other process re-reads the
 stored bytes to hash them on completion. A blob row is written only after its object
-exists, so a row never points at missing data.
+exists, so a row never points at missing data; object and rows are written under the
+blob's GC review row lock, so GC never takes a blob from a completing upload or mount.
 """
 
 from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,7 +29,7 @@ from core.ports import (
     MetadataSession,
     UploadWriter,
 )
-from core.records import BlobRecord, RepositoryRecord, UploadRecord
+from core.records import BlobRecord, PushTarget, RepositoryRecord, UploadRecord
 from core.services.changes import ChangeRecorder
 from core.services.quota import reserve
 from core.settings import LimitSettings
@@ -114,13 +116,18 @@ class UploadService:
         self._hashes: dict[str, _HashState] = {}
         self._lock = threading.Lock()
 
-    def start(self, repository: RepositoryRecord) -> UploadRecord:
-        """Open a new upload session in ``repository``."""
+    def start(self, repository: PushTarget) -> UploadRecord:
+        """Open a new upload session for ``repository``.
+
+        The session names its repository; it does not create it (a repository exists
+        once it holds a linked blob or a manifest). Sessions count against the project's
+        ``uploads_per_project``.
+        """
         now = self._clock.now()
         upload = UploadRecord(
             id=str(uuid.uuid4()),
             project_id=repository.project_id,
-            repository_id=repository.id,
+            repository=repository.name,
             offset=0,
             created_at=now,
             expires_at=now + timedelta(seconds=self._limits.upload_ttl_seconds),
@@ -135,18 +142,16 @@ class UploadService:
             session.commit()
         return upload
 
-    def get(self, repository: RepositoryRecord, upload_id: str) -> UploadRecord:
+    def get(self, repository: PushTarget, upload_id: str) -> UploadRecord:
         with self._metadata.read() as session:
             upload = session.upload(upload_id)
-        if upload is None or upload.repository_id != repository.id:
+        if upload is None or upload.repository != repository.name:
             raise _upload_unknown()
         if upload.expires_at <= self._clock.now():
             raise _upload_unknown()
         return upload
 
-    def open_chunk(
-        self, repository: RepositoryRecord, upload_id: str, start: int | None
-    ) -> ChunkWriter:
+    def open_chunk(self, repository: PushTarget, upload_id: str, start: int | None) -> ChunkWriter:
         """Prepare to append at ``start`` (the ``Content-Range`` start, if given).
 
         Raises ``416`` with the current ``Range`` when ``start`` is not the durable offset.
@@ -175,7 +180,7 @@ class UploadService:
         return UploadRecord(
             upload.id,
             upload.project_id,
-            upload.repository_id,
+            upload.repository,
             new_offset,
             upload.created_at,
             expires_at,
@@ -192,10 +197,13 @@ class UploadService:
         if not chunk.touched and chunk.hasher is not None:
             self._keep_hasher(chunk.upload.id, chunk.upload.offset, chunk.hasher)
 
-    def finish(self, repository: RepositoryRecord, upload: UploadRecord, digest: Digest) -> int:
+    def finish(self, repository: PushTarget, upload: UploadRecord, digest: Digest) -> int:
         """Complete ``upload`` as blob ``digest``; return the blob's size.
 
-        A digest mismatch removes the session and its data (``DIGEST_INVALID``).
+        A digest mismatch removes the session and its data (``DIGEST_INVALID``). Once the
+        digest matches, a concurrent GC cannot make the upload fail: the blob's review
+        row stays locked from the tombstone check until the blob's rows are written
+        (``_place``).
         """
         actual = self._digest_of(repository, upload, digest.algorithm)
         if actual != digest:
@@ -203,58 +211,89 @@ class UploadService:
             raise RegistryError(OCIErrorCode.DIGEST_INVALID).with_detail(
                 {"expected": str(digest), "actual": str(actual)}
             )
-        self._claim_digest(repository, str(digest), events.BLOB_UPLOAD)
-        self._store.finish_upload(repository.storage_id, upload.id, digest, upload.offset)
-        with self._metadata.write() as session:
+
+        def put_in_place(session: MetadataSession) -> None:
+            self._store.finish_upload(repository.storage_id, upload.id, digest, upload.offset)
+            # NOTE: the upload's data is consumed from here on; a blob the quota refuses
+            # leaves its object to GC (its review row is armed in this transaction).
             session.delete_upload(upload.id)
-            try:
-                self._record_blob(session, repository, digest, upload.offset)
-            finally:
-                # NOTE: the upload's data is consumed either way; a refused blob's object
-                # is left to GC (its review row was armed above).
-                session.commit()
+
+        self._place(repository, digest, upload.offset, events.BLOB_UPLOAD, put_in_place)
         return upload.offset
 
-    def _claim_digest(self, repository: RepositoryRecord, digest: str, event: str) -> None:
-        """Before writing a blob's object: settle a pending GC deletion, arm a review.
+    def _place(
+        self,
+        target: PushTarget,
+        digest: Digest,
+        size: int,
+        event: str,
+        put_in_place: Callable[[MetadataSession], None],
+    ) -> BlobRecord:
+        """Write a blob's object and its rows while holding its review row's lock.
 
-        A tombstone means GC decided the object goes and has not deleted it yet; it is
-        deleted here, under the tombstone's lock, so GC can never delete the object this
-        push is about to write. The armed review keeps GC away for the review delay.
+        One write transaction: arm the blob's review (the upsert locks the row whether
+        or not it existed, so concurrent pushes of one digest and the collector queue on
+        it), settle a pending GC deletion (a tombstone: GC decided the object goes and
+        has not deleted it yet; it is deleted here), put the object in place, check the
+        quota, then add the blob's rows, creating the repository's row if it has none
+        (a repository exists once it holds a blob or a manifest). The collector decides
+        and deletes only under the same lock (PostgreSQL: the row lock, which its
+        ``SKIP LOCKED`` skips; SQLite: the database's write lock), so it sees either no
+        object yet or the blob's rows: a complete upload never fails because of GC. The
+        armed review lets GC collect the blob later if no manifest comes to reference it.
+
+        When the quota refuses the blob, what ``put_in_place`` wrote to the session and
+        the armed review are committed, and no repository row is created.
         """
         with self._metadata.write() as session:
-            # NOTE: the upsert locks the review row whether or not it existed, so
-            # concurrent pushes of one digest and the collector always queue on it.
-            self._changes.blob_may_be_unreferenced(session, repository, digest, event)
-            if session.blob_tombstoned(repository.project_id, digest):
-                self._store.delete_blob(repository.storage_id, Digest.parse(digest))
-                session.drop_blob_review(repository.project_id, digest)
-                self._changes.blob_may_be_unreferenced(session, repository, digest, event)
+            self._settle(session, target, str(digest), event)
+            put_in_place(session)
+            try:
+                self._admit(session, target, digest, size)
+            except RegistryError:
+                session.commit()
+                raise
+            repository = session.ensure_repository(target.project_id, target.name)
+            blob = session.add_blob(target.project_id, str(digest), size)
+            session.link_blob(repository.id, blob.id)
             session.commit()
+        return blob
 
-    def _record_blob(
-        self, session: MetadataSession, repository: RepositoryRecord, digest: Digest, size: int
-    ) -> BlobRecord:
-        """Add the blob's rows once its object is known to be in place (under the lock)."""
-        self._changes.blob_may_be_unreferenced(session, repository, str(digest), events.BLOB_UPLOAD)
-        tombstoned = session.blob_tombstoned(repository.project_id, str(digest))
-        if tombstoned or self._store.stat_blob(repository.storage_id, digest) is None:
+    def _settle(
+        self, session: MetadataSession, target: PushTarget, digest: str, event: str
+    ) -> None:
+        """Lock and arm the digest's review row, finishing a pending GC deletion first."""
+        self._arm(session, target, digest, event)
+        if session.blob_tombstoned(target.project_id, digest):
+            self._store.delete_blob(target.storage_id, Digest.parse(digest))
+            session.drop_blob_review(target.project_id, digest)
+            self._arm(session, target, digest, event)
+
+    def _arm(self, session: MetadataSession, target: PushTarget, digest: str, event: str) -> None:
+        """Queue (or postpone) the blob's GC review; the upsert locks its row."""
+        review_after = self._changes.review_after()
+        session.enqueue_blob_review(
+            target.project_id, target.storage_id, digest, event, review_after
+        )
+
+    def _admit(
+        self, session: MetadataSession, target: PushTarget, digest: Digest, size: int
+    ) -> None:
+        """Check the object is in place and the project's quota takes a new blob."""
+        if self._store.stat_blob(target.storage_id, digest) is None:
             raise RegistryError(
-                OCIErrorCode.BLOB_UPLOAD_INVALID, "blob was garbage collected; retry the upload"
+                OCIErrorCode.BLOB_UPLOAD_INVALID, "the blob's data is missing; retry the upload"
             )
-        if session.linked_blob_ids_in_project(repository.project_id, [str(digest)]) == []:
+        if session.linked_blob_ids_in_project(target.project_id, [str(digest)]) == []:
             reserve(
                 session,
-                repository,
+                target,
                 add_bytes=size,
                 add_artifacts=0,
                 warning_ratio=self._changes.quota_warning_ratio,
             )
-        blob = session.add_blob(repository.project_id, str(digest), size)
-        session.link_blob(repository.id, blob.id)
-        return blob
 
-    def cancel(self, repository: RepositoryRecord, upload_id: str) -> None:
+    def cancel(self, repository: PushTarget, upload_id: str) -> None:
         upload = self.get(repository, upload_id)
         with self._metadata.write() as session:
             session.delete_upload(upload.id)
@@ -264,31 +303,28 @@ class UploadService:
             self._hashes.pop(upload.id, None)
 
     def mount(
-        self, target: RepositoryRecord, digest: Digest, source: RepositoryRecord
+        self, target: PushTarget, digest: Digest, source: RepositoryRecord
     ) -> BlobRecord | None:
         """Make ``digest`` of ``source`` visible in ``target``; ``None`` if it is not there.
 
         The caller has checked it may pull ``source``. Inside one project this links the
-        existing blob; across projects the object is copied server-side first.
+        existing blob; across projects the object is copied server-side first, under
+        the blob's review row lock like a completing upload (``_place``).
         """
         with self._metadata.read() as session:
             source_blob = session.linked_blob(source.id, str(digest))
             own = session.project_blob(target.project_id, str(digest))
         if source_blob is None:
             return None
-        if own is None and source.project_id != target.project_id:
-            self._claim_digest(target, str(digest), events.BLOB_MOUNT)
-            try:
+
+        def copy(_session: MetadataSession) -> None:
+            if own is None and source.project_id != target.project_id:
                 self._store.copy_blob(source.storage_id, target.storage_id, digest)
-            except BlobNotFoundError:
-                return None
-        with self._metadata.write() as session:
-            try:
-                blob = self._record_blob(session, target, digest, source_blob.size)
-            except RegistryError:
-                return None
-            session.commit()
-        return blob
+
+        try:
+            return self._place(target, digest, source_blob.size, events.BLOB_MOUNT, copy)
+        except (BlobNotFoundError, RegistryError):
+            return None
 
     def reap_expired(self, now: datetime, limit: int = 500) -> int:
         """Remove sessions past their expiry with their data; return how many."""
@@ -313,9 +349,7 @@ class UploadService:
                         tenants[upload.project_id] = storage_id
         return tenants
 
-    def _digest_of(
-        self, repository: RepositoryRecord, upload: UploadRecord, algorithm: str
-    ) -> Digest:
+    def _digest_of(self, repository: PushTarget, upload: UploadRecord, algorithm: str) -> Digest:
         with self._lock:
             state = self._hashes.pop(upload.id, None)
         if state is not None and state.offset == upload.offset and algorithm == "sha256":

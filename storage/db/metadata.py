@@ -529,7 +529,7 @@ class SqlSession(OutboxQueries, CollectorQueries):
         values = {
             "id": upload.id,
             "project_id": upload.project_id,
-            "repository_id": upload.repository_id,
+            "repository": upload.repository,
             "offset": upload.offset,
             "created_at": upload.created_at,
             "expires_at": upload.expires_at,

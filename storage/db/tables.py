@@ -94,7 +94,8 @@ class ManifestChild(SQLModel, table=True):
 class Upload(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=64)
     project_id: int = Field(foreign_key="project.id", index=True, ondelete="CASCADE")
-    repository_id: int = Field(foreign_key="repository.id", ondelete="CASCADE")
+    #: The target repository's full name: an upload does not create the repository.
+    repository: str = Field(max_length=255)
     #: Durable size of the upload's data; every append is checked against it.
     offset: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
     created_at: datetime

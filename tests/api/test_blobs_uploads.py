@@ -229,3 +229,85 @@ def test_completing_put_without_body_reuses_the_running_hash(
     wrong = oci.request("PUT", f"{location}?digest={digest_of(second)}", repo)
     assert wrong.status_code == 400
     assert wrong.json()["errors"][0]["code"] == "DIGEST_INVALID"
+
+
+def _listed(oci: OCIClient, project: str) -> list[str]:
+    """The catalog's repositories of ``project`` (the page right after its name)."""
+    token = oci.token("registry:catalog:*")
+    page = oci.client.get(
+        f"/v2/_catalog?n=50&last={project}", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert page.status_code == 200, page.text
+    return [name for name in page.json()["repositories"] if name.startswith(f"{project}/")]
+
+
+def _managed(oci: OCIClient, project: str) -> list[str]:
+    """The repositories the management API lists for ``project``."""
+    response = oci.client.get(
+        f"/api/v1/projects/{project}/repositories", auth=("admin", oci.password)
+    )
+    assert response.status_code == 200, response.text
+    return [str(entry["name"]) for entry in response.json()["items"]]
+
+
+def _tags(oci: OCIClient, repo: str) -> tuple[int, Any]:
+    response = oci.request("GET", f"/v2/{repo}/tags/list", repo)
+    return response.status_code, response.json()
+
+
+def test_an_upload_does_not_create_its_repository(oci: OCIClient, repo: str) -> None:
+    """A repository exists once it holds a linked blob or a manifest, not before."""
+    project = repo.split("/", 1)[0]
+    oci.push_image(repo, "v1")  # the project and one repository exist
+    blobs, images, mounted = (f"{project}/{path}" for path in ("blobs", "images", "mounted"))
+    location = oci.request("POST", f"/v2/{blobs}/blobs/uploads/", blobs).headers["location"]
+    assert oci.request("PATCH", location, blobs, content=b"half").status_code == 202
+    started = oci.request("POST", f"/v2/{images}/blobs/uploads/", images)
+    assert started.status_code == 202
+    missing = digest_of(b"not anywhere")
+    scopes = oci.token(f"repository:{mounted}:pull,push", f"repository:{repo}:pull")
+    fallback = oci.client.post(
+        f"/v2/{mounted}/blobs/uploads/?mount={missing}&from={repo}",
+        headers={"Authorization": f"Bearer {scopes}"},
+    )
+    assert fallback.status_code == 202  # an unknown blob: a plain upload, no repository
+    assert _listed(oci, project) == [repo]
+    assert _managed(oci, project) == [repo]
+    for name in (blobs, images, mounted):
+        status, body = _tags(oci, name)
+        assert status == 404, body
+        assert body["errors"][0]["code"] == "NAME_UNKNOWN"
+
+    done = oci.request(
+        "PUT", f"{location}?digest={digest_of(b'half-done')}", blobs, content=b"-done"
+    )
+    assert done.status_code == 201, done.text
+    assert _tags(oci, blobs) == (200, {"name": blobs, "tags": []})
+    pushed = oci.push_image(images, "v2")
+    assert _tags(oci, images) == (200, {"name": images, "tags": ["v2"]})
+    source = oci.push_blob(repo, b"mounted into a new repository")
+    linked = oci.client.post(
+        f"/v2/{mounted}/blobs/uploads/?mount={source}&from={repo}",
+        headers={"Authorization": f"Bearer {scopes}"},
+    )
+    assert linked.status_code == 201, linked.text
+    assert _listed(oci, project) == sorted([repo, blobs, images, mounted])
+    assert oci.request("GET", f"/v2/{images}/manifests/v2", images).content == pushed.payload
+
+
+def test_an_upload_refused_by_the_quota_creates_no_repository(oci: OCIClient, repo: str) -> None:
+    project = repo.split("/", 1)[0]
+    oci.push_image(repo, "v1")
+    quota = oci.client.put(
+        f"/api/v1/projects/{project}/quota", json={"bytes": 1}, auth=("admin", oci.password)
+    )
+    assert quota.status_code == 200, quota.text
+    target = f"{project}/refused"
+    data = b"over the quota"
+    url = f"/v2/{target}/blobs/uploads/?digest={digest_of(data)}"
+    refused = oci.request("POST", url, target, content=data)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["errors"][0]["code"] == "DENIED"
+    status, body = _tags(oci, target)
+    assert status == 404, body
+    assert _listed(oci, project) == [repo]

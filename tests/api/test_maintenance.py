@@ -29,8 +29,7 @@ def test_expired_upload_is_reaped_with_its_data(oci: OCIClient, repo: str) -> No
     assert patch.status_code == 202
     upload_id = location.rsplit("/", 1)[1]
     registry = _registry(oci)
-    repository = registry.repositories.find(RepositoryName.parse(repo))
-    assert repository is not None
+    repository = registry.repositories.push_target(RepositoryName.parse(repo), False)
     assert b"".join(registry.store.read_upload(repository.storage_id, upload_id)) == b"partial data"
     ttl = registry.settings.limits.upload_ttl_seconds
     assert registry.uploads.reap_expired(datetime.now(UTC)) == 0

@@ -104,9 +104,7 @@ def test_retention_deletes_what_no_rule_keeps_and_untagged_only_when_asked() -> 
         d.artifact.digest: d.retain for d in evaluate(policy, ImmutabilityPolicy(), artifacts, NOW)
     }
     assert decisions == {"d1": True, "d2": False, "d3": False}
-    assert all(
-        not d.retain for d in evaluate(RetentionPolicy(), ImmutabilityPolicy(), artifacts, NOW)
-    )
+    assert all(d.retain for d in evaluate(RetentionPolicy(), ImmutabilityPolicy(), artifacts, NOW))
 
 
 def test_quota_warning_crossing() -> None:
