@@ -115,8 +115,10 @@ def start_dev_server(settings: Settings) -> subprocess.Popen[bytes]:
     """
     layout = DevServerLayout(settings.data_dir / "temporal")
     layout.directory.mkdir(parents=True, exist_ok=True)
-    stop_orphan(layout)
+    stopped = stop_orphan(layout)
     port = settings.temporal.dev_port
+    if stopped is not None:
+        _wait_port_free(port)
     if _port_taken(port):
         raise RuntimeError(
             f"port {HOST}:{port} is in use by a process this data dir did not start; "
@@ -143,6 +145,13 @@ def _port_taken(port: int) -> bool:
     return False
 
 
+def _wait_port_free(port: int, timeout: float = STOP_TIMEOUT) -> None:
+    """Wait (bounded) until nothing accepts connections on the port any more."""
+    deadline = time.monotonic() + timeout
+    while _port_taken(port) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 def _command_line(pid: int) -> list[str] | None:
     """The running process's arguments (``/proc``), ``None`` when it is gone."""
     try:
@@ -150,6 +159,18 @@ def _command_line(pid: int) -> list[str] | None:
     except OSError:
         return None
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` still runs: it is gone or a zombie once it has closed its sockets.
+
+    (Its command line empties earlier, while the exiting process still holds its ports.)
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] not in {"Z", "X"}
 
 
 def stop_orphan(layout: DevServerLayout, timeout: float = STOP_TIMEOUT) -> int | None:
@@ -179,11 +200,12 @@ def stop_orphan(layout: DevServerLayout, timeout: float = STOP_TIMEOUT) -> int |
 def _signal_and_wait(pid: int, command: list[str], timeout: float) -> None:
     """SIGTERM ``pid``, then SIGKILL after ``timeout``; wait until it has gone (bounded)."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
+        if _command_line(pid) == command:  # NOTE: still ours (empty once it is exiting)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if _command_line(pid) != command:
+            if not _running(pid):
                 return
             time.sleep(0.1)
     raise RuntimeError(f"the orphaned Temporal dev server (pid {pid}) does not stop")
