@@ -7,7 +7,7 @@ holds only plain values: it must stay free of I/O imports.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 #: Task queue the worker polls unless configured otherwise.
@@ -71,22 +71,43 @@ class GcInput:
 
 @dataclass(frozen=True, slots=True)
 class GcStepResult:
-    """What one GC activity did: counters plus listed items (bounded)."""
+    """What one GC activity did, as counters (every attempt of the step).
+
+    The listed items are in the run's row (``gc_run``), written once by the batches
+    that decided them; ``items`` stays empty (histories recorded before held them).
+    """
 
     reviewed: int
     deleted: int
     kept: int
     bytes_freed: int
-    items: list[dict[str, Any]]
+    items: list[dict[str, Any]] = field(default_factory=list)
+    quarantined: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class GcRecordInput:
-    """State of a run to record (``running``, ``completed`` or ``failed``) and its report."""
+    """State of a run to record (``running``, ``completed`` or ``failed``) and its report.
+
+    Attributes:
+        run: The run's options.
+        state: The state to record.
+        report: The workflow's counters, used only when the row holds no progress.
+        report_json: The same as a JSON text (sent by workflows started before
+            ``report``; read when ``report`` is ``None``).
+    """
 
     run: GcInput
     state: str
     report_json: str | None = None
+    report: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GcRecordResult:
+    """The run's state as recorded (a finished run keeps its own: e.g. ``cancelled``)."""
+
+    state: str
 
 
 @dataclass(frozen=True, slots=True)

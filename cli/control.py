@@ -3,7 +3,8 @@
 Each command makes management-API calls over HTTP (``cli.api_client`` says where and
 with which credentials) and prints one JSON object on stdout. A failed call prints the
 problem details on stderr and exits 1; ``--wait`` polls a run until it leaves
-``queued``/``running`` (exit 1 when it ``failed``, 2 when ``--timeout`` passes first).
+``queued``/``running`` (exit 1 when it ``failed`` or was ``cancelled``, 2 when
+``--timeout`` passes first).
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def _finish(run: dict[str, Any], wait: bool) -> None:
             json.dumps({"title": "timed out", "detail": "the run has not finished"}), err=True
         )
         raise typer.Exit(2)
-    if run["state"] == "failed":
+    if run["state"] in {"failed", "cancelled"}:
         raise typer.Exit(1)
 
 
@@ -129,6 +130,12 @@ def gc_run(
 def gc_status(ctx: typer.Context, run_id: Annotated[str, typer.Argument()]) -> None:
     """State and report of a garbage-collection run."""
     _emit(lambda c: c.call("GET", f"/api/v1/system/gc/{run_id}"), ctx)
+
+
+@gc_app.command("cancel")
+def gc_cancel(ctx: typer.Context, run_id: Annotated[str, typer.Argument()]) -> None:
+    """Cancel a garbage-collection run (its workflow is cancelled, the run marked)."""
+    _emit(lambda c: c.call("POST", f"/api/v1/system/gc/{run_id}/cancel"), ctx)
 
 
 @gc_app.command("runs")
@@ -191,6 +198,15 @@ def retention_status(
 ) -> None:
     """State and report of one retention run."""
     _emit(lambda c: c.call("GET", _project_path(project, f"retention/runs/{run_id}")), ctx)
+
+
+@retention_app.command("cancel")
+def retention_cancel(
+    ctx: typer.Context, project: Project, run_id: Annotated[str, typer.Argument()]
+) -> None:
+    """Cancel one retention run (its workflow is cancelled, the run marked)."""
+    path = _project_path(project, f"retention/runs/{run_id}/cancel")
+    _emit(lambda c: c.call("POST", path), ctx)
 
 
 # immutability

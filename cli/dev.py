@@ -1,7 +1,9 @@
 """``moorage dev``: the whole registry on one machine, with no external service.
 
 One process runs the HTTP API (uvicorn) and the Temporal worker on one event loop,
-beside a Temporal dev server child process that keeps its state under the data dir.
+beside a Temporal dev server child process that keeps its state under the data dir. The
+child is supervised (``cli.temporal_dev.SupervisedDevServer``): restarted if it dies, and
+an orphan left by a crashed ``moorage dev`` is stopped before a new one starts.
 """
 
 from __future__ import annotations
@@ -19,12 +21,11 @@ from cli.dev_settings import with_admin_password, with_dev_temporal_address
 from cli.health import API_SERVICE, OVERALL, WORKER_SERVICE, HealthServer
 from cli.signals import exit_on_sigterm, stop_on_signals
 from cli.startup import prepare_installation
-from cli.temporal_dev import start_dev_server, stop_dev_server, wait_for_dev_server
+from cli.temporal_dev import SupervisedDevServer
 from cli.wiring import build_activities
 from cli.worker import run_worker
 
 if TYPE_CHECKING:
-    import subprocess
     from collections.abc import Awaitable, Sequence
 
     from temporalio.client import Client
@@ -45,23 +46,24 @@ def run_dev(settings: Settings, listen: Listen) -> None:
     exit_on_sigterm()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings = with_admin_password(with_dev_temporal_address(settings))
-    temporal = start_dev_server(settings)
+    temporal = SupervisedDevServer(settings)
+    temporal.start()
     try:
         prepare_installation(settings)
         asyncio.run(_serve(settings, listen, temporal))
     finally:
-        stop_dev_server(temporal)
+        temporal.stop()
 
 
-async def _serve(settings: Settings, listen: Listen, temporal: subprocess.Popen[bytes]) -> None:
+async def _serve(settings: Settings, listen: Listen, temporal: SupervisedDevServer) -> None:
     stop = asyncio.Event()
     with stop_on_signals(asyncio.get_running_loop(), stop.set):
         health = HealthServer((API_SERVICE, WORKER_SERVICE), port=settings.grpc_health_port)
         await health.start()
         try:
-            client = await _until_stopped(wait_for_dev_server(temporal, settings), stop)
+            client = await _until_stopped(temporal.ready(), stop)
             if client is not None:
-                await _serve_api_and_worker(settings, listen, client, health, stop)
+                await _serve_api_and_worker(settings, listen, client, health, stop, temporal)
         finally:
             await health.stop()
 
@@ -86,6 +88,7 @@ async def _serve_api_and_worker(
     client: Client,
     health: HealthServer,
     stop: asyncio.Event,
+    temporal: SupervisedDevServer,
 ) -> None:
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host=listen.host, port=listen.port)
@@ -104,17 +107,19 @@ async def _serve_api_and_worker(
         ),
         name="worker",
     )
+    supervisor = asyncio.create_task(temporal.supervise(stop), name="temporal")
+    tasks = {api, worker, supervisor}
     try:
         await _until_stopped(_wait_ready(server, api, worker, polling), stop)
         if not stop.is_set():
             await health.set_serving(OVERALL, API_SERVICE)
             _announce(settings, listen)
-        await _until_stopped(asyncio.wait({api, worker}, return_when=asyncio.FIRST_COMPLETED), stop)
+        await _until_stopped(asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED), stop)
     finally:
         stop.set()
         server.should_exit = True
         await health.set_not_serving(OVERALL, API_SERVICE)
-        results = await asyncio.gather(api, worker, return_exceptions=True)
+        results = await asyncio.gather(*tasks, return_exceptions=True)
     _raise_first_error(results)
 
 

@@ -1,4 +1,10 @@
-"""Temporal Schedules that Moorage keeps in place."""
+"""Temporal Schedules that Moorage keeps in step with its settings.
+
+The worker calls the ``ensure_*`` functions on every start: a missing schedule is
+created, an existing one takes the configured interval and arguments, and a job turned
+off in the settings (interval 0) has its schedule paused. The daily jobs start at
+different times of the day (:func:`spread`).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +21,9 @@ from temporalio.client import (
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleSpec,
+    ScheduleUpdate,
 )
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.contracts import (
     GcInput,
@@ -54,9 +62,11 @@ def reap_uploads_schedule(
 
 
 async def ensure_schedule(client: Client, schedule_id: str, schedule: Schedule) -> bool:
-    """Create the schedule unless one with that id exists; safe to call on every start.
+    """Create the schedule, or make the existing one follow ``schedule``; safe on every start.
 
-    An existing schedule is left as it is (operators may have paused or edited it).
+    An existing schedule gets ``schedule``'s spec, action and policy, and is unpaused
+    when ``schedule`` is not paused: settings changed in configuration reach it at the
+    next worker start (an operator's edits in the Temporal UI last until then).
 
     Returns:
         True if this call created the schedule.
@@ -64,10 +74,47 @@ async def ensure_schedule(client: Client, schedule_id: str, schedule: Schedule) 
     try:
         await client.create_schedule(schedule_id, schedule)
     except ScheduleAlreadyRunningError:
-        logger.debug("schedule %s already exists", schedule_id)
+        handle = client.get_schedule_handle(schedule_id)
+        await handle.update(lambda _: ScheduleUpdate(schedule=schedule))
+        described = await handle.describe()
+        if described.schedule.state.paused and not schedule.state.paused:
+            await handle.unpause(note=FOLLOWS_SETTINGS)
+        logger.info("schedule %s follows the settings", schedule_id)
         return False
     logger.info("created schedule %s", schedule_id)
     return True
+
+
+async def pause_schedule(client: Client, schedule_id: str, note: str) -> bool:
+    """Pause the schedule if it exists and runs (its job was turned off in the settings).
+
+    Returns:
+        True if this call paused it.
+    """
+    handle = client.get_schedule_handle(schedule_id)
+    try:
+        described = await handle.describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    if described.schedule.state.paused:
+        return False
+    await handle.pause(note=note)
+    logger.info("paused schedule %s: %s", schedule_id, note)
+    return True
+
+
+def spread(slot: int, every: timedelta) -> timedelta:
+    """Offset of the ``slot``-th daily job into its interval, so jobs do not start together.
+
+    Intervals count from the Unix epoch, so every daily job would start at 00:00 UTC:
+    slot ``n`` starts ``n`` hours later for intervals of a day or more, ``n``/24 of the
+    interval later for shorter ones (always less than the interval).
+    """
+    if every >= timedelta(days=1):
+        return timedelta(hours=slot)
+    return every * slot / 24
 
 
 async def ensure_reap_uploads_schedule(
@@ -85,6 +132,12 @@ async def ensure_reap_uploads_schedule(
 GC_SCHEDULE_ID: Final = "moorage-gc"
 RETENTION_SCHEDULE_ID: Final = "moorage-retention"
 QUOTA_SCHEDULE_ID: Final = "moorage-quota-reconcile"
+KEY_ROTATION_SCHEDULE_ID: Final = "moorage-key-rotation"
+#: Slots of the daily jobs (see :func:`spread`): retention first (it makes garbage), then
+#: GC, quota reconciliation (after GC freed space) and key rotation.
+RETENTION_SLOT, GC_SLOT, QUOTA_SLOT, KEY_ROTATION_SLOT = 1, 2, 3, 4
+#: Note on a schedule that follows the settings again.
+FOLLOWS_SETTINGS: Final = "enabled in the settings"
 
 
 async def _ensure_periodic(
@@ -95,68 +148,94 @@ async def _ensure_periodic(
     *,
     task_queue: str,
     every_seconds: int,
+    slot: int,
+    setting: str,
 ) -> bool:
-    """Make sure ``run(argument)`` is started every ``every_seconds`` (never when 0).
+    """Make ``run(argument)`` start every ``every_seconds``; 0 pauses an existing schedule.
 
-    Overlapping runs are skipped, and a run missed for longer than one interval is not
-    caught up.
+    The interval is offset by :func:`spread` of ``slot``. Overlapping runs are skipped,
+    and a run missed for longer than one interval is not caught up. ``setting`` names
+    the setting that turned the job off, in the paused schedule's note.
 
     Returns:
         True if this call created the schedule.
     """
     if every_seconds <= 0:
+        await pause_schedule(client, schedule_id, f"disabled in the settings ({setting} = 0)")
         return False
     every = timedelta(seconds=every_seconds)
     schedule = Schedule(
         action=ScheduleActionStartWorkflow(
             run, argument, id=f"{schedule_id}-run", task_queue=task_queue
         ),
-        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
+        spec=ScheduleSpec(
+            intervals=[ScheduleIntervalSpec(every=every, offset=spread(slot, every))]
+        ),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=every),
     )
     return await ensure_schedule(client, schedule_id, schedule)
 
 
 async def ensure_gc_schedule(
-    client: Client, *, task_queue: str, every_seconds: int, delete_untagged: bool
+    client: Client,
+    *,
+    task_queue: str,
+    every_seconds: int,
+    delete_untagged: bool,
+    schedule_id: str = GC_SCHEDULE_ID,
 ) -> bool:
-    """Make sure the periodic GC schedule exists (not when ``every_seconds`` is 0)."""
+    """Make the periodic GC schedule follow the settings (paused when ``every_seconds`` is 0)."""
     argument = GcInput(run_id="", delete_untagged=delete_untagged)
     return await _ensure_periodic(
         client,
-        GC_SCHEDULE_ID,
+        schedule_id,
         GarbageCollectionWorkflow.run,
         argument,
         task_queue=task_queue,
         every_seconds=every_seconds,
+        slot=GC_SLOT,
+        setting="control.gc_every_seconds",
     )
 
 
-async def ensure_retention_schedule(client: Client, *, task_queue: str, every_seconds: int) -> bool:
-    """Make sure retention runs periodically over every project with a policy."""
+async def ensure_retention_schedule(
+    client: Client,
+    *,
+    task_queue: str,
+    every_seconds: int,
+    schedule_id: str = RETENTION_SCHEDULE_ID,
+) -> bool:
+    """Make retention run periodically over every project with a policy (0: paused)."""
     return await _ensure_periodic(
         client,
-        RETENTION_SCHEDULE_ID,
+        schedule_id,
         RetentionWorkflow.run,
         RetentionInput(run_id=""),
         task_queue=task_queue,
         every_seconds=every_seconds,
+        slot=RETENTION_SLOT,
+        setting="control.policy_every_seconds",
     )
 
 
-async def ensure_quota_schedule(client: Client, *, task_queue: str, every_seconds: int) -> bool:
-    """Make sure quota reconciliation runs periodically."""
+async def ensure_quota_schedule(
+    client: Client,
+    *,
+    task_queue: str,
+    every_seconds: int,
+    schedule_id: str = QUOTA_SCHEDULE_ID,
+) -> bool:
+    """Make quota reconciliation run periodically (0: paused)."""
     return await _ensure_periodic(
         client,
-        QUOTA_SCHEDULE_ID,
+        schedule_id,
         QuotaReconcileWorkflow.run,
         ReconcileInput(),
         task_queue=task_queue,
         every_seconds=every_seconds,
+        slot=QUOTA_SLOT,
+        setting="control.policy_every_seconds",
     )
-
-
-KEY_ROTATION_SCHEDULE_ID: Final = "moorage-key-rotation"
 
 
 async def ensure_key_rotation_schedule(
@@ -167,7 +246,7 @@ async def ensure_key_rotation_schedule(
     grace_seconds: int,
     schedule_id: str = KEY_ROTATION_SCHEDULE_ID,
 ) -> bool:
-    """Make sure the signing key is rotated every ``every_days`` days (never when 0).
+    """Make the signing key rotate every ``every_days`` days (0: paused).
 
     Each run adds a key named after its scheduled time and retires the replaced key
     ``grace_seconds`` later, once every token it signed has expired.
@@ -182,4 +261,6 @@ async def ensure_key_rotation_schedule(
         KeyRotationInput(grace_seconds=grace_seconds),
         task_queue=task_queue,
         every_seconds=every_days * 24 * 3600,
+        slot=KEY_ROTATION_SLOT,
+        setting="auth.key_rotation_days",
     )

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
+
+#: The ``event`` of a blob tombstone whose object could not be deleted (a GC run retries
+#: it once, then goes on; its report says why).
+QUARANTINED: Final = "quarantined"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +41,8 @@ class ManifestReview:
     #: ``None`` once the repository (or its project) is gone.
     project_id: int | None
     storage_id: str | None
+    #: The repository's full name (``<project>/<path>``); ``None`` once it is gone.
+    repository: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from api.auth import require_admin
 from api.context import registry_of
+from api.run_control import run_control_of
 from core.control_records import GcRunRecord
 from core.services.gc_runs import GcRunService
 
@@ -75,10 +76,18 @@ class GcController(Controller):
         await require_admin(request, registry_of(request))
         limit = max(1, min(limit, 100))
         runs = await anyio.to_thread.run_sync(_service(request).history, "gc", None, limit)
+        runs = await run_control_of(registry_of(request)).reconciled_all(runs)
         return [GcRunOut.of(run) for run in runs]
 
     @get("/{run_id:str}", summary="State and report of a garbage-collection run")
     async def read_run(self, request: Request[Any, Any, Any], run_id: FromPath[str]) -> GcRunOut:
         await require_admin(request, registry_of(request))
         run = await anyio.to_thread.run_sync(_service(request).get, run_id)
-        return GcRunOut.of(run)
+        return GcRunOut.of(await run_control_of(registry_of(request)).reconciled(run))
+
+    @post("/{run_id:str}/cancel", summary="Cancel a garbage-collection run", status_code=200)
+    async def cancel_run(self, request: Request[Any, Any, Any], run_id: FromPath[str]) -> GcRunOut:
+        caller = await require_admin(request, registry_of(request))
+        run = await anyio.to_thread.run_sync(_service(request).get, run_id)
+        control = run_control_of(registry_of(request))
+        return GcRunOut.of(await control.cancel(run, caller.subject))

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from api.context import identity_of, registry_of
 from api.controllers.gc import GcRunOut
 from api.principal import api_caller, require_caller
+from api.run_control import run_control_of
 from core.access import Identity
 from core.policies import ImmutabilityPolicy
 from core.retention import RetentionPolicy
@@ -129,6 +130,7 @@ class PolicyController(Controller):
         caller = await api_caller(request, registry_of(request))
         service = _service(request)
         found = await anyio.to_thread.run_sync(service.retention_runs, caller, project, 50)
+        found = await run_control_of(registry_of(request)).reconciled_all(found)
         return [GcRunOut.of(run) for run in found]
 
     @get("/retention/runs/{run_id:str}", summary="State and report of a retention run")
@@ -138,7 +140,17 @@ class PolicyController(Controller):
         caller = await api_caller(request, registry_of(request))
         service = _service(request)
         run = await anyio.to_thread.run_sync(service.retention_run, caller, project, run_id)
-        return GcRunOut.of(run)
+        return GcRunOut.of(await run_control_of(registry_of(request)).reconciled(run))
+
+    @post("/retention/runs/{run_id:str}/cancel", summary="Cancel a retention run", status_code=200)
+    async def cancel_retention_run(
+        self, request: Request[Any, Any, Any], project: FromPath[str], run_id: FromPath[str]
+    ) -> GcRunOut:
+        caller = await require_caller(request, registry_of(request))
+        service = _service(request)
+        run = await anyio.to_thread.run_sync(service.retention_run_to_run, caller, project, run_id)
+        control = run_control_of(registry_of(request))
+        return GcRunOut.of(await control.cancel(run, caller.subject))
 
 
 class RunIn(BaseModel):

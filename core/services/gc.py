@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from core.control_records import QUARANTINED, BlobReview
 from core.digests import Digest
 from core.ports import BlobStore, Metadata, MetadataSession
 from core.records import RepositoryRecord
@@ -63,7 +64,10 @@ class GarbageCollector:
                 )
                 if not dry_run:
                     repository = RepositoryRecord(
-                        review.repository_id, review.project_id, "", review.storage_id or ""
+                        review.repository_id,
+                        review.project_id,
+                        review.repository or "",
+                        review.storage_id or "",
                     )
                     self._delete_manifest(session, repository, review.digest)
             if not dry_run:
@@ -113,22 +117,54 @@ class GarbageCollector:
                 session.commit()
         return report
 
-    def finish_tombstones(self, limit: int) -> int:
+    def finish_tombstones(
+        self, limit: int, *, run_id: str | None = None, quarantined: bool = False
+    ) -> int:
         """Delete the objects of tombstoned blobs, each under its tombstone's lock.
 
         One short transaction per object, so a push waiting on the same row (or, on
-        SQLite, on the write lock) waits for one storage delete at most.
+        SQLite, on the write lock) waits for one storage delete at most. An object that
+        cannot be deleted (a directory where its file was, a refused delete) is
+        *quarantined*: its tombstone stays, marked, and the run's report lists it with
+        the reason; the run goes on. ``quarantined`` takes the marked tombstones instead
+        (each is tried once per call: the caller's retry of earlier failures); one
+        deleted now counts as deleted by ``run_id``.
+
+        Returns:
+            How many tombstones were taken.
         """
         with self._metadata.read() as session:
-            tombstones = session.blob_tombstones(limit, lock=False)
+            tombstones = session.blob_tombstones(limit, lock=False, quarantined=quarantined)
         for tombstone in tombstones:
             with self._metadata.write() as session:
                 if session.blob_tombstoned(tombstone.project_id, tombstone.digest):
-                    digest = Digest.parse(tombstone.digest)
-                    self._store.delete_blob(tombstone.storage_id, digest)
-                    session.drop_blob_review(tombstone.project_id, tombstone.digest)
+                    report = self._finish_tombstone(session, tombstone)
+                    self._count(session, run_id, gc_progress.BLOBS, report)
                 session.commit()
         return len(tombstones)
+
+    def _finish_tombstone(self, session: MetadataSession, tombstone: BlobReview) -> GcReport:
+        """Delete one tombstone's object and the tombstone, or quarantine it."""
+        report = GcReport()
+        try:
+            self._store.delete_blob(tombstone.storage_id, Digest.parse(tombstone.digest))
+        except Exception as exc:  # noqa: BLE001 - any refusal quarantines this one object
+            session.quarantine_blob_tombstone(tombstone.project_id, tombstone.digest)
+            report.reviewed, report.quarantined = 1, 1
+            reason = f"cannot delete the object: {type(exc).__name__}: {exc}"
+            report.note(kind="blob", digest=tombstone.digest, action="quarantine", reason=reason)
+            return report
+        session.drop_blob_review(tombstone.project_id, tombstone.digest)
+        if tombstone.event == QUARANTINED:
+            report.reviewed, report.deleted, report.bytes_freed = 1, 1, tombstone.size
+            report.note(
+                kind="blob",
+                digest=tombstone.digest,
+                action="delete",
+                reason="quarantined object deleted",
+                size=tombstone.size,
+            )
+        return report
 
     def sweep_orphans(
         self,

@@ -16,6 +16,7 @@ Consistency guarantees:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import TYPE_CHECKING, Any, Final
 
@@ -33,7 +34,7 @@ MANIFESTS: Final = "manifests"
 BLOBS: Final = "blobs"
 ORPHANS: Final = "orphans"
 #: The counters of a report.
-COUNTERS: Final = ("reviewed", "deleted", "kept", "bytes_freed")
+COUNTERS: Final = ("reviewed", "deleted", "kept", "bytes_freed", "quarantined")
 #: Entries a run's report lists over all its steps (counters stay exact beyond it).
 ITEMS_MAX: Final = 1000
 
@@ -62,6 +63,7 @@ def add_step(
         return  # NOTE: nothing to add (a sweep of a tenant without orphans)
     entry["deleted"] += report.deleted
     entry["bytes_freed"] += report.bytes_freed
+    entry["quarantined"] = entry.get("quarantined", 0) + report.quarantined
     if tenant is None:
         entry["reviewed"] += report.reviewed
         entry["kept"] += report.kept
@@ -74,6 +76,30 @@ def add_step(
     entry["items"].extend(report.items[: max(room, 0)])
     progress.update({key: sum(_totals(other)[key] for other in steps.values()) for key in COUNTERS})
     save_progress(session, run_id, progress)
+
+
+def set_dry_step(session: MetadataSession, run_id: str, step: str, report: GcReport) -> None:
+    """Store what a dry run's ``step`` would do as the step's progress (replacing it).
+
+    A dry run changes nothing, so a retried step finds the same and replaces its entry.
+    """
+    progress = locked_progress(session, run_id)
+    if progress is None:
+        return
+    steps: dict[str, dict[str, Any]] = progress.setdefault("steps", {})
+    steps.pop(step, None)
+    room = ITEMS_MAX - sum(len(other["items"]) for other in steps.values())
+    steps[step] = {key: getattr(report, key) for key in COUNTERS} | {
+        "items": report.items[: max(room, 0)]
+    }
+    progress.update({key: sum(_totals(other)[key] for other in steps.values()) for key in COUNTERS})
+    save_progress(session, run_id, progress)
+
+
+def summary(run: GcRunRecord, step: str | None = None) -> dict[str, int]:
+    """The counters of the run's ``step`` (every step when ``None``), without items."""
+    report = final_report(run) if step is None else step_report(run, step)
+    return {key: int((report or {}).get(key, 0)) for key in COUNTERS}
 
 
 def _totals(entry: dict[str, Any]) -> dict[str, int]:
@@ -112,17 +138,21 @@ def final_report(run: GcRunRecord) -> dict[str, Any] | None:
 
 
 def close_run(
-    session: MetadataSession, run: GcRunRecord, reported: str | None, now: datetime
-) -> None:
+    session: MetadataSession, run: GcRunRecord, reported: dict[str, Any] | None, now: datetime
+) -> GcRunRecord:
     """Record the run's final state (``run.state``) and its report, once.
 
     The report is built from the row's progress; ``reported`` (the workflow's own sums)
-    is used only when the row holds none (dry runs). A finished run stays as it is.
+    is used only when the row holds none. A finished run stays as it is.
+
+    Returns:
+        The row as it now is.
     """
     session.add_gc_run(run)
     current = session.gc_run_for_update(run.id)
     if current is not None and current.state in FINISHED:
-        return
+        return current
     built = final_report(current) if current is not None else None
-    report = json.dumps(built) if built is not None else reported or "{}"
+    report = json.dumps(built if built is not None else reported or {})
     session.finish_gc_run(run.id, run.state, report, now)
+    return dataclasses.replace(current or run, state=run.state, report=report)

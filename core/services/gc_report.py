@@ -17,6 +17,8 @@ class GcReport:
     deleted: int = 0
     kept: int = 0
     bytes_freed: int = 0
+    #: Objects that could not be deleted (their tombstones stay, retried by later runs).
+    quarantined: int = 0
     items: list[dict[str, Any]] = field(default_factory=list)
 
     def note(self, **item: Any) -> None:
@@ -28,5 +30,6 @@ class GcReport:
         self.deleted += other.deleted
         self.kept += other.kept
         self.bytes_freed += other.bytes_freed
+        self.quarantined += other.quarantined
         for item in other.items:
             self.note(**item)

@@ -96,6 +96,11 @@ class ProjectPolicies:
         self._require(caller, project, "retention", "history")
         return self._runs.history("retention", project, limit)
 
+    def retention_run_to_run(self, caller: Identity, project: str, run_id: str) -> GcRunRecord:
+        """One retention run of the project, for a caller who may run retention (cancel)."""
+        self._require(caller, project, "retention", "run")
+        return self.retention_run(caller, project, run_id)
+
     def retention_run(self, caller: Identity, project: str, run_id: str) -> GcRunRecord:
         """One retention run of the project; a run of another project answers 404."""
         self._require(caller, project, "retention", "read")

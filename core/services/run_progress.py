@@ -9,7 +9,7 @@ that makes the change, and the retry adds to that.
 Consistency guarantees:
 - A count commits together with the change it counts, or neither commits. The row is
   locked while it is added to, so two attempts of one run never lose each other's counts.
-- A finished run (``completed`` or ``failed``) is never changed again: a late or
+- A finished run (``completed``, ``failed`` or ``cancelled``) is never changed again: a late or
   re-delivered attempt leaves the recorded state and report as they are.
 """
 
@@ -24,7 +24,7 @@ from core.control_records import GcRunRecord
 from core.ports import MetadataSession
 
 #: States of a run that nothing changes any more.
-FINISHED: Final = frozenset({"completed", "failed"})
+FINISHED: Final = frozenset({"completed", "failed", "cancelled"})
 
 
 def report_of(run: GcRunRecord) -> dict[str, Any]:

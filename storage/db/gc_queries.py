@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, delete, exists, select, update
 
-from core.control_records import BlobReview, GcRunRecord, ManifestReview
+from core.control_records import QUARANTINED, BlobReview, GcRunRecord, ManifestReview
 from storage.db.control_tables import ControlRun, GcBlobReview, GcManifestReview, GcOrphan
 from storage.db.outbox_queries import table_of
 from storage.db.tables import (
@@ -206,8 +206,15 @@ class CollectorQueries(ReviewQueueQueries):
             query = self._locking(query, skip_locked=True)
         return [BlobReview(*row) for row in self._c.execute(query)]
 
-    def blob_tombstones(self, limit: int, lock: bool) -> list[BlobReview]:
-        query = select(*_BLOB_REVIEW_COLUMNS).where(BLOB_REVIEW.c.state == "deleting").limit(limit)
+    def blob_tombstones(
+        self, limit: int, lock: bool, *, quarantined: bool = False
+    ) -> list[BlobReview]:
+        marked = BLOB_REVIEW.c.event == QUARANTINED
+        query = (
+            select(*_BLOB_REVIEW_COLUMNS)
+            .where(BLOB_REVIEW.c.state == "deleting", marked if quarantined else ~marked)
+            .limit(limit)
+        )
         if lock:
             query = self._locking(query, skip_locked=True)
         return [BlobReview(*row) for row in self._c.execute(query)]
@@ -244,6 +251,17 @@ class CollectorQueries(ReviewQueueQueries):
             .values(state="deleting", size=size)
         )
 
+    def quarantine_blob_tombstone(self, project_id: int, digest: str) -> None:
+        self._c.execute(
+            update(BLOB_REVIEW)
+            .where(
+                BLOB_REVIEW.c.project_id == project_id,
+                BLOB_REVIEW.c.digest == digest,
+                BLOB_REVIEW.c.state == "deleting",
+            )
+            .values(event=QUARANTINED)
+        )
+
     def drop_blob_review(self, project_id: int, digest: str) -> None:
         self._c.execute(
             delete(BLOB_REVIEW).where(
@@ -259,6 +277,7 @@ class CollectorQueries(ReviewQueueQueries):
                 MANIFEST_REVIEW.c.event,
                 _REPOSITORY.c.project_id,
                 _PROJECT.c.storage_id,
+                _REPOSITORY.c.name,
             )
             .outerjoin(_REPOSITORY, _REPOSITORY.c.id == MANIFEST_REVIEW.c.repository_id)
             .outerjoin(_PROJECT, _PROJECT.c.id == _REPOSITORY.c.project_id)

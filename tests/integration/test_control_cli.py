@@ -169,3 +169,32 @@ def test_errors_go_to_stderr_as_problem_details(deployment: Deployment) -> None:
     invalid = deployment.moorage("immutability", "set", project, str(bad))
     assert invalid.code != 0
     assert json.loads(invalid.err)["title"] == "invalid input"
+
+
+def test_gc_and_retention_runs_are_cancelled_from_the_shell(
+    tmp_path: Path, temporal_server: TemporalServer
+) -> None:
+    """An API without a worker: the requested runs wait in the outbox until cancelled."""
+    env = {
+        "MOORAGE_DATA_DIR": str(tmp_path / "data"),
+        "MOORAGE_TEMPORAL__ADDRESS": temporal_server.address,
+        "MOORAGE_TEMPORAL__TASK_QUEUE": f"q-{uuid.uuid4().hex}",
+    }
+    server = start_moorage(tmp_path / "api", env)
+    try:
+        idle = Deployment(server, tmp_path)
+        gc = idle.ok("gc", "run")
+        cancelled = idle.ok("gc", "cancel", gc["id"])
+        assert (cancelled["id"], cancelled["state"]) == (gc["id"], "cancelled")
+        assert idle.ok("gc", "status", gc["id"])["state"] == "cancelled"
+        again = idle.moorage("gc", "cancel", gc["id"])
+        assert again.code == 1
+        assert json.loads(again.err)["status"] == 409
+
+        project = _project(idle)
+        retention = idle.ok("retention", "run", project, "--dry-run")
+        stopped = idle.ok("retention", "cancel", project, retention["id"])
+        assert (stopped["id"], stopped["state"]) == (retention["id"], "cancelled")
+        assert idle.ok("retention", "status", project, retention["id"])["state"] == "cancelled"
+    finally:
+        server.stop()

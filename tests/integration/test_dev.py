@@ -8,11 +8,13 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
+import httpx
 import pytest
 from temporalio.client import Client
 from temporalio.service import RPCError
@@ -31,8 +33,10 @@ START_TIMEOUT = 120.0
 STOP_TIMEOUT = 60.0
 
 
-def start_dev(tmp_path: Path, data_dir: Path, name: str) -> tuple[ManagedProcess, int, int, int]:
-    port, temporal_port, ui_port = free_port(), free_port(), free_port()
+def start_dev(
+    tmp_path: Path, data_dir: Path, name: str, ports: tuple[int, int, int] | None = None
+) -> tuple[ManagedProcess, int, int, int]:
+    port, temporal_port, ui_port = ports or (free_port(), free_port(), free_port())
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOORAGE_")}
     env["PYTHONUNBUFFERED"] = "1"
     process = spawn(
@@ -64,6 +68,12 @@ def temporal_pid(log: Path) -> int:
     return int(match.group(1))
 
 
+def temporal_pids(log: Path) -> list[int]:
+    """Every Temporal dev server PID the log announces, in order."""
+    text = log.read_text(encoding="utf-8")
+    return [int(pid) for pid in re.findall(r"Temporal dev server started \(pid (\d+)\)", text)]
+
+
 async def reap_through_temporal(temporal_port: int) -> ReapUploadsResult:
     """Run the reaper workflow on the embedded worker, with the real activity."""
     client = await Client.connect(f"{LOOPBACK}:{temporal_port}")
@@ -85,11 +95,37 @@ async def reap_through_temporal(temporal_port: int) -> ReapUploadsResult:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie left for a reaper that never comes does not)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+    except OSError:
         return False
-    return True
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def gc_completes(port: int, data_dir: Path) -> None:
+    """A GC run requested through the API is carried out by the worker (bounded)."""
+    password = (data_dir / PASSWORD_FILE).read_text(encoding="utf-8").strip()
+    with httpx.Client(base_url=f"http://{LOOPBACK}:{port}", auth=("admin", password)) as http:
+        started = http.post("/api/v1/system/gc", json={"review_delay_seconds": 0})
+        assert started.status_code == 202, started.text
+        url = f"/api/v1/system/gc/{started.json()['id']}"
+        deadline = time.monotonic() + START_TIMEOUT
+        while (state := http.get(url).json()["state"]) in {"queued", "running"}:
+            assert time.monotonic() < deadline, f"the GC run is still {state}"
+            time.sleep(0.3)
+    assert state == "completed"
+
+
+def wait_ready(process: ManagedProcess, port: int) -> None:
+    ready = partial(answers, LOOPBACK, port, "/healthz")
+    process.wait_until(ready, timeout=START_TIMEOUT, what="GET /healthz = 200")
+
+
+def terminate(process: ManagedProcess) -> None:
+    process.popen.send_signal(signal.SIGTERM)
+    code = process.popen.wait(timeout=STOP_TIMEOUT)
+    assert code == 0, process.log_path.read_text(encoding="utf-8")
 
 
 def run_until_ready_then_terminate(tmp_path: Path, data_dir: Path, name: str) -> str:
@@ -131,3 +167,55 @@ def test_dev_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
     second = run_until_ready_then_terminate(tmp_path, data_dir, "second")
     assert password not in second
     assert str(data_dir.resolve() / PASSWORD_FILE) in second
+
+
+def test_dev_restarts_a_temporal_server_that_died(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    process, port, _, _ = start_dev(tmp_path, data_dir, "supervised")
+    try:
+        wait_ready(process, port)
+        (first,) = temporal_pids(process.log_path)
+        os.kill(first, signal.SIGKILL)
+        restarted = partial(lambda: len(temporal_pids(process.log_path)) == 2)
+        process.wait_until(restarted, timeout=START_TIMEOUT, what="the server restarted")
+        second = temporal_pids(process.log_path)[1]
+        assert "restarting it" in process.log_path.read_text(encoding="utf-8")
+        gc_completes(port, data_dir)
+        assert pid_alive(second)
+        terminate(process)
+        assert not pid_alive(second)
+    except (AssertionError, subprocess.TimeoutExpired):
+        print(process.log_path.read_text(encoding="utf-8"))
+        raise
+    finally:
+        process.stop()
+
+
+def test_dev_after_a_kill_replaces_the_orphaned_temporal_server(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    crashed, port, temporal_port, ui_port = start_dev(tmp_path, data_dir, "crashed")
+    try:
+        wait_ready(crashed, port)
+        orphan = temporal_pid(crashed.log_path)
+        crashed.popen.kill()
+        crashed.popen.wait(timeout=STOP_TIMEOUT)
+        assert pid_alive(orphan)  # NOTE: the crash left the server running
+    finally:
+        crashed.stop()
+    process, _, _, _ = start_dev(tmp_path, data_dir, "again", (port, temporal_port, ui_port))
+    try:
+        wait_ready(process, port)
+        assert not pid_alive(orphan), "the orphan still runs"
+        (own,) = temporal_pids(process.log_path)
+        assert own != orphan
+        gc_completes(port, data_dir)
+        terminate(process)
+        assert not pid_alive(own)
+        assert not (data_dir / "temporal" / "server.pid").exists()
+    except (AssertionError, subprocess.TimeoutExpired):
+        print(process.log_path.read_text(encoding="utf-8"))
+        raise
+    finally:
+        process.stop()
+        if pid_alive(orphan):
+            os.kill(orphan, signal.SIGKILL)

@@ -16,6 +16,7 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 def test_every_workflow_has_a_recorded_history() -> None:
     assert {path.stem for path in HISTORIES} >= {
         "gc",
+        "gc_summary",
         "event",
         "retention",
         "reap_uploads",
