@@ -1,7 +1,8 @@
 """Record one history per workflow for the replay test.
 
-Run ``python -m tests.workflows.record_histories`` after an intended change of a
-workflow's commands (and keep the old file under a new name if old runs must replay).
+Run ``python -m tests.workflows.record_histories [NAME ...]`` after an intended change of a
+workflow's commands (and keep the old file under a new name if old runs must replay);
+with names, only those histories are recorded again.
 It starts a private Temporal dev server, runs each workflow against stand-in activities
 registered under the real activity names, and writes ``histories/<workflow>.json``.
 """
@@ -9,6 +10,7 @@ registered under the real activity names, and writes ``histories/<workflow>.json
 from __future__ import annotations
 
 import asyncio
+import sys
 import tempfile
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -43,9 +45,12 @@ from activities.contracts import (
     RotateKeyInput,
 )
 from cli.worker import build_worker
+from core.event_batches import EventBatch, EventValue
+from core.subscribers import LOG_EVENTS
 from tests.services.temporal import start_temporal
 from workflows import (
     ArtifactEventWorkflow,
+    EventBatchWorkflow,
     GarbageCollectionWorkflow,
     KeyRotationWorkflow,
     QuotaReconcileWorkflow,
@@ -73,6 +78,11 @@ def record_run(params: GcRecordInput) -> None:
 @activity.defn(name=HANDLE_EVENT)
 def handle_event(params: EventInput) -> str:
     return params.kind
+
+
+@activity.defn(name=LOG_EVENTS)
+def deliver_events(batch: EventBatch) -> int:
+    return len(batch.events)
 
 
 @activity.defn(name=RUN_RETENTION)
@@ -104,9 +114,13 @@ def retire_keys(params: RetireKeysInput) -> list[str]:
     return ["old"]
 
 
+_EVENT = EventValue(1, "manifest.pushed", 1, "p/a", None, "v1", None, "2026-12-03T04:00:00+00:00")
+#: What to record: ``histories/<name>.json`` of each run (pass names to record only those;
+#: ``event`` is the former per-event workflow, kept to prove old runs still replay).
 RUNS: list[tuple[str, Any, Any]] = [
     ("gc", GarbageCollectionWorkflow.run, GcInput("gc-record", delete_untagged=True)),
     ("event", ArtifactEventWorkflow.run, EventInput(1, "manifest.pushed", 1, "p/a", None, None)),
+    ("event_batch", EventBatchWorkflow.run, EventBatch("log", LOG_EVENTS, 1, [_EVENT, _EVENT])),
     ("retention", RetentionWorkflow.run, RetentionInput("retention-record", "p")),
     ("reap_uploads", ReapUploadsWorkflow.run, ReapUploadsInput(3600)),
     ("quota", QuotaReconcileWorkflow.run, ReconcileInput("quota-record")),
@@ -114,12 +128,13 @@ RUNS: list[tuple[str, Any, Any]] = [
 ]
 
 
-async def record(address: str) -> None:
+async def record(address: str, names: set[str]) -> None:
     client = await Client.connect(address)
     task_queue = f"record-{uuid.uuid4().hex}"
     activities = [
         record_run,
         handle_event,
+        deliver_events,
         run_retention,
         reap,
         reconcile,
@@ -132,6 +147,8 @@ async def record(address: str) -> None:
             client, task_queue=task_queue, activities=activities, executor=executor
         ):
             for name, run, arg in RUNS:
+                if names and name not in names:
+                    continue
                 handle = await client.start_workflow(
                     run, arg, id=f"{name}-{uuid.uuid4().hex}", task_queue=task_queue
                 )
@@ -144,7 +161,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as workdir:
         server = start_temporal(Path(workdir))
         try:
-            asyncio.run(record(server.address))
+            asyncio.run(record(server.address, set(sys.argv[1:])))
         finally:
             server.stop()
 

@@ -17,6 +17,7 @@ def test_every_workflow_has_a_recorded_history() -> None:
     assert {path.stem for path in HISTORIES} >= {
         "gc",
         "event",
+        "event_batch",
         "retention",
         "reap_uploads",
         "quota",
