@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ from tests.api.oci import (
     digest_of,
     unique_project,
 )
+from tests.conftest import BACKENDS
 from tests.services.control_backends import control_settings
 from tests.services.temporal import TemporalServer
 
@@ -59,14 +61,32 @@ DELIVER_TEST = "deliver_events_test"
 
 
 class Recorder:
-    """The test subscriber's activity: appends one JSON line per event it receives."""
+    """The test subscriber's activity: appends one JSON line per event it receives.
 
-    def __init__(self, path: Path) -> None:
+    Its first batch is held until ``hold_first()`` is true (bounded): the test holds it
+    until the next batch was formed and the dispatcher went round twice since, and, if the
+    next batch was started meanwhile, until that one delivered. So a dispatcher that
+    started a next batch while the first was open would deliver a repository's later
+    events first.
+    """
+
+    def __init__(self, path: Path, hold_first: Callable[[], bool]) -> None:
         self.path = path
         self._lock = threading.Lock()
+        self._hold_first: Callable[[], bool] | None = hold_first
+
+    def _hold(self) -> None:
+        with self._lock:
+            hold, self._hold_first = self._hold_first, None
+        deadline = time.monotonic() + BOUND
+        for _ in range(POLLS):
+            if hold is None or hold() or time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
 
     @activity.defn(name=DELIVER_TEST)
     def deliver(self, batch: EventBatch) -> int:
+        self._hold()
         workflow_id = activity.info().workflow_id
         lines = [
             json.dumps({"event": e.event_id, "repository": e.repository, "run": workflow_id})
@@ -155,13 +175,44 @@ def _all_delivered(registry: Registry) -> bool:
     return pending is None and queued is None and running is None
 
 
+class FirstBatchGate:
+    """``hold_first`` of the :class:`Recorder` (see there); counts dispatcher rounds."""
+
+    def __init__(self, recorder_path: Path) -> None:
+        self.registry: Registry | None = None
+        self.rounds = 0
+        self._path = recorder_path
+        self._formed_at_round: int | None = None
+
+    def __call__(self) -> bool:
+        if self.registry is None:
+            return False
+        query = select(BATCH.c.workflow_id, BATCH.c.started_at).where(
+            BATCH.c.subscriber == TEST_SUBSCRIBER.kind
+        )
+        with self.registry.metadata.read() as session:
+            batches = session._c.execute(query.order_by(BATCH.c.id).limit(2)).all()
+        if len(batches) < 2:
+            return False
+        if self._formed_at_round is None:
+            self._formed_at_round = self.rounds
+        if self.rounds < self._formed_at_round + 2:
+            return False
+        next_run, next_started = batches[1]
+        if next_started is None:
+            return True
+        return self._path.exists() and next_run in self._path.read_text(encoding="utf-8")
+
+
 def _batches(registry: Registry) -> list[dict[str, Any]]:
     with registry.metadata.read() as session:
         rows = session._c.execute(select(BATCH).order_by(BATCH.c.id)).mappings()
         return [dict(row) for row in rows]
 
 
-def _settings(root: Path, temporal: TemporalServer, request: pytest.FixtureRequest) -> Settings:
+def _settings(
+    backend: str, root: Path, temporal: TemporalServer, request: pytest.FixtureRequest
+) -> Settings:
     control = {
         "event_batch_size": BATCH_SIZE,
         # NOTE: no partial batch forms during the burst; PUSHES is a multiple of the size.
@@ -170,16 +221,18 @@ def _settings(root: Path, temporal: TemporalServer, request: pytest.FixtureReque
         "gc_every_seconds": 0,
         "policy_every_seconds": 0,
     }
-    return control_settings("sqlite-fs", root, temporal, request, control, label="fan")
+    return control_settings(backend, root, temporal, request, control, label="fan")
 
 
-async def _run_until(dispatcher: OutboxDispatcher, done: Any) -> None:
-    """Dispatch rounds until ``done()`` (bounded in time and rounds)."""
+async def _run_until(dispatcher: OutboxDispatcher, done: Any, gate: FirstBatchGate) -> None:
+    """Dispatch rounds until ``done()`` (bounded in time and rounds), counted on ``gate``."""
     deadline = time.monotonic() + BOUND
     for _ in range(POLLS):
         if await anyio.to_thread.run_sync(done):
             return
-        if await dispatcher.dispatch_once() == 0:
+        moved = await dispatcher.dispatch_once()
+        gate.rounds += 1
+        if moved == 0:
             await asyncio.sleep(0.05)
         assert time.monotonic() < deadline, "the fan-out did not finish"
     raise AssertionError("the fan-out did not finish within the poll bound")
@@ -197,13 +250,15 @@ async def _runs_by_id(client: Client, task_queue: str, expected: int) -> Counter
     return runs
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 async def test_a_burst_reaches_each_subscriber_once_in_order_in_few_runs(
-    tmp_path: Path, temporal_server: TemporalServer, request: pytest.FixtureRequest
+    backend: str, tmp_path: Path, temporal_server: TemporalServer, request: pytest.FixtureRequest
 ) -> None:
-    settings = _settings(tmp_path, temporal_server, request)
+    settings = _settings(backend, tmp_path, temporal_server, request)
     password = settings.auth.admin_password
     assert password is not None
-    recorder = Recorder(tmp_path / "deliveries.jsonl")
+    gate = FirstBatchGate(tmp_path / "deliveries.jsonl")
+    recorder = Recorder(tmp_path / "deliveries.jsonl", gate)
     subscribers = Subscribers([LOG, TEST_SUBSCRIBER])
     client = await Client.connect(temporal_server.address)
     project = unique_project()
@@ -212,6 +267,7 @@ async def test_a_burst_reaches_each_subscriber_once_in_order_in_few_runs(
     task_queue = settings.temporal.task_queue
     with ThreadPoolExecutor(ACTIVITY_THREADS) as executor, TestClient(create_app(settings)) as http:
         registry: Registry = http.app.state["registry"]
+        gate.registry = registry
         oci = OCIClient(http, password.get_secret_value())
 
         def parts(**extra: Any) -> dict[str, Any]:
@@ -228,12 +284,12 @@ async def test_a_burst_reaches_each_subscriber_once_in_order_in_few_runs(
         ):
             pushing = asyncio.create_task(anyio.to_thread.run_sync(_push_burst, oci, repositories))
             with pytest.raises(DispatcherKilledError):
-                await _run_until(first, lambda: False)
+                await _run_until(first, lambda: False, gate)
             await pushing
             second = OutboxDispatcher(
                 registry.metadata, TemporalStarter(settings.temporal), settings.control, **parts()
             )
-            await _run_until(second, lambda: _all_delivered(registry))
+            await _run_until(second, lambda: _all_delivered(registry), gate)
         expected = _pushed_events(registry, repositories)
         batches = _batches(registry)
 
