@@ -155,7 +155,8 @@ class OutboxDispatcher:
         """One round: fan out pending events, form batches, start or close batches.
 
         Run requests start concurrently (bounded); the first failure is re-raised after
-        the rest of the round was marked.
+        the rest of the round was done, so a request that cannot start holds up no
+        subscriber.
 
         Returns:
             How many events, batches and batch runs moved on (0: nothing to do).
@@ -174,12 +175,13 @@ class OutboxDispatcher:
         results = await asyncio.gather(*(start(e) for e in requests), return_exceptions=True)
         started = {result for result in results if isinstance(result, int)}
         await anyio.to_thread.run_sync(self._mark, pending, started)
+        moved = len(pending) - len(requests) + len(started)
+        moved += await anyio.to_thread.run_sync(self._form_batches)
+        moved += await self._advance_batches()
         for result in results:
             if isinstance(result, BaseException):
                 raise result
-        moved = len(pending) - len(requests) + len(started)
-        moved += await anyio.to_thread.run_sync(self._form_batches)
-        return moved + await self._advance_batches()
+        return moved
 
     def _formable(self, session: MetadataSession, subscriber: Subscriber) -> list[EventValue]:
         """The subscriber's next batch, if it is full or its oldest event waited enough."""

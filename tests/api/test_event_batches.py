@@ -6,6 +6,7 @@ starter and the run lookup record what the dispatcher asks of Temporal.
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
@@ -47,6 +48,8 @@ class FakeTemporal:
         *,
         search: Mapping[str, str] | None = None,
     ) -> bool:
+        if workflow != BATCH_WORKFLOW:
+            raise ConnectionError(f"{workflow} cannot start")
         assert isinstance(arg, EventBatch)
         if any(started[2] == workflow_id for started in self.starts):
             return False
@@ -224,3 +227,19 @@ async def test_events_still_queued_are_never_pruned(metadata: SqlMetadata) -> No
     assert pruned == 0
     with metadata.read() as session:
         assert session._c.execute(select(func.count()).select_from(OUTBOX)).scalar_one() == 2
+
+
+async def test_a_run_request_that_cannot_start_holds_up_no_subscriber(
+    metadata: SqlMetadata,
+) -> None:
+    temporal = FakeTemporal()
+    with metadata.write() as session:
+        session.add_event(events.GC_REQUESTED, data=json.dumps({"run_id": "gc-1"}))
+        session.commit()
+    _add(metadata, events.MANIFEST_PUSHED, "p/a", 1)
+    dispatcher = _dispatcher(metadata, temporal, size=1, wait=0)
+    with pytest.raises(ConnectionError):
+        await dispatcher.dispatch_once()
+    assert [batch.subscriber for _, batch, _, _ in temporal.starts] == ["pushes", "tags"]
+    with metadata.read() as session:
+        assert [e.kind for e in session.pending_events(10)] == [events.GC_REQUESTED]
