@@ -1,18 +1,34 @@
-"""Reaction to data-plane events delivered through the outbox."""
+"""Subscriber activities of the event fan-out (``core.subscribers``)."""
 
 from __future__ import annotations
 
 from temporalio import activity
 
 from activities.contracts import HANDLE_EVENT, EventInput
+from core.event_batches import EventBatch
+from core.subscribers import LOG_EVENTS
 
 
 class EventActivities:
-    """Handles one event; idempotent (handling an event twice changes nothing twice)."""
+    """The built-in subscriber's activity; idempotent (it only logs)."""
+
+    @activity.defn(name=LOG_EVENTS)
+    def deliver_events_log(self, batch: EventBatch) -> int:
+        """Log each event of the batch, in order; return how many there were."""
+        for event in batch.events:
+            activity.logger.info(
+                "event %s %s %s %s %s",
+                event.event_id,
+                event.kind,
+                event.repository,
+                event.digest,
+                event.tag,
+            )
+        return len(batch.events)
 
     @activity.defn(name=HANDLE_EVENT)
     def handle_event(self, params: EventInput) -> str:
-        """Acknowledge the event; webhooks, scans and quota warnings hook in here."""
+        """Former per-event handler, kept for runs of ``ArtifactEventWorkflow`` in flight."""
         activity.logger.info(
             "event %s %s %s %s", params.event_id, params.kind, params.repository, params.digest
         )

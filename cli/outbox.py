@@ -1,14 +1,27 @@
 """The outbox dispatcher: turns committed outbox events into workflow starts.
 
 It runs beside the worker (``run_worker``), independent of Temporal's health: while
-Temporal is away, events stay pending and are retried with a bounded backoff. Workflow
-ids derive from the event (``event-<id>``) or from the run the event requests, so a
-start repeated after a crash, or by a second dispatcher, is a no-op. An event is marked
-dispatched only after all its starts succeeded: delivery is at least once.
+Temporal is away, events stay pending (or queued) and are retried with a bounded backoff.
 
-Dispatched events are kept ``outbox_keep_dispatched_seconds`` (0: forever), then pruned
-at most one batch per poll, each batch in its own short write transaction; pending
-events are never pruned.
+Two kinds of events:
+
+- **run requests** (``gc.requested``, ``retention.requested``) start the run's own
+  workflow, named by the run, so a start repeated after a crash is a no-op; the event is
+  marked dispatched after its start succeeded;
+- **every other event** is fanned out to the subscribers that want it
+  (``core.subscribers``): in one transaction the event is queued once per subscriber and
+  marked dispatched. A subscriber's queue becomes batches of up to ``event_batch_size``
+  events (a partial batch once its oldest event is ``event_batch_seconds`` old); each batch
+  is stored with its workflow id (``core.event_batches.batch_workflow_id``) in the
+  transaction that takes its events off the queue. Then, per subscriber, the oldest open
+  batch is started (``EventBatchWorkflow``, id reuse rejected) and marked started; once
+  Temporal reports its run closed, it is marked closed and the next one starts. A crash
+  between a start and its mark starts the same id again: a no-op. So each subscriber gets
+  each event id exactly once, in outbox order per repository, one workflow per batch.
+
+Dispatched events (and closed batches) are kept ``outbox_keep_dispatched_seconds``
+(0: forever), then pruned at most one batch per poll, each batch in its own short write
+transaction; pending events and events still queued for a subscriber are never pruned.
 """
 
 from __future__ import annotations
@@ -23,12 +36,22 @@ from typing import Final
 
 import anyio.to_thread
 
-from activities.contracts import EventInput, GcInput, RetentionInput
+from activities.contracts import GcInput, RetentionInput
 from activities.search_attributes import search_values
 from core import events
 from core.control_records import OutboxRecord
 from core.control_settings import ControlSettings
-from core.ports import Metadata
+from core.event_batches import (
+    BATCH_WORKFLOW,
+    BatchRuns,
+    EventBatch,
+    EventBatchRecord,
+    EventValue,
+    batch_search,
+    batch_workflow_id,
+)
+from core.ports import Metadata, MetadataSession
+from core.subscribers import Subscriber, Subscribers
 from core.workflow_port import WorkflowStarter
 
 logger = logging.getLogger(__name__)
@@ -40,10 +63,12 @@ CONCURRENT_STARTS: Final = 16
 #: Seconds between prunes of dispatched events while the last prune found less than a
 #: batch (after a full batch, the next poll prunes again).
 PRUNE_EVERY: Final = 60.0
+#: Batches one subscriber's queue may form per poll.
+MAX_FORMED_PER_POLL: Final = 20
 
 
 def starts_for(event: OutboxRecord) -> list[tuple[str, object, str]]:
-    """The workflows an event starts: (workflow type, argument, workflow id)."""
+    """The workflows a run request starts: (workflow type, argument, workflow id)."""
     if event.kind == events.GC_REQUESTED:
         options = json.loads(event.data or "{}")
         run = GcInput(
@@ -61,22 +86,7 @@ def starts_for(event: OutboxRecord) -> list[tuple[str, object, str]]:
             dry_run=bool(options.get("dry_run", False)),
         )
         return [("RetentionWorkflow", retention, retention.run_id)]
-    if event.kind in events.ARTIFACT_EVENTS:
-        params = EventInput(
-            event.id, event.kind, event.project_id, event.repository, event.digest, event.tag
-        )
-        return [("ArtifactEventWorkflow", params, event_workflow_id(event))]
     return []
-
-
-def event_workflow_id(event: OutboxRecord) -> str:
-    """The id of the run an artifact event starts: the same for a re-delivered event.
-
-    The event's creation time is part of it, so ids never collide between databases
-    sharing one Temporal namespace (or a database restored from a backup, whose row ids
-    start again), where a bare row id would make a new event look like a duplicate.
-    """
-    return f"event-{event.id}-{int(event.created_at.timestamp() * 1_000_000)}"
 
 
 def search_for(event: OutboxRecord) -> dict[str, str]:
@@ -89,62 +99,181 @@ def search_for(event: OutboxRecord) -> dict[str, str]:
     return search_values(project=project, repository=event.repository, digest=event.digest)
 
 
+def batch_search_for(batch: EventBatchRecord) -> dict[str, str]:
+    """Search attributes of a batch's run: set where the batch has one repository."""
+    project, repository, digest = batch_search(batch.events)
+    return search_values(project=project, repository=repository, digest=digest)
+
+
 class OutboxDispatcher:
-    """Polls the outbox and starts the matching workflows."""
+    """Polls the outbox, starts run requests and feeds the subscribers' batches."""
 
     def __init__(
-        self, metadata: Metadata, starter: WorkflowStarter, settings: ControlSettings
+        self,
+        metadata: Metadata,
+        starter: WorkflowStarter,
+        settings: ControlSettings,
+        *,
+        subscribers: Subscribers,
+        runs: BatchRuns,
     ) -> None:
         self._metadata = metadata
         self._starter = starter
         self._settings = settings
+        self._subscribers = subscribers
+        self._runs = runs
         self._next_prune = 0.0
 
     def _pending(self) -> list[OutboxRecord]:
         with self._metadata.read() as session:
             return session.pending_events(self._settings.outbox_batch_size)
 
-    def _mark(self, event_ids: list[int]) -> None:
+    def _mark(self, pending: list[OutboxRecord], started: set[int]) -> None:
+        """Queue ``pending``'s events for their subscribers and mark them dispatched.
+
+        Run requests are marked only when in ``started``. One transaction: an event is
+        queued exactly when it is marked.
+        """
+        queued: list[tuple[str, int, datetime]] = []
+        marked: list[int] = []
+        for event in pending:
+            if event.kind in events.RUN_REQUESTS:
+                if event.id in started:
+                    marked.append(event.id)
+                continue
+            wanting = self._subscribers.wanting(event.kind)
+            queued += [(s.kind, event.id, event.created_at) for s in wanting]
+            marked.append(event.id)
+        if not marked:
+            return
         with self._metadata.write() as session:
-            session.mark_dispatched(event_ids, datetime.now(UTC))
+            session.queue_events(queued)
+            session.mark_dispatched(marked, datetime.now(UTC))
             session.commit()
 
     async def dispatch_once(self) -> int:
-        """Dispatch one batch; return how many events were marked dispatched.
+        """One round: fan out pending events, form batches, start or close batches.
 
-        The batch's starts run concurrently (bounded); an event is marked only when all
-        its starts succeeded, and the first failure is re-raised after marking the rest.
+        Run requests start concurrently (bounded); the first failure is re-raised after
+        the rest of the round was done, so a request that cannot start holds up no
+        subscriber.
+
+        Returns:
+            How many events, batches and batch runs moved on (0: nothing to do).
         """
         pending = await anyio.to_thread.run_sync(self._pending)
+        requests = [event for event in pending if event.kind in events.RUN_REQUESTS]
         limit = asyncio.Semaphore(CONCURRENT_STARTS)
 
-        async def deliver(event: OutboxRecord) -> int:
+        async def start(event: OutboxRecord) -> int:
             async with limit:
                 search = search_for(event)
                 for workflow, arg, workflow_id in starts_for(event):
                     await self._starter.start(workflow, arg, workflow_id, search=search)
             return event.id
 
-        results = await asyncio.gather(*(deliver(e) for e in pending), return_exceptions=True)
-        done = [result for result in results if isinstance(result, int)]
-        if done:
-            await anyio.to_thread.run_sync(self._mark, done)
+        results = await asyncio.gather(*(start(e) for e in requests), return_exceptions=True)
+        started = {result for result in results if isinstance(result, int)}
+        await anyio.to_thread.run_sync(self._mark, pending, started)
+        moved = len(pending) - len(requests) + len(started)
+        moved += await anyio.to_thread.run_sync(self._form_batches)
+        moved += await self._advance_batches()
         for result in results:
             if isinstance(result, BaseException):
                 raise result
-        return len(done)
+        return moved
+
+    def _formable(self, session: MetadataSession, subscriber: Subscriber) -> list[EventValue]:
+        """The subscriber's next batch, if it is full or its oldest event waited enough."""
+        size = self._settings.event_batch_size
+        queued = session.queued_events(subscriber.kind, size)
+        if not queued:
+            return []
+        waited = datetime.now(UTC) - queued[0].created_at
+        if len(queued) < size and waited < timedelta(seconds=self._settings.event_batch_seconds):
+            return []
+        return [EventValue.of(event) for event in queued]
+
+    def _form_batches(self) -> int:
+        """Turn the subscribers' queues into stored batches; return how many were formed."""
+        with self._metadata.read() as session:
+            if not any(self._formable(session, s) for s in self._subscribers):
+                return 0
+        formed = 0
+        with self._metadata.write() as session:
+            for subscriber in self._subscribers:
+                for _ in range(MAX_FORMED_PER_POLL):
+                    batch = self._formable(session, subscriber)
+                    if not batch:
+                        break
+                    now = datetime.now(UTC)
+                    workflow_id = batch_workflow_id(subscriber.kind, batch, now)
+                    session.add_event_batch(subscriber.kind, workflow_id, batch, now)
+                    formed += 1
+            session.commit()
+        return formed
+
+    def _open_batches(self) -> list[EventBatchRecord]:
+        with self._metadata.read() as session:
+            return session.open_event_batches()
+
+    def _started(self, batch_id: int) -> None:
+        with self._metadata.write() as session:
+            session.event_batch_started(batch_id, datetime.now(UTC))
+            session.commit()
+
+    def _closed(self, batch_id: int, outcome: str) -> None:
+        with self._metadata.write() as session:
+            session.event_batch_closed(batch_id, outcome, datetime.now(UTC))
+            session.commit()
+
+    async def _advance_batches(self) -> int:
+        """Per subscriber: close the open batch whose run ended, or start the next one.
+
+        A subscriber has at most one batch run at a time, which keeps its events in
+        order per repository across batches. Returns how many batches moved on.
+        """
+        moved = 0
+        for batch in await anyio.to_thread.run_sync(self._open_batches):
+            subscriber = self._subscribers.get(batch.subscriber)
+            if subscriber is None:
+                continue  # NOTE: served by a dispatcher that registers it
+            if batch.started_at is not None:
+                try:
+                    outcome = await self._runs.closed(batch.workflow_id)
+                except LookupError:
+                    outcome = ""  # Temporal lost the run: start it again
+                if outcome is None:
+                    continue
+                if outcome:
+                    await anyio.to_thread.run_sync(self._closed, batch.id, outcome)
+                    moved += 1
+                    continue
+            arg = EventBatch(subscriber.kind, subscriber.activity, batch.id, batch.events)
+            search = batch_search_for(batch)
+            await self._starter.start(BATCH_WORKFLOW, arg, batch.workflow_id, search=search)
+            await anyio.to_thread.run_sync(self._started, batch.id)
+            moved += 1
+        return moved
 
     def _prune(self, dispatched_before: datetime) -> int:
+        limit = self._settings.outbox_batch_size
         with self._metadata.write() as session:
-            pruned = session.prune_dispatched(dispatched_before, self._settings.outbox_batch_size)
+            pruned = session.prune_dispatched(dispatched_before, limit)
             session.commit()
-        return pruned
+        with self._metadata.write() as session:
+            batches = session.prune_event_batches(dispatched_before, limit)
+            session.commit()
+        return max(pruned, batches)
 
     async def prune_once(self) -> int:
         """Delete one batch of events dispatched longer ago than the keep time.
 
+        Closed batches older than the keep time go the same way.
+
         Returns:
-            How many were deleted (0 when dispatched events are kept forever).
+            How many were deleted, events or batches, whichever is more (0 when
+            dispatched events are kept forever).
         """
         keep = self._settings.outbox_keep_dispatched_seconds
         if keep == 0:

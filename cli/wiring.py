@@ -30,13 +30,15 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     uploads = UploadActivities(settings, engines, store)
     gc = GcActivities(settings, engines, store)
     keys = KeyActivities(engines)
+    events = EventActivities()
     return [
         uploads.reap_expired_uploads,
         gc.gc_record_run,
         gc.gc_collect_manifests,
         gc.gc_collect_blobs,
         gc.gc_sweep_orphans,
-        EventActivities().handle_event,
+        events.deliver_events_log,
+        events.handle_event,
         RetentionActivities(settings, engines).run_retention,
         QuotaActivities(settings, engines, store).reconcile_quotas,
         keys.rotate_signing_key,

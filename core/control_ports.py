@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Protocol
 
 from core.control_records import BlobReview, GcRunRecord, ManifestReview, OutboxRecord, Usage
+from core.event_batches import EventQueueSession
 from core.records import RepositoryRecord
 
 
@@ -38,7 +39,8 @@ class OutboxSession(Protocol):
     def prune_dispatched(self, dispatched_before: datetime, limit: int) -> int:
         """Delete up to ``limit`` events dispatched before the time, oldest first.
 
-        Events not yet dispatched are never deleted. Returns how many rows went.
+        Events not yet dispatched, or still queued for a subscriber (not yet in a
+        batch), are never deleted. Returns how many rows went.
         """
 
 
@@ -151,5 +153,7 @@ class PolicySession(Protocol):
         """
 
 
-class ControlSession(OutboxSession, ReviewQueueSession, CollectorSession, PolicySession, Protocol):
+class ControlSession(
+    OutboxSession, EventQueueSession, ReviewQueueSession, CollectorSession, PolicySession, Protocol
+):
     """Everything the control plane asks of a metadata transaction."""

@@ -25,8 +25,13 @@ class ControlSettings(BaseModel):
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     #: Events the dispatcher takes per poll.
     outbox_batch_size: int = Field(default=100, ge=1, le=10_000)
-    #: Seconds a dispatched outbox row is kept before the dispatcher prunes it (at most
-    #: ``outbox_batch_size`` rows per poll); 0 keeps dispatched rows forever.
+    #: Most events in one subscriber batch (one workflow run per batch).
+    event_batch_size: int = Field(default=100, ge=1, le=1_000)
+    #: Longest a subscriber's partial batch waits for more events after its oldest one.
+    event_batch_seconds: float = Field(default=2.0, ge=0)
+    #: Seconds a dispatched outbox row (or a closed event batch) is kept before the
+    #: dispatcher prunes it (at most ``outbox_batch_size`` rows per poll); 0 keeps them
+    #: forever.
     outbox_keep_dispatched_seconds: int = Field(default=7 * 24 * 3600, ge=0)
     #: A manifest's last pull time is written only when the stored one is at least this
     #: many seconds old: a hot manifest costs at most one write per interval.

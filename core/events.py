@@ -13,8 +13,14 @@ BLOB_UNLINKED: Final = "blob.unlinked"
 PROJECT_DELETED: Final = "project.deleted"
 GC_REQUESTED: Final = "gc.requested"
 RETENTION_REQUESTED: Final = "retention.requested"
+#: A project's usage crossed its quota's warning ratio (``core.services.quota``).
+QUOTA_WARNING: Final = "quota.warning"
 
-#: Events that describe a change of an artifact (each starts an artifact-event workflow).
+#: Requests for a control-plane run: each starts its own workflow (named by the run).
+RUN_REQUESTS: Final = frozenset({GC_REQUESTED, RETENTION_REQUESTED})
+
+#: Events that describe a change of an artifact (fanned out to subscribers,
+#: ``core.subscribers``).
 ARTIFACT_EVENTS: Final = frozenset(
     {
         MANIFEST_PUSHED,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workflows.events import ArtifactEventWorkflow
+from workflows.events import ArtifactEventWorkflow, EventBatchWorkflow
 from workflows.gc import GarbageCollectionWorkflow
 from workflows.keys import KeyRotationWorkflow
 from workflows.quota import QuotaReconcileWorkflow
@@ -13,6 +13,7 @@ from workflows.uploads import ReapUploadsWorkflow
 ALL_WORKFLOWS: list[type] = [
     ReapUploadsWorkflow,
     GarbageCollectionWorkflow,
+    EventBatchWorkflow,
     ArtifactEventWorkflow,
     RetentionWorkflow,
     QuotaReconcileWorkflow,
@@ -22,6 +23,7 @@ ALL_WORKFLOWS: list[type] = [
 __all__ = [
     "ALL_WORKFLOWS",
     "ArtifactEventWorkflow",
+    "EventBatchWorkflow",
     "GarbageCollectionWorkflow",
     "KeyRotationWorkflow",
     "QuotaReconcileWorkflow",

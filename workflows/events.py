@@ -1,4 +1,8 @@
-"""One workflow per outbox event; its id derives from the event id."""
+"""Event fan-out: one run per subscriber batch (``cli.outbox`` forms and starts them).
+
+``ArtifactEventWorkflow`` is the former one-run-per-event workflow; nothing starts it any
+more, it stays registered so runs started before an upgrade finish (and replay).
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,40 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.contracts import HANDLE_EVENT, EventInput
+    from core.event_batches import BATCH_WORKFLOW, EventBatch
+
+#: A subscriber that keeps failing is retried at most this far apart; its later batches
+#: wait (order per repository), other subscribers go on.
+MAX_RETRY_INTERVAL = timedelta(minutes=1)
+
+
+@workflow.defn(name=BATCH_WORKFLOW)
+class EventBatchWorkflow:
+    """Delivers one batch of events to its subscriber's activity."""
+
+    @workflow.run
+    async def run(self, batch: EventBatch) -> int:
+        """Run the subscriber's activity on the batch until it succeeds.
+
+        Args:
+            batch: The subscriber, its activity and the events, in outbox order.
+
+        Returns:
+            How many events the subscriber handled.
+        """
+        handled: int = await workflow.execute_activity(
+            batch.activity,
+            batch,
+            result_type=int,
+            start_to_close_timeout=timedelta(minutes=5),
+            retry_policy=RetryPolicy(maximum_interval=MAX_RETRY_INTERVAL),
+        )
+        return handled
 
 
 @workflow.defn(name="ArtifactEventWorkflow")
 class ArtifactEventWorkflow:
-    """Delivers one data-plane event to its handlers."""
+    """Former per-event run, kept only so runs started before the fan-out finish."""
 
     @workflow.run
     async def run(self, params: EventInput) -> str:

@@ -29,6 +29,35 @@ class OutboxEvent(SQLModel, table=True):
     dispatched_at: datetime | None = None
 
 
+class EventQueue(SQLModel, table=True):
+    """An outbox event waiting for a subscriber's next batch (``core.subscribers``)."""
+
+    __tablename__ = "event_queue"
+    subscriber: str = Field(primary_key=True, max_length=32)
+    event_id: int = Field(primary_key=True)
+    #: When the event was written: a partial batch waits at most a bound after it.
+    created_at: datetime
+
+
+class EventBatchRow(SQLModel, table=True):
+    """A batch of events for one subscriber and the run that delivers it."""
+
+    __tablename__ = "event_batch"
+    __table_args__ = (Index("ix_event_batch_open", "subscriber", "closed_at", "id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber: str = Field(max_length=32)
+    workflow_id: str = Field(max_length=512, unique=True)
+    first_event_id: int
+    last_event_id: int
+    #: JSON list of the events (``core.event_batches.EventValue``), in outbox order.
+    events: str
+    created_at: datetime
+    started_at: datetime | None = None
+    closed_at: datetime | None = None
+    #: How the run closed (Temporal's status name).
+    outcome: str | None = Field(default=None, max_length=32)
+
+
 class GcBlobReview(SQLModel, table=True):
     """A blob that may have lost its last reference; ``state`` is ``review`` or ``deleting``."""
 

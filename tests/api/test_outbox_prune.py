@@ -12,6 +12,7 @@ from api.context import Registry
 from cli.outbox import OutboxDispatcher
 from core.control_settings import ControlSettings
 from core.settings import Settings
+from core.subscribers import builtin_subscribers
 from storage.db.outbox_queries import OUTBOX
 from tests.api.oci import OCIClient, unique_project
 
@@ -19,6 +20,9 @@ WEEK = 7 * 24 * 3600
 
 
 class _NoStarts:
+    async def closed(self, workflow_id: str) -> str | None:
+        raise AssertionError(f"pruning asks about no run: {workflow_id}")
+
     async def start(
         self,
         workflow: str,
@@ -65,7 +69,13 @@ def _remaining(app_settings: Settings, ids: list[int]) -> set[int]:
 
 def _dispatcher(oci: OCIClient, keep_seconds: int, batch: int) -> OutboxDispatcher:
     settings = ControlSettings(outbox_keep_dispatched_seconds=keep_seconds, outbox_batch_size=batch)
-    return OutboxDispatcher(_registry(oci).metadata, _NoStarts(), settings)
+    return OutboxDispatcher(
+        _registry(oci).metadata,
+        _NoStarts(),
+        settings,
+        subscribers=builtin_subscribers(),
+        runs=_NoStarts(),
+    )
 
 
 async def test_prune_removes_old_dispatched_events_a_batch_at_a_time(

@@ -54,16 +54,15 @@ from activities.contracts import (
     ReconcileInput,
 )
 from api.app import create_app
-from cli.outbox import event_workflow_id
 from cli.wiring import build_activities
-from core.control_records import OutboxRecord
 from core.digests import Digest
 from core.key_rotation import rotation_kid
 from core.names import RepositoryName
 from core.services.quota import QUOTA_WARNING
 from core.settings import Settings
+from core.subscribers import LOG_EVENTS
 from storage.db.migrate import upgrade
-from storage.db.outbox_queries import OUTBOX
+from storage.db.outbox_queries import BATCH, OUTBOX
 from storage.db.signing_keys import SqlSigningKeyStore
 from tests.api.oci import OCIClient, digest_of, unique_project
 from tests.conftest import BACKENDS
@@ -96,7 +95,7 @@ CRASH_TESTED = frozenset(
     }
 )
 #: Activities without a side effect of their own (nothing to duplicate or lose).
-STATELESS = frozenset({HANDLE_EVENT})
+STATELESS = frozenset({HANDLE_EVENT, LOG_EVENTS})
 
 
 # --- the backend, the in-process API and the worker processes -------------------------
@@ -685,36 +684,29 @@ def _wait_expired(rig: Rig, count: int) -> None:
 def test_outbox_redelivery_after_a_crash_starts_no_second_event_run(rig: Rig) -> None:
     repo = f"{unique_project()}/app"
     faulty = rig.start_faulty(crash := Crash(OUTBOX_MARK))
-    image = _push(rig.oci, repo, "v1")
+    _push(rig.oci, repo, "v1")
     rig.wait_stalled(faulty, crash)
     rig.kill(faulty)
-    pending = _events(rig, "manifest.pushed", digest=image.digest)
-    assert [row[2] for row in pending] == [None]  # started, not marked dispatched
+    workflow_id, started_at = _batch_row(rig, crash.facts["batch_id"])
+    assert started_at is None  # started, not marked
     rig.start_plain()
     deadline = time.monotonic() + BOUND
     for _ in range(POLLS):
-        if all(row[1] is not None for row in _event_rows(rig, crash.facts["event_ids"])):
+        if _batch_row(rig, crash.facts["batch_id"])[1] is not None:
             break
-        assert time.monotonic() < deadline, "events were not dispatched again"
+        assert time.monotonic() < deadline, "the batch was not started again"
         time.sleep(0.2)
-    workflow_ids = [event_workflow_id(e) for e in _event_records(rig, crash.facts["event_ids"])]
-    # NOTE: the killed worker may have been running an event's activity too
-    _run(partial(_fail_attempts_of, rig.settings, workflow_ids, crash.facts["pid"]))
-    for workflow_id in workflow_ids:
-        assert _run(partial(_runs_of, rig.settings, workflow_id)) == ["COMPLETED"], workflow_id
+    # NOTE: the killed worker may have been running the batch's activity too
+    _run(partial(_fail_attempts_of, rig.settings, [workflow_id], crash.facts["pid"]))
+    assert _run(partial(_runs_of, rig.settings, workflow_id)) == ["COMPLETED"], workflow_id
 
 
-def _event_rows(rig: Rig, ids: list[int]) -> list[tuple[int, Any]]:
-    query = select(OUTBOX.c.id, OUTBOX.c.dispatched_at).where(OUTBOX.c.id.in_(ids))
+def _batch_row(rig: Rig, batch_id: int) -> tuple[str, Any]:
+    """(workflow id, started at) of a stored event batch."""
+    query = select(BATCH.c.workflow_id, BATCH.c.started_at).where(BATCH.c.id == batch_id)
     with rig.registry.metadata.read() as session:
-        return [tuple(row) for row in session._c.execute(query)]
-
-
-def _event_records(rig: Rig, ids: list[int]) -> list[OutboxRecord]:
-    columns = [OUTBOX.c[name] for name in OutboxRecord.__slots__]
-    query = select(*columns).where(OUTBOX.c.id.in_(ids)).order_by(OUTBOX.c.id)
-    with rig.registry.metadata.read() as session:
-        return [OutboxRecord(*row) for row in session._c.execute(query)]
+        workflow_id, started_at = session._c.execute(query).one()
+    return workflow_id, started_at
 
 
 def _kids(rig: Rig) -> list[str]:

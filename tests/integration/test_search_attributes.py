@@ -1,7 +1,8 @@
 """Workflows started from outbox events carry Moorage's search attributes.
 
-A push through the app writes outbox events; the dispatcher starts their workflows on a
-real Temporal dev server, and the runs are then found by a visibility query.
+A push through the app writes outbox events; the dispatcher batches them for the built-in
+log subscriber and starts the batch's run on a real Temporal dev server; the run (its
+batch has one repository) is then found by a visibility query.
 """
 
 from __future__ import annotations
@@ -15,16 +16,21 @@ import anyio.to_thread
 import pytest
 from litestar.testing import TestClient
 from pydantic import SecretStr
+from sqlalchemy import select
 from temporalio.client import Client
 
 from activities.search_attributes import DIGEST, PROJECT, REPOSITORY
 from api.app import create_app
 from api.workflow_starter import TemporalStarter
-from cli.outbox import OutboxDispatcher, event_workflow_id
+from cli.event_runs import TemporalRuns
+from cli.outbox import OutboxDispatcher
 from cli.search_attributes import ensure_search_attributes
 from cli.startup import prepare_installation
 from core import events
+from core.control_settings import ControlSettings
 from core.settings import AuthSettings, Settings, TemporalSettings
+from core.subscribers import LOG, builtin_subscribers
+from storage.db.outbox_queries import BATCH
 from tests.api.oci import OCIClient, unique_project
 from tests.services.temporal import TemporalServer
 
@@ -40,18 +46,31 @@ def _settings(root: Path, temporal: TemporalServer, password: str) -> Settings:
         data_dir=root / "data",
         auth=AuthSettings(admin_password=SecretStr(password), create_project_on_push=True),
         temporal=TemporalSettings(address=temporal.address, task_queue=f"q-{uuid.uuid4().hex}"),
+        control=ControlSettings(event_batch_seconds=0),
     )
     prepare_installation(settings)
     return settings
 
 
-def _pushed_event_id(oci: OCIClient, digest: str) -> str:
+def _pushed_event_id(oci: OCIClient, digest: str) -> int:
     registry = oci.client.app.state["registry"]  # type: ignore[attr-defined]
     with registry.metadata.read() as session:
         pending = session.pending_events(10_000)
     found = [e for e in pending if e.kind == events.MANIFEST_PUSHED and e.digest == digest]
     assert len(found) == 1, pending
-    return event_workflow_id(found[0])
+    return found[0].id
+
+
+def _batch_run(oci: OCIClient, event_id: int) -> str:
+    """The workflow id of the log subscriber's batch holding the event."""
+    registry = oci.client.app.state["registry"]  # type: ignore[attr-defined]
+    query = select(BATCH.c.workflow_id).where(
+        BATCH.c.subscriber == LOG.kind,
+        BATCH.c.first_event_id <= event_id,
+        BATCH.c.last_event_id >= event_id,
+    )
+    with registry.metadata.read() as session:
+        return str(session._c.execute(query).scalar_one())
 
 
 async def _ids_matching(client: Client, query: str, expected: str) -> list[str]:
@@ -80,12 +99,16 @@ async def test_dispatched_runs_are_found_by_repository(
         event_id = await anyio.to_thread.run_sync(_pushed_event_id, oci, pushed.digest)
         registry = http.app.state["registry"]
         dispatcher = OutboxDispatcher(
-            registry.metadata, TemporalStarter(settings.temporal), settings.control
+            registry.metadata,
+            TemporalStarter(settings.temporal),
+            settings.control,
+            subscribers=builtin_subscribers(),
+            runs=TemporalRuns(settings.temporal),
         )
         for _ in range(MAX_ROUNDS):
             if await dispatcher.dispatch_once() == 0:
                 break
-    workflow_id = event_id
+        workflow_id = await anyio.to_thread.run_sync(_batch_run, oci, event_id)
     try:
         found = await _ids_matching(client, f'MoorageRepository = "{repo}"', workflow_id)
         other = await client.count_workflows(f'MoorageRepository = "{project}/other"')
@@ -94,6 +117,7 @@ async def test_dispatched_runs_are_found_by_repository(
     finally:
         for run in [run async for run in client.list_workflows(f'MoorageProject = "{project}"')]:
             await client.get_workflow_handle(run.id).terminate("test done")
+    assert workflow_id.startswith(f"events-log-{repo}-")  # named after subscriber and subject
     assert workflow_id in found
     assert other.count == 0
     assert workflow_id in by_digest

@@ -9,8 +9,8 @@ within its workflow) and then blocks for at most ``--hold`` seconds. A test kill
 process in that window, so the side effect is done (or not started) and Temporal has
 not been told the attempt finished: the retry is a re-delivery of the same task.
 
-``--activity outbox-mark`` stalls the outbox dispatcher instead, after it started a
-batch's workflows and before it marked the batch's events dispatched.
+``--activity outbox-mark`` stalls the outbox dispatcher instead, after it started an
+event batch's run and before it marked the batch started.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from core.settings import Settings
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-#: Pseudo activity name: stall the outbox dispatcher before it marks events dispatched.
+#: Pseudo activity name: stall the outbox dispatcher before it marks a batch started.
 OUTBOX_MARK = "outbox-mark"
 #: ``--when`` values: stall after the real call (side effect done) or before it.
 AFTER, BEFORE = "after", "before"
@@ -120,14 +120,14 @@ def _stalling(fn: Callable[..., Any], fault: Fault) -> Callable[..., Any]:
 
 
 def _stall_outbox_marking(fault: Fault) -> None:
-    original = outbox.OutboxDispatcher._mark
+    original = outbox.OutboxDispatcher._started
 
-    def mark(self: outbox.OutboxDispatcher, event_ids: list[int]) -> None:
+    def started(self: outbox.OutboxDispatcher, batch_id: int) -> None:
         if fault.claim(None):
-            fault.stall({"activity": OUTBOX_MARK, "event_ids": event_ids, "pid": os.getpid()})
-        original(self, event_ids)
+            fault.stall({"activity": OUTBOX_MARK, "batch_id": batch_id, "pid": os.getpid()})
+        original(self, batch_id)
 
-    outbox.OutboxDispatcher._mark = mark  # type: ignore[method-assign]
+    outbox.OutboxDispatcher._started = started  # type: ignore[method-assign]
 
 
 def faulty_activities(settings: Settings, fault: Fault) -> list[Callable[..., Any]]:

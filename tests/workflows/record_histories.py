@@ -46,9 +46,12 @@ from activities.contracts import (
     RotateKeyInput,
 )
 from cli.worker import build_worker
+from core.event_batches import EventBatch, EventValue
+from core.subscribers import LOG_EVENTS
 from tests.services.temporal import start_temporal
 from workflows import (
     ArtifactEventWorkflow,
+    EventBatchWorkflow,
     GarbageCollectionWorkflow,
     KeyRotationWorkflow,
     QuotaReconcileWorkflow,
@@ -76,6 +79,11 @@ def record_run(params: GcRecordInput) -> GcRecordResult:
 @activity.defn(name=HANDLE_EVENT)
 def handle_event(params: EventInput) -> str:
     return params.kind
+
+
+@activity.defn(name=LOG_EVENTS)
+def deliver_events(batch: EventBatch) -> int:
+    return len(batch.events)
 
 
 @activity.defn(name=RUN_RETENTION)
@@ -107,10 +115,14 @@ def retire_keys(params: RetireKeysInput) -> list[str]:
     return ["old"]
 
 
+_EVENT = EventValue(1, "manifest.pushed", 1, "p/a", None, "v1", None, "2026-12-03T04:00:00+00:00")
+#: What to record: ``histories/<name>.json`` of each run (pass names to record only those;
+#: ``event`` is the former per-event workflow, kept to prove old runs still replay).
 RUNS: list[tuple[str, Any, Any]] = [
     # NOTE: gc.json is the history of the GC workflow before its summary patch (kept).
     ("gc_summary", GarbageCollectionWorkflow.run, GcInput("gc-record", delete_untagged=True)),
     ("event", ArtifactEventWorkflow.run, EventInput(1, "manifest.pushed", 1, "p/a", None, None)),
+    ("event_batch", EventBatchWorkflow.run, EventBatch("log", LOG_EVENTS, 1, [_EVENT, _EVENT])),
     ("retention", RetentionWorkflow.run, RetentionInput("retention-record", "p")),
     ("reap_uploads", ReapUploadsWorkflow.run, ReapUploadsInput(3600)),
     ("quota", QuotaReconcileWorkflow.run, ReconcileInput("quota-record")),
@@ -124,6 +136,7 @@ async def record(address: str, names: set[str]) -> None:
     activities = [
         record_run,
         handle_event,
+        deliver_events,
         run_retention,
         reap,
         reconcile,

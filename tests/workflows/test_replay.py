@@ -18,6 +18,7 @@ def test_every_workflow_has_a_recorded_history() -> None:
         "gc",
         "gc_summary",
         "event",
+        "event_batch",
         "retention",
         "reap_uploads",
         "quota",

@@ -11,6 +11,7 @@ from typing import Any
 from cli.outbox import OutboxDispatcher
 from core.control_records import OutboxRecord
 from core.control_settings import ControlSettings
+from core.subscribers import builtin_subscribers
 
 KEEP = 3600
 
@@ -21,6 +22,7 @@ class _Outbox:
     def __init__(self, prune_counts: list[int], stop: asyncio.Event, polls: int) -> None:
         self.prune_counts = prune_counts
         self.prunes: list[tuple[datetime, int]] = []
+        self.batch_prunes: list[tuple[datetime, int]] = []
         self.polls = 0
         self._stop, self._max_polls = stop, polls
 
@@ -35,6 +37,17 @@ class _Outbox:
         self.prunes.append((dispatched_before, limit))
         return self.prune_counts.pop(0) if self.prune_counts else 0
 
+    def prune_event_batches(self, closed_before: datetime, limit: int) -> int:
+        self.batch_prunes.append((closed_before, limit))
+        return 0
+
+    def queued_events(self, subscriber: str, limit: int) -> list[OutboxRecord]:
+        del subscriber, limit
+        return []
+
+    def open_event_batches(self) -> list[Any]:
+        return []
+
     def commit(self) -> None:
         pass
 
@@ -48,6 +61,9 @@ class _Outbox:
 
 
 class _NoStarts:
+    async def closed(self, workflow_id: str) -> str | None:
+        raise AssertionError(f"no batch to ask about: {workflow_id}")
+
     async def start(
         self,
         workflow: str,
@@ -65,7 +81,10 @@ async def _run(outbox: _Outbox, stop: asyncio.Event, keep: int) -> None:
         outbox_poll_seconds=0.01, outbox_batch_size=2, outbox_keep_dispatched_seconds=keep
     )
     metadata: Any = outbox
-    await asyncio.wait_for(OutboxDispatcher(metadata, _NoStarts(), settings).run(stop), 30)
+    dispatcher = OutboxDispatcher(
+        metadata, _NoStarts(), settings, subscribers=builtin_subscribers(), runs=_NoStarts()
+    )
+    await asyncio.wait_for(dispatcher.run(stop), 30)
 
 
 async def test_full_batches_prune_again_next_poll_then_pruning_rests() -> None:
@@ -75,6 +94,7 @@ async def test_full_batches_prune_again_next_poll_then_pruning_rests() -> None:
     await _run(outbox, stop, KEEP)
     assert outbox.polls == 6
     assert [limit for _, limit in outbox.prunes] == [2, 2, 2]
+    assert outbox.batch_prunes == outbox.prunes  # closed batches go with the same cut-off
     for cutoff, _ in outbox.prunes:
         assert started - timedelta(seconds=KEEP + 60) <= cutoff <= datetime.now(UTC)
         assert cutoff <= datetime.now(UTC) - timedelta(seconds=KEEP)

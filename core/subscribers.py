@@ -1,0 +1,96 @@
+"""The subscriber registry: who receives data-plane events, and through which activity.
+
+A subscriber is a typed contract: its ``kind`` (a short name that also names its batch
+workflows), the event kinds it wants, and the name of the Temporal activity that receives
+one :class:`core.event_batches.EventBatch` at a time. Webhooks, scanning, replication,
+promotions and preheat each register one subscriber; the built-in ``log`` subscriber
+(:data:`LOG`) keeps the path exercised when nothing else is configured.
+
+Guarantees the dispatcher (``cli.outbox``) gives every subscriber:
+
+- **exactly once per event id**: an outbox event is queued for a subscriber in the same
+  transaction that marks it dispatched, and assigned to exactly one batch, whose workflow
+  id is fixed when the batch is formed; a start repeated after a crash is a no-op;
+- **batched**: up to ``event_batch_size`` events per batch; a partial batch waits at most
+  ``event_batch_seconds`` after its oldest event was written;
+- **ordered per repository**: a batch lists its events in outbox order, and a subscriber's
+  next batch starts only after its previous batch's workflow closed.
+
+The activity must be idempotent per event id: Temporal retries an attempt whose worker
+died, so the same batch may reach the activity more than once (never a second batch with
+the same event).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Final
+
+from core import events
+
+#: Activity name of the built-in log subscriber.
+LOG_EVENTS: Final = "deliver_events_log"
+
+_KIND = re.compile(r"^[a-z][a-z0-9]{0,31}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """One consumer of outbox events.
+
+    Attributes:
+        kind: Short lower-case name (``webhook``, ``scan``, ...); unique in a registry.
+        events: The event kinds (``core.events``) it receives; others are never queued.
+        activity: Name of the activity that takes one ``EventBatch`` and returns how many
+            of its events it handled.
+    """
+
+    kind: str
+    events: frozenset[str]
+    activity: str
+
+    def __post_init__(self) -> None:
+        if not _KIND.fullmatch(self.kind):
+            raise ValueError(f"subscriber kind {self.kind!r} must match {_KIND.pattern}")
+        if not self.events:
+            raise ValueError(f"subscriber {self.kind!r} wants no event kind")
+        if not self.activity:
+            raise ValueError(f"subscriber {self.kind!r} names no activity")
+
+
+class Subscribers:
+    """An immutable registry of subscribers, iterated in registration order."""
+
+    def __init__(self, subscribers: Iterable[Subscriber]) -> None:
+        self._by_kind: dict[str, Subscriber] = {}
+        for subscriber in subscribers:
+            if subscriber.kind in self._by_kind:
+                raise ValueError(f"subscriber {subscriber.kind!r} registered twice")
+            self._by_kind[subscriber.kind] = subscriber
+
+    def __iter__(self) -> Iterator[Subscriber]:
+        return iter(self._by_kind.values())
+
+    def __len__(self) -> int:
+        return len(self._by_kind)
+
+    def get(self, kind: str) -> Subscriber | None:
+        """The subscriber of ``kind``, if registered."""
+        return self._by_kind.get(kind)
+
+    def wanting(self, event_kind: str) -> list[Subscriber]:
+        """The subscribers that receive events of ``event_kind``."""
+        return [s for s in self._by_kind.values() if event_kind in s.events]
+
+
+#: The built-in subscriber: logs every artifact event and quota warning it receives.
+LOG: Final = Subscriber(
+    "log", frozenset(events.ARTIFACT_EVENTS | {events.QUOTA_WARNING}), LOG_EVENTS
+)
+
+
+def builtin_subscribers() -> Subscribers:
+    """The subscribers every installation has (today: :data:`LOG`)."""
+    return Subscribers([LOG])
