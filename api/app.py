@@ -23,6 +23,7 @@ from api.errors import EXCEPTION_HANDLERS
 from api.identity_wiring import IDENTITY_ROUTES, build_identity, close_identity
 from api.manifest_shortcut import ManifestShortcuts
 from api.temporal import TemporalProbe
+from core.manifests import ManifestRules
 from core.passwords import generate_password
 from core.pulls import PullRecorder
 from core.services.auth import AuthService, bootstrap_admin, load_signing_keys
@@ -84,6 +85,7 @@ def build_registry(settings: Settings) -> Registry:
             changes,
             PullRecorder(SqlPullTimes(engines), settings.control.pull_time_granularity_seconds),
             nowait=metadata if metadata.reads_nowait else None,
+            rules=ManifestRules.from_pattern(settings.limits.nondistributable_urls),
         ),
         auth=(auth := AuthService(metadata, projects, tokens, settings.auth, clock)),
         identity=build_identity(settings, engines, projects, auth, clock),
