@@ -14,6 +14,7 @@ checks only read the document, never change it.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -124,10 +125,16 @@ def _uri(value: Any, where: str) -> str:
     return text
 
 
+@lru_cache(maxsize=4096)
+def parse_digest(text: str) -> Digest:
+    """``Digest.parse``, remembered (a push checks, then reads, each descriptor's digest)."""
+    return Digest.parse(text)
+
+
 def _digest(value: Any, where: str) -> Digest:
     text = _string(value, where)
     try:
-        return Digest.parse(text)
+        return parse_digest(text)
     except RegistryError as exc:
         raise invalid(where, exc.message) from exc
 

@@ -141,7 +141,7 @@ def _data(value: dict[str, Any], where: str, digest: Digest, size: int) -> None:
 
 def _descriptor(value: dict[str, Any], where: str, *, layer: bool = False) -> Descriptor:
     """A descriptor the schema check has accepted, with its ``data`` checked."""
-    digest = Digest.parse(value["digest"])
+    digest = manifest_schema.parse_digest(value["digest"])
     size: int = value["size"]
     if "data" in value:
         _data(value, where, digest, size)
