@@ -25,6 +25,7 @@ from api.manifest_shortcut import ManifestShortcuts
 from api.pipeline import OCIPipeline, is_oci
 from api.temporal import TemporalProbe
 from api.write_guard import authenticated_writes
+from core.manifests import ManifestRules
 from core.pipeline import Hooks
 from core.pulls import PullRecorder
 from core.services.auth import AuthService, load_signing_keys
@@ -85,6 +86,7 @@ def build_registry(settings: Settings) -> Registry:
             changes,
             PullRecorder(SqlPullTimes(engines), settings.control.pull_time_granularity_seconds),
             nowait=metadata if metadata.reads_nowait else None,
+            rules=ManifestRules.from_pattern(settings.limits.nondistributable_urls),
         ),
         auth=(auth := AuthService(metadata, projects, tokens, settings.auth, clock)),
         identity=build_identity(settings, engines, projects, auth, clock),

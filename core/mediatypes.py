@@ -11,3 +11,16 @@ OCI_EMPTY = "application/vnd.oci.empty.v1+json"
 IMAGE_MANIFESTS = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
 INDEXES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
 MANIFEST_TYPES = IMAGE_MANIFESTS | INDEXES
+DOCKER_TYPES = frozenset({DOCKER_MANIFEST, DOCKER_MANIFEST_LIST})
+
+#: Layers whose content may live elsewhere (the descriptor's ``urls``): the image-spec's
+#: non-distributable layers (deprecated in v1.1, still valid) and Docker's foreign layers.
+NONDISTRIBUTABLE_LAYERS = frozenset(
+    {
+        "application/vnd.oci.image.layer.nondistributable.v1.tar",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+        "application/vnd.docker.image.rootfs.foreign.diff.tar",
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+    }
+)

@@ -21,6 +21,7 @@ from core.records import (
     NewManifest,
     ProjectRecord,
     RepositoryRecord,
+    StoredRef,
     UploadRecord,
     UserRecord,
 )
@@ -171,7 +172,8 @@ class MetadataSession(ControlSession, Protocol):
     def add_blob(self, project_id: int, digest: str, size: int) -> BlobRecord: ...
     def link_blob(self, repository_id: int, blob_id: int) -> None: ...
     def unlink_blob(self, repository_id: int, digest: str) -> bool: ...
-    def linked_blob_ids(self, repository_id: int, digests: list[str]) -> dict[str, int]: ...
+    def linked_blobs(self, repository_id: int, digests: list[str]) -> dict[str, StoredRef]:
+        """The blobs of ``digests`` linked in the repository (id and size), one statement."""
 
     # manifests and tags
     def manifest(self, repository_id: int, digest: str) -> ManifestRecord | None: ...
@@ -186,6 +188,9 @@ class MetadataSession(ControlSession, Protocol):
         """
 
     def manifest_ids(self, repository_id: int, digests: list[str]) -> dict[str, int]: ...
+    def manifest_refs(self, repository_id: int, digests: list[str]) -> dict[str, StoredRef]:
+        """The manifests of ``digests`` in the repository (id and size), one statement."""
+
     def add_manifest(self, repository_id: int, manifest: NewManifest) -> int:
         """Store a manifest and its references; return its id (existing id if present)."""
 

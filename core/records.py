@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,13 @@ class UserRecord:
     password_hash: str
     is_admin: bool
     disabled: bool
+
+
+class StoredRef(NamedTuple):
+    """A stored blob or manifest a descriptor names: its row id and its size in bytes."""
+
+    id: int
+    size: int
 
 
 @dataclass(frozen=True, slots=True)

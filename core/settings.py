@@ -132,6 +132,9 @@ class LimitSettings(BaseModel):
     upload_ttl_seconds: int = 24 * 3600
     #: Open upload sessions allowed per project before 429.
     uploads_per_project: int = 1000
+    #: Regular expression (searched) every URL of a non-distributable layer must match
+    #: when the registry does not hold the layer; empty: such layers must be pushed.
+    nondistributable_urls: str = r"^https?://"
 
 
 class AuthSettings(BaseModel):

@@ -1,10 +1,13 @@
 """Manifests, tags and referrers of one repository.
 
-A manifest is accepted only when every blob it references is linked in the same
-repository and every manifest an index lists is stored in it; the subject of an
-artifact may be absent. The stored bytes are exactly the bytes pushed. A manifest, its
-reference rows and its tag change in one transaction; concurrent tag updates leave the
-tag on exactly one of the pushed manifests (the last committed).
+A manifest is accepted only when it satisfies its media type's schema
+(``core.manifests``), every blob it references is linked in the same repository with the
+size its descriptor states (a non-distributable layer with allowed ``urls`` may be
+absent, see ``ManifestRules``) and every manifest an index lists is stored in it with the
+size stated; the subject of an artifact may be absent. One lookup per kind (blobs,
+manifests) finds what a push references. The stored bytes are exactly the bytes pushed.
+A manifest, its reference rows and its tag change in one transaction; concurrent tag
+updates leave the tag on exactly one of the pushed manifests (the last committed).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 from core import events, mediatypes
 from core.digests import Digest
 from core.errors import OCIErrorCode, RegistryError
-from core.manifests import ParsedManifest, parse_manifest
+from core.manifests import ManifestRules, check_blobs, check_children, parse_manifest
 from core.names import Reference, RepositoryName
 from core.ports import Metadata, MetadataSession, NowaitReads, ReadWouldWait
 from core.pulls import PullRecorder
@@ -47,8 +50,10 @@ class ManifestService:
         changes: ChangeRecorder | None = None,
         pulls: PullRecorder | None = None,
         nowait: NowaitReads | None = None,
+        rules: ManifestRules | None = None,
     ) -> None:
         self._metadata = metadata
+        self._rules = rules or ManifestRules()
         self._changes = changes or ChangeRecorder(24 * 3600)
         self._pulls = pulls
         #: Reads that never wait (SQLite), for :meth:`read_nowait`.
@@ -116,12 +121,15 @@ class ManifestService:
                 [str(d.digest) for d in parsed.blobs],
                 [str(d.digest) for d in parsed.children] + [str(digest)],
             )
-            blob_ids = self._blob_ids(session.linked_blob_ids, repository, parsed)
+            wanted_blobs = sorted({str(d.digest) for d in parsed.blobs})
+            linked = session.linked_blobs(repository.id, wanted_blobs) if wanted_blobs else {}
+            blob_ids = check_blobs(parsed, linked, self._rules)
             # NOTE: one lookup finds the listed children and whether this manifest is stored.
             wanted = sorted({str(d.digest) for d in parsed.children} | {str(digest)})
-            known = session.manifest_ids(repository.id, wanted)
-            child_ids = self._child_ids(known, parsed)
-            manifest_id = known.get(str(digest))
+            known = session.manifest_refs(repository.id, wanted)
+            child_ids = check_children(parsed, known)
+            stored = known.get(str(digest))
+            manifest_id = stored.id if stored is not None else None
             if manifest_id is None:
                 manifest_id = self._add(
                     session,
@@ -183,29 +191,6 @@ class ManifestService:
             self._changes.manifest_may_be_unreferenced(
                 session, repository, previous, events.TAG_SWITCH
             )
-
-    @staticmethod
-    def _blob_ids(
-        lookup: Any, repository: RepositoryRecord, parsed: ParsedManifest
-    ) -> tuple[int, ...]:
-        wanted = sorted({str(d.digest) for d in parsed.blobs})
-        found: dict[str, int] = lookup(repository.id, wanted) if wanted else {}
-        missing = [digest for digest in wanted if digest not in found]
-        if missing:
-            raise RegistryError(OCIErrorCode.MANIFEST_BLOB_UNKNOWN).with_detail(
-                {"digests": missing[:20]}
-            )
-        return tuple(found.values())
-
-    @staticmethod
-    def _child_ids(found: dict[str, int], parsed: ParsedManifest) -> tuple[int, ...]:
-        wanted = sorted({str(d.digest) for d in parsed.children})
-        missing = [digest for digest in wanted if digest not in found]
-        if missing:
-            raise RegistryError(
-                OCIErrorCode.MANIFEST_BLOB_UNKNOWN, "index references unknown manifests"
-            ).with_detail({"digests": missing[:20]})
-        return tuple(found[digest] for digest in wanted)
 
     def delete(self, repository: RepositoryRecord, reference: Reference) -> None:
         with self._metadata.write() as session:

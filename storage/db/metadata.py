@@ -26,6 +26,7 @@ from core.records import (
     NewManifest,
     ProjectRecord,
     RepositoryRecord,
+    StoredRef,
     UploadRecord,
     UserRecord,
 )
@@ -117,8 +118,8 @@ _Q_LINKED_BLOB = (
 _Q_PROJECT_BLOB = select(*_BLOB_COLUMNS).where(
     BLOB.c.project_id == _param("project_id"), BLOB.c.digest == _param("d")
 )
-_Q_LINKED_BLOB_IDS = {
-    dialect: select(BLOB.c.digest, BLOB.c.id)
+_Q_LINKED_BLOBS = {
+    dialect: select(BLOB.c.digest, BLOB.c.id, BLOB.c.size)
     .join(REPO_BLOB, REPO_BLOB.c.blob_id == BLOB.c.id)
     .where(
         REPO_BLOB.c.repository_id == _param("repository_id"), in_list(BLOB.c.digest, "ds", dialect)
@@ -162,6 +163,13 @@ _NOWAIT_REPOSITORY = Prepared.of(_Q_REPOSITORY)
 _NOWAIT_NAMED_TAGGED_MANIFEST = Prepared.of(_Q_NAMED_TAGGED_MANIFEST)
 _Q_MANIFEST_IDS = {
     dialect: select(MANIFEST.c.digest, MANIFEST.c.id).where(
+        MANIFEST.c.repository_id == _param("repository_id"),
+        in_list(MANIFEST.c.digest, "ds", dialect),
+    )
+    for dialect in DIALECTS
+}
+_Q_MANIFEST_REFS = {
+    dialect: select(MANIFEST.c.digest, MANIFEST.c.id, MANIFEST.c.size).where(
         MANIFEST.c.repository_id == _param("repository_id"),
         in_list(MANIFEST.c.digest, "ds", dialect),
     )
@@ -426,10 +434,10 @@ class SqlSession(OutboxQueries, CollectorQueries):
         )
         return bool(result.rowcount)
 
-    def linked_blob_ids(self, repository_id: int, digests: list[str]) -> dict[str, int]:
+    def linked_blobs(self, repository_id: int, digests: list[str]) -> dict[str, StoredRef]:
         params = {"repository_id": repository_id, "ds": list_value(self._dialect, digests)}
-        rows = self._c.execute(_Q_LINKED_BLOB_IDS[self._dialect], params)
-        return {row[0]: row[1] for row in rows}
+        rows = self._c.execute(_Q_LINKED_BLOBS[self._dialect], params)
+        return {row[0]: StoredRef(row[1], row[2]) for row in rows}
 
     # manifests and tags
     def manifest(self, repository_id: int, digest: str) -> ManifestRecord | None:
@@ -450,6 +458,11 @@ class SqlSession(OutboxQueries, CollectorQueries):
         params = {"repository_id": repository_id, "ds": list_value(self._dialect, digests)}
         rows = self._c.execute(_Q_MANIFEST_IDS[self._dialect], params)
         return {row[0]: row[1] for row in rows}
+
+    def manifest_refs(self, repository_id: int, digests: list[str]) -> dict[str, StoredRef]:
+        params = {"repository_id": repository_id, "ds": list_value(self._dialect, digests)}
+        rows = self._c.execute(_Q_MANIFEST_REFS[self._dialect], params)
+        return {row[0]: StoredRef(row[1], row[2]) for row in rows}
 
     def add_manifest(self, repository_id: int, manifest: NewManifest) -> int:
         # NOTE: no lookup first: callers look before they add, and a stored manifest

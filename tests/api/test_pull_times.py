@@ -95,7 +95,9 @@ def test_pulling_an_index_records_the_index_only(oci: OCIClient, repo: str) -> N
     index = {
         "schemaVersion": 2,
         "mediaType": OCI_INDEX,
-        "manifests": [{"mediaType": OCI_MANIFEST, "digest": child.digest, "size": 1}],
+        "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": child.digest, "size": len(child.payload)}
+        ],
     }
     assert oci.put_manifest(repo, "multi", index, OCI_INDEX).status_code == 201
     response = oci.request("HEAD", f"/v2/{repo}/manifests/multi", repo)
