@@ -180,6 +180,9 @@ class OidcProvider(Protocol):
     def current_user(self, username: str) -> OidcUser | None:
         """The user's live state: ``None`` if gone or disabled."""
 
+    def group_exists(self, path: str) -> bool:
+        """Whether the provider has a group at ``path``; ``False`` when it cannot tell."""
+
     def authorization_url(self, redirect_uri: str, state: str, nonce: str, challenge: str) -> str:
         """Where a browser starts an authorization code login (PKCE, ``S256``)."""
 

@@ -17,9 +17,8 @@ from typing import Protocol
 
 from core.access import Identity
 from core.errors import ConflictError, InvalidInputError, NotFoundError
-from core.identity_ports import IdentityStore
+from core.identity_ports import IdentityStore, OidcProvider
 from core.identity_records import MemberRecord
-from core.keycloak import KeycloakProvider
 from core.rbac import Role
 from core.services.access_control import AccessControl
 from core.services.auth import AuthService
@@ -48,7 +47,7 @@ class KnownIdentities:
     that cannot be asked knows nobody (the member is refused, never added unchecked).
     """
 
-    def __init__(self, local: AuthService, keycloak: KeycloakProvider | None) -> None:
+    def __init__(self, local: AuthService, keycloak: OidcProvider | None) -> None:
         self._local, self._keycloak = local, keycloak
 
     def has_user(self, name: str) -> bool:

@@ -88,7 +88,7 @@ def test_malformed_json_is_a_problem_too(api: Api) -> None:
 
 
 def _write_routes(app: Litestar) -> list[tuple[str, str]]:
-    routes = []
+    routes: list[tuple[str, str]] = []
     for route in app.routes:
         if not isinstance(route, HTTPRoute) or not route.path.startswith("/api/v1/"):
             continue

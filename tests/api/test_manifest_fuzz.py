@@ -120,18 +120,17 @@ def unknown_blob(rng: random.Random, base: Base) -> Case:
 
 def top_level(rng: random.Random, base: Base) -> Case:
     manifest = copy.deepcopy(base.manifest)
-    field, values = rng.choice(
-        [
-            ("schemaVersion", [2.0, "2", 1, 3, None, True, [], {}]),
-            ("mediaType", [None, 1, [], {}, OCI_INDEX]),
-            ("config", [None, "x", 1, [], {}]),
-            ("layers", [None, "x", 1, {}, [None], ["x"], [{}]]),
-            ("annotations", [None, [], "x", {"a": 1}]),
-            ("subject", [None, "x", {}, {"mediaType": OCI_MANIFEST}]),
-            ("artifactType", [None, 1, "x"]),
-            ("manifests", [[], None]),
-        ]
-    )
+    choices: list[tuple[str, list[Any]]] = [
+        ("schemaVersion", [2.0, "2", 1, 3, None, True, [], {}]),
+        ("mediaType", [None, 1, [], {}, OCI_INDEX]),
+        ("config", [None, "x", 1, [], {}]),
+        ("layers", [None, "x", 1, {}, [None], ["x"], [{}]]),
+        ("annotations", [None, [], "x", {"a": 1}]),
+        ("subject", [None, "x", {}, {"mediaType": OCI_MANIFEST}]),
+        ("artifactType", [None, 1, "x"]),
+        ("manifests", [[], None]),
+    ]
+    field, values = rng.choice(choices)
     manifest[field] = rng.choice(values)
     return Case(f"{field}={manifest[field]!r}", _dump(manifest), OCI_MANIFEST, "invalid")
 
@@ -146,38 +145,36 @@ def top_level_missing(rng: random.Random, base: Base) -> Case:
 def index_child(rng: random.Random, base: Base) -> Case:
     index = copy.deepcopy(base.index)
     child = index["manifests"][0]
-    field, values = rng.choice(
-        [
-            ("size", [1, 0, child["size"] - 1, child["size"] + 1, 2.5, None]),
-            (
-                "platform",
-                [
-                    "x",
-                    {},
-                    {"os": "linux"},
-                    {"architecture": 1, "os": "linux"},
-                    {"architecture": "arm", "os": "linux", "features": "x"},
-                ],
-            ),
-            ("digest", [digest_of(rng.randbytes(8)), "sha256:1", None]),
-            ("mediaType", [None, "x", 3]),
-        ]
-    )
+    choices: list[tuple[str, list[Any]]] = [
+        ("size", [1, 0, child["size"] - 1, child["size"] + 1, 2.5, None]),
+        (
+            "platform",
+            [
+                "x",
+                {},
+                {"os": "linux"},
+                {"architecture": 1, "os": "linux"},
+                {"architecture": "arm", "os": "linux", "features": "x"},
+            ],
+        ),
+        ("digest", [digest_of(rng.randbytes(8)), "sha256:1", None]),
+        ("mediaType", [None, "x", 3]),
+    ]
+    field, values = rng.choice(choices)
     child[field] = rng.choice(values)
     return Case(f"manifests[0].{field}={child[field]!r}", _dump(index), OCI_INDEX, "invalid")
 
 
 def index_top_level(rng: random.Random, base: Base) -> Case:
     index = copy.deepcopy(base.index)
-    field, values = rng.choice(
-        [
-            ("schemaVersion", [2.0, 1, None]),
-            ("mediaType", [None, 5]),
-            ("manifests", [None, {}, "x", [None]]),
-            ("layers", [[]]),
-            ("config", [{}]),
-        ]
-    )
+    choices: list[tuple[str, list[Any]]] = [
+        ("schemaVersion", [2.0, 1, None]),
+        ("mediaType", [None, 5]),
+        ("manifests", [None, {}, "x", [None]]),
+        ("layers", [[]]),
+        ("config", [{}]),
+    ]
+    field, values = rng.choice(choices)
     index[field] = rng.choice(values)
     return Case(f"index {field}={index[field]!r}", _dump(index), OCI_INDEX, "invalid")
 

@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 from litestar.testing import TestClient
+from pydantic import SecretStr
 
 from api.app import create_app
-from core.settings import Settings
-from storage.db.migrate import upgrade
+from cli.startup import prepare_installation
+from core.settings import AuthSettings, LimitSettings, Settings
 from tests.api.oci import LAYER, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, OCIClient, digest_of
 
 ND_LAYER = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
@@ -309,10 +310,10 @@ def restricted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OCIClient]:
     password = secrets.token_urlsafe(12)
     settings = Settings(
         data_dir=Path(tmp_path_factory.mktemp("restricted")),
-        auth={"admin_password": password, "create_project_on_push": True},
-        limits={"nondistributable_urls": r"^https://layers\.example\.com/"},
+        auth=AuthSettings(admin_password=SecretStr(password), create_project_on_push=True),
+        limits=LimitSettings(nondistributable_urls=r"^https://layers\.example\.com/"),
     )
-    upgrade(settings)
+    prepare_installation(settings)
     with TestClient(create_app(settings)) as client:
         yield OCIClient(client, password)
 

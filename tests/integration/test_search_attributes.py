@@ -58,7 +58,8 @@ def _pushed_event_id(oci: OCIClient, digest: str) -> int:
         pending = session.pending_events(10_000)
     found = [e for e in pending if e.kind == events.MANIFEST_PUSHED and e.digest == digest]
     assert len(found) == 1, pending
-    return found[0].id
+    event_id: int = found[0].id
+    return event_id
 
 
 def _batch_run(oci: OCIClient, event_id: int) -> str:

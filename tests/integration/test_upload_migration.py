@@ -14,7 +14,7 @@ from core.settings import Settings
 from storage.db.migrate import alembic_config, upgrade
 
 pytestmark = pytest.mark.integration
-BEFORE = "0006_merge_heads"
+BEFORE = "0007_user_profile"
 
 
 def _settings(database: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:

@@ -12,10 +12,6 @@ import pytest
 
 PRODUCT_PACKAGES = ("adapters", "api", "core", "storage", "workflows", "activities", "cli", "bench")
 
-#: Cycles tolerated for now. ``api.auth`` <-> ``api.principal`` is being removed by the
-#: rewrite of those two modules (one credential parser); drop the entry when it lands.
-KNOWN_CYCLES = {frozenset({"api.auth", "api.principal"})}
-
 
 def import_cycles(graph: grimp.ImportGraph) -> list[frozenset[str]]:
     """The strongly connected components of more than one module (Tarjan, iterative)."""
@@ -79,6 +75,6 @@ def test_cycle_finder_sees_a_cycle_through_three_modules() -> None:
 
 def test_product_code_has_no_import_cycle() -> None:
     graph = grimp.build_graph(*PRODUCT_PACKAGES, cache_dir=None)
-    cycles = [cycle for cycle in import_cycles(graph) if cycle not in KNOWN_CYCLES]
+    cycles = import_cycles(graph)
     if cycles:
         pytest.fail("import cycles:\n" + "\n".join(_describe(graph, c) for c in cycles))

@@ -103,6 +103,10 @@ ALLOWED: dict[tuple[str, str], str] = {
         "SQL lookup of a pending browser login by the SHA-256 of its state; the database "
         "compares hashes the caller cannot steer byte by byte"
     ),
+    ("storage/db/metadata.py", "USER.c.password_hash"): (
+        "compare-and-set of a rehash in SQL: the stored hash is matched against the hash "
+        "the same login just read, never against anything a caller sends"
+    ),
     ("bench/memory.py", "side.state"): (
         "the benchmark's per-registry scratch dictionary (which blobs a case already "
         "pushed); membership of a blob key, no secret involved"

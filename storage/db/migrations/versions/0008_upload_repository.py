@@ -1,23 +1,22 @@
-"""uploads name their repository instead of referring to its row
+"""uploads name their repository instead of referring to its row.
 
 An upload session no longer creates its repository: the repository's row appears
 once it holds a linked blob or a manifest. Open sessions keep their target (the
 name is copied from the row they referred to).
 
-Revision ID: 0007_upload_repository
-Revises: 0006_merge_heads
+Revision ID: 0008_upload_repository
+Revises: 0007_user_profile
 Create Date: 2026-12-03 04:45:00.000000
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
+from sqlmodel.sql import sqltypes
 
-
-revision = "0007_upload_repository"
-down_revision = "0006_merge_heads"
+revision = "0008_upload_repository"
+down_revision = "0007_user_profile"
 branch_labels = None
 depends_on = None
 
@@ -33,14 +32,12 @@ _ID = sa.text(
 
 def upgrade() -> None:
     with op.batch_alter_table("upload", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("repository", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True)
-        )
+        batch_op.add_column(sa.Column("repository", sqltypes.AutoString(length=255), nullable=True))
     op.execute(_NAME)
     with op.batch_alter_table("upload", schema=None) as batch_op:
         batch_op.alter_column(
             "repository",
-            existing_type=sqlmodel.sql.sqltypes.AutoString(length=255),
+            existing_type=sqltypes.AutoString(length=255),
             nullable=False,
         )
         batch_op.drop_column("repository_id")
