@@ -7,10 +7,30 @@ import asyncio
 from api.workflow_starter import TemporalStarter
 from cli.event_runs import TemporalRuns
 from cli.outbox import OutboxDispatcher
+from core.ports import Metadata
 from core.settings import Settings
 from core.subscribers import Subscribers, builtin_subscribers
 from storage.db.engine import create_engines
 from storage.db.metadata import SqlMetadata
+
+
+def build_outbox_dispatcher(
+    settings: Settings, metadata: Metadata, subscribers: Subscribers | None = None
+) -> OutboxDispatcher:
+    """The outbox dispatcher of ``settings`` over ``metadata``.
+
+    Args:
+        settings: The process's settings (Temporal connection and control settings).
+        metadata: The metadata store the outbox lives in.
+        subscribers: The event subscribers; ``None``: the built-in ones.
+    """
+    return OutboxDispatcher(
+        metadata,
+        TemporalStarter(settings.temporal),
+        settings.control,
+        subscribers=subscribers if subscribers is not None else builtin_subscribers(),
+        runs=TemporalRuns(settings.temporal),
+    )
 
 
 def start_outbox_dispatcher(
@@ -23,11 +43,7 @@ def start_outbox_dispatcher(
         stop: Set it to end the task.
         subscribers: The event subscribers; ``None``: the built-in ones.
     """
-    dispatcher = OutboxDispatcher(
-        SqlMetadata(create_engines(settings)),
-        TemporalStarter(settings.temporal),
-        settings.control,
-        subscribers=subscribers if subscribers is not None else builtin_subscribers(),
-        runs=TemporalRuns(settings.temporal),
+    dispatcher = build_outbox_dispatcher(
+        settings, SqlMetadata(create_engines(settings)), subscribers
     )
     return asyncio.create_task(dispatcher.run(stop), name="outbox-dispatcher")

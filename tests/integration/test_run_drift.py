@@ -23,9 +23,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from api.app import create_app
-from api.workflow_starter import TemporalStarter
-from cli.event_runs import TemporalRuns
-from cli.outbox import OutboxDispatcher
+from cli.outbox_task import build_outbox_dispatcher
 from cli.schedules import (
     GC_SCHEDULE_ID,
     KEY_ROTATION_SCHEDULE_ID,
@@ -37,7 +35,6 @@ from cli.schedules import (
     ensure_retention_schedule,
 )
 from core.settings import Settings
-from core.subscribers import builtin_subscribers
 from tests.api.oci import OCIClient, unique_project
 from tests.integration.test_control_plane import worker
 from tests.services.control_backends import control_settings
@@ -89,13 +86,7 @@ async def _finished(oci: OCIClient, url: str) -> dict[str, Any]:
 async def _dispatch(http: TestClient[Any], settings: Settings) -> None:
     """Start the workflows of every pending outbox event (bounded rounds)."""
     registry = http.app.state["registry"]
-    dispatcher = OutboxDispatcher(
-        registry.metadata,
-        TemporalStarter(settings.temporal),
-        settings.control,
-        subscribers=builtin_subscribers(),
-        runs=TemporalRuns(settings.temporal),
-    )
+    dispatcher = build_outbox_dispatcher(settings, registry.metadata)
     for _ in range(MAX_ROUNDS):
         if await dispatcher.dispatch_once() == 0:
             return

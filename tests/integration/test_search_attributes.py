@@ -21,15 +21,13 @@ from temporalio.client import Client
 
 from activities.search_attributes import DIGEST, PROJECT, REPOSITORY
 from api.app import create_app
-from api.workflow_starter import TemporalStarter
-from cli.event_runs import TemporalRuns
-from cli.outbox import OutboxDispatcher
+from cli.outbox_task import build_outbox_dispatcher
 from cli.search_attributes import ensure_search_attributes
 from cli.startup import prepare_installation
 from core import events
 from core.control_settings import ControlSettings
 from core.settings import AuthSettings, Settings, TemporalSettings
-from core.subscribers import LOG, builtin_subscribers
+from core.subscribers import LOG
 from storage.db.outbox_queries import BATCH
 from tests.api.oci import OCIClient, unique_project
 from tests.services.temporal import TemporalServer
@@ -99,13 +97,7 @@ async def test_dispatched_runs_are_found_by_repository(
         pushed = await anyio.to_thread.run_sync(oci.push_image, repo, "v1")
         event_id = await anyio.to_thread.run_sync(_pushed_event_id, oci, pushed.digest)
         registry = http.app.state["registry"]
-        dispatcher = OutboxDispatcher(
-            registry.metadata,
-            TemporalStarter(settings.temporal),
-            settings.control,
-            subscribers=builtin_subscribers(),
-            runs=TemporalRuns(settings.temporal),
-        )
+        dispatcher = build_outbox_dispatcher(settings, registry.metadata)
         for _ in range(MAX_ROUNDS):
             if await dispatcher.dispatch_once() == 0:
                 break
