@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from adapters.master_key import ensure_master_key
 from core.services.auth import ensure_admin, ensure_signing_key
 from storage.db.engine import create_engines
 from storage.db.metadata import SqlMetadata
@@ -23,7 +24,7 @@ _log = logging.getLogger("moorage.startup")
 
 
 def prepare_installation(settings: Settings) -> None:
-    """Migrate to head, add the first signing key, make sure the admin account exists.
+    """Migrate to head, add the first signing key and master key, make sure the admin exists.
 
     Idempotent, and safe when several processes (replicas) start together: all of it
     runs under the migration lock (``storage.db.migrate.migrated``), so one process at a
@@ -36,6 +37,7 @@ def prepare_installation(settings: Settings) -> None:
             metadata = SqlMetadata(engines)
             ensure_signing_key(metadata)
             generated = ensure_admin(metadata, settings.auth)
+            ensure_master_key(settings)
         finally:
             engines.dispose()
     if generated is not None:

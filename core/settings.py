@@ -149,6 +149,29 @@ class AuthSettings(BaseModel):
     key_rotation_days: int = Field(default=30, ge=0)
 
 
+class SecretSettings(BaseModel):
+    """The master keys that seal secrets at rest (``core.sealing``).
+
+    ``master_keys`` are base64 strings of at least 32 bytes each; the first seals, all
+    open (rotation: put the new key first). Without any, the installation keeps one
+    generated key in ``data_dir/master.key`` (mode 0600), created once at first start.
+    """
+
+    master_keys: list[SecretStr] = Field(default_factory=list)
+    master_key_file: Path | None = None
+
+
+class OutboundSettings(BaseModel):
+    """Where outbound calls (webhooks, upstream registries, preheat) may go (``core.outbound``).
+
+    ``allow`` lists networks (CIDR) that may be contacted although they are not public;
+    ``allow_http`` accepts plain ``http`` URLs.
+    """
+
+    allow: list[str] = Field(default_factory=list)
+    allow_http: bool = False
+
+
 class Settings(BaseSettings):
     """Every setting of a Moorage process."""
 
@@ -172,6 +195,8 @@ class Settings(BaseSettings):
     login_limit: LoginLimitSettings = LoginLimitSettings()
     audit: AuditSettings = AuditSettings()
     control: ControlSettings = ControlSettings()
+    secrets: SecretSettings = SecretSettings()
+    outbound: OutboundSettings = OutboundSettings()
     #: Public base URL of the registry; derived from the request when unset.
     public_url: str | None = None
     grpc_health_port: int = 0
@@ -193,6 +218,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'moorage.db').resolve()}"
+
+    @property
+    def resolved_master_key_file(self) -> Path:
+        return (self.secrets.master_key_file or self.data_dir / "master.key").resolve()
 
     @property
     def resolved_blob_root(self) -> Path:
