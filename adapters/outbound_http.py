@@ -1,0 +1,150 @@
+"""Outbound HTTP that only reaches what ``core.outbound`` allows (SSRF-safe egress).
+
+Every call parses the URL against the policy, resolves the host once, refuses if any
+address is not allowed, and connects to the checked address itself: the URL's host is
+replaced by the address, ``Host`` carries the original name and TLS uses it for SNI and
+certificate checks, so a second resolution (DNS rebinding) cannot redirect the call.
+Redirects are never followed (a 3xx is returned to the caller, who must check its
+``Location`` like any new destination and drop credentials), proxies from the environment
+are ignored, and response bodies are read up to a limit.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import anyio
+import httpx
+
+from core.outbound import (
+    OutboundPolicy,
+    OutboundRefusedError,
+    Resolver,
+    checked_addresses,
+    parse_destination,
+)
+
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+async def resolve_host(host: str, port: int) -> Sequence[str]:
+    """Every address ``host`` resolves to (the resolver port of ``core.outbound``)."""
+    infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundResponse:
+    """A response read up to the client's body limit.
+
+    Attributes:
+        status: HTTP status code.
+        headers: Response headers.
+        body: At most ``max_body_bytes`` of the body.
+        truncated: Whether the body was longer than that.
+    """
+
+    status: int
+    headers: httpx.Headers
+    body: bytes
+    truncated: bool
+
+
+class OutboundClient:
+    """An HTTP client for user-configured destinations; one per process is enough.
+
+    Consistency: a refused destination raises :class:`OutboundRefusedError` before any
+    byte is sent; nothing is ever sent to an address the policy does not allow.
+    """
+
+    def __init__(
+        self,
+        policy: OutboundPolicy,
+        *,
+        connect_timeout: float = 5.0,
+        total_timeout: float = 30.0,
+        max_body_bytes: int = 64 * 1024,
+        verify: ssl.SSLContext | bool = True,
+        resolver: Resolver | None = None,
+    ) -> None:
+        self._policy = policy
+        self._max_body = max_body_bytes
+        self._resolve: Resolver = resolver if resolver is not None else resolve_host
+        self._client = httpx.AsyncClient(
+            trust_env=False,
+            follow_redirects=False,
+            verify=verify,
+            timeout=httpx.Timeout(total_timeout, connect=connect_timeout),
+        )
+
+    @property
+    def policy(self) -> OutboundPolicy:
+        return self._policy
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _pinned(
+        self, method: str, url: str, headers: Mapping[str, str] | None, content: bytes | None
+    ) -> httpx.Request:
+        destination = parse_destination(url, self._policy)
+        addresses = await checked_addresses(destination, self._policy, self._resolve)
+        address = addresses[0]
+        original = httpx.URL(url)
+        pinned = original.copy_with(host=str(address))
+        host_header = destination.host
+        if destination.port != _DEFAULT_PORTS[destination.scheme]:
+            host_header = f"{host_header}:{destination.port}"
+        if ":" in destination.host and not host_header.startswith("["):
+            host_header = f"[{destination.host}]" + host_header[len(destination.host) :]
+        merged = dict(headers or {})
+        merged["Host"] = host_header
+        extensions = {"sni_hostname": destination.host} if destination.scheme == "https" else {}
+        return self._client.build_request(
+            method, pinned, headers=merged, content=content, extensions=extensions
+        )
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+    ) -> AsyncIterator[httpx.Response]:
+        """Send a request to a checked address and yield the unread response."""
+        request = await self._pinned(method, url, headers, content)
+        response = await self._client.send(request, stream=True)
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+    ) -> OutboundResponse:
+        """Send a request and read at most ``max_body_bytes`` of the response body."""
+        async with self.stream(method, url, headers=headers, content=content) as response:
+            body = bytearray()
+            truncated = False
+            async for chunk in response.aiter_bytes():
+                room = self._max_body - len(body)
+                if len(chunk) > room:
+                    body.extend(chunk[:room])
+                    truncated = True
+                    break
+                body.extend(chunk)
+            return OutboundResponse(response.status_code, response.headers, bytes(body), truncated)
+
+
+__all__ = ["OutboundClient", "OutboundRefusedError", "OutboundResponse", "resolve_host"]

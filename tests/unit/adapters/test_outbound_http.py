@@ -1,0 +1,94 @@
+"""Outbound HTTP reaches only allowed addresses, pins the checked one, follows no redirect."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+from aiohttp import web
+
+from adapters.outbound_http import OutboundClient
+from core.outbound import OutboundPolicy, OutboundRefusedError
+
+LOOPBACK = OutboundPolicy.of(["127.0.0.0/8"], allow_http=True)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[tuple[str, list[web.Request]]]:
+    seen: list[web.Request] = []
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        seen.append(request)
+        if request.path == "/redirect":
+            raise web.HTTPFound("http://169.254.169.254/latest/meta-data/")
+        if request.path == "/big":
+            return web.Response(body=b"x" * 10_000)
+        return web.Response(text=request.headers.get("Host", ""))
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"127.0.0.1:{port}", seen
+    finally:
+        await runner.cleanup()
+
+
+async def _to_loopback(host: str, port: int) -> Sequence[str]:
+    del host, port
+    return ["127.0.0.1"]
+
+
+async def test_a_name_is_connected_to_at_its_checked_address(
+    receiver: tuple[str, list[web.Request]],
+) -> None:
+    address, seen = receiver
+    port = address.rsplit(":", 1)[1]
+    client = OutboundClient(LOOPBACK, resolver=_to_loopback)
+    try:
+        response = await client.request("POST", f"http://hooks.test:{port}/x", content=b"{}")
+    finally:
+        await client.aclose()
+    assert response.status == 200
+    assert response.body == f"hooks.test:{port}".encode()
+    assert len(seen) == 1
+
+
+async def test_refused_destinations_are_never_contacted(
+    receiver: tuple[str, list[web.Request]],
+) -> None:
+    address, seen = receiver
+    port = address.rsplit(":", 1)[1]
+    client = OutboundClient(OutboundPolicy.of(allow_http=True), resolver=_to_loopback)
+    try:
+        for url in (
+            f"http://{address}/",
+            f"http://2130706433:{port}/",
+            f"http://0x7f.1:{port}/",
+            f"http://rebinding.test:{port}/",
+        ):
+            with pytest.raises(OutboundRefusedError):
+                await client.request("GET", url)
+    finally:
+        await client.aclose()
+    assert seen == []
+
+
+async def test_redirects_are_returned_not_followed_and_bodies_are_capped(
+    receiver: tuple[str, list[web.Request]],
+) -> None:
+    address, seen = receiver
+    client = OutboundClient(LOOPBACK, max_body_bytes=100)
+    try:
+        redirect = await client.request("GET", f"http://{address}/redirect")
+        big = await client.request("GET", f"http://{address}/big")
+    finally:
+        await client.aclose()
+    assert redirect.status == 302
+    assert redirect.headers["location"].startswith("http://169.254.169.254")
+    assert (len(big.body), big.truncated) == (100, True)
+    assert [r.path for r in seen] == ["/redirect", "/big"]
