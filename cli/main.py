@@ -85,10 +85,14 @@ def worker() -> None:
 
 @app.command()
 def migrate() -> None:
-    """Upgrade the metadata database to the latest schema (under the migration lock)."""
-    from storage.db.migrate import upgrade  # noqa: PLC0415 - loaded by the command that needs it
+    """Prepare the installation: schema upgrade, first signing key, master key, admin account.
 
-    upgrade(load_settings())
+    Everything runs under the migration lock, once; a deployment's migration job runs this
+    before any API or worker starts (they would do the same, finding it done).
+    """
+    from cli.startup import prepare_installation  # noqa: PLC0415 - loaded by the command
+
+    prepare_installation(load_settings())
 
 
 @app.command()

@@ -162,6 +162,11 @@ def oras() -> str:
 
 
 @pytest.fixture(scope="session")
+def helm() -> str:
+    return _tool("helm")
+
+
+@pytest.fixture(scope="session")
 def skopeo() -> str:
     return _tool("skopeo")
 
