@@ -1,0 +1,1 @@
+"""Deployment artefacts: the container image build, the Helm chart, service files."""

@@ -1,0 +1,1 @@
+"""The container image build (``python deploy/image/build.py``)."""
