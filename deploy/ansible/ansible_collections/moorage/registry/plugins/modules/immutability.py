@@ -1,0 +1,79 @@
+#!/usr/bin/python
+# Copyright: Moorage maintainers
+# Apache License 2.0 (see LICENSE in the Moorage source)
+"""Ansible module: a Moorage project's immutability rules."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: immutability
+short_description: Set a Moorage project's immutability rules
+description:
+  - Replaces the tag immutability rules of a project. A tag a rule protects can be neither moved nor deleted (project admins and maintainers).
+  - The rules are given as the API takes them; a field left out of a rule is not compared
+    with the stored rule, so a run that changes nothing reports no change.
+version_added: "0.1.0"
+author: Moorage maintainers (@moorage)
+extends_documentation_fragment: moorage.registry.moorage
+options:
+  project:
+    description: The project's name.
+    type: str
+    required: true
+  rules:
+    description: The complete list of rules, in order; an empty list removes them all.
+    type: list
+    elements: dict
+    required: true
+attributes:
+  check_mode:
+    description: Reports what would change and changes nothing.
+    support: full
+  diff_mode:
+    description: Shows the state before and after the task.
+    support: full
+"""
+
+EXAMPLES = r"""
+- name: The project's immutability rules
+  moorage.registry.immutability:
+    url: https://registry.example.test
+    username: admin
+    password: "{{ admin_password }}"
+    project: team
+    rules:
+      - tag: {pattern: "v*"}
+"""
+
+RETURN = r"""
+document:
+  description: The rules after the task.
+  returned: always
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.moorage.registry.plugins.module_utils.moorage_api import (
+    CONNECTION_ARGS,
+    MoorageClient,
+    ensure_document,
+    segment,
+)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            CONNECTION_ARGS,
+            project=dict(type="str", required=True),
+            rules=dict(type="list", elements="dict", required=True),
+        ),
+        supports_check_mode=True,
+    )
+    wanted = {"rules": module.params["rules"]}
+    path = "/api/v1/projects/%s/immutability" % segment(module.params["project"])
+    ensure_document(module, MoorageClient(module), path, wanted)
+
+
+if __name__ == "__main__":
+    main()

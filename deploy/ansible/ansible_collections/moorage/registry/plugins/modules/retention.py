@@ -1,0 +1,81 @@
+#!/usr/bin/python
+# Copyright: Moorage maintainers
+# Apache License 2.0 (see LICENSE in the Moorage source)
+"""Ansible module: a Moorage project's retention rules."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: retention
+short_description: Set a Moorage project's retention rules
+description:
+  - Replaces the tag retention rules of a project, following Harbor's model (latestPushedK, latestPulledN, nDaysSinceLastPush, nDaysSinceLastPull, always).
+  - The rules are given as the API takes them; a field left out of a rule is not compared
+    with the stored rule, so a run that changes nothing reports no change.
+version_added: "0.1.0"
+author: Moorage maintainers (@moorage)
+extends_documentation_fragment: moorage.registry.moorage
+options:
+  project:
+    description: The project's name.
+    type: str
+    required: true
+  rules:
+    description: The complete list of rules, in order; an empty list removes them all.
+    type: list
+    elements: dict
+    required: true
+attributes:
+  check_mode:
+    description: Reports what would change and changes nothing.
+    support: full
+  diff_mode:
+    description: Shows the state before and after the task.
+    support: full
+"""
+
+EXAMPLES = r"""
+- name: The project's retention rules
+  moorage.registry.retention:
+    url: https://registry.example.test
+    username: admin
+    password: "{{ admin_password }}"
+    project: team
+    rules:
+      - template: latestPushedK
+        n: 10
+        tag: {pattern: "**"}
+"""
+
+RETURN = r"""
+document:
+  description: The rules after the task.
+  returned: always
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.moorage.registry.plugins.module_utils.moorage_api import (
+    CONNECTION_ARGS,
+    MoorageClient,
+    ensure_document,
+    segment,
+)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            CONNECTION_ARGS,
+            project=dict(type="str", required=True),
+            rules=dict(type="list", elements="dict", required=True),
+        ),
+        supports_check_mode=True,
+    )
+    wanted = {"rules": module.params["rules"]}
+    path = "/api/v1/projects/%s/retention" % segment(module.params["project"])
+    ensure_document(module, MoorageClient(module), path, wanted)
+
+
+if __name__ == "__main__":
+    main()
