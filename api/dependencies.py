@@ -14,9 +14,12 @@ handler names the parameter and gets the value, instead of reaching into ``app.s
 - ``repository_access``, ``project_policies``, ``gc_runs``, ``run_control``: the
   services of the repositories, policies and run controllers.
 
-Adopting it in a new controller: declare the parameter (``caller: Identity``) and,
-when a new service is needed, add its provider here (one line in :data:`DEPENDENCIES`).
-Providers only read; they never start work of their own.
+Adopting it in a new controller: declare the parameter with Litestar's explicit marker,
+``caller: NamedDependency[Identity]`` (``from litestar.di import NamedDependency``; an
+unmarked dependency parameter is deprecated and the test suite turns that warning into an
+error), and, when a new service is needed, add its provider here (one line in
+:data:`DEPENDENCIES`). The names above are taken app-wide: do not reuse them for query or
+path parameters. Providers only read; they never start work of their own.
 """
 
 from __future__ import annotations

@@ -21,7 +21,10 @@ Adopting it in a new list endpoint (the page parameters are registered app-wide 
 
     @get("/things")
     async def list_things(
-        self, request: Request[Any, Any, Any], caller: Identity, page: PageParams
+        self,
+        request: Request[Any, Any, Any],
+        caller: NamedDependency[Identity],
+        page: NamedDependency[PageParams],
     ) -> Response[ThingPage]:
         window = await page.fetch(
             lambda after, count: service.things(caller, after, count),  # blocking is fine
