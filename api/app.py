@@ -19,6 +19,7 @@ from api.controllers.policies import PolicyController
 from api.controllers.projects import ProjectController
 from api.controllers.repositories import RepositoryController
 from api.controllers.tokens import jwks, oauth_token, token
+from api.dependencies import DEPENDENCIES
 from api.errors import EXCEPTION_HANDLERS
 from api.identity_wiring import IDENTITY_ROUTES, build_identity, close_identity
 from api.manifest_shortcut import ManifestShortcuts
@@ -155,6 +156,7 @@ def create_app(
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         guards=[authenticated_writes],
+        dependencies=DEPENDENCIES,
         middleware=[AuditMiddleware],
         on_shutdown=[partial(close_identity, registry)],
         state={"registry": registry},  # type: ignore[arg-type]

@@ -25,7 +25,7 @@ from litestar import Request
 
 from api.context import Registry, identity_of
 from api.credentials import Basic, Bearer, parse
-from api.principal import api_caller, client_address, note
+from api.principal import client_address, note
 from core.access import (
     ANONYMOUS,
     AuthMethod,
@@ -36,7 +36,7 @@ from core.access import (
     grant,
     missing_actions,
 )
-from core.errors import ForbiddenError, OCIErrorCode, RegistryError
+from core.errors import OCIErrorCode, RegistryError
 from core.tokens import InvalidTokenError
 
 
@@ -185,15 +185,3 @@ def _insufficient(
     return RegistryError(OCIErrorCode.UNAUTHORIZED, message, detail=detail).with_headers(
         **{"WWW-Authenticate": value}
     )
-
-
-async def require_admin(request: Request[Any, Any, Any], registry: Registry) -> Identity:
-    """A system administrator for the management API (any credential ``/api`` accepts)."""
-    identity = await api_caller(request, registry)
-    if identity.anonymous:
-        raise RegistryError(OCIErrorCode.UNAUTHORIZED).with_headers(
-            **{"WWW-Authenticate": 'Basic realm="moorage"'}
-        )
-    if not identity.is_admin:
-        raise ForbiddenError("system administrator rights are required")
-    return identity

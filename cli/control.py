@@ -141,7 +141,7 @@ def gc_cancel(ctx: typer.Context, run_id: Annotated[str, typer.Argument()]) -> N
 @gc_app.command("runs")
 def gc_runs(ctx: typer.Context, limit: Annotated[int, typer.Option(min=1, max=100)] = 20) -> None:
     """Recent garbage-collection runs, newest first."""
-    _emit(lambda c: {"items": c.call("GET", "/api/v1/system/gc", limit=limit)}, ctx)
+    _emit(lambda c: c.call("GET", "/api/v1/system/gc", limit=limit), ctx)
 
 
 # retention
@@ -189,7 +189,7 @@ def retention_run(
 @retention_app.command("runs")
 def retention_runs(ctx: typer.Context, project: Project) -> None:
     """The project's retention runs, newest first."""
-    _emit(lambda c: {"items": c.call("GET", _project_path(project, "retention/runs"))}, ctx)
+    _emit(lambda c: c.call("GET", _project_path(project, "retention/runs")), ctx)
 
 
 @retention_app.command("status")

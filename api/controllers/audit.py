@@ -1,85 +1,138 @@
 """Management API: the audit log.
 
-Management API: the audit log, system-wide (administrators) and per project
-(``log:list``, project admins), with filters, id-cursor pagination and JSON lines.
+The audit log, system-wide (administrators) and per project (``log:list``, project
+admins), with filters, keyset pages by event id (``api.pagination``; ``after`` is the
+older spelling of ``last``) and JSON lines (``format=jsonl``, paged alike, the next page
+in the ``Link`` header).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-import anyio.to_thread
 from litestar import Request, Response, get
-from litestar.params import FromPath, FromQuery
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, FromQuery, QueryParameter
 
-from api.auth import require_admin
-from api.context import identity_of, registry_of
-from api.principal import require_caller
+from api.guards import project_permission, signed_in, system_admin
+from api.pagination import IDS, Page, PageParams, Window
 from core.audit import AuditQuery, StoredAuditEvent
+from core.services.identity_services import IdentityServices
 
 
-def _query(request: Request[Any, Any, Any], project: str | None) -> AuditQuery:
-    params = request.query_params
-
-    def when(name: str) -> datetime | None:
-        value = params.get(name)
-        return datetime.fromisoformat(value) if value else None
-
-    limit = int(params.get("limit") or 100)
-    return AuditQuery(
-        actor=params.get("actor"),
-        action=params.get("action"),
-        project=project or params.get("project"),
-        result=params.get("result"),
-        since=when("since"),
-        until=when("until"),
-        after_id=int(params.get("after") or 0),
-        limit=max(1, min(limit, 1000)),
-    )
+class AuditPage(Page[dict[str, Any]]):
+    """Audit events, oldest first, by id."""
 
 
-def _page(events: list[StoredAuditEvent], limit: int, jsonl: bool) -> Response[Any]:
-    more, events = len(events) > limit, events[:limit]
-    if jsonl:
-        body = "".join(json.dumps(e.as_dict(), sort_keys=True) + "\n" for e in events)
-        return Response(content=body.encode(), media_type="application/x-ndjson")
-    return Response(
-        content={
-            "items": [e.as_dict() for e in events],
-            "next": str(events[-1].id) if more and events else None,
-        }
-    )
+@dataclass(frozen=True, slots=True)
+class _Filters:
+    actor: str | None
+    action: str | None
+    project: str | None
+    result: str | None
+    since: datetime | None
+    until: datetime | None
+
+    def query(self, after: int | None, count: int) -> AuditQuery:
+        return AuditQuery(
+            actor=self.actor,
+            action=self.action,
+            project=self.project,
+            result=self.result,
+            since=self.since,
+            until=self.until,
+            after_id=after or 0,
+            limit=count,
+        )
+
+
+def provide_filters(
+    actor: FromQuery[str | None] = None,
+    action: FromQuery[str | None] = None,
+    result: FromQuery[str | None] = None,
+    since: FromQuery[datetime | None] = None,
+    until: FromQuery[datetime | None] = None,
+) -> _Filters:
+    return _Filters(actor, action, None, result, since, until)
+
+
+_FILTERS = {"filters": Provide(provide_filters, sync_to_thread=False)}
+
+
+def _id(event: StoredAuditEvent) -> int:
+    return event.id
 
 
 async def _serve(
-    request: Request[Any, Any, Any], project: str | None, fmt: str | None
+    request: Request[Any, Any, Any],
+    identity_services: IdentityServices,
+    filters: _Filters,
+    page: PageParams,
+    *,
+    after: str | None,
+    jsonl: bool,
 ) -> Response[Any]:
-    registry = registry_of(request)
-    query = _query(request, project)
-    wider = replace(query, limit=query.limit + 1)
-    events = await anyio.to_thread.run_sync(identity_of(registry).audit.query, wider)
-    return _page(events, query.limit, (fmt or request.query_params.get("format")) == "jsonl")
+    if page.last is None and after is not None:
+        page = replace(page, last=after, cursor_name="after")
+    audit = identity_services.audit
+    window: Window[StoredAuditEvent] = await page.fetch(
+        lambda after_id, count: audit.query(filters.query(after_id, count)), key=_id, cursor=IDS
+    )
+    events = [e.as_dict() for e in window.items]
+    if jsonl:
+        body = "".join(json.dumps(e, sort_keys=True) + "\n" for e in events)
+        return Response(
+            content=body.encode(), media_type="application/x-ndjson", headers=window.link(request)
+        )
+    return window.respond(request, AuditPage, events)
 
 
-@get("/api/v1/audit", summary="Query the audit log (administrators)", tags=["audit"])
+_FORMAT = QueryParameter(name="format", description="`jsonl` for JSON lines.")
+_AFTER = QueryParameter(description="Older spelling of `last`.")
+
+
+@get(
+    "/api/v1/audit",
+    summary="Query the audit log (administrators)",
+    tags=["audit"],
+    guards=[system_admin],
+    dependencies=_FILTERS,
+)
 async def audit_log(
-    request: Request[Any, Any, Any], output: FromQuery[str | None] = None
-) -> Response[Any]:
-    await require_admin(request, registry_of(request))
-    return await _serve(request, None, output)
+    request: Request[Any, Any, Any],
+    identity_services: NamedDependency[IdentityServices],
+    filters: NamedDependency[_Filters],
+    page: NamedDependency[PageParams],
+    project: Annotated[
+        str | None, QueryParameter(description="Only this project's events.")
+    ] = None,
+    fmt: Annotated[str | None, _FORMAT] = None,
+    after: Annotated[str | None, _AFTER] = None,
+) -> Response[AuditPage]:
+    scoped = replace(filters, project=project)
+    jsonl = fmt == "jsonl"
+    return await _serve(request, identity_services, scoped, page, after=after, jsonl=jsonl)
 
 
-@get("/api/v1/projects/{project:str}/audit", summary="Query a project's audit log", tags=["audit"])
+@get(
+    "/api/v1/projects/{project:str}/audit",
+    summary="Query a project's audit log",
+    tags=["audit"],
+    guards=[signed_in, project_permission("log", "list")],
+    dependencies=_FILTERS,
+)
 async def project_audit_log(
     request: Request[Any, Any, Any],
+    identity_services: NamedDependency[IdentityServices],
+    filters: NamedDependency[_Filters],
+    page: NamedDependency[PageParams],
     project: FromPath[str],
-    output: FromQuery[str | None] = None,
-) -> Response[Any]:
-    registry = registry_of(request)
-    caller = await require_caller(request, registry)
-    require = identity_of(registry).access.require
-    await anyio.to_thread.run_sync(require, caller, project, "log", "list")
-    return await _serve(request, project, output)
+    fmt: Annotated[str | None, _FORMAT] = None,
+    after: Annotated[str | None, _AFTER] = None,
+) -> Response[AuditPage]:
+    scoped = replace(filters, project=project)
+    jsonl = fmt == "jsonl"
+    return await _serve(request, identity_services, scoped, page, after=after, jsonl=jsonl)

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import anyio.to_thread
 from litestar import Controller, Request, Response, get, post
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 from pydantic import BaseModel, Field
 
-from api.auth import require_admin
-from api.context import registry_of
-from api.run_control import run_control_of
+from api.guards import system_admin
+from api.pagination import NEWEST_FIRST, Page, PageParams
+from api.run_control import RunControl
+from core.access import Identity
 from core.control_records import GcRunRecord
-from core.services.gc_runs import GcRunService
+from core.services.gc_runs import GcRunService, RunKey, run_key
 
 
 class GcRequest(BaseModel):
@@ -47,21 +50,33 @@ class GcRunOut(BaseModel):
         )
 
 
-def _service(request: Request[Any, Any, Any]) -> GcRunService:
-    return GcRunService(registry_of(request).metadata)
+class GcRunPage(Page[GcRunOut]):
+    """Runs, newest first."""
+
+
+async def run_page(
+    request: Request[Any, Any, Any],
+    page: PageParams,
+    run_control: RunControl,
+    fetch: Callable[[RunKey | None, int], list[GcRunRecord]],
+) -> Response[GcRunPage]:
+    """A page of a run history, each pending run first settled with its workflow."""
+    window = await page.fetch(fetch, key=run_key, cursor=NEWEST_FIRST)
+    runs = await run_control.reconciled_all(window.items)
+    return window.respond(request, GcRunPage, [GcRunOut.of(run) for run in runs])
 
 
 class GcController(Controller):
     path = "/api/v1/system/gc"
     tags = ["gc"]  # noqa: RUF012
+    guards = [system_admin]  # noqa: RUF012
 
     @post("/", summary="Request a garbage-collection run")
     async def request_run(
-        self, request: Request[Any, Any, Any], data: JSONBody[GcRequest]
-    ) -> Response[Any]:
-        await require_admin(request, registry_of(request))
+        self, gc_runs: NamedDependency[GcRunService], data: JSONBody[GcRequest]
+    ) -> Response[GcRunOut]:
         run = await anyio.to_thread.run_sync(
-            lambda: _service(request).request(
+            lambda: gc_runs.request(
                 dry_run=data.dry_run,
                 delete_untagged=data.delete_untagged,
                 review_delay_seconds=data.review_delay_seconds,
@@ -71,23 +86,36 @@ class GcController(Controller):
 
     @get("/", summary="History of garbage-collection runs, newest first")
     async def list_runs(
-        self, request: Request[Any, Any, Any], limit: FromQuery[int] = 20
-    ) -> list[GcRunOut]:
-        await require_admin(request, registry_of(request))
-        limit = max(1, min(limit, 100))
-        runs = await anyio.to_thread.run_sync(_service(request).history, "gc", None, limit)
-        runs = await run_control_of(registry_of(request)).reconciled_all(runs)
-        return [GcRunOut.of(run) for run in runs]
+        self,
+        request: Request[Any, Any, Any],
+        gc_runs: NamedDependency[GcRunService],
+        run_control: NamedDependency[RunControl],
+        page: NamedDependency[PageParams],
+    ) -> Response[GcRunPage]:
+        return await run_page(
+            request,
+            page,
+            run_control,
+            lambda before, count: gc_runs.page("gc", None, before, count),
+        )
 
     @get("/{run_id:str}", summary="State and report of a garbage-collection run")
-    async def read_run(self, request: Request[Any, Any, Any], run_id: FromPath[str]) -> GcRunOut:
-        await require_admin(request, registry_of(request))
-        run = await anyio.to_thread.run_sync(_service(request).get, run_id)
-        return GcRunOut.of(await run_control_of(registry_of(request)).reconciled(run))
+    async def read_run(
+        self,
+        gc_runs: NamedDependency[GcRunService],
+        run_control: NamedDependency[RunControl],
+        run_id: FromPath[str],
+    ) -> GcRunOut:
+        run = await anyio.to_thread.run_sync(gc_runs.get, run_id)
+        return GcRunOut.of(await run_control.reconciled(run))
 
     @post("/{run_id:str}/cancel", summary="Cancel a garbage-collection run", status_code=200)
-    async def cancel_run(self, request: Request[Any, Any, Any], run_id: FromPath[str]) -> GcRunOut:
-        caller = await require_admin(request, registry_of(request))
-        run = await anyio.to_thread.run_sync(_service(request).get, run_id)
-        control = run_control_of(registry_of(request))
-        return GcRunOut.of(await control.cancel(run, caller.subject))
+    async def cancel_run(
+        self,
+        caller: NamedDependency[Identity],
+        gc_runs: NamedDependency[GcRunService],
+        run_control: NamedDependency[RunControl],
+        run_id: FromPath[str],
+    ) -> GcRunOut:
+        run = await anyio.to_thread.run_sync(gc_runs.get, run_id)
+        return GcRunOut.of(await run_control.cancel(run, caller.subject))

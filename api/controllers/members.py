@@ -6,12 +6,15 @@ from typing import Any
 
 import anyio.to_thread
 from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from api.context import identity_of, registry_of
-from api.principal import require_caller
+from api.guards import project_permission, signed_in
+from api.pagination import IDS, Page, PageParams
+from core.access import Identity
 from core.identity_records import MemberRecord
+from core.services.identity_services import IdentityServices
 
 
 class MemberIn(BaseModel):
@@ -51,56 +54,80 @@ class MemberOut(BaseModel):
         return cls(id=member.id, kind=member.kind, name=member.name, role=member.role)
 
 
-class MemberPage(BaseModel):
-    items: list[MemberOut]
-    next: str | None = None
+class MemberPage(Page[MemberOut]):
+    """Members of the project, by id."""
 
 
 class MemberController(Controller):
     path = "/api/v1/projects/{project:str}/members"
     tags = ["members"]  # noqa: RUF012
+    guards = [signed_in]  # noqa: RUF012
 
-    @post("/", summary="Add a user, group or robot with a role")
+    @post(
+        "/",
+        summary="Add a user, group or robot with a role",
+        guards=[project_permission("member", "create")],
+    )
     async def add(
-        self, request: Request[Any, Any, Any], project: FromPath[str], data: JSONBody[MemberIn]
-    ) -> Response[Any]:
-        registry = registry_of(request)
-        caller = await require_caller(request, registry)
+        self,
+        caller: NamedDependency[Identity],
+        identity_services: NamedDependency[IdentityServices],
+        project: FromPath[str],
+        data: JSONBody[MemberIn],
+    ) -> Response[MemberOut]:
         kind, name = data.kind_and_name()
-        add = identity_of(registry).members.add
+        add = identity_services.members.add
         member = await anyio.to_thread.run_sync(add, caller, project, kind, name, data.role)
         return Response(content=MemberOut.of(member), status_code=201)
 
-    @get("/", summary="List members")
+    @get("/", summary="List members", guards=[project_permission("member", "list")])
     async def list_members(
-        self, request: Request[Any, Any, Any], project: FromPath[str]
-    ) -> MemberPage:
-        registry = registry_of(request)
-        caller = await require_caller(request, registry)
-        members = await anyio.to_thread.run_sync(
-            identity_of(registry).members.list, caller, project
-        )
-        return MemberPage(items=[MemberOut.of(m) for m in members])
-
-    @patch("/{member_id:int}", summary="Change a member's role")
-    async def update(
         self,
         request: Request[Any, Any, Any],
+        caller: NamedDependency[Identity],
+        identity_services: NamedDependency[IdentityServices],
+        project: FromPath[str],
+        page: NamedDependency[PageParams],
+    ) -> Response[MemberPage]:
+        listing = identity_services.members.list
+        window = await page.fetch(
+            lambda after, count: listing(caller, project, after, count), key=_id, cursor=IDS
+        )
+        return window.respond(request, MemberPage, [MemberOut.of(m) for m in window.items])
+
+    @patch(
+        "/{member_id:int}",
+        summary="Change a member's role",
+        guards=[project_permission("member", "update")],
+    )
+    async def update(
+        self,
+        caller: NamedDependency[Identity],
+        identity_services: NamedDependency[IdentityServices],
         project: FromPath[str],
         member_id: FromPath[int],
         data: JSONBody[MemberPatch],
     ) -> MemberOut:
-        registry = registry_of(request)
-        caller = await require_caller(request, registry)
-        update = identity_of(registry).members.update
+        update = identity_services.members.update
         member = await anyio.to_thread.run_sync(update, caller, project, member_id, data.role)
         return MemberOut.of(member)
 
-    @delete("/{member_id:int}", summary="Remove a member", status_code=204)
+    @delete(
+        "/{member_id:int}",
+        summary="Remove a member",
+        status_code=204,
+        guards=[project_permission("member", "delete")],
+    )
     async def remove(
-        self, request: Request[Any, Any, Any], project: FromPath[str], member_id: FromPath[int]
+        self,
+        caller: NamedDependency[Identity],
+        identity_services: NamedDependency[IdentityServices],
+        project: FromPath[str],
+        member_id: FromPath[int],
     ) -> None:
-        registry = registry_of(request)
-        caller = await require_caller(request, registry)
-        remove = identity_of(registry).members.remove
+        remove = identity_services.members.remove
         await anyio.to_thread.run_sync(remove, caller, project, member_id)
+
+
+def _id(member: MemberRecord) -> int:
+    return member.id

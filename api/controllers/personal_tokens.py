@@ -7,12 +7,15 @@ from typing import Any
 
 import anyio.to_thread
 from litestar import Controller, Request, Response, delete, get, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.context import identity_of, registry_of
-from api.principal import require_caller
+from api.guards import signed_in
+from api.pagination import IDS, Page, PageParams
+from core.access import Identity
 from core.identity_records import PersonalTokenRecord
+from core.services.identity_services import IdentityServices
 
 
 class TokenIn(BaseModel):
@@ -46,36 +49,51 @@ class TokenOut(BaseModel):
         )
 
 
-class TokenPage(BaseModel):
-    items: list[TokenOut]
-    next: str | None = None
+class TokenPage(Page[TokenOut]):
+    """The caller's tokens, by id (never their secrets)."""
 
 
 class PersonalTokenController(Controller):
     path = "/api/v1/users/me/tokens"
     tags = ["personal access tokens"]  # noqa: RUF012
+    guards = [signed_in]  # noqa: RUF012
 
     @post("/", summary="Create a personal access token (shown once)")
     async def create(
-        self, request: Request[Any, Any, Any], data: JSONBody[TokenIn]
-    ) -> Response[Any]:
-        registry = registry_of(request)
-        caller = await require_caller(request, registry)
-        create = identity_of(registry).tokens.create
+        self,
+        caller: NamedDependency[Identity],
+        identity_services: NamedDependency[IdentityServices],
+        data: JSONBody[TokenIn],
+    ) -> Response[TokenOut]:
+        create = identity_services.tokens.create
         created = await anyio.to_thread.run_sync(
             create, caller, data.name, frozenset(data.scopes), data.expires_at
         )
         return Response(content=TokenOut.of(created.record, created.token), status_code=201)
 
     @get("/", summary="List the caller's tokens (never their secrets)")
-    async def list_tokens(self, request: Request[Any, Any, Any]) -> TokenPage:
-        registry = registry_of(request)
-        caller = await require_caller(request, registry)
-        found = await anyio.to_thread.run_sync(identity_of(registry).tokens.list, caller)
-        return TokenPage(items=[TokenOut.of(t) for t in found])
+    async def list_tokens(
+        self,
+        request: Request[Any, Any, Any],
+        caller: NamedDependency[Identity],
+        identity_services: NamedDependency[IdentityServices],
+        page: NamedDependency[PageParams],
+    ) -> Response[TokenPage]:
+        listing = identity_services.tokens.list
+        window = await page.fetch(
+            lambda after, count: listing(caller, after, count), key=_id, cursor=IDS
+        )
+        return window.respond(request, TokenPage, [TokenOut.of(t) for t in window.items])
 
     @delete("/{token_id:int}", summary="Revoke a token", status_code=204)
-    async def revoke(self, request: Request[Any, Any, Any], token_id: FromPath[int]) -> None:
-        registry = registry_of(request)
-        caller = await require_caller(request, registry)
-        await anyio.to_thread.run_sync(identity_of(registry).tokens.revoke, caller, token_id)
+    async def revoke(
+        self,
+        caller: NamedDependency[Identity],
+        identity_services: NamedDependency[IdentityServices],
+        token_id: FromPath[int],
+    ) -> None:
+        await anyio.to_thread.run_sync(identity_services.tokens.revoke, caller, token_id)
+
+
+def _id(token: PersonalTokenRecord) -> int:
+    return token.id

@@ -12,19 +12,21 @@ from typing import Any
 
 import anyio.to_thread
 from litestar import Controller, Request, Response, get, post, put
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
+from litestar.types import Guard
 from pydantic import BaseModel
 
-from api.context import identity_of, registry_of
-from api.controllers.gc import GcRunOut
-from api.principal import api_caller, require_caller
-from api.run_control import run_control_of
+from api.controllers.gc import GcRunOut, GcRunPage, run_page
+from api.guards import project_permission, signed_in, system_admin
+from api.pagination import PageParams
+from api.run_control import RunControl
 from core.access import Identity
 from core.policies import ImmutabilityPolicy
+from core.rbac import POLICY_PERMISSIONS
 from core.retention import RetentionPolicy
-from core.services.gc_runs import GcRunService
 from core.services.immutability import IMMUTABILITY
-from core.services.policies import PolicyService, ProjectPolicies
+from core.services.policies import ProjectPolicies
 from core.services.quota import QUOTA, QuotaLimits
 from core.services.retention import RETENTION
 
@@ -36,121 +38,173 @@ class QuotaOut(BaseModel):
     used_artifacts: int
 
 
-def _service(request: Request[Any, Any, Any]) -> ProjectPolicies:
-    registry = registry_of(request)
-    return ProjectPolicies(
-        PolicyService(registry.metadata),
-        GcRunService(registry.metadata),
-        identity_of(registry).access,
-    )
-
-
-async def _load(request: Request[Any, Any, Any], project: str, kind: str) -> str | None:
-    """A project's stored policy document of ``kind``, if the caller may read it."""
-    caller = await api_caller(request, registry_of(request))
-    body: str | None = await anyio.to_thread.run_sync(_service(request).read, caller, project, kind)
-    return body
-
-
-async def _store(
-    request: Request[Any, Any, Any], project: str, kind: str, policy: BaseModel
-) -> None:
-    """Replace a project's policy document of ``kind``, if the caller may."""
-    caller = await require_caller(request, registry_of(request))
-    body = policy.model_dump_json()
-    await anyio.to_thread.run_sync(_service(request).write, caller, project, kind, body)
+def _guard(kind: str, operation: str) -> Guard:
+    """The guard of a policy operation (``core.rbac.POLICY_PERMISSIONS``)."""
+    return project_permission(*POLICY_PERMISSIONS[(kind, operation)])
 
 
 class PolicyController(Controller):
     path = "/api/v1/projects/{project:str}"
     tags = ["policies"]  # noqa: RUF012
 
-    @get("/immutability", summary="Tag immutability rules of a project")
+    @get(
+        "/immutability",
+        summary="Tag immutability rules of a project",
+        guards=[_guard(IMMUTABILITY, "read")],
+    )
     async def read_immutability(
-        self, request: Request[Any, Any, Any], project: FromPath[str]
+        self,
+        caller: NamedDependency[Identity],
+        project_policies: NamedDependency[ProjectPolicies],
+        project: FromPath[str],
     ) -> ImmutabilityPolicy:
-        return ImmutabilityPolicy.load(await _load(request, project, IMMUTABILITY))
+        read = project_policies.read
+        return ImmutabilityPolicy.load(
+            await anyio.to_thread.run_sync(read, caller, project, IMMUTABILITY)
+        )
 
-    @put("/immutability", summary="Replace the tag immutability rules of a project")
+    @put(
+        "/immutability",
+        summary="Replace the tag immutability rules of a project",
+        guards=[signed_in, _guard(IMMUTABILITY, "write")],
+    )
     async def write_immutability(
         self,
-        request: Request[Any, Any, Any],
+        caller: NamedDependency[Identity],
+        project_policies: NamedDependency[ProjectPolicies],
         project: FromPath[str],
         data: JSONBody[ImmutabilityPolicy],
     ) -> ImmutabilityPolicy:
-        await _store(request, project, IMMUTABILITY, data)
+        write = project_policies.write
+        await anyio.to_thread.run_sync(write, caller, project, IMMUTABILITY, data.model_dump_json())
         return data
 
-    @get("/quota", summary="Quota and exact usage of a project")
-    async def read_quota(self, request: Request[Any, Any, Any], project: FromPath[str]) -> QuotaOut:
-        caller = await api_caller(request, registry_of(request))
-        return await anyio.to_thread.run_sync(_quota, _service(request), caller, project)
-
-    @put("/quota", summary="Set the quota of a project (null: unlimited)")
-    async def write_quota(
-        self, request: Request[Any, Any, Any], project: FromPath[str], data: JSONBody[QuotaLimits]
+    @get("/quota", summary="Quota and exact usage of a project", guards=[_guard(QUOTA, "read")])
+    async def read_quota(
+        self,
+        caller: NamedDependency[Identity],
+        project_policies: NamedDependency[ProjectPolicies],
+        project: FromPath[str],
     ) -> QuotaOut:
-        caller = await require_caller(request, registry_of(request))
-        service = _service(request)
+        return await anyio.to_thread.run_sync(_quota, project_policies, caller, project)
+
+    @put(
+        "/quota",
+        summary="Set the quota of a project (null: unlimited)",
+        guards=[signed_in, project_permission("project", "read"), system_admin],
+    )
+    async def write_quota(
+        self,
+        caller: NamedDependency[Identity],
+        project_policies: NamedDependency[ProjectPolicies],
+        project: FromPath[str],
+        data: JSONBody[QuotaLimits],
+    ) -> QuotaOut:
         body = data.model_dump_json()
-        await anyio.to_thread.run_sync(service.write_quota, caller, project, body)
-        return await anyio.to_thread.run_sync(_quota, service, caller, project)
+        await anyio.to_thread.run_sync(project_policies.write_quota, caller, project, body)
+        return await anyio.to_thread.run_sync(_quota, project_policies, caller, project)
 
-    @get("/retention", summary="Retention rules of a project")
+    @get("/retention", summary="Retention rules of a project", guards=[_guard(RETENTION, "read")])
     async def read_retention(
-        self, request: Request[Any, Any, Any], project: FromPath[str]
+        self,
+        caller: NamedDependency[Identity],
+        project_policies: NamedDependency[ProjectPolicies],
+        project: FromPath[str],
     ) -> RetentionPolicy:
-        return RetentionPolicy.load(await _load(request, project, RETENTION))
+        read = project_policies.read
+        return RetentionPolicy.load(
+            await anyio.to_thread.run_sync(read, caller, project, RETENTION)
+        )
 
-    @put("/retention", summary="Replace the retention rules of a project")
+    @put(
+        "/retention",
+        summary="Replace the retention rules of a project",
+        guards=[signed_in, _guard(RETENTION, "write")],
+    )
     async def write_retention(
         self,
-        request: Request[Any, Any, Any],
+        caller: NamedDependency[Identity],
+        project_policies: NamedDependency[ProjectPolicies],
         project: FromPath[str],
         data: JSONBody[RetentionPolicy],
     ) -> RetentionPolicy:
-        await _store(request, project, RETENTION, data)
+        write = project_policies.write
+        await anyio.to_thread.run_sync(write, caller, project, RETENTION, data.model_dump_json())
         return data
 
-    @post("/retention/runs", summary="Run retention now (or dry)")
+    @post(
+        "/retention/runs",
+        summary="Run retention now (or dry)",
+        guards=[signed_in, _guard(RETENTION, "run")],
+    )
     async def run_retention(
-        self, request: Request[Any, Any, Any], project: FromPath[str], data: JSONBody[RunIn]
-    ) -> Response[Any]:
-        caller = await require_caller(request, registry_of(request))
-        service = _service(request)
+        self,
+        caller: NamedDependency[Identity],
+        project_policies: NamedDependency[ProjectPolicies],
+        project: FromPath[str],
+        data: JSONBody[RunIn],
+    ) -> Response[GcRunOut]:
         run = await anyio.to_thread.run_sync(
-            lambda: service.request_retention(caller, project, dry_run=data.dry_run)
+            lambda: project_policies.request_retention(caller, project, dry_run=data.dry_run)
         )
         return Response(content=GcRunOut.of(run), status_code=202)
 
-    @get("/retention/runs", summary="History of retention runs of a project, newest first")
+    @get(
+        "/retention/runs",
+        summary="History of retention runs of a project, newest first",
+        guards=[_guard(RETENTION, "history")],
+    )
     async def list_retention_runs(
-        self, request: Request[Any, Any, Any], project: FromPath[str]
-    ) -> list[GcRunOut]:
-        caller = await api_caller(request, registry_of(request))
-        service = _service(request)
-        found = await anyio.to_thread.run_sync(service.retention_runs, caller, project, 50)
-        found = await run_control_of(registry_of(request)).reconciled_all(found)
-        return [GcRunOut.of(run) for run in found]
+        self,
+        request: Request[Any, Any, Any],
+        caller: NamedDependency[Identity],
+        project_policies: NamedDependency[ProjectPolicies],
+        run_control: NamedDependency[RunControl],
+        project: FromPath[str],
+        page: NamedDependency[PageParams],
+    ) -> Response[GcRunPage]:
+        history = project_policies.retention_runs
+        return await run_page(
+            request,
+            page,
+            run_control,
+            lambda before, count: history(caller, project, before, count),
+        )
 
-    @get("/retention/runs/{run_id:str}", summary="State and report of a retention run")
+    @get(
+        "/retention/runs/{run_id:str}",
+        summary="State and report of a retention run",
+        guards=[_guard(RETENTION, "read")],
+    )
     async def read_retention_run(
-        self, request: Request[Any, Any, Any], project: FromPath[str], run_id: FromPath[str]
+        self,
+        caller: NamedDependency[Identity],
+        project_policies: NamedDependency[ProjectPolicies],
+        run_control: NamedDependency[RunControl],
+        project: FromPath[str],
+        run_id: FromPath[str],
     ) -> GcRunOut:
-        caller = await api_caller(request, registry_of(request))
-        service = _service(request)
-        run = await anyio.to_thread.run_sync(service.retention_run, caller, project, run_id)
-        return GcRunOut.of(await run_control_of(registry_of(request)).reconciled(run))
+        read = project_policies.retention_run
+        run = await anyio.to_thread.run_sync(read, caller, project, run_id)
+        return GcRunOut.of(await run_control.reconciled(run))
 
-    @post("/retention/runs/{run_id:str}/cancel", summary="Cancel a retention run", status_code=200)
+    @post(
+        "/retention/runs/{run_id:str}/cancel",
+        summary="Cancel a retention run",
+        status_code=200,
+        guards=[signed_in, _guard(RETENTION, "run")],
+    )
     async def cancel_retention_run(
-        self, request: Request[Any, Any, Any], project: FromPath[str], run_id: FromPath[str]
+        self,
+        caller: NamedDependency[Identity],
+        project_policies: NamedDependency[ProjectPolicies],
+        run_control: NamedDependency[RunControl],
+        project: FromPath[str],
+        run_id: FromPath[str],
     ) -> GcRunOut:
-        caller = await require_caller(request, registry_of(request))
-        service = _service(request)
-        run = await anyio.to_thread.run_sync(service.retention_run_to_run, caller, project, run_id)
-        control = run_control_of(registry_of(request))
-        return GcRunOut.of(await control.cancel(run, caller.subject))
+        read = project_policies.retention_run_to_run
+        run = await anyio.to_thread.run_sync(read, caller, project, run_id)
+        return GcRunOut.of(await run_control.cancel(run, caller.subject))
 
 
 class RunIn(BaseModel):

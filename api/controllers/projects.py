@@ -6,12 +6,15 @@ from typing import Any
 
 import anyio.to_thread
 from litestar import Controller, Request, Response, delete, get, patch, post
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.context import identity_of, registry_of
-from api.principal import api_caller, require_caller
+from api.guards import project_permission, signed_in
+from api.pagination import NAMES, Page, PageParams
+from core.access import Identity
 from core.records import ProjectRecord
+from core.services.identity_services import IdentityServices
 
 
 class ProjectIn(BaseModel):
@@ -36,22 +39,22 @@ class ProjectOut(BaseModel):
         )
 
 
-class ProjectPage(BaseModel):
-    items: list[ProjectOut]
-    next: str | None = None
+class ProjectPage(Page[ProjectOut]):
+    """Projects the caller may read, by name."""
 
 
 class ProjectController(Controller):
     path = "/api/v1/projects"
     tags = ["projects"]  # noqa: RUF012
 
-    @post("/", summary="Create a project")
+    @post("/", summary="Create a project", guards=[signed_in])
     async def create(
-        self, request: Request[Any, Any, Any], data: JSONBody[ProjectIn]
-    ) -> Response[Any]:
-        registry = registry_of(request)
-        caller = await require_caller(request, registry)
-        create = identity_of(registry).projects.create
+        self,
+        caller: NamedDependency[Identity],
+        identity_services: NamedDependency[IdentityServices],
+        data: JSONBody[ProjectIn],
+    ) -> Response[ProjectOut]:
+        create = identity_services.projects.create
         project = await anyio.to_thread.run_sync(create, caller, data.name, data.public)
         return Response(content=ProjectOut.of(project), status_code=201)
 
@@ -59,39 +62,56 @@ class ProjectController(Controller):
     async def list_projects(
         self,
         request: Request[Any, Any, Any],
-        limit: FromQuery[int] = 100,
-        last: FromQuery[str | None] = None,
-    ) -> ProjectPage:
-        registry = registry_of(request)
-        caller = await api_caller(request, registry)
-        limit = max(1, min(limit, 100))
-        visible = identity_of(registry).projects.list
-        projects = await anyio.to_thread.run_sync(visible, caller, last, limit + 1)
-        more, projects = len(projects) > limit, projects[:limit]
-        return ProjectPage(
-            items=[ProjectOut.of(p) for p in projects],
-            next=projects[-1].name if more and projects else None,
+        caller: NamedDependency[Identity],
+        identity_services: NamedDependency[IdentityServices],
+        page: NamedDependency[PageParams],
+    ) -> Response[ProjectPage]:
+        visible = identity_services.projects.list
+        window = await page.fetch(
+            lambda after, count: visible(caller, after, count), key=_name, cursor=NAMES
         )
+        return window.respond(request, ProjectPage, [ProjectOut.of(p) for p in window.items])
 
-    @get("/{project:str}", summary="Read a project")
-    async def read(self, request: Request[Any, Any, Any], project: FromPath[str]) -> ProjectOut:
-        registry = registry_of(request)
-        caller = await api_caller(request, registry)
-        found = await anyio.to_thread.run_sync(identity_of(registry).projects.read, caller, project)
+    @get("/{project:str}", summary="Read a project", guards=[project_permission("project", "read")])
+    async def read(
+        self,
+        caller: NamedDependency[Identity],
+        identity_services: NamedDependency[IdentityServices],
+        project: FromPath[str],
+    ) -> ProjectOut:
+        found = await anyio.to_thread.run_sync(identity_services.projects.read, caller, project)
         return ProjectOut.of(found)
 
-    @patch("/{project:str}", summary="Update a project (public flag)")
+    @patch(
+        "/{project:str}",
+        summary="Update a project (public flag)",
+        guards=[signed_in, project_permission("project", "update")],
+    )
     async def update(
-        self, request: Request[Any, Any, Any], project: FromPath[str], data: JSONBody[ProjectPatch]
+        self,
+        caller: NamedDependency[Identity],
+        identity_services: NamedDependency[IdentityServices],
+        project: FromPath[str],
+        data: JSONBody[ProjectPatch],
     ) -> ProjectOut:
-        registry = registry_of(request)
-        caller = await require_caller(request, registry)
-        update = identity_of(registry).projects.update
+        update = identity_services.projects.update
         found = await anyio.to_thread.run_sync(update, caller, project, data.public)
         return ProjectOut.of(found)
 
-    @delete("/{project:str}", summary="Delete a project and everything in it", status_code=204)
-    async def remove(self, request: Request[Any, Any, Any], project: FromPath[str]) -> None:
-        registry = registry_of(request)
-        caller = await require_caller(request, registry)
-        await anyio.to_thread.run_sync(identity_of(registry).projects.delete, caller, project)
+    @delete(
+        "/{project:str}",
+        summary="Delete a project and everything in it",
+        status_code=204,
+        guards=[signed_in, project_permission("project", "delete")],
+    )
+    async def remove(
+        self,
+        caller: NamedDependency[Identity],
+        identity_services: NamedDependency[IdentityServices],
+        project: FromPath[str],
+    ) -> None:
+        await anyio.to_thread.run_sync(identity_services.projects.delete, caller, project)
+
+
+def _name(project: ProjectRecord) -> str:
+    return project.name

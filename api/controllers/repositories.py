@@ -6,29 +6,30 @@
 type and size) and ``DELETE .../repositories/{repository}/tags/{tag}`` removes it. ``{repository}``
 is the repository's path inside the project written with its plain slashes
 (``team/app`` for ``{project}/team/app``); the route ends at ``/tags`` or
-``/tags/{tag}`` (a tag never holds a slash). Lists are paginated with ``limit`` and
-``last`` like the other lists; ``next`` is the ``last`` of the following page.
+``/tags/{tag}`` (a tag never holds a slash). Lists page like every list
+(``api.pagination``: ``limit``, ``last``, ``next`` and a ``Link`` header).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 import anyio.to_thread
-from litestar import Controller, Request, delete, get
-from litestar.params import FromPath, FromQuery
+from litestar import Controller, Request, Response, delete, get
+from litestar.di import NamedDependency
+from litestar.params import FromPath
 from pydantic import BaseModel
 
-from api.context import identity_of, registry_of
-from api.principal import api_caller, require_caller
+from api.guards import project_permission, signed_in
+from api.pagination import NAMES, Page, PageParams
+from core.access import Identity
 from core.errors import NotFoundError
 from core.names import sent_path
 from core.services.repository_access import RepositoryAccess
 
 _TAGS = re.compile(r"^/?(?P<repository>.+)/tags/?$")
 _TAG = re.compile(r"^/?(?P<repository>.+)/tags/(?P<tag>[^/]+)$")
-_PAGE_MAX = 100
 
 _PATH_DESCRIPTION = (
     "`{repository}` is the repository's path inside the project with its plain slashes, "
@@ -40,14 +41,12 @@ class RepositoryOut(BaseModel):
     name: str
 
 
-class RepositoryPage(BaseModel):
-    items: list[RepositoryOut]
-    next: str | None = None
+class RepositoryPage(Page[RepositoryOut]):
+    """Repositories of the project the caller may pull, by full name."""
 
 
-class TagPage(BaseModel):
-    items: list[str]
-    next: str | None = None
+class TagPage(Page[str]):
+    """Tags of a repository, by name."""
 
 
 class TagOut(BaseModel):
@@ -56,14 +55,6 @@ class TagOut(BaseModel):
     digest: str
     media_type: str
     size: int
-
-
-def _service(request: Request[Any, Any, Any]) -> RepositoryAccess:
-    registry = registry_of(request)
-    identity = identity_of(registry)
-    return RepositoryAccess(
-        identity.access, identity.store, registry.repositories, registry.manifests
-    )
 
 
 def _sent(request: Request[Any, Any, Any], project: str, rest: str) -> str:
@@ -79,12 +70,14 @@ def _match(pattern: re.Pattern[str], path: str) -> re.Match[str]:
     return found
 
 
+def _same(name: str) -> str:
+    return name
+
+
 async def _show_tag(
-    request: Request[Any, Any, Any], project: str, repository: str, tag: str
+    service: RepositoryAccess, caller: Identity, project: str, repository: str, tag: str
 ) -> TagOut:
-    caller = await api_caller(request, registry_of(request))
-    show = _service(request).tag
-    manifest = await anyio.to_thread.run_sync(show, caller, project, repository, tag)
+    manifest = await anyio.to_thread.run_sync(service.tag, caller, project, repository, tag)
     return TagOut(
         name=tag,
         repository=f"{project}/{repository}",
@@ -97,24 +90,23 @@ async def _show_tag(
 class RepositoryController(Controller):
     path = "/api/v1/projects/{project:str}/repositories"
     tags = ["repositories"]  # noqa: RUF012
+    guards = [project_permission("project", "read")]  # noqa: RUF012
 
     @get("/", summary="List the repositories of a project the caller may read")
     async def list_repositories(
         self,
         request: Request[Any, Any, Any],
+        caller: NamedDependency[Identity],
+        repository_access: NamedDependency[RepositoryAccess],
         project: FromPath[str],
-        limit: FromQuery[int] = _PAGE_MAX,
-        last: FromQuery[str | None] = None,
-    ) -> RepositoryPage:
-        caller = await api_caller(request, registry_of(request))
-        limit = max(1, min(limit, _PAGE_MAX))
-        listing = _service(request).names
-        names = await anyio.to_thread.run_sync(listing, caller, project, last, limit + 1)
-        more, names = len(names) > limit, names[:limit]
-        return RepositoryPage(
-            items=[RepositoryOut(name=name) for name in names],
-            next=names[-1] if more and names else None,
+        page: NamedDependency[PageParams],
+    ) -> Response[RepositoryPage]:
+        listing = repository_access.names
+        window = await page.fetch(
+            lambda after, count: listing(caller, project, after, count), key=_same, cursor=NAMES
         )
+        items = [RepositoryOut(name=name) for name in window.items]
+        return window.respond(request, RepositoryPage, items)
 
     @get(
         "/{rest:path}",
@@ -125,22 +117,28 @@ class RepositoryController(Controller):
     async def list_tags(
         self,
         request: Request[Any, Any, Any],
+        caller: NamedDependency[Identity],
+        repository_access: NamedDependency[RepositoryAccess],
         project: FromPath[str],
         rest: FromPath[str],
-        limit: FromQuery[int] = _PAGE_MAX,
-        last: FromQuery[str | None] = None,
-    ) -> TagPage | TagOut:
+        page: NamedDependency[PageParams],
+    ) -> Response[TagPage | TagOut]:
         rest = _sent(request, project, rest)
         one = _TAG.match(rest)
         if one is not None and _TAGS.match(rest) is None:
-            return await _show_tag(request, project, one["repository"], one["tag"])
+            shown = await _show_tag(
+                repository_access, caller, project, one["repository"], one["tag"]
+            )
+            return Response(content=shown)
         repository = _match(_TAGS, rest)["repository"]
-        caller = await api_caller(request, registry_of(request))
-        limit = max(1, min(limit, _PAGE_MAX))
-        listing = _service(request).tags
-        tags = await anyio.to_thread.run_sync(listing, caller, project, repository, last, limit + 1)
-        more, tags = len(tags) > limit, tags[:limit]
-        return TagPage(items=tags, next=tags[-1] if more and tags else None)
+        listing = repository_access.tags
+        window = await page.fetch(
+            lambda after, count: listing(caller, project, repository, after, count),
+            key=_same,
+            cursor=NAMES,
+        )
+        listed = window.respond(request, TagPage, window.items)
+        return cast("Response[TagPage | TagOut]", listed)
 
     @delete(
         "/{rest:path}",
@@ -150,11 +148,16 @@ class RepositoryController(Controller):
         "(`DENIED`) naming the immutability rule. The manifest stays (GC or retention "
         "removes untagged manifests).",
         status_code=204,
+        guards=[signed_in],
     )
     async def delete_tag(
-        self, request: Request[Any, Any, Any], project: FromPath[str], rest: FromPath[str]
+        self,
+        request: Request[Any, Any, Any],
+        caller: NamedDependency[Identity],
+        repository_access: NamedDependency[RepositoryAccess],
+        project: FromPath[str],
+        rest: FromPath[str],
     ) -> None:
         found = _match(_TAG, _sent(request, project, rest))
-        caller = await require_caller(request, registry_of(request))
-        remove = _service(request).delete_tag
+        remove = repository_access.delete_tag
         await anyio.to_thread.run_sync(remove, caller, project, found["repository"], found["tag"])

@@ -11,12 +11,16 @@ from typing import Any
 
 import anyio.to_thread
 from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.context import identity_of, registry_of
-from api.principal import require_caller
+from api.guards import project_permission, signed_in, system_admin
+from api.pagination import IDS, Page, PageParams
+from core.access import Identity
 from core.identity_records import RepositoryPermission, RobotRecord
+from core.services.identity_services import IdentityServices
+from core.services.robots import NewRobot, RobotService
 
 
 class PermissionIn(BaseModel):
@@ -64,19 +68,14 @@ class RobotOut(BaseModel):
         )
 
 
-class RobotPage(BaseModel):
-    items: list[RobotOut]
-    next: str | None = None
+class RobotPage(Page[RobotOut]):
+    """Robots, by id."""
 
 
 async def _create(
-    request: Request[Any, Any, Any], project: str | None, data: RobotIn
-) -> Response[Any]:
-    registry = registry_of(request)
-    caller = await require_caller(request, registry)
-    robots = identity_of(registry).robots
-
-    def run() -> Any:
+    caller: Identity, robots: RobotService, project: str | None, data: RobotIn
+) -> Response[RobotOut]:
+    def run() -> NewRobot:
         if project is None:
             return robots.create_system(caller, data.name, data.parsed(), data.expires_at)
         return robots.create_in_project(caller, project, data.name, data.parsed(), data.expires_at)
@@ -85,28 +84,24 @@ async def _create(
     return Response(content=RobotOut.of(created.robot, created.secret), status_code=201)
 
 
-async def _list(request: Request[Any, Any, Any], project: str | None) -> RobotPage:
-    registry = registry_of(request)
-    caller = await require_caller(request, registry)
-    found = await anyio.to_thread.run_sync(identity_of(registry).robots.list, caller, project)
-    return RobotPage(items=[RobotOut.of(r) for r in found])
-
-
-async def _read(request: Request[Any, Any, Any], project: str | None, robot_id: int) -> RobotOut:
-    registry = registry_of(request)
-    caller = await require_caller(request, registry)
-    get_robot = identity_of(registry).robots.get
-    return RobotOut.of(await anyio.to_thread.run_sync(get_robot, caller, project, robot_id, "read"))
+async def _list(
+    request: Request[Any, Any, Any],
+    caller: Identity,
+    robots: RobotService,
+    project: str | None,
+    page: PageParams,
+) -> Response[RobotPage]:
+    window = await page.fetch(
+        lambda after, count: robots.list(caller, project, after, count), key=_id, cursor=IDS
+    )
+    return window.respond(request, RobotPage, [RobotOut.of(r) for r in window.items])
 
 
 async def _update(
-    request: Request[Any, Any, Any], project: str | None, robot_id: int, data: RobotPatch
+    caller: Identity, robots: RobotService, project: str | None, robot_id: int, data: RobotPatch
 ) -> RobotOut:
-    registry = registry_of(request)
-    caller = await require_caller(request, registry)
-
     def run() -> tuple[RobotRecord, str | None]:
-        return identity_of(registry).robots.update(
+        return robots.update(
             caller,
             project,
             robot_id,
@@ -119,75 +114,137 @@ async def _update(
     return RobotOut.of(robot, secret)
 
 
-async def _delete(request: Request[Any, Any, Any], project: str | None, robot_id: int) -> None:
-    registry = registry_of(request)
-    caller = await require_caller(request, registry)
-    await anyio.to_thread.run_sync(identity_of(registry).robots.delete, caller, project, robot_id)
+def _id(robot: RobotRecord) -> int:
+    return robot.id
 
 
 class ProjectRobotController(Controller):
     path = "/api/v1/projects/{project:str}/robots"
     tags = ["robots"]  # noqa: RUF012
+    guards = [signed_in]  # noqa: RUF012
 
-    @post("/", summary="Create a project robot (the secret is shown once)")
+    @post(
+        "/",
+        summary="Create a project robot (the secret is shown once)",
+        guards=[project_permission("robot", "create")],
+    )
     async def create(
-        self, request: Request[Any, Any, Any], project: FromPath[str], data: JSONBody[RobotIn]
-    ) -> Response[Any]:
-        return await _create(request, project, data)
+        self,
+        caller: NamedDependency[Identity],
+        identity_services: NamedDependency[IdentityServices],
+        project: FromPath[str],
+        data: JSONBody[RobotIn],
+    ) -> Response[RobotOut]:
+        return await _create(caller, identity_services.robots, project, data)
 
-    @get("/", summary="List the project's robots")
+    @get("/", summary="List the project's robots", guards=[project_permission("robot", "list")])
     async def list_robots(
-        self, request: Request[Any, Any, Any], project: FromPath[str]
-    ) -> RobotPage:
-        return await _list(request, project)
-
-    @get("/{robot_id:int}", summary="Read a project robot")
-    async def read(
-        self, request: Request[Any, Any, Any], project: FromPath[str], robot_id: FromPath[int]
-    ) -> RobotOut:
-        return await _read(request, project, robot_id)
-
-    @patch("/{robot_id:int}", summary="Disable, re-date or rotate a project robot")
-    async def update(
         self,
         request: Request[Any, Any, Any],
+        caller: NamedDependency[Identity],
+        identity_services: NamedDependency[IdentityServices],
+        project: FromPath[str],
+        page: NamedDependency[PageParams],
+    ) -> Response[RobotPage]:
+        return await _list(request, caller, identity_services.robots, project, page)
+
+    @get(
+        "/{robot_id:int}",
+        summary="Read a project robot",
+        guards=[project_permission("robot", "read")],
+    )
+    async def read(
+        self,
+        caller: NamedDependency[Identity],
+        identity_services: NamedDependency[IdentityServices],
+        project: FromPath[str],
+        robot_id: FromPath[int],
+    ) -> RobotOut:
+        read = identity_services.robots.get
+        return RobotOut.of(await anyio.to_thread.run_sync(read, caller, project, robot_id, "read"))
+
+    @patch(
+        "/{robot_id:int}",
+        summary="Disable, re-date or rotate a project robot",
+        guards=[project_permission("robot", "update")],
+    )
+    async def update(
+        self,
+        caller: NamedDependency[Identity],
+        identity_services: NamedDependency[IdentityServices],
         project: FromPath[str],
         robot_id: FromPath[int],
         data: JSONBody[RobotPatch],
     ) -> RobotOut:
-        return await _update(request, project, robot_id, data)
+        return await _update(caller, identity_services.robots, project, robot_id, data)
 
-    @delete("/{robot_id:int}", summary="Delete a project robot", status_code=204)
+    @delete(
+        "/{robot_id:int}",
+        summary="Delete a project robot",
+        status_code=204,
+        guards=[project_permission("robot", "delete")],
+    )
     async def remove(
-        self, request: Request[Any, Any, Any], project: FromPath[str], robot_id: FromPath[int]
+        self,
+        caller: NamedDependency[Identity],
+        identity_services: NamedDependency[IdentityServices],
+        project: FromPath[str],
+        robot_id: FromPath[int],
     ) -> None:
-        await _delete(request, project, robot_id)
+        remove = identity_services.robots.delete
+        await anyio.to_thread.run_sync(remove, caller, project, robot_id)
 
 
 class SystemRobotController(Controller):
     path = "/api/v1/robots"
     tags = ["robots"]  # noqa: RUF012
+    guards = [system_admin]  # noqa: RUF012
 
     @post("/", summary="Create a system robot (administrators; the secret is shown once)")
     async def create(
-        self, request: Request[Any, Any, Any], data: JSONBody[RobotIn]
-    ) -> Response[Any]:
-        return await _create(request, None, data)
+        self,
+        caller: NamedDependency[Identity],
+        identity_services: NamedDependency[IdentityServices],
+        data: JSONBody[RobotIn],
+    ) -> Response[RobotOut]:
+        return await _create(caller, identity_services.robots, None, data)
 
     @get("/", summary="List system robots")
-    async def list_robots(self, request: Request[Any, Any, Any]) -> RobotPage:
-        return await _list(request, None)
+    async def list_robots(
+        self,
+        request: Request[Any, Any, Any],
+        caller: NamedDependency[Identity],
+        identity_services: NamedDependency[IdentityServices],
+        page: NamedDependency[PageParams],
+    ) -> Response[RobotPage]:
+        return await _list(request, caller, identity_services.robots, None, page)
 
     @get("/{robot_id:int}", summary="Read a system robot")
-    async def read(self, request: Request[Any, Any, Any], robot_id: FromPath[int]) -> RobotOut:
-        return await _read(request, None, robot_id)
+    async def read(
+        self,
+        caller: NamedDependency[Identity],
+        identity_services: NamedDependency[IdentityServices],
+        robot_id: FromPath[int],
+    ) -> RobotOut:
+        read = identity_services.robots.get
+        return RobotOut.of(await anyio.to_thread.run_sync(read, caller, None, robot_id, "read"))
 
     @patch("/{robot_id:int}", summary="Disable, re-date or rotate a system robot")
     async def update(
-        self, request: Request[Any, Any, Any], robot_id: FromPath[int], data: JSONBody[RobotPatch]
+        self,
+        caller: NamedDependency[Identity],
+        identity_services: NamedDependency[IdentityServices],
+        robot_id: FromPath[int],
+        data: JSONBody[RobotPatch],
     ) -> RobotOut:
-        return await _update(request, None, robot_id, data)
+        return await _update(caller, identity_services.robots, None, robot_id, data)
 
     @delete("/{robot_id:int}", summary="Delete a system robot", status_code=204)
-    async def remove(self, request: Request[Any, Any, Any], robot_id: FromPath[int]) -> None:
-        await _delete(request, None, robot_id)
+    async def remove(
+        self,
+        caller: NamedDependency[Identity],
+        identity_services: NamedDependency[IdentityServices],
+        robot_id: FromPath[int],
+    ) -> None:
+        remove = identity_services.robots.delete
+        await anyio.to_thread.run_sync(remove, caller, None, robot_id)

@@ -6,9 +6,10 @@ from typing import Any
 
 import anyio.to_thread
 from litestar import Request, Response, get, post
+from litestar.di import NamedDependency
 
 from api.auth import basic_credentials
-from api.context import identity_of, registry_of
+from api.context import Registry, identity_of
 from api.principal import client_address, note
 from core.access import ANONYMOUS, Identity, Scope, parse_scope
 from core.errors import OCIErrorCode, RegistryError
@@ -31,13 +32,15 @@ def _scopes(values: list[str]) -> list[Scope]:
     return scopes
 
 
-async def _identity(request: Request[Any, Any, Any], username: str, password: str) -> Identity:
+async def _identity(
+    request: Request[Any, Any, Any], registry: Registry, username: str, password: str
+) -> Identity:
     """The identity of any credential the token service accepts.
 
     Local passwords, personal access tokens, robot secrets, Keycloak service accounts,
     and Keycloak or trusted-issuer JWTs.
     """
-    services = identity_of(registry_of(request))
+    services = identity_of(registry)
     note(request, attempted=username)
     identity = await anyio.to_thread.run_sync(
         services.authenticator.basic, username, password, client_address(request)
@@ -48,19 +51,22 @@ async def _identity(request: Request[Any, Any, Any], username: str, password: st
     return identity
 
 
-async def _issue(request: Request[Any, Any, Any], identity: Identity, scopes: list[Scope]) -> Any:
-    registry = registry_of(request)
+async def _issue(registry: Registry, identity: Identity, scopes: list[Scope]) -> Any:
     rights = identity_of(registry).access.repository_rights
     return await anyio.to_thread.run_sync(registry.auth.issue, identity, scopes, rights)
 
 
 @get("/auth/token", summary="Issue a registry bearer token")
-async def token(request: Request[Any, Any, Any]) -> Response[Any]:
+async def token(
+    request: Request[Any, Any, Any], registry: NamedDependency[Registry]
+) -> Response[Any]:
     """Docker token authentication: Basic credentials (or none) in, a signed JWT out."""
     credentials = basic_credentials(request)
-    identity = ANONYMOUS if credentials is None else await _identity(request, *credentials)
+    identity = (
+        ANONYMOUS if credentials is None else await _identity(request, registry, *credentials)
+    )
     scopes = _scopes(request.query_params.getall("scope", []))
-    issued = await _issue(request, identity, scopes)
+    issued = await _issue(registry, identity, scopes)
     return Response(
         content={
             "token": issued.token,
@@ -73,16 +79,18 @@ async def token(request: Request[Any, Any, Any]) -> Response[Any]:
 
 
 @post("/auth/token", summary="Issue a token (OAuth2 password grant)")
-async def oauth_token(request: Request[Any, Any, Any]) -> Response[Any]:
+async def oauth_token(
+    request: Request[Any, Any, Any], registry: NamedDependency[Registry]
+) -> Response[Any]:
     """The OAuth2 form of the token endpoint; only the password grant is offered."""
     form = await request.form()
     if form.get("grant_type") != "password":
         return Response(content={"error": "unsupported_grant_type"}, status_code=400)
     identity = await _identity(
-        request, str(form.get("username", "")), str(form.get("password", ""))
+        request, registry, str(form.get("username", "")), str(form.get("password", ""))
     )
     scopes = _scopes([str(value) for value in form.getall("scope")] if "scope" in form else [])
-    issued = await _issue(request, identity, scopes)
+    issued = await _issue(registry, identity, scopes)
     return Response(
         content={
             "access_token": issued.token,
@@ -96,5 +104,5 @@ async def oauth_token(request: Request[Any, Any, Any]) -> Response[Any]:
 
 
 @get("/auth/jwks", summary="Public keys of the token service")
-async def jwks(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    return registry_of(request).auth.tokens.jwks()
+async def jwks(registry: NamedDependency[Registry]) -> dict[str, Any]:
+    return registry.auth.tokens.jwks()

@@ -6,13 +6,15 @@ from typing import Any
 
 import anyio.to_thread
 from litestar import Controller, Request, Response, delete, get, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.auth import require_admin
-from api.context import identity_of, registry_of
 from api.controllers.robots import PermissionIn
+from api.guards import system_admin
+from api.pagination import IDS, Page, PageParams
 from core.identity_records import RepositoryPermission, TrustedIssuerRecord
+from core.services.identity_services import IdentityServices
 
 
 class IssuerIn(BaseModel):
@@ -50,27 +52,25 @@ class IssuerOut(BaseModel):
         )
 
 
-class IssuerPage(BaseModel):
-    items: list[IssuerOut]
-    next: str | None = None
+class IssuerPage(Page[IssuerOut]):
+    """Trusted issuers, by id."""
 
 
 class TrustedIssuerController(Controller):
     path = "/api/v1/trusted-issuers"
     tags = ["trusted issuers"]  # noqa: RUF012
+    guards = [system_admin]  # noqa: RUF012
 
     @post("/", summary="Trust an issuer's JWTs as registry credentials")
     async def create(
-        self, request: Request[Any, Any, Any], data: JSONBody[IssuerIn]
-    ) -> Response[Any]:
-        registry = registry_of(request)
-        await require_admin(request, registry)
+        self, identity_services: NamedDependency[IdentityServices], data: JSONBody[IssuerIn]
+    ) -> Response[IssuerOut]:
         permissions = tuple(
             RepositoryPermission(p.repository, frozenset(p.actions)) for p in data.permissions
         )
 
         def run() -> TrustedIssuerRecord:
-            return identity_of(registry).issuers.register(
+            return identity_services.issuers.register(
                 data.issuer,
                 jwks_url=data.jwks_url,
                 discovery_url=data.discovery_url,
@@ -83,14 +83,21 @@ class TrustedIssuerController(Controller):
         return Response(content=IssuerOut.of(await anyio.to_thread.run_sync(run)), status_code=201)
 
     @get("/", summary="List trusted issuers")
-    async def list_issuers(self, request: Request[Any, Any, Any]) -> IssuerPage:
-        registry = registry_of(request)
-        await require_admin(request, registry)
-        found = await anyio.to_thread.run_sync(identity_of(registry).issuers.list)
-        return IssuerPage(items=[IssuerOut.of(i) for i in found])
+    async def list_issuers(
+        self,
+        request: Request[Any, Any, Any],
+        identity_services: NamedDependency[IdentityServices],
+        page: NamedDependency[PageParams],
+    ) -> Response[IssuerPage]:
+        window = await page.fetch(identity_services.issuers.list, key=_id, cursor=IDS)
+        return window.respond(request, IssuerPage, [IssuerOut.of(i) for i in window.items])
 
     @delete("/{issuer_id:int}", summary="Stop trusting an issuer", status_code=204)
-    async def remove(self, request: Request[Any, Any, Any], issuer_id: FromPath[int]) -> None:
-        registry = registry_of(request)
-        await require_admin(request, registry)
-        await anyio.to_thread.run_sync(identity_of(registry).issuers.remove, issuer_id)
+    async def remove(
+        self, identity_services: NamedDependency[IdentityServices], issuer_id: FromPath[int]
+    ) -> None:
+        await anyio.to_thread.run_sync(identity_services.issuers.remove, issuer_id)
+
+
+def _id(issuer: TrustedIssuerRecord) -> int:
+    return issuer.id

@@ -11,12 +11,15 @@ from typing import Any
 
 import anyio.to_thread
 from litestar import Controller, Request, Response, delete, get, patch, post, put
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.context import identity_of, registry_of
-from api.principal import require_caller
+from api.guards import signed_in, system_admin
+from api.pagination import NAMES, Page, PageParams
+from core.access import Identity
 from core.identity_records import LocalUser, UserProfile
+from core.services.identity_services import IdentityServices
 
 
 class UserIn(BaseModel):
@@ -72,75 +75,78 @@ class UserOut(BaseModel):
         )
 
 
-class UserPage(BaseModel):
-    items: list[UserOut]
-    next: str | None = None
+class UserPage(Page[UserOut]):
+    """Local users, by username."""
 
 
 class UserController(Controller):
     path = "/api/v1/users"
     tags = ["users"]  # noqa: RUF012
+    guards = [signed_in]  # noqa: RUF012
 
-    @post("/", summary="Create a local user (administrators)")
+    @post("/", summary="Create a local user (administrators)", guards=[system_admin])
     async def create(
-        self, request: Request[Any, Any, Any], data: JSONBody[UserIn]
-    ) -> Response[Any]:
-        registry = registry_of(request)
-        caller = await require_caller(request, registry)
-        create = identity_of(registry).users.create
+        self,
+        caller: NamedDependency[Identity],
+        identity_services: NamedDependency[IdentityServices],
+        data: JSONBody[UserIn],
+    ) -> Response[UserOut]:
+        create = identity_services.users.create
         user = await anyio.to_thread.run_sync(
             create, caller, data.username, data.password, data.profile()
         )
         return Response(content=UserOut.of(user), status_code=201)
 
-    @get("/", summary="List local users (administrators)")
+    @get("/", summary="List local users (administrators)", guards=[system_admin])
     async def list_users(
         self,
         request: Request[Any, Any, Any],
-        limit: FromQuery[int] = 100,
-        last: FromQuery[str | None] = None,
-    ) -> UserPage:
-        registry = registry_of(request)
-        caller = await require_caller(request, registry)
-        limit = max(1, min(limit, 100))
-        users = await anyio.to_thread.run_sync(
-            identity_of(registry).users.list, caller, last, limit + 1
+        caller: NamedDependency[Identity],
+        identity_services: NamedDependency[IdentityServices],
+        page: NamedDependency[PageParams],
+    ) -> Response[UserPage]:
+        listing = identity_services.users.list
+        window = await page.fetch(
+            lambda after, count: listing(caller, after, count), key=_username, cursor=NAMES
         )
-        more, users = len(users) > limit, users[:limit]
-        return UserPage(
-            items=[UserOut.of(u) for u in users], next=users[-1].username if more else None
-        )
+        return window.respond(request, UserPage, [UserOut.of(u) for u in window.items])
 
     @put(
         "/me/password", summary="Change one's own password (with the current one)", status_code=204
     )
     async def change_password(
-        self, request: Request[Any, Any, Any], data: JSONBody[PasswordChange]
+        self,
+        caller: NamedDependency[Identity],
+        identity_services: NamedDependency[IdentityServices],
+        data: JSONBody[PasswordChange],
     ) -> None:
-        registry = registry_of(request)
-        caller = await require_caller(request, registry)
-        change = identity_of(registry).users.change_own_password
+        change = identity_services.users.change_own_password
         await anyio.to_thread.run_sync(change, caller, data.current_password, data.new_password)
 
     @get("/{username:str}", summary="Read a user (administrators; users read themselves)")
-    async def read(self, request: Request[Any, Any, Any], username: FromPath[str]) -> UserOut:
-        registry = registry_of(request)
-        caller = await require_caller(request, registry)
-        user = await anyio.to_thread.run_sync(identity_of(registry).users.get, caller, username)
+    async def read(
+        self,
+        caller: NamedDependency[Identity],
+        identity_services: NamedDependency[IdentityServices],
+        username: FromPath[str],
+    ) -> UserOut:
+        user = await anyio.to_thread.run_sync(identity_services.users.get, caller, username)
         return UserOut.of(user)
 
     @patch(
         "/{username:str}",
         summary="Reset, disable, enable or describe a user; change one's own password",
+        status_code=204,
     )
     async def update(
-        self, request: Request[Any, Any, Any], username: FromPath[str], data: JSONBody[UserPatch]
-    ) -> Response[Any]:
-        registry = registry_of(request)
-        caller = await require_caller(request, registry)
-
+        self,
+        caller: NamedDependency[Identity],
+        identity_services: NamedDependency[IdentityServices],
+        username: FromPath[str],
+        data: JSONBody[UserPatch],
+    ) -> None:
         def run() -> None:
-            identity_of(registry).users.update(
+            identity_services.users.update(
                 caller,
                 username,
                 password=data.password,
@@ -150,10 +156,21 @@ class UserController(Controller):
             )
 
         await anyio.to_thread.run_sync(run)
-        return Response(content=None, status_code=204)
 
-    @delete("/{username:str}", summary="Delete a user (administrators)", status_code=204)
-    async def remove(self, request: Request[Any, Any, Any], username: FromPath[str]) -> None:
-        registry = registry_of(request)
-        caller = await require_caller(request, registry)
-        await anyio.to_thread.run_sync(identity_of(registry).users.delete, caller, username)
+    @delete(
+        "/{username:str}",
+        summary="Delete a user (administrators)",
+        status_code=204,
+        guards=[system_admin],
+    )
+    async def remove(
+        self,
+        caller: NamedDependency[Identity],
+        identity_services: NamedDependency[IdentityServices],
+        username: FromPath[str],
+    ) -> None:
+        await anyio.to_thread.run_sync(identity_services.users.delete, caller, username)
+
+
+def _username(user: LocalUser) -> str:
+    return user.username

@@ -125,3 +125,12 @@ class AccessControl:
                 project.public or "pull" in self.repository_rights(identity, project, name)
             )
         return verdicts[key]
+
+
+def require_system_admin(identity: Identity) -> None:
+    """Refuse (``ForbiddenError``) anyone but a system administrator.
+
+    Robots never administer the system, whatever their flag says.
+    """
+    if not identity.is_admin or identity.kind is IdentityKind.ROBOT:
+        raise ForbiddenError("system administrator rights are required")

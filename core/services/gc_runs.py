@@ -14,7 +14,19 @@ from datetime import UTC, datetime
 from core import events
 from core.control_records import GcRunRecord
 from core.errors import NotFoundError
+from core.paging import window
 from core.ports import Metadata
+
+#: How a run history is ordered, newest first: creation time (UTC), then id.
+RunKey = tuple[datetime, str]
+#: The newest runs of one kind (and project) that a history pages through.
+HISTORY_MAX = 10_000
+
+
+def run_key(run: GcRunRecord) -> RunKey:
+    """The run's place in a history (a naive ``created_at`` is read as UTC)."""
+    created = run.created_at
+    return (created if created.tzinfo else created.replace(tzinfo=UTC)), run.id
 
 
 class GcRunService:
@@ -84,3 +96,14 @@ class GcRunService:
         """The newest runs, newest first (the run history of the management API)."""
         with self._metadata.read() as session:
             return session.gc_runs(kind, project, limit)
+
+    def page(
+        self, kind: str, project: str | None, before: RunKey | None, limit: int
+    ) -> list[GcRunRecord]:
+        """At most ``limit`` runs older than ``before``, newest first.
+
+        Keyset on ``(created_at, id)`` (:func:`run_key`) over the newest ``HISTORY_MAX``
+        runs of ``kind`` (and ``project``).
+        """
+        runs = self.history(kind, project, HISTORY_MAX)
+        return window(runs, run_key, before, limit, descending=True)

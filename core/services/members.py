@@ -19,9 +19,15 @@ from core.access import Identity
 from core.errors import ConflictError, InvalidInputError, NotFoundError
 from core.identity_ports import IdentityStore, OidcProvider
 from core.identity_records import MemberRecord
+from core.paging import window
 from core.rbac import Role
 from core.services.access_control import AccessControl
 from core.services.auth import AuthService
+
+
+def _member_id(member: MemberRecord) -> int:
+    return member.id
+
 
 KINDS = frozenset({"user", "group", "robot"})
 _NAME_MAX = 255
@@ -65,9 +71,12 @@ class MemberService:
     ) -> None:
         self._store, self._access, self._directory = store, access, directory
 
-    def list(self, caller: Identity, project: str) -> list[MemberRecord]:
+    def list(
+        self, caller: Identity, project: str, after: int | None = None, limit: int | None = None
+    ) -> list[MemberRecord]:
+        """The project's members by id: at most ``limit`` after id ``after`` (keyset)."""
         record = self._access.require(caller, project, "member", "list")
-        return self._store.members(record.id)
+        return window(self._store.members(record.id), _member_id, after, limit)
 
     def add(self, caller: Identity, project: str, kind: str, name: str, role: str) -> MemberRecord:
         record = self._access.require(caller, project, "member", "create")

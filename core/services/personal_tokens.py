@@ -16,6 +16,7 @@ from core.access import Identity, IdentityKind
 from core.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
 from core.identity_ports import IdentityStore
 from core.identity_records import PersonalTokenRecord
+from core.paging import window
 from core.passwords import hash_password
 from core.ports import Clock
 from core.services.authenticator import REGISTRY_SCOPES, TOKEN_PREFIX
@@ -29,6 +30,10 @@ _NAME_MAX = 128
 class NewToken:
     record: PersonalTokenRecord
     token: str
+
+
+def _token_id(token: PersonalTokenRecord) -> int:
+    return token.id
 
 
 class PersonalTokenService:
@@ -63,9 +68,12 @@ class PersonalTokenService:
             raise ConflictError(f"a token named {name!r} exists")
         return NewToken(record, f"{TOKEN_PREFIX}{key}_{secret}")
 
-    def list(self, caller: Identity) -> list[PersonalTokenRecord]:
+    def list(
+        self, caller: Identity, after: int | None = None, limit: int | None = None
+    ) -> list[PersonalTokenRecord]:
+        """The caller's tokens by id: at most ``limit`` after id ``after`` (keyset)."""
         self._owner(caller)
-        return self._store.tokens(caller.subject)
+        return window(self._store.tokens(caller.subject), _token_id, after, limit)
 
     def revoke(self, caller: Identity, token_id: int) -> None:
         self._owner(caller)

@@ -11,7 +11,7 @@ from core.ports import Metadata, MetadataSession
 from core.rbac import POLICY_PERMISSIONS
 from core.records import ProjectRecord
 from core.services.access_control import AccessControl
-from core.services.gc_runs import GcRunService
+from core.services.gc_runs import GcRunService, RunKey
 from core.services.quota import QUOTA
 
 
@@ -91,10 +91,12 @@ class ProjectPolicies:
         self._require(caller, project, "retention", "run")
         return self._runs.request_retention(project, dry_run=dry_run)
 
-    def retention_runs(self, caller: Identity, project: str, limit: int) -> list[GcRunRecord]:
-        """The project's retention runs, newest first."""
+    def retention_runs(
+        self, caller: Identity, project: str, before: RunKey | None, limit: int
+    ) -> list[GcRunRecord]:
+        """The project's retention runs, newest first, keyset-paged (``GcRunService.page``)."""
         self._require(caller, project, "retention", "history")
-        return self._runs.history("retention", project, limit)
+        return self._runs.page("retention", project, before, limit)
 
     def retention_run_to_run(self, caller: Identity, project: str, run_id: str) -> GcRunRecord:
         """One retention run of the project, for a caller who may run retention (cancel)."""

@@ -28,13 +28,18 @@ from core.errors import (
 from core.identity_ports import IdentityStore
 from core.identity_records import RepositoryPermission, RobotRecord
 from core.names import is_repository_pattern
+from core.paging import window
 from core.passwords import hash_password
 from core.rbac import registry_actions
-from core.services.access_control import AccessControl
+from core.services.access_control import AccessControl, require_system_admin
 from core.services.authenticator import REGISTRY_SCOPES, ROBOT_PREFIX
 
 _NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 _NAME_MAX, _PATTERN_MAX = 128, 255
+
+
+def _robot_id(robot: RobotRecord) -> int:
+    return robot.id
 
 
 @dataclass(frozen=True)
@@ -128,15 +133,22 @@ class RobotService:
 
     @staticmethod
     def _require_system_admin(caller: Identity) -> None:
-        if not caller.is_admin or caller.kind is IdentityKind.ROBOT:
-            raise ForbiddenError("system administrator rights are required")
+        require_system_admin(caller)
 
-    def list(self, caller: Identity, project: str | None) -> list[RobotRecord]:
+    def list(
+        self,
+        caller: Identity,
+        project: str | None,
+        after: int | None = None,
+        limit: int | None = None,
+    ) -> list[RobotRecord]:
+        """The robots of ``project`` (system robots: ``None``) by id, keyset-paged."""
         if project is None:
             self._require_system_admin(caller)
-            return self._store.robots(None)
-        record = self._access.require(caller, project, "robot", "list")
-        return self._store.robots(record.id)
+            project_id = None
+        else:
+            project_id = self._access.require(caller, project, "robot", "list").id
+        return window(self._store.robots(project_id), _robot_id, after, limit)
 
     def get(self, caller: Identity, project: str | None, robot_id: int, action: str) -> RobotRecord:
         """The robot ``robot_id`` of ``project`` (or a system robot), if ``action`` is allowed."""

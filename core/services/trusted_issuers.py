@@ -16,6 +16,11 @@ from core.errors import ConflictError, InvalidInputError, NotFoundError
 from core.identity_ports import IdentityStore, SigningKeysSource
 from core.identity_records import RepositoryPermission, TrustedIssuerRecord
 from core.oidc import ExternalTokenError, JwtVerifier, unverified_issuer
+from core.paging import window
+
+
+def _issuer_id(issuer: TrustedIssuerRecord) -> int:
+    return issuer.id
 
 
 class TrustedIssuers:
@@ -44,8 +49,9 @@ class TrustedIssuers:
             raise ConflictError(f"issuer {issuer!r} is already trusted")
         return record
 
-    def list(self) -> list[TrustedIssuerRecord]:
-        return self._store.issuers()
+    def list(self, after: int | None = None, limit: int | None = None) -> list[TrustedIssuerRecord]:
+        """Trusted issuers by id: at most ``limit`` after id ``after`` (keyset)."""
+        return window(self._store.issuers(), _issuer_id, after, limit)
 
     def remove(self, issuer_id: int) -> None:
         if not self._store.delete_issuer(issuer_id):

@@ -23,6 +23,7 @@ from core.identity_records import LocalUser, UserProfile
 from core.login_limit import LoginLimiter
 from core.names import validate_project_name
 from core.passwords import hash_password, verify_password
+from core.services.access_control import require_system_admin
 from core.services.auth import AuthService
 
 MIN_PASSWORD, MAX_PASSWORD = 8, 256
@@ -76,8 +77,7 @@ class UserService:
 
     @staticmethod
     def _require_admin(caller: Identity) -> None:
-        if not caller.is_admin:
-            raise ForbiddenError("system administrator rights are required")
+        require_system_admin(caller)
 
     def create(
         self, caller: Identity, username: str, password: str, profile: UserProfile | None = None

@@ -282,7 +282,7 @@ def test_gc_run_api_queues_a_run(oci: OCIClient) -> None:
     assert run_id in {json.loads(e.data or "{}")["run_id"] for e in requested}
     assert oci.client.get("/api/v1/system/gc/gc-nope", auth=auth).status_code == 404
     history = oci.client.get("/api/v1/system/gc", auth=auth).json()
-    assert run_id in [run["id"] for run in history]
+    assert run_id in [run["id"] for run in history["items"]]
 
 
 @pytest.mark.parametrize("delay", [timedelta(0)])

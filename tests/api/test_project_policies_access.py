@@ -72,7 +72,7 @@ def test_project_admin_manages_rules_and_runs_retention(api: Api) -> None:
     assert run["dry_run"] is True
     assert run["state"] == "queued"
     history = api.client.get(f"{base}/retention/runs", auth=admin).json()
-    assert run["id"] in [item["id"] for item in history]
+    assert run["id"] in [item["id"] for item in history["items"]]
     read = api.client.get(f"{base}/retention/runs/{run['id']}", auth=admin)
     assert read.status_code == 200
     assert read.json()["id"] == run["id"]

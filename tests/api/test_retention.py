@@ -175,7 +175,7 @@ def test_retention_run_api_queues_a_run(oci: OCIClient) -> None:
     assert created.status_code == 202, created.text
     run = oci.client.get(f"{url}/{created.json()['id']}", auth=auth).json()
     assert (run["state"], run["dry_run"]) == ("queued", True)
-    history = oci.client.get(url, auth=auth).json()
+    history = oci.client.get(url, auth=auth).json()["items"]
     assert [entry["id"] for entry in history] == [created.json()["id"]]
     missing = oci.client.post("/api/v1/projects/nope-x/retention/runs", json={}, auth=auth)
     assert missing.status_code == 404

@@ -204,7 +204,7 @@ async def test_run_rows_follow_terminated_and_cancelled_workflows(
 def _read_list(oci: OCIClient, url: str) -> dict[str, str]:
     response = oci.client.get(url, auth=_admin(oci))
     assert response.status_code == 200, response.text
-    return {run["id"]: run["state"] for run in response.json()}
+    return {run["id"]: run["state"] for run in response.json()["items"]}
 
 
 async def test_an_undeletable_object_is_quarantined_then_deleted_after_repair(
