@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from adapters.config_file import load_settings
+from cli.apply import apply, export, plan
 from cli.control import gc_app, immutability_app, quota_app, retention_app
 from cli.dev_settings import dev_overrides
 from cli.identity import audit_app, keys_app, login
@@ -114,6 +115,9 @@ app.add_typer(retention_app, name="retention")
 app.add_typer(immutability_app, name="immutability")
 app.add_typer(quota_app, name="quota")
 app.command("login")(login)
+app.command("apply")(apply)
+app.command("plan")(plan)
+app.command("export")(export)
 
 
 def main() -> None:
