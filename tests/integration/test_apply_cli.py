@@ -64,14 +64,24 @@ class Registry:
         return httpx.get(self.server.url + path, auth=auth, timeout=30.0)
 
 
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    root = tmp_path_factory.mktemp("apply-cli")
+def _registry(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Registry]:
+    root = tmp_path_factory.mktemp(name)
     server = start_moorage(root / "api", {"MOORAGE_DATA_DIR": str(root / "data")})
     try:
         yield Registry(server, root)
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    yield from _registry(tmp_path_factory, "apply-cli")
+
+
+@pytest.fixture(scope="module")
+def refusing_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A registry of its own for the refused files: its export stays small to compare."""
+    yield from _registry(tmp_path_factory, "apply-refused")
 
 
 def _doc(kind: str, metadata: dict[str, Any], spec: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -307,8 +317,9 @@ def _bad_cases(project: str) -> dict[str, tuple[list[dict[str, Any]], str]]:
 
 @pytest.mark.parametrize("case", list(_bad_cases("x")))
 def test_bad_input_is_refused_precisely_and_nothing_is_applied(
-    registry: Registry, case: str
+    refusing_registry: Registry, case: str
 ) -> None:
+    registry = refusing_registry
     project = _name("bad")
     docs, expected = _bad_cases(project)[case]
     path = registry.write(docs)
