@@ -65,16 +65,17 @@ class Executor:
         for change in changes:
             try:
                 self._apply(change)
-            except ApiError as exc:
+            except Exception as exc:  # whatever broke, what was done before is undone
+                problem = exc.problem if isinstance(exc, ApiError) else {"detail": repr(exc)}
                 self.secrets.clear()
-                raise ApplyError(change, exc.problem, self._rollback()) from exc
+                raise ApplyError(change, problem, self._rollback()) from exc
 
     def _rollback(self) -> list[str]:
         failures = []
         for what, undo in reversed(self._undo):
             try:
                 undo()
-            except ApiError as exc:
+            except Exception as exc:  # noqa: BLE001 - every other undo is still tried
                 failures.append(f"{what}: {exc}")
         self._undo.clear()
         return failures

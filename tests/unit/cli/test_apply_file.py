@@ -135,3 +135,28 @@ def test_the_published_schema_is_up_to_date() -> None:
         "ImmutabilityPolicy",
         "TrustedIssuer",
     }
+
+
+def test_the_published_schema_validates_files_like_apply_does() -> None:
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
+    good = [
+        {"apiVersion": "moorage.io/v1", "kind": "Project", "metadata": {"name": "team"}},
+        {
+            "apiVersion": "moorage.io/v1",
+            "kind": "User",
+            "metadata": {"name": "dev"},
+            "spec": {"password": "env:DEV_PASSWORD"},
+        },
+    ]
+    assert list(validator.iter_errors(good)) == []
+    assert list(validator.iter_errors(good[0])) == []
+    for bad in (
+        {**good[0], "spec": {"public": True, "color": "red"}},  # unknown key
+        {**good[0], "spec": {"public": "sometimes"}},  # wrong type
+        {**good[0], "metadata": {"name": "Not A Name"}},  # the project name grammar
+        {**good[1], "spec": {"password": "inline-secret"}},  # secrets by reference only
+        {**good[0], "kind": "Gadget"},
+    ):
+        assert list(validator.iter_errors(bad)), bad
