@@ -140,6 +140,7 @@ def apply(
             {
                 "title": "apply failed; the changes made before were undone",
                 "change": exc.change.describe(),
+                "document": exc.change.where,
                 "problem": exc.problem,
                 "undo_failures": exc.undo_failures,
             }

@@ -56,6 +56,8 @@ class Change:
     fields: tuple[tuple[str, Any, Any], ...] = ()
     #: For a robot replaced: its memberships before (an undo restores them).
     members: tuple[Any, ...] = ()
+    #: Where the document asking for the change was read (empty for a deletion).
+    where: str = ""
 
     def describe(self) -> str:
         """One line for humans: ``~ Project team: public false -> true``."""
@@ -189,7 +191,13 @@ def make_plan(desired: Sequence[Located], live_docs: Iterable[Any], *, prune: bo
             changes.extend(_resets(kind, live, wanted, projects))
     if prune:
         changes.extend(_deletions(live, wanted, projects))
-    return [_with_members(change, before_changes) for change in changes]
+    wheres = {(item.doc.kind, item.doc.key()): item.where for item in desired}
+    return [
+        replace(
+            _with_members(change, before_changes), where=wheres.get((change.kind, change.key), "")
+        )
+        for change in changes
+    ]
 
 
 def _robot_members(robot: str, live: dict[tuple[str, str], Any]) -> list[Any]:

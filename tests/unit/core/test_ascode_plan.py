@@ -56,6 +56,12 @@ def test_creations_come_in_dependency_order() -> None:
         ("create", "Robot"),
         ("create", "Member"),
     ]
+    # each change names the document that asked for it (a failure report points there)
+    assert [c.where for c in changes] == [
+        "f.yaml: document 3",
+        "f.yaml: document 2",
+        "f.yaml: document 1",
+    ]
 
 
 def test_robot_permissions_force_a_replacement_and_expiry_an_update() -> None:
