@@ -5,8 +5,10 @@ of them). Each document names its ``apiVersion`` (``moorage.io/v1``) and ``kind`
 ``metadata`` holds the natural key (names, never database ids) and its ``spec`` the
 desired settings. Kinds today: ``Project``, ``User``, ``Robot``, ``Member``, ``Quota``,
 ``RetentionPolicy``, ``ImmutabilityPolicy``, ``TrustedIssuer``. A later kind
-(``Webhook``, ``ReplicationRule``, ``Scanner``, ``TrustPolicy``) is one more model in
-``DOCUMENT_TYPES`` with its key, and one more step in the plan.
+(``Webhook``, ``ReplicationRule``, ``Scanner``, ``TrustPolicy``) is one more model here
+(with its ``key``, added to ``Document`` and to ``KINDS`` at its place in the dependency
+order), its reader in ``cli/apply_state.py`` and its API calls (a ``_<kind>`` method) in
+``cli/apply_execute.py``; the plan and the schema need nothing else.
 
 Every model refuses unknown keys, so a typo is an error naming its path, never a
 silently ignored setting. Secrets appear only as references (``core.ascode_secrets``).
