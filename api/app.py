@@ -18,6 +18,7 @@ from api.controllers.oci import catalog, dispatch, ping
 from api.controllers.policies import PolicyController
 from api.controllers.projects import ProjectController
 from api.controllers.repositories import RepositoryController
+from api.controllers.systeminfo import systeminfo
 from api.controllers.tokens import jwks, oauth_token, token
 from api.dependencies import DEPENDENCIES
 from api.errors import EXCEPTION_HANDLERS
@@ -37,6 +38,7 @@ from core.services.repositories import RepositoryService
 from core.services.uploads import UploadService
 from core.settings import Settings
 from core.tokens import TokenService
+from core.version import moorage_version
 from storage.blobs import build_blob_store
 from storage.db.engine import create_engines
 from storage.db.metadata import SqlMetadata
@@ -153,6 +155,7 @@ def create_app(
             RepositoryController,
             healthz,
             readyz,
+            systeminfo,
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         guards=[authenticated_writes],
@@ -160,7 +163,9 @@ def create_app(
         middleware=[AuditMiddleware],
         on_shutdown=[partial(close_identity, registry)],
         state={"registry": registry},  # type: ignore[arg-type]
-        openapi_config=OpenAPIConfig(title="Moorage", version="0.1.0", path="/api/v1/schema"),
+        openapi_config=OpenAPIConfig(
+            title="Moorage", version=moorage_version(), path="/api/v1/schema"
+        ),
         request_max_body_size=1024 * 1024,
         debug=False,
     )

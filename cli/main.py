@@ -14,10 +14,12 @@ from typing import Annotated
 import typer
 
 from adapters.config_file import load_settings
+from cli.apply import apply, export, plan
 from cli.control import gc_app, immutability_app, quota_app, retention_app
 from cli.dev_settings import dev_overrides
 from cli.identity import audit_app, keys_app, login
 from cli.listen import Listen
+from core.version import moorage_version
 
 app = typer.Typer(
     name="moorage",
@@ -48,9 +50,21 @@ ListenOption = Annotated[
 ]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"moorage {moorage_version()}")
+        raise typer.Exit
+
+
 @app.callback()
 def _configure(
     log_level: Annotated[str, typer.Option(help="Python logging level.")] = "INFO",
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
 ) -> None:
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -118,6 +132,9 @@ app.add_typer(retention_app, name="retention")
 app.add_typer(immutability_app, name="immutability")
 app.add_typer(quota_app, name="quota")
 app.command("login")(login)
+app.command("apply")(apply)
+app.command("plan")(plan)
+app.command("export")(export)
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from core.errors import OCIErrorCode, RegistryError
 _COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
 _NAME = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
 _PROJECT = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+PROJECT_NAME_PATTERN = _PROJECT.pattern
 _TAG = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$")
 _WILDCARDS = re.compile(r"[*?]")
 #: An OCI path that names a digest endpoint but did not match one (its argument holds a

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from core.patterns import matches
 
@@ -20,6 +20,8 @@ MAX_RULES = 15
 class Selector(BaseModel):
     """One doublestar selector; ``excludes`` selects what the pattern does not match."""
 
+    model_config = ConfigDict(extra="forbid")
+
     pattern: str = Field(min_length=1, max_length=255)
     decoration: Literal["matches", "excludes"] = "matches"
 
@@ -28,6 +30,7 @@ class Selector(BaseModel):
 
 
 class ImmutabilityRule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     repository: Selector = Selector(pattern="**")
     tag: Selector
     disabled: bool = False

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from core.policies import ImmutabilityPolicy, Selector
 
@@ -36,6 +36,7 @@ MAX_RULES = 15
 
 
 class RetentionRule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     template: Literal[
         "latestPushedK", "latestPulledN", "nDaysSinceLastPush", "nDaysSinceLastPull", "always"
     ]

@@ -1,0 +1,157 @@
+"""The registry's state as configuration documents, read through the management API.
+
+``read_state`` lists what the caller can see (a system administrator sees everything):
+local users, projects with their quota, retention and immutability rules, members and
+robots, system robots and trusted issuers. Each is turned into the document a file would
+hold for it, so plan compares like with like and export writes exactly this. Database ids
+(needed to update or delete members, robots and issuers) are kept beside, by natural key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from cli.api_client import ApiError, Connection
+from core.ascode_models import (
+    API_VERSION,
+    DOCUMENT,
+    PROJECT_SINGLETONS,
+    ROBOT_PREFIX,
+)
+from core.ascode_plan import default_singleton
+
+PAGE = 100
+FORBIDDEN = 403
+
+
+@dataclass
+class LiveState:
+    docs: list[Any] = field(default_factory=list)
+    ids: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def add(self, data: dict[str, Any], object_id: int | None = None) -> None:
+        doc = DOCUMENT.validate_python({"apiVersion": API_VERSION, **data})
+        self.docs.append(doc)
+        if object_id is not None:
+            self.ids[doc.kind, doc.key()] = object_id
+
+    def exported(self) -> list[dict[str, Any]]:
+        """The documents export writes: defaults (no quota, no rules) left out."""
+        out = []
+        for doc in self.docs:
+            if doc.kind in PROJECT_SINGLETONS and doc.canonical_spec() == (
+                default_singleton(doc.kind, doc.key()).canonical_spec()
+            ):
+                continue
+            data = doc.model_dump(mode="json", by_alias=True, exclude_none=True)
+            if doc.kind == "Robot" and data["spec"].get("expires_at"):
+                data["spec"]["expires_at"] = doc.canonical_spec()["expires_at"]
+            out.append(data)
+        return out
+
+
+def _pages(connection: Connection, path: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    last: str | None = None
+    while True:
+        page = connection.call("GET", path, limit=PAGE, last=last)
+        items.extend(page["items"])
+        if "next" not in page:
+            return items
+        last = page.get("next")
+        if not last:
+            return items
+
+
+def _admin_list(connection: Connection, path: str) -> list[dict[str, Any]]:
+    """An administrators' list; empty for a caller who may not read it (403)."""
+    try:
+        return _pages(connection, path)
+    except ApiError as exc:
+        if exc.problem.get("status") == FORBIDDEN:
+            return []
+        raise
+
+
+def read_state(connection: Connection) -> LiveState:
+    """Everything the file could name, as the caller sees it (one read per resource).
+
+    A caller who is not a system administrator sees no users, system robots or
+    trusted issuers (those lists answer 403): plan then treats them as absent.
+    """
+    state = LiveState()
+    for user in _admin_list(connection, "/api/v1/users"):
+        spec = {k: user.get(k) for k in ("email", "full_name", "disabled")}
+        state.add({"kind": "User", "metadata": {"name": user["username"]}, "spec": spec})
+    for project in _pages(connection, "/api/v1/projects"):
+        _read_project(connection, state, project)
+    for robot in _admin_list(connection, "/api/v1/robots"):
+        state.add(_robot(robot, None), robot["id"])
+    for issuer in _admin_list(connection, "/api/v1/trusted-issuers"):
+        spec = {
+            k: issuer[k]
+            for k in (
+                "jwks_url",
+                "discovery_url",
+                "audience",
+                "subject_claim",
+                "subject_pattern",
+                "permissions",
+            )
+        }
+        state.add(
+            {"kind": "TrustedIssuer", "metadata": {"name": issuer["issuer"]}, "spec": spec},
+            issuer["id"],
+        )
+    return state
+
+
+def _read_project(connection: Connection, state: LiveState, project: dict[str, Any]) -> None:
+    name = project["name"]
+    base = f"/api/v1/projects/{name}"
+    state.add(
+        {"kind": "Project", "metadata": {"name": name}, "spec": {"public": project["public"]}}
+    )
+    quota = connection.call("GET", f"{base}/quota")
+    in_project = {"project": name}
+    state.add(
+        {
+            "kind": "Quota",
+            "metadata": in_project,
+            "spec": {"bytes": quota["bytes"], "artifacts": quota["artifacts"]},
+        }
+    )
+    retention = connection.call("GET", f"{base}/retention")
+    state.add({"kind": "RetentionPolicy", "metadata": in_project, "spec": retention})
+    immutability = connection.call("GET", f"{base}/immutability")
+    state.add({"kind": "ImmutabilityPolicy", "metadata": in_project, "spec": immutability})
+    for robot in connection.call("GET", f"{base}/robots")["items"]:
+        state.add(_robot(robot, name), robot["id"])
+    for member in connection.call("GET", f"{base}/members")["items"]:
+        meta = {"project": name, member["kind"]: member["name"]}
+        state.add(
+            {"kind": "Member", "metadata": meta, "spec": {"role": member["role"]}}, member["id"]
+        )
+
+
+def _robot(robot: dict[str, Any], project: str | None) -> dict[str, Any]:
+    full = str(robot["name"])
+    short = full.removeprefix(f"{ROBOT_PREFIX}{project}+" if project else ROBOT_PREFIX)
+    prefix = f"{project}/" if project else ""
+    permissions = [
+        {"repository": str(p["repository"]).removeprefix(prefix), "actions": p["actions"]}
+        for p in robot["permissions"]
+    ]
+    meta: dict[str, Any] = {"name": short}
+    if project:
+        meta["project"] = project
+    return {
+        "kind": "Robot",
+        "metadata": meta,
+        "spec": {
+            "permissions": permissions,
+            "expires_at": robot.get("expires_at"),
+            "disabled": robot.get("disabled", False),
+        },
+    }

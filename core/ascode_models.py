@@ -1,0 +1,375 @@
+"""Administration as code: the documents of a Moorage configuration file.
+
+A file is a stream of documents (YAML ``---`` separated, or JSON: one document or a list
+of them). Each document names its ``apiVersion`` (``moorage.io/v1``) and ``kind``; its
+``metadata`` holds the natural key (names, never database ids) and its ``spec`` the
+desired settings. Kinds today: ``Project``, ``User``, ``Robot``, ``Member``, ``Quota``,
+``RetentionPolicy``, ``ImmutabilityPolicy``, ``TrustedIssuer``. A later kind
+(``Webhook``, ``ReplicationRule``, ``Scanner``, ``TrustPolicy``) is one more model here
+(with its ``key``, added to ``Document`` and to ``KINDS`` at its place in the dependency
+order), its reader in ``cli/apply_state.py`` and its API calls (a ``_<kind>`` method) in
+``cli/apply_execute.py``; the plan and the schema need nothing else.
+
+Every model refuses unknown keys, so a typo is an error naming its path, never a
+silently ignored setting. Secrets appear only as references (``core.ascode_secrets``).
+The published JSON Schema (``schemas/``) is generated from these models.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+from core.ascode_secrets import SecretRef
+from core.names import PROJECT_MAX, PROJECT_NAME_PATTERN
+from core.policies import ImmutabilityRule
+from core.retention import RetentionRule
+
+API_VERSION = "moorage.io/v1"
+ROBOT_PREFIX = "robot$"
+ROLES = Literal["admin", "maintainer", "developer", "guest", "limited-guest"]
+ACTIONS = Literal["pull", "push", "delete"]
+
+ProjectName = Annotated[
+    str, Field(min_length=1, max_length=PROJECT_MAX, pattern=PROJECT_NAME_PATTERN)
+]
+RobotName = Annotated[
+    str, Field(min_length=1, max_length=128, pattern=r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Document(_Strict):
+    api_version: Literal["moorage.io/v1"] = Field(alias="apiVersion")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def key(self) -> str:
+        """The natural key, unique among the documents of one kind."""
+        raise NotImplementedError
+
+    def project_ref(self) -> str | None:
+        """The project this document lives in, if any."""
+        return None
+
+    def canonical_spec(self) -> dict[str, Any]:
+        """The settings compared by plan (secrets, which are write-only, left out)."""
+        spec: BaseModel = getattr(self, "spec")  # noqa: B009 - every kind has a spec
+        return spec.model_dump(mode="json")
+
+
+class Named(_Strict):
+    name: str = Field(min_length=1, max_length=512)
+
+
+class InProject(_Strict):
+    project: ProjectName
+
+
+# --- Project -------------------------------------------------------------------------
+
+
+class ProjectMeta(_Strict):
+    name: ProjectName
+
+
+class ProjectSpec(_Strict):
+    public: bool = False
+
+
+class ProjectDoc(_Document):
+    """A project (tenant). Deleting one (``--prune``) deletes everything in it."""
+
+    kind: Literal["Project"]
+    metadata: ProjectMeta
+    spec: ProjectSpec = ProjectSpec()
+
+    def key(self) -> str:
+        return self.metadata.name
+
+
+# --- User ----------------------------------------------------------------------------
+
+
+class UserMeta(_Strict):
+    name: str = Field(min_length=1, max_length=63)
+
+
+class UserSpec(_Strict):
+    email: str | None = Field(default=None, max_length=254)
+    full_name: str | None = Field(default=None, max_length=255)
+    disabled: bool = False
+    password: SecretRef | None = Field(
+        default=None,
+        description="Used only to create the account; never read back nor exported.",
+    )
+
+
+class UserDoc(_Document):
+    """A local account. Users are never pruned."""
+
+    kind: Literal["User"]
+    metadata: UserMeta
+    spec: UserSpec = UserSpec()
+
+    def key(self) -> str:
+        return self.metadata.name
+
+    def canonical_spec(self) -> dict[str, Any]:
+        return self.spec.model_dump(mode="json", exclude={"password"})
+
+
+# --- Robot ---------------------------------------------------------------------------
+
+
+class RobotMeta(_Strict):
+    name: RobotName
+    project: ProjectName | None = Field(
+        default=None, description="The project of a project robot; absent for a system robot."
+    )
+
+
+class Permission(_Strict):
+    repository: str = Field(
+        min_length=1,
+        max_length=255,
+        description="Repository pattern; inside the project for a project robot.",
+    )
+    actions: list[ACTIONS] = Field(min_length=1, max_length=3)
+
+
+class RobotSpec(_Strict):
+    permissions: list[Permission] = Field(min_length=1, max_length=100)
+    expires_at: datetime | None = None
+    disabled: bool = False
+
+
+class RobotDoc(_Document):
+    """A robot account; its secret is generated on creation and printed once."""
+
+    kind: Literal["Robot"]
+    metadata: RobotMeta
+    spec: RobotSpec
+
+    def key(self) -> str:
+        return robot_full_name(self.metadata.name, self.metadata.project)
+
+    def project_ref(self) -> str | None:
+        return self.metadata.project
+
+    def canonical_spec(self) -> dict[str, Any]:
+        permissions = sorted(
+            (
+                {"repository": p.repository, "actions": sorted(set(p.actions))}
+                for p in self.spec.permissions
+            ),
+            key=lambda p: str(p["repository"]),
+        )
+        expires = self.spec.expires_at
+        return {
+            "permissions": permissions,
+            "expires_at": _utc(expires),
+            "disabled": self.spec.disabled,
+        }
+
+
+def _utc(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC; a moment without a zone (as SQLite answers) is taken as UTC."""
+    if moment is None:
+        return None
+    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return aware.isoformat()
+
+
+def robot_full_name(name: str, project: str | None) -> str:
+    """``robot$<project>+<name>`` for a project robot, ``robot$<name>`` for a system one."""
+    return f"{ROBOT_PREFIX}{project}+{name}" if project else f"{ROBOT_PREFIX}{name}"
+
+
+# --- Member --------------------------------------------------------------------------
+
+
+class MemberMeta(InProject):
+    user: str | None = Field(default=None, min_length=1, max_length=255)
+    group: str | None = Field(default=None, min_length=1, max_length=255)
+    robot: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="The robot's full name: robot$<project>+<name> or robot$<name>.",
+    )
+
+    @model_validator(mode="after")
+    def _one_identity(self) -> MemberMeta:
+        if sum(v is not None for v in (self.user, self.group, self.robot)) != 1:
+            raise ValueError("name exactly one of user, group or robot")
+        return self
+
+    def identity(self) -> tuple[str, str]:
+        """``(kind, name)`` of the member."""
+        for kind in ("user", "group", "robot"):
+            value = getattr(self, kind)
+            if value is not None:
+                return kind, str(value)
+        raise AssertionError("validated above")  # pragma: no cover
+
+
+class MemberSpec(_Strict):
+    role: ROLES
+
+
+class MemberDoc(_Document):
+    """A user, group or robot holding a role in a project."""
+
+    kind: Literal["Member"]
+    metadata: MemberMeta
+    spec: MemberSpec
+
+    def key(self) -> str:
+        kind, name = self.metadata.identity()
+        return f"{self.metadata.project}/{kind}:{name}"
+
+    def project_ref(self) -> str | None:
+        return self.metadata.project
+
+
+# --- Per-project policies ------------------------------------------------------------
+
+
+class QuotaSpec(_Strict):
+    bytes: int | None = Field(default=None, ge=0, description="null: unlimited")
+    artifacts: int | None = Field(default=None, ge=0, description="null: unlimited")
+
+
+class QuotaDoc(_Document):
+    """A project's quota; without the document (and with ``--prune``) it is unlimited."""
+
+    kind: Literal["Quota"]
+    metadata: InProject
+    spec: QuotaSpec = QuotaSpec()
+
+    def key(self) -> str:
+        return self.metadata.project
+
+    def project_ref(self) -> str | None:
+        return self.metadata.project
+
+
+class RetentionSpec(_Strict):
+    rules: list[RetentionRule] = Field(default_factory=list, max_length=15)
+
+
+class RetentionDoc(_Document):
+    """A project's retention rules (``core.retention``)."""
+
+    kind: Literal["RetentionPolicy"]
+    metadata: InProject
+    spec: RetentionSpec = RetentionSpec()
+
+    def key(self) -> str:
+        return self.metadata.project
+
+    def project_ref(self) -> str | None:
+        return self.metadata.project
+
+
+class ImmutabilitySpec(_Strict):
+    rules: list[ImmutabilityRule] = Field(default_factory=list, max_length=15)
+
+
+class ImmutabilityDoc(_Document):
+    """A project's tag immutability rules (``core.policies``)."""
+
+    kind: Literal["ImmutabilityPolicy"]
+    metadata: InProject
+    spec: ImmutabilitySpec = ImmutabilitySpec()
+
+    def key(self) -> str:
+        return self.metadata.project
+
+    def project_ref(self) -> str | None:
+        return self.metadata.project
+
+
+# --- Trusted issuer ------------------------------------------------------------------
+
+
+class IssuerSpec(_Strict):
+    jwks_url: str | None = Field(default=None, max_length=1024)
+    discovery_url: str | None = Field(default=None, max_length=1024)
+    audience: str = Field(min_length=1, max_length=255)
+    subject_claim: str = Field(default="sub", min_length=1, max_length=64)
+    subject_pattern: str = Field(default="*", min_length=1, max_length=255)
+    permissions: list[Permission] = Field(min_length=1, max_length=100)
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> IssuerSpec:
+        if not self.jwks_url and not self.discovery_url:
+            raise ValueError("jwks_url or discovery_url is required")
+        return self
+
+
+class IssuerDoc(_Document):
+    """An OIDC issuer whose tokens are accepted; ``metadata.name`` is its issuer URL."""
+
+    kind: Literal["TrustedIssuer"]
+    metadata: Named
+    spec: IssuerSpec
+
+    def key(self) -> str:
+        return self.metadata.name
+
+    def canonical_spec(self) -> dict[str, Any]:
+        spec = self.spec.model_dump(mode="json")
+        spec["permissions"] = sorted(
+            (
+                {"repository": p.repository, "actions": sorted(set(p.actions))}
+                for p in self.spec.permissions
+            ),
+            key=lambda p: str(p["repository"]),
+        )
+        return spec
+
+
+Document = Annotated[
+    ProjectDoc
+    | UserDoc
+    | RobotDoc
+    | MemberDoc
+    | QuotaDoc
+    | RetentionDoc
+    | ImmutabilityDoc
+    | IssuerDoc,
+    Field(discriminator="kind"),
+]
+
+#: Kinds in the order they are created (dependencies first); deletions run in reverse.
+KINDS: tuple[str, ...] = (
+    "User",
+    "Project",
+    "Robot",
+    "Member",
+    "Quota",
+    "RetentionPolicy",
+    "ImmutabilityPolicy",
+    "TrustedIssuer",
+)
+#: Kinds of one per project, whose absence means the default (reset by ``--prune``).
+PROJECT_SINGLETONS = frozenset({"Quota", "RetentionPolicy", "ImmutabilityPolicy"})
+
+DOCUMENT: TypeAdapter[Document] = TypeAdapter(Document)
+FILE: TypeAdapter[Document | list[Document]] = TypeAdapter(Document | list[Document])
+
+
+def json_schema() -> dict[str, Any]:
+    """The published JSON Schema of a configuration file (one document or a list)."""
+    schema = FILE.json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://moorage.io/schemas/moorage-config.v1.schema.json"
+    schema["title"] = "Moorage configuration (apiVersion moorage.io/v1)"
+    return schema

@@ -1,0 +1,186 @@
+"""The administration-as-code plan: pure comparison of desired and live documents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from core.ascode_models import DOCUMENT
+from core.ascode_plan import Located, PlanError, make_plan
+
+
+def doc(kind: str, metadata: dict[str, Any], spec: dict[str, Any] | None = None) -> Any:
+    data: dict[str, Any] = {"apiVersion": "moorage.io/v1", "kind": kind, "metadata": metadata}
+    if spec is not None:
+        data["spec"] = spec
+    return DOCUMENT.validate_python(data)
+
+
+def located(*docs: Any) -> list[Located]:
+    return [Located(f"f.yaml: document {i}", d) for i, d in enumerate(docs, start=1)]
+
+
+ROBOT = {"permissions": [{"repository": "app", "actions": ["pull", "push"]}]}
+
+
+def test_same_state_plans_nothing() -> None:
+    live = [
+        doc("Project", {"name": "team"}),
+        doc("Robot", {"name": "ci", "project": "team"}, ROBOT),
+    ]
+    same = [
+        doc("Project", {"name": "team"}, {"public": False}),
+        # the same permissions in another order are the same robot
+        doc(
+            "Robot",
+            {"name": "ci", "project": "team"},
+            {"permissions": [{"repository": "app", "actions": ["push", "pull"]}]},
+        ),
+    ]
+    assert make_plan(located(*same), live, prune=True) == []
+
+
+def test_creations_come_in_dependency_order() -> None:
+    changes = make_plan(
+        located(
+            doc("Member", {"project": "team", "robot": "robot$team+ci"}, {"role": "guest"}),
+            doc("Robot", {"name": "ci", "project": "team"}, ROBOT),
+            doc("Project", {"name": "team"}),
+        ),
+        [],
+        prune=False,
+    )
+    assert [(c.action, c.kind) for c in changes] == [
+        ("create", "Project"),
+        ("create", "Robot"),
+        ("create", "Member"),
+    ]
+    # each change names the document that asked for it (a failure report points there)
+    assert [c.where for c in changes] == [
+        "f.yaml: document 3",
+        "f.yaml: document 2",
+        "f.yaml: document 1",
+    ]
+
+
+def test_robot_permissions_force_a_replacement_and_expiry_an_update() -> None:
+    live = [doc("Project", {"name": "t"}), doc("Robot", {"name": "ci", "project": "t"}, ROBOT)]
+    more = {"permissions": [{"repository": "app", "actions": ["pull"]}]}
+    [change] = make_plan(
+        located(doc("Project", {"name": "t"}), doc("Robot", {"name": "ci", "project": "t"}, more)),
+        live,
+        prune=False,
+    )
+    assert (change.action, change.key) == ("replace", "robot$t+ci")
+    dated = {**ROBOT, "expires_at": "2030-01-01T00:00:00+02:00"}
+    [change] = make_plan(
+        located(doc("Project", {"name": "t"}), doc("Robot", {"name": "ci", "project": "t"}, dated)),
+        live,
+        prune=False,
+    )
+    assert change.action == "update"
+    assert change.fields == (("expires_at", None, "2029-12-31T22:00:00+00:00"),)
+
+
+def test_a_naive_live_expiry_is_utc() -> None:
+    live = doc("Robot", {"name": "ci"}, {**ROBOT, "expires_at": "2030-01-01T00:00:00"})
+    wanted = doc("Robot", {"name": "ci"}, {**ROBOT, "expires_at": "2030-01-01T00:00:00Z"})
+    assert make_plan(located(wanted), [live], prune=True) == []
+
+
+def test_without_prune_nothing_absent_is_touched() -> None:
+    live = [
+        doc("Project", {"name": "a"}),
+        doc("Project", {"name": "b"}),
+        doc("Quota", {"project": "a"}, {"bytes": 5}),
+        doc("Member", {"project": "a", "user": "dev"}, {"role": "guest"}),
+    ]
+    assert make_plan(located(doc("Project", {"name": "a"})), live, prune=False) == []
+
+
+def test_prune_deletes_unnamed_objects_and_resets_policies_of_named_projects() -> None:
+    live = [
+        doc("User", {"name": "dev"}),
+        doc("Project", {"name": "a"}),
+        doc("Project", {"name": "b"}),
+        doc("Quota", {"project": "a"}, {"bytes": 5}),
+        doc("Quota", {"project": "b"}, {"bytes": 5}),
+        doc("Member", {"project": "a", "user": "dev"}, {"role": "guest"}),
+        doc("Member", {"project": "b", "user": "dev"}, {"role": "guest"}),
+        doc("Robot", {"name": "sys"}, ROBOT),
+    ]
+    changes = make_plan(located(doc("Project", {"name": "a"})), live, prune=True)
+    assert [(c.action, c.kind, c.key) for c in changes] == [
+        ("update", "Quota", "a"),
+        ("delete", "Member", "a/user:dev"),
+        ("delete", "Robot", "robot$sys"),
+        ("delete", "Project", "b"),
+    ]
+    assert changes[0].fields == (("bytes", 5, None),)
+
+
+def test_every_problem_is_reported_before_anything() -> None:
+    with pytest.raises(PlanError) as caught:
+        make_plan(
+            located(
+                doc("Project", {"name": "a"}),
+                doc("Project", {"name": "a"}, {"public": True}),
+                doc("Quota", {"project": "nope"}),
+                doc("Member", {"project": "a", "robot": "robot$ghost"}, {"role": "guest"}),
+                doc("Member", {"project": "a", "robot": "robot$b+ci"}, {"role": "guest"}),
+                doc("User", {"name": "new"}),
+            ),
+            [doc("Project", {"name": "b"}), doc("Robot", {"name": "ci", "project": "b"}, ROBOT)],
+            prune=False,
+        )
+    problems = caught.value.problems
+    assert problems == [
+        "f.yaml: document 2: duplicate Project 'a' (first in f.yaml: document 1)",
+        "f.yaml: document 3: metadata.project: no project 'nope' in the file or the registry",
+        "f.yaml: document 4: metadata.robot: no robot 'robot$ghost' in the file or the registry",
+        "f.yaml: document 5: metadata.robot: 'robot$b+ci' is a robot of project 'b', not of 'a'",
+        (
+            "f.yaml: document 6: spec.password: required to create user 'new' "
+            "(a reference: env:NAME or file:/path)"
+        ),
+    ]
+
+
+def test_with_prune_a_referenced_project_must_be_in_the_file() -> None:
+    with pytest.raises(PlanError) as caught:
+        make_plan(
+            located(doc("Quota", {"project": "live"}, {"bytes": 1})),
+            [doc("Project", {"name": "live"})],
+            prune=True,
+        )
+    assert "with --prune it must be named in the file" in str(caught.value)
+
+
+def test_issuer_changes_replace_it() -> None:
+    spec = {"jwks_url": "https://i/jwks", "audience": "a", "permissions": [ROBOT["permissions"][0]]}
+    live = doc("TrustedIssuer", {"name": "https://i"}, spec)
+    changed = doc("TrustedIssuer", {"name": "https://i"}, {**spec, "audience": "b"})
+    [change] = make_plan(located(changed), [live], prune=False)
+    assert change.action == "replace"
+    assert change.describe() == '-/+ TrustedIssuer https://i: audience: "a" -> "b"'
+
+
+def test_a_replaced_robot_gets_its_members_back() -> None:
+    member = {"project": "t", "robot": "robot$t+ci"}
+    live = [
+        doc("Project", {"name": "t"}),
+        doc("Robot", {"name": "ci", "project": "t"}, ROBOT),
+        doc("Member", member, {"role": "guest"}),
+    ]
+    narrower = {"permissions": [{"repository": "app", "actions": ["pull"]}]}
+    wanted = [doc("Project", {"name": "t"}), doc("Robot", {"name": "ci", "project": "t"}, narrower)]
+    changes = make_plan(located(*wanted), live, prune=False)
+    assert [(c.action, c.kind, c.key) for c in changes] == [
+        ("replace", "Robot", "robot$t+ci"),
+        ("create", "Member", "t/robot:robot$t+ci"),
+    ]
+    assert [m.key() for m in changes[0].members] == ["t/robot:robot$t+ci"]
+    # with --prune a member the file does not name stays gone with the old robot
+    changes = make_plan(located(*wanted), live, prune=True)
+    assert [(c.action, c.kind) for c in changes] == [("replace", "Robot")]
