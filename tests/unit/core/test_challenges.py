@@ -1,0 +1,54 @@
+"""WWW-Authenticate parsing and the realm pinning rule of upstream token auth."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.challenges import parse_challenges, realm_refusal
+
+
+def test_quoted_values_with_commas_and_escapes_stay_whole() -> None:
+    header = (
+        'Bearer realm="https://auth.example/token",service="registry.example",'
+        'scope="repository:a/b:pull,push repository:c:pull", error="say \\"hi\\""'
+    )
+    (challenge,) = parse_challenges([header])
+    assert challenge.scheme == "bearer"
+    assert challenge.realm == "https://auth.example/token"
+    assert challenge.params["service"] == "registry.example"
+    assert challenge.params["scope"] == "repository:a/b:pull,push repository:c:pull"
+    assert challenge.params["error"] == 'say "hi"'
+
+
+def test_several_challenges_in_one_header_and_across_headers() -> None:
+    found = parse_challenges(['Basic realm="r1", Bearer realm="https://x/t"', "Negotiate"])
+    assert [c.scheme for c in found] == ["basic", "bearer", "negotiate"]
+    assert found[0].realm == "r1"
+    assert found[1].realm == "https://x/t"
+
+
+@pytest.mark.parametrize(
+    ("realm", "upstream", "allowed"),
+    [
+        ("https://reg.example/token", "https://reg.example", True),
+        ("https://reg.example:5001/token", "https://reg.example", True),
+        ("https://evil.example/token", "https://reg.example", False),
+        ("http://reg.example/token", "https://reg.example", False),
+        ("https://user:pw@reg.example/token", "https://reg.example", False),
+        ("ftp://reg.example/token", "https://reg.example", False),
+        ("http://127.0.0.1:9/token", "http://127.0.0.1:5000", True),
+        ("http://localhost:9/token", "http://127.0.0.1:5000", False),
+    ],
+)
+def test_credentials_go_only_to_the_upstreams_own_host(
+    realm: str, upstream: str, allowed: bool
+) -> None:
+    assert (realm_refusal(realm, upstream) is None) is allowed
+
+
+def test_an_administrator_may_allow_another_realm_host() -> None:
+    assert realm_refusal("https://auth.docker.io/token", "https://registry-1.docker.io") is not None
+    allowed = realm_refusal(
+        "https://auth.docker.io/token", "https://registry-1.docker.io", ["auth.docker.io"]
+    )
+    assert allowed is None
