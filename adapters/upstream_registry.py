@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -172,7 +173,7 @@ class UpstreamClient:
                     f"token realm answered {response.status}; check the endpoint's credentials"
                 )
             try:
-                body: dict[str, Any] = httpx.Response(200, content=response.body).json()
+                body: dict[str, Any] = json.loads(response.body)
                 value = str(body.get("token") or body.get("access_token") or "")
                 seconds = int(body.get("expires_in") or _DEFAULT_TOKEN_SECONDS)
             except (ValueError, TypeError, AttributeError) as exc:

@@ -17,14 +17,14 @@ from api.controllers.health import healthz, readyz
 from api.controllers.oci import catalog, dispatch, ping
 from api.controllers.policies import PolicyController
 from api.controllers.projects import ProjectController
-from api.controllers.registries import RegistryController
+from api.controllers.registries import ProjectProxyController, RegistryController
 from api.controllers.repositories import RepositoryController
 from api.controllers.tokens import jwks, oauth_token, token
 from api.errors import EXCEPTION_HANDLERS
 from api.identity_wiring import IDENTITY_ROUTES, build_identity, close_identity
 from api.manifest_shortcut import ManifestShortcuts
 from api.pipeline import OCIPipeline, is_oci
-from api.proxy_wiring import close_endpoints, wire_endpoints
+from api.proxy_wiring import close_proxy, start_proxy, with_proxy
 from api.temporal import TemporalProbe
 from api.write_guard import authenticated_writes
 from core.manifests import ManifestRules
@@ -138,8 +138,7 @@ def create_app(
     the answers, and what the hooks see, are the same either way.
     """
     registry = build_registry(settings)
-    wire_endpoints(registry)
-    registry.hooks = (hooks or Hooks()).with_first_end(AuditRecorder(registry))
+    registry.hooks = with_proxy(registry, hooks or Hooks()).with_first_end(AuditRecorder(registry))
     app = MoorageApp(
         route_handlers=[
             ping,
@@ -154,13 +153,15 @@ def create_app(
             PolicyController,
             RepositoryController,
             RegistryController,
+            ProjectProxyController,
             healthz,
             readyz,
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         guards=[authenticated_writes],
         middleware=[AuditMiddleware],
-        on_shutdown=[partial(close_identity, registry), partial(close_endpoints, registry)],
+        on_startup=[partial(start_proxy, registry)],
+        on_shutdown=[partial(close_identity, registry), partial(close_proxy, registry)],
         state={"registry": registry},  # type: ignore[arg-type]
         openapi_config=OpenAPIConfig(title="Moorage", version="0.1.0", path="/api/v1/schema"),
         request_max_body_size=1024 * 1024,

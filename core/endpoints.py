@@ -91,7 +91,7 @@ class EndpointRecord:
 
     @property
     def host(self) -> str:
-        return parse_destination(self.url, OutboundPolicy(allow_http=True)).host
+        return (urlsplit(self.url).hostname or "").lower()
 
     @property
     def has_secret(self) -> bool:

@@ -3,7 +3,7 @@
 System administrators only. An endpoint's secret is write-only: responses say whether
 one is set (``has_secret``), never what it is. ``POST /api/v1/registries/{name}/health``
 checks the endpoint with ``GET /v2/`` through the token flow. A project becomes a proxy
-cache of an endpoint later (proxy projects).
+cache of an endpoint with ``PUT /api/v1/projects/{project}/proxy``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ from core.endpoints import (
     EndpointService,
     EndpointType,
 )
-from core.errors import ForbiddenError, InvalidInputError
+from core.errors import ConflictError, ForbiddenError, InvalidInputError
+from core.proxy import PROXY, ProxyBinding, ProxyCache
+from core.services.policies import PolicyService
 from core.upstream_ports import UpstreamError, UpstreamFactory
 
 _OK = 200
@@ -94,11 +96,32 @@ class HealthOut(BaseModel):
     reason: str | None
 
 
+class ProxyIn(BaseModel):
+    """A project's proxy binding: the endpoint it caches, and optional overrides."""
+
+    endpoint: str = Field(max_length=63)
+    freshness_seconds: int | None = Field(default=None, ge=0)
+    serve_stale: bool | None = None
+
+
+class ProxyOut(BaseModel):
+    endpoint: str | None
+    freshness_seconds: int | None
+    serve_stale: bool | None
+
+
 def _endpoints(registry: Registry) -> EndpointService:
     service = registry.extras.get("endpoints")
     if not isinstance(service, EndpointService):
         raise TypeError("the registry was built without registry endpoints")
     return service
+
+
+def _proxy(registry: Registry) -> ProxyCache:
+    cache = registry.extras.get("proxy")
+    if not isinstance(cache, ProxyCache):
+        raise TypeError("the registry was built without the proxy cache")
+    return cache
 
 
 async def _admin(request: Request[Any, Any, Any]) -> Registry:
@@ -148,9 +171,18 @@ class RegistryController(Controller):
     @delete("/{name:str}", summary="Remove a registry endpoint", status_code=204)
     async def delete_endpoint(self, request: Request[Any, Any, Any], name: FromPath[str]) -> None:
         registry = await _admin(request)
+        cache = _proxy(registry)
+        await cache.bindings.reload()
+        users = cache.bindings.projects_of(name)
+        if users:
+            raise ConflictError(f"registry endpoint {name!r} is used by proxy projects {users}")
         await anyio.to_thread.run_sync(_endpoints(registry).delete, name)
 
-    @post("/{name:str}/health", summary="Check an endpoint (GET /v2/ with the token flow)")
+    @post(
+        "/{name:str}/health",
+        summary="Check an endpoint (GET /v2/ with the token flow)",
+        status_code=200,
+    )
     async def check_endpoint(
         self, request: Request[Any, Any, Any], name: FromPath[str]
     ) -> Response[HealthOut]:
@@ -166,3 +198,43 @@ class RegistryController(Controller):
             return Response(HealthOut(healthy=False, status=None, reason=str(exc)))
         reason = None if status == _OK else f"GET /v2/ answered {status}"
         return Response(HealthOut(healthy=status == _OK, status=status, reason=reason))
+
+
+class ProjectProxyController(Controller):
+    path = "/api/v1/projects/{project:str}/proxy"
+    tags = ["registries"]  # noqa: RUF012
+
+    @get("/", summary="A project's proxy binding")
+    async def read_binding(
+        self, request: Request[Any, Any, Any], project: FromPath[str]
+    ) -> ProxyOut:
+        registry = await _admin(request)
+        body = await anyio.to_thread.run_sync(PolicyService(registry.metadata).get, project, PROXY)
+        binding = ProxyBinding.load(body)
+        return ProxyOut(
+            endpoint=binding.endpoint,
+            freshness_seconds=binding.freshness_seconds,
+            serve_stale=binding.serve_stale,
+        )
+
+    @put("/", summary="Make a project a proxy cache of a registry endpoint")
+    async def write_binding(
+        self, request: Request[Any, Any, Any], project: FromPath[str], data: JSONBody[ProxyIn]
+    ) -> ProxyOut:
+        registry = await _admin(request)
+        if await anyio.to_thread.run_sync(_endpoints(registry).find, data.endpoint) is None:
+            raise InvalidInputError(f"no registry endpoint {data.endpoint!r}", field="endpoint")
+        binding = ProxyBinding(data.endpoint, data.freshness_seconds, data.serve_stale)
+        await self._store(registry, project, binding)
+        return ProxyOut(**data.model_dump())
+
+    @delete("/", summary="Stop proxying: the project keeps its cached content", status_code=204)
+    async def delete_binding(self, request: Request[Any, Any, Any], project: FromPath[str]) -> None:
+        registry = await _admin(request)
+        await self._store(registry, project, ProxyBinding(None))
+
+    @staticmethod
+    async def _store(registry: Registry, project: str, binding: ProxyBinding) -> None:
+        service = PolicyService(registry.metadata)
+        await anyio.to_thread.run_sync(service.put, project, PROXY, binding.dump())
+        _proxy(registry).bindings.put(project, binding)

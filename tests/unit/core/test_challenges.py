@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from core.challenges import parse_challenges, realm_refusal
+from core.endpoints import CredentialKind, EndpointRecord, EndpointType
+from core.names import RepositoryName
+from core.proxy import upstream_repository
 
 
 def test_quoted_values_with_commas_and_escapes_stay_whole() -> None:
@@ -52,3 +57,21 @@ def test_an_administrator_may_allow_another_realm_host() -> None:
         "https://auth.docker.io/token", "https://registry-1.docker.io", ["auth.docker.io"]
     )
     assert allowed is None
+
+
+def _endpoint(url: str, kind: EndpointType) -> EndpointRecord:
+    now = datetime.now(UTC)
+    return EndpointRecord(
+        1, "hub", url, kind, CredentialKind.NONE, "", None, None, False, (), now, now
+    )
+
+
+def test_docker_hub_official_images_live_under_library() -> None:
+    hub = _endpoint("https://registry-1.docker.io", EndpointType.DOCKER_HUB)
+    assert upstream_repository(hub, RepositoryName.parse("proxy/alpine")) == "library/alpine"
+    assert upstream_repository(hub, RepositoryName.parse("proxy/library/alpine")) == (
+        "library/alpine"
+    )
+    assert upstream_repository(hub, RepositoryName.parse("proxy/bitnami/redis")) == "bitnami/redis"
+    other = _endpoint("https://registry.example", EndpointType.DISTRIBUTION)
+    assert upstream_repository(other, RepositoryName.parse("proxy/alpine")) == "alpine"
