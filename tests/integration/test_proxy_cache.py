@@ -14,6 +14,7 @@ import os
 import secrets
 import sqlite3
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -332,3 +333,86 @@ def test_pushes_into_a_proxy_project_are_denied(
         headers={"Content-Type": OCI_MANIFEST},
     )
     assert put.status_code == 403
+
+
+# concurrency and faults
+
+
+def test_twenty_concurrent_pulls_of_an_uncached_blob_make_one_upstream_fetch(
+    admin: httpx.Client, oci: OCIClient, front: RegistryFront, docker_registry: DockerRegistry
+) -> None:
+    project = proxy_project(admin, front)
+    upstream_repo = f"big/blob-{secrets.token_hex(4)}"
+    layer = os.urandom(24 * 1024 * 1024)
+    push_upstream(docker_registry, upstream_repo, "v1", [layer])
+    repo = f"{project}/{upstream_repo}"
+    headers = oci.headers(repo, "pull")
+    url = f"{oci.client.base_url}{blob_path(repo, sha(layer))}".replace("//v2", "/v2")
+
+    def pull(_: int) -> str:
+        with httpx.Client(timeout=120) as client:
+            response = client.get(url, headers=headers)
+            assert response.status_code == 200, response.text
+            return sha(response.content)
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        digests = list(pool.map(pull, range(20)))
+    assert digests == [sha(layer)] * 20
+    assert front.count("GET", blob_path(upstream_repo, sha(layer))) == 1
+    assert pull(0) == sha(layer)
+    assert front.count("GET", blob_path(upstream_repo, sha(layer))) == 1, "served from cache"
+
+
+def test_a_blob_with_the_wrong_digest_is_discarded_and_never_cached(
+    admin: httpx.Client, oci: OCIClient, front: RegistryFront, docker_registry: DockerRegistry
+) -> None:
+    project = proxy_project(admin, front)
+    upstream_repo = f"bad/blob-{secrets.token_hex(4)}"
+    layer = os.urandom(3 * 1024 * 1024)
+    push_upstream(docker_registry, upstream_repo, "v1", [layer])
+    repo = f"{project}/{upstream_repo}"
+    front.config.corrupt.add(sha(layer))
+    # NOTE: the 200 may be on the wire already; the body then ends early (the last
+    # chunk is held back until verification), so no client ever accepts the bytes.
+    try:
+        response = oci.request("GET", blob_path(repo, sha(layer)), repo)
+    except httpx.HTTPError:
+        pass
+    else:
+        assert response.status_code != 200, "a corrupted blob was served complete"
+    front.config.corrupt.clear()
+    good = oci.request("GET", blob_path(repo, sha(layer)), repo)
+    assert good.status_code == 200
+    assert sha(good.content) == sha(layer)
+    assert front.count("GET", blob_path(upstream_repo, sha(layer))) == 2, "nothing was cached"
+    assert oci.request("GET", blob_path(repo, sha(layer)), repo).status_code == 200
+    assert front.count("GET", blob_path(upstream_repo, sha(layer))) == 2
+
+
+def test_token_auth_upstream_gets_credentials_only_at_its_pinned_realm(
+    admin: httpx.Client, oci: OCIClient, front: RegistryFront, docker_registry: DockerRegistry
+) -> None:
+    front.config.token_auth = ("puller", SECRET)
+    creds = {"credential": "basic", "username": "puller", "secret": SECRET}
+    project = proxy_project(admin, front, endpoint=creds)
+    upstream_repo = f"auth/app-{secrets.token_hex(4)}"
+    digest = push_upstream(docker_registry, upstream_repo, "v1", [os.urandom(4096)])
+    repo = f"{project}/{upstream_repo}"
+    served = oci.request("GET", f"/v2/{repo}/manifests/v1", repo, headers={"Accept": OCI_MANIFEST})
+    assert served.status_code == 200, served.text
+    assert sha(served.content) == digest
+    assert front.count("GET", "/token") >= 1
+    assert all(sent.startswith("Basic ") for sent in front.token_credentials)
+
+    # an upstream whose challenge names another host's realm gets no credentials
+    elsewhere = RegistryFront(docker_registry.url, name="elsewhere")
+    try:
+        front.config.realm = f"http://localhost:{elsewhere.port}/token"
+        other = proxy_project(admin, front, endpoint=creds)
+        repo = f"{other}/{upstream_repo}"
+        refused = oci.request("GET", f"/v2/{repo}/manifests/v1", repo)
+        assert refused.status_code == 503, refused.text
+        assert "realm pinning" in refused.json()["errors"][0]["message"]
+        assert elsewhere.total() == 0
+    finally:
+        elsewhere.close()
