@@ -23,6 +23,7 @@ import pytest
 
 from tests.api.oci import OCIClient, unique_project
 from tests.clients.commands import make_client_home, run
+from tests.conftest import create_bucket
 from tests.services.moorage import MoorageServer, start_moorage
 from tests.services.registry_front import RegistryFront
 from tests.services.tools import find_tool
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from tests.services.docker_registry import DockerRegistry
+    from tests.services.postgres import Postgres
+    from tests.services.s3 import S3Server
 
 pytestmark = pytest.mark.integration
 
@@ -51,6 +54,28 @@ def moorage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MoorageServer]
         "MOORAGE_OUTBOUND__ALLOW": '["127.0.0.0/8"]',
         "MOORAGE_OUTBOUND__ALLOW_HTTP": "true",
         "MOORAGE_PROXY__REFRESH_SECONDS": "0.5",
+    }
+    server = start_moorage(workdir, env, ["--workers", "1"])
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def moorage_pg_s3(
+    tmp_path_factory: pytest.TempPathFactory, postgres: Postgres, s3: S3Server
+) -> Iterator[MoorageServer]:
+    """The same on PostgreSQL and S3 (moto): the cache fills through multipart uploads."""
+    workdir = tmp_path_factory.mktemp("moorage-proxy-pg-s3")
+    env = {
+        "MOORAGE_DATA_DIR": str(workdir / "data"),
+        "MOORAGE_OUTBOUND__ALLOW": '["127.0.0.0/8"]',
+        "MOORAGE_OUTBOUND__ALLOW_HTTP": "true",
+        "MOORAGE_DATABASE_URL": postgres.create_database(f"proxy_{secrets.token_hex(4)}"),
+        "MOORAGE_STORAGE": "s3",
+        "MOORAGE_S3__ENDPOINT_URL": s3.endpoint_url,
+        "MOORAGE_S3__BUCKET": create_bucket(s3, f"proxy-{secrets.token_hex(4)}"),
+        "MOORAGE_S3__ACCESS_KEY_ID": s3.access_key_id,
+        "MOORAGE_S3__SECRET_ACCESS_KEY": s3.secret_access_key,
     }
     server = start_moorage(workdir, env, ["--workers", "1"])
     yield server
@@ -416,3 +441,32 @@ def test_token_auth_upstream_gets_credentials_only_at_its_pinned_realm(
         assert elsewhere.total() == 0
     finally:
         elsewhere.close()
+
+
+def test_pull_through_on_postgres_and_s3(
+    moorage_pg_s3: MoorageServer, front: RegistryFront, docker_registry: DockerRegistry
+) -> None:
+    server = moorage_pg_s3
+    auth = (server.admin_username, server.admin_password)
+    with (
+        httpx.Client(base_url=server.url, auth=auth, timeout=120) as admin,
+        httpx.Client(base_url=server.url, timeout=120) as client,
+    ):
+        oci = OCIClient(client, server.admin_password, server.admin_username)
+        project = proxy_project(admin, front)
+        upstream_repo = f"pg/app-{secrets.token_hex(4)}"
+        layer = os.urandom(12 * 1024 * 1024)
+        digest = push_upstream(docker_registry, upstream_repo, "v1", [layer])
+        repo = f"{project}/{upstream_repo}"
+        headers = {"Accept": OCI_MANIFEST}
+        served = oci.request("GET", f"/v2/{repo}/manifests/v1", repo, headers=headers)
+        assert served.status_code == 200
+        assert sha(served.content) == digest
+        wait_for(lambda: cached_tags(oci, repo) == ["v1"], "tag v1 cached")
+        front.stop()
+        cached = oci.request("GET", f"/v2/{repo}/manifests/v1", repo, headers=headers)
+        assert sha(cached.content) == digest
+        blob = oci.request("GET", blob_path(repo, sha(layer)), repo)
+        assert blob.status_code == 200
+        assert sha(blob.content) == sha(layer)
+    assert front.count("GET", blob_path(upstream_repo, sha(layer))) == 1
