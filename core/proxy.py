@@ -383,7 +383,7 @@ class ProxyCache:
 
         async def fill() -> None:
             try:
-                await self._fill(name, tag, fetched, endpoint, upstream, repo)
+                await self._fill(name, tag, fetched, endpoint, upstream, repo, pulled=True)
             except Exception as exc:  # noqa: BLE001 - the pull was served; log the fill
                 _log.warning("caching %s@%s failed: %s", name, fetched.digest, exc)
             finally:
@@ -400,8 +400,14 @@ class ProxyCache:
         endpoint: EndpointRecord,
         upstream: UpstreamRegistry,
         repo: str,
+        *,
+        pulled: bool = False,
     ) -> None:
-        """Cache what ``fetched`` references, then the manifest itself (and its tag)."""
+        """Cache what ``fetched`` references, then the manifest itself (and its tag).
+
+        ``pulled``: the manifest is the one a client pulled (not an index's child), so
+        its pull time is recorded once it is stored (retention by pull time).
+        """
         parsed = parse_manifest(fetched.payload, fetched.media_type)
         for child in parsed.children:
             digest = Digest.parse(str(child.digest))
@@ -418,14 +424,19 @@ class ProxyCache:
 
         blobs = sorted({str(d.digest) for d in parsed.blobs if not d.nondistributable})
         await asyncio.gather(*(one(digest) for digest in blobs))
-        await anyio.to_thread.run_sync(self._store_manifest, name, tag, fetched)
+        await anyio.to_thread.run_sync(self._store_manifest, name, tag, fetched, pulled)
 
     def _store_manifest(
-        self, name: RepositoryName, tag: str | None, fetched: UpstreamManifest
+        self, name: RepositoryName, tag: str | None, fetched: UpstreamManifest, pulled: bool
     ) -> None:
         repository = self._repositories.ensure(name, create_project=False)
         reference = Reference(tag=tag) if tag else Reference(digest=Digest.parse(fetched.digest))
         self._manifests.put(repository, reference, fetched.payload, fetched.media_type)
+        if pulled:
+            stored = self._manifests.read(name, Reference(digest=Digest.parse(fetched.digest)))
+            record = self._manifests.pull_recording(stored)
+            if record is not None:
+                record()
 
     # blobs
 

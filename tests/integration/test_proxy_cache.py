@@ -293,7 +293,11 @@ def test_skopeo_and_crane_pull_through_the_proxy_then_from_the_cache(
 
 
 def test_a_stale_tag_is_revalidated_with_head_and_served_from_cache_when_upstream_is_down(
-    admin: httpx.Client, oci: OCIClient, front: RegistryFront, docker_registry: DockerRegistry
+    moorage: MoorageServer,
+    admin: httpx.Client,
+    oci: OCIClient,
+    front: RegistryFront,
+    docker_registry: DockerRegistry,
 ) -> None:
     project = proxy_project(admin, front, freshness=0)
     upstream_repo = f"team/svc-{secrets.token_hex(4)}"
@@ -304,6 +308,13 @@ def test_a_stale_tag_is_revalidated_with_head_and_served_from_cache_when_upstrea
     assert served.status_code == 200
     assert sha(served.content) == first
     wait_for(lambda: cached_tags(oci, repo) == ["v1"], "tag v1 cached")
+    # NOTE: the pull that filled the cache counts for retention by pull time.
+    database = Path(moorage.env["MOORAGE_DATA_DIR"]) / "moorage.db"
+    with sqlite3.connect(database) as connection:
+        (pulled_at,) = connection.execute(
+            "SELECT pulled_at FROM manifest WHERE digest = ?", (first,)
+        ).fetchone()
+    assert pulled_at is not None
 
     manifest_path = f"/v2/{upstream_repo}/manifests/v1"
     gets = front.count("GET", manifest_path)
