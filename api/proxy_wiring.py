@@ -7,6 +7,7 @@ clients on the outbound policy, and the :class:`~core.proxy.ProxyCache`, which j
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from functools import cache, partial
 
@@ -62,14 +63,20 @@ def with_proxy(registry: Registry, hooks: Hooks) -> Hooks:
 
 
 async def start_proxy(registry: Registry) -> None:
-    """Load the proxy bindings before the first request."""
+    """Load the proxy bindings before the first request; keep reloading them."""
     proxy = registry.extras.get("proxy")
     if isinstance(proxy, ProxyCache):
         await proxy.bindings.reload()
+        registry.extras["proxy_refresh"] = asyncio.get_running_loop().create_task(
+            proxy.bindings.run()
+        )
 
 
 async def close_proxy(registry: Registry) -> None:
     """Stop downloads and fills, then close the upstream connections."""
+    refresh = registry.extras.pop("proxy_refresh", None)
+    if isinstance(refresh, asyncio.Task):
+        refresh.cancel()
     proxy = registry.extras.get("proxy")
     if isinstance(proxy, ProxyCache):
         await proxy.stop()

@@ -147,19 +147,17 @@ def upstream_repository(endpoint: EndpointRecord, name: RepositoryName) -> str:
 
 
 class ProxyBindings:
-    """This process's view of which projects are proxies (refreshed in the background).
+    """This process's view of which projects are proxies, reloaded in the background.
 
-    :meth:`of` is a dictionary lookup; when the view is older than ``refresh_seconds``
-    it schedules one reload and answers from the current view meanwhile. A binding
-    changed through this process's API is seen at once (:meth:`put`).
+    :meth:`of` is a dictionary lookup (no I/O on the request path); :meth:`run` reloads
+    the view every ``refresh_seconds``, so a binding made through another process is seen
+    here within that time. One made through this process is seen at once (:meth:`put`).
     """
 
     def __init__(self, load: Callable[[], dict[str, ProxyBinding]], refresh_seconds: float) -> None:
         self._load = load
         self._refresh = refresh_seconds
         self._bindings: dict[str, ProxyBinding] = {}
-        self._due = 0.0
-        self._reloading: asyncio.Task[None] | None = None
         #: Bumped by every :meth:`put`, so a reload that read before it is not applied.
         self._generation = 0
 
@@ -170,25 +168,19 @@ class ProxyBindings:
             loaded = await anyio.to_thread.run_sync(self._load)
             if generation == self._generation:
                 self._bindings = loaded
-                break
-        self._due = time.monotonic() + self._refresh
+                return
+
+    async def run(self) -> None:
+        """Reload every ``refresh_seconds`` until cancelled (failures keep the last view)."""
+        while True:
+            await asyncio.sleep(self._refresh)
+            try:
+                await self.reload()
+            except Exception:  # noqa: BLE001 - keep serving the last view
+                _log.exception("reloading proxy bindings failed")
 
     def of(self, project: str) -> ProxyBinding | None:
-        if time.monotonic() >= self._due and self._reloading is None:
-            self._due = time.monotonic() + self._refresh
-            try:
-                self._reloading = asyncio.get_running_loop().create_task(self._background())
-            except RuntimeError:
-                self._bindings = self._load()
         return self._bindings.get(project)
-
-    async def _background(self) -> None:
-        try:
-            await self.reload()
-        except Exception:  # noqa: BLE001 - keep serving the last view
-            _log.exception("reloading proxy bindings failed")
-        finally:
-            self._reloading = None
 
     def projects_of(self, endpoint: str) -> list[str]:
         """The proxy projects bound to ``endpoint`` (in the current view)."""

@@ -61,6 +61,21 @@ def moorage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MoorageServer]
 
 
 @pytest.fixture(scope="module")
+def moorage_two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MoorageServer]:
+    """Two API worker processes sharing one data directory (and their fetch locks)."""
+    workdir = tmp_path_factory.mktemp("moorage-proxy-workers")
+    env = {
+        "MOORAGE_DATA_DIR": str(workdir / "data"),
+        "MOORAGE_OUTBOUND__ALLOW": '["127.0.0.0/8"]',
+        "MOORAGE_OUTBOUND__ALLOW_HTTP": "true",
+        "MOORAGE_PROXY__REFRESH_SECONDS": "0.5",
+    }
+    server = start_moorage(workdir, env, ["--workers", "2"])
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
 def moorage_pg_s3(
     tmp_path_factory: pytest.TempPathFactory, postgres: Postgres, s3: S3Server
 ) -> Iterator[MoorageServer]:
@@ -397,6 +412,38 @@ def test_twenty_concurrent_pulls_of_an_uncached_blob_make_one_upstream_fetch(
     assert front.count("GET", blob_path(upstream_repo, sha(layer))) == 1
     assert pull(0) == sha(layer)
     assert front.count("GET", blob_path(upstream_repo, sha(layer))) == 1, "served from cache"
+
+
+def test_api_workers_of_one_host_take_turns_so_the_upstream_sees_one_fetch(
+    moorage_two_workers: MoorageServer, front: RegistryFront, docker_registry: DockerRegistry
+) -> None:
+    server = moorage_two_workers
+    auth = (server.admin_username, server.admin_password)
+    with (
+        httpx.Client(base_url=server.url, auth=auth, timeout=120) as admin,
+        httpx.Client(base_url=server.url, timeout=120) as client,
+    ):
+        oci = OCIClient(client, server.admin_password, server.admin_username)
+        project = proxy_project(admin, front)
+        # NOTE: the other worker sees the binding within its refresh interval (0.5 s).
+        time.sleep(1.0)
+        upstream_repo = f"two/blob-{secrets.token_hex(4)}"
+        layer = os.urandom(16 * 1024 * 1024)
+        push_upstream(docker_registry, upstream_repo, "v1", [layer])
+        repo = f"{project}/{upstream_repo}"
+        headers = oci.headers(repo, "pull")
+        url = f"{server.url}{blob_path(repo, sha(layer))}"
+
+        def pull(_: int) -> str:
+            with httpx.Client(timeout=120) as one:
+                response = one.get(url, headers=headers)
+                assert response.status_code == 200, response.text
+                return sha(response.content)
+
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            digests = list(pool.map(pull, range(20)))
+    assert digests == [sha(layer)] * 20
+    assert front.count("GET", blob_path(upstream_repo, sha(layer))) == 1
 
 
 def test_a_blob_with_the_wrong_digest_is_discarded_and_never_cached(
