@@ -385,6 +385,14 @@ def test_pushes_into_a_proxy_project_are_denied(
     )
     assert put.status_code == 403
 
+    # the endpoint stays while a project uses it; unbinding keeps the project's content
+    endpoint = admin.get(f"/api/v1/projects/{project}/proxy").json()["endpoint"]
+    assert admin.delete(f"/api/v1/registries/{endpoint}").status_code == 409
+    assert admin.delete(f"/api/v1/projects/{project}/proxy").status_code == 204
+    assert admin.get(f"/api/v1/projects/{project}/proxy").json()["endpoint"] is None
+    assert oci.request("POST", f"/v2/{repo}/blobs/uploads/", repo).status_code == 202
+    assert admin.delete(f"/api/v1/registries/{endpoint}").status_code == 204
+
 
 # concurrency and faults
 
