@@ -422,6 +422,32 @@ def test_twenty_concurrent_pulls_of_an_uncached_blob_make_one_upstream_fetch(
     assert front.count("GET", blob_path(upstream_repo, sha(layer))) == 1, "served from cache"
 
 
+def test_blob_redirects_are_followed_without_credentials_and_checked_by_the_policy(
+    admin: httpx.Client, oci: OCIClient, front: RegistryFront, docker_registry: DockerRegistry
+) -> None:
+    front.config.token_auth = ("puller", SECRET)
+    front.config.redirect_blobs = True
+    creds = {"credential": "basic", "username": "puller", "secret": SECRET}
+    project = proxy_project(admin, front, endpoint=creds)
+    upstream_repo = f"cdn/app-{secrets.token_hex(4)}"
+    layer = os.urandom(256 * 1024)
+    push_upstream(docker_registry, upstream_repo, "v1", [layer])
+    repo = f"{project}/{upstream_repo}"
+    got = oci.request("GET", blob_path(repo, sha(layer)), repo)
+    assert got.status_code == 200, got.text
+    assert sha(got.content) == sha(layer)
+    assert front.count("GET", "/_storage" + blob_path(upstream_repo, sha(layer))) == 1
+    assert front.storage_credentials == [""], "credentials followed a redirect"
+
+    # a redirect to an address the outbound policy refuses is not followed
+    front.config.redirect_to = "http://169.254.169.254/latest/meta-data/"
+    other = os.urandom(4096)
+    push_upstream(docker_registry, upstream_repo, "v2", [other])
+    refused = oci.request("GET", blob_path(repo, sha(other)), repo)
+    assert refused.status_code == 503, refused.text
+    assert "redirect refused" in refused.json()["errors"][0]["message"]
+
+
 def test_api_workers_of_one_host_take_turns_so_the_upstream_sees_one_fetch(
     moorage_two_workers: MoorageServer, front: RegistryFront, docker_registry: DockerRegistry
 ) -> None:

@@ -34,6 +34,10 @@ class FrontConfig:
     token_auth: tuple[str, str] | None = None
     #: Realm URL sent in challenges (default: this front's own ``/token``).
     realm: str | None = None
+    #: Answer blob GETs with a 307 to this front's ``/_storage`` (like object storage).
+    redirect_blobs: bool = False
+    #: Redirect blob GETs here instead (an address the outbound policy refuses).
+    redirect_to: str | None = None
 
 
 class RegistryFront:
@@ -47,6 +51,8 @@ class RegistryFront:
         self.counts: Counter[str] = Counter()
         #: Authorization headers seen on ``/token`` requests.
         self.token_credentials: list[str] = []
+        #: Authorization headers seen on redirected ``/_storage`` requests ("" for none).
+        self.storage_credentials: list[str] = []
         self._tokens: set[str] = set()
         self._name = name
         self._lock = threading.Lock()
@@ -127,16 +133,25 @@ class RegistryFront:
             self.counts[f"{request.method} {request.path}"] += 1
         if request.path == "/token":
             return self._token(request)
-        if self.config.token_auth is not None:
+        storage = request.path.startswith("/_storage/")
+        if storage:
+            self.storage_credentials.append(request.headers.get("Authorization", ""))
+        elif self.config.token_auth is not None:
             sent = request.headers.get("Authorization", "")
             if not sent.startswith("Bearer ") or sent[7:] not in self._tokens:
                 return self._challenge(request)
+        blob_get = request.method == "GET" and "/blobs/sha256:" in request.path
+        if blob_get and not storage and self.config.redirect_to is not None:
+            raise web.HTTPTemporaryRedirect(self.config.redirect_to)
+        if blob_get and not storage and self.config.redirect_blobs:
+            raise web.HTTPTemporaryRedirect(f"/_storage{request.path_qs}")
+        path_qs = request.path_qs.removeprefix("/_storage")
         assert self._session is not None
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
         body = await request.read()
         async with self._session.request(
             request.method,
-            f"{self.target}{request.path_qs}",
+            f"{self.target}{path_qs}",
             headers=headers,
             data=body or None,
             allow_redirects=False,
@@ -148,7 +163,7 @@ class RegistryFront:
             if upstream.content_length is not None:
                 response.content_length = upstream.content_length
             await response.prepare(request)
-            corrupt = any(request.path.endswith(f"/blobs/{d}") for d in self.config.corrupt)
+            corrupt = any(path_qs.endswith(f"/blobs/{d}") for d in self.config.corrupt)
             async for chunk in upstream.content.iter_chunked(256 * 1024):
                 data = chunk
                 if corrupt and data:
