@@ -506,6 +506,25 @@ def test_a_blob_with_the_wrong_digest_is_discarded_and_never_cached(
     assert front.count("GET", blob_path(upstream_repo, sha(layer))) == 2
 
 
+def test_a_manifest_with_the_wrong_digest_is_refused_and_never_cached(
+    admin: httpx.Client, oci: OCIClient, front: RegistryFront, docker_registry: DockerRegistry
+) -> None:
+    project = proxy_project(admin, front)
+    upstream_repo = f"bad/manifest-{secrets.token_hex(4)}"
+    digest = push_upstream(docker_registry, upstream_repo, "v1", [os.urandom(4096)])
+    repo = f"{project}/{upstream_repo}"
+    front.config.corrupt_manifests = True
+    for reference in ("v1", digest):
+        refused = oci.request("GET", f"/v2/{repo}/manifests/{reference}", repo)
+        assert refused.status_code == 503, refused.text
+        assert "digest" in refused.json()["errors"][0]["message"].lower()
+    assert oci.request("GET", f"/v2/{repo}/tags/list", repo).status_code == 404
+    front.config.corrupt_manifests = False
+    good = oci.request("GET", f"/v2/{repo}/manifests/v1", repo, headers={"Accept": OCI_MANIFEST})
+    assert good.status_code == 200
+    assert sha(good.content) == digest
+
+
 def test_token_auth_upstream_gets_credentials_only_at_its_pinned_realm(
     admin: httpx.Client, oci: OCIClient, front: RegistryFront, docker_registry: DockerRegistry
 ) -> None:

@@ -34,6 +34,8 @@ class FrontConfig:
     token_auth: tuple[str, str] | None = None
     #: Realm URL sent in challenges (default: this front's own ``/token``).
     realm: str | None = None
+    #: Change one byte of every manifest GET's body (same length, wrong digest).
+    corrupt_manifests: bool = False
     #: Answer blob GETs with a 307 to this front's ``/_storage`` (like object storage).
     redirect_blobs: bool = False
     #: Redirect blob GETs here instead (an address the outbound policy refuses).
@@ -164,6 +166,7 @@ class RegistryFront:
                 response.content_length = upstream.content_length
             await response.prepare(request)
             corrupt = any(path_qs.endswith(f"/blobs/{d}") for d in self.config.corrupt)
+            corrupt = corrupt or (self.config.corrupt_manifests and "/manifests/" in path_qs)
             async for chunk in upstream.content.iter_chunked(256 * 1024):
                 data = chunk
                 if corrupt and data:
