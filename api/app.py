@@ -17,6 +17,7 @@ from api.controllers.health import healthz, readyz
 from api.controllers.oci import catalog, dispatch, ping
 from api.controllers.policies import PolicyController
 from api.controllers.projects import ProjectController
+from api.controllers.registries import ProjectProxyController, RegistryController
 from api.controllers.repositories import RepositoryController
 from api.controllers.systeminfo import systeminfo
 from api.controllers.tokens import jwks, oauth_token, token
@@ -25,6 +26,7 @@ from api.errors import EXCEPTION_HANDLERS
 from api.identity_wiring import IDENTITY_ROUTES, build_identity, close_identity
 from api.manifest_shortcut import ManifestShortcuts
 from api.pipeline import OCIPipeline, is_oci
+from api.proxy_wiring import close_proxy, start_proxy, with_proxy
 from api.temporal import TemporalProbe
 from api.write_guard import authenticated_writes
 from core.manifests import ManifestRules
@@ -139,7 +141,7 @@ def create_app(
     the answers, and what the hooks see, are the same either way.
     """
     registry = build_registry(settings)
-    registry.hooks = (hooks or Hooks()).with_first_end(AuditRecorder(registry))
+    registry.hooks = with_proxy(registry, hooks or Hooks()).with_first_end(AuditRecorder(registry))
     app = MoorageApp(
         route_handlers=[
             ping,
@@ -153,6 +155,8 @@ def create_app(
             GcController,
             PolicyController,
             RepositoryController,
+            RegistryController,
+            ProjectProxyController,
             healthz,
             readyz,
             systeminfo,
@@ -161,7 +165,8 @@ def create_app(
         guards=[authenticated_writes],
         dependencies=DEPENDENCIES,
         middleware=[AuditMiddleware],
-        on_shutdown=[partial(close_identity, registry)],
+        on_startup=[partial(start_proxy, registry)],
+        on_shutdown=[partial(close_identity, registry), partial(close_proxy, registry)],
         state={"registry": registry},  # type: ignore[arg-type]
         openapi_config=OpenAPIConfig(
             title="Moorage", version=moorage_version(), path="/api/v1/schema"

@@ -16,9 +16,13 @@ from typing import Any
 from litestar.serialization import encode_json
 
 from api.context import Registry
-from core.errors import RegistryError
+from core.digests import Digest
+from core.errors import OCIErrorCode, RegistryError
+from core.names import Reference, RepositoryName
 from core.pipeline import (
+    ContentResolver,
     OCIRequest,
+    ResolvedBlob,
     ServedBlob,
     StoredManifest,
     blob_serving,
@@ -55,6 +59,35 @@ async def after_manifest_stored(scope: Any, registry: Registry, stored: StoredMa
     """The after-manifest-stored point (hook failures are logged, never raised)."""
     if registry.hooks.manifest_stored:
         await manifest_stored(registry.hooks, oci_request_of(scope), stored)
+
+
+_BLOB_MISSING = frozenset({OCIErrorCode.BLOB_UNKNOWN, OCIErrorCode.NAME_UNKNOWN})
+
+
+def resolver_for(registry: Registry, name: RepositoryName) -> ContentResolver | None:
+    """The content resolver that answers reads of ``name`` (``None``: the local store)."""
+    content = registry.hooks.content
+    if content is not None and content.covers(str(name)):
+        return content
+    return None
+
+
+async def resolve_manifest(
+    registry: Registry, name: RepositoryName, reference: Reference
+) -> ManifestRecord | None:
+    """The manifest a content resolver serves for ``name``; ``None`` when it is local."""
+    content = resolver_for(registry, name)
+    return None if content is None else await content.manifest(name, reference)
+
+
+async def resolve_missing_blob(
+    registry: Registry, name: RepositoryName, digest: Digest, head: bool, missing: RegistryError
+) -> ResolvedBlob:
+    """A blob the local store lacks, from the resolver covering ``name``; else ``missing``."""
+    content = resolver_for(registry, name)
+    if content is None or missing.code not in _BLOB_MISSING:
+        raise missing
+    return await content.blob(name, digest, head=head)
 
 
 async def send_oci_error(send: Send, method: str, error: RegistryError) -> None:

@@ -41,7 +41,12 @@ from api.controllers.manifests import (
     stored_manifest,
 )
 from api.credentials import Bearer, authorization_of, parse
-from api.hooks import after_manifest_stored, before_manifest_served, send_oci_error
+from api.hooks import (
+    after_manifest_stored,
+    before_manifest_served,
+    resolver_for,
+    send_oci_error,
+)
 from core.access import PULL, PUSH, AuthMethod, Identity, from_description, grants
 from core.errors import RegistryError
 from core.names import Reference, RepositoryName, is_valid_tag
@@ -151,6 +156,8 @@ class ManifestShortcuts:
         name: RepositoryName,
         text: str,
     ) -> bool:
+        if resolver_for(self._registry, name) is not None:
+            return False  # NOTE: a proxy project's tags are revalidated on the full path
         manifest = self._lookup(name, text)
         if manifest is None:
             return False

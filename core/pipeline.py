@@ -18,6 +18,13 @@ Every request under ``/v2`` passes these points, whichever way the API answers i
 5. **request end** -- once, after the response was sent or the request failed, with the
    status sent (:class:`RequestEndHook`; audit is one). Exceptions are logged, not raised.
 
+A **content resolver** (:class:`ContentResolver`, at most one: the proxy cache) answers
+manifest and blob reads of the repositories it ``covers``: the controllers ask it instead
+of the local store for those repositories only (a manifest it returns still passes point
+2, a blob point 3). ``covers`` is a dictionary lookup, so other repositories pay nothing
+more.
+
+
 Hooks run on the event loop, in registration order: they must not block (hand blocking
 work to a thread or a queue). Unregistered points cost nothing.
 """
@@ -25,11 +32,14 @@ work to a thread or a queue). Unregistered points cost nothing.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
 from core.access import Identity
+from core.digests import Digest
+from core.names import Reference, RepositoryName
 from core.records import ManifestRecord
 
 _log = logging.getLogger("moorage.pipeline")
@@ -122,6 +132,31 @@ class BlobServeHook(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class ResolvedBlob:
+    """A blob a content resolver serves: its size and (for a ``GET``) its bytes."""
+
+    digest: str
+    size: int
+    chunks: AsyncIterator[bytes] | None
+
+
+class ContentResolver(Protocol):
+    """Where reads of some repositories come from instead of the local store (the proxy)."""
+
+    def covers(self, repository: str) -> bool:
+        """Whether this resolver answers reads of ``repository`` (cheap: no I/O)."""
+        ...
+
+    async def manifest(self, name: RepositoryName, reference: Reference) -> ManifestRecord:
+        """The manifest to serve; raises ``RegistryError`` like a local miss would."""
+        ...
+
+    async def blob(self, name: RepositoryName, digest: Digest, *, head: bool) -> ResolvedBlob:
+        """A blob the local store lacks; raises ``RegistryError`` (``BLOB_UNKNOWN``...)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
 class Hooks:
     """The hooks registered at each point, run in order (see the module's contract)."""
 
@@ -130,6 +165,8 @@ class Hooks:
     manifest_serve: tuple[ManifestServeHook, ...] = ()
     manifest_stored: tuple[ManifestStoredHook, ...] = ()
     blob_serve: tuple[BlobServeHook, ...] = ()
+    #: Reads of the repositories it covers (``None``: every read is local).
+    content: ContentResolver | None = None
 
     def with_first_end(self, hook: RequestEndHook) -> Hooks:
         """These hooks with ``hook`` as the first request-end hook."""

@@ -10,13 +10,14 @@ from litestar.response import File, Redirect, Stream
 
 from api.auth import authorize
 from api.context import Registry
-from api.hooks import before_blob_served
+from api.hooks import before_blob_served, resolve_missing_blob
 from api.http import parse_range
 from api.pathsend import PathSend, supports_pathsend
 from core.access import DELETE, PULL, Scope
 from core.digests import Digest
+from core.errors import RegistryError
 from core.names import RepositoryName
-from core.pipeline import ServedBlob
+from core.pipeline import ResolvedBlob, ServedBlob
 from core.records import BlobRecord, RepositoryRecord
 
 FILE_CHUNK = 8 * 1024 * 1024
@@ -32,7 +33,7 @@ def _headers(digest: Digest, size: int) -> dict[str, str]:
     }
 
 
-async def read_blob(
+async def read_blob(  # noqa: PLR0911 - one return per way a blob is served
     request: Request[Any, Any, Any], registry: Registry, name: RepositoryName, digest_text: str
 ) -> Response[Any]:
     """HEAD or GET a blob, with ``Range`` support on GET."""
@@ -43,7 +44,12 @@ async def read_blob(
         repository = registry.repositories.require(name)
         return repository, registry.repositories.blob(repository, digest)
 
-    repository, blob = await anyio.to_thread.run_sync(lookup)
+    try:
+        repository, blob = await anyio.to_thread.run_sync(lookup)
+    except RegistryError as missing:
+        head = request.method == "HEAD"
+        resolved = await resolve_missing_blob(registry, name, digest, head, missing)
+        return await _resolved(request, registry, name, resolved)
     await before_blob_served(request.scope, registry, ServedBlob(str(name), str(digest), blob.size))
     headers = _headers(digest, blob.size)
     if request.method == "HEAD":
@@ -82,6 +88,18 @@ async def read_blob(
     return Stream(
         store.read_blob(tenant, digest), headers=headers, media_type="application/octet-stream"
     )
+
+
+async def _resolved(
+    request: Request[Any, Any, Any], registry: Registry, name: RepositoryName, blob: ResolvedBlob
+) -> Response[Any]:
+    """A blob a content resolver serves (the proxy's upstream); ``Range`` is not honoured."""
+    served = ServedBlob(str(name), blob.digest, blob.size)
+    await before_blob_served(request.scope, registry, served)
+    headers = _headers(Digest.parse(blob.digest), blob.size)
+    if blob.chunks is None:
+        return Response(content=b"", headers=headers, media_type="application/octet-stream")
+    return Stream(blob.chunks, headers=headers, media_type="application/octet-stream")
 
 
 async def delete_blob(

@@ -10,7 +10,7 @@ from litestar.background_tasks import BackgroundTask
 
 from api.auth import authorize
 from api.context import Registry
-from api.hooks import after_manifest_stored, before_manifest_served
+from api.hooks import after_manifest_stored, before_manifest_served, resolve_manifest
 from api.http import next_link, pagination, read_limited
 from core import mediatypes
 from core.access import DELETE, PULL, PUSH, Scope
@@ -86,8 +86,11 @@ async def read_manifest(
     reference = _existing_reference(reference_text)
 
     # NOTE: one statement for the repository and the manifest, on the event loop when
-    # the database allows a read that never waits (cheaper than a worker-thread hop).
-    manifest = registry.manifests.read_nowait(name, reference)
+    # the database allows a read that never waits (cheaper than a worker-thread hop);
+    # a repository a content resolver covers (a proxy project) is read through it.
+    manifest = await resolve_manifest(registry, name, reference)
+    if manifest is None:
+        manifest = registry.manifests.read_nowait(name, reference)
     if manifest is None:
         manifest = await anyio.to_thread.run_sync(registry.manifests.read, name, reference)
     await before_manifest_served(request.scope, registry, manifest)

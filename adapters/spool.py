@@ -1,0 +1,92 @@
+"""Scratch files of proxy downloads (``core.proxy_flights.Spool``) in one local directory.
+
+A spool lives only while its download runs; readers hold their own open handle, so the
+file's removal never cuts a follower short. Leftovers of a crashed process are removed
+when a process with the same id prepares its directory (:func:`spool_factory`).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from core.proxy_flights import Spool, SpoolFactory
+
+#: Lock files are buckets of keys (a collision only makes two downloads take turns).
+_LOCK_BUCKET_HEX = 3
+
+
+class _Reader:
+    def __init__(self, path: Path) -> None:
+        self._handle = path.open("rb")
+
+    def read(self, offset: int, size: int) -> bytes:
+        return os.pread(self._handle.fileno(), size, offset)
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+class FileSpool:
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / f"{uuid.uuid4().hex}.part"
+        self._handle = self.path.open("xb")
+
+    def write(self, data: bytes) -> None:
+        self._handle.write(data)
+        self._handle.flush()
+
+    def reader(self) -> _Reader:
+        return _Reader(self.path)
+
+    def discard(self) -> None:
+        self._handle.close()
+        self.path.unlink(missing_ok=True)
+
+
+def spool_factory(directory: Path) -> SpoolFactory:
+    """Spools under ``directory/<pid>``, created, with files an earlier process left removed.
+
+    One directory per process id, so API worker processes sharing a data directory never
+    touch each other's downloads.
+    """
+    directory = directory / str(os.getpid())
+    directory.mkdir(parents=True, exist_ok=True)
+    for leftover in directory.glob("*.part"):
+        leftover.unlink(missing_ok=True)
+
+    def make() -> Spool:
+        return FileSpool(directory)
+
+    return make
+
+
+class FileFetchLocks:
+    """``flock`` locks in one directory, shared by the processes of a host.
+
+    Keys hash into a bounded set of lock files; the kernel releases a lock when its
+    process dies, so a crashed download never blocks the others.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self._directory = directory
+
+    def try_lock(self, key: str) -> Callable[[], None] | None:
+        bucket = hashlib.sha256(key.encode()).hexdigest()[:_LOCK_BUCKET_HEX]
+        fd = os.open(self._directory / f"{bucket}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+
+        def release() -> None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+        return release

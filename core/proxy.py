@@ -1,0 +1,679 @@
+"""Proxy projects: a project that is a pull-through cache of an upstream registry endpoint.
+
+A project becomes a proxy when its ``proxy`` policy document names an endpoint
+(:class:`ProxyBinding`). The ``/v2`` pipeline asks :class:`ProxyCache` (its content
+resolver, ``core.pipeline.ContentResolver``) only for repositories of such projects, so
+other projects pay one dictionary lookup.
+
+Reads:
+- A manifest by digest, or by tag within the freshness time, is served from the cache.
+- A tag past its freshness time is revalidated with one upstream ``HEAD`` (not counted as
+  a pull by Docker Hub); the same digest is served from the cache, a new one is fetched.
+- A miss fetches the manifest (one upstream ``GET`` per process however many pulls ask at
+  once), verifies its digest, serves it, and fills the cache in the background: every
+  blob (and, for an index, every child manifest) is downloaded into the project, then the
+  manifest is stored and tagged. A cached manifest therefore never references a blob the
+  cache lacks (the database stays the only truth), and quota, retention and GC treat
+  cached content like pushed content.
+- A blob miss joins or starts the blob's single flight (``core.proxy_flights``): one
+  upstream download per process, streamed to every waiting client while it is written to
+  the cache and visible only once its size and digest are verified.
+- When the upstream is down (or refuses us), a cached copy is served if the binding allows
+  stale copies; without one the pull fails with ``UNAVAILABLE`` naming the reason.
+
+Across API processes: the processes of one host (sharing a data directory) take turns
+through a file lock per blob (``FetchLocks``); one that waited serves the blob from the
+cache its peer filled, so a host downloads a blob once. Replicas on other hosts each
+have their own locks, so duplicates are bounded by the number of hosts, and once any of
+them cached the blob every later pull anywhere is a local hit.
+
+Writes: pushes (manifest ``PUT``, uploads) into a proxy project are refused with
+``DENIED`` at request start; deletes stay allowed to those with delete rights.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio.to_thread
+
+from core.digests import Digest, Hasher
+from core.endpoints import DOCKER_HUB_HOST, EndpointRecord, EndpointService, EndpointType
+from core.errors import OCIErrorCode, RegistryError
+from core.manifests import parse_manifest
+from core.names import Reference, RepositoryName
+from core.pipeline import OCIRequest, OCIRoute, ResolvedBlob
+from core.ports import BlobStore, Metadata
+from core.proxy_flights import (
+    BlobFlight,
+    CachedElsewhereError,
+    FetchLocks,
+    FlightFailedError,
+    SpoolFactory,
+)
+from core.proxy_settings import ProxySettings
+from core.records import ManifestRecord
+from core.services.manifests import ManifestService
+from core.services.repositories import RepositoryService
+from core.services.uploads import UploadService
+from core.upstream_ports import (
+    UpstreamError,
+    UpstreamFactory,
+    UpstreamInvalidError,
+    UpstreamManifest,
+    UpstreamNotFoundError,
+    UpstreamRegistry,
+    UpstreamUnavailableError,
+)
+
+_log = logging.getLogger("moorage.proxy")
+
+#: The policy document kind that binds a project to an endpoint.
+PROXY = "proxy"
+_WRITES = frozenset({"PUT", "POST", "PATCH"})
+_PUSH_ROUTES = frozenset({OCIRoute.MANIFEST, OCIRoute.UPLOADS, OCIRoute.UPLOAD})
+_MISSING = frozenset({OCIErrorCode.NAME_UNKNOWN, OCIErrorCode.MANIFEST_UNKNOWN})
+_BLOB_MISSING = frozenset({OCIErrorCode.NAME_UNKNOWN, OCIErrorCode.BLOB_UNKNOWN})
+#: Tags whose freshness one process remembers before it forgets them all at once.
+_MEMORY_MAX = 65536
+#: How long a process waits for another one's download: this many upstream timeouts.
+_LOCK_WAIT_FACTOR = 10
+_LOCK_POLL_SECONDS = 0.2
+#: How long a finished flight still serves pulls that missed the cache just before.
+_LINGER_SECONDS = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyBinding:
+    """A project's proxy setting: the endpoint it caches and its overrides."""
+
+    endpoint: str | None
+    freshness_seconds: int | None = None
+    serve_stale: bool | None = None
+
+    @classmethod
+    def load(cls, body: str | None) -> ProxyBinding:
+        document: Any = json.loads(body) if body else None
+        if not isinstance(document, dict):
+            return cls(None)
+        return cls(
+            endpoint=document.get("endpoint"),
+            freshness_seconds=document.get("freshness_seconds"),
+            serve_stale=document.get("serve_stale"),
+        )
+
+    def dump(self) -> str:
+        return json.dumps(
+            {
+                "endpoint": self.endpoint,
+                "freshness_seconds": self.freshness_seconds,
+                "serve_stale": self.serve_stale,
+            }
+        )
+
+
+def load_bindings(metadata: Metadata) -> dict[str, ProxyBinding]:
+    """Every project's binding that names an endpoint (one read transaction)."""
+    found: dict[str, ProxyBinding] = {}
+    with metadata.read() as session:
+        for name in session.policy_projects(PROXY):
+            project = session.project(name)
+            if project is None:
+                continue
+            binding = ProxyBinding.load(session.policy(project.id, PROXY))
+            if binding.endpoint:
+                found[name] = binding
+    return found
+
+
+def upstream_repository(endpoint: EndpointRecord, name: RepositoryName) -> str:
+    """The upstream's name of ``name``: the path inside the project, Docker Hub style.
+
+    Docker Hub keeps official images under ``library/``: ``proxy/alpine`` is fetched as
+    ``library/alpine`` (``proxy/library/alpine`` names the same upstream repository).
+    """
+    path = name.path
+    docker_hub = endpoint.type is EndpointType.DOCKER_HUB or endpoint.host == DOCKER_HUB_HOST
+    if docker_hub and "/" not in path:
+        return f"library/{path}"
+    return path
+
+
+class ProxyBindings:
+    """This process's view of which projects are proxies, reloaded in the background.
+
+    :meth:`of` is a dictionary lookup (no I/O on the request path); :meth:`run` reloads
+    the view every ``refresh_seconds``, so a binding made through another process is seen
+    here within that time. One made through this process is seen at once (:meth:`put`).
+    """
+
+    def __init__(self, load: Callable[[], dict[str, ProxyBinding]], refresh_seconds: float) -> None:
+        self._load = load
+        self._refresh = refresh_seconds
+        self._bindings: dict[str, ProxyBinding] = {}
+        #: Bumped by every :meth:`put`, so a reload that read before it is not applied.
+        self._generation = 0
+
+    async def reload(self) -> None:
+        """Load every binding; a load that raced with :meth:`put` is dropped and retried."""
+        for _ in range(3):
+            generation = self._generation
+            loaded = await anyio.to_thread.run_sync(self._load)
+            if generation == self._generation:
+                self._bindings = loaded
+                return
+
+    async def run(self) -> None:
+        """Reload every ``refresh_seconds`` until cancelled (failures keep the last view)."""
+        while True:
+            await asyncio.sleep(self._refresh)
+            try:
+                await self.reload()
+            except Exception:  # noqa: BLE001 - keep serving the last view
+                _log.exception("reloading proxy bindings failed")
+
+    def of(self, project: str) -> ProxyBinding | None:
+        return self._bindings.get(project)
+
+    def projects_of(self, endpoint: str) -> list[str]:
+        """The proxy projects bound to ``endpoint`` (in the current view)."""
+        return sorted(p for p, b in self._bindings.items() if b.endpoint == endpoint)
+
+    def put(self, project: str, binding: ProxyBinding) -> None:
+        """Apply a binding this process just stored."""
+        self._generation += 1
+        if binding.endpoint:
+            self._bindings[project] = binding
+        else:
+            self._bindings.pop(project, None)
+
+
+class ProxyCache:
+    """The content resolver of proxy projects (see the module's contract)."""
+
+    def __init__(
+        self,
+        *,
+        bindings: ProxyBindings,
+        endpoints: EndpointService,
+        upstreams: UpstreamFactory,
+        manifests: ManifestService,
+        repositories: RepositoryService,
+        uploads: UploadService,
+        spools: SpoolFactory,
+        locks: FetchLocks,
+        store: BlobStore,
+        settings: ProxySettings,
+        manifest_max_bytes: int,
+        blob_max_bytes: int,
+    ) -> None:
+        self.bindings = bindings
+        self._endpoints = endpoints
+        self._upstreams = upstreams
+        self._manifests = manifests
+        self._repositories = repositories
+        self._uploads = uploads
+        self._spools = spools
+        self._locks = locks
+        self._store = store
+        self._settings = settings
+        self._manifest_max = manifest_max_bytes
+        self._blob_max = blob_max_bytes
+        self._fresh: dict[tuple[str, str], float] = {}
+        self._pending: dict[tuple[str, str], UpstreamManifest] = {}
+        self._manifest_fetches: dict[tuple[int, str, str], asyncio.Task[UpstreamManifest]] = {}
+        self._fills: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._flights: dict[tuple[str, str], BlobFlight] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._fill_slots = asyncio.Semaphore(settings.fill_concurrency)
+        #: Upstream blob downloads started by this process (for diagnostics and tests).
+        self.blob_downloads = 0
+
+    # the pipeline's questions
+
+    def covers(self, repository: str) -> bool:
+        """Whether ``repository`` lies in a proxy project (a dictionary lookup)."""
+        project = repository.partition("/")[0]
+        return self.bindings.of(project) is not None
+
+    async def refuse_pushes(self, request: OCIRequest) -> None:
+        """Request-start hook: pushes into a proxy project are refused with ``DENIED``."""
+        if request.method not in _WRITES or request.route not in _PUSH_ROUTES:
+            return
+        repository = request.repository or ""
+        if self.covers(repository):
+            project = repository.partition("/")[0]
+            raise RegistryError(
+                OCIErrorCode.DENIED,
+                f"project {project!r} is a proxy cache of an upstream registry; "
+                "pushes into it are refused",
+            ).with_detail({"name": repository[:255]})
+
+    # manifests
+
+    async def manifest(self, name: RepositoryName, reference: Reference) -> ManifestRecord:
+        """The manifest to serve for a pull in a proxy project (cached, revalidated or fetched).
+
+        Raises:
+            RegistryError: ``MANIFEST_UNKNOWN`` when neither cache nor upstream has it,
+                ``UNAVAILABLE`` when the upstream failed and no cached copy may be served.
+        """
+        binding = self.bindings.of(name.project) or ProxyBinding(None)
+        local = await anyio.to_thread.run_sync(self._local_manifest, name, reference)
+        key = (str(name), str(reference))
+        if local is not None and (reference.digest is not None or self._is_fresh(key)):
+            return local
+        pending = self._pending.get(key)
+        if pending is not None and local is None and self._is_fresh(key):
+            return _unstored(pending)
+        endpoint, upstream = await self._upstream(binding)
+        repo = upstream_repository(endpoint, name)
+        try:
+            if local is not None and reference.tag is not None:
+                head = await upstream.head_manifest(repo, reference.tag)
+                if head.digest == local.digest:
+                    self._mark_fresh(key, binding)
+                    return local
+                fetched = await self._fetch_manifest(endpoint, upstream, repo, head.digest)
+            else:
+                fetched = await self._fetch_manifest(endpoint, upstream, repo, str(reference))
+        except UpstreamNotFoundError as exc:
+            raise RegistryError(OCIErrorCode.MANIFEST_UNKNOWN, str(exc)).with_detail(
+                {"reference": str(reference)}
+            ) from exc
+        except UpstreamError as exc:
+            if local is not None and self._serves_stale(binding):
+                _log.warning("serving cached %s:%s, upstream failed: %s", name, reference, exc)
+                return local
+            raise _unavailable(endpoint.name, exc) from exc
+        self._mark_fresh(key, binding)
+        self._pending[key] = fetched
+        self._start_fill(name, reference.tag, fetched, endpoint, upstream, repo, key)
+        return _unstored(fetched)
+
+    def _local_manifest(self, name: RepositoryName, reference: Reference) -> ManifestRecord | None:
+        try:
+            return self._manifests.read(name, reference)
+        except RegistryError as exc:
+            if exc.code in _MISSING:
+                return None
+            raise
+
+    def _remember(self) -> None:
+        """Keep the per-tag memories bounded (forgetting only costs a revalidation)."""
+        if len(self._fresh) > _MEMORY_MAX:
+            self._fresh.clear()
+
+    def _is_fresh(self, key: tuple[str, str]) -> bool:
+        return self._fresh.get(key, 0.0) > time.monotonic()
+
+    def _mark_fresh(self, key: tuple[str, str], binding: ProxyBinding) -> None:
+        seconds = binding.freshness_seconds
+        if seconds is None:
+            seconds = self._settings.freshness_seconds
+        self._remember()
+        self._fresh[key] = time.monotonic() + seconds
+
+    def _serves_stale(self, binding: ProxyBinding) -> bool:
+        return (
+            binding.serve_stale if binding.serve_stale is not None else self._settings.serve_stale
+        )
+
+    async def _upstream(self, binding: ProxyBinding) -> tuple[EndpointRecord, UpstreamRegistry]:
+        endpoint = None
+        if binding.endpoint:
+            endpoint = await anyio.to_thread.run_sync(self._endpoints.find, binding.endpoint)
+        if endpoint is None:
+            raise RegistryError(
+                OCIErrorCode.UNAVAILABLE,
+                f"the proxy project's endpoint {binding.endpoint!r} does not exist",
+            )
+        return endpoint, self._upstreams.client(endpoint)
+
+    async def _fetch_manifest(
+        self, endpoint: EndpointRecord, upstream: UpstreamRegistry, repo: str, reference: str
+    ) -> UpstreamManifest:
+        """One upstream ``GET`` per manifest at a time in this process; verified."""
+        key = (endpoint.id, repo, reference)
+        task = self._manifest_fetches.get(key)
+        if task is None:
+            task = self._spawn(self._get_manifest(upstream, repo, reference))
+            self._manifest_fetches[key] = task
+            task.add_done_callback(lambda _t: self._manifest_fetches.pop(key, None))
+        return await asyncio.shield(task)
+
+    async def _get_manifest(
+        self, upstream: UpstreamRegistry, repo: str, reference: str
+    ) -> UpstreamManifest:
+        fetched = await upstream.get_manifest(repo, reference, self._manifest_max)
+        try:
+            parsed = parse_manifest(fetched.payload, fetched.media_type or None)
+        except RegistryError as exc:
+            raise UpstreamInvalidError(f"upstream manifest is invalid: {exc.message}") from exc
+        return UpstreamManifest(fetched.digest, parsed.media_type, fetched.payload)
+
+    def _start_fill(
+        self,
+        name: RepositoryName,
+        tag: str | None,
+        fetched: UpstreamManifest,
+        endpoint: EndpointRecord,
+        upstream: UpstreamRegistry,
+        repo: str,
+        key: tuple[str, str],
+    ) -> None:
+        fill_key = (str(name), f"{fetched.digest}#{tag or ''}")
+        if fill_key in self._fills:
+            return
+
+        async def fill() -> None:
+            try:
+                await self._fill(name, tag, fetched, endpoint, upstream, repo, pulled=True)
+            except Exception as exc:  # noqa: BLE001 - the pull was served; log the fill
+                _log.warning("caching %s@%s failed: %s", name, fetched.digest, exc)
+            finally:
+                self._fills.pop(fill_key, None)
+                self._pending.pop(key, None)
+
+        self._fills[fill_key] = self._spawn(fill())
+
+    async def _fill(
+        self,
+        name: RepositoryName,
+        tag: str | None,
+        fetched: UpstreamManifest,
+        endpoint: EndpointRecord,
+        upstream: UpstreamRegistry,
+        repo: str,
+        *,
+        pulled: bool = False,
+    ) -> None:
+        """Cache what ``fetched`` references, then the manifest itself (and its tag).
+
+        ``pulled``: the manifest is the one a client pulled (not an index's child), so
+        its pull time is recorded once it is stored (retention by pull time).
+        """
+        parsed = parse_manifest(fetched.payload, fetched.media_type)
+        for child in parsed.children:
+            digest = Digest.parse(str(child.digest))
+            stored = await anyio.to_thread.run_sync(
+                self._local_manifest, name, Reference(digest=digest)
+            )
+            if stored is None:
+                manifest = await self._fetch_manifest(endpoint, upstream, repo, str(digest))
+                await self._fill(name, None, manifest, endpoint, upstream, repo)
+
+        async def one(digest: str) -> None:
+            async with self._fill_slots:
+                await self.ensure_blob(name, digest, upstream, repo)
+
+        blobs = sorted({str(d.digest) for d in parsed.blobs if not d.nondistributable})
+        await asyncio.gather(*(one(digest) for digest in blobs))
+        await anyio.to_thread.run_sync(self._store_manifest, name, tag, fetched, pulled)
+
+    def _store_manifest(
+        self, name: RepositoryName, tag: str | None, fetched: UpstreamManifest, pulled: bool
+    ) -> None:
+        repository = self._repositories.ensure(name, create_project=False)
+        reference = Reference(tag=tag) if tag else Reference(digest=Digest.parse(fetched.digest))
+        self._manifests.put(repository, reference, fetched.payload, fetched.media_type)
+        if pulled:
+            stored = self._manifests.read(name, Reference(digest=Digest.parse(fetched.digest)))
+            record = self._manifests.pull_recording(stored)
+            if record is not None:
+                record()
+
+    # blobs
+
+    async def blob(self, name: RepositoryName, digest: Digest, *, head: bool) -> ResolvedBlob:
+        """A blob the cache lacks: its size (``head``) or its bytes, from the upstream.
+
+        Raises:
+            RegistryError: ``BLOB_UNKNOWN`` when the upstream does not have it,
+                ``UNAVAILABLE`` when the upstream failed.
+        """
+        binding = self.bindings.of(name.project) or ProxyBinding(None)
+        endpoint, upstream = await self._upstream(binding)
+        repo = upstream_repository(endpoint, name)
+        if head:
+            try:
+                size = await upstream.head_blob(repo, str(digest))
+            except UpstreamNotFoundError as exc:
+                raise _blob_unknown(digest, str(exc)) from exc
+            except UpstreamError as exc:
+                raise _unavailable(endpoint.name, exc) from exc
+            return ResolvedBlob(str(digest), size, None)
+        flight = self._flight(name, str(digest), upstream, repo)
+        chunks = flight.follow()
+        try:
+            size = await flight.wait_size()
+        except CachedElsewhereError:
+            await chunks.aclose()
+            return await anyio.to_thread.run_sync(self._from_cache, name, digest)
+        except FlightFailedError as exc:
+            await chunks.aclose()
+            if "not found upstream" in str(exc):
+                raise _blob_unknown(digest, str(exc)) from exc
+            raise RegistryError(
+                OCIErrorCode.UNAVAILABLE, f"upstream {endpoint.name!r}: {exc}"
+            ) from exc
+        return ResolvedBlob(str(digest), size, chunks)
+
+    def _from_cache(self, name: RepositoryName, digest: Digest) -> ResolvedBlob:
+        """A blob another process cached while this one waited for its lock."""
+        repository = self._repositories.require(name)
+        blob = self._repositories.blob(repository, digest)
+        chunks = _read_async(self._store, repository.storage_id, digest)
+        return ResolvedBlob(str(digest), blob.size, chunks)
+
+    async def ensure_blob(
+        self, name: RepositoryName, digest: str, upstream: UpstreamRegistry, repo: str
+    ) -> None:
+        """Until ``digest`` is cached in ``name`` (joining or starting its flight)."""
+        if await anyio.to_thread.run_sync(self._has_blob, name, digest):
+            return
+        flight = self._flight(name, digest, upstream, repo)
+        try:
+            await flight.wait_done()
+        except FlightFailedError as exc:
+            raise UpstreamInvalidError(str(exc)) from exc
+
+    def _has_blob(self, name: RepositoryName, digest: str) -> bool:
+        try:
+            repository = self._repositories.require(name)
+            self._repositories.blob(repository, Digest.parse(digest))
+        except RegistryError as exc:
+            if exc.code in _BLOB_MISSING:
+                return False
+            raise
+        return True
+
+    def _flight(
+        self, name: RepositoryName, digest: str, upstream: UpstreamRegistry, repo: str
+    ) -> BlobFlight:
+        key = (name.project, digest)
+        flight = self._flights.get(key)
+        if flight is None:
+            flight = BlobFlight(self._spools())
+            self._flights[key] = flight
+            self._spawn(self._download(key, flight, name, digest, upstream, repo))
+        return flight
+
+    async def _download(
+        self,
+        key: tuple[str, str],
+        flight: BlobFlight,
+        name: RepositoryName,
+        digest_text: str,
+        upstream: UpstreamRegistry,
+        repo: str,
+    ) -> None:
+        """The leader of a flight: download, spool and cache; verify; then publish."""
+        digest = Digest.parse(digest_text)
+        release: Callable[[], None] | None = None
+        try:
+            release = await self._lead(name, digest_text)
+            if release is None:
+                await flight.cached_elsewhere()
+                return
+            self.blob_downloads += 1
+            async with upstream.blob(repo, digest_text) as download:
+                size = _bounded(download.size, self._blob_max, digest)
+                await flight.started(size)
+                await self._cache_blob(flight, name, digest, size, download.chunks())
+            await flight.finish()
+        except (UpstreamError, RegistryError, OSError) as exc:
+            _log.warning("proxy download of %s for %s failed: %s", digest, name, exc)
+            await flight.fail(str(exc))
+        except BaseException as exc:
+            await flight.fail(f"download interrupted: {exc!r}")
+            raise
+        finally:
+            if release is not None:
+                release()
+            if flight.done:
+                # NOTE: a pull that missed the cache just before the blob landed joins
+                # this finished flight (and reads its spool) instead of downloading again.
+                loop = asyncio.get_running_loop()
+                loop.call_later(_LINGER_SECONDS, self._land, key, flight)
+            else:
+                self._land(key, flight)
+
+    async def _lead(self, name: RepositoryName, digest: str) -> Callable[[], None] | None:
+        """This host's lock of the download, or ``None`` once another process cached it.
+
+        API processes sharing a data directory take turns: a process that finds the lock
+        held waits for it, then serves the blob from the cache if the holder stored it
+        (or downloads it itself if the holder failed).
+        """
+        deadline = time.monotonic() + self._settings.timeout_seconds * _LOCK_WAIT_FACTOR
+        key = f"{name.project}/{digest}"
+        while True:
+            release = self._locks.try_lock(key)
+            cached = await anyio.to_thread.run_sync(self._has_blob, name, digest)
+            if release is not None and cached:
+                release()
+                return None
+            if release is not None or cached:
+                return release
+            if time.monotonic() > deadline:
+                raise UpstreamUnavailableError("another API process is still downloading the blob")
+            await asyncio.sleep(_LOCK_POLL_SECONDS)
+
+    def _land(self, key: tuple[str, str], flight: BlobFlight) -> None:
+        """Forget a flight and remove its spool (followers keep their open readers)."""
+        if self._flights.get(key) is flight:
+            del self._flights[key]
+        flight.spool.discard()
+
+    async def _cache_blob(
+        self,
+        flight: BlobFlight,
+        name: RepositoryName,
+        digest: Digest,
+        size: int,
+        chunks: AsyncIterator[bytes],
+    ) -> None:
+        """Write the download to the spool and a cache upload; finish it once verified."""
+        uploads = self._uploads
+        target = await anyio.to_thread.run_sync(self._repositories.push_target, name, False)
+        upload = await anyio.to_thread.run_sync(uploads.start, target)
+        chunk = await anyio.to_thread.run_sync(uploads.open_chunk, target, upload.id, 0)
+        hasher = chunk.hasher
+        written = 0
+        try:
+
+            def write(data: bytes) -> None:
+                flight.spool.write(data)
+                chunk.write(data)
+
+            async for data in chunks:
+                await anyio.to_thread.run_sync(write, data)
+                # NOTE: the newest chunk is held back until the whole blob is verified.
+                await flight.release(written)
+                written += len(data)
+            _verify(digest, size, written, hasher)
+            committed = await anyio.to_thread.run_sync(uploads.commit_chunk, chunk)
+        except BaseException:
+            await anyio.to_thread.run_sync(uploads.abort_chunk, chunk)
+            await anyio.to_thread.run_sync(uploads.cancel, target, upload.id)
+            raise
+        await flight.release(size)
+        await anyio.to_thread.run_sync(uploads.finish, target, committed, digest)
+
+    def _spawn(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def stop(self) -> None:
+        """Cancel this process's downloads and fills (shutdown): nothing half-done is kept."""
+        for task in list(self._tasks):
+            task.cancel()
+        await self.drain()
+        for key, flight in list(self._flights.items()):
+            self._land(key, flight)
+
+    async def drain(self) -> None:
+        """Wait for this process's downloads and fills (shutdown and tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+async def _read_async(store: BlobStore, tenant: str, digest: Digest) -> AsyncIterator[bytes]:
+    pieces = store.read_blob(tenant, digest)
+    while True:
+        piece = await anyio.to_thread.run_sync(next, pieces, None)
+        if piece is None:
+            return
+        yield piece
+
+
+def _bounded(size: int, limit: int, digest: Digest) -> int:
+    if size > limit:
+        raise UpstreamInvalidError(f"blob {digest} is larger than the size limit")
+    return size
+
+
+def _verify(digest: Digest, size: int, written: int, hasher: Hasher | None) -> None:
+    """Refuse a download of the wrong size or digest (it is then discarded)."""
+    if written != size:
+        raise UpstreamInvalidError(f"blob {digest}: got {written} of {size} bytes")
+    if hasher is not None and digest.algorithm == "sha256":
+        actual = f"sha256:{hasher.hexdigest()}"
+        if actual != str(digest):
+            raise UpstreamInvalidError(
+                f"blob {digest}: upstream sent content of digest {actual}; discarded"
+            )
+
+
+def _unstored(fetched: UpstreamManifest) -> ManifestRecord:
+    """A fetched manifest served before the cache holds it (no row yet: no pull time)."""
+    return ManifestRecord(
+        id=0,
+        repository_id=0,
+        digest=fetched.digest,
+        media_type=fetched.media_type,
+        artifact_type=None,
+        subject_digest=None,
+        annotations=None,
+        size=len(fetched.payload),
+        payload=fetched.payload,
+        pulled_at=datetime.now(UTC),
+    )
+
+
+def _unavailable(endpoint: str, exc: Exception) -> RegistryError:
+    return RegistryError(OCIErrorCode.UNAVAILABLE, f"upstream {endpoint!r}: {exc}")
+
+
+def _blob_unknown(digest: Digest, reason: str) -> RegistryError:
+    return RegistryError(OCIErrorCode.BLOB_UNKNOWN, reason).with_detail({"digest": str(digest)})

@@ -1,0 +1,89 @@
+"""The port of an upstream registry client (``adapters.upstream_registry`` implements it).
+
+Every answer is verified before it is returned: a manifest's bytes hash to the digest
+asked for (and to the ``Docker-Content-Digest`` the upstream sent); a blob download
+states its size up front and its reader fails when the bytes run past that size.
+Failures are one of three kinds, so callers decide without parsing messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+from core.endpoints import EndpointRecord
+
+
+class UpstreamError(Exception):
+    """An upstream call failed; ``str()`` is the reason, safe to show (no credentials)."""
+
+
+class UpstreamUnavailableError(UpstreamError):
+    """The upstream could not be reached, refused us, or failed (serve stale if allowed)."""
+
+
+class UpstreamNotFoundError(UpstreamError):
+    """The upstream answered that the manifest or blob does not exist."""
+
+
+class UpstreamInvalidError(UpstreamError):
+    """The upstream sent content that failed verification (digest, size, limits)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestHead:
+    digest: str
+    media_type: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamManifest:
+    """A manifest's exact bytes as the upstream sent them, digest verified."""
+
+    digest: str
+    media_type: str
+    payload: bytes
+
+
+class BlobDownload(Protocol):
+    """An open blob download: its declared size and its bytes."""
+
+    @property
+    def size(self) -> int: ...
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The body; raises :class:`UpstreamInvalidError` past the declared size."""
+        ...
+
+
+class UpstreamRegistry(Protocol):
+    """The distribution API of one upstream endpoint, as a client."""
+
+    async def ping(self) -> int:
+        """``GET /v2/`` through the token flow; the final status (raises if unreachable)."""
+        ...
+
+    async def head_manifest(self, repository: str, reference: str) -> ManifestHead: ...
+
+    async def get_manifest(
+        self, repository: str, reference: str, max_bytes: int
+    ) -> UpstreamManifest: ...
+
+    async def head_blob(self, repository: str, digest: str) -> int:
+        """The blob's size."""
+        ...
+
+    def blob(self, repository: str, digest: str) -> AbstractAsyncContextManager[BlobDownload]:
+        """Open a blob download (redirects followed without credentials)."""
+        ...
+
+
+class UpstreamFactory(Protocol):
+    """Clients for stored endpoints (one per endpoint version, reused)."""
+
+    def client(self, endpoint: EndpointRecord) -> UpstreamRegistry: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,177 @@
+"""A counting reverse proxy (aiohttp, loopback) in front of a test registry.
+
+It counts every request by method and path, can corrupt the bodies of chosen blobs
+(same length, wrong bytes), can demand Docker token auth (its own ``/token`` realm,
+checking HTTP Basic credentials), can name another realm in its challenges, and can be
+stopped and started again on the same port (an upstream that is down).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import secrets
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from tests.services.process import LOOPBACK, free_port
+
+_HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "authorization"}
+
+
+@dataclass
+class FrontConfig:
+    """What the front does; change it between requests from the test."""
+
+    #: Digests whose blob bodies are corrupted on the way through.
+    corrupt: set[str] = field(default_factory=set)
+    #: ``(username, password)`` the token realm accepts; ``None``: no auth required.
+    token_auth: tuple[str, str] | None = None
+    #: Realm URL sent in challenges (default: this front's own ``/token``).
+    realm: str | None = None
+    #: Change one byte of every manifest GET's body (same length, wrong digest).
+    corrupt_manifests: bool = False
+    #: Answer blob GETs with a 307 to this front's ``/_storage`` (like object storage).
+    redirect_blobs: bool = False
+    #: Redirect blob GETs here instead (an address the outbound policy refuses).
+    redirect_to: str | None = None
+
+
+class RegistryFront:
+    """The running front; ``counts`` maps ``"METHOD /path"`` to requests seen."""
+
+    def __init__(self, target: str, name: str = "front") -> None:
+        self.target = target.rstrip("/")
+        self.port = free_port()
+        self.url = f"http://{LOOPBACK}:{self.port}"
+        self.config = FrontConfig()
+        self.counts: Counter[str] = Counter()
+        #: Authorization headers seen on ``/token`` requests.
+        self.token_credentials: list[str] = []
+        #: Authorization headers seen on redirected ``/_storage`` requests ("" for none).
+        self.storage_credentials: list[str] = []
+        self._tokens: set[str] = set()
+        self._name = name
+        self._lock = threading.Lock()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self.start()
+
+    def count(self, method: str, path: str) -> int:
+        with self._lock:
+            return self.counts[f"{method} {path}"]
+
+    def total(self) -> int:
+        with self._lock:
+            return sum(self.counts.values())
+
+    def _run(self, work: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(work, self._loop).result(timeout=30)
+
+    def start(self) -> None:
+        self._run(self._start())
+
+    def stop(self) -> None:
+        """Stop listening (connections are refused until :meth:`start`)."""
+        self._run(self._stop())
+
+    def close(self) -> None:
+        self.stop()
+        if self._session is not None:
+            self._run(self._session.close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+
+    async def _start(self) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(auto_decompress=False)
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, LOOPBACK, self.port, reuse_address=True).start()
+
+    async def _stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def _challenge(self, request: web.Request) -> web.Response:
+        realm = self.config.realm or f"{self.url}/token"
+        scope = ""
+        parts = request.path.split("/")
+        for marker in ("manifests", "blobs"):
+            if marker in parts:
+                scope = f',scope="repository:{"/".join(parts[2 : parts.index(marker)])}:pull"'
+        header = f'Bearer realm="{realm}",service="front"{scope}'
+        return web.json_response(
+            {"errors": [{"code": "UNAUTHORIZED", "message": "token required"}]},
+            status=401,
+            headers={"WWW-Authenticate": header},
+        )
+
+    def _token(self, request: web.Request) -> web.Response:
+        sent = request.headers.get("Authorization", "")
+        self.token_credentials.append(sent)
+        wanted = self.config.token_auth
+        if wanted is not None:
+            expected = "Basic " + base64.b64encode(f"{wanted[0]}:{wanted[1]}".encode()).decode()
+            if sent != expected:
+                return web.json_response({"details": "bad credentials"}, status=401)
+        token = secrets.token_urlsafe(16)
+        self._tokens.add(token)
+        return web.json_response({"token": token, "expires_in": 300})
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        with self._lock:
+            self.counts[f"{request.method} {request.path}"] += 1
+        if request.path == "/token":
+            return self._token(request)
+        storage = request.path.startswith("/_storage/")
+        if storage:
+            self.storage_credentials.append(request.headers.get("Authorization", ""))
+        elif self.config.token_auth is not None:
+            sent = request.headers.get("Authorization", "")
+            if not sent.startswith("Bearer ") or sent[7:] not in self._tokens:
+                return self._challenge(request)
+        blob_get = request.method == "GET" and "/blobs/sha256:" in request.path
+        if blob_get and not storage and self.config.redirect_to is not None:
+            raise web.HTTPTemporaryRedirect(self.config.redirect_to)
+        if blob_get and not storage and self.config.redirect_blobs:
+            raise web.HTTPTemporaryRedirect(f"/_storage{request.path_qs}")
+        path_qs = request.path_qs.removeprefix("/_storage")
+        assert self._session is not None
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
+        body = await request.read()
+        async with self._session.request(
+            request.method,
+            f"{self.target}{path_qs}",
+            headers=headers,
+            data=body or None,
+            allow_redirects=False,
+        ) as upstream:
+            out_headers = {
+                k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_HEADERS
+            }
+            response = web.StreamResponse(status=upstream.status, headers=out_headers)
+            if upstream.content_length is not None:
+                response.content_length = upstream.content_length
+            await response.prepare(request)
+            corrupt = any(path_qs.endswith(f"/blobs/{d}") for d in self.config.corrupt)
+            corrupt = corrupt or (self.config.corrupt_manifests and "/manifests/" in path_qs)
+            async for chunk in upstream.content.iter_chunked(256 * 1024):
+                data = chunk
+                if corrupt and data:
+                    data = bytes([data[0] ^ 0xFF]) + data[1:]
+                    corrupt = False
+                await response.write(data)
+            await response.write_eof()
+            return response
