@@ -14,6 +14,7 @@ from api.audit_middleware import AuditMiddleware, AuditRecorder
 from api.context import Registry
 from api.controllers.gc import GcController
 from api.controllers.health import healthz, readyz
+from api.controllers.metrics import metrics
 from api.controllers.oci import catalog, dispatch, ping
 from api.controllers.policies import PolicyController
 from api.controllers.projects import ProjectController
@@ -22,6 +23,7 @@ from api.controllers.tokens import jwks, oauth_token, token
 from api.errors import EXCEPTION_HANDLERS
 from api.identity_wiring import IDENTITY_ROUTES, build_identity, close_identity
 from api.manifest_shortcut import ManifestShortcuts
+from api.observe import ObserveMiddleware, build_observer
 from api.pipeline import OCIPipeline, is_oci
 from api.temporal import TemporalProbe
 from api.write_guard import authenticated_writes
@@ -136,7 +138,8 @@ def create_app(
     the answers, and what the hooks see, are the same either way.
     """
     registry = build_registry(settings)
-    registry.hooks = (hooks or Hooks()).with_first_end(AuditRecorder(registry))
+    observer = build_observer(settings.observability)
+    registry.hooks = observer.around(hooks or Hooks()).with_first_end(AuditRecorder(registry))
     app = MoorageApp(
         route_handlers=[
             ping,
@@ -152,15 +155,17 @@ def create_app(
             RepositoryController,
             healthz,
             readyz,
+            metrics,
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         guards=[authenticated_writes],
-        middleware=[AuditMiddleware],
+        middleware=[AuditMiddleware, ObserveMiddleware],
         on_shutdown=[partial(close_identity, registry)],
-        state={"registry": registry},  # type: ignore[arg-type]
+        state={"registry": registry, "observer": observer},  # type: ignore[arg-type]
         openapi_config=OpenAPIConfig(title="Moorage", version="0.1.0", path="/api/v1/schema"),
         request_max_body_size=1024 * 1024,
         debug=False,
+        logging_config=None,  # NOTE: the process configured logging (``cli.logs``)
     )
     fast = ManifestShortcuts(registry) if shortcuts else None
     app.pipeline = OCIPipeline(registry, app.framework, fast)

@@ -69,6 +69,10 @@ class OCIRequest:
     #: The scheme of the ``Authorization`` header sent (lower case; empty: none).
     auth_scheme: str = ""
     notes: dict[str, Any] = field(default_factory=dict)
+    #: Request body bytes received and response body bytes sent (``Content-Length`` of a
+    #: non-``HEAD`` answer), counted by the pipeline for the request-end hooks.
+    received: int = 0
+    sent: int = 0
 
     @property
     def identity(self) -> Identity | None:

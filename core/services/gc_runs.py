@@ -15,6 +15,7 @@ from core import events
 from core.control_records import GcRunRecord
 from core.errors import NotFoundError
 from core.ports import Metadata
+from core.trace_context import with_trace
 
 
 class GcRunService:
@@ -45,7 +46,7 @@ class GcRunService:
         }
         with self._metadata.write() as session:
             session.add_gc_run(run)
-            session.add_event(events.GC_REQUESTED, data=json.dumps(options))
+            session.add_event(events.GC_REQUESTED, data=json.dumps(with_trace(options)))
             session.commit()
         return run
 
@@ -76,7 +77,7 @@ class GcRunService:
         options = {"run_id": run.id, "project": project, "dry_run": dry_run}
         with self._metadata.write() as session:
             session.add_gc_run(run)
-            session.add_event(events.RETENTION_REQUESTED, data=json.dumps(options))
+            session.add_event(events.RETENTION_REQUESTED, data=json.dumps(with_trace(options)))
             session.commit()
         return run
 
