@@ -17,7 +17,7 @@ from typing import Any, Final
 from litestar.types import ASGIApp, Message, Receive, Send
 from opentelemetry import trace
 
-from api.audit_middleware import request_id_of
+from api.audit_middleware import REQUEST_ID_KEY, request_id_of
 from api.metrics import ApiMetrics
 from api.tracing import RequestTracer, Span
 from core.observability_settings import ObservabilitySettings
@@ -137,7 +137,8 @@ class ObserveMiddleware:
         operation = str(scope.get("path_template") or "unrouted")
         slot = scope.get("moorage_audit")
         notes: dict[str, Any] = slot if isinstance(slot, dict) else {}
-        context = RequestContext(request_id_of(scope), operation, method, notes)
+        request_id = scope.get(REQUEST_ID_KEY) or request_id_of(scope)
+        context = RequestContext(request_id, operation, method, notes)
         CURRENT.set(context)
         tracer = observer.tracer
         span = None if tracer is None else tracer.start(method, operation, scope)

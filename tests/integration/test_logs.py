@@ -55,6 +55,10 @@ def test_api_writes_json_access_lines_with_request_context(tmp_path: Path) -> No
                 headers={"X-Request-ID": "list-1"},
             )
             assert listed.status_code == 200
+            unnamed = http.get(
+                "/api/v1/projects", auth=(server.admin_username, server.admin_password)
+            )
+            assert unnamed.status_code == 200
     finally:
         server.stop()
     documents = _json_lines(server.log_path.read_text(encoding="utf-8"))
@@ -74,6 +78,8 @@ def test_api_writes_json_access_lines_with_request_context(tmp_path: Path) -> No
     assert listing["route"] == "/api/v1/projects"
     assert listing["principal"] == "admin"
     assert listing["status"] == 200
+    # Without a client id, the id sent back is the one logged.
+    assert access[unnamed.headers["x-request-id"]]["route"] == "/api/v1/projects"
 
 
 _ERROR_SCRIPT = textwrap.dedent(
