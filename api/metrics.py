@@ -108,6 +108,19 @@ class ApiMetrics:
             registry=registry,
         )
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._by_operation: dict[str, tuple[Gauge, Counter, Counter]] = {}
+
+    def of_operation(self, operation: str) -> tuple[Gauge, Counter, Counter]:
+        """The in-flight gauge and received and sent counters of ``operation`` (cached)."""
+        children = self._by_operation.get(operation)
+        if children is None:
+            children = (
+                self.inflight.labels(operation),
+                self.received.labels(operation),
+                self.sent.labels(operation),
+            )
+            self._by_operation[operation] = children
+        return children
 
     def observe(self, operation: str, method: str, status: int, seconds: float) -> None:
         """Count one answered request and its duration."""

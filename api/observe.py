@@ -81,7 +81,7 @@ class RequestObserver:
         span = None if self.tracer is None else self.tracer.start(request.method, operation)
         request.notes[_STATE] = _Observed(time.perf_counter(), context, upload, span)
         if self.metrics is not None:
-            self.metrics.inflight.labels(operation).inc()
+            self.metrics.of_operation(operation)[0].inc()
             if upload:
                 self.metrics.uploads_in_flight.inc()
 
@@ -94,14 +94,15 @@ class RequestObserver:
         operation = observed.context.route
         metrics = self.metrics
         if metrics is not None:
-            metrics.inflight.labels(operation).dec()
+            inflight, received, sent = metrics.of_operation(operation)
+            inflight.dec()
             if observed.upload:
                 metrics.uploads_in_flight.dec()
             metrics.observe(operation, request.method, status, seconds)
             if request.received:
-                metrics.received.labels(operation).inc(request.received)
+                received.inc(request.received)
             if request.sent:
-                metrics.sent.labels(operation).inc(request.sent)
+                sent.inc(request.sent)
             if status == _UNAUTHORIZED:
                 metrics.auth_failures.labels("v2").inc()
         if self.access:
