@@ -146,9 +146,3 @@ def render_multiprocess() -> bytes:
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     return generate_latest(registry)
-
-
-def mark_dead(pid: int) -> None:
-    """Drop a stopped process's live gauges (multi-process mode)."""
-    if multiprocess_dir() is not None:
-        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
