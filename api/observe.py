@@ -78,7 +78,11 @@ class RequestObserver:
         context = RequestContext(request.request_id, operation, request.method, request.notes)
         CURRENT.set(context)
         upload = request.route in _UPLOAD_ROUTES
-        span = None if self.tracer is None else self.tracer.start(request.method, operation)
+        span = (
+            None
+            if self.tracer is None
+            else self.tracer.start(request.method, operation, request.headers)
+        )
         request.notes[_STATE] = _Observed(time.perf_counter(), context, upload, span)
         if self.metrics is not None:
             self.metrics.of_operation(operation)[0].inc()
@@ -142,7 +146,7 @@ class ObserveMiddleware:
         context = RequestContext(request_id, operation, method, notes)
         CURRENT.set(context)
         tracer = observer.tracer
-        span = None if tracer is None else tracer.start(method, operation, scope)
+        span = None if tracer is None else tracer.start(method, operation, scope["headers"])
         status = 500
 
         async def sending(message: Message) -> None:

@@ -59,6 +59,7 @@ class OCIPipeline:
             client=client[0] if client else "",
             user_agent=header_of(scope, b"user-agent"),
             auth_scheme=scheme_of(authorization),
+            headers=scope.get("headers", ()),
         )
         scope[OCI_KEY] = request
         scope[AUDIT_KEY] = request.notes

@@ -1,20 +1,21 @@
 """The server span of an HTTP request (OpenTelemetry), current while the request runs.
 
 A span is named by the route template (``GET /v2/{name}/manifests/{reference}``), never
-by the raw path. Requests Litestar routes continue a trace their client sent
-(``traceparent``); ``/v2`` requests start one. The span is made current for the request,
-so what the request writes (an outbox event carries the trace context,
-``core.trace_context``) and logs (trace and span ids) belong to it.
+by the raw path; a request continues the trace its client sent (``traceparent``). The span
+is current while the request runs, so what the request writes (an outbox event carries
+the trace context, ``core.trace_context``) and logs (trace and span ids) belong to it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Final
 
 from opentelemetry import context, propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 _SERVER_ERROR: Final = 500
+_TRACE_HEADERS: Final = (b"traceparent", b"tracestate")
 
 
 class Span:
@@ -41,16 +42,14 @@ class RequestTracer:
     def __init__(self, tracer: trace.Tracer) -> None:
         self._tracer = tracer
 
-    def start(self, method: str, route: str, scope: Any = None) -> Span:
-        """Start the span of a request and make it current (``scope``: continue its trace)."""
-        parent = None
-        if scope is not None:
-            carrier = {
-                bytes(key).decode("latin-1"): bytes(value).decode("latin-1")
-                for key, value in scope.get("headers", ())
-                if key in (b"traceparent", b"tracestate")
-            }
-            parent = propagate.extract(carrier) if carrier else None
+    def start(self, method: str, route: str, headers: Iterable[tuple[bytes, bytes]]) -> Span:
+        """Start the span of a request and make it current, continuing the client's trace."""
+        carrier = {
+            bytes(key).decode("latin-1"): bytes(value).decode("latin-1")
+            for key, value in headers
+            if key in _TRACE_HEADERS
+        }
+        parent = propagate.extract(carrier) if carrier else None
         span = self._tracer.start_span(
             f"{method} {route}",
             context=parent,

@@ -25,6 +25,7 @@ work to a thread or a queue). Unregistered points cost nothing.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol
@@ -73,6 +74,8 @@ class OCIRequest:
     #: non-``HEAD`` answer), counted by the pipeline for the request-end hooks.
     received: int = 0
     sent: int = 0
+    #: The request's headers as received (lower-case names, bytes), e.g. for trace context.
+    headers: Sequence[tuple[bytes, bytes]] = ()
 
     @property
     def identity(self) -> Identity | None:

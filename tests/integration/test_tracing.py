@@ -149,6 +149,13 @@ def test_one_trace_from_request_to_activities(
             timeout=30,
         )
         assert requested.status_code == 202, requested.text
+        ping_trace, ping_parent = secrets.token_hex(16), secrets.token_hex(8)
+        pinged = httpx.get(
+            f"{api.url}/v2/",
+            headers={"traceparent": f"00-{ping_trace}-{ping_parent}-01"},
+            timeout=30,
+        )
+        assert pinged.status_code == 401
         deadline = time.monotonic() + BOUND
         while not _complete(receiver.of_trace(trace_id)) and time.monotonic() < deadline:
             assert worker.popen.poll() is None, worker.log_path.read_text()
@@ -176,3 +183,7 @@ def test_one_trace_from_request_to_activities(
     access = [d for d in lines if d["logger"] == "moorage.access" and d["method"] == "POST"]
     assert [d["trace_id"] for d in access] == [trace_id]
     assert access[0]["span_id"] == server.span_id
+    # /v2 requests continue their client's trace too (through the pipeline's hooks).
+    (ping,) = receiver.of_trace(ping_trace)
+    assert ping.name == "GET /v2/"
+    assert ping.parent_id == ping_parent
