@@ -191,3 +191,6 @@ def test_prometheus_counts_the_pulls_made(stack: Stack) -> None:
     )
     assert temporal
     assert float(temporal[0]["value"][1]) > 0
+    # The series the alert rules use for worker starvation.
+    slots = _query(stack.prometheus_url, "temporal_worker_task_slots_available")
+    assert {s["metric"].get("worker_type") for s in slots} >= {"ActivityWorker", "WorkflowWorker"}
