@@ -14,6 +14,7 @@ from api.audit_middleware import AuditMiddleware, AuditRecorder
 from api.context import Registry
 from api.controllers.gc import GcController
 from api.controllers.health import healthz, readyz
+from api.controllers.metrics import metrics
 from api.controllers.oci import catalog, dispatch, ping
 from api.controllers.policies import PolicyController
 from api.controllers.projects import ProjectController
@@ -25,6 +26,7 @@ from api.dependencies import DEPENDENCIES
 from api.errors import EXCEPTION_HANDLERS
 from api.identity_wiring import IDENTITY_ROUTES, build_identity, close_identity
 from api.manifest_shortcut import ManifestShortcuts
+from api.observe import ObserveMiddleware, build_observer
 from api.pipeline import OCIPipeline, is_oci
 from api.proxy_wiring import close_proxy, start_proxy, with_proxy
 from api.temporal import TemporalProbe
@@ -141,7 +143,9 @@ def create_app(
     the answers, and what the hooks see, are the same either way.
     """
     registry = build_registry(settings)
-    registry.hooks = with_proxy(registry, hooks or Hooks()).with_first_end(AuditRecorder(registry))
+    observer = build_observer(settings.observability)
+    proxied = with_proxy(registry, hooks or Hooks())
+    registry.hooks = observer.around(proxied).with_first_end(AuditRecorder(registry))
     app = MoorageApp(
         route_handlers=[
             ping,
@@ -160,19 +164,21 @@ def create_app(
             healthz,
             readyz,
             systeminfo,
+            metrics,
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         guards=[authenticated_writes],
         dependencies=DEPENDENCIES,
-        middleware=[AuditMiddleware],
+        middleware=[AuditMiddleware, ObserveMiddleware],
         on_startup=[partial(start_proxy, registry)],
         on_shutdown=[partial(close_identity, registry), partial(close_proxy, registry)],
-        state={"registry": registry},  # type: ignore[arg-type]
+        state={"registry": registry, "observer": observer},  # type: ignore[arg-type]
         openapi_config=OpenAPIConfig(
             title="Moorage", version=moorage_version(), path="/api/v1/schema"
         ),
         request_max_body_size=1024 * 1024,
         debug=False,
+        logging_config=None,  # NOTE: the process configured logging (``cli.logs``)
     )
     fast = ManifestShortcuts(registry) if shortcuts else None
     app.pipeline = OCIPipeline(registry, app.framework, fast)

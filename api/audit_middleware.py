@@ -26,6 +26,9 @@ from core.pipeline import OCIRequest
 AUDITED = ("/auth/", "/api/v1/")
 SKIPPED = ("/api/v1/schema",)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+#: Where the request id sent back in ``X-Request-ID`` is kept for inner middleware (logs);
+#: the key the middleware below writes.
+REQUEST_ID_KEY = "moorage_request_id"
 
 
 def header_of(scope: Scope, name: bytes) -> str:
@@ -53,6 +56,7 @@ class AuditMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = request_id_of(scope)
+        scope["moorage_request_id"] = request_id  # type: ignore[typeddict-unknown-key]
         slot: dict[str, Any] = {}
         scope["moorage_audit"] = slot  # type: ignore[typeddict-unknown-key]
         status = 500

@@ -26,6 +26,7 @@ from core.errors import RegistryError
 from core.pipeline import OCIRequest, request_ended, request_started
 
 ASGI = Callable[[Any, Any, Any], Awaitable[None]]
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 def is_oci(scope: Any) -> bool:
@@ -58,18 +59,27 @@ class OCIPipeline:
             client=client[0] if client else "",
             user_agent=header_of(scope, b"user-agent"),
             auth_scheme=scheme_of(authorization),
+            headers=scope.get("headers", ()),
         )
         scope[OCI_KEY] = request
         scope[AUDIT_KEY] = request.notes
         request_id = request.request_id.encode()
         status = 500
 
+        counts_body = request.method != "HEAD"
+
         async def sending(message: Any) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id)]
+                headers = message.get("headers", [])
+                if counts_body:
+                    request.sent = _content_length(headers)
+                message["headers"] = [*headers, (b"x-request-id", request_id)]
             await send(message)
+
+        if request.method in _BODY_METHODS:
+            receive = _counting(receive, request)
 
         hooks = self._registry.hooks
         try:
@@ -87,3 +97,22 @@ class OCIPipeline:
             await self._full(scope, receive, sending)
         finally:
             await request_ended(hooks, request, status)
+
+
+def _content_length(headers: Any) -> int:
+    """The ``Content-Length`` of a response's headers (0 when absent or malformed)."""
+    for key, value in headers:
+        if key == b"content-length":
+            return int(value) if value.isdigit() else 0
+    return 0
+
+
+def _counting(receive: Any, request: OCIRequest) -> Any:
+    """``receive`` that adds the body bytes it hands on to ``request.received``."""
+
+    async def counted() -> Any:
+        message = await receive()
+        request.received += len(message.get("body", b""))
+        return message
+
+    return counted

@@ -18,6 +18,7 @@ import anyio.to_thread
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
+from adapters.temporal_client import connect_temporal
 from core.errors import ConflictError
 from core.services.run_reconcile import (
     CANCELLED,
@@ -68,9 +69,7 @@ class TemporalRuns:
         if time.monotonic() < self._quiet_until:
             raise ConnectionError("Temporal was unreachable moments ago")
         if self._client is None:
-            self._client = await Client.connect(
-                self._settings.address, namespace=self._settings.namespace
-            )
+            self._client = await connect_temporal(self._settings)
         return self._client
 
     def _failed(self) -> None:

@@ -6,6 +6,7 @@ import asyncio
 
 from temporalio.client import Client
 
+from adapters.temporal_client import connect_temporal
 from core.settings import TemporalSettings
 
 
@@ -20,9 +21,7 @@ class TemporalProbe:
         try:
             async with asyncio.timeout(5):
                 if self._client is None:
-                    self._client = await Client.connect(
-                        self._settings.address, namespace=self._settings.namespace
-                    )
+                    self._client = await connect_temporal(self._settings)
                 healthy = await self._client.service_client.check_health()
         except Exception as exc:  # noqa: BLE001 - any failure means not ready
             self._client = None

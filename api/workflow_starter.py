@@ -10,6 +10,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from activities.search_attributes import typed_search_attributes
+from adapters.temporal_client import connect_temporal
 from core.settings import TemporalSettings
 
 #: Bound on one connect or start call.
@@ -29,9 +30,7 @@ class TemporalStarter:
 
     async def _connect(self) -> Client:
         if self._client is None:
-            self._client = await Client.connect(
-                self._settings.address, namespace=self._settings.namespace
-            )
+            self._client = await connect_temporal(self._settings)
         return self._client
 
     async def start(

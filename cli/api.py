@@ -7,13 +7,16 @@ Two servers are supported (``--server``): granian (the default, chosen by measur
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
+from functools import partial
 from typing import TYPE_CHECKING, Final
 
+from cli.api_metrics import api_metrics
 from cli.asgi import PARENT_PID_VARIABLE
 from cli.health import API_SERVICE, OVERALL, BackgroundHealthServer, HealthServer
+from cli.health_tracking import http_ok, track
+from cli.logs import GRANIAN_LOGGING, configure_logging
 from cli.signals import exit_on_sigterm
 from cli.startup import prepare_installation
 
@@ -47,17 +50,21 @@ def run_api(settings: Settings, listen: Listen, workers: int, server: str = DEFA
     """
     if server not in SERVERS:
         raise ValueError(f"unknown server {server!r}; expected one of {', '.join(SERVERS)}")
+    configure_logging(settings.observability.logs)
     exit_on_sigterm()
     os.environ[PARENT_PID_VARIABLE] = str(os.getpid())
     prepare_installation(settings)
     health = BackgroundHealthServer(HealthServer((API_SERVICE,), port=settings.grpc_health_port))
     health.start()
-    health.submit(_serve_when_listening(health.server, listen))
+    health.submit(
+        _serve_when_listening(health.server, listen, settings.observability.health_interval_seconds)
+    )
     try:
-        if server == "granian":
-            _run_granian(listen, workers)
-        else:
-            _run_uvicorn(listen, workers)
+        with api_metrics(settings.observability.metrics):
+            if server == "granian":
+                _run_granian(listen, workers)
+            else:
+                _run_uvicorn(listen, workers)
     finally:
         health.stop()
 
@@ -73,7 +80,8 @@ def _run_uvicorn(listen: Listen, workers: int) -> None:
         workers=workers,
         http="httptools",
         loop="uvloop",
-        access_log=False,
+        access_log=False,  # NOTE: Moorage writes its own (``api.observe``)
+        log_config=None,
     )
 
 
@@ -90,41 +98,25 @@ def _run_granian(listen: Listen, workers: int) -> None:
         workers=workers,
         loop=Loops.uvloop,
         http=HTTPModes.http1,
-        log_access=False,
+        log_access=False,  # NOTE: Moorage writes its own (``api.observe``)
+        log_dictconfig=GRANIAN_LOGGING,
         respawn_failed_workers=True,
     ).serve()
 
 
-async def _serve_when_listening(health: HealthServer, listen: Listen) -> None:
-    """Report SERVING once ``GET /healthz`` answers 200 (bounded)."""
+async def _serve_when_listening(health: HealthServer, listen: Listen, interval: float) -> None:
+    """Once ``GET /healthz`` answers (bounded), let the status follow ``GET /readyz``."""
     host = "127.0.0.1" if listen.host in _WILDCARDS else listen.host
     try:
         async with asyncio.timeout(LISTEN_TIMEOUT):
             while True:
-                if await _healthz_ok(host, listen.port):
+                if await http_ok(host, listen.port, "/healthz"):
                     break
                 await asyncio.sleep(0.2)
     except TimeoutError:
         logger.warning("the API did not answer on %s in time; health stays NOT_SERVING", listen)
         return
-    await health.set_serving(OVERALL, API_SERVICE)
     logger.info("API serving on %s", listen.url())
-
-
-async def _healthz_ok(host: str, port: int) -> bool:
-    """Whether ``GET /healthz`` on ``host:port`` answers 200 within a few seconds."""
-    try:
-        async with asyncio.timeout(5):
-            reader, writer = await asyncio.open_connection(host, port)
-            try:
-                request = f"GET /healthz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-                writer.write(request.encode("ascii"))
-                await writer.drain()
-                status_line = await reader.readline()
-            finally:
-                writer.close()
-                with contextlib.suppress(OSError):
-                    await writer.wait_closed()
-    except (OSError, TimeoutError):
-        return False
-    return status_line.split(b" ", 2)[1:2] == [b"200"]
+    await track(
+        health, (OVERALL, API_SERVICE), partial(http_ok, host, listen.port, "/readyz"), interval
+    )

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Final
 
 from adapters.config_file import load_settings
 from api.app import create_app
+from cli.logs import configure_logging
+from cli.tracing import configure_tracing
 
 if TYPE_CHECKING:
     from litestar import Litestar
@@ -44,4 +46,7 @@ def _die_with_parent() -> None:
 def app() -> Litestar:
     """Build the Moorage HTTP application (the servers' ``factory`` target)."""
     _die_with_parent()
-    return create_app(load_settings())
+    settings = load_settings()
+    configure_logging(settings.observability.logs)
+    configure_tracing(settings.observability.tracing, "api")
+    return create_app(settings)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from functools import partial
 from typing import TYPE_CHECKING, TypeVar
 
 import typer
@@ -19,9 +20,12 @@ import uvicorn
 from api.app import create_app
 from cli.dev_settings import with_admin_password, with_dev_temporal_address
 from cli.health import API_SERVICE, OVERALL, WORKER_SERVICE, HealthServer
+from cli.health_tracking import http_ok, track
+from cli.logs import configure_logging
 from cli.signals import exit_on_sigterm, stop_on_signals
 from cli.startup import prepare_installation
 from cli.temporal_dev import SupervisedDevServer
+from cli.tracing import configure_tracing
 from cli.wiring import build_activities
 from cli.worker import run_worker
 
@@ -43,6 +47,8 @@ API_START_TIMEOUT = 60.0
 
 def run_dev(settings: Settings, listen: Listen) -> None:
     """Run Temporal, migrations, the worker and the API until a signal arrives."""
+    configure_logging(settings.observability.logs, default_format="console")
+    configure_tracing(settings.observability.tracing, "dev")
     exit_on_sigterm()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings = with_admin_password(with_dev_temporal_address(settings))
@@ -91,7 +97,7 @@ async def _serve_api_and_worker(
     temporal: SupervisedDevServer,
 ) -> None:
     server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host=listen.host, port=listen.port)
+        uvicorn.Config(create_app(settings), host=listen.host, port=listen.port, log_config=None)
     )
     polling = asyncio.Event()
     api = asyncio.create_task(server.serve(), name="api")
@@ -109,13 +115,18 @@ async def _serve_api_and_worker(
     )
     supervisor = asyncio.create_task(temporal.supervise(stop), name="temporal")
     tasks = {api, worker, supervisor}
+    tracking: asyncio.Task[None] | None = None
     try:
         await _until_stopped(_wait_ready(server, api, worker, polling), stop)
         if not stop.is_set():
-            await health.set_serving(OVERALL, API_SERVICE)
+            ready = partial(http_ok, listen.host, listen.port, "/readyz")
+            interval = settings.observability.health_interval_seconds
+            tracking = asyncio.create_task(track(health, (OVERALL, API_SERVICE), ready, interval))
             _announce(settings, listen)
         await _until_stopped(asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED), stop)
     finally:
+        if tracking is not None:
+            tracking.cancel()
         stop.set()
         server.should_exit = True
         await health.set_not_serving(OVERALL, API_SERVICE)

@@ -7,6 +7,7 @@ import asyncio
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
+from adapters.temporal_client import connect_temporal
 from core.settings import TemporalSettings
 
 #: Bound on one connect or describe call.
@@ -29,9 +30,7 @@ class TemporalRuns:
         try:
             async with asyncio.timeout(CALL_TIMEOUT):
                 if self._client is None:
-                    self._client = await Client.connect(
-                        self._settings.address, namespace=self._settings.namespace
-                    )
+                    self._client = await connect_temporal(self._settings)
                 description = await self._client.get_workflow_handle(workflow_id).describe()
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:

@@ -6,7 +6,6 @@ one process does not load the others' dependencies.
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import Annotated
@@ -19,6 +18,8 @@ from cli.control import gc_app, immutability_app, quota_app, retention_app
 from cli.dev_settings import dev_overrides
 from cli.identity import audit_app, keys_app, login
 from cli.listen import Listen
+from cli.logs import configure_logging, quiet_native_grpc
+from core.observability_settings import LogSettings
 from core.version import moorage_version
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ app = typer.Typer(
 )
 
 DEFAULT_LISTEN = Listen("127.0.0.1", 5000)
+LOG_LEVEL_VARIABLE = "MOORAGE_OBSERVABILITY__LOGS__LEVEL"
 #: One API worker per CPU plus one, at most 5: a worker waits on the GIL and the database
 #: for part of each request, so one more than the CPUs measured best on 2 cores (3
 #: workers: manifest GET +20%, PUT +10% over 2; see docs/performance.md).
@@ -58,7 +60,10 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _configure(
-    log_level: Annotated[str, typer.Option(help="Python logging level.")] = "INFO",
+    log_level: Annotated[
+        str | None,
+        typer.Option(help="Python logging level (default: observability.logs.level, INFO)."),
+    ] = None,
     _version: Annotated[
         bool,
         typer.Option(
@@ -66,9 +71,11 @@ def _configure(
         ),
     ] = False,
 ) -> None:
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    if log_level is not None:
+        # NOTE: through the environment, so server worker processes log at this level too.
+        os.environ[LOG_LEVEL_VARIABLE] = log_level.upper()
+    # NOTE: the server commands configure logging again from their settings.
+    configure_logging(LogSettings(level=os.environ.get(LOG_LEVEL_VARIABLE, "INFO")), replace=False)
 
 
 @app.command()
@@ -82,6 +89,7 @@ def api(
     ] = "granian",
 ) -> None:
     """Serve the registry's HTTP API (runs migrations first)."""
+    quiet_native_grpc()
     from cli.api import SERVERS, run_api  # noqa: PLC0415 - loaded by the command that needs it
 
     if server.lower() not in SERVERS:

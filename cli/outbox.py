@@ -52,6 +52,7 @@ from core.event_batches import (
 )
 from core.ports import Metadata, MetadataSession
 from core.subscribers import Subscriber, Subscribers
+from core.trace_context import TRACE_KEY, continued
 from core.workflow_port import WorkflowStarter
 
 logger = logging.getLogger(__name__)
@@ -87,6 +88,13 @@ def starts_for(event: OutboxRecord) -> list[tuple[str, object, str]]:
         )
         return [("RetentionWorkflow", retention, retention.run_id)]
     return []
+
+
+def trace_of(event: OutboxRecord) -> dict[str, str] | None:
+    """The trace context a run request carries (``core.trace_context``), if any."""
+    options = json.loads(event.data or "{}")
+    carrier = options.get(TRACE_KEY) if isinstance(options, dict) else None
+    return carrier if isinstance(carrier, dict) else None
 
 
 def search_for(event: OutboxRecord) -> dict[str, str]:
@@ -168,8 +176,9 @@ class OutboxDispatcher:
         async def start(event: OutboxRecord) -> int:
             async with limit:
                 search = search_for(event)
-                for workflow, arg, workflow_id in starts_for(event):
-                    await self._starter.start(workflow, arg, workflow_id, search=search)
+                with continued(trace_of(event)):
+                    for workflow, arg, workflow_id in starts_for(event):
+                        await self._starter.start(workflow, arg, workflow_id, search=search)
             return event.id
 
         results = await asyncio.gather(*(start(e) for e in requests), return_exceptions=True)

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Final
 from temporalio.client import Client
 
 from activities.search_attributes import dev_server_flags
+from adapters.temporal_client import connect_temporal
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -222,9 +223,7 @@ async def wait_for_dev_server(process: subprocess.Popen[bytes], settings: Settin
                 )
             try:
                 return await asyncio.wait_for(
-                    Client.connect(
-                        settings.temporal.address, namespace=settings.temporal.namespace
-                    ),
+                    connect_temporal(settings.temporal),
                     timeout=5,
                 )
             except (RuntimeError, TimeoutError):

@@ -6,13 +6,15 @@ import asyncio
 import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final
 
-from temporalio.client import Client
 from temporalio.worker import Worker
 
+from adapters.temporal_client import connect_temporal
 from cli.health import OVERALL, WORKER_SERVICE, HealthServer
+from cli.health_tracking import readiness_of, track, worker_dependencies
 from cli.outbox_task import start_outbox_dispatcher
 from cli.schedules import (
     ensure_gc_schedule,
@@ -22,11 +24,17 @@ from cli.schedules import (
     ensure_retention_schedule,
 )
 from cli.search_attributes import ensure_search_attributes
+from cli.worker_metrics import start_worker_metrics, temporal_runtime
 from core.key_rotation import retire_grace
+from storage.blobs import build_blob_store
+from storage.db.engine import create_engines
+from storage.db.metadata import SqlMetadata
 from workflows import ALL_WORKFLOWS
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Awaitable, Callable, Sequence
+
+    from temporalio.client import Client
 
     from core.settings import Settings
 
@@ -41,8 +49,9 @@ START_TIMEOUT: Final = 30.0
 
 
 async def connect_client(settings: Settings) -> Client:
-    """Connect to Temporal as configured."""
-    return await Client.connect(settings.temporal.address, namespace=settings.temporal.namespace)
+    """Connect to Temporal as configured (the SDK's metrics on ``metrics.temporal_port``)."""
+    runtime = temporal_runtime(settings.observability.metrics)
+    return await connect_temporal(settings.temporal, runtime)
 
 
 def build_worker(
@@ -107,6 +116,7 @@ async def run_worker(
             health = HealthServer(health_services, port=settings.grpc_health_port)
             await health.start()
             stack.push_async_callback(health.stop)
+        start_worker_metrics(settings, stack)
         client = client or await connect_client(settings)
         await ensure_search_attributes(client)
         await ensure_reap_uploads_schedule(
@@ -145,10 +155,20 @@ async def run_worker(
             activities=activities,
             executor=executor,
         )
+        engines = create_engines(settings)
+        stack.callback(engines.dispose)
+        ready = readiness_of(
+            worker_dependencies(client, SqlMetadata(engines), build_blob_store(settings))
+        )
         dispatching = start_outbox_dispatcher(settings, stop) if outbox else None
         try:
             await _poll_until_stopped(
-                worker, stop, health, health_services, polling or asyncio.Event()
+                worker,
+                stop,
+                _Health(
+                    health, health_services, ready, settings.observability.health_interval_seconds
+                ),
+                polling or asyncio.Event(),
             )
         finally:
             if dispatching is not None:
@@ -157,25 +177,40 @@ async def run_worker(
                     await dispatching
 
 
+@dataclass(frozen=True, slots=True)
+class _Health:
+    """Where the worker reports its health, and the checks the status follows."""
+
+    server: HealthServer
+    services: Sequence[str]
+    ready: Callable[[], Awaitable[bool]]
+    interval: float
+
+
 async def _poll_until_stopped(
-    worker: Worker,
-    stop: asyncio.Event,
-    health: HealthServer,
-    services: Sequence[str],
-    polling: asyncio.Event,
+    worker: Worker, stop: asyncio.Event, health: _Health, polling: asyncio.Event
 ) -> None:
     run = asyncio.create_task(worker.run(), name="temporal-worker")
+    tracking: asyncio.Task[None] | None = None
     try:
         async with asyncio.timeout(START_TIMEOUT):
             await wait_until_polling(worker, run)
         logger.info("worker polling task queue %s", worker.task_queue)
-        await health.set_serving(*services)
+        await health.server.set_serving(*health.services)
+        tracking = asyncio.create_task(
+            track(health.server, health.services, health.ready, health.interval),
+            name="worker-health",
+        )
         polling.set()
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait({run, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
     finally:
-        await health.set_not_serving(*services)
+        if tracking is not None:
+            tracking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await tracking
+        await health.server.set_not_serving(*health.services)
         await _stop_worker(worker, run)
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from cli.logs import configure_logging
 from cli.signals import stop_on_signals
+from cli.tracing import configure_tracing
 from cli.wiring import build_activities
 from cli.worker import run_worker
 
@@ -15,7 +17,13 @@ if TYPE_CHECKING:
 
 def run_worker_process(settings: Settings) -> None:
     """Run the worker with real activities until SIGTERM or SIGINT."""
-    asyncio.run(_main(settings))
+    configure_logging(settings.observability.logs)
+    provider = configure_tracing(settings.observability.tracing, "worker")
+    try:
+        asyncio.run(_main(settings))
+    finally:
+        if provider is not None:
+            provider.shutdown()
 
 
 async def _main(settings: Settings) -> None:

@@ -32,7 +32,7 @@ work to a thread or a queue). Unregistered points cost nothing.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol
@@ -79,6 +79,12 @@ class OCIRequest:
     #: The scheme of the ``Authorization`` header sent (lower case; empty: none).
     auth_scheme: str = ""
     notes: dict[str, Any] = field(default_factory=dict)
+    #: Request body bytes received and response body bytes sent (``Content-Length`` of a
+    #: non-``HEAD`` answer), counted by the pipeline for the request-end hooks.
+    received: int = 0
+    sent: int = 0
+    #: The request's headers as received (lower-case names, bytes), e.g. for trace context.
+    headers: Sequence[tuple[bytes, bytes]] = ()
 
     @property
     def identity(self) -> Identity | None:

@@ -23,7 +23,9 @@ from core.control_settings import ControlSettings
 from core.errors import RegistryError
 from core.identity_settings import AuditSettings, LoginLimitSettings, OidcSettings
 from core.names import validate_project_name
+from core.observability_settings import ObservabilitySettings
 from core.proxy_settings import ProxySettings
+from core.temporal_settings import TemporalTlsSettings
 
 
 class StorageBackend(StrEnum):
@@ -115,9 +117,14 @@ class S3Settings(BaseModel):
 
 
 class TemporalSettings(BaseModel):
+    """The Temporal cluster all clients of a process connect to (``adapters.temporal_client``)."""
+
     address: str = "127.0.0.1:7233"
     namespace: str = "default"
     task_queue: str = "moorage"
+    tls: TemporalTlsSettings = TemporalTlsSettings()
+    #: An API key (Temporal Cloud), sent as a bearer token; TLS is then on by default.
+    api_key: SecretStr | None = None
     #: Ports of the embedded dev server (``moorage dev`` only).
     dev_port: int = 7233
     dev_ui_port: int = 8233
@@ -199,6 +206,7 @@ class Settings(BaseSettings):
     secrets: SecretSettings = SecretSettings()
     outbound: OutboundSettings = OutboundSettings()
     proxy: ProxySettings = ProxySettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
     #: Public base URL of the registry; derived from the request when unset.
     public_url: str | None = None
     grpc_health_port: int = 0

@@ -16,6 +16,7 @@ from core.control_records import GcRunRecord
 from core.errors import NotFoundError
 from core.paging import window
 from core.ports import Metadata
+from core.trace_context import with_trace
 
 #: How a run history is ordered, newest first: creation time (UTC), then id.
 RunKey = tuple[datetime, str]
@@ -57,7 +58,7 @@ class GcRunService:
         }
         with self._metadata.write() as session:
             session.add_gc_run(run)
-            session.add_event(events.GC_REQUESTED, data=json.dumps(options))
+            session.add_event(events.GC_REQUESTED, data=json.dumps(with_trace(options)))
             session.commit()
         return run
 
@@ -88,7 +89,7 @@ class GcRunService:
         options = {"run_id": run.id, "project": project, "dry_run": dry_run}
         with self._metadata.write() as session:
             session.add_gc_run(run)
-            session.add_event(events.RETENTION_REQUESTED, data=json.dumps(options))
+            session.add_event(events.RETENTION_REQUESTED, data=json.dumps(with_trace(options)))
             session.commit()
         return run
 

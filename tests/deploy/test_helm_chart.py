@@ -169,3 +169,41 @@ def test_chart_is_pushed_to_moorage_and_pulled_back(
     )
     with tarfile.open(pulled) as archive:
         assert "moorage/templates/api-deployment.yaml" in archive.getnames()
+
+
+def _setting_exists(path: list[str]) -> bool:
+    from pydantic import BaseModel
+
+    from core.settings import Settings
+
+    model: type[BaseModel] = Settings
+    for index, part in enumerate(path):
+        field = model.model_fields.get(part)
+        if field is None:
+            return False
+        annotation = field.annotation
+        if index < len(path) - 1:
+            if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+                return False
+            model = annotation
+    return True
+
+
+@pytest.mark.parametrize("values", VALUES, ids=lambda p: p.stem)
+def test_every_rendered_setting_is_one_moorage_knows(
+    helm: str, tmp_path: Path, values: Path
+) -> None:
+    objects = _template(helm, tmp_path, "-f", str(values))
+    names = {
+        env["name"]
+        for _, spec in _pod_specs(objects)
+        for container in spec["containers"]
+        for env in container["env"]
+    }
+    unknown = [
+        name
+        for name in sorted(names)
+        if name.startswith("MOORAGE_")
+        and not _setting_exists(name.removeprefix("MOORAGE_").lower().split("__"))
+    ]
+    assert unknown == []

@@ -22,7 +22,7 @@ from tests.services.postgres import Postgres
 from tests.services.process import LOOPBACK, ManagedProcess, free_port, spawn
 
 WORKERS = 4
-_CREATED = re.compile(r"created user 'admin' with password (\S+)")
+_CREATED = re.compile(r"created user 'admin' with password ([A-Za-z0-9_-]+)")
 
 
 def _database_url(backend: str, data_dir: Path, request: pytest.FixtureRequest) -> str:

@@ -101,11 +101,11 @@ app.kubernetes.io/component: {{ .component }}
 - name: MOORAGE_TEMPORAL__TLS__ENABLED
   value: "true"
 {{- if .Values.temporal.tls.secretName }}
-- name: MOORAGE_TEMPORAL__TLS__CA_FILE
+- name: MOORAGE_TEMPORAL__TLS__SERVER_CA_FILE
   value: /etc/moorage/temporal-tls/ca.crt
-- name: MOORAGE_TEMPORAL__TLS__CERT_FILE
+- name: MOORAGE_TEMPORAL__TLS__CLIENT_CERT_FILE
   value: /etc/moorage/temporal-tls/tls.crt
-- name: MOORAGE_TEMPORAL__TLS__KEY_FILE
+- name: MOORAGE_TEMPORAL__TLS__CLIENT_KEY_FILE
   value: /etc/moorage/temporal-tls/tls.key
 {{- end }}
 {{- if .Values.temporal.tls.serverName }}

@@ -1,0 +1,186 @@
+"""Metrics, access log, log context and trace span of every HTTP request.
+
+``/v2`` requests are observed by the pipeline's request-start and request-end hooks
+(:meth:`RequestObserver.around` puts them first and last), everything else Litestar
+routes by :class:`ObserveMiddleware`. Both record the same families (``api.metrics``),
+write one ``moorage.access`` line per request and set the request's log context
+(``core.request_context``) and, when tracing is on, its server span.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, replace
+from typing import Any, Final
+
+from litestar.types import ASGIApp, Message, Receive, Send
+from opentelemetry import trace
+
+from api.audit_middleware import REQUEST_ID_KEY, request_id_of
+from api.metrics import ApiMetrics
+from api.tracing import RequestTracer, Span
+from core.observability_settings import ObservabilitySettings
+from core.pipeline import Hooks, OCIRequest, OCIRoute
+from core.request_context import CURRENT, RequestContext
+
+access_log = logging.getLogger("moorage.access")
+
+#: The route template of each ``/v2`` endpoint (the ``operation`` label).
+OCI_TEMPLATES: Final = {
+    OCIRoute.PING: "/v2/",
+    OCIRoute.CATALOG: "/v2/_catalog",
+    OCIRoute.TAGS: "/v2/{name}/tags/list",
+    OCIRoute.MANIFEST: "/v2/{name}/manifests/{reference}",
+    OCIRoute.UPLOADS: "/v2/{name}/blobs/uploads/",
+    OCIRoute.UPLOAD: "/v2/{name}/blobs/uploads/{uuid}",
+    OCIRoute.BLOB: "/v2/{name}/blobs/{digest}",
+    OCIRoute.REFERRERS: "/v2/{name}/referrers/{digest}",
+    OCIRoute.UNKNOWN: "/v2/{unknown}",
+}
+_UPLOAD_ROUTES: Final = frozenset({OCIRoute.UPLOADS, OCIRoute.UPLOAD})
+_TOKEN_ROUTES: Final = frozenset({"/auth/token"})
+_STATE: Final = "moorage_observed"
+_UNAUTHORIZED: Final = 401
+
+
+@dataclass(slots=True)
+class _Observed:
+    """What the start of a request left for its end."""
+
+    started: float
+    context: RequestContext
+    upload: bool
+    span: Span | None
+
+
+class RequestObserver:
+    """Observes requests: metrics (optional), access log (optional), log context, trace."""
+
+    def __init__(
+        self, metrics: ApiMetrics | None, *, access: bool, tracer: RequestTracer | None = None
+    ) -> None:
+        self.metrics = metrics
+        self.access = access
+        self.tracer = tracer
+
+    def around(self, hooks: Hooks) -> Hooks:
+        """``hooks`` with this observer's start hook first and end hook last."""
+        return replace(
+            hooks,
+            request_start=(self.started, *hooks.request_start),
+            request_end=(*hooks.request_end, self.ended),
+        )
+
+    async def started(self, request: OCIRequest, /) -> None:
+        """The ``/v2`` request-start hook."""
+        operation = OCI_TEMPLATES[request.route]
+        context = RequestContext(request.request_id, operation, request.method, request.notes)
+        CURRENT.set(context)
+        upload = request.route in _UPLOAD_ROUTES
+        span = (
+            None
+            if self.tracer is None
+            else self.tracer.start(request.method, operation, request.headers)
+        )
+        request.notes[_STATE] = _Observed(time.perf_counter(), context, upload, span)
+        if self.metrics is not None:
+            self.metrics.of_operation(operation)[0].inc()
+            if upload:
+                self.metrics.uploads_in_flight.inc()
+
+    async def ended(self, request: OCIRequest, status: int, /) -> None:
+        """The ``/v2`` request-end hook."""
+        observed = request.notes.get(_STATE)
+        if not isinstance(observed, _Observed):
+            return
+        seconds = time.perf_counter() - observed.started
+        operation = observed.context.route
+        metrics = self.metrics
+        if metrics is not None:
+            inflight, received, sent = metrics.of_operation(operation)
+            inflight.dec()
+            if observed.upload:
+                metrics.uploads_in_flight.dec()
+            metrics.observe(operation, request.method, status, seconds)
+            if request.received:
+                received.inc(request.received)
+            if request.sent:
+                sent.inc(request.sent)
+            if status == _UNAUTHORIZED:
+                metrics.auth_failures.labels("v2").inc()
+        if self.access:
+            self.log(observed.context, status, seconds, request.path)
+        if observed.span is not None:
+            observed.span.finish(status)
+
+    def log(self, context: RequestContext, status: int, seconds: float, path: str) -> None:
+        """Write the access-log line of one answered request."""
+        access_log.info(
+            "%s %s %d",
+            context.method,
+            path,
+            status,
+            extra={"status": status, "duration_ms": round(seconds * 1000, 3), "path": path},
+        )
+
+
+class ObserveMiddleware:
+    """Observes the requests Litestar routes itself (``/api/v1``, ``/auth``, health)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Receive, send: Send) -> None:
+        path = str(scope.get("path", ""))
+        observer = scope["app"].state.get("observer")
+        if scope["type"] != "http" or path.startswith("/v2") or observer is None:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        method = str(scope["method"])
+        operation = str(scope.get("path_template") or "unrouted")
+        slot = scope.get("moorage_audit")
+        notes: dict[str, Any] = slot if isinstance(slot, dict) else {}
+        request_id = scope.get(REQUEST_ID_KEY) or request_id_of(scope)
+        context = RequestContext(request_id, operation, method, notes)
+        CURRENT.set(context)
+        tracer = observer.tracer
+        span = None if tracer is None else tracer.start(method, operation, scope["headers"])
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            seconds = time.perf_counter() - started
+            _record(observer, operation, method, status, seconds)
+            if observer.access:
+                observer.log(context, status, seconds, path)
+            if span is not None:
+                span.finish(status)
+
+
+def _record(
+    observer: RequestObserver, operation: str, method: str, status: int, seconds: float
+) -> None:
+    metrics = observer.metrics
+    if metrics is None:
+        return
+    metrics.observe(operation, method, status, seconds)
+    if status == _UNAUTHORIZED:
+        metrics.auth_failures.labels("token" if operation in _TOKEN_ROUTES else "api").inc()
+    elif operation in _TOKEN_ROUTES and status < 300:  # noqa: PLR2004 - any 2xx
+        metrics.tokens_issued.labels("token").inc()
+
+
+def build_observer(settings: ObservabilitySettings) -> RequestObserver:
+    """The observer an app's settings ask for (tracing uses the process's tracer provider)."""
+    metrics = ApiMetrics() if settings.metrics.enabled else None
+    tracer = RequestTracer(trace.get_tracer("moorage.api")) if settings.tracing.enabled else None
+    return RequestObserver(metrics, access=settings.logs.access, tracer=tracer)

@@ -1,0 +1,44 @@
+"""The process's OpenTelemetry tracer provider: sampled by ratio, exported over OTLP/HTTP.
+
+Set up once per process (each server worker, the worker, ``moorage dev``) before the
+first span, never in a parent that forks (the batch processor's thread does not survive
+a fork). Temporal clients made afterwards carry the tracing interceptor
+(``adapters.temporal_client``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+from core.observability_settings import TracingSettings
+
+logger = logging.getLogger(__name__)
+
+
+def configure_tracing(settings: TracingSettings, component: str) -> TracerProvider | None:
+    """Install the tracer provider ``settings`` ask for (``None`` when tracing is off).
+
+    Args:
+        settings: Whether to trace, where to export, which share to sample.
+        component: ``api``, ``worker`` or ``dev`` (resource attribute ``moorage.component``).
+    """
+    if not settings.enabled:
+        return None
+    provider = TracerProvider(
+        resource=Resource.create(
+            {SERVICE_NAME: settings.service_name, "moorage.component": component}
+        ),
+        sampler=ParentBased(TraceIdRatioBased(settings.sample_ratio)),
+    )
+    exporter = OTLPSpanExporter(endpoint=settings.endpoint, headers=dict(settings.headers))
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    logger.info("tracing to %s (sampling %.0f%%)", settings.endpoint, settings.sample_ratio * 100)
+    return provider
