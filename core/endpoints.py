@@ -154,10 +154,11 @@ def normalized_url(url: str, policy: OutboundPolicy) -> str:
 def _check(data: EndpointInput) -> None:
     if not data.name or len(data.name) > _NAME_MAX or not data.name.replace("-", "").isalnum():
         raise InvalidInputError("name: 1-63 letters, digits and dashes", field="name")
-    needs_user = data.credential in (CredentialKind.BASIC, CredentialKind.ROBOT)
+    scheme = data.credential  # the kind of credential, not a secret
+    needs_user = scheme in (CredentialKind.BASIC, CredentialKind.ROBOT)
     if needs_user and not data.username:
         raise InvalidInputError("username is required for these credentials", field="username")
-    if data.credential is CredentialKind.NONE and (data.username or data.secret):
+    if scheme is CredentialKind.NONE and (data.username or data.secret):
         raise InvalidInputError("credential 'none' takes no username or secret", field="credential")
     if data.insecure and not _is_loopback(data.url):
         raise InvalidInputError("insecure is only allowed for loopback URLs", field="insecure")
