@@ -13,11 +13,13 @@ from typing import Any
 
 import anyio.to_thread
 from litestar import Controller, Request, Response, delete, get, post, put
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from pydantic import BaseModel, Field, SecretStr
 
-from api.context import Registry, registry_of
-from api.principal import require_caller
+from api.context import Registry
+from api.guards import system_admin
+from api.pagination import NAMES, Page, PageParams
 from core.endpoints import (
     CredentialKind,
     EndpointInput,
@@ -25,7 +27,8 @@ from core.endpoints import (
     EndpointService,
     EndpointType,
 )
-from core.errors import ConflictError, ForbiddenError, InvalidInputError
+from core.errors import ConflictError, InvalidInputError
+from core.paging import window
 from core.proxy import PROXY, ProxyBinding, ProxyCache
 from core.services.policies import PolicyService
 from core.upstream_ports import UpstreamError, UpstreamFactory
@@ -104,6 +107,10 @@ class ProxyIn(BaseModel):
     serve_stale: bool | None = None
 
 
+class EndpointPage(Page[EndpointOut]):
+    """Registry endpoints, by name."""
+
+
 class ProxyOut(BaseModel):
     endpoint: str | None
     freshness_seconds: int | None
@@ -124,44 +131,43 @@ def _proxy(registry: Registry) -> ProxyCache:
     return cache
 
 
-async def _admin(request: Request[Any, Any, Any]) -> Registry:
-    registry = registry_of(request)
-    caller = await require_caller(request, registry)
-    if not caller.is_admin:
-        raise ForbiddenError("only system administrators manage registry endpoints")
-    return registry
-
-
 class RegistryController(Controller):
     path = "/api/v1/registries"
     tags = ["registries"]  # noqa: RUF012
+    guards = [system_admin]  # noqa: RUF012
 
-    @get("/", summary="Registry endpoints")
-    async def list_endpoints(self, request: Request[Any, Any, Any]) -> list[EndpointOut]:
-        registry = await _admin(request)
-        records = await anyio.to_thread.run_sync(_endpoints(registry).list)
-        return [EndpointOut.of(record) for record in records]
+    @get("/", summary="Registry endpoints, by name")
+    async def list_endpoints(
+        self,
+        request: Request[Any, Any, Any],
+        registry: NamedDependency[Registry],
+        page: NamedDependency[PageParams],
+    ) -> Response[EndpointPage]:
+        service = _endpoints(registry)
+
+        def fetch(after: str | None, count: int) -> list[EndpointRecord]:
+            return window(service.list(), _name, after, count)
+
+        found = await page.fetch(fetch, key=_name, cursor=NAMES)
+        return found.respond(request, EndpointPage, [EndpointOut.of(r) for r in found.items])
 
     @post("/", summary="Add a registry endpoint", status_code=201)
     async def create_endpoint(
-        self, request: Request[Any, Any, Any], data: JSONBody[EndpointIn]
+        self, registry: NamedDependency[Registry], data: JSONBody[EndpointIn]
     ) -> EndpointOut:
-        registry = await _admin(request)
         record = await anyio.to_thread.run_sync(_endpoints(registry).create, data.value())
         return EndpointOut.of(record)
 
     @get("/{name:str}", summary="One registry endpoint")
     async def read_endpoint(
-        self, request: Request[Any, Any, Any], name: FromPath[str]
+        self, registry: NamedDependency[Registry], name: FromPath[str]
     ) -> EndpointOut:
-        registry = await _admin(request)
         return EndpointOut.of(await anyio.to_thread.run_sync(_endpoints(registry).get, name))
 
     @put("/{name:str}", summary="Replace a registry endpoint (no secret: keep the stored one)")
     async def replace_endpoint(
-        self, request: Request[Any, Any, Any], name: FromPath[str], data: JSONBody[EndpointIn]
+        self, registry: NamedDependency[Registry], name: FromPath[str], data: JSONBody[EndpointIn]
     ) -> EndpointOut:
-        registry = await _admin(request)
         if data.name != name:
             raise InvalidInputError("an endpoint's name cannot change", field="name")
         service = _endpoints(registry)
@@ -169,8 +175,9 @@ class RegistryController(Controller):
         return EndpointOut.of(record)
 
     @delete("/{name:str}", summary="Remove a registry endpoint", status_code=204)
-    async def delete_endpoint(self, request: Request[Any, Any, Any], name: FromPath[str]) -> None:
-        registry = await _admin(request)
+    async def delete_endpoint(
+        self, registry: NamedDependency[Registry], name: FromPath[str]
+    ) -> None:
         cache = _proxy(registry)
         await cache.bindings.reload()
         users = cache.bindings.projects_of(name)
@@ -184,9 +191,8 @@ class RegistryController(Controller):
         status_code=200,
     )
     async def check_endpoint(
-        self, request: Request[Any, Any, Any], name: FromPath[str]
+        self, registry: NamedDependency[Registry], name: FromPath[str]
     ) -> Response[HealthOut]:
-        registry = await _admin(request)
         record = await anyio.to_thread.run_sync(_endpoints(registry).get, name)
         upstreams = registry.extras.get("upstreams")
         if upstreams is None:
@@ -200,15 +206,19 @@ class RegistryController(Controller):
         return Response(HealthOut(healthy=status == _OK, status=status, reason=reason))
 
 
+def _name(record: EndpointRecord) -> str:
+    return record.name
+
+
 class ProjectProxyController(Controller):
     path = "/api/v1/projects/{project:str}/proxy"
     tags = ["registries"]  # noqa: RUF012
+    guards = [system_admin]  # noqa: RUF012
 
     @get("/", summary="A project's proxy binding")
     async def read_binding(
-        self, request: Request[Any, Any, Any], project: FromPath[str]
+        self, registry: NamedDependency[Registry], project: FromPath[str]
     ) -> ProxyOut:
-        registry = await _admin(request)
         body = await anyio.to_thread.run_sync(PolicyService(registry.metadata).get, project, PROXY)
         binding = ProxyBinding.load(body)
         return ProxyOut(
@@ -219,9 +229,8 @@ class ProjectProxyController(Controller):
 
     @put("/", summary="Make a project a proxy cache of a registry endpoint")
     async def write_binding(
-        self, request: Request[Any, Any, Any], project: FromPath[str], data: JSONBody[ProxyIn]
+        self, registry: NamedDependency[Registry], project: FromPath[str], data: JSONBody[ProxyIn]
     ) -> ProxyOut:
-        registry = await _admin(request)
         if await anyio.to_thread.run_sync(_endpoints(registry).find, data.endpoint) is None:
             raise InvalidInputError(f"no registry endpoint {data.endpoint!r}", field="endpoint")
         binding = ProxyBinding(data.endpoint, data.freshness_seconds, data.serve_stale)
@@ -229,8 +238,9 @@ class ProjectProxyController(Controller):
         return ProxyOut(**data.model_dump())
 
     @delete("/", summary="Stop proxying: the project keeps its cached content", status_code=204)
-    async def delete_binding(self, request: Request[Any, Any, Any], project: FromPath[str]) -> None:
-        registry = await _admin(request)
+    async def delete_binding(
+        self, registry: NamedDependency[Registry], project: FromPath[str]
+    ) -> None:
         await self._store(registry, project, ProxyBinding(None))
 
     @staticmethod

@@ -157,6 +157,17 @@ def test_system_lists_are_walked(api: Api) -> None:
     listed = _flat(walk(api.client, "/api/v1/trusted-issuers", api.admin), "id")
     assert [i for i in listed if i in issuers] == issuers
     assert listed == sorted(listed)
+    endpoints = sorted(f"ep-{secrets.token_hex(4)}" for _ in range(3))
+    for name in endpoints:
+        created = api.client.post(
+            "/api/v1/registries",
+            json={"name": name, "url": f"https://{name}.example", "type": "oci"},
+            auth=api.admin,
+        )
+        assert created.status_code == 201, created.text
+    listed_names = _flat(walk(api.client, "/api/v1/registries", api.admin), "name")
+    assert [n for n in listed_names if n in endpoints] == endpoints
+    assert listed_names == sorted(listed_names)
     users = sorted(api.user()[0] for _ in range(3))
     names = _flat(walk(api.client, "/api/v1/users", api.admin), "username")
     assert names == sorted(names)
@@ -238,6 +249,7 @@ def test_openapi_lists_the_page_parameters(fresh: OCIClient) -> None:
         "/api/v1/users",
         "/api/v1/users/me/tokens",
         "/api/v1/trusted-issuers",
+        "/api/v1/registries",
         "/api/v1/audit",
         "/api/v1/projects/{project}/audit",
         "/api/v1/system/gc",
