@@ -143,3 +143,20 @@ def ensure_document(module, client, path, wanted, view=None, compare=subset):
     if module._diff:
         result["diff"] = dict(before=view(current), after=view(after))
     module.exit_json(**result)
+
+
+def run_rules_module(kind):
+    """The whole of a project rules module (``immutability``, ``retention``): the rule
+    list given replaces the project's ``kind`` document."""
+    from ansible.module_utils.basic import AnsibleModule
+
+    module = AnsibleModule(
+        argument_spec=dict(
+            CONNECTION_ARGS,
+            project=dict(type="str", required=True),
+            rules=dict(type="list", elements="dict", required=True),
+        ),
+        supports_check_mode=True,
+    )
+    path = "/api/v1/projects/%s/%s" % (segment(module.params["project"]), kind)
+    ensure_document(module, MoorageClient(module), path, {"rules": module.params["rules"]})

@@ -54,27 +54,13 @@ document:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.moorage.registry.plugins.module_utils.moorage_api import (
-    CONNECTION_ARGS,
-    MoorageClient,
-    ensure_document,
-    segment,
+    run_rules_module,
 )
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            CONNECTION_ARGS,
-            project=dict(type="str", required=True),
-            rules=dict(type="list", elements="dict", required=True),
-        ),
-        supports_check_mode=True,
-    )
-    wanted = {"rules": module.params["rules"]}
-    path = "/api/v1/projects/%s/retention" % segment(module.params["project"])
-    ensure_document(module, MoorageClient(module), path, wanted)
+    run_rules_module("retention")
 
 
 if __name__ == "__main__":
