@@ -14,6 +14,7 @@ from sqlmodel import Field, SQLModel
 
 import storage.db.control_tables  # noqa: F401  (registers the control-plane tables)
 from storage.db.login_tables import LoginAttempt  # noqa: F401  (registers the login counts)
+from storage.db.vulndb_tables import VulnRecord  # noqa: F401  (registers the vulnerability data)
 
 
 class Project(SQLModel, table=True):
