@@ -149,8 +149,11 @@ class Analyzer:
                 raise ScanFailedError(f"index {digest} nests indexes too deeply")
             results = []
             for entry in _platform_entries(document):
-                child_platform = _platform(entry.get("platform"))
-                results += self._analyze(source, str(entry["digest"]), child_platform, depth + 1)
+                child, child_platform = str(entry["digest"]), _platform(entry.get("platform"))
+                try:
+                    results += self._analyze(source, child, child_platform, depth + 1)
+                except ScanFailedError as exc:
+                    results.append(ImageAnalysis(child, child_platform, None, (), exc.reason))
             return results
         try:
             os_release, packages = self._image(source, document, digest)

@@ -408,6 +408,11 @@ def test_multi_arch_index_per_platform_skipping_attestations():
     assert results[1].os is not None
     assert results[1].os.id == "alpine"
     assert len(names(results[0], PackageType.DEB)) == 3
+    # A platform whose manifest is missing fails alone.
+    del source.manifests[arm]
+    amd_result, arm_result = analyze(source, index)
+    assert amd_result.failure is None
+    assert arm_result.failure == f"manifest {arm} is not stored"
 
 
 def test_plain_tar_layers_and_hard_links():
