@@ -31,10 +31,12 @@ def parse_python(text: str, location: str) -> Package | None:
     name, version = str(name).strip(), str(version).strip()
     license_text = headers.get("License-Expression") or headers.get("License") or ""
     license_line = str(license_text).strip().splitlines()[0] if str(license_text).strip() else ""
-    purl = PackageURL("pypi", None, normalize_name(name), version).to_string()
+    # NOTE: reported under the normalised name, as the purl, OSV and Syft name it.
+    normalized = normalize_name(name)
+    purl = PackageURL("pypi", None, normalized, version).to_string()
     return Package(
         PackageType.PYPI,
-        name,
+        normalized,
         version,
         purl,
         location,

@@ -223,7 +223,7 @@ def test_python_npm_and_lockfile():
     )
     source = MemorySource()
     result = one(source, source.add_image([layer]))
-    assert names(result, PackageType.PYPI) == {("PyYAML", "6.0.1"), ("six", "1.16.0")}
+    assert names(result, PackageType.PYPI) == {("pyyaml", "6.0.1"), ("six", "1.16.0")}
     assert names(result, PackageType.NPM) == {
         ("lodash", "4.17.20"),
         ("lodash", "3.10.1"),
