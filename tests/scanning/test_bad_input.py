@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import tarfile
 import zipfile
 
@@ -123,11 +124,18 @@ def test_not_a_tar():
 
 def test_truncated_layer():
     source = MemorySource()
-    blob = gzip.compress(Layer().file("a", "b" * 10000).tar(), mtime=0)
     digest = source.add_image([Layer().file("a", "b" * 10000)])
-    layer_digest = digest_of(blob)
-    source.blobs[layer_digest] = blob[: len(blob) // 2]
-    assert "corrupt" in failure(source, digest)
+    [layer] = json.loads(source.manifests[digest])["layers"]
+    blob = source.blobs[layer["digest"]]
+    truncated = blob[: len(blob) // 2]
+    # Stored under its own digest, so only the truncation can be the failure.
+    source.blobs[layer["digest"]] = truncated
+    manifest = source.manifests[digest].replace(
+        layer["digest"].encode(), digest_of(truncated).encode()
+    )
+    source.blobs[digest_of(truncated)] = truncated
+    source.manifests[digest_of(manifest)] = manifest
+    assert "truncated gzip stream" in failure(source, digest_of(manifest))
 
 
 def test_layer_digest_mismatch():
