@@ -25,6 +25,7 @@ from core.identity_settings import AuditSettings, LoginLimitSettings, OidcSettin
 from core.names import validate_project_name
 from core.observability_settings import ObservabilitySettings
 from core.proxy_settings import ProxySettings
+from core.scan_settings import ScanSettings
 from core.temporal_settings import TemporalTlsSettings
 
 
@@ -207,6 +208,7 @@ class Settings(BaseSettings):
     outbound: OutboundSettings = OutboundSettings()
     proxy: ProxySettings = ProxySettings()
     observability: ObservabilitySettings = ObservabilitySettings()
+    scan: ScanSettings = ScanSettings()
     #: Public base URL of the registry; derived from the request when unset.
     public_url: str | None = None
     grpc_health_port: int = 0

@@ -15,6 +15,7 @@ from sqlmodel import Field, SQLModel
 import storage.db.control_tables
 import storage.db.endpoint_tables  # noqa: F401  (registers the registry endpoints)
 from storage.db.login_tables import LoginAttempt  # noqa: F401  (registers the login counts)
+from storage.db.vulndb_tables import VulnRecord  # noqa: F401  (registers the vulnerability data)
 
 
 class Project(SQLModel, table=True):

@@ -1,0 +1,1 @@
+"""Image analysis: the filesystem view of an image's layers and the package analyzers."""

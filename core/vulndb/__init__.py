@@ -1,0 +1,1 @@
+"""Vulnerability data (OSV records) and matching packages against it."""
