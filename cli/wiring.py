@@ -10,6 +10,9 @@ from activities.keys import KeyActivities
 from activities.quota import QuotaActivities
 from activities.retention import RetentionActivities
 from activities.uploads import UploadActivities
+from activities.webhooks import WebhookActivities
+from adapters.master_key import secret_box
+from adapters.webhook_http import webhook_http
 from storage.blobs import build_blob_store
 from storage.db.engine import create_engines
 
@@ -31,6 +34,7 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     gc = GcActivities(settings, engines, store)
     keys = KeyActivities(engines)
     events = EventActivities()
+    webhooks = WebhookActivities(settings, engines, secret_box(settings), webhook_http(settings))
     return [
         uploads.reap_expired_uploads,
         gc.gc_record_run,
@@ -43,4 +47,6 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
         QuotaActivities(settings, engines, store).reconcile_quotas,
         keys.rotate_signing_key,
         keys.retire_signing_keys,
+        webhooks.deliver_events_webhook,
+        webhooks.send_webhook_deliveries,
     ]

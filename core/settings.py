@@ -23,6 +23,7 @@ from core.control_settings import ControlSettings
 from core.errors import RegistryError
 from core.identity_settings import AuditSettings, LoginLimitSettings, OidcSettings
 from core.names import validate_project_name
+from core.webhook_settings import WebhookSettings
 
 
 class StorageBackend(StrEnum):
@@ -197,6 +198,7 @@ class Settings(BaseSettings):
     control: ControlSettings = ControlSettings()
     secrets: SecretSettings = SecretSettings()
     outbound: OutboundSettings = OutboundSettings()
+    webhooks: WebhookSettings = WebhookSettings()
     #: Public base URL of the registry; derived from the request when unset.
     public_url: str | None = None
     grpc_health_port: int = 0

@@ -12,7 +12,8 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Column, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-import storage.db.control_tables  # noqa: F401  (registers the control-plane tables)
+import storage.db.control_tables
+import storage.db.webhooks_tables  # noqa: F401  (registers the webhook tables)
 from storage.db.login_tables import LoginAttempt  # noqa: F401  (registers the login counts)
 
 
