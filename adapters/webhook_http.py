@@ -23,6 +23,11 @@ class OutboundWebhookHttp:
     def __init__(self, client: OutboundClient) -> None:
         self._client = client
 
+    @property
+    def policy(self) -> OutboundPolicy:
+        """The outbound policy every call is checked against."""
+        return self._client.policy
+
     async def post(self, url: str, headers: Mapping[str, str], body: bytes) -> Answer:
         try:
             response = await self._client.request("POST", url, headers=headers, content=body)

@@ -19,11 +19,13 @@ from api.controllers.policies import PolicyController
 from api.controllers.projects import ProjectController
 from api.controllers.repositories import RepositoryController
 from api.controllers.tokens import jwks, oauth_token, token
+from api.controllers.webhooks import ProjectWebhookController, SystemWebhookController
 from api.errors import EXCEPTION_HANDLERS
 from api.identity_wiring import IDENTITY_ROUTES, build_identity, close_identity
 from api.manifest_shortcut import ManifestShortcuts
 from api.pipeline import OCIPipeline, is_oci
 from api.temporal import TemporalProbe
+from api.webhook_wiring import with_webhook_hooks
 from api.write_guard import authenticated_writes
 from core.manifests import ManifestRules
 from core.pipeline import Hooks
@@ -136,7 +138,9 @@ def create_app(
     the answers, and what the hooks see, are the same either way.
     """
     registry = build_registry(settings)
-    registry.hooks = (hooks or Hooks()).with_first_end(AuditRecorder(registry))
+    registry.hooks = with_webhook_hooks(
+        registry, (hooks or Hooks()).with_first_end(AuditRecorder(registry))
+    )
     app = MoorageApp(
         route_handlers=[
             ping,
@@ -150,6 +154,8 @@ def create_app(
             GcController,
             PolicyController,
             RepositoryController,
+            ProjectWebhookController,
+            SystemWebhookController,
             healthz,
             readyz,
         ],

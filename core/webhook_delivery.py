@@ -9,6 +9,7 @@ policy's auth header. Secrets and the auth header are never part of what is logg
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -58,6 +59,19 @@ def message_of(policy: WebhookPolicy, delivery: Delivery, registry: str) -> Webh
         operator=operator if isinstance(operator, str) else None,
         media_type=media_type if isinstance(media_type, str) else None,
         data=details,
+    )
+
+
+def ping_message(policy: WebhookPolicy, registry: str) -> WebhookMessage:
+    """A test message (type ``ping``, a fresh id) for the policy's target."""
+    return WebhookMessage(
+        message_id=f"ping_{uuid.uuid4().hex}",
+        type="ping",
+        time=datetime.now(UTC),
+        source=policy.source,
+        registry=registry,
+        project=policy.project,
+        data={"policy": policy.name},
     )
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -256,9 +256,15 @@ class WebhookService:
         box: SecretBox,
         outbound: OutboundPolicy,
         settings: WebhookSettings,
+        wake: Callable[[int], None],
     ) -> None:
+        """Build the service.
+
+        ``wake(policy_id)`` tells the policy's target workflow deliveries are due (it
+        writes a ``webhook.wake`` outbox event, so the wake survives any crash).
+        """
         self._store, self._access, self._box = store, access, box
-        self._outbound, self._settings = outbound, settings
+        self._outbound, self._settings, self._wake = outbound, settings, wake
 
     # -- access ---------------------------------------------------------------------
 
@@ -373,6 +379,7 @@ class WebhookService:
             updated_at=datetime.now(UTC),
         )
         self._store.save_policy(changed)
+        self._wake(policy.id)
         return changed
 
     def delete(self, caller: Identity, project: str | None, policy_id: int) -> None:
@@ -422,12 +429,15 @@ class WebhookService:
     ) -> int:
         """Queue one event, or every event of a time range, for delivery again.
 
-        The caller writes a ``webhook.wake`` event so the target's workflow picks them up.
+        Returns how many deliveries were queued; the target's workflow is woken.
         """
         self._owned(caller, project, policy_id, "update")
         if event_id is None and since is None:
             raise InvalidInputError("name an event_id or a since time", field="event_id")
-        return self._store.redeliver(policy_id, event_id, since, until)
+        queued = self._store.redeliver(policy_id, event_id, since, until)
+        if queued:
+            self._wake(policy_id)
+        return queued
 
     def ping_target(self, caller: Identity, project: str | None, policy_id: int) -> WebhookPolicy:
         """The policy a test ping goes to, if the caller may update it."""
