@@ -18,6 +18,7 @@ from cli.control import gc_app, immutability_app, quota_app, retention_app
 from cli.dev_settings import dev_overrides
 from cli.identity import audit_app, keys_app, login
 from cli.listen import Listen
+from cli.webhook import webhook_app
 
 app = typer.Typer(
     name="moorage",
@@ -113,6 +114,7 @@ app.add_typer(gc_app, name="gc")
 app.add_typer(retention_app, name="retention")
 app.add_typer(immutability_app, name="immutability")
 app.add_typer(quota_app, name="quota")
+app.add_typer(webhook_app, name="webhook")
 app.command("login")(login)
 
 
