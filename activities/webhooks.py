@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Final
 from urllib.parse import urlsplit
@@ -82,13 +83,28 @@ class WebhookActivities:
     """The webhook subscriber's activities (async: they wait on HTTP and on Temporal)."""
 
     def __init__(
-        self, settings: Settings, engines: Engines, box: SecretBox, http: WebhookHttp
+        self,
+        settings: Settings,
+        engines: Engines,
+        box: Callable[[], SecretBox],
+        http: Callable[[], WebhookHttp],
     ) -> None:
+        """Build the activities; ``box`` and ``http`` are made on first use.
+
+        (A worker may start before the installation's master key exists.)
+        """
         self._settings = settings.webhooks
         self._store = SqlWebhookStore(engines)
-        self._box = box
+        self._make_box, self._make_http = box, http
         self._registry = registry_host(settings)
-        self._http = http
+
+    @functools.cached_property
+    def _box(self) -> SecretBox:
+        return self._make_box()
+
+    @functools.cached_property
+    def _http(self) -> WebhookHttp:
+        return self._make_http()
 
     # -- the subscriber ---------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from activities.events import EventActivities
@@ -34,7 +35,9 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     gc = GcActivities(settings, engines, store)
     keys = KeyActivities(engines)
     events = EventActivities()
-    webhooks = WebhookActivities(settings, engines, secret_box(settings), webhook_http(settings))
+    webhooks = WebhookActivities(
+        settings, engines, partial(secret_box, settings), partial(webhook_http, settings)
+    )
     return [
         uploads.reap_expired_uploads,
         gc.gc_record_run,
