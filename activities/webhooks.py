@@ -57,6 +57,8 @@ from storage.db.webhooks import SqlWebhookStore
 
 #: Seconds between heartbeats of a sending activity.
 HEARTBEAT_EVERY: Final = 2.0
+#: Pending deliveries read at once (and successes logged at once).
+PAGE: Final = 100
 
 
 def registry_host(settings: Settings) -> str:
@@ -108,8 +110,12 @@ class WebhookActivities:
 
     # -- the subscriber ---------------------------------------------------------------
 
-    def _record(self, batch: EventBatch) -> list[int]:
-        """Write the batch's deliveries; return the policies to wake."""
+    def _record(self, batch: EventBatch) -> list[tuple[int, str]]:
+        """Write the batch's deliveries; return the policies to wake.
+
+        Every policy an event of the batch matched is woken, also when its deliveries
+        were already written (a retry after a crash between the write and the wake).
+        """
         wanted: list[NewDelivery] = []
         wake: list[int] = []
         cache: dict[tuple[int | None, str], list[WebhookPolicy]] = {}
@@ -126,8 +132,14 @@ class WebhookActivities:
             if key not in cache:
                 cache[key] = self._store.subscribed(project_id, str(kind))
             wanted += [_delivery(p.id, str(kind), event) for p in cache[key]]
-        touched = self._store.add_deliveries(wanted, datetime.now(UTC))
-        return touched + [w for w in wake if w not in touched]
+        self._store.add_deliveries(wanted, datetime.now(UTC))
+        keys = {p.id: p.key for found in cache.values() for p in found}
+        for policy_id in wake:
+            if policy_id not in keys and (policy := self._store.policy(policy_id)) is not None:
+                keys[policy_id] = policy.key
+        matched = list(dict.fromkeys(d.policy_id for d in wanted))
+        order = matched + [w for w in wake if w not in matched]
+        return [(policy_id, keys[policy_id]) for policy_id in order if policy_id in keys]
 
     @activity.defn(name=DELIVER_WEBHOOKS)
     async def deliver_events_webhook(self, batch: EventBatch) -> int:
@@ -135,11 +147,11 @@ class WebhookActivities:
         policies = await anyio.to_thread.run_sync(self._record, batch)
         client = activity.client()
         queue = activity.info().task_queue
-        for policy_id in policies:
+        for policy_id, key in policies:
             await client.start_workflow(
                 TARGET_WORKFLOW,
                 policy_id,
-                id=target_workflow_id(policy_id),
+                id=target_workflow_id(policy_id, key),
                 task_queue=queue,
                 start_signal=WAKE_SIGNAL,
             )
@@ -184,13 +196,13 @@ class WebhookActivities:
         now = attempt.attempted_at
         judged = verdict(status)
         if judged is Verdict.DELIVERED:
-            self._store.record_attempt(delivery.id, attempt, DeliveryStatus.DELIVERED, None)
+            self._store.record_attempts([(delivery.id, attempt, DeliveryStatus.DELIVERED, None)])
             if policy.failing_since is not None:
                 self._store.set_target_state(policy.id, failing_since=None, paused_reason=None)
             return None
         failing_since = policy.failing_since or now
         if judged is Verdict.GONE:
-            self._store.record_attempt(delivery.id, attempt, DeliveryStatus.PENDING, now)
+            self._store.record_attempts([(delivery.id, attempt, DeliveryStatus.PENDING, now)])
             self._store.set_target_state(
                 policy.id,
                 failing_since=failing_since,
@@ -206,9 +218,9 @@ class WebhookActivities:
             settings=self._settings,
         )
         if step.at is None:
-            self._store.record_attempt(delivery.id, attempt, DeliveryStatus.FAILED, None)
+            self._store.record_attempts([(delivery.id, attempt, DeliveryStatus.FAILED, None)])
         else:
-            self._store.record_attempt(delivery.id, attempt, DeliveryStatus.PENDING, step.at)
+            self._store.record_attempts([(delivery.id, attempt, DeliveryStatus.PENDING, step.at)])
         pause = should_pause(failing_since, now, self._settings)
         reason = None
         if pause:
@@ -221,29 +233,57 @@ class WebhookActivities:
             return None
         return max(0.0, (step.at - now).total_seconds())
 
+    def _record_delivered(self, delivered: list[tuple[int, DeliveryAttempt]]) -> None:
+        """Log the buffered successful attempts in one transaction, and clear the buffer."""
+        if delivered:
+            self._store.record_attempts(
+                [(delivery_id, a, DeliveryStatus.DELIVERED, None) for delivery_id, a in delivered]
+            )
+            delivered.clear()
+
     @activity.defn(name=SEND_WEBHOOKS)
     async def send_webhook_deliveries(self, policy_id: int) -> SendResult:
-        """Send the policy's due deliveries in order, up to one round's worth."""
+        """Send the policy's due deliveries in order, up to one round's worth.
+
+        Successes are logged a page at a time (a crash before that only sends them again:
+        at least once); a failure is logged at once, with the target's health, and ends
+        the round with the time the failed delivery is due again.
+        """
         sent = 0
+        delivered: list[tuple[int, DeliveryAttempt]] = []
         async with _heartbeating():
-            for _ in range(self._settings.send_round):
-                policy = await anyio.to_thread.run_sync(self._store.policy, policy_id)
-                if policy is None or not policy.enabled or policy.paused:
-                    return SendResult(sent, more=False, wait_seconds=None)
-                delivery = await anyio.to_thread.run_sync(self._store.next_pending, policy_id)
-                if delivery is None:
-                    return SendResult(sent, more=False, wait_seconds=None)
-                now = datetime.now(UTC)
-                if delivery.next_attempt_at is not None and delivery.next_attempt_at > now:
-                    wait = (delivery.next_attempt_at - now).total_seconds()
-                    return SendResult(sent, more=False, wait_seconds=wait)
-                attempt, retry_header = await self._attempt(policy, delivery)
-                wait_for = await anyio.to_thread.run_sync(
-                    self._outcome, policy, delivery, attempt, retry_header
-                )
-                if wait_for is not None:
-                    return SendResult(sent, more=False, wait_seconds=wait_for)
-                sent += 1
+            try:
+                while sent < self._settings.send_round:
+                    policy = await anyio.to_thread.run_sync(self._store.policy, policy_id)
+                    if policy is None or not policy.enabled or policy.paused:
+                        return SendResult(sent, more=False, wait_seconds=None)
+                    size = min(PAGE, self._settings.send_round - sent)
+                    page = await anyio.to_thread.run_sync(self._store.pending, policy_id, size)
+                    if not page:
+                        return SendResult(sent, more=False, wait_seconds=None)
+                    for delivery in page:
+                        now = datetime.now(UTC)
+                        due = delivery.next_attempt_at
+                        if due is not None and due > now:
+                            return SendResult(sent, False, (due - now).total_seconds())
+                        attempt, retry_header = await self._attempt(policy, delivery)
+                        healthy = policy.failing_since is None
+                        if healthy and verdict(attempt.status_code) is Verdict.DELIVERED:
+                            delivered.append((delivery.id, attempt))
+                            sent += 1
+                            continue
+                        await anyio.to_thread.run_sync(self._record_delivered, delivered)
+                        wait_for = await anyio.to_thread.run_sync(
+                            self._outcome, policy, delivery, attempt, retry_header
+                        )
+                        if wait_for is not None:
+                            return SendResult(sent, more=False, wait_seconds=wait_for)
+                        sent += 1
+                        if not healthy:
+                            break  # the target's health changed: read the policy again
+                    await anyio.to_thread.run_sync(self._record_delivered, delivered)
+            finally:
+                await anyio.to_thread.run_sync(self._record_delivered, delivered)
         return SendResult(sent, more=True, wait_seconds=None)
 
 

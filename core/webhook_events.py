@@ -101,9 +101,14 @@ WEBHOOK_SUBSCRIBER: Final = Subscriber(
 )
 
 
-def target_workflow_id(policy_id: int) -> str:
-    """The id of the one workflow that sends a policy's deliveries."""
-    return f"webhook-target-{policy_id}"
+def target_workflow_id(policy_id: int, key: str) -> str:
+    """The id of the one workflow that sends a policy's deliveries.
+
+    ``webhook-target-<policy id>-<policy key>``: the random key keeps ids apart between
+    databases sharing one Temporal namespace (or a database restored from a backup),
+    whose policy ids repeat.
+    """
+    return f"webhook-target-{policy_id}-{key}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -173,18 +173,18 @@ class WebhookStore(Protocol):
         """Add generation-0 deliveries not yet there; return the policies that got some."""
         ...
 
-    def next_pending(self, policy_id: int) -> Delivery | None:
-        """The policy's oldest pending delivery."""
+    def pending(self, policy_id: int, limit: int) -> list[Delivery]:
+        """The policy's oldest ``limit`` pending deliveries, oldest first."""
         ...
 
-    def record_attempt(
+    def record_attempts(
         self,
-        delivery_id: int,
-        attempt: DeliveryAttempt,
-        status: DeliveryStatus,
-        next_attempt_at: datetime | None,
+        attempts: Sequence[tuple[int, DeliveryAttempt, DeliveryStatus, datetime | None]],
     ) -> None:
-        """Log an attempt and set the delivery's state (one transaction)."""
+        """Log attempts and set their deliveries' states, in one transaction.
+
+        Each item: delivery id, the attempt, the new status, the next attempt's time.
+        """
         ...
 
     def deliveries(

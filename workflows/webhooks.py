@@ -1,6 +1,6 @@
 """One workflow per webhook target: sends its deliveries in order, waits out retries.
 
-Why one long-lived run per target (``webhook-target-<policy id>``) and not a run per
+Why one long-lived run per target (``webhook-target-<policy id>-<key>``) and not a run per
 event or per batch: a burst of events becomes rows in the delivery table and one wake
 signal per batch, never a run per event; a failing target waits on its own durable timer
 (retry state lives in the delivery rows), so it blocks neither the event fan-out's

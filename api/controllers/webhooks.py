@@ -14,18 +14,19 @@ from typing import Any
 
 import anyio.to_thread
 from litestar import Controller, Request, Response, delete, get, post, put
-from litestar.params import FromPath, JSONBody, Parameter
+from litestar.params import FromPath, FromQuery, JSONBody
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.context import registry_of
 from api.principal import api_caller, require_caller
 from api.webhook_wiring import webhook_box_of, webhook_http_of, webhooks_of
+from core.errors import InvalidInputError
 from core.outbound import OutboundRefusedError
 from core.webhook_delivery import TransportError, ping_message, signed_request
 from core.webhook_events import PLANNED, WebhookEvent
 from core.webhook_payloads import PayloadFormat
 from core.webhook_retry import Verdict, verdict
-from core.webhooks import Delivery, WebhookPolicy, WebhookService, excerpt
+from core.webhooks import Delivery, DeliveryStatus, WebhookPolicy, WebhookService, excerpt
 
 _EXCERPT = 1024
 
@@ -229,6 +230,10 @@ class _Operations:
         before: int | None,
         status: str | None,
     ) -> list[DeliveryOut]:
+        if not 1 <= limit <= _MAX_LIMIT:
+            raise InvalidInputError(f"limit must be 1 to {_MAX_LIMIT}", field="limit")
+        if status is not None and status not in set(DeliveryStatus):
+            raise InvalidInputError("status is pending, delivered or failed", field="status")
         caller = await api_caller(request, registry_of(request))
         service = _service(request)
         found = await anyio.to_thread.run_sync(
@@ -286,9 +291,7 @@ class _Operations:
 
 
 _OPS = _Operations()
-_LIMIT = Parameter(query="limit", ge=1, le=500, default=50)
-_BEFORE = Parameter(query="before", default=None)
-_STATUS = Parameter(query="status", default=None, pattern="^(pending|delivered|failed)$")
+_MAX_LIMIT = 500
 
 
 class ProjectWebhookController(Controller):
@@ -347,9 +350,9 @@ class ProjectWebhookController(Controller):
         request: Request[Any, Any, Any],
         project: FromPath[str],
         hook: FromPath[int],
-        limit: int = _LIMIT,
-        before: int | None = _BEFORE,
-        status: str | None = _STATUS,
+        limit: FromQuery[int] = 50,
+        before: FromQuery[int | None] = None,
+        status: FromQuery[str | None] = None,
     ) -> list[DeliveryOut]:
         return await _OPS.deliveries(request, project, hook, limit, before, status)
 
@@ -417,9 +420,9 @@ class SystemWebhookController(Controller):
         self,
         request: Request[Any, Any, Any],
         hook: FromPath[int],
-        limit: int = _LIMIT,
-        before: int | None = _BEFORE,
-        status: str | None = _STATUS,
+        limit: FromQuery[int] = 50,
+        before: FromQuery[int | None] = None,
+        status: FromQuery[str | None] = None,
     ) -> list[DeliveryOut]:
         return await _OPS.deliveries(request, None, hook, limit, before, status)
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Table, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core.errors import ConflictError
@@ -247,16 +247,15 @@ class SqlWebhookStore:
                     touched.append(item.policy_id)
         return touched
 
-    def next_pending(self, policy_id: int) -> Delivery | None:
+    def pending(self, policy_id: int, limit: int) -> list[Delivery]:
         query = (
             select(DELIVERY)
             .where(DELIVERY.c.policy_id == policy_id, DELIVERY.c.status == DeliveryStatus.PENDING)
             .order_by(DELIVERY.c.id)
-            .limit(1)
+            .limit(limit)
         )
         with self._engines.read.connect() as c:
-            row = c.execute(query).first()
-        return None if row is None else _delivery(row)
+            return [_delivery(row) for row in c.execute(query)]
 
     def pending_count(self, policy_id: int) -> int:
         query = select(func.count()).where(
@@ -265,37 +264,13 @@ class SqlWebhookStore:
         with self._engines.read.connect() as c:
             return int(c.execute(query).scalar_one())
 
-    def record_attempt(
+    def record_attempts(
         self,
-        delivery_id: int,
-        attempt: DeliveryAttempt,
-        status: DeliveryStatus,
-        next_attempt_at: datetime | None,
+        attempts: Sequence[tuple[int, DeliveryAttempt, DeliveryStatus, datetime | None]],
     ) -> None:
         with self._engines.writing() as c, c.begin():
-            c.execute(
-                ATTEMPT.insert().values(
-                    delivery_id=delivery_id,
-                    attempted_at=attempt.attempted_at,
-                    status_code=attempt.status_code,
-                    latency_ms=attempt.latency_ms,
-                    error=attempt.error[:1024] if attempt.error else None,
-                    response_excerpt=attempt.response_excerpt,
-                )
-            )
-            finished = attempt.attempted_at if status != DeliveryStatus.PENDING else None
-            c.execute(
-                update(DELIVERY)
-                .where(DELIVERY.c.id == delivery_id)
-                .values(
-                    status=status,
-                    attempts=DELIVERY.c.attempts + 1,
-                    next_attempt_at=next_attempt_at,
-                    last_status_code=attempt.status_code,
-                    last_error=attempt.error[:1024] if attempt.error else None,
-                    finished_at=finished,
-                )
-            )
+            for delivery_id, attempt, status, next_attempt_at in attempts:
+                _record(c, delivery_id, attempt, status, next_attempt_at)
 
     def deliveries(
         self, policy_id: int, *, limit: int, before_id: int | None, status: str | None
@@ -369,3 +344,36 @@ class SqlWebhookStore:
                     )
                 )
         return len(rows)
+
+
+def _record(
+    c: Connection,
+    delivery_id: int,
+    attempt: DeliveryAttempt,
+    status: DeliveryStatus,
+    next_attempt_at: datetime | None,
+) -> None:
+    error = attempt.error[:1024] if attempt.error else None
+    c.execute(
+        ATTEMPT.insert().values(
+            delivery_id=delivery_id,
+            attempted_at=attempt.attempted_at,
+            status_code=attempt.status_code,
+            latency_ms=attempt.latency_ms,
+            error=error,
+            response_excerpt=attempt.response_excerpt,
+        )
+    )
+    finished = attempt.attempted_at if status != DeliveryStatus.PENDING else None
+    c.execute(
+        update(DELIVERY)
+        .where(DELIVERY.c.id == delivery_id)
+        .values(
+            status=status,
+            attempts=DELIVERY.c.attempts + 1,
+            next_attempt_at=next_attempt_at,
+            last_status_code=attempt.status_code,
+            last_error=error,
+            finished_at=finished,
+        )
+    )

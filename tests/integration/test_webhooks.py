@@ -288,8 +288,8 @@ async def test_redelivery_of_one_event_and_a_rotated_secret_signing_both(
     assert queued.json() == {"queued": 1}
     first, again = receiver.delivered()[:2]
     assert first.webhook_id == again.webhook_id == f"evt_{only}"  # same idempotency key
-    assert first.verified_with == [1]  # the original secret
-    assert sorted(again.verified_with) == [0, 1]  # both during the overlap
+    assert first.verified_with == [0]  # the original secret (the receiver's only one then)
+    assert sorted(again.verified_with) == [0, 1]  # the new and the old during the overlap
     assert len(again.headers["webhook-signature"].split(" ")) == 2
     assert again.cloudevent is not None
     assert again.headers["ce-id"] == again.webhook_id
@@ -351,3 +351,105 @@ async def test_a_burst_is_delivered_in_order_by_few_workflows(
     assert runs.count(BATCH_WORKFLOW) <= 2 * batches
     assert 1 <= runs.count(TARGET_WORKFLOW) <= batches
     assert len(runs) <= 3 * batches
+
+
+async def test_pulls_become_events_only_while_a_webhook_wants_them(
+    tmp_path: Path,
+    temporal_server: TemporalServer,
+    request: pytest.FixtureRequest,
+    receiver: WebhookReceiver,
+) -> None:
+    settings = webhook_settings(
+        "sqlite-fs",
+        tmp_path,
+        temporal_server,
+        request,
+        allow=LOOPBACK,
+        webhooks={"pull_subscriber_cache_seconds": 0},
+    )
+    project = unique_project()
+    repo = f"{project}/app"
+    with api(settings) as rig:
+        rig.project(project)
+        pushed = rig.oci.push_image(repo, "v1")
+
+        def pull() -> None:
+            response = rig.oci.request("GET", f"/v2/{repo}/manifests/v1", repo)
+            assert response.status_code == 200, response.text
+
+        pull()
+        pull()
+        unwanted = rig.events({events.MANIFEST_PULLED}, [repo])
+        created = rig.create_webhook(
+            project,
+            name="kraken",
+            url=receiver.url,
+            events=["artifact.pulled"],
+            payload_format="distribution",
+        )
+        receiver.secrets = [created["secret"]]
+        pull()  # refreshes the cached answer: nobody wanted pulls before this request
+        pull()
+        async with worker(settings, rig):
+            wanted = rig.events({events.MANIFEST_PULLED}, [repo])
+            await until(lambda: _all_arrived(receiver, wanted), what="the pull event")
+
+    assert unwanted == {}
+    assert len(wanted) >= 1
+    (envelope,) = receiver.delivered()[-1].json()["events"]
+    assert envelope["action"] == "pull"
+    assert envelope["target"]["repository"] == repo
+    assert envelope["target"]["digest"] == pushed.digest
+    assert envelope["target"]["tag"] == "v1"
+    assert envelope["actor"] == {"name": "admin"}
+
+
+async def test_retention_and_gc_runs_finishing_reach_project_and_system_webhooks(
+    tmp_path: Path,
+    temporal_server: TemporalServer,
+    request: pytest.FixtureRequest,
+    receiver: WebhookReceiver,
+) -> None:
+    settings = webhook_settings("sqlite-fs", tmp_path, temporal_server, request, allow=LOOPBACK)
+    project = unique_project()
+    with api(settings) as rig:
+        rig.project(project)
+        refused = rig.call(
+            "POST",
+            f"/api/v1/projects/{project}/webhooks",
+            json={"name": "gc", "url": receiver.url, "events": ["gc.finished"]},
+        )
+        mine = rig.create_webhook(
+            project, name="ret", url=receiver.url, events=["retention.finished"]
+        )
+        system = rig.create_webhook(
+            None, name=f"sys-{project}", url=receiver.url, events=["gc.finished"]
+        )
+        receiver.secrets = [mine["secret"], system["secret"]]
+        async with worker(settings, rig):
+            retention = rig.call(
+                "POST", f"/api/v1/projects/{project}/retention/runs", json={"dry_run": True}
+            )
+            gc = rig.call("POST", "/api/v1/system/gc", json={"dry_run": True})
+            run_ids = {retention.json()["id"], gc.json()["id"]}
+
+            def both_arrived() -> bool:
+                found = set()
+                for record in receiver.delivered():
+                    assert record.cloudevent is not None
+                    found.add(record.cloudevent["data"].get("details", {}).get("run_id"))
+                return run_ids <= found
+
+            await until(both_arrived, what="both finished events")
+        rig.call("DELETE", f"/api/v1/webhooks/{system['id']}")
+
+    assert refused.status_code == 422, refused.text
+    by_type = {r.cloudevent["type"]: r for r in receiver.delivered() if r.cloudevent}
+    finished = by_type["io.moorage.retention.finished"]
+    assert finished.verified_with == [0]  # the project's webhook
+    assert finished.cloudevent is not None
+    assert finished.cloudevent["data"]["details"]["project"] == project
+    collected = by_type["io.moorage.gc.finished"]
+    assert collected.verified_with == [1]  # the system-wide webhook
+    assert collected.cloudevent is not None
+    assert collected.cloudevent["source"] == f"/system/webhooks/{system['id']}"
