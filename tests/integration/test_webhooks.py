@@ -28,6 +28,7 @@ from tests.integration.webhook_rig import (
     assert_in_order_per_repository,
     event_id,
     first_deliveries,
+    logged,
     until,
     webhook_settings,
     worker,
@@ -84,7 +85,7 @@ async def test_pushes_reach_a_signed_cloudevents_receiver_in_order_per_repositor
             _push(rig, repositories, 3)
             expected = rig.events(PUSHED, repositories)
             await until(lambda: _all_arrived(receiver, expected), what="every push delivered")
-            log = rig.deliveries(project, created["id"])
+            log = await logged(rig, project, created["id"], len(expected))
             listing = rig.call("GET", f"/api/v1/projects/{project}/webhooks").text
 
     assert len(expected) == 2 * 3 * 2  # a manifest push and a tag per image
@@ -138,7 +139,7 @@ async def test_a_receiver_down_for_a_while_gets_every_event_in_order_once_back(
             await until(retried, what="failed attempts while the receiver is down")
             receiver.start()
             await until(lambda: _all_arrived(receiver, expected), what="every event delivered")
-            log = rig.deliveries(project, created["id"])
+            log = await logged(rig, project, created["id"], len(expected))
 
     assert len(expected) == 6
     assert_in_order_per_repository(first_deliveries(receiver), expected)
@@ -169,13 +170,13 @@ async def test_429_waits_retry_after_410_disables_and_resume_delivers(
             rig.oci.push_image(repo, "one")
             first = rig.events({events.MANIFEST_PUSHED}, [repo])
             await until(lambda: _all_arrived(receiver, first), what="the throttled event")
-            throttled = rig.deliveries(project, hook)[0]
+            (throttled,) = await logged(rig, project, hook, 1)
 
             receiver.set("close", count=1)
             rig.oci.push_image(repo, "two")
             both = rig.events({events.MANIFEST_PUSHED}, [repo])
             await until(lambda: _all_arrived(receiver, both), what="the event after a reset")
-            reset = rig.deliveries(project, hook)[0]
+            reset = (await logged(rig, project, hook, 2))[0]
 
             receiver.set("gone")
             rig.oci.push_image(repo, "three")
@@ -282,7 +283,7 @@ async def test_redelivery_of_one_event_and_a_rotated_secret_signing_both(
             (only,) = expected
             queued = rig.call("POST", f"{base}/redeliver", json={"event_id": only})
             await until(lambda: len(receiver.delivered()) >= 2, what="the redelivered event")
-            log = rig.deliveries(project, hook)
+            log = await logged(rig, project, hook, 2)
 
     assert queued.status_code == 202, queued.text
     assert queued.json() == {"queued": 1}

@@ -191,3 +191,19 @@ def assert_in_order_per_repository(order: list[str], events: dict[int, str]) -> 
     for repository in set(events.values()):
         ids = [event_id(w) for w in order if events.get(event_id(w)) == repository]
         assert ids == sorted(ids), repository
+
+
+async def logged(rig: Api, project: str | None, hook: int, count: int) -> list[dict[str, Any]]:
+    """The delivery log once ``count`` deliveries are logged delivered (newest first).
+
+    The receiver sees a delivery before the worker logs it (successes are logged a page
+    at a time), so a test reads the log only once it caught up.
+    """
+    found: list[dict[str, Any]] = []
+
+    def caught_up() -> bool:
+        found[:] = rig.deliveries(project, hook)
+        return bool(sum(d["status"] == "delivered" for d in found) >= count)
+
+    await until(caught_up, what=f"{count} deliveries logged")
+    return found
