@@ -22,6 +22,7 @@ from api.controllers.registries import ProjectProxyController, RegistryControlle
 from api.controllers.repositories import RepositoryController
 from api.controllers.systeminfo import systeminfo
 from api.controllers.tokens import jwks, oauth_token, token
+from api.controllers.webhooks import ProjectWebhookController, SystemWebhookController
 from api.dependencies import DEPENDENCIES
 from api.errors import EXCEPTION_HANDLERS
 from api.identity_wiring import IDENTITY_ROUTES, build_identity, close_identity
@@ -30,6 +31,7 @@ from api.observe import ObserveMiddleware, build_observer
 from api.pipeline import OCIPipeline, is_oci
 from api.proxy_wiring import close_proxy, start_proxy, with_proxy
 from api.temporal import TemporalProbe
+from api.webhook_wiring import with_webhook_hooks
 from api.write_guard import authenticated_writes
 from core.manifests import ManifestRules
 from core.pipeline import Hooks
@@ -145,7 +147,8 @@ def create_app(
     registry = build_registry(settings)
     observer = build_observer(settings.observability)
     proxied = with_proxy(registry, hooks or Hooks())
-    registry.hooks = observer.around(proxied).with_first_end(AuditRecorder(registry))
+    observed = observer.around(with_webhook_hooks(registry, proxied))
+    registry.hooks = observed.with_first_end(AuditRecorder(registry))
     app = MoorageApp(
         route_handlers=[
             ping,
@@ -161,6 +164,8 @@ def create_app(
             RepositoryController,
             RegistryController,
             ProjectProxyController,
+            ProjectWebhookController,
+            SystemWebhookController,
             healthz,
             readyz,
             systeminfo,

@@ -10,6 +10,7 @@ from cli.outbox import OutboxDispatcher
 from core.ports import Metadata
 from core.settings import Settings
 from core.subscribers import Subscribers, builtin_subscribers
+from core.webhook_events import WEBHOOK_SUBSCRIBER
 from storage.db.engine import create_engines
 from storage.db.metadata import SqlMetadata
 
@@ -33,6 +34,11 @@ def build_outbox_dispatcher(
     )
 
 
+def installation_subscribers() -> Subscribers:
+    """The subscribers a worker process serves: the built-in ones and webhooks."""
+    return Subscribers([*builtin_subscribers(), WEBHOOK_SUBSCRIBER])
+
+
 def start_outbox_dispatcher(
     settings: Settings, stop: asyncio.Event, subscribers: Subscribers | None = None
 ) -> asyncio.Task[None]:
@@ -41,9 +47,11 @@ def start_outbox_dispatcher(
     Args:
         settings: The process's settings.
         stop: Set it to end the task.
-        subscribers: The event subscribers; ``None``: the built-in ones.
+        subscribers: The event subscribers; ``None``: :func:`installation_subscribers`.
     """
     dispatcher = build_outbox_dispatcher(
-        settings, SqlMetadata(create_engines(settings)), subscribers
+        settings,
+        SqlMetadata(create_engines(settings)),
+        subscribers if subscribers is not None else installation_subscribers(),
     )
     return asyncio.create_task(dispatcher.run(stop), name="outbox-dispatcher")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from activities.events import EventActivities
@@ -10,6 +11,9 @@ from activities.keys import KeyActivities
 from activities.quota import QuotaActivities
 from activities.retention import RetentionActivities
 from activities.uploads import UploadActivities
+from activities.webhooks import WebhookActivities
+from adapters.master_key import secret_box
+from adapters.webhook_http import webhook_http
 from storage.blobs import build_blob_store
 from storage.db.engine import create_engines
 
@@ -31,6 +35,9 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     gc = GcActivities(settings, engines, store)
     keys = KeyActivities(engines)
     events = EventActivities()
+    webhooks = WebhookActivities(
+        settings, engines, partial(secret_box, settings), partial(webhook_http, settings)
+    )
     return [
         uploads.reap_expired_uploads,
         gc.gc_record_run,
@@ -43,4 +50,6 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
         QuotaActivities(settings, engines, store).reconcile_quotas,
         keys.rotate_signing_key,
         keys.retire_signing_keys,
+        webhooks.deliver_events_webhook,
+        webhooks.send_webhook_deliveries,
     ]

@@ -42,3 +42,13 @@ MANIFEST_DELETE: Final = "manifest_delete"
 MANIFEST_LIST_DELETE: Final = "manifest_list_delete"
 TAG_DELETE: Final = "tag_delete"
 TAG_SWITCH: Final = "tag_switch"
+
+# events added for webhook subscribers (``core.webhook_events``)
+#: A manifest was served by a ``GET`` (written only while a pull subscriber exists).
+MANIFEST_PULLED: Final = "manifest.pulled"
+#: A GC run reached a final state (system event; data: run id, state, report).
+GC_FINISHED: Final = "gc.finished"
+#: A retention run completed (data: run id, project, report).
+RETENTION_FINISHED: Final = "retention.finished"
+#: A webhook policy has deliveries to send again (redelivery, resume); data: policy id.
+WEBHOOK_WAKE: Final = "webhook.wake"

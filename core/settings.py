@@ -27,6 +27,7 @@ from core.observability_settings import ObservabilitySettings
 from core.proxy_settings import ProxySettings
 from core.scan_settings import ScanSettings
 from core.temporal_settings import TemporalTlsSettings
+from core.webhook_settings import WebhookSettings
 
 
 class StorageBackend(StrEnum):
@@ -209,6 +210,7 @@ class Settings(BaseSettings):
     proxy: ProxySettings = ProxySettings()
     observability: ObservabilitySettings = ObservabilitySettings()
     scan: ScanSettings = ScanSettings()
+    webhooks: WebhookSettings = WebhookSettings()
     #: Public base URL of the registry; derived from the request when unset.
     public_url: str | None = None
     grpc_health_port: int = 0

@@ -8,6 +8,7 @@ from workflows.keys import KeyRotationWorkflow
 from workflows.quota import QuotaReconcileWorkflow
 from workflows.retention import RetentionWorkflow
 from workflows.uploads import ReapUploadsWorkflow
+from workflows.webhooks import WebhookTargetWorkflow
 
 #: Every workflow the worker registers.
 ALL_WORKFLOWS: list[type] = [
@@ -18,6 +19,7 @@ ALL_WORKFLOWS: list[type] = [
     RetentionWorkflow,
     QuotaReconcileWorkflow,
     KeyRotationWorkflow,
+    WebhookTargetWorkflow,
 ]
 
 __all__ = [
@@ -29,4 +31,5 @@ __all__ = [
     "QuotaReconcileWorkflow",
     "ReapUploadsWorkflow",
     "RetentionWorkflow",
+    "WebhookTargetWorkflow",
 ]

@@ -20,6 +20,7 @@ import dataclasses
 import json
 from typing import TYPE_CHECKING, Any, Final
 
+from core import events
 from core.services.run_progress import FINISHED, locked_progress, report_of, save_progress
 
 if TYPE_CHECKING:
@@ -155,4 +156,7 @@ def close_run(
     built = final_report(current) if current is not None else None
     report = json.dumps(built if built is not None else reported or {})
     session.finish_gc_run(run.id, run.state, report, now)
+    counters = {k: v for k, v in json.loads(report).items() if k != "items"}
+    data = {"run_id": run.id, "state": run.state, "dry_run": run.dry_run, "report": counters}
+    session.add_event(events.GC_FINISHED, data=json.dumps(data))
     return dataclasses.replace(current or run, state=run.state, report=report)

@@ -14,6 +14,8 @@ import json
 from datetime import datetime
 from typing import Any
 
+from core import events
+from core.control_records import GcRunRecord
 from core.ports import MetadataSession
 from core.services.run_progress import FINISHED, locked_progress, report_of, save_progress
 
@@ -55,4 +57,25 @@ def complete_run(
         return stored
     report = merged(stored.get("items", []), items)
     session.finish_gc_run(run_id, "completed", json.dumps(report), now)
+    _finished_event(session, current, report)
     return report
+
+
+def _finished_event(
+    session: MetadataSession, run: GcRunRecord | None, report: dict[str, Any]
+) -> None:
+    """Write the ``retention.finished`` event of a run that just completed."""
+    project = session.project(run.project) if run is not None and run.project else None
+    data = {
+        "run_id": run.id if run is not None else None,
+        "state": "completed",
+        "project": project.name if project is not None else None,
+        "dry_run": run.dry_run if run is not None else False,
+        "deleted": report.get("deleted", 0),
+        "retained": report.get("retained", 0),
+    }
+    session.add_event(
+        events.RETENTION_FINISHED,
+        project_id=project.id if project is not None else None,
+        data=json.dumps(data),
+    )

@@ -13,7 +13,8 @@ from sqlalchemy import BigInteger, Column, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 import storage.db.control_tables
-import storage.db.endpoint_tables  # noqa: F401  (registers the registry endpoints)
+import storage.db.endpoint_tables
+import storage.db.webhooks_tables  # noqa: F401  (registers the webhook tables)
 from storage.db.login_tables import LoginAttempt  # noqa: F401  (registers the login counts)
 from storage.db.vulndb_tables import VulnRecord  # noqa: F401  (registers the vulnerability data)
 

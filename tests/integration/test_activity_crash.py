@@ -61,6 +61,7 @@ from core.names import RepositoryName
 from core.services.quota import QUOTA_WARNING
 from core.settings import Settings
 from core.subscribers import LOG_EVENTS
+from core.webhook_events import DELIVER_WEBHOOKS, SEND_WEBHOOKS
 from storage.db.migrate import upgrade
 from storage.db.outbox_queries import BATCH, OUTBOX
 from storage.db.signing_keys import SqlSigningKeyStore
@@ -92,6 +93,9 @@ CRASH_TESTED = frozenset(
         REAP_EXPIRED_UPLOADS,
         ROTATE_SIGNING_KEY,
         RETIRE_SIGNING_KEYS,
+        # killed mid-delivery in tests/integration/test_webhook_faults.py
+        DELIVER_WEBHOOKS,
+        SEND_WEBHOOKS,
     }
 )
 #: Activities without a side effect of their own (nothing to duplicate or lose).

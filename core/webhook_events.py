@@ -1,0 +1,127 @@
+"""The event types webhook policies subscribe to, and how outbox events map onto them.
+
+Types a policy may name (:class:`WebhookEvent`): the artifact and tag events, quota
+events, system events of finished retention and GC runs, and the types of features that
+emit them once they land (scan, signature, replication, promotion: accepted today, listed
+in :data:`PLANNED`, never sent until their feature writes them). The webhook subscriber
+(:data:`WEBHOOK_SUBSCRIBER`) receives every outbox kind of :data:`OUTBOX_TYPES` and the
+``webhook.wake`` requests of redeliveries and resumed targets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+from core import events
+from core.subscribers import Subscriber
+
+#: Activity of the webhook subscriber (``activities.webhooks``).
+DELIVER_WEBHOOKS: Final = "deliver_events_webhook"
+#: Activity a target's workflow sends due deliveries with.
+SEND_WEBHOOKS: Final = "send_webhook_deliveries"
+#: Workflow type of one target's delivery loop (``workflows.webhooks``).
+TARGET_WORKFLOW: Final = "WebhookTargetWorkflow"
+#: Signal that tells a target's workflow new deliveries are due.
+WAKE_SIGNAL: Final = "wake"
+
+
+class WebhookEvent(StrEnum):
+    """What a webhook policy can subscribe to."""
+
+    ARTIFACT_PUSHED = "artifact.pushed"
+    ARTIFACT_PULLED = "artifact.pulled"
+    ARTIFACT_DELETED = "artifact.deleted"
+    TAG_PUSHED = "tag.pushed"
+    TAG_DELETED = "tag.deleted"
+    QUOTA_WARNING = "quota.warning"
+    QUOTA_EXCEEDED = "quota.exceeded"
+    RETENTION_FINISHED = "retention.finished"
+    GC_FINISHED = "gc.finished"
+    SCAN_COMPLETED = "scan.completed"
+    SCAN_FAILED = "scan.failed"
+    SIGNATURE_VERIFIED = "signature.verified"
+    SIGNATURE_REFUSED = "signature.refused"
+    REPLICATION_FINISHED = "replication.finished"
+    PROMOTION_FINISHED = "promotion.finished"
+
+
+#: Outbox event kind -> the webhook event type it is delivered as.
+OUTBOX_TYPES: Final[dict[str, WebhookEvent]] = {
+    events.MANIFEST_PUSHED: WebhookEvent.ARTIFACT_PUSHED,
+    events.MANIFEST_PULLED: WebhookEvent.ARTIFACT_PULLED,
+    events.MANIFEST_DELETED: WebhookEvent.ARTIFACT_DELETED,
+    events.TAG_CREATED: WebhookEvent.TAG_PUSHED,
+    events.TAG_MOVED: WebhookEvent.TAG_PUSHED,
+    events.TAG_DELETED: WebhookEvent.TAG_DELETED,
+    events.QUOTA_WARNING: WebhookEvent.QUOTA_WARNING,
+    events.RETENTION_FINISHED: WebhookEvent.RETENTION_FINISHED,
+    events.GC_FINISHED: WebhookEvent.GC_FINISHED,
+}
+
+#: Types a policy may name that nothing emits yet (their features write them later).
+PLANNED: Final = frozenset(
+    {
+        WebhookEvent.QUOTA_EXCEEDED,
+        WebhookEvent.SCAN_COMPLETED,
+        WebhookEvent.SCAN_FAILED,
+        WebhookEvent.SIGNATURE_VERIFIED,
+        WebhookEvent.SIGNATURE_REFUSED,
+        WebhookEvent.REPLICATION_FINISHED,
+        WebhookEvent.PROMOTION_FINISHED,
+    }
+)
+
+#: System events: only system-wide policies receive them.
+SYSTEM: Final = frozenset({WebhookEvent.GC_FINISHED})
+
+#: Harbor's event type names of ours (its ``type`` field in the Harbor JSON format).
+HARBOR_TYPES: Final[dict[WebhookEvent, str]] = {
+    WebhookEvent.ARTIFACT_PUSHED: "PUSH_ARTIFACT",
+    WebhookEvent.ARTIFACT_PULLED: "PULL_ARTIFACT",
+    WebhookEvent.ARTIFACT_DELETED: "DELETE_ARTIFACT",
+    WebhookEvent.TAG_PUSHED: "PUSH_ARTIFACT",
+    WebhookEvent.TAG_DELETED: "DELETE_ARTIFACT",
+    WebhookEvent.QUOTA_WARNING: "QUOTA_WARNING",
+    WebhookEvent.QUOTA_EXCEEDED: "QUOTA_EXCEED",
+    WebhookEvent.RETENTION_FINISHED: "TAG_RETENTION",
+    WebhookEvent.GC_FINISHED: "GC_FINISHED",
+    WebhookEvent.SCAN_COMPLETED: "SCANNING_COMPLETED",
+    WebhookEvent.SCAN_FAILED: "SCANNING_FAILED",
+    WebhookEvent.SIGNATURE_VERIFIED: "SIGNATURE_VERIFIED",
+    WebhookEvent.SIGNATURE_REFUSED: "SIGNATURE_REFUSED",
+    WebhookEvent.REPLICATION_FINISHED: "REPLICATION",
+    WebhookEvent.PROMOTION_FINISHED: "PROMOTION",
+}
+
+#: The webhook subscriber of the event fan-out (``core.subscribers``).
+WEBHOOK_SUBSCRIBER: Final = Subscriber(
+    "webhook", frozenset(OUTBOX_TYPES) | {events.WEBHOOK_WAKE}, DELIVER_WEBHOOKS
+)
+
+
+def target_workflow_id(policy_id: int, key: str) -> str:
+    """The id of the one workflow that sends a policy's deliveries.
+
+    ``webhook-target-<policy id>-<policy key>``: the random key keeps ids apart between
+    databases sharing one Temporal namespace (or a database restored from a backup),
+    whose policy ids repeat.
+    """
+    return f"webhook-target-{policy_id}-{key}"
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What one round of a target's sending did.
+
+    Attributes:
+        sent: Deliveries that got a final outcome this round.
+        more: Due deliveries are left (the round stopped at its size).
+        wait_seconds: The oldest pending delivery is due in this many seconds;
+            ``None``: nothing pending, or the target is paused or disabled.
+    """
+
+    sent: int
+    more: bool
+    wait_seconds: float | None
