@@ -77,6 +77,11 @@ LICENSE_FIELD = {
 #: sources (name: SPDX expression). Keep this short and say why each is here.
 REVIEWED: dict[str, str] = {}
 
+#: A licence field that is an SPDX expression: identifiers joined by AND, OR or WITH.
+_SPDX_EXPRESSION = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9.+-]*(?:\s+(?:AND|OR|WITH)\s+[A-Za-z0-9][A-Za-z0-9.+-]*)*"
+)
+
 
 def declared(distribution: object) -> str | None:
     """The SPDX expression the distribution's metadata declares, if any."""
@@ -93,7 +98,10 @@ def declared(distribution: object) -> str | None:
         return " OR ".join(sorted(set(found)))
     # NOTE: some distributions put the whole licence text in this field: its first line
     # ("MIT License") names it.
-    text = (meta.get("License") or "").strip().lower()
+    raw = (meta.get("License") or "").strip()
+    if _SPDX_EXPRESSION.fullmatch(raw):
+        return raw  # the field holds an SPDX expression (``Apache-2.0 AND MIT``)
+    text = raw.lower()
     return LICENSE_FIELD.get(text) or LICENSE_FIELD.get(text.partition("\n")[0].strip())
 
 
