@@ -60,7 +60,7 @@ def build_registry(settings: Settings) -> Registry:
     clock = SystemClock()
     projects = ProjectService(metadata, store)
     changes = ChangeRecorder(
-        settings.control.gc_review_delay_seconds, settings.control.quota_warning_ratio
+        settings.control.gc_review_delay_seconds, settings.control.quota_warning_ratio, clock
     )
     keys = load_signing_keys(metadata)
     if not keys:
@@ -84,7 +84,9 @@ def build_registry(settings: Settings) -> Registry:
         manifests=ManifestService(
             metadata,
             changes,
-            PullRecorder(SqlPullTimes(engines), settings.control.pull_time_granularity_seconds),
+            pulls=PullRecorder(
+                SqlPullTimes(engines), settings.control.pull_time_granularity_seconds
+            ),
             nowait=metadata if metadata.reads_nowait else None,
             rules=ManifestRules.from_pattern(settings.limits.nondistributable_urls),
         ),

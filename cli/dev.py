@@ -17,6 +17,7 @@ import typer
 import uvicorn
 
 from api.app import create_app
+from cli.composition import compose
 from cli.dev_settings import with_admin_password, with_dev_temporal_address
 from cli.health import API_SERVICE, OVERALL, WORKER_SERVICE, HealthServer
 from cli.signals import exit_on_sigterm, stop_on_signals
@@ -24,6 +25,7 @@ from cli.startup import prepare_installation
 from cli.temporal_dev import SupervisedDevServer
 from cli.wiring import build_activities
 from cli.worker import run_worker
+from core.subscribers import builtin_subscribers
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Sequence
@@ -94,12 +96,14 @@ async def _serve_api_and_worker(
         uvicorn.Config(create_app(settings), host=listen.host, port=listen.port)
     )
     polling = asyncio.Event()
+    root = compose(settings)
     api = asyncio.create_task(server.serve(), name="api")
     worker = asyncio.create_task(
         run_worker(
             settings,
-            build_activities(settings),
+            build_activities(root),
             stop,
+            outbox=root.outbox_dispatcher(builtin_subscribers()),
             client=client,
             health=health,
             health_services=(WORKER_SERVICE,),
@@ -120,6 +124,7 @@ async def _serve_api_and_worker(
         server.should_exit = True
         await health.set_not_serving(OVERALL, API_SERVICE)
         results = await asyncio.gather(*tasks, return_exceptions=True)
+        root.close()
     _raise_first_error(results)
 
 

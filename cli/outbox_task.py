@@ -9,41 +9,34 @@ from cli.event_runs import TemporalRuns
 from cli.outbox import OutboxDispatcher
 from core.ports import Metadata
 from core.settings import Settings
-from core.subscribers import Subscribers, builtin_subscribers
-from storage.db.engine import create_engines
-from storage.db.metadata import SqlMetadata
+from core.subscribers import Subscribers
 
 
 def build_outbox_dispatcher(
-    settings: Settings, metadata: Metadata, subscribers: Subscribers | None = None
+    settings: Settings, metadata: Metadata, subscribers: Subscribers
 ) -> OutboxDispatcher:
     """The outbox dispatcher of ``settings`` over ``metadata``.
+
+    The composition root (``cli.composition.Composition.outbox_dispatcher``) calls it with
+    the process's metadata store.
 
     Args:
         settings: The process's settings (Temporal connection and control settings).
         metadata: The metadata store the outbox lives in.
-        subscribers: The event subscribers; ``None``: the built-in ones.
+        subscribers: The event subscribers (``core.subscribers.builtin_subscribers()`` and
+            any a feature registers).
     """
     return OutboxDispatcher(
         metadata,
         TemporalStarter(settings.temporal),
         settings.control,
-        subscribers=subscribers if subscribers is not None else builtin_subscribers(),
+        subscribers=subscribers,
         runs=TemporalRuns(settings.temporal),
     )
 
 
 def start_outbox_dispatcher(
-    settings: Settings, stop: asyncio.Event, subscribers: Subscribers | None = None
+    dispatcher: OutboxDispatcher, stop: asyncio.Event
 ) -> asyncio.Task[None]:
-    """Run an :class:`OutboxDispatcher` for ``settings`` as a task until ``stop``.
-
-    Args:
-        settings: The process's settings.
-        stop: Set it to end the task.
-        subscribers: The event subscribers; ``None``: the built-in ones.
-    """
-    dispatcher = build_outbox_dispatcher(
-        settings, SqlMetadata(create_engines(settings)), subscribers
-    )
+    """Run ``dispatcher`` as a task until ``stop`` is set."""
     return asyncio.create_task(dispatcher.run(stop), name="outbox-dispatcher")

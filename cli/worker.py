@@ -13,6 +13,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from cli.health import OVERALL, WORKER_SERVICE, HealthServer
+from cli.outbox import OutboxDispatcher
 from cli.outbox_task import start_outbox_dispatcher
 from cli.schedules import (
     ensure_gc_schedule,
@@ -79,11 +80,11 @@ async def run_worker(
     activities: Sequence[Callable[..., Any]],
     stop: asyncio.Event,
     *,
+    outbox: OutboxDispatcher | None,
     client: Client | None = None,
     health: HealthServer | None = None,
     health_services: Sequence[str] = (OVERALL, WORKER_SERVICE),
     polling: asyncio.Event | None = None,
-    outbox: bool = True,
 ) -> None:
     """Run the worker until ``stop`` is set or the worker fails.
 
@@ -100,7 +101,8 @@ async def run_worker(
             ``settings.grpc_health_port`` and stopped on return.
         health_services: Services whose status follows the worker's.
         polling: Set once the worker polls (for callers that wait on it).
-        outbox: Also run the outbox dispatcher (``cli.outbox``) beside the worker.
+        outbox: The outbox dispatcher (``cli.outbox``) to run beside the worker, built by
+            the composition root (``Composition.outbox_dispatcher``); ``None``: none.
     """
     async with contextlib.AsyncExitStack() as stack:
         if health is None:
@@ -145,7 +147,7 @@ async def run_worker(
             activities=activities,
             executor=executor,
         )
-        dispatching = start_outbox_dispatcher(settings, stop) if outbox else None
+        dispatching = start_outbox_dispatcher(outbox, stop) if outbox is not None else None
         try:
             await _poll_until_stopped(
                 worker, stop, health, health_services, polling or asyncio.Event()

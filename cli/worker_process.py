@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from cli.composition import compose
 from cli.signals import stop_on_signals
 from cli.wiring import build_activities
 from cli.worker import run_worker
+from core.subscribers import builtin_subscribers
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -19,6 +21,15 @@ def run_worker_process(settings: Settings) -> None:
 
 
 async def _main(settings: Settings) -> None:
-    stop = asyncio.Event()
-    with stop_on_signals(asyncio.get_running_loop(), stop.set):
-        await run_worker(settings, build_activities(settings), stop)
+    root = compose(settings)
+    try:
+        stop = asyncio.Event()
+        with stop_on_signals(asyncio.get_running_loop(), stop.set):
+            await run_worker(
+                settings,
+                build_activities(root),
+                stop,
+                outbox=root.outbox_dispatcher(builtin_subscribers()),
+            )
+    finally:
+        root.close()

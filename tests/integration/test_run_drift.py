@@ -35,6 +35,7 @@ from cli.schedules import (
     ensure_retention_schedule,
 )
 from core.settings import Settings
+from core.subscribers import builtin_subscribers
 from tests.api.oci import OCIClient, unique_project
 from tests.integration.test_control_plane import worker
 from tests.services.control_backends import control_settings
@@ -86,7 +87,7 @@ async def _finished(oci: OCIClient, url: str) -> dict[str, Any]:
 async def _dispatch(http: TestClient[Any], settings: Settings) -> None:
     """Start the workflows of every pending outbox event (bounded rounds)."""
     registry = http.app.state["registry"]
-    dispatcher = build_outbox_dispatcher(settings, registry.metadata)
+    dispatcher = build_outbox_dispatcher(settings, registry.metadata, builtin_subscribers())
     for _ in range(MAX_ROUNDS):
         if await dispatcher.dispatch_once() == 0:
             return

@@ -27,7 +27,7 @@ from cli.startup import prepare_installation
 from core import events
 from core.control_settings import ControlSettings
 from core.settings import AuthSettings, Settings, TemporalSettings
-from core.subscribers import LOG
+from core.subscribers import LOG, builtin_subscribers
 from storage.db.outbox_queries import BATCH
 from tests.api.oci import OCIClient, unique_project
 from tests.services.temporal import TemporalServer
@@ -97,7 +97,7 @@ async def test_dispatched_runs_are_found_by_repository(
         pushed = await anyio.to_thread.run_sync(oci.push_image, repo, "v1")
         event_id = await anyio.to_thread.run_sync(_pushed_event_id, oci, pushed.digest)
         registry = http.app.state["registry"]
-        dispatcher = build_outbox_dispatcher(settings, registry.metadata)
+        dispatcher = build_outbox_dispatcher(settings, registry.metadata, builtin_subscribers())
         for _ in range(MAX_ROUNDS):
             if await dispatcher.dispatch_once() == 0:
                 break
