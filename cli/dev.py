@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, TypeVar
 import typer
 import uvicorn
 
-from api.app import create_app
+from api.app import build_app
 from cli.composition import compose
 from cli.dev_settings import with_admin_password, with_dev_temporal_address
 from cli.health import API_SERVICE, OVERALL, WORKER_SERVICE, HealthServer
@@ -92,11 +92,12 @@ async def _serve_api_and_worker(
     stop: asyncio.Event,
     temporal: SupervisedDevServer,
 ) -> None:
+    # One composition root for the API and the worker: one clock, one set of engines.
+    root = compose(settings)
     server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host=listen.host, port=listen.port)
+        uvicorn.Config(build_app(root.registry()), host=listen.host, port=listen.port)
     )
     polling = asyncio.Event()
-    root = compose(settings)
     api = asyncio.create_task(server.serve(), name="api")
     worker = asyncio.create_task(
         run_worker(
