@@ -153,6 +153,7 @@ class Composition:
         pulls = PullRecorder(
             SqlPullTimes(self.engines, LOCK_WAIT_SECONDS),
             self.settings.control.pull_time_granularity_seconds,
+            self.clock,
         )
         return ManifestService(
             self.metadata,
@@ -265,7 +266,7 @@ class Composition:
 
     def outbox_dispatcher(self, subscribers: Subscribers) -> OutboxDispatcher:
         """The outbox dispatcher over this metadata store, feeding ``subscribers``."""
-        return build_outbox_dispatcher(self.settings, self.metadata, subscribers)
+        return build_outbox_dispatcher(self.settings, self.metadata, subscribers, self.clock)
 
 
 def compose(settings: Settings) -> Composition:

@@ -7,13 +7,13 @@ import asyncio
 from api.workflow_starter import TemporalStarter
 from cli.event_runs import TemporalRuns
 from cli.outbox import OutboxDispatcher
-from core.ports import Metadata
+from core.ports import Clock, Metadata
 from core.settings import Settings
 from core.subscribers import Subscribers
 
 
 def build_outbox_dispatcher(
-    settings: Settings, metadata: Metadata, subscribers: Subscribers
+    settings: Settings, metadata: Metadata, subscribers: Subscribers, clock: Clock
 ) -> OutboxDispatcher:
     """The outbox dispatcher of ``settings`` over ``metadata``.
 
@@ -25,6 +25,7 @@ def build_outbox_dispatcher(
         metadata: The metadata store the outbox lives in.
         subscribers: The event subscribers (``core.subscribers.builtin_subscribers()`` and
             any a feature registers).
+        clock: The process's clock.
     """
     return OutboxDispatcher(
         metadata,
@@ -32,6 +33,7 @@ def build_outbox_dispatcher(
         settings.control,
         subscribers=subscribers,
         runs=TemporalRuns(settings.temporal),
+        clock=clock,
     )
 
 

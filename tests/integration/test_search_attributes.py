@@ -20,6 +20,7 @@ from sqlalchemy import select
 from temporalio.client import Client
 
 from activities.search_attributes import DIGEST, PROJECT, REPOSITORY
+from adapters.clock import SystemClock
 from api.app import create_app
 from cli.outbox_task import build_outbox_dispatcher
 from cli.search_attributes import ensure_search_attributes
@@ -97,7 +98,9 @@ async def test_dispatched_runs_are_found_by_repository(
         pushed = await anyio.to_thread.run_sync(oci.push_image, repo, "v1")
         event_id = await anyio.to_thread.run_sync(_pushed_event_id, oci, pushed.digest)
         registry = http.app.state["registry"]
-        dispatcher = build_outbox_dispatcher(settings, registry.metadata, builtin_subscribers())
+        dispatcher = build_outbox_dispatcher(
+            settings, registry.metadata, builtin_subscribers(), SystemClock()
+        )
         for _ in range(MAX_ROUNDS):
             if await dispatcher.dispatch_once() == 0:
                 break
