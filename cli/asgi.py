@@ -7,6 +7,7 @@ environment and configuration file.
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import signal
 import sys
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 #: Set by ``moorage api`` to its own PID before the server forks or spawns workers.
 PARENT_PID_VARIABLE: Final = "MOORAGE_API_PARENT_PID"
 _PR_SET_PDEATHSIG: Final = 1
+
+_log = logging.getLogger("moorage.api")
 
 
 def _die_with_parent() -> None:
@@ -44,4 +47,6 @@ def _die_with_parent() -> None:
 def app() -> Litestar:
     """Build the Moorage HTTP application (the servers' ``factory`` target)."""
     _die_with_parent()
-    return create_app(load_settings())
+    built = create_app(load_settings())
+    _log.info("API worker process %d built its app", os.getpid())
+    return built

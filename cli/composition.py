@@ -47,7 +47,6 @@ from cli.outbox_task import build_outbox_dispatcher
 from core.key_rotation import KeyRotation
 from core.login_limit import LoginLimiter, LoginPolicy
 from core.manifests import ManifestRules
-from core.pipeline import Hooks
 from core.ports import BlobStore, Clock, NowaitReads
 from core.pulls import PullRecorder
 from core.services.access_control import AccessControl
@@ -248,7 +247,8 @@ class Composition:
 
         The installation must be prepared (schema at head, a signing key, the admin
         account: ``cli.startup.prepare_installation``); this only reads it, so every API
-        worker process can call it. ``create_app`` sets the registry's hooks.
+        worker process can call it. ``build_app`` sets the registry's hooks (the audit
+        hook it puts first needs the registry).
         """
         return Registry(
             settings=self.settings,
@@ -261,7 +261,6 @@ class Composition:
             auth=self.auth,
             extras={"temporal_check": TemporalProbe(self.settings.temporal)},
             identity=self.identity,
-            hooks=Hooks(),
         )
 
     def outbox_dispatcher(self, subscribers: Subscribers) -> OutboxDispatcher:
