@@ -41,6 +41,8 @@ from adapters.clock import SystemClock
 from adapters.jwks import JwksKeys
 from adapters.keycloak import KeycloakProvider
 from api.context import Registry
+from api.run_control import EXTRAS_KEY as RUN_CONTROL
+from api.run_control import RunControl, TemporalRuns
 from api.temporal import TemporalProbe
 from cli.outbox import OutboxDispatcher
 from cli.outbox_task import build_outbox_dispatcher
@@ -259,7 +261,12 @@ class Composition:
             uploads=self.uploads,
             manifests=self.manifests,
             auth=self.auth,
-            extras={"temporal_check": TemporalProbe(self.settings.temporal)},
+            extras={
+                "temporal_check": TemporalProbe(self.settings.temporal),
+                RUN_CONTROL: RunControl(
+                    self.metadata, TemporalRuns(self.settings.temporal), self.clock
+                ),
+            },
             identity=self.identity,
         )
 
