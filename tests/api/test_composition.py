@@ -5,7 +5,7 @@ for the app, one for the worker's activities, sharing a clock the test moves). W
 setting decides in one process, the other process's services decide the same way: an
 upload session the API opened under ``limits.upload_ttl_seconds`` is reaped by the worker
 exactly when that TTL has passed on the clock, and a blob the API left unreferenced is
-collected by the worker's GC exactly when ``control.gc_review_delay_seconds`` has passed.
+collected by the worker's GC only once ``control.gc_review_delay_seconds`` has passed on it.
 """
 
 from __future__ import annotations
@@ -122,16 +122,17 @@ def test_a_blob_the_api_left_unreferenced_is_collected_when_the_review_delay_pas
     assert pushed.status_code == 201, pushed.text
 
     def collect(run_id: str) -> int:
-        """One GC run's blob step with no extra delay; how many blobs it deleted."""
-        run = GcInput(run_id=run_id, review_delay_seconds=0)
+        """One GC run's blob step at the configured review delay; how many blobs it deleted."""
+        run = GcInput(run_id=run_id)
         _run(worker[GC_RECORD_RUN], GcRecordInput(run=run, state="running"))
         deleted: int = _run(worker[GC_COLLECT_BLOBS], run).deleted
         return deleted
 
+    # The clock was read before the push: one second short of the delay after it.
     clock.at += timedelta(seconds=REVIEW_DELAY - 1)
     assert collect("early") == 0
     assert api.head(f"/v2/{repo}/blobs/{digest}", auth=AUTH).status_code == 200
 
-    clock.at += timedelta(seconds=2)
+    clock.at += timedelta(hours=1)
     assert collect("due") == 1
     assert api.head(f"/v2/{repo}/blobs/{digest}", auth=AUTH).status_code == 404
