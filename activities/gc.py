@@ -11,7 +11,7 @@ the row, never through the workflow's history.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Final
 
 from temporalio import activity
@@ -27,15 +27,12 @@ from activities.contracts import (
     GcStepResult,
 )
 from core.control_records import GcRunRecord
-from core.ports import BlobStore
+from core.control_settings import ControlSettings
+from core.ports import Clock, Metadata
 from core.services import gc_progress
-from core.services.changes import ChangeRecorder
 from core.services.gc import GarbageCollector
 from core.services.gc_report import GcReport
 from core.services.run_progress import FINISHED, open_run
-from core.settings import Settings
-from storage.db.engine import Engines
-from storage.db.metadata import SqlMetadata
 
 #: Bound on the batches one activity attempt takes (it returns; the run is repeatable).
 MAX_BATCHES: Final = 10_000
@@ -56,19 +53,32 @@ def _counters(report: dict[str, int]) -> GcStepResult:
 
 
 class GcActivities:
-    """The GC steps bound to real storage."""
+    """The GC steps, over the services the composition root (``cli.composition``) built.
 
-    def __init__(self, settings: Settings, engines: Engines, store: BlobStore) -> None:
-        self._settings = settings.control
-        self._metadata = SqlMetadata(engines)
-        changes = ChangeRecorder(settings.control.gc_review_delay_seconds)
-        self._gc = GarbageCollector(self._metadata, store, changes)
+    Args:
+        collector: The garbage collector (its metadata store, blob store and change recorder).
+        metadata: Where the run's row lives (progress, dry-run findings, final report).
+        settings: Batch sizes, review delay and orphan grace.
+        clock: The process's clock.
+    """
+
+    def __init__(
+        self,
+        collector: GarbageCollector,
+        metadata: Metadata,
+        settings: ControlSettings,
+        clock: Clock,
+    ) -> None:
+        self._settings = settings
+        self._metadata = metadata
+        self._gc = collector
+        self._clock = clock
 
     def _due(self, params: GcInput) -> datetime:
         delay = params.review_delay_seconds
         if delay is None:
             delay = self._settings.gc_review_delay_seconds
-        return datetime.now(UTC) - timedelta(seconds=delay)
+        return self._clock.now() - timedelta(seconds=delay)
 
     @activity.defn(name=GC_RECORD_RUN)
     def gc_record_run(self, params: GcRecordInput) -> GcRecordResult:
@@ -81,7 +91,7 @@ class GcActivities:
         Returns:
             The state the row now holds.
         """
-        run, now = params.run, datetime.now(UTC)
+        run, now = params.run, self._clock.now()
         record = GcRunRecord(
             run.run_id,
             params.state,
@@ -183,7 +193,7 @@ class GcActivities:
         grace = timedelta(seconds=self._settings.gc_orphan_grace_seconds)
         if params.review_delay_seconds is not None:
             grace = min(grace, timedelta(seconds=params.review_delay_seconds))
-        now = datetime.now(UTC)
+        now = self._clock.now()
         if params.dry_run:
             found = self._gc.sweep_orphans(now, grace, True, heartbeat=activity.heartbeat)
             return self._dry(params.run_id, step, found)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from temporalio import activity
 
@@ -14,8 +14,7 @@ from activities.contracts import (
     RotateKeyInput,
 )
 from core.key_rotation import KeyRotation
-from storage.db.engine import Engines
-from storage.db.signing_keys import SqlSigningKeyStore
+from core.ports import Clock
 
 
 class KeyActivities:
@@ -23,10 +22,15 @@ class KeyActivities:
 
     Idempotent: the rotation's key is named after its scheduled time, so a retry adds
     nothing; retiring recomputes from the stored keys and deletes only what is due.
+
+    Args:
+        rotation: The key rotation over the signing-key store.
+        clock: The process's clock.
     """
 
-    def __init__(self, engines: Engines) -> None:
-        self._rotation = KeyRotation(SqlSigningKeyStore(engines))
+    def __init__(self, rotation: KeyRotation, clock: Clock) -> None:
+        self._rotation = rotation
+        self._clock = clock
 
     @activity.defn(name=ROTATE_SIGNING_KEY)
     def rotate_signing_key(self, params: RotateKeyInput) -> KeyRotationResult:
@@ -40,4 +44,4 @@ class KeyActivities:
         """Delete keys no unexpired token can carry; returns their ``kid``s."""
         activity.heartbeat()
         grace = timedelta(seconds=params.grace_seconds)
-        return self._rotation.retire(datetime.now(UTC), grace)
+        return self._rotation.retire(self._clock.now(), grace)

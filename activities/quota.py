@@ -7,17 +7,14 @@ from typing import Any
 from temporalio import activity
 
 from activities.contracts import RECONCILE_QUOTAS, ReconcileInput
-from core.ports import BlobStore
 from core.services.reconcile import QuotaReconciler
-from core.settings import Settings
-from storage.db.engine import Engines
-from storage.db.metadata import SqlMetadata
 
 
 class QuotaActivities:
-    def __init__(self, settings: Settings, engines: Engines, store: BlobStore) -> None:
-        metadata = SqlMetadata(engines)
-        self._reconciler = QuotaReconciler(metadata, store, settings.control.quota_warning_ratio)
+    """Quota reconciliation over the reconciler the composition root built."""
+
+    def __init__(self, reconciler: QuotaReconciler) -> None:
+        self._reconciler = reconciler
 
     @activity.defn(name=RECONCILE_QUOTAS)
     def reconcile_quotas(self, params: ReconcileInput) -> list[dict[str, Any]]:

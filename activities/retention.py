@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from temporalio import activity
 
 from activities.contracts import RUN_RETENTION, RetentionInput
 from core.control_records import GcRunRecord
-from core.services.changes import ChangeRecorder
-from core.services.manifests import ManifestService
+from core.ports import Clock, Metadata
 from core.services.retention import RETENTION, RetentionReport, RetentionService
 from core.services.retention_runs import complete_run
 from core.services.run_progress import FINISHED, open_run, report_of
-from core.settings import Settings
-from storage.db.engine import Engines
-from storage.db.metadata import SqlMetadata
 
 
 def _summary(report: dict[str, Any]) -> dict[str, Any]:
@@ -29,19 +24,20 @@ class RetentionActivities:
     Deletions are recorded in the run's row as they commit, so the report of a retried
     run still lists what the killed attempt deleted; a retry of a completed run returns
     the recorded report.
+
+    Args:
+        retention: The retention service (built with the change recorder, for recorded runs).
+        metadata: Where the run's row lives.
+        clock: The process's clock.
     """
 
-    def __init__(self, settings: Settings, engines: Engines) -> None:
-        self._metadata = SqlMetadata(engines)
-        changes = ChangeRecorder(
-            settings.control.gc_review_delay_seconds, settings.control.quota_warning_ratio
-        )
-        self._retention = RetentionService(
-            self._metadata, ManifestService(self._metadata, changes), changes
-        )
+    def __init__(self, retention: RetentionService, metadata: Metadata, clock: Clock) -> None:
+        self._metadata = metadata
+        self._retention = retention
+        self._clock = clock
 
     def _open(self, params: RetentionInput) -> GcRunRecord:
-        now = datetime.now(UTC)
+        now = self._clock.now()
         run = GcRunRecord(
             params.run_id, "running", params.dry_run, False, None, None, now, None,
             kind="retention", project=params.project or None,
@@ -67,7 +63,7 @@ class RetentionActivities:
         for project in projects:
             result = self._retention.run(
                 project,
-                datetime.now(UTC),
+                self._clock.now(),
                 params.dry_run,
                 run_id=run_id,
                 heartbeat=activity.heartbeat,
@@ -76,6 +72,6 @@ class RetentionActivities:
                 report.add(item)
             activity.heartbeat(project)
         with self._metadata.write() as session:
-            final = complete_run(session, params.run_id, report.items, datetime.now(UTC))
+            final = complete_run(session, params.run_id, report.items, self._clock.now())
             session.commit()
         return _summary(final)

@@ -50,10 +50,9 @@ from core.webhooks import (
     DeliveryStatus,
     NewDelivery,
     WebhookPolicy,
+    WebhookStore,
     excerpt,
 )
-from storage.db.engine import Engines
-from storage.db.webhooks import SqlWebhookStore
 
 #: Seconds between heartbeats of a sending activity.
 HEARTBEAT_EVERY: Final = 2.0
@@ -87,7 +86,7 @@ class WebhookActivities:
     def __init__(
         self,
         settings: Settings,
-        engines: Engines,
+        store: WebhookStore,
         box: Callable[[], SecretBox],
         http: Callable[[], WebhookHttp],
     ) -> None:
@@ -96,7 +95,7 @@ class WebhookActivities:
         (A worker may start before the installation's master key exists.)
         """
         self._settings = settings.webhooks
-        self._store = SqlWebhookStore(engines)
+        self._store = store
         self._make_box, self._make_http = box, http
         self._registry = registry_host(settings)
 

@@ -1,8 +1,12 @@
-"""The Litestar application factory: the composition of one API process."""
+"""The Litestar application factory.
+
+The services the app serves come from the composition root (``cli.composition``):
+:func:`create_app` builds one from the settings, :func:`build_app` takes a registry built
+by a root the caller holds (``moorage dev`` shares its root with the worker).
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -25,82 +29,25 @@ from api.controllers.tokens import jwks, oauth_token, token
 from api.controllers.webhooks import ProjectWebhookController, SystemWebhookController
 from api.dependencies import DEPENDENCIES
 from api.errors import EXCEPTION_HANDLERS
-from api.identity_wiring import IDENTITY_ROUTES, build_identity, close_identity
+from api.identity_wiring import IDENTITY_ROUTES, close_identity
 from api.manifest_shortcut import ManifestShortcuts
 from api.observe import ObserveMiddleware, build_observer
 from api.pipeline import OCIPipeline, is_oci
 from api.proxy_wiring import close_proxy, start_proxy, with_proxy
-from api.temporal import TemporalProbe
 from api.webhook_wiring import with_webhook_hooks
 from api.write_guard import authenticated_writes
-from core.manifests import ManifestRules
+from cli.composition import compose
 from core.pipeline import Hooks
-from core.pulls import PullRecorder
-from core.services.auth import AuthService, load_signing_keys
-from core.services.changes import ChangeRecorder
-from core.services.manifests import ManifestService
-from core.services.projects import ProjectService
-from core.services.repositories import RepositoryService
-from core.services.uploads import UploadService
 from core.settings import Settings
-from core.tokens import TokenService
 from core.version import moorage_version
-from storage.blobs import build_blob_store
-from storage.db.engine import create_engines
-from storage.db.metadata import SqlMetadata
-from storage.db.pull_times import SqlPullTimes
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
 
 
 def build_registry(settings: Settings) -> Registry:
-    """Wire settings into services.
+    """The registry of ``settings``, built by a new composition root (``cli.composition``).
 
-    The installation must be prepared (schema at head, a signing key, the admin
-    account: ``cli.startup.prepare_installation``); this only reads it, so every API
-    worker process can call it.
+    The installation must be prepared (``cli.startup.prepare_installation``).
     """
-    engines = create_engines(settings)
-    metadata = SqlMetadata(engines)
-    store = build_blob_store(settings)
-    clock = SystemClock()
-    projects = ProjectService(metadata, store)
-    changes = ChangeRecorder(
-        settings.control.gc_review_delay_seconds, settings.control.quota_warning_ratio
-    )
-    keys = load_signing_keys(metadata)
-    if not keys:
-        raise RuntimeError("no token-signing key: run cli.startup.prepare_installation first")
-    tokens = TokenService(
-        keys,
-        issuer=settings.auth.issuer,
-        audience=settings.auth.service,
-        ttl=settings.auth.token_ttl_seconds,
-        loader=partial(load_signing_keys, metadata),
-    )
-    return Registry(
-        settings=settings,
-        metadata=metadata,
-        store=store,
-        projects=projects,
-        repositories=RepositoryService(
-            metadata, projects, changes, nowait=metadata if metadata.reads_nowait else None
-        ),
-        uploads=UploadService(metadata, store, clock, settings.limits, changes),
-        manifests=ManifestService(
-            metadata,
-            changes,
-            PullRecorder(SqlPullTimes(engines), settings.control.pull_time_granularity_seconds),
-            nowait=metadata if metadata.reads_nowait else None,
-            rules=ManifestRules.from_pattern(settings.limits.nondistributable_urls),
-        ),
-        auth=(auth := AuthService(metadata, projects, tokens, settings.auth, clock)),
-        identity=build_identity(settings, engines, projects, auth, clock),
-        extras={"temporal_check": TemporalProbe(settings.temporal)},
-    )
+    return compose(settings).registry()
 
 
 class MoorageApp(Litestar):
@@ -137,15 +84,26 @@ class MoorageApp(Litestar):
 def create_app(
     settings: Settings, *, shortcuts: bool = True, hooks: Hooks | None = None
 ) -> Litestar:
+    """The whole HTTP application of ``settings``, on a composition root of its own.
+
+    What an API server worker process serves (``cli.asgi``); the composition lives as long
+    as the process. See :func:`build_app` for ``shortcuts`` and ``hooks``.
+    """
+    return build_app(build_registry(settings), shortcuts=shortcuts, hooks=hooks)
+
+
+def build_app(
+    registry: Registry, *, shortcuts: bool = True, hooks: Hooks | None = None
+) -> Litestar:
     """The whole HTTP application: OCI data plane, token service, management API, health.
 
+    ``registry`` comes from the composition root (``cli.composition.Composition.registry``).
     ``hooks`` are registered at the ``/v2`` pipeline's points (``core.pipeline``); the
     audit recorder always runs first at request end. ``shortcuts=False`` leaves out the
     manifest fast path (``api.manifest_shortcut``), so every request takes the full path;
     the answers, and what the hooks see, are the same either way.
     """
-    registry = build_registry(settings)
-    observer = build_observer(settings.observability)
+    observer = build_observer(registry.settings.observability)
     proxied = with_proxy(registry, hooks or Hooks())
     observed = observer.around(with_webhook_hooks(registry, proxied))
     registry.hooks = observed.with_first_end(AuditRecorder(registry))

@@ -20,7 +20,11 @@ from core.settings import Settings
 
 @dataclass
 class Registry:
-    """The services an app instance serves; built once by ``create_app``."""
+    """The services an app instance serves; built once per app by the composition root.
+
+    ``cli.composition.Composition.registry`` builds it (``create_app`` asks for it);
+    ``build_app`` sets its ``hooks``.
+    """
 
     settings: Settings
     metadata: Metadata
@@ -31,7 +35,7 @@ class Registry:
     manifests: ManifestService
     auth: AuthService
     extras: dict[str, Any] = field(default_factory=dict)
-    #: Identity, access control and audit (always set by ``build_registry``).
+    #: Identity, access control and audit (always set by the composition root).
     identity: IdentityServices | None = None
     #: What every ``/v2`` request passes (``core.pipeline``); set by ``create_app``.
     hooks: Hooks = field(default_factory=Hooks)
@@ -43,7 +47,7 @@ def registry_of(request: Request[Any, Any, Any]) -> Registry:
 
 
 def identity_of(registry: Registry) -> IdentityServices:
-    """The registry's identity services (built by ``build_registry``)."""
+    """The registry's identity services (built by the composition root)."""
     if registry.identity is None:
         raise RuntimeError("the registry was built without identity services")
     return registry.identity

@@ -21,7 +21,6 @@ from core.pipeline import Hooks
 from core.proxy import ProxyBindings, ProxyCache, load_bindings
 from core.sealing import SecretBox
 from storage.db.endpoints import SqlEndpoints
-from storage.db.engine import create_engines
 
 
 def with_proxy(registry: Registry, hooks: Hooks) -> Hooks:
@@ -35,7 +34,9 @@ def with_proxy(registry: Registry, hooks: Hooks) -> Hooks:
     def box() -> SecretBox:
         return secret_box(settings)
 
-    endpoints = EndpointService(SqlEndpoints(create_engines(settings)), box, policy)
+    store = registry.extras["endpoint_store"]
+    assert isinstance(store, SqlEndpoints)  # noqa: S101 - set by the composition root
+    endpoints = EndpointService(store, box, policy)
     upstreams = UpstreamClients(
         policy,
         endpoints.credentials,

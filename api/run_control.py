@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, cast
 
 import anyio.to_thread
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -33,7 +32,7 @@ from core.services.run_reconcile import (
 if TYPE_CHECKING:
     from api.context import Registry
     from core.control_records import GcRunRecord
-    from core.ports import Metadata
+    from core.ports import Clock, Metadata
     from core.settings import TemporalSettings
 
 logger = logging.getLogger(__name__)
@@ -112,9 +111,10 @@ class TemporalRuns:
 class RunControl:
     """Reconcile run rows with their workflows, and cancel runs."""
 
-    def __init__(self, metadata: Metadata, workflows: WorkflowRuns) -> None:
+    def __init__(self, metadata: Metadata, workflows: WorkflowRuns, clock: Clock) -> None:
         self._metadata = metadata
         self._workflows = workflows
+        self._clock = clock
 
     async def reconciled(self, run: GcRunRecord) -> GcRunRecord:
         """The run, settled first if its workflow ended without recording it."""
@@ -128,7 +128,7 @@ class RunControl:
         if settlement is None:
             return run
         settled = await anyio.to_thread.run_sync(
-            settle, self._metadata, run.id, settlement, datetime.now(UTC)
+            settle, self._metadata, run.id, settlement, self._clock.now()
         )
         return settled or run
 
@@ -155,7 +155,7 @@ class RunControl:
             logger.warning("could not cancel the workflow of %s (%s)", run.id, exc)
         settlement = Settlement(CANCELLED, f"cancelled by {by}")
         settled = await anyio.to_thread.run_sync(
-            settle, self._metadata, run.id, settlement, datetime.now(UTC)
+            settle, self._metadata, run.id, settlement, self._clock.now()
         )
         outcome = settled.state if settled is not None else "gone"
         if settled is None or outcome != CANCELLED:
@@ -164,9 +164,8 @@ class RunControl:
 
 
 def run_control_of(registry: Registry) -> RunControl:
-    """The registry's :class:`RunControl` (made on first use)."""
+    """The registry's :class:`RunControl` (built by the composition root)."""
     control = registry.extras.get(EXTRAS_KEY)
-    if not isinstance(control, RunControl):
-        control = RunControl(registry.metadata, TemporalRuns(registry.settings.temporal))
-        registry.extras[EXTRAS_KEY] = control
-    return control
+    if control is None:
+        raise RuntimeError("the registry was built without run control")
+    return cast("RunControl", control)

@@ -27,7 +27,6 @@ from core.sealing import SecretBox
 from core.webhook_delivery import WebhookHttp
 from core.webhook_events import WebhookEvent
 from core.webhooks import WebhookService
-from storage.db.engine import create_engines
 from storage.db.webhooks import SqlWebhookStore
 
 if TYPE_CHECKING:
@@ -43,7 +42,8 @@ _OK = 200
 def build_webhooks(registry: Registry) -> None:
     """Put the webhook service and delivery client into ``registry.extras``."""
     settings = registry.settings
-    store = SqlWebhookStore(create_engines(settings))
+    store = registry.extras["webhook_store"]
+    assert isinstance(store, SqlWebhookStore)  # noqa: S101 - set by the composition root
     http = webhook_http(settings)
     registry.extras[_SERVICE] = WebhookService(
         store,

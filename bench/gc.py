@@ -18,18 +18,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cli.composition import compose
+from core.control_settings import ControlSettings
 from core.digests import Digest
 from core.names import RepositoryName
+from core.ports import BlobStore, Metadata
 from core.records import NewManifest, RepositoryRecord
 from core.services.changes import ChangeRecorder
 from core.services.gc import GarbageCollector
 from core.services.gc_report import GcReport
-from core.services.projects import ProjectService
-from core.services.repositories import RepositoryService
 from core.settings import Settings
-from storage.blobs import build_blob_store
-from storage.db.engine import create_engines
-from storage.db.metadata import SqlMetadata
 from storage.db.migrate import upgrade
 from tests.conftest import create_bucket
 from tests.services.postgres import start_postgres
@@ -39,9 +37,13 @@ BATCH = 100
 
 
 def _fill(
-    metadata: SqlMetadata, store: Any, repository: RepositoryRecord, count: int, referenced: int
+    metadata: Metadata,
+    store: BlobStore,
+    changes: ChangeRecorder,
+    repository: RepositoryRecord,
+    count: int,
+    referenced: int,
 ) -> None:
-    changes = ChangeRecorder(0)
     blob_ids: list[int] = []
     for i in range(count + referenced):
         data = uuid.uuid4().bytes * 16
@@ -79,16 +81,19 @@ def _collect(collector: GarbageCollector) -> GcReport:
 
 def measure(settings: Settings, count: int) -> dict[str, Any]:
     upgrade(settings)
-    metadata = SqlMetadata(create_engines(settings))
-    store = build_blob_store(settings)
-    projects = ProjectService(metadata, store)
-    repository = RepositoryService(metadata, projects).ensure(
-        RepositoryName.parse(f"bench{secrets.token_hex(4)}/app"), create_project=True
-    )
-    _fill(metadata, store, repository, count, count // 4)
-    start = time.perf_counter()
-    report = _collect(GarbageCollector(metadata, store, ChangeRecorder(0)))
-    seconds = time.perf_counter() - start
+    # Reviews due at once: the collector finds every blob the fill queued.
+    settings = settings.model_copy(update={"control": ControlSettings(gc_review_delay_seconds=0)})
+    root = compose(settings)
+    try:
+        repository = root.repositories.ensure(
+            RepositoryName.parse(f"bench{secrets.token_hex(4)}/app"), create_project=True
+        )
+        _fill(root.metadata, root.store, root.changes, repository, count, count // 4)
+        start = time.perf_counter()
+        report = _collect(root.collector)
+        seconds = time.perf_counter() - start
+    finally:
+        root.close()
     return {
         "reviewed": report.reviewed,
         "deleted": report.deleted,

@@ -7,6 +7,7 @@ environment and configuration file.
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import signal
 import sys
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 #: Set by ``moorage api`` to its own PID before the server forks or spawns workers.
 PARENT_PID_VARIABLE: Final = "MOORAGE_API_PARENT_PID"
 _PR_SET_PDEATHSIG: Final = 1
+
+_log = logging.getLogger("moorage.api")
 
 
 def _die_with_parent() -> None:
@@ -49,4 +52,6 @@ def app() -> Litestar:
     settings = load_settings()
     configure_logging(settings.observability.logs)
     configure_tracing(settings.observability.tracing, "api")
-    return create_app(settings)
+    built = create_app(settings)
+    _log.info("API worker process %d built its app", os.getpid())
+    return built

@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, TypeVar
 import typer
 import uvicorn
 
-from api.app import create_app
+from api.app import build_app
+from cli.composition import compose
 from cli.dev_settings import with_admin_password, with_dev_temporal_address
 from cli.health import API_SERVICE, OVERALL, WORKER_SERVICE, HealthServer
 from cli.health_tracking import http_ok, track
 from cli.logs import configure_logging
+from cli.outbox_task import installation_subscribers
 from cli.signals import exit_on_sigterm, stop_on_signals
 from cli.startup import prepare_installation
 from cli.temporal_dev import SupervisedDevServer
@@ -96,16 +98,22 @@ async def _serve_api_and_worker(
     stop: asyncio.Event,
     temporal: SupervisedDevServer,
 ) -> None:
+    # One composition root for the API and the worker: one clock, one set of engines.
+    root = compose(settings)
     server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host=listen.host, port=listen.port, log_config=None)
+        uvicorn.Config(
+            build_app(root.registry()), host=listen.host, port=listen.port, log_config=None
+        )
     )
     polling = asyncio.Event()
     api = asyncio.create_task(server.serve(), name="api")
     worker = asyncio.create_task(
         run_worker(
             settings,
-            build_activities(settings),
+            build_activities(root),
             stop,
+            outbox=root.outbox_dispatcher(installation_subscribers()),
+            data_plane=(root.metadata, root.store),
             client=client,
             health=health,
             health_services=(WORKER_SERVICE,),
@@ -131,6 +139,7 @@ async def _serve_api_and_worker(
         server.should_exit = True
         await health.set_not_serving(OVERALL, API_SERVICE)
         results = await asyncio.gather(*tasks, return_exceptions=True)
+        root.close()
     _raise_first_error(results)
 
 

@@ -78,12 +78,21 @@ async def http_ok(host: str, port: int, path: str) -> bool:
     return status_line.split(b" ", 2)[1:2] == [b"200"]
 
 
-def worker_dependencies(client: Client, metadata: Metadata, store: BlobStore) -> list[Dependency]:
-    """What the worker needs: Temporal to poll, the database and blob store for activities."""
+def worker_dependencies(
+    client: Client, data_plane: tuple[Metadata, BlobStore] | None
+) -> list[Dependency]:
+    """What the worker needs: Temporal to poll, the database and blob store for activities.
+
+    ``data_plane`` is ``None`` for a worker whose activities use neither (tests).
+    """
 
     async def temporal() -> None:
         if not await client.service_client.check_health(timeout=timedelta(seconds=CHECK_TIMEOUT)):
             raise ConnectionError("Temporal is not serving")
+
+    if data_plane is None:
+        return [Dependency("temporal", temporal)]
+    metadata, store = data_plane
 
     async def database() -> None:
         await anyio.to_thread.run_sync(metadata.ping, abandon_on_cancel=True)

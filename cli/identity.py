@@ -3,30 +3,36 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from adapters.config_file import load_settings
-from core.settings import Settings
+
+if TYPE_CHECKING:
+    from cli.composition import Composition
+    from core.settings import Settings
 
 audit_app = typer.Typer(help="The audit log: verify its hash chain, purge old events.")
 keys_app = typer.Typer(help="Token-signing keys.")
 
 
-def _audit_store(settings: Settings):  # type: ignore[no-untyped-def]  # noqa: ANN202
-    from storage.db.audit import SqlAuditStore  # noqa: PLC0415
-    from storage.db.engine import create_engines  # noqa: PLC0415
+def _compose(settings: Settings) -> Composition:
+    from cli.composition import compose  # noqa: PLC0415 - the storage stack only when run
 
-    return SqlAuditStore(create_engines(settings))
+    return compose(settings)
 
 
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Recompute the audit hash chain; exit 1 if any event was edited or deleted."""
-    report = _audit_store(load_settings()).verify()
+    root = _compose(load_settings())
+    try:
+        report = root.audit_store.verify()
+    finally:
+        root.close()
     if report.ok:
         typer.echo(f"audit log intact: {report.checked} events verified")
         return
@@ -41,8 +47,12 @@ def audit_purge(
     older_than_days: Annotated[int, typer.Option(min=0, help="Delete events older than this.")],
 ) -> None:
     """Delete old events, leaving an anchor so the rest of the chain still verifies."""
-    cutoff = datetime.now(UTC) - timedelta(days=older_than_days)
-    removed = _audit_store(load_settings()).purge(cutoff)
+    root = _compose(load_settings())
+    try:
+        cutoff = root.clock.now() - timedelta(days=older_than_days)
+        removed = root.audit_store.purge(cutoff)
+    finally:
+        root.close()
     typer.echo(f"purged {removed} events older than {cutoff.isoformat()}")
 
 
@@ -53,21 +63,18 @@ def keys_rotate() -> None:
     The new key is published at once and signs new tokens 90 s later, when every API
     process has loaded it; an old key goes only after all tokens it signed have expired.
     """
-    from datetime import UTC, datetime  # noqa: PLC0415
-
-    from core.key_rotation import KeyRotation, retire_grace  # noqa: PLC0415
+    from core.key_rotation import retire_grace  # noqa: PLC0415
     from core.services.auth import ensure_signing_key  # noqa: PLC0415
-    from storage.db.engine import create_engines  # noqa: PLC0415
-    from storage.db.metadata import SqlMetadata  # noqa: PLC0415
-    from storage.db.signing_keys import SqlSigningKeyStore  # noqa: PLC0415
 
     settings = load_settings()
-    engines = create_engines(settings)
-    ensure_signing_key(SqlMetadata(engines))
-    rotation = KeyRotation(SqlSigningKeyStore(engines))
-    now = datetime.now(UTC)
-    kid, _ = rotation.rotate(now)
-    retired = rotation.retire(now, retire_grace(settings.auth.token_ttl_seconds))
+    root = _compose(settings)
+    try:
+        ensure_signing_key(root.metadata)
+        now = root.clock.now()
+        kid, _ = root.key_rotation.rotate(now)
+        retired = root.key_rotation.retire(now, retire_grace(settings.auth.token_ttl_seconds))
+    finally:
+        root.close()
     typer.echo(f"new signing key {kid}; retired {len(retired)}")
 
 

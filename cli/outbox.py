@@ -31,7 +31,7 @@ import contextlib
 import json
 import logging
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Final
 
 import anyio.to_thread
@@ -50,7 +50,7 @@ from core.event_batches import (
     batch_search,
     batch_workflow_id,
 )
-from core.ports import Metadata, MetadataSession
+from core.ports import Clock, Metadata, MetadataSession
 from core.subscribers import Subscriber, Subscribers
 from core.trace_context import TRACE_KEY, continued
 from core.workflow_port import WorkflowStarter
@@ -124,8 +124,10 @@ class OutboxDispatcher:
         *,
         subscribers: Subscribers,
         runs: BatchRuns,
+        clock: Clock,
     ) -> None:
         self._metadata = metadata
+        self._clock = clock
         self._starter = starter
         self._settings = settings
         self._subscribers = subscribers
@@ -156,7 +158,7 @@ class OutboxDispatcher:
             return
         with self._metadata.write() as session:
             session.queue_events(queued)
-            session.mark_dispatched(marked, datetime.now(UTC))
+            session.mark_dispatched(marked, self._clock.now())
             session.commit()
 
     async def dispatch_once(self) -> int:
@@ -198,7 +200,7 @@ class OutboxDispatcher:
         queued = session.queued_events(subscriber.kind, size)
         if not queued:
             return []
-        waited = datetime.now(UTC) - queued[0].created_at
+        waited = self._clock.now() - queued[0].created_at
         if len(queued) < size and waited < timedelta(seconds=self._settings.event_batch_seconds):
             return []
         return [EventValue.of(event) for event in queued]
@@ -215,7 +217,7 @@ class OutboxDispatcher:
                     batch = self._formable(session, subscriber)
                     if not batch:
                         break
-                    now = datetime.now(UTC)
+                    now = self._clock.now()
                     workflow_id = batch_workflow_id(subscriber.kind, batch, now)
                     session.add_event_batch(subscriber.kind, workflow_id, batch, now)
                     formed += 1
@@ -228,12 +230,12 @@ class OutboxDispatcher:
 
     def _started(self, batch_id: int) -> None:
         with self._metadata.write() as session:
-            session.event_batch_started(batch_id, datetime.now(UTC))
+            session.event_batch_started(batch_id, self._clock.now())
             session.commit()
 
     def _closed(self, batch_id: int, outcome: str) -> None:
         with self._metadata.write() as session:
-            session.event_batch_closed(batch_id, outcome, datetime.now(UTC))
+            session.event_batch_closed(batch_id, outcome, self._clock.now())
             session.commit()
 
     async def _advance_batches(self) -> int:
@@ -287,7 +289,7 @@ class OutboxDispatcher:
         keep = self._settings.outbox_keep_dispatched_seconds
         if keep == 0:
             return 0
-        cutoff = datetime.now(UTC) - timedelta(seconds=keep)
+        cutoff = self._clock.now() - timedelta(seconds=keep)
         return await anyio.to_thread.run_sync(self._prune, cutoff)
 
     async def _prune_when_due(self) -> None:

@@ -7,30 +7,34 @@ import asyncio
 from api.workflow_starter import TemporalStarter
 from cli.event_runs import TemporalRuns
 from cli.outbox import OutboxDispatcher
-from core.ports import Metadata
+from core.ports import Clock, Metadata
 from core.settings import Settings
 from core.subscribers import Subscribers, builtin_subscribers
 from core.webhook_events import WEBHOOK_SUBSCRIBER
-from storage.db.engine import create_engines
-from storage.db.metadata import SqlMetadata
 
 
 def build_outbox_dispatcher(
-    settings: Settings, metadata: Metadata, subscribers: Subscribers | None = None
+    settings: Settings, metadata: Metadata, subscribers: Subscribers, clock: Clock
 ) -> OutboxDispatcher:
     """The outbox dispatcher of ``settings`` over ``metadata``.
+
+    The composition root (``cli.composition.Composition.outbox_dispatcher``) calls it with
+    the process's metadata store.
 
     Args:
         settings: The process's settings (Temporal connection and control settings).
         metadata: The metadata store the outbox lives in.
-        subscribers: The event subscribers; ``None``: the built-in ones.
+        subscribers: The event subscribers (``core.subscribers.builtin_subscribers()`` and
+            any a feature registers).
+        clock: The process's clock.
     """
     return OutboxDispatcher(
         metadata,
         TemporalStarter(settings.temporal),
         settings.control,
-        subscribers=subscribers if subscribers is not None else builtin_subscribers(),
+        subscribers=subscribers,
         runs=TemporalRuns(settings.temporal),
+        clock=clock,
     )
 
 
@@ -40,18 +44,7 @@ def installation_subscribers() -> Subscribers:
 
 
 def start_outbox_dispatcher(
-    settings: Settings, stop: asyncio.Event, subscribers: Subscribers | None = None
+    dispatcher: OutboxDispatcher, stop: asyncio.Event
 ) -> asyncio.Task[None]:
-    """Run an :class:`OutboxDispatcher` for ``settings`` as a task until ``stop``.
-
-    Args:
-        settings: The process's settings.
-        stop: Set it to end the task.
-        subscribers: The event subscribers; ``None``: :func:`installation_subscribers`.
-    """
-    dispatcher = build_outbox_dispatcher(
-        settings,
-        SqlMetadata(create_engines(settings)),
-        subscribers if subscribers is not None else installation_subscribers(),
-    )
+    """Run ``dispatcher`` as a task until ``stop`` is set."""
     return asyncio.create_task(dispatcher.run(stop), name="outbox-dispatcher")

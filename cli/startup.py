@@ -12,9 +12,8 @@ import logging
 from typing import TYPE_CHECKING
 
 from adapters.master_key import ensure_master_key
+from cli.composition import compose
 from core.services.auth import ensure_admin, ensure_signing_key
-from storage.db.engine import create_engines
-from storage.db.metadata import SqlMetadata
 from storage.db.migrate import migrated
 
 if TYPE_CHECKING:
@@ -32,13 +31,12 @@ def prepare_installation(settings: Settings) -> None:
     process that creates the account generates one and logs it, once per installation.
     """
     with migrated(settings):
-        engines = create_engines(settings)
+        root = compose(settings)  # this process's own, closed before any worker starts
         try:
-            metadata = SqlMetadata(engines)
-            ensure_signing_key(metadata)
-            generated = ensure_admin(metadata, settings.auth)
+            ensure_signing_key(root.metadata)
+            generated = ensure_admin(root.metadata, settings.auth)
             ensure_master_key(settings)
         finally:
-            engines.dispose()
+            root.close()
     if generated is not None:
         _log.warning("created user %r with password %s", settings.auth.admin_username, generated)

@@ -1,4 +1,4 @@
-"""Composition root: builds the concrete collaborators a process needs from settings."""
+"""The worker's activities, bound to the services of the composition root."""
 
 from __future__ import annotations
 
@@ -14,29 +14,28 @@ from activities.uploads import UploadActivities
 from activities.webhooks import WebhookActivities
 from adapters.master_key import secret_box
 from adapters.webhook_http import webhook_http
-from storage.blobs import build_blob_store
-from storage.db.engine import create_engines
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from core.settings import Settings
+    from cli.composition import Composition
 
 
-def build_activities(settings: Settings) -> list[Callable[..., Any]]:
-    """Every activity the worker registers, bound to real storage.
+def build_activities(root: Composition) -> list[Callable[..., Any]]:
+    """Every activity the worker registers, over ``root``'s services.
 
-    One set of engines for all of them, built like the API's: on SQLite every writer
-    takes the process's write lock (``storage.db.engine.Engines.writing``).
+    The activities get the services (and the process's one clock) the root built, so
+    they share its engines: on SQLite every writer takes the process's write lock
+    (``storage.db.engine.Engines.writing``), and a setting reaches the worker's services
+    exactly as it reaches the API's.
     """
-    engines = create_engines(settings)
-    store = build_blob_store(settings)
-    uploads = UploadActivities(settings, engines, store)
-    gc = GcActivities(settings, engines, store)
-    keys = KeyActivities(engines)
+    uploads = UploadActivities(root.uploads, root.store, root.clock)
+    gc = GcActivities(root.collector, root.metadata, root.settings.control, root.clock)
+    keys = KeyActivities(root.key_rotation, root.clock)
     events = EventActivities()
+    settings = root.settings
     webhooks = WebhookActivities(
-        settings, engines, partial(secret_box, settings), partial(webhook_http, settings)
+        settings, root.webhook_store, partial(secret_box, settings), partial(webhook_http, settings)
     )
     return [
         uploads.reap_expired_uploads,
@@ -46,8 +45,8 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
         gc.gc_sweep_orphans,
         events.deliver_events_log,
         events.handle_event,
-        RetentionActivities(settings, engines).run_retention,
-        QuotaActivities(settings, engines, store).reconcile_quotas,
+        RetentionActivities(root.retention, root.metadata, root.clock).run_retention,
+        QuotaActivities(root.reconciler).reconcile_quotas,
         keys.rotate_signing_key,
         keys.retire_signing_keys,
         webhooks.deliver_events_webhook,

@@ -15,6 +15,7 @@ from temporalio.worker import Worker
 from adapters.temporal_client import connect_temporal
 from cli.health import OVERALL, WORKER_SERVICE, HealthServer
 from cli.health_tracking import readiness_of, track, worker_dependencies
+from cli.outbox import OutboxDispatcher
 from cli.outbox_task import start_outbox_dispatcher
 from cli.schedules import (
     ensure_gc_schedule,
@@ -26,9 +27,6 @@ from cli.schedules import (
 from cli.search_attributes import ensure_search_attributes
 from cli.worker_metrics import start_worker_metrics, temporal_runtime
 from core.key_rotation import retire_grace
-from storage.blobs import build_blob_store
-from storage.db.engine import create_engines
-from storage.db.metadata import SqlMetadata
 from workflows import ALL_WORKFLOWS
 
 if TYPE_CHECKING:
@@ -36,6 +34,7 @@ if TYPE_CHECKING:
 
     from temporalio.client import Client
 
+    from core.ports import BlobStore, Metadata
     from core.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -88,11 +87,12 @@ async def run_worker(
     activities: Sequence[Callable[..., Any]],
     stop: asyncio.Event,
     *,
+    outbox: OutboxDispatcher | None,
+    data_plane: tuple[Metadata, BlobStore] | None = None,
     client: Client | None = None,
     health: HealthServer | None = None,
     health_services: Sequence[str] = (OVERALL, WORKER_SERVICE),
     polling: asyncio.Event | None = None,
-    outbox: bool = True,
 ) -> None:
     """Run the worker until ``stop`` is set or the worker fails.
 
@@ -109,7 +109,11 @@ async def run_worker(
             ``settings.grpc_health_port`` and stopped on return.
         health_services: Services whose status follows the worker's.
         polling: Set once the worker polls (for callers that wait on it).
-        outbox: Also run the outbox dispatcher (``cli.outbox``) beside the worker.
+        outbox: The outbox dispatcher (``cli.outbox``) to run beside the worker, built by
+            the composition root (``Composition.outbox_dispatcher``); ``None``: none.
+        data_plane: The root's metadata and blob store, checked by the worker's health
+            (``None``: the health follows Temporal only, for workers without activities
+            that use them).
     """
     async with contextlib.AsyncExitStack() as stack:
         if health is None:
@@ -155,12 +159,8 @@ async def run_worker(
             activities=activities,
             executor=executor,
         )
-        engines = create_engines(settings)
-        stack.callback(engines.dispose)
-        ready = readiness_of(
-            worker_dependencies(client, SqlMetadata(engines), build_blob_store(settings))
-        )
-        dispatching = start_outbox_dispatcher(settings, stop) if outbox else None
+        ready = readiness_of(worker_dependencies(client, data_plane))
+        dispatching = start_outbox_dispatcher(outbox, stop) if outbox is not None else None
         try:
             await _poll_until_stopped(
                 worker,

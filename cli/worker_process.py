@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from cli.composition import compose
 from cli.logs import configure_logging
+from cli.outbox_task import installation_subscribers
 from cli.signals import stop_on_signals
 from cli.tracing import configure_tracing
 from cli.wiring import build_activities
@@ -27,6 +29,16 @@ def run_worker_process(settings: Settings) -> None:
 
 
 async def _main(settings: Settings) -> None:
-    stop = asyncio.Event()
-    with stop_on_signals(asyncio.get_running_loop(), stop.set):
-        await run_worker(settings, build_activities(settings), stop)
+    root = compose(settings)
+    try:
+        stop = asyncio.Event()
+        with stop_on_signals(asyncio.get_running_loop(), stop.set):
+            await run_worker(
+                settings,
+                build_activities(root),
+                stop,
+                outbox=root.outbox_dispatcher(installation_subscribers()),
+                data_plane=(root.metadata, root.store),
+            )
+    finally:
+        root.close()

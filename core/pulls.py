@@ -17,9 +17,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Final, Protocol
+
+from core.ports import Clock
 
 logger = logging.getLogger(__name__)
 
@@ -53,9 +55,10 @@ def pull_is_due(pulled_at: datetime | None, now: datetime, granularity: timedelt
 class PullRecorder:
     """Decides which pulls to write and writes them best effort."""
 
-    def __init__(self, store: PullTimeStore, granularity_seconds: int) -> None:
+    def __init__(self, store: PullTimeStore, granularity_seconds: int, clock: Clock) -> None:
         self._store = store
         self._granularity = timedelta(seconds=granularity_seconds)
+        self._clock = clock
         self._lock = threading.Lock()
         self._claims: dict[int, datetime] = {}
 
@@ -65,7 +68,7 @@ class PullRecorder:
         Cheap and non-blocking (no I/O): it compares times and claims the manifest, so a
         concurrent pull of the same manifest in this process gets ``None``.
         """
-        now = datetime.now(UTC)
+        now = self._clock.now()
         if not pull_is_due(pulled_at, now, self._granularity):
             return None
         with self._lock:

@@ -9,23 +9,32 @@ push then sees the row gone and fails cleanly) or sees the review postponed.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from core import events
-from core.ports import MetadataSession
+from core.ports import Clock, MetadataSession
 from core.records import RepositoryRecord
 
 
 class ChangeRecorder:
-    """Writes outbox events and review-queue rows through a metadata session."""
+    """Writes outbox events and review-queue rows through a metadata session.
 
-    def __init__(self, review_delay_seconds: int, quota_warning_ratio: float = 0.85) -> None:
+    Args:
+        review_delay_seconds: How long after a change a possibly unreferenced blob or
+            manifest is reviewed by GC (``ControlSettings.gc_review_delay_seconds``).
+        quota_warning_ratio: Fraction of a quota at which a push writes a
+            ``quota.warning`` event (``ControlSettings.quota_warning_ratio``).
+        clock: The process's clock (review-after times are read from it).
+    """
+
+    def __init__(self, review_delay_seconds: int, quota_warning_ratio: float, clock: Clock) -> None:
         self._delay = timedelta(seconds=review_delay_seconds)
         #: Fraction of a quota at which a push writes a ``quota.warning`` event.
         self.quota_warning_ratio = quota_warning_ratio
+        self._clock = clock
 
     def review_after(self) -> datetime:
-        return datetime.now(UTC) + self._delay
+        return self._clock.now() + self._delay
 
     def protect_references(
         self,

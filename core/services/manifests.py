@@ -47,14 +47,16 @@ class ManifestService:
     def __init__(
         self,
         metadata: Metadata,
-        changes: ChangeRecorder | None = None,
-        pulls: PullRecorder | None = None,
-        nowait: NowaitReads | None = None,
-        rules: ManifestRules | None = None,
+        changes: ChangeRecorder,
+        *,
+        pulls: PullRecorder | None,
+        nowait: NowaitReads | None,
+        rules: ManifestRules,
     ) -> None:
+        """``pulls`` (pull-time recording) and ``nowait`` are optional: ``None`` leaves them out."""
         self._metadata = metadata
-        self._rules = rules or ManifestRules()
-        self._changes = changes or ChangeRecorder(24 * 3600)
+        self._rules = rules
+        self._changes = changes
         self._pulls = pulls
         #: Reads that never wait (SQLite), for :meth:`read_nowait`.
         self._nowait = nowait

@@ -23,11 +23,13 @@ class RepositoryService:
         self,
         metadata: Metadata,
         projects: ProjectService,
-        changes: ChangeRecorder | None = None,
-        nowait: NowaitReads | None = None,
+        changes: ChangeRecorder,
+        *,
+        nowait: NowaitReads | None,
     ) -> None:
+        """``nowait`` (reads that never wait, SQLite only) is optional: ``None`` leaves it out."""
         self._metadata = metadata
-        self._changes = changes or ChangeRecorder(24 * 3600)
+        self._changes = changes
         self._projects = projects
         #: Reads that never wait (SQLite), for :meth:`find_nowait`.
         self._nowait = nowait

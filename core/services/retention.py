@@ -79,7 +79,7 @@ class RetentionService:
         self,
         metadata: Metadata,
         manifests: ManifestService,
-        changes: ChangeRecorder | None = None,
+        changes: ChangeRecorder | None,
     ) -> None:
         """``changes`` (the data plane's recorder) is needed by recorded runs only."""
         self._metadata = metadata

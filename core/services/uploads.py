@@ -106,10 +106,10 @@ class UploadService:
         store: BlobStore,
         clock: Clock,
         limits: LimitSettings,
-        changes: ChangeRecorder | None = None,
+        changes: ChangeRecorder,
     ) -> None:
         self._metadata = metadata
-        self._changes = changes or ChangeRecorder(24 * 3600)
+        self._changes = changes
         self._store = store
         self._clock = clock
         self._limits = limits

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from adapters.clock import SystemClock
 from cli.outbox import OutboxDispatcher
 from core import events
 from core.event_batches import BATCH_WORKFLOW, EventBatch
@@ -96,7 +97,12 @@ def _dispatcher(
         update={"event_batch_size": size, "event_batch_seconds": wait}
     )
     return OutboxDispatcher(
-        metadata, temporal, settings, subscribers=Subscribers([PUSHES, TAGS]), runs=temporal
+        metadata,
+        temporal,
+        settings,
+        subscribers=Subscribers([PUSHES, TAGS]),
+        runs=temporal,
+        clock=SystemClock(),
     )
 
 
@@ -191,6 +197,7 @@ async def test_a_start_not_marked_is_repeated_under_the_same_id(metadata: SqlMet
         Settings().control.model_copy(update={"event_batch_size": 2}),
         subscribers=Subscribers([PUSHES]),
         runs=temporal,
+        clock=SystemClock(),
     )
     with pytest.raises(RuntimeError, match="killed"):
         await dying.dispatch_once()

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from adapters.clock import SystemClock
 from api.context import Registry
 from core.digests import Digest
 from core.names import RepositoryName
@@ -35,7 +36,9 @@ def _registry(oci: OCIClient) -> Registry:
 
 def _collector(oci: OCIClient) -> GarbageCollector:
     registry = _registry(oci)
-    return GarbageCollector(registry.metadata, registry.store, ChangeRecorder(3600))
+    return GarbageCollector(
+        registry.metadata, registry.store, ChangeRecorder(3600, 0.85, SystemClock())
+    )
 
 
 def _gc(oci: OCIClient, *, delay: timedelta = timedelta(0), untagged: bool = True) -> GcReport:

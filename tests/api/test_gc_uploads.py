@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from adapters.clock import SystemClock
 from api.context import Registry
 from core.digests import Digest
 from core.services.changes import ChangeRecorder
@@ -39,7 +40,9 @@ def _registry(oci: OCIClient) -> Registry:
 def _gc_once(oci: OCIClient) -> int:
     """One pass of every GC step at review delay 0; how many reviews it took."""
     registry = _registry(oci)
-    collector = GarbageCollector(registry.metadata, registry.store, ChangeRecorder(0))
+    collector = GarbageCollector(
+        registry.metadata, registry.store, ChangeRecorder(0, 0.85, SystemClock())
+    )
     due = datetime.now(UTC)
     reviewed = collector.collect_manifests(due, 100, False).reviewed
     reviewed += collector.collect_blobs(due, 100, False).reviewed

@@ -11,17 +11,15 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy
 
+from cli.composition import compose
 from core.errors import OCIErrorCode, RegistryError
 from core.names import Reference, RepositoryName
 from core.ports import ReadWouldWait
 from core.records import ManifestRecord
 from core.services.manifests import ManifestService
-from core.services.projects import ProjectService
 from core.services.repositories import RepositoryService
 from core.settings import Settings
-from storage.blobs import build_blob_store
-from storage.db.engine import Engines, create_engines
-from storage.db.metadata import SqlMetadata
+from storage.db.engine import Engines
 from tests.api.oci import OCIClient
 
 #: More than the event loop reader's pool could ever hold.
@@ -39,16 +37,9 @@ class Reads:
 
 @pytest.fixture
 def reads(app_settings: Settings) -> Iterator[Reads]:
-    engines = create_engines(app_settings)
-    metadata = SqlMetadata(engines)
-    nowait = metadata if metadata.reads_nowait else None
-    projects = ProjectService(metadata, build_blob_store(app_settings))
-    yield Reads(
-        engines,
-        ManifestService(metadata, nowait=nowait),
-        RepositoryService(metadata, projects, nowait=nowait),
-    )
-    engines.dispose()
+    root = compose(app_settings)
+    yield Reads(root.engines, root.manifests, root.repositories)
+    root.close()
 
 
 def test_lookup_without_waiting_and_its_fallback(reads: Reads, oci: OCIClient, repo: str) -> None:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy
 from sqlalchemy import select
 
+from adapters.clock import SystemClock
 from api.context import Registry
 from cli.outbox import OutboxDispatcher
 from core.control_settings import ControlSettings
@@ -75,6 +76,7 @@ def _dispatcher(oci: OCIClient, keep_seconds: int, batch: int) -> OutboxDispatch
         settings,
         subscribers=builtin_subscribers(),
         runs=_NoStarts(),
+        clock=SystemClock(),
     )
 
 

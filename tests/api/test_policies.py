@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
+from adapters.clock import SystemClock
 from core.services.changes import ChangeRecorder
 from core.services.gc import GarbageCollector
 from tests.api.oci import OCIClient, digest_of, unique_project
@@ -124,7 +125,9 @@ def test_quota_usage_is_exact_through_every_step(oci: OCIClient) -> None:
 
 def _collect(oci: OCIClient) -> None:
     registry = oci.client.app.state["registry"]  # type: ignore[attr-defined]
-    collector = GarbageCollector(registry.metadata, registry.store, ChangeRecorder(3600))
+    collector = GarbageCollector(
+        registry.metadata, registry.store, ChangeRecorder(3600, 0.85, SystemClock())
+    )
     due = datetime.now(UTC) + timedelta(seconds=1)
     for _ in range(50):
         batch = collector.collect_blobs(due, 1000, False)

@@ -170,7 +170,7 @@ def test_latest_pulled_dry_run_keeps_the_pulled_tag(oci: OCIClient) -> None:
     _get(oci, repo, "old")
 
     registry = _registry(oci)
-    service = RetentionService(registry.metadata, registry.manifests)
+    service = RetentionService(registry.metadata, registry.manifests, None)
     dry = service.run(project, datetime.now(UTC), dry_run=True)
     by_digest = {item["digest"]: (item["action"], item["reason"]) for item in dry.items}
     assert by_digest == {
@@ -195,7 +195,7 @@ def test_days_since_last_pull_counts_unpulled_as_pulled_at_push(oci: OCIClient) 
     _get(oci, repo, "pulled")
 
     registry = _registry(oci)
-    service = RetentionService(registry.metadata, registry.manifests)
+    service = RetentionService(registry.metadata, registry.manifests, None)
     soon = service.run(project, datetime.now(UTC), dry_run=True)
     assert {item["action"] for item in soon.items} == {"retain"}
     reasons = {item["reason"] for item in soon.items}

@@ -20,7 +20,7 @@ def _project(oci: OCIClient) -> str:
 
 def _service(oci: OCIClient) -> RetentionService:
     registry = oci.client.app.state["registry"]  # type: ignore[attr-defined]
-    return RetentionService(registry.metadata, registry.manifests)
+    return RetentionService(registry.metadata, registry.manifests, None)
 
 
 POLICY = {

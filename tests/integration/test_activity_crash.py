@@ -54,6 +54,7 @@ from activities.contracts import (
     ReconcileInput,
 )
 from api.app import create_app
+from cli.composition import compose
 from cli.wiring import build_activities
 from core.digests import Digest
 from core.key_rotation import rotation_kid
@@ -427,7 +428,9 @@ def _tombstones(rig: Rig) -> list[Any]:
 def test_every_state_changing_activity_is_killed_in_a_test(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data")
     upgrade(settings)
-    registered = {activity_name(fn) for fn in build_activities(settings)}
+    root = compose(settings)
+    registered = {activity_name(fn) for fn in build_activities(root)}
+    root.close()
     assert registered == CRASH_TESTED | STATELESS
 
 

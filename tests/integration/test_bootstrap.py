@@ -22,7 +22,10 @@ from tests.services.postgres import Postgres
 from tests.services.process import LOOPBACK, ManagedProcess, free_port, spawn
 
 WORKERS = 4
+#: The password is URL-safe base64; in a JSON log line a closing quote follows it.
 _CREATED = re.compile(r"created user 'admin' with password ([A-Za-z0-9_-]+)")
+#: Logged by each API worker process once its app (``cli.asgi.app``) is built.
+_BUILT = re.compile(r"API worker process (\d+) built its app")
 
 
 def _database_url(backend: str, data_dir: Path, request: pytest.FixtureRequest) -> str:
@@ -51,9 +54,23 @@ def _start_api(
     return process, port
 
 
-def _wait_ready(process: ManagedProcess, port: int) -> None:
+def _built_workers(process: ManagedProcess) -> set[str]:
+    return set(_BUILT.findall(process.log_path.read_text()))
+
+
+def _wait_ready(process: ManagedProcess, port: int, workers: int) -> None:
+    """Wait until ``/healthz`` answers and every worker process has built its app.
+
+    A worker that has built its app is past everything start-up does in it, so what the
+    logs and the database hold afterwards is what every worker did.
+    """
     process.wait_until(
         partial(answers, LOOPBACK, port, "/healthz"), timeout=START_TIMEOUT, what="/healthz"
+    )
+    process.wait_until(
+        lambda: len(_built_workers(process)) >= workers,
+        timeout=START_TIMEOUT,
+        what=f"{workers} workers built their app",
     )
 
 
@@ -100,12 +117,15 @@ def _check_one_admin(url: str, logs: list[Path], ports: list[int]) -> None:
     printed = _CREATED.findall(output)
     assert len(printed) == 1, output[-4000:]
     (password,) = printed
+    assert output.count(password) == 1, "the password appears more than once in the logs"
     hashes = _admin_hashes(url)
     assert len(hashes) == 1
     assert verify_password(password, hashes[0])
     assert _signing_keys(url) == ["initial"]
     for port in ports:
-        assert _token_status(port, password) == 200
+        # Fresh connections, so the server's workers share the logins between them.
+        for _ in range(2 * WORKERS):
+            assert _token_status(port, password) == 200
         assert _token_status(port, password + "x") == 401
 
 
@@ -115,7 +135,8 @@ def test_api_with_four_workers_creates_one_admin_password_once(
     env, url = empty_installation
     process, port = _start_api(tmp_path, "api", env, WORKERS)
     try:
-        _wait_ready(process, port)
+        _wait_ready(process, port, WORKERS)
+        assert len(_built_workers(process)) == WORKERS
         _check_one_admin(url, [process.log_path], [port])
     finally:
         process.stop()
@@ -128,7 +149,7 @@ def test_replicas_starting_together_create_one_admin_password(
     replicas = [_start_api(tmp_path, f"replica-{n}", env, 2) for n in range(2)]
     try:
         for replica, port in replicas:
-            _wait_ready(replica, port)
+            _wait_ready(replica, port, 2)
         logs = [replica.log_path for replica, _ in replicas]
         _check_one_admin(url, logs, [port for _, port in replicas])
     finally:

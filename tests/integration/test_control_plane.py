@@ -22,10 +22,12 @@ from temporalio.client import Client
 
 from activities.contracts import ReconcileInput
 from api.app import create_app
+from cli.composition import compose
 from cli.wiring import build_activities
 from cli.worker import run_worker
 from core.names import RepositoryName
 from core.settings import Settings
+from core.subscribers import builtin_subscribers
 from tests.api.oci import OCIClient, Pushed, unique_project
 from tests.conftest import BACKENDS
 from tests.services.control_backends import control_settings
@@ -38,8 +40,15 @@ BOUND = 90.0
 @contextlib.asynccontextmanager
 async def worker(settings: Settings) -> AsyncIterator[None]:
     stop, polling = asyncio.Event(), asyncio.Event()
+    root = compose(settings)
     task = asyncio.create_task(
-        run_worker(settings, build_activities(settings), stop, polling=polling)
+        run_worker(
+            settings,
+            build_activities(root),
+            stop,
+            outbox=root.outbox_dispatcher(builtin_subscribers()),
+            polling=polling,
+        )
     )
     async with asyncio.timeout(BOUND):
         await asyncio.wait(
@@ -52,6 +61,7 @@ async def worker(settings: Settings) -> AsyncIterator[None]:
         stop.set()
         async with asyncio.timeout(BOUND):
             await task
+        root.close()
 
 
 _CONTROL = {"outbox_poll_seconds": 0.2, "gc_every_seconds": 0, "policy_every_seconds": 0}

@@ -174,6 +174,12 @@ def test_dev_restarts_a_temporal_server_that_died(tmp_path: Path) -> None:
     process, port, _, _ = start_dev(tmp_path, data_dir, "supervised")
     try:
         wait_ready(process, port)
+        # The API answers before the worker has finished starting; kill only once both run.
+        process.wait_until(
+            lambda: "Moorage registry:" in process.log_path.read_text(encoding="utf-8"),
+            timeout=START_TIMEOUT,
+            what="the API and the worker both started",
+        )
         (first,) = temporal_pids(process.log_path)
         os.kill(first, signal.SIGKILL)
         restarted = partial(lambda: len(temporal_pids(process.log_path)) == 2)

@@ -30,6 +30,7 @@ from temporalio import activity
 from temporalio.client import Client
 
 from activities.events import EventActivities
+from adapters.clock import SystemClock
 from api.app import create_app
 from api.context import Registry
 from api.workflow_starter import TemporalStarter
@@ -284,7 +285,12 @@ async def test_a_burst_reaches_each_subscriber_once_in_order_in_few_runs(
         oci = OCIClient(http, password.get_secret_value())
 
         def parts(**extra: Any) -> dict[str, Any]:
-            return {"subscribers": subscribers, "runs": TemporalRuns(settings.temporal), **extra}
+            return {
+                "subscribers": subscribers,
+                "runs": TemporalRuns(settings.temporal),
+                "clock": SystemClock(),
+                **extra,
+            }
 
         first = KilledAfterStart(
             registry.metadata,

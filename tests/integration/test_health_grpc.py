@@ -66,7 +66,7 @@ async def test_worker_is_not_serving_while_temporal_is_down(tmp_path: Path) -> N
     )
     stop, polling = asyncio.Event(), asyncio.Event()
     worker = asyncio.create_task(
-        run_worker(settings, [fake_reap], stop, health=health, polling=polling, outbox=False)
+        run_worker(settings, [fake_reap], stop, health=health, polling=polling, outbox=None)
     )
     try:
         async with asyncio.timeout(BOUND):

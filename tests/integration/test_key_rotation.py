@@ -22,11 +22,11 @@ from temporalio.client import Client, ScheduleActionExecutionStartWorkflow
 from activities.contracts import KeyRotationInput, KeyRotationResult
 from activities.keys import KeyActivities
 from api.app import create_app
+from cli.composition import compose
 from cli.schedules import ensure_key_rotation_schedule
 from cli.startup import prepare_installation
 from cli.worker import ACTIVITY_THREADS, build_worker
 from core.settings import AuthSettings, Settings
-from storage.db.engine import create_engines
 from workflows.keys import KeyRotationWorkflow
 
 if TYPE_CHECKING:
@@ -79,7 +79,8 @@ async def test_scheduled_rotation_publishes_a_key_and_old_tokens_keep_working(
     task_queue, schedule_id = f"keys-{uuid.uuid4()}", f"key-rotation-{uuid.uuid4()}"
     old_token = await asyncio.to_thread(_token, http)
     before = await asyncio.to_thread(_kids, http)
-    keys = KeyActivities(create_engines(Settings(data_dir=tmp_path)))
+    root = compose(Settings(data_dir=tmp_path))
+    keys = KeyActivities(root.key_rotation, root.clock)
     activities: list[Callable[..., Any]] = [keys.rotate_signing_key, keys.retire_signing_keys]
     with ThreadPoolExecutor(ACTIVITY_THREADS) as executor:
         async with build_worker(

@@ -15,9 +15,11 @@ import pytest
 from litestar.testing import TestClient
 
 from api.app import create_app
+from cli.composition import compose
 from cli.wiring import build_activities
 from cli.worker import run_worker
 from core.settings import Settings
+from core.subscribers import builtin_subscribers
 from tests.api.oci import OCIClient, unique_project
 from tests.conftest import BACKENDS
 from tests.services.control_backends import control_settings
@@ -31,8 +33,15 @@ _CONTROL = {"outbox_poll_seconds": 0.2, "gc_every_seconds": 0, "policy_every_sec
 @contextlib.asynccontextmanager
 async def _worker(settings: Settings) -> AsyncIterator[None]:
     stop, polling = asyncio.Event(), asyncio.Event()
+    root = compose(settings)
     task = asyncio.create_task(
-        run_worker(settings, build_activities(settings), stop, polling=polling)
+        run_worker(
+            settings,
+            build_activities(root),
+            stop,
+            outbox=root.outbox_dispatcher(builtin_subscribers()),
+            polling=polling,
+        )
     )
     async with asyncio.timeout(BOUND):
         await asyncio.wait(
@@ -45,6 +54,7 @@ async def _worker(settings: Settings) -> AsyncIterator[None]:
         stop.set()
         async with asyncio.timeout(BOUND):
             await task
+        root.close()
 
 
 def _admin(oci: OCIClient) -> tuple[str, str]:

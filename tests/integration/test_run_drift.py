@@ -22,6 +22,7 @@ from litestar.testing import TestClient
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
+from adapters.clock import SystemClock
 from api.app import create_app
 from cli.outbox_task import build_outbox_dispatcher
 from cli.schedules import (
@@ -35,6 +36,7 @@ from cli.schedules import (
     ensure_retention_schedule,
 )
 from core.settings import Settings
+from core.subscribers import builtin_subscribers
 from tests.api.oci import OCIClient, unique_project
 from tests.integration.test_control_plane import worker
 from tests.services.control_backends import control_settings
@@ -86,7 +88,9 @@ async def _finished(oci: OCIClient, url: str) -> dict[str, Any]:
 async def _dispatch(http: TestClient[Any], settings: Settings) -> None:
     """Start the workflows of every pending outbox event (bounded rounds)."""
     registry = http.app.state["registry"]
-    dispatcher = build_outbox_dispatcher(settings, registry.metadata)
+    dispatcher = build_outbox_dispatcher(
+        settings, registry.metadata, builtin_subscribers(), SystemClock()
+    )
     for _ in range(MAX_ROUNDS):
         if await dispatcher.dispatch_once() == 0:
             return

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from temporalio.client import Client
 
 from activities.search_attributes import DIGEST, PROJECT, REPOSITORY
+from adapters.clock import SystemClock
 from api.app import create_app
 from cli.outbox_task import build_outbox_dispatcher
 from cli.search_attributes import ensure_search_attributes
@@ -27,7 +28,7 @@ from cli.startup import prepare_installation
 from core import events
 from core.control_settings import ControlSettings
 from core.settings import AuthSettings, Settings, TemporalSettings
-from core.subscribers import LOG
+from core.subscribers import LOG, builtin_subscribers
 from storage.db.outbox_queries import BATCH
 from tests.api.oci import OCIClient, unique_project
 from tests.services.temporal import TemporalServer
@@ -97,7 +98,9 @@ async def test_dispatched_runs_are_found_by_repository(
         pushed = await anyio.to_thread.run_sync(oci.push_image, repo, "v1")
         event_id = await anyio.to_thread.run_sync(_pushed_event_id, oci, pushed.digest)
         registry = http.app.state["registry"]
-        dispatcher = build_outbox_dispatcher(settings, registry.metadata)
+        dispatcher = build_outbox_dispatcher(
+            settings, registry.metadata, builtin_subscribers(), SystemClock()
+        )
         for _ in range(MAX_ROUNDS):
             if await dispatcher.dispatch_once() == 0:
                 break

@@ -137,6 +137,7 @@ async def test_run_worker_polls_schedules_and_reports_health(
             settings,
             [fake_reap],
             stop,
+            outbox=None,
             client=client,
             health=health,
             health_services=(OVERALL, WORKER_SERVICE),
@@ -187,7 +188,9 @@ async def test_run_worker_serves_its_own_health_port(
         grpc_health_port=port,
     )
     stop, polling = asyncio.Event(), asyncio.Event()
-    worker = asyncio.create_task(run_worker(settings, [fake_reap], stop, polling=polling))
+    worker = asyncio.create_task(
+        run_worker(settings, [fake_reap], stop, outbox=None, polling=polling)
+    )
     try:
         async with asyncio.timeout(BOUND):
             await polling.wait()

@@ -23,7 +23,8 @@ from sqlalchemy import select
 from temporalio.client import Client
 
 from api.app import create_app
-from cli.outbox_task import build_outbox_dispatcher, installation_subscribers
+from cli.composition import compose
+from cli.outbox_task import installation_subscribers
 from cli.wiring import build_activities
 from cli.worker import ACTIVITY_THREADS, build_worker
 from core.settings import OutboundSettings, Settings
@@ -140,25 +141,28 @@ def api(settings: Settings) -> Iterator[Api]:
 @contextlib.asynccontextmanager
 async def worker(settings: Settings, api: Api) -> AsyncIterator[Client]:
     """The worker and the outbox dispatcher, in this event loop, until the block ends."""
+    del api  # the worker has a composition of its own, as a worker process does
     client = await Client.connect(settings.temporal.address)
     stop = asyncio.Event()
-    dispatcher = build_outbox_dispatcher(
-        settings, api.registry.metadata, installation_subscribers()
-    )
-    with ThreadPoolExecutor(ACTIVITY_THREADS) as executor:
-        running = build_worker(
-            client,
-            task_queue=settings.temporal.task_queue,
-            activities=build_activities(settings),
-            executor=executor,
-        )
-        async with running:
-            task = asyncio.create_task(dispatcher.run(stop))
-            try:
-                yield client
-            finally:
-                stop.set()
-                await asyncio.wait_for(task, 30)
+    root = compose(settings)
+    dispatcher = root.outbox_dispatcher(installation_subscribers())
+    try:
+        with ThreadPoolExecutor(ACTIVITY_THREADS) as executor:
+            running = build_worker(
+                client,
+                task_queue=settings.temporal.task_queue,
+                activities=build_activities(root),
+                executor=executor,
+            )
+            async with running:
+                task = asyncio.create_task(dispatcher.run(stop))
+                try:
+                    yield client
+                finally:
+                    stop.set()
+                    await asyncio.wait_for(task, 30)
+    finally:
+        root.close()
 
 
 async def until(condition: Callable[[], bool], *, what: str, timeout: float = BOUND) -> None:

@@ -30,10 +30,12 @@ from typing import TYPE_CHECKING, Any
 from temporalio import activity
 
 from cli import outbox
+from cli.composition import Composition, compose
 from cli.signals import stop_on_signals
 from cli.wiring import build_activities
 from cli.worker import run_worker
 from core.settings import Settings
+from core.subscribers import builtin_subscribers
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -130,9 +132,9 @@ def _stall_outbox_marking(fault: Fault) -> None:
     outbox.OutboxDispatcher._started = started  # type: ignore[method-assign]
 
 
-def faulty_activities(settings: Settings, fault: Fault) -> list[Callable[..., Any]]:
-    """``build_activities(settings)`` with the faulted activity wrapped."""
-    activities = build_activities(settings)
+def faulty_activities(root: Composition, fault: Fault) -> list[Callable[..., Any]]:
+    """``build_activities(root)`` with the faulted activity wrapped."""
+    activities = build_activities(root)
     names = [activity_name(fn) for fn in activities]
     if fault.activity == OUTBOX_MARK:
         _stall_outbox_marking(fault)
@@ -159,8 +161,14 @@ def _parse() -> Fault:
 
 async def _main(settings: Settings, fault: Fault) -> None:
     stop = asyncio.Event()
+    root = compose(settings)
     with stop_on_signals(asyncio.get_running_loop(), stop.set):
-        await run_worker(settings, faulty_activities(settings, fault), stop)
+        await run_worker(
+            settings,
+            faulty_activities(root, fault),
+            stop,
+            outbox=root.outbox_dispatcher(builtin_subscribers()),
+        )
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from adapters.clock import SystemClock
 from cli.outbox import OutboxDispatcher
 from core.control_records import OutboxRecord
 from core.control_settings import ControlSettings
@@ -82,7 +83,12 @@ async def _run(outbox: _Outbox, stop: asyncio.Event, keep: int) -> None:
     )
     metadata: Any = outbox
     dispatcher = OutboxDispatcher(
-        metadata, _NoStarts(), settings, subscribers=builtin_subscribers(), runs=_NoStarts()
+        metadata,
+        _NoStarts(),
+        settings,
+        subscribers=builtin_subscribers(),
+        runs=_NoStarts(),
+        clock=SystemClock(),
     )
     await asyncio.wait_for(dispatcher.run(stop), 30)
 

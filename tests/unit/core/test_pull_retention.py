@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from adapters.clock import SystemClock
 from core.policies import ImmutabilityPolicy
 from core.pulls import PullRecorder, WriteContentionError, pull_is_due
 from core.retention import Artifact, RetentionPolicy, evaluate
@@ -118,7 +119,7 @@ class _Store:
 
 def test_recorder_skips_fresh_pulls_and_claims_stale_ones_once() -> None:
     store = _Store()
-    recorder = PullRecorder(store, 60)
+    recorder = PullRecorder(store, 60, SystemClock())
     assert recorder.deferred(1, datetime.now(UTC)) is None
     first = recorder.deferred(2, None)
     assert first is not None
@@ -132,7 +133,7 @@ def test_recorder_skips_fresh_pulls_and_claims_stale_ones_once() -> None:
 @pytest.mark.parametrize("failure", [WriteContentionError("busy"), RuntimeError("boom")])
 def test_failed_writes_are_swallowed_and_retried_by_the_next_pull(failure: Exception) -> None:
     store = _Store(failure)
-    recorder = PullRecorder(store, 60)
+    recorder = PullRecorder(store, 60, SystemClock())
     write = recorder.deferred(3, None)
     assert write is not None
     write()  # must not raise
@@ -142,7 +143,7 @@ def test_failed_writes_are_swallowed_and_retried_by_the_next_pull(failure: Excep
 
 def test_zero_granularity_writes_every_pull() -> None:
     store = _Store()
-    recorder = PullRecorder(store, 0)
+    recorder = PullRecorder(store, 0, SystemClock())
     for _ in range(3):
         write = recorder.deferred(4, None)
         assert write is not None

@@ -1,0 +1,294 @@
+"""The composition root: every engine, store, clock and service a process uses, from ``Settings``.
+
+Nothing else in Moorage builds these; the API, the worker and the CLI commands all take
+them from a :class:`Composition`:
+
+- ``api.app.create_app`` (each API server worker process, and ``moorage dev``) builds the
+  request handlers' :class:`api.context.Registry` with :meth:`Composition.registry`;
+- the worker (``moorage worker``, and ``moorage dev`` beside the API, on the same
+  composition) binds its activities to the services here (``cli.wiring.build_activities``)
+  and runs :meth:`Composition.outbox_dispatcher`;
+- ``cli.startup.prepare_installation`` (``moorage api``'s and ``moorage dev``'s main
+  process, before any server worker exists) and the admin commands (``moorage keys``,
+  ``moorage audit``) use the metadata and the stores here.
+
+What it builds, once per process and composition:
+
+- **engines** (``storage.db.engine.create_engines``): the reader and writer engines and, on
+  SQLite, the write lock every writer of the process takes;
+- **metadata**: ``SqlMetadata(engines)``, the one metadata store (its only construction);
+- **blob store** (filesystem or S3), the **clock** (one :class:`adapters.clock.SystemClock`)
+  and the **change recorder** (GC review delay and quota warning ratio from settings);
+- the **services**: projects, repositories, uploads, manifests (with pull-time recording
+  and the nondistributable-URL rules), auth and tokens, identity, access control and audit,
+  the garbage collector, retention, quota reconciliation, key rotation.
+
+Every dependency is passed explicitly: no service builds a default collaborator of its own
+(``tests/unit/cli/test_composition.py`` checks that every constructor called here gets
+every parameter). Components are built on first use (a CLI command that only verifies the
+audit log opens no blob store) and then shared: the API and the worker of ``moorage dev``
+use the same upload service, change recorder and clock. They live until :meth:`close`
+(or the process's end); a composition is not shared across processes: a forked or spawned
+server worker builds its own from the same settings.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import cached_property, partial
+
+from adapters.clock import SystemClock
+from adapters.jwks import JwksKeys
+from adapters.keycloak import KeycloakProvider
+from api.context import Registry
+from api.run_control import EXTRAS_KEY as RUN_CONTROL
+from api.run_control import RunControl, TemporalRuns
+from api.temporal import TemporalProbe
+from cli.outbox import OutboxDispatcher
+from cli.outbox_task import build_outbox_dispatcher
+from core.key_rotation import KeyRotation
+from core.login_limit import LoginLimiter, LoginPolicy
+from core.manifests import ManifestRules
+from core.ports import BlobStore, Clock, NowaitReads
+from core.pulls import PullRecorder
+from core.services.access_control import AccessControl
+from core.services.audit_log import AuditLog
+from core.services.auth import AuthService, load_signing_keys
+from core.services.authenticator import Authenticator
+from core.services.browser_login import BrowserLogin
+from core.services.changes import ChangeRecorder
+from core.services.gc import GarbageCollector
+from core.services.identity_services import IdentityServices
+from core.services.manifests import ManifestService
+from core.services.members import KnownIdentities, MemberService
+from core.services.personal_tokens import PersonalTokenService
+from core.services.project_access import ProjectAccess
+from core.services.projects import ProjectService
+from core.services.reconcile import QuotaReconciler
+from core.services.repositories import RepositoryService
+from core.services.retention import RetentionService
+from core.services.robots import RobotService
+from core.services.trusted_issuers import TrustedIssuers
+from core.services.uploads import UploadService
+from core.services.users import UserService
+from core.settings import Settings
+from core.subscribers import Subscribers
+from core.tokens import TokenService
+from storage.blobs import build_blob_store
+from storage.db.audit import SqlAuditStore
+from storage.db.endpoints import SqlEndpoints
+from storage.db.engine import Engines, create_engines
+from storage.db.identity import SqlIdentityStore
+from storage.db.login_attempts import SqlLoginAttemptStore
+from storage.db.metadata import SqlMetadata
+from storage.db.pull_times import LOCK_WAIT_SECONDS, SqlPullTimes
+from storage.db.signing_keys import SqlSigningKeyStore
+from storage.db.webhooks import SqlWebhookStore
+
+
+class Composition:
+    """The components of one process, built from one :class:`Settings`.
+
+    Args:
+        settings: The process's settings.
+        clock: The process's clock; :func:`compose` passes the system clock (tests pass
+            a clock they control).
+    """
+
+    def __init__(self, settings: Settings, clock: Clock) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.engines: Engines = create_engines(settings)
+        #: The one construction of the metadata store.
+        self.metadata = SqlMetadata(self.engines)
+        self.changes = ChangeRecorder(
+            settings.control.gc_review_delay_seconds,
+            settings.control.quota_warning_ratio,
+            clock,
+        )
+
+    def close(self) -> None:
+        """Release the database connections (the process is done with them)."""
+        self.engines.dispose()
+
+    # -- stores -------------------------------------------------------------------------
+
+    @cached_property
+    def store(self) -> BlobStore:
+        """The blob store the settings name (filesystem or S3)."""
+        return build_blob_store(self.settings)
+
+    @cached_property
+    def nowait(self) -> NowaitReads | None:
+        """Reads that never wait (SQLite only), for callers on an event loop thread."""
+        return self.metadata if self.metadata.reads_nowait else None
+
+    @cached_property
+    def identity_store(self) -> SqlIdentityStore:
+        return SqlIdentityStore(self.engines)
+
+    @cached_property
+    def audit_store(self) -> SqlAuditStore:
+        return SqlAuditStore(self.engines)
+
+    @cached_property
+    def signing_keys(self) -> SqlSigningKeyStore:
+        return SqlSigningKeyStore(self.engines)
+
+    # -- data-plane services --------------------------------------------------------------
+
+    @cached_property
+    def projects(self) -> ProjectService:
+        return ProjectService(self.metadata, self.store)
+
+    @cached_property
+    def repositories(self) -> RepositoryService:
+        return RepositoryService(self.metadata, self.projects, self.changes, nowait=self.nowait)
+
+    @cached_property
+    def uploads(self) -> UploadService:
+        return UploadService(
+            self.metadata, self.store, self.clock, self.settings.limits, self.changes
+        )
+
+    @cached_property
+    def manifests(self) -> ManifestService:
+        pulls = PullRecorder(
+            SqlPullTimes(self.engines, LOCK_WAIT_SECONDS),
+            self.settings.control.pull_time_granularity_seconds,
+            self.clock,
+        )
+        return ManifestService(
+            self.metadata,
+            self.changes,
+            pulls=pulls,
+            nowait=self.nowait,
+            rules=ManifestRules.from_pattern(self.settings.limits.nondistributable_urls),
+        )
+
+    @cached_property
+    def tokens(self) -> TokenService:
+        """The registry's token service over the stored signing keys.
+
+        Raises:
+            RuntimeError: There is no signing key (the installation is not prepared:
+                ``cli.startup.prepare_installation``).
+        """
+        keys = load_signing_keys(self.metadata)
+        if not keys:
+            raise RuntimeError("no token-signing key: run cli.startup.prepare_installation first")
+        auth = self.settings.auth
+        return TokenService(
+            keys,
+            auth.issuer,
+            auth.service,
+            auth.token_ttl_seconds,
+            partial(load_signing_keys, self.metadata),
+        )
+
+    @cached_property
+    def auth(self) -> AuthService:
+        return AuthService(
+            self.metadata, self.projects, self.tokens, self.settings.auth, self.clock
+        )
+
+    # -- identity, access control, audit --------------------------------------------------
+
+    @cached_property
+    def identity(self) -> IdentityServices:
+        """Identity, access control and audit over the SQL stores and the IdP adapters."""
+        settings = self.settings
+        store = self.identity_store
+        local = self.auth
+        access = AccessControl(store, self.projects, settings.oidc.group_prefix)
+        issuers = TrustedIssuers(store, JwksKeys)
+        keycloak = KeycloakProvider(settings.oidc) if settings.oidc.issuer else None
+        policy = LoginPolicy(
+            settings.login_limit.max_failures,
+            timedelta(seconds=settings.login_limit.window_seconds),
+        )
+        limiter = LoginLimiter(SqlLoginAttemptStore(self.engines), policy, self.clock)
+        tokens = PersonalTokenService(store, self.clock)
+        return IdentityServices(
+            store=store,
+            authenticator=Authenticator(local, store, issuers, keycloak, limiter, self.clock),
+            access=access,
+            users=UserService(store, local, limiter),
+            members=MemberService(store, access, KnownIdentities(local, keycloak)),
+            projects=ProjectAccess(self.projects, access, store),
+            robots=RobotService(store, access),
+            tokens=tokens,
+            issuers=issuers,
+            audit=AuditLog(self.audit_store, settings.audit),
+            limiter=limiter,
+            browser_login=BrowserLogin(
+                keycloak, store, tokens, self.clock, token_hours=settings.oidc.browser_token_hours
+            ),
+        )
+
+    # -- control-plane services -----------------------------------------------------------
+
+    @cached_property
+    def collector(self) -> GarbageCollector:
+        return GarbageCollector(self.metadata, self.store, self.changes)
+
+    @cached_property
+    def retention(self) -> RetentionService:
+        return RetentionService(self.metadata, self.manifests, self.changes)
+
+    @cached_property
+    def reconciler(self) -> QuotaReconciler:
+        return QuotaReconciler(self.metadata, self.store, self.settings.control.quota_warning_ratio)
+
+    @cached_property
+    def key_rotation(self) -> KeyRotation:
+        return KeyRotation(self.signing_keys)
+
+    @cached_property
+    def webhook_store(self) -> SqlWebhookStore:
+        """Webhook policies and their delivery log, on this process's engines."""
+        return SqlWebhookStore(self.engines)
+
+    @cached_property
+    def endpoint_store(self) -> SqlEndpoints:
+        """Registry endpoints (proxy upstreams, replication targets), on these engines."""
+        return SqlEndpoints(self.engines)
+
+    # -- what processes run ---------------------------------------------------------------
+
+    def registry(self) -> Registry:
+        """What the API's request handlers reach (``api.context.Registry``).
+
+        The installation must be prepared (schema at head, a signing key, the admin
+        account: ``cli.startup.prepare_installation``); this only reads it, so every API
+        worker process can call it. ``build_app`` sets the registry's hooks (the audit
+        hook it puts first needs the registry).
+        """
+        return Registry(
+            settings=self.settings,
+            metadata=self.metadata,
+            store=self.store,
+            projects=self.projects,
+            repositories=self.repositories,
+            uploads=self.uploads,
+            manifests=self.manifests,
+            auth=self.auth,
+            extras={
+                "webhook_store": self.webhook_store,
+                "endpoint_store": self.endpoint_store,
+                "temporal_check": TemporalProbe(self.settings.temporal),
+                RUN_CONTROL: RunControl(
+                    self.metadata, TemporalRuns(self.settings.temporal), self.clock
+                ),
+            },
+            identity=self.identity,
+        )
+
+    def outbox_dispatcher(self, subscribers: Subscribers) -> OutboxDispatcher:
+        """The outbox dispatcher over this metadata store, feeding ``subscribers``."""
+        return build_outbox_dispatcher(self.settings, self.metadata, subscribers, self.clock)
+
+
+def compose(settings: Settings) -> Composition:
+    """The composition of a process: ``settings`` with the system clock."""
+    return Composition(settings, SystemClock())
