@@ -114,9 +114,9 @@ class Api:
 
     def deliveries(self, project: str | None, hook: int, **params: Any) -> list[dict[str, Any]]:
         base = f"/api/v1/projects/{project}/webhooks" if project else "/api/v1/webhooks"
-        response = self.call("GET", f"{base}/{hook}/deliveries", params={"limit": 500, **params})
+        response = self.call("GET", f"{base}/{hook}/deliveries", params={"limit": 1000, **params})
         assert response.status_code == 200, response.text
-        found: list[dict[str, Any]] = response.json()
+        found: list[dict[str, Any]] = response.json()["items"]
         return found
 
     def events(self, kinds: set[str], repositories: list[str]) -> dict[int, str]:
