@@ -15,6 +15,7 @@ from activities.contracts import (
 )
 from core.key_rotation import KeyRotation
 from storage.db.engine import Engines
+from storage.db.metadata import SqlMetadata
 from storage.db.signing_keys import SqlSigningKeyStore
 
 
@@ -26,7 +27,7 @@ class KeyActivities:
     """
 
     def __init__(self, engines: Engines) -> None:
-        self._rotation = KeyRotation(SqlSigningKeyStore(engines))
+        self._rotation = KeyRotation(SqlSigningKeyStore(SqlMetadata(engines)))
 
     @activity.defn(name=ROTATE_SIGNING_KEY)
     def rotate_signing_key(self, params: RotateKeyInput) -> KeyRotationResult:

@@ -36,12 +36,13 @@ from storage.db.audit import SqlAuditStore
 from storage.db.engine import Engines
 from storage.db.identity import SqlIdentityStore
 from storage.db.login_attempts import SqlLoginAttemptStore
+from storage.db.metadata import SqlMetadata
 
 
 def build_identity(
     settings: Settings, engines: Engines, projects: ProjectService, local: AuthService, clock: Clock
 ) -> IdentityServices:
-    store = SqlIdentityStore(engines)
+    store = SqlIdentityStore(SqlMetadata(engines))
     access = AccessControl(store, projects, settings.oidc.group_prefix)
     issuers = TrustedIssuers(store, JwksKeys)
     keycloak = KeycloakProvider(settings.oidc) if settings.oidc.issuer else None

@@ -63,8 +63,9 @@ def keys_rotate() -> None:
 
     settings = load_settings()
     engines = create_engines(settings)
-    ensure_signing_key(SqlMetadata(engines))
-    rotation = KeyRotation(SqlSigningKeyStore(engines))
+    metadata = SqlMetadata(engines)
+    ensure_signing_key(metadata)
+    rotation = KeyRotation(SqlSigningKeyStore(metadata))
     now = datetime.now(UTC)
     kid, _ = rotation.rotate(now)
     retired = rotation.retire(now, retire_grace(settings.auth.token_ttl_seconds))

@@ -14,7 +14,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from core.ports import MetadataSession
+from core.ports import UnitOfWork
 from core.services.run_progress import FINISHED, locked_progress, report_of, save_progress
 
 
@@ -33,7 +33,7 @@ def merged(earlier: list[dict[str, Any]], items: list[dict[str, Any]]) -> dict[s
     return {"retained": len(every) - deleted, "deleted": deleted, "items": every}
 
 
-def record_deletions(session: MetadataSession, run_id: str, items: list[dict[str, Any]]) -> None:
+def record_deletions(session: UnitOfWork, run_id: str, items: list[dict[str, Any]]) -> None:
     """Add deleted entries to the running run's report (in the deletions' transaction)."""
     if not items:
         return
@@ -43,16 +43,16 @@ def record_deletions(session: MetadataSession, run_id: str, items: list[dict[str
 
 
 def complete_run(
-    session: MetadataSession, run_id: str, items: list[dict[str, Any]], now: datetime
+    session: UnitOfWork, run_id: str, items: list[dict[str, Any]], now: datetime
 ) -> dict[str, Any]:
     """Record the run ``completed`` with ``items`` merged into its progress; return the report.
 
     A run already finished keeps its report, which is returned as recorded.
     """
-    current = session.gc_run_for_update(run_id)
+    current = session.runs.get_for_update(run_id)
     stored = report_of(current) if current is not None else {}
     if current is not None and current.state in FINISHED:
         return stored
     report = merged(stored.get("items", []), items)
-    session.finish_gc_run(run_id, "completed", json.dumps(report), now)
+    session.runs.finish(run_id, "completed", json.dumps(report), now)
     return report
