@@ -56,11 +56,12 @@ class SqlPolicies(SqlRepository):
             _BLOB.c.project_id == project_id, _BLOB.c.id.in_(linked)
         )
         manifests = select(
-            func.coalesce(func.sum(_MANIFEST.c.size), 0), func.count(_MANIFEST.c.id)
+            func.coalesce(func.sum(_MANIFEST.c.size), 0).label("manifest_bytes"),
+            func.count(_MANIFEST.c.id).label("artifacts"),
         ).where(_MANIFEST.c.repository_id.in_(repos))
         blobs = int(self._c.execute(blob_bytes).scalar_one())
-        manifest_bytes, count = self._c.execute(manifests).one()
-        return Usage(bytes=blobs + int(manifest_bytes), artifacts=int(count))
+        stored = self._c.execute(manifests).one()
+        return Usage(bytes=blobs + int(stored.manifest_bytes), artifacts=int(stored.artifacts))
 
     def linked_blob_ids_in_project(self, project_id: int, digests: list[str]) -> list[int]:
         repos = select(_REPOSITORY.c.id).where(_REPOSITORY.c.project_id == project_id)
