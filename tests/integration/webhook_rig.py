@@ -29,7 +29,7 @@ from cli.wiring import build_activities
 from cli.worker import ACTIVITY_THREADS, build_worker
 from core.settings import OutboundSettings, Settings
 from core.webhook_settings import WebhookSettings
-from storage.db.outbox_queries import OUTBOX
+from storage.db.repos.outbox import OUTBOX
 from tests.api.oci import OCIClient
 from tests.services.control_backends import control_settings
 from tests.services.webhook_receiver import WebhookReceiver
