@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 import time
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -36,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 _SERVICE, _HTTP, _BOX = "webhooks", "webhook_http", "webhook_box"
 _PULL_NOTE = "webhook_pull"
+#: Name of the thread that re-reads whether any policy wants pull events.
+REFRESH_THREAD = "webhook-pull-flag"
 _OK = 200
 
 
@@ -116,8 +119,9 @@ class PullEvents:
             await anyio.to_thread.run_sync(
                 self._write, request.repository, request.reference, digest, media_type, operator
             )
-        if time.monotonic() - self._checked_at >= self._ttl:
-            await anyio.to_thread.run_sync(self._refresh)
+        if time.monotonic() - self._checked_at >= self._ttl and not self._refreshing.locked():
+            # NOTE: its own thread, so no request waits for (or is charged with) the check.
+            threading.Thread(target=self._refresh, name=REFRESH_THREAD, daemon=True).start()
 
     def _write(
         self,
@@ -148,10 +152,8 @@ def with_webhook_hooks(registry: Registry, hooks: Hooks) -> Hooks:
     store = registry.extras["webhook_store"]
     assert isinstance(store, SqlWebhookStore)  # noqa: S101 - set by build_webhooks
     pulls = PullEvents(registry, store, registry.settings.webhooks.pull_subscriber_cache_seconds)
-    return Hooks(
-        request_start=hooks.request_start,
+    return replace(
+        hooks,
         request_end=(*hooks.request_end, pulls.request_ended),
         manifest_serve=(*hooks.manifest_serve, pulls.manifest_served),
-        manifest_stored=hooks.manifest_stored,
-        blob_serve=hooks.blob_serve,
     )

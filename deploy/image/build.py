@@ -17,7 +17,9 @@
    an OCI image layout with the OCI labels (source, version, revision, licences, created).
 
 Same inputs (package versions, lock, source tree, ``SOURCE_DATE_EPOCH``) give the same
-layer digest. ``--push`` copies the layout into a registry with ``skopeo``.
+layer digest. ``--push`` copies the layout into a registry with ``skopeo`` and attaches the SBOM of
+the shipped dependencies (CycloneDX, ``scripts/build_sbom.py``; also in the image at
+``/opt/moorage/sbom.cdx.json``) as an OCI referrer of the image with ``oras``.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ PURGE = (
 )
 EXCLUDED_TOP = {"dev", "proc", "sys", "run", "tmp"}
 LIB = "/opt/moorage/lib"
+SBOM_TYPE = "application/vnd.cyclonedx+json"
 
 
 def progress(message: str) -> None:
@@ -145,6 +148,41 @@ def install_application(rootfs: Path, lock: list[str], work: Path) -> None:
     share = rootfs / "opt" / "moorage"
     shutil.copy(lock_file, share / "requirements.lock")
     shutil.copy(ROOT / "LICENSE", share / "LICENSE") if (ROOT / "LICENSE").exists() else None
+
+
+def build_sbom(rootfs: Path, work: Path) -> Path:
+    """The CycloneDX SBOM of what the image ships (``scripts/build_sbom.py``), also in it."""
+    progress("SBOM of the shipped dependencies (CycloneDX)")
+    sbom = work / "moorage.cdx.json"
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "build_sbom.py"), "--output", str(sbom)],
+        check=True,
+    )
+    shutil.copy(sbom, rootfs / "opt" / "moorage" / "sbom.cdx.json")
+    return sbom
+
+
+def push(
+    output: Path, tag: str, reference: str, creds: str | None, insecure: bool, sbom: Path
+) -> None:
+    """Copy the image to ``reference`` (skopeo) and attach its SBOM as a referrer (oras)."""
+    progress(f"pushing to {reference}")
+    command = ["skopeo", "copy", "--quiet", f"oci:{output}:{tag}", f"docker://{reference}"]
+    if creds:
+        command.insert(2, f"--dest-creds={creds}")
+    if insecure:
+        command.insert(2, "--dest-tls-verify=false")
+    subprocess.run(command, check=True)
+    progress("attaching the SBOM as a referrer of the image")
+    oras = shutil.which("oras") or str(Path.home() / ".cache" / "moorage-tools" / "bin" / "oras")
+    attach = [oras, "attach", "--artifact-type", SBOM_TYPE, "--disable-path-validation"]
+    if insecure:
+        attach.append("--plain-http")
+    if creds:
+        user, _, password = creds.partition(":")
+        attach += ["--username", user, "--password", password]
+    attach += [reference, f"{sbom}:{SBOM_TYPE}"]
+    subprocess.run(attach, check=True, cwd=sbom.parent, stdout=subprocess.DEVNULL)
 
 
 def add_user(rootfs: Path) -> None:
@@ -323,18 +361,13 @@ def main(argv: list[str] | None = None) -> int:
         rootfs = work / "rootfs"
         debootstrap(rootfs, epoch)
         install_application(rootfs, runtime_lock(name), work)
+        sbom = build_sbom(rootfs, work)
         add_user(rootfs)
         layer = write_layer(rootfs, output / "blobs" / "sha256", epoch)
-    digest = write_layout(output, layer, tag, epoch)
-    progress(f"{output}:{tag} = {digest} (layer {layer[2] / 1e6:.1f} MB)")
-    if args.push:
-        progress(f"pushing to {args.push}")
-        command = ["skopeo", "copy", "--quiet", f"oci:{output}:{tag}", f"docker://{args.push}"]
-        if args.push_creds:
-            command.insert(2, f"--dest-creds={args.push_creds}")
-        if args.insecure:
-            command.insert(2, "--dest-tls-verify=false")
-        subprocess.run(command, check=True)
+        digest = write_layout(output, layer, tag, epoch)
+        progress(f"{output}:{tag} = {digest} (layer {layer[2] / 1e6:.1f} MB)")
+        if args.push:
+            push(output, tag, args.push, args.push_creds, args.insecure, sbom)
     progress(f"done in {time.monotonic() - started:.0f} s")
     return 0
 

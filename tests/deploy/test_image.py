@@ -1,7 +1,8 @@
 """Moorage's own container image: built without an engine, pushed into Moorage, run.
 
 The image is built by ``deploy/image/build.py`` (mmdebstrap, so the test command runs as
-root, as it does on CI), pushed into a running Moorage with skopeo, pulled back, and its
+root, as it does on CI), which pushes it into a running Moorage with skopeo and attaches
+its SBOM with oras; it is pulled back, and its
 root filesystem is run with ``chroot`` as the image's user: no container engine exists on
 this machine, so ``chroot`` plus the four device nodes a runtime always provides stand in
 for one. The smoke test then pushes and pulls an image through the Moorage running from
@@ -17,6 +18,7 @@ import stat
 import subprocess
 import sys
 import tarfile
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +40,7 @@ pytestmark = pytest.mark.clients
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_TIMEOUT = 900
+SBOM_TYPE = "application/vnd.cyclonedx+json"
 DEVICES = {"null": (1, 3), "zero": (1, 5), "random": (1, 8), "urandom": (1, 9)}
 
 
@@ -49,18 +52,62 @@ def _read_layout(layout: Path) -> tuple[dict[str, Any], dict[str, Any], Path]:
     return manifest, config, blobs / manifest["layers"][0]["digest"][7:]
 
 
+@dataclass(frozen=True)
+class Built:
+    """The image's OCI layout and where the build pushed it."""
+
+    layout: Path
+    reference: str
+
+
 @pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The image as an OCI layout, built once for this module."""
+def built(tmp_path_factory: pytest.TempPathFactory, registry: MoorageServer) -> Built:
+    """The image, built once for this module and pushed into Moorage by the build."""
     layout = tmp_path_factory.mktemp("image") / "layout"
+    reference = f"{registry.host_port}/deploy/moorage-{secrets.token_hex(4)}:smoke"
+    creds = f"{registry.admin_username}:{registry.admin_password}"
     result = subprocess.run(
         [sys.executable, str(REPO / "deploy" / "image" / "build.py"), "--output", str(layout),
-         "--tag", "smoke"],
+         "--tag", "smoke", "--push", reference, "--push-creds", creds, "--insecure"],
         capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "[image " in result.stdout  # the long steps report progress
-    return layout
+    assert registry.admin_password not in result.stdout + result.stderr
+    return Built(layout, reference)
+
+
+@pytest.fixture(scope="module")
+def image(built: Built) -> Path:
+    return built.layout
+
+
+def test_the_build_attaches_the_sbom_of_what_it_ships(
+    built: Built, registry: MoorageServer, oras: str, tmp_path: Path
+) -> None:
+    home = make_client_home(tmp_path / "home")
+    config = str(home.oras_config)
+    run([oras, "login", "--plain-http", "--registry-config", config, "-u",
+         registry.admin_username, "--password-stdin", registry.host_port],
+        env=home.env(), stdin=registry.admin_password)  # fmt: skip
+    found = json.loads(
+        run([oras, "discover", "--plain-http", "--registry-config", config, "--format", "json",
+             built.reference], env=home.env()).stdout
+    )  # fmt: skip
+    sboms = [r for r in found.get("referrers") or [] if r["artifactType"] == SBOM_TYPE]
+    assert len(sboms) == 1
+    pulled = tmp_path / "sbom"
+    run([oras, "pull", "--plain-http", "--registry-config", config, "-o", str(pulled),
+         f"{built.reference.rsplit(':', 1)[0]}@{sboms[0]['digest']}"], env=home.env())  # fmt: skip
+    document = json.loads(next(pulled.iterdir()).read_text())
+    assert document["bomFormat"] == "CycloneDX"
+    names = {component["name"].lower() for component in document["components"]}
+    assert {"litestar", "temporalio", "sqlmodel"} <= names
+    _, _, layer = _read_layout(built.layout)
+    with tarfile.open(layer) as archive:
+        inside = archive.extractfile("opt/moorage/sbom.cdx.json")
+        assert inside is not None
+        assert json.loads(inside.read())["components"] == document["components"]
 
 
 def test_image_runs_as_non_root_with_labels_and_no_compiler_or_extra_shell(image: Path) -> None:
@@ -104,14 +151,12 @@ def _unpack(layer: Path, root: Path) -> None:
 
 @pytest.fixture
 def running_image(
-    image: Path, registry: MoorageServer, temporal_server: TemporalServer, tmp_path: Path
+    built: Built, registry: MoorageServer, temporal_server: TemporalServer, tmp_path: Path
 ) -> Iterator[tuple[int, str]]:
-    """The image pushed to Moorage, pulled back and run: its port and admin password."""
+    """The image the build pushed, pulled back and run: its port and admin password."""
     home = make_client_home(tmp_path / "home")
     creds = f"{registry.admin_username}:{registry.admin_password}"
-    reference = f"{registry.host_port}/deploy/moorage-{secrets.token_hex(4)}:smoke"
-    run(["skopeo", "copy", "--dest-tls-verify=false", f"--dest-creds={creds}",
-         f"oci:{image}:smoke", f"docker://{reference}"], env=home.env())  # fmt: skip
+    image, reference = built.layout, built.reference
     pulled = tmp_path / "pulled"
     run(["skopeo", "copy", "--src-tls-verify=false", f"--src-creds={creds}",
          f"docker://{reference}", f"oci:{pulled}:smoke"], env=home.env())  # fmt: skip

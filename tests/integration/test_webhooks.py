@@ -322,7 +322,7 @@ async def test_a_burst_is_delivered_in_order_by_few_workflows(
         )
         receiver.secrets = [created["secret"]]
         with rig.registry.metadata.write() as session:
-            project_id = session.project(project).id
+            project_id = session.projects.get(project).id  # type: ignore[union-attr]
             now = datetime.now().astimezone()
             rows = [
                 {
