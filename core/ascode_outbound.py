@@ -155,6 +155,14 @@ class ProxySpec(Strict):
     freshness_seconds: int | None = Field(default=None, ge=0)
     serve_stale: bool | None = None
 
+    @model_validator(mode="after")
+    def _overrides_need_endpoint(self) -> ProxySpec:
+        if self.endpoint is None and (
+            self.freshness_seconds is not None or self.serve_stale is not None
+        ):
+            raise ValueError("freshness_seconds and serve_stale need an endpoint")
+        return self
+
 
 class ProxyDoc(DocumentBase):
     """A project's proxy binding; without the document (and with ``--prune``) none."""

@@ -255,6 +255,8 @@ def test_stored_secret_needs_one_in_the_registry_and_rotate_needs_a_reference() 
         doc("Webhook", {"name": "all"}, {**HOOK, "auth_header": "Bearer inline"})
     with pytest.raises(ValueError, match="credential 'basic' needs a secret"):
         doc("RegistryEndpoint", {"name": "hub"}, ENDPOINT)
+    with pytest.raises(ValueError, match="freshness_seconds and serve_stale need an endpoint"):
+        doc("ProxyBinding", {"project": "team"}, {"freshness_seconds": 60})
 
 
 def test_endpoints_come_before_projects_and_bindings_go_before_endpoints() -> None:
