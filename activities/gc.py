@@ -116,13 +116,13 @@ class GcActivities:
     def _cancelled(self, run_id: str) -> bool:
         """Whether the run has finished already (cancelled): its steps then do nothing."""
         with self._metadata.read() as session:
-            run = session.gc_run(run_id)
+            run = session.runs.get(run_id)
         return run is not None and run.state in FINISHED
 
     def _step_result(self, run_id: str, step: str) -> GcStepResult:
         """The counters the row holds for ``step`` (what every attempt of it did)."""
         with self._metadata.read() as session:
-            run = session.gc_run(run_id)
+            run = session.runs.get(run_id)
         if run is None:
             return _counters(dict.fromkeys(gc_progress.COUNTERS, 0))
         return _counters(gc_progress.summary(run, step))

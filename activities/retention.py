@@ -57,7 +57,7 @@ class RetentionActivities:
             projects = [params.project]
         else:
             with self._metadata.read() as session:
-                projects = session.policy_projects(RETENTION)
+                projects = session.policies.policy_projects(RETENTION)
         report = RetentionReport()
         run_id = None if params.dry_run else params.run_id
         for project in projects:

@@ -60,7 +60,7 @@ def build_webhooks(registry: Registry) -> None:
 
 def _wake(registry: Registry, policy_id: int) -> None:
     with registry.metadata.write() as session:
-        session.add_event(events.WEBHOOK_WAKE, data=str(policy_id))
+        session.outbox.add(events.WEBHOOK_WAKE, data=str(policy_id))
         session.commit()
 
 
@@ -130,8 +130,8 @@ class PullEvents:
         tag = reference if reference and not reference.startswith("sha256:") else None
         data = {"media_type": media_type, "operator": operator}
         with self._registry.metadata.write() as session:
-            project = session.project(repository.partition("/")[0])
-            session.add_event(
+            project = session.projects.get(repository.partition("/")[0])
+            session.outbox.add(
                 events.MANIFEST_PULLED,
                 project_id=project.id if project is not None else None,
                 repository=repository,

@@ -50,15 +50,15 @@ def _fill(
         digest = Digest.of(data)
         store.put_blob(repository.storage_id, digest, data)
         with metadata.write() as session:
-            blob = session.add_blob(repository.project_id, str(digest), len(data))
-            session.link_blob(repository.id, blob.id)
+            blob = session.blobs.add(repository.project_id, str(digest), len(data))
+            session.blobs.link(repository.id, blob.id)
             changes.blob_may_be_unreferenced(session, repository, str(digest), "blob_upload")
             session.commit()
         if i >= count:
             blob_ids.append(blob.id)
     payload = json.dumps({"n": uuid.uuid4().hex}).encode()
     with metadata.write() as session:
-        session.add_manifest(
+        session.manifests.add(
             repository.id,
             NewManifest(
                 str(Digest.of(payload)), "x", None, None, None, payload, tuple(blob_ids), ()

@@ -139,7 +139,7 @@ def _plan(connection: Connection, sql: str, params: dict[str, Any]) -> str:
 def page_costs(metadata: SqlMetadata, big: str, middle: str, rounds: int) -> dict[str, float]:
     """Median microseconds per page for each kind of page (one read transaction each)."""
     with metadata.read() as session:
-        repository = session.repository(big)
+        repository = session.repositories.get(big)
     if repository is None:
         raise RuntimeError(f"seeded repository {big} is missing")
     repository_id = repository.id
@@ -147,14 +147,14 @@ def page_costs(metadata: SqlMetadata, big: str, middle: str, rounds: int) -> dic
     def catalog(last: str | None) -> Callable[[], object]:
         def run() -> object:
             with metadata.read() as session:
-                return session.repositories(last, PAGE, public_only=False)
+                return session.repositories.catalog(last, PAGE, public_only=False)
 
         return run
 
     def tags(last: str | None) -> Callable[[], object]:
         def run() -> object:
             with metadata.read() as session:
-                return session.tags(repository_id, last, PAGE)
+                return session.tags.page(repository_id, last, PAGE)
 
         return run
 

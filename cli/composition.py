@@ -125,7 +125,7 @@ class Composition:
 
     @cached_property
     def identity_store(self) -> SqlIdentityStore:
-        return SqlIdentityStore(self.engines)
+        return SqlIdentityStore(self.metadata)
 
     @cached_property
     def audit_store(self) -> SqlAuditStore:
@@ -133,7 +133,7 @@ class Composition:
 
     @cached_property
     def signing_keys(self) -> SqlSigningKeyStore:
-        return SqlSigningKeyStore(self.engines)
+        return SqlSigningKeyStore(self.metadata)
 
     # -- data-plane services --------------------------------------------------------------
 

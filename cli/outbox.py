@@ -50,7 +50,7 @@ from core.event_batches import (
     batch_search,
     batch_workflow_id,
 )
-from core.ports import Clock, Metadata, MetadataSession
+from core.ports import Clock, Metadata, UnitOfWork
 from core.subscribers import Subscriber, Subscribers
 from core.trace_context import TRACE_KEY, continued
 from core.workflow_port import WorkflowStarter
@@ -136,7 +136,7 @@ class OutboxDispatcher:
 
     def _pending(self) -> list[OutboxRecord]:
         with self._metadata.read() as session:
-            return session.pending_events(self._settings.outbox_batch_size)
+            return session.outbox.pending(self._settings.outbox_batch_size)
 
     def _mark(self, pending: list[OutboxRecord], started: set[int]) -> None:
         """Queue ``pending``'s events for their subscribers and mark them dispatched.
@@ -157,8 +157,8 @@ class OutboxDispatcher:
         if not marked:
             return
         with self._metadata.write() as session:
-            session.queue_events(queued)
-            session.mark_dispatched(marked, self._clock.now())
+            session.event_queues.queue_events(queued)
+            session.outbox.mark_dispatched(marked, self._clock.now())
             session.commit()
 
     async def dispatch_once(self) -> int:
@@ -194,10 +194,10 @@ class OutboxDispatcher:
                 raise result
         return moved
 
-    def _formable(self, session: MetadataSession, subscriber: Subscriber) -> list[EventValue]:
+    def _formable(self, session: UnitOfWork, subscriber: Subscriber) -> list[EventValue]:
         """The subscriber's next batch, if it is full or its oldest event waited enough."""
         size = self._settings.event_batch_size
-        queued = session.queued_events(subscriber.kind, size)
+        queued = session.event_queues.queued_events(subscriber.kind, size)
         if not queued:
             return []
         waited = self._clock.now() - queued[0].created_at
@@ -219,23 +219,23 @@ class OutboxDispatcher:
                         break
                     now = self._clock.now()
                     workflow_id = batch_workflow_id(subscriber.kind, batch, now)
-                    session.add_event_batch(subscriber.kind, workflow_id, batch, now)
+                    session.event_queues.add_event_batch(subscriber.kind, workflow_id, batch, now)
                     formed += 1
             session.commit()
         return formed
 
     def _open_batches(self) -> list[EventBatchRecord]:
         with self._metadata.read() as session:
-            return session.open_event_batches()
+            return session.event_queues.open_event_batches()
 
     def _started(self, batch_id: int) -> None:
         with self._metadata.write() as session:
-            session.event_batch_started(batch_id, self._clock.now())
+            session.event_queues.event_batch_started(batch_id, self._clock.now())
             session.commit()
 
     def _closed(self, batch_id: int, outcome: str) -> None:
         with self._metadata.write() as session:
-            session.event_batch_closed(batch_id, outcome, self._clock.now())
+            session.event_queues.event_batch_closed(batch_id, outcome, self._clock.now())
             session.commit()
 
     async def _advance_batches(self) -> int:
@@ -270,10 +270,10 @@ class OutboxDispatcher:
     def _prune(self, dispatched_before: datetime) -> int:
         limit = self._settings.outbox_batch_size
         with self._metadata.write() as session:
-            pruned = session.prune_dispatched(dispatched_before, limit)
+            pruned = session.outbox.prune_dispatched(dispatched_before, limit)
             session.commit()
         with self._metadata.write() as session:
-            batches = session.prune_event_batches(dispatched_before, limit)
+            batches = session.event_queues.prune_event_batches(dispatched_before, limit)
             session.commit()
         return max(pruned, batches)
 

@@ -123,15 +123,17 @@ def deliveries(
     status: Annotated[
         str | None, typer.Option(help="Only pending, delivered or failed ones.")
     ] = None,
-    limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
-    before: Annotated[int | None, typer.Option(help="Page: deliveries before this id.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    last: Annotated[
+        str | None, typer.Option(help="Page: the previous page's `next` (older deliveries).")
+    ] = None,
 ) -> None:
     """The delivery log, newest first: attempts, status codes, latency, next retry."""
     params: dict[str, Any] = {"limit": limit}
     if status:
         params["status"] = status
-    if before is not None:
-        params["before"] = before
+    if last is not None:
+        params["last"] = last
     _emit(lambda c: c.call("GET", f"{_base(project)}/{hook}/deliveries", **params), ctx)
 
 

@@ -1,7 +1,8 @@
-"""Ports of the control plane: the metadata queries of the outbox, GC, policies, quotas.
+"""Ports of the control plane: the repositories of the outbox, GC, policies, quotas, runs.
 
-``core.ports.MetadataSession`` includes these, so every transaction can write an
-outbox event or a review-queue row together with the change that causes it.
+``core.ports.UnitOfWork`` exposes these next to the data plane's repositories, so every
+transaction can write an outbox event or a review-queue row together with the change
+that causes it.
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ from datetime import datetime
 from typing import Protocol
 
 from core.control_records import BlobReview, GcRunRecord, ManifestReview, OutboxRecord, Usage
-from core.event_batches import EventQueueSession
-from core.records import RepositoryRecord
 
 
-class OutboxSession(Protocol):
-    def add_event(
+class OutboxRepository(Protocol):
+    """The transactional outbox: events commit with the change that causes them."""
+
+    def add(
         self,
         kind: str,
         *,
@@ -27,14 +28,16 @@ class OutboxSession(Protocol):
     ) -> None:
         """Append an event to the outbox (commits with the caller's transaction)."""
 
-    def keyed_event_exists(self, kind: str, project_id: int, key: str) -> bool:
+    def keyed_exists(self, kind: str, project_id: int, key: str) -> bool:
         """Whether the project has an event of ``kind`` whose JSON data has this ``key``.
 
         The idempotency check of events written at most once per key (lock what the key
         belongs to first, so two writers cannot both find none).
         """
 
-    def pending_events(self, limit: int) -> list[OutboxRecord]: ...
+    def pending(self, limit: int) -> list[OutboxRecord]:
+        """The oldest events not yet dispatched, in id order."""
+
     def mark_dispatched(self, event_ids: list[int], now: datetime) -> None: ...
     def prune_dispatched(self, dispatched_before: datetime, limit: int) -> int:
         """Delete up to ``limit`` events dispatched before the time, oldest first.
@@ -44,7 +47,7 @@ class OutboxSession(Protocol):
         """
 
 
-class ReviewQueueSession(Protocol):
+class ReviewQueueRepository(Protocol):
     """The data plane's side of the GC review queues (see ``core.services.gc``)."""
 
     def enqueue_blob_review(
@@ -71,17 +74,8 @@ class ReviewQueueSession(Protocol):
         self, repository_id: int, digests: list[str], review_after: datetime
     ) -> None: ...
 
-    def manifest_references(self, repository_id: int, digest: str) -> tuple[list[str], list[str]]:
-        """The blob digests and child manifest digests a stored manifest references."""
 
-    def tag_target(self, repository_id: int, tag: str) -> str | None:
-        """The digest a tag points at, if the tag exists."""
-
-    def manifest_tags(self, repository_id: int, digest: str) -> list[str]:
-        """The tags pointing at a manifest."""
-
-
-class CollectorSession(Protocol):
+class CollectorRepository(Protocol):
     """The collector's side of the GC review queues."""
 
     def due_blob_reviews(self, due: datetime, limit: int, lock: bool) -> list[BlobReview]: ...
@@ -112,22 +106,13 @@ class CollectorSession(Protocol):
         """Record the first sighting of an object without a row; return that time."""
 
     def forget_orphans(self, storage_id: str, digests: list[str]) -> None: ...
-    def add_gc_run(self, run: GcRunRecord) -> bool: ...
-    def finish_gc_run(self, run_id: str, state: str, report: str, now: datetime) -> None: ...
-    def gc_run(self, run_id: str) -> GcRunRecord | None: ...
-    def gc_run_for_update(self, run_id: str) -> GcRunRecord | None:
-        """The run's row, locked until the transaction ends (its progress is added to)."""
-
-    def gc_runs(self, kind: str, project: str | None, limit: int) -> list[GcRunRecord]:
-        """The newest runs of ``kind`` (of ``project`` when given), newest first."""
 
 
-class PolicySession(Protocol):
-    def policy(self, project_id: int, kind: str) -> str | None: ...
-    def set_policy(self, project_id: int, kind: str, body: str, now: datetime) -> None: ...
-    def lock_project(self, project_id: int) -> None:
-        """Serialise quota checks of one project until the transaction ends."""
+class PolicyRepository(Protocol):
+    """Project policy documents and the reads that apply them (quotas, retention)."""
 
+    def get(self, project_id: int, kind: str) -> str | None: ...
+    def set(self, project_id: int, kind: str, body: str, now: datetime) -> None: ...
     def usage(self, project_id: int) -> Usage: ...
     def linked_blob_ids_in_project(self, project_id: int, digests: list[str]) -> list[int]:
         """Ids of those blobs that some repository of the project links."""
@@ -141,7 +126,6 @@ class PolicySession(Protocol):
     def policy_projects(self, kind: str) -> list[str]:
         """Names of the projects holding a policy document of ``kind``."""
 
-    def project_repositories(self, project_id: int) -> list[RepositoryRecord]: ...
     def artifacts(
         self, repository_id: int
     ) -> list[tuple[str, datetime, list[str], bool, datetime | None]]:
@@ -153,7 +137,14 @@ class PolicySession(Protocol):
         """
 
 
-class ControlSession(
-    OutboxSession, EventQueueSession, ReviewQueueSession, CollectorSession, PolicySession, Protocol
-):
-    """Everything the control plane asks of a metadata transaction."""
+class RunRepository(Protocol):
+    """Control-plane runs (GC and retention) and their reports."""
+
+    def add(self, run: GcRunRecord) -> bool: ...
+    def finish(self, run_id: str, state: str, report: str, now: datetime) -> None: ...
+    def get(self, run_id: str) -> GcRunRecord | None: ...
+    def get_for_update(self, run_id: str) -> GcRunRecord | None:
+        """The run's row, locked until the transaction ends (its progress is added to)."""
+
+    def latest(self, kind: str, project: str | None, limit: int) -> list[GcRunRecord]:
+        """The newest runs of ``kind`` (of ``project`` when given), newest first."""

@@ -1,7 +1,11 @@
 """The ports of identity: its stored state, the OIDC provider and issuers' signing keys.
 
-``storage.db.identity`` implements :class:`IdentityStore`; ``adapters.keycloak`` implements
-:class:`OidcProvider` and ``adapters.jwks`` :class:`SigningKeys`.
+Identity's stored state is a set of repositories of the metadata's unit of work
+(``core.ports.UnitOfWork``: users, members, robots, tokens, issuers, logins), so identity
+changes can commit together with any other aggregate. :class:`IdentityStore` offers the
+same operations one transaction per call; ``storage.db.identity`` implements it on the
+units of work. ``adapters.keycloak`` implements :class:`OidcProvider` and
+``adapters.jwks`` :class:`SigningKeys`.
 """
 
 from __future__ import annotations
@@ -19,6 +23,115 @@ from core.identity_records import (
     TrustedIssuerRecord,
     UserProfile,
 )
+from core.records import UserRecord
+
+
+class UserRepository(Protocol):
+    """Local accounts: their credentials (login) and their management view."""
+
+    def get(self, username: str) -> UserRecord | None:
+        """The account with its password hash (for logins)."""
+
+    def upsert(self, username: str, password_hash: str, is_admin: bool) -> None: ...
+    def replace_password_hash(self, username: str, old_hash: str, new_hash: str) -> bool:
+        """Store ``new_hash`` if the user's hash is still ``old_hash`` (false otherwise)."""
+
+    def local(self, username: str) -> LocalUser | None:
+        """The account as the management API shows it (never its hash)."""
+
+    def page(self, last: str | None, limit: int) -> list[LocalUser]: ...
+    def add(
+        self, username: str, password_hash: str, profile: UserProfile | None = None
+    ) -> bool: ...
+    def update(
+        self,
+        username: str,
+        *,
+        password_hash: str | None = None,
+        disabled: bool | None = None,
+        profile: UserProfile | None = None,
+    ) -> bool:
+        """Change the given columns; ``profile`` sets (or, with ``None``, clears) its keys."""
+
+    def delete(self, username: str) -> bool:
+        """Remove the account with its memberships and personal tokens."""
+
+
+class MemberRepository(Protocol):
+    def of_project(self, project_id: int) -> list[MemberRecord]: ...
+    def get(self, project_id: int, member_id: int) -> MemberRecord | None: ...
+    def add(self, project_id: int, kind: str, name: str, role: str) -> MemberRecord | None: ...
+    def update(self, project_id: int, member_id: int, role: str) -> bool: ...
+    def delete(self, project_id: int, member_id: int) -> bool: ...
+    def roles(self, project_id: int, entries: list[tuple[str, str]]) -> set[str]:
+        """Roles held in the project by any of the ``(kind, name)`` entries."""
+
+
+class RobotRepository(Protocol):
+    def add(
+        self,
+        name: str,
+        project_id: int | None,
+        secret_hash: str,
+        permissions: tuple[RepositoryPermission, ...],
+        expires_at: datetime | None,
+        creator: str,
+    ) -> RobotRecord | None: ...
+    def by_name(self, name: str) -> RobotRecord | None: ...
+    def get(self, robot_id: int) -> RobotRecord | None: ...
+    def of_project(self, project_id: int | None) -> list[RobotRecord]:
+        """Robots of a project; system robots when ``project_id`` is ``None``."""
+
+    def update(
+        self,
+        robot_id: int,
+        *,
+        secret_hash: str | None = None,
+        disabled: bool | None = None,
+        expires_at: datetime | None = None,
+    ) -> bool: ...
+    def delete(self, robot_id: int) -> bool:
+        """Remove the robot with its memberships."""
+
+
+class TokenRepository(Protocol):
+    def add(
+        self,
+        key: str,
+        owner: str,
+        owner_kind: str,
+        name: str,
+        secret_hash: str,
+        scopes: frozenset[str],
+        expires_at: datetime | None,
+    ) -> PersonalTokenRecord | None: ...
+    def by_key(self, key: str) -> PersonalTokenRecord | None: ...
+    def of_owner(self, owner: str) -> list[PersonalTokenRecord]: ...
+    def revoke(self, owner: str, token_id: int) -> bool: ...
+
+
+class IssuerRepository(Protocol):
+    def add(
+        self,
+        issuer: str,
+        jwks_url: str | None,
+        discovery_url: str | None,
+        audience: str,
+        subject_claim: str,
+        subject_pattern: str,
+        permissions: tuple[RepositoryPermission, ...],
+    ) -> TrustedIssuerRecord | None: ...
+    def all(self) -> list[TrustedIssuerRecord]: ...
+    def by_iss(self, issuer: str) -> TrustedIssuerRecord | None: ...
+    def delete(self, issuer_id: int) -> bool: ...
+
+
+class LoginRepository(Protocol):
+    """Browser logins in progress (their PKCE verifier and nonce)."""
+
+    def add(self, state: str, verifier: str, nonce: str) -> None: ...
+    def take(self, state: str, not_before: datetime) -> tuple[str, str] | None:
+        """Remove and return ``(verifier, nonce)`` of a login started after ``not_before``."""
 
 
 class IdentityStore(Protocol):

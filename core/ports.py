@@ -7,14 +7,30 @@ is never shared across tenants.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TypeVar
 
-from core.control_ports import ControlSession
+from core.control_ports import (
+    CollectorRepository,
+    OutboxRepository,
+    PolicyRepository,
+    ReviewQueueRepository,
+    RunRepository,
+)
 from core.digests import Digest
+from core.event_batches import EventQueueSession
+from core.identity_ports import (
+    IssuerRepository,
+    LoginRepository,
+    MemberRepository,
+    RobotRepository,
+    TokenRepository,
+    UserRepository,
+)
+from core.key_rotation import StoredKey
 from core.records import (
     BlobRecord,
     ManifestRecord,
@@ -23,7 +39,6 @@ from core.records import (
     RepositoryRecord,
     StoredRef,
     UploadRecord,
-    UserRecord,
 )
 
 
@@ -142,42 +157,53 @@ class BlobStore(Protocol):
         """Every blob a tenant holds (for sweeps and tests)."""
 
 
-class MetadataSession(ControlSession, Protocol):
-    """One database transaction over the registry's metadata.
+class ProjectRepository(Protocol):
+    """Projects: the registry's tenants."""
 
-    Writes become visible to others only on :meth:`commit`; leaving the session
-    without committing rolls everything back. Inserts that may race with an
-    identical concurrent insert are idempotent (the existing row wins).
-    """
-
-    def commit(self) -> None: ...
-
-    # projects
-    def project(self, name: str) -> ProjectRecord | None: ...
-    def add_project(self, name: str, public: bool, storage_id: str) -> ProjectRecord | None:
+    def get(self, name: str) -> ProjectRecord | None: ...
+    def add(self, name: str, public: bool, storage_id: str) -> ProjectRecord | None:
         """Insert a project; ``None`` if the name is taken."""
 
-    def delete_project(self, project_id: int) -> None: ...
-    def project_storage_id(self, project_id: int) -> str | None: ...
-    def projects(self, last: str | None, limit: int, public_only: bool) -> list[ProjectRecord]: ...
+    def delete(self, project_id: int) -> None:
+        """Remove the project with its repositories, blobs, manifests, tags and uploads."""
 
-    # repositories
-    def repository(self, name: str) -> RepositoryRecord | None: ...
-    def ensure_repository(self, project_id: int, name: str) -> RepositoryRecord: ...
-    def repositories(self, last: str | None, limit: int, public_only: bool) -> list[str]: ...
+    def storage_id(self, project_id: int) -> str | None: ...
+    def page(self, last: str | None, limit: int, public_only: bool) -> list[ProjectRecord]: ...
+    def set_public(self, name: str, public: bool) -> bool: ...
+    def ids(self, names: list[str]) -> set[int]: ...
+    def lock(self, project_id: int) -> None:
+        """Serialise quota checks of one project until the transaction ends."""
 
-    # blobs
-    def linked_blob(self, repository_id: int, digest: str) -> BlobRecord | None: ...
-    def project_blob(self, project_id: int, digest: str) -> BlobRecord | None: ...
-    def add_blob(self, project_id: int, digest: str, size: int) -> BlobRecord: ...
-    def link_blob(self, repository_id: int, blob_id: int) -> None: ...
-    def unlink_blob(self, repository_id: int, digest: str) -> bool: ...
-    def linked_blobs(self, repository_id: int, digests: list[str]) -> dict[str, StoredRef]:
+
+class RepositoryRepository(Protocol):
+    """Repositories of a project, read with their project's storage id."""
+
+    def get(self, name: str) -> RepositoryRecord | None: ...
+    def ensure(self, project_id: int, name: str) -> RepositoryRecord: ...
+    def catalog(self, last: str | None, limit: int, public_only: bool) -> list[str]: ...
+    def names(self, project_ids: set[int] | None, last: str | None, limit: int) -> list[str]:
+        """Repository names of the given projects (all when ``None``), sorted, paginated."""
+
+    def of_project(self, project_id: int) -> list[RepositoryRecord]: ...
+
+
+class BlobRepository(Protocol):
+    """Blobs of a project and their links into its repositories."""
+
+    def linked(self, repository_id: int, digest: str) -> BlobRecord | None: ...
+    def in_project(self, project_id: int, digest: str) -> BlobRecord | None: ...
+    def add(self, project_id: int, digest: str, size: int) -> BlobRecord: ...
+    def link(self, repository_id: int, blob_id: int) -> None: ...
+    def unlink(self, repository_id: int, digest: str) -> bool: ...
+    def linked_refs(self, repository_id: int, digests: list[str]) -> dict[str, StoredRef]:
         """The blobs of ``digests`` linked in the repository (id and size), one statement."""
 
-    # manifests and tags
-    def manifest(self, repository_id: int, digest: str) -> ManifestRecord | None: ...
-    def named_manifest(
+
+class ManifestRepository(Protocol):
+    """Manifests of a repository and what they reference."""
+
+    def get(self, repository_id: int, digest: str) -> ManifestRecord | None: ...
+    def named(
         self, name: str, digest: str | None, tag: str | None
     ) -> tuple[RepositoryRecord, ManifestRecord | None] | None:
         """The repository ``name`` and its manifest by ``digest`` (else by ``tag``) at once.
@@ -187,56 +213,138 @@ class MetadataSession(ControlSession, Protocol):
         same snapshot.
         """
 
-    def manifest_ids(self, repository_id: int, digests: list[str]) -> dict[str, int]: ...
-    def manifest_refs(self, repository_id: int, digests: list[str]) -> dict[str, StoredRef]:
+    def ids(self, repository_id: int, digests: list[str]) -> dict[str, int]: ...
+    def refs(self, repository_id: int, digests: list[str]) -> dict[str, StoredRef]:
         """The manifests of ``digests`` in the repository (id and size), one statement."""
 
-    def add_manifest(self, repository_id: int, manifest: NewManifest) -> int:
+    def add(self, repository_id: int, manifest: NewManifest) -> int:
         """Store a manifest and its references; return its id (existing id if present)."""
 
-    def set_tag(self, repository_id: int, tag: str, manifest_id: int) -> None: ...
-    def delete_tag(self, repository_id: int, tag: str) -> bool: ...
-    def delete_manifest(self, repository_id: int, digest: str) -> bool: ...
-    def tags(self, repository_id: int, last: str | None, limit: int) -> list[str]: ...
+    def delete(self, repository_id: int, digest: str) -> bool:
+        """Remove the manifest, its tags and its reference rows."""
+
     def referrers(
         self, repository_id: int, digest: str, artifact_type: str | None
     ) -> list[ManifestRecord]: ...
+    def references(self, repository_id: int, digest: str) -> tuple[list[str], list[str]]:
+        """The blob digests and child manifest digests a stored manifest references."""
 
-    # uploads
-    def add_upload(self, upload: UploadRecord) -> None: ...
-    def upload(self, upload_id: str) -> UploadRecord | None: ...
-    def advance_upload(
+
+class TagRepository(Protocol):
+    """Tags of a repository: a name pointing at one manifest."""
+
+    def set(self, repository_id: int, tag: str, manifest_id: int) -> None: ...
+    def delete(self, repository_id: int, tag: str) -> bool: ...
+    def page(self, repository_id: int, last: str | None, limit: int) -> list[str]: ...
+    def target(self, repository_id: int, tag: str) -> str | None:
+        """The digest a tag points at, if the tag exists."""
+
+    def of_manifest(self, repository_id: int, digest: str) -> list[str]:
+        """The tags pointing at a manifest."""
+
+
+class UploadRepository(Protocol):
+    """Blob uploads in progress."""
+
+    def add(self, upload: UploadRecord) -> None: ...
+    def get(self, upload_id: str) -> UploadRecord | None: ...
+    def advance(
         self, upload_id: str, old_offset: int, new_offset: int, expires_at: datetime
     ) -> bool:
         """Move the durable offset (and expiry) if the offset still equals ``old_offset``."""
 
-    def delete_upload(self, upload_id: str) -> None: ...
-    def count_uploads(self, project_id: int) -> int: ...
-    def expired_uploads(self, now: datetime, limit: int) -> list[UploadRecord]: ...
+    def delete(self, upload_id: str) -> None: ...
+    def count(self, project_id: int) -> int: ...
+    def expired(self, now: datetime, limit: int) -> list[UploadRecord]: ...
 
-    # users and keys
-    def user(self, username: str) -> UserRecord | None: ...
-    def upsert_user(self, username: str, password_hash: str, is_admin: bool) -> None: ...
-    def replace_password_hash(self, username: str, old_hash: str, new_hash: str) -> bool:
-        """Store ``new_hash`` if the user's hash is still ``old_hash`` (false otherwise)."""
 
-    def signing_keys(self) -> list[tuple[str, str, datetime]]: ...
-    def add_signing_key(self, kid: str, private_pem: str) -> None: ...
+class SigningKeyRepository(Protocol):
+    """The installation's token signing keys."""
+
+    def all(self) -> list[tuple[str, str, datetime]]:
+        """``(kid, private PEM, created at)`` of every key, oldest first."""
+
+    def stored(self) -> list[StoredKey]: ...
+    def add(self, kid: str, private_pem: str) -> bool:
+        """Insert a key; ``False`` when the ``kid`` exists (the stored key stays)."""
+
+    def remove(self, kids: Sequence[str]) -> int: ...
+
+
+class UnitOfWork(Protocol):
+    """One database transaction over the registry's metadata: a repository per aggregate.
+
+    Every repository works on the same transaction, so a service changes several
+    aggregates atomically.
+
+    Writes become visible to others only on :meth:`commit`; leaving the unit of work
+    without committing rolls back what every repository wrote. Inserts that may race
+    with an identical concurrent insert are idempotent (the existing row wins).
+    """
+
+    def commit(self) -> None: ...
+
+    # the data plane
+    @property
+    def projects(self) -> ProjectRepository: ...
+    @property
+    def repositories(self) -> RepositoryRepository: ...
+    @property
+    def blobs(self) -> BlobRepository: ...
+    @property
+    def manifests(self) -> ManifestRepository: ...
+    @property
+    def tags(self) -> TagRepository: ...
+    @property
+    def uploads(self) -> UploadRepository: ...
+
+    # identity
+    @property
+    def users(self) -> UserRepository: ...
+    @property
+    def signing_keys(self) -> SigningKeyRepository: ...
+    @property
+    def members(self) -> MemberRepository: ...
+    @property
+    def robots(self) -> RobotRepository: ...
+    @property
+    def tokens(self) -> TokenRepository: ...
+    @property
+    def issuers(self) -> IssuerRepository: ...
+    @property
+    def logins(self) -> LoginRepository: ...
+
+    # the control plane
+    @property
+    def outbox(self) -> OutboxRepository: ...
+    @property
+    def event_queues(self) -> EventQueueSession: ...
+    @property
+    def reviews(self) -> ReviewQueueRepository: ...
+    @property
+    def collector(self) -> CollectorRepository: ...
+    @property
+    def policies(self) -> PolicyRepository: ...
+    @property
+    def runs(self) -> RunRepository: ...
 
 
 _T = TypeVar("_T")
 
 
 class Metadata(Protocol):
-    """Opens metadata transactions."""
+    """Opens units of work (metadata transactions)."""
 
-    def read(self) -> AbstractContextManager[MetadataSession]:
-        """A read-mostly transaction (never blocks on writers)."""
+    def read(self) -> AbstractContextManager[UnitOfWork]:
+        """A read-mostly unit of work (never blocks on writers)."""
 
-    def write(self) -> AbstractContextManager[MetadataSession]:
-        """A write transaction; concurrent writers queue."""
+    def write(self) -> AbstractContextManager[UnitOfWork]:
+        """A write unit of work; concurrent writers queue.
 
-    def write_grouped(self, work: Callable[[MetadataSession], _T]) -> _T:
+        On SQLite a writer takes the process's write lock first (``storage.db.engine``).
+        """
+
+    def write_grouped(self, work: Callable[[UnitOfWork], _T]) -> _T:
         """Run ``work`` in a write transaction that concurrent callers may share.
 
         For small, frequent writes (a manifest push): the database may run the work of
@@ -259,7 +367,7 @@ class NowaitReads(Protocol):
     """Reads that never wait, for callers on an event loop thread."""
 
     def repository_nowait(self, name: str) -> RepositoryRecord | None:
-        """:meth:`MetadataSession.repository`, as one statement that fails instead of waiting.
+        """:meth:`RepositoryRepository.get`, as one statement that fails instead of waiting.
 
         Raises:
             ReadWouldWait: As for :meth:`named_manifest_nowait`.
@@ -269,7 +377,7 @@ class NowaitReads(Protocol):
     def named_manifest_nowait(
         self, name: str, digest: str | None, tag: str | None
     ) -> tuple[RepositoryRecord, ManifestRecord | None] | None:
-        """:meth:`MetadataSession.named_manifest`, as one statement that fails instead of waiting.
+        """:meth:`ManifestRepository.named`, as one statement that fails instead of waiting.
 
         Offered only where reads are local and never wait for writers (SQLite in WAL
         mode); the statement sees one committed state, like a :meth:`Metadata.read`.

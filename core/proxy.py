@@ -123,11 +123,11 @@ def load_bindings(metadata: Metadata) -> dict[str, ProxyBinding]:
     """Every project's binding that names an endpoint (one read transaction)."""
     found: dict[str, ProxyBinding] = {}
     with metadata.read() as session:
-        for name in session.policy_projects(PROXY):
-            project = session.project(name)
+        for name in session.policies.policy_projects(PROXY):
+            project = session.projects.get(name)
             if project is None:
                 continue
-            binding = ProxyBinding.load(session.policy(project.id, PROXY))
+            binding = ProxyBinding.load(session.policies.get(project.id, PROXY))
             if binding.endpoint:
                 found[name] = binding
     return found

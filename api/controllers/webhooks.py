@@ -14,14 +14,17 @@ from typing import Any
 
 import anyio.to_thread
 from litestar import Controller, Request, Response, delete, get, post, put
+from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.context import registry_of
+from api.pagination import IDS, Page, PageParams
 from api.principal import api_caller, require_caller
 from api.webhook_wiring import webhook_box_of, webhook_http_of, webhooks_of
 from core.errors import InvalidInputError
 from core.outbound import OutboundRefusedError
+from core.paging import window
 from core.webhook_delivery import TransportError, ping_message, signed_request
 from core.webhook_events import PLANNED, WebhookEvent
 from core.webhook_payloads import PayloadFormat
@@ -138,6 +141,22 @@ class DeliveryOut(BaseModel):
         )
 
 
+class WebhookPage(Page[WebhookOut]):
+    """Webhook policies, by id."""
+
+
+class DeliveryPage(Page[DeliveryOut]):
+    """A policy's deliveries, newest first."""
+
+
+def _policy_id(policy: WebhookPolicy) -> int:
+    return policy.id
+
+
+def _delivery_id(delivery: Delivery) -> int:
+    return delivery.id
+
+
 class RedeliverIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     event_id: int | None = None
@@ -174,10 +193,17 @@ class _Operations:
     """The webhook operations, for one scope (a project, or ``None``: system-wide)."""
 
     @staticmethod
-    async def policies(request: Request[Any, Any, Any], project: str | None) -> list[WebhookOut]:
+    async def policies(
+        request: Request[Any, Any, Any], project: str | None, page: PageParams
+    ) -> Response[WebhookPage]:
         caller = await api_caller(request, registry_of(request))
-        found = await anyio.to_thread.run_sync(_service(request).policies, caller, project)
-        return [WebhookOut.of(p) for p in found]
+        service = _service(request)
+
+        def fetch(after: int | None, count: int) -> list[WebhookPolicy]:
+            return window(service.policies(caller, project), _policy_id, after, count)
+
+        found = await page.fetch(fetch, key=_policy_id, cursor=IDS)
+        return found.respond(request, WebhookPage, [WebhookOut.of(p) for p in found.items])
 
     @staticmethod
     async def create(
@@ -226,22 +252,24 @@ class _Operations:
         request: Request[Any, Any, Any],
         project: str | None,
         hook: int,
-        limit: int,
-        before: int | None,
+        page: PageParams,
         status: str | None,
-    ) -> list[DeliveryOut]:
-        if not 1 <= limit <= _MAX_LIMIT:
-            raise InvalidInputError(f"limit must be 1 to {_MAX_LIMIT}", field="limit")
+    ) -> Response[DeliveryPage]:
         if status is not None and status not in set(DeliveryStatus):
             raise InvalidInputError("status is pending, delivered or failed", field="status")
         caller = await api_caller(request, registry_of(request))
         service = _service(request)
-        found = await anyio.to_thread.run_sync(
-            lambda: service.deliveries(
-                caller, project, hook, limit=limit, before_id=before, status=status
+
+        def fetch(before: int | None, count: int) -> list[Delivery]:
+            # Newest first: the cursor is the smallest id of the page before.
+            return list(
+                service.deliveries(
+                    caller, project, hook, limit=count, before_id=before, status=status
+                )
             )
-        )
-        return [DeliveryOut.of(d) for d in found]
+
+        found = await page.fetch(fetch, key=_delivery_id, cursor=IDS)
+        return found.respond(request, DeliveryPage, [DeliveryOut.of(d) for d in found.items])
 
     @staticmethod
     async def redeliver(
@@ -291,7 +319,6 @@ class _Operations:
 
 
 _OPS = _Operations()
-_MAX_LIMIT = 500
 
 
 class ProjectWebhookController(Controller):
@@ -300,9 +327,12 @@ class ProjectWebhookController(Controller):
 
     @get("/", summary="Webhook policies of a project")
     async def list_webhooks(
-        self, request: Request[Any, Any, Any], project: FromPath[str]
-    ) -> list[WebhookOut]:
-        return await _OPS.policies(request, project)
+        self,
+        request: Request[Any, Any, Any],
+        project: FromPath[str],
+        page: NamedDependency[PageParams],
+    ) -> Response[WebhookPage]:
+        return await _OPS.policies(request, project, page)
 
     @post("/", summary="Create a webhook policy (answers its signing secret once)")
     async def create_webhook(
@@ -350,11 +380,10 @@ class ProjectWebhookController(Controller):
         request: Request[Any, Any, Any],
         project: FromPath[str],
         hook: FromPath[int],
-        limit: FromQuery[int] = 50,
-        before: FromQuery[int | None] = None,
+        page: NamedDependency[PageParams],
         status: FromQuery[str | None] = None,
-    ) -> list[DeliveryOut]:
-        return await _OPS.deliveries(request, project, hook, limit, before, status)
+    ) -> Response[DeliveryPage]:
+        return await _OPS.deliveries(request, project, hook, page, status)
 
     @post("/{hook:int}/redeliver", summary="Deliver one event or a time range again")
     async def redeliver(
@@ -378,8 +407,10 @@ class SystemWebhookController(Controller):
     tags = ["webhooks"]  # noqa: RUF012
 
     @get("/", summary="System-wide webhook policies")
-    async def list_webhooks(self, request: Request[Any, Any, Any]) -> list[WebhookOut]:
-        return await _OPS.policies(request, None)
+    async def list_webhooks(
+        self, request: Request[Any, Any, Any], page: NamedDependency[PageParams]
+    ) -> Response[WebhookPage]:
+        return await _OPS.policies(request, None, page)
 
     @post("/", summary="Create a system-wide webhook policy")
     async def create_webhook(
@@ -420,11 +451,10 @@ class SystemWebhookController(Controller):
         self,
         request: Request[Any, Any, Any],
         hook: FromPath[int],
-        limit: FromQuery[int] = 50,
-        before: FromQuery[int | None] = None,
+        page: NamedDependency[PageParams],
         status: FromQuery[str | None] = None,
-    ) -> list[DeliveryOut]:
-        return await _OPS.deliveries(request, None, hook, limit, before, status)
+    ) -> Response[DeliveryPage]:
+        return await _OPS.deliveries(request, None, hook, page, status)
 
     @post("/{hook:int}/redeliver", summary="Deliver one event or a time range again")
     async def redeliver(

@@ -39,7 +39,7 @@ class AuthService:
         replaced by a current one, unless the password changed meanwhile.
         """
         with self._metadata.read() as session:
-            user = session.user(username)
+            user = session.users.get(username)
         stored = user.password_hash if user is not None else _DUMMY_HASH
         valid = RECENT.verify(password, stored)
         if user is None or not valid or user.disabled:
@@ -52,13 +52,13 @@ class AuthService:
         """Replace ``stored`` by a current hash of ``password`` (compare-and-set)."""
         current = hash_password(password)
         with self._metadata.write() as session:
-            session.replace_password_hash(username, stored, current)
+            session.users.replace_password_hash(username, stored, current)
             session.commit()
 
     def user(self, username: str) -> UserRecord | None:
         """The local account ``username`` (``None`` if there is none)."""
         with self._metadata.read() as session:
-            return session.user(username)
+            return session.users.get(username)
 
     def issue(
         self, identity: Identity, requested: list[Scope], rights: RightsLookup | None = None
@@ -88,10 +88,10 @@ _DUMMY_HASH = hash_password("not a real password")
 def bootstrap_admin(metadata: Metadata, settings: AuthSettings, password: str) -> None:
     """Create the local admin account, or reset its password to ``password``."""
     with metadata.write() as session:
-        user = session.user(settings.admin_username)
+        user = session.users.get(settings.admin_username)
         stored = None if user is None else user.password_hash
         if stored is None or needs_rehash(stored) or not verify_password(password, stored):
-            session.upsert_user(settings.admin_username, hash_password(password), is_admin=True)
+            session.users.upsert(settings.admin_username, hash_password(password), is_admin=True)
         session.commit()
 
 
@@ -110,7 +110,7 @@ def ensure_admin(
         bootstrap_admin(metadata, settings, settings.admin_password.get_secret_value())
         return None
     with metadata.read() as session:
-        if session.user(settings.admin_username) is not None:
+        if session.users.get(settings.admin_username) is not None:
             return None
     generated = generate()
     bootstrap_admin(metadata, settings, generated)
@@ -124,16 +124,16 @@ def ensure_signing_key(metadata: Metadata) -> None:
     first insert lands.
     """
     with metadata.read() as session:
-        if session.signing_keys():
+        if session.signing_keys.all():
             return
     key = SigningKey.generate()
     with metadata.write() as session:
-        session.add_signing_key(INITIAL_KID, key.to_pem())
+        session.signing_keys.add(INITIAL_KID, key.to_pem())
         session.commit()
 
 
 def load_signing_keys(metadata: Metadata) -> list[SigningKey]:
     """The installation's signing keys, oldest first (see :func:`ensure_signing_key`)."""
     with metadata.read() as session:
-        stored = session.signing_keys()
+        stored = session.signing_keys.all()
     return [SigningKey.from_pem(kid, pem, created_at) for kid, pem, created_at in stored]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from core import events
-from core.ports import Clock, MetadataSession
+from core.ports import Clock, UnitOfWork
 from core.records import RepositoryRecord
 
 
@@ -38,7 +38,7 @@ class ChangeRecorder:
 
     def protect_references(
         self,
-        session: MetadataSession,
+        session: UnitOfWork,
         repository: RepositoryRecord,
         blobs: list[str],
         manifests: list[str],
@@ -46,25 +46,25 @@ class ChangeRecorder:
         """Postpone pending reviews of what a push is about to reference (takes row locks)."""
         after = self.review_after()
         if blobs:
-            session.touch_blob_reviews(repository.project_id, sorted(blobs), after)
+            session.reviews.touch_blob_reviews(repository.project_id, sorted(blobs), after)
         if manifests:
-            session.touch_manifest_reviews(repository.id, sorted(manifests), after)
+            session.reviews.touch_manifest_reviews(repository.id, sorted(manifests), after)
 
     def blob_may_be_unreferenced(
-        self, session: MetadataSession, repository: RepositoryRecord, digest: str, event: str
+        self, session: UnitOfWork, repository: RepositoryRecord, digest: str, event: str
     ) -> None:
-        session.enqueue_blob_review(
+        session.reviews.enqueue_blob_review(
             repository.project_id, repository.storage_id, digest, event, self.review_after()
         )
 
     def manifest_may_be_unreferenced(
-        self, session: MetadataSession, repository: RepositoryRecord, digest: str, event: str
+        self, session: UnitOfWork, repository: RepositoryRecord, digest: str, event: str
     ) -> None:
-        session.enqueue_manifest_review(repository.id, digest, event, self.review_after())
+        session.reviews.enqueue_manifest_review(repository.id, digest, event, self.review_after())
 
     def manifest_deleted(
         self,
-        session: MetadataSession,
+        session: UnitOfWork,
         repository: RepositoryRecord,
         digest: str,
         references: tuple[list[str], list[str]],
@@ -82,7 +82,7 @@ class ChangeRecorder:
 
     @staticmethod
     def event(
-        session: MetadataSession,
+        session: UnitOfWork,
         kind: str,
         repository: RepositoryRecord,
         *,
@@ -90,7 +90,7 @@ class ChangeRecorder:
         tag: str | None = None,
         data: str | None = None,
     ) -> None:
-        session.add_event(
+        session.outbox.add(
             kind,
             project_id=repository.project_id,
             repository=repository.name,

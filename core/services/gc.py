@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 from core.control_records import QUARANTINED, BlobReview
 from core.digests import Digest
-from core.ports import BlobStore, Metadata, MetadataSession
+from core.ports import BlobStore, Metadata, UnitOfWork
 from core.records import RepositoryRecord
 from core.services import gc_progress
 from core.services.changes import ChangeRecorder
@@ -47,16 +47,16 @@ class GarbageCollector:
         """Delete due, unreferenced manifests (untagged, not in an index, no live subject)."""
         report = GcReport()
         with self._metadata.write() as session:
-            for review in session.due_manifest_reviews(due, limit, lock=not dry_run):
+            for review in session.collector.due_manifest_reviews(due, limit, lock=not dry_run):
                 report.reviewed += 1
-                kept_by = session.manifest_kept_by(review.repository_id, review.digest)
+                kept_by = session.collector.manifest_kept_by(review.repository_id, review.digest)
                 if kept_by is not None or review.project_id is None:
                     report.kept += 1
                     report.note(
                         kind="manifest", digest=review.digest, action="keep", reason=kept_by
                     )
                     if not dry_run:
-                        session.drop_manifest_review(review.repository_id, review.digest)
+                        session.collector.drop_manifest_review(review.repository_id, review.digest)
                     continue
                 report.deleted += 1
                 report.note(
@@ -76,11 +76,11 @@ class GarbageCollector:
         return report
 
     def _delete_manifest(
-        self, session: MetadataSession, repository: RepositoryRecord, digest: str
+        self, session: UnitOfWork, repository: RepositoryRecord, digest: str
     ) -> None:
-        references = session.manifest_references(repository.id, digest)
-        session.delete_manifest(repository.id, digest)
-        session.drop_manifest_review(repository.id, digest)
+        references = session.manifests.references(repository.id, digest)
+        session.manifests.delete(repository.id, digest)
+        session.collector.drop_manifest_review(repository.id, digest)
         self._changes.manifest_deleted(session, repository, digest, references, by="gc")
 
     def collect_blobs(
@@ -89,17 +89,17 @@ class GarbageCollector:
         """Decide on due blob reviews: drop the referenced, tombstone the unreferenced."""
         report = GcReport()
         with self._metadata.write() as session:
-            for review in session.due_blob_reviews(due, limit, lock=not dry_run):
+            for review in session.collector.due_blob_reviews(due, limit, lock=not dry_run):
                 report.reviewed += 1
-                if session.blob_referenced(review.project_id, review.digest):
+                if session.collector.blob_referenced(review.project_id, review.digest):
                     report.kept += 1
                     report.note(
                         kind="blob", digest=review.digest, action="keep", reason="referenced"
                     )
                     if not dry_run:
-                        session.drop_blob_review(review.project_id, review.digest)
+                        session.collector.drop_blob_review(review.project_id, review.digest)
                     continue
-                size = session.blob_size(review.project_id, review.digest) or 0
+                size = session.collector.blob_size(review.project_id, review.digest) or 0
                 report.deleted += 1
                 report.bytes_freed += size
                 report.note(
@@ -110,8 +110,8 @@ class GarbageCollector:
                     size=size,
                 )
                 if not dry_run:
-                    session.delete_blob_rows(review.project_id, review.digest)
-                    session.set_blob_tombstone(review.project_id, review.digest, size)
+                    session.collector.delete_blob_rows(review.project_id, review.digest)
+                    session.collector.set_blob_tombstone(review.project_id, review.digest, size)
             if not dry_run:
                 self._count(session, run_id, gc_progress.BLOBS, report)
                 session.commit()
@@ -134,27 +134,29 @@ class GarbageCollector:
             How many tombstones were taken.
         """
         with self._metadata.read() as session:
-            tombstones = session.blob_tombstones(limit, lock=False, quarantined=quarantined)
+            tombstones = session.collector.blob_tombstones(
+                limit, lock=False, quarantined=quarantined
+            )
         for tombstone in tombstones:
             with self._metadata.write() as session:
-                if session.blob_tombstoned(tombstone.project_id, tombstone.digest):
+                if session.reviews.blob_tombstoned(tombstone.project_id, tombstone.digest):
                     report = self._finish_tombstone(session, tombstone)
                     self._count(session, run_id, gc_progress.BLOBS, report)
                 session.commit()
         return len(tombstones)
 
-    def _finish_tombstone(self, session: MetadataSession, tombstone: BlobReview) -> GcReport:
+    def _finish_tombstone(self, session: UnitOfWork, tombstone: BlobReview) -> GcReport:
         """Delete one tombstone's object and the tombstone, or quarantine it."""
         report = GcReport()
         try:
             self._store.delete_blob(tombstone.storage_id, Digest.parse(tombstone.digest))
         except Exception as exc:  # noqa: BLE001 - any refusal quarantines this one object
-            session.quarantine_blob_tombstone(tombstone.project_id, tombstone.digest)
+            session.collector.quarantine_blob_tombstone(tombstone.project_id, tombstone.digest)
             report.reviewed, report.quarantined = 1, 1
             reason = f"cannot delete the object: {type(exc).__name__}: {exc}"
             report.note(kind="blob", digest=tombstone.digest, action="quarantine", reason=reason)
             return report
-        session.drop_blob_review(tombstone.project_id, tombstone.digest)
+        session.collector.drop_blob_review(tombstone.project_id, tombstone.digest)
         if tombstone.event == QUARANTINED:
             report.reviewed, report.deleted, report.bytes_freed = 1, 1, tombstone.size
             report.note(
@@ -182,7 +184,7 @@ class GarbageCollector:
         after each tenant.
         """
         with self._metadata.read() as session:
-            tenants = session.tenants()
+            tenants = session.collector.tenants()
         listed = {storage: self._list(storage, heartbeat) for _, storage in tenants}
         report = GcReport()
         for project_id, storage_id in tenants:
@@ -223,23 +225,25 @@ class GarbageCollector:
     ) -> GcReport:
         report = GcReport()
         with self._metadata.write() as session:
-            known = session.project_digests(project_id) | session.tombstoned_digests(storage_id)
+            known = session.collector.project_digests(
+                project_id
+            ) | session.collector.tombstoned_digests(storage_id)
             orphans = sorted(objects - known)
             report.reviewed += len(orphans)
             if not dry_run:
-                session.forget_orphans(storage_id, sorted(objects & known))
+                session.collector.forget_orphans(storage_id, sorted(objects & known))
             for digest in orphans:
                 if dry_run:
                     report.note(kind="object", digest=digest, action="delete", reason="no row")
                     report.deleted += 1
                     continue
-                first_seen = session.see_orphan(storage_id, digest, now)
+                first_seen = session.collector.see_orphan(storage_id, digest, now)
                 if first_seen > now - grace or self._armed(session, project_id, digest):
                     report.kept += 1
                     continue
                 size = self._store.stat_blob(storage_id, Digest.parse(digest)) or 0
                 self._store.delete_blob(storage_id, Digest.parse(digest))
-                session.forget_orphans(storage_id, [digest])
+                session.collector.forget_orphans(storage_id, [digest])
                 report.deleted += 1
                 report.bytes_freed += size
                 report.note(kind="object", digest=digest, action="delete", reason="no row")
@@ -251,7 +255,7 @@ class GarbageCollector:
 
     @staticmethod
     def _count(
-        session: MetadataSession,
+        session: UnitOfWork,
         run_id: str | None,
         step: str,
         report: GcReport,
@@ -262,8 +266,8 @@ class GarbageCollector:
             gc_progress.add_step(session, run_id, step, report, tenant=tenant)
 
     @staticmethod
-    def _armed(session: MetadataSession, project_id: int, digest: str) -> bool:
+    def _armed(session: UnitOfWork, project_id: int, digest: str) -> bool:
         """Whether a row appeared or a push claimed the digest (its review row exists)."""
-        if session.project_blob(project_id, digest) is not None:
+        if session.blobs.in_project(project_id, digest) is not None:
             return True
-        return session.blob_review_state(project_id, digest) is not None
+        return session.reviews.blob_review_state(project_id, digest) is not None

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from core.control_records import GcRunRecord
-    from core.ports import MetadataSession
+    from core.ports import UnitOfWork
     from core.services.gc_report import GcReport
 
 #: Steps of a run, as named in its progress.
@@ -41,7 +41,7 @@ ITEMS_MAX: Final = 1000
 
 
 def add_step(
-    session: MetadataSession,
+    session: UnitOfWork,
     run_id: str,
     step: str,
     report: GcReport,
@@ -79,7 +79,7 @@ def add_step(
     save_progress(session, run_id, progress)
 
 
-def set_dry_step(session: MetadataSession, run_id: str, step: str, report: GcReport) -> None:
+def set_dry_step(session: UnitOfWork, run_id: str, step: str, report: GcReport) -> None:
     """Store what a dry run's ``step`` would do as the step's progress (replacing it).
 
     A dry run changes nothing, so a retried step finds the same and replaces its entry.
@@ -139,7 +139,7 @@ def final_report(run: GcRunRecord) -> dict[str, Any] | None:
 
 
 def close_run(
-    session: MetadataSession, run: GcRunRecord, reported: dict[str, Any] | None, now: datetime
+    session: UnitOfWork, run: GcRunRecord, reported: dict[str, Any] | None, now: datetime
 ) -> GcRunRecord:
     """Record the run's final state (``run.state``) and its report, once.
 
@@ -149,14 +149,14 @@ def close_run(
     Returns:
         The row as it now is.
     """
-    session.add_gc_run(run)
-    current = session.gc_run_for_update(run.id)
+    session.runs.add(run)
+    current = session.runs.get_for_update(run.id)
     if current is not None and current.state in FINISHED:
         return current
     built = final_report(current) if current is not None else None
     report = json.dumps(built if built is not None else reported or {})
-    session.finish_gc_run(run.id, run.state, report, now)
+    session.runs.finish(run.id, run.state, report, now)
     counters = {k: v for k, v in json.loads(report).items() if k != "items"}
     data = {"run_id": run.id, "state": run.state, "dry_run": run.dry_run, "report": counters}
-    session.add_event(events.GC_FINISHED, data=json.dumps(data))
+    session.outbox.add(events.GC_FINISHED, data=json.dumps(data))
     return dataclasses.replace(current or run, state=run.state, report=report)

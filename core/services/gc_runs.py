@@ -57,14 +57,14 @@ class GcRunService:
             "review_delay_seconds": review_delay_seconds,
         }
         with self._metadata.write() as session:
-            session.add_gc_run(run)
-            session.add_event(events.GC_REQUESTED, data=json.dumps(with_trace(options)))
+            session.runs.add(run)
+            session.outbox.add(events.GC_REQUESTED, data=json.dumps(with_trace(options)))
             session.commit()
         return run
 
     def get(self, run_id: str) -> GcRunRecord:
         with self._metadata.read() as session:
-            run = session.gc_run(run_id)
+            run = session.runs.get(run_id)
         if run is None:
             raise NotFoundError(f"GC run {run_id!r} not found")
         return run
@@ -72,7 +72,7 @@ class GcRunService:
     def request_retention(self, project: str, *, dry_run: bool) -> GcRunRecord:
         """Queue a retention run of ``project``; its id is also its workflow id."""
         with self._metadata.read() as session:
-            if session.project(project) is None:
+            if session.projects.get(project) is None:
                 raise NotFoundError(f"project {project!r} not found")
         run = GcRunRecord(
             id=f"retention-{uuid.uuid4().hex}",
@@ -88,15 +88,15 @@ class GcRunService:
         )
         options = {"run_id": run.id, "project": project, "dry_run": dry_run}
         with self._metadata.write() as session:
-            session.add_gc_run(run)
-            session.add_event(events.RETENTION_REQUESTED, data=json.dumps(with_trace(options)))
+            session.runs.add(run)
+            session.outbox.add(events.RETENTION_REQUESTED, data=json.dumps(with_trace(options)))
             session.commit()
         return run
 
     def history(self, kind: str, project: str | None, limit: int) -> list[GcRunRecord]:
         """The newest runs, newest first (the run history of the management API)."""
         with self._metadata.read() as session:
-            return session.gc_runs(kind, project, limit)
+            return session.runs.latest(kind, project, limit)
 
     def page(
         self, kind: str, project: str | None, before: RunKey | None, limit: int

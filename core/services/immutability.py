@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from core.errors import OCIErrorCode, RegistryError
 from core.policies import ImmutabilityPolicy
-from core.ports import MetadataSession
+from core.ports import UnitOfWork
 from core.records import RepositoryRecord
 
 IMMUTABILITY: str = "immutability"
 
 
-def check_mutable(session: MetadataSession, repository: RepositoryRecord, tags: list[str]) -> None:
+def check_mutable(session: UnitOfWork, repository: RepositoryRecord, tags: list[str]) -> None:
     """Raise ``DENIED`` (403) naming the rule if any of ``tags`` is immutable."""
     if not tags:
         return
-    policy = ImmutabilityPolicy.load(session.policy(repository.project_id, IMMUTABILITY))
+    policy = ImmutabilityPolicy.load(session.policies.get(repository.project_id, IMMUTABILITY))
     for tag in tags:
         index = policy.rule_for(repository.name, tag)
         if index is not None:

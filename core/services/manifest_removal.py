@@ -8,14 +8,14 @@ something else together with the deletion, such as a retention run's progress.
 
 from __future__ import annotations
 
-from core.ports import MetadataSession
+from core.ports import UnitOfWork
 from core.records import RepositoryRecord
 from core.services.changes import ChangeRecorder
 from core.services.immutability import check_mutable
 
 
 def remove_manifest(
-    session: MetadataSession,
+    session: UnitOfWork,
     changes: ChangeRecorder,
     repository: RepositoryRecord,
     digest: str,
@@ -27,9 +27,9 @@ def remove_manifest(
     Raises:
         RegistryError: ``DENIED`` when one of its tags is immutable (nothing written).
     """
-    check_mutable(session, repository, session.manifest_tags(repository.id, digest))
-    references = session.manifest_references(repository.id, digest)
-    if not session.delete_manifest(repository.id, digest):
+    check_mutable(session, repository, session.tags.of_manifest(repository.id, digest))
+    references = session.manifests.references(repository.id, digest)
+    if not session.manifests.delete(repository.id, digest):
         return False
     changes.manifest_deleted(session, repository, digest, references, by=by)
     return True

@@ -22,7 +22,7 @@ from core.digests import Digest
 from core.errors import OCIErrorCode, RegistryError
 from core.manifests import ManifestRules, check_blobs, check_children, parse_manifest
 from core.names import Reference, RepositoryName
-from core.ports import Metadata, MetadataSession, NowaitReads, ReadWouldWait
+from core.ports import Metadata, NowaitReads, ReadWouldWait, UnitOfWork
 from core.pulls import PullRecorder
 from core.records import ManifestRecord, NewManifest, RepositoryRecord
 from core.services.changes import ChangeRecorder
@@ -83,7 +83,7 @@ class ManifestService:
                 ``MANIFEST_UNKNOWN`` without such a manifest or tag in it.
         """
         with self._metadata.read() as session:
-            found = session.named_manifest(str(name), *_digest_or_tag(reference))
+            found = session.manifests.named(str(name), *_digest_or_tag(reference))
         return _found(name, reference, found)
 
     def read_nowait(self, name: RepositoryName, reference: Reference) -> ManifestRecord | None:
@@ -116,7 +116,7 @@ class ManifestService:
             )
         parsed = parse_manifest(payload, content_type)
 
-        def store(session: MetadataSession) -> None:
+        def store(session: UnitOfWork) -> None:
             self._changes.protect_references(
                 session,
                 repository,
@@ -124,11 +124,11 @@ class ManifestService:
                 [str(d.digest) for d in parsed.children] + [str(digest)],
             )
             wanted_blobs = sorted({str(d.digest) for d in parsed.blobs})
-            linked = session.linked_blobs(repository.id, wanted_blobs) if wanted_blobs else {}
+            linked = session.blobs.linked_refs(repository.id, wanted_blobs) if wanted_blobs else {}
             blob_ids = check_blobs(parsed, linked, self._rules)
             # NOTE: one lookup finds the listed children and whether this manifest is stored.
             wanted = sorted({str(d.digest) for d in parsed.children} | {str(digest)})
-            known = session.manifest_refs(repository.id, wanted)
+            known = session.manifests.refs(repository.id, wanted)
             child_ids = check_children(parsed, known)
             stored = known.get(str(digest))
             manifest_id = stored.id if stored is not None else None
@@ -155,9 +155,7 @@ class ManifestService:
         self._metadata.write_grouped(store)
         return PushedManifest(digest, parsed.subject)
 
-    def _add(
-        self, session: MetadataSession, repository: RepositoryRecord, manifest: NewManifest
-    ) -> int:
+    def _add(self, session: UnitOfWork, repository: RepositoryRecord, manifest: NewManifest) -> int:
         """Store a manifest the repository does not hold yet (quota, GC review, event)."""
         reserve(
             session,
@@ -166,7 +164,7 @@ class ManifestService:
             add_artifacts=1,
             warning_ratio=self._changes.quota_warning_ratio,
         )
-        manifest_id = session.add_manifest(repository.id, manifest)
+        manifest_id = session.manifests.add(repository.id, manifest)
         self._changes.manifest_may_be_unreferenced(
             session, repository, manifest.digest, events.MANIFEST_UPLOAD
         )
@@ -175,18 +173,18 @@ class ManifestService:
 
     def _set_tag(
         self,
-        session: MetadataSession,
+        session: UnitOfWork,
         repository: RepositoryRecord,
         tag: str,
         manifest_id: int,
         digest: str,
     ) -> None:
-        previous = session.tag_target(repository.id, tag)
+        previous = session.tags.target(repository.id, tag)
         if previous == digest:
             return
         if previous is not None:
             check_mutable(session, repository, [tag])
-        session.set_tag(repository.id, tag, manifest_id)
+        session.tags.set(repository.id, tag, manifest_id)
         kind = events.TAG_CREATED if previous is None else events.TAG_MOVED
         self._changes.event(session, kind, repository, digest=digest, tag=tag)
         if previous is not None:
@@ -205,15 +203,15 @@ class ManifestService:
             raise _manifest_unknown(reference)
 
     def _delete_manifest(
-        self, session: MetadataSession, repository: RepositoryRecord, digest: str
+        self, session: UnitOfWork, repository: RepositoryRecord, digest: str
     ) -> bool:
         return remove_manifest(session, self._changes, repository, digest)
 
-    def _delete_tag(self, session: MetadataSession, repository: RepositoryRecord, tag: str) -> bool:
-        target = session.tag_target(repository.id, tag)
+    def _delete_tag(self, session: UnitOfWork, repository: RepositoryRecord, tag: str) -> bool:
+        target = session.tags.target(repository.id, tag)
         if target is not None:
             check_mutable(session, repository, [tag])
-        if target is None or not session.delete_tag(repository.id, tag):
+        if target is None or not session.tags.delete(repository.id, tag):
             return False
         self._changes.manifest_may_be_unreferenced(session, repository, target, events.TAG_DELETE)
         self._changes.event(session, events.TAG_DELETED, repository, digest=target, tag=tag)
@@ -221,7 +219,7 @@ class ManifestService:
 
     def tags(self, repository: RepositoryRecord, last: str | None, limit: int) -> list[str]:
         with self._metadata.read() as session:
-            return session.tags(repository.id, last, limit)
+            return session.tags.page(repository.id, last, limit)
 
     def referrers(
         self, repository: RepositoryRecord | None, digest: Digest, artifact_type: str | None
@@ -230,7 +228,7 @@ class ManifestService:
         records: list[ManifestRecord] = []
         if repository is not None:
             with self._metadata.read() as session:
-                records = session.referrers(repository.id, str(digest), artifact_type)
+                records = session.manifests.referrers(repository.id, str(digest), artifact_type)
         return {
             "schemaVersion": 2,
             "mediaType": mediatypes.OCI_INDEX,

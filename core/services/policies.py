@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from core.access import Identity
 from core.control_records import GcRunRecord, Usage
 from core.errors import ForbiddenError, NotFoundError
-from core.ports import Metadata, MetadataSession
+from core.ports import Metadata, UnitOfWork
 from core.rbac import POLICY_PERMISSIONS
 from core.records import ProjectRecord
 from core.services.access_control import AccessControl
@@ -22,8 +22,8 @@ class PolicyService:
         self._metadata = metadata
 
     @staticmethod
-    def _project_id(session: MetadataSession, name: str) -> int:
-        project = session.project(name)
+    def _project_id(session: UnitOfWork, name: str) -> int:
+        project = session.projects.get(name)
         if project is None:
             raise NotFoundError(f"project {name!r} not found")
         return project.id
@@ -31,18 +31,18 @@ class PolicyService:
     def get(self, project: str, kind: str) -> str | None:
         """The stored document, or ``None`` when the project has none."""
         with self._metadata.read() as session:
-            return session.policy(self._project_id(session, project), kind)
+            return session.policies.get(self._project_id(session, project), kind)
 
     def put(self, project: str, kind: str, body: str) -> None:
         """Replace the document (takes effect for every later request)."""
         with self._metadata.write() as session:
-            session.set_policy(self._project_id(session, project), kind, body, datetime.now(UTC))
+            session.policies.set(self._project_id(session, project), kind, body, datetime.now(UTC))
             session.commit()
 
     def usage(self, project: str) -> Usage:
         """The project's exact current usage, derived from its rows."""
         with self._metadata.read() as session:
-            return session.usage(self._project_id(session, project))
+            return session.policies.usage(self._project_id(session, project))
 
 
 class ProjectPolicies:

@@ -25,7 +25,7 @@ class ProjectService:
         storage_id = self._store.new_tenant_id(name)
         self._store.create_tenant(storage_id)
         with self._metadata.write() as session:
-            project = session.add_project(name, public, storage_id)
+            project = session.projects.add(name, public, storage_id)
             session.commit()
         if project is None:
             self._store.delete_tenant(storage_id)
@@ -35,7 +35,7 @@ class ProjectService:
     def ensure(self, name: str) -> ProjectRecord:
         """The project ``name``, created (private) if it does not exist yet."""
         with self._metadata.read() as session:
-            existing = session.project(name)
+            existing = session.projects.get(name)
         if existing is not None:
             return existing
         try:
@@ -45,25 +45,25 @@ class ProjectService:
 
     def get(self, name: str) -> ProjectRecord:
         with self._metadata.read() as session:
-            project = session.project(name)
+            project = session.projects.get(name)
         if project is None:
             raise NotFoundError(f"project {name!r} not found")
         return project
 
     def find(self, name: str) -> ProjectRecord | None:
         with self._metadata.read() as session:
-            return session.project(name)
+            return session.projects.get(name)
 
     def list(self, last: str | None, limit: int) -> list[ProjectRecord]:
         with self._metadata.read() as session:
-            return session.projects(last, limit, public_only=False)
+            return session.projects.page(last, limit, public_only=False)
 
     def delete(self, name: str) -> None:
         with self._metadata.write() as session:
-            project = session.project(name)
+            project = session.projects.get(name)
             if project is None:
                 raise NotFoundError(f"project {name!r} not found")
-            session.delete_project(project.id)
-            session.add_event(events.PROJECT_DELETED, project_id=project.id, data=project.name)
+            session.projects.delete(project.id)
+            session.outbox.add(events.PROJECT_DELETED, project_id=project.id, data=project.name)
             session.commit()
         self._store.delete_tenant(project.storage_id)

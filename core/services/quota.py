@@ -2,7 +2,7 @@
 
 Usage is derived from rows, never counted: the bytes of the distinct blobs linked to
 any repository of the project plus the bytes of its manifests, and the number of its
-manifests (``PolicySession.usage``). A check locks the project (PostgreSQL: its row;
+manifests (``PolicyRepository.usage``). A check locks the project (PostgreSQL: its row;
 SQLite: the database write lock is already held), reads the usage and compares it with
 the limit plus what the change adds, so concurrent pushes into one project queue on the
 lock and cannot jointly exceed the limit.
@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from core import events
 from core.control_records import Usage
 from core.errors import OCIErrorCode, RegistryError
-from core.ports import MetadataSession
+from core.ports import UnitOfWork
 from core.records import PushTarget, RepositoryRecord
 
 QUOTA: str = "quota"
@@ -48,7 +48,7 @@ def _denied(what: str, used: int, adding: int, limit: int, unit: str) -> Registr
 
 
 def reserve(
-    session: MetadataSession,
+    session: UnitOfWork,
     repository: RepositoryRecord | PushTarget,
     *,
     add_bytes: int,
@@ -60,18 +60,18 @@ def reserve(
     Raises ``DENIED`` (403) naming the quota; writes a ``quota.warning`` event when the
     change crosses ``warning_ratio`` of a limit.
     """
-    limits = QuotaLimits.load(session.policy(repository.project_id, QUOTA))
+    limits = QuotaLimits.load(session.policies.get(repository.project_id, QUOTA))
     if limits.unlimited or (add_bytes == 0 and add_artifacts == 0):
         return
-    session.lock_project(repository.project_id)
-    usage = session.usage(repository.project_id)
+    session.projects.lock(repository.project_id)
+    usage = session.policies.usage(repository.project_id)
     if limits.bytes is not None and usage.bytes + add_bytes > limits.bytes:
         raise _denied("storage", usage.bytes, add_bytes, limits.bytes, "bytes")
     if limits.artifacts is not None and usage.artifacts + add_artifacts > limits.artifacts:
         raise _denied("artifact", usage.artifacts, add_artifacts, limits.artifacts, "artifacts")
     after = Usage(usage.bytes + add_bytes, usage.artifacts + add_artifacts)
     if crosses(limits, usage, after, warning_ratio):
-        session.add_event(
+        session.outbox.add(
             QUOTA_WARNING,
             project_id=repository.project_id,
             repository=repository.name,

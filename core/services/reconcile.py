@@ -46,7 +46,7 @@ class QuotaReconciler:
             heartbeat: Called with the project's name while it is checked.
         """
         with self._metadata.read() as session:
-            projects = session.quota_projects()
+            projects = session.policies.quota_projects()
         return [
             self._project(project_id, name, body, key, heartbeat)
             for project_id, name, body in projects
@@ -58,9 +58,9 @@ class QuotaReconciler:
         limits = QuotaLimits.load(body)
         heartbeat(name)
         with self._metadata.read() as session:
-            usage = session.usage(project_id)
-            blobs = session.linked_blob_sizes(project_id)
-            storage_id = session.project_storage_id(project_id) or ""
+            usage = session.policies.usage(project_id)
+            blobs = session.policies.linked_blob_sizes(project_id)
+            storage_id = session.projects.storage_id(project_id) or ""
         drift = []
         for index, (digest, size) in enumerate(blobs, start=1):
             actual = self._store.stat_blob(storage_id, Digest.parse(digest))
@@ -88,9 +88,9 @@ class QuotaReconciler:
         """Write the project's warning, once per ``key`` (always when there is none)."""
         with self._metadata.write() as session:
             if key:
-                session.lock_project(project_id)
-                if session.keyed_event_exists(QUOTA_WARNING, project_id, key):
+                session.projects.lock(project_id)
+                if session.outbox.keyed_exists(QUOTA_WARNING, project_id, key):
                     return
                 data = {**data, "key": key}
-            session.add_event(QUOTA_WARNING, project_id=project_id, data=json.dumps(data))
+            session.outbox.add(QUOTA_WARNING, project_id=project_id, data=json.dumps(data))
             session.commit()

@@ -36,7 +36,7 @@ class RepositoryService:
 
     def find(self, name: RepositoryName) -> RepositoryRecord | None:
         with self._metadata.read() as session:
-            return session.repository(str(name))
+            return session.repositories.get(str(name))
 
     def find_nowait(self, name: RepositoryName) -> RepositoryRecord | None:
         """:meth:`find` for a caller on an event loop thread, if it can run without waiting.
@@ -78,7 +78,7 @@ class RepositoryService:
             return existing
         project = self._project_for_push(name, create_project)
         with self._metadata.write() as session:
-            repository = session.ensure_repository(project.id, str(name))
+            repository = session.repositories.ensure(project.id, str(name))
             session.commit()
         return RepositoryRecord(repository.id, project.id, str(name), project.storage_id)
 
@@ -94,7 +94,7 @@ class RepositoryService:
 
     def blob(self, repository: RepositoryRecord, digest: Digest) -> BlobRecord:
         with self._metadata.read() as session:
-            blob = session.linked_blob(repository.id, str(digest))
+            blob = session.blobs.linked(repository.id, str(digest))
         if blob is None:
             raise RegistryError(OCIErrorCode.BLOB_UNKNOWN).with_detail({"digest": str(digest)})
         return blob
@@ -102,7 +102,7 @@ class RepositoryService:
     def unlink_blob(self, repository: RepositoryRecord, digest: Digest) -> None:
         """Remove the blob from the repository; the object stays until GC decides."""
         with self._metadata.write() as session:
-            removed = session.unlink_blob(repository.id, str(digest))
+            removed = session.blobs.unlink(repository.id, str(digest))
             if removed:
                 self._changes.blob_may_be_unreferenced(
                     session, repository, str(digest), events.LAYER_DELETE
@@ -114,4 +114,4 @@ class RepositoryService:
 
     def catalog(self, last: str | None, limit: int, public_only: bool) -> list[str]:
         with self._metadata.read() as session:
-            return session.repositories(last, limit, public_only)
+            return session.repositories.catalog(last, limit, public_only)

@@ -27,7 +27,7 @@ from core.digests import Digest
 from core.errors import NotFoundError, OCIErrorCode, RegistryError
 from core.names import Reference
 from core.policies import ImmutabilityPolicy
-from core.ports import Metadata, MetadataSession
+from core.ports import Metadata, UnitOfWork
 from core.records import RepositoryRecord
 from core.retention import Artifact, Decision, RetentionPolicy, evaluate
 from core.services.changes import ChangeRecorder
@@ -94,18 +94,20 @@ class RetentionService:
         Repositories no enabled rule selects are skipped (neither read nor listed).
         """
         with self._metadata.read() as session:
-            record = session.project(project)
+            record = session.projects.get(project)
             if record is None:
                 raise NotFoundError(f"project {project!r} not found")
-            policy = RetentionPolicy.load(session.policy(record.id, RETENTION))
-            immutability = ImmutabilityPolicy.load(session.policy(record.id, IMMUTABILITY))
+            policy = RetentionPolicy.load(session.policies.get(record.id, RETENTION))
+            immutability = ImmutabilityPolicy.load(session.policies.get(record.id, IMMUTABILITY))
             planned: list[tuple[RepositoryRecord, Decision]] = []
-            for repository in session.project_repositories(record.id):
+            for repository in session.repositories.of_project(record.id):
                 if not policy.selects(repository.name):
                     continue
                 artifacts = [
                     Artifact(repository.name, digest, tuple(tags), pushed, dependent, pulled)
-                    for digest, pushed, tags, dependent, pulled in session.artifacts(repository.id)
+                    for digest, pushed, tags, dependent, pulled in session.policies.artifacts(
+                        repository.id
+                    )
                 ]
                 decisions = evaluate(policy, immutability, artifacts, now)
                 planned.extend((repository, decision) for decision in decisions)
@@ -169,15 +171,17 @@ class RetentionService:
 
     @staticmethod
     def _delete_in(
-        session: MetadataSession,
+        session: UnitOfWork,
         changes: ChangeRecorder,
         repository: RepositoryRecord,
         decision: Decision,
     ) -> tuple[str, str]:
         artifact = decision.artifact
-        if session.manifest(repository.id, artifact.digest) is None:
+        if session.manifests.get(repository.id, artifact.digest) is None:
             return "delete", f"{decision.reason} (already gone)"
-        if sorted(session.manifest_tags(repository.id, artifact.digest)) != sorted(artifact.tags):
+        if sorted(session.tags.of_manifest(repository.id, artifact.digest)) != sorted(
+            artifact.tags
+        ):
             return "retain", "tagged otherwise since the plan; the next run decides"
         try:
             remove_manifest(session, changes, repository, artifact.digest, by=RETENTION)

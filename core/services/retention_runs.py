@@ -16,7 +16,7 @@ from typing import Any
 
 from core import events
 from core.control_records import GcRunRecord
-from core.ports import MetadataSession
+from core.ports import UnitOfWork
 from core.services.run_progress import FINISHED, locked_progress, report_of, save_progress
 
 
@@ -35,7 +35,7 @@ def merged(earlier: list[dict[str, Any]], items: list[dict[str, Any]]) -> dict[s
     return {"retained": len(every) - deleted, "deleted": deleted, "items": every}
 
 
-def record_deletions(session: MetadataSession, run_id: str, items: list[dict[str, Any]]) -> None:
+def record_deletions(session: UnitOfWork, run_id: str, items: list[dict[str, Any]]) -> None:
     """Add deleted entries to the running run's report (in the deletions' transaction)."""
     if not items:
         return
@@ -45,27 +45,25 @@ def record_deletions(session: MetadataSession, run_id: str, items: list[dict[str
 
 
 def complete_run(
-    session: MetadataSession, run_id: str, items: list[dict[str, Any]], now: datetime
+    session: UnitOfWork, run_id: str, items: list[dict[str, Any]], now: datetime
 ) -> dict[str, Any]:
     """Record the run ``completed`` with ``items`` merged into its progress; return the report.
 
     A run already finished keeps its report, which is returned as recorded.
     """
-    current = session.gc_run_for_update(run_id)
+    current = session.runs.get_for_update(run_id)
     stored = report_of(current) if current is not None else {}
     if current is not None and current.state in FINISHED:
         return stored
     report = merged(stored.get("items", []), items)
-    session.finish_gc_run(run_id, "completed", json.dumps(report), now)
+    session.runs.finish(run_id, "completed", json.dumps(report), now)
     _finished_event(session, current, report)
     return report
 
 
-def _finished_event(
-    session: MetadataSession, run: GcRunRecord | None, report: dict[str, Any]
-) -> None:
+def _finished_event(session: UnitOfWork, run: GcRunRecord | None, report: dict[str, Any]) -> None:
     """Write the ``retention.finished`` event of a run that just completed."""
-    project = session.project(run.project) if run is not None and run.project else None
+    project = session.projects.get(run.project) if run is not None and run.project else None
     data = {
         "run_id": run.id if run is not None else None,
         "state": "completed",
@@ -74,7 +72,7 @@ def _finished_event(
         "deleted": report.get("deleted", 0),
         "retained": report.get("retained", 0),
     }
-    session.add_event(
+    session.outbox.add(
         events.RETENTION_FINISHED,
         project_id=project.id if project is not None else None,
         data=json.dumps(data),

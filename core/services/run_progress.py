@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from core.control_records import GcRunRecord
-from core.ports import MetadataSession
+from core.ports import UnitOfWork
 
 #: States of a run that nothing changes any more.
 FINISHED: Final = frozenset({"completed", "failed", "cancelled"})
@@ -33,28 +33,28 @@ def report_of(run: GcRunRecord) -> dict[str, Any]:
     return loaded if isinstance(loaded, dict) else {}
 
 
-def open_run(session: MetadataSession, run: GcRunRecord, now: datetime) -> GcRunRecord:
+def open_run(session: UnitOfWork, run: GcRunRecord, now: datetime) -> GcRunRecord:
     """Create the run's row if needed and mark it ``running``, keeping its progress.
 
     Returns the row as it now is; a finished run is returned unchanged (the caller
     returns its recorded report instead of running again).
     """
-    session.add_gc_run(run)
-    current = session.gc_run_for_update(run.id) or run
+    session.runs.add(run)
+    current = session.runs.get_for_update(run.id) or run
     if current.state in FINISHED:
         return current
-    session.finish_gc_run(run.id, "running", current.report or "{}", now)
+    session.runs.finish(run.id, "running", current.report or "{}", now)
     return dataclasses.replace(current, state="running")
 
 
-def locked_progress(session: MetadataSession, run_id: str) -> dict[str, Any] | None:
+def locked_progress(session: UnitOfWork, run_id: str) -> dict[str, Any] | None:
     """The running run's report, locked to be added to; ``None`` if absent or finished."""
-    current = session.gc_run_for_update(run_id)
+    current = session.runs.get_for_update(run_id)
     if current is None or current.state in FINISHED:
         return None
     return report_of(current)
 
 
-def save_progress(session: MetadataSession, run_id: str, report: dict[str, Any]) -> None:
+def save_progress(session: UnitOfWork, run_id: str, report: dict[str, Any]) -> None:
     """Store the running run's report (in the caller's transaction)."""
-    session.finish_gc_run(run_id, "running", json.dumps(report), datetime.now(UTC))
+    session.runs.finish(run_id, "running", json.dumps(report), datetime.now(UTC))

@@ -108,7 +108,7 @@ def settle(
     ``reason``.
     """
     with metadata.write() as session:
-        current = session.gc_run_for_update(run_id)
+        current = session.runs.get_for_update(run_id)
         if current is None or current.state not in PENDING:
             return current
         report = (gc_progress.final_report(current) if current.kind == "gc" else None) or {
@@ -116,7 +116,7 @@ def settle(
         }
         report["reason"] = settlement.reason
         text = json.dumps(report)
-        session.finish_gc_run(run_id, settlement.state, text, now)
+        session.runs.finish(run_id, settlement.state, text, now)
         session.commit()
     return dataclasses.replace(current, state=settlement.state, report=text, finished_at=now)
 

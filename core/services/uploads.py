@@ -26,7 +26,7 @@ from core.ports import (
     BlobStore,
     Clock,
     Metadata,
-    MetadataSession,
+    UnitOfWork,
     UploadWriter,
 )
 from core.records import BlobRecord, PushTarget, RepositoryRecord, UploadRecord
@@ -133,18 +133,18 @@ class UploadService:
             expires_at=now + timedelta(seconds=self._limits.upload_ttl_seconds),
         )
         with self._metadata.write() as session:
-            if session.count_uploads(repository.project_id) >= self._limits.uploads_per_project:
+            if session.uploads.count(repository.project_id) >= self._limits.uploads_per_project:
                 raise RegistryError(
                     OCIErrorCode.TOOMANYREQUESTS, "too many open upload sessions"
                 ).with_headers(**{"Retry-After": "60"})
-            session.add_upload(upload)
+            session.uploads.add(upload)
             self._store.start_upload(repository.storage_id, upload.id)
             session.commit()
         return upload
 
     def get(self, repository: PushTarget, upload_id: str) -> UploadRecord:
         with self._metadata.read() as session:
-            upload = session.upload(upload_id)
+            upload = session.uploads.get(upload_id)
         if upload is None or upload.repository != repository.name:
             raise _upload_unknown()
         if upload.expires_at <= self._clock.now():
@@ -170,7 +170,7 @@ class UploadService:
         upload = chunk.upload
         expires_at = self._clock.now() + timedelta(seconds=self._limits.upload_ttl_seconds)
         with self._metadata.write() as session:
-            if not session.advance_upload(upload.id, upload.offset, new_offset, expires_at):
+            if not session.uploads.advance(upload.id, upload.offset, new_offset, expires_at):
                 raise RegistryError(
                     OCIErrorCode.BLOB_UPLOAD_INVALID, "upload was changed concurrently"
                 )
@@ -212,11 +212,11 @@ class UploadService:
                 {"expected": str(digest), "actual": str(actual)}
             )
 
-        def put_in_place(session: MetadataSession) -> None:
+        def put_in_place(session: UnitOfWork) -> None:
             self._store.finish_upload(repository.storage_id, upload.id, digest, upload.offset)
             # NOTE: the upload's data is consumed from here on; a blob the quota refuses
             # leaves its object to GC (its review row is armed in this transaction).
-            session.delete_upload(upload.id)
+            session.uploads.delete(upload.id)
 
         self._place(repository, digest, upload.offset, events.BLOB_UPLOAD, put_in_place)
         return upload.offset
@@ -227,7 +227,7 @@ class UploadService:
         digest: Digest,
         size: int,
         event: str,
-        put_in_place: Callable[[MetadataSession], None],
+        put_in_place: Callable[[UnitOfWork], None],
     ) -> BlobRecord:
         """Write a blob's object and its rows while holding its review row's lock.
 
@@ -253,38 +253,34 @@ class UploadService:
             except RegistryError:
                 session.commit()
                 raise
-            repository = session.ensure_repository(target.project_id, target.name)
-            blob = session.add_blob(target.project_id, str(digest), size)
-            session.link_blob(repository.id, blob.id)
+            repository = session.repositories.ensure(target.project_id, target.name)
+            blob = session.blobs.add(target.project_id, str(digest), size)
+            session.blobs.link(repository.id, blob.id)
             session.commit()
         return blob
 
-    def _settle(
-        self, session: MetadataSession, target: PushTarget, digest: str, event: str
-    ) -> None:
+    def _settle(self, session: UnitOfWork, target: PushTarget, digest: str, event: str) -> None:
         """Lock and arm the digest's review row, finishing a pending GC deletion first."""
         self._arm(session, target, digest, event)
-        if session.blob_tombstoned(target.project_id, digest):
+        if session.reviews.blob_tombstoned(target.project_id, digest):
             self._store.delete_blob(target.storage_id, Digest.parse(digest))
-            session.drop_blob_review(target.project_id, digest)
+            session.collector.drop_blob_review(target.project_id, digest)
             self._arm(session, target, digest, event)
 
-    def _arm(self, session: MetadataSession, target: PushTarget, digest: str, event: str) -> None:
+    def _arm(self, session: UnitOfWork, target: PushTarget, digest: str, event: str) -> None:
         """Queue (or postpone) the blob's GC review; the upsert locks its row."""
         review_after = self._changes.review_after()
-        session.enqueue_blob_review(
+        session.reviews.enqueue_blob_review(
             target.project_id, target.storage_id, digest, event, review_after
         )
 
-    def _admit(
-        self, session: MetadataSession, target: PushTarget, digest: Digest, size: int
-    ) -> None:
+    def _admit(self, session: UnitOfWork, target: PushTarget, digest: Digest, size: int) -> None:
         """Check the object is in place and the project's quota takes a new blob."""
         if self._store.stat_blob(target.storage_id, digest) is None:
             raise RegistryError(
                 OCIErrorCode.BLOB_UPLOAD_INVALID, "the blob's data is missing; retry the upload"
             )
-        if session.linked_blob_ids_in_project(target.project_id, [str(digest)]) == []:
+        if session.policies.linked_blob_ids_in_project(target.project_id, [str(digest)]) == []:
             reserve(
                 session,
                 target,
@@ -296,7 +292,7 @@ class UploadService:
     def cancel(self, repository: PushTarget, upload_id: str) -> None:
         upload = self.get(repository, upload_id)
         with self._metadata.write() as session:
-            session.delete_upload(upload.id)
+            session.uploads.delete(upload.id)
             session.commit()
         self._store.delete_upload(repository.storage_id, upload.id)
         with self._lock:
@@ -312,12 +308,12 @@ class UploadService:
         the blob's review row lock like a completing upload (``_place``).
         """
         with self._metadata.read() as session:
-            source_blob = session.linked_blob(source.id, str(digest))
-            own = session.project_blob(target.project_id, str(digest))
+            source_blob = session.blobs.linked(source.id, str(digest))
+            own = session.blobs.in_project(target.project_id, str(digest))
         if source_blob is None:
             return None
 
-        def copy(_session: MetadataSession) -> None:
+        def copy(_session: UnitOfWork) -> None:
             if own is None and source.project_id != target.project_id:
                 self._store.copy_blob(source.storage_id, target.storage_id, digest)
 
@@ -329,11 +325,11 @@ class UploadService:
     def reap_expired(self, now: datetime, limit: int = 500) -> int:
         """Remove sessions past their expiry with their data; return how many."""
         with self._metadata.read() as session:
-            expired = session.expired_uploads(now, limit)
+            expired = session.uploads.expired(now, limit)
         tenants = self._tenants(expired)
         for upload in expired:
             with self._metadata.write() as session:
-                session.delete_upload(upload.id)
+                session.uploads.delete(upload.id)
                 session.commit()
             if upload.project_id in tenants:
                 self._store.delete_upload(tenants[upload.project_id], upload.id)
@@ -344,7 +340,7 @@ class UploadService:
         with self._metadata.read() as session:
             for upload in uploads:
                 if upload.project_id not in tenants:
-                    storage_id = session.project_storage_id(upload.project_id)
+                    storage_id = session.projects.storage_id(upload.project_id)
                     if storage_id is not None:
                         tenants[upload.project_id] = storage_id
         return tenants

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from core.endpoints import CredentialKind, EndpointRecord, EndpointType
 from storage.db.endpoint_tables import RegistryEndpoint
 from storage.db.engine import Engines
-from storage.db.outbox_queries import table_of
+from storage.db.repos.base import table_of
 
 _ENDPOINT = table_of(RegistryEndpoint)
 

@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 from core.control_records import Usage
 from storage.db.control_tables import ControlRun, OutboxEvent, ProjectPolicy
 from storage.db.engine import Engines
-from storage.db.metadata import SqlSession
-from storage.db.outbox_queries import table_of
+from storage.db.metadata import SqlUnitOfWork
+from storage.db.repos.base import table_of
 from storage.db.tables import Project
 
 _OUTBOX, _RUN = table_of(OutboxEvent), table_of(ControlRun)
@@ -88,8 +88,9 @@ class OpsStats:
         )
         with self._engines.read.connect() as connection, connection.begin():
             rows = list(connection.execute(query))
-            session = SqlSession(connection)
+            session = SqlUnitOfWork(connection)
             figures = [
-                QuotaFigure(row.name, row.body, session.usage(row.id)) for row in rows[:limit]
+                QuotaFigure(row.name, row.body, session.policies.usage(row.id))
+                for row in rows[:limit]
             ]
         return figures, len(rows) > limit

@@ -10,7 +10,7 @@ from sqlalchemy.exc import OperationalError
 
 from core.pulls import WriteContentionError
 from storage.db.engine import Engines
-from storage.db.outbox_queries import table_of
+from storage.db.repos.base import table_of
 from storage.db.tables import Manifest
 
 _MANIFEST = table_of(Manifest)

@@ -1,42 +1,33 @@
-"""The SQL implementation of ``core.key_rotation.SigningKeyStore`` (table ``signing_key``)."""
+"""``core.key_rotation.SigningKeyStore`` on the metadata's units of work.
+
+The signing-key table has one adapter, :class:`storage.db.repos.signing_keys.SqlSigningKeys`
+(a repository of every unit of work); this store runs it one transaction per call.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
-
-from sqlalchemy import Table, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from core.key_rotation import StoredKey
-from storage.db.engine import Engines
-from storage.db.tables import SigningKey
-
-_TABLE: Table = SigningKey.__table__  # type: ignore[attr-defined]
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+from core.ports import Metadata
 
 
 class SqlSigningKeyStore:
-    def __init__(self, engines: Engines) -> None:
-        self._engines = engines
+    def __init__(self, metadata: Metadata) -> None:
+        self._metadata = metadata
 
     def stored_keys(self) -> list[StoredKey]:
-        query = select(_TABLE.c.kid, _TABLE.c.created_at).order_by(_TABLE.c.created_at)
-        with self._engines.read.connect() as c:
-            return [StoredKey(row.kid, _aware(row.created_at)) for row in c.execute(query)]
+        with self._metadata.read() as uow:
+            return uow.signing_keys.stored()
 
     def add_key(self, kid: str, private_pem: str) -> bool:
-        with self._engines.writing() as c, c.begin():
-            dialect = postgresql if c.dialect.name == "postgresql" else sqlite
-            statement = dialect.insert(_TABLE).values(
-                kid=kid, private_pem=private_pem, created_at=datetime.now(UTC)
-            )
-            result = c.execute(statement.on_conflict_do_nothing(index_elements=[_TABLE.c.kid]))
-            return bool(result.rowcount)
+        with self._metadata.write() as uow:
+            added = uow.signing_keys.add(kid, private_pem)
+            uow.commit()
+            return added
 
     def remove_keys(self, kids: Sequence[str]) -> int:
-        with self._engines.writing() as c, c.begin():
-            return int(c.execute(delete(_TABLE).where(_TABLE.c.kid.in_(list(kids)))).rowcount)
+        with self._metadata.write() as uow:
+            removed = uow.signing_keys.remove(kids)
+            uow.commit()
+            return removed

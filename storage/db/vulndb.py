@@ -13,7 +13,7 @@ from core.vulndb.osv import OsvRecord
 from core.vulndb.ports import SourceState
 from core.vulndb.versions import ecosystem_base
 from storage.db.engine import Engines
-from storage.db.outbox_queries import table_of
+from storage.db.repos.base import table_of
 from storage.db.vulndb_tables import VulnAffected, VulnRecord, VulnSource
 
 RECORD, AFFECTED, SOURCE = table_of(VulnRecord), table_of(VulnAffected), table_of(VulnSource)

@@ -26,7 +26,7 @@ from core.subscribers import Subscriber, Subscribers
 from storage.db.engine import create_engines
 from storage.db.metadata import SqlMetadata
 from storage.db.migrate import upgrade
-from storage.db.outbox_queries import OUTBOX, QUEUE
+from storage.db.repos.outbox import OUTBOX, QUEUE
 from tests.conftest import BACKENDS
 from tests.services.postgres import Postgres
 
@@ -109,7 +109,7 @@ def _dispatcher(
 def _add(metadata: SqlMetadata, kind: str, repository: str, count: int) -> None:
     with metadata.write() as session:
         for n in range(count):
-            session.add_event(kind, repository=repository, digest=f"sha256:{n:064x}")
+            session.outbox.add(kind, repository=repository, digest=f"sha256:{n:064x}")
         session.commit()
 
 
@@ -214,7 +214,7 @@ async def test_an_event_is_queued_once_even_by_a_second_dispatcher(
 ) -> None:
     _add(metadata, events.MANIFEST_PUSHED, "p/a", 3)
     with metadata.read() as session:
-        pending = session.pending_events(100)
+        pending = session.outbox.pending(100)
     first, second = (_dispatcher(metadata, FakeTemporal(), 10, 3600) for _ in range(2))
     first._mark(pending, set())
     with pytest.raises(IntegrityError):  # the queue's key refuses it
@@ -228,8 +228,8 @@ async def test_events_still_queued_are_never_pruned(metadata: SqlMetadata) -> No
     dispatcher = _dispatcher(metadata, temporal, size=3, wait=3600)
     await _rounds(dispatcher)
     with metadata.write() as session:
-        session.mark_dispatched([1, 2], datetime.now(UTC) - timedelta(days=400))
-        pruned = session.prune_dispatched(datetime.now(UTC), 100)
+        session.outbox.mark_dispatched([1, 2], datetime.now(UTC) - timedelta(days=400))
+        pruned = session.outbox.prune_dispatched(datetime.now(UTC), 100)
         session.commit()
     assert pruned == 0
     with metadata.read() as session:
@@ -241,7 +241,7 @@ async def test_a_run_request_that_cannot_start_holds_up_no_subscriber(
 ) -> None:
     temporal = FakeTemporal()
     with metadata.write() as session:
-        session.add_event(events.GC_REQUESTED, data=json.dumps({"run_id": "gc-1"}))
+        session.outbox.add(events.GC_REQUESTED, data=json.dumps({"run_id": "gc-1"}))
         session.commit()
     _add(metadata, events.MANIFEST_PUSHED, "p/a", 1)
     dispatcher = _dispatcher(metadata, temporal, size=1, wait=0)
@@ -249,4 +249,4 @@ async def test_a_run_request_that_cannot_start_holds_up_no_subscriber(
         await dispatcher.dispatch_once()
     assert [batch.subscriber for _, batch, _, _ in temporal.starts] == ["pushes", "tags"]
     with metadata.read() as session:
-        assert [e.kind for e in session.pending_events(10)] == [events.GC_REQUESTED]
+        assert [e.kind for e in session.outbox.pending(10)] == [events.GC_REQUESTED]

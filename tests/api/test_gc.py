@@ -74,7 +74,7 @@ def _stored(oci: OCIClient, repo: str, digest: str) -> bool:
 
 def _events(oci: OCIClient, repo: str) -> list[tuple[str, str | None, str | None]]:
     with _registry(oci).metadata.read() as session:
-        pending = session.pending_events(100_000)
+        pending = session.outbox.pending(100_000)
     return [(e.kind, e.digest, e.tag) for e in pending if e.repository == repo]
 
 
@@ -281,7 +281,7 @@ def test_gc_run_api_queues_a_run(oci: OCIClient) -> None:
     read = oci.client.get(f"/api/v1/system/gc/{run_id}", auth=auth).json()
     assert (read["state"], read["dry_run"], read["review_delay_seconds"]) == ("queued", True, 0)
     with _registry(oci).metadata.read() as session:
-        requested = [e for e in session.pending_events(100_000) if e.kind == "gc.requested"]
+        requested = [e for e in session.outbox.pending(100_000) if e.kind == "gc.requested"]
     assert run_id in {json.loads(e.data or "{}")["run_id"] for e in requested}
     assert oci.client.get("/api/v1/system/gc/gc-nope", auth=auth).status_code == 404
     history = oci.client.get("/api/v1/system/gc", auth=auth).json()

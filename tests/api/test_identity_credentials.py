@@ -337,7 +337,7 @@ class _StaleFirstRead:
         with self._metadata.read() as session:
             if self._stale:
                 self._stale = False
-                yield SimpleNamespace(signing_keys=list)
+                yield SimpleNamespace(signing_keys=SimpleNamespace(all=list))
             else:
                 yield session
 

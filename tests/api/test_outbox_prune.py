@@ -14,7 +14,7 @@ from cli.outbox import OutboxDispatcher
 from core.control_settings import ControlSettings
 from core.settings import Settings
 from core.subscribers import builtin_subscribers
-from storage.db.outbox_queries import OUTBOX
+from storage.db.repos.outbox import OUTBOX
 from tests.api.oci import OCIClient, unique_project
 
 WEEK = 7 * 24 * 3600
@@ -44,16 +44,16 @@ def _registry(oci: OCIClient) -> Registry:
 def _events(oci: OCIClient, repository: str, kinds: list[str]) -> list[int]:
     with _registry(oci).metadata.write() as session:
         for kind in kinds:
-            session.add_event(kind, repository=repository)
+            session.outbox.add(kind, repository=repository)
         session.commit()
     with _registry(oci).metadata.read() as session:
-        pending = session.pending_events(1_000_000)
+        pending = session.outbox.pending(1_000_000)
     return [event.id for event in pending if event.repository == repository]
 
 
 def _mark(oci: OCIClient, ids: list[int], when: datetime) -> None:
     with _registry(oci).metadata.write() as session:
-        session.mark_dispatched(ids, when)
+        session.outbox.mark_dispatched(ids, when)
         session.commit()
 
 

@@ -28,14 +28,14 @@ def _user_with_scrypt_hash(oci: OCIClient) -> str:
     """A local account as a database of the scrypt era holds it."""
     username = f"legacy-{secrets.token_hex(4)}"
     with _registry(oci).metadata.write() as session:
-        session.upsert_user(username, SCRYPT_HASH, is_admin=False)
+        session.users.upsert(username, SCRYPT_HASH, is_admin=False)
         session.commit()
     return username
 
 
 def _stored_hash(oci: OCIClient, username: str) -> str:
     with _registry(oci).metadata.read() as session:
-        user = session.user(username)
+        user = session.users.get(username)
     assert user is not None
     return user.password_hash
 
@@ -70,8 +70,8 @@ def test_a_scrypt_hash_works_and_is_upgraded_to_argon2id_on_login(
 def test_the_rehash_never_overwrites_a_password_changed_meanwhile(oci: OCIClient) -> None:
     username = _user_with_scrypt_hash(oci)
     with _registry(oci).metadata.write() as session:
-        session.upsert_user(username, "changed-hash", is_admin=False)
-        assert not session.replace_password_hash(username, SCRYPT_HASH, "rehashed")
-        assert session.replace_password_hash(username, "changed-hash", "rehashed")
+        session.users.upsert(username, "changed-hash", is_admin=False)
+        assert not session.users.replace_password_hash(username, SCRYPT_HASH, "rehashed")
+        assert session.users.replace_password_hash(username, "changed-hash", "rehashed")
         session.commit()
     assert _stored_hash(oci, username) == "rehashed"

@@ -154,7 +154,7 @@ def _registry(oci: OCIClient) -> Registry:
 
 def _tag_events(oci: OCIClient, repo: str) -> list[tuple[str | None, str | None]]:
     with _registry(oci).metadata.read() as session:
-        pending = session.pending_events(100_000)
+        pending = session.outbox.pending(100_000)
     return [(e.digest, e.tag) for e in pending if e.repository == repo and e.kind == "tag.deleted"]
 
 

@@ -34,7 +34,7 @@ def _pulled_at(oci: OCIClient, repo: str, digest: str) -> datetime | None:
     repository = registry.repositories.find(RepositoryName.parse(repo))
     assert repository is not None
     with registry.metadata.read() as session:
-        record = session.manifest(repository.id, digest)
+        record = session.manifests.get(repository.id, digest)
     assert record is not None
     return record.pulled_at
 
@@ -44,7 +44,7 @@ def _manifest_id(oci: OCIClient, repo: str, digest: str) -> int:
     repository = registry.repositories.find(RepositoryName.parse(repo))
     assert repository is not None
     with registry.metadata.read() as session:
-        return session.manifest_ids(repository.id, [digest])[digest]
+        return session.manifests.ids(repository.id, [digest])[digest]
 
 
 def _get(oci: OCIClient, repo: str, reference: str, method: str = "GET") -> None:

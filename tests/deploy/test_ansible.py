@@ -53,6 +53,11 @@ def _playbook(path: Path, project: str, user: str, role: str, state: str = "pres
             {"moorage.registry.retention": {"project": project, "rules": [
                 {"template": "latestPushedK", "n": 3,
                  "tag": {"pattern": "**"}}]}},
+            {"moorage.registry.webhook": {"project": project, "name": "ci",
+                                          "target_url": "https://ci.example.test/hooks",
+                                          "events": ["artifact.pushed", "tag.pushed"],
+                                          "auth_header": "Bearer ci-token"},
+             "no_log": True},
         ]  # fmt: skip
     play = {
         "hosts": "localhost",
@@ -106,6 +111,8 @@ def _state(registry: MoorageServer, project: str) -> dict[str, Any] | None:
             "quota": {k: client.get(f"{base}/quota").json()[k] for k in ("bytes", "artifacts")},
             "immutability": client.get(f"{base}/immutability").json()["rules"],
             "retention": client.get(f"{base}/retention").json()["rules"],
+            "webhooks": [(w["name"], w["url"], sorted(w["events"]), w["has_auth_header"])
+                         for w in client.get(f"{base}/webhooks").json()["items"]],
         }  # fmt: skip
 
 
@@ -121,12 +128,12 @@ def test_modules_apply_check_and_converge(registry: MoorageServer, tmp_path: Pat
     playbook = _playbook(tmp_path / "site.yml", project, user, "developer")
 
     changed, output = _play(playbook, registry, "--check", "--diff")
-    assert changed == 6
+    assert changed == 7
     assert '"public": false' in output  # the diff shows the project to be created
     assert _state(registry, project) is None  # check mode changed nothing
 
     changed, _ = _play(playbook, registry)
-    assert changed == 6
+    assert changed == 7
     state = _state(registry, project)
     assert state is not None
     assert ("user", user, "developer") in state["members"]
@@ -134,6 +141,8 @@ def test_modules_apply_check_and_converge(registry: MoorageServer, tmp_path: Pat
     assert state["quota"] == {"bytes": 10_000_000, "artifacts": 50}
     assert state["immutability"][0]["tag"]["pattern"] == "v*"
     assert (state["retention"][0]["template"], state["retention"][0]["n"]) == ("latestPushedK", 3)
+    hook = ("ci", "https://ci.example.test/hooks", ["artifact.pushed", "tag.pushed"], True)
+    assert state["webhooks"] == [hook]
 
     changed, _ = _play(playbook, registry, "--diff")
     assert changed == 0  # idempotent

@@ -64,7 +64,7 @@ from core.settings import Settings
 from core.subscribers import LOG_EVENTS
 from core.webhook_events import DELIVER_WEBHOOKS, SEND_WEBHOOKS
 from storage.db.migrate import upgrade
-from storage.db.outbox_queries import BATCH, OUTBOX
+from storage.db.repos.outbox import BATCH, OUTBOX
 from storage.db.signing_keys import SqlSigningKeyStore
 from tests.api.oci import OCIClient, digest_of, unique_project
 from tests.conftest import BACKENDS
@@ -419,7 +419,7 @@ def _events(rig: Rig, kind: str, **where: Any) -> list[tuple[int, str | None, An
 
 def _tombstones(rig: Rig) -> list[Any]:
     with rig.registry.metadata.read() as session:
-        return list(session.blob_tombstones(100, lock=False))
+        return list(session.collector.blob_tombstones(100, lock=False))
 
 
 # --- the tests ------------------------------------------------------------------------
@@ -682,7 +682,7 @@ def _wait_expired(rig: Rig, count: int) -> None:
     deadline = time.monotonic() + BOUND
     for _ in range(POLLS):
         with rig.registry.metadata.read() as session:
-            if len(session.expired_uploads(datetime.now(UTC), 100)) >= count:
+            if len(session.uploads.expired(datetime.now(UTC), 100)) >= count:
                 return
         assert time.monotonic() < deadline, "upload sessions did not expire"
         time.sleep(0.2)
@@ -717,7 +717,7 @@ def _batch_row(rig: Rig, batch_id: int) -> tuple[str, Any]:
 
 
 def _kids(rig: Rig) -> list[str]:
-    store = SqlSigningKeyStore(rig.registry.metadata._engines)  # the API's own database
+    store = SqlSigningKeyStore(rig.registry.metadata)  # the API's own database
     return [key.kid for key in store.stored_keys()]
 
 

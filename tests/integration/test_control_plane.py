@@ -135,7 +135,7 @@ async def _event_workflow_id(oci: OCIClient, digest: str) -> str:
     worker's dispatcher formed it (the caller bounds the wait)."""
     from sqlalchemy import select
 
-    from storage.db.outbox_queries import BATCH, OUTBOX
+    from storage.db.repos.outbox import BATCH, OUTBOX
 
     registry = oci.client.app.state["registry"]  # type: ignore[attr-defined]
     event = select(OUTBOX.c.id).where(OUTBOX.c.kind == "manifest.pushed", OUTBOX.c.digest == digest)

@@ -41,7 +41,7 @@ from core import events
 from core.event_batches import BATCH_WORKFLOW, EventBatch
 from core.settings import Settings
 from core.subscribers import LOG, Subscriber, Subscribers
-from storage.db.outbox_queries import BATCH, OUTBOX, QUEUE
+from storage.db.repos.outbox import BATCH, OUTBOX, QUEUE
 from tests.api.oci import (
     LAYER,
     OCI_CONFIG,

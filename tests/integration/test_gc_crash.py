@@ -96,8 +96,8 @@ def test_kill_9_mid_gc_ends_like_an_undisturbed_run(
             second.stop()
         assert stored() == {*live.blobs, *_layers(live.payload)}
         with registry.metadata.read() as session:
-            assert session.blob_tombstones(100, lock=False) == []
-            assert session.project_digests(repository.project_id) == stored()
+            assert session.collector.blob_tombstones(100, lock=False) == []
+            assert session.collector.project_digests(repository.project_id) == stored()
         for digest in stored():
             blob = oci.request("GET", f"/v2/{repo}/blobs/{digest}", repo)
             assert blob.status_code == 200

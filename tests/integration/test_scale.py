@@ -69,12 +69,12 @@ def test_pages_are_correct_at_scale(tmp_path: Path) -> None:
     metadata = SqlMetadata(engines)
     try:
         with metadata.read() as session:
-            first = session.repositories(None, PAGE, public_only=False)
-            after = session.repositories("scale/r0050000", PAGE, public_only=False)
-            big = session.repository("scale/r0000001")
+            first = session.repositories.catalog(None, PAGE, public_only=False)
+            after = session.repositories.catalog("scale/r0050000", PAGE, public_only=False)
+            big = session.repositories.get("scale/r0000001")
             assert big is not None
-            tags = session.tags(big.id, "v005000", PAGE)
-            last_tags = session.tags(big.id, f"v{BIG_REPOSITORY_TAGS - 1:06d}", PAGE)
+            tags = session.tags.page(big.id, "v005000", PAGE)
+            last_tags = session.tags.page(big.id, f"v{BIG_REPOSITORY_TAGS - 1:06d}", PAGE)
     finally:
         engines.dispose()
     assert first == [f"scale/r{n:07d}" for n in range(1, PAGE + 1)]

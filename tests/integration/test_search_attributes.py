@@ -29,7 +29,7 @@ from core import events
 from core.control_settings import ControlSettings
 from core.settings import AuthSettings, Settings, TemporalSettings
 from core.subscribers import LOG, builtin_subscribers
-from storage.db.outbox_queries import BATCH
+from storage.db.repos.outbox import BATCH
 from tests.api.oci import OCIClient, unique_project
 from tests.services.temporal import TemporalServer
 
@@ -54,7 +54,7 @@ def _settings(root: Path, temporal: TemporalServer, password: str) -> Settings:
 def _pushed_event_id(oci: OCIClient, digest: str) -> int:
     registry = oci.client.app.state["registry"]  # type: ignore[attr-defined]
     with registry.metadata.read() as session:
-        pending = session.pending_events(10_000)
+        pending = session.outbox.pending(10_000)
     found = [e for e in pending if e.kind == events.MANIFEST_PUSHED and e.digest == digest]
     assert len(found) == 1, pending
     event_id: int = found[0].id

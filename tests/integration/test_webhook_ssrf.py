@@ -78,7 +78,7 @@ async def test_private_targets_are_refused_and_the_receiver_counts_no_request(
                 )
 
             await until(refused_by_worker, what="the worker refusing the target")
-        listed = rig.call("GET", base).json()
+        listed = rig.call("GET", base).json()["items"]
 
     for url, response in refusals.items():
         assert response.status_code == 422, (url, response.text)

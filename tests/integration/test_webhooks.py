@@ -19,7 +19,7 @@ from sqlalchemy import insert
 from core import events
 from core.event_batches import BATCH_WORKFLOW
 from core.webhook_events import TARGET_WORKFLOW
-from storage.db.outbox_queries import OUTBOX
+from storage.db.repos.outbox import OUTBOX
 from tests.api.oci import unique_project
 from tests.conftest import BACKENDS
 from tests.integration.webhook_rig import (

@@ -29,7 +29,7 @@ from cli.wiring import build_activities
 from cli.worker import ACTIVITY_THREADS, build_worker
 from core.settings import OutboundSettings, Settings
 from core.webhook_settings import WebhookSettings
-from storage.db.outbox_queries import OUTBOX
+from storage.db.repos.outbox import OUTBOX
 from tests.api.oci import OCIClient
 from tests.services.control_backends import control_settings
 from tests.services.webhook_receiver import WebhookReceiver
@@ -114,9 +114,9 @@ class Api:
 
     def deliveries(self, project: str | None, hook: int, **params: Any) -> list[dict[str, Any]]:
         base = f"/api/v1/projects/{project}/webhooks" if project else "/api/v1/webhooks"
-        response = self.call("GET", f"{base}/{hook}/deliveries", params={"limit": 500, **params})
+        response = self.call("GET", f"{base}/{hook}/deliveries", params={"limit": 1000, **params})
         assert response.status_code == 200, response.text
-        found: list[dict[str, Any]] = response.json()
+        found: list[dict[str, Any]] = response.json()["items"]
         return found
 
     def events(self, kinds: set[str], repositories: list[str]) -> dict[int, str]:

@@ -99,11 +99,11 @@ HARMLESS_WORDS = frozenset(
 
 #: ``(path, operand as written)`` -> why the comparison is not a secret comparison.
 ALLOWED: dict[tuple[str, str], str] = {
-    ("storage/db/identity.py", "LOGIN.c.state"): (
+    ("storage/db/repos/identity.py", "LOGIN.c.state"): (
         "SQL lookup of a pending browser login by the SHA-256 of its state; the database "
         "compares hashes the caller cannot steer byte by byte"
     ),
-    ("storage/db/metadata.py", "USER.c.password_hash"): (
+    ("storage/db/repos/users.py", "USER.c.password_hash"): (
         "compare-and-set of a rehash in SQL: the stored hash is matched against the hash "
         "the same login just read, never against anything a caller sends"
     ),

@@ -27,7 +27,16 @@ class _Outbox:
         self.polls = 0
         self._stop, self._max_polls = stop, polls
 
-    def pending_events(self, limit: int) -> list[OutboxRecord]:
+    @property
+    def outbox(self) -> _Outbox:
+        """The unit of work's outbox and event queues: this fake plays them all."""
+        return self
+
+    @property
+    def event_queues(self) -> _Outbox:
+        return self
+
+    def pending(self, limit: int) -> list[OutboxRecord]:
         del limit
         self.polls += 1
         if self.polls >= self._max_polls:

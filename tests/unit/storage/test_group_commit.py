@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from core.settings import AuthSettings, Settings
 from storage.db.engine import create_engines
-from storage.db.metadata import SqlMetadata, SqlSession
+from storage.db.metadata import SqlMetadata, SqlUnitOfWork
 from storage.db.migrate import upgrade
 
 CALLERS = 48
@@ -38,10 +38,10 @@ def test_each_caller_gets_its_own_outcome_and_only_successes_are_stored(
     def push(index: int) -> str:
         name = f"p{index}-{uuid.uuid4().hex[:8]}"
 
-        def work(session: SqlSession) -> str:
+        def work(session: SqlUnitOfWork) -> str:
             threads.add(threading.get_ident())
             time.sleep(0.005)  # while one batch runs, the other callers queue up
-            assert session.add_project(name, public=False, storage_id=name) is not None
+            assert session.projects.add(name, public=False, storage_id=name) is not None
             if index % 3 == 0:
                 raise RefusedError(name)  # after writing: the savepoint must undo the insert
             return name
@@ -62,8 +62,8 @@ def test_each_caller_gets_its_own_outcome_and_only_successes_are_stored(
             else:
                 stored.append(future.result())
         with metadata.read() as session:
-            assert all(session.project(name) is not None for name in stored)
-            assert all(session.project(name) is None for name in refused)
+            assert all(session.projects.get(name) is not None for name in stored)
+            assert all(session.projects.get(name) is None for name in refused)
         # Work ran on fewer threads than there were callers: callers' work was combined.
         assert len(threads) < CALLERS
     finally:

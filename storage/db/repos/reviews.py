@@ -1,4 +1,4 @@
-"""SQL for the GC review queues, orphans and runs (mixed into ``SqlSession``).
+"""The GC review queues and orphans: the data plane's side and the collector's side.
 
 On PostgreSQL the collector takes due rows with ``FOR UPDATE SKIP LOCKED`` and the
 push path locks the same rows (``UPDATE``) before it reads what they protect; on
@@ -10,11 +10,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, delete, exists, select, update
+from sqlalchemy import bindparam, delete, exists, select, update
 
-from core.control_records import QUARANTINED, BlobReview, GcRunRecord, ManifestReview
-from storage.db.control_tables import ControlRun, GcBlobReview, GcManifestReview, GcOrphan
-from storage.db.outbox_queries import table_of
+from core.control_records import QUARANTINED, BlobReview, ManifestReview
+from storage.db.control_tables import GcBlobReview, GcManifestReview, GcOrphan
+from storage.db.repos.base import RecordMap, SqlRepository, table_of
 from storage.db.tables import (
     Blob,
     Manifest,
@@ -28,7 +28,7 @@ from storage.db.tables import (
 from storage.db.value_lists import DIALECTS, in_list, list_value
 
 BLOB_REVIEW, MANIFEST_REVIEW = table_of(GcBlobReview), table_of(GcManifestReview)
-ORPHAN, RUN = table_of(GcOrphan), table_of(ControlRun)
+ORPHAN = table_of(GcOrphan)
 _BLOB, _MANIFEST, _MB, _MC = (
     table_of(Blob),
     table_of(Manifest),
@@ -41,8 +41,6 @@ _TAG, _REPO_BLOB, _PROJECT, _REPOSITORY = (
     table_of(Project),
     table_of(Repository),
 )
-#: Run states that are not finished: a run in one of them has no ``finished_at``.
-_OPEN = frozenset({"queued", "running"})
 _BLOB_REVIEW_COLUMNS = (
     BLOB_REVIEW.c.project_id,
     BLOB_REVIEW.c.digest,
@@ -52,7 +50,7 @@ _BLOB_REVIEW_COLUMNS = (
     BLOB_REVIEW.c.size,
 )
 
-# NOTE: the statements a manifest push runs are built once (see ``storage.db.metadata``).
+# NOTE: the statements a manifest push runs are built once (see ``storage.db.repos.manifests``).
 _TOUCH_BLOB_REVIEWS = {
     dialect: update(BLOB_REVIEW)
     .where(
@@ -72,26 +70,22 @@ _TOUCH_MANIFEST_REVIEWS = {
     .values(queued_at=bindparam("now"), review_after=bindparam("after"))
     for dialect in DIALECTS
 }
-_TAG_TARGET = (
-    select(_MANIFEST.c.digest)
-    .join(_TAG, _TAG.c.manifest_id == _MANIFEST.c.id)
-    .where(_TAG.c.repository_id == bindparam("repository_id"), _TAG.c.name == bindparam("tag"))
+_BLOB_REVIEW = RecordMap(BlobReview, select(*_BLOB_REVIEW_COLUMNS))
+_MANIFEST_REVIEW_COLUMNS = (
+    MANIFEST_REVIEW.c.repository_id,
+    MANIFEST_REVIEW.c.digest,
+    MANIFEST_REVIEW.c.event,
+    _REPOSITORY.c.project_id,
+    _PROJECT.c.storage_id,
+    _REPOSITORY.c.name.label("repository"),
 )
+_MANIFEST_REVIEW = RecordMap(ManifestReview, select(*_MANIFEST_REVIEW_COLUMNS))
 
 
-class ReviewQueueQueries:
-    """What the data plane writes to the review queues, in its own transactions."""
+class SqlReviewQueue(SqlRepository):
+    """What the data plane writes to the review queues; see ``ReviewQueueRepository``."""
 
-    _c: Connection
-    _dialect: str
-
-    def _insert(self, table: Table) -> Any:
-        raise NotImplementedError
-
-    def _locking(self, query: Any, skip_locked: bool = False) -> Any:
-        if self._dialect == "postgresql":
-            return query.with_for_update(skip_locked=skip_locked)
-        return query
+    __slots__ = ()
 
     def enqueue_blob_review(
         self, project_id: int, storage_id: str, digest: str, event: str, review_after: datetime
@@ -166,34 +160,11 @@ class ReviewQueueQueries:
         }
         self._c.execute(statements[self._dialect], params)
 
-    def manifest_references(self, repository_id: int, digest: str) -> tuple[list[str], list[str]]:
-        manifest_id = select(_MANIFEST.c.id).where(
-            _MANIFEST.c.repository_id == repository_id, _MANIFEST.c.digest == digest
-        )
-        blobs = select(_BLOB.c.digest).join(_MB, _MB.c.blob_id == _BLOB.c.id)
-        blobs = blobs.where(_MB.c.manifest_id.in_(manifest_id))
-        children = select(_MANIFEST.c.digest).join(_MC, _MC.c.child_id == _MANIFEST.c.id)
-        children = children.where(_MC.c.parent_id.in_(manifest_id))
-        return (
-            list(self._c.execute(blobs).scalars()),
-            list(self._c.execute(children).scalars()),
-        )
 
-    def tag_target(self, repository_id: int, tag: str) -> str | None:
-        return self._c.execute(_TAG_TARGET, {"repository_id": repository_id, "tag": tag}).scalar()
-
-    def manifest_tags(self, repository_id: int, digest: str) -> list[str]:
-        query = (
-            select(_TAG.c.name)
-            .join(_MANIFEST, _TAG.c.manifest_id == _MANIFEST.c.id)
-            .where(_MANIFEST.c.repository_id == repository_id, _MANIFEST.c.digest == digest)
-            .order_by(_TAG.c.name)
-        )
-        return list(self._c.execute(query).scalars())
-
-
-class CollectorQueries(ReviewQueueQueries):
+class SqlCollector(SqlRepository):
     """What the collector reads and deletes, under the review rows' locks."""
+
+    __slots__ = ()
 
     def due_blob_reviews(self, due: datetime, limit: int, lock: bool) -> list[BlobReview]:
         query = (
@@ -204,7 +175,7 @@ class CollectorQueries(ReviewQueueQueries):
         )
         if lock:
             query = self._locking(query, skip_locked=True)
-        return [BlobReview(*row) for row in self._c.execute(query)]
+        return [_BLOB_REVIEW(row) for row in self._c.execute(query)]
 
     def blob_tombstones(
         self, limit: int, lock: bool, *, quarantined: bool = False
@@ -217,7 +188,7 @@ class CollectorQueries(ReviewQueueQueries):
         )
         if lock:
             query = self._locking(query, skip_locked=True)
-        return [BlobReview(*row) for row in self._c.execute(query)]
+        return [_BLOB_REVIEW(row) for row in self._c.execute(query)]
 
     def blob_referenced(self, project_id: int, digest: str) -> bool:
         query = select(
@@ -271,14 +242,7 @@ class CollectorQueries(ReviewQueueQueries):
 
     def due_manifest_reviews(self, due: datetime, limit: int, lock: bool) -> list[ManifestReview]:
         query = (
-            select(
-                MANIFEST_REVIEW.c.repository_id,
-                MANIFEST_REVIEW.c.digest,
-                MANIFEST_REVIEW.c.event,
-                _REPOSITORY.c.project_id,
-                _PROJECT.c.storage_id,
-                _REPOSITORY.c.name,
-            )
+            select(*_MANIFEST_REVIEW_COLUMNS)
             .outerjoin(_REPOSITORY, _REPOSITORY.c.id == MANIFEST_REVIEW.c.repository_id)
             .outerjoin(_PROJECT, _PROJECT.c.id == _REPOSITORY.c.project_id)
             .where(MANIFEST_REVIEW.c.queued_at <= due)
@@ -287,7 +251,7 @@ class CollectorQueries(ReviewQueueQueries):
         )
         if lock and self._dialect == "postgresql":
             query = query.with_for_update(skip_locked=True, of=MANIFEST_REVIEW)
-        return [ManifestReview(*row) for row in self._c.execute(query)]
+        return [_MANIFEST_REVIEW(row) for row in self._c.execute(query)]
 
     def manifest_kept_by(self, repository_id: int, digest: str) -> str | None:
         row = self._c.execute(
@@ -352,42 +316,3 @@ class CollectorQueries(ReviewQueueQueries):
                     ORPHAN.c.digest.in_(digests[start : start + 500]),
                 )
             )
-
-    # runs
-    def add_gc_run(self, run: GcRunRecord) -> bool:
-        statement = self._insert(RUN).values(
-            id=run.id,
-            kind=run.kind,
-            project=run.project,
-            state=run.state,
-            dry_run=run.dry_run,
-            delete_untagged=run.delete_untagged,
-            review_delay_seconds=run.review_delay_seconds,
-            report=run.report,
-            created_at=run.created_at,
-            finished_at=run.finished_at,
-        )
-        result = self._c.execute(statement.on_conflict_do_nothing())
-        return bool(result.rowcount)
-
-    def finish_gc_run(self, run_id: str, state: str, report: str, now: datetime) -> None:
-        self._c.execute(
-            update(RUN)
-            .where(RUN.c.id == run_id)
-            .values(state=state, report=report, finished_at=None if state in _OPEN else now)
-        )
-
-    def gc_run(self, run_id: str) -> GcRunRecord | None:
-        row = self._c.execute(select(RUN).where(RUN.c.id == run_id)).first()
-        return GcRunRecord(**row._asdict()) if row else None
-
-    def gc_run_for_update(self, run_id: str) -> GcRunRecord | None:
-        query = self._locking(select(RUN).where(RUN.c.id == run_id))
-        row = self._c.execute(query).first()
-        return GcRunRecord(**row._asdict()) if row else None
-
-    def gc_runs(self, kind: str, project: str | None, limit: int) -> list[GcRunRecord]:
-        query = select(RUN).where(RUN.c.kind == kind).order_by(RUN.c.created_at.desc())
-        if project is not None:
-            query = query.where(RUN.c.project == project)
-        return [GcRunRecord(**row._asdict()) for row in self._c.execute(query.limit(limit))]

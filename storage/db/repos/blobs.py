@@ -1,0 +1,74 @@
+"""Blobs of a project and their links into repositories (``blob``, ``repository_blob``)."""
+
+from __future__ import annotations
+
+from sqlalchemy import bindparam, delete, select
+
+from core.records import BlobRecord, StoredRef
+from storage.db.repos.base import RecordMap, SqlRepository, insert_ignore, now, table_of
+from storage.db.tables import Blob, RepositoryBlob
+from storage.db.value_lists import DIALECTS, in_list, list_value
+
+BLOB, REPO_BLOB = table_of(Blob), table_of(RepositoryBlob)
+
+_BLOB_COLUMNS = (BLOB.c.id, BLOB.c.project_id, BLOB.c.digest, BLOB.c.size)
+_Q_LINKED_BLOB = (
+    select(*_BLOB_COLUMNS)
+    .join(REPO_BLOB, REPO_BLOB.c.blob_id == BLOB.c.id)
+    .where(REPO_BLOB.c.repository_id == bindparam("repository_id"), BLOB.c.digest == bindparam("d"))
+)
+_Q_PROJECT_BLOB = select(*_BLOB_COLUMNS).where(
+    BLOB.c.project_id == bindparam("project_id"), BLOB.c.digest == bindparam("d")
+)
+_RECORD = RecordMap(BlobRecord, _Q_PROJECT_BLOB)
+_Q_LINKED_BLOBS = {
+    dialect: select(BLOB.c.digest, BLOB.c.id, BLOB.c.size)
+    .join(REPO_BLOB, REPO_BLOB.c.blob_id == BLOB.c.id)
+    .where(
+        REPO_BLOB.c.repository_id == bindparam("repository_id"),
+        in_list(BLOB.c.digest, "ds", dialect),
+    )
+    for dialect in DIALECTS
+}
+_INSERT_BLOB, _INSERT_LINK = insert_ignore(BLOB), insert_ignore(REPO_BLOB)
+
+
+class SqlBlobs(SqlRepository):
+    """See ``core.ports.BlobRepository``."""
+
+    __slots__ = ()
+
+    def linked(self, repository_id: int, digest: str) -> BlobRecord | None:
+        params = {"repository_id": repository_id, "d": digest}
+        row = self._c.execute(_Q_LINKED_BLOB, params).first()
+        return _RECORD(row) if row else None
+
+    def in_project(self, project_id: int, digest: str) -> BlobRecord | None:
+        row = self._c.execute(_Q_PROJECT_BLOB, {"project_id": project_id, "d": digest}).first()
+        return _RECORD(row) if row else None
+
+    def add(self, project_id: int, digest: str, size: int) -> BlobRecord:
+        values = {"project_id": project_id, "digest": digest, "size": size, "created_at": now()}
+        self._c.execute(_INSERT_BLOB[self._dialect], values)
+        blob = self.in_project(project_id, digest)
+        if blob is None:  # pragma: no cover - the insert above guarantees a row
+            raise RuntimeError(f"blob {digest} vanished")
+        return blob
+
+    def link(self, repository_id: int, blob_id: int) -> None:
+        values = {"repository_id": repository_id, "blob_id": blob_id, "created_at": now()}
+        self._c.execute(_INSERT_LINK[self._dialect], values)
+
+    def unlink(self, repository_id: int, digest: str) -> bool:
+        blob_ids = select(BLOB.c.id).where(BLOB.c.digest == digest)
+        result = self._c.execute(
+            delete(REPO_BLOB).where(
+                REPO_BLOB.c.repository_id == repository_id, REPO_BLOB.c.blob_id.in_(blob_ids)
+            )
+        )
+        return bool(result.rowcount)
+
+    def linked_refs(self, repository_id: int, digests: list[str]) -> dict[str, StoredRef]:
+        params = {"repository_id": repository_id, "ds": list_value(self._dialect, digests)}
+        rows = self._c.execute(_Q_LINKED_BLOBS[self._dialect], params)
+        return {row.digest: StoredRef(row.id, row.size) for row in rows}
