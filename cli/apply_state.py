@@ -92,6 +92,16 @@ def _readable(connection: Connection, path: str) -> Any:
         raise
 
 
+def _readable_list(connection: Connection, path: str) -> list[dict[str, Any]] | None:
+    """Every item of a list the caller may be refused (403): ``None`` then."""
+    try:
+        return _pages(connection, path)
+    except ApiError as exc:
+        if exc.problem.get("status") == FORBIDDEN:
+            return None
+        raise
+
+
 def read_state(connection: Connection) -> LiveState:
     """Everything the file could name, as the caller sees it (one read per resource).
 
@@ -113,7 +123,7 @@ def read_state(connection: Connection) -> LiveState:
         _read_project(connection, state, project)
     for robot in _admin_list(connection, "/api/v1/robots"):
         state.add(_robot(robot, None), robot["id"])
-    _read_webhooks(state, _readable(connection, "/api/v1/webhooks"), None)
+    _read_webhooks(state, _readable_list(connection, "/api/v1/webhooks"), None)
     for issuer in _admin_list(connection, "/api/v1/trusted-issuers"):
         spec = {
             k: issuer[k]
@@ -155,10 +165,10 @@ def _read_project(connection: Connection, state: LiveState, project: dict[str, A
     proxy = _readable(connection, f"{base}/proxy")
     if proxy is not None:
         state.add({"kind": "ProxyBinding", "metadata": in_project, "spec": proxy})
-    _read_webhooks(state, _readable(connection, f"{base}/webhooks"), name)
-    for robot in connection.call("GET", f"{base}/robots")["items"]:
+    _read_webhooks(state, _readable_list(connection, f"{base}/webhooks"), name)
+    for robot in _pages(connection, f"{base}/robots"):
         state.add(_robot(robot, name), robot["id"])
-    for member in connection.call("GET", f"{base}/members")["items"]:
+    for member in _pages(connection, f"{base}/members"):
         meta = {"project": name, member["kind"]: member["name"]}
         state.add(
             {"kind": "Member", "metadata": meta, "spec": {"role": member["role"]}}, member["id"]

@@ -398,10 +398,10 @@ def test_webhooks_endpoints_and_proxy_bindings_as_code(outbound_registry: Regist
         "freshness_seconds": 60,
         "serve_stale": None,
     }
-    [project_hook] = registry.get(f"/api/v1/projects/{project}/webhooks").json()
+    [project_hook] = registry.get(f"/api/v1/projects/{project}/webhooks").json()["items"]
     assert project_hook["has_auth_header"] is True
     assert sorted(project_hook["events"]) == ["artifact.pushed", "tag.pushed"]
-    system_hooks = {h["name"]: h for h in registry.get("/api/v1/webhooks").json()}
+    system_hooks = {h["name"]: h for h in registry.get("/api/v1/webhooks").json()["items"]}
     assert system_hooks[hook]["enabled"] is False
 
     # the file's references stand for the secrets the registry holds: nothing to change
@@ -442,7 +442,7 @@ def test_webhooks_endpoints_and_proxy_bindings_as_code(outbound_registry: Regist
         ("delete", "RegistryEndpoint"),
     ]
     assert registry.get(f"/api/v1/projects/{project}/proxy").json()["endpoint"] is None
-    assert registry.get(f"/api/v1/projects/{project}/webhooks").json() == []
+    assert registry.get(f"/api/v1/projects/{project}/webhooks").json()["items"] == []
     assert registry.get(f"/api/v1/registries/{endpoint}").status_code == 404
     settled = registry.run("plan", "-f", str(registry.write(kept)), "--prune", "-o", "json")
     assert settled.json()["changes"] == []
