@@ -5,8 +5,9 @@ ceilings and audit attribution to the caller hold), and each call that succeeded
 records how to undo it. When a call fails (the server refuses a member whose user its
 identity provider does not know, the caller lacks a right, the connection breaks), the
 calls already made are undone in reverse order and the failure is reported with the
-change it belonged to. Secrets of robots created are handed back only after every
-change succeeded.
+change it belonged to. Secrets of robots and webhooks created are handed back only after
+every change succeeded. Webhooks, registry endpoints and proxy bindings are changed by
+``cli.apply_outbound``.
 
 Limits of the undo, by design of the order: deletions (``--prune``) come last, so a
 failure before them undoes only creations and updates, which are exact. A robot that is
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cli.api_client import ApiError, Connection
+from cli.apply_outbound import OutboundKinds
 from cli.apply_secrets import resolve
 from core.ascode_plan import Change
 
@@ -42,12 +44,13 @@ class ApplyError(Exception):
 
 
 @dataclass
-class Executor:
+class Executor(OutboundKinds):
     connection: Connection
     ids: dict[tuple[str, str], int]
     secrets: dict[str, str] = field(default_factory=dict)
     _passwords: dict[str, str] = field(default_factory=dict)
     _undo: list[tuple[str, Undo]] = field(default_factory=list)
+    _sent: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def resolve_secrets(self, changes: list[Change]) -> list[str]:
         """Read every secret reference the changes need, before any call; the problems."""
@@ -58,6 +61,7 @@ class Executor:
                     self._passwords[change.key] = resolve(change.after.spec.password)
                 except ValueError as exc:
                     problems.append(f"User {change.key}: spec.password: {exc}")
+            problems.extend(self.resolve_outbound(change))
         return problems
 
     def run(self, changes: list[Change]) -> None:

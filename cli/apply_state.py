@@ -1,10 +1,12 @@
 """The registry's state as configuration documents, read through the management API.
 
 ``read_state`` lists what the caller can see (a system administrator sees everything):
-local users, projects with their quota, retention and immutability rules, members and
-robots, system robots and trusted issuers. Each is turned into the document a file would
-hold for it, so plan compares like with like and export writes exactly this. Database ids
-(needed to update or delete members, robots and issuers) are kept beside, by natural key.
+local users, registry endpoints, projects with their quota, retention, immutability and
+proxy settings, members, robots and webhooks, system robots, system webhooks and trusted
+issuers. A write-only secret the registry holds is read as ``stored``. Each is turned
+into the document a file would hold for it, so plan compares like with like and export
+writes exactly this. Database ids (needed to update or delete members, robots, webhooks
+and issuers) are kept beside, by natural key.
 """
 
 from __future__ import annotations
@@ -19,10 +21,14 @@ from core.ascode_models import (
     PROJECT_SINGLETONS,
     ROBOT_PREFIX,
 )
+from core.ascode_outbound import STORED
 from core.ascode_plan import default_singleton
 
 PAGE = 100
 FORBIDDEN = 403
+_ROTATE_FLAGS = ("auth_header_rotate", "secret_rotate")
+_ENDPOINT_FIELDS = ("url", "type", "credential", "username", "ca_bundle", "insecure", "realm_hosts")
+_WEBHOOK_FIELDS = ("url", "events", "payload_format", "enabled")
 
 
 @dataclass
@@ -45,6 +51,8 @@ class LiveState:
             ):
                 continue
             data = doc.model_dump(mode="json", by_alias=True, exclude_none=True)
+            for flag in _ROTATE_FLAGS:
+                data["spec"].pop(flag, None)
             if doc.kind == "Robot" and data["spec"].get("expires_at"):
                 data["spec"]["expires_at"] = doc.canonical_spec()["expires_at"]
             out.append(data)
@@ -74,6 +82,26 @@ def _admin_list(connection: Connection, path: str) -> list[dict[str, Any]]:
         raise
 
 
+def _readable(connection: Connection, path: str) -> Any:
+    """A read the caller may be refused (403): ``None`` then."""
+    try:
+        return connection.call("GET", path)
+    except ApiError as exc:
+        if exc.problem.get("status") == FORBIDDEN:
+            return None
+        raise
+
+
+def _readable_list(connection: Connection, path: str) -> list[dict[str, Any]] | None:
+    """Every item of a list the caller may be refused (403): ``None`` then."""
+    try:
+        return _pages(connection, path)
+    except ApiError as exc:
+        if exc.problem.get("status") == FORBIDDEN:
+            return None
+        raise
+
+
 def read_state(connection: Connection) -> LiveState:
     """Everything the file could name, as the caller sees it (one read per resource).
 
@@ -84,10 +112,18 @@ def read_state(connection: Connection) -> LiveState:
     for user in _admin_list(connection, "/api/v1/users"):
         spec = {k: user.get(k) for k in ("email", "full_name", "disabled")}
         state.add({"kind": "User", "metadata": {"name": user["username"]}, "spec": spec})
+    for endpoint in _admin_list(connection, "/api/v1/registries"):
+        spec = {k: endpoint[k] for k in _ENDPOINT_FIELDS}
+        if endpoint["has_secret"] and endpoint["credential"] != "none":
+            spec["secret"] = STORED
+        state.add(
+            {"kind": "RegistryEndpoint", "metadata": {"name": endpoint["name"]}, "spec": spec}
+        )
     for project in _pages(connection, "/api/v1/projects"):
         _read_project(connection, state, project)
     for robot in _admin_list(connection, "/api/v1/robots"):
         state.add(_robot(robot, None), robot["id"])
+    _read_webhooks(state, _readable_list(connection, "/api/v1/webhooks"), None)
     for issuer in _admin_list(connection, "/api/v1/trusted-issuers"):
         spec = {
             k: issuer[k]
@@ -126,13 +162,28 @@ def _read_project(connection: Connection, state: LiveState, project: dict[str, A
     state.add({"kind": "RetentionPolicy", "metadata": in_project, "spec": retention})
     immutability = connection.call("GET", f"{base}/immutability")
     state.add({"kind": "ImmutabilityPolicy", "metadata": in_project, "spec": immutability})
-    for robot in connection.call("GET", f"{base}/robots")["items"]:
+    proxy = _readable(connection, f"{base}/proxy")
+    if proxy is not None:
+        state.add({"kind": "ProxyBinding", "metadata": in_project, "spec": proxy})
+    _read_webhooks(state, _readable_list(connection, f"{base}/webhooks"), name)
+    for robot in _pages(connection, f"{base}/robots"):
         state.add(_robot(robot, name), robot["id"])
-    for member in connection.call("GET", f"{base}/members")["items"]:
+    for member in _pages(connection, f"{base}/members"):
         meta = {"project": name, member["kind"]: member["name"]}
         state.add(
             {"kind": "Member", "metadata": meta, "spec": {"role": member["role"]}}, member["id"]
         )
+
+
+def _read_webhooks(
+    state: LiveState, hooks: list[dict[str, Any]] | None, project: str | None
+) -> None:
+    for hook in hooks or []:
+        spec = {k: hook[k] for k in _WEBHOOK_FIELDS}
+        if hook["has_auth_header"]:
+            spec["auth_header"] = STORED
+        meta = {"name": hook["name"], "project": project}
+        state.add({"kind": "Webhook", "metadata": meta, "spec": spec}, hook["id"])
 
 
 def _robot(robot: dict[str, Any], project: str | None) -> dict[str, Any]:

@@ -4,8 +4,9 @@ A file is a stream of documents (YAML ``---`` separated, or JSON: one document o
 of them). Each document names its ``apiVersion`` (``moorage.io/v1``) and ``kind``; its
 ``metadata`` holds the natural key (names, never database ids) and its ``spec`` the
 desired settings. Kinds today: ``Project``, ``User``, ``Robot``, ``Member``, ``Quota``,
-``RetentionPolicy``, ``ImmutabilityPolicy``, ``TrustedIssuer``. A later kind
-(``Webhook``, ``ReplicationRule``, ``Scanner``, ``TrustPolicy``) is one more model here
+``RetentionPolicy``, ``ImmutabilityPolicy``, ``TrustedIssuer`` and, in
+``core.ascode_outbound``, ``Webhook``, ``RegistryEndpoint`` and ``ProxyBinding``. A later
+kind (``ReplicationRule``, ``Scanner``, ``TrustPolicy``) is one more model here
 (with its ``key``, added to ``Document`` and to ``KINDS`` at its place in the dependency
 order), its reader in ``cli/apply_state.py`` and its API calls (a ``_<kind>`` method) in
 ``cli/apply_execute.py``; the plan and the schema need nothing else.
@@ -20,10 +21,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import Field, TypeAdapter, model_validator
 
+from core.ascode_base import DocumentBase, InProject, Named, ProjectName, RobotName, Strict
+from core.ascode_outbound import EndpointDoc, ProxyDoc, WebhookDoc
 from core.ascode_secrets import SecretRef
-from core.names import PROJECT_MAX, PROJECT_NAME_PATTERN
 from core.policies import ImmutabilityRule
 from core.retention import RetentionRule
 
@@ -32,57 +34,18 @@ ROBOT_PREFIX = "robot$"
 ROLES = Literal["admin", "maintainer", "developer", "guest", "limited-guest"]
 ACTIONS = Literal["pull", "push", "delete"]
 
-ProjectName = Annotated[
-    str, Field(min_length=1, max_length=PROJECT_MAX, pattern=PROJECT_NAME_PATTERN)
-]
-RobotName = Annotated[
-    str, Field(min_length=1, max_length=128, pattern=r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
-]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class _Document(_Strict):
-    api_version: Literal["moorage.io/v1"] = Field(alias="apiVersion")
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    def key(self) -> str:
-        """The natural key, unique among the documents of one kind."""
-        raise NotImplementedError
-
-    def project_ref(self) -> str | None:
-        """The project this document lives in, if any."""
-        return None
-
-    def canonical_spec(self) -> dict[str, Any]:
-        """The settings compared by plan (secrets, which are write-only, left out)."""
-        spec: BaseModel = getattr(self, "spec")  # noqa: B009 - every kind has a spec
-        return spec.model_dump(mode="json")
-
-
-class Named(_Strict):
-    name: str = Field(min_length=1, max_length=512)
-
-
-class InProject(_Strict):
-    project: ProjectName
-
-
 # --- Project -------------------------------------------------------------------------
 
 
-class ProjectMeta(_Strict):
+class ProjectMeta(Strict):
     name: ProjectName
 
 
-class ProjectSpec(_Strict):
+class ProjectSpec(Strict):
     public: bool = False
 
 
-class ProjectDoc(_Document):
+class ProjectDoc(DocumentBase):
     """A project (tenant). Deleting one (``--prune``) deletes everything in it."""
 
     kind: Literal["Project"]
@@ -96,11 +59,11 @@ class ProjectDoc(_Document):
 # --- User ----------------------------------------------------------------------------
 
 
-class UserMeta(_Strict):
+class UserMeta(Strict):
     name: str = Field(min_length=1, max_length=63)
 
 
-class UserSpec(_Strict):
+class UserSpec(Strict):
     email: str | None = Field(default=None, max_length=254)
     full_name: str | None = Field(default=None, max_length=255)
     disabled: bool = False
@@ -110,7 +73,7 @@ class UserSpec(_Strict):
     )
 
 
-class UserDoc(_Document):
+class UserDoc(DocumentBase):
     """A local account. Users are never pruned."""
 
     kind: Literal["User"]
@@ -127,14 +90,14 @@ class UserDoc(_Document):
 # --- Robot ---------------------------------------------------------------------------
 
 
-class RobotMeta(_Strict):
+class RobotMeta(Strict):
     name: RobotName
     project: ProjectName | None = Field(
         default=None, description="The project of a project robot; absent for a system robot."
     )
 
 
-class Permission(_Strict):
+class Permission(Strict):
     repository: str = Field(
         min_length=1,
         max_length=255,
@@ -143,13 +106,13 @@ class Permission(_Strict):
     actions: list[ACTIONS] = Field(min_length=1, max_length=3)
 
 
-class RobotSpec(_Strict):
+class RobotSpec(Strict):
     permissions: list[Permission] = Field(min_length=1, max_length=100)
     expires_at: datetime | None = None
     disabled: bool = False
 
 
-class RobotDoc(_Document):
+class RobotDoc(DocumentBase):
     """A robot account; its secret is generated on creation and printed once."""
 
     kind: Literal["Robot"]
@@ -219,11 +182,11 @@ class MemberMeta(InProject):
         raise AssertionError("validated above")  # pragma: no cover
 
 
-class MemberSpec(_Strict):
+class MemberSpec(Strict):
     role: ROLES
 
 
-class MemberDoc(_Document):
+class MemberDoc(DocumentBase):
     """A user, group or robot holding a role in a project."""
 
     kind: Literal["Member"]
@@ -241,12 +204,12 @@ class MemberDoc(_Document):
 # --- Per-project policies ------------------------------------------------------------
 
 
-class QuotaSpec(_Strict):
+class QuotaSpec(Strict):
     bytes: int | None = Field(default=None, ge=0, description="null: unlimited")
     artifacts: int | None = Field(default=None, ge=0, description="null: unlimited")
 
 
-class QuotaDoc(_Document):
+class QuotaDoc(DocumentBase):
     """A project's quota; without the document (and with ``--prune``) it is unlimited."""
 
     kind: Literal["Quota"]
@@ -260,11 +223,11 @@ class QuotaDoc(_Document):
         return self.metadata.project
 
 
-class RetentionSpec(_Strict):
+class RetentionSpec(Strict):
     rules: list[RetentionRule] = Field(default_factory=list, max_length=15)
 
 
-class RetentionDoc(_Document):
+class RetentionDoc(DocumentBase):
     """A project's retention rules (``core.retention``)."""
 
     kind: Literal["RetentionPolicy"]
@@ -278,11 +241,11 @@ class RetentionDoc(_Document):
         return self.metadata.project
 
 
-class ImmutabilitySpec(_Strict):
+class ImmutabilitySpec(Strict):
     rules: list[ImmutabilityRule] = Field(default_factory=list, max_length=15)
 
 
-class ImmutabilityDoc(_Document):
+class ImmutabilityDoc(DocumentBase):
     """A project's tag immutability rules (``core.policies``)."""
 
     kind: Literal["ImmutabilityPolicy"]
@@ -299,7 +262,7 @@ class ImmutabilityDoc(_Document):
 # --- Trusted issuer ------------------------------------------------------------------
 
 
-class IssuerSpec(_Strict):
+class IssuerSpec(Strict):
     jwks_url: str | None = Field(default=None, max_length=1024)
     discovery_url: str | None = Field(default=None, max_length=1024)
     audience: str = Field(min_length=1, max_length=255)
@@ -314,7 +277,7 @@ class IssuerSpec(_Strict):
         return self
 
 
-class IssuerDoc(_Document):
+class IssuerDoc(DocumentBase):
     """An OIDC issuer whose tokens are accepted; ``metadata.name`` is its issuer URL."""
 
     kind: Literal["TrustedIssuer"]
@@ -344,23 +307,31 @@ Document = Annotated[
     | QuotaDoc
     | RetentionDoc
     | ImmutabilityDoc
-    | IssuerDoc,
+    | IssuerDoc
+    | WebhookDoc
+    | EndpointDoc
+    | ProxyDoc,
     Field(discriminator="kind"),
 ]
 
 #: Kinds in the order they are created (dependencies first); deletions run in reverse.
+#: (Endpoints come before the projects that proxy them; with ``--prune`` a binding is reset
+#: with the other per-project documents, before the endpoint it names is deleted.)
 KINDS: tuple[str, ...] = (
     "User",
+    "RegistryEndpoint",
     "Project",
     "Robot",
     "Member",
     "Quota",
     "RetentionPolicy",
     "ImmutabilityPolicy",
+    "ProxyBinding",
+    "Webhook",
     "TrustedIssuer",
 )
 #: Kinds of one per project, whose absence means the default (reset by ``--prune``).
-PROJECT_SINGLETONS = frozenset({"Quota", "RetentionPolicy", "ImmutabilityPolicy"})
+PROJECT_SINGLETONS = frozenset({"Quota", "RetentionPolicy", "ImmutabilityPolicy", "ProxyBinding"})
 
 DOCUMENT: TypeAdapter[Document] = TypeAdapter(Document)
 FILE: TypeAdapter[Document | list[Document]] = TypeAdapter(Document | list[Document])

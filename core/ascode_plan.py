@@ -9,10 +9,12 @@ or robot that neither the file nor the registry holds (or that ``--prune`` would
 a user to create without a password.
 
 Prune semantics: without ``prune`` nothing absent from the file is touched. With it the
-file is the whole truth for what it can name: projects, system robots and trusted issuers
-it does not name are deleted; inside the projects it names, robots and members it does
-not name are deleted and quota, retention and immutability documents it leaves out are
-reset to their defaults (unlimited, no rules). Users are never pruned.
+file is the whole truth for what it can name: projects, system robots, system webhooks,
+registry endpoints and trusted issuers it does not name are deleted; inside the projects
+it names, robots, members and webhooks it does not name are deleted and quota, retention,
+immutability and proxy documents it leaves out are reset to their defaults (unlimited,
+no rules, no proxy). Users are never pruned. Resets run with the creations and updates,
+so a binding is removed before the endpoint it names is deleted.
 """
 
 from __future__ import annotations
@@ -22,17 +24,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from core.ascode_base import InProject
 from core.ascode_models import (
     KINDS,
     PROJECT_SINGLETONS,
     ImmutabilityDoc,
-    InProject,
     MemberDoc,
     QuotaDoc,
     RetentionDoc,
-    RobotDoc,
     UserDoc,
 )
+from core.ascode_outbound import STORED, EndpointDoc, ProxyDoc, WebhookDoc
 
 SHOWN_MAX = 120
 Action = Literal["create", "update", "replace", "delete"]
@@ -102,6 +104,8 @@ def default_singleton(kind: str, project: str) -> Any:
         return QuotaDoc.model_validate({**version, "kind": kind, "metadata": meta})
     if kind == "RetentionPolicy":
         return RetentionDoc.model_validate({**version, "kind": kind, "metadata": meta})
+    if kind == "ProxyBinding":
+        return ProxyDoc.model_validate({**version, "kind": kind, "metadata": meta})
     return ImmutabilityDoc.model_validate({**version, "kind": kind, "metadata": meta})
 
 
@@ -158,7 +162,34 @@ def _reference_problems(
             f"{item.where}: spec.password: required to create user {doc.key()!r} "
             "(a reference: env:NAME or file:/path)"
         )
+    endpoint = doc.spec.endpoint if isinstance(doc, ProxyDoc) else None
+    if endpoint is not None and not known("RegistryEndpoint", endpoint):
+        problems.append(
+            f"{item.where}: spec.endpoint: no registry endpoint {endpoint!r} "
+            "in the file or the registry"
+        )
+    problems.extend(_stored_secret_problems(item, live))
     return problems
+
+
+def _stored_secret_problems(item: Located, live: dict[tuple[str, str], Any]) -> list[str]:
+    """``stored`` names a secret the registry holds: refused where it holds none."""
+    doc = item.doc
+    if isinstance(doc, WebhookDoc):
+        name, value = "auth_header", doc.spec.auth_header
+    elif isinstance(doc, EndpointDoc):
+        name, value = "secret", doc.spec.secret
+    else:
+        return []
+    current = live.get((doc.kind, doc.key()))
+    if value != STORED or (current is not None and current.canonical_spec()[name] is not None):
+        return []
+    return [
+        (
+            f"{item.where}: spec.{name}: 'stored' keeps the value the registry holds, and "
+            f"{doc.kind} {doc.key()!r} has none there: give a reference (env:NAME or file:/path)"
+        )
+    ]
 
 
 def make_plan(desired: Sequence[Located], live_docs: Iterable[Any], *, prune: bool) -> list[Change]:
@@ -292,7 +323,7 @@ def _deletions(
         for (doc_kind, key), doc in live.items():
             if doc_kind != kind or (kind, key) in wanted:
                 continue
-            project = doc.project_ref() if isinstance(doc, RobotDoc | MemberDoc) else None
+            project = doc.project_ref()
             if project is not None and project not in projects:
                 continue  # deleted with its project
             changes.append(Change("delete", kind, key, doc, None))

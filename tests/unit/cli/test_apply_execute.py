@@ -17,15 +17,19 @@ class FakeApi:
 
     def __init__(self, refuse: set[tuple[str, str]], refuse_body: Any = None) -> None:
         self.calls: list[tuple[str, str]] = []
+        self.bodies: list[Any] = []
         self.refuse, self.refuse_body = refuse, refuse_body
 
     def call(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
         del params
         self.calls.append((method, path))
+        self.bodies.append(body)
         if (method, path) in self.refuse or (body is not None and body == self.refuse_body):
             raise ApiError({"status": 422, "detail": f"refused {method} {path}"})
         if method == "POST" and path.endswith("/robots"):
             return {"id": 7, "secret": "s3cret"}
+        if method == "POST" and path.endswith("/webhooks"):
+            return {"id": 5, "secret": "whsec"}
         if method == "POST":
             return {"id": 9}
         return None
@@ -79,3 +83,79 @@ def test_an_undo_that_fails_is_reported_and_the_others_still_run() -> None:
     with pytest.raises(ApplyError) as caught:
         Executor(api, {}).run(changes)  # type: ignore[arg-type]
     assert caught.value.undo_failures == ["delete project t: refused DELETE /api/v1/projects/t"]
+
+
+HOOK = {"url": "https://hooks.example.test/x", "events": ["gc.finished"]}
+
+
+def test_outbound_changes_are_undone_and_a_lost_secret_is_reported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HOOK_AUTH", "Bearer new")
+    monkeypatch.setenv("HUB_PW", "pw")
+    live = [
+        doc("Project", {"name": "t"}),
+        doc("Webhook", {"name": "ci", "project": "t"}, {**HOOK, "auth_header": "stored"}),
+    ]
+    endpoint = {"url": "https://m.example.test", "credential": "basic", "username": "u"}
+    wanted = [
+        doc("Project", {"name": "t"}),
+        doc("RegistryEndpoint", {"name": "hub"}, {**endpoint, "secret": "env:HUB_PW"}),
+        doc("ProxyBinding", {"project": "t"}, {"endpoint": "hub"}),
+        doc(
+            "Webhook",
+            {"name": "ci", "project": "t"},
+            {**HOOK, "auth_header": "env:HOOK_AUTH", "auth_header_rotate": True},
+        ),
+        doc("Webhook", {"name": "all"}, HOOK),
+        doc(
+            "TrustedIssuer",
+            {"name": "https://i.example.test"},
+            {
+                "jwks_url": "https://i.example.test/jwks",
+                "audience": "moorage",
+                "permissions": [{"repository": "t/*", "actions": ["pull"]}],
+            },
+        ),
+    ]
+    changes = make_plan([Located(f"d{i}", d) for i, d in enumerate(wanted)], live, prune=False)
+    api = FakeApi({("POST", "/api/v1/trusted-issuers")})
+    executor = Executor(api, {("Webhook", "t/ci"): 3})  # type: ignore[arg-type]
+    assert executor.resolve_secrets(changes) == []
+    with pytest.raises(ApplyError) as caught:
+        executor.run(changes)
+    assert api.calls == [
+        ("POST", "/api/v1/registries"),
+        ("PUT", "/api/v1/projects/t/proxy"),
+        ("PUT", "/api/v1/projects/t/webhooks/3"),
+        ("POST", "/api/v1/webhooks"),
+        ("POST", "/api/v1/trusted-issuers"),  # refused
+        ("DELETE", "/api/v1/webhooks/5"),
+        ("PUT", "/api/v1/projects/t/webhooks/3"),
+        ("DELETE", "/api/v1/projects/t/proxy"),
+        ("DELETE", "/api/v1/registries/hub"),
+    ]
+    # the secrets are sent where the plan asks for them, and the undo keeps what is stored
+    assert api.bodies[0]["secret"] == "pw"
+    assert api.bodies[1] == {"endpoint": "hub", "freshness_seconds": None, "serve_stale": None}
+    assert api.bodies[2]["auth_header"] == "Bearer new"
+    assert api.bodies[3]["auth_header"] is None
+    assert api.bodies[6]["auth_header"] is None
+    assert caught.value.undo_failures == [
+        "restore webhook t/ci: its previous auth header cannot be restored"
+    ]
+    assert executor.secrets == {}
+
+
+def test_a_missing_secret_reference_is_refused_before_any_call() -> None:
+    wanted = [doc("Webhook", {"name": "all"}, {**HOOK, "auth_header": "env:NOT_SET_ANYWHERE"})]
+    changes = make_plan([Located("d1", d) for d in wanted], [], prune=False)
+    api = FakeApi(set())
+    problems = Executor(api, {}).resolve_secrets(changes)  # type: ignore[arg-type]
+    assert problems == [
+        (
+            "Webhook */all: spec.auth_header: env:NOT_SET_ANYWHERE: "
+            "the environment variable NOT_SET_ANYWHERE is not set"
+        )
+    ]
+    assert api.calls == []

@@ -134,6 +134,9 @@ def test_the_published_schema_is_up_to_date() -> None:
         "RetentionPolicy",
         "ImmutabilityPolicy",
         "TrustedIssuer",
+        "Webhook",
+        "RegistryEndpoint",
+        "ProxyBinding",
     }
 
 

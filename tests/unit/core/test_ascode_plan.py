@@ -184,3 +184,128 @@ def test_a_replaced_robot_gets_its_members_back() -> None:
     # with --prune a member the file does not name stays gone with the old robot
     changes = make_plan(located(*wanted), live, prune=True)
     assert [(c.action, c.kind) for c in changes] == [("replace", "Robot")]
+
+
+# --- webhooks, registry endpoints, proxy bindings -----------------------------------
+
+HOOK = {"url": "https://hooks.example.test/x", "events": ["artifact.pushed", "tag.pushed"]}
+ENDPOINT = {"url": "https://mirror.example.test", "credential": "basic", "username": "u"}
+
+
+def test_write_only_secrets_compare_by_presence_not_value() -> None:
+    live = [
+        doc("Project", {"name": "team"}),
+        doc("Webhook", {"name": "ci", "project": "team"}, {**HOOK, "auth_header": "stored"}),
+        doc("RegistryEndpoint", {"name": "hub"}, {**ENDPOINT, "secret": "stored"}),
+    ]
+    same = [
+        doc("Project", {"name": "team"}),
+        # a reference for a header the registry holds: no change (its value is unknowable)
+        doc(
+            "Webhook",
+            {"name": "ci", "project": "team"},
+            {**HOOK, "events": ["tag.pushed", "artifact.pushed"], "auth_header": "env:HOOK"},
+        ),
+        doc("RegistryEndpoint", {"name": "hub"}, {**ENDPOINT, "secret": "file:/run/hub"}),
+    ]
+    assert make_plan(located(*same), live, prune=True) == []
+    rotated = [
+        *same[:2],
+        doc(
+            "RegistryEndpoint",
+            {"name": "hub"},
+            {**ENDPOINT, "secret": "file:/run/hub", "secret_rotate": True},
+        ),
+    ]
+    [change] = make_plan(located(*rotated), live, prune=True)
+    assert (change.action, change.kind, change.fields) == (
+        "update",
+        "RegistryEndpoint",
+        (("secret", "set", "rotate"),),
+    )
+    # without the header in the file, it is removed
+    removed = [same[0], doc("Webhook", {"name": "ci", "project": "team"}, HOOK), same[2]]
+    [change] = make_plan(located(*removed), live, prune=True)
+    assert (change.action, change.key, change.fields) == (
+        "update",
+        "team/ci",
+        (("auth_header", "set", None),),
+    )
+
+
+def test_stored_secret_needs_one_in_the_registry_and_rotate_needs_a_reference() -> None:
+    with pytest.raises(PlanError) as caught:
+        make_plan(
+            located(
+                doc("Webhook", {"name": "all"}, {**HOOK, "auth_header": "stored"}),
+                doc("RegistryEndpoint", {"name": "hub"}, {**ENDPOINT, "secret": "stored"}),
+            ),
+            [],
+            prune=False,
+        )
+    assert [p.split(":")[0:2] for p in caught.value.problems] == [
+        ["f.yaml", " document 1"],
+        ["f.yaml", " document 2"],
+    ]
+    assert "spec.auth_header: 'stored'" in caught.value.problems[0]
+    assert "spec.secret: 'stored'" in caught.value.problems[1]
+    with pytest.raises(ValueError, match="auth_header_rotate needs auth_header as a reference"):
+        doc("Webhook", {"name": "all"}, {**HOOK, "auth_header_rotate": True})
+    with pytest.raises(ValueError, match="auth_header"):
+        doc("Webhook", {"name": "all"}, {**HOOK, "auth_header": "Bearer inline"})
+    with pytest.raises(ValueError, match="credential 'basic' needs a secret"):
+        doc("RegistryEndpoint", {"name": "hub"}, ENDPOINT)
+    with pytest.raises(ValueError, match="freshness_seconds and serve_stale need an endpoint"):
+        doc("ProxyBinding", {"project": "team"}, {"freshness_seconds": 60})
+
+
+def test_endpoints_come_before_projects_and_bindings_go_before_endpoints() -> None:
+    changes = make_plan(
+        located(
+            doc("Webhook", {"name": "ci", "project": "cache"}, HOOK),
+            doc("ProxyBinding", {"project": "cache"}, {"endpoint": "hub"}),
+            doc("Project", {"name": "cache"}),
+            doc("RegistryEndpoint", {"name": "hub"}, {**ENDPOINT, "secret": "env:HUB"}),
+        ),
+        [],
+        prune=False,
+    )
+    assert [(c.action, c.kind) for c in changes] == [
+        ("create", "RegistryEndpoint"),
+        ("create", "Project"),
+        ("create", "ProxyBinding"),
+        ("create", "Webhook"),
+    ]
+    live = [
+        doc("Project", {"name": "cache"}),
+        doc("Project", {"name": "gone"}),
+        doc("RegistryEndpoint", {"name": "hub"}, {**ENDPOINT, "secret": "stored"}),
+        doc("ProxyBinding", {"project": "cache"}, {"endpoint": "hub"}),
+        doc("Webhook", {"name": "ci", "project": "cache"}, HOOK),
+        doc("Webhook", {"name": "old", "project": "gone"}, HOOK),
+        doc("Webhook", {"name": "all"}, HOOK),
+    ]
+    changes = make_plan(located(doc("Project", {"name": "cache"})), live, prune=True)
+    assert [(c.action, c.kind, c.key) for c in changes] == [
+        ("update", "ProxyBinding", "cache"),  # reset to no proxy, before the endpoint goes
+        ("delete", "Webhook", "cache/ci"),
+        ("delete", "Webhook", "*/all"),
+        ("delete", "Project", "gone"),  # with its webhook
+        ("delete", "RegistryEndpoint", "hub"),
+    ]
+    assert make_plan(located(doc("Project", {"name": "cache"})), live, prune=False) == []
+
+
+def test_a_binding_names_a_known_endpoint() -> None:
+    live = [doc("RegistryEndpoint", {"name": "hub"}, {**ENDPOINT, "secret": "stored"})]
+    binding = doc("ProxyBinding", {"project": "cache"}, {"endpoint": "hub"})
+    with pytest.raises(PlanError) as caught:
+        make_plan(located(doc("Project", {"name": "cache"}), binding), live, prune=True)
+    assert caught.value.problems == [
+        "f.yaml: document 2: spec.endpoint: no registry endpoint 'hub' in the file or the registry"
+    ]
+    changes = make_plan(located(doc("Project", {"name": "cache"}), binding), live, prune=False)
+    assert [(c.action, c.kind) for c in changes] == [
+        ("create", "Project"),
+        ("create", "ProxyBinding"),
+    ]
