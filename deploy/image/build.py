@@ -175,13 +175,13 @@ def push(
     subprocess.run(command, check=True)
     progress("attaching the SBOM as a referrer of the image")
     oras = shutil.which("oras") or str(Path.home() / ".cache" / "moorage-tools" / "bin" / "oras")
-    attach = [oras, "attach", "--artifact-type", SBOM_TYPE, "--disable-path-validation"]
+    attach = [oras, "attach", "--artifact-type", SBOM_TYPE]
     if insecure:
         attach.append("--plain-http")
     if creds:
         user, _, password = creds.partition(":")
         attach += ["--username", user, "--password", password]
-    attach += [reference, f"{sbom}:{SBOM_TYPE}"]
+    attach += [reference, f"{sbom.name}:{SBOM_TYPE}"]  # a relative name: the file's title
     subprocess.run(attach, check=True, cwd=sbom.parent, stdout=subprocess.DEVNULL)
 
 
