@@ -35,7 +35,7 @@ Timeout = Annotated[float, typer.Option(min=1, help="Seconds --wait waits at mos
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Report only; delete nothing.")]
 
 
-def _connection(
+def connection_options(
     ctx: typer.Context,
     url: Annotated[
         str | None, typer.Option(envvar="MOORAGE_URL", help="Registry base URL.")
@@ -48,7 +48,10 @@ def _connection(
         str | None, typer.Option(envvar="MOORAGE_TOKEN", help="Bearer token (OIDC, workload).")
     ] = None,
 ) -> None:
-    """Where the registry is and how to log in (see ``cli.api_client``)."""
+    """Where the registry is and how to log in (see ``cli.api_client``).
+
+    The one set of connection options of every command group that talks to the API.
+    """
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         # NOTE: stderr carries problem details only; request lines are debug output here.
         logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -56,7 +59,7 @@ def _connection(
 
 
 for _group in (gc_app, retention_app, immutability_app, quota_app):
-    _group.callback()(_connection)
+    _group.callback()(connection_options)
 
 
 def _emit(action: Callable[[Connection], Any], ctx: typer.Context) -> Any:

@@ -9,14 +9,14 @@ secret once: keep it, it is never shown again.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
 import typer
 
-from cli.api_client import ApiError, Connection, connect
+from cli.api_client import ApiError, Connection
+from cli.control import connection_options
 
 webhook_app = typer.Typer(help="Webhook policies and their deliveries.", no_args_is_help=True)
 
@@ -27,24 +27,7 @@ ProjectOpt = Annotated[
 HookId = Annotated[int, typer.Argument(help="The webhook's id.")]
 
 
-@webhook_app.callback()
-def _connection(
-    ctx: typer.Context,
-    url: Annotated[
-        str | None, typer.Option(envvar="MOORAGE_URL", help="Registry base URL.")
-    ] = None,
-    username: Annotated[str | None, typer.Option(envvar="MOORAGE_USERNAME")] = None,
-    password: Annotated[
-        str | None, typer.Option(envvar="MOORAGE_PASSWORD", help="Password, token or secret.")
-    ] = None,
-    token: Annotated[
-        str | None, typer.Option(envvar="MOORAGE_TOKEN", help="Bearer token (OIDC, workload).")
-    ] = None,
-) -> None:
-    """Where the registry is and how to log in (see ``cli.api_client``)."""
-    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
-        logging.getLogger("httpx").setLevel(logging.WARNING)
-    ctx.obj = connect(url, username, password, token)
+webhook_app.callback()(connection_options)
 
 
 def _base(project: str | None) -> str:
