@@ -48,17 +48,17 @@ def build_webhooks(registry: Registry) -> None:
     store = registry.extras["webhook_store"]
     assert isinstance(store, SqlWebhookStore)  # noqa: S101 - set by the composition root
     http = webhook_http(settings)
+    box = secret_box(settings)  # reads the master key once
     registry.extras[_SERVICE] = WebhookService(
         store,
         identity_of(registry).access,
-        secret_box(settings),
+        box,
         http.policy,
         settings.webhooks,
         partial(_wake, registry),
     )
     registry.extras[_HTTP] = http
-    registry.extras[_BOX] = secret_box(settings)
-    registry.extras["webhook_store"] = store
+    registry.extras[_BOX] = box
 
 
 def _wake(registry: Registry, policy_id: int) -> None:

@@ -147,7 +147,7 @@ def install_application(rootfs: Path, lock: list[str], work: Path) -> None:
     shutil.rmtree(target / "bin", ignore_errors=True)
     share = rootfs / "opt" / "moorage"
     shutil.copy(lock_file, share / "requirements.lock")
-    shutil.copy(ROOT / "LICENSE", share / "LICENSE") if (ROOT / "LICENSE").exists() else None
+    shutil.copy(ROOT / "LICENSE", share / "LICENSE")
 
 
 def build_sbom(rootfs: Path, work: Path) -> Path:
@@ -198,9 +198,10 @@ def add_user(rootfs: Path) -> None:
         path = rootfs / scratch
         if path.is_dir():
             for child in path.iterdir():
-                shutil.rmtree(
-                    child
-                ) if child.is_dir() and not child.is_symlink() else child.unlink()
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
     (rootfs / "etc" / "machine-id").write_text("")
 
 

@@ -10,28 +10,11 @@ module: retention
 short_description: Set a Moorage project's retention rules
 description:
   - Replaces the tag retention rules of a project, following Harbor's model (latestPushedK, latestPulledN, nDaysSinceLastPush, nDaysSinceLastPull, always).
-  - The rules are given as the API takes them; a field left out of a rule is not compared
-    with the stored rule, so a run that changes nothing reports no change.
 version_added: "0.1.0"
 author: Moorage maintainers (@moorage)
-extends_documentation_fragment: moorage.registry.moorage
-options:
-  project:
-    description: The project's name.
-    type: str
-    required: true
-  rules:
-    description: The complete list of rules, in order; an empty list removes them all.
-    type: list
-    elements: dict
-    required: true
-attributes:
-  check_mode:
-    description: Reports what would change and changes nothing.
-    support: full
-  diff_mode:
-    description: Shows the state before and after the task.
-    support: full
+extends_documentation_fragment:
+  - moorage.registry.moorage
+  - moorage.registry.rules
 """
 
 EXAMPLES = r"""
