@@ -46,33 +46,33 @@ def sha(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-@pytest.fixture(scope="module")
-def moorage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MoorageServer]:
-    workdir = tmp_path_factory.mktemp("moorage-proxy")
-    env = {
-        "MOORAGE_DATA_DIR": str(workdir / "data"),
-        "MOORAGE_OUTBOUND__ALLOW": '["127.0.0.0/8"]',
-        "MOORAGE_OUTBOUND__ALLOW_HTTP": "true",
-        "MOORAGE_PROXY__REFRESH_SECONDS": "0.5",
-    }
-    server = start_moorage(workdir, env, ["--workers", "1"])
+#: What every proxy test server allows: loopback upstreams over plain HTTP, quick reloads.
+PROXY_ENV = {
+    "MOORAGE_OUTBOUND__ALLOW": '["127.0.0.0/8"]',
+    "MOORAGE_OUTBOUND__ALLOW_HTTP": "true",
+    "MOORAGE_PROXY__REFRESH_SECONDS": "0.5",
+}
+
+
+def _proxying_moorage(
+    tmp_path_factory: pytest.TempPathFactory, name: str, workers: int
+) -> Iterator[MoorageServer]:
+    workdir = tmp_path_factory.mktemp(name)
+    env = {"MOORAGE_DATA_DIR": str(workdir / "data"), **PROXY_ENV}
+    server = start_moorage(workdir, env, ["--workers", str(workers)])
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def moorage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MoorageServer]:
+    yield from _proxying_moorage(tmp_path_factory, "moorage-proxy", 1)
 
 
 @pytest.fixture(scope="module")
 def moorage_two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MoorageServer]:
     """Two API worker processes sharing one data directory (and their fetch locks)."""
-    workdir = tmp_path_factory.mktemp("moorage-proxy-workers")
-    env = {
-        "MOORAGE_DATA_DIR": str(workdir / "data"),
-        "MOORAGE_OUTBOUND__ALLOW": '["127.0.0.0/8"]',
-        "MOORAGE_OUTBOUND__ALLOW_HTTP": "true",
-        "MOORAGE_PROXY__REFRESH_SECONDS": "0.5",
-    }
-    server = start_moorage(workdir, env, ["--workers", "2"])
-    yield server
-    server.stop()
+    yield from _proxying_moorage(tmp_path_factory, "moorage-proxy-workers", 2)
 
 
 @pytest.fixture(scope="module")
