@@ -15,6 +15,9 @@ GC_REQUESTED: Final = "gc.requested"
 RETENTION_REQUESTED: Final = "retention.requested"
 #: A project's usage crossed its quota's warning ratio (``core.services.quota``).
 QUOTA_WARNING: Final = "quota.warning"
+#: A push was refused by the project's quota (``core.services.quota``); at most one per
+#: project, quota and hour.
+QUOTA_EXCEEDED: Final = "quota.exceeded"
 
 #: Requests for a control-plane run: each starts its own workflow (named by the run).
 RUN_REQUESTS: Final = frozenset({GC_REQUESTED, RETENTION_REQUESTED})

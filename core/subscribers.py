@@ -85,9 +85,11 @@ class Subscribers:
         return [s for s in self._by_kind.values() if event_kind in s.events]
 
 
-#: The built-in subscriber: logs every artifact event and quota warning it receives.
+#: The built-in subscriber: logs every artifact event and quota event it receives.
 LOG: Final = Subscriber(
-    "log", frozenset(events.ARTIFACT_EVENTS | {events.QUOTA_WARNING}), LOG_EVENTS
+    "log",
+    frozenset(events.ARTIFACT_EVENTS | {events.QUOTA_WARNING, events.QUOTA_EXCEEDED}),
+    LOG_EVENTS,
 )
 
 

@@ -56,6 +56,7 @@ OUTBOX_TYPES: Final[dict[str, WebhookEvent]] = {
     events.TAG_MOVED: WebhookEvent.TAG_PUSHED,
     events.TAG_DELETED: WebhookEvent.TAG_DELETED,
     events.QUOTA_WARNING: WebhookEvent.QUOTA_WARNING,
+    events.QUOTA_EXCEEDED: WebhookEvent.QUOTA_EXCEEDED,
     events.RETENTION_FINISHED: WebhookEvent.RETENTION_FINISHED,
     events.GC_FINISHED: WebhookEvent.GC_FINISHED,
 }
@@ -63,7 +64,6 @@ OUTBOX_TYPES: Final[dict[str, WebhookEvent]] = {
 #: Types a policy may name that nothing emits yet (their features write them later).
 PLANNED: Final = frozenset(
     {
-        WebhookEvent.QUOTA_EXCEEDED,
         WebhookEvent.SCAN_COMPLETED,
         WebhookEvent.SCAN_FAILED,
         WebhookEvent.SIGNATURE_VERIFIED,

@@ -13,7 +13,8 @@ from datetime import datetime, timedelta
 
 from core import events
 from core.ports import Clock, UnitOfWork
-from core.records import RepositoryRecord
+from core.records import PushTarget, RepositoryRecord
+from core.services.quota import QuotaExceededError, record_exceeded
 
 
 class ChangeRecorder:
@@ -56,6 +57,15 @@ class ChangeRecorder:
         session.reviews.enqueue_blob_review(
             repository.project_id, repository.storage_id, digest, event, self.review_after()
         )
+
+    def quota_exceeded(
+        self,
+        session: UnitOfWork,
+        repository: RepositoryRecord | PushTarget,
+        denied: QuotaExceededError,
+    ) -> None:
+        """Write the ``quota.exceeded`` event of a refused push (``quota.record_exceeded``)."""
+        record_exceeded(session, repository, denied, self._clock.now())
 
     def manifest_may_be_unreferenced(
         self, session: UnitOfWork, repository: RepositoryRecord, digest: str, event: str

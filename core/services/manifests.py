@@ -28,7 +28,7 @@ from core.records import ManifestRecord, NewManifest, RepositoryRecord
 from core.services.changes import ChangeRecorder
 from core.services.immutability import check_mutable
 from core.services.manifest_removal import remove_manifest
-from core.services.quota import reserve
+from core.services.quota import QuotaExceededError, reserve
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +152,14 @@ class ManifestService:
 
         # NOTE: concurrent pushes of this process may share one transaction (group
         # commit); every check and event above stays in the transaction that stores it.
-        self._metadata.write_grouped(store)
+        try:
+            self._metadata.write_grouped(store)
+        except QuotaExceededError as denied:
+            # The refused push rolled back; its event is written on its own.
+            with self._metadata.write() as session:
+                self._changes.quota_exceeded(session, repository, denied)
+                session.commit()
+            raise
         return PushedManifest(digest, parsed.subject)
 
     def _add(self, session: UnitOfWork, repository: RepositoryRecord, manifest: NewManifest) -> int:

@@ -11,6 +11,8 @@ lock and cannot jointly exceed the limit.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from datetime import datetime
 
 from pydantic import BaseModel, Field
 
@@ -22,6 +24,24 @@ from core.records import PushTarget, RepositoryRecord
 
 QUOTA: str = "quota"
 QUOTA_WARNING: str = "quota.warning"
+QUOTA_EXCEEDED: str = events.QUOTA_EXCEEDED
+
+
+@dataclass(eq=False)
+class QuotaExceededError(RegistryError):
+    """A push refused by a project's quota (``DENIED``, 403); ``quota`` names which."""
+
+    quota: str = ""
+
+
+def _denied(what: str, used: int, adding: int, limit: int, unit: str) -> QuotaExceededError:
+    return QuotaExceededError(
+        OCIErrorCode.DENIED,
+        f"quota exceeded: adding {adding} {unit} to the project's {what} usage of {used} "
+        f"{unit} would exceed its {what} quota of {limit} {unit}",
+        detail={"quota": what, "used": used, "adding": adding, "limit": limit},
+        quota=what,
+    )
 
 
 class QuotaLimits(BaseModel):
@@ -39,14 +59,6 @@ class QuotaLimits(BaseModel):
         return self.bytes is None and self.artifacts is None
 
 
-def _denied(what: str, used: int, adding: int, limit: int, unit: str) -> RegistryError:
-    return RegistryError(
-        OCIErrorCode.DENIED,
-        f"quota exceeded: adding {adding} {unit} to the project's {what} usage of {used} "
-        f"{unit} would exceed its {what} quota of {limit} {unit}",
-    ).with_detail({"quota": what, "used": used, "adding": adding, "limit": limit})
-
-
 def reserve(
     session: UnitOfWork,
     repository: RepositoryRecord | PushTarget,
@@ -57,8 +69,8 @@ def reserve(
 ) -> None:
     """Check that the project can take ``add_bytes`` and ``add_artifacts`` more.
 
-    Raises ``DENIED`` (403) naming the quota; writes a ``quota.warning`` event when the
-    change crosses ``warning_ratio`` of a limit.
+    Raises :class:`QuotaExceededError` (``DENIED``, 403) naming the quota; writes a
+    ``quota.warning`` event when the change crosses ``warning_ratio`` of a limit.
     """
     limits = QuotaLimits.load(session.policies.get(repository.project_id, QUOTA))
     if limits.unlimited or (add_bytes == 0 and add_artifacts == 0):
@@ -79,6 +91,29 @@ def reserve(
         )
 
 
+def record_exceeded(
+    session: UnitOfWork,
+    repository: RepositoryRecord | PushTarget,
+    denied: QuotaExceededError,
+    now: datetime,
+) -> None:
+    """Write the ``quota.exceeded`` event of a refused push, once per project, quota and hour.
+
+    Runs in its own transaction after the refused push rolled back. A client retrying a
+    refused push writes no further events in the same hour (the key names the hour).
+    """
+    key = f"{denied.quota}@{now:%Y-%m-%dT%H}"
+    session.projects.lock(repository.project_id)
+    if session.outbox.keyed_exists(QUOTA_EXCEEDED, repository.project_id, key):
+        return
+    session.outbox.add(
+        QUOTA_EXCEEDED,
+        project_id=repository.project_id,
+        repository=repository.name,
+        data=json.dumps({**(denied.detail or {}), "key": key}),
+    )
+
+
 def crosses(limits: QuotaLimits, before: Usage, after: Usage, ratio: float) -> bool:
     """Whether usage passes ``ratio`` of a limit with this change."""
     for limit, old, new in (
@@ -90,4 +125,14 @@ def crosses(limits: QuotaLimits, before: Usage, after: Usage, ratio: float) -> b
     return False
 
 
-__all__ = ["QUOTA", "QUOTA_WARNING", "QuotaLimits", "crosses", "events", "reserve"]
+__all__ = [
+    "QUOTA",
+    "QUOTA_EXCEEDED",
+    "QUOTA_WARNING",
+    "QuotaExceededError",
+    "QuotaLimits",
+    "crosses",
+    "events",
+    "record_exceeded",
+    "reserve",
+]

@@ -31,7 +31,7 @@ from core.ports import (
 )
 from core.records import BlobRecord, PushTarget, RepositoryRecord, UploadRecord
 from core.services.changes import ChangeRecorder
-from core.services.quota import reserve
+from core.services.quota import QuotaExceededError, reserve
 from core.settings import LimitSettings
 
 _HASH_CACHE_MAX = 256
@@ -242,15 +242,18 @@ class UploadService:
         object yet or the blob's rows: a complete upload never fails because of GC. The
         armed review lets GC collect the blob later if no manifest comes to reference it.
 
-        When the quota refuses the blob, what ``put_in_place`` wrote to the session and
-        the armed review are committed, and no repository row is created.
+        When the quota refuses the blob, what ``put_in_place`` wrote to the session, the
+        armed review and the ``quota.exceeded`` event are committed, and no repository row
+        is created.
         """
         with self._metadata.write() as session:
             self._settle(session, target, str(digest), event)
             put_in_place(session)
             try:
                 self._admit(session, target, digest, size)
-            except RegistryError:
+            except RegistryError as refused:
+                if isinstance(refused, QuotaExceededError):
+                    self._changes.quota_exceeded(session, target, refused)
                 session.commit()
                 raise
             repository = session.repositories.ensure(target.project_id, target.name)

@@ -8,8 +8,9 @@ and outbox dispatcher run in process against the session's Temporal dev server.
 
 from __future__ import annotations
 
+import hashlib
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -454,3 +455,50 @@ async def test_retention_and_gc_runs_finishing_reach_project_and_system_webhooks
     assert collected.verified_with == [1]  # the system-wide webhook
     assert collected.cloudevent is not None
     assert collected.cloudevent["source"] == f"/system/webhooks/{system['id']}"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_pushes_refused_by_the_quota_reach_the_webhook_once_an_hour_per_quota(
+    backend: str,
+    tmp_path: Path,
+    temporal_server: TemporalServer,
+    request: pytest.FixtureRequest,
+    receiver: WebhookReceiver,
+) -> None:
+    settings = webhook_settings(backend, tmp_path, temporal_server, request, allow=LOOPBACK)
+    project = unique_project()
+    repo = f"{project}/app"
+    with api(settings) as rig:
+        rig.project(project)
+        hook = rig.create_webhook(
+            project, name="quota", url=receiver.url, events=["quota.exceeded"]
+        )
+        receiver.secrets = [hook["secret"]]
+        rig.oci.push_image(repo, "v1")
+        quota = rig.call("PUT", f"/api/v1/projects/{project}/quota", json={"artifacts": 1})
+        assert quota.status_code == 200, quota.text
+        first_hour = datetime.now(UTC).strftime("%Y-%m-%dT%H")
+        # Two refused manifest pushes (a CI job retrying), then a refused blob upload.
+        for tag in ("v2", "v2"):
+            refused = rig.oci.put_manifest(repo, tag, rig.oci.image(repo))
+            assert refused.status_code == 403, refused.text
+        quota = rig.call("PUT", f"/api/v1/projects/{project}/quota", json={"bytes": 1})
+        assert quota.status_code == 200, quota.text
+        data = b"over the storage quota"
+        url = f"/v2/{repo}/blobs/uploads/?digest=sha256:{hashlib.sha256(data).hexdigest()}"
+        refused = rig.oci.request("POST", url, repo, content=data)
+        assert refused.status_code == 403, refused.text
+        last_hour = datetime.now(UTC).strftime("%Y-%m-%dT%H")
+        written = rig.events({events.QUOTA_EXCEEDED}, [repo])
+        async with worker(settings, rig):
+            await until(lambda: _all_arrived(receiver, written), what="the quota events")
+
+    # The same hour: one event per quota, however often the push was retried.
+    assert len(written) == (2 if first_hour == last_hour else 3)
+    delivered = [r.cloudevent for r in receiver.delivered() if r.cloudevent is not None]
+    assert {e["type"] for e in delivered} == {"io.moorage.quota.exceeded"}
+    details = {e["data"]["details"]["quota"]: e["data"]["details"] for e in delivered}
+    assert details["artifact"]["limit"] == 1
+    assert details["artifact"]["used"] == 1
+    assert details["storage"]["limit"] == 1
+    assert all(e["data"]["repository"] == repo for e in delivered)
