@@ -45,7 +45,7 @@ from api.run_control import EXTRAS_KEY as RUN_CONTROL
 from api.run_control import RunControl, TemporalRuns
 from api.temporal import TemporalProbe
 from cli.outbox import OutboxDispatcher
-from cli.outbox_task import build_outbox_dispatcher
+from cli.outbox_task import build_outbox_dispatcher, webhook_log_pruner
 from core.key_rotation import KeyRotation
 from core.login_limit import LoginLimiter, LoginPolicy
 from core.manifests import ManifestRules
@@ -286,7 +286,14 @@ class Composition:
 
     def outbox_dispatcher(self, subscribers: Subscribers) -> OutboxDispatcher:
         """The outbox dispatcher over this metadata store, feeding ``subscribers``."""
-        return build_outbox_dispatcher(self.settings, self.metadata, subscribers, self.clock)
+        pruner = webhook_log_pruner(self.settings, self.webhook_store)
+        return build_outbox_dispatcher(
+            self.settings,
+            self.metadata,
+            subscribers,
+            self.clock,
+            pruners=() if pruner is None else (pruner,),
+        )
 
 
 def compose(settings: Settings) -> Composition:

@@ -31,6 +31,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -113,8 +114,17 @@ def batch_search_for(batch: EventBatchRecord) -> dict[str, str]:
     return search_values(project=project, repository=repository, digest=digest)
 
 
+#: Prunes one batch of a feature's own log as of the given time; returns how many rows went.
+Pruner = Callable[[datetime], int]
+
+
 class OutboxDispatcher:
-    """Polls the outbox, starts run requests and feeds the subscribers' batches."""
+    """Polls the outbox, starts run requests and feeds the subscribers' batches.
+
+    Beside dispatching it prunes, now and then: dispatched events and closed batches older
+    than ``outbox_keep_dispatched_seconds``, and one batch of each ``pruners`` log (a
+    feature's history, such as the webhook delivery log, kept by its own rule).
+    """
 
     def __init__(
         self,
@@ -125,8 +135,10 @@ class OutboxDispatcher:
         subscribers: Subscribers,
         runs: BatchRuns,
         clock: Clock,
+        pruners: Sequence[Pruner] = (),
     ) -> None:
         self._metadata = metadata
+        self._pruners = tuple(pruners)
         self._clock = clock
         self._starter = starter
         self._settings = settings
@@ -280,17 +292,21 @@ class OutboxDispatcher:
     async def prune_once(self) -> int:
         """Delete one batch of events dispatched longer ago than the keep time.
 
-        Closed batches older than the keep time go the same way.
+        Closed batches older than the keep time go the same way, and one batch of each
+        pruner's log.
 
         Returns:
-            How many were deleted, events or batches, whichever is more (0 when
-            dispatched events are kept forever).
+            The most rows any one of them deleted (0: nothing was due).
         """
+        now = self._clock.now()
         keep = self._settings.outbox_keep_dispatched_seconds
-        if keep == 0:
-            return 0
-        cutoff = self._clock.now() - timedelta(seconds=keep)
-        return await anyio.to_thread.run_sync(self._prune, cutoff)
+        pruned = 0
+        if keep:
+            cutoff = now - timedelta(seconds=keep)
+            pruned = await anyio.to_thread.run_sync(self._prune, cutoff)
+        for pruner in self._pruners:
+            pruned = max(pruned, await anyio.to_thread.run_sync(pruner, now))
+        return pruned
 
     async def _prune_when_due(self) -> None:
         if time.monotonic() < self._next_prune:

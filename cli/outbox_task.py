@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Protocol
 
 from api.workflow_starter import TemporalStarter
 from cli.event_runs import TemporalRuns
-from cli.outbox import OutboxDispatcher
+from cli.outbox import OutboxDispatcher, Pruner
 from core.ports import Clock, Metadata
 from core.settings import Settings
 from core.subscribers import Subscribers, builtin_subscribers
@@ -14,7 +17,11 @@ from core.webhook_events import WEBHOOK_SUBSCRIBER
 
 
 def build_outbox_dispatcher(
-    settings: Settings, metadata: Metadata, subscribers: Subscribers, clock: Clock
+    settings: Settings,
+    metadata: Metadata,
+    subscribers: Subscribers,
+    clock: Clock,
+    pruners: Sequence[Pruner] = (),
 ) -> OutboxDispatcher:
     """The outbox dispatcher of ``settings`` over ``metadata``.
 
@@ -27,6 +34,7 @@ def build_outbox_dispatcher(
         subscribers: The event subscribers (``core.subscribers.builtin_subscribers()`` and
             any a feature registers).
         clock: The process's clock.
+        pruners: The feature logs pruned beside the outbox (``webhook_log_pruner``).
     """
     return OutboxDispatcher(
         metadata,
@@ -35,7 +43,29 @@ def build_outbox_dispatcher(
         subscribers=subscribers,
         runs=TemporalRuns(settings.temporal),
         clock=clock,
+        pruners=pruners,
     )
+
+
+class _FinishedPruner(Protocol):
+    def prune_finished(self, finished_before: datetime, limit: int) -> int: ...
+
+
+def webhook_log_pruner(settings: Settings, store: _FinishedPruner) -> Pruner | None:
+    """Prunes finished webhook deliveries older than ``webhooks.log_keep_seconds``.
+
+    ``None`` when the log is kept forever. Each call deletes at most one outbox batch size
+    of deliveries (with their attempts).
+    """
+    keep = settings.webhooks.log_keep_seconds
+    if keep == 0:
+        return None
+    limit = settings.control.outbox_batch_size
+
+    def prune(now: datetime) -> int:
+        return store.prune_finished(now - timedelta(seconds=keep), limit)
+
+    return prune
 
 
 def installation_subscribers() -> Subscribers:

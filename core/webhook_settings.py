@@ -30,5 +30,8 @@ class WebhookSettings(BaseModel):
     secret_overlap_seconds: int = Field(default=24 * 3600, ge=0)
     #: How long the API trusts its knowledge of whether any policy wants pull events.
     pull_subscriber_cache_seconds: float = Field(default=5.0, ge=0)
+    #: How long finished deliveries (delivered or failed) stay in the delivery log, with
+    #: their attempts; 0 keeps them forever. Pending deliveries are never pruned.
+    log_keep_seconds: int = Field(default=30 * 24 * 3600, ge=0)
     #: Deliveries one round of a target's workflow sends before it reports progress.
     send_round: int = Field(default=100, ge=1, le=10_000)

@@ -264,6 +264,25 @@ class SqlWebhookStore:
         with self._engines.read.connect() as c:
             return int(c.execute(query).scalar_one())
 
+    def prune_finished(self, finished_before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` deliveries finished before ``finished_before``.
+
+        Their attempts go first, in the same transaction; pending deliveries (no
+        ``finished_at``) are never touched. Returns how many deliveries were deleted.
+        """
+        oldest = (
+            select(DELIVERY.c.id)
+            .where(DELIVERY.c.finished_at.is_not(None), DELIVERY.c.finished_at < finished_before)
+            .order_by(DELIVERY.c.finished_at)
+            .limit(limit)
+        )
+        with self._engines.writing() as c, c.begin():
+            ids = list(c.execute(oldest).scalars())
+            if not ids:
+                return 0
+            c.execute(delete(ATTEMPT).where(ATTEMPT.c.delivery_id.in_(ids)))
+            return int(c.execute(delete(DELIVERY).where(DELIVERY.c.id.in_(ids))).rowcount)
+
     def record_attempts(
         self,
         attempts: Sequence[tuple[int, DeliveryAttempt, DeliveryStatus, datetime | None]],

@@ -59,7 +59,7 @@ class WebhookDeliveryRow(SQLModel, table=True):
     last_status_code: int | None = None
     last_error: str | None = Field(default=None, max_length=1024)
     created_at: datetime
-    finished_at: datetime | None = None
+    finished_at: datetime | None = Field(default=None, index=True)
 
 
 class WebhookAttemptRow(SQLModel, table=True):

@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select
 
+from cli.composition import compose
+from cli.outbox_task import installation_subscribers
 from core import events
 from core.event_batches import BATCH_WORKFLOW
 from core.webhook_events import TARGET_WORKFLOW
 from storage.db.repos.outbox import OUTBOX
+from storage.db.webhooks import ATTEMPT
 from tests.api.oci import unique_project
 from tests.conftest import BACKENDS
 from tests.integration.webhook_rig import (
@@ -390,8 +394,13 @@ async def test_pulls_become_events_only_while_a_webhook_wants_them(
             payload_format="distribution",
         )
         receiver.secrets = [created["secret"]]
-        pull()  # refreshes the cached answer: nobody wanted pulls before this request
-        pull()
+        # The first pull refreshes the cached answer (in the background: nobody wanted
+        # pulls before); pulls from then on are events.
+        for _ in range(50):
+            pull()
+            if rig.events({events.MANIFEST_PULLED}, [repo]):
+                break
+            time.sleep(0.1)
         async with worker(settings, rig):
             wanted = rig.events({events.MANIFEST_PULLED}, [repo])
             await until(lambda: _all_arrived(receiver, wanted), what="the pull event")
@@ -502,3 +511,62 @@ async def test_pushes_refused_by_the_quota_reach_the_webhook_once_an_hour_per_qu
     assert details["artifact"]["used"] == 1
     assert details["storage"]["limit"] == 1
     assert all(e["data"]["repository"] == repo for e in delivered)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_finished_deliveries_leave_the_log_after_its_keep_time_pending_ones_stay(
+    backend: str,
+    tmp_path: Path,
+    temporal_server: TemporalServer,
+    request: pytest.FixtureRequest,
+    receiver: WebhookReceiver,
+) -> None:
+    keep = 2
+    settings = webhook_settings(
+        backend,
+        tmp_path,
+        temporal_server,
+        request,
+        allow=LOOPBACK,
+        webhooks={"log_keep_seconds": keep, "retry_initial_seconds": 30},
+    )
+    project = unique_project()
+    repo = f"{project}/app"
+    with api(settings) as rig:
+        rig.project(project)
+        created = rig.create_webhook(
+            project, name="log", url=receiver.url, events=["artifact.pushed"]
+        )
+        hook = created["id"]
+        receiver.secrets = [created["secret"]]
+        async with worker(settings, rig):
+            rig.oci.push_image(repo, "one")
+            (delivered,) = await logged(rig, project, hook, 1)
+            receiver.set("fail")
+            rig.oci.push_image(repo, "two")
+
+            def failed_once() -> bool:
+                return any(
+                    d["status"] == "pending" and d["attempts"]
+                    for d in rig.deliveries(project, hook)
+                )
+
+            await until(failed_once, what="the second delivery's first failed attempt")
+        time.sleep(keep + 0.5)
+        root = compose(settings)
+        try:
+            pruned = await root.outbox_dispatcher(installation_subscribers()).prune_once()
+        finally:
+            root.close()
+        left = rig.deliveries(project, hook)
+        with rig.registry.metadata.read() as session:
+            attempts_left = session._c.execute(
+                select(func.count())
+                .select_from(ATTEMPT)
+                .where(ATTEMPT.c.delivery_id == delivered["id"])
+            ).scalar_one()
+
+    assert pruned >= 1
+    assert [d["status"] for d in left] == ["pending"]
+    assert left[0]["id"] != delivered["id"]
+    assert attempts_left == 0
