@@ -248,6 +248,13 @@ class S3BlobStore:
         self._blob_key(self._place(tenant), digest)  # validates
         return None
 
+    def blob_address(self, tenant: str, digest: Digest) -> tuple[str | None, str, str] | None:
+        """``(endpoint, bucket, key)`` of a blob reached with the installation's credentials."""
+        place = self._place(tenant)
+        if place.project is not None:
+            return None
+        return self._settings.endpoint_url, place.bucket, self._blob_key(place, digest)
+
     def blob_location(self, tenant: str, digest: Digest) -> BlobLocation | None:
         """A URL presigned with the tenant's own credentials, when redirecting pulls."""
         place = self._place(tenant)
