@@ -38,7 +38,8 @@ def _poll(connection: Connection, operation: dict[str, Any], timeout: float) -> 
         if operation["state"] != "running" or time.monotonic() >= deadline:
             break
         time.sleep(POLL_SECONDS)
-        operation = {**operation, **connection.call("GET", path)}
+        polled = connection.call("GET", path)
+        operation = {**operation, **{k: v for k, v in polled.items() if v is not None}}
     return operation
 
 
