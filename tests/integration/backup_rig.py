@@ -62,8 +62,9 @@ def installation(
     password: str,
     backup: dict[str, Any],
     label: str,
+    prepare: bool = True,
 ) -> Settings:
-    """A prepared installation on ``backend`` backing up to ``backup``."""
+    """An installation on ``backend`` backing up to ``backup`` (prepared unless told)."""
     base: dict[str, Any] = {
         "data_dir": root / "data",
         "auth": {"admin_password": password, "create_project_on_push": True},
@@ -85,7 +86,8 @@ def installation(
         base["storage"] = "s3"
         base["s3"]["bucket"] = create_bucket(s3, f"{label}-{secrets.token_hex(4)}")
     settings = Settings(**base)
-    prepare_installation(settings)
+    if prepare:
+        prepare_installation(settings)
     return settings
 
 
@@ -142,15 +144,19 @@ class Site:
     def http(self) -> httpx.Client:
         return httpx.Client(base_url=self.api.url, timeout=60)
 
-    def moorage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run ``moorage <args>`` against this site's API (and its settings)."""
+    def cli_env(self) -> dict[str, str]:
+        """The environment of a ``moorage`` command for this site (settings and API)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("MOORAGE_")}
         env |= process_env(self.settings)
-        env |= {
+        return env | {
             "MOORAGE_URL": self.api.url,
             "MOORAGE_USERNAME": self.api.admin_username,
             "MOORAGE_PASSWORD": self.api.admin_password,
         }
+
+    def moorage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run ``moorage <args>`` against this site's API (and its settings)."""
+        env = self.cli_env()
         result = subprocess.run(
             [sys.executable, "-m", "cli.main", *args],
             cwd=REPO_ROOT,
