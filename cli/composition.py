@@ -263,8 +263,8 @@ class Composition:
     def _blob_address(self, tenant: str, digest: Digest) -> BlobAddress | None:
         """Where a blob lives in S3, when the store is S3 (for server-side backup copies)."""
         address = getattr(self.store, "blob_address", None)
-        found = address(tenant, digest) if address is not None else None
-        return None if found is None else BlobAddress(*found)
+        found: BlobAddress | None = address(tenant, digest) if address is not None else None
+        return found
 
     @cached_property
     def retention(self) -> RetentionService:
