@@ -405,6 +405,15 @@ class BackupService:
 
     # -- prune -----------------------------------------------------------------------
 
+    def _in_progress(self, backup_id: str) -> bool:
+        """A backup begun less than :data:`ABANDONED_AFTER` ago and not finished yet."""
+        if self.location.exists(manifest_key(backup_id)):
+            return False
+        if not self.location.exists(pending_key(backup_id)):
+            return True  # NOTE: its snapshot is being written: pending.json comes next
+        created, _ = self._pending(backup_id)
+        return datetime.fromisoformat(created) > self._clock.now() - ABANDONED_AFTER
+
     def prune(self, keep_last: int) -> tuple[list[str], int]:
         """Delete backups beyond the ``keep_last`` newest, then blobs no backup needs.
 
@@ -426,17 +435,14 @@ class BackupService:
             if b.id in live
             for blob in b.snapshot.blobs
         }
-        cutoff = self._clock.now() - ABANDONED_AFTER
-        for key in list(location.keys("backups/")):
-            backup_id = key.split("/")[1]
-            if backup_id in live:
+        others = {key.split("/")[1] for key in location.keys("backups/")} - live
+        for backup_id in sorted(others):
+            if backup_id not in removed and self._in_progress(backup_id):
+                _, facts = self._pending(backup_id)
+                needed |= {blob_key(self._codec.key_id, b.digest) for b in facts.blobs}
                 continue
-            if key.endswith("/pending.json") and not location.exists(manifest_key(backup_id)):
-                created, facts = self._pending(backup_id)
-                if datetime.fromisoformat(created) > cutoff:
-                    needed |= {blob_key(self._codec.key_id, b.digest) for b in facts.blobs}
-                    continue
-            location.delete(key)
+            for key in list(location.keys(f"backups/{backup_id}/")):
+                location.delete(key)
         deleted = 0
         for key in list(location.keys("blobs/")):
             if key not in needed:

@@ -47,7 +47,9 @@ def _shims(root: Path) -> Path:
     moorage = bin_dir / "moorage"
     moorage.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m cli.main "$@"\n')
     moorage.chmod(0o755)
-    (bin_dir / "python3").symlink_to(sys.executable)
+    python3 = bin_dir / "python3"
+    python3.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    python3.chmod(0o755)
     return bin_dir
 
 
