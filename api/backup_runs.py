@@ -42,6 +42,14 @@ def _cause(exc: BaseException) -> str:
     return str(exc)
 
 
+#: Workflow ids of backup operations (started here, or by the backup schedule).
+PREFIXES: Final = ("backup-", "moorage-backup-run")
+
+
+class TemporalUnavailableError(ConnectionError):
+    """Temporal could not be reached: the operation was not started or read."""
+
+
 class BackupRuns:
     """Starts backup workflows and reads their outcome (client connected on first use)."""
 
@@ -66,13 +74,15 @@ class BackupRuns:
                     task_queue=self._settings.task_queue,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 )
-        except Exception:
+        except Exception as exc:
             self._client = None
-            raise
+            raise TemporalUnavailableError(f"Temporal is unreachable: {exc}") from exc
         return Operation(workflow_id, "running")
 
     async def read(self, workflow_id: str) -> Operation:
         """The operation's state, with its result (completed) or error (failed)."""
+        if not workflow_id.startswith(PREFIXES):
+            raise NotFoundError(f"there is no backup operation {workflow_id!r}")
         try:
             async with asyncio.timeout(CALL_TIMEOUT):
                 client = await self._connect()
@@ -82,7 +92,10 @@ class BackupRuns:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 raise NotFoundError(f"there is no backup operation {workflow_id!r}") from None
             self._client = None
-            raise
+            raise TemporalUnavailableError(f"Temporal is unreachable: {exc}") from exc
+        except (OSError, RuntimeError, TimeoutError) as exc:
+            self._client = None
+            raise TemporalUnavailableError(f"Temporal is unreachable: {exc}") from exc
         state = _STATES.get(described.status or WorkflowExecutionStatus.RUNNING, "running")
         if state == "running":
             return Operation(workflow_id, state)

@@ -17,7 +17,8 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from pydantic import BaseModel, Field
 
-from api.backup_runs import BackupRuns, Operation
+from api.backup_runs import BackupRuns, Operation, TemporalUnavailableError
+from api.errors import problem
 from api.guards import system_admin
 from api.pagination import NEWEST_FIRST, Page, PageParams
 from core.backup import BackupManifest
@@ -89,6 +90,11 @@ class OperationOut(BaseModel):
         )
 
 
+def unavailable(_request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Temporal is away: ``503`` (the operation did not start; try again later)."""
+    return problem(503, "Service Unavailable", str(exc))
+
+
 def _checked(project: str | None) -> str | None:
     if project is not None:
         validate_project_name(project)
@@ -103,6 +109,7 @@ class BackupController(Controller):
     path = "/api/v1/system/backups"
     tags = ["backups"]  # noqa: RUF012
     guards = [system_admin]  # noqa: RUF012
+    exception_handlers = {TemporalUnavailableError: unavailable}  # noqa: RUF012
 
     @post("/", summary="Start a backup (whole installation, or one project)", status_code=202)
     async def create(

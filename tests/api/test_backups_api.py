@@ -13,6 +13,7 @@ from cli.composition import compose
 from cli.startup import prepare_installation
 from core.settings import Settings
 from tests.api.oci import OCIClient, unique_project
+from tests.services.process import free_port
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -60,6 +61,17 @@ def test_backups_are_listed_newest_first_for_admins_only(tmp_path: Path) -> None
         user = {"username": "dev", "password": "a-Long-passw0rd!"}
         assert http.post("/api/v1/users", json=user, auth=admin).status_code == 201
         assert http.get(f"{BASE}/", auth=("dev", user["password"])).status_code == 403
+
+
+def test_without_temporal_a_backup_answers_503(tmp_path: Path) -> None:
+    password = secrets.token_urlsafe(12)
+    settings = _settings(tmp_path, password, location=True)
+    settings.temporal.address = f"127.0.0.1:{free_port()}"
+    with TestClient(create_app(settings)) as http:
+        answer = http.post(f"{BASE}/", json={}, auth=("admin", password))
+        assert answer.status_code == 503, answer.text
+        other = http.get(f"{BASE}/operations/gc-123", auth=("admin", password))
+        assert other.status_code == 404, other.text
 
 
 def test_without_a_location_a_backup_is_refused(tmp_path: Path) -> None:
