@@ -18,6 +18,7 @@ Consistency guarantees:
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import tempfile
 import uuid
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import IO, Final
 
+from core.audit import AuditEvent
 from core.backup import (
     BackupManifest,
     BackupNotFoundError,
@@ -182,8 +184,6 @@ class BackupService:
         return facts
 
     def _pending(self, backup_id: str) -> tuple[str, SnapshotFacts]:
-        import json  # noqa: PLC0415 - only here
-
         try:
             raw = json.loads(b"".join(self.location.read(pending_key(backup_id))))
         except BackupObjectMissingError:
@@ -452,7 +452,7 @@ class BackupService:
 
 
 def _audit_problem(rows: Iterable[tuple[str, dict[str, object]]]) -> str | None:
-    events: list[tuple[int, object, str, str]] = []
+    events: list[tuple[int, AuditEvent, str, str]] = []
     anchors: list[tuple[int, str]] = []
     head: tuple[int, str] | None = None
     for table, row in rows:
@@ -466,4 +466,4 @@ def _audit_problem(rows: Iterable[tuple[str, dict[str, object]]]) -> str | None:
             head = (int(str(row["last_id"])), str(row["last_hash"]))
     events.sort(key=lambda e: e[0])
     anchor = max(anchors) if anchors else None
-    return verify_audit_chain(events, anchor, head)  # type: ignore[arg-type]
+    return verify_audit_chain(events, anchor, head)
