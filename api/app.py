@@ -16,6 +16,7 @@ from litestar.types import LifeSpanReceive, LifeSpanScope, LifeSpanSend, Receive
 
 from api.audit_middleware import AuditMiddleware, AuditRecorder
 from api.context import Registry
+from api.controllers.backups import BackupController
 from api.controllers.gc import GcController
 from api.controllers.health import healthz, readyz
 from api.controllers.metrics import metrics
@@ -118,6 +119,7 @@ def build_app(
             ProjectController,
             *IDENTITY_ROUTES,
             GcController,
+            BackupController,
             PolicyController,
             RepositoryController,
             RegistryController,

@@ -13,6 +13,7 @@ handler names the parameter and gets the value, instead of reaching into ``app.s
   parameters of a list, checked against ``settings.limits.page_max``.
 - ``repository_access``, ``project_policies``, ``gc_runs``, ``run_control``: the
   services of the repositories, policies and run controllers.
+- ``backups``, ``backup_runs``: the backup service and its workflows' starter.
 
 Adopting it in a new controller: declare the parameter with Litestar's explicit marker,
 ``caller: NamedDependency[Identity]`` (``from litestar.di import NamedDependency``; an
@@ -24,17 +25,19 @@ path parameters. Providers only read; they never start work of their own.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from litestar import Request
 from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
 
+from api.backup_runs import BackupRuns
 from api.context import Registry, identity_of, registry_of
 from api.pagination import PageParams
 from api.principal import api_caller
 from api.run_control import RunControl, run_control_of
 from core.access import Identity
+from core.backup_service import BackupService
 from core.services.gc_runs import GcRunService
 from core.services.identity_services import IdentityServices
 from core.services.policies import PolicyService, ProjectPolicies
@@ -89,6 +92,14 @@ def provide_run_control(registry: NamedDependency[Registry]) -> RunControl:
     return run_control_of(registry)
 
 
+def provide_backups(registry: NamedDependency[Registry]) -> BackupService:
+    return cast("BackupService", registry.extras["backups"])
+
+
+def provide_backup_runs(registry: NamedDependency[Registry]) -> BackupRuns:
+    return cast("BackupRuns", registry.extras["backup_runs"])
+
+
 #: Every provider, by the parameter name handlers use.
 DEPENDENCIES: dict[str, Provide] = {
     "registry": Provide(provide_registry, sync_to_thread=False),
@@ -99,4 +110,6 @@ DEPENDENCIES: dict[str, Provide] = {
     "gc_runs": Provide(provide_gc_runs, sync_to_thread=False),
     "project_policies": Provide(provide_project_policies, sync_to_thread=False),
     "run_control": Provide(provide_run_control, sync_to_thread=False),
+    "backups": Provide(provide_backups, sync_to_thread=False),
+    "backup_runs": Provide(provide_backup_runs, sync_to_thread=False),
 }

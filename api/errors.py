@@ -88,13 +88,15 @@ def handle_registry_error(request: Request[Any, Any, Any], exc: RegistryError) -
 
 
 def handle_domain_error(_request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    status, title = {
+    answers: dict[type, tuple[int, str]] = {
         NotFoundError: (404, "Not Found"),
         ConflictError: (409, "Conflict"),
         ForbiddenError: (403, "Forbidden"),
         InvalidInputError: (422, "Unprocessable Content"),
         InvalidNameError: (400, "Bad Request"),
-    }[type(exc)]
+    }
+    # NOTE: the nearest class in the exception's MRO answers (subclasses of the errors too)
+    status, title = next(answers[kind] for kind in type(exc).__mro__ if kind in answers)
     field = getattr(exc, "field", None)
     if field is not None:
         return problem(status, title, str(exc), errors=[field_error(field, str(exc))])

@@ -40,12 +40,17 @@ from functools import cached_property, partial
 from adapters.clock import SystemClock
 from adapters.jwks import JwksKeys
 from adapters.keycloak import KeycloakProvider
+from api.backup_runs import BackupRuns
 from api.context import Registry
 from api.run_control import EXTRAS_KEY as RUN_CONTROL
 from api.run_control import RunControl, TemporalRuns
 from api.temporal import TemporalProbe
 from cli.outbox import OutboxDispatcher
 from cli.outbox_task import build_outbox_dispatcher, webhook_log_pruner
+from core.backup_crypto import codec_of
+from core.backup_ports import BlobAddress
+from core.backup_service import BackupService
+from core.digests import Digest
 from core.key_rotation import KeyRotation
 from core.login_limit import LoginLimiter, LoginPolicy
 from core.manifests import ManifestRules
@@ -74,6 +79,9 @@ from core.services.users import UserService
 from core.settings import Settings
 from core.subscribers import Subscribers
 from core.tokens import TokenService
+from storage.backup_holds import SqlBackupHolds
+from storage.backup_location import build_backup_location
+from storage.backup_snapshot import SqlSnapshots
 from storage.blobs import build_blob_store
 from storage.db.audit import SqlAuditStore
 from storage.db.endpoints import SqlEndpoints
@@ -230,7 +238,33 @@ class Composition:
 
     @cached_property
     def collector(self) -> GarbageCollector:
-        return GarbageCollector(self.metadata, self.store, self.changes)
+        return GarbageCollector(self.metadata, self.store, self.changes, self.backup_holds)
+
+    @cached_property
+    def backup_holds(self) -> SqlBackupHolds:
+        """GC holds of running backups (GC honours them, backups take them)."""
+        return SqlBackupHolds(self.engines, self.clock)
+
+    @cached_property
+    def backups(self) -> BackupService:
+        """Backups into ``settings.backup``'s location, restores from it."""
+        key = self.settings.backup.encryption_key
+        return BackupService(
+            build_backup_location(self.settings),
+            SqlSnapshots(self.engines),
+            self.backup_holds,
+            self.store,
+            codec_of(key.get_secret_value() if key is not None else None),
+            self.clock,
+            hold_seconds=self.settings.backup.hold_seconds,
+            source_address=self._blob_address,
+        )
+
+    def _blob_address(self, tenant: str, digest: Digest) -> BlobAddress | None:
+        """Where a blob lives in S3, when the store is S3 (for server-side backup copies)."""
+        address = getattr(self.store, "blob_address", None)
+        found: BlobAddress | None = address(tenant, digest) if address is not None else None
+        return found
 
     @cached_property
     def retention(self) -> RetentionService:
@@ -277,6 +311,8 @@ class Composition:
                 "webhook_store": self.webhook_store,
                 "endpoint_store": self.endpoint_store,
                 "temporal_check": TemporalProbe(self.settings.temporal),
+                "backups": self.backups,
+                "backup_runs": BackupRuns(self.settings.temporal),
                 RUN_CONTROL: RunControl(
                     self.metadata, TemporalRuns(self.settings.temporal), self.clock
                 ),

@@ -14,6 +14,7 @@ import typer
 
 from adapters.config_file import load_settings
 from cli.apply import apply, export, plan
+from cli.backup import backup_app
 from cli.control import gc_app, immutability_app, quota_app, retention_app
 from cli.dev_settings import dev_overrides
 from cli.identity import audit_app, keys_app, login
@@ -143,6 +144,7 @@ app.add_typer(immutability_app, name="immutability")
 app.add_typer(quota_app, name="quota")
 app.add_typer(vulndb_app, name="vulndb")
 app.add_typer(webhook_app, name="webhook")
+app.add_typer(backup_app, name="backup")
 app.command("login")(login)
 app.command("apply")(apply)
 app.command("plan")(plan)

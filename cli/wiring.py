@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from activities.backup import BackupActivities
 from activities.events import EventActivities
 from activities.gc import GcActivities
 from activities.keys import KeyActivities
@@ -37,7 +38,17 @@ def build_activities(root: Composition) -> list[Callable[..., Any]]:
     webhooks = WebhookActivities(
         settings, root.webhook_store, partial(secret_box, settings), partial(webhook_http, settings)
     )
+    backups = BackupActivities(root.backups)
     return [
+        backups.backup_begin,
+        backups.backup_copy_blobs,
+        backups.backup_finish,
+        backups.backup_release,
+        backups.backup_verify,
+        backups.backup_prune,
+        backups.restore_plan,
+        backups.restore_blobs,
+        backups.restore_rows,
         uploads.reap_expired_uploads,
         gc.gc_record_run,
         gc.gc_collect_manifests,

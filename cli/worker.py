@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Final
 from temporalio.worker import Worker
 
 from adapters.temporal_client import connect_temporal
+from cli.backup_schedule import ensure_backup_schedule
 from cli.health import OVERALL, WORKER_SERVICE, HealthServer
 from cli.health_tracking import readiness_of, track, worker_dependencies
 from cli.outbox import OutboxDispatcher
@@ -152,6 +153,9 @@ async def run_worker(
             task_queue=settings.temporal.task_queue,
             every_days=settings.auth.key_rotation_days,
             grace_seconds=int(retire_grace(settings.auth.token_ttl_seconds).total_seconds()),
+        )
+        await ensure_backup_schedule(
+            client, task_queue=settings.temporal.task_queue, settings=settings.backup
         )
         worker = build_worker(
             client,

@@ -19,6 +19,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from core.backup_settings import BackupSettings
 from core.control_settings import ControlSettings
 from core.errors import RegistryError
 from core.identity_settings import AuditSettings, LoginLimitSettings, OidcSettings
@@ -211,6 +212,7 @@ class Settings(BaseSettings):
     observability: ObservabilitySettings = ObservabilitySettings()
     scan: ScanSettings = ScanSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    backup: BackupSettings = BackupSettings()
     #: Public base URL of the registry; derived from the request when unset.
     public_url: str | None = None
     grpc_health_port: int = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from workflows.backup import BACKUP_WORKFLOWS
 from workflows.events import ArtifactEventWorkflow, EventBatchWorkflow
 from workflows.gc import GarbageCollectionWorkflow
 from workflows.keys import KeyRotationWorkflow
@@ -20,6 +21,7 @@ ALL_WORKFLOWS: list[type] = [
     QuotaReconcileWorkflow,
     KeyRotationWorkflow,
     WebhookTargetWorkflow,
+    *BACKUP_WORKFLOWS,
 ]
 
 __all__ = [

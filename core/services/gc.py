@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from core.backup_ports import BackupHolds
 from core.control_records import QUARANTINED, BlobReview
 from core.digests import Digest
 from core.ports import BlobStore, Metadata, UnitOfWork
@@ -36,10 +37,21 @@ HEARTBEAT_EVERY = 1000
 class GarbageCollector:
     """The steps of a GC run; each takes at most one batch and is safe to repeat."""
 
-    def __init__(self, metadata: Metadata, store: BlobStore, changes: ChangeRecorder) -> None:
+    def __init__(
+        self,
+        metadata: Metadata,
+        store: BlobStore,
+        changes: ChangeRecorder,
+        holds: BackupHolds | None = None,
+    ) -> None:
         self._metadata = metadata
         self._store = store
         self._changes = changes
+        #: Holds of running backups: while one is current, no object is deleted.
+        self._holds = holds
+
+    def _held(self) -> bool:
+        return self._holds is not None and self._holds.held()
 
     def collect_manifests(
         self, due: datetime, limit: int, dry_run: bool, *, run_id: str | None = None
@@ -130,15 +142,21 @@ class GarbageCollector:
         (each is tried once per call: the caller's retry of earlier failures); one
         deleted now counts as deleted by ``run_id``.
 
+        While a backup holds GC (``core.backup_ports.BackupHolds``) nothing is taken.
+
         Returns:
             How many tombstones were taken.
         """
+        if self._held():
+            return 0
         with self._metadata.read() as session:
             tombstones = session.collector.blob_tombstones(
                 limit, lock=False, quarantined=quarantined
             )
-        for tombstone in tombstones:
+        for taken, tombstone in enumerate(tombstones):
             with self._metadata.write() as session:
+                if self._held():  # NOTE: a backup began since: its snapshot may need the rest
+                    return taken
                 if session.reviews.blob_tombstoned(tombstone.project_id, tombstone.digest):
                     report = self._finish_tombstone(session, tombstone)
                     self._count(session, run_id, gc_progress.BLOBS, report)
@@ -180,6 +198,7 @@ class GarbageCollector:
         """Delete objects that have had no blob row since at least ``grace`` ago.
 
         Every tenant is listed before anything is deleted; a listing error raises.
+        While a backup holds GC, orphans are only counted as kept.
         ``heartbeat`` is called while listing (every ``HEARTBEAT_EVERY`` objects) and
         after each tenant.
         """
@@ -238,7 +257,11 @@ class GarbageCollector:
                     report.deleted += 1
                     continue
                 first_seen = session.collector.see_orphan(storage_id, digest, now)
-                if first_seen > now - grace or self._armed(session, project_id, digest):
+                if (
+                    first_seen > now - grace
+                    or self._armed(session, project_id, digest)
+                    or self._held()
+                ):
                     report.kept += 1
                     continue
                 size = self._store.stat_blob(storage_id, Digest.parse(digest)) or 0

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
+from core.backup_ports import BlobAddress
 from core.ports import BlobLocation, BlobNotFoundError, UploadNotFoundError
 from storage.blobs import s3_client as ops
 from storage.blobs.naming import check_digest, check_upload_id, parse_blob_name
@@ -247,6 +248,14 @@ class S3BlobStore:
         """Always ``None``: S3 objects are not local files."""
         self._blob_key(self._place(tenant), digest)  # validates
         return None
+
+    def blob_address(self, tenant: str, digest: Digest) -> BlobAddress | None:
+        """Where a blob is, if the installation's credentials reach it (backup copies)."""
+        place = self._place(tenant)
+        if place.project is not None:
+            return None
+        key = self._blob_key(place, digest)
+        return BlobAddress(endpoint=self._settings.endpoint_url, bucket=place.bucket, key=key)
 
     def blob_location(self, tenant: str, digest: Digest) -> BlobLocation | None:
         """A URL presigned with the tenant's own credentials, when redirecting pulls."""

@@ -13,6 +13,7 @@ from sqlalchemy import BigInteger, Column, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 # Imported for their table definitions: control-plane runs, registry endpoints, webhooks.
+import storage.db.backup_tables
 import storage.db.control_tables
 import storage.db.endpoint_tables
 import storage.db.webhooks_tables  # noqa: F401

@@ -20,6 +20,21 @@ from typing import Any
 from temporalio import activity
 from temporalio.client import Client
 
+from activities.backup_contracts import (
+    BACKUP_BEGIN,
+    BACKUP_COPY_BLOBS,
+    BACKUP_FINISH,
+    RESTORE_BLOBS,
+    RESTORE_PLAN,
+    RESTORE_ROWS,
+    BackupInput,
+    BackupResult,
+    BackupStepResult,
+    RestoreInput,
+    RestorePlan,
+    RestoreResult,
+    RestoreStepInput,
+)
 from activities.contracts import (
     GC_COLLECT_BLOBS,
     GC_COLLECT_MANIFESTS,
@@ -58,6 +73,7 @@ from workflows import (
     ReapUploadsWorkflow,
     RetentionWorkflow,
 )
+from workflows.backup import BackupWorkflow, RestoreBackupWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -115,6 +131,37 @@ def retire_keys(params: RetireKeysInput) -> list[str]:
     return ["old"]
 
 
+def _backup_step(name: str) -> Any:
+    @activity.defn(name=name)
+    def step(params: BackupInput) -> BackupStepResult:
+        del params
+        return BackupStepResult(2, 1, 1, 10)
+
+    return step
+
+
+@activity.defn(name=BACKUP_FINISH)
+def backup_finish(params: BackupInput) -> BackupResult:
+    return BackupResult(params.backup_id, 2, 0, 10, "/backups")
+
+
+@activity.defn(name=RESTORE_PLAN)
+def restore_plan(params: RestoreInput) -> RestorePlan:
+    del params
+    return RestorePlan({"1": "t1"})
+
+
+@activity.defn(name=RESTORE_BLOBS)
+def restore_blobs(params: RestoreStepInput) -> BackupStepResult:
+    del params
+    return BackupStepResult(2, 2, 0, 10)
+
+
+@activity.defn(name=RESTORE_ROWS)
+def restore_rows(params: RestoreStepInput) -> RestoreResult:
+    return RestoreResult(params.backup_id, params.project, 0, {"project": 1})
+
+
 _EVENT = EventValue(1, "manifest.pushed", 1, "p/a", None, "v1", None, "2026-12-03T04:00:00+00:00")
 #: What to record: ``histories/<name>.json`` of each run (pass names to record only those;
 #: ``event`` is the former per-event workflow, kept to prove old runs still replay).
@@ -127,6 +174,8 @@ RUNS: list[tuple[str, Any, Any]] = [
     ("reap_uploads", ReapUploadsWorkflow.run, ReapUploadsInput(3600)),
     ("quota", QuotaReconcileWorkflow.run, ReconcileInput("quota-record")),
     ("keys", KeyRotationWorkflow.run, KeyRotationInput(grace_seconds=1)),
+    ("backup", BackupWorkflow.run, BackupInput("20261203-000000-record")),
+    ("restore", RestoreBackupWorkflow.run, RestoreInput("20261203-000000-record", "p")),
 ]
 
 
@@ -143,6 +192,11 @@ async def record(address: str, names: set[str]) -> None:
         rotate_key,
         retire_keys,
         *(_step(n) for n in (GC_COLLECT_MANIFESTS, GC_COLLECT_BLOBS, GC_SWEEP_ORPHANS)),
+        *(_backup_step(n) for n in (BACKUP_BEGIN, BACKUP_COPY_BLOBS)),
+        backup_finish,
+        restore_plan,
+        restore_blobs,
+        restore_rows,
     ]
     with ThreadPoolExecutor(4) as executor:
         async with build_worker(
