@@ -222,12 +222,12 @@ class DownloadServer:
         """The next request head, or ``None`` when the client closed between requests."""
         async with asyncio.timeout(self._idle):
             while True:
-                end = buffer.find(b"\r\n\r\n")
+                end = buffer.find(b"\r\n\r\n", 0, MAX_HEAD_BYTES + 4)
                 if end >= 0:
                     head = bytes(buffer[:end])
                     del buffer[: end + 4]
                     return head
-                if len(buffer) > MAX_HEAD_BYTES:
+                if len(buffer) >= MAX_HEAD_BYTES + 4:
                     message = _error(431, "UNSUPPORTED", "request head too large")
                     await loop.sock_sendall(conn, message)
                     return None
