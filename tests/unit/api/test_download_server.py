@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,8 @@ from core.download_links import DownloadLink, LinkSigner, link_key
 KEY = link_key(os.urandom(32))
 DATA = os.urandom(3 * 1024 * 1024 + 17)
 DIGEST = Digest.parse("sha256:" + hashlib.sha256(DATA).hexdigest())
+HUGE = os.urandom(24 * 1024 * 1024)  # more than the loopback socket buffers hold
+HUGE_DIGEST = Digest.parse("sha256:" + hashlib.sha256(HUGE).hexdigest())
 GONE = Digest.parse("sha256:" + hashlib.sha256(b"gone").hexdigest())
 
 
@@ -40,6 +43,8 @@ class Rig:
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     files = {("t1", str(DIGEST)): tmp_path / "blob"}
     files[("t1", str(DIGEST))].write_bytes(DATA)
+    files[("t1", str(HUGE_DIGEST))] = tmp_path / "huge"
+    files[("t1", str(HUGE_DIGEST))].write_bytes(HUGE)
 
     def resolve(tenant: str, digest: Digest) -> str | None:
         path = files.get((tenant, str(digest)))
@@ -196,5 +201,24 @@ async def test_a_client_that_never_finishes_its_head_is_disconnected(rig: Rig) -
         await writer.drain()
         async with asyncio.timeout(10):  # the server's idle timeout is 0.5 s
             assert await reader.read() == b""
+    finally:
+        writer.close()
+
+
+async def test_a_client_that_stops_reading_is_disconnected(rig: Rig) -> None:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    sock.connect(("127.0.0.1", rig.server.port))
+    sock.setblocking(False)
+    reader, writer = await asyncio.open_connection(sock=sock)
+    try:
+        writer.write(_get(rig.target(digest=HUGE_DIGEST)).encode())
+        await writer.drain()
+        await asyncio.sleep(5.0)  # stop reading for 10 times the 0.5 s idle timeout
+        received = 0
+        async with asyncio.timeout(30):
+            while chunk := await reader.read(1024 * 1024):
+                received += len(chunk)
+        assert received < len(HUGE)  # the server gave up and closed the connection
     finally:
         writer.close()
