@@ -5,8 +5,9 @@ loop and publishes a :class:`~api.blob_downloads.DownloadRedirects` for the blob
 controller; on shutdown it closes it. Why per worker and not one process: the listener
 then scales with the workers ``moorage api`` already runs, lives and dies with the
 process that issues its URLs, needs no supervision of its own, and runs the same way
-under ``moorage dev`` (one process) and in tests. With ``listen_port = 0`` every worker
-has its own ephemeral port; a fixed port is shared through ``SO_REUSEPORT``.
+under ``moorage dev`` (one process) and in tests. The workers of ``moorage api`` share one
+port through ``SO_REUSEPORT``: the configured one, or one ``moorage api`` reserves for them
+(``cli.download_port``); a process on its own with ``listen_port = 0`` gets a free port.
 
 Only the filesystem backend has files to send; with S3 the store's presigned redirects
 (``s3.redirect_pulls``) are the equivalent.

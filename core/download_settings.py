@@ -13,9 +13,9 @@ class DownloadSettings(BaseModel):
     With the filesystem backend, a full ``GET`` of a blob of at least ``threshold_bytes``
     on ``/v2`` is answered with a ``307`` to a short-lived signed URL on a listener that
     sends the file with ``sendfile(2)``. Each API worker process runs its own listener on
-    ``listen_host``:``listen_port``; port ``0`` gives every worker an ephemeral port of
-    its own (the URLs a worker issues name that port), a fixed port is shared by all
-    workers (``SO_REUSEPORT``), which deployments behind a load balancer need.
+    ``listen_host``:``listen_port``, all of ``moorage api``'s workers on one port
+    (``SO_REUSEPORT``): with port ``0`` one that ``moorage api`` picks at start, else the
+    fixed one, which deployments behind a load balancer need.
 
     ``public_url``: the base URL clients use to reach the listener (for example the load
     balancer's ``https://downloads.example.com``); it needs a fixed ``listen_port``. When

@@ -68,6 +68,26 @@ def _assert_redirected(server: MoorageServer, repo: str, image: OciImage) -> Non
     assert f"/blobs/{layer.digest}?" in location
 
 
+def test_the_workers_share_one_listener_port(
+    redirecting: MoorageServer, oras: str, client_home: ClientHome, tmp_path: Path
+) -> None:
+    source = tmp_path / "source"
+    source.mkdir()
+    payload = b"x" * (2 * THRESHOLD)
+    (source / "blob.bin").write_bytes(payload)
+    repo = unique("downloads/ports")
+    client = Oras(oras, client_home, redirecting)
+    client.login()
+    client("push", f"{redirecting.host_port}/{repo}:p", "blob.bin", cwd=source)
+    digest = "sha256:" + hashlib.sha256(payload).hexdigest()
+    ports = set()
+    for _ in range(12):  # new connections, spread over both API workers
+        status, location = _blob_get(redirecting, repo, digest)
+        assert status == 307
+        ports.add(httpx.URL(location).port)
+    assert len(ports) == 1, ports
+
+
 def _assert_same(pulled: Path, image: OciImage, tag: str | None = None) -> None:
     found = read_image(pulled, tag)
     assert found.manifest_digest == image.manifest_digest
