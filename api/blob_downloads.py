@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 #: ``registry.extras`` key of the worker's :class:`DownloadRedirects`.
 EXTRA: Final = "downloads"
 _WILDCARDS: Final = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 - compared, never bound
+#: Headers a reverse proxy adds: its clients may not reach the listener's own address.
+_PROXY_HEADERS: Final = ("forwarded", "x-forwarded-for", "x-forwarded-host", "via")
 
 
 def blob_headers(digest: Digest, size: int) -> dict[str, str]:
@@ -91,6 +93,8 @@ class DownloadRedirects:
         """A signed URL for a whole-blob GET of ``size`` bytes, or ``None`` to serve in place."""
         if size < self.settings.threshold_bytes:
             return None
+        if self.settings.public_url is None and any(h in request.headers for h in _PROXY_HEADERS):
+            return None  # behind a proxy that was not told about the listener
         client = request.client.host if request.client is not None else None
         base = self.base_url(request.url.hostname, client)
         if base is None:

@@ -17,11 +17,13 @@ from typing import Any
 
 import httpx
 import pytest
+from litestar import Request
 from litestar.testing import TestClient
 
 from api.app import create_app
 from api.blob_downloads import DownloadRedirects
 from cli.startup import prepare_installation
+from core.digests import Digest
 from core.download_links import LinkSigner, link_key
 from core.download_settings import DownloadSettings
 from core.errors import OCIErrorCode, RegistryError
@@ -160,3 +162,39 @@ def test_where_redirects_point_without_a_public_url() -> None:
     public = DownloadSettings(public_url="https://dl.example.com/", listen_port=5001)
     behind_lb = DownloadRedirects(public, signer, 5001, lambda: 0.0)
     assert behind_lb.base_url("registry.local", "10.0.0.7") == "https://dl.example.com"
+
+
+def _request(client: str, headers: dict[str, str]) -> Request[Any, Any, Any]:
+    scope: dict[str, Any] = {
+        "type": "http",
+        "method": "GET",
+        "path": "/v2/lib/app/blobs/x",
+        "raw_path": b"/v2/lib/app/blobs/x",
+        "query_string": b"",
+        "root_path": "",
+        "scheme": "http",
+        "server": ("127.0.0.1", 5000),
+        "client": (client, 40000),
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+    }
+    return Request(scope)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "proxied",
+    [{"X-Forwarded-For": "10.0.0.7"}, {"Forwarded": "for=10.0.0.7"}, {"Via": "1.1 haproxy"}],
+)
+def test_a_request_through_a_reverse_proxy_is_served_in_place(proxied: dict[str, str]) -> None:
+    signer = LinkSigner([link_key(b"k" * 32)])
+    redirects = DownloadRedirects(DownloadSettings(), signer, 5001, lambda: 0.0)
+    digest = Digest.parse(_digest(b"x"))
+    direct = redirects.location(
+        _request("127.0.0.1", {"Host": "127.0.0.1:5000"}), "r", "t", digest, 1 << 30
+    )
+    assert direct is not None
+    assert direct.startswith("http://127.0.0.1:5001/blobs/")
+    headers = {"Host": "127.0.0.1:5000", **proxied}
+    assert redirects.location(_request("127.0.0.1", headers), "r", "t", digest, 1 << 30) is None
+    public = DownloadSettings(public_url="https://dl.example.com", listen_port=5001)
+    told = DownloadRedirects(public, signer, 5001, lambda: 0.0)
+    assert told.location(_request("127.0.0.1", headers), "r", "t", digest, 1 << 30) is not None
