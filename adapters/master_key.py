@@ -32,6 +32,11 @@ def ensure_master_key(settings: Settings) -> None:
 
 def secret_box(settings: Settings) -> SecretBox:
     """A :class:`SecretBox` over the configured master keys (or the generated one)."""
+    return SecretBox(master_keys(settings))
+
+
+def master_keys(settings: Settings) -> list[bytes]:
+    """The configured master keys, first one current (or the generated one)."""
     texts = [key.get_secret_value() for key in settings.secrets.master_keys]
     if not texts:
         path: Path = settings.resolved_master_key_file
@@ -45,4 +50,4 @@ def secret_box(settings: Settings) -> SecretBox:
             keys.append(base64.b64decode(text, validate=True))
         except binascii.Error as exc:
             raise ValueError(f"secrets.master_keys[{index}] is not base64") from exc
-    return SecretBox(keys)
+    return keys

@@ -29,6 +29,7 @@ from api.controllers.systeminfo import systeminfo
 from api.controllers.tokens import jwks, oauth_token, token
 from api.controllers.webhooks import ProjectWebhookController, SystemWebhookController
 from api.dependencies import DEPENDENCIES
+from api.download_wiring import close_downloads, start_downloads
 from api.errors import EXCEPTION_HANDLERS
 from api.identity_wiring import IDENTITY_ROUTES, close_identity
 from api.manifest_shortcut import ManifestShortcuts
@@ -135,8 +136,12 @@ def build_app(
         guards=[authenticated_writes],
         dependencies=DEPENDENCIES,
         middleware=[AuditMiddleware, ObserveMiddleware],
-        on_startup=[partial(start_proxy, registry)],
-        on_shutdown=[partial(close_identity, registry), partial(close_proxy, registry)],
+        on_startup=[partial(start_proxy, registry), partial(start_downloads, registry)],
+        on_shutdown=[
+            partial(close_identity, registry),
+            partial(close_proxy, registry),
+            partial(close_downloads, registry),
+        ],
         state={"registry": registry, "observer": observer},  # type: ignore[arg-type]
         openapi_config=OpenAPIConfig(
             title="Moorage", version=moorage_version(), path="/api/v1/schema"

@@ -1,8 +1,11 @@
-"""Benchmark Moorage against docker-registry in one run: ``python -m bench [--quick]``.
+"""Benchmark Moorage against its peers in one run: ``python -m bench [--quick]``.
 
-Both registries run on 127.0.0.1 at the same time and are driven by the same asyncio
-client; each case runs on one registry after the other, alternating the order between
-repetitions. Results go to stdout as one JSON object per line, then as a table.
+The peers are Debian's ``docker-registry`` (distribution 2.8) and CNCF distribution v3.1.2
+(``scripts/install-tools --bench`` builds it). All registries run on 127.0.0.1 at the
+same time and are driven by the same asyncio client; each case runs on one registry after
+the other, alternating the order between repetitions. Results go to stdout as one JSON
+object per line (``ratio`` against the faster peer, ``ratio_<peer>`` against each), then
+as a table.
 Run from the repository root: the registries are started by ``tests.services``.
 """
 
@@ -28,6 +31,7 @@ from bench.payloads import MIB, PayloadFactory
 from bench.report import CaseResult, table
 from bench.runner import Deadlines, log, run_all
 from bench.suite import all_cases
+from tests.services.distribution import start_distribution
 from tests.services.docker_registry import S3Storage, start_docker_registry
 from tests.services.moorage import start_moorage
 from tests.services.seaweedfs import start_seaweedfs
@@ -41,7 +45,9 @@ if TYPE_CHECKING:
 FULL_BUDGET_S = 13.5 * 60.0
 QUICK_BUDGET_S = 100.0
 POOL_SIZE = 64
-#: The bucket both registries share on the S3 backend, each under its own prefix.
+#: The peers ``--peers`` may name, in run order.
+PEERS = ("docker-registry", "distribution")
+#: The bucket every registry shares on the S3 backend, each under its own prefix.
 S3_BUCKET = "bench"
 
 
@@ -75,7 +81,7 @@ def select_cases(cases: Sequence[Case], pattern: str | None) -> list[Case]:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(
-        prog="python -m bench", description="Benchmark Moorage against docker-registry."
+        prog="python -m bench", description="Benchmark Moorage against its peers."
     )
     parser.add_argument("--quick", action="store_true", help="sizes / 16, short durations")
     parser.add_argument("--cases", help="comma-separated globs or substrings of case names")
@@ -89,6 +95,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--s3-redirect",
         action="store_true",
         help="with --backend s3: both registries answer blob GETs with presigned redirects",
+    )
+    parser.add_argument(
+        "--peers",
+        default=",".join(PEERS),
+        help="comma-separated peers to run beside Moorage (default: docker-registry,distribution)",
     )
     parser.add_argument("--repeats", type=int, help="repetitions per case (median reported)")
     parser.add_argument("--workdir", type=Path, help="scratch directory (default: a new temp dir)")
@@ -166,7 +177,30 @@ def _start_targets(
         moorage = Target(
             "moorage", server.url, Credentials(server.admin_username, server.admin_password)
         )
-    return [moorage, baseline]
+    targets = [moorage, baseline]
+    if "distribution" in _peers(args):
+        facts = None
+        if s3 is not None:
+            facts = S3Storage(
+                s3.endpoint_url,
+                S3_BUCKET,
+                s3.access_key_id,
+                s3.secret_access_key,
+                root_directory="/distribution-v3",
+            )
+        peer = start_distribution(workdir / "distribution", facts, redirect=args.s3_redirect)
+        stack.callback(peer.stop)
+        log(f"distribution v3 pid {peer.pid} at {peer.url}")
+        targets.append(Target("distribution", peer.url))
+    return targets
+
+
+def _peers(args: argparse.Namespace) -> list[str]:
+    peers = [part.strip() for part in str(args.peers).split(",") if part.strip()]
+    unknown = sorted(set(peers) - set(PEERS))
+    if unknown or "docker-registry" not in peers:
+        raise SystemExit(f"--peers: docker-registry plus any of {', '.join(PEERS)}; got {peers}")
+    return peers
 
 
 async def _run(
@@ -195,6 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit status: 0 when every case produced both figures, 1 otherwise.
     """
     args = parse_args(argv)
+    _peers(args)
     if args.list:
         print("\n".join(case.name for case in all_cases()))
         return 0
@@ -230,7 +265,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if own_workdir and not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
             log(f"scratch data deleted; total {time.monotonic() - started:.0f} s")
-    ok = all(r.error is None and r.moorage is not None and r.baseline is not None for r in results)
+    ok = all(
+        r.error is None
+        and r.moorage is not None
+        and r.baseline is not None
+        and all(value is not None for value in r.others.values())
+        for r in results
+    )
     return 0 if ok else 1
 
 

@@ -68,7 +68,7 @@ class Side:
 
     @property
     def name(self) -> str:
-        """``moorage`` or ``baseline``."""
+        """``moorage``, ``baseline`` (docker-registry) or ``distribution`` (v3)."""
         return self.target.name
 
 

@@ -46,7 +46,7 @@ class Target:
     """A registry under test.
 
     Attributes:
-        name: ``moorage`` or ``baseline``.
+        name: ``moorage``, ``baseline`` (docker-registry) or ``distribution`` (v3).
         url: Base URL such as ``http://127.0.0.1:5000``.
         credentials: Credentials for the token endpoint, or ``None`` when the registry is open.
         service: The ``service`` parameter sent to the token endpoint.

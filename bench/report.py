@@ -59,17 +59,27 @@ def _round(value: object) -> object:
     return value
 
 
+#: JSON names of the peers, by the side name the runner gives them.
+PEER_LABELS: dict[str, str] = {"baseline": "docker_registry", "distribution": "distribution"}
+
+
+def peer_label(side: str) -> str:
+    """The JSON name of a peer side (``baseline`` is Debian's ``docker-registry``)."""
+    return PEER_LABELS.get(side, side.replace("-", "_"))
+
+
 @dataclass
 class CaseResult:
-    """The outcome of one case on both sides.
+    """The outcome of one case on Moorage and its peers.
 
     Attributes:
         case: Case name.
-        unit: Unit of ``moorage`` and ``baseline``.
+        unit: Unit of every figure.
         moorage: Moorage's figure (median of the repetitions), or ``None`` on error.
         baseline: docker-registry's figure, or ``None`` on error.
         extra: Further fields for the JSON object, such as ``moorage_p50_ms``.
         error: What went wrong, if anything.
+        others: Further peers' figures by side name (``distribution``: distribution v3).
     """
 
     case: str
@@ -78,21 +88,48 @@ class CaseResult:
     baseline: float | None
     extra: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    others: dict[str, float | None] = field(default_factory=dict)
+
+    def peer_ratios(self) -> dict[str, float | None]:
+        """Moorage's oriented ratio against each peer, by JSON name."""
+        figures = {"baseline": self.baseline, **self.others}
+        return {peer_label(n): ratio(self.unit, self.moorage, v) for n, v in figures.items()}
+
+    @property
+    def faster_peer(self) -> str | None:
+        """The peer that did best (lowest ratio for Moorage), by JSON name."""
+        known = {name: value for name, value in self.peer_ratios().items() if value is not None}
+        return min(known, key=lambda name: known[name]) if known else None
 
     @property
     def ratio(self) -> float | None:
-        """The oriented ratio (above 1 is better for Moorage)."""
-        return ratio(self.unit, self.moorage, self.baseline)
+        """The oriented ratio against the faster peer (above 1 is better for Moorage)."""
+        faster = self.faster_peer
+        return None if faster is None else self.peer_ratios()[faster]
+
+    def _figure_of(self, label: str) -> float | None:
+        figures = {"baseline": self.baseline, **self.others}
+        return next((v for n, v in figures.items() if peer_label(n) == label), None)
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the JSON object: the required keys first, then the extra fields."""
+        """Return the JSON object: the required keys first, then the extra fields.
+
+        ``baseline`` is the faster peer's figure (``peer`` names it), ``ratio`` Moorage's
+        ratio against it; every peer also has its figure under its JSON name and its ratio
+        as ``ratio_<peer>``.
+        """
+        faster = self.faster_peer
         data: dict[str, Any] = {
             "case": self.case,
             "unit": self.unit,
             "moorage": _round(self.moorage),
-            "baseline": _round(self.baseline),
+            "baseline": _round(self.baseline if faster is None else self._figure_of(faster)),
             "ratio": _round(self.ratio),
+            "peer": faster,
         }
+        for label, value in self.peer_ratios().items():
+            data[label] = _round(self._figure_of(label))
+            data[f"ratio_{label}"] = _round(value)
         for key, value in self.extra.items():
             if key not in data:
                 data[key] = _round(value)
@@ -128,20 +165,35 @@ def table(results: Sequence[CaseResult]) -> str:
         results: The case results in run order.
 
     Returns:
-        The table text, one row per case, with p50/p99 latencies where measured.
+        The table text, one row per case: every peer's figure and Moorage's ratio against
+        it, the ratio against the faster peer, and p50/p99 latencies where measured.
     """
-    headers = ("case", "unit", "moorage", "baseline", "ratio", "moorage p50/p99 ms", "base p50/p99")
+    others = sorted({name for result in results for name in result.others})
+    labels = [peer_label("baseline"), *(peer_label(n) for n in others)]
+    headers = (
+        "case",
+        "unit",
+        "moorage",
+        *labels,
+        *(f"ratio_{label}" for label in labels),
+        "ratio",
+        "moorage p50/p99 ms",
+        "base p50/p99",
+    )
     rows = [headers]
     for result in results:
         ratio_text = "ERROR" if result.error else _fmt(result.ratio)
         if result.ratio is not None:
             ratio_text = f"{result.ratio:.2f}x"
+        ratios = result.peer_ratios()
         rows.append(
             (
                 result.case,
                 result.unit,
                 _fmt(result.moorage),
                 _fmt(result.baseline),
+                *(_fmt(result.others.get(name)) for name in others),
+                *(_fmt(ratios.get(label)) for label in labels),
                 ratio_text,
                 _latency(result, "moorage"),
                 _latency(result, "baseline"),
@@ -158,6 +210,7 @@ def table(results: Sequence[CaseResult]) -> str:
         if index == 0:
             lines.append("  ".join("-" * width for width in widths))
     lines.append(
-        "ratio > 1 means Moorage is better (rates: moorage/baseline; times, MiB: baseline/moorage)"
+        "ratio > 1 means Moorage is better (rates: moorage/peer; times, MiB: peer/moorage);"
+        " ratio: against the faster peer"
     )
     return "\n".join(lines)

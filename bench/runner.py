@@ -70,7 +70,7 @@ async def run_case(
     Args:
         case: The case.
         ctx: The run context.
-        sides: Moorage then baseline.
+        sides: Moorage, then docker-registry (``baseline``), then any further peers.
         deadlines: Limits on repetitions and on the run's end.
 
     Returns:
@@ -109,6 +109,7 @@ async def run_case(
             moorage=partial.get("moorage"),
             baseline=partial.get("baseline"),
             error=f"{type(exc).__name__}: {exc}"[:500],
+            others=_others(sides, partial),
         )
     medians = {name: _median(ms) for name, ms in results.items()}
     extra: dict[str, Any] = {}
@@ -124,7 +125,14 @@ async def run_case(
         moorage=values.get("moorage"),
         baseline=values.get("baseline"),
         extra=extra,
+        others=_others(sides, values),
     )
+
+
+def _others(sides: Sequence[Side], values: dict[str, float]) -> dict[str, float | None]:
+    """The figures of the peers beyond ``moorage`` and ``baseline`` (docker-registry)."""
+    names = [side.name for side in sides if side.name not in ("moorage", "baseline")]
+    return {name: values.get(name) for name in names}
 
 
 async def run_all(
@@ -139,7 +147,7 @@ async def run_all(
     Args:
         cases: The selected cases.
         ctx: The run context.
-        sides: Moorage then baseline.
+        sides: Moorage, then docker-registry (``baseline``), then any further peers.
         deadlines: Limits on repetitions, case starts and the run's end.
         emit: Called with each result.
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Final
 
 from cli.api_metrics import api_metrics
 from cli.asgi import PARENT_PID_VARIABLE
+from cli.download_port import shared_download_port
 from cli.health import API_SERVICE, OVERALL, BackgroundHealthServer, HealthServer
 from cli.health_tracking import http_ok, track
 from cli.logs import GRANIAN_LOGGING, configure_logging
@@ -60,7 +61,7 @@ def run_api(settings: Settings, listen: Listen, workers: int, server: str = DEFA
         _serve_when_listening(health.server, listen, settings.observability.health_interval_seconds)
     )
     try:
-        with api_metrics(settings.observability.metrics):
+        with api_metrics(settings.observability.metrics), shared_download_port(settings):
             if server == "granian":
                 _run_granian(listen, workers)
             else:

@@ -21,6 +21,7 @@ from pydantic_settings import (
 
 from core.backup_settings import BackupSettings
 from core.control_settings import ControlSettings
+from core.download_settings import DownloadSettings
 from core.errors import RegistryError
 from core.identity_settings import AuditSettings, LoginLimitSettings, OidcSettings
 from core.names import validate_project_name
@@ -213,6 +214,7 @@ class Settings(BaseSettings):
     scan: ScanSettings = ScanSettings()
     webhooks: WebhookSettings = WebhookSettings()
     backup: BackupSettings = BackupSettings()
+    downloads: DownloadSettings = DownloadSettings()
     #: Public base URL of the registry; derived from the request when unset.
     public_url: str | None = None
     grpc_health_port: int = 0

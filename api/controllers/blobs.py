@@ -9,6 +9,7 @@ from litestar import Request, Response
 from litestar.response import File, Redirect, Stream
 
 from api.auth import authorize
+from api.blob_downloads import blob_headers, download_redirects
 from api.context import Registry
 from api.hooks import before_blob_served, resolve_missing_blob
 from api.http import parse_range
@@ -21,16 +22,6 @@ from core.pipeline import ResolvedBlob, ServedBlob
 from core.records import BlobRecord, RepositoryRecord
 
 FILE_CHUNK = 8 * 1024 * 1024
-
-
-def _headers(digest: Digest, size: int) -> dict[str, str]:
-    return {
-        "Docker-Content-Digest": str(digest),
-        "ETag": f'"{digest}"',
-        "Accept-Ranges": "bytes",
-        "Content-Length": str(size),
-        "Cache-Control": "max-age=31536000",
-    }
 
 
 async def read_blob(  # noqa: PLR0911 - one return per way a blob is served
@@ -51,7 +42,7 @@ async def read_blob(  # noqa: PLR0911 - one return per way a blob is served
         resolved = await resolve_missing_blob(registry, name, digest, head, missing)
         return await _resolved(request, registry, name, resolved)
     await before_blob_served(request.scope, registry, ServedBlob(str(name), str(digest), blob.size))
-    headers = _headers(digest, blob.size)
+    headers = blob_headers(digest, blob.size)
     if request.method == "HEAD":
         return Response(content=b"", headers=headers, media_type="application/octet-stream")
     store, tenant = registry.store, repository.storage_id
@@ -72,6 +63,11 @@ async def read_blob(  # noqa: PLR0911 - one return per way a blob is served
             location.url, status_code=307, headers={"Docker-Content-Digest": str(digest)}
         )
     path = store.blob_file(tenant, digest)
+    downloads = download_redirects(registry)
+    if path is not None and downloads is not None:
+        url = downloads.location(request, str(name), tenant, digest, blob.size)
+        if url is not None:
+            return Redirect(url, status_code=307, headers={"Docker-Content-Digest": str(digest)})
     if path is not None and supports_pathsend(request):
         # NOTE: measured on granian: 2x the throughput of streaming 8 MiB chunks.
         return PathSend(path, blob.size, headers, "application/octet-stream")
@@ -96,7 +92,7 @@ async def _resolved(
     """A blob a content resolver serves (the proxy's upstream); ``Range`` is not honoured."""
     served = ServedBlob(str(name), blob.digest, blob.size)
     await before_blob_served(request.scope, registry, served)
-    headers = _headers(Digest.parse(blob.digest), blob.size)
+    headers = blob_headers(Digest.parse(blob.digest), blob.size)
     if blob.chunks is None:
         return Response(content=b"", headers=headers, media_type="application/octet-stream")
     return Stream(blob.chunks, headers=headers, media_type="application/octet-stream")

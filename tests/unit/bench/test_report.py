@@ -96,7 +96,55 @@ def test_table_lists_every_case_with_its_ratio() -> None:
     ]
     text = table(results)
     lines = text.splitlines()
-    assert lines[0].split()[:5] == ["case", "unit", "moorage", "baseline", "ratio"]
+    assert lines[0].split()[:6] == [
+        "case", "unit", "moorage", "docker_registry", "ratio_docker_registry", "ratio"
+    ]  # fmt: skip
     assert any(line.startswith("pull-1x1GiB") and "1.20x" in line for line in lines)
     assert any("3.00x" in line and "0.30/1.00" in line and "0.80/2.50" in line for line in lines)
     assert any(line.startswith("skopeo-out") and "ERROR" in line for line in lines)
+
+
+def test_ratio_is_against_the_faster_peer_and_each_peer_has_its_own() -> None:
+    pull = CaseResult("pull-1x1GiB", "MB/s", 2400.0, 2000.0, others={"distribution": 3000.0})
+    data = json.loads(pull.to_json())
+    assert list(data)[:5] == ["case", "unit", "moorage", "baseline", "ratio"]
+    assert data["peer"] == "distribution"
+    assert data["baseline"] == 3000.0
+    assert data["ratio"] == pytest.approx(0.8)
+    assert data["docker_registry"] == 2000.0
+    assert data["distribution"] == 3000.0
+    assert data["ratio_docker_registry"] == pytest.approx(1.2)
+    assert data["ratio_distribution"] == pytest.approx(0.8)
+    # For times the faster peer is the one with the smaller figure.
+    skopeo = CaseResult("skopeo-in", "s", 2.0, 3.0, others={"distribution": 4.0})
+    data = json.loads(skopeo.to_json())
+    assert (data["peer"], data["ratio"]) == ("docker_registry", pytest.approx(1.5))
+    assert data["ratio_distribution"] == pytest.approx(2.0)
+
+
+def test_a_peer_that_failed_leaves_the_ratio_to_the_other() -> None:
+    result = CaseResult("pull-8x128MiB", "MB/s", 900.0, 1000.0, others={"distribution": None})
+    data = json.loads(result.to_json())
+    assert (data["peer"], data["ratio"]) == ("docker_registry", pytest.approx(0.9))
+    assert data["ratio_distribution"] is None
+
+
+def test_table_shows_every_peer_and_the_ratio_against_each() -> None:
+    text = table(
+        [CaseResult("pull-1x1GiB", "MB/s", 2400.0, 2000.0, others={"distribution": 3000.0})]
+    )
+    header, _, row, *_ = text.splitlines()
+    assert header.split()[:8] == [
+        "case", "unit", "moorage", "docker_registry", "distribution",
+        "ratio_docker_registry", "ratio_distribution", "ratio",
+    ]  # fmt: skip
+    assert row.split()[:8] == [
+        "pull-1x1GiB",
+        "MB/s",
+        "2,400",
+        "2,000",
+        "3,000",
+        "1.2",
+        "0.8",
+        "0.80x",
+    ]

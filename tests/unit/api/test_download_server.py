@@ -1,0 +1,224 @@
+"""The download listener (``api.download_server``) on a real loopback socket and real files.
+
+The server runs on the test's event loop with a clock the test moves; requests are raw
+HTTP/1.1 over asyncio streams, so what is checked is exactly what a client receives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from api.download_server import DownloadServer
+from core.digests import Digest
+from core.download_links import DownloadLink, LinkSigner, link_key
+
+KEY = link_key(os.urandom(32))
+DATA = os.urandom(3 * 1024 * 1024 + 17)
+DIGEST = Digest.parse("sha256:" + hashlib.sha256(DATA).hexdigest())
+HUGE = os.urandom(24 * 1024 * 1024)  # more than the loopback socket buffers hold
+HUGE_DIGEST = Digest.parse("sha256:" + hashlib.sha256(HUGE).hexdigest())
+GONE = Digest.parse("sha256:" + hashlib.sha256(b"gone").hexdigest())
+
+
+@dataclass
+class Rig:
+    server: DownloadServer
+    signer: LinkSigner
+    now: list[float]
+
+    def target(self, digest: Digest = DIGEST, tenant: str = "t1", expires: int = 100) -> str:
+        link = DownloadLink(tenant=tenant, digest=digest, repository="lib/app", expires=expires)
+        return self.signer.path_and_query(link)
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    files = {("t1", str(DIGEST)): tmp_path / "blob"}
+    files[("t1", str(DIGEST))].write_bytes(DATA)
+    files[("t1", str(HUGE_DIGEST))] = tmp_path / "huge"
+    files[("t1", str(HUGE_DIGEST))].write_bytes(HUGE)
+
+    def resolve(tenant: str, digest: Digest) -> str | None:
+        path = files.get((tenant, str(digest)))
+        return str(path) if path is not None and path.is_file() else None
+
+    now = [10.0]
+    signer = LinkSigner([KEY])
+    server = DownloadServer(
+        host="127.0.0.1",
+        port=0,
+        reuse_port=False,
+        signer=signer,
+        resolve=resolve,
+        clock=lambda: now[0],
+        max_connections=8,
+        idle_timeout=0.5,
+    )
+    await server.start()
+    try:
+        yield Rig(server, signer, now)
+    finally:
+        await server.close()
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+async def _read_answer(reader: asyncio.StreamReader, method: str = "GET") -> Answer:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines:
+        if line:
+            name, _, value = line.partition(":")
+            headers[name.lower()] = value.strip()
+    length = 0 if method == "HEAD" else int(headers.get("content-length", "0"))
+    body = await reader.readexactly(length)
+    return Answer(int(status_line.split(" ")[1]), headers, body)
+
+
+async def _exchange(rig: Rig, *requests: str, method: str = "GET") -> list[Answer]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", rig.server.port)
+    try:
+        answers = []
+        for request in requests:
+            writer.write(request.encode("latin-1"))
+            await writer.drain()
+            answers.append(await _read_answer(reader, method))
+        return answers
+    finally:
+        writer.close()
+
+
+def _get(target: str, method: str = "GET", extra: str = "") -> str:
+    return f"{method} {target} HTTP/1.1\r\nHost: x\r\n{extra}\r\n"
+
+
+async def test_a_valid_link_serves_the_whole_blob_with_the_v2_headers(rig: Rig) -> None:
+    [answer] = await _exchange(rig, _get(rig.target()))
+    assert answer.status == 200
+    assert answer.body == DATA
+    assert answer.headers["content-length"] == str(len(DATA))
+    assert answer.headers["docker-content-digest"] == str(DIGEST)
+    assert answer.headers["etag"] == f'"{DIGEST}"'
+    assert answer.headers["accept-ranges"] == "bytes"
+    assert answer.headers["content-type"] == "application/octet-stream"
+
+
+async def test_head_and_range_requests_on_one_kept_alive_connection(rig: Rig) -> None:
+    head, first, suffix, whole = await _mixed(rig)
+    assert (head.status, head.body, head.headers["content-length"]) == (200, b"", str(len(DATA)))
+    assert head.headers["docker-content-digest"] == str(DIGEST)
+    assert first.status == 206
+    assert first.body == DATA[100:1100]
+    assert first.headers["content-range"] == f"bytes 100-1099/{len(DATA)}"
+    assert suffix.status == 206
+    assert suffix.body == DATA[-10:]
+    assert whole.status == 200
+    assert whole.body == DATA
+
+
+async def _mixed(rig: Rig) -> list[Answer]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", rig.server.port)
+    try:
+        answers = []
+        for method, extra in (
+            ("HEAD", ""),
+            ("GET", "Range: bytes=100-1099\r\n"),
+            ("GET", "Range: bytes=-10\r\n"),
+            ("GET", ""),
+        ):
+            writer.write(_get(rig.target(), method, extra).encode())
+            await writer.drain()
+            answers.append(await _read_answer(reader, method))
+        return answers
+    finally:
+        writer.close()
+
+
+async def test_an_unsatisfiable_range_is_416(rig: Rig) -> None:
+    [answer] = await _exchange(rig, _get(rig.target(), extra=f"Range: bytes={len(DATA)}-\r\n"))
+    assert answer.status == 416
+    assert answer.headers["content-range"] == f"bytes */{len(DATA)}"
+    assert b"RANGE_INVALID" in answer.body
+
+
+async def test_expired_forged_and_other_digest_links_are_refused(rig: Rig) -> None:
+    valid = rig.target(expires=20)
+    forged = LinkSigner([link_key(os.urandom(32))]).path_and_query(
+        DownloadLink(tenant="t1", digest=DIGEST, repository="lib/app", expires=100)
+    )
+    other_digest = valid.replace(str(DIGEST), str(GONE))
+    other_tenant = valid.replace("tenant=t1", "tenant=t2")
+    for target in (forged, other_digest, other_tenant):
+        [answer] = await _exchange(rig, _get(target))
+        assert answer.status == 403, target
+        assert b"DENIED" in answer.body
+        assert DATA[:64] not in answer.body
+    [answer] = await _exchange(rig, _get(valid))
+    assert answer.status == 200
+    rig.now[0] = 20.0
+    [answer] = await _exchange(rig, _get(valid))
+    assert answer.status == 403
+    assert b"expired" in answer.body
+
+
+async def test_a_signed_link_to_a_blob_that_is_gone_is_404(rig: Rig) -> None:
+    [answer] = await _exchange(rig, _get(rig.target(digest=GONE)))
+    assert answer.status == 404
+    assert b"BLOB_UNKNOWN" in answer.body
+
+
+async def test_other_methods_and_bodies_are_refused(rig: Rig) -> None:
+    [answer] = await _exchange(rig, _get(rig.target(), "DELETE"))
+    assert answer.status == 405
+    assert answer.headers["allow"] == "GET, HEAD"
+    [answer] = await _exchange(rig, _get(rig.target(), extra="Content-Length: 3\r\n"))
+    assert answer.status == 400
+
+
+async def test_an_oversized_head_is_refused(rig: Rig) -> None:
+    [answer] = await _exchange(rig, _get(rig.target(), extra=f"X-Pad: {'a' * 20000}\r\n"))
+    assert answer.status == 431
+
+
+async def test_a_client_that_never_finishes_its_head_is_disconnected(rig: Rig) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", rig.server.port)
+    try:
+        writer.write(b"GET / HTTP/1.1\r\n")
+        await writer.drain()
+        async with asyncio.timeout(10):  # the server's idle timeout is 0.5 s
+            assert await reader.read() == b""
+    finally:
+        writer.close()
+
+
+async def test_a_client_that_stops_reading_is_disconnected(rig: Rig) -> None:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    sock.connect(("127.0.0.1", rig.server.port))
+    sock.setblocking(False)
+    reader, writer = await asyncio.open_connection(sock=sock)
+    try:
+        writer.write(_get(rig.target(digest=HUGE_DIGEST)).encode())
+        await writer.drain()
+        await asyncio.sleep(5.0)  # stop reading for 10 times the 0.5 s idle timeout
+        received = 0
+        async with asyncio.timeout(30):
+            while chunk := await reader.read(1024 * 1024):
+                received += len(chunk)
+        assert received < len(HUGE)  # the server gave up and closed the connection
+    finally:
+        writer.close()
