@@ -44,6 +44,7 @@ from api.context import Registry
 from api.run_control import EXTRAS_KEY as RUN_CONTROL
 from api.run_control import RunControl, TemporalRuns
 from api.temporal import TemporalProbe
+from api.workflow_starter import TemporalStarter
 from cli.outbox import OutboxDispatcher
 from cli.outbox_task import build_outbox_dispatcher
 from core.key_rotation import KeyRotation
@@ -51,6 +52,7 @@ from core.login_limit import LoginLimiter, LoginPolicy
 from core.manifests import ManifestRules
 from core.ports import BlobStore, Clock, NowaitReads
 from core.pulls import PullRecorder
+from core.replication import ReplicationService
 from core.services.access_control import AccessControl
 from core.services.audit_log import AuditLog
 from core.services.auth import AuthService, load_signing_keys
@@ -82,6 +84,7 @@ from storage.db.identity import SqlIdentityStore
 from storage.db.login_attempts import SqlLoginAttemptStore
 from storage.db.metadata import SqlMetadata
 from storage.db.pull_times import LOCK_WAIT_SECONDS, SqlPullTimes
+from storage.db.replication import SqlReplicationStore
 from storage.db.signing_keys import SqlSigningKeyStore
 from storage.db.webhooks import SqlWebhookStore
 
@@ -254,6 +257,19 @@ class Composition:
         """Registry endpoints (proxy upstreams, replication targets), on these engines."""
         return SqlEndpoints(self.engines)
 
+    @cached_property
+    def replication_store(self) -> SqlReplicationStore:
+        """Replication policies, executions and tasks, on these engines."""
+        return SqlReplicationStore(self.engines)
+
+    @cached_property
+    def replication(self) -> ReplicationService:
+        """Replication policies and the execution history (``core.replication``)."""
+        endpoints = self.endpoint_store
+        return ReplicationService(
+            self.replication_store, lambda name: endpoints.get(name) is not None
+        )
+
     # -- what processes run ---------------------------------------------------------------
 
     def registry(self) -> Registry:
@@ -276,6 +292,8 @@ class Composition:
             extras={
                 "webhook_store": self.webhook_store,
                 "endpoint_store": self.endpoint_store,
+                "replication": self.replication,
+                "replication_starter": TemporalStarter(self.settings.temporal),
                 "temporal_check": TemporalProbe(self.settings.temporal),
                 RUN_CONTROL: RunControl(
                     self.metadata, TemporalRuns(self.settings.temporal), self.clock
