@@ -40,6 +40,8 @@ from functools import cached_property, partial
 from adapters.clock import SystemClock
 from adapters.jwks import JwksKeys
 from adapters.keycloak import KeycloakProvider
+from adapters.master_key import secret_box
+from adapters.replication_clients import ReplicationClients
 from api.context import Registry
 from api.run_control import EXTRAS_KEY as RUN_CONTROL
 from api.run_control import RunControl, TemporalRuns
@@ -47,12 +49,15 @@ from api.temporal import TemporalProbe
 from api.workflow_starter import TemporalStarter
 from cli.outbox import OutboxDispatcher
 from cli.outbox_task import build_outbox_dispatcher
+from core.endpoints import EndpointService
 from core.key_rotation import KeyRotation
 from core.login_limit import LoginLimiter, LoginPolicy
 from core.manifests import ManifestRules
+from core.outbound import OutboundPolicy
 from core.ports import BlobStore, Clock, NowaitReads
 from core.pulls import PullRecorder
 from core.replication import ReplicationService
+from core.replication_run import ReplicationRunner
 from core.services.access_control import AccessControl
 from core.services.audit_log import AuditLog
 from core.services.auth import AuthService, load_signing_keys
@@ -267,7 +272,22 @@ class Composition:
         """Replication policies and the execution history (``core.replication``)."""
         endpoints = self.endpoint_store
         return ReplicationService(
-            self.replication_store, lambda name: endpoints.get(name) is not None
+            self.replication_store, lambda name: endpoints.get(name) is not None, self.clock.now
+        )
+
+    @cached_property
+    def replication_runner(self) -> ReplicationRunner:
+        """What replication's activities run: plans and copies over both sides' clients."""
+        settings = self.settings
+        policy = OutboundPolicy.of(settings.outbound.allow, allow_http=settings.outbound.allow_http)
+        endpoints = EndpointService(self.endpoint_store, partial(secret_box, settings), policy)
+        clients = ReplicationClients(settings, endpoints, lambda: self.tokens)
+        return ReplicationRunner(
+            self.replication_store,
+            clients,
+            settings.replication,
+            settings.limits.manifest_max_bytes,
+            self.clock.now,
         )
 
     # -- what processes run ---------------------------------------------------------------

@@ -9,6 +9,7 @@ from activities.events import EventActivities
 from activities.gc import GcActivities
 from activities.keys import KeyActivities
 from activities.quota import QuotaActivities
+from activities.replication import ReplicationActivities
 from activities.retention import RetentionActivities
 from activities.uploads import UploadActivities
 from activities.webhooks import WebhookActivities
@@ -37,6 +38,7 @@ def build_activities(root: Composition) -> list[Callable[..., Any]]:
     webhooks = WebhookActivities(
         settings, root.webhook_store, partial(secret_box, settings), partial(webhook_http, settings)
     )
+    replication = ReplicationActivities(root.replication_runner, root.replication)
     return [
         uploads.reap_expired_uploads,
         gc.gc_record_run,
@@ -51,4 +53,9 @@ def build_activities(root: Composition) -> list[Callable[..., Any]]:
         keys.retire_signing_keys,
         webhooks.deliver_events_webhook,
         webhooks.send_webhook_deliveries,
+        replication.replication_plan,
+        replication.replication_copy,
+        replication.replication_fail_task,
+        replication.replication_finish,
+        replication.deliver_events_replication,
     ]

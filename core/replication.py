@@ -50,6 +50,13 @@ REPLICATION_SUBSCRIBER: Final = Subscriber(
 #: Workflow type names (``workflows.replication``).
 EXECUTION_WORKFLOW: Final = "ReplicationExecutionWorkflow"
 ARTIFACT_WORKFLOW: Final = "ReplicationArtifactWorkflow"
+#: Activity names (``activities.replication``).
+PLAN_EXECUTION: Final = "replication_plan"
+COPY_ARTIFACT: Final = "replication_copy"
+FAIL_TASK: Final = "replication_fail_task"
+FINISH_EXECUTION: Final = "replication_finish"
+#: Error type of a copy that no retry can fix (refused write, bad content, missing source).
+FINAL_ERROR: Final = "ReplicationFinalError"
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 _CRON_FIELDS = 5
@@ -266,7 +273,10 @@ class ReplicationStore(Protocol):
     def policies(self) -> list[ReplicationPolicy]: ...
     def save_policy(self, policy: ReplicationPolicy) -> bool: ...
     def delete_policy(self, policy_id: int) -> bool: ...
-    def add_execution(self, execution: Execution) -> None: ...
+    def add_execution(self, execution: Execution) -> None:
+        """Insert; an execution with that id already stored is kept as it is."""
+        ...
+
     def execution(self, execution_id: str) -> Execution | None: ...
     def executions(self, policy_id: int | None) -> list[Execution]:
         """Newest first."""
@@ -457,11 +467,18 @@ class ReplicationService:
             raise NotFoundError(f"replication policy {policy_id} not found")
 
     def new_execution(
-        self, policy: ReplicationPolicy, trigger: TriggerKind, tasks: Sequence[PlannedTask] = ()
+        self,
+        policy: ReplicationPolicy,
+        trigger: TriggerKind,
+        tasks: Sequence[PlannedTask] = (),
+        execution_id: str | None = None,
     ) -> ExecutionRequest:
-        """Record a new running execution of ``policy``; the request its workflow gets."""
+        """Record a new running execution of ``policy``; the request its workflow gets.
+
+        With ``execution_id`` (an event batch's run) a repeated call records nothing new.
+        """
         execution = Execution(
-            id=f"replication-{policy.id}-{uuid.uuid4().hex[:16]}",
+            id=execution_id or f"replication-{policy.id}-{uuid.uuid4().hex[:16]}",
             policy_id=policy.id,
             policy=policy.name,
             trigger=trigger,
@@ -545,3 +562,53 @@ def overall_status(tasks: Sequence[ReplicationTask]) -> ExecutionStatus:
     if not failed:
         return ExecutionStatus.SUCCEEDED
     return ExecutionStatus.FAILED if failed == len(tasks) else ExecutionStatus.PARTIAL
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What an execution's workflow runs: its pending tasks (ids) and how many at once.
+
+    Attributes:
+        names: ``(project, repository)`` of each task's source (the child runs' search
+            attributes), in the order of ``tasks``.
+    """
+
+    execution_id: str
+    policy: str
+    concurrency: int
+    tasks: list[int]
+    names: list[tuple[str, str]]
+    retry: RetryShape
+
+
+@dataclass(frozen=True, slots=True)
+class RetryShape:
+    """How a task's copy is retried (from ``ReplicationSettings``, fixed per execution)."""
+
+    initial_seconds: float
+    max_seconds: float
+    attempts: int
+    timeout_seconds: float
+    heartbeat_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactInput:
+    """One task's child run."""
+
+    execution_id: str
+    policy_id: int
+    task_id: int
+    retry: RetryShape
+
+
+@dataclass(frozen=True, slots=True)
+class FailInput:
+    task_id: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class FinishInput:
+    execution_id: str
+    reason: str | None = None

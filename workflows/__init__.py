@@ -6,6 +6,7 @@ from workflows.events import ArtifactEventWorkflow, EventBatchWorkflow
 from workflows.gc import GarbageCollectionWorkflow
 from workflows.keys import KeyRotationWorkflow
 from workflows.quota import QuotaReconcileWorkflow
+from workflows.replication import ReplicationArtifactWorkflow, ReplicationExecutionWorkflow
 from workflows.retention import RetentionWorkflow
 from workflows.uploads import ReapUploadsWorkflow
 from workflows.webhooks import WebhookTargetWorkflow
@@ -20,6 +21,8 @@ ALL_WORKFLOWS: list[type] = [
     QuotaReconcileWorkflow,
     KeyRotationWorkflow,
     WebhookTargetWorkflow,
+    ReplicationExecutionWorkflow,
+    ReplicationArtifactWorkflow,
 ]
 
 __all__ = [
@@ -30,6 +33,8 @@ __all__ = [
     "KeyRotationWorkflow",
     "QuotaReconcileWorkflow",
     "ReapUploadsWorkflow",
+    "ReplicationArtifactWorkflow",
+    "ReplicationExecutionWorkflow",
     "RetentionWorkflow",
     "WebhookTargetWorkflow",
 ]

@@ -158,8 +158,11 @@ class SqlReplicationStore:
         values = asdict(execution)
         values["trigger"] = str(execution.trigger)
         values["status"] = str(execution.status)
-        with self._engines.writing() as connection, connection.begin():
-            connection.execute(insert(_EXECUTION).values(**values))
+        try:
+            with self._engines.writing() as connection, connection.begin():
+                connection.execute(insert(_EXECUTION).values(**values))
+        except IntegrityError:
+            return
 
     def execution(self, execution_id: str) -> Execution | None:
         with self._engines.read.connect() as connection:
