@@ -1,0 +1,233 @@
+"""Replication executions between Moorage and Debian's docker-registry.
+
+docker-registry sits behind a counting front (``tests.services.registry_front``) that
+demands Docker token auth, so the client's token flow runs on both directions; the front
+also counts the upload bytes that reach the registry, holds uploads (a worker killed
+mid-blob) and can be stopped (a destination away mid-run). ``crane`` checks results.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.clients.commands import make_client_home, run
+from tests.replication.rig import (
+    CHUNK,
+    Site,
+    blob_present,
+    finished,
+    manifest_digest,
+    push_image,
+    push_index,
+    run_policy,
+    sha,
+    start_site,
+    tasks,
+    wait_for,
+)
+from tests.services.registry_front import RegistryFront
+from tests.services.tools import find_tool
+
+pytestmark = pytest.mark.integration
+
+USER, PASSWORD = "robot", "pw-" + secrets.token_hex(6)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory, temporal_server: Any) -> Iterator[Site]:
+    found = start_site(tmp_path_factory.mktemp("repl-site"), temporal_server.address)
+    yield found
+    found.stop()
+
+
+@pytest.fixture
+def front(docker_registry: Any) -> Iterator[RegistryFront]:
+    server = RegistryFront(docker_registry.url)
+    server.config.token_auth = (USER, PASSWORD)
+    yield server
+    server.close()
+
+
+def endpoint(client: httpx.Client, front: RegistryFront) -> str:
+    name = f"ep-{secrets.token_hex(4)}"
+    body = {
+        "name": name,
+        "url": front.url,
+        "type": "distribution",
+        "credential": "basic",
+        "username": USER,
+        "secret": PASSWORD,
+    }
+    created = client.post("/api/v1/registries", json=body)
+    assert created.status_code == 201, created.text
+    return name
+
+
+def policy(client: httpx.Client, **body: Any) -> dict[str, Any]:
+    created = client.post(
+        "/api/v1/replication/policies", json={"name": f"p-{secrets.token_hex(4)}", **body}
+    )
+    assert created.status_code == 201, created.text
+    found: dict[str, Any] = created.json()
+    return found
+
+
+def layer(size: int) -> bytes:
+    return os.urandom(size)
+
+
+def test_pull_then_push_by_digest_with_token_auth(
+    site: Site, front: RegistryFront, docker_registry: Any, tmp_path: Path
+) -> None:
+    """An index with two platforms and chunked blobs goes docker-registry -> Moorage -> back.
+
+    Digests are kept end to end; the second run sends nothing.
+    """
+    source = f"src{secrets.token_hex(3)}/app"
+    amd = push_image(docker_registry.url, source, "amd", [layer(3 * CHUNK + 17), layer(999)])
+    arm = push_image(docker_registry.url, source, "arm", [layer(CHUNK // 2)])
+    index = push_index(docker_registry.url, source, "v1", [amd, arm])
+
+    with site.client() as client:
+        name = endpoint(client, front)
+        pulled = policy(
+            client,
+            direction="pull",
+            endpoint=name,
+            repositories=f"{source.split('/', maxsplit=1)[0]}/**",
+            tags="v*",
+            prefix="mirror",
+        )
+        done = run_policy(client, pulled["id"])
+        assert done["status"] == "succeeded", done
+        results = tasks(client, done["id"])
+        assert [(t["source"], t["destination"], t["reference"], t["status"]) for t in results] == [
+            (source, f"mirror/{source}", "v1", "copied")
+        ]
+        assert results[0]["digest"] == index
+        assert front.count("GET", "/token") >= 1, "the token flow ran"
+
+        home = make_client_home(tmp_path / "home")
+        env = home.env()
+        crane = find_tool("crane")
+        run([crane, "auth", "login", site.api.host_port, "-u", site.auth[0], "--password-stdin"],
+            env=env, stdin=site.auth[1])  # fmt: skip
+        copied = run(
+            [crane, "--insecure", "digest", f"{site.api.host_port}/mirror/{source}:v1"], env=env
+        )
+        assert copied.stdout.strip() == index
+        for child in (amd, arm):
+            assert manifest_digest(site.url, f"mirror/{source}", child, site.auth) == child
+
+        again = run_policy(client, pulled["id"])
+        assert [t["status"] for t in tasks(client, again["id"])] == ["skipped"]
+
+        # push it back under another name: the blobs come from Moorage, the token flow
+        # runs for pushes, and the destination holds the same digests
+        uploads_before = front.upload_bytes
+        pushed = policy(
+            client,
+            direction="push",
+            endpoint=name,
+            repositories=f"mirror/{source}",
+            flatten=1,
+            prefix="back",
+        )
+        done = run_policy(client, pushed["id"])
+        assert done["status"] == "succeeded", done
+        target = f"back/{source}"
+        assert manifest_digest(docker_registry.url, target, "v1") == index
+        sent = front.upload_bytes - uploads_before
+        assert sent >= 3 * CHUNK + 17 + 999 + CHUNK // 2
+        repeat = run_policy(client, pushed["id"])
+        assert [t["status"] for t in tasks(client, repeat["id"])] == ["skipped"]
+        assert front.upload_bytes - uploads_before == sent, "nothing is sent twice"
+
+
+def test_destination_away_is_retried_until_it_is_back(
+    site: Site, front: RegistryFront, docker_registry: Any
+) -> None:
+    with site.client() as client:
+        project = f"away{secrets.token_hex(3)}"
+        digest = push_image(site.url, f"{project}/app", "1.0", [layer(CHUNK * 2)], site.auth)
+        name = endpoint(client, front)
+        pushed = policy(client, direction="push", endpoint=name, repositories=f"{project}/**")
+        front.stop()
+        started = client.post(f"/api/v1/replication/policies/{pushed['id']}/executions")
+        assert started.status_code == 202, started.text
+        execution_id = started.json()["id"]
+        wait_for(lambda: tasks(client, execution_id), "the execution's plan")
+        assert finished(client, execution_id) is None, "no run completes without its destination"
+        front.start()
+        done = wait_for(lambda: finished(client, execution_id), "the execution")
+        assert done["status"] == "succeeded", done
+        assert manifest_digest(docker_registry.url, f"{project}/app", "1.0") == digest
+
+
+def test_worker_killed_mid_blob_resumes_without_resending(
+    site: Site, front: RegistryFront, docker_registry: Any
+) -> None:
+    """kill -9 while a chunked blob is half sent: completed blobs and chunks are not re-sent."""
+    with site.client() as client:
+        project = f"kill{secrets.token_hex(3)}"
+        layers = [layer(CHUNK + 5), layer(6 * CHUNK + 3)]
+        digest = push_image(site.url, f"{project}/app", "1.0", layers, site.auth)
+        total = sum(len(b) for b in layers)
+        name = endpoint(client, front)
+        pushed = policy(
+            client, direction="push", endpoint=name, repositories=f"{project}/**", concurrency=1
+        )
+        before = front.upload_bytes
+        front.config.hold_uploads_after = before + CHUNK * 3
+        started = client.post(f"/api/v1/replication/policies/{pushed['id']}/executions")
+        assert started.status_code == 202, started.text
+        execution_id = started.json()["id"]
+        wait_for(front.holding.is_set, "an upload held mid-blob")
+        held = front.upload_bytes - before
+        assert 0 < held < total
+        wait_for(
+            lambda: heartbeat_bytes(site, execution_id) >= held,
+            "the copy's heartbeat to report what the destination acknowledged",
+        )
+        os.kill(site.worker.pid, signal.SIGKILL)
+        site.worker.popen.wait(timeout=30)
+        front.release()
+        site.restart_worker()
+        done = wait_for(lambda: finished(client, execution_id), "the execution")
+        assert done["status"] == "succeeded", done
+        assert manifest_digest(docker_registry.url, f"{project}/app", "1.0") == digest
+        for blob in layers:
+            assert blob_present(docker_registry.url, f"{project}/app", sha(blob))
+        config_bytes = front.upload_bytes - before - total
+        assert 0 < config_bytes < 200, f"re-sent {config_bytes} bytes beyond the config"
+
+
+def heartbeat_bytes(site: Site, execution_id: str) -> int:
+    """``bytes_sent`` of the last heartbeat of the execution's first task's copy."""
+    import asyncio
+
+    from temporalio.client import Client
+
+    async def describe() -> int:
+        client = await Client.connect(site.env["MOORAGE_TEMPORAL__ADDRESS"])
+        with site.client() as http:
+            ids = [f"{execution_id}-task-{task['id']}" for task in tasks(http, execution_id)]
+        for workflow_id in ids:
+            handle = client.get_workflow_handle(workflow_id)
+            description = await handle.describe()
+            for pending in description.raw_description.pending_activities:
+                payloads = pending.heartbeat_details.payloads
+                if payloads:
+                    details = await client.data_converter.decode(list(payloads))
+                    return int(dict(details[0]).get("bytes_sent", 0))
+        return 0
+
+    return asyncio.run(describe())
