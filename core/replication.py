@@ -513,8 +513,9 @@ class ReplicationService:
 def event_tasks(policy: ReplicationPolicy, batch: Sequence[EventLike]) -> list[PlannedTask]:
     """The tasks an event-triggered push policy runs for ``batch`` (in event order).
 
-    A push, tag creation or move copies the tag (or the digest of an untagged push);
-    a tag or manifest deletion deletes at the destination only when the policy
+    A push, tag creation or move copies the tag (an untagged push, such as an index's
+    child or a referrer, travels with the tagged artifact it belongs to); a tag or
+    manifest deletion deletes at the destination only when the policy
     replicates deletions. Events of repositories or tags the filters drop give nothing;
     a repeated (repository, reference, operation) is planned once.
     """
@@ -527,6 +528,8 @@ def event_tasks(policy: ReplicationPolicy, batch: Sequence[EventLike]) -> list[P
         deleting = event.kind in (events.TAG_DELETED, events.MANIFEST_DELETED)
         if deleting and not policy.deletions:
             continue
+        if not deleting and not event.tag:
+            continue  # artifacts travel by tag; untagged children and referrers follow them
         reference = event.tag or event.digest
         if not reference or not policy.selects(repository, event.tag):
             continue

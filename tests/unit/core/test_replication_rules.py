@@ -71,6 +71,7 @@ def test_filters_select_repositories_and_tags() -> None:
 def test_events_become_tasks_once_and_deletions_only_when_replicated() -> None:
     batch = [
         Event(events.MANIFEST_PUSHED, "team/app", "v1", "sha256:a"),
+        Event(events.MANIFEST_PUSHED, "team/app", None, "sha256:child"),
         Event(events.TAG_CREATED, "team/app", "v1", "sha256:a"),
         Event(events.MANIFEST_PUSHED, "other/app", "v1", "sha256:b"),
         Event(events.TAG_DELETED, "team/app", "v0", "sha256:c"),
