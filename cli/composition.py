@@ -43,6 +43,7 @@ from adapters.keycloak import KeycloakProvider
 from adapters.master_key import secret_box
 from adapters.replication_clients import ReplicationClients
 from api.context import Registry
+from api.replication_schedules import TemporalReplicationSchedules
 from api.run_control import EXTRAS_KEY as RUN_CONTROL
 from api.run_control import RunControl, TemporalRuns
 from api.temporal import TemporalProbe
@@ -314,6 +315,7 @@ class Composition:
                 "endpoint_store": self.endpoint_store,
                 "replication": self.replication,
                 "replication_starter": TemporalStarter(self.settings.temporal),
+                "replication_schedules": TemporalReplicationSchedules(self.settings.temporal),
                 "temporal_check": TemporalProbe(self.settings.temporal),
                 RUN_CONTROL: RunControl(
                     self.metadata, TemporalRuns(self.settings.temporal), self.clock

@@ -231,3 +231,63 @@ def heartbeat_bytes(site: Site, execution_id: str) -> int:
         return 0
 
     return asyncio.run(describe())
+
+
+def test_scheduled_policy_runs_from_its_temporal_schedule(
+    site: Site, front: RegistryFront, docker_registry: Any
+) -> None:
+    """The policy's schedule follows it; a run it starts is a ``scheduled`` execution."""
+    import asyncio
+
+    from temporalio.client import Client
+    from temporalio.service import RPCError
+
+    with site.client() as client:
+        project = f"sched{secrets.token_hex(3)}"
+        digest = push_image(site.url, f"{project}/app", "1.0", [layer(1000)], site.auth)
+        name = endpoint(client, front)
+        body = {
+            "direction": "push",
+            "endpoint": name,
+            "repositories": f"{project}/**",
+            "trigger": "scheduled",
+            "cron": "0 3 1 1 *",
+        }
+        made = policy(client, **body)
+
+        async def trigger() -> list[int]:
+            temporal = await Client.connect(site.env["MOORAGE_TEMPORAL__ADDRESS"])
+            handle = temporal.get_schedule_handle(f"moorage-replication-{made['id']}")
+            described = await handle.describe()
+            await handle.trigger()
+            # NOTE: the server keeps a cron expression as calendar specs
+            return [r.start for c in described.schedule.spec.calendars for r in c.hour]
+
+        assert asyncio.run(trigger()) == [3]
+
+        def scheduled_run() -> dict[str, Any] | None:
+            listed = client.get(
+                "/api/v1/replication/executions", params={"policy_id": made["id"]}
+            ).json()["items"]
+            runs = [e for e in listed if e["trigger"] == "scheduled" and e["status"] != "running"]
+            return runs[0] if runs else None
+
+        done = wait_for(scheduled_run, "the scheduled execution")
+        assert done["status"] == "succeeded", done
+        assert manifest_digest(docker_registry.url, f"{project}/app", "1.0") == digest
+
+        changed = client.put(
+            f"/api/v1/replication/policies/{made['id']}",
+            json={**body, "name": made["name"], "trigger": "manual", "cron": None},
+        )
+        assert changed.status_code == 200, changed.text
+
+        async def gone() -> bool:
+            temporal = await Client.connect(site.env["MOORAGE_TEMPORAL__ADDRESS"])
+            try:
+                await temporal.get_schedule_handle(f"moorage-replication-{made['id']}").describe()
+            except RPCError:
+                return True
+            return False
+
+        assert asyncio.run(gone()), "a manual policy has no schedule"
