@@ -291,3 +291,46 @@ def test_scheduled_policy_runs_from_its_temporal_schedule(
             return False
 
         assert asyncio.run(gone()), "a manual policy has no schedule"
+
+
+def _cli(site: Site, *args: str) -> Any:
+    import json
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOORAGE_")}
+    env |= {
+        "MOORAGE_URL": site.url,
+        "MOORAGE_USERNAME": site.auth[0],
+        "MOORAGE_PASSWORD": site.auth[1],
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "cli.main", "replication", *args],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout)
+
+
+def test_cli_creates_runs_and_reports(
+    site: Site, front: RegistryFront, docker_registry: Any
+) -> None:
+    project = f"cli{secrets.token_hex(3)}"
+    digest = push_image(site.url, f"{project}/tool", "2", [layer(2000)], site.auth)
+    with site.client() as client:
+        name = endpoint(client, front)
+    created = _cli(
+        site, "create", f"cli-{project}", "push", name,
+        "--repositories", f"{project}/**", "--prefix", "copies",
+    )  # fmt: skip
+    assert created["prefix"] == "copies"
+    assert created["id"] in [p["id"] for p in _cli(site, "policies")["items"]]
+    done = _cli(site, "run", str(created["id"]), "--wait")
+    assert done["status"] == "succeeded", done
+    results = _cli(site, "tasks", done["id"])["items"]
+    assert [(r["destination"], r["status"], r["digest"]) for r in results] == [
+        (f"copies/{project}/tool", "copied", digest)
+    ]
+    history = _cli(site, "executions", "--policy", str(created["id"]))["items"]
+    assert [e["id"] for e in history] == [done["id"]]
+    assert manifest_digest(docker_registry.url, f"copies/{project}/tool", "2") == digest
