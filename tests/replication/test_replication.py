@@ -334,3 +334,104 @@ def test_cli_creates_runs_and_reports(
     history = _cli(site, "executions", "--policy", str(created["id"]))["items"]
     assert [e["id"] for e in history] == [done["id"]]
     assert manifest_digest(docker_registry.url, f"copies/{project}/tool", "2") == digest
+
+
+def test_referrers_follow_their_subject_and_immutable_tags_hold(
+    site: Site, front: RegistryFront, docker_registry: Any
+) -> None:
+    """A signature found through the referrers tag schema lands with its subject; a moved
+    source tag that is immutable at the Moorage destination is refused there, as any push."""
+    import json
+
+    source = f"ref{secrets.token_hex(3)}/app"
+    subject = push_image(docker_registry.url, source, "v1", [layer(1500)])
+    empty = b"{}"
+    signature_layer = b"signature bytes"
+    push_image(docker_registry.url, source, "scratch", [signature_layer, empty])
+    signature = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "artifactType": "application/vnd.example.signature",
+            "config": {
+                "mediaType": "application/vnd.oci.empty.v1+json",
+                "digest": sha(empty),
+                "size": len(empty),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.example.signature.v1",
+                    "digest": sha(signature_layer),
+                    "size": len(signature_layer),
+                }
+            ],
+            "subject": {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": subject,
+                "size": len(
+                    httpx.get(
+                        f"{docker_registry.url}/v2/{source}/manifests/v1",
+                        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+                    ).content
+                ),
+            },
+        }
+    ).encode()
+    index = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [
+                {
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": sha(signature),
+                    "size": len(signature),
+                    "artifactType": "application/vnd.example.signature",
+                }
+            ],
+        }
+    ).encode()
+    with httpx.Client(base_url=docker_registry.url, timeout=60) as registry:
+        oci = "application/vnd.oci.image.manifest.v1+json"
+        put = registry.put(
+            f"/v2/{source}/manifests/{sha(signature)}",
+            content=signature,
+            headers={"Content-Type": oci},
+        )
+        assert put.status_code == 201, put.text
+        put = registry.put(
+            f"/v2/{source}/manifests/{subject.replace(':', '-')}",
+            content=index,
+            headers={"Content-Type": "application/vnd.oci.image.index.v1+json"},
+        )
+        assert put.status_code == 201, put.text
+
+    with site.client() as client:
+        project = f"dst{secrets.token_hex(3)}"
+        assert client.post("/api/v1/projects", json={"name": project}).status_code == 201
+        name = endpoint(client, front)
+        pulled = policy(
+            client,
+            direction="pull",
+            endpoint=name,
+            repositories=source,
+            tags="v*",
+            prefix=project,
+        )
+        done = run_policy(client, pulled["id"])
+        assert done["status"] == "succeeded", done
+        target = f"{project}/{source}"
+        referrers = client.get(f"/v2/{target}/referrers/{subject}")
+        assert referrers.status_code == 200, referrers.text
+        assert [m["digest"] for m in referrers.json()["manifests"]] == [sha(signature)]
+
+        rules = {"rules": [{"repository": {"pattern": "**"}, "tag": {"pattern": "v*"}}]}
+        made = client.put(f"/api/v1/projects/{project}/immutability", json=rules)
+        assert made.status_code == 200, made.text
+        moved = push_image(docker_registry.url, source, "v1", [layer(700)], note="moved")
+        refused = run_policy(client, pulled["id"])
+        assert refused["status"] == "failed", refused
+        [task] = tasks(client, refused["id"])
+        assert task["status"] == "failed"
+        assert "immutable" in (task["error"] or "").lower(), task
+        assert manifest_digest(site.url, target, "v1", site.auth) == subject != moved
