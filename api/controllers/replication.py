@@ -189,6 +189,24 @@ def _schedules(registry: Registry) -> ScheduleSync | None:
     return found
 
 
+async def _sync_schedule(
+    registry: Registry, before: ReplicationPolicy | None, after: ReplicationPolicy | None
+) -> None:
+    """Keep the policy's Temporal schedule in line with it.
+
+    Temporal is asked only when the policy is or was scheduled, so manual and event
+    policies are managed while Temporal is away.
+    """
+    schedules = _schedules(registry)
+    if schedules is None:
+        return
+    was = before is not None and before.trigger is TriggerKind.SCHEDULED
+    if after is not None and (was or after.trigger is TriggerKind.SCHEDULED):
+        await schedules.sync(after)
+    elif after is None and before is not None and was:
+        await schedules.remove(before.id)
+
+
 async def start_run(
     registry: Registry, policy: ReplicationPolicy, trigger: TriggerKind
 ) -> Execution:
@@ -245,9 +263,7 @@ class ReplicationPolicyController(Controller):
         self, registry: NamedDependency[Registry], data: JSONBody[PolicyIn]
     ) -> PolicyOut:
         policy = await anyio.to_thread.run_sync(replication_of(registry).create, data.value())
-        schedules = _schedules(registry)
-        if schedules is not None:
-            await schedules.sync(policy)
+        await _sync_schedule(registry, None, policy)
         return PolicyOut.of(policy)
 
     @get("/{policy_id:int}", summary="One replication policy")
@@ -265,20 +281,19 @@ class ReplicationPolicyController(Controller):
         data: JSONBody[PolicyIn],
     ) -> PolicyOut:
         service = replication_of(registry)
+        before = await anyio.to_thread.run_sync(service.get, policy_id)
         policy = await anyio.to_thread.run_sync(service.update, policy_id, data.value())
-        schedules = _schedules(registry)
-        if schedules is not None:
-            await schedules.sync(policy)
+        await _sync_schedule(registry, before, policy)
         return PolicyOut.of(policy)
 
     @delete("/{policy_id:int}", summary="Remove a replication policy", status_code=204)
     async def delete_policy(
         self, registry: NamedDependency[Registry], policy_id: FromPath[int]
     ) -> None:
-        await anyio.to_thread.run_sync(replication_of(registry).delete, policy_id)
-        schedules = _schedules(registry)
-        if schedules is not None:
-            await schedules.remove(policy_id)
+        service = replication_of(registry)
+        before = await anyio.to_thread.run_sync(service.get, policy_id)
+        await anyio.to_thread.run_sync(service.delete, policy_id)
+        await _sync_schedule(registry, before, None)
 
     @post(
         "/{policy_id:int}/executions",
