@@ -113,3 +113,19 @@ def test_only_administrators(client: TestClient[Any]) -> None:
 def test_unknown_execution(client: TestClient[Any]) -> None:
     response = client.get("/api/v1/replication/executions/replication-0-none", auth=AUTH)
     assert response.status_code == 404
+
+
+def test_an_endpoint_in_use_is_kept(client: TestClient[Any]) -> None:
+    made = client.post(
+        "/api/v1/registries",
+        json={"name": "kept", "url": "http://127.0.0.1:2", "type": "oci"},
+        auth=AUTH,
+    )
+    assert made.status_code == 201, made.text
+    policy = client.post("/api/v1/replication/policies", json=_policy(endpoint="kept"), auth=AUTH)
+    assert policy.status_code == 201, policy.text
+    refused = client.delete("/api/v1/registries/kept", auth=AUTH)
+    assert refused.status_code == 409
+    assert policy.json()["name"] in refused.text
+    client.delete(f"/api/v1/replication/policies/{policy.json()['id']}", auth=AUTH)
+    assert client.delete("/api/v1/registries/kept", auth=AUTH).status_code == 204
