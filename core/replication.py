@@ -232,6 +232,9 @@ class PlannedTask:
     destination: str
     reference: str
     digest: str | None = None
+    #: Found in place while planning (same digest on both sides, no referrers to check):
+    #: stored as ``skipped`` and never run.
+    in_place: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -237,15 +237,7 @@ class ArtifactCopier:
     async def _referrers(self, source: str, destination: str, digest: str, depth: int) -> None:
         if not self._options.referrers or depth >= self._options.referrer_depth:
             return
-        found = [str(d["digest"]) for d in await self._src.referrers(source, digest)]
-        for suffix in _LEGACY_SUFFIXES:
-            tag = digest.replace(":", "-") + suffix
-            try:
-                await self._src.head_manifest(source, tag)
-            except UpstreamNotFoundError:
-                continue
-            found.append(tag)
-        for reference in found:
+        for reference in await referrer_references(self._src, source, digest):
             manifest = await self._src.get_manifest(
                 source, reference, self._options.manifest_max_bytes
             )
@@ -321,6 +313,28 @@ class ArtifactCopier:
                 self._uploads[digest] = [location, offset]
             self._progress({"uploads": dict(self._uploads), "bytes_sent": self._bytes})
         await self._throttle.sent(count)
+
+
+async def referrer_references(registry: ReplicaRegistry, repository: str, digest: str) -> list[str]:
+    """The references of everything that refers to ``digest``.
+
+    Digests from the referrers API (or its tag schema), then the cosign tags
+    (``sha256-<hex>.sig``, ``.att``, ``.sbom``) that exist.
+    """
+    found = [str(d["digest"]) for d in await registry.referrers(repository, digest)]
+    for suffix in _LEGACY_SUFFIXES:
+        tag = digest.replace(":", "-") + suffix
+        try:
+            await registry.head_manifest(repository, tag)
+        except UpstreamNotFoundError:
+            continue
+        found.append(tag)
+    return found
+
+
+async def has_referrers(registry: ReplicaRegistry, repository: str, digest: str) -> bool:
+    """Whether anything at ``registry`` refers to ``digest``."""
+    return bool(await referrer_references(registry, repository, digest))
 
 
 async def _chunks(download: BlobDownload) -> AsyncIterator[bytes]:

@@ -7,8 +7,10 @@ a copy checks the destination before it writes anything, finishing recounts the 
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -29,11 +31,14 @@ from core.replication import (
     TriggerKind,
     overall_status,
 )
-from core.replication_copy import ArtifactCopier, CopyOptions, ReplicaRegistry
+from core.replication_copy import ArtifactCopier, CopyOptions, ReplicaRegistry, has_referrers
 from core.replication_settings import ReplicationSettings
+from core.upstream_ports import UpstreamError
 
 #: Destination locations of blobs remembered for mounts (per process).
 _MOUNTS_MAX = 10_000
+#: Tags compared at once while planning.
+_SETTLE_PARALLELISM = 16
 
 
 class ReplicaClients(Protocol):
@@ -155,7 +160,33 @@ class ReplicationRunner:
                 for tag in sorted(await source.tags(repository))
                 if policy.selects(repository, tag)
             )
-        return planned
+        return await self._settle(policy, planned)
+
+    async def _settle(
+        self, policy: ReplicationPolicy, planned: list[PlannedTask]
+    ) -> list[PlannedTask]:
+        """Mark the tasks whose artifact is in place already (one ``HEAD`` per side).
+
+        A run with nothing new then starts no copy at all. A subject with referrers at
+        the source is never marked: its copy checks them.
+        """
+        source, destination = self._sides(policy)
+        gate = asyncio.Semaphore(_SETTLE_PARALLELISM)
+
+        async def one(task: PlannedTask) -> PlannedTask:
+            async with gate:
+                try:
+                    there = await source.head_manifest(task.source, task.reference)
+                    here = await destination.head_manifest(task.destination, task.reference)
+                    if there.digest != here.digest:
+                        return task
+                    if policy.referrers and await has_referrers(source, task.source, there.digest):
+                        return task
+                except UpstreamError:
+                    return task
+                return replace(task, digest=there.digest, in_place=True)
+
+        return list(await asyncio.gather(*(one(task) for task in planned)))
 
     async def copy(
         self,

@@ -226,7 +226,10 @@ class SqlReplicationStore:
                             "destination": task.destination,
                             "reference": task.reference,
                             "digest": task.digest,
-                            "status": str(TaskStatus.PENDING),
+                            "status": str(
+                                TaskStatus.SKIPPED if task.in_place else TaskStatus.PENDING
+                            ),
+                            "error": "already replicated" if task.in_place else None,
                         }
                         for task in tasks
                     ],
