@@ -28,7 +28,7 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -116,18 +116,24 @@ def artifact_kind(manifest: UpstreamManifest) -> ArtifactKind:
 class _Throttle:
     """Keeps the average rate of what is sent under ``kbps`` KiB/s (0: no cap)."""
 
-    def __init__(self, kbps: int) -> None:
+    def __init__(
+        self,
+        kbps: int,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self._rate = kbps * 1024
-        self._start = time.monotonic()
+        self._clock, self._sleep = clock, sleep
+        self._start = clock()
         self._sent = 0
 
     async def sent(self, count: int) -> None:
         if not self._rate:
             return
         self._sent += count
-        ahead = self._sent / self._rate - (time.monotonic() - self._start)
+        ahead = self._sent / self._rate - (self._clock() - self._start)
         if ahead > 0:
-            await asyncio.sleep(ahead)
+            await self._sleep(ahead)
 
 
 class ArtifactCopier:

@@ -435,3 +435,26 @@ def test_referrers_follow_their_subject_and_immutable_tags_hold(
         assert task["status"] == "failed"
         assert "immutable" in (task["error"] or "").lower(), task
         assert manifest_digest(site.url, target, "v1", site.auth) == subject != moved
+
+
+def test_a_corrupted_blob_is_never_finalized(
+    site: Site, front: RegistryFront, docker_registry: Any
+) -> None:
+    """The source sends other bytes than its digest: the task fails, nothing is tagged."""
+    source = f"bad{secrets.token_hex(3)}/app"
+    bad = layer(CHUNK * 2 + 1)
+    push_image(docker_registry.url, source, "v1", [bad])
+    front.config.corrupt = {sha(bad)}
+    with site.client() as client:
+        name = endpoint(client, front)
+        pulled = policy(
+            client, direction="pull", endpoint=name, repositories=source, prefix="quarantine"
+        )
+        done = run_policy(client, pulled["id"])
+        assert done["status"] == "failed", done
+        [task] = tasks(client, done["id"])
+        assert task["status"] == "failed"
+        assert "other content" in (task["error"] or ""), task
+    target = f"quarantine/{source}"
+    assert manifest_digest(site.url, target, "v1", site.auth) is None
+    assert not blob_present(site.url, target, sha(bad), site.auth)
