@@ -23,6 +23,8 @@ def test_every_workflow_has_a_recorded_history() -> None:
         "reap_uploads",
         "quota",
         "keys",
+        "replication",
+        "replication_artifact",
     }
 
 
