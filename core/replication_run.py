@@ -124,13 +124,13 @@ class ReplicationRunner:
         Without tasks in the request, the source is listed: its repositories that the
         filters keep, and their tags that the filters keep.
         """
-        policy = self._policy(request.policy_id)
-        stored = self._store.tasks(execution_id)
+        policy = await asyncio.to_thread(self._policy, request.policy_id)
+        stored = await asyncio.to_thread(self._store.tasks, execution_id)
         if not stored:
             planned = list(request.tasks)
             if not planned and request.trigger is not TriggerKind.EVENT:
                 planned = await self._list(policy)
-            stored = self._store.add_tasks(execution_id, planned)
+            stored = await asyncio.to_thread(self._store.add_tasks, execution_id, planned)
         pending = [t for t in stored if t.status is TaskStatus.PENDING]
         settings = self._settings
         return Plan(
@@ -200,8 +200,8 @@ class ReplicationRunner:
         Raises the client's errors: :class:`core.upstream_ports.UpstreamUnavailableError`
         is worth a retry (the destination or source is away), the others are final.
         """
-        policy = self._policy(policy_id)
-        task = self._task(task_id)
+        policy = await asyncio.to_thread(self._policy, policy_id)
+        task = await asyncio.to_thread(self._task, task_id)
         if task.status is not TaskStatus.PENDING:
             return TaskResult(
                 task.status,
@@ -233,7 +233,7 @@ class ReplicationRunner:
             result = await copier.delete(task.destination, task.reference)
         else:
             result = await copier.copy(task.source, task.destination, task.reference)
-        self._store.record_task(task.id, result, self._now())
+        await asyncio.to_thread(self._store.record_task, task.id, result, self._now())
         return result
 
     def fail(self, task_id: int, reason: str, bytes_sent: int = 0) -> None:

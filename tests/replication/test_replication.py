@@ -333,6 +333,15 @@ def test_cli_creates_runs_and_reports(
     ]
     history = _cli(site, "executions", "--policy", str(created["id"]))["items"]
     assert [e["id"] for e in history] == [done["id"]]
+    found = wait_for(
+        lambda: runs_matching(
+            site,
+            f'MoorageReplicationPolicy = "cli-{project}" AND '
+            f'MoorageRepository = "{project}/tool" AND MoorageProject = "{project}"',
+        ),
+        "the execution's runs in Temporal's visibility",
+    )
+    assert found == [f"{done['id']}-task-{results[0]['id']}"]
     assert manifest_digest(docker_registry.url, f"copies/{project}/tool", "2") == digest
 
 
@@ -458,3 +467,16 @@ def test_a_corrupted_blob_is_never_finalized(
     target = f"quarantine/{source}"
     assert manifest_digest(site.url, target, "v1", site.auth) is None
     assert not blob_present(site.url, target, sha(bad), site.auth)
+
+
+def runs_matching(site: Site, query: str) -> list[str]:
+    """Ids of the workflow runs Temporal's visibility finds for ``query``."""
+    import asyncio
+
+    from temporalio.client import Client
+
+    async def listed() -> list[str]:
+        client = await Client.connect(site.env["MOORAGE_TEMPORAL__ADDRESS"])
+        return [w.id async for w in client.list_workflows(query)]
+
+    return asyncio.run(listed())
