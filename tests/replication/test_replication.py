@@ -480,3 +480,41 @@ def runs_matching(site: Site, query: str) -> list[str]:
         return [w.id async for w in client.list_workflows(query)]
 
     return asyncio.run(listed())
+
+
+def test_a_blob_sent_once_is_mounted_into_the_next_repository(
+    site: Site, front: RegistryFront, docker_registry: Any
+) -> None:
+    project = f"mnt{secrets.token_hex(3)}"
+    shared = layer(CHUNK * 2 + 11)
+    first = push_image(site.url, f"{project}/one", "1", [shared], site.auth, note="one")
+    second = push_image(site.url, f"{project}/two", "1", [shared], site.auth, note="two")
+    configs = [
+        len(
+            httpx.get(
+                f"{site.url}/v2/{project}/{repo}/blobs/"
+                + httpx.get(
+                    f"{site.url}/v2/{project}/{repo}/manifests/1",
+                    auth=site.auth,
+                    headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+                ).json()["config"]["digest"],
+                auth=site.auth,
+                follow_redirects=True,
+            ).content
+        )
+        for repo in ("one", "two")
+    ]
+    with site.client() as client:
+        name = endpoint(client, front)
+        pushed = policy(
+            client, direction="push", endpoint=name, repositories=f"{project}/**", concurrency=1
+        )
+        before = front.upload_bytes
+        done = run_policy(client, pushed["id"])
+        assert done["status"] == "succeeded", done
+        results = {t["source"]: t for t in tasks(client, done["id"])}
+    assert front.upload_bytes - before == len(shared) + sum(configs), "the shared layer went once"
+    assert results[f"{project}/two"]["blobs_skipped"] == 1
+    assert manifest_digest(docker_registry.url, f"{project}/one", "1") == first
+    assert manifest_digest(docker_registry.url, f"{project}/two", "1") == second
+    assert blob_present(docker_registry.url, f"{project}/two", sha(shared))
