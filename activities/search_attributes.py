@@ -20,8 +20,11 @@ REPOSITORY: Final = SearchAttributeKey.for_keyword("MoorageRepository")
 #: The manifest (or blob) digest the run concerns.
 DIGEST: Final = SearchAttributeKey.for_keyword("MoorageDigest")
 
+#: The replication policy a run belongs to (its name).
+POLICY: Final = SearchAttributeKey.for_keyword("MoorageReplicationPolicy")
+
 #: Every Moorage search attribute (all of the Keyword type).
-ALL_KEYS: Final = (PROJECT, REPOSITORY, DIGEST)
+ALL_KEYS: Final = (PROJECT, REPOSITORY, DIGEST, POLICY)
 
 
 def dev_server_flags() -> list[str]:
@@ -37,10 +40,19 @@ def dev_server_flags() -> list[str]:
 
 
 def search_values(
-    *, project: str | None = None, repository: str | None = None, digest: str | None = None
+    *,
+    project: str | None = None,
+    repository: str | None = None,
+    digest: str | None = None,
+    policy: str | None = None,
 ) -> dict[str, str]:
     """Attribute name to value for what is known; unknown (``None`` or empty) are left out."""
-    values = {PROJECT.name: project, REPOSITORY.name: repository, DIGEST.name: digest}
+    values = {
+        PROJECT.name: project,
+        REPOSITORY.name: repository,
+        DIGEST.name: digest,
+        POLICY.name: policy,
+    }
     return {name: value for name, value in values.items() if value}
 
 

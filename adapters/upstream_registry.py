@@ -18,11 +18,11 @@ import hashlib
 import json
 import ssl
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode, urljoin
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import httpx
 
@@ -43,6 +43,7 @@ from core.upstream_ports import (
     UpstreamInvalidError,
     UpstreamManifest,
     UpstreamNotFoundError,
+    UpstreamRefusedError,
     UpstreamUnavailableError,
 )
 
@@ -61,6 +62,31 @@ _FORBIDDEN = 403
 _NOT_FOUND = 404
 _OK = 200
 _CHUNK = 1024 * 1024
+_ACCEPTED = 202
+_CREATED_201 = 201
+_CREATED = frozenset({200, 201, 202, 204})
+_MAX_PAGES = 1000
+#: Answers to a write that a retry cannot change (bad request, denied, conflict, too big).
+_FINAL = frozenset({400, 403, 405, 409, 412, 413, 415, 422})
+
+
+def _next_link(link: str) -> str | None:
+    """The path of a ``Link: <...>; rel="next"`` header."""
+    for part in link.split(","):
+        target, _, params = part.partition(";")
+        if 'rel="next"' in params.replace(" ", "") or "rel=next" in params.replace(" ", ""):
+            url = target.strip().removeprefix("<").removesuffix(">")
+            split = urlsplit(url)
+            return f"{split.path}?{split.query}" if split.query else split.path
+    return None
+
+
+def _range_end(header: str | None) -> int:
+    """Bytes held per a ``Range: 0-<last>`` header (``0`` when absent)."""
+    if not header:
+        return 0
+    _, _, last = header.removeprefix("bytes=").partition("-")
+    return int(last) + 1 if last.strip().isdigit() else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +127,17 @@ class UpstreamClient:
         *,
         timeout: float = 30.0,
         manifest_max_bytes: int = 4 * 1024 * 1024,
+        token_source: Callable[[str], str] | None = None,
     ) -> None:
+        """Build the client.
+
+        ``token_source(scope)``, when given, is asked for the bearer token of every
+        request instead of running the token flow (this installation's own ``/v2``, whose
+        tokens the caller signs itself).
+        """
         self._endpoint = endpoint
         self._credentials = credentials
+        self._token_source = token_source
         self._base = endpoint.url.rstrip("/")
         extra = list(endpoint.realm_hosts)
         if endpoint.type is EndpointType.DOCKER_HUB or endpoint.host == DOCKER_HUB_HOST:
@@ -127,6 +161,8 @@ class UpstreamClient:
 
     async def _authorization(self, scope: str, *, refresh: bool = False) -> dict[str, str]:
         """The ``Authorization`` header for a request of ``scope`` (empty: anonymous)."""
+        if self._token_source is not None:
+            return {"Authorization": f"Bearer {self._token_source(scope)}"}
         kind = self._credentials.kind
         if kind is CredentialKind.TOKEN:
             return {"Authorization": f"Bearer {self._credentials.secret}"}
@@ -192,17 +228,37 @@ class UpstreamClient:
                 return True
         return False
 
+    def _url(self, path: str) -> str:
+        """An absolute URL on the endpoint's origin (a path, or a ``Location`` it sent).
+
+        A ``Location`` on another origin is refused: credentials go to the endpoint only.
+        """
+        if path.startswith("/"):
+            return f"{self._base}{path}"
+        url = urljoin(f"{self._base}/", path)
+        mine, theirs = urlsplit(self._base), urlsplit(url)
+        if (mine.scheme, mine.netloc) != (theirs.scheme, theirs.netloc):
+            raise UpstreamUnavailableError("the registry sent an upload location on another host")
+        return url
+
     @asynccontextmanager
     async def _open(
-        self, method: str, path: str, scope: str, accept: Mapping[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        scope: str,
+        accept: Mapping[str, str] | None = None,
+        content: bytes | None = None,
     ) -> AsyncIterator[httpx.Response]:
         """Send a request with auth (one retry after a challenge) and yield the response."""
-        url = f"{self._base}{path}"
+        url = self._url(path)
         try:
             for attempt in range(2):
                 headers = dict(accept or {})
                 headers.update(await self._authorization(scope, refresh=attempt > 0))
-                async with self._http.stream(method, url, headers=headers) as response:
+                async with self._http.stream(
+                    method, url, headers=headers, content=content
+                ) as response:
                     refused = response.status_code in (_UNAUTHORIZED, _FORBIDDEN)
                     if refused and attempt == 0 and self._learn(response.headers):
                         continue
@@ -323,6 +379,165 @@ class UpstreamClient:
                     yield _Download(final, self._declared(final, digest), digest)
                     return
             yield _Download(response, self._declared(response, digest), digest)
+
+    # -- listing, pushing and deleting (replication) --
+
+    async def _pages(self, path: str, scope: str, key: str) -> list[str]:
+        """Every entry of a paginated list (``Link: <...>; rel="next"``), bounded."""
+        found: list[str] = []
+        next_path: str | None = f"{path}?n=1000"
+        for _ in range(_MAX_PAGES):
+            if next_path is None:
+                break
+            async with self._open("GET", next_path, scope) as response:
+                if response.status_code != _OK:
+                    raise self._fail(response, path)
+                body = await response.aread()
+                link = response.headers.get("link", "")
+            try:
+                entries = json.loads(body).get(key) or []
+            except (ValueError, AttributeError) as exc:
+                raise UpstreamInvalidError(f"{path}: not a JSON list") from exc
+            found.extend(str(entry) for entry in entries)
+            next_path = _next_link(link)
+        return found
+
+    async def catalog(self) -> list[str]:
+        """Every repository name (``/v2/_catalog``)."""
+        return await self._pages("/v2/_catalog", "registry:catalog:*", "repositories")
+
+    async def tags(self, repository: str) -> list[str]:
+        """A repository's tags (empty when the repository does not exist)."""
+        try:
+            return await self._pages(
+                f"/v2/{repository}/tags/list", f"repository:{repository}:pull", "tags"
+            )
+        except UpstreamNotFoundError:
+            return []
+
+    async def put_manifest(
+        self, repository: str, reference: str, media_type: str, payload: bytes
+    ) -> str:
+        """Store a manifest's exact bytes; the digest the registry answered with."""
+        scope = f"repository:{repository}:pull,push"
+        path = f"/v2/{repository}/manifests/{reference}"
+        headers = {"Content-Type": media_type}
+        async with self._open("PUT", path, scope, headers, payload) as response:
+            if response.status_code not in _CREATED:
+                raise await self._refused(response, f"manifest {repository}:{reference}")
+            return str(response.headers.get("docker-content-digest", ""))
+
+    async def delete_manifest(self, repository: str, reference: str) -> bool:
+        """Delete a tag or manifest; ``False`` when it was not there."""
+        scope = f"repository:{repository}:pull,push,delete"
+        path = f"/v2/{repository}/manifests/{reference}"
+        async with self._open("DELETE", path, scope) as response:
+            if response.status_code == _NOT_FOUND:
+                return False
+            if response.status_code not in _CREATED:
+                raise await self._refused(response, f"manifest {repository}:{reference}")
+            return True
+
+    async def mount_blob(self, repository: str, digest: str, source: str | None) -> str | None:
+        """Mount ``digest`` from ``source``; ``None`` if mounted, else the upload's location."""
+        scope = f"repository:{repository}:pull,push"
+        query = {"mount": digest}
+        if source:
+            query["from"] = source
+            scope += f" repository:{source}:pull"
+        path = f"/v2/{repository}/blobs/uploads/?{urlencode(query)}"
+        async with self._open("POST", path, scope, content=b"") as response:
+            if response.status_code == _CREATED_201:
+                return None
+            if response.status_code != _ACCEPTED:
+                raise await self._refused(response, f"blob upload to {repository}")
+            return self._location(response)
+
+    async def start_upload(self, repository: str) -> tuple[str, int]:
+        """A new upload session: its location and the registry's minimum chunk size."""
+        scope = f"repository:{repository}:pull,push"
+        path = f"/v2/{repository}/blobs/uploads/"
+        async with self._open("POST", path, scope, content=b"") as response:
+            if response.status_code != _ACCEPTED:
+                raise await self._refused(response, f"blob upload to {repository}")
+            minimum = response.headers.get("oci-chunk-min-length", "0")
+            return self._location(response), int(minimum) if minimum.isdigit() else 0
+
+    async def upload_offset(self, repository: str, location: str) -> int | None:
+        """Bytes the session holds (``GET`` on it); ``None`` when the session is gone."""
+        scope = f"repository:{repository}:pull,push"
+        async with self._open("GET", location, scope) as response:
+            if response.status_code in (_NOT_FOUND, 400):
+                return None
+            if response.status_code not in _CREATED:
+                raise await self._refused(response, "upload status")
+            return _range_end(response.headers.get("range"))
+
+    async def upload_chunk(self, repository: str, location: str, start: int, data: bytes) -> str:
+        """Append ``data`` at ``start``; the session's new location."""
+        scope = f"repository:{repository}:pull,push"
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "Content-Range": f"{start}-{start + len(data) - 1}",
+        }
+        async with self._open("PATCH", location, scope, headers, data) as response:
+            if response.status_code != _ACCEPTED:
+                raise await self._refused(response, "blob chunk")
+            return self._location(response)
+
+    async def finish_upload(
+        self, repository: str, location: str, digest: str, data: bytes = b""
+    ) -> None:
+        """Close the session with its digest (and a last piece of the body)."""
+        scope = f"repository:{repository}:pull,push"
+        separator = "&" if "?" in location else "?"
+        url = f"{location}{separator}{urlencode({'digest': digest})}"
+        headers = {"Content-Type": "application/octet-stream"}
+        async with self._open("PUT", url, scope, headers, data) as response:
+            if response.status_code not in _CREATED:
+                raise await self._refused(response, f"blob {digest}")
+
+    async def referrers(self, repository: str, digest: str) -> list[dict[str, Any]]:
+        """Descriptors of the manifests whose subject is ``digest``.
+
+        The referrers API first; a registry without it (``404``) is asked for the
+        referrers tag schema's index (``sha256-<hex>``) instead.
+        """
+        scope = f"repository:{repository}:pull"
+        path = f"/v2/{repository}/referrers/{digest}"
+        headers = {"Accept": "application/vnd.oci.image.index.v1+json"}
+        async with self._open("GET", path, scope, headers) as response:
+            status = response.status_code
+            body = await response.aread() if status == _OK else b""
+        if status != _OK:
+            tag = digest.replace(":", "-")
+            try:
+                fallback = await self.get_manifest(repository, tag, 4 * 1024 * 1024)
+            except UpstreamNotFoundError:
+                return []
+            body = fallback.payload
+        try:
+            manifests = json.loads(body).get("manifests") or []
+        except (ValueError, AttributeError) as exc:
+            raise UpstreamInvalidError(f"referrers of {digest}: not an index") from exc
+        return [m for m in manifests if isinstance(m, dict) and m.get("digest")]
+
+    def _location(self, response: httpx.Response) -> str:
+        location = response.headers.get("location")
+        if not location:
+            raise UpstreamUnavailableError("the registry sent no upload location")
+        return self._url(location)
+
+    @staticmethod
+    async def _refused(response: httpx.Response, what: str) -> UpstreamError:
+        body = (await response.aread())[:512].decode("utf-8", "replace")
+        status = response.status_code
+        if status == _NOT_FOUND:
+            return UpstreamNotFoundError(f"{what}: {status} {body}")
+        message = f"{what}: the registry answered {status}: {body}"
+        if status in _FINAL:
+            return UpstreamRefusedError(message)
+        return UpstreamUnavailableError(message)
 
 
 class _Download:

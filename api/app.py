@@ -24,6 +24,10 @@ from api.controllers.oci import catalog, dispatch, ping
 from api.controllers.policies import PolicyController
 from api.controllers.projects import ProjectController
 from api.controllers.registries import ProjectProxyController, RegistryController
+from api.controllers.replication import (
+    ReplicationExecutionController,
+    ReplicationPolicyController,
+)
 from api.controllers.repositories import RepositoryController
 from api.controllers.systeminfo import systeminfo
 from api.controllers.tokens import jwks, oauth_token, token
@@ -125,6 +129,8 @@ def build_app(
             RepositoryController,
             RegistryController,
             ProjectProxyController,
+            ReplicationPolicyController,
+            ReplicationExecutionController,
             ProjectWebhookController,
             SystemWebhookController,
             healthz,

@@ -24,6 +24,7 @@ from typing import Any
 
 from cli.api_client import ApiError, Connection
 from cli.apply_outbound import OutboundKinds
+from cli.apply_replication import ReplicationKinds
 from cli.apply_secrets import resolve
 from core.ascode_plan import Change
 
@@ -44,7 +45,7 @@ class ApplyError(Exception):
 
 
 @dataclass
-class Executor(OutboundKinds):
+class Executor(OutboundKinds, ReplicationKinds):
     connection: Connection
     ids: dict[tuple[str, str], int]
     secrets: dict[str, str] = field(default_factory=dict)

@@ -102,6 +102,10 @@ def _readable_list(connection: Connection, path: str) -> list[dict[str, Any]] | 
         raise
 
 
+#: Fields of a replication policy's API answer that are not its spec.
+_POLICY_META = frozenset({"id", "name", "created_at", "updated_at"})
+
+
 def read_state(connection: Connection) -> LiveState:
     """Everything the file could name, as the caller sees it (one read per resource).
 
@@ -121,6 +125,12 @@ def read_state(connection: Connection) -> LiveState:
         )
     for project in _pages(connection, "/api/v1/projects"):
         _read_project(connection, state, project)
+    for policy in _admin_list(connection, "/api/v1/replication/policies"):
+        spec = {k: v for k, v in policy.items() if k not in _POLICY_META}
+        state.add(
+            {"kind": "ReplicationPolicy", "metadata": {"name": policy["name"]}, "spec": spec},
+            policy["id"],
+        )
     for robot in _admin_list(connection, "/api/v1/robots"):
         state.add(_robot(robot, None), robot["id"])
     _read_webhooks(state, _readable_list(connection, "/api/v1/webhooks"), None)

@@ -40,22 +40,30 @@ from functools import cached_property, partial
 from adapters.clock import SystemClock
 from adapters.jwks import JwksKeys
 from adapters.keycloak import KeycloakProvider
+from adapters.master_key import secret_box
+from adapters.replication_clients import ReplicationClients
 from api.backup_runs import BackupRuns
 from api.context import Registry
+from api.replication_schedules import TemporalReplicationSchedules
 from api.run_control import EXTRAS_KEY as RUN_CONTROL
 from api.run_control import RunControl, TemporalRuns
 from api.temporal import TemporalProbe
+from api.workflow_starter import TemporalStarter
 from cli.outbox import OutboxDispatcher
 from cli.outbox_task import build_outbox_dispatcher, webhook_log_pruner
 from core.backup_crypto import codec_of
 from core.backup_ports import BlobAddress
 from core.backup_service import BackupService
 from core.digests import Digest
+from core.endpoints import EndpointService
 from core.key_rotation import KeyRotation
 from core.login_limit import LoginLimiter, LoginPolicy
 from core.manifests import ManifestRules
+from core.outbound import OutboundPolicy
 from core.ports import BlobStore, Clock, NowaitReads
 from core.pulls import PullRecorder
+from core.replication import ReplicationService
+from core.replication_run import ReplicationRunner
 from core.services.access_control import AccessControl
 from core.services.audit_log import AuditLog
 from core.services.auth import AuthService, load_signing_keys
@@ -90,6 +98,7 @@ from storage.db.identity import SqlIdentityStore
 from storage.db.login_attempts import SqlLoginAttemptStore
 from storage.db.metadata import SqlMetadata
 from storage.db.pull_times import LOCK_WAIT_SECONDS, SqlPullTimes
+from storage.db.replication import SqlReplicationStore
 from storage.db.signing_keys import SqlSigningKeyStore
 from storage.db.webhooks import SqlWebhookStore
 
@@ -288,6 +297,34 @@ class Composition:
         """Registry endpoints (proxy upstreams, replication targets), on these engines."""
         return SqlEndpoints(self.engines)
 
+    @cached_property
+    def replication_store(self) -> SqlReplicationStore:
+        """Replication policies, executions and tasks, on these engines."""
+        return SqlReplicationStore(self.engines)
+
+    @cached_property
+    def replication(self) -> ReplicationService:
+        """Replication policies and the execution history (``core.replication``)."""
+        endpoints = self.endpoint_store
+        return ReplicationService(
+            self.replication_store, lambda name: endpoints.get(name) is not None, self.clock.now
+        )
+
+    @cached_property
+    def replication_runner(self) -> ReplicationRunner:
+        """What replication's activities run: plans and copies over both sides' clients."""
+        settings = self.settings
+        policy = OutboundPolicy.of(settings.outbound.allow, allow_http=settings.outbound.allow_http)
+        endpoints = EndpointService(self.endpoint_store, partial(secret_box, settings), policy)
+        clients = ReplicationClients(settings, endpoints, lambda: self.tokens)
+        return ReplicationRunner(
+            self.replication_store,
+            clients,
+            settings.replication,
+            settings.limits.manifest_max_bytes,
+            self.clock.now,
+        )
+
     # -- what processes run ---------------------------------------------------------------
 
     def registry(self) -> Registry:
@@ -310,6 +347,9 @@ class Composition:
             extras={
                 "webhook_store": self.webhook_store,
                 "endpoint_store": self.endpoint_store,
+                "replication": self.replication,
+                "replication_starter": TemporalStarter(self.settings.temporal),
+                "replication_schedules": TemporalReplicationSchedules(self.settings.temporal),
                 "temporal_check": TemporalProbe(self.settings.temporal),
                 "backups": self.backups,
                 "backup_runs": BackupRuns(self.settings.temporal),

@@ -90,6 +90,16 @@ async def _until_stopped(awaitable: Awaitable[T], stop: asyncio.Event) -> T | No
     return work.result()
 
 
+def with_local_url(settings: Settings, listen: Listen) -> Settings:
+    """``settings`` whose replication reaches this API at its listen address (unless set)."""
+    if settings.replication.local_url or settings.public_url:
+        return settings
+    host = "127.0.0.1" if listen.host in ("0.0.0.0", "") else listen.host  # noqa: S104
+    host = "[::1]" if host == "::" else (f"[{host}]" if ":" in host else host)
+    local = settings.replication.model_copy(update={"local_url": f"http://{host}:{listen.port}"})
+    return settings.model_copy(update={"replication": local})
+
+
 async def _serve_api_and_worker(
     settings: Settings,
     listen: Listen,
@@ -99,7 +109,7 @@ async def _serve_api_and_worker(
     temporal: SupervisedDevServer,
 ) -> None:
     # One composition root for the API and the worker: one clock, one set of engines.
-    root = compose(settings)
+    root = compose(with_local_url(settings, listen))
     server = uvicorn.Server(
         uvicorn.Config(
             build_app(root.registry()), host=listen.host, port=listen.port, log_config=None

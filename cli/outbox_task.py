@@ -11,6 +11,7 @@ from api.workflow_starter import TemporalStarter
 from cli.event_runs import TemporalRuns
 from cli.outbox import OutboxDispatcher, Pruner
 from core.ports import Clock, Metadata
+from core.replication import REPLICATION_SUBSCRIBER
 from core.settings import Settings
 from core.subscribers import Subscribers, builtin_subscribers
 from core.webhook_events import WEBHOOK_SUBSCRIBER
@@ -69,8 +70,8 @@ def webhook_log_pruner(settings: Settings, store: _FinishedPruner) -> Pruner | N
 
 
 def installation_subscribers() -> Subscribers:
-    """The subscribers a worker process serves: the built-in ones and webhooks."""
-    return Subscribers([*builtin_subscribers(), WEBHOOK_SUBSCRIBER])
+    """The subscribers a worker process serves: the built-in ones, webhooks, replication."""
+    return Subscribers([*builtin_subscribers(), WEBHOOK_SUBSCRIBER, REPLICATION_SUBSCRIBER])
 
 
 def start_outbox_dispatcher(

@@ -10,6 +10,7 @@ from activities.events import EventActivities
 from activities.gc import GcActivities
 from activities.keys import KeyActivities
 from activities.quota import QuotaActivities
+from activities.replication import ReplicationActivities
 from activities.retention import RetentionActivities
 from activities.uploads import UploadActivities
 from activities.webhooks import WebhookActivities
@@ -39,6 +40,7 @@ def build_activities(root: Composition) -> list[Callable[..., Any]]:
         settings, root.webhook_store, partial(secret_box, settings), partial(webhook_http, settings)
     )
     backups = BackupActivities(root.backups)
+    replication = ReplicationActivities(root.replication_runner, root.replication)
     return [
         backups.backup_begin,
         backups.backup_copy_blobs,
@@ -62,4 +64,9 @@ def build_activities(root: Composition) -> list[Callable[..., Any]]:
         keys.retire_signing_keys,
         webhooks.deliver_events_webhook,
         webhooks.send_webhook_deliveries,
+        replication.replication_plan,
+        replication.replication_copy,
+        replication.replication_fail_task,
+        replication.replication_finish,
+        replication.deliver_events_replication,
     ]

@@ -25,6 +25,7 @@ from pydantic import Field, TypeAdapter, model_validator
 
 from core.ascode_base import DocumentBase, InProject, Named, ProjectName, RobotName, Strict
 from core.ascode_outbound import EndpointDoc, ProxyDoc, WebhookDoc
+from core.ascode_replication import ReplicationPolicyDoc
 from core.ascode_secrets import SecretRef
 from core.policies import ImmutabilityRule
 from core.retention import RetentionRule
@@ -310,7 +311,8 @@ Document = Annotated[
     | IssuerDoc
     | WebhookDoc
     | EndpointDoc
-    | ProxyDoc,
+    | ProxyDoc
+    | ReplicationPolicyDoc,
     Field(discriminator="kind"),
 ]
 
@@ -328,6 +330,7 @@ KINDS: tuple[str, ...] = (
     "ImmutabilityPolicy",
     "ProxyBinding",
     "Webhook",
+    "ReplicationPolicy",
     "TrustedIssuer",
 )
 #: Kinds of one per project, whose absence means the default (reset by ``--prune``).

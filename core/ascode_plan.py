@@ -35,6 +35,7 @@ from core.ascode_models import (
     UserDoc,
 )
 from core.ascode_outbound import STORED, EndpointDoc, ProxyDoc, WebhookDoc
+from core.ascode_replication import ReplicationPolicyDoc
 
 SHOWN_MAX = 120
 Action = Literal["create", "update", "replace", "delete"]
@@ -162,7 +163,7 @@ def _reference_problems(
             f"{item.where}: spec.password: required to create user {doc.key()!r} "
             "(a reference: env:NAME or file:/path)"
         )
-    endpoint = doc.spec.endpoint if isinstance(doc, ProxyDoc) else None
+    endpoint = doc.spec.endpoint if isinstance(doc, ProxyDoc | ReplicationPolicyDoc) else None
     if endpoint is not None and not known("RegistryEndpoint", endpoint):
         problems.append(
             f"{item.where}: spec.endpoint: no registry endpoint {endpoint!r} "

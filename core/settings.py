@@ -27,6 +27,7 @@ from core.identity_settings import AuditSettings, LoginLimitSettings, OidcSettin
 from core.names import validate_project_name
 from core.observability_settings import ObservabilitySettings
 from core.proxy_settings import ProxySettings
+from core.replication_settings import ReplicationSettings
 from core.scan_settings import ScanSettings
 from core.temporal_settings import TemporalTlsSettings
 from core.webhook_settings import WebhookSettings
@@ -215,6 +216,7 @@ class Settings(BaseSettings):
     webhooks: WebhookSettings = WebhookSettings()
     backup: BackupSettings = BackupSettings()
     downloads: DownloadSettings = DownloadSettings()
+    replication: ReplicationSettings = ReplicationSettings()
     #: Public base URL of the registry; derived from the request when unset.
     public_url: str | None = None
     grpc_health_port: int = 0

@@ -28,6 +28,13 @@ class UpstreamNotFoundError(UpstreamError):
     """The upstream answered that the manifest or blob does not exist."""
 
 
+class UpstreamRefusedError(UpstreamError):
+    """The registry refused a write for good (immutable tag, quota, invalid manifest).
+
+    Retrying the same request cannot succeed; the other kinds may succeed later.
+    """
+
+
 class UpstreamInvalidError(UpstreamError):
     """The upstream sent content that failed verification (digest, size, limits)."""
 

@@ -7,6 +7,7 @@ from workflows.events import ArtifactEventWorkflow, EventBatchWorkflow
 from workflows.gc import GarbageCollectionWorkflow
 from workflows.keys import KeyRotationWorkflow
 from workflows.quota import QuotaReconcileWorkflow
+from workflows.replication import ReplicationArtifactWorkflow, ReplicationExecutionWorkflow
 from workflows.retention import RetentionWorkflow
 from workflows.uploads import ReapUploadsWorkflow
 from workflows.webhooks import WebhookTargetWorkflow
@@ -22,6 +23,8 @@ ALL_WORKFLOWS: list[type] = [
     KeyRotationWorkflow,
     WebhookTargetWorkflow,
     *BACKUP_WORKFLOWS,
+    ReplicationExecutionWorkflow,
+    ReplicationArtifactWorkflow,
 ]
 
 __all__ = [
@@ -32,6 +35,8 @@ __all__ = [
     "KeyRotationWorkflow",
     "QuotaReconcileWorkflow",
     "ReapUploadsWorkflow",
+    "ReplicationArtifactWorkflow",
+    "ReplicationExecutionWorkflow",
     "RetentionWorkflow",
     "WebhookTargetWorkflow",
 ]

@@ -30,6 +30,7 @@ from core.endpoints import (
 from core.errors import ConflictError, InvalidInputError
 from core.paging import window
 from core.proxy import PROXY, ProxyBinding, ProxyCache
+from core.replication import ReplicationService
 from core.services.policies import PolicyService
 from core.upstream_ports import UpstreamError, UpstreamFactory
 
@@ -183,6 +184,11 @@ class RegistryController(Controller):
         users = cache.bindings.projects_of(name)
         if users:
             raise ConflictError(f"registry endpoint {name!r} is used by proxy projects {users}")
+        replicating = await anyio.to_thread.run_sync(_replicating, registry, name)
+        if replicating:
+            raise ConflictError(
+                f"registry endpoint {name!r} is used by replication policies {replicating}"
+            )
         await anyio.to_thread.run_sync(_endpoints(registry).delete, name)
 
     @post(
@@ -204,6 +210,14 @@ class RegistryController(Controller):
             return Response(HealthOut(healthy=False, status=None, reason=str(exc)))
         reason = None if status == _OK else f"GET /v2/ answered {status}"
         return Response(HealthOut(healthy=status == _OK, status=status, reason=reason))
+
+
+def _replicating(registry: Registry, name: str) -> list[str]:
+    """Names of the replication policies that use endpoint ``name``."""
+    service = registry.extras.get("replication")
+    if not isinstance(service, ReplicationService):
+        return []
+    return [p.name for p in service.policies() if p.endpoint == name]
 
 
 def _name(record: EndpointRecord) -> str:

@@ -40,6 +40,9 @@ class FrontConfig:
     redirect_blobs: bool = False
     #: Redirect blob GETs here instead (an address the outbound policy refuses).
     redirect_to: str | None = None
+    #: Hold blob upload requests (unanswered, not forwarded) once this many upload body
+    #: bytes were forwarded, until :meth:`RegistryFront.release` (a client dying mid-blob).
+    hold_uploads_after: int | None = None
 
 
 class RegistryFront:
@@ -55,6 +58,11 @@ class RegistryFront:
         self.token_credentials: list[str] = []
         #: Authorization headers seen on redirected ``/_storage`` requests ("" for none).
         self.storage_credentials: list[str] = []
+        #: Body bytes of blob upload requests (PATCH, PUT) forwarded to the target.
+        self.upload_bytes = 0
+        #: Set while an upload request is being held (``hold_uploads_after``).
+        self.holding = threading.Event()
+        self._release: asyncio.Event | None = None
         self._tokens: set[str] = set()
         self._name = name
         self._lock = threading.Lock()
@@ -78,6 +86,16 @@ class RegistryFront:
 
     def start(self) -> None:
         self._run(self._start())
+
+    def release(self) -> None:
+        """Stop holding uploads (held requests go on; their clients may be gone)."""
+        self.config.hold_uploads_after = None
+
+        async def wake() -> None:
+            if self._release is not None:
+                self._release.set()
+
+        self._run(wake())
 
     def stop(self) -> None:
         """Stop listening (connections are refused until :meth:`start`)."""
@@ -150,7 +168,21 @@ class RegistryFront:
         path_qs = request.path_qs.removeprefix("/_storage")
         assert self._session is not None
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
+        # NOTE: so the target writes upload locations on this front, not on itself.
+        headers["X-Forwarded-Host"] = f"{LOOPBACK}:{self.port}"
+        headers["X-Forwarded-Proto"] = "http"
+        uploading = "/blobs/uploads/" in request.path and request.method in ("PATCH", "PUT")
+        limit = self.config.hold_uploads_after
+        if uploading and limit is not None and self.upload_bytes >= limit:
+            self._release = self._release or asyncio.Event()
+            self.holding.set()
+            await self._release.wait()
+            if request.transport is None or request.transport.is_closing():
+                return web.Response(status=499)
         body = await request.read()
+        if uploading:
+            with self._lock:
+                self.upload_bytes += len(body)
         async with self._session.request(
             request.method,
             f"{self.target}{path_qs}",

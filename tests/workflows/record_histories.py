@@ -62,6 +62,21 @@ from activities.contracts import (
 )
 from cli.worker import build_worker
 from core.event_batches import EventBatch, EventValue
+from core.replication import (
+    COPY_ARTIFACT,
+    FAIL_TASK,
+    FINISH_EXECUTION,
+    PLAN_EXECUTION,
+    ArtifactInput,
+    ExecutionRequest,
+    FailInput,
+    FinishInput,
+    Plan,
+    RetryShape,
+    TaskResult,
+    TaskStatus,
+    TriggerKind,
+)
 from core.subscribers import LOG_EVENTS
 from tests.services.temporal import start_temporal
 from workflows import (
@@ -71,6 +86,8 @@ from workflows import (
     KeyRotationWorkflow,
     QuotaReconcileWorkflow,
     ReapUploadsWorkflow,
+    ReplicationArtifactWorkflow,
+    ReplicationExecutionWorkflow,
     RetentionWorkflow,
 )
 from workflows.backup import BackupWorkflow, RestoreBackupWorkflow
@@ -162,6 +179,30 @@ def restore_rows(params: RestoreStepInput) -> RestoreResult:
     return RestoreResult(params.backup_id, params.project, 0, {"project": 1})
 
 
+_RETRY = RetryShape(0.1, 1.0, 3, 60.0, 10.0)
+
+
+@activity.defn(name=PLAN_EXECUTION)
+def plan_execution(request: ExecutionRequest) -> Plan:
+    return Plan(request.execution_id, "p", 2, [1, 2], [("p", "p/a"), ("p", "p/b")], _RETRY)
+
+
+@activity.defn(name=COPY_ARTIFACT)
+def copy_artifact(params: ArtifactInput) -> TaskResult:
+    return TaskResult(TaskStatus.COPIED, f"sha256:{params.task_id:064x}", 10, 1, 0)
+
+
+@activity.defn(name=FAIL_TASK)
+def fail_task(params: FailInput) -> None:
+    del params
+
+
+@activity.defn(name=FINISH_EXECUTION)
+def finish_execution(params: FinishInput) -> str:
+    del params
+    return "succeeded"
+
+
 _EVENT = EventValue(1, "manifest.pushed", 1, "p/a", None, "v1", None, "2026-12-03T04:00:00+00:00")
 #: What to record: ``histories/<name>.json`` of each run (pass names to record only those;
 #: ``event`` is the former per-event workflow, kept to prove old runs still replay).
@@ -176,6 +217,16 @@ RUNS: list[tuple[str, Any, Any]] = [
     ("keys", KeyRotationWorkflow.run, KeyRotationInput(grace_seconds=1)),
     ("backup", BackupWorkflow.run, BackupInput("20261203-000000-record")),
     ("restore", RestoreBackupWorkflow.run, RestoreInput("20261203-000000-record", "p")),
+    (
+        "replication",
+        ReplicationExecutionWorkflow.run,
+        ExecutionRequest("replication-record", 1, TriggerKind.MANUAL),
+    ),
+    (
+        "replication_artifact",
+        ReplicationArtifactWorkflow.run,
+        ArtifactInput("replication-record", 1, 1, _RETRY),
+    ),
 ]
 
 
@@ -191,6 +242,10 @@ async def record(address: str, names: set[str]) -> None:
         reconcile,
         rotate_key,
         retire_keys,
+        plan_execution,
+        copy_artifact,
+        fail_task,
+        finish_execution,
         *(_step(n) for n in (GC_COLLECT_MANIFESTS, GC_COLLECT_BLOBS, GC_SWEEP_ORPHANS)),
         *(_backup_step(n) for n in (BACKUP_BEGIN, BACKUP_COPY_BLOBS)),
         backup_finish,

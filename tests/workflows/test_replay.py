@@ -25,6 +25,8 @@ def test_every_workflow_has_a_recorded_history() -> None:
         "keys",
         "backup",
         "restore",
+        "replication",
+        "replication_artifact",
     }
 
 

@@ -137,6 +137,7 @@ def test_the_published_schema_is_up_to_date() -> None:
         "Webhook",
         "RegistryEndpoint",
         "ProxyBinding",
+        "ReplicationPolicy",
     }
 
 

@@ -1,0 +1,157 @@
+"""Replication throughput: a Moorage pull policy against ``skopeo sync`` of the same images.
+
+``python -m bench.replication [--images 50 --layers 6 --layer-kib 3400]`` starts a
+Temporal dev server, Debian's ``docker-registry`` as the source and one Moorage site
+(API and worker processes), pushes ``images`` images of ``layers`` random layers each
+(one base layer shared by all) into the source, then copies the whole set into Moorage
+twice each way, side by side:
+
+- Moorage: a pull policy (``bench/**`` -> project ``repl``), run by hand, timed from the
+  API call to the execution's end;
+- ``skopeo sync`` of the same tags into project ``sync`` of the same Moorage.
+
+The second run of each finds everything in place ("nothing new"). The defaults make about
+300 blobs and 1 GiB. Results are printed as JSON; nothing here asserts on time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.replication.rig import Site, push_image, run_policy, start_site
+from tests.services.docker_registry import DockerRegistry, start_docker_registry
+from tests.services.temporal import start_temporal
+
+#: Bound of one skopeo run (seconds).
+SKOPEO_TIMEOUT = 3600
+
+
+def populate(source: DockerRegistry, images: int, layers: int, layer_bytes: int) -> list[str]:
+    """Push the image set into the source; its repository names."""
+    base = os.urandom(layer_bytes)
+    names = []
+    for number in range(images):
+        name = f"bench/img{number:03d}"
+        own = [os.urandom(layer_bytes) for _ in range(max(layers - 1, 0))]
+        push_image(source.url, name, "1", [base, *own], note=name)
+        names.append(name)
+    return names
+
+
+def moorage_runs(site: Site, source: DockerRegistry, concurrency: int) -> list[float]:
+    """Seconds of two runs of a pull policy over the set."""
+    with site.client() as client:
+        name = f"bench-{secrets.token_hex(3)}"
+        body = {"name": name, "url": source.url, "type": "distribution"}
+        created = client.post("/api/v1/registries", json=body)
+        created.raise_for_status()
+        made = client.post(
+            "/api/v1/replication/policies",
+            json={
+                "name": name,
+                "direction": "pull",
+                "endpoint": name,
+                "repositories": "bench/**",
+                "prefix": "repl",
+                "concurrency": concurrency,
+            },
+        )
+        made.raise_for_status()
+        warm = client.post(
+            "/api/v1/replication/policies",
+            json={**made.json(), "name": f"{name}-warm", "repositories": "nothing/here"},
+        )
+        warm.raise_for_status()
+        run_policy(client, warm.json()["id"])  # the worker polls: time copies, not its start
+        times = []
+        for _ in range(2):
+            started = time.perf_counter()
+            done = run_policy(client, made.json()["id"])
+            times.append(time.perf_counter() - started)
+            if done["status"] != "succeeded":
+                raise RuntimeError(f"replication run failed: {done}")
+        return times
+
+
+def skopeo_runs(site: Site, source: DockerRegistry, names: list[str], work: Path) -> list[float]:
+    """Seconds of two ``skopeo sync`` runs of the same set into project ``sync``."""
+    skopeo = shutil.which("skopeo") or str(Path.home() / ".cache/moorage-tools/bin/skopeo")
+    spec = {source.host_port: {"tls-verify": False, "images": {n: ["1"] for n in names}}}
+    spec_path = work / "sync.yaml"
+    spec_path.write_text(json.dumps(spec), encoding="utf-8")  # JSON is YAML
+    home = work / "skopeo-home"
+    home.mkdir(exist_ok=True)
+    (home / "policy.json").write_text(
+        '{"default": [{"type": "insecureAcceptAnything"}]}', encoding="utf-8"
+    )
+    env = {**os.environ, "HOME": str(home), "REGISTRY_AUTH_FILE": str(home / "auth.json")}
+    argv = [
+        skopeo, "--policy", str(home / "policy.json"), "sync", "--src", "yaml",
+        "--dest", "docker", "--dest-tls-verify=false", "--all",
+        "--dest-creds", ":".join(site.auth), str(spec_path), f"{site.api.host_port}/sync",
+    ]  # fmt: skip
+    times = []
+    for _ in range(2):
+        started = time.perf_counter()
+        done = subprocess.run(
+            argv, env=env, check=False, timeout=SKOPEO_TIMEOUT, capture_output=True, text=True
+        )
+        if done.returncode:
+            raise RuntimeError(f"skopeo sync failed: {done.stderr[-2000:]}")
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=50)
+    parser.add_argument("--layers", type=int, default=6)
+    parser.add_argument("--layer-kib", type=int, default=3400)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="bench-replication-"))
+    started: list[Any] = []
+    try:
+        temporal = start_temporal(work / "temporal")
+        started.append(temporal)
+        source = start_docker_registry(work / "source")
+        started.append(source)
+        site = start_site(work / "moorage", temporal.address)
+        started.append(site)
+        names = populate(source, args.images, args.layers, args.layer_kib * 1024)
+        moorage = moorage_runs(site, source, args.concurrency)
+        skopeo = skopeo_runs(site, source, names, work)
+        with httpx.Client(base_url=site.url, auth=site.auth, timeout=60) as client:
+            catalog = client.get("/v2/_catalog", params={"n": 10000}).json()["repositories"]
+        result = {
+            "images": args.images,
+            "blobs": args.images * args.layers + args.images - (args.images - 1),
+            "bytes": args.images * args.layers * args.layer_kib * 1024,
+            "moorage_seconds": moorage,
+            "skopeo_sync_seconds": skopeo,
+            "first_run_speedup": skopeo[0] / moorage[0],
+            "nothing_new_speedup": skopeo[1] / moorage[1],
+            "repl_repositories": sum(1 for r in catalog if r.startswith("repl/")),
+            "sync_repositories": sum(1 for r in catalog if r.startswith("sync/")),
+        }
+        print(json.dumps(result, indent=2))
+        return result
+    finally:
+        for item in reversed(started):
+            item.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,263 @@
+"""What an execution's activities do: plan its tasks, copy one artifact, finish it.
+
+Used by ``activities.replication`` (and only through the services the composition root
+builds). Every step is idempotent: planning stores the task list once per execution,
+a copy checks the destination before it writes anything, finishing recounts the rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from core.replication import (
+    Direction,
+    Execution,
+    ExecutionRequest,
+    ExecutionStatus,
+    Plan,
+    PlannedTask,
+    ReplicationPolicy,
+    ReplicationStore,
+    ReplicationTask,
+    RetryShape,
+    TaskOperation,
+    TaskResult,
+    TaskStatus,
+    TriggerKind,
+    overall_status,
+)
+from core.replication_copy import ArtifactCopier, CopyOptions, ReplicaRegistry, has_referrers
+from core.replication_settings import ReplicationSettings
+from core.upstream_ports import UpstreamError
+
+#: Destination locations of blobs remembered for mounts (per process).
+_MOUNTS_MAX = 10_000
+#: Tags compared at once while planning.
+_SETTLE_PARALLELISM = 16
+
+
+class ReplicaClients(Protocol):
+    """Registry clients of a policy's two sides (``adapters.replication_clients``)."""
+
+    def local(self) -> ReplicaRegistry:
+        """This installation's own ``/v2`` (as an administrator)."""
+        ...
+
+    def remote(self, endpoint: str) -> ReplicaRegistry:
+        """The named endpoint's registry (its sealed credentials opened)."""
+        ...
+
+
+class _BoundedMounts(OrderedDict[str, str]):
+    def __setitem__(self, key: str, value: str) -> None:
+        super().__setitem__(key, value)
+        if len(self) > _MOUNTS_MAX:
+            self.popitem(last=False)
+
+
+class ReplicationRunner:
+    """Plans and copies for executions.
+
+    Args:
+        store: Policies, executions, tasks.
+        clients: The two sides' registry clients.
+        settings: Chunk size, referrer depth.
+        manifest_max_bytes: Largest manifest accepted from a source.
+    """
+
+    def __init__(
+        self,
+        store: ReplicationStore,
+        clients: ReplicaClients,
+        settings: ReplicationSettings,
+        manifest_max_bytes: int,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._store, self._clients, self._settings = store, clients, settings
+        self._manifest_max = manifest_max_bytes
+        self._now = clock
+        self._mounts: dict[str, _BoundedMounts] = {}
+
+    @property
+    def store(self) -> ReplicationStore:
+        return self._store
+
+    def _policy(self, policy_id: int) -> ReplicationPolicy:
+        policy = self._store.policy(policy_id)
+        if policy is None:
+            raise LookupError(f"replication policy {policy_id} is gone")
+        return policy
+
+    def _sides(self, policy: ReplicationPolicy) -> tuple[ReplicaRegistry, ReplicaRegistry]:
+        local, remote = self._clients.local(), self._clients.remote(policy.endpoint)
+        return (local, remote) if policy.direction is Direction.PUSH else (remote, local)
+
+    def record_start(self, request: ExecutionRequest, execution_id: str) -> None:
+        """Write the execution row of a run started without one (a schedule's)."""
+        if self._store.execution(execution_id) is not None:
+            return
+        policy = self._policy(request.policy_id)
+        self._store.add_execution(
+            Execution(
+                id=execution_id,
+                policy_id=policy.id,
+                policy=policy.name,
+                trigger=request.trigger,
+                status=ExecutionStatus.RUNNING,
+                started_at=self._now(),
+                finished_at=None,
+                total=0,
+                succeeded=0,
+                failed=0,
+                skipped=0,
+            )
+        )
+
+    async def plan(self, request: ExecutionRequest, execution_id: str) -> Plan:
+        """Store the execution's tasks (once) and return them.
+
+        Without tasks in the request, the source is listed: its repositories that the
+        filters keep, and their tags that the filters keep.
+        """
+        policy = await asyncio.to_thread(self._policy, request.policy_id)
+        stored = await asyncio.to_thread(self._store.tasks, execution_id)
+        if not stored:
+            planned = list(request.tasks)
+            if not planned and request.trigger is not TriggerKind.EVENT:
+                planned = await self._list(policy)
+            stored = await asyncio.to_thread(self._store.add_tasks, execution_id, planned)
+        pending = [t for t in stored if t.status is TaskStatus.PENDING]
+        settings = self._settings
+        return Plan(
+            execution_id,
+            policy.name,
+            policy.concurrency,
+            [t.id for t in pending],
+            [_names(t.source) for t in pending],
+            RetryShape(
+                settings.retry_initial_seconds,
+                settings.retry_max_seconds,
+                settings.retry_attempts,
+                settings.artifact_timeout_seconds,
+                settings.heartbeat_seconds,
+            ),
+        )
+
+    async def _list(self, policy: ReplicationPolicy) -> list[PlannedTask]:
+        source, _ = self._sides(policy)
+        planned: list[PlannedTask] = []
+        for repository in sorted(await source.catalog()):
+            if not policy.selects(repository, None):
+                continue
+            target = policy.destination(repository)
+            planned.extend(
+                PlannedTask(TaskOperation.COPY, repository, target, tag)
+                for tag in sorted(await source.tags(repository))
+                if policy.selects(repository, tag)
+            )
+        return await self._settle(policy, planned)
+
+    async def _settle(
+        self, policy: ReplicationPolicy, planned: list[PlannedTask]
+    ) -> list[PlannedTask]:
+        """Mark the tasks whose artifact is in place already (one ``HEAD`` per side).
+
+        A run with nothing new then starts no copy at all. A subject with referrers at
+        the source is never marked: its copy checks them.
+        """
+        source, destination = self._sides(policy)
+        gate = asyncio.Semaphore(_SETTLE_PARALLELISM)
+
+        async def one(task: PlannedTask) -> PlannedTask:
+            async with gate:
+                try:
+                    there = await source.head_manifest(task.source, task.reference)
+                    here = await destination.head_manifest(task.destination, task.reference)
+                    if there.digest != here.digest:
+                        return task
+                    if policy.referrers and await has_referrers(source, task.source, there.digest):
+                        return task
+                except UpstreamError:
+                    return task
+                return replace(task, digest=there.digest, in_place=True)
+
+        return list(await asyncio.gather(*(one(task) for task in planned)))
+
+    async def copy(
+        self,
+        policy_id: int,
+        task_id: int,
+        resume: dict[str, Any] | None,
+        progress: Callable[[dict[str, Any]], None],
+    ) -> TaskResult:
+        """Copy (or delete) one task's artifact; the result is recorded on its row.
+
+        Raises the client's errors: :class:`core.upstream_ports.UpstreamUnavailableError`
+        is worth a retry (the destination or source is away), the others are final.
+        """
+        policy = await asyncio.to_thread(self._policy, policy_id)
+        task = await asyncio.to_thread(self._task, task_id)
+        if task.status is not TaskStatus.PENDING:
+            return TaskResult(
+                task.status,
+                task.digest,
+                task.bytes_sent,
+                task.blobs_copied,
+                task.blobs_skipped,
+                task.error,
+            )
+        source, destination = self._sides(policy)
+        mounts = self._mounts.setdefault(f"{policy.direction}:{policy.endpoint}", _BoundedMounts())
+        copier = ArtifactCopier(
+            source,
+            destination,
+            CopyOptions(
+                override=policy.override,
+                referrers=policy.referrers,
+                artifact_kind=policy.artifact_kind,
+                bandwidth_kbps=policy.bandwidth_kbps,
+                chunk_size=self._settings.chunk_size,
+                manifest_max_bytes=self._manifest_max,
+                referrer_depth=self._settings.referrer_depth,
+            ),
+            progress=progress,
+            resume=resume,
+            mounts=mounts,
+        )
+        if task.operation is TaskOperation.DELETE:
+            result = await copier.delete(task.destination, task.reference)
+        else:
+            result = await copier.copy(task.source, task.destination, task.reference)
+        await asyncio.to_thread(self._store.record_task, task.id, result, self._now())
+        return result
+
+    def fail(self, task_id: int, reason: str, bytes_sent: int = 0) -> None:
+        """Record a task that failed for good (after its last attempt)."""
+        task = self._task(task_id)
+        if task.status is TaskStatus.PENDING:
+            self._store.record_task(
+                task_id,
+                TaskResult(TaskStatus.FAILED, task.digest, bytes_sent, error=reason),
+                self._now(),
+            )
+
+    def finish(self, execution_id: str, reason: str | None) -> Execution | None:
+        """Close the execution with the status its tasks give (``failed`` with a reason)."""
+        tasks: list[ReplicationTask] = self._store.tasks(execution_id)
+        status = ExecutionStatus.FAILED if reason else overall_status(tasks)
+        return self._store.finish_execution(execution_id, status, reason, self._now())
+
+    def _task(self, task_id: int) -> ReplicationTask:
+        task = self._store.task(task_id)
+        if task is None:
+            raise LookupError(f"replication task {task_id} is gone")
+        return task
+
+
+def _names(repository: str) -> tuple[str, str]:
+    return repository.partition("/")[0], repository

@@ -1,0 +1,268 @@
+"""SQL of replication policies, executions and tasks (``core.replication.ReplicationStore``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from core.replication import (
+    ArtifactKind,
+    Direction,
+    Execution,
+    ExecutionStatus,
+    PlannedTask,
+    ReplicationPolicy,
+    ReplicationTask,
+    TaskOperation,
+    TaskResult,
+    TaskStatus,
+    TriggerKind,
+)
+from storage.db.engine import Engines
+from storage.db.replication_tables import (
+    ReplicationExecutionRow,
+    ReplicationPolicyRow,
+    ReplicationTaskRow,
+)
+from storage.db.repos.base import table_of
+
+_POLICY = table_of(ReplicationPolicyRow)
+_EXECUTION = table_of(ReplicationExecutionRow)
+_TASK = table_of(ReplicationTaskRow)
+_ERROR_MAX = 2048
+
+
+def _policy(row: Any) -> ReplicationPolicy:
+    return ReplicationPolicy(
+        id=row.id,
+        name=row.name,
+        description=row.description,
+        enabled=bool(row.enabled),
+        direction=Direction(row.direction),
+        endpoint=row.endpoint,
+        repositories=row.repositories,
+        tags=row.tags,
+        artifact_kind=ArtifactKind(row.artifact_kind),
+        referrers=bool(row.referrers),
+        flatten=row.flatten,
+        prefix=row.prefix,
+        trigger=TriggerKind(row.trigger),
+        cron=row.cron,
+        deletions=bool(row.deletions),
+        override=bool(row.override),
+        bandwidth_kbps=row.bandwidth_kbps,
+        concurrency=row.concurrency,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _policy_values(policy: ReplicationPolicy) -> dict[str, Any]:
+    values = asdict(policy)
+    del values["id"]
+    for key in ("direction", "artifact_kind", "trigger"):
+        values[key] = str(values[key])
+    return values
+
+
+def _execution(row: Any) -> Execution:
+    return Execution(
+        id=row.id,
+        policy_id=row.policy_id,
+        policy=row.policy,
+        trigger=TriggerKind(row.trigger),
+        status=ExecutionStatus(row.status),
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        total=row.total,
+        succeeded=row.succeeded,
+        failed=row.failed,
+        skipped=row.skipped,
+        reason=row.reason,
+    )
+
+
+def _task(row: Any) -> ReplicationTask:
+    return ReplicationTask(
+        id=row.id,
+        execution_id=row.execution_id,
+        operation=TaskOperation(row.operation),
+        source=row.source,
+        destination=row.destination,
+        reference=row.reference,
+        digest=row.digest,
+        status=TaskStatus(row.status),
+        bytes_sent=row.bytes_sent,
+        blobs_copied=row.blobs_copied,
+        blobs_skipped=row.blobs_skipped,
+        error=row.error,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+    )
+
+
+class SqlReplicationStore:
+    """Replication rows on the metadata database, one short transaction per call."""
+
+    def __init__(self, engines: Engines) -> None:
+        self._engines = engines
+
+    # -- policies -----------------------------------------------------------------------
+
+    def add_policy(self, policy: ReplicationPolicy) -> ReplicationPolicy | None:
+        try:
+            with self._engines.writing() as connection, connection.begin():
+                result = connection.execute(insert(_POLICY).values(**_policy_values(policy)))
+                new_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+        except IntegrityError:
+            return None
+        return self.policy(new_id)
+
+    def policy(self, policy_id: int) -> ReplicationPolicy | None:
+        with self._engines.read.connect() as connection:
+            row = connection.execute(select(_POLICY).where(_POLICY.c.id == policy_id)).first()
+        return None if row is None else _policy(row)
+
+    def policy_named(self, name: str) -> ReplicationPolicy | None:
+        with self._engines.read.connect() as connection:
+            row = connection.execute(select(_POLICY).where(_POLICY.c.name == name)).first()
+        return None if row is None else _policy(row)
+
+    def policies(self) -> list[ReplicationPolicy]:
+        with self._engines.read.connect() as connection:
+            rows = connection.execute(select(_POLICY).order_by(_POLICY.c.id)).all()
+        return [_policy(row) for row in rows]
+
+    def save_policy(self, policy: ReplicationPolicy) -> bool:
+        values = _policy_values(policy)
+        del values["created_at"]
+        with self._engines.writing() as connection, connection.begin():
+            result = connection.execute(
+                update(_POLICY).where(_POLICY.c.id == policy.id).values(**values)
+            )
+            return bool(result.rowcount)
+
+    def delete_policy(self, policy_id: int) -> bool:
+        with self._engines.writing() as connection, connection.begin():
+            result = connection.execute(delete(_POLICY).where(_POLICY.c.id == policy_id))
+            return bool(result.rowcount)
+
+    # -- executions ---------------------------------------------------------------------
+
+    def add_execution(self, execution: Execution) -> None:
+        values = asdict(execution)
+        values["trigger"] = str(execution.trigger)
+        values["status"] = str(execution.status)
+        try:
+            with self._engines.writing() as connection, connection.begin():
+                connection.execute(insert(_EXECUTION).values(**values))
+        except IntegrityError:
+            return
+
+    def execution(self, execution_id: str) -> Execution | None:
+        with self._engines.read.connect() as connection:
+            row = connection.execute(
+                select(_EXECUTION).where(_EXECUTION.c.id == execution_id)
+            ).first()
+        return None if row is None else _execution(row)
+
+    def executions(self, policy_id: int | None) -> list[Execution]:
+        query = select(_EXECUTION).order_by(_EXECUTION.c.started_at.desc(), _EXECUTION.c.id)
+        if policy_id is not None:
+            query = query.where(_EXECUTION.c.policy_id == policy_id)
+        with self._engines.read.connect() as connection:
+            rows = connection.execute(query).all()
+        return [_execution(row) for row in rows]
+
+    def finish_execution(
+        self, execution_id: str, status: ExecutionStatus, reason: str | None, now: datetime
+    ) -> Execution | None:
+        counts = (
+            select(_TASK.c.status, func.count())
+            .where(_TASK.c.execution_id == execution_id)
+            .group_by(_TASK.c.status)
+        )
+        with self._engines.writing() as connection, connection.begin():
+            by_status = {row[0]: int(row[1]) for row in connection.execute(counts)}
+            done = by_status.get(str(TaskStatus.COPIED), 0) + by_status.get(
+                str(TaskStatus.DELETED), 0
+            )
+            connection.execute(
+                update(_EXECUTION)
+                .where(_EXECUTION.c.id == execution_id)
+                .values(
+                    status=str(status),
+                    reason=None if reason is None else reason[:_ERROR_MAX],
+                    finished_at=now,
+                    total=sum(by_status.values()),
+                    succeeded=done,
+                    failed=by_status.get(str(TaskStatus.FAILED), 0)
+                    + by_status.get(str(TaskStatus.PENDING), 0),
+                    skipped=by_status.get(str(TaskStatus.SKIPPED), 0),
+                )
+            )
+        return self.execution(execution_id)
+
+    # -- tasks ----------------------------------------------------------------------------
+
+    def add_tasks(self, execution_id: str, tasks: Sequence[PlannedTask]) -> list[ReplicationTask]:
+        with self._engines.writing() as connection, connection.begin():
+            known = connection.execute(
+                select(func.count()).select_from(_TASK).where(_TASK.c.execution_id == execution_id)
+            ).scalar_one()
+            if not known and tasks:
+                connection.execute(
+                    insert(_TASK),
+                    [
+                        {
+                            "execution_id": execution_id,
+                            "operation": str(task.operation),
+                            "source": task.source,
+                            "destination": task.destination,
+                            "reference": task.reference,
+                            "digest": task.digest,
+                            "status": str(
+                                TaskStatus.SKIPPED if task.in_place else TaskStatus.PENDING
+                            ),
+                            "error": "already replicated" if task.in_place else None,
+                        }
+                        for task in tasks
+                    ],
+                )
+                connection.execute(
+                    update(_EXECUTION)
+                    .where(_EXECUTION.c.id == execution_id)
+                    .values(total=len(tasks))
+                )
+        return self.tasks(execution_id)
+
+    def task(self, task_id: int) -> ReplicationTask | None:
+        with self._engines.read.connect() as connection:
+            row = connection.execute(select(_TASK).where(_TASK.c.id == task_id)).first()
+        return None if row is None else _task(row)
+
+    def tasks(self, execution_id: str) -> list[ReplicationTask]:
+        with self._engines.read.connect() as connection:
+            rows = connection.execute(
+                select(_TASK).where(_TASK.c.execution_id == execution_id).order_by(_TASK.c.id)
+            ).all()
+        return [_task(row) for row in rows]
+
+    def record_task(self, task_id: int, result: TaskResult, now: datetime) -> None:
+        values: dict[str, Any] = {
+            "status": str(result.status),
+            "bytes_sent": result.bytes_sent,
+            "blobs_copied": result.blobs_copied,
+            "blobs_skipped": result.blobs_skipped,
+            "error": None if result.error is None else result.error[:_ERROR_MAX],
+            "finished_at": now,
+        }
+        if result.digest:
+            values["digest"] = result.digest
+        with self._engines.writing() as connection, connection.begin():
+            connection.execute(update(_TASK).where(_TASK.c.id == task_id).values(**values))

@@ -1,0 +1,148 @@
+"""Replication executions: one run per execution, one child run per artifact.
+
+The execution's run plans its tasks (an activity that lists the source, or takes the
+tasks an event batch named), starts a child run per pending task, at most the policy's
+concurrency at a time, and closes the execution with the status its tasks give. Each
+child run (``<execution id>-task-<task id>``, searchable by policy, project and
+repository) runs the copy activity with the retry shape the plan carries: a destination
+that is away is retried with exponential back-off until it is back (or the attempts run
+out, when the task is recorded as failed); a final error is recorded at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Final
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ChildWorkflowError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.search_attributes import search_values, typed_search_attributes
+    from core.replication import (
+        ARTIFACT_WORKFLOW,
+        COPY_ARTIFACT,
+        EXECUTION_WORKFLOW,
+        FAIL_TASK,
+        FINAL_ERROR,
+        FINISH_EXECUTION,
+        PLAN_EXECUTION,
+        ArtifactInput,
+        ExecutionRequest,
+        FailInput,
+        FinishInput,
+        Plan,
+        TaskResult,
+    )
+
+#: Bound of planning (listing a large source included).
+PLAN_TIMEOUT: Final = timedelta(minutes=30)
+#: Bound of the bookkeeping activities.
+STEP_TIMEOUT: Final = timedelta(minutes=2)
+_STEP_RETRY: Final = RetryPolicy(maximum_interval=timedelta(seconds=30))
+
+
+def _reason(exc: BaseException) -> str:
+    cause = exc.cause if isinstance(exc, (ActivityError, ChildWorkflowError)) else None
+    return str(cause or exc)[:2048]
+
+
+@workflow.defn(name=EXECUTION_WORKFLOW)
+class ReplicationExecutionWorkflow:
+    """One execution of a policy."""
+
+    @workflow.run
+    async def run(self, request: ExecutionRequest) -> str:
+        """Plan, copy every task (bounded concurrency), finish; the final status."""
+        execution_id = request.execution_id or workflow.info().workflow_id
+        try:
+            plan: Plan = await workflow.execute_activity(
+                PLAN_EXECUTION,
+                request,
+                result_type=Plan,
+                start_to_close_timeout=PLAN_TIMEOUT,
+                retry_policy=RetryPolicy(
+                    maximum_interval=timedelta(minutes=1),
+                    maximum_attempts=20,
+                    non_retryable_error_types=[FINAL_ERROR],
+                ),
+            )
+        except ActivityError as exc:
+            return await self._finish(execution_id, _reason(exc))
+        gate = asyncio.Semaphore(max(plan.concurrency, 1))
+
+        async def one(task_id: int, project: str, repository: str) -> None:
+            async with gate:
+                try:
+                    await workflow.execute_child_workflow(
+                        ARTIFACT_WORKFLOW,
+                        ArtifactInput(execution_id, request.policy_id, task_id, plan.retry),
+                        id=f"{execution_id}-task-{task_id}",
+                        search_attributes=typed_search_attributes(
+                            search_values(
+                                policy=plan.policy, project=project, repository=repository
+                            )
+                        ),
+                    )
+                except ChildWorkflowError as exc:
+                    await workflow.execute_activity(
+                        FAIL_TASK,
+                        FailInput(task_id, _reason(exc)),
+                        start_to_close_timeout=STEP_TIMEOUT,
+                        retry_policy=_STEP_RETRY,
+                    )
+
+        await asyncio.gather(
+            *(
+                one(task_id, names[0], names[1])
+                for task_id, names in zip(plan.tasks, plan.names, strict=True)
+            )
+        )
+        return await self._finish(execution_id, None)
+
+    @staticmethod
+    async def _finish(execution_id: str, reason: str | None) -> str:
+        status: str = await workflow.execute_activity(
+            FINISH_EXECUTION,
+            FinishInput(execution_id, reason),
+            result_type=str,
+            start_to_close_timeout=STEP_TIMEOUT,
+            retry_policy=_STEP_RETRY,
+        )
+        return status
+
+
+@workflow.defn(name=ARTIFACT_WORKFLOW)
+class ReplicationArtifactWorkflow:
+    """One artifact of an execution: the copy, retried with back-off."""
+
+    @workflow.run
+    async def run(self, params: ArtifactInput) -> str:
+        """The task's final status."""
+        retry = params.retry
+        try:
+            result: TaskResult = await workflow.execute_activity(
+                COPY_ARTIFACT,
+                params,
+                result_type=TaskResult,
+                start_to_close_timeout=timedelta(seconds=retry.timeout_seconds),
+                heartbeat_timeout=timedelta(seconds=retry.heartbeat_seconds),
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(seconds=retry.initial_seconds),
+                    backoff_coefficient=2.0,
+                    maximum_interval=timedelta(seconds=retry.max_seconds),
+                    maximum_attempts=retry.attempts,
+                    non_retryable_error_types=[FINAL_ERROR],
+                ),
+            )
+        except ActivityError as exc:
+            await workflow.execute_activity(
+                FAIL_TASK,
+                FailInput(params.task_id, _reason(exc)),
+                start_to_close_timeout=STEP_TIMEOUT,
+                retry_policy=_STEP_RETRY,
+            )
+            return "failed"
+        return str(result.status)
