@@ -93,7 +93,8 @@ def _version(engine: Engine) -> list[str]:
 def _value(column: sqlalchemy.Column[Any], index: int) -> Any:
     """A valid value of ``column`` for the row numbered ``index`` (foreign keys: row 1)."""
     if column.foreign_keys:
-        return 1
+        referred = next(iter(column.foreign_keys)).column
+        return _value(referred, 1)
     kind = column.type.python_type
     if kind is bool:
         return False
