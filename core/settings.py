@@ -27,6 +27,7 @@ from core.observability_settings import ObservabilitySettings
 from core.proxy_settings import ProxySettings
 from core.scan_settings import ScanSettings
 from core.temporal_settings import TemporalTlsSettings
+from core.trust_settings import TrustSettings
 from core.webhook_settings import WebhookSettings
 
 
@@ -211,6 +212,7 @@ class Settings(BaseSettings):
     observability: ObservabilitySettings = ObservabilitySettings()
     scan: ScanSettings = ScanSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    trust: TrustSettings = TrustSettings()
     #: Public base URL of the registry; derived from the request when unset.
     public_url: str | None = None
     grpc_health_port: int = 0
