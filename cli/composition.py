@@ -74,6 +74,7 @@ from core.services.users import UserService
 from core.settings import Settings
 from core.subscribers import Subscribers
 from core.tokens import TokenService
+from core.trust_verify import TrustVerifier
 from storage.blobs import build_blob_store
 from storage.db.audit import SqlAuditStore
 from storage.db.endpoints import SqlEndpoints
@@ -83,6 +84,7 @@ from storage.db.login_attempts import SqlLoginAttemptStore
 from storage.db.metadata import SqlMetadata
 from storage.db.pull_times import LOCK_WAIT_SECONDS, SqlPullTimes
 from storage.db.signing_keys import SqlSigningKeyStore
+from storage.db.trust import SqlTrustStore
 from storage.db.webhooks import SqlWebhookStore
 
 
@@ -254,6 +256,17 @@ class Composition:
         """Registry endpoints (proxy upstreams, replication targets), on these engines."""
         return SqlEndpoints(self.engines)
 
+    @cached_property
+    def trust_store(self) -> SqlTrustStore:
+        """Trust policies and signature verification results, on these engines."""
+        return SqlTrustStore(self.engines)
+
+    @cached_property
+    def trust_verifier(self) -> TrustVerifier:
+        return TrustVerifier(
+            self.metadata, self.store, self.trust_store, self.settings.trust, self.clock
+        )
+
     # -- what processes run ---------------------------------------------------------------
 
     def registry(self) -> Registry:
@@ -276,6 +289,7 @@ class Composition:
             extras={
                 "webhook_store": self.webhook_store,
                 "endpoint_store": self.endpoint_store,
+                "trust_store": self.trust_store,
                 "temporal_check": TemporalProbe(self.settings.temporal),
                 RUN_CONTROL: RunControl(
                     self.metadata, TemporalRuns(self.settings.temporal), self.clock

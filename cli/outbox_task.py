@@ -10,6 +10,7 @@ from cli.outbox import OutboxDispatcher
 from core.ports import Clock, Metadata
 from core.settings import Settings
 from core.subscribers import Subscribers, builtin_subscribers
+from core.trust_verify import TRUST_SUBSCRIBER
 from core.webhook_events import WEBHOOK_SUBSCRIBER
 
 
@@ -39,8 +40,8 @@ def build_outbox_dispatcher(
 
 
 def installation_subscribers() -> Subscribers:
-    """The subscribers a worker process serves: the built-in ones and webhooks."""
-    return Subscribers([*builtin_subscribers(), WEBHOOK_SUBSCRIBER])
+    """The subscribers a worker process serves: the built-in ones, webhooks, trust."""
+    return Subscribers([*builtin_subscribers(), WEBHOOK_SUBSCRIBER, TRUST_SUBSCRIBER])
 
 
 def start_outbox_dispatcher(

@@ -10,6 +10,7 @@ from activities.gc import GcActivities
 from activities.keys import KeyActivities
 from activities.quota import QuotaActivities
 from activities.retention import RetentionActivities
+from activities.trust import TrustActivities
 from activities.uploads import UploadActivities
 from activities.webhooks import WebhookActivities
 from adapters.master_key import secret_box
@@ -51,4 +52,5 @@ def build_activities(root: Composition) -> list[Callable[..., Any]]:
         keys.retire_signing_keys,
         webhooks.deliver_events_webhook,
         webhooks.send_webhook_deliveries,
+        TrustActivities(root.trust_verifier).deliver_events_trust,
     ]
