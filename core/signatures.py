@@ -3,7 +3,8 @@
 A key is what ``cosign.pub`` holds: a PEM ``PUBLIC KEY`` (PKIX SubjectPublicKeyInfo).
 Nothing in a cosign signature says which algorithm made it, so the algorithm follows the
 key: ECDSA with the curve's hash (P-256/SHA-256, P-384/SHA-384, P-521/SHA-512) over a DER
-signature, RSA (at least 2048 bits) with PKCS#1 v1.5 or PSS over SHA-256, Ed25519 (pure).
+signature, RSA (at least 2048 bits) with PKCS#1 v1.5 or PSS over SHA-256, Ed25519 (pure, or
+pre-hashed Ed25519ph as cosign's bundles use, ``core.ed25519ph``).
 A key is known by its fingerprint: ``sha256:`` and the hex SHA-256 of its DER encoding,
 so two policy entries holding the same key count as one signer.
 """
@@ -17,6 +18,8 @@ from typing import Final
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+
+from core import ed25519ph
 
 #: Smallest RSA key accepted.
 RSA_MIN_BITS: Final = 2048
@@ -98,7 +101,13 @@ def _verify(key: PublicKey, signature: bytes, data: bytes) -> None:
             pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO)
             key.verify(signature, data, pss, hashes.SHA256())
     else:
-        key.verify(signature, data)
+        try:
+            key.verify(signature, data)
+        except InvalidSignature:
+            # NOTE: cosign's bundles sign with Ed25519 keys pre-hashed (Ed25519ph).
+            raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+            if not ed25519ph.verify(raw, signature, data):
+                raise
 
 
 def signers_of(keys: list[TrustKey], signature: bytes, data: bytes) -> list[TrustKey]:

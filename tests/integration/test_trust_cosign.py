@@ -168,12 +168,12 @@ async def test_cosign_signatures_and_attestations_open_the_pull_gate(
             allowed = anonymous_pull(oci, repo, "v1")
             assert allowed.status_code == 200, allowed.text
 
-            # the new bundle format (ECDSA: cosign signs bundles with Ed25519ph, unsupported)
+            # the new bundle format, Ed25519 (cosign signs bundles with Ed25519ph)
             await anyio.to_thread.run_sync(
                 lambda: cosign(
                     "sign",
                     "--key",
-                    "cosign.key",
+                    f"{ed}.key",
                     "--new-bundle-format",
                     "--use-signing-config=false",
                     *OFFLINE,
@@ -181,7 +181,9 @@ async def test_cosign_signatures_and_attestations_open_the_pull_gate(
                 )
             )
             await until(
-                lambda: _verified(results(oci, repo, image.digest), format="sigstore-bundle"),
+                lambda: _verified(
+                    results(oci, repo, image.digest), signer="edge", format="sigstore-bundle"
+                ),
                 what="the bundle signature verified",
             )
         verify = await anyio.to_thread.run_sync(
