@@ -17,12 +17,16 @@ from typing import Any
 
 import pytest
 from litestar.testing import TestClient
+from sqlalchemy import select
 
 from api.app import create_app
 from cli.composition import compose
 from cli.startup import prepare_installation
+from core.event_batches import EventValue
 from core.settings import Settings
 from core.signature_formats import SIGNATURE_ANNOTATION, SIMPLE_SIGNING
+from core.trust_ports import TRUST_POLICY_CHANGED
+from storage.db.repos.outbox import OUTBOX
 from tests.api.oci import OCIClient, digest_of, unique_project
 from tests.unit.core.trust_fixtures import new_key, public_pem, sign, simple_payload
 
@@ -204,3 +208,48 @@ def test_a_bad_policy_is_refused_naming_the_field(oci: OCIClient) -> None:
     assert anonymous.status_code == 403  # a public project, but not its configuration
     edit = oci.client.put(f"/api/v1/projects/{project}/trust/policy", json={})
     assert edit.status_code == 401
+
+
+def test_a_policy_change_is_an_outbox_event_that_verifies_the_project_again(
+    oci: OCIClient, settings: Settings
+) -> None:
+    project = _public_project(oci)
+    repo = f"{project}/app"
+    image = oci.push_image(repo, "v1")
+    _push_signature(oci, repo, image.digest, simple_payload(image.digest, repo))
+    other = new_key("ed25519")
+    keys = [{"name": "other", "public_key": public_pem(other)}]
+    answer = _api(oci, "PUT", f"/api/v1/projects/{project}/trust/policy", json={"keys": keys})
+    assert answer.status_code == 200, answer.text
+    root = compose(settings)
+    try:
+        with root.metadata.read() as session:
+            project_id = session.projects.get(project).id  # type: ignore[union-attr]
+        changed = _policy_events(root, project_id)
+        assert len(changed) == 1
+        assert root.trust_verifier.handle(changed, lambda: None) == 1
+        [refused] = root.trust_store.results(repo, image.digest)
+        assert refused.finding.reason == "signature does not verify with any policy key (other)"
+        _policy(oci, project)  # now with the key that signed
+        changed = _policy_events(root, project_id)[1:]
+        assert root.trust_verifier.handle(changed, lambda: None) == 1
+        [verified] = root.trust_store.results(repo, image.digest)
+        assert verified.finding.verified
+        assert verified.policy_revision == 2
+    finally:
+        root.close()
+    assert _anonymous_pull(oci, repo, "v1").status_code == 200
+
+
+def _policy_events(root: Any, project_id: int) -> list[EventValue]:
+    query = (
+        select(OUTBOX)
+        .where(OUTBOX.c.kind == TRUST_POLICY_CHANGED, OUTBOX.c.project_id == project_id)
+        .order_by(OUTBOX.c.id)
+    )
+    with root.engines.read.connect() as connection:
+        rows = connection.execute(query).all()
+    return [
+        EventValue(r.id, r.kind, r.project_id, r.repository, r.digest, r.tag, r.data, "")
+        for r in rows
+    ]
