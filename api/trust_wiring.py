@@ -64,7 +64,7 @@ class TrustPullGate:
     async def request_ended(self, request: OCIRequest, status: int, /) -> None:
         """Reload the policies in the background once they are stale."""
         del request, status
-        if self._gate.stale():
+        if self._gate.claim_reload():
             threading.Thread(target=self._reload, name=RELOAD_THREAD, daemon=True).start()
 
     def _reload(self) -> None:

@@ -77,6 +77,7 @@ class TrustGate:
         self._loaded_at = float("-inf")
         self._verdicts: dict[tuple[str, str, int], tuple[float, Verdict]] = {}
         self._loading = threading.Lock()
+        self._claim = threading.Lock()
 
     # -- policies -------------------------------------------------------------------
 
@@ -94,10 +95,20 @@ class TrustGate:
             self._policies = policies
             self._loaded_at = self._monotonic()
 
-    def stale(self) -> bool:
-        """Whether the policies are older than ``policy_cache_seconds``."""
-        age = self._monotonic() - self._loaded_at
-        return age >= self._settings.policy_cache_seconds and not self._loading.locked()
+    def claim_reload(self) -> bool:
+        """Whether the caller should reload now (stale, and nobody else claimed it).
+
+        A claim counts as a load for staleness, so one reload runs per cache period
+        however many requests end meanwhile.
+        """
+        with self._claim:
+            now = self._monotonic()
+            if now - self._loaded_at < self._settings.policy_cache_seconds:
+                return False
+            if self._loading.locked():
+                return False
+            self._loaded_at = now
+            return True
 
     def policy_for(self, repository: str) -> TrustPolicy | None:
         """The enforced policy of the repository's project (no I/O)."""
@@ -109,7 +120,7 @@ class TrustGate:
     def cached(self, policy: TrustPolicy, repository: str, digest: str) -> Verdict | None:
         """A recent verdict of this image under this policy revision, if any."""
         found = self._verdicts.get((repository, digest, policy.revision))
-        if found is None or found[0] < self._monotonic():
+        if found is None or found[0] <= self._monotonic():
             return None
         return found[1]
 
