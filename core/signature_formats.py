@@ -23,11 +23,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
+from core.notation import COSE, JWS, Anchor, NotationRefusedError, verify_jws
 from core.scan.jsondepth import nesting_depth
 from core.signatures import TrustKey, pae, signers_of
 
@@ -57,6 +58,7 @@ class Format(StrEnum):
     SIMPLE_SIGNING = "simple-signing"
     DSSE = "dsse"
     BUNDLE = "sigstore-bundle"
+    NOTATION = "notation-jws"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,9 @@ class Target:
     repository: str
     #: Whether the identity an entry names must be this repository (copies refused).
     bind_repository: bool = True
+    #: The subject manifest's media type and size (what a notation payload names).
+    media_type: str = ""
+    size: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,31 +131,71 @@ def entry_format(media_type: str) -> Format | None:
         return Format.DSSE
     if media_type.startswith(BUNDLE_PREFIX):
         return Format.BUNDLE
+    if media_type in {JWS, COSE}:
+        return Format.NOTATION
     return None
 
 
 def verify_entry(
-    entry: Entry, target: Target, keys: list[TrustKey], limits: Limits
+    entry: Entry,
+    target: Target,
+    keys: list[TrustKey],
+    limits: Limits,
+    anchors: Sequence[Anchor] = (),
 ) -> list[Finding]:
-    """Verify ``entry`` for ``target`` with ``keys``: one finding per verifying signer.
+    """Verify ``entry`` for ``target`` with ``keys`` (and, for notation, certificates).
+
+    One finding per verifying signer.
 
     Never raises on bad input: a refused entry gives one unverified finding whose
     ``reason`` says what failed first.
     """
     fmt = entry_format(entry.media_type)
-    kind = Kind.SIGNATURE if fmt is Format.SIMPLE_SIGNING else Kind.ATTESTATION
+    kind = Kind.SIGNATURE if fmt in {Format.SIMPLE_SIGNING, Format.NOTATION} else Kind.ATTESTATION
     if fmt is None:
         return [_refusal(entry, Format.DSSE, _Refused("not a signature format", kind))]
     try:
         blob = _bounded(entry, limits)
         if fmt is Format.SIMPLE_SIGNING:
             return _simple_signing(entry, blob, target, keys, limits)
+        if fmt is Format.NOTATION:
+            return _notation(entry, blob, target, anchors, limits)
         envelope = _json(blob, limits, "envelope")
         if fmt is Format.BUNDLE:
             envelope = _bundle_envelope(envelope)
         return _dsse(entry, fmt, envelope, target, keys, limits)
     except _Refused as refused:
         return [_refusal(entry, fmt, refused)]
+
+
+def _notation(
+    entry: Entry, blob: bytes, target: Target, anchors: Sequence[Anchor], limits: Limits
+) -> list[Finding]:
+    kind = Kind.SIGNATURE
+    if entry.media_type == COSE:
+        raise _Refused("COSE notation signatures are not supported yet", kind)
+    envelope = _json(blob, limits, "envelope", kind)
+    descriptor = {"digest": target.digest, "mediaType": target.media_type, "size": target.size}
+    try:
+        signed = verify_jws(envelope, anchors, descriptor)
+    except NotationRefusedError as exc:
+        raise _Refused(str(exc), kind) from exc
+    anchor = signed.anchor
+    return [
+        Finding(
+            entry.artifact_digest,
+            entry.index,
+            entry.location,
+            kind,
+            Format.NOTATION,
+            None,
+            anchor.name,
+            anchor.fingerprint,
+            True,
+            "verified",
+            {"identity": signed.leaf_subject},
+        )
+    ]
 
 
 def _refusal(entry: Entry, fmt: Format, refused: _Refused) -> Finding:

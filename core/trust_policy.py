@@ -11,6 +11,9 @@ The document (admin-as-code friendly: plain JSON, unknown fields refused)::
      "bind_repository": true, "exempt_pushers": true}
 
 - ``keys``: the public keys that count (cosign ``.pub`` PEM: ECDSA, RSA, Ed25519).
+- ``certificates``: trust anchors of notation signatures (``{"name", "certificate": PEM,
+  "trusted_identities": ["*" or "x509.subject: C=.., ST=.., O=.., CN=.."]}``); a key or
+  certificate name is a signer name.
 - ``signatures.required_signers``: how many *distinct* keys (by fingerprint) of
   ``signatures.signers`` (default: every key) must have a verified signature (0: none).
 - ``attestations``: each must be met by one verified attestation of that predicate type
@@ -26,14 +29,18 @@ The document (admin-as-code friendly: plain JSON, unknown fields refused)::
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import InvalidInputError
+from core.notation import Anchor
 from core.patterns import matches
 from core.signature_formats import Kind
 from core.signatures import TrustKey, UnusableKeyError, load_key
@@ -47,6 +54,16 @@ class KeyDocument(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=_NAME)
     public_key: str = Field(min_length=1, max_length=16 * 1024)
+
+
+class CertificateDocument(BaseModel):
+    """A trust anchor for notation signatures: a CA (or self-signed) certificate."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=_NAME)
+    certificate: str = Field(min_length=1, max_length=64 * 1024)
+    #: ``*`` or ``x509.subject: C=.., ST=.., O=.., CN=..`` entries the leaf must match.
+    trusted_identities: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
 
 
 class SignatureRule(BaseModel):
@@ -77,6 +94,7 @@ class PolicyDocument(BaseModel):
     model_config = ConfigDict(extra="forbid")
     enforce: bool = True
     keys: list[KeyDocument] = Field(default_factory=list, max_length=KEYS_MAX)
+    certificates: list[CertificateDocument] = Field(default_factory=list, max_length=KEYS_MAX)
     signatures: SignatureRule = Field(default_factory=SignatureRule)
     attestations: list[AttestationRule] = Field(default_factory=list, max_length=16)
     bind_repository: bool = True
@@ -92,10 +110,16 @@ class TrustPolicy:
     revision: int
     document: PolicyDocument
     keys: tuple[TrustKey, ...]
+    anchors: tuple[Anchor, ...] = ()
 
     def fingerprints(self, names: list[str] | None) -> frozenset[str]:
-        """Fingerprints of the named keys (``None``: every key)."""
-        return frozenset(k.fingerprint for k in self.keys if names is None or k.name in names)
+        """Fingerprints of the named keys and certificates (``None``: every one)."""
+        signers = [(k.name, k.fingerprint) for k in self.keys]
+        signers += [(a.name, a.fingerprint) for a in self.anchors]
+        return frozenset(f for name, f in signers if names is None or name in names)
+
+    def signer_names(self) -> list[str]:
+        return [k.name for k in self.keys] + [a.name for a in self.anchors]
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,9 +150,14 @@ def parse_document(data: Any) -> PolicyDocument:
         error = exc.errors()[0]
         where = ".".join(str(p) for p in error["loc"]) or None
         raise InvalidInputError(f"{where}: {error['msg']}", field=where) from exc
-    names = [k.name for k in document.keys]
+    names = [k.name for k in document.keys] + [c.name for c in document.certificates]
     if len(set(names)) != len(names):
-        raise InvalidInputError("keys: two keys share a name", field="keys")
+        raise InvalidInputError("keys: two keys or certificates share a name", field="keys")
+    for index, cert in enumerate(document.certificates):
+        try:
+            load_anchor(cert.name, cert.certificate, cert.trusted_identities)
+        except ValueError as exc:
+            raise InvalidInputError(str(exc), field=f"certificates.{index}.certificate") from exc
     for index, key in enumerate(document.keys):
         try:
             load_key(key.name, key.public_key)
@@ -157,7 +186,21 @@ def compile_policy(project_id: int, project: str, revision: int, data: Any) -> T
     """A stored document with its keys loaded (it was checked when saved)."""
     document = parse_document(data)
     keys = tuple(load_key(k.name, k.public_key) for k in document.keys)
-    return TrustPolicy(project_id, project, revision, document, keys)
+    anchors = tuple(
+        load_anchor(c.name, c.certificate, c.trusted_identities) for c in document.certificates
+    )
+    return TrustPolicy(project_id, project, revision, document, keys, anchors)
+
+
+def load_anchor(name: str, pem: str, identities: list[str]) -> Anchor:
+    """A policy certificate as a notation trust anchor; ``ValueError`` if it is not one."""
+    try:
+        cert = x509.load_pem_x509_certificate(pem.encode("ascii"))
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise ValueError(f"certificate {name!r} is not a PEM certificate") from exc
+    der = cert.public_bytes(serialization.Encoding.DER)
+    fingerprint = "x509:sha256:" + hashlib.sha256(der).hexdigest()
+    return Anchor(name, fingerprint, der, tuple(identities))
 
 
 def evaluate(policy: TrustPolicy, results: Iterable[StoredResult]) -> Verdict:
@@ -170,7 +213,7 @@ def evaluate(policy: TrustPolicy, results: Iterable[StoredResult]) -> Verdict:
             r.fingerprint for r in verified if r.kind == Kind.SIGNATURE and r.fingerprint in allowed
         }
         if len(signers) < rule.required_signers:
-            names = ", ".join(rule.signers or [k.name for k in policy.keys])
+            names = ", ".join(rule.signers or policy.signer_names())
             return Verdict(
                 allowed=False,
                 failed=(

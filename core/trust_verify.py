@@ -128,11 +128,12 @@ class TrustVerifier:
         policy = self._policy(repo.project_id)
         keys = list(policy.keys) if policy is not None else []
         bind = policy.document.bind_repository if policy is not None else True
-        target = Target(digest, repository, bind)
+        anchors = list(policy.anchors) if policy is not None else []
+        target = Target(digest, repository, bind, image.media_type, image.size)
         findings: list[Finding] = []
         for manifest, location in found:
             for entry in self._entries(repo, manifest, location):
-                findings.extend(verify_entry(entry, target, keys, self._limits))
+                findings.extend(verify_entry(entry, target, keys, self._limits, anchors))
         revision = policy.revision if policy is not None else 0
         self._store.replace_results(repo.project_id, subject, findings, revision, self._clock.now())
         return findings
