@@ -49,7 +49,13 @@ class TrustPullGate:
         self._gate = gate
 
     async def manifest_serve(self, request: OCIRequest, manifest: ManifestRecord, /) -> None:
-        """Refuse (``DENIED``) a manifest its project's trust policy does not allow."""
+        """Refuse (``DENIED``) a manifest ``GET`` its project's trust policy does not allow.
+
+        ``HEAD`` is not gated: it serves no content, and clients (notation, cosign)
+        resolve the digest they sign with it, often before sending credentials.
+        """
+        if request.method != "GET":
+            return
         repository = request.repository
         policy = None if repository is None else self._gate.policy_for(repository)
         if policy is None or repository is None or manifest.subject_digest is not None:

@@ -125,6 +125,11 @@ def test_an_unsigned_image_is_refused_until_a_trusted_signature_is_verified(
         f"trust policy of project {project!r} not met: "
         "signatures: 0 of 1 required distinct signers verified (trusted: ci)"
     )
+    token = oci.token(f"repository:{repo}:pull", anonymous=True)
+    head = oci.client.head(
+        f"/v2/{repo}/manifests/v1", headers={"Authorization": f"Bearer {token}", "Accept": MANIFEST}
+    )
+    assert head.status_code == 200  # no content; signers resolve digests with it
     # the caller who pushed (may push) still reads it: cosign must, to sign it
     own = oci.request("GET", f"/v2/{repo}/manifests/v1", repo, headers={"Accept": MANIFEST})
     assert own.status_code == 200
