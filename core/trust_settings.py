@@ -19,7 +19,8 @@ class TrustSettings(BaseModel):
     envelope_max_bytes: int = Field(default=256 * 1024, ge=1024, le=16 * 1024 * 1024)
     #: Deepest JSON nesting accepted in a payload, envelope or statement.
     json_max_depth: int = Field(default=64, ge=8, le=1024)
-    #: Signatures and attestations read per image (further ones are ignored).
+    #: Signatures and attestations verified per image, over all its referrers and tags
+    #: (further ones are ignored).
     entries_max: int = Field(default=64, ge=1, le=10_000)
     policy_cache_seconds: float = Field(default=5.0, ge=0)
     verdict_cache_seconds: float = Field(default=5.0, ge=0)

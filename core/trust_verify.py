@@ -131,8 +131,10 @@ class TrustVerifier:
         anchors = list(policy.anchors) if policy is not None else []
         target = Target(digest, repository, bind, image.media_type, image.size)
         findings: list[Finding] = []
+        budget = self._settings.entries_max
         for manifest, location in found:
-            for entry in self._entries(repo, manifest, location):
+            for entry in self._entries(repo, manifest, location, budget):
+                budget -= 1
                 findings.extend(verify_entry(entry, target, keys, self._limits, anchors))
         revision = policy.revision if policy is not None else 0
         self._store.replace_results(repo.project_id, subject, findings, revision, self._clock.now())
@@ -157,14 +159,17 @@ class TrustVerifier:
         return found
 
     def _entries(
-        self, repo: RepositoryRecord, manifest: ManifestRecord, location: str
+        self, repo: RepositoryRecord, manifest: ManifestRecord, location: str, limit: int
     ) -> list[Entry]:
+        """Up to ``limit`` signature entries of the manifest (their blobs read if small)."""
         try:
             layers = json.loads(manifest.payload).get("layers") or []
         except (ValueError, AttributeError):
             return []
         entries: list[Entry] = []
         for index, layer in enumerate(layers[: self._settings.entries_max]):
+            if len(entries) >= limit:
+                break
             media_type = layer.get("mediaType") if isinstance(layer, dict) else None
             if not isinstance(media_type, str) or entry_format(media_type) is None:
                 continue
