@@ -15,10 +15,10 @@ class TrustActivities:
         self._verifier = verifier
 
     @activity.defn(name=VERIFY_TRUST)
-    def deliver_events_trust(self, batch: EventBatch) -> int:
+    def deliver_events_trust(self, params: EventBatch) -> int:
         """Verify every image the batch's events concern; return how many.
 
         Idempotent: each image's results are replaced as a whole from what is stored, so
         a retried batch stores the same results. Heartbeats after each image.
         """
-        return self._verifier.handle(batch.events, activity.heartbeat)
+        return self._verifier.handle(params.events, activity.heartbeat)

@@ -156,6 +156,12 @@ class SqlTrustStore:
             for f in findings
         ]
         with self._engines.writing() as c, c.begin():
+            if project_id:
+                # NOTE: one writer per project at a time (PostgreSQL row lock; SQLite
+                # serializes writers anyway), so two attempts never both insert.
+                c.execute(
+                    select(_PROJECT.c.id).where(_PROJECT.c.id == project_id).with_for_update()
+                )
             c.execute(
                 delete(RESULT).where(
                     RESULT.c.repository == subject.repository,

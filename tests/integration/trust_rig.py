@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from core.settings import Settings
+from core.signature_formats import SIGNATURE_ANNOTATION, SIMPLE_SIGNING
 from core.trust_settings import TrustSettings
-from tests.api.oci import OCIClient
+from tests.api.oci import OCIClient, digest_of
 from tests.clients.commands import ClientHome, run
 from tests.services.control_backends import control_settings, worker_env
 from tests.services.moorage import MoorageServer, start_moorage
+from tests.unit.core.trust_fixtures import PrivateKey, sign, simple_payload
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -114,3 +116,32 @@ def results(oci: OCIClient, repo: str, digest: str) -> list[dict[str, Any]]:
     assert answer.status_code == 200, answer.text
     found: list[dict[str, Any]] = answer.json()["items"]
     return found
+
+
+def push_signature(oci: OCIClient, repo: str, digest: str, key: PrivateKey) -> str:
+    """Push a ``sha256-<hex>.sig`` manifest as cosign lays it out; return its digest."""
+    payload = simple_payload(digest, f"127.0.0.1:5000/{repo}")
+    config = b"{}"
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": oci.push_blob(repo, config),
+            "size": len(config),
+        },
+        "layers": [
+            {
+                "mediaType": SIMPLE_SIGNING,
+                "digest": oci.push_blob(repo, payload),
+                "size": len(payload),
+                "annotations": {
+                    SIGNATURE_ANNOTATION: base64.b64encode(sign(key, payload)).decode()
+                },
+            }
+        ],
+    }
+    raw = json.dumps(manifest).encode()
+    answer = oci.put_manifest(repo, "sha256-" + digest.partition(":")[2] + ".sig", raw)
+    assert answer.status_code == 201, answer.text
+    return digest_of(raw)
