@@ -1,4 +1,4 @@
-"""Verifying a Notary Project (notation) JWS signature with a policy's trust anchors.
+"""Verifying Notary Project (notation) signatures with a policy's trust anchors.
 
 A notation signature is a referrer (``artifactType`` or config media type
 ``application/vnd.cncf.notary.signature``) with one ``application/jose+json`` layer: a
@@ -12,8 +12,9 @@ header (content type, ``crit`` lists only headers present and implemented, signi
 the chain (each certificate issued by the next, none expired or not yet valid, the leaf
 usable for signing, no SHA-1), a certificate byte-equal to a policy certificate (the trust
 anchor), the anchor's trusted identities against the leaf subject, the expiry, and the
-payload's descriptor against the signed manifest. COSE envelopes, signing authorities and
-revocation (OCSP/CRL) are not supported; timestamps are not required.
+payload's descriptor against the signed manifest. COSE envelopes (``application/cose``,
+:func:`verify_cose`) go through the same checks on their CBOR headers. Signing
+authorities and revocation (OCSP/CRL) are not supported; timestamps are not required.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509.oid import NameOID
+
+from core import cbor
 
 NOTARY_SIGNATURE: Final = "application/vnd.cncf.notary.signature"
 JWS: Final = "application/jose+json"
@@ -259,3 +262,83 @@ def _check_target(descriptor: Any, target: dict[str, Any]) -> None:
             raise NotationRefusedError(
                 f"signature is over {name} {descriptor.get(name)!r}, not {target.get(name)!r}"
             )
+
+
+_COSE_ALGS: Final = {
+    -37: "PS256",
+    -38: "PS384",
+    -39: "PS512",
+    -7: "ES256",
+    -35: "ES384",
+    -36: "ES512",
+}
+_COSE_SIGN1_TAG: Final = 18
+_X5CHAIN: Final = 33
+
+
+def verify_cose(
+    data: bytes,
+    anchors: Sequence[Anchor],
+    target: dict[str, Any],
+    now: datetime | None = None,
+) -> Signed:
+    """Verify a COSE_Sign1 notation envelope (``application/cose``) like :func:`verify_jws`.
+
+    Raises:
+        NotationRefusedError: With the first failed check as its message.
+    """
+    now = now or datetime.now(UTC)
+    try:
+        envelope = cbor.loads(data)
+        if isinstance(envelope, cbor.Tagged) and envelope.tag == _COSE_SIGN1_TAG:
+            envelope = envelope.value
+        protected_raw, unprotected, payload, signature = envelope
+        protected = cbor.loads(protected_raw)
+    except (cbor.CborError, ValueError, TypeError) as exc:
+        raise NotationRefusedError("not a COSE_Sign1 envelope") from exc
+    if not all(isinstance(v, bytes) for v in (protected_raw, payload, signature)):
+        raise NotationRefusedError("not a COSE_Sign1 envelope")
+    if not isinstance(protected, dict) or not isinstance(unprotected, dict):
+        raise NotationRefusedError("COSE headers are not maps")
+    _check_cose_header(protected)
+    chain = _chain_der(unprotected.get(_X5CHAIN))
+    alg = _expected_alg(chain[0])
+    alg_id = protected.get(1)
+    if not isinstance(alg_id, int) or _COSE_ALGS.get(alg_id) != alg:
+        raise NotationRefusedError(f"alg {alg_id!r} does not match the {alg} leaf key")
+    _verify_signature(chain[0], alg, signature, cbor.sig_structure(protected_raw, payload))
+    _check_chain(chain, now)
+    anchor = _anchor(chain, anchors)
+    _check_identity(chain[0], anchor)
+    expiry = protected.get(_EXPIRY)
+    seconds = expiry.value if isinstance(expiry, cbor.Tagged) else None
+    if isinstance(seconds, int) and datetime.fromtimestamp(seconds, UTC) <= now:
+        raise NotationRefusedError("signature expired")
+    body = _json_object(payload, "payload")
+    _check_target(body.get("targetArtifact"), target)
+    return Signed(anchor, chain[0].subject.rfc4514_string())
+
+
+def _check_cose_header(protected: dict[Any, Any]) -> None:
+    if protected.get(3) != PAYLOAD_TYPE:
+        raise NotationRefusedError(f"content type {protected.get(3)!r} is not notation's")
+    critical = protected.get(2)
+    if not isinstance(critical, list) or not critical:
+        raise NotationRefusedError("crit is missing")
+    for name in critical:
+        if name not in _KNOWN_CRITICAL:
+            raise NotationRefusedError(f"unknown critical header {name!r}")
+        if name not in protected:
+            raise NotationRefusedError(f"critical header {name!r} is absent")
+    if protected.get(_SCHEME) != "notary.x509":
+        raise NotationRefusedError(f"signing scheme {protected.get(_SCHEME)!r} is not supported")
+
+
+def _chain_der(x5chain: Any) -> list[x509.Certificate]:
+    items = x5chain if isinstance(x5chain, list) else [x5chain]
+    if not items or len(items) > 10 or not all(isinstance(c, bytes) for c in items):  # noqa: PLR2004
+        raise NotationRefusedError("x5chain certificate chain is missing")
+    try:
+        return [x509.load_der_x509_certificate(c) for c in items]
+    except ValueError as exc:
+        raise NotationRefusedError("x5chain holds something other than certificates") from exc

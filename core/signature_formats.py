@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
-from core.notation import COSE, JWS, Anchor, NotationRefusedError, verify_jws
+from core.notation import COSE, JWS, Anchor, NotationRefusedError, verify_cose, verify_jws
 from core.scan.jsondepth import nesting_depth
 from core.signatures import TrustKey, pae, signers_of
 
@@ -58,7 +58,7 @@ class Format(StrEnum):
     SIMPLE_SIGNING = "simple-signing"
     DSSE = "dsse"
     BUNDLE = "sigstore-bundle"
-    NOTATION = "notation-jws"
+    NOTATION = "notation"
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,12 +172,12 @@ def _notation(
     entry: Entry, blob: bytes, target: Target, anchors: Sequence[Anchor], limits: Limits
 ) -> list[Finding]:
     kind = Kind.SIGNATURE
-    if entry.media_type == COSE:
-        raise _Refused("COSE notation signatures are not supported yet", kind)
-    envelope = _json(blob, limits, "envelope", kind)
     descriptor = {"digest": target.digest, "mediaType": target.media_type, "size": target.size}
     try:
-        signed = verify_jws(envelope, anchors, descriptor)
+        if entry.media_type == COSE:
+            signed = verify_cose(blob, anchors, descriptor)
+        else:
+            signed = verify_jws(_json(blob, limits, "envelope", kind), anchors, descriptor)
     except NotationRefusedError as exc:
         raise _Refused(str(exc), kind) from exc
     anchor = signed.anchor

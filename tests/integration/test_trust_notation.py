@@ -2,8 +2,8 @@
 
 ``notation cert generate-test`` makes an RSA key and a self-signed code-signing
 certificate; the project's policy trusts that certificate for its subject. Until the
-signature is verified an anonymous pull is refused; after it, the pull passes and the
-real ``notation verify`` accepts what the registry serves.
+signature (JWS, and COSE for a second image) is verified an anonymous pull is refused;
+after it, the pull passes and the real ``notation verify`` accepts what the registry serves.
 """
 
 from __future__ import annotations
@@ -55,7 +55,9 @@ async def test_a_notation_signature_opens_the_pull_gate(
         assert created.status_code == 201, created.text
         repo = f"{project}/app"
         image = await anyio.to_thread.run_sync(lambda: oci.push_image(repo, "v1"))
+        cose_image = await anyio.to_thread.run_sync(lambda: oci.push_image(repo, "v2"))
         ref = f"{registry.host_port}/{repo}@{image.digest}"
+        cose_ref = f"{registry.host_port}/{repo}@{cose_image.digest}"
         run([notation, "cert", "generate-test", "--default", "moorage.test"], env=env)
         crt = home.root / ".config" / "notation" / "localkeys" / "moorage.test.crt"
         policy = {
@@ -78,8 +80,28 @@ async def test_a_notation_signature_opens_the_pull_gate(
                 return any(r["verified"] and r["signer"] == "notary" for r in found)
 
             await until(verified, what="the notation signature verified")
+            await anyio.to_thread.run_sync(
+                lambda: run(
+                    [
+                        notation,
+                        "sign",
+                        "--signature-format",
+                        "cose",
+                        "--insecure-registry",
+                        cose_ref,
+                    ],
+                    env=env,
+                )
+            )
+
+            def cose_verified() -> bool:
+                found = results(oci, repo, cose_image.digest)
+                return any(r["verified"] and r["signer"] == "notary" for r in found)
+
+            await until(cose_verified, what="the COSE notation signature verified")
+        assert anonymous_pull(oci, repo, "v2").status_code == 200
         [result] = results(oci, repo, image.digest)
-        assert result["format"] == "notation-jws"
+        assert result["format"] == "notation"
         assert result["location"] == "referrer"
         assert result["facts"]["identity"] == "CN=moorage.test,O=Notary,L=Seattle,ST=WA,C=US"
         assert anonymous_pull(oci, repo, "v1").status_code == 200
