@@ -258,3 +258,11 @@ def _policy_events(root: Any, project_id: int) -> list[EventValue]:
         EventValue(r.id, r.kind, r.project_id, r.repository, r.digest, r.tag, r.data, "")
         for r in rows
     ]
+
+
+def test_openapi_lists_the_results_page_parameters(oci: OCIClient) -> None:
+    schema = oci.client.get("/api/v1/schema/openapi.json")
+    assert schema.status_code == 200, schema.text
+    operation = schema.json()["paths"]["/api/v1/projects/{project}/trust/artifacts/results"]
+    names = {p["name"] for p in operation["get"]["parameters"]}
+    assert {"limit", "last", "repository", "reference", "kind"} <= names
