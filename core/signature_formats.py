@@ -28,9 +28,16 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
-from core.notation import COSE, JWS, Anchor, NotationRefusedError, verify_cose, verify_jws
 from core.scan.jsondepth import nesting_depth
 from core.signatures import TrustKey, pae, signers_of
+from core.signatures_notation import (
+    COSE,
+    JWS,
+    Anchor,
+    NotationRefusedError,
+    verify_cose,
+    verify_jws,
+)
 
 SIMPLE_SIGNING: Final = "application/vnd.dev.cosign.simplesigning.v1+json"
 DSSE_ENVELOPE: Final = "application/vnd.dsse.envelope.v1+json"

@@ -4,7 +4,7 @@ A key is what ``cosign.pub`` holds: a PEM ``PUBLIC KEY`` (PKIX SubjectPublicKeyI
 Nothing in a cosign signature says which algorithm made it, so the algorithm follows the
 key: ECDSA with the curve's hash (P-256/SHA-256, P-384/SHA-384, P-521/SHA-512) over a DER
 signature, RSA (at least 2048 bits) with PKCS#1 v1.5 or PSS over SHA-256, Ed25519 (pure, or
-pre-hashed Ed25519ph as cosign's bundles use, ``core.ed25519ph``).
+pre-hashed Ed25519ph as cosign's bundles use, ``core.signatures_ed25519ph``).
 A key is known by its fingerprint: ``sha256:`` and the hex SHA-256 of its DER encoding,
 so two policy entries holding the same key count as one signer.
 """
@@ -19,7 +19,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
-from core import ed25519ph
+from core import signatures_ed25519ph as ed25519ph
 
 #: Smallest RSA key accepted.
 RSA_MIN_BITS: Final = 2048

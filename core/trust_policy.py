@@ -40,10 +40,10 @@ from cryptography.hazmat.primitives import serialization
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import InvalidInputError
-from core.notation import Anchor
 from core.patterns import matches
 from core.signature_formats import Kind
 from core.signatures import TrustKey, UnusableKeyError, load_key
+from core.signatures_notation import Anchor
 
 KEYS_MAX: Final = 32
 _NAME = r"^[a-z0-9][a-z0-9._-]{0,62}$"

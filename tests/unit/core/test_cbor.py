@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.cbor import CborError, Tagged, loads, sig_structure
+from core.signatures_cbor import CborError, Tagged, loads, sig_structure
 
 
 def test_the_items_cose_uses_decode() -> None:

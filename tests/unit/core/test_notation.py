@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from core.notation import PAYLOAD_TYPE, NotationRefusedError, verify_jws
+from core.signatures_notation import PAYLOAD_TYPE, NotationRefusedError, verify_jws
 from core.trust_policy import load_anchor
 
 NOW = datetime.now(UTC)

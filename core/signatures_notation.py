@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509.oid import NameOID
 
-from core import cbor
+from core import signatures_cbor as cbor
 
 NOTARY_SIGNATURE: Final = "application/vnd.cncf.notary.signature"
 JWS: Final = "application/jose+json"
