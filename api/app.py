@@ -31,6 +31,7 @@ from api.controllers.replication import (
 from api.controllers.repositories import RepositoryController
 from api.controllers.systeminfo import systeminfo
 from api.controllers.tokens import jwks, oauth_token, token
+from api.controllers.trust import TrustController
 from api.controllers.webhooks import ProjectWebhookController, SystemWebhookController
 from api.dependencies import DEPENDENCIES
 from api.download_wiring import close_downloads, start_downloads
@@ -40,6 +41,7 @@ from api.manifest_shortcut import ManifestShortcuts
 from api.observe import ObserveMiddleware, build_observer
 from api.pipeline import OCIPipeline, is_oci
 from api.proxy_wiring import close_proxy, start_proxy, with_proxy
+from api.trust_wiring import with_trust_hooks
 from api.webhook_wiring import with_webhook_hooks
 from api.write_guard import authenticated_writes
 from cli.composition import compose
@@ -111,7 +113,8 @@ def build_app(
     """
     observer = build_observer(registry.settings.observability)
     proxied = with_proxy(registry, hooks or Hooks())
-    observed = observer.around(with_webhook_hooks(registry, proxied))
+    trusted = with_trust_hooks(registry, proxied)
+    observed = observer.around(with_webhook_hooks(registry, trusted))
     registry.hooks = observed.with_first_end(AuditRecorder(registry))
     app = MoorageApp(
         route_handlers=[
@@ -133,6 +136,7 @@ def build_app(
             ReplicationExecutionController,
             ProjectWebhookController,
             SystemWebhookController,
+            TrustController,
             healthz,
             readyz,
             systeminfo,

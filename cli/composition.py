@@ -87,6 +87,7 @@ from core.services.users import UserService
 from core.settings import Settings
 from core.subscribers import Subscribers
 from core.tokens import TokenService
+from core.trust_verify import TrustVerifier
 from storage.backup_holds import SqlBackupHolds
 from storage.backup_location import build_backup_location
 from storage.backup_snapshot import SqlSnapshots
@@ -100,6 +101,7 @@ from storage.db.metadata import SqlMetadata
 from storage.db.pull_times import LOCK_WAIT_SECONDS, SqlPullTimes
 from storage.db.replication import SqlReplicationStore
 from storage.db.signing_keys import SqlSigningKeyStore
+from storage.db.trust import SqlTrustStore
 from storage.db.webhooks import SqlWebhookStore
 
 
@@ -325,6 +327,17 @@ class Composition:
             self.clock.now,
         )
 
+    @cached_property
+    def trust_store(self) -> SqlTrustStore:
+        """Trust policies and signature verification results, on these engines."""
+        return SqlTrustStore(self.engines)
+
+    @cached_property
+    def trust_verifier(self) -> TrustVerifier:
+        return TrustVerifier(
+            self.metadata, self.store, self.trust_store, self.settings.trust, self.clock
+        )
+
     # -- what processes run ---------------------------------------------------------------
 
     def registry(self) -> Registry:
@@ -350,6 +363,7 @@ class Composition:
                 "replication": self.replication,
                 "replication_starter": TemporalStarter(self.settings.temporal),
                 "replication_schedules": TemporalReplicationSchedules(self.settings.temporal),
+                "trust_store": self.trust_store,
                 "temporal_check": TemporalProbe(self.settings.temporal),
                 "backups": self.backups,
                 "backup_runs": BackupRuns(self.settings.temporal),

@@ -14,6 +14,7 @@ from core.ports import Clock, Metadata
 from core.replication import REPLICATION_SUBSCRIBER
 from core.settings import Settings
 from core.subscribers import Subscribers, builtin_subscribers
+from core.trust_verify import TRUST_SUBSCRIBER
 from core.webhook_events import WEBHOOK_SUBSCRIBER
 
 
@@ -70,8 +71,10 @@ def webhook_log_pruner(settings: Settings, store: _FinishedPruner) -> Pruner | N
 
 
 def installation_subscribers() -> Subscribers:
-    """The subscribers a worker process serves: the built-in ones, webhooks, replication."""
-    return Subscribers([*builtin_subscribers(), WEBHOOK_SUBSCRIBER, REPLICATION_SUBSCRIBER])
+    """The subscribers a worker process serves: the built-in ones and each feature's."""
+    return Subscribers(
+        [*builtin_subscribers(), WEBHOOK_SUBSCRIBER, REPLICATION_SUBSCRIBER, TRUST_SUBSCRIBER]
+    )
 
 
 def start_outbox_dispatcher(

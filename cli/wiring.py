@@ -12,6 +12,7 @@ from activities.keys import KeyActivities
 from activities.quota import QuotaActivities
 from activities.replication import ReplicationActivities
 from activities.retention import RetentionActivities
+from activities.trust import TrustActivities
 from activities.uploads import UploadActivities
 from activities.webhooks import WebhookActivities
 from adapters.master_key import secret_box
@@ -69,4 +70,5 @@ def build_activities(root: Composition) -> list[Callable[..., Any]]:
         replication.replication_fail_task,
         replication.replication_finish,
         replication.deliver_events_replication,
+        TrustActivities(root.trust_verifier).deliver_events_trust,
     ]

@@ -30,6 +30,7 @@ from core.proxy_settings import ProxySettings
 from core.replication_settings import ReplicationSettings
 from core.scan_settings import ScanSettings
 from core.temporal_settings import TemporalTlsSettings
+from core.trust_settings import TrustSettings
 from core.webhook_settings import WebhookSettings
 
 
@@ -217,6 +218,7 @@ class Settings(BaseSettings):
     backup: BackupSettings = BackupSettings()
     downloads: DownloadSettings = DownloadSettings()
     replication: ReplicationSettings = ReplicationSettings()
+    trust: TrustSettings = TrustSettings()
     #: Public base URL of the registry; derived from the request when unset.
     public_url: str | None = None
     grpc_health_port: int = 0

@@ -57,22 +57,26 @@ from api.app import create_app
 from cli.composition import compose
 from cli.wiring import build_activities
 from core.digests import Digest
+from core.event_batches import BATCH_WORKFLOW, EventBatch, EventValue
 from core.key_rotation import rotation_kid
 from core.names import RepositoryName
 from core.services.quota import QUOTA_WARNING
 from core.settings import Settings
 from core.subscribers import LOG_EVENTS
+from core.trust_verify import VERIFY_TRUST
 from core.webhook_events import DELIVER_WEBHOOKS, SEND_WEBHOOKS
 from storage.db.migrate import upgrade
 from storage.db.repos.outbox import BATCH, OUTBOX
 from storage.db.signing_keys import SqlSigningKeyStore
 from tests.api.oci import OCIClient, digest_of, unique_project
 from tests.conftest import BACKENDS
+from tests.integration.trust_rig import push_signature
 from tests.services.control_backends import control_settings, worker_env
 from tests.services.faulty_worker import BEFORE, OUTBOX_MARK, activity_name
 from tests.services.moorage import REPO_ROOT
 from tests.services.process import ManagedProcess, spawn
 from tests.services.temporal import TemporalServer
+from tests.unit.core.trust_fixtures import new_key, public_pem
 
 pytestmark = pytest.mark.integration
 #: Bound of every wait (seconds); polls also stop at :data:`POLLS`.
@@ -96,6 +100,7 @@ CRASH_TESTED = frozenset(
         RETIRE_SIGNING_KEYS,
         # killed mid-delivery in tests/integration/test_webhook_faults.py
         DELIVER_WEBHOOKS,
+        VERIFY_TRUST,
         SEND_WEBHOOKS,
     }
 )
@@ -740,3 +745,29 @@ def test_key_rotation_redelivered_leaves_exactly_the_new_key(rig: Rig, activity:
     result = _run(lambda: _result(rig.settings, workflow_id))
     assert result["kid"] == kid
     assert _kids(rig) == [kid]  # one new key; every older one retired, once
+
+
+def test_trust_verification_redelivered_after_a_kill_stores_one_set_of_results(rig: Rig) -> None:
+    repo = f"{unique_project()}/app"
+    image = _push(rig.oci, repo, "v1")
+    key = new_key()
+    document = {"keys": [{"name": "ci", "public_key": public_pem(key)}]}
+    saved = _admin(rig.oci, "PUT", f"/api/v1/projects/{_project(repo)}/trust/policy", json=document)
+    assert saved.status_code == 200, saved.text
+    signature = push_signature(rig.oci, repo, image.digest, key)
+    tagged = [e for e in _events(rig, "tag.created", repository=repo) if e[1] == signature]
+    batch = EventBatch(
+        "trust",
+        VERIFY_TRUST,
+        0,
+        [EventValue(tagged[0][0], "tag.created", None, repo, signature,
+                    "sha256-" + image.digest.partition(":")[2] + ".sig", None, "")],
+    )  # fmt: skip
+    workflow_id = f"trust-crash-{uuid.uuid4().hex}"
+    crash = Crash(VERIFY_TRUST, workflow_id=workflow_id)
+    _run(lambda: _start(rig.settings, BATCH_WORKFLOW, batch, workflow_id))
+    _crash_and_recover(rig, crash, expedite=True)
+
+    assert _run(lambda: _result(rig.settings, workflow_id)) == 1
+    stored = rig.registry.extras["trust_store"].results(repo, image.digest)
+    assert [(r.finding.signer, r.finding.verified) for r in stored] == [("ci", True)]

@@ -1,0 +1,243 @@
+"""A project's trust policy: the JSON document, its checks, and the pull verdict.
+
+The document (admin-as-code friendly: plain JSON, unknown fields refused)::
+
+    {"enforce": true,
+     "keys": [{"name": "ci", "public_key": "-----BEGIN PUBLIC KEY-----..."}],
+     "signatures": {"required_signers": 1, "signers": ["ci"]},
+     "attestations": [{"predicate_type": "https://slsa.dev/provenance/v1",
+                       "signers": ["ci"], "builder_id": "https://ci.example/b",
+                       "source": "git+https://git.example/app**"}],
+     "bind_repository": true, "exempt_pushers": true}
+
+- ``keys``: the public keys that count (cosign ``.pub`` PEM: ECDSA, RSA, Ed25519).
+- ``certificates``: trust anchors of notation signatures (``{"name", "certificate": PEM,
+  "trusted_identities": ["*" or "x509.subject: C=.., ST=.., O=.., CN=.."]}``); a key or
+  certificate name is a signer name.
+- ``signatures.required_signers``: how many *distinct* keys (by fingerprint) of
+  ``signatures.signers`` (default: every key) must have a verified signature (0: none).
+- ``attestations``: each must be met by one verified attestation of that predicate type
+  signed by one of its ``signers``, from ``builder_id`` (exact) and ``source`` (a
+  ``core.patterns`` pattern matched against the provenance's sources) when given.
+- ``bind_repository``: a signature naming another repository (a copy) does not count.
+- ``enforce``: ``false`` records results but refuses no pull.
+- ``exempt_pushers``: callers who may push to the repository pull regardless (they can
+  replace the image anyway, and cosign must read an image to sign it).
+
+:func:`evaluate` decides from stored, verified results only (no crypto on a pull).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from core.errors import InvalidInputError
+from core.patterns import matches
+from core.signature_formats import Kind
+from core.signatures import TrustKey, UnusableKeyError, load_key
+from core.signatures_notation import Anchor
+
+KEYS_MAX: Final = 32
+_NAME = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+_NAME_RE: Final = re.compile(_NAME)
+
+
+class KeyDocument(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=_NAME)
+    public_key: str = Field(min_length=1, max_length=16 * 1024)
+
+
+class CertificateDocument(BaseModel):
+    """A trust anchor for notation signatures: a CA (or self-signed) certificate."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=_NAME)
+    certificate: str = Field(min_length=1, max_length=64 * 1024)
+    #: ``*`` or ``x509.subject: C=.., ST=.., O=.., CN=..`` entries the leaf must match.
+    trusted_identities: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+
+
+class SignatureRule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    required_signers: int = Field(default=1, ge=0, le=KEYS_MAX)
+    signers: list[str] | None = Field(default=None, max_length=KEYS_MAX)
+
+
+class AttestationRule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    predicate_type: str = Field(min_length=1, max_length=512)
+    signers: list[str] | None = Field(default=None, max_length=KEYS_MAX)
+    builder_id: str | None = Field(default=None, max_length=1024)
+    source: str | None = Field(default=None, max_length=1024)
+
+    def describe(self) -> str:
+        parts = [self.predicate_type]
+        if self.builder_id:
+            parts.append(f"builder {self.builder_id}")
+        if self.source:
+            parts.append(f"source {self.source}")
+        return ", ".join(parts)
+
+
+class PolicyDocument(BaseModel):
+    """A trust policy as stored and exchanged (see the module docstring)."""
+
+    model_config = ConfigDict(extra="forbid")
+    enforce: bool = True
+    keys: list[KeyDocument] = Field(default_factory=list, max_length=KEYS_MAX)
+    certificates: list[CertificateDocument] = Field(default_factory=list, max_length=KEYS_MAX)
+    signatures: SignatureRule = Field(default_factory=SignatureRule)
+    attestations: list[AttestationRule] = Field(default_factory=list, max_length=16)
+    bind_repository: bool = True
+    exempt_pushers: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TrustPolicy:
+    """A checked policy of one project, its keys loaded, at one revision."""
+
+    project_id: int
+    project: str
+    revision: int
+    document: PolicyDocument
+    keys: tuple[TrustKey, ...]
+    anchors: tuple[Anchor, ...] = ()
+
+    def fingerprints(self, names: list[str] | None) -> frozenset[str]:
+        """Fingerprints of the named keys and certificates (``None``: every one)."""
+        signers = [(k.name, k.fingerprint) for k in self.keys]
+        signers += [(a.name, a.fingerprint) for a in self.anchors]
+        return frozenset(f for name, f in signers if names is None or name in names)
+
+    def signer_names(self) -> list[str]:
+        return [k.name for k in self.keys] + [a.name for a in self.anchors]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResult:
+    """A verified signer of an image, as the pull gate reads it back."""
+
+    kind: str
+    fingerprint: str
+    predicate_type: str | None
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    allowed: bool
+    #: The requirement that failed (``None`` when allowed).
+    failed: str | None = None
+
+
+ALLOWED: Final = Verdict(allowed=True)
+
+
+def parse_document(data: Any) -> PolicyDocument:
+    """The document ``data`` checked; raises ``InvalidInputError`` naming the field."""
+    try:
+        document = PolicyDocument.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"]) or None
+        raise InvalidInputError(f"{where}: {error['msg']}", field=where) from exc
+    names = [k.name for k in document.keys] + [c.name for c in document.certificates]
+    if len(set(names)) != len(names):
+        raise InvalidInputError("keys: two keys or certificates share a name", field="keys")
+    for index, cert in enumerate(document.certificates):
+        try:
+            load_anchor(cert.name, cert.certificate, cert.trusted_identities)
+        except ValueError as exc:
+            raise InvalidInputError(str(exc), field=f"certificates.{index}.certificate") from exc
+    for index, key in enumerate(document.keys):
+        try:
+            load_key(key.name, key.public_key)
+        except UnusableKeyError as exc:
+            raise InvalidInputError(str(exc), field=f"keys.{index}.public_key") from exc
+    _check_signers(document.signatures.signers, set(names), "signatures.signers")
+    for index, rule in enumerate(document.attestations):
+        _check_signers(rule.signers, set(names), f"attestations.{index}.signers")
+    wanted = document.signatures.required_signers
+    among = len(document.signatures.signers or names)
+    if wanted > among:
+        raise InvalidInputError(
+            f"signatures.required_signers: {wanted} signers required but only {among} keys",
+            field="signatures.required_signers",
+        )
+    return document
+
+
+def _check_signers(signers: list[str] | None, known: set[str], where: str) -> None:
+    for name in signers or []:
+        if name not in known:
+            raise InvalidInputError(f"{where}: no key named {name!r}", field=where)
+
+
+def compile_policy(project_id: int, project: str, revision: int, data: Any) -> TrustPolicy:
+    """A stored document with its keys loaded (it was checked when saved)."""
+    document = parse_document(data)
+    keys = tuple(load_key(k.name, k.public_key) for k in document.keys)
+    anchors = tuple(
+        load_anchor(c.name, c.certificate, c.trusted_identities) for c in document.certificates
+    )
+    return TrustPolicy(project_id, project, revision, document, keys, anchors)
+
+
+def load_anchor(name: str, pem: str, identities: list[str]) -> Anchor:
+    """A policy certificate as a notation trust anchor; ``ValueError`` if it is not one."""
+    try:
+        cert = x509.load_pem_x509_certificate(pem.encode("ascii"))
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise ValueError(f"certificate {name!r} is not a PEM certificate") from exc
+    der = cert.public_bytes(serialization.Encoding.DER)
+    fingerprint = "x509:sha256:" + hashlib.sha256(der).hexdigest()
+    return Anchor(name, fingerprint, der, tuple(identities))
+
+
+def evaluate(policy: TrustPolicy, results: Iterable[StoredResult]) -> Verdict:
+    """Whether the verified ``results`` of an image meet ``policy``, else what failed."""
+    verified = list(results)
+    rule = policy.document.signatures
+    if rule.required_signers:
+        allowed = policy.fingerprints(rule.signers)
+        signers = {
+            r.fingerprint for r in verified if r.kind == Kind.SIGNATURE and r.fingerprint in allowed
+        }
+        if len(signers) < rule.required_signers:
+            names = ", ".join(rule.signers or policy.signer_names())
+            return Verdict(
+                allowed=False,
+                failed=(
+                    f"signatures: {len(signers)} of {rule.required_signers} required distinct "
+                    f"signers verified (trusted: {names})"
+                ),
+            )
+    for attestation in policy.document.attestations:
+        if not any(_meets(policy, attestation, r) for r in verified):
+            return Verdict(
+                allowed=False,
+                failed=f"attestation required: {attestation.describe()} (none verified)",
+            )
+    return ALLOWED
+
+
+def _meets(policy: TrustPolicy, rule: AttestationRule, result: StoredResult) -> bool:
+    if result.predicate_type != rule.predicate_type:
+        return False
+    if result.fingerprint not in policy.fingerprints(rule.signers):
+        return False
+    if rule.builder_id is not None and result.facts.get("builder_id") != rule.builder_id:
+        return False
+    if rule.source is not None:
+        sources = result.facts.get("sources") or []
+        return any(isinstance(s, str) and matches(rule.source, s) for s in sources)
+    return True

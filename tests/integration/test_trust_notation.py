@@ -1,0 +1,128 @@
+"""Notation signatures end to end: the real notation signs, the trust subscriber verifies.
+
+``notation cert generate-test`` makes an RSA key and a self-signed code-signing
+certificate; the project's policy trusts that certificate for its subject. Until the
+signature (JWS, and COSE for a second image) is verified an anonymous pull is refused;
+after it, the pull passes and the real ``notation verify`` accepts what the registry serves.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import TYPE_CHECKING
+
+import anyio.to_thread
+import pytest
+
+from tests.api.oci import unique_project
+from tests.clients.commands import make_client_home, run
+from tests.integration.trust_rig import (
+    anonymous_pull,
+    api,
+    http_client,
+    results,
+    start_api,
+    trust_settings,
+)
+from tests.integration.webhook_rig import until, worker
+from tests.services.tools import find_tool
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.services.temporal import TemporalServer
+
+pytestmark = pytest.mark.integration
+
+IDENTITY = "x509.subject: C=US, ST=WA, L=Seattle, O=Notary, CN=moorage.test"
+
+
+async def test_a_notation_signature_opens_the_pull_gate(
+    tmp_path: Path, temporal_server: TemporalServer, request: pytest.FixtureRequest
+) -> None:
+    home = make_client_home(tmp_path / "home")
+    settings = trust_settings(tmp_path, temporal_server, request)
+    registry = start_api(settings, tmp_path)
+    try:
+        auth = f"{registry.admin_username}:{registry.admin_password}"
+        config = {"auths": {registry.host_port: {"auth": base64.b64encode(auth.encode()).decode()}}}
+        (home.docker_config / "config.json").write_text(json.dumps(config))
+        notation, env = find_tool("notation"), home.env()
+        oci = http_client(registry)
+        project = unique_project()
+        created = api(oci, "POST", "/api/v1/projects", json={"name": project, "public": True})
+        assert created.status_code == 201, created.text
+        repo = f"{project}/app"
+        image = await anyio.to_thread.run_sync(lambda: oci.push_image(repo, "v1"))
+        cose_image = await anyio.to_thread.run_sync(lambda: oci.push_image(repo, "v2"))
+        ref = f"{registry.host_port}/{repo}@{image.digest}"
+        cose_ref = f"{registry.host_port}/{repo}@{cose_image.digest}"
+        run([notation, "cert", "generate-test", "--default", "moorage.test"], env=env)
+        crt = home.root / ".config" / "notation" / "localkeys" / "moorage.test.crt"
+        policy = {
+            "certificates": [
+                {"name": "notary", "certificate": crt.read_text(), "trusted_identities": [IDENTITY]}
+            ],
+            "signatures": {"required_signers": 1},
+        }
+        saved = api(oci, "PUT", f"/api/v1/projects/{project}/trust/policy", json=policy)
+        assert saved.status_code == 200, saved.text
+        assert anonymous_pull(oci, repo, "v1").status_code == 403
+
+        async with worker(settings, None):  # type: ignore[arg-type]
+            await anyio.to_thread.run_sync(
+                lambda: run([notation, "sign", "--insecure-registry", ref], env=env)
+            )
+
+            def verified() -> bool:
+                found = results(oci, repo, image.digest)
+                return any(r["verified"] and r["signer"] == "notary" for r in found)
+
+            await until(verified, what="the notation signature verified")
+            await anyio.to_thread.run_sync(
+                lambda: run(
+                    [
+                        notation,
+                        "sign",
+                        "--signature-format",
+                        "cose",
+                        "--insecure-registry",
+                        cose_ref,
+                    ],
+                    env=env,
+                )
+            )
+
+            def cose_verified() -> bool:
+                found = results(oci, repo, cose_image.digest)
+                return any(r["verified"] and r["signer"] == "notary" for r in found)
+
+            await until(cose_verified, what="the COSE notation signature verified")
+        assert anonymous_pull(oci, repo, "v2").status_code == 200
+        [result] = results(oci, repo, image.digest)
+        assert result["format"] == "notation"
+        assert result["location"] == "referrer"
+        assert result["facts"]["identity"] == "CN=moorage.test,O=Notary,L=Seattle,ST=WA,C=US"
+        assert anonymous_pull(oci, repo, "v1").status_code == 200
+
+        trust_policy = {
+            "version": "1.0",
+            "trustPolicies": [
+                {
+                    "name": "moorage",
+                    "registryScopes": [f"{registry.host_port}/{repo}"],
+                    "signatureVerification": {"level": "strict"},
+                    "trustStores": ["ca:moorage.test"],
+                    "trustedIdentities": [IDENTITY],
+                }
+            ],
+        }
+        (home.root / "trustpolicy.json").write_text(json.dumps(trust_policy))
+        run([notation, "policy", "import", "--force", str(home.root / "trustpolicy.json")], env=env)
+        checked = await anyio.to_thread.run_sync(
+            lambda: run([notation, "verify", "--insecure-registry", ref], env=env)
+        )
+        assert "Successfully verified" in checked.stdout
+    finally:
+        registry.stop()

@@ -1,0 +1,144 @@
+"""The signature pull gate's decisions, caches and staleness bounds (in-memory store)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from core.access import Identity
+from core.errors import OCIErrorCode, RegistryError
+from core.records import ManifestRecord
+from core.signature_formats import SIMPLE_SIGNING
+from core.trust_gate import TrustGate
+from core.trust_policy import StoredResult
+from core.trust_ports import StoredPolicy
+from core.trust_settings import TrustSettings
+from tests.unit.core.trust_fixtures import new_key, public_pem
+
+KEY = new_key()
+IMAGE = "sha256:" + "ab" * 32
+INDEX = "sha256:" + "cd" * 32
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.signed: dict[str, list[StoredResult]] = {}
+        self.parent: dict[str, list[str]] = {}
+        self.reads = 0
+        self.document: dict[str, Any] = {"keys": [{"name": "ci", "public_key": public_pem(KEY)}]}
+
+    def policies(self) -> list[StoredPolicy]:
+        now = datetime.now(UTC)
+        return [StoredPolicy(1, "team", 3, self.document, "admin", now)]
+
+    def verified(self, repository: str, digest: str) -> list[StoredResult]:
+        del repository
+        self.reads += 1
+        return self.signed.get(digest, [])
+
+    def parents(self, repository: str, digest: str) -> list[str]:
+        del repository
+        return self.parent.get(digest, [])
+
+
+class Clock:
+    now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _gate(store: FakeStore, clock: Clock, pushers: set[str] | None = None) -> TrustGate:
+    settings = TrustSettings(verdict_cache_seconds=5, policy_cache_seconds=5)
+    allowed = pushers or set()
+    gate = TrustGate(store, lambda who, _repo: who.subject in allowed, settings, clock)  # type: ignore[arg-type]
+    gate.load()
+    return gate
+
+
+def _manifest(digest: str = IMAGE, layers: list[str] | None = None) -> ManifestRecord:
+    payload = {
+        "schemaVersion": 2,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json"},
+        "layers": [
+            {"mediaType": m} for m in (layers or ["application/vnd.oci.image.layer.v1.tar"])
+        ],
+    }
+    raw = json.dumps(payload).encode()
+    return ManifestRecord(
+        1, 1, digest, "application/vnd.oci.image.manifest.v1+json", None, None, None, len(raw), raw
+    )
+
+
+def _signed(gate: TrustGate) -> list[StoredResult]:
+    policy = gate.policy_for("team/app")
+    assert policy is not None
+    return [StoredResult("signature", policy.keys[0].fingerprint, None)]
+
+
+def test_projects_without_a_policy_are_not_looked_up() -> None:
+    store = FakeStore()
+    gate = _gate(store, Clock())
+    assert gate.policy_for("other/app") is None
+    assert store.reads == 0
+
+
+def test_an_unsigned_image_is_refused_naming_the_requirement() -> None:
+    gate = _gate(FakeStore(), Clock())
+    policy = gate.policy_for("team/app")
+    assert policy is not None
+    with pytest.raises(RegistryError) as raised:
+        gate.check(policy, "team/app", _manifest(), Identity("reader"))
+    assert raised.value.code is OCIErrorCode.DENIED
+    assert raised.value.message == (
+        "trust policy of project 'team' not met: "
+        "signatures: 0 of 1 required distinct signers verified (trusted: ci)"
+    )
+
+
+def test_verdicts_are_cached_for_their_time_and_policy_revision() -> None:
+    store, clock = FakeStore(), Clock()
+    gate = _gate(store, clock)
+    policy = gate.policy_for("team/app")
+    assert policy is not None
+    assert not gate.verdict(policy, "team/app", IMAGE).allowed
+    store.signed[IMAGE] = _signed(gate)
+    assert not gate.verdict(policy, "team/app", IMAGE).allowed  # cached
+    assert store.reads == 1
+    clock.now += 5
+    assert gate.verdict(policy, "team/app", IMAGE).allowed
+    assert store.reads == 2
+
+
+def test_one_reload_is_claimed_per_cache_period() -> None:
+    clock = Clock()
+    gate = _gate(FakeStore(), clock)
+    assert not gate.claim_reload()
+    clock.now += 5
+    assert gate.claim_reload()
+    assert not gate.claim_reload()
+
+
+def test_signatures_children_of_trusted_indexes_and_pushers_pass() -> None:
+    store = FakeStore()
+    gate = _gate(store, Clock(), pushers={"ci-robot"})
+    policy = gate.policy_for("team/app")
+    assert policy is not None
+    gate.check(policy, "team/app", _manifest(layers=[SIMPLE_SIGNING]), None)
+    gate.check(policy, "team/app", _manifest(), Identity("ci-robot"))
+    store.signed[INDEX] = _signed(gate)
+    store.parent[IMAGE] = [INDEX]
+    gate.check(policy, "team/app", _manifest(), None)
+
+
+def test_pushers_are_not_exempt_when_the_policy_says_so() -> None:
+    store = FakeStore()
+    store.document["exempt_pushers"] = False
+    gate = _gate(store, Clock(), pushers={"ci-robot"})
+    policy = gate.policy_for("team/app")
+    assert policy is not None
+    with pytest.raises(RegistryError):
+        gate.check(policy, "team/app", _manifest(), Identity("ci-robot"))
