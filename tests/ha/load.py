@@ -116,17 +116,25 @@ class Availability:
     requests: int
     succeeded: int
     longest_gap: float
+    #: When the longest gap began, in seconds after the window's start.
+    gap_began: float = 0.0
+    #: The longest a failed request took to fail (seconds).
+    slowest_failure: float = 0.0
 
     @property
     def percent(self) -> float:
         return 100.0 * self.succeeded / self.requests if self.requests else 100.0
 
 
-def availability(attempts: list[Attempt]) -> Availability:
+def availability(attempts: list[Attempt], start: float) -> Availability:
     """Share of successful attempts and the longest time between two successes."""
     successes = sorted(a.ended for a in attempts if a.ok)
-    gaps = [b - a for a, b in itertools.pairwise(successes)]
-    return Availability(len(attempts), len(successes), max(gaps, default=0.0))
+    gaps = [(b - a, a) for a, b in itertools.pairwise(successes)]
+    longest, began = max(gaps, default=(0.0, start))
+    failures = [a.ended - a.started for a in attempts if not a.ok]
+    return Availability(
+        len(attempts), len(successes), longest, began - start, max(failures, default=0.0)
+    )
 
 
 def unavailable_answer(response: httpx.Response) -> str | None:

@@ -72,7 +72,7 @@ def run_phase(topology: Topology, fault: str, inject: Callable[[], None]) -> Pha
         _wait_images(load.ledger, repaired + IMAGES_AROUND_FAULT)
     finally:
         load.stop()
-    during = availability(load.ledger.window(started, time.monotonic()))
+    during = availability(load.ledger.window(started, time.monotonic()), started)
     return PhaseResult(fault, during, load.ledger.committed(), list(load.ledger.violations))
 
 

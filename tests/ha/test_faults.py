@@ -42,7 +42,8 @@ def results(request: pytest.FixtureRequest) -> Iterator[dict[str, PhaseResult]]:
     lines = ["", "HA availability (from the fault to the end of the load):"]
     lines += [
         f"  {r.fault}: {r.during.percent:.1f} % of {r.during.requests} requests succeeded,"
-        f" longest gap {r.during.longest_gap:.2f} s"
+        f" longest gap {r.during.longest_gap:.2f} s ({r.during.gap_began:.1f} s after the fault),"
+        f" slowest failure {r.during.slowest_failure:.2f} s"
         for r in found.values()
     ]
     if reporter is not None:
@@ -85,6 +86,8 @@ def _save(topology: Topology, results: dict[str, PhaseResult]) -> None:
             "succeeded": r.during.succeeded,
             "percent": round(r.during.percent, 2),
             "longest_gap_seconds": round(r.during.longest_gap, 3),
+            "gap_began_seconds": round(r.during.gap_began, 3),
+            "slowest_failure_seconds": round(r.during.slowest_failure, 3),
             "images": len(r.images),
         }
         for fault, r in results.items()

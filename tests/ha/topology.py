@@ -17,9 +17,10 @@ import secrets
 import signal
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tests.services.haproxy import HAProxy, start_haproxy
 from tests.services.http import answers
@@ -199,29 +200,35 @@ def _environment(
 def running_topology(root: Path) -> Iterator[Topology]:
     """Start the whole topology under ``root``; stop every process it started on exit."""
     root.mkdir(parents=True, exist_ok=True)
-    postgres = start_postgres(root / "postgres")
-    stack = contextlib.ExitStack()
-    with stack:
-        stack.callback(postgres.stop)
-        s3 = start_seaweedfs(root / "seaweedfs", BUCKET)
-        stack.callback(s3.stop)
-        temporal = start_temporal(root / "temporal")
-        stack.callback(temporal.stop)
-        ports = dict(zip(API_NAMES, free_ports(len(API_NAMES)), strict=True))
-        topology = Topology(
-            root=root,
-            postgres=postgres,
-            s3=s3,
-            temporal=temporal,
-            env=_environment(root, postgres, s3, temporal),
-            api_ports=ports,
-        )
-        stack.pop_all()
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        pg_start = pool.submit(start_postgres, root / "postgres")
+        s3_start = pool.submit(start_seaweedfs, root / "seaweedfs", BUCKET)
+        temporal_start = pool.submit(start_temporal, root / "temporal")
+    starts: list[Future[Any]] = [pg_start, s3_start, temporal_start]
+    failures = [exc for f in starts if (exc := f.exception()) is not None]
+    if failures:
+        for start in starts:
+            if start.exception() is None:
+                start.result().stop()
+        raise failures[0]
+    postgres, s3, temporal = pg_start.result(), s3_start.result(), temporal_start.result()
+    ports = dict(zip(API_NAMES, free_ports(len(API_NAMES)), strict=True))
+    topology = Topology(
+        root=root,
+        postgres=postgres,
+        s3=s3,
+        temporal=temporal,
+        env=_environment(root, postgres, s3, temporal),
+        api_ports=ports,
+    )
     try:
-        for name in API_NAMES:  # NOTE: one after the other: the first one migrates
-            topology.start_api(name)
+        # NOTE: the first API process migrates; the rest start beside each other.
+        topology.start_api(API_NAMES[0])
         for name in WORKER_NAMES:
             topology.start_worker(name)
+        with ThreadPoolExecutor(max_workers=len(API_NAMES)) as pool:
+            for future in [pool.submit(topology.start_api, n) for n in API_NAMES[1:]]:
+                future.result()
         topology.haproxy = start_haproxy(root / "haproxy", list(ports.items()))
         topology.wait_all_up()
         yield topology
