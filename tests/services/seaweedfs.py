@@ -3,9 +3,10 @@
 moto answers S3 correctly but is far too slow to measure anything but itself, so the
 benchmarks' S3 comparison runs both registries against SeaweedFS's S3 gateway instead,
 and the HA tests (``tests/ha``) stop and start it under load (:func:`start_again`).
-``scripts/install-tools`` builds ``weed`` from the Go module proxy into the tools cache. Every listener (master, volume, filer, S3 and their gRPC ports) is bound to
-127.0.0.1 on ports chosen here; the admin UI, WebDAV and the table-format endpoints are
-turned off. One identity with full rights signs all requests.
+``scripts/install-tools`` builds ``weed`` from the Go module proxy into the tools cache.
+Every listener (master, volume, filer, S3 and their gRPC ports) is bound to 127.0.0.1 on
+ports chosen here; the admin UI, WebDAV and the table-format endpoints are turned off. One
+identity with full rights signs all requests.
 """
 
 from __future__ import annotations
