@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,8 @@ WAIT_BOUND = 90.0
 #: Longest a phase's load runs (seconds) and most operations per client.
 LOAD_SECONDS = 120.0
 LOAD_OPERATIONS = 400
+#: Clients pulling every committed image after a phase.
+PULLERS = 4
 
 
 @dataclass(frozen=True)
@@ -77,14 +80,20 @@ def run_phase(topology: Topology, fault: str, inject: Callable[[], None]) -> Pha
 
 
 def pull_all(topology: Topology, images: list[Image]) -> list[str]:
-    """Pull every image through the load balancer; the differences found."""
+    """Pull every image through the load balancer (a few clients at once); the differences."""
     ledger = Ledger()
-    client = RetryingClient(topology.url, topology.admin_password, ledger)
-    try:
-        for image in images:
-            client.pull(image)
-    finally:
-        client.close()
+
+    def pull(share: list[Image]) -> None:
+        client = RetryingClient(topology.url, topology.admin_password, ledger)
+        try:
+            for image in share:
+                client.pull(image)
+        finally:
+            client.close()
+
+    with ThreadPoolExecutor(max_workers=PULLERS) as pool:
+        for done in [pool.submit(pull, images[i::PULLERS]) for i in range(PULLERS)]:
+            done.result()
     return ledger.violations
 
 

@@ -11,6 +11,7 @@ and a stop and start of SeaweedFS with the same command line.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import secrets
@@ -21,6 +22,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
+
+from temporalio.api.enums.v1 import PendingActivityState
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 
 from tests.services.haproxy import HAProxy, start_haproxy
 from tests.services.http import answers
@@ -99,9 +104,22 @@ class Topology:
         """``kill -9`` the API process ``name`` and the server workers it forked."""
         _kill_group(self.apis.pop(name))
 
-    def kill_worker(self, name: str) -> None:
-        """``kill -9`` the worker process ``name``."""
-        _kill_group(self.workers.pop(name))
+    def kill_worker(self, name: str) -> int:
+        """``kill -9`` the worker process ``name``; return its PID."""
+        process = self.workers.pop(name)
+        _kill_group(process)
+        return process.pid
+
+    def fail_attempts_of(self, pid: int) -> int:
+        """Fail the activity attempts the dead worker ``pid`` was running, as their
+        start-to-close timeouts would (minutes later); the retry policies apply.
+
+        Returns:
+            How many attempts there were.
+        """
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            failing = pool.submit(asyncio.run, _fail_attempts_of(self.temporal.address, pid))
+            return failing.result(timeout=START_TIMEOUT)
 
     def restart_postgres(self) -> None:
         """Stop PostgreSQL (fast shutdown: clients are cut off) and start it again."""
@@ -161,6 +179,25 @@ class Topology:
         for stop in stops:
             with contextlib.suppress(Exception):
                 stop()
+
+
+async def _fail_attempts_of(address: str, pid: int) -> int:
+    client = await Client.connect(address)
+    started = PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+    failed = 0
+    async for execution in client.list_workflows("ExecutionStatus = 'Running'"):
+        handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
+        description = await handle.describe()
+        for pending in description.raw_description.pending_activities:
+            if pending.state == started and pending.last_worker_identity.startswith(f"{pid}@"):
+                attempt = client.get_async_activity_handle(
+                    workflow_id=execution.id,
+                    run_id=execution.run_id,
+                    activity_id=pending.activity_id,
+                )
+                await attempt.fail(ApplicationError("the worker running this attempt was killed"))
+                failed += 1
+    return failed
 
 
 def _kill_group(process: ManagedProcess) -> None:
