@@ -46,9 +46,11 @@ def results(request: pytest.FixtureRequest) -> Iterator[dict[str, PhaseResult]]:
         f" slowest failure {r.during.slowest_failure:.2f} s"
         for r in found.values()
     ]
-    if reporter is not None:
-        for line in lines:
-            reporter.write_line(line)
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            for line in lines:
+                reporter.write_line(line)
 
 
 @pytest.fixture(scope="module")
