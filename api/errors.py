@@ -5,8 +5,9 @@ OCI routes answer with the distribution spec's error body; management routes wit
 fields carries an ``errors`` list, one ``{"field", "pointer", "message"}`` entry per field:
 ``field`` is its dotted name (``permissions.0.repository``), ``pointer`` its RFC 6901
 JSON pointer into the body (or the query parameter's name for query fields), ``message``
-the rule it broke. HEAD responses never carry a body. Unexpected exceptions become
-``UNKNOWN`` (500) without leaking internals.
+the rule it broke. HEAD responses never carry a body. A database or blob store that does not
+answer is ``UNAVAILABLE`` (503, ``Retry-After``; ``api.unavailable``). Unexpected exceptions
+become ``UNKNOWN`` (500) without leaking internals.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 
+from api.unavailable import DEPENDENCY_ERRORS, dependency_of, unavailable_error
 from core.errors import (
     ConflictError,
     ForbiddenError,
@@ -129,6 +131,15 @@ def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
     return oci_error_response(request, RegistryError(OCIErrorCode.UNKNOWN))
 
 
+def handle_dependency_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """503 ``UNAVAILABLE`` while the database or the blob store does not answer, else 500."""
+    what = dependency_of(exc)
+    if what is None:
+        return handle_unexpected(request, exc)
+    _log.warning("%s unavailable on %s %s: %s", what, request.method, request.url.path, exc)
+    return handle_registry_error(request, unavailable_error(what))
+
+
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     RegistryError: handle_registry_error,
     NotFoundError: handle_domain_error,
@@ -137,5 +148,6 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     InvalidInputError: handle_domain_error,
     InvalidNameError: handle_domain_error,
     HTTPException: handle_http_exception,
+    **dict.fromkeys(DEPENDENCY_ERRORS, handle_dependency_error),
     Exception: handle_unexpected,
 }

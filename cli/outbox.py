@@ -154,23 +154,26 @@ class OutboxDispatcher:
         """Queue ``pending``'s events for their subscribers and mark them dispatched.
 
         Run requests are marked only when in ``started``. One transaction: an event is
-        queued exactly when it is marked.
+        queued exactly when it is marked, and only by the dispatcher that marked it (another
+        dispatcher may have read the same events as pending and marked, queued and even
+        batched them since).
         """
-        queued: list[tuple[str, int, datetime]] = []
-        marked: list[int] = []
-        for event in pending:
-            if event.kind in events.RUN_REQUESTS:
-                if event.id in started:
-                    marked.append(event.id)
-                continue
-            wanting = self._subscribers.wanting(event.kind)
-            queued += [(s.kind, event.id, event.created_at) for s in wanting]
-            marked.append(event.id)
+        marked = [
+            event.id
+            for event in pending
+            if event.kind not in events.RUN_REQUESTS or event.id in started
+        ]
         if not marked:
             return
         with self._metadata.write() as session:
+            claimed = set(session.outbox.claim_pending(marked, self._clock.now()))
+            queued = [
+                (s.kind, event.id, event.created_at)
+                for event in pending
+                if event.id in claimed and event.kind not in events.RUN_REQUESTS
+                for s in self._subscribers.wanting(event.kind)
+            ]
             session.event_queues.queue_events(queued)
-            session.outbox.mark_dispatched(marked, self._clock.now())
             session.commit()
 
     async def dispatch_once(self) -> int:

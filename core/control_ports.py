@@ -39,6 +39,14 @@ class OutboxRepository(Protocol):
         """The oldest events not yet dispatched, in id order."""
 
     def mark_dispatched(self, event_ids: list[int], now: datetime) -> None: ...
+    def claim_pending(self, event_ids: list[int], now: datetime) -> list[int]:
+        """Mark those of the events not yet dispatched as dispatched; return their ids.
+
+        A concurrent claim of the same events waits for this transaction and then finds
+        them dispatched, so of two dispatchers that read the same pending events exactly
+        one gets each event.
+        """
+
     def prune_dispatched(self, dispatched_before: datetime, limit: int) -> int:
         """Delete up to ``limit`` events dispatched before the time, oldest first.
 

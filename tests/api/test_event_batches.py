@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 
 from adapters.clock import SystemClock
 from cli.outbox import OutboxDispatcher
@@ -217,9 +216,29 @@ async def test_an_event_is_queued_once_even_by_a_second_dispatcher(
         pending = session.outbox.pending(100)
     first, second = (_dispatcher(metadata, FakeTemporal(), 10, 3600) for _ in range(2))
     first._mark(pending, set())
-    with pytest.raises(IntegrityError):  # the queue's key refuses it
-        second._mark(pending, set())  # the same events, read before the first marked them
+    second._mark(pending, set())  # the same events, read before the first marked them
     assert _queued(metadata) == {"pushes": 3, "tags": 3}
+
+
+async def test_an_event_batched_already_is_not_queued_again_by_a_second_dispatcher(
+    metadata: SqlMetadata,
+) -> None:
+    """Two workers' dispatchers read the same pending events; the first one marks them and
+    batches them (its queue rows are gone) before the second one marks its stale read."""
+    _add(metadata, events.MANIFEST_PUSHED, "p/a", 3)
+    with metadata.read() as session:
+        pending = session.outbox.pending(100)
+    temporal = FakeTemporal()
+    first, second = (_dispatcher(metadata, temporal, 10, 0) for _ in range(2))
+    first._mark(pending, set())
+    assert first._form_batches() == 2
+    second._mark(pending, set())
+    assert _queued(metadata) == {}
+    await _rounds(second)
+    temporal.finish()
+    await _rounds(first)
+    assert temporal.delivered("pushes") == [1, 2, 3]
+    assert temporal.delivered("tags") == [1, 2, 3]
 
 
 async def test_events_still_queued_are_never_pruned(metadata: SqlMetadata) -> None:

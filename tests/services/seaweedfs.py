@@ -1,11 +1,12 @@
-"""A real S3 server for measurements: SeaweedFS (``weed mini``) on the loopback address.
+"""A real S3 server: SeaweedFS (``weed mini``) on the loopback address.
 
 moto answers S3 correctly but is far too slow to measure anything but itself, so the
-benchmarks' S3 comparison runs both registries against SeaweedFS's S3 gateway instead.
-``scripts/install-tools --seaweedfs`` builds ``weed`` from the Go module proxy into the
-tools cache. Every listener (master, volume, filer, S3 and their gRPC ports) is bound to
-127.0.0.1 on ports chosen here; the admin UI, WebDAV and the table-format endpoints are
-turned off. One identity with full rights signs all requests.
+benchmarks' S3 comparison runs both registries against SeaweedFS's S3 gateway instead,
+and the HA tests (``tests/ha``) stop and start it under load (:func:`start_again`).
+``scripts/install-tools`` builds ``weed`` from the Go module proxy into the tools cache.
+Every listener (master, volume, filer, S3 and their gRPC ports) is bound to 127.0.0.1 on
+ports chosen here; the admin UI, WebDAV and the table-format endpoints are turned off. One
+identity with full rights signs all requests.
 """
 
 from __future__ import annotations
@@ -89,23 +90,44 @@ def start_seaweedfs(workdir: Path, bucket: str) -> S3Server:
         pid=process.pid,
         _process=process,
     )
+    _wait_for_bucket(server, bucket)
+    return server
+
+
+def start_again(server: S3Server, bucket: str) -> None:
+    """Start a stopped server again with the same command line: same ports, same data.
+
+    Args:
+        server: A server from :func:`start_seaweedfs` whose process was stopped.
+        bucket: The bucket it was started with; waited for as at the first start.
+    """
+    stopped = server._process
+    if stopped.popen.poll() is None:
+        raise RuntimeError(f"weed mini (pid {stopped.pid}) still runs")
+    argv = [str(arg) for arg in stopped.popen.args]  # type: ignore[union-attr]
+    workdir = stopped.log_path.parent
+    process = spawn("weed mini", argv, log_path=stopped.log_path, cwd=workdir)
+    server._process, server.pid = process, process.pid
+    _wait_for_bucket(server, bucket)
+
+
+def _wait_for_bucket(server: S3Server, bucket: str) -> None:
     # The gateway answers before the start-up bucket exists: wait for the bucket itself.
     client = boto3.client(
         "s3",
         endpoint_url=server.endpoint_url,
-        aws_access_key_id=access_key,
-        aws_secret_access_key=secret_key,
+        aws_access_key_id=server.access_key_id,
+        aws_secret_access_key=server.secret_access_key,
         region_name="us-east-1",
         config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=5),
     )
     try:
-        process.wait_until(
+        server._process.wait_until(
             partial(_bucket_exists, client, bucket), timeout=READY_TIMEOUT, what="the bucket"
         )
     except BaseException:
         server.stop()
         raise
-    return server
 
 
 def _bucket_exists(client: Any, bucket: str) -> bool:

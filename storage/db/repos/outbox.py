@@ -78,6 +78,17 @@ class SqlOutbox(SqlRepository):
                 update(OUTBOX).where(OUTBOX.c.id.in_(event_ids)).values(dispatched_at=now)
             )
 
+    def claim_pending(self, event_ids: list[int], now: datetime) -> list[int]:
+        if not event_ids:
+            return []
+        claim = (
+            update(OUTBOX)
+            .where(OUTBOX.c.id.in_(event_ids), OUTBOX.c.dispatched_at.is_(None))
+            .values(dispatched_at=now)
+            .returning(OUTBOX.c.id)
+        )
+        return sorted(int(event_id) for event_id in self._c.execute(claim).scalars())
+
     def prune_dispatched(self, dispatched_before: datetime, limit: int) -> int:
         queued = exists().where(QUEUE.c.event_id == OUTBOX.c.id)
         oldest = (
