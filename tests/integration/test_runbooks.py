@@ -324,10 +324,10 @@ def test_temporal_cluster_lost(tmp_path: Path, request: pytest.FixtureRequest) -
         while time.monotonic() < deadline:
             state = site.json("gc", "status", gc_run["id"])["state"]
             logged = late.digest in site.worker.log_path.read_text(encoding="utf-8")
-            if state == "succeeded" and logged:
+            if state == "completed" and logged:
                 break
             time.sleep(1)
-        assert (state, logged) == ("succeeded", True)
+        assert (state, logged) == ("completed", True)
         _assert_pulls(site, pushed)
     finally:
         site.stop()
