@@ -103,18 +103,28 @@ def measure(source: Settings, target: Settings, total_mb: int, blob_mb: int) -> 
         "backup_gb_per_minute": _rate(first.bytes_copied, first_s),
         "second_backup_seconds": round(second_s, 2),
         "second_backup_copied": second.copied,
+        "restored_blobs": restored.copied,
         "restore_seconds": round(restore_s, 2),
         "restore_gb_per_minute": _rate(restored.bytes_copied, restore_s),
     }
 
 
+#: An admin password of the bench installations (so none is generated and printed).
+_AUTH = {"admin_password": secrets.token_urlsafe(16)}
+
+
 def _sqlite_fs(root: Path, name: str) -> Settings:
-    return Settings(data_dir=root / name, backup={"path": str(root / "backups")})  # type: ignore[arg-type]
+    return Settings(
+        data_dir=root / name,
+        auth=_AUTH,  # type: ignore[arg-type]
+        backup={"path": str(root / "backups")},  # type: ignore[arg-type]
+    )
 
 
 def _pg_s3(root: Path, name: str, postgres: Postgres, s3: S3Server, backups: str) -> Settings:
     return Settings(
         data_dir=root / name,
+        auth=_AUTH,  # type: ignore[arg-type]
         database_url=postgres.create_database(f"bench_backup_{name}"),
         storage="s3",  # type: ignore[arg-type]
         s3={  # type: ignore[arg-type]
