@@ -57,11 +57,22 @@ def audit_purge(
 
 
 @keys_app.command("rotate")
-def keys_rotate() -> None:
+def keys_rotate(
+    revoke: Annotated[
+        bool,
+        typer.Option(
+            "--revoke",
+            help="Delete every older key now (a leaked key): tokens they signed are refused.",
+        ),
+    ] = False,
+) -> None:
     """Add a new signing key and retire the keys no unexpired token can carry.
 
     The new key is published at once and signs new tokens 90 s later, when every API
     process has loaded it; an old key goes only after all tokens it signed have expired.
+    With ``--revoke`` every older key goes at once and the new key signs at once: every
+    token issued before is refused by an API process once it has reloaded its keys
+    (restart the API processes to make that immediate).
     """
     from core.key_rotation import retire_grace  # noqa: PLC0415
     from core.services.auth import ensure_signing_key  # noqa: PLC0415
@@ -72,7 +83,10 @@ def keys_rotate() -> None:
         ensure_signing_key(root.metadata)
         now = root.clock.now()
         kid, _ = root.key_rotation.rotate(now)
-        retired = root.key_rotation.retire(now, retire_grace(settings.auth.token_ttl_seconds))
+        if revoke:
+            retired = root.key_rotation.revoke_all_but(kid)
+        else:
+            retired = root.key_rotation.retire(now, retire_grace(settings.auth.token_ttl_seconds))
     finally:
         root.close()
     typer.echo(f"new signing key {kid}; retired {len(retired)}")

@@ -87,3 +87,14 @@ class KeyRotation:
         if old:
             self._store.remove_keys(old)
         return old
+
+    def revoke_all_but(self, kid: str) -> list[str]:
+        """Delete every key except ``kid`` now (a leaked key); returns the deleted kids.
+
+        Tokens the deleted keys signed are refused once a process has reloaded its keys;
+        with one key left, that key signs at once (no activation delay applies).
+        """
+        old = [key.kid for key in self._store.stored_keys() if key.kid != kid]
+        if old:
+            self._store.remove_keys(old)
+        return old

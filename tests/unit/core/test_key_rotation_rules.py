@@ -50,3 +50,13 @@ def test_a_replaced_key_stays_for_the_grace_period() -> None:
 def test_the_newest_key_is_never_retired() -> None:
     keys = [StoredKey("only", T0)]
     assert retirable(keys, T0 + timedelta(days=3650), timedelta(0)) == []
+
+
+def test_revoking_leaves_only_the_new_key_whatever_its_age() -> None:
+    store = MemoryKeys(StoredKey("leaked", T0), StoredKey("older", T0 - timedelta(days=1)))
+    rotation = KeyRotation(store)
+    kid, added = rotation.rotate(T0 + timedelta(seconds=1))
+    assert added
+    assert sorted(rotation.revoke_all_but(kid)) == ["leaked", "older"]
+    assert [key.kid for key in store.stored_keys()] == [kid]
+    assert rotation.revoke_all_but(kid) == []
