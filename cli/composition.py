@@ -34,7 +34,7 @@ server worker builds its own from the same settings.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cached_property, partial
 
 from adapters.clock import SystemClock
@@ -51,6 +51,8 @@ from core.login_limit import LoginLimiter, LoginPolicy
 from core.manifests import ManifestRules
 from core.ports import BlobStore, Clock, NowaitReads
 from core.pulls import PullRecorder
+from core.scan.analyzer import Analyzer
+from core.scan_service import ScanService
 from core.services.access_control import AccessControl
 from core.services.audit_log import AuditLog
 from core.services.auth import AuthService, load_signing_keys
@@ -82,7 +84,9 @@ from storage.db.identity import SqlIdentityStore
 from storage.db.login_attempts import SqlLoginAttemptStore
 from storage.db.metadata import SqlMetadata
 from storage.db.pull_times import LOCK_WAIT_SECONDS, SqlPullTimes
+from storage.db.scans import SqlArtifacts, SqlScanStore
 from storage.db.signing_keys import SqlSigningKeyStore
+from storage.db.vulndb import SqlVulnDb
 from storage.db.webhooks import SqlWebhookStore
 
 
@@ -254,6 +258,35 @@ class Composition:
         """Registry endpoints (proxy upstreams, replication targets), on these engines."""
         return SqlEndpoints(self.engines)
 
+    @cached_property
+    def scan_store(self) -> SqlScanStore:
+        """Scan inventories, reports, allowlists and policies, on these engines."""
+        return SqlScanStore(self.engines)
+
+    @cached_property
+    def vulndb(self) -> SqlVulnDb:
+        """The offline vulnerability data (OSV records), on these engines."""
+        return SqlVulnDb(self.engines)
+
+    @cached_property
+    def scans(self) -> ScanService:
+        """Analysis and matching of stored artifacts."""
+        vulndb = self.vulndb
+
+        def data_time() -> datetime | None:
+            stamps = [s.imported_at for s in vulndb.sources() if s.imported_at is not None]
+            return max(stamps, default=None)
+
+        return ScanService(
+            SqlArtifacts(self.engines),
+            self.store,
+            self.scan_store,
+            vulndb,
+            data_time,
+            Analyzer(self.settings.scan),
+            self.clock,
+        )
+
     # -- what processes run ---------------------------------------------------------------
 
     def registry(self) -> Registry:
@@ -276,6 +309,7 @@ class Composition:
             extras={
                 "webhook_store": self.webhook_store,
                 "endpoint_store": self.endpoint_store,
+                "scan_store": self.scan_store,
                 "temporal_check": TemporalProbe(self.settings.temporal),
                 RUN_CONTROL: RunControl(
                     self.metadata, TemporalRuns(self.settings.temporal), self.clock

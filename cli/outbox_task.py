@@ -8,6 +8,7 @@ from api.workflow_starter import TemporalStarter
 from cli.event_runs import TemporalRuns
 from cli.outbox import OutboxDispatcher
 from core.ports import Clock, Metadata
+from core.scan_jobs import SCAN_SUBSCRIBER
 from core.settings import Settings
 from core.subscribers import Subscribers, builtin_subscribers
 from core.webhook_events import WEBHOOK_SUBSCRIBER
@@ -39,8 +40,8 @@ def build_outbox_dispatcher(
 
 
 def installation_subscribers() -> Subscribers:
-    """The subscribers a worker process serves: the built-in ones and webhooks."""
-    return Subscribers([*builtin_subscribers(), WEBHOOK_SUBSCRIBER])
+    """The subscribers a worker process serves: the built-in ones, webhooks, scanning."""
+    return Subscribers([*builtin_subscribers(), WEBHOOK_SUBSCRIBER, SCAN_SUBSCRIBER])
 
 
 def start_outbox_dispatcher(

@@ -10,6 +10,7 @@ from activities.gc import GcActivities
 from activities.keys import KeyActivities
 from activities.quota import QuotaActivities
 from activities.retention import RetentionActivities
+from activities.scans import ScanActivities
 from activities.uploads import UploadActivities
 from activities.webhooks import WebhookActivities
 from adapters.master_key import secret_box
@@ -37,6 +38,7 @@ def build_activities(root: Composition) -> list[Callable[..., Any]]:
     webhooks = WebhookActivities(
         settings, root.webhook_store, partial(secret_box, settings), partial(webhook_http, settings)
     )
+    scans = ScanActivities(root.scans)
     return [
         uploads.reap_expired_uploads,
         gc.gc_record_run,
@@ -51,4 +53,10 @@ def build_activities(root: Composition) -> list[Callable[..., Any]]:
         keys.retire_signing_keys,
         webhooks.deliver_events_webhook,
         webhooks.send_webhook_deliveries,
+        scans.deliver_events_scan,
+        scans.scan_analyze_artifact,
+        scans.scan_match_artifact,
+        scans.scan_record_failure,
+        scans.scan_list_candidates,
+        scans.scan_rematch_reports,
     ]

@@ -7,6 +7,7 @@ from workflows.gc import GarbageCollectionWorkflow
 from workflows.keys import KeyRotationWorkflow
 from workflows.quota import QuotaReconcileWorkflow
 from workflows.retention import RetentionWorkflow
+from workflows.scans import ScanArtifactWorkflow, ScanManyWorkflow, ScanRematchWorkflow
 from workflows.uploads import ReapUploadsWorkflow
 from workflows.webhooks import WebhookTargetWorkflow
 
@@ -20,6 +21,9 @@ ALL_WORKFLOWS: list[type] = [
     QuotaReconcileWorkflow,
     KeyRotationWorkflow,
     WebhookTargetWorkflow,
+    ScanArtifactWorkflow,
+    ScanManyWorkflow,
+    ScanRematchWorkflow,
 ]
 
 __all__ = [
@@ -31,5 +35,8 @@ __all__ = [
     "QuotaReconcileWorkflow",
     "ReapUploadsWorkflow",
     "RetentionWorkflow",
+    "ScanArtifactWorkflow",
+    "ScanManyWorkflow",
+    "ScanRematchWorkflow",
     "WebhookTargetWorkflow",
 ]

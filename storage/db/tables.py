@@ -15,6 +15,7 @@ from sqlmodel import Field, SQLModel
 # Imported for their table definitions: control-plane runs, registry endpoints, webhooks.
 import storage.db.control_tables
 import storage.db.endpoint_tables
+import storage.db.scan_tables
 import storage.db.webhooks_tables  # noqa: F401
 from storage.db.login_tables import LoginAttempt  # noqa: F401  (registers the login counts)
 from storage.db.vulndb_tables import VulnRecord  # noqa: F401  (registers the vulnerability data)

@@ -59,6 +59,14 @@ from cli.wiring import build_activities
 from core.digests import Digest
 from core.key_rotation import rotation_kid
 from core.names import RepositoryName
+from core.scan_jobs import (
+    DELIVER_SCANS,
+    SCAN_ANALYZE,
+    SCAN_CANDIDATES,
+    SCAN_FAIL,
+    SCAN_MATCH,
+    SCAN_REMATCH,
+)
 from core.services.quota import QUOTA_WARNING
 from core.settings import Settings
 from core.subscribers import LOG_EVENTS
@@ -97,10 +105,18 @@ CRASH_TESTED = frozenset(
         # killed mid-delivery in tests/integration/test_webhook_faults.py
         DELIVER_WEBHOOKS,
         SEND_WEBHOOKS,
+        # killed mid-scan in tests/integration/test_scan_workflows.py
+        SCAN_ANALYZE,
+        SCAN_MATCH,
     }
 )
 #: Activities without a side effect of their own (nothing to duplicate or lose).
-STATELESS = frozenset({HANDLE_EVENT, LOG_EVENTS})
+#: (The scan subscriber only starts runs under ids fixed by the event, a repeat is a no-op;
+#: a failure record is written again whole; candidates and re-matches rewrite reports as a
+#: fresh match does.)
+STATELESS = frozenset(
+    {HANDLE_EVENT, LOG_EVENTS, DELIVER_SCANS, SCAN_FAIL, SCAN_CANDIDATES, SCAN_REMATCH}
+)
 
 
 # --- the backend, the in-process API and the worker processes -------------------------
