@@ -24,6 +24,7 @@ from api.controllers.policies import PolicyController
 from api.controllers.projects import ProjectController
 from api.controllers.registries import ProjectProxyController, RegistryController
 from api.controllers.repositories import RepositoryController
+from api.controllers.scans import ProjectScanController, SystemScanController
 from api.controllers.systeminfo import systeminfo
 from api.controllers.tokens import jwks, oauth_token, token
 from api.controllers.webhooks import ProjectWebhookController, SystemWebhookController
@@ -34,6 +35,7 @@ from api.manifest_shortcut import ManifestShortcuts
 from api.observe import ObserveMiddleware, build_observer
 from api.pipeline import OCIPipeline, is_oci
 from api.proxy_wiring import close_proxy, start_proxy, with_proxy
+from api.scan_wiring import with_scan_hooks
 from api.webhook_wiring import with_webhook_hooks
 from api.write_guard import authenticated_writes
 from cli.composition import compose
@@ -105,7 +107,7 @@ def build_app(
     """
     observer = build_observer(registry.settings.observability)
     proxied = with_proxy(registry, hooks or Hooks())
-    observed = observer.around(with_webhook_hooks(registry, proxied))
+    observed = observer.around(with_scan_hooks(registry, with_webhook_hooks(registry, proxied)))
     registry.hooks = observed.with_first_end(AuditRecorder(registry))
     app = MoorageApp(
         route_handlers=[
@@ -124,6 +126,8 @@ def build_app(
             ProjectProxyController,
             ProjectWebhookController,
             SystemWebhookController,
+            ProjectScanController,
+            SystemScanController,
             healthz,
             readyz,
             systeminfo,

@@ -177,8 +177,8 @@ class ScanStore(Protocol):
 
     def set_policy(self, policy: ScanPolicy) -> None: ...
 
-    def gating_policies(self) -> dict[int, ScanPolicy]:
-        """The policies that gate pulls, by project id."""
+    def gating_policies(self) -> dict[str, ScanPolicy]:
+        """The policies that gate pulls, by project name."""
 
 
 # -- JSON forms (stored columns) -------------------------------------------------------

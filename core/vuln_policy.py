@@ -86,8 +86,8 @@ class Refusal:
             shown += f" and {more} more"
         return (
             f"{self.reason}: {shown}. To accept them, add them to the allowlist of project "
-            f"{project!r} (PUT /api/v1/projects/{project}/scan/allowlist) or the system "
-            "allowlist (PUT /api/v1/scan/allowlist), or lower the project's prevent_severity"
+            f"{project!r} (PUT /api/v1/projects/{project}/scan-allowlist) or the system "
+            "allowlist (PUT /api/v1/scan-allowlist), or lower the project's prevent_severity"
         )
 
 

@@ -254,12 +254,14 @@ class SqlScanStore:
             connection.execute(delete(POLICY).where(POLICY.c.project_id == policy.project_id))
             connection.execute(insert(POLICY).values(project_id=policy.project_id, **values))
 
-    def gating_policies(self) -> dict[int, ScanPolicy]:
-        query = select(POLICY).where(
-            POLICY.c.prevent_severity.is_not(None) | POLICY.c.refuse_unscanned.is_(True)
+    def gating_policies(self) -> dict[str, ScanPolicy]:
+        query = (
+            select(POLICY, _PROJECT.c.name)
+            .join(_PROJECT, _PROJECT.c.id == POLICY.c.project_id)
+            .where(POLICY.c.prevent_severity.is_not(None) | POLICY.c.refuse_unscanned.is_(True))
         )
         with self._engines.read.connect() as connection:
-            return {row.project_id: _policy(row) for row in connection.execute(query)}
+            return {row.name: _policy(row) for row in connection.execute(query)}
 
 
 class SqlArtifacts:

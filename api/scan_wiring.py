@@ -1,0 +1,121 @@
+"""The API's scan pieces: the reports service, the workflow starter, and the pull gate.
+
+The vulnerability pull gate (:class:`ScanPullGate`) runs before a manifest is served.
+It keeps the policies of the projects that gate pulls in memory (one query for all of
+them), so a manifest ``GET`` of any other project costs a dictionary lookup and no
+database access. The copy is read at start, re-read in a background thread once it is
+older than ``scan.policy_cache_seconds`` (no request waits for it), and re-read at once
+in the process that changed a policy or allowlist: a change made through another API
+process applies there within ``policy_cache_seconds`` plus one re-read. For a gated
+project the gate reads the artifact's report and the allowlists (in a worker thread).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Final
+
+import anyio.to_thread
+
+from api.context import Registry
+from api.workflow_starter import TemporalStarter
+from core.errors import OCIErrorCode, RegistryError
+from core.pipeline import Hooks, OCIRequest
+from core.records import ManifestRecord
+from core.scan_records import ScanPolicy, ScanStore
+from core.scan_reports import ScanReports
+from core.vuln_policy import Refusal, allowed_ids, decide, scannable
+
+logger = logging.getLogger(__name__)
+
+_REPORTS, _STARTER, _GATE = "scan_reports", "scan_starter", "scan_gate"
+#: Name of the thread that re-reads the gating policies.
+REFRESH_THREAD: Final = "scan-policy-cache"
+
+
+class ScanPullGate:
+    """The before-manifest-served hook of the vulnerability pull policy."""
+
+    def __init__(self, store: ScanStore, ttl: float) -> None:
+        self._store, self._ttl = store, ttl
+        self._policies: dict[str, ScanPolicy] = {}
+        self._checked_at = float("-inf")
+        self._refreshing = threading.Lock()
+
+    def refresh(self) -> None:
+        """Re-read the gating policies now (skipped while another re-read runs)."""
+        if not self._refreshing.acquire(blocking=False):
+            return
+        try:
+            started = time.monotonic()
+            self._policies = self._store.gating_policies()
+            self._checked_at = started
+        except Exception:
+            logger.warning("could not read the scan pull policies", exc_info=True)
+        finally:
+            self._refreshing.release()
+
+    def _refresh_soon(self) -> None:
+        if time.monotonic() - self._checked_at >= self._ttl and not self._refreshing.locked():
+            threading.Thread(target=self.refresh, name=REFRESH_THREAD, daemon=True).start()
+
+    def _decide(self, policy: ScanPolicy, digest: str) -> Refusal | None:
+        report = self._store.report(policy.project_id, digest)
+        now = datetime.now(UTC)
+        entries = [*self._store.allowlist(None), *self._store.allowlist(policy.project_id)]
+        return decide(policy, report, allowed_ids(entries, now))
+
+    async def manifest_serving(self, request: OCIRequest, manifest: ManifestRecord, /) -> None:
+        """Refuse the manifest when its project's policy says so (see the module)."""
+        self._refresh_soon()
+        if not self._policies or not request.repository:
+            return
+        project = request.repository.partition("/")[0]
+        policy = self._policies.get(project)
+        if policy is None or not scannable(manifest.media_type, manifest.payload):
+            return
+        refusal = await anyio.to_thread.run_sync(self._decide, policy, manifest.digest)
+        if refusal is not None:
+            raise RegistryError(
+                OCIErrorCode.DENIED,
+                refusal.message(project),
+                detail={
+                    "digest": manifest.digest,
+                    "vulnerabilities": list(refusal.vulnerabilities),
+                },
+            )
+
+
+def _project_id(registry: Registry, name: str) -> int | None:
+    with registry.metadata.read() as session:
+        project = session.projects.get(name)
+    return None if project is None else project.id
+
+
+def with_scan_hooks(registry: Registry, hooks: Hooks) -> Hooks:
+    """``hooks`` plus the pull gate; puts the reports service and starter in extras."""
+    store = registry.extras["scan_store"]
+    gate = ScanPullGate(store, registry.settings.scan.policy_cache_seconds)
+    gate.refresh()
+    registry.extras[_GATE] = gate
+    registry.extras[_REPORTS] = ScanReports(
+        store, lambda name: _project_id(registry, name), gate.refresh
+    )
+    registry.extras[_STARTER] = TemporalStarter(registry.settings.temporal)
+    return replace(hooks, manifest_serve=(*hooks.manifest_serve, gate.manifest_serving))
+
+
+def scan_reports_of(registry: Registry) -> ScanReports:
+    reports = registry.extras[_REPORTS]
+    assert isinstance(reports, ScanReports)  # noqa: S101 - set by with_scan_hooks
+    return reports
+
+
+def scan_starter_of(registry: Registry) -> TemporalStarter:
+    starter = registry.extras[_STARTER]
+    assert isinstance(starter, TemporalStarter)  # noqa: S101 - set by with_scan_hooks
+    return starter
