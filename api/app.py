@@ -35,7 +35,7 @@ from api.manifest_shortcut import ManifestShortcuts
 from api.observe import ObserveMiddleware, build_observer
 from api.pipeline import OCIPipeline, is_oci
 from api.proxy_wiring import close_proxy, start_proxy, with_proxy
-from api.scan_wiring import with_scan_hooks
+from api.scan_wiring import start_scan_gate, stop_scan_gate, with_scan_hooks
 from api.webhook_wiring import with_webhook_hooks
 from api.write_guard import authenticated_writes
 from cli.composition import compose
@@ -137,8 +137,12 @@ def build_app(
         guards=[authenticated_writes],
         dependencies=DEPENDENCIES,
         middleware=[AuditMiddleware, ObserveMiddleware],
-        on_startup=[partial(start_proxy, registry)],
-        on_shutdown=[partial(close_identity, registry), partial(close_proxy, registry)],
+        on_startup=[partial(start_proxy, registry), partial(start_scan_gate, registry)],
+        on_shutdown=[
+            partial(close_identity, registry),
+            partial(close_proxy, registry),
+            partial(stop_scan_gate, registry),
+        ],
         state={"registry": registry, "observer": observer},  # type: ignore[arg-type]
         openapi_config=OpenAPIConfig(
             title="Moorage", version=moorage_version(), path="/api/v1/schema"

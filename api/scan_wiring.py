@@ -3,21 +3,21 @@
 The vulnerability pull gate (:class:`ScanPullGate`) runs before a manifest is served.
 It keeps the policies of the projects that gate pulls in memory (one query for all of
 them), so a manifest ``GET`` of any other project costs a dictionary lookup and no
-database access. The copy is read at start, re-read in a background thread once it is
-older than ``scan.policy_cache_seconds`` (no request waits for it), and re-read at once
-in the process that changed a policy or allowlist: a change made through another API
-process applies there within ``policy_cache_seconds`` plus one re-read. For a gated
-project the gate reads the artifact's report and the allowlists (in a worker thread).
+database access. The copy is read at start, re-read by a background task every
+``scan.policy_cache_seconds`` (no request waits for it), and re-read at once in the
+process that changed a policy or allowlist: a change made through another API process
+applies there within ``policy_cache_seconds`` plus one re-read. For a gated project the
+gate reads the artifact's report and the allowlists (in a worker thread).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
-import time
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Final
 
 import anyio.to_thread
 
@@ -33,8 +33,7 @@ from core.vuln_policy import Refusal, allowed_ids, decide, scannable
 logger = logging.getLogger(__name__)
 
 _REPORTS, _STARTER, _GATE = "scan_reports", "scan_starter", "scan_gate"
-#: Name of the thread that re-reads the gating policies.
-REFRESH_THREAD: Final = "scan-policy-cache"
+_TASK = "scan_gate_refresh"
 
 
 class ScanPullGate:
@@ -43,7 +42,6 @@ class ScanPullGate:
     def __init__(self, store: ScanStore, ttl: float) -> None:
         self._store, self._ttl = store, ttl
         self._policies: dict[str, ScanPolicy] = {}
-        self._checked_at = float("-inf")
         self._refreshing = threading.Lock()
 
     def refresh(self) -> None:
@@ -51,17 +49,17 @@ class ScanPullGate:
         if not self._refreshing.acquire(blocking=False):
             return
         try:
-            started = time.monotonic()
             self._policies = self._store.gating_policies()
-            self._checked_at = started
         except Exception:
             logger.warning("could not read the scan pull policies", exc_info=True)
         finally:
             self._refreshing.release()
 
-    def _refresh_soon(self) -> None:
-        if time.monotonic() - self._checked_at >= self._ttl and not self._refreshing.locked():
-            threading.Thread(target=self.refresh, name=REFRESH_THREAD, daemon=True).start()
+    async def run(self) -> None:
+        """Re-read the policies every ``ttl`` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(max(self._ttl, 0.05))
+            await anyio.to_thread.run_sync(self.refresh)
 
     def _decide(self, policy: ScanPolicy, digest: str) -> Refusal | None:
         report = self._store.report(policy.project_id, digest)
@@ -71,7 +69,6 @@ class ScanPullGate:
 
     async def manifest_serving(self, request: OCIRequest, manifest: ManifestRecord, /) -> None:
         """Refuse the manifest when its project's policy says so (see the module)."""
-        self._refresh_soon()
         if not self._policies or not request.repository:
             return
         project = request.repository.partition("/")[0]
@@ -107,6 +104,21 @@ def with_scan_hooks(registry: Registry, hooks: Hooks) -> Hooks:
     )
     registry.extras[_STARTER] = TemporalStarter(registry.settings.temporal)
     return replace(hooks, manifest_serve=(*hooks.manifest_serve, gate.manifest_serving))
+
+
+async def start_scan_gate(registry: Registry) -> None:
+    """Keep re-reading the gating policies while the app runs."""
+    gate = registry.extras.get(_GATE)
+    if isinstance(gate, ScanPullGate):
+        registry.extras[_TASK] = asyncio.get_running_loop().create_task(gate.run())
+
+
+async def stop_scan_gate(registry: Registry) -> None:
+    task = registry.extras.pop(_TASK, None)
+    if isinstance(task, asyncio.Task):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def scan_reports_of(registry: Registry) -> ScanReports:

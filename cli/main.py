@@ -19,6 +19,7 @@ from cli.dev_settings import dev_overrides
 from cli.identity import audit_app, keys_app, login
 from cli.listen import Listen
 from cli.logs import configure_logging, quiet_native_grpc
+from cli.scan import scan_app
 from cli.vulndb import vulndb_app
 from cli.webhook import webhook_app
 from core.observability_settings import LogSettings
@@ -143,6 +144,7 @@ app.add_typer(immutability_app, name="immutability")
 app.add_typer(quota_app, name="quota")
 app.add_typer(vulndb_app, name="vulndb")
 app.add_typer(webhook_app, name="webhook")
+app.add_typer(scan_app, name="scan")
 app.command("login")(login)
 app.command("apply")(apply)
 app.command("plan")(plan)
