@@ -34,6 +34,7 @@ server worker builds its own from the same settings.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from functools import cached_property, partial
 
@@ -283,7 +284,7 @@ class Composition:
             self.scan_store,
             vulndb,
             data_time,
-            Analyzer(self.settings.scan),
+            Analyzer(self.settings.scan, time.monotonic),
             self.clock,
         )
 
