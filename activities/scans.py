@@ -25,6 +25,7 @@ from core.scan_jobs import (
     SCAN_FAIL,
     SCAN_MATCH,
     SCAN_REMATCH,
+    SCAN_SBOM,
     SCAN_WORKFLOW,
     CandidatesInput,
     CandidatesPage,
@@ -34,6 +35,7 @@ from core.scan_jobs import (
     push_workflow_id,
 )
 from core.scan_records import ScanTarget
+from core.scan_referrers import SbomPublisher
 from core.scan_service import ScanService
 
 #: Least seconds between two heartbeats of one attempt.
@@ -56,8 +58,8 @@ def heartbeater() -> Callable[[], None]:
 class ScanActivities:
     """The scan activities over one :class:`ScanService`."""
 
-    def __init__(self, scans: ScanService) -> None:
-        self._scans = scans
+    def __init__(self, scans: ScanService, sboms: SbomPublisher) -> None:
+        self._scans, self._sboms = scans, sboms
 
     @activity.defn(name=SCAN_ANALYZE)
     def scan_analyze_artifact(self, params: ScanTarget) -> bool:
@@ -73,6 +75,13 @@ class ScanActivities:
         beat()
         report = self._scans.match(params, beat)
         return "skipped" if report is None else str(report.status)
+
+    @activity.defn(name=SCAN_SBOM)
+    def scan_attach_sboms(self, params: ScanTarget) -> int:
+        """Attach the CycloneDX and SPDX referrers the artifact's images lack."""
+        beat = heartbeater()
+        beat()
+        return self._sboms.attach(params, beat)
 
     @activity.defn(name=SCAN_FAIL)
     def scan_record_failure(self, params: ScanFailure) -> None:

@@ -53,6 +53,7 @@ from core.manifests import ManifestRules
 from core.ports import BlobStore, Clock, NowaitReads
 from core.pulls import PullRecorder
 from core.scan.analyzer import Analyzer
+from core.scan_referrers import SbomPublisher
 from core.scan_service import ScanService
 from core.services.access_control import AccessControl
 from core.services.audit_log import AuditLog
@@ -270,6 +271,23 @@ class Composition:
         return SqlVulnDb(self.engines)
 
     @cached_property
+    def scan_artifacts(self) -> SqlArtifacts:
+        """Stored manifests as scan candidates."""
+        return SqlArtifacts(self.engines)
+
+    @cached_property
+    def sboms(self) -> SbomPublisher:
+        """Pushes SBOM referrers of scanned images through the push services."""
+        return SbomPublisher(
+            self.scan_artifacts,
+            self.scan_store,
+            self.repositories,
+            self.uploads,
+            self.manifests,
+            self.clock,
+        )
+
+    @cached_property
     def scans(self) -> ScanService:
         """Analysis and matching of stored artifacts."""
         vulndb = self.vulndb
@@ -279,7 +297,7 @@ class Composition:
             return max(stamps, default=None)
 
         return ScanService(
-            SqlArtifacts(self.engines),
+            self.scan_artifacts,
             self.store,
             self.scan_store,
             vulndb,

@@ -38,7 +38,7 @@ def build_activities(root: Composition) -> list[Callable[..., Any]]:
     webhooks = WebhookActivities(
         settings, root.webhook_store, partial(secret_box, settings), partial(webhook_http, settings)
     )
-    scans = ScanActivities(root.scans)
+    scans = ScanActivities(root.scans, root.sboms)
     return [
         uploads.reap_expired_uploads,
         gc.gc_record_run,
@@ -56,6 +56,7 @@ def build_activities(root: Composition) -> list[Callable[..., Any]]:
         scans.deliver_events_scan,
         scans.scan_analyze_artifact,
         scans.scan_match_artifact,
+        scans.scan_attach_sboms,
         scans.scan_record_failure,
         scans.scan_list_candidates,
         scans.scan_rematch_reports,

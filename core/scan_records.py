@@ -41,6 +41,8 @@ class Inventory:
     os: OsRelease | None
     packages: tuple[Package, ...]
     failure: str | None = None
+    #: When it was stored (set by the store on reads).
+    analyzed_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

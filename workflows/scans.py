@@ -1,8 +1,9 @@
 """Scan workflows: one artifact, many artifacts with bounded concurrency, re-match.
 
-``ScanArtifactWorkflow`` analyzes (layers into inventories, heartbeating) and then
-matches (inventories into the report). Both activities are idempotent, so an attempt lost
-with its worker is simply run again: the artifact ends with exactly one report. When an
+``ScanArtifactWorkflow`` analyzes (layers into inventories, heartbeating), matches
+(inventories into the report) and attaches the SBOM referrers of each image. All three
+activities are idempotent, so an attempt lost with its worker is simply run again: the
+artifact ends with exactly one report and one SBOM of each kind per image. When an
 activity keeps failing, the run records a failed report with the reason and completes.
 """
 
@@ -26,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         SCAN_MANY_WORKFLOW,
         SCAN_MATCH,
         SCAN_REMATCH,
+        SCAN_SBOM,
         SCAN_WORKFLOW,
         CandidatesInput,
         CandidatesPage,
@@ -68,6 +70,14 @@ class ScanArtifactWorkflow:
                 SCAN_MATCH,
                 target,
                 result_type=str,
+                start_to_close_timeout=MATCH_TIMEOUT,
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=RETRY,
+            )
+            await workflow.execute_activity(
+                SCAN_SBOM,
+                target,
+                result_type=int,
                 start_to_close_timeout=MATCH_TIMEOUT,
                 heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=RETRY,

@@ -100,6 +100,7 @@ class SqlScanStore:
             os_from_json(row.os),
             tuple(package_from_json(p) for p in json.loads(row.packages)),
             row.failure,
+            _utc(row.created_at),
         )
 
     def save_inventory(self, project_id: int, inventory: Inventory) -> None:

@@ -66,6 +66,7 @@ from core.scan_jobs import (
     SCAN_FAIL,
     SCAN_MATCH,
     SCAN_REMATCH,
+    SCAN_SBOM,
 )
 from core.services.quota import QUOTA_WARNING
 from core.settings import Settings
@@ -108,6 +109,7 @@ CRASH_TESTED = frozenset(
         # killed mid-scan in tests/integration/test_scan_workflows.py
         SCAN_ANALYZE,
         SCAN_MATCH,
+        SCAN_SBOM,
     }
 )
 #: Activities without a side effect of their own (nothing to duplicate or lose).

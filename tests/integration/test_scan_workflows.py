@@ -8,11 +8,17 @@ re-match after a data update that reads no layer, and a worker killed mid-scan.
 from __future__ import annotations
 
 import gzip
+import json
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
+from spdx_tools.spdx.parser.json import json_parser
+from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
 
 from activities.search_attributes import search_values, typed_search_attributes
 from core.digests import Digest
@@ -21,11 +27,13 @@ from core.scan_jobs import (
     SCAN_ANALYZE,
     SCAN_MANY_WORKFLOW,
     SCAN_MATCH,
+    SCAN_SBOM,
     SCAN_WORKFLOW,
     RematchInput,
     ScanManyInput,
 )
 from core.scan_records import ScanPolicy, ScanStatus, ScanTarget
+from core.scan_sbom import CYCLONEDX, SPDX
 from storage.db.scans import INVENTORY, REPORT
 from tests.api.oci import digest_of, unique_project
 from tests.conftest import BACKENDS
@@ -75,6 +83,8 @@ def test_a_pushed_image_and_index_are_scanned_per_platform_and_findable(rig: Sca
     combined = rig.wait_report(project, index)
     assert combined.status is ScanStatus.SUCCEEDED, combined.reason
     assert set(combined.platforms) == {"linux/amd64", "linux/arm64"}
+    _check_sboms(rig, repo, amd)
+    _check_sboms(rig, repo, arm)
     per_platform = {(i.platform, i.finding.vulnerability_id) for i in combined.findings}
     assert ("linux/amd64", "DSA-5532-1") in per_platform
     assert ("linux/arm64", "DSA-5532-1") in per_platform
@@ -129,7 +139,49 @@ def test_a_rematch_after_a_data_update_reads_no_layer(rig: ScanRig) -> None:
     assert "DSA-5532-1" in _ids(after)
 
 
-@pytest.mark.parametrize("activity", [SCAN_ANALYZE, SCAN_MATCH])
+def _sboms(rig: ScanRig, repo: str, digest: str) -> dict[str, list[dict]]:
+    """The SBOM referrers of ``digest`` by artifact type, each with its document."""
+    response = rig.oci.request("GET", f"/v2/{repo}/referrers/{digest}", repo)
+    assert response.status_code == 200, response.text
+    found: dict[str, list[dict]] = {}
+    for descriptor in response.json()["manifests"]:
+        got = rig.oci.request("GET", f"/v2/{repo}/manifests/{descriptor['digest']}", repo)
+        manifest = got.json()
+        assert manifest["subject"]["digest"] == digest
+        assert manifest["config"]["mediaType"] == "application/vnd.oci.empty.v1+json"
+        (layer,) = manifest["layers"]
+        blob = rig.oci.request("GET", f"/v2/{repo}/blobs/{layer['digest']}", repo)
+        found.setdefault(descriptor["artifactType"], []).append(blob.json())
+    return found
+
+
+def _check_sboms(rig: ScanRig, repo: str, digest: str) -> None:
+    """One CycloneDX 1.6 and one SPDX 2.3 document, each valid for its library."""
+    deadline = time.monotonic() + 120
+    while len(found := _sboms(rig, repo, digest)) < 2:  # attached after the report
+        assert time.monotonic() < deadline, found
+        time.sleep(0.2)
+    assert sorted(found) == sorted([CYCLONEDX, SPDX])
+    (cdx,) = found[CYCLONEDX]
+    (spdx_doc,) = found[SPDX]
+    assert cdx["specVersion"] == "1.6"
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(json.dumps(cdx)) is None
+    purls = {c["purl"] for c in cdx["components"]}
+    assert any(p.startswith("pkg:deb/debian/openssl@3.0.11-1~deb12u1") for p in purls)
+    assert spdx_doc["spdxVersion"] == "SPDX-2.3"
+    parsed = json_parser.parse_from_file(_write(rig, spdx_doc))
+    assert validate_full_spdx_document(parsed) == []
+    names = {p["name"] for p in spdx_doc["packages"]}
+    assert {"openssl", "libssl3"} <= names
+
+
+def _write(rig: ScanRig, document: dict) -> str:
+    path = rig.root / f"doc-{len(list(rig.root.glob('doc-*')))}.spdx.json"
+    path.write_text(json.dumps(document))
+    return str(path)
+
+
+@pytest.mark.parametrize("activity", [SCAN_ANALYZE, SCAN_MATCH, SCAN_SBOM])
 def test_a_worker_killed_during_a_scan_resumes_into_exactly_one_report(
     rig: ScanRig, activity: str
 ) -> None:
@@ -169,3 +221,4 @@ def test_a_worker_killed_during_a_scan_resumes_into_exactly_one_report(
     assert "DSA-5532-1" in _ids(report)
     assert _rows(rig, REPORT, project_id, digest) == 1
     assert _rows(rig, INVENTORY, project_id, digest) == 1
+    _check_sboms(rig, repo, digest)
