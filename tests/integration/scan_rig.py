@@ -234,7 +234,7 @@ class ScanRig:
 def scan_rig(
     backend: str, root: Path, temporal: TemporalServer, request: pytest.FixtureRequest
 ) -> Iterator[ScanRig]:
-    control = {"gc_every_seconds": 0, "policy_every_seconds": 0}
+    control = {"gc_every_seconds": 0, "policy_every_seconds": 0, "gc_review_delay_seconds": 0}
     settings = control_settings(backend, root, temporal, request, control, label="scan")
     assert settings.auth.admin_password is not None
     engines = create_engines(settings)

@@ -8,6 +8,7 @@ them) and pull the same image after an allowlist entry.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import sys
@@ -93,8 +94,34 @@ def installation(tmp_path: Path, temporal_server: TemporalServer) -> Iterator[In
         server.stop()
 
 
+def _sboms_with_oras(inst: Installation, oras: str, repo: str, digest: str, tmp: Path) -> None:
+    """``oras discover`` lists both SBOMs of the image, ``oras pull`` fetches them."""
+    referrers = f"/v2/{repo}/referrers/{digest}"
+    _until(lambda: len(inst.oci.request("GET", referrers, repo).json()["manifests"]) == 2)
+    env = inst.home.env()
+    config = str(inst.home.oras_config)
+    run([oras, "login", "--plain-http", "--registry-config", config, "-u",
+         inst.server.admin_username, "--password-stdin", inst.server.host_port],
+        env=env, stdin=inst.server.admin_password)  # fmt: skip
+    image = f"{inst.server.host_port}/{repo}@{digest}"
+    common = ["--plain-http", "--registry-config", config]
+    found = run([oras, "discover", *common, "--format", "json", image], env=env).stdout
+    listed = {r["artifactType"]: r["digest"] for r in json.loads(found)["referrers"]}
+    assert sorted(listed) == ["application/spdx+json", "application/vnd.cyclonedx+json"]
+    only = run([oras, "discover", *common, "--format", "json", "--artifact-type",
+                "application/spdx+json", image], env=env).stdout  # fmt: skip
+    assert [r["artifactType"] for r in json.loads(only)["referrers"]] == ["application/spdx+json"]
+    for media_type, name in [("application/spdx+json", "sbom.spdx.json"),
+                             ("application/vnd.cyclonedx+json", "sbom.cdx.json")]:  # fmt: skip
+        out = tmp / media_type.replace("/", "_")
+        run([oras, "pull", *common, "-o", str(out),
+             f"{inst.server.host_port}/{repo}@{listed[media_type]}"], env=env)  # fmt: skip
+        document = json.loads((out / name).read_text())
+        assert document.get("spdxVersion") == "SPDX-2.3" or document.get("specVersion") == "1.6"
+
+
 def test_scan_commands_and_a_refused_pull_through_crane_and_skopeo(
-    installation: Installation, tmp_path: Path, crane: str, skopeo: str
+    installation: Installation, tmp_path: Path, crane: str, skopeo: str, oras: str
 ) -> None:
     inst = installation
     export = write_export(tmp_path / "osv", "Debian", fixture_records("Debian"))
@@ -124,6 +151,8 @@ def test_scan_commands_and_a_refused_pull_through_crane_and_skopeo(
     assert any(
         line.split()[:3] == ["DSA-5532-1", "CVE-2023-5363", "High"] for line in report.splitlines()
     )
+
+    _sboms_with_oras(inst, oras, repo, digest, tmp_path)
 
     gate = {"prevent_severity": "High"}
     assert inst.admin("PUT", f"/api/v1/projects/{project}/scan-policy", json=gate).is_success

@@ -222,3 +222,37 @@ def test_a_worker_killed_during_a_scan_resumes_into_exactly_one_report(
     assert _rows(rig, REPORT, project_id, digest) == 1
     assert _rows(rig, INVENTORY, project_id, digest) == 1
     _check_sboms(rig, repo, digest)
+
+
+def _collect_garbage(rig: ScanRig) -> None:
+    admin = ("admin", rig.oci.password)
+    body = {"dry_run": False, "delete_untagged": True, "review_delay_seconds": 0}
+    started = rig.oci.client.post("/api/v1/system/gc", json=body, auth=admin)
+    assert started.status_code == 202, started.text
+    run_url = f"/api/v1/system/gc/{started.json()['id']}"
+    deadline = time.monotonic() + 180
+    while (state := rig.oci.client.get(run_url, auth=admin).json()["state"]) != "completed":
+        assert state != "failed"
+        assert time.monotonic() < deadline, state
+        time.sleep(0.2)
+
+
+def test_sboms_follow_their_subject_when_it_is_deleted_and_collected(rig: ScanRig) -> None:
+    rig.spawn_worker()
+    project = unique_project()
+    repo = f"{project}/app"
+    digest = rig.push_image(repo, "v1", [debian_layer()])
+    _check_sboms(rig, repo, digest)
+    listed = rig.oci.request("GET", f"/v2/{repo}/referrers/{digest}", repo).json()["manifests"]
+    sboms = [d["digest"] for d in listed]
+
+    _collect_garbage(rig)  # untagged, but their subject is stored: the SBOMs stay
+    for sbom in sboms:
+        assert rig.oci.request("GET", f"/v2/{repo}/manifests/{sbom}", repo).status_code == 200
+
+    deleted = rig.oci.request("DELETE", f"/v2/{repo}/manifests/{digest}", repo)
+    assert deleted.status_code == 202, deleted.text
+    _collect_garbage(rig)
+    for sbom in sboms:
+        gone = rig.oci.request("GET", f"/v2/{repo}/manifests/{sbom}", repo)
+        assert gone.status_code == 404, sbom
