@@ -41,6 +41,7 @@ from functools import cached_property, partial
 from adapters.clock import SystemClock
 from adapters.jwks import JwksKeys
 from adapters.keycloak import KeycloakProvider
+from adapters.osv_files import OsvFiles
 from api.context import Registry
 from api.run_control import EXTRAS_KEY as RUN_CONTROL
 from api.run_control import RunControl, TemporalRuns
@@ -50,6 +51,7 @@ from cli.outbox_task import build_outbox_dispatcher
 from core.key_rotation import KeyRotation
 from core.login_limit import LoginLimiter, LoginPolicy
 from core.manifests import ManifestRules
+from core.outbound import OutboundPolicy
 from core.ports import BlobStore, Clock, NowaitReads
 from core.pulls import PullRecorder
 from core.scan.analyzer import Analyzer
@@ -78,6 +80,7 @@ from core.services.users import UserService
 from core.settings import Settings
 from core.subscribers import Subscribers
 from core.tokens import TokenService
+from core.vulndb.importer import ImportLimits, OsvImporter
 from storage.blobs import build_blob_store
 from storage.db.audit import SqlAuditStore
 from storage.db.endpoints import SqlEndpoints
@@ -269,6 +272,19 @@ class Composition:
     def vulndb(self) -> SqlVulnDb:
         """The offline vulnerability data (OSV records), on these engines."""
         return SqlVulnDb(self.engines)
+
+    @cached_property
+    def osv_importer(self) -> OsvImporter:
+        """The OSV importer over this database and the outbound policy's client."""
+        settings = self.settings
+        config = settings.scan.vulndb
+        policy = OutboundPolicy.of(settings.outbound.allow, allow_http=settings.outbound.allow_http)
+        return OsvImporter(
+            self.vulndb,
+            OsvFiles(policy, config.max_download_bytes, config.download_timeout_seconds),
+            self.clock.now,
+            ImportLimits(config.max_record_bytes, config.max_records, config.import_batch_size),
+        )
 
     @cached_property
     def scan_artifacts(self) -> SqlArtifacts:

@@ -12,6 +12,7 @@ from activities.quota import QuotaActivities
 from activities.retention import RetentionActivities
 from activities.scans import ScanActivities
 from activities.uploads import UploadActivities
+from activities.vulndb import VulnDbActivities
 from activities.webhooks import WebhookActivities
 from adapters.master_key import secret_box
 from adapters.webhook_http import webhook_http
@@ -60,4 +61,5 @@ def build_activities(root: Composition) -> list[Callable[..., Any]]:
         scans.scan_record_failure,
         scans.scan_list_candidates,
         scans.scan_rematch_reports,
+        VulnDbActivities(root.osv_importer, settings.scan.vulndb.sources).vulndb_import_sources,
     ]

@@ -9,6 +9,7 @@ from workflows.quota import QuotaReconcileWorkflow
 from workflows.retention import RetentionWorkflow
 from workflows.scans import ScanArtifactWorkflow, ScanManyWorkflow, ScanRematchWorkflow
 from workflows.uploads import ReapUploadsWorkflow
+from workflows.vulndb import VulnDbImportWorkflow
 from workflows.webhooks import WebhookTargetWorkflow
 
 #: Every workflow the worker registers.
@@ -24,6 +25,7 @@ ALL_WORKFLOWS: list[type] = [
     ScanArtifactWorkflow,
     ScanManyWorkflow,
     ScanRematchWorkflow,
+    VulnDbImportWorkflow,
 ]
 
 __all__ = [
@@ -38,5 +40,6 @@ __all__ = [
     "ScanArtifactWorkflow",
     "ScanManyWorkflow",
     "ScanRematchWorkflow",
+    "VulnDbImportWorkflow",
     "WebhookTargetWorkflow",
 ]

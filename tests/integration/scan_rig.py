@@ -217,11 +217,15 @@ class ScanRig:
         )
 
     def spawn_worker(
-        self, argv: list[str] | None = None, name: str = "moorage worker"
+        self,
+        argv: list[str] | None = None,
+        name: str = "moorage worker",
+        extra_env: dict[str, str] | None = None,
     ) -> ManagedProcess:
         argv = argv or [sys.executable, "-m", "cli.main", "worker"]
         log = self.root / f"worker-{len(self.workers)}.log"
-        worker = spawn(name, argv, log_path=log, env=self.env(), cwd=REPO_ROOT)
+        env = self.env() | (extra_env or {})
+        worker = spawn(name, argv, log_path=log, env=env, cwd=REPO_ROOT)
         self.workers.append(worker)
         return worker
 

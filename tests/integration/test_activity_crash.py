@@ -67,6 +67,7 @@ from core.scan_jobs import (
     SCAN_MATCH,
     SCAN_REMATCH,
     SCAN_SBOM,
+    VULNDB_IMPORT,
 )
 from core.services.quota import QUOTA_WARNING
 from core.settings import Settings
@@ -115,9 +116,18 @@ CRASH_TESTED = frozenset(
 #: Activities without a side effect of their own (nothing to duplicate or lose).
 #: (The scan subscriber only starts runs under ids fixed by the event, a repeat is a no-op;
 #: a failure record is written again whole; candidates and re-matches rewrite reports as a
-#: fresh match does.)
+#: fresh match does; an OSV import repeated reads the export again, see
+#: tests/scanning/test_osv_import.py.)
 STATELESS = frozenset(
-    {HANDLE_EVENT, LOG_EVENTS, DELIVER_SCANS, SCAN_FAIL, SCAN_CANDIDATES, SCAN_REMATCH}
+    {
+        HANDLE_EVENT,
+        LOG_EVENTS,
+        DELIVER_SCANS,
+        SCAN_FAIL,
+        SCAN_CANDIDATES,
+        SCAN_REMATCH,
+        VULNDB_IMPORT,
+    }
 )
 
 

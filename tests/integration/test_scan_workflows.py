@@ -19,8 +19,10 @@ from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 from spdx_tools.spdx.parser.json import json_parser
 from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
+from temporalio.client import ScheduleActionStartWorkflow
 
 from activities.search_attributes import search_values, typed_search_attributes
+from cli.schedules import VULNDB_SCHEDULE_ID
 from core.digests import Digest
 from core.scan_jobs import (
     REMATCH_WORKFLOW,
@@ -37,8 +39,8 @@ from core.scan_sbom import CYCLONEDX, SPDX
 from storage.db.scans import INVENTORY, REPORT
 from tests.api.oci import digest_of, unique_project
 from tests.conftest import BACKENDS
-from tests.integration.scan_rig import ScanRig, debian_layer, scan_rig
-from tests.scanning.osv_exports import fixture_records
+from tests.integration.scan_rig import ScanRig, debian_layer, run_async, scan_rig
+from tests.scanning.osv_exports import fixture_records, write_export
 from tests.services.temporal import TemporalServer
 
 pytestmark = pytest.mark.integration
@@ -256,3 +258,40 @@ def test_sboms_follow_their_subject_when_it_is_deleted_and_collected(rig: ScanRi
     for sbom in sboms:
         gone = rig.oci.request("GET", f"/v2/{repo}/manifests/{sbom}", repo)
         assert gone.status_code == 404, sbom
+
+
+def test_the_osv_import_runs_on_its_schedule_and_rematches_the_reports(rig: ScanRig) -> None:
+    project = unique_project()
+    repo = f"{project}/app"
+    rig.load_osv("Debian", [r for r in fixture_records("Debian") if r["id"] != "DSA-5532-1"])
+    # the export grew by the DSA, modified after everything imported before (incremental)
+    records = fixture_records("Debian")
+    for record in records:
+        if record["id"] == "DSA-5532-1":
+            record["modified"] = "2026-12-01T00:00:00Z"
+    newer = write_export(rig.root / "osv-newer", "Debian", records)
+    sources = json.dumps({"Debian": str(newer)})
+    rig.spawn_worker(extra_env={"MOORAGE_SCAN__VULNDB__SOURCES": sources})
+    digest = rig.push_image(repo, "v1", [debian_layer()])
+    assert "DSA-5532-1" not in _ids(rig.wait_report(project, digest))
+
+    queue = rig.settings.temporal.task_queue
+
+    async def trigger() -> tuple[str, float]:
+        client = await rig.client()
+        handle = client.get_schedule_handle(VULNDB_SCHEDULE_ID)
+        described = await handle.describe()
+        action = described.schedule.action
+        assert isinstance(action, ScheduleActionStartWorkflow)
+        (interval,) = described.schedule.spec.intervals
+        await handle.trigger()
+        return action.task_queue, interval.every.total_seconds()
+
+    assert run_async(trigger) == (queue, 6 * 3600)
+    query = f'WorkflowType = "VulnDbImportWorkflow" AND TaskQueue = "{queue}"'
+    ((_, run_id),) = rig.find(query)
+    outcome = rig.result(run_id)
+    assert outcome["changed"] >= 1
+    assert outcome["failed"] == []
+    report = rig.wait_report(project, digest, lambda r: "DSA-5532-1" in _ids(r))
+    assert report.status is ScanStatus.SUCCEEDED
