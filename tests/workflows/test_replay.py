@@ -23,6 +23,10 @@ def test_every_workflow_has_a_recorded_history() -> None:
         "reap_uploads",
         "quota",
         "keys",
+        "scan",
+        "scan_many",
+        "scan_rematch",
+        "vulndb_import",
     }
 
 
