@@ -108,9 +108,9 @@ class ScanActivities:
         next_after = keys[-1][0] if keys else params.after
         return RematchPage(next_after, matched, len(keys) == params.limit)
 
-    def _push_targets(self, batch: EventBatch) -> list[tuple[int, ScanTarget]]:
+    def _push_targets(self, batch: EventBatch) -> list[tuple[str, ScanTarget]]:
         wanted: dict[int, bool] = {}
-        targets: list[tuple[int, ScanTarget]] = []
+        targets: list[tuple[str, ScanTarget]] = []
         for event in batch.events:
             if event.kind != events.MANIFEST_PUSHED or event.project_id is None:
                 continue
@@ -128,7 +128,7 @@ class ScanActivities:
                 event.digest,
             )
             if self._scans.is_scannable(target):
-                targets.append((event.event_id, target))
+                targets.append((push_workflow_id(target, event.event_id, event.created_at), target))
         return targets
 
     @activity.defn(name=DELIVER_SCANS)
@@ -137,7 +137,7 @@ class ScanActivities:
         targets = await anyio.to_thread.run_sync(self._push_targets, batch)
         client = activity.client()
         queue = activity.info().task_queue
-        for event_id, target in targets:
+        for workflow_id, target in targets:
             search = search_values(
                 project=target.project, repository=target.repository, digest=target.digest
             )
@@ -145,7 +145,7 @@ class ScanActivities:
                 await client.start_workflow(
                     SCAN_WORKFLOW,
                     target,
-                    id=push_workflow_id(target, event_id),
+                    id=workflow_id,
                     task_queue=queue,
                     search_attributes=typed_search_attributes(search),
                 )

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -42,18 +43,18 @@ class ScanPullGate:
     def __init__(self, store: ScanStore, ttl: float) -> None:
         self._store, self._ttl = store, ttl
         self._policies: dict[str, ScanPolicy] = {}
+        self._checked_at = float("-inf")
         self._refreshing = threading.Lock()
 
     def refresh(self) -> None:
-        """Re-read the gating policies now (skipped while another re-read runs)."""
-        if not self._refreshing.acquire(blocking=False):
-            return
-        try:
-            self._policies = self._store.gating_policies()
-        except Exception:
-            logger.warning("could not read the scan pull policies", exc_info=True)
-        finally:
-            self._refreshing.release()
+        """Re-read the gating policies now (after any re-read already running)."""
+        with self._refreshing:
+            try:
+                started = time.monotonic()
+                self._policies = self._store.gating_policies()
+                self._checked_at = started
+            except Exception:
+                logger.warning("could not read the scan pull policies", exc_info=True)
 
     async def run(self) -> None:
         """Re-read the policies every ``ttl`` seconds until cancelled."""
@@ -69,6 +70,9 @@ class ScanPullGate:
 
     async def manifest_serving(self, request: OCIRequest, manifest: ManifestRecord, /) -> None:
         """Refuse the manifest when its project's policy says so (see the module)."""
+        if time.monotonic() - self._checked_at > 2 * self._ttl + 1:
+            # NOTE: only when the background re-read is not running (it keeps this fresh)
+            await anyio.to_thread.run_sync(self.refresh)
         if not self._policies or not request.repository:
             return
         project = request.repository.partition("/")[0]

@@ -2,7 +2,7 @@
 
 Workflow ids (so a duplicate trigger is a no-op and every run is findable):
 
-- on push: ``scan-<project id>-<digest>-e<event id>``: one run per push event;
+- on push: ``scan-<project id>-<digest>-e<event id>-<event time>``: one run per push event;
 - on demand: ``scan-<project id>-<digest>-<token>``; a project or everything:
   ``scan-many-<project|all>-<token>``, whose runs are ``<its id>-<project id>-<digest>``;
 - re-match: ``scan-rematch-<token>`` (after an import: ``scan-rematch-<import run id>``).
@@ -42,8 +42,14 @@ SCAN_SUBSCRIBER: Final = Subscriber("scan", frozenset({events.MANIFEST_PUSHED}),
 DEFAULT_CONCURRENCY: Final = 4
 
 
-def push_workflow_id(target: ScanTarget, event_id: int) -> str:
-    return f"scan-{target.project_id}-{target.digest}-e{event_id}"
+def push_workflow_id(target: ScanTarget, event_id: int, created_at: str) -> str:
+    """The run of one push event: fixed by the event (its id and time of writing).
+
+    The time keeps ids apart across installations (or a database started afresh) that
+    share a Temporal namespace: event ids alone repeat there.
+    """
+    stamp = "".join(c for c in created_at if c.isdigit())
+    return f"scan-{target.project_id}-{target.digest}-e{event_id}-{stamp}"
 
 
 def demand_workflow_id(target: ScanTarget) -> str:
