@@ -29,6 +29,7 @@ from api.controllers.replication import (
     ReplicationPolicyController,
 )
 from api.controllers.repositories import RepositoryController
+from api.controllers.scans import ProjectScanController, SystemScanController
 from api.controllers.systeminfo import systeminfo
 from api.controllers.tokens import jwks, oauth_token, token
 from api.controllers.trust import TrustController
@@ -41,6 +42,7 @@ from api.manifest_shortcut import ManifestShortcuts
 from api.observe import ObserveMiddleware, build_observer
 from api.pipeline import OCIPipeline, is_oci
 from api.proxy_wiring import close_proxy, start_proxy, with_proxy
+from api.scan_wiring import start_scan_gate, stop_scan_gate, with_scan_hooks
 from api.trust_wiring import with_trust_hooks
 from api.webhook_wiring import with_webhook_hooks
 from api.write_guard import authenticated_writes
@@ -114,7 +116,8 @@ def build_app(
     observer = build_observer(registry.settings.observability)
     proxied = with_proxy(registry, hooks or Hooks())
     trusted = with_trust_hooks(registry, proxied)
-    observed = observer.around(with_webhook_hooks(registry, trusted))
+    scanned = with_scan_hooks(registry, with_webhook_hooks(registry, trusted))
+    observed = observer.around(scanned)
     registry.hooks = observed.with_first_end(AuditRecorder(registry))
     app = MoorageApp(
         route_handlers=[
@@ -137,6 +140,8 @@ def build_app(
             ProjectWebhookController,
             SystemWebhookController,
             TrustController,
+            ProjectScanController,
+            SystemScanController,
             healthz,
             readyz,
             systeminfo,
@@ -146,11 +151,16 @@ def build_app(
         guards=[authenticated_writes],
         dependencies=DEPENDENCIES,
         middleware=[AuditMiddleware, ObserveMiddleware],
-        on_startup=[partial(start_proxy, registry), partial(start_downloads, registry)],
+        on_startup=[
+            partial(start_proxy, registry),
+            partial(start_downloads, registry),
+            partial(start_scan_gate, registry),
+        ],
         on_shutdown=[
             partial(close_identity, registry),
             partial(close_proxy, registry),
             partial(close_downloads, registry),
+            partial(stop_scan_gate, registry),
         ],
         state={"registry": registry, "observer": observer},  # type: ignore[arg-type]
         openapi_config=OpenAPIConfig(

@@ -34,13 +34,15 @@ server worker builds its own from the same settings.
 
 from __future__ import annotations
 
-from datetime import timedelta
+import time
+from datetime import datetime, timedelta
 from functools import cached_property, partial
 
 from adapters.clock import SystemClock
 from adapters.jwks import JwksKeys
 from adapters.keycloak import KeycloakProvider
 from adapters.master_key import secret_box
+from adapters.osv_files import OsvFiles
 from adapters.replication_clients import ReplicationClients
 from api.backup_runs import BackupRuns
 from api.context import Registry
@@ -64,6 +66,9 @@ from core.ports import BlobStore, Clock, NowaitReads
 from core.pulls import PullRecorder
 from core.replication import ReplicationService
 from core.replication_run import ReplicationRunner
+from core.scan.analyzer import Analyzer
+from core.scan_referrers import SbomPublisher
+from core.scan_service import ScanService
 from core.services.access_control import AccessControl
 from core.services.audit_log import AuditLog
 from core.services.auth import AuthService, load_signing_keys
@@ -88,6 +93,7 @@ from core.settings import Settings
 from core.subscribers import Subscribers
 from core.tokens import TokenService
 from core.trust_verify import TrustVerifier
+from core.vulndb.importer import ImportLimits, OsvImporter
 from storage.backup_holds import SqlBackupHolds
 from storage.backup_location import build_backup_location
 from storage.backup_snapshot import SqlSnapshots
@@ -100,8 +106,10 @@ from storage.db.login_attempts import SqlLoginAttemptStore
 from storage.db.metadata import SqlMetadata
 from storage.db.pull_times import LOCK_WAIT_SECONDS, SqlPullTimes
 from storage.db.replication import SqlReplicationStore
+from storage.db.scans import SqlArtifacts, SqlScanStore
 from storage.db.signing_keys import SqlSigningKeyStore
 from storage.db.trust import SqlTrustStore
+from storage.db.vulndb import SqlVulnDb
 from storage.db.webhooks import SqlWebhookStore
 
 
@@ -338,6 +346,65 @@ class Composition:
             self.metadata, self.store, self.trust_store, self.settings.trust, self.clock
         )
 
+    @cached_property
+    def scan_store(self) -> SqlScanStore:
+        """Scan inventories, reports, allowlists and policies, on these engines."""
+        return SqlScanStore(self.engines)
+
+    @cached_property
+    def vulndb(self) -> SqlVulnDb:
+        """The offline vulnerability data (OSV records), on these engines."""
+        return SqlVulnDb(self.engines)
+
+    @cached_property
+    def osv_importer(self) -> OsvImporter:
+        """The OSV importer over this database and the outbound policy's client."""
+        settings = self.settings
+        config = settings.scan.vulndb
+        policy = OutboundPolicy.of(settings.outbound.allow, allow_http=settings.outbound.allow_http)
+        return OsvImporter(
+            self.vulndb,
+            OsvFiles(policy, config.max_download_bytes, config.download_timeout_seconds),
+            self.clock.now,
+            ImportLimits(config.max_record_bytes, config.max_records, config.import_batch_size),
+        )
+
+    @cached_property
+    def scan_artifacts(self) -> SqlArtifacts:
+        """Stored manifests as scan candidates."""
+        return SqlArtifacts(self.engines)
+
+    @cached_property
+    def sboms(self) -> SbomPublisher:
+        """Pushes SBOM referrers of scanned images through the push services."""
+        return SbomPublisher(
+            self.scan_artifacts,
+            self.scan_store,
+            self.repositories,
+            self.uploads,
+            self.manifests,
+            self.clock,
+        )
+
+    @cached_property
+    def scans(self) -> ScanService:
+        """Analysis and matching of stored artifacts."""
+        vulndb = self.vulndb
+
+        def data_time() -> datetime | None:
+            stamps = [s.imported_at for s in vulndb.sources() if s.imported_at is not None]
+            return max(stamps, default=None)
+
+        return ScanService(
+            self.scan_artifacts,
+            self.store,
+            self.scan_store,
+            vulndb,
+            data_time,
+            Analyzer(self.settings.scan, time.monotonic),
+            self.clock,
+        )
+
     # -- what processes run ---------------------------------------------------------------
 
     def registry(self) -> Registry:
@@ -364,6 +431,7 @@ class Composition:
                 "replication_starter": TemporalStarter(self.settings.temporal),
                 "replication_schedules": TemporalReplicationSchedules(self.settings.temporal),
                 "trust_store": self.trust_store,
+                "scan_store": self.scan_store,
                 "temporal_check": TemporalProbe(self.settings.temporal),
                 "backups": self.backups,
                 "backup_runs": BackupRuns(self.settings.temporal),

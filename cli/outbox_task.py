@@ -12,6 +12,7 @@ from cli.event_runs import TemporalRuns
 from cli.outbox import OutboxDispatcher, Pruner
 from core.ports import Clock, Metadata
 from core.replication import REPLICATION_SUBSCRIBER
+from core.scan_jobs import SCAN_SUBSCRIBER
 from core.settings import Settings
 from core.subscribers import Subscribers, builtin_subscribers
 from core.trust_verify import TRUST_SUBSCRIBER
@@ -73,7 +74,13 @@ def webhook_log_pruner(settings: Settings, store: _FinishedPruner) -> Pruner | N
 def installation_subscribers() -> Subscribers:
     """The subscribers a worker process serves: the built-in ones and each feature's."""
     return Subscribers(
-        [*builtin_subscribers(), WEBHOOK_SUBSCRIBER, REPLICATION_SUBSCRIBER, TRUST_SUBSCRIBER]
+        [
+            *builtin_subscribers(),
+            WEBHOOK_SUBSCRIBER,
+            REPLICATION_SUBSCRIBER,
+            TRUST_SUBSCRIBER,
+            SCAN_SUBSCRIBER,
+        ]
     )
 
 

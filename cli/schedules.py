@@ -32,11 +32,13 @@ from activities.contracts import (
     ReconcileInput,
     RetentionInput,
 )
+from core.scan_jobs import ImportInput
 from workflows.gc import GarbageCollectionWorkflow
 from workflows.keys import KeyRotationWorkflow
 from workflows.quota import QuotaReconcileWorkflow
 from workflows.retention import RetentionWorkflow
 from workflows.uploads import ReapUploadsWorkflow
+from workflows.vulndb import VulnDbImportWorkflow
 
 logger = logging.getLogger(__name__)
 
@@ -133,9 +135,10 @@ GC_SCHEDULE_ID: Final = "moorage-gc"
 RETENTION_SCHEDULE_ID: Final = "moorage-retention"
 QUOTA_SCHEDULE_ID: Final = "moorage-quota-reconcile"
 KEY_ROTATION_SCHEDULE_ID: Final = "moorage-key-rotation"
+VULNDB_SCHEDULE_ID: Final = "moorage-vulndb-import"
 #: Slots of the daily jobs (see :func:`spread`): retention first (it makes garbage), then
 #: GC, quota reconciliation (after GC freed space) and key rotation.
-RETENTION_SLOT, GC_SLOT, QUOTA_SLOT, KEY_ROTATION_SLOT = 1, 2, 3, 4
+RETENTION_SLOT, GC_SLOT, QUOTA_SLOT, KEY_ROTATION_SLOT, VULNDB_SLOT = 1, 2, 3, 4, 5
 #: Note on a schedule that follows the settings again.
 FOLLOWS_SETTINGS: Final = "enabled in the settings"
 
@@ -263,4 +266,24 @@ async def ensure_key_rotation_schedule(
         every_seconds=every_days * 24 * 3600,
         slot=KEY_ROTATION_SLOT,
         setting="auth.key_rotation_days",
+    )
+
+
+async def ensure_vulndb_schedule(
+    client: Client,
+    *,
+    task_queue: str,
+    every_seconds: int,
+    schedule_id: str = VULNDB_SCHEDULE_ID,
+) -> bool:
+    """Import the configured OSV sources periodically, then re-match (0 or none: paused)."""
+    return await _ensure_periodic(
+        client,
+        schedule_id,
+        VulnDbImportWorkflow.run,
+        ImportInput(),
+        task_queue=task_queue,
+        every_seconds=every_seconds,
+        slot=VULNDB_SLOT,
+        setting="scan.vulndb.import_every_seconds",
     )

@@ -12,8 +12,10 @@ from activities.keys import KeyActivities
 from activities.quota import QuotaActivities
 from activities.replication import ReplicationActivities
 from activities.retention import RetentionActivities
+from activities.scans import ScanActivities
 from activities.trust import TrustActivities
 from activities.uploads import UploadActivities
+from activities.vulndb import VulnDbActivities
 from activities.webhooks import WebhookActivities
 from adapters.master_key import secret_box
 from adapters.webhook_http import webhook_http
@@ -42,6 +44,7 @@ def build_activities(root: Composition) -> list[Callable[..., Any]]:
     )
     backups = BackupActivities(root.backups)
     replication = ReplicationActivities(root.replication_runner, root.replication)
+    scans = ScanActivities(root.scans, root.sboms)
     return [
         backups.backup_begin,
         backups.backup_copy_blobs,
@@ -71,4 +74,12 @@ def build_activities(root: Composition) -> list[Callable[..., Any]]:
         replication.replication_finish,
         replication.deliver_events_replication,
         TrustActivities(root.trust_verifier).deliver_events_trust,
+        scans.deliver_events_scan,
+        scans.scan_analyze_artifact,
+        scans.scan_match_artifact,
+        scans.scan_attach_sboms,
+        scans.scan_record_failure,
+        scans.scan_list_candidates,
+        scans.scan_rematch_reports,
+        VulnDbActivities(root.osv_importer, settings.scan.vulndb.sources).vulndb_import_sources,
     ]

@@ -24,6 +24,7 @@ from cli.schedules import (
     ensure_quota_schedule,
     ensure_reap_uploads_schedule,
     ensure_retention_schedule,
+    ensure_vulndb_schedule,
 )
 from cli.search_attributes import ensure_search_attributes
 from cli.worker_metrics import start_worker_metrics, temporal_runtime
@@ -156,6 +157,12 @@ async def run_worker(
         )
         await ensure_backup_schedule(
             client, task_queue=settings.temporal.task_queue, settings=settings.backup
+        )
+        vulndb = settings.scan.vulndb
+        await ensure_vulndb_schedule(
+            client,
+            task_queue=settings.temporal.task_queue,
+            every_seconds=vulndb.import_every_seconds if vulndb.sources else 0,
         )
         worker = build_worker(
             client,

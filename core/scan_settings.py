@@ -22,6 +22,11 @@ class VulnDbSettings(BaseModel):
     max_records: int = Field(default=2_000_000, ge=1)
     #: Largest export file downloaded.
     max_download_bytes: int = Field(default=4 * 1024 * _MIB, ge=1)
+    #: Longest one export download may take (seconds), and records written per transaction.
+    download_timeout_seconds: float = Field(default=600.0, gt=0)
+    import_batch_size: int = Field(default=500, ge=1)
+    #: Seconds between scheduled imports of every source (0: no schedule).
+    import_every_seconds: int = Field(default=6 * 3600, ge=0)
 
 
 class ScanSettings(BaseModel):
@@ -56,3 +61,8 @@ class ScanSettings(BaseModel):
     spool_bytes: int = Field(default=8 * _MIB, ge=0)
     #: The offline vulnerability data.
     vulndb: VulnDbSettings = VulnDbSettings()
+    #: How long the API trusts its copy of the projects' pull policies (seconds): a
+    #: changed policy applies to pulls at most this long after the change.
+    policy_cache_seconds: float = Field(default=5.0, ge=0)
+    #: Artifact scans run at once by one on-demand scan of a project or of everything.
+    concurrency: int = Field(default=4, ge=1, le=64)

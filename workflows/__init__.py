@@ -9,7 +9,9 @@ from workflows.keys import KeyRotationWorkflow
 from workflows.quota import QuotaReconcileWorkflow
 from workflows.replication import ReplicationArtifactWorkflow, ReplicationExecutionWorkflow
 from workflows.retention import RetentionWorkflow
+from workflows.scans import ScanArtifactWorkflow, ScanManyWorkflow, ScanRematchWorkflow
 from workflows.uploads import ReapUploadsWorkflow
+from workflows.vulndb import VulnDbImportWorkflow
 from workflows.webhooks import WebhookTargetWorkflow
 
 #: Every workflow the worker registers.
@@ -25,6 +27,10 @@ ALL_WORKFLOWS: list[type] = [
     *BACKUP_WORKFLOWS,
     ReplicationExecutionWorkflow,
     ReplicationArtifactWorkflow,
+    ScanArtifactWorkflow,
+    ScanManyWorkflow,
+    ScanRematchWorkflow,
+    VulnDbImportWorkflow,
 ]
 
 __all__ = [
@@ -38,5 +44,9 @@ __all__ = [
     "ReplicationArtifactWorkflow",
     "ReplicationExecutionWorkflow",
     "RetentionWorkflow",
+    "ScanArtifactWorkflow",
+    "ScanManyWorkflow",
+    "ScanRematchWorkflow",
+    "VulnDbImportWorkflow",
     "WebhookTargetWorkflow",
 ]

@@ -239,3 +239,8 @@ def _platform_entries(index: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         entries.append(entry)
     return entries
+
+
+def platform_members(index: dict[str, Any]) -> list[tuple[str, Platform | None]]:
+    """(digest, platform) of each image of ``index``, the ones an analysis scans."""
+    return [(str(e["digest"]), _platform(e.get("platform"))) for e in _platform_entries(index)]

@@ -80,13 +80,20 @@ class ChangeRecorder:
         references: tuple[list[str], list[str]],
         by: str = "api",
     ) -> None:
-        """Queue what the deleted manifest referenced and write the event."""
+        """Queue what the deleted manifest referenced, and its referrers; write the event.
+
+        Its referrers (signatures, SBOMs, ...) lost their subject: GC collects them once due.
+        """
         blobs, children = references
         for blob in blobs:
             self.blob_may_be_unreferenced(session, repository, blob, events.MANIFEST_DELETE)
         for child in children:
             self.manifest_may_be_unreferenced(
                 session, repository, child, events.MANIFEST_LIST_DELETE
+            )
+        for referrer in session.manifests.referrers(repository.id, digest, None):
+            self.manifest_may_be_unreferenced(
+                session, repository, referrer.digest, events.MANIFEST_DELETE
             )
         self.event(session, events.MANIFEST_DELETED, repository, digest=digest, data=by)
 

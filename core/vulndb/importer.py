@@ -35,6 +35,10 @@ class ImportLimits:
     batch_size: int = 500
 
 
+#: The limits of an importer built without its own.
+DEFAULT_LIMITS = ImportLimits()
+
+
 @dataclass
 class ImportResult:
     ecosystem: str
@@ -74,12 +78,12 @@ class OsvImporter:
         store: VulnStore,
         files: OsvFiles,
         clock: Callable[[], datetime],
-        limits: ImportLimits | None = None,
+        limits: ImportLimits = DEFAULT_LIMITS,
     ) -> None:
         self._store = store
         self._files = files
         self._clock = clock
-        self._limits = limits or ImportLimits()
+        self._limits = limits
 
     def run(self, ecosystem: str, location: str, full: bool = False) -> ImportResult:
         """Import ``ecosystem`` from ``location``; incremental unless ``full`` or first.

@@ -17,6 +17,7 @@ import storage.db.backup_tables
 import storage.db.control_tables
 import storage.db.endpoint_tables
 import storage.db.replication_tables
+import storage.db.scan_tables
 import storage.db.trust_tables
 import storage.db.webhooks_tables  # noqa: F401
 from storage.db.login_tables import LoginAttempt  # noqa: F401  (registers the login counts)

@@ -60,6 +60,16 @@ from core.digests import Digest
 from core.event_batches import BATCH_WORKFLOW, EventBatch, EventValue
 from core.key_rotation import rotation_kid
 from core.names import RepositoryName
+from core.scan_jobs import (
+    DELIVER_SCANS,
+    SCAN_ANALYZE,
+    SCAN_CANDIDATES,
+    SCAN_FAIL,
+    SCAN_MATCH,
+    SCAN_REMATCH,
+    SCAN_SBOM,
+    VULNDB_IMPORT,
+)
 from core.services.quota import QUOTA_WARNING
 from core.settings import Settings
 from core.subscribers import LOG_EVENTS
@@ -102,10 +112,28 @@ CRASH_TESTED = frozenset(
         DELIVER_WEBHOOKS,
         VERIFY_TRUST,
         SEND_WEBHOOKS,
+        # killed mid-scan in tests/integration/test_scan_workflows.py
+        SCAN_ANALYZE,
+        SCAN_MATCH,
+        SCAN_SBOM,
     }
 )
 #: Activities without a side effect of their own (nothing to duplicate or lose).
-STATELESS = frozenset({HANDLE_EVENT, LOG_EVENTS})
+#: (The scan subscriber only starts runs under ids fixed by the event, a repeat is a no-op;
+#: a failure record is written again whole; candidates and re-matches rewrite reports as a
+#: fresh match does; an OSV import repeated reads the export again, see
+#: tests/scanning/test_osv_import.py.)
+STATELESS = frozenset(
+    {
+        HANDLE_EVENT,
+        LOG_EVENTS,
+        DELIVER_SCANS,
+        SCAN_FAIL,
+        SCAN_CANDIDATES,
+        SCAN_REMATCH,
+        VULNDB_IMPORT,
+    }
+)
 
 
 # --- the backend, the in-process API and the worker processes -------------------------

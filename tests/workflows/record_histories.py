@@ -77,6 +77,24 @@ from core.replication import (
     TaskStatus,
     TriggerKind,
 )
+from core.scan_jobs import (
+    SCAN_ANALYZE,
+    SCAN_CANDIDATES,
+    SCAN_FAIL,
+    SCAN_MATCH,
+    SCAN_REMATCH,
+    SCAN_SBOM,
+    VULNDB_IMPORT,
+    CandidatesInput,
+    CandidatesPage,
+    ImportInput,
+    ImportOutcome,
+    RematchInput,
+    RematchPage,
+    ScanFailure,
+    ScanManyInput,
+)
+from core.scan_records import ScanTarget
 from core.subscribers import LOG_EVENTS
 from tests.services.temporal import start_temporal
 from workflows import (
@@ -89,6 +107,10 @@ from workflows import (
     ReplicationArtifactWorkflow,
     ReplicationExecutionWorkflow,
     RetentionWorkflow,
+    ScanArtifactWorkflow,
+    ScanManyWorkflow,
+    ScanRematchWorkflow,
+    VulnDbImportWorkflow,
 )
 from workflows.backup import BackupWorkflow, RestoreBackupWorkflow
 
@@ -203,6 +225,49 @@ def finish_execution(params: FinishInput) -> str:
     return "succeeded"
 
 
+@activity.defn(name=SCAN_ANALYZE)
+def scan_analyze(params: ScanTarget) -> bool:
+    del params
+    return True
+
+
+@activity.defn(name=SCAN_MATCH)
+def scan_match(params: ScanTarget) -> str:
+    del params
+    return "succeeded"
+
+
+@activity.defn(name=SCAN_SBOM)
+def scan_sbom(params: ScanTarget) -> int:
+    del params
+    return 2
+
+
+@activity.defn(name=SCAN_FAIL)
+def scan_fail(params: ScanFailure) -> None:
+    del params
+
+
+_TARGET = ScanTarget(1, "p", "p/a", "sha256:" + "a" * 64)
+
+
+@activity.defn(name=SCAN_CANDIDATES)
+def scan_candidates(params: CandidatesInput) -> CandidatesPage:
+    other = ScanTarget(1, "p", "p/a", "sha256:" + "b" * 64)
+    return CandidatesPage([_TARGET, other], params.after + 2, more=False)
+
+
+@activity.defn(name=SCAN_REMATCH)
+def scan_rematch(params: RematchInput) -> RematchPage:
+    return RematchPage(params.after + 2, 2, more=False)
+
+
+@activity.defn(name=VULNDB_IMPORT)
+def vulndb_import(params: ImportInput) -> ImportOutcome:
+    del params
+    return ImportOutcome(3)
+
+
 _EVENT = EventValue(1, "manifest.pushed", 1, "p/a", None, "v1", None, "2026-12-03T04:00:00+00:00")
 #: What to record: ``histories/<name>.json`` of each run (pass names to record only those;
 #: ``event`` is the former per-event workflow, kept to prove old runs still replay).
@@ -227,6 +292,10 @@ RUNS: list[tuple[str, Any, Any]] = [
         ReplicationArtifactWorkflow.run,
         ArtifactInput("replication-record", 1, 1, _RETRY),
     ),
+    ("scan", ScanArtifactWorkflow.run, _TARGET),
+    ("scan_many", ScanManyWorkflow.run, ScanManyInput(1, concurrency=1)),
+    ("scan_rematch", ScanRematchWorkflow.run, RematchInput()),
+    ("vulndb_import", VulnDbImportWorkflow.run, ImportInput()),
 ]
 
 
@@ -246,6 +315,13 @@ async def record(address: str, names: set[str]) -> None:
         copy_artifact,
         fail_task,
         finish_execution,
+        scan_analyze,
+        scan_match,
+        scan_sbom,
+        scan_fail,
+        scan_candidates,
+        scan_rematch,
+        vulndb_import,
         *(_step(n) for n in (GC_COLLECT_MANIFESTS, GC_COLLECT_BLOBS, GC_SWEEP_ORPHANS)),
         *(_backup_step(n) for n in (BACKUP_BEGIN, BACKUP_COPY_BLOBS)),
         backup_finish,
@@ -260,9 +336,8 @@ async def record(address: str, names: set[str]) -> None:
             for name, run, arg in RUNS:
                 if names and name not in names:
                     continue
-                handle = await client.start_workflow(
-                    run, arg, id=f"{name}-{uuid.uuid4().hex}", task_queue=task_queue
-                )
+                # NOTE: the id is the name, as the replay test replays it (child ids follow it)
+                handle = await client.start_workflow(run, arg, id=name, task_queue=task_queue)
                 await asyncio.wait_for(handle.result(), 60)
                 history = await handle.fetch_history()
                 (HISTORIES / f"{name}.json").write_text(history.to_json(), encoding="utf-8")

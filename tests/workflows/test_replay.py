@@ -27,6 +27,10 @@ def test_every_workflow_has_a_recorded_history() -> None:
         "restore",
         "replication",
         "replication_artifact",
+        "scan",
+        "scan_many",
+        "scan_rematch",
+        "vulndb_import",
     }
 
 

@@ -1,0 +1,134 @@
+"""Attach an image's SBOMs as OCI referrers, through the same services a client push uses.
+
+For every image of a scanned artifact (each platform of an index) with an inventory, one
+CycloneDX and one SPDX document are pushed into the image's repository as artifacts:
+``artifactType`` = the document's media type, the empty config, one layer holding the
+document (titled with its file name) and ``subject`` = the image. They are ordinary
+manifests and blobs of the repository, so GC, retention, quotas, replication and project
+deletion treat them as every referrer of their subject (see ``core.services.manifests``).
+
+Idempotent: a document type already attached to the image is not attached again, and the
+documents of one stored inventory are byte for byte the same (ids and times derive from
+the image digest and the inventory's time), so even two scans attaching at once push the
+same manifests: one document of each type per image.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Final
+
+from core.digests import Digest
+from core.mediatypes import OCI_MANIFEST
+from core.names import Reference, RepositoryName
+from core.ports import Clock
+from core.scan_records import ScanStore, ScanTarget
+from core.scan_sbom import CYCLONEDX, FILE_NAMES, SPDX, SbomSubject, cyclonedx, spdx
+from core.scan_service import Artifacts, members_of
+from core.services.manifests import ManifestService
+from core.services.repositories import RepositoryService
+from core.services.uploads import UploadService
+
+EMPTY_CONFIG: Final = "application/vnd.oci.empty.v1+json"
+EMPTY: Final = b"{}"
+_BUILDERS: Final = {CYCLONEDX: cyclonedx, SPDX: spdx}
+
+
+class SbomPublisher:
+    """Pushes SBOM referrers of scanned images."""
+
+    def __init__(
+        self,
+        artifacts: Artifacts,
+        store: ScanStore,
+        repositories: RepositoryService,
+        uploads: UploadService,
+        manifests: ManifestService,
+        clock: Clock,
+    ) -> None:
+        self._artifacts, self._store = artifacts, store
+        self._repositories, self._uploads, self._manifests = repositories, uploads, manifests
+        self._clock = clock
+
+    def attach(self, target: ScanTarget, beat: Callable[[], None] = lambda: None) -> int:
+        """Attach the missing documents of ``target``'s images; returns how many."""
+        stored = self._artifacts.manifest(target.repository, target.digest)
+        if stored is None:
+            return 0
+        name = RepositoryName.parse(target.repository)
+        repository = self._repositories.find(name)
+        if repository is None:
+            return 0
+        attached = 0
+        for member in members_of(stored[0]):
+            inventory = self._store.inventory(target.project_id, member.digest)
+            image = self._artifacts.manifest(target.repository, member.digest)
+            if inventory is None or inventory.failure is not None or image is None:
+                continue
+            subject = {
+                "mediaType": image[0].media_type,
+                "digest": member.digest,
+                "size": len(image[0].payload),
+            }
+            for media_type, build in _BUILDERS.items():
+                index = self._manifests.referrers(
+                    repository, Digest.parse(member.digest), media_type
+                )
+                if index["manifests"]:
+                    continue
+                when = inventory.analyzed_at or self._clock.now()
+                document = build(SbomSubject(target.repository, member.digest, when), inventory)
+                self._push(name, media_type, document, subject, when.isoformat())
+                attached += 1
+                beat()
+        return attached
+
+    def _push_blob(self, name: RepositoryName, data: bytes) -> str:
+        digest = Digest.of(data, "sha256")
+        target = self._repositories.push_target(name, False)
+        upload = self._uploads.start(target)
+        chunk = self._uploads.open_chunk(target, upload.id, 0)
+        try:
+            chunk.write(data)
+            committed = self._uploads.commit_chunk(chunk)
+        except BaseException:
+            self._uploads.abort_chunk(chunk)
+            self._uploads.cancel(target, upload.id)
+            raise
+        self._uploads.finish(target, committed, digest)
+        return str(digest)
+
+    def _push(
+        self,
+        name: RepositoryName,
+        media_type: str,
+        document: bytes,
+        subject: dict[str, object],
+        created: str,
+    ) -> None:
+        config = self._push_blob(name, EMPTY)
+        layer = self._push_blob(name, document)
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": media_type,
+            "config": {"mediaType": EMPTY_CONFIG, "digest": config, "size": len(EMPTY)},
+            "layers": [
+                {
+                    "mediaType": media_type,
+                    "digest": layer,
+                    "size": len(document),
+                    "annotations": {"org.opencontainers.image.title": FILE_NAMES[media_type]},
+                }
+            ],
+            "subject": subject,
+            "annotations": {
+                "org.opencontainers.image.created": created,
+                "org.opencontainers.image.description": f"SBOM ({media_type}) made by Moorage",
+            },
+        }
+        payload = json.dumps(manifest, separators=(",", ":")).encode()
+        repository = self._repositories.ensure(name, create_project=False)
+        reference = Reference(digest=Digest.of(payload, "sha256"))
+        self._manifests.put(repository, reference, payload, OCI_MANIFEST)
