@@ -23,6 +23,7 @@ from api.controllers.metrics import metrics
 from api.controllers.oci import catalog, dispatch, ping
 from api.controllers.policies import PolicyController
 from api.controllers.projects import ProjectController
+from api.controllers.promotions import PromotionController
 from api.controllers.registries import ProjectProxyController, RegistryController
 from api.controllers.replication import (
     ReplicationExecutionController,
@@ -137,6 +138,7 @@ def build_app(
             ProjectWebhookController,
             SystemWebhookController,
             TrustController,
+            PromotionController,
             healthz,
             readyz,
             systeminfo,

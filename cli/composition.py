@@ -44,6 +44,7 @@ from adapters.master_key import secret_box
 from adapters.replication_clients import ReplicationClients
 from api.backup_runs import BackupRuns
 from api.context import Registry
+from api.promotion_runs import PromotionRuns
 from api.replication_schedules import TemporalReplicationSchedules
 from api.run_control import EXTRAS_KEY as RUN_CONTROL
 from api.run_control import RunControl, TemporalRuns
@@ -61,6 +62,7 @@ from core.login_limit import LoginLimiter, LoginPolicy
 from core.manifests import ManifestRules
 from core.outbound import OutboundPolicy
 from core.ports import BlobStore, Clock, NowaitReads
+from core.promotion import NoScanReports, ScanReports
 from core.pulls import PullRecorder
 from core.replication import ReplicationService
 from core.replication_run import ReplicationRunner
@@ -77,6 +79,8 @@ from core.services.members import KnownIdentities, MemberService
 from core.services.personal_tokens import PersonalTokenService
 from core.services.project_access import ProjectAccess
 from core.services.projects import ProjectService
+from core.services.promotion_copy import PromotionCopier
+from core.services.promotions import PromotionService
 from core.services.reconcile import QuotaReconciler
 from core.services.repositories import RepositoryService
 from core.services.retention import RetentionService
@@ -338,6 +342,26 @@ class Composition:
             self.metadata, self.store, self.trust_store, self.settings.trust, self.clock
         )
 
+    @cached_property
+    def scan_reports(self) -> ScanReports:
+        """Scan reports for the promotion gate (none until scanning is wired in)."""
+        return NoScanReports()
+
+    @cached_property
+    def promotion_copier(self) -> PromotionCopier:
+        return PromotionCopier(self.metadata, self.repositories, self.manifests, self.uploads)
+
+    @cached_property
+    def promotions(self) -> PromotionService:
+        """Promotion requests, rights and gates (``core.services.promotions``)."""
+        return PromotionService(
+            self.identity.access,
+            self.projects,
+            self.promotion_copier,
+            self.trust_store,
+            self.scan_reports,
+        )
+
     # -- what processes run ---------------------------------------------------------------
 
     def registry(self) -> Registry:
@@ -364,6 +388,8 @@ class Composition:
                 "replication_starter": TemporalStarter(self.settings.temporal),
                 "replication_schedules": TemporalReplicationSchedules(self.settings.temporal),
                 "trust_store": self.trust_store,
+                "promotions": self.promotions,
+                "promotion_runs": PromotionRuns(self.settings.temporal),
                 "temporal_check": TemporalProbe(self.settings.temporal),
                 "backups": self.backups,
                 "backup_runs": BackupRuns(self.settings.temporal),

@@ -9,6 +9,7 @@ from activities.backup import BackupActivities
 from activities.events import EventActivities
 from activities.gc import GcActivities
 from activities.keys import KeyActivities
+from activities.promotions import PromotionActivities
 from activities.quota import QuotaActivities
 from activities.replication import ReplicationActivities
 from activities.retention import RetentionActivities
@@ -42,6 +43,9 @@ def build_activities(root: Composition) -> list[Callable[..., Any]]:
     )
     backups = BackupActivities(root.backups)
     replication = ReplicationActivities(root.replication_runner, root.replication)
+    promotions = PromotionActivities(
+        root.promotions, root.promotion_copier, root.identity.audit, root.clock
+    )
     return [
         backups.backup_begin,
         backups.backup_copy_blobs,
@@ -71,4 +75,7 @@ def build_activities(root: Composition) -> list[Callable[..., Any]]:
         replication.replication_finish,
         replication.deliver_events_replication,
         TrustActivities(root.trust_verifier).deliver_events_trust,
+        promotions.promotion_evaluate,
+        promotions.promotion_copy,
+        promotions.promotion_record,
     ]

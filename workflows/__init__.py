@@ -6,6 +6,7 @@ from workflows.backup import BACKUP_WORKFLOWS
 from workflows.events import ArtifactEventWorkflow, EventBatchWorkflow
 from workflows.gc import GarbageCollectionWorkflow
 from workflows.keys import KeyRotationWorkflow
+from workflows.promotions import PromotionWorkflow
 from workflows.quota import QuotaReconcileWorkflow
 from workflows.replication import ReplicationArtifactWorkflow, ReplicationExecutionWorkflow
 from workflows.retention import RetentionWorkflow
@@ -25,6 +26,7 @@ ALL_WORKFLOWS: list[type] = [
     *BACKUP_WORKFLOWS,
     ReplicationExecutionWorkflow,
     ReplicationArtifactWorkflow,
+    PromotionWorkflow,
 ]
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "EventBatchWorkflow",
     "GarbageCollectionWorkflow",
     "KeyRotationWorkflow",
+    "PromotionWorkflow",
     "QuotaReconcileWorkflow",
     "ReapUploadsWorkflow",
     "ReplicationArtifactWorkflow",

@@ -1,0 +1,167 @@
+"""Management API: CI promotions (``/api/v1/promotions``).
+
+``POST`` checks the caller (pull on the source, the ``promotion`` permission on the
+target: a project role's ``promotion:create`` or a robot's ``promote`` action), resolves
+the source to its digest and starts the promotion's workflow (``202``). The id derives
+from the source digest and the target: the same request again answers the same
+promotion (``200``) and starts nothing. ``GET /{id}`` shows its gates and state,
+``POST /{id}/approve`` sends the manual approval, ``GET /`` lists promotions (from
+Temporal's visibility, by target project when ``project`` is given).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, cast
+
+import anyio.to_thread
+from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody, QueryParameter
+from pydantic import BaseModel, Field
+
+from api.backup_runs import TemporalUnavailableError
+from api.controllers.backups import unavailable
+from api.guards import signed_in
+from api.promotion_runs import PromotionRuns
+from core.access import Identity
+from core.promotion import DEFAULT_APPROVAL_TIMEOUT, Gates, PromotionState
+from core.services.promotions import PromotionService
+
+
+class GatesIn(BaseModel):
+    """The gates a promotion must pass (each optional)."""
+
+    max_severity: str | None = Field(
+        default=None, description="Refuse a finding at or above it (low, medium, high, critical)."
+    )
+    signed: bool = Field(default=False, description="Meet the source project's trust policy.")
+    builder: str | None = Field(
+        default=None, max_length=1024, description="Verified SLSA provenance from this builder id."
+    )
+    approval: bool = Field(default=False, description="Wait for a manual approval.")
+    approval_timeout_seconds: int = DEFAULT_APPROVAL_TIMEOUT
+
+
+class PromotionIn(BaseModel):
+    source: str = Field(max_length=512, description="project/repo@sha256:… or project/repo:tag")
+    target: str = Field(max_length=512, description="project/repo:tag")
+    gates: GatesIn = Field(default_factory=GatesIn)
+
+
+class GateOut(BaseModel):
+    gate: str
+    passed: bool
+    reason: str
+
+
+class PromotionOut(BaseModel):
+    id: str
+    source: str
+    target: str
+    status: str
+    reason: str
+    gates: list[GateOut]
+    copied: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, state: PromotionState) -> PromotionOut:
+        copied = state.copied
+        return cls(
+            id=state.id,
+            source=state.source,
+            target=state.target,
+            status=state.status,
+            reason=state.reason,
+            gates=[GateOut(gate=g.gate, passed=g.passed, reason=g.reason) for g in state.gates],
+            copied=None
+            if copied is None
+            else {
+                "digest": copied.digest,
+                "manifests": copied.manifests,
+                "blobs": copied.blobs,
+                "referrers": copied.referrers,
+            },
+        )
+
+
+class PromotionList(BaseModel):
+    ids: list[str]
+
+
+def _service(request: Request[Any, Any, Any]) -> PromotionService:
+    return cast("PromotionService", request.app.state["registry"].extras["promotions"])
+
+
+def _runs(request: Request[Any, Any, Any]) -> PromotionRuns:
+    return cast("PromotionRuns", request.app.state["registry"].extras["promotion_runs"])
+
+
+async def _authorized_state(
+    request: Request[Any, Any, Any], caller: Identity, promotion_id: str
+) -> PromotionState:
+    state = await _runs(request).read(promotion_id)
+    target = state.target.rpartition(":")[0]
+    await anyio.to_thread.run_sync(_service(request).require_promote, caller, target)
+    return state
+
+
+class PromotionController(Controller):
+    path = "/api/v1/promotions"
+    tags = ["promotions"]  # noqa: RUF012
+    guards = [signed_in]  # noqa: RUF012
+    exception_handlers = {TemporalUnavailableError: unavailable}  # noqa: RUF012
+
+    @post("/", summary="Promote an image to a target tag through gates")
+    async def create(
+        self,
+        request: Request[Any, Any, Any],
+        caller: NamedDependency[Identity],
+        data: JSONBody[PromotionIn],
+    ) -> Response[PromotionOut]:
+        gates = Gates(**data.gates.model_dump())
+        service = _service(request)
+        checked = await anyio.to_thread.run_sync(
+            service.request, caller, data.source, data.target, gates
+        )
+        started = await _runs(request).start(checked)
+        state = await _runs(request).read(checked.id) if not started else None
+        if state is None:
+            state = PromotionState(
+                id=checked.id,
+                source=f"{checked.source_repository}@{checked.source_digest}",
+                target=f"{checked.target_repository}:{checked.target_tag}",
+            )
+        return Response(PromotionOut.of(state), status_code=202 if started else 200)
+
+    @get("/", summary="Promotions, newest first")
+    async def list_promotions(
+        self,
+        request: Request[Any, Any, Any],
+        project: Annotated[
+            str | None, QueryParameter(description="Only promotions into this project.")
+        ] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 50,
+    ) -> PromotionList:
+        return PromotionList(ids=await _runs(request).ids(project, limit))
+
+    @get("/{promotion_id:str}", summary="A promotion's gates and state")
+    async def show(
+        self,
+        request: Request[Any, Any, Any],
+        caller: NamedDependency[Identity],
+        promotion_id: FromPath[str],
+    ) -> PromotionOut:
+        return PromotionOut.of(await _authorized_state(request, caller, promotion_id))
+
+    @post(
+        "/{promotion_id:str}/approve", summary="Approve a promotion waiting for it", status_code=202
+    )
+    async def approve(
+        self,
+        request: Request[Any, Any, Any],
+        caller: NamedDependency[Identity],
+        promotion_id: FromPath[str],
+    ) -> PromotionOut:
+        await _authorized_state(request, caller, promotion_id)
+        state = await _runs(request).approve(promotion_id, caller.subject)
+        return PromotionOut.of(state)

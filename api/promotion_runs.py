@@ -1,0 +1,132 @@
+"""Promotions as Temporal workflows, seen from the API: start, read, approve, list."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Final
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.search_attributes import search_values, typed_search_attributes
+from adapters.temporal_client import connect_temporal
+from api.backup_runs import TemporalUnavailableError
+from core.errors import ConflictError, NotFoundError
+from core.promotion import (
+    APPROVE_SIGNAL,
+    PROMOTION_WORKFLOW,
+    STATE_QUERY,
+    PromotionRequest,
+    PromotionState,
+    Status,
+)
+from core.settings import TemporalSettings
+
+#: Bound on one Temporal call.
+CALL_TIMEOUT: Final = 10.0
+_PREFIX: Final = "promotion-"
+
+
+class PromotionRuns:
+    """Starts promotion workflows and reads them (client connected on first use)."""
+
+    def __init__(self, settings: TemporalSettings) -> None:
+        self._settings = settings
+        self._client: Client | None = None
+
+    async def _connect(self) -> Client:
+        if self._client is None:
+            self._client = await connect_temporal(self._settings)
+        return self._client
+
+    async def start(self, request: PromotionRequest) -> bool:
+        """Start the promotion; ``False`` when one with its id exists (nothing started).
+
+        The id policy refuses a second run with the same id even after the first ended,
+        so the same request twice promotes once.
+        """
+        search = search_values(
+            project=request.target_repository.partition("/")[0],
+            repository=request.target_repository,
+            digest=request.source_digest,
+        )
+        try:
+            async with asyncio.timeout(CALL_TIMEOUT):
+                client = await self._connect()
+                await client.start_workflow(
+                    PROMOTION_WORKFLOW,
+                    request,
+                    id=request.id,
+                    task_queue=self._settings.task_queue,
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                    search_attributes=typed_search_attributes(search),
+                )
+        except WorkflowAlreadyStartedError:
+            return False
+        except Exception as exc:
+            self._client = None
+            raise TemporalUnavailableError(f"Temporal is unreachable: {exc}") from exc
+        return True
+
+    async def read(self, promotion_id: str) -> PromotionState:
+        """The promotion's state: its query while it runs, its result once it ended."""
+        if not promotion_id.startswith(_PREFIX):
+            raise NotFoundError(f"there is no promotion {promotion_id!r}", field="id")
+        try:
+            async with asyncio.timeout(CALL_TIMEOUT):
+                client = await self._connect()
+                handle = client.get_workflow_handle(promotion_id)
+                described = await handle.describe()
+                if described.status == WorkflowExecutionStatus.RUNNING:
+                    state: PromotionState = await handle.query(
+                        STATE_QUERY, result_type=PromotionState
+                    )
+                    return state
+                typed = client.get_workflow_handle(promotion_id, result_type=PromotionState)
+                try:
+                    done: PromotionState = await typed.result()
+                    return done
+                except WorkflowFailureError as exc:
+                    return PromotionState(
+                        id=promotion_id, status=Status.FAILED.value, reason=str(exc.cause or exc)
+                    )
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise NotFoundError(f"there is no promotion {promotion_id!r}", field="id") from None
+            self._client = None
+            raise TemporalUnavailableError(f"Temporal is unreachable: {exc}") from exc
+        except (OSError, TimeoutError) as exc:
+            self._client = None
+            raise TemporalUnavailableError(f"Temporal is unreachable: {exc}") from exc
+
+    async def approve(self, promotion_id: str, approver: str) -> PromotionState:
+        """Send the approval signal to a promotion waiting for it."""
+        state = await self.read(promotion_id)
+        if state.status != Status.WAITING_APPROVAL.value:
+            raise ConflictError(
+                f"promotion {promotion_id!r} is {state.status}, not waiting for approval"
+            )
+        try:
+            async with asyncio.timeout(CALL_TIMEOUT):
+                client = await self._connect()
+                await client.get_workflow_handle(promotion_id).signal(APPROVE_SIGNAL, approver)
+        except (RPCError, OSError, TimeoutError) as exc:
+            self._client = None
+            raise TemporalUnavailableError(f"Temporal is unreachable: {exc}") from exc
+        return state
+
+    async def ids(self, project: str | None, limit: int) -> list[str]:
+        """Ids of promotions (newest first), into ``project`` when given (visibility)."""
+        query = f'WorkflowType = "{PROMOTION_WORKFLOW}"'
+        if project is not None:
+            query += f' AND MoorageProject = "{project}"'
+        try:
+            async with asyncio.timeout(CALL_TIMEOUT):
+                client = await self._connect()
+                found = [e.id async for e in client.list_workflows(query, limit=limit)]
+        except (RPCError, OSError, TimeoutError) as exc:
+            self._client = None
+            raise TemporalUnavailableError(f"Temporal is unreachable: {exc}") from exc
+        return found
