@@ -43,23 +43,24 @@ class PromotionActivities:
         self._clock = clock
 
     @activity.defn(name=EVALUATE_GATES)
-    def promotion_evaluate(self, request: PromotionRequest) -> Evaluation:
+    def promotion_evaluate(self, params: PromotionRequest) -> Evaluation:
         """The automatic gates over stored results (reads only)."""
-        return self._service.evaluate(request)
+        return self._service.evaluate(params)
 
     @activity.defn(name=COPY_IMAGE)
-    def promotion_copy(self, request: PromotionRequest) -> CopyResult:
+    def promotion_copy(self, params: PromotionRequest) -> CopyResult:
         """Copy by digest; a refusal (immutable tag, quota, missing source) is final."""
         try:
-            return self._copier.copy(request)
+            return self._copier.copy(params)
         except RegistryError as refused:
             raise ApplicationError(
                 refused.message or str(refused.code), type=PROMOTION_REFUSED, non_retryable=True
             ) from refused
 
     @activity.defn(name=RECORD_OUTCOME)
-    def promotion_record(self, outcome: OutcomeInput) -> None:
+    def promotion_record(self, params: OutcomeInput) -> None:
         """Write the promotion's audit event (actor: who requested it)."""
+        outcome = params
         request = outcome.request
         self._audit.record(
             AuditEvent(

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Final
+from typing import Any, Final
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+)
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -26,6 +32,8 @@ from core.settings import TemporalSettings
 
 #: Bound on one Temporal call.
 CALL_TIMEOUT: Final = 10.0
+#: Bound on asking a running promotion its state (a worker must answer).
+QUERY_TIMEOUT: Final = 3.0
 _PREFIX: Final = "promotion-"
 
 
@@ -62,6 +70,10 @@ class PromotionRuns:
                     task_queue=self._settings.task_queue,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                     search_attributes=typed_search_attributes(search),
+                    memo={
+                        "source": f"{request.source_repository}@{request.source_digest}",
+                        "target": f"{request.target_repository}:{request.target_tag}",
+                    },
                 )
         except WorkflowAlreadyStartedError:
             return False
@@ -80,18 +92,16 @@ class PromotionRuns:
                 handle = client.get_workflow_handle(promotion_id)
                 described = await handle.describe()
                 if described.status == WorkflowExecutionStatus.RUNNING:
-                    state: PromotionState = await handle.query(
-                        STATE_QUERY, result_type=PromotionState
-                    )
-                    return state
+                    return await self._query(handle, described)
                 typed = client.get_workflow_handle(promotion_id, result_type=PromotionState)
                 try:
                     done: PromotionState = await typed.result()
-                    return done
                 except WorkflowFailureError as exc:
                     return PromotionState(
                         id=promotion_id, status=Status.FAILED.value, reason=str(exc.cause or exc)
                     )
+                else:
+                    return done
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 raise NotFoundError(f"there is no promotion {promotion_id!r}", field="id") from None
@@ -100,6 +110,24 @@ class PromotionRuns:
         except (OSError, TimeoutError) as exc:
             self._client = None
             raise TemporalUnavailableError(f"Temporal is unreachable: {exc}") from exc
+
+    @staticmethod
+    async def _query(
+        handle: WorkflowHandle[Any, Any], described: WorkflowExecutionDescription
+    ) -> PromotionState:
+        """The running promotion's own state; while no worker answers, what its memo says."""
+        try:
+            async with asyncio.timeout(QUERY_TIMEOUT):
+                state: PromotionState = await handle.query(STATE_QUERY, result_type=PromotionState)
+        except (RPCError, TimeoutError):
+            memo = await described.memo()
+            return PromotionState(
+                id=handle.id,
+                source=str(memo.get("source", "")),
+                target=str(memo.get("target", "")),
+                reason="no worker answered; the promotion is pending",
+            )
+        return state
 
     async def approve(self, promotion_id: str, approver: str) -> PromotionState:
         """Send the approval signal to a promotion waiting for it."""
