@@ -62,6 +62,17 @@ from activities.contracts import (
 )
 from cli.worker import build_worker
 from core.event_batches import EventBatch, EventValue
+from core.promotion import (
+    COPY_IMAGE,
+    EVALUATE_GATES,
+    RECORD_OUTCOME,
+    CopyResult,
+    Evaluation,
+    GateResult,
+    Gates,
+    OutcomeInput,
+    PromotionRequest,
+)
 from core.replication import (
     COPY_ARTIFACT,
     FAIL_TASK,
@@ -84,6 +95,7 @@ from workflows import (
     EventBatchWorkflow,
     GarbageCollectionWorkflow,
     KeyRotationWorkflow,
+    PromotionWorkflow,
     QuotaReconcileWorkflow,
     ReapUploadsWorkflow,
     ReplicationArtifactWorkflow,
@@ -203,6 +215,25 @@ def finish_execution(params: FinishInput) -> str:
     return "succeeded"
 
 
+@activity.defn(name=EVALUATE_GATES)
+def promotion_evaluate(params: PromotionRequest) -> Evaluation:
+    del params
+    return Evaluation([GateResult("scan", passed=True, reason="no finding at or above high")])
+
+
+@activity.defn(name=COPY_IMAGE)
+def promotion_copy(params: PromotionRequest) -> CopyResult:
+    return CopyResult(params.source_digest, 1, 2, 0)
+
+
+@activity.defn(name=RECORD_OUTCOME)
+def promotion_record(params: OutcomeInput) -> None:
+    del params
+
+
+_PROMOTION = PromotionRequest(
+    "promotion-record", "p/a", f"sha256:{1:064x}", "q/a", "prod", Gates(max_severity="high"), "ci"
+)
 _EVENT = EventValue(1, "manifest.pushed", 1, "p/a", None, "v1", None, "2026-12-03T04:00:00+00:00")
 #: What to record: ``histories/<name>.json`` of each run (pass names to record only those;
 #: ``event`` is the former per-event workflow, kept to prove old runs still replay).
@@ -227,6 +258,7 @@ RUNS: list[tuple[str, Any, Any]] = [
         ReplicationArtifactWorkflow.run,
         ArtifactInput("replication-record", 1, 1, _RETRY),
     ),
+    ("promotion", PromotionWorkflow.run, _PROMOTION),
 ]
 
 
@@ -246,6 +278,9 @@ async def record(address: str, names: set[str]) -> None:
         copy_artifact,
         fail_task,
         finish_execution,
+        promotion_evaluate,
+        promotion_copy,
+        promotion_record,
         *(_step(n) for n in (GC_COLLECT_MANIFESTS, GC_COLLECT_BLOBS, GC_SWEEP_ORPHANS)),
         *(_backup_step(n) for n in (BACKUP_BEGIN, BACKUP_COPY_BLOBS)),
         backup_finish,

@@ -27,6 +27,7 @@ def test_every_workflow_has_a_recorded_history() -> None:
         "restore",
         "replication",
         "replication_artifact",
+        "promotion",
     }
 
 
