@@ -132,9 +132,11 @@ class PromotionRuns:
     async def approve(self, promotion_id: str, approver: str) -> PromotionState:
         """Send the approval signal to a promotion waiting for it."""
         state = await self.read(promotion_id)
-        if state.status != Status.WAITING_APPROVAL.value:
+        # NOTE: a running promotion may not have reached its approval step yet; the
+        # workflow keeps the signal for it (and ignores it without an approval gate).
+        if state.status not in {Status.WAITING_APPROVAL.value, Status.RUNNING.value}:
             raise ConflictError(
-                f"promotion {promotion_id!r} is {state.status}, not waiting for approval"
+                f"promotion {promotion_id!r} is {state.status}, already ended"
             )
         try:
             async with asyncio.timeout(CALL_TIMEOUT):
