@@ -135,9 +135,7 @@ class PromotionRuns:
         # NOTE: a running promotion may not have reached its approval step yet; the
         # workflow keeps the signal for it (and ignores it without an approval gate).
         if state.status not in {Status.WAITING_APPROVAL.value, Status.RUNNING.value}:
-            raise ConflictError(
-                f"promotion {promotion_id!r} is {state.status}, already ended"
-            )
+            raise ConflictError(f"promotion {promotion_id!r} is {state.status}, already ended")
         try:
             async with asyncio.timeout(CALL_TIMEOUT):
                 client = await self._connect()
