@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 
 from temporalio.client import (
@@ -16,7 +18,13 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.search_attributes import search_values, typed_search_attributes
+from activities.search_attributes import (
+    DIGEST,
+    PROJECT,
+    REPOSITORY,
+    search_values,
+    typed_search_attributes,
+)
 from adapters.temporal_client import connect_temporal
 from api.backup_runs import TemporalUnavailableError
 from core.errors import ConflictError, NotFoundError
@@ -35,6 +43,27 @@ CALL_TIMEOUT: Final = 10.0
 #: Bound on asking a running promotion its state (a worker must answer).
 QUERY_TIMEOUT: Final = 3.0
 _PREFIX: Final = "promotion-"
+#: Most promotions one list reads from visibility.
+LIST_BOUND: Final = 1000
+_STATES: Final = {
+    WorkflowExecutionStatus.RUNNING: "running",
+    WorkflowExecutionStatus.COMPLETED: "completed",
+    WorkflowExecutionStatus.FAILED: "failed",
+    WorkflowExecutionStatus.CANCELED: "cancelled",
+    WorkflowExecutionStatus.TERMINATED: "terminated",
+    WorkflowExecutionStatus.TIMED_OUT: "timed_out",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PromotionSummary:
+    """One promotion as a list shows it (its run's state, not the gates' outcome)."""
+
+    id: str
+    state: str
+    started_at: datetime
+    repository: str
+    digest: str
 
 
 class PromotionRuns:
@@ -145,16 +174,30 @@ class PromotionRuns:
             raise TemporalUnavailableError(f"Temporal is unreachable: {exc}") from exc
         return state
 
-    async def ids(self, project: str | None, limit: int) -> list[str]:
-        """Ids of promotions (newest first), into ``project`` when given (visibility)."""
+    async def summaries(self, project: str | None) -> list[PromotionSummary]:
+        """Promotions from Temporal's visibility (into ``project`` when given).
+
+        At most :data:`LIST_BOUND` of them; visibility is eventually consistent (a
+        promotion just started may be missing for a moment).
+        """
         query = f'WorkflowType = "{PROMOTION_WORKFLOW}"'
         if project is not None:
-            query += f' AND MoorageProject = "{project}"'
+            query += f' AND {PROJECT.name} = "{project}"'
         try:
             async with asyncio.timeout(CALL_TIMEOUT):
                 client = await self._connect()
-                found = [e.id async for e in client.list_workflows(query, limit=limit)]
+                return [
+                    PromotionSummary(
+                        id=execution.id,
+                        state=_STATES.get(execution.status, "running")
+                        if execution.status is not None
+                        else "running",
+                        started_at=execution.start_time,
+                        repository=execution.typed_search_attributes.get(REPOSITORY) or "",
+                        digest=execution.typed_search_attributes.get(DIGEST) or "",
+                    )
+                    async for execution in client.list_workflows(query, limit=LIST_BOUND)
+                ]
         except (RPCError, OSError, TimeoutError) as exc:
             self._client = None
             raise TemporalUnavailableError(f"Temporal is unreachable: {exc}") from exc
-        return found

@@ -135,7 +135,7 @@ def list_promotions(
         str | None, typer.Option("--project", "-p", help="Only promotions into it.")
     ] = None,
 ) -> None:
-    """Promotion ids, newest first."""
+    """Promotions (id, run state, target repository, digest), newest first."""
     try:
         found = ctx.obj.call("GET", "/api/v1/promotions", project=project)
     except ApiError as exc:

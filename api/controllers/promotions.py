@@ -11,6 +11,7 @@ Temporal's visibility, by target project when ``project`` is given).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, cast
 
 import anyio.to_thread
@@ -22,8 +23,11 @@ from pydantic import BaseModel, Field
 from api.backup_runs import TemporalUnavailableError
 from api.controllers.backups import unavailable
 from api.guards import signed_in
-from api.promotion_runs import PromotionRuns
+from api.pagination import NEWEST_FIRST, Page, PageParams
+from api.promotion_runs import PromotionRuns, PromotionSummary
 from core.access import Identity
+from core.names import validate_project_name
+from core.paging import window
 from core.promotion import DEFAULT_APPROVAL_TIMEOUT, Gates, PromotionState
 from core.services.promotions import PromotionService
 
@@ -84,8 +88,22 @@ class PromotionOut(BaseModel):
         )
 
 
-class PromotionList(BaseModel):
-    ids: list[str]
+class SummaryOut(BaseModel):
+    id: str
+    #: The run's state (``running``, ``completed``...); ``GET /{id}`` tells the outcome.
+    state: str
+    started_at: datetime
+    #: The target repository.
+    repository: str
+    digest: str
+
+
+class PromotionPage(Page[SummaryOut]):
+    """Promotions, newest first."""
+
+
+def _newest(summary: PromotionSummary) -> tuple[datetime, str]:
+    return summary.started_at, summary.id
 
 
 def _service(request: Request[Any, Any, Any]) -> PromotionService:
@@ -133,16 +151,37 @@ class PromotionController(Controller):
             )
         return Response(PromotionOut.of(state), status_code=202 if started else 200)
 
-    @get("/", summary="Promotions, newest first")
+    @get("/", summary="Promotions, newest first (from Temporal's visibility)")
     async def list_promotions(
         self,
         request: Request[Any, Any, Any],
+        caller: NamedDependency[Identity],
+        page: NamedDependency[PageParams],
         project: Annotated[
             str | None, QueryParameter(description="Only promotions into this project.")
         ] = None,
-        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 50,
-    ) -> PromotionList:
-        return PromotionList(ids=await _runs(request).ids(project, limit))
+    ) -> Response[PromotionPage]:
+        if project is not None:
+            validate_project_name(project)  # NOTE: it goes into a visibility query
+        found = await _runs(request).summaries(project)
+        service = _service(request)
+
+        def fetch(after: tuple[datetime, str] | None, count: int) -> list[PromotionSummary]:
+            visible = [s for s in found if service.may_see(caller, s.repository)]
+            return window(visible, _newest, after, count, descending=True)
+
+        window_ = await page.fetch(fetch, key=_newest, cursor=NEWEST_FIRST)
+        items = [
+            SummaryOut(
+                id=s.id,
+                state=s.state,
+                started_at=s.started_at,
+                repository=s.repository,
+                digest=s.digest,
+            )
+            for s in window_.items
+        ]
+        return window_.respond(request, PromotionPage, items)
 
     @get("/{promotion_id:str}", summary="A promotion's gates and state")
     async def show(

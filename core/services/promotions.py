@@ -90,6 +90,17 @@ class PromotionService:
         if PROMOTION_PERMISSION not in held and PROMOTE_ACTION not in rights:
             raise ForbiddenError(f"promotion into {target!r} is not allowed", field="target")
 
+    def may_see(self, caller: Identity, target: str) -> bool:
+        """Whether ``caller`` may read promotions into ``target`` (lists filter by it)."""
+        project = self._projects.find(target.partition("/")[0])
+        if project is None:
+            return False
+        if caller.is_admin:
+            return True
+        held = self._access.permissions(caller, project)
+        rights = self._access.repository_rights(caller, project, target)
+        return ("promotion", "read") in held or PROMOTE_ACTION in rights
+
     def _visible(self, caller: Identity, name: str) -> ProjectRecord:
         project = self._projects.find(name)
         if project is None:

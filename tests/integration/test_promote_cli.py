@@ -90,7 +90,8 @@ def test_a_ci_robot_promotes_through_gates_and_approval(
     final = _cli(registry, ci, source, f"{project}/app:release", "-g", "approval=600", "--wait")
     assert final["status"] == "promoted"
     assert final["gates"][-1]["reason"] == "approved by admin"
-    assert started["id"] in _cli(registry, admin, "list", "-p", project)["ids"]
+    listed = _cli(registry, admin, "list", "-p", project)["items"]
+    assert started["id"] in [item["id"] for item in listed]
 
     without = _cli(registry, ("nobody", "x"), source, f"{project}/app:x", ok=False)
     assert without["status"] == 401

@@ -180,7 +180,8 @@ def test_promotion_copies_image_referrers_and_blobs_once(rig: Rig) -> None:
 
     assert _run(runs) == [first.json()["id"]]
     listed = rig.admin("GET", "/api/v1/promotions", params={"project": target_project})
-    assert listed.json()["ids"] == [first.json()["id"]]
+    assert [item["id"] for item in listed.json()["items"]] == [first.json()["id"]]
+    assert listed.json()["items"][0]["digest"] == image.digest
 
 
 def test_gates_refuse_with_their_reasons(rig: Rig) -> None:
