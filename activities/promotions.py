@@ -19,6 +19,7 @@ from core.promotion import (
     EVALUATE_GATES,
     PROMOTION_REFUSED,
     RECORD_OUTCOME,
+    CopyInput,
     CopyResult,
     Evaluation,
     OutcomeInput,
@@ -48,7 +49,7 @@ class PromotionActivities:
         return self._service.evaluate(params)
 
     @activity.defn(name=COPY_IMAGE)
-    def promotion_copy(self, params: PromotionRequest) -> CopyResult:
+    def promotion_copy(self, params: CopyInput) -> CopyResult:
         """Copy by digest; a refusal (immutable tag, quota, missing source) is final."""
         try:
             return self._copier.copy(params)

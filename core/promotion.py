@@ -112,6 +112,16 @@ class CopyResult:
 
 
 @dataclass(frozen=True, slots=True)
+class CopyInput:
+    """The copy's input: the request, the gates it passed, when they were decided."""
+
+    request: PromotionRequest
+    gates: list[GateResult]
+    #: ISO 8601 time the workflow fixed (the promotion record's ``timeVerified``).
+    decided_at: str
+
+
+@dataclass(frozen=True, slots=True)
 class OutcomeInput:
     request: PromotionRequest
     status: str

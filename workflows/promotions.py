@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         PROMOTION_WORKFLOW,
         RECORD_OUTCOME,
         STATE_QUERY,
+        CopyInput,
         CopyResult,
         Evaluation,
         GateResult,
@@ -93,9 +94,10 @@ class PromotionWorkflow:
             )
             self._state.status = Status.RUNNING.value
         try:
+            decided_at = workflow.now().isoformat()
             self._state.copied = await workflow.execute_activity(
                 COPY_IMAGE,
-                request,
+                CopyInput(request, list(self._state.gates), decided_at),
                 result_type=CopyResult,
                 start_to_close_timeout=COPY_TIMEOUT,
                 heartbeat_timeout=None,

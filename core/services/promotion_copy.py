@@ -21,10 +21,12 @@ from dataclasses import dataclass, field
 from core.digests import Digest
 from core.errors import OCIErrorCode, RegistryError
 from core.manifests import parse_manifest
+from core.mediatypes import OCI_MANIFEST
 from core.names import Reference, RepositoryName
 from core.ports import Metadata, UnitOfWork
-from core.promotion import CopyResult, PromotionRequest
-from core.records import ManifestRecord, RepositoryRecord
+from core.promotion import CopyInput, CopyResult
+from core.promotion_record import PromotionRecord, build_record
+from core.records import ManifestRecord, PushTarget, RepositoryRecord
 from core.services.immutability import check_mutable
 from core.services.manifests import ManifestService
 from core.services.quota import reserve
@@ -65,12 +67,18 @@ class PromotionCopier:
         """The digest ``reference`` names now (``MANIFEST_UNKNOWN``/``NAME_UNKNOWN``)."""
         return self._manifests.read(RepositoryName.parse(repository), reference).digest
 
-    def copy(self, request: PromotionRequest) -> CopyResult:
-        """Copy the source image and its referrers, then point the target tag at it."""
+    def copy(self, params: CopyInput) -> CopyResult:
+        """Copy the image and its referrers, attach the promotion record, set the tag."""
+        request = params.request
         source = self._repositories.require(RepositoryName.parse(request.source_repository))
         plan = self._plan(source, request.source_digest)
+        image = next(m for m in plan.manifests if m.digest == request.source_digest)
+        summary = build_record(
+            request, image.media_type, image.size, params.gates, params.decided_at
+        )
         target_name = RepositoryName.parse(request.target_repository)
-        self._preflight(target_name, request.target_tag, request.source_digest, plan)
+        extra = len(summary.manifest) + sum(len(b) for b in summary.blobs.values())
+        self._preflight(target_name, request.target_tag, request.source_digest, plan, extra)
         target = self._repositories.ensure(target_name, create_project=False)
         push_target = self._repositories.push_target(target_name, create_project=False)
         added_blobs = 0
@@ -97,11 +105,32 @@ class PromotionCopier:
         for tag, digest in plan.legacy_tags.items():
             payload = next(m for m in plan.manifests if m.digest == digest)
             self._manifests.put(target, Reference(tag=tag), payload.payload, payload.media_type)
-        image = next(m for m in plan.manifests if m.digest == request.source_digest)
+        self._attach(target, push_target, summary)
         self._manifests.put(
             target, Reference(tag=request.target_tag), image.payload, image.media_type
         )
         return CopyResult(request.source_digest, added_manifests, added_blobs, plan.referrers)
+
+    def _attach(
+        self, target: RepositoryRecord, push_target: PushTarget, record: PromotionRecord
+    ) -> None:
+        """Store the record's blobs (small uploads) and its manifest as a referrer."""
+        for digest, data in record.blobs.items():
+            with self._metadata.read() as session:
+                if session.blobs.linked(target.id, digest) is not None:
+                    continue
+            upload = self._uploads.start(push_target)
+            chunk = self._uploads.open_chunk(push_target, upload.id, 0)
+            try:
+                chunk.write(data)
+            except BaseException:
+                self._uploads.abort_chunk(chunk)
+                self._uploads.cancel(push_target, upload.id)
+                raise
+            upload = self._uploads.commit_chunk(chunk)
+            self._uploads.finish(push_target, upload, Digest.parse(digest))
+        reference = Reference(digest=Digest.of(record.manifest))
+        self._manifests.put(target, reference, record.manifest, OCI_MANIFEST)
 
     def _plan(self, source: RepositoryRecord, digest: str) -> _Plan:
         plan = _Plan()
@@ -152,7 +181,9 @@ class PromotionCopier:
             plan.blobs.setdefault(str(blob.digest), blob.size)
         plan.manifests.append(record)
 
-    def _preflight(self, name: RepositoryName, tag: str, digest: str, plan: _Plan) -> None:
+    def _preflight(
+        self, name: RepositoryName, tag: str, digest: str, plan: _Plan, extra_bytes: int
+    ) -> None:
         """Refuse before any write: an immutable target tag, or a quota the copy exceeds."""
         target = self._repositories.find(name)
         push_target = self._repositories.push_target(name, create_project=False)
@@ -173,13 +204,13 @@ class PromotionCopier:
                 if session.blobs.in_project(push_target.project_id, d) is not None
             }
             add_bytes = sum(s for d, s in missing_blobs.items() if d not in project_blobs)
-            add_bytes += sum(len(m.payload) for m in missing)
+            add_bytes += sum(len(m.payload) for m in missing) + extra_bytes
             # NOTE: checked in a transaction that is never committed: nothing is written.
             reserve(
                 session,
                 push_target,
                 add_bytes=add_bytes,
-                add_artifacts=len(missing),
+                add_artifacts=len(missing) + 1,
                 warning_ratio=2.0,
             )
 

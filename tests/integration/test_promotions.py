@@ -23,6 +23,7 @@ from temporalio.exceptions import ApplicationError
 
 from api.app import create_app
 from core.promotion import COPY_IMAGE
+from core.promotion_record import RECORD_ARTIFACT_TYPE
 from core.settings import Settings
 from tests.api.oci import OCIClient, Pushed, digest_of, unique_project
 from tests.services.control_backends import control_settings, worker_env
@@ -137,6 +138,24 @@ def _manifest(oci: OCIClient, repo: str, reference: str) -> httpx.Response:
     return oci.request("GET", f"/v2/{repo}/manifests/{reference}", repo)
 
 
+def _referrers(oci: OCIClient, repo: str, digest: str) -> tuple[list[str], list[dict[str, Any]]]:
+    """The copied referrers' digests, and the promotion records (their manifests)."""
+    found = oci.request("GET", f"/v2/{repo}/referrers/{digest}", repo).json()["manifests"]
+    copied = [m["digest"] for m in found if m.get("artifactType") != RECORD_ARTIFACT_TYPE]
+    records = [
+        json.loads(_manifest(oci, repo, m["digest"]).content)
+        for m in found
+        if m.get("artifactType") == RECORD_ARTIFACT_TYPE
+    ]
+    return copied, records
+
+
+def _statement(oci: OCIClient, repo: str, record: dict[str, Any]) -> dict[str, Any]:
+    layer = record["layers"][0]["digest"]
+    body: dict[str, Any] = oci.request("GET", f"/v2/{repo}/blobs/{layer}", repo).json()
+    return body
+
+
 def test_promotion_copies_image_referrers_and_blobs_once(rig: Rig) -> None:
     rig.spawn_worker()
     source_project, target_project = _project(rig), _project(rig)
@@ -156,8 +175,14 @@ def test_promotion_copies_image_referrers_and_blobs_once(rig: Rig) -> None:
         got = rig.oci.request("GET", f"/v2/{target}/blobs/{blob}", target)
         src = rig.oci.request("GET", f"/v2/{source}/blobs/{blob}", source)
         assert (got.status_code, got.content) == (200, src.content)
-    referrers = rig.oci.request("GET", f"/v2/{target}/referrers/{image.digest}", target)
-    assert [m["digest"] for m in referrers.json()["manifests"]] == [referrer]
+    copied_referrers, records = _referrers(rig.oci, target, image.digest)
+    assert copied_referrers == [referrer]
+    assert len(records) == 1  # the promotion record, a verification summary
+    statement = _statement(rig.oci, target, records[0])
+    assert statement["predicateType"] == "https://slsa.dev/verification_summary/v1"
+    assert statement["subject"] == [{"name": target, "digest": {"sha256": image.digest[7:]}}]
+    assert statement["predicate"]["verificationResult"] == "PASSED"
+    assert statement["predicate"]["moorage"]["promotion"] == first.json()["id"]
     sig_tag = image.digest.replace(":", "-") + ".sig"
     assert digest_of(_manifest(rig.oci, target, sig_tag).content) == signature
 
@@ -354,10 +379,15 @@ def test_worker_killed_after_the_copy_ends_in_one_promotion(rig: Rig) -> None:
     done = _wait(rig, started.json()["id"], {"promoted", "refused", "failed"})
     assert done["status"] == "promoted", done
     assert done["copied"]["digest"] == image.digest
-    referrers = rig.oci.request("GET", f"/v2/{target}/referrers/{image.digest}", target)
-    assert [m["digest"] for m in referrers.json()["manifests"]] == [referrer]
+    copied_referrers, records = _referrers(rig.oci, target, image.digest)
+    assert copied_referrers == [referrer]
+    assert len(records) == 1  # the retried copy stored the same record, once
     tags = rig.oci.request("GET", f"/v2/{target}/tags/list", target).json()["tags"]
     assert sorted(tags) == sorted(["prod", image.digest.replace(":", "-") + ".sig"])
     quota = rig.admin("GET", f"/api/v1/projects/{target_project}/quota").json()
     source_quota = rig.admin("GET", f"/api/v1/projects/{source_project}/quota").json()
-    assert quota["used_bytes"] == source_quota["used_bytes"]  # nothing counted twice
+    record = records[0]
+    record_bytes = len(json.dumps(record, sort_keys=True, separators=(",", ":")))
+    record_bytes += sum(d["size"] for d in [record["config"], *record["layers"]])
+    # nothing counted twice: the source's bytes plus the record's
+    assert quota["used_bytes"] == source_quota["used_bytes"] + record_bytes

@@ -66,6 +66,7 @@ from core.promotion import (
     COPY_IMAGE,
     EVALUATE_GATES,
     RECORD_OUTCOME,
+    CopyInput,
     CopyResult,
     Evaluation,
     GateResult,
@@ -222,8 +223,8 @@ def promotion_evaluate(params: PromotionRequest) -> Evaluation:
 
 
 @activity.defn(name=COPY_IMAGE)
-def promotion_copy(params: PromotionRequest) -> CopyResult:
-    return CopyResult(params.source_digest, 1, 2, 0)
+def promotion_copy(params: CopyInput) -> CopyResult:
+    return CopyResult(params.request.source_digest, 1, 2, 0)
 
 
 @activity.defn(name=RECORD_OUTCOME)
