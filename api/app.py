@@ -23,7 +23,7 @@ from api.controllers.metrics import metrics
 from api.controllers.oci import catalog, dispatch, ping
 from api.controllers.policies import PolicyController
 from api.controllers.projects import ProjectController
-from api.controllers.promotions import PromotionController
+from api.controllers.promotions import PromotionController, SigningKeyController
 from api.controllers.registries import ProjectProxyController, RegistryController
 from api.controllers.replication import (
     ReplicationExecutionController,
@@ -139,6 +139,7 @@ def build_app(
             SystemWebhookController,
             TrustController,
             PromotionController,
+            SigningKeyController,
             healthz,
             readyz,
             systeminfo,

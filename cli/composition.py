@@ -80,6 +80,7 @@ from core.services.personal_tokens import PersonalTokenService
 from core.services.project_access import ProjectAccess
 from core.services.projects import ProjectService
 from core.services.promotion_copy import PromotionCopier
+from core.services.promotion_keys import PromotionKeys
 from core.services.promotions import PromotionService
 from core.services.reconcile import QuotaReconciler
 from core.services.repositories import RepositoryService
@@ -349,7 +350,14 @@ class Composition:
 
     @cached_property
     def promotion_copier(self) -> PromotionCopier:
-        return PromotionCopier(self.metadata, self.repositories, self.manifests, self.uploads)
+        return PromotionCopier(
+            self.metadata, self.repositories, self.manifests, self.uploads, self.promotion_keys
+        )
+
+    @cached_property
+    def promotion_keys(self) -> PromotionKeys:
+        """Projects' promotion signing keys, sealed under the master key."""
+        return PromotionKeys(self.metadata, secret_box(self.settings), self.clock)
 
     @cached_property
     def promotions(self) -> PromotionService:
@@ -389,6 +397,7 @@ class Composition:
                 "replication_schedules": TemporalReplicationSchedules(self.settings.temporal),
                 "trust_store": self.trust_store,
                 "promotions": self.promotions,
+                "promotion_keys": self.promotion_keys,
                 "promotion_runs": PromotionRuns(self.settings.temporal),
                 "temporal_check": TemporalProbe(self.settings.temporal),
                 "backups": self.backups,

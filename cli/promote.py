@@ -92,11 +92,14 @@ def start(
         list[str] | None,
         typer.Option("--gate", "-g", help="scan=SEVERITY, signed, builder=ID, approval[=SECONDS]"),
     ] = None,
+    sign: Annotated[
+        bool, typer.Option("--sign", help="Sign the promoted image with the target's key.")
+    ] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Wait until the promotion ended.")] = False,
     timeout: Annotated[float, typer.Option(min=1, help="Seconds --wait waits at most.")] = 3600,
 ) -> None:
     """Promote SOURCE to TARGET once the gates pass."""
-    body = {"source": source, "target": target, "gates": parse_gates(gate or [])}
+    body = {"source": source, "target": target, "gates": parse_gates(gate or []), "sign": sign}
     try:
         state: dict[str, Any] = ctx.obj.call("POST", "/api/v1/promotions", body)
         if wait:

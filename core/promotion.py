@@ -78,6 +78,8 @@ class PromotionRequest:
     target_tag: str
     gates: Gates
     requested_by: str
+    #: Sign the promoted image with the target project's key (``core.promotion_signing``).
+    sign: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ Temporal's visibility, by target project when ``project`` is given).
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any, cast
 
 import anyio.to_thread
@@ -22,13 +23,16 @@ from pydantic import BaseModel, Field
 
 from api.backup_runs import TemporalUnavailableError
 from api.controllers.backups import unavailable
-from api.guards import signed_in
+from api.guards import project_permission, signed_in
 from api.pagination import NEWEST_FIRST, Page, PageParams
 from api.promotion_runs import PromotionRuns, PromotionSummary
 from core.access import Identity
+from core.errors import NotFoundError
 from core.names import validate_project_name
 from core.paging import window
 from core.promotion import DEFAULT_APPROVAL_TIMEOUT, Gates, PromotionState
+from core.promotion_signing import fingerprint
+from core.services.promotion_keys import PromotionKeys
 from core.services.promotions import PromotionService
 
 
@@ -50,6 +54,10 @@ class PromotionIn(BaseModel):
     source: str = Field(max_length=512, description="project/repo@sha256:… or project/repo:tag")
     target: str = Field(max_length=512, description="project/repo:tag")
     gates: GatesIn = Field(default_factory=GatesIn)
+    sign: bool = Field(
+        default=False,
+        description="Sign the promoted image with the target project's key (cosign format).",
+    )
 
 
 class GateOut(BaseModel):
@@ -139,7 +147,7 @@ class PromotionController(Controller):
         gates = Gates(**data.gates.model_dump())
         service = _service(request)
         checked = await anyio.to_thread.run_sync(
-            service.request, caller, data.source, data.target, gates
+            partial(service.request, caller, data.source, data.target, gates, sign=data.sign)
         )
         started = await _runs(request).start(checked)
         state = await _runs(request).read(checked.id) if not started else None
@@ -204,3 +212,31 @@ class PromotionController(Controller):
         await _authorized_state(request, caller, promotion_id)
         state = await _runs(request).approve(promotion_id, caller.subject)
         return PromotionOut.of(state)
+
+
+class SigningKeyOut(BaseModel):
+    project: str
+    #: PEM (SubjectPublicKeyInfo), what ``cosign verify --key`` takes.
+    public_key: str
+    fingerprint: str
+
+
+class SigningKeyController(Controller):
+    path = "/api/v1/projects/{project:str}/signing-key"
+    tags = ["promotions"]  # noqa: RUF012
+
+    @get(
+        "/",
+        summary="The project's public key of promotion signatures",
+        guards=[project_permission("project", "read")],
+    )
+    async def public_key(
+        self, request: Request[Any, Any, Any], project: FromPath[str]
+    ) -> SigningKeyOut:
+        registry = request.app.state["registry"]
+        found = registry.projects.find(project)
+        keys = cast("PromotionKeys", registry.extras["promotion_keys"])
+        pem = None if found is None else await anyio.to_thread.run_sync(keys.public_pem, found.id)
+        if pem is None:
+            raise NotFoundError(f"project {project!r} has signed no promotion yet", field="project")
+        return SigningKeyOut(project=project, public_key=pem, fingerprint=fingerprint(pem))

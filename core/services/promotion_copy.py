@@ -26,13 +26,24 @@ from core.names import Reference, RepositoryName
 from core.ports import Metadata, UnitOfWork
 from core.promotion import CopyInput, CopyResult
 from core.promotion_record import PromotionRecord, build_record
+from core.promotion_signing import (
+    fingerprint,
+    has_signature_of,
+    sign,
+    signature_manifest,
+    signature_tag,
+    simple_signing_payload,
+)
 from core.records import ManifestRecord, PushTarget, RepositoryRecord
 from core.services.immutability import check_mutable
 from core.services.manifests import ManifestService
+from core.services.promotion_keys import PromotionKeys
 from core.services.quota import reserve
 from core.services.repositories import RepositoryService
 from core.services.uploads import UploadService
 
+#: Bytes the quota check reserves for a registry signature (payload, config, manifest).
+_SIGNATURE_ALLOWANCE = 4096
 #: How deep referrers of referrers are followed.
 REFERRER_DEPTH = 3
 _LEGACY_SUFFIXES = (".sig", ".att", ".sbom")
@@ -57,7 +68,10 @@ class PromotionCopier:
         repositories: RepositoryService,
         manifests: ManifestService,
         uploads: UploadService,
+        keys: PromotionKeys | None = None,
     ) -> None:
+        """``keys``: the projects' signing keys (``None``: signed promotions fail)."""
+        self._keys = keys
         self._metadata = metadata
         self._repositories = repositories
         self._manifests = manifests
@@ -78,6 +92,7 @@ class PromotionCopier:
         )
         target_name = RepositoryName.parse(request.target_repository)
         extra = len(summary.manifest) + sum(len(b) for b in summary.blobs.values())
+        extra += _SIGNATURE_ALLOWANCE if request.sign else 0
         self._preflight(target_name, request.target_tag, request.source_digest, plan, extra)
         target = self._repositories.ensure(target_name, create_project=False)
         push_target = self._repositories.push_target(target_name, create_project=False)
@@ -106,16 +121,36 @@ class PromotionCopier:
             payload = next(m for m in plan.manifests if m.digest == digest)
             self._manifests.put(target, Reference(tag=tag), payload.payload, payload.media_type)
         self._attach(target, push_target, summary)
+        if request.sign:
+            self._sign(target, push_target, request.source_digest)
         self._manifests.put(
             target, Reference(tag=request.target_tag), image.payload, image.media_type
         )
         return CopyResult(request.source_digest, added_manifests, added_blobs, plan.referrers)
 
-    def _attach(
-        self, target: RepositoryRecord, push_target: PushTarget, record: PromotionRecord
+    def _sign(self, target: RepositoryRecord, push_target: PushTarget, digest: str) -> None:
+        """Add the project's signature of ``digest`` to its ``.sig`` manifest (once)."""
+        if self._keys is None:
+            raise RegistryError(OCIErrorCode.UNSUPPORTED, "promotion signing is not configured")
+        private, public = self._keys.ensure(target.project_id)
+        key_id = fingerprint(public)
+        tag = signature_tag(digest)
+        with self._metadata.read() as session:
+            current = session.tags.target(target.id, tag)
+            stored = None if current is None else session.manifests.get(target.id, current)
+        existing = None if stored is None else json.loads(stored.payload)
+        if has_signature_of(existing, key_id):
+            return
+        payload = simple_signing_payload(target.name, digest)
+        config, manifest = signature_manifest(existing, payload, sign(private, payload), key_id)
+        self._put_blobs(target, push_target, {str(Digest.of(b)): b for b in (payload, config)})
+        self._manifests.put(target, Reference(tag=tag), manifest, OCI_MANIFEST)
+
+    def _put_blobs(
+        self, target: RepositoryRecord, push_target: PushTarget, blobs: dict[str, bytes]
     ) -> None:
-        """Store the record's blobs (small uploads) and its manifest as a referrer."""
-        for digest, data in record.blobs.items():
+        """Upload small blobs the repository does not link yet (a new upload each)."""
+        for digest, data in blobs.items():
             with self._metadata.read() as session:
                 if session.blobs.linked(target.id, digest) is not None:
                     continue
@@ -129,6 +164,12 @@ class PromotionCopier:
                 raise
             upload = self._uploads.commit_chunk(chunk)
             self._uploads.finish(push_target, upload, Digest.parse(digest))
+
+    def _attach(
+        self, target: RepositoryRecord, push_target: PushTarget, record: PromotionRecord
+    ) -> None:
+        """Store the record's blobs (small uploads) and its manifest as a referrer."""
+        self._put_blobs(target, push_target, record.blobs)
         reference = Reference(digest=Digest.of(record.manifest))
         self._manifests.put(target, reference, record.manifest, OCI_MANIFEST)
 

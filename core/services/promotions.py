@@ -52,7 +52,9 @@ class PromotionService:
         self._trust = trust
         self._scans = scans
 
-    def request(self, caller: Identity, source: str, target: str, gates: Gates) -> PromotionRequest:
+    def request(
+        self, caller: Identity, source: str, target: str, gates: Gates, *, sign: bool = False
+    ) -> PromotionRequest:
         """The checked request (source resolved to its digest now).
 
         Raises:
@@ -73,6 +75,7 @@ class PromotionService:
             target_tag=tag,
             gates=gates,
             requested_by=caller.subject,
+            sign=sign,
         )
 
     def authorize(self, caller: Identity, source: str, target: str) -> None:
