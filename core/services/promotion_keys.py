@@ -2,8 +2,10 @@
 
 The key is made on the first signed promotion into the project, under the project's row
 lock, so two concurrent first promotions store one key. The private key is only ever
-stored sealed under the master key; rotating the master key re-seals it without changing
-the key, so every earlier signature stays verifiable with the exported public key.
+stored sealed under the master key. After a master key rotation (a new key first in
+``secrets.master_keys``, the old one kept) the next use re-seals it under the new master
+key without changing it, so every earlier signature stays verifiable with the exported
+public key; the old master key may be dropped once every project's key was re-sealed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ class Sealer(Protocol):
 
     def seal(self, plaintext: bytes, context: str) -> str: ...
     def open(self, sealed: str, context: str) -> bytes: ...
+    def needs_reseal(self, sealed: str) -> bool: ...
 
 
 class PromotionKeys:
@@ -50,4 +53,15 @@ class PromotionKeys:
                     session.policies.set(project_id, SIGNING_KEY_KIND, body, self._clock.now())
                     session.commit()
         stored = StoredKey.load(body)
-        return self._box.open(stored.sealed, sealing_context(project_id)), stored.public_pem
+        context = sealing_context(project_id)
+        private = self._box.open(stored.sealed, context)
+        if self._box.needs_reseal(stored.sealed):
+            # NOTE: the master key was rotated: the same signing key, sealed anew.
+            with self._metadata.write() as session:
+                session.projects.lock(project_id)
+                resealed = StoredKey(self._box.seal(private, context), stored.public_pem)
+                session.policies.set(
+                    project_id, SIGNING_KEY_KIND, resealed.dump(), self._clock.now()
+                )
+                session.commit()
+        return private, stored.public_pem

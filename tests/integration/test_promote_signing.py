@@ -3,15 +3,21 @@ public key the registry exports; the key is stored sealed."""
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import sys
 import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from pydantic import SecretStr
 
-from cli.composition import compose
+from cli.composition import Composition, compose
+from cli.startup import prepare_installation
 from core.promotion_signing import SIGNING_KEY_KIND, signature_tag
+from core.sealing import SecretBox
+from core.settings import SecretSettings, Settings
 from tests.api.oci import unique_project
 from tests.clients.commands import make_client_home
 from tests.integration.trust_rig import Cosign, api, http_client, start_api, trust_settings
@@ -101,3 +107,30 @@ def test_cosign_verifies_a_signed_promotion_with_the_exported_key(
     finally:
         worker.stop()
         registry.process.stop()
+
+
+def test_a_master_key_rotation_keeps_the_signing_key(tmp_path: Path) -> None:
+    old, new = base64.b64encode(os.urandom(32)).decode(), base64.b64encode(os.urandom(32)).decode()
+
+    def root_with(*keys: str) -> Composition:
+        secrets = SecretSettings(master_keys=[SecretStr(key) for key in keys])
+        settings = Settings(data_dir=tmp_path / "data", secrets=secrets)
+        prepare_installation(settings)
+        return compose(settings)
+
+    first = root_with(old)
+    project = first.projects.ensure("signing")
+    private, public = first.promotion_keys.ensure(project.id)
+    first.close()
+
+    rotated = root_with(new, old)  # the new master key seals; the old one still opens
+    assert rotated.promotion_keys.ensure(project.id) == (private, public)
+    with rotated.metadata.read() as session:
+        sealed = json.loads(session.policies.get(project.id, SIGNING_KEY_KIND) or "{}")["sealed"]
+    rotated.close()
+    assert sealed.split(".")[1] == SecretBox([base64.b64decode(new)]).key_id  # re-sealed
+
+    only_new = root_with(new)  # the old master key dropped: the same key still opens
+    assert only_new.promotion_keys.ensure(project.id) == (private, public)
+    assert only_new.promotion_keys.public_pem(project.id) == public
+    only_new.close()
