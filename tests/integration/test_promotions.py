@@ -26,6 +26,7 @@ from core.promotion import COPY_IMAGE
 from core.promotion_record import RECORD_ARTIFACT_TYPE
 from core.settings import Settings
 from tests.api.oci import OCIClient, Pushed, digest_of, unique_project
+from tests.conftest import BACKENDS
 from tests.services.control_backends import control_settings, worker_env
 from tests.services.moorage import REPO_ROOT
 from tests.services.process import ManagedProcess, spawn
@@ -61,8 +62,9 @@ class Rig:
 def rig(
     request: pytest.FixtureRequest, tmp_path: Path, temporal_server: TemporalServer
 ) -> Iterator[Rig]:
+    backend = getattr(request, "param", "sqlite-fs")
     settings = control_settings(
-        "sqlite-fs", tmp_path, temporal_server, request, {"gc_every_seconds": 0}, label="promo"
+        backend, tmp_path, temporal_server, request, {"gc_every_seconds": 0}, label="promo"
     )
     assert settings.auth.admin_password is not None
     with TestClient(create_app(settings)) as http:
@@ -156,6 +158,7 @@ def _statement(oci: OCIClient, repo: str, record: dict[str, Any]) -> dict[str, A
     return body
 
 
+@pytest.mark.parametrize("rig", BACKENDS, indirect=True)
 def test_promotion_copies_image_referrers_and_blobs_once(rig: Rig) -> None:
     rig.spawn_worker()
     source_project, target_project = _project(rig), _project(rig)
@@ -391,3 +394,30 @@ def test_worker_killed_after_the_copy_ends_in_one_promotion(rig: Rig) -> None:
     record_bytes += sum(d["size"] for d in [record["config"], *record["layers"]])
     # nothing counted twice: the source's bytes plus the record's
     assert quota["used_bytes"] == source_quota["used_bytes"] + record_bytes
+
+
+def test_bad_requests_name_the_field(rig: Rig) -> None:
+    project = _project(rig)
+    rig.oci.push_image(f"{project}/app", "rc1")
+    cases = [
+        ({"source": f"{project}/app", "target": f"{project}/app:prod"}, "source"),
+        ({"source": f"{project}/app:rc1", "target": f"{project}/app"}, "target"),
+        (
+            {
+                "source": f"{project}/app:rc1",
+                "target": f"{project}/app:prod",
+                "gates": {"max_severity": "severe"},
+            },
+            "gates.max_severity",
+        ),
+    ]
+    for body, field_name in cases:
+        response = rig.admin("POST", "/api/v1/promotions", json=body)
+        assert response.status_code == 422, response.text
+        assert field_name in response.text
+    unknown = rig.admin(
+        "POST",
+        "/api/v1/promotions",
+        json={"source": f"{project}/app:nope", "target": f"{project}/app:prod"},
+    )
+    assert unknown.status_code == 404, unknown.text
