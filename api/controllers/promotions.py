@@ -27,7 +27,7 @@ from api.guards import project_permission, signed_in
 from api.pagination import NEWEST_FIRST, Page, PageParams
 from api.promotion_runs import PromotionRuns, PromotionSummary
 from core.access import Identity
-from core.errors import NotFoundError
+from core.errors import ForbiddenError, NotFoundError
 from core.names import validate_project_name
 from core.paging import window
 from core.promotion import DEFAULT_APPROVAL_TIMEOUT, Gates, PromotionState
@@ -123,11 +123,16 @@ def _runs(request: Request[Any, Any, Any]) -> PromotionRuns:
 
 
 async def _authorized_state(
-    request: Request[Any, Any, Any], caller: Identity, promotion_id: str
+    request: Request[Any, Any, Any], caller: Identity, promotion_id: str, *, approve: bool
 ) -> PromotionState:
+    """The promotion's state if ``caller`` may read it (``approve``: and approve it)."""
     state = await _runs(request).read(promotion_id)
     target = state.target.rpartition(":")[0]
-    await anyio.to_thread.run_sync(_service(request).require_promote, caller, target)
+    service = _service(request)
+    if approve:
+        await anyio.to_thread.run_sync(service.require_promote, caller, target)
+    elif not await anyio.to_thread.run_sync(service.may_see, caller, target):
+        raise ForbiddenError(f"promotions into {target!r} are not visible", field="id")
     return state
 
 
@@ -198,7 +203,8 @@ class PromotionController(Controller):
         caller: NamedDependency[Identity],
         promotion_id: FromPath[str],
     ) -> PromotionOut:
-        return PromotionOut.of(await _authorized_state(request, caller, promotion_id))
+        state = await _authorized_state(request, caller, promotion_id, approve=False)
+        return PromotionOut.of(state)
 
     @post(
         "/{promotion_id:str}/approve", summary="Approve a promotion waiting for it", status_code=202
@@ -209,7 +215,7 @@ class PromotionController(Controller):
         caller: NamedDependency[Identity],
         promotion_id: FromPath[str],
     ) -> PromotionOut:
-        await _authorized_state(request, caller, promotion_id)
+        await _authorized_state(request, caller, promotion_id, approve=True)
         state = await _runs(request).approve(promotion_id, caller.subject)
         return PromotionOut.of(state)
 

@@ -98,8 +98,6 @@ class PromotionService:
         project = self._projects.find(target.partition("/")[0])
         if project is None:
             return False
-        if caller.is_admin:
-            return True
         held = self._access.permissions(caller, project)
         rights = self._access.repository_rights(caller, project, target)
         return ("promotion", "read") in held or PROMOTE_ACTION in rights
