@@ -357,7 +357,7 @@ class Composition:
     @cached_property
     def promotion_keys(self) -> PromotionKeys:
         """Projects' promotion signing keys, sealed under the master key."""
-        return PromotionKeys(self.metadata, secret_box(self.settings), self.clock)
+        return PromotionKeys(self.metadata, partial(secret_box, self.settings), self.clock)
 
     @cached_property
     def promotions(self) -> PromotionService:

@@ -10,6 +10,7 @@ public key; the old master key may be dropped once every project's key was re-se
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from core.ports import Clock, Metadata
@@ -27,10 +28,18 @@ class Sealer(Protocol):
 class PromotionKeys:
     """Read or make a project's signing key."""
 
-    def __init__(self, metadata: Metadata, box: Sealer, clock: Clock) -> None:
+    def __init__(self, metadata: Metadata, box: Callable[[], Sealer], clock: Clock) -> None:
+        """``box`` makes the sealer when a key is first needed (it reads the master keys)."""
         self._metadata = metadata
-        self._box = box
+        self._make_box = box
+        self._sealer: Sealer | None = None
         self._clock = clock
+
+    @property
+    def _box(self) -> Sealer:
+        if self._sealer is None:
+            self._sealer = self._make_box()
+        return self._sealer
 
     def public_pem(self, project_id: int) -> str | None:
         """The project's public key (PEM), ``None`` before its first signed promotion."""
