@@ -355,6 +355,11 @@ class Composition:
         )
 
     @cached_property
+    def audit_log(self) -> AuditLog:
+        """The audit log for writers outside a request (the promotion outcome)."""
+        return AuditLog(self.audit_store, self.settings.audit)
+
+    @cached_property
     def promotion_keys(self) -> PromotionKeys:
         """Projects' promotion signing keys, sealed under the master key."""
         return PromotionKeys(self.metadata, partial(secret_box, self.settings), self.clock)
@@ -362,8 +367,11 @@ class Composition:
     @cached_property
     def promotions(self) -> PromotionService:
         """Promotion requests, rights and gates (``core.services.promotions``)."""
+        # NOTE: its own AccessControl over the stores, not ``identity``'s: a worker builds
+        # this without the token service (which needs a prepared installation).
+        access = AccessControl(self.identity_store, self.projects, self.settings.oidc.group_prefix)
         return PromotionService(
-            self.identity.access,
+            access,
             self.projects,
             self.promotion_copier,
             self.trust_store,

@@ -44,7 +44,7 @@ def build_activities(root: Composition) -> list[Callable[..., Any]]:
     backups = BackupActivities(root.backups)
     replication = ReplicationActivities(root.replication_runner, root.replication)
     promotions = PromotionActivities(
-        root.promotions, root.promotion_copier, root.identity.audit, root.clock
+        root.promotions, root.promotion_copier, root.audit_log, root.clock
     )
     return [
         backups.backup_begin,
