@@ -2,8 +2,8 @@
 
 Every activity is idempotent: evaluation only reads; the copy links and stores what the
 target lacks (``core.services.promotion_copy``), so a retry after a worker crash ends in
-the same state; the outcome's audit event is one record per call (the workflow calls it
-once per run, after the copy).
+the same state; the outcome's audit event is written before its activity completes (a
+retried attempt may write it a second time: at least once).
 """
 
 from __future__ import annotations
@@ -82,3 +82,6 @@ class PromotionActivities:
                 user_agent="",
             )
         )
+        # NOTE: written before the activity completes, not by the periodic writer: a
+        # worker killed afterwards must not lose it (a retry may write it twice).
+        self._audit.flush()

@@ -207,6 +207,13 @@ def test_promotion_copies_image_referrers_and_blobs_once(rig: Rig) -> None:
                 await asyncio.sleep(0.3)
 
     assert _run(runs) == [first.json()["id"]]
+    audit = rig.admin(
+        "GET", "/api/v1/audit", params={"action": "promotion.promoted", "project": target_project}
+    )
+    assert audit.status_code == 200, audit.text
+    events = audit.json()["items"]
+    assert [(e["actor"], e["request_id"]) for e in events] == [("admin", first.json()["id"])]
+    assert events[0]["resource"] == f"{source}@{image.digest} -> {target}:prod"
     listed = rig.admin("GET", "/api/v1/promotions", params={"project": target_project})
     assert [item["id"] for item in listed.json()["items"]] == [first.json()["id"]]
     assert listed.json()["items"][0]["digest"] == image.digest
