@@ -23,6 +23,7 @@ from api.controllers.metrics import metrics
 from api.controllers.oci import catalog, dispatch, ping
 from api.controllers.policies import PolicyController
 from api.controllers.projects import ProjectController
+from api.controllers.promotions import PromotionController, SigningKeyController
 from api.controllers.registries import ProjectProxyController, RegistryController
 from api.controllers.replication import (
     ReplicationExecutionController,
@@ -142,6 +143,8 @@ def build_app(
             TrustController,
             ProjectScanController,
             SystemScanController,
+            PromotionController,
+            SigningKeyController,
             healthz,
             readyz,
             systeminfo,

@@ -46,6 +46,7 @@ from adapters.osv_files import OsvFiles
 from adapters.replication_clients import ReplicationClients
 from api.backup_runs import BackupRuns
 from api.context import Registry
+from api.promotion_runs import PromotionRuns
 from api.replication_schedules import TemporalReplicationSchedules
 from api.run_control import EXTRAS_KEY as RUN_CONTROL
 from api.run_control import RunControl, TemporalRuns
@@ -63,6 +64,8 @@ from core.login_limit import LoginLimiter, LoginPolicy
 from core.manifests import ManifestRules
 from core.outbound import OutboundPolicy
 from core.ports import BlobStore, Clock, NowaitReads
+from core.promotion import ScanReports
+from core.promotion_scans import StoredScanReports
 from core.pulls import PullRecorder
 from core.replication import ReplicationService
 from core.replication_run import ReplicationRunner
@@ -82,6 +85,9 @@ from core.services.members import KnownIdentities, MemberService
 from core.services.personal_tokens import PersonalTokenService
 from core.services.project_access import ProjectAccess
 from core.services.projects import ProjectService
+from core.services.promotion_copy import PromotionCopier
+from core.services.promotion_keys import PromotionKeys
+from core.services.promotions import PromotionService
 from core.services.reconcile import QuotaReconciler
 from core.services.repositories import RepositoryService
 from core.services.retention import RetentionService
@@ -405,6 +411,47 @@ class Composition:
             self.clock,
         )
 
+    @cached_property
+    def scan_reports(self) -> ScanReports:
+        """Scan reports for the promotion gate: the scan store's, allowlists applied."""
+        projects = self.projects
+
+        def project_id_of(name: str) -> int | None:
+            found = projects.find(name)
+            return None if found is None else found.id
+
+        return StoredScanReports(self.scan_store, project_id_of, self.clock.now)
+
+    @cached_property
+    def promotion_copier(self) -> PromotionCopier:
+        return PromotionCopier(
+            self.metadata, self.repositories, self.manifests, self.uploads, self.promotion_keys
+        )
+
+    @cached_property
+    def audit_log(self) -> AuditLog:
+        """The audit log for writers outside a request (the promotion outcome)."""
+        return AuditLog(self.audit_store, self.settings.audit)
+
+    @cached_property
+    def promotion_keys(self) -> PromotionKeys:
+        """Projects' promotion signing keys, sealed under the master key."""
+        return PromotionKeys(self.metadata, partial(secret_box, self.settings), self.clock)
+
+    @cached_property
+    def promotions(self) -> PromotionService:
+        """Promotion requests, rights and gates (``core.services.promotions``)."""
+        # NOTE: its own AccessControl over the stores, not ``identity``'s: a worker builds
+        # this without the token service (which needs a prepared installation).
+        access = AccessControl(self.identity_store, self.projects, self.settings.oidc.group_prefix)
+        return PromotionService(
+            access,
+            self.projects,
+            self.promotion_copier,
+            self.trust_store,
+            self.scan_reports,
+        )
+
     # -- what processes run ---------------------------------------------------------------
 
     def registry(self) -> Registry:
@@ -432,6 +479,9 @@ class Composition:
                 "replication_schedules": TemporalReplicationSchedules(self.settings.temporal),
                 "trust_store": self.trust_store,
                 "scan_store": self.scan_store,
+                "promotions": self.promotions,
+                "promotion_keys": self.promotion_keys,
+                "promotion_runs": PromotionRuns(self.settings.temporal),
                 "temporal_check": TemporalProbe(self.settings.temporal),
                 "backups": self.backups,
                 "backup_runs": BackupRuns(self.settings.temporal),

@@ -20,6 +20,7 @@ from cli.dev_settings import dev_overrides
 from cli.identity import audit_app, keys_app, login
 from cli.listen import Listen
 from cli.logs import configure_logging, quiet_native_grpc
+from cli.promote import promote_app
 from cli.replication import replication_app
 from cli.scan import scan_app
 from cli.trust import trust_app
@@ -151,6 +152,7 @@ app.add_typer(backup_app, name="backup")
 app.add_typer(replication_app, name="replication")
 app.add_typer(trust_app, name="trust")
 app.add_typer(scan_app, name="scan")
+app.add_typer(promote_app, name="promote")
 app.command("login")(login)
 app.command("apply")(apply)
 app.command("plan")(plan)

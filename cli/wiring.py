@@ -9,6 +9,7 @@ from activities.backup import BackupActivities
 from activities.events import EventActivities
 from activities.gc import GcActivities
 from activities.keys import KeyActivities
+from activities.promotions import PromotionActivities
 from activities.quota import QuotaActivities
 from activities.replication import ReplicationActivities
 from activities.retention import RetentionActivities
@@ -45,6 +46,9 @@ def build_activities(root: Composition) -> list[Callable[..., Any]]:
     backups = BackupActivities(root.backups)
     replication = ReplicationActivities(root.replication_runner, root.replication)
     scans = ScanActivities(root.scans, root.sboms)
+    promotions = PromotionActivities(
+        root.promotions, root.promotion_copier, root.audit_log, root.clock
+    )
     return [
         backups.backup_begin,
         backups.backup_copy_blobs,
@@ -82,4 +86,7 @@ def build_activities(root: Composition) -> list[Callable[..., Any]]:
         scans.scan_list_candidates,
         scans.scan_rematch_reports,
         VulnDbActivities(root.osv_importer, settings.scan.vulndb.sources).vulndb_import_sources,
+        promotions.promotion_evaluate,
+        promotions.promotion_copy,
+        promotions.promotion_record,
     ]

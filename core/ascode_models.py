@@ -33,7 +33,7 @@ from core.retention import RetentionRule
 API_VERSION = "moorage.io/v1"
 ROBOT_PREFIX = "robot$"
 ROLES = Literal["admin", "maintainer", "developer", "guest", "limited-guest"]
-ACTIONS = Literal["pull", "push", "delete"]
+ACTIONS = Literal["pull", "push", "delete", "promote"]
 
 # --- Project -------------------------------------------------------------------------
 
@@ -104,7 +104,7 @@ class Permission(Strict):
         max_length=255,
         description="Repository pattern; inside the project for a project robot.",
     )
-    actions: list[ACTIONS] = Field(min_length=1, max_length=3)
+    actions: list[ACTIONS] = Field(min_length=1, max_length=4)
 
 
 class RobotSpec(Strict):

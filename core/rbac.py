@@ -58,6 +58,7 @@ MATRIX: Final[dict[Role, frozenset[Permission]]] = {
             "scanner": ("create", "read"),
             "preheat-policy": _CRUDL,
             "export-cve": ("create", "read", "list"),
+            "promotion": ("create", "read", "list"),
         }
     ),
     Role.MAINTAINER: _expand(
@@ -82,6 +83,7 @@ MATRIX: Final[dict[Role, frozenset[Permission]]] = {
             "sbom": ("create", "read", "stop"),
             "scanner": ("read",),
             "export-cve": ("create", "read", "list"),
+            "promotion": ("create", "read", "list"),
         }
     ),
     Role.DEVELOPER: _expand(
@@ -103,6 +105,7 @@ MATRIX: Final[dict[Role, frozenset[Permission]]] = {
             "sbom": ("read",),
             "scanner": ("read",),
             "export-cve": ("create", "read", "list"),
+            "promotion": ("read", "list"),
         }
     ),
     Role.GUEST: _expand(
@@ -160,6 +163,8 @@ REGISTRY_ACTIONS: Final[dict[str, Permission]] = {
     "pull": ("repository", "pull"),
     "push": ("repository", "push"),
     "delete": ("repository", "delete"),
+    #: A CI promotion into the repository (``core.services.promotions``); never a token action.
+    "promote": ("promotion", "create"),
 }
 
 

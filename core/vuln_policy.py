@@ -103,13 +103,15 @@ def allowed_ids(entries: Iterable[AllowlistEntry], now: datetime) -> frozenset[s
     return frozenset(e.vulnerability_id.upper() for e in entries if e.active(now))
 
 
-def blocking(report: ScanReport, threshold: Severity, allowed: frozenset[str]) -> tuple[str, ...]:
-    """Vulnerabilities at or above ``threshold`` not allowlisted (worst first)."""
+def unallowed(report: ScanReport, allowed: frozenset[str]) -> dict[str, Severity]:
+    """The report's vulnerabilities not allowlisted, each with its worst severity.
+
+    A vulnerability is named by its first CVE alias when it has one, else by its id; it
+    is allowlisted when its id or any alias is in ``allowed``.
+    """
     worst: dict[str, Severity] = {}
     for item in report.findings:
         finding = item.finding
-        if finding.severity.rank < threshold.rank:
-            continue
         names = {finding.vulnerability_id.upper(), *(a.upper() for a in finding.aliases)}
         if names & allowed:
             continue
@@ -117,6 +119,16 @@ def blocking(report: ScanReport, threshold: Severity, allowed: frozenset[str]) -
         name = cves[0] if cves else finding.vulnerability_id
         if name not in worst or finding.severity.rank > worst[name].rank:
             worst[name] = finding.severity
+    return worst
+
+
+def blocking(report: ScanReport, threshold: Severity, allowed: frozenset[str]) -> tuple[str, ...]:
+    """Vulnerabilities at or above ``threshold`` not allowlisted (worst first)."""
+    worst = {
+        name: severity
+        for name, severity in unallowed(report, allowed).items()
+        if severity.rank >= threshold.rank
+    }
     return tuple(sorted(worst, key=lambda n: (-worst[n].rank, n)))
 
 

@@ -6,6 +6,7 @@ from workflows.backup import BACKUP_WORKFLOWS
 from workflows.events import ArtifactEventWorkflow, EventBatchWorkflow
 from workflows.gc import GarbageCollectionWorkflow
 from workflows.keys import KeyRotationWorkflow
+from workflows.promotions import PromotionWorkflow
 from workflows.quota import QuotaReconcileWorkflow
 from workflows.replication import ReplicationArtifactWorkflow, ReplicationExecutionWorkflow
 from workflows.retention import RetentionWorkflow
@@ -31,6 +32,7 @@ ALL_WORKFLOWS: list[type] = [
     ScanManyWorkflow,
     ScanRematchWorkflow,
     VulnDbImportWorkflow,
+    PromotionWorkflow,
 ]
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "EventBatchWorkflow",
     "GarbageCollectionWorkflow",
     "KeyRotationWorkflow",
+    "PromotionWorkflow",
     "QuotaReconcileWorkflow",
     "ReapUploadsWorkflow",
     "ReplicationArtifactWorkflow",

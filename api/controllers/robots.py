@@ -26,7 +26,7 @@ from core.services.robots import NewRobot, RobotService
 class PermissionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     repository: str = Field(min_length=1, max_length=255)
-    actions: list[str] = Field(min_length=1, max_length=3)
+    actions: list[str] = Field(min_length=1, max_length=4)
 
 
 class RobotIn(BaseModel):

@@ -36,6 +36,9 @@ from core.services.authenticator import REGISTRY_SCOPES, ROBOT_PREFIX
 
 _NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 _NAME_MAX, _PATTERN_MAX = 128, 255
+#: What a robot may hold: the registry actions and ``promote`` (CI promotions into the
+#: matching repositories, ``core.services.promotions``).
+ROBOT_ACTIONS = REGISTRY_SCOPES | {"promote"}
 
 
 def _robot_id(robot: RobotRecord) -> int:
@@ -62,9 +65,10 @@ def _validate(name: str, permissions: list[RepositoryPermission], prefix: str = 
     if not permissions:
         raise InvalidInputError("a robot needs at least one permission", field="permissions")
     for index, permission in enumerate(permissions):
-        if not permission.actions or not permission.actions <= REGISTRY_SCOPES:
+        if not permission.actions or not permission.actions <= ROBOT_ACTIONS:
             raise InvalidInputError(
-                "robot actions are pull, push and delete", field=f"permissions.{index}.actions"
+                "robot actions are pull, push, delete and promote",
+                field=f"permissions.{index}.actions",
             )
         pattern = prefix + permission.repository
         if len(pattern) > _PATTERN_MAX or not is_repository_pattern(pattern):

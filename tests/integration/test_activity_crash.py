@@ -67,6 +67,11 @@ from activities.contracts import (
 from api.app import create_app
 from cli.composition import compose
 from cli.wiring import build_activities
+from core.digests import Digest
+from core.event_batches import BATCH_WORKFLOW, EventBatch, EventValue
+from core.key_rotation import rotation_kid
+from core.names import RepositoryName
+from core.promotion import COPY_IMAGE, EVALUATE_GATES, RECORD_OUTCOME
 from core.replication import (
     COPY_ARTIFACT,
     DELIVER_EVENTS_REPLICATION,
@@ -74,10 +79,6 @@ from core.replication import (
     FINISH_EXECUTION,
     PLAN_EXECUTION,
 )
-from core.digests import Digest
-from core.event_batches import BATCH_WORKFLOW, EventBatch, EventValue
-from core.key_rotation import rotation_kid
-from core.names import RepositoryName
 from core.scan_jobs import (
     DELIVER_SCANS,
     SCAN_ANALYZE,
@@ -138,6 +139,8 @@ CRASH_TESTED = frozenset(
         BACKUP_COPY_BLOBS,
         # killed mid-blob in tests/replication/test_replication.py
         COPY_ARTIFACT,
+        # killed after its side effect in tests/integration/test_promotions.py
+        COPY_IMAGE,
     }
 )
 #: State-changing activities that no test kills yet. Each is written to be repeated (the
@@ -157,6 +160,7 @@ NOT_YET_KILLED = frozenset(
         FAIL_TASK,  # sets one task's final state
         FINISH_EXECUTION,  # sets the execution's final state
         DELIVER_EVENTS_REPLICATION,  # starts runs under ids fixed by policy and batch
+        RECORD_OUTCOME,  # record referrer by digest, audit event per promotion id
     }
 )
 #: Activities without a side effect of their own (nothing to duplicate or lose).
@@ -173,6 +177,7 @@ STATELESS = frozenset(
         SCAN_CANDIDATES,
         SCAN_REMATCH,
         VULNDB_IMPORT,
+        EVALUATE_GATES,  # reads the trust, scan and provenance results
     }
 )
 

@@ -62,6 +62,18 @@ from activities.contracts import (
 )
 from cli.worker import build_worker
 from core.event_batches import EventBatch, EventValue
+from core.promotion import (
+    COPY_IMAGE,
+    EVALUATE_GATES,
+    RECORD_OUTCOME,
+    CopyInput,
+    CopyResult,
+    Evaluation,
+    GateResult,
+    Gates,
+    OutcomeInput,
+    PromotionRequest,
+)
 from core.replication import (
     COPY_ARTIFACT,
     FAIL_TASK,
@@ -102,6 +114,7 @@ from workflows import (
     EventBatchWorkflow,
     GarbageCollectionWorkflow,
     KeyRotationWorkflow,
+    PromotionWorkflow,
     QuotaReconcileWorkflow,
     ReapUploadsWorkflow,
     ReplicationArtifactWorkflow,
@@ -268,6 +281,25 @@ def vulndb_import(params: ImportInput) -> ImportOutcome:
     return ImportOutcome(3)
 
 
+@activity.defn(name=EVALUATE_GATES)
+def promotion_evaluate(params: PromotionRequest) -> Evaluation:
+    del params
+    return Evaluation([GateResult("scan", passed=True, reason="no finding at or above high")])
+
+
+@activity.defn(name=COPY_IMAGE)
+def promotion_copy(params: CopyInput) -> CopyResult:
+    return CopyResult(params.request.source_digest, 1, 2, 0)
+
+
+@activity.defn(name=RECORD_OUTCOME)
+def promotion_record(params: OutcomeInput) -> None:
+    del params
+
+
+_PROMOTION = PromotionRequest(
+    "promotion-record", "p/a", f"sha256:{1:064x}", "q/a", "prod", Gates(max_severity="high"), "ci"
+)
 _EVENT = EventValue(1, "manifest.pushed", 1, "p/a", None, "v1", None, "2026-12-03T04:00:00+00:00")
 #: What to record: ``histories/<name>.json`` of each run (pass names to record only those;
 #: ``event`` is the former per-event workflow, kept to prove old runs still replay).
@@ -296,6 +328,7 @@ RUNS: list[tuple[str, Any, Any]] = [
     ("scan_many", ScanManyWorkflow.run, ScanManyInput(1, concurrency=1)),
     ("scan_rematch", ScanRematchWorkflow.run, RematchInput()),
     ("vulndb_import", VulnDbImportWorkflow.run, ImportInput()),
+    ("promotion", PromotionWorkflow.run, _PROMOTION),
 ]
 
 
@@ -322,6 +355,9 @@ async def record(address: str, names: set[str]) -> None:
         scan_candidates,
         scan_rematch,
         vulndb_import,
+        promotion_evaluate,
+        promotion_copy,
+        promotion_record,
         *(_step(n) for n in (GC_COLLECT_MANIFESTS, GC_COLLECT_BLOBS, GC_SWEEP_ORPHANS)),
         *(_backup_step(n) for n in (BACKUP_BEGIN, BACKUP_COPY_BLOBS)),
         backup_finish,

@@ -31,6 +31,7 @@ def test_every_workflow_has_a_recorded_history() -> None:
         "scan_many",
         "scan_rematch",
         "vulndb_import",
+        "promotion",
     }
 
 

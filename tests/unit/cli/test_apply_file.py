@@ -63,7 +63,7 @@ def test_every_error_names_the_document_line_and_field(tmp_path: Path) -> None:
         f"{path}: document 1 (line 1): spec.color: unknown key",
         (
             f"{path}: document 2 (line 7): spec.permissions[0].actions[0]: "
-            "Input should be 'pull', 'push' or 'delete'"
+            "Input should be 'pull', 'push', 'delete' or 'promote'"
         ),
         f"{path}: document 2 (line 7): extra: unknown key",
     ]

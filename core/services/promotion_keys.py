@@ -1,0 +1,76 @@
+"""Each project's promotion signing key, sealed at rest (``core.promotion_signing``).
+
+The key is made on the first signed promotion into the project, under the project's row
+lock, so two concurrent first promotions store one key. The private key is only ever
+stored sealed under the master key. After a master key rotation (a new key first in
+``secrets.master_keys``, the old one kept) the next use re-seals it under the new master
+key without changing it, so every earlier signature stays verifiable with the exported
+public key; the old master key may be dropped once every project's key was re-sealed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from core.ports import Clock, Metadata
+from core.promotion_signing import SIGNING_KEY_KIND, StoredKey, new_private_key, sealing_context
+
+
+class Sealer(Protocol):
+    """``core.sealing.SecretBox``'s two operations."""
+
+    def seal(self, plaintext: bytes, context: str) -> str: ...
+    def open(self, sealed: str, context: str) -> bytes: ...
+    def needs_reseal(self, sealed: str) -> bool: ...
+
+
+class PromotionKeys:
+    """Read or make a project's signing key."""
+
+    def __init__(self, metadata: Metadata, box: Callable[[], Sealer], clock: Clock) -> None:
+        """``box`` makes the sealer when a key is first needed (it reads the master keys)."""
+        self._metadata = metadata
+        self._make_box = box
+        self._sealer: Sealer | None = None
+        self._clock = clock
+
+    @property
+    def _box(self) -> Sealer:
+        if self._sealer is None:
+            self._sealer = self._make_box()
+        return self._sealer
+
+    def public_pem(self, project_id: int) -> str | None:
+        """The project's public key (PEM), ``None`` before its first signed promotion."""
+        with self._metadata.read() as session:
+            body = session.policies.get(project_id, SIGNING_KEY_KIND)
+        return None if body is None else StoredKey.load(body).public_pem
+
+    def ensure(self, project_id: int) -> tuple[bytes, str]:
+        """(private key DER, public PEM) of the project, made and stored if missing."""
+        with self._metadata.read() as session:
+            body = session.policies.get(project_id, SIGNING_KEY_KIND)
+        if body is None:
+            with self._metadata.write() as session:
+                session.projects.lock(project_id)
+                body = session.policies.get(project_id, SIGNING_KEY_KIND)
+                if body is None:
+                    private, public = new_private_key()
+                    sealed = self._box.seal(private, sealing_context(project_id))
+                    body = StoredKey(sealed, public).dump()
+                    session.policies.set(project_id, SIGNING_KEY_KIND, body, self._clock.now())
+                    session.commit()
+        stored = StoredKey.load(body)
+        context = sealing_context(project_id)
+        private = self._box.open(stored.sealed, context)
+        if self._box.needs_reseal(stored.sealed):
+            # NOTE: the master key was rotated: the same signing key, sealed anew.
+            with self._metadata.write() as session:
+                session.projects.lock(project_id)
+                resealed = StoredKey(self._box.seal(private, context), stored.public_pem)
+                session.policies.set(
+                    project_id, SIGNING_KEY_KIND, resealed.dump(), self._clock.now()
+                )
+                session.commit()
+        return private, stored.public_pem
