@@ -22,9 +22,9 @@ import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from core import events
 from core.errors import ConflictError, InvalidInputError, NotFoundError
@@ -380,7 +380,7 @@ class ReplicationService:
         self,
         store: ReplicationStore,
         endpoint_exists: Callable[[str], bool],
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime],
     ) -> None:
         self._store = store
         self._endpoint_exists = endpoint_exists
@@ -395,31 +395,32 @@ class ReplicationService:
             raise InvalidInputError(f"no registry endpoint {name!r}", field="endpoint")
         return name
 
-    def create(self, data: PolicyInput) -> ReplicationPolicy:
+    def _settings(self, data: PolicyInput) -> dict[str, Any]:
+        """A policy's settings from checked input (its endpoint must exist)."""
         checked = _check(data)
+        return {
+            "name": checked.name,
+            "description": checked.description,
+            "enabled": checked.enabled,
+            "direction": checked.direction,
+            "endpoint": self._endpoint(checked.endpoint),
+            "repositories": checked.repositories,
+            "tags": checked.tags,
+            "artifact_kind": checked.artifact_kind,
+            "referrers": checked.referrers,
+            "flatten": checked.flatten,
+            "prefix": checked.prefix,
+            "trigger": checked.trigger,
+            "cron": checked.cron,
+            "deletions": checked.deletions,
+            "override": checked.override,
+            "bandwidth_kbps": checked.bandwidth_kbps,
+            "concurrency": checked.concurrency,
+        }
+
+    def create(self, data: PolicyInput) -> ReplicationPolicy:
         now = self._now()
-        policy = ReplicationPolicy(
-            id=0,
-            name=checked.name,
-            description=checked.description,
-            enabled=checked.enabled,
-            direction=checked.direction,
-            endpoint=self._endpoint(checked.endpoint),
-            repositories=checked.repositories,
-            tags=checked.tags,
-            artifact_kind=checked.artifact_kind,
-            referrers=checked.referrers,
-            flatten=checked.flatten,
-            prefix=checked.prefix,
-            trigger=checked.trigger,
-            cron=checked.cron,
-            deletions=checked.deletions,
-            override=checked.override,
-            bandwidth_kbps=checked.bandwidth_kbps,
-            concurrency=checked.concurrency,
-            created_at=now,
-            updated_at=now,
-        )
+        policy = ReplicationPolicy(id=0, **self._settings(data), created_at=now, updated_at=now)
         stored = self._store.add_policy(policy)
         if stored is None:
             raise ConflictError(f"replication policy {data.name!r} already exists")
@@ -436,28 +437,7 @@ class ReplicationService:
 
     def update(self, policy_id: int, data: PolicyInput) -> ReplicationPolicy:
         current = self.get(policy_id)
-        checked = _check(data)
-        changed = replace(
-            current,
-            name=checked.name,
-            description=checked.description,
-            enabled=checked.enabled,
-            direction=checked.direction,
-            endpoint=self._endpoint(checked.endpoint),
-            repositories=checked.repositories,
-            tags=checked.tags,
-            artifact_kind=checked.artifact_kind,
-            referrers=checked.referrers,
-            flatten=checked.flatten,
-            prefix=checked.prefix,
-            trigger=checked.trigger,
-            cron=checked.cron,
-            deletions=checked.deletions,
-            override=checked.override,
-            bandwidth_kbps=checked.bandwidth_kbps,
-            concurrency=checked.concurrency,
-            updated_at=self._now(),
-        )
+        changed = replace(current, **self._settings(data), updated_at=self._now())
         other = self._store.policy_named(changed.name)
         if other is not None and other.id != policy_id:
             raise ConflictError(f"replication policy {changed.name!r} already exists")
