@@ -210,7 +210,7 @@ def evaluate(policy: TrustPolicy, results: Iterable[StoredResult]) -> Verdict:
     if rule.required_signers:
         allowed = policy.fingerprints(rule.signers)
         signers = {
-            r.fingerprint for r in verified if r.kind is Kind.SIGNATURE and r.fingerprint in allowed
+            r.fingerprint for r in verified if r.kind == Kind.SIGNATURE and r.fingerprint in allowed
         }
         if len(signers) < rule.required_signers:
             names = ", ".join(rule.signers or policy.signer_names())
