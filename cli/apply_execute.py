@@ -7,7 +7,8 @@ identity provider does not know, the caller lacks a right, the connection breaks
 calls already made are undone in reverse order and the failure is reported with the
 change it belonged to. Secrets of robots and webhooks created are handed back only after
 every change succeeded. Webhooks, registry endpoints and proxy bindings are changed by
-``cli.apply_outbound``.
+``cli.apply_outbound``, replication policies by ``cli.apply_replication``, trust
+policies and CVE allowlists by ``cli.apply_security``.
 
 Limits of the undo, by design of the order: deletions (``--prune``) come last, so a
 failure before them undoes only creations and updates, which are exact. A robot that is
@@ -26,6 +27,7 @@ from cli.api_client import ApiError, Connection
 from cli.apply_outbound import OutboundKinds
 from cli.apply_replication import ReplicationKinds
 from cli.apply_secrets import resolve
+from cli.apply_security import SecurityKinds
 from core.ascode_plan import Change
 
 Undo = Callable[[], object]
@@ -33,6 +35,7 @@ _SINGLETON_PATHS = {
     "Quota": "quota",
     "RetentionPolicy": "retention",
     "ImmutabilityPolicy": "immutability",
+    "ScanPolicy": "scan-policy",
 }
 
 
@@ -45,7 +48,7 @@ class ApplyError(Exception):
 
 
 @dataclass
-class Executor(OutboundKinds, ReplicationKinds):
+class Executor(OutboundKinds, ReplicationKinds, SecurityKinds):
     connection: Connection
     ids: dict[tuple[str, str], int]
     secrets: dict[str, str] = field(default_factory=dict)
@@ -235,6 +238,7 @@ class Executor(OutboundKinds, ReplicationKinds):
     _quota = _singleton
     _retentionpolicy = _singleton
     _immutabilitypolicy = _singleton
+    _scanpolicy = _singleton
 
     def _trustedissuer(self, change: Change) -> None:
         if change.action in {"replace", "delete"}:

@@ -1,12 +1,13 @@
 """The registry's state as configuration documents, read through the management API.
 
 ``read_state`` lists what the caller can see (a system administrator sees everything):
-local users, registry endpoints, projects with their quota, retention, immutability and
-proxy settings, members, robots and webhooks, system robots, system webhooks and trusted
-issuers. A write-only secret the registry holds is read as ``stored``. Each is turned
-into the document a file would hold for it, so plan compares like with like and export
-writes exactly this. Database ids (needed to update or delete members, robots, webhooks
-and issuers) are kept beside, by natural key.
+local users, registry endpoints, the system CVE allowlist, projects with their quota,
+retention, immutability, trust, scan, allowlist and proxy settings, members, robots and
+webhooks, system robots, system webhooks and trusted issuers. A write-only secret the
+registry holds is read as ``stored``. Each is turned into the document a file would hold
+for it, so plan compares like with like and export writes exactly this. Database ids
+(needed to update or delete members, robots, webhooks and issuers) are kept beside, by
+natural key.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cli.api_client import ApiError, Connection
+from cli.apply_security import allowlist_body
 from core.ascode_models import (
     API_VERSION,
     DOCUMENT,
@@ -26,6 +28,7 @@ from core.ascode_plan import default_singleton
 
 PAGE = 100
 FORBIDDEN = 403
+NOT_FOUND = 404
 _ROTATE_FLAGS = ("auth_header_rotate", "secret_rotate")
 _ENDPOINT_FIELDS = ("url", "type", "credential", "username", "ca_bundle", "insecure", "realm_hosts")
 _WEBHOOK_FIELDS = ("url", "events", "payload_format", "enabled")
@@ -55,6 +58,10 @@ class LiveState:
                 data["spec"].pop(flag, None)
             if doc.kind == "Robot" and data["spec"].get("expires_at"):
                 data["spec"]["expires_at"] = doc.canonical_spec()["expires_at"]
+            if doc.kind == "CveAllowlist":
+                data["spec"] = allowlist_body(doc)
+                if not data["metadata"]:
+                    del data["metadata"]  # the system allowlist
             out.append(data)
         return out
 
@@ -82,12 +89,15 @@ def _admin_list(connection: Connection, path: str) -> list[dict[str, Any]]:
         raise
 
 
-def _readable(connection: Connection, path: str) -> Any:
-    """A read the caller may be refused (403): ``None`` then."""
+def _readable(connection: Connection, path: str, absent: frozenset[int] = frozenset()) -> Any:
+    """A read the caller may be refused (403), or of a thing that may be absent.
+
+    ``None`` on 403 or on one of the ``absent`` statuses.
+    """
     try:
         return connection.call("GET", path)
     except ApiError as exc:
-        if exc.problem.get("status") == FORBIDDEN:
+        if exc.problem.get("status") in absent | {FORBIDDEN}:
             return None
         raise
 
@@ -110,10 +120,12 @@ def read_state(connection: Connection) -> LiveState:
     """Everything the file could name, as the caller sees it (one read per resource).
 
     A caller who is not a system administrator sees no users, system robots or
-    trusted issuers (those lists answer 403): plan then treats them as absent.
+    trusted issuers (those lists answer 403), nor the system CVE allowlist: plan then
+    treats them as absent.
     """
     state = LiveState()
-    for user in _admin_list(connection, "/api/v1/users"):
+    users = _readable_list(connection, "/api/v1/users")
+    for user in users or []:
         spec = {k: user.get(k) for k in ("email", "full_name", "disabled")}
         state.add({"kind": "User", "metadata": {"name": user["username"]}, "spec": spec})
     for endpoint in _admin_list(connection, "/api/v1/registries"):
@@ -131,6 +143,9 @@ def read_state(connection: Connection) -> LiveState:
             {"kind": "ReplicationPolicy", "metadata": {"name": policy["name"]}, "spec": spec},
             policy["id"],
         )
+    if users is not None:  # anyone reads the system allowlist; only administrators set it
+        allowlist = connection.call("GET", "/api/v1/scan-allowlist")
+        state.add({"kind": "CveAllowlist", "spec": {"items": allowlist["items"]}})
     for robot in _admin_list(connection, "/api/v1/robots"):
         state.add(_robot(robot, None), robot["id"])
     _read_webhooks(state, _readable_list(connection, "/api/v1/webhooks"), None)
@@ -172,6 +187,7 @@ def _read_project(connection: Connection, state: LiveState, project: dict[str, A
     state.add({"kind": "RetentionPolicy", "metadata": in_project, "spec": retention})
     immutability = connection.call("GET", f"{base}/immutability")
     state.add({"kind": "ImmutabilityPolicy", "metadata": in_project, "spec": immutability})
+    _read_security(connection, state, name)
     proxy = _readable(connection, f"{base}/proxy")
     if proxy is not None:
         state.add({"kind": "ProxyBinding", "metadata": in_project, "spec": proxy})
@@ -183,6 +199,21 @@ def _read_project(connection: Connection, state: LiveState, project: dict[str, A
         state.add(
             {"kind": "Member", "metadata": meta, "spec": {"role": member["role"]}}, member["id"]
         )
+
+
+def _read_security(connection: Connection, state: LiveState, project: str) -> None:
+    """A project's trust policy (when it has one), scan policy and CVE allowlist."""
+    base, in_project = f"/api/v1/projects/{project}", {"project": project}
+    trust = _readable(connection, f"{base}/trust/policy", frozenset({NOT_FOUND}))
+    if trust is not None:
+        state.add({"kind": "TrustPolicy", "metadata": in_project, "spec": trust["document"]})
+    scan = _readable(connection, f"{base}/scan-policy")
+    if scan is not None:
+        state.add({"kind": "ScanPolicy", "metadata": in_project, "spec": scan})
+    allowlist = _readable(connection, f"{base}/scan-allowlist")
+    if allowlist is not None:
+        spec = {"items": allowlist["items"]}
+        state.add({"kind": "CveAllowlist", "metadata": in_project, "spec": spec})
 
 
 def _read_webhooks(

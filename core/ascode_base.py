@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -45,3 +46,11 @@ class Named(Strict):
 
 class InProject(Strict):
     project: ProjectName
+
+
+def utc_text(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC; a moment without a zone (as SQLite answers) is taken as UTC."""
+    if moment is None:
+        return None
+    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return aware.isoformat()

@@ -5,11 +5,12 @@ of them). Each document names its ``apiVersion`` (``moorage.io/v1``) and ``kind`
 ``metadata`` holds the natural key (names, never database ids) and its ``spec`` the
 desired settings. Kinds today: ``Project``, ``User``, ``Robot``, ``Member``, ``Quota``,
 ``RetentionPolicy``, ``ImmutabilityPolicy``, ``TrustedIssuer`` and, in
-``core.ascode_outbound``, ``Webhook``, ``RegistryEndpoint`` and ``ProxyBinding``. A later
-kind (``ReplicationRule``, ``Scanner``, ``TrustPolicy``) is one more model here
-(with its ``key``, added to ``Document`` and to ``KINDS`` at its place in the dependency
-order), its reader in ``cli/apply_state.py`` and its API calls (a ``_<kind>`` method) in
-``cli/apply_execute.py``; the plan and the schema need nothing else.
+``core.ascode_outbound``, ``Webhook``, ``RegistryEndpoint`` and ``ProxyBinding``, in
+``core.ascode_replication``, ``ReplicationPolicy``, and in ``core.ascode_security``,
+``TrustPolicy``, ``ScanPolicy`` and ``CveAllowlist``. A later kind (``Scanner``) is one
+more model (with its ``key``, added to ``Document`` and to ``KINDS`` at its place in the
+dependency order), its reader in ``cli/apply_state.py`` and its API calls (a
+``_<kind>`` method) in ``cli/apply_execute.py``; the plan and the schema need nothing else.
 
 Every model refuses unknown keys, so a typo is an error naming its path, never a
 silently ignored setting. Secrets appear only as references (``core.ascode_secrets``).
@@ -18,15 +19,24 @@ The published JSON Schema (``schemas/``) is generated from these models.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, TypeAdapter, model_validator
 
-from core.ascode_base import DocumentBase, InProject, Named, ProjectName, RobotName, Strict
+from core.ascode_base import (
+    DocumentBase,
+    InProject,
+    Named,
+    ProjectName,
+    RobotName,
+    Strict,
+    utc_text,
+)
 from core.ascode_outbound import EndpointDoc, ProxyDoc, WebhookDoc
 from core.ascode_replication import ReplicationPolicyDoc
 from core.ascode_secrets import SecretRef
+from core.ascode_security import CveAllowlistDoc, ScanPolicyDoc, TrustPolicyDoc
 from core.policies import ImmutabilityRule
 from core.retention import RetentionRule
 
@@ -137,17 +147,9 @@ class RobotDoc(DocumentBase):
         expires = self.spec.expires_at
         return {
             "permissions": permissions,
-            "expires_at": _utc(expires),
+            "expires_at": utc_text(expires),
             "disabled": self.spec.disabled,
         }
-
-
-def _utc(moment: datetime | None) -> str | None:
-    """ISO 8601 in UTC; a moment without a zone (as SQLite answers) is taken as UTC."""
-    if moment is None:
-        return None
-    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return aware.isoformat()
 
 
 def robot_full_name(name: str, project: str | None) -> str:
@@ -312,7 +314,10 @@ Document = Annotated[
     | WebhookDoc
     | EndpointDoc
     | ProxyDoc
-    | ReplicationPolicyDoc,
+    | ReplicationPolicyDoc
+    | TrustPolicyDoc
+    | ScanPolicyDoc
+    | CveAllowlistDoc,
     Field(discriminator="kind"),
 ]
 
@@ -328,13 +333,19 @@ KINDS: tuple[str, ...] = (
     "Quota",
     "RetentionPolicy",
     "ImmutabilityPolicy",
+    "TrustPolicy",
+    "ScanPolicy",
+    "CveAllowlist",
     "ProxyBinding",
     "Webhook",
     "ReplicationPolicy",
     "TrustedIssuer",
 )
-#: Kinds of one per project, whose absence means the default (reset by ``--prune``).
-PROJECT_SINGLETONS = frozenset({"Quota", "RetentionPolicy", "ImmutabilityPolicy", "ProxyBinding"})
+#: Kinds of one per project (or one system-wide ``CveAllowlist``), whose absence means the
+#: default (reset by ``--prune``). A ``TrustPolicy`` is one too, but absent it is deleted.
+PROJECT_SINGLETONS = frozenset(
+    {"Quota", "RetentionPolicy", "ImmutabilityPolicy", "ScanPolicy", "CveAllowlist", "ProxyBinding"}
+)
 
 DOCUMENT: TypeAdapter[Document] = TypeAdapter(Document)
 FILE: TypeAdapter[Document | list[Document]] = TypeAdapter(Document | list[Document])

@@ -11,10 +11,11 @@ a user to create without a password.
 Prune semantics: without ``prune`` nothing absent from the file is touched. With it the
 file is the whole truth for what it can name: projects, system robots, system webhooks,
 registry endpoints and trusted issuers it does not name are deleted; inside the projects
-it names, robots, members and webhooks it does not name are deleted and quota, retention,
-immutability and proxy documents it leaves out are reset to their defaults (unlimited,
-no rules, no proxy). Users are never pruned. Resets run with the creations and updates,
-so a binding is removed before the endpoint it names is deleted.
+it names, robots, members, webhooks and trust policies it does not name are deleted and
+quota, retention, immutability, scan, allowlist and proxy documents it leaves out are
+reset to their defaults (unlimited, no rules, scan on push without a gate, no entries, no
+proxy); a system allowlist it leaves out is emptied. Users are never pruned. Resets run
+with the creations and updates, so a binding is removed before the endpoint it names is deleted.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from core.ascode_models import (
 )
 from core.ascode_outbound import STORED, EndpointDoc, ProxyDoc, WebhookDoc
 from core.ascode_replication import ReplicationPolicyDoc
+from core.ascode_security import security_default
 
 SHOWN_MAX = 120
 Action = Literal["create", "update", "replace", "delete"]
@@ -98,7 +100,13 @@ def _short(value: Any) -> str:
 
 
 def default_singleton(kind: str, project: str) -> Any:
-    """The state of a project without a document of ``kind`` (no quota, no rules)."""
+    """The state without a document of ``kind`` (no quota, no rules, an empty allowlist).
+
+    ``project`` is the document's key (``core.ascode_security.SYSTEM`` for the system
+    allowlist).
+    """
+    if kind in {"ScanPolicy", "CveAllowlist"}:
+        return security_default(kind, project)
     meta = InProject(project=project)
     version = {"apiVersion": "moorage.io/v1"}
     if kind == "Quota":
@@ -215,7 +223,13 @@ def make_plan(desired: Sequence[Located], live_docs: Iterable[Any], *, prune: bo
             if before is None and kind in PROJECT_SINGLETONS:
                 before = default_singleton(kind, key)
             change = _compare(kind, key, before, doc)
-            if change is not None and kind in PROJECT_SINGLETONS and ("Project", key) not in live:
+            project = doc.project_ref()
+            if (
+                change is not None
+                and kind in PROJECT_SINGLETONS
+                and project is not None
+                and ("Project", project) not in live
+            ):
                 change = replace(change, action="create")  # of a project created here
             if change is not None:
                 changes.append(change)
@@ -304,9 +318,11 @@ def _resets(
     wanted: dict[tuple[str, str], Any],
     projects: set[str],
 ) -> list[Change]:
+    """Singletons the file leaves out reset: of the projects it names, and system-wide ones."""
     changes = []
     for (doc_kind, key), doc in live.items():
-        if doc_kind != kind or (kind, key) in wanted or key not in projects:
+        project = doc.project_ref()
+        if doc_kind != kind or (kind, key) in wanted or project not in projects | {None}:
             continue
         change = _compare(kind, key, doc, default_singleton(kind, key))
         if change is not None:

@@ -20,6 +20,13 @@ from core.scan.packages import OsRelease, Package, PackageType
 from core.vulndb.matching import Finding, FixStatus
 from core.vulndb.severity import Severity
 
+#: What an allowlist entry's id may be (a CVE, GHSA or other advisory id), its length and
+#: the number of entries one list holds, and a comment's length.
+VULN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+VULN_ID_MAX = 128
+ALLOWLIST_MAX = 1000
+ALLOWLIST_COMMENT_MAX = 1024
+
 #: The scanner name and version reports carry.
 SCANNER_NAME = "Moorage"
 SCANNER_VENDOR = "Moorage"

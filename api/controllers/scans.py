@@ -35,7 +35,17 @@ from core.scan_jobs import (
     demand_token,
     demand_workflow_id,
 )
-from core.scan_records import AllowlistEntry, ReportFilter, ScanReport, ScanStatus, ScanTarget
+from core.scan_records import (
+    ALLOWLIST_COMMENT_MAX,
+    ALLOWLIST_MAX,
+    VULN_ID_MAX,
+    VULN_ID_PATTERN,
+    AllowlistEntry,
+    ReportFilter,
+    ScanReport,
+    ScanStatus,
+    ScanTarget,
+)
 from core.scan_reports import HARBOR_REPORT, harbor_report, summary
 from core.vuln_policy import scannable
 from core.vulndb.severity import Severity
@@ -90,14 +100,14 @@ class PolicyIn(BaseModel):
 
 class AllowlistItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+    id: str = Field(min_length=1, max_length=VULN_ID_MAX, pattern=VULN_ID_PATTERN)
     expires_at: datetime | None = None
-    comment: str = Field(default="", max_length=1024)
+    comment: str = Field(default="", max_length=ALLOWLIST_COMMENT_MAX)
 
 
 class AllowlistIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    items: list[AllowlistItem] = Field(default_factory=list, max_length=1000)
+    items: list[AllowlistItem] = Field(default_factory=list, max_length=ALLOWLIST_MAX)
 
 
 class AllowlistOut(BaseModel):

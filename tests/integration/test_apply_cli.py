@@ -299,6 +299,68 @@ def _bad_cases(project: str) -> dict[str, tuple[list[dict[str, Any]], str]]:
             [good, _doc("User", {"name": _name("u")}, {"password": "env:NO_SUCH_VARIABLE_SET"})],
             "the environment variable NO_SUCH_VARIABLE_SET is not set",
         ),
+        "unknown key in a scan policy": (
+            [good, _doc("ScanPolicy", {"project": project}, {"scan_on_pushed": False})],
+            "document 2 (line 6): spec.scan_on_pushed: unknown key",
+        ),
+        "wrong severity": (
+            [good, _doc("ScanPolicy", {"project": project}, {"prevent_severity": "Severe"})],
+            (
+                "document 2 (line 6): spec.prevent_severity: Input should be 'Unknown', "
+                "'Negligible', 'Low', 'Medium', 'High' or 'Critical'"
+            ),
+        ),
+        "duplicate allowlist id": (
+            [
+                good,
+                _doc(
+                    "CveAllowlist",
+                    {"project": project},
+                    {"items": [{"id": "CVE-2024-1234"}, {"id": "cve-2024-1234"}]},
+                ),
+            ],
+            "spec.items: Value error, items[1]: duplicate id 'cve-2024-1234' (as items[0])",
+        ),
+        "allowlist of a missing project": (
+            [good, _doc("CveAllowlist", {"project": "no-such-project"}, {"items": []})],
+            "metadata.project: no project 'no-such-project' in the file or the registry",
+        ),
+        "unknown key in a trust policy": (
+            [good, _doc("TrustPolicy", {"project": project}, {"enforced": False})],
+            "document 2 (line 6): spec.enforced: unknown key",
+        ),
+        "trust policy key that does not load": (
+            [
+                good,
+                _doc(
+                    "TrustPolicy",
+                    {"project": project},
+                    {"keys": [{"name": "ci", "public_key": "not a key"}]},
+                ),
+            ],
+            "spec: Value error, keys.0.public_key: key 'ci' is not a PEM public key",
+        ),
+        "trust policy signer without a key": (
+            [good, _doc("TrustPolicy", {"project": project}, {"signatures": {"signers": ["ci"]}})],
+            "spec: Value error, signatures.signers: no key named 'ci'",
+        ),
+        "system allowlist and scan policy refused later by the server, undone": (
+            [
+                good,
+                _doc("ScanPolicy", {"project": project}, {"prevent_severity": "Low"}),
+                {
+                    "apiVersion": "moorage.io/v1",
+                    "kind": "CveAllowlist",
+                    "spec": {"items": [{"id": "CVE-2020-0001"}]},
+                },
+                _doc(
+                    "Webhook",
+                    {"name": "x", "project": project},
+                    {"url": "https://127.0.0.1/x", "events": ["tag.pushed"]},
+                ),
+            ],
+            f'"change": "+ Webhook {project}/x"',
+        ),
         "missing user (refused by the server, undone)": (
             [
                 good,

@@ -138,6 +138,9 @@ def test_the_published_schema_is_up_to_date() -> None:
         "RegistryEndpoint",
         "ProxyBinding",
         "ReplicationPolicy",
+        "TrustPolicy",
+        "ScanPolicy",
+        "CveAllowlist",
     }
 
 
@@ -154,9 +157,27 @@ def test_the_published_schema_validates_files_like_apply_does() -> None:
             "spec": {"password": "env:DEV_PASSWORD"},
         },
     ]
-    assert list(validator.iter_errors(good)) == []
+    security = [
+        {
+            "apiVersion": "moorage.io/v1",
+            "kind": "ScanPolicy",
+            "metadata": {"project": "team"},
+            "spec": {"prevent_severity": "High"},
+        },
+        {"apiVersion": "moorage.io/v1", "kind": "CveAllowlist", "spec": {"items": []}},
+        {
+            "apiVersion": "moorage.io/v1",
+            "kind": "TrustPolicy",
+            "metadata": {"project": "team"},
+            "spec": {"enforce": False},
+        },
+    ]
+    assert list(validator.iter_errors(good + security)) == []
     assert list(validator.iter_errors(good[0])) == []
     for bad in (
+        {**security[0], "spec": {"prevent_severity": "Severe"}},  # not a severity
+        {**security[1], "spec": {"items": [{"id": "CVE-1", "until": "2030"}]}},  # unknown key
+        {**security[2], "metadata": {}},  # a trust policy belongs to a project
         {**good[0], "spec": {"public": True, "color": "red"}},  # unknown key
         {**good[0], "spec": {"public": "sometimes"}},  # wrong type
         {**good[0], "metadata": {"name": "Not A Name"}},  # the project name grammar

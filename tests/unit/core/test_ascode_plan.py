@@ -309,3 +309,60 @@ def test_a_binding_names_a_known_endpoint() -> None:
         ("create", "Project"),
         ("create", "ProxyBinding"),
     ]
+
+
+def test_security_kinds_compare_as_the_registry_stores_them_and_prune_resets_them() -> None:
+    live = [
+        doc("Project", {"name": "team"}),
+        doc("TrustPolicy", {"project": "team"}, {"signatures": {"required_signers": 0}}),
+        doc("ScanPolicy", {"project": "team"}, {"prevent_severity": "High"}),
+        doc(
+            "CveAllowlist",
+            {"project": "team"},
+            {"items": [{"id": "CVE-2024-0001", "expires_at": "2031-01-01T00:00:00+00:00"}]},
+        ),
+        doc("CveAllowlist", {}, {"items": [{"id": "CVE-2020-0002"}]}),
+        doc("Project", {"name": "other"}),
+        doc("ScanPolicy", {"project": "other"}, {"refuse_unscanned": True}),
+    ]
+    same = [
+        *live[:4],
+        # lower case, another zone and another order of entries: the same list
+        doc(
+            "CveAllowlist",
+            {"project": "team"},
+            {"items": [{"id": "cve-2024-0001", "expires_at": "2031-01-01T01:00:00+01:00"}]},
+        ),
+    ]
+    assert make_plan(located(*same[:4], live[4]), live, prune=False) == []
+    assert make_plan(located(same[0], same[1], same[2], same[4], live[4]), live, prune=False) == []
+
+    # the project alone with --prune: its trust policy goes, its scan policy and
+    # allowlist and the system allowlist are reset; the unnamed project goes whole
+    changes = make_plan(located(live[0]), live, prune=True)
+    assert [(c.action, c.kind, c.key) for c in changes] == [
+        ("update", "ScanPolicy", "team"),
+        ("update", "CveAllowlist", "team"),
+        ("update", "CveAllowlist", "(system)"),
+        ("delete", "TrustPolicy", "team"),
+        ("delete", "Project", "other"),
+    ]
+    reset = {c.key: c.after.canonical_spec() for c in changes if c.kind == "CveAllowlist"}
+    assert reset == {"team": {"items": []}, "(system)": {"items": []}}
+
+
+def test_a_security_document_of_a_project_created_by_the_file_is_a_creation() -> None:
+    changes = make_plan(
+        located(
+            doc("CveAllowlist", {}, {"items": [{"id": "CVE-1"}]}),
+            doc("ScanPolicy", {"project": "new"}, {"scan_on_push": False}),
+            doc("Project", {"name": "new"}),
+        ),
+        [doc("CveAllowlist", {}, {})],
+        prune=False,
+    )
+    assert [(c.action, c.kind, c.key) for c in changes] == [
+        ("create", "Project", "new"),
+        ("create", "ScanPolicy", "new"),
+        ("update", "CveAllowlist", "(system)"),
+    ]
