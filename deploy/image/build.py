@@ -1,7 +1,8 @@
 """Build Moorage's container image without a container engine, reproducibly.
 
     python deploy/image/build.py --output DIR [--tag TAG]
-        [--push REF --push-creds U:P [--cosign-key cosign.key] [--no-scan]]
+        [--push REF --push-creds U:P [--insecure] [--cosign-key KEY] [--no-scan]
+         [--scan-timeout SECONDS]]
 
 1. A minimal Debian root filesystem from Debian's packages (``mmdebstrap``, the
    ``essential`` variant plus ``python3``, ``ca-certificates`` and ``libstdc++6`` for
@@ -18,28 +19,28 @@
    an OCI image layout with the OCI labels (source, version, revision, licences, created).
 
 Same inputs (package versions, lock, source tree, ``SOURCE_DATE_EPOCH``) give the same
-layer digest. ``--push`` copies the layout into a registry with ``skopeo`` and attaches the SBOM of
-the shipped dependencies (CycloneDX, ``scripts/build_sbom.py``; also in the image at
-``/opt/moorage/sbom.cdx.json``) as an OCI referrer of the image with ``oras``.
+layer digest. The build also writes the CycloneDX SBOM of the shipped dependencies
+(``scripts/build_sbom.py``) into the image as ``/opt/moorage/sbom.cdx.json``.
 
-After the push (all by the digest the registry stored, never by the moving tag):
+``--push`` then publishes the image (``deploy/image/publish.py``, all by the digest the
+registry stored): ``skopeo`` copies the layout; ``--cosign-key KEY`` signs it with
+``cosign`` and the operator's key (its password in ``COSIGN_PASSWORD``), offline
+(``--tlog-upload=false``); Moorage scans it (``moorage scan run --wait``; ``--no-scan`` for a
+registry that is not a Moorage) and the build prints the report's summary and waits for the
+CycloneDX and SPDX SBOMs the scan attaches; last, ``oras`` attaches the build's own SBOM as
+a referrer. A failed signature or scan, or a scan not done in ``--scan-timeout`` seconds,
+ends the build with exit status 1 (the image stays pushed).
 
-- ``--cosign-key KEY`` signs the image with ``cosign`` and the operator's key (its password
-  in ``COSIGN_PASSWORD``), offline (``--tlog-upload=false``). The build signs with the
-  releaser's key rather than asking the registry to sign: the signature then says who built
-  the image, holds wherever the image is copied, and is checked with the public key the
-  operator publishes (``cosign verify``, a Moorage trust policy naming that key); registry
-  signing (``moorage promote --sign``) states that a promotion passed its gates, later.
-- Moorage scans it (``moorage scan run --wait``) and the build prints the report's summary
-  line; ``--no-scan`` when pushing to a registry that is not a Moorage.
-
-A failed signature or scan ends the build with exit status 1 (the image stays pushed).
+The build signs with the releaser's key rather than asking the registry to sign: the
+signature says who built the image, holds wherever the image is copied, and is checked with
+the public key the operator publishes (``cosign verify``, a Moorage trust policy naming
+that key); registry signing (``moorage promote --sign``) states later that a promotion
+passed its gates.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import gzip
 import hashlib
 import json
@@ -52,13 +53,17 @@ import tempfile
 import time
 import tomllib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run as a script: its sibling module comes from the tree
+    sys.path.insert(0, str(ROOT))
+
+from deploy.image.publish import Target, progress, publish  # noqa: E402
+
 UID = GID = 10001
 SUITE = "bookworm"
 PACKAGES = ("python3", "ca-certificates", "libstdc++6")
@@ -75,11 +80,6 @@ PURGE = (
 )
 EXCLUDED_TOP = {"dev", "proc", "sys", "run", "tmp"}
 LIB = "/opt/moorage/lib"
-SBOM_TYPE = "application/vnd.cyclonedx+json"
-
-
-def progress(message: str) -> None:
-    print(f"[image {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def project_meta() -> tuple[str, str, str]:
@@ -176,130 +176,6 @@ def build_sbom(rootfs: Path, work: Path) -> Path:
     )
     shutil.copy(sbom, rootfs / "opt" / "moorage" / "sbom.cdx.json")
     return sbom
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where ``--push`` sends the image, how to log in, and what to do there afterwards."""
-
-    reference: str
-    creds: str | None
-    insecure: bool
-    scan: bool
-    cosign_key: Path | None
-
-    @property
-    def repository(self) -> str:
-        """``project/name``: the reference without its registry host and tag."""
-        path = self.reference.partition("/")[2].split("@", 1)[0]
-        return path.rsplit(":", 1)[0] if ":" in path else path
-
-    @property
-    def host(self) -> str:
-        return self.reference.partition("/")[0]
-
-    @property
-    def url(self) -> str:
-        """The registry's base URL (its management API answers under it in Moorage)."""
-        scheme = "http" if self.insecure else "https"
-        return f"{scheme}://{self.host}"
-
-
-def _tool(name: str) -> str:
-    return shutil.which(name) or str(Path.home() / ".cache" / "moorage-tools" / "bin" / name)
-
-
-def push(output: Path, tag: str, target: Target, sbom: Path, work: Path) -> str:
-    """Copy the image to the target (skopeo), attach its SBOM as a referrer (oras).
-
-    Returns the digest of the manifest the registry stored.
-    """
-    reference, creds, insecure = target.reference, target.creds, target.insecure
-    progress(f"pushing to {reference}")
-    digest_file = work / "pushed.digest"
-    command = ["skopeo", "copy", "--quiet", f"--digestfile={digest_file}",
-               f"oci:{output}:{tag}", f"docker://{reference}"]  # fmt: skip
-    if creds:
-        command.insert(2, f"--dest-creds={creds}")
-    if insecure:
-        command.insert(2, "--dest-tls-verify=false")
-    subprocess.run(command, check=True)
-    progress("attaching the SBOM as a referrer of the image")
-    attach = [_tool("oras"), "attach", "--artifact-type", SBOM_TYPE]
-    if insecure:
-        attach.append("--plain-http")
-    if creds:
-        user, _, password = creds.partition(":")
-        attach += ["--username", user, "--password", password]
-    attach += [reference, f"{sbom.name}:{SBOM_TYPE}"]  # a relative name: the file's title
-    subprocess.run(attach, check=True, cwd=sbom.parent, stdout=subprocess.DEVNULL)
-    return digest_file.read_text().strip()
-
-
-def _moorage(target: Target, *args: str) -> subprocess.CompletedProcess[str]:
-    """``moorage ARGS`` against the target registry, logged in by environment variables."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MOORAGE_")}
-    env["MOORAGE_URL"] = target.url
-    if target.creds:
-        user, _, password = target.creds.partition(":")
-        env |= {"MOORAGE_USERNAME": user, "MOORAGE_PASSWORD": password}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
-
-
-def scan(target: Target, digest: str) -> None:
-    """Have Moorage scan the pushed image, wait for the scan, print its report's summary."""
-    project = target.repository.partition("/")[0]
-    progress(f"scanning {target.repository}@{digest} in Moorage (waiting for the report)")
-    started = _moorage(
-        target, "scan", "run", "--project", project, "--repository", target.repository,
-        "--digest", digest, "--wait",
-    )  # fmt: skip
-    if started.returncode != 0:
-        raise BuildError(f"the scan did not run: {started.stderr.strip()}")
-    report = _moorage(target, "scan", "report", "--project", project, digest)
-    if report.returncode != 0:
-        raise BuildError(f"no scan report: {report.stderr.strip()}")
-    summary = report.stdout.splitlines()[0] if report.stdout else "(empty report)"
-    progress(f"scan: {summary}")
-    progress(f"findings: moorage scan report --project {project} {digest}")
-
-
-def sign(target: Target, digest: str) -> None:
-    """Sign the pushed image by digest with cosign and the operator's key (no transparency log).
-
-    The key's password is read by cosign from ``COSIGN_PASSWORD``; the signature goes into
-    the registry beside the image (cosign's tag scheme), so anyone with the public key can
-    check it with ``cosign verify`` and Moorage's trust policy verifies it.
-    """
-    if target.cosign_key is None:
-        return
-    name = f"{target.host}/{target.repository}"
-    progress(f"signing {name}@{digest} with cosign ({target.cosign_key.name})")
-    command = [_tool("cosign"), "sign", "--key", str(target.cosign_key.resolve()),
-               "--tlog-upload=false", "--yes"]  # fmt: skip
-    if target.insecure:
-        command.append("--allow-insecure-registry")
-    with tempfile.TemporaryDirectory(prefix="moorage-cosign-") as home:
-        env = dict(os.environ)
-        if target.creds:  # a private docker config: the password stays off the command line
-            user, _, password = target.creds.partition(":")
-            auth = base64.b64encode(f"{user}:{password}".encode()).decode()
-            config = {"auths": {target.host: {"auth": auth}}}
-            (Path(home) / "config.json").write_text(json.dumps(config))
-            env["DOCKER_CONFIG"] = home
-        result = subprocess.run(
-            [*command, f"{name}@{digest}"], env=env, capture_output=True, text=True, check=False
-        )
-    if result.returncode != 0:
-        raise BuildError(f"cosign sign failed: {result.stderr.strip()}")
-
-
-class BuildError(Exception):
-    """A step after the push failed; the message says which and why."""
 
 
 def add_user(rootfs: Path) -> None:
@@ -472,6 +348,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="sign the pushed image with this cosign key (password in COSIGN_PASSWORD)",
     )
+    parser.add_argument(
+        "--scan-timeout",
+        type=float,
+        default=1800.0,
+        help="seconds the scan and Moorage's SBOMs may take (default: 1800)",
+    )
     args = parser.parse_args(argv)
     if args.cosign_key is not None and not args.push:
         parser.error("--cosign-key signs what --push pushes: give --push")
@@ -496,17 +378,14 @@ def main(argv: list[str] | None = None) -> int:
         digest = write_layout(output, layer, tag, epoch)
         progress(f"{output}:{tag} = {digest} (layer {layer[2] / 1e6:.1f} MB)")
         if args.push:
+            auth = work / "auth"
+            auth.mkdir(mode=0o700)
             target = Target(
-                args.push, args.push_creds, args.insecure, not args.no_scan, args.cosign_key
-            )
-            pushed = push(output, tag, target, sbom, work)
-            try:
-                if target.cosign_key is not None:
-                    sign(target, pushed)
-                if target.scan:
-                    scan(target, pushed)
-            except BuildError as exc:
-                progress(f"failed: {exc}")
+                args.push, args.push_creds, args.insecure, not args.no_scan, args.cosign_key,
+                args.scan_timeout, auth,
+            )  # fmt: skip
+            created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+            if publish(output, tag, target, sbom, created, work) != 0:
                 return 1
     progress(f"done in {time.monotonic() - started:.0f} s")
     return 0
