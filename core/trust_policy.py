@@ -209,6 +209,7 @@ def evaluate(policy: TrustPolicy, results: Iterable[StoredResult]) -> Verdict:
     rule = policy.document.signatures
     if rule.required_signers:
         allowed = policy.fingerprints(rule.signers)
+        # NOTE: ``kind`` compared by value: it is the stored text, never the enum member
         signers = {
             r.fingerprint for r in verified if r.kind == Kind.SIGNATURE and r.fingerprint in allowed
         }

@@ -1,6 +1,8 @@
 """Build Moorage's container image without a container engine, reproducibly.
 
-    python deploy/image/build.py --output DIR [--tag TAG] [--push REF --push-creds U:P]
+    python deploy/image/build.py --output DIR [--tag TAG]
+        [--push REF --push-creds U:P [--insecure] [--cosign-key KEY] [--no-scan]
+         [--scan-timeout SECONDS]]
 
 1. A minimal Debian root filesystem from Debian's packages (``mmdebstrap``, the
    ``essential`` variant plus ``python3``, ``ca-certificates`` and ``libstdc++6`` for
@@ -17,9 +19,23 @@
    an OCI image layout with the OCI labels (source, version, revision, licences, created).
 
 Same inputs (package versions, lock, source tree, ``SOURCE_DATE_EPOCH``) give the same
-layer digest. ``--push`` copies the layout into a registry with ``skopeo`` and attaches the SBOM of
-the shipped dependencies (CycloneDX, ``scripts/build_sbom.py``; also in the image at
-``/opt/moorage/sbom.cdx.json``) as an OCI referrer of the image with ``oras``.
+layer digest. The build also writes the CycloneDX SBOM of the shipped dependencies
+(``scripts/build_sbom.py``) into the image as ``/opt/moorage/sbom.cdx.json``.
+
+``--push`` then publishes the image (``deploy/image/publish.py``, all by the digest the
+registry stored): ``skopeo`` copies the layout; ``--cosign-key KEY`` signs it with
+``cosign`` and the operator's key (its password in ``COSIGN_PASSWORD``), offline
+(``--tlog-upload=false``); Moorage scans it (``moorage scan run --wait``; ``--no-scan`` for a
+registry that is not a Moorage) and the build prints the report's summary and waits for the
+CycloneDX and SPDX SBOMs the scan attaches; last, ``oras`` attaches the build's own SBOM as
+a referrer. A failed signature or scan, or a scan not done in ``--scan-timeout`` seconds,
+ends the build with exit status 1 (the image stays pushed).
+
+The build signs with the releaser's key rather than asking the registry to sign: the
+signature says who built the image, holds wherever the image is copied, and is checked with
+the public key the operator publishes (``cosign verify``, a Moorage trust policy naming
+that key); registry signing (``moorage promote --sign``) states later that a promotion
+passed its gates.
 """
 
 from __future__ import annotations
@@ -43,6 +59,11 @@ from pathlib import Path
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run as a script: its sibling module comes from the tree
+    sys.path.insert(0, str(ROOT))
+
+from deploy.image.publish import Target, progress, publish  # noqa: E402
+
 UID = GID = 10001
 SUITE = "bookworm"
 PACKAGES = ("python3", "ca-certificates", "libstdc++6")
@@ -59,11 +80,6 @@ PURGE = (
 )
 EXCLUDED_TOP = {"dev", "proc", "sys", "run", "tmp"}
 LIB = "/opt/moorage/lib"
-SBOM_TYPE = "application/vnd.cyclonedx+json"
-
-
-def progress(message: str) -> None:
-    print(f"[image {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def project_meta() -> tuple[str, str, str]:
@@ -160,29 +176,6 @@ def build_sbom(rootfs: Path, work: Path) -> Path:
     )
     shutil.copy(sbom, rootfs / "opt" / "moorage" / "sbom.cdx.json")
     return sbom
-
-
-def push(
-    output: Path, tag: str, reference: str, creds: str | None, insecure: bool, sbom: Path
-) -> None:
-    """Copy the image to ``reference`` (skopeo) and attach its SBOM as a referrer (oras)."""
-    progress(f"pushing to {reference}")
-    command = ["skopeo", "copy", "--quiet", f"oci:{output}:{tag}", f"docker://{reference}"]
-    if creds:
-        command.insert(2, f"--dest-creds={creds}")
-    if insecure:
-        command.insert(2, "--dest-tls-verify=false")
-    subprocess.run(command, check=True)
-    progress("attaching the SBOM as a referrer of the image")
-    oras = shutil.which("oras") or str(Path.home() / ".cache" / "moorage-tools" / "bin" / "oras")
-    attach = [oras, "attach", "--artifact-type", SBOM_TYPE]
-    if insecure:
-        attach.append("--plain-http")
-    if creds:
-        user, _, password = creds.partition(":")
-        attach += ["--username", user, "--password", password]
-    attach += [reference, f"{sbom.name}:{SBOM_TYPE}"]  # a relative name: the file's title
-    subprocess.run(attach, check=True, cwd=sbom.parent, stdout=subprocess.DEVNULL)
 
 
 def add_user(rootfs: Path) -> None:
@@ -346,7 +339,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--push", default=None, help="also copy to docker://REF with skopeo")
     parser.add_argument("--push-creds", default=None, help="USER:PASSWORD for --push")
     parser.add_argument("--insecure", action="store_true", help="push over plain HTTP")
+    parser.add_argument(
+        "--no-scan", action="store_true", help="do not ask the registry (Moorage) for a scan"
+    )
+    parser.add_argument(
+        "--cosign-key",
+        type=Path,
+        default=None,
+        help="sign the pushed image with this cosign key (password in COSIGN_PASSWORD)",
+    )
+    parser.add_argument(
+        "--scan-timeout",
+        type=float,
+        default=1800.0,
+        help="seconds the scan and Moorage's SBOMs may take (default: 1800)",
+    )
     args = parser.parse_args(argv)
+    if args.cosign_key is not None and not args.push:
+        parser.error("--cosign-key signs what --push pushes: give --push")
     if sys.version_info[:2] != (3, 11):
         parser.error("the image's Python is 3.11: build with a Python 3.11 virtualenv")
     started = time.monotonic()
@@ -368,7 +378,15 @@ def main(argv: list[str] | None = None) -> int:
         digest = write_layout(output, layer, tag, epoch)
         progress(f"{output}:{tag} = {digest} (layer {layer[2] / 1e6:.1f} MB)")
         if args.push:
-            push(output, tag, args.push, args.push_creds, args.insecure, sbom)
+            auth = work / "auth"
+            auth.mkdir(mode=0o700)
+            target = Target(
+                args.push, args.push_creds, args.insecure, not args.no_scan, args.cosign_key,
+                args.scan_timeout, auth,
+            )  # fmt: skip
+            created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+            if publish(output, tag, target, sbom, created, work) != 0:
+                return 1
     progress(f"done in {time.monotonic() - started:.0f} s")
     return 0
 
