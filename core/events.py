@@ -55,3 +55,7 @@ GC_FINISHED: Final = "gc.finished"
 RETENTION_FINISHED: Final = "retention.finished"
 #: A webhook policy has deliveries to send again (redelivery, resume); data: policy id.
 WEBHOOK_WAKE: Final = "webhook.wake"
+#: A scan of an artifact finished with a report (``core.scan_events``).
+SCAN_COMPLETED: Final = "scan.completed"
+#: A scan of an artifact ended without a result (``core.scan_events``).
+SCAN_FAILED: Final = "scan.failed"

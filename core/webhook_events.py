@@ -1,9 +1,10 @@
 """The event types webhook policies subscribe to, and how outbox events map onto them.
 
 Types a policy may name (:class:`WebhookEvent`): the artifact and tag events, quota
-events, system events of finished retention and GC runs, and the types of features that
-emit them once they land (scan, signature, replication, promotion: accepted today, listed
-in :data:`PLANNED`, never sent until their feature writes them). The webhook subscriber
+events, finished scans (``core.scan_events``), system events of finished retention and GC
+runs, and the types of features that emit them once they land (signature, replication,
+promotion: accepted today, listed in :data:`PLANNED`, never sent until their feature
+writes them). The webhook subscriber
 (:data:`WEBHOOK_SUBSCRIBER`) receives every outbox kind of :data:`OUTBOX_TYPES` and the
 ``webhook.wake`` requests of redeliveries and resumed targets.
 """
@@ -59,13 +60,13 @@ OUTBOX_TYPES: Final[dict[str, WebhookEvent]] = {
     events.QUOTA_EXCEEDED: WebhookEvent.QUOTA_EXCEEDED,
     events.RETENTION_FINISHED: WebhookEvent.RETENTION_FINISHED,
     events.GC_FINISHED: WebhookEvent.GC_FINISHED,
+    events.SCAN_COMPLETED: WebhookEvent.SCAN_COMPLETED,
+    events.SCAN_FAILED: WebhookEvent.SCAN_FAILED,
 }
 
 #: Types a policy may name that nothing emits yet (their features write them later).
 PLANNED: Final = frozenset(
     {
-        WebhookEvent.SCAN_COMPLETED,
-        WebhookEvent.SCAN_FAILED,
         WebhookEvent.SIGNATURE_VERIFIED,
         WebhookEvent.SIGNATURE_REFUSED,
         WebhookEvent.REPLICATION_FINISHED,

@@ -1,0 +1,90 @@
+"""The events of scans, signature checks, replications and promotions reach webhooks.
+
+Each feature writes its outbox event (``core.events``); the webhook subscriber turns it
+into a delivery to a subscribed policy. The worker and the dispatcher run in process
+(``tests.integration.webhook_rig``); the receiver verifies every signature.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.api.oci import digest_of, unique_project
+from tests.integration.scan_rig import debian_layer
+from tests.integration.webhook_rig import api, until, webhook_settings, worker
+from tests.services.temporal import TemporalServer
+from tests.services.webhook_receiver import WebhookReceiver, start_receiver
+
+pytestmark = pytest.mark.integration
+
+LOOPBACK = ["127.0.0.1/32"]
+GZIP_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+
+
+@pytest.fixture
+def receiver() -> Any:
+    started = start_receiver()
+    yield started
+    started.stop()
+
+
+def _data(receiver: WebhookReceiver, kind: str) -> list[dict[str, Any]]:
+    """CloudEvents data of the verified deliveries of ``kind``, in arrival order."""
+    return [
+        record.cloudevent["data"]
+        for record in receiver.delivered()
+        if record.cloudevent is not None and record.cloudevent["type"] == f"io.moorage.{kind}"
+    ]
+
+
+def _by_digest(receiver: WebhookReceiver, kind: str) -> dict[str, dict[str, Any]]:
+    """CloudEvents data of the verified deliveries of ``kind``, by digest (the latest)."""
+    return {data["digest"]: data for data in _data(receiver, kind)}
+
+
+async def test_a_scan_completing_and_one_failing_reach_the_webhook(
+    tmp_path: Path,
+    temporal_server: TemporalServer,
+    request: pytest.FixtureRequest,
+    receiver: WebhookReceiver,
+) -> None:
+    settings = webhook_settings("sqlite-fs", tmp_path, temporal_server, request, allow=LOOPBACK)
+    project = unique_project()
+    repo = f"{project}/app"
+    with api(settings) as rig:
+        rig.project(project)
+        hook = rig.create_webhook(
+            project, name="scans", url=receiver.url, events=["scan.completed", "scan.failed"]
+        )
+        receiver.secrets = [hook["secret"]]
+        good = json.dumps(rig.oci.image(repo, layers=[debian_layer()])).encode()
+        assert rig.oci.put_manifest(repo, "good", good).status_code == 201
+        broken = rig.oci.image(repo, layers=[b"\x1f\x8b\x08\x00 not a gzip stream"])
+        broken["layers"][0]["mediaType"] = GZIP_LAYER
+        bad = json.dumps(broken).encode()
+        assert rig.oci.put_manifest(repo, "bad", bad).status_code == 201
+        async with worker(settings, rig):
+            await until(
+                lambda: (
+                    digest_of(good) in _by_digest(receiver, "scan.completed")
+                    and digest_of(bad) in _by_digest(receiver, "scan.failed")
+                ),
+                what="both scan events",
+            )
+
+    completed = _by_digest(receiver, "scan.completed")[digest_of(good)]
+    assert completed["project"] == project
+    assert completed["repository"] == repo
+    details = completed["details"]
+    assert details["status"] == "succeeded"
+    assert set(details["counts"]) >= {"Critical", "High", "Medium", "Low"}
+    assert details["total"] == sum(details["counts"].values())
+    failed = _by_digest(receiver, "scan.failed")[digest_of(bad)]
+    assert failed["repository"] == repo
+    assert failed["details"]["status"] == "failed"
+    assert "corrupt" in failed["details"]["reason"]
+    assert digest_of(bad) not in _by_digest(receiver, "scan.completed")
