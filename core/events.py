@@ -59,3 +59,7 @@ WEBHOOK_WAKE: Final = "webhook.wake"
 SCAN_COMPLETED: Final = "scan.completed"
 #: A scan of an artifact ended without a result (``core.scan_events``).
 SCAN_FAILED: Final = "scan.failed"
+#: An image's signatures meet its project's trust policy (``core.trust_events``).
+SIGNATURE_VERIFIED: Final = "signature.verified"
+#: An image's signatures do not meet its project's trust policy (``core.trust_events``).
+SIGNATURE_REFUSED: Final = "signature.refused"

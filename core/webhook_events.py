@@ -1,10 +1,10 @@
 """The event types webhook policies subscribe to, and how outbox events map onto them.
 
 Types a policy may name (:class:`WebhookEvent`): the artifact and tag events, quota
-events, finished scans (``core.scan_events``), system events of finished retention and GC
-runs, and the types of features that emit them once they land (signature, replication,
-promotion: accepted today, listed in :data:`PLANNED`, never sent until their feature
-writes them). The webhook subscriber
+events, finished scans (``core.scan_events``), signature verdicts
+(``core.trust_events``), system events of finished retention and GC runs, and the types
+of features that emit them once they land (replication, promotion: accepted today, listed
+in :data:`PLANNED`, never sent until their feature writes them). The webhook subscriber
 (:data:`WEBHOOK_SUBSCRIBER`) receives every outbox kind of :data:`OUTBOX_TYPES` and the
 ``webhook.wake`` requests of redeliveries and resumed targets.
 """
@@ -62,13 +62,13 @@ OUTBOX_TYPES: Final[dict[str, WebhookEvent]] = {
     events.GC_FINISHED: WebhookEvent.GC_FINISHED,
     events.SCAN_COMPLETED: WebhookEvent.SCAN_COMPLETED,
     events.SCAN_FAILED: WebhookEvent.SCAN_FAILED,
+    events.SIGNATURE_VERIFIED: WebhookEvent.SIGNATURE_VERIFIED,
+    events.SIGNATURE_REFUSED: WebhookEvent.SIGNATURE_REFUSED,
 }
 
 #: Types a policy may name that nothing emits yet (their features write them later).
 PLANNED: Final = frozenset(
     {
-        WebhookEvent.SIGNATURE_VERIFIED,
-        WebhookEvent.SIGNATURE_REFUSED,
         WebhookEvent.REPLICATION_FINISHED,
         WebhookEvent.PROMOTION_FINISHED,
     }

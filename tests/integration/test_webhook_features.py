@@ -15,9 +15,11 @@ import pytest
 
 from tests.api.oci import digest_of, unique_project
 from tests.integration.scan_rig import debian_layer
+from tests.integration.trust_rig import push_signature
 from tests.integration.webhook_rig import api, until, webhook_settings, worker
 from tests.services.temporal import TemporalServer
 from tests.services.webhook_receiver import WebhookReceiver, start_receiver
+from tests.unit.core.trust_fixtures import new_key, public_pem
 
 pytestmark = pytest.mark.integration
 
@@ -88,3 +90,62 @@ async def test_a_scan_completing_and_one_failing_reach_the_webhook(
     assert failed["details"]["status"] == "failed"
     assert "corrupt" in failed["details"]["reason"]
     assert digest_of(bad) not in _by_digest(receiver, "scan.completed")
+
+
+async def test_a_signature_meeting_the_policy_and_one_refused_reach_the_webhook(
+    tmp_path: Path,
+    temporal_server: TemporalServer,
+    request: pytest.FixtureRequest,
+    receiver: WebhookReceiver,
+) -> None:
+    settings = webhook_settings("sqlite-fs", tmp_path, temporal_server, request, allow=LOOPBACK)
+    project = unique_project()
+    repo = f"{project}/app"
+    trusted, stranger = new_key(), new_key()
+    with api(settings) as rig:
+        rig.project(project)
+        hook = rig.create_webhook(
+            project,
+            name="trust",
+            url=receiver.url,
+            events=["signature.verified", "signature.refused"],
+        )
+        receiver.secrets = [hook["secret"]]
+        policy = {
+            "keys": [{"name": "ci", "public_key": public_pem(trusted)}],
+            "signatures": {"required_signers": 1, "signers": ["ci"]},
+        }
+        saved = rig.call("PUT", f"/api/v1/projects/{project}/trust/policy", json=policy)
+        assert saved.status_code == 200, saved.text
+        signed = rig.oci.push_image(repo, "signed")
+        forged = rig.oci.push_image(repo, "forged")
+        unsigned = rig.oci.push_image(repo, "unsigned")
+        push_signature(rig.oci, repo, signed.digest, trusted)
+        push_signature(rig.oci, repo, forged.digest, stranger)
+        async with worker(settings, rig):
+            await until(
+                lambda: (
+                    signed.digest in _by_digest(receiver, "signature.verified")
+                    and forged.digest in _by_digest(receiver, "signature.refused")
+                ),
+                what="both signature verdicts",
+            )
+
+    verified = _by_digest(receiver, "signature.verified")[signed.digest]
+    assert verified["project"] == project
+    assert verified["repository"] == repo
+    assert verified["details"]["verdict"] == "verified"
+    assert verified["details"]["signers"] == ["ci"]
+    assert verified["details"]["verified"] == verified["details"]["entries"] == 1
+    assert verified["details"]["policy_revision"] == 1
+    refused = _by_digest(receiver, "signature.refused")[forged.digest]
+    assert refused["repository"] == repo
+    assert refused["details"]["verdict"] == "refused"
+    assert refused["details"]["verified"] == 0
+    assert "0 of 1 required distinct signers" in refused["details"]["reason"]
+    assert forged.digest not in _by_digest(receiver, "signature.verified")
+    assert signed.digest not in _by_digest(receiver, "signature.refused")
+    # An image without any signature material is not announced.
+    announced = {d["digest"] for d in _data(receiver, "signature.verified")}
+    announced |= {d["digest"] for d in _data(receiver, "signature.refused")}
+    assert unsigned.digest not in announced
