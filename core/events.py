@@ -63,3 +63,6 @@ SCAN_FAILED: Final = "scan.failed"
 SIGNATURE_VERIFIED: Final = "signature.verified"
 #: An image's signatures do not meet its project's trust policy (``core.trust_events``).
 SIGNATURE_REFUSED: Final = "signature.refused"
+#: A replication execution reached its final status (system event,
+#: ``core.replication_events``).
+REPLICATION_FINISHED: Final = "replication.finished"

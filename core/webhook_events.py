@@ -2,9 +2,10 @@
 
 Types a policy may name (:class:`WebhookEvent`): the artifact and tag events, quota
 events, finished scans (``core.scan_events``), signature verdicts
-(``core.trust_events``), system events of finished retention and GC runs, and the types
-of features that emit them once they land (replication, promotion: accepted today, listed
-in :data:`PLANNED`, never sent until their feature writes them). The webhook subscriber
+(``core.trust_events``), system events of finished retention and GC runs and replication
+executions (``core.replication_events``), and the type of a feature that emits it once
+it lands (promotion: accepted today, listed in :data:`PLANNED`, never sent until the
+feature writes it). The webhook subscriber
 (:data:`WEBHOOK_SUBSCRIBER`) receives every outbox kind of :data:`OUTBOX_TYPES` and the
 ``webhook.wake`` requests of redeliveries and resumed targets.
 """
@@ -64,18 +65,19 @@ OUTBOX_TYPES: Final[dict[str, WebhookEvent]] = {
     events.SCAN_FAILED: WebhookEvent.SCAN_FAILED,
     events.SIGNATURE_VERIFIED: WebhookEvent.SIGNATURE_VERIFIED,
     events.SIGNATURE_REFUSED: WebhookEvent.SIGNATURE_REFUSED,
+    events.REPLICATION_FINISHED: WebhookEvent.REPLICATION_FINISHED,
 }
 
 #: Types a policy may name that nothing emits yet (their features write them later).
 PLANNED: Final = frozenset(
     {
-        WebhookEvent.REPLICATION_FINISHED,
         WebhookEvent.PROMOTION_FINISHED,
     }
 )
 
-#: System events: only system-wide policies receive them.
-SYSTEM: Final = frozenset({WebhookEvent.GC_FINISHED})
+#: System events: only system-wide policies receive them (replication policies are the
+#: installation's, like GC).
+SYSTEM: Final = frozenset({WebhookEvent.GC_FINISHED, WebhookEvent.REPLICATION_FINISHED})
 
 #: Harbor's event type names of ours (its ``type`` field in the Harbor JSON format).
 HARBOR_TYPES: Final[dict[WebhookEvent, str]] = {

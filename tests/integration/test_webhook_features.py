@@ -2,7 +2,9 @@
 
 Each feature writes its outbox event (``core.events``); the webhook subscriber turns it
 into a delivery to a subscribed policy. The worker and the dispatcher run in process
-(``tests.integration.webhook_rig``); the receiver verifies every signature.
+(``tests.integration.webhook_rig``), except for replication, whose worker reaches the
+installation's own ``/v2`` over HTTP (``tests.replication.rig``: API and worker
+processes); the receiver verifies every signature.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from tests.api.oci import digest_of, unique_project
 from tests.integration.scan_rig import debian_layer
 from tests.integration.trust_rig import push_signature
 from tests.integration.webhook_rig import api, until, webhook_settings, worker
+from tests.replication.rig import manifest_digest, push_image, start_site, wait_for
 from tests.services.temporal import TemporalServer
 from tests.services.webhook_receiver import WebhookReceiver, start_receiver
 from tests.unit.core.trust_fixtures import new_key, public_pem
@@ -149,3 +152,74 @@ async def test_a_signature_meeting_the_policy_and_one_refused_reach_the_webhook(
     announced = {d["digest"] for d in _data(receiver, "signature.verified")}
     announced |= {d["digest"] for d in _data(receiver, "signature.refused")}
     assert unsigned.digest not in announced
+
+
+def test_replication_executions_succeeded_and_failed_reach_a_system_webhook(
+    tmp_path: Path, temporal_server: TemporalServer, receiver: WebhookReceiver
+) -> None:
+    site = start_site(tmp_path, temporal_server.address, MOORAGE_REPLICATION__RETRY_ATTEMPTS="2")
+    try:
+        project = unique_project()
+        digest = push_image(site.url, f"{project}/app", "v1", [b"a layer"], site.auth)
+        with site.client() as client:
+            hook = client.post(
+                "/api/v1/webhooks",
+                json={"name": "repl", "url": receiver.url, "events": ["replication.finished"]},
+            )
+            assert hook.status_code == 201, hook.text
+            receiver.secrets = [hook.json()["secret"]]
+            refused = client.post(
+                f"/api/v1/projects/{project}/webhooks",
+                json={"name": "repl", "url": receiver.url, "events": ["replication.finished"]},
+            )
+            assert refused.status_code == 422, refused.text  # a system event
+            runs: dict[str, str] = {}
+            for name, url in (("self", site.url), ("away", "http://127.0.0.1:9")):
+                endpoint = {
+                    "name": f"{name}-{project}",
+                    "url": url,
+                    "type": "moorage",
+                    "credential": "basic",
+                    "username": site.auth[0],
+                    "secret": site.auth[1],
+                }
+                created = client.post("/api/v1/registries", json=endpoint)
+                assert created.status_code == 201, created.text
+                policy = {
+                    "name": f"{name}-{project}",
+                    "direction": "push",
+                    "endpoint": endpoint["name"],
+                    "repositories": f"{project}/**",
+                    "prefix": f"{name}-copy",
+                }
+                made = client.post("/api/v1/replication/policies", json=policy)
+                assert made.status_code == 201, made.text
+                started = client.post(
+                    f"/api/v1/replication/policies/{made.json()['id']}/executions"
+                )
+                assert started.status_code == 202, started.text
+                runs[name] = started.json()["id"]
+
+        def both() -> dict[str, dict[str, Any]] | None:
+            found = {
+                d["details"]["execution_id"]: d for d in _data(receiver, "replication.finished")
+            }
+            return found if set(runs.values()) <= set(found) else None
+
+        finished = wait_for(both, "both executions announced")
+        copy = manifest_digest(site.url, f"self-copy/{project}/app", "v1", site.auth)
+        assert copy == digest
+    finally:
+        site.stop()
+
+    copied = finished[runs["self"]]["details"]
+    assert copied["policy"] == f"self-{project}"
+    assert copied["trigger"] == "manual"
+    assert copied["status"] == "succeeded"
+    assert (copied["total"], copied["succeeded"], copied["failed"]) == (1, 1, 0)
+    assert "errors" not in copied
+    away = finished[runs["away"]]["details"]
+    assert away["status"] == "failed"
+    assert (away["total"], away["succeeded"], away["failed"]) == (1, 0, 1)
+    assert away["errors"][0].startswith(f"away-copy/{project}/app:v1: ")
+    assert len(_data(receiver, "replication.finished")) == 2  # one event per execution
