@@ -66,3 +66,5 @@ SIGNATURE_REFUSED: Final = "signature.refused"
 #: A replication execution reached its final status (system event,
 #: ``core.replication_events``).
 REPLICATION_FINISHED: Final = "replication.finished"
+#: A promotion was promoted, refused or failed (``core.promotion_events``).
+PROMOTION_FINISHED: Final = "promotion.finished"

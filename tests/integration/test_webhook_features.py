@@ -154,6 +154,65 @@ async def test_a_signature_meeting_the_policy_and_one_refused_reach_the_webhook(
     assert unsigned.digest not in announced
 
 
+async def test_a_promotion_promoted_and_one_refused_reach_the_target_projects_webhook(
+    tmp_path: Path,
+    temporal_server: TemporalServer,
+    request: pytest.FixtureRequest,
+    receiver: WebhookReceiver,
+) -> None:
+    settings = webhook_settings("sqlite-fs", tmp_path, temporal_server, request, allow=LOOPBACK)
+    source, target = unique_project(), unique_project()
+    with api(settings) as rig:
+        rig.project(source)
+        rig.project(target)
+        hook = rig.create_webhook(
+            target, name="promotions", url=receiver.url, events=["promotion.finished"]
+        )
+        receiver.secrets = [hook["secret"]]
+        image = rig.oci.push_image(f"{source}/app", "rc1")
+        builder = "https://ci.example.test/builders/main"
+        async with worker(settings, rig):
+            promoted = rig.call(
+                "POST",
+                "/api/v1/promotions",
+                json={"source": f"{source}/app:rc1", "target": f"{target}/app:prod", "gates": {}},
+            )
+            assert promoted.status_code == 202, promoted.text
+            refused = rig.call(
+                "POST",
+                "/api/v1/promotions",
+                json={
+                    "source": f"{source}/app@{image.digest}",
+                    "target": f"{target}/app:gated",
+                    "gates": {"builder": builder},
+                },
+            )
+            assert refused.status_code == 202, refused.text
+            await until(
+                lambda: (
+                    {d["tag"] for d in _data(receiver, "promotion.finished")} >= {"prod", "gated"}
+                ),
+                what="both promotion outcomes",
+            )
+
+    outcomes = {d["tag"]: d for d in _data(receiver, "promotion.finished")}
+    assert len(_data(receiver, "promotion.finished")) == 2  # one event per promotion
+    done = outcomes["prod"]
+    assert done["project"] == target
+    assert done["repository"] == f"{target}/app"
+    assert done["digest"] == image.digest
+    assert done["operator"] == "admin"
+    assert done["details"]["status"] == "promoted"
+    assert done["details"]["promotion"] == promoted.json()["id"]
+    assert done["details"]["source"] == f"{source}/app@{image.digest}"
+    assert done["details"]["target"] == f"{target}/app:prod"
+    assert "reason" not in done["details"]
+    gated = outcomes["gated"]
+    assert gated["details"]["status"] == "refused"
+    assert gated["details"]["promotion"] == refused.json()["id"]
+    assert f"provenance: no verified provenance from {builder}" in gated["details"]["reason"]
+
+
 def test_replication_executions_succeeded_and_failed_reach_a_system_webhook(
     tmp_path: Path, temporal_server: TemporalServer, receiver: WebhookReceiver
 ) -> None:
