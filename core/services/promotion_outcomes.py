@@ -23,8 +23,9 @@ def outcome_data(outcome: OutcomeInput, key: str) -> str:
     """The event's JSON data.
 
     Data: ``key``, ``promotion`` (its id), ``source`` (``repository@digest``),
-    ``target`` (``repository:tag``), ``status``, ``operator`` (who requested it) and,
-    unless promoted, the ``reason``.
+    ``target`` (``repository:tag``), ``status``, ``operator`` (who requested it),
+    ``signed`` (whether it asked for the registry's signature) and, unless promoted, the
+    ``reason``.
     """
     request = outcome.request
     details: dict[str, object] = {
