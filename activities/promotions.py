@@ -3,7 +3,8 @@
 Every activity is idempotent: evaluation only reads; the copy links and stores what the
 target lacks (``core.services.promotion_copy``), so a retry after a worker crash ends in
 the same state; the outcome's audit event is written before its activity completes (a
-retried attempt may write it a second time: at least once).
+retried attempt may write it a second time: at least once), and so is its
+``promotion.finished`` outbox event (once per run).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from core.promotion import (
 )
 from core.services.audit_log import AuditLog
 from core.services.promotion_copy import PromotionCopier
+from core.services.promotion_outcomes import PromotionOutcomes
 from core.services.promotions import PromotionService
 
 
@@ -37,11 +39,13 @@ class PromotionActivities:
         copier: PromotionCopier,
         audit: AuditLog,
         clock: Clock,
+        outcomes: PromotionOutcomes,
     ) -> None:
         self._service = service
         self._copier = copier
         self._audit = audit
         self._clock = clock
+        self._outcomes = outcomes
 
     @activity.defn(name=EVALUATE_GATES)
     def promotion_evaluate(self, params: PromotionRequest) -> Evaluation:
@@ -60,7 +64,11 @@ class PromotionActivities:
 
     @activity.defn(name=RECORD_OUTCOME)
     def promotion_record(self, params: OutcomeInput) -> None:
-        """Write the promotion's audit event (actor: who requested it)."""
+        """Write the promotion's audit event (actor: who requested it) and its outbox event.
+
+        The ``promotion.finished`` event (``core.services.promotion_outcomes``) is written
+        once per run, however often this activity is retried.
+        """
         outcome = params
         request = outcome.request
         self._audit.record(
@@ -85,3 +93,5 @@ class PromotionActivities:
         # NOTE: written before the activity completes, not by the periodic writer: a
         # worker killed afterwards must not lose it (a retry may write it twice).
         self._audit.flush()
+        info = activity.info()
+        self._outcomes.announce(outcome, info.workflow_run_id or info.activity_id)

@@ -20,6 +20,7 @@ from activities.vulndb import VulnDbActivities
 from activities.webhooks import WebhookActivities
 from adapters.master_key import secret_box
 from adapters.webhook_http import webhook_http
+from core.services.promotion_outcomes import PromotionOutcomes
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -47,7 +48,11 @@ def build_activities(root: Composition) -> list[Callable[..., Any]]:
     replication = ReplicationActivities(root.replication_runner, root.replication)
     scans = ScanActivities(root.scans, root.sboms)
     promotions = PromotionActivities(
-        root.promotions, root.promotion_copier, root.audit_log, root.clock
+        root.promotions,
+        root.promotion_copier,
+        root.audit_log,
+        root.clock,
+        PromotionOutcomes(root.metadata),
     )
     return [
         backups.backup_begin,

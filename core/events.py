@@ -55,3 +55,16 @@ GC_FINISHED: Final = "gc.finished"
 RETENTION_FINISHED: Final = "retention.finished"
 #: A webhook policy has deliveries to send again (redelivery, resume); data: policy id.
 WEBHOOK_WAKE: Final = "webhook.wake"
+#: A scan of an artifact finished with a report (``core.scan_events``).
+SCAN_COMPLETED: Final = "scan.completed"
+#: A scan of an artifact ended without a result (``core.scan_events``).
+SCAN_FAILED: Final = "scan.failed"
+#: An image's signatures meet its project's trust policy (``core.trust_events``).
+SIGNATURE_VERIFIED: Final = "signature.verified"
+#: An image's signatures do not meet its project's trust policy (``core.trust_events``).
+SIGNATURE_REFUSED: Final = "signature.refused"
+#: A replication execution reached its final status (system event,
+#: ``core.replication_events``).
+REPLICATION_FINISHED: Final = "replication.finished"
+#: A promotion was promoted, refused or failed (``core.promotion_events``).
+PROMOTION_FINISHED: Final = "promotion.finished"

@@ -288,7 +288,12 @@ class ReplicationStore(Protocol):
     def finish_execution(
         self, execution_id: str, status: ExecutionStatus, reason: str | None, now: datetime
     ) -> Execution | None:
-        """Set the final status and the task counts (idempotent)."""
+        """Set the final status and the task counts (idempotent).
+
+        The close that finishes a running execution writes its ``replication.finished``
+        outbox event (``core.replication_events``) in the same transaction; a repeated
+        close writes none.
+        """
         ...
 
     def add_tasks(self, execution_id: str, tasks: Sequence[PlannedTask]) -> list[ReplicationTask]:

@@ -209,9 +209,11 @@ def evaluate(policy: TrustPolicy, results: Iterable[StoredResult]) -> Verdict:
     rule = policy.document.signatures
     if rule.required_signers:
         allowed = policy.fingerprints(rule.signers)
-        # NOTE: ``kind`` compared by value: it is the stored text, never the enum member
+        # NOTE: a stored kind is text; as the enum member it compares by identity.
         signers = {
-            r.fingerprint for r in verified if r.kind == Kind.SIGNATURE and r.fingerprint in allowed
+            r.fingerprint
+            for r in verified
+            if Kind(r.kind) is Kind.SIGNATURE and r.fingerprint in allowed
         }
         if len(signers) < rule.required_signers:
             names = ", ".join(rule.signers or policy.signer_names())

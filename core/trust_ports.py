@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Final, Protocol
 
 from core.signature_formats import Finding
+from core.trust_events import SignatureEvent
 from core.trust_policy import StoredResult
 
 #: Outbox event of a changed (or removed) trust policy; its project's images are
@@ -81,7 +82,15 @@ class TrustStore(Protocol):
         findings: Sequence[Finding],
         revision: int,
         now: datetime,
-    ) -> None: ...
+        announce: SignatureEvent | None = None,
+    ) -> None:
+        """Swap the image's results for ``findings``.
+
+        ``announce`` (``core.trust_events``) is written to the outbox in the same
+        transaction when the image has findings or had results before, so an image that
+        never had signature material is not announced.
+        """
+        ...
 
     def results(self, repository: str, digest: str) -> list[ResultRecord]:
         """Every stored finding of an image, verified or not, in entry order."""

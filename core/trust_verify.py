@@ -8,7 +8,8 @@ Where cosign writes them, both read for every image:
   (cosign's default), one signature or attestation per layer.
 
 :meth:`TrustVerifier.verify` verifies everything found for one image with its project's
-policy keys and replaces the image's stored results in one transaction; it reads only
+policy keys and replaces the image's stored results in one transaction, with the event
+announcing its verdict (``core.trust_events``); it reads only
 stored data and is idempotent (the trust subscriber's activity may run it again after a
 crash). :meth:`TrustVerifier.handle` maps outbox events to the images they concern.
 """
@@ -29,6 +30,7 @@ from core.ports import BlobNotFoundError, BlobStore, Clock, Metadata, UnitOfWork
 from core.records import ManifestRecord, RepositoryRecord
 from core.signature_formats import Entry, Finding, Limits, Target, entry_format, verify_entry
 from core.subscribers import Subscriber
+from core.trust_events import signature_event
 from core.trust_policy import TrustPolicy, compile_policy
 from core.trust_ports import TRUST_POLICY_CHANGED, Subject, TrustStore
 from core.trust_settings import TrustSettings
@@ -137,7 +139,10 @@ class TrustVerifier:
                 budget -= 1
                 findings.extend(verify_entry(entry, target, keys, self._limits, anchors))
         revision = policy.revision if policy is not None else 0
-        self._store.replace_results(repo.project_id, subject, findings, revision, self._clock.now())
+        announce = signature_event(findings, policy)
+        self._store.replace_results(
+            repo.project_id, subject, findings, revision, self._clock.now(), announce
+        )
         return findings
 
     def _policy(self, project_id: int) -> TrustPolicy | None:

@@ -1,9 +1,12 @@
 """The event types webhook policies subscribe to, and how outbox events map onto them.
 
 Types a policy may name (:class:`WebhookEvent`): the artifact and tag events, quota
-events, system events of finished retention and GC runs, and the types of features that
-emit them once they land (scan, signature, replication, promotion: accepted today, listed
-in :data:`PLANNED`, never sent until their feature writes them). The webhook subscriber
+events, finished retention runs, finished scans (``core.scan_events``), signature
+verdicts (``core.trust_events``), finished promotions
+(``core.services.promotion_outcomes``) and the system events of finished GC runs and
+replication executions (``core.replication_events``). Every type is emitted: each
+feature writes its outbox event in the transaction of the state it announces (a
+promotion's, which has no row of its own, in its last activity). The webhook subscriber
 (:data:`WEBHOOK_SUBSCRIBER`) receives every outbox kind of :data:`OUTBOX_TYPES` and the
 ``webhook.wake`` requests of redeliveries and resumed targets.
 """
@@ -59,22 +62,17 @@ OUTBOX_TYPES: Final[dict[str, WebhookEvent]] = {
     events.QUOTA_EXCEEDED: WebhookEvent.QUOTA_EXCEEDED,
     events.RETENTION_FINISHED: WebhookEvent.RETENTION_FINISHED,
     events.GC_FINISHED: WebhookEvent.GC_FINISHED,
+    events.SCAN_COMPLETED: WebhookEvent.SCAN_COMPLETED,
+    events.SCAN_FAILED: WebhookEvent.SCAN_FAILED,
+    events.SIGNATURE_VERIFIED: WebhookEvent.SIGNATURE_VERIFIED,
+    events.SIGNATURE_REFUSED: WebhookEvent.SIGNATURE_REFUSED,
+    events.REPLICATION_FINISHED: WebhookEvent.REPLICATION_FINISHED,
+    events.PROMOTION_FINISHED: WebhookEvent.PROMOTION_FINISHED,
 }
 
-#: Types a policy may name that nothing emits yet (their features write them later).
-PLANNED: Final = frozenset(
-    {
-        WebhookEvent.SCAN_COMPLETED,
-        WebhookEvent.SCAN_FAILED,
-        WebhookEvent.SIGNATURE_VERIFIED,
-        WebhookEvent.SIGNATURE_REFUSED,
-        WebhookEvent.REPLICATION_FINISHED,
-        WebhookEvent.PROMOTION_FINISHED,
-    }
-)
-
-#: System events: only system-wide policies receive them.
-SYSTEM: Final = frozenset({WebhookEvent.GC_FINISHED})
+#: System events: only system-wide policies receive them (replication policies are the
+#: installation's, like GC).
+SYSTEM: Final = frozenset({WebhookEvent.GC_FINISHED, WebhookEvent.REPLICATION_FINISHED})
 
 #: Harbor's event type names of ours (its ``type`` field in the Harbor JSON format).
 HARBOR_TYPES: Final[dict[WebhookEvent, str]] = {

@@ -30,7 +30,7 @@ from core.errors import ConflictError, ForbiddenError, InvalidInputError, NotFou
 from core.outbound import OutboundPolicy, OutboundRefusedError, parse_destination
 from core.sealing import SecretBox
 from core.services.access_control import AccessControl
-from core.webhook_events import PLANNED, SYSTEM, WebhookEvent
+from core.webhook_events import SYSTEM, WebhookEvent
 from core.webhook_payloads import PayloadFormat
 from core.webhook_settings import WebhookSettings
 from core.webhook_signing import new_secret
@@ -492,7 +492,6 @@ def event_json(text: str) -> dict[str, Any]:
 
 
 __all__ = [
-    "PLANNED",
     "ConflictError",
     "CreatedPolicy",
     "Delivery",

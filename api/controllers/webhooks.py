@@ -26,7 +26,7 @@ from core.errors import InvalidInputError
 from core.outbound import OutboundRefusedError
 from core.paging import window
 from core.webhook_delivery import TransportError, ping_message, signed_request
-from core.webhook_events import PLANNED, WebhookEvent
+from core.webhook_events import WebhookEvent
 from core.webhook_payloads import PayloadFormat
 from core.webhook_retry import Verdict, verdict
 from core.webhooks import Delivery, DeliveryStatus, WebhookPolicy, WebhookService, excerpt
@@ -52,8 +52,6 @@ class WebhookOut(BaseModel):
     name: str
     url: str
     events: list[str]
-    #: Subscribed types that nothing emits yet (their features land later).
-    planned_events: list[str]
     payload_format: str
     enabled: bool
     paused: bool
@@ -74,7 +72,6 @@ class WebhookOut(BaseModel):
             name=policy.name,
             url=policy.url,
             events=list(policy.events),
-            planned_events=[e for e in policy.events if WebhookEvent(e) in PLANNED],
             payload_format=str(policy.payload_format),
             enabled=policy.enabled,
             paused=policy.paused,

@@ -1,4 +1,8 @@
-"""SQL of replication policies, executions and tasks (``core.replication.ReplicationStore``)."""
+"""SQL of replication policies, executions and tasks (``core.replication.ReplicationStore``).
+
+Closing an execution writes its ``replication.finished`` outbox event in the same
+transaction (``core.replication_events``).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core.replication import (
@@ -23,6 +27,7 @@ from core.replication import (
     TaskStatus,
     TriggerKind,
 )
+from core.replication_events import ERRORS_MAX, KIND, replication_event
 from storage.db.engine import Engines
 from storage.db.replication_tables import (
     ReplicationExecutionRow,
@@ -30,6 +35,7 @@ from storage.db.replication_tables import (
     ReplicationTaskRow,
 )
 from storage.db.repos.base import table_of
+from storage.db.repos.outbox import SqlOutbox
 
 _POLICY = table_of(ReplicationPolicyRow)
 _EXECUTION = table_of(ReplicationExecutionRow)
@@ -85,6 +91,22 @@ def _execution(row: Any) -> Execution:
         skipped=row.skipped,
         reason=row.reason,
     )
+
+
+def _announce_finished(connection: Connection, execution_id: str) -> None:
+    """Write the ``replication.finished`` event of the execution just closed."""
+    row = connection.execute(select(_EXECUTION).where(_EXECUTION.c.id == execution_id)).one()
+    failed = (
+        select(_TASK.c.destination, _TASK.c.reference, _TASK.c.error)
+        .where(_TASK.c.execution_id == execution_id, _TASK.c.status == str(TaskStatus.FAILED))
+        .order_by(_TASK.c.id)
+        .limit(ERRORS_MAX)
+    )
+    errors = [
+        f"{task.destination}:{task.reference}: {task.error or 'failed'}"
+        for task in connection.execute(failed)
+    ]
+    SqlOutbox(connection).add(KIND, data=replication_event(_execution(row), errors))
 
 
 def _task(row: Any) -> ReplicationTask:
@@ -187,14 +209,16 @@ class SqlReplicationStore:
             .where(_TASK.c.execution_id == execution_id)
             .group_by(_TASK.c.status)
         )
+        where = _EXECUTION.c.id == execution_id
         with self._engines.writing() as connection, connection.begin():
+            before = connection.execute(select(_EXECUTION.c.finished_at).where(where)).first()
             by_status = {row[0]: int(row[1]) for row in connection.execute(counts)}
             done = by_status.get(str(TaskStatus.COPIED), 0) + by_status.get(
                 str(TaskStatus.DELETED), 0
             )
             connection.execute(
                 update(_EXECUTION)
-                .where(_EXECUTION.c.id == execution_id)
+                .where(where)
                 .values(
                     status=str(status),
                     reason=None if reason is None else reason[:_ERROR_MAX],
@@ -206,6 +230,10 @@ class SqlReplicationStore:
                     skipped=by_status.get(str(TaskStatus.SKIPPED), 0),
                 )
             )
+            if before is not None and before.finished_at is None:
+                # NOTE: announced by the close that finished it, once; a repeated close
+                # (a retried activity) rewrites the same counts and announces nothing.
+                _announce_finished(connection, execution_id)
         return self.execution(execution_id)
 
     # -- tasks ----------------------------------------------------------------------------

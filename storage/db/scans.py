@@ -1,8 +1,9 @@
 """SQL of image scanning (``core.scan_records.ScanStore``) and of scan candidates.
 
-Each method is one transaction. Inventories and reports are unique per (project, digest):
-saving replaces the row in the same transaction that deletes the old one, so a repeated
-save (an activity retried after its worker died) leaves exactly one row.
+Each method is one transaction; saving a finished report writes its outbox event
+(``core.scan_events``) in the same transaction. Inventories and reports are unique per
+(project, digest): saving replaces the row in the same transaction that deletes the old
+one, so a repeated save (an activity retried after its worker died) leaves exactly one row.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
+from core.scan_events import scan_event
 from core.scan_records import (
     AllowlistEntry,
     Inventory,
@@ -34,6 +36,7 @@ from core.scan_records import (
 from core.vulndb.severity import Severity
 from storage.db.engine import Engines
 from storage.db.repos.base import table_of
+from storage.db.repos.outbox import SqlOutbox
 from storage.db.scan_tables import (
     ScanAllowlistRow,
     ScanInventoryRow,
@@ -153,6 +156,15 @@ class SqlScanStore:
                 connection.execute(insert(REPORT).values(**values))
             else:
                 connection.execute(update(REPORT).where(REPORT.c.id == found.id).values(**values))
+            announced = scan_event(report)
+            if announced is not None:
+                SqlOutbox(connection).add(
+                    announced.kind,
+                    project_id=report.project_id,
+                    repository=report.repository,
+                    digest=report.digest,
+                    data=announced.data,
+                )
 
     def mark_running(self, project_id: int, repository: str, digest: str, at: datetime) -> None:
         where = (REPORT.c.project_id == project_id) & (REPORT.c.digest == digest)

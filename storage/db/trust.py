@@ -2,7 +2,8 @@
 
 Each method is one transaction. A policy change writes its outbox event in the same
 transaction, so a committed change is always followed by a verification round. An
-image's results are deleted and inserted in one transaction.
+image's results are deleted and inserted in one transaction, with the event announcing
+its verdict (``core.trust_events``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, select, union, update
 
 from core.signature_formats import Finding, Format, Kind
+from core.trust_events import SignatureEvent
 from core.trust_policy import StoredResult
 from core.trust_ports import TRUST_POLICY_CHANGED, ResultRecord, StoredPolicy, Subject
 from core.trust_verify import subject_of_tag
@@ -133,6 +135,7 @@ class SqlTrustStore:
         findings: Sequence[Finding],
         revision: int,
         now: datetime,
+        announce: SignatureEvent | None = None,
     ) -> None:
         rows = [
             {
@@ -162,14 +165,22 @@ class SqlTrustStore:
                 c.execute(
                     select(_PROJECT.c.id).where(_PROJECT.c.id == project_id).with_for_update()
                 )
-            c.execute(
+            gone = c.execute(
                 delete(RESULT).where(
                     RESULT.c.repository == subject.repository,
                     RESULT.c.subject_digest == subject.digest,
                 )
-            )
+            ).rowcount
             if rows:
                 c.execute(RESULT.insert(), rows)
+            if announce is not None and (rows or gone):
+                SqlOutbox(c).add(
+                    announce.kind,
+                    project_id=project_id,
+                    repository=subject.repository,
+                    digest=subject.digest,
+                    data=announce.data,
+                )
 
     def results(self, repository: str, digest: str) -> list[ResultRecord]:
         query = (

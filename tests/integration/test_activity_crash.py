@@ -158,9 +158,9 @@ NOT_YET_KILLED = frozenset(
         RESTORE_ROWS,  # one transaction; a repeat recognises the committed load
         PLAN_EXECUTION,  # tasks unique per (execution, operation, source, reference)
         FAIL_TASK,  # sets one task's final state
-        FINISH_EXECUTION,  # sets the execution's final state
+        FINISH_EXECUTION,  # sets the execution's final state; its event only when running
         DELIVER_EVENTS_REPLICATION,  # starts runs under ids fixed by policy and batch
-        RECORD_OUTCOME,  # record referrer by digest, audit event per promotion id
+        RECORD_OUTCOME,  # audit event per promotion id; its outbox event keyed by run
     }
 )
 #: Activities without a side effect of their own (nothing to duplicate or lose).

@@ -1,4 +1,4 @@
-"""The webhook event types: what outbox events map to, and what is only planned."""
+"""The webhook event types: what outbox events map to."""
 
 from __future__ import annotations
 
@@ -6,14 +6,13 @@ import pytest
 
 from core import events
 from core.errors import InvalidInputError
-from core.webhook_events import OUTBOX_TYPES, PLANNED, WEBHOOK_SUBSCRIBER, WebhookEvent
+from core.webhook_events import OUTBOX_TYPES, SYSTEM, WEBHOOK_SUBSCRIBER, WebhookEvent
 from core.webhooks import check_events
 
 
-def test_every_type_is_emitted_or_planned_never_both() -> None:
-    emitted = set(OUTBOX_TYPES.values())
-    assert emitted | PLANNED == set(WebhookEvent)
-    assert not emitted & PLANNED
+def test_every_type_a_policy_may_name_is_emitted() -> None:
+    assert set(OUTBOX_TYPES.values()) == set(WebhookEvent)
+    assert {WebhookEvent.GC_FINISHED, WebhookEvent.REPLICATION_FINISHED} == SYSTEM
 
 
 def test_the_subscriber_wants_the_mapped_kinds_and_wake_requests() -> None:
