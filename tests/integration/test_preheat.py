@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -229,6 +230,54 @@ def test_event_based_preheat_notifies_kraken_on_push(
     assert execution["status"] == "succeeded"
     [task] = _tasks(client, project, execution["id"])
     assert task["repository"] == f"{project}/web/frontend"
+
+
+def test_worker_killed_mid_poll_resumes_polling_the_same_job(
+    site: Site, client: httpx.Client, dragonfly: DragonflyStandIn
+) -> None:
+    """kill -9 of the worker while it polls: the next worker polls the job it created."""
+    project = _project()
+    push_image(site.url, f"{project}/app", "v1", [b"held-layer"], site.auth)
+    instance = _instance(
+        client,
+        name=f"df-kill-{project}",
+        vendor="dragonfly",
+        endpoint=dragonfly.url,
+        auth_mode="bearer",
+        secret=PAT,
+    )
+    policy = _policy(client, project, name="killed", instance=instance["name"])
+
+    def jobs() -> list[Any]:
+        return [j for j in dragonfly.job_list() if f"/{project}/app/" in j.body["args"]["url"]]
+
+    dragonfly.hold = True
+    try:
+        started = client.post(
+            f"/api/v1/projects/{project}/preheat/policies/{policy['id']}/executions"
+        )
+        assert started.status_code == 202, started.text
+        execution_id = started.json()["id"]
+        [job] = wait_for(jobs, "the provider job")
+        path = f"/oapi/v1/jobs/{job.id}"
+        wait_for(
+            lambda: [p for m, p, _ in dragonfly.requests if m == "GET" and p == path],
+            "the worker polling the job",
+        )
+        [task] = _tasks(client, project, execution_id)
+        assert task["job_id"] == str(job.id)
+        assert task["status"] == "running"
+        os.kill(site.worker.pid, signal.SIGKILL)
+        site.worker.popen.wait(timeout=30)
+    finally:
+        dragonfly.hold = False
+    site.restart_worker()
+    done = wait_for(lambda: _finished(client, project, execution_id), "the execution")
+    assert done["status"] == "succeeded", done
+    assert len(jobs()) == 1, "the job was created once"
+    [task] = _tasks(client, project, execution_id)
+    assert task["job_id"] == str(job.id)
+    assert task["peers_succeeded"] == 2
 
 
 def test_a_failing_provider_job_is_recorded_as_failure(

@@ -10,7 +10,7 @@ stand-ins speak the documented APIs instead:
   handed (the manifest, then the config and every layer) and reports one success task
   per blob; it also tries a push and a pull of another repository with the same token,
   so a test sees what that token may do. ``fail`` makes the next jobs end in ``FAILURE``
-  with failure tasks.
+  with failure tasks; ``hold`` keeps jobs running until it is cleared.
 - :class:`KrakenStandIn` -- Kraken proxy's ``POST /registry/notifications`` (a
   distribution notification envelope) and ``GET /health``.
 
@@ -34,6 +34,10 @@ _ACCEPT = (
     "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, "
     "application/vnd.docker.distribution.manifest.v2+json"
 )
+
+
+#: Longest a held job stays running when nobody releases it (seconds).
+HOLD_BOUND = 120.0
 
 
 @dataclass
@@ -127,6 +131,8 @@ class DragonflyStandIn(_Server):
     mode: str = "ok"
     #: A repository the token must not reach (probed with every job).
     other_repository: str = ""
+    #: While set, jobs stay ``RUNNING`` after their fetches (bounded by :data:`HOLD_BOUND`).
+    hold: bool = False
     jobs: dict[int, Job] = field(default_factory=dict)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _running: set[asyncio.Task[None]] = field(default_factory=set)
@@ -215,6 +221,10 @@ class DragonflyStandIn(_Server):
                 other = f"{base}/v2/{self.other_repository}/tags/list"
                 async with http.get(other, headers=headers) as answer:
                     job.fetches.append(Fetch("other", other, answer.status))
+        for _ in range(int(HOLD_BOUND / 0.05)):
+            if not self.hold:
+                break
+            await asyncio.sleep(0.05)
         clusters = job.body.get("scheduler_cluster_ids") or [1]
         job.result = {
             "job_states": [
