@@ -431,3 +431,29 @@ def test_cli_manages_instances_and_policies_and_runs(
     assert [e["id"] for e in _cli(site, "executions", "-p", project)["items"]] == [done["id"]]
     _cli(site, "policy", "delete", "-p", project, str(policy["id"]))
     _cli(site, "instance", "delete", str(made["id"]))
+
+
+def test_unsigned_and_unscanned_images_are_left_out(
+    site: Site, client: httpx.Client, dragonfly: DragonflyStandIn
+) -> None:
+    """The signature and vulnerability filters read the stored verdicts: none, nothing kept."""
+    project = _project()
+    push_image(site.url, f"{project}/app", "v1", [b"unsigned-unscanned"], site.auth)
+    instance = _instance(
+        client,
+        name=f"df-filters-{project}",
+        vendor="dragonfly",
+        endpoint=dragonfly.url,
+        auth_mode="bearer",
+        secret=PAT,
+    )
+    before = len(dragonfly.job_list())
+    for name, extra in (("signed", {"signed_only": True}), ("clean", {"severity": "critical"})):
+        policy = _policy(client, project, name=name, instance=instance["name"], **extra)
+        execution = _run(client, project, policy["id"])
+        assert execution["status"] == "succeeded", execution
+        assert execution["total"] == 0
+        assert _tasks(client, project, execution["id"]) == []
+    plain = _policy(client, project, name="plain", instance=instance["name"])
+    assert _run(client, project, plain["id"])["total"] == 1
+    assert len(dragonfly.job_list()) == before + 1
