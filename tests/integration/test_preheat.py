@@ -25,6 +25,9 @@ import pytest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from tests.api.oci import OCIClient
+from tests.integration.trust_rig import push_signature
+from tests.integration.trust_rig import results as trust_results
 from tests.replication.rig import Site, push_image, start_site, wait_for
 from tests.services.moorage import REPO_ROOT
 from tests.services.p2p_standins import (
@@ -33,6 +36,7 @@ from tests.services.p2p_standins import (
     start_dragonfly,
     start_kraken,
 )
+from tests.unit.core.trust_fixtures import new_key, public_pem
 
 pytestmark = pytest.mark.integration
 
@@ -41,6 +45,8 @@ FAST_POLLS = {
     "MOORAGE_PREHEAT__POLL_INITIAL_SECONDS": "0.2",
     "MOORAGE_PREHEAT__POLL_MAX_SECONDS": "1",
     "MOORAGE_PREHEAT__HEARTBEAT_SECONDS": "2",
+    # a verification is seen by the next pull at once (the pull gate keeps no verdict)
+    "MOORAGE_TRUST__VERDICT_CACHE_SECONDS": "0",
 }
 
 
@@ -232,54 +238,6 @@ def test_event_based_preheat_notifies_kraken_on_push(
     assert task["repository"] == f"{project}/web/frontend"
 
 
-def test_worker_killed_mid_poll_resumes_polling_the_same_job(
-    site: Site, client: httpx.Client, dragonfly: DragonflyStandIn
-) -> None:
-    """kill -9 of the worker while it polls: the next worker polls the job it created."""
-    project = _project()
-    push_image(site.url, f"{project}/app", "v1", [b"held-layer"], site.auth)
-    instance = _instance(
-        client,
-        name=f"df-kill-{project}",
-        vendor="dragonfly",
-        endpoint=dragonfly.url,
-        auth_mode="bearer",
-        secret=PAT,
-    )
-    policy = _policy(client, project, name="killed", instance=instance["name"])
-
-    def jobs() -> list[Any]:
-        return [j for j in dragonfly.job_list() if f"/{project}/app/" in j.body["args"]["url"]]
-
-    dragonfly.hold = True
-    try:
-        started = client.post(
-            f"/api/v1/projects/{project}/preheat/policies/{policy['id']}/executions"
-        )
-        assert started.status_code == 202, started.text
-        execution_id = started.json()["id"]
-        [job] = wait_for(jobs, "the provider job")
-        path = f"/oapi/v1/jobs/{job.id}"
-        wait_for(
-            lambda: [p for m, p, _ in dragonfly.requests if m == "GET" and p == path],
-            "the worker polling the job",
-        )
-        [task] = _tasks(client, project, execution_id)
-        assert task["job_id"] == str(job.id)
-        assert task["status"] == "running"
-        os.kill(site.worker.pid, signal.SIGKILL)
-        site.worker.popen.wait(timeout=30)
-    finally:
-        dragonfly.hold = False
-    site.restart_worker()
-    done = wait_for(lambda: _finished(client, project, execution_id), "the execution")
-    assert done["status"] == "succeeded", done
-    assert len(jobs()) == 1, "the job was created once"
-    [task] = _tasks(client, project, execution_id)
-    assert task["job_id"] == str(job.id)
-    assert task["peers_succeeded"] == 2
-
-
 def test_a_failing_provider_job_is_recorded_as_failure(
     site: Site, client: httpx.Client, dragonfly: DragonflyStandIn
 ) -> None:
@@ -457,3 +415,88 @@ def test_unsigned_and_unscanned_images_are_left_out(
     plain = _policy(client, project, name="plain", instance=instance["name"])
     assert _run(client, project, plain["id"])["total"] == 1
     assert len(dragonfly.job_list()) == before + 1
+
+
+def test_signed_only_keeps_images_with_a_verified_signature(
+    site: Site, client: httpx.Client, dragonfly: DragonflyStandIn
+) -> None:
+    """A signature the trust subscriber verified lets the image through ``signed_only``."""
+    project = _project()
+    repo = f"{project}/app"
+    signed = push_image(site.url, repo, "v1", [b"signed-image"], site.auth)
+    push_image(site.url, repo, "v2", [b"unsigned-image"], site.auth)
+    key = new_key()
+    document = {"keys": [{"name": "ci", "public_key": public_pem(key)}]}
+    saved = client.put(f"/api/v1/projects/{project}/trust/policy", json=document)
+    assert saved.status_code == 200, saved.text
+    oci = OCIClient(client, site.auth[1], site.auth[0])
+    push_signature(oci, repo, signed, key)
+    wait_for(
+        lambda: [r for r in trust_results(oci, repo, signed) if r["verified"]],
+        "the signature verified by the trust subscriber",
+    )
+    instance = _instance(
+        client,
+        name=f"df-signed-{project}",
+        vendor="dragonfly",
+        endpoint=dragonfly.url,
+        auth_mode="bearer",
+        secret=PAT,
+    )
+    policy = _policy(
+        client, project, name="signed", instance=instance["name"], tags="v*", signed_only=True
+    )
+    execution = _run(client, project, policy["id"])
+    assert execution["status"] == "succeeded", (execution, _tasks(client, project, execution["id"]))
+    assert [(t["tag"], t["digest"]) for t in _tasks(client, project, execution["id"])] == [
+        ("v1", signed)
+    ]
+
+
+# NOTE: last, so the killed worker's other activities (event batches) delay no other test
+def test_worker_killed_mid_poll_resumes_polling_the_same_job(
+    site: Site, client: httpx.Client, dragonfly: DragonflyStandIn
+) -> None:
+    """kill -9 of the worker while it polls: the next worker polls the job it created."""
+    project = _project()
+    push_image(site.url, f"{project}/app", "v1", [b"held-layer"], site.auth)
+    instance = _instance(
+        client,
+        name=f"df-kill-{project}",
+        vendor="dragonfly",
+        endpoint=dragonfly.url,
+        auth_mode="bearer",
+        secret=PAT,
+    )
+    policy = _policy(client, project, name="killed", instance=instance["name"])
+
+    def jobs() -> list[Any]:
+        return [j for j in dragonfly.job_list() if f"/{project}/app/" in j.body["args"]["url"]]
+
+    dragonfly.hold = True
+    try:
+        started = client.post(
+            f"/api/v1/projects/{project}/preheat/policies/{policy['id']}/executions"
+        )
+        assert started.status_code == 202, started.text
+        execution_id = started.json()["id"]
+        [job] = wait_for(jobs, "the provider job")
+        path = f"/oapi/v1/jobs/{job.id}"
+        wait_for(
+            lambda: [p for m, p, _ in dragonfly.requests if m == "GET" and p == path],
+            "the worker polling the job",
+        )
+        [task] = _tasks(client, project, execution_id)
+        assert task["job_id"] == str(job.id)
+        assert task["status"] == "running"
+        os.kill(site.worker.pid, signal.SIGKILL)
+        site.worker.popen.wait(timeout=30)
+    finally:
+        dragonfly.hold = False
+    site.restart_worker()
+    done = wait_for(lambda: _finished(client, project, execution_id), "the execution")
+    assert done["status"] == "succeeded", done
+    assert len(jobs()) == 1, "the job was created once"
+    [task] = _tasks(client, project, execution_id)
+    assert task["job_id"] == str(job.id)
+    assert task["peers_succeeded"] == 2
