@@ -45,7 +45,8 @@ from core.preheat import (
 from core.webhook_events import WebhookEvent
 from core.webhook_payloads import PayloadFormat, WebhookMessage, render
 
-_CLIENT_ERROR = 400
+#: Most of a provider's answer read (a Dragonfly job with many peers' results).
+PROVIDER_ANSWER_BYTES = 4 * 1024 * 1024
 _SERVER_ERROR = 500
 _OK_MIN, _OK_MAX = 200, 300
 _DONE = {"SUCCESS": JobState.SUCCEEDED, "FAILURE": JobState.FAILED}

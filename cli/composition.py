@@ -43,8 +43,8 @@ from adapters.jwks import JwksKeys
 from adapters.keycloak import KeycloakProvider
 from adapters.master_key import secret_box
 from adapters.osv_files import OsvFiles
-from adapters.outbound_http import OutboundClient
-from adapters.preheat_providers import provider_client
+from adapters.outbound_http import OutboundClient, resolve_host
+from adapters.preheat_providers import PROVIDER_ANSWER_BYTES, provider_client
 from adapters.replication_clients import ReplicationClients
 from api.backup_runs import BackupRuns
 from api.context import Registry
@@ -472,7 +472,14 @@ class Composition:
         """The SSRF-safe client every provider call goes through."""
         settings = self.settings
         policy = OutboundPolicy.of(settings.outbound.allow, allow_http=settings.outbound.allow_http)
-        return OutboundClient(policy, total_timeout=settings.preheat.timeout_seconds)
+        return OutboundClient(
+            policy,
+            connect_timeout=min(5.0, settings.preheat.timeout_seconds),
+            total_timeout=settings.preheat.timeout_seconds,
+            max_body_bytes=PROVIDER_ANSWER_BYTES,
+            verify=True,
+            resolver=resolve_host,
+        )
 
     @cached_property
     def preheat(self) -> PreheatService:

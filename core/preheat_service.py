@@ -324,7 +324,7 @@ class StoredSignatures:
         self._trust = trust
 
     def signed(self, repository: str, digest: str) -> bool:
-        return any(r.kind == Kind.SIGNATURE for r in self._trust.verified(repository, digest))
+        return any(Kind(r.kind) is Kind.SIGNATURE for r in self._trust.verified(repository, digest))
 
 
 class StoredVulnerabilities:
