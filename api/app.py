@@ -22,6 +22,11 @@ from api.controllers.health import healthz, readyz
 from api.controllers.metrics import metrics
 from api.controllers.oci import catalog, dispatch, ping
 from api.controllers.policies import PolicyController
+from api.controllers.preheat import (
+    P2pInstanceController,
+    PreheatExecutionController,
+    PreheatPolicyController,
+)
 from api.controllers.projects import ProjectController
 from api.controllers.promotions import PromotionController, SigningKeyController
 from api.controllers.registries import ProjectProxyController, RegistryController
@@ -145,6 +150,9 @@ def build_app(
             SystemScanController,
             PromotionController,
             SigningKeyController,
+            P2pInstanceController,
+            PreheatPolicyController,
+            PreheatExecutionController,
             healthz,
             readyz,
             systeminfo,

@@ -43,9 +43,12 @@ from adapters.jwks import JwksKeys
 from adapters.keycloak import KeycloakProvider
 from adapters.master_key import secret_box
 from adapters.osv_files import OsvFiles
+from adapters.outbound_http import OutboundClient, resolve_host
+from adapters.preheat_providers import PROVIDER_ANSWER_BYTES, provider_client
 from adapters.replication_clients import ReplicationClients
 from api.backup_runs import BackupRuns
 from api.context import Registry
+from api.preheat_schedules import TemporalPreheatSchedules
 from api.promotion_runs import PromotionRuns
 from api.replication_schedules import TemporalReplicationSchedules
 from api.run_control import EXTRAS_KEY as RUN_CONTROL
@@ -64,6 +67,12 @@ from core.login_limit import LoginLimiter, LoginPolicy
 from core.manifests import ManifestRules
 from core.outbound import OutboundPolicy
 from core.ports import BlobStore, Clock, NowaitReads
+from core.preheat_service import (
+    PreheatRunner,
+    PreheatService,
+    StoredSignatures,
+    StoredVulnerabilities,
+)
 from core.promotion import ScanReports
 from core.promotion_scans import StoredScanReports
 from core.pulls import PullRecorder
@@ -110,6 +119,7 @@ from storage.db.engine import Engines, create_engines
 from storage.db.identity import SqlIdentityStore
 from storage.db.login_attempts import SqlLoginAttemptStore
 from storage.db.metadata import SqlMetadata
+from storage.db.preheat import SqlPreheatStore
 from storage.db.pull_times import LOCK_WAIT_SECONDS, SqlPullTimes
 from storage.db.replication import SqlReplicationStore
 from storage.db.scans import SqlArtifacts, SqlScanStore
@@ -452,6 +462,57 @@ class Composition:
             self.scan_reports,
         )
 
+    @cached_property
+    def preheat_store(self) -> SqlPreheatStore:
+        """P2P instances, preheat policies, executions and tasks, on these engines."""
+        return SqlPreheatStore(self.engines)
+
+    @cached_property
+    def preheat_outbound(self) -> OutboundClient:
+        """The SSRF-safe client every provider call goes through."""
+        settings = self.settings
+        policy = OutboundPolicy.of(settings.outbound.allow, allow_http=settings.outbound.allow_http)
+        return OutboundClient(
+            policy,
+            connect_timeout=min(5.0, settings.preheat.timeout_seconds),
+            total_timeout=settings.preheat.timeout_seconds,
+            max_body_bytes=PROVIDER_ANSWER_BYTES,
+            verify=True,
+            resolver=resolve_host,
+        )
+
+    @cached_property
+    def preheat(self) -> PreheatService:
+        """Provider instances, preheat policies and executions (``core.preheat_service``)."""
+        settings = self.settings
+        # NOTE: its own AccessControl over the stores (a worker builds this without the
+        # token service, which needs a prepared installation).
+        access = AccessControl(self.identity_store, self.projects, settings.oidc.group_prefix)
+        return PreheatService(
+            self.preheat_store,
+            access,
+            partial(secret_box, settings),
+            OutboundPolicy.of(settings.outbound.allow, allow_http=settings.outbound.allow_http),
+            self.clock.now,
+        )
+
+    @cached_property
+    def preheat_runner(self) -> PreheatRunner:
+        """What the preheat activities run."""
+        settings = self.settings
+        outbound = self.preheat_outbound
+        return PreheatRunner(
+            self.preheat,
+            self.metadata,
+            StoredSignatures(self.trust_store),
+            StoredVulnerabilities(self.scan_reports),
+            lambda: self.tokens,
+            partial(provider_client, outbound),
+            settings.preheat,
+            settings.preheat.registry_url or settings.public_url or settings.replication.local_url,
+            self.clock.now,
+        )
+
     # -- what processes run ---------------------------------------------------------------
 
     def registry(self) -> Registry:
@@ -477,6 +538,10 @@ class Composition:
                 "replication": self.replication,
                 "replication_starter": TemporalStarter(self.settings.temporal),
                 "replication_schedules": TemporalReplicationSchedules(self.settings.temporal),
+                "preheat": self.preheat,
+                "preheat_outbound": self.preheat_outbound,
+                "preheat_starter": TemporalStarter(self.settings.temporal),
+                "preheat_schedules": TemporalPreheatSchedules(self.settings.temporal),
                 "trust_store": self.trust_store,
                 "scan_store": self.scan_store,
                 "promotions": self.promotions,

@@ -20,6 +20,7 @@ from cli.dev_settings import dev_overrides
 from cli.identity import audit_app, keys_app, login
 from cli.listen import Listen
 from cli.logs import configure_logging, quiet_native_grpc
+from cli.preheat import preheat_app
 from cli.promote import promote_app
 from cli.replication import replication_app
 from cli.scan import scan_app
@@ -150,6 +151,7 @@ app.add_typer(vulndb_app, name="vulndb")
 app.add_typer(webhook_app, name="webhook")
 app.add_typer(backup_app, name="backup")
 app.add_typer(replication_app, name="replication")
+app.add_typer(preheat_app, name="preheat")
 app.add_typer(trust_app, name="trust")
 app.add_typer(scan_app, name="scan")
 app.add_typer(promote_app, name="promote")

@@ -11,6 +11,7 @@ from api.workflow_starter import TemporalStarter
 from cli.event_runs import TemporalRuns
 from cli.outbox import OutboxDispatcher, Pruner
 from core.ports import Clock, Metadata
+from core.preheat import PREHEAT_SUBSCRIBER
 from core.replication import REPLICATION_SUBSCRIBER
 from core.scan_jobs import SCAN_SUBSCRIBER
 from core.settings import Settings
@@ -80,6 +81,7 @@ def installation_subscribers() -> Subscribers:
             REPLICATION_SUBSCRIBER,
             TRUST_SUBSCRIBER,
             SCAN_SUBSCRIBER,
+            PREHEAT_SUBSCRIBER,
         ]
     )
 

@@ -9,6 +9,7 @@ from activities.backup import BackupActivities
 from activities.events import EventActivities
 from activities.gc import GcActivities
 from activities.keys import KeyActivities
+from activities.preheat import PreheatActivities
 from activities.promotions import PromotionActivities
 from activities.quota import QuotaActivities
 from activities.replication import ReplicationActivities
@@ -54,6 +55,7 @@ def build_activities(root: Composition) -> list[Callable[..., Any]]:
         root.clock,
         PromotionOutcomes(root.metadata),
     )
+    preheat = PreheatActivities(root.preheat_runner)
     return [
         backups.backup_begin,
         backups.backup_copy_blobs,
@@ -94,4 +96,10 @@ def build_activities(root: Composition) -> list[Callable[..., Any]]:
         promotions.promotion_evaluate,
         promotions.promotion_copy,
         promotions.promotion_record,
+        preheat.preheat_plan,
+        preheat.preheat_create_job,
+        preheat.preheat_poll_job,
+        preheat.preheat_record_task,
+        preheat.preheat_finish,
+        preheat.deliver_events_preheat,
     ]

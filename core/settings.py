@@ -26,6 +26,7 @@ from core.errors import RegistryError
 from core.identity_settings import AuditSettings, LoginLimitSettings, OidcSettings
 from core.names import validate_project_name
 from core.observability_settings import ObservabilitySettings
+from core.preheat_settings import PreheatSettings
 from core.proxy_settings import ProxySettings
 from core.replication_settings import ReplicationSettings
 from core.scan_settings import ScanSettings
@@ -219,6 +220,7 @@ class Settings(BaseSettings):
     downloads: DownloadSettings = DownloadSettings()
     replication: ReplicationSettings = ReplicationSettings()
     trust: TrustSettings = TrustSettings()
+    preheat: PreheatSettings = PreheatSettings()
     #: Public base URL of the registry; derived from the request when unset.
     public_url: str | None = None
     grpc_health_port: int = 0

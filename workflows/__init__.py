@@ -6,6 +6,7 @@ from workflows.backup import BACKUP_WORKFLOWS
 from workflows.events import ArtifactEventWorkflow, EventBatchWorkflow
 from workflows.gc import GarbageCollectionWorkflow
 from workflows.keys import KeyRotationWorkflow
+from workflows.preheat import PreheatExecutionWorkflow
 from workflows.promotions import PromotionWorkflow
 from workflows.quota import QuotaReconcileWorkflow
 from workflows.replication import ReplicationArtifactWorkflow, ReplicationExecutionWorkflow
@@ -33,6 +34,7 @@ ALL_WORKFLOWS: list[type] = [
     ScanRematchWorkflow,
     VulnDbImportWorkflow,
     PromotionWorkflow,
+    PreheatExecutionWorkflow,
 ]
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "EventBatchWorkflow",
     "GarbageCollectionWorkflow",
     "KeyRotationWorkflow",
+    "PreheatExecutionWorkflow",
     "PromotionWorkflow",
     "QuotaReconcileWorkflow",
     "ReapUploadsWorkflow",

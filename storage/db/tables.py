@@ -16,6 +16,7 @@ from sqlmodel import Field, SQLModel
 import storage.db.backup_tables
 import storage.db.control_tables
 import storage.db.endpoint_tables
+import storage.db.preheat_tables
 import storage.db.replication_tables
 import storage.db.scan_tables
 import storage.db.trust_tables

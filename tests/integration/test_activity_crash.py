@@ -71,6 +71,14 @@ from core.digests import Digest
 from core.event_batches import BATCH_WORKFLOW, EventBatch, EventValue
 from core.key_rotation import rotation_kid
 from core.names import RepositoryName
+from core.preheat import (
+    CREATE_JOB,
+    DELIVER_EVENTS_PREHEAT,
+    POLL_JOB,
+    RECORD_TASK,
+)
+from core.preheat import FINISH as PREHEAT_FINISH
+from core.preheat import PLAN as PREHEAT_PLAN
 from core.promotion import COPY_IMAGE, EVALUATE_GATES, RECORD_OUTCOME
 from core.replication import (
     COPY_ARTIFACT,
@@ -141,6 +149,8 @@ CRASH_TESTED = frozenset(
         COPY_ARTIFACT,
         # killed after its side effect in tests/integration/test_promotions.py
         COPY_IMAGE,
+        # killed mid-poll in tests/integration/test_preheat.py
+        POLL_JOB,
     }
 )
 #: State-changing activities that no test kills yet. Each is written to be repeated (the
@@ -161,6 +171,12 @@ NOT_YET_KILLED = frozenset(
         FINISH_EXECUTION,  # sets the execution's final state; its event only when running
         DELIVER_EVENTS_REPLICATION,  # starts runs under ids fixed by policy and batch
         RECORD_OUTCOME,  # audit event per promotion id; its outbox event keyed by run
+        PREHEAT_PLAN,  # tasks inserted once per execution; a repeat returns the stored ones
+        CREATE_JOB,  # a job recorded on the task is returned; a crash between the provider's
+        # answer and the record asks for the same image twice (the provider dedupes by URL)
+        RECORD_TASK,  # sets one task's final state whole
+        PREHEAT_FINISH,  # sets the execution's final state from its tasks
+        DELIVER_EVENTS_PREHEAT,  # starts runs under ids fixed by policy and batch
     }
 )
 #: Activities without a side effect of their own (nothing to duplicate or lose).

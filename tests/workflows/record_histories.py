@@ -19,6 +19,7 @@ from typing import Any
 
 from temporalio import activity
 from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 
 from activities.backup_contracts import (
     BACKUP_BEGIN,
@@ -61,6 +62,7 @@ from activities.contracts import (
     RotateKeyInput,
 )
 from cli.worker import build_worker
+from core import preheat
 from core.event_batches import EventBatch, EventValue
 from core.promotion import (
     COPY_IMAGE,
@@ -114,6 +116,7 @@ from workflows import (
     EventBatchWorkflow,
     GarbageCollectionWorkflow,
     KeyRotationWorkflow,
+    PreheatExecutionWorkflow,
     PromotionWorkflow,
     QuotaReconcileWorkflow,
     ReapUploadsWorkflow,
@@ -297,6 +300,39 @@ def promotion_record(params: OutcomeInput) -> None:
     del params
 
 
+_POLL = preheat.PollShape(0.01, 0.01, 60.0, 1.0)
+
+
+@activity.defn(name=preheat.PLAN)
+def preheat_plan(request: preheat.ExecutionRequest) -> preheat.Plan:
+    return preheat.Plan(request.execution_id or "preheat", [1, 2], 2, _POLL)
+
+
+@activity.defn(name=preheat.CREATE_JOB)
+def preheat_create_job(params: preheat.TaskInput) -> preheat.JobRef:
+    if params.task_id == 2:
+        raise ApplicationError("refused", type=preheat.FINAL_ERROR, non_retryable=True)
+    return preheat.JobRef(str(params.task_id))
+
+
+@activity.defn(name=preheat.POLL_JOB)
+def preheat_poll_job(params: preheat.PollInput) -> preheat.JobStatus:
+    return preheat.JobStatus(
+        preheat.JobState.SUCCEEDED, [preheat.Peer(ok=True, hostname="seed", cluster_id=1)]
+    )
+
+
+@activity.defn(name=preheat.RECORD_TASK)
+def preheat_record_task(params: preheat.RecordInput) -> None:
+    del params
+
+
+@activity.defn(name=preheat.FINISH)
+def preheat_finish(params: preheat.FinishInput) -> str:
+    del params
+    return "partial"
+
+
 _PROMOTION = PromotionRequest(
     "promotion-record", "p/a", f"sha256:{1:064x}", "q/a", "prod", Gates(max_severity="high"), "ci"
 )
@@ -329,6 +365,11 @@ RUNS: list[tuple[str, Any, Any]] = [
     ("scan_rematch", ScanRematchWorkflow.run, RematchInput()),
     ("vulndb_import", VulnDbImportWorkflow.run, ImportInput()),
     ("promotion", PromotionWorkflow.run, _PROMOTION),
+    (
+        "preheat",
+        PreheatExecutionWorkflow.run,
+        preheat.ExecutionRequest("preheat-record", 1, preheat.TriggerKind.MANUAL),
+    ),
 ]
 
 
@@ -358,6 +399,11 @@ async def record(address: str, names: set[str]) -> None:
         promotion_evaluate,
         promotion_copy,
         promotion_record,
+        preheat_plan,
+        preheat_create_job,
+        preheat_poll_job,
+        preheat_record_task,
+        preheat_finish,
         *(_step(n) for n in (GC_COLLECT_MANIFESTS, GC_COLLECT_BLOBS, GC_SWEEP_ORPHANS)),
         *(_backup_step(n) for n in (BACKUP_BEGIN, BACKUP_COPY_BLOBS)),
         backup_finish,

@@ -32,6 +32,7 @@ def test_every_workflow_has_a_recorded_history() -> None:
         "scan_rematch",
         "vulndb_import",
         "promotion",
+        "preheat",
     }
 
 

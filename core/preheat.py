@@ -1,0 +1,563 @@
+"""P2P preheat (Harbor's model): provider instances, per-project policies, executions.
+
+A **provider instance** (system administrators) is a P2P system Moorage hands images to:
+``dragonfly`` (the manager's Open API: ``POST /oapi/v1/jobs``, polled at
+``GET /oapi/v1/jobs/<id>``, health at ``/healthy``) or ``kraken`` (a distribution
+notification envelope ``POST``-ed to ``/registry/notifications``, health at
+``/health``). Its endpoint is checked against the outbound policy when it is written and
+again at every call (``adapters.outbound_http``); its secret is stored sealed and never
+answered.
+
+A **policy** belongs to a project and names an instance, filters, a trigger and (for
+Dragonfly) a scope and scheduler cluster ids. Candidates are the project's tagged
+artifacts the filters keep, applied in Harbor's order: repository (doublestar glob,
+``core.patterns``), tag (glob), signature (only images with a verified signature in the
+trust store) and vulnerability (only images whose newest successful scan, allowlists
+applied, has no finding at or above ``severity``; an unscanned image is left out).
+Triggers: ``manual`` (an API call), ``scheduled`` (a Temporal schedule of the policy's
+cron expression) and ``event_based`` (the preheat subscriber starts a run for each pushed
+or tagged artifact the repository and tag filters keep).
+
+An **execution** is one run (one workflow, its id the execution's id) with one task per
+candidate: the provider job is created with a short-lived pull-only registry token for
+exactly that repository, polled until it ends, and its result (status, job id, per-peer
+successes and failures) is recorded on the task.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Final, Protocol
+
+from core import events
+from core.errors import InvalidInputError
+from core.patterns import matches
+from core.promotion import SEVERITIES
+from core.replication import check_cron
+from core.subscribers import Subscriber
+
+#: Activity name of the preheat subscriber (``core.subscribers``).
+DELIVER_EVENTS_PREHEAT: Final = "deliver_events_preheat"
+#: The events that trigger event-based policies (an artifact reached a tag).
+TRIGGER_EVENTS: Final = frozenset({events.MANIFEST_PUSHED, events.TAG_CREATED, events.TAG_MOVED})
+PREHEAT_SUBSCRIBER: Final = Subscriber("preheat", TRIGGER_EVENTS, DELIVER_EVENTS_PREHEAT)
+#: Workflow type of one execution (``workflows.preheat``).
+EXECUTION_WORKFLOW: Final = "PreheatExecutionWorkflow"
+#: Activity names (``activities.preheat``).
+PLAN: Final = "preheat_plan"
+CREATE_JOB: Final = "preheat_create_job"
+POLL_JOB: Final = "preheat_poll_job"
+RECORD_TASK: Final = "preheat_record_task"
+FINISH: Final = "preheat_finish"
+#: Error type of a failure no retry can fix (refused endpoint, provider said no).
+FINAL_ERROR: Final = "PreheatFinalError"
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+_MAX_PATTERN = 255
+_MAX_CLUSTERS = 64
+
+
+class Vendor(StrEnum):
+    DRAGONFLY = "dragonfly"
+    KRAKEN = "kraken"
+
+
+class AuthMode(StrEnum):
+    NONE = "none"
+    #: HTTP Basic: ``username`` and the secret as password.
+    BASIC = "basic"
+    #: ``Authorization: Bearer <secret>`` (a Dragonfly personal access token).
+    BEARER = "bearer"
+    #: A custom header: the secret is ``Name: value``.
+    HEADER = "header"
+
+
+class TriggerKind(StrEnum):
+    MANUAL = "manual"
+    SCHEDULED = "scheduled"
+    EVENT_BASED = "event_based"
+
+
+class Scope(StrEnum):
+    """Which Dragonfly peers receive the content."""
+
+    SINGLE_SEED_PEER = "single_seed_peer"
+    ALL_SEED_PEERS = "all_seed_peers"
+    ALL_PEERS = "all_peers"
+
+
+class ExecutionStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    #: Some candidates were preheated, others failed.
+    PARTIAL = "partial"
+
+
+class TaskStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class JobState(StrEnum):
+    """A provider job's state as Moorage reads it."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """A stored provider instance (its secret sealed: never hand it to a caller)."""
+
+    id: int
+    name: str
+    description: str
+    vendor: Vendor
+    endpoint: str
+    auth_mode: AuthMode
+    username: str
+    secret_sealed: str | None
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceInput:
+    """An instance as an administrator writes it (``secret`` ``None`` keeps the stored one)."""
+
+    name: str
+    vendor: Vendor
+    endpoint: str
+    auth_mode: AuthMode = AuthMode.NONE
+    username: str = ""
+    secret: str | None = None
+    description: str = ""
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """A stored preheat policy of one project.
+
+    Attributes:
+        repositories: Doublestar glob on repository names without the project (``**``).
+        tags: Doublestar glob on tags (``**``: all).
+        signed_only: Only images with a verified signature (trust store).
+        severity: Leave out images with a finding at or above this severity (``None``:
+            no vulnerability filter).
+        cluster_ids: Dragonfly scheduler clusters (empty: all).
+    """
+
+    id: int
+    project_id: int
+    project: str
+    name: str
+    description: str
+    instance_id: int
+    repositories: str
+    tags: str
+    signed_only: bool
+    severity: str | None
+    trigger: TriggerKind
+    cron: str | None
+    scope: Scope
+    cluster_ids: tuple[int, ...]
+    enabled: bool
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+
+    def selects(self, repository: str, tag: str) -> bool:
+        """Whether the repository and tag filters keep ``repository:tag``.
+
+        ``repository`` is the full name (``project/name``); the glob is matched against
+        the name inside the project, as Harbor does.
+        """
+        project, _, inner = repository.partition("/")
+        if project != self.project or not inner:
+            return False
+        return matches(self.repositories, inner) and matches(self.tags, tag)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyInput:
+    """A policy as a project administrator writes it."""
+
+    name: str
+    instance: str
+    description: str = ""
+    repositories: str = "**"
+    tags: str = "**"
+    signed_only: bool = False
+    severity: str | None = None
+    trigger: TriggerKind = TriggerKind.MANUAL
+    cron: str | None = None
+    scope: Scope = Scope.SINGLE_SEED_PEER
+    cluster_ids: tuple[int, ...] = ()
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One tagged artifact to preheat."""
+
+    repository: str
+    tag: str
+    digest: str
+    media_type: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    """One run of a policy; ``id`` is also its workflow id."""
+
+    id: str
+    policy_id: int
+    project_id: int
+    policy: str
+    trigger: TriggerKind
+    status: ExecutionStatus
+    started_at: datetime
+    finished_at: datetime | None
+    total: int
+    succeeded: int
+    failed: int
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """One peer's result of a provider job (Dragonfly's success/failure tasks)."""
+
+    ok: bool
+    hostname: str = ""
+    ip: str = ""
+    url: str = ""
+    description: str = ""
+    cluster_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One candidate of an execution and its result."""
+
+    id: int
+    execution_id: str
+    repository: str
+    tag: str
+    digest: str
+    media_type: str
+    status: TaskStatus
+    job_id: str | None = None
+    peers: tuple[Peer, ...] = ()
+    error: str | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def peers_succeeded(self) -> int:
+        return sum(1 for p in self.peers if p.ok)
+
+    @property
+    def peers_failed(self) -> int:
+        return sum(1 for p in self.peers if not p.ok)
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatus:
+    """What the provider said about a job."""
+
+    state: JobState
+    peers: list[Peer] = field(default_factory=list)
+    message: str | None = None
+
+
+# -- values crossing the Temporal boundary ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionRequest:
+    """What an execution's workflow receives.
+
+    Attributes:
+        candidates: For an event-triggered run: the artifacts the events named (the
+            planner applies the signature and vulnerability filters to them); empty: the
+            planner lists the project.
+    """
+
+    execution_id: str
+    policy_id: int
+    trigger: TriggerKind
+    candidates: list[Candidate] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class PollShape:
+    """How a job is polled (from ``PreheatSettings``, fixed per execution)."""
+
+    initial_seconds: float
+    max_seconds: float
+    job_timeout_seconds: float
+    heartbeat_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    execution_id: str
+    tasks: list[int]
+    concurrency: int
+    poll: PollShape
+
+
+@dataclass(frozen=True, slots=True)
+class TaskInput:
+    execution_id: str
+    task_id: int
+    poll: PollShape
+
+
+@dataclass(frozen=True, slots=True)
+class JobRef:
+    """A created provider job; ``done`` when creating it was the whole job (Kraken)."""
+
+    job_id: str
+    done: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PollInput:
+    task_id: int
+    job_id: str
+    poll: PollShape
+
+
+@dataclass(frozen=True, slots=True)
+class RecordInput:
+    task_id: int
+    succeeded: bool
+    job_id: str | None
+    peers: list[Peer] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FinishInput:
+    execution_id: str
+    reason: str | None = None
+
+
+# -- ports --------------------------------------------------------------------------------
+
+
+class PreheatStore(Protocol):
+    """Instances, policies, executions and tasks (one transaction a call)."""
+
+    def add_instance(self, instance: Instance) -> Instance | None:
+        """Insert (``id`` assigned); ``None`` when the name is taken."""
+        ...
+
+    def instance(self, instance_id: int) -> Instance | None: ...
+    def instance_named(self, name: str) -> Instance | None: ...
+    def instances(self) -> list[Instance]: ...
+    def save_instance(self, instance: Instance) -> bool: ...
+    def delete_instance(self, instance_id: int) -> bool: ...
+    def instance_in_use(self, instance_id: int) -> bool: ...
+
+    def add_policy(self, policy: Policy) -> Policy | None:
+        """Insert; ``None`` when the project has a policy of that name."""
+        ...
+
+    def policy(self, policy_id: int) -> Policy | None: ...
+    def policies(self, project_id: int | None) -> list[Policy]:
+        """A project's policies (every project's for ``None``), by id."""
+        ...
+
+    def save_policy(self, policy: Policy) -> bool: ...
+    def delete_policy(self, policy_id: int) -> bool: ...
+
+    def add_execution(self, execution: Execution) -> None:
+        """Insert; an execution with that id already stored is kept as it is."""
+        ...
+
+    def execution(self, execution_id: str) -> Execution | None: ...
+    def executions(self, project_id: int, policy_id: int | None) -> list[Execution]:
+        """Newest first."""
+        ...
+
+    def finish_execution(
+        self, execution_id: str, status: ExecutionStatus | None, reason: str | None, now: datetime
+    ) -> Execution | None:
+        """Set the final status (``None``: from the tasks) and the counts (idempotent)."""
+        ...
+
+    def add_tasks(self, execution_id: str, candidates: list[Candidate]) -> list[Task]:
+        """Insert the tasks once: a repeated call returns the stored ones."""
+        ...
+
+    def task(self, task_id: int) -> Task | None: ...
+    def tasks(self, execution_id: str) -> list[Task]: ...
+    def set_job(self, task_id: int, job_id: str) -> None: ...
+    def record_task(self, task_id: int, result: RecordInput, now: datetime) -> None: ...
+
+
+class ProviderError(Exception):
+    """A provider call failed in a way a retry may fix (unreachable, 5xx)."""
+
+
+class ProviderRefusedError(Exception):
+    """A provider call that no retry fixes (endpoint refused, 4xx, malformed answer)."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """What a provider job needs to fetch one image.
+
+    Attributes:
+        manifest_url: ``<registry>/v2/<repository>/manifests/<digest>``.
+        token: A short-lived registry token that may pull only ``repository``.
+        event_id: A stable id of this request (the notification's id for Kraken).
+        source: Who asks (``/projects/<p>/preheat/policies/<id>``).
+    """
+
+    registry: str
+    repository: str
+    tag: str
+    digest: str
+    media_type: str
+    manifest_url: str
+    token: str
+    scope: Scope
+    cluster_ids: tuple[int, ...]
+    event_id: str
+    source: str
+
+
+class ProviderClient(Protocol):
+    """One vendor's calls (``adapters.preheat_providers``); secrets already opened."""
+
+    async def health(self) -> tuple[bool, str]:
+        """Whether the provider answers its health check, and what it said."""
+        ...
+
+    async def create(self, spec: JobSpec) -> JobRef: ...
+    async def status(self, job_id: str) -> JobStatus: ...
+
+
+# -- rules ------------------------------------------------------------------------------------
+
+
+def check_name(name: str) -> str:
+    if not _NAME.fullmatch(name):
+        raise InvalidInputError(
+            "name: 1-63 lower-case letters, digits, '.', '_' and '-'", field="name"
+        )
+    return name
+
+
+def check_policy(data: PolicyInput) -> PolicyInput:
+    """The input with its cron normalized, or an ``InvalidInputError`` naming the field."""
+    check_name(data.name)
+    for value, name in ((data.repositories, "repositories"), (data.tags, "tags")):
+        if not value or len(value) > _MAX_PATTERN:
+            raise InvalidInputError(f"{name}: a glob of 1 to 255 characters", field=name)
+    if data.severity is not None and data.severity not in SEVERITIES:
+        raise InvalidInputError(
+            f"severity is one of {', '.join(SEVERITIES)} (or null)", field="severity"
+        )
+    if len(data.cluster_ids) > _MAX_CLUSTERS or any(c < 1 for c in data.cluster_ids):
+        raise InvalidInputError(
+            "cluster_ids: up to 64 positive scheduler cluster ids", field="cluster_ids"
+        )
+    cron: str | None = None
+    if data.trigger is TriggerKind.SCHEDULED:
+        cron = check_cron(data.cron)
+    elif data.cron:
+        raise InvalidInputError("cron is only for scheduled policies", field="cron")
+    return PolicyInput(
+        name=data.name,
+        instance=data.instance,
+        description=data.description,
+        repositories=data.repositories,
+        tags=data.tags,
+        signed_only=data.signed_only,
+        severity=data.severity,
+        trigger=data.trigger,
+        cron=cron,
+        scope=data.scope,
+        cluster_ids=tuple(sorted(set(data.cluster_ids))),
+        enabled=data.enabled,
+    )
+
+
+class SignatureVerdicts(Protocol):
+    def signed(self, repository: str, digest: str) -> bool:
+        """Whether the image has a verified signature (the trust store's verdicts)."""
+        ...
+
+
+class VulnerabilityVerdicts(Protocol):
+    def passes(self, repository: str, digest: str, severity: str) -> bool:
+        """Whether the image was scanned and has no finding at or above ``severity``."""
+        ...
+
+
+def filter_candidates(
+    policy: Policy,
+    candidates: list[Candidate],
+    signatures: SignatureVerdicts,
+    vulnerabilities: VulnerabilityVerdicts,
+) -> list[Candidate]:
+    """The candidates the policy keeps, filters applied in Harbor's order.
+
+    Repository, then tag, then signature, then vulnerability: each later (costlier)
+    filter sees only what the earlier ones kept. A repeated (repository, tag) is kept once.
+    """
+    kept: list[Candidate] = []
+    seen: set[tuple[str, str]] = set()
+    for candidate in candidates:
+        if not policy.selects(candidate.repository, candidate.tag):
+            continue
+        key = (candidate.repository, candidate.tag)
+        if key in seen:
+            continue
+        if policy.signed_only and not signatures.signed(candidate.repository, candidate.digest):
+            continue
+        if policy.severity is not None and not vulnerabilities.passes(
+            candidate.repository, candidate.digest, policy.severity
+        ):
+            continue
+        seen.add(key)
+        kept.append(candidate)
+    return kept
+
+
+def event_candidates(policy: Policy, batch: list[Any]) -> list[Candidate]:
+    """The artifacts of ``batch`` (outbox events) the repository and tag filters keep."""
+    found: list[Candidate] = []
+    seen: set[tuple[str, str]] = set()
+    for event in batch:
+        if event.kind not in TRIGGER_EVENTS or event.project_id != policy.project_id:
+            continue
+        if not event.repository or not event.tag or not event.digest:
+            continue
+        key = (event.repository, event.tag)
+        if key in seen or not policy.selects(event.repository, event.tag):
+            continue
+        seen.add(key)
+        found.append(Candidate(event.repository, event.tag, event.digest))
+    return found
+
+
+def overall_status(tasks: list[Task]) -> ExecutionStatus:
+    """An execution's final status from its tasks (none: succeeded, nothing to do)."""
+    failed = sum(1 for t in tasks if t.status is not TaskStatus.SUCCEEDED)
+    if not failed:
+        return ExecutionStatus.SUCCEEDED
+    return ExecutionStatus.FAILED if failed == len(tasks) else ExecutionStatus.PARTIAL

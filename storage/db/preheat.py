@@ -1,0 +1,351 @@
+"""SQL of P2P instances, preheat policies, executions and tasks (``core.preheat.PreheatStore``)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from core.preheat import (
+    AuthMode,
+    Candidate,
+    Execution,
+    ExecutionStatus,
+    Instance,
+    Peer,
+    Policy,
+    RecordInput,
+    Scope,
+    Task,
+    TaskStatus,
+    TriggerKind,
+    Vendor,
+    overall_status,
+)
+from storage.db.engine import Engines
+from storage.db.preheat_tables import (
+    P2pInstanceRow,
+    PreheatExecutionRow,
+    PreheatPolicyRow,
+    PreheatTaskRow,
+)
+from storage.db.repos.base import table_of
+
+_INSTANCE = table_of(P2pInstanceRow)
+_POLICY = table_of(PreheatPolicyRow)
+_EXECUTION = table_of(PreheatExecutionRow)
+_TASK = table_of(PreheatTaskRow)
+_ERROR_MAX = 2048
+
+
+def _instance(row: Any) -> Instance:
+    return Instance(
+        id=row.id,
+        name=row.name,
+        description=row.description,
+        vendor=Vendor(row.vendor),
+        endpoint=row.endpoint,
+        auth_mode=AuthMode(row.auth_mode),
+        username=row.username,
+        secret_sealed=row.secret_sealed,
+        enabled=bool(row.enabled),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _instance_values(instance: Instance) -> dict[str, Any]:
+    values = asdict(instance)
+    del values["id"]
+    values["vendor"] = str(instance.vendor)
+    values["auth_mode"] = str(instance.auth_mode)
+    return values
+
+
+def _policy(row: Any) -> Policy:
+    return Policy(
+        id=row.id,
+        project_id=row.project_id,
+        project=row.project,
+        name=row.name,
+        description=row.description,
+        instance_id=row.instance_id,
+        repositories=row.repositories,
+        tags=row.tags,
+        signed_only=bool(row.signed_only),
+        severity=row.severity,
+        trigger=TriggerKind(row.trigger),
+        cron=row.cron,
+        scope=Scope(row.scope),
+        cluster_ids=tuple(int(c) for c in row.cluster_ids.split(",") if c),
+        enabled=bool(row.enabled),
+        created_by=row.created_by,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _policy_values(policy: Policy) -> dict[str, Any]:
+    values = asdict(policy)
+    del values["id"]
+    values["trigger"] = str(policy.trigger)
+    values["scope"] = str(policy.scope)
+    values["cluster_ids"] = ",".join(str(c) for c in policy.cluster_ids)
+    return values
+
+
+def _execution(row: Any) -> Execution:
+    return Execution(
+        id=row.id,
+        policy_id=row.policy_id,
+        project_id=row.project_id,
+        policy=row.policy,
+        trigger=TriggerKind(row.trigger),
+        status=ExecutionStatus(row.status),
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        total=row.total,
+        succeeded=row.succeeded,
+        failed=row.failed,
+        reason=row.reason,
+    )
+
+
+def _peers(text: str) -> tuple[Peer, ...]:
+    if not text:
+        return ()
+    return tuple(Peer(**entry) for entry in json.loads(text))
+
+
+def _task(row: Any) -> Task:
+    return Task(
+        id=row.id,
+        execution_id=row.execution_id,
+        repository=row.repository,
+        tag=row.tag,
+        digest=row.digest,
+        media_type=row.media_type,
+        status=TaskStatus(row.status),
+        job_id=row.job_id,
+        peers=_peers(row.peers),
+        error=row.error,
+        finished_at=row.finished_at,
+    )
+
+
+class SqlPreheatStore:
+    """Preheat rows on the metadata database, one short transaction per call."""
+
+    def __init__(self, engines: Engines) -> None:
+        self._engines = engines
+
+    # -- instances ------------------------------------------------------------------------
+
+    def add_instance(self, instance: Instance) -> Instance | None:
+        try:
+            with self._engines.writing() as connection, connection.begin():
+                result = connection.execute(insert(_INSTANCE).values(**_instance_values(instance)))
+                new_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+        except IntegrityError:
+            return None
+        return self.instance(new_id)
+
+    def instance(self, instance_id: int) -> Instance | None:
+        with self._engines.read.connect() as connection:
+            row = connection.execute(select(_INSTANCE).where(_INSTANCE.c.id == instance_id)).first()
+        return None if row is None else _instance(row)
+
+    def instance_named(self, name: str) -> Instance | None:
+        with self._engines.read.connect() as connection:
+            row = connection.execute(select(_INSTANCE).where(_INSTANCE.c.name == name)).first()
+        return None if row is None else _instance(row)
+
+    def instances(self) -> list[Instance]:
+        with self._engines.read.connect() as connection:
+            rows = connection.execute(select(_INSTANCE).order_by(_INSTANCE.c.id)).all()
+        return [_instance(row) for row in rows]
+
+    def save_instance(self, instance: Instance) -> bool:
+        values = _instance_values(instance)
+        del values["created_at"]
+        try:
+            with self._engines.writing() as connection, connection.begin():
+                result = connection.execute(
+                    update(_INSTANCE).where(_INSTANCE.c.id == instance.id).values(**values)
+                )
+        except IntegrityError:
+            return False
+        return bool(result.rowcount)
+
+    def delete_instance(self, instance_id: int) -> bool:
+        with self._engines.writing() as connection, connection.begin():
+            result = connection.execute(delete(_INSTANCE).where(_INSTANCE.c.id == instance_id))
+            return bool(result.rowcount)
+
+    def instance_in_use(self, instance_id: int) -> bool:
+        with self._engines.read.connect() as connection:
+            count = connection.execute(
+                select(func.count())
+                .select_from(_POLICY)
+                .where(_POLICY.c.instance_id == instance_id)
+            ).scalar_one()
+        return bool(count)
+
+    # -- policies -------------------------------------------------------------------------
+
+    def add_policy(self, policy: Policy) -> Policy | None:
+        try:
+            with self._engines.writing() as connection, connection.begin():
+                result = connection.execute(insert(_POLICY).values(**_policy_values(policy)))
+                new_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+        except IntegrityError:
+            return None
+        return self.policy(new_id)
+
+    def policy(self, policy_id: int) -> Policy | None:
+        with self._engines.read.connect() as connection:
+            row = connection.execute(select(_POLICY).where(_POLICY.c.id == policy_id)).first()
+        return None if row is None else _policy(row)
+
+    def policies(self, project_id: int | None) -> list[Policy]:
+        query = select(_POLICY).order_by(_POLICY.c.id)
+        if project_id is not None:
+            query = query.where(_POLICY.c.project_id == project_id)
+        with self._engines.read.connect() as connection:
+            rows = connection.execute(query).all()
+        return [_policy(row) for row in rows]
+
+    def save_policy(self, policy: Policy) -> bool:
+        values = _policy_values(policy)
+        del values["created_at"]
+        try:
+            with self._engines.writing() as connection, connection.begin():
+                result = connection.execute(
+                    update(_POLICY).where(_POLICY.c.id == policy.id).values(**values)
+                )
+        except IntegrityError:
+            return False
+        return bool(result.rowcount)
+
+    def delete_policy(self, policy_id: int) -> bool:
+        with self._engines.writing() as connection, connection.begin():
+            result = connection.execute(delete(_POLICY).where(_POLICY.c.id == policy_id))
+            return bool(result.rowcount)
+
+    # -- executions -----------------------------------------------------------------------
+
+    def add_execution(self, execution: Execution) -> None:
+        values = asdict(execution)
+        values["trigger"] = str(execution.trigger)
+        values["status"] = str(execution.status)
+        try:
+            with self._engines.writing() as connection, connection.begin():
+                connection.execute(insert(_EXECUTION).values(**values))
+        except IntegrityError:
+            return
+
+    def execution(self, execution_id: str) -> Execution | None:
+        with self._engines.read.connect() as connection:
+            row = connection.execute(
+                select(_EXECUTION).where(_EXECUTION.c.id == execution_id)
+            ).first()
+        return None if row is None else _execution(row)
+
+    def executions(self, project_id: int, policy_id: int | None) -> list[Execution]:
+        query = (
+            select(_EXECUTION)
+            .where(_EXECUTION.c.project_id == project_id)
+            .order_by(_EXECUTION.c.started_at.desc(), _EXECUTION.c.id)
+        )
+        if policy_id is not None:
+            query = query.where(_EXECUTION.c.policy_id == policy_id)
+        with self._engines.read.connect() as connection:
+            rows = connection.execute(query).all()
+        return [_execution(row) for row in rows]
+
+    def finish_execution(
+        self, execution_id: str, status: ExecutionStatus | None, reason: str | None, now: datetime
+    ) -> Execution | None:
+        tasks = self.tasks(execution_id)
+        final = status if status is not None else overall_status(tasks)
+        ok = sum(1 for t in tasks if t.status is TaskStatus.SUCCEEDED)
+        with self._engines.writing() as connection, connection.begin():
+            connection.execute(
+                update(_EXECUTION)
+                .where(_EXECUTION.c.id == execution_id)
+                .values(
+                    status=str(final),
+                    reason=None if reason is None else reason[:_ERROR_MAX],
+                    finished_at=now,
+                    total=len(tasks),
+                    succeeded=ok,
+                    failed=len(tasks) - ok,
+                )
+            )
+        return self.execution(execution_id)
+
+    # -- tasks ----------------------------------------------------------------------------
+
+    def add_tasks(self, execution_id: str, candidates: list[Candidate]) -> list[Task]:
+        with self._engines.writing() as connection, connection.begin():
+            known = connection.execute(
+                select(func.count()).select_from(_TASK).where(_TASK.c.execution_id == execution_id)
+            ).scalar_one()
+            if not known and candidates:
+                connection.execute(
+                    insert(_TASK),
+                    [
+                        {
+                            "execution_id": execution_id,
+                            "repository": c.repository,
+                            "tag": c.tag,
+                            "digest": c.digest,
+                            "media_type": c.media_type,
+                            "status": str(TaskStatus.PENDING),
+                            "peers": "",
+                        }
+                        for c in candidates
+                    ],
+                )
+                connection.execute(
+                    update(_EXECUTION)
+                    .where(_EXECUTION.c.id == execution_id)
+                    .values(total=len(candidates))
+                )
+        return self.tasks(execution_id)
+
+    def task(self, task_id: int) -> Task | None:
+        with self._engines.read.connect() as connection:
+            row = connection.execute(select(_TASK).where(_TASK.c.id == task_id)).first()
+        return None if row is None else _task(row)
+
+    def tasks(self, execution_id: str) -> list[Task]:
+        with self._engines.read.connect() as connection:
+            rows = connection.execute(
+                select(_TASK).where(_TASK.c.execution_id == execution_id).order_by(_TASK.c.id)
+            ).all()
+        return [_task(row) for row in rows]
+
+    def set_job(self, task_id: int, job_id: str) -> None:
+        with self._engines.writing() as connection, connection.begin():
+            connection.execute(
+                update(_TASK)
+                .where(_TASK.c.id == task_id)
+                .values(job_id=job_id, status=str(TaskStatus.RUNNING))
+            )
+
+    def record_task(self, task_id: int, result: RecordInput, now: datetime) -> None:
+        values: dict[str, Any] = {
+            "status": str(TaskStatus.SUCCEEDED if result.succeeded else TaskStatus.FAILED),
+            "peers": json.dumps([asdict(p) for p in result.peers]),
+            "error": None if result.error is None else result.error[:_ERROR_MAX],
+            "finished_at": now,
+        }
+        if result.job_id:
+            values["job_id"] = result.job_id
+        with self._engines.writing() as connection, connection.begin():
+            connection.execute(update(_TASK).where(_TASK.c.id == task_id).values(**values))

@@ -1,0 +1,145 @@
+"""Preheat executions: one run per execution, each candidate's job created and polled.
+
+The run plans its tasks (an activity that lists the project, or takes the candidates an
+event batch named, and applies the filters), then for each pending task, at most the
+plan's concurrency at a time: creates the provider job (retried with back-off while the
+provider is away; a refusal is final), polls it until it ends (a heartbeating activity
+bounded by the job timeout) and records the result (status, job id, per-peer results).
+The execution is closed with the status its tasks give.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Final
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from core.preheat import (
+        CREATE_JOB,
+        EXECUTION_WORKFLOW,
+        FINAL_ERROR,
+        FINISH,
+        PLAN,
+        POLL_JOB,
+        RECORD_TASK,
+        ExecutionRequest,
+        FinishInput,
+        JobRef,
+        JobState,
+        JobStatus,
+        Plan,
+        PollInput,
+        RecordInput,
+        TaskInput,
+    )
+
+#: Bound of planning (listing a large project included).
+PLAN_TIMEOUT: Final = timedelta(minutes=30)
+#: Bound of one job creation and of the bookkeeping activities.
+STEP_TIMEOUT: Final = timedelta(minutes=2)
+_STEP_RETRY: Final = RetryPolicy(maximum_interval=timedelta(seconds=30))
+_CALL_RETRY: Final = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=10,
+    non_retryable_error_types=[FINAL_ERROR],
+)
+
+
+def _reason(exc: BaseException) -> str:
+    cause = exc.cause if isinstance(exc, ActivityError) else None
+    return str(cause or exc)[:2048]
+
+
+@workflow.defn(name=EXECUTION_WORKFLOW)
+class PreheatExecutionWorkflow:
+    """One execution of a preheat policy."""
+
+    @workflow.run
+    async def run(self, request: ExecutionRequest) -> str:
+        """Plan, preheat every task (bounded concurrency), finish; the final status."""
+        execution_id = request.execution_id or workflow.info().workflow_id
+        try:
+            plan: Plan = await workflow.execute_activity(
+                PLAN,
+                request,
+                result_type=Plan,
+                start_to_close_timeout=PLAN_TIMEOUT,
+                retry_policy=RetryPolicy(
+                    maximum_interval=timedelta(minutes=1),
+                    maximum_attempts=20,
+                    non_retryable_error_types=[FINAL_ERROR],
+                ),
+            )
+        except ActivityError as exc:
+            return await self._finish(execution_id, _reason(exc))
+        gate = asyncio.Semaphore(max(plan.concurrency, 1))
+
+        async def one(task_id: int) -> None:
+            async with gate:
+                await self._preheat(TaskInput(execution_id, task_id, plan.poll))
+
+        await asyncio.gather(*(one(task_id) for task_id in plan.tasks))
+        return await self._finish(execution_id, None)
+
+    @staticmethod
+    async def _preheat(params: TaskInput) -> None:
+        poll = params.poll
+        try:
+            job: JobRef = await workflow.execute_activity(
+                CREATE_JOB,
+                params,
+                result_type=JobRef,
+                start_to_close_timeout=STEP_TIMEOUT,
+                retry_policy=_CALL_RETRY,
+            )
+        except ActivityError as exc:
+            await _record(RecordInput(params.task_id, False, None, error=_reason(exc)))
+            return
+        try:
+            status: JobStatus = await workflow.execute_activity(
+                POLL_JOB,
+                PollInput(params.task_id, job.job_id, poll),
+                result_type=JobStatus,
+                schedule_to_close_timeout=timedelta(seconds=poll.job_timeout_seconds + 60),
+                heartbeat_timeout=timedelta(seconds=3 * poll.heartbeat_seconds),
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(seconds=1),
+                    maximum_interval=timedelta(seconds=30),
+                    non_retryable_error_types=[FINAL_ERROR],
+                ),
+            )
+        except ActivityError as exc:
+            await _record(RecordInput(params.task_id, False, job.job_id, error=_reason(exc)))
+            return
+        await _record(
+            RecordInput(
+                params.task_id,
+                status.state is JobState.SUCCEEDED,
+                job.job_id,
+                list(status.peers),
+                status.message,
+            )
+        )
+
+    @staticmethod
+    async def _finish(execution_id: str, reason: str | None) -> str:
+        status: str = await workflow.execute_activity(
+            FINISH,
+            FinishInput(execution_id, reason),
+            result_type=str,
+            start_to_close_timeout=STEP_TIMEOUT,
+            retry_policy=_STEP_RETRY,
+        )
+        return status
+
+
+async def _record(params: RecordInput) -> None:
+    await workflow.execute_activity(
+        RECORD_TASK, params, start_to_close_timeout=STEP_TIMEOUT, retry_policy=_STEP_RETRY
+    )
