@@ -98,11 +98,16 @@ def declared(distribution: object) -> str | None:
         return " OR ".join(sorted(set(found)))
     # NOTE: some distributions put the whole licence text in this field: its first line
     # ("MIT License") names it.
+    # A known free-text name wins over the expression form: "BSD" (ply) is a word, not an
+    # SPDX identifier.
     raw = (meta.get("License") or "").strip()
+    text = raw.lower()
+    named = LICENSE_FIELD.get(text) or LICENSE_FIELD.get(text.partition("\n")[0].strip())
+    if named:
+        return named
     if _SPDX_EXPRESSION.fullmatch(raw):
         return raw  # the field holds an SPDX expression (``Apache-2.0 AND MIT``)
-    text = raw.lower()
-    return LICENSE_FIELD.get(text) or LICENSE_FIELD.get(text.partition("\n")[0].strip())
+    return None
 
 
 def allowed(expression: str, allow: frozenset[str]) -> bool:
