@@ -37,6 +37,7 @@ from core.scan_jobs import (
 from core.scan_records import ScanTarget
 from core.scan_referrers import SbomPublisher
 from core.scan_service import ScanService
+from core.scanner_api import is_external
 
 #: Least seconds between two heartbeats of one attempt.
 HEARTBEAT_EVERY: Final = 2.0
@@ -102,6 +103,9 @@ class ScanActivities:
         matched = 0
         for _, key in keys:
             beat()
+            stored = self._scans.store.report(key.project_id, key.digest)
+            if stored is not None and is_external(stored.scanner):
+                continue  # NOTE: an external scanner's report has no inventory to match
             target = ScanTarget(key.project_id, "", key.repository, key.digest)
             if self._scans.match(target, beat) is not None:
                 matched += 1

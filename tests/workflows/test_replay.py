@@ -30,6 +30,9 @@ def test_every_workflow_has_a_recorded_history() -> None:
         "scan",
         "scan_many",
         "scan_rematch",
+        "scan_local",
+        "scan_delegated",
+        "scanner_api",
         "vulndb_import",
         "promotion",
     }
