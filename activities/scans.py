@@ -34,10 +34,9 @@ from core.scan_jobs import (
     ScanFailure,
     push_workflow_id,
 )
-from core.scan_records import ScanTarget
+from core.scan_records import ScanTarget, is_external
 from core.scan_referrers import SbomPublisher
 from core.scan_service import ScanService
-from core.scanner_api import is_external
 
 #: Least seconds between two heartbeats of one attempt.
 HEARTBEAT_EVERY: Final = 2.0

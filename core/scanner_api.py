@@ -26,7 +26,13 @@ from typing import Any, Final, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.scan_records import SCANNER_NAME, SCANNER_VENDOR, SCANNER_VERSION, PlatformFinding
+from core.scan_records import (
+    EXTERNAL_PREFIX,
+    SCANNER_NAME,
+    SCANNER_VENDOR,
+    SCANNER_VERSION,
+    PlatformFinding,
+)
 from core.scan_reports import HARBOR_REPORT
 from core.vulndb.matching import Finding, FixStatus
 from core.vulndb.severity import Severity
@@ -282,10 +288,6 @@ def findings_of(report: Mapping[str, Any]) -> tuple[PlatformFinding, ...]:
     return tuple(f for f in found if f.finding.vulnerability_id)
 
 
-#: How the stored report of an external scanner names it: ``api:<name> <version>``.
-EXTERNAL_PREFIX: Final = "api:"
-
-
 def scanner_label(report: Mapping[str, Any]) -> str:
     """``api:<name> <version>`` of the scanner a report names (at most 64 characters)."""
     scanner = report.get("scanner") or {}
@@ -293,8 +295,3 @@ def scanner_label(report: Mapping[str, Any]) -> str:
     if isinstance(scanner, Mapping):
         label = f"{_text(scanner.get('name'))} {_text(scanner.get('version'))}".strip()
     return f"{EXTERNAL_PREFIX}{label or 'external'}"[:64]
-
-
-def is_external(scanner: str) -> bool:
-    """Whether a stored report's scanner is an external one (no inventory behind it)."""
-    return scanner.startswith(EXTERNAL_PREFIX)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 from typing import Any
 
 import anyio.to_thread
@@ -35,6 +36,7 @@ from core.scanner_api import (
 from core.scanner_api_service import AdapterScans
 
 _UNAUTHORIZED, _BAD_REQUEST = 401, 400
+logger = logging.getLogger(__name__)
 
 
 def _error(status: int, message: str) -> Response[bytes]:
@@ -89,7 +91,12 @@ class ScannerAdapterController(Controller):
         except ScanApiError as exc:
             return _error(exc.status, exc.message)
         starter = scan_starter_of(registry_of(request))
-        await starter.start(ADAPTER_SCAN_WORKFLOW, scan.id, adapter_workflow_id(scan.id))
+        try:
+            await starter.start(ADAPTER_SCAN_WORKFLOW, scan.id, adapter_workflow_id(scan.id))
+        except Exception:
+            logger.warning("could not start scanner API scan %s", scan.id, exc_info=True)
+            await anyio.to_thread.run_sync(_scans(request).fail, scan.id, "not started")
+            return _error(500, "the scan could not be started; try again later")
         return _document(202, {"id": scan.id}, SCAN_RESPONSE_TYPE)
 
     @get("/scan/{scan_request_id:str}/report", summary="The scan's report, once it is done")
