@@ -24,7 +24,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.scans import HEARTBEAT_EVERY
-from core.access import Scope
+from core.access import IdentityKind, Scope
 from core.scan.source import ImageSource
 from core.scan_jobs import ADAPTER_FAIL, ADAPTER_SCAN, NOT_DELEGATED, SCAN_DELEGATE, AdapterFailure
 from core.scan_records import ScanReport, ScanStatus, ScanTarget
@@ -119,7 +119,13 @@ class DelegateActivities:
                 non_retryable=True,
             )
         scope = Scope("repository", target.repository, frozenset({"pull"}))
-        issued = self._tokens().issue(SCANNER_SUBJECT, [scope], False, datetime.now(UTC))
+        issued = self._tokens().issue(
+            SCANNER_SUBJECT,
+            [scope],
+            False,
+            datetime.now(UTC),
+            {"kind": str(IdentityKind.SCANNER)},
+        )
         self._scans.store.mark_running(
             target.project_id, target.repository, target.digest, datetime.now(UTC)
         )
