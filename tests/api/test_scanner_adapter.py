@@ -13,10 +13,12 @@ from typing import Any
 
 import pytest
 from litestar.testing import TestClient
+from pydantic import SecretStr
 
 from api.app import create_app
 from cli.startup import prepare_installation
-from core.settings import Settings
+from core.scanner_api_settings import ScannerApiSettings
+from core.settings import AuthSettings, Settings
 
 TOKEN = secrets.token_urlsafe(16)
 BASE = "/scanner-adapter/api/v1"
@@ -32,8 +34,8 @@ def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient[Any]]:
     root: Path = tmp_path_factory.mktemp("adapter")
     settings = Settings(
         data_dir=root,
-        auth={"admin_password": secrets.token_urlsafe(12)},
-        scanner_api={"tokens": [TOKEN]},
+        auth=AuthSettings(admin_password=SecretStr(secrets.token_urlsafe(12))),
+        scanner_api=ScannerApiSettings(tokens=[SecretStr(TOKEN)]),
     )
     prepare_installation(settings)
     with TestClient(create_app(settings)) as client:
