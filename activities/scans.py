@@ -34,7 +34,7 @@ from core.scan_jobs import (
     ScanFailure,
     push_workflow_id,
 )
-from core.scan_records import ScanTarget
+from core.scan_records import ScanTarget, is_external
 from core.scan_referrers import SbomPublisher
 from core.scan_service import ScanService
 
@@ -102,6 +102,9 @@ class ScanActivities:
         matched = 0
         for _, key in keys:
             beat()
+            stored = self._scans.store.report(key.project_id, key.digest)
+            if stored is not None and is_external(stored.scanner):
+                continue  # NOTE: an external scanner's report has no inventory to match
             target = ScanTarget(key.project_id, "", key.repository, key.digest)
             if self._scans.match(target, beat) is not None:
                 matched += 1

@@ -35,6 +35,7 @@ from api.controllers.replication import (
     ReplicationPolicyController,
 )
 from api.controllers.repositories import RepositoryController
+from api.controllers.scanner_adapter import ScannerAdapterController
 from api.controllers.scans import ProjectScanController, SystemScanController
 from api.controllers.systeminfo import systeminfo
 from api.controllers.tokens import jwks, oauth_token, token
@@ -148,6 +149,7 @@ def build_app(
             TrustController,
             ProjectScanController,
             SystemScanController,
+            ScannerAdapterController,
             PromotionController,
             SigningKeyController,
             P2pInstanceController,

@@ -7,7 +7,9 @@ database access. The copy is read at start, re-read by a background task every
 ``scan.policy_cache_seconds`` (no request waits for it), and re-read at once in the
 process that changed a policy or allowlist: a change made through another API process
 applies there within ``policy_cache_seconds`` plus one re-read. For a gated project the
-gate reads the artifact's report and the allowlists (in a worker thread).
+gate reads the artifact's report and the allowlists (in a worker thread). The external
+scanner of a delegated scan (a token of kind ``scanner``) is exempt: it pulls the image
+it is to judge.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import anyio.to_thread
 
 from api.context import Registry
 from api.workflow_starter import TemporalStarter
+from core.access import Identity, IdentityKind
 from core.errors import OCIErrorCode, RegistryError
 from core.pipeline import Hooks, OCIRequest
 from core.records import ManifestRecord
@@ -75,6 +78,9 @@ class ScanPullGate:
             await anyio.to_thread.run_sync(self.refresh)
         if not self._policies or not request.repository:
             return
+        identity = request.notes.get("identity")
+        if isinstance(identity, Identity) and identity.kind is IdentityKind.SCANNER:
+            return  # NOTE: the scanner of a delegated scan pulls what it is to judge
         project = request.repository.partition("/")[0]
         policy = self._policies.get(project)
         if policy is None or not scannable(manifest.media_type, manifest.payload):

@@ -81,6 +81,7 @@ from core.replication_run import ReplicationRunner
 from core.scan.analyzer import Analyzer
 from core.scan_referrers import SbomPublisher
 from core.scan_service import ScanService
+from core.scanner_api_service import AdapterScans
 from core.services.access_control import AccessControl
 from core.services.audit_log import AuditLog
 from core.services.auth import AuthService, load_signing_keys
@@ -122,6 +123,7 @@ from storage.db.metadata import SqlMetadata
 from storage.db.preheat import SqlPreheatStore
 from storage.db.pull_times import LOCK_WAIT_SECONDS, SqlPullTimes
 from storage.db.replication import SqlReplicationStore
+from storage.db.scanner_api import SqlAdapterScans
 from storage.db.scans import SqlArtifacts, SqlScanStore
 from storage.db.signing_keys import SqlSigningKeyStore
 from storage.db.trust import SqlTrustStore
@@ -405,20 +407,32 @@ class Composition:
     @cached_property
     def scans(self) -> ScanService:
         """Analysis and matching of stored artifacts."""
-        vulndb = self.vulndb
-
-        def data_time() -> datetime | None:
-            stamps = [s.imported_at for s in vulndb.sources() if s.imported_at is not None]
-            return max(stamps, default=None)
-
         return ScanService(
             self.scan_artifacts,
             self.store,
             self.scan_store,
-            vulndb,
-            data_time,
+            self.vulndb,
+            self.vuln_data_time,
             Analyzer(self.settings.scan, time.monotonic),
             self.clock,
+        )
+
+    def vuln_data_time(self) -> datetime | None:
+        """When the vulnerability data was last imported (``None``: never)."""
+        stamps = [s.imported_at for s in self.vulndb.sources() if s.imported_at is not None]
+        return max(stamps, default=None)
+
+    @cached_property
+    def adapter_scans(self) -> AdapterScans:
+        """Scans requested through the served scanner API (``core.scanner_api_service``)."""
+        settings = self.settings
+        return AdapterScans(
+            SqlAdapterScans(self.engines, partial(secret_box, settings)),
+            self.clock,
+            settings.scanner_api.keep_seconds,
+            self.vulndb,
+            Analyzer(settings.scan, time.monotonic),
+            self.vuln_data_time,
         )
 
     @cached_property
@@ -544,6 +558,8 @@ class Composition:
                 "preheat_schedules": TemporalPreheatSchedules(self.settings.temporal),
                 "trust_store": self.trust_store,
                 "scan_store": self.scan_store,
+                "scanner_api": self.adapter_scans,
+                "vuln_data_time": self.vuln_data_time,
                 "promotions": self.promotions,
                 "promotion_keys": self.promotion_keys,
                 "promotion_runs": PromotionRuns(self.settings.temporal),

@@ -14,13 +14,16 @@ from activities.promotions import PromotionActivities
 from activities.quota import QuotaActivities
 from activities.replication import ReplicationActivities
 from activities.retention import RetentionActivities
+from activities.scanner_api import DelegateActivities, ScannerApiActivities
 from activities.scans import ScanActivities
 from activities.trust import TrustActivities
 from activities.uploads import UploadActivities
 from activities.vulndb import VulnDbActivities
 from activities.webhooks import WebhookActivities
 from adapters.master_key import secret_box
+from adapters.scanner_api_http import ScannerApiClient, remote_source
 from adapters.webhook_http import webhook_http
+from core.outbound import OutboundPolicy
 from core.services.promotion_outcomes import PromotionOutcomes
 
 if TYPE_CHECKING:
@@ -48,6 +51,25 @@ def build_activities(root: Composition) -> list[Callable[..., Any]]:
     backups = BackupActivities(root.backups)
     replication = ReplicationActivities(root.replication_runner, root.replication)
     scans = ScanActivities(root.scans, root.sboms)
+    policy = OutboundPolicy.of(settings.outbound.allow, allow_http=settings.outbound.allow_http)
+    served = ScannerApiActivities(
+        root.adapter_scans,
+        partial(
+            remote_source,
+            policy=policy,
+            max_blob_bytes=settings.scanner_api.max_blob_bytes,
+            spool_bytes=settings.scan.spool_bytes,
+        ),
+    )
+    delegate = settings.scanner_api.delegate
+    token = delegate.token.get_secret_value() if delegate.token else None
+    delegated = DelegateActivities(
+        root.scans,
+        delegate,
+        delegate.registry_url or settings.public_url or settings.replication.local_url,
+        lambda: root.tokens,
+        lambda: ScannerApiClient(delegate.url or "", token, policy),
+    )
     promotions = PromotionActivities(
         root.promotions,
         root.promotion_copier,
@@ -92,6 +114,9 @@ def build_activities(root: Composition) -> list[Callable[..., Any]]:
         scans.scan_record_failure,
         scans.scan_list_candidates,
         scans.scan_rematch_reports,
+        delegated.scan_delegate_artifact,
+        served.scanner_api_scan_artifact,
+        served.scanner_api_record_failure,
         VulnDbActivities(root.osv_importer, settings.scan.vulndb.sources).vulndb_import_sources,
         promotions.promotion_evaluate,
         promotions.promotion_copy,

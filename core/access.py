@@ -34,6 +34,9 @@ class IdentityKind(StrEnum):
     OIDC_USER = "oidc_user"  # a user (or service account) of the OIDC provider
     ROBOT = "robot"
     ISSUER = "issuer"  # a workload with a JWT from a trusted issuer
+    #: An external scanner pulling with the token a delegated scan handed it (exempt
+    #: from the vulnerability pull policy, as Harbor's ``scanner-pull``).
+    SCANNER = "scanner"
 
 
 @dataclass(frozen=True, slots=True)

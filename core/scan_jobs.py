@@ -32,6 +32,16 @@ SCAN_SBOM: Final = "scan_attach_sboms"
 SCAN_CANDIDATES: Final = "scan_list_candidates"
 SCAN_REMATCH: Final = "scan_rematch_reports"
 VULNDB_IMPORT: Final = "vulndb_import_sources"
+#: A scan handed to the external scanner (``scanner_api.delegate``); it answers
+#: :data:`NOT_DELEGATED` when the artifact's project does not use one.
+SCAN_DELEGATE: Final = "scan_delegate_artifact"
+NOT_DELEGATED: Final = "local"
+#: The patch of the artifact scan workflow that asks about delegation first.
+DELEGATE_PATCH: Final = "scan-delegate"
+#: A scan requested through the served scanner API (its id is the workflow's suffix).
+ADAPTER_SCAN_WORKFLOW: Final = "ScannerApiScanWorkflow"
+ADAPTER_SCAN: Final = "scanner_api_scan_artifact"
+ADAPTER_FAIL: Final = "scanner_api_record_failure"
 #: Activity of the scan subscriber.
 DELIVER_SCANS: Final = "deliver_events_scan"
 
@@ -64,6 +74,17 @@ def demand_token() -> str:
 @dataclass(frozen=True, slots=True)
 class ScanFailure:
     target: ScanTarget
+    reason: str
+
+
+def adapter_workflow_id(scan_id: str) -> str:
+    """The run of a scan requested through the served scanner API."""
+    return f"scanner-api-{scan_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterFailure:
+    scan_id: str
     reason: str
 
 

@@ -31,6 +31,24 @@ ALLOWLIST_COMMENT_MAX = 1024
 SCANNER_NAME = "Moorage"
 SCANNER_VENDOR = "Moorage"
 SCANNER_VERSION = "1.0"
+#: How a report of an external scanner (``core.scanner_api``) names it:
+#: ``api:<name> <version>``.
+EXTERNAL_PREFIX = "api:"
+
+
+def is_external(scanner: str) -> bool:
+    """Whether a stored report's scanner is an external one (no inventory behind it)."""
+    return scanner.startswith(EXTERNAL_PREFIX)
+
+
+def scanner_of(scanner: str) -> dict[str, str]:
+    """``{name, vendor, version}`` of the scanner a stored report names."""
+    if not is_external(scanner):
+        return {"name": SCANNER_NAME, "vendor": SCANNER_VENDOR, "version": SCANNER_VERSION}
+    name, _, version = scanner.removeprefix(EXTERNAL_PREFIX).rpartition(" ")
+    if not name:
+        name, version = version, ""
+    return {"name": name, "vendor": "external", "version": version}
 
 
 class ScanStatus(StrEnum):

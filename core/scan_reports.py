@@ -23,6 +23,7 @@ from core.scan_records import (
     ScanPolicy,
     ScanReport,
     ScanStore,
+    scanner_of,
 )
 from core.vulndb.severity import Severity
 
@@ -53,7 +54,7 @@ def summary(report: ScanReport, now: datetime) -> dict[str, Any]:
         "total": report.total(),
         "fixable": report.fixable(),
         "counts": report.counts(),
-        "scanner": dict(SCANNER),
+        "scanner": scanner_of(report.scanner),
         "started_at": report.started_at.isoformat(),
         "finished_at": report.finished_at.isoformat() if report.finished_at else None,
         "data_updated_at": report.data_updated_at.isoformat() if report.data_updated_at else None,
@@ -110,7 +111,7 @@ def harbor_report(report: ScanReport, media_type: str, now: datetime) -> dict[st
             "digest": report.digest,
             "mime_type": media_type,
         },
-        "scanner": dict(SCANNER),
+        "scanner": scanner_of(report.scanner),
         "severity": str(top) if top is not None else "None",
         "vulnerabilities": vulnerabilities,
     }

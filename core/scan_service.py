@@ -151,6 +151,13 @@ class ScanService:
         (result,) = results
         return Inventory(member.digest, member.platform, result.os, result.packages, result.failure)
 
+    def artifact(self, target: ScanTarget) -> StoredArtifact | None:
+        """``target``'s stored manifest if it is scannable (else ``None``)."""
+        stored = self._stored(target)
+        if stored is None or not scannable(stored[0].media_type, stored[0].payload):
+            return None
+        return stored[0]
+
     def is_scannable(self, target: ScanTarget) -> bool:
         """Whether ``target`` is stored and a container image (or an index of them)."""
         stored = self._stored(target)

@@ -30,6 +30,7 @@ from core.preheat_settings import PreheatSettings
 from core.proxy_settings import ProxySettings
 from core.replication_settings import ReplicationSettings
 from core.scan_settings import ScanSettings
+from core.scanner_api_settings import ScannerApiSettings
 from core.temporal_settings import TemporalTlsSettings
 from core.trust_settings import TrustSettings
 from core.webhook_settings import WebhookSettings
@@ -215,6 +216,7 @@ class Settings(BaseSettings):
     proxy: ProxySettings = ProxySettings()
     observability: ObservabilitySettings = ObservabilitySettings()
     scan: ScanSettings = ScanSettings()
+    scanner_api: ScannerApiSettings = ScannerApiSettings()
     webhooks: WebhookSettings = WebhookSettings()
     backup: BackupSettings = BackupSettings()
     downloads: DownloadSettings = DownloadSettings()

@@ -11,6 +11,7 @@ from workflows.promotions import PromotionWorkflow
 from workflows.quota import QuotaReconcileWorkflow
 from workflows.replication import ReplicationArtifactWorkflow, ReplicationExecutionWorkflow
 from workflows.retention import RetentionWorkflow
+from workflows.scanner_api import ScannerApiScanWorkflow
 from workflows.scans import ScanArtifactWorkflow, ScanManyWorkflow, ScanRematchWorkflow
 from workflows.uploads import ReapUploadsWorkflow
 from workflows.vulndb import VulnDbImportWorkflow
@@ -32,6 +33,7 @@ ALL_WORKFLOWS: list[type] = [
     ScanArtifactWorkflow,
     ScanManyWorkflow,
     ScanRematchWorkflow,
+    ScannerApiScanWorkflow,
     VulnDbImportWorkflow,
     PromotionWorkflow,
     PreheatExecutionWorkflow,
@@ -53,6 +55,7 @@ __all__ = [
     "ScanArtifactWorkflow",
     "ScanManyWorkflow",
     "ScanRematchWorkflow",
+    "ScannerApiScanWorkflow",
     "VulnDbImportWorkflow",
     "WebhookTargetWorkflow",
 ]

@@ -1,6 +1,8 @@
 """Scan workflows: one artifact, many artifacts with bounded concurrency, re-match.
 
-``ScanArtifactWorkflow`` analyzes (layers into inventories, heartbeating), matches
+``ScanArtifactWorkflow`` first asks whether the artifact's project hands its scans to an
+external scanner (``scanner_api.delegate``); if so that one activity is the scan.
+Otherwise it analyzes (layers into inventories, heartbeating), matches
 (inventories into the report) and attaches the SBOM referrers of each image. All three
 activities are idempotent, so an attempt lost with its worker is simply run again: the
 artifact ends with exactly one report and one SBOM of each kind per image. When an
@@ -20,9 +22,12 @@ from temporalio.exceptions import ActivityError, ChildWorkflowError
 with workflow.unsafe.imports_passed_through():
     from activities.search_attributes import search_values, typed_search_attributes
     from core.scan_jobs import (
+        DELEGATE_PATCH,
+        NOT_DELEGATED,
         REMATCH_WORKFLOW,
         SCAN_ANALYZE,
         SCAN_CANDIDATES,
+        SCAN_DELEGATE,
         SCAN_FAIL,
         SCAN_MANY_WORKFLOW,
         SCAN_MATCH,
@@ -56,6 +61,17 @@ class ScanArtifactWorkflow:
     async def run(self, target: ScanTarget) -> str:
         """Returns the report's status, or ``skipped`` (not stored or not scannable)."""
         try:
+            if workflow.patched(DELEGATE_PATCH):
+                delegated: str = await workflow.execute_activity(
+                    SCAN_DELEGATE,
+                    target,
+                    result_type=str,
+                    start_to_close_timeout=ANALYZE_TIMEOUT,
+                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                    retry_policy=RETRY,
+                )
+                if delegated != NOT_DELEGATED:
+                    return delegated
             scanned: bool = await workflow.execute_activity(
                 SCAN_ANALYZE,
                 target,

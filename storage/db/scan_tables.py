@@ -70,3 +70,29 @@ class ScanPolicyRow(SQLModel, table=True):
     scan_on_push: bool = True
     prevent_severity: str | None = Field(default=None, max_length=16)
     refuse_unscanned: bool = False
+
+
+class ScannerApiScanRow(SQLModel, table=True):
+    """A scan requested through the served scanner API (``core.scanner_api``).
+
+    Not tied to a project: the artifact lives in the requester's registry. The pull
+    authorization is stored sealed and cleared when the scan ends.
+    """
+
+    __tablename__ = "scanner_api_scan"
+    id: str = Field(primary_key=True, max_length=64)
+    registry_url: str = Field(max_length=2048)
+    repository: str = Field(max_length=255)
+    digest: str = Field(max_length=256)
+    mime_type: str = Field(max_length=255)
+    status: str = Field(max_length=16)
+    #: The sealed ``Authorization`` value (empty once the scan ended).
+    authorization: str = ""
+    insecure: bool = False
+    created_at: datetime = Field(index=True)
+    finished_at: datetime | None = None
+    reason: str | None = None
+    data_updated_at: datetime | None = None
+    #: JSON lists of the findings and the platforms.
+    findings: str = "[]"
+    platforms: str = "[]"

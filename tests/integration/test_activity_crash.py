@@ -88,9 +88,12 @@ from core.replication import (
     PLAN_EXECUTION,
 )
 from core.scan_jobs import (
+    ADAPTER_FAIL,
+    ADAPTER_SCAN,
     DELIVER_SCANS,
     SCAN_ANALYZE,
     SCAN_CANDIDATES,
+    SCAN_DELEGATE,
     SCAN_FAIL,
     SCAN_MATCH,
     SCAN_REMATCH,
@@ -177,6 +180,10 @@ NOT_YET_KILLED = frozenset(
         RECORD_TASK,  # sets one task's final state whole
         PREHEAT_FINISH,  # sets the execution's final state from its tasks
         DELIVER_EVENTS_PREHEAT,  # starts runs under ids fixed by policy and batch
+        # a retry polls the external scan whose id it heartbeated; the report replaced whole
+        SCAN_DELEGATE,
+        # a finished served scan is not run again; the outcome replaces its own row
+        ADAPTER_SCAN,
     }
 )
 #: Activities without a side effect of their own (nothing to duplicate or lose).
@@ -193,6 +200,7 @@ STATELESS = frozenset(
         SCAN_CANDIDATES,
         SCAN_REMATCH,
         VULNDB_IMPORT,
+        ADAPTER_FAIL,  # a served scan's failure record, written again whole
         EVALUATE_GATES,  # reads the trust, scan and provenance results
     }
 )

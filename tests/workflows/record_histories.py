@@ -92,13 +92,18 @@ from core.replication import (
     TriggerKind,
 )
 from core.scan_jobs import (
+    ADAPTER_FAIL,
+    ADAPTER_SCAN,
+    NOT_DELEGATED,
     SCAN_ANALYZE,
     SCAN_CANDIDATES,
+    SCAN_DELEGATE,
     SCAN_FAIL,
     SCAN_MATCH,
     SCAN_REMATCH,
     SCAN_SBOM,
     VULNDB_IMPORT,
+    AdapterFailure,
     CandidatesInput,
     CandidatesPage,
     ImportInput,
@@ -125,6 +130,7 @@ from workflows import (
     RetentionWorkflow,
     ScanArtifactWorkflow,
     ScanManyWorkflow,
+    ScannerApiScanWorkflow,
     ScanRematchWorkflow,
     VulnDbImportWorkflow,
 )
@@ -265,6 +271,24 @@ def scan_fail(params: ScanFailure) -> None:
 
 
 _TARGET = ScanTarget(1, "p", "p/a", "sha256:" + "a" * 64)
+#: A target of a project whose scans the stand-in external scanner takes.
+_DELEGATED = ScanTarget(2, "ext", "ext/a", "sha256:" + "c" * 64)
+
+
+@activity.defn(name=SCAN_DELEGATE)
+def scan_delegate(params: ScanTarget) -> str:
+    return "succeeded" if params.project == _DELEGATED.project else NOT_DELEGATED
+
+
+@activity.defn(name=ADAPTER_SCAN)
+def scanner_api_scan(params: str) -> str:
+    del params
+    return "succeeded"
+
+
+@activity.defn(name=ADAPTER_FAIL)
+def scanner_api_fail(params: AdapterFailure) -> None:
+    del params
 
 
 @activity.defn(name=SCAN_CANDIDATES)
@@ -360,7 +384,10 @@ RUNS: list[tuple[str, Any, Any]] = [
         ReplicationArtifactWorkflow.run,
         ArtifactInput("replication-record", 1, 1, _RETRY),
     ),
-    ("scan", ScanArtifactWorkflow.run, _TARGET),
+    # NOTE: scan.json is the history before the delegation patch (kept).
+    ("scan_local", ScanArtifactWorkflow.run, _TARGET),
+    ("scan_delegated", ScanArtifactWorkflow.run, _DELEGATED),
+    ("scanner_api", ScannerApiScanWorkflow.run, "0123456789abcdef"),
     ("scan_many", ScanManyWorkflow.run, ScanManyInput(1, concurrency=1)),
     ("scan_rematch", ScanRematchWorkflow.run, RematchInput()),
     ("vulndb_import", VulnDbImportWorkflow.run, ImportInput()),
@@ -395,6 +422,9 @@ async def record(address: str, names: set[str]) -> None:
         scan_fail,
         scan_candidates,
         scan_rematch,
+        scan_delegate,
+        scanner_api_scan,
+        scanner_api_fail,
         vulndb_import,
         promotion_evaluate,
         promotion_copy,
