@@ -553,7 +553,7 @@ class Composition:
                 "replication_starter": TemporalStarter(self.settings.temporal),
                 "replication_schedules": TemporalReplicationSchedules(self.settings.temporal),
                 "preheat": self.preheat,
-                "preheat_outbound": self.preheat_outbound,
+                "preheat_providers": partial(provider_client, self.preheat_outbound),
                 "preheat_starter": TemporalStarter(self.settings.temporal),
                 "preheat_schedules": TemporalPreheatSchedules(self.settings.temporal),
                 "trust_store": self.trust_store,

@@ -14,6 +14,7 @@ run is a Temporal workflow whose id is the execution's id.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -24,8 +25,6 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from pydantic import BaseModel, ConfigDict, Field
 
 from activities.search_attributes import search_values
-from adapters.outbound_http import OutboundClient
-from adapters.preheat_providers import provider_client
 from api.context import Registry, registry_of
 from api.guards import system_admin
 from api.pagination import IDS, NEWEST_FIRST, Page, PageParams
@@ -39,6 +38,7 @@ from core.preheat import (
     InstanceInput,
     Policy,
     PolicyInput,
+    ProviderClient,
     ProviderError,
     ProviderRefusedError,
     Scope,
@@ -370,8 +370,9 @@ class P2pInstanceController(Controller):
         service = preheat_of(registry)
         instance = await anyio.to_thread.run_sync(service.instance, instance_id)
         secret = await anyio.to_thread.run_sync(service.open_secret, instance)
-        outbound: OutboundClient = registry.extras["preheat_outbound"]
-        client = provider_client(outbound, instance, secret)
+        providers: Callable[[Instance, str | None], ProviderClient]
+        providers = registry.extras["preheat_providers"]
+        client = providers(instance, secret)
         try:
             healthy, detail = await client.health()
         except (ProviderError, ProviderRefusedError) as exc:
