@@ -33,7 +33,7 @@ from core.ports import BlobLocation, BlobNotFoundError, UploadNotFoundError
 from storage.blobs.naming import check_digest, check_tenant, check_upload_id, parse_blob_name
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Sequence
     from pathlib import Path
 
     from core.digests import Digest
@@ -280,6 +280,16 @@ class FilesystemBlobStore:
 
     def delete_blob(self, tenant: str, digest: Digest) -> None:
         self._blob_path(tenant, digest).unlink(missing_ok=True)
+
+    def delete_blobs(self, tenant: str, digests: Sequence[Digest]) -> dict[Digest, str]:
+        """Unlink each blob; one that cannot be unlinked is reported, the rest go on."""
+        failed: dict[Digest, str] = {}
+        for digest in digests:
+            try:
+                self._blob_path(tenant, digest).unlink(missing_ok=True)
+            except OSError as exc:
+                failed[digest] = f"{type(exc).__name__}: {exc}"
+        return failed
 
     def list_blobs(self, tenant: str) -> Iterator[Digest]:
         return _walk_blobs(self._tenant_dir(tenant) / "blobs")
