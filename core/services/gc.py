@@ -7,8 +7,10 @@ Consistency guarantees:
   fails cleanly) or keeps it.
 - Rows go first: the deciding transaction deletes the blob's rows and leaves a
   *tombstone* review row; its object is deleted afterwards under the tombstone's lock,
-  and the tombstone is removed in that transaction. A crash in between leaves only a
-  tombstone, finished by the next run (every step is idempotent).
+  and the tombstone is removed in that transaction. Both work a batch at a time: one
+  transaction decides a batch of reviews, another deletes a batch of tombstones' objects
+  with one store request per tenant (``BlobStore.delete_blobs``). A crash in between
+  leaves only tombstones, finished by the next run (every step is idempotent).
 - Fails closed: storage listings and database reads complete before anything is
   deleted; any error aborts the step with nothing deleted by it.
 - Upload sessions are never touched (their data is not a blob).
