@@ -1,133 +1,268 @@
-"""GC throughput: blobs reviewed and deleted per minute on each backend.
+"""GC throughput and worker memory: blobs reviewed and collected per minute on each backend.
 
-``python -m bench.gc [--blobs N]`` makes ``N`` unreferenced blobs (objects in the store,
-rows linked, review rows due) plus ``N/4`` referenced ones on SQLite + filesystem and on
-PostgreSQL + S3 (moto), then runs the collector's batches to completion and prints the
-rates. Nothing here asserts on time; the numbers go into reports.
+``python -m bench.gc [--blobs N] [--batch B]`` makes ``N`` unreferenced blobs (objects in
+the store, rows linked into a repository, review rows due) plus ``N/4`` referenced ones
+(listed by manifests) on SQLite + filesystem and on PostgreSQL + S3 (SeaweedFS), then
+runs the collector's batches of ``B`` to completion in a fresh worker process, as the GC
+activity does: decide a batch of reviews, then delete the tombstoned objects a batch at a
+time. It prints blobs reviewed and collected per minute and the worker's resident memory
+before the run and at its peak. The fill writes rows in bulk and objects from a thread
+pool, so that it takes less time than the run it prepares; nothing here asserts on time.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import secrets
 import tempfile
 import time
-import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy
+from pydantic import SecretStr
 
 from cli.composition import compose
 from core.control_settings import ControlSettings
 from core.digests import Digest
 from core.names import RepositoryName
-from core.ports import BlobStore, Metadata
 from core.records import NewManifest, RepositoryRecord
-from core.services.changes import ChangeRecorder
-from core.services.gc import GarbageCollector
-from core.services.gc_report import GcReport
-from core.settings import Settings
+from core.settings import S3Settings, Settings, StorageBackend
+from storage.db.control_tables import GcBlobReview
 from storage.db.migrate import upgrade
-from tests.conftest import create_bucket
+from storage.db.repos.base import table_of
+from storage.db.tables import Blob, RepositoryBlob
 from tests.services.postgres import start_postgres
-from tests.services.s3 import start_moto
+from tests.services.seaweedfs import start_seaweedfs
 
-BATCH = 100
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
+    from core.ports import BlobStore
 
-def _fill(
-    metadata: Metadata,
-    store: BlobStore,
-    changes: ChangeRecorder,
-    repository: RepositoryRecord,
-    count: int,
-    referenced: int,
-) -> None:
-    blob_ids: list[int] = []
-    for i in range(count + referenced):
-        data = uuid.uuid4().bytes * 16
-        digest = Digest.of(data)
-        store.put_blob(repository.storage_id, digest, data)
-        with metadata.write() as session:
-            blob = session.blobs.add(repository.project_id, str(digest), len(data))
-            session.blobs.link(repository.id, blob.id)
-            changes.blob_may_be_unreferenced(session, repository, str(digest), "blob_upload")
-            session.commit()
-        if i >= count:
-            blob_ids.append(blob.id)
-    payload = json.dumps({"n": uuid.uuid4().hex}).encode()
-    with metadata.write() as session:
-        session.manifests.add(
-            repository.id,
-            NewManifest(
-                str(Digest.of(payload)), "x", None, None, None, payload, tuple(blob_ids), ()
-            ),
-        )
-        session.commit()
+BACKENDS = ("sqlite-fs", "pg-s3")
+BUCKET = "bench-gc"
+#: Rows one bulk insert of the fill writes; blobs one manifest of the fill lists.
+ROWS = 5000
+MANIFEST_BLOBS = 1000
+#: Threads writing the fill's objects.
+WRITERS = 16
+_BLOB, _LINK, _REVIEW = table_of(Blob), table_of(RepositoryBlob), table_of(GcBlobReview)
 
 
-def _collect(collector: GarbageCollector) -> GcReport:
-    total = GcReport()
-    due = datetime.now(UTC) + timedelta(seconds=1)
-    while True:
-        batch = collector.collect_blobs(due, BATCH, False)
-        while collector.finish_tombstones(BATCH):
-            pass
-        total.add(batch)
-        if batch.reviewed == 0:
-            return total
+def _digests(count: int, seed: str) -> Iterator[tuple[Digest, bytes]]:
+    for i in range(count):
+        data = f"{seed}:{i}".encode().ljust(256, b".")
+        yield Digest.of(data), data
 
 
-def measure(settings: Settings, count: int) -> dict[str, Any]:
-    upgrade(settings)
-    # Reviews due at once: the collector finds every blob the fill queued.
-    settings = settings.model_copy(update={"control": ControlSettings(gc_review_delay_seconds=0)})
+def _put_objects(store: BlobStore, tenant: str, count: int, seed: str) -> None:
+    with ThreadPoolExecutor(WRITERS) as pool:
+        blobs = _digests(count, seed)
+        while chunk := list(islice(blobs, ROWS)):
+            list(pool.map(lambda blob: store.put_blob(tenant, blob[0], blob[1]), chunk))
+
+
+def _insert_rows(
+    settings: Settings, repository: RepositoryRecord, count: int, seed: str, due: bool
+) -> list[int]:
+    """Blob rows linked into the repository (with due reviews if ``due``); their ids."""
+    engine = sqlalchemy.create_engine(settings.resolved_database_url)
+    now = datetime.now(UTC)
+    ids: list[int] = []
+    try:
+        blobs = _digests(count, seed)
+        while chunk := [str(digest) for digest, _ in islice(blobs, ROWS)]:
+            with engine.begin() as connection:
+                connection.execute(
+                    sqlalchemy.insert(_BLOB),
+                    [
+                        {"project_id": repository.project_id, "digest": d, "size": 256}
+                        | {"created_at": now}
+                        for d in chunk
+                    ],
+                )
+                query = sqlalchemy.select(_BLOB.c.id).where(
+                    _BLOB.c.project_id == repository.project_id, _BLOB.c.digest.in_(chunk)
+                )
+                chunk_ids = list(connection.execute(query).scalars())
+                connection.execute(
+                    sqlalchemy.insert(_LINK),
+                    [
+                        {"repository_id": repository.id, "blob_id": i, "created_at": now}
+                        for i in chunk_ids
+                    ],
+                )
+                if due:
+                    connection.execute(sqlalchemy.insert(_REVIEW), _reviews(repository, chunk))
+            ids.extend(chunk_ids)
+    finally:
+        engine.dispose()
+    return ids
+
+
+def _reviews(repository: RepositoryRecord, digests: list[str]) -> list[dict[str, Any]]:
+    queued = datetime.now(UTC) - timedelta(minutes=1)
+    return [
+        {
+            "project_id": repository.project_id,
+            "digest": digest,
+            "storage_id": repository.storage_id,
+            "state": "review",
+            "event": "blob_upload",
+            "queued_at": queued,
+            "review_after": queued,
+            "review_count": 0,
+            "size": 0,
+        }
+        for digest in digests
+    ]
+
+
+def fill(settings: Settings, count: int) -> dict[str, Any]:
+    """``count`` unreferenced blobs with due reviews and ``count // 4`` referenced ones."""
     root = compose(settings)
+    start = time.perf_counter()
     try:
         repository = root.repositories.ensure(
             RepositoryName.parse(f"bench{secrets.token_hex(4)}/app"), create_project=True
         )
-        _fill(root.metadata, root.store, root.changes, repository, count, count // 4)
-        start = time.perf_counter()
-        report = _collect(root.collector)
-        seconds = time.perf_counter() - start
+        referenced = count // 4
+        _put_objects(root.store, repository.storage_id, count, "gone")
+        _put_objects(root.store, repository.storage_id, referenced, "kept")
+        _insert_rows(settings, repository, count, "gone", due=True)
+        kept_ids = _insert_rows(settings, repository, referenced, "kept", due=True)
+        for first in range(0, len(kept_ids), MANIFEST_BLOBS):
+            blob_ids = tuple(kept_ids[first : first + MANIFEST_BLOBS])
+            payload = json.dumps({"blobs": blob_ids[0], "n": first}).encode()
+            with root.metadata.write() as session:
+                manifest = NewManifest(
+                    str(Digest.of(payload)), "x", None, None, None, payload, blob_ids, ()
+                )
+                session.manifests.add(repository.id, manifest)
+                session.commit()
     finally:
         root.close()
     return {
-        "reviewed": report.reviewed,
-        "deleted": report.deleted,
-        "kept": report.kept,
-        "seconds": round(seconds, 2),
-        "reviewed_per_minute": round(report.reviewed / seconds * 60),
-        "deleted_per_minute": round(report.deleted / seconds * 60),
+        "tenant": repository.storage_id,
+        "referenced": referenced,
+        "fill_seconds": round(time.perf_counter() - start, 1),
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--blobs", type=int, default=2000)
-    count = parser.parse_args().blobs
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        print("sqlite-fs", measure(Settings(data_dir=root / "sqlite"), count), flush=True)
-        postgres, s3 = start_postgres(root / "pg"), start_moto(root / "moto")
+def _rss_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def collect(settings: Settings, batch: int, tenant: str) -> dict[str, Any]:
+    """The worker's side: run the blob step's batches to completion, as the activity does."""
+    root = compose(settings)
+    try:
+        collector = root.collector
+        before = _rss_kib("VmRSS")
+        Path("/proc/self/clear_refs").write_text("5")  # NOTE: VmHWM restarts from VmRSS
+        reviewed = deleted = kept = 0
+        due = datetime.now(UTC) + timedelta(seconds=1)
+        start = time.perf_counter()
+        while True:
+            decided = collector.collect_blobs(due, batch, False)
+            while collector.finish_tombstones(batch):
+                pass
+            reviewed, deleted, kept = (
+                reviewed + decided.reviewed,
+                deleted + decided.deleted,
+                kept + decided.kept,
+            )
+            if decided.reviewed == 0:
+                break
+        seconds = time.perf_counter() - start
+        peak = _rss_kib("VmHWM")
+        left = sum(1 for _ in root.store.list_blobs(tenant))
+    finally:
+        root.close()
+    return {
+        "reviewed": reviewed,
+        "collected": deleted,
+        "kept": kept,
+        "objects_left": left,
+        "seconds": round(seconds, 1),
+        "reviewed_per_minute": round(reviewed / seconds * 60),
+        "collected_per_minute": round(deleted / seconds * 60),
+        "worker_rss_before_mib": round(before / 1024, 1),
+        "worker_rss_peak_mib": round(peak / 1024, 1),
+    }
+
+
+def _in_worker(settings: Settings, batch: int, tenant: str) -> dict[str, Any]:
+    """:func:`collect` in a fresh process (its memory is the worker's alone)."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        result: dict[str, Any] = pool.apply(collect, (settings, batch, tenant))
+    return result
+
+
+def measure(settings: Settings, count: int, batch: int) -> dict[str, Any]:
+    upgrade(settings)
+    # Reviews due at once: the collector takes every review the fill queued.
+    control = ControlSettings(gc_review_delay_seconds=0, gc_batch_size=batch)
+    settings = settings.model_copy(update={"control": control})
+    filled = fill(settings, count)
+    return {
+        "blobs": count,
+        "batch": batch,
+        **filled,
+        **_in_worker(settings, batch, filled["tenant"]),
+    }
+
+
+def _pg_s3(root: Path, count: int, batch: int) -> dict[str, Any]:
+    postgres = start_postgres(root / "pg")
+    try:
+        s3 = start_seaweedfs(root / "seaweedfs", BUCKET)
         try:
             settings = Settings(
                 data_dir=root / "pgs3",
                 database_url=postgres.create_database("bench_gc"),
-                storage="s3",  # type: ignore[arg-type]
-                s3={  # type: ignore[arg-type]
-                    "endpoint_url": s3.endpoint_url,
-                    "bucket": create_bucket(s3, f"bench-{secrets.token_hex(4)}"),
-                    "access_key_id": s3.access_key_id,
-                    "secret_access_key": s3.secret_access_key,
-                },
+                storage=StorageBackend.S3,
+                s3=S3Settings(
+                    endpoint_url=s3.endpoint_url,
+                    bucket=BUCKET,
+                    access_key_id=s3.access_key_id,
+                    secret_access_key=SecretStr(s3.secret_access_key),
+                ),
             )
-            print("pg-s3", measure(settings, count), flush=True)
+            return measure(settings, count, batch)
         finally:
             s3.stop()
-            postgres.stop()
+    finally:
+        postgres.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--blobs", type=int, default=2000, help="unreferenced blobs to collect")
+    parser.add_argument("--batch", type=int, default=1000, help="GC batch size (gc_batch_size)")
+    parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated")
+    parser.add_argument("--workdir", type=Path, help="scratch directory (default: a temp dir)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        root = Path(tmp)
+        for backend in args.backends.split(","):
+            if backend == "sqlite-fs":
+                result = measure(Settings(data_dir=root / "sqlite"), args.blobs, args.batch)
+            elif backend == "pg-s3":
+                result = _pg_s3(root, args.blobs, args.batch)
+            else:
+                parser.error(f"unknown backend {backend!r}")
+            print(backend, json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

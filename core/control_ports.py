@@ -92,14 +92,23 @@ class CollectorRepository(Protocol):
     ) -> list[BlobReview]:
         """Tombstones whose object is to be deleted: the quarantined ones, or the others."""
 
-    def quarantine_blob_tombstone(self, project_id: int, digest: str) -> None:
-        """Mark a tombstone whose object could not be deleted (it stays a tombstone)."""
+    def quarantine_blob_tombstones(self, project_id: int, digests: list[str]) -> None:
+        """Mark tombstones whose objects could not be deleted (they stay tombstones)."""
 
-    def blob_referenced(self, project_id: int, digest: str) -> bool: ...
-    def blob_size(self, project_id: int, digest: str) -> int | None: ...
-    def delete_blob_rows(self, project_id: int, digest: str) -> None: ...
-    def set_blob_tombstone(self, project_id: int, digest: str, size: int) -> None: ...
+    def referenced_blobs(self, project_id: int, digests: list[str]) -> set[str]:
+        """Those of ``digests`` that some manifest of the project references."""
+
+    def blob_sizes(self, project_id: int, digests: list[str]) -> dict[str, int]:
+        """The sizes the blob rows of ``digests`` record (absent rows are left out)."""
+
+    def delete_blob_rows(self, project_id: int, digests: list[str]) -> None:
+        """Delete the blob rows of ``digests`` and their links into repositories."""
+
+    def set_blob_tombstones(self, project_id: int, sizes: dict[str, int]) -> None:
+        """Turn the reviews of these digests into tombstones, recording each size."""
+
     def drop_blob_review(self, project_id: int, digest: str) -> None: ...
+    def drop_blob_reviews(self, project_id: int, digests: list[str]) -> None: ...
     def due_manifest_reviews(
         self, due: datetime, limit: int, lock: bool
     ) -> list[ManifestReview]: ...

@@ -153,6 +153,16 @@ class BlobStore(Protocol):
     def delete_blob(self, tenant: str, digest: Digest) -> None:
         """Remove a blob; a missing blob is not an error."""
 
+    def delete_blobs(self, tenant: str, digests: Sequence[Digest]) -> dict[Digest, str]:
+        """Remove many blobs, in as few storage requests as the store allows.
+
+        A missing blob is not an error. A request that fails as a whole raises; the
+        blobs it could not delete one by one are returned, each with why.
+
+        Returns:
+            The digests left in place, each with the store's reason (empty: all gone).
+        """
+
     def list_blobs(self, tenant: str) -> Iterator[Digest]:
         """Every blob a tenant holds (for sweeps and tests)."""
 

@@ -7,8 +7,10 @@ Consistency guarantees:
   fails cleanly) or keeps it.
 - Rows go first: the deciding transaction deletes the blob's rows and leaves a
   *tombstone* review row; its object is deleted afterwards under the tombstone's lock,
-  and the tombstone is removed in that transaction. A crash in between leaves only a
-  tombstone, finished by the next run (every step is idempotent).
+  and the tombstone is removed in that transaction. Both work a batch at a time: one
+  transaction decides a batch of reviews, another deletes a batch of tombstones' objects
+  with one store request per tenant (``BlobStore.delete_blobs``). A crash in between
+  leaves only tombstones, finished by the next run (every step is idempotent).
 - Fails closed: storage listings and database reads complete before anything is
   deleted; any error aborts the step with nothing deleted by it.
 - Upload sessions are never touched (their data is not a blob).
@@ -20,9 +22,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from core.backup_ports import BackupHolds
-from core.control_records import QUARANTINED, BlobReview
+from core.control_records import BlobReview
 from core.digests import Digest
 from core.ports import BlobStore, Metadata, UnitOfWork
 from core.records import RepositoryRecord
@@ -98,44 +101,61 @@ class GarbageCollector:
     def collect_blobs(
         self, due: datetime, limit: int, dry_run: bool, *, run_id: str | None = None
     ) -> GcReport:
-        """Decide on due blob reviews: drop the referenced, tombstone the unreferenced."""
+        """Decide on due blob reviews: drop the referenced, tombstone the unreferenced.
+
+        One transaction per batch, a few statements per project in it: the batch's
+        reviews are locked, then what references them is read and their rows changed.
+        """
         report = GcReport()
         with self._metadata.write() as session:
-            for review in session.collector.due_blob_reviews(due, limit, lock=not dry_run):
-                report.reviewed += 1
-                if session.collector.blob_referenced(review.project_id, review.digest):
-                    report.kept += 1
-                    report.note(
-                        kind="blob", digest=review.digest, action="keep", reason="referenced"
-                    )
-                    if not dry_run:
-                        session.collector.drop_blob_review(review.project_id, review.digest)
-                    continue
-                size = session.collector.blob_size(review.project_id, review.digest) or 0
-                report.deleted += 1
-                report.bytes_freed += size
-                report.note(
-                    kind="blob",
-                    digest=review.digest,
-                    action="delete",
-                    reason="no manifest references it",
-                    size=size,
-                )
-                if not dry_run:
-                    session.collector.delete_blob_rows(review.project_id, review.digest)
-                    session.collector.set_blob_tombstone(review.project_id, review.digest, size)
+            reviews = session.collector.due_blob_reviews(due, limit, lock=not dry_run)
+            for project_id, digests in _by_owner(reviews, lambda r: r.project_id):
+                report.add(self._decide_blobs(session, project_id, digests, dry_run))
             if not dry_run:
                 self._count(session, run_id, gc_progress.BLOBS, report)
                 session.commit()
         return report
 
+    @staticmethod
+    def _decide_blobs(
+        session: UnitOfWork, project_id: int, digests: list[str], dry_run: bool
+    ) -> GcReport:
+        report = GcReport(reviewed=len(digests))
+        referenced = session.collector.referenced_blobs(project_id, digests)
+        unreferenced = [digest for digest in digests if digest not in referenced]
+        known = session.collector.blob_sizes(project_id, unreferenced)
+        sizes = {digest: known.get(digest, 0) for digest in unreferenced}
+        for digest in digests:
+            if digest in referenced:
+                report.kept += 1
+                report.note(kind="blob", digest=digest, action="keep", reason="referenced")
+                continue
+            report.deleted += 1
+            report.bytes_freed += sizes[digest]
+            report.note(
+                kind="blob",
+                digest=digest,
+                action="delete",
+                reason="no manifest references it",
+                size=sizes[digest],
+            )
+        if not dry_run:
+            session.collector.drop_blob_reviews(project_id, sorted(referenced))
+            session.collector.delete_blob_rows(project_id, unreferenced)
+            session.collector.set_blob_tombstones(project_id, sizes)
+        return report
+
     def finish_tombstones(
         self, limit: int, *, run_id: str | None = None, quarantined: bool = False
     ) -> int:
-        """Delete the objects of tombstoned blobs, each under its tombstone's lock.
+        """Delete the objects of a batch of tombstoned blobs under their tombstones' locks.
 
-        One short transaction per object, so a push waiting on the same row (or, on
-        SQLite, on the write lock) waits for one storage delete at most. An object that
+        One transaction per batch: the tombstones are locked (PostgreSQL: ``FOR UPDATE
+        SKIP LOCKED``, so a push settling one of them keeps it; SQLite: the write lock),
+        their objects deleted with one store request per tenant (``BlobStore.delete_blobs``:
+        S3's DeleteObjects takes 1000 keys), and the tombstones dropped. A push waiting on
+        one of the rows waits for that batch's delete at most; one that settled a
+        tombstone first re-armed its row, which is then no longer taken. An object that
         cannot be deleted (a directory where its file was, a refused delete) is
         *quarantined*: its tombstone stays, marked, and the run's report lists it with
         the reason; the run goes on. ``quarantined`` takes the marked tombstones instead
@@ -149,42 +169,44 @@ class GarbageCollector:
         """
         if self._held():
             return 0
-        with self._metadata.read() as session:
+        with self._metadata.write() as session:
             tombstones = session.collector.blob_tombstones(
-                limit, lock=False, quarantined=quarantined
+                limit, lock=True, quarantined=quarantined
             )
-        for taken, tombstone in enumerate(tombstones):
-            with self._metadata.write() as session:
-                if self._held():  # NOTE: a backup began since: its snapshot may need the rest
-                    return taken
-                if session.reviews.blob_tombstoned(tombstone.project_id, tombstone.digest):
-                    report = self._finish_tombstone(session, tombstone)
-                    self._count(session, run_id, gc_progress.BLOBS, report)
-                session.commit()
+            if self._held():  # NOTE: a backup began since: its snapshot may need them
+                return 0
+            report = GcReport()
+            for (project_id, storage_id), digests in _by_owner(
+                tombstones, lambda t: (t.project_id, t.storage_id)
+            ):
+                failed = self._delete_objects(storage_id, digests)
+                session.collector.quarantine_blob_tombstones(project_id, sorted(failed))
+                session.collector.drop_blob_reviews(
+                    project_id, [digest for digest in digests if digest not in failed]
+                )
+                report.reviewed += len(failed)
+                report.quarantined += len(failed)
+                for digest, why in failed.items():
+                    reason = f"cannot delete the object: {why}"
+                    report.note(kind="blob", digest=digest, action="quarantine", reason=reason)
+            if quarantined:
+                _count_repaired(report, tombstones)
+            self._count(session, run_id, gc_progress.BLOBS, report)
+            session.commit()
         return len(tombstones)
 
-    def _finish_tombstone(self, session: UnitOfWork, tombstone: BlobReview) -> GcReport:
-        """Delete one tombstone's object and the tombstone, or quarantine it."""
-        report = GcReport()
+    def _delete_objects(self, storage_id: str, digests: list[str]) -> dict[str, str]:
+        """Delete one tenant's objects; those left in place, each with why.
+
+        A request refused as a whole leaves all of them (they are quarantined).
+        """
         try:
-            self._store.delete_blob(tombstone.storage_id, Digest.parse(tombstone.digest))
-        except Exception as exc:  # noqa: BLE001 - any refusal quarantines this one object
-            session.collector.quarantine_blob_tombstone(tombstone.project_id, tombstone.digest)
-            report.reviewed, report.quarantined = 1, 1
-            reason = f"cannot delete the object: {type(exc).__name__}: {exc}"
-            report.note(kind="blob", digest=tombstone.digest, action="quarantine", reason=reason)
-            return report
-        session.collector.drop_blob_review(tombstone.project_id, tombstone.digest)
-        if tombstone.event == QUARANTINED:
-            report.reviewed, report.deleted, report.bytes_freed = 1, 1, tombstone.size
-            report.note(
-                kind="blob",
-                digest=tombstone.digest,
-                action="delete",
-                reason="quarantined object deleted",
-                size=tombstone.size,
+            failed = self._store.delete_blobs(
+                storage_id, [Digest.parse(digest) for digest in digests]
             )
-        return report
+        except Exception as exc:  # noqa: BLE001 - a refused request quarantines its objects
+            return dict.fromkeys(digests, f"{type(exc).__name__}: {exc}")
+        return {str(digest): reason for digest, reason in failed.items()}
 
     def sweep_orphans(
         self,
@@ -294,3 +316,34 @@ class GarbageCollector:
         if session.blobs.in_project(project_id, digest) is not None:
             return True
         return session.reviews.blob_review_state(project_id, digest) is not None
+
+
+_Owner = TypeVar("_Owner")
+
+
+def _by_owner(
+    rows: list[BlobReview], owner: Callable[[BlobReview], _Owner]
+) -> list[tuple[_Owner, list[str]]]:
+    """The rows' digests grouped by ``owner`` (project, or project and tenant), in order."""
+    groups: dict[_Owner, list[str]] = {}
+    for row in rows:
+        groups.setdefault(owner(row), []).append(row.digest)
+    return list(groups.items())
+
+
+def _count_repaired(report: GcReport, tombstones: list[BlobReview]) -> None:
+    """Count the quarantined tombstones whose objects went this time as deleted."""
+    failed = {item["digest"] for item in report.items if item["action"] == "quarantine"}
+    for tombstone in tombstones:
+        if tombstone.digest in failed:
+            continue
+        report.reviewed += 1
+        report.deleted += 1
+        report.bytes_freed += tombstone.size
+        report.note(
+            kind="blob",
+            digest=tombstone.digest,
+            action="delete",
+            reason="quarantined object deleted",
+            size=tombstone.size,
+        )

@@ -43,7 +43,7 @@ from storage.blobs.s3_transfer import copy_through
 from storage.blobs.s3_writer import S3UploadWriter
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
     from botocore.response import StreamingBody
     from mypy_boto3_s3 import S3Client
@@ -311,6 +311,13 @@ class S3BlobStore:
         except ClientError as exc:
             if not ops.is_missing(exc):
                 raise
+
+    def delete_blobs(self, tenant: str, digests: Sequence[Digest]) -> dict[Digest, str]:
+        """Delete with DeleteObjects, up to 1000 keys a request; report the refused keys."""
+        place = self._place(tenant)
+        keys = {self._blob_key(place, digest): digest for digest in digests}
+        failed = ops.delete_keys_reporting(place.client, place.bucket, keys)
+        return {keys[key]: reason for key, reason in failed.items() if key in keys}
 
     def list_blobs(self, tenant: str) -> Iterator[Digest]:
         place = self._place(tenant)

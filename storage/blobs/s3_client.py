@@ -83,15 +83,38 @@ def list_objects(client: S3Client, bucket: str, prefix: str) -> Iterator[tuple[s
 
 def delete_keys(client: S3Client, bucket: str, keys: Iterable[str]) -> None:
     """Delete ``keys`` in batches of 1000; missing keys are not an error."""
+    failed = delete_keys_reporting(client, bucket, keys)
+    if failed:
+        key, reason = next(iter(failed.items()))
+        raise OSError(f"could not delete {len(failed)} objects from {bucket}: {key}: {reason}")
+
+
+def delete_keys_reporting(client: S3Client, bucket: str, keys: Iterable[str]) -> dict[str, str]:
+    """Delete ``keys`` with one DeleteObjects request per 1000; report what stayed.
+
+    Missing keys (and a missing bucket) are not errors. A request failing as a whole
+    raises its ``ClientError``; keys the service refused one by one are returned.
+
+    Returns:
+        Each key the service did not delete, with its error code and message.
+    """
+    failed: dict[str, str] = {}
     remaining = iter(keys)
     while batch := list(islice(remaining, _DELETE_BATCH)):
-        response = client.delete_objects(
-            Bucket=bucket,
-            Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True},
-        )
-        errors = [e for e in response.get("Errors", []) if e.get("Code") not in _MISSING]
-        if errors:
-            raise OSError(f"could not delete {len(errors)} objects from {bucket}: {errors[0]}")
+        try:
+            response = client.delete_objects(
+                Bucket=bucket,
+                Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True},
+            )
+        except ClientError as exc:
+            if is_missing(exc):
+                continue
+            raise
+        for error in response.get("Errors", []):
+            code = error.get("Code", "")
+            if code not in _MISSING:
+                failed[error.get("Key", "")] = f"{code}: {error.get('Message', '')}"
+    return failed
 
 
 def delete_prefix(client: S3Client, bucket: str, prefix: str) -> None:

@@ -310,6 +310,42 @@ def test_put_blob_and_local_file(backend: Backend, new_tenant: NewTenant) -> Non
     assert backend.raw_entries(tenant) == set()
 
 
+def test_delete_blobs_removes_many_and_skips_missing(
+    backend: Backend, new_tenant: NewTenant
+) -> None:
+    store, tenant = backend.store, new_tenant()
+    blobs = {Digest.of(payload(64, seed=i)): payload(64, seed=i) for i in range(5)}
+    for digest, data in blobs.items():
+        store.put_blob(tenant, digest, data)
+    kept, *gone = blobs
+    absent = Digest.of(b"never stored")
+    assert store.delete_blobs(tenant, [*gone, absent]) == {}
+    assert set(store.list_blobs(tenant)) == {kept}
+    assert store.delete_blobs(tenant, []) == {}
+    assert store.delete_blobs(tenant, [kept, *gone]) == {}
+    assert backend.raw_entries(tenant) == set()
+
+
+def test_delete_blobs_reports_an_object_it_cannot_remove(tmp_path: Path) -> None:
+    backend = FilesystemBackend(tmp_path / "blobs")
+    store = backend.store
+    tenant = backend.new_tenant_id()
+    store.create_tenant(tenant)
+    stuck, free = Digest.of(b"stuck"), Digest.of(b"free")
+    store.put_blob(tenant, free, b"free")
+    store.put_blob(tenant, stuck, b"stuck")
+    path = Path(str(store.blob_file(tenant, stuck)))
+    path.unlink()
+    path.mkdir()  # NOTE: a directory where the blob's file was cannot be unlinked
+    (path / "stray").write_bytes(b"x")
+    failed = store.delete_blobs(tenant, [stuck, free])
+    assert list(failed) == [stuck]
+    assert "IsADirectoryError" in failed[stuck]
+    assert store.stat_blob(tenant, free) is None
+    store.delete_tenant(tenant)
+    backend.close()
+
+
 def test_blob_location_presigns_when_redirecting(backend: Backend, new_tenant: NewTenant) -> None:
     tenant = new_tenant()
     data = payload(1000, seed=8)

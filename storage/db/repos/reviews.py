@@ -7,6 +7,7 @@ SQLite every write transaction holds the database's write lock, which serialises
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -190,48 +191,76 @@ class SqlCollector(SqlRepository):
             query = self._locking(query, skip_locked=True)
         return [_BLOB_REVIEW(row) for row in self._c.execute(query)]
 
-    def blob_referenced(self, project_id: int, digest: str) -> bool:
-        query = select(
-            exists().where(
-                _MB.c.blob_id == _BLOB.c.id,
-                _BLOB.c.project_id == project_id,
-                _BLOB.c.digest == digest,
+    def referenced_blobs(self, project_id: int, digests: list[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(digests):
+            query = (
+                select(_BLOB.c.digest)
+                .where(
+                    _BLOB.c.project_id == project_id,
+                    _BLOB.c.digest.in_(chunk),
+                    exists().where(_MB.c.blob_id == _BLOB.c.id),
+                )
+                .distinct()
             )
-        )
-        return bool(self._c.execute(query).scalar())
+            found.update(self._c.execute(query).scalars())
+        return found
 
-    def blob_size(self, project_id: int, digest: str) -> int | None:
-        query = select(_BLOB.c.size).where(
-            _BLOB.c.project_id == project_id, _BLOB.c.digest == digest
-        )
-        return self._c.execute(query).scalar()
+    def blob_sizes(self, project_id: int, digests: list[str]) -> dict[str, int]:
+        sizes: dict[str, int] = {}
+        for chunk in _chunks(digests):
+            query = select(_BLOB.c.digest, _BLOB.c.size).where(
+                _BLOB.c.project_id == project_id, _BLOB.c.digest.in_(chunk)
+            )
+            sizes.update((row.digest, row.size) for row in self._c.execute(query))
+        return sizes
 
-    def delete_blob_rows(self, project_id: int, digest: str) -> None:
-        blob_ids = select(_BLOB.c.id).where(
-            _BLOB.c.project_id == project_id, _BLOB.c.digest == digest
-        )
-        self._c.execute(delete(_REPO_BLOB).where(_REPO_BLOB.c.blob_id.in_(blob_ids)))
-        self._c.execute(
-            delete(_BLOB).where(_BLOB.c.project_id == project_id, _BLOB.c.digest == digest)
-        )
+    def delete_blob_rows(self, project_id: int, digests: list[str]) -> None:
+        for chunk in _chunks(digests):
+            blob_ids = select(_BLOB.c.id).where(
+                _BLOB.c.project_id == project_id, _BLOB.c.digest.in_(chunk)
+            )
+            self._c.execute(delete(_REPO_BLOB).where(_REPO_BLOB.c.blob_id.in_(blob_ids)))
+            self._c.execute(
+                delete(_BLOB).where(_BLOB.c.project_id == project_id, _BLOB.c.digest.in_(chunk))
+            )
 
-    def set_blob_tombstone(self, project_id: int, digest: str, size: int) -> None:
-        self._c.execute(
-            update(BLOB_REVIEW)
-            .where(BLOB_REVIEW.c.project_id == project_id, BLOB_REVIEW.c.digest == digest)
-            .values(state="deleting", size=size)
-        )
-
-    def quarantine_blob_tombstone(self, project_id: int, digest: str) -> None:
-        self._c.execute(
+    def set_blob_tombstones(self, project_id: int, sizes: dict[str, int]) -> None:
+        if not sizes:
+            return
+        statement = (
             update(BLOB_REVIEW)
             .where(
-                BLOB_REVIEW.c.project_id == project_id,
-                BLOB_REVIEW.c.digest == digest,
-                BLOB_REVIEW.c.state == "deleting",
+                BLOB_REVIEW.c.project_id == bindparam("tomb_project"),
+                BLOB_REVIEW.c.digest == bindparam("tomb_digest"),
             )
-            .values(event=QUARANTINED)
+            .values(state="deleting", size=bindparam("tomb_size"))
         )
+        rows = [
+            {"tomb_project": project_id, "tomb_digest": digest, "tomb_size": size}
+            for digest, size in sizes.items()
+        ]
+        self._c.execute(statement, rows)
+
+    def quarantine_blob_tombstones(self, project_id: int, digests: list[str]) -> None:
+        for chunk in _chunks(digests):
+            self._c.execute(
+                update(BLOB_REVIEW)
+                .where(
+                    BLOB_REVIEW.c.project_id == project_id,
+                    BLOB_REVIEW.c.digest.in_(chunk),
+                    BLOB_REVIEW.c.state == "deleting",
+                )
+                .values(event=QUARANTINED)
+            )
+
+    def drop_blob_reviews(self, project_id: int, digests: list[str]) -> None:
+        for chunk in _chunks(digests):
+            self._c.execute(
+                delete(BLOB_REVIEW).where(
+                    BLOB_REVIEW.c.project_id == project_id, BLOB_REVIEW.c.digest.in_(chunk)
+                )
+            )
 
     def drop_blob_review(self, project_id: int, digest: str) -> None:
         self._c.execute(
@@ -316,3 +345,12 @@ class SqlCollector(SqlRepository):
                     ORPHAN.c.digest.in_(digests[start : start + 500]),
                 )
             )
+
+
+#: Digests one ``IN`` list of the collector's batched statements holds.
+_CHUNK = 500
+
+
+def _chunks(digests: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(digests), _CHUNK):
+        yield digests[start : start + _CHUNK]
