@@ -48,9 +48,9 @@ from adapters.preheat_providers import PROVIDER_ANSWER_BYTES, provider_client
 from adapters.replication_clients import ReplicationClients
 from api.backup_runs import BackupRuns
 from api.context import Registry
-from api.preheat_schedules import TemporalPreheatSchedules
+from api.preheat_schedules import preheat_schedules
 from api.promotion_runs import PromotionRuns
-from api.replication_schedules import TemporalReplicationSchedules
+from api.replication_schedules import replication_schedules
 from api.run_control import EXTRAS_KEY as RUN_CONTROL
 from api.run_control import RunControl, TemporalRuns
 from api.temporal import TemporalProbe
@@ -551,11 +551,11 @@ class Composition:
                 "endpoint_store": self.endpoint_store,
                 "replication": self.replication,
                 "replication_starter": TemporalStarter(self.settings.temporal),
-                "replication_schedules": TemporalReplicationSchedules(self.settings.temporal),
+                "replication_schedules": replication_schedules(self.settings.temporal),
                 "preheat": self.preheat,
                 "preheat_providers": partial(provider_client, self.preheat_outbound),
                 "preheat_starter": TemporalStarter(self.settings.temporal),
-                "preheat_schedules": TemporalPreheatSchedules(self.settings.temporal),
+                "preheat_schedules": preheat_schedules(self.settings.temporal),
                 "trust_store": self.trust_store,
                 "scan_store": self.scan_store,
                 "scanner_api": self.adapter_scans,
