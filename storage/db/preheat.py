@@ -7,7 +7,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core.preheat import (
@@ -34,6 +34,7 @@ from storage.db.preheat_tables import (
     PreheatTaskRow,
 )
 from storage.db.repos.base import table_of
+from storage.db.rows import TableRows
 
 _INSTANCE = table_of(P2pInstanceRow)
 _POLICY = table_of(PreheatPolicyRow)
@@ -142,49 +143,31 @@ class SqlPreheatStore:
 
     def __init__(self, engines: Engines) -> None:
         self._engines = engines
+        self._instances = TableRows(engines, _INSTANCE)
+        self._policies = TableRows(engines, _POLICY)
 
     # -- instances ------------------------------------------------------------------------
 
     def add_instance(self, instance: Instance) -> Instance | None:
-        try:
-            with self._engines.writing() as connection, connection.begin():
-                result = connection.execute(insert(_INSTANCE).values(**_instance_values(instance)))
-                new_id = int(result.inserted_primary_key[0])  # type: ignore[index]
-        except IntegrityError:
-            return None
-        return self.instance(new_id)
+        new_id = self._instances.add(_instance_values(instance))
+        return None if new_id is None else self.instance(new_id)
 
     def instance(self, instance_id: int) -> Instance | None:
-        with self._engines.read.connect() as connection:
-            row = connection.execute(select(_INSTANCE).where(_INSTANCE.c.id == instance_id)).first()
+        row = self._instances.by_id(instance_id)
         return None if row is None else _instance(row)
 
     def instance_named(self, name: str) -> Instance | None:
-        with self._engines.read.connect() as connection:
-            row = connection.execute(select(_INSTANCE).where(_INSTANCE.c.name == name)).first()
+        row = self._instances.first(_INSTANCE.c.name == name)
         return None if row is None else _instance(row)
 
     def instances(self) -> list[Instance]:
-        with self._engines.read.connect() as connection:
-            rows = connection.execute(select(_INSTANCE).order_by(_INSTANCE.c.id)).all()
-        return [_instance(row) for row in rows]
+        return [_instance(row) for row in self._instances.all()]
 
     def save_instance(self, instance: Instance) -> bool:
-        values = _instance_values(instance)
-        del values["created_at"]
-        try:
-            with self._engines.writing() as connection, connection.begin():
-                result = connection.execute(
-                    update(_INSTANCE).where(_INSTANCE.c.id == instance.id).values(**values)
-                )
-        except IntegrityError:
-            return False
-        return bool(result.rowcount)
+        return self._instances.save(instance.id, _instance_values(instance))
 
     def delete_instance(self, instance_id: int) -> bool:
-        with self._engines.writing() as connection, connection.begin():
-            result = connection.execute(delete(_INSTANCE).where(_INSTANCE.c.id == instance_id))
-            return bool(result.rowcount)
+        return self._instances.delete(instance_id)
 
     def instance_in_use(self, instance_id: int) -> bool:
         with self._engines.read.connect() as connection:
@@ -198,43 +181,22 @@ class SqlPreheatStore:
     # -- policies -------------------------------------------------------------------------
 
     def add_policy(self, policy: Policy) -> Policy | None:
-        try:
-            with self._engines.writing() as connection, connection.begin():
-                result = connection.execute(insert(_POLICY).values(**_policy_values(policy)))
-                new_id = int(result.inserted_primary_key[0])  # type: ignore[index]
-        except IntegrityError:
-            return None
-        return self.policy(new_id)
+        new_id = self._policies.add(_policy_values(policy))
+        return None if new_id is None else self.policy(new_id)
 
     def policy(self, policy_id: int) -> Policy | None:
-        with self._engines.read.connect() as connection:
-            row = connection.execute(select(_POLICY).where(_POLICY.c.id == policy_id)).first()
+        row = self._policies.by_id(policy_id)
         return None if row is None else _policy(row)
 
     def policies(self, project_id: int | None) -> list[Policy]:
-        query = select(_POLICY).order_by(_POLICY.c.id)
-        if project_id is not None:
-            query = query.where(_POLICY.c.project_id == project_id)
-        with self._engines.read.connect() as connection:
-            rows = connection.execute(query).all()
-        return [_policy(row) for row in rows]
+        where = None if project_id is None else _POLICY.c.project_id == project_id
+        return [_policy(row) for row in self._policies.all(where)]
 
     def save_policy(self, policy: Policy) -> bool:
-        values = _policy_values(policy)
-        del values["created_at"]
-        try:
-            with self._engines.writing() as connection, connection.begin():
-                result = connection.execute(
-                    update(_POLICY).where(_POLICY.c.id == policy.id).values(**values)
-                )
-        except IntegrityError:
-            return False
-        return bool(result.rowcount)
+        return self._policies.save(policy.id, _policy_values(policy))
 
     def delete_policy(self, policy_id: int) -> bool:
-        with self._engines.writing() as connection, connection.begin():
-            result = connection.execute(delete(_POLICY).where(_POLICY.c.id == policy_id))
-            return bool(result.rowcount)
+        return self._policies.delete(policy_id)
 
     # -- executions -----------------------------------------------------------------------
 

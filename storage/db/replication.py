@@ -11,7 +11,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core.replication import (
@@ -36,6 +36,7 @@ from storage.db.replication_tables import (
 )
 from storage.db.repos.base import table_of
 from storage.db.repos.outbox import SqlOutbox
+from storage.db.rows import TableRows
 
 _POLICY = table_of(ReplicationPolicyRow)
 _EXECUTION = table_of(ReplicationExecutionRow)
@@ -133,46 +134,30 @@ class SqlReplicationStore:
 
     def __init__(self, engines: Engines) -> None:
         self._engines = engines
+        self._policies = TableRows(engines, _POLICY)
 
     # -- policies -----------------------------------------------------------------------
 
     def add_policy(self, policy: ReplicationPolicy) -> ReplicationPolicy | None:
-        try:
-            with self._engines.writing() as connection, connection.begin():
-                result = connection.execute(insert(_POLICY).values(**_policy_values(policy)))
-                new_id = int(result.inserted_primary_key[0])  # type: ignore[index]
-        except IntegrityError:
-            return None
-        return self.policy(new_id)
+        new_id = self._policies.add(_policy_values(policy))
+        return None if new_id is None else self.policy(new_id)
 
     def policy(self, policy_id: int) -> ReplicationPolicy | None:
-        with self._engines.read.connect() as connection:
-            row = connection.execute(select(_POLICY).where(_POLICY.c.id == policy_id)).first()
+        row = self._policies.by_id(policy_id)
         return None if row is None else _policy(row)
 
     def policy_named(self, name: str) -> ReplicationPolicy | None:
-        with self._engines.read.connect() as connection:
-            row = connection.execute(select(_POLICY).where(_POLICY.c.name == name)).first()
+        row = self._policies.first(_POLICY.c.name == name)
         return None if row is None else _policy(row)
 
     def policies(self) -> list[ReplicationPolicy]:
-        with self._engines.read.connect() as connection:
-            rows = connection.execute(select(_POLICY).order_by(_POLICY.c.id)).all()
-        return [_policy(row) for row in rows]
+        return [_policy(row) for row in self._policies.all()]
 
     def save_policy(self, policy: ReplicationPolicy) -> bool:
-        values = _policy_values(policy)
-        del values["created_at"]
-        with self._engines.writing() as connection, connection.begin():
-            result = connection.execute(
-                update(_POLICY).where(_POLICY.c.id == policy.id).values(**values)
-            )
-            return bool(result.rowcount)
+        return self._policies.save(policy.id, _policy_values(policy))
 
     def delete_policy(self, policy_id: int) -> bool:
-        with self._engines.writing() as connection, connection.begin():
-            result = connection.execute(delete(_POLICY).where(_POLICY.c.id == policy_id))
-            return bool(result.rowcount)
+        return self._policies.delete(policy_id)
 
     # -- executions ---------------------------------------------------------------------
 
