@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from activities.search_attributes import search_values
 from api.context import Registry, registry_of
+from api.execution_out import ExecutionOut
 from api.guards import system_admin
 from api.pagination import IDS, NEWEST_FIRST, Page, PageParams
 from api.principal import api_caller, require_caller
@@ -161,36 +162,6 @@ class PolicyOut(BaseModel):
             created_by=policy.created_by,
             created_at=policy.created_at,
             updated_at=policy.updated_at,
-        )
-
-
-class ExecutionOut(BaseModel):
-    id: str
-    policy_id: int
-    policy: str
-    trigger: str
-    status: str
-    started_at: datetime
-    finished_at: datetime | None
-    total: int
-    succeeded: int
-    failed: int
-    reason: str | None
-
-    @classmethod
-    def of(cls, execution: Execution) -> ExecutionOut:
-        return cls(
-            id=execution.id,
-            policy_id=execution.policy_id,
-            policy=execution.policy,
-            trigger=str(execution.trigger),
-            status=str(execution.status),
-            started_at=execution.started_at,
-            finished_at=execution.finished_at,
-            total=execution.total,
-            succeeded=execution.succeeded,
-            failed=execution.failed,
-            reason=execution.reason,
         )
 
 

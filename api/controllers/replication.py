@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 
 from activities.search_attributes import search_values
 from api.context import Registry
+from api.execution_out import ExecutionOut as PolicyExecutionOut
 from api.guards import system_admin
 from api.pagination import IDS, NEWEST_FIRST, Page, PageParams
 from core.paging import window
@@ -96,36 +97,8 @@ class PolicyOut(PolicyIn):
         )
 
 
-class ExecutionOut(BaseModel):
-    id: str
-    policy_id: int
-    policy: str
-    trigger: str
-    status: str
-    started_at: datetime
-    finished_at: datetime | None
-    total: int
-    succeeded: int
-    failed: int
+class ExecutionOut(PolicyExecutionOut):
     skipped: int
-    reason: str | None
-
-    @classmethod
-    def of(cls, execution: Execution) -> ExecutionOut:
-        return cls(
-            id=execution.id,
-            policy_id=execution.policy_id,
-            policy=execution.policy,
-            trigger=str(execution.trigger),
-            status=str(execution.status),
-            started_at=execution.started_at,
-            finished_at=execution.finished_at,
-            total=execution.total,
-            succeeded=execution.succeeded,
-            failed=execution.failed,
-            skipped=execution.skipped,
-            reason=execution.reason,
-        )
 
 
 class TaskOut(BaseModel):
