@@ -7,8 +7,9 @@ identity provider does not know, the caller lacks a right, the connection breaks
 calls already made are undone in reverse order and the failure is reported with the
 change it belonged to. Secrets of robots and webhooks created are handed back only after
 every change succeeded. Webhooks, registry endpoints and proxy bindings are changed by
-``cli.apply_outbound``, replication policies by ``cli.apply_replication``, trust
-policies and CVE allowlists by ``cli.apply_security``.
+``cli.apply_outbound``, replication policies by ``cli.apply_replication``, P2P
+instances and preheat policies by ``cli.apply_preheat``, trust policies and CVE
+allowlists by ``cli.apply_security``.
 
 Limits of the undo, by design of the order: deletions (``--prune``) come last, so a
 failure before them undoes only creations and updates, which are exact. A robot that is
@@ -25,6 +26,7 @@ from typing import Any
 
 from cli.api_client import ApiError, Connection
 from cli.apply_outbound import OutboundKinds
+from cli.apply_preheat import PreheatKinds
 from cli.apply_replication import ReplicationKinds
 from cli.apply_secrets import resolve
 from cli.apply_security import SecurityKinds
@@ -48,7 +50,7 @@ class ApplyError(Exception):
 
 
 @dataclass
-class Executor(OutboundKinds, ReplicationKinds, SecurityKinds):
+class Executor(OutboundKinds, ReplicationKinds, PreheatKinds, SecurityKinds):
     connection: Connection
     ids: dict[tuple[str, str], int]
     secrets: dict[str, str] = field(default_factory=dict)

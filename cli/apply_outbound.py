@@ -19,7 +19,7 @@ from core.ascode_outbound import STORED
 from core.ascode_plan import Change
 
 Undo = Callable[[], object]
-_SECRET_FIELDS = {"Webhook": "auth_header", "RegistryEndpoint": "secret"}
+_SECRET_FIELDS = {"Webhook": "auth_header", "RegistryEndpoint": "secret", "P2PInstance": "secret"}
 
 
 class NotRestoredError(RuntimeError):
@@ -49,7 +49,10 @@ class OutboundKinds:
         raise NotImplementedError
 
     def resolve_outbound(self, change: Change) -> list[str]:
-        """Read the secret ``change`` sends; the problem, if its reference names nothing."""
+        """Read the secret ``change`` sends; the problem, if its reference names nothing.
+
+        (Also a P2P instance's secret, which ``cli.apply_preheat`` sends.)
+        """
         if not secret_sent(change):
             return []
         name = _SECRET_FIELDS[change.kind]

@@ -1,13 +1,14 @@
 """The registry's state as configuration documents, read through the management API.
 
 ``read_state`` lists what the caller can see (a system administrator sees everything):
-local users, registry endpoints, the system CVE allowlist, projects with their quota,
-retention, immutability, trust, scan, allowlist and proxy settings, members, robots and
-webhooks, system robots, system webhooks and trusted issuers. A write-only secret the
+local users, registry endpoints, P2P instances, the system CVE allowlist, projects with
+their quota, retention, immutability, trust, scan, allowlist and proxy settings, members,
+robots, webhooks and preheat policies, replication policies, system robots, system
+webhooks and trusted issuers. A write-only secret the
 registry holds is read as ``stored``. Each is turned into the document a file would hold
 for it, so plan compares like with like and export writes exactly this. Database ids
-(needed to update or delete members, robots, webhooks and issuers) are kept beside, by
-natural key.
+(needed to update or delete members, robots, webhooks, policies, instances and issuers)
+are kept beside, by natural key.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ NOT_FOUND = 404
 _ROTATE_FLAGS = ("auth_header_rotate", "secret_rotate")
 _ENDPOINT_FIELDS = ("url", "type", "credential", "username", "ca_bundle", "insecure", "realm_hosts")
 _WEBHOOK_FIELDS = ("url", "events", "payload_format", "enabled")
+_INSTANCE_FIELDS = ("vendor", "endpoint", "description", "auth_mode", "username", "enabled")
 
 
 @dataclass
@@ -114,6 +116,8 @@ def _readable_list(connection: Connection, path: str) -> list[dict[str, Any]] | 
 
 #: Fields of a replication policy's API answer that are not its spec.
 _POLICY_META = frozenset({"id", "name", "created_at", "updated_at"})
+#: Fields of a preheat policy's API answer that are not its spec.
+_PREHEAT_META = _POLICY_META | {"project", "created_by"}
 
 
 def read_state(connection: Connection) -> LiveState:
@@ -135,6 +139,7 @@ def read_state(connection: Connection) -> LiveState:
         state.add(
             {"kind": "RegistryEndpoint", "metadata": {"name": endpoint["name"]}, "spec": spec}
         )
+    _read_instances(connection, state)
     for project in _pages(connection, "/api/v1/projects"):
         _read_project(connection, state, project)
     for policy in _admin_list(connection, "/api/v1/replication/policies"):
@@ -168,6 +173,18 @@ def read_state(connection: Connection) -> LiveState:
     return state
 
 
+def _read_instances(connection: Connection, state: LiveState) -> None:
+    """The P2P provider instances (system administrators'; a secret held reads ``stored``)."""
+    for instance in _admin_list(connection, "/api/v1/p2p/instances"):
+        spec = {k: instance[k] for k in _INSTANCE_FIELDS}
+        if instance["has_secret"] and instance["auth_mode"] != "none":
+            spec["secret"] = STORED
+        state.add(
+            {"kind": "P2PInstance", "metadata": {"name": instance["name"]}, "spec": spec},
+            instance["id"],
+        )
+
+
 def _read_project(connection: Connection, state: LiveState, project: dict[str, Any]) -> None:
     name = project["name"]
     base = f"/api/v1/projects/{name}"
@@ -192,6 +209,10 @@ def _read_project(connection: Connection, state: LiveState, project: dict[str, A
     if proxy is not None:
         state.add({"kind": "ProxyBinding", "metadata": in_project, "spec": proxy})
     _read_webhooks(state, _readable_list(connection, f"{base}/webhooks"), name)
+    for policy in _readable_list(connection, f"{base}/preheat/policies") or []:
+        spec = {k: v for k, v in policy.items() if k not in _PREHEAT_META}
+        meta = {"project": name, "name": policy["name"]}
+        state.add({"kind": "PreheatPolicy", "metadata": meta, "spec": spec}, policy["id"])
     for robot in _pages(connection, f"{base}/robots"):
         state.add(_robot(robot, name), robot["id"])
     for member in _pages(connection, f"{base}/members"):

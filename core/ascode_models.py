@@ -6,8 +6,9 @@ of them). Each document names its ``apiVersion`` (``moorage.io/v1``) and ``kind`
 desired settings. Kinds today: ``Project``, ``User``, ``Robot``, ``Member``, ``Quota``,
 ``RetentionPolicy``, ``ImmutabilityPolicy``, ``TrustedIssuer`` and, in
 ``core.ascode_outbound``, ``Webhook``, ``RegistryEndpoint`` and ``ProxyBinding``, in
-``core.ascode_replication``, ``ReplicationPolicy``, and in ``core.ascode_security``,
-``TrustPolicy``, ``ScanPolicy`` and ``CveAllowlist``. A later kind (``Scanner``) is one
+``core.ascode_replication``, ``ReplicationPolicy``, in ``core.ascode_preheat``,
+``P2PInstance`` and ``PreheatPolicy``, and in ``core.ascode_security``, ``TrustPolicy``,
+``ScanPolicy`` and ``CveAllowlist``. A later kind (``Scanner``) is one
 more model (with its ``key``, added to ``Document`` and to ``KINDS`` at its place in the
 dependency order), its reader in ``cli/apply_state.py`` and its API calls (a
 ``_<kind>`` method) in ``cli/apply_execute.py``; the plan and the schema need nothing else.
@@ -34,6 +35,7 @@ from core.ascode_base import (
     utc_text,
 )
 from core.ascode_outbound import EndpointDoc, ProxyDoc, WebhookDoc
+from core.ascode_preheat import P2PInstanceDoc, PreheatPolicyDoc
 from core.ascode_replication import ReplicationPolicyDoc
 from core.ascode_secrets import SecretRef
 from core.ascode_security import CveAllowlistDoc, ScanPolicyDoc, TrustPolicyDoc
@@ -315,6 +317,8 @@ Document = Annotated[
     | EndpointDoc
     | ProxyDoc
     | ReplicationPolicyDoc
+    | P2PInstanceDoc
+    | PreheatPolicyDoc
     | TrustPolicyDoc
     | ScanPolicyDoc
     | CveAllowlistDoc,
@@ -323,10 +327,12 @@ Document = Annotated[
 
 #: Kinds in the order they are created (dependencies first); deletions run in reverse.
 #: (Endpoints come before the projects that proxy them; with ``--prune`` a binding is reset
-#: with the other per-project documents, before the endpoint it names is deleted.)
+#: with the other per-project documents, before the endpoint it names is deleted. P2P
+#: instances come before projects, and so are deleted after the policies that name them.)
 KINDS: tuple[str, ...] = (
     "User",
     "RegistryEndpoint",
+    "P2PInstance",
     "Project",
     "Robot",
     "Member",
@@ -339,6 +345,7 @@ KINDS: tuple[str, ...] = (
     "ProxyBinding",
     "Webhook",
     "ReplicationPolicy",
+    "PreheatPolicy",
     "TrustedIssuer",
 )
 #: Kinds of one per project (or one system-wide ``CveAllowlist``), whose absence means the

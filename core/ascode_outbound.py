@@ -32,14 +32,14 @@ SYSTEM_SCOPE = "*"
 StoredOrRef = SecretRef | Literal["stored"]
 
 
-def _secret_state(value: str | None, rotate: bool) -> str | None:
+def secret_state(value: str | None, rotate: bool) -> str | None:
     """What plan compares of a write-only secret: absent, set, or set anew."""
     if value is None:
         return None
     return "rotate" if rotate else "set"
 
 
-def _refuse_bad_rotate(value: str | None, rotate: bool, name: str) -> None:
+def refuse_bad_rotate(value: str | None, rotate: bool, name: str) -> None:
     if rotate and (value is None or value == STORED):
         raise ValueError(f"{name}_rotate needs {name} as a reference (env:NAME or file:/path)")
 
@@ -70,7 +70,7 @@ class WebhookSpec(Strict):
 
     @model_validator(mode="after")
     def _rotate_needs_ref(self) -> WebhookSpec:
-        _refuse_bad_rotate(self.auth_header, self.auth_header_rotate, "auth_header")
+        refuse_bad_rotate(self.auth_header, self.auth_header_rotate, "auth_header")
         return self
 
 
@@ -90,7 +90,7 @@ class WebhookDoc(DocumentBase):
     def canonical_spec(self) -> dict[str, Any]:
         spec = self.spec.model_dump(mode="json", exclude={"auth_header_rotate"})
         spec["events"] = sorted(set(spec["events"]))
-        spec["auth_header"] = _secret_state(self.spec.auth_header, self.spec.auth_header_rotate)
+        spec["auth_header"] = secret_state(self.spec.auth_header, self.spec.auth_header_rotate)
         return spec
 
 
@@ -120,7 +120,7 @@ class EndpointSpec(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> EndpointSpec:
-        _refuse_bad_rotate(self.secret, self.secret_rotate, "secret")
+        refuse_bad_rotate(self.secret, self.secret_rotate, "secret")
         if self.credential is CredentialKind.NONE and self.secret is not None:
             raise ValueError("credential 'none' takes no secret")
         if self.credential is not CredentialKind.NONE and self.secret is None:
@@ -144,7 +144,7 @@ class EndpointDoc(DocumentBase):
         spec["realm_hosts"] = sorted({host.lower() for host in self.spec.realm_hosts})
         # NOTE: credential 'none' uses no secret (one kept from before is never sent).
         none = self.spec.credential is CredentialKind.NONE
-        spec["secret"] = None if none else _secret_state(self.spec.secret, self.spec.secret_rotate)
+        spec["secret"] = None if none else secret_state(self.spec.secret, self.spec.secret_rotate)
         return spec
 
 

@@ -4,18 +4,20 @@
 the registry as documents of the same kinds) by natural key and answers the changes, in
 the order they must be made: creations and updates by kind (users, projects, robots,
 members, policies, issuers), then deletions in the reverse order. It refuses, before
-anything is changed, every problem it can see: a duplicate key, a reference to a project
-or robot that neither the file nor the registry holds (or that ``--prune`` would delete),
-a user to create without a password.
+anything is changed, every problem it can see: a duplicate key, a reference to a project,
+robot, registry endpoint or P2P instance that neither the file nor the registry holds (or
+that ``--prune`` would delete), a user to create without a password.
 
 Prune semantics: without ``prune`` nothing absent from the file is touched. With it the
 file is the whole truth for what it can name: projects, system robots, system webhooks,
-registry endpoints and trusted issuers it does not name are deleted; inside the projects
-it names, robots, members, webhooks and trust policies it does not name are deleted and
-quota, retention, immutability, scan, allowlist and proxy documents it leaves out are
-reset to their defaults (unlimited, no rules, scan on push without a gate, no entries, no
-proxy); a system allowlist it leaves out is emptied. Users are never pruned. Resets run
-with the creations and updates, so a binding is removed before the endpoint it names is deleted.
+registry endpoints, P2P instances and trusted issuers it does not name are deleted; inside
+the projects it names, robots, members, webhooks, preheat policies and trust policies it
+does not name are deleted and quota, retention, immutability, scan, allowlist and proxy
+documents it leaves out are reset to their defaults (unlimited, no rules, scan on push
+without a gate, no entries, no proxy); a system allowlist it leaves out is emptied. Users
+are never pruned. Resets run with the creations and updates, so a binding is removed
+before the endpoint it names is deleted; policies are deleted before the instances and
+endpoints they name.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from core.ascode_models import (
     UserDoc,
 )
 from core.ascode_outbound import STORED, EndpointDoc, ProxyDoc, WebhookDoc
+from core.ascode_preheat import P2PInstanceDoc, PreheatPolicyDoc
 from core.ascode_replication import ReplicationPolicyDoc
 from core.ascode_security import security_default
 
@@ -177,6 +180,11 @@ def _reference_problems(
             f"{item.where}: spec.endpoint: no registry endpoint {endpoint!r} "
             "in the file or the registry"
         )
+    if isinstance(doc, PreheatPolicyDoc) and not known("P2PInstance", doc.spec.instance):
+        problems.append(
+            f"{item.where}: spec.instance: no P2P instance {doc.spec.instance!r} "
+            "in the file or the registry"
+        )
     problems.extend(_stored_secret_problems(item, live))
     return problems
 
@@ -186,7 +194,7 @@ def _stored_secret_problems(item: Located, live: dict[tuple[str, str], Any]) -> 
     doc = item.doc
     if isinstance(doc, WebhookDoc):
         name, value = "auth_header", doc.spec.auth_header
-    elif isinstance(doc, EndpointDoc):
+    elif isinstance(doc, EndpointDoc | P2PInstanceDoc):
         name, value = "secret", doc.spec.secret
     else:
         return []

@@ -55,7 +55,9 @@ FINISH: Final = "preheat_finish"
 #: Error type of a failure no retry can fix (refused endpoint, provider said no).
 FINAL_ERROR: Final = "PreheatFinalError"
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+#: Names of instances and policies (``check_name``).
+NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+_NAME = re.compile(NAME_PATTERN)
 _MAX_PATTERN = 255
 _MAX_CLUSTERS = 64
 

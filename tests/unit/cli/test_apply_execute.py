@@ -159,3 +159,67 @@ def test_a_missing_secret_reference_is_refused_before_any_call() -> None:
         )
     ]
     assert api.calls == []
+
+
+DRAGONFLY = {"vendor": "dragonfly", "endpoint": "https://df.example.test", "auth_mode": "bearer"}
+
+
+def test_preheat_changes_send_a_rotated_secret_and_are_undone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DF_TOKEN", "tok-new")
+    live = [
+        doc("Project", {"name": "t"}),
+        doc("P2PInstance", {"name": "df"}, {**DRAGONFLY, "secret": "stored"}),
+        doc("PreheatPolicy", {"project": "t", "name": "old"}, {"instance": "df"}),
+    ]
+    wanted = [
+        doc("Project", {"name": "t"}),
+        doc(
+            "P2PInstance",
+            {"name": "df"},
+            {**DRAGONFLY, "secret": "env:DF_TOKEN", "secret_rotate": True, "enabled": False},
+        ),
+        doc("P2PInstance", {"name": "kr"}, {"vendor": "kraken", "endpoint": "https://k.test/"}),
+        doc("PreheatPolicy", {"project": "t", "name": "new"}, {"instance": "kr", "tags": "v*"}),
+        doc(
+            "TrustedIssuer",
+            {"name": "https://i.example.test"},
+            {
+                "jwks_url": "https://i.example.test/jwks",
+                "audience": "moorage",
+                "permissions": [{"repository": "t/*", "actions": ["pull"]}],
+            },
+        ),
+    ]
+    changes = make_plan([Located(f"d{i}", d) for i, d in enumerate(wanted)], live, prune=True)
+    assert [(c.action, c.kind, c.key) for c in changes] == [
+        ("update", "P2PInstance", "df"),
+        ("create", "P2PInstance", "kr"),
+        ("create", "PreheatPolicy", "t/new"),
+        ("create", "TrustedIssuer", "https://i.example.test"),
+        ("delete", "PreheatPolicy", "t/old"),
+    ]
+    api = FakeApi({("POST", "/api/v1/trusted-issuers")})
+    ids = {("P2PInstance", "df"): 2, ("PreheatPolicy", "t/old"): 4}
+    executor = Executor(api, ids)  # type: ignore[arg-type]
+    assert executor.resolve_secrets(changes) == []
+    with pytest.raises(ApplyError) as caught:
+        executor.run(changes)
+    assert api.calls == [
+        ("PUT", "/api/v1/p2p/instances/2"),
+        ("POST", "/api/v1/p2p/instances"),
+        ("POST", "/api/v1/projects/t/preheat/policies"),
+        ("POST", "/api/v1/trusted-issuers"),  # refused
+        ("DELETE", "/api/v1/projects/t/preheat/policies/9"),
+        ("DELETE", "/api/v1/p2p/instances/9"),
+        ("PUT", "/api/v1/p2p/instances/2"),
+    ]
+    assert (api.bodies[0]["secret"], api.bodies[0]["enabled"]) == ("tok-new", False)
+    assert (api.bodies[1]["secret"], api.bodies[1]["endpoint"]) == (None, "https://k.test/")
+    assert api.bodies[2]["instance"] == "kr"
+    # the undo puts every other setting back and keeps the secret the registry now holds
+    assert (api.bodies[6]["secret"], api.bodies[6]["enabled"]) == (None, True)
+    assert caught.value.undo_failures == [
+        "restore P2P instance df: its previous secret cannot be restored"
+    ]
