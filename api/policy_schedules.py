@@ -105,6 +105,18 @@ class PolicySchedules(Generic[P]):
                 handle = client.get_schedule_handle(self.schedule_id(policy.id))
                 await handle.update(lambda _: ScheduleUpdate(schedule=schedule))
 
+    async def follow(self, before: P | None, after: P | None) -> None:
+        """Follow a policy's change (``None``: created or deleted).
+
+        Temporal is asked only when the policy is or was scheduled, so manual and event
+        policies are managed while Temporal is away.
+        """
+        was = before is not None and self._scheduled(before)
+        if after is not None and (was or self._scheduled(after)):
+            await self.sync(after)
+        elif after is None and before is not None and was:
+            await self.remove(before.id)
+
     async def remove(self, policy_id: int) -> None:
         """Delete the policy's schedule (none: nothing to do)."""
         async with asyncio.timeout(CALL_TIMEOUT):

@@ -372,6 +372,9 @@ class ScheduleSync(Protocol):
 
     async def sync(self, policy: ReplicationPolicy) -> None: ...
     async def remove(self, policy_id: int) -> None: ...
+    async def follow(
+        self, before: ReplicationPolicy | None, after: ReplicationPolicy | None
+    ) -> None: ...
 
 
 class ReplicationService:

@@ -242,15 +242,10 @@ def _service(request: Request[Any, Any, Any]) -> PreheatService:
 
 
 async def _sync_schedule(registry: Registry, before: Policy | None, after: Policy | None) -> None:
-    """Keep the policy's Temporal schedule in line (asked only when it is or was scheduled)."""
+    """Keep the policy's Temporal schedule in line with it (``PolicySchedules.follow``)."""
     schedules = registry.extras.get("preheat_schedules")
-    if schedules is None:
-        return
-    was = before is not None and before.trigger is TriggerKind.SCHEDULED
-    if after is not None and (was or after.trigger is TriggerKind.SCHEDULED):
-        await schedules.sync(after)
-    elif after is None and before is not None and was:
-        await schedules.remove(before.id)
+    if schedules is not None:
+        await schedules.follow(before, after)
 
 
 async def start_run(registry: Registry, policy: Policy, trigger: TriggerKind) -> Execution:
@@ -384,7 +379,12 @@ class PreheatPolicyController(Controller):
         policy = await anyio.to_thread.run_sync(
             service.create_policy, caller, project, data.value()
         )
-        await _sync_schedule(registry, None, policy)
+        try:
+            await _sync_schedule(registry, None, policy)
+        except BaseException:
+            # NOTE: a policy whose schedule could not be made is not kept half-created
+            await anyio.to_thread.run_sync(service.delete_policy, caller, project, policy.id)
+            raise
         return PolicyOut.of(policy, data.instance)
 
     @get("/{policy_id:int}", summary="One preheat policy")

@@ -165,19 +165,10 @@ def _schedules(registry: Registry) -> ScheduleSync | None:
 async def _sync_schedule(
     registry: Registry, before: ReplicationPolicy | None, after: ReplicationPolicy | None
 ) -> None:
-    """Keep the policy's Temporal schedule in line with it.
-
-    Temporal is asked only when the policy is or was scheduled, so manual and event
-    policies are managed while Temporal is away.
-    """
+    """Keep the policy's Temporal schedule in line with it (``PolicySchedules.follow``)."""
     schedules = _schedules(registry)
-    if schedules is None:
-        return
-    was = before is not None and before.trigger is TriggerKind.SCHEDULED
-    if after is not None and (was or after.trigger is TriggerKind.SCHEDULED):
-        await schedules.sync(after)
-    elif after is None and before is not None and was:
-        await schedules.remove(before.id)
+    if schedules is not None:
+        await schedules.follow(before, after)
 
 
 async def start_run(
@@ -235,8 +226,14 @@ class ReplicationPolicyController(Controller):
     async def create_policy(
         self, registry: NamedDependency[Registry], data: JSONBody[PolicyIn]
     ) -> PolicyOut:
-        policy = await anyio.to_thread.run_sync(replication_of(registry).create, data.value())
-        await _sync_schedule(registry, None, policy)
+        service = replication_of(registry)
+        policy = await anyio.to_thread.run_sync(service.create, data.value())
+        try:
+            await _sync_schedule(registry, None, policy)
+        except BaseException:
+            # NOTE: a policy whose schedule could not be made is not kept half-created
+            await anyio.to_thread.run_sync(service.delete, policy.id)
+            raise
         return PolicyOut.of(policy)
 
     @get("/{policy_id:int}", summary="One replication policy")

@@ -129,3 +129,15 @@ def test_an_endpoint_in_use_is_kept(client: TestClient[Any]) -> None:
     assert policy.json()["name"] in refused.text
     client.delete(f"/api/v1/replication/policies/{policy.json()['id']}", auth=AUTH)
     assert client.delete("/api/v1/registries/kept", auth=AUTH).status_code == 204
+
+
+def test_a_scheduled_policy_whose_schedule_cannot_be_made_is_not_kept(
+    client: TestClient[Any],
+) -> None:
+    # The in-process app has no Temporal server to reach: the schedule cannot be created.
+    body = _policy(trigger="scheduled", cron="0 3 * * *")
+    created = client.post("/api/v1/replication/policies", json=body, auth=AUTH)
+    assert created.status_code >= 500, created.text
+    listed = client.get("/api/v1/replication/policies", auth=AUTH)
+    assert listed.status_code == 200
+    assert body["name"] not in {p["name"] for p in listed.json()["items"]}
