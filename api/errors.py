@@ -6,8 +6,9 @@ fields carries an ``errors`` list, one ``{"field", "pointer", "message"}`` entry
 ``field`` is its dotted name (``permissions.0.repository``), ``pointer`` its RFC 6901
 JSON pointer into the body (or the query parameter's name for query fields), ``message``
 the rule it broke. HEAD responses never carry a body. A database or blob store that does not
-answer is ``UNAVAILABLE`` (503, ``Retry-After``; ``api.unavailable``). Unexpected exceptions
-become ``UNKNOWN`` (500) without leaking internals.
+answer is ``UNAVAILABLE`` (503, ``Retry-After``; ``api.unavailable``); storage with no space
+left is ``507`` (``api.storage_full``). Unexpected exceptions become ``UNKNOWN`` (500)
+without leaking internals.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_400_BAD_REQUEST
 
+from api.storage_full import INSUFFICIENT_STORAGE, is_storage_full, storage_full_error
 from api.unavailable import DEPENDENCY_ERRORS, dependency_of, unavailable_error
 from core.errors import (
     ConflictError,
@@ -125,6 +127,13 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if is_storage_full(exc):
+        _log.error("storage full on %s %s: %s", request.method, request.url.path, exc)
+        if _is_management(request):
+            return problem(
+                INSUFFICIENT_STORAGE, "Insufficient Storage", storage_full_error().message
+            )
+        return oci_error_response(request, storage_full_error())
     _log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     if _is_management(request):
         return problem(500, "Internal Server Error")
@@ -133,7 +142,7 @@ def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
 
 def handle_dependency_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """503 ``UNAVAILABLE`` while the database or the blob store does not answer, else 500."""
-    what = dependency_of(exc)
+    what = None if is_storage_full(exc) else dependency_of(exc)
     if what is None:
         return handle_unexpected(request, exc)
     _log.warning("%s unavailable on %s %s: %s", what, request.method, request.url.path, exc)

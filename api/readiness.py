@@ -1,10 +1,15 @@
-"""The API's dependencies for readiness: database and blob store required, Temporal not."""
+"""The API's dependencies for readiness.
+
+The database and the blob store are required; Temporal and free space on local disks
+(``core.disk_space``) are not.
+"""
 
 from __future__ import annotations
 
 import anyio.to_thread
 
 from api.context import Registry
+from core.disk_space import check_free_space, local_write_paths
 from core.readiness import Dependency
 
 
@@ -23,8 +28,17 @@ def api_dependencies(registry: Registry) -> list[Dependency]:
         if answer != "ok":
             raise ConnectionError(answer)
 
-    return [
+    local_paths = local_write_paths(registry.settings)
+    minimum = registry.settings.limits.min_free_bytes
+
+    async def disk_space() -> None:
+        await anyio.to_thread.run_sync(check_free_space, local_paths, minimum)
+
+    dependencies = [
         Dependency("database", database),
         Dependency("storage", storage),
         Dependency("temporal", temporal, required=False),
     ]
+    if local_paths and minimum > 0:
+        dependencies.append(Dependency("disk_space", disk_space, required=False))
+    return dependencies

@@ -151,6 +151,9 @@ class LimitSettings(BaseModel):
     #: Regular expression (searched) every URL of a non-distributable layer must match
     #: when the registry does not hold the layer; empty: such layers must be pushed.
     nondistributable_urls: str = r"^https?://"
+    #: Free bytes below which ``/readyz?verbose`` reports a local disk the registry writes
+    #: to (SQLite, filesystem blobs) as low: degraded, never unready. 0 turns it off.
+    min_free_bytes: int = Field(default=1024 * 1024 * 1024, ge=0)
 
 
 class AuthSettings(BaseModel):

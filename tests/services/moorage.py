@@ -47,10 +47,14 @@ class MoorageServer:
         self.process.stop()
 
 
-def start_moorage(workdir: Path, env: Mapping[str, str], args: Sequence[str] = ()) -> MoorageServer:
+def start_moorage(
+    workdir: Path, env: Mapping[str, str], args: Sequence[str] = (), prefix: Sequence[str] = ()
+) -> MoorageServer:
     """Start the API on a free loopback port with ``env``; wait for ``GET /healthz``.
 
-    ``args`` are extra options of ``moorage api`` (e.g. ``--workers 2``).
+    ``args`` are extra options of ``moorage api`` (e.g. ``--workers 2``); ``prefix`` is a
+    command that ends by running the command line after it (``exec "$@"``), so that the
+    API's process id is the one started.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     settings = dict(env)
@@ -61,7 +65,16 @@ def start_moorage(workdir: Path, env: Mapping[str, str], args: Sequence[str] = (
     port = free_port()
     process = spawn(
         "moorage api",
-        [sys.executable, "-m", "cli.main", "api", "--listen", f"{LOOPBACK}:{port}", *args],
+        [
+            *prefix,
+            sys.executable,
+            "-m",
+            "cli.main",
+            "api",
+            "--listen",
+            f"{LOOPBACK}:{port}",
+            *args,
+        ],
         log_path=workdir / "moorage.log",
         env=process_env,
         cwd=REPO_ROOT,
@@ -84,11 +97,14 @@ def start_moorage(workdir: Path, env: Mapping[str, str], args: Sequence[str] = (
     )
 
 
-def audit_verify(data_dir: Path) -> subprocess.CompletedProcess[str]:
-    """Run ``moorage audit verify`` on the installation in ``data_dir`` (SQLite default)."""
+def audit_verify(data_dir: Path, prefix: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
+    """Run ``moorage audit verify`` on the installation in ``data_dir`` (SQLite default).
+
+    ``prefix`` runs it through another command (e.g. ``nsenter`` into the API's mounts).
+    """
     env = {"MOORAGE_DATA_DIR": str(data_dir), "PATH": "/usr/bin:/bin"}
     return subprocess.run(
-        [sys.executable, "-m", "cli.main", "audit", "verify"],
+        [*prefix, sys.executable, "-m", "cli.main", "audit", "verify"],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
