@@ -160,6 +160,58 @@ def measure_sha256_rate(payloads: PayloadFactory, nbytes: int, rounds: int = 3) 
     return sorted(rates)[len(rates) // 2]
 
 
+#: Bytes one write-rate measurement writes (unscaled).
+WRITE_RATE_BYTES = 1024 * MIB
+
+
+def write_rates_key(case: str) -> str:
+    """The ``Context.shared`` key of the write rates measured before ``case``'s repetitions."""
+    return f"write-rates:{case}"
+
+
+def measure_write_rate(payloads: PayloadFactory, directory: Path, nbytes: int) -> float:
+    """Write ``nbytes`` of random bytes to a new file with plain Python, in MB/s.
+
+    This is the rate at which this machine takes bytes that land in fresh page cache, the
+    ceiling of any push (a registry keeps what it receives). The file is removed after.
+    """
+    view = memoryview(payloads.base)
+    piece = min(8 * MIB, len(view))
+    path = directory / f"write-rate-{os.getpid()}-{time.monotonic_ns()}"
+    start = time.perf_counter()
+    done = 0
+    with path.open("wb") as out:
+        while done < nbytes:
+            out.write(view[: min(piece, nbytes - done)])
+            done += min(piece, nbytes - done)
+    elapsed = time.perf_counter() - start
+    path.unlink()
+    return done / elapsed / 1e6
+
+
+class WriteRate(Case):
+    """The machine's rate of plain writes to a new file; the same figure on every side.
+
+    Each push case measures it again right before each of its repetitions (``write_rate``
+    and ``*_write_fraction`` on its line); this case is one such measurement on its own.
+    """
+
+    settle = False
+    repeats = 1
+
+    @override
+    def prepare(self, ctx: Context, rep: int) -> None:
+        nbytes = ctx.scale.size(WRITE_RATE_BYTES)
+        ctx.shared[write_rates_key(self.name)] = [
+            measure_write_rate(ctx.payloads, ctx.workdir, nbytes)
+        ]
+
+    @override
+    async def measure(self, ctx: Context, side: Side, rep: int) -> Measurement:
+        rates: list[float] = ctx.shared[write_rates_key(self.name)]
+        return Measurement(rates[-1])
+
+
 def pushed_key(count: int, size: int) -> str:
     """The ``Side.state`` key of the blobs a monolithic push case left in the registry."""
     return f"pushed:{count}x{size}"
@@ -187,6 +239,8 @@ class Push(Case):
     def prepare(self, ctx: Context, rep: int) -> None:
         size = ctx.scale.size(self.size)
         self._blobs = [ctx.payloads.blob(size, f"{self.name}-{rep}-{i}") for i in range(self.count)]
+        rate = measure_write_rate(ctx.payloads, ctx.workdir, ctx.scale.size(WRITE_RATE_BYTES))
+        ctx.shared.setdefault(write_rates_key(self.name), []).append(rate)
 
     @override
     async def measure(self, ctx: Context, side: Side, rep: int) -> Measurement:

@@ -68,7 +68,9 @@ def plot(rows: Sequence[dict[str, Any]], path: Path, title: str = TITLE) -> None
     matplotlib = importlib.import_module("matplotlib")
     matplotlib.use("Agg")
     pyplot = importlib.import_module("matplotlib.pyplot")
-    cases = [str(row["case"]) for row in rows if row.get("case") != "sha256-rate"]
+    cases = [
+        str(row["case"]) for row in rows if row.get("case") not in ("sha256-rate", "write-rate")
+    ]
     by_case = {str(row["case"]): row for row in rows}
     peers = sorted({peer for case in cases for peer in _peer_ratios(by_case[case])})
     height = 0.8 / max(1, len(peers))

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bench.cases import Case, Context, Measurement, Pull, Push, Side
+from bench.cases import Case, Context, Measurement, Pull, Push, Side, write_rates_key
 from bench.report import CaseResult
 
 if TYPE_CHECKING:
@@ -57,6 +57,13 @@ def _annotations(case: Case, ctx: Context, values: dict[str, float]) -> dict[str
         for side, value in values.items():
             key = "sha256_fraction" if side == "moorage" else f"{side}_sha256_fraction"
             extra[key] = value / ctx.sha256_rate
+    rates: list[float] = ctx.shared.get(write_rates_key(case.name), [])
+    if isinstance(case, Push) and rates:
+        write_rate = sorted(rates)[(len(rates) - 1) // 2]
+        extra["write_rate"] = write_rate
+        for side, value in values.items():
+            key = "write_fraction" if side == "moorage" else f"{side}_write_fraction"
+            extra[key] = value / write_rate
     if isinstance(case, Pull):
         extra["verified"] = False
     return extra

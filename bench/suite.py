@@ -12,6 +12,7 @@ from bench.cases import (
     Sha256Rate,
     SkopeoIn,
     SkopeoOut,
+    WriteRate,
 )
 from bench.memory import memory_cases
 from bench.payloads import MIB
@@ -21,6 +22,7 @@ def all_cases() -> list[Case]:
     """Return every case in run order."""
     cases: list[Case] = [
         Sha256Rate("sha256-rate"),
+        WriteRate("write-rate"),
         Push("push-mono-1x1GiB", chunked=False, count=1, size=GIB),
         Push("push-chunked-1x1GiB", chunked=True, count=1, size=GIB),
         Push("push-mono-8x128MiB", chunked=False, count=8, size=128 * MIB),
