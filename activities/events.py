@@ -5,6 +5,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.contracts import HANDLE_EVENT, EventInput
+from activities.heartbeats import keeps_heartbeating
 from core.event_batches import EventBatch
 from core.subscribers import LOG_EVENTS
 
@@ -13,6 +14,7 @@ class EventActivities:
     """The built-in subscriber's activity; idempotent (it only logs)."""
 
     @activity.defn(name=LOG_EVENTS)
+    @keeps_heartbeating
     def deliver_events_log(self, batch: EventBatch) -> int:
         """Log each event of the batch, in order; return how many there were."""
         for event in batch.events:

@@ -23,6 +23,7 @@ from temporalio import activity
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
+from activities.heartbeats import keeps_heartbeating
 from activities.search_attributes import search_values, typed_search_attributes
 from core.event_batches import EventBatch
 from core.preheat import (
@@ -129,6 +130,7 @@ class PreheatActivities:
         return "unknown" if finished is None else str(finished.status)
 
     @activity.defn(name=DELIVER_EVENTS_PREHEAT)
+    @keeps_heartbeating
     async def deliver_events_preheat(self, batch: EventBatch) -> int:
         """Start one execution per event-based policy the batch concerns."""
         requests = await anyio.to_thread.run_sync(self._plan_batch, batch)

@@ -23,6 +23,7 @@ from temporalio import activity
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
+from activities.heartbeats import keeps_heartbeating
 from activities.search_attributes import search_values, typed_search_attributes
 from core.event_batches import EventBatch
 from core.replication import (
@@ -120,6 +121,7 @@ class ReplicationActivities:
         return "unknown" if finished is None else str(finished.status)
 
     @activity.defn(name=DELIVER_EVENTS_REPLICATION)
+    @keeps_heartbeating
     async def deliver_events_replication(self, batch: EventBatch) -> int:
         """Start one execution per event-triggered policy the batch concerns."""
         requests = await anyio.to_thread.run_sync(self._plan_batch, batch)

@@ -15,6 +15,7 @@ import anyio.to_thread
 from temporalio import activity
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from activities.heartbeats import keeps_heartbeating
 from activities.search_attributes import search_values, typed_search_attributes
 from core import events
 from core.event_batches import EventBatch
@@ -135,6 +136,7 @@ class ScanActivities:
         return targets
 
     @activity.defn(name=DELIVER_SCANS)
+    @keeps_heartbeating
     async def deliver_events_scan(self, batch: EventBatch) -> int:
         """Start one scan run per pushed image (ids fixed by the event); return the size."""
         targets = await anyio.to_thread.run_sync(self._push_targets, batch)

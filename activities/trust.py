@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from temporalio import activity
 
+from activities.heartbeats import keeps_heartbeating
 from core.event_batches import EventBatch
 from core.trust_verify import VERIFY_TRUST, TrustVerifier
 
@@ -15,6 +16,7 @@ class TrustActivities:
         self._verifier = verifier
 
     @activity.defn(name=VERIFY_TRUST)
+    @keeps_heartbeating
     def deliver_events_trust(self, params: EventBatch) -> int:
         """Verify every image the batch's events concern; return how many.
 

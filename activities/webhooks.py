@@ -15,11 +15,9 @@ the activity again and the delivery is sent again (at least once; receivers dedu
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Final
 from urllib.parse import urlsplit
@@ -27,6 +25,7 @@ from urllib.parse import urlsplit
 import anyio.to_thread
 from temporalio import activity
 
+from activities.heartbeats import heartbeating, keeps_heartbeating
 from core import events
 from core.event_batches import EventBatch, EventValue
 from core.outbound import OutboundRefusedError
@@ -62,22 +61,6 @@ PAGE: Final = 100
 
 def registry_host(settings: Settings) -> str:
     return urlsplit(settings.public_url).netloc if settings.public_url else ""
-
-
-@contextlib.asynccontextmanager
-async def _heartbeating() -> AsyncIterator[None]:
-    async def beat() -> None:
-        while True:
-            activity.heartbeat()
-            await asyncio.sleep(HEARTBEAT_EVERY)
-
-    task = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 class WebhookActivities:
@@ -141,6 +124,7 @@ class WebhookActivities:
         return [(policy_id, keys[policy_id]) for policy_id in order if policy_id in keys]
 
     @activity.defn(name=DELIVER_WEBHOOKS)
+    @keeps_heartbeating
     async def deliver_events_webhook(self, batch: EventBatch) -> int:
         """Record the batch's deliveries and wake the targets; return the batch's size."""
         policies = await anyio.to_thread.run_sync(self._record, batch)
@@ -250,7 +234,7 @@ class WebhookActivities:
         """
         sent = 0
         delivered: list[tuple[int, DeliveryAttempt]] = []
-        async with _heartbeating():
+        async with heartbeating(HEARTBEAT_EVERY):
             try:
                 while sent < self._settings.send_round:
                     policy = await anyio.to_thread.run_sync(self._store.policy, policy_id)

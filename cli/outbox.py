@@ -275,7 +275,13 @@ class OutboxDispatcher:
                     await anyio.to_thread.run_sync(self._closed, batch.id, outcome)
                     moved += 1
                     continue
-            arg = EventBatch(subscriber.kind, subscriber.activity, batch.id, batch.events)
+            arg = EventBatch(
+                subscriber.kind,
+                subscriber.activity,
+                batch.id,
+                batch.events,
+                heartbeat_seconds=self._settings.event_heartbeat_seconds,
+            )
             search = batch_search_for(batch)
             await self._starter.start(BATCH_WORKFLOW, arg, batch.workflow_id, search=search)
             await anyio.to_thread.run_sync(self._started, batch.id)

@@ -29,6 +29,9 @@ class ControlSettings(BaseModel):
     event_batch_size: int = Field(default=100, ge=1, le=1_000)
     #: Longest a subscriber's partial batch waits for more events after its oldest one.
     event_batch_seconds: float = Field(default=2.0, ge=0)
+    #: Heartbeat timeout of a batch's activity attempt: a batch whose worker died is
+    #: retried on another worker after at most this long (its later batches wait as long).
+    event_heartbeat_seconds: float = Field(default=30.0, ge=1.0, le=300.0)
     #: Seconds a dispatched outbox row (or a closed event batch) is kept before the
     #: dispatcher prunes it (at most ``outbox_batch_size`` rows per poll); 0 keeps them
     #: forever.

@@ -61,12 +61,16 @@ class EventBatch:
         activity: The activity that handles the batch (the subscriber's).
         batch_id: The stored batch's id.
         events: Its events in outbox order (so in order per repository).
+        heartbeat_seconds: The activity attempt's heartbeat timeout: an attempt whose
+            worker died is retried after at most this long (0: none, only the
+            start-to-close timeout; batches formed before the setting existed).
     """
 
     subscriber: str
     activity: str
     batch_id: int
     events: list[EventValue]
+    heartbeat_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,17 +28,23 @@ class EventBatchWorkflow:
     async def run(self, batch: EventBatch) -> int:
         """Run the subscriber's activity on the batch until it succeeds.
 
+        An attempt heartbeats (``activities.heartbeats``), so one whose worker died is
+        retried after ``batch.heartbeat_seconds``, not after the 5-minute start-to-close
+        timeout that still bounds a hung attempt.
+
         Args:
             batch: The subscriber, its activity and the events, in outbox order.
 
         Returns:
             How many events the subscriber handled.
         """
+        heartbeat = batch.heartbeat_seconds
         handled: int = await workflow.execute_activity(
             batch.activity,
             batch,
             result_type=int,
             start_to_close_timeout=timedelta(minutes=5),
+            heartbeat_timeout=timedelta(seconds=heartbeat) if heartbeat > 0 else None,
             retry_policy=RetryPolicy(maximum_interval=MAX_RETRY_INTERVAL),
         )
         return handled

@@ -112,7 +112,7 @@ from tests.api.oci import OCIClient, digest_of, unique_project
 from tests.conftest import BACKENDS
 from tests.integration.trust_rig import push_signature
 from tests.services.control_backends import control_settings, worker_env
-from tests.services.faulty_worker import BEFORE, OUTBOX_MARK, activity_name
+from tests.services.faulty_worker import BEFORE, DURING, OUTBOX_MARK, activity_name
 from tests.services.moorage import REPO_ROOT
 from tests.services.process import ManagedProcess, spawn
 from tests.services.temporal import TemporalServer
@@ -124,6 +124,8 @@ BOUND = 180.0
 POLLS = 5000
 #: Longest a faulty worker stalls when nobody kills it.
 HOLD = 300.0
+#: Heartbeat timeout of the event batch killed while it heartbeats.
+HEARTBEAT_SECONDS = 2.0
 T = TypeVar("T")
 
 #: Activities that change state, each killed below after (or before) its side effect.
@@ -869,3 +871,54 @@ def test_trust_verification_redelivered_after_a_kill_stores_one_set_of_results(r
     assert _run(lambda: _result(rig.settings, workflow_id)) == 1
     stored = rig.registry.extras["trust_store"].results(repo, image.digest)
     assert [(r.finding.signer, r.finding.verified) for r in stored] == [("ci", True)]
+
+
+def test_an_event_batch_on_a_killed_worker_is_retried_after_its_heartbeat_timeout(
+    rig: Rig,
+) -> None:
+    """No shortcut here: Temporal itself notices the dead worker by the missing heartbeats,
+    well before the batch activity's 5-minute start-to-close timeout (the wait's bound is
+    shorter than that)."""
+    repo = f"{unique_project()}/app"
+    image = _push(rig.oci, repo, "v1")
+    key = new_key()
+    document = {"keys": [{"name": "ci", "public_key": public_pem(key)}]}
+    saved = _admin(rig.oci, "PUT", f"/api/v1/projects/{_project(repo)}/trust/policy", json=document)
+    assert saved.status_code == 200, saved.text
+    signature = push_signature(rig.oci, repo, image.digest, key)
+    tagged = [e for e in _events(rig, "tag.created", repository=repo) if e[1] == signature]
+    batch = EventBatch(
+        "trust",
+        VERIFY_TRUST,
+        0,
+        [EventValue(tagged[0][0], "tag.created", None, repo, signature,
+                    "sha256-" + image.digest.partition(":")[2] + ".sig", None, "")],
+        heartbeat_seconds=HEARTBEAT_SECONDS,
+    )  # fmt: skip
+    workflow_id = f"trust-heartbeat-{uuid.uuid4().hex}"
+    crash = Crash(VERIFY_TRUST, when=DURING, workflow_id=workflow_id)
+    _run(lambda: _start(rig.settings, BATCH_WORKFLOW, batch, workflow_id))
+    faulty = rig.start_faulty(crash)
+    rig.wait_stalled(faulty, crash)
+
+    # While the worker lives, its heartbeats keep the first attempt going past the timeout.
+    time.sleep(3 * HEARTBEAT_SECONDS)
+    assert _run(lambda: _started_attempts(rig.settings, workflow_id)) == [1]
+
+    rig.kill(faulty)
+    rig.start_plain()
+    assert _run(lambda: _result(rig.settings, workflow_id)) == 1
+    stored = rig.registry.extras["trust_store"].results(repo, image.digest)
+    assert [(r.finding.signer, r.finding.verified) for r in stored] == [("ci", True)]
+
+
+async def _started_attempts(settings: Settings, workflow_id: str) -> list[int]:
+    """The attempt numbers of the workflow's activities that a worker is running now."""
+    client = await _client(settings)
+    description = await client.get_workflow_handle(workflow_id).describe()
+    started = PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+    return [
+        pending.attempt
+        for pending in description.raw_description.pending_activities
+        if pending.state == started
+    ]

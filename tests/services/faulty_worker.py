@@ -4,8 +4,9 @@
 builds the worker exactly as ``moorage worker`` does (settings from the environment,
 ``cli.wiring.build_activities``, ``cli.worker.run_worker``), except that the chosen
 activity is wrapped: on its first matching call the wrapper runs the real activity
-(``after``) or not yet (``before``), writes ``PATH`` as JSON (the activity's identity
-within its workflow) and then blocks for at most ``--hold`` seconds. A test kills the
+(``after``; ``during``: and goes on heartbeating) or not yet (``before``), writes ``PATH``
+as JSON (the activity's identity within its workflow) and then blocks for at most
+``--hold`` seconds. A test kills the
 process in that window, so the side effect is done (or not started) and Temporal has
 not been told the attempt finished: the retry is a re-delivery of the same task.
 
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from temporalio import activity
 
+from activities.heartbeats import heartbeat_interval, heartbeating_thread
 from cli import outbox
 from cli.composition import Composition, compose
 from cli.signals import stop_on_signals
@@ -42,8 +44,9 @@ if TYPE_CHECKING:
 
 #: Pseudo activity name: stall the outbox dispatcher before it marks a batch started.
 OUTBOX_MARK = "outbox-mark"
-#: ``--when`` values: stall after the real call (side effect done) or before it.
-AFTER, BEFORE = "after", "before"
+#: ``--when`` values: stall after the real call (side effect done) or before it, or after
+#: it while still heartbeating (an attempt that is alive and working when it is killed).
+AFTER, BEFORE, DURING = "after", "before", "during"
 
 
 @dataclass
@@ -113,7 +116,12 @@ def _stalling(fn: Callable[..., Any], fault: Fault) -> Callable[..., Any]:
             fault.stall(facts)
             return fn(params)
         result = fn(params)
-        fault.stall(facts)
+        every = heartbeat_interval()
+        if fault.when == DURING and every is not None:
+            with heartbeating_thread(every):
+                fault.stall(facts)
+        else:
+            fault.stall(facts)
         return result
 
     wrapped.__name__ = fn.__name__
@@ -150,7 +158,7 @@ def faulty_activities(root: Composition, fault: Fault) -> list[Callable[..., Any
 def _parse() -> Fault:
     parser = argparse.ArgumentParser(prog="faulty_worker")
     parser.add_argument("--activity", required=True)
-    parser.add_argument("--when", choices=[AFTER, BEFORE], default=AFTER)
+    parser.add_argument("--when", choices=[AFTER, BEFORE, DURING], default=AFTER)
     parser.add_argument("--marker", type=Path, required=True)
     parser.add_argument("--hold", type=float, default=300.0)
     parser.add_argument("--workflow-id", default=None)
