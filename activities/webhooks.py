@@ -7,7 +7,10 @@ returns as soon as that is done, so a slow or failing target never holds up the 
 behind it: retry state lives in the delivery rows, not in the batch's run.
 
 ``send_webhook_deliveries`` sends a policy's due deliveries oldest first, one at a time
-(ordered per target, so per repository), and stops at the first that must wait. It
+(ordered per target, so per repository), and stops at the first that must wait. Each
+attempt reads the policy anew, after its delivery was read, so it is signed with the
+secrets of that moment (a redelivery queued after a rotation carries the new secret's
+signature too) and a pause or disable takes effect at the next attempt. It
 heartbeats while it works; a worker killed mid-request loses that attempt, Temporal runs
 the activity again and the delivery is sent again (at least once; receivers dedupe on
 ``webhook-id``).
@@ -237,14 +240,17 @@ class WebhookActivities:
         async with heartbeating(HEARTBEAT_EVERY):
             try:
                 while sent < self._settings.send_round:
-                    policy = await anyio.to_thread.run_sync(self._store.policy, policy_id)
-                    if policy is None or not policy.enabled or policy.paused:
-                        return SendResult(sent, more=False, wait_seconds=None)
                     size = min(PAGE, self._settings.send_round - sent)
                     page = await anyio.to_thread.run_sync(self._store.pending, policy_id, size)
                     if not page:
                         return SendResult(sent, more=False, wait_seconds=None)
                     for delivery in page:
+                        # NOTE: the policy is read for each attempt, after the delivery was
+                        # read: a delivery queued after a secret rotation (a redelivery) is
+                        # signed with the rotated secrets, never with ones read before it.
+                        policy = await anyio.to_thread.run_sync(self._store.policy, policy_id)
+                        if policy is None or not policy.enabled or policy.paused:
+                            return SendResult(sent, more=False, wait_seconds=None)
                         now = datetime.now(UTC)
                         due = delivery.next_attempt_at
                         if due is not None and due > now:
@@ -262,8 +268,6 @@ class WebhookActivities:
                         if wait_for is not None:
                             return SendResult(sent, more=False, wait_seconds=wait_for)
                         sent += 1
-                        if not healthy:
-                            break  # the target's health changed: read the policy again
                     await anyio.to_thread.run_sync(self._record_delivered, delivered)
             finally:
                 await anyio.to_thread.run_sync(self._record_delivered, delivered)
