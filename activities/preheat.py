@@ -2,11 +2,13 @@
 
 ``deliver_events_preheat`` is the preheat subscriber's activity (``core.subscribers``):
 for each enabled ``event_based`` policy of a batch's projects it starts one execution for
-the artifacts the batch tagged, under an id fixed by the policy and the batch, so a
+the artifacts the batch tagged, whose scan completed or (for policies requiring signed
+images) whose signature verified, under an id fixed by the policy and the batch, so a
 retried batch starts nothing twice.
 
-``preheat_create_job`` mints a registry token that may only pull the task's repository
-and hands it to the provider; a task whose job was created already returns that job.
+``preheat_create_job`` mints a registry token that may only pull the task's repository,
+living as long as the job may run, and hands it to the provider; a task whose job was
+created already returns that job.
 ``preheat_poll_job`` polls with exponential back-off, heartbeating all the while (a
 worker that dies mid-poll is noticed by the heartbeat timeout and the poll resumes
 elsewhere: polling has no side effect).
@@ -35,6 +37,7 @@ from core.preheat import (
     PLAN,
     POLL_JOB,
     RECORD_TASK,
+    Criteria,
     ExecutionRequest,
     FinishInput,
     JobRef,
@@ -47,6 +50,7 @@ from core.preheat import (
     RecordInput,
     TaskInput,
     TriggerKind,
+    criteria_of,
     event_candidates,
 )
 from core.preheat_service import PreheatRunner
@@ -76,7 +80,7 @@ class PreheatActivities:
         """Create the task's provider job (once: a created job is returned again)."""
         try:
             task, spec, client = await anyio.to_thread.run_sync(
-                self._runner.job_spec, params.task_id
+                self._runner.job_spec, params.task_id, params.poll
             )
             if task.job_id:
                 return JobRef(task.job_id)
@@ -155,10 +159,14 @@ class PreheatActivities:
         projects = {e.project_id for e in batch.events if e.project_id is not None}
         service = self._runner.service
         for project_id in sorted(projects):
+            inherited: Criteria | None = None
             for policy in service.store.policies(project_id):
                 if not policy.enabled or policy.trigger is not TriggerKind.EVENT_BASED:
                     continue
-                candidates = event_candidates(policy, batch.events)
+                if inherited is None:
+                    inherited = self._runner.project_criteria(project_id)
+                applied = criteria_of(policy, inherited)
+                candidates = event_candidates(policy, batch.events, applied.signed_only)
                 if not candidates:
                     continue
                 request = service.new_execution(

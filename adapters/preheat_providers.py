@@ -13,8 +13,9 @@
 
 Every call goes through :class:`adapters.outbound_http.OutboundClient`: the endpoint is
 checked and the connection pinned to the checked address at each call, redirects are not
-followed. A refused endpoint or a ``4xx`` answer is final; an unreachable provider or a
-``5xx`` may be retried.
+followed. An ``insecure`` instance's calls go through a client that does not verify TLS
+certificates (the outbound checks stay). A refused endpoint or a ``4xx`` answer is final;
+an unreachable provider or a ``5xx`` may be retried.
 """
 
 from __future__ import annotations
@@ -224,11 +225,23 @@ class KrakenClient:
 
 
 def provider_client(
-    client: OutboundClient, instance: Instance, secret: str | None
+    client: OutboundClient,
+    instance: Instance,
+    secret: str | None,
+    insecure_client: OutboundClient | None = None,
 ) -> ProviderClient:
-    """The vendor's client of ``instance`` over ``client`` (``secret`` opened)."""
+    """The vendor's client of ``instance`` over ``client`` (``secret`` opened).
+
+    An ``insecure`` instance is called through ``insecure_client`` (TLS not verified);
+    without one it is refused: its calls would fail on the certificate it was marked for.
+    """
+    chosen = client
+    if instance.insecure:
+        if insecure_client is None:
+            raise ProviderRefusedError(f"p2p instance {instance.name!r}: no insecure client")
+        chosen = insecure_client
     http = _Http(
-        client, instance.endpoint, auth_headers(instance.auth_mode, instance.username, secret)
+        chosen, instance.endpoint, auth_headers(instance.auth_mode, instance.username, secret)
     )
     if instance.vendor is Vendor.DRAGONFLY:
         return DragonflyClient(http)

@@ -33,7 +33,16 @@ NOT_FOUND = 404
 _ROTATE_FLAGS = ("auth_header_rotate", "secret_rotate")
 _ENDPOINT_FIELDS = ("url", "type", "credential", "username", "ca_bundle", "insecure", "realm_hosts")
 _WEBHOOK_FIELDS = ("url", "events", "payload_format", "enabled")
-_INSTANCE_FIELDS = ("vendor", "endpoint", "description", "auth_mode", "username", "enabled")
+_INSTANCE_FIELDS = (
+    "vendor",
+    "endpoint",
+    "description",
+    "auth_mode",
+    "username",
+    "enabled",
+    "default",
+    "insecure",
+)
 
 
 @dataclass
@@ -117,7 +126,7 @@ def _readable_list(connection: Connection, path: str) -> list[dict[str, Any]] | 
 #: Fields of a replication policy's API answer that are not its spec.
 _POLICY_META = frozenset({"id", "name", "created_at", "updated_at"})
 #: Fields of a preheat policy's API answer that are not its spec.
-_PREHEAT_META = _POLICY_META | {"project", "created_by"}
+_PREHEAT_META = _POLICY_META | {"project", "created_by", "project_criteria"}
 
 
 def read_state(connection: Connection) -> LiveState:

@@ -35,6 +35,7 @@ server worker builds its own from the same settings.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import cached_property, partial
 
@@ -67,9 +68,11 @@ from core.login_limit import LoginLimiter, LoginPolicy
 from core.manifests import ManifestRules
 from core.outbound import OutboundPolicy
 from core.ports import BlobStore, Clock, NowaitReads
+from core.preheat import Instance, ProviderClient
 from core.preheat_service import (
     PreheatRunner,
     PreheatService,
+    StoredCriteria,
     StoredSignatures,
     StoredVulnerabilities,
 )
@@ -496,6 +499,29 @@ class Composition:
         )
 
     @cached_property
+    def preheat_insecure_outbound(self) -> OutboundClient:
+        """The client of ``insecure`` P2P instances: outbound checks kept, TLS not verified."""
+        settings = self.settings
+        policy = OutboundPolicy.of(settings.outbound.allow, allow_http=settings.outbound.allow_http)
+        return OutboundClient(
+            policy,
+            connect_timeout=min(5.0, settings.preheat.timeout_seconds),
+            total_timeout=settings.preheat.timeout_seconds,
+            max_body_bytes=PROVIDER_ANSWER_BYTES,
+            verify=False,
+            resolver=resolve_host,
+        )
+
+    @cached_property
+    def preheat_providers(self) -> Callable[[Instance, str | None], ProviderClient]:
+        """Builds the vendor client of an instance (``adapters.preheat_providers``)."""
+        return partial(
+            provider_client,
+            self.preheat_outbound,
+            insecure_client=self.preheat_insecure_outbound,
+        )
+
+    @cached_property
     def preheat(self) -> PreheatService:
         """Provider instances, preheat policies and executions (``core.preheat_service``)."""
         settings = self.settings
@@ -508,20 +534,26 @@ class Composition:
             partial(secret_box, settings),
             OutboundPolicy.of(settings.outbound.allow, allow_http=settings.outbound.allow_http),
             self.clock.now,
+            self.preheat_criteria,
         )
+
+    @cached_property
+    def preheat_criteria(self) -> StoredCriteria:
+        """The preheat criteria a project's trust and scan policies impose."""
+        return StoredCriteria(self.trust_store, self.scan_store)
 
     @cached_property
     def preheat_runner(self) -> PreheatRunner:
         """What the preheat activities run."""
         settings = self.settings
-        outbound = self.preheat_outbound
         return PreheatRunner(
             self.preheat,
             self.metadata,
             StoredSignatures(self.trust_store),
             StoredVulnerabilities(self.scan_reports),
+            self.preheat_criteria,
             lambda: self.tokens,
-            partial(provider_client, outbound),
+            self.preheat_providers,
             settings.preheat,
             settings.preheat.registry_url or settings.public_url or settings.replication.local_url,
             self.clock.now,
@@ -553,7 +585,7 @@ class Composition:
                 "replication_starter": TemporalStarter(self.settings.temporal),
                 "replication_schedules": replication_schedules(self.settings.temporal),
                 "preheat": self.preheat,
-                "preheat_providers": partial(provider_client, self.preheat_outbound),
+                "preheat_providers": self.preheat_providers,
                 "preheat_starter": TemporalStarter(self.settings.temporal),
                 "preheat_schedules": preheat_schedules(self.settings.temporal),
                 "trust_store": self.trust_store,

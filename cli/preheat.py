@@ -67,7 +67,9 @@ def create_instance(
     name: Annotated[str, typer.Argument(help="A unique name.")],
     vendor: Annotated[str, typer.Argument(help="dragonfly or kraken.")],
     endpoint: Annotated[str, typer.Argument(help="The manager's (or Kraken proxy's) URL.")],
-    auth_mode: Annotated[str, typer.Option(help="none, basic, bearer or header.")] = "none",
+    auth_mode: Annotated[
+        str, typer.Option(help="none, basic, bearer (Harbor's oauth) or header.")
+    ] = "none",
     username: Annotated[str, typer.Option(help="Username of basic auth.")] = "",
     secret: Annotated[
         str | None,
@@ -77,6 +79,12 @@ def create_instance(
         ),
     ] = None,
     disabled: Annotated[bool, typer.Option("--disabled", help="Create it disabled.")] = False,
+    default: Annotated[
+        bool, typer.Option("--default", help="Make it the instance policies use by default.")
+    ] = False,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="Do not verify the provider's TLS certificate.")
+    ] = False,
 ) -> None:
     """Add a provider instance."""
     body = {
@@ -87,6 +95,8 @@ def create_instance(
         "username": username,
         "secret": secret,
         "enabled": not disabled,
+        "default": default,
+        "insecure": insecure,
     }
     _emit(lambda c: c.call("POST", _INSTANCES, body), ctx)
 

@@ -137,6 +137,16 @@ def check(desired: Sequence[Located], live: dict[tuple[str, str], Any], prune: b
             seen[key] = item.where
     for item in desired:
         problems.extend(_reference_problems(item, seen, live, prune))
+    defaults = [
+        item.where
+        for item in desired
+        if isinstance(item.doc, P2PInstanceDoc) and item.doc.spec.default
+    ]
+    if len(defaults) > 1:
+        problems.append(
+            f"{defaults[1]}: spec.default: only one P2P instance can be the default "
+            f"(also in {defaults[0]})"
+        )
     if problems:
         raise PlanError(problems)
 

@@ -1,7 +1,8 @@
 """Administration as code: the P2P preheat kinds (``core.preheat``).
 
 - ``P2PInstance``: a provider instance of this installation (system administrators),
-  keyed by its name; the spec holds the fields ``/api/v1/p2p/instances`` takes. Its
+  keyed by its name; the spec holds the fields ``/api/v1/p2p/instances`` takes (with
+  Harbor's ``default`` and ``insecure``; ``auth_mode`` in Harbor's spelling too). Its
   secret is write-only, given by reference (``env:NAME``, ``file:/path``) or as
   ``stored`` (the value the registry holds, what ``export`` writes), compared and sent
   as a webhook's or a registry endpoint's (``core.ascode_outbound``): on creation, when
@@ -32,6 +33,7 @@ from core.preheat import (
     Vendor,
     check_name,
     check_policy,
+    parse_auth_mode,
 )
 
 #: A name as the registry checks it (the pattern is published in the schema too).
@@ -75,6 +77,16 @@ class InstanceSpec(Strict):
         default=False, description="Send the referenced secret again on every apply."
     )
     enabled: bool = True
+    default: bool = Field(
+        default=False,
+        description="The instance policies use when they name none (at most one is; "
+        "a file may mark one).",
+    )
+    insecure: bool = Field(
+        default=False, description="Do not verify the provider's TLS certificate."
+    )
+
+    _auth_mode = field_validator("auth_mode", mode="before")(parse_auth_mode)
 
     @model_validator(mode="after")
     def _consistent(self) -> InstanceSpec:

@@ -14,18 +14,36 @@ artifacts the filters keep, applied in Harbor's order: repository (doublestar gl
 ``core.patterns``), tag (glob), signature (only images with a verified signature in the
 trust store) and vulnerability (only images whose newest successful scan, allowlists
 applied, has no finding at or above ``severity``; an unscanned image is left out).
+The signature and vulnerability criteria are also **inherited from the project**, as
+Harbor does: a project whose trust policy is enforced preheats only images that meet it,
+and a project whose scan policy has a ``prevent_severity`` preheats only images scanned
+without a finding at or above it. A policy's own ``signed_only`` and ``severity`` can
+only add to them (the stricter severity wins), never relax them (:func:`criteria_of`).
+
 Triggers: ``manual`` (an API call), ``scheduled`` (a Temporal schedule of the policy's
-cron expression) and ``event_based`` (the preheat subscriber starts a run for each pushed
-or tagged artifact the repository and tag filters keep).
+cron expression) and ``event_based``: the preheat subscriber evaluates the project's
+event-based policies when an artifact is pushed or tagged, when its scan completed
+(Harbor's *OnScanComplete*; a failed scan starts nothing) and, for policies that require
+signed images, when its signature verification succeeded (``signature.verified``). An
+image held back at push time by a criterion (not scanned yet, not signed yet) is so
+preheated once its scan or verification lets it through. Scan and signature events name
+a digest, not a tag: the run preheats every tag of that digest the tag filter keeps.
+
+A provider instance can be the **default** one (at most one is; a policy written without
+an instance uses it) and **insecure** (its TLS certificate is not verified, for
+self-signed providers); Harbor's auth mode names ``NONE``, ``BASIC`` and ``OAUTH`` are
+accepted for ``none``, ``basic`` and ``bearer`` (:func:`parse_auth_mode`).
 
 An **execution** is one run (one workflow, its id the execution's id) with one task per
-candidate: the provider job is created with a short-lived pull-only registry token for
-exactly that repository, polled until it ends, and its result (status, job id, per-peer
+candidate: the provider job is created with a pull-only registry token for exactly that
+repository, living as long as the job may run (:func:`token_lifetime`: the job timeout
+and the poll's grace), polled until it ends, and its result (status, job id, per-peer
 successes and failures) is recorded on the task.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,8 +59,11 @@ from core.subscribers import Subscriber
 
 #: Activity name of the preheat subscriber (``core.subscribers``).
 DELIVER_EVENTS_PREHEAT: Final = "deliver_events_preheat"
-#: The events that trigger event-based policies (an artifact reached a tag).
-TRIGGER_EVENTS: Final = frozenset({events.MANIFEST_PUSHED, events.TAG_CREATED, events.TAG_MOVED})
+#: Events that name an artifact reaching a tag (Harbor's *OnPush*).
+TAG_EVENTS: Final = frozenset({events.MANIFEST_PUSHED, events.TAG_CREATED, events.TAG_MOVED})
+#: The events that trigger event-based policies: a tag, a completed scan (Harbor's
+#: *OnScanComplete*), a verified signature (for policies requiring signed images).
+TRIGGER_EVENTS: Final = TAG_EVENTS | {events.SCAN_COMPLETED, events.SIGNATURE_VERIFIED}
 PREHEAT_SUBSCRIBER: Final = Subscriber("preheat", TRIGGER_EVENTS, DELIVER_EVENTS_PREHEAT)
 #: Workflow type of one execution (``workflows.preheat``).
 EXECUTION_WORKFLOW: Final = "PreheatExecutionWorkflow"
@@ -54,6 +75,9 @@ RECORD_TASK: Final = "preheat_record_task"
 FINISH: Final = "preheat_finish"
 #: Error type of a failure no retry can fix (refused endpoint, provider said no).
 FINAL_ERROR: Final = "PreheatFinalError"
+#: How much longer than the job timeout the poll of a job may take (its activity's bound),
+#: and so how much longer than the job timeout the provider's registry token lives.
+JOB_GRACE_SECONDS: Final = 60
 
 #: Names of instances and policies (``check_name``).
 NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9._-]{0,62}$"
@@ -75,6 +99,23 @@ class AuthMode(StrEnum):
     BEARER = "bearer"
     #: A custom header: the secret is ``Name: value``.
     HEADER = "header"
+
+
+#: Harbor's names of the auth modes (``OAUTH``: a bearer token).
+_HARBOR_AUTH: Final = {"oauth": AuthMode.BEARER}
+
+
+def parse_auth_mode(value: object) -> object:
+    """An auth mode from Moorage's or Harbor's spelling (``NONE``, ``BASIC``, ``OAUTH``).
+
+    Anything else is returned as given, for the caller's validation to refuse.
+    """
+    if isinstance(value, AuthMode) or not isinstance(value, str):
+        return value
+    lowered = value.strip().lower()
+    if lowered in _HARBOR_AUTH:
+        return _HARBOR_AUTH[lowered]
+    return lowered if lowered in {m.value for m in AuthMode} else value
 
 
 class TriggerKind(StrEnum):
@@ -129,6 +170,10 @@ class Instance:
     enabled: bool
     created_at: datetime
     updated_at: datetime
+    #: The instance a policy written without one uses (at most one instance is).
+    is_default: bool = False
+    #: Its TLS certificate is not verified (a self-signed or untrusted provider).
+    insecure: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +188,8 @@ class InstanceInput:
     secret: str | None = None
     description: str = ""
     enabled: bool = True
+    is_default: bool = False
+    insecure: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,15 +230,17 @@ class Policy:
         ``repository`` is the full name (``project/name``); the glob is matched against
         the name inside the project, as Harbor does.
         """
+        return self.selects_repository(repository) and matches(self.tags, tag)
+
+    def selects_repository(self, repository: str) -> bool:
+        """Whether the repository filter keeps ``repository`` (full name)."""
         project, _, inner = repository.partition("/")
-        if project != self.project or not inner:
-            return False
-        return matches(self.repositories, inner) and matches(self.tags, tag)
+        return project == self.project and bool(inner) and matches(self.repositories, inner)
 
 
 @dataclass(frozen=True, slots=True)
 class PolicyInput:
-    """A policy as a project administrator writes it."""
+    """A policy as a project administrator writes it (``instance`` empty: the default one)."""
 
     name: str
     instance: str
@@ -208,8 +257,43 @@ class PolicyInput:
 
 
 @dataclass(frozen=True, slots=True)
+class Criteria:
+    """Signature and vulnerability criteria: a project's, or what one policy applies.
+
+    Attributes:
+        signed_only: Only images with a valid signature (meeting the project's trust
+            policy when it enforces one).
+        severity: Leave out images not scanned or with a finding at or above it
+            (``core.promotion.SEVERITIES``); ``None``: no vulnerability criterion.
+    """
+
+    signed_only: bool = False
+    severity: str | None = None
+
+
+def stricter(first: str | None, second: str | None) -> str | None:
+    """The lower (stricter) of two severity thresholds; ``None`` is no threshold."""
+    if first is None or second is None:
+        return first or second
+    return first if SEVERITIES.index(first) <= SEVERITIES.index(second) else second
+
+
+def criteria_of(policy: Policy, project: Criteria) -> Criteria:
+    """What ``policy`` applies: its project's criteria, made stricter by its own."""
+    return Criteria(
+        signed_only=policy.signed_only or project.signed_only,
+        severity=stricter(policy.severity, project.severity),
+    )
+
+
+def token_lifetime(poll: PollShape) -> int:
+    """Seconds the provider's registry token lives: as long as the job may run."""
+    return math.ceil(poll.job_timeout_seconds) + JOB_GRACE_SECONDS
+
+
+@dataclass(frozen=True, slots=True)
 class Candidate:
-    """One tagged artifact to preheat."""
+    """One tagged artifact to preheat (``tag`` empty: every tag of ``digest``)."""
 
     repository: str
     tag: str
@@ -290,8 +374,9 @@ class ExecutionRequest:
 
     Attributes:
         candidates: For an event-triggered run: the artifacts the events named (the
-            planner applies the signature and vulnerability filters to them); empty: the
-            planner lists the project.
+            planner finds the tags of those named by digest only, and applies the
+            signature and vulnerability filters to them); empty: the planner lists the
+            project.
     """
 
     execution_id: str
@@ -371,6 +456,11 @@ class PreheatStore(Protocol):
     def save_instance(self, instance: Instance) -> bool: ...
     def delete_instance(self, instance_id: int) -> bool: ...
     def instance_in_use(self, instance_id: int) -> bool: ...
+    def make_default(self, instance_id: int) -> None:
+        """Make the instance the default one and every other not (one transaction)."""
+        ...
+
+    def default_instance(self) -> Instance | None: ...
 
     def add_policy(self, policy: Policy) -> Policy | None:
         """Insert; ``None`` when the project has a policy of that name."""
@@ -500,7 +590,21 @@ def check_policy(data: PolicyInput) -> PolicyInput:
 
 class SignatureVerdicts(Protocol):
     def signed(self, repository: str, digest: str) -> bool:
-        """Whether the image has a verified signature (the trust store's verdicts)."""
+        """Whether the image is signed (the trust store's verdicts).
+
+        Signed: it meets its project's enforced trust policy, or (a project without one)
+        has a verified signature.
+        """
+        ...
+
+
+class ProjectCriteria(Protocol):
+    def criteria(self, project_id: int) -> Criteria:
+        """The criteria a project's configuration imposes on every preheat policy of it.
+
+        ``signed_only`` when its trust policy is enforced, ``severity`` from its scan
+        policy's ``prevent_severity``.
+        """
         ...
 
 
@@ -515,45 +619,80 @@ def filter_candidates(
     candidates: list[Candidate],
     signatures: SignatureVerdicts,
     vulnerabilities: VulnerabilityVerdicts,
+    project: Criteria | None = None,
 ) -> list[Candidate]:
     """The candidates the policy keeps, filters applied in Harbor's order.
 
     Repository, then tag, then signature, then vulnerability: each later (costlier)
-    filter sees only what the earlier ones kept. A repeated (repository, tag) is kept once.
+    filter sees only what the earlier ones kept. The signature and vulnerability criteria
+    are the policy's and its ``project``'s together (:func:`criteria_of`). A repeated
+    (repository, tag) is kept once; verdicts are read once per digest.
     """
+    applied = criteria_of(policy, project or Criteria())
     kept: list[Candidate] = []
     seen: set[tuple[str, str]] = set()
+    verdicts: dict[tuple[str, str], bool] = {}
     for candidate in candidates:
         if not policy.selects(candidate.repository, candidate.tag):
             continue
         key = (candidate.repository, candidate.tag)
         if key in seen:
             continue
-        if policy.signed_only and not signatures.signed(candidate.repository, candidate.digest):
-            continue
-        if policy.severity is not None and not vulnerabilities.passes(
-            candidate.repository, candidate.digest, policy.severity
-        ):
+        image = (candidate.repository, candidate.digest)
+        if image not in verdicts:
+            verdicts[image] = _meets(applied, image, signatures, vulnerabilities)
+        if not verdicts[image]:
             continue
         seen.add(key)
         kept.append(candidate)
     return kept
 
 
-def event_candidates(policy: Policy, batch: list[Any]) -> list[Candidate]:
-    """The artifacts of ``batch`` (outbox events) the repository and tag filters keep."""
+def _meets(
+    criteria: Criteria,
+    image: tuple[str, str],
+    signatures: SignatureVerdicts,
+    vulnerabilities: VulnerabilityVerdicts,
+) -> bool:
+    repository, digest = image
+    if criteria.signed_only and not signatures.signed(repository, digest):
+        return False
+    return criteria.severity is None or vulnerabilities.passes(
+        repository, digest, criteria.severity
+    )
+
+
+def event_candidates(
+    policy: Policy, batch: list[Any], signatures_matter: bool = False
+) -> list[Candidate]:
+    """The artifacts of ``batch`` (outbox events) an event-based policy evaluates.
+
+    A push or tag event names a tag: kept when the repository and tag filters keep it. A
+    completed scan names a digest: kept (tag empty, every tag of it) when the repository
+    filter keeps it. A verified signature likewise, only when ``signatures_matter`` (the
+    policy applies a signature criterion: for others the push already preheated it).
+    """
     found: list[Candidate] = []
     seen: set[tuple[str, str]] = set()
     for event in batch:
         if event.kind not in TRIGGER_EVENTS or event.project_id != policy.project_id:
             continue
-        if not event.repository or not event.tag or not event.digest:
+        if not event.repository or not event.digest:
             continue
-        key = (event.repository, event.tag)
-        if key in seen or not policy.selects(event.repository, event.tag):
+        if event.kind in TAG_EVENTS:
+            if not event.tag or not policy.selects(event.repository, event.tag):
+                continue
+            key = (event.repository, event.tag)
+        else:
+            if event.kind == events.SIGNATURE_VERIFIED and not signatures_matter:
+                continue
+            if not policy.selects_repository(event.repository):
+                continue
+            key = (event.repository, "@" + event.digest)
+        if key in seen:
             continue
         seen.add(key)
-        found.append(Candidate(event.repository, event.tag, event.digest))
+        found.append(Candidate(event.repository, event.tag or "", event.digest))
     return found
 
 

@@ -10,6 +10,9 @@ missing one.
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
@@ -24,6 +27,7 @@ from core.ports import Metadata
 from core.preheat import (
     AuthMode,
     Candidate,
+    Criteria,
     Execution,
     ExecutionRequest,
     ExecutionStatus,
@@ -36,6 +40,7 @@ from core.preheat import (
     PolicyInput,
     PollShape,
     PreheatStore,
+    ProjectCriteria,
     ProviderClient,
     RecordInput,
     SignatureVerdicts,
@@ -46,18 +51,25 @@ from core.preheat import (
     check_name,
     check_policy,
     filter_candidates,
+    token_lifetime,
 )
 from core.preheat_settings import PreheatSettings
-from core.promotion import ScanReports, scan_gate
+from core.promotion import SEVERITIES, ScanReports, scan_gate
+from core.scan_records import ScanStore
 from core.sealing import SecretBox
 from core.services.access_control import AccessControl
 from core.signature_formats import Kind
 from core.tokens import TokenService
-from core.trust_ports import TrustStore
+from core.trust_policy import TrustPolicy, compile_policy, evaluate
+from core.trust_ports import StoredPolicy, TrustStore
+
+logger = logging.getLogger(__name__)
 
 _RESOURCE: Final = "preheat-policy"
 #: Tags read per page while listing a repository.
 _TAG_PAGE: Final = 500
+#: How long a project's trust policy is reused by the signature criterion (seconds).
+_POLICY_CACHE_SECONDS: Final = 5.0
 
 
 def secret_context(name: str) -> str:
@@ -74,9 +86,11 @@ class PreheatService:
         box: Callable[[], SecretBox],
         outbound: OutboundPolicy,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        project_criteria: ProjectCriteria | None = None,
     ) -> None:
         self._store, self._access, self._box = store, access, box
         self._outbound, self._now = outbound, clock
+        self._criteria = project_criteria
 
     @property
     def store(self) -> PreheatStore:
@@ -121,10 +135,14 @@ class PreheatService:
             enabled=data.enabled,
             created_at=now,
             updated_at=now,
+            insecure=data.insecure,
         )
         stored = self._store.add_instance(instance)
         if stored is None:
             raise ConflictError(f"p2p instance {data.name!r} already exists")
+        if data.is_default:
+            self._store.make_default(stored.id)
+            stored = replace(stored, is_default=True)
         return stored
 
     def instance(self, instance_id: int) -> Instance:
@@ -153,11 +171,20 @@ class PreheatService:
             username=data.username,
             secret_sealed=self._sealed(data.name, data, current.secret_sealed),
             enabled=data.enabled,
+            insecure=data.insecure,
+            # NOTE: made the default below, in one transaction with the others' unset
+            is_default=current.is_default and data.is_default,
             updated_at=self._now(),
         )
         if not self._store.save_instance(changed):
             raise ConflictError(f"p2p instance {data.name!r} already exists")
+        if data.is_default and not current.is_default:
+            self._store.make_default(instance_id)
+            changed = replace(changed, is_default=True)
         return changed
+
+    def default_instance(self) -> Instance | None:
+        return self._store.default_instance()
 
     def delete_instance(self, instance_id: int) -> None:
         self.instance(instance_id)
@@ -177,6 +204,14 @@ class PreheatService:
         return record.id, record.name
 
     def _instance_id(self, name: str) -> int:
+        """The named instance's id; without a name, the default instance's."""
+        if not name:
+            default = self._store.default_instance()
+            if default is None:
+                raise InvalidInputError(
+                    "name the p2p instance: none is the default", field="instance"
+                )
+            return default.id
         found = self._store.instance_named(name)
         if found is None:
             raise InvalidInputError(f"no p2p instance {name!r}", field="instance")
@@ -259,6 +294,12 @@ class PreheatService:
         found = self._store.instance(policy.instance_id)
         return found.name if found is not None else ""
 
+    def project_criteria(self, policy: Policy) -> Criteria:
+        """The criteria ``policy``'s project imposes on it (shown with the policy)."""
+        if self._criteria is None:
+            return Criteria()
+        return self._criteria.criteria(policy.project_id)
+
     # -- executions -------------------------------------------------------------------------
 
     def runnable(self, caller: Identity, project: str, policy_id: int) -> Policy:
@@ -318,13 +359,69 @@ class PreheatService:
 
 
 class StoredSignatures:
-    """Signature verdicts from the trust store: a verified signature (not attestation)."""
+    """Signature verdicts from the trust store.
 
-    def __init__(self, trust: TrustStore) -> None:
-        self._trust = trust
+    An image of a project with an enforced trust policy is signed when it meets that
+    policy (what the pull gate serves); of another project, when it has a verified
+    signature (not only an attestation). Policies are reused for a few seconds.
+    """
+
+    def __init__(self, trust: TrustStore, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._trust, self._monotonic = trust, monotonic
+        self._policies: dict[str, TrustPolicy] = {}
+        self._loaded_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def _enforced(self, project: str) -> TrustPolicy | None:
+        with self._lock:
+            if self._monotonic() - self._loaded_at >= _POLICY_CACHE_SECONDS:
+                self._policies = {}
+                for stored in self._trust.policies():
+                    if not _enforces(stored):
+                        continue
+                    try:
+                        self._policies[stored.project] = compile_policy(
+                            stored.project_id, stored.project, stored.revision, stored.document
+                        )
+                    except Exception:
+                        # NOTE: as the pull gate does (core.trust_gate): a policy that
+                        # cannot be used is skipped, and logged
+                        logger.exception("trust policy of %s cannot be used", stored.project)
+                self._loaded_at = self._monotonic()
+            return self._policies.get(project)
 
     def signed(self, repository: str, digest: str) -> bool:
-        return any(Kind(r.kind) is Kind.SIGNATURE for r in self._trust.verified(repository, digest))
+        verified = self._trust.verified(repository, digest)
+        policy = self._enforced(repository.partition("/")[0])
+        if policy is not None:
+            return evaluate(policy, verified).allowed
+        return any(Kind(r.kind) is Kind.SIGNATURE for r in verified)
+
+
+class StoredCriteria:
+    """The criteria a project's configuration imposes (``core.preheat.ProjectCriteria``).
+
+    Harbor's *Enable content trust* is a project's enforced trust policy; its *Prevent
+    vulnerable images from pulling* is the scan policy's ``prevent_severity`` (``Unknown``
+    and ``Negligible`` read as ``low``, the lowest preheat threshold).
+    """
+
+    def __init__(self, trust: TrustStore, scans: ScanStore) -> None:
+        self._trust, self._scans = trust, scans
+
+    def criteria(self, project_id: int) -> Criteria:
+        stored = self._trust.policy(project_id)
+        prevent = self._scans.policy(project_id).prevent_severity
+        severity = None
+        if prevent is not None:
+            lowered = str(prevent).lower()
+            severity = lowered if lowered in SEVERITIES else SEVERITIES[0]
+        return Criteria(signed_only=stored is not None and _enforces(stored), severity=severity)
+
+
+def _enforces(stored: StoredPolicy) -> bool:
+    """Whether a stored trust policy is enforced (``enforce`` defaults to true)."""
+    return bool(stored.document.get("enforce", True))
 
 
 class StoredVulnerabilities:
@@ -353,6 +450,7 @@ class PreheatRunner:
         metadata: Metadata,
         signatures: SignatureVerdicts,
         vulnerabilities: VulnerabilityVerdicts,
+        project_criteria: ProjectCriteria,
         tokens: Callable[[], TokenService],
         provider: Callable[[Instance, str | None], ProviderClient],
         settings: PreheatSettings,
@@ -362,6 +460,7 @@ class PreheatRunner:
         self._service, self._store = service, service.store
         self._metadata = metadata
         self._signatures, self._vulnerabilities = signatures, vulnerabilities
+        self._project_criteria = project_criteria
         self._tokens, self._provider = tokens, provider
         self._settings, self._registry_url, self._now = settings, registry_url, clock
 
@@ -408,18 +507,29 @@ class PreheatRunner:
                     last = tags[-1]
         return found
 
-    def _media_types(self, candidates: list[Candidate]) -> list[Candidate]:
+    def project_criteria(self, project_id: int) -> Criteria:
+        """The criteria the project's configuration imposes on its policies."""
+        return self._project_criteria.criteria(project_id)
+
+    def _resolved(self, candidates: list[Candidate]) -> list[Candidate]:
+        """The candidates with their media types.
+
+        One named by digest only (a scan or a signature event) becomes one candidate per
+        tag that points at the digest now.
+        """
         out: list[Candidate] = []
         with self._metadata.read() as session:
             for c in candidates:
-                if c.media_type:
+                if c.media_type and c.tag:
                     out.append(c)
                     continue
                 repository = session.repositories.get(c.repository)
-                manifest = (
-                    None if repository is None else session.manifests.get(repository.id, c.digest)
-                )
-                out.append(replace(c, media_type=manifest.media_type if manifest else ""))
+                if repository is None:
+                    continue
+                manifest = session.manifests.get(repository.id, c.digest)
+                media_type = c.media_type or (manifest.media_type if manifest else "")
+                tags = [c.tag] if c.tag else session.tags.of_manifest(repository.id, c.digest)
+                out.extend(replace(c, tag=tag, media_type=media_type) for tag in sorted(tags))
         return out
 
     def plan(self, request: ExecutionRequest, execution_id: str) -> Plan:
@@ -431,11 +541,17 @@ class PreheatRunner:
             tasks = self._store.tasks(execution_id)
         else:
             listed = (
-                self._media_types(request.candidates)
+                self._resolved(request.candidates)
                 if request.candidates
                 else self.list_project(policy)
             )
-            kept = filter_candidates(policy, listed, self._signatures, self._vulnerabilities)
+            kept = filter_candidates(
+                policy,
+                listed,
+                self._signatures,
+                self._vulnerabilities,
+                self.project_criteria(policy.project_id),
+            )
             tasks = self._store.add_tasks(execution_id, kept)
         pending = [t.id for t in tasks if t.status in (TaskStatus.PENDING, TaskStatus.RUNNING)]
         return Plan(execution_id, pending, self._settings.concurrency, self.poll_shape())
@@ -463,8 +579,13 @@ class PreheatRunner:
         _, _, instance = self._context(task_id)
         return self._provider(instance, self._service.open_secret(instance))
 
-    def job_spec(self, task_id: int) -> tuple[Task, JobSpec, ProviderClient]:
-        """The job of a task, with a new pull-only token for exactly its repository."""
+    def job_spec(self, task_id: int, poll: PollShape) -> tuple[Task, JobSpec, ProviderClient]:
+        """The job of a task, with a new pull-only token for exactly its repository.
+
+        The token lives as long as the job may run (:func:`core.preheat.token_lifetime`
+        of the execution's poll shape), not the registry's usual token lifetime: a
+        provider still fetching layers at the end of a long job must not be refused.
+        """
         task, policy, instance = self._context(task_id)
         registry = self._registry()
         now = self._now()
@@ -474,6 +595,7 @@ class PreheatRunner:
             False,
             now,
             {"kind": "robot"},
+            ttl=token_lifetime(poll),
         )
         spec = JobSpec(
             registry=registry.split("://", 1)[-1],

@@ -145,7 +145,16 @@ class TokenService:
         admin: bool,
         now: datetime,
         principal: dict[str, Any] | None = None,
+        ttl: int | None = None,
     ) -> IssuedToken:
+        """A signed token for ``subject`` granting ``access``.
+
+        ``ttl`` (seconds) overrides the service's lifetime for this token (a token handed
+        to a job that runs longer than a client's pull, ``core.preheat.token_lifetime``).
+        """
+        lifetime = self._ttl if ttl is None else ttl
+        if lifetime < 1:
+            raise ValueError("a token lives at least one second")
         self.refresh()
         claims = {
             "iss": self._issuer,
@@ -153,7 +162,7 @@ class TokenService:
             "aud": self._audience,
             "iat": int(now.timestamp()),
             "nbf": int(now.timestamp()) - 5,
-            "exp": int((now + timedelta(seconds=self._ttl)).timestamp()),
+            "exp": int((now + timedelta(seconds=lifetime)).timestamp()),
             "jti": secrets.token_hex(16),
             "access": [scope.as_claim() for scope in access],
             "adm": admin,
@@ -164,7 +173,7 @@ class TokenService:
         token = jwt.encode(
             claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid, "typ": "JWT"}
         )
-        return IssuedToken(token, self._ttl, now)
+        return IssuedToken(token, lifetime, now)
 
     def verify(self, token: str) -> TokenClaims:
         """The claims of a valid token; raise :class:`InvalidTokenError` otherwise.

@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         EXECUTION_WORKFLOW,
         FINAL_ERROR,
         FINISH,
+        JOB_GRACE_SECONDS,
         PLAN,
         POLL_JOB,
         RECORD_TASK,
@@ -106,7 +107,9 @@ class PreheatExecutionWorkflow:
                 POLL_JOB,
                 PollInput(params.task_id, job.job_id, poll),
                 result_type=JobStatus,
-                schedule_to_close_timeout=timedelta(seconds=poll.job_timeout_seconds + 60),
+                schedule_to_close_timeout=timedelta(
+                    seconds=poll.job_timeout_seconds + JOB_GRACE_SECONDS
+                ),
                 heartbeat_timeout=timedelta(seconds=3 * poll.heartbeat_seconds),
                 retry_policy=RetryPolicy(
                     initial_interval=timedelta(seconds=1),

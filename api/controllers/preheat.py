@@ -3,7 +3,11 @@
 ``/api/v1/p2p/instances`` (system administrators): Dragonfly or Kraken instances; the
 secret is write-only (``has_secret`` says whether one is stored) and ``POST
 .../{id}/health`` asks the provider's health endpoint now. Endpoints are checked against
-the outbound policy when written and at every call.
+the outbound policy when written and at every call. As in Harbor, ``default`` makes an
+instance the one a policy written without ``instance`` uses (setting it on one instance
+clears it on the others), ``insecure`` skips the TLS certificate check of its calls, and
+``auth_mode`` takes Harbor's names too (``NONE``, ``BASIC``, ``OAUTH``; answered as
+``none``, ``basic``, ``bearer``).
 
 ``/api/v1/projects/{p}/preheat/policies`` (``preheat-policy`` rights: project
 administrators): ``POST .../{id}/executions`` starts a manual run and answers the
@@ -22,7 +26,7 @@ import anyio.to_thread
 from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from activities.search_attributes import search_values
 from api.context import Registry, registry_of
@@ -34,6 +38,7 @@ from core.paging import window
 from core.preheat import (
     EXECUTION_WORKFLOW,
     AuthMode,
+    Criteria,
     Execution,
     Instance,
     InstanceInput,
@@ -46,6 +51,7 @@ from core.preheat import (
     Task,
     TriggerKind,
     Vendor,
+    parse_auth_mode,
 )
 from core.preheat_service import PreheatService
 from core.workflow_port import WorkflowStarter
@@ -62,9 +68,16 @@ class InstanceIn(BaseModel):
     #: Write-only; on update ``None`` keeps the stored one.
     secret: str | None = Field(default=None, max_length=4096)
     enabled: bool = True
+    #: The instance policies use when they name none (at most one instance is).
+    default: bool = False
+    #: Do not verify the provider's TLS certificate (self-signed or untrusted).
+    insecure: bool = False
+
+    _auth_mode = field_validator("auth_mode", mode="before")(parse_auth_mode)
 
     def value(self) -> InstanceInput:
-        return InstanceInput(**self.model_dump())
+        values = self.model_dump(exclude={"default"})
+        return InstanceInput(**values, is_default=self.default)
 
 
 class InstanceOut(BaseModel):
@@ -77,6 +90,8 @@ class InstanceOut(BaseModel):
     username: str
     has_secret: bool
     enabled: bool
+    default: bool
+    insecure: bool
     created_at: datetime
     updated_at: datetime
 
@@ -92,6 +107,8 @@ class InstanceOut(BaseModel):
             username=instance.username,
             has_secret=instance.secret_sealed is not None,
             enabled=instance.enabled,
+            default=instance.is_default,
+            insecure=instance.insecure,
             created_at=instance.created_at,
             updated_at=instance.updated_at,
         )
@@ -106,7 +123,8 @@ class PolicyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(max_length=63)
     description: str = Field(default="", max_length=1024)
-    instance: str = Field(max_length=63)
+    #: The provider instance's name (empty: the default instance).
+    instance: str = Field(default="", max_length=63)
     repositories: str = Field(default="**", max_length=255)
     tags: str = Field(default="**", max_length=255)
     signed_only: bool = False
@@ -121,6 +139,13 @@ class PolicyIn(BaseModel):
         values = self.model_dump()
         values["cluster_ids"] = tuple(self.cluster_ids)
         return PolicyInput(**values)
+
+
+class CriteriaOut(BaseModel):
+    """Criteria the project imposes on every policy (Harbor's inherited criteria)."""
+
+    signed_only: bool
+    severity: str | None
 
 
 class PolicyOut(BaseModel):
@@ -138,12 +163,14 @@ class PolicyOut(BaseModel):
     scope: str
     cluster_ids: list[int]
     enabled: bool
+    #: From the project's trust and scan policies; applied with the policy's own.
+    project_criteria: CriteriaOut
     created_by: str
     created_at: datetime
     updated_at: datetime
 
     @classmethod
-    def of(cls, policy: Policy, instance: str) -> PolicyOut:
+    def of(cls, policy: Policy, instance: str, inherited: Criteria) -> PolicyOut:
         return cls(
             id=policy.id,
             project=policy.project,
@@ -159,6 +186,9 @@ class PolicyOut(BaseModel):
             scope=str(policy.scope),
             cluster_ids=list(policy.cluster_ids),
             enabled=policy.enabled,
+            project_criteria=CriteriaOut(
+                signed_only=inherited.signed_only, severity=inherited.severity
+            ),
             created_by=policy.created_by,
             created_at=policy.created_at,
             updated_at=policy.updated_at,
@@ -268,6 +298,14 @@ async def start_run(registry: Registry, policy: Policy, trigger: TriggerKind) ->
     return found
 
 
+async def _policy_out(service: PreheatService, policy: Policy) -> PolicyOut:
+    def read() -> PolicyOut:
+        name = service.instance_name(policy)
+        return PolicyOut.of(policy, name, service.project_criteria(policy))
+
+    return await anyio.to_thread.run_sync(read)
+
+
 def _id(item: Instance | Policy | Task) -> int:
     return item.id
 
@@ -366,7 +404,12 @@ class PreheatPolicyController(Controller):
 
         found = await page.fetch(fetch, key=_id, cursor=IDS)
         names = {i.id: i.name for i in await anyio.to_thread.run_sync(service.instances)}
-        items = [PolicyOut.of(p, names.get(p.instance_id, "")) for p in found.items]
+        inherited = (
+            await anyio.to_thread.run_sync(service.project_criteria, found.items[0])
+            if found.items
+            else Criteria()
+        )
+        items = [PolicyOut.of(p, names.get(p.instance_id, ""), inherited) for p in found.items]
         return found.respond(request, PolicyPage, items)
 
     @post("/", summary="Add a preheat policy", status_code=201)
@@ -385,7 +428,7 @@ class PreheatPolicyController(Controller):
             # NOTE: a policy whose schedule could not be made is not kept half-created
             await anyio.to_thread.run_sync(service.delete_policy, caller, project, policy.id)
             raise
-        return PolicyOut.of(policy, data.instance)
+        return await _policy_out(service, policy)
 
     @get("/{policy_id:int}", summary="One preheat policy")
     async def read_policy(
@@ -394,8 +437,7 @@ class PreheatPolicyController(Controller):
         caller = await api_caller(request, registry_of(request))
         service = _service(request)
         policy = await anyio.to_thread.run_sync(service.policy, caller, project, policy_id)
-        name = await anyio.to_thread.run_sync(service.instance_name, policy)
-        return PolicyOut.of(policy, name)
+        return await _policy_out(service, policy)
 
     @put("/{policy_id:int}", summary="Replace a preheat policy")
     async def replace_policy(
@@ -413,7 +455,7 @@ class PreheatPolicyController(Controller):
             service.update_policy, caller, project, policy_id, data.value()
         )
         await _sync_schedule(registry, before, policy)
-        return PolicyOut.of(policy, data.instance)
+        return await _policy_out(service, policy)
 
     @delete("/{policy_id:int}", summary="Remove a preheat policy", status_code=204)
     async def delete_policy(

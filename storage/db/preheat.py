@@ -56,6 +56,8 @@ def _instance(row: Any) -> Instance:
         enabled=bool(row.enabled),
         created_at=row.created_at,
         updated_at=row.updated_at,
+        is_default=bool(row.is_default),
+        insecure=bool(row.insecure),
     )
 
 
@@ -168,6 +170,22 @@ class SqlPreheatStore:
 
     def delete_instance(self, instance_id: int) -> bool:
         return self._instances.delete(instance_id)
+
+    def make_default(self, instance_id: int) -> None:
+        with self._engines.writing() as connection, connection.begin():
+            # NOTE: the others first: the partial unique index allows one default row
+            connection.execute(
+                update(_INSTANCE)
+                .where(_INSTANCE.c.id != instance_id, _INSTANCE.c.is_default.is_(True))
+                .values(is_default=False)
+            )
+            connection.execute(
+                update(_INSTANCE).where(_INSTANCE.c.id == instance_id).values(is_default=True)
+            )
+
+    def default_instance(self) -> Instance | None:
+        row = self._instances.first(_INSTANCE.c.is_default.is_(True))
+        return None if row is None else _instance(row)
 
     def instance_in_use(self, instance_id: int) -> bool:
         with self._engines.read.connect() as connection:

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
 class P2pInstanceRow(SQLModel, table=True):
-    """A provider instance (names unique); the secret is sealed."""
+    """A provider instance (names unique, at most one the default); the secret is sealed."""
 
     __tablename__ = "p2p_instance"
+    __table_args__ = (
+        Index(
+            "ix_p2p_instance_one_default",
+            "is_default",
+            unique=True,
+            postgresql_where=text("is_default"),
+            sqlite_where=text("is_default"),
+        ),
+    )
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=63, unique=True)
     description: str = Field(default="", max_length=1024)
@@ -23,6 +32,8 @@ class P2pInstanceRow(SQLModel, table=True):
     enabled: bool = True
     created_at: datetime
     updated_at: datetime
+    is_default: bool = False
+    insecure: bool = False
 
 
 class PreheatPolicyRow(SQLModel, table=True):

@@ -269,3 +269,59 @@ def test_policies_need_project_admin_rights(
     assert client.get(f"{executions}/preheat-0-none", auth=admin).status_code == 404
     run = client.post(f"{base}/{created.json()['id']}/executions", auth=developer)
     assert run.status_code == 403
+
+
+def test_one_default_instance_is_used_by_policies_that_name_none(
+    client: TestClient[Any], api: Api
+) -> None:
+    """Harbor's instance options: ``default`` (one at a time), ``insecure``, auth names."""
+    project = api.project()
+    base = f"/api/v1/projects/{project}/preheat/policies"
+    assert client.post(base, json={"name": "no-default"}, auth=AUTH).status_code in (400, 422)
+
+    def make(name: str, **extra: Any) -> dict[str, Any]:
+        body = {"name": name, "vendor": "kraken", "endpoint": "https://kraken.example.com"}
+        created = client.post(INSTANCES, json={**body, **extra}, auth=AUTH)
+        assert created.status_code == 201, created.text
+        made: dict[str, Any] = created.json()
+        return made
+
+    first = make("kr-first", default=True, insecure=True)
+    assert (first["default"], first["insecure"]) == (True, True)
+    oauth = make("kr-oauth", auth_mode="OAUTH", secret="token")
+    assert (oauth["auth_mode"], oauth["default"], oauth["insecure"]) == ("bearer", False, False)
+    assert make("kr-basic", auth_mode="BASIC", username="u", secret="p")["auth_mode"] == "basic"
+
+    implicit = client.post(base, json={"name": "implicit"}, auth=AUTH)
+    assert implicit.status_code == 201, implicit.text
+    assert implicit.json()["instance"] == "kr-first"
+
+    # another instance made the default: the first is no longer one
+    second = client.put(
+        f"{INSTANCES}/{oauth['id']}",
+        json={
+            "name": "kr-oauth",
+            "vendor": "kraken",
+            "endpoint": "https://kraken.example.com",
+            "auth_mode": "oauth",
+            "default": True,
+        },
+        auth=AUTH,
+    )
+    assert second.status_code == 200, second.text
+    assert second.json()["default"] is True
+    listed = client.get(INSTANCES, params={"limit": 1000}, auth=AUTH).json()["items"]
+    assert [i["name"] for i in listed if i["default"]] == ["kr-oauth"]
+    later = client.post(base, json={"name": "later"}, auth=AUTH)
+    assert later.status_code == 201, later.text
+    assert later.json()["instance"] == "kr-oauth"
+    # the policy made earlier keeps its instance
+    assert client.get(f"{base}/{implicit.json()['id']}", auth=AUTH).json()["instance"] == "kr-first"
+    bad = client.post(
+        INSTANCES,
+        json={"name": "kr-bad", "vendor": "kraken", "endpoint": "https://k.example.com",
+              "auth_mode": "KERBEROS"},
+        auth=AUTH,
+    )  # fmt: skip
+    assert bad.status_code in (400, 422)
+    assert "auth_mode" in _problem_fields(bad)

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 from temporalio.client import Client
 from temporalio.service import RPCError
@@ -183,6 +184,14 @@ def test_manual_preheat_hands_dragonfly_a_pull_only_token_for_that_repository(
     # the provider was called with its personal access token
     creates = [h for m, path, h in dragonfly.requests if m == "POST" and path == "/oapi/v1/jobs"]
     assert all(h.get("Authorization") == f"Bearer {PAT}" for h in creates)
+    # the token handed over pulls exactly that repository, for as long as the job may run
+    # (the default job timeout, an hour, and the poll's minute of grace)
+    token = args["headers"]["Authorization"].removeprefix("Bearer ")
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["access"] == [
+        {"type": "repository", "name": f"{project}/app", "actions": ["pull"]}
+    ]
+    assert claims["exp"] - claims["iat"] == 3600 + 60
 
     listed = client.get(f"/api/v1/projects/{project}/preheat/executions")
     assert execution["id"] in [e["id"] for e in listed.json()["items"]]
@@ -451,6 +460,126 @@ def test_signed_only_keeps_images_with_a_verified_signature(
     assert [(t["tag"], t["digest"]) for t in _tasks(client, project, execution["id"])] == [
         ("v1", signed)
     ]
+
+
+def _executions(client: httpx.Client, project: str) -> list[dict[str, Any]]:
+    listed = client.get(f"/api/v1/projects/{project}/preheat/executions", params={"limit": 100})
+    assert listed.status_code == 200, listed.text
+    found: list[dict[str, Any]] = listed.json()["items"]
+    return found
+
+
+def _finished_runs(client: httpx.Client, project: str, count: int) -> list[dict[str, Any]] | None:
+    """The project's executions once ``count`` of them finished (oldest first)."""
+    done = [e for e in _executions(client, project) if e["status"] != "running"]
+    return sorted(done, key=lambda e: e["started_at"]) if len(done) >= count else None
+
+
+def _preheated(client: httpx.Client, project: str) -> list[dict[str, Any]] | None:
+    """The project's finished executions that preheated something."""
+    return [r for r in _finished_runs(client, project, 1) or [] if r["total"]] or None
+
+
+def test_an_image_held_back_unscanned_is_preheated_when_its_scan_completes(
+    site: Site, client: httpx.Client, dragonfly: DragonflyStandIn
+) -> None:
+    """Harbor's OnScanComplete, and the vulnerability criterion inherited from the project.
+
+    The project refuses pulls of images with a critical finding (its scan policy), so its
+    event-based policy, which sets no criterion of its own, preheats only images scanned
+    without one. At push time the image is not scanned (scan on push is off): the push's
+    run leaves it out. Once its scan completes clean, the scan's event preheats it.
+    """
+    project = _project()
+    assert client.post("/api/v1/projects", json={"name": project}).status_code == 201
+    scan_policy = {"scan_on_push": False, "prevent_severity": "Critical"}
+    saved = client.put(f"/api/v1/projects/{project}/scan-policy", json=scan_policy)
+    assert saved.status_code == 200, saved.text
+    instance = _instance(
+        client,
+        name=f"df-scan-{project}",
+        vendor="dragonfly",
+        endpoint=dragonfly.url,
+        auth_mode="bearer",
+        secret=PAT,
+    )
+    made = _policy(
+        client, project, name="on-events", instance=instance["name"], trigger="event_based"
+    )
+    # shown with the policy: what the project imposes on it
+    assert made["project_criteria"] == {"signed_only": False, "severity": "critical"}
+    repo = f"{project}/app"
+    # an empty tar: a layer the scanner reads, with no package in it
+    digest = push_image(site.url, repo, "v1", [b"\0" * 1024], site.auth)
+
+    held = wait_for(lambda: _finished_runs(client, project, 1), "the push's execution")
+    assert [(r["trigger"], r["status"], r["total"]) for r in held] == [
+        ("event_based", "succeeded", 0)
+    ] * len(held), "held back: not scanned yet"
+
+    def jobs() -> list[Any]:
+        return [j for j in dragonfly.job_list() if f"/{repo}/manifests/" in j.body["args"]["url"]]
+
+    assert jobs() == []
+    scan = client.post(
+        f"/api/v1/projects/{project}/scans", json={"repository": repo, "digest": digest}
+    )
+    assert scan.status_code == 202, scan.text
+
+    [after_scan] = wait_for(lambda: _preheated(client, project), "the scan's execution")
+    assert after_scan["trigger"] == "event_based"
+    assert after_scan["status"] == "succeeded", after_scan
+    [task] = _tasks(client, project, after_scan["id"])
+    assert (task["repository"], task["tag"], task["digest"]) == (repo, "v1", digest)
+    [job] = jobs()
+    assert job.body["args"]["url"] == f"{site.url}/v2/{repo}/manifests/{digest}"
+
+
+def test_an_unsigned_image_is_preheated_when_its_signature_verifies(
+    site: Site, client: httpx.Client, dragonfly: DragonflyStandIn
+) -> None:
+    """The signature criterion inherited from an enforced trust policy, and the
+    ``signature.verified`` event as a trigger (Moorage's, beside Harbor's three)."""
+    project = _project()
+    assert client.post("/api/v1/projects", json={"name": project}).status_code == 201
+    key = new_key()
+    document = {"enforce": True, "keys": [{"name": "ci", "public_key": public_pem(key)}]}
+    saved = client.put(f"/api/v1/projects/{project}/trust/policy", json=document)
+    assert saved.status_code == 200, saved.text
+    instance = _instance(
+        client,
+        name=f"df-sig-{project}",
+        vendor="dragonfly",
+        endpoint=dragonfly.url,
+        auth_mode="bearer",
+        secret=PAT,
+    )
+    made = _policy(
+        client, project, name="signed", instance=instance["name"], tags="v*", trigger="event_based"
+    )
+    assert made["project_criteria"] == {"signed_only": True, "severity": None}
+    repo = f"{project}/app"
+    digest = push_image(site.url, repo, "v1", [b"to-be-signed"], site.auth)
+    held = wait_for(lambda: _finished_runs(client, project, 1), "the push's execution")
+    assert [(r["status"], r["total"]) for r in held] == [("succeeded", 0)] * len(held), (
+        "held back: not signed"
+    )
+
+    oci = OCIClient(client, site.auth[1], site.auth[0])
+    push_signature(oci, repo, digest, key)
+    runs = wait_for(
+        lambda: _preheated(client, project), "the execution the verified signature started"
+    )
+    [signed_run] = runs
+    assert signed_run["status"] == "succeeded", (
+        signed_run,
+        _tasks(client, project, signed_run["id"]),
+    )
+    [task] = _tasks(client, project, signed_run["id"])
+    assert (task["tag"], task["digest"]) == ("v1", digest)
+    # the provider could pull it: the image meets the project's enforced policy
+    [job] = [j for j in dragonfly.job_list() if f"/{repo}/manifests/" in j.body["args"]["url"]]
+    assert [f.status for f in job.fetches if f.what == "manifest"] == [200]
 
 
 # NOTE: last, so the killed worker's other activities (event batches) delay no other test

@@ -14,7 +14,9 @@ stand-ins speak the documented APIs instead:
 - :class:`KrakenStandIn` -- Kraken proxy's ``POST /registry/notifications`` (a
   distribution notification envelope) and ``GET /health``.
 
-An aiohttp app in a thread of its own (own event loop), like the webhook receiver.
+An aiohttp app in a thread of its own (own event loop), like the webhook receiver; with an
+``ssl_context`` it serves HTTPS (a certificate of the tests' own CA: an instance reaching
+it must be ``insecure``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import ssl
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,10 +70,12 @@ class _Server:
     _loop: asyncio.AbstractEventLoop | None = None
     _runner: web.AppRunner | None = None
     _thread: threading.Thread | None = None
+    ssl_context: ssl.SSLContext | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     def count(self) -> int:
         with self._lock:
@@ -95,7 +100,7 @@ class _Server:
                 self.routes(app)
                 self._runner = web.AppRunner(app, access_log=None)
                 loop.run_until_complete(self._runner.setup())
-                site = web.TCPSite(self._runner, self.host, self.port)
+                site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context)
                 loop.run_until_complete(site.start())
                 server: Any = site._server
                 self.port = server.sockets[0].getsockname()[1]
@@ -277,7 +282,7 @@ def start_dragonfly(token: str = "dfpat") -> DragonflyStandIn:  # noqa: S107 - a
     return server
 
 
-def start_kraken() -> KrakenStandIn:
-    server = KrakenStandIn()
+def start_kraken(ssl_context: ssl.SSLContext | None = None) -> KrakenStandIn:
+    server = KrakenStandIn(ssl_context=ssl_context)
     server.start()
     return server

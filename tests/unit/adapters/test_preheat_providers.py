@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +18,7 @@ from core.preheat import (
     Instance,
     JobSpec,
     JobState,
+    ProviderError,
     ProviderRefusedError,
     Scope,
     Vendor,
@@ -25,6 +29,7 @@ from tests.services.p2p_standins import (
     start_dragonfly,
     start_kraken,
 )
+from tests.services.tls import make_pki
 
 NOW = datetime(2026, 12, 3, tzinfo=UTC)
 DIGEST = f"sha256:{7:064x}"
@@ -160,3 +165,32 @@ async def test_dragonfly_refuses_a_wrong_token_as_final(dragonfly: DragonflyStan
     assert (method, path) == ("POST", "/oapi/v1/jobs")
     assert headers["Authorization"] == "Bearer wrong"
     assert dragonfly.job_list() == []
+
+
+async def test_an_insecure_instance_reaches_a_provider_with_an_untrusted_certificate(
+    tmp_path: Path,
+) -> None:
+    """Harbor's *Skip certificate verification*: only the insecure instance gets through."""
+    pki = make_pki(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(pki.server_cert, pki.server_key)
+    kraken = start_kraken(context)
+    policy = OutboundPolicy.of(["127.0.0.1/32"], allow_http=False)
+    verified, unverified = OutboundClient(policy), OutboundClient(policy, verify=False)
+    secure = _instance(Vendor.KRAKEN, kraken.url)
+    insecure = replace(secure, insecure=True)
+    try:
+        checked = provider_client(verified, secure, None, insecure_client=unverified)
+        with pytest.raises(ProviderError, match="CERTIFICATE_VERIFY_FAILED"):
+            await checked.create(_spec())
+        assert kraken.received() == []
+        with pytest.raises(ProviderRefusedError, match="no insecure client"):
+            provider_client(verified, insecure, None)
+        skipped = provider_client(verified, insecure, None, insecure_client=unverified)
+        job = await skipped.create(_spec())
+    finally:
+        await verified.aclose()
+        await unverified.aclose()
+        kraken.stop()
+    assert job.done
+    assert [e["events"][0]["target"]["digest"] for e in kraken.received()] == [DIGEST]

@@ -366,3 +366,25 @@ def test_a_security_document_of_a_project_created_by_the_file_is_a_creation() ->
         ("create", "ScanPolicy", "new"),
         ("update", "CveAllowlist", "(system)"),
     ]
+
+
+def test_one_p2p_instance_at_most_is_the_default() -> None:
+    kraken = {"vendor": "kraken", "endpoint": "https://k.example.test"}
+    with pytest.raises(PlanError) as caught:
+        make_plan(
+            located(
+                doc("P2PInstance", {"name": "a"}, {**kraken, "default": True}),
+                doc("P2PInstance", {"name": "b"}, {**kraken, "default": True}),
+            ),
+            [],
+            prune=False,
+        )
+    assert "only one P2P instance can be the default" in str(caught.value)
+
+
+def test_harbor_auth_mode_names_read_as_moorage_ones_so_nothing_changes() -> None:
+    spec = {"vendor": "dragonfly", "endpoint": "https://d.example.test", "secret": "stored"}
+    live = doc("P2PInstance", {"name": "d"}, {**spec, "auth_mode": "bearer", "insecure": True})
+    wanted = doc("P2PInstance", {"name": "d"}, {**spec, "auth_mode": "OAUTH", "insecure": True})
+    assert wanted.spec.auth_mode == "bearer"
+    assert make_plan(located(wanted), [live], prune=False) == []

@@ -1,4 +1,5 @@
-"""Preheat's rules: filters in Harbor's order, event candidates, policy checks."""
+"""Preheat's rules: filters in Harbor's order, criteria a project imposes, event
+candidates (push, scan completed, signature verified), policy checks, token lifetime."""
 
 from __future__ import annotations
 
@@ -10,17 +11,23 @@ import pytest
 from core import events
 from core.errors import InvalidInputError
 from core.preheat import (
+    AuthMode,
     Candidate,
+    Criteria,
     Policy,
     PolicyInput,
+    PollShape,
     Scope,
     Task,
     TaskStatus,
     TriggerKind,
     check_policy,
+    criteria_of,
     event_candidates,
     filter_candidates,
     overall_status,
+    parse_auth_mode,
+    token_lifetime,
 )
 
 NOW = datetime(2026, 12, 3, tzinfo=UTC)
@@ -150,6 +157,72 @@ def test_event_candidates_are_tagged_artifacts_of_the_policy_project() -> None:
         Candidate("team/web/frontend", "v1", D1),
         Candidate("team/web/frontend", "latest", D3),
     ]
+
+
+def test_a_completed_scan_names_every_tag_of_its_digest() -> None:
+    """Harbor's OnScanComplete: the digest is evaluated again; a failed scan is ignored."""
+    policy = _policy(repositories="web/**", tags="v*", trigger=TriggerKind.EVENT_BASED)
+    batch = [
+        Event(events.SCAN_COMPLETED, 7, "team/web/frontend", None, D1),
+        Event(events.SCAN_COMPLETED, 7, "team/web/frontend", None, D1),  # repeat
+        Event(events.SCAN_FAILED, 7, "team/web/frontend", None, D2),  # no action
+        Event(events.SCAN_COMPLETED, 7, "team/api", None, D3),  # repository filter
+        Event(events.SCAN_COMPLETED, 8, "team/web/frontend", None, D3),  # other project id
+    ]
+    assert event_candidates(policy, batch) == [Candidate("team/web/frontend", "", D1)]
+
+
+def test_a_verified_signature_matters_only_to_policies_requiring_signatures() -> None:
+    policy = _policy(trigger=TriggerKind.EVENT_BASED)
+    batch = [
+        Event(events.SIGNATURE_VERIFIED, 7, "team/app", None, D1),
+        Event(events.SIGNATURE_REFUSED, 7, "team/app", None, D2),
+    ]
+    assert event_candidates(policy, batch) == []
+    assert event_candidates(policy, batch, signatures_matter=True) == [
+        Candidate("team/app", "", D1)
+    ]
+
+
+def test_the_project_criteria_apply_and_a_policy_can_only_tighten_them() -> None:
+    project = Criteria(signed_only=True, severity="high")
+    assert criteria_of(_policy(), project) == Criteria(True, "high")
+    assert criteria_of(_policy(severity="critical"), project) == Criteria(True, "high")
+    assert criteria_of(_policy(severity="low"), project) == Criteria(True, "low")
+    assert criteria_of(_policy(signed_only=True), Criteria()) == Criteria(True, None)
+    assert criteria_of(_policy(), Criteria()) == Criteria(False, None)
+
+
+def test_project_criteria_filter_a_policy_without_its_own() -> None:
+    verdicts = Verdicts(signed_digests={D1, D3}, clean_digests={D1})
+    kept = filter_candidates(
+        _policy(tags="v1"), CANDIDATES, verdicts, verdicts, Criteria(True, "medium")
+    )
+    assert kept == [Candidate("team/web/frontend", "v1", D1)]
+    assert ("vulnerability:medium", D1) in verdicts.asked
+
+
+def test_verdicts_are_read_once_per_digest() -> None:
+    verdicts = Verdicts(signed_digests={D1})
+    tags = [Candidate("team/app", tag, D1) for tag in ("a", "b", "c")]
+    kept = filter_candidates(_policy(signed_only=True), tags, verdicts, verdicts)
+    assert [c.tag for c in kept] == ["a", "b", "c"]
+    assert verdicts.asked == [("signature", D1)]
+
+
+def test_harbor_auth_mode_names_are_accepted() -> None:
+    assert parse_auth_mode("OAUTH") is AuthMode.BEARER
+    assert parse_auth_mode("NONE") == "none"
+    assert parse_auth_mode("BASIC") == "basic"
+    assert parse_auth_mode("bearer") == "bearer"
+    assert parse_auth_mode("kerberos") == "kerberos"  # left for the validation to refuse
+
+
+def test_the_provider_token_lives_as_long_as_the_job_may_run() -> None:
+    short = PollShape(1, 30, job_timeout_seconds=90.5, heartbeat_seconds=10)
+    long = PollShape(1, 30, job_timeout_seconds=7200, heartbeat_seconds=10)
+    assert token_lifetime(short) == 91 + 60
+    assert token_lifetime(long) == 7200 + 60
 
 
 @pytest.mark.parametrize(

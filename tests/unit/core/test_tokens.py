@@ -130,3 +130,18 @@ def test_recent_verifications_skip_only_repeated_successes(
     assert expired.verify("right", stored)
     assert expired.verify("right", stored)
     assert calls[-2:] == ["right", "right"]
+
+
+def test_a_token_may_live_longer_than_the_service_lifetime_when_asked() -> None:
+    """A token handed to a long job (preheat) outlives the usual lifetime, and only it."""
+    now = datetime.now(UTC)
+    service = _service(SigningKey.generate())
+    long = service.issue("job", [SCOPE], False, now - timedelta(hours=1), ttl=7200)
+    assert long.expires_in == 7200
+    assert service.verify(long.token).access == [SCOPE]  # issued an hour ago, still valid
+    usual = service.issue("client", [SCOPE], False, now - timedelta(hours=1))
+    assert usual.expires_in == 300
+    with pytest.raises(InvalidTokenError):
+        service.verify(usual.token)
+    with pytest.raises(ValueError, match="at least one second"):
+        service.issue("job", [SCOPE], False, now, ttl=0)
