@@ -192,12 +192,6 @@ class ArtifactCopier:
         await self._referrers(source, destination, manifest.digest, 0)
         return self._result(TaskStatus.COPIED, manifest.digest)
 
-    async def delete(self, destination: str, reference: str) -> TaskResult:
-        """Delete ``destination:reference`` (nothing to do when it is gone)."""
-        deleted = await self._dst.delete_manifest(destination, reference)
-        status = TaskStatus.DELETED if deleted else TaskStatus.SKIPPED
-        return self._result(status, None, None if deleted else "not at the destination")
-
     async def _destination_digest(self, repository: str, reference: str) -> str | None:
         try:
             return (await self._dst.head_manifest(repository, reference)).digest

@@ -32,6 +32,7 @@ from core.replication import (
     overall_status,
 )
 from core.replication_copy import ArtifactCopier, CopyOptions, ReplicaRegistry, has_referrers
+from core.replication_delete import ArtifactDeleter, is_digest
 from core.replication_settings import ReplicationSettings
 from core.upstream_ports import UpstreamError
 
@@ -212,6 +213,10 @@ class ReplicationRunner:
                 task.error,
             )
         source, destination = self._sides(policy)
+        if task.operation is TaskOperation.DELETE:
+            result = await self._delete(policy, task, source, destination)
+            await asyncio.to_thread(self._store.record_task, task.id, result, self._now())
+            return result
         mounts = self._mounts.setdefault(f"{policy.direction}:{policy.endpoint}", _BoundedMounts())
         copier = ArtifactCopier(
             source,
@@ -229,12 +234,41 @@ class ReplicationRunner:
             resume=resume,
             mounts=mounts,
         )
-        if task.operation is TaskOperation.DELETE:
-            result = await copier.delete(task.destination, task.reference)
-        else:
-            result = await copier.copy(task.source, task.destination, task.reference)
+        result = await copier.copy(task.source, task.destination, task.reference)
         await asyncio.to_thread(self._store.record_task, task.id, result, self._now())
         return result
+
+    async def _delete(
+        self,
+        policy: ReplicationPolicy,
+        task: ReplicationTask,
+        source: ReplicaRegistry,
+        destination: ReplicaRegistry,
+    ) -> TaskResult:
+        """Replicate a deletion (``core.replication_delete``).
+
+        Another destination tag does not keep a shared manifest from being deleted by
+        digest when this execution deletes it too, or when the policy selects it and the
+        source no longer has it.
+        """
+        siblings = await asyncio.to_thread(self._store.tasks, task.execution_id)
+        companions = {
+            t.reference
+            for t in siblings
+            if t.operation is TaskOperation.DELETE
+            and t.destination == task.destination
+            and t.id != task.id
+            and not is_digest(t.reference)
+        }
+        kept = set(await source.tags(task.source))
+
+        def released(tag: str) -> bool:
+            if tag in companions:
+                return True
+            return policy.selects(task.source, tag) and tag not in kept
+
+        deleter = ArtifactDeleter(destination)
+        return await deleter.delete(task.destination, task.reference, task.digest, released)
 
     def fail(self, task_id: int, reason: str, bytes_sent: int = 0) -> None:
         """Record a task that failed for good (after its last attempt)."""
