@@ -31,6 +31,7 @@ from core.replication import (
     TriggerKind,
     overall_status,
 )
+from core.replication_bandwidth import SharedBandwidth
 from core.replication_copy import ArtifactCopier, CopyOptions, ReplicaRegistry, has_referrers
 from core.replication_delete import ArtifactDeleter, is_digest
 from core.replication_settings import ReplicationSettings
@@ -67,7 +68,7 @@ class ReplicationRunner:
     Args:
         store: Policies, executions, tasks.
         clients: The two sides' registry clients.
-        settings: Chunk size, referrer depth.
+        settings: Chunk size, referrer depth, the worker's bandwidth cap.
         manifest_max_bytes: Largest manifest accepted from a source.
     """
 
@@ -83,10 +84,16 @@ class ReplicationRunner:
         self._manifest_max = manifest_max_bytes
         self._now = clock
         self._mounts: dict[str, _BoundedMounts] = {}
+        self._bandwidth = SharedBandwidth(settings.max_bytes_per_second)
 
     @property
     def store(self) -> ReplicationStore:
         return self._store
+
+    @property
+    def bandwidth(self) -> SharedBandwidth:
+        """The cap shared by every copy this runner makes."""
+        return self._bandwidth
 
     def _policy(self, policy_id: int) -> ReplicationPolicy:
         policy = self._store.policy(policy_id)
@@ -233,6 +240,7 @@ class ReplicationRunner:
             progress=progress,
             resume=resume,
             mounts=mounts,
+            shared=self._bandwidth,
         )
         result = await copier.copy(task.source, task.destination, task.reference)
         await asyncio.to_thread(self._store.record_task, task.id, result, self._now())
