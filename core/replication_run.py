@@ -288,8 +288,34 @@ class ReplicationRunner:
                 self._now(),
             )
 
+    def interrupted(self, task_id: int, bytes_sent: int) -> None:
+        """Record a task whose copy a stop interrupted (what it had sent so far)."""
+        task = self._task(task_id)
+        if task.status is TaskStatus.PENDING:
+            self._store.record_task(
+                task_id,
+                TaskResult(
+                    TaskStatus.STOPPED, task.digest, bytes_sent, error="stopped during the copy"
+                ),
+                self._now(),
+            )
+
+    def stop(self, execution_id: str, reason: str | None) -> Execution | None:
+        """Close a stopped execution: the tasks that did not run are marked ``stopped``.
+
+        ``reason``: the one the stop's cancellation carried (``None``: keep the one the
+        stop request recorded).
+        """
+        return self._store.stop_execution(execution_id, reason, self._now())
+
     def finish(self, execution_id: str, reason: str | None) -> Execution | None:
-        """Close the execution with the status its tasks give (``failed`` with a reason)."""
+        """Close the execution with the status its tasks give (``failed`` with a reason).
+
+        An execution already closed as ``stopped`` stays so.
+        """
+        current = self._store.execution(execution_id)
+        if current is not None and current.status is ExecutionStatus.STOPPED:
+            return current
         tasks: list[ReplicationTask] = self._store.tasks(execution_id)
         status = ExecutionStatus.FAILED if reason else overall_status(tasks)
         return self._store.finish_execution(execution_id, status, reason, self._now())
