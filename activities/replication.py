@@ -9,7 +9,9 @@ so a retried batch starts nothing twice.
 their offsets) after each acknowledged chunk; an attempt after a worker died reads it
 back and continues those uploads from the offsets the destination reports. A destination
 or source that cannot be reached fails the attempt (Temporal retries it with back-off);
-a refusal, bad content or a missing source is final and recorded on the task.
+a refusal, bad content or a missing source is final and recorded on the task. A copy
+cancelled because its execution was stopped (delivered at its next heartbeat) records
+the task as ``stopped`` with the bytes it had sent, and sends nothing more.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from core.replication import (
     FINAL_ERROR,
     FINISH_EXECUTION,
     PLAN_EXECUTION,
+    STOP_EXECUTION,
     ArtifactInput,
     Direction,
     ExecutionRequest,
@@ -104,6 +107,14 @@ class ReplicationActivities:
             sent = int(state.get("bytes_sent", 0))
             await anyio.to_thread.run_sync(self._runner.fail, params.task_id, str(exc), sent)
             return TaskResult(TaskStatus.FAILED, None, sent, error=str(exc))
+        except asyncio.CancelledError:
+            why = activity.cancellation_details()
+            if why is not None and why.cancel_requested:
+                # NOTE: the execution was stopped (not a lost heartbeat or a worker
+                # shutting down, after which the copy is retried): say what it had sent
+                sent = int(state.get("bytes_sent", 0))
+                await anyio.to_thread.run_sync(self._runner.interrupted, params.task_id, sent)
+            raise
         finally:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -119,6 +130,12 @@ class ReplicationActivities:
         """Close the execution; its final status."""
         finished = self._runner.finish(params.execution_id, params.reason)
         return "unknown" if finished is None else str(finished.status)
+
+    @activity.defn(name=STOP_EXECUTION)
+    def replication_stop(self, params: FinishInput) -> str:
+        """Close a stopped execution (its tasks that did not run are marked stopped)."""
+        stopped = self._runner.stop(params.execution_id, params.reason)
+        return "unknown" if stopped is None else str(stopped.status)
 
     @activity.defn(name=DELIVER_EVENTS_REPLICATION)
     @keeps_heartbeating

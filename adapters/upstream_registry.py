@@ -66,6 +66,10 @@ _ACCEPTED = 202
 _CREATED_201 = 201
 _CREATED = frozenset({200, 201, 202, 204})
 _MAX_PAGES = 1000
+#: Bytes of an error answer's body read (and shown) at most.
+_ERROR_BODY_MAX = 4096
+#: Characters of an error message shown at most.
+_ERROR_TEXT_MAX = 512
 #: Answers to a write that a retry cannot change (bad request, denied, conflict, too big).
 _FINAL = frozenset({400, 403, 405, 409, 412, 413, 415, 422})
 
@@ -79,6 +83,26 @@ def _next_link(link: str) -> str | None:
             split = urlsplit(url)
             return f"{split.path}?{split.query}" if split.query else split.path
     return None
+
+
+def oci_error(body: bytes) -> tuple[str | None, str]:
+    """The first OCI error of an answer's body: its code and message.
+
+    A body that is not the spec's ``{"errors": [...]}`` gives no code and its text.
+    """
+    text = body.decode("utf-8", "replace").strip()
+    try:
+        errors = json.loads(text).get("errors")
+    except (ValueError, AttributeError):
+        return None, text[:_ERROR_TEXT_MAX]
+    first = errors[0] if isinstance(errors, list) and errors else None
+    if not isinstance(first, dict) or not first.get("code"):
+        return None, text[:_ERROR_TEXT_MAX]
+    message = str(first.get("message") or "")
+    detail = first.get("detail")
+    if detail and isinstance(detail, (str, int, float)):
+        message = f"{message} ({detail})" if message else str(detail)
+    return str(first["code"])[:64], message[:_ERROR_TEXT_MAX]
 
 
 def _range_end(header: str | None) -> int:
@@ -530,14 +554,16 @@ class UpstreamClient:
 
     @staticmethod
     async def _refused(response: httpx.Response, what: str) -> UpstreamError:
-        body = (await response.aread())[:512].decode("utf-8", "replace")
+        body = (await response.aread())[:_ERROR_BODY_MAX]
         status = response.status_code
+        code, text = oci_error(body)
+        said = f"{code}: {text}" if code else text
         if status == _NOT_FOUND:
-            return UpstreamNotFoundError(f"{what}: {status} {body}")
-        message = f"{what}: the registry answered {status}: {body}"
+            return UpstreamNotFoundError(f"{what}: {status} {said}", status=status, code=code)
+        message = f"{what}: the registry answered {status} {said}".rstrip()
         if status in _FINAL:
-            return UpstreamRefusedError(message)
-        return UpstreamUnavailableError(message)
+            return UpstreamRefusedError(message, status=status, code=code)
+        return UpstreamUnavailableError(message, status=status, code=code)
 
 
 class _Download:

@@ -92,11 +92,11 @@ class TemporalRuns:
             return WorkflowState.RUNNING
         return _STATES.get(described.status, WorkflowState.RUNNING)
 
-    async def cancel(self, workflow_id: str) -> bool:
+    async def cancel(self, workflow_id: str, reason: str = "") -> bool:
         try:
             async with asyncio.timeout(CALL_TIMEOUT):
                 client = await self._connect()
-                await client.get_workflow_handle(workflow_id).cancel()
+                await client.get_workflow_handle(workflow_id).cancel(reason=reason)
         except RPCError as exc:
             if exc.status in _GONE:
                 return False

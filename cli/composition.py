@@ -81,6 +81,7 @@ from core.promotion_scans import StoredScanReports
 from core.pulls import PullRecorder
 from core.replication import ReplicationService
 from core.replication_run import ReplicationRunner
+from core.replication_stop import ExecutionStopper
 from core.scan.analyzer import Analyzer
 from core.scan_referrers import SbomPublisher
 from core.scan_service import ScanService
@@ -584,6 +585,9 @@ class Composition:
                 "replication": self.replication,
                 "replication_starter": TemporalStarter(self.settings.temporal),
                 "replication_schedules": replication_schedules(self.settings.temporal),
+                "replication_stopper": ExecutionStopper(
+                    self.replication_store, TemporalRuns(self.settings.temporal), self.clock.now
+                ),
                 "preheat": self.preheat,
                 "preheat_providers": self.preheat_providers,
                 "preheat_starter": TemporalStarter(self.settings.temporal),

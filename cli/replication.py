@@ -2,7 +2,8 @@
 
 ``policies``, ``create``, ``show``, ``delete`` manage policies (system administrators);
 ``run`` starts a manual execution (``--wait`` polls until it finished and exits 1 unless
-it succeeded); ``executions`` and ``tasks`` print the history and per-artifact results.
+it succeeded); ``stop`` stops a running one; ``executions`` and ``tasks`` print the
+history and per-artifact results.
 Each command prints the API's JSON answer on stdout; a failed call prints the problem
 details on stderr and exits 1.
 """
@@ -30,6 +31,8 @@ PolicyId = Annotated[int, typer.Argument(help="The policy's id.")]
 #: How long ``run --wait`` waits at most, and between polls.
 WAIT_SECONDS = 3600.0
 POLL_SECONDS = 1.0
+#: Statuses of an execution that has not finished yet.
+_ACTIVE = frozenset({"running", "stopping"})
 
 
 def _emit(action: Callable[[Connection], Any], ctx: typer.Context) -> Any:
@@ -116,7 +119,7 @@ def run(
     def started_and_done(c: Connection) -> Any:
         execution = c.call("POST", f"{_POLICIES}/{policy}/executions")
         deadline = time.monotonic() + WAIT_SECONDS
-        while execution["status"] == "running" and time.monotonic() < deadline:
+        while execution["status"] in _ACTIVE and time.monotonic() < deadline:
             time.sleep(POLL_SECONDS)
             execution = c.call("GET", f"{_EXECUTIONS}/{execution['id']}")
         return execution
@@ -143,3 +146,12 @@ def tasks(
 ) -> None:
     """An execution's per-artifact results."""
     _emit(lambda c: c.call("GET", f"{_EXECUTIONS}/{execution}/tasks", limit=1000), ctx)
+
+
+@replication_app.command("stop")
+def stop(
+    ctx: typer.Context,
+    execution: Annotated[str, typer.Argument(help="The execution's id.")],
+) -> None:
+    """Stop a running execution (it settles as ``stopped``; a finished one is refused)."""
+    _emit(lambda c: c.call("POST", f"{_EXECUTIONS}/{execution}/stop"), ctx)

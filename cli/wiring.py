@@ -105,6 +105,7 @@ def build_activities(root: Composition) -> list[Callable[..., Any]]:
         replication.replication_copy,
         replication.replication_fail_task,
         replication.replication_finish,
+        replication.replication_stop,
         replication.deliver_events_replication,
         TrustActivities(root.trust_verifier).deliver_events_trust,
         scans.deliver_events_scan,

@@ -55,6 +55,7 @@ PLAN_EXECUTION: Final = "replication_plan"
 COPY_ARTIFACT: Final = "replication_copy"
 FAIL_TASK: Final = "replication_fail_task"
 FINISH_EXECUTION: Final = "replication_finish"
+STOP_EXECUTION: Final = "replication_stop"
 #: Error type of a copy that no retry can fix (refused write, bad content, missing source).
 FINAL_ERROR: Final = "ReplicationFinalError"
 
@@ -90,6 +91,14 @@ class ExecutionStatus(StrEnum):
     FAILED = "failed"
     #: Some tasks failed, others were copied.
     PARTIAL = "partial"
+    #: A stop was asked for; the run settles (its copies stop at their next heartbeat).
+    STOPPING = "stopping"
+    #: Stopped by an operator: the tasks say which were done.
+    STOPPED = "stopped"
+
+
+#: Statuses of an execution that its workflow may still change.
+ACTIVE_STATUSES: Final = frozenset({ExecutionStatus.RUNNING, ExecutionStatus.STOPPING})
 
 
 class TaskStatus(StrEnum):
@@ -99,6 +108,8 @@ class TaskStatus(StrEnum):
     SKIPPED = "skipped"
     DELETED = "deleted"
     FAILED = "failed"
+    #: Not run, or interrupted, because the execution was stopped.
+    STOPPED = "stopped"
 
 
 class TaskOperation(StrEnum):
@@ -298,6 +309,21 @@ class ReplicationStore(Protocol):
 
     def add_tasks(self, execution_id: str, tasks: Sequence[PlannedTask]) -> list[ReplicationTask]:
         """Insert the tasks once: a repeated call returns the stored ones."""
+        ...
+
+    def request_stop(self, execution_id: str, reason: str) -> bool:
+        """Mark a ``running`` execution ``stopping`` with ``reason``; whether it was running."""
+        ...
+
+    def stop_execution(
+        self, execution_id: str, reason: str | None, now: datetime
+    ) -> Execution | None:
+        """Close an execution still active as ``stopped`` (its pending tasks too).
+
+        In one transaction: pending tasks become ``stopped``, the counts are taken, the
+        ``replication.finished`` event is written; ``reason`` (``None``: the reason the
+        stop request left) is kept. An execution already closed is returned unchanged.
+        """
         ...
 
     def task(self, task_id: int) -> ReplicationTask | None: ...
@@ -552,7 +578,8 @@ class EventLike(Protocol):
 
 def overall_status(tasks: Sequence[ReplicationTask]) -> ExecutionStatus:
     """An execution's final status from its tasks' results."""
-    failed = sum(1 for t in tasks if t.status in (TaskStatus.FAILED, TaskStatus.PENDING))
+    unfinished = (TaskStatus.FAILED, TaskStatus.PENDING, TaskStatus.STOPPED)
+    failed = sum(1 for t in tasks if t.status in unfinished)
     if not failed:
         return ExecutionStatus.SUCCEEDED
     return ExecutionStatus.FAILED if failed == len(tasks) else ExecutionStatus.PARTIAL

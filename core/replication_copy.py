@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from core.replication import ArtifactKind, TaskResult, TaskStatus
+from core.replication_bandwidth import SharedBandwidth
 from core.upstream_ports import (
     BlobDownload,
     ManifestHead,
@@ -146,6 +147,8 @@ class ArtifactCopier:
         resume: The last resume state an earlier attempt reported (or ``None``).
         mounts: Destination repository each digest was last written to, shared by the
             copies of one process (a later copy mounts from there).
+        shared: The worker's cap over all its copies (``core.replication_bandwidth``),
+            waited for before the policy's own cap.
     """
 
     def __init__(
@@ -157,6 +160,7 @@ class ArtifactCopier:
         progress: Callable[[dict[str, Any]], None],
         resume: dict[str, Any] | None = None,
         mounts: MutableMapping[str, str] | None = None,
+        shared: SharedBandwidth | None = None,
     ) -> None:
         self._src, self._dst, self._options = source, destination, options
         self._progress = progress
@@ -166,6 +170,7 @@ class ArtifactCopier:
         }
         self._mounts: MutableMapping[str, str] = mounts if mounts is not None else {}
         self._throttle = _Throttle(options.bandwidth_kbps)
+        self._shared = shared or SharedBandwidth(0)
         self._bytes = int(state.get("bytes_sent", 0))
         self._copied = 0
         self._skipped = 0
@@ -191,12 +196,6 @@ class ArtifactCopier:
         await self._manifest(source, destination, manifest, reference)
         await self._referrers(source, destination, manifest.digest, 0)
         return self._result(TaskStatus.COPIED, manifest.digest)
-
-    async def delete(self, destination: str, reference: str) -> TaskResult:
-        """Delete ``destination:reference`` (nothing to do when it is gone)."""
-        deleted = await self._dst.delete_manifest(destination, reference)
-        status = TaskStatus.DELETED if deleted else TaskStatus.SKIPPED
-        return self._result(status, None, None if deleted else "not at the destination")
 
     async def _destination_digest(self, repository: str, reference: str) -> str | None:
         try:
@@ -318,6 +317,9 @@ class ArtifactCopier:
             else:
                 self._uploads[digest] = [location, offset]
             self._progress({"uploads": dict(self._uploads), "bytes_sent": self._bytes})
+        # NOTE: the worker's cap first: the policy's cap keeps an average since the
+        # copy began, so the time spent waiting for the worker counts towards it
+        await self._shared.sent(count)
         await self._throttle.sent(count)
 
 

@@ -26,7 +26,7 @@ def replication_event(execution: Execution, errors: Sequence[str] = ()) -> str:
     """The JSON data announcing the closed ``execution``.
 
     Data: ``execution_id``, ``policy`` and ``policy_id``, ``trigger``, ``status``
-    (``succeeded``, ``partial`` or ``failed``), the task counts (``total``,
+    (``succeeded``, ``partial``, ``failed`` or ``stopped``), the task counts (``total``,
     ``succeeded``, ``failed``, ``skipped``), ``started_at``, ``finished_at``; of an
     execution that failed as a whole the ``reason``, of failed tasks their first
     ``errors`` (``<destination>:<reference>: <error>``, at most :data:`ERRORS_MAX`).

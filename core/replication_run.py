@@ -31,7 +31,9 @@ from core.replication import (
     TriggerKind,
     overall_status,
 )
+from core.replication_bandwidth import SharedBandwidth
 from core.replication_copy import ArtifactCopier, CopyOptions, ReplicaRegistry, has_referrers
+from core.replication_delete import ArtifactDeleter, is_digest
 from core.replication_settings import ReplicationSettings
 from core.upstream_ports import UpstreamError
 
@@ -66,7 +68,7 @@ class ReplicationRunner:
     Args:
         store: Policies, executions, tasks.
         clients: The two sides' registry clients.
-        settings: Chunk size, referrer depth.
+        settings: Chunk size, referrer depth, the worker's bandwidth cap.
         manifest_max_bytes: Largest manifest accepted from a source.
     """
 
@@ -82,10 +84,16 @@ class ReplicationRunner:
         self._manifest_max = manifest_max_bytes
         self._now = clock
         self._mounts: dict[str, _BoundedMounts] = {}
+        self._bandwidth = SharedBandwidth(settings.max_bytes_per_second)
 
     @property
     def store(self) -> ReplicationStore:
         return self._store
+
+    @property
+    def bandwidth(self) -> SharedBandwidth:
+        """The cap shared by every copy this runner makes."""
+        return self._bandwidth
 
     def _policy(self, policy_id: int) -> ReplicationPolicy:
         policy = self._store.policy(policy_id)
@@ -212,6 +220,10 @@ class ReplicationRunner:
                 task.error,
             )
         source, destination = self._sides(policy)
+        if task.operation is TaskOperation.DELETE:
+            result = await self._delete(policy, task, source, destination)
+            await asyncio.to_thread(self._store.record_task, task.id, result, self._now())
+            return result
         mounts = self._mounts.setdefault(f"{policy.direction}:{policy.endpoint}", _BoundedMounts())
         copier = ArtifactCopier(
             source,
@@ -228,13 +240,43 @@ class ReplicationRunner:
             progress=progress,
             resume=resume,
             mounts=mounts,
+            shared=self._bandwidth,
         )
-        if task.operation is TaskOperation.DELETE:
-            result = await copier.delete(task.destination, task.reference)
-        else:
-            result = await copier.copy(task.source, task.destination, task.reference)
+        result = await copier.copy(task.source, task.destination, task.reference)
         await asyncio.to_thread(self._store.record_task, task.id, result, self._now())
         return result
+
+    async def _delete(
+        self,
+        policy: ReplicationPolicy,
+        task: ReplicationTask,
+        source: ReplicaRegistry,
+        destination: ReplicaRegistry,
+    ) -> TaskResult:
+        """Replicate a deletion (``core.replication_delete``).
+
+        Another destination tag does not keep a shared manifest from being deleted by
+        digest when this execution deletes it too, or when the policy selects it and the
+        source no longer has it.
+        """
+        siblings = await asyncio.to_thread(self._store.tasks, task.execution_id)
+        companions = {
+            t.reference
+            for t in siblings
+            if t.operation is TaskOperation.DELETE
+            and t.destination == task.destination
+            and t.id != task.id
+            and not is_digest(t.reference)
+        }
+        kept = set(await source.tags(task.source))
+
+        def released(tag: str) -> bool:
+            if tag in companions:
+                return True
+            return policy.selects(task.source, tag) and tag not in kept
+
+        deleter = ArtifactDeleter(destination)
+        return await deleter.delete(task.destination, task.reference, task.digest, released)
 
     def fail(self, task_id: int, reason: str, bytes_sent: int = 0) -> None:
         """Record a task that failed for good (after its last attempt)."""
@@ -246,8 +288,34 @@ class ReplicationRunner:
                 self._now(),
             )
 
+    def interrupted(self, task_id: int, bytes_sent: int) -> None:
+        """Record a task whose copy a stop interrupted (what it had sent so far)."""
+        task = self._task(task_id)
+        if task.status is TaskStatus.PENDING:
+            self._store.record_task(
+                task_id,
+                TaskResult(
+                    TaskStatus.STOPPED, task.digest, bytes_sent, error="stopped during the copy"
+                ),
+                self._now(),
+            )
+
+    def stop(self, execution_id: str, reason: str | None) -> Execution | None:
+        """Close a stopped execution: the tasks that did not run are marked ``stopped``.
+
+        ``reason``: the one the stop's cancellation carried (``None``: keep the one the
+        stop request recorded).
+        """
+        return self._store.stop_execution(execution_id, reason, self._now())
+
     def finish(self, execution_id: str, reason: str | None) -> Execution | None:
-        """Close the execution with the status its tasks give (``failed`` with a reason)."""
+        """Close the execution with the status its tasks give (``failed`` with a reason).
+
+        An execution already closed as ``stopped`` stays so.
+        """
+        current = self._store.execution(execution_id)
+        if current is not None and current.status is ExecutionStatus.STOPPED:
+            return current
         tasks: list[ReplicationTask] = self._store.tasks(execution_id)
         status = ExecutionStatus.FAILED if reason else overall_status(tasks)
         return self._store.finish_execution(execution_id, status, reason, self._now())

@@ -20,6 +20,9 @@ class ReplicationSettings(BaseModel):
         retry_max_seconds: Longest back-off between attempts.
         retry_attempts: Attempts per artifact before it counts as failed.
         referrer_depth: How deep referrers of referrers are followed.
+        max_bytes_per_second: Cap of the bytes one worker process sends to destinations,
+            over all its copies of all executions at once (0: none); a policy's
+            ``bandwidth_kbps`` caps each of its copies on top of it.
     """
 
     local_url: str | None = None
@@ -30,3 +33,4 @@ class ReplicationSettings(BaseModel):
     retry_max_seconds: float = Field(default=60.0, gt=0)
     retry_attempts: int = Field(default=20, ge=1)
     referrer_depth: int = Field(default=3, ge=0, le=8)
+    max_bytes_per_second: int = Field(default=0, ge=0)

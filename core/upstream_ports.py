@@ -17,7 +17,17 @@ from core.endpoints import EndpointRecord
 
 
 class UpstreamError(Exception):
-    """An upstream call failed; ``str()`` is the reason, safe to show (no credentials)."""
+    """An upstream call failed; ``str()`` is the reason, safe to show (no credentials).
+
+    Attributes:
+        status: The HTTP status the registry answered with (``None``: no answer).
+        code: The first OCI error code of its answer's body (``UNSUPPORTED``, ...).
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
 
 
 class UpstreamUnavailableError(UpstreamError):

@@ -7,6 +7,10 @@ child run (``<execution id>-task-<task id>``, searchable by policy, project and
 repository) runs the copy activity with the retry shape the plan carries: a destination
 that is away is retried with exponential back-off until it is back (or the attempts run
 out, when the task is recorded as failed); a final error is recorded at once.
+
+Stopping an execution cancels its run: the cancellation reaches the child runs and their
+copy activities (at the copy's next heartbeat); once they acknowledged it, the tasks
+that never ran are marked ``stopped`` and the execution is closed as ``stopped``.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from typing import Final
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ChildWorkflowError
+from temporalio.exceptions import ActivityError, ChildWorkflowError, is_cancelled_exception
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.search_attributes import search_values, typed_search_attributes
@@ -29,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         FINAL_ERROR,
         FINISH_EXECUTION,
         PLAN_EXECUTION,
+        STOP_EXECUTION,
         ArtifactInput,
         ExecutionRequest,
         FailInput,
@@ -55,8 +61,28 @@ class ReplicationExecutionWorkflow:
 
     @workflow.run
     async def run(self, request: ExecutionRequest) -> str:
-        """Plan, copy every task (bounded concurrency), finish; the final status."""
+        """Plan, copy every task (bounded concurrency), finish; the final status.
+
+        Cancelled (the execution stopped): the running copies are cancelled and waited
+        for (each stops at its next heartbeat), then the execution is closed as
+        ``stopped`` and the run ends cancelled.
+        """
         execution_id = request.execution_id or workflow.info().workflow_id
+        try:
+            return await self._run(request, execution_id)
+        except BaseException as exc:
+            if not is_cancelled_exception(exc):
+                raise
+            await workflow.execute_activity(
+                STOP_EXECUTION,
+                FinishInput(execution_id, workflow.cancellation_reason() or None),
+                result_type=str,
+                start_to_close_timeout=STEP_TIMEOUT,
+                retry_policy=_STEP_RETRY,
+            )
+            raise
+
+    async def _run(self, request: ExecutionRequest, execution_id: str) -> str:
         try:
             plan: Plan = await workflow.execute_activity(
                 PLAN_EXECUTION,
@@ -68,9 +94,16 @@ class ReplicationExecutionWorkflow:
                     maximum_attempts=20,
                     non_retryable_error_types=[FINAL_ERROR],
                 ),
+                # NOTE: a stop waits for the plan, so no task is stored after the close
+                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             )
         except ActivityError as exc:
+            if is_cancelled_exception(exc):
+                raise
             return await self._finish(execution_id, _reason(exc))
+        if workflow.cancellation_reason() is not None:
+            # NOTE: stopped while planning: the plan completed, nothing is copied
+            raise asyncio.CancelledError
         gate = asyncio.Semaphore(max(plan.concurrency, 1))
 
         async def one(task_id: int, project: str, repository: str) -> None:
@@ -87,6 +120,8 @@ class ReplicationExecutionWorkflow:
                         ),
                     )
                 except ChildWorkflowError as exc:
+                    if is_cancelled_exception(exc):
+                        return  # stopped: the task says how far it got
                     await workflow.execute_activity(
                         FAIL_TASK,
                         FailInput(task_id, _reason(exc)),
@@ -94,12 +129,18 @@ class ReplicationExecutionWorkflow:
                         retry_policy=_STEP_RETRY,
                     )
 
-        await asyncio.gather(
+        # NOTE: with return_exceptions, a cancelled gather raises only once every task
+        # settled (a copy in flight acknowledged the stop), never before
+        outcomes = await asyncio.gather(
             *(
                 one(task_id, names[0], names[1])
                 for task_id, names in zip(plan.tasks, plan.names, strict=True)
-            )
+            ),
+            return_exceptions=True,
         )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
         return await self._finish(execution_id, None)
 
     @staticmethod
@@ -110,6 +151,8 @@ class ReplicationExecutionWorkflow:
             result_type=str,
             start_to_close_timeout=STEP_TIMEOUT,
             retry_policy=_STEP_RETRY,
+            # NOTE: a stop arriving while the run closes lets the close complete
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
         return status
 
@@ -136,8 +179,13 @@ class ReplicationArtifactWorkflow:
                     maximum_attempts=retry.attempts,
                     non_retryable_error_types=[FINAL_ERROR],
                 ),
+                # NOTE: stopped, the child ends only once the copy acknowledged the
+                # cancellation (at its next heartbeat): nothing is sent after the stop settles
+                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             )
         except ActivityError as exc:
+            if is_cancelled_exception(exc):
+                raise
             await workflow.execute_activity(
                 FAIL_TASK,
                 FailInput(params.task_id, _reason(exc)),

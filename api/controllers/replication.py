@@ -3,8 +3,9 @@
 System administrators only (a policy reads or writes any project). ``POST
 /api/v1/replication/policies/{id}/executions`` starts a manual run and answers with the
 execution (``202``); its progress and per-artifact results are under
-``/api/v1/replication/executions/{id}`` and ``.../tasks``. Every run is a Temporal
-workflow whose id is the execution's id, findable in the Temporal UI by
+``/api/v1/replication/executions/{id}`` and ``.../tasks``; ``POST .../{id}/stop`` stops
+a running one (``202``, it settles as ``stopped``; ``409`` once it has finished). Every
+run is a Temporal workflow whose id is the execution's id, findable in the Temporal UI by
 ``MoorageReplicationPolicy`` (and, for each artifact's child run, by ``MoorageProject``
 and ``MoorageRepository``).
 """
@@ -25,6 +26,7 @@ from api.context import Registry
 from api.execution_out import ExecutionOut as PolicyExecutionOut
 from api.guards import system_admin
 from api.pagination import IDS, NEWEST_FIRST, Page, PageParams
+from core.access import Identity
 from core.paging import window
 from core.replication import (
     EXECUTION_WORKFLOW,
@@ -38,6 +40,7 @@ from core.replication import (
     ScheduleSync,
     TriggerKind,
 )
+from core.replication_stop import ExecutionStopper
 from core.workflow_port import WorkflowStarter
 
 
@@ -150,6 +153,13 @@ def replication_of(registry: Registry) -> ReplicationService:
     if not isinstance(service, ReplicationService):
         raise TypeError("the registry was built without replication")
     return service
+
+
+def stopper_of(registry: Registry) -> ExecutionStopper:
+    stopper = registry.extras.get("replication_stopper")
+    if not isinstance(stopper, ExecutionStopper):
+        raise TypeError("the registry was built without replication")
+    return stopper
 
 
 def _starter(registry: Registry) -> WorkflowStarter:
@@ -304,6 +314,20 @@ class ReplicationExecutionController(Controller):
     ) -> ExecutionOut:
         service = replication_of(registry)
         return ExecutionOut.of(await anyio.to_thread.run_sync(service.execution, execution_id))
+
+    @post(
+        "/{execution_id:str}/stop",
+        summary="Stop a running execution (it settles as stopped)",
+        status_code=202,
+    )
+    async def stop_execution(
+        self,
+        caller: NamedDependency[Identity],
+        registry: NamedDependency[Registry],
+        execution_id: FromPath[str],
+    ) -> ExecutionOut:
+        stopper = stopper_of(registry)
+        return ExecutionOut.of(await stopper.stop(execution_id, caller.subject))
 
     @get("/{execution_id:str}/tasks", summary="An execution's per-artifact results")
     async def list_tasks(

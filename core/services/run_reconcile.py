@@ -60,8 +60,10 @@ class WorkflowRuns(Protocol):
         """
         ...
 
-    async def cancel(self, workflow_id: str) -> bool:
+    async def cancel(self, workflow_id: str, reason: str = "") -> bool:
         """Request cancellation of the open workflow; False when none is open.
+
+        ``reason`` travels with the request (``workflow.cancellation_reason()``).
 
         Raises:
             Exception: Temporal is unreachable.

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core.replication import (
+    ACTIVE_STATUSES,
     ArtifactKind,
     Direction,
     Execution,
@@ -42,6 +43,8 @@ _POLICY = table_of(ReplicationPolicyRow)
 _EXECUTION = table_of(ReplicationExecutionRow)
 _TASK = table_of(ReplicationTaskRow)
 _ERROR_MAX = 2048
+#: The result of a task an execution's stop kept from running.
+NOT_RUN = "not run: the execution was stopped"
 
 
 def _policy(row: Any) -> ReplicationPolicy:
@@ -108,6 +111,45 @@ def _announce_finished(connection: Connection, execution_id: str) -> None:
         for task in connection.execute(failed)
     ]
     SqlOutbox(connection).add(KIND, data=replication_event(_execution(row), errors))
+
+
+def _close(
+    connection: Connection,
+    execution_id: str,
+    status: ExecutionStatus,
+    reason: str | None,
+    now: datetime,
+) -> None:
+    """Set an execution's final status and task counts (idempotent).
+
+    The close that finishes it (``finished_at`` was unset) announces it, once; a repeated
+    close (a retried activity) rewrites the same counts and announces nothing.
+    """
+    counts = (
+        select(_TASK.c.status, func.count())
+        .where(_TASK.c.execution_id == execution_id)
+        .group_by(_TASK.c.status)
+    )
+    where = _EXECUTION.c.id == execution_id
+    before = connection.execute(select(_EXECUTION.c.finished_at).where(where)).first()
+    by_status = {row[0]: int(row[1]) for row in connection.execute(counts)}
+    done = by_status.get(str(TaskStatus.COPIED), 0) + by_status.get(str(TaskStatus.DELETED), 0)
+    connection.execute(
+        update(_EXECUTION)
+        .where(where)
+        .values(
+            status=str(status),
+            reason=None if reason is None else reason[:_ERROR_MAX],
+            finished_at=now,
+            total=sum(by_status.values()),
+            succeeded=done,
+            failed=by_status.get(str(TaskStatus.FAILED), 0)
+            + by_status.get(str(TaskStatus.PENDING), 0),
+            skipped=by_status.get(str(TaskStatus.SKIPPED), 0),
+        )
+    )
+    if before is not None and before.finished_at is None:
+        _announce_finished(connection, execution_id)
 
 
 def _task(row: Any) -> ReplicationTask:
@@ -189,36 +231,43 @@ class SqlReplicationStore:
     def finish_execution(
         self, execution_id: str, status: ExecutionStatus, reason: str | None, now: datetime
     ) -> Execution | None:
-        counts = (
-            select(_TASK.c.status, func.count())
-            .where(_TASK.c.execution_id == execution_id)
-            .group_by(_TASK.c.status)
-        )
-        where = _EXECUTION.c.id == execution_id
         with self._engines.writing() as connection, connection.begin():
-            before = connection.execute(select(_EXECUTION.c.finished_at).where(where)).first()
-            by_status = {row[0]: int(row[1]) for row in connection.execute(counts)}
-            done = by_status.get(str(TaskStatus.COPIED), 0) + by_status.get(
-                str(TaskStatus.DELETED), 0
-            )
-            connection.execute(
+            _close(connection, execution_id, status, reason, now)
+        return self.execution(execution_id)
+
+    def request_stop(self, execution_id: str, reason: str) -> bool:
+        with self._engines.writing() as connection, connection.begin():
+            changed = connection.execute(
                 update(_EXECUTION)
-                .where(where)
-                .values(
-                    status=str(status),
-                    reason=None if reason is None else reason[:_ERROR_MAX],
-                    finished_at=now,
-                    total=sum(by_status.values()),
-                    succeeded=done,
-                    failed=by_status.get(str(TaskStatus.FAILED), 0)
-                    + by_status.get(str(TaskStatus.PENDING), 0),
-                    skipped=by_status.get(str(TaskStatus.SKIPPED), 0),
+                .where(
+                    _EXECUTION.c.id == execution_id,
+                    _EXECUTION.c.status == str(ExecutionStatus.RUNNING),
                 )
+                .values(status=str(ExecutionStatus.STOPPING), reason=reason[:_ERROR_MAX])
             )
-            if before is not None and before.finished_at is None:
-                # NOTE: announced by the close that finished it, once; a repeated close
-                # (a retried activity) rewrites the same counts and announces nothing.
-                _announce_finished(connection, execution_id)
+        return bool(changed.rowcount)
+
+    def stop_execution(
+        self, execution_id: str, reason: str | None, now: datetime
+    ) -> Execution | None:
+        active = [str(s) for s in ACTIVE_STATUSES]
+        with self._engines.writing() as connection, connection.begin():
+            row = connection.execute(
+                select(_EXECUTION.c.status, _EXECUTION.c.reason)
+                .where(_EXECUTION.c.id == execution_id)
+                .with_for_update()
+            ).first()
+            if row is not None and row.status in active:
+                connection.execute(
+                    update(_TASK)
+                    .where(
+                        _TASK.c.execution_id == execution_id,
+                        _TASK.c.status == str(TaskStatus.PENDING),
+                    )
+                    .values(status=str(TaskStatus.STOPPED), error=NOT_RUN, finished_at=now)
+                )
+                kept = reason or row.reason or "stopped"
+                _close(connection, execution_id, ExecutionStatus.STOPPED, kept, now)
         return self.execution(execution_id)
 
     # -- tasks ----------------------------------------------------------------------------

@@ -86,6 +86,7 @@ from core.replication import (
     FAIL_TASK,
     FINISH_EXECUTION,
     PLAN_EXECUTION,
+    STOP_EXECUTION,
 )
 from core.scan_jobs import (
     ADAPTER_FAIL,
@@ -174,6 +175,7 @@ NOT_YET_KILLED = frozenset(
         PLAN_EXECUTION,  # tasks unique per (execution, operation, source, reference)
         FAIL_TASK,  # sets one task's final state
         FINISH_EXECUTION,  # sets the execution's final state; its event only when running
+        STOP_EXECUTION,  # closes a still active execution once; a repeat finds it closed
         DELIVER_EVENTS_REPLICATION,  # starts runs under ids fixed by policy and batch
         RECORD_OUTCOME,  # audit event per promotion id; its outbox event keyed by run
         PREHEAT_PLAN,  # tasks inserted once per execution; a repeat returns the stored ones

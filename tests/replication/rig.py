@@ -196,7 +196,7 @@ def finished(client: httpx.Client, execution_id: str) -> dict[str, Any] | None:
     response = client.get(f"/api/v1/replication/executions/{execution_id}")
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
-    return None if body["status"] == "running" else body
+    return None if body["status"] in ("running", "stopping") else body
 
 
 def run_policy(client: httpx.Client, policy_id: int) -> dict[str, Any]:

@@ -26,7 +26,7 @@ START_TIMEOUT: Final = 30.0
 
 
 def start_distribution(
-    workdir: Path, s3: S3Storage | None = None, *, redirect: bool = True
+    workdir: Path, s3: S3Storage | None = None, *, redirect: bool = True, delete: bool = True
 ) -> DockerRegistry:
     """Start distribution v3 on a free loopback port; wait for ``GET /v2/``.
 
@@ -36,7 +36,7 @@ def start_distribution(
     executable = find_tool(EXECUTABLE)
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    config_path = write_config(workdir, port, s3, redirect=redirect)
+    config_path = write_config(workdir, port, s3, redirect=redirect, delete=delete)
     env = dict(os.environ)
     env["OTEL_TRACES_EXPORTER"] = "none"  # NOTE: v3 exports traces over OTLP by default
     process = spawn(

@@ -55,8 +55,10 @@ class DockerRegistry:
         self.process.stop()
 
 
-def _storage(workdir: Path, s3: S3Storage | None, *, redirect: bool) -> dict[str, Any]:
-    storage: dict[str, Any] = {"delete": {"enabled": True}}
+def _storage(
+    workdir: Path, s3: S3Storage | None, *, redirect: bool, delete: bool = True
+) -> dict[str, Any]:
+    storage: dict[str, Any] = {"delete": {"enabled": delete}}
     if s3 is None:
         storage["filesystem"] = {"rootdirectory": str(workdir / "data")}
     else:
@@ -76,13 +78,21 @@ def _storage(workdir: Path, s3: S3Storage | None, *, redirect: bool) -> dict[str
 
 
 def write_config(
-    workdir: Path, port: int, s3: S3Storage | None = None, *, redirect: bool = True
+    workdir: Path,
+    port: int,
+    s3: S3Storage | None = None,
+    *,
+    redirect: bool = True,
+    delete: bool = True,
 ) -> Path:
-    """Write a distribution configuration file and return its path."""
+    """Write a distribution configuration file and return its path.
+
+    ``delete``: whether manifests and blobs may be deleted (``storage.delete.enabled``).
+    """
     config = {
         "version": 0.1,
         "log": {"level": "warn", "accesslog": {"disabled": True}},
-        "storage": _storage(workdir, s3, redirect=redirect),
+        "storage": _storage(workdir, s3, redirect=redirect, delete=delete),
         "http": {"addr": f"{LOOPBACK}:{port}", "secret": secrets.token_hex(16)},
     }
     path = workdir / "config.yml"
@@ -91,7 +101,7 @@ def write_config(
 
 
 def start_docker_registry(
-    workdir: Path, s3: S3Storage | None = None, *, redirect: bool = True
+    workdir: Path, s3: S3Storage | None = None, *, redirect: bool = True, delete: bool = True
 ) -> DockerRegistry:
     """Start ``docker-registry serve`` on a free loopback port; wait for ``GET /v2/``."""
     executable = shutil.which("docker-registry")
@@ -99,7 +109,7 @@ def start_docker_registry(
         raise RuntimeError("no 'docker-registry' executable: apt-get install docker-registry")
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    config_path = write_config(workdir, port, s3, redirect=redirect)
+    config_path = write_config(workdir, port, s3, redirect=redirect, delete=delete)
     env = dict(os.environ)
     # NOTE: distribution 2.8 panics (LoadCustomCABundleError) on S3 when this is set.
     env.pop("AWS_CA_BUNDLE", None)

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from temporalio import activity
-from temporalio.client import Client
-from temporalio.exceptions import ApplicationError
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import ApplicationError, CancelledError, is_cancelled_exception
+from temporalio.service import RPCError
 
 from activities.backup_contracts import (
     BACKUP_BEGIN,
@@ -81,6 +82,7 @@ from core.replication import (
     FAIL_TASK,
     FINISH_EXECUTION,
     PLAN_EXECUTION,
+    STOP_EXECUTION,
     ArtifactInput,
     ExecutionRequest,
     FailInput,
@@ -224,6 +226,8 @@ def restore_rows(params: RestoreStepInput) -> RestoreResult:
 
 
 _RETRY = RetryShape(0.1, 1.0, 3, 60.0, 10.0)
+#: The replication run that is stopped while it copies (its history's name).
+STOPPED = "replication_stopped"
 
 
 @activity.defn(name=PLAN_EXECUTION)
@@ -233,6 +237,13 @@ def plan_execution(request: ExecutionRequest) -> Plan:
 
 @activity.defn(name=COPY_ARTIFACT)
 def copy_artifact(params: ArtifactInput) -> TaskResult:
+    if params.execution_id == STOPPED:
+        # NOTE: copies until the execution is stopped (its cancellation comes on a heartbeat)
+        for _ in range(600):
+            activity.heartbeat()
+            activity.wait_for_cancelled_sync(0.1)
+            if activity.is_cancelled():
+                raise CancelledError
     return TaskResult(TaskStatus.COPIED, f"sha256:{params.task_id:064x}", 10, 1, 0)
 
 
@@ -245,6 +256,12 @@ def fail_task(params: FailInput) -> None:
 def finish_execution(params: FinishInput) -> str:
     del params
     return "succeeded"
+
+
+@activity.defn(name=STOP_EXECUTION)
+def stop_execution(params: FinishInput) -> str:
+    del params
+    return "stopped"
 
 
 @activity.defn(name=SCAN_ANALYZE)
@@ -380,6 +397,11 @@ RUNS: list[tuple[str, Any, Any]] = [
         ExecutionRequest("replication-record", 1, TriggerKind.MANUAL),
     ),
     (
+        STOPPED,
+        ReplicationExecutionWorkflow.run,
+        ExecutionRequest(STOPPED, 1, TriggerKind.MANUAL),
+    ),
+    (
         "replication_artifact",
         ReplicationArtifactWorkflow.run,
         ArtifactInput("replication-record", 1, 1, _RETRY),
@@ -416,6 +438,7 @@ async def record(address: str, names: set[str]) -> None:
         copy_artifact,
         fail_task,
         finish_execution,
+        stop_execution,
         scan_analyze,
         scan_match,
         scan_sbom,
@@ -450,9 +473,32 @@ async def record(address: str, names: set[str]) -> None:
                     continue
                 # NOTE: the id is the name, as the replay test replays it (child ids follow it)
                 handle = await client.start_workflow(run, arg, id=name, task_queue=task_queue)
-                await asyncio.wait_for(handle.result(), 60)
+                if name == STOPPED:
+                    await _stop(client, handle)
+                else:
+                    await asyncio.wait_for(handle.result(), 60)
                 history = await handle.fetch_history()
                 (HISTORIES / f"{name}.json").write_text(history.to_json(), encoding="utf-8")
+
+
+async def _stop(client: Client, handle: WorkflowHandle[Any, Any]) -> None:
+    """Cancel the run once its first copy runs; wait until it ended cancelled."""
+    child = client.get_workflow_handle(f"{STOPPED}-task-1")
+    for _ in range(300):
+        try:
+            if (await child.describe()).raw_description.pending_activities:
+                break
+        except RPCError:
+            pass
+        await asyncio.sleep(0.1)
+    await handle.cancel()
+    try:
+        await asyncio.wait_for(handle.result(), 60)
+    except WorkflowFailureError as exc:
+        if not is_cancelled_exception(exc.cause):
+            raise
+    else:
+        raise AssertionError("the stopped run was not cancelled")
 
 
 def main() -> None:

@@ -27,6 +27,7 @@ def test_every_workflow_has_a_recorded_history() -> None:
         "restore",
         "replication",
         "replication_artifact",
+        "replication_stopped",
         "scan",
         "scan_many",
         "scan_rematch",

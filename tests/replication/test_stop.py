@@ -1,0 +1,194 @@
+"""Stopping a replication execution, on a real Temporal server and a real destination.
+
+The site's worker caps what it sends over all copies (``replication.max_bytes_per_second``,
+64 KiB/s) and the policy copies one artifact at a time, so a run of three 1 MiB images
+is still early in its first copy when it is stopped: the cap's wiring is what keeps it
+running that long. The destination is ``docker-registry`` behind a counting front.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from temporalio.client import Client, WorkflowExecutionStatus
+
+from tests.replication.rig import (
+    Site,
+    finished,
+    manifest_digest,
+    push_image,
+    run_policy,
+    start_site,
+    tasks,
+    wait_for,
+)
+from tests.services.registry_front import RegistryFront
+
+pytestmark = pytest.mark.integration
+
+CAP = 64 * 1024
+LAYER = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory, temporal_server: Any) -> Iterator[Site]:
+    found = start_site(
+        tmp_path_factory.mktemp("stop-site"),
+        temporal_server.address,
+        MOORAGE_REPLICATION__MAX_BYTES_PER_SECOND=str(CAP),
+    )
+    yield found
+    found.stop()
+
+
+@pytest.fixture
+def front(docker_registry: Any) -> Iterator[RegistryFront]:
+    server = RegistryFront(docker_registry.url)
+    yield server
+    server.close()
+
+
+def push_policy(site: Site, url: str, project: str) -> int:
+    with site.client() as client:
+        name = f"ep-{secrets.token_hex(4)}"
+        body = {"name": name, "url": url, "type": "distribution", "credential": "none"}
+        assert client.post("/api/v1/registries", json=body).status_code == 201
+        made = client.post(
+            "/api/v1/replication/policies",
+            json={
+                "name": f"p-{secrets.token_hex(4)}",
+                "direction": "push",
+                "endpoint": name,
+                "repositories": f"{project}/**",
+                "concurrency": 1,
+            },
+        )
+        assert made.status_code == 201, made.text
+        policy_id: int = made.json()["id"]
+    return policy_id
+
+
+def cli_stop(site: Site, execution_id: str) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOORAGE_")}
+    env |= {
+        "MOORAGE_URL": site.url,
+        "MOORAGE_USERNAME": site.auth[0],
+        "MOORAGE_PASSWORD": site.auth[1],
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "cli.main", "replication", "stop", execution_id],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    answer: dict[str, Any] = json.loads(done.stdout)
+    return answer
+
+
+def workflow_states(site: Site, ids: list[str]) -> dict[str, tuple[Any, int]]:
+    """Each workflow's status and how many activities it still has pending."""
+
+    async def describe() -> dict[str, tuple[Any, int]]:
+        client = await Client.connect(site.env["MOORAGE_TEMPORAL__ADDRESS"])
+        found: dict[str, tuple[Any, int]] = {}
+        for workflow_id in ids:
+            described = await client.get_workflow_handle(workflow_id).describe()
+            pending = len(described.raw_description.pending_activities)
+            found[workflow_id] = (described.status, pending)
+        return found
+
+    return asyncio.run(describe())
+
+
+def test_a_stopped_execution_sends_nothing_more_and_says_what_was_done(
+    site: Site, front: RegistryFront
+) -> None:
+    project = f"stop{secrets.token_hex(3)}"
+    digests = {
+        f"{project}/app{n}": push_image(
+            site.url, f"{project}/app{n}", "1.0", [os.urandom(LAYER)], site.auth
+        )
+        for n in range(3)
+    }
+    policy_id = push_policy(site, front.url, project)
+    before = front.upload_bytes
+    with site.client() as client:
+        started = client.post(f"/api/v1/replication/policies/{policy_id}/executions")
+        assert started.status_code == 202, started.text
+        execution_id = started.json()["id"]
+        wait_for(lambda: front.upload_bytes > before, "the first bytes at the destination")
+
+        answer = cli_stop(site, execution_id)
+        assert answer["id"] == execution_id
+        assert answer["status"] in ("stopping", "stopped"), answer
+
+        done = wait_for(lambda: finished(client, execution_id), "the stop to settle")
+        assert done["status"] == "stopped", done
+        assert done["reason"] == f"stopped by {site.auth[0]}", done
+        assert done["finished_at"] is not None
+        results = tasks(client, execution_id)
+
+        # nothing runs any more: the run is cancelled, so is the one child it had started
+        # (one artifact at a time), and neither has an activity left
+        child = f"{execution_id}-task-{results[0]['id']}"
+        states = workflow_states(site, [execution_id, child])
+        assert states[execution_id] == (WorkflowExecutionStatus.CANCELED, 0), states
+        assert states[child] == (WorkflowExecutionStatus.CANCELED, 0), states
+        sent = front.upload_bytes
+        assert 0 < sent - before < 3 * LAYER
+
+        statuses = [(t["source"], t["status"]) for t in results]
+        assert statuses == [(repo, "stopped") for repo in sorted(digests)], results
+        interrupted, *never = results
+        assert interrupted["error"] == "stopped during the copy", interrupted
+        assert interrupted["bytes_sent"] > 0, interrupted
+        for task in never:
+            assert task["error"] == "not run: the execution was stopped", task
+            assert task["bytes_sent"] == 0, task
+        for repo in digests:
+            assert manifest_digest(front.url, repo, "1.0") is None, f"{repo} was not copied"
+
+        again = client.post(f"/api/v1/replication/executions/{execution_id}/stop")
+        assert again.status_code == 409, again.text
+        problem = again.json()
+        assert problem["status"] == 409
+        assert "already finished (stopped)" in problem["detail"], problem
+
+    # the worker goes on with other work (a run to another destination) and the stopped
+    # run's destination still receives nothing
+    other = RegistryFront(front.target, name="other")
+    try:
+        marker = push_image(site.url, f"{project}x/marker", "1", [b"marker"], site.auth)
+        with site.client() as client:
+            done = run_policy(client, push_policy(site, other.url, f"{project}x"))
+        assert done["status"] == "succeeded", done
+        assert manifest_digest(other.url, f"{project}x/marker", "1") == marker
+    finally:
+        other.close()
+    assert front.upload_bytes == sent, "nothing was sent after the stop settled"
+
+
+def test_stopping_a_finished_execution_is_a_conflict(site: Site, front: RegistryFront) -> None:
+    project = f"fin{secrets.token_hex(3)}"
+    digest = push_image(site.url, f"{project}/tool", "1", [b"small"], site.auth)
+    policy_id = push_policy(site, front.url, project)
+    with site.client() as client:
+        done = run_policy(client, policy_id)
+        assert done["status"] == "succeeded", done
+        refused = client.post(f"/api/v1/replication/executions/{done['id']}/stop")
+        assert refused.status_code == 409, refused.text
+        assert "already finished (succeeded)" in refused.json()["detail"]
+        unknown = client.post("/api/v1/replication/executions/replication-0-none/stop")
+        assert unknown.status_code == 404, unknown.text
+        assert (
+            client.get(f"/api/v1/replication/executions/{done['id']}").json()["status"]
+            == "succeeded"
+        )
+    assert manifest_digest(front.url, f"{project}/tool", "1") == digest
