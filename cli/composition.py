@@ -550,7 +550,7 @@ class Composition:
         return PreheatRunner(
             self.preheat,
             self.metadata,
-            StoredSignatures(self.trust_store),
+            StoredSignatures(self.trust_store, time.monotonic),
             StoredVulnerabilities(self.scan_reports),
             self.preheat_criteria,
             lambda: self.tokens,

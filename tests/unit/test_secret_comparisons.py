@@ -99,6 +99,10 @@ HARMLESS_WORDS = frozenset(
 
 #: ``(path, operand as written)`` -> why the comparison is not a secret comparison.
 ALLOWED: dict[tuple[str, str], str] = {
+    ("core/preheat.py", "events.SIGNATURE_VERIFIED"): (
+        "an event's kind against the public name of the signature.verified event, not a "
+        "signature's bytes"
+    ),
     ("storage/db/repos/identity.py", "LOGIN.c.state"): (
         "SQL lookup of a pending browser login by the SHA-256 of its state; the database "
         "compares hashes the caller cannot steer byte by byte"
