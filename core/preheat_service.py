@@ -49,7 +49,7 @@ from core.preheat import (
 )
 from core.preheat_settings import PreheatSettings
 from core.promotion import ScanReports, scan_gate
-from core.sealing import SecretBox
+from core.sealing import SecretBox, named_context
 from core.services.access_control import AccessControl
 from core.signature_formats import Kind
 from core.tokens import TokenService
@@ -61,7 +61,7 @@ _TAG_PAGE: Final = 500
 
 
 def secret_context(name: str) -> str:
-    return f"p2p-instance:{name}:secret"
+    return named_context("p2p-instance", name)
 
 
 class PreheatService:
