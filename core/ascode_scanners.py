@@ -118,7 +118,7 @@ def scanner_problems(docs: list[tuple[str, Any]]) -> list[str]:
         (where, doc) for where, doc in docs if isinstance(doc, ScannerDoc) and doc.spec.default
     ]
     return [
-        f"{where}: spec.default: scanner {doc.key()!r} is the second default "
-        f"(first {defaults[0][1].key()!r} in {defaults[0][0]}); at most one scanner is"
+        f"{where}: spec.default: scanner {doc.key()!r} is a second default (the first is "
+        f"{defaults[0][1].key()!r}, in {defaults[0][0]}): at most one scanner is the default"
         for where, doc in defaults[1:]
     ]
