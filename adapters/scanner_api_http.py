@@ -186,7 +186,7 @@ class ScannerApiClient:
         try:
             response = await self._http.request("GET", url, headers=headers)
         except OutboundRefusedError as exc:
-            raise ExternalScannerError(f"the outbound policy refuses {url}: {exc}") from exc
+            raise ExternalScannerError(f"GET {url} was not sent: {exc}") from exc
         except httpx.HTTPError as exc:
             reason = str(exc) or type(exc).__name__
             raise ExternalScannerError(f"GET {url} failed: {reason}") from exc

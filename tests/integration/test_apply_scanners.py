@@ -198,3 +198,35 @@ def test_bad_scanner_documents_are_refused_precisely_and_nothing_is_applied(
     assert report["undo_failures"] == []
     assert first not in _scanners(registry)
     assert registry.run("export").out == before
+
+
+def test_the_scanner_command_manages_registrations(registry: Registry) -> None:
+    name, project = _name("cli-"), _name("sc")
+    env = {"MOORAGE_SCANNER_CREDENTIAL": secrets.token_urlsafe(12)}
+    added = registry.run(
+        "scanner", "add", name, URL, "--auth", "X-ScannerAdapter-API-Key", "--default", env=env
+    )
+    assert added.code == 0, added.out + added.err
+    assert added.json()["is_default"] is True
+    assert added.json()["has_access_credential"] is True
+    assert env["MOORAGE_SCANNER_CREDENTIAL"] not in added.out
+    listed = registry.run("scanner", "list")
+    assert listed.code == 0, listed.err
+    assert name in {s["name"] for s in listed.json()["items"]}
+    assert registry.run("scanner", "default", name).code == 0
+
+    created = registry.run("apply", "-f", str(registry.write([_doc("Project", {"name": project})])))
+    assert created.code == 0, created.err
+    used = registry.run("scanner", "use", project, name)
+    assert used.code == 0, used.err
+    assert used.json() == {"scanner": name, "effective": name}
+    refused = registry.run("scanner", "remove", name)
+    assert refused.code == 1
+    assert json.loads(refused.err)["status"] == 409
+    assert registry.run("scanner", "use", project, "--default").code == 0
+    # the adapter's host does not resolve here: the ping fails with the reason
+    pinged = registry.run("scanner", "ping", name)
+    assert pinged.code == 1
+    assert json.loads(pinged.err)["status"] == 502
+    assert registry.run("scanner", "remove", name).code == 0
+    assert name not in _scanners(registry)
