@@ -44,6 +44,8 @@ _CHUNK: Final = 1024 * 1024
 _MANIFEST_MAX: Final = 4 * 1024 * 1024
 _OK, _ACCEPTED, _FOUND = 200, 202, 302
 _REPORT_MAX: Final = 256 * 1024 * 1024
+#: Longest wait for an adapter's metadata (the ping).
+PING_SECONDS: Final = 15.0
 
 
 class RemoteBlobTooLargeError(UpstreamError):
@@ -245,7 +247,7 @@ class ScannerApiClient:
 class AdapterProbe:
     """Pings registered scanners (``core.scanners.ScannerProbe``) through the outbound policy."""
 
-    def __init__(self, policy: OutboundPolicy, timeout: float = 15.0) -> None:
+    def __init__(self, policy: OutboundPolicy, timeout: float = PING_SECONDS) -> None:
         self._policy, self._timeout = policy, timeout
 
     async def metadata(self, call: ScannerCall) -> dict[str, Any]:

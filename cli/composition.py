@@ -46,7 +46,7 @@ from adapters.osv_files import OsvFiles
 from adapters.outbound_http import OutboundClient, resolve_host
 from adapters.preheat_providers import PROVIDER_ANSWER_BYTES, provider_client
 from adapters.replication_clients import ReplicationClients
-from adapters.scanner_api_http import AdapterProbe
+from adapters.scanner_api_http import PING_SECONDS, AdapterProbe
 from api.backup_runs import BackupRuns
 from api.context import Registry
 from api.preheat_schedules import preheat_schedules
@@ -579,7 +579,8 @@ class Composition:
                 "scanner_probe": AdapterProbe(
                     OutboundPolicy.of(
                         self.settings.outbound.allow, allow_http=self.settings.outbound.allow_http
-                    )
+                    ),
+                    timeout=PING_SECONDS,
                 ),
                 "vuln_data_time": self.vuln_data_time,
                 "promotions": self.promotions,

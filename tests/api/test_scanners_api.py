@@ -90,7 +90,7 @@ def test_a_registration_lives_and_its_credential_is_write_only(
         assert "sealed" not in response.text
 
     # at rest: sealed under the master key, never in clear
-    engine = sa.create_engine(settings.resolved_database_url())
+    engine = sa.create_engine(settings.resolved_database_url)
     try:
         with engine.connect() as connection:
             sealed = connection.execute(
