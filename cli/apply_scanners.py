@@ -55,7 +55,7 @@ class ScannerKinds:
         had = before.canonical_spec()["access_credential"] is not None
         if change.action == "delete":
             self._call("DELETE", path)
-            self._undo.append((f"recreate scanner {key}", lambda: self._recreate(before)))
+            self._undo.append((f"recreate scanner {key}", lambda: self._recreate_scanner(before)))
             return
         self._call("PUT", path, scanner_body(change.after, credential))
         keeps = change.after.canonical_spec()["access_credential"] is not None
@@ -69,7 +69,7 @@ class ScannerKinds:
 
         self._undo.append((f"restore scanner {key}", restore))
 
-    def _recreate(self, doc: Any) -> None:
+    def _recreate_scanner(self, doc: Any) -> None:
         if doc.canonical_spec()["access_credential"] is not None:
             raise NotRestoredError("not recreated: its access credential cannot be restored")
         self._call("POST", SCANNERS, scanner_body(doc, None))

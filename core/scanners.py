@@ -312,7 +312,8 @@ class ScannerService:
             raise NotFoundError(f"scanner {name!r} not found")
         return found
 
-    def list(self) -> list[Scanner]:
+    def registrations(self) -> list[Scanner]:
+        """Every registration, by name."""
         return self._store.list()
 
     def users(self, name: str) -> list[str]:

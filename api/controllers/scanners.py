@@ -151,7 +151,7 @@ class ScannerController(Controller):
         service = _service(request)
 
         def fetch(after: str | None, count: int) -> list[Scanner]:
-            return window(service.list(), _name, after, count)
+            return window(service.registrations(), _name, after, count)
 
         found = await page.fetch(fetch, key=_name, cursor=NAMES)
         return found.respond(request, ScannerPage, [ScannerOut.of(s) for s in found.items])
