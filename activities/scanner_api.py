@@ -3,10 +3,12 @@
 - ``scanner_api_scan_artifact`` pulls the requester's image (through the outbound
   policy), analyzes and matches it, and stores the outcome under the scan's id; a scan
   already finished is not run again. It heartbeats every few seconds while it runs.
-- ``scan_delegate_artifact`` asks the configured external scanner to scan an artifact of
-  this installation, handing it a pull-only token for that repository, polls the report
-  (heartbeating the scanner's scan id, so a retry resumes polling the same scan rather
-  than requesting another) and stores the report as the artifact's own.
+- ``scan_delegate_artifact`` asks the external scanner the artifact's project uses
+  (``core.scanners.delegate_of``: its selected registration, else the default one, else
+  the ``scanner_api.delegate`` setting) to scan an artifact of this installation, handing
+  it a pull-only token for that repository, polls the report (heartbeating the scanner's
+  name and scan id, so a retry resumes polling the same scan rather than requesting
+  another) and stores the report as the artifact's own.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from core.scanner_api import (
 )
 from core.scanner_api_service import AdapterScans
 from core.scanner_api_settings import DelegateSettings
+from core.scanners import ScannerCall
 from core.tokens import TokenService
 
 #: Subject of the pull tokens handed to an external scanner.
@@ -95,7 +98,7 @@ class ScannerApiActivities:
 
 
 class DelegateActivities:
-    """Hands this installation's scans to the configured external scanner."""
+    """Hands this installation's scans to the external scanner their project uses."""
 
     def __init__(
         self,
@@ -103,11 +106,16 @@ class DelegateActivities:
         settings: DelegateSettings,
         registry_url: str | None,
         tokens: Callable[[], TokenService],
-        scanner: Callable[[], ExternalScanner],
+        choose: Callable[[str], ScannerCall | None],
+        scanner: Callable[[ScannerCall], ExternalScanner],
     ) -> None:
-        """``scanner()`` opens a client of the external scanner (closed after each scan)."""
+        """``choose(project)`` picks the scanner; ``scanner(call)`` opens a client of it.
+
+        ``choose`` answers ``None`` for the built-in analyzer; a client is closed after
+        each scan. ``settings`` gives the polling bounds.
+        """
         self._scans, self._settings, self._registry = scans, settings, registry_url
-        self._tokens, self._scanner = tokens, scanner
+        self._tokens, self._choose, self._scanner = tokens, choose, scanner
 
     def _request(self, target: ScanTarget) -> dict[str, Any] | None:
         artifact = self._scans.artifact(target)
@@ -115,7 +123,8 @@ class DelegateActivities:
             return None
         if not self._registry:
             raise ApplicationError(
-                "scanner_api.delegate needs the registry's URL (registry_url or public_url)",
+                "a delegated scan needs the registry's URL "
+                "(scanner_api.delegate.registry_url or public_url)",
                 non_retryable=True,
             )
         scope = Scope("repository", target.repository, frozenset({"pull"}))
@@ -164,14 +173,15 @@ class DelegateActivities:
     @activity.defn(name=SCAN_DELEGATE)
     async def scan_delegate_artifact(self, target: ScanTarget) -> str:
         """Scan ``target`` with the external scanner: its status, or ``local``/``skipped``."""
-        settings = self._settings
-        if settings.url is None or not settings.selects(target.project):
+        call = await anyio.to_thread.run_sync(self._choose, target.project)
+        if call is None:
             return NOT_DELEGATED
-        client = self._scanner()
+        client = self._scanner(call)
         pending = activity.info().heartbeat_details
-        remote: list[str] = [str(pending[0])] if pending else []
+        resumed = len(pending) > 1 and str(pending[1]) == call.name
+        remote: list[str] = [str(pending[0])] if resumed else []
         try:
-            async with heartbeating(lambda: tuple(remote)):
+            async with heartbeating(lambda: (*remote, call.name)):
                 if not remote:
                     request = await anyio.to_thread.run_sync(self._request, target)
                     if request is None:

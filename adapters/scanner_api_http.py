@@ -7,8 +7,9 @@ loop (``anyio.from_thread``) through :class:`adapters.upstream_registry.Upstream
 is spooled into a bounded temporary file (memory up to ``spool_bytes``) and read back,
 so no more than one blob is held at a time.
 
-:class:`ScannerApiClient` is the client side: ``POST /api/v1/scan`` and
-``GET /api/v1/scan/{id}/report`` of one external scanner, through the outbound client.
+:class:`ScannerApiClient` is the client side: ``GET /api/v1/metadata``,
+``POST /api/v1/scan`` and ``GET /api/v1/scan/{id}/report`` of one external scanner,
+through the outbound client; :class:`AdapterProbe` pings a registered scanner with it.
 """
 
 from __future__ import annotations
@@ -16,25 +17,35 @@ from __future__ import annotations
 import base64
 import json
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, Final
 
 import anyio.from_thread
+import httpx
 
-from adapters.outbound_http import OutboundClient
+from adapters.outbound_http import OutboundClient, OutboundRefusedError
 from adapters.upstream_registry import UpstreamClient
 from core.endpoints import CredentialKind, Credentials, EndpointRecord, EndpointType
 from core.outbound import OutboundPolicy
 from core.scan_reports import HARBOR_REPORT
-from core.scanner_api import SCAN_REQUEST_TYPE, AdapterScan, ExternalScannerError, Poll
+from core.scanner_api import (
+    METADATA_TYPE,
+    SCAN_REQUEST_TYPE,
+    AdapterScan,
+    ExternalScannerError,
+    Poll,
+)
+from core.scanners import ScannerCall
 from core.upstream_ports import UpstreamError, UpstreamNotFoundError
 
 _CHUNK: Final = 1024 * 1024
 _MANIFEST_MAX: Final = 4 * 1024 * 1024
 _OK, _ACCEPTED, _FOUND = 200, 202, 302
 _REPORT_MAX: Final = 256 * 1024 * 1024
+#: Longest wait for an adapter's metadata (the ping).
+PING_SECONDS: Final = 15.0
 
 
 class RemoteBlobTooLargeError(UpstreamError):
@@ -144,13 +155,54 @@ def _message(body: bytes) -> str:
 class ScannerApiClient:
     """The Pluggable Scanner API of one external scanner (base URL before ``/api/v1``)."""
 
-    def __init__(self, url: str, token: str | None, policy: OutboundPolicy) -> None:
+    def __init__(
+        self,
+        url: str,
+        auth: Mapping[str, str],
+        policy: OutboundPolicy,
+        *,
+        verify: bool = True,
+        timeout: float = 60.0,
+    ) -> None:
+        """``auth``: the headers that authenticate each call (``core.scanners.auth_headers``)."""
         self._base = url.rstrip("/")
-        self._auth = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = OutboundClient(policy, total_timeout=60.0, max_body_bytes=_REPORT_MAX)
+        self._auth = dict(auth)
+        self._http = OutboundClient(
+            policy, total_timeout=timeout, max_body_bytes=_REPORT_MAX, verify=verify
+        )
+
+    @classmethod
+    def of(
+        cls, call: ScannerCall, policy: OutboundPolicy, timeout: float = 60.0
+    ) -> ScannerApiClient:
+        """A client of a registered scanner."""
+        return cls(call.url, call.headers, policy, verify=not call.skip_tls_verify, timeout=timeout)
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    async def metadata(self) -> dict[str, Any]:
+        """The scanner's metadata document (``ExternalScannerError`` with the reason)."""
+        headers = {**self._auth, "Accept": f"{METADATA_TYPE}, application/json"}
+        url = f"{self._base}/api/v1/metadata"
+        try:
+            response = await self._http.request("GET", url, headers=headers)
+        except OutboundRefusedError as exc:
+            raise ExternalScannerError(f"GET {url} was not sent: {exc}") from exc
+        except httpx.HTTPError as exc:
+            reason = str(exc) or type(exc).__name__
+            raise ExternalScannerError(f"GET {url} failed: {reason}") from exc
+        if response.status != _OK:
+            raise ExternalScannerError(
+                f"GET {url} answered {response.status}: {_message(response.body)}"
+            )
+        try:
+            document = json.loads(response.body)
+        except ValueError as exc:
+            raise ExternalScannerError(f"GET {url} answered no JSON") from exc
+        if not isinstance(document, dict):
+            raise ExternalScannerError(f"GET {url} answered no JSON object")
+        return document
 
     async def scan(self, request: dict[str, Any]) -> str:
         """Submit a scan request; the scanner's id for it."""
@@ -190,3 +242,17 @@ class ScannerApiClient:
         if not isinstance(document, dict):
             raise ExternalScannerError("the scanner's report is not a JSON object")
         return Poll(document, 0.0)
+
+
+class AdapterProbe:
+    """Pings registered scanners (``core.scanners.ScannerProbe``) through the outbound policy."""
+
+    def __init__(self, policy: OutboundPolicy, timeout: float = PING_SECONDS) -> None:
+        self._policy, self._timeout = policy, timeout
+
+    async def metadata(self, call: ScannerCall) -> dict[str, Any]:
+        client = ScannerApiClient.of(call, self._policy, timeout=self._timeout)
+        try:
+            return await client.metadata()
+        finally:
+            await client.aclose()

@@ -36,6 +36,7 @@ from api.controllers.replication import (
 )
 from api.controllers.repositories import RepositoryController
 from api.controllers.scanner_adapter import ScannerAdapterController
+from api.controllers.scanners import ProjectScannerController, ScannerController
 from api.controllers.scans import ProjectScanController, SystemScanController
 from api.controllers.systeminfo import systeminfo
 from api.controllers.tokens import jwks, oauth_token, token
@@ -150,6 +151,8 @@ def build_app(
             ProjectScanController,
             SystemScanController,
             ScannerAdapterController,
+            ScannerController,
+            ProjectScannerController,
             PromotionController,
             SigningKeyController,
             P2pInstanceController,

@@ -28,6 +28,7 @@ from cli.api_client import ApiError, Connection
 from cli.apply_outbound import OutboundKinds
 from cli.apply_preheat import PreheatKinds
 from cli.apply_replication import ReplicationKinds
+from cli.apply_scanners import ScannerKinds
 from cli.apply_secrets import resolve
 from cli.apply_security import SecurityKinds
 from core.ascode_plan import Change
@@ -50,7 +51,7 @@ class ApplyError(Exception):
 
 
 @dataclass
-class Executor(OutboundKinds, ReplicationKinds, PreheatKinds, SecurityKinds):
+class Executor(OutboundKinds, ReplicationKinds, PreheatKinds, SecurityKinds, ScannerKinds):
     connection: Connection
     ids: dict[tuple[str, str], int]
     secrets: dict[str, str] = field(default_factory=dict)

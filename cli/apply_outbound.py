@@ -19,7 +19,12 @@ from core.ascode_outbound import STORED
 from core.ascode_plan import Change
 
 Undo = Callable[[], object]
-_SECRET_FIELDS = {"Webhook": "auth_header", "RegistryEndpoint": "secret", "P2PInstance": "secret"}
+_SECRET_FIELDS = {
+    "Webhook": "auth_header",
+    "RegistryEndpoint": "secret",
+    "P2PInstance": "secret",
+    "Scanner": "access_credential",
+}
 
 
 class NotRestoredError(RuntimeError):
@@ -51,7 +56,8 @@ class OutboundKinds:
     def resolve_outbound(self, change: Change) -> list[str]:
         """Read the secret ``change`` sends; the problem, if its reference names nothing.
 
-        (Also a P2P instance's secret, which ``cli.apply_preheat`` sends.)
+        (Also a P2P instance's secret and a scanner's access credential, which
+        ``cli.apply_preheat`` and ``cli.apply_scanners`` send.)
         """
         if not secret_sent(change):
             return []

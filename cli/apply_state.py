@@ -1,8 +1,9 @@
 """The registry's state as configuration documents, read through the management API.
 
 ``read_state`` lists what the caller can see (a system administrator sees everything):
-local users, registry endpoints, P2P instances, the system CVE allowlist, projects with
-their quota, retention, immutability, trust, scan, allowlist and proxy settings, members,
+local users, registry endpoints, P2P instances, scanners, the system CVE allowlist,
+projects with their quota, retention, immutability, trust, scan, allowlist, proxy and
+scanner settings, members,
 robots, webhooks and preheat policies, replication policies, system robots, system
 webhooks and trusted issuers. A write-only secret the
 registry holds is read as ``stored``. Each is turned into the document a file would hold
@@ -30,7 +31,7 @@ from core.ascode_plan import default_singleton
 PAGE = 100
 FORBIDDEN = 403
 NOT_FOUND = 404
-_ROTATE_FLAGS = ("auth_header_rotate", "secret_rotate")
+_ROTATE_FLAGS = ("auth_header_rotate", "secret_rotate", "access_credential_rotate")
 _ENDPOINT_FIELDS = ("url", "type", "credential", "username", "ca_bundle", "insecure", "realm_hosts")
 _WEBHOOK_FIELDS = ("url", "events", "payload_format", "enabled")
 _INSTANCE_FIELDS = (
@@ -149,6 +150,7 @@ def read_state(connection: Connection) -> LiveState:
             {"kind": "RegistryEndpoint", "metadata": {"name": endpoint["name"]}, "spec": spec}
         )
     _read_instances(connection, state)
+    _read_scanners(connection, state)
     for project in _pages(connection, "/api/v1/projects"):
         _read_project(connection, state, project)
     for policy in _admin_list(connection, "/api/v1/replication/policies"):
@@ -194,6 +196,16 @@ def _read_instances(connection: Connection, state: LiveState) -> None:
         )
 
 
+def _read_scanners(connection: Connection, state: LiveState) -> None:
+    """The scanner registrations (system administrators'; a credential held reads ``stored``)."""
+    for scanner in _admin_list(connection, "/api/v1/scanners"):
+        spec = {k: scanner[k] for k in ("url", "description", "auth", "skip_cert_verify")}
+        spec |= {"disabled": scanner["disabled"], "default": scanner["is_default"]}
+        if scanner["has_access_credential"] and scanner["auth"] != "none":
+            spec["access_credential"] = STORED
+        state.add({"kind": "Scanner", "metadata": {"name": scanner["name"]}, "spec": spec})
+
+
 def _read_project(connection: Connection, state: LiveState, project: dict[str, Any]) -> None:
     name = project["name"]
     base = f"/api/v1/projects/{name}"
@@ -217,6 +229,10 @@ def _read_project(connection: Connection, state: LiveState, project: dict[str, A
     proxy = _readable(connection, f"{base}/proxy")
     if proxy is not None:
         state.add({"kind": "ProxyBinding", "metadata": in_project, "spec": proxy})
+    scanner = _readable(connection, f"{base}/scanner")
+    if scanner is not None:
+        spec = {"scanner": scanner["scanner"]}
+        state.add({"kind": "ProjectScanner", "metadata": in_project, "spec": spec})
     _read_webhooks(state, _readable_list(connection, f"{base}/webhooks"), name)
     for policy in _readable_list(connection, f"{base}/preheat/policies") or []:
         spec = {k: v for k, v in policy.items() if k not in _PREHEAT_META}

@@ -47,6 +47,7 @@ from adapters.osv_files import OsvFiles
 from adapters.outbound_http import OutboundClient, resolve_host
 from adapters.preheat_providers import PROVIDER_ANSWER_BYTES, provider_client
 from adapters.replication_clients import ReplicationClients
+from adapters.scanner_api_http import PING_SECONDS, AdapterProbe
 from api.backup_runs import BackupRuns
 from api.context import Registry
 from api.preheat_schedules import preheat_schedules
@@ -86,6 +87,7 @@ from core.scan.analyzer import Analyzer
 from core.scan_referrers import SbomPublisher
 from core.scan_service import ScanService
 from core.scanner_api_service import AdapterScans
+from core.scanners import ScannerService
 from core.services.access_control import AccessControl
 from core.services.audit_log import AuditLog
 from core.services.auth import AuthService, load_signing_keys
@@ -97,6 +99,7 @@ from core.services.identity_services import IdentityServices
 from core.services.manifests import ManifestService
 from core.services.members import KnownIdentities, MemberService
 from core.services.personal_tokens import PersonalTokenService
+from core.services.policies import PolicyService
 from core.services.project_access import ProjectAccess
 from core.services.projects import ProjectService
 from core.services.promotion_copy import PromotionCopier
@@ -128,6 +131,7 @@ from storage.db.preheat import SqlPreheatStore
 from storage.db.pull_times import LOCK_WAIT_SECONDS, SqlPullTimes
 from storage.db.replication import SqlReplicationStore
 from storage.db.scanner_api import SqlAdapterScans
+from storage.db.scanners import SqlScanners
 from storage.db.scans import SqlArtifacts, SqlScanStore
 from storage.db.signing_keys import SqlSigningKeyStore
 from storage.db.trust import SqlTrustStore
@@ -440,6 +444,18 @@ class Composition:
         )
 
     @cached_property
+    def scanners(self) -> ScannerService:
+        """Scanner registrations and the choice of a project's scanner (``core.scanners``)."""
+        settings = self.settings
+        return ScannerService(
+            SqlScanners(self.engines),
+            partial(secret_box, settings),
+            OutboundPolicy.of(settings.outbound.allow, allow_http=settings.outbound.allow_http),
+            PolicyService(self.metadata),
+            self.clock.now,
+        )
+
+    @cached_property
     def scan_reports(self) -> ScanReports:
         """Scan reports for the promotion gate: the scan store's, allowlists applied."""
         projects = self.projects
@@ -595,6 +611,13 @@ class Composition:
                 "trust_store": self.trust_store,
                 "scan_store": self.scan_store,
                 "scanner_api": self.adapter_scans,
+                "scanners": self.scanners,
+                "scanner_probe": AdapterProbe(
+                    OutboundPolicy.of(
+                        self.settings.outbound.allow, allow_http=self.settings.outbound.allow_http
+                    ),
+                    timeout=PING_SECONDS,
+                ),
                 "vuln_data_time": self.vuln_data_time,
                 "promotions": self.promotions,
                 "promotion_keys": self.promotion_keys,

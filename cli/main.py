@@ -24,6 +24,7 @@ from cli.preheat import preheat_app
 from cli.promote import promote_app
 from cli.replication import replication_app
 from cli.scan import scan_app
+from cli.scanner import scanner_app
 from cli.trust import trust_app
 from cli.vulndb import vulndb_app
 from cli.webhook import webhook_app
@@ -154,6 +155,7 @@ app.add_typer(replication_app, name="replication")
 app.add_typer(preheat_app, name="preheat")
 app.add_typer(trust_app, name="trust")
 app.add_typer(scan_app, name="scan")
+app.add_typer(scanner_app, name="scanner")
 app.add_typer(promote_app, name="promote")
 app.command("login")(login)
 app.command("apply")(apply)

@@ -24,6 +24,7 @@ from adapters.master_key import secret_box
 from adapters.scanner_api_http import ScannerApiClient, remote_source
 from adapters.webhook_http import webhook_http
 from core.outbound import OutboundPolicy
+from core.scanners import delegate_of
 from core.services.promotion_outcomes import PromotionOutcomes
 
 if TYPE_CHECKING:
@@ -62,13 +63,13 @@ def build_activities(root: Composition) -> list[Callable[..., Any]]:
         ),
     )
     delegate = settings.scanner_api.delegate
-    token = delegate.token.get_secret_value() if delegate.token else None
     delegated = DelegateActivities(
         root.scans,
         delegate,
         delegate.registry_url or settings.public_url or settings.replication.local_url,
         lambda: root.tokens,
-        lambda: ScannerApiClient(delegate.url or "", token, policy),
+        partial(delegate_of, registered=root.scanners.resolve, settings=delegate),
+        partial(ScannerApiClient.of, policy=policy),
     )
     promotions = PromotionActivities(
         root.promotions,

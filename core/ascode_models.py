@@ -7,11 +7,12 @@ desired settings. Kinds today: ``Project``, ``User``, ``Robot``, ``Member``, ``Q
 ``RetentionPolicy``, ``ImmutabilityPolicy``, ``TrustedIssuer`` and, in
 ``core.ascode_outbound``, ``Webhook``, ``RegistryEndpoint`` and ``ProxyBinding``, in
 ``core.ascode_replication``, ``ReplicationPolicy``, in ``core.ascode_preheat``,
-``P2PInstance`` and ``PreheatPolicy``, and in ``core.ascode_security``, ``TrustPolicy``,
-``ScanPolicy`` and ``CveAllowlist``. A later kind (``Scanner``) is one
-more model (with its ``key``, added to ``Document`` and to ``KINDS`` at its place in the
-dependency order), its reader in ``cli/apply_state.py`` and its API calls (a
-``_<kind>`` method) in ``cli/apply_execute.py``; the plan and the schema need nothing else.
+``P2PInstance`` and ``PreheatPolicy``, in ``core.ascode_security``, ``TrustPolicy``,
+``ScanPolicy`` and ``CveAllowlist``, and in ``core.ascode_scanners``, ``Scanner`` and
+``ProjectScanner``. A later kind is one more model (with its ``key``, added to
+``Document`` and to ``KINDS`` at its place in the dependency order), its reader in
+``cli/apply_state.py`` and its API calls (a ``_<kind>`` method) in
+``cli/apply_execute.py``; the plan and the schema need nothing else.
 
 Every model refuses unknown keys, so a typo is an error naming its path, never a
 silently ignored setting. Secrets appear only as references (``core.ascode_secrets``).
@@ -37,6 +38,7 @@ from core.ascode_base import (
 from core.ascode_outbound import EndpointDoc, ProxyDoc, WebhookDoc
 from core.ascode_preheat import P2PInstanceDoc, PreheatPolicyDoc
 from core.ascode_replication import ReplicationPolicyDoc
+from core.ascode_scanners import ProjectScannerDoc, ScannerDoc
 from core.ascode_secrets import SecretRef
 from core.ascode_security import CveAllowlistDoc, ScanPolicyDoc, TrustPolicyDoc
 from core.policies import ImmutabilityRule
@@ -321,18 +323,22 @@ Document = Annotated[
     | PreheatPolicyDoc
     | TrustPolicyDoc
     | ScanPolicyDoc
-    | CveAllowlistDoc,
+    | CveAllowlistDoc
+    | ScannerDoc
+    | ProjectScannerDoc,
     Field(discriminator="kind"),
 ]
 
 #: Kinds in the order they are created (dependencies first); deletions run in reverse.
 #: (Endpoints come before the projects that proxy them; with ``--prune`` a binding is reset
 #: with the other per-project documents, before the endpoint it names is deleted. P2P
-#: instances come before projects, and so are deleted after the policies that name them.)
+#: instances and scanners come before projects, and so are deleted after the policies and
+#: selections that name them.)
 KINDS: tuple[str, ...] = (
     "User",
     "RegistryEndpoint",
     "P2PInstance",
+    "Scanner",
     "Project",
     "Robot",
     "Member",
@@ -343,6 +349,7 @@ KINDS: tuple[str, ...] = (
     "ScanPolicy",
     "CveAllowlist",
     "ProxyBinding",
+    "ProjectScanner",
     "Webhook",
     "ReplicationPolicy",
     "PreheatPolicy",
@@ -351,7 +358,15 @@ KINDS: tuple[str, ...] = (
 #: Kinds of one per project (or one system-wide ``CveAllowlist``), whose absence means the
 #: default (reset by ``--prune``). A ``TrustPolicy`` is one too, but absent it is deleted.
 PROJECT_SINGLETONS = frozenset(
-    {"Quota", "RetentionPolicy", "ImmutabilityPolicy", "ScanPolicy", "CveAllowlist", "ProxyBinding"}
+    {
+        "Quota",
+        "RetentionPolicy",
+        "ImmutabilityPolicy",
+        "ScanPolicy",
+        "CveAllowlist",
+        "ProxyBinding",
+        "ProjectScanner",
+    }
 )
 
 DOCUMENT: TypeAdapter[Document] = TypeAdapter(Document)

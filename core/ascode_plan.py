@@ -5,19 +5,21 @@ the registry as documents of the same kinds) by natural key and answers the chan
 the order they must be made: creations and updates by kind (users, projects, robots,
 members, policies, issuers), then deletions in the reverse order. It refuses, before
 anything is changed, every problem it can see: a duplicate key, a reference to a project,
-robot, registry endpoint or P2P instance that neither the file nor the registry holds (or
-that ``--prune`` would delete), a user to create without a password.
+robot, registry endpoint, P2P instance or scanner that neither the file nor the registry holds (or
+that ``--prune`` would delete), a user to create without a password, two default scanners.
 
 Prune semantics: without ``prune`` nothing absent from the file is touched. With it the
 file is the whole truth for what it can name: projects, system robots, system webhooks,
-registry endpoints, P2P instances and trusted issuers it does not name are deleted; inside
+registry endpoints, P2P instances, scanners and trusted issuers it does not name are
+deleted; inside
 the projects it names, robots, members, webhooks, preheat policies and trust policies it
-does not name are deleted and quota, retention, immutability, scan, allowlist and proxy
-documents it leaves out are reset to their defaults (unlimited, no rules, scan on push
-without a gate, no entries, no proxy); a system allowlist it leaves out is emptied. Users
-are never pruned. Resets run with the creations and updates, so a binding is removed
-before the endpoint it names is deleted; policies are deleted before the instances and
-endpoints they name.
+does not name are deleted and quota, retention, immutability, scan, allowlist, proxy and
+project scanner documents it leaves out are reset to their defaults (unlimited, no rules,
+scan on push without a gate, no entries, no proxy, the default scanner); a system
+allowlist it leaves out is emptied. Users are never pruned. Resets run with the creations
+and updates, so a binding (or a project's scanner) is reset before the endpoint (or
+scanner) it names is deleted; policies are deleted before the instances and endpoints
+they name.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from core.ascode_models import (
 from core.ascode_outbound import STORED, EndpointDoc, ProxyDoc, WebhookDoc
 from core.ascode_preheat import P2PInstanceDoc, PreheatPolicyDoc
 from core.ascode_replication import ReplicationPolicyDoc
+from core.ascode_scanners import ProjectScannerDoc, ScannerDoc, scanner_problems
 from core.ascode_security import security_default
 
 SHOWN_MAX = 120
@@ -118,6 +121,8 @@ def default_singleton(kind: str, project: str) -> Any:
         return RetentionDoc.model_validate({**version, "kind": kind, "metadata": meta})
     if kind == "ProxyBinding":
         return ProxyDoc.model_validate({**version, "kind": kind, "metadata": meta})
+    if kind == "ProjectScanner":
+        return ProjectScannerDoc.model_validate({**version, "kind": kind, "metadata": meta})
     return ImmutabilityDoc.model_validate({**version, "kind": kind, "metadata": meta})
 
 
@@ -147,6 +152,7 @@ def check(desired: Sequence[Located], live: dict[tuple[str, str], Any], prune: b
             f"{defaults[1]}: spec.default: only one P2P instance can be the default "
             f"(also in {defaults[0]})"
         )
+    problems.extend(scanner_problems([(item.where, item.doc) for item in desired]))
     if problems:
         raise PlanError(problems)
 
@@ -184,19 +190,25 @@ def _reference_problems(
             f"{item.where}: spec.password: required to create user {doc.key()!r} "
             "(a reference: env:NAME or file:/path)"
         )
-    endpoint = doc.spec.endpoint if isinstance(doc, ProxyDoc | ReplicationPolicyDoc) else None
-    if endpoint is not None and not known("RegistryEndpoint", endpoint):
-        problems.append(
-            f"{item.where}: spec.endpoint: no registry endpoint {endpoint!r} "
-            "in the file or the registry"
-        )
-    if isinstance(doc, PreheatPolicyDoc) and not known("P2PInstance", doc.spec.instance):
-        problems.append(
-            f"{item.where}: spec.instance: no P2P instance {doc.spec.instance!r} "
-            "in the file or the registry"
-        )
+    for kind, where, name, label in _named_references(doc):
+        if not known(kind, name):
+            problems.append(
+                f"{item.where}: {where}: no {label} {name!r} in the file or the registry"
+            )
     problems.extend(_stored_secret_problems(item, live))
     return problems
+
+
+def _named_references(doc: Any) -> list[tuple[str, str, str, str]]:
+    """``(kind, field, name, label)`` of each system object ``doc`` names."""
+    found = []
+    if isinstance(doc, ProxyDoc | ReplicationPolicyDoc) and doc.spec.endpoint is not None:
+        found.append(("RegistryEndpoint", "spec.endpoint", doc.spec.endpoint, "registry endpoint"))
+    if isinstance(doc, PreheatPolicyDoc):
+        found.append(("P2PInstance", "spec.instance", doc.spec.instance, "P2P instance"))
+    if isinstance(doc, ProjectScannerDoc) and doc.spec.scanner is not None:
+        found.append(("Scanner", "spec.scanner", doc.spec.scanner, "scanner"))
+    return found
 
 
 def _stored_secret_problems(item: Located, live: dict[tuple[str, str], Any]) -> list[str]:
@@ -206,6 +218,8 @@ def _stored_secret_problems(item: Located, live: dict[tuple[str, str], Any]) -> 
         name, value = "auth_header", doc.spec.auth_header
     elif isinstance(doc, EndpointDoc | P2PInstanceDoc):
         name, value = "secret", doc.spec.secret
+    elif isinstance(doc, ScannerDoc):
+        name, value = "access_credential", doc.spec.access_credential
     else:
         return []
     current = live.get((doc.kind, doc.key()))

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from core.errors import ConflictError, InvalidInputError, NotFoundError
 from core.outbound import OutboundPolicy, OutboundRefusedError, parse_address, parse_destination
-from core.sealing import SecretBox
+from core.sealing import SecretBox, named_context
 
 #: Docker Hub's registry API host (image names without a namespace live in ``library/``).
 DOCKER_HUB_HOST = "registry-1.docker.io"
@@ -136,7 +136,7 @@ class EndpointStore(Protocol):
 
 def seal_context(name: str) -> str:
     """The sealing context of an endpoint's secret (a copy into another row does not open)."""
-    return f"registry-endpoint:{name}:secret"
+    return named_context("registry-endpoint", name)
 
 
 def normalized_url(url: str, policy: OutboundPolicy) -> str:

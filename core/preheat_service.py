@@ -56,7 +56,7 @@ from core.preheat import (
 from core.preheat_settings import PreheatSettings
 from core.promotion import SEVERITIES, ScanReports, scan_gate
 from core.scan_records import ScanStore
-from core.sealing import SecretBox
+from core.sealing import SecretBox, named_context
 from core.services.access_control import AccessControl
 from core.signature_formats import Kind
 from core.tokens import TokenService
@@ -73,7 +73,7 @@ _POLICY_CACHE_SECONDS: Final = 5.0
 
 
 def secret_context(name: str) -> str:
-    return f"p2p-instance:{name}:secret"
+    return named_context("p2p-instance", name)
 
 
 class PreheatService:

@@ -8,8 +8,8 @@ Moorage speaks it both ways:
   it with the built-in analyzer and the local vulnerability data, and stores the result
   as an :class:`AdapterScan` until the report is read (``keep_seconds``).
 - **used**: an installation's own scans may be delegated to any scanner that speaks the
-  API (``scanner_api.delegate``); its report (:func:`findings_of`) becomes the artifact's
-  report.
+  API (a registration, ``core.scanners``, or ``scanner_api.delegate``); its report
+  (:func:`findings_of`) becomes the artifact's report.
 
 The report itself is rendered by ``core.scan_reports.harbor_report`` (one rendering for
 Moorage's own report endpoint and the adapter).

@@ -9,9 +9,10 @@ class DelegateSettings(BaseModel):
     """An external scanner that speaks the Pluggable Scanner API (v1.1/v1.2).
 
     When ``url`` is set, scans of the selected projects are handed to it instead of the
-    built-in analyzer: the scan workflow asks it to scan the artifact, giving it a
-    short-lived pull-only token for that repository, and stores its report as the
-    artifact's own (pull policy, allowlists and promotion gates read it as usual).
+    built-in analyzer, unless a scanner registration (``core.scanners``: the project's
+    selected one, or the default) takes them first: the scan workflow asks it to scan the
+    artifact, giving it a short-lived pull-only token for that repository, and stores its
+    report as the artifact's own (pull policy, allowlists and promotion gates read it as usual).
 
     Attributes:
         url: Base URL of the scanner (the part before ``/api/v1``).

@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -85,3 +85,30 @@ class SecretBox:
         """Whether ``sealed`` was sealed under a key other than the current one."""
         parts = sealed.split(".")
         return len(parts) != _PARTS or parts[1] != self.key_id
+
+
+def named_context(kind: str, name: str) -> str:
+    """The sealing context of the secret of the object ``name`` of ``kind``.
+
+    The one rule for the write-only secret of a named object (a registry endpoint's
+    credentials, a P2P instance's secret, a scanner registration's access credential):
+    ``<kind>:<name>:secret``, so a sealed value copied to another object does not open.
+    """
+    return f"{kind}:{name}:secret"
+
+
+class NamedSecrets:
+    """Seals and opens the secrets of named objects of one ``kind`` (:func:`named_context`)."""
+
+    def __init__(self, box: Callable[[], SecretBox], kind: str) -> None:
+        self._box, self._kind = box, kind
+
+    def seal(self, name: str, secret: str | None) -> str | None:
+        """``secret`` sealed for the object ``name`` (``None`` for no or an empty secret)."""
+        if not secret:
+            return None
+        return self._box().seal(secret.encode(), named_context(self._kind, name))
+
+    def open(self, name: str, sealed: str) -> str:
+        """The secret of the object ``name`` (:class:`SealError` if it does not open)."""
+        return self._box().open(sealed, named_context(self._kind, name)).decode()

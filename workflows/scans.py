@@ -1,7 +1,8 @@
 """Scan workflows: one artifact, many artifacts with bounded concurrency, re-match.
 
 ``ScanArtifactWorkflow`` first asks whether the artifact's project hands its scans to an
-external scanner (``scanner_api.delegate``); if so that one activity is the scan.
+external scanner (a registration or ``scanner_api.delegate``); if so that one activity is
+the scan.
 Otherwise it analyzes (layers into inventories, heartbeating), matches
 (inventories into the report) and attaches the SBOM referrers of each image. All three
 activities are idempotent, so an attempt lost with its worker is simply run again: the

@@ -39,6 +39,17 @@ class PolicyService:
             session.policies.set(self._project_id(session, project), kind, body, datetime.now(UTC))
             session.commit()
 
+    def projects_with(self, kind: str) -> dict[str, str]:
+        """Each project that holds a document of ``kind``, with the document."""
+        found: dict[str, str] = {}
+        with self._metadata.read() as session:
+            for name in session.policies.policy_projects(kind):
+                project = session.projects.get(name)
+                body = None if project is None else session.policies.get(project.id, kind)
+                if body is not None:
+                    found[name] = body
+        return found
+
     def usage(self, project: str) -> Usage:
         """The project's exact current usage, derived from its rows."""
         with self._metadata.read() as session:

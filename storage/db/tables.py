@@ -19,6 +19,7 @@ import storage.db.endpoint_tables
 import storage.db.preheat_tables
 import storage.db.replication_tables
 import storage.db.scan_tables
+import storage.db.scanner_tables
 import storage.db.trust_tables
 import storage.db.webhooks_tables  # noqa: F401
 from storage.db.login_tables import LoginAttempt  # noqa: F401  (registers the login counts)

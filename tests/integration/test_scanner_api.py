@@ -5,7 +5,9 @@ vulnerability data. Installation B holds none; it delegates the scans of project
 to A (``scanner_api.delegate``), handing A a short-lived pull-only token: A's worker
 pulls the image from B over HTTP, analyzes and matches it, and B's worker stores A's
 report as the artifact's own. Each installation is an API and a worker process with its
-own database, storage and Temporal server.
+own database, storage and Temporal server. The last tests register A on B as a scanner
+(``/api/v1/scanners``) instead: a project's selection, the default, a disabled
+registration, the ping, and a registration's precedence over the setting.
 """
 
 from __future__ import annotations
@@ -252,3 +254,134 @@ def test_a_served_scan_report_is_polled_until_done(sites: tuple[Site, Site]) -> 
     assert document["artifact"]["digest"] == digest
     assert document["scanner"]["name"] == "Moorage"
     assert findings(document) == findings(report(b, "ext", digest))
+
+
+SCANNERS = "/api/v1/scanners"
+#: Nothing listens on port 1 of loopback.
+DEAD = "http://127.0.0.1:1/scanner-adapter"
+
+
+def _registration(a: Site, name: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "url": f"{a.url}/scanner-adapter",
+        "auth": "X-ScannerAdapter-API-Key",
+        "access_credential": TOKEN,
+        **extra,
+    }
+
+
+def _new_project(client: httpx.Client, name: str) -> None:
+    created = client.post("/api/v1/projects", json={"name": name})
+    assert created.status_code == 201, created.text
+
+
+def test_the_ping_asks_the_real_adapter(sites: tuple[Site, Site]) -> None:
+    a, b = sites
+    with b.client() as client:
+        created = client.post(SCANNERS, json=_registration(a, "pinged"))
+        assert created.status_code == 201, created.text
+        wrong = client.post(SCANNERS, json=_registration(a, "wrong-key", access_credential="no"))
+        assert wrong.status_code == 201, wrong.text
+        dead = client.post(SCANNERS, json={"name": "dead", "url": DEAD})
+        assert dead.status_code == 201, dead.text
+        try:
+            pinged = client.post(f"{SCANNERS}/pinged/ping")
+            assert pinged.status_code == 200, pinged.text
+            found = pinged.json()
+            assert (found["name"], found["vendor"]) == ("Moorage", "Moorage")
+            assert found["capabilities"][0]["type"] == "vulnerability"
+            assert REPORT in found["capabilities"][0]["produces_mime_types"]
+
+            refused = client.post(f"{SCANNERS}/wrong-key/ping")
+            assert refused.status_code == 502, refused.text
+            assert "answered 401" in refused.json()["title"]
+            unreachable = client.post(f"{SCANNERS}/dead/ping")
+            assert unreachable.status_code == 502, unreachable.text
+            assert unreachable.headers["content-type"].startswith("application/problem+json")
+            assert "dead" in unreachable.json()["title"]
+            assert TOKEN not in refused.text + unreachable.text + client.get(SCANNERS).text
+        finally:
+            for name in ("pinged", "wrong-key", "dead"):
+                assert client.delete(f"{SCANNERS}/{name}").status_code == 204
+
+
+def test_a_registration_sends_a_projects_scans_to_the_adapter(sites: tuple[Site, Site]) -> None:
+    """Not the setting: project ``reg`` is not among ``scanner_api.delegate.projects``."""
+    a, b = sites
+    with b.client() as client:
+        created = client.post(SCANNERS, json=_registration(a, "moorage-a"))
+        assert created.status_code == 201, created.text
+        _new_project(client, "reg")
+        selected = client.put("/api/v1/projects/reg/scanner", json={"scanner": "moorage-a"})
+        assert selected.status_code == 200, selected.text
+    try:
+        digest = push(b, "reg/app", "v1", debian_layer("amd64"))
+        summary = finished_summary(b, "reg", digest)
+        assert summary["status"] == "succeeded", summary["reason"]
+        assert summary["scanner"] == {"name": "Moorage", "vendor": "external", "version": "1.0"}
+        stored = report(b, "reg", digest)
+        assert any(v[0] == "DSA-5532-1" and v[1] == "openssl" for v in findings(stored))
+
+        # disabled, it is not used: no default, and the setting does not cover 'reg'
+        with b.client() as client:
+            off = client.put(
+                f"{SCANNERS}/moorage-a",
+                json=_registration(a, "moorage-a")
+                | {
+                    "access_credential": None,
+                    "disabled": True,
+                },
+            )
+            assert off.status_code == 200, off.text
+            assert off.json()["has_access_credential"] is True
+        local = push(b, "reg/app", "v2", debian_layer("amd64", "\n"))
+        own = finished_summary(b, "reg", local)
+        assert own["status"] == "succeeded", own["reason"]
+        assert own["scanner"]["vendor"] == "Moorage"
+        assert own["total"] == 0
+    finally:
+        with b.client() as client:
+            client.put("/api/v1/projects/reg/scanner", json={"scanner": None})
+            assert client.delete(f"{SCANNERS}/moorage-a").status_code == 204
+
+
+def test_the_default_registration_scans_projects_without_a_selection(
+    sites: tuple[Site, Site],
+) -> None:
+    a, b = sites
+    with b.client() as client:
+        body = _registration(a, "default-a", is_default=True)
+        created = client.post(SCANNERS, json=body)
+        assert created.status_code == 201, created.text
+        _new_project(client, "dflt")
+        effective = client.get("/api/v1/projects/dflt/scanner").json()
+        assert effective == {"scanner": None, "effective": "default-a"}
+    try:
+        digest = push(b, "dflt/app", "v1", debian_layer("arm64"))
+        summary = finished_summary(b, "dflt", digest)
+        assert summary["status"] == "succeeded", summary["reason"]
+        assert summary["scanner"]["vendor"] == "external"
+        assert summary["total"] > 0
+    finally:
+        with b.client() as client:
+            assert client.delete(f"{SCANNERS}/default-a").status_code == 204
+
+
+def test_a_registration_takes_precedence_over_the_setting(sites: tuple[Site, Site]) -> None:
+    """Project ``ext`` is the setting's; selecting a dead registration makes its scan fail."""
+    _, b = sites
+    with b.client() as client:
+        created = client.post(SCANNERS, json={"name": "nowhere", "url": DEAD})
+        assert created.status_code == 201, created.text
+        selected = client.put("/api/v1/projects/ext/scanner", json={"scanner": "nowhere"})
+        assert selected.status_code == 200, selected.text
+    try:
+        digest = push(b, "ext/precedence", "v1", debian_layer("amd64", "\n\n"))
+        summary = finished_summary(b, "ext", digest)
+        assert summary["status"] == "failed"
+        assert summary["reason"]
+    finally:
+        with b.client() as client:
+            client.put("/api/v1/projects/ext/scanner", json={"scanner": None})
+            assert client.delete(f"{SCANNERS}/nowhere").status_code == 204

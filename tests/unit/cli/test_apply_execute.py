@@ -223,3 +223,63 @@ def test_preheat_changes_send_a_rotated_secret_and_are_undone(
     assert caught.value.undo_failures == [
         "restore P2P instance df: its previous secret cannot be restored"
     ]
+
+
+def test_scanner_changes_send_the_credential_where_asked_and_are_undone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SCANNER_KEY", "k3y")
+    open_scanner = {"url": "https://old.example.test"}
+    keyed = {"url": "https://k.example.test", "auth": "Bearer", "access_credential": "stored"}
+    live = [
+        doc("Project", {"name": "t"}),
+        doc("Scanner", {"name": "old"}, open_scanner),
+        doc("Scanner", {"name": "keyed"}, keyed),
+        doc("ProjectScanner", {"project": "t"}, {"scanner": "keyed"}),
+    ]
+    wanted = [
+        doc("Project", {"name": "t"}),
+        doc(
+            "Scanner",
+            {"name": "new"},
+            {
+                "url": "https://n.example.test",
+                "auth": "X-ScannerAdapter-API-Key",
+                "access_credential": "env:SCANNER_KEY",
+                "default": True,
+            },
+        ),
+        doc("ProjectScanner", {"project": "t"}, {"scanner": "new"}),
+        doc("Webhook", {"name": "all"}, HOOK),
+    ]
+    changes = make_plan([Located(f"d{i}", d) for i, d in enumerate(wanted)], live, prune=True)
+    api = FakeApi({("POST", "/api/v1/webhooks")})
+    executor = Executor(api, {})  # type: ignore[arg-type]
+    assert executor.resolve_secrets(changes) == []
+    with pytest.raises(ApplyError) as caught:
+        executor.run(changes)
+    assert api.calls == [
+        ("POST", "/api/v1/scanners"),
+        ("PUT", "/api/v1/projects/t/scanner"),
+        ("POST", "/api/v1/webhooks"),  # refused
+        ("PUT", "/api/v1/projects/t/scanner"),
+        ("DELETE", "/api/v1/scanners/new"),
+    ]
+    assert api.bodies[0]["access_credential"] == "k3y"
+    assert api.bodies[0]["auth"] == "X-ScannerAdapter-API-Key"
+    assert api.bodies[0]["is_default"] is True
+    assert api.bodies[1] == {"scanner": "new"}
+    assert api.bodies[3] == {"scanner": "keyed"}
+    assert caught.value.undo_failures == []
+
+    # deleted scanners come back, except the credential the registry held
+    deletions = [c for c in changes if c.action == "delete"]
+    assert {(c.kind, c.key) for c in deletions} == {("Scanner", "old"), ("Scanner", "keyed")}
+    api = FakeApi({("POST", "/api/v1/webhooks")})
+    executor = Executor(api, {})  # type: ignore[arg-type]
+    with pytest.raises(ApplyError) as caught:
+        executor.run([*deletions, next(c for c in changes if c.kind == "Webhook")])
+    assert ("POST", "/api/v1/scanners") in api.calls
+    assert caught.value.undo_failures == [
+        "recreate scanner keyed: not recreated: its access credential cannot be restored"
+    ]

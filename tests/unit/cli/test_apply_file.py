@@ -138,6 +138,8 @@ def test_the_published_schema_is_up_to_date() -> None:
         "RegistryEndpoint",
         "ProxyBinding",
         "ReplicationPolicy",
+        "Scanner",
+        "ProjectScanner",
         "P2PInstance",
         "PreheatPolicy",
         "TrustPolicy",

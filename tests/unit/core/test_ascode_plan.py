@@ -388,3 +388,52 @@ def test_harbor_auth_mode_names_read_as_moorage_ones_so_nothing_changes() -> Non
     wanted = doc("P2PInstance", {"name": "d"}, {**spec, "auth_mode": "OAUTH", "insecure": True})
     assert wanted.spec.auth_mode == "bearer"
     assert make_plan(located(wanted), [live], prune=False) == []
+
+
+SCANNER = {"url": "https://trivy.example/adapter/", "auth": "Bearer", "access_credential": "stored"}
+
+
+def test_a_projects_scanner_names_a_known_scanner_and_is_reset_before_it_goes() -> None:
+    live = [
+        doc("Project", {"name": "t"}),
+        doc("Scanner", {"name": "trivy"}, SCANNER),
+        doc("ProjectScanner", {"project": "t"}, {"scanner": "trivy"}),
+    ]
+    with pytest.raises(PlanError) as refused:
+        make_plan(
+            located(doc("ProjectScanner", {"project": "t"}, {"scanner": "clair"})),
+            live,
+            prune=False,
+        )
+    assert refused.value.problems == [
+        "f.yaml: document 1: spec.scanner: no scanner 'clair' in the file or the registry"
+    ]
+    # the same URL with or without its slash is the same scanner
+    same = [doc("Project", {"name": "t"}), live[1], live[2]]
+    assert make_plan(located(*same), live, prune=True) == []
+    changes = make_plan(located(doc("Project", {"name": "t"})), live, prune=True)
+    assert [(c.action, c.kind, c.key) for c in changes] == [
+        ("update", "ProjectScanner", "t"),
+        ("delete", "Scanner", "trivy"),
+    ]
+
+
+def test_one_default_scanner_per_file_and_stored_needs_a_held_credential() -> None:
+    first = doc("Scanner", {"name": "a"}, {"url": "https://a.example", "default": True})
+    second = doc("Scanner", {"name": "b"}, {"url": "https://b.example", "default": True})
+    with pytest.raises(PlanError) as refused:
+        make_plan(located(first, second), [], prune=False)
+    assert refused.value.problems == [
+        (
+            "f.yaml: document 2: spec.default: scanner 'b' is a second default (the first is "
+            "'a', in f.yaml: document 1): at most one scanner is the default"
+        )
+    ]
+    with pytest.raises(PlanError) as stored:
+        make_plan(located(doc("Scanner", {"name": "c"}, SCANNER)), [], prune=False)
+    assert "spec.access_credential: 'stored' keeps the value" in stored.value.problems[0]
+
+
+def test_a_scanner_credential_is_never_inline() -> None:
+    with pytest.raises(ValueError, match=r"(?s)access_credential.*should match pattern"):
+        doc("Scanner", {"name": "a"}, {**SCANNER, "access_credential": "hunter2"})
