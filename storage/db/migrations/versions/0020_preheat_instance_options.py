@@ -16,28 +16,35 @@ branch_labels = None
 depends_on = None
 
 
+#: SQLite recreates a table for most batch alterations, and cannot drop one that rows of
+#: ``preheat_policy`` reference while foreign keys are on: these steps alter in place.
+_TABLE = "p2p_instance"
+_INDEX = "ix_p2p_instance_one_default"
+_COLUMNS = ("is_default", "insecure")
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("p2p_instance", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("is_default", sa.Boolean(), nullable=False, server_default=sa.false())
+    for column in _COLUMNS:
+        op.add_column(
+            _TABLE, sa.Column(column, sa.Boolean(), nullable=False, server_default=sa.false())
         )
-        batch_op.add_column(
-            sa.Column("insecure", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
-    with op.batch_alter_table("p2p_instance", schema=None) as batch_op:
-        batch_op.alter_column("is_default", server_default=None)
-        batch_op.alter_column("insecure", server_default=None)
-        batch_op.create_index(
-            "ix_p2p_instance_one_default",
-            ["is_default"],
-            unique=True,
-            postgresql_where=sa.text("is_default"),
-            sqlite_where=sa.text("is_default"),
-        )
+    if op.get_bind().dialect.name != "sqlite":
+        for column in _COLUMNS:
+            op.alter_column(_TABLE, column, server_default=None)
+    op.create_index(
+        _INDEX,
+        _TABLE,
+        ["is_default"],
+        unique=True,
+        postgresql_where=sa.text("is_default"),
+        sqlite_where=sa.text("is_default"),
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("p2p_instance", schema=None) as batch_op:
-        batch_op.drop_index("ix_p2p_instance_one_default")
-        batch_op.drop_column("insecure")
-        batch_op.drop_column("is_default")
+    op.drop_index(_INDEX, table_name=_TABLE)
+    for column in reversed(_COLUMNS):
+        if op.get_bind().dialect.name == "sqlite":
+            op.execute(sa.text(f"ALTER TABLE {_TABLE} DROP COLUMN {column}"))
+        else:
+            op.drop_column(_TABLE, column)
