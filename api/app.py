@@ -122,6 +122,9 @@ def build_app(
     the answers, and what the hooks see, are the same either way.
     """
     observer = build_observer(registry.settings.observability)
+    if observer.metrics is not None:
+        observer.metrics.upload_hash_resumable.set(1 if registry.uploads.hashes.resumable else 0)
+        registry.uploads.hashes.measure(observer.metrics)
     proxied = with_proxy(registry, hooks or Hooks())
     trusted = with_trust_hooks(registry, proxied)
     scanned = with_scan_hooks(registry, with_webhook_hooks(registry, trusted))

@@ -4,7 +4,7 @@ Names follow Harbor's core metrics where one exists (``harbor_core_http_request_
 becomes ``moorage_http_request_total``, with the same ``method``, ``code`` and
 ``operation`` labels). Labels are bounded: ``operation`` is a route template (never a
 repository, digest or user name), ``method`` one of the HTTP methods the API answers,
-``code`` a status code.
+``code`` a status code, ``reason`` one of ``core.resumable_hash.REHASH_REASONS``.
 
 With several server worker processes (``moorage api --workers N``) every process writes
 its values to files under ``PROMETHEUS_MULTIPROC_DIR`` (set by ``moorage api`` before
@@ -28,6 +28,8 @@ from prometheus_client import (
     multiprocess,
     values,
 )
+
+from core.resumable_hash import REHASH_REASONS
 
 MULTIPROC_VARIABLE: Final = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
@@ -107,6 +109,19 @@ class ApiMetrics:
             ("endpoint",),
             registry=registry,
         )
+        self.upload_rehash = Counter(
+            "moorage_upload_rehash_bytes",
+            "Bytes of uploads read back from storage to hash them again, by reason.",
+            ("reason",),
+            registry=registry,
+        )
+        self._rehash = {reason: self.upload_rehash.labels(reason) for reason in REHASH_REASONS}
+        self.upload_hash_resumable = Gauge(
+            "moorage_upload_hash_resumable",
+            "1 if running upload hashes are saved for other API processes to continue.",
+            registry=registry,
+            multiprocess_mode="livemin",
+        )
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self._by_operation: dict[str, tuple[Gauge, Counter, Counter]] = {}
 
@@ -133,6 +148,13 @@ class ApiMetrics:
             self._children[key] = children
         children[0].inc()
         children[1].observe(seconds)
+
+    def rehashed(self, reason: str, size: int) -> None:
+        """Count ``size`` upload bytes re-read for ``reason`` (``core.resumable_hash``)."""
+        child = self._rehash.get(reason)
+        if child is None:
+            child = self._rehash[reason] = self.upload_rehash.labels(reason)
+        child.inc(size)
 
     def render(self) -> bytes:
         """The exposition of every metric of this process (of all processes in multi mode)."""

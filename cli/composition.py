@@ -43,6 +43,7 @@ from adapters.clock import SystemClock
 from adapters.jwks import JwksKeys
 from adapters.keycloak import KeycloakProvider
 from adapters.master_key import secret_box
+from adapters.openssl_sha256 import resumable_hashing
 from adapters.osv_files import OsvFiles
 from adapters.outbound_http import OutboundClient, resolve_host
 from adapters.preheat_providers import PROVIDER_ANSWER_BYTES, provider_client
@@ -201,7 +202,12 @@ class Composition:
     @cached_property
     def uploads(self) -> UploadService:
         return UploadService(
-            self.metadata, self.store, self.clock, self.settings.limits, self.changes
+            self.metadata,
+            self.store,
+            self.clock,
+            self.settings.limits,
+            self.changes,
+            resumable_hashing(),
         )
 
     @cached_property

@@ -259,9 +259,18 @@ class UploadRepository(Protocol):
     def add(self, upload: UploadRecord) -> None: ...
     def get(self, upload_id: str) -> UploadRecord | None: ...
     def advance(
-        self, upload_id: str, old_offset: int, new_offset: int, expires_at: datetime
+        self,
+        upload_id: str,
+        old_offset: int,
+        new_offset: int,
+        expires_at: datetime,
+        hash_state: bytes | None = None,
     ) -> bool:
-        """Move the durable offset (and expiry) if the offset still equals ``old_offset``."""
+        """Move the durable offset (and expiry) if the offset still equals ``old_offset``.
+
+        The same statement saves ``hash_state`` as the running hash after ``new_offset``
+        bytes (``None`` clears it), so a saved state and the offset change together.
+        """
 
     def delete(self, upload_id: str) -> None: ...
     def count(self, project_id: int) -> int: ...

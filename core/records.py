@@ -70,6 +70,10 @@ class UploadRecord:
     offset: int
     created_at: datetime
     expires_at: datetime
+    #: How many bytes ``hash_state`` covers (``None``: no saved running hash).
+    hash_offset: int | None = None
+    #: The running SHA-256 after ``hash_offset`` bytes (``core.resumable_hash``), opaque.
+    hash_state: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,25 +1,24 @@
 """Blob uploads: sessions, chunks, completion, mounts and reaping.
 
-An upload's durable state is its database row (``offset``) plus its data in the blob
-store; no process memory is needed to continue it, so consecutive chunks may land on
-different API processes. As an optimisation, the process that wrote the latest chunk
-keeps the running hash (keyed by upload id and offset); any other process re-reads the
-stored bytes to hash them on completion. A blob row is written only after its object
-exists, so a row never points at missing data; object and rows are written under the
-blob's GC review row lock, so GC never takes a blob from a completing upload or mount.
+An upload's durable state is its database row (``offset``, and the running hash saved
+with it) plus its data in the blob store; no process memory is needed to continue it, so
+consecutive chunks may land on different API processes, and none of them re-reads the
+bytes already received (``core.services.upload_hashes``). A blob row is written only
+after its object exists, so a row never points at missing data; object and rows are
+written under the blob's GC review row lock, so GC never takes a blob from a completing
+upload or mount.
 """
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 from core import events
-from core.digests import Digest, Hasher, new_hasher
+from core.digests import Digest
 from core.errors import OCIErrorCode, RegistryError
 from core.ports import (
     BlobNotFoundError,
@@ -30,11 +29,12 @@ from core.ports import (
     UploadWriter,
 )
 from core.records import BlobRecord, PushTarget, RepositoryRecord, UploadRecord
+from core.resumable_hash import ResumableHasher, ResumableHashing
 from core.services.changes import ChangeRecorder
 from core.services.quota import QuotaExceededError, reserve
+from core.services.upload_hashes import RunningHashes
 from core.settings import LimitSettings
 
-_HASH_CACHE_MAX = 256
 #: Batches at least this big are hashed in :data:`_HASH_POOL` while being written.
 _PARALLEL_HASH_MIN = 256 * 1024
 _HASH_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="upload-hash")
@@ -51,7 +51,11 @@ class ChunkWriter:
     """
 
     def __init__(
-        self, upload: UploadRecord, writer: UploadWriter, hasher: Hasher | None, limit: int
+        self,
+        upload: UploadRecord,
+        writer: UploadWriter,
+        hasher: ResumableHasher | None,
+        limit: int,
     ) -> None:
         self.upload = upload
         self._writer = writer
@@ -91,12 +95,6 @@ class ChunkWriter:
         self._writer.abort()
 
 
-@dataclass
-class _HashState:
-    offset: int
-    hasher: Hasher
-
-
 class UploadService:
     """The upload state machine of the OCI distribution spec."""
 
@@ -107,14 +105,15 @@ class UploadService:
         clock: Clock,
         limits: LimitSettings,
         changes: ChangeRecorder,
+        hashing: ResumableHashing,
     ) -> None:
         self._metadata = metadata
         self._changes = changes
         self._store = store
         self._clock = clock
         self._limits = limits
-        self._hashes: dict[str, _HashState] = {}
-        self._lock = threading.Lock()
+        #: The uploads' running hashes, saved with each chunk when ``hashing`` can.
+        self.hashes = RunningHashes(hashing)
 
     def start(self, repository: PushTarget) -> UploadRecord:
         """Open a new upload session for ``repository``.
@@ -162,21 +161,22 @@ class UploadService:
                 OCIErrorCode.RANGE_INVALID, "chunk does not start at the upload's offset"
             ).with_headers(**range_headers(upload.offset))
         writer = self._store.upload_writer(repository.storage_id, upload.id, upload.offset)
-        return ChunkWriter(upload, writer, self._take_hasher(upload), self._limits.blob_max_bytes)
+        return ChunkWriter(upload, writer, self.hashes.take(upload), self._limits.blob_max_bytes)
 
     def commit_chunk(self, chunk: ChunkWriter) -> UploadRecord:
-        """Make a chunk durable and advance the session's offset."""
+        """Make a chunk durable and advance the session's offset, saving the running hash."""
         new_offset = chunk.commit()
-        upload = chunk.upload
+        upload, hasher = chunk.upload, chunk.hasher
+        state = None if hasher is None else hasher.export()
         expires_at = self._clock.now() + timedelta(seconds=self._limits.upload_ttl_seconds)
         with self._metadata.write() as session:
-            if not session.uploads.advance(upload.id, upload.offset, new_offset, expires_at):
+            if not session.uploads.advance(upload.id, upload.offset, new_offset, expires_at, state):
                 raise RegistryError(
                     OCIErrorCode.BLOB_UPLOAD_INVALID, "upload was changed concurrently"
                 )
             session.commit()
-        if chunk.hasher is not None:
-            self._keep_hasher(upload.id, new_offset, chunk.hasher)
+        if hasher is not None:
+            self.hashes.keep(upload.id, new_offset, hasher)
         return UploadRecord(
             upload.id,
             upload.project_id,
@@ -184,6 +184,8 @@ class UploadService:
             new_offset,
             upload.created_at,
             expires_at,
+            None if state is None else new_offset,
+            state,
         )
 
     def abort_chunk(self, chunk: ChunkWriter) -> None:
@@ -195,17 +197,21 @@ class UploadService:
         """
         chunk.abort()
         if not chunk.touched and chunk.hasher is not None:
-            self._keep_hasher(chunk.upload.id, chunk.upload.offset, chunk.hasher)
+            self.hashes.keep(chunk.upload.id, chunk.upload.offset, chunk.hasher)
 
     def finish(self, repository: PushTarget, upload: UploadRecord, digest: Digest) -> int:
         """Complete ``upload`` as blob ``digest``; return the blob's size.
 
-        A digest mismatch removes the session and its data (``DIGEST_INVALID``). Once the
-        digest matches, a concurrent GC cannot make the upload fail: the blob's review
-        row stays locked from the tombstone check until the blob's rows are written
-        (``_place``).
+        The digest comes from the running hash when one covers the upload; when it
+        disagrees with ``digest`` the bytes are re-read to be sure. A digest mismatch
+        removes the session and its data (``DIGEST_INVALID``). Once the digest matches,
+        a concurrent GC cannot make the upload fail: the blob's review row stays locked
+        from the tombstone check until the blob's rows are written (``_place``).
         """
-        actual = self._digest_of(repository, upload, digest.algorithm)
+        read = partial(self._store.read_upload, repository.storage_id, upload.id, upload.offset)
+        actual, running = self.hashes.digest(upload, digest.algorithm, read)
+        if actual != digest and running:
+            actual = self.hashes.rehash(digest.algorithm, read, "mismatch")
         if actual != digest:
             self.cancel(repository, upload.id)
             raise RegistryError(OCIErrorCode.DIGEST_INVALID).with_detail(
@@ -298,8 +304,7 @@ class UploadService:
             session.uploads.delete(upload.id)
             session.commit()
         self._store.delete_upload(repository.storage_id, upload.id)
-        with self._lock:
-            self._hashes.pop(upload.id, None)
+        self.hashes.forget(upload.id)
 
     def mount(
         self, target: PushTarget, digest: Digest, source: RepositoryRecord
@@ -347,29 +352,6 @@ class UploadService:
                     if storage_id is not None:
                         tenants[upload.project_id] = storage_id
         return tenants
-
-    def _digest_of(self, repository: PushTarget, upload: UploadRecord, algorithm: str) -> Digest:
-        with self._lock:
-            state = self._hashes.pop(upload.id, None)
-        if state is not None and state.offset == upload.offset and algorithm == "sha256":
-            return Digest(algorithm, state.hasher.hexdigest())
-        hasher = new_hasher(algorithm)
-        for piece in self._store.read_upload(repository.storage_id, upload.id, upload.offset):
-            hasher.update(piece)
-        return Digest(algorithm, hasher.hexdigest())
-
-    def _take_hasher(self, upload: UploadRecord) -> Hasher | None:
-        with self._lock:
-            state = self._hashes.pop(upload.id, None)
-        if state is not None and state.offset == upload.offset:
-            return state.hasher
-        return new_hasher("sha256") if upload.offset == 0 else None
-
-    def _keep_hasher(self, upload_id: str, offset: int, hasher: Hasher) -> None:
-        with self._lock:
-            if len(self._hashes) >= _HASH_CACHE_MAX:
-                self._hashes.pop(next(iter(self._hashes)))
-            self._hashes[upload_id] = _HashState(offset, hasher)
 
 
 def range_headers(offset: int) -> dict[str, str]:

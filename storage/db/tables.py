@@ -110,6 +110,10 @@ class Upload(SQLModel, table=True):
     offset: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
     created_at: datetime
     expires_at: datetime = Field(index=True)
+    #: How many bytes ``hash_state`` covers; written with ``offset`` in one statement.
+    hash_offset: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    #: The running SHA-256 after ``hash_offset`` bytes (``core.resumable_hash``), opaque.
+    hash_state: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
 
 
 class User(SQLModel, table=True):

@@ -123,3 +123,45 @@ def ask_every_worker(
         if workers and workers <= answers.keys():
             break
     return answers
+
+
+def held_by(
+    server_pid: int, port: int, connection: http.client.HTTPConnection, timeout: float = 10.0
+) -> int | None:
+    """The worker that accepted the open ``connection``, waiting (bounded) until one has."""
+    if connection.sock is None:
+        connection.connect()
+    assert connection.sock is not None
+    client = _hex_address(connection.sock.getsockname()[1])
+    deadline = time.monotonic() + timeout
+    while True:
+        inodes = _socket_inodes(_hex_address(port), client) - {"0"}
+        holders = [pid for pid in _children(server_pid) if inodes and _holds(pid, inodes)]
+        if len(holders) == 1:
+            return holders[0]
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.01)
+
+
+def connect_to_worker(
+    server_pid: int, port: int, wanted: set[int], *, max_connections: int = 64
+) -> tuple[http.client.HTTPConnection, int] | None:
+    """A new connection that one of the ``wanted`` workers accepted, and that worker.
+
+    Connections are opened (at most ``max_connections``) until the kernel hands one to a
+    wanted worker; the others are closed again. ``None`` when none reached one.
+    """
+    spare: list[http.client.HTTPConnection] = []
+    try:
+        for _ in range(max_connections):
+            connection = http.client.HTTPConnection(LOOPBACK, port, timeout=REQUEST_TIMEOUT)
+            spare.append(connection)
+            worker = held_by(server_pid, port, connection)
+            if worker is not None and worker in wanted:
+                spare.pop()
+                return connection, worker
+        return None
+    finally:
+        for connection in spare:
+            connection.close()

@@ -1,4 +1,4 @@
-"""Blob uploads in progress (table ``upload``): the durable offset of each."""
+"""Blob uploads in progress (table ``upload``): the durable offset and running hash of each."""
 
 from __future__ import annotations
 
@@ -17,7 +17,12 @@ _RECORD = RecordMap(UploadRecord, _Q_UPLOAD)
 _Q_ADVANCE_UPLOAD = (
     update(UPLOAD)
     .where(UPLOAD.c.id == bindparam("upload_id"), UPLOAD.c.offset == bindparam("old_offset"))
-    .values(offset=bindparam("new_offset"), expires_at=bindparam("new_expires_at"))
+    .values(
+        offset=bindparam("new_offset"),
+        expires_at=bindparam("new_expires_at"),
+        hash_offset=bindparam("new_hash_offset"),
+        hash_state=bindparam("new_hash_state"),
+    )
 )
 _Q_DELETE_UPLOAD = delete(UPLOAD).where(UPLOAD.c.id == bindparam("upload_id"))
 _Q_COUNT_UPLOADS = (
@@ -47,13 +52,20 @@ class SqlUploads(SqlRepository):
         return _RECORD(row) if row else None
 
     def advance(
-        self, upload_id: str, old_offset: int, new_offset: int, expires_at: datetime
+        self,
+        upload_id: str,
+        old_offset: int,
+        new_offset: int,
+        expires_at: datetime,
+        hash_state: bytes | None = None,
     ) -> bool:
         params = {
             "upload_id": upload_id,
             "old_offset": old_offset,
             "new_offset": new_offset,
             "new_expires_at": expires_at,
+            "new_hash_offset": None if hash_state is None else new_offset,
+            "new_hash_state": hash_state,
         }
         return bool(self._c.execute(_Q_ADVANCE_UPLOAD, params).rowcount)
 
