@@ -3,8 +3,8 @@
 Every API process can continue an upload's hash from its row instead of re-reading the
 bytes already received. Open sessions get no state; completing them re-reads as before.
 
-Revision ID: 0020_upload_hash_state
-Revises: 0019_scanner_api
+Revision ID: 0022_upload_hash_state
+Revises: 0021_scanner_registrations
 Create Date: 2026-12-03 16:10:00.000000
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0020_upload_hash_state"
-down_revision = "0019_scanner_api"
+revision = "0022_upload_hash_state"
+down_revision = "0021_scanner_registrations"
 branch_labels = None
 depends_on = None
 
