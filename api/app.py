@@ -8,7 +8,7 @@ by a root the caller holds (``moorage dev`` shares its root with the worker).
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
@@ -50,6 +50,7 @@ from api.manifest_shortcut import ManifestShortcuts
 from api.observe import ObserveMiddleware, build_observer
 from api.pipeline import OCIPipeline, is_oci
 from api.proxy_wiring import close_proxy, start_proxy, with_proxy
+from api.receive_limits import bounded_receive, has_body
 from api.scan_wiring import start_scan_gate, stop_scan_gate, with_scan_hooks
 from api.trust_wiring import with_trust_hooks
 from api.webhook_wiring import with_webhook_hooks
@@ -76,6 +77,8 @@ class MoorageApp(Litestar):
     """
 
     pipeline: OCIPipeline | None = None
+    #: Longest wait for the next piece of a request body (``api.receive_limits``).
+    body_timeout: float | None = None
 
     @property
     def shortcut(self) -> ManifestShortcuts | None:
@@ -88,6 +91,8 @@ class MoorageApp(Litestar):
         receive: Receive | LifeSpanReceive,
         send: Send | LifeSpanSend,
     ) -> None:
+        if self.body_timeout is not None and has_body(scope):
+            receive = bounded_receive(cast("Receive", receive), self.body_timeout)
         pipeline = self.pipeline
         if pipeline is not None and is_oci(scope):
             await pipeline(scope, receive, send)
@@ -191,4 +196,5 @@ def build_app(
     )
     fast = ManifestShortcuts(registry) if shortcuts else None
     app.pipeline = OCIPipeline(registry, app.framework, fast)
+    app.body_timeout = registry.settings.server.body_timeout_seconds
     return app

@@ -6,14 +6,18 @@ granian, asyncio under ``moorage dev``). It answers ``GET`` and ``HEAD`` of the 
 and time), the link verified, the blob's file opened through the store
 (``BlobStore.blob_file``) and the body handed to the kernel with one ``os.sendfile`` on
 the socket, made blocking for that call and run on a thread of the listener's own pool
-(at most ``max_connections``), so no byte of the blob is copied through Python and the
-event loop is not woken per socket buffer. ``Range`` (one ``bytes=`` range) is honoured
-as on ``/v2``; connections are kept alive between requests.
+(``send_threads``), so no byte of the blob is copied through Python and the event loop is
+not woken per socket buffer. A client that stops reading gives its thread back: when the
+socket stays full for :data:`STALL_SECONDS`, the rest waits on the event loop until the
+socket is writable again, then goes back to a thread. ``Range`` (one ``bytes=`` range) is
+honoured as on ``/v2``; connections are kept alive between requests.
 
 Guarantees: a forged, altered or expired link gets ``403`` and no byte of any blob; a
-link whose blob is gone gets ``404``; a client that stalls (head not sent, response not
-read) for ``idle_timeout_seconds`` is disconnected; at most ``max_connections``
-connections are served at once.
+link whose blob is gone gets ``404``; a client that has not sent a whole request head
+``header_timeout`` after connecting (or ``keep_alive_timeout`` plus ``header_timeout``
+after the previous response) is disconnected, as is one that leaves the response unread
+for ``idle_timeout``; at most ``max_connections`` connections are served at once (more
+wait in the accept queue), and slow readers hold no thread.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ if TYPE_CHECKING:
 _log = logging.getLogger("moorage.downloads")
 
 MAX_HEAD_BYTES: Final = 16 * 1024
+#: How long a sending thread waits for a full socket before handing it to the event loop.
+STALL_SECONDS: Final = 0.5
 _RECV_BYTES: Final = 16 * 1024
 _REASONS: Final = {
     200: "OK",
@@ -110,6 +116,21 @@ def _error(status: int, code: str, message: str, extra: dict[str, str] | None = 
     return _head_bytes(status, headers) + body
 
 
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    """What one listener allows its connections (``downloads`` and ``server`` settings)."""
+
+    max_connections: int
+    send_threads: int
+    #: Seconds to send a whole request head, from connecting.
+    header_timeout: float
+    #: Seconds a connection may stay idle between two requests.
+    keep_alive_timeout: float
+    #: Seconds a response may stay unread.
+    idle_timeout: float
+    backlog: int = 1024
+
+
 class DownloadServer:
     """One listener of signed download links (one per API worker process)."""
 
@@ -122,17 +143,19 @@ class DownloadServer:
         signer: LinkSigner,
         resolve: Callable[[str, Digest], str | None],
         clock: Callable[[], float],
-        max_connections: int,
-        idle_timeout: float,
+        limits: ConnectionLimits,
     ) -> None:
         self._host, self._port, self._reuse_port = host, port, reuse_port
         self._signer, self._resolve, self._clock = signer, resolve, clock
-        self._slots = asyncio.Semaphore(max_connections)
-        self._idle = idle_timeout
+        self._limits = limits
+        self._slots = asyncio.Semaphore(limits.max_connections)
+        self._idle = limits.idle_timeout
         self._socket: socket.socket | None = None
         self._accepting: asyncio.Task[None] | None = None
         self._connections: set[asyncio.Task[None]] = set()
-        self._executor = ThreadPoolExecutor(max_connections, thread_name_prefix="moorage-download")
+        self._executor = ThreadPoolExecutor(
+            limits.send_threads, thread_name_prefix="moorage-download"
+        )
 
     @property
     def port(self) -> int:
@@ -154,7 +177,7 @@ class DownloadServer:
             if self._reuse_port:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind(address)
-            sock.listen(1024)
+            sock.listen(self._limits.backlog)
             sock.setblocking(False)
         except OSError:
             sock.close()
@@ -204,9 +227,11 @@ class DownloadServer:
     async def _serve(self, conn: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         buffer = bytearray()
+        first = True
         try:
             while True:
-                head = await self._read_head(loop, conn, buffer)
+                head = await self._read_head(loop, conn, buffer, first=first)
+                first = False
                 if head is None:
                     return
                 try:
@@ -222,10 +247,25 @@ class DownloadServer:
             conn.close()
 
     async def _read_head(
-        self, loop: asyncio.AbstractEventLoop, conn: socket.socket, buffer: bytearray
+        self,
+        loop: asyncio.AbstractEventLoop,
+        conn: socket.socket,
+        buffer: bytearray,
+        *,
+        first: bool,
     ) -> bytes | None:
-        """The next request head, or ``None`` when the client closed between requests."""
-        async with asyncio.timeout(self._idle):
+        """The next request head, or ``None`` when the client closed between requests.
+
+        Raises:
+            TimeoutError: the client was idle or slow beyond the limits.
+        """
+        if not first and not buffer:
+            async with asyncio.timeout(self._limits.keep_alive_timeout):
+                data = await loop.sock_recv(conn, _RECV_BYTES)
+            if not data:
+                return None
+            buffer += data
+        async with asyncio.timeout(self._limits.header_timeout):
             while True:
                 end = buffer.find(b"\r\n\r\n", 0, MAX_HEAD_BYTES + 4)
                 if end >= 0:
@@ -302,46 +342,74 @@ class DownloadServer:
     async def _sendfile(
         self, loop: asyncio.AbstractEventLoop, conn: socket.socket, fd: int, start: int, count: int
     ) -> None:
-        """Send the body from a thread of this listener's pool.
+        """Send the body from threads of this listener's pool, waiting out stalls on the loop.
 
         Measured faster than waking the event loop for each buffer (``docs/performance.md``).
+
+        Raises:
+            TimeoutError: the client left the response unread for the idle timeout.
         """
-        sending = loop.run_in_executor(
-            self._executor, _send_whole, conn, fd, start, count, self._idle
-        )
-        try:
-            await asyncio.shield(sending)
-        except asyncio.CancelledError:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)  # wakes the thread; ``fd`` is closed after
-            with contextlib.suppress(Exception):
-                await sending
-            raise
+        offset, end = start, start + count
+        while offset < end:
+            sending = loop.run_in_executor(
+                self._executor, _send_until_stalled, conn, fd, offset, end - offset
+            )
+            try:
+                offset += await asyncio.shield(sending)
+            except asyncio.CancelledError:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)  # wakes the thread; ``fd`` is closed after
+                with contextlib.suppress(Exception):
+                    await sending
+                raise
+            if offset < end:
+                async with asyncio.timeout(self._idle):
+                    await _writable(loop, conn)
 
 
-def _send_whole(conn: socket.socket, fd: int, offset: int, count: int, idle: float) -> None:
-    """Send ``count`` bytes of ``fd`` from ``offset`` on the blocking socket ``conn``.
+async def _writable(loop: asyncio.AbstractEventLoop, conn: socket.socket) -> None:
+    """Wait until ``conn`` can take more bytes."""
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    fd = conn.fileno()
+    loop.add_writer(fd, wake)
+    try:
+        await ready
+    finally:
+        loop.remove_writer(fd)
+
+
+def _send_until_stalled(conn: socket.socket, fd: int, offset: int, count: int) -> int:
+    """Send up to ``count`` bytes of ``fd`` from ``offset`` on ``conn`` made blocking.
 
     One ``sendfile`` call normally sends everything: the kernel waits for buffer space
-    itself, without waking this thread per buffer. ``SO_SNDTIMEO`` bounds a stall.
+    itself, without waking this thread per buffer. When the socket stays full for
+    :data:`STALL_SECONDS` (``SO_SNDTIMEO``: the call returns short, or fails with
+    ``EAGAIN``), the thread stops and returns what it sent.
 
     Raises:
-        TimeoutError: the socket stayed full for ``idle`` seconds.
         ConnectionError: the file ended before ``count`` bytes.
     """
-    seconds = int(idle)
-    timeout = struct.pack("ll", seconds, int((idle - seconds) * 1_000_000))
+    seconds = int(STALL_SECONDS)
+    timeout = struct.pack("ll", seconds, int((STALL_SECONDS - seconds) * 1_000_000))
     conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeout)
     conn.setblocking(True)
+    done = 0
     try:
-        while count > 0:
+        while done < count:
             try:
-                sent = os.sendfile(conn.fileno(), fd, offset, count)
-            except BlockingIOError as stalled:
-                raise TimeoutError("the client stopped reading") from stalled
+                sent = os.sendfile(conn.fileno(), fd, offset + done, count - done)
+            except BlockingIOError:
+                return done
             if sent == 0:
                 raise ConnectionError("the blob file ended early")
-            offset += sent
-            count -= sent
+            done += sent
+            if done < count:
+                return done  # NOTE: a short send on a blocking socket: the timeout hit
     finally:
         conn.setblocking(False)
+    return done

@@ -22,7 +22,7 @@ from typing import Final
 from adapters.master_key import master_keys
 from api.blob_downloads import EXTRA, DownloadRedirects
 from api.context import Registry
-from api.download_server import DownloadServer
+from api.download_server import ConnectionLimits, DownloadServer
 from core.download_links import LinkSigner, link_key
 from core.settings import StorageBackend
 
@@ -44,8 +44,14 @@ async def start_downloads(registry: Registry) -> None:
         signer=signer,
         resolve=registry.store.blob_file,
         clock=time.time,
-        max_connections=config.max_connections,
-        idle_timeout=config.idle_timeout_seconds,
+        limits=ConnectionLimits(
+            max_connections=config.max_connections,
+            send_threads=config.send_threads,
+            header_timeout=settings.server.header_timeout_seconds,
+            keep_alive_timeout=settings.server.keep_alive_timeout_seconds,
+            idle_timeout=config.idle_timeout_seconds,
+            backlog=settings.server.backlog,
+        ),
     )
     port = await server.start()
     registry.extras[_SERVER] = server

@@ -5,7 +5,8 @@ the route once (``api.oci_routes``), records the request for the hooks
 (:class:`~core.pipeline.OCIRequest`, ``scope["moorage_oci"]``), runs the request-start
 hooks, then lets the manifest fast path (``api.manifest_shortcut``) answer what it can and
 the framework's routing (``api.controllers.oci``) everything else, and finally runs the
-request-end hooks (audit among them) with the status sent. Both paths authenticate with
+request-end hooks (audit among them) with the status sent. A request body that stalls
+(``api.receive_limits``) is answered ``408`` on either path. Both paths authenticate with
 the same parser and grant check, and call the same manifest and blob hook points
 (``api.hooks``), so a hook never depends on which path answered.
 """
@@ -22,11 +23,11 @@ from api.hooks import OCI_KEY, send_oci_error
 from api.manifest_shortcut import ManifestShortcuts
 from api.oci_routes import match_path
 from api.principal import AUDIT_KEY
+from api.receive_limits import BODY_METHODS, BodyTimeoutError
 from core.errors import RegistryError
 from core.pipeline import OCIRequest, request_ended, request_started
 
 ASGI = Callable[[Any, Any, Any], Awaitable[None]]
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 def is_oci(scope: Any) -> bool:
@@ -78,7 +79,7 @@ class OCIPipeline:
                 message["headers"] = [*headers, (b"x-request-id", request_id)]
             await send(message)
 
-        if request.method in _BODY_METHODS:
+        if request.method in BODY_METHODS:
             receive = _counting(receive, request)
 
         hooks = self._registry.hooks
@@ -89,14 +90,21 @@ class OCIPipeline:
                 except RegistryError as refused:
                     await send_oci_error(sending, request.method, refused)
                     return
+            await self._dispatch(scope, request, receive, sending)
+        finally:
+            await request_ended(hooks, request, status)
+
+    async def _dispatch(self, scope: Any, request: OCIRequest, receive: Any, send: Any) -> None:
+        """The fast path if it answers, else the full path."""
+        try:
             if self.fast is not None:
-                going_on = await self.fast.answer(scope, request, receive, sending)
+                going_on = await self.fast.answer(scope, request, receive, send)
                 if going_on is None:
                     return
                 receive = going_on
-            await self._full(scope, receive, sending)
-        finally:
-            await request_ended(hooks, request, status)
+            await self._full(scope, receive, send)
+        except BodyTimeoutError as stalled:  # NOTE: the full path answers its own
+            await send_oci_error(send, request.method, stalled)
 
 
 def _content_length(headers: Any) -> int:

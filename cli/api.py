@@ -23,6 +23,7 @@ from cli.startup import prepare_installation
 
 if TYPE_CHECKING:
     from cli.listen import Listen
+    from core.server_settings import ServerSettings
     from core.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -63,32 +64,40 @@ def run_api(settings: Settings, listen: Listen, workers: int, server: str = DEFA
     try:
         with api_metrics(settings.observability.metrics), shared_download_port(settings):
             if server == "granian":
-                _run_granian(listen, workers)
+                _run_granian(listen, workers, settings.server)
             else:
-                _run_uvicorn(listen, workers)
+                _run_uvicorn(listen, workers, settings.server)
     finally:
         health.stop()
 
 
-def _run_uvicorn(listen: Listen, workers: int) -> None:
-    import uvicorn  # noqa: PLC0415 - only the chosen server is loaded
+def _run_uvicorn(listen: Listen, workers: int, limits: ServerSettings) -> None:
+    from uvicorn import Server  # noqa: PLC0415 - only the chosen server is loaded
+    from uvicorn.supervisors import Multiprocess  # noqa: PLC0415
 
-    uvicorn.run(
+    from cli.uvicorn_limits import limited_config  # noqa: PLC0415
+
+    config = limited_config(
         ASGI_FACTORY,
-        factory=True,
         host=listen.host,
         port=listen.port,
+        limits=limits,
+        factory=True,
         workers=workers,
-        http="httptools",
         loop="uvloop",
         access_log=False,  # NOTE: Moorage writes its own (``api.observe``)
         log_config=None,
     )
+    if workers > 1:
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+    else:
+        Server(config).run()
 
 
-def _run_granian(listen: Listen, workers: int) -> None:
+def _run_granian(listen: Listen, workers: int, limits: ServerSettings) -> None:
     from granian import Granian  # noqa: PLC0415 - only the chosen server is loaded
     from granian.constants import HTTPModes, Interfaces, Loops  # noqa: PLC0415
+    from granian.http import HTTP1Settings  # noqa: PLC0415
 
     Granian(
         ASGI_FACTORY,
@@ -99,6 +108,12 @@ def _run_granian(listen: Listen, workers: int) -> None:
         workers=workers,
         loop=Loops.uvloop,
         http=HTTPModes.http1,
+        backlog=limits.backlog,
+        # NOTE: granian holds one of these permits per open connection, idle or not.
+        backpressure=limits.max_connections,
+        # NOTE: hyper's head timeout also bounds the idle time between two requests, so
+        # the keep-alive timeout has no knob of its own here.
+        http1_settings=HTTP1Settings(header_read_timeout=limits.header_timeout_ms),
         log_access=False,  # NOTE: Moorage writes its own (``api.observe``)
         log_dictconfig=GRANIAN_LOGGING,
         respawn_failed_workers=True,

@@ -28,6 +28,7 @@ from cli.signals import exit_on_sigterm, stop_on_signals
 from cli.startup import prepare_installation
 from cli.temporal_dev import SupervisedDevServer
 from cli.tracing import configure_tracing
+from cli.uvicorn_limits import limited_config
 from cli.wiring import build_activities
 from cli.worker import run_worker
 
@@ -111,8 +112,12 @@ async def _serve_api_and_worker(
     # One composition root for the API and the worker: one clock, one set of engines.
     root = compose(with_local_url(settings, listen))
     server = uvicorn.Server(
-        uvicorn.Config(
-            build_app(root.registry()), host=listen.host, port=listen.port, log_config=None
+        limited_config(
+            build_app(root.registry()),
+            host=listen.host,
+            port=listen.port,
+            limits=settings.server,
+            log_config=None,
         )
     )
     polling = asyncio.Event()

@@ -30,10 +30,15 @@ class DownloadSettings(BaseModel):
     public_url: str | None = None
     threshold_bytes: int = Field(default=16 * _MIB, ge=0)
     url_seconds: int = Field(default=300, ge=1, le=24 * 3600)
-    #: Connections one listener serves at once; more wait in the accept backlog.
-    max_connections: int = Field(default=256, ge=1, le=65536)
-    #: How long a connection may take to send its request head, or leave the response
-    #: unread, before it is closed.
+    #: Connections one listener serves at once; more wait in the accept backlog
+    #: (``server.backlog``). An idle connection costs a socket and a small task.
+    max_connections: int = Field(default=4096, ge=1, le=65536)
+    #: Threads of one listener that send blobs at once; a client that stops reading
+    #: hands its thread back (``api.download_server``).
+    send_threads: int = Field(default=64, ge=1, le=4096)
+    #: How long a connection may leave the response unread before it is closed. The
+    #: request head is bounded by ``server.header_timeout_seconds``, the idle time between
+    #: two requests by ``server.keep_alive_timeout_seconds``.
     idle_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
 
     @model_validator(mode="after")

@@ -31,6 +31,7 @@ from core.proxy_settings import ProxySettings
 from core.replication_settings import ReplicationSettings
 from core.scan_settings import ScanSettings
 from core.scanner_api_settings import ScannerApiSettings
+from core.server_settings import ServerSettings
 from core.temporal_settings import TemporalTlsSettings
 from core.trust_settings import TrustSettings
 from core.webhook_settings import WebhookSettings
@@ -209,6 +210,8 @@ class Settings(BaseSettings):
     s3: S3Settings = S3Settings()
     temporal: TemporalSettings = TemporalSettings()
     limits: LimitSettings = LimitSettings()
+    #: Timeouts and connection caps of the API's HTTP connections.
+    server: ServerSettings = ServerSettings()
     auth: AuthSettings = AuthSettings()
     oidc: OidcSettings = OidcSettings()
     login_limit: LoginLimitSettings = LoginLimitSettings()

@@ -7,6 +7,7 @@ HTTP/1.1 over asyncio streams, so what is checked is exactly what a client recei
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import socket
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from api.download_server import DownloadServer
+from api.download_server import ConnectionLimits, DownloadServer
 from core.digests import Digest
 from core.download_links import DownloadLink, LinkSigner, link_key
 
@@ -39,8 +40,18 @@ class Rig:
         return self.signer.path_and_query(link)
 
 
-@pytest.fixture
-async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+#: The limits of most tests: everything short, so that stalls end quickly.
+SHORT = ConnectionLimits(
+    max_connections=8,
+    send_threads=8,
+    header_timeout=0.5,
+    keep_alive_timeout=0.5,
+    idle_timeout=0.5,
+)
+
+
+@contextlib.asynccontextmanager
+async def _running(tmp_path: Path, limits: ConnectionLimits) -> AsyncIterator[Rig]:
     files = {("t1", str(DIGEST)): tmp_path / "blob"}
     files[("t1", str(DIGEST))].write_bytes(DATA)
     files[("t1", str(HUGE_DIGEST))] = tmp_path / "huge"
@@ -59,14 +70,19 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         signer=signer,
         resolve=resolve,
         clock=lambda: now[0],
-        max_connections=8,
-        idle_timeout=0.5,
+        limits=limits,
     )
     await server.start()
     try:
         yield Rig(server, signer, now)
     finally:
         await server.close()
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    async with _running(tmp_path, SHORT) as running:
+        yield running
 
 
 @dataclass
@@ -222,3 +238,60 @@ async def test_a_client_that_stops_reading_is_disconnected(rig: Rig) -> None:
         assert received < len(HUGE)  # the server gave up and closed the connection
     finally:
         writer.close()
+
+
+async def test_a_client_trickling_its_head_is_disconnected_at_the_head_timeout(rig: Rig) -> None:
+    """A byte every 0.05 s keeps the connection busy, but the head has 0.5 s in all."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", rig.server.port)
+    head = _get(rig.target()).encode()
+    closed = asyncio.ensure_future(reader.read())  # b"" once the server closes
+    try:
+        for byte in head:  # NOTE: the whole head would take len(head) * 0.05 s (> 5 s)
+            if closed.done():
+                break
+            writer.write(bytes([byte]))
+            with contextlib.suppress(ConnectionError):
+                await writer.drain()
+            await asyncio.sleep(0.05)
+        assert closed.done()
+        assert closed.exception() is not None or closed.result() == b""
+    finally:
+        closed.cancel()
+        writer.close()
+
+
+async def test_an_idle_kept_alive_connection_is_closed(rig: Rig) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", rig.server.port)
+    try:
+        writer.write(_get(rig.target()).encode())
+        await writer.drain()
+        answer = await _read_answer(reader)
+        assert answer.status == 200
+        async with asyncio.timeout(10):  # the keep-alive timeout is 0.5 s
+            assert await reader.read() == b""
+    finally:
+        writer.close()
+
+
+async def test_a_client_that_stops_reading_holds_no_sending_thread(tmp_path: Path) -> None:
+    """With one sending thread, a stalled reader leaves it free for the next download."""
+    limits = ConnectionLimits(
+        max_connections=8,
+        send_threads=1,
+        header_timeout=5.0,
+        keep_alive_timeout=5.0,
+        idle_timeout=120.0,
+    )
+    async with _running(tmp_path, limits) as running:
+        stalled = socket.socket()
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        stalled.connect(("127.0.0.1", running.server.port))
+        try:
+            stalled.sendall(_get(running.target(digest=HUGE_DIGEST)).encode())
+            await asyncio.sleep(2.0)  # the sending thread fills the buffers and gives up
+            async with asyncio.timeout(60):
+                [answer] = await _exchange(running, _get(running.target()))
+            assert answer.status == 200
+            assert answer.body == DATA
+        finally:
+            stalled.close()
