@@ -28,6 +28,7 @@ from api.controllers.preheat import (
     PreheatPolicyController,
 )
 from api.controllers.projects import ProjectController
+from api.controllers.promotion_rules import PromotionRuleController
 from api.controllers.promotions import PromotionController, SigningKeyController
 from api.controllers.registries import ProjectProxyController, RegistryController
 from api.controllers.replication import (
@@ -151,6 +152,7 @@ def build_app(
             SystemScanController,
             ScannerAdapterController,
             PromotionController,
+            PromotionRuleController,
             SigningKeyController,
             P2pInstanceController,
             PreheatPolicyController,

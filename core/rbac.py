@@ -59,6 +59,7 @@ MATRIX: Final[dict[Role, frozenset[Permission]]] = {
             "preheat-policy": _CRUDL,
             "export-cve": ("create", "read", "list"),
             "promotion": ("create", "read", "list"),
+            "promotion-rule": _CRUDL,
         }
     ),
     Role.MAINTAINER: _expand(
@@ -84,6 +85,7 @@ MATRIX: Final[dict[Role, frozenset[Permission]]] = {
             "scanner": ("read",),
             "export-cve": ("create", "read", "list"),
             "promotion": ("create", "read", "list"),
+            "promotion-rule": ("read", "list"),
         }
     ),
     Role.DEVELOPER: _expand(
