@@ -7,7 +7,8 @@ desired settings. Kinds today: ``Project``, ``User``, ``Robot``, ``Member``, ``Q
 ``RetentionPolicy``, ``ImmutabilityPolicy``, ``TrustedIssuer`` and, in
 ``core.ascode_outbound``, ``Webhook``, ``RegistryEndpoint`` and ``ProxyBinding``, in
 ``core.ascode_replication``, ``ReplicationPolicy``, in ``core.ascode_preheat``,
-``P2PInstance`` and ``PreheatPolicy``, and in ``core.ascode_security``, ``TrustPolicy``,
+``P2PInstance`` and ``PreheatPolicy``, in ``core.ascode_promotion``, ``PromotionRule``,
+and in ``core.ascode_security``, ``TrustPolicy``,
 ``ScanPolicy`` and ``CveAllowlist``. A later kind (``Scanner``) is one
 more model (with its ``key``, added to ``Document`` and to ``KINDS`` at its place in the
 dependency order), its reader in ``cli/apply_state.py`` and its API calls (a
@@ -36,6 +37,7 @@ from core.ascode_base import (
 )
 from core.ascode_outbound import EndpointDoc, ProxyDoc, WebhookDoc
 from core.ascode_preheat import P2PInstanceDoc, PreheatPolicyDoc
+from core.ascode_promotion import PromotionRuleDoc
 from core.ascode_replication import ReplicationPolicyDoc
 from core.ascode_secrets import SecretRef
 from core.ascode_security import CveAllowlistDoc, ScanPolicyDoc, TrustPolicyDoc
@@ -319,6 +321,7 @@ Document = Annotated[
     | ReplicationPolicyDoc
     | P2PInstanceDoc
     | PreheatPolicyDoc
+    | PromotionRuleDoc
     | TrustPolicyDoc
     | ScanPolicyDoc
     | CveAllowlistDoc,
@@ -346,6 +349,7 @@ KINDS: tuple[str, ...] = (
     "Webhook",
     "ReplicationPolicy",
     "PreheatPolicy",
+    "PromotionRule",
     "TrustedIssuer",
 )
 #: Kinds of one per project (or one system-wide ``CveAllowlist``), whose absence means the

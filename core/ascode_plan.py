@@ -5,25 +5,25 @@ the registry as documents of the same kinds) by natural key and answers the chan
 the order they must be made: creations and updates by kind (users, projects, robots,
 members, policies, issuers), then deletions in the reverse order. It refuses, before
 anything is changed, every problem it can see: a duplicate key, a reference to a project,
-robot, registry endpoint or P2P instance that neither the file nor the registry holds (or
-that ``--prune`` would delete), a user to create without a password.
+robot, registry endpoint, P2P instance or promotion target that neither the file nor the
+registry holds (or that ``--prune`` would delete), a user to create without a password.
 
 Prune semantics: without ``prune`` nothing absent from the file is touched. With it the
 file is the whole truth for what it can name: projects, system robots, system webhooks,
 registry endpoints, P2P instances and trusted issuers it does not name are deleted; inside
-the projects it names, robots, members, webhooks, preheat policies and trust policies it
-does not name are deleted and quota, retention, immutability, scan, allowlist and proxy
-documents it leaves out are reset to their defaults (unlimited, no rules, scan on push
-without a gate, no entries, no proxy); a system allowlist it leaves out is emptied. Users
-are never pruned. Resets run with the creations and updates, so a binding is removed
-before the endpoint it names is deleted; policies are deleted before the instances and
-endpoints they name.
+the projects it names, robots, members, webhooks, preheat policies, promotion rules and
+trust policies it does not name are deleted and quota, retention, immutability, scan,
+allowlist and proxy documents it leaves out are reset to their defaults (unlimited, no
+rules, scan on push without a gate, no entries, no proxy); a system allowlist it leaves
+out is emptied. Users are never pruned. Resets run with the creations and updates, so a
+binding is removed before the endpoint it names is deleted; policies are deleted before
+the instances and endpoints they name.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -39,6 +39,7 @@ from core.ascode_models import (
 )
 from core.ascode_outbound import STORED, EndpointDoc, ProxyDoc, WebhookDoc
 from core.ascode_preheat import P2PInstanceDoc, PreheatPolicyDoc
+from core.ascode_promotion import PromotionRuleDoc
 from core.ascode_replication import ReplicationPolicyDoc
 from core.ascode_security import security_default
 
@@ -174,10 +175,23 @@ def _reference_problems(
             f"{item.where}: spec.password: required to create user {doc.key()!r} "
             "(a reference: env:NAME or file:/path)"
         )
+    problems.extend(_link_problems(item, known))
+    problems.extend(_stored_secret_problems(item, live))
+    return problems
+
+
+def _link_problems(item: Located, known: Callable[[str, str], bool]) -> list[str]:
+    """A document's references to an endpoint, a P2P instance or a target project."""
+    doc, problems = item.doc, []
     endpoint = doc.spec.endpoint if isinstance(doc, ProxyDoc | ReplicationPolicyDoc) else None
     if endpoint is not None and not known("RegistryEndpoint", endpoint):
         problems.append(
             f"{item.where}: spec.endpoint: no registry endpoint {endpoint!r} "
+            "in the file or the registry"
+        )
+    if isinstance(doc, PromotionRuleDoc) and not known("Project", doc.spec.target_project):
+        problems.append(
+            f"{item.where}: spec.target_project: no project {doc.spec.target_project!r} "
             "in the file or the registry"
         )
     if isinstance(doc, PreheatPolicyDoc) and not known("P2PInstance", doc.spec.instance):
@@ -185,7 +199,6 @@ def _reference_problems(
             f"{item.where}: spec.instance: no P2P instance {doc.spec.instance!r} "
             "in the file or the registry"
         )
-    problems.extend(_stored_secret_problems(item, live))
     return problems
 
 

@@ -140,6 +140,7 @@ def test_the_published_schema_is_up_to_date() -> None:
         "ReplicationPolicy",
         "P2PInstance",
         "PreheatPolicy",
+        "PromotionRule",
         "TrustPolicy",
         "ScanPolicy",
         "CveAllowlist",
