@@ -29,7 +29,11 @@ from api.controllers.preheat import (
 )
 from api.controllers.projects import ProjectController
 from api.controllers.promotion_rules import PromotionRuleController
-from api.controllers.promotions import PromotionController, SigningKeyController
+from api.controllers.promotions import (
+    PromotionController,
+    SigningKeyController,
+    SigningKeysController,
+)
 from api.controllers.registries import ProjectProxyController, RegistryController
 from api.controllers.replication import (
     ReplicationExecutionController,
@@ -154,6 +158,7 @@ def build_app(
             PromotionController,
             PromotionRuleController,
             SigningKeyController,
+            SigningKeysController,
             P2pInstanceController,
             PreheatPolicyController,
             PreheatExecutionController,

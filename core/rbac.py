@@ -60,6 +60,7 @@ MATRIX: Final[dict[Role, frozenset[Permission]]] = {
             "export-cve": ("create", "read", "list"),
             "promotion": ("create", "read", "list"),
             "promotion-rule": _CRUDL,
+            "signing-key": ("create", "read", "list"),
         }
     ),
     Role.MAINTAINER: _expand(

@@ -137,8 +137,9 @@ def test_bad_rules_name_the_field(change: dict[str, object], field: str) -> None
     assert caught.value.field == field
 
 
-def test_only_project_admins_write_rules_maintainers_read_them() -> None:
+def test_only_project_admins_write_rules_and_rotate_keys_maintainers_read_rules() -> None:
     writers = {role for role, held in MATRIX.items() if ("promotion-rule", "create") in held}
     readers = {role for role, held in MATRIX.items() if ("promotion-rule", "list") in held}
-    assert writers == {Role.ADMIN}
+    rotators = {role for role, held in MATRIX.items() if ("signing-key", "create") in held}
+    assert writers == rotators == {Role.ADMIN}
     assert readers == {Role.ADMIN, Role.MAINTAINER}
