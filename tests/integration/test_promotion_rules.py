@@ -5,13 +5,15 @@ fan-out starts the promotion on Temporal's dev server, the target is read back v
 from __future__ import annotations
 
 import json
+import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from litestar.testing import TestClient
 from sqlalchemy import select
@@ -22,7 +24,8 @@ from core import events
 from core.event_batches import BATCH_WORKFLOW, EventBatch, EventValue
 from core.promotion_rules import DELIVER_EVENTS_PROMOTION, rule_promotion_id
 from storage.db.repos.outbox import OUTBOX
-from tests.api.oci import OCIClient, digest_of
+from tests.api.oci import OCIClient, digest_of, unique_project
+from tests.clients.commands import make_client_home, run
 from tests.integration.test_promotions import (
     BOUND,
     Rig,
@@ -31,11 +34,20 @@ from tests.integration.test_promotions import (
     _project,
     _robot,
     _run,
-    _wait,
 )
-from tests.integration.trust_rig import push_signature, results
-from tests.services.control_backends import control_settings
+from tests.integration.trust_rig import (
+    api,
+    http_client,
+    push_signature,
+    results,
+    start_api,
+    trust_settings,
+)
+from tests.services.control_backends import control_settings, worker_env
+from tests.services.moorage import REPO_ROOT
+from tests.services.process import spawn
 from tests.services.temporal import TemporalServer
+from tests.services.tools import find_tool
 from tests.unit.core.trust_fixtures import new_key, public_pem
 
 pytestmark = pytest.mark.integration
@@ -80,6 +92,23 @@ def _rule(rig: Rig, source: str, **body: Any) -> dict[str, Any]:
 
 def _promotion(rule: dict[str, Any], digest: str, target: str, tag: str) -> str:
     return rule_promotion_id(f"{rule['project']}/{rule['name']}#{rule['id']}", digest, target, tag)
+
+
+def _ended(call: Callable[[str], httpx.Response], promotion: str) -> dict[str, Any]:
+    """The promotion once it ended (``404`` while the rule has not started it yet)."""
+    deadline = time.monotonic() + BOUND
+    while True:
+        shown = call(f"/api/v1/promotions/{promotion}")
+        assert shown.status_code in {200, 404}, shown.text
+        body: dict[str, Any] = shown.json()
+        if shown.status_code == 200 and body["status"] in DONE:
+            return body
+        assert time.monotonic() < deadline, body
+        time.sleep(0.2)
+
+
+def _wait(rig: Rig, promotion: str) -> dict[str, Any]:
+    return _ended(lambda path: rig.admin("GET", path), promotion)
 
 
 def _fired(rig: Rig, project: str) -> list[dict[str, Any]]:
@@ -141,7 +170,7 @@ def test_a_robot_s_matching_push_is_promoted_and_nothing_else_is(rules_rig: Rig)
     image = _as(rig, ci).push_image(source, "v1")
 
     promotion = _promotion(rule, image.digest, target, "v1")
-    done = _wait(rig, promotion, DONE)
+    done = _wait(rig, promotion)
     assert done["status"] == "promoted", done
     assert done["source"] == f"{source}@{image.digest}"
     copied = _manifest(rig.oci, target, "v1")
@@ -214,7 +243,7 @@ def test_a_failing_gate_refuses_with_its_reason_and_a_signed_image_passes(rules_
     )
 
     unsigned = _as(rig, ci).push_image(source, "release-1")
-    refused = _wait(rig, _promotion(rule, unsigned.digest, target, "release-1"), DONE)
+    refused = _wait(rig, _promotion(rule, unsigned.digest, target, "release-1"))
     assert refused["status"] == "refused", refused
     [gate] = refused["gates"]
     assert (gate["gate"], gate["passed"]) == ("signed", False)
@@ -234,7 +263,7 @@ def test_a_failing_gate_refuses_with_its_reason_and_a_signed_image_passes(rules_
         assert time.monotonic() < deadline, results(rig.oci, source, digest)
         time.sleep(0.2)
     assert client.put_manifest(source, "release-2", payload).status_code == 201
-    promoted = _wait(rig, _promotion(rule, digest, target, "release-2"), DONE)
+    promoted = _wait(rig, _promotion(rule, digest, target, "release-2"))
     assert promoted["status"] == "promoted", promoted
     assert digest_of(_manifest(rig.oci, target, "release-2").content) == digest
 
@@ -299,3 +328,60 @@ def test_rules_are_managed_by_project_admins_and_bad_fields_are_named(rules_rig:
         assert time.monotonic() < deadline, audit.json()
         time.sleep(0.2)
     assert {e["actor"] for e in created} == {"admin"}
+
+
+def test_a_robot_pushing_with_crane_fires_the_rule(
+    tmp_path: Path, temporal_server: TemporalServer, request: pytest.FixtureRequest
+) -> None:
+    settings = trust_settings(tmp_path, temporal_server, request)
+    registry = start_api(settings, tmp_path)
+    worker = spawn(
+        "moorage worker",
+        [sys.executable, "-m", "cli.main", "worker"],
+        log_path=tmp_path / "worker.log",
+        env=worker_env(settings, {}),
+        cwd=REPO_ROOT,
+    )
+    try:
+        oci = http_client(registry)
+        source_project, target_project = unique_project(), unique_project()
+        for name in (source_project, target_project):
+            assert api(oci, "POST", "/api/v1/projects", json={"name": name}).status_code == 201
+        made = api(
+            oci,
+            "POST",
+            f"/api/v1/projects/{source_project}/robots",
+            json={"name": "ci", "permissions": [{"repository": "*", "actions": ["pull", "push"]}]},
+        )
+        assert made.status_code == 201, made.text
+        robot, secret = made.json()["name"], made.json()["secret"]
+        created = api(
+            oci,
+            "POST",
+            f"/api/v1/projects/{source_project}/promotion-rules",
+            json={"name": "ci", "tags": "v*", "pusher": robot, "target_project": target_project},
+        )
+        assert created.status_code == 201, created.text
+        seed = oci.push_image(f"{source_project}/seed", "base")
+
+        crane, home = find_tool("crane"), make_client_home(tmp_path / "home")
+        env, host = home.env(), registry.host_port
+        run([crane, "auth", "login", host, "-u", robot, "--password-stdin"], env=env, stdin=secret)
+        run(
+            [crane, "--insecure", "copy", f"{host}/{source_project}/seed:base",
+             f"{host}/{source_project}/app:v1"],
+            env=env,
+        )  # fmt: skip
+
+        target = f"{target_project}/app"
+        promotion = _promotion(created.json(), seed.digest, target, "v1")
+        done = _ended(lambda path: api(oci, "GET", path), promotion)
+        assert done["status"] == "promoted", done
+        pushed = run([crane, "--insecure", "digest", f"{host}/{source_project}/app:v1"], env=env)
+        assert pushed.stdout.strip() == seed.digest
+        copied = oci.request("GET", f"/v2/{target}/manifests/v1", target)
+        assert copied.status_code == 200, copied.text
+        assert digest_of(copied.content) == seed.digest  # identical digest in the target
+    finally:
+        worker.stop()
+        registry.process.stop()
