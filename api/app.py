@@ -28,7 +28,12 @@ from api.controllers.preheat import (
     PreheatPolicyController,
 )
 from api.controllers.projects import ProjectController
-from api.controllers.promotions import PromotionController, SigningKeyController
+from api.controllers.promotion_rules import PromotionRuleController
+from api.controllers.promotions import (
+    PromotionController,
+    SigningKeyController,
+    SigningKeysController,
+)
 from api.controllers.registries import ProjectProxyController, RegistryController
 from api.controllers.replication import (
     ReplicationExecutionController,
@@ -162,7 +167,9 @@ def build_app(
             ScannerController,
             ProjectScannerController,
             PromotionController,
+            PromotionRuleController,
             SigningKeyController,
+            SigningKeysController,
             P2pInstanceController,
             PreheatPolicyController,
             PreheatExecutionController,

@@ -220,7 +220,9 @@ class ManifestShortcuts:
             reference = Reference.parse(text)
             pushed = await loop.run_in_executor(
                 self._pushers,
-                partial(store_manifest, registry, name, reference, payload, content_type, found),
+                partial(
+                    store_manifest, registry, name, reference, payload, content_type, found, caller
+                ),
             )
         except Exception:  # noqa: BLE001 - the full path repeats the push and answers it
             return _replay(messages, receive)

@@ -35,6 +35,7 @@ from core.promotion import (
     PromotionRequest,
     PromotionState,
     Status,
+    promotion_memo,
 )
 from core.settings import TemporalSettings
 
@@ -99,10 +100,7 @@ class PromotionRuns:
                     task_queue=self._settings.task_queue,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                     search_attributes=typed_search_attributes(search),
-                    memo={
-                        "source": f"{request.source_repository}@{request.source_digest}",
-                        "target": f"{request.target_repository}:{request.target_tag}",
-                    },
+                    memo=promotion_memo(request),
                 )
         except WorkflowAlreadyStartedError:
             return False

@@ -8,7 +8,8 @@ calls already made are undone in reverse order and the failure is reported with 
 change it belonged to. Secrets of robots and webhooks created are handed back only after
 every change succeeded. Webhooks, registry endpoints and proxy bindings are changed by
 ``cli.apply_outbound``, replication policies by ``cli.apply_replication``, P2P
-instances and preheat policies by ``cli.apply_preheat``, trust policies and CVE
+instances and preheat policies by ``cli.apply_preheat``, promotion rules by
+``cli.apply_promotion``, trust policies and CVE
 allowlists by ``cli.apply_security``.
 
 Limits of the undo, by design of the order: deletions (``--prune``) come last, so a
@@ -27,6 +28,7 @@ from typing import Any
 from cli.api_client import ApiError, Connection
 from cli.apply_outbound import OutboundKinds
 from cli.apply_preheat import PreheatKinds
+from cli.apply_promotion import PromotionKinds
 from cli.apply_replication import ReplicationKinds
 from cli.apply_scanners import ScannerKinds
 from cli.apply_secrets import resolve
@@ -51,7 +53,9 @@ class ApplyError(Exception):
 
 
 @dataclass
-class Executor(OutboundKinds, ReplicationKinds, PreheatKinds, SecurityKinds, ScannerKinds):
+class Executor(
+    OutboundKinds, ReplicationKinds, PreheatKinds, PromotionKinds, SecurityKinds, ScannerKinds
+):
     connection: Connection
     ids: dict[tuple[str, str], int]
     secrets: dict[str, str] = field(default_factory=dict)

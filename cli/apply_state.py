@@ -4,7 +4,7 @@
 local users, registry endpoints, P2P instances, scanners, the system CVE allowlist,
 projects with their quota, retention, immutability, trust, scan, allowlist, proxy and
 scanner settings, members,
-robots, webhooks and preheat policies, replication policies, system robots, system
+robots, webhooks, preheat policies and promotion rules, replication policies, system robots, system
 webhooks and trusted issuers. A write-only secret the
 registry holds is read as ``stored``. Each is turned into the document a file would hold
 for it, so plan compares like with like and export writes exactly this. Database ids
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cli.api_client import ApiError, Connection
+from cli.apply_promotion import rule_document
 from cli.apply_security import allowlist_body
 from core.ascode_models import (
     API_VERSION,
@@ -238,6 +239,8 @@ def _read_project(connection: Connection, state: LiveState, project: dict[str, A
         spec = {k: v for k, v in policy.items() if k not in _PREHEAT_META}
         meta = {"project": name, "name": policy["name"]}
         state.add({"kind": "PreheatPolicy", "metadata": meta, "spec": spec}, policy["id"])
+    for rule in _readable_list(connection, f"{base}/promotion-rules") or []:
+        state.add(rule_document(name, rule), rule["id"])
     for robot in _pages(connection, f"{base}/robots"):
         state.add(_robot(robot, name), robot["id"])
     for member in _pages(connection, f"{base}/members"):

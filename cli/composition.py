@@ -105,6 +105,7 @@ from core.services.project_access import ProjectAccess
 from core.services.projects import ProjectService
 from core.services.promotion_copy import PromotionCopier
 from core.services.promotion_keys import PromotionKeys
+from core.services.promotion_rules import PromotionRuleService
 from core.services.promotions import PromotionService
 from core.services.reconcile import QuotaReconciler
 from core.services.repositories import RepositoryService
@@ -129,6 +130,7 @@ from storage.db.identity import SqlIdentityStore
 from storage.db.login_attempts import SqlLoginAttemptStore
 from storage.db.metadata import SqlMetadata
 from storage.db.preheat import SqlPreheatStore
+from storage.db.promotion_rules import SqlPromotionRuleStore
 from storage.db.pull_times import LOCK_WAIT_SECONDS, SqlPullTimes
 from storage.db.replication import SqlReplicationStore
 from storage.db.scanner_api import SqlAdapterScans
@@ -503,6 +505,19 @@ class Composition:
         )
 
     @cached_property
+    def promotion_rule_store(self) -> SqlPromotionRuleStore:
+        """Promotion rules, on these engines."""
+        return SqlPromotionRuleStore(self.engines)
+
+    @cached_property
+    def promotion_rules(self) -> PromotionRuleService:
+        """Projects' promotion rules (``core.services.promotion_rules``)."""
+        access = AccessControl(self.identity_store, self.projects, self.settings.oidc.group_prefix)
+        return PromotionRuleService(
+            self.promotion_rule_store, access, self.promotions, self.clock.now
+        )
+
+    @cached_property
     def preheat_store(self) -> SqlPreheatStore:
         """P2P instances, preheat policies, executions and tasks, on these engines."""
         return SqlPreheatStore(self.engines)
@@ -627,6 +642,7 @@ class Composition:
                 "vuln_data_time": self.vuln_data_time,
                 "promotions": self.promotions,
                 "promotion_keys": self.promotion_keys,
+                "promotion_rules": self.promotion_rules,
                 "promotion_runs": PromotionRuns(self.settings.temporal),
                 "temporal_check": TemporalProbe(self.settings.temporal),
                 "backups": self.backups,

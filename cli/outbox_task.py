@@ -12,6 +12,7 @@ from cli.event_runs import TemporalRuns
 from cli.outbox import OutboxDispatcher, Pruner
 from core.ports import Clock, Metadata
 from core.preheat import PREHEAT_SUBSCRIBER
+from core.promotion_rules import PROMOTION_SUBSCRIBER
 from core.replication import REPLICATION_SUBSCRIBER
 from core.scan_jobs import SCAN_SUBSCRIBER
 from core.settings import Settings
@@ -82,6 +83,7 @@ def installation_subscribers() -> Subscribers:
             TRUST_SUBSCRIBER,
             SCAN_SUBSCRIBER,
             PREHEAT_SUBSCRIBER,
+            PROMOTION_SUBSCRIBER,
         ]
     )
 

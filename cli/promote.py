@@ -6,7 +6,8 @@ promoted, 1 otherwise (refused by a gate, failed, or the wait ran out; the promo
 JSON is printed either way). Gates: ``scan=<severity>``, ``signed``,
 ``builder=<builder id>``, ``approval`` or ``approval=<timeout seconds>``.
 ``moorage promote show ID``, ``approve ID`` and ``list [-p PROJECT]`` read, approve and
-list promotions. Connection options as every API command (``MOORAGE_URL``,
+list promotions; ``keys PROJECT [--rotate]`` lists (after rotating) a project's signing
+keys. Connection options as every API command (``MOORAGE_URL``,
 ``MOORAGE_USERNAME``/``MOORAGE_PASSWORD`` for a robot account).
 """
 
@@ -141,6 +142,25 @@ def list_promotions(
     """Promotions (id, run state, target repository, digest), newest first."""
     try:
         found = ctx.obj.call("GET", "/api/v1/promotions", project=project)
+    except ApiError as exc:
+        raise _fail(exc) from exc
+    typer.echo(json.dumps(found, sort_keys=True))
+
+
+@promote_app.command("keys")
+def signing_keys(
+    ctx: typer.Context,
+    project: Annotated[str, typer.Argument(help="The project whose signing keys to list.")],
+    rotate: Annotated[
+        bool, typer.Option("--rotate", help="Make a new active key first (project admins).")
+    ] = False,
+) -> None:
+    """A project's signing keys (public PEM, fingerprint, active or retired), oldest first."""
+    base = f"/api/v1/projects/{project}/signing-keys"
+    try:
+        if rotate:
+            ctx.obj.call("POST", f"{base}/rotate")
+        found = ctx.obj.call("GET", base, limit=100)
     except ApiError as exc:
         raise _fail(exc) from exc
     typer.echo(json.dumps(found, sort_keys=True))

@@ -10,6 +10,7 @@ from activities.events import EventActivities
 from activities.gc import GcActivities
 from activities.keys import KeyActivities
 from activities.preheat import PreheatActivities
+from activities.promotion_rules import PromotionRuleActivities
 from activities.promotions import PromotionActivities
 from activities.quota import QuotaActivities
 from activities.replication import ReplicationActivities
@@ -123,6 +124,9 @@ def build_activities(root: Composition) -> list[Callable[..., Any]]:
         promotions.promotion_evaluate,
         promotions.promotion_copy,
         promotions.promotion_record,
+        PromotionRuleActivities(
+            root.promotion_rule_store, root.audit_log, root.clock
+        ).deliver_events_promotion,
         preheat.preheat_plan,
         preheat.preheat_create_job,
         preheat.preheat_poll_job,

@@ -7,12 +7,12 @@ desired settings. Kinds today: ``Project``, ``User``, ``Robot``, ``Member``, ``Q
 ``RetentionPolicy``, ``ImmutabilityPolicy``, ``TrustedIssuer`` and, in
 ``core.ascode_outbound``, ``Webhook``, ``RegistryEndpoint`` and ``ProxyBinding``, in
 ``core.ascode_replication``, ``ReplicationPolicy``, in ``core.ascode_preheat``,
-``P2PInstance`` and ``PreheatPolicy``, in ``core.ascode_security``, ``TrustPolicy``,
-``ScanPolicy`` and ``CveAllowlist``, and in ``core.ascode_scanners``, ``Scanner`` and
-``ProjectScanner``. A later kind is one more model (with its ``key``, added to
-``Document`` and to ``KINDS`` at its place in the dependency order), its reader in
-``cli/apply_state.py`` and its API calls (a ``_<kind>`` method) in
-``cli/apply_execute.py``; the plan and the schema need nothing else.
+``P2PInstance`` and ``PreheatPolicy``, in ``core.ascode_promotion``, ``PromotionRule``,
+in ``core.ascode_security``, ``TrustPolicy``, ``ScanPolicy`` and ``CveAllowlist``, and in
+``core.ascode_scanners``, ``Scanner`` and ``ProjectScanner``. A later kind is one more
+model (with its ``key``, added to ``Document`` and to ``KINDS`` at its place in the
+dependency order), its reader in ``cli/apply_state.py`` and its API calls (a
+``_<kind>`` method) in ``cli/apply_execute.py``; the plan and the schema need nothing else.
 
 Every model refuses unknown keys, so a typo is an error naming its path, never a
 silently ignored setting. Secrets appear only as references (``core.ascode_secrets``).
@@ -37,6 +37,7 @@ from core.ascode_base import (
 )
 from core.ascode_outbound import EndpointDoc, ProxyDoc, WebhookDoc
 from core.ascode_preheat import P2PInstanceDoc, PreheatPolicyDoc
+from core.ascode_promotion import PromotionRuleDoc
 from core.ascode_replication import ReplicationPolicyDoc
 from core.ascode_scanners import ProjectScannerDoc, ScannerDoc
 from core.ascode_secrets import SecretRef
@@ -321,6 +322,7 @@ Document = Annotated[
     | ReplicationPolicyDoc
     | P2PInstanceDoc
     | PreheatPolicyDoc
+    | PromotionRuleDoc
     | TrustPolicyDoc
     | ScanPolicyDoc
     | CveAllowlistDoc
@@ -353,6 +355,7 @@ KINDS: tuple[str, ...] = (
     "Webhook",
     "ReplicationPolicy",
     "PreheatPolicy",
+    "PromotionRule",
     "TrustedIssuer",
 )
 #: Kinds of one per project (or one system-wide ``CveAllowlist``), whose absence means the

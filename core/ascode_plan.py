@@ -5,21 +5,21 @@ the registry as documents of the same kinds) by natural key and answers the chan
 the order they must be made: creations and updates by kind (users, projects, robots,
 members, policies, issuers), then deletions in the reverse order. It refuses, before
 anything is changed, every problem it can see: a duplicate key, a reference to a project,
-robot, registry endpoint, P2P instance or scanner that neither the file nor the registry holds (or
-that ``--prune`` would delete), a user to create without a password, two default scanners.
+robot, registry endpoint, P2P instance, scanner or promotion target that neither the file
+nor the registry holds (or that ``--prune`` would delete), a user to create without a
+password, two default scanners.
 
 Prune semantics: without ``prune`` nothing absent from the file is touched. With it the
 file is the whole truth for what it can name: projects, system robots, system webhooks,
 registry endpoints, P2P instances, scanners and trusted issuers it does not name are
-deleted; inside
-the projects it names, robots, members, webhooks, preheat policies and trust policies it
-does not name are deleted and quota, retention, immutability, scan, allowlist, proxy and
-project scanner documents it leaves out are reset to their defaults (unlimited, no rules,
-scan on push without a gate, no entries, no proxy, the default scanner); a system
-allowlist it leaves out is emptied. Users are never pruned. Resets run with the creations
-and updates, so a binding (or a project's scanner) is reset before the endpoint (or
-scanner) it names is deleted; policies are deleted before the instances and endpoints
-they name.
+deleted; inside the projects it names, robots, members, webhooks, preheat policies,
+promotion rules and trust policies it does not name are deleted and quota, retention,
+immutability, scan, allowlist, proxy and project scanner documents it leaves out are reset
+to their defaults (unlimited, no rules, scan on push without a gate, no entries, no proxy,
+the default scanner); a system allowlist it leaves out is emptied. Users are never pruned.
+Resets run with the creations and updates, so a binding (or a project's scanner) is reset
+before the endpoint (or scanner) it names is deleted; policies are deleted before the
+instances and endpoints they name.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from core.ascode_models import (
 )
 from core.ascode_outbound import STORED, EndpointDoc, ProxyDoc, WebhookDoc
 from core.ascode_preheat import P2PInstanceDoc, PreheatPolicyDoc
+from core.ascode_promotion import PromotionRuleDoc
 from core.ascode_replication import ReplicationPolicyDoc
 from core.ascode_scanners import ProjectScannerDoc, ScannerDoc, scanner_problems
 from core.ascode_security import security_default
@@ -208,6 +209,8 @@ def _named_references(doc: Any) -> list[tuple[str, str, str, str]]:
         found.append(("P2PInstance", "spec.instance", doc.spec.instance, "P2P instance"))
     if isinstance(doc, ProjectScannerDoc) and doc.spec.scanner is not None:
         found.append(("Scanner", "spec.scanner", doc.spec.scanner, "scanner"))
+    if isinstance(doc, PromotionRuleDoc):
+        found.append(("Project", "spec.target_project", doc.spec.target_project, "project"))
     return found
 
 

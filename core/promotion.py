@@ -192,6 +192,14 @@ def check_gates(gates: Gates) -> Gates:
     return gates
 
 
+def promotion_memo(request: PromotionRequest) -> dict[str, str]:
+    """The run's memo: what ``moorage promote show`` prints while no worker answers."""
+    return {
+        "source": f"{request.source_repository}@{request.source_digest}",
+        "target": f"{request.target_repository}:{request.target_tag}",
+    }
+
+
 def promotion_id(source_digest: str, target_repository: str, target_tag: str) -> str:
     """The workflow id: one promotion per (source digest, target)."""
     key = f"{source_digest}\n{target_repository}:{target_tag}".encode()

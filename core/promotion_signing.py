@@ -4,6 +4,9 @@ Each project that promotes with ``sign`` gets one ECDSA P-256 key, made on first
 its private half is stored only sealed under the installation's master key
 (``core.sealing``, context ``promotion-signing-key:<project id>``), its public half as PEM
 (what ``GET /api/v1/projects/{p}/signing-key`` exports for ``cosign verify --key``).
+A rotation makes a new active key and keeps the public halves of the keys before it
+(``GET /api/v1/projects/{p}/signing-keys``): signatures are never rewritten, so each
+stays verifiable with the key that made it.
 
 A signature is cosign's "simple signing" payload (``critical.image.docker-manifest-digest``
 = the image, ``critical.identity.docker-reference`` = the repository) signed with
@@ -37,19 +40,70 @@ _OCI_CONFIG: Final = "application/vnd.oci.image.config.v1+json"
 
 
 @dataclass(frozen=True, slots=True)
+class RetiredKey:
+    """A key that signed before a rotation: its public half only (for verification)."""
+
+    version: int
+    public_pem: str
+    created_at: str
+    retired_at: str
+
+
+@dataclass(frozen=True, slots=True)
 class StoredKey:
-    """A project's key as stored: the sealed private key and the public PEM."""
+    """A project's keys as stored: the active key and the keys it replaced.
+
+    The active key is its sealed private half and its public PEM; the replaced keys keep
+    only their public halves, oldest first. ``version`` numbers the project's keys from 1;
+    a body written before rotation existed (no ``version``) is version 1, nothing retired.
+    """
 
     sealed: str
     public_pem: str
+    version: int = 1
+    created_at: str = ""
+    retired: tuple[RetiredKey, ...] = ()
 
     def dump(self) -> str:
-        return json.dumps({"sealed": self.sealed, "public_pem": self.public_pem})
+        return json.dumps(
+            {
+                "sealed": self.sealed,
+                "public_pem": self.public_pem,
+                "version": self.version,
+                "created_at": self.created_at,
+                "retired": [
+                    {
+                        "version": r.version,
+                        "public_pem": r.public_pem,
+                        "created_at": r.created_at,
+                        "retired_at": r.retired_at,
+                    }
+                    for r in self.retired
+                ],
+            }
+        )
 
     @classmethod
     def load(cls, body: str) -> StoredKey:
         data = json.loads(body)
-        return cls(str(data["sealed"]), str(data["public_pem"]))
+        retired = tuple(
+            RetiredKey(
+                int(r["version"]), str(r["public_pem"]), str(r["created_at"]), str(r["retired_at"])
+            )
+            for r in data.get("retired", [])
+        )
+        return cls(
+            str(data["sealed"]),
+            str(data["public_pem"]),
+            int(data.get("version", 1)),
+            str(data.get("created_at", "")),
+            retired,
+        )
+
+    def rotated(self, sealed: str, public_pem: str, now: str) -> StoredKey:
+        """A new active key; this one's public half kept among the retired keys."""
+        old = RetiredKey(self.version, self.public_pem, self.created_at, now)
+        return StoredKey(sealed, public_pem, self.version + 1, now, (*self.retired, old))
 
 
 def sealing_context(project_id: int) -> str:

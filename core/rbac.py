@@ -59,6 +59,8 @@ MATRIX: Final[dict[Role, frozenset[Permission]]] = {
             "preheat-policy": _CRUDL,
             "export-cve": ("create", "read", "list"),
             "promotion": ("create", "read", "list"),
+            "promotion-rule": _CRUDL,
+            "signing-key": ("create", "read", "list"),
         }
     ),
     Role.MAINTAINER: _expand(
@@ -84,6 +86,7 @@ MATRIX: Final[dict[Role, frozenset[Permission]]] = {
             "scanner": ("read",),
             "export-cve": ("create", "read", "list"),
             "promotion": ("create", "read", "list"),
+            "promotion-rule": ("read", "list"),
         }
     ),
     Role.DEVELOPER: _expand(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import anyio.to_thread
@@ -13,7 +14,7 @@ from api.context import Registry
 from api.hooks import after_manifest_stored, before_manifest_served, resolve_manifest
 from api.http import next_link, pagination, read_limited
 from core import mediatypes
-from core.access import DELETE, PULL, PUSH, Scope
+from core.access import DELETE, PULL, PUSH, Identity, Scope
 from core.digests import Digest
 from core.errors import OCIErrorCode, RegistryError
 from core.names import Reference, RepositoryName, is_valid_tag
@@ -49,15 +50,17 @@ def store_manifest(
     payload: bytes,
     content_type: str | None,
     repository: RepositoryRecord | None = None,
+    pusher: Identity | None = None,
 ) -> PushedManifest:
     """Store a pushed manifest (blocking: on a worker thread), creating its repository.
 
-    ``repository`` is the push's repository when the caller already found it.
+    ``repository`` is the push's repository when the caller already found it; ``pusher``
+    is who pushed (written into the push's events).
     """
     if repository is None:
         create = registry.settings.auth.create_project_on_push
         repository = registry.repositories.ensure(name, create)
-    return registry.manifests.put(repository, reference, payload, content_type)
+    return registry.manifests.put(repository, reference, payload, content_type, pusher)
 
 
 def stored_manifest(
@@ -110,12 +113,12 @@ async def read_manifest(
 async def put_manifest(
     request: Request[Any, Any, Any], registry: Registry, name: RepositoryName, reference_text: str
 ) -> Response[Any]:
-    await authorize(request, registry, _scope(name, PUSH))
+    pusher = await authorize(request, registry, _scope(name, PUSH))
     reference = Reference.parse(reference_text)
     payload = await read_limited(request, registry.settings.limits.manifest_max_bytes)
     content_type = request.headers.get("content-type")
     pushed = await anyio.to_thread.run_sync(
-        store_manifest, registry, name, reference, payload, content_type
+        partial(store_manifest, registry, name, reference, payload, content_type, pusher=pusher)
     )
     await after_manifest_stored(request.scope, registry, stored_manifest(name, reference, pushed))
     return Response(content=b"", status_code=201, headers=pushed_headers(name, pushed))

@@ -6,7 +6,10 @@ the source to its digest and starts the promotion's workflow (``202``). The id d
 from the source digest and the target: the same request again answers the same
 promotion (``200``) and starts nothing. ``GET /{id}`` shows its gates and state,
 ``POST /{id}/approve`` sends the manual approval, ``GET /`` lists promotions (from
-Temporal's visibility, by target project when ``project`` is given).
+Temporal's visibility, by target project when ``project`` is given). A project's signing
+key is exported at ``/api/v1/projects/{p}/signing-key`` (the active one) and
+``/signing-keys`` (every key, rotated-out ones included); ``POST .../signing-keys/rotate``
+(project administrators) makes a new active key.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from pydantic import BaseModel, Field
 from api.backup_runs import TemporalUnavailableError
 from api.controllers.backups import unavailable
 from api.guards import project_permission, signed_in
-from api.pagination import NEWEST_FIRST, Page, PageParams
+from api.pagination import IDS, NEWEST_FIRST, Page, PageParams
 from api.promotion_runs import PromotionRuns, PromotionSummary
 from core.access import Identity
 from core.errors import ForbiddenError, NotFoundError
@@ -32,7 +35,7 @@ from core.names import validate_project_name
 from core.paging import window
 from core.promotion import DEFAULT_APPROVAL_TIMEOUT, Gates, PromotionState
 from core.promotion_signing import fingerprint
-from core.services.promotion_keys import PromotionKeys
+from core.services.promotion_keys import KeyInfo, PromotionKeys
 from core.services.promotions import PromotionService
 
 
@@ -246,3 +249,79 @@ class SigningKeyController(Controller):
         if pem is None:
             raise NotFoundError(f"project {project!r} has signed no promotion yet", field="project")
         return SigningKeyOut(project=project, public_key=pem, fingerprint=fingerprint(pem))
+
+
+class SigningKeyItem(BaseModel):
+    version: int
+    public_key: str
+    fingerprint: str
+    #: The key the project signs with now; the others were retired by rotations.
+    active: bool
+    created_at: str
+    retired_at: str | None
+
+    @classmethod
+    def of(cls, key: KeyInfo) -> SigningKeyItem:
+        return cls(
+            version=key.version,
+            public_key=key.public_pem,
+            fingerprint=key.fingerprint,
+            active=key.active,
+            created_at=key.created_at,
+            retired_at=key.retired_at,
+        )
+
+
+class SigningKeyPage(Page[SigningKeyItem]):
+    """A project's signing keys, oldest first (the active one last)."""
+
+
+def _version(key: KeyInfo) -> int:
+    return key.version
+
+
+class SigningKeysController(Controller):
+    path = "/api/v1/projects/{project:str}/signing-keys"
+    tags = ["promotions"]  # noqa: RUF012
+
+    @get(
+        "/",
+        summary="Every signing key of the project: the active one and those rotated out",
+        guards=[project_permission("project", "read")],
+    )
+    async def list_keys(
+        self,
+        request: Request[Any, Any, Any],
+        project: FromPath[str],
+        page: NamedDependency[PageParams],
+    ) -> Response[SigningKeyPage]:
+        keys = await anyio.to_thread.run_sync(_keys_of, request, project)
+
+        def fetch(after: int | None, count: int) -> list[KeyInfo]:
+            return window(keys, _version, after, count)
+
+        found = await page.fetch(fetch, key=_version, cursor=IDS)
+        return found.respond(request, SigningKeyPage, [SigningKeyItem.of(k) for k in found.items])
+
+    @post(
+        "/rotate",
+        summary="Make a new active signing key; earlier keys stay listed for verification",
+        guards=[project_permission("signing-key", "create")],
+        status_code=201,
+    )
+    async def rotate(
+        self, request: Request[Any, Any, Any], project: FromPath[str]
+    ) -> SigningKeyItem:
+        registry = request.app.state["registry"]
+        found = registry.projects.find(project)
+        if found is None:
+            raise NotFoundError(f"project {project!r} not found", field="project")
+        keys = cast("PromotionKeys", registry.extras["promotion_keys"])
+        return SigningKeyItem.of(await anyio.to_thread.run_sync(keys.rotate, found.id))
+
+
+def _keys_of(request: Request[Any, Any, Any], project: str) -> list[KeyInfo]:
+    registry = request.app.state["registry"]
+    found = registry.projects.find(project)
+    keys = cast("PromotionKeys", registry.extras["promotion_keys"])
+    return [] if found is None else keys.keys(found.id)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core import events, mediatypes
+from core.access import Identity
 from core.digests import Digest
 from core.errors import OCIErrorCode, RegistryError
 from core.manifests import ManifestRules, check_blobs, check_children, parse_manifest
@@ -35,6 +36,15 @@ from core.services.quota import QuotaExceededError, reserve
 class PushedManifest:
     digest: Digest
     subject: Digest | None
+
+
+def operator_data(pusher: Identity | None) -> str | None:
+    """The data of a push's events: who pushed (``None`` when nobody is known)."""
+    if pusher is None or not pusher.subject:
+        return None
+    return json.dumps(
+        {"operator": pusher.subject, "operator_kind": str(pusher.kind)}, separators=(",", ":")
+    )
 
 
 def _manifest_unknown(reference: Reference) -> RegistryError:
@@ -107,7 +117,14 @@ class ManifestService:
         reference: Reference,
         payload: bytes,
         content_type: str | None,
+        pusher: Identity | None = None,
     ) -> PushedManifest:
+        """Store a pushed manifest (and its tag), writing the push's events.
+
+        ``pusher`` (the request's identity) is written into the events' data as
+        ``operator`` and ``operator_kind`` (webhooks and promotion rules read them).
+        """
+        data = operator_data(pusher)
         algorithm = reference.digest.algorithm if reference.digest else "sha256"
         digest = Digest.of(payload, algorithm)
         if reference.digest is not None and reference.digest != digest:
@@ -135,6 +152,7 @@ class ManifestService:
             if manifest_id is None:
                 manifest_id = self._add(
                     session,
+                    data,
                     repository,
                     NewManifest(
                         digest=str(digest),
@@ -148,7 +166,7 @@ class ManifestService:
                     ),
                 )
             if reference.tag is not None:
-                self._set_tag(session, repository, reference.tag, manifest_id, str(digest))
+                self._set_tag(session, repository, (reference.tag, data), manifest_id, str(digest))
 
         # NOTE: concurrent pushes of this process may share one transaction (group
         # commit); every check and event above stays in the transaction that stores it.
@@ -162,7 +180,13 @@ class ManifestService:
             raise
         return PushedManifest(digest, parsed.subject)
 
-    def _add(self, session: UnitOfWork, repository: RepositoryRecord, manifest: NewManifest) -> int:
+    def _add(
+        self,
+        session: UnitOfWork,
+        data: str | None,
+        repository: RepositoryRecord,
+        manifest: NewManifest,
+    ) -> int:
         """Store a manifest the repository does not hold yet (quota, GC review, event)."""
         reserve(
             session,
@@ -175,17 +199,20 @@ class ManifestService:
         self._changes.manifest_may_be_unreferenced(
             session, repository, manifest.digest, events.MANIFEST_UPLOAD
         )
-        self._changes.event(session, events.MANIFEST_PUSHED, repository, digest=manifest.digest)
+        self._changes.event(
+            session, events.MANIFEST_PUSHED, repository, digest=manifest.digest, data=data
+        )
         return manifest_id
 
     def _set_tag(
         self,
         session: UnitOfWork,
         repository: RepositoryRecord,
-        tag: str,
+        tagged: tuple[str, str | None],
         manifest_id: int,
         digest: str,
     ) -> None:
+        tag, data = tagged
         previous = session.tags.target(repository.id, tag)
         if previous == digest:
             return
@@ -193,7 +220,7 @@ class ManifestService:
             check_mutable(session, repository, [tag])
         session.tags.set(repository.id, tag, manifest_id)
         kind = events.TAG_CREATED if previous is None else events.TAG_MOVED
-        self._changes.event(session, kind, repository, digest=digest, tag=tag)
+        self._changes.event(session, kind, repository, digest=digest, tag=tag, data=data)
         if previous is not None:
             self._changes.manifest_may_be_unreferenced(
                 session, repository, previous, events.TAG_SWITCH

@@ -1,7 +1,11 @@
 """Each project's promotion signing key, sealed at rest (``core.promotion_signing``).
 
 The key is made on the first signed promotion into the project, under the project's row
-lock, so two concurrent first promotions store one key. The private key is only ever
+lock, so two concurrent first promotions store one key. A rotation (:meth:`rotate`, a
+project administrator's call) makes a new active key under the same lock; the keys it
+replaces keep their public halves (listed by :meth:`keys`, for ``cosign verify --key``),
+their private halves are dropped: nothing signs with them again, and no signature made
+with them is touched, so each still verifies. The private key is only ever
 stored sealed under the master key. After a master key rotation (a new key first in
 ``secrets.master_keys``, the old one kept) the next use re-seals it under the new master
 key without changing it, so every earlier signature stays verifiable with the exported
@@ -11,10 +15,29 @@ public key; the old master key may be dropped once every project's key was re-se
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from core.ports import Clock, Metadata
-from core.promotion_signing import SIGNING_KEY_KIND, StoredKey, new_private_key, sealing_context
+from core.promotion_signing import (
+    SIGNING_KEY_KIND,
+    StoredKey,
+    fingerprint,
+    new_private_key,
+    sealing_context,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """One key of a project as listed: the active one or one a rotation retired."""
+
+    version: int
+    public_pem: str
+    fingerprint: str
+    active: bool
+    created_at: str
+    retired_at: str | None
 
 
 class Sealer(Protocol):
@@ -58,8 +81,9 @@ class PromotionKeys:
                 if body is None:
                     private, public = new_private_key()
                     sealed = self._box.seal(private, sealing_context(project_id))
-                    body = StoredKey(sealed, public).dump()
-                    session.policies.set(project_id, SIGNING_KEY_KIND, body, self._clock.now())
+                    now = self._clock.now()
+                    body = StoredKey(sealed, public, created_at=now.isoformat()).dump()
+                    session.policies.set(project_id, SIGNING_KEY_KIND, body, now)
                     session.commit()
         stored = StoredKey.load(body)
         context = sealing_context(project_id)
@@ -68,9 +92,59 @@ class PromotionKeys:
             # NOTE: the master key was rotated: the same signing key, sealed anew.
             with self._metadata.write() as session:
                 session.projects.lock(project_id)
-                resealed = StoredKey(self._box.seal(private, context), stored.public_pem)
+                current = session.policies.get(project_id, SIGNING_KEY_KIND)
+                if current is None or StoredKey.load(current).sealed != stored.sealed:
+                    return private, stored.public_pem  # rotated meanwhile: leave it
+                resealed = replace(stored, sealed=self._box.seal(private, context))
                 session.policies.set(
                     project_id, SIGNING_KEY_KIND, resealed.dump(), self._clock.now()
                 )
                 session.commit()
         return private, stored.public_pem
+
+    def rotate(self, project_id: int) -> KeyInfo:
+        """Make a new active key (the first one when the project has none); answer it."""
+        private, public = new_private_key()
+        sealed = self._box.seal(private, sealing_context(project_id))
+        now = self._clock.now()
+        with self._metadata.write() as session:
+            session.projects.lock(project_id)
+            body = session.policies.get(project_id, SIGNING_KEY_KIND)
+            if body is None:
+                stored = StoredKey(sealed, public, created_at=now.isoformat())
+            else:
+                stored = StoredKey.load(body).rotated(sealed, public, now.isoformat())
+            session.policies.set(project_id, SIGNING_KEY_KIND, stored.dump(), now)
+            session.commit()
+        return _active(stored)
+
+    def keys(self, project_id: int) -> list[KeyInfo]:
+        """Every key of the project, oldest first (empty before the first one)."""
+        with self._metadata.read() as session:
+            body = session.policies.get(project_id, SIGNING_KEY_KIND)
+        if body is None:
+            return []
+        stored = StoredKey.load(body)
+        retired = [
+            KeyInfo(
+                r.version,
+                r.public_pem,
+                fingerprint(r.public_pem),
+                active=False,
+                created_at=r.created_at,
+                retired_at=r.retired_at,
+            )
+            for r in stored.retired
+        ]
+        return [*retired, _active(stored)]
+
+
+def _active(stored: StoredKey) -> KeyInfo:
+    return KeyInfo(
+        stored.version,
+        stored.public_pem,
+        fingerprint(stored.public_pem),
+        active=True,
+        created_at=stored.created_at,
+        retired_at=None,
+    )

@@ -17,6 +17,7 @@ import storage.db.backup_tables
 import storage.db.control_tables
 import storage.db.endpoint_tables
 import storage.db.preheat_tables
+import storage.db.promotion_rule_tables
 import storage.db.replication_tables
 import storage.db.scan_tables
 import storage.db.scanner_tables

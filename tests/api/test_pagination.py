@@ -257,6 +257,8 @@ def test_openapi_lists_the_page_parameters(fresh: OCIClient) -> None:
         "/api/v1/projects/{project}/audit",
         "/api/v1/system/gc",
         "/api/v1/projects/{project}/retention/runs",
+        "/api/v1/projects/{project}/promotion-rules",
+        "/api/v1/projects/{project}/signing-keys",
     ]
     for path in lists:
         parameters = {p["name"]: p for p in paths[path]["get"]["parameters"]}

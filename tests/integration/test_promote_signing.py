@@ -20,7 +20,14 @@ from core.sealing import SecretBox
 from core.settings import SecretSettings, Settings
 from tests.api.oci import unique_project
 from tests.clients.commands import make_client_home
-from tests.integration.trust_rig import Cosign, api, http_client, start_api, trust_settings
+from tests.integration.trust_rig import (
+    Cosign,
+    api,
+    http_client,
+    results,
+    start_api,
+    trust_settings,
+)
 from tests.services.control_backends import worker_env
 from tests.services.moorage import REPO_ROOT
 from tests.services.process import spawn
@@ -134,3 +141,123 @@ def test_a_master_key_rotation_keeps_the_signing_key(tmp_path: Path) -> None:
     assert only_new.promotion_keys.ensure(project.id) == (private, public)
     assert only_new.promotion_keys.public_pem(project.id) == public
     only_new.close()
+
+
+def test_a_rotated_key_leaves_old_signatures_verifiable_by_cosign_and_trust(
+    tmp_path: Path, temporal_server: TemporalServer, request: pytest.FixtureRequest
+) -> None:
+    settings = trust_settings(tmp_path, temporal_server, request)
+    registry = start_api(settings, tmp_path)
+    worker = spawn(
+        "moorage worker",
+        [sys.executable, "-m", "cli.main", "worker"],
+        log_path=tmp_path / "worker.log",
+        env=worker_env(settings, {}),
+        cwd=REPO_ROOT,
+    )
+    try:
+        home = make_client_home(tmp_path / "home")
+        cosign = Cosign(find_tool("cosign"), home, registry)
+        cosign.login()
+        oci = http_client(registry)
+        source_project, target_project = unique_project(), unique_project()
+        for name in (source_project, target_project):
+            assert api(oci, "POST", "/api/v1/projects", json={"name": name}).status_code == 201
+        source, target = f"{source_project}/app", f"{target_project}/app"
+        before = oci.push_image(source, "one")
+        after = oci.push_image(source, "two")
+        keys_path = f"/api/v1/projects/{target_project}/signing-keys"
+
+        signed = {"source": f"{source}:one", "target": f"{target}:one", "sign": True}
+        assert _promoted(oci, signed)["status"] == "promoted"
+        [old] = api(oci, "GET", keys_path).json()["items"]
+        assert (old["version"], old["active"]) == (1, True)
+        (home.root / "old.pub").write_text(old["public_key"])
+
+        rotated = api(oci, "POST", f"{keys_path}/rotate")
+        assert rotated.status_code == 201, rotated.text
+        new = rotated.json()
+        assert (new["version"], new["active"]) == (2, True)
+        assert new["fingerprint"] != old["fingerprint"]
+        (home.root / "new.pub").write_text(new["public_key"])
+        current = api(oci, "GET", f"/api/v1/projects/{target_project}/signing-key").json()
+        assert current["public_key"] == new["public_key"]
+        listed = api(oci, "GET", keys_path).json()["items"]
+        assert [(k["version"], k["active"]) for k in listed] == [(1, False), (2, True)]
+        assert listed[0]["public_key"] == old["public_key"]  # still exported
+        assert listed[0]["retired_at"]
+
+        signed_after = {"source": f"{source}:two", "target": f"{target}:two", "sign": True}
+        assert _promoted(oci, signed_after)["status"] == "promoted"
+
+        verify = ["verify", "--insecure-ignore-tlog", "--allow-insecure-registry"]
+
+        def verified(key: str, tag: str) -> bool:
+            ref = f"{registry.host_port}/{target}:{tag}"
+            return cosign(*verify, "--key", key, ref, check=False).returncode == 0
+
+        assert verified("old.pub", "one")  # signed before the rotation, old key still good
+        assert verified("new.pub", "two")  # signed after it, with the new key
+        assert not verified("old.pub", "two")
+        assert not verified("new.pub", "one")
+
+        # The registry's trust verification accepts the stored signatures of both keys.
+        policy = {
+            "enforce": False,
+            "keys": [
+                {"name": "before", "public_key": old["public_key"]},
+                {"name": "after", "public_key": new["public_key"]},
+            ],
+            "signatures": {"required_signers": 1},
+        }
+        saved = api(oci, "PUT", f"/api/v1/projects/{target_project}/trust/policy", json=policy)
+        assert saved.status_code == 200, saved.text
+        for image, signer in ((before, "before"), (after, "after")):
+            deadline = time.monotonic() + BOUND
+            while not any(
+                r["verified"] and r["signer"] == signer for r in results(oci, target, image.digest)
+            ):
+                assert time.monotonic() < deadline, results(oci, target, image.digest)
+                time.sleep(0.3)
+
+        # A rotation needs project administration: a robot of the project may not.
+        robot = api(
+            oci,
+            "POST",
+            f"/api/v1/projects/{target_project}/robots",
+            json={"name": "ci", "permissions": [{"repository": "*", "actions": ["pull"]}]},
+        ).json()
+        refused = oci.client.post(f"{keys_path}/rotate", auth=(robot["name"], robot["secret"]))
+        assert refused.status_code in {403, 404}, refused.text
+        assert len(api(oci, "GET", keys_path).json()["items"]) == 2
+    finally:
+        worker.stop()
+        registry.process.stop()
+
+
+def test_a_signing_key_rotation_survives_a_master_key_reseal(tmp_path: Path) -> None:
+    old, new = base64.b64encode(os.urandom(32)).decode(), base64.b64encode(os.urandom(32)).decode()
+
+    def root_with(*keys: str) -> Composition:
+        secrets = SecretSettings(master_keys=[SecretStr(key) for key in keys])
+        settings = Settings(data_dir=tmp_path / "data", secrets=secrets)
+        prepare_installation(settings)
+        return compose(settings)
+
+    first = root_with(old)
+    project = first.projects.ensure("rotating")
+    assert first.promotion_keys.keys(project.id) == []
+    _, public_1 = first.promotion_keys.ensure(project.id)
+    made = first.promotion_keys.rotate(project.id)
+    private_2, public_2 = first.promotion_keys.ensure(project.id)
+    assert (made.version, made.public_pem, public_2 != public_1) == (2, public_2, True)
+    first.close()
+
+    resealed = root_with(new, old)
+    assert resealed.promotion_keys.ensure(project.id) == (private_2, public_2)
+    keys = resealed.promotion_keys.keys(project.id)
+    resealed.close()
+    assert [(k.version, k.public_pem, k.active) for k in keys] == [
+        (1, public_1, False),
+        (2, public_2, True),
+    ]

@@ -142,6 +142,7 @@ def test_the_published_schema_is_up_to_date() -> None:
         "ProjectScanner",
         "P2PInstance",
         "PreheatPolicy",
+        "PromotionRule",
         "TrustPolicy",
         "ScanPolicy",
         "CveAllowlist",

@@ -437,3 +437,46 @@ def test_one_default_scanner_per_file_and_stored_needs_a_held_credential() -> No
 def test_a_scanner_credential_is_never_inline() -> None:
     with pytest.raises(ValueError, match=r"(?s)access_credential.*should match pattern"):
         doc("Scanner", {"name": "a"}, {**SCANNER, "access_credential": "hunter2"})
+
+
+RULE = {
+    "target_project": "prod",
+    "tags": "v*",
+    "pusher": "robot$team+ci",
+    "gates": {"signed": True},
+}
+
+
+def test_promotion_rules_name_a_known_target_and_prune_deletes_unnamed_ones() -> None:
+    live = [
+        doc("Project", {"name": "team"}),
+        doc("Project", {"name": "prod"}),
+        doc("PromotionRule", {"project": "team", "name": "old"}, RULE),
+    ]
+    wanted = [
+        doc("Project", {"name": "team"}),
+        doc("Project", {"name": "prod"}),
+        doc("PromotionRule", {"project": "team", "name": "new"}, {**RULE, "tags": "rc-*"}),
+    ]
+    changes = make_plan(located(*wanted), live, prune=True)
+    assert [(c.action, c.kind, c.key) for c in changes] == [
+        ("create", "PromotionRule", "team/new"),
+        ("delete", "PromotionRule", "team/old"),
+    ]
+    unknown = doc("PromotionRule", {"project": "team", "name": "x"}, {"target_project": "nope"})
+    with pytest.raises(PlanError) as caught:
+        make_plan(located(doc("Project", {"name": "team"}), unknown), [], prune=False)
+    assert caught.value.problems == [
+        "f.yaml: document 2: spec.target_project: no project 'nope' in the file or the registry"
+    ]
+
+
+def test_a_promotion_rule_the_registry_would_refuse_is_refused_with_its_field() -> None:
+    with pytest.raises(ValueError, match=r"gates\.max_severity"):
+        doc(
+            "PromotionRule",
+            {"project": "team", "name": "r"},
+            {**RULE, "gates": {"max_severity": "x"}},
+        )
+    with pytest.raises(ValueError, match="pusher_kind"):
+        doc("PromotionRule", {"project": "team", "name": "r"}, {**RULE, "pusher_kind": "scanner"})
