@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import subprocess
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -194,7 +195,10 @@ def test_a_rotated_key_leaves_old_signatures_verifiable_by_cosign_and_trust(
 
         def verified(key: str, tag: str) -> bool:
             ref = f"{registry.host_port}/{target}:{tag}"
-            return cosign(*verify, "--key", key, ref, check=False).returncode == 0
+            answer: subprocess.CompletedProcess[str] = cosign(
+                *verify, "--key", key, ref, check=False
+            )
+            return answer.returncode == 0
 
         assert verified("old.pub", "one")  # signed before the rotation, old key still good
         assert verified("new.pub", "two")  # signed after it, with the new key
