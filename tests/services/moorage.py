@@ -47,10 +47,13 @@ class MoorageServer:
         self.process.stop()
 
 
-def start_moorage(workdir: Path, env: Mapping[str, str], args: Sequence[str] = ()) -> MoorageServer:
+def start_moorage(
+    workdir: Path, env: Mapping[str, str], args: Sequence[str] = (), *, root: Path = REPO_ROOT
+) -> MoorageServer:
     """Start the API on a free loopback port with ``env``; wait for ``GET /healthz``.
 
-    ``args`` are extra options of ``moorage api`` (e.g. ``--workers 2``).
+    ``args`` are extra options of ``moorage api`` (e.g. ``--workers 2``); ``root`` is the
+    source tree it runs from (another checkout, for a benchmark's before and after).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     settings = dict(env)
@@ -64,7 +67,7 @@ def start_moorage(workdir: Path, env: Mapping[str, str], args: Sequence[str] = (
         [sys.executable, "-m", "cli.main", "api", "--listen", f"{LOOPBACK}:{port}", *args],
         log_path=workdir / "moorage.log",
         env=process_env,
-        cwd=REPO_ROOT,
+        cwd=root,
     )
     process.wait_until(
         partial(answers, LOOPBACK, port, "/healthz"),
