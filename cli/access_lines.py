@@ -46,7 +46,8 @@ FLUSH_LINES: Final = 256
 #: Bounded wait for a non-blocking output that is full.
 _BLOCKED_WAIT_S: Final = 1.0
 _BLOCKED_TRIES: Final = 5
-_MICROS: Final = 1_000_000
+#: Bound on the escaped texts kept (an unknown method is escaped every time past it).
+_ESCAPED_MAX: Final = 64
 
 _escape: Callable[[str], str] = encode_basestring
 _writers: weakref.WeakSet[JsonAccessLines] = weakref.WeakSet()
@@ -59,17 +60,25 @@ class JsonAccessLines:
     logger's level and ``disabled`` flag govern them as they govern records.
     """
 
-    def __init__(self, stream: IO[str], *, flush_seconds: float = FLUSH_SECONDS) -> None:
+    def __init__(
+        self, stream: IO[str], *, trace_ids: bool = True, flush_seconds: float = FLUSH_SECONDS
+    ) -> None:
         """Write to ``stream``'s file descriptor.
+
+        ``trace_ids=False`` (tracing off: no span is ever valid) skips looking for the
+        current span.
 
         Raises:
             OSError: If ``stream`` has no file descriptor (``io.UnsupportedOperation``).
         """
         self._fd = stream.fileno()
+        self._trace_ids = trace_ids
         self._flush_seconds = flush_seconds
         self._logger = logging.getLogger(ACCESS_LOGGER)
         self._second = -1
         self._prefix = ""
+        #: Escaped route templates and methods (a few of each).
+        self._escaped: dict[str, str] = {}
         self._reset()
         _writers.add(self)
 
@@ -97,33 +106,43 @@ class JsonAccessLines:
         self, context: RequestContext, status: int, seconds: float, path: str, now: float
     ) -> str:
         """The JSON line (with its newline) of a request answered at ``now`` (epoch seconds)."""
-        method = context.method
+        escaped = self._escaped
+        method = escaped.get(context.method) or self._escape_once(context.method)
+        route = escaped.get(context.route) or self._escape_once(context.route)
+        where = _escape(path)
         principal = context.principal
         who = f', "principal": {_escape(principal)}' if principal else ""
-        span = trace.get_current_span().get_span_context()
-        ids = (
-            f', "trace_id": "{span.trace_id:032x}", "span_id": "{span.span_id:016x}"'
-            if span.is_valid
-            else ""
-        )
+        ids = ""
+        if self._trace_ids:
+            span = trace.get_current_span().get_span_context()
+            if span.is_valid:
+                ids = f', "trace_id": "{span.trace_id:032x}", "span_id": "{span.span_id:016x}"'
+        # NOTE: escaping works character by character, so the message's escaped text is
+        # the escaped method and path joined as they are in the message.
         return (
             f'{{"time": "{self._stamp(now)}", "level": "INFO", "logger": "{ACCESS_LOGGER}", '
-            f'"message": {_escape(f"{method} {path} {status}")}, '
-            f'"request_id": {_escape(context.request_id)}, "route": {_escape(context.route)}, '
-            f'"method": {_escape(method)}{who}{ids}, "status": {status!r}, '
-            f'"duration_ms": {_milliseconds(seconds)}, "path": {_escape(path)}}}\n'
+            f'"message": {method[:-1]} {where[1:-1]} {status}", '
+            f'"request_id": {_escape(context.request_id)}, "route": {route}, '
+            f'"method": {method}{who}{ids}, "status": {status!r}, '
+            f'"duration_ms": {_milliseconds(seconds)}, "path": {where}}}\n'
         )
+
+    def _escape_once(self, text: str) -> str:
+        """``text`` escaped, kept for the next line (route templates and methods only)."""
+        escaped = _escape(text)
+        if len(self._escaped) < _ESCAPED_MAX:
+            self._escaped[text] = escaped
+        return escaped
 
     def _stamp(self, now: float) -> str:
         """``now`` as ``datetime.isoformat(timespec="milliseconds")`` in UTC writes it."""
-        second = int(now)
-        micros = round((now - second) * _MICROS)
-        if micros >= _MICROS:
-            second, micros = second + 1, micros - _MICROS
+        # NOTE: truncated to the millisecond, as isoformat does after rounding to the
+        # microsecond; the two differ only within half a microsecond below a millisecond.
+        second, millis = divmod(int(now * 1000), 1000)
         if second != self._second:
             self._prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
             self._second = second
-        return f"{self._prefix}.{micros // 1000:03d}+00:00"
+        return f"{self._prefix}.{millis:03d}+00:00"
 
     def flush(self) -> None:
         """Write every buffered line now."""

@@ -102,6 +102,7 @@ def configure_logging(
     *,
     default_format: Literal["json", "console"] = "json",
     replace: bool = True,
+    trace_ids: bool = True,
 ) -> JsonAccessLines | None:
     """Send every log record of the process to stderr in the configured format.
 
@@ -110,6 +111,7 @@ def configure_logging(
         default_format: The format when ``settings.format`` is unset.
         replace: Replace handlers already installed; ``False`` leaves a configured
             process (an embedding program, a test runner) as it is.
+        trace_ids: Whether spans can be current (tracing on): access lines look for one.
 
     Returns:
         The writer of JSON access lines on the same stderr, for the app
@@ -134,7 +136,7 @@ def configure_logging(
     if chosen != "json":
         return None
     try:
-        return JsonAccessLines(sys.stderr)
+        return JsonAccessLines(sys.stderr, trace_ids=trace_ids)
     except (AttributeError, OSError, ValueError):  # NOTE: io.UnsupportedOperation is an OSError
         return None
 

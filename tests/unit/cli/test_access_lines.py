@@ -178,3 +178,13 @@ def test_a_forked_child_writes_none_of_its_parents_lines(
     lines.close()
     ids = [json.loads(t)["request_id"] for t in path.read_text(encoding="utf-8").splitlines()]
     assert sorted(ids) == ["child", "parent"]
+
+
+def test_without_tracing_no_span_is_looked_for(tmp_path: Path) -> None:
+    with (tmp_path / "stderr").open("w", encoding="utf-8") as stream:
+        lines = JsonAccessLines(stream, trace_ids=False)
+        tracer = TracerProvider().get_tracer("test")
+        with tracer.start_as_current_span("GET /v2/"):
+            line = lines.line(RequestContext("r", MANIFEST, "GET", {}), 200, 0.1, "/v2/", 1.5)
+        lines.close()
+    assert "trace_id" not in json.loads(line)
