@@ -52,7 +52,7 @@ from api.download_wiring import close_downloads, start_downloads
 from api.errors import EXCEPTION_HANDLERS
 from api.identity_wiring import IDENTITY_ROUTES, close_identity
 from api.manifest_shortcut import ManifestShortcuts
-from api.observe import ObserveMiddleware, build_observer
+from api.observe import AccessLines, ObserveMiddleware, build_observer
 from api.pipeline import OCIPipeline, is_oci
 from api.proxy_wiring import close_proxy, start_proxy, with_proxy
 from api.receive_limits import bounded_receive, has_body
@@ -110,18 +110,28 @@ class MoorageApp(Litestar):
 
 
 def create_app(
-    settings: Settings, *, shortcuts: bool = True, hooks: Hooks | None = None
+    settings: Settings,
+    *,
+    shortcuts: bool = True,
+    hooks: Hooks | None = None,
+    access_lines: AccessLines | None = None,
 ) -> Litestar:
     """The whole HTTP application of ``settings``, on a composition root of its own.
 
     What an API server worker process serves (``cli.asgi``); the composition lives as long
-    as the process. See :func:`build_app` for ``shortcuts`` and ``hooks``.
+    as the process. See :func:`build_app` for the keyword arguments.
     """
-    return build_app(build_registry(settings), shortcuts=shortcuts, hooks=hooks)
+    return build_app(
+        build_registry(settings), shortcuts=shortcuts, hooks=hooks, access_lines=access_lines
+    )
 
 
 def build_app(
-    registry: Registry, *, shortcuts: bool = True, hooks: Hooks | None = None
+    registry: Registry,
+    *,
+    shortcuts: bool = True,
+    hooks: Hooks | None = None,
+    access_lines: AccessLines | None = None,
 ) -> Litestar:
     """The whole HTTP application: OCI data plane, token service, management API, health.
 
@@ -129,9 +139,10 @@ def build_app(
     ``hooks`` are registered at the ``/v2`` pipeline's points (``core.pipeline``); the
     audit recorder always runs first at request end. ``shortcuts=False`` leaves out the
     manifest fast path (``api.manifest_shortcut``), so every request takes the full path;
-    the answers, and what the hooks see, are the same either way.
+    the answers, and what the hooks see, are the same either way. ``access_lines`` writes
+    the access log when it is on (default: through :mod:`logging`; ``cli.access_lines``).
     """
-    observer = build_observer(registry.settings.observability)
+    observer = build_observer(registry.settings.observability, access_lines)
     if observer.metrics is not None:
         observer.metrics.upload_hash_resumable.set(1 if registry.uploads.hashes.resumable else 0)
         registry.uploads.hashes.measure(observer.metrics)
@@ -192,6 +203,7 @@ def build_app(
             partial(close_proxy, registry),
             partial(close_downloads, registry),
             partial(stop_scan_gate, registry),
+            observer.close,
         ],
         state={"registry": registry, "observer": observer},  # type: ignore[arg-type]
         openapi_config=OpenAPIConfig(

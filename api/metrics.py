@@ -10,11 +10,18 @@ With several server worker processes (``moorage api --workers N``) every process
 its values to files under ``PROMETHEUS_MULTIPROC_DIR`` (set by ``moorage api`` before
 the workers start) and a scrape of any of them sums all processes
 (:func:`render`). In one process the metrics live in the app's own registry.
+
+Requests are counted in a :class:`api.request_tally.RequestTally` and added to the families
+every :data:`PUBLISH_SECONDS` by a background thread, before a process renders its
+exposition and at shutdown: a scrape sees its own process's requests at once and the other
+workers' at most :data:`PUBLISH_SECONDS` late; a worker killed outright loses at most that
+much of its counts.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from typing import Final
 
 from prometheus_client import (
@@ -29,6 +36,7 @@ from prometheus_client import (
     values,
 )
 
+from api.request_tally import Key, RequestTally, Taken
 from core.resumable_hash import REHASH_REASONS
 
 MULTIPROC_VARIABLE: Final = "PROMETHEUS_MULTIPROC_DIR"
@@ -37,6 +45,8 @@ CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
 BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120)
 _METHODS: Final = frozenset({"GET", "HEAD", "PUT", "POST", "PATCH", "DELETE", "OPTIONS"})
 _LABELS: Final = ("operation", "method", "code")
+#: Longest time counted requests wait to be added to the families.
+PUBLISH_SECONDS: Final = 1.0
 
 
 def multiprocess_dir() -> str | None:
@@ -47,12 +57,13 @@ def multiprocess_dir() -> str | None:
 class ApiMetrics:
     """The metric families of one API process, and cached label children.
 
-    Recording a request costs two dictionary look-ups and the increments (the label
-    children are made once per route, method and status). Thread-safe through
-    prometheus-client's own locks.
+    Recording a request costs a few dictionary updates in a tally (one lock); the tally is
+    published into the families (label children made once per route, method and status)
+    by a thread every ``publish_seconds``, by :meth:`render` and by :meth:`close`.
+    Thread-safe.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, publish_seconds: float = PUBLISH_SECONDS) -> None:
         self.multiprocess = multiprocess_dir() is not None
         if self.multiprocess and values.ValueClass.__name__ != "MmapedValue":
             # NOTE: prometheus-client picks its value class when it is imported; a server
@@ -122,8 +133,35 @@ class ApiMetrics:
             registry=registry,
             multiprocess_mode="livemin",
         )
-        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._children: dict[Key, tuple[Counter, Histogram]] = {}
         self._by_operation: dict[str, tuple[Gauge, Counter, Counter]] = {}
+        self._tally = RequestTally(BUCKETS)
+        self._publish_seconds = publish_seconds
+        self._publishing = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def started(self, operation: str, *, upload: bool) -> None:
+        """Count a request of ``operation`` in flight (``upload``: also as an upload)."""
+        if self._thread is None:
+            self._start()
+        self._tally.started(operation, upload=upload)
+
+    def ended(
+        self,
+        operation: str,
+        method: str,
+        status: int,
+        seconds: float,
+        *,
+        upload: bool,
+        received: int,
+        sent: int,
+    ) -> None:
+        """Count a request that :meth:`started` as answered, with its body bytes."""
+        self._tally.ended(
+            operation, method, status, seconds, upload=upload, received=received, sent=sent
+        )
 
     def of_operation(self, operation: str) -> tuple[Gauge, Counter, Counter]:
         """The in-flight gauge and received and sent counters of ``operation`` (cached)."""
@@ -138,16 +176,64 @@ class ApiMetrics:
         return children
 
     def observe(self, operation: str, method: str, status: int, seconds: float) -> None:
-        """Count one answered request and its duration."""
-        key = (operation, method, status)
+        """Count one answered request (never counted in flight) and its duration."""
+        if self._thread is None:
+            self._start()
+        self._tally.answered(operation, method, status, seconds)
+
+    def of_answer(self, key: Key) -> tuple[Counter, Histogram]:
+        """The request counter and duration histogram of ``key`` (cached)."""
         children = self._children.get(key)
         if children is None:
+            operation, method, status = key
             label_method = method if method in _METHODS else "OTHER"
             labels = (operation, label_method, str(status))
             children = (self.requests.labels(*labels), self.duration.labels(*labels))
             self._children[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        return children
+
+    def publish(self) -> None:
+        """Add what the tally counted since the last publication to the families."""
+        with self._publishing:
+            taken = self._tally.take()
+            if taken is not None:
+                self._add(taken)
+
+    def _add(self, taken: Taken) -> None:
+        for key, answered in taken.answered.items():
+            counter, histogram = self.of_answer(key)
+            counter.inc(answered.count)
+            # NOTE: prometheus-client adds one observation at a time; a histogram child
+            # keeps its sum and its (non-cumulative) bucket counts as these values, so a
+            # whole tally goes in with one update per bucket that changed (tested against
+            # observe() in tests/unit/api/test_request_tally.py).
+            histogram._sum.inc(answered.seconds)  # noqa: SLF001
+            buckets = histogram._buckets  # noqa: SLF001
+            for index, count in enumerate(answered.buckets):
+                if count:
+                    buckets[index].inc(count)
+        for operation, count in taken.received.items():
+            self.of_operation(operation)[1].inc(count)
+        for operation, count in taken.sent.items():
+            self.of_operation(operation)[2].inc(count)
+        for operation, count in taken.inflight.items():
+            self.of_operation(operation)[0].set(count)
+        self.uploads_in_flight.set(taken.uploads)
+
+    def _start(self) -> None:
+        """Start the publishing thread (a benign race: the first requests may start two)."""
+        thread = threading.Thread(target=self._run, name="api-metrics", daemon=True)
+        self._thread = thread
+        thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._publish_seconds):
+            self.publish()
+
+    def close(self) -> None:
+        """Publish what is counted and stop the publishing thread (the app shuts down)."""
+        self._stop.set()
+        self.publish()
 
     def rehashed(self, reason: str, size: int) -> None:
         """Count ``size`` upload bytes re-read for ``reason`` (``core.resumable_hash``)."""
@@ -158,6 +244,7 @@ class ApiMetrics:
 
     def render(self) -> bytes:
         """The exposition of every metric of this process (of all processes in multi mode)."""
+        self.publish()
         if not self.multiprocess:
             return generate_latest(self.registry)
         return render_multiprocess()

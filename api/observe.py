@@ -5,6 +5,9 @@
 routes by :class:`ObserveMiddleware`. Both record the same families (``api.metrics``),
 write one ``moorage.access`` line per request and set the request's log context
 (``core.request_context``) and, when tracing is on, its server span.
+
+Access lines go through :mod:`logging` unless the process hands the app a cheaper writer
+of the same lines (``cli.access_lines``, when it writes JSON logs itself).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from litestar.types import ASGIApp, Message, Receive, Send
 from opentelemetry import trace
@@ -44,6 +47,33 @@ _STATE: Final = "moorage_observed"
 _UNAUTHORIZED: Final = 401
 
 
+class AccessLines(Protocol):
+    """Writes the access line of each answered request (logger ``moorage.access``)."""
+
+    def write(self, context: RequestContext, status: int, seconds: float, path: str) -> None:
+        """Write (or buffer) the line of one request answered with ``status``."""
+
+    def close(self) -> None:
+        """Write anything buffered (the app shuts down)."""
+
+
+class LoggedAccess:
+    """Access lines as log records, through whatever handlers the process has."""
+
+    def write(self, context: RequestContext, status: int, seconds: float, path: str) -> None:
+        """Log the line at INFO with ``status``, ``duration_ms`` and ``path`` as extras."""
+        access_log.info(
+            "%s %s %d",
+            context.method,
+            path,
+            status,
+            extra={"status": status, "duration_ms": round(seconds * 1000, 3), "path": path},
+        )
+
+    def close(self) -> None:
+        """Nothing is buffered."""
+
+
 @dataclass(slots=True)
 class _Observed:
     """What the start of a request left for its end."""
@@ -58,11 +88,22 @@ class RequestObserver:
     """Observes requests: metrics (optional), access log (optional), log context, trace."""
 
     def __init__(
-        self, metrics: ApiMetrics | None, *, access: bool, tracer: RequestTracer | None = None
+        self,
+        metrics: ApiMetrics | None,
+        *,
+        access: AccessLines | None,
+        tracer: RequestTracer | None = None,
     ) -> None:
         self.metrics = metrics
         self.access = access
         self.tracer = tracer
+
+    def close(self) -> None:
+        """Write what the access lines and metrics still hold (the app shuts down)."""
+        if self.access is not None:
+            self.access.close()
+        if self.metrics is not None:
+            self.metrics.close()
 
     def around(self, hooks: Hooks) -> Hooks:
         """``hooks`` with this observer's start hook first and end hook last."""
@@ -85,9 +126,7 @@ class RequestObserver:
         )
         request.notes[_STATE] = _Observed(time.perf_counter(), context, upload, span)
         if self.metrics is not None:
-            self.metrics.of_operation(operation)[0].inc()
-            if upload:
-                self.metrics.uploads_in_flight.inc()
+            self.metrics.started(operation, upload=upload)
 
     async def ended(self, request: OCIRequest, status: int, /) -> None:
         """The ``/v2`` request-end hook."""
@@ -98,31 +137,21 @@ class RequestObserver:
         operation = observed.context.route
         metrics = self.metrics
         if metrics is not None:
-            inflight, received, sent = metrics.of_operation(operation)
-            inflight.dec()
-            if observed.upload:
-                metrics.uploads_in_flight.dec()
-            metrics.observe(operation, request.method, status, seconds)
-            if request.received:
-                received.inc(request.received)
-            if request.sent:
-                sent.inc(request.sent)
+            metrics.ended(
+                operation,
+                request.method,
+                status,
+                seconds,
+                upload=observed.upload,
+                received=request.received,
+                sent=request.sent,
+            )
             if status == _UNAUTHORIZED:
                 metrics.auth_failures.labels("v2").inc()
-        if self.access:
-            self.log(observed.context, status, seconds, request.path)
+        if self.access is not None:
+            self.access.write(observed.context, status, seconds, request.path)
         if observed.span is not None:
             observed.span.finish(status)
-
-    def log(self, context: RequestContext, status: int, seconds: float, path: str) -> None:
-        """Write the access-log line of one answered request."""
-        access_log.info(
-            "%s %s %d",
-            context.method,
-            path,
-            status,
-            extra={"status": status, "duration_ms": round(seconds * 1000, 3), "path": path},
-        )
 
 
 class ObserveMiddleware:
@@ -160,8 +189,8 @@ class ObserveMiddleware:
         finally:
             seconds = time.perf_counter() - started
             _record(observer, operation, method, status, seconds)
-            if observer.access:
-                observer.log(context, status, seconds, path)
+            if observer.access is not None:
+                observer.access.write(context, status, seconds, path)
             if span is not None:
                 span.finish(status)
 
@@ -179,8 +208,14 @@ def _record(
         metrics.tokens_issued.labels("token").inc()
 
 
-def build_observer(settings: ObservabilitySettings) -> RequestObserver:
-    """The observer an app's settings ask for (tracing uses the process's tracer provider)."""
+def build_observer(
+    settings: ObservabilitySettings, access_lines: AccessLines | None = None
+) -> RequestObserver:
+    """The observer an app's settings ask for (tracing uses the process's tracer provider).
+
+    ``access_lines`` writes the access lines when they are on (default: through logging).
+    """
     metrics = ApiMetrics() if settings.metrics.enabled else None
     tracer = RequestTracer(trace.get_tracer("moorage.api")) if settings.tracing.enabled else None
-    return RequestObserver(metrics, access=settings.logs.access, tracer=tracer)
+    access = (access_lines or LoggedAccess()) if settings.logs.access else None
+    return RequestObserver(metrics, access=access, tracer=tracer)

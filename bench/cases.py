@@ -309,7 +309,7 @@ class Pull(Case):
         return Measurement(expected / elapsed / 1e6, {"bytes": expected, "seconds": elapsed})
 
 
-async def _small_image(side: Side, repo: str, tag: str | None) -> tuple[bytes, str]:
+async def small_image(side: Side, repo: str, tag: str | None) -> tuple[bytes, str]:
     """Push a config and one small layer, then the manifest if ``tag`` is given.
 
     Returns:
@@ -397,7 +397,7 @@ class ManifestRead(Case):
     @override
     async def setup(self, ctx: Context, side: Side) -> None:
         if "manifest-digest" not in side.state:
-            _, digest = await _small_image(side, self.repo, "latest")
+            _, digest = await small_image(side, self.repo, "latest")
             side.state["manifest-digest"] = digest
 
     @override
@@ -430,7 +430,7 @@ class ManifestPut(Case):
 
     @override
     async def setup(self, ctx: Context, side: Side) -> None:
-        manifest, _ = await _small_image(side, self.repo, None)
+        manifest, _ = await small_image(side, self.repo, None)
         side.state["put-manifest"] = manifest
 
     @override

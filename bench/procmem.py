@@ -1,4 +1,4 @@
-"""Resident memory of a server's processes, read from Linux ``/proc``.
+"""Resident memory and CPU time of a server's processes, read from Linux ``/proc``.
 
 A server is found by the TCP port it listens on: every process holding a listening
 socket on that port is walked up to its topmost ancestor in the same session (the
@@ -27,6 +27,8 @@ TCP_LISTEN = "0A"
 MAX_ANCESTORS = 64
 #: Writing this to ``/proc/<pid>/clear_refs`` resets the process's ``VmHWM`` to ``VmRSS``.
 RESET_PEAK_RSS = "5"
+#: Clock ticks per second of the CPU times in ``/proc/<pid>/stat``.
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _GONE = (FileNotFoundError, ProcessLookupError, PermissionError, NotADirectoryError)
 
 
@@ -37,6 +39,16 @@ class ProcStat:
     pid: int
     ppid: int
     session: int
+
+
+@dataclass(frozen=True)
+class CpuTicks:
+    """CPU time of one process in clock ticks: its own and its reaped children's."""
+
+    user: int
+    system: int
+    children_user: int
+    children_system: int
 
 
 @dataclass(frozen=True)
@@ -59,6 +71,21 @@ def parse_stat(text: str) -> ProcStat:
         raise ValueError(f"not a /proc stat line: {text[:80]!r}")
     # After the name: state, ppid, pgrp, session.
     return ProcStat(pid=int(head.split("(", 1)[0]), ppid=int(fields[1]), session=int(fields[3]))
+
+
+def parse_cpu(text: str) -> CpuTicks:
+    """Read ``utime``, ``stime``, ``cutime`` and ``cstime`` from ``/proc/<pid>/stat``.
+
+    Raises:
+        ValueError: If the text is not a stat line with those fields.
+    """
+    _, sep, tail = text.rpartition(")")
+    fields = tail.split()
+    if not sep or len(fields) < 15:
+        raise ValueError(f"not a /proc stat line: {text[:80]!r}")
+    # After the name: state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt,
+    # then utime stime cutime cstime.
+    return CpuTicks(*(int(value) for value in fields[11:15]))
 
 
 def parse_status(text: str) -> Memory:
@@ -178,6 +205,18 @@ class ProcFs:
     def server_pids(self, port: int) -> list[int]:
         """The server listening on ``port``, as the sorted PIDs of its process tree."""
         return sorted(server_processes(self.listeners(port), self.stats()))
+
+    def cpu_seconds(self, pids: Iterable[int]) -> tuple[float, float]:
+        """User and system CPU seconds of ``pids``, reaped children included (0 once gone)."""
+        user = system = 0
+        for pid in pids:
+            try:
+                ticks = parse_cpu((self.root / str(pid) / "stat").read_text())
+            except (*_GONE, ValueError):
+                continue
+            user += ticks.user + ticks.children_user
+            system += ticks.system + ticks.children_system
+        return user / CLOCK_TICKS, system / CLOCK_TICKS
 
     def memory(self, pid: int) -> Memory:
         """``VmRSS`` and ``VmHWM`` of ``pid`` in bytes (zeros once it has exited)."""

@@ -50,8 +50,9 @@ def app() -> Litestar:
     """Build the Moorage HTTP application (the servers' ``factory`` target)."""
     _die_with_parent()
     settings = load_settings()
-    configure_logging(settings.observability.logs)
+    observability = settings.observability
+    access_lines = configure_logging(observability.logs, trace_ids=observability.tracing.enabled)
     configure_tracing(settings.observability.tracing, "api")
-    built = create_app(settings)
+    built = create_app(settings, access_lines=access_lines)
     _log.info("API worker process %d built its app", os.getpid())
     return built

@@ -6,7 +6,9 @@ for an HTTP request, the request's id, route template, method and caller
 carries its exception's type, message and stack. Access lines (logger
 ``moorage.access``) add ``status``, ``duration_ms`` and ``path``.
 
-The servers' own loggers (uvicorn, granian) are routed through the same handler.
+The servers' own loggers (uvicorn, granian) are routed through the same handler. Access
+lines in JSON skip the logging machinery (``cli.access_lines``): :func:`configure_logging`
+returns their writer for the app.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any, Final, Literal
 
 from opentelemetry import trace
 
+from cli.access_lines import JsonAccessLines
 from core.observability_settings import LogSettings
 from core.request_context import CURRENT
 
@@ -99,7 +102,8 @@ def configure_logging(
     *,
     default_format: Literal["json", "console"] = "json",
     replace: bool = True,
-) -> None:
+    trace_ids: bool = True,
+) -> JsonAccessLines | None:
     """Send every log record of the process to stderr in the configured format.
 
     Args:
@@ -107,10 +111,16 @@ def configure_logging(
         default_format: The format when ``settings.format`` is unset.
         replace: Replace handlers already installed; ``False`` leaves a configured
             process (an embedding program, a test runner) as it is.
+        trace_ids: Whether spans can be current (tracing on): access lines look for one.
+
+    Returns:
+        The writer of JSON access lines on the same stderr, for the app
+        (``api.app.create_app``); ``None`` when access lines are to be logged as records
+        (console format, no file descriptor, or handlers left as they were).
     """
     root = logging.getLogger()
     if root.handlers and not replace:
-        return
+        return None
     handler = logging.StreamHandler(sys.stderr)
     chosen = settings.format or default_format
     handler.setFormatter(JsonFormatter() if chosen == "json" else ConsoleFormatter())
@@ -123,6 +133,12 @@ def configure_logging(
         server_logger.handlers.clear()
         server_logger.propagate = True
     logging.getLogger("moorage.access").disabled = not settings.access
+    if chosen != "json":
+        return None
+    try:
+        return JsonAccessLines(sys.stderr, trace_ids=trace_ids)
+    except (AttributeError, OSError, ValueError):  # NOTE: io.UnsupportedOperation is an OSError
+        return None
 
 
 def quiet_native_grpc() -> None:

@@ -48,13 +48,19 @@ class MoorageServer:
 
 
 def start_moorage(
-    workdir: Path, env: Mapping[str, str], args: Sequence[str] = (), prefix: Sequence[str] = ()
+    workdir: Path,
+    env: Mapping[str, str],
+    args: Sequence[str] = (),
+    prefix: Sequence[str] = (),
+    *,
+    root: Path = REPO_ROOT,
 ) -> MoorageServer:
     """Start the API on a free loopback port with ``env``; wait for ``GET /healthz``.
 
     ``args`` are extra options of ``moorage api`` (e.g. ``--workers 2``); ``prefix`` is a
     command that ends by running the command line after it (``exec "$@"``), so that the
-    API's process id is the one started.
+    API's process id is the one started; ``root`` is the source tree it runs from (another
+    checkout, for a benchmark's before and after).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     settings = dict(env)
@@ -77,7 +83,7 @@ def start_moorage(
         ],
         log_path=workdir / "moorage.log",
         env=process_env,
-        cwd=REPO_ROOT,
+        cwd=root,
     )
     process.wait_until(
         partial(answers, LOOPBACK, port, "/healthz"),

@@ -7,12 +7,15 @@ from pathlib import Path
 import pytest
 
 from bench.procmem import (
+    CLOCK_TICKS,
     MAX_ANCESTORS,
+    CpuTicks,
     Memory,
     PeakSampler,
     ProcFs,
     ProcStat,
     listening_inodes,
+    parse_cpu,
     parse_stat,
     parse_status,
     process_tree,
@@ -36,6 +39,23 @@ def tcp_line(slot: int, local: str, state: str, inode: int) -> str:
 def test_stat_line_with_spaces_and_parentheses_in_the_name() -> None:
     text = "4242 (python -m (cli) x) S 4200 4242 4242 0 -1 4194560 1 0 0 0\n"
     assert parse_stat(text) == ProcStat(pid=4242, ppid=4200, session=4242)
+
+
+def test_cpu_times_come_after_the_fault_counters() -> None:
+    text = "77 (granian (w) 1) S 1 77 77 0 -1 4194560 900 0 3 0 1234 56 7 8 20 0 4 0 99\n"
+    assert parse_cpu(text) == CpuTicks(user=1234, system=56, children_user=7, children_system=8)
+    with pytest.raises(ValueError, match="stat line"):
+        parse_cpu("77 (short) S 1 77 77 0\n")
+
+
+def test_cpu_seconds_sum_a_tree_and_skip_the_gone(tmp_path: Path) -> None:
+    for pid, times in ((10, "100 50 5 5"), (11, "200 0 0 0")):
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "stat").write_text(
+            f"{pid} (python) S 1 10 10 0 -1 0 0 0 0 0 {times} 20 0 1 0 1\n"
+        )
+    user, system = ProcFs(tmp_path).cpu_seconds([10, 11, 12])
+    assert (user, system) == (305 / CLOCK_TICKS, 55 / CLOCK_TICKS)
 
 
 def test_garbage_is_not_a_stat_line() -> None:

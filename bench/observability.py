@@ -1,0 +1,456 @@
+"""What metrics, the access log and tracing cost on manifest GETs (issue 15).
+
+``python -m bench.observability [--requests N] [--repeats R] [--configs off,defaults,tracing]``
+starts one Moorage per configuration (SQLite + filesystem, ``moorage api`` with its default
+workers, the same way ``python -m bench`` starts it) and sends each the same manifest GETs
+by tag from 32 clients (``--clients``):
+
+* ``off``: metrics and the access log off (tracing is off by default);
+* ``defaults``: the shipped defaults, metrics and one access line per request;
+* ``tracing``: the defaults plus tracing, every request sampled, exported over OTLP/HTTP
+  to a receiver in this process that decodes and counts the spans;
+* ``tracing10``: the same with one trace in ten sampled (the README's example);
+* ``metrics`` and ``access``: one of the two alone, to tell their costs apart.
+
+The figure compared is the server's CPU time per 10,000 requests: user plus system seconds
+of the ``moorage api`` process tree (main process and server workers, reaped children
+included) read from ``/proc/<pid>/stat`` before and after the requests. Unlike requests per
+second it barely moves with other load on the machine. Requests per second are reported
+too, with the 1-minute load average at the end of each run. Configurations run one after
+the other, their order reversed every other repetition; medians are reported.
+
+After the runs each server is stopped and checked: its access log holds one line per GET
+sent (so lines written through a buffer are not lost at shutdown), ``/metrics`` counted
+every GET, and the receiver got a span for every GET.
+
+``--compare DIR`` also runs each configuration from another source tree (a checkout of an
+earlier commit), named ``<config>@before``, in the same runs: a before and after measured
+under the same load.
+
+Output: one JSON object per run and per configuration on stdout, then a table.
+Run from the repository root: the servers are started by ``tests.services``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from bench.cases import Side, small_image
+from bench.client import Credentials, RegistryClient, Target
+from bench.procmem import ProcFs, process_tree
+from bench.runner import log
+from tests.services.moorage import REPO_ROOT, MoorageServer, start_moorage
+from tests.services.process import LOOPBACK
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+REPO: Final = "bench/observed"
+TAG: Final = "latest"
+MANIFEST_ROUTE: Final = "/v2/{name}/manifests/{reference}"
+PER: Final = 10_000
+SCRAPES: Final = 10
+_OBSERVABILITY: Final = "MOORAGE_OBSERVABILITY__"
+#: The environment of each configuration (on top of the data directory and password).
+CONFIGS: Final[dict[str, dict[str, str]]] = {
+    "off": {
+        f"{_OBSERVABILITY}METRICS__ENABLED": "false",
+        f"{_OBSERVABILITY}LOGS__ACCESS": "false",
+    },
+    "metrics": {f"{_OBSERVABILITY}LOGS__ACCESS": "false"},
+    "access": {f"{_OBSERVABILITY}METRICS__ENABLED": "false"},
+    "defaults": {},
+    "tracing": {
+        f"{_OBSERVABILITY}TRACING__ENABLED": "true",
+        f"{_OBSERVABILITY}TRACING__SAMPLE_RATIO": "1.0",
+    },
+    "tracing10": {
+        f"{_OBSERVABILITY}TRACING__ENABLED": "true",
+        f"{_OBSERVABILITY}TRACING__SAMPLE_RATIO": "0.1",
+    },
+}
+DEFAULT_CONFIGS: Final = ("off", "defaults", "tracing")
+#: The suffix of a configuration run from the ``--compare`` source tree.
+BEFORE: Final = "@before"
+_SAMPLE = re.compile(r"^moorage_http_request_total\{(?P<labels>.*)\} (?P<value>\S+)$")
+
+
+class SpanReceiver:
+    """An OTLP/HTTP traces endpoint on loopback that counts the spans it is sent."""
+
+    def __init__(self) -> None:
+        self.spans = 0
+        self.exports = 0
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                request = ExportTraceServiceRequest()
+                request.ParseFromString(body)
+                receiver.add(
+                    sum(len(s.spans) for r in request.resource_spans for s in r.scope_spans)
+                )
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                del args
+
+        self.server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        """The ``/v1/traces`` URL to export to."""
+        return f"http://{LOOPBACK}:{self.server.server_port}/v1/traces"
+
+    def add(self, spans: int) -> None:
+        """Count one export of ``spans`` spans."""
+        with self._lock:
+            self.spans += spans
+            self.exports += 1
+
+    def close(self) -> None:
+        """Stop serving."""
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@dataclass
+class Run:
+    """One measured batch of GETs against one configuration."""
+
+    config: str
+    rep: int
+    requests: int
+    seconds: float
+    cpu_s: float
+    system_s: float
+    load1: float
+
+    @property
+    def rate(self) -> float:
+        """Requests per second."""
+        return self.requests / self.seconds
+
+    @property
+    def cpu_per(self) -> float:
+        """Server CPU seconds per :data:`PER` requests."""
+        return self.cpu_s * PER / self.requests
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of the run."""
+        return {
+            "kind": "run",
+            "config": self.config,
+            "rep": self.rep,
+            "requests": self.requests,
+            "seconds": round(self.seconds, 3),
+            "req_s": round(self.rate, 1),
+            "cpu_s": round(self.cpu_s, 3),
+            "system_s": round(self.system_s, 3),
+            "cpu_s_per_10k": round(self.cpu_per, 4),
+            "load1": round(self.load1, 2),
+        }
+
+
+@dataclass
+class Served:
+    """One configuration's running server, its client and what was sent to it."""
+
+    config: str
+    server: MoorageServer
+    side: Side
+    sent: int = 0
+    checks: dict[str, Any] = field(default_factory=dict)
+
+
+async def _gets(side: Side, count: int, clients: int) -> None:
+    """Send ``count`` manifest GETs by tag from ``clients`` concurrent clients."""
+    left = count
+
+    async def client() -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            await side.client.manifest("GET", REPO, TAG)
+
+    await asyncio.gather(*(client() for _ in range(clients)))
+
+
+async def measure(served: Served, rep: int, requests: int, clients: int) -> Run:
+    """Send ``requests`` GETs; the server's CPU time is read before and after."""
+    procfs = ProcFs()
+    pids = process_tree(served.server.pid, procfs.stats())
+    await served.side.client.refresh_token([REPO])
+    user_before, system_before = procfs.cpu_seconds(pids)
+    started = time.perf_counter()
+    await _gets(served.side, requests, clients)
+    seconds = time.perf_counter() - started
+    user, system = procfs.cpu_seconds(pids)
+    served.sent += requests
+    cpu = user - user_before + system - system_before
+    return Run(
+        served.config, rep, requests, seconds, cpu, system - system_before, os.getloadavg()[0]
+    )
+
+
+def summary(config: str, runs: Sequence[Run], off: Sequence[Run]) -> dict[str, Any]:
+    """The medians of ``config``'s runs and their overhead over the ``off`` runs."""
+    rate = statistics.median(run.rate for run in runs)
+    cpu = statistics.median(run.cpu_per for run in runs)
+    result: dict[str, Any] = {
+        "kind": "config",
+        "config": config,
+        "runs": len(runs),
+        "req_s": round(rate, 1),
+        "cpu_s_per_10k": round(cpu, 4),
+        "load1_max": round(max(run.load1 for run in runs), 2),
+    }
+    if off:
+        off_cpu = statistics.median(run.cpu_per for run in off)
+        off_rate = statistics.median(run.rate for run in off)
+        result["cpu_overhead_pct"] = round((cpu / off_cpu - 1) * 100, 1)
+        result["rate_change_pct"] = round((rate / off_rate - 1) * 100, 1)
+    return result
+
+
+def table(summaries: Sequence[Mapping[str, Any]]) -> str:
+    """A readable table of the per-configuration summaries."""
+    head = f"{'config':<16} {'req/s':>9} {'CPU-s/10k':>10} {'CPU vs off':>11} {'req/s vs off':>13}"
+    lines = [head, "-" * len(head)]
+    for row in summaries:
+        overhead = row.get("cpu_overhead_pct")
+        change = row.get("rate_change_pct")
+        lines.append(
+            f"{row['config']:<16} {row['req_s']:>9.0f} {row['cpu_s_per_10k']:>10.3f} "
+            f"{'' if overhead is None else f'{overhead:+.1f}%':>11} "
+            f"{'' if change is None else f'{change:+.1f}%':>13}"
+        )
+    return "\n".join(lines)
+
+
+def access_lines(log_text: str) -> int:
+    """The access lines of manifest GETs answered 200 in a JSON log."""
+    count = 0
+    for line in log_text.splitlines():
+        if '"moorage.access"' not in line:
+            continue
+        document = json.loads(line)
+        if (
+            document.get("route") == MANIFEST_ROUTE
+            and document.get("method") == "GET"
+            and document.get("status") == 200
+        ):
+            count += 1
+    return count
+
+
+def counted_gets(exposition: str) -> float:
+    """``moorage_http_request_total`` of manifest GETs answered 200, from a scrape."""
+    for line in exposition.splitlines():
+        found = _SAMPLE.match(line)
+        if found is None:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', found["labels"]))
+        if labels == {"operation": MANIFEST_ROUTE, "method": "GET", "code": "200"}:
+            return float(found["value"])
+    return 0.0
+
+
+async def _scrape(served: Served) -> None:
+    """Record the GETs ``/metrics`` counted, once it counts them all or after some tries.
+
+    Each worker publishes its counts within a second; :data:`SCRAPES` tries, 0.5 s apart.
+    """
+    for _ in range(SCRAPES):
+        async with served.side.client.session.get(f"{served.server.url}/metrics") as response:
+            text = await response.text()
+        if response.status != 200:
+            return
+        served.checks["metrics_counted"] = counted_gets(text)
+        if served.checks["metrics_counted"] >= served.sent:
+            return
+        await asyncio.sleep(0.5)
+
+
+async def _run(
+    servers: Sequence[tuple[str, MoorageServer]], args: argparse.Namespace
+) -> tuple[list[Run], list[Served]]:
+    runs: list[Run] = []
+    async with contextlib.AsyncExitStack() as stack:
+        served = []
+        for config, server in servers:
+            target = Target(
+                config, server.url, Credentials(server.admin_username, server.admin_password)
+            )
+            client = await stack.enter_async_context(RegistryClient(target, args.clients))
+            side = Side(target, client)
+            await small_image(side, REPO, TAG)
+            served.append(Served(config, server, side))
+        for one in served:
+            await client_warmup(one, args)
+        for rep in range(args.repeats):
+            order = served if rep % 2 == 0 else served[::-1]
+            for one in order:
+                run = await measure(one, rep, args.requests, args.clients)
+                runs.append(run)
+                print(json.dumps(run.to_dict()), flush=True)
+                log(f"{run.config} rep {rep}: {run.rate:.0f} req/s, {run.cpu_per:.3f} CPU-s/10k")
+        for one in served:
+            await _scrape(one)
+    return runs, served
+
+
+async def client_warmup(served: Served, args: argparse.Namespace) -> None:
+    """GETs not measured: connections, caches and the workers' first requests."""
+    await served.side.client.refresh_token([REPO])
+    await _gets(served.side, args.warmup, args.clients)
+    served.sent += args.warmup
+
+
+def _checks(served: Served, receiver: SpanReceiver | None) -> dict[str, Any]:
+    """What the stopped server wrote and counted, against the GETs it was sent."""
+    checks: dict[str, Any] = {"kind": "check", "config": served.config, "gets_sent": served.sent}
+    env = CONFIGS[served.config.removesuffix(BEFORE)]
+    if env.get(f"{_OBSERVABILITY}LOGS__ACCESS") != "false":
+        text = served.server.log_path.read_text(encoding="utf-8", errors="replace")
+        checks["access_lines"] = access_lines(text)
+    checks.update(served.checks)
+    if receiver is not None:
+        sampled_all = served.config.removesuffix(BEFORE) == "tracing"
+        checks["spans_received" if sampled_all else "sampled_spans"] = receiver.spans
+        checks["exports"] = receiver.exports
+    return checks
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.observability",
+        description="Server CPU per 10,000 manifest GETs with observability off and on.",
+    )
+    parser.add_argument("--requests", type=int, default=20_000, help="GETs per run")
+    parser.add_argument("--warmup", type=int, default=2_000, help="GETs before the runs")
+    parser.add_argument("--repeats", type=int, default=4, help="runs per configuration")
+    parser.add_argument("--clients", type=int, default=32, help="concurrent clients")
+    parser.add_argument(
+        "--configs",
+        default=",".join(DEFAULT_CONFIGS),
+        help=f"comma-separated, of {', '.join(CONFIGS)} (default: {','.join(DEFAULT_CONFIGS)})",
+    )
+    parser.add_argument("--workers", type=int, help="server workers (default: moorage's)")
+    parser.add_argument("--workdir", type=Path, help="scratch directory (default: a temp dir)")
+    parser.add_argument(
+        "--compare", type=Path, metavar="DIR", help="also run each configuration from DIR"
+    )
+    args = parser.parse_args(argv)
+    args.config_names = [name.strip() for name in str(args.configs).split(",") if name.strip()]
+    unknown = sorted(set(args.config_names) - set(CONFIGS))
+    if unknown:
+        parser.error(f"unknown configurations {unknown}; known: {', '.join(CONFIGS)}")
+    return args
+
+
+def _start(
+    name: str, args: argparse.Namespace, workdir: Path, receiver: SpanReceiver | None
+) -> MoorageServer:
+    """Start the server of configuration ``name`` (``<config>@before``: from ``--compare``)."""
+    config = name.removesuffix(BEFORE)
+    root = args.compare if name.endswith(BEFORE) else REPO_ROOT
+    env = {
+        "MOORAGE_DATA_DIR": str(workdir / name / "data"),
+        "MOORAGE_AUTH__ADMIN_PASSWORD": secrets.token_urlsafe(18),
+        "MOORAGE_AUTH__CREATE_PROJECT_ON_PUSH": "true",
+        "MOORAGE_STORAGE": "filesystem",
+        **CONFIGS[config],
+    }
+    if receiver is not None:
+        env[f"{_OBSERVABILITY}TRACING__ENDPOINT"] = receiver.url
+    extra = [] if args.workers is None else ["--workers", str(args.workers)]
+    server = start_moorage(workdir / name, env, extra, root=root)
+    log(f"{name}: moorage pid {server.pid} at {server.url} from {root}")
+    return server
+
+
+def _report(runs: Sequence[Run], names: Sequence[str]) -> list[dict[str, Any]]:
+    """Each configuration's summary, against ``off`` run from the same source tree."""
+    rows = []
+    for name in names:
+        off = "off" + (BEFORE if name.endswith(BEFORE) else "")
+        baseline = [run for run in runs if run.config == off]
+        rows.append(summary(name, [run for run in runs if run.config == name], baseline))
+    return rows
+
+
+def _held(checks: Mapping[str, Any], sent: int) -> bool:
+    """Every GET logged and counted; spans also come from the setup: at least one per GET."""
+    for key in ("access_lines", "metrics_counted", "spans_received"):
+        value = checks.get(key, sent)
+        if value < sent or (key != "spans_received" and value != sent):
+            log(f"{checks['config']}: {key} {value} against {sent} GETs sent")
+            return False
+    return True
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; 0 when every check held."""
+    args = parse_args(argv)
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="moorage-obsbench-"))
+    names = list(args.config_names)
+    if args.compare is not None:
+        names += [f"{name}{BEFORE}" for name in args.config_names]
+    with contextlib.ExitStack() as stack:
+        if args.workdir is None:
+            stack.callback(shutil.rmtree, workdir, ignore_errors=True)
+        receivers: dict[str, SpanReceiver] = {}
+        servers = []
+        for name in names:
+            if name.removesuffix(BEFORE).startswith("tracing"):
+                receivers[name] = SpanReceiver()
+                stack.callback(receivers[name].close)
+            server = _start(name, args, workdir, receivers.get(name))
+            stack.callback(server.stop)
+            servers.append((name, server))
+        runs, served = asyncio.run(_run(servers, args))
+        for one in served:
+            one.server.stop()
+        if receivers:
+            time.sleep(1.0)  # NOTE: the last export of a stopped server may still be in flight
+        summaries = _report(runs, names)
+        for row in summaries:
+            print(json.dumps(row), flush=True)
+        ok = True
+        for one in served:
+            checks = _checks(one, receivers.get(one.config))
+            print(json.dumps(checks), flush=True)
+            ok = _held(checks, one.sent) and ok
+        print()
+        print(table(summaries), flush=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
