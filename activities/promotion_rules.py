@@ -15,6 +15,7 @@ from temporalio import activity
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from activities.heartbeats import keeps_heartbeating
 from activities.search_attributes import search_values, typed_search_attributes
 from core.audit import AuditEvent
 from core.event_batches import EventBatch
@@ -41,6 +42,7 @@ class PromotionRuleActivities:
         return fired_by(rules, batch.events) if rules else []
 
     @activity.defn(name=DELIVER_EVENTS_PROMOTION)
+    @keeps_heartbeating
     async def deliver_events_promotion(self, batch: EventBatch) -> int:
         """Start the promotion of every rule the batch's tag events fire (once each)."""
         fired = await anyio.to_thread.run_sync(self._fired, batch)

@@ -80,6 +80,7 @@ from core.preheat import (
 from core.preheat import FINISH as PREHEAT_FINISH
 from core.preheat import PLAN as PREHEAT_PLAN
 from core.promotion import COPY_IMAGE, EVALUATE_GATES, RECORD_OUTCOME
+from core.promotion_rules import DELIVER_EVENTS_PROMOTION
 from core.replication import (
     COPY_ARTIFACT,
     DELIVER_EVENTS_REPLICATION,
@@ -177,6 +178,9 @@ NOT_YET_KILLED = frozenset(
         FINISH_EXECUTION,  # sets the execution's final state; its event only when running
         STOP_EXECUTION,  # closes a still active execution once; a repeat finds it closed
         DELIVER_EVENTS_REPLICATION,  # starts runs under ids fixed by policy and batch
+        # starts promotions under ids fixed by rule, digest and target (duplicates rejected);
+        # a repeat starts nothing, and audits only the starts it made itself
+        DELIVER_EVENTS_PROMOTION,
         RECORD_OUTCOME,  # audit event per promotion id; its outbox event keyed by run
         PREHEAT_PLAN,  # tasks inserted once per execution; a repeat returns the stored ones
         CREATE_JOB,  # a job recorded on the task is returned; a crash between the provider's
