@@ -4,6 +4,7 @@ public key the registry exports; the key is stored sealed."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import subprocess
@@ -35,6 +36,7 @@ from tests.services.process import spawn
 from tests.services.tools import find_tool
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
     from tests.api.oci import OCIClient
@@ -56,10 +58,11 @@ def _promoted(oci: OCIClient, body: dict[str, Any]) -> dict[str, Any]:
         time.sleep(0.3)
 
 
-def test_cosign_verifies_a_signed_promotion_with_the_exported_key(
-    tmp_path: Path, temporal_server: TemporalServer, request: pytest.FixtureRequest
-) -> None:
-    settings = trust_settings(tmp_path, temporal_server, request)
+@contextlib.contextmanager
+def _site(
+    settings: Settings, tmp_path: Path
+) -> Iterator[tuple[Any, Any, Cosign, OCIClient, str, str]]:
+    """An API and a worker, cosign logged in (with its home), and two new projects."""
     registry = start_api(settings, tmp_path)
     worker = spawn(
         "moorage worker",
@@ -76,6 +79,18 @@ def test_cosign_verifies_a_signed_promotion_with_the_exported_key(
         source_project, target_project = unique_project(), unique_project()
         for name in (source_project, target_project):
             assert api(oci, "POST", "/api/v1/projects", json={"name": name}).status_code == 201
+        yield registry, home, cosign, oci, source_project, target_project
+    finally:
+        worker.stop()
+        registry.process.stop()
+
+
+def test_cosign_verifies_a_signed_promotion_with_the_exported_key(
+    tmp_path: Path, temporal_server: TemporalServer, request: pytest.FixtureRequest
+) -> None:
+    settings = trust_settings(tmp_path, temporal_server, request)
+    with _site(settings, tmp_path) as site:
+        registry, home, cosign, oci, source_project, target_project = site
         image = oci.push_image(f"{source_project}/app", "rc1")
         target = f"{target_project}/app"
         assert api(oci, "GET", f"/api/v1/projects/{target_project}/signing-key").status_code == 404
@@ -112,9 +127,6 @@ def test_cosign_verifies_a_signed_promotion_with_the_exported_key(
         assert stored["public_pem"] == exported.json()["public_key"]
         assert "PRIVATE" not in stored["sealed"]
         assert stored["sealed"].count(".") == 3  # version.key id.nonce.ciphertext
-    finally:
-        worker.stop()
-        registry.process.stop()
 
 
 def test_a_master_key_rotation_keeps_the_signing_key(tmp_path: Path) -> None:
@@ -148,22 +160,8 @@ def test_a_rotated_key_leaves_old_signatures_verifiable_by_cosign_and_trust(
     tmp_path: Path, temporal_server: TemporalServer, request: pytest.FixtureRequest
 ) -> None:
     settings = trust_settings(tmp_path, temporal_server, request)
-    registry = start_api(settings, tmp_path)
-    worker = spawn(
-        "moorage worker",
-        [sys.executable, "-m", "cli.main", "worker"],
-        log_path=tmp_path / "worker.log",
-        env=worker_env(settings, {}),
-        cwd=REPO_ROOT,
-    )
-    try:
-        home = make_client_home(tmp_path / "home")
-        cosign = Cosign(find_tool("cosign"), home, registry)
-        cosign.login()
-        oci = http_client(registry)
-        source_project, target_project = unique_project(), unique_project()
-        for name in (source_project, target_project):
-            assert api(oci, "POST", "/api/v1/projects", json={"name": name}).status_code == 201
+    with _site(settings, tmp_path) as site:
+        registry, home, cosign, oci, source_project, target_project = site
         source, target = f"{source_project}/app", f"{target_project}/app"
         before = oci.push_image(source, "one")
         after = oci.push_image(source, "two")
@@ -234,9 +232,6 @@ def test_a_rotated_key_leaves_old_signatures_verifiable_by_cosign_and_trust(
         refused = oci.client.post(f"{keys_path}/rotate", auth=(robot["name"], robot["secret"]))
         assert refused.status_code in {403, 404}, refused.text
         assert len(api(oci, "GET", keys_path).json()["items"]) == 2
-    finally:
-        worker.stop()
-        registry.process.stop()
 
 
 def test_a_signing_key_rotation_survives_a_master_key_reseal(tmp_path: Path) -> None:
