@@ -9,7 +9,6 @@ the response (the audit writer thread stores it; the request pays a queue append
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +17,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.context import Registry
 from api.credentials import scheme_of
+from api.request_ids import new_request_id
 from core.access import Identity
 from core.audit import AuditEvent, classify, result_of
 from core.pipeline import OCIRequest
@@ -79,7 +79,7 @@ class AuditMiddleware:
 def request_id_of(scope: Scope) -> str:
     """The client's ``X-Request-ID`` if it is well formed, else a new random one."""
     given = header_of(scope, b"x-request-id")
-    return given if _REQUEST_ID.match(given) else os.urandom(16).hex()
+    return given if _REQUEST_ID.match(given) else new_request_id()
 
 
 def _event(
