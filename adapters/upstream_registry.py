@@ -521,11 +521,14 @@ class UpstreamClient:
             if response.status_code not in _CREATED:
                 raise await self._refused(response, f"blob {digest}")
 
-    async def referrers(self, repository: str, digest: str) -> list[dict[str, Any]]:
+    async def referrers(
+        self, repository: str, digest: str, tags: frozenset[str] | None = None
+    ) -> list[dict[str, Any]]:
         """Descriptors of the manifests whose subject is ``digest``.
 
         The referrers API first; a registry without it (``404``) is asked for the
-        referrers tag schema's index (``sha256-<hex>``) instead.
+        referrers tag schema's index (``sha256-<hex>``) instead, unless ``tags`` (the
+        repository's tag list, just read) shows there is no such tag.
         """
         scope = f"repository:{repository}:pull"
         path = f"/v2/{repository}/referrers/{digest}"
@@ -535,6 +538,8 @@ class UpstreamClient:
             body = await response.aread() if status == _OK else b""
         if status != _OK:
             tag = digest.replace(":", "-")
+            if tags is not None and tag not in tags:
+                return []
             try:
                 fallback = await self.get_manifest(repository, tag, 4 * 1024 * 1024)
             except UpstreamNotFoundError:

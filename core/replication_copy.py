@@ -84,7 +84,9 @@ class ReplicaRegistry(Protocol):
     async def finish_upload(
         self, repository: str, location: str, digest: str, data: bytes = b""
     ) -> None: ...
-    async def referrers(self, repository: str, digest: str) -> list[dict[str, Any]]: ...
+    async def referrers(
+        self, repository: str, digest: str, tags: frozenset[str] | None = None
+    ) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,15 +325,26 @@ class ArtifactCopier:
         await self._throttle.sent(count)
 
 
-async def referrer_references(registry: ReplicaRegistry, repository: str, digest: str) -> list[str]:
+async def referrer_references(
+    registry: ReplicaRegistry,
+    repository: str,
+    digest: str,
+    tags: frozenset[str] | None = None,
+) -> list[str]:
     """The references of everything that refers to ``digest``.
 
     Digests from the referrers API (or its tag schema), then the cosign tags
-    (``sha256-<hex>.sig``, ``.att``, ``.sbom``) that exist.
+    (``sha256-<hex>.sig``, ``.att``, ``.sbom``) that exist. With ``tags``, the
+    repository's complete tag list read just before, tags are looked up in it instead of
+    asked for one by one (so only the referrers API itself is called).
     """
-    found = [str(d["digest"]) for d in await registry.referrers(repository, digest)]
+    found = [str(d["digest"]) for d in await registry.referrers(repository, digest, tags)]
     for suffix in _LEGACY_SUFFIXES:
         tag = digest.replace(":", "-") + suffix
+        if tags is not None:
+            if tag in tags:
+                found.append(tag)
+            continue
         try:
             await registry.head_manifest(repository, tag)
         except UpstreamNotFoundError:
@@ -340,9 +353,14 @@ async def referrer_references(registry: ReplicaRegistry, repository: str, digest
     return found
 
 
-async def has_referrers(registry: ReplicaRegistry, repository: str, digest: str) -> bool:
-    """Whether anything at ``registry`` refers to ``digest``."""
-    return bool(await referrer_references(registry, repository, digest))
+async def has_referrers(
+    registry: ReplicaRegistry,
+    repository: str,
+    digest: str,
+    tags: frozenset[str] | None = None,
+) -> bool:
+    """Whether anything at ``registry`` refers to ``digest`` (``tags``: as above)."""
+    return bool(await referrer_references(registry, repository, digest, tags))
 
 
 async def _chunks(download: BlobDownload) -> AsyncIterator[bytes]:

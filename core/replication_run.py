@@ -158,25 +158,38 @@ class ReplicationRunner:
 
     async def _list(self, policy: ReplicationPolicy) -> list[PlannedTask]:
         source, _ = self._sides(policy)
+        selected = [r for r in sorted(await source.catalog()) if policy.selects(r, None)]
+        gate = asyncio.Semaphore(_SETTLE_PARALLELISM)
+
+        async def listed(repository: str) -> frozenset[str]:
+            async with gate:
+                return frozenset(await source.tags(repository))
+
+        tag_sets = dict(
+            zip(selected, await asyncio.gather(*(listed(r) for r in selected)), strict=True)
+        )
         planned: list[PlannedTask] = []
-        for repository in sorted(await source.catalog()):
-            if not policy.selects(repository, None):
-                continue
+        for repository in selected:
             target = policy.destination(repository)
             planned.extend(
                 PlannedTask(TaskOperation.COPY, repository, target, tag)
-                for tag in sorted(await source.tags(repository))
+                for tag in sorted(tag_sets[repository])
                 if policy.selects(repository, tag)
             )
-        return await self._settle(policy, planned)
+        return await self._settle(policy, planned, tag_sets)
 
     async def _settle(
-        self, policy: ReplicationPolicy, planned: list[PlannedTask]
+        self,
+        policy: ReplicationPolicy,
+        planned: list[PlannedTask],
+        tag_sets: dict[str, frozenset[str]],
     ) -> list[PlannedTask]:
         """Mark the tasks whose artifact is in place already (one ``HEAD`` per side).
 
         A run with nothing new then starts no copy at all. A subject with referrers at
-        the source is never marked: its copy checks them.
+        the source is never marked: its copy checks them. The source's tags were just
+        listed (``tag_sets``), so referrers kept under tags (the referrers tag schema,
+        cosign's ``.sig``/``.att``/``.sbom``) are found in that list, not asked for.
         """
         source, destination = self._sides(policy)
         gate = asyncio.Semaphore(_SETTLE_PARALLELISM)
@@ -188,7 +201,9 @@ class ReplicationRunner:
                     here = await destination.head_manifest(task.destination, task.reference)
                     if there.digest != here.digest:
                         return task
-                    if policy.referrers and await has_referrers(source, task.source, there.digest):
+                    if policy.referrers and await has_referrers(
+                        source, task.source, there.digest, tag_sets.get(task.source)
+                    ):
                         return task
                 except UpstreamError:
                     return task

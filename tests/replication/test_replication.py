@@ -518,3 +518,55 @@ def test_a_blob_sent_once_is_mounted_into_the_next_repository(
     assert manifest_digest(docker_registry.url, f"{project}/one", "1") == first
     assert manifest_digest(docker_registry.url, f"{project}/two", "1") == second
     assert blob_present(docker_registry.url, f"{project}/two", sha(shared))
+
+
+def test_a_signature_added_later_is_found_from_the_tag_list(
+    site: Site, front: RegistryFront, docker_registry: Any
+) -> None:
+    """A run with nothing new asks the source only for its listing, one ``HEAD`` per tag
+    and the referrers API; a cosign signature tagged at the source afterwards is found in
+    the listing and follows its subject on the next run."""
+    source = f"late{secrets.token_hex(3)}/app"
+    subject = push_image(docker_registry.url, source, "v1", [layer(900)])
+    with site.client() as client:
+        project = f"dst{secrets.token_hex(3)}"
+        assert client.post("/api/v1/projects", json={"name": project}).status_code == 201
+        pulled = policy(
+            client,
+            direction="pull",
+            endpoint=endpoint(client, front),
+            repositories=source,
+            tags="v*",
+            prefix=project,
+        )
+        first = run_policy(client, pulled["id"])
+        assert [t["status"] for t in tasks(client, first["id"])] == ["copied"]
+
+        signature_tag = subject.replace(":", "-") + ".sig"
+        asked = {
+            what: front.count(*what)
+            for what in [
+                ("HEAD", f"/v2/{source}/manifests/v1"),
+                ("GET", f"/v2/{source}/referrers/{subject}"),
+                ("GET", f"/v2/{source}/manifests/{subject.replace(':', '-')}"),
+                ("HEAD", f"/v2/{source}/manifests/{signature_tag}"),
+            ]
+        }
+        again = run_policy(client, pulled["id"])
+        assert [t["status"] for t in tasks(client, again["id"])] == ["skipped"]
+        now = {what: front.count(*what) - before for what, before in asked.items()}
+        assert now == {
+            ("HEAD", f"/v2/{source}/manifests/v1"): 1,
+            ("GET", f"/v2/{source}/referrers/{subject}"): 1,
+            ("GET", f"/v2/{source}/manifests/{subject.replace(':', '-')}"): 0,
+            ("HEAD", f"/v2/{source}/manifests/{signature_tag}"): 0,
+        }
+
+        signature = push_image(
+            docker_registry.url, source, signature_tag, [b"cosign signature"], note="sig"
+        )
+        third = run_policy(client, pulled["id"])
+        assert third["status"] == "succeeded", third
+        target = f"{project}/{source}"
+        assert manifest_digest(site.url, target, signature_tag, site.auth) == signature
+        assert manifest_digest(site.url, target, "v1", site.auth) == subject
