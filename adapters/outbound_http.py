@@ -59,6 +59,7 @@ class OutboundClient:
 
     Consistency: a refused destination raises :class:`OutboundRefusedError` before any
     byte is sent; nothing is ever sent to an address the policy does not allow.
+    ``keepalive`` idle connections stay open for reuse (at most 100 open at once).
     """
 
     def __init__(
@@ -70,6 +71,7 @@ class OutboundClient:
         max_body_bytes: int = 64 * 1024,
         verify: ssl.SSLContext | bool = True,
         resolver: Resolver | None = None,
+        keepalive: int = 20,
     ) -> None:
         self._policy = policy
         self._max_body = max_body_bytes
@@ -79,6 +81,7 @@ class OutboundClient:
             follow_redirects=False,
             verify=verify,
             timeout=httpx.Timeout(total_timeout, connect=connect_timeout),
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=keepalive),
         )
 
     @property

@@ -62,6 +62,8 @@ _FORBIDDEN = 403
 _NOT_FOUND = 404
 _OK = 200
 _CHUNK = 1024 * 1024
+#: Idle connections kept open to one registry.
+_KEEPALIVE = 64
 _ACCEPTED = 202
 _CREATED_201 = 201
 _CREATED = frozenset({200, 201, 202, 204})
@@ -172,6 +174,9 @@ class UpstreamClient:
             total_timeout=timeout,
             max_body_bytes=manifest_max_bytes,
             verify=_ssl_context(endpoint),
+            # NOTE: a copy runs artifacts and their blobs in parallel (tens of requests
+            # at once): keep that many connections open instead of reconnecting
+            keepalive=_KEEPALIVE,
         )
         self._tokens: dict[str, _Token] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -586,7 +591,11 @@ class _Download:
     async def chunks(self) -> AsyncIterator[bytes]:
         received = 0
         try:
-            async for chunk in self._response.aiter_bytes(_CHUNK):
+            response = self._response
+            encoded = response.headers.get("content-encoding", "identity").lower() != "identity"
+            # NOTE: a plain body is read as it arrives (no decoder, no re-chunking copies)
+            pieces = response.aiter_bytes(_CHUNK) if encoded else response.aiter_raw()
+            async for chunk in pieces:
                 received += len(chunk)
                 if received > self._size:
                     raise UpstreamInvalidError(

@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 
+from core.replication_settings import ReplicationSettings
 from tests.replication.rig import Site, push_image, run_policy, start_site
 from tests.services.docker_registry import DockerRegistry, start_docker_registry
 from tests.services.temporal import start_temporal
@@ -127,7 +128,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         started.append(temporal)
         source = start_docker_registry(work / "source")
         started.append(source)
-        site = start_site(work / "moorage", temporal.address)
+        # NOTE: the production chunk size, not the test rig's small one (14 PATCHes a layer)
+        chunk = str(ReplicationSettings().chunk_size)
+        site = start_site(work / "moorage", temporal.address, MOORAGE_REPLICATION__CHUNK_SIZE=chunk)
         started.append(site)
         names = populate(source, args.images, args.layers, args.layer_kib * 1024)
         moorage = moorage_runs(site, source, args.concurrency)

@@ -29,7 +29,7 @@ from cli.schedules import (
 from cli.search_attributes import ensure_search_attributes
 from cli.worker_metrics import start_worker_metrics, temporal_runtime
 from core.key_rotation import retire_grace
-from workflows import ALL_WORKFLOWS
+from workflows.registered import ALL_WORKFLOWS
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence

@@ -118,25 +118,19 @@ from core.scan_jobs import (
 from core.scan_records import ScanTarget
 from core.subscribers import LOG_EVENTS
 from tests.services.temporal import start_temporal
-from workflows import (
-    ArtifactEventWorkflow,
-    EventBatchWorkflow,
-    GarbageCollectionWorkflow,
-    KeyRotationWorkflow,
-    PreheatExecutionWorkflow,
-    PromotionWorkflow,
-    QuotaReconcileWorkflow,
-    ReapUploadsWorkflow,
-    ReplicationArtifactWorkflow,
-    ReplicationExecutionWorkflow,
-    RetentionWorkflow,
-    ScanArtifactWorkflow,
-    ScanManyWorkflow,
-    ScannerApiScanWorkflow,
-    ScanRematchWorkflow,
-    VulnDbImportWorkflow,
-)
 from workflows.backup import BackupWorkflow, RestoreBackupWorkflow
+from workflows.events import ArtifactEventWorkflow, EventBatchWorkflow
+from workflows.gc import GarbageCollectionWorkflow
+from workflows.keys import KeyRotationWorkflow
+from workflows.preheat import PreheatExecutionWorkflow
+from workflows.promotions import PromotionWorkflow
+from workflows.quota import QuotaReconcileWorkflow
+from workflows.replication import ReplicationArtifactWorkflow, ReplicationExecutionWorkflow
+from workflows.retention import RetentionWorkflow
+from workflows.scanner_api import ScannerApiScanWorkflow
+from workflows.scans import ScanArtifactWorkflow, ScanManyWorkflow, ScanRematchWorkflow
+from workflows.uploads import ReapUploadsWorkflow
+from workflows.vulndb import VulnDbImportWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 
