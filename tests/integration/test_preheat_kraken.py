@@ -6,7 +6,8 @@ project. A preheat execution notifies Kraken's proxy (``/registry/notifications`
 distribution envelope); the proxy has the origin fetch the manifest and every blob from
 Moorage. The tests show the origin holding them, Moorage's access log recording the
 robot's blob reads, and an agent serving the image peer to peer byte for byte, with no
-further blob read from Moorage.
+further blob read from Moorage; an event-based policy seeds on push, and a multi-platform
+index has every platform's image seeded (Kraken itself skips an index's event).
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.replication.rig import OCI_MANIFEST, Site, push_image, start_site, wait_for
+from tests.replication.rig import (
+    OCI_MANIFEST,
+    Site,
+    push_image,
+    push_index,
+    start_site,
+    wait_for,
+)
 from tests.services.kraken import Backend, KrakenCluster, TlsFront, start_kraken, start_tls_front
 from tests.services.process import LOOPBACK, free_ports
 from tests.services.tls import make_pki
@@ -143,9 +151,7 @@ def _flushed(site: Site) -> None:
     """Wait until a request made now is in the access log: the ones before it are too."""
     marker = f"marker-{secrets.token_hex(6)}"
     httpx.get(f"{site.url}/v2/", headers={"X-Request-ID": marker}, timeout=30)
-    wait_for(
-        lambda: any(a.get("request_id") == marker for a in _access(site)), "the access log"
-    )
+    wait_for(lambda: any(a.get("request_id") == marker for a in _access(site)), "the access log")
 
 
 def _seeded(rig: Rig, repo: str, digests: list[str]) -> bool:
@@ -220,3 +226,23 @@ def test_event_based_preheat_seeds_kraken_on_push(rig: Rig) -> None:
         lambda: _seeded(rig, repo, [image["digest"], *image["blobs"]]),
         "the origin's seeding after the push",
     )
+
+
+def test_preheating_a_multi_platform_index_seeds_every_platform_image(rig: Rig) -> None:
+    """Kraken seeds image manifests only: Moorage names an index's platform images too."""
+    repo = f"{PROJECT}/multi"
+    amd64 = _image(rig.site, repo, "amd64", [secrets.token_bytes(100_000)])
+    arm64 = _image(rig.site, repo, "arm64", [secrets.token_bytes(100_000)])
+    push_index(rig.site.url, repo, "v2", [amd64["digest"], arm64["digest"]], rig.site.auth)
+    wanted = [amd64["digest"], *amd64["blobs"], arm64["digest"], *arm64["blobs"]]
+    assert not any(rig.kraken.origin_has(repo, d) for d in wanted)
+
+    instance = _instance(rig, f"kraken-ix-{secrets.token_hex(3)}")
+    policy = _policy(rig, name="multi", instance=instance["name"], repositories="multi", tags="v2")
+    started = rig.client.post(
+        f"/api/v1/projects/{PROJECT}/preheat/policies/{policy['id']}/executions"
+    )
+    assert started.status_code == 202, started.text
+    execution = wait_for(lambda: _finished(rig, started.json()["id"]), "the preheat execution")
+    assert execution["status"] == "succeeded", execution
+    wait_for(lambda: _seeded(rig, repo, wanted), "both platform images in the origin")
