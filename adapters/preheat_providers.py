@@ -9,7 +9,8 @@
 - **Kraken**: a distribution notification envelope (the webhook payload format
   ``distribution``, rendered by ``core.webhook_payloads``) ``POST``-ed to
   ``/registry/notifications``; Kraken seeds from its registry backend, so accepting the
-  notification is the whole job. Health: ``GET /health``.
+  notification is the whole job. Kraken seeds image manifests only, so for an index the
+  envelope also names each manifest the index names. Health: ``GET /health``.
 
 Every call goes through :class:`adapters.outbound_http.OutboundClient`: the endpoint is
 checked and the connection pinned to the checked address at each call, redirects are not
@@ -23,6 +24,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,7 +46,7 @@ from core.preheat import (
     Vendor,
 )
 from core.webhook_events import WebhookEvent
-from core.webhook_payloads import PayloadFormat, WebhookMessage, render
+from core.webhook_payloads import WebhookMessage, distribution_envelope
 
 #: Most of a provider's answer read (a Dragonfly job with many peers' results).
 PROVIDER_ANSWER_BYTES = 4 * 1024 * 1024
@@ -202,6 +204,11 @@ class KrakenClient:
         return _OK_MIN <= status < _OK_MAX, f"HTTP {status} {body[:200].decode('utf-8', 'replace')}"
 
     async def create(self, spec: JobSpec) -> JobRef:
+        """One envelope: the image's push, and for an index each platform image's too.
+
+        Kraken's proxy seeds image manifests only and skips an index's event, so the
+        manifests an index names are announced beside it (by digest, without the tag).
+        """
         message = WebhookMessage(
             message_id=spec.event_id,
             type=str(WebhookEvent.ARTIFACT_PUSHED),
@@ -214,7 +221,17 @@ class KrakenClient:
             tag=spec.tag,
             media_type=spec.media_type or None,
         )
-        headers, body = render(PayloadFormat.DISTRIBUTION, message)
+        children = [
+            replace(
+                message,
+                message_id=f"{spec.event_id}-{n}",
+                digest=child.digest,
+                tag=None,
+                media_type=child.media_type or None,
+            )
+            for n, child in enumerate(spec.children, start=1)
+        ]
+        headers, body = distribution_envelope([message, *children])
         status, answer = await self._http.call("POST", "/registry/notifications", body, headers)
         _check(status, answer, "notification")
         return JobRef(spec.event_id, done=True)

@@ -14,7 +14,7 @@ without leaking internals.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Final
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
@@ -34,6 +34,10 @@ from core.errors import (
 
 _log = logging.getLogger("moorage.api")
 PROBLEM_JSON = "application/problem+json"
+#: On every ``/v2`` answer, errors too, as distribution sends it: clients built on its
+#: client library (Kraken's registry backend) read the 401 of ``GET /v2/`` as a v2
+#: registry only when it carries this header.
+API_VERSION_HEADERS: Final = {"Docker-Distribution-API-Version": "registry/2.0"}
 
 
 def _is_management(request: Request[Any, Any, Any]) -> bool:
@@ -41,7 +45,7 @@ def _is_management(request: Request[Any, Any, Any]) -> bool:
 
 
 def oci_error_response(request: Request[Any, Any, Any], error: RegistryError) -> Response[Any]:
-    headers = dict(error.headers)
+    headers = {**API_VERSION_HEADERS, **error.headers}
     if request.method == "HEAD":
         return Response(content=b"", status_code=error.status, headers=headers)
     return Response(

@@ -16,6 +16,7 @@ from typing import Any
 from litestar.serialization import encode_json
 
 from api.context import Registry
+from api.errors import API_VERSION_HEADERS
 from core.digests import Digest
 from core.errors import OCIErrorCode, RegistryError
 from core.names import Reference, RepositoryName
@@ -94,7 +95,8 @@ async def send_oci_error(send: Send, method: str, error: RegistryError) -> None:
     """Answer with ``error`` as the OCI error body, exactly as the full path's handler does."""
     body = b"" if method == "HEAD" else encode_json(error.body())
     headers = [
-        (key.lower().encode(), value.encode("latin-1")) for key, value in error.headers.items()
+        (key.lower().encode(), value.encode("latin-1"))
+        for key, value in {**API_VERSION_HEADERS, **error.headers}.items()
     ]
     headers.append((b"content-type", b"application/json"))
     headers.append((b"content-length", str(len(body)).encode()))

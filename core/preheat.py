@@ -508,6 +508,14 @@ class ProviderRefusedError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class ChildManifest:
+    """A manifest an index names (one platform's image): its digest and media type."""
+
+    digest: str
+    media_type: str
+
+
+@dataclass(frozen=True, slots=True)
 class JobSpec:
     """What a provider job needs to fetch one image.
 
@@ -516,6 +524,8 @@ class JobSpec:
         token: A short-lived registry token that may pull only ``repository``.
         event_id: A stable id of this request (the notification's id for Kraken).
         source: Who asks (``/projects/<p>/preheat/policies/<id>``).
+        children: The manifests an index names, for a provider that seeds image
+            manifests only (Kraken ignores an index); empty for an image manifest.
     """
 
     registry: str
@@ -529,6 +539,7 @@ class JobSpec:
     cluster_ids: tuple[int, ...]
     event_id: str
     source: str
+    children: tuple[ChildManifest, ...] = ()
 
 
 class ProviderClient(Protocol):

@@ -19,6 +19,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Final
 
+from core import mediatypes
 from core.access import Identity, Scope
 from core.errors import ConflictError, InvalidInputError, NotFoundError
 from core.outbound import OutboundPolicy, OutboundRefusedError, parse_destination
@@ -27,6 +28,7 @@ from core.ports import Metadata
 from core.preheat import (
     AuthMode,
     Candidate,
+    ChildManifest,
     Criteria,
     Execution,
     ExecutionRequest,
@@ -579,6 +581,22 @@ class PreheatRunner:
         _, _, instance = self._context(task_id)
         return self._provider(instance, self._service.open_secret(instance))
 
+    def _children(self, repository: str, digest: str, media_type: str) -> tuple[ChildManifest, ...]:
+        """The manifests an index names (none for an image manifest)."""
+        if media_type not in mediatypes.INDEXES:
+            return ()
+        with self._metadata.read() as session:
+            found = session.repositories.get(repository)
+            if found is None:
+                return ()
+            _, digests = session.manifests.references(found.id, digest)
+            children = []
+            for child in digests:
+                manifest = session.manifests.get(found.id, child)
+                if manifest is not None:
+                    children.append(ChildManifest(child, manifest.media_type))
+        return tuple(children)
+
     def job_spec(self, task_id: int, poll: PollShape) -> tuple[Task, JobSpec, ProviderClient]:
         """The job of a task, with a new pull-only token for exactly its repository.
 
@@ -609,6 +627,7 @@ class PreheatRunner:
             cluster_ids=policy.cluster_ids,
             event_id=f"{task.execution_id}-{task.id}",
             source=f"/projects/{policy.project}/preheat/policies/{policy.id}",
+            children=self._children(task.repository, task.digest, task.media_type),
         )
         client = self._provider(instance, self._service.open_secret(instance))
         return task, spec, client

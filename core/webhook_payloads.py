@@ -15,7 +15,7 @@ sends the same body (the signature's timestamp is the only thing that changes).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -159,7 +159,7 @@ _DISTRIBUTION_ACTIONS = {
 }
 
 
-def _distribution(message: WebhookMessage) -> Rendered:
+def _distribution_event(message: WebhookMessage) -> dict[str, Any]:
     try:
         action = _DISTRIBUTION_ACTIONS.get(WebhookEvent(message.type), message.type)
     except ValueError:
@@ -183,7 +183,17 @@ def _distribution(message: WebhookMessage) -> Rendered:
     }
     if message.operator:
         event["actor"] = {"name": message.operator}
-    return {"content-type": DISTRIBUTION_MEDIA_TYPE}, _dumps({"events": [event]})
+    return event
+
+
+def distribution_envelope(messages: Sequence[WebhookMessage]) -> Rendered:
+    """One distribution notification envelope carrying an event per message, in order."""
+    events = [_distribution_event(m) for m in messages]
+    return {"content-type": DISTRIBUTION_MEDIA_TYPE}, _dumps({"events": events})
+
+
+def _distribution(message: WebhookMessage) -> Rendered:
+    return distribution_envelope([message])
 
 
 def _slack(message: WebhookMessage) -> Rendered:

@@ -17,6 +17,7 @@ from litestar.params import FromPath
 from api.auth import challenge, registry_caller
 from api.context import identity_of, registry_of
 from api.controllers import blobs, manifests, uploads
+from api.errors import API_VERSION_HEADERS
 from api.http import next_link, pagination
 from api.oci_routes import match_route
 from core.access import Scope
@@ -45,7 +46,6 @@ _HANDLERS: dict[OCIRoute, dict[str, Handler]] = {
     OCIRoute.REFERRERS: {"GET": manifests.list_referrers},
 }
 
-_API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
 CATALOG_SCOPE = Scope("registry", "catalog", frozenset({"*"}))
 
 
@@ -55,7 +55,7 @@ async def ping(request: Request[Any, Any, Any]) -> Response[Any]:
     registry = registry_of(request)
     if await registry_caller(request, registry) is None:
         raise challenge(request, registry, None)
-    return Response(content={}, headers=_API_VERSION, media_type="application/json")
+    return Response(content={}, headers=API_VERSION_HEADERS, media_type="application/json")
 
 
 @get("/v2/_catalog", include_in_schema=False)

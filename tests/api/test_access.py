@@ -35,6 +35,30 @@ def test_ping_challenges_without_a_token(oci: OCIClient) -> None:
     assert oci.client.get("/v2/", headers={"Authorization": f"Bearer {token}"}).status_code == 200
 
 
+def test_v2_answers_name_the_api_version_on_challenges_and_errors_too(
+    oci: OCIClient, repo: str
+) -> None:
+    """Distribution's client library (Kraken's registry backend) takes a registry for v2
+    only when its ``GET /v2/`` challenge carries the version header."""
+    version = "registry/2.0"
+    assert oci.client.get("/v2/").headers.get("docker-distribution-api-version") == version
+    pushed = oci.client.post(f"/v2/{repo}/blobs/uploads/")
+    assert pushed.status_code == 401
+    assert pushed.headers.get("docker-distribution-api-version") == version
+    token = oci.token(f"repository:{repo}:pull")
+    missing = oci.client.head(
+        f"/v2/{repo}/blobs/sha256:{'0' * 64}", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert missing.status_code == 404
+    assert missing.headers.get("docker-distribution-api-version") == version
+    assert (
+        oci.client.get("/v2/", headers={"Authorization": f"Bearer {token}"}).headers.get(
+            "docker-distribution-api-version"
+        )
+        == version
+    )
+
+
 def test_wrong_password_gets_no_token(oci: OCIClient) -> None:
     response = oci.client.get("/auth/token", auth=("admin", "wrong"))
     assert response.status_code == 401

@@ -1,8 +1,9 @@
 """P2P preheat end to end: API and worker processes, Temporal, stand-in providers.
 
-The real Dragonfly manager (MySQL, Redis, scheduler, seed peers) and Kraken cannot run on
-this machine, so the providers are stand-ins speaking their documented APIs
-(``tests.services.p2p_standins``). The Dragonfly stand-in fetches the image from Moorage
+The real Dragonfly cannot be had here (the Go module proxy refuses it; its manager needs
+MySQL, Redis, a scheduler and seed peers), so these tests run against stand-ins speaking
+the documented APIs (``tests.services.p2p_standins``); the real Kraken runs in
+``test_preheat_kraken``. The Dragonfly stand-in fetches the image from Moorage
 with the token the job carried, as the real seed peer does, and tries a push and another
 repository with it: so these tests prove the token works and may pull exactly that
 repository and nothing else.

@@ -12,9 +12,11 @@ import pytest
 
 from adapters.outbound_http import OutboundClient
 from adapters.preheat_providers import auth_headers, dragonfly_status, provider_client
+from core.mediatypes import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
 from core.outbound import OutboundPolicy
 from core.preheat import (
     AuthMode,
+    ChildManifest,
     Instance,
     JobSpec,
     JobState,
@@ -130,6 +132,36 @@ async def test_kraken_gets_a_distribution_envelope(kraken: KrakenStandIn) -> Non
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "url": f"https://registry.example/v2/team/app/manifests/{DIGEST}",
     }
+
+
+async def test_kraken_hears_of_each_platform_image_of_an_index(kraken: KrakenStandIn) -> None:
+    """Kraken's proxy skips an index's event: the envelope names its manifests too."""
+    amd64, arm64 = f"sha256:{8:064x}", f"sha256:{9:064x}"
+    spec = replace(
+        _spec(),
+        media_type=OCI_INDEX,
+        children=(ChildManifest(amd64, OCI_MANIFEST), ChildManifest(arm64, DOCKER_MANIFEST)),
+    )
+    client = OutboundClient(OutboundPolicy.of(["127.0.0.1/32"], allow_http=True))
+    try:
+        provider = provider_client(client, _instance(Vendor.KRAKEN, kraken.url), None)
+        job = await provider.create(spec)
+    finally:
+        await client.aclose()
+    assert job.done
+    [received] = kraken.received()
+    index, first, second = received["events"]
+    assert (index["target"]["digest"], index["target"]["mediaType"]) == (DIGEST, OCI_INDEX)
+    assert [(e["action"], e["target"]["repository"]) for e in (first, second)] == [
+        ("push", "team/app"),
+        ("push", "team/app"),
+    ]
+    assert (first["target"]["digest"], first["target"]["mediaType"]) == (amd64, OCI_MANIFEST)
+    assert (second["target"]["digest"], second["target"]["mediaType"]) == (
+        arm64,
+        DOCKER_MANIFEST,
+    )
+    assert len({index["id"], first["id"], second["id"]}) == 3
 
 
 async def test_a_name_resolving_to_loopback_is_refused_at_call_time(

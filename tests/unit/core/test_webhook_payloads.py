@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from cloudevents.core.bindings.http import HTTPMessage, from_http_event
@@ -11,6 +12,7 @@ from core.webhook_payloads import (
     DISTRIBUTION_MEDIA_TYPE,
     PayloadFormat,
     WebhookMessage,
+    distribution_envelope,
     render,
 )
 
@@ -83,6 +85,19 @@ def test_distribution_envelope_is_what_kraken_reads() -> None:
     assert event["target"]["mediaType"] == MESSAGE.media_type
     assert event["target"]["url"].endswith(f"/v2/team/app/manifests/{MESSAGE.digest}")
     assert event["actor"] == {"name": "alice"}
+
+
+def test_one_distribution_envelope_carries_several_events_in_order() -> None:
+    child = replace(MESSAGE, message_id="evt_12-1", digest="sha256:" + "b" * 64, tag=None)
+    headers, body = distribution_envelope([MESSAGE, child])
+    assert headers["content-type"] == DISTRIBUTION_MEDIA_TYPE
+    first, second = json.loads(body)["events"]
+    assert (first["id"], first["target"]["tag"]) == ("evt_12", "v1 beta%")
+    assert second["id"] == "evt_12-1"
+    assert second["target"]["digest"] == child.digest
+    assert "tag" not in second["target"]
+    # the one-message rendering is the envelope of that one message
+    assert render(PayloadFormat.DISTRIBUTION, MESSAGE)[1] == distribution_envelope([MESSAGE])[1]
 
 
 def test_slack_message_names_the_event_and_the_artifact() -> None:
