@@ -84,10 +84,12 @@ def write_config(
     *,
     redirect: bool = True,
     delete: bool = True,
+    proxy_url: str | None = None,
 ) -> Path:
     """Write a distribution configuration file and return its path.
 
-    ``delete``: whether manifests and blobs may be deleted (``storage.delete.enabled``).
+    ``delete``: whether manifests and blobs may be deleted (``storage.delete.enabled``);
+    ``proxy_url``: run as a pull-through cache of that registry (distribution's proxy mode).
     """
     config = {
         "version": 0.1,
@@ -95,13 +97,20 @@ def write_config(
         "storage": _storage(workdir, s3, redirect=redirect, delete=delete),
         "http": {"addr": f"{LOOPBACK}:{port}", "secret": secrets.token_hex(16)},
     }
+    if proxy_url is not None:
+        config["proxy"] = {"remoteurl": proxy_url}
     path = workdir / "config.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return path
 
 
 def start_docker_registry(
-    workdir: Path, s3: S3Storage | None = None, *, redirect: bool = True, delete: bool = True
+    workdir: Path,
+    s3: S3Storage | None = None,
+    *,
+    redirect: bool = True,
+    delete: bool = True,
+    proxy_url: str | None = None,
 ) -> DockerRegistry:
     """Start ``docker-registry serve`` on a free loopback port; wait for ``GET /v2/``."""
     executable = shutil.which("docker-registry")
@@ -109,7 +118,9 @@ def start_docker_registry(
         raise RuntimeError("no 'docker-registry' executable: apt-get install docker-registry")
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    config_path = write_config(workdir, port, s3, redirect=redirect, delete=delete)
+    config_path = write_config(
+        workdir, port, s3, redirect=redirect, delete=delete, proxy_url=proxy_url
+    )
     env = dict(os.environ)
     # NOTE: distribution 2.8 panics (LoadCustomCABundleError) on S3 when this is set.
     env.pop("AWS_CA_BUNDLE", None)
