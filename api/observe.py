@@ -18,7 +18,6 @@ from dataclasses import dataclass, replace
 from typing import Any, Final, Protocol
 
 from litestar.types import ASGIApp, Message, Receive, Send
-from opentelemetry import trace
 
 from api.audit_middleware import REQUEST_ID_KEY, request_id_of
 from api.metrics import ApiMetrics
@@ -122,7 +121,7 @@ class RequestObserver:
         span = (
             None
             if self.tracer is None
-            else self.tracer.start(request.method, operation, request.headers)
+            else self.tracer.start(request.method, operation, request.headers, context)
         )
         request.notes[_STATE] = _Observed(time.perf_counter(), context, upload, span)
         if self.metrics is not None:
@@ -175,7 +174,9 @@ class ObserveMiddleware:
         context = RequestContext(request_id, operation, method, notes)
         CURRENT.set(context)
         tracer = observer.tracer
-        span = None if tracer is None else tracer.start(method, operation, scope["headers"])
+        span = (
+            None if tracer is None else tracer.start(method, operation, scope["headers"], context)
+        )
         status = 500
 
         async def sending(message: Message) -> None:
@@ -214,8 +215,10 @@ def build_observer(
     """The observer an app's settings ask for (tracing uses the process's tracer provider).
 
     ``access_lines`` writes the access lines when they are on (default: through logging).
+    With tracing on but no SDK tracer provider installed in the process, nothing is traced.
     """
     metrics = ApiMetrics() if settings.metrics.enabled else None
-    tracer = RequestTracer(trace.get_tracer("moorage.api")) if settings.tracing.enabled else None
+    tracing = settings.tracing
+    tracer = RequestTracer.of_provider(tracing.sample_ratio) if tracing.enabled else None
     access = (access_lines or LoggedAccess()) if settings.logs.access else None
     return RequestObserver(metrics, access=access, tracer=tracer)

@@ -10,6 +10,7 @@ by tag from 32 clients (``--clients``):
 * ``tracing``: the defaults plus tracing, every request sampled, exported over OTLP/HTTP
   to a receiver in this process that decodes and counts the spans;
 * ``tracing10``: the same with one trace in ten sampled (the README's example);
+* ``tracing1``: the same with one trace in a hundred sampled;
 * ``metrics`` and ``access``: one of the two alone, to tell their costs apart.
 
 The figure compared is the server's CPU time per 10,000 requests: user plus system seconds
@@ -84,6 +85,10 @@ CONFIGS: Final[dict[str, dict[str, str]]] = {
     "tracing10": {
         f"{_OBSERVABILITY}TRACING__ENABLED": "true",
         f"{_OBSERVABILITY}TRACING__SAMPLE_RATIO": "0.1",
+    },
+    "tracing1": {
+        f"{_OBSERVABILITY}TRACING__ENABLED": "true",
+        f"{_OBSERVABILITY}TRACING__SAMPLE_RATIO": "0.01",
     },
 }
 DEFAULT_CONFIGS: Final = ("off", "defaults", "tracing")
@@ -342,6 +347,7 @@ def _checks(served: Served, receiver: SpanReceiver | None) -> dict[str, Any]:
     if receiver is not None:
         sampled_all = served.config.removesuffix(BEFORE) == "tracing"
         checks["spans_received" if sampled_all else "sampled_spans"] = receiver.spans
+        checks["spans_per_get"] = round(receiver.spans / served.sent, 4) if served.sent else 0.0
         checks["exports"] = receiver.exports
     return checks
 

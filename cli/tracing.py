@@ -4,11 +4,15 @@ Set up once per process (each server worker, the worker, ``moorage dev``) before
 first span, never in a parent that forks (the batch processor's thread does not survive
 a fork). Temporal clients made afterwards carry the tracing interceptor
 (``adapters.temporal_client``).
+
+The API's request spans are sampled and made by ``api.tracing`` with this provider's
+span processors and resource; the ratio is the same setting.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -22,6 +26,25 @@ from core.observability_settings import TracingSettings
 logger = logging.getLogger(__name__)
 
 
+class FixedResource(Resource):
+    """A resource whose hash is computed once.
+
+    The OTLP encoder groups each exported span by its resource, hashing it every time
+    (a JSON dump of its attributes): a fifth of the cost of encoding a request's span.
+    A resource never changes after it is made, so neither does its hash.
+    """
+
+    def __init__(self, attributes: Any, schema_url: str | None = None) -> None:
+        super().__init__(attributes, schema_url)
+        self._hash = super().__hash__()
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return self is other or super().__eq__(other)
+
+
 def configure_tracing(settings: TracingSettings, component: str) -> TracerProvider | None:
     """Install the tracer provider ``settings`` ask for (``None`` when tracing is off).
 
@@ -31,10 +54,11 @@ def configure_tracing(settings: TracingSettings, component: str) -> TracerProvid
     """
     if not settings.enabled:
         return None
+    resource = Resource.create(
+        {SERVICE_NAME: settings.service_name, "moorage.component": component}
+    )
     provider = TracerProvider(
-        resource=Resource.create(
-            {SERVICE_NAME: settings.service_name, "moorage.component": component}
-        ),
+        resource=FixedResource(resource.attributes, resource.schema_url),
         sampler=ParentBased(TraceIdRatioBased(settings.sample_ratio)),
     )
     exporter = OTLPSpanExporter(endpoint=settings.endpoint, headers=dict(settings.headers))

@@ -25,6 +25,9 @@ class RequestContext:
     #: The request's notes (``identity``: the authenticated caller; ``attempted``: the
     #: user name of credentials that failed).
     notes: dict[str, Any]
+    #: With tracing on, a request that is not sampled: the ``traceparent`` its client sent
+    #: (not sampled either) or ``""``; work it hands on stays unsampled (``core.trace_context``).
+    unsampled: str | None = None
 
     @property
     def principal(self) -> str:
