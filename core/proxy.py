@@ -600,12 +600,14 @@ class ProxyCache:
                 await flight.release(written)
                 written += len(data)
             _verify(digest, size, written, hasher)
+            # NOTE: verified, the last chunk goes to the pulls at once; making the cache
+            # copy durable (its fsync) is the cache's business, not theirs
+            await flight.release(size)
             committed = await anyio.to_thread.run_sync(uploads.commit_chunk, chunk)
         except BaseException:
             await anyio.to_thread.run_sync(uploads.abort_chunk, chunk)
             await anyio.to_thread.run_sync(uploads.cancel, target, upload.id)
             raise
-        await flight.release(size)
         await anyio.to_thread.run_sync(uploads.finish, target, committed, digest)
 
     def _spawn(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
