@@ -150,8 +150,9 @@ CRASH_TESTED = frozenset(
         SCAN_ANALYZE,
         SCAN_MATCH,
         SCAN_SBOM,
-        # killed at the served scan (before it, and after it while heartbeating) and after a
-        # delegated scan stored its report, in tests/integration/test_scanner_api.py
+        # killed at the served scan (before it, and after it while heartbeating) and in a
+        # delegated scan (after it stored the report, and while it polls the scanner), in
+        # tests/integration/test_scanner_api.py
         ADAPTER_SCAN,
         SCAN_DELEGATE,
         # killed mid-copy in tests/integration/test_backup_crash.py

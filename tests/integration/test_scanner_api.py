@@ -10,7 +10,8 @@ attaches A's SBOMs to the delegated images, and A answers SBOM reports as Harbor
 for them. The last tests register A on B as a scanner
 (``/api/v1/scanners``) instead: a project's selection, the default, a disabled
 registration, the ping, and a registration's precedence over the setting. The very last
-kill a site's worker (``kill -9``) at the served scan and at the delegated one.
+kill a site's worker (``kill -9``) at the served scan and at the delegated one (after it
+stored the report, and while it polls).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from spdx_tools.spdx.validation.document_validator import validate_full_spdx_doc
 from sqlalchemy import Table, create_engine, func, select
 from temporalio.client import Client
 
-from core.scan_jobs import ADAPTER_SCAN, SCAN_DELEGATE, adapter_workflow_id
+from activities.search_attributes import DIGEST
+from core.scan_jobs import ADAPTER_SCAN, SCAN_DELEGATE, SCAN_WORKFLOW, adapter_workflow_id
 from core.scan_sbom import CYCLONEDX, SPDX
 from storage.db.scanner_api import SCAN as SERVED
 from storage.db.scans import REPORT as SCAN_REPORT
@@ -701,3 +703,63 @@ def test_a_delegated_scan_whose_worker_is_killed_asks_the_scanner_once(
     assert own["status"] == "succeeded", own["reason"]
     assert findings(delegated) == findings(report(a, "ext", digest))
     assert any(v[0] == "DSA-5532-1" for v in findings(delegated))
+
+
+def _scan_run(site: Site, digest: str) -> str:
+    """The id of the site's scan run of ``digest`` (found by its search attribute; waits)."""
+    query = f'WorkflowType = "{SCAN_WORKFLOW}" AND {DIGEST.name} = "{digest}"'
+
+    async def find(client: Client) -> str:
+        while True:
+            found = [w.id async for w in client.list_workflows(query)]
+            if found:
+                return found[0]
+            await asyncio.sleep(0.3)
+
+    return _temporal(site, find)
+
+
+def test_a_delegated_scan_killed_while_it_polls_resumes_polling_the_same_scan(
+    sites: tuple[Site, Site],
+) -> None:
+    """B's worker is killed (``kill -9``) while it polls A for a scan A has not run yet.
+
+    A's worker is stopped, so A's scan stays queued (302) for as long as the test wants;
+    once Temporal holds B's heartbeat naming A's scan, B's worker dies. With A's worker
+    back and a new B worker, the retry polls that scan: A is asked once, B stores one
+    report (A's findings) and one SBOM of each kind.
+    """
+    a, b = sites
+    layer = debian_layer("amd64", "\n# killed mid-poll\n")
+    a.worker.stop()
+    try:
+        digest = push(b, "ext/polled", "v1", layer)
+        workflow_id = _scan_run(b, digest)
+        b.worker.wait_until(
+            lambda: len(_heartbeated(b, workflow_id)) == 2,
+            timeout=BOUND,
+            what="the heartbeat naming A's scan",
+            interval=0.5,
+        )
+        assert _count(a, SERVED, digest) == 1
+        with b.client() as client:
+            running = client.get(f"/api/v1/projects/ext/scans/{digest}").json()
+        assert running["status"] == "running", running
+        _kill(b.worker)
+    finally:
+        if a.worker.popen.poll() is not None:
+            a.restart_worker()
+        if b.worker.popen.poll() is not None:
+            b.restart_worker()
+    assert _result(b, workflow_id) == "succeeded"
+    summary = finished_summary(b, "ext", digest)
+    assert summary["status"] == "succeeded", summary["reason"]
+    assert _count(a, SERVED, digest) == 1  # polled again, not asked again
+    assert _count(b, SCAN_REPORT, digest) == 1
+    delegated = report(b, "ext", digest)
+    assert sorted(_referred_sboms(b, "ext/polled", digest)) == [SPDX, CYCLONEDX]
+
+    assert push(a, "ext/polled", "v1", layer) == digest
+    own = finished_summary(a, "ext", digest)
+    assert own["status"] == "succeeded", own["reason"]
+    assert findings(delegated) == findings(report(a, "ext", digest))
