@@ -8,15 +8,19 @@
   the ``scanner_api.delegate`` setting) to scan an artifact of this installation, handing
   it a pull-only token for that repository, polls the report (heartbeating the scanner's
   name and scan id, so a retry resumes polling the same scan rather than requesting
-  another) and stores the report as the artifact's own.
+  another) and stores the report as the artifact's own. When the scanner's metadata
+  offers the ``sbom`` capability (API v1.2) in CycloneDX or SPDX JSON, the request enables
+  it too and the scanner's SBOM documents are attached to the artifact as referrers,
+  as Moorage attaches its own (a scanner without it leaves the artifact without SBOMs).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -32,11 +36,17 @@ from core.scan_jobs import ADAPTER_FAIL, ADAPTER_SCAN, NOT_DELEGATED, SCAN_DELEG
 from core.scan_records import ScanReport, ScanStatus, ScanTarget
 from core.scan_service import ScanService
 from core.scanner_api import (
+    SBOM,
+    SBOM_REPORT,
+    VULNERABILITY,
     AdapterScan,
     AdapterStatus,
     ExternalScanner,
     ExternalScannerError,
+    Poll,
     findings_of,
+    sbom_formats,
+    sbom_of,
     scanner_label,
 )
 from core.scanner_api_service import AdapterScans
@@ -46,6 +56,7 @@ from core.tokens import TokenService
 
 #: Subject of the pull tokens handed to an external scanner.
 SCANNER_SUBJECT: Final = "scanner"
+logger = logging.getLogger(__name__)
 
 
 @contextlib.asynccontextmanager
@@ -108,16 +119,19 @@ class DelegateActivities:
         tokens: Callable[[], TokenService],
         choose: Callable[[str], ScannerCall | None],
         scanner: Callable[[ScannerCall], ExternalScanner],
+        attach: Callable[[ScanTarget, Mapping[str, bytes]], int],
     ) -> None:
         """``choose(project)`` picks the scanner; ``scanner(call)`` opens a client of it.
 
         ``choose`` answers ``None`` for the built-in analyzer; a client is closed after
-        each scan. ``settings`` gives the polling bounds.
+        each scan. ``settings`` gives the polling bounds. ``attach(target, documents)``
+        attaches the scanner's SBOM documents (``SbomPublisher.attach_documents``).
         """
         self._scans, self._settings, self._registry = scans, settings, registry_url
         self._tokens, self._choose, self._scanner = tokens, choose, scanner
+        self._attach = attach
 
-    def _request(self, target: ScanTarget) -> dict[str, Any] | None:
+    def _request(self, target: ScanTarget, formats: tuple[str, ...]) -> dict[str, Any] | None:
         artifact = self._scans.artifact(target)
         if artifact is None:
             return None
@@ -145,7 +159,20 @@ class DelegateActivities:
                 "digest": target.digest,
                 "mime_type": artifact.media_type,
             },
-            "enabled_capabilities": [{"type": "vulnerability"}],
+            "enabled_capabilities": [
+                {"type": VULNERABILITY},
+                *(
+                    [
+                        {
+                            "type": SBOM,
+                            "produces_mime_types": [SBOM_REPORT],
+                            "parameters": {"sbom_media_types": list(formats)},
+                        }
+                    ]
+                    if formats
+                    else []
+                ),
+            ],
         }
 
     def _store(self, target: ScanTarget, report: dict[str, Any]) -> str:
@@ -180,25 +207,53 @@ class DelegateActivities:
         pending = activity.info().heartbeat_details
         resumed = len(pending) > 1 and str(pending[1]) == call.name
         remote: list[str] = [str(pending[0])] if resumed else []
+        documents: dict[str, bytes] = {}
         try:
             async with heartbeating(lambda: (*remote, call.name)):
+                formats = await self._formats(client, call.name)
                 if not remote:
-                    request = await anyio.to_thread.run_sync(self._request, target)
+                    request = await anyio.to_thread.run_sync(self._request, target, formats)
                     if request is None:
                         return "skipped"
                     remote.append(await client.scan(request))
-                report = await self._poll(client, remote[0])
+                    activity.heartbeat(*remote, call.name)
+                report = await self._poll(client.report, remote[0])
+                for media_type in formats:
+                    documents |= await self._sbom(client, remote[0], media_type, call.name)
         except ExternalScannerError as exc:
             raise ApplicationError(str(exc), non_retryable=True) from exc
         finally:
             await client.aclose()
-        return await anyio.to_thread.run_sync(self._store, target, report)
+        status = await anyio.to_thread.run_sync(self._store, target, report)
+        if documents:
+            await anyio.to_thread.run_sync(self._attach, target, documents)
+        return status
 
-    async def _poll(self, client: ExternalScanner, scan_id: str) -> dict[str, Any]:
+    @staticmethod
+    async def _formats(client: ExternalScanner, name: str) -> tuple[str, ...]:
+        """The SBOM formats the scanner offers (none when its metadata cannot be read)."""
+        try:
+            return sbom_formats(await client.metadata())
+        except ExternalScannerError as exc:
+            logger.warning("scanner %s: no metadata, so no SBOMs: %s", name, exc)
+            return ()
+
+    async def _sbom(
+        self, client: ExternalScanner, scan_id: str, media_type: str, name: str
+    ) -> dict[str, bytes]:
+        """The scanner's ``media_type`` SBOM of the scan (none, logged, when it fails)."""
+        try:
+            report = await self._poll(lambda i: client.sbom_report(i, media_type), scan_id)
+            return {media_type: sbom_of(report, media_type)}
+        except ExternalScannerError as exc:
+            logger.warning("scanner %s: no %s SBOM of scan %s: %s", name, media_type, scan_id, exc)
+            return {}
+
+    async def _poll(self, read: Callable[[str], Awaitable[Poll]], scan_id: str) -> dict[str, Any]:
         settings = self._settings
         deadline = time.monotonic() + settings.timeout_seconds
         while time.monotonic() < deadline:
-            poll = await client.report(scan_id)
+            poll = await read(scan_id)
             if poll.report is not None:
                 return poll.report
             wait = min(max(poll.refresh_after, settings.poll_seconds), settings.max_poll_seconds)

@@ -8,8 +8,9 @@ is spooled into a bounded temporary file (memory up to ``spool_bytes``) and read
 so no more than one blob is held at a time.
 
 :class:`ScannerApiClient` is the client side: ``GET /api/v1/metadata``,
-``POST /api/v1/scan`` and ``GET /api/v1/scan/{id}/report`` of one external scanner,
-through the outbound client; :class:`AdapterProbe` pings a registered scanner with it.
+``POST /api/v1/scan`` and ``GET /api/v1/scan/{id}/report`` (the vulnerability report,
+and the SBOM report of v1.2's ``sbom`` capability) of one external scanner, through the
+outbound client; :class:`AdapterProbe` pings a registered scanner with it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, Final
+from urllib.parse import quote, urlencode
 
 import anyio.from_thread
 import httpx
@@ -32,6 +34,7 @@ from core.outbound import OutboundPolicy
 from core.scan_reports import HARBOR_REPORT
 from core.scanner_api import (
     METADATA_TYPE,
+    SBOM_REPORT,
     SCAN_REQUEST_TYPE,
     AdapterScan,
     ExternalScannerError,
@@ -222,8 +225,16 @@ class ScannerApiClient:
 
     async def report(self, scan_id: str) -> Poll:
         """Poll the vulnerability report of ``scan_id``."""
-        headers = {**self._auth, "Accept": HARBOR_REPORT}
-        url = f"{self._base}/api/v1/scan/{scan_id}/report"
+        return await self._poll(scan_id, HARBOR_REPORT, "")
+
+    async def sbom_report(self, scan_id: str, media_type: str) -> Poll:
+        """Poll the SBOM report of ``scan_id`` holding a ``media_type`` document."""
+        query = "?" + urlencode({"sbom_media_type": media_type})
+        return await self._poll(scan_id, SBOM_REPORT, query)
+
+    async def _poll(self, scan_id: str, accept: str, query: str) -> Poll:
+        headers = {**self._auth, "Accept": accept}
+        url = f"{self._base}/api/v1/scan/{quote(scan_id, safe='')}/report{query}"
         response = await self._http.request("GET", url, headers=headers)
         if response.status in (_FOUND, _ACCEPTED):
             try:

@@ -71,6 +71,7 @@ def build_activities(root: Composition) -> list[Callable[..., Any]]:
         lambda: root.tokens,
         partial(delegate_of, registered=root.scanners.resolve, settings=delegate),
         partial(ScannerApiClient.of, policy=policy),
+        root.sboms.attach_documents,
     )
     promotions = PromotionActivities(
         root.promotions,

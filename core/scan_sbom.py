@@ -1,10 +1,14 @@
 """SBOM documents of an image's inventory: CycloneDX 1.6 and SPDX 2.3, both JSON.
 
 Built with ``cyclonedx-python-lib`` and ``spdx-tools`` and checked with their validators
-before they leave this module (:class:`SbomInvalidError` otherwise). Each document
+before they leave this module (:class:`SbomInvalidError` otherwise). An image's document
 describes one image manifest (one platform): the image as the root component / package
-and every package the analyzer found, with its purl and licenses. Identifiers derive
-from the image digest, so the same inventory gives documents with the same ids.
+and every package the analyzer found, with its purl and licenses. An index's document
+(:func:`cyclonedx_index`, :func:`spdx_index`) describes the index: the index as the
+root, each platform image as a container component (CycloneDX: nested, its packages
+nested in it; SPDX: a package the index ``CONTAINS``, which ``CONTAINS`` its packages),
+with its platform and digest. Identifiers derive from the digests, so the same
+inventories give documents with the same ids.
 """
 
 from __future__ import annotations
@@ -13,11 +17,13 @@ import io
 import json
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
-from cyclonedx.factory.license import LicenseFactory
+from cyclonedx.contrib.license.factories import LicenseFactory
+from cyclonedx.model import Property
 from cyclonedx.model.bom import Bom
 from cyclonedx.model.component import Component, ComponentType
 from cyclonedx.output.json import JsonV1Dot6
@@ -60,8 +66,26 @@ class SbomSubject:
     created: datetime
 
 
-def cyclonedx(subject: SbomSubject, inventory: Inventory) -> bytes:
-    """The CycloneDX 1.6 JSON document of ``inventory``."""
+#: The CycloneDX property naming an index member's platform (``os/arch[/variant]``).
+PLATFORM_PROPERTY: Final = "moorage:image:platform"
+
+
+def _components(inventory: Inventory, prefix: str) -> list[Component]:
+    licenses = LicenseFactory()
+    return [
+        Component(
+            name=package.name,
+            version=package.version,
+            type=ComponentType.LIBRARY,
+            purl=PackageURL.from_string(package.purl),
+            bom_ref=f"{prefix}pkg-{index}",
+            licenses=[licenses.make_from_string(text) for text in package.licenses if text],
+        )
+        for index, package in enumerate(inventory.packages)
+    ]
+
+
+def _cdx_bom(subject: SbomSubject) -> tuple[Bom, Component]:
     bom = Bom(serial_number=uuid.uuid5(_NAMESPACE, f"cdx:{subject.digest}"))
     bom.metadata.timestamp = subject.created
     root = Component(
@@ -71,24 +95,46 @@ def cyclonedx(subject: SbomSubject, inventory: Inventory) -> bytes:
         bom_ref=subject.digest,
     )
     bom.metadata.component = root
-    licenses = LicenseFactory()
-    for index, package in enumerate(inventory.packages):
-        bom.components.add(
-            Component(
-                name=package.name,
-                version=package.version,
-                type=ComponentType.LIBRARY,
-                purl=PackageURL.from_string(package.purl),
-                bom_ref=f"pkg-{index}",
-                licenses=[licenses.make_from_string(text) for text in package.licenses if text],
-            )
-        )
-    bom.register_dependency(root, list(bom.components))
+    return bom, root
+
+
+def _cdx_text(bom: Bom) -> bytes:
     text = JsonV1Dot6(bom).output_as_string(indent=None)
     errors = JsonStrictValidator(SchemaVersion.V1_6).validate_str(text)
     if errors is not None:
         raise SbomInvalidError(f"CycloneDX document invalid: {errors}")
     return text.encode()
+
+
+def cyclonedx(subject: SbomSubject, inventory: Inventory) -> bytes:
+    """The CycloneDX 1.6 JSON document of ``inventory``."""
+    bom, root = _cdx_bom(subject)
+    for component in _components(inventory, ""):
+        bom.components.add(component)
+    bom.register_dependency(root, list(bom.components))
+    return _cdx_text(bom)
+
+
+def cyclonedx_index(subject: SbomSubject, images: Sequence[Inventory]) -> bytes:
+    """The CycloneDX 1.6 JSON document of an index whose images have ``images``."""
+    bom, root = _cdx_bom(subject)
+    for number, inventory in enumerate(images):
+        packages = _components(inventory, f"img-{number}-")
+        image = Component(
+            name=subject.repository,
+            version=inventory.digest,
+            type=ComponentType.CONTAINER,
+            bom_ref=inventory.digest,
+            description=f"image for {inventory.platform}" if inventory.platform else None,
+            properties=[Property(name=PLATFORM_PROPERTY, value=inventory.platform)]
+            if inventory.platform
+            else [],
+            components=packages,
+        )
+        bom.components.add(image)
+        bom.register_dependency(image, packages)
+    bom.register_dependency(root, list(bom.components))
+    return _cdx_text(bom)
 
 
 def _spdx_id(index: int) -> str:
@@ -99,35 +145,18 @@ def _ref_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.-]", "-", text)[:200] or "image"
 
 
-def spdx(subject: SbomSubject, inventory: Inventory) -> bytes:
-    """The SPDX 2.3 JSON document of ``inventory``."""
-    name = f"{subject.repository}@{subject.digest}"
-    namespace = uuid.uuid5(_NAMESPACE, f"spdx:{subject.digest}")
-    creation = CreationInfo(
-        spdx_version="SPDX-2.3",
-        spdx_id="SPDXRef-DOCUMENT",
-        name=name,
-        document_namespace=f"https://moorage.invalid/spdx/{_ref_name(subject.repository)}-{namespace}",
-        creators=[Actor(ActorType.TOOL, f"{SCANNER_NAME}-{SCANNER_VERSION}")],
-        created=subject.created,
-    )
-    image = Package(
-        spdx_id="SPDXRef-Image",
-        name=subject.repository,
-        download_location=SpdxNoAssertion(),
-        version=subject.digest,
-        files_analyzed=False,
-        primary_package_purpose=PackagePurpose.CONTAINER,
-    )
-    packages = [image]
-    relationships = [Relationship("SPDXRef-DOCUMENT", RelationshipType.DESCRIBES, "SPDXRef-Image")]
+def _spdx_packages(
+    inventory: Inventory, owner: str, prefix: str
+) -> tuple[list[Package], list[Relationship]]:
+    packages, relationships = [], []
     for index, package in enumerate(inventory.packages):
         purpose = (
             PackagePurpose.OPERATING_SYSTEM if package.type in OS_TYPES else PackagePurpose.LIBRARY
         )
+        spdx_id = f"{prefix}{_spdx_id(index)}"
         packages.append(
             Package(
-                spdx_id=_spdx_id(index),
+                spdx_id=spdx_id,
                 name=package.name,
                 download_location=SpdxNoAssertion(),
                 version=package.version,
@@ -140,13 +169,99 @@ def spdx(subject: SbomSubject, inventory: Inventory) -> bytes:
                 primary_package_purpose=purpose,
             )
         )
-        relationships.append(
-            Relationship("SPDXRef-Image", RelationshipType.CONTAINS, _spdx_id(index))
-        )
-    document = Document(creation, packages=packages, relationships=relationships)
+        relationships.append(Relationship(owner, RelationshipType.CONTAINS, spdx_id))
+    return packages, relationships
+
+
+def _spdx_creation(subject: SbomSubject) -> CreationInfo:
+    namespace = uuid.uuid5(_NAMESPACE, f"spdx:{subject.digest}")
+    return CreationInfo(
+        spdx_version="SPDX-2.3",
+        spdx_id="SPDXRef-DOCUMENT",
+        name=f"{subject.repository}@{subject.digest}",
+        document_namespace=f"https://moorage.invalid/spdx/{_ref_name(subject.repository)}-{namespace}",
+        creators=[Actor(ActorType.TOOL, f"{SCANNER_NAME}-{SCANNER_VERSION}")],
+        created=subject.created,
+    )
+
+
+def _spdx_text(document: Document) -> bytes:
     problems = validate_full_spdx_document(document)
     if problems:
         raise SbomInvalidError(f"SPDX document invalid: {problems[:3]}")
     stream = io.StringIO()
     write_document_to_stream(document, stream, validate=False)
     return json.dumps(json.loads(stream.getvalue()), separators=(",", ":")).encode()
+
+
+def spdx_index(subject: SbomSubject, images: Sequence[Inventory]) -> bytes:
+    """The SPDX 2.3 JSON document of an index whose images have ``images``."""
+    root = Package(
+        spdx_id="SPDXRef-Index",
+        name=subject.repository,
+        download_location=SpdxNoAssertion(),
+        version=subject.digest,
+        files_analyzed=False,
+        primary_package_purpose=PackagePurpose.CONTAINER,
+        comment="OCI image index",
+    )
+    packages = [root]
+    relationships = [Relationship("SPDXRef-DOCUMENT", RelationshipType.DESCRIBES, "SPDXRef-Index")]
+    for number, inventory in enumerate(images):
+        image_id = f"SPDXRef-Image-{number}"
+        packages.append(
+            Package(
+                spdx_id=image_id,
+                name=subject.repository,
+                download_location=SpdxNoAssertion(),
+                version=inventory.digest,
+                files_analyzed=False,
+                primary_package_purpose=PackagePurpose.CONTAINER,
+                summary=f"image for {inventory.platform}" if inventory.platform else None,
+                comment=f"platform: {inventory.platform}" if inventory.platform else None,
+            )
+        )
+        relationships.append(Relationship("SPDXRef-Index", RelationshipType.CONTAINS, image_id))
+        found, contains = _spdx_packages(inventory, image_id, f"SPDXRef-Image-{number}-")
+        packages += found
+        relationships += contains
+    return _spdx_text(
+        Document(_spdx_creation(subject), packages=packages, relationships=relationships)
+    )
+
+
+def spdx(subject: SbomSubject, inventory: Inventory) -> bytes:
+    """The SPDX 2.3 JSON document of ``inventory``."""
+    image = Package(
+        spdx_id="SPDXRef-Image",
+        name=subject.repository,
+        download_location=SpdxNoAssertion(),
+        version=subject.digest,
+        files_analyzed=False,
+        primary_package_purpose=PackagePurpose.CONTAINER,
+    )
+    found, contains = _spdx_packages(inventory, "SPDXRef-Image", "")
+    relationships = [Relationship("SPDXRef-DOCUMENT", RelationshipType.DESCRIBES, "SPDXRef-Image")]
+    return _spdx_text(
+        Document(
+            _spdx_creation(subject),
+            packages=[image, *found],
+            relationships=relationships + contains,
+        )
+    )
+
+
+#: The document builders of one image and of an index, by media type.
+IMAGE_BUILDERS: Final = {CYCLONEDX: cyclonedx, SPDX: spdx}
+INDEX_BUILDERS: Final = {CYCLONEDX: cyclonedx_index, SPDX: spdx_index}
+
+
+def sbom_document(
+    media_type: str, subject: SbomSubject, images: Sequence[Inventory]
+) -> dict[str, Any]:
+    """The ``media_type`` document of ``subject``: its image's, or (an index) the index's."""
+    if len(images) == 1 and images[0].digest == subject.digest:
+        found: dict[str, Any] = json.loads(IMAGE_BUILDERS[media_type](subject, images[0]))
+    else:
+        found = json.loads(INDEX_BUILDERS[media_type](subject, images))
+    return found

@@ -17,6 +17,7 @@ Moorage's own report endpoint and the adapter).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,19 +32,29 @@ from core.scan_records import (
     SCANNER_NAME,
     SCANNER_VENDOR,
     SCANNER_VERSION,
+    Inventory,
     PlatformFinding,
 )
 from core.scan_reports import HARBOR_REPORT
+from core.scan_sbom import CYCLONEDX, SPDX
 from core.vulndb.matching import Finding, FixStatus
 from core.vulndb.severity import Severity
 
 #: The generic vulnerability report (v1.1) and Harbor's older native one (same fields).
 NATIVE_REPORT: Final = "application/vnd.scanner.adapter.vuln.report.harbor+json; version=1.0"
 REPORT_TYPES: Final = (HARBOR_REPORT, NATIVE_REPORT)
+_NOT_IMPLEMENTED = 501
 METADATA_TYPE: Final = "application/vnd.scanner.adapter.metadata+json; version=1.1"
 SCAN_REQUEST_TYPE: Final = "application/vnd.scanner.adapter.scan.request+json; version=1.1"
 SCAN_RESPONSE_TYPE: Final = "application/vnd.scanner.adapter.scan.response+json; version=1.0"
 ERROR_TYPE: Final = "application/vnd.scanner.adapter.error+json; version=1.0"
+#: The SBOM report (v1.2's ``sbom`` capability): an envelope around one SBOM document.
+SBOM_REPORT: Final = "application/vnd.security.sbom.report+json; version=1.0"
+#: The SBOM documents it can hold (``sbom_media_types``): Moorage's own two.
+SBOM_MEDIA_TYPES: Final = (SPDX, CYCLONEDX)
+VULNERABILITY, SBOM = "vulnerability", "sbom"
+#: The report types of each capability.
+PRODUCES: Final = {VULNERABILITY: (HARBOR_REPORT, NATIVE_REPORT), SBOM: (SBOM_REPORT,)}
 #: Artifact media types the adapter scans (Harbor requires the Docker v2 manifest).
 CONSUMES: Final = (
     "application/vnd.oci.image.manifest.v1+json",
@@ -78,22 +89,46 @@ def _version(value: str) -> str:
     return ""
 
 
-def report_type(accept: str) -> str:
-    """The report media type an ``Accept`` header asks for (``ScanApiError`` 422 if none).
+def _known(item: str, known: tuple[str, ...]) -> str | None:
+    for candidate in known:
+        if media_type_base(item) == media_type_base(candidate) and _version(item) in (
+            "",
+            _version(candidate),
+        ):
+            return candidate
+    return None
 
-    A missing or wildcard ``Accept`` gets the generic report (v1.1).
+
+def report_type(accept: str) -> str:
+    """The report media type an ``Accept`` header asks for (``ScanApiError`` 501 if none).
+
+    A missing or wildcard ``Accept`` gets the generic vulnerability report (v1.1).
     """
     wanted = [item.strip() for item in accept.split(",") if item.strip()]
     if not wanted or any(media_type_base(w) in ("*/*", "application/*") for w in wanted):
         return HARBOR_REPORT
     for item in wanted:
-        for known in REPORT_TYPES:
-            if media_type_base(item) == media_type_base(known) and _version(item) in (
-                "",
-                _version(known),
-            ):
-                return known
-    raise ScanApiError(422, f"unsupported report media type {accept!r}; use {HARBOR_REPORT!r}")
+        found = _known(item, (*REPORT_TYPES, SBOM_REPORT))
+        if found is not None:
+            return found
+    raise ScanApiError(
+        _NOT_IMPLEMENTED,
+        f"unsupported report media type {accept!r}; use {HARBOR_REPORT!r} or {SBOM_REPORT!r}",
+    )
+
+
+def sbom_media_type(value: str | None) -> str:
+    """The SBOM format a report query asks for (``ScanApiError`` 400 if none or unknown)."""
+    if not value:
+        raise ScanApiError(
+            400, f"an SBOM report needs the sbom_media_type query, one of {list(SBOM_MEDIA_TYPES)}"
+        )
+    base = media_type_base(value)
+    if base not in SBOM_MEDIA_TYPES:
+        raise ScanApiError(
+            400, f"unsupported sbom_media_type {value!r}; use one of {list(SBOM_MEDIA_TYPES)}"
+        )
+    return base
 
 
 def metadata(data_updated_at: datetime | None) -> dict[str, Any]:
@@ -110,10 +145,16 @@ def metadata(data_updated_at: datetime | None) -> dict[str, Any]:
         "scanner": {"name": SCANNER_NAME, "vendor": SCANNER_VENDOR, "version": SCANNER_VERSION},
         "capabilities": [
             {
-                "type": "vulnerability",
+                "type": VULNERABILITY,
                 "consumes_mime_types": list(CONSUMES),
                 "produces_mime_types": list(REPORT_TYPES),
-            }
+            },
+            {
+                "type": SBOM,
+                "consumes_mime_types": list(CONSUMES),
+                "produces_mime_types": [SBOM_REPORT],
+                "additional_attributes": {"sbom_media_types": list(SBOM_MEDIA_TYPES)},
+            },
         ],
         "properties": properties,
     }
@@ -135,10 +176,16 @@ class ArtifactIn(BaseModel):
     size: int | None = None
 
 
+class ParametersIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    sbom_media_types: list[str] = Field(default_factory=list, max_length=8)
+
+
 class CapabilityIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    type: str
-    produces_mime_types: list[str] = Field(default_factory=list)
+    type: str = VULNERABILITY
+    produces_mime_types: list[str] = Field(default_factory=list, max_length=8)
+    parameters: ParametersIn | None = None
 
 
 class ScanRequestIn(BaseModel):
@@ -157,11 +204,45 @@ def check_request(request: ScanRequestIn) -> None:
     if media_type_base(request.artifact.mime_type) not in CONSUMES:
         raise ScanApiError(422, f"unsupported artifact mime_type {request.artifact.mime_type!r}")
     for capability in request.enabled_capabilities:
-        if capability.type != "vulnerability":
-            raise ScanApiError(422, f"unsupported capability {capability.type!r}")
+        if capability.type not in PRODUCES:
+            raise ScanApiError(
+                _NOT_IMPLEMENTED,
+                f"unsupported capability {capability.type!r}; use {VULNERABILITY!r} or {SBOM!r}",
+            )
+        for produced in capability.produces_mime_types:
+            if _known(produced, PRODUCES[capability.type]) is None:
+                raise ScanApiError(
+                    _NOT_IMPLEMENTED,
+                    f"the {capability.type} capability does not produce {produced!r}",
+                )
+        wanted = capability.parameters.sbom_media_types if capability.parameters else []
+        for media_type in wanted:
+            if media_type_base(media_type) not in SBOM_MEDIA_TYPES:
+                raise ScanApiError(
+                    422,
+                    f"unsupported sbom_media_types entry {media_type!r}; "
+                    f"use {list(SBOM_MEDIA_TYPES)}",
+                )
     scheme = request.registry.url.split("://", 1)[0].lower()
     if scheme not in ("http", "https"):
         raise ScanApiError(400, f"registry url {request.registry.url!r} is not http(s)")
+
+
+def enabled_capabilities(request: ScanRequestIn) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The capabilities a (checked) request enables, and the SBOM formats it wants.
+
+    Without ``enabled_capabilities`` every capability is enabled (as the spec says), and
+    an ``sbom`` capability without ``sbom_media_types`` wants both formats.
+    """
+    if not request.enabled_capabilities:
+        return (VULNERABILITY, SBOM), SBOM_MEDIA_TYPES
+    types = tuple(dict.fromkeys(c.type for c in request.enabled_capabilities))
+    formats: list[str] = []
+    for capability in request.enabled_capabilities:
+        if capability.type == SBOM:
+            wanted = capability.parameters.sbom_media_types if capability.parameters else []
+            formats += [media_type_base(m) for m in wanted] or list(SBOM_MEDIA_TYPES)
+    return types, tuple(dict.fromkeys(formats))
 
 
 class ExternalScannerError(Exception):
@@ -185,7 +266,47 @@ class ExternalScanner(Protocol):
     async def report(self, scan_id: str) -> Poll:
         """Poll the vulnerability report of ``scan_id`` (``ExternalScannerError``)."""
 
+    async def metadata(self) -> dict[str, Any]:
+        """The scanner's metadata document (``ExternalScannerError``)."""
+
+    async def sbom_report(self, scan_id: str, media_type: str) -> Poll:
+        """Poll the SBOM report of ``scan_id`` in ``media_type`` (``ExternalScannerError``)."""
+
     async def aclose(self) -> None: ...
+
+
+def sbom_formats(document: Mapping[str, Any]) -> tuple[str, ...]:
+    """The SBOM formats Moorage can attach that a scanner's metadata offers (v1.2 ``sbom``).
+
+    ``()`` when it lists no ``sbom`` capability producing the SBOM report.
+    """
+    found: list[str] = []
+    capabilities = document.get("capabilities")
+    for capability in capabilities if isinstance(capabilities, list) else []:
+        if not isinstance(capability, Mapping) or capability.get("type") != SBOM:
+            continue
+        produces = capability.get("produces_mime_types") or []
+        if not any(isinstance(p, str) and _known(p, (SBOM_REPORT,)) for p in produces):
+            continue
+        extra = capability.get("additional_attributes")
+        offered = extra.get("sbom_media_types") if isinstance(extra, Mapping) else None
+        found += [
+            media_type_base(m)
+            for m in (offered if isinstance(offered, list) else [])
+            if isinstance(m, str) and media_type_base(m) in SBOM_MEDIA_TYPES
+        ]
+    return tuple(dict.fromkeys(found))
+
+
+def sbom_of(report: Mapping[str, Any], media_type: str) -> bytes:
+    """The SBOM document of a scanner's SBOM report, as JSON (``ExternalScannerError``)."""
+    document = report.get("sbom")
+    found = report.get("media_type")
+    if not isinstance(document, Mapping) or (
+        isinstance(found, str) and media_type_base(found) != media_type
+    ):
+        raise ExternalScannerError(f"the scanner's SBOM report holds no {media_type} document")
+    return json.dumps(document, separators=(",", ":")).encode()
 
 
 class AdapterStatus(StrEnum):
@@ -217,6 +338,11 @@ class AdapterScan:
     data_updated_at: datetime | None = None
     findings: tuple[PlatformFinding, ...] = ()
     platforms: tuple[str, ...] = ()
+    #: The capabilities the request enabled, and the SBOM formats it asked for.
+    capabilities: tuple[str, ...] = (VULNERABILITY, SBOM)
+    sbom_media_types: tuple[str, ...] = SBOM_MEDIA_TYPES
+    #: The packages of each image (once done), for the SBOM reports.
+    inventories: tuple[Inventory, ...] = ()
 
 
 class AdapterScanStore(Protocol):

@@ -19,15 +19,26 @@ from core.ports import Clock
 from core.scan.analyzer import Analyzer
 from core.scan.errors import ScanFailedError
 from core.scan.source import ImageSource
-from core.scan_records import PlatformFinding, ScanReport, ScanStatus
+from core.scan_records import (
+    SCANNER_NAME,
+    SCANNER_VENDOR,
+    SCANNER_VERSION,
+    Inventory,
+    PlatformFinding,
+    ScanReport,
+    ScanStatus,
+)
 from core.scan_reports import harbor_report
+from core.scan_sbom import SbomSubject, sbom_document
 from core.scanner_api import (
+    SBOM,
     AdapterScan,
     AdapterScanStore,
     AdapterStatus,
     ScanApiError,
     ScanRequestIn,
     check_request,
+    enabled_capabilities,
 )
 from core.vulndb.matching import VulnLookup, match
 
@@ -54,6 +65,7 @@ class AdapterScans:
     def accept(self, request: ScanRequestIn) -> AdapterScan:
         """Check and store a request (``ScanApiError`` when refused); the new scan."""
         check_request(request)
+        capabilities, sbom_media_types = enabled_capabilities(request)
         now = self._clock.now()
         self._store.purge(now - timedelta(seconds=self._keep))
         scan = AdapterScan(
@@ -66,15 +78,13 @@ class AdapterScans:
             created_at=now,
             authorization=request.registry.authorization,
             insecure=request.registry.insecure,
+            capabilities=capabilities,
+            sbom_media_types=sbom_media_types,
         )
         self._store.create(scan)
         return scan
 
-    def report(self, scan_id: str) -> dict[str, Any] | None:
-        """The report document; ``None`` while the scan runs.
-
-        Raises ``ScanApiError`` 404 for an unknown (or expired) id, 500 for a failed scan.
-        """
+    def _finished(self, scan_id: str) -> AdapterScan | None:
         scan = self._store.get(scan_id)
         if scan is None:
             raise ScanApiError(404, f"scan request {scan_id!r} not found")
@@ -82,6 +92,52 @@ class AdapterScans:
             return None
         if scan.status is AdapterStatus.FAILED:
             raise ScanApiError(500, f"scan failed: {scan.reason or 'unknown reason'}")
+        return scan
+
+    def sbom_report(self, scan_id: str, media_type: str) -> dict[str, Any] | None:
+        """The SBOM report (``media_type``: SPDX or CycloneDX JSON); ``None`` while it runs.
+
+        The document is the one Moorage attaches to its own images as a referrer
+        (``core.scan_sbom``): for an image its inventory's, for an index the index's.
+        Raises ``ScanApiError`` 400 when the request did not enable the ``sbom``
+        capability or that format, else as :meth:`report`.
+        """
+        scan = self._store.get(scan_id)
+        if scan is not None and SBOM not in scan.capabilities:
+            raise ScanApiError(400, f"scan request {scan_id!r} did not enable the sbom capability")
+        if scan is not None and media_type not in scan.sbom_media_types:
+            raise ScanApiError(
+                400,
+                f"scan request {scan_id!r} asked for the SBOM formats "
+                f"{list(scan.sbom_media_types)}, not {media_type!r}",
+            )
+        done = self._finished(scan_id)
+        if done is None:
+            return None
+        when = done.finished_at or done.created_at
+        subject = SbomSubject(done.repository, done.digest, when)
+        document = sbom_document(media_type, subject, done.inventories)
+        return {
+            "generated_at": when.isoformat(),
+            "artifact": {
+                "repository": done.repository,
+                "digest": done.digest,
+                "mime_type": done.mime_type,
+            },
+            "scanner": {"name": SCANNER_NAME, "vendor": SCANNER_VENDOR, "version": SCANNER_VERSION},
+            "vendor_attributes": {"images": len(done.inventories)},
+            "media_type": media_type,
+            "sbom": document,
+        }
+
+    def report(self, scan_id: str) -> dict[str, Any] | None:
+        """The report document; ``None`` while the scan runs.
+
+        Raises ``ScanApiError`` 404 for an unknown (or expired) id, 500 for a failed scan.
+        """
+        scan = self._finished(scan_id)
+        if scan is None:
+            return None
         report = ScanReport(
             project_id=0,
             repository=scan.repository,
@@ -105,6 +161,7 @@ class AdapterScans:
         findings: list[PlatformFinding] = []
         failures: list[str] = []
         platforms: list[str] = []
+        inventories: list[Inventory] = []
         try:
             results = self._analyzer.analyze(source, scan.digest)
         except ScanFailedError as exc:
@@ -117,6 +174,7 @@ class AdapterScans:
                 failures.append(f"{platform or result.manifest_digest}: {result.failure}")
                 continue
             beat()
+            inventories.append(Inventory(result.manifest_digest, platform, None, result.packages))
             found = match(result.packages, result.os, self._lookup)
             findings += [PlatformFinding(platform, f) for f in found]
         done = replace(
@@ -127,6 +185,7 @@ class AdapterScans:
             data_updated_at=self._data_time(),
             findings=tuple(findings),
             platforms=tuple(platforms),
+            inventories=tuple(inventories),
             authorization="",
         )
         self._store.finish(done)

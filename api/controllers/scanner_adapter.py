@@ -3,7 +3,9 @@
 Under ``/scanner-adapter/api/v1``: ``GET metadata``, ``POST scan`` (202 ``{id}``; the
 scan runs as a workflow that pulls the artifact from the registry the request names)
 and ``GET scan/{id}/report`` (302 with ``Refresh-After`` while it runs, then the
-report). Callers authenticate with one of the configured ``scanner_api.tokens``, as
+report: the vulnerability report, or with ``Accept`` the SBOM report type and the
+``sbom_media_type`` query the SBOM report of the ``sbom`` capability). Callers
+authenticate with one of the configured ``scanner_api.tokens``, as
 ``Authorization: Bearer <token>`` or ``X-ScannerAdapter-API-Key: <token>``. Errors are
 Harbor's ``{"error": {"message": ...}}`` documents.
 """
@@ -27,11 +29,13 @@ from core.scanner_api import (
     ERROR_TYPE,
     METADATA_TYPE,
     REFRESH_AFTER,
+    SBOM_REPORT,
     SCAN_RESPONSE_TYPE,
     ScanApiError,
     ScanRequestIn,
     metadata,
     report_type,
+    sbom_media_type,
 )
 from core.scanner_api_service import AdapterScans
 
@@ -105,9 +109,16 @@ class ScannerAdapterController(Controller):
     ) -> Response[bytes]:
         if not _authorized(request):
             return _error(_UNAUTHORIZED, _REFUSED)
+        scans = _scans(request)
         try:
             media_type = report_type(request.headers.get("accept", ""))
-            document = await anyio.to_thread.run_sync(_scans(request).report, scan_request_id)
+            if media_type == SBOM_REPORT:
+                wanted = sbom_media_type(request.query_params.get("sbom_media_type"))
+                document = await anyio.to_thread.run_sync(
+                    scans.sbom_report, scan_request_id, wanted
+                )
+            else:
+                document = await anyio.to_thread.run_sync(scans.report, scan_request_id)
         except ScanApiError as exc:
             return _error(exc.status, exc.message)
         if document is None:

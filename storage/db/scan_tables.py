@@ -96,3 +96,7 @@ class ScannerApiScanRow(SQLModel, table=True):
     #: JSON lists of the findings and the platforms.
     findings: str = "[]"
     platforms: str = "[]"
+    #: JSON of the enabled capabilities (``{"types": [...], "sbom_media_types": [...]}``;
+    #: ``{}``: all) and of each analyzed image's packages (for the SBOM reports).
+    capabilities: str = Field(default="{}", sa_column_kwargs={"server_default": "{}"})
+    inventories: str = Field(default="[]", sa_column_kwargs={"server_default": "[]"})

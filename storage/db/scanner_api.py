@@ -13,8 +13,14 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
-from core.scan_records import finding_from_json, finding_to_json
-from core.scanner_api import AdapterScan, AdapterStatus
+from core.scan_records import (
+    Inventory,
+    finding_from_json,
+    finding_to_json,
+    package_from_json,
+    package_to_json,
+)
+from core.scanner_api import SBOM, SBOM_MEDIA_TYPES, VULNERABILITY, AdapterScan, AdapterStatus
 from core.sealing import SecretBox
 from storage.db.engine import Engines
 from storage.db.repos.base import table_of
@@ -26,6 +32,45 @@ SCAN = table_of(ScannerApiScanRow)
 
 def _context(scan_id: str) -> str:
     return f"scanner-api-auth:{scan_id}"
+
+
+def _capabilities_to_json(scan: AdapterScan) -> str:
+    return json.dumps(
+        {"types": list(scan.capabilities), "sbom_media_types": list(scan.sbom_media_types)}
+    )
+
+
+def _capabilities_from_json(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    found = json.loads(text or "{}")
+    types = tuple(found.get("types") or (VULNERABILITY, SBOM))
+    return types, tuple(found.get("sbom_media_types") or SBOM_MEDIA_TYPES)
+
+
+def _inventories_to_json(inventories: tuple[Inventory, ...]) -> str:
+    return json.dumps(
+        [
+            {
+                "digest": inventory.digest,
+                "platform": inventory.platform,
+                "packages": [package_to_json(p) for p in inventory.packages],
+            }
+            for inventory in inventories
+        ],
+        separators=(",", ":"),
+    )
+
+
+def _inventories_from_json(text: str, analyzed: datetime | None) -> tuple[Inventory, ...]:
+    return tuple(
+        Inventory(
+            item["digest"],
+            item["platform"],
+            None,
+            tuple(package_from_json(p) for p in item["packages"]),
+            analyzed_at=analyzed,
+        )
+        for item in json.loads(text or "[]")
+    )
 
 
 class SqlAdapterScans:
@@ -62,6 +107,8 @@ class SqlAdapterScans:
                     created_at=scan.created_at,
                     findings="[]",
                     platforms="[]",
+                    capabilities=_capabilities_to_json(scan),
+                    inventories="[]",
                 )
             )
 
@@ -73,6 +120,8 @@ class SqlAdapterScans:
             if row.authorization
             else ""
         )
+        types, sbom_media_types = _capabilities_from_json(row.capabilities)
+        finished = _utc(row.finished_at)
         return AdapterScan(
             id=row.id,
             registry_url=row.registry_url,
@@ -83,11 +132,14 @@ class SqlAdapterScans:
             created_at=created,
             authorization=authorization,
             insecure=bool(row.insecure),
-            finished_at=_utc(row.finished_at),
+            finished_at=finished,
             reason=row.reason,
             data_updated_at=_utc(row.data_updated_at),
             findings=tuple(finding_from_json(f) for f in json.loads(row.findings)),
             platforms=tuple(json.loads(row.platforms)),
+            capabilities=types,
+            sbom_media_types=sbom_media_types,
+            inventories=_inventories_from_json(row.inventories, finished),
         )
 
     def get(self, scan_id: str) -> AdapterScan | None:
@@ -114,6 +166,7 @@ class SqlAdapterScans:
                     data_updated_at=scan.data_updated_at,
                     findings=json.dumps(findings, separators=(",", ":")),
                     platforms=json.dumps(list(scan.platforms)),
+                    inventories=_inventories_to_json(scan.inventories),
                 )
             )
 

@@ -150,6 +150,11 @@ CRASH_TESTED = frozenset(
         SCAN_ANALYZE,
         SCAN_MATCH,
         SCAN_SBOM,
+        # killed at the served scan (before it, and after it while heartbeating) and in a
+        # delegated scan (after it stored the report, and while it polls the scanner), in
+        # tests/integration/test_scanner_api.py
+        ADAPTER_SCAN,
+        SCAN_DELEGATE,
         # killed mid-copy in tests/integration/test_backup_crash.py
         BACKUP_COPY_BLOBS,
         # killed mid-blob in tests/replication/test_replication.py
@@ -188,10 +193,6 @@ NOT_YET_KILLED = frozenset(
         RECORD_TASK,  # sets one task's final state whole
         PREHEAT_FINISH,  # sets the execution's final state from its tasks
         DELIVER_EVENTS_PREHEAT,  # starts runs under ids fixed by policy and batch
-        # a retry polls the external scan whose id it heartbeated; the report replaced whole
-        SCAN_DELEGATE,
-        # a finished served scan is not run again; the outcome replaces its own row
-        ADAPTER_SCAN,
     }
 )
 #: Activities without a side effect of their own (nothing to duplicate or lose).

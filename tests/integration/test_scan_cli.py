@@ -3,7 +3,8 @@
 ``moorage api`` and ``moorage worker`` run as processes of their own; the data is loaded
 with ``moorage vulndb import``; ``moorage scan run --wait`` follows a scan to its table;
 ``crane`` and ``skopeo`` show the pull policy's refusal (the CVEs and how to allowlist
-them) and pull the same image after an allowlist entry.
+them) and pull the same image after an allowlist entry; ``oras`` discovers and pulls the
+SBOMs of an image and of a multi-platform index.
 """
 
 from __future__ import annotations
@@ -20,7 +21,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
+from spdx_tools.spdx.parser.json import json_parser
+from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
 
+from core.scan_sbom import CYCLONEDX, SPDX
 from tests.api.oci import OCIClient
 from tests.clients.commands import ClientHome, make_client_home, run
 from tests.integration.scan_rig import ScanRig, debian_layer
@@ -187,3 +193,74 @@ def test_scan_commands_and_a_refused_pull_through_crane_and_skopeo(
     pulled = run([crane, "--insecure", "manifest", reference], env=env)
     assert '"layers"' in pulled.stdout
     run([*skopeo_argv, f"docker://{reference}"], env=env)
+
+
+def test_an_index_gets_sboms_of_its_own_that_oras_discovers(
+    installation: Installation, tmp_path: Path, oras: str
+) -> None:
+    """A scanned index gets a CycloneDX and an SPDX referrer of its own (subject = the
+    index): each platform image with its platform, digest and packages; the platform
+    images keep theirs."""
+    inst = installation
+    repo = f"idx{secrets.token_hex(3)}/app"
+    pusher = ScanRig.__new__(ScanRig)
+    pusher.oci = inst.oci
+    amd = pusher.push_image(repo, "amd", [debian_layer("amd64")], "amd64")
+    arm = pusher.push_image(repo, "arm", [debian_layer("arm64")], "arm64")
+    index = pusher.push_index(repo, "multi", [(amd, "amd64"), (arm, "arm64")])
+
+    def attached(digest: str) -> bool:
+        listed = inst.oci.request("GET", f"/v2/{repo}/referrers/{digest}", repo)
+        return len(listed.json()["manifests"]) == 2  # CycloneDX and SPDX
+
+    for digest in (index, amd, arm):
+        _until(lambda d=digest: attached(d), bound=180)  # type: ignore[misc]
+
+    env = inst.home.env()
+    config = str(inst.home.oras_config)
+    run([oras, "login", "--plain-http", "--registry-config", config, "-u",
+         inst.server.admin_username, "--password-stdin", inst.server.host_port],
+        env=env, stdin=inst.server.admin_password)  # fmt: skip
+    common = ["--plain-http", "--registry-config", config]
+    image = f"{inst.server.host_port}/{repo}@{index}"
+    found = run([oras, "discover", *common, "--format", "json", image], env=env).stdout
+    listed = {r["artifactType"]: r["digest"] for r in json.loads(found)["referrers"]}
+    assert sorted(listed) == [SPDX, CYCLONEDX]
+    documents = {}
+    for media_type, name in [(SPDX, "sbom.spdx.json"), (CYCLONEDX, "sbom.cdx.json")]:
+        out = tmp_path / media_type.replace("/", "_")
+        run([oras, "pull", *common, "-o", str(out),
+             f"{inst.server.host_port}/{repo}@{listed[media_type]}"], env=env)  # fmt: skip
+        documents[media_type] = json.loads((out / name).read_text())
+        manifest = inst.oci.request("GET", f"/v2/{repo}/manifests/{listed[media_type]}", repo)
+        assert manifest.json()["subject"]["digest"] == index
+
+    cdx = documents[CYCLONEDX]
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(json.dumps(cdx)) is None
+    assert cdx["metadata"]["component"]["version"] == index
+    images = {c["version"]: c for c in cdx["components"]}
+    assert set(images) == {amd, arm}
+    assert {p["value"] for p in images[amd]["properties"]} == {"linux/amd64"}
+    assert {p["value"] for p in images[arm]["properties"]} == {"linux/arm64"}
+    for component in images.values():
+        purls = {c["purl"] for c in component["components"]}
+        assert any(p.startswith("pkg:deb/debian/openssl@3.0.11-1~deb12u1") for p in purls)
+    dependencies = {d["ref"]: set(d.get("dependsOn", [])) for d in cdx["dependencies"]}
+    assert dependencies[index] == {amd, arm}
+
+    spdx = documents[SPDX]
+    path = tmp_path / "index.spdx.json"
+    path.write_text(json.dumps(spdx))
+    assert validate_full_spdx_document(json_parser.parse_from_file(str(path))) == []
+    by_id = {p["SPDXID"]: p for p in spdx["packages"]}
+    contains = [
+        (r["spdxElementId"], r["relatedSpdxElement"])
+        for r in spdx["relationships"]
+        if r["relationshipType"] == "CONTAINS"
+    ]
+    members = [by_id[c] for p, c in contains if p == "SPDXRef-Index"]
+    assert {m["versionInfo"] for m in members} == {amd, arm}
+    assert {m["comment"] for m in members} == {"platform: linux/amd64", "platform: linux/arm64"}
+    for member in members:
+        names = {by_id[c]["name"] for p, c in contains if p == member["SPDXID"]}
+        assert names == {"openssl", "libssl3"}

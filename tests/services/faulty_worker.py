@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import json
 import logging
 import os
@@ -30,9 +31,10 @@ from typing import TYPE_CHECKING, Any
 
 from temporalio import activity
 
-from activities.heartbeats import heartbeat_interval, heartbeating_thread
+from activities.heartbeats import heartbeat_interval, heartbeating, heartbeating_thread
 from cli import outbox
 from cli.composition import Composition, compose
+from cli.outbox_task import installation_subscribers
 from cli.signals import stop_on_signals
 from cli.wiring import build_activities
 from cli.worker import run_worker
@@ -59,6 +61,8 @@ class Fault:
     hold_seconds: float
     workflow_id: str | None
     skip: int
+    #: Dispatch to every subscriber of an installation, not only the built-in ones.
+    all_subscribers: bool = False
     _fired: bool = False
     _seen: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -94,24 +98,58 @@ def activity_name(fn: Callable[..., Any]) -> str:
     return definition.name
 
 
+def _facts() -> dict[str, Any]:
+    info = activity.info()
+    return {
+        "activity": info.activity_type,
+        "activity_id": info.activity_id,
+        "workflow_id": info.workflow_id,
+        "run_id": info.workflow_run_id,
+        "attempt": info.attempt,
+        "pid": os.getpid(),
+    }
+
+
+def _stalling_async(fn: Callable[..., Any], fault: Fault) -> Callable[..., Any]:
+    """An ``async`` activity ``fn`` registered under its own name, stalling on the faulted
+    call. The stall runs in a thread, so the worker's event loop (and with it every other
+    activity and, in ``during``, the heartbeats) goes on."""
+    hints = typing.get_type_hints(fn)
+    (param_name,) = (name for name in hints if name != "return")
+
+    async def wrapped(params: Any) -> Any:
+        if not fault.claim(activity.info().workflow_id):
+            return await fn(params)
+        facts = _facts()
+        if fault.when == BEFORE:
+            await asyncio.to_thread(fault.stall, facts)
+            return await fn(params)
+        result = await fn(params)
+        every = heartbeat_interval()
+        if fault.when == DURING and every is not None:
+            async with heartbeating(every):
+                await asyncio.to_thread(fault.stall, facts)
+        else:
+            await asyncio.to_thread(fault.stall, facts)
+        return result
+
+    wrapped.__name__ = fn.__name__
+    wrapped.__annotations__ = {"params": hints[param_name], "return": hints.get("return")}
+    return activity.defn(name=activity_name(fn))(wrapped)
+
+
 def _stalling(fn: Callable[..., Any], fault: Fault) -> Callable[..., Any]:
     """``fn`` registered under its own name, stalling on the faulted call."""
+    if inspect.iscoroutinefunction(fn):
+        return _stalling_async(fn, fault)
     hints = typing.get_type_hints(fn)
     (param_name,) = (name for name in hints if name != "return")
     assert param_name == "params", f"{fn} takes {param_name!r}; the wrapper passes params"
 
     def wrapped(params: Any) -> Any:
-        info = activity.info()
-        if not fault.claim(info.workflow_id):
+        if not fault.claim(activity.info().workflow_id):
             return fn(params)
-        facts = {
-            "activity": info.activity_type,
-            "activity_id": info.activity_id,
-            "workflow_id": info.workflow_id,
-            "run_id": info.workflow_run_id,
-            "attempt": info.attempt,
-            "pid": os.getpid(),
-        }
+        facts = _facts()
         if fault.when == BEFORE:
             fault.stall(facts)
             return fn(params)
@@ -163,8 +201,21 @@ def _parse() -> Fault:
     parser.add_argument("--hold", type=float, default=300.0)
     parser.add_argument("--workflow-id", default=None)
     parser.add_argument("--skip", type=int, default=0, help="matching calls to let through")
+    parser.add_argument(
+        "--all-subscribers",
+        action="store_true",
+        help="fan events out to every subscriber (scans, webhooks, ...) as moorage worker does",
+    )
     args = parser.parse_args()
-    return Fault(args.activity, args.when, args.marker, args.hold, args.workflow_id, args.skip)
+    return Fault(
+        args.activity,
+        args.when,
+        args.marker,
+        args.hold,
+        args.workflow_id,
+        args.skip,
+        all_subscribers=args.all_subscribers,
+    )
 
 
 async def _main(settings: Settings, fault: Fault) -> None:
@@ -175,7 +226,9 @@ async def _main(settings: Settings, fault: Fault) -> None:
             settings,
             faulty_activities(root, fault),
             stop,
-            outbox=root.outbox_dispatcher(builtin_subscribers()),
+            outbox=root.outbox_dispatcher(
+                installation_subscribers() if fault.all_subscribers else builtin_subscribers()
+            ),
         )
 
 

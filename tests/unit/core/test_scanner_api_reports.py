@@ -1,4 +1,5 @@
-"""The scanner API's documents: report negotiation and another scanner's report read back."""
+"""The scanner API's documents: report negotiation, another scanner's report read back,
+the SBOM formats a scanner offers and its SBOM report read back."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ from core.scan_records import PlatformFinding, ScanReport, ScanStatus, scanner_o
 from core.scan_reports import HARBOR_REPORT, harbor_report
 from core.scanner_api import (
     NATIVE_REPORT,
+    SBOM_REPORT,
+    ExternalScannerError,
     ScanApiError,
     findings_of,
     report_type,
+    sbom_formats,
+    sbom_of,
     scanner_label,
 )
 from core.vulndb.matching import Finding, FixStatus
@@ -28,6 +33,8 @@ from core.vulndb.severity import Severity
         ("application/vnd.security.vulnerability.report; version=1.1", HARBOR_REPORT),
         (NATIVE_REPORT, NATIVE_REPORT),
         (f"text/html, {NATIVE_REPORT}", NATIVE_REPORT),
+        (SBOM_REPORT, SBOM_REPORT),
+        ("application/vnd.security.sbom.report+json", SBOM_REPORT),
     ],
 )
 def test_the_report_type_follows_accept(accept: str, wanted: str) -> None:
@@ -37,15 +44,48 @@ def test_the_report_type_follows_accept(accept: str, wanted: str) -> None:
 @pytest.mark.parametrize(
     "accept",
     [
-        "application/vnd.security.sbom.report+json; version=1.0",
+        "application/vnd.security.sbom.report+json; version=2.0",
         "application/vnd.security.vulnerability.report; version=9.9",
+        "application/vnd.scanner.adapter.vuln.report.raw",
         "text/html",
     ],
 )
-def test_a_report_type_not_produced_is_refused_with_422(accept: str) -> None:
+def test_a_report_type_not_produced_is_refused_with_501(accept: str) -> None:
+    """v1.2: 501, the scanner has no capability to handle the mime type."""
     with pytest.raises(ScanApiError) as caught:
         report_type(accept)
-    assert caught.value.status == 422
+    assert caught.value.status == 501
+
+
+def test_the_sbom_formats_a_scanners_metadata_offers() -> None:
+    both = {
+        "capabilities": [
+            {"type": "vulnerability", "produces_mime_types": [HARBOR_REPORT]},
+            {
+                "type": "sbom",
+                "produces_mime_types": [SBOM_REPORT],
+                "additional_attributes": {
+                    "sbom_media_types": ["application/spdx+json", "application/spdx+xml",
+                                         "application/vnd.cyclonedx+json"]
+                },
+            },
+        ]
+    }  # fmt: skip
+    assert sbom_formats(both) == ("application/spdx+json", "application/vnd.cyclonedx+json")
+    # v1.1 scanners: no sbom capability, or one producing another report
+    assert sbom_formats({"capabilities": [{"produces_mime_types": [HARBOR_REPORT]}]}) == ()
+    other = {"capabilities": [{"type": "sbom", "produces_mime_types": ["application/x"]}]}
+    assert sbom_formats(other) == ()
+    assert sbom_formats({"capabilities": "none"}) == ()
+
+
+def test_an_sbom_report_gives_its_document_only_in_the_format_asked() -> None:
+    report = {"media_type": "application/spdx+json", "sbom": {"spdxVersion": "SPDX-2.3"}}
+    assert sbom_of(report, "application/spdx+json") == b'{"spdxVersion":"SPDX-2.3"}'
+    with pytest.raises(ExternalScannerError):
+        sbom_of(report, "application/vnd.cyclonedx+json")
+    with pytest.raises(ExternalScannerError):
+        sbom_of({"media_type": "application/spdx+json", "sbom": "text"}, "application/spdx+json")
 
 
 def test_a_foreign_scanners_report_becomes_findings_the_policy_can_judge() -> None:
