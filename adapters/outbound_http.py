@@ -29,6 +29,8 @@ from core.outbound import (
 )
 
 _DEFAULT_PORTS = {"https": 443, "http": 80}
+#: Idle connections a client keeps open for reuse (callers making many calls at once raise it).
+KEEPALIVE = 20
 
 
 async def resolve_host(host: str, port: int) -> Sequence[str]:
@@ -71,7 +73,7 @@ class OutboundClient:
         max_body_bytes: int = 64 * 1024,
         verify: ssl.SSLContext | bool = True,
         resolver: Resolver | None = None,
-        keepalive: int = 20,
+        keepalive: int = KEEPALIVE,
     ) -> None:
         self._policy = policy
         self._max_body = max_body_bytes
@@ -150,4 +152,10 @@ class OutboundClient:
             return OutboundResponse(response.status_code, response.headers, bytes(body), truncated)
 
 
-__all__ = ["OutboundClient", "OutboundRefusedError", "OutboundResponse", "resolve_host"]
+__all__ = [
+    "KEEPALIVE",
+    "OutboundClient",
+    "OutboundRefusedError",
+    "OutboundResponse",
+    "resolve_host",
+]

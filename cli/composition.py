@@ -45,7 +45,7 @@ from adapters.keycloak import KeycloakProvider
 from adapters.master_key import secret_box
 from adapters.openssl_sha256 import resumable_hashing
 from adapters.osv_files import OsvFiles
-from adapters.outbound_http import OutboundClient, resolve_host
+from adapters.outbound_http import KEEPALIVE, OutboundClient, resolve_host
 from adapters.preheat_providers import PROVIDER_ANSWER_BYTES, provider_client
 from adapters.replication_clients import ReplicationClients
 from adapters.scanner_api_http import PING_SECONDS, AdapterProbe
@@ -534,6 +534,7 @@ class Composition:
             max_body_bytes=PROVIDER_ANSWER_BYTES,
             verify=True,
             resolver=resolve_host,
+            keepalive=KEEPALIVE,
         )
 
     @cached_property
@@ -548,6 +549,7 @@ class Composition:
             max_body_bytes=PROVIDER_ANSWER_BYTES,
             verify=False,
             resolver=resolve_host,
+            keepalive=KEEPALIVE,
         )
 
     @cached_property
