@@ -308,7 +308,7 @@ async def test_a_burst_is_delivered_in_order_by_few_workflows(
     request: pytest.FixtureRequest,
     receiver: WebhookReceiver,
 ) -> None:
-    burst, batch = 2000, 500
+    burst, batch = 10_000, 1000
     settings = webhook_settings(
         "sqlite-fs",
         tmp_path,
