@@ -56,6 +56,12 @@ _STATES: Final = {
 }
 
 
+#: Statuses of a promotion that has not ended (an approval sent now is kept for it).
+_ACTIVE = frozenset(
+    {Status.RUNNING.value, Status.WAITING_GATES.value, Status.WAITING_APPROVAL.value}
+)
+
+
 @dataclass(frozen=True, slots=True)
 class PromotionSummary:
     """One promotion as a list shows it (its run's state, not the gates' outcome)."""
@@ -161,7 +167,7 @@ class PromotionRuns:
         state = await self.read(promotion_id)
         # NOTE: a running promotion may not have reached its approval step yet; the
         # workflow keeps the signal for it (and ignores it without an approval gate).
-        if state.status not in {Status.WAITING_APPROVAL.value, Status.RUNNING.value}:
+        if state.status not in _ACTIVE:
             raise ConflictError(f"promotion {promotion_id!r} is {state.status}, already ended")
         try:
             async with asyncio.timeout(CALL_TIMEOUT):

@@ -56,6 +56,8 @@ def parse_gates(values: list[str]) -> dict[str, Any]:
             gates["signed"] = True
         elif name == "builder" and arg:
             gates["builder"] = arg
+        elif name == "wait" and arg.isdigit():
+            gates["wait_seconds"] = int(arg)
         elif name == "approval":
             gates["approval"] = True
             if eq:
@@ -64,7 +66,8 @@ def parse_gates(values: list[str]) -> dict[str, Any]:
                 gates["approval_timeout_seconds"] = int(arg)
         else:
             raise typer.BadParameter(
-                f"unknown gate {value!r} (scan=SEVERITY, signed, builder=ID, approval[=SECONDS])",
+                f"unknown gate {value!r} (scan=SEVERITY, signed, builder=ID, approval[=SECONDS], "
+                "wait=SECONDS)",
                 param_hint="--gate",
             )
     return gates
@@ -91,7 +94,12 @@ def start(
     target: Annotated[str, typer.Argument(help="project/repo:tag")],
     gate: Annotated[
         list[str] | None,
-        typer.Option("--gate", "-g", help="scan=SEVERITY, signed, builder=ID, approval[=SECONDS]"),
+        typer.Option(
+            "--gate",
+            "-g",
+            help="scan=SEVERITY, signed, builder=ID, approval[=SECONDS]; wait=SECONDS: how "
+            "long failing gates are evaluated again before a refusal",
+        ),
     ] = None,
     sign: Annotated[
         bool, typer.Option("--sign", help="Sign the promoted image with the target's key.")

@@ -49,6 +49,9 @@ class RuleGates(Strict):
     )
     approval: bool = Field(default=False, description="Wait for a manual approval.")
     approval_timeout_seconds: int = Field(default=DEFAULT_APPROVAL_TIMEOUT, ge=1)
+    wait_seconds: int = Field(
+        default=0, ge=0, description="How long failing gates are evaluated again (0: once)."
+    )
 
 
 class RuleSpec(Strict):

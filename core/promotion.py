@@ -11,6 +11,12 @@ this registry once its gates pass:
 - ``provenance``: a verified SLSA provenance attestation names ``builder`` as its builder;
 - ``approval``: someone sends the approval signal before ``approval_timeout_seconds``.
 
+The automatic gates (scan, signed, provenance) are decided once by default. With
+``wait_seconds``, gates that fail are evaluated again every :data:`GATE_RECHECK_SECONDS`
+until they all pass or that time is over (then the promotion is refused with the last
+reasons): an image pushed a moment ago is promoted once its scan or its signature has
+arrived, as a promotion rule that fires on the push needs.
+
 The workflow id derives from the source digest and the target, so the same request twice
 is one promotion (:func:`promotion_id`). Nothing here does I/O.
 """
@@ -46,10 +52,15 @@ SLSA_PROVENANCE: Final = frozenset(
     {"https://slsa.dev/provenance/v1", "https://slsa.dev/provenance/v0.2"}
 )
 DEFAULT_APPROVAL_TIMEOUT: Final = 24 * 3600
+#: Between two evaluations of gates that are waited for.
+GATE_RECHECK_SECONDS: Final = 10
+#: Longest wait for gates to pass.
+MAX_GATE_WAIT: Final = 7 * 24 * 3600
 
 
 class Status(StrEnum):
     RUNNING = "running"
+    WAITING_GATES = "waiting_gates"
     WAITING_APPROVAL = "waiting_approval"
     PROMOTED = "promoted"
     REFUSED = "refused"
@@ -65,6 +76,8 @@ class Gates:
     builder: str | None = None
     approval: bool = False
     approval_timeout_seconds: int = DEFAULT_APPROVAL_TIMEOUT
+    #: How long failing automatic gates are evaluated again before a refusal (0: once).
+    wait_seconds: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +202,8 @@ def check_gates(gates: Gates) -> Gates:
         raise InvalidInputError(
             "the approval timeout is 1 s to 30 days", field="gates.approval_timeout_seconds"
         )
+    if not 0 <= gates.wait_seconds <= MAX_GATE_WAIT:
+        raise InvalidInputError("the wait for gates is 0 s to 7 days", field="gates.wait_seconds")
     return gates
 
 

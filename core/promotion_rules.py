@@ -13,11 +13,12 @@ A matching push (a tag created or moved, ``core.events``) starts one ordinary pr
 (:func:`rule_promotion_id`) derives from the rule, the digest and the target: the same
 event delivered twice, or the same digest tagged again, starts nothing new.
 
-Gates are those of a manual request and are decided the same way: once, when the
-promotion runs (right after the push). A gate that is not met yet (no scan, no verified
-signature) refuses the promotion with its reason, and that refusal is final for the
-rule, digest and target; a later manual request (``moorage promote``) is a promotion of
-its own. Nothing here does I/O.
+Gates are those of a manual request and are decided the same way, when the promotion
+runs (right after the push): a gate that is not met yet (no scan, no verified signature)
+refuses the promotion with its reason unless the gates' ``wait_seconds`` has it
+evaluated again until it passes or that time is over (``core.promotion``). A refusal is
+final for the rule, digest and target; a later manual request (``moorage promote``) is
+a promotion of its own. Nothing here does I/O.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
         APPROVE_SIGNAL,
         COPY_IMAGE,
         EVALUATE_GATES,
+        GATE_RECHECK_SECONDS,
         PROMOTION_REFUSED,
         PROMOTION_WORKFLOW,
         RECORD_OUTCOME,
@@ -69,14 +70,17 @@ class PromotionWorkflow:
         self._state.id = request.id
         self._state.source = f"{request.source_repository}@{request.source_digest}"
         self._state.target = f"{request.target_repository}:{request.target_tag}"
-        evaluation: Evaluation = await workflow.execute_activity(
-            EVALUATE_GATES,
-            request,
-            result_type=Evaluation,
-            start_to_close_timeout=STEP_TIMEOUT,
-            retry_policy=_RETRY,
-        )
-        self._state.gates = list(evaluation.results)
+        evaluation = await self._evaluate(request)
+        waited = 0
+        while not evaluation.passed and waited < request.gates.wait_seconds:
+            # NOTE: a request without ``wait_seconds`` (0) never gets here, so the
+            # command sequence of runs recorded before the field existed is unchanged
+            self._state.status = Status.WAITING_GATES.value
+            pause = min(GATE_RECHECK_SECONDS, request.gates.wait_seconds - waited)
+            await workflow.sleep(timedelta(seconds=pause))
+            waited += pause
+            evaluation = await self._evaluate(request)
+        self._state.status = Status.RUNNING.value
         if not evaluation.passed:
             return await self._finish(request, Status.REFUSED, evaluation.failures())
         if request.gates.approval:
@@ -106,6 +110,18 @@ class PromotionWorkflow:
         except ActivityError as exc:
             return await self._finish(request, Status.FAILED, str(exc.cause or exc)[:2048])
         return await self._finish(request, Status.PROMOTED, "")
+
+    async def _evaluate(self, request: PromotionRequest) -> Evaluation:
+        """The automatic gates' results now (kept in the state the query answers)."""
+        evaluation: Evaluation = await workflow.execute_activity(
+            EVALUATE_GATES,
+            request,
+            result_type=Evaluation,
+            start_to_close_timeout=STEP_TIMEOUT,
+            retry_policy=_RETRY,
+        )
+        self._state.gates = list(evaluation.results)
+        return evaluation
 
     async def _finish(
         self, request: PromotionRequest, status: Status, reason: str

@@ -97,6 +97,7 @@ class RuleOut(BaseModel):
                 builder=gates.builder,
                 approval=gates.approval,
                 approval_timeout_seconds=gates.approval_timeout_seconds,
+                wait_seconds=gates.wait_seconds,
             ),
             sign=rule.sign,
             enabled=rule.enabled,

@@ -51,6 +51,13 @@ class GatesIn(BaseModel):
     )
     approval: bool = Field(default=False, description="Wait for a manual approval.")
     approval_timeout_seconds: int = DEFAULT_APPROVAL_TIMEOUT
+    wait_seconds: int = Field(
+        default=0,
+        description=(
+            "How long failing scan, signature and provenance gates are evaluated again "
+            "(every 10 s) before the promotion is refused; 0: decided once."
+        ),
+    )
 
 
 class PromotionIn(BaseModel):

@@ -29,6 +29,7 @@ class PromotionRuleRow(SQLModel, table=True):
     builder: str | None = Field(default=None, max_length=1024)
     approval: bool = False
     approval_timeout_seconds: int
+    wait_seconds: int = 0
     sign: bool = False
     enabled: bool = True
     created_by: str = Field(max_length=255)

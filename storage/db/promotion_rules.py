@@ -13,7 +13,14 @@ from storage.db.repos.base import table_of
 from storage.db.rows import TableRows
 
 _RULE = table_of(PromotionRuleRow)
-_GATES = ("max_severity", "signed", "builder", "approval", "approval_timeout_seconds")
+_GATES = (
+    "max_severity",
+    "signed",
+    "builder",
+    "approval",
+    "approval_timeout_seconds",
+    "wait_seconds",
+)
 
 
 def _rule(row: Any) -> PromotionRule:
@@ -35,6 +42,7 @@ def _rule(row: Any) -> PromotionRule:
             builder=row.builder,
             approval=bool(row.approval),
             approval_timeout_seconds=row.approval_timeout_seconds,
+            wait_seconds=row.wait_seconds,
         ),
         sign=bool(row.sign),
         enabled=bool(row.enabled),

@@ -268,6 +268,52 @@ def test_a_failing_gate_refuses_with_its_reason_and_a_signed_image_passes(rules_
     assert digest_of(_manifest(rig.oci, target, "release-2").content) == digest
 
 
+def test_a_rule_that_waits_promotes_once_the_pipeline_has_signed_after_the_push(
+    rules_rig: Rig,
+) -> None:
+    """Push, then sign (what a CI pipeline does): the rule's promotion waits for its
+    ``signed`` gate (``wait_seconds``) and promotes the image once the signature verified."""
+    rig = rules_rig
+    rig.spawn_worker()
+    source_project, target_project = _project(rig), _project(rig)
+    source, target = f"{source_project}/app", f"{target_project}/app"
+    policy = {
+        "enforce": False,
+        "keys": [{"name": "ci", "public_key": public_pem(CI_KEY)}],
+        "signatures": {"required_signers": 1},
+    }
+    saved = rig.admin("PUT", f"/api/v1/projects/{source_project}/trust/policy", json=policy)
+    assert saved.status_code == 200, saved.text
+    ci = _robot(rig, source_project, ["pull", "push"])
+    rule = _rule(
+        rig,
+        source_project,
+        name="signed-after-push",
+        tags="v*",
+        target_project=target_project,
+        gates={"signed": True, "wait_seconds": 300},
+    )
+    assert rule["gates"]["wait_seconds"] == 300
+
+    pushed = _as(rig, ci).push_image(source, "v1")
+    promotion = _promotion(rule, pushed.digest, target, "v1")
+    deadline = time.monotonic() + BOUND
+    while True:
+        state = rig.admin("GET", f"/api/v1/promotions/{promotion}")
+        if state.status_code == 200 and state.json()["status"] == "waiting_gates":
+            break
+        assert time.monotonic() < deadline, state.text
+        time.sleep(0.2)
+    assert [g["gate"] for g in state.json()["gates"]] == ["signed"]
+    assert _manifest(rig.oci, target, "v1").status_code == 404
+
+    push_signature(rig.oci, source, pushed.digest, CI_KEY)
+    promoted = _wait(rig, promotion)
+    assert promoted["status"] == "promoted", promoted
+    assert promoted["gates"][0]["passed"] is True
+    assert digest_of(_manifest(rig.oci, target, "v1").content) == pushed.digest
+
+
 def test_rules_are_managed_by_project_admins_and_bad_fields_are_named(rules_rig: Rig) -> None:
     rig = rules_rig
     source_project, target_project = _project(rig), _project(rig)
@@ -280,6 +326,10 @@ def test_rules_are_managed_by_project_admins_and_bad_fields_are_named(rules_rig:
             "gates.max_severity",
         ),
         ({"name": "r", "target_project": "missing-project"}, "target_project"),
+        (
+            {"name": "r", "target_project": target_project, "gates": {"wait_seconds": -1}},
+            "gates.wait_seconds",
+        ),
     ]:
         refused = rig.admin("POST", base, json=body)
         assert refused.status_code in {404, 422}, refused.text

@@ -468,3 +468,48 @@ def test_the_scan_gate_reads_the_image_s_scan(rig: Rig) -> None:
     assert body["gates"] == [
         {"gate": "scan", "passed": True, "reason": "no finding at or above low"}
     ]
+
+
+def test_a_gate_that_is_waited_for_promotes_once_the_scan_arrives(rig: Rig) -> None:
+    """``wait_seconds``: the scan gate fails ("not scanned"), the promotion waits, the
+    image is scanned meanwhile, and the next evaluation promotes it."""
+    rig.spawn_worker()
+    project = _project(rig)  # no scan on push: the first evaluation finds no report
+    repo = f"{project}/app"
+    image = rig.oci.push_image(repo, "rc1", layers=[_tar_layer()])
+    started = _promote(rig, f"{repo}:rc1", f"{repo}:prod", max_severity="low", wait_seconds=300)
+    assert started.status_code == 202, started.text
+    promotion = started.json()["id"]
+    waiting = _wait(rig, promotion, {"waiting_gates", "promoted", "refused", "failed"})
+    assert waiting["status"] == "waiting_gates", waiting
+    assert waiting["gates"] == [{"gate": "scan", "passed": False, "reason": "not scanned"}]
+    assert _manifest(rig.oci, repo, "prod").status_code == 404
+
+    scan = rig.admin(
+        "POST",
+        f"/api/v1/projects/{project}/scans",
+        json={"repository": repo, "digest": image.digest},
+    )
+    assert scan.status_code == 202, scan.text
+    body = _wait(rig, promotion, {"promoted", "refused", "failed"})
+    assert body["status"] == "promoted", body
+    assert body["gates"] == [
+        {"gate": "scan", "passed": True, "reason": "no finding at or above low"}
+    ]
+    assert digest_of(_manifest(rig.oci, repo, "prod").content) == image.digest
+
+
+def test_a_wait_that_runs_out_refuses_with_the_last_reason(rig: Rig) -> None:
+    rig.spawn_worker()
+    project = _project(rig)
+    repo = f"{project}/app"
+    rig.oci.push_image(repo, "rc1", layers=[_tar_layer()])
+    started = _promote(rig, f"{repo}:rc1", f"{repo}:prod", max_severity="low", wait_seconds=1)
+    assert started.status_code == 202, started.text
+    body = _wait(rig, started.json()["id"], {"promoted", "refused", "failed"})
+    assert body["status"] == "refused", body
+    assert body["reason"] == "scan: not scanned"
+    assert _manifest(rig.oci, repo, "prod").status_code == 404
+    too_long = _promote(rig, f"{repo}:rc1", f"{repo}:later", wait_seconds=8 * 24 * 3600)
+    assert too_long.status_code in (400, 422), too_long.text
+    assert "gates.wait_seconds" in too_long.text
