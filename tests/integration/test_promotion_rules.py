@@ -218,11 +218,11 @@ def test_a_robot_s_matching_push_is_promoted_and_nothing_else_is(rules_rig: Rig)
     assert _tags(rig, target) == ["v1"]
 
 
-def test_a_failing_gate_refuses_with_its_reason_and_a_signed_image_passes(rules_rig: Rig) -> None:
-    rig = rules_rig
+def _signing_projects(rig: Rig) -> tuple[str, str, tuple[str, str]]:
+    """A worker, a source project whose trust policy takes ``CI_KEY``'s signatures (not
+    enforced), a target project, and a pushing robot of the source."""
     rig.spawn_worker()
     source_project, target_project = _project(rig), _project(rig)
-    source, target = f"{source_project}/app", f"{target_project}/released"
     policy = {
         "enforce": False,
         "keys": [{"name": "ci", "public_key": public_pem(CI_KEY)}],
@@ -230,7 +230,13 @@ def test_a_failing_gate_refuses_with_its_reason_and_a_signed_image_passes(rules_
     }
     saved = rig.admin("PUT", f"/api/v1/projects/{source_project}/trust/policy", json=policy)
     assert saved.status_code == 200, saved.text
-    ci = _robot(rig, source_project, ["pull", "push"])
+    return source_project, target_project, _robot(rig, source_project, ["pull", "push"])
+
+
+def test_a_failing_gate_refuses_with_its_reason_and_a_signed_image_passes(rules_rig: Rig) -> None:
+    rig = rules_rig
+    source_project, target_project, ci = _signing_projects(rig)
+    source, target = f"{source_project}/app", f"{target_project}/released"
     rule = _rule(
         rig,
         source_project,
@@ -274,17 +280,8 @@ def test_a_rule_that_waits_promotes_once_the_pipeline_has_signed_after_the_push(
     """Push, then sign (what a CI pipeline does): the rule's promotion waits for its
     ``signed`` gate (``wait_seconds``) and promotes the image once the signature verified."""
     rig = rules_rig
-    rig.spawn_worker()
-    source_project, target_project = _project(rig), _project(rig)
+    source_project, target_project, ci = _signing_projects(rig)
     source, target = f"{source_project}/app", f"{target_project}/app"
-    policy = {
-        "enforce": False,
-        "keys": [{"name": "ci", "public_key": public_pem(CI_KEY)}],
-        "signatures": {"required_signers": 1},
-    }
-    saved = rig.admin("PUT", f"/api/v1/projects/{source_project}/trust/policy", json=policy)
-    assert saved.status_code == 200, saved.text
-    ci = _robot(rig, source_project, ["pull", "push"])
     rule = _rule(
         rig,
         source_project,
