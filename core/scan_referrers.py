@@ -28,7 +28,7 @@ from core.mediatypes import OCI_MANIFEST
 from core.names import Reference, RepositoryName
 from core.ports import Clock
 from core.records import RepositoryRecord
-from core.scan_records import Inventory, ScanStore, ScanTarget
+from core.scan_records import Inventory, ScanStore, ScanTarget, StoredArtifact
 from core.scan_sbom import (
     FILE_NAMES,
     IMAGE_BUILDERS,
@@ -60,15 +60,25 @@ class SbomPublisher:
         self._repositories, self._uploads, self._manifests = repositories, uploads, manifests
         self._clock = clock
 
-    def attach(self, target: ScanTarget, beat: Callable[[], None] = lambda: None) -> int:
-        """Attach the missing documents of ``target``'s images; returns how many."""
+    def _located(
+        self, target: ScanTarget
+    ) -> tuple[tuple[StoredArtifact, str], RepositoryName, RepositoryRecord] | None:
+        """``target``'s stored manifest, name and repository (``None``: gone since)."""
         stored = self._artifacts.manifest(target.repository, target.digest)
         if stored is None:
-            return 0
+            return None
         name = RepositoryName.parse(target.repository)
         repository = self._repositories.find(name)
         if repository is None:
+            return None
+        return stored, name, repository
+
+    def attach(self, target: ScanTarget, beat: Callable[[], None] = lambda: None) -> int:
+        """Attach the missing documents of ``target``'s images; returns how many."""
+        found = self._located(target)
+        if found is None:
             return 0
+        stored, name, repository = found
         attached = 0
         members = members_of(stored[0])
         images: list[Inventory] = []
@@ -116,13 +126,10 @@ class SbomPublisher:
         ``documents``: media type (``FILE_NAMES``' keys) to the document; a type already
         attached is skipped. Returns how many were attached.
         """
-        stored = self._artifacts.manifest(target.repository, target.digest)
-        if stored is None:
+        found = self._located(target)
+        if found is None:
             return 0
-        name = RepositoryName.parse(target.repository)
-        repository = self._repositories.find(name)
-        if repository is None:
-            return 0
+        stored, name, repository = found
         subject = {
             "mediaType": stored[0].media_type,
             "digest": target.digest,
