@@ -165,6 +165,26 @@ def _spdx_packages(
     return packages, relationships
 
 
+def _spdx_container(
+    spdx_id: str,
+    name: str,
+    digest: str,
+    comment: str | None = None,
+    summary: str | None = None,
+) -> Package:
+    """An image or index as an SPDX package (its digest as the version)."""
+    return Package(
+        spdx_id=spdx_id,
+        name=name,
+        download_location=SpdxNoAssertion(),
+        version=digest,
+        files_analyzed=False,
+        primary_package_purpose=PackagePurpose.CONTAINER,
+        summary=summary,
+        comment=comment,
+    )
+
+
 def _spdx_creation(subject: SbomSubject) -> CreationInfo:
     namespace = uuid.uuid5(_NAMESPACE, f"spdx:{subject.digest}")
     return CreationInfo(
@@ -185,29 +205,19 @@ def _spdx_text(document: Document) -> bytes:
 
 def spdx_index(subject: SbomSubject, images: Sequence[Inventory]) -> bytes:
     """The SPDX 2.3 JSON document of an index whose images have ``images``."""
-    root = Package(
-        spdx_id="SPDXRef-Index",
-        name=subject.repository,
-        download_location=SpdxNoAssertion(),
-        version=subject.digest,
-        files_analyzed=False,
-        primary_package_purpose=PackagePurpose.CONTAINER,
-        comment="OCI image index",
-    )
+    root = _spdx_container("SPDXRef-Index", subject.repository, subject.digest, "OCI image index")
     packages = [root]
     relationships = [Relationship("SPDXRef-DOCUMENT", RelationshipType.DESCRIBES, "SPDXRef-Index")]
     for number, inventory in enumerate(images):
         image_id = f"SPDXRef-Image-{number}"
+        platform = inventory.platform
         packages.append(
-            Package(
-                spdx_id=image_id,
-                name=subject.repository,
-                download_location=SpdxNoAssertion(),
-                version=inventory.digest,
-                files_analyzed=False,
-                primary_package_purpose=PackagePurpose.CONTAINER,
-                summary=f"image for {inventory.platform}" if inventory.platform else None,
-                comment=f"platform: {inventory.platform}" if inventory.platform else None,
+            _spdx_container(
+                image_id,
+                subject.repository,
+                inventory.digest,
+                f"platform: {platform}" if platform else None,
+                f"image for {platform}" if platform else None,
             )
         )
         relationships.append(Relationship("SPDXRef-Index", RelationshipType.CONTAINS, image_id))
@@ -221,14 +231,7 @@ def spdx_index(subject: SbomSubject, images: Sequence[Inventory]) -> bytes:
 
 def spdx(subject: SbomSubject, inventory: Inventory) -> bytes:
     """The SPDX 2.3 JSON document of ``inventory``."""
-    image = Package(
-        spdx_id="SPDXRef-Image",
-        name=subject.repository,
-        download_location=SpdxNoAssertion(),
-        version=subject.digest,
-        files_analyzed=False,
-        primary_package_purpose=PackagePurpose.CONTAINER,
-    )
+    image = _spdx_container("SPDXRef-Image", subject.repository, subject.digest)
     found, contains = _spdx_packages(inventory, "SPDXRef-Image", "")
     relationships = [Relationship("SPDXRef-DOCUMENT", RelationshipType.DESCRIBES, "SPDXRef-Image")]
     return _spdx_text(
