@@ -27,7 +27,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from activities.heartbeats import keeps_heartbeating
 from activities.search_attributes import search_values, typed_search_attributes
-from core.event_batches import EventBatch
+from core.event_batches import EventBatch, batch_execution_id
 from core.preheat import (
     CREATE_JOB,
     DELIVER_EVENTS_PREHEAT,
@@ -137,7 +137,9 @@ class PreheatActivities:
     @keeps_heartbeating
     async def deliver_events_preheat(self, batch: EventBatch) -> int:
         """Start one execution per event-based policy the batch concerns."""
-        requests = await anyio.to_thread.run_sync(self._plan_batch, batch)
+        requests = await anyio.to_thread.run_sync(
+            self._plan_batch, batch, activity.info().workflow_id
+        )
         client = activity.client()
         queue = activity.info().task_queue
         for request, policy, project in requests:
@@ -154,7 +156,9 @@ class PreheatActivities:
                 )
         return len(batch.events)
 
-    def _plan_batch(self, batch: EventBatch) -> list[tuple[ExecutionRequest, str, str]]:
+    def _plan_batch(
+        self, batch: EventBatch, batch_run: str
+    ) -> list[tuple[ExecutionRequest, str, str]]:
         planned: list[tuple[ExecutionRequest, str, str]] = []
         projects = {e.project_id for e in batch.events if e.project_id is not None}
         service = self._runner.service
@@ -173,7 +177,9 @@ class PreheatActivities:
                     policy,
                     TriggerKind.EVENT_BASED,
                     candidates,
-                    execution_id=f"preheat-{policy.id}-batch-{batch.batch_id}",
+                    execution_id=batch_execution_id(
+                        "preheat", policy.id, batch.batch_id, batch_run
+                    ),
                 )
                 planned.append((request, policy.name, policy.project))
         return planned

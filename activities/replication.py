@@ -27,7 +27,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from activities.heartbeats import keeps_heartbeating
 from activities.search_attributes import search_values, typed_search_attributes
-from core.event_batches import EventBatch
+from core.event_batches import EventBatch, batch_execution_id
 from core.replication import (
     COPY_ARTIFACT,
     DELIVER_EVENTS_REPLICATION,
@@ -141,7 +141,9 @@ class ReplicationActivities:
     @keeps_heartbeating
     async def deliver_events_replication(self, batch: EventBatch) -> int:
         """Start one execution per event-triggered policy the batch concerns."""
-        requests = await anyio.to_thread.run_sync(self._plan_batch, batch)
+        requests = await anyio.to_thread.run_sync(
+            self._plan_batch, batch, activity.info().workflow_id
+        )
         client = activity.client()
         queue = activity.info().task_queue
         for request, policy, names in requests:
@@ -160,7 +162,7 @@ class ReplicationActivities:
         return len(batch.events)
 
     def _plan_batch(
-        self, batch: EventBatch
+        self, batch: EventBatch, batch_run: str
     ) -> list[tuple[ExecutionRequest, str, tuple[str | None, str | None]]]:
         planned: list[tuple[ExecutionRequest, str, tuple[str | None, str | None]]] = []
         for policy in self._service.policies():
@@ -175,7 +177,9 @@ class ReplicationActivities:
                 policy,
                 TriggerKind.EVENT,
                 tasks,
-                execution_id=f"replication-{policy.id}-batch-{batch.batch_id}",
+                execution_id=batch_execution_id(
+                    "replication", policy.id, batch.batch_id, batch_run
+                ),
             )
             repositories = {task.source for task in tasks}
             repository = repositories.pop() if len(repositories) == 1 else None

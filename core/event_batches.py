@@ -8,6 +8,7 @@ start repeated after a crash (or by a second dispatcher) names the same run.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -104,6 +105,20 @@ def batch_subject(events: Sequence[EventValue]) -> str:
     if repositories:
         return f"{len(repositories)}-repositories"
     return "registry"
+
+
+def batch_execution_id(kind: str, policy_id: int, batch_id: int, batch_run: str) -> str:
+    """The id of the execution a policy starts for one event batch (also its workflow id).
+
+    ``<kind>-<policy id>-batch-<batch id>-<12 hex>``: the same for every attempt of the
+    batch's activity, so a repeated delivery starts nothing new. The hex is taken from the
+    batch run's workflow id (:func:`batch_workflow_id`, which carries the batch's formation
+    time): policy and batch ids repeat between databases sharing one Temporal namespace, or
+    in a database restored from a backup, where they alone would name a finished run of
+    another batch and the new one would never start.
+    """
+    key = hashlib.sha256(batch_run.encode()).hexdigest()[:12]
+    return f"{kind}-{policy_id}-batch-{batch_id}-{key}"
 
 
 def batch_workflow_id(subscriber: str, events: Sequence[EventValue], formed_at: datetime) -> str:

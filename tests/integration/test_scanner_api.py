@@ -540,12 +540,21 @@ def test_a_served_sbom_of_an_index_describes_each_platform(
 # --- workers killed with kill -9 mid-scan (last: they stop and restart the sites' workers) --
 
 
-def _faulty(site: Site, activity: str, when: str, marker: Path) -> ManagedProcess:
-    """The site's worker with ``activity`` made to stall (``tests.services.faulty_worker``)."""
+def _faulty(
+    site: Site, activity: str, when: str, marker: Path, workflow_contains: str | None = None
+) -> ManagedProcess:
+    """The site's worker with ``activity`` made to stall (``tests.services.faulty_worker``).
+
+    With ``workflow_contains`` (a digest), only a call of a run whose id contains it
+    stalls: every scan asks the delegate step first, so another artifact's scan still
+    queued would otherwise be the one stalled.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOORAGE_")}
     env |= site.env | {"MOORAGE_REPLICATION__LOCAL_URL": site.url, "PYTHONUNBUFFERED": "1"}
     argv = [sys.executable, "-m", "tests.services.faulty_worker", "--activity", activity]
     argv += ["--when", when, "--marker", str(marker), "--all-subscribers"]
+    if workflow_contains is not None:
+        argv += ["--workflow-contains", workflow_contains]
     log = site.workdir / f"faulty-{activity}-{when}.log"
     return spawn("faulty worker", argv, log_path=log, env=env, cwd=REPO_ROOT)
 
@@ -670,9 +679,11 @@ def test_a_delegated_scan_whose_worker_is_killed_asks_the_scanner_once(
     layer = debian_layer("amd64", "\n# delegated crash\n")
     marker = b.workdir / "stalled-delegate.json"
     b.worker.stop()
-    faulty = _faulty(b, SCAN_DELEGATE, AFTER, marker)
+    faulty: ManagedProcess | None = None
     try:
+        # pushed while B has no worker: its scan waits for the faulty one
         digest = push(b, "ext/delegated", "v1", layer)
+        faulty = _faulty(b, SCAN_DELEGATE, AFTER, marker, workflow_contains=digest)
         faulty.wait_until(marker.exists, timeout=BOUND, what="the delegated scan stalls")
         workflow_id = json.loads(marker.read_text())["workflow_id"]
         assert _count(a, SERVED, digest) == 1
@@ -687,7 +698,8 @@ def test_a_delegated_scan_whose_worker_is_killed_asks_the_scanner_once(
         b.restart_worker()
         assert _result(b, workflow_id) == "succeeded"
     finally:
-        faulty.stop()
+        if faulty is not None:
+            faulty.stop()
         if b.worker.popen.poll() is not None:
             b.restart_worker()
     summary = finished_summary(b, "ext", digest)

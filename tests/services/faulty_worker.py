@@ -63,6 +63,8 @@ class Fault:
     skip: int
     #: Dispatch to every subscriber of an installation, not only the built-in ones.
     all_subscribers: bool = False
+    #: Only calls of workflows whose id contains this (e.g. a scan run's digest).
+    workflow_contains: str | None = None
     _fired: bool = False
     _seen: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -70,6 +72,8 @@ class Fault:
     def claim(self, workflow_id: str | None) -> bool:
         """Whether this call is the one to stall (the first match after ``skip``)."""
         if self.workflow_id is not None and workflow_id != self.workflow_id:
+            return False
+        if self.workflow_contains is not None and self.workflow_contains not in (workflow_id or ""):
             return False
         with self._lock:
             if self._fired:
@@ -200,6 +204,9 @@ def _parse() -> Fault:
     parser.add_argument("--marker", type=Path, required=True)
     parser.add_argument("--hold", type=float, default=300.0)
     parser.add_argument("--workflow-id", default=None)
+    parser.add_argument(
+        "--workflow-contains", default=None, help="only workflows whose id contains this"
+    )
     parser.add_argument("--skip", type=int, default=0, help="matching calls to let through")
     parser.add_argument(
         "--all-subscribers",
@@ -215,6 +222,7 @@ def _parse() -> Fault:
         args.workflow_id,
         args.skip,
         all_subscribers=args.all_subscribers,
+        workflow_contains=args.workflow_contains,
     )
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from core import events
-from core.event_batches import EventValue, batch_search, batch_workflow_id
+from core.event_batches import EventValue, batch_execution_id, batch_search, batch_workflow_id
 from core.subscribers import LOG, Subscriber, Subscribers, builtin_subscribers
 
 
@@ -58,6 +58,19 @@ def test_a_batch_id_names_subscriber_kind_subject_and_event_range() -> None:
     assert batch_workflow_id("log", registry, formed).startswith(
         "events-log-quota.warning-registry-3-3-"
     )
+
+
+def test_an_execution_of_a_batch_is_named_apart_from_another_databases_same_ids() -> None:
+    """Two databases on one Temporal namespace: same policy and batch ids, other runs."""
+    one = [_event(7, events.MANIFEST_PUSHED, "acme/app")]
+    here = batch_workflow_id("preheat", one, datetime(2026, 12, 3, 4, 5, 6, tzinfo=UTC))
+    there = batch_workflow_id("preheat", one, datetime(2026, 12, 3, 4, 5, 7, tzinfo=UTC))
+    ours = batch_execution_id("preheat", 2, 3, here)
+    assert ours == batch_execution_id("preheat", 2, 3, here)  # every attempt: one execution
+    assert ours != batch_execution_id("preheat", 2, 3, there)
+    assert ours.startswith("preheat-2-batch-3-")
+    # the execution tables hold ids of at most 64 characters; ids are 32-bit integers
+    assert len(batch_execution_id("replication", 2**31 - 1, 2**31 - 1, here)) <= 64
 
 
 def test_search_attributes_need_one_repository_and_the_digest_one_digest() -> None:
