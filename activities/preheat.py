@@ -138,7 +138,7 @@ class PreheatActivities:
     async def deliver_events_preheat(self, batch: EventBatch) -> int:
         """Start one execution per event-based policy the batch concerns."""
         requests = await anyio.to_thread.run_sync(
-            self._plan_batch, batch, activity.info().workflow_id
+            self._plan_batch, batch, activity.info().workflow_id or ""
         )
         client = activity.client()
         queue = activity.info().task_queue

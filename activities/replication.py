@@ -142,7 +142,7 @@ class ReplicationActivities:
     async def deliver_events_replication(self, batch: EventBatch) -> int:
         """Start one execution per event-triggered policy the batch concerns."""
         requests = await anyio.to_thread.run_sync(
-            self._plan_batch, batch, activity.info().workflow_id
+            self._plan_batch, batch, activity.info().workflow_id or ""
         )
         client = activity.client()
         queue = activity.info().task_queue
