@@ -7,7 +7,12 @@ database access. The copy is read at start, re-read by a background task every
 ``scan.policy_cache_seconds`` (no request waits for it), and re-read at once in the
 process that changed a policy or allowlist: a change made through another API process
 applies there within ``policy_cache_seconds`` plus one re-read. For a gated project the
-gate reads the artifact's report and the allowlists (in a worker thread). The external
+gate reads the artifact's report and the allowlists (in a worker thread); a pull it lets through is
+remembered ``scan.verdict_cache_seconds`` (``core.verdict_cache``), so a new finding
+(a re-match) or an allowlist entry removed in another process refuses that image's pulls
+at most that long later. A refusal is never kept: the pull after a finished scan or an
+added allowlist entry is decided anew. A change of a policy or an allowlist made through
+this process, or a changed policy seen by a re-read, drops every kept allowance. The external
 scanner of a delegated scan (a token of kind ``scanner``) is exempt: it pulls the image
 it is to judge.
 """
@@ -32,6 +37,8 @@ from core.pipeline import Hooks, OCIRequest
 from core.records import ManifestRecord
 from core.scan_records import ScanPolicy, ScanStore
 from core.scan_reports import ScanReports
+from core.scan_settings import ScanSettings
+from core.verdict_cache import VerdictCache
 from core.vuln_policy import Refusal, allowed_ids, decide, scannable
 
 logger = logging.getLogger(__name__)
@@ -43,21 +50,32 @@ _TASK = "scan_gate_refresh"
 class ScanPullGate:
     """The before-manifest-served hook of the vulnerability pull policy."""
 
-    def __init__(self, store: ScanStore, ttl: float) -> None:
-        self._store, self._ttl = store, ttl
+    def __init__(self, store: ScanStore, settings: ScanSettings) -> None:
+        self._store, self._ttl = store, settings.policy_cache_seconds
         self._policies: dict[str, ScanPolicy] = {}
         self._checked_at = float("-inf")
         self._refreshing = threading.Lock()
+        self._verdicts: VerdictCache[tuple[int, str], bool] = VerdictCache(
+            settings.verdict_cache_seconds, settings.verdict_cache_entries
+        )
 
     def refresh(self) -> None:
         """Re-read the gating policies now (after any re-read already running)."""
         with self._refreshing:
             try:
                 started = time.monotonic()
-                self._policies = self._store.gating_policies()
+                policies = self._store.gating_policies()
+                if policies != self._policies:
+                    self._verdicts.clear()
+                self._policies = policies
                 self._checked_at = started
             except Exception:
                 logger.warning("could not read the scan pull policies", exc_info=True)
+
+    def changed(self) -> None:
+        """A policy or an allowlist changed through this process: re-read, decide anew."""
+        self._verdicts.clear()
+        self.refresh()
 
     async def run(self) -> None:
         """Re-read the policies every ``ttl`` seconds until cancelled."""
@@ -83,9 +101,14 @@ class ScanPullGate:
             return  # NOTE: the scanner of a delegated scan pulls what it is to judge
         project = request.repository.partition("/")[0]
         policy = self._policies.get(project)
-        if policy is None or not scannable(manifest.media_type, manifest.payload):
+        if policy is None:
             return
-        refusal = await anyio.to_thread.run_sync(self._decide, policy, manifest.digest)
+        key = (policy.project_id, manifest.digest)
+        if self._verdicts.get(key) is not None:
+            return
+        refusal = None
+        if scannable(manifest.media_type, manifest.payload):
+            refusal = await anyio.to_thread.run_sync(self._decide, policy, manifest.digest)
         if refusal is not None:
             raise RegistryError(
                 OCIErrorCode.DENIED,
@@ -95,6 +118,7 @@ class ScanPullGate:
                     "vulnerabilities": list(refusal.vulnerabilities),
                 },
             )
+        self._verdicts.put(key, True)
 
 
 def _project_id(registry: Registry, name: str) -> int | None:
@@ -106,11 +130,11 @@ def _project_id(registry: Registry, name: str) -> int | None:
 def with_scan_hooks(registry: Registry, hooks: Hooks) -> Hooks:
     """``hooks`` plus the pull gate; puts the reports service and starter in extras."""
     store = registry.extras["scan_store"]
-    gate = ScanPullGate(store, registry.settings.scan.policy_cache_seconds)
+    gate = ScanPullGate(store, registry.settings.scan)
     gate.refresh()
     registry.extras[_GATE] = gate
     registry.extras[_REPORTS] = ScanReports(
-        store, lambda name: _project_id(registry, name), gate.refresh
+        store, lambda name: _project_id(registry, name), gate.changed
     )
     registry.extras[_STARTER] = TemporalStarter(registry.settings.temporal)
     return replace(hooks, manifest_serve=(*hooks.manifest_serve, gate.manifest_serving))

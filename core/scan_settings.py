@@ -64,5 +64,10 @@ class ScanSettings(BaseModel):
     #: How long the API trusts its copy of the projects' pull policies (seconds): a
     #: changed policy applies to pulls at most this long after the change.
     policy_cache_seconds: float = Field(default=5.0, ge=0)
+    #: How long the API reuses one image's pull decision (seconds; 0: decide every pull),
+    #: and how many decisions it keeps: a finished scan, a new finding or an allowlist
+    #: change made through another API process applies at most this long after it.
+    verdict_cache_seconds: float = Field(default=5.0, ge=0)
+    verdict_cache_entries: int = Field(default=10_000, ge=0)
     #: Artifact scans run at once by one on-demand scan of a project or of everything.
     concurrency: int = Field(default=4, ge=1, le=64)

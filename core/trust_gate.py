@@ -33,6 +33,7 @@ from core.signature_formats import entry_format
 from core.trust_policy import TrustPolicy, Verdict, compile_policy, evaluate
 from core.trust_ports import TrustStore
 from core.trust_settings import TrustSettings
+from core.verdict_cache import VerdictCache
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,9 @@ class TrustGate:
         self._monotonic = monotonic
         self._policies: dict[str, TrustPolicy] = {}
         self._loaded_at = float("-inf")
-        self._verdicts: dict[tuple[str, str, int], tuple[float, Verdict]] = {}
+        self._verdicts: VerdictCache[tuple[str, str, int], Verdict] = VerdictCache(
+            settings.verdict_cache_seconds, settings.verdict_cache_entries, monotonic
+        )
         self._loading = threading.Lock()
         self._claim = threading.Lock()
 
@@ -120,9 +123,7 @@ class TrustGate:
     def cached(self, policy: TrustPolicy, repository: str, digest: str) -> Verdict | None:
         """A recent verdict of this image under this policy revision, if any."""
         found = self._verdicts.get((repository, digest, policy.revision))
-        if found is None or found[0] <= self._monotonic():
-            return None
-        return found[1]
+        return None if found is None else found[0]
 
     def verdict(self, policy: TrustPolicy, repository: str, digest: str) -> Verdict:
         """The image's verdict from its stored results (blocking: one indexed read)."""
@@ -130,16 +131,8 @@ class TrustGate:
         if cached is not None:
             return cached
         verdict = evaluate(policy, self._store.verified(repository, digest))
-        self._remember((repository, digest, policy.revision), verdict)
+        self._verdicts.put((repository, digest, policy.revision), verdict)
         return verdict
-
-    def _remember(self, key: tuple[str, str, int], verdict: Verdict) -> None:
-        limit, ttl = self._settings.verdict_cache_entries, self._settings.verdict_cache_seconds
-        if limit == 0 or ttl <= 0:
-            return
-        while len(self._verdicts) >= limit:
-            self._verdicts.pop(next(iter(self._verdicts)), None)
-        self._verdicts[key] = (self._monotonic() + ttl, verdict)
 
     def check(
         self,
