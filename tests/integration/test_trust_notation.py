@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
@@ -178,8 +179,11 @@ async def test_a_revoked_notation_certificate_closes_the_gate_unless_permissive(
         created = api(oci, "POST", "/api/v1/projects", json={"name": project, "public": True})
         assert created.status_code == 201, created.text
         repo = f"{project}/app"
-        image = await anyio.to_thread.run_sync(lambda: oci.push_image(repo, "v1"))
-        ref = f"{registry.host_port}/{repo}@{image.digest}"
+        # One image per envelope format (JWS as v1, COSE as v2).
+        images = {
+            tag: await anyio.to_thread.run_sync(partial(oci.push_image, repo, tag))
+            for tag in ("v1", "v2")
+        }
         run([notation, "cert", "generate-test", "--default", "moorage.test"], env=env)
         keys = home.root / ".config" / "notation" / "localkeys"
         crt = keys / "moorage.test.crt"
@@ -199,41 +203,53 @@ async def test_a_revoked_notation_certificate_closes_the_gate_unless_permissive(
         serial = f"{x509.load_pem_x509_certificate(crt.read_bytes()).serial_number:x}"
         revoking = entry | {"crls": [_revoking_crl(crt, keys / "moorage.test.key")]}
 
+        def found() -> list[dict[str, Any]]:
+            return [r for i in images.values() for r in _notation_results(oci, repo, i.digest)]
+
+        def verified() -> bool:
+            return len(found()) == 2 and all(r["verified"] for r in found())
+
         async with worker(settings, None):  # type: ignore[arg-type]
-            await anyio.to_thread.run_sync(
-                lambda: run([notation, "sign", "--insecure-registry", ref], env=env)
-            )
-
-            def verified() -> bool:
-                found = _notation_results(oci, repo, image.digest)
-                return any(r["verified"] and r["signer"] == "notary" for r in found)
-
-            await until(verified, what="the notation signature verified")
+            for tag, envelope in (("v1", "jws"), ("v2", "cose")):
+                ref = f"{registry.host_port}/{repo}@{images[tag].digest}"
+                argv = [
+                    notation,
+                    "sign",
+                    "--signature-format",
+                    envelope,
+                    "--insecure-registry",
+                    ref,
+                ]
+                await anyio.to_thread.run_sync(partial(run, argv, env=env))
+            await until(verified, what="the JWS and COSE notation signatures verified")
             assert anonymous_pull(oci, repo, "v1").status_code == 200
 
             save(revoking)
 
             def revoked() -> bool:
-                found = _notation_results(oci, repo, image.digest)
-                return bool(found) and not found[0]["verified"]
+                return len(found()) == 2 and not any(r["verified"] for r in found())
 
-            await until(revoked, what="the signature re-verified as revoked")
-            [result] = _notation_results(oci, repo, image.digest)
-            assert f"(serial {serial}) is revoked by the CRL of " in result["reason"]
-            refused = anonymous_pull(oci, repo, "v1")
-            assert refused.status_code == 403
-            [error] = refused.json()["errors"]
-            assert error["code"] == "DENIED"
-            assert "signatures: 0 of 1 required distinct signers verified" in error["message"]
-            assert "notation signature refused: certificate 'CN=moorage.test" in error["message"]
-            assert f"(serial {serial}) is revoked" in error["message"]
+            await until(revoked, what="the signatures re-verified as revoked")
+            for result in found():
+                assert f"(serial {serial}) is revoked by the CRL of " in result["reason"]
+            for tag in images:
+                refused = anonymous_pull(oci, repo, tag)
+                assert refused.status_code == 403
+                [error] = refused.json()["errors"]
+                assert error["code"] == "DENIED"
+                message = error["message"]
+                assert "signatures: 0 of 1 required distinct signers verified" in message
+                assert "notation signature refused: certificate 'CN=moorage.test" in message
+                assert f"(serial {serial}) is revoked" in message
 
             save(revoking | {"signature_verification": {"level": "permissive"}})
-            await until(verified, what="the revoked signature accepted at level permissive")
-        [result] = _notation_results(oci, repo, image.digest)
-        [warning] = result["facts"]["warnings"]
-        assert warning.startswith("revocation: certificate 'CN=moorage.test")
-        assert f"(serial {serial}) is revoked" in warning
+            await until(verified, what="the revoked signatures accepted at level permissive")
+        for result in found():
+            assert result["signer"] == "notary"
+            [warning] = result["facts"]["warnings"]
+            assert warning.startswith("revocation: certificate 'CN=moorage.test")
+            assert f"(serial {serial}) is revoked" in warning
         assert anonymous_pull(oci, repo, "v1").status_code == 200
+        assert anonymous_pull(oci, repo, "v2").status_code == 200
     finally:
         registry.stop()
