@@ -108,7 +108,8 @@ class Finding:
     """The outcome of one entry for one signer (``signer`` ``None``: nobody verified).
 
     ``facts`` holds what the verified content says (``identity``, ``builder_id``,
-    ``sources``) for the policy to check.
+    ``sources``) for the policy to check, and for a notation signature the failed
+    validations its verification level only logs (``warnings``).
     """
 
     artifact_digest: str
@@ -188,6 +189,10 @@ def _notation(
     except NotationRefusedError as exc:
         raise _Refused(str(exc), kind) from exc
     anchor = signed.anchor
+    facts: dict[str, Any] = {"identity": signed.leaf_subject}
+    if signed.warnings:
+        # Validations the anchor's verification level only logs (``core.notation_policy``).
+        facts["warnings"] = list(signed.warnings)
     return [
         Finding(
             entry.artifact_digest,
@@ -200,7 +205,7 @@ def _notation(
             anchor.fingerprint,
             True,
             "verified",
-            {"identity": signed.leaf_subject},
+            facts,
         )
     ]
 

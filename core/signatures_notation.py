@@ -6,15 +6,33 @@ flattened JWS whose protected header names the algorithm and the critical header
 unprotected header carries the certificate chain (``x5c``, leaf first), and whose payload
 is ``{"targetArtifact": <descriptor of the signed manifest>}``.
 
-Checks, in order (the first failure is the reason): the envelope's shape, the protected
-header (content type, ``crit`` lists only headers present and implemented, signing scheme
-``notary.x509``), the algorithm derived from the leaf key equals ``alg``, the signature,
-the chain (each certificate issued by the next, none expired or not yet valid, the leaf
-usable for signing, no SHA-1), a certificate byte-equal to a policy certificate (the trust
-anchor), the anchor's trusted identities against the leaf subject, the expiry, and the
-payload's descriptor against the signed manifest. COSE envelopes (``application/cose``,
-:func:`verify_cose`) go through the same checks on their CBOR headers. Signing
-authorities and revocation (OCSP/CRL) are not supported; timestamps are not required.
+Validations, in the order of the Notary Project specification, each enforced (its
+failure is the reason the signature is refused) or logged (its failure is a warning of
+:class:`Signed` and the signature still counts) as the anchor's verification level says
+(``core.notation_policy``: ``strict`` by default, ``permissive``, ``audit``, ``skip``,
+``override``):
+
+1. **integrity** (always enforced): the envelope's shape, the protected header (content
+   type, ``crit`` lists only headers present and implemented, signing scheme
+   ``notary.x509``), the algorithm derived from the leaf key equals ``alg``, the
+   signature, and the payload's descriptor against the signed manifest;
+2. **authenticity**: the chain (each certificate issued by the next, the leaf usable for
+   signing, no SHA-1), a certificate byte-equal to a policy certificate (the trust
+   anchor), the anchor's trusted identities against the leaf subject. When it is logged
+   and no anchor matches, the signature counts for the first policy certificate whose
+   authenticity is logged (``audit``: any intact signature counts, as notation's
+   ``audit`` passes it);
+3. **expiry**: the signed ``io.cncf.notary.expiry``;
+4. **authentic timestamp**: without timestamps (not read), every certificate of the
+   chain must be valid at the verification time;
+5. **revocation**: offline, by the CRLs the anchor's policy entry carries
+   (``core.notation_revocation``; a revoked or unknown status fails it). OCSP responders
+   and CRL distribution points are never contacted.
+
+A signature chaining to an anchor of level ``skip`` is refused: Moorage does not count
+what it did not verify. COSE envelopes (``application/cose``, :func:`verify_cose`) go
+through the same checks on their CBOR headers. Signing authorities and timestamp
+countersignatures are not supported.
 """
 
 from __future__ import annotations
@@ -22,7 +40,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -35,6 +53,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509.oid import NameOID
 
 from core import signatures_cbor as cbor
+from core.notation_policy import STRICT, Action, Verification
+from core.notation_revocation import RevocationError, check_revocation
 
 NOTARY_SIGNATURE: Final = "application/vnd.cncf.notary.signature"
 JWS: Final = "application/jose+json"
@@ -66,20 +86,23 @@ class NotationRefusedError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Anchor:
-    """A trusted certificate of a policy: its name, DER bytes and trusted identities."""
+    """A trusted certificate of a policy, its identities, verification level and CRLs."""
 
     name: str
     fingerprint: str
     der: bytes
     identities: tuple[str, ...]
+    verification: Verification = STRICT
+    crls: tuple[x509.CertificateRevocationList, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Signed:
-    """What a verified notation signature is bound to."""
+    """What a verified notation signature is bound to, and the failures only logged."""
 
     anchor: Anchor
     leaf_subject: str
+    warnings: tuple[str, ...] = ()
 
 
 def verify_jws(
@@ -110,16 +133,76 @@ def verify_jws(
         )
     signature = _b64url(str(envelope["signature"]), "signature")
     _verify_signature(chain[0], alg, signature, f"{protected_b64}.{payload_b64}".encode("ascii"))
-    _check_chain(chain, now)
-    anchor = _anchor(chain, anchors)
-    subject = chain[0].subject.rfc4514_string()
-    _check_identity(chain[0], anchor)
-    expiry = protected.get(_EXPIRY)
-    if isinstance(expiry, str) and _time(expiry) <= now:
-        raise NotationRefusedError(f"signature expired at {expiry}")
     payload = _json_object(_b64url(payload_b64, "payload"), "payload")
     _check_target(payload.get("targetArtifact"), target)
-    return Signed(anchor, subject)
+    expiry = protected.get(_EXPIRY)
+
+    def check_expiry() -> None:
+        if isinstance(expiry, str) and _time(expiry) <= now:
+            raise NotationRefusedError(f"signature expired at {expiry}")
+
+    return _trust(chain, anchors, check_expiry, now)
+
+
+def _trust(
+    chain: list[x509.Certificate],
+    anchors: Sequence[Anchor],
+    check_expiry: Callable[[], None],
+    now: datetime,
+) -> Signed:
+    """The validations after integrity, each enforced or logged by the anchor's level."""
+    warnings: list[str] = []
+    matched = _matching_anchor(chain, anchors)
+    if matched is not None and matched.verification.skip:
+        raise NotationRefusedError(
+            f"policy certificate {matched.name!r} is at verification level skip: "
+            "its signatures are not verified and count for no signer"
+        )
+    try:
+        _check_certificates(chain)
+        anchor = _anchor(matched, anchors)
+        _check_identity(chain[0], anchor)
+    except NotationRefusedError as exc:
+        logged = matched or _logging_authenticity(anchors)
+        if logged is None or logged.verification.authenticity is not Action.LOG:
+            raise
+        warnings.append(f"authenticity: {exc}")
+        anchor = logged
+    actions = anchor.verification
+    _validate(actions.expiry, "expiry", check_expiry, warnings)
+    _validate(
+        actions.authentic_timestamp,
+        "authentic timestamp",
+        lambda: _check_validity(chain, now),
+        warnings,
+    )
+    if actions.revocation is not Action.SKIP:
+        crls = anchor.crls
+        _validate(actions.revocation, "revocation", lambda: _revocation(chain, crls, now), warnings)
+    return Signed(anchor, chain[0].subject.rfc4514_string(), tuple(warnings))
+
+
+def _validate(action: Action, what: str, check: Callable[[], None], warnings: list[str]) -> None:
+    """Run ``check``: an enforced failure raises, a logged one becomes a warning."""
+    try:
+        check()
+    except NotationRefusedError as exc:
+        if action is Action.ENFORCE:
+            raise
+        warnings.append(f"{what}: {exc}")
+
+
+def _revocation(
+    chain: list[x509.Certificate], crls: Sequence[x509.CertificateRevocationList], now: datetime
+) -> None:
+    try:
+        check_revocation(chain, crls, now)
+    except RevocationError as exc:
+        raise NotationRefusedError(str(exc)) from exc
+
+
+def _logging_authenticity(anchors: Sequence[Anchor]) -> Anchor | None:
+    return next((a for a in anchors if a.verification.authenticity is Action.LOG), None)
 
 
 def _b64url(text: str, what: str) -> bytes:
@@ -191,12 +274,16 @@ def _verify_signature(leaf: x509.Certificate, alg: str, signature: bytes, data: 
         raise NotationRefusedError("signature does not verify with the leaf certificate") from exc
 
 
-def _check_chain(chain: list[x509.Certificate], now: datetime) -> None:
-    for index, cert in enumerate(chain):
+def _check_validity(chain: list[x509.Certificate], now: datetime) -> None:
+    for cert in chain:
         if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
             raise NotationRefusedError(
                 f"certificate {cert.subject.rfc4514_string()!r} is not valid at {now.isoformat()}"
             )
+
+
+def _check_certificates(chain: list[x509.Certificate]) -> None:
+    for index, cert in enumerate(chain):
         if isinstance(cert.signature_hash_algorithm, hashes.SHA1):
             raise NotationRefusedError("a certificate of the chain is signed with SHA-1")
         issuer = chain[index + 1] if index + 1 < len(chain) else cert
@@ -212,13 +299,16 @@ def _check_chain(chain: list[x509.Certificate], now: datetime) -> None:
         raise NotationRefusedError("the leaf certificate may not sign (keyUsage)")
 
 
-def _anchor(chain: list[x509.Certificate], anchors: Sequence[Anchor]) -> Anchor:
+def _matching_anchor(chain: list[x509.Certificate], anchors: Sequence[Anchor]) -> Anchor | None:
     from cryptography.hazmat.primitives.serialization import Encoding  # noqa: PLC0415
 
     ders = {cert.public_bytes(Encoding.DER) for cert in chain}
-    for anchor in anchors:
-        if anchor.der in ders:
-            return anchor
+    return next((anchor for anchor in anchors if anchor.der in ders), None)
+
+
+def _anchor(matched: Anchor | None, anchors: Sequence[Anchor]) -> Anchor:
+    if matched is not None:
+        return matched
     names = ", ".join(a.name for a in anchors) or "none"
     raise NotationRefusedError(f"no certificate of the chain is a policy certificate ({names})")
 
@@ -307,16 +397,16 @@ def verify_cose(
     if not isinstance(alg_id, int) or _COSE_ALGS.get(alg_id) != alg:
         raise NotationRefusedError(f"alg {alg_id!r} does not match the {alg} leaf key")
     _verify_signature(chain[0], alg, signature, cbor.sig_structure(protected_raw, payload))
-    _check_chain(chain, now)
-    anchor = _anchor(chain, anchors)
-    _check_identity(chain[0], anchor)
-    expiry = protected.get(_EXPIRY)
-    seconds = expiry.value if isinstance(expiry, cbor.Tagged) else None
-    if isinstance(seconds, int) and datetime.fromtimestamp(seconds, UTC) <= now:
-        raise NotationRefusedError("signature expired")
     body = _json_object(payload, "payload")
     _check_target(body.get("targetArtifact"), target)
-    return Signed(anchor, chain[0].subject.rfc4514_string())
+    expiry = protected.get(_EXPIRY)
+    seconds = expiry.value if isinstance(expiry, cbor.Tagged) else None
+
+    def check_expiry() -> None:
+        if isinstance(seconds, int) and datetime.fromtimestamp(seconds, UTC) <= now:
+            raise NotationRefusedError("signature expired")
+
+    return _trust(chain, anchors, check_expiry, now)
 
 
 def _check_cose_header(protected: dict[Any, Any]) -> None:

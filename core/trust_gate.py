@@ -29,7 +29,7 @@ from typing import Any
 from core.access import Identity
 from core.errors import OCIErrorCode, RegistryError
 from core.records import ManifestRecord
-from core.signature_formats import entry_format
+from core.signature_formats import Format, entry_format
 from core.trust_policy import TrustPolicy, Verdict, compile_policy, evaluate
 from core.trust_ports import TrustStore
 from core.trust_settings import TrustSettings
@@ -154,11 +154,27 @@ class TrustGate:
         exempt = policy.document.exempt_pushers and identity is not None
         if exempt and identity is not None and self._may_push(identity, repository):
             return
+        message = f"trust policy of project {policy.project!r} not met: {verdict.failed}"
+        refused = self._refused_notation(repository, manifest.digest)
+        if refused:
+            message += f"; notation signature refused: {refused}"
         raise RegistryError(
             OCIErrorCode.DENIED,
-            f"trust policy of project {policy.project!r} not met: {verdict.failed}",
+            message,
             detail={"digest": manifest.digest, "requirement": verdict.failed},
         )
+
+    def _refused_notation(self, repository: str, digest: str) -> str:
+        """Why the image's notation signatures were refused (revoked, expired, ...), if any.
+
+        Read on a refusal only; at most two reasons, so the error stays short.
+        """
+        reasons = [
+            r.finding.reason[:300]
+            for r in self._store.results(repository, digest)
+            if not r.finding.verified and r.finding.format is Format.NOTATION
+        ]
+        return "; ".join(dict.fromkeys(reasons[:2]))
 
 
 def is_trust_artifact(manifest: ManifestRecord) -> bool:

@@ -12,8 +12,10 @@ The document (admin-as-code friendly: plain JSON, unknown fields refused)::
 
 - ``keys``: the public keys that count (cosign ``.pub`` PEM: ECDSA, RSA, Ed25519).
 - ``certificates``: trust anchors of notation signatures (``{"name", "certificate": PEM,
-  "trusted_identities": ["*" or "x509.subject: C=.., ST=.., O=.., CN=.."]}``); a key or
-  certificate name is a signer name.
+  "trusted_identities": ["*" or "x509.subject: C=.., ST=.., O=.., CN=.."],
+  "signature_verification": {"level": "strict", "override": {"revocation": "log"}},
+  "crls": [PEM, ...]}``; levels and CRLs: ``core.notation_policy``,
+  ``core.notation_revocation``); a key or certificate name is a signer name.
 - ``signatures.required_signers``: how many *distinct* keys (by fingerprint) of
   ``signatures.signers`` (default: every key) must have a verified signature (0: none).
 - ``attestations``: each must be met by one verified attestation of that predicate type
@@ -32,14 +34,16 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any, Final
+from dataclasses import dataclass, field, replace
+from typing import Annotated, Any, Final
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import InvalidInputError
+from core.notation_policy import VerificationDocument, resolve
+from core.notation_revocation import CRLS_MAX, load_crls
 from core.patterns import matches
 from core.signature_formats import Kind
 from core.signatures import TrustKey, UnusableKeyError, load_key
@@ -64,6 +68,12 @@ class CertificateDocument(BaseModel):
     certificate: str = Field(min_length=1, max_length=64 * 1024)
     #: ``*`` or ``x509.subject: C=.., ST=.., O=.., CN=..`` entries the leaf must match.
     trusted_identities: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+    #: Notation's verification level of this anchor's signatures (default ``strict``).
+    signature_verification: VerificationDocument | None = None
+    #: CRLs (PEM) of the chain's issuers, checked offline (``core.notation_revocation``).
+    crls: list[Annotated[str, Field(min_length=1, max_length=256 * 1024)]] = Field(
+        default_factory=list, max_length=CRLS_MAX
+    )
 
 
 class SignatureRule(BaseModel):
@@ -158,6 +168,10 @@ def parse_document(data: Any) -> PolicyDocument:
             load_anchor(cert.name, cert.certificate, cert.trusted_identities)
         except ValueError as exc:
             raise InvalidInputError(str(exc), field=f"certificates.{index}.certificate") from exc
+        try:
+            load_crls(cert.crls)
+        except ValueError as exc:
+            raise InvalidInputError(str(exc), field=f"certificates.{index}.crls") from exc
     for index, key in enumerate(document.keys):
         try:
             load_key(key.name, key.public_key)
@@ -186,10 +200,15 @@ def compile_policy(project_id: int, project: str, revision: int, data: Any) -> T
     """A stored document with its keys loaded (it was checked when saved)."""
     document = parse_document(data)
     keys = tuple(load_key(k.name, k.public_key) for k in document.keys)
-    anchors = tuple(
-        load_anchor(c.name, c.certificate, c.trusted_identities) for c in document.certificates
-    )
+    anchors = tuple(anchor_of(c) for c in document.certificates)
     return TrustPolicy(project_id, project, revision, document, keys, anchors)
+
+
+def anchor_of(entry: CertificateDocument) -> Anchor:
+    """A checked certificate entry as a trust anchor, with its level and CRLs."""
+    anchor = load_anchor(entry.name, entry.certificate, entry.trusted_identities)
+    verification = resolve(entry.signature_verification)
+    return replace(anchor, verification=verification, crls=load_crls(entry.crls))
 
 
 def load_anchor(name: str, pem: str, identities: list[str]) -> Anchor:

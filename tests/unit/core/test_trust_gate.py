@@ -11,10 +11,10 @@ import pytest
 from core.access import Identity
 from core.errors import OCIErrorCode, RegistryError
 from core.records import ManifestRecord
-from core.signature_formats import SIMPLE_SIGNING
+from core.signature_formats import SIMPLE_SIGNING, Finding, Format, Kind
 from core.trust_gate import TrustGate
 from core.trust_policy import StoredResult
-from core.trust_ports import StoredPolicy
+from core.trust_ports import ResultRecord, StoredPolicy
 from core.trust_settings import TrustSettings
 from tests.unit.core.trust_fixtures import new_key, public_pem
 
@@ -27,6 +27,7 @@ class FakeStore:
     def __init__(self) -> None:
         self.signed: dict[str, list[StoredResult]] = {}
         self.parent: dict[str, list[str]] = {}
+        self.stored: dict[str, list[ResultRecord]] = {}
         self.reads = 0
         self.document: dict[str, Any] = {"keys": [{"name": "ci", "public_key": public_pem(KEY)}]}
 
@@ -42,6 +43,10 @@ class FakeStore:
     def parents(self, repository: str, digest: str) -> list[str]:
         del repository
         return self.parent.get(digest, [])
+
+    def results(self, repository: str, digest: str) -> list[ResultRecord]:
+        del repository
+        return self.stored.get(digest, [])
 
 
 class Clock:
@@ -96,6 +101,41 @@ def test_an_unsigned_image_is_refused_naming_the_requirement() -> None:
     assert raised.value.message == (
         "trust policy of project 'team' not met: "
         "signatures: 0 of 1 required distinct signers verified (trusted: ci)"
+    )
+
+
+def _refused(format_: Format, reason: str) -> ResultRecord:
+    finding = Finding(
+        "sha256:" + "ef" * 32,
+        0,
+        "referrer",
+        Kind.SIGNATURE,
+        format_,
+        None,
+        None,
+        None,
+        False,
+        reason,
+    )
+    return ResultRecord(1, "team/app", IMAGE, finding, 3, datetime.now(UTC))
+
+
+def test_a_refusal_names_why_notation_signatures_were_refused() -> None:
+    store = FakeStore()
+    revoked = "certificate 'CN=ci' (serial 70) is revoked by the CRL of 'CN=ci'"
+    store.stored[IMAGE] = [
+        _refused(Format.NOTATION, revoked),
+        _refused(Format.SIMPLE_SIGNING, "signature does not verify with any policy key (ci)"),
+    ]
+    gate = _gate(store, Clock())
+    policy = gate.policy_for("team/app")
+    assert policy is not None
+    with pytest.raises(RegistryError) as raised:
+        gate.check(policy, "team/app", _manifest(), Identity("reader"))
+    assert raised.value.message == (
+        "trust policy of project 'team' not met: "
+        "signatures: 0 of 1 required distinct signers verified (trusted: ci); "
+        f"notation signature refused: {revoked}"
     )
 
 
