@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 #: Config media types of cosign's attachments (``application/vnd.dev.cosign.artifact.*``).
 _COSIGN_ARTIFACT = "application/vnd.dev.cosign.artifact."
+_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 #: Layer media types of SBOMs cosign attaches under ``sha256-<hex>.sbom``.
 _SBOM_TYPES = frozenset(
     {
@@ -178,15 +179,20 @@ class TrustGate:
 
 
 def is_trust_artifact(manifest: ManifestRecord) -> bool:
-    """Whether the manifest holds signatures, attestations or cosign attachments."""
+    """Whether the manifest holds signatures, attestations or cosign attachments.
+
+    Also the index of the referrers tag schema (tagged ``sha256-<hex>``, which notation
+    writes by default and reads back before adding a signature): an index each of whose
+    entries names an ``artifactType``. Serving it opens nothing: each entry is a manifest
+    of its own, judged when it is pulled.
+    """
     if manifest.subject_digest is not None:
         return True
-    try:
-        document: Any = json.loads(manifest.payload)
-    except ValueError:
+    document = _document(manifest.payload)
+    if document is None:
         return False
-    if not isinstance(document, dict):
-        return False
+    if manifest.media_type == _OCI_INDEX:
+        return _referrers_index(document)
     config = document.get("config")
     if isinstance(config, dict) and str(config.get("mediaType", "")).startswith(_COSIGN_ARTIFACT):
         return True
@@ -195,6 +201,24 @@ def is_trust_artifact(manifest: ManifestRecord) -> bool:
         return False
     return all(
         isinstance(layer, dict) and _attached(str(layer.get("mediaType"))) for layer in layers
+    )
+
+
+def _document(payload: bytes) -> dict[str, Any] | None:
+    try:
+        document: Any = json.loads(payload)
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def _referrers_index(document: dict[str, Any]) -> bool:
+    entries = document.get("manifests")
+    return isinstance(entries, list) and all(
+        isinstance(entry, dict)
+        and isinstance(entry.get("artifactType"), str)
+        and entry["artifactType"]
+        for entry in entries
     )
 
 

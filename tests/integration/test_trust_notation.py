@@ -107,8 +107,22 @@ async def test_a_notation_signature_opens_the_pull_gate(
                 return any(r["verified"] and r["signer"] == "notary" for r in found)
 
             await until(cose_verified, what="the COSE notation signature verified")
+            # A second signature of v1: notation reads the referrers tag index it wrote
+            # (``sha256-<hex>``) back through the pull gate before adding to it.
+            await anyio.to_thread.run_sync(
+                lambda: run(
+                    [notation, "sign", "--signature-format", "cose", "--insecure-registry", ref],
+                    env=env,
+                )
+            )
+
+            def both_verified() -> bool:
+                found = results(oci, repo, image.digest)
+                return len([r for r in found if r["verified"]]) == 2
+
+            await until(both_verified, what="both notation signatures of v1 verified")
         assert anonymous_pull(oci, repo, "v2").status_code == 200
-        [result] = results(oci, repo, image.digest)
+        result, _ = results(oci, repo, image.digest)
         assert result["format"] == "notation"
         assert result["location"] == "referrer"
         assert result["facts"]["identity"] == "CN=moorage.test,O=Notary,L=Seattle,ST=WA,C=US"

@@ -182,3 +182,28 @@ def test_pushers_are_not_exempt_when_the_policy_says_so() -> None:
     assert policy is not None
     with pytest.raises(RegistryError):
         gate.check(policy, "team/app", _manifest(), Identity("ci-robot"))
+
+
+def _index(entries: list[dict[str, Any]]) -> ManifestRecord:
+    raw = json.dumps({"schemaVersion": 2, "manifests": entries}).encode()
+    return ManifestRecord(
+        1, 1, INDEX, "application/vnd.oci.image.index.v1+json", None, None, None, len(raw), raw
+    )
+
+
+def test_the_referrers_tag_index_passes_and_an_index_of_images_does_not() -> None:
+    """notation reads ``sha256-<hex>`` back before adding a second signature."""
+    gate = _gate(FakeStore(), Clock())
+    policy = gate.policy_for("team/app")
+    assert policy is not None
+    signature = {
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": "sha256:" + "ef" * 32,
+        "size": 700,
+        "artifactType": "application/vnd.cncf.notary.signature",
+    }
+    gate.check(policy, "team/app", _index([signature]), Identity("reader"))
+    image = {key: value for key, value in signature.items() if key != "artifactType"}
+    for entries in ([image], [signature, image], [signature | {"artifactType": ""}]):
+        with pytest.raises(RegistryError):
+            gate.check(policy, "team/app", _index(entries), Identity("reader"))
