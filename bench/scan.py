@@ -1,6 +1,7 @@
 """Scanning: SBOM generation against Syft, a large image, OSV import, re-match of stored SBOMs.
 
-``python -m bench.scan [--packages 1000] [--mb 500] [--records 20000] [--sboms 10000]``
+``python -m bench.scan [--packages 1000] [--mb 500] [--records 20000] [--sboms 10000]
+[--database sqlite|postgres]``
 synthesizes images (a Debian 12 os-release, a dpkg ``status`` database, Python
 ``dist-info`` and npm ``package.json`` trees, random filler files up to ``--mb`` MiB) and
 OSV exports for their packages, then measures in one run:
@@ -14,7 +15,9 @@ OSV exports for their packages, then measures in one run:
 2. ``large_image``: the large image's analyze and match (``core.vulndb.matching.match``
    against the imported data) times and the packages each side found.
 3. ``osv_import``: a full import of the synthesized ``all.zip`` exports through the
-   importer ``moorage vulndb import`` uses, into SQLite; records per second.
+   importer ``moorage vulndb import`` uses, into SQLite (or, with ``--database
+   postgres``, a PostgreSQL started here, as the import, the match and the re-match then
+   use); records per second.
 4. ``rematch``: ``--sboms`` stored inventories (images of ``--sbom-packages`` packages
    each, rows written in bulk), an incremental data update, then the re-match activity
    (``scan_rematch_reports``, pages of 100 as the workflow asks) until no page is left.
@@ -25,6 +28,7 @@ Results are printed as JSON lines; nothing here asserts on time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -57,6 +61,7 @@ from core.vulndb.matching import match
 from storage.db.scans import INVENTORY, REPORT
 from tests.scanning.images import LAYER_GZIP, OCI_CONFIG, OCI_MANIFEST, Layer, MemorySource
 from tests.scanning.osv_exports import write_export
+from tests.services.postgres import start_postgres
 
 MIB = 1024 * 1024
 SYFT = Path.home() / ".cache/moorage-tools/bin/syft"
@@ -499,10 +504,12 @@ def rematch(settings: Settings) -> tuple[int, int, float]:
 # -- the run --------------------------------------------------------------------------------
 
 
-def _settings(root: Path, name: str) -> Settings:
+def _settings(root: Path, name: str, database_url: str | None = None) -> Settings:
+    extra = {} if database_url is None else {"database_url": database_url}
     return Settings(
         data_dir=root / name,
         auth={"admin_password": secrets.token_urlsafe(16)},  # type: ignore[arg-type]
+        **extra,  # type: ignore[arg-type]
     )
 
 
@@ -521,12 +528,24 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=20000, help="OSV records to import")
     parser.add_argument("--sboms", type=int, default=10000, help="stored SBOMs to re-match")
     parser.add_argument("--sbom-packages", type=int, default=100, help="packages per SBOM")
+    parser.add_argument(
+        "--database",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="the database of the import, match and re-match (postgres: started here)",
+    )
     args = parser.parse_args()
     counts = Counts.of(args.packages)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
-        settings = _settings(work, "moorage")
+        database_url = None
+        if args.database == "postgres":
+            postgres = start_postgres(work / "pg")
+            stack.callback(postgres.stop)
+            database_url = postgres.create_database("bench_scan")
+        settings = _settings(work, "moorage", database_url)
         prepare_installation(settings)
+        _emit({"bench": "database", "database": args.database})
         # 1. SBOM generation, side by side
         _emit(compare_sbom("host-dpkg", *dpkg_image(), work))
         _emit(compare_sbom("packages", *build_image(counts, 0), work))
