@@ -47,6 +47,8 @@ class RetiredKey:
     public_pem: str
     created_at: str
     retired_at: str
+    #: Its notation certificate (``core.notation_signing``; empty: retired before those).
+    certificate_pem: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,7 @@ class StoredKey:
                         "public_pem": r.public_pem,
                         "created_at": r.created_at,
                         "retired_at": r.retired_at,
+                        "certificate_pem": r.certificate_pem,
                     }
                     for r in self.retired
                 ],
@@ -88,7 +91,11 @@ class StoredKey:
         data = json.loads(body)
         retired = tuple(
             RetiredKey(
-                int(r["version"]), str(r["public_pem"]), str(r["created_at"]), str(r["retired_at"])
+                int(r["version"]),
+                str(r["public_pem"]),
+                str(r["created_at"]),
+                str(r["retired_at"]),
+                str(r.get("certificate_pem", "")),
             )
             for r in data.get("retired", [])
         )
@@ -100,9 +107,11 @@ class StoredKey:
             retired,
         )
 
-    def rotated(self, sealed: str, public_pem: str, now: str) -> StoredKey:
-        """A new active key; this one's public half kept among the retired keys."""
-        old = RetiredKey(self.version, self.public_pem, self.created_at, now)
+    def rotated(
+        self, sealed: str, public_pem: str, now: str, certificate_pem: str = ""
+    ) -> StoredKey:
+        """A new active key; this one's public half (and certificate) kept as retired."""
+        old = RetiredKey(self.version, self.public_pem, self.created_at, now, certificate_pem)
         return StoredKey(sealed, public_pem, self.version + 1, now, (*self.retired, old))
 
 

@@ -51,7 +51,9 @@ class RuleIn(BaseModel):
         description="Repository path in the target project; null: the source's path.",
     )
     gates: GatesIn = Field(default_factory=GatesIn)
-    sign: bool = Field(default=False, description="Sign the promoted image (cosign format).")
+    sign: bool = Field(
+        default=False, description="Sign the promoted image (cosign's and notation's formats)."
+    )
     enabled: bool = True
 
     def value(self) -> RuleInput:

@@ -66,7 +66,10 @@ class PromotionIn(BaseModel):
     gates: GatesIn = Field(default_factory=GatesIn)
     sign: bool = Field(
         default=False,
-        description="Sign the promoted image with the target project's key (cosign format).",
+        description=(
+            "Sign the promoted image with the target project's key (cosign's and notation's"
+            " formats)."
+        ),
     )
 
 
@@ -235,6 +238,9 @@ class SigningKeyOut(BaseModel):
     #: PEM (SubjectPublicKeyInfo), what ``cosign verify --key`` takes.
     public_key: str
     fingerprint: str
+    #: PEM, the key's self-signed code-signing certificate: what ``notation cert add
+    #: --type ca`` takes to verify the registry's notation signatures.
+    certificate: str
 
 
 class SigningKeyController(Controller):
@@ -253,9 +259,15 @@ class SigningKeyController(Controller):
         found = registry.projects.find(project)
         keys = cast("PromotionKeys", registry.extras["promotion_keys"])
         pem = None if found is None else await anyio.to_thread.run_sync(keys.public_pem, found.id)
-        if pem is None:
+        if found is None or pem is None:
             raise NotFoundError(f"project {project!r} has signed no promotion yet", field="project")
-        return SigningKeyOut(project=project, public_key=pem, fingerprint=fingerprint(pem))
+        certificate = await anyio.to_thread.run_sync(keys.certificate, found.id)
+        return SigningKeyOut(
+            project=project,
+            public_key=pem,
+            fingerprint=fingerprint(pem),
+            certificate=certificate or "",
+        )
 
 
 class SigningKeyItem(BaseModel):
@@ -266,6 +278,8 @@ class SigningKeyItem(BaseModel):
     active: bool
     created_at: str
     retired_at: str | None
+    #: The key's notation certificate (PEM); ``None`` for a key retired before those.
+    certificate: str | None
 
     @classmethod
     def of(cls, key: KeyInfo) -> SigningKeyItem:
@@ -276,6 +290,7 @@ class SigningKeyItem(BaseModel):
             active=key.active,
             created_at=key.created_at,
             retired_at=key.retired_at,
+            certificate=key.certificate_pem,
         )
 
 

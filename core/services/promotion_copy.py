@@ -17,12 +17,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from core.digests import Digest
 from core.errors import OCIErrorCode, RegistryError
 from core.manifests import parse_manifest
 from core.mediatypes import OCI_MANIFEST
 from core.names import Reference, RepositoryName
+from core.notation_signing import (
+    EMPTY_CONFIG,
+    jws_envelope,
+    signed_by,
+)
+from core.notation_signing import signature_manifest as notation_manifest
 from core.ports import Metadata, UnitOfWork
 from core.promotion import CopyInput, CopyResult
 from core.promotion_record import PromotionRecord, build_record
@@ -42,8 +49,9 @@ from core.services.quota import reserve
 from core.services.repositories import RepositoryService
 from core.services.uploads import UploadService
 
-#: Bytes the quota check reserves for a registry signature (payload, config, manifest).
-_SIGNATURE_ALLOWANCE = 4096
+#: Bytes the quota check reserves for the registry's signatures (cosign's payload, config
+#: and manifest; notation's envelope with its certificate, and manifest).
+_SIGNATURE_ALLOWANCE = 8192
 #: How deep referrers of referrers are followed.
 REFERRER_DEPTH = 3
 _LEGACY_SUFFIXES = (".sig", ".att", ".sbom")
@@ -123,6 +131,8 @@ class PromotionCopier:
         self._attach(target, push_target, summary)
         if request.sign:
             self._sign(target, push_target, request.source_digest)
+            signed_at = datetime.fromisoformat(params.decided_at)
+            self._sign_notation(target, push_target, image, signed_at)
         self._manifests.put(
             target, Reference(tag=request.target_tag), image.payload, image.media_type
         )
@@ -145,6 +155,32 @@ class PromotionCopier:
         config, manifest = signature_manifest(existing, payload, sign(private, payload), key_id)
         self._put_blobs(target, push_target, {str(Digest.of(b)): b for b in (payload, config)})
         self._manifests.put(target, Reference(tag=tag), manifest, OCI_MANIFEST)
+
+    def _sign_notation(
+        self,
+        target: RepositoryRecord,
+        push_target: PushTarget,
+        image: ManifestRecord,
+        signed_at: datetime,
+    ) -> None:
+        """Attach the project's notation signature of ``image`` as a referrer (once)."""
+        if self._keys is None:
+            raise RegistryError(OCIErrorCode.UNSUPPORTED, "promotion signing is not configured")
+        private, public = self._keys.ensure(target.project_id)
+        key_id = fingerprint(public)
+        with self._metadata.read() as session:
+            referrers = list(session.manifests.referrers(target.id, image.digest, None))
+        if any(signed_by(json.loads(r.payload), key_id) for r in referrers):
+            return
+        certificate = self._keys.certificate(target.project_id)
+        assert certificate is not None  # noqa: S101 - ensure() made the key
+        subject = {"mediaType": image.media_type, "digest": image.digest, "size": image.size}
+        moment = signed_at if signed_at.tzinfo else signed_at.replace(tzinfo=UTC)
+        envelope = jws_envelope(private, certificate, subject, moment)
+        manifest = notation_manifest(envelope, subject, certificate, key_id, moment)
+        blobs = {str(Digest.of(b)): b for b in (EMPTY_CONFIG, envelope)}
+        self._put_blobs(target, push_target, blobs)
+        self._manifests.put(target, Reference(digest=Digest.of(manifest)), manifest, OCI_MANIFEST)
 
     def _put_blobs(
         self, target: RepositoryRecord, push_target: PushTarget, blobs: dict[str, bytes]

@@ -1,5 +1,9 @@
 """Each project's promotion signing key, sealed at rest (``core.promotion_signing``).
 
+Each key also has a notation certificate (``core.notation_signing``): made again from
+the private key whenever it is asked for (it is deterministic), and stored with the key's
+public half when a rotation retires the key.
+
 The key is made on the first signed promotion into the project, under the project's row
 lock, so two concurrent first promotions store one key. A rotation (:meth:`rotate`, a
 project administrator's call) makes a new active key under the same lock; the keys it
@@ -18,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from core.notation_signing import certificate_pem
 from core.ports import Clock, Metadata
 from core.promotion_signing import (
     SIGNING_KEY_KIND,
@@ -38,6 +43,8 @@ class KeyInfo:
     active: bool
     created_at: str
     retired_at: str | None
+    #: Its notation certificate (PEM); ``None`` for a key retired before those existed.
+    certificate_pem: str | None = None
 
 
 class Sealer(Protocol):
@@ -102,6 +109,18 @@ class PromotionKeys:
                 session.commit()
         return private, stored.public_pem
 
+    def certificate(self, project_id: int) -> str | None:
+        """The active key's notation certificate (PEM), ``None`` before the first key."""
+        with self._metadata.read() as session:
+            body = session.policies.get(project_id, SIGNING_KEY_KIND)
+        if body is None:
+            return None
+        return self._certificate(project_id, StoredKey.load(body))
+
+    def _certificate(self, project_id: int, stored: StoredKey) -> str:
+        private = self._box.open(stored.sealed, sealing_context(project_id))
+        return certificate_pem(private, project_id, stored.version, stored.created_at)
+
     def rotate(self, project_id: int) -> KeyInfo:
         """Make a new active key (the first one when the project has none); answer it."""
         private, public = new_private_key()
@@ -113,10 +132,12 @@ class PromotionKeys:
             if body is None:
                 stored = StoredKey(sealed, public, created_at=now.isoformat())
             else:
-                stored = StoredKey.load(body).rotated(sealed, public, now.isoformat())
+                old = StoredKey.load(body)
+                outgoing = self._certificate(project_id, old)
+                stored = old.rotated(sealed, public, now.isoformat(), outgoing)
             session.policies.set(project_id, SIGNING_KEY_KIND, stored.dump(), now)
             session.commit()
-        return _active(stored)
+        return self._active(project_id, stored)
 
     def keys(self, project_id: int) -> list[KeyInfo]:
         """Every key of the project, oldest first (empty before the first one)."""
@@ -133,18 +154,19 @@ class PromotionKeys:
                 active=False,
                 created_at=r.created_at,
                 retired_at=r.retired_at,
+                certificate_pem=r.certificate_pem or None,
             )
             for r in stored.retired
         ]
-        return [*retired, _active(stored)]
+        return [*retired, self._active(project_id, stored)]
 
-
-def _active(stored: StoredKey) -> KeyInfo:
-    return KeyInfo(
-        stored.version,
-        stored.public_pem,
-        fingerprint(stored.public_pem),
-        active=True,
-        created_at=stored.created_at,
-        retired_at=None,
-    )
+    def _active(self, project_id: int, stored: StoredKey) -> KeyInfo:
+        return KeyInfo(
+            stored.version,
+            stored.public_pem,
+            fingerprint(stored.public_pem),
+            active=True,
+            created_at=stored.created_at,
+            retired_at=None,
+            certificate_pem=self._certificate(project_id, stored),
+        )

@@ -13,15 +13,18 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 from pydantic import SecretStr
 
 from cli.composition import Composition, compose
 from cli.startup import prepare_installation
+from core.notation_signing import NOTARY_SIGNATURE
 from core.promotion_signing import SIGNING_KEY_KIND, signature_tag
 from core.sealing import SecretBox
 from core.settings import SecretSettings, Settings
 from tests.api.oci import unique_project
-from tests.clients.commands import make_client_home
+from tests.clients.commands import make_client_home, run
 from tests.integration.trust_rig import (
     Cosign,
     api,
@@ -110,11 +113,45 @@ def test_cosign_verifies_a_signed_promotion_with_the_exported_key(
         cosign("generate-key-pair")
         assert cosign(*verify, "--key", "cosign.pub", ref, check=False).returncode != 0
 
+        # The real notation verifies the notation signature with the exported certificate.
+        certificate = exported.json()["certificate"]
+        (home.root / "moorage.crt").write_text(certificate)
+        subject = x509.load_pem_x509_certificate(certificate.encode()).subject
+        notation, env = find_tool("notation"), home.env()
+        run([notation, "cert", "add", "--type", "ca", "--store", "moorage",
+             str(home.root / "moorage.crt")], env=env)  # fmt: skip
+        [common_name] = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        identity = f"x509.subject: C=ZZ, ST=Moorage, O=Moorage, CN={common_name.value!s}"
+        trust_policy = {
+            "version": "1.0",
+            "trustPolicies": [
+                {
+                    "name": "moorage",
+                    "registryScopes": [f"{registry.host_port}/{target}"],
+                    "signatureVerification": {"level": "strict"},
+                    "trustStores": ["ca:moorage"],
+                    "trustedIdentities": [identity],
+                }
+            ],
+        }
+        (home.root / "trustpolicy.json").write_text(json.dumps(trust_policy))
+        run([notation, "policy", "import", "--force", str(home.root / "trustpolicy.json")], env=env)
+        by_digest = f"{registry.host_port}/{target}@{image.digest}"
+        checked = run([notation, "verify", "--insecure-registry", by_digest], env=env)
+        assert "Successfully verified" in checked.stdout
+
         # Another signed promotion of the image in the project adds no second signature.
         again = {**body, "target": f"{target}:stable"}
         assert _promoted(oci, again)["status"] == "promoted"
         sig = oci.request("GET", f"/v2/{target}/manifests/{signature_tag(image.digest)}", target)
         assert len(sig.json()["layers"]) == 1
+        listed = oci.request(
+            "GET",
+            f"/v2/{target}/referrers/{image.digest}",
+            target,
+            params={"artifactType": NOTARY_SIGNATURE},
+        )
+        assert len(listed.json()["manifests"]) == 1
 
         root = compose(settings)
         try:
