@@ -9,7 +9,10 @@ Three formats, wherever they are stored (referrer or ``sha256-<hex>.sig``/``.att
   envelope whose signatures sign PAE(payloadType, payload), the payload an in-toto
   Statement;
 - **Sigstore bundle** (``application/vnd.dev.sigstore.bundle.v0.3+json``, cosign's new
-  bundle format): a bundle holding such a DSSE envelope; key-based bundles only.
+  bundle format): a bundle holding such a DSSE envelope, signed with a policy key, or
+  keyless (a Fulcio certificate and a transparency-log entry, checked offline against the
+  policy's keyless trusted roots, ``core.signatures_keyless``), then holding a DSSE
+  envelope or a message signature over the subject's digest.
 
 The order of checks is fixed, so a refusal names the first thing wrong: size, then the
 signature (nothing an unverified payload says is believed), then the JSON's depth and
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +34,13 @@ from typing import Any, Final
 
 from core.scan.jsondepth import nesting_depth
 from core.signatures import TrustKey, pae, signers_of
+from core.signatures_keyless import (
+    KeylessRefusedError,
+    KeylessRoot,
+    KeylessSigner,
+    Signed,
+    verify_bundle,
+)
 from core.signatures_notation import (
     COSE,
     JWS,
@@ -149,8 +160,9 @@ def verify_entry(
     keys: list[TrustKey],
     limits: Limits,
     anchors: Sequence[Anchor] = (),
+    keyless: Sequence[KeylessRoot] = (),
 ) -> list[Finding]:
-    """Verify ``entry`` for ``target`` with ``keys`` (and, for notation, certificates).
+    """Verify ``entry`` for ``target`` with the policy's keys, certificates, keyless roots.
 
     One finding per verifying signer.
 
@@ -169,6 +181,9 @@ def verify_entry(
             return _notation(entry, blob, target, anchors, limits)
         envelope = _json(blob, limits, "envelope")
         if fmt is Format.BUNDLE:
+            material = _bundle_material(envelope)
+            if "publicKey" not in material:
+                return _keyless(entry, envelope, material, target, keyless, limits)
             envelope = _bundle_envelope(envelope)
         return _dsse(entry, fmt, envelope, target, keys, limits)
     except _Refused as refused:
@@ -347,7 +362,7 @@ def _field(section: Any, name: str, where: str) -> str:
     return value
 
 
-def _bundle_envelope(bundle: Any) -> dict[str, Any]:
+def _bundle_material(bundle: Any) -> dict[str, Any]:
     kind = Kind.ATTESTATION
     if not isinstance(bundle, dict) or not str(bundle.get("mediaType", "")).startswith(
         BUNDLE_PREFIX
@@ -356,12 +371,101 @@ def _bundle_envelope(bundle: Any) -> dict[str, Any]:
     material = bundle.get("verificationMaterial")
     if not isinstance(material, dict):
         raise _Refused("bundle has no verificationMaterial", kind)
-    if "publicKey" not in material:
-        raise _Refused("keyless (certificate) bundles are not supported yet", kind)
+    return material
+
+
+def _bundle_envelope(bundle: dict[str, Any]) -> dict[str, Any]:
     envelope = bundle.get("dsseEnvelope")
     if not isinstance(envelope, dict):
-        raise _Refused("bundle holds no DSSE envelope (message signatures unsupported)", kind)
+        raise _Refused(
+            "bundle holds no DSSE envelope (message signatures need a certificate)",
+            Kind.ATTESTATION,
+        )
     return envelope
+
+
+def _keyless(
+    entry: Entry,
+    bundle: dict[str, Any],
+    material: dict[str, Any],
+    target: Target,
+    roots: Sequence[KeylessRoot],
+    limits: Limits,
+) -> list[Finding]:
+    """A keyless bundle: a DSSE envelope, or a message signature over the subject."""
+    if isinstance(bundle.get("dsseEnvelope"), dict):
+        kind = Kind.ATTESTATION
+        payload_type, payload, signatures = _envelope_parts(bundle["dsseEnvelope"])
+        if len(signatures) != 1:
+            raise _Refused("a keyless DSSE envelope must hold exactly one signature", kind)
+        sig = _b64(
+            signatures[0].get("sig") if isinstance(signatures[0], dict) else None,
+            "envelope signature",
+            kind,
+        )
+        signed = Signed(pae(payload_type, payload), None, hashlib.sha256(payload).hexdigest())
+        signers = _keyless_signers(material, sig, signed, roots, kind)
+        if payload_type != IN_TOTO:
+            raise _Refused(f"payloadType {payload_type!r} is not an in-toto statement", kind)
+        predicate_type, facts = _statement(_json(payload, limits, "statement"), target)
+        kind = Kind.SIGNATURE if predicate_type == COSIGN_SIGN else kind
+    else:
+        kind, predicate_type, facts = Kind.SIGNATURE, None, {}
+        message = bundle.get("messageSignature")
+        if not isinstance(message, dict):
+            raise _Refused("bundle holds neither a DSSE envelope nor a message signature", kind)
+        digest_section = message.get("messageDigest")
+        digest_section = digest_section if isinstance(digest_section, dict) else {}
+        if digest_section.get("algorithm") != "SHA2_256":
+            raise _Refused("message signature's digest is not SHA2_256", kind)
+        digest = _b64(digest_section.get("digest"), "message digest", kind)
+        sig = _b64(message.get("signature"), "message signature", kind)
+        signers = _keyless_signers(material, sig, Signed(None, digest), roots, kind)
+        if "sha256:" + digest.hex() != target.digest:
+            raise _Refused(
+                f"signature is over sha256:{digest.hex()}, not the subject {target.digest}", kind
+            )
+    return [
+        Finding(
+            entry.artifact_digest,
+            entry.index,
+            entry.location,
+            kind,
+            Format.BUNDLE,
+            predicate_type,
+            signer.root.name,
+            signer.fingerprint,
+            True,
+            "verified",
+            facts | signer.facts(),
+        )
+        for signer in signers
+    ]
+
+
+def _keyless_signers(
+    material: dict[str, Any],
+    signature: bytes,
+    signed: Signed,
+    roots: Sequence[KeylessRoot],
+    kind: Kind,
+) -> list[KeylessSigner]:
+    try:
+        return verify_bundle(material, signature, signed, roots)
+    except KeylessRefusedError as exc:
+        raise _Refused(str(exc), kind) from exc
+
+
+def _envelope_parts(envelope: Any) -> tuple[str, bytes, list[Any]]:
+    kind = Kind.ATTESTATION
+    if not isinstance(envelope, dict):
+        raise _Refused("envelope is not a JSON object", kind)
+    payload_type = envelope.get("payloadType")
+    payload = _b64(envelope.get("payload"), "envelope payload", kind)
+    signatures = envelope.get("signatures")
+    if not isinstance(payload_type, str) or not isinstance(signatures, list) or not signatures:
+        raise _Refused("envelope lacks payloadType or signatures", kind)
+    return payload_type, payload, signatures
 
 
 def _dsse(
@@ -373,13 +477,7 @@ def _dsse(
     limits: Limits,
 ) -> list[Finding]:
     kind = Kind.ATTESTATION
-    if not isinstance(envelope, dict):
-        raise _Refused("envelope is not a JSON object", kind)
-    payload_type = envelope.get("payloadType")
-    payload = _b64(envelope.get("payload"), "envelope payload", kind)
-    signatures = envelope.get("signatures")
-    if not isinstance(payload_type, str) or not isinstance(signatures, list) or not signatures:
-        raise _Refused("envelope lacks payloadType or signatures", kind)
+    payload_type, payload, signatures = _envelope_parts(envelope)
     signed = pae(payload_type, payload)
     signers: dict[str, TrustKey] = {}
     for item in signatures[:16]:

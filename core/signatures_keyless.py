@@ -1,0 +1,397 @@
+"""Verifying a keyless (Fulcio certificate) Sigstore bundle offline, against a trusted root.
+
+A policy's keyless entry (:class:`KeylessRoot`) names a Fulcio CA (a self-signed root and
+optional intermediates), transparency-log keys and trusted identities: an OIDC issuer and
+a subject (the certificate's email or URI SAN), each exact or a regular expression that
+must match the whole value (cosign's ``--certificate-identity(-regexp)`` and
+``--certificate-oidc-issuer(-regexp)``).
+
+Checks, in order (the first failure is the reason): the leaf certificate's key verifies
+the signature; then, for each configured root, the log entry (``core.signatures_rekor``:
+its key is one of the root's log keys, its SET or inclusion proof verifies, its body
+records this signature, certificate and payload), the leaf valid at the entry's
+``integratedTime`` (never against now: Fulcio certificates live ten minutes), the chain up
+to the root (intermediates from the policy or the bundle, each valid then too), the leaf's
+codeSigning extended key usage, the issuer (Fulcio extension 1.3.6.1.4.1.57264.1.8, a DER
+UTF8String, or the legacy raw .1.1) and the SAN against the trusted identities.
+
+A verified signer's fingerprint is ``sigstore:<root>/<identity>`` (128-bit hex hashes of
+the root's configuration and of issuer and subject): results of another configuration do
+not count, and one identity counts once however many entries trust it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from core import signatures_rekor as rekor
+from core.signatures import TrustKey, UnusableKeyError, load_key
+
+ISSUER_V2: Final = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.8")
+ISSUER_V1: Final = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
+FINGERPRINT_PREFIX: Final = "sigstore:"
+_CHAIN_MAX: Final = 8
+_UTF8_STRING: Final = 0x0C
+
+
+class KeylessRefusedError(Exception):
+    """The keyless signature is not accepted; the message is the reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedIdentity:
+    """An OIDC issuer and subject, each exact (``str``) or a full-match pattern."""
+
+    issuer: str | re.Pattern[str]
+    subject: str | re.Pattern[str]
+
+    def issuer_matches(self, issuer: str) -> bool:
+        return _matches(self.issuer, issuer)
+
+    def subject_matches(self, subject: str) -> bool:
+        return _matches(self.subject, subject)
+
+
+def _matches(wanted: str | re.Pattern[str], value: str) -> bool:
+    if isinstance(wanted, str):
+        return wanted == value
+    return wanted.fullmatch(value) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class KeylessRoot:
+    """A policy's keyless trusted root: Fulcio CA, log keys, trusted identities."""
+
+    name: str
+    #: ``sigstore:`` and 32 hex digits of the configuration's SHA-256.
+    fingerprint: str
+    roots: tuple[x509.Certificate, ...]
+    intermediates: tuple[x509.Certificate, ...]
+    #: Log keys by hex log id.
+    log_keys: Mapping[str, TrustKey]
+    identities: tuple[TrustedIdentity, ...]
+
+    def owns(self, fingerprint: str) -> bool:
+        """Whether a verified signer's fingerprint is of this root's configuration."""
+        return fingerprint.startswith(self.fingerprint + "/")
+
+
+@dataclass(frozen=True, slots=True)
+class KeylessSigner:
+    """A verified keyless signer: the root that trusts it and the identity it proved."""
+
+    root: KeylessRoot
+    issuer: str
+    subject: str
+    fingerprint: str
+    log_index: int
+    integrated_time: int
+    proofs: tuple[str, ...]
+
+    def facts(self) -> dict[str, Any]:
+        return {
+            "certificate_issuer": self.issuer,
+            "certificate_subject": self.subject,
+            "log_index": self.log_index,
+            "integrated_time": datetime.fromtimestamp(self.integrated_time, UTC).isoformat(),
+            "log_proofs": list(self.proofs),
+        }
+
+
+def identity_key(fingerprint: str) -> str:
+    """What a keyless signer is counted by: its identity, whichever root trusted it."""
+    if fingerprint.startswith(FINGERPRINT_PREFIX) and "/" in fingerprint:
+        return "sigstore-identity:" + fingerprint.rpartition("/")[2]
+    return fingerprint
+
+
+def load_root(
+    name: str,
+    chain_pem: str,
+    log_key_pems: Sequence[str],
+    identities: Sequence[TrustedIdentity],
+    identity_text: str,
+) -> KeylessRoot:
+    """A policy's keyless entry loaded; ``ValueError`` with the reason if unusable."""
+    try:
+        certs = x509.load_pem_x509_certificates(chain_pem.encode("ascii"))
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise ValueError(f"keyless {name!r}: certificate_chain is not PEM certificates") from exc
+    roots = tuple(c for c in certs if c.issuer == c.subject and _self_signed(c))
+    if not roots:
+        raise ValueError(f"keyless {name!r}: certificate_chain holds no self-signed root")
+    intermediates = tuple(c for c in certs if c not in roots)
+    log_keys: dict[str, TrustKey] = {}
+    for index, pem in enumerate(log_key_pems):
+        try:
+            key = load_key(f"{name}-log-{index}", pem)
+        except UnusableKeyError as exc:
+            raise ValueError(f"keyless {name!r}: log key {index} is unusable ({exc})") from exc
+        log_keys[rekor.log_id(key)] = key
+    config = hashlib.sha256(name.encode() + b"\n")
+    for cert in certs:
+        config.update(hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).digest())
+    for log in sorted(log_keys):
+        config.update(bytes.fromhex(log))
+    config.update(identity_text.encode())
+    fingerprint = FINGERPRINT_PREFIX + config.hexdigest()[:32]
+    return KeylessRoot(name, fingerprint, roots, intermediates, log_keys, tuple(identities))
+
+
+def _self_signed(cert: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(cert)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class Signed:
+    """What the bundle's signature signs: DSSE's PAE bytes, or an artifact's digest."""
+
+    #: The signed bytes (DSSE), else ``None``.
+    data: bytes | None
+    #: The SHA-256 of the artifact (message signature), else ``None``.
+    digest: bytes | None
+    #: The hex SHA-256 of the DSSE payload the log records, else ``None``.
+    payload_sha256: str | None = None
+
+
+def verify_bundle(
+    material: Mapping[str, Any],
+    signature: bytes,
+    signed: Signed,
+    roots: Sequence[KeylessRoot],
+) -> list[KeylessSigner]:
+    """The signers ``roots`` prove for a keyless bundle's signature over ``signed``.
+
+    Raises:
+        KeylessRefusedError: With the first failed check as its message.
+    """
+    chain = _certificates(material)
+    leaf = chain[0]
+    _verify_signature(leaf, signature, signed)
+    if not roots:
+        raise KeylessRefusedError("no keyless trusted root in the trust policy")
+    entries = material.get("tlogEntries")
+    if not isinstance(entries, list) or not entries:
+        raise KeylessRefusedError("bundle has no transparency-log entry")
+    leaf_der = leaf.public_bytes(serialization.Encoding.DER)
+    recorded = rekor.Recorded(
+        signature,
+        leaf_der,
+        signed.payload_sha256,
+        signed.digest.hex() if signed.digest is not None and signed.data is None else None,
+    )
+    found: list[KeylessSigner] = []
+    reasons: list[str] = []
+    for root in roots:
+        try:
+            found.append(_verify_with(root, entries[0], recorded, leaf, chain[1:]))
+        except (KeylessRefusedError, rekor.LogRefusedError) as exc:
+            reasons.append(f"{root.name}: {exc}" if len(roots) > 1 else str(exc))
+    if not found:
+        raise KeylessRefusedError("; ".join(reasons))
+    return found
+
+
+def _verify_with(
+    root: KeylessRoot,
+    entry: Any,
+    recorded: rekor.Recorded,
+    leaf: x509.Certificate,
+    extra: list[x509.Certificate],
+) -> KeylessSigner:
+    logged = rekor.verify_entry(entry, root.log_keys)
+    rekor.check_body(logged, recorded)
+    at = datetime.fromtimestamp(logged.integrated_time, UTC)
+    if at < leaf.not_valid_before_utc:
+        raise KeylessRefusedError(
+            f"the certificate was not yet valid at the log entry's time {at.isoformat()} "
+            f"(valid from {leaf.not_valid_before_utc.isoformat()})"
+        )
+    if at > leaf.not_valid_after_utc:
+        raise KeylessRefusedError(
+            f"the certificate had expired at the log entry's time {at.isoformat()} "
+            f"(valid until {leaf.not_valid_after_utc.isoformat()})"
+        )
+    _chain_to(root, leaf, extra, at)
+    _code_signing(leaf)
+    issuer = _issuer(leaf)
+    subjects = _subjects(leaf)
+    trusted = [i for i in root.identities if i.issuer_matches(issuer)]
+    if not trusted:
+        raise KeylessRefusedError(f"OIDC issuer {issuer!r} is not trusted by {root.name!r}")
+    for subject in subjects:
+        if any(i.subject_matches(subject) for i in trusted):
+            digest = hashlib.sha256(f"{issuer}\n{subject}".encode()).hexdigest()[:32]
+            return KeylessSigner(
+                root,
+                issuer,
+                subject,
+                f"{root.fingerprint}/{digest}",
+                logged.log_index,
+                logged.integrated_time,
+                logged.proofs,
+            )
+    shown = ", ".join(repr(s) for s in subjects) or "none"
+    raise KeylessRefusedError(
+        f"certificate identity {shown} (issuer {issuer!r}) is not a trusted identity of "
+        f"{root.name!r}"
+    )
+
+
+def _certificates(material: Mapping[str, Any]) -> list[x509.Certificate]:
+    """The bundle's leaf first, then any further certificates it carries (v0.1/0.2)."""
+    single = material.get("certificate")
+    chain = material.get("x509CertificateChain")
+    if isinstance(single, dict):
+        raws = [single.get("rawBytes")]
+    elif isinstance(chain, dict) and isinstance(chain.get("certificates"), list):
+        raws = [c.get("rawBytes") if isinstance(c, dict) else None for c in chain["certificates"]]
+    else:
+        raise KeylessRefusedError("bundle has neither a public key nor a certificate")
+    if not raws or len(raws) > _CHAIN_MAX:
+        raise KeylessRefusedError("bundle's certificate chain is empty or too long")
+    try:
+        return [
+            x509.load_der_x509_certificate(base64.b64decode(str(r), validate=True)) for r in raws
+        ]
+    except (ValueError, binascii.Error) as exc:
+        raise KeylessRefusedError("bundle's certificate is not a DER certificate") from exc
+
+
+def _verify_signature(leaf: x509.Certificate, signature: bytes, signed: Signed) -> None:
+    key = leaf.public_key()
+    if signed.data is not None:
+        pem = key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode()
+        try:
+            trust_key = load_key("certificate", pem)
+        except UnusableKeyError as exc:
+            raise KeylessRefusedError(f"the certificate's key is unusable: {exc}") from exc
+        if not trust_key.verifies(signature, signed.data):
+            raise KeylessRefusedError("signature does not verify with the certificate's key")
+        return
+    assert signed.digest is not None  # noqa: S101 - one of them is set
+    prehashed = Prehashed(hashes.SHA256())
+    try:
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(signature, signed.digest, ec.ECDSA(prehashed))
+        elif isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, signed.digest, padding.PKCS1v15(), prehashed)
+        else:
+            raise KeylessRefusedError(
+                "message signatures need an ECDSA or RSA certificate key (the artifact "
+                "itself is not at hand)"
+            )
+    except InvalidSignature as exc:
+        raise KeylessRefusedError(
+            "signature does not verify with the certificate's key over the digest"
+        ) from exc
+
+
+def _chain_to(
+    root: KeylessRoot, leaf: x509.Certificate, extra: list[x509.Certificate], at: datetime
+) -> None:
+    pool = [*root.intermediates, *extra, *root.roots]
+    current = leaf
+    for _ in range(_CHAIN_MAX):
+        issuer = next((c for c in pool if c != current and _issued(current, c)), None)
+        if issuer is None:
+            break
+        if not issuer.not_valid_before_utc <= at <= issuer.not_valid_after_utc:
+            raise KeylessRefusedError(
+                f"CA certificate {issuer.subject.rfc4514_string()!r} was not valid at "
+                f"{at.isoformat()}"
+            )
+        if issuer in root.roots:
+            return
+        current = issuer
+    raise KeylessRefusedError(f"the certificate does not chain to the Fulcio root of {root.name!r}")
+
+
+def _issued(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    if cert.issuer != issuer.subject:
+        return False
+    try:
+        constraints = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        return False
+    if not constraints.ca:
+        return False
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _code_signing(leaf: x509.Certificate) -> None:
+    try:
+        usage = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound as exc:
+        raise KeylessRefusedError("the certificate has no codeSigning extended key usage") from exc
+    if ExtendedKeyUsageOID.CODE_SIGNING not in usage:
+        raise KeylessRefusedError("the certificate has no codeSigning extended key usage")
+
+
+def _issuer(leaf: x509.Certificate) -> str:
+    for oid, der in ((ISSUER_V2, True), (ISSUER_V1, False)):
+        try:
+            extension = leaf.extensions.get_extension_for_oid(oid).value
+        except x509.ExtensionNotFound:
+            continue
+        raw = extension.value if isinstance(extension, x509.UnrecognizedExtension) else b""
+        value = _utf8_string(raw) if der else _text(raw)
+        if value:
+            return value
+    raise KeylessRefusedError("the certificate names no OIDC issuer (Fulcio extension)")
+
+
+def _utf8_string(raw: bytes) -> str | None:
+    """The text of a DER UTF8String (short or long length form), else ``None``."""
+    if len(raw) < 2 or raw[0] != _UTF8_STRING:  # noqa: PLR2004
+        return None
+    length, start = raw[1], 2
+    if length & 0x80:
+        count = length & 0x7F
+        if count == 0 or count > 4 or len(raw) < 2 + count:  # noqa: PLR2004
+            return None
+        length, start = int.from_bytes(raw[2 : 2 + count], "big"), 2 + count
+    if len(raw) != start + length:
+        return None
+    return _text(raw[start:])
+
+
+def _text(raw: bytes) -> str | None:
+    try:
+        return raw.decode("utf-8") or None
+    except UnicodeDecodeError:
+        return None
+
+
+def _subjects(leaf: x509.Certificate) -> list[str]:
+    try:
+        names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    found: list[str] = list(names.get_values_for_type(x509.RFC822Name))
+    found += names.get_values_for_type(x509.UniformResourceIdentifier)
+    return found
