@@ -35,10 +35,12 @@ from typing import Any, Final
 from core.scan.jsondepth import nesting_depth
 from core.signatures import TrustKey, pae, signers_of
 from core.signatures_keyless import (
+    CERTIFICATE_ANNOTATION,
     KeylessRefusedError,
     KeylessRoot,
     KeylessSigner,
     Signed,
+    legacy_material,
     verify_bundle,
 )
 from core.signatures_notation import (
@@ -176,7 +178,7 @@ def verify_entry(
     try:
         blob = _bounded(entry, limits)
         if fmt is Format.SIMPLE_SIGNING:
-            return _simple_signing(entry, blob, target, keys, limits)
+            return _simple_signing(entry, blob, target, keys, limits, keyless)
         if fmt is Format.NOTATION:
             return _notation(entry, blob, target, anchors, limits)
         envelope = _json(blob, limits, "envelope")
@@ -185,7 +187,7 @@ def verify_entry(
             if "publicKey" not in material:
                 return _keyless(entry, envelope, material, target, keyless, limits)
             envelope = _bundle_envelope(envelope)
-        return _dsse(entry, fmt, envelope, target, keys, limits)
+        return _dsse(entry, fmt, envelope, target, keys, limits, keyless)
     except _Refused as refused:
         return [_refusal(entry, fmt, refused)]
 
@@ -295,11 +297,19 @@ def _bound_to(identity: str, target: Target, kind: Kind, pred: str | None = None
 
 
 def _simple_signing(
-    entry: Entry, payload: bytes, target: Target, keys: list[TrustKey], limits: Limits
+    entry: Entry,
+    payload: bytes,
+    target: Target,
+    keys: list[TrustKey],
+    limits: Limits,
+    keyless: Sequence[KeylessRoot] = (),
 ) -> list[Finding]:
     kind = Kind.SIGNATURE
     signature = _b64(entry.annotations.get(SIGNATURE_ANNOTATION), "signature annotation", kind)
-    signers = signers_of(keys, signature, payload)
+    signers = _named(signers_of(keys, signature, payload))
+    if not signers and CERTIFICATE_ANNOTATION in entry.annotations:
+        signed = Signed(payload, hashlib.sha256(payload).digest())
+        signers = _tag_keyless(entry, signature, signed, keyless, kind)
     if not signers:
         raise _no_signer(keys, kind)
     document = _json(payload, limits, "payload", kind)
@@ -323,14 +333,34 @@ def _simple_signing(
             kind,
             Format.SIMPLE_SIGNING,
             None,
-            key.name,
-            key.fingerprint,
+            name,
+            fingerprint,
             True,
             "verified",
-            facts,
+            facts | extra,
         )
-        for key in signers
+        for name, fingerprint, extra in signers
     ]
+
+
+#: A verified signer: its policy name, fingerprint and facts of its own (keyless identity).
+_Signer = tuple[str, str, dict[str, Any]]
+
+
+def _named(keys: list[TrustKey]) -> list[_Signer]:
+    return [(key.name, key.fingerprint, {}) for key in keys]
+
+
+def _tag_keyless(
+    entry: Entry, signature: bytes, signed: Signed, roots: Sequence[KeylessRoot], kind: Kind
+) -> list[_Signer]:
+    """The keyless signers of a tag-mode layer (cosign's certificate annotations)."""
+    try:
+        material = legacy_material(entry.annotations)
+    except KeylessRefusedError as exc:
+        raise _Refused(str(exc), kind) from exc
+    found = _keyless_signers(material, signature, signed, roots, kind)
+    return [(s.root.name, s.fingerprint, s.facts()) for s in found]
 
 
 def _critical(document: Any) -> dict[str, Any]:
@@ -475,14 +505,22 @@ def _dsse(
     target: Target,
     keys: list[TrustKey],
     limits: Limits,
+    keyless: Sequence[KeylessRoot] = (),
 ) -> list[Finding]:
     kind = Kind.ATTESTATION
     payload_type, payload, signatures = _envelope_parts(envelope)
     signed = pae(payload_type, payload)
-    signers: dict[str, TrustKey] = {}
-    for item in signatures[:16]:
-        sig = _b64(item.get("sig") if isinstance(item, dict) else None, "envelope signature", kind)
-        signers |= {k.fingerprint: k for k in signers_of(keys, sig, signed)}
+    by_key: dict[str, TrustKey] = {}
+    sigs = [
+        _b64(item.get("sig") if isinstance(item, dict) else None, "envelope signature", kind)
+        for item in signatures[:16]
+    ]
+    for sig in sigs:
+        by_key |= {k.fingerprint: k for k in signers_of(keys, sig, signed)}
+    signers = _named(list(by_key.values()))
+    if not signers and CERTIFICATE_ANNOTATION in entry.annotations and len(sigs) == 1:
+        what = Signed(signed, None, hashlib.sha256(payload).hexdigest())
+        signers = _tag_keyless(entry, sigs[0], what, keyless, kind)
     if not signers:
         raise _no_signer(keys, kind)
     if payload_type != IN_TOTO:
@@ -499,13 +537,13 @@ def _dsse(
             kind,
             fmt,
             predicate_type,
-            key.name,
-            key.fingerprint,
+            name,
+            fingerprint,
             True,
             "verified",
-            facts,
+            facts | extra,
         )
-        for key in signers.values()
+        for name, fingerprint, extra in signers
     ]
 
 

@@ -15,6 +15,8 @@ to the root (intermediates from the policy or the bundle, each valid then too), 
 codeSigning extended key usage, the issuer (Fulcio extension 1.3.6.1.4.1.57264.1.8, a DER
 UTF8String, or the legacy raw .1.1) and the SAN against the trusted identities.
 
+cosign's tag mode keeps the same material in layer annotations (:func:`legacy_material`).
+
 A verified signer's fingerprint is ``sigstore:<root>/<identity>`` (128-bit hex hashes of
 the root's configuration and of issuer and subject): results of another configuration do
 not count, and one identity counts once however many entries trust it.
@@ -25,6 +27,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -44,6 +47,10 @@ from core.signatures import TrustKey, UnusableKeyError, load_key
 ISSUER_V2: Final = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.8")
 ISSUER_V1: Final = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
 FINGERPRINT_PREFIX: Final = "sigstore:"
+#: The annotations of a keyless signature in cosign's tag mode (``.sig``/``.att`` layers).
+CERTIFICATE_ANNOTATION: Final = "dev.sigstore.cosign/certificate"
+CHAIN_ANNOTATION: Final = "dev.sigstore.cosign/chain"
+BUNDLE_ANNOTATION: Final = "dev.sigstore.cosign/bundle"
 _CHAIN_MAX: Final = 8
 _UTF8_STRING: Final = 0x0C
 
@@ -162,13 +169,16 @@ def _self_signed(cert: x509.Certificate) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Signed:
-    """What the bundle's signature signs: DSSE's PAE bytes, or an artifact's digest."""
+    """What a keyless signature signs, and what its log entry must record.
 
-    #: The signed bytes (DSSE), else ``None``.
+    ``data``: the signed bytes (DSSE's PAE, a simple-signing payload), else ``None`` and
+    the signature is over ``digest`` itself (a bundle's message signature).
+    ``digest``: the SHA-256 a ``hashedrekord`` entry records (of ``data`` when set).
+    ``payload_sha256``: the hex SHA-256 of a DSSE payload (``dsse``/``intoto`` entries).
+    """
+
     data: bytes | None
-    #: The SHA-256 of the artifact (message signature), else ``None``.
     digest: bytes | None
-    #: The hex SHA-256 of the DSSE payload the log records, else ``None``.
     payload_sha256: str | None = None
 
 
@@ -196,7 +206,7 @@ def verify_bundle(
         signature,
         leaf_der,
         signed.payload_sha256,
-        signed.digest.hex() if signed.digest is not None and signed.data is None else None,
+        signed.digest.hex() if signed.digest is not None else None,
     )
     found: list[KeylessSigner] = []
     reasons: list[str] = []
@@ -254,6 +264,42 @@ def _verify_with(
         f"certificate identity {shown} (issuer {issuer!r}) is not a trusted identity of "
         f"{root.name!r}"
     )
+
+
+def legacy_material(annotations: Mapping[str, str]) -> dict[str, Any]:
+    """A tag-mode keyless signature's annotations as a bundle's verification material.
+
+    cosign's ``dev.sigstore.cosign/certificate`` (PEM leaf), ``.../chain`` (PEM CAs) and
+    ``.../bundle`` (``{"SignedEntryTimestamp", "Payload": {"body", "integratedTime",
+    "logIndex", "logID"}}``) hold what a bundle's ``verificationMaterial`` does.
+    """
+    try:
+        certs = x509.load_pem_x509_certificates(
+            (
+                annotations.get(CERTIFICATE_ANNOTATION, "") + annotations.get(CHAIN_ANNOTATION, "")
+            ).encode("ascii")
+        )
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise KeylessRefusedError("the certificate annotation is not PEM certificates") from exc
+    try:
+        logged = json.loads(annotations.get(BUNDLE_ANNOTATION, ""))
+        payload = logged["Payload"]
+        entry: dict[str, Any] = {
+            "logIndex": payload["logIndex"],
+            "logId": {"keyId": base64.b64encode(bytes.fromhex(payload["logID"])).decode()},
+            "integratedTime": payload["integratedTime"],
+            "canonicalizedBody": payload["body"],
+            "inclusionPromise": {"signedEntryTimestamp": logged["SignedEntryTimestamp"]},
+        }
+    except (ValueError, KeyError, TypeError) as exc:
+        raise KeylessRefusedError(
+            "the bundle annotation (the transparency-log entry) is missing or malformed"
+        ) from exc
+    ders = [base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode() for c in certs]
+    return {
+        "x509CertificateChain": {"certificates": [{"rawBytes": d} for d in ders]},
+        "tlogEntries": [entry],
+    }
 
 
 def _certificates(material: Mapping[str, Any]) -> list[x509.Certificate]:

@@ -252,6 +252,12 @@ def _intoto_body(spec: dict[str, Any], recorded: Recorded) -> None:
     if _hash_value(content.get("payloadHash")) != recorded.payload_sha256:
         raise LogRefusedError("log entry records another payload")
     envelope = content.get("envelope")
+    if envelope is None and "publicKey" in spec:
+        # NOTE: intoto 0.0.1 keeps no signature in its canonical body: the payload hash
+        # and the (ephemeral) certificate bind it.
+        if _certificate_der(spec.get("publicKey")) != recorded.certificate:
+            raise LogRefusedError("log entry records another certificate")
+        return
     signatures = envelope.get("signatures") if isinstance(envelope, dict) else None
     pairs = [
         (s.get("sig"), s.get("publicKey"))

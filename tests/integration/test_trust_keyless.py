@@ -4,9 +4,11 @@ The test is its own Sigstore: a Fulcio-style CA (root and intermediate) issues t
 leaf certificates to OIDC identities, a Rekor-style log (a few entries, a Merkle tree, a
 signed checkpoint) logs each signature with a signed entry timestamp and an inclusion
 proof. Bundles are pushed as cosign v3 pushes them (OCI 1.1 referrers whose artifactType
-is the bundle's media type). The project's policy trusts that CA and log for two
-identities and wants both: the pull is refused until both have signed, a bundle of
-another identity is refused with its reason and does not count.
+is the bundle's media type), and signatures as cosign's tag mode writes them (a ``.sig``
+manifest whose layers carry the certificate, chain and log entry as annotations). The
+project's policy trusts that CA and log for two identities and wants both: the pull is
+refused until both have signed, a bundle of another identity is refused with its reason
+and does not count.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from tests.integration.trust_rig import (
     api,
     http_client,
     push_bundle,
+    push_signature_layers,
     results,
     start_api,
     trust_settings,
@@ -38,8 +41,9 @@ from tests.unit.core.sigstore_fixtures import (
     message_bundle,
     new_fulcio,
     new_leaf,
+    tag_annotations,
 )
-from tests.unit.core.trust_fixtures import statement
+from tests.unit.core.trust_fixtures import simple_payload, statement
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -73,6 +77,7 @@ async def test_keyless_bundles_of_trusted_identities_open_the_pull_gate(
         assert created.status_code == 201, created.text
         repo = f"{project}/app"
         image = await anyio.to_thread.run_sync(lambda: oci.push_image(repo, "v1"))
+        tagged = await anyio.to_thread.run_sync(lambda: oci.push_image(repo, "v2"))
         fulcio, log = new_fulcio(), Log()
         policy = {
             "keyless": [keyless_document("release", fulcio, log, IDENTITIES)],
@@ -128,6 +133,28 @@ async def test_keyless_bundles_of_trusted_identities_open_the_pull_gate(
                 lambda: anonymous_pull(oci, repo, "v1").status_code == 200,
                 what="the pull allowed once both identities signed",
             )
+
+            # cosign's tag mode: a .sig manifest, one layer per identity, the certificate,
+            # chain and log entry in annotations
+            assert anonymous_pull(oci, repo, "v2").status_code == 403
+            payload = simple_payload(tagged.digest, f"{registry.host_port}/{repo}")
+            layers = [
+                (payload, tag_annotations(k, c, fulcio, log, payload))
+                for k, c in ((email_key, email_cert), (ci_key, ci_cert))
+            ]
+            await anyio.to_thread.run_sync(
+                lambda: push_signature_layers(oci, repo, tagged.digest, layers)
+            )
+            await until(
+                lambda: anonymous_pull(oci, repo, "v2").status_code == 200,
+                what="the tag-mode keyless signatures verified",
+            )
+            in_tags = results(oci, repo, tagged.digest)
+            assert {r["facts"]["certificate_subject"] for r in in_tags if r["verified"]} == {
+                EMAIL,
+                WORKFLOW,
+            }
+            assert {r["location"] for r in in_tags} == {"tag"}
 
         found = results(oci, repo, image.digest)
         [by_email] = _with(found, EMAIL)

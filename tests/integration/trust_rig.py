@@ -121,6 +121,14 @@ def results(oci: OCIClient, repo: str, digest: str) -> list[dict[str, Any]]:
 def push_signature(oci: OCIClient, repo: str, digest: str, key: PrivateKey) -> str:
     """Push a ``sha256-<hex>.sig`` manifest as cosign lays it out; return its digest."""
     payload = simple_payload(digest, f"127.0.0.1:5000/{repo}")
+    annotations = {SIGNATURE_ANNOTATION: base64.b64encode(sign(key, payload)).decode()}
+    return push_signature_layers(oci, repo, digest, [(payload, annotations)])
+
+
+def push_signature_layers(
+    oci: OCIClient, repo: str, digest: str, layers: list[tuple[bytes, dict[str, str]]]
+) -> str:
+    """Push a ``.sig`` manifest of simple-signing layers (payload, annotations)."""
     config = b"{}"
     manifest = {
         "schemaVersion": 2,
@@ -135,10 +143,9 @@ def push_signature(oci: OCIClient, repo: str, digest: str, key: PrivateKey) -> s
                 "mediaType": SIMPLE_SIGNING,
                 "digest": oci.push_blob(repo, payload),
                 "size": len(payload),
-                "annotations": {
-                    SIGNATURE_ANNOTATION: base64.b64encode(sign(key, payload)).decode()
-                },
+                "annotations": annotations,
             }
+            for payload, annotations in layers
         ],
     }
     raw = json.dumps(manifest).encode()

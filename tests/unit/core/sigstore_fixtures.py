@@ -21,8 +21,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from core.signature_formats import BUNDLE_V03, COSIGN_SIGN, IN_TOTO
+from core.signature_formats import BUNDLE_V03, COSIGN_SIGN, IN_TOTO, SIGNATURE_ANNOTATION
 from core.signatures import pae
+from core.signatures_keyless import BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION
 from tests.unit.core.trust_fixtures import SUBJECT, statement
 
 ISSUER = "https://token.actions.example.test"
@@ -357,21 +358,7 @@ def message_bundle(
     """A keyless bundle of a message signature over the artifact digest ``digest``."""
     raw = bytes.fromhex(digest.partition(":")[2])
     signature = key.sign(raw, ec.ECDSA(Prehashed(hashes.SHA256())))
-    body = json.dumps(
-        {
-            "apiVersion": "0.0.1",
-            "kind": "hashedrekord",
-            "spec": {
-                "data": {"hash": {"algorithm": "sha256", "value": raw.hex()}},
-                "signature": {
-                    "content": base64.b64encode(signature).decode(),
-                    "publicKey": {"content": _cert_b64_pem(cert)},
-                },
-            },
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-    ).encode()
+    body = _hashedrekord(raw.hex(), signature, cert)
     entry = log.add(body, int(integrated_time.timestamp()), "hashedrekord")
     return {
         "mediaType": BUNDLE_V03,
@@ -380,4 +367,50 @@ def message_bundle(
             "messageDigest": {"algorithm": "SHA2_256", "digest": base64.b64encode(raw).decode()},
             "signature": base64.b64encode(signature).decode(),
         },
+    }
+
+
+def _hashedrekord(digest_hex: str, signature: bytes, cert: x509.Certificate) -> bytes:
+    document = {
+        "apiVersion": "0.0.1",
+        "kind": "hashedrekord",
+        "spec": {
+            "data": {"hash": {"algorithm": "sha256", "value": digest_hex}},
+            "signature": {
+                "content": base64.b64encode(signature).decode(),
+                "publicKey": {"content": _cert_b64_pem(cert)},
+            },
+        },
+    }
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+
+
+def tag_annotations(
+    key: ec.EllipticCurvePrivateKey,
+    cert: x509.Certificate,
+    fulcio: Fulcio,
+    log: Log,
+    payload: bytes,
+    *,
+    integrated_time: datetime = SIGNED_AT,
+) -> dict[str, str]:
+    """The annotations of a keyless ``.sig`` layer over ``payload``, as cosign writes them."""
+    signature = key.sign(payload, ec.ECDSA(hashes.SHA256()))
+    body = _hashedrekord(hashlib.sha256(payload).hexdigest(), signature, cert)
+    seconds = int(integrated_time.timestamp())
+    entry = log.add(body, seconds, "hashedrekord", proof=False)
+    logged = {
+        "SignedEntryTimestamp": entry["inclusionPromise"]["signedEntryTimestamp"],
+        "Payload": {
+            "body": entry["canonicalizedBody"],
+            "integratedTime": seconds,
+            "logIndex": int(entry["logIndex"]),
+            "logID": log.log_id().hex(),
+        },
+    }
+    return {
+        SIGNATURE_ANNOTATION: base64.b64encode(signature).decode(),
+        CERTIFICATE_ANNOTATION: _pem(cert),
+        CHAIN_ANNOTATION: _pem(fulcio.intermediate) + _pem(fulcio.root),
+        BUNDLE_ANNOTATION: json.dumps(logged),
     }

@@ -13,6 +13,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from core.signature_formats import (
     BUNDLE_V03,
     COSIGN_SIGN,
+    DSSE_ENVELOPE,
+    SIMPLE_SIGNING,
     SLSA_V1,
     Entry,
     Finding,
@@ -22,7 +24,14 @@ from core.signature_formats import (
     Target,
     verify_entry,
 )
-from core.signatures_keyless import KeylessRoot
+from core.signatures import load_key
+from core.signatures_keyless import (
+    BUNDLE_ANNOTATION,
+    CERTIFICATE_ANNOTATION,
+    CHAIN_ANNOTATION,
+    KeylessRoot,
+)
+from core.signatures_rekor import LogEntry, LogRefusedError, Recorded, check_body
 from core.trust_policy import KeylessDocument
 from tests.unit.core.sigstore_fixtures import (
     EMAIL,
@@ -36,8 +45,9 @@ from tests.unit.core.sigstore_fixtures import (
     message_bundle,
     new_fulcio,
     new_leaf,
+    tag_annotations,
 )
-from tests.unit.core.trust_fixtures import OTHER, REPOSITORY, SUBJECT, statement
+from tests.unit.core.trust_fixtures import OTHER, REPOSITORY, SUBJECT, simple_payload, statement
 
 LIMITS = Limits(envelope_max_bytes=256 * 1024, json_max_depth=64)
 TARGET = Target(SUBJECT, REPOSITORY)
@@ -316,3 +326,99 @@ def test_each_root_that_trusts_the_identity_gives_a_finding(fulcio: Fulcio, log:
     assert [f.signer for f in findings] == ["gha", "release"]
     refused = verify_entry(entry, TARGET, [], LIMITS, (), (rogue,))
     assert refused[0].reason == "the certificate does not chain to the Fulcio root of 'rogue'"
+
+
+def _tag_entry(annotations: dict[str, str], payload: bytes) -> Entry:
+    return Entry(
+        "sha256:" + "66" * 32, 0, "tag", SIMPLE_SIGNING, len(payload), payload, annotations
+    )
+
+
+def test_a_tag_mode_keyless_signature_verifies(fulcio: Fulcio, log: Log) -> None:
+    """cosign's ``.sig`` layer with its certificate, chain and bundle annotations."""
+    key, cert = new_leaf(fulcio)
+    payload = simple_payload()
+    entry = _tag_entry(tag_annotations(key, cert, fulcio, log, payload), payload)
+    [finding] = verify_entry(entry, TARGET, [], LIMITS, (), (_root(fulcio, log),))
+    assert finding.verified, finding.reason
+    assert finding.format is Format.SIMPLE_SIGNING
+    assert finding.signer == "gha"
+    assert finding.facts["certificate_subject"] == EMAIL
+    assert finding.facts["log_proofs"] == ["set"]
+    assert finding.facts["identity"] == f"127.0.0.1:5000/{REPOSITORY}"
+
+
+def test_a_tag_mode_keyless_signature_is_checked_like_a_bundle(fulcio: Fulcio, log: Log) -> None:
+    key, cert = new_leaf(fulcio)
+    payload = simple_payload()
+    late = SIGNED_AT + timedelta(minutes=30)
+    annotations = tag_annotations(key, cert, fulcio, log, payload, integrated_time=late)
+    [expired] = verify_entry(
+        _tag_entry(annotations, payload), TARGET, [], LIMITS, (), (_root(fulcio, log),)
+    )
+    assert expired.reason.startswith("the certificate had expired at the log entry's time")
+    other = simple_payload(OTHER)
+    good = tag_annotations(key, cert, fulcio, log, payload)
+    [swapped] = verify_entry(_tag_entry(good, other), TARGET, [], LIMITS, (), (_root(fulcio, log),))
+    assert swapped.reason == "signature does not verify with the certificate's key"
+    broken = good | {BUNDLE_ANNOTATION: "{}"}
+    [no_log] = verify_entry(
+        _tag_entry(broken, payload), TARGET, [], LIMITS, (), (_root(fulcio, log),)
+    )
+    assert no_log.reason == (
+        "the bundle annotation (the transparency-log entry) is missing or malformed"
+    )
+
+
+def test_a_tag_mode_keyless_attestation_verifies(fulcio: Fulcio, log: Log) -> None:
+    """A ``.att`` DSSE layer: the log entry of the bundle annotation is an intoto one."""
+    key, cert = new_leaf(fulcio)
+    bundle = dsse_bundle(key, cert, log, payload=statement(SUBJECT, SLSA_V1), proof=False)
+    tlog = _tlog(bundle)
+    logged = {
+        "SignedEntryTimestamp": tlog["inclusionPromise"]["signedEntryTimestamp"],
+        "Payload": {
+            "body": tlog["canonicalizedBody"],
+            "integratedTime": int(tlog["integratedTime"]),
+            "logIndex": int(tlog["logIndex"]),
+            "logID": log.log_id().hex(),
+        },
+    }
+    annotations = {
+        CERTIFICATE_ANNOTATION: cert.public_bytes(Encoding.PEM).decode(),
+        CHAIN_ANNOTATION: fulcio.chain_pem(),
+        BUNDLE_ANNOTATION: json.dumps(logged),
+    }
+    body = json.dumps(bundle["dsseEnvelope"]).encode()
+    entry = Entry("sha256:" + "77" * 32, 0, "tag", DSSE_ENVELOPE, len(body), body, annotations)
+    [finding] = verify_entry(entry, TARGET, [], LIMITS, (), (_root(fulcio, log),))
+    assert finding.verified, finding.reason
+    assert finding.kind is Kind.ATTESTATION
+    assert finding.predicate_type == SLSA_V1
+
+
+def test_an_intoto_v001_entry_binds_by_payload_hash_and_certificate(fulcio: Fulcio) -> None:
+    """intoto 0.0.1 keeps no signature in its canonical body."""
+    _key, cert = new_leaf(fulcio)
+    _other_key, other = new_leaf(fulcio)
+    der = cert.public_bytes(Encoding.DER)
+
+    def body(certificate: Any, payload_hash: str) -> LogEntry:
+        pem = base64.b64encode(certificate.public_bytes(Encoding.PEM)).decode()
+        spec = {
+            "content": {"payloadHash": {"algorithm": "sha256", "value": payload_hash}},
+            "publicKey": pem,
+        }
+        document = {"apiVersion": "0.0.1", "kind": "intoto", "spec": spec}
+        return LogEntry(1, 1, document, _root_key(), ("set",))
+
+    recorded = Recorded(b"sig", der, "aa" * 32)
+    check_body(body(cert, "aa" * 32), recorded)
+    with pytest.raises(LogRefusedError, match="another certificate"):
+        check_body(body(other, "aa" * 32), recorded)
+    with pytest.raises(LogRefusedError, match="another payload"):
+        check_body(body(cert, "bb" * 32), recorded)
+
+
+def _root_key() -> Any:
+    return load_key("log", Log().public_pem())
