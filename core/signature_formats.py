@@ -34,9 +34,9 @@ from typing import Any, Final
 
 from core.scan.jsondepth import nesting_depth
 from core.signatures import TrustKey, pae, signers_of
+from core.signatures_fulcio import KeylessRefusedError
 from core.signatures_keyless import (
     CERTIFICATE_ANNOTATION,
-    KeylessRefusedError,
     KeylessRoot,
     KeylessSigner,
     Signed,
@@ -424,37 +424,12 @@ def _keyless(
 ) -> list[Finding]:
     """A keyless bundle: a DSSE envelope, or a message signature over the subject."""
     if isinstance(bundle.get("dsseEnvelope"), dict):
-        kind = Kind.ATTESTATION
-        payload_type, payload, signatures = _envelope_parts(bundle["dsseEnvelope"])
-        if len(signatures) != 1:
-            raise _Refused("a keyless DSSE envelope must hold exactly one signature", kind)
-        sig = _b64(
-            signatures[0].get("sig") if isinstance(signatures[0], dict) else None,
-            "envelope signature",
-            kind,
+        kind, predicate_type, facts, signers = _keyless_dsse(
+            bundle["dsseEnvelope"], material, target, roots, limits
         )
-        signed = Signed(pae(payload_type, payload), None, hashlib.sha256(payload).hexdigest())
-        signers = _keyless_signers(material, sig, signed, roots, kind)
-        if payload_type != IN_TOTO:
-            raise _Refused(f"payloadType {payload_type!r} is not an in-toto statement", kind)
-        predicate_type, facts = _statement(_json(payload, limits, "statement"), target)
-        kind = Kind.SIGNATURE if predicate_type == COSIGN_SIGN else kind
     else:
         kind, predicate_type, facts = Kind.SIGNATURE, None, {}
-        message = bundle.get("messageSignature")
-        if not isinstance(message, dict):
-            raise _Refused("bundle holds neither a DSSE envelope nor a message signature", kind)
-        digest_section = message.get("messageDigest")
-        digest_section = digest_section if isinstance(digest_section, dict) else {}
-        if digest_section.get("algorithm") != "SHA2_256":
-            raise _Refused("message signature's digest is not SHA2_256", kind)
-        digest = _b64(digest_section.get("digest"), "message digest", kind)
-        sig = _b64(message.get("signature"), "message signature", kind)
-        signers = _keyless_signers(material, sig, Signed(None, digest), roots, kind)
-        if "sha256:" + digest.hex() != target.digest:
-            raise _Refused(
-                f"signature is over sha256:{digest.hex()}, not the subject {target.digest}", kind
-            )
+        signers = _keyless_message(bundle.get("messageSignature"), material, target, roots)
     return [
         Finding(
             entry.artifact_digest,
@@ -471,6 +446,48 @@ def _keyless(
         )
         for signer in signers
     ]
+
+
+def _keyless_dsse(
+    envelope: dict[str, Any],
+    material: dict[str, Any],
+    target: Target,
+    roots: Sequence[KeylessRoot],
+    limits: Limits,
+) -> tuple[Kind, str, dict[str, Any], list[KeylessSigner]]:
+    kind = Kind.ATTESTATION
+    payload_type, payload, signatures = _envelope_parts(envelope)
+    if len(signatures) != 1:
+        raise _Refused("a keyless DSSE envelope must hold exactly one signature", kind)
+    item = signatures[0]
+    sig = _b64(item.get("sig") if isinstance(item, dict) else None, "envelope signature", kind)
+    signed = Signed(pae(payload_type, payload), None, hashlib.sha256(payload).hexdigest())
+    signers = _keyless_signers(material, sig, signed, roots, kind)
+    if payload_type != IN_TOTO:
+        raise _Refused(f"payloadType {payload_type!r} is not an in-toto statement", kind)
+    predicate_type, facts = _statement(_json(payload, limits, "statement"), target)
+    kind = Kind.SIGNATURE if predicate_type == COSIGN_SIGN else kind
+    return kind, predicate_type, facts, signers
+
+
+def _keyless_message(
+    message: Any, material: dict[str, Any], target: Target, roots: Sequence[KeylessRoot]
+) -> list[KeylessSigner]:
+    kind = Kind.SIGNATURE
+    if not isinstance(message, dict):
+        raise _Refused("bundle holds neither a DSSE envelope nor a message signature", kind)
+    digest_section = message.get("messageDigest")
+    digest_section = digest_section if isinstance(digest_section, dict) else {}
+    if digest_section.get("algorithm") != "SHA2_256":
+        raise _Refused("message signature's digest is not SHA2_256", kind)
+    digest = _b64(digest_section.get("digest"), "message digest", kind)
+    sig = _b64(message.get("signature"), "message signature", kind)
+    signers = _keyless_signers(material, sig, Signed(None, digest), roots, kind)
+    if "sha256:" + digest.hex() != target.digest:
+        raise _Refused(
+            f"signature is over sha256:{digest.hex()}, not the subject {target.digest}", kind
+        )
+    return signers
 
 
 def _keyless_signers(

@@ -10,12 +10,16 @@ Checks, in order (the first failure is the reason): the leaf certificate's key v
 the signature; then, for each configured root, the log entry (``core.signatures_rekor``:
 its key is one of the root's log keys, its SET or inclusion proof verifies, its body
 records this signature, certificate and payload), the leaf valid at the entry's
-``integratedTime`` (never against now: Fulcio certificates live ten minutes), the chain up
-to the root (intermediates from the policy or the bundle, each valid then too), the leaf's
-codeSigning extended key usage, the issuer (Fulcio extension 1.3.6.1.4.1.57264.1.8, a DER
-UTF8String, or the legacy raw .1.1) and the SAN against the trusted identities.
+``integratedTime`` (never against now: Fulcio certificates live ten minutes; the SET
+signs that time, an inclusion proof alone shows the log accepted the entry, which it does
+only while the certificate is valid), the chain up to the root (intermediates from the
+policy or the bundle, each a CA valid then too), the leaf's codeSigning extended key
+usage, the issuer (Fulcio extension 1.3.6.1.4.1.57264.1.8, a DER UTF8String, or the
+legacy raw .1.1) and the SAN against the trusted identities.
 
-cosign's tag mode keeps the same material in layer annotations (:func:`legacy_material`).
+The certificate checks live in ``core.signatures_fulcio``, the log's in
+``core.signatures_rekor``. cosign's tag mode keeps the same material in layer annotations
+(:func:`legacy_material`).
 
 A verified signer's fingerprint is ``sigstore:<root>/<identity>`` (128-bit hex hashes of
 the root's configuration and of issuer and subject): results of another configuration do
@@ -25,7 +29,6 @@ not count, and one identity counts once however many entries trust it.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import json
 import re
@@ -39,24 +42,17 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
-from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from core import signatures_fulcio as fulcio
 from core import signatures_rekor as rekor
 from core.signatures import TrustKey, UnusableKeyError, load_key
+from core.signatures_fulcio import KeylessRefusedError
 
-ISSUER_V2: Final = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.8")
-ISSUER_V1: Final = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
 FINGERPRINT_PREFIX: Final = "sigstore:"
 #: The annotations of a keyless signature in cosign's tag mode (``.sig``/``.att`` layers).
 CERTIFICATE_ANNOTATION: Final = "dev.sigstore.cosign/certificate"
 CHAIN_ANNOTATION: Final = "dev.sigstore.cosign/chain"
 BUNDLE_ANNOTATION: Final = "dev.sigstore.cosign/bundle"
-_CHAIN_MAX: Final = 8
-_UTF8_STRING: Final = 0x0C
-
-
-class KeylessRefusedError(Exception):
-    """The keyless signature is not accepted; the message is the reason."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +134,7 @@ def load_root(
         certs = x509.load_pem_x509_certificates(chain_pem.encode("ascii"))
     except (ValueError, UnicodeEncodeError) as exc:
         raise ValueError(f"keyless {name!r}: certificate_chain is not PEM certificates") from exc
-    roots = tuple(c for c in certs if c.issuer == c.subject and _self_signed(c))
+    roots = tuple(c for c in certs if c.issuer == c.subject and fulcio.self_signed(c))
     if not roots:
         raise ValueError(f"keyless {name!r}: certificate_chain holds no self-signed root")
     intermediates = tuple(c for c in certs if c not in roots)
@@ -157,14 +153,6 @@ def load_root(
     config.update(identity_text.encode())
     fingerprint = FINGERPRINT_PREFIX + config.hexdigest()[:32]
     return KeylessRoot(name, fingerprint, roots, intermediates, log_keys, tuple(identities))
-
-
-def _self_signed(cert: x509.Certificate) -> bool:
-    try:
-        cert.verify_directly_issued_by(cert)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +181,7 @@ def verify_bundle(
     Raises:
         KeylessRefusedError: With the first failed check as its message.
     """
-    chain = _certificates(material)
+    chain = fulcio.certificates(material)
     leaf = chain[0]
     _verify_signature(leaf, signature, signed)
     if not roots:
@@ -240,10 +228,10 @@ def _verify_with(
             f"the certificate had expired at the log entry's time {at.isoformat()} "
             f"(valid until {leaf.not_valid_after_utc.isoformat()})"
         )
-    _chain_to(root, leaf, extra, at)
-    _code_signing(leaf)
-    issuer = _issuer(leaf)
-    subjects = _subjects(leaf)
+    fulcio.chain_to(root.name, root.roots, root.intermediates, leaf, extra, at)
+    fulcio.require_code_signing(leaf)
+    issuer = fulcio.oidc_issuer(leaf)
+    subjects = fulcio.san_subjects(leaf)
     trusted = [i for i in root.identities if i.issuer_matches(issuer)]
     if not trusted:
         raise KeylessRefusedError(f"OIDC issuer {issuer!r} is not trusted by {root.name!r}")
@@ -302,26 +290,6 @@ def legacy_material(annotations: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
-def _certificates(material: Mapping[str, Any]) -> list[x509.Certificate]:
-    """The bundle's leaf first, then any further certificates it carries (v0.1/0.2)."""
-    single = material.get("certificate")
-    chain = material.get("x509CertificateChain")
-    if isinstance(single, dict):
-        raws = [single.get("rawBytes")]
-    elif isinstance(chain, dict) and isinstance(chain.get("certificates"), list):
-        raws = [c.get("rawBytes") if isinstance(c, dict) else None for c in chain["certificates"]]
-    else:
-        raise KeylessRefusedError("bundle has neither a public key nor a certificate")
-    if not raws or len(raws) > _CHAIN_MAX:
-        raise KeylessRefusedError("bundle's certificate chain is empty or too long")
-    try:
-        return [
-            x509.load_der_x509_certificate(base64.b64decode(str(r), validate=True)) for r in raws
-        ]
-    except (ValueError, binascii.Error) as exc:
-        raise KeylessRefusedError("bundle's certificate is not a DER certificate") from exc
-
-
 def _verify_signature(leaf: x509.Certificate, signature: bytes, signed: Signed) -> None:
     key = leaf.public_key()
     if signed.data is not None:
@@ -351,93 +319,3 @@ def _verify_signature(leaf: x509.Certificate, signature: bytes, signed: Signed) 
         raise KeylessRefusedError(
             "signature does not verify with the certificate's key over the digest"
         ) from exc
-
-
-def _chain_to(
-    root: KeylessRoot, leaf: x509.Certificate, extra: list[x509.Certificate], at: datetime
-) -> None:
-    pool = [*root.intermediates, *extra, *root.roots]
-    current = leaf
-    for _ in range(_CHAIN_MAX):
-        issuer = next((c for c in pool if c != current and _issued(current, c)), None)
-        if issuer is None:
-            break
-        if not issuer.not_valid_before_utc <= at <= issuer.not_valid_after_utc:
-            raise KeylessRefusedError(
-                f"CA certificate {issuer.subject.rfc4514_string()!r} was not valid at "
-                f"{at.isoformat()}"
-            )
-        if issuer in root.roots:
-            return
-        current = issuer
-    raise KeylessRefusedError(f"the certificate does not chain to the Fulcio root of {root.name!r}")
-
-
-def _issued(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    if cert.issuer != issuer.subject:
-        return False
-    try:
-        constraints = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value
-    except x509.ExtensionNotFound:
-        return False
-    if not constraints.ca:
-        return False
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
-
-
-def _code_signing(leaf: x509.Certificate) -> None:
-    try:
-        usage = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound as exc:
-        raise KeylessRefusedError("the certificate has no codeSigning extended key usage") from exc
-    if ExtendedKeyUsageOID.CODE_SIGNING not in usage:
-        raise KeylessRefusedError("the certificate has no codeSigning extended key usage")
-
-
-def _issuer(leaf: x509.Certificate) -> str:
-    for oid, der in ((ISSUER_V2, True), (ISSUER_V1, False)):
-        try:
-            extension = leaf.extensions.get_extension_for_oid(oid).value
-        except x509.ExtensionNotFound:
-            continue
-        raw = extension.value if isinstance(extension, x509.UnrecognizedExtension) else b""
-        value = _utf8_string(raw) if der else _text(raw)
-        if value:
-            return value
-    raise KeylessRefusedError("the certificate names no OIDC issuer (Fulcio extension)")
-
-
-def _utf8_string(raw: bytes) -> str | None:
-    """The text of a DER UTF8String (short or long length form), else ``None``."""
-    if len(raw) < 2 or raw[0] != _UTF8_STRING:  # noqa: PLR2004
-        return None
-    length, start = raw[1], 2
-    if length & 0x80:
-        count = length & 0x7F
-        if count == 0 or count > 4 or len(raw) < 2 + count:  # noqa: PLR2004
-            return None
-        length, start = int.from_bytes(raw[2 : 2 + count], "big"), 2 + count
-    if len(raw) != start + length:
-        return None
-    return _text(raw[start:])
-
-
-def _text(raw: bytes) -> str | None:
-    try:
-        return raw.decode("utf-8") or None
-    except UnicodeDecodeError:
-        return None
-
-
-def _subjects(leaf: x509.Certificate) -> list[str]:
-    try:
-        names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return []
-    found: list[str] = list(names.get_values_for_type(x509.RFC822Name))
-    found += names.get_values_for_type(x509.UniformResourceIdentifier)
-    return found
