@@ -359,7 +359,7 @@ def _tag_keyless(
         material = legacy_material(entry.annotations)
     except KeylessRefusedError as exc:
         raise _Refused(str(exc), kind) from exc
-    found = _keyless_signers(material, signature, signed, roots, kind)
+    found = _keyless_signers(material, signature, signed, roots, kind, need_proof=False)
     return [(s.root.name, s.fingerprint, s.facts()) for s in found]
 
 
@@ -423,13 +423,17 @@ def _keyless(
     limits: Limits,
 ) -> list[Finding]:
     """A keyless bundle: a DSSE envelope, or a message signature over the subject."""
+    # NOTE: bundles need an inclusion proof from v0.2 on (v0.1: the SET may stand alone).
+    need_proof = not str(bundle.get("mediaType")).endswith(";version=0.1")
     if isinstance(bundle.get("dsseEnvelope"), dict):
         kind, predicate_type, facts, signers = _keyless_dsse(
-            bundle["dsseEnvelope"], material, target, roots, limits
+            bundle["dsseEnvelope"], material, target, roots, limits, need_proof
         )
     else:
         kind, predicate_type, facts = Kind.SIGNATURE, None, {}
-        signers = _keyless_message(bundle.get("messageSignature"), material, target, roots)
+        signers = _keyless_message(
+            bundle.get("messageSignature"), material, target, roots, need_proof
+        )
     return [
         Finding(
             entry.artifact_digest,
@@ -454,6 +458,7 @@ def _keyless_dsse(
     target: Target,
     roots: Sequence[KeylessRoot],
     limits: Limits,
+    need_proof: bool,
 ) -> tuple[Kind, str, dict[str, Any], list[KeylessSigner]]:
     kind = Kind.ATTESTATION
     payload_type, payload, signatures = _envelope_parts(envelope)
@@ -462,7 +467,7 @@ def _keyless_dsse(
     item = signatures[0]
     sig = _b64(item.get("sig") if isinstance(item, dict) else None, "envelope signature", kind)
     signed = Signed(pae(payload_type, payload), None, hashlib.sha256(payload).hexdigest())
-    signers = _keyless_signers(material, sig, signed, roots, kind)
+    signers = _keyless_signers(material, sig, signed, roots, kind, need_proof=need_proof)
     if payload_type != IN_TOTO:
         raise _Refused(f"payloadType {payload_type!r} is not an in-toto statement", kind)
     predicate_type, facts = _statement(_json(payload, limits, "statement"), target)
@@ -471,7 +476,11 @@ def _keyless_dsse(
 
 
 def _keyless_message(
-    message: Any, material: dict[str, Any], target: Target, roots: Sequence[KeylessRoot]
+    message: Any,
+    material: dict[str, Any],
+    target: Target,
+    roots: Sequence[KeylessRoot],
+    need_proof: bool,
 ) -> list[KeylessSigner]:
     kind = Kind.SIGNATURE
     if not isinstance(message, dict):
@@ -482,7 +491,8 @@ def _keyless_message(
         raise _Refused("message signature's digest is not SHA2_256", kind)
     digest = _b64(digest_section.get("digest"), "message digest", kind)
     sig = _b64(message.get("signature"), "message signature", kind)
-    signers = _keyless_signers(material, sig, Signed(None, digest), roots, kind)
+    signed = Signed(None, digest)
+    signers = _keyless_signers(material, sig, signed, roots, kind, need_proof=need_proof)
     if "sha256:" + digest.hex() != target.digest:
         raise _Refused(
             f"signature is over sha256:{digest.hex()}, not the subject {target.digest}", kind
@@ -496,9 +506,11 @@ def _keyless_signers(
     signed: Signed,
     roots: Sequence[KeylessRoot],
     kind: Kind,
+    *,
+    need_proof: bool,
 ) -> list[KeylessSigner]:
     try:
-        return verify_bundle(material, signature, signed, roots)
+        return verify_bundle(material, signature, signed, roots, need_proof=need_proof)
     except KeylessRefusedError as exc:
         raise _Refused(str(exc), kind) from exc
 

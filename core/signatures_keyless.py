@@ -10,12 +10,14 @@ Checks, in order (the first failure is the reason): the leaf certificate's key v
 the signature; then, for each configured root, the log entry (``core.signatures_rekor``:
 its key is one of the root's log keys, its SET or inclusion proof verifies, its body
 records this signature, certificate and payload), the leaf valid at the entry's
-``integratedTime`` (never against now: Fulcio certificates live ten minutes; the SET
-signs that time, an inclusion proof alone shows the log accepted the entry, which it does
-only while the certificate is valid), the chain up to the root (intermediates from the
-policy or the bundle, each a CA valid then too), the leaf's codeSigning extended key
-usage, the issuer (Fulcio extension 1.3.6.1.4.1.57264.1.8, a DER UTF8String, or the
-legacy raw .1.1) and the SAN against the trusted identities.
+``integratedTime`` (never against now: Fulcio certificates live ten minutes), a time the
+SET must vouch for (an inclusion proof does not sign it: an entry with a proof only is
+refused, as cosign refuses it without a signed timestamp; a bundle from v0.2 on must
+carry the inclusion proof too, a v0.1 bundle or cosign's tag mode may hold the SET
+alone), the chain up to the root (intermediates from the policy or the bundle, each a CA
+valid then too), the leaf's codeSigning extended key usage, the issuer (Fulcio extension
+1.3.6.1.4.1.57264.1.8, a DER UTF8String, or the legacy raw .1.1) and the SAN against the
+trusted identities.
 
 The certificate checks live in ``core.signatures_fulcio``, the log's in
 ``core.signatures_rekor``. cosign's tag mode keeps the same material in layer annotations
@@ -175,8 +177,13 @@ def verify_bundle(
     signature: bytes,
     signed: Signed,
     roots: Sequence[KeylessRoot],
+    *,
+    need_proof: bool = True,
 ) -> list[KeylessSigner]:
     """The signers ``roots`` prove for a keyless bundle's signature over ``signed``.
+
+    ``need_proof``: the entry must carry an inclusion proof (bundles from v0.2 on; a
+    v0.1 bundle and cosign's tag mode may hold the SET alone).
 
     Raises:
         KeylessRefusedError: With the first failed check as its message.
@@ -200,7 +207,7 @@ def verify_bundle(
     reasons: list[str] = []
     for root in roots:
         try:
-            found.append(_verify_with(root, entries[0], recorded, leaf, chain[1:]))
+            found.append(_verify_with(root, entries[0], recorded, leaf, chain[1:], need_proof))
         except (KeylessRefusedError, rekor.LogRefusedError) as exc:
             reasons.append(f"{root.name}: {exc}" if len(roots) > 1 else str(exc))
     if not found:
@@ -214,9 +221,19 @@ def _verify_with(
     recorded: rekor.Recorded,
     leaf: x509.Certificate,
     extra: list[x509.Certificate],
+    need_proof: bool,
 ) -> KeylessSigner:
     logged = rekor.verify_entry(entry, root.log_keys)
     rekor.check_body(logged, recorded)
+    if need_proof and "inclusion-proof" not in logged.proofs:
+        raise KeylessRefusedError(
+            "the log entry has no inclusion proof (bundles need one from v0.2 on)"
+        )
+    if "set" not in logged.proofs:
+        raise KeylessRefusedError(
+            "the log entry's integratedTime is not signed (no signed entry timestamp): the "
+            "certificate's validity when it signed cannot be checked"
+        )
     at = datetime.fromtimestamp(logged.integrated_time, UTC)
     if at < leaf.not_valid_before_utc:
         raise KeylessRefusedError(

@@ -13,7 +13,8 @@ log in one or both of two ways:
   root hash, then a blank line and ``— <name> <base64 key hint + signature>`` lines)
   whose size and root hash are the proof's, signed by the log key.
 
-Every proof present must verify and at least one must be present. :func:`check_body`
+Every proof present must verify and at least one must be present (a keyless signature
+also needs the SET: it alone signs the time, ``core.signatures_keyless``). :func:`check_body`
 then checks the entry concerns the bundle's signature: the ``dsse``, ``intoto`` or
 ``hashedrekord`` body records the same signature, certificate and payload or digest.
 Every refusal is a :class:`LogRefusedError` whose message is the reason.

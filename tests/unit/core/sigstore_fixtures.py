@@ -414,3 +414,41 @@ def tag_annotations(
         CHAIN_ANNOTATION: _pem(fulcio.intermediate) + _pem(fulcio.root),
         BUNDLE_ANNOTATION: json.dumps(logged),
     }
+
+
+def trusted_root(fulcio: Fulcio, log: Log) -> dict[str, Any]:
+    """The same CA and log as a Sigstore ``trusted_root.json`` (what cosign reads)."""
+    start = {"start": "2020-01-01T00:00:00Z"}
+    public = log.key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return {
+        "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+        "tlogs": [
+            {
+                "baseUrl": "https://rekor.example.test",
+                "hashAlgorithm": "SHA2_256",
+                "publicKey": {
+                    "rawBytes": base64.b64encode(public).decode(),
+                    "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                    "validFor": start,
+                },
+                "logId": {"keyId": base64.b64encode(log.log_id()).decode()},
+            }
+        ],
+        "certificateAuthorities": [
+            {
+                "subject": {"organization": "example", "commonName": "fulcio"},
+                "uri": "https://fulcio.example.test",
+                "certChain": {
+                    "certificates": [
+                        {"rawBytes": _der_b64(fulcio.intermediate)},
+                        {"rawBytes": _der_b64(fulcio.root)},
+                    ]
+                },
+                "validFor": start,
+            }
+        ],
+        "ctlogs": [],
+        "timestampAuthorities": [],
+    }

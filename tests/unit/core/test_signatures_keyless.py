@@ -111,17 +111,21 @@ def test_a_keyless_dsse_bundle_verifies_with_its_set_and_inclusion_proof(
     assert finding.facts["integrated_time"] == SIGNED_AT.isoformat()
 
 
-@pytest.mark.parametrize(
-    ("promise", "proof", "proofs"),
-    [(True, False, ["set"]), (False, True, ["inclusion-proof"])],
-)
-def test_either_proof_of_inclusion_is_enough(
-    fulcio: Fulcio, log: Log, promise: bool, proof: bool, proofs: list[str]
-) -> None:
+def test_a_set_alone_is_enough_in_a_v01_bundle_only(fulcio: Fulcio, log: Log) -> None:
     key, cert = new_leaf(fulcio)
-    finding = _verify(dsse_bundle(key, cert, log, promise=promise, proof=proof), _root(fulcio, log))
+    old = dsse_bundle(key, cert, log, proof=False, version="0.1", fulcio=fulcio)
+    finding = _verify(old, _root(fulcio, log))
     assert finding.verified, finding.reason
-    assert finding.facts["log_proofs"] == proofs
+    assert finding.facts["log_proofs"] == ["set"]
+    reason = _refused(dsse_bundle(key, cert, log, proof=False), _root(fulcio, log))
+    assert reason == "the log entry has no inclusion proof (bundles need one from v0.2 on)"
+
+
+def test_an_inclusion_proof_alone_does_not_vouch_for_the_time(fulcio: Fulcio, log: Log) -> None:
+    """The proof verifies, but nothing signs integratedTime (cosign refuses it too)."""
+    key, cert = new_leaf(fulcio)
+    reason = _refused(dsse_bundle(key, cert, log, promise=False), _root(fulcio, log))
+    assert reason.startswith("the log entry's integratedTime is not signed")
 
 
 def test_a_v01_bundle_carries_the_intermediate_and_an_intoto_entry(
@@ -257,7 +261,7 @@ def test_a_bad_set_is_refused(fulcio: Fulcio, log: Log) -> None:
     """The SET vouches for the time: moving the entry into the certificate's life fails."""
     key, cert = new_leaf(fulcio)
     late = SIGNED_AT + timedelta(hours=1)
-    bundle = dsse_bundle(key, cert, log, integrated_time=late, proof=False)
+    bundle = dsse_bundle(key, cert, log, integrated_time=late)
     _tlog(bundle)["integratedTime"] = str(int(SIGNED_AT.timestamp()))
     reason = _refused(bundle, _root(fulcio, log))
     assert reason.startswith("signed entry timestamp does not verify with log key")
