@@ -8,11 +8,13 @@ is the bundle's media type), and signatures as cosign's tag mode writes them (a 
 manifest whose layers carry the certificate, chain and log entry as annotations). The
 project's policy trusts that CA and log for two identities and wants both: the pull is
 refused until both have signed, a bundle of another identity is refused with its reason
-and does not count.
+and does not count. The real cosign, given the same CA and log, verifies what the
+registry then serves.
 """
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
@@ -20,7 +22,9 @@ import pytest
 
 from core.signature_formats import COSIGN_SIGN
 from tests.api.oci import unique_project
+from tests.clients.commands import make_client_home
 from tests.integration.trust_rig import (
+    Cosign,
     anonymous_pull,
     api,
     http_client,
@@ -31,6 +35,7 @@ from tests.integration.trust_rig import (
     trust_settings,
 )
 from tests.integration.webhook_rig import until, worker
+from tests.services.tools import find_tool
 from tests.unit.core.sigstore_fixtures import (
     EMAIL,
     ISSUER,
@@ -42,6 +47,7 @@ from tests.unit.core.sigstore_fixtures import (
     new_fulcio,
     new_leaf,
     tag_annotations,
+    trusted_root,
 )
 from tests.unit.core.trust_fixtures import simple_payload, statement
 
@@ -174,5 +180,22 @@ async def test_keyless_bundles_of_trusted_identities_open_the_pull_gate(
         assert verdict["allowed"] is True
         assert verdict["refused"] == 1
         assert anonymous_pull(oci, repo, "v1").status_code == 200
+
+        # the real cosign, given the same CA and log as a trusted root, verifies what the
+        # registry serves: the bundles (v1) and the tag-mode signatures (v2)
+        cosign = Cosign(find_tool("cosign"), make_client_home(tmp_path / "home"), registry)
+        (cosign.home.root / "root.json").write_text(json.dumps(trusted_root(fulcio, log)))
+        for mode, digest in (
+            ("--new-bundle-format", image.digest),
+            ("--new-bundle-format=false", tagged.digest),
+        ):
+            args = [
+                "verify", "--trusted-root", "root.json", "--certificate-identity", EMAIL,
+                "--certificate-oidc-issuer", ISSUER, "--insecure-ignore-sct",
+                "--allow-insecure-registry", "--allow-http-registry", mode,
+                f"{registry.host_port}/{repo}@{digest}",
+            ]  # fmt: skip
+            verified = await anyio.to_thread.run_sync(cosign, *args)
+            assert digest in verified.stdout + verified.stderr
     finally:
         registry.stop()

@@ -108,7 +108,8 @@ def new_leaf(
     email: str | None = EMAIL,
     uri: str | None = None,
     issuer: str = ISSUER,
-    legacy_issuer: bool = False,
+    issuer_v1: bool = True,
+    issuer_v2: bool = True,
     not_before: datetime = SIGNED_AT - timedelta(minutes=1),
     minutes: int = 10,
     code_signing: bool = True,
@@ -132,10 +133,12 @@ def new_leaf(
         .add_extension(x509.SubjectAlternativeName(names), critical=True)
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
     )
-    if legacy_issuer:
+    # NOTE: Fulcio writes both: the deprecated raw .1.1 (what cosign's tag mode reads) and
+    # the DER UTF8String .1.8.
+    if issuer_v1:
         oid = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
         builder = builder.add_extension(x509.UnrecognizedExtension(oid, issuer.encode()), False)
-    else:
+    if issuer_v2:
         oid = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.8")
         builder = builder.add_extension(x509.UnrecognizedExtension(oid, _utf8_der(issuer)), False)
     return key, builder.sign(fulcio.key, hashes.SHA384())

@@ -132,7 +132,7 @@ def test_a_v01_bundle_carries_the_intermediate_and_an_intoto_entry(
     fulcio: Fulcio, log: Log
 ) -> None:
     """The policy names only the root; the bundle's chain supplies the intermediate."""
-    key, cert = new_leaf(fulcio, legacy_issuer=True)
+    key, cert = new_leaf(fulcio, issuer_v2=False)
     document = keyless_document("gha", fulcio, log)
     document["certificate_chain"] = fulcio.root.public_bytes(Encoding.PEM).decode()
     root = KeylessDocument.model_validate(document).load()
@@ -143,7 +143,7 @@ def test_a_v01_bundle_carries_the_intermediate_and_an_intoto_entry(
 
 
 def test_a_keyless_provenance_attestation_is_read(fulcio: Fulcio, log: Log) -> None:
-    key, cert = new_leaf(fulcio, email=None, uri=WORKFLOW)
+    key, cert = new_leaf(fulcio, email=None, uri=WORKFLOW, issuer_v1=False)
     identities = [
         {
             "issuer_regexp": r"https://token\.actions\..*",
@@ -426,3 +426,9 @@ def test_an_intoto_v001_entry_binds_by_payload_hash_and_certificate(fulcio: Fulc
 
 def _root_key() -> Any:
     return load_key("log", Log().public_pem())
+
+
+def test_a_certificate_without_an_issuer_is_refused(fulcio: Fulcio, log: Log) -> None:
+    key, cert = new_leaf(fulcio, issuer_v1=False, issuer_v2=False)
+    reason = _refused(dsse_bundle(key, cert, log), _root(fulcio, log))
+    assert reason == "the certificate names no OIDC issuer (Fulcio extension)"
