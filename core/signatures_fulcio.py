@@ -83,6 +83,7 @@ def chain_to(
 
 
 def _issued(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Whether ``issuer`` is a CA (basicConstraints, keyCertSign) that signed ``cert``."""
     if cert.issuer != issuer.subject:
         return False
     try:
@@ -90,6 +91,12 @@ def _issued(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     except x509.ExtensionNotFound:
         return False
     if not constraints.ca:
+        return False
+    try:
+        usage = issuer.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        usage = None
+    if usage is not None and not usage.key_cert_sign:
         return False
     try:
         cert.verify_directly_issued_by(issuer)

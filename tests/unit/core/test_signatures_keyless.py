@@ -8,7 +8,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from core.signature_formats import (
     BUNDLE_V03,
@@ -432,3 +436,26 @@ def test_a_certificate_without_an_issuer_is_refused(fulcio: Fulcio, log: Log) ->
     key, cert = new_leaf(fulcio, issuer_v1=False, issuer_v2=False)
     reason = _refused(dsse_bundle(key, cert, log), _root(fulcio, log))
     assert reason == "the certificate names no OIDC issuer (Fulcio extension)"
+
+
+def test_a_leaf_cannot_stand_in_for_a_ca(fulcio: Fulcio, log: Log) -> None:
+    """A certificate the CA issued to someone else does not issue certificates itself."""
+    other_key, other = new_leaf(fulcio, email="other@example.test")
+    key = ec.generate_private_key(ec.SECP256R1())
+    forged = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([]))
+        .issuer_name(other.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(other.not_valid_before_utc)
+        .not_valid_after(other.not_valid_after_utc)
+        .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(EMAIL)]), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), False)
+        .sign(other_key, hashes.SHA256())
+    )
+    bundle = dsse_bundle(key, forged, log, version="0.1", fulcio=fulcio)
+    chain = bundle["verificationMaterial"]["x509CertificateChain"]["certificates"]
+    chain.insert(1, {"rawBytes": base64.b64encode(other.public_bytes(Encoding.DER)).decode()})
+    reason = _refused(bundle, _root(fulcio, log))
+    assert reason == "the certificate does not chain to the Fulcio root of 'gha'"
