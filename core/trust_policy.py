@@ -18,8 +18,9 @@ The document (admin-as-code friendly: plain JSON, unknown fields refused)::
   "identities": [{"issuer" or "issuer_regexp", "subject" or "subject_regexp"}]}``,
   ``core.signatures_keyless``); each distinct identity it verifies is a distinct signer.
   A key, certificate or keyless name is a signer name.
-- ``signatures.required_signers``: how many *distinct* keys (by fingerprint) of
-  ``signatures.signers`` (default: every key) must have a verified signature (0: none).
+- ``signatures.required_signers``: how many *distinct* signers (keys by fingerprint,
+  keyless signers by identity) of ``signatures.signers`` (default: every key, certificate
+  and keyless root) must have a verified signature (0: none).
 - ``attestations``: each must be met by one verified attestation of that predicate type
   signed by one of its ``signers``, from ``builder_id`` (exact) and ``source`` (a
   ``core.patterns`` pattern matched against the provenance's sources) when given.
