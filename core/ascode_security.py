@@ -36,10 +36,12 @@ SYSTEM = "(system)"
 class TrustPolicySpec(PolicyDocument):
     """Which signatures and attestations a project's images need to be pulled.
 
-    ``keys`` (cosign public keys, PEM) and ``certificates`` (notation trust anchors) name
-    the signers; ``signatures.required_signers`` of ``signatures.signers`` (default: all)
-    must have signed; each of ``attestations`` must be met by a verified attestation;
-    ``enforce: false`` records verdicts without refusing pulls.
+    ``keys`` (cosign public keys, PEM), ``certificates`` (notation trust anchors) and
+    ``keyless`` (Sigstore trusted roots: Fulcio CA chain, transparency-log keys, OIDC
+    identities) name the signers; ``signatures.required_signers`` of
+    ``signatures.signers`` (default: all) must have signed; each of ``attestations`` must
+    be met by a verified attestation; ``enforce: false`` records verdicts without
+    refusing pulls.
     """
 
     @model_validator(mode="after")

@@ -9,7 +9,10 @@ Three formats, wherever they are stored (referrer or ``sha256-<hex>.sig``/``.att
   envelope whose signatures sign PAE(payloadType, payload), the payload an in-toto
   Statement;
 - **Sigstore bundle** (``application/vnd.dev.sigstore.bundle.v0.3+json``, cosign's new
-  bundle format): a bundle holding such a DSSE envelope; key-based bundles only.
+  bundle format): a bundle holding such a DSSE envelope, signed with a policy key, or
+  keyless (a Fulcio certificate and a transparency-log entry, checked offline against the
+  policy's keyless trusted roots, ``core.signatures_keyless``), then holding a DSSE
+  envelope or a message signature over the subject's digest.
 
 The order of checks is fixed, so a refusal names the first thing wrong: size, then the
 signature (nothing an unverified payload says is believed), then the JSON's depth and
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +34,15 @@ from typing import Any, Final
 
 from core.scan.jsondepth import nesting_depth
 from core.signatures import TrustKey, pae, signers_of
+from core.signatures_fulcio import KeylessRefusedError
+from core.signatures_keyless import (
+    CERTIFICATE_ANNOTATION,
+    KeylessRoot,
+    KeylessSigner,
+    Signed,
+    legacy_material,
+    verify_bundle,
+)
 from core.signatures_notation import (
     COSE,
     JWS,
@@ -150,8 +163,9 @@ def verify_entry(
     keys: list[TrustKey],
     limits: Limits,
     anchors: Sequence[Anchor] = (),
+    keyless: Sequence[KeylessRoot] = (),
 ) -> list[Finding]:
-    """Verify ``entry`` for ``target`` with ``keys`` (and, for notation, certificates).
+    """Verify ``entry`` for ``target`` with the policy's keys, certificates, keyless roots.
 
     One finding per verifying signer.
 
@@ -165,13 +179,16 @@ def verify_entry(
     try:
         blob = _bounded(entry, limits)
         if fmt is Format.SIMPLE_SIGNING:
-            return _simple_signing(entry, blob, target, keys, limits)
+            return _simple_signing(entry, blob, target, keys, limits, keyless)
         if fmt is Format.NOTATION:
             return _notation(entry, blob, target, anchors, limits)
         envelope = _json(blob, limits, "envelope")
         if fmt is Format.BUNDLE:
+            material = _bundle_material(envelope)
+            if "publicKey" not in material:
+                return _keyless(entry, envelope, material, target, keyless, limits)
             envelope = _bundle_envelope(envelope)
-        return _dsse(entry, fmt, envelope, target, keys, limits)
+        return _dsse(entry, fmt, envelope, target, keys, limits, keyless)
     except _Refused as refused:
         return [_refusal(entry, fmt, refused)]
 
@@ -285,11 +302,19 @@ def _bound_to(identity: str, target: Target, kind: Kind, pred: str | None = None
 
 
 def _simple_signing(
-    entry: Entry, payload: bytes, target: Target, keys: list[TrustKey], limits: Limits
+    entry: Entry,
+    payload: bytes,
+    target: Target,
+    keys: list[TrustKey],
+    limits: Limits,
+    keyless: Sequence[KeylessRoot] = (),
 ) -> list[Finding]:
     kind = Kind.SIGNATURE
     signature = _b64(entry.annotations.get(SIGNATURE_ANNOTATION), "signature annotation", kind)
-    signers = signers_of(keys, signature, payload)
+    signers = _named(signers_of(keys, signature, payload))
+    if not signers and CERTIFICATE_ANNOTATION in entry.annotations:
+        signed = Signed(payload, hashlib.sha256(payload).digest())
+        signers = _tag_keyless(entry, signature, signed, keyless, kind)
     if not signers:
         raise _no_signer(keys, kind)
     document = _json(payload, limits, "payload", kind)
@@ -313,14 +338,34 @@ def _simple_signing(
             kind,
             Format.SIMPLE_SIGNING,
             None,
-            key.name,
-            key.fingerprint,
+            name,
+            fingerprint,
             True,
             "verified",
-            facts,
+            facts | extra,
         )
-        for key in signers
+        for name, fingerprint, extra in signers
     ]
+
+
+#: A verified signer: its policy name, fingerprint and facts of its own (keyless identity).
+_Signer = tuple[str, str, dict[str, Any]]
+
+
+def _named(keys: list[TrustKey]) -> list[_Signer]:
+    return [(key.name, key.fingerprint, {}) for key in keys]
+
+
+def _tag_keyless(
+    entry: Entry, signature: bytes, signed: Signed, roots: Sequence[KeylessRoot], kind: Kind
+) -> list[_Signer]:
+    """The keyless signers of a tag-mode layer (cosign's certificate annotations)."""
+    try:
+        material = legacy_material(entry.annotations)
+    except KeylessRefusedError as exc:
+        raise _Refused(str(exc), kind) from exc
+    found = _keyless_signers(material, signature, signed, roots, kind, need_proof=False)
+    return [(s.root.name, s.fingerprint, s.facts()) for s in found]
 
 
 def _critical(document: Any) -> dict[str, Any]:
@@ -352,7 +397,7 @@ def _field(section: Any, name: str, where: str) -> str:
     return value
 
 
-def _bundle_envelope(bundle: Any) -> dict[str, Any]:
+def _bundle_material(bundle: Any) -> dict[str, Any]:
     kind = Kind.ATTESTATION
     if not isinstance(bundle, dict) or not str(bundle.get("mediaType", "")).startswith(
         BUNDLE_PREFIX
@@ -361,12 +406,130 @@ def _bundle_envelope(bundle: Any) -> dict[str, Any]:
     material = bundle.get("verificationMaterial")
     if not isinstance(material, dict):
         raise _Refused("bundle has no verificationMaterial", kind)
-    if "publicKey" not in material:
-        raise _Refused("keyless (certificate) bundles are not supported yet", kind)
+    return material
+
+
+def _bundle_envelope(bundle: dict[str, Any]) -> dict[str, Any]:
     envelope = bundle.get("dsseEnvelope")
     if not isinstance(envelope, dict):
-        raise _Refused("bundle holds no DSSE envelope (message signatures unsupported)", kind)
+        raise _Refused(
+            "bundle holds no DSSE envelope (message signatures need a certificate)",
+            Kind.ATTESTATION,
+        )
     return envelope
+
+
+def _keyless(
+    entry: Entry,
+    bundle: dict[str, Any],
+    material: dict[str, Any],
+    target: Target,
+    roots: Sequence[KeylessRoot],
+    limits: Limits,
+) -> list[Finding]:
+    """A keyless bundle: a DSSE envelope, or a message signature over the subject."""
+    # NOTE: bundles need an inclusion proof from v0.2 on (v0.1: the SET may stand alone).
+    need_proof = not str(bundle.get("mediaType")).endswith(";version=0.1")
+    if isinstance(bundle.get("dsseEnvelope"), dict):
+        kind, predicate_type, facts, signers = _keyless_dsse(
+            bundle["dsseEnvelope"], material, target, roots, limits, need_proof
+        )
+    else:
+        kind, predicate_type, facts = Kind.SIGNATURE, None, {}
+        signers = _keyless_message(
+            bundle.get("messageSignature"), material, target, roots, need_proof
+        )
+    return [
+        Finding(
+            entry.artifact_digest,
+            entry.index,
+            entry.location,
+            kind,
+            Format.BUNDLE,
+            predicate_type,
+            signer.root.name,
+            signer.fingerprint,
+            True,
+            "verified",
+            facts | signer.facts(),
+        )
+        for signer in signers
+    ]
+
+
+def _keyless_dsse(
+    envelope: dict[str, Any],
+    material: dict[str, Any],
+    target: Target,
+    roots: Sequence[KeylessRoot],
+    limits: Limits,
+    need_proof: bool,
+) -> tuple[Kind, str, dict[str, Any], list[KeylessSigner]]:
+    kind = Kind.ATTESTATION
+    payload_type, payload, signatures = _envelope_parts(envelope)
+    if len(signatures) != 1:
+        raise _Refused("a keyless DSSE envelope must hold exactly one signature", kind)
+    item = signatures[0]
+    sig = _b64(item.get("sig") if isinstance(item, dict) else None, "envelope signature", kind)
+    signed = Signed(pae(payload_type, payload), None, hashlib.sha256(payload).hexdigest())
+    signers = _keyless_signers(material, sig, signed, roots, kind, need_proof=need_proof)
+    if payload_type != IN_TOTO:
+        raise _Refused(f"payloadType {payload_type!r} is not an in-toto statement", kind)
+    predicate_type, facts = _statement(_json(payload, limits, "statement"), target)
+    kind = Kind.SIGNATURE if predicate_type == COSIGN_SIGN else kind
+    return kind, predicate_type, facts, signers
+
+
+def _keyless_message(
+    message: Any,
+    material: dict[str, Any],
+    target: Target,
+    roots: Sequence[KeylessRoot],
+    need_proof: bool,
+) -> list[KeylessSigner]:
+    kind = Kind.SIGNATURE
+    if not isinstance(message, dict):
+        raise _Refused("bundle holds neither a DSSE envelope nor a message signature", kind)
+    digest_section = message.get("messageDigest")
+    digest_section = digest_section if isinstance(digest_section, dict) else {}
+    if digest_section.get("algorithm") != "SHA2_256":
+        raise _Refused("message signature's digest is not SHA2_256", kind)
+    digest = _b64(digest_section.get("digest"), "message digest", kind)
+    sig = _b64(message.get("signature"), "message signature", kind)
+    signed = Signed(None, digest)
+    signers = _keyless_signers(material, sig, signed, roots, kind, need_proof=need_proof)
+    if "sha256:" + digest.hex() != target.digest:
+        raise _Refused(
+            f"signature is over sha256:{digest.hex()}, not the subject {target.digest}", kind
+        )
+    return signers
+
+
+def _keyless_signers(
+    material: dict[str, Any],
+    signature: bytes,
+    signed: Signed,
+    roots: Sequence[KeylessRoot],
+    kind: Kind,
+    *,
+    need_proof: bool,
+) -> list[KeylessSigner]:
+    try:
+        return verify_bundle(material, signature, signed, roots, need_proof=need_proof)
+    except KeylessRefusedError as exc:
+        raise _Refused(str(exc), kind) from exc
+
+
+def _envelope_parts(envelope: Any) -> tuple[str, bytes, list[Any]]:
+    kind = Kind.ATTESTATION
+    if not isinstance(envelope, dict):
+        raise _Refused("envelope is not a JSON object", kind)
+    payload_type = envelope.get("payloadType")
+    payload = _b64(envelope.get("payload"), "envelope payload", kind)
+    signatures = envelope.get("signatures")
+    if not isinstance(payload_type, str) or not isinstance(signatures, list) or not signatures:
+        raise _Refused("envelope lacks payloadType or signatures", kind)
+    return payload_type, payload, signatures
 
 
 def _dsse(
@@ -376,20 +539,22 @@ def _dsse(
     target: Target,
     keys: list[TrustKey],
     limits: Limits,
+    keyless: Sequence[KeylessRoot] = (),
 ) -> list[Finding]:
     kind = Kind.ATTESTATION
-    if not isinstance(envelope, dict):
-        raise _Refused("envelope is not a JSON object", kind)
-    payload_type = envelope.get("payloadType")
-    payload = _b64(envelope.get("payload"), "envelope payload", kind)
-    signatures = envelope.get("signatures")
-    if not isinstance(payload_type, str) or not isinstance(signatures, list) or not signatures:
-        raise _Refused("envelope lacks payloadType or signatures", kind)
+    payload_type, payload, signatures = _envelope_parts(envelope)
     signed = pae(payload_type, payload)
-    signers: dict[str, TrustKey] = {}
-    for item in signatures[:16]:
-        sig = _b64(item.get("sig") if isinstance(item, dict) else None, "envelope signature", kind)
-        signers |= {k.fingerprint: k for k in signers_of(keys, sig, signed)}
+    by_key: dict[str, TrustKey] = {}
+    sigs = [
+        _b64(item.get("sig") if isinstance(item, dict) else None, "envelope signature", kind)
+        for item in signatures[:16]
+    ]
+    for sig in sigs:
+        by_key |= {k.fingerprint: k for k in signers_of(keys, sig, signed)}
+    signers = _named(list(by_key.values()))
+    if not signers and CERTIFICATE_ANNOTATION in entry.annotations and len(sigs) == 1:
+        what = Signed(signed, None, hashlib.sha256(payload).hexdigest())
+        signers = _tag_keyless(entry, sigs[0], what, keyless, kind)
     if not signers:
         raise _no_signer(keys, kind)
     if payload_type != IN_TOTO:
@@ -406,13 +571,13 @@ def _dsse(
             kind,
             fmt,
             predicate_type,
-            key.name,
-            key.fingerprint,
+            name,
+            fingerprint,
             True,
             "verified",
-            facts,
+            facts | extra,
         )
-        for key in signers.values()
+        for name, fingerprint, extra in signers
     ]
 
 

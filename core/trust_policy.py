@@ -15,9 +15,15 @@ The document (admin-as-code friendly: plain JSON, unknown fields refused)::
   "trusted_identities": ["*" or "x509.subject: C=.., ST=.., O=.., CN=.."],
   "signature_verification": {"level": "strict", "override": {"revocation": "log"}},
   "crls": [PEM, ...]}``; levels and CRLs: ``core.notation_policy``,
-  ``core.notation_revocation``); a key or certificate name is a signer name.
-- ``signatures.required_signers``: how many *distinct* keys (by fingerprint) of
-  ``signatures.signers`` (default: every key) must have a verified signature (0: none).
+  ``core.notation_revocation``).
+- ``keyless``: trusted roots of keyless Sigstore bundles (``{"name", "certificate_chain":
+  PEM Fulcio root and intermediates, "log_keys": [PEM transparency-log keys],
+  "identities": [{"issuer" or "issuer_regexp", "subject" or "subject_regexp"}]}``,
+  ``core.signatures_keyless``); each distinct identity it verifies is a distinct signer.
+  A key, certificate or keyless name is a signer name.
+- ``signatures.required_signers``: how many *distinct* signers (keys by fingerprint,
+  keyless signers by identity) of ``signatures.signers`` (default: every key, certificate
+  and keyless root) must have a verified signature (0: none).
 - ``attestations``: each must be met by one verified attestation of that predicate type
   signed by one of its ``signers``, from ``builder_id`` (exact) and ``source`` (a
   ``core.patterns`` pattern matched against the provenance's sources) when given.
@@ -32,6 +38,7 @@ The document (admin-as-code friendly: plain JSON, unknown fields refused)::
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -39,7 +46,7 @@ from typing import Annotated, Any, Final
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from core.errors import InvalidInputError
 from core.notation_policy import VerificationDocument, resolve
@@ -47,6 +54,7 @@ from core.notation_revocation import CRLS_MAX, load_crls
 from core.patterns import matches
 from core.signature_formats import Kind
 from core.signatures import TrustKey, UnusableKeyError, load_key
+from core.signatures_keyless import KeylessRoot, TrustedIdentity, identity_key, load_root
 from core.signatures_notation import Anchor
 
 KEYS_MAX: Final = 32
@@ -74,6 +82,71 @@ class CertificateDocument(BaseModel):
     crls: list[Annotated[str, Field(min_length=1, max_length=256 * 1024)]] = Field(
         default_factory=list, max_length=CRLS_MAX
     )
+
+
+class KeylessIdentityDocument(BaseModel):
+    """A trusted keyless identity: OIDC issuer and subject, each exact or a pattern.
+
+    A pattern (Python ``re`` syntax) must match the whole value, as cosign's
+    ``--certificate-identity-regexp`` and ``--certificate-oidc-issuer-regexp``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    issuer: str | None = Field(default=None, min_length=1, max_length=1024)
+    issuer_regexp: str | None = Field(default=None, min_length=1, max_length=1024)
+    subject: str | None = Field(default=None, min_length=1, max_length=1024)
+    subject_regexp: str | None = Field(default=None, min_length=1, max_length=1024)
+
+    @model_validator(mode="after")
+    def _one_of_each(self) -> KeylessIdentityDocument:
+        for exact, pattern, what in (
+            (self.issuer, self.issuer_regexp, "issuer"),
+            (self.subject, self.subject_regexp, "subject"),
+        ):
+            if (exact is None) == (pattern is None):
+                raise ValueError(f"give exactly one of {what} and {what}_regexp")
+            if pattern is not None:
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise ValueError(f"{what}_regexp is not a regular expression: {exc}") from exc
+        return self
+
+    def trusted(self) -> TrustedIdentity:
+        issuer = self.issuer if self.issuer is not None else re.compile(str(self.issuer_regexp))
+        subject = self.subject if self.subject is not None else re.compile(str(self.subject_regexp))
+        return TrustedIdentity(issuer, subject)
+
+    def exact(self) -> bool:
+        return self.issuer_regexp is None and self.subject_regexp is None
+
+
+class KeylessDocument(BaseModel):
+    """A keyless trusted root: a Fulcio CA, transparency-log keys, trusted identities."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=_NAME)
+    #: PEM certificates: the self-signed root and any intermediates.
+    certificate_chain: str = Field(min_length=1, max_length=64 * 1024)
+    #: PEM public keys of the transparency log (Rekor's: its log id is the key's SHA-256).
+    log_keys: list[str] = Field(min_length=1, max_length=8)
+    identities: list[KeylessIdentityDocument] = Field(min_length=1, max_length=KEYS_MAX)
+
+    def load(self) -> KeylessRoot:
+        text = json.dumps([i.model_dump(mode="json") for i in self.identities], sort_keys=True)
+        return load_root(
+            self.name,
+            self.certificate_chain,
+            self.log_keys,
+            [i.trusted() for i in self.identities],
+            text,
+        )
+
+    def most_signers(self) -> int:
+        """How many distinct identities this root can verify (patterns: any number)."""
+        if all(i.exact() for i in self.identities):
+            return len({(i.issuer, i.subject) for i in self.identities})
+        return KEYS_MAX
 
 
 class SignatureRule(BaseModel):
@@ -105,6 +178,7 @@ class PolicyDocument(BaseModel):
     enforce: bool = True
     keys: list[KeyDocument] = Field(default_factory=list, max_length=KEYS_MAX)
     certificates: list[CertificateDocument] = Field(default_factory=list, max_length=KEYS_MAX)
+    keyless: list[KeylessDocument] = Field(default_factory=list, max_length=KEYS_MAX)
     signatures: SignatureRule = Field(default_factory=SignatureRule)
     attestations: list[AttestationRule] = Field(default_factory=list, max_length=16)
     bind_repository: bool = True
@@ -121,6 +195,7 @@ class TrustPolicy:
     document: PolicyDocument
     keys: tuple[TrustKey, ...]
     anchors: tuple[Anchor, ...] = ()
+    keyless: tuple[KeylessRoot, ...] = ()
 
     def fingerprints(self, names: list[str] | None) -> frozenset[str]:
         """Fingerprints of the named keys and certificates (``None``: every one)."""
@@ -128,8 +203,17 @@ class TrustPolicy:
         signers += [(a.name, a.fingerprint) for a in self.anchors]
         return frozenset(f for name, f in signers if names is None or name in names)
 
+    def allows(self, fingerprint: str, names: list[str] | None) -> bool:
+        """Whether a verified signer's fingerprint is of a named key, certificate or root."""
+        if fingerprint in self.fingerprints(names):
+            return True
+        return any(
+            root.owns(fingerprint) for root in self.keyless if names is None or root.name in names
+        )
+
     def signer_names(self) -> list[str]:
-        return [k.name for k in self.keys] + [a.name for a in self.anchors]
+        names = [k.name for k in self.keys] + [a.name for a in self.anchors]
+        return names + [r.name for r in self.keyless]
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,8 +245,12 @@ def parse_document(data: Any) -> PolicyDocument:
         where = ".".join(str(p) for p in error["loc"]) or None
         raise InvalidInputError(f"{where}: {error['msg']}", field=where) from exc
     names = [k.name for k in document.keys] + [c.name for c in document.certificates]
+    names += [r.name for r in document.keyless]
     if len(set(names)) != len(names):
-        raise InvalidInputError("keys: two keys or certificates share a name", field="keys")
+        raise InvalidInputError(
+            "keys: two keys, certificates or keyless roots share a name", field="keys"
+        )
+    _check_keyless(document.keyless)
     for index, cert in enumerate(document.certificates):
         try:
             load_anchor(cert.name, cert.certificate, cert.trusted_identities)
@@ -181,13 +269,23 @@ def parse_document(data: Any) -> PolicyDocument:
     for index, rule in enumerate(document.attestations):
         _check_signers(rule.signers, set(names), f"attestations.{index}.signers")
     wanted = document.signatures.required_signers
-    among = len(document.signatures.signers or names)
+    chosen = document.signatures.signers or names
+    widths = {r.name: r.most_signers() for r in document.keyless}
+    among = sum(widths.get(name, 1) for name in chosen)
     if wanted > among:
         raise InvalidInputError(
             f"signatures.required_signers: {wanted} signers required but only {among} keys",
             field="signatures.required_signers",
         )
     return document
+
+
+def _check_keyless(roots: list[KeylessDocument]) -> None:
+    for index, root in enumerate(roots):
+        try:
+            root.load()
+        except ValueError as exc:
+            raise InvalidInputError(str(exc), field=f"keyless.{index}") from exc
 
 
 def _check_signers(signers: list[str] | None, known: set[str], where: str) -> None:
@@ -201,7 +299,8 @@ def compile_policy(project_id: int, project: str, revision: int, data: Any) -> T
     document = parse_document(data)
     keys = tuple(load_key(k.name, k.public_key) for k in document.keys)
     anchors = tuple(anchor_of(c) for c in document.certificates)
-    return TrustPolicy(project_id, project, revision, document, keys, anchors)
+    keyless = tuple(r.load() for r in document.keyless)
+    return TrustPolicy(project_id, project, revision, document, keys, anchors, keyless)
 
 
 def anchor_of(entry: CertificateDocument) -> Anchor:
@@ -227,12 +326,12 @@ def evaluate(policy: TrustPolicy, results: Iterable[StoredResult]) -> Verdict:
     verified = list(results)
     rule = policy.document.signatures
     if rule.required_signers:
-        allowed = policy.fingerprints(rule.signers)
-        # NOTE: a stored kind is text; as the enum member it compares by identity.
+        # NOTE: a stored kind is text; as the enum member it compares by identity. A
+        # keyless signer counts by its identity (``core.signatures_keyless``).
         signers = {
-            r.fingerprint
+            identity_key(r.fingerprint)
             for r in verified
-            if Kind(r.kind) is Kind.SIGNATURE and r.fingerprint in allowed
+            if Kind(r.kind) is Kind.SIGNATURE and policy.allows(r.fingerprint, rule.signers)
         }
         if len(signers) < rule.required_signers:
             names = ", ".join(rule.signers or policy.signer_names())
@@ -255,7 +354,7 @@ def evaluate(policy: TrustPolicy, results: Iterable[StoredResult]) -> Verdict:
 def _meets(policy: TrustPolicy, rule: AttestationRule, result: StoredResult) -> bool:
     if result.predicate_type != rule.predicate_type:
         return False
-    if result.fingerprint not in policy.fingerprints(rule.signers):
+    if not policy.allows(result.fingerprint, rule.signers):
         return False
     if rule.builder_id is not None and result.facts.get("builder_id") != rule.builder_id:
         return False

@@ -8,10 +8,11 @@ Where cosign writes them, both read for every image:
   (cosign's default), one signature or attestation per layer.
 
 :meth:`TrustVerifier.verify` verifies everything found for one image with its project's
-policy keys and replaces the image's stored results in one transaction, with the event
-announcing its verdict (``core.trust_events``); it reads only
-stored data and is idempotent (the trust subscriber's activity may run it again after a
-crash). :meth:`TrustVerifier.handle` maps outbox events to the images they concern.
+policy keys (certificates, keyless trusted roots) and replaces the image's stored
+results in one transaction, with the event announcing its verdict
+(``core.trust_events``); it reads only stored data and is idempotent (the trust
+subscriber's activity may run it again after a crash). :meth:`TrustVerifier.handle`
+maps outbox events to the images they concern.
 """
 
 from __future__ import annotations
@@ -131,13 +132,14 @@ class TrustVerifier:
         keys = list(policy.keys) if policy is not None else []
         bind = policy.document.bind_repository if policy is not None else True
         anchors = list(policy.anchors) if policy is not None else []
+        keyless = list(policy.keyless) if policy is not None else []
         target = Target(digest, repository, bind, image.media_type, image.size)
         findings: list[Finding] = []
         budget = self._settings.entries_max
         for manifest, location in found:
             for entry in self._entries(repo, manifest, location, budget):
                 budget -= 1
-                findings.extend(verify_entry(entry, target, keys, self._limits, anchors))
+                findings.extend(verify_entry(entry, target, keys, self._limits, anchors, keyless))
         revision = policy.revision if policy is not None else 0
         announce = signature_event(findings, policy)
         self._store.replace_results(

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from core.settings import Settings
-from core.signature_formats import SIGNATURE_ANNOTATION, SIMPLE_SIGNING
+from core.signature_formats import BUNDLE_V03, SIGNATURE_ANNOTATION, SIMPLE_SIGNING
 from core.trust_settings import TrustSettings
-from tests.api.oci import OCIClient, digest_of
+from tests.api.oci import OCIClient, Pushed, digest_of
 from tests.clients.commands import ClientHome, run
 from tests.services.control_backends import control_settings, worker_env
 from tests.services.moorage import MoorageServer, start_moorage
@@ -121,6 +121,14 @@ def results(oci: OCIClient, repo: str, digest: str) -> list[dict[str, Any]]:
 def push_signature(oci: OCIClient, repo: str, digest: str, key: PrivateKey) -> str:
     """Push a ``sha256-<hex>.sig`` manifest as cosign lays it out; return its digest."""
     payload = simple_payload(digest, f"127.0.0.1:5000/{repo}")
+    annotations = {SIGNATURE_ANNOTATION: base64.b64encode(sign(key, payload)).decode()}
+    return push_signature_layers(oci, repo, digest, [(payload, annotations)])
+
+
+def push_signature_layers(
+    oci: OCIClient, repo: str, digest: str, layers: list[tuple[bytes, dict[str, str]]]
+) -> str:
+    """Push a ``.sig`` manifest of simple-signing layers (payload, annotations)."""
     config = b"{}"
     manifest = {
         "schemaVersion": 2,
@@ -135,13 +143,45 @@ def push_signature(oci: OCIClient, repo: str, digest: str, key: PrivateKey) -> s
                 "mediaType": SIMPLE_SIGNING,
                 "digest": oci.push_blob(repo, payload),
                 "size": len(payload),
-                "annotations": {
-                    SIGNATURE_ANNOTATION: base64.b64encode(sign(key, payload)).decode()
-                },
+                "annotations": annotations,
             }
+            for payload, annotations in layers
         ],
     }
     raw = json.dumps(manifest).encode()
     answer = oci.put_manifest(repo, "sha256-" + digest.partition(":")[2] + ".sig", raw)
     assert answer.status_code == 201, answer.text
     return digest_of(raw)
+
+
+def push_bundle(oci: OCIClient, repo: str, image: Pushed, bundle: dict[str, Any]) -> str:
+    """Push a Sigstore bundle as cosign v3 does: an OCI 1.1 referrer of the image."""
+    raw_bundle = json.dumps(bundle).encode()
+    empty = b"{}"
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": BUNDLE_V03,
+        "config": {
+            "mediaType": "application/vnd.oci.empty.v1+json",
+            "digest": oci.push_blob(repo, empty),
+            "size": len(empty),
+        },
+        "layers": [
+            {
+                "mediaType": BUNDLE_V03,
+                "digest": oci.push_blob(repo, raw_bundle),
+                "size": len(raw_bundle),
+            }
+        ],
+        "subject": {
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": image.digest,
+            "size": len(image.payload),
+        },
+    }
+    raw = json.dumps(manifest).encode()
+    digest = digest_of(raw)
+    answer = oci.put_manifest(repo, digest, raw)
+    assert answer.status_code == 201, answer.text
+    return digest

@@ -229,10 +229,11 @@ def test_a_key_based_bundle_is_an_image_signature() -> None:
     assert finding.predicate_type == COSIGN_SIGN
 
 
-def test_a_keyless_bundle_is_reported_unsupported() -> None:
+def test_a_keyless_bundle_with_a_broken_certificate_is_refused() -> None:
+    """A policy key does not stand in for a bundle's certificate (keyless: its own tests)."""
     private = new_key()
     finding = _one(
         verify_entry(bundle_entry(private, keyless=True), TARGET, [_key(private)], LIMITS)
     )
     assert not finding.verified
-    assert finding.reason == "keyless (certificate) bundles are not supported yet"
+    assert finding.reason == "bundle's certificate is not a DER certificate"
