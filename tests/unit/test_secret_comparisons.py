@@ -115,6 +115,13 @@ ALLOWED: dict[tuple[str, str], str] = {
         "a referrer's artifactType against the public media type of notation signatures, "
         "not a signature's bytes"
     ),
+    ("core/signatures_fulcio.py", "ExtendedKeyUsageOID.CODE_SIGNING"): (
+        "membership of the public codeSigning OID in a certificate's extended key usages"
+    ),
+    ("core/signatures_rekor.py", "recorded.signature"): (
+        "a bundle's signature against the one its transparency-log entry records: both are "
+        "published values, nothing secret to leak through timing"
+    ),
     ("bench/memory.py", "side.state"): (
         "the benchmark's per-registry scratch dictionary (which blobs a case already "
         "pushed); membership of a blob key, no secret involved"
