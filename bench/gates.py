@@ -48,6 +48,7 @@ import httpx
 
 from bench.cases import Side
 from bench.client import Credentials, RegistryClient, Target
+from bench.observability import Run
 from bench.procmem import ProcFs, process_tree
 from bench.runner import log
 from tests.api.oci import OCI_CONFIG, OCI_MANIFEST, OCIClient, digest_of
@@ -62,7 +63,6 @@ if TYPE_CHECKING:
 
 PROJECTS: Final = ("open", "vuln", "trust", "both")
 TAG: Final = "v1"
-PER: Final = 10_000
 LAYER_GZIP: Final = "application/vnd.oci.image.layer.v1.tar+gzip"
 #: Bound of each wait for the worker (scan, verification).
 WAIT_S: Final = 300.0
@@ -76,36 +76,6 @@ class Gated:
     repo: str
     robot: Credentials
     digest: str
-
-
-@dataclass
-class Run:
-    kind: str
-    rep: int
-    requests: int
-    seconds: float
-    cpu_s: float
-    load1: float
-
-    @property
-    def rate(self) -> float:
-        return self.requests / self.seconds
-
-    @property
-    def cpu_per(self) -> float:
-        return self.cpu_s * PER / self.requests
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": "run",
-            "project": self.kind,
-            "rep": self.rep,
-            "requests": self.requests,
-            "seconds": round(self.seconds, 3),
-            "req_s": round(self.rate, 1),
-            "cpu_s_per_10k": round(self.cpu_per, 4),
-            "load1": round(self.load1, 2),
-        }
 
 
 def _push(oci: OCIClient, repo: str, raw: bytes) -> str:
@@ -221,7 +191,8 @@ async def _measure(pid: int, side: Side, gated: Gated, rep: int, args: argparse.
     seconds = time.perf_counter() - started
     user, system = procfs.cpu_seconds(pids)
     cpu = user - user_before + system - system_before
-    return Run(gated.kind, rep, args.requests, seconds, cpu, os.getloadavg()[0])
+    load1 = os.getloadavg()[0]
+    return Run(gated.kind, rep, args.requests, seconds, cpu, system - system_before, load1)
 
 
 async def _run(site: Site, projects: Sequence[Gated], args: argparse.Namespace) -> list[Run]:
@@ -241,18 +212,18 @@ async def _run(site: Site, projects: Sequence[Gated], args: argparse.Namespace) 
                 run = await _measure(site.api.pid, side, gated, rep, args)
                 runs.append(run)
                 print(json.dumps(run.to_dict()), flush=True)
-                log(f"{run.kind} rep {rep}: {run.rate:.0f} req/s, {run.cpu_per:.3f} CPU-s/10k")
+                log(f"{run.config} rep {rep}: {run.rate:.0f} req/s, {run.cpu_per:.3f} CPU-s/10k")
     return runs
 
 
 def summaries(runs: Sequence[Run], caches: bool) -> list[dict[str, Any]]:
     """Each project's medians and their change against ``open``."""
     rows = []
-    base = [r for r in runs if r.kind == "open"]
+    base = [r for r in runs if r.config == "open"]
     base_rate = statistics.median(r.rate for r in base)
     base_cpu = statistics.median(r.cpu_per for r in base)
     for kind in PROJECTS:
-        mine = [r for r in runs if r.kind == kind]
+        mine = [r for r in runs if r.config == kind]
         rate = statistics.median(r.rate for r in mine)
         cpu = statistics.median(r.cpu_per for r in mine)
         rows.append(

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from bench.gates import PROJECTS, Run, summaries, table
+from bench.gates import PROJECTS, summaries, table
+from bench.observability import Run
 
 
 def test_each_project_is_its_median_against_open() -> None:
-    runs = [Run("open", rep, 10_000, 1.0, 1.0, 0.5) for rep in range(3)]
+    runs = [Run("open", rep, 10_000, 1.0, 1.0, 0.1, 0.5) for rep in range(3)]
     runs += [
-        Run("vuln", rep, 10_000, seconds, 1.2, 0.5) for rep, seconds in enumerate((2, 1.25, 9))
+        Run("vuln", rep, 10_000, seconds, 1.2, 0.1, 0.5) for rep, seconds in enumerate((2, 1.25, 9))
     ]
-    runs += [Run(kind, 0, 10_000, 1.0, 1.0, 2.0) for kind in ("trust", "both")]
+    runs += [Run(kind, 0, 10_000, 1.0, 1.0, 0.1, 2.0) for kind in ("trust", "both")]
     rows = {row["project"]: row for row in summaries(runs, caches=True)}
     assert list(rows) == list(PROJECTS)
     assert rows["open"]["rate_change_pct"] == 0.0
