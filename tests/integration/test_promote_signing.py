@@ -139,6 +139,14 @@ def test_cosign_verifies_a_signed_promotion_with_the_exported_key(
         by_digest = f"{registry.host_port}/{target}@{image.digest}"
         checked = run([notation, "verify", "--insecure-registry", by_digest], env=env)
         assert "Successfully verified" in checked.stdout
+        inspected = run(
+            [notation, "inspect", "--insecure-registry", "--output", "json", by_digest], env=env
+        )
+        [signature] = json.loads(inspected.stdout)["Signatures"]
+        assert signature["unsignedAttributes"]["signingAgent"] == "Moorage"
+        assert signature["signatureAlgorithm"] == "ECDSA-SHA-256"
+        [issued] = signature["certificates"]
+        assert issued["issuedTo"] == f"CN={common_name.value!s},O=Moorage,ST=Moorage,C=ZZ"
 
         # Another signed promotion of the image in the project adds no second signature.
         again = {**body, "target": f"{target}:stable"}

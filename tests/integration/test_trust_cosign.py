@@ -195,6 +195,26 @@ async def test_cosign_signatures_and_attestations_open_the_pull_gate(
             )
             assert image.digest in attested.stdout + attested.stderr
 
+            # cosign tree lists what the registry holds for the image: the tag-mode
+            # signatures and attestation, and (OCI 1.1 mode) the referrer signature
+            hex_digest = image.digest.partition(":")[2]
+            tree = await anyio.to_thread.run_sync(
+                lambda: cosign("tree", "--allow-insecure-registry", ref)
+            )
+            assert f"sha256-{hex_digest}.sig" in tree.stdout, tree.stdout
+            assert f"sha256-{hex_digest}.att" in tree.stdout, tree.stdout
+            referrers = await anyio.to_thread.run_sync(
+                lambda: cosign(
+                    "tree",
+                    "--experimental-oci11",
+                    "--allow-insecure-registry",
+                    ref,
+                    COSIGN_EXPERIMENTAL="1",
+                )
+            )
+            assert "artifacts via OCI referrer" in referrers.stdout, referrers.stdout
+            assert "application/vnd.dev.cosign.artifact.sig.v1+json" in referrers.stdout
+
             # the new bundle format, Ed25519 (cosign signs bundles with Ed25519ph)
             await anyio.to_thread.run_sync(
                 lambda: cosign(

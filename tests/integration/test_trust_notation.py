@@ -146,6 +146,20 @@ async def test_a_notation_signature_opens_the_pull_gate(
             lambda: run([notation, "verify", "--insecure-registry", ref], env=env)
         )
         assert "Successfully verified" in checked.stdout
+        inspected = await anyio.to_thread.run_sync(
+            lambda: run(
+                [notation, "inspect", "--insecure-registry", "--output", "json", ref], env=env
+            )
+        )
+        signatures = json.loads(inspected.stdout)["Signatures"]
+        assert sorted(s["mediaType"] for s in signatures) == [
+            "application/cose",
+            "application/jose+json",
+        ]
+        for signature in signatures:
+            assert signature["signedArtifact"]["digest"] == image.digest
+            [certificate] = signature["certificates"]
+            assert certificate["issuedTo"] == "CN=moorage.test,O=Notary,L=Seattle,ST=WA,C=US"
     finally:
         registry.stop()
 
