@@ -17,7 +17,14 @@ from pathlib import Path
 from temporalio.client import Client
 
 from activities.search_attributes import dev_server_flags
-from tests.services.process import LOOPBACK, ManagedProcess, free_port, port_accepts, spawn
+from tests.services.process import (
+    LOOPBACK,
+    ManagedProcess,
+    ServiceStartError,
+    free_port,
+    port_accepts,
+    spawn,
+)
 
 START_TIMEOUT = 60.0
 CONNECT_TIMEOUT = 10.0
@@ -57,6 +64,10 @@ async def _connect(address: str) -> None:
     await asyncio.wait_for(Client.connect(address), timeout=CONNECT_TIMEOUT)
 
 
+#: Starts tried when another process took a port picked for the server meanwhile.
+BIND_ATTEMPTS = 3
+
+
 def _client_connects(address: str) -> bool:
     # NOTE: a thread of its own keeps asyncio.run away from pytest-asyncio's loop.
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -71,8 +82,26 @@ def start_temporal(workdir: Path, port: int | None = None) -> TemporalServer:
     """Start a dev server persisting to ``workdir/temporal.db``; wait until a client connects.
 
     ``port`` restarts a server where a stopped one answered (same file, same address).
+    The other ports are picked free just before the start; another process may take one
+    in between (the server then exits: "address already in use"), so a start that fails
+    that way is tried again with newly picked ports, at most :data:`BIND_ATTEMPTS` times.
     """
     workdir.mkdir(parents=True, exist_ok=True)
+    log = workdir / "temporal.log"
+    for attempt in range(1, BIND_ATTEMPTS + 1):
+        written = log.stat().st_size if log.exists() else 0
+        try:
+            return _start_once(workdir, port)
+        except ServiceStartError:
+            with log.open("rb") as lines:
+                lines.seek(written)
+                lost_race = b"address already in use" in lines.read()
+            if not lost_race or attempt == BIND_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _start_once(workdir: Path, port: int | None) -> TemporalServer:
     ui_port, http_port, metrics_port = (free_port() for _ in range(3))
     port = port or free_port()
     process = spawn(
