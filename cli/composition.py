@@ -107,7 +107,9 @@ from core.services.promotion_copy import PromotionCopier
 from core.services.promotion_keys import PromotionKeys
 from core.services.promotion_rules import PromotionRuleService
 from core.services.promotions import PromotionService
+from core.services.push_signing import PushSigner
 from core.services.reconcile import QuotaReconciler
+from core.services.registry_signing import RegistrySigner
 from core.services.repositories import RepositoryService
 from core.services.retention import RetentionService
 from core.services.robots import RobotService
@@ -477,8 +479,20 @@ class Composition:
     @cached_property
     def promotion_copier(self) -> PromotionCopier:
         return PromotionCopier(
-            self.metadata, self.repositories, self.manifests, self.uploads, self.promotion_keys
+            self.metadata, self.repositories, self.manifests, self.uploads, self.registry_signer
         )
+
+    @cached_property
+    def push_signer(self) -> PushSigner:
+        """Signs pushes into projects whose trust policy asks (the trust subscriber)."""
+        return PushSigner(
+            self.metadata, self.repositories, self.trust_store, self.registry_signer, self.clock
+        )
+
+    @cached_property
+    def registry_signer(self) -> RegistrySigner:
+        """The registry's own signatures with its projects' keys (promotions, pushes)."""
+        return RegistrySigner(self.metadata, self.manifests, self.uploads, self.promotion_keys)
 
     @cached_property
     def audit_log(self) -> AuditLog:

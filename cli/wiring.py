@@ -110,7 +110,7 @@ def build_activities(root: Composition) -> list[Callable[..., Any]]:
         replication.replication_finish,
         replication.replication_stop,
         replication.deliver_events_replication,
-        TrustActivities(root.trust_verifier).deliver_events_trust,
+        TrustActivities(root.trust_verifier, root.push_signer).deliver_events_trust,
         scans.deliver_events_scan,
         scans.scan_analyze_artifact,
         scans.scan_match_artifact,

@@ -31,6 +31,10 @@ The document (admin-as-code friendly: plain JSON, unknown fields refused)::
 - ``enforce``: ``false`` records results but refuses no pull.
 - ``exempt_pushers``: callers who may push to the repository pull regardless (they can
   replace the image anyway, and cosign must read an image to sign it).
+- ``sign_pushes``: the registry signs every image or index pushed by tag into the project
+  with the project's key, in cosign's and notation's formats
+  (``core.services.push_signing``); add the exported key or certificate to ``keys`` or
+  ``certificates`` for those signatures to count.
 
 :func:`evaluate` decides from stored, verified results only (no crypto on a pull).
 """
@@ -183,6 +187,7 @@ class PolicyDocument(BaseModel):
     attestations: list[AttestationRule] = Field(default_factory=list, max_length=16)
     bind_repository: bool = True
     exempt_pushers: bool = True
+    sign_pushes: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,35 +17,21 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from core.digests import Digest
 from core.errors import OCIErrorCode, RegistryError
 from core.manifests import parse_manifest
 from core.mediatypes import OCI_MANIFEST
 from core.names import Reference, RepositoryName
-from core.notation_signing import (
-    EMPTY_CONFIG,
-    jws_envelope,
-    signed_by,
-)
-from core.notation_signing import signature_manifest as notation_manifest
 from core.ports import Metadata, UnitOfWork
 from core.promotion import CopyInput, CopyResult
 from core.promotion_record import PromotionRecord, build_record
-from core.promotion_signing import (
-    fingerprint,
-    has_signature_of,
-    sign,
-    signature_manifest,
-    signature_tag,
-    simple_signing_payload,
-)
 from core.records import ManifestRecord, PushTarget, RepositoryRecord
 from core.services.immutability import check_mutable
 from core.services.manifests import ManifestService
-from core.services.promotion_keys import PromotionKeys
 from core.services.quota import reserve
+from core.services.registry_signing import RegistrySigner, put_small_blobs
 from core.services.repositories import RepositoryService
 from core.services.uploads import UploadService
 
@@ -76,10 +62,10 @@ class PromotionCopier:
         repositories: RepositoryService,
         manifests: ManifestService,
         uploads: UploadService,
-        keys: PromotionKeys | None = None,
+        signer: RegistrySigner | None = None,
     ) -> None:
-        """``keys``: the projects' signing keys (``None``: signed promotions fail)."""
-        self._keys = keys
+        """``signer``: the registry's signatures (``None``: signed promotions fail)."""
+        self._signer = signer
         self._metadata = metadata
         self._repositories = repositories
         self._manifests = manifests
@@ -130,82 +116,19 @@ class PromotionCopier:
             self._manifests.put(target, Reference(tag=tag), payload.payload, payload.media_type)
         self._attach(target, push_target, summary)
         if request.sign:
-            self._sign(target, push_target, request.source_digest)
-            signed_at = datetime.fromisoformat(params.decided_at)
-            self._sign_notation(target, push_target, image, signed_at)
+            if self._signer is None:
+                raise RegistryError(OCIErrorCode.UNSUPPORTED, "promotion signing is not configured")
+            self._signer.sign(target, push_target, image, datetime.fromisoformat(params.decided_at))
         self._manifests.put(
             target, Reference(tag=request.target_tag), image.payload, image.media_type
         )
         return CopyResult(request.source_digest, added_manifests, added_blobs, plan.referrers)
 
-    def _sign(self, target: RepositoryRecord, push_target: PushTarget, digest: str) -> None:
-        """Add the project's signature of ``digest`` to its ``.sig`` manifest (once)."""
-        if self._keys is None:
-            raise RegistryError(OCIErrorCode.UNSUPPORTED, "promotion signing is not configured")
-        private, public = self._keys.ensure(target.project_id)
-        key_id = fingerprint(public)
-        tag = signature_tag(digest)
-        with self._metadata.read() as session:
-            current = session.tags.target(target.id, tag)
-            stored = None if current is None else session.manifests.get(target.id, current)
-        existing = None if stored is None else json.loads(stored.payload)
-        if has_signature_of(existing, key_id):
-            return
-        payload = simple_signing_payload(target.name, digest)
-        config, manifest = signature_manifest(existing, payload, sign(private, payload), key_id)
-        self._put_blobs(target, push_target, {str(Digest.of(b)): b for b in (payload, config)})
-        self._manifests.put(target, Reference(tag=tag), manifest, OCI_MANIFEST)
-
-    def _sign_notation(
-        self,
-        target: RepositoryRecord,
-        push_target: PushTarget,
-        image: ManifestRecord,
-        signed_at: datetime,
-    ) -> None:
-        """Attach the project's notation signature of ``image`` as a referrer (once)."""
-        if self._keys is None:
-            raise RegistryError(OCIErrorCode.UNSUPPORTED, "promotion signing is not configured")
-        private, public = self._keys.ensure(target.project_id)
-        key_id = fingerprint(public)
-        with self._metadata.read() as session:
-            referrers = list(session.manifests.referrers(target.id, image.digest, None))
-        if any(signed_by(json.loads(r.payload), key_id) for r in referrers):
-            return
-        certificate = self._keys.certificate(target.project_id)
-        assert certificate is not None  # noqa: S101 - ensure() made the key
-        subject = {"mediaType": image.media_type, "digest": image.digest, "size": image.size}
-        moment = signed_at if signed_at.tzinfo else signed_at.replace(tzinfo=UTC)
-        envelope = jws_envelope(private, certificate, subject, moment)
-        manifest = notation_manifest(envelope, subject, certificate, key_id, moment)
-        blobs = {str(Digest.of(b)): b for b in (EMPTY_CONFIG, envelope)}
-        self._put_blobs(target, push_target, blobs)
-        self._manifests.put(target, Reference(digest=Digest.of(manifest)), manifest, OCI_MANIFEST)
-
-    def _put_blobs(
-        self, target: RepositoryRecord, push_target: PushTarget, blobs: dict[str, bytes]
-    ) -> None:
-        """Upload small blobs the repository does not link yet (a new upload each)."""
-        for digest, data in blobs.items():
-            with self._metadata.read() as session:
-                if session.blobs.linked(target.id, digest) is not None:
-                    continue
-            upload = self._uploads.start(push_target)
-            chunk = self._uploads.open_chunk(push_target, upload.id, 0)
-            try:
-                chunk.write(data)
-            except BaseException:
-                self._uploads.abort_chunk(chunk)
-                self._uploads.cancel(push_target, upload.id)
-                raise
-            upload = self._uploads.commit_chunk(chunk)
-            self._uploads.finish(push_target, upload, Digest.parse(digest))
-
     def _attach(
         self, target: RepositoryRecord, push_target: PushTarget, record: PromotionRecord
     ) -> None:
         """Store the record's blobs (small uploads) and its manifest as a referrer."""
-        self._put_blobs(target, push_target, record.blobs)
+        put_small_blobs(self._metadata, self._uploads, target, push_target, record.blobs)
         reference = Reference(digest=Digest.of(record.manifest))
         self._manifests.put(target, reference, record.manifest, OCI_MANIFEST)
 

@@ -23,8 +23,8 @@ from core.notation_signing import NOTARY_SIGNATURE
 from core.promotion_signing import SIGNING_KEY_KIND, signature_tag
 from core.sealing import SecretBox
 from core.settings import SecretSettings, Settings
-from tests.api.oci import unique_project
-from tests.clients.commands import make_client_home, run
+from tests.api.oci import digest_of, unique_project
+from tests.clients.commands import ClientHome, make_client_home, run
 from tests.integration.trust_rig import (
     Cosign,
     api,
@@ -114,39 +114,7 @@ def test_cosign_verifies_a_signed_promotion_with_the_exported_key(
         assert cosign(*verify, "--key", "cosign.pub", ref, check=False).returncode != 0
 
         # The real notation verifies the notation signature with the exported certificate.
-        certificate = exported.json()["certificate"]
-        (home.root / "moorage.crt").write_text(certificate)
-        subject = x509.load_pem_x509_certificate(certificate.encode()).subject
-        notation, env = find_tool("notation"), home.env()
-        run([notation, "cert", "add", "--type", "ca", "--store", "moorage",
-             str(home.root / "moorage.crt")], env=env)  # fmt: skip
-        [common_name] = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-        identity = f"x509.subject: C=ZZ, ST=Moorage, O=Moorage, CN={common_name.value!s}"
-        trust_policy = {
-            "version": "1.0",
-            "trustPolicies": [
-                {
-                    "name": "moorage",
-                    "registryScopes": [f"{registry.host_port}/{target}"],
-                    "signatureVerification": {"level": "strict"},
-                    "trustStores": ["ca:moorage"],
-                    "trustedIdentities": [identity],
-                }
-            ],
-        }
-        (home.root / "trustpolicy.json").write_text(json.dumps(trust_policy))
-        run([notation, "policy", "import", "--force", str(home.root / "trustpolicy.json")], env=env)
-        by_digest = f"{registry.host_port}/{target}@{image.digest}"
-        checked = run([notation, "verify", "--insecure-registry", by_digest], env=env)
-        assert "Successfully verified" in checked.stdout
-        inspected = run(
-            [notation, "inspect", "--insecure-registry", "--output", "json", by_digest], env=env
-        )
-        [signature] = json.loads(inspected.stdout)["Signatures"]
-        assert signature["unsignedAttributes"]["signingAgent"] == "Moorage"
-        assert signature["signatureAlgorithm"] == "ECDSA-SHA-256"
-        [issued] = signature["certificates"]
-        assert issued["issuedTo"] == f"CN={common_name.value!s},O=Moorage,ST=Moorage,C=ZZ"
+        _notation_verifies(home, registry, target, image.digest, exported.json()["certificate"])
 
         # Another signed promotion of the image in the project adds no second signature.
         again = {**body, "target": f"{target}:stable"}
@@ -305,3 +273,95 @@ def test_a_signing_key_rotation_survives_a_master_key_reseal(tmp_path: Path) -> 
         (1, public_1, False),
         (2, public_2, True),
     ]
+
+
+def _notation_verifies(
+    home: ClientHome, registry: Any, repository: str, digest: str, certificate: str
+) -> None:
+    """The real ``notation verify`` accepts the registry's signature of ``digest`` with the
+    exported ``certificate`` in a ``ca`` trust store and the key's exact identity, and
+    ``notation inspect`` shows the registry's one signature."""
+    (home.root / "moorage.crt").write_text(certificate)
+    subject = x509.load_pem_x509_certificate(certificate.encode()).subject
+    notation, env = find_tool("notation"), home.env()
+    run([notation, "cert", "add", "--type", "ca", "--store", "moorage",
+         str(home.root / "moorage.crt")], env=env)  # fmt: skip
+    [common_name] = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    identity = f"x509.subject: C=ZZ, ST=Moorage, O=Moorage, CN={common_name.value!s}"
+    trust_policy = {
+        "version": "1.0",
+        "trustPolicies": [
+            {
+                "name": "moorage",
+                "registryScopes": [f"{registry.host_port}/{repository}"],
+                "signatureVerification": {"level": "strict"},
+                "trustStores": ["ca:moorage"],
+                "trustedIdentities": [identity],
+            }
+        ],
+    }
+    (home.root / "trustpolicy.json").write_text(json.dumps(trust_policy))
+    run([notation, "policy", "import", "--force", str(home.root / "trustpolicy.json")], env=env)
+    by_digest = f"{registry.host_port}/{repository}@{digest}"
+    checked = run([notation, "verify", "--insecure-registry", by_digest], env=env)
+    assert "Successfully verified" in checked.stdout
+    inspected = run(
+        [notation, "inspect", "--insecure-registry", "--output", "json", by_digest], env=env
+    )
+    [signature] = json.loads(inspected.stdout)["Signatures"]
+    assert signature["unsignedAttributes"]["signingAgent"] == "Moorage"
+    assert signature["signatureAlgorithm"] == "ECDSA-SHA-256"
+    [issued] = signature["certificates"]
+    assert issued["issuedTo"] == f"CN={common_name.value!s},O=Moorage,ST=Moorage,C=ZZ"
+
+
+def test_a_project_that_signs_pushes_signs_each_image_pushed_by_tag(
+    tmp_path: Path, temporal_server: TemporalServer, request: pytest.FixtureRequest
+) -> None:
+    """``sign_pushes``: the registry signs a tagged push (cosign's and notation's formats),
+    which the real cosign and notation verify with the exported key and certificate; a
+    manifest pushed by digest only, and the signatures themselves, are not signed."""
+    settings = trust_settings(tmp_path, temporal_server, request)
+    with _site(settings, tmp_path) as site:
+        registry, home, cosign, oci, project, _ = site
+        repo = f"{project}/app"
+        policy = {"enforce": False, "sign_pushes": True, "signatures": {"required_signers": 0}}
+        saved = api(oci, "PUT", f"/api/v1/projects/{project}/trust/policy", json=policy)
+        assert saved.status_code == 200, saved.text
+
+        untagged = oci.image(repo)
+        payload = json.dumps(untagged).encode()
+        assert oci.put_manifest(repo, digest_of(payload), payload).status_code == 201
+        image = oci.push_image(repo, "v1")
+
+        def signed(digest: str) -> bool:
+            tag = signature_tag(digest)
+            return oci.request("GET", f"/v2/{repo}/manifests/{tag}", repo).status_code == 200
+
+        def notation_signatures(digest: str) -> list[Any]:
+            listed = oci.request(
+                "GET", f"/v2/{repo}/referrers/{digest}", repo,
+                params={"artifactType": NOTARY_SIGNATURE},
+            )  # fmt: skip
+            found: list[Any] = listed.json()["manifests"]
+            return found
+
+        deadline = time.monotonic() + BOUND
+        while not (signed(image.digest) and notation_signatures(image.digest)):
+            assert time.monotonic() < deadline, "the push was not signed"
+            time.sleep(0.3)
+        exported = api(oci, "GET", f"/api/v1/projects/{project}/signing-key").json()
+        (home.root / "moorage.pub").write_text(exported["public_key"])
+        verify = ["verify", "--insecure-ignore-tlog", "--allow-insecure-registry"]
+        verified = cosign(*verify, "--key", "moorage.pub", f"{registry.host_port}/{repo}:v1")
+        claims = json.loads(verified.stdout.strip().splitlines()[-1])
+        assert claims[0]["critical"]["image"]["docker-manifest-digest"] == image.digest
+        _notation_verifies(home, registry, repo, image.digest, exported["certificate"])
+
+        # the trust subscriber handles a repository's events in order: the tagged push
+        # was signed, so the earlier push by digest was seen and left alone
+        assert not signed(digest_of(payload))
+        assert notation_signatures(digest_of(payload)) == []
+        sig = oci.request("GET", f"/v2/{repo}/manifests/{signature_tag(image.digest)}", repo)
+        assert not signed(digest_of(sig.content))  # a signature is not signed again
+        assert len(notation_signatures(image.digest)) == 1
