@@ -505,11 +505,10 @@ def rematch(settings: Settings) -> tuple[int, int, float]:
 
 
 def _settings(root: Path, name: str, database_url: str | None = None) -> Settings:
-    extra = {} if database_url is None else {"database_url": database_url}
     return Settings(
         data_dir=root / name,
         auth={"admin_password": secrets.token_urlsafe(16)},  # type: ignore[arg-type]
-        **extra,  # type: ignore[arg-type]
+        database_url=database_url,
     )
 
 

@@ -36,19 +36,16 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from core.digests import Digest
+from core.mediatypes import OCI_EMPTY, OCI_MANIFEST
 from core.promotion_signing import KEY_ANNOTATION
+from core.signatures_notation import JWS, NOTARY_SIGNATURE, PAYLOAD_TYPE
 
-NOTARY_SIGNATURE: Final = "application/vnd.cncf.notary.signature"
-JWS: Final = "application/jose+json"
-PAYLOAD_TYPE: Final = "application/vnd.cncf.notary.payload.v1+json"
 THUMBPRINT_ANNOTATION: Final = "io.cncf.notary.x509chain.thumbprint#S256"
 EMPTY_CONFIG: Final = b"{}"
-EMPTY_MEDIA_TYPE: Final = "application/vnd.oci.empty.v1+json"
 SIGNING_AGENT: Final = "Moorage"
 VALIDITY: Final = timedelta(days=3650)
 #: The creation time of a key stored before keys recorded theirs.
 _UNDATED: Final = datetime(2026, 1, 1, tzinfo=UTC)
-_OCI_MANIFEST: Final = "application/vnd.oci.image.manifest.v1+json"
 
 
 def _key(private_der: bytes) -> ec.EllipticCurvePrivateKey:
@@ -172,10 +169,10 @@ def signature_manifest(
     return json.dumps(
         {
             "schemaVersion": 2,
-            "mediaType": _OCI_MANIFEST,
+            "mediaType": OCI_MANIFEST,
             "artifactType": NOTARY_SIGNATURE,
             "config": {
-                "mediaType": EMPTY_MEDIA_TYPE,
+                "mediaType": OCI_EMPTY,
                 "digest": str(Digest.of(EMPTY_CONFIG)),
                 "size": len(EMPTY_CONFIG),
             },

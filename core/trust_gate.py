@@ -28,6 +28,7 @@ from typing import Any
 
 from core.access import Identity
 from core.errors import OCIErrorCode, RegistryError
+from core.mediatypes import OCI_INDEX
 from core.records import ManifestRecord
 from core.signature_formats import Format, entry_format
 from core.trust_policy import TrustPolicy, Verdict, compile_policy, evaluate
@@ -39,7 +40,6 @@ logger = logging.getLogger(__name__)
 
 #: Config media types of cosign's attachments (``application/vnd.dev.cosign.artifact.*``).
 _COSIGN_ARTIFACT = "application/vnd.dev.cosign.artifact."
-_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 #: Layer media types of SBOMs cosign attaches under ``sha256-<hex>.sbom``.
 _SBOM_TYPES = frozenset(
     {
@@ -191,7 +191,7 @@ def is_trust_artifact(manifest: ManifestRecord) -> bool:
     document = _document(manifest.payload)
     if document is None:
         return False
-    if manifest.media_type == _OCI_INDEX:
+    if manifest.media_type == OCI_INDEX:
         return _referrers_index(document)
     config = document.get("config")
     if isinstance(config, dict) and str(config.get("mediaType", "")).startswith(_COSIGN_ARTIFACT):

@@ -19,10 +19,10 @@ from pydantic import SecretStr
 
 from cli.composition import Composition, compose
 from cli.startup import prepare_installation
-from core.notation_signing import NOTARY_SIGNATURE
 from core.promotion_signing import SIGNING_KEY_KIND, signature_tag
 from core.sealing import SecretBox
 from core.settings import SecretSettings, Settings
+from core.signatures_notation import NOTARY_SIGNATURE
 from tests.api.oci import digest_of, unique_project
 from tests.clients.commands import ClientHome, make_client_home, run
 from tests.integration.trust_rig import (

@@ -10,7 +10,6 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from core.notation_signing import (
-    NOTARY_SIGNATURE,
     THUMBPRINT_ANNOTATION,
     certificate_pem,
     jws_envelope,
@@ -19,7 +18,7 @@ from core.notation_signing import (
     thumbprint,
 )
 from core.promotion_signing import new_private_key
-from core.signatures_notation import NotationRefusedError, verify_jws
+from core.signatures_notation import NOTARY_SIGNATURE, NotationRefusedError, verify_jws
 from core.trust_policy import load_anchor
 
 CREATED = "2026-12-03T10:00:00.123456+00:00"
