@@ -9,10 +9,11 @@ event) from which the remaining chain is verified.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
+from json.encoder import encode_basestring_ascii
+from typing import Final
 
 GENESIS = "0" * 64
 _FIRST_ERROR = 400
@@ -37,7 +38,25 @@ class AuditEvent:
     user_agent: str
 
     def canonical(self) -> bytes:
-        return json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":")).encode()
+        """The bytes the chain hashes (the sorted, compact JSON of :meth:`as_dict`).
+
+        Byte for byte ``json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))``,
+        encoded. Written out field by field (with the encoder's own string escaping) because the
+        audit writer hashes one per request and ``json.dumps`` with these options builds an
+        encoder and a dictionary each time, three times slower; a unit test holds the two
+        equal on random events, and :data:`_CANONICAL_ORDER` fails the import if a field is
+        added without being written here.
+        """
+        project = self.project
+        return (
+            f'{{"action":{_quoted(self.action)},"actor":{_quoted(self.actor)},'
+            f'"actor_kind":{_quoted(self.actor_kind)},"auth_method":{_quoted(self.auth_method)},'
+            f'"client":{_quoted(self.client)},'
+            f'"project":{"null" if project is None else _quoted(project)},'
+            f'"request_id":{_quoted(self.request_id)},"resource":{_quoted(self.resource)},'
+            f'"result":{_quoted(self.result)},"status":{int.__repr__(self.status)},'
+            f'"time":"{iso_time(self.time)}","user_agent":{_quoted(self.user_agent)}}}'
+        ).encode()
 
     def as_dict(self) -> dict[str, object]:
         # NOTE: every field is a scalar, so a flat copy equals ``dataclasses.asdict`` (slower).
@@ -47,6 +66,24 @@ class AuditEvent:
 
 
 _EVENT_FIELDS = tuple(field.name for field in fields(AuditEvent))
+_quoted = encode_basestring_ascii
+#: The fields :meth:`AuditEvent.canonical` writes, in its (sorted) order.
+_CANONICAL_ORDER: Final = (
+    "action",
+    "actor",
+    "actor_kind",
+    "auth_method",
+    "client",
+    "project",
+    "request_id",
+    "resource",
+    "result",
+    "status",
+    "time",
+    "user_agent",
+)
+if tuple(sorted(_EVENT_FIELDS)) != _CANONICAL_ORDER:  # pragma: no cover - a new field
+    raise ImportError("AuditEvent.canonical does not write every field of AuditEvent")
 
 
 @dataclass(frozen=True, slots=True)

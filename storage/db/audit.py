@@ -6,11 +6,12 @@ verification and anchored retention purges.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any
+from operator import attrgetter
+from typing import Any, Final
 
-from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Dialect, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.audit import (
@@ -33,9 +34,15 @@ def _t(model: Any) -> Table:
 
 EVENT, HEAD, ANCHOR = _t(AuditRow), _t(AuditHead), _t(AuditAnchor)
 _FIELDS = tuple(AuditEvent.__dataclass_fields__)
-
-#: Built once: building an insert with ``.values()`` per event cost more than running it.
-_INSERT_EVENT = insert(EVENT)
+#: An event's fields after its time, in the order of :data:`_COLUMNS`.
+_AFTER_TIME: Final = _FIELDS[1:]
+_fields_after_time = attrgetter(*_AFTER_TIME)
+#: The inserted columns, in the order of the row tuples :meth:`SqlAuditStore.append` builds.
+_COLUMNS: Final = ("id", "time", *_AFTER_TIME, "prev_hash", "hash")
+if _FIELDS[0] != "time":  # pragma: no cover - the row tuples put the time second
+    raise ImportError("AuditEvent's first field must be its time")
+#: Each driver's positional parameter marker (sqlite3: qmark; psycopg: format).
+_MARKS: Final = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 _MOVE_HEAD = (
     update(HEAD)
     .where(HEAD.c.id == 1)
@@ -59,9 +66,33 @@ def _stored(row: Any) -> StoredAuditEvent:
     return StoredAuditEvent(values["id"], event, values["prev_hash"], values["hash"])
 
 
+class _EventInsert:
+    """The driver-level insert of audit rows for one dialect, built once.
+
+    Rows are positional tuples run through the driver's ``executemany`` with the time
+    column's own bind processing: per event that is a third of the work SQLAlchemy's
+    compiled-insert path does with a dictionary per row (measured on the audit writer).
+    """
+
+    def __init__(self, dialect: Dialect) -> None:
+        mark = _MARKS[dialect.paramstyle]
+        # NOTE: names and markers are this module's constants, never input
+        columns, marks = ", ".join(_COLUMNS), ", ".join(mark for _ in _COLUMNS)
+        self.sql = f"INSERT INTO {EVENT.name} ({columns}) VALUES ({marks})"  # noqa: S608
+        processor = EVENT.c.time.type._cached_bind_processor(dialect)  # noqa: SLF001
+        self.time: Callable[[datetime], Any] = processor or (lambda value: value)
+
+
 class SqlAuditStore:
     def __init__(self, engines: Engines) -> None:
         self._engines = engines
+        self._inserts: dict[str, _EventInsert] = {}
+
+    def _insert(self, dialect: Dialect) -> _EventInsert:
+        built = self._inserts.get(dialect.name)
+        if built is None:
+            built = self._inserts[dialect.name] = _EventInsert(dialect)
+        return built
 
     def _head(self, c: Connection) -> tuple[int, str]:
         dialect = c.dialect.name
@@ -72,23 +103,32 @@ class SqlAuditStore:
     def append(self, events: list[AuditEvent]) -> list[StoredAuditEvent]:
         """Chain and insert ``events`` in one transaction (appends from all processes queue).
 
-        The rows go in with one ``executemany`` of a statement built once; the head row
-        moves to the newest event in the same transaction.
+        The rows go in with one driver ``executemany`` of a statement built once per
+        dialect; the head row moves to the newest event in the same transaction.
         """
         stored: list[StoredAuditEvent] = []
-        rows: list[dict[str, Any]] = []
+        rows: list[tuple[Any, ...]] = []
         with self._engines.writing() as c, c.begin():
+            statement = self._insert(c.dialect)
+            bind_time = statement.time
             last_id, last_hash = self._head(c)
             for event in events:
                 digest = chain_hash(last_hash, event)
                 # NOTE: ids come from the head row, never reused even after deletions
                 last_id += 1
-                values = {name: getattr(event, name) for name in _FIELDS}
-                rows.append({**values, "id": last_id, "prev_hash": last_hash, "hash": digest})
+                rows.append(
+                    (
+                        last_id,
+                        bind_time(event.time),
+                        *_fields_after_time(event),
+                        last_hash,
+                        digest,
+                    )
+                )
                 stored.append(StoredAuditEvent(last_id, event, last_hash, digest))
                 last_hash = digest
             if rows:
-                c.execute(_INSERT_EVENT, rows)
+                c.exec_driver_sql(statement.sql, rows)
             c.execute(_MOVE_HEAD, {"new_id": last_id, "new_hash": last_hash})
         return stored
 

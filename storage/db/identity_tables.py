@@ -97,7 +97,7 @@ class AuditEvent(SQLModel, table=True):
     client: str = Field(max_length=64)
     user_agent: str = Field(max_length=512)
     prev_hash: str = Field(max_length=64)
-    hash: str = Field(max_length=64, unique=True)
+    hash: str = Field(max_length=64)
 
 
 class AuditHead(SQLModel, table=True):
