@@ -13,6 +13,10 @@ by tag from 32 clients (``--clients``):
 * ``tracing1``: the same with one trace in a hundred sampled;
 * ``metrics`` and ``access``: one of the two alone, to tell their costs apart.
 
+The issue's figure is what metrics and tracing add: each configuration against ``access``
+(the access log on as by default, metrics and tracing off), as ``CPU vs access``; the
+access log's own cost is ``access`` against ``off``.
+
 The figure compared is the server's CPU time per 10,000 requests: user plus system seconds
 of the ``moorage api`` process tree (main process and server workers, reaped children
 included) read from ``/proc/<pid>/stat`` before and after the requests. Unlike requests per
@@ -91,7 +95,7 @@ CONFIGS: Final[dict[str, dict[str, str]]] = {
         f"{_OBSERVABILITY}TRACING__SAMPLE_RATIO": "0.01",
     },
 }
-DEFAULT_CONFIGS: Final = ("off", "defaults", "tracing")
+DEFAULT_CONFIGS: Final = ("off", "access", "defaults", "tracing10", "tracing")
 #: The suffix of a configuration run from the ``--compare`` source tree.
 BEFORE: Final = "@before"
 _SAMPLE = re.compile(r"^moorage_http_request_total\{(?P<labels>.*)\} (?P<value>\S+)$")
@@ -222,8 +226,14 @@ async def measure(served: Served, rep: int, requests: int, clients: int) -> Run:
     )
 
 
-def summary(config: str, runs: Sequence[Run], off: Sequence[Run]) -> dict[str, Any]:
-    """The medians of ``config``'s runs and their overhead over the ``off`` runs."""
+def summary(
+    config: str, runs: Sequence[Run], off: Sequence[Run], access: Sequence[Run] = ()
+) -> dict[str, Any]:
+    """The medians of ``config``'s runs and their overhead over the ``off`` runs.
+
+    With ``access`` runs, also the overhead over them (what metrics and tracing add to a
+    server writing access lines).
+    """
     rate = statistics.median(run.rate for run in runs)
     cpu = statistics.median(run.cpu_per for run in runs)
     result: dict[str, Any] = {
@@ -239,20 +249,28 @@ def summary(config: str, runs: Sequence[Run], off: Sequence[Run]) -> dict[str, A
         off_rate = statistics.median(run.rate for run in off)
         result["cpu_overhead_pct"] = round((cpu / off_cpu - 1) * 100, 1)
         result["rate_change_pct"] = round((rate / off_rate - 1) * 100, 1)
+    if access:
+        access_cpu = statistics.median(run.cpu_per for run in access)
+        result["cpu_vs_access_pct"] = round((cpu / access_cpu - 1) * 100, 1)
     return result
 
 
 def table(summaries: Sequence[Mapping[str, Any]]) -> str:
     """A readable table of the per-configuration summaries."""
-    head = f"{'config':<16} {'req/s':>9} {'CPU-s/10k':>10} {'CPU vs off':>11} {'req/s vs off':>13}"
+    head = (
+        f"{'config':<16} {'req/s':>9} {'CPU-s/10k':>10} {'CPU vs off':>11} {'req/s vs off':>13}"
+        f" {'CPU vs access':>14}"
+    )
     lines = [head, "-" * len(head)]
     for row in summaries:
         overhead = row.get("cpu_overhead_pct")
         change = row.get("rate_change_pct")
+        added = row.get("cpu_vs_access_pct")
         lines.append(
             f"{row['config']:<16} {row['req_s']:>9.0f} {row['cpu_s_per_10k']:>10.3f} "
             f"{'' if overhead is None else f'{overhead:+.1f}%':>11} "
-            f"{'' if change is None else f'{change:+.1f}%':>13}"
+            f"{'' if change is None else f'{change:+.1f}%':>13} "
+            f"{'' if added is None else f'{added:+.1f}%':>14}"
         )
     return "\n".join(lines)
 
@@ -405,9 +423,12 @@ def _report(runs: Sequence[Run], names: Sequence[str]) -> list[dict[str, Any]]:
     """Each configuration's summary, against ``off`` run from the same source tree."""
     rows = []
     for name in names:
-        off = "off" + (BEFORE if name.endswith(BEFORE) else "")
-        baseline = [run for run in runs if run.config == off]
-        rows.append(summary(name, [run for run in runs if run.config == name], baseline))
+        suffix = BEFORE if name.endswith(BEFORE) else ""
+        baseline = [run for run in runs if run.config == "off" + suffix]
+        access = [run for run in runs if run.config == "access" + suffix]
+        if name.removesuffix(BEFORE) in ("off", "access"):
+            access = []
+        rows.append(summary(name, [run for run in runs if run.config == name], baseline, access))
     return rows
 
 

@@ -55,3 +55,13 @@ def test_summary_is_the_median_against_off() -> None:
     assert row["req_s"] == 5000.0
     assert row["rate_change_pct"] == 0.0
     assert row["load1_max"] == 2.5
+
+
+def test_metrics_and_tracing_are_also_measured_against_the_access_log_alone() -> None:
+    off = [Run("off", rep, 10_000, 2.0, 2.0, 0.1, 1.0) for rep in range(3)]
+    access = [Run("access", rep, 10_000, 2.0, 2.1, 0.1, 1.0) for rep in range(3)]
+    traced = [Run("tracing10", rep, 10_000, 2.0, 2.31, 0.1, 1.0) for rep in range(3)]
+    row = summary("tracing10", traced, off, access)
+    assert row["cpu_overhead_pct"] == 15.5
+    assert row["cpu_vs_access_pct"] == 10.0
+    assert "cpu_vs_access_pct" not in summary("tracing10", traced, off)
