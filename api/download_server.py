@@ -1,16 +1,16 @@
-"""The zero-copy blob download listener: signed links answered with ``sendfile(2)``.
+"""The blob download listener: signed links answered from the file by the kernel.
 
 A deliberately small HTTP/1.1 server on the worker's own event loop (uvloop under
 granian, asyncio under ``moorage dev``). It answers ``GET`` and ``HEAD`` of the links
 ``core.download_links`` signs, nothing else: the request head is read (bounded in size
 and time), the link verified, the blob's file opened through the store
-(``BlobStore.blob_file``) and the body handed to the kernel with one ``os.sendfile`` on
-the socket, made blocking for that call and run on a thread of the listener's own pool
-(``send_threads``), so no byte of the blob is copied through Python and the event loop is
-not woken per socket buffer. A client that stops reading gives its thread back: when the
-socket stays full for :data:`STALL_SECONDS`, the rest waits on the event loop until the
-socket is writable again, then goes back to a thread. ``Range`` (one ``bytes=`` range) is
-honoured as on ``/v2``; connections are kept alive between requests.
+(``BlobStore.blob_file``) and the body sent by one blocking call on a thread of the
+listener's own pool (``send_threads``): ``sendfile(2)``, or for a client on the same host a
+copy through a buffer (``api.download_send``, ``downloads.send_mode``), so the event loop
+is not woken per socket buffer. A client that stops reading gives its thread back: when
+the socket stays full for ``api.download_send.STALL_SECONDS``, the rest waits on the event
+loop until the socket is writable again, then goes back to a thread. ``Range`` (one
+``bytes=`` range) is honoured as on ``/v2``; connections are kept alive between requests.
 
 Guarantees: a forged, altered or expired link gets ``403`` and no byte of any blob; a
 link whose blob is gone gets ``404``; a client that has not sent a whole request head
@@ -28,14 +28,16 @@ import json
 import logging
 import os
 import socket
-import struct
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Final
 
 from api.blob_downloads import blob_headers
+from api.download_send import copies_for, send_until_stalled
 from api.http import parse_range
 from core.download_links import LinkError, LinkSigner
+from core.download_settings import SendMode
 from core.errors import RegistryError
 
 if TYPE_CHECKING:
@@ -46,8 +48,6 @@ if TYPE_CHECKING:
 _log = logging.getLogger("moorage.downloads")
 
 MAX_HEAD_BYTES: Final = 16 * 1024
-#: How long a sending thread waits for a full socket before handing it to the event loop.
-STALL_SECONDS: Final = 0.5
 _RECV_BYTES: Final = 16 * 1024
 _REASONS: Final = {
     200: "OK",
@@ -129,6 +129,8 @@ class ConnectionLimits:
     #: Seconds a response may stay unread.
     idle_timeout: float
     backlog: int = 1024
+    #: How bodies go on the socket (``api.download_send``).
+    send_mode: SendMode = SendMode.AUTO
 
 
 class DownloadServer:
@@ -350,9 +352,15 @@ class DownloadServer:
             TimeoutError: the client left the response unread for the idle timeout.
         """
         offset, end = start, start + count
+        copy = copies_for(self._limits.send_mode, conn)
         while offset < end:
             sending = loop.run_in_executor(
-                self._executor, _send_until_stalled, conn, fd, offset, end - offset
+                self._executor,
+                partial(send_until_stalled, copy=copy),
+                conn,
+                fd,
+                offset,
+                end - offset,
             )
             try:
                 offset += await asyncio.shield(sending)
@@ -381,35 +389,3 @@ async def _writable(loop: asyncio.AbstractEventLoop, conn: socket.socket) -> Non
         await ready
     finally:
         loop.remove_writer(fd)
-
-
-def _send_until_stalled(conn: socket.socket, fd: int, offset: int, count: int) -> int:
-    """Send up to ``count`` bytes of ``fd`` from ``offset`` on ``conn`` made blocking.
-
-    One ``sendfile`` call normally sends everything: the kernel waits for buffer space
-    itself, without waking this thread per buffer. When the socket stays full for
-    :data:`STALL_SECONDS` (``SO_SNDTIMEO``: the call returns short, or fails with
-    ``EAGAIN``), the thread stops and returns what it sent.
-
-    Raises:
-        ConnectionError: the file ended before ``count`` bytes.
-    """
-    seconds = int(STALL_SECONDS)
-    timeout = struct.pack("ll", seconds, int((STALL_SECONDS - seconds) * 1_000_000))
-    conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeout)
-    conn.setblocking(True)
-    done = 0
-    try:
-        while done < count:
-            try:
-                sent = os.sendfile(conn.fileno(), fd, offset + done, count - done)
-            except BlockingIOError:
-                return done
-            if sent == 0:
-                raise ConnectionError("the blob file ended early")
-            done += sent
-            if done < count:
-                return done  # NOTE: a short send on a blocking socket: the timeout hit
-    finally:
-        conn.setblocking(False)
-    return done

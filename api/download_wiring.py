@@ -51,6 +51,7 @@ async def start_downloads(registry: Registry) -> None:
             keep_alive_timeout=settings.server.keep_alive_timeout_seconds,
             idle_timeout=config.idle_timeout_seconds,
             backlog=settings.server.backlog,
+            send_mode=config.send_mode,
         ),
     )
     port = await server.start()

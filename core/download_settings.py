@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from pydantic import BaseModel, Field, model_validator
 
 _MIB = 1024 * 1024
+
+
+class SendMode(StrEnum):
+    """How the download listener sends a body (``api.download_send``)."""
+
+    #: A copy to clients on the listener's host, ``sendfile`` to the others.
+    AUTO = "auto"
+    #: Always ``sendfile(2)``: the file's pages go to the socket uncopied.
+    SENDFILE = "sendfile"
+    #: Always read into a buffer and send that.
+    COPY = "copy"
 
 
 class DownloadSettings(BaseModel):
@@ -40,6 +53,10 @@ class DownloadSettings(BaseModel):
     #: request head is bounded by ``server.header_timeout_seconds``, the idle time between
     #: two requests by ``server.keep_alive_timeout_seconds``.
     idle_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    #: ``auto``: clients on this host (loopback, or the listener's own address, such as a
+    #: TLS proxy in front of it) receive a copy, which costs them half the CPU per byte
+    #: of receiving ``sendfile``'s page-cache pages; others get ``sendfile``.
+    send_mode: SendMode = SendMode.AUTO
 
     @model_validator(mode="after")
     def _public_url_needs_fixed_port(self) -> DownloadSettings:

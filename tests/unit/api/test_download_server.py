@@ -12,7 +12,7 @@ import hashlib
 import os
 import socket
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ import pytest
 from api.download_server import ConnectionLimits, DownloadServer
 from core.digests import Digest
 from core.download_links import DownloadLink, LinkSigner, link_key
+from core.download_settings import SendMode
 
 KEY = link_key(os.urandom(32))
 DATA = os.urandom(3 * 1024 * 1024 + 17)
@@ -79,9 +80,13 @@ async def _running(tmp_path: Path, limits: ConnectionLimits) -> AsyncIterator[Ri
         await server.close()
 
 
-@pytest.fixture
-async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    async with _running(tmp_path, SHORT) as running:
+#: Both ways a body goes out: every listener test runs with each.
+SEND_MODES = [SendMode.SENDFILE, SendMode.COPY]
+
+
+@pytest.fixture(params=SEND_MODES, ids=str)
+async def rig(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
+    async with _running(tmp_path, replace(SHORT, send_mode=request.param)) as running:
         yield running
 
 
@@ -273,7 +278,10 @@ async def test_an_idle_kept_alive_connection_is_closed(rig: Rig) -> None:
         writer.close()
 
 
-async def test_a_client_that_stops_reading_holds_no_sending_thread(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", SEND_MODES, ids=str)
+async def test_a_client_that_stops_reading_holds_no_sending_thread(
+    tmp_path: Path, mode: SendMode
+) -> None:
     """With one sending thread, a stalled reader leaves it free for the next download."""
     limits = ConnectionLimits(
         max_connections=8,
@@ -281,6 +289,7 @@ async def test_a_client_that_stops_reading_holds_no_sending_thread(tmp_path: Pat
         header_timeout=5.0,
         keep_alive_timeout=5.0,
         idle_timeout=120.0,
+        send_mode=mode,
     )
     async with _running(tmp_path, limits) as running:
         stalled = socket.socket()
@@ -295,3 +304,29 @@ async def test_a_client_that_stops_reading_holds_no_sending_thread(tmp_path: Pat
             assert answer.body == DATA
         finally:
             stalled.close()
+
+
+@pytest.mark.parametrize("mode", SEND_MODES, ids=str)
+async def test_a_reader_that_pauses_past_the_stall_gets_every_byte_in_order(
+    tmp_path: Path, mode: SendMode
+) -> None:
+    """The body resumes from the event loop where the stalled thread stopped."""
+    limits = replace(SHORT, idle_timeout=30.0, header_timeout=5.0, send_mode=mode)
+    async with _running(tmp_path, limits) as running:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", running.server.port, limit=64 * 1024
+        )
+        try:
+            writer.write(_get(running.target(digest=HUGE_DIGEST)).encode("latin-1"))
+            await writer.drain()
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200")
+            received = bytearray()
+            for pause in (1.2, 0.0, 1.2):  # twice longer than a sending thread waits
+                await asyncio.sleep(pause)
+                received += await reader.readexactly(len(HUGE) // 4)
+            async with asyncio.timeout(60):
+                received += await reader.readexactly(len(HUGE) - len(received))
+            assert hashlib.sha256(received).hexdigest() == HUGE_DIGEST.hex
+        finally:
+            writer.close()
