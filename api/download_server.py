@@ -338,10 +338,10 @@ class DownloadServer:
             headers["Connection"] = "close"
         await loop.sock_sendall(conn, _head_bytes(status, headers))
         if request.method == "GET":
-            await self._sendfile(loop, conn, fd, start, count)
+            await self._send_body(loop, conn, fd, start, count)
         return request.keep_alive
 
-    async def _sendfile(
+    async def _send_body(
         self, loop: asyncio.AbstractEventLoop, conn: socket.socket, fd: int, start: int, count: int
     ) -> None:
         """Send the body from threads of this listener's pool, waiting out stalls on the loop.
