@@ -134,7 +134,8 @@ class ReplicationRunner:
         """Store the execution's tasks (once) and return them.
 
         Without tasks in the request, the source is listed: its repositories that the
-        filters keep, and their tags that the filters keep.
+        filters keep, and their tags that the filters keep. With no task left to run, the
+        execution is closed here (if still ``running``) and the plan carries its status.
         """
         policy = await asyncio.to_thread(self._policy, request.policy_id)
         stored = await asyncio.to_thread(self._store.tasks, execution_id)
@@ -144,6 +145,13 @@ class ReplicationRunner:
                 planned = await self._list(policy)
             stored = await asyncio.to_thread(self._store.add_tasks, execution_id, planned)
         pending = [t for t in stored if t.status is TaskStatus.PENDING]
+        closed: str | None = None
+        if not pending:
+            # NOTE: nothing to run (all in place): close here, one activity fewer
+            status = overall_status(stored)
+            now = self._now()
+            if await asyncio.to_thread(self._store.finish_running, execution_id, status, now):
+                closed = str(status)
         settings = self._settings
         return Plan(
             execution_id,
@@ -158,6 +166,7 @@ class ReplicationRunner:
                 settings.artifact_timeout_seconds,
                 settings.heartbeat_seconds,
             ),
+            closed,
         )
 
     async def _list(self, policy: ReplicationPolicy) -> list[PlannedTask]:
