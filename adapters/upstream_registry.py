@@ -64,6 +64,8 @@ _OK = 200
 _CHUNK = 1024 * 1024
 #: Idle connections kept open to one registry.
 _KEEPALIVE = 64
+#: Seconds a registry that answered ``404`` to the referrers API is not asked again.
+NO_REFERRERS_API_SECONDS = 60.0
 _ACCEPTED = 202
 _CREATED_201 = 201
 _CREATED = frozenset({200, 201, 202, 204})
@@ -182,6 +184,8 @@ class UpstreamClient:
         self._locks: dict[str, asyncio.Lock] = {}
         #: The last challenge the upstream sent (so later calls pre-authenticate).
         self._challenge: Challenge | None = None
+        #: Until when (monotonic) the referrers API is known to be missing here.
+        self._no_referrers_api_until = 0.0
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -533,14 +537,21 @@ class UpstreamClient:
 
         The referrers API first; a registry without it (``404``) is asked for the
         referrers tag schema's index (``sha256-<hex>``) instead, unless ``tags`` (the
-        repository's tag list, just read) shows there is no such tag.
+        repository's tag list, just read) shows there is no such tag. After a ``404``
+        the API is not asked again for ``NO_REFERRERS_API_SECONDS`` (only the tag schema).
         """
-        scope = f"repository:{repository}:pull"
-        path = f"/v2/{repository}/referrers/{digest}"
-        headers = {"Accept": "application/vnd.oci.image.index.v1+json"}
-        async with self._open("GET", path, scope, headers) as response:
-            status = response.status_code
-            body = await response.aread() if status == _OK else b""
+        status, body = _NOT_FOUND, b""
+        if time.monotonic() >= self._no_referrers_api_until:
+            scope = f"repository:{repository}:pull"
+            path = f"/v2/{repository}/referrers/{digest}"
+            headers = {"Accept": "application/vnd.oci.image.index.v1+json"}
+            async with self._open("GET", path, scope, headers) as response:
+                status = response.status_code
+                body = await response.aread() if status == _OK else b""
+            if status == _NOT_FOUND:
+                # NOTE: a registry with the API never answers 404 (distribution-spec
+                # 1.1), so it lacks it: a planning run over many tags asks it once
+                self._no_referrers_api_until = time.monotonic() + NO_REFERRERS_API_SECONDS
         if status != _OK:
             tag = digest.replace(":", "-")
             if tags is not None and tag not in tags:

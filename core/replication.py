@@ -307,6 +307,14 @@ class ReplicationStore(Protocol):
         """
         ...
 
+    def finish_running(self, execution_id: str, status: ExecutionStatus, now: datetime) -> bool:
+        """:meth:`finish_execution` if the execution is ``running``; whether it was.
+
+        Checked and closed in one transaction, so a stop requested meanwhile is never
+        overwritten (a ``stopping`` execution is left to its stop).
+        """
+        ...
+
     def add_tasks(self, execution_id: str, tasks: Sequence[PlannedTask]) -> list[ReplicationTask]:
         """Insert the tasks once: a repeated call returns the stored ones."""
         ...
@@ -600,6 +608,9 @@ class Plan:
     tasks: list[int]
     names: list[tuple[str, str]]
     retry: RetryShape
+    #: The final status when planning closed the execution itself (no task to run);
+    #: ``None``: the workflow closes it (``FINISH_EXECUTION``) once its tasks ran.
+    status: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

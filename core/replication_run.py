@@ -39,7 +39,7 @@ from core.upstream_ports import UpstreamError
 
 #: Destination locations of blobs remembered for mounts (per process).
 _MOUNTS_MAX = 10_000
-#: Tags compared at once while planning.
+#: Requests to the source (tag lists, comparisons) in flight at once while planning.
 _SETTLE_PARALLELISM = 16
 
 
@@ -70,6 +70,8 @@ class ReplicationRunner:
         clients: The two sides' registry clients.
         settings: Chunk size, referrer depth, the worker's bandwidth cap.
         manifest_max_bytes: Largest manifest accepted from a source.
+        local_digest: The digest a tag of this installation names (``None``: no such
+            tag), read from its own store; planning a pull asks it instead of ``HEAD``.
     """
 
     def __init__(
@@ -79,8 +81,10 @@ class ReplicationRunner:
         settings: ReplicationSettings,
         manifest_max_bytes: int,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        local_digest: Callable[[str, str], str | None] | None = None,
     ) -> None:
         self._store, self._clients, self._settings = store, clients, settings
+        self._local_digest = local_digest
         self._manifest_max = manifest_max_bytes
         self._now = clock
         self._mounts: dict[str, _BoundedMounts] = {}
@@ -130,7 +134,8 @@ class ReplicationRunner:
         """Store the execution's tasks (once) and return them.
 
         Without tasks in the request, the source is listed: its repositories that the
-        filters keep, and their tags that the filters keep.
+        filters keep, and their tags that the filters keep. With no task left to run, the
+        execution is closed here (if still ``running``) and the plan carries its status.
         """
         policy = await asyncio.to_thread(self._policy, request.policy_id)
         stored = await asyncio.to_thread(self._store.tasks, execution_id)
@@ -140,6 +145,13 @@ class ReplicationRunner:
                 planned = await self._list(policy)
             stored = await asyncio.to_thread(self._store.add_tasks, execution_id, planned)
         pending = [t for t in stored if t.status is TaskStatus.PENDING]
+        closed: str | None = None
+        if not pending:
+            # NOTE: nothing to run (all in place): close here, one activity fewer
+            status = overall_status(stored)
+            now = self._now()
+            if await asyncio.to_thread(self._store.finish_running, execution_id, status, now):
+                closed = str(status)
         settings = self._settings
         return Plan(
             execution_id,
@@ -154,62 +166,76 @@ class ReplicationRunner:
                 settings.artifact_timeout_seconds,
                 settings.heartbeat_seconds,
             ),
+            closed,
         )
 
     async def _list(self, policy: ReplicationPolicy) -> list[PlannedTask]:
-        source, _ = self._sides(policy)
+        """The tasks of the selected repositories' selected tags, settled.
+
+        Each repository's tags are compared as soon as they are listed (no wait for the
+        whole catalog's lists); every request shares one bound of parallel requests.
+        """
+        source, destination = self._sides(policy)
         selected = [r for r in sorted(await source.catalog()) if policy.selects(r, None)]
         gate = asyncio.Semaphore(_SETTLE_PARALLELISM)
 
-        async def listed(repository: str) -> frozenset[str]:
+        async def one(repository: str) -> list[PlannedTask]:
             async with gate:
-                return frozenset(await source.tags(repository))
-
-        tag_sets = dict(
-            zip(selected, await asyncio.gather(*(listed(r) for r in selected)), strict=True)
-        )
-        planned: list[PlannedTask] = []
-        for repository in selected:
+                tags = frozenset(await source.tags(repository))
             target = policy.destination(repository)
-            planned.extend(
+            planned = [
                 PlannedTask(TaskOperation.COPY, repository, target, tag)
-                for tag in sorted(tag_sets[repository])
+                for tag in sorted(tags)
                 if policy.selects(repository, tag)
+            ]
+            settled = (
+                self._settle(policy, source, destination, task, tags, gate) for task in planned
             )
-        return await self._settle(policy, planned, tag_sets)
+            return list(await asyncio.gather(*settled))
+
+        return [task for found in await asyncio.gather(*map(one, selected)) for task in found]
 
     async def _settle(
         self,
         policy: ReplicationPolicy,
-        planned: list[PlannedTask],
-        tag_sets: dict[str, frozenset[str]],
-    ) -> list[PlannedTask]:
-        """Mark the tasks whose artifact is in place already (one ``HEAD`` per side).
+        source: ReplicaRegistry,
+        destination: ReplicaRegistry,
+        task: PlannedTask,
+        tags: frozenset[str],
+        gate: asyncio.Semaphore,
+    ) -> PlannedTask:
+        """The task, marked when its artifact is in place already.
 
-        A run with nothing new then starts no copy at all. A subject with referrers at
-        the source is never marked: its copy checks them. The source's tags were just
-        listed (``tag_sets``), so referrers kept under tags (the referrers tag schema,
-        cosign's ``.sig``/``.att``/``.sbom``) are found in that list, not asked for.
+        A run with nothing new then starts no copy at all. Both sides are asked at once
+        (``HEAD``); a pull's destination is this installation, whose own store answers
+        without a request when the runner has it (``local_digest``). A subject with
+        referrers at the source is never marked: its copy checks them. The source's tags
+        were just listed (``tags``), so referrers kept under tags (the referrers tag
+        schema, cosign's ``.sig``/``.att``/``.sbom``) are found in that list, not asked for.
         """
-        source, destination = self._sides(policy)
-        gate = asyncio.Semaphore(_SETTLE_PARALLELISM)
-
-        async def one(task: PlannedTask) -> PlannedTask:
-            async with gate:
-                try:
-                    there = await source.head_manifest(task.source, task.reference)
-                    here = await destination.head_manifest(task.destination, task.reference)
-                    if there.digest != here.digest:
-                        return task
-                    if policy.referrers and await has_referrers(
-                        source, task.source, there.digest, tag_sets.get(task.source)
-                    ):
-                        return task
-                except UpstreamError:
+        async with gate:
+            try:
+                there, here = await asyncio.gather(
+                    source.head_manifest(task.source, task.reference),
+                    self._destination_digest(policy, destination, task),
+                )
+                if here is None or there.digest != here:
                     return task
-                return replace(task, digest=there.digest, in_place=True)
+                if policy.referrers and await has_referrers(
+                    source, task.source, there.digest, tags
+                ):
+                    return task
+            except UpstreamError:
+                return task
+            return replace(task, digest=there.digest, in_place=True)
 
-        return list(await asyncio.gather(*(one(task) for task in planned)))
+    async def _destination_digest(
+        self, policy: ReplicationPolicy, destination: ReplicaRegistry, task: PlannedTask
+    ) -> str | None:
+        """The digest the destination's tag names (``None``: none here, as far as known)."""
+        if policy.direction is Direction.PULL and self._local_digest is not None:
+            return await asyncio.to_thread(self._local_digest, task.destination, task.reference)
+        return (await destination.head_manifest(task.destination, task.reference)).digest
 
     async def copy(
         self,

@@ -2,7 +2,8 @@
 
 The execution's run plans its tasks (an activity that lists the source, or takes the
 tasks an event batch named), starts a child run per pending task, at most the policy's
-concurrency at a time, and closes the execution with the status its tasks give. Each
+concurrency at a time, and closes the execution with the status its tasks give (with no
+pending task, the planning activity closed it already and its status is the run's). Each
 child run (``<execution id>-task-<task id>``, searchable by policy, project and
 repository) runs the copy activity with the retry shape the plan carries: a destination
 that is away is retried with exponential back-off until it is back (or the attempts run
@@ -104,6 +105,10 @@ class ReplicationExecutionWorkflow:
         if workflow.cancellation_reason() is not None:
             # NOTE: stopped while planning: the plan completed, nothing is copied
             raise asyncio.CancelledError
+        if plan.status is not None:
+            # NOTE: nothing to run, planning closed the execution (a plan recorded
+            # without a status, before it could, goes on to FINISH_EXECUTION as it did)
+            return plan.status
         gate = asyncio.Semaphore(max(plan.concurrency, 1))
 
         async def one(task_id: int, project: str, repository: str) -> None:

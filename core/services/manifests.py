@@ -96,6 +96,17 @@ class ManifestService:
             found = session.manifests.named(str(name), *_digest_or_tag(reference))
         return _found(name, reference, found)
 
+    def digest_of(self, repository: str, reference: str) -> str | None:
+        """The digest ``reference`` names in ``repository``; ``None`` when it names none.
+
+        What a ``HEAD`` of the manifest would answer, read from the store (replication
+        planning a pull into this installation asks it instead of its own ``/v2``).
+        """
+        try:
+            return self.read(RepositoryName.parse(repository), Reference.parse(reference)).digest
+        except RegistryError:
+            return None
+
     def read_nowait(self, name: RepositoryName, reference: Reference) -> ManifestRecord | None:
         """:meth:`read` if it can run without waiting, else ``None`` (nothing was read).
 

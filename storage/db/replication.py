@@ -235,6 +235,16 @@ class SqlReplicationStore:
             _close(connection, execution_id, status, reason, now)
         return self.execution(execution_id)
 
+    def finish_running(self, execution_id: str, status: ExecutionStatus, now: datetime) -> bool:
+        with self._engines.writing() as connection, connection.begin():
+            row = connection.execute(
+                select(_EXECUTION.c.status).where(_EXECUTION.c.id == execution_id).with_for_update()
+            ).first()
+            if row is None or row.status != str(ExecutionStatus.RUNNING):
+                return False
+            _close(connection, execution_id, status, None, now)
+        return True
+
     def request_stop(self, execution_id: str, reason: str) -> bool:
         with self._engines.writing() as connection, connection.begin():
             changed = connection.execute(

@@ -25,6 +25,8 @@ from tests.services.process import ManagedProcess, spawn
 
 #: Bound of every wait (seconds).
 BOUND = 180.0
+#: Seconds between two looks of a wait (the benchmark looks more often).
+POLL = 0.2
 #: Chunk size of the sites' uploads (blobs above it go chunked).
 CHUNK = 256 * 1024
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -178,16 +180,21 @@ def push_index(
     return sha(body)
 
 
-def wait_for(check: Callable[[], Any], what: str, timeout: float = BOUND) -> Any:
-    """Poll ``check`` until it returns something true (bounded in time and polls)."""
+def wait_for(
+    check: Callable[[], Any], what: str, timeout: float = BOUND, poll: float = POLL
+) -> Any:
+    """Poll ``check`` every ``poll`` seconds until it returns something true.
+
+    Bounded in time and in polls.
+    """
     deadline = time.monotonic() + timeout
-    for _ in range(int(timeout / 0.2) + 1):
+    for _ in range(int(timeout / poll) + 1):
         found = check()
         if found:
             return found
         if time.monotonic() > deadline:
             break
-        time.sleep(0.2)
+        time.sleep(poll)
     raise AssertionError(f"timed out waiting for {what}")
 
 
@@ -199,12 +206,14 @@ def finished(client: httpx.Client, execution_id: str) -> dict[str, Any] | None:
     return None if body["status"] in ("running", "stopping") else body
 
 
-def run_policy(client: httpx.Client, policy_id: int) -> dict[str, Any]:
-    """Run a policy by hand and wait for its execution to finish."""
+def run_policy(client: httpx.Client, policy_id: int, poll: float = POLL) -> dict[str, Any]:
+    """Run a policy by hand and wait for its execution to finish (looking every ``poll`` s)."""
     started = client.post(f"/api/v1/replication/policies/{policy_id}/executions")
     assert started.status_code == 202, started.text
     execution_id = started.json()["id"]
-    done: dict[str, Any] = wait_for(lambda: finished(client, execution_id), "the execution")
+    done: dict[str, Any] = wait_for(
+        lambda: finished(client, execution_id), "the execution", poll=poll
+    )
     return done
 
 

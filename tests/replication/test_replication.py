@@ -523,9 +523,10 @@ def test_a_blob_sent_once_is_mounted_into_the_next_repository(
 def test_a_signature_added_later_is_found_from_the_tag_list(
     site: Site, front: RegistryFront, docker_registry: Any
 ) -> None:
-    """A run with nothing new asks the source only for its listing, one ``HEAD`` per tag
-    and the referrers API; a cosign signature tagged at the source afterwards is found in
-    the listing and follows its subject on the next run."""
+    """A run with nothing new asks the source only for its listing and one ``HEAD`` per
+    tag (the referrers API answered 404 to the first run's copy just before, so the tag
+    schema's index is looked up in the listing); a cosign signature tagged at the source
+    afterwards is found in the listing and follows its subject on the next run."""
     source = f"late{secrets.token_hex(3)}/app"
     subject = push_image(docker_registry.url, source, "v1", [layer(900)])
     with site.client() as client:
@@ -557,7 +558,7 @@ def test_a_signature_added_later_is_found_from_the_tag_list(
         now = {what: front.count(*what) - before for what, before in asked.items()}
         assert now == {
             ("HEAD", f"/v2/{source}/manifests/v1"): 1,
-            ("GET", f"/v2/{source}/referrers/{subject}"): 1,
+            ("GET", f"/v2/{source}/referrers/{subject}"): 0,
             ("GET", f"/v2/{source}/manifests/{subject.replace(':', '-')}"): 0,
             ("HEAD", f"/v2/{source}/manifests/{signature_tag}"): 0,
         }
@@ -570,3 +571,56 @@ def test_a_signature_added_later_is_found_from_the_tag_list(
         target = f"{project}/{source}"
         assert manifest_digest(site.url, target, signature_tag, site.auth) == signature
         assert manifest_digest(site.url, target, "v1", site.auth) == subject
+
+
+def test_a_run_with_nothing_new_copies_nothing_and_a_moved_tag_is_put_back(
+    site: Site, front: RegistryFront, docker_registry: Any
+) -> None:
+    """A pull finds what it copied before in place (this site's own store says so): the
+    second run copies nothing and the API shows every task skipped; a destination tag
+    moved to another image since is copied again (override), the others stay skipped."""
+    source = f"same{secrets.token_hex(3)}"
+    digests = {
+        name: push_image(docker_registry.url, f"{source}/{name}", "1.0", [layer(700)])
+        for name in ("one", "two", "three")
+    }
+    with site.client() as client:
+        project = f"dst{secrets.token_hex(3)}"
+        assert client.post("/api/v1/projects", json={"name": project}).status_code == 201
+        pulled = policy(
+            client,
+            direction="pull",
+            endpoint=endpoint(client, front),
+            repositories=f"{source}/**",
+            prefix=project,
+        )
+        first = run_policy(client, pulled["id"])
+        assert first["status"] == "succeeded", first
+        assert sorted(t["status"] for t in tasks(client, first["id"])) == ["copied"] * 3
+
+        again = run_policy(client, pulled["id"])
+        assert again["status"] == "succeeded", again
+        assert (again["total"], again["skipped"], again["succeeded"], again["failed"]) == (
+            3, 3, 0, 0
+        )  # fmt: skip
+        found = tasks(client, again["id"])
+        assert [t["status"] for t in found] == ["skipped"] * 3
+        assert {t["source"]: t["digest"] for t in found} == {
+            f"{source}/{name}": digest for name, digest in digests.items()
+        }
+        assert {(t["bytes_sent"], t["blobs_copied"], t["error"]) for t in found} == {
+            (0, 0, "already replicated")
+        }
+
+        target = f"{project}/{source}/two"
+        other = push_image(site.url, target, "1.0", [layer(500)], site.auth, note="moved")
+        assert manifest_digest(site.url, target, "1.0", site.auth) == other
+        third = run_policy(client, pulled["id"])
+        assert third["status"] == "succeeded", third
+        statuses = {t["source"]: t["status"] for t in tasks(client, third["id"])}
+        assert statuses == {
+            f"{source}/one": "skipped",
+            f"{source}/two": "copied",
+            f"{source}/three": "skipped",
+        }
+        assert manifest_digest(site.url, target, "1.0", site.auth) == digests["two"]

@@ -222,10 +222,14 @@ def restore_rows(params: RestoreStepInput) -> RestoreResult:
 _RETRY = RetryShape(0.1, 1.0, 3, 60.0, 10.0)
 #: The replication run that is stopped while it copies (its history's name).
 STOPPED = "replication_stopped"
+#: The replication run whose plan found everything in place (and closed the execution).
+IN_PLACE = "replication_in_place"
 
 
 @activity.defn(name=PLAN_EXECUTION)
 def plan_execution(request: ExecutionRequest) -> Plan:
+    if request.execution_id == IN_PLACE:
+        return Plan(IN_PLACE, "p", 2, [], [], _RETRY, "succeeded")
     return Plan(request.execution_id, "p", 2, [1, 2], [("p", "p/a"), ("p", "p/b")], _RETRY)
 
 
@@ -394,6 +398,11 @@ RUNS: list[tuple[str, Any, Any]] = [
         STOPPED,
         ReplicationExecutionWorkflow.run,
         ExecutionRequest(STOPPED, 1, TriggerKind.MANUAL),
+    ),
+    (
+        IN_PLACE,
+        ReplicationExecutionWorkflow.run,
+        ExecutionRequest(IN_PLACE, 1, TriggerKind.MANUAL),
     ),
     (
         "replication_artifact",

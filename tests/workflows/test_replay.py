@@ -28,6 +28,7 @@ def test_every_workflow_has_a_recorded_history() -> None:
         "replication",
         "replication_artifact",
         "replication_stopped",
+        "replication_in_place",
         "scan",
         "scan_many",
         "scan_rematch",
