@@ -30,14 +30,14 @@ def _event(rng: random.Random) -> AuditEvent:
     offset = timezone(timedelta(minutes=rng.randint(-720, 720)))
     time = datetime(2026, 1, 1, tzinfo=offset) + timedelta(microseconds=rng.randint(0, 10**13))
     return AuditEvent(
-        time=time if rng.random() < 0.9 else time.replace(tzinfo=None),  # noqa: PLR2004
+        time=time if rng.random() < 0.9 else time.replace(tzinfo=None),
         request_id=_text(rng),
         actor=_text(rng),
         actor_kind=_text(rng),
         auth_method=_text(rng),
         action=_text(rng),
         resource=_text(rng),
-        project=None if rng.random() < 0.3 else _text(rng),  # noqa: PLR2004
+        project=None if rng.random() < 0.3 else _text(rng),
         result=_text(rng),
         status=rng.randint(-1, 999),
         client=_text(rng),
