@@ -16,11 +16,10 @@ inventories give documents with the same ids.
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -28,9 +27,12 @@ from typing import Any, Final
 from cyclonedx.contrib.license.factories import LicenseFactory
 from cyclonedx.model import Property
 from cyclonedx.model.bom import Bom
+from cyclonedx.model.bom_ref import BomRef
 from cyclonedx.model.component import Component, ComponentType
+from cyclonedx.model.dependency import Dependable, Dependency
 from cyclonedx.output.json import JsonV1Dot6
 from packageurl import PackageURL
+from spdx_tools.spdx.jsonschema.document_converter import DocumentConverter
 from spdx_tools.spdx.model.actor import Actor, ActorType
 from spdx_tools.spdx.model.document import CreationInfo, Document
 from spdx_tools.spdx.model.package import (
@@ -41,7 +43,6 @@ from spdx_tools.spdx.model.package import (
 )
 from spdx_tools.spdx.model.relationship import Relationship, RelationshipType
 from spdx_tools.spdx.model.spdx_no_assertion import SpdxNoAssertion
-from spdx_tools.spdx.writer.json.json_writer import write_document_to_stream
 
 from core.scan.packages import OS_TYPES
 from core.scan_records import SCANNER_NAME, SCANNER_VERSION, Inventory
@@ -66,6 +67,45 @@ class SbomSubject:
 PLATFORM_PROPERTY: Final = "moorage:image:platform"
 
 
+class _DependencyIndex:
+    """Finds a :class:`Bom`'s dependency entry by its reference instead of by a scan.
+
+    ``Bom.register_dependency`` looks for the target's entry by scanning every entry, and
+    the JSON output registers every component once more (its ``validate``): quadratic in
+    the components, most of a 1,000-package document's time. This index takes that method's
+    place on one ``Bom`` instance (the library serializes by the instance's class, so a
+    subclass would not render): the same entries in the same set, found through a dict.
+    """
+
+    def __init__(self, bom: Bom) -> None:
+        self._bom = bom
+        self._by_ref: dict[BomRef, Dependency] = {}
+        self._indexed: object = None
+        bom.register_dependency = self.register  # type: ignore[method-assign]
+
+    def _entries(self) -> dict[BomRef, Dependency]:
+        entries = self._bom.dependencies
+        if len(self._by_ref) != len(entries) or entries is not self._indexed:
+            # NOTE: rebuilt when the entries were replaced (the setter) or added elsewhere
+            self._by_ref = {entry.ref: entry for entry in entries}
+            self._indexed = entries
+        return self._by_ref
+
+    def register(self, target: Dependable, depends_on: Iterable[Dependable] | None = None) -> None:
+        """What ``Bom.register_dependency`` does: an entry for ``target``, one per dependent."""
+        targets = list(depends_on or ())
+        by_ref = self._entries()
+        entry = by_ref.get(target.bom_ref)
+        if entry is None:
+            entry = Dependency(target.bom_ref, [Dependency(t.bom_ref) for t in targets])
+            self._bom.dependencies.add(entry)
+            by_ref[target.bom_ref] = entry
+        elif targets:
+            entry.dependencies.update(Dependency(t.bom_ref) for t in targets)
+        for dependent in targets:
+            self.register(dependent)
+
+
 def _components(inventory: Inventory, prefix: str) -> list[Component]:
     licenses = LicenseFactory()
     return [
@@ -83,6 +123,7 @@ def _components(inventory: Inventory, prefix: str) -> list[Component]:
 
 def _cdx_bom(subject: SbomSubject) -> tuple[Bom, Component]:
     bom = Bom(serial_number=uuid.uuid5(_NAMESPACE, f"cdx:{subject.digest}"))
+    _DependencyIndex(bom)
     bom.metadata.timestamp = subject.created
     root = Component(
         name=subject.repository,
@@ -198,9 +239,11 @@ def _spdx_creation(subject: SbomSubject) -> CreationInfo:
 
 
 def _spdx_text(document: Document) -> bytes:
-    stream = io.StringIO()
-    write_document_to_stream(document, stream, validate=False)
-    return json.dumps(json.loads(stream.getvalue()), separators=(",", ":")).encode()
+    # NOTE: the library's JSON converter, as its writer uses it; the writer would first
+    # deep-copy the document to drop repeated list items (these documents have none: one
+    # creator, one purl per package) and indent the text
+    converter = DocumentConverter()  # type: ignore[no-untyped-call]
+    return json.dumps(converter.convert(document), separators=(",", ":")).encode()
 
 
 def spdx_index(subject: SbomSubject, images: Sequence[Inventory]) -> bytes:
