@@ -16,13 +16,16 @@ inventories give documents with the same ids.
 
 from __future__ import annotations
 
+import functools
+import gc
 import json
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, ParamSpec
 
 from cyclonedx.contrib.license.factories import LicenseFactory
 from cyclonedx.model import Property
@@ -51,6 +54,7 @@ CYCLONEDX: Final = "application/vnd.cyclonedx+json"
 SPDX: Final = "application/spdx+json"
 #: The file name each document is stored under (``org.opencontainers.image.title``).
 FILE_NAMES: Final = {CYCLONEDX: "sbom.cdx.json", SPDX: "sbom.spdx.json"}
+_P = ParamSpec("_P")
 _NAMESPACE: Final = uuid.UUID("6f3c8a52-9d5e-4a34-8d5b-3f1b2f4f0b11")
 
 
@@ -75,16 +79,24 @@ class _DependencyIndex:
     the components, most of a 1,000-package document's time. This index takes that method's
     place on one ``Bom`` instance (the library serializes by the instance's class, so a
     subclass would not render): the same entries in the same set, found through a dict.
+    It holds its ``Bom`` weakly, so the two make no reference cycle (a document's
+    thousands of objects are freed as soon as it is rendered, not by a later collection).
     """
 
     def __init__(self, bom: Bom) -> None:
-        self._bom = bom
+        self._bom = weakref.ref(bom)
         self._by_ref: dict[BomRef, Dependency] = {}
         self._indexed: object = None
         bom.register_dependency = self.register  # type: ignore[method-assign]
 
+    def _owner(self) -> Bom:
+        bom = self._bom()
+        if bom is None:
+            raise ReferenceError("the BOM of this dependency index is gone")
+        return bom
+
     def _entries(self) -> dict[BomRef, Dependency]:
-        entries = self._bom.dependencies
+        entries = self._owner().dependencies
         if len(self._by_ref) != len(entries) or entries is not self._indexed:
             # NOTE: rebuilt when the entries were replaced (the setter) or added elsewhere
             self._by_ref = {entry.ref: entry for entry in entries}
@@ -98,12 +110,35 @@ class _DependencyIndex:
         entry = by_ref.get(target.bom_ref)
         if entry is None:
             entry = Dependency(target.bom_ref, [Dependency(t.bom_ref) for t in targets])
-            self._bom.dependencies.add(entry)
+            self._owner().dependencies.add(entry)
             by_ref[target.bom_ref] = entry
         elif targets:
             entry.dependencies.update(Dependency(t.bom_ref) for t in targets)
         for dependent in targets:
             self.register(dependent)
+
+
+def _collector_paused(build: Callable[_P, bytes]) -> Callable[_P, bytes]:
+    """Run a document builder with the cyclic garbage collector paused.
+
+    A 1,000-package CycloneDX document is some 190,000 objects while it is built, none of
+    them in a reference cycle (so reference counting frees them all); the collections
+    their allocation triggers only walk the process's heap, a fifth of the document's
+    time in a worker's heap. Collections resume after the document, and a collector some
+    other code paused stays paused.
+    """
+
+    @functools.wraps(build)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> bytes:
+        if not gc.isenabled():
+            return build(*args, **kwargs)
+        gc.disable()
+        try:
+            return build(*args, **kwargs)
+        finally:
+            gc.enable()
+
+    return run
 
 
 def _components(inventory: Inventory, prefix: str) -> list[Component]:
@@ -139,6 +174,7 @@ def _cdx_text(bom: Bom) -> bytes:
     return JsonV1Dot6(bom).output_as_string(indent=None).encode()
 
 
+@_collector_paused
 def cyclonedx(subject: SbomSubject, inventory: Inventory) -> bytes:
     """The CycloneDX 1.6 JSON document of ``inventory``."""
     bom, root = _cdx_bom(subject)
@@ -148,6 +184,7 @@ def cyclonedx(subject: SbomSubject, inventory: Inventory) -> bytes:
     return _cdx_text(bom)
 
 
+@_collector_paused
 def cyclonedx_index(subject: SbomSubject, images: Sequence[Inventory]) -> bytes:
     """The CycloneDX 1.6 JSON document of an index whose images have ``images``."""
     bom, root = _cdx_bom(subject)
@@ -246,6 +283,7 @@ def _spdx_text(document: Document) -> bytes:
     return json.dumps(converter.convert(document), separators=(",", ":")).encode()
 
 
+@_collector_paused
 def spdx_index(subject: SbomSubject, images: Sequence[Inventory]) -> bytes:
     """The SPDX 2.3 JSON document of an index whose images have ``images``."""
     root = _spdx_container("SPDXRef-Index", subject.repository, subject.digest, "OCI image index")
@@ -272,6 +310,7 @@ def spdx_index(subject: SbomSubject, images: Sequence[Inventory]) -> bytes:
     )
 
 
+@_collector_paused
 def spdx(subject: SbomSubject, inventory: Inventory) -> bytes:
     """The SPDX 2.3 JSON document of ``inventory``."""
     image = _spdx_container("SPDXRef-Image", subject.repository, subject.digest)

@@ -4,12 +4,14 @@
 inflates: a layer's compressed digest, its ``diff_id`` and its decompression can use
 different CPUs. :class:`BackgroundHash` takes the chunks in order, holds at most
 ``ahead`` of them not yet hashed (``update`` waits beyond that, so memory stays bounded),
-and gives the digest once every chunk given before is hashed.
+and gives the digest once every chunk given before is hashed. With a single CPU the
+chunks are hashed on the calling thread instead.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import queue
 import threading
 
@@ -17,14 +19,27 @@ import threading
 AHEAD = 4
 
 
+def _several_cpus() -> bool:
+    try:
+        return len(os.sched_getaffinity(0)) > 1
+    except AttributeError:  # NOTE: not on every platform
+        return (os.cpu_count() or 1) > 1
+
+
+#: Whether hashes run on threads of their own: with one CPU a thread only adds hand-overs.
+THREADED = _several_cpus()
+
+
 class BackgroundHash:
     """A ``hashlib`` hash fed from the calling thread and computed on another.
 
     The thread starts with the first chunk and ends with :meth:`hexdigest` or
-    :meth:`close`; a hash that is never fed starts no thread.
+    :meth:`close`; a hash that is never fed starts no thread. With ``threaded`` false the
+    chunks are hashed as they are given, on the calling thread.
     """
 
-    def __init__(self, algorithm: str, ahead: int = AHEAD) -> None:
+    def __init__(self, algorithm: str, ahead: int = AHEAD, threaded: bool = THREADED) -> None:
+        self._threaded = threaded
         self._hash = hashlib.new(algorithm)
         self.name: str = self._hash.name
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=ahead)
@@ -38,6 +53,9 @@ class BackgroundHash:
         if self._digest is not None or self._closed:
             raise ValueError("the hash is already final or closed")
         if not data:
+            return
+        if not self._threaded:
+            self._hash.update(data)
             return
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="scan-hash", daemon=True)

@@ -125,17 +125,18 @@ def test_several_gzip_members_are_one_layer():
     stream.close()
 
 
-def test_the_background_hash_is_the_hash_of_the_chunks_in_order():
+@pytest.mark.parametrize("threaded", [True, False])
+def test_the_background_hash_is_the_hash_of_the_chunks_in_order(threaded):
     rng = random.Random(7)
     parts = [rng.randbytes(rng.choice([1, 100, 5000, 300_000])) for _ in range(200)]
-    running = BackgroundHash("sha512", ahead=1)
+    running = BackgroundHash("sha512", ahead=1, threaded=threaded)
     for part in parts:
         running.update(part)
     assert running.hexdigest() == hashlib.sha512(b"".join(parts)).hexdigest()
     assert hash_threads() == []
     with pytest.raises(ValueError, match="final"):
         running.update(b"more")
-    stopped = BackgroundHash("sha256")
+    stopped = BackgroundHash("sha256", threaded=threaded)
     stopped.update(b"x" * 100_000)
     stopped.close()
     assert hash_threads() == []
