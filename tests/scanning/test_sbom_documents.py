@@ -9,9 +9,13 @@ and SPDX's validator accept both documents.
 
 from __future__ import annotations
 
+import gc
 import json
+import weakref
 from datetime import UTC, datetime
 
+from cyclonedx.model.bom import Bom
+from cyclonedx.model.component import Component
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 from spdx_tools.spdx.parser.json import json_parser
@@ -19,7 +23,14 @@ from spdx_tools.spdx.validation.document_validator import validate_full_spdx_doc
 
 from core.scan.packages import OsRelease, Package, PackageType
 from core.scan_records import Inventory
-from core.scan_sbom import SbomSubject, cyclonedx, cyclonedx_index, spdx, spdx_index
+from core.scan_sbom import (
+    SbomSubject,
+    _DependencyIndex,
+    cyclonedx,
+    cyclonedx_index,
+    spdx,
+    spdx_index,
+)
 
 IMAGE = "sha256:" + "a" * 64
 OTHER = "sha256:" + "b" * 64
@@ -84,3 +95,16 @@ def test_an_index_document_nests_each_image_with_its_packages(tmp_path):
     path = tmp_path / "index.spdx.json"
     path.write_bytes(spdx_index(subject(INDEX), images))
     assert validate_full_spdx_document(json_parser.parse_from_file(str(path))) == []
+
+
+def test_a_rendered_documents_objects_are_freed_without_a_collection():
+    gc.disable()
+    try:
+        bom = Bom()
+        _DependencyIndex(bom)
+        bom.register_dependency(Component(name="root", bom_ref="root"), [])
+        freed = weakref.ref(bom)
+        del bom
+        assert freed() is None
+    finally:
+        gc.enable()
