@@ -185,12 +185,19 @@ class Analyzer:
         for index, layer in enumerate(layers):
             layer_digest = str(layer.get("digest", ""))
             compression = _compression(str(layer.get("mediaType", "")), layer_digest)
-            stream = LayerStream(source.blob(layer_digest), layer_digest, compression, budget)
-            tree = read_layer(
-                stream, index, view, self._interest, budget, kept, settings.max_file_bytes
-            )
             expected = diff_ids[index] if index < len(diff_ids) else ""
-            if expected.startswith("sha256:") and expected[7:] != stream.diff_hasher.hexdigest():
+            checked = expected.startswith("sha256:")
+            stream = LayerStream(
+                source.blob(layer_digest), layer_digest, compression, budget, diff_id=checked
+            )
+            try:
+                tree = read_layer(
+                    stream, index, view, self._interest, budget, kept, settings.max_file_bytes
+                )
+                diff_id = stream.diff_id()
+            finally:
+                stream.close()
+            if checked and expected[7:] != diff_id:
                 raise ScanFailedError(
                     f"layer {layer_digest} does not match the config's diff_id {expected}"
                 )

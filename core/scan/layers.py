@@ -1,10 +1,10 @@
 """Read one layer's tar stream into a :class:`LayerTree`, keeping what analyzers need.
 
-The tar is read sequentially (``r|``) straight from the decompressing stream; nothing is
-extracted. For each regular file an :class:`Interest` decides what to keep: its bytes
-(package databases and metadata, bounded), or what a stream-time parser takes from it
-(Go build info from ELF files, packages of Java archives, the rpm database), so large
-files never stay in memory.
+The tar is read sequentially straight from the decompressing stream (forward seeks pass
+over the bodies nobody reads); nothing is extracted. For each regular file an
+:class:`Interest` decides what to keep: its bytes (package databases and metadata,
+bounded), or what a stream-time parser takes from it (Go build info from ELF files,
+packages of Java archives, the rpm database), so large files never stay in memory.
 """
 
 from __future__ import annotations
@@ -85,7 +85,8 @@ def read_layer(
     """Read layer ``index`` into a tree (hard links resolve against the view below too)."""
     tree = LayerTree(index)
     try:
-        with tarfile.open(fileobj=stream, mode="r|") as archive:
+        # NOTE: "r:" reads the stream as a file: passing over a body is one forward seek
+        with tarfile.open(fileobj=stream, mode="r:") as archive:
             for member in archive:
                 budget.spend_entry()
                 _add_member(archive, member, tree, view, interest, kept, max_file_bytes)
