@@ -62,6 +62,7 @@ from api.webhook_wiring import with_webhook_hooks
 from api.write_guard import authenticated_writes
 from cli.composition import compose
 from core.pipeline import Hooks
+from core.request_spans import RequestSpanSink
 from core.settings import Settings
 from core.version import moorage_version
 
@@ -115,6 +116,7 @@ def create_app(
     shortcuts: bool = True,
     hooks: Hooks | None = None,
     access_lines: AccessLines | None = None,
+    request_spans: RequestSpanSink | None = None,
 ) -> Litestar:
     """The whole HTTP application of ``settings``, on a composition root of its own.
 
@@ -122,7 +124,11 @@ def create_app(
     as the process. See :func:`build_app` for the keyword arguments.
     """
     return build_app(
-        build_registry(settings), shortcuts=shortcuts, hooks=hooks, access_lines=access_lines
+        build_registry(settings),
+        shortcuts=shortcuts,
+        hooks=hooks,
+        access_lines=access_lines,
+        request_spans=request_spans,
     )
 
 
@@ -132,6 +138,7 @@ def build_app(
     shortcuts: bool = True,
     hooks: Hooks | None = None,
     access_lines: AccessLines | None = None,
+    request_spans: RequestSpanSink | None = None,
 ) -> Litestar:
     """The whole HTTP application: OCI data plane, token service, management API, health.
 
@@ -141,8 +148,10 @@ def build_app(
     manifest fast path (``api.manifest_shortcut``), so every request takes the full path;
     the answers, and what the hooks see, are the same either way. ``access_lines`` writes
     the access log when it is on (default: through :mod:`logging`; ``cli.access_lines``).
+    ``request_spans`` takes the sampled requests' spans when tracing is on (``cli.tracing``;
+    without one, requests are not traced).
     """
-    observer = build_observer(registry.settings.observability, access_lines)
+    observer = build_observer(registry.settings.observability, access_lines, request_spans)
     if observer.metrics is not None:
         observer.metrics.upload_hash_resumable.set(1 if registry.uploads.hashes.resumable else 0)
         registry.uploads.hashes.measure(observer.metrics)

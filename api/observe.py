@@ -25,6 +25,7 @@ from api.tracing import RequestTracer, Span
 from core.observability_settings import ObservabilitySettings
 from core.pipeline import Hooks, OCIRequest, OCIRoute
 from core.request_context import CURRENT, RequestContext
+from core.request_spans import RequestSpanSink
 
 access_log = logging.getLogger("moorage.access")
 
@@ -98,11 +99,13 @@ class RequestObserver:
         self.tracer = tracer
 
     def close(self) -> None:
-        """Write what the access lines and metrics still hold (the app shuts down)."""
+        """Write what the access lines, metrics and request spans still hold (shutdown)."""
         if self.access is not None:
             self.access.close()
         if self.metrics is not None:
             self.metrics.close()
+        if self.tracer is not None:
+            self.tracer.close()
 
     def around(self, hooks: Hooks) -> Hooks:
         """``hooks`` with this observer's start hook first and end hook last."""
@@ -121,7 +124,9 @@ class RequestObserver:
         span = (
             None
             if self.tracer is None
-            else self.tracer.start(request.method, operation, request.headers, context)
+            else self.tracer.start(
+                request.method, operation, request.headers, context, current=False
+            )
         )
         request.notes[_STATE] = _Observed(time.perf_counter(), context, upload, span)
         if self.metrics is not None:
@@ -210,15 +215,22 @@ def _record(
 
 
 def build_observer(
-    settings: ObservabilitySettings, access_lines: AccessLines | None = None
+    settings: ObservabilitySettings,
+    access_lines: AccessLines | None = None,
+    request_spans: RequestSpanSink | None = None,
 ) -> RequestObserver:
-    """The observer an app's settings ask for (tracing uses the process's tracer provider).
+    """The observer an app's settings ask for.
 
     ``access_lines`` writes the access lines when they are on (default: through logging).
-    With tracing on but no SDK tracer provider installed in the process, nothing is traced.
+    Sampled requests' spans go to ``request_spans``; with tracing on but no sink, nothing
+    is traced.
     """
     metrics = ApiMetrics() if settings.metrics.enabled else None
     tracing = settings.tracing
-    tracer = RequestTracer.of_provider(tracing.sample_ratio) if tracing.enabled else None
+    tracer = (
+        RequestTracer(request_spans, tracing.sample_ratio)
+        if tracing.enabled and request_spans is not None
+        else None
+    )
     access = (access_lines or LoggedAccess()) if settings.logs.access else None
     return RequestObserver(metrics, access=access, tracer=tracer)

@@ -11,6 +11,7 @@ by tag from 32 clients (``--clients``):
   to a receiver in this process that decodes and counts the spans;
 * ``tracing10``: the same with one trace in ten sampled (the README's example);
 * ``tracing1``: the same with one trace in a hundred sampled;
+* ``tracing0``: tracing on, nothing sampled (what tracing costs a request it does not trace);
 * ``metrics`` and ``access``: one of the two alone, to tell their costs apart.
 
 The issue's figure is what metrics and tracing add: each configuration against ``access``
@@ -51,7 +52,6 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -62,7 +62,7 @@ from bench.client import Credentials, RegistryClient, Target
 from bench.procmem import ProcFs, process_tree
 from bench.runner import log
 from tests.services.moorage import REPO_ROOT, MoorageServer, start_moorage
-from tests.services.process import LOOPBACK
+from tests.services.otlp import OtlpReceiver
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -94,6 +94,10 @@ CONFIGS: Final[dict[str, dict[str, str]]] = {
         f"{_OBSERVABILITY}TRACING__ENABLED": "true",
         f"{_OBSERVABILITY}TRACING__SAMPLE_RATIO": "0.01",
     },
+    "tracing0": {
+        f"{_OBSERVABILITY}TRACING__ENABLED": "true",
+        f"{_OBSERVABILITY}TRACING__SAMPLE_RATIO": "0.0",
+    },
 }
 DEFAULT_CONFIGS: Final = ("off", "access", "defaults", "tracing10", "tracing")
 #: The suffix of a configuration run from the ``--compare`` source tree.
@@ -108,43 +112,24 @@ class SpanReceiver:
         self.spans = 0
         self.exports = 0
         self._lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                request = ExportTraceServiceRequest()
-                request.ParseFromString(body)
-                receiver.add(
-                    sum(len(s.spans) for r in request.resource_spans for s in r.scope_spans)
-                )
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                del args
-
-        self.server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
+        self._receiver = OtlpReceiver(self._add)
 
     @property
     def url(self) -> str:
         """The ``/v1/traces`` URL to export to."""
-        return f"http://{LOOPBACK}:{self.server.server_port}/v1/traces"
+        return self._receiver.url
 
-    def add(self, spans: int) -> None:
-        """Count one export of ``spans`` spans."""
+    def _add(self, headers: Mapping[str, str], request: ExportTraceServiceRequest) -> None:
+        """Count one export."""
+        del headers
+        spans = sum(len(s.spans) for r in request.resource_spans for s in r.scope_spans)
         with self._lock:
             self.spans += spans
             self.exports += 1
 
     def close(self) -> None:
         """Stop serving."""
-        self.server.shutdown()
-        self.server.server_close()
+        self._receiver.close()
 
 
 @dataclass

@@ -31,8 +31,6 @@ from datetime import UTC, datetime
 from json.encoder import encode_basestring
 from typing import IO, TYPE_CHECKING, Final
 
-from opentelemetry import trace
-
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -60,19 +58,15 @@ class JsonAccessLines:
     logger's level and ``disabled`` flag govern them as they govern records.
     """
 
-    def __init__(
-        self, stream: IO[str], *, trace_ids: bool = True, flush_seconds: float = FLUSH_SECONDS
-    ) -> None:
+    def __init__(self, stream: IO[str], *, flush_seconds: float = FLUSH_SECONDS) -> None:
         """Write to ``stream``'s file descriptor.
 
-        ``trace_ids=False`` (tracing off: no span is ever valid) skips looking for the
-        current span.
+        A sampled request's line carries its span's ids (``RequestContext.span``).
 
         Raises:
             OSError: If ``stream`` has no file descriptor (``io.UnsupportedOperation``).
         """
         self._fd = stream.fileno()
-        self._trace_ids = trace_ids
         self._flush_seconds = flush_seconds
         self._logger = logging.getLogger(ACCESS_LOGGER)
         self._second = -1
@@ -112,11 +106,12 @@ class JsonAccessLines:
         where = _escape(path)
         principal = context.principal
         who = f', "principal": {_escape(principal)}' if principal else ""
-        ids = ""
-        if self._trace_ids:
-            span = trace.get_current_span().get_span_context()
-            if span.is_valid:
-                ids = f', "trace_id": "{span.trace_id:032x}", "span_id": "{span.span_id:016x}"'
+        span = context.span
+        ids = (
+            ""
+            if span is None
+            else f', "trace_id": "{span.trace_id:032x}", "span_id": "{span.span_id:016x}"'
+        )
         # NOTE: escaping works character by character, so the message's escaped text is
         # the escaped method and path joined as they are in the message.
         return (

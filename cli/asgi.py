@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Final
 from adapters.config_file import load_settings
 from api.app import create_app
 from cli.logs import configure_logging
-from cli.tracing import configure_tracing
+from cli.tracing import configure_tracing, request_spans
 
 if TYPE_CHECKING:
     from litestar import Litestar
@@ -51,8 +51,9 @@ def app() -> Litestar:
     _die_with_parent()
     settings = load_settings()
     observability = settings.observability
-    access_lines = configure_logging(observability.logs, trace_ids=observability.tracing.enabled)
-    configure_tracing(settings.observability.tracing, "api")
-    built = create_app(settings, access_lines=access_lines)
+    access_lines = configure_logging(observability.logs)
+    configure_tracing(observability.tracing, "api")
+    spans = request_spans(observability.tracing)
+    built = create_app(settings, access_lines=access_lines, request_spans=spans)
     _log.info("API worker process %d built its app", os.getpid())
     return built

@@ -27,7 +27,7 @@ from cli.outbox_task import installation_subscribers
 from cli.signals import exit_on_sigterm, stop_on_signals
 from cli.startup import prepare_installation
 from cli.temporal_dev import SupervisedDevServer
-from cli.tracing import configure_tracing
+from cli.tracing import configure_tracing, request_spans
 from cli.uvicorn_limits import limited_config
 from cli.wiring import build_activities
 from cli.worker import run_worker
@@ -113,7 +113,7 @@ async def _serve_api_and_worker(
     root = compose(with_local_url(settings, listen))
     server = uvicorn.Server(
         limited_config(
-            build_app(root.registry()),
+            build_app(root.registry(), request_spans=request_spans(settings.observability.tracing)),
             host=listen.host,
             port=listen.port,
             limits=settings.server,

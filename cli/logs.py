@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 from opentelemetry import trace
+from opentelemetry.trace import SpanContext
 
 from cli.access_lines import JsonAccessLines
 from core.observability_settings import LogSettings
@@ -49,8 +50,10 @@ def _context(record: logging.LogRecord) -> dict[str, Any]:
         principal = request.principal
         if principal:
             fields["principal"] = principal
-    span = trace.get_current_span().get_span_context()
-    if span.is_valid:
+    span: SpanContext | None = trace.get_current_span().get_span_context()
+    if span is not None and not span.is_valid:  # the request's own span, where it is not current
+        span = request.span if request is not None else None
+    if span is not None and span.is_valid:
         fields["trace_id"] = format(span.trace_id, "032x")
         fields["span_id"] = format(span.span_id, "016x")
     for name in _EXTRAS:
@@ -102,7 +105,6 @@ def configure_logging(
     *,
     default_format: Literal["json", "console"] = "json",
     replace: bool = True,
-    trace_ids: bool = True,
 ) -> JsonAccessLines | None:
     """Send every log record of the process to stderr in the configured format.
 
@@ -111,7 +113,6 @@ def configure_logging(
         default_format: The format when ``settings.format`` is unset.
         replace: Replace handlers already installed; ``False`` leaves a configured
             process (an embedding program, a test runner) as it is.
-        trace_ids: Whether spans can be current (tracing on): access lines look for one.
 
     Returns:
         The writer of JSON access lines on the same stderr, for the app
@@ -136,7 +137,7 @@ def configure_logging(
     if chosen != "json":
         return None
     try:
-        return JsonAccessLines(sys.stderr, trace_ids=trace_ids)
+        return JsonAccessLines(sys.stderr)
     except (AttributeError, OSError, ValueError):  # NOTE: io.UnsupportedOperation is an OSError
         return None
 

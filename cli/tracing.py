@@ -5,8 +5,10 @@ first span, never in a parent that forks (the batch processor's thread does not 
 a fork). Temporal clients made afterwards carry the tracing interceptor
 (``adapters.temporal_client``).
 
-The API's request spans are sampled and made by ``api.tracing`` with this provider's
-span processors and resource; the ratio is the same setting.
+The API's request spans are sampled and made by ``api.tracing`` and exported by
+:func:`request_spans` (``adapters.otlp_request_spans``: the same endpoint, headers,
+resource and ``OTEL_*`` batch and exporter variables, without the SDK's per-span
+objects); the ratio is the same setting.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
+from adapters.otlp_request_spans import ExportOptions, OtlpRequestSpans
+from adapters.otlp_span_encoding import RequestSpanEncoder
+from api.tracing import SCOPE_NAME
 from core.observability_settings import TracingSettings
 
 logger = logging.getLogger(__name__)
@@ -66,3 +71,20 @@ def configure_tracing(settings: TracingSettings, component: str) -> TracerProvid
     trace.set_tracer_provider(provider)
     logger.info("tracing to %s (sampling %.0f%%)", settings.endpoint, settings.sample_ratio * 100)
     return provider
+
+
+def request_spans(settings: TracingSettings) -> OtlpRequestSpans | None:
+    """The exporter of the API's request spans, started (``None``: tracing is off).
+
+    Uses the resource of the tracer provider :func:`configure_tracing` installed in this
+    process; without one (tracing off, or someone else's provider) there is none.
+    """
+    provider = trace.get_tracer_provider()
+    if not settings.enabled or not isinstance(provider, TracerProvider):
+        return None
+    resource = provider.resource
+    encoder = RequestSpanEncoder(
+        dict(resource.attributes), SCOPE_NAME, resource_schema_url=resource.schema_url
+    )
+    options = ExportOptions.from_environment(settings.endpoint, settings.headers)
+    return OtlpRequestSpans(encoder, options)

@@ -12,6 +12,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry.trace import SpanContext
+
 from core.access import Identity
 
 
@@ -28,6 +30,10 @@ class RequestContext:
     #: With tracing on, a request that is not sampled: the ``traceparent`` its client sent
     #: (not sampled either) or ``""``; work it hands on stays unsampled (``core.trace_context``).
     unsampled: str | None = None
+    #: With tracing on, a sampled request's server span: its ids for log lines and for the
+    #: work it hands on (``core.trace_context``). On the ``/v2`` path the span is not made
+    #: current in OpenTelemetry's context (``api.tracing``); this is where it is found.
+    span: SpanContext | None = None
 
     @property
     def principal(self) -> str:

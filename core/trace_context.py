@@ -26,12 +26,21 @@ TRACE_KEY: Final = "trace"
 
 
 def current_carrier() -> dict[str, str]:
-    """The current trace context as headers (empty outside a traced request or span)."""
+    """The current trace context as headers (empty outside a traced request or span).
+
+    The current OpenTelemetry span's, else the request's own span (``RequestContext.span``).
+    """
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     if "traceparent" not in carrier:
         request = CURRENT.get()
-        if request is not None and request.unsampled is not None:
+        if request is not None and request.span is not None:
+            span = request.span
+            flags = int(span.trace_flags)
+            carrier["traceparent"] = f"00-{span.trace_id:032x}-{span.span_id:016x}-{flags:02x}"
+            if span.trace_state:
+                carrier["tracestate"] = span.trace_state.to_header()
+        elif request is not None and request.unsampled is not None:
             carrier["traceparent"] = request.unsampled or unsampled_traceparent()
     return carrier
 

@@ -13,20 +13,19 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
 )
 
 from tests.services.moorage import REPO_ROOT, start_moorage
-from tests.services.process import LOOPBACK, spawn
+from tests.services.otlp import OtlpReceiver
+from tests.services.process import spawn
 from tests.services.temporal import TemporalServer
 
 pytestmark = pytest.mark.integration
@@ -45,37 +44,19 @@ class ReceivedSpan:
 
 
 class Receiver:
-    """An OTLP/HTTP traces endpoint (``POST /v1/traces``, protobuf) keeping what arrives."""
+    """An OTLP/HTTP traces endpoint keeping the spans that arrive."""
 
     def __init__(self) -> None:
         self.spans: list[ReceivedSpan] = []
         self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                request = ExportTraceServiceRequest()
-                request.ParseFromString(body)
-                receiver.add(request)
-                answer = ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200 if self.path == "/v1/traces" else 404)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args: object) -> None:
-                del args
-
-        self.server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.endpoint = OtlpReceiver(self.add)
 
     @property
     def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.server.server_port}/v1/traces"
+        return self.endpoint.url
 
-    def add(self, request: ExportTraceServiceRequest) -> None:
+    def add(self, headers: Mapping[str, str], request: ExportTraceServiceRequest) -> None:
+        del headers
         with self.lock:
             for resource_spans in request.resource_spans:
                 attributes = {
@@ -101,10 +82,8 @@ class Receiver:
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     receiver = Receiver()
-    receiver.thread.start()
     yield receiver
-    receiver.server.shutdown()
-    receiver.server.server_close()
+    receiver.endpoint.close()
 
 
 def _complete(spans: list[ReceivedSpan]) -> bool:

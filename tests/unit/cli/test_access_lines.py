@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import SpanContext
 
 from cli.access_lines import FLUSH_LINES, JsonAccessLines
 from cli.logs import JsonFormatter
@@ -91,18 +92,19 @@ def test_a_line_is_what_the_json_formatter_writes(
     assert lines.line(context, 200, seconds, path, now) == expected + "\n"
 
 
-def test_a_line_in_a_span_carries_its_trace_and_span_ids(
+def test_a_line_of_a_sampled_request_carries_its_trace_and_span_ids(
     output: tuple[JsonAccessLines, Path],
 ) -> None:
     lines, _ = output
     context = RequestContext("traced", MANIFEST, "HEAD", {})
-    tracer = TracerProvider().get_tracer("test")
-    with tracer.start_as_current_span("GET /v2/") as span:
-        line = lines.line(context, 404, 0.5, "/v2/a/b/manifests/c", 1764779000.5)
-        expected = _formatted(context, 404, 0.5, "/v2/a/b/manifests/c", 1764779000.5)
+    context.span = SpanContext(0x4BF92F3577B34DA6A3CE929D0E0E4736, 0xF067AA0BA902B7, False)
+    line = lines.line(context, 404, 0.5, "/v2/a/b/manifests/c", 1764779000.5)
+    # The same ids as a log record of the request gets, where the span is not current.
+    expected = _formatted(context, 404, 0.5, "/v2/a/b/manifests/c", 1764779000.5)
     assert line == expected + "\n"
     document = json.loads(line)
-    assert document["trace_id"] == format(span.get_span_context().trace_id, "032x")
+    assert document["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert document["span_id"] == "00f067aa0ba902b7"
 
 
 def test_every_buffered_line_is_written_on_close(
@@ -180,9 +182,10 @@ def test_a_forked_child_writes_none_of_its_parents_lines(
     assert sorted(ids) == ["child", "parent"]
 
 
-def test_without_tracing_no_span_is_looked_for(tmp_path: Path) -> None:
+def test_a_line_names_the_requests_span_not_whatever_is_current(tmp_path: Path) -> None:
+    """An unsampled request's line has no ids, even inside someone else's span."""
     with (tmp_path / "stderr").open("w", encoding="utf-8") as stream:
-        lines = JsonAccessLines(stream, trace_ids=False)
+        lines = JsonAccessLines(stream)
         tracer = TracerProvider().get_tracer("test")
         with tracer.start_as_current_span("GET /v2/"):
             line = lines.line(RequestContext("r", MANIFEST, "GET", {}), 200, 0.1, "/v2/", 1.5)
