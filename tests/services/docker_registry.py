@@ -71,6 +71,9 @@ def _storage(
             "secure": s3.endpoint_url.startswith("https:"),
             "v4auth": True,
             "rootdirectory": s3.root_directory,
+            # NOTE: distribution v3 addresses buckets by host name unless told otherwise
+            # (2.8 uses the path whenever an endpoint is given); loopback has no such names.
+            "forcepathstyle": True,
         }
     if not redirect:
         storage["redirect"] = {"disable": True}
