@@ -7,8 +7,10 @@ or trusted-issuer JWTs. Failures are throttled per username and client address, 
 per username from all addresses at a higher limit (a password-spraying client cannot
 lock out other users sharing its address). The counts are shared by all API processes
 (``core.login_limit``); a successful login clears its username-and-address count.
-Disabled, expired, revoked or deleted credentials stop working at once: nothing here
-is cached.
+Disabled, expired, revoked or deleted credentials stop working at once: the account,
+robot or token record is read on every request. Only the slow hash's successes are
+remembered for a short while (``core.passwords.RECENT``), keyed by the stored hash and
+the secret, so a changed secret never matches a remembered one.
 """
 
 from __future__ import annotations

@@ -130,6 +130,17 @@ def test_recent_verifications_skip_only_repeated_successes(
     assert expired.verify("right", stored)
     assert expired.verify("right", stored)
     assert calls[-2:] == ["right", "right"]
+    other = hash_password("other")  # the password was changed
+    assert not recent.verify("right", other)
+    assert calls[-1] == "right"
+    bounded = passwords.RecentVerifications(ttl_seconds=60, max_entries=2)
+    hashes = [hash_password(f"pw{index}") for index in range(3)]
+    for index, each in enumerate(hashes):
+        assert bounded.verify(f"pw{index}", each)
+    del calls[:]
+    assert bounded.verify("pw2", hashes[2])  # the newest is remembered
+    assert bounded.verify("pw0", hashes[0])  # the oldest made room for it (bounded memory)
+    assert calls == ["pw0"]
 
 
 def test_a_token_may_live_longer_than_the_service_lifetime_when_asked() -> None:
