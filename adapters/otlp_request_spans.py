@@ -216,8 +216,11 @@ class OtlpRequestSpans:
         """
         self._encoder = encoder
         self._options = options
-        self._poster = None if post is not None else OtlpPoster(options)
-        self._post = post if post is not None else self._poster_post
+        self._poster: OtlpPoster | None = None
+        if post is None:
+            self._poster = OtlpPoster(options)
+            post = self._poster.post
+        self._post = post
         self._queue: deque[FinishedSpan] = deque()
         self._wake = threading.Event()
         self._closing = threading.Event()
@@ -227,10 +230,6 @@ class OtlpRequestSpans:
         self._dropped_logged = 0.0
         self._thread = threading.Thread(target=self._run, name="moorage-otlp-spans", daemon=True)
         self._thread.start()
-
-    def _poster_post(self, body: bytes) -> tuple[int, float | None]:
-        assert self._poster is not None  # noqa: S101 - set whenever no post was given
-        return self._poster.post(body)
 
     def add(self, span: FinishedSpan, /) -> None:
         """Queue one span (dropped when the queue is full or the sink is closed)."""

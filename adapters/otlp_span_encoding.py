@@ -65,6 +65,15 @@ def _field(field: int, payload: bytes) -> bytes:
     return _tag(field, _LEN) + _varint(len(payload)) + payload
 
 
+#: The fixed-size fields of ``Span``: tag and length of the ids, tags of the rest.
+_TRACE_ID: Final = _tag(1, _LEN) + _varint(16)
+_SPAN_ID: Final = _tag(2, _LEN) + _varint(8)
+_PARENT_SPAN_ID: Final = _tag(4, _LEN) + _varint(8)
+_START: Final = 7 << 3 | _FIXED64
+_END: Final = 8 << 3 | _FIXED64
+_FLAGS_TAG: Final = _tag(16, _FIXED32)
+
+
 def _string_attribute(key: str, value: str) -> bytes:
     """A ``KeyValue`` (field 9 of ``Span``) with a string value."""
     any_value = _field(1, value.encode())
@@ -135,23 +144,20 @@ class RequestSpanEncoder:
         return _field(1, resource_spans)
 
     def _span(self, span: FinishedSpan) -> bytes:
-        parts = [b"\x0a\x10", span.trace_id.to_bytes(16, "big"), b"\x12\x08"]
+        parts = [_TRACE_ID, span.trace_id.to_bytes(16, "big"), _SPAN_ID]
         parts.append(span.span_id.to_bytes(8, "big"))
         if span.trace_state:
             parts.append(_field(3, span.trace_state.encode()))
         flags = _HAS_IS_REMOTE
         if span.parent_span_id:
-            parts.append(b"\x22\x08")
+            parts.append(_PARENT_SPAN_ID)
             parts.append(span.parent_span_id.to_bytes(8, "big"))
             if span.parent_remote:
                 flags |= _IS_REMOTE
         parts.append(self._template(span.method, span.route))
-        # start_time_unix_nano (7) and end_time_unix_nano (8), fixed64 each
-        parts.append(
-            _FIXED64_PAIR.pack(7 << 3 | _FIXED64, span.start_ns, 8 << 3 | _FIXED64, span.end_ns)
-        )
+        parts.append(_FIXED64_PAIR.pack(_START, span.start_ns, _END, span.end_ns))
         parts.append(self._status(span.status))
-        parts.append(b"\x85\x01")  # flags (16), fixed32
+        parts.append(_FLAGS_TAG)
         parts.append(_FLAGS.pack(flags))
         return b"".join(parts)
 

@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 from opentelemetry import trace
-from opentelemetry.trace import SpanContext
 
 from cli.access_lines import JsonAccessLines
 from core.observability_settings import LogSettings
@@ -50,10 +49,10 @@ def _context(record: logging.LogRecord) -> dict[str, Any]:
         principal = request.principal
         if principal:
             fields["principal"] = principal
-    span: SpanContext | None = trace.get_current_span().get_span_context()
-    if span is not None and not span.is_valid:  # the request's own span, where it is not current
-        span = request.span if request is not None else None
-    if span is not None and span.is_valid:
+    span = trace.get_current_span().get_span_context()
+    if not span.is_valid and request is not None and request.span is not None:
+        span = request.span  # the request's own span, where it is not made current
+    if span.is_valid:
         fields["trace_id"] = format(span.trace_id, "032x")
         fields["span_id"] = format(span.span_id, "016x")
     for name in _EXTRAS:

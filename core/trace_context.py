@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Final
 
-from opentelemetry import context, propagate
+from opentelemetry import context, propagate, trace
 
 from core.request_context import CURRENT
 
@@ -35,11 +35,8 @@ def current_carrier() -> dict[str, str]:
     if "traceparent" not in carrier:
         request = CURRENT.get()
         if request is not None and request.span is not None:
-            span = request.span
-            flags = int(span.trace_flags)
-            carrier["traceparent"] = f"00-{span.trace_id:032x}-{span.span_id:016x}-{flags:02x}"
-            if span.trace_state:
-                carrier["tracestate"] = span.trace_state.to_header()
+            own = trace.set_span_in_context(trace.NonRecordingSpan(request.span))
+            propagate.inject(carrier, context=own)
         elif request is not None and request.unsampled is not None:
             carrier["traceparent"] = request.unsampled or unsampled_traceparent()
     return carrier
