@@ -38,7 +38,7 @@ from typing import Final
 from urllib.parse import unquote, urlsplit
 
 from adapters.otlp_span_encoding import RequestSpanEncoder
-from core.request_spans import FinishedSpan
+from core.request_spans import RequestSpan
 
 logger = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ class OtlpRequestSpans:
             self._poster = OtlpPoster(options)
             post = self._poster.post
         self._post = post
-        self._queue: deque[FinishedSpan] = deque()
+        self._queue: deque[RequestSpan] = deque()
         self._wake = threading.Event()
         self._closing = threading.Event()
         self._sleep = sleep or self._closing.wait
@@ -231,7 +231,7 @@ class OtlpRequestSpans:
         self._thread = threading.Thread(target=self._run, name="moorage-otlp-spans", daemon=True)
         self._thread.start()
 
-    def add(self, span: FinishedSpan, /) -> None:
+    def add(self, span: RequestSpan, /) -> None:
         """Queue one span (dropped when the queue is full or the sink is closed)."""
         queue = self._queue
         if len(queue) >= self._options.max_queue or self._closing.is_set():

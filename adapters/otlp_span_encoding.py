@@ -27,7 +27,7 @@ from opentelemetry.proto.common.v1.common_pb2 import (
 )
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
-from core.request_spans import SERVER_ERROR, FinishedSpan
+from core.request_spans import SERVER_ERROR, RequestSpan
 
 #: Wire types.
 _LEN: Final = 2
@@ -137,13 +137,13 @@ class RequestSpanEncoder:
         self._templates: dict[tuple[str, str], bytes] = {}
         self._statuses: dict[int, bytes] = {}
 
-    def encode(self, spans: Iterable[FinishedSpan]) -> bytes:
+    def encode(self, spans: Iterable[RequestSpan]) -> bytes:
         """One ``ExportTraceServiceRequest`` holding ``spans``."""
         scope_spans = self._scope + b"".join([_field(2, self._span(span)) for span in spans])
         resource_spans = self._resource + _field(2, scope_spans) + self._resource_schema
         return _field(1, resource_spans)
 
-    def _span(self, span: FinishedSpan) -> bytes:
+    def _span(self, span: RequestSpan) -> bytes:
         parts = [_TRACE_ID, span.trace_id.to_bytes(16, "big"), _SPAN_ID]
         parts.append(span.span_id.to_bytes(8, "big"))
         if span.trace_state:

@@ -13,11 +13,12 @@ one look through its headers and, without a ``traceparent``, one random number: 
 no context change, no ids. It only notes its decision in its request context, so work it
 hands on through the outbox stays unsampled downstream (``core.trace_context``).
 
-A sampled request's span is not an SDK span object: the request keeps its ids and start
-time in its request context (``RequestContext.span``: what log lines and the outbox read)
-and at the end hands one :class:`~core.request_spans.FinishedSpan` to the process's sink
-(``adapters.otlp_request_spans``: batched and exported over OTLP in a thread of the
-process), with what the SDK's span would have exported. Only where a request may start
+A sampled request's span is not an SDK span object but one plain record
+(:class:`~core.request_spans.RequestSpan`): the request keeps it in its request context
+(``RequestContext.span``: what log lines and the outbox read) and at the end hands it to
+the process's sink (``adapters.otlp_request_spans``: batched and exported over OTLP in a
+thread of the process), with what the SDK's span would have exported. No OpenTelemetry
+object is made for it unless something asks for one. Only where a request may start
 SDK spans of its own (the management API's Temporal calls: ``current=True``) is the span
 also made current in OpenTelemetry's context, as a non-recording span, so those become
 its children; on the ``/v2`` path that costs about 12 us of server CPU a request.
@@ -33,10 +34,10 @@ from typing import Final
 
 from opentelemetry import context, propagate, trace
 from opentelemetry.context import Context
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+from opentelemetry.trace import NonRecordingSpan, TraceFlags
 
 from core.request_context import RequestContext
-from core.request_spans import FinishedSpan, RequestSpanSink
+from core.request_spans import RequestSpan, RequestSpanSink
 
 #: The tracer (instrumentation scope) name of request spans.
 SCOPE_NAME: Final = "moorage.api"
@@ -45,59 +46,56 @@ _TRACESTATE: Final = b"tracestate"
 #: Trace ids below which the ratio sampler samples: the low 64 bits, as the SDK's.
 _ID_LIMIT: Final = (1 << 64) - 1
 #: Flags of a new root trace: sampled, and its id random (W3C level 2, as the SDK sets).
-_ROOT_FLAGS: Final = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
-_SAMPLED_CHILD: Final = TraceFlags(TraceFlags.SAMPLED)
-_RANDOM_CHILD: Final = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
+_ROOT_FLAGS: Final = TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID
+_SAMPLED_CHILD: Final = TraceFlags.SAMPLED
+_RANDOM_CHILD: Final = TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID
 
 
-class Span:
-    """A sampled request's span, current until :meth:`finish`."""
+class Span(RequestSpan):
+    """A sampled request's span, open until :meth:`finish` hands it to the sink."""
 
-    __slots__ = ("_context", "_method", "_parent", "_route", "_sink", "_started", "_token")
+    __slots__ = ("_sink", "_token")
 
     def __init__(
         self,
         sink: RequestSpanSink,
         method: str,
         route: str,
-        span_context: SpanContext,
-        parent: SpanContext | None,
-        token: Token[Context] | None,
+        trace_id: int,
+        span_id: int,
+        flags: int,
+        parent_span_id: int,
+        trace_state: str,
     ) -> None:
+        RequestSpan.__init__(
+            self,
+            method,
+            route,
+            trace_id,
+            span_id,
+            parent_span_id,
+            parent_span_id != 0,  # a parent is always a client's (remote)
+            trace_state,
+            time.time_ns(),
+            0,
+            0,
+            flags,
+        )
         self._sink = sink
-        self._method = method
-        self._route = route
-        self._context = span_context
-        self._parent = parent
-        self._token = token
-        self._started = time.time_ns()
+        self._token: Token[Context] | None = None
 
-    @property
-    def span_context(self) -> SpanContext:
-        """The span's trace id, span id and flags."""
-        return self._context
+    def make_current(self, parent: Context | None) -> None:
+        """Make the span current in OpenTelemetry's context (as a non-recording span)."""
+        span = NonRecordingSpan(self.span_context())
+        self._token = context.attach(trace.set_span_in_context(span, parent))
 
     def finish(self, status: int) -> None:
         """Record the status sent, make the previous context current, hand on the span."""
-        ended = time.time_ns()
+        self.end_ns = time.time_ns()
+        self.status = status
         if self._token is not None:
             context.detach(self._token)
-        span_context = self._context
-        parent = self._parent
-        self._sink.add(
-            FinishedSpan(
-                self._method,
-                self._route,
-                span_context.trace_id,
-                span_context.span_id,
-                0 if parent is None else parent.span_id,
-                parent is not None and parent.is_remote,
-                span_context.trace_state.to_header() if span_context.trace_state else "",
-                self._started,
-                ended,
-                status,
-            )
-        )
+        self._sink.add(self)
 
 
 class RequestTracer:
@@ -150,14 +148,11 @@ class RequestTracer:
         if (trace_id & _ID_LIMIT) >= self._bound or not trace_id:
             request.unsampled = ""
             return None
-        span_context = SpanContext(trace_id, self._span_id(), False, _ROOT_FLAGS)
-        request.span = span_context
-        token = (
-            context.attach(trace.set_span_in_context(NonRecordingSpan(span_context)))
-            if current
-            else None
-        )
-        return Span(self.sink, method, route, span_context, None, token)
+        span = Span(self.sink, method, route, trace_id, self._span_id(), _ROOT_FLAGS, 0, "")
+        request.span = span
+        if current:
+            span.make_current(None)
+        return span
 
     def _continued(
         self,
@@ -181,16 +176,14 @@ class RequestTracer:
             request.unsampled = carrier["traceparent"]
             return None
         flags = _RANDOM_CHILD if parent.trace_flags.random_trace_id else _SAMPLED_CHILD
-        span_context = SpanContext(
-            parent.trace_id, self._span_id(), False, flags, trace_state=parent.trace_state
+        state = parent.trace_state.to_header() if parent.trace_state else ""
+        span = Span(
+            self.sink, method, route, parent.trace_id, self._span_id(), flags, parent.span_id, state
         )
-        request.span = span_context
-        token = (
-            context.attach(trace.set_span_in_context(NonRecordingSpan(span_context), extracted))
-            if current
-            else None
-        )
-        return Span(self.sink, method, route, span_context, parent, token)
+        request.span = span
+        if current:
+            span.make_current(extracted)
+        return span
 
     def _span_id(self) -> int:
         span_id = self._bits(64)

@@ -50,11 +50,12 @@ def _context(record: logging.LogRecord) -> dict[str, Any]:
         if principal:
             fields["principal"] = principal
     span = trace.get_current_span().get_span_context()
-    if not span.is_valid and request is not None and request.span is not None:
-        span = request.span  # the request's own span, where it is not made current
     if span.is_valid:
         fields["trace_id"] = format(span.trace_id, "032x")
         fields["span_id"] = format(span.span_id, "016x")
+    elif request is not None and request.span is not None:  # not made current (``/v2``)
+        fields["trace_id"] = format(request.span.trace_id, "032x")
+        fields["span_id"] = format(request.span.span_id, "016x")
     for name in _EXTRAS:
         value = record.__dict__.get(name)
         if value is not None:

@@ -12,9 +12,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry.trace import SpanContext
-
 from core.access import Identity
+from core.request_spans import RequestSpan
 
 
 @dataclass(slots=True)
@@ -33,7 +32,7 @@ class RequestContext:
     #: With tracing on, a sampled request's server span: its ids for log lines and for the
     #: work it hands on (``core.trace_context``). On the ``/v2`` path the span is not made
     #: current in OpenTelemetry's context (``api.tracing``); this is where it is found.
-    span: SpanContext | None = None
+    span: RequestSpan | None = None
 
     @property
     def principal(self) -> str:

@@ -35,7 +35,7 @@ def current_carrier() -> dict[str, str]:
     if "traceparent" not in carrier:
         request = CURRENT.get()
         if request is not None and request.span is not None:
-            own = trace.set_span_in_context(trace.NonRecordingSpan(request.span))
+            own = trace.set_span_in_context(trace.NonRecordingSpan(request.span.span_context()))
             propagate.inject(carrier, context=own)
         elif request is not None and request.unsampled is not None:
             carrier["traceparent"] = request.unsampled or unsampled_traceparent()

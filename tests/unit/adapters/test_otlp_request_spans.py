@@ -10,15 +10,15 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from adapters.otlp_request_spans import ExportOptions, OtlpRequestSpans, parse_headers
 from adapters.otlp_span_encoding import RequestSpanEncoder
-from core.request_spans import FinishedSpan
+from core.request_spans import RequestSpan
 from tests.services.otlp import OtlpReceiver
 
 ROUTE = "/v2/{name}/manifests/{reference}"
 ENCODER = RequestSpanEncoder({"service.name": "moorage"}, "moorage.api")
 
 
-def _span(number: int) -> FinishedSpan:
-    return FinishedSpan("GET", ROUTE, number + 1, number + 1, 0, False, "", 1, 2, 200)
+def _span(number: int) -> RequestSpan:
+    return RequestSpan("GET", ROUTE, number + 1, number + 1, 0, False, "", 1, 2, 200)
 
 
 def _span_ids(body: bytes) -> list[int]:

@@ -11,7 +11,7 @@ from opentelemetry.trace import SpanContext, SpanKind, TraceFlags, TraceState
 from opentelemetry.trace.status import Status, StatusCode
 
 from adapters.otlp_span_encoding import RequestSpanEncoder
-from core.request_spans import FinishedSpan
+from core.request_spans import RequestSpan
 
 RESOURCE = Resource.create(
     {
@@ -28,7 +28,7 @@ SCOPE = "moorage.api"
 MANIFEST = "/v2/{name}/manifests/{reference}"
 
 
-def _sdk_span(span: FinishedSpan) -> ReadableSpan:
+def _sdk_span(span: RequestSpan) -> ReadableSpan:
     """The span the SDK would have exported for ``span``."""
     state = TraceState(
         [tuple(item.split("=", 1)) for item in span.trace_state.split(",")]  # type: ignore[misc]
@@ -67,15 +67,15 @@ def _decoded(body: bytes) -> ExportTraceServiceRequest:
 
 SPANS = [
     # a new trace
-    FinishedSpan("GET", MANIFEST, (1 << 127) | 5, 1, 0, False, "", 1_700_000_000_000_000_000,
+    RequestSpan("GET", MANIFEST, (1 << 127) | 5, 1, 0, False, "", 1_700_000_000_000_000_000,
                  1_700_000_000_002_500_000, 200),
     # a client's trace, with its tracestate, answered with a server error
-    FinishedSpan("PUT", MANIFEST, 0x4BF92F3577B34DA6A3CE929D0E0E4736, (1 << 64) - 1,
+    RequestSpan("PUT", MANIFEST, 0x4BF92F3577B34DA6A3CE929D0E0E4736, (1 << 64) - 1,
                  0x00F067AA0BA902B7, True, "vendor=abc,other=x", 1, 2, 503),
     # another route and status, ids with leading zero bytes
-    FinishedSpan("POST", "/api/v1/system/gc/", 7, 9, 3, True, "", 10**18, 10**18 + 1, 202),
+    RequestSpan("POST", "/api/v1/system/gc/", 7, 9, 3, True, "", 10**18, 10**18 + 1, 202),
     # the first template again (cached), a 4xx is not an error
-    FinishedSpan("GET", MANIFEST, 42, 43, 0, False, "", 5, 6, 404),
+    RequestSpan("GET", MANIFEST, 42, 43, 0, False, "", 5, 6, 404),
 ]  # fmt: skip
 
 

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.trace import SpanContext
 
 from cli.access_lines import FLUSH_LINES, JsonAccessLines
 from cli.logs import JsonFormatter
 from core.access import Identity
 from core.request_context import CURRENT, RequestContext
+from core.request_spans import RequestSpan
 
 MANIFEST = "/v2/{name}/manifests/{reference}"
 
@@ -97,7 +97,9 @@ def test_a_line_of_a_sampled_request_carries_its_trace_and_span_ids(
 ) -> None:
     lines, _ = output
     context = RequestContext("traced", MANIFEST, "HEAD", {})
-    context.span = SpanContext(0x4BF92F3577B34DA6A3CE929D0E0E4736, 0xF067AA0BA902B7, False)
+    context.span = RequestSpan(
+        "HEAD", MANIFEST, 0x4BF92F3577B34DA6A3CE929D0E0E4736, 0xF067AA0BA902B7, 0, False, "", 1
+    )
     line = lines.line(context, 404, 0.5, "/v2/a/b/manifests/c", 1764779000.5)
     # The same ids as a log record of the request gets, where the span is not current.
     expected = _formatted(context, 404, 0.5, "/v2/a/b/manifests/c", 1764779000.5)
