@@ -66,7 +66,11 @@ class ReviewQueueRepository(Protocol):
     def touch_blob_reviews(
         self, project_id: int, digests: list[str], review_after: datetime
     ) -> None:
-        """Postpone pending reviews of these blobs, taking their row locks."""
+        """Postpone pending reviews of these blobs, taking their row locks in digest order.
+
+        The order holds whatever indexes the table has or plan the database picks, so
+        concurrent re-arms of the same blobs queue on one another and never deadlock.
+        """
 
     def blob_tombstoned(self, project_id: int, digest: str) -> bool:
         """Whether GC is deleting this blob's object (locks the review row)."""
@@ -80,7 +84,8 @@ class ReviewQueueRepository(Protocol):
 
     def touch_manifest_reviews(
         self, repository_id: int, digests: list[str], review_after: datetime
-    ) -> None: ...
+    ) -> None:
+        """Postpone pending reviews of these manifests, taking their row locks in digest order."""
 
 
 class CollectorRepository(Protocol):

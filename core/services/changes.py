@@ -44,7 +44,10 @@ class ChangeRecorder:
         blobs: list[str],
         manifests: list[str],
     ) -> None:
-        """Postpone pending reviews of what a push is about to reference (takes row locks)."""
+        """Postpone pending reviews of what a push is about to reference (takes row locks).
+
+        The blob rows are locked before the manifest rows, each in digest order.
+        """
         after = self.review_after()
         if blobs:
             session.reviews.touch_blob_reviews(repository.project_id, sorted(blobs), after)
@@ -83,18 +86,20 @@ class ChangeRecorder:
         """Queue what the deleted manifest referenced, and its referrers; write the event.
 
         Its referrers (signatures, SBOMs, ...) lost their subject: GC collects them once due.
+        The review rows are written (and so locked) in digest order, blobs then manifests,
+        as every writer of several review rows does, so concurrent deletions sharing blobs
+        cannot deadlock on them.
         """
         blobs, children = references
-        for blob in blobs:
+        for blob in sorted(blobs):
             self.blob_may_be_unreferenced(session, repository, blob, events.MANIFEST_DELETE)
-        for child in children:
-            self.manifest_may_be_unreferenced(
-                session, repository, child, events.MANIFEST_LIST_DELETE
-            )
-        for referrer in session.manifests.referrers(repository.id, digest, None):
-            self.manifest_may_be_unreferenced(
-                session, repository, referrer.digest, events.MANIFEST_DELETE
-            )
+        manifests = [(child, events.MANIFEST_LIST_DELETE) for child in children] + [
+            (referrer.digest, events.MANIFEST_DELETE)
+            for referrer in session.manifests.referrers(repository.id, digest, None)
+        ]
+        # NOTE: stable: a child that is also a referrer is queued as a child, then re-armed.
+        for manifest, event in sorted(manifests, key=lambda queued: queued[0]):
+            self.manifest_may_be_unreferenced(session, repository, manifest, event)
         self.event(session, events.MANIFEST_DELETED, repository, digest=digest, data=by)
 
     @staticmethod

@@ -62,7 +62,11 @@ class GcBlobReview(SQLModel, table=True):
     """A blob that may have lost its last reference; ``state`` is ``review`` or ``deleting``."""
 
     __tablename__ = "gc_blob_review"
-    __table_args__ = (Index("ix_gc_blob_review_due", "review_after"),)
+    __table_args__ = (
+        Index("ix_gc_blob_review_due", "review_after"),
+        #: The collector's batches: oldest due reviews, and tombstones (migration 0027).
+        Index("ix_gc_blob_review_queue", "state", "queued_at"),
+    )
     project_id: int = Field(primary_key=True)
     digest: str = Field(primary_key=True, max_length=200)
     #: Tenant key of the project, kept so a tombstone can finish after the project row goes.

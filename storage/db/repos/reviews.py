@@ -3,6 +3,15 @@
 On PostgreSQL the collector takes due rows with ``FOR UPDATE SKIP LOCKED`` and the
 push path locks the same rows (``UPDATE``) before it reads what they protect; on
 SQLite every write transaction holds the database's write lock, which serialises both.
+
+Lock order: a statement here that may wait for the locks of several review rows takes
+them in digest order, whatever plan the database picks (an ``UPDATE`` otherwise locks
+its rows in the order of the index or heap it scans, and that order moves as the rows
+are updated: two pushes of one image then each hold a row the other waits for). The
+re-arm of a push (``touch_*_reviews``) locks its rows with ``SELECT ... ORDER BY digest
+FOR UPDATE`` in the same statement as its ``UPDATE``. The collector's writes change
+only rows it already holds (its ``SKIP LOCKED`` reads never wait), so they cannot close
+a cycle; they still go in digest order, a chunk at a time.
 """
 
 from __future__ import annotations
@@ -11,7 +20,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, exists, select, update
+from sqlalchemy import Column, Table, bindparam, delete, exists, select, update
 
 from core.control_records import QUARANTINED, BlobReview, ManifestReview
 from storage.db.control_tables import GcBlobReview, GcManifestReview, GcOrphan
@@ -51,24 +60,43 @@ _BLOB_REVIEW_COLUMNS = (
     BLOB_REVIEW.c.size,
 )
 
+
+def _touch_statement(table: Table, owner: Column[Any], dialect: str, *pending: Any) -> Any:
+    """Re-arm the reviews of the ``digests`` of ``owner`` that match ``pending``.
+
+    On PostgreSQL the rows are locked in digest order first (a materialised
+    ``SELECT ... ORDER BY digest FOR UPDATE`` that the ``UPDATE`` joins), in the same
+    statement and snapshot, so it re-arms exactly the rows a plain ``UPDATE`` would. On
+    SQLite the database's write lock serialises writers: a plain ``UPDATE``.
+    """
+    where = (owner == bindparam("owner"), in_list(table.c.digest, "digests", dialect), *pending)
+    values: dict[str, Any] = {"queued_at": bindparam("now"), "review_after": bindparam("after")}
+    if dialect != "postgresql":
+        return update(table).where(*where).values(values)
+    locked = (
+        select(owner.label("owner"), table.c.digest)
+        .where(*where)
+        .order_by(table.c.digest)
+        .with_for_update()
+        .cte("locked")
+        .prefix_with("MATERIALIZED")
+    )
+    return (
+        update(table)
+        .where(owner == locked.c.owner, table.c.digest == locked.c.digest)
+        .values(values)
+    )
+
+
 # NOTE: the statements a manifest push runs are built once (see ``storage.db.repos.manifests``).
 _TOUCH_BLOB_REVIEWS = {
-    dialect: update(BLOB_REVIEW)
-    .where(
-        BLOB_REVIEW.c.project_id == bindparam("owner"),
-        in_list(BLOB_REVIEW.c.digest, "digests", dialect),
-        BLOB_REVIEW.c.state == "review",
+    dialect: _touch_statement(
+        BLOB_REVIEW, BLOB_REVIEW.c.project_id, dialect, BLOB_REVIEW.c.state == "review"
     )
-    .values(queued_at=bindparam("now"), review_after=bindparam("after"))
     for dialect in DIALECTS
 }
 _TOUCH_MANIFEST_REVIEWS = {
-    dialect: update(MANIFEST_REVIEW)
-    .where(
-        MANIFEST_REVIEW.c.repository_id == bindparam("owner"),
-        in_list(MANIFEST_REVIEW.c.digest, "digests", dialect),
-    )
-    .values(queued_at=bindparam("now"), review_after=bindparam("after"))
+    dialect: _touch_statement(MANIFEST_REVIEW, MANIFEST_REVIEW.c.repository_id, dialect)
     for dialect in DIALECTS
 }
 _BLOB_REVIEW = RecordMap(BlobReview, select(*_BLOB_REVIEW_COLUMNS))
@@ -238,7 +266,7 @@ class SqlCollector(SqlRepository):
         )
         rows = [
             {"tomb_project": project_id, "tomb_digest": digest, "tomb_size": size}
-            for digest, size in sizes.items()
+            for digest, size in sorted(sizes.items())
         ]
         self._c.execute(statement, rows)
 
@@ -352,5 +380,7 @@ _CHUNK = 500
 
 
 def _chunks(digests: list[str]) -> Iterator[list[str]]:
-    for start in range(0, len(digests), _CHUNK):
-        yield digests[start : start + _CHUNK]
+    """``digests`` in digest order, ``_CHUNK`` at a time (the lock order, see the module)."""
+    ordered = sorted(digests)
+    for start in range(0, len(ordered), _CHUNK):
+        yield ordered[start : start + _CHUNK]
