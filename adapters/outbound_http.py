@@ -11,6 +11,7 @@ are ignored, and response bodies are read up to a limit.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -39,6 +40,12 @@ KEEPALIVE = 20
 #: A read never returns more than has arrived, so small responses are unaffected.
 READ_BYTES = 1024 * 1024
 httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = READ_BYTES
+#: The most of a response's unread rest read when a caller leaves it, so that its
+#: connection goes back to the pool (a response closed before its end closes its
+#: connection; a longer rest is cheaper to drop with the connection than to read).
+DRAIN_BYTES = 64 * 1024
+#: Statuses whose answers never have a body.
+_BODYLESS = frozenset({204, 304})
 
 
 async def resolve_host(host: str, port: int) -> Sequence[str]:
@@ -62,6 +69,14 @@ class OutboundResponse:
     headers: httpx.Headers
     body: bytes
     truncated: bool
+
+
+def _short_rest(method: str, response: httpx.Response) -> bool:
+    """Whether the unread rest of ``response`` is known to be at most :data:`DRAIN_BYTES`."""
+    if method == "HEAD" or response.status_code in _BODYLESS:
+        return True
+    length = response.headers.get("content-length", "")
+    return length.isdigit() and int(length) <= DRAIN_BYTES
 
 
 class OutboundClient:
@@ -130,11 +145,19 @@ class OutboundClient:
         headers: Mapping[str, str] | None = None,
         content: bytes | None = None,
     ) -> AsyncIterator[httpx.Response]:
-        """Send a request to a checked address and yield the unread response."""
+        """Send a request to a checked address and yield the unread response.
+
+        When the caller leaves without reading the response's end (a ``HEAD``, an
+        error's short body), a short rest is read here, so its connection is kept for the
+        next request instead of being closed (a new connection for every ``HEAD``).
+        """
         request = await self._pinned(method, url, headers, content)
         response = await self._client.send(request, stream=True)
         try:
             yield response
+            if not response.is_stream_consumed and _short_rest(method, response):
+                with contextlib.suppress(httpx.HTTPError, OSError):
+                    await response.aread()
         finally:
             await response.aclose()
 

@@ -12,6 +12,9 @@ twice each way, side by side:
 
 The second run of each finds everything in place ("nothing new"). The defaults make about
 300 blobs and 1 GiB. Results are printed as JSON; nothing here asserts on time.
+``--nothing-new N`` runs the pull policy N times after its first run (default 1; the
+extra runs cost little and give a median of one site, ``moorage_nothing_new_seconds``);
+``--output FILE`` appends the result as one JSON line (with ``--label``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import json
 import os
 import secrets
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -53,8 +57,10 @@ def populate(source: DockerRegistry, images: int, layers: int, layer_bytes: int)
     return names
 
 
-def moorage_runs(site: Site, source: DockerRegistry, concurrency: int) -> list[float]:
-    """Seconds of two runs of a pull policy over the set."""
+def moorage_runs(
+    site: Site, source: DockerRegistry, concurrency: int, nothing_new: int = 1
+) -> list[float]:
+    """Seconds of the runs of a pull policy over the set: the first, then ``nothing_new``."""
     with site.client() as client:
         name = f"bench-{secrets.token_hex(3)}"
         body = {"name": name, "url": source.url, "type": "distribution"}
@@ -79,7 +85,7 @@ def moorage_runs(site: Site, source: DockerRegistry, concurrency: int) -> list[f
         warm.raise_for_status()
         run_policy(client, warm.json()["id"], POLL)  # the worker polls: time copies, not its start
         times = []
-        for _ in range(2):
+        for _ in range(1 + nothing_new):
             started = time.perf_counter()
             done = run_policy(client, made.json()["id"], POLL)
             times.append(time.perf_counter() - started)
@@ -123,6 +129,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--layers", type=int, default=6)
     parser.add_argument("--layer-kib", type=int, default=3400)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--nothing-new", type=int, default=1, help="Moorage runs after the first")
+    parser.add_argument("--output", type=Path, help="append the result here as a JSON line")
+    parser.add_argument("--label", default="", help="the result's `code` field in --output")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-replication-"))
     started: list[Any] = []
@@ -136,7 +145,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         site = start_site(work / "moorage", temporal.address, MOORAGE_REPLICATION__CHUNK_SIZE=chunk)
         started.append(site)
         names = populate(source, args.images, args.layers, args.layer_kib * 1024)
-        moorage = moorage_runs(site, source, args.concurrency)
+        runs = moorage_runs(site, source, args.concurrency, max(args.nothing_new, 1))
+        moorage = runs[:2]
         skopeo = skopeo_runs(site, source, names, work)
         with httpx.Client(base_url=site.url, auth=site.auth, timeout=60) as client:
             catalog = client.get("/v2/_catalog", params={"n": 10000}).json()["repositories"]
@@ -148,10 +158,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "skopeo_sync_seconds": skopeo,
             "first_run_speedup": skopeo[0] / moorage[0],
             "nothing_new_speedup": skopeo[1] / moorage[1],
+            "moorage_nothing_new_seconds": runs[1:],
+            "nothing_new_median_speedup": skopeo[1] / statistics.median(runs[1:]),
             "repl_repositories": sum(1 for r in catalog if r.startswith("repl/")),
             "sync_repositories": sum(1 for r in catalog if r.startswith("sync/")),
         }
         print(json.dumps(result, indent=2))
+        if args.output is not None:
+            with args.output.open("a", encoding="utf-8") as out:
+                out.write(json.dumps({"code": args.label, **result}) + "\n")
         return result
     finally:
         for item in reversed(started):

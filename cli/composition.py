@@ -369,7 +369,7 @@ class Composition:
             settings.replication,
             settings.limits.manifest_max_bytes,
             self.clock.now,
-            local_digest=self.manifests.digest_of,
+            local_digests=self.manifests.tag_digests,
         )
 
     @cached_property

@@ -249,6 +249,13 @@ class TagRepository(Protocol):
     def target(self, repository_id: int, tag: str) -> str | None:
         """The digest a tag points at, if the tag exists."""
 
+    def named_targets(self, repository: str, tags: list[str]) -> dict[str, str]:
+        """The digest each of ``tags`` points at in the repository named ``repository``.
+
+        Tags that do not exist there (or a repository that does not exist) are left out.
+        One statement, so every answer comes from the same snapshot.
+        """
+
     def of_manifest(self, repository_id: int, digest: str) -> list[str]:
         """The tags pointing at a manifest."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -70,8 +70,9 @@ class ReplicationRunner:
         clients: The two sides' registry clients.
         settings: Chunk size, referrer depth, the worker's bandwidth cap.
         manifest_max_bytes: Largest manifest accepted from a source.
-        local_digest: The digest a tag of this installation names (``None``: no such
-            tag), read from its own store; planning a pull asks it instead of ``HEAD``.
+        local_digests: The digests tags of a repository of this installation name (tags
+            naming none left out), read from its own store in one read; planning a pull
+            asks it once per repository instead of a ``HEAD`` per tag.
     """
 
     def __init__(
@@ -81,10 +82,10 @@ class ReplicationRunner:
         settings: ReplicationSettings,
         manifest_max_bytes: int,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        local_digest: Callable[[str, str], str | None] | None = None,
+        local_digests: Callable[[str, list[str]], Mapping[str, str]] | None = None,
     ) -> None:
         self._store, self._clients, self._settings = store, clients, settings
-        self._local_digest = local_digest
+        self._local_digests = local_digests
         self._manifest_max = manifest_max_bytes
         self._now = clock
         self._mounts: dict[str, _BoundedMounts] = {}
@@ -188,8 +189,10 @@ class ReplicationRunner:
                 for tag in sorted(tags)
                 if policy.selects(repository, tag)
             ]
+            local = self._local_tags(policy, target, planned)
             settled = (
-                self._settle(policy, source, destination, task, tags, gate) for task in planned
+                self._settle(policy, source, destination, task, tags, gate, local)
+                for task in planned
             )
             return list(await asyncio.gather(*settled))
 
@@ -203,12 +206,14 @@ class ReplicationRunner:
         task: PlannedTask,
         tags: frozenset[str],
         gate: asyncio.Semaphore,
+        local: asyncio.Future[Mapping[str, str]] | None,
     ) -> PlannedTask:
         """The task, marked when its artifact is in place already.
 
         A run with nothing new then starts no copy at all. Both sides are asked at once
         (``HEAD``); a pull's destination is this installation, whose own store answers
-        without a request when the runner has it (``local_digest``). A subject with
+        without a request when the runner has it (``local``: one read for the repository's
+        planned tags, shared by its tasks). A subject with
         referrers at the source is never marked: its copy checks them. The source's tags
         were just listed (``tags``), so referrers kept under tags (the referrers tag
         schema, cosign's ``.sig``/``.att``/``.sbom``) are found in that list, not asked for.
@@ -217,7 +222,7 @@ class ReplicationRunner:
             try:
                 there, here = await asyncio.gather(
                     source.head_manifest(task.source, task.reference),
-                    self._destination_digest(policy, destination, task),
+                    self._destination_digest(destination, task, local),
                 )
                 if here is None or there.digest != here:
                     return task
@@ -229,12 +234,28 @@ class ReplicationRunner:
                 return task
             return replace(task, digest=there.digest, in_place=True)
 
+    def _local_tags(
+        self, policy: ReplicationPolicy, repository: str, planned: list[PlannedTask]
+    ) -> asyncio.Future[Mapping[str, str]] | None:
+        """The read of the planned tags' digests in this installation's ``repository``.
+
+        Started at once (one read on a worker thread for all of them) when the
+        destination is this installation's store; ``None`` when it is asked by ``HEAD``.
+        """
+        if policy.direction is not Direction.PULL or self._local_digests is None or not planned:
+            return None
+        tags = [task.reference for task in planned]
+        return asyncio.ensure_future(asyncio.to_thread(self._local_digests, repository, tags))
+
+    @staticmethod
     async def _destination_digest(
-        self, policy: ReplicationPolicy, destination: ReplicaRegistry, task: PlannedTask
+        destination: ReplicaRegistry,
+        task: PlannedTask,
+        local: asyncio.Future[Mapping[str, str]] | None,
     ) -> str | None:
         """The digest the destination's tag names (``None``: none here, as far as known)."""
-        if policy.direction is Direction.PULL and self._local_digest is not None:
-            return await asyncio.to_thread(self._local_digest, task.destination, task.reference)
+        if local is not None:
+            return (await local).get(task.reference)
         return (await destination.head_manifest(task.destination, task.reference)).digest
 
     async def copy(

@@ -13,7 +13,7 @@ updates leave the tag on exactly one of the pushed manifests (the last committed
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ from core.access import Identity
 from core.digests import Digest
 from core.errors import OCIErrorCode, RegistryError
 from core.manifests import ManifestRules, check_blobs, check_children, parse_manifest
-from core.names import Reference, RepositoryName
+from core.names import Reference, RepositoryName, is_valid_tag
 from core.ports import Metadata, NowaitReads, ReadWouldWait, UnitOfWork
 from core.pulls import PullRecorder
 from core.records import ManifestRecord, NewManifest, RepositoryRecord
@@ -96,16 +96,25 @@ class ManifestService:
             found = session.manifests.named(str(name), *_digest_or_tag(reference))
         return _found(name, reference, found)
 
-    def digest_of(self, repository: str, reference: str) -> str | None:
-        """The digest ``reference`` names in ``repository``; ``None`` when it names none.
+    def tag_digests(self, repository: str, tags: Collection[str]) -> dict[str, str]:
+        """The digest each of ``tags`` names in ``repository``; tags naming none are left out.
 
-        What a ``HEAD`` of the manifest would answer, read from the store (replication
-        planning a pull into this installation asks it instead of its own ``/v2``).
+        What a ``HEAD`` of each tag's manifest would answer, read from the store for many
+        tags of one repository at once (replication planning a pull into this
+        installation asks it instead of its own ``/v2``, once per repository): one
+        statement in one read transaction, so the answers reflect a single committed
+        state. A repository or tag name that is not valid names nothing; ``tags`` are tag
+        names only (a digest among them names nothing here).
         """
         try:
-            return self.read(RepositoryName.parse(repository), Reference.parse(reference)).digest
+            name = str(RepositoryName.parse(repository))
         except RegistryError:
-            return None
+            return {}
+        wanted = sorted({t for t in tags if is_valid_tag(t)})
+        if not wanted:
+            return {}
+        with self._metadata.read() as session:
+            return session.tags.named_targets(name, wanted)
 
     def read_nowait(self, name: RepositoryName, reference: Reference) -> ManifestRecord | None:
         """:meth:`read` if it can run without waiting, else ``None`` (nothing was read).

@@ -122,3 +122,32 @@ def test_repository_lookup_without_waiting(reads: Reads, oci: OCIClient, repo: s
         return
     assert repositories.find_nowait(name) == found
     assert repositories.find_nowait(RepositoryName.parse(f"{repo}-absent")) is None
+
+
+def test_tag_digests_of_a_repository_in_one_read(reads: Reads, oci: OCIClient, repo: str) -> None:
+    """Replication planning's read of a repository's tags: what a ``HEAD`` of each answers."""
+    first = oci.push_image(repo, "v1")
+    second = oci.push_image(repo, "v2")
+    assert oci.put_manifest(repo, "also-v1", first.payload).status_code == 201
+    oci.push_image(f"{repo}-other", "v3")
+    manifests = reads.manifests
+    wanted = ["v1", "v2", "also-v1", "v3", "missing", "Not:A-Tag", first.digest]
+    assert manifests.tag_digests(repo, wanted) == {
+        "v1": first.digest,
+        "v2": second.digest,
+        "also-v1": first.digest,
+    }
+    name = RepositoryName.parse(repo)
+    for tag, digest in manifests.tag_digests(repo, wanted).items():
+        assert manifests.read(name, Reference.parse(tag)).digest == digest
+    # A tag moved to another manifest answers the new digest; a deleted tag none.
+    assert oci.put_manifest(repo, "v1", second.payload).status_code == 201
+    deleted = oci.request("DELETE", f"/v2/{repo}/manifests/{first.digest}", repo)
+    assert deleted.status_code == 202, deleted.text
+    assert manifests.tag_digests(repo, ["v1", "v2", "also-v1"]) == {
+        "v1": second.digest,
+        "v2": second.digest,
+    }
+    assert manifests.tag_digests(f"{repo}-absent", ["v1"]) == {}
+    assert manifests.tag_digests("Not A Name", ["v1"]) == {}
+    assert manifests.tag_digests(repo, []) == {}

@@ -7,7 +7,9 @@ from typing import Any
 from sqlalchemy import Executable, bindparam, delete, select
 
 from storage.db.repos.base import SqlRepository, dialect_inserts, now, table_of
+from storage.db.repos.repositories import REPOSITORY
 from storage.db.tables import Manifest, Tag
+from storage.db.value_lists import DIALECTS, in_list, list_value
 
 TAG, _MANIFEST = table_of(Tag), table_of(Manifest)
 
@@ -16,6 +18,18 @@ _Q_TAG_TARGET = (
     .join(TAG, TAG.c.manifest_id == _MANIFEST.c.id)
     .where(TAG.c.repository_id == bindparam("repository_id"), TAG.c.name == bindparam("tag"))
 )
+
+#: The digests of a list of tags of a repository named by its name: one indexed statement.
+_Q_NAMED_TARGETS = {
+    dialect: select(TAG.c.name, _MANIFEST.c.digest)
+    .select_from(
+        REPOSITORY.join(TAG, TAG.c.repository_id == REPOSITORY.c.id).join(
+            _MANIFEST, _MANIFEST.c.id == TAG.c.manifest_id
+        )
+    )
+    .where(REPOSITORY.c.name == bindparam("name"), in_list(TAG.c.name, "tags", dialect))
+    for dialect in DIALECTS
+}
 
 _Q_DELETE_TAG = delete(TAG).where(
     TAG.c.repository_id == bindparam("repository_id"), TAG.c.name == bindparam("tag")
@@ -71,6 +85,11 @@ class SqlTags(SqlRepository):
         params = {"repository_id": repository_id, "tag": tag}
         digest: str | None = self._c.execute(_Q_TAG_TARGET, params).scalar()
         return digest
+
+    def named_targets(self, repository: str, tags: list[str]) -> dict[str, str]:
+        params = {"name": repository, "tags": list_value(self._dialect, tags)}
+        rows = self._c.execute(_Q_NAMED_TARGETS[self._dialect], params)
+        return {row.name: row.digest for row in rows}
 
     def of_manifest(self, repository_id: int, digest: str) -> list[str]:
         query = (

@@ -11,6 +11,8 @@ from adapters.outbound_http import OutboundClient
 from core.outbound import OutboundPolicy, OutboundRefusedError
 
 LOOPBACK = OutboundPolicy.of(["127.0.0.0/8"], allow_http=True)
+#: The client's address and port a request came from (its connection).
+PEER = web.RequestKey("peer", tuple)
 
 
 @pytest.fixture
@@ -19,10 +21,16 @@ async def receiver() -> AsyncIterator[tuple[str, list[web.Request]]]:
 
     async def handle(request: web.Request) -> web.StreamResponse:
         seen.append(request)
+        if request.transport is not None:
+            request[PEER] = request.transport.get_extra_info("peername")
         if request.path == "/redirect":
             raise web.HTTPFound("http://169.254.169.254/latest/meta-data/")
         if request.path == "/big":
             return web.Response(body=b"x" * 10_000)
+        if request.path == "/huge":
+            return web.Response(body=b"x" * 1_000_000)
+        if request.path == "/missing":
+            return web.Response(status=404, text='{"errors": [{"code": "NAME_UNKNOWN"}]}')
         return web.Response(text=request.headers.get("Host", ""))
 
     app = web.Application()
@@ -92,3 +100,26 @@ async def test_redirects_are_returned_not_followed_and_bodies_are_capped(
     assert redirect.headers["location"].startswith("http://169.254.169.254")
     assert (len(big.body), big.truncated) == (100, True)
     assert [r.path for r in seen] == ["/redirect", "/big"]
+
+
+async def test_responses_left_unread_keep_their_connection_when_short(
+    receiver: tuple[str, list[web.Request]],
+) -> None:
+    """A ``HEAD`` or a short error left unread does not cost a new connection each time."""
+    address, seen = receiver
+    client = OutboundClient(LOOPBACK)
+    try:
+        for method, path in [("HEAD", "/a"), ("GET", "/missing"), ("HEAD", "/b"), ("GET", "/c")]:
+            async with client.stream(method, f"http://{address}{path}") as response:
+                assert response.status_code in (200, 404)
+        async with client.stream("GET", f"http://{address}/huge") as response:
+            first = await anext(response.aiter_raw())  # a long rest is not read to keep it
+        after = await client.request("GET", f"http://{address}/d")
+    finally:
+        await client.aclose()
+    assert first
+    assert after.status == 200
+    peers = [r.get(PEER) for r in seen]
+    assert len(peers) == 6
+    assert len(set(peers[:5])) == 1  # one connection for the short ones and the start of /huge
+    assert peers[5] != peers[0]  # /huge's connection was closed with its unread rest
