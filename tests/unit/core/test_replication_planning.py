@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Collection
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from core.replication import (
-    ArtifactKind,
     Direction,
     PlannedTask,
     ReplicationPolicy,
@@ -19,37 +17,23 @@ from core.replication import (
 from core.replication_run import ReplicationRunner
 from core.replication_settings import ReplicationSettings
 from core.upstream_ports import ManifestHead, UpstreamNotFoundError
+from tests.unit.core.replication_fixtures import NOW, replication_policy
 
 if TYPE_CHECKING:
     from core.replication import ReplicationStore
     from core.replication_copy import ReplicaRegistry
     from core.replication_run import ReplicaClients
 
-NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-
 
 def policy(direction: Direction = Direction.PULL, referrers: bool = False) -> ReplicationPolicy:
-    return ReplicationPolicy(
-        id=1,
-        name="p",
-        description="",
-        enabled=True,
+    return replication_policy(
         direction=direction,
         endpoint="upstream",
         repositories="team/**",
-        tags="**",
-        artifact_kind=ArtifactKind.ALL,
         referrers=referrers,
-        flatten=0,
         prefix="mirror",
         trigger=TriggerKind.MANUAL,
-        cron=None,
-        deletions=False,
         override=False,
-        bandwidth_kbps=0,
-        concurrency=4,
-        created_at=NOW,
-        updated_at=NOW,
     )
 
 

@@ -3,46 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from core import events
 from core.replication import (
-    ArtifactKind,
-    Direction,
-    ReplicationPolicy,
     TaskOperation,
-    TriggerKind,
     event_tasks,
     map_name,
 )
+from tests.unit.core.replication_fixtures import replication_policy
 
-
-def _policy(**extra: object) -> ReplicationPolicy:
-    now = datetime.now(UTC)
-    values: dict[str, object] = {
-        "id": 1,
-        "name": "p",
-        "description": "",
-        "enabled": True,
-        "direction": Direction.PUSH,
-        "endpoint": "peer",
-        "repositories": "**",
-        "tags": "**",
-        "artifact_kind": ArtifactKind.ALL,
-        "referrers": True,
-        "flatten": 0,
-        "prefix": "",
-        "trigger": TriggerKind.EVENT,
-        "cron": None,
-        "deletions": False,
-        "override": True,
-        "bandwidth_kbps": 0,
-        "concurrency": 4,
-        "created_at": now,
-        "updated_at": now,
-    }
-    values.update(extra)
-    return ReplicationPolicy(**values)  # type: ignore[arg-type]
+_policy = replication_policy
 
 
 @dataclass(frozen=True)
