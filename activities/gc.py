@@ -31,6 +31,7 @@ from core.control_settings import ControlSettings
 from core.ports import Clock, Metadata
 from core.services import gc_progress
 from core.services.gc import GarbageCollector
+from core.services.gc_overlap import collect_blobs_overlapped
 from core.services.gc_report import GcReport
 from core.services.run_progress import FINISHED, open_run
 
@@ -156,6 +157,9 @@ class GcActivities:
     def gc_collect_blobs(self, params: GcInput) -> GcStepResult:
         """Finish tombstones left by earlier attempts and runs, then review due blobs.
 
+        The deletion of tombstoned objects runs beside the decisions
+        (``core.services.gc_overlap``), and what is left is finished at the end.
+
         Quarantined tombstones (objects a run could not delete) are tried once more per
         attempt; those that fail again stay quarantined and the run goes on.
         """
@@ -168,14 +172,14 @@ class GcActivities:
         batch_size = self._settings.gc_batch_size
         self._gc.finish_tombstones(QUARANTINE_RETRIES, run_id=params.run_id, quarantined=True)
         self._finish_tombstones(batch_size, params.run_id)
-        for _ in range(MAX_BATCHES):
-            batch = self._gc.collect_blobs(
-                self._due(params), batch_size, False, run_id=params.run_id
-            )
-            self._finish_tombstones(batch_size, params.run_id)
-            activity.heartbeat(batch.reviewed)
-            if batch.reviewed == 0:
-                break
+        collect_blobs_overlapped(
+            self._gc,
+            self._due(params),
+            batch_size,
+            max_batches=MAX_BATCHES,
+            run_id=params.run_id,
+            heartbeat=activity.heartbeat,
+        )
         return self._step_result(params.run_id, step)
 
     def _finish_tombstones(self, batch_size: int, run_id: str) -> None:

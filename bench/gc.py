@@ -1,13 +1,13 @@
 """GC throughput and worker memory: blobs reviewed and collected per minute on each backend.
 
-``python -m bench.gc [--blobs N] [--batch B]`` makes ``N`` unreferenced blobs (objects in
-the store, rows linked into a repository, review rows due) plus ``N/4`` referenced ones
-(listed by manifests) on SQLite + filesystem and on PostgreSQL + S3 (SeaweedFS), then
-runs the collector's batches of ``B`` to completion in a fresh worker process, as the GC
-activity does: decide a batch of reviews, then delete the tombstoned objects a batch at a
-time. It prints blobs reviewed and collected per minute and the worker's resident memory
-before the run and at its peak. The fill writes rows in bulk and objects from a thread
-pool, so that it takes less time than the run it prepares; nothing here asserts on time.
+``python -m bench.gc [--blobs N] [--batch B]`` makes ``N`` unreferenced blobs (objects in the store,
+rows linked into a repository, review rows due) plus ``N/4`` referenced ones (listed by manifests)
+on SQLite + filesystem and on PostgreSQL + S3 (SeaweedFS), then runs the collector's batches of
+``B`` to completion in a fresh worker process with the GC activity's loop
+(``core.services.gc_overlap``): batches of reviews decided while the tombstoned objects are deleted
+a batch at a time beside them. It prints blobs reviewed and collected per minute and the worker's
+resident memory before the run and at its peak. The fill writes rows in bulk and objects from a
+thread pool, so that it takes less time than the run it prepares; nothing here asserts on time.
 """
 
 from __future__ import annotations
@@ -27,11 +27,13 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy
 from pydantic import SecretStr
 
+from activities.gc import MAX_BATCHES
 from cli.composition import compose
 from core.control_settings import ControlSettings
 from core.digests import Digest
 from core.names import RepositoryName
 from core.records import NewManifest, RepositoryRecord
+from core.services.gc_overlap import collect_blobs_overlapped
 from core.settings import S3Settings, Settings, StorageBackend
 from storage.db.control_tables import GcBlobReview
 from storage.db.migrate import upgrade
@@ -169,20 +171,10 @@ def collect(settings: Settings, batch: int, tenant: str) -> dict[str, Any]:
         collector = root.collector
         before = _rss_kib("VmRSS")
         Path("/proc/self/clear_refs").write_text("5")  # NOTE: VmHWM restarts from VmRSS
-        reviewed = deleted = kept = 0
         due = datetime.now(UTC) + timedelta(seconds=1)
         start = time.perf_counter()
-        while True:
-            decided = collector.collect_blobs(due, batch, False)
-            while collector.finish_tombstones(batch):
-                pass
-            reviewed, deleted, kept = (
-                reviewed + decided.reviewed,
-                deleted + decided.deleted,
-                kept + decided.kept,
-            )
-            if decided.reviewed == 0:
-                break
+        decided = collect_blobs_overlapped(collector, due, batch, max_batches=MAX_BATCHES)
+        reviewed, deleted, kept = decided.reviewed, decided.deleted, decided.kept
         seconds = time.perf_counter() - start
         peak = _rss_kib("VmHWM")
         left = sum(1 for _ in root.store.list_blobs(tenant))
