@@ -5,7 +5,8 @@ The peers are Debian's ``docker-registry`` (distribution 2.8) and CNCF distribut
 same time and are driven by the same asyncio client; each case runs on one registry after
 the other, alternating the order between repetitions. Results go to stdout as one JSON
 object per line (``ratio`` against the faster peer, ``ratio_<peer>`` against each), then
-as a table.
+as a table. Moorage keeps its metadata in SQLite unless ``--database postgres`` starts a
+PostgreSQL server for it (the peers keep none).
 Run from the repository root: the registries are started by ``tests.services``.
 """
 
@@ -34,6 +35,7 @@ from bench.suite import all_cases
 from tests.services.distribution import start_distribution
 from tests.services.docker_registry import S3Storage, start_docker_registry
 from tests.services.moorage import start_moorage
+from tests.services.postgres import start_postgres
 from tests.services.seaweedfs import start_seaweedfs
 
 if TYPE_CHECKING:
@@ -92,6 +94,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="where both registries keep blobs; s3 starts SeaweedFS's S3 gateway for both",
     )
     parser.add_argument(
+        "--database",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="Moorage's metadata database; postgres starts a PostgreSQL server for it",
+    )
+    parser.add_argument(
         "--s3-redirect",
         action="store_true",
         help="with --backend s3: both registries answer blob GETs with presigned redirects",
@@ -122,6 +130,18 @@ def _start_s3(workdir: Path, stack: contextlib.ExitStack) -> S3Server:
     stack.callback(server.stop)
     log(f"seaweedfs pid {server.pid}, S3 at {server.endpoint_url}")
     return server
+
+
+def _moorage_database_env(
+    args: argparse.Namespace, workdir: Path, stack: contextlib.ExitStack
+) -> dict[str, str]:
+    """Moorage's database settings: SQLite in its data directory, or a PostgreSQL started here."""
+    if args.database != "postgres":
+        return {}
+    postgres = start_postgres(workdir / "postgres")
+    stack.callback(postgres.stop)
+    log(f"postgresql pid {postgres.pid} for moorage")
+    return {"MOORAGE_DATABASE_URL": postgres.create_database("bench_moorage")}
 
 
 def _moorage_storage_env(args: argparse.Namespace, s3: S3Server | None) -> dict[str, str]:
@@ -170,6 +190,7 @@ def _start_targets(
             "MOORAGE_AUTH__ADMIN_PASSWORD": secrets.token_urlsafe(18),
             "MOORAGE_AUTH__CREATE_PROJECT_ON_PUSH": "true",
             **_moorage_storage_env(args, s3),
+            **_moorage_database_env(args, workdir, stack),
         }
         server = start_moorage(moorage_dir, env)
         stack.callback(server.stop)
