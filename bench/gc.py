@@ -1,13 +1,18 @@
 """GC throughput and worker memory: blobs reviewed and collected per minute on each backend.
 
-``python -m bench.gc [--blobs N] [--batch B]`` makes ``N`` unreferenced blobs (objects in the store,
-rows linked into a repository, review rows due) plus ``N/4`` referenced ones (listed by manifests)
-on SQLite + filesystem and on PostgreSQL + S3 (SeaweedFS), then runs the collector's batches of
-``B`` to completion in a fresh worker process with the GC activity's loop
-(``core.services.gc_overlap``): batches of reviews decided while the tombstoned objects are deleted
-a batch at a time beside them. It prints blobs reviewed and collected per minute and the worker's
-resident memory before the run and at its peak. The fill writes rows in bulk and objects from a
-thread pool, so that it takes less time than the run it prepares; nothing here asserts on time.
+``python -m bench.gc [--blobs N] [--batch B]`` makes ``N`` unreferenced blobs (objects in
+the store, rows linked into a repository, review rows due) plus ``N/4`` referenced ones
+(listed by manifests) on SQLite + filesystem and on PostgreSQL + S3 (SeaweedFS), then runs
+the collector's batches of ``B`` to completion in a fresh worker process with the GC
+activity's loop (``core.services.gc_overlap``): batches of reviews decided while the
+tombstoned objects are deleted a batch at a time beside them. It prints blobs reviewed and
+collected per minute and the worker's resident memory before the run and at its peak. The
+fill writes rows in bulk and objects from a thread pool, so that it takes less time than the
+run it prepares; nothing here asserts on time.
+
+``--orphans`` measures the orphan sweep instead: ``N`` live blobs (objects with rows) and
+``N/100`` orphans (objects without), then one ``sweep_orphans`` in a fresh worker process;
+it prints the sweep's time and the worker's resident memory before and at peak.
 """
 
 from __future__ import annotations
@@ -43,8 +48,9 @@ from tests.services.postgres import start_postgres
 from tests.services.seaweedfs import start_seaweedfs
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
+    from cli.composition import Composition
     from core.ports import BlobStore
 
 BACKENDS = ("sqlite-fs", "pg-s3")
@@ -126,35 +132,53 @@ def _reviews(repository: RepositoryRecord, digests: list[str]) -> list[dict[str,
     ]
 
 
-def fill(settings: Settings, count: int) -> dict[str, Any]:
-    """``count`` unreferenced blobs with due reviews and ``count // 4`` referenced ones."""
+def fill(settings: Settings, count: int, *, orphans: bool = False) -> dict[str, Any]:
+    """``count`` unreferenced blobs with due reviews and ``count // 4`` referenced ones.
+
+    With ``orphans``: ``count`` live blobs (objects with rows, no reviews) and
+    ``count // 100`` orphans (objects without rows) instead.
+    """
     root = compose(settings)
     start = time.perf_counter()
     try:
         repository = root.repositories.ensure(
             RepositoryName.parse(f"bench{secrets.token_hex(4)}/app"), create_project=True
         )
-        referenced = count // 4
-        _put_objects(root.store, repository.storage_id, count, "gone")
-        _put_objects(root.store, repository.storage_id, referenced, "kept")
-        _insert_rows(settings, repository, count, "gone", due=True)
-        kept_ids = _insert_rows(settings, repository, referenced, "kept", due=True)
-        for first in range(0, len(kept_ids), MANIFEST_BLOBS):
-            blob_ids = tuple(kept_ids[first : first + MANIFEST_BLOBS])
-            payload = json.dumps({"blobs": blob_ids[0], "n": first}).encode()
-            with root.metadata.write() as session:
-                manifest = NewManifest(
-                    str(Digest.of(payload)), "x", None, None, None, payload, blob_ids, ()
-                )
-                session.manifests.add(repository.id, manifest)
-                session.commit()
+        if orphans:
+            _put_objects(root.store, repository.storage_id, count, "live")
+            _put_objects(root.store, repository.storage_id, count // 100, "orphan")
+            _insert_rows(settings, repository, count, "live", due=False)
+            filled = {"orphans": count // 100}
+        else:
+            filled = {"referenced": _fill_garbage(root, settings, repository, count)}
     finally:
         root.close()
     return {
         "tenant": repository.storage_id,
-        "referenced": referenced,
+        **filled,
         "fill_seconds": round(time.perf_counter() - start, 1),
     }
+
+
+def _fill_garbage(
+    root: Composition, settings: Settings, repository: RepositoryRecord, count: int
+) -> int:
+    """The blob step's fill (see :func:`fill`); how many blobs are referenced."""
+    referenced = count // 4
+    _put_objects(root.store, repository.storage_id, count, "gone")
+    _put_objects(root.store, repository.storage_id, referenced, "kept")
+    _insert_rows(settings, repository, count, "gone", due=True)
+    kept_ids = _insert_rows(settings, repository, referenced, "kept", due=True)
+    for first in range(0, len(kept_ids), MANIFEST_BLOBS):
+        blob_ids = tuple(kept_ids[first : first + MANIFEST_BLOBS])
+        payload = json.dumps({"blobs": blob_ids[0], "n": first}).encode()
+        with root.metadata.write() as session:
+            manifest = NewManifest(
+                str(Digest.of(payload)), "x", None, None, None, payload, blob_ids, ()
+            )
+            session.manifests.add(repository.id, manifest)
+            session.commit()
+    return referenced
 
 
 def _rss_kib(field: str) -> int:
@@ -164,58 +188,90 @@ def _rss_kib(field: str) -> int:
     return 0
 
 
-def collect(settings: Settings, batch: int, tenant: str) -> dict[str, Any]:
-    """The worker's side: run the blob step's batches to completion, as the activity does."""
+def _worker_run(
+    settings: Settings, tenant: str, work: Callable[[Composition], dict[str, int]]
+) -> dict[str, Any]:
+    """Run ``work`` in this process: its counters, seconds, objects left and memory."""
     root = compose(settings)
     try:
-        collector = root.collector
         before = _rss_kib("VmRSS")
         Path("/proc/self/clear_refs").write_text("5")  # NOTE: VmHWM restarts from VmRSS
-        due = datetime.now(UTC) + timedelta(seconds=1)
         start = time.perf_counter()
-        decided = collect_blobs_overlapped(collector, due, batch, max_batches=MAX_BATCHES)
-        reviewed, deleted, kept = decided.reviewed, decided.deleted, decided.kept
+        counters = work(root)
         seconds = time.perf_counter() - start
         peak = _rss_kib("VmHWM")
         left = sum(1 for _ in root.store.list_blobs(tenant))
     finally:
         root.close()
     return {
-        "reviewed": reviewed,
-        "collected": deleted,
-        "kept": kept,
+        **counters,
         "objects_left": left,
-        "seconds": round(seconds, 1),
-        "reviewed_per_minute": round(reviewed / seconds * 60),
-        "collected_per_minute": round(deleted / seconds * 60),
+        "seconds": seconds,
         "worker_rss_before_mib": round(before / 1024, 1),
         "worker_rss_peak_mib": round(peak / 1024, 1),
     }
 
 
-def _in_worker(settings: Settings, batch: int, tenant: str) -> dict[str, Any]:
-    """:func:`collect` in a fresh process (its memory is the worker's alone)."""
+def collect(settings: Settings, batch: int, tenant: str) -> dict[str, Any]:
+    """The worker's side: run the blob step's batches to completion, as the activity does."""
+
+    def work(root: Composition) -> dict[str, int]:
+        collector = root.collector
+        due = datetime.now(UTC) + timedelta(seconds=1)
+        decided = collect_blobs_overlapped(collector, due, batch, max_batches=MAX_BATCHES)
+        return {"reviewed": decided.reviewed, "collected": decided.deleted, "kept": decided.kept}
+
+    result = _worker_run(settings, tenant, work)
+    seconds = result["seconds"]
+    return result | {
+        "seconds": round(seconds, 1),
+        "reviewed_per_minute": round(result["reviewed"] / seconds * 60),
+        "collected_per_minute": round(result["collected"] / seconds * 60),
+    }
+
+
+def sweep(settings: Settings, tenant: str) -> dict[str, Any]:
+    """The worker's side of ``--orphans``: one orphan sweep, as the activity runs it."""
+
+    def work(root: Composition) -> dict[str, int]:
+        # NOTE: no grace: the orphans are first seen and deleted in this one sweep
+        report = root.collector.sweep_orphans(datetime.now(UTC), timedelta(0), False)
+        return {"orphans_deleted": report.deleted}
+
+    result = _worker_run(settings, tenant, work)
+    seconds = result["seconds"]
+    return result | {
+        "seconds": round(seconds, 1),
+        "objects_per_minute": round(result["objects_left"] / seconds * 60),
+    }
+
+
+def _in_worker(work: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    """``work`` in a fresh process (its memory is the worker's alone)."""
     context = multiprocessing.get_context("spawn")
     with context.Pool(1) as pool:
-        result: dict[str, Any] = pool.apply(collect, (settings, batch, tenant))
+        result: dict[str, Any] = pool.apply(work, args)
     return result
 
 
-def measure(settings: Settings, count: int, batch: int) -> dict[str, Any]:
+def measure(settings: Settings, count: int, batch: int, orphans: bool) -> dict[str, Any]:
     upgrade(settings)
     # Reviews due at once: the collector takes every review the fill queued.
     control = ControlSettings(gc_review_delay_seconds=0, gc_batch_size=batch)
     settings = settings.model_copy(update={"control": control})
+    if orphans:
+        filled = fill(settings, count, orphans=True)
+        return {"live": count, **filled, **_in_worker(sweep, settings, filled["tenant"])}
     filled = fill(settings, count)
     return {
         "blobs": count,
         "batch": batch,
         **filled,
-        **_in_worker(settings, batch, filled["tenant"]),
+        **_in_worker(collect, settings, batch, filled["tenant"]),
     }
 
 
-def _pg_s3(root: Path, count: int, batch: int) -> dict[str, Any]:
+def _pg_s3(root: Path, count: int, batch: int, orphans: bool) -> dict[str, Any]:
     postgres = start_postgres(root / "pg")
     try:
         s3 = start_seaweedfs(root / "seaweedfs", BUCKET)
@@ -231,7 +287,7 @@ def _pg_s3(root: Path, count: int, batch: int) -> dict[str, Any]:
                     secret_access_key=SecretStr(s3.secret_access_key),
                 ),
             )
-            return measure(settings, count, batch)
+            return measure(settings, count, batch, orphans)
         finally:
             s3.stop()
     finally:
@@ -244,14 +300,20 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000, help="GC batch size (gc_batch_size)")
     parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated")
     parser.add_argument("--workdir", type=Path, help="scratch directory (default: a temp dir)")
+    parser.add_argument(
+        "--orphans",
+        action="store_true",
+        help="sweep orphans over --blobs live blobs (and 1%% orphans) instead",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         root = Path(tmp)
         for backend in args.backends.split(","):
             if backend == "sqlite-fs":
-                result = measure(Settings(data_dir=root / "sqlite"), args.blobs, args.batch)
+                settings = Settings(data_dir=root / "sqlite")
+                result = measure(settings, args.blobs, args.batch, args.orphans)
             elif backend == "pg-s3":
-                result = _pg_s3(root, args.blobs, args.batch)
+                result = _pg_s3(root, args.blobs, args.batch, args.orphans)
             else:
                 parser.error(f"unknown backend {backend!r}")
             print(backend, json.dumps(result), flush=True)

@@ -104,7 +104,10 @@ class CollectorRepository(Protocol):
         """Those of ``digests`` that some manifest of the project references."""
 
     def blob_sizes(self, project_id: int, digests: list[str]) -> dict[str, int]:
-        """The sizes the blob rows of ``digests`` record (absent rows are left out)."""
+        """The sizes the blob rows of ``digests`` record (absent rows are left out).
+
+        Its keys are the digests of ``digests`` that have a blob row in the project.
+        """
 
     def delete_blob_rows(self, project_id: int, digests: list[str]) -> None:
         """Delete the blob rows of ``digests`` and their links into repositories."""
@@ -122,8 +125,9 @@ class CollectorRepository(Protocol):
 
     def drop_manifest_review(self, repository_id: int, digest: str) -> None: ...
     def tenants(self) -> list[tuple[int, str]]: ...
-    def project_digests(self, project_id: int) -> set[str]: ...
-    def tombstoned_digests(self, storage_id: str) -> set[str]: ...
+    def tombstoned_blobs(self, storage_id: str, digests: list[str]) -> set[str]:
+        """Those of ``digests`` whose review in the tenant is a tombstone (``deleting``)."""
+
     def see_orphan(self, storage_id: str, digest: str, now: datetime) -> datetime:
         """Record the first sighting of an object without a row; return that time."""
 

@@ -11,8 +11,10 @@ Consistency guarantees:
   transaction decides a batch of reviews, another deletes a batch of tombstones' objects
   with one store request per tenant (``BlobStore.delete_blobs``). A crash in between
   leaves only tombstones, finished by the next run (every step is idempotent).
-- Fails closed: storage listings and database reads complete before anything is
-  deleted; any error aborts the step with nothing deleted by it.
+- Fails closed: the listings and database reads a transaction decides on complete
+  before it deletes anything; an error aborts that transaction with nothing deleted
+  by it (the orphan sweep decides a chunk of a tenant's listing at a time, see
+  ``GarbageCollector.sweep_orphans``).
 - Upload sessions are never touched (their data is not a blob).
 - Given a run id, each batch adds what it did to the run's row in the batch's own
   transaction (``core.services.gc_progress``), so a retried step loses no count.
@@ -21,7 +23,9 @@ Consistency guarantees:
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import TypeVar
 
 from core.backup_ports import BackupHolds
@@ -33,8 +37,20 @@ from core.services import gc_progress
 from core.services.changes import ChangeRecorder
 from core.services.gc_report import GcReport
 
-#: Objects listed between two heartbeats of the orphan sweep.
-HEARTBEAT_EVERY = 1000
+#: Objects of a tenant's listing one transaction of the orphan sweep decides.
+SWEEP_CHUNK = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class _OrphanSweep:
+    """One tenant's orphan sweep: what every chunk of it is decided with."""
+
+    project_id: int
+    storage_id: str
+    now: datetime
+    grace: timedelta
+    dry_run: bool
+    run_id: str | None
 
 
 class GarbageCollector:
@@ -46,12 +62,16 @@ class GarbageCollector:
         store: BlobStore,
         changes: ChangeRecorder,
         holds: BackupHolds | None = None,
+        *,
+        sweep_chunk: int = SWEEP_CHUNK,
     ) -> None:
         self._metadata = metadata
         self._store = store
         self._changes = changes
         #: Holds of running backups: while one is current, no object is deleted.
         self._holds = holds
+        #: Objects one transaction of the orphan sweep decides (its memory bound).
+        self.sweep_chunk = sweep_chunk
 
     def _held(self) -> bool:
         return self._holds is not None and self._holds.held()
@@ -219,84 +239,96 @@ class GarbageCollector:
     ) -> GcReport:
         """Delete objects that have had no blob row since at least ``grace`` ago.
 
-        Every tenant is listed before anything is deleted; a listing error raises.
-        While a backup holds GC, orphans are only counted as kept.
-        ``heartbeat`` is called while listing (every ``HEARTBEAT_EVERY`` objects) and
-        after each tenant.
+        Each tenant's listing is walked ``sweep_chunk`` objects at a time, and each chunk
+        is decided in one short write transaction: the database is asked about that
+        chunk's digests only (which have a blob row, which are tombstoned), sightings are
+        recorded, and the chunk's deletable orphans are deleted with one store request
+        (``BlobStore.delete_blobs``). The worker holds one chunk, whatever the number of
+        objects, and a push waits for one chunk's transaction at most.
+
+        Consistency guarantees:
+        - An object is deleted only when it has had no blob row and no tombstone since
+          its first sighting at least ``grace`` ago, no push has re-armed it (a row or a
+          review of its digest appeared) and no backup holds GC: all checked in the
+          transaction that deletes it. Each decision is per object, so what a chunk
+          decided stays right whatever the chunks after it find.
+        - A listing error raises and stops the sweep: the chunks already swept stay
+          swept (their deletions committed with their sightings forgotten); the rest is
+          left for the next sweep.
+        - An object the store refuses to delete is kept (its sighting stays, so the next
+          sweep tries again) and listed with the store's reason.
+        - A dry run changes nothing and reports every object without a row as deleted.
+        - Given a run id, each chunk adds what it did to the run's progress in its own
+          transaction; the first chunk of a tenant replaces the tenant's kept count of
+          an earlier attempt (``gc_progress.add_step``).
+
+        ``heartbeat`` is called after each chunk.
         """
         with self._metadata.read() as session:
             tenants = session.collector.tenants()
-        listed = {storage: self._list(storage, heartbeat) for _, storage in tenants}
         report = GcReport()
         for project_id, storage_id in tenants:
-            report.add(
-                self._sweep_tenant(
-                    project_id,
-                    storage_id,
-                    listed[storage_id],
-                    now=now,
-                    grace=grace,
-                    dry_run=dry_run,
-                    run_id=run_id,
-                    heartbeat=heartbeat,
-                )
-            )
-            heartbeat()
+            sweep = _OrphanSweep(project_id, storage_id, now, grace, dry_run, run_id)
+            listing = self._store.list_blobs(storage_id)
+            first = True
+            while (chunk := [str(digest) for digest in islice(listing, self.sweep_chunk)]) or first:
+                report.add(self._sweep_chunk(sweep, sorted(chunk), first=first))
+                first = False
+                heartbeat()
         return report
 
-    def _list(self, storage_id: str, heartbeat: Callable[[], None]) -> set[str]:
-        objects: set[str] = set()
-        for digest in self._store.list_blobs(storage_id):
-            objects.add(str(digest))
-            if len(objects) % HEARTBEAT_EVERY == 0:
-                heartbeat()
-        return objects
-
-    def _sweep_tenant(
-        self,
-        project_id: int,
-        storage_id: str,
-        objects: set[str],
-        *,
-        now: datetime,
-        grace: timedelta,
-        dry_run: bool,
-        run_id: str | None,
-        heartbeat: Callable[[], None],
-    ) -> GcReport:
+    def _sweep_chunk(self, sweep: _OrphanSweep, chunk: list[str], *, first: bool) -> GcReport:
+        """Decide one chunk of a tenant's listing in one transaction (see ``sweep_orphans``)."""
         report = GcReport()
         with self._metadata.write() as session:
-            known = session.collector.project_digests(
-                project_id
-            ) | session.collector.tombstoned_digests(storage_id)
-            orphans = sorted(objects - known)
+            known = set(session.collector.blob_sizes(sweep.project_id, chunk))
+            known |= session.collector.tombstoned_blobs(sweep.storage_id, chunk)
+            orphans = [digest for digest in chunk if digest not in known]
             report.reviewed += len(orphans)
-            if not dry_run:
-                session.collector.forget_orphans(storage_id, sorted(objects & known))
-            for digest in orphans:
-                if dry_run:
+            if sweep.dry_run:
+                for digest in orphans:
                     report.note(kind="object", digest=digest, action="delete", reason="no row")
                     report.deleted += 1
-                    continue
-                first_seen = session.collector.see_orphan(storage_id, digest, now)
-                if (
-                    first_seen > now - grace
-                    or self._armed(session, project_id, digest)
-                    or self._held()
-                ):
+                return report
+            session.collector.forget_orphans(sweep.storage_id, sorted(known))
+            due = [digest for digest in orphans if self._orphan_due(session, sweep, digest)]
+            if self._held():  # NOTE: a backup holds GC: its snapshot may need them
+                due = []
+            report.kept += len(orphans) - len(due)
+            sizes = {
+                digest: self._store.stat_blob(sweep.storage_id, Digest.parse(digest)) or 0
+                for digest in due
+            }
+            failed = self._delete_objects(sweep.storage_id, due) if due else {}
+            session.collector.forget_orphans(
+                sweep.storage_id, [digest for digest in due if digest not in failed]
+            )
+            for digest in due:
+                if digest in failed:
                     report.kept += 1
+                    reason = f"cannot delete the object: {failed[digest]}"
+                    report.note(kind="object", digest=digest, action="keep", reason=reason)
                     continue
-                size = self._store.stat_blob(storage_id, Digest.parse(digest)) or 0
-                self._store.delete_blob(storage_id, Digest.parse(digest))
-                session.collector.forget_orphans(storage_id, [digest])
                 report.deleted += 1
-                report.bytes_freed += size
+                report.bytes_freed += sizes[digest]
                 report.note(kind="object", digest=digest, action="delete", reason="no row")
-                heartbeat()
-            if not dry_run:
-                self._count(session, run_id, gc_progress.ORPHANS, report, tenant=storage_id)
+            self._count(
+                session,
+                sweep.run_id,
+                gc_progress.ORPHANS,
+                report,
+                tenant=sweep.storage_id,
+                first=first,
+            )
             session.commit()
         return report
+
+    def _orphan_due(self, session: UnitOfWork, sweep: _OrphanSweep, digest: str) -> bool:
+        """Record the sighting of an object without a row; whether it may go now."""
+        first_seen = session.collector.see_orphan(sweep.storage_id, digest, sweep.now)
+        if first_seen > sweep.now - sweep.grace:
+            return False
+        return not self._armed(session, sweep.project_id, digest)
 
     @staticmethod
     def _count(
@@ -305,10 +337,14 @@ class GarbageCollector:
         step: str,
         report: GcReport,
         tenant: str | None = None,
+        first: bool = False,
     ) -> None:
-        """Add a batch to the run's progress, in the batch's transaction."""
-        if run_id is not None and (report.reviewed or tenant is not None):
-            gc_progress.add_step(session, run_id, step, report, tenant=tenant)
+        """Add a batch to the run's progress, in the batch's transaction.
+
+        ``tenant``: a chunk of that tenant's orphan sweep, ``first`` its first chunk.
+        """
+        if run_id is not None and (report.reviewed or first):
+            gc_progress.add_step(session, run_id, step, report, tenant=tenant, first=first)
 
     @staticmethod
     def _armed(session: UnitOfWork, project_id: int, digest: str) -> bool:

@@ -7,11 +7,12 @@ after a crash reports what every attempt of it did, not only what the last one f
 Consistency guarantees:
 - A batch's counters commit in the batch's own transaction (the one that deletes rows
   or drops review rows), so a committed deletion is counted exactly once.
-- The orphan sweep deletes objects inside its tenant's transaction; a crash between an
-  object's deletion and the commit loses that object's count (the object is gone, and a
-  retried sweep no longer lists it).
+- The orphan sweep deletes objects inside its chunk's transaction; a crash between a
+  chunk's deletion and its commit loses that chunk's count (the objects are gone, and a
+  retried sweep no longer lists them).
 - Objects a sweep keeps (still within the grace period) are seen again by a retried
-  sweep; they count once per tenant, as the last sweep of the tenant found them.
+  sweep; they count once per tenant, as the last sweep of the tenant found them (its
+  first chunk drops the count of the earlier attempt, its chunks add theirs).
 """
 
 from __future__ import annotations
@@ -47,12 +48,14 @@ def add_step(
     report: GcReport,
     *,
     tenant: str | None = None,
+    first: bool = False,
 ) -> None:
     """Add one batch of ``step`` to the run's progress (in the batch's transaction).
 
-    ``tenant`` marks a sweep of that storage tenant: its kept objects replace the
-    tenant's previous count instead of adding to it. Nothing is written for a run that
-    has no row or has finished.
+    ``tenant`` marks a chunk of a sweep of that storage tenant: its kept objects are
+    kept apart per tenant; the sweep's ``first`` chunk replaces the tenant's count of an
+    earlier sweep, its later chunks add to it. Nothing is written for a run that has no
+    row or has finished.
     """
     progress = locked_progress(session, run_id)
     if progress is None:
@@ -60,8 +63,8 @@ def add_step(
     steps: dict[str, dict[str, Any]] = progress.setdefault("steps", {})
     entry = steps.setdefault(step, dict.fromkeys(COUNTERS, 0) | {"items": []})
     held: dict[str, int] = entry.setdefault("held", {})
-    if report.reviewed == 0 and held.get(tenant or "") is None:
-        return  # NOTE: nothing to add (a sweep of a tenant without orphans)
+    if report.reviewed == 0 and (not first or held.get(tenant or "") is None):
+        return  # NOTE: nothing to add (a chunk without orphans)
     entry["deleted"] += report.deleted
     entry["bytes_freed"] += report.bytes_freed
     entry["quarantined"] = entry.get("quarantined", 0) + report.quarantined
@@ -70,9 +73,10 @@ def add_step(
         entry["kept"] += report.kept
     else:
         entry["reviewed"] += report.reviewed - report.kept
+        kept = report.kept + (0 if first else held.get(tenant, 0))
         held.pop(tenant, None)
-        if report.kept:
-            held[tenant] = report.kept
+        if kept:
+            held[tenant] = kept
     room = ITEMS_MAX - sum(len(other["items"]) for other in steps.values())
     entry["items"].extend(report.items[: max(room, 0)])
     progress.update({key: sum(_totals(other)[key] for other in steps.values()) for key in COUNTERS})

@@ -344,15 +344,16 @@ class SqlCollector(SqlRepository):
         query = select(_PROJECT.c.id, _PROJECT.c.storage_id).order_by(_PROJECT.c.id)
         return [(row.id, row.storage_id) for row in self._c.execute(query)]
 
-    def project_digests(self, project_id: int) -> set[str]:
-        query = select(_BLOB.c.digest).where(_BLOB.c.project_id == project_id)
-        return set(self._c.execute(query).scalars())
-
-    def tombstoned_digests(self, storage_id: str) -> set[str]:
-        query = select(BLOB_REVIEW.c.digest).where(
-            BLOB_REVIEW.c.storage_id == storage_id, BLOB_REVIEW.c.state == "deleting"
-        )
-        return set(self._c.execute(query).scalars())
+    def tombstoned_blobs(self, storage_id: str, digests: list[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(digests):
+            query = select(BLOB_REVIEW.c.digest).where(
+                BLOB_REVIEW.c.storage_id == storage_id,
+                BLOB_REVIEW.c.digest.in_(chunk),
+                BLOB_REVIEW.c.state == "deleting",
+            )
+            found.update(self._c.execute(query).scalars())
+        return found
 
     def see_orphan(self, storage_id: str, digest: str, now: datetime) -> datetime:
         statement = self._insert(ORPHAN).values(
@@ -366,12 +367,9 @@ class SqlCollector(SqlRepository):
         return first_seen
 
     def forget_orphans(self, storage_id: str, digests: list[str]) -> None:
-        for start in range(0, len(digests), 500):
+        for chunk in _chunks(digests):
             self._c.execute(
-                delete(ORPHAN).where(
-                    ORPHAN.c.storage_id == storage_id,
-                    ORPHAN.c.digest.in_(digests[start : start + 500]),
-                )
+                delete(ORPHAN).where(ORPHAN.c.storage_id == storage_id, ORPHAN.c.digest.in_(chunk))
             )
 
 
