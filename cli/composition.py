@@ -95,7 +95,7 @@ from core.services.auth import AuthService, load_signing_keys
 from core.services.authenticator import Authenticator
 from core.services.browser_login import BrowserLogin
 from core.services.changes import ChangeRecorder
-from core.services.gc import GarbageCollector
+from core.services.gc import SWEEP_CHUNK, GarbageCollector
 from core.services.identity_services import IdentityServices
 from core.services.manifests import ManifestService
 from core.services.members import KnownIdentities, MemberService
@@ -293,7 +293,9 @@ class Composition:
 
     @cached_property
     def collector(self) -> GarbageCollector:
-        return GarbageCollector(self.metadata, self.store, self.changes, self.backup_holds)
+        return GarbageCollector(
+            self.metadata, self.store, self.changes, self.backup_holds, sweep_chunk=SWEEP_CHUNK
+        )
 
     @cached_property
     def backup_holds(self) -> SqlBackupHolds:
