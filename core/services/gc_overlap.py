@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, Self
+
+from core.services.gc_report import GcReport
 
 if TYPE_CHECKING:
     from core.services.gc import GarbageCollector
@@ -90,15 +91,6 @@ class OverlappedDeletions:
             self._error = error
 
 
-@dataclass(frozen=True, slots=True)
-class Decided:
-    """What the decisions of one blob step did: reviews decided, tombstoned, kept."""
-
-    reviewed: int
-    deleted: int
-    kept: int
-
-
 def _no_heartbeat(_reviewed: int) -> None:
     """No heartbeat."""
 
@@ -111,13 +103,14 @@ def collect_blobs_overlapped(
     max_batches: int,
     run_id: str | None = None,
     heartbeat: Callable[[int], None] = _no_heartbeat,
-) -> Decided:
+) -> GcReport:
     """Decide due blob reviews a batch at a time while their objects are deleted beside.
 
     Decisions stop at the first batch that finds nothing due (or after ``max_batches``);
     then the tombstones still standing are finished here, at most ``max_batches``
     batches of them. ``heartbeat`` gets each decision's review count (``0`` for the
-    final deletions). A tombstone whose object cannot be deleted is quarantined by
+    final deletions). Returns the decisions' counters (reviewed, deleted, kept; no items).
+    A tombstone whose object cannot be deleted is quarantined by
     ``finish_tombstones`` and not taken again by this loop.
     """
     reviewed = deleted = kept = 0
@@ -139,4 +132,4 @@ def collect_blobs_overlapped(
         if collector.finish_tombstones(batch_size, run_id=run_id) == 0:
             break
         heartbeat(0)
-    return Decided(reviewed, deleted, kept)
+    return GcReport(reviewed=reviewed, deleted=deleted, kept=kept)
