@@ -63,13 +63,12 @@ class ReviewQueueRepository(Protocol):
     ) -> None:
         """Insert or re-arm a blob review (never lowers a tombstone back to review)."""
 
-    def touch_blob_reviews(
-        self, project_id: int, digests: list[str], review_after: datetime
-    ) -> None:
-        """Postpone pending reviews of these blobs, taking their row locks in digest order.
+    def hold_blob_reviews(self, project_id: int, digests: list[str]) -> None:
+        """Keep GC off the pending reviews of these blobs until the transaction ends.
 
-        The order holds whatever indexes the table has or plan the database picks, so
-        concurrent re-arms of the same blobs queue on one another and never deadlock.
+        Takes shared row locks in digest order (none on a database whose writers take
+        turns): concurrent holders never wait for one another; the collector passes held
+        rows by, and its next look at them reads the references this transaction wrote.
         """
 
     def blob_tombstoned(self, project_id: int, digest: str) -> bool:
@@ -81,6 +80,9 @@ class ReviewQueueRepository(Protocol):
     def enqueue_manifest_review(
         self, repository_id: int, digest: str, event: str, review_after: datetime
     ) -> None: ...
+
+    def hold_manifest_reviews(self, repository_id: int, digests: list[str]) -> None:
+        """Keep GC off the pending reviews of these manifests (see ``hold_blob_reviews``)."""
 
     def touch_manifest_reviews(
         self, repository_id: int, digests: list[str], review_after: datetime

@@ -2,9 +2,11 @@
 
 Every state change writes an outbox event, and every change that may leave a blob or a
 manifest without references puts it into a GC review queue with a review-after time.
-Pushes that reference a blob or manifest postpone its pending review while holding the
-review row's lock, so a collector working on the same row either finished before (the
-push then sees the row gone and fails cleanly) or sees the review postponed.
+A push holds the review rows of the blobs and manifests it is about to reference (a
+shared lock until its commit), so a collector working on the same row either finished
+before (the push then sees the row gone and fails cleanly) or passes the row by and, on
+its next look, finds the push's references. A manifest pushed by digest alone stays
+unreferenced, so its pending review is postponed instead (an exclusive lock).
 """
 
 from __future__ import annotations
@@ -37,22 +39,32 @@ class ChangeRecorder:
     def review_after(self) -> datetime:
         return self._clock.now() + self._delay
 
-    def protect_references(
+    def hold_references(
         self,
         session: UnitOfWork,
         repository: RepositoryRecord,
         blobs: list[str],
         manifests: list[str],
     ) -> None:
-        """Postpone pending reviews of what a push is about to reference (takes row locks).
+        """Keep GC off what this transaction is about to reference (shared row locks).
 
-        The blob rows are locked before the manifest rows, each in digest order.
+        Call before reading what the rows protect. The blob rows are locked before the
+        manifest rows, each in digest order.
         """
-        after = self.review_after()
         if blobs:
-            session.reviews.touch_blob_reviews(repository.project_id, sorted(blobs), after)
+            session.reviews.hold_blob_reviews(repository.project_id, sorted(blobs))
         if manifests:
-            session.reviews.touch_manifest_reviews(repository.id, sorted(manifests), after)
+            session.reviews.hold_manifest_reviews(repository.id, sorted(manifests))
+
+    def postpone_review(
+        self, session: UnitOfWork, repository: RepositoryRecord, digest: str
+    ) -> None:
+        """Postpone a pending review of a manifest that stays unreferenced (takes its lock).
+
+        A manifest pushed by digest alone gets the full review delay to be referenced
+        (by a tag or an index) before GC looks at it again.
+        """
+        session.reviews.touch_manifest_reviews(repository.id, [digest], self.review_after())
 
     def blob_may_be_unreferenced(
         self, session: UnitOfWork, repository: RepositoryRecord, digest: str, event: str

@@ -2,9 +2,10 @@
 
 Consistency guarantees:
 - A blob row is deleted only in a transaction that holds its review row's lock and
-  found no manifest referencing it; the push path postpones reviews under the same lock
-  before it reads what they protect, so a racing push either sees the blob gone (and
-  fails cleanly) or keeps it.
+  then found no manifest referencing it (read in a later statement than the lock); the
+  push path locks the same rows (shared, or exclusive to postpone the review) before it
+  reads what they protect, so a racing push either sees the blob gone (and fails
+  cleanly) or the collector passes the held row by and later finds it referenced.
 - Rows go first: the deciding transaction deletes the blob's rows and leaves a
   *tombstone* review row; its object is deleted afterwards under the tombstone's lock,
   and the tombstone is removed in that transaction. Both work a batch at a time: one

@@ -154,12 +154,15 @@ class ManifestService:
         parsed = parse_manifest(payload, content_type)
 
         def store(session: UnitOfWork) -> None:
-            self._changes.protect_references(
-                session,
-                repository,
-                [str(d.digest) for d in parsed.blobs],
-                [str(d.digest) for d in parsed.children] + [str(digest)],
-            )
+            # NOTE: a tag makes the manifest referenced; by digest alone it is not, so
+            # its review is postponed (after the shared locks: no cycle, see reviews).
+            referenced = [str(d.digest) for d in parsed.children]
+            if reference.tag is not None:
+                referenced.append(str(digest))
+            blob_digests = [str(d.digest) for d in parsed.blobs]
+            self._changes.hold_references(session, repository, blob_digests, referenced)
+            if reference.tag is None:
+                self._changes.postpone_review(session, repository, str(digest))
             wanted_blobs = sorted({str(d.digest) for d in parsed.blobs})
             linked = session.blobs.linked_refs(repository.id, wanted_blobs) if wanted_blobs else {}
             blob_ids = check_blobs(parsed, linked, self._rules)

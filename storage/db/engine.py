@@ -14,6 +14,8 @@ from typing import Any, Self
 
 import sqlalchemy
 from sqlalchemy import Connection, Engine, event, make_url
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from core.settings import Settings
 from storage.db.nowait import NowaitReader
@@ -214,8 +216,49 @@ def create_engines(settings: Settings) -> Engines:
             write_lock=_ProcessWriteLock(settings.data_dir / "moorage.db.write-lock"),
             nowait_read=NowaitReader(str(make_url(url).database), _NOWAIT_POOL_SIZE),
         )
-    engine = sqlalchemy.create_engine(url, pool_size=16, max_overflow=16, pool_pre_ping=True)
+    engine = _postgres_engine(url)
     return Engines(read=engine, write=engine)
+
+
+#: A pooled PostgreSQL connection unused for longer than this is pinged before it is
+#: handed out (a busy pool's connections are not: see ``_postgres_engine``).
+PING_IDLE_SECONDS = 1.0
+_LAST_USED = "moorage_last_used"
+
+
+def _postgres_engine(url: str) -> Engine:
+    """An engine whose pool pings only connections that sat idle.
+
+    A ping per checkout (``pool_pre_ping``) is a round trip per transaction, a good part
+    of a small one. Here a connection back in the pool for less than
+    :data:`PING_IDLE_SECONDS` is handed out as it is; an older one is pinged and, if the
+    server does not answer, replaced (the pool retries with a new connection). After a
+    server restart, a connection that was in use a moment before fails on its first
+    statement instead: that request gets a database error (503 to the client, who may
+    retry) and the driver's disconnect marks every older pooled connection invalid, so
+    the next checkouts connect afresh.
+    """
+    engine = sqlalchemy.create_engine(url, pool_size=16, max_overflow=16)
+    dialect = engine.dialect
+
+    def used(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_LAST_USED] = time.monotonic()
+
+    def ping_if_idle(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        last = record.info.get(_LAST_USED)
+        if last is not None and time.monotonic() - last < PING_IDLE_SECONDS:
+            return
+        try:
+            alive = dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError("the pooled connection did not answer a ping") from exc
+        if not alive:
+            raise DisconnectionError("the pooled connection did not answer a ping")
+
+    event.listen(engine, "connect", used)
+    event.listen(engine, "checkin", used)
+    event.listen(engine, "checkout", ping_if_idle)
+    return engine
 
 
 def create_db_engine(settings: Settings) -> Engine:

@@ -147,6 +147,14 @@ class SqlMetadata:
 
     def __init__(self, engines: Engines) -> None:
         self._engines = engines
+        # NOTE: PostgreSQL's READ COMMITTED gives each statement its own snapshot in a
+        # transaction too, so reads run without one: no BEGIN and COMMIT round trips.
+        # SQLite keeps its read transaction (one WAL snapshot for all its statements).
+        self._reader = (
+            engines.read.execution_options(isolation_level="AUTOCOMMIT")
+            if engines.read.dialect.name == "postgresql"
+            else engines.read
+        )
         #: SQLite only: writers of this process share transactions (``write_grouped``).
         self._group = (
             GroupCommit(engines.writing) if engines.write.dialect.name == "sqlite" else None
@@ -154,7 +162,7 @@ class SqlMetadata:
 
     @contextmanager
     def read(self) -> Iterator[SqlUnitOfWork]:
-        with self._engines.read.connect() as connection, connection.begin():
+        with self._reader.connect() as connection, connection.begin():
             yield SqlUnitOfWork(connection)
 
     @contextmanager

@@ -1,13 +1,16 @@
-"""A push's re-arm of its GC reviews locks the rows in digest order on PostgreSQL.
+"""A push's locks on its GC reviews, on PostgreSQL: digest order, shared where they can be.
 
-Two pushes of one image re-arm the same review rows at once. If each locked the rows in
-the order of the index or table it happened to scan (an order that moves as the rows are
-re-armed, since ``queued_at`` is indexed), each could hold a row the other waits for:
-PostgreSQL then refuses one push with a deadlock. Here a transaction holds the first
-digest's row while the re-arm runs on a plan that meets the rows in the opposite order
-(the table's, with index scans off): the re-arm must wait for the first row without
-having taken the second. SQLite has no row locks (its writers take turns on the database
-lock), so there is nothing to order there.
+A push holds (``FOR SHARE``) the review rows of what it is about to reference and
+re-arms (``UPDATE``) the review of a manifest it leaves unreferenced. If a statement
+locked several rows in the order of the index or table it happened to scan (an order
+that moves as the rows are re-armed, since ``queued_at`` is indexed), two pushes could
+each hold a row the other waits for: PostgreSQL then refuses one push with a deadlock.
+Here a transaction holds the first digest's row while the push's statement runs on a
+plan that meets the rows in the opposite order (the table's, with index scans off): it
+must wait for the first row without having taken the second. Holds must not queue on
+one another (concurrent pushes of one image would otherwise take turns for a whole
+transaction each), and the collector passes held rows by. SQLite has no row locks (its
+writers take turns on the database lock), so there is nothing to order there.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from sqlalchemy.pool import NullPool
 
 from core.settings import Settings
 from storage.db.migrate import upgrade
-from storage.db.repos.reviews import BLOB_REVIEW, MANIFEST_REVIEW, SqlReviewQueue
+from storage.db.repos.reviews import BLOB_REVIEW, MANIFEST_REVIEW, SqlCollector, SqlReviewQueue
 from tests.services.postgres import Postgres
 
 OWNER = 7
@@ -35,17 +38,26 @@ FIRST, SECOND = "sha256:" + "a" * 64, "sha256:" + "b" * 64
 #: Bound on the re-arm reaching its lock wait, and on it finishing once let go.
 WAIT_SECONDS = 30.0
 
-_Rearm = Callable[[SqlReviewQueue, list[str], datetime], None]
-KINDS: dict[str, tuple[Table, str, _Rearm]] = {
-    "blob": (
+_Lock = Callable[[SqlReviewQueue, list[str], datetime], None]
+#: What a push runs on its review rows: (table, owner column, statement, whether it re-arms).
+KINDS: dict[str, tuple[Table, str, _Lock, bool]] = {
+    "blob-hold": (
         BLOB_REVIEW,
         "project_id",
-        lambda reviews, digests, after: reviews.touch_blob_reviews(OWNER, digests, after),
+        lambda reviews, digests, _after: reviews.hold_blob_reviews(OWNER, digests),
+        False,
     ),
-    "manifest": (
+    "manifest-hold": (
+        MANIFEST_REVIEW,
+        "repository_id",
+        lambda reviews, digests, _after: reviews.hold_manifest_reviews(OWNER, digests),
+        False,
+    ),
+    "manifest-re-arm": (
         MANIFEST_REVIEW,
         "repository_id",
         lambda reviews, digests, after: reviews.touch_manifest_reviews(OWNER, digests, after),
+        True,
     ),
 }
 
@@ -88,14 +100,14 @@ def _wait_for_lock_wait(
             if backend is not None and watcher.execute(query, {"pid": backend}).scalar() == "Lock":
                 return
             time.sleep(0.05)
-    pytest.fail("the re-arm never waited for the held row")
+    pytest.fail("the push never waited for the held row")
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
-def test_a_re_arm_waiting_for_a_row_holds_no_row_of_a_later_digest(
+def test_a_push_waiting_for_a_review_row_holds_no_row_of_a_later_digest(
     engine: Engine, kind: str
 ) -> None:
-    table, owner, rearm = KINDS[kind]
+    table, owner, lock, rearms = KINDS[kind]
     queued = _queue(engine, table, owner, [SECOND, FIRST])
     after = datetime.now(UTC) + timedelta(days=1)
     backend: list[int] = []
@@ -108,7 +120,7 @@ def test_a_re_arm_waiting_for_a_row_holds_no_row_of_a_later_digest(
                 connection.execute(text("SET LOCAL enable_indexscan = off"))
                 connection.execute(text("SET LOCAL enable_bitmapscan = off"))
                 backend.append(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
-                rearm(SqlReviewQueue(connection), [FIRST, SECOND], after)
+                lock(SqlReviewQueue(connection), [FIRST, SECOND], after)
         except BaseException as exc:  # reported by the test thread
             failed.append(exc)
 
@@ -120,7 +132,7 @@ def test_a_re_arm_waiting_for_a_row_holds_no_row_of_a_later_digest(
         try:
             _lock(holder, table, SECOND, nowait=True)
         except OperationalError as exc:
-            pytest.fail(f"the re-arm locked {SECOND} while it waited for {FIRST}: {exc}")
+            pytest.fail(f"the push locked {SECOND} while it waited for {FIRST}: {exc}")
     pusher.join(WAIT_SECONDS)
     assert not pusher.is_alive()
     assert failed == []
@@ -128,10 +140,24 @@ def test_a_re_arm_waiting_for_a_row_holds_no_row_of_a_later_digest(
     with engine.connect() as connection:
         rows = connection.execute(select(table.c.digest, table.c.queued_at, table.c.review_after))
         armed = {row.digest: (row.queued_at > queued, row.review_after) for row in rows}
-    assert armed == {FIRST: (True, after), SECOND: (True, after)}
+    if rearms:
+        assert armed == {FIRST: (True, after), SECOND: (True, after)}
+    else:
+        assert armed == {FIRST: (False, queued), SECOND: (False, queued)}
 
 
-def test_a_re_arm_leaves_tombstones_and_other_projects_alone(engine: Engine) -> None:
+def _lockable(engine: Engine, table: Table, owner: str, owner_id: int, digest: str) -> bool:
+    """Whether another transaction could take the row for the collector right now."""
+    query = select(table.c.digest).where(table.c[owner] == owner_id, table.c.digest == digest)
+    with engine.connect() as connection, connection.begin():
+        try:
+            connection.execute(query.with_for_update(nowait=True)).one()
+        except OperationalError:
+            return False
+    return True
+
+
+def test_a_hold_locks_only_pending_reviews_of_its_project(engine: Engine) -> None:
     queued = _queue(engine, BLOB_REVIEW, "project_id", [FIRST, SECOND])
     other = "sha256:" + "c" * 64
     with engine.begin() as connection:
@@ -149,16 +175,34 @@ def test_a_re_arm_leaves_tombstones_and_other_projects_alone(engine: Engine) -> 
                 review_after=queued,
             )
         )
-    after = datetime.now(UTC) + timedelta(days=1)
-    with engine.begin() as connection:
-        SqlReviewQueue(connection).touch_blob_reviews(OWNER, [FIRST, SECOND, other], after)
-    with engine.connect() as connection:
-        rows = connection.execute(
-            select(BLOB_REVIEW.c.project_id, BLOB_REVIEW.c.digest, BLOB_REVIEW.c.review_after)
-        )
-        armed = {(row.project_id, row.digest): row.review_after for row in rows}
-    assert armed == {
-        (OWNER, FIRST): after,
-        (OWNER, SECOND): queued,
-        (OWNER + 1, FIRST): queued,
-    }
+    with engine.connect() as pusher, pusher.begin():
+        SqlReviewQueue(pusher).hold_blob_reviews(OWNER, [FIRST, SECOND, other])
+        assert not _lockable(engine, BLOB_REVIEW, "project_id", OWNER, FIRST)
+        assert _lockable(engine, BLOB_REVIEW, "project_id", OWNER, SECOND)
+        assert _lockable(engine, BLOB_REVIEW, "project_id", OWNER + 1, FIRST)
+    assert _lockable(engine, BLOB_REVIEW, "project_id", OWNER, FIRST)
+
+
+@pytest.mark.parametrize("kind", ["blob-hold", "manifest-hold"])
+def test_holds_of_one_image_never_wait_for_each_other_and_the_collector_passes_them_by(
+    engine: Engine, kind: str
+) -> None:
+    table, owner, hold, _ = KINDS[kind]
+    queued = _queue(engine, table, owner, [FIRST, SECOND])
+    due = queued + timedelta(minutes=1)
+    with engine.connect() as first, first.begin(), engine.connect() as second, second.begin():
+        hold(SqlReviewQueue(first), [FIRST, SECOND], due)
+        # A hold that had to wait would fail here instead of waiting for the commit.
+        second.execute(text("SET LOCAL lock_timeout = '2s'"))
+        hold(SqlReviewQueue(second), [FIRST, SECOND], due)
+        with engine.connect() as collector, collector.begin():
+            taken = _due(SqlCollector(collector), kind, due)
+        assert taken == set()
+    with engine.connect() as collector, collector.begin():
+        assert _due(SqlCollector(collector), kind, due) == {FIRST, SECOND}
+
+
+def _due(collector: SqlCollector, kind: str, due: datetime) -> set[str]:
+    if kind == "blob-hold":
+        return {review.digest for review in collector.due_blob_reviews(due, 10, lock=True)}
+    return {review.digest for review in collector.due_manifest_reviews(due, 10, lock=True)}

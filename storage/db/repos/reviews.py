@@ -1,17 +1,23 @@
 """The GC review queues and orphans: the data plane's side and the collector's side.
 
-On PostgreSQL the collector takes due rows with ``FOR UPDATE SKIP LOCKED`` and the
-push path locks the same rows (``UPDATE``) before it reads what they protect; on
-SQLite every write transaction holds the database's write lock, which serialises both.
+On PostgreSQL the collector takes due rows with ``FOR UPDATE SKIP LOCKED`` and reads
+what protects them (references, tags) in later statements of its transaction; the push
+path locks the same rows before it reads what they protect: ``FOR SHARE`` for what its
+transaction is about to reference (``hold_*``: concurrent pushes of one image share the
+rows and never queue on one another), or an ``UPDATE`` that postpones the review
+(``touch_*``, for what stays unreferenced after the push). On SQLite every write
+transaction holds the database's write lock, which serialises both: holding is then
+a no-op.
 
 Lock order: a statement here that may wait for the locks of several review rows takes
 them in digest order, whatever plan the database picks (an ``UPDATE`` otherwise locks
 its rows in the order of the index or heap it scans, and that order moves as the rows
 are updated: two pushes of one image then each hold a row the other waits for). The
 re-arm of a push (``touch_*_reviews``) locks its rows with ``SELECT ... ORDER BY digest
-FOR UPDATE`` in the same statement as its ``UPDATE``. The collector's writes change
-only rows it already holds (its ``SKIP LOCKED`` reads never wait), so they cannot close
-a cycle; they still go in digest order, a chunk at a time.
+FOR UPDATE`` in the same statement as its ``UPDATE``; a hold is one ``SELECT ... ORDER
+BY digest FOR SHARE`` (PostgreSQL locks the rows as the sorted rows come out). The
+collector's writes change only rows it already holds (its ``SKIP LOCKED`` reads never
+wait), so they cannot close a cycle; they still go in digest order, a chunk at a time.
 """
 
 from __future__ import annotations
@@ -88,13 +94,22 @@ def _touch_statement(table: Table, owner: Column[Any], dialect: str, *pending: A
     )
 
 
-# NOTE: the statements a manifest push runs are built once (see ``storage.db.repos.manifests``).
-_TOUCH_BLOB_REVIEWS = {
-    dialect: _touch_statement(
-        BLOB_REVIEW, BLOB_REVIEW.c.project_id, dialect, BLOB_REVIEW.c.state == "review"
+def _hold_statement(table: Table, owner: Column[Any], *pending: Any) -> Any:
+    """Share-lock the reviews of the ``digests`` of ``owner`` matching ``pending`` (PostgreSQL)."""
+    where = (owner == bindparam("owner"), in_list(table.c.digest, "digests", "postgresql"))
+    return (
+        select(table.c.digest)
+        .where(*where, *pending)
+        .order_by(table.c.digest)
+        .with_for_update(read=True)
     )
-    for dialect in DIALECTS
-}
+
+
+# NOTE: the statements a manifest push runs are built once (see ``storage.db.repos.manifests``).
+_HOLD_BLOB_REVIEWS = _hold_statement(
+    BLOB_REVIEW, BLOB_REVIEW.c.project_id, BLOB_REVIEW.c.state == "review"
+)
+_HOLD_MANIFEST_REVIEWS = _hold_statement(MANIFEST_REVIEW, MANIFEST_REVIEW.c.repository_id)
 _TOUCH_MANIFEST_REVIEWS = {
     dialect: _touch_statement(MANIFEST_REVIEW, MANIFEST_REVIEW.c.repository_id, dialect)
     for dialect in DIALECTS
@@ -139,10 +154,8 @@ class SqlReviewQueue(SqlRepository):
         )
         self._c.execute(statement)
 
-    def touch_blob_reviews(
-        self, project_id: int, digests: list[str], review_after: datetime
-    ) -> None:
-        self._touch(_TOUCH_BLOB_REVIEWS, project_id, digests, review_after)
+    def hold_blob_reviews(self, project_id: int, digests: list[str]) -> None:
+        self._hold(_HOLD_BLOB_REVIEWS, project_id, digests)
 
     def blob_tombstoned(self, project_id: int, digest: str) -> bool:
         return self.blob_review_state(project_id, digest) == "deleting"
@@ -176,6 +189,15 @@ class SqlReviewQueue(SqlRepository):
         self, repository_id: int, digests: list[str], review_after: datetime
     ) -> None:
         self._touch(_TOUCH_MANIFEST_REVIEWS, repository_id, digests, review_after)
+
+    def hold_manifest_reviews(self, repository_id: int, digests: list[str]) -> None:
+        self._hold(_HOLD_MANIFEST_REVIEWS, repository_id, digests)
+
+    def _hold(self, statement: Any, owner: int, digests: list[str]) -> None:
+        """Share-lock the pending reviews of ``digests`` under ``owner`` until the commit."""
+        if self._dialect != "postgresql":
+            return
+        self._c.execute(statement, {"owner": owner, "digests": list(digests)})
 
     def _touch(
         self, statements: dict[str, Any], owner: int, digests: list[str], after: datetime
