@@ -63,12 +63,19 @@ class ReviewQueueRepository(Protocol):
     ) -> None:
         """Insert or re-arm a blob review (never lowers a tombstone back to review)."""
 
-    def hold_blob_reviews(self, project_id: int, digests: list[str]) -> None:
-        """Keep GC off the pending reviews of these blobs until the transaction ends.
+    def hold_reviews(
+        self,
+        project_id: int,
+        blob_digests: list[str],
+        repository_id: int,
+        manifest_digests: list[str],
+    ) -> None:
+        """Keep GC off the pending reviews of these blobs and manifests until the commit.
 
-        Takes shared row locks in digest order (none on a database whose writers take
-        turns): concurrent holders never wait for one another; the collector passes held
-        rows by, and its next look at them reads the references this transaction wrote.
+        Takes shared row locks, the blob rows before the manifest rows, each in digest
+        order (none on a database whose writers take turns): concurrent holders never
+        wait for one another; the collector passes held rows by, and its next look at
+        them reads the references this transaction wrote.
         """
 
     def blob_tombstoned(self, project_id: int, digest: str) -> bool:
@@ -80,9 +87,6 @@ class ReviewQueueRepository(Protocol):
     def enqueue_manifest_review(
         self, repository_id: int, digest: str, event: str, review_after: datetime
     ) -> None: ...
-
-    def hold_manifest_reviews(self, repository_id: int, digests: list[str]) -> None:
-        """Keep GC off the pending reviews of these manifests (see ``hold_blob_reviews``)."""
 
     def touch_manifest_reviews(
         self, repository_id: int, digests: list[str], review_after: datetime

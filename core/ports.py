@@ -36,6 +36,7 @@ from core.records import (
     ManifestRecord,
     NewManifest,
     ProjectRecord,
+    PushLookup,
     RepositoryRecord,
     StoredRef,
     UploadRecord,
@@ -226,6 +227,20 @@ class ManifestRepository(Protocol):
     def ids(self, repository_id: int, digests: list[str]) -> dict[str, int]: ...
     def refs(self, repository_id: int, digests: list[str]) -> dict[str, StoredRef]:
         """The manifests of ``digests`` in the repository (id and size), one statement."""
+
+    def push_lookup(
+        self,
+        repository_id: int,
+        blob_digests: list[str],
+        manifest_digests: list[str],
+        tag: str | None,
+    ) -> PushLookup:
+        """What a push into the repository finds stored, in one statement.
+
+        The blobs of ``blob_digests`` linked in the repository and the manifests of
+        ``manifest_digests`` stored in it (id and size each), and the digest ``tag``
+        names (``None`` without a tag or when it names nothing); one snapshot.
+        """
 
     def add(self, repository_id: int, manifest: NewManifest) -> int:
         """Store a manifest and its references; return its id (existing id if present)."""

@@ -93,6 +93,19 @@ class StoredRef(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
+class PushLookup:
+    """What a manifest push finds stored in its repository (``ManifestRepository.push_lookup``).
+
+    ``blobs``: the listed blobs linked in the repository; ``manifests``: the listed
+    manifests stored in it; ``tag_target``: the digest the pushed tag names now.
+    """
+
+    blobs: dict[str, StoredRef]
+    manifests: dict[str, StoredRef]
+    tag_target: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class NewManifest:
     """A validated manifest ready to be stored."""
 

@@ -51,10 +51,9 @@ class ChangeRecorder:
         Call before reading what the rows protect. The blob rows are locked before the
         manifest rows, each in digest order.
         """
-        if blobs:
-            session.reviews.hold_blob_reviews(repository.project_id, sorted(blobs))
-        if manifests:
-            session.reviews.hold_manifest_reviews(repository.id, sorted(manifests))
+        session.reviews.hold_reviews(
+            repository.project_id, sorted(blobs), repository.id, sorted(manifests)
+        )
 
     def postpone_review(
         self, session: UnitOfWork, repository: RepositoryRecord, digest: str

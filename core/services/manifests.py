@@ -163,13 +163,16 @@ class ManifestService:
             self._changes.hold_references(session, repository, blob_digests, referenced)
             if reference.tag is None:
                 self._changes.postpone_review(session, repository, str(digest))
+            # NOTE: one lookup finds the linked blobs, the listed children, whether this
+            # manifest is stored and what the tag names now.
             wanted_blobs = sorted({str(d.digest) for d in parsed.blobs})
-            linked = session.blobs.linked_refs(repository.id, wanted_blobs) if wanted_blobs else {}
-            blob_ids = check_blobs(parsed, linked, self._rules)
-            # NOTE: one lookup finds the listed children and whether this manifest is stored.
             wanted = sorted({str(d.digest) for d in parsed.children} | {str(digest)})
-            known = session.manifests.refs(repository.id, wanted)
-            child_ids = check_children(parsed, known)
+            found = session.manifests.push_lookup(
+                repository.id, wanted_blobs, wanted, reference.tag
+            )
+            blob_ids = check_blobs(parsed, found.blobs, self._rules)
+            child_ids = check_children(parsed, found.manifests)
+            known = found.manifests
             stored = known.get(str(digest))
             manifest_id = stored.id if stored is not None else None
             if manifest_id is None:
@@ -189,7 +192,8 @@ class ManifestService:
                     ),
                 )
             if reference.tag is not None:
-                self._set_tag(session, repository, (reference.tag, data), manifest_id, str(digest))
+                tagged = (reference.tag, data, found.tag_target)
+                self._set_tag(session, repository, tagged, manifest_id, str(digest))
 
         # NOTE: concurrent pushes of this process may share one transaction (group
         # commit); every check and event above stays in the transaction that stores it.
@@ -231,12 +235,12 @@ class ManifestService:
         self,
         session: UnitOfWork,
         repository: RepositoryRecord,
-        tagged: tuple[str, str | None],
+        tagged: tuple[str, str | None, str | None],
         manifest_id: int,
         digest: str,
     ) -> None:
-        tag, data = tagged
-        previous = session.tags.target(repository.id, tag)
+        """Point the tag at the manifest; ``tagged``: tag, event data, its digest before."""
+        tag, data, previous = tagged
         if previous == digest:
             return
         if previous is not None:

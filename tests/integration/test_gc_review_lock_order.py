@@ -44,13 +44,13 @@ KINDS: dict[str, tuple[Table, str, _Lock, bool]] = {
     "blob-hold": (
         BLOB_REVIEW,
         "project_id",
-        lambda reviews, digests, _after: reviews.hold_blob_reviews(OWNER, digests),
+        lambda reviews, digests, _after: reviews.hold_reviews(OWNER, digests, OWNER, []),
         False,
     ),
     "manifest-hold": (
         MANIFEST_REVIEW,
         "repository_id",
-        lambda reviews, digests, _after: reviews.hold_manifest_reviews(OWNER, digests),
+        lambda reviews, digests, _after: reviews.hold_reviews(OWNER, [], OWNER, digests),
         False,
     ),
     "manifest-re-arm": (
@@ -176,7 +176,7 @@ def test_a_hold_locks_only_pending_reviews_of_its_project(engine: Engine) -> Non
             )
         )
     with engine.connect() as pusher, pusher.begin():
-        SqlReviewQueue(pusher).hold_blob_reviews(OWNER, [FIRST, SECOND, other])
+        SqlReviewQueue(pusher).hold_reviews(OWNER, [FIRST, SECOND, other], OWNER, [])
         assert not _lockable(engine, BLOB_REVIEW, "project_id", OWNER, FIRST)
         assert _lockable(engine, BLOB_REVIEW, "project_id", OWNER, SECOND)
         assert _lockable(engine, BLOB_REVIEW, "project_id", OWNER + 1, FIRST)
@@ -206,3 +206,32 @@ def _due(collector: SqlCollector, kind: str, due: datetime) -> set[str]:
     if kind == "blob-hold":
         return {review.digest for review in collector.due_blob_reviews(due, 10, lock=True)}
     return {review.digest for review in collector.due_manifest_reviews(due, 10, lock=True)}
+
+
+def test_a_hold_waiting_for_a_blob_row_holds_no_manifest_row(engine: Engine) -> None:
+    """The blob rows are taken before the manifest rows (``changes.hold_references``)."""
+    _queue(engine, BLOB_REVIEW, "project_id", [FIRST])
+    _queue(engine, MANIFEST_REVIEW, "repository_id", [FIRST])
+    backend: list[int] = []
+    failed: list[BaseException] = []
+
+    def push() -> None:
+        try:
+            with engine.connect() as connection, connection.begin():
+                backend.append(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
+                SqlReviewQueue(connection).hold_reviews(OWNER, [FIRST], OWNER, [FIRST])
+        except BaseException as exc:  # reported by the test thread
+            failed.append(exc)
+
+    with engine.connect() as holder, holder.begin():
+        _lock(holder, BLOB_REVIEW, FIRST)
+        pusher = threading.Thread(target=push)
+        pusher.start()
+        _wait_for_lock_wait(engine, lambda: backend[0] if backend else None, failed)
+        try:
+            _lock(holder, MANIFEST_REVIEW, FIRST, nowait=True)
+        except OperationalError as exc:
+            pytest.fail(f"the hold locked the manifest row while it waited for the blob: {exc}")
+    pusher.join(WAIT_SECONDS)
+    assert not pusher.is_alive()
+    assert failed == []

@@ -12,17 +12,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, delete, literal, select, union_all
 
-from core.records import ManifestRecord, NewManifest, RepositoryRecord, StoredRef
+from core.records import ManifestRecord, NewManifest, PushLookup, RepositoryRecord, StoredRef
 from storage.db.nowait import Prepared
 from storage.db.repos.base import RecordMap, SqlRepository, insert_ignore, now, table_of
 from storage.db.repos.repositories import REPOSITORY, REPOSITORY_COLUMNS, WITH_PROJECT
-from storage.db.tables import Blob, Manifest, ManifestBlob, ManifestChild, Tag
+from storage.db.tables import Blob, Manifest, ManifestBlob, ManifestChild, RepositoryBlob, Tag
 from storage.db.value_lists import DIALECTS, in_list, list_value
 
 MANIFEST, TAG, _BLOB = table_of(Manifest), table_of(Tag), table_of(Blob)
 MANIFEST_BLOB, MANIFEST_CHILD = table_of(ManifestBlob), table_of(ManifestChild)
+_REPO_BLOB = table_of(RepositoryBlob)
 
 _MANIFEST_FIELDS = (
     "id",
@@ -90,6 +91,25 @@ _Q_MANIFEST_REFS = {
     )
     for dialect in DIALECTS
 }
+#: A push's reads in one statement: linked blobs, stored manifests, the tag's target.
+_Q_PUSH_LOOKUP = {
+    dialect: union_all(
+        select(literal("b").label("kind"), _BLOB.c.digest, _BLOB.c.id, _BLOB.c.size)
+        .join(_REPO_BLOB, _REPO_BLOB.c.blob_id == _BLOB.c.id)
+        .where(
+            _REPO_BLOB.c.repository_id == bindparam("repository_id"),
+            in_list(_BLOB.c.digest, "blobs", dialect),
+        ),
+        select(literal("m"), MANIFEST.c.digest, MANIFEST.c.id, MANIFEST.c.size).where(
+            MANIFEST.c.repository_id == bindparam("repository_id"),
+            in_list(MANIFEST.c.digest, "manifests", dialect),
+        ),
+        select(literal("t"), MANIFEST.c.digest, MANIFEST.c.id, MANIFEST.c.size)
+        .join(TAG, TAG.c.manifest_id == MANIFEST.c.id)
+        .where(TAG.c.repository_id == bindparam("repository_id"), TAG.c.name == bindparam("tag")),
+    )
+    for dialect in DIALECTS
+}
 _INSERT_MANIFEST_RETURNING = {
     dialect: statement.returning(MANIFEST.c.id)
     for dialect, statement in insert_ignore(MANIFEST).items()
@@ -135,6 +155,29 @@ class SqlManifests(SqlRepository):
         params = {"repository_id": repository_id, "ds": list_value(self._dialect, digests)}
         rows = self._c.execute(_Q_MANIFEST_REFS[self._dialect], params)
         return {row.digest: StoredRef(row.id, row.size) for row in rows}
+
+    def push_lookup(
+        self,
+        repository_id: int,
+        blob_digests: list[str],
+        manifest_digests: list[str],
+        tag: str | None,
+    ) -> PushLookup:
+        params = {
+            "repository_id": repository_id,
+            "blobs": list_value(self._dialect, blob_digests),
+            "manifests": list_value(self._dialect, manifest_digests),
+            "tag": tag,
+        }
+        blobs: dict[str, StoredRef] = {}
+        manifests: dict[str, StoredRef] = {}
+        target = None
+        for kind, digest, row_id, size in self._c.execute(_Q_PUSH_LOOKUP[self._dialect], params):
+            if kind == "t":
+                target = digest
+            else:
+                (blobs if kind == "b" else manifests)[digest] = StoredRef(row_id, size)
+        return PushLookup(blobs, manifests, target)
 
     def add(self, repository_id: int, manifest: NewManifest) -> int:
         # NOTE: no lookup first: callers look before they add, and a stored manifest

@@ -3,8 +3,8 @@
 On PostgreSQL the collector takes due rows with ``FOR UPDATE SKIP LOCKED`` and reads
 what protects them (references, tags) in later statements of its transaction; the push
 path locks the same rows before it reads what they protect: ``FOR SHARE`` for what its
-transaction is about to reference (``hold_*``: concurrent pushes of one image share the
-rows and never queue on one another), or an ``UPDATE`` that postpones the review
+transaction is about to reference (``hold_reviews``: concurrent pushes of one image share
+the rows and never queue on one another), or an ``UPDATE`` that postpones the review
 (``touch_*``, for what stays unreferenced after the push). On SQLite every write
 transaction holds the database's write lock, which serialises both: holding is then
 a no-op.
@@ -14,8 +14,9 @@ them in digest order, whatever plan the database picks (an ``UPDATE`` otherwise 
 its rows in the order of the index or heap it scans, and that order moves as the rows
 are updated: two pushes of one image then each hold a row the other waits for). The
 re-arm of a push (``touch_*_reviews``) locks its rows with ``SELECT ... ORDER BY digest
-FOR UPDATE`` in the same statement as its ``UPDATE``; a hold is one ``SELECT ... ORDER
-BY digest FOR SHARE`` (PostgreSQL locks the rows as the sorted rows come out). The
+FOR UPDATE`` in the same statement as its ``UPDATE``; a hold is one statement whose
+sub-selects take the blob rows, then the manifest rows, each ``ORDER BY digest FOR
+SHARE`` (PostgreSQL locks the rows as the sorted rows come out). The
 collector's writes change only rows it already holds (its ``SKIP LOCKED`` reads never
 wait), so they cannot close a cycle; they still go in digest order, a chunk at a time.
 """
@@ -26,7 +27,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, Table, bindparam, delete, exists, select, update
+from sqlalchemy import Column, Table, bindparam, delete, exists, func, select, update
 
 from core.control_records import QUARANTINED, BlobReview, ManifestReview
 from storage.db.control_tables import GcBlobReview, GcManifestReview, GcOrphan
@@ -94,22 +95,37 @@ def _touch_statement(table: Table, owner: Column[Any], dialect: str, *pending: A
     )
 
 
-def _hold_statement(table: Table, owner: Column[Any], *pending: Any) -> Any:
-    """Share-lock the reviews of the ``digests`` of ``owner`` matching ``pending`` (PostgreSQL)."""
-    where = (owner == bindparam("owner"), in_list(table.c.digest, "digests", "postgresql"))
-    return (
+def _held(
+    table: Table, owner: Column[Any], owner_name: str, digests_name: str, *pending: Any
+) -> Any:
+    """How many reviews of ``owner``'s ``digests`` (matching ``pending``) were share-locked."""
+    locked = (
         select(table.c.digest)
-        .where(*where, *pending)
+        .where(
+            owner == bindparam(owner_name),
+            in_list(table.c.digest, digests_name, "postgresql"),
+            *pending,
+        )
         .order_by(table.c.digest)
         .with_for_update(read=True)
+        .subquery()
     )
+    return select(func.count()).select_from(locked).scalar_subquery()
 
 
 # NOTE: the statements a manifest push runs are built once (see ``storage.db.repos.manifests``).
-_HOLD_BLOB_REVIEWS = _hold_statement(
-    BLOB_REVIEW, BLOB_REVIEW.c.project_id, BLOB_REVIEW.c.state == "review"
+# One statement for both tables (PostgreSQL only): the blob rows, then the manifest rows
+# (a target list's sub-selects run in order), each locked in digest order.
+_HOLD_REVIEWS = select(
+    _held(
+        BLOB_REVIEW,
+        BLOB_REVIEW.c.project_id,
+        "project_id",
+        "blobs",
+        BLOB_REVIEW.c.state == "review",
+    ),
+    _held(MANIFEST_REVIEW, MANIFEST_REVIEW.c.repository_id, "repository_id", "manifests"),
 )
-_HOLD_MANIFEST_REVIEWS = _hold_statement(MANIFEST_REVIEW, MANIFEST_REVIEW.c.repository_id)
 _TOUCH_MANIFEST_REVIEWS = {
     dialect: _touch_statement(MANIFEST_REVIEW, MANIFEST_REVIEW.c.repository_id, dialect)
     for dialect in DIALECTS
@@ -154,9 +170,6 @@ class SqlReviewQueue(SqlRepository):
         )
         self._c.execute(statement)
 
-    def hold_blob_reviews(self, project_id: int, digests: list[str]) -> None:
-        self._hold(_HOLD_BLOB_REVIEWS, project_id, digests)
-
     def blob_tombstoned(self, project_id: int, digest: str) -> bool:
         return self.blob_review_state(project_id, digest) == "deleting"
 
@@ -190,14 +203,22 @@ class SqlReviewQueue(SqlRepository):
     ) -> None:
         self._touch(_TOUCH_MANIFEST_REVIEWS, repository_id, digests, review_after)
 
-    def hold_manifest_reviews(self, repository_id: int, digests: list[str]) -> None:
-        self._hold(_HOLD_MANIFEST_REVIEWS, repository_id, digests)
-
-    def _hold(self, statement: Any, owner: int, digests: list[str]) -> None:
-        """Share-lock the pending reviews of ``digests`` under ``owner`` until the commit."""
-        if self._dialect != "postgresql":
+    def hold_reviews(
+        self,
+        project_id: int,
+        blob_digests: list[str],
+        repository_id: int,
+        manifest_digests: list[str],
+    ) -> None:
+        if self._dialect != "postgresql" or not (blob_digests or manifest_digests):
             return
-        self._c.execute(statement, {"owner": owner, "digests": list(digests)})
+        params = {
+            "project_id": project_id,
+            "blobs": list(blob_digests),
+            "repository_id": repository_id,
+            "manifests": list(manifest_digests),
+        }
+        self._c.execute(_HOLD_REVIEWS, params)
 
     def _touch(
         self, statements: dict[str, Any], owner: int, digests: list[str], after: datetime
