@@ -103,6 +103,38 @@ def _wait_for_lock_wait(
     pytest.fail("the push never waited for the held row")
 
 
+def _waits_without_taking(
+    engine: Engine,
+    push: Callable[[Connection], None],
+    held: tuple[Table, str],
+    free: tuple[Table, str],
+) -> None:
+    """Run ``push`` while ``held`` (table, digest) is locked; once it waits, ``free`` is not."""
+    backend: list[int] = []
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with engine.connect() as connection, connection.begin():
+                backend.append(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
+                push(connection)
+        except BaseException as exc:  # reported by the test thread
+            failed.append(exc)
+
+    with engine.connect() as holder, holder.begin():
+        _lock(holder, *held)
+        pusher = threading.Thread(target=run)
+        pusher.start()
+        _wait_for_lock_wait(engine, lambda: backend[0] if backend else None, failed)
+        try:
+            _lock(holder, *free, nowait=True)
+        except OperationalError as exc:
+            pytest.fail(f"the push locked {free} while it waited for {held}: {exc}")
+    pusher.join(WAIT_SECONDS)
+    assert not pusher.is_alive()
+    assert failed == []
+
+
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_a_push_waiting_for_a_review_row_holds_no_row_of_a_later_digest(
     engine: Engine, kind: str
@@ -110,32 +142,14 @@ def test_a_push_waiting_for_a_review_row_holds_no_row_of_a_later_digest(
     table, owner, lock, rearms = KINDS[kind]
     queued = _queue(engine, table, owner, [SECOND, FIRST])
     after = datetime.now(UTC) + timedelta(days=1)
-    backend: list[int] = []
-    failed: list[BaseException] = []
 
-    def push() -> None:
-        try:
-            with engine.connect() as connection, connection.begin():
-                # A plan that meets the rows in table order: SECOND, then FIRST.
-                connection.execute(text("SET LOCAL enable_indexscan = off"))
-                connection.execute(text("SET LOCAL enable_bitmapscan = off"))
-                backend.append(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
-                lock(SqlReviewQueue(connection), [FIRST, SECOND], after)
-        except BaseException as exc:  # reported by the test thread
-            failed.append(exc)
+    def push(connection: Connection) -> None:
+        # A plan that meets the rows in table order: SECOND, then FIRST.
+        connection.execute(text("SET LOCAL enable_indexscan = off"))
+        connection.execute(text("SET LOCAL enable_bitmapscan = off"))
+        lock(SqlReviewQueue(connection), [FIRST, SECOND], after)
 
-    with engine.connect() as holder, holder.begin():
-        _lock(holder, table, FIRST)
-        pusher = threading.Thread(target=push)
-        pusher.start()
-        _wait_for_lock_wait(engine, lambda: backend[0] if backend else None, failed)
-        try:
-            _lock(holder, table, SECOND, nowait=True)
-        except OperationalError as exc:
-            pytest.fail(f"the push locked {SECOND} while it waited for {FIRST}: {exc}")
-    pusher.join(WAIT_SECONDS)
-    assert not pusher.is_alive()
-    assert failed == []
+    _waits_without_taking(engine, push, (table, FIRST), (table, SECOND))
 
     with engine.connect() as connection:
         rows = connection.execute(select(table.c.digest, table.c.queued_at, table.c.review_after))
@@ -212,26 +226,8 @@ def test_a_hold_waiting_for_a_blob_row_holds_no_manifest_row(engine: Engine) -> 
     """The blob rows are taken before the manifest rows (``changes.hold_references``)."""
     _queue(engine, BLOB_REVIEW, "project_id", [FIRST])
     _queue(engine, MANIFEST_REVIEW, "repository_id", [FIRST])
-    backend: list[int] = []
-    failed: list[BaseException] = []
 
-    def push() -> None:
-        try:
-            with engine.connect() as connection, connection.begin():
-                backend.append(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
-                SqlReviewQueue(connection).hold_reviews(OWNER, [FIRST], OWNER, [FIRST])
-        except BaseException as exc:  # reported by the test thread
-            failed.append(exc)
+    def push(connection: Connection) -> None:
+        SqlReviewQueue(connection).hold_reviews(OWNER, [FIRST], OWNER, [FIRST])
 
-    with engine.connect() as holder, holder.begin():
-        _lock(holder, BLOB_REVIEW, FIRST)
-        pusher = threading.Thread(target=push)
-        pusher.start()
-        _wait_for_lock_wait(engine, lambda: backend[0] if backend else None, failed)
-        try:
-            _lock(holder, MANIFEST_REVIEW, FIRST, nowait=True)
-        except OperationalError as exc:
-            pytest.fail(f"the hold locked the manifest row while it waited for the blob: {exc}")
-    pusher.join(WAIT_SECONDS)
-    assert not pusher.is_alive()
-    assert failed == []
+    _waits_without_taking(engine, push, (BLOB_REVIEW, FIRST), (MANIFEST_REVIEW, FIRST))
