@@ -156,24 +156,21 @@ class ManifestService:
         def store(session: UnitOfWork) -> None:
             # NOTE: a tag makes the manifest referenced; by digest alone it is not, so
             # its review is postponed (after the shared locks: no cycle, see reviews).
-            referenced = [str(d.digest) for d in parsed.children]
-            if reference.tag is not None:
-                referenced.append(str(digest))
-            blob_digests = [str(d.digest) for d in parsed.blobs]
-            self._changes.hold_references(session, repository, blob_digests, referenced)
+            wanted_blobs = sorted({str(d.digest) for d in parsed.blobs})
+            children = {str(d.digest) for d in parsed.children}
+            referenced = children | {str(digest)} if reference.tag is not None else children
+            self._changes.hold_references(session, repository, wanted_blobs, sorted(referenced))
             if reference.tag is None:
                 self._changes.postpone_review(session, repository, str(digest))
             # NOTE: one lookup finds the linked blobs, the listed children, whether this
             # manifest is stored and what the tag names now.
-            wanted_blobs = sorted({str(d.digest) for d in parsed.blobs})
-            wanted = sorted({str(d.digest) for d in parsed.children} | {str(digest)})
+            wanted = sorted(children | {str(digest)})
             found = session.manifests.push_lookup(
                 repository.id, wanted_blobs, wanted, reference.tag
             )
             blob_ids = check_blobs(parsed, found.blobs, self._rules)
             child_ids = check_children(parsed, found.manifests)
-            known = found.manifests
-            stored = known.get(str(digest))
+            stored = found.manifests.get(str(digest))
             manifest_id = stored.id if stored is not None else None
             if manifest_id is None:
                 manifest_id = self._add(

@@ -191,13 +191,14 @@ class PromotionCopier:
             missing_blobs = dict(plan.blobs)
             missing = list(plan.manifests)
             if target is not None:
-                previous = session.tags.target(target.id, tag)
+                found = session.manifests.push_lookup(
+                    target.id, sorted(plan.blobs), [m.digest for m in plan.manifests], tag
+                )
+                previous = found.tag_target
                 if previous is not None and previous != digest:
                     check_mutable(session, target, [tag])
-                linked = session.blobs.linked_refs(target.id, sorted(plan.blobs))
-                missing_blobs = {d: s for d, s in plan.blobs.items() if d not in linked}
-                known = session.manifests.refs(target.id, [m.digest for m in plan.manifests])
-                missing = [m for m in plan.manifests if m.digest not in known]
+                missing_blobs = {d: s for d, s in plan.blobs.items() if d not in found.blobs}
+                missing = [m for m in plan.manifests if m.digest not in found.manifests]
             project_blobs = {
                 d
                 for d in missing_blobs

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import bindparam, delete, select
 
-from core.records import BlobRecord, StoredRef
+from core.records import BlobRecord
 from storage.db.repos.base import RecordMap, SqlRepository, insert_ignore, now, table_of
 from storage.db.tables import Blob, RepositoryBlob
-from storage.db.value_lists import DIALECTS, in_list, list_value
 
 BLOB, REPO_BLOB = table_of(Blob), table_of(RepositoryBlob)
 
@@ -21,15 +20,6 @@ _Q_PROJECT_BLOB = select(*_BLOB_COLUMNS).where(
     BLOB.c.project_id == bindparam("project_id"), BLOB.c.digest == bindparam("d")
 )
 _RECORD = RecordMap(BlobRecord, _Q_PROJECT_BLOB)
-_Q_LINKED_BLOBS = {
-    dialect: select(BLOB.c.digest, BLOB.c.id, BLOB.c.size)
-    .join(REPO_BLOB, REPO_BLOB.c.blob_id == BLOB.c.id)
-    .where(
-        REPO_BLOB.c.repository_id == bindparam("repository_id"),
-        in_list(BLOB.c.digest, "ds", dialect),
-    )
-    for dialect in DIALECTS
-}
 _INSERT_BLOB, _INSERT_LINK = insert_ignore(BLOB), insert_ignore(REPO_BLOB)
 
 
@@ -67,8 +57,3 @@ class SqlBlobs(SqlRepository):
             )
         )
         return bool(result.rowcount)
-
-    def linked_refs(self, repository_id: int, digests: list[str]) -> dict[str, StoredRef]:
-        params = {"repository_id": repository_id, "ds": list_value(self._dialect, digests)}
-        rows = self._c.execute(_Q_LINKED_BLOBS[self._dialect], params)
-        return {row.digest: StoredRef(row.id, row.size) for row in rows}

@@ -68,15 +68,15 @@ _BLOB_REVIEW_COLUMNS = (
 )
 
 
-def _touch_statement(table: Table, owner: Column[Any], dialect: str, *pending: Any) -> Any:
-    """Re-arm the reviews of the ``digests`` of ``owner`` that match ``pending``.
+def _touch_statement(table: Table, owner: Column[Any], dialect: str) -> Any:
+    """Re-arm the reviews of the ``digests`` of ``owner``.
 
     On PostgreSQL the rows are locked in digest order first (a materialised
     ``SELECT ... ORDER BY digest FOR UPDATE`` that the ``UPDATE`` joins), in the same
     statement and snapshot, so it re-arms exactly the rows a plain ``UPDATE`` would. On
     SQLite the database's write lock serialises writers: a plain ``UPDATE``.
     """
-    where = (owner == bindparam("owner"), in_list(table.c.digest, "digests", dialect), *pending)
+    where = (owner == bindparam("owner"), in_list(table.c.digest, "digests", dialect))
     values: dict[str, Any] = {"queued_at": bindparam("now"), "review_after": bindparam("after")}
     if dialect != "postgresql":
         return update(table).where(*where).values(values)
