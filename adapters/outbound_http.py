@@ -22,6 +22,7 @@ import anyio
 import httpcore
 import httpx
 
+from adapters.http_sockets import polling_transport
 from core.outbound import (
     OutboundPolicy,
     OutboundRefusedError,
@@ -101,12 +102,12 @@ class OutboundClient:
         self._policy = policy
         self._max_body = max_body_bytes
         self._resolve: Resolver = resolver if resolver is not None else resolve_host
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=keepalive)
         self._client = httpx.AsyncClient(
             trust_env=False,
             follow_redirects=False,
-            verify=verify,
             timeout=httpx.Timeout(total_timeout, connect=connect_timeout),
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=keepalive),
+            transport=polling_transport(verify=verify, limits=limits),
         )
 
     @property
