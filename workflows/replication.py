@@ -1,7 +1,9 @@
 """Replication executions: one run per execution, one child run per artifact.
 
-The execution's run plans its tasks (an activity that lists the source, or takes the
-tasks an event batch named), starts a child run per pending task, at most the policy's
+The execution's run plans its tasks (a local activity, run by the worker that runs the
+workflow task, that lists the source or takes the tasks an event batch named; a worker
+lost while planning is noticed by the workflow task's timeout and the plan is made again
+by the next worker), starts a child run per pending task, at most the policy's
 concurrency at a time, and closes the execution with the status its tasks give (with no
 pending task, the planning activity closed it already and its status is the run's). Each
 child run (``<execution id>-task-<task id>``, searchable by policy, project and
@@ -46,6 +48,9 @@ with workflow.unsafe.imports_passed_through():
 
 #: Bound of planning (listing a large source included).
 PLAN_TIMEOUT: Final = timedelta(minutes=30)
+#: The patch that plans in the execution's own workflow task (a local activity): a run
+#: with nothing to copy is then one workflow task, not two plus an activity task.
+PLAN_LOCALLY: Final = "replication-plan-locally"
 #: Bound of the bookkeeping activities.
 STEP_TIMEOUT: Final = timedelta(minutes=2)
 _STEP_RETRY: Final = RetryPolicy(maximum_interval=timedelta(seconds=30))
@@ -85,19 +90,7 @@ class ReplicationExecutionWorkflow:
 
     async def _run(self, request: ExecutionRequest, execution_id: str) -> str:
         try:
-            plan: Plan = await workflow.execute_activity(
-                PLAN_EXECUTION,
-                request,
-                result_type=Plan,
-                start_to_close_timeout=PLAN_TIMEOUT,
-                retry_policy=RetryPolicy(
-                    maximum_interval=timedelta(minutes=1),
-                    maximum_attempts=20,
-                    non_retryable_error_types=[FINAL_ERROR],
-                ),
-                # NOTE: a stop waits for the plan, so no task is stored after the close
-                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            )
+            plan = await self._plan(request)
         except ActivityError as exc:
             if is_cancelled_exception(exc):
                 raise
@@ -147,6 +140,40 @@ class ReplicationExecutionWorkflow:
             if isinstance(outcome, BaseException):
                 raise outcome
         return await self._finish(execution_id, None)
+
+    @staticmethod
+    async def _plan(request: ExecutionRequest) -> Plan:
+        """The execution's plan, made in this run's workflow task (a local activity).
+
+        Histories recorded before :data:`PLAN_LOCALLY` replay their plan as an activity
+        of its own, one workflow task and one activity task more per run.
+        """
+        retry = RetryPolicy(
+            maximum_interval=timedelta(minutes=1),
+            maximum_attempts=20,
+            non_retryable_error_types=[FINAL_ERROR],
+        )
+        # NOTE: a stop waits for the plan, so no task is stored after the close
+        waits = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+        if workflow.patched(PLAN_LOCALLY):
+            local: Plan = await workflow.execute_local_activity(
+                PLAN_EXECUTION,
+                request,
+                result_type=Plan,
+                start_to_close_timeout=PLAN_TIMEOUT,
+                retry_policy=retry,
+                cancellation_type=waits,
+            )
+            return local
+        remote: Plan = await workflow.execute_activity(
+            PLAN_EXECUTION,
+            request,
+            result_type=Plan,
+            start_to_close_timeout=PLAN_TIMEOUT,
+            retry_policy=retry,
+            cancellation_type=waits,
+        )
+        return remote
 
     @staticmethod
     async def _finish(execution_id: str, reason: str | None) -> str:

@@ -210,6 +210,40 @@ def test_worker_killed_mid_blob_resumes_without_resending(
         assert 0 < config_bytes < 200, f"re-sent {config_bytes} bytes beyond the config"
 
 
+def test_worker_killed_while_planning_is_replaced_and_the_run_completes(
+    site: Site, front: RegistryFront, docker_registry: Any
+) -> None:
+    """kill -9 while the plan lists the source: the next worker plans and copies.
+
+    The plan is made in the execution's workflow task, so a dead worker is noticed by that
+    task's timeout (seconds), not by the plan's start-to-close bound (minutes)."""
+    source = f"plan{secrets.token_hex(3)}"
+    digest = push_image(docker_registry.url, f"{source}/app", "1.0", [layer(900)])
+    with site.client() as client:
+        project = f"dst{secrets.token_hex(3)}"
+        assert client.post("/api/v1/projects", json={"name": project}).status_code == 201
+        pulled = policy(
+            client,
+            direction="pull",
+            endpoint=endpoint(client, front),
+            repositories=f"{source}/**",
+            prefix=project,
+        )
+        front.config.hold_tag_lists = True
+        started = client.post(f"/api/v1/replication/policies/{pulled['id']}/executions")
+        assert started.status_code == 202, started.text
+        execution_id = started.json()["id"]
+        wait_for(front.holding.is_set, "the plan's tag list held")
+        os.kill(site.worker.pid, signal.SIGKILL)
+        site.worker.popen.wait(timeout=30)
+        front.release()
+        site.restart_worker()
+        done = wait_for(lambda: finished(client, execution_id), "the execution")
+        assert done["status"] == "succeeded", done
+        assert [t["status"] for t in tasks(client, execution_id)] == ["copied"]
+        assert manifest_digest(site.url, f"{project}/{source}/app", "1.0", site.auth) == digest
+
+
 def heartbeat_bytes(site: Site, execution_id: str) -> int:
     """``bytes_sent`` of the last heartbeat of the execution's first task's copy."""
     import asyncio

@@ -43,6 +43,9 @@ class FrontConfig:
     #: Hold blob upload requests (unanswered, not forwarded) once this many upload body
     #: bytes were forwarded, until :meth:`RegistryFront.release` (a client dying mid-blob).
     hold_uploads_after: int | None = None
+    #: Hold tag list requests (unanswered, not forwarded) until :meth:`RegistryFront.release`
+    #: (a client dying while it lists the registry).
+    hold_tag_lists: bool = False
 
 
 class RegistryFront:
@@ -60,7 +63,7 @@ class RegistryFront:
         self.storage_credentials: list[str] = []
         #: Body bytes of blob upload requests (PATCH, PUT) forwarded to the target.
         self.upload_bytes = 0
-        #: Set while an upload request is being held (``hold_uploads_after``).
+        #: Set while a request is being held (``hold_uploads_after``, ``hold_tag_lists``).
         self.holding = threading.Event()
         self._release: asyncio.Event | None = None
         self._tokens: set[str] = set()
@@ -88,8 +91,9 @@ class RegistryFront:
         self._run(self._start())
 
     def release(self) -> None:
-        """Stop holding uploads (held requests go on; their clients may be gone)."""
+        """Stop holding requests (held requests go on; their clients may be gone)."""
         self.config.hold_uploads_after = None
+        self.config.hold_tag_lists = False
 
         async def wake() -> None:
             if self._release is not None:
@@ -173,7 +177,9 @@ class RegistryFront:
         headers["X-Forwarded-Proto"] = "http"
         uploading = "/blobs/uploads/" in request.path and request.method in ("PATCH", "PUT")
         limit = self.config.hold_uploads_after
-        if uploading and limit is not None and self.upload_bytes >= limit:
+        listing = request.method == "GET" and request.path.endswith("/tags/list")
+        held_list = listing and self.config.hold_tag_lists
+        if held_list or (uploading and limit is not None and self.upload_bytes >= limit):
             self._release = self._release or asyncio.Event()
             self.holding.set()
             await self._release.wait()

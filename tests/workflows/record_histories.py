@@ -389,6 +389,8 @@ RUNS: list[tuple[str, Any, Any]] = [
     ("keys", KeyRotationWorkflow.run, KeyRotationInput(grace_seconds=1)),
     ("backup", BackupWorkflow.run, BackupInput("20261203-000000-record")),
     ("restore", RestoreBackupWorkflow.run, RestoreInput("20261203-000000-record", "p")),
+    # NOTE: replication*_remote_plan.json are the histories before the plan became a
+    # local activity (kept).
     (
         "replication",
         ReplicationExecutionWorkflow.run,

@@ -29,6 +29,10 @@ def test_every_workflow_has_a_recorded_history() -> None:
         "replication_artifact",
         "replication_stopped",
         "replication_in_place",
+        # NOTE: the three before the plan became a local activity (PLAN_LOCALLY), kept
+        "replication_remote_plan",
+        "replication_stopped_remote_plan",
+        "replication_in_place_remote_plan",
         "scan",
         "scan_many",
         "scan_rematch",
