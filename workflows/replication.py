@@ -153,27 +153,21 @@ class ReplicationExecutionWorkflow:
             maximum_attempts=20,
             non_retryable_error_types=[FINAL_ERROR],
         )
-        # NOTE: a stop waits for the plan, so no task is stored after the close
-        waits = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
-        if workflow.patched(PLAN_LOCALLY):
-            local: Plan = await workflow.execute_local_activity(
-                PLAN_EXECUTION,
-                request,
-                result_type=Plan,
-                start_to_close_timeout=PLAN_TIMEOUT,
-                retry_policy=retry,
-                cancellation_type=waits,
-            )
-            return local
-        remote: Plan = await workflow.execute_activity(
+        start = (
+            workflow.execute_local_activity
+            if workflow.patched(PLAN_LOCALLY)
+            else workflow.execute_activity
+        )
+        plan: Plan = await start(
             PLAN_EXECUTION,
             request,
             result_type=Plan,
             start_to_close_timeout=PLAN_TIMEOUT,
             retry_policy=retry,
-            cancellation_type=waits,
+            # NOTE: a stop waits for the plan, so no task is stored after the close
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
-        return remote
+        return plan
 
     @staticmethod
     async def _finish(execution_id: str, reason: str | None) -> str:

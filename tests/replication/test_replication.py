@@ -80,6 +80,23 @@ def policy(client: httpx.Client, **body: Any) -> dict[str, Any]:
     return found
 
 
+def pull_into_new_project(
+    client: httpx.Client, front: RegistryFront, repositories: str, **filters: Any
+) -> tuple[str, dict[str, Any]]:
+    """A new project and a pull policy of the front's ``repositories`` into it."""
+    project = f"dst{secrets.token_hex(3)}"
+    assert client.post("/api/v1/projects", json={"name": project}).status_code == 201
+    pulled = policy(
+        client,
+        direction="pull",
+        endpoint=endpoint(client, front),
+        repositories=repositories,
+        prefix=project,
+        **filters,
+    )
+    return project, pulled
+
+
 def layer(size: int) -> bytes:
     return os.urandom(size)
 
@@ -197,10 +214,7 @@ def test_worker_killed_mid_blob_resumes_without_resending(
             lambda: heartbeat_bytes(site, execution_id) >= held,
             "the copy's heartbeat to report what the destination acknowledged",
         )
-        os.kill(site.worker.pid, signal.SIGKILL)
-        site.worker.popen.wait(timeout=30)
-        front.release()
-        site.restart_worker()
+        replace_killed_worker(site, front)
         done = wait_for(lambda: finished(client, execution_id), "the execution")
         assert done["status"] == "succeeded", done
         assert manifest_digest(docker_registry.url, f"{project}/app", "1.0") == digest
@@ -220,28 +234,25 @@ def test_worker_killed_while_planning_is_replaced_and_the_run_completes(
     source = f"plan{secrets.token_hex(3)}"
     digest = push_image(docker_registry.url, f"{source}/app", "1.0", [layer(900)])
     with site.client() as client:
-        project = f"dst{secrets.token_hex(3)}"
-        assert client.post("/api/v1/projects", json={"name": project}).status_code == 201
-        pulled = policy(
-            client,
-            direction="pull",
-            endpoint=endpoint(client, front),
-            repositories=f"{source}/**",
-            prefix=project,
-        )
+        project, pulled = pull_into_new_project(client, front, f"{source}/**")
         front.config.hold_tag_lists = True
         started = client.post(f"/api/v1/replication/policies/{pulled['id']}/executions")
         assert started.status_code == 202, started.text
         execution_id = started.json()["id"]
         wait_for(front.holding.is_set, "the plan's tag list held")
-        os.kill(site.worker.pid, signal.SIGKILL)
-        site.worker.popen.wait(timeout=30)
-        front.release()
-        site.restart_worker()
+        replace_killed_worker(site, front)
         done = wait_for(lambda: finished(client, execution_id), "the execution")
         assert done["status"] == "succeeded", done
         assert [t["status"] for t in tasks(client, execution_id)] == ["copied"]
         assert manifest_digest(site.url, f"{project}/{source}/app", "1.0", site.auth) == digest
+
+
+def replace_killed_worker(site: Site, front: RegistryFront) -> None:
+    """kill -9 the site's worker, let the front's held requests go, start a new worker."""
+    os.kill(site.worker.pid, signal.SIGKILL)
+    site.worker.popen.wait(timeout=30)
+    front.release()
+    site.restart_worker()
 
 
 def heartbeat_bytes(site: Site, execution_id: str) -> int:
@@ -564,16 +575,7 @@ def test_a_signature_added_later_is_found_from_the_tag_list(
     source = f"late{secrets.token_hex(3)}/app"
     subject = push_image(docker_registry.url, source, "v1", [layer(900)])
     with site.client() as client:
-        project = f"dst{secrets.token_hex(3)}"
-        assert client.post("/api/v1/projects", json={"name": project}).status_code == 201
-        pulled = policy(
-            client,
-            direction="pull",
-            endpoint=endpoint(client, front),
-            repositories=source,
-            tags="v*",
-            prefix=project,
-        )
+        project, pulled = pull_into_new_project(client, front, source, tags="v*")
         first = run_policy(client, pulled["id"])
         assert [t["status"] for t in tasks(client, first["id"])] == ["copied"]
 
@@ -619,15 +621,7 @@ def test_a_run_with_nothing_new_copies_nothing_and_a_moved_tag_is_put_back(
         for name in ("one", "two", "three")
     }
     with site.client() as client:
-        project = f"dst{secrets.token_hex(3)}"
-        assert client.post("/api/v1/projects", json={"name": project}).status_code == 201
-        pulled = policy(
-            client,
-            direction="pull",
-            endpoint=endpoint(client, front),
-            repositories=f"{source}/**",
-            prefix=project,
-        )
+        project, pulled = pull_into_new_project(client, front, f"{source}/**")
         first = run_policy(client, pulled["id"])
         assert first["status"] == "succeeded", first
         assert sorted(t["status"] for t in tasks(client, first["id"])) == ["copied"] * 3
