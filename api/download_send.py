@@ -21,10 +21,12 @@ Which one (``downloads.send_mode``, :func:`copies_for`):
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import socket
 import struct
+from collections.abc import Callable, Iterator
 from typing import Final
 
 from core.download_settings import SendMode
@@ -61,14 +63,86 @@ def send_until_stalled(conn: socket.socket, fd: int, offset: int, count: int, *,
     Raises:
         ConnectionError: the file ended before ``count`` bytes.
     """
+    with _blocking(conn):
+        if copy:
+            return _copy(conn, fd, offset, count)
+        return _sendfile(conn, fd, offset, count)
+
+
+class StreamedBody:
+    """A blob body read from a stream (an object store's response), sent in several calls.
+
+    The stream is opened on the first :func:`send_stream_until_stalled` (on the sending
+    thread: opening it is a request to the store); a piece the socket did not take when
+    it stalled is kept for the next call, since a stream cannot be read again.
+    """
+
+    def __init__(self, open_stream: Callable[[], Iterator[bytes]], count: int) -> None:
+        self._open = open_stream
+        self._chunks: Iterator[bytes] | None = None
+        self._pending = memoryview(b"")
+        #: Bytes still to send.
+        self.remaining = count
+
+    def open(self) -> None:
+        """Open the stream now (a request to the store) rather than at the first send."""
+        if self._chunks is None:
+            self._chunks = self._open()
+
+    def next_piece(self) -> memoryview:
+        """The kept piece, or the stream's next one (at most :attr:`remaining` bytes).
+
+        Raises:
+            ConnectionError: the stream ended before :attr:`remaining` bytes.
+        """
+        if self._pending:
+            piece, self._pending = self._pending, memoryview(b"")
+            return piece
+        if self._chunks is None:
+            self._chunks = self._open()
+        for chunk in self._chunks:
+            if chunk:
+                return memoryview(chunk)[: self.remaining]
+        raise ConnectionError("the blob's stream ended early")
+
+    def keep(self, piece: memoryview) -> None:
+        """Keep the unsent rest of a piece for the next send."""
+        self._pending = piece
+
+    def close(self) -> None:
+        """Release the stream (its connection to the store), read to the end or not."""
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()
+
+
+def send_stream_until_stalled(conn: socket.socket, body: StreamedBody) -> int:
+    """Send what is left of ``body`` on ``conn``; the bytes sent (fewer only on a stall)."""
+    done = 0
+    with _blocking(conn):
+        while body.remaining > 0:
+            piece = body.next_piece()
+            while piece:
+                try:
+                    sent = conn.send(piece)
+                except BlockingIOError:
+                    body.keep(piece)
+                    return done
+                piece = piece[sent:]
+                done += sent
+                body.remaining -= sent
+    return done
+
+
+@contextlib.contextmanager
+def _blocking(conn: socket.socket) -> Iterator[None]:
+    """``conn`` blocking, with the stall timeout as its send timeout; non-blocking after."""
     seconds = int(STALL_SECONDS)
     timeout = struct.pack("ll", seconds, int((STALL_SECONDS - seconds) * 1_000_000))
     conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeout)
     conn.setblocking(True)
     try:
-        if copy:
-            return _copy(conn, fd, offset, count)
-        return _sendfile(conn, fd, offset, count)
+        yield
     finally:
         conn.setblocking(False)
 

@@ -7,10 +7,13 @@ and time), the link verified, the blob's file opened through the store
 (``BlobStore.blob_file``) and the body sent by one blocking call on a thread of the
 listener's own pool (``send_threads``): ``sendfile(2)``, or for a client on the same host a
 copy through a buffer (``api.download_send``, ``downloads.send_mode``), so the event loop
-is not woken per socket buffer. A client that stops reading gives its thread back: when
-the socket stays full for ``api.download_send.STALL_SECONDS``, the rest waits on the event
-loop until the socket is writable again, then goes back to a thread. ``Range`` (one
-``bytes=`` range) is honoured as on ``/v2``; connections are kept alive between requests.
+is not woken per socket buffer. A blob that is not a local file (S3) is read from the
+store's stream by the same threads, piece by piece (``BlobStore.stat_blob`` and
+``read_blob``, both asked before the response begins). A client that stops reading gives
+its thread back: when the socket stays full for ``api.download_send.STALL_SECONDS``, the
+rest waits on the event loop until the socket is writable again, then goes back to a
+thread. ``Range`` (one ``bytes=`` range) is honoured as on ``/v2``; connections are kept
+alive between requests.
 
 Guarantees: a forged, altered or expired link gets ``403`` and no byte of any blob; a
 link whose blob is gone gets ``404``; a client that has not sent a whole request head
@@ -31,17 +34,23 @@ import socket
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol, TypeVar
 
 from api.blob_downloads import blob_headers
-from api.download_send import copies_for, send_until_stalled
+from api.download_send import (
+    StreamedBody,
+    copies_for,
+    send_stream_until_stalled,
+    send_until_stalled,
+)
 from api.http import parse_range
+from api.unavailable import DEPENDENCY_ERRORS, RETRY_AFTER, dependency_of, unavailable_error
 from core.download_links import LinkError, LinkSigner
 from core.download_settings import SendMode
 from core.errors import RegistryError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable, Iterator
 
     from core.digests import Digest
 
@@ -58,6 +67,7 @@ _REASONS: Final = {
     405: "Method Not Allowed",
     416: "Range Not Satisfiable",
     431: "Request Header Fields Too Large",
+    503: "Service Unavailable",
 }
 
 
@@ -116,6 +126,36 @@ def _error(status: int, code: str, message: str, extra: dict[str, str] | None = 
     return _head_bytes(status, headers) + body
 
 
+_NOT_FOUND: Final = _error(404, "BLOB_UNKNOWN", "blob unknown to registry")
+_T = TypeVar("_T")
+
+
+def _unavailable(what: str) -> bytes:
+    """The ``503`` a request gets while ``what`` (the blob store) does not answer."""
+    failed = unavailable_error(what)
+    return _error(503, str(failed.code.value), failed.message, {"Retry-After": RETRY_AFTER})
+
+
+class _StoreUnavailableError(Exception):
+    """The blob store did not answer before the response began."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+
+async def _nothing() -> None:
+    """Nothing to release."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Body:
+    """A response body ready to go: ``send`` it, then ``close`` it whatever happened."""
+
+    send: Callable[[], Awaitable[object]]
+    close: Callable[[], Awaitable[object]] = _nothing
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectionLimits:
     """What one listener allows its connections (``downloads`` and ``server`` settings)."""
@@ -133,8 +173,22 @@ class ConnectionLimits:
     send_mode: SendMode = SendMode.AUTO
 
 
+class BlobReads(Protocol):
+    """How the listener reads a blob that is not a local file (``core.ports.BlobStore``)."""
+
+    def stat_blob(self, tenant: str, digest: Digest) -> int | None: ...
+
+    def read_blob(
+        self, tenant: str, digest: Digest, start: int = 0, end: int | None = None
+    ) -> Iterator[bytes]: ...
+
+
 class DownloadServer:
-    """One listener of signed download links (one per API worker process)."""
+    """One listener of signed download links (one per API worker process).
+
+    A blob ``resolve`` finds as a local file is sent from the file; any other is read
+    from ``reads`` (an object store) when given, on the listener's sending threads.
+    """
 
     def __init__(
         self,
@@ -146,9 +200,11 @@ class DownloadServer:
         resolve: Callable[[str, Digest], str | None],
         clock: Callable[[], float],
         limits: ConnectionLimits,
+        reads: BlobReads | None = None,
     ) -> None:
         self._host, self._port, self._reuse_port = host, port, reuse_port
         self._signer, self._resolve, self._clock = signer, resolve, clock
+        self._reads = reads
         self._limits = limits
         self._slots = asyncio.Semaphore(limits.max_connections)
         self._idle = limits.idle_timeout
@@ -298,18 +354,86 @@ class DownloadServer:
             await loop.sock_sendall(conn, _error(403, "DENIED", str(refused)))
             return False
         path = self._resolve(link.tenant, link.digest)
+        if path is None and self._reads is not None:
+            streamed = (self._reads, link.tenant, link.digest)
+            return await self._answer_streamed(loop, conn, request, *streamed)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC) if path is not None else -1
         except FileNotFoundError:
             fd = -1
         if fd < 0:
-            message = _error(404, "BLOB_UNKNOWN", "blob unknown to registry")
-            await loop.sock_sendall(conn, message)
+            await loop.sock_sendall(conn, _NOT_FOUND)
             return False
         try:
-            return await self._send_blob(loop, conn, request, link.digest, fd)
+            size = os.fstat(fd).st_size
+            copy = copies_for(self._limits.send_mode, conn)
+
+            async def opened(start: int, count: int) -> _Body:
+                sent, end = start, start + count
+
+                def send_some() -> int:
+                    nonlocal sent
+                    done = send_until_stalled(conn, fd, sent, end - sent, copy=copy)
+                    sent += done
+                    return done
+
+                return _Body(partial(self._send_body, loop, conn, count, send_some))
+
+            return await self._send_blob(loop, conn, request, link.digest, size, opened)
         finally:
             os.close(fd)
+
+    async def _answer_streamed(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        conn: socket.socket,
+        request: _Request,
+        reads: BlobReads,
+        tenant: str,
+        digest: Digest,
+    ) -> bool:
+        """Answer from the blob store's stream (a blob that is not a local file).
+
+        The blob's size and its stream are asked for before the response begins, so a
+        store that does not answer gets ``503 UNAVAILABLE`` (as on ``/v2``); a stream that
+        breaks later cuts the body short, which the client sees and retries.
+        """
+        try:
+            size = await self._store_call(loop, reads.stat_blob, tenant, digest)
+            if size is None:
+                await loop.sock_sendall(conn, _NOT_FOUND)
+                return False
+
+            async def opened(start: int, count: int) -> _Body:
+                end = start + count - 1
+                streamed = StreamedBody(partial(reads.read_blob, tenant, digest, start, end), count)
+                await self._store_call(loop, streamed.open)
+                send_some = partial(send_stream_until_stalled, conn, streamed)
+                return _Body(
+                    partial(self._send_body, loop, conn, count, send_some),
+                    partial(loop.run_in_executor, self._executor, streamed.close),
+                )
+
+            return await self._send_blob(loop, conn, request, digest, size, opened)
+        except _StoreUnavailableError as failed:
+            await loop.sock_sendall(conn, _unavailable(failed.what))
+            return False
+
+    async def _store_call(
+        self, loop: asyncio.AbstractEventLoop, call: Callable[..., _T], *args: object
+    ) -> _T:
+        """``call(*args)`` on a sending thread.
+
+        Raises:
+            _StoreUnavailableError: the store did not answer (a connection error).
+        """
+        try:
+            return await loop.run_in_executor(self._executor, call, *args)
+        except DEPENDENCY_ERRORS as exc:
+            what = dependency_of(exc)
+            if what is None:
+                raise
+            raise _StoreUnavailableError(what) from exc
 
     async def _send_blob(
         self,
@@ -317,9 +441,14 @@ class DownloadServer:
         conn: socket.socket,
         request: _Request,
         digest: Digest,
-        fd: int,
+        size: int,
+        opened: Callable[[int, int], Awaitable[_Body]],
     ) -> bool:
-        size = os.fstat(fd).st_size
+        """Send the head, then (``GET``) the body ``opened(start, count)`` gives.
+
+        The body is opened before the head is sent: what fails there fails the request
+        before any byte of the response.
+        """
         headers = {"Content-Type": "application/octet-stream", **blob_headers(digest, size)}
         status, start, count = 200, 0, size
         try:
@@ -336,41 +465,44 @@ class DownloadServer:
             headers["Content-Range"] = f"bytes {first}-{last}/{size}"
         if not request.keep_alive:
             headers["Connection"] = "close"
-        await loop.sock_sendall(conn, _head_bytes(status, headers))
-        if request.method == "GET":
-            await self._send_body(loop, conn, fd, start, count)
+        body = await opened(start, count) if request.method == "GET" and count > 0 else None
+        try:
+            await loop.sock_sendall(conn, _head_bytes(status, headers))
+            if body is not None:
+                await body.send()
+        finally:
+            if body is not None:
+                await body.close()
         return request.keep_alive
 
     async def _send_body(
-        self, loop: asyncio.AbstractEventLoop, conn: socket.socket, fd: int, start: int, count: int
+        self,
+        loop: asyncio.AbstractEventLoop,
+        conn: socket.socket,
+        count: int,
+        send_some: Callable[[], int],
     ) -> None:
-        """Send the body from threads of this listener's pool, waiting out stalls on the loop.
+        """Send ``count`` bytes by ``send_some`` calls on this listener's threads.
 
-        Measured faster than waking the event loop for each buffer (``docs/performance.md``).
+        Each call sends until done or until the socket stays full; the stall is waited out
+        on the event loop. Measured faster than waking the event loop for each buffer
+        (``docs/performance.md``).
 
         Raises:
             TimeoutError: the client left the response unread for the idle timeout.
         """
-        offset, end = start, start + count
-        copy = copies_for(self._limits.send_mode, conn)
-        while offset < end:
-            sending = loop.run_in_executor(
-                self._executor,
-                partial(send_until_stalled, copy=copy),
-                conn,
-                fd,
-                offset,
-                end - offset,
-            )
+        sent = 0
+        while sent < count:
+            sending = loop.run_in_executor(self._executor, send_some)
             try:
-                offset += await asyncio.shield(sending)
+                sent += await asyncio.shield(sending)
             except asyncio.CancelledError:
                 with contextlib.suppress(OSError):
-                    conn.shutdown(socket.SHUT_RDWR)  # wakes the thread; ``fd`` is closed after
+                    conn.shutdown(socket.SHUT_RDWR)  # wakes the thread; the source closes after
                 with contextlib.suppress(Exception):
                     await sending
                 raise
-            if offset < end:
+            if sent < count:
                 async with asyncio.timeout(self._idle):
                     await _writable(loop, conn)
 

@@ -24,17 +24,20 @@ from api.blob_downloads import EXTRA, DownloadRedirects
 from api.context import Registry
 from api.download_server import ConnectionLimits, DownloadServer
 from core.download_links import LinkSigner, link_key
-from core.settings import StorageBackend
 
 _SERVER: Final = "download_server"
 _log = logging.getLogger("moorage.downloads")
 
 
 async def start_downloads(registry: Registry) -> None:
-    """Start this worker's download listener, if enabled and blobs are local files."""
+    """Start this worker's download listener, if enabled.
+
+    Blobs on the filesystem are sent from their files; on S3 they are read from the
+    object store on the listener's threads (``api.download_server``).
+    """
     settings = registry.settings
     config = settings.downloads
-    if not config.enabled or settings.storage != StorageBackend.FILESYSTEM:
+    if not config.enabled:
         return
     signer = LinkSigner([link_key(key) for key in master_keys(settings)])
     server = DownloadServer(
@@ -43,6 +46,7 @@ async def start_downloads(registry: Registry) -> None:
         reuse_port=config.listen_port != 0,
         signer=signer,
         resolve=registry.store.blob_file,
+        reads=registry.store,
         clock=time.time,
         limits=ConnectionLimits(
             max_connections=config.max_connections,

@@ -14,8 +14,6 @@ import os
 import socket
 from typing import TYPE_CHECKING, Final
 
-from core.settings import StorageBackend
-
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -29,14 +27,11 @@ PORT_VARIABLE: Final = "MOORAGE_DOWNLOADS__LISTEN_PORT"
 def shared_download_port(settings: Settings) -> Iterator[int | None]:
     """Reserve one port for the workers' listeners while the server runs.
 
-    Yields the port, or ``None`` when there is nothing to do: downloads disabled, blobs
-    not on the filesystem, or a port configured (the workers then share that one).
+    Yields the port, or ``None`` when there is nothing to do: downloads disabled, or a
+    port configured (the workers then share that one).
     """
     config = settings.downloads
     if not config.enabled or config.listen_port != 0:
-        yield None
-        return
-    if settings.storage != StorageBackend.FILESYSTEM:
         yield None
         return
     family, kind, proto, _, address = socket.getaddrinfo(

@@ -23,12 +23,14 @@ class SendMode(StrEnum):
 class DownloadSettings(BaseModel):
     """Where the download listener runs and which blob GETs are redirected to it.
 
-    With the filesystem backend, a full ``GET`` of a blob of at least ``threshold_bytes``
-    on ``/v2`` is answered with a ``307`` to a short-lived signed URL on a listener that
-    sends the file with ``sendfile(2)``. Each API worker process runs its own listener on
-    ``listen_host``:``listen_port``, all of ``moorage api``'s workers on one port
-    (``SO_REUSEPORT``): with port ``0`` one that ``moorage api`` picks at start, else the
-    fixed one, which deployments behind a load balancer need.
+    A full ``GET`` of a blob of at least ``threshold_bytes`` on ``/v2`` is answered with a
+    ``307`` to a short-lived signed URL on a listener that sends the file with
+    ``sendfile(2)`` (filesystem backend) or the object's stream from its sending threads
+    (S3, unless ``s3.redirect_pulls`` sends clients to the store). Each API worker
+    process runs its own listener on ``listen_host``:``listen_port``, all of ``moorage
+    api``'s workers on one port (``SO_REUSEPORT``): with port ``0`` one that ``moorage
+    api`` picks at start, else the fixed one, which deployments behind a load balancer
+    need.
 
     ``public_url``: the base URL clients use to reach the listener (for example the load
     balancer's ``https://downloads.example.com``); it needs a fixed ``listen_port``. When

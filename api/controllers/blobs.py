@@ -64,7 +64,7 @@ async def read_blob(  # noqa: PLR0911 - one return per way a blob is served
         )
     path = store.blob_file(tenant, digest)
     downloads = download_redirects(registry)
-    if path is not None and downloads is not None:
+    if downloads is not None:
         url = downloads.location(request, str(name), tenant, digest, blob.size)
         if url is not None:
             return Redirect(url, status_code=307, headers={"Docker-Content-Digest": str(digest)})

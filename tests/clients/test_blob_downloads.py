@@ -1,13 +1,15 @@
-"""Real clients pull large blobs through the zero-copy download redirect (filesystem).
+"""Real clients pull large blobs through the download redirect (filesystem and S3).
 
 A Moorage of its own with a 64 KiB redirect threshold, so the test images' larger layers
-are answered on ``/v2`` with a ``307`` to the worker's sendfile listener: crane, skopeo
+are answered on ``/v2`` with a ``307`` to the worker's download listener, which sends them
+from their files (filesystem) or from the object store's stream (S3, moto): crane, skopeo
 and oras must follow it (without credentials, the URL is signed) and get the same bytes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -18,7 +20,9 @@ from tests.clients.commands import ClientHome, run, unique
 from tests.clients.images import OciImage, build_image, read_image
 from tests.clients.test_oras import Oras
 from tests.clients.test_skopeo import Skopeo
+from tests.conftest import create_bucket
 from tests.services.moorage import MoorageServer, start_moorage
+from tests.services.s3 import S3Server
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -28,15 +32,26 @@ pytestmark = pytest.mark.clients
 THRESHOLD = 64 * 1024
 
 
-@pytest.fixture(scope="module")
-def redirecting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MoorageServer]:
+@pytest.fixture(scope="module", params=["filesystem", "s3"])
+def redirecting(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[MoorageServer]:
+    """A Moorage whose large blobs go out through its listener: from files, or from S3."""
     workdir = tmp_path_factory.mktemp("moorage-downloads")
     env = {
         "MOORAGE_DATA_DIR": str(workdir / "data"),
-        "MOORAGE_STORAGE": "filesystem",
+        "MOORAGE_STORAGE": request.param,
         "MOORAGE_AUTH__CREATE_PROJECT_ON_PUSH": "true",
         "MOORAGE_DOWNLOADS__THRESHOLD_BYTES": str(THRESHOLD),
     }
+    if request.param == "s3":
+        s3: S3Server = request.getfixturevalue("s3")
+        env |= {
+            "MOORAGE_S3__ENDPOINT_URL": s3.endpoint_url,
+            "MOORAGE_S3__BUCKET": create_bucket(s3, f"downloads-{secrets.token_hex(4)}"),
+            "MOORAGE_S3__ACCESS_KEY_ID": s3.access_key_id,
+            "MOORAGE_S3__SECRET_ACCESS_KEY": s3.secret_access_key,
+        }
     server = start_moorage(workdir, env, ["--workers", "2"])
     yield server
     server.stop()

@@ -11,11 +11,12 @@ import contextlib
 import hashlib
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import EndpointConnectionError
 
 from api.download_server import ConnectionLimits, DownloadServer
 from core.digests import Digest
@@ -35,6 +36,7 @@ class Rig:
     server: DownloadServer
     signer: LinkSigner
     now: list[float]
+    store: StreamingStore | None = None
 
     def target(self, digest: Digest = DIGEST, tenant: str = "t1", expires: int = 100) -> str:
         link = DownloadLink(tenant=tenant, digest=digest, repository="lib/app", expires=expires)
@@ -51,16 +53,59 @@ SHORT = ConnectionLimits(
 )
 
 
+class StreamingStore:
+    """Blobs that are not local files, read as an object store's stream (1 MiB pieces)."""
+
+    def __init__(self, files: dict[tuple[str, str], Path]) -> None:
+        self._files = files
+        #: Streams opened and streams closed (each must be closed, read to its end or not).
+        self.opened = 0
+        self.closed = 0
+        #: The store's calls that fail as if it could not be reached.
+        self.down: set[str] = set()
+
+    def _answer(self, call: str) -> None:
+        if call in self.down:
+            raise EndpointConnectionError(endpoint_url="http://127.0.0.1:9")
+
+    def stat_blob(self, tenant: str, digest: Digest) -> int | None:
+        self._answer("stat")
+        path = self._files.get((tenant, str(digest)))
+        return path.stat().st_size if path is not None and path.is_file() else None
+
+    def read_blob(
+        self, tenant: str, digest: Digest, start: int = 0, end: int | None = None
+    ) -> Iterator[bytes]:
+        self._answer("read")
+        data = self._files[(tenant, str(digest))].read_bytes()
+        stop = len(data) if end is None else end + 1
+        self.opened += 1
+
+        def pieces() -> Iterator[bytes]:
+            try:
+                for offset in range(start, stop, 1024 * 1024):
+                    yield data[offset : min(offset + 1024 * 1024, stop)]
+            finally:
+                self.closed += 1
+
+        return pieces()
+
+
 @contextlib.asynccontextmanager
-async def _running(tmp_path: Path, limits: ConnectionLimits) -> AsyncIterator[Rig]:
+async def _running(
+    tmp_path: Path, limits: ConnectionLimits, *, streamed: bool = False
+) -> AsyncIterator[Rig]:
+    """A listener over two blobs: local files, or (``streamed``) a store's streams."""
     files = {("t1", str(DIGEST)): tmp_path / "blob"}
     files[("t1", str(DIGEST))].write_bytes(DATA)
     files[("t1", str(HUGE_DIGEST))] = tmp_path / "huge"
     files[("t1", str(HUGE_DIGEST))].write_bytes(HUGE)
+    store = StreamingStore(files) if streamed else None
 
     def resolve(tenant: str, digest: Digest) -> str | None:
         path = files.get((tenant, str(digest)))
-        return str(path) if path is not None and path.is_file() else None
+        local = path is not None and path.is_file() and not streamed
+        return str(path) if local else None
 
     now = [10.0]
     signer = LinkSigner([KEY])
@@ -72,22 +117,29 @@ async def _running(tmp_path: Path, limits: ConnectionLimits) -> AsyncIterator[Ri
         resolve=resolve,
         clock=lambda: now[0],
         limits=limits,
+        reads=store,
     )
     await server.start()
     try:
-        yield Rig(server, signer, now)
+        yield Rig(server, signer, now, store)
     finally:
         await server.close()
 
 
-#: Both ways a body goes out: every listener test runs with each.
-SEND_MODES = [SendMode.SENDFILE, SendMode.COPY]
+#: Every way a body goes out (send mode, read from a store's stream): every listener test
+#: runs with each.
+SOURCES = [(SendMode.SENDFILE, False), (SendMode.COPY, False), (SendMode.AUTO, True)]
+SOURCE_IDS = ["sendfile", "copy", "stream"]
 
 
-@pytest.fixture(params=SEND_MODES, ids=str)
+@pytest.fixture(params=SOURCES, ids=SOURCE_IDS)
 async def rig(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
-    async with _running(tmp_path, replace(SHORT, send_mode=request.param)) as running:
+    mode, streamed = request.param
+    limits = replace(SHORT, send_mode=mode)
+    async with _running(tmp_path, limits, streamed=streamed) as running:
         yield running
+    if running.store is not None:  # the listener closed: no stream is left open
+        assert running.store.closed == running.store.opened
 
 
 @dataclass
@@ -202,6 +254,23 @@ async def test_a_signed_link_to_a_blob_that_is_gone_is_404(rig: Rig) -> None:
     assert b"BLOB_UNKNOWN" in answer.body
 
 
+@pytest.mark.parametrize("call", ["stat", "read"])
+async def test_a_store_that_does_not_answer_gets_503_before_any_byte(
+    tmp_path: Path, call: str
+) -> None:
+    """As on ``/v2``: ``UNAVAILABLE`` with ``Retry-After``, then the store is back."""
+    async with _running(tmp_path, SHORT, streamed=True) as running:
+        assert running.store is not None
+        running.store.down.add(call)
+        [refused] = await _exchange(running, _get(running.target()))
+        running.store.down.clear()
+        [served] = await _exchange(running, _get(running.target()))
+    assert refused.status == 503
+    assert refused.headers["retry-after"] == "1"
+    assert b"UNAVAILABLE" in refused.body
+    assert (served.status, served.body) == (200, DATA)
+
+
 async def test_other_methods_and_bodies_are_refused(rig: Rig) -> None:
     [answer] = await _exchange(rig, _get(rig.target(), "DELETE"))
     assert answer.status == 405
@@ -278,9 +347,9 @@ async def test_an_idle_kept_alive_connection_is_closed(rig: Rig) -> None:
         writer.close()
 
 
-@pytest.mark.parametrize("mode", SEND_MODES, ids=str)
+@pytest.mark.parametrize(("mode", "streamed"), SOURCES, ids=SOURCE_IDS)
 async def test_a_client_that_stops_reading_holds_no_sending_thread(
-    tmp_path: Path, mode: SendMode
+    tmp_path: Path, mode: SendMode, streamed: bool
 ) -> None:
     """With one sending thread, a stalled reader leaves it free for the next download."""
     limits = ConnectionLimits(
@@ -291,7 +360,7 @@ async def test_a_client_that_stops_reading_holds_no_sending_thread(
         idle_timeout=120.0,
         send_mode=mode,
     )
-    async with _running(tmp_path, limits) as running:
+    async with _running(tmp_path, limits, streamed=streamed) as running:
         stalled = socket.socket()
         stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
         stalled.connect(("127.0.0.1", running.server.port))
@@ -306,13 +375,13 @@ async def test_a_client_that_stops_reading_holds_no_sending_thread(
             stalled.close()
 
 
-@pytest.mark.parametrize("mode", SEND_MODES, ids=str)
+@pytest.mark.parametrize(("mode", "streamed"), SOURCES, ids=SOURCE_IDS)
 async def test_a_reader_that_pauses_past_the_stall_gets_every_byte_in_order(
-    tmp_path: Path, mode: SendMode
+    tmp_path: Path, mode: SendMode, streamed: bool
 ) -> None:
     """The body resumes from the event loop where the stalled thread stopped."""
     limits = replace(SHORT, idle_timeout=30.0, header_timeout=5.0, send_mode=mode)
-    async with _running(tmp_path, limits) as running:
+    async with _running(tmp_path, limits, streamed=streamed) as running:
         reader, writer = await asyncio.open_connection(
             "127.0.0.1", running.server.port, limit=64 * 1024
         )
