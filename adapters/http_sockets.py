@@ -114,9 +114,11 @@ def polling_transport(
     same way (its own TLS context, HTTP/1.1 only) with the backend: the transport's only
     state is that pool.
     """
-    transport = httpx.AsyncHTTPTransport(verify=verify, trust_env=False, limits=limits)
+    # NOTE: one TLS context (loading the CA bundle is the costly part), given to both
+    context = httpx.create_ssl_context(verify=verify, trust_env=False)
+    transport = httpx.AsyncHTTPTransport(verify=context, trust_env=False, limits=limits)
     transport._pool = httpcore.AsyncConnectionPool(  # noqa: SLF001
-        ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False),
+        ssl_context=context,
         max_connections=limits.max_connections,
         max_keepalive_connections=limits.max_keepalive_connections,
         keepalive_expiry=limits.keepalive_expiry,

@@ -69,6 +69,21 @@ def send_until_stalled(conn: socket.socket, fd: int, offset: int, count: int, *,
         return _sendfile(conn, fd, offset, count)
 
 
+class FileRange:
+    """A range of a file, sent in several calls (each until it is done or stalls)."""
+
+    def __init__(self, fd: int, offset: int, count: int, *, copy: bool) -> None:
+        self._fd, self._offset, self._end, self._copy = fd, offset, offset + count, copy
+
+    def send_until_stalled(self, conn: socket.socket) -> int:
+        """Send what is left on ``conn`` (:func:`send_until_stalled`); the bytes sent."""
+        done = send_until_stalled(
+            conn, self._fd, self._offset, self._end - self._offset, copy=self._copy
+        )
+        self._offset += done
+        return done
+
+
 class StreamedBody:
     """A blob body read from a stream (an object store's response), sent in several calls.
 
@@ -84,10 +99,11 @@ class StreamedBody:
         #: Bytes still to send.
         self.remaining = count
 
-    def open(self) -> None:
-        """Open the stream now (a request to the store) rather than at the first send."""
+    def open(self) -> Iterator[bytes]:
+        """The stream, opened now (a request to the store) if it is not yet."""
         if self._chunks is None:
             self._chunks = self._open()
+        return self._chunks
 
     def next_piece(self) -> memoryview:
         """The kept piece, or the stream's next one (at most :attr:`remaining` bytes).
@@ -98,9 +114,7 @@ class StreamedBody:
         if self._pending:
             piece, self._pending = self._pending, memoryview(b"")
             return piece
-        if self._chunks is None:
-            self._chunks = self._open()
-        for chunk in self._chunks:
+        for chunk in self.open():
             if chunk:
                 return memoryview(chunk)[: self.remaining]
         raise ConnectionError("the blob's stream ended early")

@@ -38,10 +38,10 @@ from typing import TYPE_CHECKING, Final, Protocol, TypeVar
 
 from api.blob_downloads import blob_headers
 from api.download_send import (
+    FileRange,
     StreamedBody,
     copies_for,
     send_stream_until_stalled,
-    send_until_stalled,
 )
 from api.http import parse_range
 from api.unavailable import DEPENDENCY_ERRORS, RETRY_AFTER, dependency_of, unavailable_error
@@ -369,14 +369,7 @@ class DownloadServer:
             copy = copies_for(self._limits.send_mode, conn)
 
             async def opened(start: int, count: int) -> _Body:
-                sent, end = start, start + count
-
-                def send_some() -> int:
-                    nonlocal sent
-                    done = send_until_stalled(conn, fd, sent, end - sent, copy=copy)
-                    sent += done
-                    return done
-
+                send_some = partial(FileRange(fd, start, count, copy=copy).send_until_stalled, conn)
                 return _Body(partial(self._send_body, loop, conn, count, send_some))
 
             return await self._send_blob(loop, conn, request, link.digest, size, opened)

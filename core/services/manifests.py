@@ -158,13 +158,13 @@ class ManifestService:
             # its review is postponed (after the shared locks: no cycle, see reviews).
             wanted_blobs = sorted({str(d.digest) for d in parsed.blobs})
             children = {str(d.digest) for d in parsed.children}
-            referenced = children | {str(digest)} if reference.tag is not None else children
-            self._changes.hold_references(session, repository, wanted_blobs, sorted(referenced))
+            wanted = sorted(children | {str(digest)})
+            referenced = wanted if reference.tag is not None else sorted(children)
+            self._changes.hold_references(session, repository, wanted_blobs, referenced)
             if reference.tag is None:
                 self._changes.postpone_review(session, repository, str(digest))
             # NOTE: one lookup finds the linked blobs, the listed children, whether this
             # manifest is stored and what the tag names now.
-            wanted = sorted(children | {str(digest)})
             found = session.manifests.push_lookup(
                 repository.id, wanted_blobs, wanted, reference.tag
             )
