@@ -3,18 +3,25 @@
 A spool lives only while its download runs; readers hold their own open handle, so the
 file's removal never cuts a follower short. Leftovers of a crashed process are removed
 when a process with the same id prepares its directory (:func:`spool_factory`).
+
+:class:`FileFlightNotices` are the notices (``core.proxy_flights.FlightNotices``) by which
+the process downloading a blob tells the host's other processes where its spool is: one
+small JSON file per lock key, replaced atomically, naming the publishing process so a
+notice left by a process that died is ignored.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
-from core.proxy_flights import Spool, SpoolFactory
+from core.proxy_flights import Notice, Spool, SpoolFactory, SpoolReader
 
 #: Lock files are buckets of keys (a collision only makes two downloads take turns).
 _LOCK_BUCKET_HEX = 3
@@ -42,6 +49,9 @@ class FileSpool:
 
     def reader(self) -> _Reader:
         return _Reader(self.path)
+
+    def name(self) -> str:
+        return str(self.path)
 
     def discard(self) -> None:
         self._handle.close()
@@ -90,3 +100,54 @@ class FileFetchLocks:
             os.close(fd)
 
         return release
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class FileFlightNotices:
+    """Notices as files in one directory shared by the processes of a host."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self._directory = directory
+
+    def _path(self, key: str) -> Path:
+        return self._directory / f"{hashlib.sha256(key.encode()).hexdigest()}.json"
+
+    def publish(self, key: str, notice: Notice) -> None:
+        path = self._path(key)
+        body = {
+            "key": key,
+            "pid": os.getpid(),
+            "spool": notice.spool,
+            "size": notice.size,
+            "verified": notice.verified,
+        }
+        scratch = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        scratch.write_text(json.dumps(body), encoding="utf-8")
+        scratch.replace(path)
+
+    def withdraw(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def look(self, key: str) -> Notice | None:
+        try:
+            body = json.loads(self._path(key).read_text(encoding="utf-8"))
+            spool, pid = str(body["spool"]), int(body["pid"])
+            notice = Notice(spool, int(body["size"]), bool(body["verified"]))
+            if body["key"] != key or not _alive(pid):
+                return None
+            return replace(notice, written=Path(spool).stat().st_size)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def open(self, notice: Notice) -> SpoolReader:
+        return _Reader(Path(notice.spool))

@@ -22,8 +22,10 @@ Reads:
   stale copies; without one the pull fails with ``UNAVAILABLE`` naming the reason.
 
 Across API processes: the processes of one host (sharing a data directory) take turns
-through a file lock per blob (``FetchLocks``); one that waited serves the blob from the
-cache its peer filled, so a host downloads a blob once. Replicas on other hosts each
+through a file lock per blob (``FetchLocks``), so a host downloads a blob once; the one
+downloading publishes where its spool is (``FlightNotices``) and the others stream their
+pulls from it as it grows (``core.proxy_flights``), or serve the blob from the cache once
+their peer filled it. Replicas on other hosts each
 have their own locks, so duplicates are bounded by the number of hosts, and once any of
 them cached the blob every later pull anywhere is a local hit.
 
@@ -34,12 +36,14 @@ Writes: pushes (manifest ``PUT``, uploads) into a proxy project are refused with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import anyio.to_thread
@@ -56,6 +60,8 @@ from core.proxy_flights import (
     CachedElsewhereError,
     FetchLocks,
     FlightFailedError,
+    FlightNotices,
+    Notice,
     SpoolFactory,
 )
 from core.proxy_settings import ProxySettings
@@ -86,6 +92,8 @@ _MEMORY_MAX = 65536
 #: How long a process waits for another one's download: this many upstream timeouts.
 _LOCK_WAIT_FACTOR = 10
 _LOCK_POLL_SECONDS = 0.2
+#: How often a process following another one's download looks at its progress.
+_PEER_POLL_SECONDS = 0.01
 #: How long a finished flight still serves pulls that missed the cache just before.
 _LINGER_SECONDS = 10.0
 
@@ -209,6 +217,7 @@ class ProxyCache:
         uploads: UploadService,
         spools: SpoolFactory,
         locks: FetchLocks,
+        notices: FlightNotices,
         store: BlobStore,
         settings: ProxySettings,
         manifest_max_bytes: int,
@@ -222,6 +231,7 @@ class ProxyCache:
         self._uploads = uploads
         self._spools = spools
         self._locks = locks
+        self._notices = notices
         self._store = store
         self._settings = settings
         self._manifest_max = manifest_max_bytes
@@ -515,19 +525,41 @@ class ProxyCache:
         upstream: UpstreamRegistry,
         repo: str,
     ) -> None:
-        """The leader of a flight: download, spool and cache; verify; then publish."""
+        """The leader of a flight: download, spool and cache; verify; then publish.
+
+        Or, when another process of the host holds the download, follow it (or take the
+        blob from the cache it filled).
+        """
         digest = Digest.parse(digest_text)
+        lock_key = f"{name.project}/{digest_text}"
         release: Callable[[], None] | None = None
         try:
-            release = await self._lead(name, digest_text)
+            release = await self._lead(name, digest_text, flight)
             if release is None:
-                await flight.cached_elsewhere()
+                if flight.follows_peer:
+                    await flight.finish()
+                else:
+                    await flight.cached_elsewhere()
+                return
+            # NOTE: a notice left by a process that died holding the lock is not ours
+            self._notices.withdraw(lock_key)
+            if flight.follows_peer:
+                await flight.fail("the download in another API process failed")
                 return
             self.blob_downloads += 1
             async with upstream.blob(repo, digest_text) as download:
                 size = _bounded(download.size, self._blob_max, digest)
                 await flight.started(size)
-                await self._cache_blob(flight, name, digest, size, download.chunks())
+                notice = Notice(flight.spool.name(), size, verified=False)
+                self._notices.publish(lock_key, notice)
+                await self._cache_blob(
+                    flight,
+                    name,
+                    digest,
+                    size,
+                    download.chunks(),
+                    partial(self._notices.publish, lock_key, replace(notice, verified=True)),
+                )
             await flight.finish()
         except (UpstreamError, RegistryError, OSError) as exc:
             _log.warning("proxy download of %s for %s failed: %s", digest, name, exc)
@@ -537,35 +569,52 @@ class ProxyCache:
             raise
         finally:
             if release is not None:
+                self._notices.withdraw(lock_key)
                 release()
-            if flight.done:
+            if flight.done and not flight.follows_peer:
                 # NOTE: a pull that missed the cache just before the blob landed joins
-                # this finished flight (and reads its spool) instead of downloading again.
+                # this finished flight (and reads its spool) instead of downloading again;
+                # a followed download finished only once the blob was in the cache
                 loop = asyncio.get_running_loop()
                 loop.call_later(_LINGER_SECONDS, self._land, key, flight)
             else:
                 self._land(key, flight)
 
-    async def _lead(self, name: RepositoryName, digest: str) -> Callable[[], None] | None:
+    async def _lead(
+        self, name: RepositoryName, digest: str, flight: BlobFlight
+    ) -> Callable[[], None] | None:
         """This host's lock of the download, or ``None`` once another process cached it.
 
         API processes sharing a data directory take turns: a process that finds the lock
-        held waits for it, then serves the blob from the cache if the holder stored it
-        (or downloads it itself if the holder failed).
+        held follows the holder's download while it has a notice out (``flight`` then
+        reads the holder's spool), and serves the blob from the cache once the holder
+        stored it (or downloads it itself if the holder failed before it was followed).
         """
         deadline = time.monotonic() + self._settings.timeout_seconds * _LOCK_WAIT_FACTOR
         key = f"{name.project}/{digest}"
+        look_in_cache = 0.0
         while True:
             release = self._locks.try_lock(key)
-            cached = await anyio.to_thread.run_sync(self._has_blob, name, digest)
-            if release is not None and cached:
-                release()
-                return None
-            if release is not None or cached:
-                return release
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if release is not None or now >= look_in_cache:
+                look_in_cache = now + _LOCK_POLL_SECONDS
+                cached = await anyio.to_thread.run_sync(self._has_blob, name, digest)
+                if release is not None and cached:
+                    release()
+                    return None
+                if release is not None or cached:
+                    return release
+            if now > deadline:
                 raise UpstreamUnavailableError("another API process is still downloading the blob")
-            await asyncio.sleep(_LOCK_POLL_SECONDS)
+            notice = self._notices.look(key)
+            if notice is not None and not flight.follows_peer:
+                with contextlib.suppress(OSError):  # NOTE: its download just ended
+                    flight.redirect(notice.spool, partial(self._notices.open, notice))
+            if notice is not None and notice.spool == flight.peer_spool:
+                await flight.peer_progress(notice)
+            elif notice is not None and flight.follows_peer:
+                raise UpstreamUnavailableError("the download in another API process failed")
+            await asyncio.sleep(_PEER_POLL_SECONDS if notice else _LOCK_POLL_SECONDS)
 
     def _land(self, key: tuple[str, str], flight: BlobFlight) -> None:
         """Forget a flight and remove its spool (followers keep their open readers)."""
@@ -580,6 +629,7 @@ class ProxyCache:
         digest: Digest,
         size: int,
         chunks: AsyncIterator[bytes],
+        verified: Callable[[], None],
     ) -> None:
         """Write the download to the spool and a cache upload; finish it once verified."""
         uploads = self._uploads
@@ -600,6 +650,7 @@ class ProxyCache:
                 await flight.release(written)
                 written += len(data)
             _verify(digest, size, written, hasher)
+            verified()
             # NOTE: verified, the last chunk goes to the pulls at once; making the cache
             # copy durable (its fsync) is the cache's business, not theirs
             await flight.release(size)

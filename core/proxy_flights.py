@@ -8,18 +8,30 @@ aborts the fill. The last chunk is held back from followers until the whole blob
 verified (size and digest): a wrong upstream answer reaches no client complete, it ends
 every follower's stream with an error (the client sees a truncated body) and nothing is
 cached. A follower that joins late reads the spool from its start.
+
+Across the API processes of one host only one downloads a blob (``FetchLocks``); the
+leader tells the others where its spool is (:class:`FlightNotices`), and a process whose
+pulls wait for that download *follows* it: its flight reads the leader's spool
+(:meth:`BlobFlight.redirect`) and releases bytes as the leader writes them, holding back
+the last :data:`HOLD_BYTES` until the leader says the blob was verified
+(:meth:`BlobFlight.peer_progress`). So a pull streams whichever process it reached, and
+the guarantee above holds for it too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
 
 import anyio.to_thread
 
 _CHUNK = 1024 * 1024
+#: Bytes of a peer's download held back from followers until the peer verified it.
+HOLD_BYTES = 1024 * 1024
 
 
 class SpoolReader(Protocol):
@@ -38,6 +50,9 @@ class Spool(Protocol):
     def reader(self) -> SpoolReader:
         """A reader opened now (it keeps working after :meth:`discard`)."""
 
+    def name(self) -> str:
+        """Where the other processes of the host open it (:meth:`FlightNotices.open`)."""
+
     def discard(self) -> None: ...
 
 
@@ -49,6 +64,45 @@ class FetchLocks(Protocol):
 
     def try_lock(self, key: str) -> Callable[[], None] | None:
         """Take ``key``'s lock without waiting: its release, or ``None`` if it is held."""
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """What the process downloading a blob tells the host's others about it."""
+
+    #: The leader's spool (:meth:`Spool.name`).
+    spool: str
+    #: Bytes the upstream declared.
+    size: int
+    #: The whole blob arrived and matched its size and digest.
+    verified: bool
+    #: Bytes in the spool when the notice was read (``0`` when publishing).
+    written: int = 0
+
+
+class FlightNotices(Protocol):
+    """Downloads in progress on this host, one notice per lock key (``adapters.spool``).
+
+    Only the process holding a key's ``FetchLocks`` lock publishes or withdraws its
+    notice; it withdraws it before it releases the lock, so a notice seen while the lock
+    is held belongs to the holder (a notice of a process that died is never returned).
+    """
+
+    def publish(self, key: str, notice: Notice) -> None:
+        """Tell (or update) ``key``'s notice (replaced atomically)."""
+
+    def withdraw(self, key: str) -> None:
+        """Remove ``key``'s notice, if any."""
+
+    def look(self, key: str) -> Notice | None:
+        """``key``'s notice with the spool's current length, or ``None``."""
+
+    def open(self, notice: Notice) -> SpoolReader:
+        """A reader of the notice's spool, opened now.
+
+        Raises:
+            OSError: the spool is gone (its download ended).
+        """
 
 
 class CachedElsewhereError(Exception):
@@ -73,7 +127,12 @@ class BlobFlight:
         self.elsewhere = False
         self.error: str | None = None
         self.followers = 0
+        #: The spool of another process's download this flight follows (:meth:`redirect`).
+        self.peer_spool: str | None = None
         self._changed = asyncio.Condition()
+        self._open: Callable[[], SpoolReader] = spool.reader
+        self._readers: dict[int, SpoolReader] = {}
+        self._next_follower = 0
 
     async def _notify(self) -> None:
         async with self._changed:
@@ -123,19 +182,62 @@ class BlobFlight:
     def _readable_past(self, offset: int) -> bool:
         return self.readable > offset or self.error is not None
 
+    @property
+    def follows_peer(self) -> bool:
+        """Whether this flight reads another process's download."""
+        return self.peer_spool is not None
+
+    def redirect(self, spool: str, open_reader: Callable[[], SpoolReader]) -> None:
+        """Read another process's spool from now on: follow its download of the blob.
+
+        Every follower's reader is replaced before this returns, so none is left on this
+        flight's own (empty) spool; allowed only before the flight started.
+
+        Raises:
+            OSError: a reader could not be opened (the followers keep theirs).
+        """
+        if self.size is not None:
+            raise ValueError("a started flight cannot follow another download")
+        fresh = {number: open_reader() for number in self._readers}
+        for number, reader in fresh.items():
+            self._readers[number].close()
+            self._readers[number] = reader
+        self._open = open_reader
+        self.peer_spool = spool
+
+    async def peer_progress(self, notice: Notice) -> None:
+        """Release what the followed download wrote, all of it once verified.
+
+        Until the peer verified the blob, its last :data:`HOLD_BYTES` stay back, so no
+        client of this process gets a wrong blob complete either.
+        """
+        if self.size is None:
+            await self.started(notice.size)
+        readable = notice.size
+        if not notice.verified:
+            readable = max(min(notice.written, notice.size - HOLD_BYTES), 0)
+        if readable > self.readable:
+            await self.release(readable)
+
     def follow(self) -> AsyncGenerator[bytes, None]:
         """The blob's bytes as they become readable; raises when the flight fails.
 
-        The spool reader is opened here, before anything awaits, so a flight that ends
+        The reader is opened here, before anything awaits, so a flight that ends
         meanwhile (and discards its spool) cannot take the bytes away.
         """
-        reader = self.spool.reader()
+        number = self._next_follower
+        self._next_follower += 1
+        with contextlib.suppress(OSError):  # NOTE: no reader: the follower fails at once
+            self._readers[number] = self._open()
         self.followers += 1
-        return self._follow(reader)
+        return self._follow(number)
 
-    async def _follow(self, reader: SpoolReader) -> AsyncGenerator[bytes, None]:
+    async def _follow(self, number: int) -> AsyncGenerator[bytes, None]:
         offset = 0
         try:
+            reader = self._readers.get(number)
+            if reader is None:
+                raise FlightFailedError("the download's spool is gone")
             size = await self.wait_size()
             while offset < size:
                 async with self._changed:
@@ -143,6 +245,8 @@ class BlobFlight:
                 if self.readable <= offset:
                     raise FlightFailedError(self.error or "download failed")
                 want = min(_CHUNK, self.readable - offset)
+                # NOTE: looked up per read: a redirect replaces it before the flight starts
+                reader = self._readers[number]
                 data = await anyio.to_thread.run_sync(reader.read, offset, want)
                 if not data:
                     raise FlightFailedError("spool ended early")
@@ -150,4 +254,6 @@ class BlobFlight:
                 yield data
         finally:
             self.followers -= 1
-            reader.close()
+            left = self._readers.pop(number, None)
+            if left is not None:
+                left.close()

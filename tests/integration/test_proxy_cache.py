@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import sqlite3
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -480,6 +481,60 @@ def test_api_workers_of_one_host_take_turns_so_the_upstream_sees_one_fetch(
         with ThreadPoolExecutor(max_workers=20) as pool:
             digests = list(pool.map(pull, range(20)))
     assert digests == [sha(layer)] * 20
+    assert front.count("GET", blob_path(upstream_repo, sha(layer))) == 1
+
+
+def test_pulls_in_either_api_worker_stream_while_the_upstream_is_still_sending(
+    moorage_two_workers: MoorageServer, front: RegistryFront, docker_registry: DockerRegistry
+) -> None:
+    """A pull that reaches the worker not downloading follows its peer's download."""
+    server = moorage_two_workers
+    auth = (server.admin_username, server.admin_password)
+    with (
+        httpx.Client(base_url=server.url, auth=auth, timeout=120) as admin,
+        httpx.Client(base_url=server.url, timeout=120) as client,
+    ):
+        oci = OCIClient(client, server.admin_password, server.admin_username)
+        project = proxy_project(admin, front)
+        time.sleep(1.0)  # NOTE: the other worker sees the binding within 0.5 s
+        upstream_repo = f"stream/blob-{secrets.token_hex(4)}"
+        layer = os.urandom(16 * 1024 * 1024)
+        push_upstream(docker_registry, upstream_repo, "v1", [layer])
+        repo = f"{project}/{upstream_repo}"
+        headers = oci.headers(repo, "pull")
+        url = f"{server.url}{blob_path(repo, sha(layer))}"
+        front.config.hold_blob_bodies_after = 8 * 1024 * 1024
+        streaming = [threading.Event() for _ in range(8)]
+
+        def pull(number: int) -> str:
+            # NOTE: a connection each, so the kernel spreads them over both workers
+            with (
+                httpx.Client(timeout=120) as one,
+                one.stream("GET", url, headers=headers) as response,
+            ):
+                assert response.status_code == 200, response.read()
+                body = bytearray()
+                for piece in response.iter_bytes():
+                    body += piece
+                    if len(body) >= 4 * 1024 * 1024:
+                        streaming[number].set()
+                return sha(bytes(body))
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            try:
+                futures = [pool.submit(pull, number) for number in range(8)]
+                assert front.holding.wait(30), "the upstream body was never held"
+                deadline = time.monotonic() + 30
+                for event in streaming:
+                    event.wait(max(deadline - time.monotonic(), 0))
+                got = sum(event.is_set() for event in streaming)
+                # NOTE: the upstream has sent half the blob and waits: every pull, in
+                # whichever worker, has its first 4 MiB already
+                assert got == 8, f"{got} of 8 pulls streamed while the upstream was held"
+            finally:
+                front.release()
+            digests = [future.result(timeout=120) for future in futures]
+    assert digests == [sha(layer)] * 8
     assert front.count("GET", blob_path(upstream_repo, sha(layer))) == 1
 
 

@@ -46,6 +46,9 @@ class FrontConfig:
     #: Hold tag list requests (unanswered, not forwarded) until :meth:`RegistryFront.release`
     #: (a client dying while it lists the registry).
     hold_tag_lists: bool = False
+    #: Hold blob GET bodies (headers and the bytes so far sent) once this many body bytes
+    #: were sent, until :meth:`RegistryFront.release` (an upstream slow mid-blob).
+    hold_blob_bodies_after: int | None = None
 
 
 class RegistryFront:
@@ -94,6 +97,7 @@ class RegistryFront:
         """Stop holding requests (held requests go on; their clients may be gone)."""
         self.config.hold_uploads_after = None
         self.config.hold_tag_lists = False
+        self.config.hold_blob_bodies_after = None
 
         async def wake() -> None:
             if self._release is not None:
@@ -205,11 +209,29 @@ class RegistryFront:
             await response.prepare(request)
             corrupt = any(path_qs.endswith(f"/blobs/{d}") for d in self.config.corrupt)
             corrupt = corrupt or (self.config.corrupt_manifests and "/manifests/" in path_qs)
-            async for chunk in upstream.content.iter_chunked(256 * 1024):
-                data = chunk
-                if corrupt and data:
-                    data = bytes([data[0] ^ 0xFF]) + data[1:]
-                    corrupt = False
-                await response.write(data)
-            await response.write_eof()
+            await self._relay(upstream, response, corrupt=corrupt, blob_get=blob_get)
             return response
+
+    async def _relay(
+        self,
+        upstream: aiohttp.ClientResponse,
+        response: web.StreamResponse,
+        *,
+        corrupt: bool,
+        blob_get: bool,
+    ) -> None:
+        """Pass the target's body on (corrupting or holding it as configured)."""
+        sent = 0
+        async for chunk in upstream.content.iter_chunked(256 * 1024):
+            data = chunk
+            if corrupt and data:
+                data = bytes([data[0] ^ 0xFF]) + data[1:]
+                corrupt = False
+            hold = self.config.hold_blob_bodies_after
+            if blob_get and hold is not None and sent >= hold:
+                self._release = self._release or asyncio.Event()
+                self.holding.set()
+                await self._release.wait()
+            await response.write(data)
+            sent += len(data)
+        await response.write_eof()

@@ -1,0 +1,125 @@
+"""A flight that follows another process's download: its spool, its hold-back, its end."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from adapters.spool import FileFlightNotices, FileSpool
+from core.proxy_flights import HOLD_BYTES, BlobFlight, FlightFailedError, Notice
+
+MIB = 1024 * 1024
+
+
+async def _read(chunks: AsyncIterator[bytes], want: int) -> bytes:
+    body = bytearray()
+    async for piece in chunks:
+        body += piece
+        if len(body) >= want:
+            break
+    return bytes(body)
+
+
+async def _drain(chunks: AsyncIterator[bytes]) -> bytes:
+    return b"".join([piece async for piece in chunks])
+
+
+def test_followers_read_the_peer_spool_and_its_last_bytes_wait_for_verification(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        blob = os.urandom(3 * MIB)
+        peer = FileSpool(tmp_path)
+        notices = FileFlightNotices(tmp_path / "notices")
+        flight = BlobFlight(FileSpool(tmp_path))
+        early = flight.follow()  # NOTE: joined before the peer's download was found
+        notice = Notice(peer.name(), len(blob), verified=False)
+        notices.publish("p/d", notice)
+        flight.redirect(peer.name(), lambda: notices.open(notice))
+        peer.write(blob)
+        seen = notices.look("p/d")
+        assert seen is not None
+        assert seen.written == len(blob)
+        await flight.peer_progress(seen)
+        assert flight.readable == len(blob) - HOLD_BYTES
+        late = flight.follow()
+        first = await _read(early, len(blob) - HOLD_BYTES)
+        assert first == blob[: len(blob) - HOLD_BYTES]
+        await flight.peer_progress(Notice(peer.name(), len(blob), verified=True, written=0))
+        await flight.finish()
+        peer.discard()  # NOTE: the peer's spool goes; the open readers keep it
+        rest = await _drain(early)
+        assert first + rest == blob
+        assert await _drain(late) == blob
+        assert flight.followers == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_peer_that_fails_fails_the_followers_without_the_held_bytes(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        peer = FileSpool(tmp_path)
+        flight = BlobFlight(FileSpool(tmp_path))
+        chunks = flight.follow()
+        flight.redirect(peer.name(), peer.reader)
+        peer.write(b"x" * (2 * MIB))
+        await flight.peer_progress(Notice(peer.name(), 2 * MIB, verified=False, written=2 * MIB))
+        got = await _read(chunks, 2 * MIB - HOLD_BYTES)
+        assert len(got) == 2 * MIB - HOLD_BYTES
+        await flight.fail("the download in another API process failed")
+        with pytest.raises(FlightFailedError, match="another API process"):
+            await _drain(chunks)
+
+    asyncio.run(scenario())
+
+
+def test_a_started_flight_cannot_switch_spools_and_a_gone_spool_fails_its_follower(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        own = FileSpool(tmp_path)
+        flight = BlobFlight(own)
+        await flight.started(10)
+        with pytest.raises(ValueError, match="started"):
+            flight.redirect("elsewhere", own.reader)
+        waiting = BlobFlight(FileSpool(tmp_path))
+        gone = FileSpool(tmp_path)
+        waiting.redirect(gone.name(), gone.reader)
+        gone.discard()
+        with pytest.raises(FlightFailedError, match="spool is gone"):
+            await _read(waiting.follow(), 1)
+
+    asyncio.run(scenario())
+
+
+def test_notices_name_their_spool_and_length_and_ignore_other_keys_and_dead_processes(
+    tmp_path: Path,
+) -> None:
+    notices = FileFlightNotices(tmp_path / "notices")
+    spool = FileSpool(tmp_path)
+    spool.write(b"abc")
+    assert notices.look("p/sha256:1") is None
+    notices.publish("p/sha256:1", Notice(spool.name(), 10, verified=False))
+    assert notices.look("p/sha256:1") == Notice(spool.name(), 10, False, 3)
+    assert notices.look("p/sha256:2") is None
+    notices.publish("p/sha256:1", Notice(spool.name(), 10, verified=True))
+    seen = notices.look("p/sha256:1")
+    assert seen is not None
+    assert seen.verified
+    notices.withdraw("p/sha256:1")
+    assert notices.look("p/sha256:1") is None
+    notices.withdraw("p/sha256:1")  # NOTE: idempotent
+
+    # a notice of a process that no longer exists is never followed
+    notices.publish("p/sha256:3", Notice(spool.name(), 10, verified=False))
+    path = next((tmp_path / "notices").glob("*.json"))
+    path.write_text(path.read_text().replace(f'"pid": {os.getpid()}', '"pid": 999999999'))
+    assert notices.look("p/sha256:3") is None
+    # nor one whose spool is gone
+    notices.publish("p/sha256:4", Notice(str(tmp_path / "gone.part"), 10, verified=False))
+    assert notices.look("p/sha256:4") is None
+    spool.discard()
