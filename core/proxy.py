@@ -92,7 +92,8 @@ _MEMORY_MAX = 65536
 #: How long a process waits for another one's download: this many upstream timeouts.
 _LOCK_WAIT_FACTOR = 10
 _LOCK_POLL_SECONDS = 0.2
-#: How often a process following another one's download looks at its progress.
+#: How often a process following another one's download looks at its progress (and,
+#: backing off by half each time up to the lock's poll, for a notice of a held lock).
 _PEER_POLL_SECONDS = 0.01
 #: How long a finished flight still serves pulls that missed the cache just before.
 _LINGER_SECONDS = 10.0
@@ -593,6 +594,7 @@ class ProxyCache:
         deadline = time.monotonic() + self._settings.timeout_seconds * _LOCK_WAIT_FACTOR
         key = f"{name.project}/{digest}"
         look_in_cache = 0.0
+        pause = _PEER_POLL_SECONDS
         while True:
             release = self._locks.try_lock(key)
             now = time.monotonic()
@@ -614,7 +616,9 @@ class ProxyCache:
                 await flight.peer_progress(notice)
             elif notice is not None and flight.follows_peer:
                 raise UpstreamUnavailableError("the download in another API process failed")
-            await asyncio.sleep(_PEER_POLL_SECONDS if notice else _LOCK_POLL_SECONDS)
+            # NOTE: the holder publishes once its upstream answered: look again soon
+            pause = _PEER_POLL_SECONDS if notice else min(pause * 1.5, _LOCK_POLL_SECONDS)
+            await asyncio.sleep(pause)
 
     def _land(self, key: tuple[str, str], flight: BlobFlight) -> None:
         """Forget a flight and remove its spool (followers keep their open readers)."""
