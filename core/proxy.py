@@ -65,10 +65,10 @@ from core.proxy_flights import (
     SpoolFactory,
 )
 from core.proxy_settings import ProxySettings
-from core.records import ManifestRecord
+from core.records import ManifestRecord, PushTarget, UploadRecord
 from core.services.manifests import ManifestService
 from core.services.repositories import RepositoryService
-from core.services.uploads import UploadService
+from core.services.uploads import ChunkWriter, UploadService
 from core.upstream_ports import (
     UpstreamError,
     UpstreamFactory,
@@ -97,6 +97,15 @@ _LOCK_POLL_SECONDS = 0.2
 _PEER_POLL_SECONDS = 0.01
 #: How long a finished flight still serves pulls that missed the cache just before.
 _LINGER_SECONDS = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class _CacheUpload:
+    """The cache's upload of one download: where, which session, its open chunk."""
+
+    target: PushTarget
+    upload: UploadRecord
+    chunk: ChunkWriter
 
 
 @dataclass(frozen=True, slots=True)
@@ -548,19 +557,28 @@ class ProxyCache:
                 await flight.fail("the download in another API process failed")
                 return
             self.blob_downloads += 1
-            async with upstream.blob(repo, digest_text) as download:
-                size = _bounded(download.size, self._blob_max, digest)
-                await flight.started(size)
-                notice = Notice(flight.spool.name(), size, verified=False)
-                self._notices.publish(lock_key, notice)
-                await self._cache_blob(
-                    flight,
-                    name,
-                    digest,
-                    size,
-                    download.chunks(),
-                    partial(self._notices.publish, lock_key, replace(notice, verified=True)),
-                )
+            # NOTE: the cache's upload is opened while the upstream is asked
+            opening = asyncio.create_task(anyio.to_thread.run_sync(self._open_cache_upload, name))
+            taken = False
+            try:
+                async with upstream.blob(repo, digest_text) as download:
+                    size = _bounded(download.size, self._blob_max, digest)
+                    await flight.started(size)
+                    notice = Notice(flight.spool.name(), size, verified=False)
+                    self._notices.publish(lock_key, notice)
+                    cache = await opening
+                    taken = True
+                    await self._cache_blob(
+                        flight,
+                        digest,
+                        size,
+                        download.chunks(),
+                        cache,
+                        partial(self._notices.publish, lock_key, replace(notice, verified=True)),
+                    )
+            finally:
+                if not taken:
+                    await self._drop_unused(opening)
             await flight.finish()
         except (UpstreamError, RegistryError, OSError) as exc:
             _log.warning("proxy download of %s for %s failed: %s", digest, name, exc)
@@ -626,20 +644,40 @@ class ProxyCache:
             del self._flights[key]
         flight.spool.discard()
 
+    def _open_cache_upload(self, name: RepositoryName) -> _CacheUpload:
+        """A new upload in ``name``'s project for the blob, ready to be written."""
+        target = self._repositories.push_target(name, False)
+        upload = self._uploads.start(target)
+        try:
+            chunk = self._uploads.open_chunk(target, upload.id, 0)
+        except BaseException:
+            self._uploads.cancel(target, upload.id)
+            raise
+        return _CacheUpload(target, upload, chunk)
+
+    def _drop_cache_upload(self, cache: _CacheUpload) -> None:
+        self._uploads.abort_chunk(cache.chunk)
+        self._uploads.cancel(cache.target, cache.upload.id)
+
+    async def _drop_unused(self, opening: asyncio.Task[_CacheUpload]) -> None:
+        """Remove an upload opened for a download that never wrote to it."""
+        try:
+            cache = await opening
+        except Exception:  # noqa: BLE001 - nothing was opened; the download says why
+            return
+        await anyio.to_thread.run_sync(self._drop_cache_upload, cache)
+
     async def _cache_blob(
         self,
         flight: BlobFlight,
-        name: RepositoryName,
         digest: Digest,
         size: int,
         chunks: AsyncIterator[bytes],
+        cache: _CacheUpload,
         verified: Callable[[], None],
     ) -> None:
-        """Write the download to the spool and a cache upload; finish it once verified."""
-        uploads = self._uploads
-        target = await anyio.to_thread.run_sync(self._repositories.push_target, name, False)
-        upload = await anyio.to_thread.run_sync(uploads.start, target)
-        chunk = await anyio.to_thread.run_sync(uploads.open_chunk, target, upload.id, 0)
+        """Write the download to the spool and the cache upload; finish it once verified."""
+        uploads, chunk = self._uploads, cache.chunk
         hasher = chunk.hasher
         written = 0
         try:
@@ -660,10 +698,9 @@ class ProxyCache:
             await flight.release(size)
             committed = await anyio.to_thread.run_sync(uploads.commit_chunk, chunk)
         except BaseException:
-            await anyio.to_thread.run_sync(uploads.abort_chunk, chunk)
-            await anyio.to_thread.run_sync(uploads.cancel, target, upload.id)
+            await anyio.to_thread.run_sync(self._drop_cache_upload, cache)
             raise
-        await anyio.to_thread.run_sync(uploads.finish, target, committed, digest)
+        await anyio.to_thread.run_sync(uploads.finish, cache.target, committed, digest)
 
     def _spawn(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(work)

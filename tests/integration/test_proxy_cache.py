@@ -538,8 +538,22 @@ def test_pulls_in_either_api_worker_stream_while_the_upstream_is_still_sending(
     assert front.count("GET", blob_path(upstream_repo, sha(layer))) == 1
 
 
+def open_uploads(server: MoorageServer, repository: str) -> int:
+    """Upload sessions of ``repository`` in the server's SQLite database."""
+    database = Path(server.env["MOORAGE_DATA_DIR"]) / "moorage.db"
+    with sqlite3.connect(database) as connection:
+        (count,) = connection.execute(
+            "SELECT COUNT(*) FROM upload WHERE repository = ?", (repository,)
+        ).fetchone()
+    return int(count)
+
+
 def test_a_blob_with_the_wrong_digest_is_discarded_and_never_cached(
-    admin: httpx.Client, oci: OCIClient, front: RegistryFront, docker_registry: DockerRegistry
+    moorage: MoorageServer,
+    admin: httpx.Client,
+    oci: OCIClient,
+    front: RegistryFront,
+    docker_registry: DockerRegistry,
 ) -> None:
     project = proxy_project(admin, front)
     upstream_repo = f"bad/blob-{secrets.token_hex(4)}"
@@ -562,6 +576,11 @@ def test_a_blob_with_the_wrong_digest_is_discarded_and_never_cached(
     assert front.count("GET", blob_path(upstream_repo, sha(layer))) == 2, "nothing was cached"
     assert oci.request("GET", blob_path(repo, sha(layer)), repo).status_code == 200
     assert front.count("GET", blob_path(upstream_repo, sha(layer))) == 2
+    # a blob the upstream lacks: 404, and the cache upload opened meanwhile is gone too
+    absent = oci.request("GET", blob_path(repo, sha(b"not upstream")), repo)
+    assert absent.status_code == 404, absent.text
+    assert absent.json()["errors"][0]["code"] == "BLOB_UNKNOWN"
+    assert open_uploads(moorage, repo) == 0, "a failed download left its upload session"
 
 
 def test_a_manifest_with_the_wrong_digest_is_refused_and_never_cached(
