@@ -8,7 +8,8 @@ Debian's ``docker-registry`` as the upstream and fills it with ``images`` images
 - Moorage with a proxy project bound to an endpoint of the upstream.
 
 Each repetition starts both caches empty and pulls the whole set through each of them
-twice with one ``skopeo sync`` into a directory: the first pull is cold (every manifest
+twice with one ``skopeo sync`` into a directory (after an ``os.sync()``, so no pull pays
+for the dirty pages of the ones before): the first pull is cold (every manifest
 and blob comes from the upstream while the cache writes it), the second warm (within
 Moorage's freshness time; distribution checks its cached tags in its own way). The
 cases alternate which cache goes first. Medians are printed as JSON lines with ``ratio``
@@ -117,6 +118,10 @@ def pull_all(cache: Cache, names: list[str], work: Path) -> float:
         skopeo, "--policy", str(home / "policy.json"), "sync", "--src", "yaml",
         "--dest", "dir", "--all", str(spec), str(target),
     ]  # fmt: skip
+    # NOTE: each pull starts with no dirty pages pending: the caches and skopeo write
+    # gigabytes per round, and whichever pull crosses the kernel's writeback threshold
+    # would otherwise be throttled for the writes of the pulls before it
+    os.sync()
     started = time.perf_counter()
     done = subprocess.run(
         argv, env=env, check=False, timeout=SKOPEO_TIMEOUT, capture_output=True, text=True
