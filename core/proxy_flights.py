@@ -198,7 +198,14 @@ class BlobFlight:
         """
         if self.size is not None:
             raise ValueError("a started flight cannot follow another download")
-        fresh = {number: open_reader() for number in self._readers}
+        fresh: dict[int, SpoolReader] = {}
+        try:
+            for number in self._readers:
+                fresh[number] = open_reader()
+        except OSError:
+            for reader in fresh.values():
+                reader.close()
+            raise
         for number, reader in fresh.items():
             self._readers[number].close()
             self._readers[number] = reader

@@ -16,6 +16,7 @@ import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -450,10 +451,23 @@ def test_blob_redirects_are_followed_without_credentials_and_checked_by_the_poli
     assert "redirect refused" in refused.json()["errors"][0]["message"]
 
 
-def test_api_workers_of_one_host_take_turns_so_the_upstream_sees_one_fetch(
-    moorage_two_workers: MoorageServer, front: RegistryFront, docker_registry: DockerRegistry
-) -> None:
-    server = moorage_two_workers
+@dataclass(frozen=True)
+class UncachedBlob:
+    """A 16 MiB layer in the upstream, not yet cached: where to pull it, and how."""
+
+    layer: bytes
+    upstream_repo: str
+    url: str
+    headers: dict[str, str]
+
+    def upstream_fetches(self, front: RegistryFront) -> int:
+        return front.count("GET", blob_path(self.upstream_repo, sha(self.layer)))
+
+
+def uncached_blob(
+    server: MoorageServer, front: RegistryFront, docker_registry: DockerRegistry, prefix: str
+) -> UncachedBlob:
+    """A proxy project on ``server`` (seen by all its workers) and a layer to pull in it."""
     auth = (server.admin_username, server.admin_password)
     with (
         httpx.Client(base_url=server.url, auth=auth, timeout=120) as admin,
@@ -463,79 +477,71 @@ def test_api_workers_of_one_host_take_turns_so_the_upstream_sees_one_fetch(
         project = proxy_project(admin, front)
         # NOTE: the other worker sees the binding within its refresh interval (0.5 s).
         time.sleep(1.0)
-        upstream_repo = f"two/blob-{secrets.token_hex(4)}"
+        upstream_repo = f"{prefix}/blob-{secrets.token_hex(4)}"
         layer = os.urandom(16 * 1024 * 1024)
         push_upstream(docker_registry, upstream_repo, "v1", [layer])
         repo = f"{project}/{upstream_repo}"
-        headers = oci.headers(repo, "pull")
         url = f"{server.url}{blob_path(repo, sha(layer))}"
+        return UncachedBlob(layer, upstream_repo, url, oci.headers(repo, "pull"))
 
-        def pull(_: int) -> str:
-            # NOTE: a pull arriving once the blob is cached is redirected to the download
-            # listener, as real clients are; it is still no second upstream fetch
-            with httpx.Client(timeout=120, follow_redirects=True) as one:
-                response = one.get(url, headers=headers)
-                assert response.status_code == 200, response.text
-                return sha(response.content)
 
-        with ThreadPoolExecutor(max_workers=20) as pool:
-            digests = list(pool.map(pull, range(20)))
-    assert digests == [sha(layer)] * 20
-    assert front.count("GET", blob_path(upstream_repo, sha(layer))) == 1
+def test_api_workers_of_one_host_take_turns_so_the_upstream_sees_one_fetch(
+    moorage_two_workers: MoorageServer, front: RegistryFront, docker_registry: DockerRegistry
+) -> None:
+    blob = uncached_blob(moorage_two_workers, front, docker_registry, "two")
+
+    def pull(_: int) -> str:
+        # NOTE: a pull arriving once the blob is cached is redirected to the download
+        # listener, as real clients are; it is still no second upstream fetch
+        with httpx.Client(timeout=120, follow_redirects=True) as one:
+            response = one.get(blob.url, headers=blob.headers)
+            assert response.status_code == 200, response.text
+            return sha(response.content)
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        digests = list(pool.map(pull, range(20)))
+    assert digests == [sha(blob.layer)] * 20
+    assert blob.upstream_fetches(front) == 1
 
 
 def test_pulls_in_either_api_worker_stream_while_the_upstream_is_still_sending(
     moorage_two_workers: MoorageServer, front: RegistryFront, docker_registry: DockerRegistry
 ) -> None:
     """A pull that reaches the worker not downloading follows its peer's download."""
-    server = moorage_two_workers
-    auth = (server.admin_username, server.admin_password)
-    with (
-        httpx.Client(base_url=server.url, auth=auth, timeout=120) as admin,
-        httpx.Client(base_url=server.url, timeout=120) as client,
-    ):
-        oci = OCIClient(client, server.admin_password, server.admin_username)
-        project = proxy_project(admin, front)
-        time.sleep(1.0)  # NOTE: the other worker sees the binding within 0.5 s
-        upstream_repo = f"stream/blob-{secrets.token_hex(4)}"
-        layer = os.urandom(16 * 1024 * 1024)
-        push_upstream(docker_registry, upstream_repo, "v1", [layer])
-        repo = f"{project}/{upstream_repo}"
-        headers = oci.headers(repo, "pull")
-        url = f"{server.url}{blob_path(repo, sha(layer))}"
-        front.config.hold_blob_bodies_after = 8 * 1024 * 1024
-        streaming = [threading.Event() for _ in range(8)]
+    blob = uncached_blob(moorage_two_workers, front, docker_registry, "stream")
+    front.config.hold_blob_bodies_after = 8 * 1024 * 1024
+    streaming = [threading.Event() for _ in range(8)]
 
-        def pull(number: int) -> str:
-            # NOTE: a connection each, so the kernel spreads them over both workers
-            with (
-                httpx.Client(timeout=120) as one,
-                one.stream("GET", url, headers=headers) as response,
-            ):
-                assert response.status_code == 200, response.read()
-                body = bytearray()
-                for piece in response.iter_bytes():
-                    body += piece
-                    if len(body) >= 4 * 1024 * 1024:
-                        streaming[number].set()
-                return sha(bytes(body))
+    def pull(number: int) -> str:
+        # NOTE: a connection each, so the kernel spreads them over both workers
+        with (
+            httpx.Client(timeout=120) as one,
+            one.stream("GET", blob.url, headers=blob.headers) as response,
+        ):
+            assert response.status_code == 200, response.read()
+            body = bytearray()
+            for piece in response.iter_bytes():
+                body += piece
+                if len(body) >= 4 * 1024 * 1024:
+                    streaming[number].set()
+            return sha(bytes(body))
 
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            try:
-                futures = [pool.submit(pull, number) for number in range(8)]
-                assert front.holding.wait(30), "the upstream body was never held"
-                deadline = time.monotonic() + 30
-                for event in streaming:
-                    event.wait(max(deadline - time.monotonic(), 0))
-                got = sum(event.is_set() for event in streaming)
-                # NOTE: the upstream has sent half the blob and waits: every pull, in
-                # whichever worker, has its first 4 MiB already
-                assert got == 8, f"{got} of 8 pulls streamed while the upstream was held"
-            finally:
-                front.release()
-            digests = [future.result(timeout=120) for future in futures]
-    assert digests == [sha(layer)] * 8
-    assert front.count("GET", blob_path(upstream_repo, sha(layer))) == 1
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        try:
+            futures = [pool.submit(pull, number) for number in range(8)]
+            assert front.holding.wait(30), "the upstream body was never held"
+            deadline = time.monotonic() + 30
+            for event in streaming:
+                event.wait(max(deadline - time.monotonic(), 0))
+            got = sum(event.is_set() for event in streaming)
+            # NOTE: the upstream has sent half the blob and waits: every pull, in
+            # whichever worker, has its first 4 MiB already
+            assert got == 8, f"{got} of 8 pulls streamed while the upstream was held"
+        finally:
+            front.release()
+        digests = [future.result(timeout=120) for future in futures]
+    assert digests == [sha(blob.layer)] * 8
+    assert blob.upstream_fetches(front) == 1
 
 
 def open_uploads(server: MoorageServer, repository: str) -> int:

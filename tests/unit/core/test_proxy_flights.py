@@ -123,3 +123,35 @@ def test_notices_name_their_spool_and_length_and_ignore_other_keys_and_dead_proc
     notices.publish("p/sha256:4", Notice(str(tmp_path / "gone.part"), 10, verified=False))
     assert notices.look("p/sha256:4") is None
     spool.discard()
+
+
+def test_a_redirect_that_cannot_open_every_reader_keeps_the_old_ones_and_leaks_none(
+    tmp_path: Path,
+) -> None:
+    opened: list[FileSpool] = []
+    closed: list[int] = []
+
+    class Counted:
+        def __init__(self, number: int) -> None:
+            self.number = number
+
+        def read(self, offset: int, size: int) -> bytes:
+            del offset, size
+            return b""
+
+        def close(self) -> None:
+            closed.append(self.number)
+
+    def open_second_fails() -> Counted:
+        if len(opened) == 1:
+            raise FileNotFoundError("gone")
+        opened.append(FileSpool(tmp_path))
+        return Counted(len(opened))
+
+    flight = BlobFlight(FileSpool(tmp_path))
+    flight.follow()
+    flight.follow()
+    with pytest.raises(FileNotFoundError):
+        flight.redirect("peer", open_second_fails)
+    assert closed == [1], "the reader opened before the failure was not closed"
+    assert not flight.follows_peer
