@@ -41,6 +41,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -70,6 +71,7 @@ from core.services.manifests import ManifestService
 from core.services.repositories import RepositoryService
 from core.services.uploads import ChunkWriter, UploadService
 from core.upstream_ports import (
+    BlobDownload,
     UpstreamError,
     UpstreamFactory,
     UpstreamInvalidError,
@@ -544,7 +546,7 @@ class ProxyCache:
         lock_key = f"{name.project}/{digest_text}"
         release: Callable[[], None] | None = None
         try:
-            release = await self._lead(name, digest_text, flight)
+            release = await self._lead(name, digest_text, lock_key, flight)
             if release is None:
                 if flight.follows_peer:
                     await flight.finish()
@@ -557,28 +559,7 @@ class ProxyCache:
                 await flight.fail("the download in another API process failed")
                 return
             self.blob_downloads += 1
-            # NOTE: the cache's upload is opened while the upstream is asked
-            opening = asyncio.create_task(anyio.to_thread.run_sync(self._open_cache_upload, name))
-            taken = False
-            try:
-                async with upstream.blob(repo, digest_text) as download:
-                    size = _bounded(download.size, self._blob_max, digest)
-                    await flight.started(size)
-                    notice = Notice(flight.spool.name(), size, verified=False)
-                    self._notices.publish(lock_key, notice)
-                    cache = await opening
-                    taken = True
-                    await self._cache_blob(
-                        flight,
-                        digest,
-                        size,
-                        download.chunks(),
-                        cache,
-                        partial(self._notices.publish, lock_key, replace(notice, verified=True)),
-                    )
-            finally:
-                if not taken:
-                    await self._drop_unused(opening)
+            await self._fetch(flight, name, digest, lock_key, upstream.blob(repo, digest_text))
             await flight.finish()
         except (UpstreamError, RegistryError, OSError) as exc:
             _log.warning("proxy download of %s for %s failed: %s", digest, name, exc)
@@ -599,8 +580,34 @@ class ProxyCache:
             else:
                 self._land(key, flight)
 
+    async def _fetch(
+        self,
+        flight: BlobFlight,
+        name: RepositoryName,
+        digest: Digest,
+        lock_key: str,
+        response: AbstractAsyncContextManager[BlobDownload],
+    ) -> None:
+        """Download into the spool and the cache, telling the host's others as it goes."""
+        # NOTE: the cache's upload is opened while the upstream is asked
+        opening = asyncio.create_task(anyio.to_thread.run_sync(self._open_cache_upload, name))
+        taken = False
+        try:
+            async with response as download:
+                size = _bounded(download.size, self._blob_max, digest)
+                await flight.started(size)
+                notice = Notice(flight.spool.name(), size, verified=False)
+                self._notices.publish(lock_key, notice)
+                cache = await opening
+                taken = True
+                verified = partial(self._notices.publish, lock_key, replace(notice, verified=True))
+                await self._cache_blob(flight, digest, size, download.chunks(), cache, verified)
+        finally:
+            if not taken:
+                await self._drop_unused(opening)
+
     async def _lead(
-        self, name: RepositoryName, digest: str, flight: BlobFlight
+        self, name: RepositoryName, digest: str, key: str, flight: BlobFlight
     ) -> Callable[[], None] | None:
         """This host's lock of the download, or ``None`` once another process cached it.
 
@@ -608,9 +615,9 @@ class ProxyCache:
         held follows the holder's download while it has a notice out (``flight`` then
         reads the holder's spool), and serves the blob from the cache once the holder
         stored it (or downloads it itself if the holder failed before it was followed).
+        ``key`` is the blob's lock key on the host (``<project>/<digest>``).
         """
         deadline = time.monotonic() + self._settings.timeout_seconds * _LOCK_WAIT_FACTOR
-        key = f"{name.project}/{digest}"
         look_in_cache = 0.0
         pause = _PEER_POLL_SECONDS
         while True:
