@@ -75,6 +75,22 @@ class EventBatch:
 
 
 @dataclass(frozen=True, slots=True)
+class EventBatchHead:
+    """The fields of an :class:`EventBatch` its workflow needs: everything but the events.
+
+    The batch workflow reads its input as this and hands the input on to the activity
+    unchanged, so a batch of a thousand events is not made into a thousand objects (about
+    80 ms of the worker's CPU, timed by the workflow deadlock detector) inside a workflow
+    task.
+    """
+
+    subscriber: str
+    activity: str
+    batch_id: int
+    heartbeat_seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class EventBatchRecord:
     """A stored batch.
 

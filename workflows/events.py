@@ -9,11 +9,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RawValue, RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.contracts import HANDLE_EVENT, EventInput
-    from core.event_batches import BATCH_WORKFLOW, EventBatch
+    from core.event_batches import BATCH_WORKFLOW, EventBatchHead
 
 #: A subscriber that keeps failing is retried at most this far apart; its later batches
 #: wait (order per repository), other subscribers go on.
@@ -25,11 +25,16 @@ class EventBatchWorkflow:
     """Delivers one batch of events to its subscriber's activity."""
 
     @workflow.run
-    async def run(self, batch: EventBatch) -> int:
+    async def run(self, batch: RawValue) -> int:
         """Run the subscriber's activity on the batch until it succeeds.
 
+        The input is a ``core.event_batches.EventBatch``; the workflow reads only its head
+        (:class:`~core.event_batches.EventBatchHead`) and passes the payload on to the
+        activity as it came, so the events are decoded once, in the activity, and a large
+        batch never keeps a workflow task busy.
+
         An attempt heartbeats (``activities.heartbeats``), so one whose worker died is
-        retried after ``batch.heartbeat_seconds``, not after the 5-minute start-to-close
+        retried after ``heartbeat_seconds``, not after the 5-minute start-to-close
         timeout that still bounds a hung attempt.
 
         Args:
@@ -38,9 +43,10 @@ class EventBatchWorkflow:
         Returns:
             How many events the subscriber handled.
         """
-        heartbeat = batch.heartbeat_seconds
+        head = workflow.payload_converter().from_payload(batch.payload, EventBatchHead)
+        heartbeat = head.heartbeat_seconds
         handled: int = await workflow.execute_activity(
-            batch.activity,
+            head.activity,
             batch,
             result_type=int,
             start_to_close_timeout=timedelta(minutes=5),
