@@ -179,11 +179,13 @@ async def until(condition: Callable[[], bool], *, what: str, timeout: float = BO
 
 def first_deliveries(receiver: WebhookReceiver) -> list[str]:
     """Webhook ids in the order of their first verified 2xx delivery."""
-    seen: list[str] = []
+    seen: set[str] = set()
+    order: list[str] = []
     for record in receiver.delivered():
         if record.webhook_id and record.webhook_id not in seen:
-            seen.append(record.webhook_id)
-    return seen
+            seen.add(record.webhook_id)
+            order.append(record.webhook_id)
+    return order
 
 
 def event_id(webhook_id: str) -> int:
