@@ -76,17 +76,16 @@ class EventBatch:
 
 @dataclass(frozen=True, slots=True)
 class EventBatchHead:
-    """The fields of an :class:`EventBatch` its workflow needs: everything but the events.
+    """What the batch workflow reads of an :class:`EventBatch`: the activity and its heartbeat.
 
-    The batch workflow reads its input as this and hands the input on to the activity
-    unchanged, so a batch of a thousand events is not made into a thousand objects inside
-    a workflow task (about 200 ms in the workflow sandbox, where the SDK's 2 s deadlock
-    detector times it; the activity decodes them once, outside it).
+    The workflow decodes its input as this (the other fields are ignored) and hands the
+    input on to the activity unchanged, so a batch of a thousand events is not made into
+    a thousand objects inside a workflow task (about 200 ms in the workflow sandbox, where
+    the SDK's 2 s deadlock detector times it; the activity decodes them once, outside it).
+    The names and meaning are :class:`EventBatch`'s.
     """
 
-    subscriber: str
     activity: str
-    batch_id: int
     heartbeat_seconds: float = 0.0
 
 
