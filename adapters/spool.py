@@ -2,7 +2,9 @@
 
 A spool lives only while its download runs; readers hold their own open handle, so the
 file's removal never cuts a follower short. Leftovers of a crashed process are removed
-when a process with the same id prepares its directory (:func:`spool_factory`).
+when a process with the same id prepares its directory (:class:`FileSpools`). A
+:class:`FileView` is a spool of a file someone else writes: the cache's own upload file
+when the blob store keeps uploads in local files, so a download is written once.
 
 :class:`FileFlightNotices` are the notices (``core.proxy_flights.FlightNotices``) by which
 the process downloading a blob tells the host's other processes where its spool is: one
@@ -20,16 +22,17 @@ import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import BinaryIO
 
-from core.proxy_flights import Notice, Spool, SpoolFactory, SpoolReader
+from core.proxy_flights import Notice, Spool
 
 #: Lock files are buckets of keys (a collision only makes two downloads take turns).
 _LOCK_BUCKET_HEX = 3
 
 
 class _Reader:
-    def __init__(self, path: Path) -> None:
-        self._handle = path.open("rb")
+    def __init__(self, file: Path | BinaryIO) -> None:
+        self._handle = file.open("rb") if isinstance(file, Path) else file
 
     def read(self, offset: int, size: int) -> bytes:
         return os.pread(self._handle.fileno(), size, offset)
@@ -58,21 +61,54 @@ class FileSpool:
         self.path.unlink(missing_ok=True)
 
 
-def spool_factory(directory: Path) -> SpoolFactory:
+class FileView:
+    """A spool of a file another writer appends to (``Spools.over``).
+
+    It holds the file open from the start, and every reader is a duplicate of that
+    handle, so the file's rename or removal (the upload finished or dropped) never takes
+    the bytes from a reader, even one opened later.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._fd: int | None = os.open(path, os.O_RDONLY)
+
+    def write(self, data: bytes) -> None:
+        del data
+        raise ValueError("a viewed file is written by its own writer")
+
+    def reader(self) -> _Reader:
+        if self._fd is None:
+            raise FileNotFoundError(self._path)
+        return _Reader(os.fdopen(os.dup(self._fd), "rb"))
+
+    def name(self) -> str:
+        return self._path
+
+    def discard(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+
+class FileSpools:
     """Spools under ``directory/<pid>``, created, with files an earlier process left removed.
 
     One directory per process id, so API worker processes sharing a data directory never
     touch each other's downloads.
     """
-    directory = directory / str(os.getpid())
-    directory.mkdir(parents=True, exist_ok=True)
-    for leftover in directory.glob("*.part"):
-        leftover.unlink(missing_ok=True)
 
-    def make() -> Spool:
-        return FileSpool(directory)
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory / str(os.getpid())
+        self._directory.mkdir(parents=True, exist_ok=True)
+        for leftover in self._directory.glob("*.part"):
+            leftover.unlink(missing_ok=True)
 
-    return make
+    def new(self) -> Spool:
+        return FileSpool(self._directory)
+
+    def over(self, path: str) -> Spool:
+        return FileView(path)
 
 
 class FileFetchLocks:
@@ -148,6 +184,3 @@ class FileFlightNotices:
             return replace(notice, written=Path(spool).stat().st_size)
         except (OSError, ValueError, KeyError, TypeError):
             return None
-
-    def open(self, notice: Notice) -> SpoolReader:
-        return _Reader(Path(notice.spool))

@@ -12,7 +12,7 @@ from dataclasses import replace
 from functools import cache, partial
 
 from adapters.master_key import secret_box
-from adapters.spool import FileFetchLocks, FileFlightNotices, spool_factory
+from adapters.spool import FileFetchLocks, FileFlightNotices, FileSpools
 from adapters.upstream_registry import UpstreamClients
 from api.context import Registry
 from core.endpoints import EndpointService
@@ -52,7 +52,7 @@ def with_proxy(registry: Registry, hooks: Hooks) -> Hooks:
         manifests=registry.manifests,
         repositories=registry.repositories,
         uploads=registry.uploads,
-        spools=spool_factory(settings.data_dir.resolve() / "proxy-spool"),
+        spools=FileSpools(settings.data_dir.resolve() / "proxy-spool"),
         locks=FileFetchLocks(settings.data_dir.resolve() / "proxy-spool" / "locks"),
         notices=FileFlightNotices(settings.data_dir.resolve() / "proxy-spool" / "notices"),
         store=registry.store,

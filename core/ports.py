@@ -116,6 +116,14 @@ class BlobStore(Protocol):
         bytes are read: a chunk written but never recorded is not part of the upload.
         """
 
+    def upload_file(self, tenant: str, upload_id: str) -> str | None:
+        """A local file holding the upload's bytes as they are written; ``None`` if not local.
+
+        Bytes a writer appended are readable in the file when ``write`` returns (before
+        ``commit``); ``finish_upload`` moves the same file to the blob, so a handle opened
+        on it keeps reading the upload's bytes after the upload is finished or dropped.
+        """
+
     def finish_upload(
         self, tenant: str, upload_id: str, digest: Digest, size: int | None = None
     ) -> None:

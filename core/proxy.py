@@ -36,7 +36,6 @@ Writes: pushes (manifest ``PUT``, uploads) into a proxy project are refused with
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -63,7 +62,8 @@ from core.proxy_flights import (
     FlightFailedError,
     FlightNotices,
     Notice,
-    SpoolFactory,
+    Spool,
+    Spools,
 )
 from core.proxy_settings import ProxySettings
 from core.records import ManifestRecord, PushTarget, UploadRecord
@@ -108,6 +108,9 @@ class _CacheUpload:
     target: PushTarget
     upload: UploadRecord
     chunk: ChunkWriter
+    #: The upload's local file as a spool, when the blob store keeps uploads in files:
+    #: the flight reads the download there and writes it nowhere else.
+    view: Spool | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +230,7 @@ class ProxyCache:
         manifests: ManifestService,
         repositories: RepositoryService,
         uploads: UploadService,
-        spools: SpoolFactory,
+        spools: Spools,
         locks: FetchLocks,
         notices: FlightNotices,
         store: BlobStore,
@@ -523,7 +526,7 @@ class ProxyCache:
         key = (name.project, digest)
         flight = self._flights.get(key)
         if flight is None:
-            flight = BlobFlight(self._spools())
+            flight = BlobFlight(self._spools.new())
             self._flights[key] = flight
             self._spawn(self._download(key, flight, name, digest, upstream, repo))
         return flight
@@ -588,19 +591,21 @@ class ProxyCache:
         lock_key: str,
         response: AbstractAsyncContextManager[BlobDownload],
     ) -> None:
-        """Download into the spool and the cache, telling the host's others as it goes."""
+        """Download into the cache (and the spool), telling the host's others as it goes."""
         # NOTE: the cache's upload is opened while the upstream is asked
         opening = asyncio.create_task(anyio.to_thread.run_sync(self._open_cache_upload, name))
         taken = False
         try:
             async with response as download:
                 size = _bounded(download.size, self._blob_max, digest)
+                cache = await opening
+                if cache.view is not None:
+                    flight.adopt(cache.view)
                 await flight.started(size)
                 notice = Notice(flight.spool.name(), size, verified=False)
                 self._notices.publish(lock_key, notice)
-                cache = await opening
-                taken = True
                 verified = partial(self._notices.publish, lock_key, replace(notice, verified=True))
+                taken = True
                 await self._cache_blob(flight, digest, size, download.chunks(), cache, verified)
         finally:
             if not taken:
@@ -635,8 +640,7 @@ class ProxyCache:
                 raise UpstreamUnavailableError("another API process is still downloading the blob")
             notice = self._notices.look(key)
             if notice is not None and not flight.follows_peer:
-                with contextlib.suppress(OSError):  # NOTE: its download just ended
-                    flight.redirect(notice.spool, partial(self._notices.open, notice))
+                self._follow_peer(flight, notice.spool)
             if notice is not None and notice.spool == flight.peer_spool:
                 await flight.peer_progress(notice)
             elif notice is not None and flight.follows_peer:
@@ -644,6 +648,21 @@ class ProxyCache:
             # NOTE: the holder publishes once its upstream answered: look again soon
             pause = _PEER_POLL_SECONDS if notice else min(pause * 1.5, _LOCK_POLL_SECONDS)
             await asyncio.sleep(pause)
+
+    def _follow_peer(self, flight: BlobFlight, spool: str) -> None:
+        """Make ``flight`` read another process's download from its ``spool`` file.
+
+        The file is opened now, while the peer still holds its lock: once it is open, the
+        followers read it even after the peer finished (and moved it into the cache).
+        """
+        try:
+            view = self._spools.over(spool)
+        except OSError:  # NOTE: its download just ended
+            return
+        try:
+            flight.redirect(view)
+        except OSError:
+            view.discard()
 
     def _land(self, key: tuple[str, str], flight: BlobFlight) -> None:
         """Forget a flight and remove its spool (followers keep their open readers)."""
@@ -657,12 +676,17 @@ class ProxyCache:
         upload = self._uploads.start(target)
         try:
             chunk = self._uploads.open_chunk(target, upload.id, 0)
+            file = self._uploads.local_file(target, upload.id)
+            view = None if file is None else self._spools.over(file)
         except BaseException:
             self._uploads.cancel(target, upload.id)
             raise
-        return _CacheUpload(target, upload, chunk)
+        return _CacheUpload(target, upload, chunk, view)
 
     def _drop_cache_upload(self, cache: _CacheUpload) -> None:
+        """Remove the cache's upload; readers already opened on its view keep theirs."""
+        if cache.view is not None:
+            cache.view.discard()
         self._uploads.abort_chunk(cache.chunk)
         self._uploads.cancel(cache.target, cache.upload.id)
 
@@ -683,16 +707,21 @@ class ProxyCache:
         cache: _CacheUpload,
         verified: Callable[[], None],
     ) -> None:
-        """Write the download to the spool and the cache upload; finish it once verified."""
+        """Write the download to the cache upload; finish it once verified.
+
+        The flight's scratch spool is written too unless the flight reads the upload's
+        own file (:meth:`BlobFlight.adopt`).
+        """
         uploads, chunk = self._uploads, cache.chunk
         hasher = chunk.hasher
         written = 0
         try:
 
-            def write(data: bytes) -> None:
+            def both(data: bytes) -> None:
                 flight.spool.write(data)
                 chunk.write(data)
 
+            write = chunk.write if flight.spool is cache.view else both
             async for data in chunks:
                 await anyio.to_thread.run_sync(write, data)
                 # NOTE: the newest chunk is held back until the whole blob is verified.

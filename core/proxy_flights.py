@@ -1,8 +1,10 @@
 """One upstream download per blob, shared by every pull that wants it (single flight).
 
 A :class:`BlobFlight` is the download of one blob into one project's cache. Its leader
-(a task not tied to any client) writes each upstream chunk to a local *spool* and to the
-cache upload at once; any number of followers (client pulls) read the spool behind it, so
+(a task not tied to any client) writes each upstream chunk to the cache upload; any
+number of followers (client pulls) read the flight's *spool* behind it: the upload's own
+file when the blob store keeps uploads in local files (:meth:`BlobFlight.adopt`, so each
+byte is written once), else a local scratch file the leader writes as well. So
 a client streams while the cache fills and a slow or vanished client never stalls or
 aborts the fill. The last chunk is held back from followers until the whole blob was
 verified (size and digest): a wrong upstream answer reaches no client complete, it ends
@@ -56,7 +58,19 @@ class Spool(Protocol):
     def discard(self) -> None: ...
 
 
-SpoolFactory = Callable[[], Spool]
+class Spools(Protocol):
+    """Where flights keep the bytes they download (``adapters.spool``)."""
+
+    def new(self) -> Spool:
+        """An empty scratch file of this process."""
+
+    def over(self, path: str) -> Spool:
+        """A spool of ``path``, a file another writer appends to (the cache's own upload).
+
+        Its readers read what that writer wrote; :meth:`Spool.write` is refused, and
+        :meth:`Spool.discard` leaves the file to its writer. The file may be moved or
+        removed meanwhile: the spool keeps reading what was written.
+        """
 
 
 class FetchLocks(Protocol):
@@ -96,13 +110,6 @@ class FlightNotices(Protocol):
 
     def look(self, key: str) -> Notice | None:
         """``key``'s notice with the spool's current length, or ``None``."""
-
-    def open(self, notice: Notice) -> SpoolReader:
-        """A reader of the notice's spool, opened now.
-
-        Raises:
-            OSError: the spool is gone (its download ended).
-        """
 
 
 class CachedElsewhereError(Exception):
@@ -187,17 +194,38 @@ class BlobFlight:
         """Whether this flight reads another process's download."""
         return self.peer_spool is not None
 
-    def redirect(self, spool: str, open_reader: Callable[[], SpoolReader]) -> None:
-        """Read another process's spool from now on: follow its download of the blob.
+    def redirect(self, spool: Spool) -> None:
+        """Read another process's download from now on: follow its download of the blob.
 
-        Every follower's reader is replaced before this returns, so none is left on this
-        flight's own (empty) spool; allowed only before the flight started.
+        ``spool`` is a view of the peer's file (``Spools.over``), opened before the peer
+        could finish, so followers that join after the peer moved or removed the file
+        still read it. As :meth:`adopt`: the followers' readers move before this returns
+        and the flight's own (empty) spool is discarded; allowed only before the flight
+        started.
 
         Raises:
-            OSError: a reader could not be opened (the followers keep theirs).
+            OSError: a reader could not be opened (nothing changed).
         """
+        self.adopt(spool)
+        self.peer_spool = spool.name()
+
+    def adopt(self, spool: Spool) -> None:
+        """Keep the download in ``spool`` instead (such as the cache's upload file).
+
+        The followers' readers move to ``spool`` before this returns and the flight's
+        own scratch spool is discarded; allowed only before the flight started.
+
+        Raises:
+            OSError: a reader could not be opened (nothing changed).
+        """
+        self._reopen(spool.reader)
+        self.spool.discard()
+        self.spool = spool
+
+    def _reopen(self, open_reader: Callable[[], SpoolReader]) -> None:
+        """Give every follower a reader from ``open_reader``, all or none."""
         if self.size is not None:
-            raise ValueError("a started flight cannot follow another download")
+            raise ValueError("a started flight cannot switch spools")
         fresh: dict[int, SpoolReader] = {}
         try:
             for number in self._readers:
@@ -210,7 +238,6 @@ class BlobFlight:
             self._readers[number].close()
             self._readers[number] = reader
         self._open = open_reader
-        self.peer_spool = spool
 
     async def peer_progress(self, notice: Notice) -> None:
         """Release what the followed download wrote, all of it once verified.

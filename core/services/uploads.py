@@ -163,6 +163,13 @@ class UploadService:
         writer = self._store.upload_writer(repository.storage_id, upload.id, upload.offset)
         return ChunkWriter(upload, writer, self.hashes.take(upload), self._limits.blob_max_bytes)
 
+    def local_file(self, repository: PushTarget, upload_id: str) -> str | None:
+        """The local file the upload's bytes are written to, if the store has one.
+
+        See ``BlobStore.upload_file``: a reader may follow the bytes a chunk writes there.
+        """
+        return self._store.upload_file(repository.storage_id, upload_id)
+
     def commit_chunk(self, chunk: ChunkWriter) -> UploadRecord:
         """Make a chunk durable and advance the session's offset, saving the running hash."""
         new_offset = chunk.commit()

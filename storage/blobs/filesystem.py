@@ -191,6 +191,10 @@ class FilesystemBlobStore:
     def upload_writer(self, tenant: str, upload_id: str, offset: int) -> FilesystemUploadWriter:
         return FilesystemUploadWriter(self._upload_dir(tenant, upload_id) / "data", offset)
 
+    def upload_file(self, tenant: str, upload_id: str) -> str | None:
+        """The upload's ``data`` file: writers append to it unbuffered."""
+        return str(self._upload_dir(tenant, upload_id) / "data")
+
     def read_upload(self, tenant: str, upload_id: str, size: int | None = None) -> Iterator[bytes]:
         try:
             file = (self._upload_dir(tenant, upload_id) / "data").open("rb")

@@ -177,6 +177,12 @@ class S3BlobStore:
         part_key = f"{self._upload_prefix(place, upload_id)}{_PARTS}{offset:020d}"
         return S3UploadWriter(client, bucket, part_key, offset, self._transfer)
 
+    def upload_file(self, tenant: str, upload_id: str) -> str | None:
+        """Always ``None``: an upload's parts are objects, not a local file."""
+        check_upload_id(upload_id)
+        del tenant
+        return None
+
     def read_upload(self, tenant: str, upload_id: str, size: int | None = None) -> Iterator[bytes]:
         place = self._place(tenant)
         exists, parts = self._list_upload(place, upload_id)

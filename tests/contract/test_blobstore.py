@@ -310,6 +310,35 @@ def test_put_blob_and_local_file(backend: Backend, new_tenant: NewTenant) -> Non
     assert backend.raw_entries(tenant) == set()
 
 
+def test_upload_file_shows_written_bytes_and_keeps_them_after_finish(
+    backend: Backend, new_tenant: NewTenant
+) -> None:
+    """What a proxy flight relies on to read the cache's upload instead of a copy."""
+    store, tenant = backend.store, new_tenant()
+    data = payload(3 * MiB, seed=7)
+    digest = Digest.of(data)
+    store.start_upload(tenant, "u-file")
+    path = store.upload_file(tenant, "u-file")
+    if not isinstance(backend, FilesystemBackend):
+        assert path is None
+        store.delete_upload(tenant, "u-file")
+        return
+    assert path is not None
+    with Path(path).open("rb") as reader:
+        writer = store.upload_writer(tenant, "u-file", 0)
+        writer.write(data[: 2 * MiB])
+        assert reader.read() == data[: 2 * MiB], "written bytes are readable before commit"
+        writer.write(data[2 * MiB :])
+        assert writer.commit() == len(data)
+        store.finish_upload(tenant, "u-file", digest, len(data))
+        assert not Path(path).exists()
+        reader.seek(0)
+        assert reader.read() == data, "a handle opened before the finish keeps the bytes"
+    assert joined(store.read_blob(tenant, digest)) == data
+    store.delete_blob(tenant, digest)
+    assert backend.raw_entries(tenant) == set()
+
+
 def test_delete_blobs_removes_many_and_skips_missing(
     backend: Backend, new_tenant: NewTenant
 ) -> None:
@@ -467,6 +496,7 @@ def test_invalid_upload_ids_are_rejected(
         lambda: store.read_upload(tenant, upload_id),
         lambda: store.finish_upload(tenant, upload_id, Digest.of(b"x")),
         lambda: store.delete_upload(tenant, upload_id),
+        lambda: store.upload_file(tenant, upload_id),
     ]
     for call in calls:
         with pytest.raises(ValueError):

@@ -507,7 +507,11 @@ def test_api_workers_of_one_host_take_turns_so_the_upstream_sees_one_fetch(
 def test_pulls_in_either_api_worker_stream_while_the_upstream_is_still_sending(
     moorage_two_workers: MoorageServer, front: RegistryFront, docker_registry: DockerRegistry
 ) -> None:
-    """A pull that reaches the worker not downloading follows its peer's download."""
+    """A pull that reaches the worker not downloading follows its peer's download.
+
+    On the filesystem the pulls read the cache's upload file as it grows; nothing is
+    written to a scratch spool besides it.
+    """
     blob = uncached_blob(moorage_two_workers, front, docker_registry, "stream")
     front.config.hold_blob_bodies_after = 8 * 1024 * 1024
     streaming = [threading.Event() for _ in range(8)]
@@ -537,6 +541,12 @@ def test_pulls_in_either_api_worker_stream_while_the_upstream_is_still_sending(
             # NOTE: the upstream has sent half the blob and waits: every pull, in
             # whichever worker, has its first 4 MiB already
             assert got == 8, f"{got} of 8 pulls streamed while the upstream was held"
+            # ... read from the cache's own upload file: the download is written once
+            data = Path(moorage_two_workers.env["MOORAGE_DATA_DIR"])
+            spooled = [part.stat().st_size for part in (data / "proxy-spool").glob("*/*.part")]
+            uploading = [file.stat().st_size for file in data.rglob("uploads/*/data")]
+            assert sum(spooled) == 0, f"scratch spools hold {spooled} bytes"
+            assert max(uploading, default=0) >= 4 * 1024 * 1024, uploading
         finally:
             front.release()
         digests = [future.result(timeout=120) for future in futures]
