@@ -1,7 +1,7 @@
 """Benchmark Moorage against its peers in one run: ``python -m bench [--quick]``.
 
 The peers are Debian's ``docker-registry`` (distribution 2.8) and CNCF distribution v3.1.2
-(``scripts/install-tools --bench`` builds it). All registries run on 127.0.0.1 at the
+(``scripts/install-tools`` builds it). All registries run on 127.0.0.1 at the
 same time and are driven by the same asyncio client; each case runs on one registry after
 the other, alternating the order between repetitions. Results go to stdout as one JSON
 object per line (``ratio`` against the faster peer, ``ratio_<peer>`` against each), then

@@ -1,9 +1,10 @@
 """CNCF distribution v3 (``registry`` from ``github.com/distribution/distribution/v3``).
 
 The registry users would pick today, run beside Debian's ``docker-registry`` (2.8) as a
-second benchmark peer. Built by ``scripts/install-tools --bench`` into the tools cache as
-``distribution-registry``; configured like ``tests.services.docker_registry`` (same
-configuration format, filesystem under ``workdir`` unless S3 facts are given).
+second benchmark peer and a replication destination of the tests. Built by
+``scripts/install-tools`` into the tools cache as ``distribution-registry``; configured
+like ``tests.services.docker_registry`` (same configuration format, filesystem under
+``workdir`` unless S3 facts are given).
 """
 
 from __future__ import annotations
