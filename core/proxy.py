@@ -674,11 +674,15 @@ class ProxyCache:
         """A new upload in ``name``'s project for the blob, ready to be written."""
         target = self._repositories.push_target(name, False)
         upload = self._uploads.start(target)
+        view: Spool | None = None
         try:
-            chunk = self._uploads.open_chunk(target, upload.id, 0)
+            # NOTE: the view before the writer, so a failure leaves no writer open
             file = self._uploads.local_file(target, upload.id)
             view = None if file is None else self._spools.over(file)
+            chunk = self._uploads.open_chunk(target, upload.id, 0)
         except BaseException:
+            if view is not None:
+                view.discard()
             self._uploads.cancel(target, upload.id)
             raise
         return _CacheUpload(target, upload, chunk, view)
