@@ -22,7 +22,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import BinaryIO
 
 from core.proxy_flights import Notice, Spool
 
@@ -31,14 +30,18 @@ _LOCK_BUCKET_HEX = 3
 
 
 class _Reader:
-    def __init__(self, file: Path | BinaryIO) -> None:
-        self._handle = file.open("rb") if isinstance(file, Path) else file
+    """Reads a file by offset through its own descriptor (closed by :meth:`close`)."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
 
     def read(self, offset: int, size: int) -> bytes:
-        return os.pread(self._handle.fileno(), size, offset)
+        return os.pread(self._fd, size, offset)
 
     def close(self) -> None:
-        self._handle.close()
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
 
 
 class FileSpool:
@@ -51,7 +54,7 @@ class FileSpool:
         self._handle.flush()
 
     def reader(self) -> _Reader:
-        return _Reader(self.path)
+        return _Reader(os.open(self.path, os.O_RDONLY))
 
     def name(self) -> str:
         return str(self.path)
@@ -80,7 +83,7 @@ class FileView:
     def reader(self) -> _Reader:
         if self._fd is None:
             raise FileNotFoundError(self._path)
-        return _Reader(os.fdopen(os.dup(self._fd), "rb"))
+        return _Reader(os.dup(self._fd))
 
     def name(self) -> str:
         return self._path
