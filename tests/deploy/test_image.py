@@ -44,7 +44,9 @@ if TYPE_CHECKING:
 
     from tests.services.temporal import TemporalServer
 
-pytestmark = pytest.mark.clients
+# NOTE: one worker runs the whole module, so the image is built once (module fixtures
+# are per xdist worker: split over two, the ~3-minute build ran twice at once).
+pytestmark = [pytest.mark.clients, pytest.mark.xdist_group("image")]
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_TIMEOUT = 900
