@@ -238,7 +238,9 @@ class OtlpRequestSpans:
             self._drop()
             return
         queue.append(span)
-        if len(queue) >= self._options.max_batch:
+        # NOTE: once per batch (every crossing of the batch size passes through it), not
+        # on every span added while the thread has yet to take a full batch
+        if len(queue) == self._options.max_batch:
             self._wake.set()
 
     def _drop(self) -> None:

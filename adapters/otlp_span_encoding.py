@@ -4,8 +4,11 @@ The OpenTelemetry SDK's encoder builds a protobuf object per span, per attribute
 value, then serializes them: about 20 us a span, most of what exporting a request span
 cost. A request span has one shape: its name, kind and two of its three attributes
 depend only on the method and route template, so their bytes are made once per
-(method, route); the ids, times, status and flags are written per span. The resource
-and instrumentation scope are encoded once, with the generated protobuf classes.
+(method, route). Without a ``tracestate`` a span's length depends only on its method,
+route, status and whether it has a parent, so each such kind gets a ``struct`` packer
+and its fixed bytes once, and a span is its ids and times packed in one call (about
+1 us a span where writing each field took 2.6). The resource and instrumentation scope
+are encoded once, with the generated protobuf classes.
 
 The bytes decode to the message the SDK's encoder makes for the same span (same fields
 and values; ``tests/unit/adapters/test_otlp_span_encoding.py`` compares them).
@@ -15,8 +18,8 @@ Field numbers are those of ``opentelemetry/proto/trace/v1/trace.proto``.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Final
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Final, NamedTuple
 
 from opentelemetry.proto.common.v1.common_pb2 import (
     AnyValue,
@@ -117,6 +120,19 @@ def key_values(attributes: Mapping[str, object]) -> list[KeyValue]:
     return [KeyValue(key=key, value=_any_value(value)) for key, value in attributes.items()]
 
 
+class _Shape(NamedTuple):
+    """How spans of one kind (method, route, status, parent) are packed."""
+
+    #: Packs the head, ids, middle, times and tail into the entry's bytes.
+    pack: Callable[..., bytes]
+    #: The entry's tag and length, then the trace id's tag and length.
+    head: bytes
+    #: Name, kind, method and route attributes, then the start time's tag.
+    middle: bytes
+    #: The status code attribute, the status and the flags.
+    tail: bytes
+
+
 class RequestSpanEncoder:
     """Encodes batches of request spans of one resource and instrumentation scope."""
 
@@ -136,12 +152,62 @@ class RequestSpanEncoder:
         self._scope = _field(1, scope)
         self._templates: dict[tuple[str, str], bytes] = {}
         self._statuses: dict[int, bytes] = {}
+        self._shapes: dict[tuple[str, str, int, bool, bool], _Shape] = {}
 
     def encode(self, spans: Iterable[RequestSpan]) -> bytes:
         """One ``ExportTraceServiceRequest`` holding ``spans``."""
-        scope_spans = self._scope + b"".join([_field(2, self._span(span)) for span in spans])
+        return self.batch([self.entry(span) for span in spans])
+
+    def batch(self, entries: Sequence[bytes]) -> bytes:
+        """One ``ExportTraceServiceRequest`` holding spans already encoded by :meth:`entry`."""
+        scope_spans = self._scope + b"".join(entries)
         resource_spans = self._resource + _field(2, scope_spans) + self._resource_schema
         return _field(1, resource_spans)
+
+    def entry(self, span: RequestSpan) -> bytes:
+        """``span`` as one entry of a batch (a ``ScopeSpans.spans`` field), bytes made now.
+
+        A span without a ``tracestate`` has a fixed length for its method, route, status
+        and kind of parent: it is packed in one call, what is fixed made once per kind.
+        """
+        if span.trace_state:
+            return _field(2, self._span(span))
+        parented = span.parent_span_id != 0
+        key = (span.method, span.route, span.status, parented, span.parent_remote)
+        shape = self._shapes.get(key) or self._shape(key)
+        trace_id = span.trace_id.to_bytes(16, "big")
+        span_id = span.span_id.to_bytes(8, "big")
+        if parented:
+            return shape.pack(
+                shape.head, trace_id, _SPAN_ID, span_id, _PARENT_SPAN_ID,
+                span.parent_span_id.to_bytes(8, "big"), shape.middle, span.start_ns, _END,
+                span.end_ns, shape.tail,
+            )  # fmt: skip
+        return shape.pack(
+            shape.head, trace_id, _SPAN_ID, span_id, shape.middle, span.start_ns, _END,
+            span.end_ns, shape.tail,
+        )  # fmt: skip
+
+    def _shape(self, key: tuple[str, str, int, bool, bool]) -> _Shape:
+        """The fixed bytes and the packer of spans without ``tracestate`` of one kind."""
+        method, route, status, parented, remote = key
+        flags = _HAS_IS_REMOTE | (_IS_REMOTE if parented and remote else 0)
+        middle = self._template(method, route) + bytes([_START])
+        tail = self._status(status) + _FLAGS_TAG + _FLAGS.pack(flags)
+        ids = f"16s{len(_SPAN_ID)}s8s"
+        if parented:
+            ids += f"{len(_PARENT_SPAN_ID)}s8s"
+        body = struct.calcsize(f"<{ids}{len(middle)}sQBQ{len(tail)}s") + len(_TRACE_ID)
+        head = _tag(2, _LEN) + _varint(body) + _TRACE_ID
+        shape = _Shape(
+            struct.Struct(f"<{len(head)}s{ids}{len(middle)}sQBQ{len(tail)}s").pack,
+            head,
+            middle,
+            tail,
+        )
+        if len(self._shapes) < _TEMPLATES:
+            self._shapes[key] = shape
+        return shape
 
     def _span(self, span: RequestSpan) -> bytes:
         parts = [_TRACE_ID, span.trace_id.to_bytes(16, "big"), _SPAN_ID]

@@ -99,3 +99,25 @@ def test_each_batch_stands_alone() -> None:
     assert second.resource_spans[0].scope_spans[0].scope.name == SCOPE
     assert second.resource_spans[0].resource.attributes[0].value.string_value == "moorage"
     assert _decoded(encoder.encode([])).resource_spans[0].scope_spans[0].spans == []
+
+
+def test_spans_of_every_kind_decode_alike_on_first_and_later_encodings() -> None:
+    """Spans packed by kind (method, route, status, parent) decode as the SDK's, cached or not."""
+    kinds = [
+        RequestSpan(method, route, trace_id, span_id, parent, remote, "", start, start + 7, status)
+        for method, route in (("GET", MANIFEST), ("HEAD", "/v2/{name}/blobs/{digest}"))
+        for status in (200, 404, 503)
+        for parent, remote in ((0, False), (0xABCDEF, True), (0xABCDEF, False))
+        for trace_id, span_id, start in (
+            ((1 << 128) - 1, (1 << 64) - 1, (1 << 63) + 11),  # ids of all ones
+            (1, 1, 0),  # ids that are mostly zero bytes
+        )
+    ]
+    encoder = RequestSpanEncoder({"service.name": "moorage"}, SCOPE)
+    sdk = encode_spans([_sdk_span(span) for span in kinds])
+    for _ in range(2):  # the second time each kind's packer is reused
+        ours = _decoded(encoder.encode(kinds))
+        assert (
+            ours.resource_spans[0].scope_spans[0].spans
+            == sdk.resource_spans[0].scope_spans[0].spans
+        )
