@@ -3,24 +3,34 @@
 Recording a request straight into prometheus-client's label children costs six value
 updates (in flight up and down, the counter, the histogram's sum and bucket, the bytes),
 each behind a lock and, with several server workers, written to a memory-mapped file:
-measured, about a tenth of a manifest GET's server CPU. A :class:`RequestTally` is a few
-dictionary updates under one lock; :class:`api.metrics.ApiMetrics` takes it and adds it to
-the families every :data:`api.metrics.PUBLISH_SECONDS`, before it renders its own
-exposition, and when the app shuts down.
+measured, about a tenth of a manifest GET's server CPU. A request's start and end are
+each one record appended to a :class:`RequestTally`'s queue (a tuple; no lock, no
+dictionary); :class:`api.metrics.ApiMetrics` takes the tally every
+:data:`api.metrics.PUBLISH_SECONDS`, before it renders its own exposition and when the
+app shuts down, and only then are the records summed, in one loop off the request.
+
+Consistency: every record appended before a :meth:`RequestTally.take` begins is in that
+take or an earlier one, and none is counted twice (``deque`` appends and pops are atomic,
+a take pops exactly the records it found); the in-flight gauges a take reports are the
+starts minus the ends of every record taken so far.
 """
 
 from __future__ import annotations
 
 import threading
 from bisect import bisect_left
+from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
 #: A request's labels: operation (route template), method, status.
 Key = tuple[str, str, int]
+#: The lengths of a start record and of an answer record (an end record is longer).
+_START: Final = 2
+_ANSWER: Final = 4
 
 
 @dataclass(slots=True)
@@ -52,18 +62,16 @@ class RequestTally:
         """Count durations into buckets with these upper bounds (``+Inf`` comes on top)."""
         self._bounds = tuple(bounds)
         self._lock = threading.Lock()
-        self._taken = Taken()
+        #: Records not taken yet: ``(operation, upload)`` a start, ``(operation, method,
+        #: status, seconds)`` an answer, ``(operation, method, status, seconds, upload,
+        #: received, sent)`` the end of a started request.
+        self._records: deque[tuple[Any, ...]] = deque()
         self._inflight: dict[str, int] = {}
         self._uploads = 0
-        self._changed = False
 
     def started(self, operation: str, *, upload: bool) -> None:
         """A request of ``operation`` arrived (``upload``: a blob upload request)."""
-        with self._lock:
-            self._inflight[operation] = self._inflight.get(operation, 0) + 1
-            if upload:
-                self._uploads += 1
-            self._changed = True
+        self._records.append((operation, upload))
 
     def ended(
         self,
@@ -77,40 +85,46 @@ class RequestTally:
         sent: int,
     ) -> None:
         """A request that :meth:`started` was answered."""
-        with self._lock:
-            self._inflight[operation] = self._inflight.get(operation, 0) - 1
-            if upload:
-                self._uploads -= 1
-            self._answer((operation, method, status), seconds)
-            taken = self._taken
-            if received:
-                taken.received[operation] = taken.received.get(operation, 0) + received
-            if sent:
-                taken.sent[operation] = taken.sent.get(operation, 0) + sent
+        self._records.append((operation, method, status, seconds, upload, received, sent))
 
     def answered(self, operation: str, method: str, status: int, seconds: float) -> None:
         """A request (not counted in flight) was answered."""
-        with self._lock:
-            self._answer((operation, method, status), seconds)
-
-    def _answer(self, key: Key, seconds: float) -> None:
-        """Count one answer (the caller holds the lock)."""
-        answered = self._taken.answered.get(key)
-        if answered is None:
-            answered = Answered(0, 0.0, [0] * (len(self._bounds) + 1))
-            self._taken.answered[key] = answered
-        answered.count += 1
-        answered.seconds += seconds
-        answered.buckets[bisect_left(self._bounds, seconds)] += 1
-        self._changed = True
+        self._records.append((operation, method, status, seconds))
 
     def take(self) -> Taken | None:
-        """What changed since the last take (``None``: nothing), and start counting anew."""
+        """What was recorded since the last take (``None``: nothing), summed."""
         with self._lock:
-            if not self._changed:
+            records = self._records
+            count = len(records)
+            if not count:
                 return None
-            taken, self._taken = self._taken, Taken()
-            taken.inflight = dict(self._inflight)
+            taken = Taken()
+            answered = taken.answered
+            inflight = self._inflight
+            pop = records.popleft
+            for _ in range(count):
+                record = pop()
+                operation = record[0]
+                if len(record) == _START:
+                    inflight[operation] = inflight.get(operation, 0) + 1
+                    self._uploads += record[1]
+                    continue
+                key = (operation, record[1], record[2])
+                seconds = record[3]
+                found = answered.get(key)
+                if found is None:
+                    found = answered[key] = Answered(0, 0.0, [0] * (len(self._bounds) + 1))
+                found.count += 1
+                found.seconds += seconds
+                found.buckets[bisect_left(self._bounds, seconds)] += 1
+                if len(record) == _ANSWER:
+                    continue
+                inflight[operation] = inflight.get(operation, 0) - 1
+                self._uploads -= record[4]
+                if record[5]:
+                    taken.received[operation] = taken.received.get(operation, 0) + record[5]
+                if record[6]:
+                    taken.sent[operation] = taken.sent.get(operation, 0) + record[6]
+            taken.inflight = dict(inflight)
             taken.uploads = self._uploads
-            self._changed = False
         return taken

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -99,3 +100,42 @@ def test_close_publishes_what_is_counted(metrics: ApiMetrics) -> None:
     assert counted == {
         'moorage_http_request_total{code="200",method="GET",operation="/auth/token"}': 1.0
     }
+
+
+def test_requests_recorded_from_threads_while_taken_are_each_counted_once() -> None:
+    tally = RequestTally(BUCKETS)
+    threads, per_thread = 4, 5_000
+    answered: list[int] = []
+    ended = threading.Event()
+
+    def record() -> None:
+        for index in range(per_thread):
+            tally.started(UPLOAD, upload=True)
+            tally.ended(UPLOAD, "PATCH", 202, 0.001, upload=True, received=index % 3, sent=0)
+
+    def take() -> None:
+        while not ended.is_set():
+            taken = tally.take()
+            if taken is not None:
+                answered.extend(one.count for one in taken.answered.values())
+
+    taker = threading.Thread(target=take)
+    taker.start()
+    writers = [threading.Thread(target=record) for _ in range(threads)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    ended.set()
+    taker.join()
+    last = tally.take()
+    if last is not None:
+        answered.extend(one.count for one in last.answered.values())
+    assert sum(answered) == threads * per_thread
+    assert tally.take() is None
+    # Nothing is in flight once every request ended, whichever take saw the last end.
+    tally.started(MANIFEST, upload=False)
+    after = tally.take()
+    assert after is not None
+    assert after.inflight == {UPLOAD: 0, MANIFEST: 1}
+    assert after.uploads == 0
