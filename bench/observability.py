@@ -194,6 +194,52 @@ async def _gets(side: Side, count: int, clients: int) -> None:
     await asyncio.gather(*(client() for _ in range(clients)))
 
 
+async def _gets_until(side: Side, deadline: float, clients: int) -> int:
+    """Send manifest GETs from ``clients`` concurrent clients until ``deadline``; how many."""
+    sent = 0
+
+    async def client() -> None:
+        nonlocal sent
+        while time.perf_counter() < deadline:
+            await side.client.manifest("GET", REPO, TAG)
+            sent += 1
+
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return sent
+
+
+async def measure_together(
+    served: Sequence[Served], rep: int, seconds: float, clients: int
+) -> list[Run]:
+    """Load every server at once for ``seconds``, each from its own ``clients`` clients.
+
+    All servers run under the same conditions at the same moments, so what the machine
+    does meanwhile (other work, a slower period) weighs on each of them alike; each
+    server's CPU time is read right before and right after the common window.
+    """
+    procfs = ProcFs()
+    stats = procfs.stats()
+    trees = [process_tree(one.server.pid, stats) for one in served]
+    for one in served:
+        await one.side.client.refresh_token([REPO])
+    before = [procfs.cpu_seconds(pids) for pids in trees]
+    started = time.perf_counter()
+    counts = await asyncio.gather(
+        *(_gets_until(one.side, started + seconds, clients) for one in served)
+    )
+    elapsed = time.perf_counter() - started
+    after = [procfs.cpu_seconds(pids) for pids in trees]
+    load = os.getloadavg()[0]
+    runs = []
+    for one, count, (user0, system0), (user1, system1) in zip(
+        served, counts, before, after, strict=True
+    ):
+        one.sent += count
+        cpu = user1 - user0 + system1 - system0
+        runs.append(Run(one.config, rep, count, elapsed, cpu, system1 - system0, load))
+    return runs
+
+
 async def measure(served: Served, rep: int, requests: int, clients: int) -> Run:
     """Send ``requests`` GETs; the server's CPU time is read before and after."""
     procfs = ProcFs()
@@ -217,7 +263,9 @@ def summary(
     """The medians of ``config``'s runs and their overhead over the ``off`` runs.
 
     With ``access`` runs, also the overhead over them (what metrics and tracing add to a
-    server writing access lines).
+    server writing access lines): the ratio of the medians, and the median of each
+    repetition's ratio (``cpu_vs_access_paired_pct``: with ``--together`` the two were
+    measured in the same window, which is the figure that resists a busy machine).
     """
     rate = statistics.median(run.rate for run in runs)
     cpu = statistics.median(run.cpu_per for run in runs)
@@ -237,6 +285,10 @@ def summary(
     if access:
         access_cpu = statistics.median(run.cpu_per for run in access)
         result["cpu_vs_access_pct"] = round((cpu / access_cpu - 1) * 100, 1)
+        by_rep = {run.rep: run.cpu_per for run in access}
+        paired = [run.cpu_per / by_rep[run.rep] for run in runs if run.rep in by_rep]
+        if paired:
+            result["cpu_vs_access_paired_pct"] = round((statistics.median(paired) - 1) * 100, 1)
     return result
 
 
@@ -244,18 +296,20 @@ def table(summaries: Sequence[Mapping[str, Any]]) -> str:
     """A readable table of the per-configuration summaries."""
     head = (
         f"{'config':<16} {'req/s':>9} {'CPU-s/10k':>10} {'CPU vs off':>11} {'req/s vs off':>13}"
-        f" {'CPU vs access':>14}"
+        f" {'CPU vs access':>14} {'paired':>8}"
     )
     lines = [head, "-" * len(head)]
     for row in summaries:
         overhead = row.get("cpu_overhead_pct")
         change = row.get("rate_change_pct")
         added = row.get("cpu_vs_access_pct")
+        paired = row.get("cpu_vs_access_paired_pct")
         lines.append(
             f"{row['config']:<16} {row['req_s']:>9.0f} {row['cpu_s_per_10k']:>10.3f} "
             f"{'' if overhead is None else f'{overhead:+.1f}%':>11} "
             f"{'' if change is None else f'{change:+.1f}%':>13} "
-            f"{'' if added is None else f'{added:+.1f}%':>14}"
+            f"{'' if added is None else f'{added:+.1f}%':>14} "
+            f"{'' if paired is None else f'{paired:+.1f}%':>8}"
         )
     return "\n".join(lines)
 
@@ -321,9 +375,12 @@ async def _run(
         for one in served:
             await client_warmup(one, args)
         for rep in range(args.repeats):
-            order = served if rep % 2 == 0 else served[::-1]
-            for one in order:
-                run = await measure(one, rep, args.requests, args.clients)
+            if args.together:
+                batch = await measure_together(served, rep, args.together, args.clients)
+            else:
+                order = served if rep % 2 == 0 else served[::-1]
+                batch = [await measure(one, rep, args.requests, args.clients) for one in order]
+            for run in batch:
                 runs.append(run)
                 print(json.dumps(run.to_dict()), flush=True)
                 log(f"{run.config} rep {rep}: {run.rate:.0f} req/s, {run.cpu_per:.3f} CPU-s/10k")
@@ -369,6 +426,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--configs",
         default=",".join(DEFAULT_CONFIGS),
         help=f"comma-separated, of {', '.join(CONFIGS)} (default: {','.join(DEFAULT_CONFIGS)})",
+    )
+    parser.add_argument(
+        "--together",
+        type=float,
+        metavar="SECONDS",
+        help="load all configurations at once for SECONDS per run (each with its own clients)"
+        " instead of one after the other with --requests GETs",
     )
     parser.add_argument("--workers", type=int, help="server workers (default: moorage's)")
     parser.add_argument("--workdir", type=Path, help="scratch directory (default: a temp dir)")
