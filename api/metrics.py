@@ -20,6 +20,7 @@ much of its counts.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from typing import Final
@@ -47,6 +48,8 @@ _METHODS: Final = frozenset({"GET", "HEAD", "PUT", "POST", "PATCH", "DELETE", "O
 _LABELS: Final = ("operation", "method", "code")
 #: Longest time counted requests wait to be added to the families.
 PUBLISH_SECONDS: Final = 1.0
+
+logger = logging.getLogger(__name__)
 
 
 def multiprocess_dir() -> str | None:
@@ -228,7 +231,10 @@ class ApiMetrics:
 
     def _run(self) -> None:
         while not self._stop.wait(self._publish_seconds):
-            self.publish()
+            try:
+                self.publish()
+            except Exception:  # a failed publication (disk full) is tried again next time
+                logger.exception("publishing the request metrics failed")
 
     def close(self) -> None:
         """Publish what is counted and stop the publishing thread (the app shuts down)."""

@@ -12,7 +12,10 @@ app shuts down, and only then are the records summed, in one loop off the reques
 Consistency: every record appended before a :meth:`RequestTally.take` begins is in that
 take or an earlier one, and none is counted twice (``deque`` appends and pops are atomic,
 a take pops exactly the records it found); the in-flight gauges a take reports are the
-starts minus the ends of every record taken so far.
+starts minus the ends of every record taken so far. The queue is bounded: past
+:data:`PENDING` records (a publisher that stopped taking, say on a full disk), the
+request that adds one sums the queue itself into what the next take returns, so memory
+stays bounded and nothing is lost.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ Key = tuple[str, str, int]
 #: The lengths of a start record and of an answer record (an end record is longer).
 _START: Final = 2
 _ANSWER: Final = 4
+#: Records held before the request that adds one sums them (about 20 s of a busy worker).
+PENDING: Final = 200_000
 
 
 @dataclass(slots=True)
@@ -68,10 +73,15 @@ class RequestTally:
         self._records: deque[tuple[Any, ...]] = deque()
         self._inflight: dict[str, int] = {}
         self._uploads = 0
+        #: What a fold summed since the last take.
+        self._folded: Taken | None = None
 
     def started(self, operation: str, *, upload: bool) -> None:
         """A request of ``operation`` arrived (``upload``: a blob upload request)."""
-        self._records.append((operation, upload))
+        records = self._records
+        records.append((operation, upload))
+        if len(records) > PENDING:
+            self._fold()
 
     def ended(
         self,
@@ -89,42 +99,55 @@ class RequestTally:
 
     def answered(self, operation: str, method: str, status: int, seconds: float) -> None:
         """A request (not counted in flight) was answered."""
-        self._records.append((operation, method, status, seconds))
+        records = self._records
+        records.append((operation, method, status, seconds))
+        if len(records) > PENDING:
+            self._fold()
 
     def take(self) -> Taken | None:
         """What was recorded since the last take (``None``: nothing), summed."""
         with self._lock:
-            records = self._records
-            count = len(records)
-            if not count:
+            taken, self._folded = self._folded, None
+            if self._records:
+                taken = self._sum(taken or Taken())
+            if taken is None:
                 return None
-            taken = Taken()
-            answered = taken.answered
-            inflight = self._inflight
-            pop = records.popleft
-            for _ in range(count):
-                record = pop()
-                operation = record[0]
-                if len(record) == _START:
-                    inflight[operation] = inflight.get(operation, 0) + 1
-                    self._uploads += record[1]
-                    continue
-                key = (operation, record[1], record[2])
-                seconds = record[3]
-                found = answered.get(key)
-                if found is None:
-                    found = answered[key] = Answered(0, 0.0, [0] * (len(self._bounds) + 1))
-                found.count += 1
-                found.seconds += seconds
-                found.buckets[bisect_left(self._bounds, seconds)] += 1
-                if len(record) == _ANSWER:
-                    continue
-                inflight[operation] = inflight.get(operation, 0) - 1
-                self._uploads -= record[4]
-                if record[5]:
-                    taken.received[operation] = taken.received.get(operation, 0) + record[5]
-                if record[6]:
-                    taken.sent[operation] = taken.sent.get(operation, 0) + record[6]
-            taken.inflight = dict(inflight)
+            taken.inflight = dict(self._inflight)
             taken.uploads = self._uploads
+        return taken
+
+    def _fold(self) -> None:
+        """Sum the queue into what the next take returns (the queue grew past its bound)."""
+        with self._lock:
+            self._folded = self._sum(self._folded or Taken())
+
+    def _sum(self, taken: Taken) -> Taken:
+        """Add the records queued now to ``taken`` (the caller holds the lock)."""
+        records = self._records
+        answered = taken.answered
+        inflight = self._inflight
+        pop = records.popleft
+        for _ in range(len(records)):
+            record = pop()
+            operation = record[0]
+            if len(record) == _START:
+                inflight[operation] = inflight.get(operation, 0) + 1
+                self._uploads += record[1]
+                continue
+            key = (operation, record[1], record[2])
+            seconds = record[3]
+            found = answered.get(key)
+            if found is None:
+                found = answered[key] = Answered(0, 0.0, [0] * (len(self._bounds) + 1))
+            found.count += 1
+            found.seconds += seconds
+            found.buckets[bisect_left(self._bounds, seconds)] += 1
+            if len(record) == _ANSWER:
+                continue
+            inflight[operation] = inflight.get(operation, 0) - 1
+            self._uploads -= record[4]
+            if record[5]:
+                taken.received[operation] = taken.received.get(operation, 0) + record[5]
+            if record[6]:
+                taken.sent[operation] = taken.sent.get(operation, 0) + record[6]
         return taken

@@ -8,6 +8,7 @@ import threading
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
+from api import request_tally
 from api.metrics import BUCKETS, MULTIPROC_VARIABLE, ApiMetrics
 from api.request_tally import RequestTally
 
@@ -139,3 +140,48 @@ def test_requests_recorded_from_threads_while_taken_are_each_counted_once() -> N
     assert after is not None
     assert after.inflight == {UPLOAD: 0, MANIFEST: 1}
     assert after.uploads == 0
+
+
+def test_a_tally_nobody_takes_stays_bounded_and_loses_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(request_tally, "PENDING", 100)
+    tally = RequestTally(BUCKETS)
+    for _ in range(1_000):
+        tally.started(UPLOAD, upload=True)
+        tally.ended(UPLOAD, "PATCH", 202, 0.5, upload=True, received=3, sent=0)
+        tally.answered("/auth/token", "GET", 200, 0.01)
+        assert len(tally._records) <= 2 * 100 + 1
+    taken = tally.take()
+    assert taken is not None
+    assert taken.answered[(UPLOAD, "PATCH", 202)].count == 1_000
+    assert taken.answered[("/auth/token", "GET", 200)].count == 1_000
+    assert taken.received == {UPLOAD: 3_000}
+    assert taken.inflight == {UPLOAD: 0}
+    assert taken.uploads == 0
+    assert tally.take() is None
+
+
+def test_a_failed_publication_does_not_stop_later_ones(
+    metrics: ApiMetrics, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    publish = metrics.publish
+
+    def flaky() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(28, "No space left on device")
+        publish()
+        metrics._stop.set()
+
+    monkeypatch.setattr(metrics, "publish", flaky)
+    monkeypatch.setattr(metrics, "_publish_seconds", 0.01)
+    metrics.observe("/auth/token", "GET", 200, 0.01)
+    assert metrics._thread is not None
+    metrics._thread.join(10)
+    assert len(calls) == 2
+    counted = _samples(generate_latest(metrics.registry), "moorage_http_request_total")
+    assert counted == {
+        'moorage_http_request_total{code="200",method="GET",operation="/auth/token"}': 1.0
+    }
