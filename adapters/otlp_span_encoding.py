@@ -156,15 +156,11 @@ class RequestSpanEncoder:
 
     def encode(self, spans: Iterable[RequestSpan]) -> bytes:
         """One ``ExportTraceServiceRequest`` holding ``spans``."""
-        return self.batch([self.entry(span) for span in spans])
-
-    def batch(self, entries: Sequence[bytes]) -> bytes:
-        """One ``ExportTraceServiceRequest`` holding spans already encoded by :meth:`entry`."""
-        scope_spans = self._scope + b"".join(entries)
+        scope_spans = self._scope + b"".join([self._entry(span) for span in spans])
         resource_spans = self._resource + _field(2, scope_spans) + self._resource_schema
         return _field(1, resource_spans)
 
-    def entry(self, span: RequestSpan) -> bytes:
+    def _entry(self, span: RequestSpan) -> bytes:
         """``span`` as one entry of a batch (a ``ScopeSpans.spans`` field), bytes made now.
 
         A span without a ``tracestate`` has a fixed length for its method, route, status
