@@ -44,6 +44,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import re
 import secrets
 import shutil
@@ -102,6 +103,8 @@ CONFIGS: Final[dict[str, dict[str, str]]] = {
 DEFAULT_CONFIGS: Final = ("off", "access", "defaults", "tracing10", "tracing")
 #: The suffix of a configuration run from the ``--compare`` source tree.
 BEFORE: Final = "@before"
+#: Between a configuration and the number of one of its servers (``--instances``).
+INSTANCE: Final = "#"
 _SAMPLE = re.compile(r"^moorage_http_request_total\{(?P<labels>.*)\} (?P<value>\S+)$")
 
 
@@ -181,14 +184,24 @@ class Served:
     checks: dict[str, Any] = field(default_factory=dict)
 
 
-async def _gets(side: Side, count: int, clients: int) -> None:
-    """Send ``count`` manifest GETs by tag from ``clients`` concurrent clients."""
+async def _gets(side: Side, count: int, clients: int, rate: float | None = None) -> None:
+    """Send ``count`` manifest GETs by tag from ``clients`` concurrent clients.
+
+    With ``rate``, the GETs are paced: the n-th is not sent before ``n / rate`` seconds
+    after the first (a client that falls behind sends at once, so a server slower than
+    ``rate`` is loaded as without it).
+    """
     left = count
+    started = time.perf_counter()
 
     async def client() -> None:
         nonlocal left
         while left > 0:
             left -= 1
+            if rate is not None:
+                due = started + (count - left) / rate - time.perf_counter()
+                if due > 0:
+                    await asyncio.sleep(due)
             await side.client.manifest("GET", REPO, TAG)
 
     await asyncio.gather(*(client() for _ in range(clients)))
@@ -240,14 +253,16 @@ async def measure_together(
     return runs
 
 
-async def measure(served: Served, rep: int, requests: int, clients: int) -> Run:
-    """Send ``requests`` GETs; the server's CPU time is read before and after."""
+async def measure(
+    served: Served, rep: int, requests: int, clients: int, rate: float | None = None
+) -> Run:
+    """Send ``requests`` GETs (paced at ``rate``); the server's CPU time is read around them."""
     procfs = ProcFs()
     pids = process_tree(served.server.pid, procfs.stats())
     await served.side.client.refresh_token([REPO])
     user_before, system_before = procfs.cpu_seconds(pids)
     started = time.perf_counter()
-    await _gets(served.side, requests, clients)
+    await _gets(served.side, requests, clients, rate)
     seconds = time.perf_counter() - started
     user, system = procfs.cpu_seconds(pids)
     served.sent += requests
@@ -255,6 +270,16 @@ async def measure(served: Served, rep: int, requests: int, clients: int) -> Run:
     return Run(
         served.config, rep, requests, seconds, cpu, system - system_before, os.getloadavg()[0]
     )
+
+
+def base_config(name: str) -> str:
+    """The configuration of a server's name: without ``@before`` and an instance number."""
+    return name.partition(INSTANCE)[0].removesuffix(BEFORE)
+
+
+def _pair_key(run: Run) -> tuple[int, str]:
+    """The repetition and server instance a run is paired on."""
+    return run.rep, run.config.partition(INSTANCE)[2]
 
 
 def summary(
@@ -265,7 +290,8 @@ def summary(
     With ``access`` runs, also the overhead over them (what metrics and tracing add to a
     server writing access lines): the ratio of the medians, and the median of each
     repetition's ratio (``cpu_vs_access_paired_pct``: with ``--together`` the two were
-    measured in the same window, which is the figure that resists a busy machine).
+    measured in the same window, which is the figure that resists a busy machine); with
+    ``--instances`` a run is paired with the access server of the same number.
     """
     rate = statistics.median(run.rate for run in runs)
     cpu = statistics.median(run.cpu_per for run in runs)
@@ -285,18 +311,36 @@ def summary(
     if access:
         access_cpu = statistics.median(run.cpu_per for run in access)
         result["cpu_vs_access_pct"] = round((cpu / access_cpu - 1) * 100, 1)
-        by_rep = {run.rep: run.cpu_per for run in access}
-        paired = [run.cpu_per / by_rep[run.rep] for run in runs if run.rep in by_rep]
+        by_rep = {_pair_key(run): run.cpu_per for run in access}
+        paired = [run.cpu_per / by_rep[_pair_key(run)] for run in runs if _pair_key(run) in by_rep]
         if paired:
             result["cpu_vs_access_paired_pct"] = round((statistics.median(paired) - 1) * 100, 1)
+            low, high = median_interval(paired)
+            result["paired_ci95_pct"] = [round((low - 1) * 100, 1), round((high - 1) * 100, 1)]
     return result
+
+
+def median_interval(
+    values: Sequence[float], *, resamples: int = 4000, seed: int = 15
+) -> tuple[float, float]:
+    """A 95% bootstrap interval of the median of ``values`` (percentiles of resampled medians).
+
+    The paired ratios of a run are independent draws of what one repetition measures; the
+    interval says how far their median may be from what many more repetitions would give
+    (a fixed seed, so a run's report can be recomputed from its raw lines).
+    """
+    draw = random.Random(seed)
+    medians = sorted(
+        statistics.median(draw.choices(values, k=len(values))) for _ in range(resamples)
+    )
+    return medians[int(resamples * 0.025)], medians[int(resamples * 0.975) - 1]
 
 
 def table(summaries: Sequence[Mapping[str, Any]]) -> str:
     """A readable table of the per-configuration summaries."""
     head = (
         f"{'config':<16} {'req/s':>9} {'CPU-s/10k':>10} {'CPU vs off':>11} {'req/s vs off':>13}"
-        f" {'CPU vs access':>14} {'paired':>8}"
+        f" {'CPU vs access':>14} {'paired':>8} {'95% interval':>16}"
     )
     lines = [head, "-" * len(head)]
     for row in summaries:
@@ -304,12 +348,14 @@ def table(summaries: Sequence[Mapping[str, Any]]) -> str:
         change = row.get("rate_change_pct")
         added = row.get("cpu_vs_access_pct")
         paired = row.get("cpu_vs_access_paired_pct")
+        interval = row.get("paired_ci95_pct")
         lines.append(
             f"{row['config']:<16} {row['req_s']:>9.0f} {row['cpu_s_per_10k']:>10.3f} "
             f"{'' if overhead is None else f'{overhead:+.1f}%':>11} "
             f"{'' if change is None else f'{change:+.1f}%':>13} "
             f"{'' if added is None else f'{added:+.1f}%':>14} "
-            f"{'' if paired is None else f'{paired:+.1f}%':>8}"
+            f"{'' if paired is None else f'{paired:+.1f}%':>8} "
+            f"{'' if interval is None else f'{interval[0]:+.1f}..{interval[1]:+.1f}%':>16}"
         )
     return "\n".join(lines)
 
@@ -379,7 +425,9 @@ async def _run(
                 batch = await measure_together(served, rep, args.together, args.clients)
             else:
                 order = served if rep % 2 == 0 else served[::-1]
-                batch = [await measure(one, rep, args.requests, args.clients) for one in order]
+                batch = [
+                    await measure(one, rep, args.requests, args.clients, args.rate) for one in order
+                ]
             for run in batch:
                 runs.append(run)
                 print(json.dumps(run.to_dict()), flush=True)
@@ -399,13 +447,13 @@ async def client_warmup(served: Served, args: argparse.Namespace) -> None:
 def _checks(served: Served, receiver: SpanReceiver | None) -> dict[str, Any]:
     """What the stopped server wrote and counted, against the GETs it was sent."""
     checks: dict[str, Any] = {"kind": "check", "config": served.config, "gets_sent": served.sent}
-    env = CONFIGS[served.config.removesuffix(BEFORE)]
+    env = CONFIGS[base_config(served.config)]
     if env.get(f"{_OBSERVABILITY}LOGS__ACCESS") != "false":
         text = served.server.log_path.read_text(encoding="utf-8", errors="replace")
         checks["access_lines"] = access_lines(text)
     checks.update(served.checks)
     if receiver is not None:
-        sampled_all = served.config.removesuffix(BEFORE) == "tracing"
+        sampled_all = base_config(served.config) == "tracing"
         checks["spans_received" if sampled_all else "sampled_spans"] = receiver.spans
         checks["spans_per_get"] = round(receiver.spans / served.sent, 4) if served.sent else 0.0
         checks["exports"] = receiver.exports
@@ -434,6 +482,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="load all configurations at once for SECONDS per run (each with its own clients)"
         " instead of one after the other with --requests GETs",
     )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        metavar="REQ_S",
+        help="pace the GETs of a run at REQ_S a second (one after the other only): every"
+        " configuration is sent the same rate, so CPU per request compares at equal load",
+    )
+    parser.add_argument(
+        "--instances",
+        type=int,
+        default=1,
+        help="servers per configuration (NAME#1, NAME#2, ...): what one server's start gives"
+        " it (how the clients' connections fall on its workers) is averaged out",
+    )
     parser.add_argument("--workers", type=int, help="server workers (default: moorage's)")
     parser.add_argument("--workdir", type=Path, help="scratch directory (default: a temp dir)")
     parser.add_argument(
@@ -441,6 +503,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     args.config_names = [name.strip() for name in str(args.configs).split(",") if name.strip()]
+    if args.instances < 1:
+        parser.error("--instances is at least 1")
+    if args.rate is not None and (args.together or args.rate <= 0):
+        parser.error("--rate is a positive number of GETs a second, without --together")
     unknown = sorted(set(args.config_names) - set(CONFIGS))
     if unknown:
         parser.error(f"unknown configurations {unknown}; known: {', '.join(CONFIGS)}")
@@ -451,8 +517,8 @@ def _start(
     name: str, args: argparse.Namespace, workdir: Path, receiver: SpanReceiver | None
 ) -> MoorageServer:
     """Start the server of configuration ``name`` (``<config>@before``: from ``--compare``)."""
-    config = name.removesuffix(BEFORE)
-    root = args.compare if name.endswith(BEFORE) else REPO_ROOT
+    config = base_config(name)
+    root = args.compare if name.partition(INSTANCE)[0].endswith(BEFORE) else REPO_ROOT
     env = {
         "MOORAGE_DATA_DIR": str(workdir / name / "data"),
         "MOORAGE_AUTH__ADMIN_PASSWORD": secrets.token_urlsafe(18),
@@ -469,16 +535,29 @@ def _start(
 
 
 def _report(runs: Sequence[Run], names: Sequence[str]) -> list[dict[str, Any]]:
-    """Each configuration's summary, against ``off`` run from the same source tree."""
+    """Each configuration's summary (all its servers), against ``off`` from the same tree."""
+
+    def of(name: str) -> list[Run]:
+        return [run for run in runs if run.config.partition(INSTANCE)[0] == name]
+
     rows = []
     for name in names:
         suffix = BEFORE if name.endswith(BEFORE) else ""
-        baseline = [run for run in runs if run.config == "off" + suffix]
-        access = [run for run in runs if run.config == "access" + suffix]
-        if name.removesuffix(BEFORE) in ("off", "access"):
-            access = []
-        rows.append(summary(name, [run for run in runs if run.config == name], baseline, access))
+        baseline = of("off" + suffix)
+        access = [] if base_config(name) in ("off", "access") else of("access" + suffix)
+        rows.append(summary(name, of(name), baseline, access))
     return rows
+
+
+def instance_names(names: Sequence[str], instances: int) -> list[str]:
+    """The servers' names: ``names`` themselves, or each as ``NAME#1`` .. ``NAME#instances``.
+
+    Instances are interleaved (``a#1, b#1, a#2, b#2``), so each round of one repetition
+    loads every configuration before the next instance of any.
+    """
+    if instances <= 1:
+        return list(names)
+    return [f"{name}{INSTANCE}{number}" for number in range(1, instances + 1) for name in names]
 
 
 def _held(checks: Mapping[str, Any], sent: int) -> bool:
@@ -503,8 +582,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             stack.callback(shutil.rmtree, workdir, ignore_errors=True)
         receivers: dict[str, SpanReceiver] = {}
         servers = []
-        for name in names:
-            if name.removesuffix(BEFORE).startswith("tracing"):
+        for name in instance_names(names, args.instances):
+            if base_config(name).startswith("tracing"):
                 receivers[name] = SpanReceiver()
                 stack.callback(receivers[name].close)
             server = _start(name, args, workdir, receivers.get(name))

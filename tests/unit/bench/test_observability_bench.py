@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
+from types import SimpleNamespace
+from typing import Any, cast
 
-from bench.observability import MANIFEST_ROUTE, Run, access_lines, counted_gets, summary
+from bench.cases import Side
+from bench.observability import (
+    MANIFEST_ROUTE,
+    Run,
+    _gets,
+    _report,
+    access_lines,
+    base_config,
+    counted_gets,
+    instance_names,
+    median_interval,
+    summary,
+)
 
 
 def test_only_successful_manifest_get_access_lines_count() -> None:
@@ -65,3 +81,67 @@ def test_metrics_and_tracing_are_also_measured_against_the_access_log_alone() ->
     assert row["cpu_overhead_pct"] == 15.5
     assert row["cpu_vs_access_pct"] == 10.0
     assert "cpu_vs_access_pct" not in summary("tracing10", traced, off)
+
+
+def test_paired_ratios_get_a_bootstrap_interval_that_narrows_with_more_repetitions() -> None:
+    assert median_interval([1.05] * 7) == (1.05, 1.05)
+    few = [0.95, 1.10, 1.02, 0.99, 1.08, 1.04]
+    low, high = median_interval(few)
+    assert min(few) <= low <= 1.03 <= high <= max(few)
+    many_low, many_high = median_interval(few * 8)
+    assert many_high - many_low < high - low
+    assert median_interval(few) == (low, high)  # seeded: a report can be recomputed
+    access = [Run("access", rep, 10_000, 2.0, 2.0, 0.1, 1.0) for rep in range(6)]
+    traced = [Run("tracing", rep, 10_000, 2.0, 2.0 * few[rep], 0.1, 1.0) for rep in range(6)]
+    row = summary("tracing", traced, [], access)
+    assert row["paired_ci95_pct"] == [round((low - 1) * 100, 1), round((high - 1) * 100, 1)]
+
+
+def test_paced_gets_are_not_sent_before_their_time() -> None:
+    sent: list[float] = []
+
+    async def manifest(*_: Any) -> None:
+        sent.append(time.perf_counter())
+
+    side = cast("Side", SimpleNamespace(client=SimpleNamespace(manifest=manifest)))
+
+    async def run(rate: float | None) -> float:
+        sent.clear()
+        started = time.perf_counter()
+        await _gets(side, 40, 4, rate)
+        return started
+
+    started = asyncio.run(run(200.0))
+    assert len(sent) == 40
+    for number, at in enumerate(sorted(sent)):
+        assert at - started >= number / 200.0 - 0.002
+    started = asyncio.run(run(None))
+    assert len(sent) == 40
+    assert max(sent) - started < 39 / 200.0
+
+
+def test_instances_of_a_configuration_are_summarised_together_and_paired_by_number() -> None:
+    names = instance_names(["access", "tracing"], 2)
+    assert names == ["access#1", "tracing#1", "access#2", "tracing#2"]
+    assert instance_names(["access", "tracing@before"], 1) == ["access", "tracing@before"]
+    assert [base_config(name) for name in ("tracing#2", "tracing@before#1", "off")] == [
+        "tracing",
+        "tracing",
+        "off",
+    ]
+    # instance 2's servers are both 50% slower than instance 1's: pairs stay at +10%
+    runs = [
+        Run(name, rep, 10_000, 2.0, cpu, 0.1, 1.0)
+        for rep in range(3)
+        for name, cpu in (
+            ("access#1", 2.0),
+            ("tracing#1", 2.2),
+            ("access#2", 3.0),
+            ("tracing#2", 3.3),
+        )
+    ]
+    access, tracing = _report(runs, ["access", "tracing"])
+    assert access["runs"] == tracing["runs"] == 6
+    assert "cpu_vs_access_pct" not in access
+    assert tracing["cpu_vs_access_paired_pct"] == 10.0
+    assert tracing["paired_ci95_pct"] == [10.0, 10.0]
