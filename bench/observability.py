@@ -29,6 +29,15 @@ After the runs each server is stopped and checked: its access log holds one line
 sent (so lines written through a buffer are not lost at shutdown), ``/metrics`` counted
 every GET, and the receiver got a span for every GET.
 
+``--rate REQ_S`` paces the GETs so every configuration is sent the same load (CPU per
+request falls as a server is sent more requests a second, so a configuration that slows
+the server would otherwise also be measured at a worse operating point).
+``--instances N`` starts N servers per configuration (``NAME#1`` ...): two servers of the
+same code have differed by 16% in CPU per request over 20 paired repetitions (how the
+clients' connections fall on a server's workers is one candidate), so with one server
+per configuration such a difference is taken for the configuration's cost. Each summary
+also gives a 95% bootstrap interval of the paired overhead (``paired_ci95_pct``).
+
 ``--compare DIR`` also runs each configuration from another source tree (a checkout of an
 earlier commit), named ``<config>@before``, in the same runs: a before and after measured
 under the same load.
