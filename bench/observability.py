@@ -334,9 +334,11 @@ def median_interval(
 ) -> tuple[float, float]:
     """A 95% bootstrap interval of the median of ``values`` (percentiles of resampled medians).
 
-    The paired ratios of a run are independent draws of what one repetition measures; the
-    interval says how far their median may be from what many more repetitions would give
-    (a fixed seed, so a run's report can be recomputed from its raw lines).
+    The interval takes the paired ratios as independent draws of what one repetition
+    measures and says how far their median may be from what many more repetitions would
+    give (a fixed seed, so a run's report can be recomputed from its raw lines). A server
+    keeps an offset of its own over a run, so the repetitions of one server are alike: from
+    few servers per configuration the interval comes out narrower than it should be.
     """
     draw = random.Random(seed)
     medians = sorted(
@@ -502,8 +504,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--instances",
         type=int,
         default=1,
-        help="servers per configuration (NAME#1, NAME#2, ...): what one server's start gives"
-        " it (how the clients' connections fall on its workers) is averaged out",
+        help="servers per configuration (NAME#1, NAME#2, ...), paired by number: the offset"
+        " one server keeps over a run is averaged over several",
     )
     parser.add_argument("--workers", type=int, help="server workers (default: moorage's)")
     parser.add_argument("--workdir", type=Path, help="scratch directory (default: a temp dir)")
