@@ -281,9 +281,14 @@ async def measure(
     )
 
 
+def tree_config(name: str) -> str:
+    """A server's name without its instance number (``tracing@before#2``: ``tracing@before``)."""
+    return name.partition(INSTANCE)[0]
+
+
 def base_config(name: str) -> str:
     """The configuration of a server's name: without ``@before`` and an instance number."""
-    return name.partition(INSTANCE)[0].removesuffix(BEFORE)
+    return tree_config(name).removesuffix(BEFORE)
 
 
 def _pair_key(run: Run) -> tuple[int, str]:
@@ -529,7 +534,7 @@ def _start(
 ) -> MoorageServer:
     """Start the server of configuration ``name`` (``<config>@before``: from ``--compare``)."""
     config = base_config(name)
-    root = args.compare if name.partition(INSTANCE)[0].endswith(BEFORE) else REPO_ROOT
+    root = args.compare if tree_config(name).endswith(BEFORE) else REPO_ROOT
     env = {
         "MOORAGE_DATA_DIR": str(workdir / name / "data"),
         "MOORAGE_AUTH__ADMIN_PASSWORD": secrets.token_urlsafe(18),
@@ -549,7 +554,7 @@ def _report(runs: Sequence[Run], names: Sequence[str]) -> list[dict[str, Any]]:
     """Each configuration's summary (all its servers), against ``off`` from the same tree."""
 
     def of(name: str) -> list[Run]:
-        return [run for run in runs if run.config.partition(INSTANCE)[0] == name]
+        return [run for run in runs if tree_config(run.config) == name]
 
     rows = []
     for name in names:
