@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from core.ports import BlobLocation, BlobNotFoundError, UploadNotFoundError
 from storage.blobs.naming import check_digest, check_tenant, check_upload_id, parse_blob_name
+from storage.blobs.writeback import start_writeback
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -53,8 +54,12 @@ class FilesystemUploadWriter:
     Consistency guarantees: opening the writer truncates the file to ``offset``, so the
     bytes of an interrupted request vanish; :meth:`commit` fsyncs before it returns the
     new size (and fails if any background flush of this writer failed); :meth:`abort`
-    truncates back to ``offset``. Large writes are flushed in the background as they
-    arrive (``fdatasync`` every 32 MiB), which only moves work ahead of ``commit``.
+    truncates back to ``offset``. Bytes start on their way to disk as they arrive: each
+    write's range is queued for write-back at once (``storage.blobs.writeback``, where
+    the system offers it) and an ``fdatasync`` runs in the background every 32 MiB. Both
+    only move work ahead of ``commit``, so a client that waits for each chunk's answer
+    (a chunked push) does not wait for all of the chunk's bytes to be written after the
+    last one arrived.
     """
 
     def __init__(self, path: Path, offset: int) -> None:
@@ -89,6 +94,7 @@ class FilesystemUploadWriter:
         view = memoryview(data)
         while view:
             view = view[file.write(view) or 0 :]
+        start_writeback(file.fileno(), self._offset + self._written, len(data))
         self._written += len(data)
         self._unsynced += len(data)
         if self._unsynced >= _SYNC_EVERY and (self._sync is None or self._sync.done()):
