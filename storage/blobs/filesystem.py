@@ -40,8 +40,9 @@ if TYPE_CHECKING:
     from core.digests import Digest
 
 _CHUNK = 1024 * 1024
-#: An upload's written bytes start on their way to disk every this many bytes, in the
-#: background, so the fsync of ``commit`` finds little left to write.
+#: An upload's written bytes are waited for (``fdatasync``) every this many bytes, in the
+#: background, so the fsync of ``commit`` finds little left to write; each write's bytes
+#: were queued for write-back as it was written (``storage.blobs.writeback``).
 _SYNC_EVERY = 32 * 1024 * 1024
 _SYNCER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="upload-sync")
 #: Threads unlinking the blobs of one ``delete_blobs`` call (GC's batches).
