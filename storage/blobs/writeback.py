@@ -42,11 +42,6 @@ def _load() -> Callable[[int, int, int, int], int] | None:
 _SYNC_FILE_RANGE: Final = _load()
 
 
-def available() -> bool:
-    """Whether :func:`start_writeback` can ask the kernel for anything here."""
-    return _SYNC_FILE_RANGE is not None
-
-
 def start_writeback(fd: int, offset: int, length: int) -> bool:
     """Queue ``length`` bytes of ``fd`` from ``offset`` for writing to disk; do not wait.
 
