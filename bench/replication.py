@@ -11,7 +11,13 @@ twice each way, side by side:
 - ``skopeo sync`` of the same tags into project ``sync`` of the same Moorage.
 
 The second run of each finds everything in place ("nothing new"). The defaults make about
-300 blobs and 1 GiB. Results are printed as JSON; nothing here asserts on time.
+300 blobs and 1 GiB. Both projects are made before the runs with scan on push off (the
+default of a new project is on): the copies are timed, not the scans they would start,
+which otherwise run on in the background into whichever phase comes next. With
+``--scan-on-push`` both projects keep it on. Before each phase the bench waits until no
+workflow runs (the previous phase's event fan-out and scans are done), at most
+:data:`SETTLE_BOUND` seconds; the waits are reported as ``settle_seconds``. Results
+are printed as JSON; nothing here asserts on time.
 ``--nothing-new N`` runs the pull policy N times after its first run (default 1; the
 extra runs cost little and give a median of one site, ``moorage_nothing_new_seconds``);
 ``--output FILE`` appends the result as one JSON line (with ``--label``).
@@ -20,6 +26,7 @@ extra runs cost little and give a median of one site, ``moorage_nothing_new_seco
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import secrets
@@ -28,11 +35,14 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+from temporalio.client import Client
 
+from core.control_settings import ControlSettings
 from core.replication_settings import ReplicationSettings
 from tests.replication.rig import Site, push_image, run_policy, start_site
 from tests.services.docker_registry import DockerRegistry, start_docker_registry
@@ -40,6 +50,8 @@ from tests.services.temporal import start_temporal
 
 #: Bound of one skopeo run (seconds).
 SKOPEO_TIMEOUT = 3600
+#: Longest wait for the previous phase's workflows to close (seconds).
+SETTLE_BOUND = 300.0
 #: Seconds between two looks at a running execution: the end of a run is known to
 #: within this (the tests' 0.2 s would round a sub-second run up by a tenth on average)
 POLL = 0.02
@@ -57,10 +69,46 @@ def populate(source: DockerRegistry, images: int, layers: int, layer_bytes: int)
     return names
 
 
+def make_projects(site: Site, names: list[str], scan_on_push: bool) -> None:
+    """Create the destination projects with scan on push as asked."""
+    with site.client() as client:
+        for name in names:
+            created = client.post("/api/v1/projects", json={"name": name})
+            if created.status_code != 201:
+                raise RuntimeError(f"project {name}: {created.status_code} {created.text}")
+            policy = client.put(
+                f"/api/v1/projects/{name}/scan-policy", json={"scan_on_push": scan_on_push}
+            )
+            policy.raise_for_status()
+
+
+def settle(address: str, bound: float = SETTLE_BOUND) -> float:
+    """Wait until no workflow runs on the Temporal server at ``address``; seconds waited."""
+
+    async def running() -> int:
+        client = await Client.connect(address)
+        counted = await client.count_workflows("ExecutionStatus='Running'")
+        return counted.count
+
+    started = time.perf_counter()
+    while asyncio.run(running()):
+        if time.perf_counter() - started > bound:
+            raise RuntimeError(f"workflows still running after {bound:.0f} s")
+        time.sleep(0.5)
+    return time.perf_counter() - started
+
+
 def moorage_runs(
-    site: Site, source: DockerRegistry, concurrency: int, nothing_new: int = 1
+    site: Site,
+    source: DockerRegistry,
+    concurrency: int,
+    nothing_new: int = 1,
+    between: Callable[[], object] = lambda: None,
 ) -> list[float]:
-    """Seconds of the runs of a pull policy over the set: the first, then ``nothing_new``."""
+    """Seconds of the runs of a pull policy over the set: the first, then ``nothing_new``.
+
+    ``between`` is called after the first run (not timed).
+    """
     with site.client() as client:
         name = f"bench-{secrets.token_hex(3)}"
         body = {"name": name, "url": source.url, "type": "distribution"}
@@ -91,11 +139,22 @@ def moorage_runs(
             times.append(time.perf_counter() - started)
             if done["status"] != "succeeded":
                 raise RuntimeError(f"replication run failed: {done}")
+            if len(times) == 1:
+                between()
         return times
 
 
-def skopeo_runs(site: Site, source: DockerRegistry, names: list[str], work: Path) -> list[float]:
-    """Seconds of two ``skopeo sync`` runs of the same set into project ``sync``."""
+def skopeo_runs(
+    site: Site,
+    source: DockerRegistry,
+    names: list[str],
+    work: Path,
+    between: Callable[[], object] = lambda: None,
+) -> list[float]:
+    """Seconds of two ``skopeo sync`` runs of the same set into project ``sync``.
+
+    ``between`` is called between the two runs (not timed).
+    """
     skopeo = shutil.which("skopeo") or str(Path.home() / ".cache/moorage-tools/bin/skopeo")
     spec = {source.host_port: {"tls-verify": False, "images": {n: ["1"] for n in names}}}
     spec_path = work / "sync.yaml"
@@ -120,6 +179,8 @@ def skopeo_runs(site: Site, source: DockerRegistry, names: list[str], work: Path
         if done.returncode:
             raise RuntimeError(f"skopeo sync failed: {done.stderr[-2000:]}")
         times.append(time.perf_counter() - started)
+        if len(times) == 1:
+            between()
     return times
 
 
@@ -129,6 +190,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--layers", type=int, default=6)
     parser.add_argument("--layer-kib", type=int, default=3400)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--scan-on-push", action="store_true", help="keep scan on push in both projects"
+    )
     parser.add_argument("--nothing-new", type=int, default=1, help="Moorage runs after the first")
     parser.add_argument("--output", type=Path, help="append the result here as a JSON line")
     parser.add_argument("--label", default="", help="the result's `code` field in --output")
@@ -140,18 +204,35 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         started.append(temporal)
         source = start_docker_registry(work / "source")
         started.append(source)
-        # NOTE: the production chunk size, not the test rig's small one (14 PATCHes a layer)
-        chunk = str(ReplicationSettings().chunk_size)
-        site = start_site(work / "moorage", temporal.address, MOORAGE_REPLICATION__CHUNK_SIZE=chunk)
+        # NOTE: the production chunk size and event batching, not the test rig's (14 PATCHes
+        # a layer; a batch workflow per subscriber every 0.2 s while pushes arrive)
+        control = ControlSettings()
+        site = start_site(
+            work / "moorage",
+            temporal.address,
+            MOORAGE_REPLICATION__CHUNK_SIZE=str(ReplicationSettings().chunk_size),
+            MOORAGE_CONTROL__OUTBOX_POLL_SECONDS=str(control.outbox_poll_seconds),
+            MOORAGE_CONTROL__EVENT_BATCH_SECONDS=str(control.event_batch_seconds),
+        )
         started.append(site)
         names = populate(source, args.images, args.layers, args.layer_kib * 1024)
-        runs = moorage_runs(site, source, args.concurrency, max(args.nothing_new, 1))
+        make_projects(site, ["repl", "sync"], args.scan_on_push)
+        waits: list[float] = []
+
+        def quiet() -> None:
+            waits.append(settle(temporal.address))
+
+        quiet()
+        runs = moorage_runs(site, source, args.concurrency, max(args.nothing_new, 1), quiet)
         moorage = runs[:2]
-        skopeo = skopeo_runs(site, source, names, work)
+        quiet()
+        skopeo = skopeo_runs(site, source, names, work, quiet)
+        quiet()
         with httpx.Client(base_url=site.url, auth=site.auth, timeout=60) as client:
             catalog = client.get("/v2/_catalog", params={"n": 10000}).json()["repositories"]
         result = {
             "images": args.images,
+            "scan_on_push": args.scan_on_push,
             "blobs": args.images * args.layers + args.images - (args.images - 1),
             "bytes": args.images * args.layers * args.layer_kib * 1024,
             "moorage_seconds": moorage,
@@ -162,6 +243,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "nothing_new_median_speedup": skopeo[1] / statistics.median(runs[1:]),
             "repl_repositories": sum(1 for r in catalog if r.startswith("repl/")),
             "sync_repositories": sum(1 for r in catalog if r.startswith("sync/")),
+            "settle_seconds": [round(w, 2) for w in waits],
         }
         print(json.dumps(result, indent=2))
         if args.output is not None:
