@@ -165,7 +165,7 @@ class PreheatActivities:
         for project_id in sorted(projects):
             inherited: Criteria | None = None
             for policy in service.store.policies(project_id):
-                if not policy.enabled or policy.trigger is not TriggerKind.EVENT_BASED:
+                if not policy.fires_on_events:
                     continue
                 if inherited is None:
                     inherited = self._runner.project_criteria(project_id)

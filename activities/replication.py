@@ -38,7 +38,6 @@ from core.replication import (
     PLAN_EXECUTION,
     STOP_EXECUTION,
     ArtifactInput,
-    Direction,
     ExecutionRequest,
     FailInput,
     FinishInput,
@@ -166,9 +165,7 @@ class ReplicationActivities:
     ) -> list[tuple[ExecutionRequest, str, tuple[str | None, str | None]]]:
         planned: list[tuple[ExecutionRequest, str, tuple[str | None, str | None]]] = []
         for policy in self._service.policies():
-            if not policy.enabled or policy.trigger is not TriggerKind.EVENT:
-                continue
-            if policy.direction is not Direction.PUSH:
+            if not policy.fires_on_events:
                 continue
             tasks = event_tasks(policy, batch.events)
             if not tasks:

@@ -37,12 +37,11 @@ from core.settings import Settings
 from core.webhook_delivery import TransportError, WebhookHttp, message_of, signed_request
 from core.webhook_events import (
     DELIVER_WEBHOOKS,
-    OUTBOX_TYPES,
     SEND_WEBHOOKS,
-    SYSTEM,
     TARGET_WORKFLOW,
     WAKE_SIGNAL,
     SendResult,
+    subscription_of,
     target_workflow_id,
 )
 from core.webhook_retry import Verdict, next_attempt, retry_after, should_pause, verdict
@@ -109,10 +108,10 @@ class WebhookActivities:
                 if event.data and event.data.isdigit() and int(event.data) not in wake:
                     wake.append(int(event.data))
                 continue
-            kind = OUTBOX_TYPES.get(event.kind)
-            if kind is None:
+            subscription = subscription_of(event)
+            if subscription is None:
                 continue
-            project_id = None if kind in SYSTEM else event.project_id
+            project_id, kind = subscription
             key = (project_id, str(kind))
             if key not in cache:
                 cache[key] = self._store.subscribed(project_id, str(kind))

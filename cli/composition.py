@@ -70,7 +70,7 @@ from core.login_limit import LoginLimiter, LoginPolicy
 from core.manifests import ManifestRules
 from core.outbound import OutboundPolicy
 from core.ports import BlobStore, Clock, NowaitReads
-from core.preheat import Instance, ProviderClient
+from core.preheat import PREHEAT_SUBSCRIBER, Instance, ProviderClient, preheat_interest
 from core.preheat_service import (
     PreheatRunner,
     PreheatService,
@@ -79,12 +79,14 @@ from core.preheat_service import (
     StoredVulnerabilities,
 )
 from core.promotion import ScanReports
+from core.promotion_rules import PROMOTION_SUBSCRIBER, promotion_interest
 from core.promotion_scans import StoredScanReports
 from core.pulls import PullRecorder
-from core.replication import ReplicationService
+from core.replication import REPLICATION_SUBSCRIBER, ReplicationService, replication_interest
 from core.replication_run import ReplicationRunner
 from core.replication_stop import ExecutionStopper
 from core.scan.analyzer import Analyzer
+from core.scan_jobs import SCAN_SUBSCRIBER, scan_interest
 from core.scan_referrers import SbomPublisher
 from core.scan_service import ScanService
 from core.scanner_api_service import AdapterScans
@@ -117,10 +119,11 @@ from core.services.trusted_issuers import TrustedIssuers
 from core.services.uploads import UploadService
 from core.services.users import UserService
 from core.settings import Settings
-from core.subscribers import Subscribers
+from core.subscribers import Interest, Subscribers
 from core.tokens import TokenService
 from core.trust_verify import TrustVerifier
 from core.vulndb.importer import ImportLimits, OsvImporter
+from core.webhook_events import WEBHOOK_SUBSCRIBER, webhook_interest
 from storage.backup_holds import SqlBackupHolds
 from storage.backup_location import build_backup_location
 from storage.backup_snapshot import SqlSnapshots
@@ -682,7 +685,18 @@ class Composition:
             subscribers,
             self.clock,
             pruners=() if pruner is None else (pruner,),
+            interests=self.subscriber_interests(),
         )
+
+    def subscriber_interests(self) -> dict[str, Interest]:
+        """By subscriber kind, the events each feature's configuration could act on."""
+        return {
+            WEBHOOK_SUBSCRIBER.kind: webhook_interest(self.webhook_store.subscribed),
+            REPLICATION_SUBSCRIBER.kind: replication_interest(self.replication.policies),
+            SCAN_SUBSCRIBER.kind: scan_interest(self.scan_store.policy),
+            PREHEAT_SUBSCRIBER.kind: preheat_interest(self.preheat.store.policies),
+            PROMOTION_SUBSCRIBER.kind: promotion_interest(self.promotion_rule_store.enabled_of),
+        }
 
 
 def compose(settings: Settings) -> Composition:

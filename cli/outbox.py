@@ -10,14 +10,16 @@ Two kinds of events:
   marked dispatched after its start succeeded;
 - **every other event** is fanned out to the subscribers that want it
   (``core.subscribers``): in one transaction the event is queued once per subscriber and
-  marked dispatched. A subscriber's queue becomes batches of up to ``event_batch_size``
-  events (a partial batch once its oldest event is ``event_batch_seconds`` old); each batch
-  is stored with its workflow id (``core.event_batches.batch_workflow_id``) in the
-  transaction that takes its events off the queue. Then, per subscriber, the oldest open
-  batch is started (``EventBatchWorkflow``, id reuse rejected) and marked started; once
-  Temporal reports its run closed, it is marked closed and the next one starts. A crash
-  between a start and its mark starts the same id again: a no-op. So each subscriber gets
-  each event id exactly once, in outbox order per repository, one workflow per batch.
+  marked dispatched (for a subscriber with an interest, ``core.subscribers.Interest``,
+  only the events it wants, asked just before that transaction). A subscriber's queue
+  becomes batches of up to ``event_batch_size`` events (a partial batch once its oldest
+  event is ``event_batch_seconds`` old); each batch is stored with its workflow id
+  (``core.event_batches.batch_workflow_id``) in the transaction that takes its events off
+  the queue. Then, per subscriber, the oldest open batch is started (``EventBatchWorkflow``,
+  id reuse rejected) and marked started; once Temporal reports its run closed, it is
+  marked closed and the next one starts. A crash between a start and its mark starts the
+  same id again: a no-op. So each subscriber gets each event id it wants exactly once, in
+  outbox order per repository, one workflow per batch.
 
 Dispatched events (and closed batches) are kept ``outbox_keep_dispatched_seconds``
 (0: forever), then pruned at most one batch per poll, each batch in its own short write
@@ -31,7 +33,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -52,7 +54,7 @@ from core.event_batches import (
     batch_workflow_id,
 )
 from core.ports import Clock, Metadata, UnitOfWork
-from core.subscribers import Subscriber, Subscribers
+from core.subscribers import Interest, Subscriber, Subscribers
 from core.trace_context import TRACE_KEY, continued
 from core.workflow_port import WorkflowStarter
 
@@ -136,8 +138,15 @@ class OutboxDispatcher:
         runs: BatchRuns,
         clock: Clock,
         pruners: Sequence[Pruner] = (),
+        interests: Mapping[str, Interest] | None = None,
     ) -> None:
+        """Dispatch over ``metadata``.
+
+        ``interests``: by subscriber kind, the events it wants (a subscriber without one
+        gets every event of its kinds).
+        """
         self._metadata = metadata
+        self._interests = dict(interests or {})
         self._pruners = tuple(pruners)
         self._clock = clock
         self._starter = starter
@@ -165,16 +174,30 @@ class OutboxDispatcher:
         ]
         if not marked:
             return
+        fanned = [event for event in pending if event.kind not in events.RUN_REQUESTS]
+        chosen = self._chosen(fanned)
         with self._metadata.write() as session:
             claimed = set(session.outbox.claim_pending(marked, self._clock.now()))
             queued = [
                 (s.kind, event.id, event.created_at)
-                for event in pending
-                if event.id in claimed and event.kind not in events.RUN_REQUESTS
+                for event in fanned
+                if event.id in claimed
                 for s in self._subscribers.wanting(event.kind)
+                if s.kind not in chosen or event.id in chosen[s.kind]
             ]
             session.event_queues.queue_events(queued)
             session.commit()
+
+    def _chosen(self, fanned: list[OutboxRecord]) -> dict[str, set[int]]:
+        """By subscriber kind with an interest: the ids of ``fanned`` it wants."""
+        chosen: dict[str, set[int]] = {}
+        for kind, interest in self._interests.items():
+            subscriber = self._subscribers.get(kind)
+            if subscriber is None:
+                continue
+            values = [EventValue.of(e) for e in fanned if e.kind in subscriber.events]
+            chosen[kind] = set(interest(values)) if values else set()
+        return chosen
 
     async def dispatch_once(self) -> int:
         """One round: fan out pending events, form batches, start or close batches.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -16,7 +16,7 @@ from core.promotion_rules import PROMOTION_SUBSCRIBER
 from core.replication import REPLICATION_SUBSCRIBER
 from core.scan_jobs import SCAN_SUBSCRIBER
 from core.settings import Settings
-from core.subscribers import Subscribers, builtin_subscribers
+from core.subscribers import Interest, Subscribers, builtin_subscribers
 from core.trust_verify import TRUST_SUBSCRIBER
 from core.webhook_events import WEBHOOK_SUBSCRIBER
 
@@ -27,6 +27,7 @@ def build_outbox_dispatcher(
     subscribers: Subscribers,
     clock: Clock,
     pruners: Sequence[Pruner] = (),
+    interests: Mapping[str, Interest] | None = None,
 ) -> OutboxDispatcher:
     """The outbox dispatcher of ``settings`` over ``metadata``.
 
@@ -40,6 +41,7 @@ def build_outbox_dispatcher(
             any a feature registers).
         clock: The process's clock.
         pruners: The feature logs pruned beside the outbox (``webhook_log_pruner``).
+        interests: By subscriber kind, the events it wants (``core.subscribers.Interest``).
     """
     return OutboxDispatcher(
         metadata,
@@ -49,6 +51,7 @@ def build_outbox_dispatcher(
         runs=TemporalRuns(settings.temporal),
         clock=clock,
         pruners=pruners,
+        interests=interests,
     )
 
 

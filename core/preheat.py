@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -55,7 +56,7 @@ from core.errors import InvalidInputError
 from core.patterns import matches
 from core.promotion import SEVERITIES
 from core.replication import check_cron
-from core.subscribers import Subscriber
+from core.subscribers import Interest, Subscriber, project_interest
 
 #: Activity name of the preheat subscriber (``core.subscribers``).
 DELIVER_EVENTS_PREHEAT: Final = "deliver_events_preheat"
@@ -223,6 +224,11 @@ class Policy:
     created_by: str
     created_at: datetime
     updated_at: datetime
+
+    @property
+    def fires_on_events(self) -> bool:
+        """Whether the project's events start executions (enabled and event-based)."""
+        return self.enabled and self.trigger is TriggerKind.EVENT_BASED
 
     def selects(self, repository: str, tag: str) -> bool:
         """Whether the repository and tag filters keep ``repository:tag``.
@@ -713,3 +719,8 @@ def overall_status(tasks: list[Task]) -> ExecutionStatus:
     if not failed:
         return ExecutionStatus.SUCCEEDED
     return ExecutionStatus.FAILED if failed == len(tasks) else ExecutionStatus.PARTIAL
+
+
+def preheat_interest(policies: Callable[[int], Sequence[Policy]]) -> Interest:
+    """The preheat subscriber's interest: events of projects with a policy firing on them."""
+    return project_interest(lambda project: any(p.fires_on_events for p in policies(project)))

@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final, Protocol
@@ -38,7 +38,7 @@ from core.event_batches import EventValue
 from core.names import PROJECT_NAME_PATTERN, RepositoryName
 from core.patterns import matches
 from core.promotion import Gates, PromotionRequest, check_gates
-from core.subscribers import Subscriber
+from core.subscribers import Interest, Subscriber
 
 #: Activity name of the promotion-rule subscriber (``core.subscribers``).
 DELIVER_EVENTS_PROMOTION: Final = "deliver_events_promotion"
@@ -259,3 +259,19 @@ class PromotionRuleStore(Protocol):
         ...
 
     def delete(self, rule_id: int) -> bool: ...
+
+
+def promotion_interest(enabled_of: Callable[[list[int]], Sequence[PromotionRule]]) -> Interest:
+    """The promotion subscriber's interest: events of projects with an enabled rule.
+
+    ``enabled_of`` (the store's) is asked once a call, for every project of the events.
+    """
+
+    def wanted(pending: Sequence[EventValue]) -> Collection[int]:
+        projects = sorted({e.project_id for e in pending if e.project_id is not None})
+        if not projects:
+            return []
+        ruled = {rule.project_id for rule in enabled_of(projects)}
+        return [e.event_id for e in pending if e.project_id in ruled]
+
+    return wanted

@@ -29,7 +29,7 @@ from typing import Any, Final, Protocol
 from core import events
 from core.errors import ConflictError, InvalidInputError, NotFoundError
 from core.patterns import matches
-from core.subscribers import Subscriber
+from core.subscribers import Interest, Subscriber, all_or_nothing
 
 #: Activity name of the replication subscriber (``core.subscribers``).
 DELIVER_EVENTS_REPLICATION: Final = "deliver_events_replication"
@@ -154,6 +154,13 @@ class ReplicationPolicy:
     concurrency: int
     created_at: datetime
     updated_at: datetime
+
+    @property
+    def fires_on_events(self) -> bool:
+        """Whether pushes and deletions start executions (enabled, event-triggered push)."""
+        return (
+            self.enabled and self.trigger is TriggerKind.EVENT and self.direction is Direction.PUSH
+        )
 
     def selects(self, repository: str, tag: str | None) -> bool:
         """Whether the filters keep ``repository`` (and ``tag``, when there is one)."""
@@ -644,3 +651,8 @@ class FailInput:
 class FinishInput:
     execution_id: str
     reason: str | None = None
+
+
+def replication_interest(policies: Callable[[], Sequence[ReplicationPolicy]]) -> Interest:
+    """The replication subscriber's interest: every event while a policy fires on events."""
+    return all_or_nothing(lambda: any(policy.fires_on_events for policy in policies()))

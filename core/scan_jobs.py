@@ -13,12 +13,13 @@ Every artifact run carries the search attributes project, repository and digest.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
 from core import events
-from core.scan_records import ScanTarget
-from core.subscribers import Subscriber
+from core.scan_records import ScanPolicy, ScanTarget
+from core.subscribers import Interest, Subscriber, project_interest
 
 SCAN_WORKFLOW: Final = "ScanArtifactWorkflow"
 SCAN_MANY_WORKFLOW: Final = "ScanManyWorkflow"
@@ -139,3 +140,8 @@ class ImportOutcome:
     #: Records saved or removed over all sources (0: nothing changed).
     changed: int
     failed: list[str] = field(default_factory=list)
+
+
+def scan_interest(policy: Callable[[int], ScanPolicy]) -> Interest:
+    """The scan subscriber's interest: pushes into projects that scan on push."""
+    return project_interest(lambda project: policy(project).scan_on_push)

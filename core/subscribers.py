@@ -19,16 +19,23 @@ Guarantees the dispatcher (``cli.outbox``) gives every subscriber:
 The activity must be idempotent per event id: Temporal retries an attempt whose worker
 died, so the same batch may reach the activity more than once (never a second batch with
 the same event).
+
+A subscriber may also have an :class:`Interest`: the events it could act on given what is
+configured when they are dispatched (a webhook policy, a rule, scan on push). The
+dispatcher queues only those for it, so a push into a project where nothing of a feature
+is configured starts no workflow of that feature. The activity still checks what is
+configured when it runs: the interest only spares it batches it would have dropped.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 from core import events
+from core.event_batches import EventValue
 
 #: Activity name of the built-in log subscriber.
 LOG_EVENTS: Final = "deliver_events_log"
@@ -83,6 +90,50 @@ class Subscribers:
     def wanting(self, event_kind: str) -> list[Subscriber]:
         """The subscribers that receive events of ``event_kind``."""
         return [s for s in self._by_kind.values() if event_kind in s.events]
+
+
+class Interest(Protocol):
+    """Which of a subscriber's pending events it could act on now.
+
+    The dispatcher calls it once per poll, with the pending events of the subscriber's
+    kinds in outbox order, before it queues them (within ``outbox_poll_seconds`` of their
+    commit); the events whose ids it leaves out are never queued for that subscriber. It
+    reads only, once or a few times per call, never per event: an exception fails the
+    poll, and the events stay pending until a later poll queues them.
+    """
+
+    def __call__(self, pending: Sequence[EventValue]) -> Collection[int]: ...
+
+
+def project_interest(wants: Callable[[int], bool]) -> Interest:
+    """The events of the projects ``wants`` says yes to (asked once a project a call).
+
+    Events without a project are left out.
+    """
+
+    def wanted(pending: Sequence[EventValue]) -> Collection[int]:
+        answers: dict[int, bool] = {}
+        ids: list[int] = []
+        for event in pending:
+            project = event.project_id
+            if project is None:
+                continue
+            if project not in answers:
+                answers[project] = wants(project)
+            if answers[project]:
+                ids.append(event.event_id)
+        return ids
+
+    return wanted
+
+
+def all_or_nothing(wants: Callable[[], bool]) -> Interest:
+    """Every event while ``wants`` says yes (asked once a call), none otherwise."""
+
+    def wanted(pending: Sequence[EventValue]) -> Collection[int]:
+        return [event.event_id for event in pending] if pending and wants() else []
+
+    return wanted
 
 
 #: The built-in subscriber: logs every artifact event and quota event it receives.

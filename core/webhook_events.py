@@ -13,12 +13,14 @@ promotion's, which has no row of its own, in its last activity). The webhook sub
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
 from core import events
-from core.subscribers import Subscriber
+from core.event_batches import EventValue
+from core.subscribers import Interest, Subscriber
 
 #: Activity of the webhook subscriber (``activities.webhooks``).
 DELIVER_WEBHOOKS: Final = "deliver_events_webhook"
@@ -97,6 +99,44 @@ HARBOR_TYPES: Final[dict[WebhookEvent, str]] = {
 WEBHOOK_SUBSCRIBER: Final = Subscriber(
     "webhook", frozenset(OUTBOX_TYPES) | {events.WEBHOOK_WAKE}, DELIVER_WEBHOOKS
 )
+
+
+def subscription_of(event: EventValue) -> tuple[int | None, WebhookEvent] | None:
+    """Whose policies may subscribe to ``event``, and to which type.
+
+    Its project (``None``: the system-wide policies, for system events) and its webhook
+    type; ``None`` for a kind no policy names.
+    """
+    kind = OUTBOX_TYPES.get(event.kind)
+    if kind is None:
+        return None
+    return (None if kind in SYSTEM else event.project_id), kind
+
+
+def webhook_interest(subscribed: Callable[[int | None, str], Sequence[object]]) -> Interest:
+    """The webhook subscriber's interest: events an enabled policy subscribes to.
+
+    And every ``webhook.wake`` request. ``subscribed`` (the store's) is asked once per
+    project and type a call.
+    """
+
+    def wanted(pending: Sequence[EventValue]) -> Collection[int]:
+        answers: dict[tuple[int | None, WebhookEvent], bool] = {}
+        ids: list[int] = []
+        for event in pending:
+            if event.kind == events.WEBHOOK_WAKE:
+                ids.append(event.event_id)
+                continue
+            key = subscription_of(event)
+            if key is None:
+                continue
+            if key not in answers:
+                answers[key] = bool(subscribed(key[0], str(key[1])))
+            if answers[key]:
+                ids.append(event.event_id)
+        return ids
+
+    return wanted
 
 
 def target_workflow_id(policy_id: int, key: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,9 +19,9 @@ from sqlalchemy import func, select
 from adapters.clock import SystemClock
 from cli.outbox import OutboxDispatcher
 from core import events
-from core.event_batches import BATCH_WORKFLOW, EventBatch
+from core.event_batches import BATCH_WORKFLOW, EventBatch, EventValue
 from core.settings import Settings
-from core.subscribers import Subscriber, Subscribers
+from core.subscribers import Interest, Subscriber, Subscribers
 from storage.db.engine import create_engines
 from storage.db.metadata import SqlMetadata
 from storage.db.migrate import upgrade
@@ -90,7 +90,11 @@ def metadata(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlMeta
 
 
 def _dispatcher(
-    metadata: SqlMetadata, temporal: FakeTemporal, size: int, wait: float
+    metadata: SqlMetadata,
+    temporal: FakeTemporal,
+    size: int,
+    wait: float,
+    interests: Mapping[str, Interest] | None = None,
 ) -> OutboxDispatcher:
     settings = Settings().control.model_copy(
         update={"event_batch_size": size, "event_batch_seconds": wait}
@@ -102,6 +106,7 @@ def _dispatcher(
         subscribers=Subscribers([PUSHES, TAGS]),
         runs=temporal,
         clock=SystemClock(),
+        interests=interests,
     )
 
 
@@ -269,3 +274,52 @@ async def test_a_run_request_that_cannot_start_holds_up_no_subscriber(
     assert [batch.subscriber for _, batch, _, _ in temporal.starts] == ["pushes", "tags"]
     with metadata.read() as session:
         assert [e.kind for e in session.outbox.pending(10)] == [events.GC_REQUESTED]
+
+
+async def test_a_subscriber_with_an_interest_gets_only_the_events_it_wants(
+    metadata: SqlMetadata,
+) -> None:
+    temporal = FakeTemporal()
+    asked: list[list[str | None]] = []
+
+    def keep_only(pending: Sequence[EventValue]) -> list[int]:
+        asked.append([e.repository for e in pending])
+        return [e.event_id for e in pending if (e.repository or "").startswith("keep/")]
+
+    _add(metadata, events.MANIFEST_PUSHED, "keep/a", 2)
+    _add(metadata, events.MANIFEST_PUSHED, "drop/b", 2)
+    _add(metadata, events.TAG_CREATED, "keep/c", 1)
+    await _rounds(_dispatcher(metadata, temporal, size=10, wait=0, interests={"tags": keep_only}))
+    # asked once, with every pending event of its kinds, in outbox order
+    assert asked == [["keep/a", "keep/a", "drop/b", "drop/b", "keep/c"]]
+    pushes, tags = temporal.delivered("pushes"), temporal.delivered("tags")
+    assert len(pushes) == 4  # no interest: every event of its kinds
+    with metadata.read() as session:
+        repository_of = {
+            row.id: row.repository
+            for row in session._c.execute(select(OUTBOX.c.id, OUTBOX.c.repository))
+        }
+        assert session.outbox.pending(10) == []  # all dispatched, also those nobody took
+    assert [repository_of[i] for i in tags] == ["keep/a", "keep/a", "keep/c"]
+    assert _queued(metadata) == {}
+
+
+async def test_an_interest_that_fails_leaves_the_events_pending_for_the_next_poll(
+    metadata: SqlMetadata,
+) -> None:
+    temporal = FakeTemporal()
+    _add(metadata, events.MANIFEST_PUSHED, "p/a", 2)
+
+    def broken(pending: Sequence[EventValue]) -> list[int]:
+        raise ConnectionError("the policy store is away")
+
+    with pytest.raises(ConnectionError):
+        await _dispatcher(metadata, temporal, 10, 0, {"tags": broken}).dispatch_once()
+    assert temporal.starts == []
+    with metadata.read() as session:
+        assert len(session.outbox.pending(10)) == 2  # nothing marked, nothing queued
+    assert _queued(metadata) == {}
+
+    await _rounds(_dispatcher(metadata, temporal, size=10, wait=0))
+    assert len(temporal.delivered("pushes")) == 2
+    assert len(temporal.delivered("tags")) == 2

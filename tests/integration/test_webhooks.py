@@ -9,6 +9,7 @@ and outbox dispatcher run in process against the session's Temporal dev server.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import time
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ from cli.outbox_task import installation_subscribers
 from core import events
 from core.event_batches import BATCH_WORKFLOW
 from core.webhook_events import TARGET_WORKFLOW
-from storage.db.repos.outbox import OUTBOX
+from storage.db.repos.outbox import BATCH, OUTBOX, QUEUE
 from storage.db.webhooks import ATTEMPT
 from tests.api.oci import unique_project
 from tests.conftest import BACKENDS
@@ -573,3 +574,53 @@ async def test_finished_deliveries_leave_the_log_after_its_keep_time_pending_one
     assert [d["status"] for d in left] == ["pending"]
     assert left[0]["id"] != delivered["id"]
     assert attempts_left == 0
+
+
+async def test_pushes_reach_only_the_subscribers_with_something_configured_for_them(
+    tmp_path: Path,
+    temporal_server: TemporalServer,
+    request: pytest.FixtureRequest,
+    receiver: WebhookReceiver,
+) -> None:
+    settings = webhook_settings("sqlite-fs", tmp_path, temporal_server, request, allow=LOOPBACK)
+    hooked, quiet = unique_project(), unique_project()
+    with api(settings) as rig:
+        for project in (hooked, quiet):
+            rig.project(project)
+            policy = {"scan_on_push": project == hooked}
+            scan = rig.call("PUT", f"/api/v1/projects/{project}/scan-policy", json=policy)
+            assert scan.status_code == 200, scan.text
+        created = rig.create_webhook(
+            hooked, name="pushes", url=receiver.url, events=["artifact.pushed"]
+        )
+        receiver.secrets = [created["secret"]]
+        repositories = [f"{hooked}/app", f"{quiet}/app"]
+        _push(rig, repositories, 1)
+        pushed = rig.events(PUSHED, repositories)
+        wanted = rig.events({events.MANIFEST_PUSHED}, repositories[:1])
+
+        def all_batched() -> bool:
+            with rig.registry.metadata.read() as session:
+                queued = session._c.execute(select(func.count()).select_from(QUEUE)).scalar()
+                return not session.outbox.pending(10) and not queued
+
+        async with worker(settings, rig):
+            await until(lambda: _all_arrived(receiver, wanted), what="the pushed event")
+            await until(all_batched, what="every event batched")
+        with rig.registry.metadata.read() as session:
+            rows = session._c.execute(select(BATCH.c.subscriber, BATCH.c.events)).all()
+
+    received: dict[str, set[str]] = {}
+    for subscriber, batch in rows:
+        for event in json.loads(batch):
+            if event["event_id"] in pushed:
+                received.setdefault(subscriber, set()).add(event["repository"])
+    # nobody configured replication, promotion rules or preheating: those subscribers get
+    # nothing; scanning gets the project that scans on push, webhooks the hooked project;
+    # the log and signature verification get every push
+    assert received == {
+        "log": set(repositories),
+        "trust": set(repositories),
+        "webhook": {repositories[0]},
+        "scan": {repositories[0]},
+    }
