@@ -81,6 +81,7 @@ from core.preheat_service import (
 from core.promotion import ScanReports
 from core.promotion_rules import PROMOTION_SUBSCRIBER, promotion_interest
 from core.promotion_scans import StoredScanReports
+from core.proxy import is_proxy_project
 from core.pulls import PullRecorder
 from core.replication import REPLICATION_SUBSCRIBER, ReplicationService, replication_interest
 from core.replication_run import ReplicationRunner
@@ -485,7 +486,12 @@ class Composition:
     @cached_property
     def promotion_copier(self) -> PromotionCopier:
         return PromotionCopier(
-            self.metadata, self.repositories, self.manifests, self.uploads, self.registry_signer
+            self.metadata,
+            self.repositories,
+            self.manifests,
+            self.uploads,
+            self.registry_signer,
+            partial(is_proxy_project, self.metadata),
         )
 
     @cached_property

@@ -156,6 +156,28 @@ def load_bindings(metadata: Metadata) -> dict[str, ProxyBinding]:
     return found
 
 
+def is_proxy_project(metadata: Metadata, project: str) -> bool:
+    """Whether ``project`` is bound to an upstream endpoint now (one read transaction).
+
+    For writers outside the ``/v2`` pipeline (promotions), which refuse such a project as
+    the pipeline's push refusal does; the pipeline asks its reloaded view instead.
+    """
+    with metadata.read() as session:
+        record = session.projects.get(project)
+        if record is None:
+            return False
+        return bool(ProxyBinding.load(session.policies.get(record.id, PROXY)).endpoint)
+
+
+def push_refused(repository: str) -> RegistryError:
+    """``DENIED`` for a write into a proxy project: its content comes from the upstream only."""
+    project = repository.partition("/")[0]
+    return RegistryError(
+        OCIErrorCode.DENIED,
+        f"project {project!r} is a proxy cache of an upstream registry; pushes into it are refused",
+    ).with_detail({"name": repository[:255]})
+
+
 def upstream_repository(endpoint: EndpointRecord, name: RepositoryName) -> str:
     """The upstream's name of ``name``: the path inside the project, Docker Hub style.
 
@@ -274,12 +296,7 @@ class ProxyCache:
             return
         repository = request.repository or ""
         if self.covers(repository):
-            project = repository.partition("/")[0]
-            raise RegistryError(
-                OCIErrorCode.DENIED,
-                f"project {project!r} is a proxy cache of an upstream registry; "
-                "pushes into it are refused",
-            ).with_detail({"name": repository[:255]})
+            raise push_refused(repository)
 
     # manifests
 

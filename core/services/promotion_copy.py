@@ -7,15 +7,17 @@ the image before its referrers (OCI 1.1 ``subject`` referrers and cosign's
 ``sha256-<hex>.sig``/``.att``/``.sbom`` tags, to :data:`REFERRER_DEPTH`), the target tag
 last.
 
-Nothing partial on a refusal we can foresee: the target tag's immutability and the
-project's quota (bytes of the blobs and manifests the target lacks, and their count) are
-checked before anything is written. Every step is idempotent (a link or manifest that
+Nothing partial on a refusal we can foresee: a target project that is a proxy cache
+(refused as a push into it is), the target tag's immutability and the project's quota
+(bytes of the blobs and manifests the target lacks, and their count) are checked before
+anything is written. Every step is idempotent (a link or manifest that
 exists is left alone), so a retried copy after a crash ends in the same state.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -27,6 +29,7 @@ from core.names import Reference, RepositoryName
 from core.ports import Metadata, UnitOfWork
 from core.promotion import CopyInput, CopyResult
 from core.promotion_record import PromotionRecord, build_record
+from core.proxy import push_refused
 from core.records import ManifestRecord, PushTarget, RepositoryRecord
 from core.services.immutability import check_mutable
 from core.services.manifests import ManifestService
@@ -62,10 +65,15 @@ class PromotionCopier:
         repositories: RepositoryService,
         manifests: ManifestService,
         uploads: UploadService,
-        signer: RegistrySigner | None = None,
+        signer: RegistrySigner | None,
+        is_proxy: Callable[[str], bool],
     ) -> None:
-        """``signer``: the registry's signatures (``None``: signed promotions fail)."""
+        """``signer``: the registry's signatures (``None``: signed promotions fail).
+
+        ``is_proxy``: whether a project is a proxy cache now (``core.proxy.is_proxy_project``).
+        """
         self._signer = signer
+        self._is_proxy = is_proxy
         self._metadata = metadata
         self._repositories = repositories
         self._manifests = manifests
@@ -184,7 +192,9 @@ class PromotionCopier:
     def _preflight(
         self, name: RepositoryName, tag: str, digest: str, plan: _Plan, extra_bytes: int
     ) -> None:
-        """Refuse before any write: an immutable target tag, or a quota the copy exceeds."""
+        """Refuse before any write: a proxy project, an immutable target tag, a full quota."""
+        if self._is_proxy(name.project):
+            raise push_refused(str(name))
         target = self._repositories.find(name)
         push_target = self._repositories.push_target(name, create_project=False)
         with self._metadata.write() as session:

@@ -297,6 +297,28 @@ def test_immutable_target_tag_fails_with_nothing_copied(rig: Rig) -> None:
     _nothing_copied(rig, target, image)
 
 
+def test_a_proxy_cache_project_is_refused_as_a_target_with_nothing_copied(rig: Rig) -> None:
+    rig.spawn_worker()
+    source_project, target_project = _project(rig), _project(rig)
+    source, target = f"{source_project}/app", f"{target_project}/app"
+    image = rig.oci.push_image(source, "rc1")
+    endpoint = {"name": f"up-{target_project}", "url": "https://upstream.example.com"}
+    created = rig.admin("POST", "/api/v1/registries", json={**endpoint, "type": "distribution"})
+    assert created.status_code == 201, created.text
+    binding = {"endpoint": endpoint["name"]}
+    bound = rig.admin("PUT", f"/api/v1/projects/{target_project}/proxy", json=binding)
+    assert bound.status_code == 200, bound.text
+    started = _promote(rig, f"{source}:rc1", f"{target}:prod")
+    assert started.status_code == 202, started.text
+    body = _wait(rig, started.json()["id"], {"promoted", "refused", "failed"})
+    assert body["status"] == "failed"
+    assert "proxy cache" in body["reason"]
+    # unbound again, reads of the project are local (not asked of the upstream)
+    assert rig.admin("DELETE", f"/api/v1/projects/{target_project}/proxy").status_code == 204
+    _nothing_copied(rig, target, image)
+    assert _manifest(rig.oci, target, "prod").status_code == 404
+
+
 def test_full_quota_fails_with_nothing_copied(rig: Rig) -> None:
     rig.spawn_worker()
     source_project = _project(rig)
