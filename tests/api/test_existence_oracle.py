@@ -26,6 +26,7 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from api.trust_wiring import RELOAD_THREAD
 from api.webhook_wiring import REFRESH_THREAD
 from tests.api.identity_helpers import Api, claims
 from tests.api.oci import OCIClient, unique_project
@@ -135,16 +136,17 @@ def test_hidden_and_missing_projects_answer_alike_in_the_management_api(
 
 @contextmanager
 def statements() -> Iterator[list[str]]:
-    """The SQL statements requests run (the audit writer and key reloads aside)."""
+    """The SQL statements requests run (background writers and reloads aside)."""
     seen: list[str] = []
     # NOTE: the audit writer thread and key reloads run on their own schedule.
     noise = ("audit", "signing_key")
 
     def record(*args: Any) -> None:
         statement = str(args[2])
-        # NOTE: so do the audit writer and the webhook pull-subscriber refresh, each in
-        # a thread of its own.
-        if threading.current_thread().name in ("audit-writer", REFRESH_THREAD):
+        # NOTE: so do the audit writer, the webhook pull-subscriber refresh and the trust
+        # policies' reload (started by a request's end once they are stale), each in a
+        # thread of its own.
+        if threading.current_thread().name in ("audit-writer", REFRESH_THREAD, RELOAD_THREAD):
             return
         if not any(word in statement for word in noise):
             seen.append(statement)
