@@ -85,17 +85,16 @@ def make_projects(site: Site, names: list[str], scan_on_push: bool) -> None:
 def settle(address: str, bound: float = SETTLE_BOUND) -> float:
     """Wait until no workflow runs on the Temporal server at ``address``; seconds waited."""
 
-    async def running() -> int:
+    async def wait() -> float:
         client = await Client.connect(address)
-        counted = await client.count_workflows("ExecutionStatus='Running'")
-        return counted.count
+        started = time.perf_counter()
+        while (await client.count_workflows("ExecutionStatus='Running'")).count:
+            if time.perf_counter() - started > bound:
+                raise RuntimeError(f"workflows still running after {bound:.0f} s")
+            await asyncio.sleep(0.5)
+        return time.perf_counter() - started
 
-    started = time.perf_counter()
-    while asyncio.run(running()):
-        if time.perf_counter() - started > bound:
-            raise RuntimeError(f"workflows still running after {bound:.0f} s")
-        time.sleep(0.5)
-    return time.perf_counter() - started
+    return asyncio.run(wait())
 
 
 def moorage_runs(

@@ -191,12 +191,13 @@ class OutboxDispatcher:
     def _chosen(self, fanned: list[OutboxRecord]) -> dict[str, set[int]]:
         """By subscriber kind with an interest: the ids of ``fanned`` it wants."""
         chosen: dict[str, set[int]] = {}
+        values = [EventValue.of(e) for e in fanned] if self._interests else []
         for kind, interest in self._interests.items():
             subscriber = self._subscribers.get(kind)
             if subscriber is None:
                 continue
-            values = [EventValue.of(e) for e in fanned if e.kind in subscriber.events]
-            chosen[kind] = set(interest(values)) if values else set()
+            mine = [value for value in values if value.kind in subscriber.events]
+            chosen[kind] = set(interest(mine)) if mine else set()
         return chosen
 
     async def dispatch_once(self) -> int:

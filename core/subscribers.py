@@ -30,9 +30,9 @@ configured when it runs: the interest only spares it batches it would have dropp
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final, Protocol, TypeVar
 
 from core import events
 from core.event_batches import EventValue
@@ -92,6 +92,9 @@ class Subscribers:
         return [s for s in self._by_kind.values() if event_kind in s.events]
 
 
+_Key = TypeVar("_Key", bound=Hashable)
+
+
 class Interest(Protocol):
     """Which of a subscriber's pending events it could act on now.
 
@@ -105,26 +108,37 @@ class Interest(Protocol):
     def __call__(self, pending: Sequence[EventValue]) -> Collection[int]: ...
 
 
+def keyed_interest(
+    key_of: Callable[[EventValue], _Key | None], wants: Callable[[_Key], bool]
+) -> Interest:
+    """The events whose key ``wants`` says yes to (asked once a key a call).
+
+    ``key_of`` names what decides an event (a project, a project and a type); events it
+    answers ``None`` for are left out.
+    """
+
+    def wanted(pending: Sequence[EventValue]) -> Collection[int]:
+        answers: dict[_Key, bool] = {}
+        ids: list[int] = []
+        for event in pending:
+            key = key_of(event)
+            if key is None:
+                continue
+            if key not in answers:
+                answers[key] = wants(key)
+            if answers[key]:
+                ids.append(event.event_id)
+        return ids
+
+    return wanted
+
+
 def project_interest(wants: Callable[[int], bool]) -> Interest:
     """The events of the projects ``wants`` says yes to (asked once a project a call).
 
     Events without a project are left out.
     """
-
-    def wanted(pending: Sequence[EventValue]) -> Collection[int]:
-        answers: dict[int, bool] = {}
-        ids: list[int] = []
-        for event in pending:
-            project = event.project_id
-            if project is None:
-                continue
-            if project not in answers:
-                answers[project] = wants(project)
-            if answers[project]:
-                ids.append(event.event_id)
-        return ids
-
-    return wanted
+    return keyed_interest(lambda event: event.project_id, wants)
 
 
 def all_or_nothing(wants: Callable[[], bool]) -> Interest:

@@ -13,14 +13,14 @@ promotion's, which has no row of its own, in its last activity). The webhook sub
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
 from core import events
 from core.event_batches import EventValue
-from core.subscribers import Interest, Subscriber
+from core.subscribers import Interest, Subscriber, keyed_interest
 
 #: Activity of the webhook subscriber (``activities.webhooks``).
 DELIVER_WEBHOOKS: Final = "deliver_events_webhook"
@@ -120,23 +120,18 @@ def webhook_interest(subscribed: Callable[[int | None, str], Sequence[object]]) 
     project and type a call.
     """
 
-    def wanted(pending: Sequence[EventValue]) -> Collection[int]:
-        answers: dict[tuple[int | None, WebhookEvent], bool] = {}
-        ids: list[int] = []
-        for event in pending:
-            if event.kind == events.WEBHOOK_WAKE:
-                ids.append(event.event_id)
-                continue
-            key = subscription_of(event)
-            if key is None:
-                continue
-            if key not in answers:
-                answers[key] = bool(subscribed(key[0], str(key[1])))
-            if answers[key]:
-                ids.append(event.event_id)
-        return ids
+    def key_of(event: EventValue) -> tuple[int | None, str] | None:
+        if event.kind == events.WEBHOOK_WAKE:
+            return None, events.WEBHOOK_WAKE
+        found = subscription_of(event)
+        return None if found is None else (found[0], str(found[1]))
 
-    return wanted
+    def wants(key: tuple[int | None, str]) -> bool:
+        project, event_type = key
+        # NOTE: a wake's deliveries are recorded already: it always goes through
+        return event_type == events.WEBHOOK_WAKE or bool(subscribed(project, event_type))
+
+    return keyed_interest(key_of, wants)
 
 
 def target_workflow_id(policy_id: int, key: str) -> str:
