@@ -28,6 +28,7 @@ import asyncio
 import hashlib
 import json
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -61,7 +62,12 @@ BLOB_PARALLELISM = 4
 
 
 class ReplicaRegistry(Protocol):
-    """The distribution API calls a copy makes (``adapters.upstream_registry``)."""
+    """The distribution API calls a copy makes.
+
+    A remote registry's client (``adapters.upstream_registry``), or this installation as
+    a pull's destination (``core.services.replication_local``): the same answers and
+    the same errors (``core.upstream_ports``) either way.
+    """
 
     async def head_manifest(self, repository: str, reference: str) -> ManifestHead: ...
     async def get_manifest(
@@ -289,7 +295,7 @@ class ArtifactCopier:
         chunk = self._options.chunk_size
         position = 0  # bytes read from the source
         sent = offset  # bytes the destination holds
-        pending = bytearray()
+        pending = _Pending()
         async with self._src.blob(source, digest) as download:
             if download.size != size:
                 raise UpstreamInvalidError(f"blob {digest}: source declares {download.size} bytes")
@@ -299,17 +305,17 @@ class ArtifactCopier:
                 position += len(data)
                 if position <= sent:
                     continue  # the destination has these bytes already
-                pending.extend(data[max(sent - start, 0) :])
-                while len(pending) >= chunk and position < size:
-                    piece = bytes(pending[:chunk])
-                    del pending[:chunk]
+                pending.add(data if sent <= start else data[sent - start :])
+                while pending.size >= chunk and position < size:
+                    piece = pending.take(chunk)
                     location = await self._dst.upload_chunk(destination, location, sent, piece)
                     sent += len(piece)
                     await self._sent(len(piece), digest, location, sent)
         if position != size or hasher.hexdigest() != expected:
             raise UpstreamInvalidError(f"blob {digest}: the source sent other content")
-        await self._dst.finish_upload(destination, location, digest, bytes(pending))
-        await self._sent(len(pending), digest, None, size)
+        last = pending.take(pending.size)
+        await self._dst.finish_upload(destination, location, digest, last)
+        await self._sent(len(last), digest, None, size)
 
     async def _sent(self, count: int, digest: str, location: str | None, offset: int) -> None:
         async with self._lock:
@@ -323,6 +329,46 @@ class ArtifactCopier:
         # copy began, so the time spent waiting for the worker counts towards it
         await self._shared.sent(count)
         await self._throttle.sent(count)
+
+
+class _Pending:
+    """Bytes received and not sent yet, kept as the pieces they came in.
+
+    Each byte is copied once, when a piece to send is taken (a growing ``bytearray`` copied
+    every byte twice, and the one cut from its front moved the rest on every take).
+    """
+
+    __slots__ = ("_parts", "size")
+
+    def __init__(self) -> None:
+        self._parts: deque[bytes] = deque()
+        self.size = 0
+
+    def add(self, data: bytes) -> None:
+        if data:
+            self._parts.append(data)
+            self.size += len(data)
+
+    def take(self, count: int) -> bytes:
+        """The first ``count`` bytes held (``count`` at most :attr:`size`)."""
+        parts = self._parts
+        if len(parts) == 1 and len(parts[0]) == count:
+            self.size = 0
+            return parts.popleft()
+        taken: list[bytes] = []
+        wanted = count
+        while wanted:
+            head = parts[0]
+            if len(head) <= wanted:
+                taken.append(parts.popleft())
+                wanted -= len(head)
+            else:
+                view = memoryview(head)
+                taken.append(view[:wanted].tobytes())
+                parts[0] = view[wanted:].tobytes()
+                wanted = 0
+        self.size -= count
+        return b"".join(taken)
 
 
 async def referrer_references(
