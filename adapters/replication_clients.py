@@ -1,11 +1,12 @@
 """The registry clients of replication's two sides, on the one upstream client.
 
 The remote side of a policy is its endpoint (``adapters.upstream_registry.UpstreamClients``,
-the endpoint's sealed credentials opened per client). The local side is this
+the endpoint's sealed credentials opened per client). The local side here is this
 installation's own ``/v2`` at ``replication.local_url`` (or ``public_url``), reached as an
-administrator with tokens signed here for exactly the scope of each request: so what the
-copy writes locally goes through the same pipeline as any push (tag immutability,
-quotas, events).
+administrator with tokens signed here for exactly the scope of each request: what a push
+policy reads from this installation passes the same pipeline (and pull gates) as any pull.
+A pull policy's writes into this installation do not come this way: the worker makes
+them through the services (``core.services.replication_local``).
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ from core.access import Scope, parse_scope
 from core.endpoints import ANONYMOUS, CredentialKind, EndpointRecord, EndpointService, EndpointType
 from core.outbound import OutboundPolicy
 from core.replication_copy import ReplicaRegistry
+from core.services.replication_local import REPLICATION_SUBJECT
 from core.settings import Settings
 from core.tokens import TokenService
 
-#: Subject of the tokens the local side uses (audit shows replication's writes as such).
-SUBJECT = "replication"
+#: Subject of the tokens the local side uses (audit shows its requests as replication's).
+SUBJECT = REPLICATION_SUBJECT
 #: A token is reused until this many seconds before it expires.
 _MARGIN = 60.0
 

@@ -84,6 +84,7 @@ from core.promotion_scans import StoredScanReports
 from core.proxy import is_proxy_project
 from core.pulls import PullRecorder
 from core.replication import REPLICATION_SUBSCRIBER, ReplicationService, replication_interest
+from core.replication_copy import ReplicaRegistry
 from core.replication_run import ReplicationRunner
 from core.replication_stop import ExecutionStopper
 from core.scan.analyzer import Analyzer
@@ -113,6 +114,7 @@ from core.services.promotions import PromotionService
 from core.services.push_signing import PushSigner
 from core.services.reconcile import QuotaReconciler
 from core.services.registry_signing import RegistrySigner
+from core.services.replication_local import LocalReplica
 from core.services.repositories import RepositoryService
 from core.services.retention import RetentionService
 from core.services.robots import RobotService
@@ -376,6 +378,25 @@ class Composition:
             settings.limits.manifest_max_bytes,
             self.clock.now,
             local_digests=self.manifests.tag_digests,
+            local_destination=self.replication_local(clients.local),
+        )
+
+    def replication_local(self, reads: Callable[[], ReplicaRegistry]) -> LocalReplica:
+        """This installation as a pull's destination, written in-process.
+
+        ``reads``: the ``/v2`` client for what a copy reads from here (a push's side).
+        """
+        return LocalReplica(
+            self.metadata,
+            self.repositories,
+            self.manifests,
+            self.uploads,
+            self.audit_log,
+            self.clock,
+            is_proxy=partial(is_proxy_project, self.metadata),
+            create_project=self.settings.auth.create_project_on_push,
+            reads=reads,
+            refresh_seconds=self.settings.proxy.refresh_seconds,
         )
 
     @cached_property

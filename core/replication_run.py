@@ -73,6 +73,8 @@ class ReplicationRunner:
         local_digests: The digests tags of a repository of this installation name (tags
             naming none left out), read from its own store in one read; planning a pull
             asks it once per repository instead of a ``HEAD`` per tag.
+        local_destination: This installation as a pull's destination, written in-process
+            (``core.services.replication_local``); ``None``: through ``clients.local()``.
     """
 
     def __init__(
@@ -83,8 +85,10 @@ class ReplicationRunner:
         manifest_max_bytes: int,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         local_digests: Callable[[str, list[str]], Mapping[str, str]] | None = None,
+        local_destination: ReplicaRegistry | None = None,
     ) -> None:
         self._store, self._clients, self._settings = store, clients, settings
+        self._local_destination = local_destination
         self._local_digests = local_digests
         self._manifest_max = manifest_max_bytes
         self._now = clock
@@ -107,8 +111,10 @@ class ReplicationRunner:
         return policy
 
     def _sides(self, policy: ReplicationPolicy) -> tuple[ReplicaRegistry, ReplicaRegistry]:
-        local, remote = self._clients.local(), self._clients.remote(policy.endpoint)
-        return (local, remote) if policy.direction is Direction.PUSH else (remote, local)
+        remote = self._clients.remote(policy.endpoint)
+        if policy.direction is Direction.PUSH:
+            return self._clients.local(), remote
+        return remote, self._local_destination or self._clients.local()
 
     def record_start(self, request: ExecutionRequest, execution_id: str) -> None:
         """Write the execution row of a run started without one (a schedule's)."""

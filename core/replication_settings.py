@@ -10,8 +10,8 @@ class ReplicationSettings(BaseModel):
 
     Attributes:
         local_url: Base URL the worker reaches this installation's own ``/v2`` at (the
-            local side of every policy; it authenticates with tokens it signs itself).
-            Defaults to ``public_url``.
+            source of push policies; it authenticates with tokens it signs itself).
+            Defaults to ``public_url``. Pull policies write in-process and need none.
         chunk_size: Bytes per ``PATCH`` of a chunked upload (raised to the destination's
             ``OCI-Chunk-Min-Length``); blobs up to this size go in one request.
         artifact_timeout_seconds: Bound of one artifact's copy attempt.

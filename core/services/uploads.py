@@ -14,6 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -205,6 +206,27 @@ class UploadService:
         chunk.abort()
         if not chunk.touched and chunk.hasher is not None:
             self.hashes.keep(chunk.upload.id, chunk.upload.offset, chunk.hasher)
+
+    def complete(self, repository: PushTarget, upload_id: str, data: bytes, digest: Digest) -> int:
+        """Append ``data``, the rest of the blob, and complete the upload as ``digest``.
+
+        :meth:`open_chunk`, :meth:`commit_chunk` and :meth:`finish` in one, without
+        saving the new offset in between: ``data`` is made durable in the upload's data,
+        then the session's row goes with the blob's rows in :meth:`finish`'s transaction.
+        A failure in between leaves the session at the offset its row still holds (what
+        ``data`` added is cut off by the next append there); a digest mismatch removes
+        the session as :meth:`finish` does. Returns the blob's size.
+        """
+        chunk = self.open_chunk(repository, upload_id, None)
+        try:
+            chunk.write(data)
+            size = chunk.commit()
+        except BaseException:
+            self.abort_chunk(chunk)
+            raise
+        if chunk.hasher is not None:
+            self.hashes.keep(upload_id, size, chunk.hasher)
+        return self.finish(repository, replace(chunk.upload, offset=size), digest)
 
     def finish(self, repository: PushTarget, upload: UploadRecord, digest: Digest) -> int:
         """Complete ``upload`` as blob ``digest``; return the blob's size.
