@@ -172,8 +172,15 @@ class Composition:
         )
 
     def close(self) -> None:
-        """Release the database connections (the process is done with them)."""
-        self.engines.dispose()
+        """Write the audit events still queued, release the database connections.
+
+        (The process is done with them.) The audit log is closed only if this root built it.
+        """
+        try:
+            if "audit_log" in self.__dict__:
+                self.audit_log.close()
+        finally:
+            self.engines.dispose()
 
     # -- stores -------------------------------------------------------------------------
 

@@ -136,8 +136,8 @@ class LocalReplica:
         self._create = create_project
         self._reads = reads
         self._refresh = refresh_seconds
-        #: Repository -> (read at, its push target, or the refusal of a proxy project).
-        self._targets: dict[str, tuple[float, PushTarget | RegistryError]] = {}
+        #: Repository -> (read at, its push target; ``None``: a proxy project's).
+        self._targets: dict[str, tuple[float, PushTarget | None]] = {}
 
     # -- calls into the services (blocking: on a worker thread) --
 
@@ -159,16 +159,14 @@ class LocalReplica:
         cached = self._targets.get(repository)
         if cached is None or now - cached[0] >= self._refresh:
             name = RepositoryName.parse(repository)
-            found: PushTarget | RegistryError
-            if self._is_proxy(name.project):
-                found = push_refused(str(name))
-            else:
+            found = None
+            if not self._is_proxy(name.project):
                 found = self._repositories.push_target(name, self._create)
             if len(self._targets) >= _TARGETS_MAX:
                 self._targets.clear()
             cached = self._targets[repository] = (now, found)
-        if isinstance(cached[1], RegistryError):
-            raise cached[1]
+        if cached[1] is None:
+            raise push_refused(repository)
         return cached[1]
 
     def _record(self, action: str, resource: str, status: int = 201) -> None:

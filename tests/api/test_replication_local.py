@@ -342,3 +342,33 @@ def test_a_blob_of_other_content_is_refused_and_its_session_removed(
     assert asyncio.run(local.upload_offset(repository, location)) is None
     with pytest.raises(UpstreamNotFoundError):
         asyncio.run(local.head_blob(repository, _sha(data)))
+
+
+def test_audit_events_still_queued_are_written_when_the_worker_closes(
+    oci: OCIClient, app_settings: Settings
+) -> None:
+    # NOTE: the audit writer's own round never comes here: only closing writes the event
+    audit = app_settings.audit.model_copy(update={"flush_interval_seconds": 3600.0})
+    composition = compose(app_settings.model_copy(update={"audit": audit}))
+    project = _project(oci)
+    repository = f"{project}/app"
+    data = os.urandom(100)
+    local = _local(composition)
+
+    async def push() -> None:
+        location = await local.mount_blob(repository, _sha(data), None)
+        assert location is not None
+        await local.finish_upload(repository, location, _sha(data), data)
+
+    try:
+        asyncio.run(push())
+    finally:
+        composition.close()
+    reader = compose(app_settings)
+    try:
+        events = reader.audit_log.query(AuditQuery(actor="replication", project=project))
+    finally:
+        reader.close()
+    assert [(e.event.action, e.event.resource) for e in events] == [
+        ("push_blob", f"{repository}:{_sha(data)}")
+    ]
