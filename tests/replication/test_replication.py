@@ -224,6 +224,46 @@ def test_worker_killed_mid_blob_resumes_without_resending(
         assert 0 < config_bytes < 200, f"re-sent {config_bytes} bytes beyond the config"
 
 
+def test_worker_killed_mid_blob_of_a_pull_continues_its_local_upload(
+    site: Site, front: RegistryFront, docker_registry: Any
+) -> None:
+    """kill -9 while a pull writes a chunked blob here: the next worker goes on from there.
+
+    The pull's worker writes into this installation itself; the upload session it left is
+    continued from the offset it holds. Completed blobs are not fetched again; the blob in
+    flight is read from the source again (to hash it) but its written chunks are not
+    written again.
+    """
+    source = f"pk{secrets.token_hex(3)}/app"
+    small, big = layer(999), layer(6 * CHUNK + 3)
+    digest = push_image(docker_registry.url, source, "1.0", [small, big])
+    with site.client() as client:
+        project, pulled = pull_into_new_project(client, front, source, concurrency=1)
+        # NOTE: per body: the config and the small layer pass; the big one stops past its
+        # first MiB, which the client hands on whole (four chunks are written)
+        front.config.hold_blob_bodies_after = 5 * CHUNK + CHUNK // 2
+        started = client.post(f"/api/v1/replication/policies/{pulled['id']}/executions")
+        assert started.status_code == 202, started.text
+        execution_id = started.json()["id"]
+        wait_for(front.holding.is_set, "the big blob's body held mid-way")
+        wait_for(
+            lambda: heartbeat_bytes(site, execution_id) >= len(small) + 4 * CHUNK,
+            "the copy's heartbeat to report the four chunks written",
+        )
+        replace_killed_worker(site, front)
+        done = wait_for(lambda: finished(client, execution_id), "the execution")
+        assert done["status"] == "succeeded", done
+        [task] = tasks(client, execution_id)
+    target = f"{project}/{source}"
+    assert manifest_digest(site.url, target, "1.0", site.auth) == digest
+    for blob in (small, big):
+        assert blob_present(site.url, target, sha(blob), site.auth)
+    assert front.count("GET", f"/v2/{source}/blobs/{sha(small)}") == 1
+    assert front.count("GET", f"/v2/{source}/blobs/{sha(big)}") == 2
+    config_bytes = task["bytes_sent"] - len(small) - len(big)
+    assert 0 < config_bytes < 200, f"wrote {config_bytes} bytes beyond the config again"
+
+
 def test_worker_killed_while_planning_is_replaced_and_the_run_completes(
     site: Site, front: RegistryFront, docker_registry: Any
 ) -> None:

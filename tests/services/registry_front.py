@@ -46,8 +46,8 @@ class FrontConfig:
     #: Hold tag list requests (unanswered, not forwarded) until :meth:`RegistryFront.release`
     #: (a client dying while it lists the registry).
     hold_tag_lists: bool = False
-    #: Hold blob GET bodies (headers and the bytes so far sent) once this many body bytes
-    #: were sent, until :meth:`RegistryFront.release` (an upstream slow mid-blob).
+    #: Hold blob GET bodies (headers and exactly this many body bytes sent) until
+    #: :meth:`RegistryFront.release` (an upstream slow mid-blob).
     hold_blob_bodies_after: int | None = None
 
 
@@ -228,7 +228,11 @@ class RegistryFront:
                 data = bytes([data[0] ^ 0xFF]) + data[1:]
                 corrupt = False
             hold = self.config.hold_blob_bodies_after
-            if blob_get and hold is not None and sent >= hold:
+            if blob_get and hold is not None and sent + len(data) > hold:
+                if sent < hold:
+                    # NOTE: exactly ``hold`` bytes go out first, whatever the pieces' sizes
+                    await response.write(data[: hold - sent])
+                    data, sent = data[hold - sent :], hold
                 self._release = self._release or asyncio.Event()
                 self.holding.set()
                 await self._release.wait()
