@@ -43,8 +43,8 @@ from core.upstream_ports import (
     UpstreamInvalidError,
     UpstreamManifest,
     UpstreamNotFoundError,
-    UpstreamRefusedError,
     UpstreamUnavailableError,
+    refusal_kind,
 )
 
 MANIFEST_ACCEPT = (
@@ -75,7 +75,6 @@ _ERROR_BODY_MAX = 4096
 #: Characters of an error message shown at most.
 _ERROR_TEXT_MAX = 512
 #: Answers to a write that a retry cannot change (bad request, denied, conflict, too big).
-_FINAL = frozenset({400, 403, 405, 409, 412, 413, 415, 422})
 
 
 def _next_link(link: str) -> str | None:
@@ -582,9 +581,7 @@ class UpstreamClient:
         if status == _NOT_FOUND:
             return UpstreamNotFoundError(f"{what}: {status} {said}", status=status, code=code)
         message = f"{what}: the registry answered {status} {said}".rstrip()
-        if status in _FINAL:
-            return UpstreamRefusedError(message, status=status, code=code)
-        return UpstreamUnavailableError(message, status=status, code=code)
+        return refusal_kind(status)(message, status=status, code=code)
 
 
 class _Download:

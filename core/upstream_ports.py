@@ -49,6 +49,23 @@ class UpstreamInvalidError(UpstreamError):
     """The upstream sent content that failed verification (digest, size, limits)."""
 
 
+#: Statuses of a write refusal that a retry of the same write cannot change.
+FINAL_STATUSES = frozenset({400, 403, 405, 409, 412, 413, 415, 422})
+
+
+def refusal_kind(status: int) -> type[UpstreamError]:
+    """The error kind of a registry's refusal of a write with ``status``.
+
+    ``404`` is "not there", :data:`FINAL_STATUSES` are final, anything else may succeed
+    later. One rule for the HTTP client and this installation's own writer.
+    """
+    if status == 404:  # noqa: PLR2004 - the status itself
+        return UpstreamNotFoundError
+    if status in FINAL_STATUSES:
+        return UpstreamRefusedError
+    return UpstreamUnavailableError
+
+
 @dataclass(frozen=True, slots=True)
 class ManifestHead:
     digest: str

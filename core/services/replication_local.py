@@ -62,9 +62,8 @@ from core.upstream_ports import (
     ManifestHead,
     UpstreamError,
     UpstreamManifest,
-    UpstreamNotFoundError,
-    UpstreamRefusedError,
     UpstreamUnavailableError,
+    refusal_kind,
 )
 
 #: Who replication's writes are recorded as (events' operator, the audit log's actor).
@@ -72,9 +71,6 @@ REPLICATION_SUBJECT: Final = "replication"
 REPLICATION_IDENTITY: Final = Identity(
     subject=REPLICATION_SUBJECT, is_admin=True, method=AuthMethod.TOKEN
 )
-#: Statuses a retry of the same write cannot change (as the ``/v2`` client decides).
-FINAL_STATUSES: Final = frozenset({400, 403, 405, 409, 412, 413, 415, 422})
-_NOT_FOUND: Final = 404
 _TAG_PAGE: Final = 1000
 #: Repositories whose write target is remembered (all are forgotten past this).
 _TARGETS_MAX: Final = 4096
@@ -91,14 +87,7 @@ class AuditSink(Protocol):
 def upstream_error(refused: RegistryError, what: str) -> UpstreamError:
     """The client error a ``/v2`` answer of ``refused`` would have become."""
     message = f"{what}: {refused.code}: {refused.message}"
-    kind: type[UpstreamError]
-    if refused.status == _NOT_FOUND:
-        kind = UpstreamNotFoundError
-    elif refused.status in FINAL_STATUSES:
-        kind = UpstreamRefusedError
-    else:
-        kind = UpstreamUnavailableError
-    return kind(message, status=refused.status, code=str(refused.code))
+    return refusal_kind(refused.status)(message, status=refused.status, code=str(refused.code))
 
 
 class LocalReplica:
