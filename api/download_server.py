@@ -245,7 +245,12 @@ class DownloadServer:
         return self.port
 
     async def close(self) -> None:
-        """Stop accepting and drop the connections in progress."""
+        """Stop accepting and drop the connections in progress.
+
+        Returns once the sending threads have finished what was handed to them (each
+        step is bounded by the stall timeout or the store's own timeouts), so every
+        stream a request opened from the store is closed by then.
+        """
         tasks = [t for t in (self._accepting, *self._connections) if t is not None]
         for task in tasks:
             task.cancel()
@@ -255,7 +260,7 @@ class DownloadServer:
         if self._socket is not None:
             self._socket.close()
             self._socket = None
-        self._executor.shutdown(wait=False)
+        await asyncio.to_thread(self._executor.shutdown, wait=True)
 
     async def _accept_loop(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
