@@ -146,6 +146,9 @@ class UpstreamClient:
     same time (one lock per scope).
     """
 
+    #: A remote registry's own digest check is not relied on: a copy hashes what it sends.
+    verifies_blob_digests = False
+
     def __init__(
         self,
         endpoint: EndpointRecord,

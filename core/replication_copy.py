@@ -14,8 +14,10 @@ Order and checks, per artifact:
    uploads; after each acknowledged chunk the session's location and offset are
    reported (``progress``), so a retried attempt resumes from the offset the
    destination reports for that session instead of sending the blob again. Every
-   blob's bytes are hashed while streaming; a digest or size mismatch fails the task
-   before the upload is closed.
+   blob's size is checked, and its bytes are hashed while streaming unless the
+   destination checks them against the digest itself before anything is stored
+   (:attr:`ReplicaRegistry.verifies_blob_digests`: this installation's own store);
+   either way a digest or size mismatch fails the task and nothing is stored.
 4. The manifest goes last, by tag (children by digest), and the digest the destination
    answers with must be the source's.
 5. Referrers (OCI 1.1 API or its tag schema, and cosign's ``.sig``/``.att``/``.sbom``
@@ -42,6 +44,7 @@ from core.upstream_ports import (
     UpstreamInvalidError,
     UpstreamManifest,
     UpstreamNotFoundError,
+    UpstreamRefusedError,
 )
 
 INDEX_TYPES = frozenset(
@@ -68,6 +71,17 @@ class ReplicaRegistry(Protocol):
     a pull's destination (``core.services.replication_local``): the same answers and
     the same errors (``core.upstream_ports``) either way.
     """
+
+    @property
+    def verifies_blob_digests(self) -> bool:
+        """Whether :meth:`finish_upload` itself refuses bytes other than the digest's.
+
+        ``True`` only where that is known, not merely promised: this installation's own
+        store, which checks before the blob is stored and answers ``DIGEST_INVALID``. A
+        copy into it does not hash the bytes a second time; into any other registry it
+        does, whatever that registry checks.
+        """
+        ...
 
     async def head_manifest(self, repository: str, reference: str) -> ManifestHead: ...
     async def get_manifest(
@@ -291,7 +305,7 @@ class ArtifactCopier:
         self, source: str, destination: str, digest: str, size: int, location: str, offset: int
     ) -> None:
         algorithm, _, expected = digest.partition(":")
-        hasher = hashlib.new(algorithm)
+        hasher = None if self._dst.verifies_blob_digests else hashlib.new(algorithm)
         chunk = self._options.chunk_size
         position = 0  # bytes read from the source
         sent = offset  # bytes the destination holds
@@ -300,7 +314,8 @@ class ArtifactCopier:
             if download.size != size:
                 raise UpstreamInvalidError(f"blob {digest}: source declares {download.size} bytes")
             async for data in _chunks(download):
-                hasher.update(data)
+                if hasher is not None:
+                    hasher.update(data)
                 start = position
                 position += len(data)
                 if position <= sent:
@@ -311,10 +326,16 @@ class ArtifactCopier:
                     location = await self._dst.upload_chunk(destination, location, sent, piece)
                     sent += len(piece)
                     await self._sent(len(piece), digest, location, sent)
-        if position != size or hasher.hexdigest() != expected:
-            raise UpstreamInvalidError(f"blob {digest}: the source sent other content")
+        other = UpstreamInvalidError(f"blob {digest}: the source sent other content")
+        if position != size or (hasher is not None and hasher.hexdigest() != expected):
+            raise other
         last = pending.take(pending.size)
-        await self._dst.finish_upload(destination, location, digest, last)
+        try:
+            await self._dst.finish_upload(destination, location, digest, last)
+        except UpstreamRefusedError as refused:
+            if hasher is None and refused.code == "DIGEST_INVALID":
+                raise other from refused
+            raise
         await self._sent(len(last), digest, None, size)
 
     async def _sent(self, count: int, digest: str, location: str | None, offset: int) -> None:

@@ -104,6 +104,9 @@ class LocalReplica:
             read it again.
     """
 
+    #: ``UploadService`` checks every blob against its digest before it is stored.
+    verifies_blob_digests = True
+
     def __init__(
         self,
         metadata: Metadata,

@@ -30,6 +30,7 @@ from core.services.replication_local import LocalReplica
 from core.settings import Settings
 from core.upstream_ports import (
     ManifestHead,
+    UpstreamInvalidError,
     UpstreamManifest,
     UpstreamNotFoundError,
     UpstreamRefusedError,
@@ -342,6 +343,29 @@ def test_a_blob_of_other_content_is_refused_and_its_session_removed(
     assert asyncio.run(local.upload_offset(repository, location)) is None
     with pytest.raises(UpstreamNotFoundError):
         asyncio.run(local.head_blob(repository, _sha(data)))
+
+
+def test_a_source_sending_other_bytes_fails_the_copy_and_stores_nothing(
+    oci: OCIClient, root: Composition
+) -> None:
+    # NOTE: the copier leaves the digest check to this installation's store here; the
+    # failure still names the source, and neither the blob nor its session stays
+    repository = f"{_project(oci)}/app"
+    source = _Source()
+    big = os.urandom(CHUNK * 3 + 9)
+    source.image("v1", [big])
+    lied = bytearray(big)
+    lied[CHUNK + 5] ^= 0xFF
+    source.blobs[_sha(big)] = bytes(lied)
+    reported: list[dict[str, Any]] = []
+    with pytest.raises(UpstreamInvalidError, match="the source sent other content"):
+        _copy(source, _local(root), repository, "v1", reported=reported)
+    local = _local(root)
+    with pytest.raises(UpstreamNotFoundError):
+        asyncio.run(local.head_blob(repository, _sha(big)))
+    location, _ = reported[-1]["uploads"][_sha(big)]
+    assert asyncio.run(local.upload_offset(repository, location)) is None
+    assert _manifest(oci, repository, "v1").status_code == 404
 
 
 def test_audit_events_still_queued_are_written_when_the_worker_closes(
