@@ -233,29 +233,33 @@ class OutboxDispatcher:
                 raise result
         return moved
 
-    def _formable(self, session: UnitOfWork, subscriber: Subscriber) -> list[EventValue]:
-        """The subscriber's next batch, if it is full or its oldest event waited enough."""
+    def _ready(self, session: UnitOfWork, subscriber: Subscriber) -> bool:
+        """Whether the subscriber's next batch is full or its oldest event waited enough.
+
+        Decided from the queue's count and oldest time alone: a queue that is still
+        filling is not read event by event at every poll.
+        """
         size = self._settings.event_batch_size
-        queued = session.event_queues.queued_events(subscriber.kind, size)
-        if not queued:
-            return []
-        waited = self._clock.now() - queued[0].created_at
-        if len(queued) < size and waited < timedelta(seconds=self._settings.event_batch_seconds):
-            return []
-        return [EventValue.of(event) for event in queued]
+        count, oldest = session.event_queues.queue_head(subscriber.kind, size)
+        if oldest is None:
+            return False
+        waited = self._clock.now() - oldest
+        return count >= size or waited >= timedelta(seconds=self._settings.event_batch_seconds)
 
     def _form_batches(self) -> int:
         """Turn the subscribers' queues into stored batches; return how many were formed."""
         with self._metadata.read() as session:
-            if not any(self._formable(session, s) for s in self._subscribers):
+            if not any(self._ready(session, s) for s in self._subscribers):
                 return 0
         formed = 0
+        size = self._settings.event_batch_size
         with self._metadata.write() as session:
             for subscriber in self._subscribers:
                 for _ in range(MAX_FORMED_PER_POLL):
-                    batch = self._formable(session, subscriber)
-                    if not batch:
+                    if not self._ready(session, subscriber):
                         break
+                    queued = session.event_queues.queued_events(subscriber.kind, size)
+                    batch = [EventValue.of(event) for event in queued]
                     now = self._clock.now()
                     workflow_id = batch_workflow_id(subscriber.kind, batch, now)
                     session.event_queues.add_event_batch(subscriber.kind, workflow_id, batch, now)

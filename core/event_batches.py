@@ -187,6 +187,12 @@ class EventQueueSession(Protocol):
     def queued_events(self, subscriber: str, limit: int) -> list[OutboxRecord]:
         """The subscriber's first ``limit`` queued events, in outbox order."""
 
+    def queue_head(self, subscriber: str, limit: int) -> tuple[int, datetime | None]:
+        """The count of the subscriber's first ``limit`` queued events, and the oldest time.
+
+        The time is ``None`` when nothing is queued; the events themselves are not read.
+        """
+
     def add_event_batch(
         self, subscriber: str, workflow_id: str, events: Sequence[EventValue], now: datetime
     ) -> int:

@@ -124,6 +124,19 @@ class SqlEventQueues(SqlRepository):
         )
         return [_outbox_record(row) for row in self._c.execute(query).mappings()]
 
+    def queue_head(self, subscriber: str, limit: int) -> tuple[int, datetime | None]:
+        first = (
+            select(QUEUE.c.created_at)
+            .where(QUEUE.c.subscriber == subscriber)
+            .order_by(QUEUE.c.event_id)
+            .limit(limit)
+            .subquery()
+        )
+        count, oldest = self._c.execute(
+            select(func.count(), func.min(first.c.created_at)).select_from(first)
+        ).one()
+        return int(count), oldest
+
     def add_event_batch(
         self, subscriber: str, workflow_id: str, events: Sequence[EventValue], now: datetime
     ) -> int:

@@ -55,6 +55,10 @@ class _Outbox:
         del subscriber, limit
         return []
 
+    def queue_head(self, subscriber: str, limit: int) -> tuple[int, datetime | None]:
+        del subscriber, limit
+        return 0, None
+
     def open_event_batches(self) -> list[Any]:
         return []
 
