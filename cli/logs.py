@@ -28,6 +28,8 @@ from core.request_context import CURRENT
 
 #: Attributes an access line adds to a record (``api.observe``).
 _EXTRAS: Final = ("status", "duration_ms", "path")
+#: Loggers of the HTTP client library, which writes a record per request at INFO.
+_CLIENT_LOGGERS: Final = ("httpx",)
 #: The server loggers sent to the root handler instead of their own.
 _SERVER_LOGGERS: Final = (
     "uvicorn",
@@ -134,6 +136,11 @@ def configure_logging(
         server_logger.handlers.clear()
         server_logger.propagate = True
     logging.getLogger("moorage.access").disabled = not settings.access
+    # NOTE: the HTTP client's line per outbound request (each replicated chunk, each
+    # webhook) is debugging detail: below DEBUG only its warnings and errors are kept
+    client_level = logging.NOTSET if root.level <= logging.DEBUG else logging.WARNING
+    for name in _CLIENT_LOGGERS:
+        logging.getLogger(name).setLevel(client_level)
     if chosen != "json":
         return None
     try:

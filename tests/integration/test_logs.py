@@ -131,3 +131,43 @@ def test_console_format_is_readable_and_keeps_the_stack(tmp_path: Path) -> None:
     assert "moorage.test: writing the blob failed" in first
     assert not first.startswith("{")
     assert any("ValueError: the disk is on fire" in line for line in rest)
+
+
+_CLIENT_SCRIPT = textwrap.dedent(
+    """
+    import logging, sys
+    import httpx
+    from cli.logs import configure_logging
+    from core.observability_settings import LogSettings
+
+    configure_logging(LogSettings(format="json", level=sys.argv[1]))
+    answer = lambda request: httpx.Response(503)
+    with httpx.Client(transport=httpx.MockTransport(answer)) as client:
+        client.get("http://upstream.invalid/v2/")
+    logging.getLogger("httpx").warning("the client gave up")
+    logging.getLogger("moorage.test").info("the run ended")
+    """
+)
+
+
+@pytest.mark.parametrize(("level", "request_lines"), [("info", 0), ("warning", 0), ("debug", 1)])
+def test_outbound_requests_are_logged_only_at_debug(
+    tmp_path: Path, level: str, request_lines: int
+) -> None:
+    # NOTE: the HTTP client's own line per request; its warnings always get through
+    script = tmp_path / "client.py"
+    script.write_text(_CLIENT_SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script), level],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    messages = [line["message"] for line in _json_lines(done.stderr)]
+    requests = [m for m in messages if m.startswith("HTTP Request: GET http://upstream.invalid")]
+    assert len(requests) == request_lines, messages
+    assert "the client gave up" in messages
+    assert ("the run ended" in messages) is (level != "warning")
