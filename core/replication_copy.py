@@ -36,6 +36,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from core.errors import OCIErrorCode
 from core.replication import ArtifactKind, TaskResult, TaskStatus
 from core.replication_bandwidth import SharedBandwidth
 from core.upstream_ports import (
@@ -62,6 +63,11 @@ IMAGE_CONFIGS = frozenset(
 _LEGACY_SUFFIXES = (".sig", ".att", ".sbom")
 #: Blobs of one image copied at the same time.
 BLOB_PARALLELISM = 4
+
+
+def _other_content(digest: str) -> UpstreamInvalidError:
+    """The failure of a blob whose source sent bytes of another digest (final)."""
+    return UpstreamInvalidError(f"blob {digest}: the source sent other content")
 
 
 class ReplicaRegistry(Protocol):
@@ -326,15 +332,14 @@ class ArtifactCopier:
                     location = await self._dst.upload_chunk(destination, location, sent, piece)
                     sent += len(piece)
                     await self._sent(len(piece), digest, location, sent)
-        other = UpstreamInvalidError(f"blob {digest}: the source sent other content")
         if position != size or (hasher is not None and hasher.hexdigest() != expected):
-            raise other
+            raise _other_content(digest)
         last = pending.take(pending.size)
         try:
             await self._dst.finish_upload(destination, location, digest, last)
         except UpstreamRefusedError as refused:
-            if hasher is None and refused.code == "DIGEST_INVALID":
-                raise other from refused
+            if hasher is None and refused.code == OCIErrorCode.DIGEST_INVALID.value:
+                raise _other_content(digest) from refused
             raise
         await self._sent(len(last), digest, None, size)
 
