@@ -100,10 +100,15 @@ _ERROR_SCRIPT = textwrap.dedent(
 
 
 def _run_error_script(log_format: str, directory: Path) -> str:
-    script = directory / "fails.py"
-    script.write_text(_ERROR_SCRIPT)
+    return _run_script(_ERROR_SCRIPT, log_format, directory)
+
+
+def _run_script(text: str, argument: str, directory: Path) -> str:
+    """What ``text`` run as a script of this repository with ``argument`` wrote to stderr."""
+    script = directory / "script.py"
+    script.write_text(text)
     done = subprocess.run(
-        [sys.executable, str(script), log_format],
+        [sys.executable, str(script), argument],
         cwd=REPO_ROOT,
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
         capture_output=True,
@@ -155,18 +160,9 @@ def test_outbound_requests_are_logged_only_at_debug(
     tmp_path: Path, level: str, request_lines: int
 ) -> None:
     # NOTE: the HTTP client's own line per request; its warnings always get through
-    script = tmp_path / "client.py"
-    script.write_text(_CLIENT_SCRIPT)
-    done = subprocess.run(
-        [sys.executable, str(script), level],
-        cwd=REPO_ROOT,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    messages = [line["message"] for line in _json_lines(done.stderr)]
+    messages = [
+        line["message"] for line in _json_lines(_run_script(_CLIENT_SCRIPT, level, tmp_path))
+    ]
     requests = [m for m in messages if m.startswith("HTTP Request: GET http://upstream.invalid")]
     assert len(requests) == request_lines, messages
     assert "the client gave up" in messages
