@@ -74,7 +74,6 @@ _MAX_PAGES = 1000
 _ERROR_BODY_MAX = 4096
 #: Characters of an error message shown at most.
 _ERROR_TEXT_MAX = 512
-#: Answers to a write that a retry cannot change (bad request, denied, conflict, too big).
 
 
 def _next_link(link: str) -> str | None:
@@ -582,8 +581,9 @@ class UpstreamClient:
         code, text = oci_error(body)
         said = f"{code}: {text}" if code else text
         if status == _NOT_FOUND:
-            return UpstreamNotFoundError(f"{what}: {status} {said}", status=status, code=code)
-        message = f"{what}: the registry answered {status} {said}".rstrip()
+            message = f"{what}: {status} {said}"
+        else:
+            message = f"{what}: the registry answered {status} {said}".rstrip()
         return refusal_kind(status)(message, status=status, code=code)
 
 

@@ -231,8 +231,8 @@ def test_worker_killed_mid_blob_of_a_pull_continues_its_local_upload(
 
     The pull's worker writes into this installation itself; the upload session it left is
     continued from the offset it holds. Completed blobs are not fetched again; the blob in
-    flight is read from the source again (to hash it) but its written chunks are not
-    written again.
+    flight is read from the source again from its start (the copy skips the bytes the
+    session holds) but its written chunks are not written again.
     """
     source = f"pk{secrets.token_hex(3)}/app"
     small, big = layer(999), layer(6 * CHUNK + 3)
