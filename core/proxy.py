@@ -11,8 +11,10 @@ Reads:
   a pull by Docker Hub); the same digest is served from the cache, a new one is fetched.
 - A miss fetches the manifest (one upstream ``GET`` per process however many pulls ask at
   once), verifies its digest, serves it, and fills the cache in the background: every
-  blob (and, for an index, every child manifest) is downloaded into the project, then the
-  manifest is stored and tagged. A cached manifest therefore never references a blob the
+  blob (and, for an index, every child manifest) is downloaded into the project, in the
+  manifest's order and ``fill_concurrency`` at a time (one by default: just ahead of a
+  client that pulls blob after blob, leaving it the bandwidth), then the manifest is
+  stored and tagged. A cached manifest therefore never references a blob the
   cache lacks (the database stays the only truth), and quota, retention and GC treat
   cached content like pushed content.
 - A blob miss joins or starts the blob's single flight (``core.proxy_flights``): one
@@ -279,7 +281,6 @@ class ProxyCache:
         self._fills: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._flights: dict[tuple[str, str], BlobFlight] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._fill_slots = asyncio.Semaphore(settings.fill_concurrency)
         #: Upstream blob downloads started by this process (for diagnostics and tests).
         self.blob_downloads = 0
 
@@ -416,8 +417,9 @@ class ProxyCache:
             return
 
         async def fill() -> None:
+            slots = asyncio.Semaphore(self._settings.fill_concurrency)
             try:
-                await self._fill(name, tag, fetched, endpoint, upstream, repo, pulled=True)
+                await self._fill(name, tag, fetched, endpoint, upstream, repo, slots, pulled=True)
             except Exception as exc:  # noqa: BLE001 - the pull was served; log the fill
                 _log.warning("caching %s@%s failed: %s", name, fetched.digest, exc)
             finally:
@@ -434,11 +436,17 @@ class ProxyCache:
         endpoint: EndpointRecord,
         upstream: UpstreamRegistry,
         repo: str,
+        slots: asyncio.Semaphore,
         *,
         pulled: bool = False,
     ) -> None:
         """Cache what ``fetched`` references, then the manifest itself (and its tag).
 
+        The blobs are fetched in the manifest's order (config, then layers), at most
+        ``slots`` at once over the whole fill (an index's children included): the fill
+        runs just ahead of a client that pulls one blob after another, and a blob a
+        client asks for is downloaded at once, never queued behind the fill (its pull
+        starts the blob's flight, which the fill then joins).
         ``pulled``: the manifest is the one a client pulled (not an index's child), so
         its pull time is recorded once it is stored (retention by pull time).
         """
@@ -450,13 +458,14 @@ class ProxyCache:
             )
             if stored is None:
                 manifest = await self._fetch_manifest(endpoint, upstream, repo, str(digest))
-                await self._fill(name, None, manifest, endpoint, upstream, repo)
+                await self._fill(name, None, manifest, endpoint, upstream, repo, slots)
 
         async def one(digest: str) -> None:
-            async with self._fill_slots:
+            async with slots:
                 await self.ensure_blob(name, digest, upstream, repo)
 
-        blobs = sorted({str(d.digest) for d in parsed.blobs if not d.nondistributable})
+        # NOTE: in the manifest's order, each digest once (a semaphore admits in order)
+        blobs = dict.fromkeys(str(d.digest) for d in parsed.blobs if not d.nondistributable)
         await asyncio.gather(*(one(digest) for digest in blobs))
         await anyio.to_thread.run_sync(self._store_manifest, name, tag, fetched, pulled)
 

@@ -425,6 +425,69 @@ def test_twenty_concurrent_pulls_of_an_uncached_blob_make_one_upstream_fetch(
     assert front.count("GET", blob_path(upstream_repo, sha(layer))) == 1, "served from cache"
 
 
+def _pull_manifest(oci: OCIClient, repo: str) -> list[str]:
+    """Pull ``repo:v1``'s manifest (only); its blobs' digests, config first."""
+    response = oci.request(
+        "GET", f"/v2/{repo}/manifests/v1", repo, headers={"Accept": OCI_MANIFEST}
+    )
+    assert response.status_code == 200, response.text
+    document = response.json()
+    return [document["config"]["digest"], *(layer["digest"] for layer in document["layers"])]
+
+
+def test_the_fill_fetches_a_manifests_blobs_in_its_order_one_at_a_time(
+    admin: httpx.Client, oci: OCIClient, front: RegistryFront, docker_registry: DockerRegistry
+) -> None:
+    """A manifest-only pull caches the whole image, one blob after another, config first.
+
+    So a client pulling its blobs in turn never shares the upstream with the fill's
+    downloads of the blobs it will ask for later.
+    """
+    project = proxy_project(admin, front)
+    upstream_repo = f"order/img-{secrets.token_hex(4)}"
+    push_upstream(docker_registry, upstream_repo, "v1", [os.urandom(2 << 20) for _ in range(4)])
+    repo = f"{project}/{upstream_repo}"
+    blobs = _pull_manifest(oci, repo)
+    wait_for(lambda: cached_tags(oci, repo) == ["v1"], "the image to be cached")
+    assert front.blob_gets == blobs
+    assert front.most_blob_gets_at_once == 1
+
+
+def test_a_blob_a_client_asks_for_is_fetched_at_once_whatever_the_fill_is_doing(
+    admin: httpx.Client, oci: OCIClient, front: RegistryFront, docker_registry: DockerRegistry
+) -> None:
+    """The fill's download is held upstream; a client's pull of a later layer still
+    reaches the upstream at once and gets the right bytes; every blob is fetched once."""
+    project = proxy_project(admin, front)
+    upstream_repo = f"order/held-{secrets.token_hex(4)}"
+    layers = [os.urandom(2 << 20) for _ in range(3)]
+    push_upstream(docker_registry, upstream_repo, "v1", layers)
+    repo = f"{project}/{upstream_repo}"
+    front.config.hold_blob_bodies_after = 1 << 20  # NOTE: the config (small) passes
+    url = f"{oci.client.base_url}{blob_path(repo, sha(layers[2]))}".replace("//v2", "/v2")
+    headers = oci.headers(repo, "pull")
+
+    def pull_last_layer() -> str:
+        with httpx.Client(timeout=120, follow_redirects=True) as client:
+            response = client.get(url, headers=headers)
+            assert response.status_code == 200, response.text
+            return sha(response.content)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        try:
+            blobs = _pull_manifest(oci, repo)
+            assert front.holding.wait(30), "the fill's download was never held"
+            assert front.blob_gets == blobs[:2], "the fill starts with the config, then layer 1"
+            pulled = pool.submit(pull_last_layer)
+            wait_for(lambda: len(front.blob_gets) == 3, "the client's blob to reach the upstream")
+            assert front.blob_gets[2] == sha(layers[2])
+        finally:
+            front.release()
+        assert pulled.result(timeout=120) == sha(layers[2])
+    wait_for(lambda: cached_tags(oci, repo) == ["v1"], "the image to be cached")
+    assert sorted(front.blob_gets) == sorted(blobs), "each blob fetched once"
+
+
 def test_blob_redirects_are_followed_without_credentials_and_checked_by_the_policy(
     admin: httpx.Client, oci: OCIClient, front: RegistryFront, docker_registry: DockerRegistry
 ) -> None:

@@ -66,6 +66,11 @@ class RegistryFront:
         self.storage_credentials: list[str] = []
         #: Body bytes of blob upload requests (PATCH, PUT) forwarded to the target.
         self.upload_bytes = 0
+        #: Digests of the blob GETs received (not redirected storage reads), in arrival order.
+        self.blob_gets: list[str] = []
+        #: The most blob GETs that were being answered at once.
+        self.most_blob_gets_at_once = 0
+        self._blob_gets_open = 0
         #: Set while a request is being held (``hold_uploads_after``, ``hold_tag_lists``).
         self.holding = threading.Event()
         self._release: asyncio.Event | None = None
@@ -159,6 +164,20 @@ class RegistryFront:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         with self._lock:
             self.counts[f"{request.method} {request.path}"] += 1
+        blob_get = request.method == "GET" and "/blobs/sha256:" in request.path
+        if not blob_get or request.path.startswith("/_storage/"):
+            return await self._answer(request)
+        with self._lock:
+            self.blob_gets.append(request.path.rpartition("/")[2])
+            self._blob_gets_open += 1
+            self.most_blob_gets_at_once = max(self.most_blob_gets_at_once, self._blob_gets_open)
+        try:
+            return await self._answer(request)
+        finally:
+            with self._lock:
+                self._blob_gets_open -= 1
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         if request.path == "/token":
             return self._token(request)
         storage = request.path.startswith("/_storage/")
