@@ -201,6 +201,19 @@ def blob_path(repo: str, digest: str) -> str:
     return f"/v2/{repo}/blobs/{digest}"
 
 
+def blob_url(oci: OCIClient, repo: str, digest: str) -> str:
+    return f"{oci.client.base_url}{blob_path(repo, digest)}".replace("//v2", "/v2")
+
+
+def pull_blob(url: str, headers: dict[str, str]) -> str:
+    """GET a blob on a connection of its own, as a client does (redirects to the download
+    listener followed); the digest of what arrived."""
+    with httpx.Client(timeout=120, follow_redirects=True) as client:
+        response = client.get(url, headers=headers)
+        assert response.status_code == 200, response.text
+        return sha(response.content)
+
+
 # registry endpoints
 
 
@@ -408,14 +421,11 @@ def test_twenty_concurrent_pulls_of_an_uncached_blob_make_one_upstream_fetch(
     push_upstream(docker_registry, upstream_repo, "v1", [layer])
     repo = f"{project}/{upstream_repo}"
     headers = oci.headers(repo, "pull")
-    url = f"{oci.client.base_url}{blob_path(repo, sha(layer))}".replace("//v2", "/v2")
+    url = blob_url(oci, repo, sha(layer))
 
     def pull(_: int) -> str:
         # Cached blobs this large are answered with a redirect to the download listener.
-        with httpx.Client(timeout=120, follow_redirects=True) as client:
-            response = client.get(url, headers=headers)
-            assert response.status_code == 200, response.text
-            return sha(response.content)
+        return pull_blob(url, headers)
 
     with ThreadPoolExecutor(max_workers=20) as pool:
         digests = list(pool.map(pull, range(20)))
@@ -464,21 +474,14 @@ def test_a_blob_a_client_asks_for_is_fetched_at_once_whatever_the_fill_is_doing(
     push_upstream(docker_registry, upstream_repo, "v1", layers)
     repo = f"{project}/{upstream_repo}"
     front.config.hold_blob_bodies_after = 1 << 20  # NOTE: the config (small) passes
-    url = f"{oci.client.base_url}{blob_path(repo, sha(layers[2]))}".replace("//v2", "/v2")
-    headers = oci.headers(repo, "pull")
-
-    def pull_last_layer() -> str:
-        with httpx.Client(timeout=120, follow_redirects=True) as client:
-            response = client.get(url, headers=headers)
-            assert response.status_code == 200, response.text
-            return sha(response.content)
+    url, headers = blob_url(oci, repo, sha(layers[2])), oci.headers(repo, "pull")
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         try:
             blobs = _pull_manifest(oci, repo)
             assert front.holding.wait(30), "the fill's download was never held"
             assert front.blob_gets == blobs[:2], "the fill starts with the config, then layer 1"
-            pulled = pool.submit(pull_last_layer)
+            pulled = pool.submit(pull_blob, url, headers)
             wait_for(lambda: len(front.blob_gets) == 3, "the client's blob to reach the upstream")
             assert front.blob_gets[2] == sha(layers[2])
         finally:
@@ -556,10 +559,7 @@ def test_api_workers_of_one_host_take_turns_so_the_upstream_sees_one_fetch(
     def pull(_: int) -> str:
         # NOTE: a pull arriving once the blob is cached is redirected to the download
         # listener, as real clients are; it is still no second upstream fetch
-        with httpx.Client(timeout=120, follow_redirects=True) as one:
-            response = one.get(blob.url, headers=blob.headers)
-            assert response.status_code == 200, response.text
-            return sha(response.content)
+        return pull_blob(blob.url, blob.headers)
 
     with ThreadPoolExecutor(max_workers=20) as pool:
         digests = list(pool.map(pull, range(20)))

@@ -166,18 +166,19 @@ class RegistryFront:
             self.counts[f"{request.method} {request.path}"] += 1
         blob_get = request.method == "GET" and "/blobs/sha256:" in request.path
         if not blob_get or request.path.startswith("/_storage/"):
-            return await self._answer(request)
+            return await self._answer(request, blob_get=blob_get)
         with self._lock:
             self.blob_gets.append(request.path.rpartition("/")[2])
             self._blob_gets_open += 1
             self.most_blob_gets_at_once = max(self.most_blob_gets_at_once, self._blob_gets_open)
         try:
-            return await self._answer(request)
+            return await self._answer(request, blob_get=True)
         finally:
             with self._lock:
                 self._blob_gets_open -= 1
 
-    async def _answer(self, request: web.Request) -> web.StreamResponse:
+    async def _answer(self, request: web.Request, *, blob_get: bool) -> web.StreamResponse:
+        """Forward (or refuse, redirect, hold) one request; ``blob_get``: a GET of a blob."""
         if request.path == "/token":
             return self._token(request)
         storage = request.path.startswith("/_storage/")
@@ -187,7 +188,6 @@ class RegistryFront:
             sent = request.headers.get("Authorization", "")
             if not sent.startswith("Bearer ") or sent[7:] not in self._tokens:
                 return self._challenge(request)
-        blob_get = request.method == "GET" and "/blobs/sha256:" in request.path
         if blob_get and not storage and self.config.redirect_to is not None:
             raise web.HTTPTemporaryRedirect(self.config.redirect_to)
         if blob_get and not storage and self.config.redirect_blobs:
