@@ -87,6 +87,8 @@ class RegistryClient:
         self._token: str | None = None
         self._token_scope: tuple[str, ...] = ()
         self._token_time = 0.0
+        #: Headers sent with every request (a benchmark's ``traceparent``, say).
+        self.extra_headers: dict[str, str] = {}
 
     async def __aenter__(self) -> Self:
         """Open the connection pool."""
@@ -171,7 +173,7 @@ class RegistryClient:
         Returns:
             A new header dictionary.
         """
-        result: dict[str, str] = {}
+        result: dict[str, str] = dict(self.extra_headers)
         if self._token is not None:
             result["Authorization"] = f"Bearer {self._token}"
         if extra:

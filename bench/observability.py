@@ -529,7 +529,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _start(
+def start_server(
     name: str, args: argparse.Namespace, workdir: Path, receiver: SpanReceiver | None
 ) -> MoorageServer:
     """Start the server of configuration ``name`` (``<config>@before``: from ``--compare``)."""
@@ -602,7 +602,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if base_config(name).startswith("tracing"):
                 receivers[name] = SpanReceiver()
                 stack.callback(receivers[name].close)
-            server = _start(name, args, workdir, receivers.get(name))
+            server = start_server(name, args, workdir, receivers.get(name))
             stack.callback(server.stop)
             servers.append((name, server))
         runs, served = asyncio.run(_run(servers, args))
