@@ -61,6 +61,7 @@ _UNAUTHORIZED = 401
 _FORBIDDEN = 403
 _NOT_FOUND = 404
 _OK = 200
+_PARTIAL = 206
 _CHUNK = 1024 * 1024
 #: Idle connections kept open to one registry.
 _KEEPALIVE = 64
@@ -105,6 +106,16 @@ def oci_error(body: bytes) -> tuple[str | None, str]:
     if detail and isinstance(detail, (str, int, float)):
         message = f"{message} ({detail})" if message else str(detail)
     return str(first["code"])[:64], message[:_ERROR_TEXT_MAX]
+
+
+def _content_range(header: str | None) -> tuple[int, int, int] | None:
+    """First byte, last byte and whole size of a ``Content-Range: bytes a-b/size`` header."""
+    unit, _, spec = (header or "").strip().partition(" ")
+    span, _, whole = spec.partition("/")
+    first, _, last = span.partition("-")
+    if unit.lower() != "bytes" or not (first.isdigit() and last.isdigit() and whole.isdigit()):
+        return None
+    return int(first), int(last), int(whole)
 
 
 def _range_end(header: str | None) -> int:
@@ -381,8 +392,13 @@ class UpstreamClient:
         return int(text)
 
     @asynccontextmanager
-    async def _follow(self, response: httpx.Response) -> AsyncIterator[httpx.Response]:
-        """Follow a redirect chain by hand: no credentials, every hop policy-checked."""
+    async def _follow(
+        self, response: httpx.Response, headers: Mapping[str, str] | None = None
+    ) -> AsyncIterator[httpx.Response]:
+        """Follow a redirect chain by hand: no credentials, every hop policy-checked.
+
+        ``headers`` (a ``Range``, never credentials) go with every hop.
+        """
         current = response
         url = str(response.request.url)
         for _ in range(_MAX_HOPS):
@@ -391,7 +407,7 @@ class UpstreamClient:
                 raise UpstreamUnavailableError("upstream redirect without Location")
             url = urljoin(url, location)
             try:
-                async with self._http.stream(current.request.method, url) as hop:
+                async with self._http.stream(current.request.method, url, headers=headers) as hop:
                     if hop.status_code in _REDIRECTS:
                         current = hop
                         await hop.aread()
@@ -405,14 +421,29 @@ class UpstreamClient:
         raise UpstreamUnavailableError("upstream redirected too often")
 
     @asynccontextmanager
-    async def blob(self, repository: str, digest: str) -> AsyncIterator[_Download]:
+    async def blob(self, repository: str, digest: str, start: int = 0) -> AsyncIterator[_Download]:
         scope = f"repository:{repository}:pull"
-        async with self._open("GET", f"/v2/{repository}/blobs/{digest}", scope) as response:
+        ranged = {"Range": f"bytes={start}-"} if start > 0 else None
+        path = f"/v2/{repository}/blobs/{digest}"
+        async with self._open("GET", path, scope, ranged) as response:
             if response.status_code in _REDIRECTS:
-                async with self._follow(response) as final:
-                    yield _Download(final, self._declared(final, digest), digest)
+                async with self._follow(response, ranged) as final:
+                    yield self._download(final, digest, start)
                     return
-            yield _Download(response, self._declared(response, digest), digest)
+            yield self._download(response, digest, start)
+
+    @classmethod
+    def _download(cls, response: httpx.Response, digest: str, start: int) -> _Download:
+        """The download a blob GET answered: a range from ``start`` (206) or the whole (200)."""
+        if start <= 0 or response.status_code != _PARTIAL:
+            return _Download(response, cls._declared(response, digest), digest)
+        span = _content_range(response.headers.get("content-range"))
+        if span is None or span[0] != start or span[1] != span[2] - 1:
+            raise UpstreamInvalidError(
+                f"blob {digest}: asked for bytes {start}- and got "
+                f"{response.headers.get('content-range') or 'no Content-Range'}"
+            )
+        return _Download(response, span[2], digest, start)
 
     # -- listing, pushing and deleting (replication) --
 
@@ -590,31 +621,37 @@ class UpstreamClient:
 class _Download:
     """An open blob body of a declared size (``core.upstream_ports.BlobDownload``)."""
 
-    def __init__(self, response: httpx.Response, size: int, digest: str) -> None:
+    def __init__(self, response: httpx.Response, size: int, digest: str, offset: int = 0) -> None:
         self._response = response
         self._size = size
         self._digest = digest
+        self._offset = offset
 
     @property
     def size(self) -> int:
         return self._size
 
+    @property
+    def offset(self) -> int:
+        return self._offset
+
     async def chunks(self) -> AsyncIterator[bytes]:
         received = 0
+        expected = self._size - self._offset
         try:
             async for chunk in self._pieces():
                 received += len(chunk)
-                if received > self._size:
+                if received > expected:
                     raise UpstreamInvalidError(
-                        f"blob {self._digest}: upstream sent more than the {self._size} "
+                        f"blob {self._digest}: upstream sent more than the {expected} "
                         "bytes it declared"
                     )
                 yield chunk
         except httpx.HTTPError as exc:
             raise UpstreamUnavailableError(f"blob {self._digest}: download failed: {exc}") from exc
-        if received != self._size:
+        if received != expected:
             raise UpstreamInvalidError(
-                f"blob {self._digest}: upstream sent {received} of {self._size} bytes"
+                f"blob {self._digest}: upstream sent {received} of {expected} bytes"
             )
 
     async def _pieces(self) -> AsyncIterator[bytes]:

@@ -94,7 +94,9 @@ class ReplicaRegistry(Protocol):
         self, repository: str, reference: str, max_bytes: int
     ) -> UpstreamManifest: ...
     async def head_blob(self, repository: str, digest: str) -> int: ...
-    def blob(self, repository: str, digest: str) -> AbstractAsyncContextManager[BlobDownload]: ...
+    def blob(
+        self, repository: str, digest: str, start: int = 0
+    ) -> AbstractAsyncContextManager[BlobDownload]: ...
     async def catalog(self) -> list[str]: ...
     async def tags(self, repository: str) -> list[str]: ...
     async def put_manifest(
@@ -313,12 +315,15 @@ class ArtifactCopier:
         algorithm, _, expected = digest.partition(":")
         hasher = None if self._dst.verifies_blob_digests else hashlib.new(algorithm)
         chunk = self._options.chunk_size
-        position = 0  # bytes read from the source
         sent = offset  # bytes the destination holds
         pending = _Pending()
-        async with self._src.blob(source, digest) as download:
+        # NOTE: a destination that verifies the digest itself needs only the bytes it
+        # lacks; one that does not needs every byte hashed here, so it reads from the start
+        start = offset if hasher is None and 0 < offset < size else 0
+        async with self._src.blob(source, digest, start) as download:
             if download.size != size:
                 raise UpstreamInvalidError(f"blob {digest}: source declares {download.size} bytes")
+            position = download.offset  # bytes of the blob read from the source, or skipped
             async for data in _chunks(download):
                 if hasher is not None:
                     hasher.update(data)

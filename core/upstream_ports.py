@@ -83,13 +83,24 @@ class UpstreamManifest:
 
 
 class BlobDownload(Protocol):
-    """An open blob download: its declared size and its bytes."""
+    """An open blob download: the blob's declared size and its bytes from :attr:`offset`."""
 
     @property
-    def size(self) -> int: ...
+    def size(self) -> int:
+        """The whole blob's size, whatever part of it this download carries."""
+        ...
+
+    @property
+    def offset(self) -> int:
+        """Where :meth:`chunks` starts in the blob: the start asked for if served, else 0."""
+        ...
 
     def chunks(self) -> AsyncIterator[bytes]:
-        """The body; raises :class:`UpstreamInvalidError` past the declared size."""
+        """The body from :attr:`offset` to the end.
+
+        Raises :class:`UpstreamInvalidError` when it runs past or stops short of the
+        declared size.
+        """
         ...
 
 
@@ -110,8 +121,15 @@ class UpstreamRegistry(Protocol):
         """The blob's size."""
         ...
 
-    def blob(self, repository: str, digest: str) -> AbstractAsyncContextManager[BlobDownload]:
-        """Open a blob download (redirects followed without credentials)."""
+    def blob(
+        self, repository: str, digest: str, start: int = 0
+    ) -> AbstractAsyncContextManager[BlobDownload]:
+        """Open a blob download (redirects followed without credentials).
+
+        With ``start``, the bytes from there on are asked for (an HTTP range); a source
+        that sends the whole blob instead is taken as it is. The download's ``offset``
+        says which it was.
+        """
         ...
 
 

@@ -317,12 +317,14 @@ class LocalReplica:
         return await self._reads().get_manifest(repository, reference, max_bytes)
 
     @asynccontextmanager
-    async def _blob(self, repository: str, digest: str) -> AsyncIterator[BlobDownload]:
-        async with self._reads().blob(repository, digest) as download:
+    async def _blob(self, repository: str, digest: str, start: int) -> AsyncIterator[BlobDownload]:
+        async with self._reads().blob(repository, digest, start) as download:
             yield download
 
-    def blob(self, repository: str, digest: str) -> AbstractAsyncContextManager[BlobDownload]:
-        return self._blob(repository, digest)
+    def blob(
+        self, repository: str, digest: str, start: int = 0
+    ) -> AbstractAsyncContextManager[BlobDownload]:
+        return self._blob(repository, digest, start)
 
     async def catalog(self) -> list[str]:
         return await self._reads().catalog()

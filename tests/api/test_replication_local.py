@@ -47,16 +47,21 @@ def _sha(data: bytes) -> str:
 
 
 class _Download:
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, offset: int) -> None:
         self._data = data
+        self._offset = offset
 
     @property
     def size(self) -> int:
         return len(self._data)
 
+    @property
+    def offset(self) -> int:
+        return self._offset
+
     async def chunks(self) -> AsyncIterator[bytes]:
         # NOTE: pieces that do not divide a chunk, so chunks are cut from inside pieces
-        for start in range(0, len(self._data), _PIECE):
+        for start in range(self._offset, len(self._data), _PIECE):
             yield self._data[start : start + _PIECE]
 
 
@@ -66,6 +71,8 @@ class _Source:
 
     manifests: dict[str, tuple[str, bytes]] = field(default_factory=dict)
     blobs: dict[str, bytes] = field(default_factory=dict)
+    #: The start of each blob download asked for, by digest (a range's first byte, or 0).
+    starts: dict[str, list[int]] = field(default_factory=dict)
 
     def image(self, tag: str, layers: list[bytes]) -> str:
         config = json.dumps({"architecture": "amd64", "os": "linux", "n": tag}).encode()
@@ -105,9 +112,10 @@ class _Source:
         return ManifestHead(found.digest, found.media_type, len(found.payload))
 
     @asynccontextmanager
-    async def blob(self, repository: str, digest: str) -> AsyncIterator[_Download]:
+    async def blob(self, repository: str, digest: str, start: int = 0) -> AsyncIterator[_Download]:
         del repository
-        yield _Download(self.blobs[digest])
+        self.starts.setdefault(digest, []).append(start)
+        yield _Download(self.blobs[digest], start)
 
     async def referrers(self, *_: Any, **__: Any) -> list[dict[str, Any]]:
         return []
@@ -318,8 +326,9 @@ def test_a_copy_interrupted_mid_blob_continues_from_the_session_offset(
     result, _ = _copy(source, second, repository, "v1", resume=state)
     assert result.status is TaskStatus.COPIED
     # only the blob's rest: the config the first attempt completed and the blob's first
-    # two chunks are not written again
+    # two chunks are not written again, nor read from the source again
     assert second.written == len(big) - held
+    assert source.starts[_sha(big)] == [0, held]
     blob = oci.request("GET", f"/v2/{repository}/blobs/{_sha(big)}", repository)
     assert blob.content == big
 

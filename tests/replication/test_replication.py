@@ -231,8 +231,8 @@ def test_worker_killed_mid_blob_of_a_pull_continues_its_local_upload(
 
     The pull's worker writes into this installation itself; the upload session it left is
     continued from the offset it holds. Completed blobs are not fetched again; the blob in
-    flight is read from the source again from its start (the copy skips the bytes the
-    session holds) but its written chunks are not written again.
+    flight is read from the source again only from that offset (an HTTP range, which
+    ``docker-registry`` serves), and its written chunks are not written again.
     """
     source = f"pk{secrets.token_hex(3)}/app"
     small, big = layer(999), layer(6 * CHUNK + 3)
@@ -262,6 +262,14 @@ def test_worker_killed_mid_blob_of_a_pull_continues_its_local_upload(
     assert front.count("GET", f"/v2/{source}/blobs/{sha(big)}") == 2
     config_bytes = task["bytes_sent"] - len(small) - len(big)
     assert 0 < config_bytes < 200, f"wrote {config_bytes} bytes beyond the config again"
+    first, again = [read for read in front.blob_reads if read.digest == sha(big)]
+    assert (first.range, first.status) == ("", 200)
+    assert again.range.startswith("bytes="), again
+    assert again.range.endswith("-"), again
+    held = int(again.range.removeprefix("bytes=").removesuffix("-"))
+    assert held >= 4 * CHUNK  # what the heartbeat reported written, at least
+    assert again.status == 206
+    assert again.relayed == len(big) - held, "only the bytes the session lacked were read"
 
 
 def test_worker_killed_while_planning_is_replaced_and_the_run_completes(

@@ -51,6 +51,16 @@ class FrontConfig:
     hold_blob_bodies_after: int | None = None
 
 
+@dataclass
+class BlobRead:
+    """One blob GET the front answered: what was asked and how much of it went out."""
+
+    digest: str
+    range: str
+    status: int = 0
+    relayed: int = 0
+
+
 class RegistryFront:
     """The running front; ``counts`` maps ``"METHOD /path"`` to requests seen."""
 
@@ -68,6 +78,9 @@ class RegistryFront:
         self.upload_bytes = 0
         #: Digests of the blob GETs received (not redirected storage reads), in arrival order.
         self.blob_gets: list[str] = []
+        #: Each blob GET received: its digest, ``Range`` header ("" for none), answer status
+        #: and body bytes relayed so far (updated as they go out).
+        self.blob_reads: list[BlobRead] = []
         #: The most blob GETs that were being answered at once.
         self.most_blob_gets_at_once = 0
         self._blob_gets_open = 0
@@ -167,18 +180,25 @@ class RegistryFront:
         blob_get = request.method == "GET" and "/blobs/sha256:" in request.path
         if not blob_get or request.path.startswith("/_storage/"):
             return await self._answer(request, blob_get=blob_get)
+        read = BlobRead(request.path.rpartition("/")[2], request.headers.get("Range", ""))
         with self._lock:
-            self.blob_gets.append(request.path.rpartition("/")[2])
+            self.blob_gets.append(read.digest)
+            self.blob_reads.append(read)
             self._blob_gets_open += 1
             self.most_blob_gets_at_once = max(self.most_blob_gets_at_once, self._blob_gets_open)
         try:
-            return await self._answer(request, blob_get=True)
+            return await self._answer(request, blob_get=True, read=read)
         finally:
             with self._lock:
                 self._blob_gets_open -= 1
 
-    async def _answer(self, request: web.Request, *, blob_get: bool) -> web.StreamResponse:
-        """Forward (or refuse, redirect, hold) one request; ``blob_get``: a GET of a blob."""
+    async def _answer(
+        self, request: web.Request, *, blob_get: bool, read: BlobRead | None = None
+    ) -> web.StreamResponse:
+        """Forward (or refuse, redirect, hold) one request; ``blob_get``: a GET of a blob.
+
+        ``read`` is the blob GET's record, updated with the answer and the bytes relayed.
+        """
         if request.path == "/token":
             return self._token(request)
         storage = request.path.startswith("/_storage/")
@@ -228,7 +248,9 @@ class RegistryFront:
             await response.prepare(request)
             corrupt = any(path_qs.endswith(f"/blobs/{d}") for d in self.config.corrupt)
             corrupt = corrupt or (self.config.corrupt_manifests and "/manifests/" in path_qs)
-            await self._relay(upstream, response, corrupt=corrupt, blob_get=blob_get)
+            if read is not None:
+                read.status = upstream.status
+            await self._relay(upstream, response, corrupt=corrupt, blob_get=blob_get, read=read)
             return response
 
     async def _relay(
@@ -238,6 +260,7 @@ class RegistryFront:
         *,
         corrupt: bool,
         blob_get: bool,
+        read: BlobRead | None,
     ) -> None:
         """Pass the target's body on (corrupting or holding it as configured)."""
         sent = 0
@@ -251,10 +274,14 @@ class RegistryFront:
                 if sent < hold:
                     # NOTE: exactly ``hold`` bytes go out first, whatever the pieces' sizes
                     await response.write(data[: hold - sent])
+                    if read is not None:
+                        read.relayed += hold - sent
                     data, sent = data[hold - sent :], hold
                 self._release = self._release or asyncio.Event()
                 self.holding.set()
                 await self._release.wait()
             await response.write(data)
             sent += len(data)
+            if read is not None:
+                read.relayed += len(data)
         await response.write_eof()
