@@ -76,10 +76,9 @@ class RegistryFront:
         self.storage_credentials: list[str] = []
         #: Body bytes of blob upload requests (PATCH, PUT) forwarded to the target.
         self.upload_bytes = 0
-        #: Digests of the blob GETs received (not redirected storage reads), in arrival order.
-        self.blob_gets: list[str] = []
-        #: Each blob GET received: its digest, ``Range`` header ("" for none), answer status
-        #: and body bytes relayed so far (updated as they go out).
+        #: Each blob GET received (not redirected storage reads), in arrival order: its
+        #: digest, ``Range`` header ("" for none), the target's answer status (0 when the
+        #: front answered itself) and body bytes relayed so far (updated as they go out).
         self.blob_reads: list[BlobRead] = []
         #: The most blob GETs that were being answered at once.
         self.most_blob_gets_at_once = 0
@@ -96,6 +95,12 @@ class RegistryFront:
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self.start()
+
+    @property
+    def blob_gets(self) -> list[str]:
+        """Digests of the blob GETs received (not redirected storage reads), in arrival order."""
+        with self._lock:
+            return [read.digest for read in self.blob_reads]
 
     def count(self, method: str, path: str) -> int:
         with self._lock:
@@ -182,7 +187,6 @@ class RegistryFront:
             return await self._answer(request, blob_get=blob_get)
         read = BlobRead(request.path.rpartition("/")[2], request.headers.get("Range", ""))
         with self._lock:
-            self.blob_gets.append(read.digest)
             self.blob_reads.append(read)
             self._blob_gets_open += 1
             self.most_blob_gets_at_once = max(self.most_blob_gets_at_once, self._blob_gets_open)
