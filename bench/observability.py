@@ -420,20 +420,26 @@ async def _scrape(served: Served) -> None:
         await asyncio.sleep(0.5)
 
 
+async def serve(
+    stack: contextlib.AsyncExitStack, name: str, server: MoorageServer, clients: int
+) -> Served:
+    """A client of ``clients`` connections for ``server``, its image pushed through it.
+
+    The client is closed with ``stack``.
+    """
+    target = Target(name, server.url, Credentials(server.admin_username, server.admin_password))
+    client = await stack.enter_async_context(RegistryClient(target, clients))
+    side = Side(target, client)
+    await small_image(side, REPO, TAG)
+    return Served(name, server, side)
+
+
 async def _run(
     servers: Sequence[tuple[str, MoorageServer]], args: argparse.Namespace
 ) -> tuple[list[Run], list[Served]]:
     runs: list[Run] = []
     async with contextlib.AsyncExitStack() as stack:
-        served = []
-        for config, server in servers:
-            target = Target(
-                config, server.url, Credentials(server.admin_username, server.admin_password)
-            )
-            client = await stack.enter_async_context(RegistryClient(target, args.clients))
-            side = Side(target, client)
-            await small_image(side, REPO, TAG)
-            served.append(Served(config, server, side))
+        served = [await serve(stack, config, server, args.clients) for config, server in servers]
         for one in served:
             await client_warmup(one, args)
         for rep in range(args.repeats):

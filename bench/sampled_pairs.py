@@ -35,17 +35,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from bench.cases import Side, small_image
-from bench.client import Credentials, RegistryClient, Target
 from bench.observability import (
     BEFORE,
-    REPO,
-    TAG,
-    Served,
     SpanReceiver,
     client_warmup,
     measure,
     median_interval,
+    serve,
     start_server,
     tree_config,
 )
@@ -113,14 +109,8 @@ async def _pairs(
     async with contextlib.AsyncExitStack() as stack:
         served = []
         for name, server in servers:
-            target = Target(
-                name, server.url, Credentials(server.admin_username, server.admin_password)
-            )
-            client = await stack.enter_async_context(RegistryClient(target, args.clients))
-            side = Side(target, client)
-            await small_image(side, REPO, TAG)
-            client.extra_headers["traceparent"] = UNSAMPLED
-            one = Served(name, server, side)
+            one = await serve(stack, name, server, args.clients)
+            one.side.client.extra_headers["traceparent"] = UNSAMPLED
             await client_warmup(one, args)
             served.append(one)
         for rep in range(args.repeats):
