@@ -150,6 +150,10 @@ class BlobStore(Protocol):
     def blob_file(self, tenant: str, digest: Digest) -> str | None:
         """A local file path holding the blob, for zero-copy serving; ``None`` if not local."""
 
+    @property
+    def redirects_pulls(self) -> bool:
+        """Whether :meth:`blob_location` may return a URL; if not, it need not be asked."""
+
     def blob_location(self, tenant: str, digest: Digest) -> BlobLocation | None:
         """A presigned URL for the blob when redirects are enabled, else ``None``."""
 
@@ -415,6 +419,19 @@ class NowaitReads(Protocol):
 
     def repository_nowait(self, name: str) -> RepositoryRecord | None:
         """:meth:`RepositoryRepository.get`, as one statement that fails instead of waiting.
+
+        Raises:
+            ReadWouldWait: As for :meth:`named_manifest_nowait`.
+        """
+        ...
+
+    def named_blob_nowait(
+        self, name: str, digest: str
+    ) -> tuple[RepositoryRecord, BlobRecord | None] | None:
+        """The repository ``name`` and, if linked to it, its project's blob ``digest``.
+
+        ``None``: no such repository. A blob linked from another project is reported as
+        not linked; :meth:`BlobRepository.linked` finds it.
 
         Raises:
             ReadWouldWait: As for :meth:`named_manifest_nowait`.

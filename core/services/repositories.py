@@ -99,6 +99,27 @@ class RepositoryService:
             raise RegistryError(OCIErrorCode.BLOB_UNKNOWN).with_detail({"digest": str(digest)})
         return blob
 
+    def blob_nowait(
+        self, name: RepositoryName, digest: Digest
+    ) -> tuple[RepositoryRecord, BlobRecord] | None:
+        """:meth:`require` and :meth:`blob` for a caller on an event loop thread.
+
+        ``None`` when the read would wait, when the database offers no such reads, or when
+        it does not find the blob linked in the repository: the caller then runs
+        :meth:`require` and :meth:`blob` on a worker thread, which answer every case
+        (including a missing repository or blob) as they always do.
+        """
+        if self._nowait is None:
+            return None
+        try:
+            found = self._nowait.named_blob_nowait(str(name), str(digest))
+        except ReadWouldWait:
+            return None
+        if found is None:
+            return None
+        repository, blob = found
+        return None if blob is None else (repository, blob)
+
     def unlink_blob(self, repository: RepositoryRecord, digest: Digest) -> None:
         """Remove the blob from the repository; the object stays until GC decides."""
         with self._metadata.write() as session:

@@ -271,6 +271,11 @@ class FilesystemBlobStore:
         path = self._blob_path(tenant, digest)
         return str(path) if path.is_file() else None
 
+    @property
+    def redirects_pulls(self) -> bool:
+        """Never: a blob here has no URL of its own."""
+        return False
+
     def blob_location(self, tenant: str, digest: Digest) -> BlobLocation | None:
         """Always ``None``: there is no URL to redirect to."""
         self._blob_path(tenant, digest)  # validates

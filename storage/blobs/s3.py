@@ -263,6 +263,11 @@ class S3BlobStore:
         key = self._blob_key(place, digest)
         return BlobAddress(endpoint=self._settings.endpoint_url, bucket=place.bucket, key=key)
 
+    @property
+    def redirects_pulls(self) -> bool:
+        """Whether pulls are sent to the bucket (``s3.redirect_pulls``)."""
+        return self._settings.redirect_pulls
+
     def blob_location(self, tenant: str, digest: Digest) -> BlobLocation | None:
         """A URL presigned with the tenant's own credentials, when redirecting pulls."""
         place = self._place(tenant)

@@ -21,11 +21,11 @@ from typing import TypeVar
 from sqlalchemy import Connection, text
 
 from core.ports import ReadWouldWait
-from core.records import ManifestRecord, RepositoryRecord
+from core.records import BlobRecord, ManifestRecord, RepositoryRecord
 from storage.db.engine import Engines
 from storage.db.group_commit import GroupCommit
 from storage.db.nowait import NowaitReader
-from storage.db.repos.blobs import SqlBlobs
+from storage.db.repos.blobs import NOWAIT_NAMED_BLOB, SqlBlobs, named_blob
 from storage.db.repos.identity import SqlIssuers, SqlLogins, SqlMembers, SqlRobots, SqlTokens
 from storage.db.repos.manifests import (
     NOWAIT_NAMED_MANIFEST,
@@ -200,6 +200,14 @@ class SqlMetadata:
         reader = self._nowait_reader()
         row = reader.first(NOWAIT_REPOSITORY, {"name": name})
         return None if row is None else repository_record(row)
+
+    def named_blob_nowait(
+        self, name: str, digest: str
+    ) -> tuple[RepositoryRecord, BlobRecord | None] | None:
+        """The repository and its linked blob on the event loop reader; see ``NowaitReads``."""
+        return named_blob(
+            self._nowait_reader().first(NOWAIT_NAMED_BLOB, {"name": name, "d": digest})
+        )
 
     def named_manifest_nowait(
         self, name: str, digest: str | None, tag: str | None

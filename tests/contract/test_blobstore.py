@@ -382,10 +382,14 @@ def test_blob_location_presigns_when_redirecting(backend: Backend, new_tenant: N
     backend.store.put_blob(tenant, digest, data)
     if not isinstance(backend, S3Backend):
         # NOTE: the filesystem serves blobs itself; it never hands out a redirect.
+        assert not backend.store.redirects_pulls
         assert backend.store.blob_location(tenant, digest) is None
         return
+    assert backend.store.redirects_pulls == backend.settings.redirect_pulls
     settings = backend.settings.model_copy(update={"redirect_pulls": True})
-    location = S3BlobStore(settings).blob_location(tenant, digest)
+    redirecting = S3BlobStore(settings)
+    assert redirecting.redirects_pulls
+    location = redirecting.blob_location(tenant, digest)
     assert location is not None
     assert location.url.startswith(settings.endpoint_url or "")
     if isinstance(backend, S3CredentialsBackend):
