@@ -309,7 +309,7 @@ class ProxyCache:
                 ``UNAVAILABLE`` when the upstream failed and no cached copy may be served.
         """
         binding = self.bindings.of(name.project) or ProxyBinding(None)
-        local = await anyio.to_thread.run_sync(self._local_manifest, name, reference)
+        local = await self._local_manifest(name, reference)
         key = (str(name), str(reference))
         if local is not None and (reference.digest is not None or self._is_fresh(key)):
             return local
@@ -341,13 +341,22 @@ class ProxyCache:
         self._start_fill(name, reference.tag, fetched, endpoint, upstream, repo, key)
         return _unstored(fetched)
 
-    def _local_manifest(self, name: RepositoryName, reference: Reference) -> ManifestRecord | None:
+    async def _local_manifest(
+        self, name: RepositoryName, reference: Reference
+    ) -> ManifestRecord | None:
+        """The cached manifest, or ``None`` if it is not cached.
+
+        Read on the event loop when that never waits (SQLite), else on a worker thread.
+        """
         try:
-            return self._manifests.read(name, reference)
+            local = self._manifests.read_nowait(name, reference)
+            if local is None:
+                local = await anyio.to_thread.run_sync(self._manifests.read, name, reference)
         except RegistryError as exc:
             if exc.code in _MISSING:
                 return None
             raise
+        return local
 
     def _remember(self) -> None:
         """Keep the per-tag memories bounded (forgetting only costs a revalidation)."""
@@ -453,9 +462,7 @@ class ProxyCache:
         parsed = parse_manifest(fetched.payload, fetched.media_type)
         for child in parsed.children:
             digest = Digest.parse(str(child.digest))
-            stored = await anyio.to_thread.run_sync(
-                self._local_manifest, name, Reference(digest=digest)
-            )
+            stored = await self._local_manifest(name, Reference(digest=digest))
             if stored is None:
                 manifest = await self._fetch_manifest(endpoint, upstream, repo, str(digest))
                 await self._fill(name, None, manifest, endpoint, upstream, repo, slots)

@@ -32,28 +32,40 @@ def _scopes(values: list[str]) -> list[Scope]:
     return scopes
 
 
-async def _identity(
-    request: Request[Any, Any, Any], registry: Registry, username: str, password: str
-) -> Identity:
-    """The identity of any credential the token service accepts.
+async def _issued(
+    request: Request[Any, Any, Any],
+    registry: Registry,
+    credentials: tuple[str, str] | None,
+    scopes: list[Scope],
+) -> Any:
+    """A token for ``scopes``, to the caller of ``credentials`` (``None``: anonymous).
 
-    Local passwords, personal access tokens, robot secrets, Keycloak service accounts,
-    and Keycloak or trusted-issuer JWTs.
+    Any credential the token service accepts: local passwords, personal access tokens,
+    robot secrets, Keycloak service accounts, and Keycloak or trusted-issuer JWTs. The
+    credentials are checked and the token issued in one call on a worker thread.
     """
     services = identity_of(registry)
-    note(request, attempted=username)
-    identity = await anyio.to_thread.run_sync(
-        services.authenticator.basic, username, password, client_address(request)
-    )
+    rights = services.access.repository_rights
+    address = client_address(request)
+    if credentials is not None:
+        note(request, attempted=credentials[0])
+
+    def authenticate_and_issue() -> tuple[Identity | None, Any]:
+        identity = (
+            ANONYMOUS
+            if credentials is None
+            else services.authenticator.basic(*credentials, address)
+        )
+        if identity is None:
+            return None, None
+        return identity, registry.auth.issue(identity, scopes, rights)
+
+    identity, issued = await anyio.to_thread.run_sync(authenticate_and_issue)
     if identity is None:
         raise RegistryError(OCIErrorCode.UNAUTHORIZED, "invalid username or password")
-    note(request, identity)
-    return identity
-
-
-async def _issue(registry: Registry, identity: Identity, scopes: list[Scope]) -> Any:
-    rights = identity_of(registry).access.repository_rights
-    return await anyio.to_thread.run_sync(registry.auth.issue, identity, scopes, rights)
+    if credentials is not None:
+        note(request, identity)
+    return issued
 
 
 @get("/auth/token", summary="Issue a registry bearer token")
@@ -61,12 +73,8 @@ async def token(
     request: Request[Any, Any, Any], registry: NamedDependency[Registry]
 ) -> Response[Any]:
     """Docker token authentication: Basic credentials (or none) in, a signed JWT out."""
-    credentials = basic_credentials(request)
-    identity = (
-        ANONYMOUS if credentials is None else await _identity(request, registry, *credentials)
-    )
     scopes = _scopes(request.query_params.getall("scope", []))
-    issued = await _issue(registry, identity, scopes)
+    issued = await _issued(request, registry, basic_credentials(request), scopes)
     return Response(
         content={
             "token": issued.token,
@@ -86,11 +94,9 @@ async def oauth_token(
     form = await request.form()
     if form.get("grant_type") != "password":
         return Response(content={"error": "unsupported_grant_type"}, status_code=400)
-    identity = await _identity(
-        request, registry, str(form.get("username", "")), str(form.get("password", ""))
-    )
+    credentials = (str(form.get("username", "")), str(form.get("password", "")))
     scopes = _scopes([str(value) for value in form.getall("scope")] if "scope" in form else [])
-    issued = await _issue(registry, identity, scopes)
+    issued = await _issued(request, registry, credentials, scopes)
     return Response(
         content={
             "access_token": issued.token,
