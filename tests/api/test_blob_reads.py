@@ -4,7 +4,6 @@ worker thread otherwise (PostgreSQL, a busy reader, a miss), with the same answe
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,15 +12,12 @@ import pytest
 from cli.composition import compose
 from core.digests import Digest
 from core.names import RepositoryName
-from core.ports import ReadWouldWait
 from core.records import BlobRecord, RepositoryRecord
 from core.services.repositories import RepositoryService
 from core.settings import Settings
 from storage.db.engine import Engines
+from tests.api.busy_reader import busy
 from tests.api.oci import OCIClient, digest_of
-
-#: More than the event loop reader's pool could ever hold.
-_MAX_HELD = 16
 
 
 @pytest.fixture
@@ -49,20 +45,9 @@ def test_a_linked_blob_is_found_without_waiting_unless_the_reader_is_busy(
             assert repositories.blob_nowait(name, digest) == expected
     if reader is None:
         return
-    held: list[sqlite3.Connection] = []
-    try:
-        for _ in range(_MAX_HELD):
-            try:
-                held.append(reader.checkout())
-            except ReadWouldWait:
-                break
-        assert held
-        assert len(held) < _MAX_HELD
+    with busy(reader):
         # Every connection of the loop reader is busy: it declines instead of waiting.
         assert repositories.blob_nowait(name, Digest.parse(pushed.blobs[0])) is None
-    finally:
-        for connection in held:
-            reader.checkin(connection)
 
 
 def test_what_is_not_found_is_left_to_the_worker_thread(

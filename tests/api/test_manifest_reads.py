@@ -3,7 +3,6 @@ the database allows it, and on a worker thread when a read would have to wait.""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,16 +13,13 @@ import sqlalchemy
 from cli.composition import compose
 from core.errors import OCIErrorCode, RegistryError
 from core.names import Reference, RepositoryName
-from core.ports import ReadWouldWait
 from core.records import ManifestRecord
 from core.services.manifests import ManifestService
 from core.services.repositories import RepositoryService
 from core.settings import Settings
 from storage.db.engine import Engines
+from tests.api.busy_reader import busy
 from tests.api.oci import OCIClient
-
-#: More than the event loop reader's pool could ever hold.
-_MAX_HELD = 16
 
 
 @dataclass
@@ -54,21 +50,10 @@ def test_lookup_without_waiting_and_its_fallback(reads: Reads, oci: OCIClient, r
     found = manifests.read_nowait(name, tag)
     assert found is not None
     assert found.payload == pushed.payload
-    held: list[sqlite3.Connection] = []
-    try:
-        for _ in range(_MAX_HELD):
-            try:
-                held.append(reader.checkout())
-            except ReadWouldWait:
-                break
-        assert held
-        assert len(held) < _MAX_HELD
+    with busy(reader):
         # Every connection of the loop reader is busy: it declines instead of waiting.
         assert manifests.read_nowait(name, tag) is None
         assert manifests.read(name, tag).digest == pushed.digest
-    finally:
-        for connection in held:
-            reader.checkin(connection)
 
 
 @pytest.mark.parametrize("reference", ["v1", "missing"])
