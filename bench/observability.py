@@ -535,7 +535,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def start_server(
+def _start_server(
     name: str, args: argparse.Namespace, workdir: Path, receiver: SpanReceiver | None
 ) -> MoorageServer:
     """Start the server of configuration ``name`` (``<config>@before``: from ``--compare``)."""
@@ -592,6 +592,25 @@ def _held(checks: Mapping[str, Any], sent: int) -> bool:
     return True
 
 
+def start_servers(
+    stack: contextlib.ExitStack, names: Sequence[str], args: argparse.Namespace, workdir: Path
+) -> tuple[list[tuple[str, MoorageServer]], dict[str, SpanReceiver]]:
+    """Start a server per name, and an OTLP receiver for each that traces.
+
+    Both are stopped with ``stack``. Returns the servers by name and the receivers.
+    """
+    receivers: dict[str, SpanReceiver] = {}
+    servers = []
+    for name in names:
+        if base_config(name).startswith("tracing"):
+            receivers[name] = SpanReceiver()
+            stack.callback(receivers[name].close)
+        server = _start_server(name, args, workdir, receivers.get(name))
+        stack.callback(server.stop)
+        servers.append((name, server))
+    return servers, receivers
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; 0 when every check held."""
     args = parse_args(argv)
@@ -602,15 +621,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         if args.workdir is None:
             stack.callback(shutil.rmtree, workdir, ignore_errors=True)
-        receivers: dict[str, SpanReceiver] = {}
-        servers = []
-        for name in instance_names(names, args.instances):
-            if base_config(name).startswith("tracing"):
-                receivers[name] = SpanReceiver()
-                stack.callback(receivers[name].close)
-            server = start_server(name, args, workdir, receivers.get(name))
-            stack.callback(server.stop)
-            servers.append((name, server))
+        servers, receivers = start_servers(
+            stack, instance_names(names, args.instances), args, workdir
+        )
         runs, served = asyncio.run(_run(servers, args))
         for one in served:
             one.server.stop()

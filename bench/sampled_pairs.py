@@ -37,12 +37,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 from bench.observability import (
     BEFORE,
-    SpanReceiver,
     client_warmup,
+    instance_names,
     measure,
     median_interval,
     serve,
-    start_server,
+    start_servers,
     tree_config,
 )
 from bench.runner import log
@@ -157,18 +157,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="moorage-sampledpairs-"))
     trees = [CONFIG] if args.compare is None else [CONFIG, f"{CONFIG}{BEFORE}"]
-    names = [f"{tree}#{number}" for number in range(1, args.instances + 1) for tree in trees]
     ok = True
     with contextlib.ExitStack() as stack:
         stack.callback(shutil.rmtree, workdir, ignore_errors=True)
-        receivers: dict[str, SpanReceiver] = {}
-        servers = []
-        for name in names:
-            receivers[name] = SpanReceiver()
-            stack.callback(receivers[name].close)
-            server = start_server(name, args, workdir, receivers[name])
-            stack.callback(server.stop)
-            servers.append((name, server))
+        names = instance_names(trees, args.instances)
+        servers, receivers = start_servers(stack, names, args, workdir)
         pairs, sampled_sent = asyncio.run(_pairs(servers, args))
         for _, server in servers:
             server.stop()
