@@ -2,7 +2,7 @@
 
 The client asks for the rest with an HTTP range; the range goes with every redirect hop
 (to blob storage), and the download says where its bytes start. A source that answers a
-range with other bytes than asked is refused.
+range with other bytes than asked is refused: ``tests/unit/adapters/test_blob_download_pieces.py``.
 """
 
 from __future__ import annotations
