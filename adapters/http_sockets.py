@@ -22,6 +22,8 @@ from typing import Any, Protocol
 import httpcore
 import httpx
 
+from adapters.http_pool import LazyPool
+
 #: httpcore's socket option type (level, option, value).
 SocketOption = (
     tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
@@ -112,12 +114,13 @@ def polling_transport(
 
     httpx does not take a network backend, so the pool it made is replaced by one made the
     same way (its own TLS context, HTTP/1.1 only) with the backend: the transport's only
-    state is that pool.
+    state is that pool. The pool is ``adapters.http_pool.LazyPool``, which checks only the
+    connections it hands out.
     """
     # NOTE: one TLS context (loading the CA bundle is the costly part), given to both
     context = httpx.create_ssl_context(verify=verify, trust_env=False)
     transport = httpx.AsyncHTTPTransport(verify=context, trust_env=False, limits=limits)
-    transport._pool = httpcore.AsyncConnectionPool(  # noqa: SLF001
+    transport._pool = LazyPool(  # noqa: SLF001
         ssl_context=context,
         max_connections=limits.max_connections,
         max_keepalive_connections=limits.max_keepalive_connections,
