@@ -80,6 +80,13 @@ def _short_rest(method: str, response: httpx.Response) -> bool:
     return length.isdigit() and int(length) <= DRAIN_BYTES
 
 
+async def _read_short_rest(method: str, response: httpx.Response) -> None:
+    """Read what is left of ``response`` if nobody started reading it and it is short."""
+    if not response.is_stream_consumed and _short_rest(method, response):
+        with contextlib.suppress(httpx.HTTPError, OSError):
+            await response.aread()
+
+
 class OutboundClient:
     """An HTTP client for user-configured destinations; one per process is enough.
 
@@ -150,15 +157,19 @@ class OutboundClient:
 
         When the caller leaves without reading the response's end (a ``HEAD``, an
         error's short body), a short rest is read here, so its connection is kept for the
-        next request instead of being closed (a new connection for every ``HEAD``).
+        next request instead of being closed (a new connection for every ``HEAD``). That
+        holds as well when the caller leaves by raising an exception (a ``404`` it turns
+        into "not found"); a cancellation closes the connection.
         """
         request = await self._pinned(method, url, headers, content)
         response = await self._client.send(request, stream=True)
         try:
-            yield response
-            if not response.is_stream_consumed and _short_rest(method, response):
-                with contextlib.suppress(httpx.HTTPError, OSError):
-                    await response.aread()
+            try:
+                yield response
+            except Exception:
+                await _read_short_rest(method, response)
+                raise
+            await _read_short_rest(method, response)
         finally:
             await response.aclose()
 

@@ -123,3 +123,27 @@ async def test_responses_left_unread_keep_their_connection_when_short(
     assert len(peers) == 6
     assert len(set(peers[:5])) == 1  # one connection for the short ones and the start of /huge
     assert peers[5] != peers[0]  # /huge's connection was closed with its unread rest
+
+
+class _NotThereError(Exception):
+    """What a caller makes of a ``404`` (an upstream client's "not found")."""
+
+
+async def test_a_caller_raising_on_a_short_answer_keeps_the_connection(
+    receiver: tuple[str, list[web.Request]],
+) -> None:
+    """A ``HEAD`` answered ``404`` and turned into an exception is not a new connection each."""
+    address, seen = receiver
+    client = OutboundClient(LOOPBACK)
+    try:
+        for path in ["/missing", "/missing-too", "/a"]:
+            with pytest.raises(_NotThereError):
+                async with client.stream("HEAD", f"http://{address}{path}") as response:
+                    raise _NotThereError(response.status_code)
+        after = await client.request("GET", f"http://{address}/d")
+    finally:
+        await client.aclose()
+    assert after.status == 200
+    peers = [r.get(PEER) for r in seen]
+    assert len(peers) == 4
+    assert len(set(peers)) == 1
