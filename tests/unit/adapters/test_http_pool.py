@@ -93,6 +93,12 @@ async def _get(client: httpx.AsyncClient, url: str) -> bytes:
     return response.content
 
 
+async def _burst(client: httpx.AsyncClient, url: str, count: int) -> None:
+    """``count`` requests at once, each answered ``ok``."""
+    bodies = await asyncio.gather(*(_get(client, url) for _ in range(count)))
+    assert bodies == [b"ok"] * count
+
+
 async def test_concurrent_requests_reuse_as_many_connections_as_run_at_once(
     servers: list[Server],
 ) -> None:
@@ -100,8 +106,7 @@ async def test_concurrent_requests_reuse_as_many_connections_as_run_at_once(
     keeping.delay = 0.005
     async with _client() as client:
         for _ in range(5):
-            bodies = await asyncio.gather(*(_get(client, keeping.url) for _ in range(4)))
-            assert bodies == [b"ok"] * 4
+            await _burst(client, keeping.url, 4)
         assert len(_pool(client).connections) == 4
     assert keeping.answered == 20
     assert keeping.connections == 4
@@ -113,8 +118,7 @@ async def test_requests_wait_for_a_connection_when_the_pool_is_full(
     keeping = servers[0]
     keeping.delay = 0.02
     async with _client(connections=2) as client:
-        bodies = await asyncio.gather(*(_get(client, keeping.url) for _ in range(7)))
-    assert bodies == [b"ok"] * 7
+        await _burst(client, keeping.url, 7)
     assert keeping.most_open == 2
     assert keeping.connections == 2
 
@@ -125,7 +129,7 @@ async def test_idle_connections_beyond_the_keepalive_limit_are_closed(
     keeping = servers[0]
     keeping.delay = 0.02
     async with _client(keepalive=2) as client:
-        await asyncio.gather(*(_get(client, keeping.url) for _ in range(5)))
+        await _burst(client, keeping.url, 5)
         await _get(client, keeping.url)  # a pass after the five answers ended
         assert len(_pool(client).connections) == 2
     assert keeping.connections == 5
@@ -149,7 +153,7 @@ async def test_idle_connections_the_server_closed_are_swept_without_being_picked
     """Connections to one server that closed them go, although only another is asked."""
     keeping, closing = servers
     async with _client() as client:
-        await asyncio.gather(*(_get(client, closing.url) for _ in range(3)))
+        await _burst(client, closing.url, 3)
         await asyncio.sleep(SWEEP_SECONDS + 0.1)
         await _get(client, keeping.url)
         pool = _pool(client)
@@ -165,7 +169,7 @@ async def test_a_full_pool_closes_an_idle_connection_for_another_origin(
     other.port = listening.sockets[0].getsockname()[1]
     try:
         async with _client(connections=2) as client:
-            await asyncio.gather(*(_get(client, keeping.url) for _ in range(2)))
+            await _burst(client, keeping.url, 2)
             assert await _get(client, other.url) == b"ok"
             assert len(_pool(client).connections) == 2
     finally:
