@@ -45,6 +45,8 @@ httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = READ_BYTES
 #: connection goes back to the pool (a response closed before its end closes its
 #: connection; a longer rest is cheaper to drop with the connection than to read).
 DRAIN_BYTES = 64 * 1024
+#: Longest wait for that rest (a server that stalls in it costs its connection, not more).
+DRAIN_SECONDS = 1.0
 #: Statuses whose answers never have a body.
 _BODYLESS = frozenset({204, 304})
 
@@ -81,9 +83,13 @@ def _short_rest(method: str, response: httpx.Response) -> bool:
 
 
 async def _read_short_rest(method: str, response: httpx.Response) -> None:
-    """Read what is left of ``response`` if nobody started reading it and it is short."""
+    """Read what is left of ``response`` if nobody started reading it and it is short.
+
+    A rest that has not arrived within :data:`DRAIN_SECONDS` is left; the connection is
+    then closed with the response.
+    """
     if not response.is_stream_consumed and _short_rest(method, response):
-        with contextlib.suppress(httpx.HTTPError, OSError):
+        with anyio.move_on_after(DRAIN_SECONDS), contextlib.suppress(httpx.HTTPError, OSError):
             await response.aread()
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
 from aiohttp import web
 
-from adapters.outbound_http import OutboundClient
+from adapters.outbound_http import DRAIN_SECONDS, OutboundClient
 from core.outbound import OutboundPolicy, OutboundRefusedError
 
 LOOPBACK = OutboundPolicy.of(["127.0.0.0/8"], allow_http=True)
@@ -147,3 +149,44 @@ async def test_a_caller_raising_on_a_short_answer_keeps_the_connection(
     peers = [r.get(PEER) for r in seen]
     assert len(peers) == 4
     assert len(set(peers)) == 1
+
+
+async def test_a_short_rest_that_stalls_costs_its_connection_not_the_callers_time() -> None:
+    """A ``404`` whose declared body never comes: the caller's error is not held up."""
+    connections = 0
+    release = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError):
+                break
+            if head.startswith(b"GET /stall "):
+                writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 10\r\n\r\nab")
+                await writer.drain()
+                await release.wait()
+                break
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = OutboundClient(LOOPBACK)
+    try:
+        started = time.monotonic()
+        with pytest.raises(_NotThereError):
+            async with client.stream("GET", f"http://127.0.0.1:{port}/stall") as response:
+                raise _NotThereError(response.status_code)
+        waited = time.monotonic() - started
+        after = await client.request("GET", f"http://127.0.0.1:{port}/ok")
+    finally:
+        release.set()
+        await client.aclose()
+        server.close()
+    assert DRAIN_SECONDS <= waited < DRAIN_SECONDS + 5
+    assert (after.status, after.body) == (200, b"ok")
+    assert connections == 2  # the stalled connection was not handed out again
