@@ -558,7 +558,9 @@ class ProxyCache:
     ) -> BlobFlight:
         key = (name.project, digest)
         flight = self._flights.get(key)
-        if flight is None:
+        # NOTE: a failed flight stays in the table until its leader has cleaned up; a pull
+        # arriving meanwhile starts a download of its own instead of joining the failure
+        if flight is None or flight.failed:
             flight = BlobFlight(self._spools.new())
             self._flights[key] = flight
             self._spawn(self._download(key, flight, name, digest, upstream, repo))
@@ -599,9 +601,9 @@ class ProxyCache:
             await flight.finish()
         except (UpstreamError, RegistryError, OSError) as exc:
             _log.warning("proxy download of %s for %s failed: %s", digest, name, exc)
-            await flight.fail(str(exc))
+            await flight.fail(_failure(exc))
         except BaseException as exc:
-            await flight.fail(f"download interrupted: {exc!r}")
+            await flight.fail(_failure(exc))
             raise
         finally:
             if release is not None:
@@ -770,7 +772,9 @@ class ProxyCache:
             # copy durable (its fsync) is the cache's business, not theirs
             await flight.release(size)
             committed = await anyio.to_thread.run_sync(uploads.commit_chunk, chunk)
-        except BaseException:
+        except BaseException as exc:
+            # NOTE: the pulls reading the flight stop now, not once the upload is dropped
+            await flight.fail(_failure(exc))
             await anyio.to_thread.run_sync(self._drop_cache_upload, cache)
             raise
         await anyio.to_thread.run_sync(uploads.finish, cache.target, committed, digest)
@@ -793,6 +797,13 @@ class ProxyCache:
         """Wait for this process's downloads and fills (shutdown and tests)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def _failure(exc: BaseException) -> str:
+    """Why a download failed, as its followers are told."""
+    if isinstance(exc, (UpstreamError, RegistryError, OSError)):
+        return str(exc)
+    return f"download interrupted: {exc!r}"
 
 
 async def _read_async(store: BlobStore, tenant: str, digest: Digest) -> AsyncIterator[bytes]:

@@ -167,6 +167,11 @@ class BlobFlight:
         self.error = reason
         await self._notify()
 
+    @property
+    def failed(self) -> bool:
+        """Whether the download failed: its followers fail, and no new pull may join it."""
+        return self.error is not None
+
     async def wait_size(self) -> int:
         """The declared size, once known; raises if the flight failed first."""
         async with self._changed:

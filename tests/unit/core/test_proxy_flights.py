@@ -77,6 +77,7 @@ def test_a_peer_that_fails_fails_the_followers_without_the_held_bytes(tmp_path: 
         got = await _read(chunks, 2 * MIB - HOLD_BYTES)
         assert len(got) == 2 * MIB - HOLD_BYTES
         await flight.fail("the download in another API process failed")
+        assert flight.failed  # no new pull joins it
         with pytest.raises(FlightFailedError, match="another API process"):
             await _drain(chunks)
 
