@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from adapters.upstream_registry import UpstreamClient, UpstreamClients
 from core.access import Scope, parse_scope
-from core.endpoints import ANONYMOUS, CredentialKind, EndpointRecord, EndpointService, EndpointType
+from core.endpoints import ANONYMOUS, EndpointRecord, EndpointService, EndpointType
 from core.outbound import OutboundPolicy
 from core.replication_copy import ReplicaRegistry
 from core.services.replication_local import REPLICATION_SUBJECT
@@ -88,21 +88,7 @@ class ReplicationClients:
             url = self._settings.replication.local_url or self._settings.public_url
             if not url:
                 raise LookupError("set replication.local_url (or public_url) to replicate")
-            now = datetime.now(UTC)
-            record = EndpointRecord(
-                id=0,
-                name="local",
-                url=url.rstrip("/"),
-                type=EndpointType.MOORAGE,
-                credential=CredentialKind.NONE,
-                username="",
-                sealed_secret=None,
-                ca_bundle=None,
-                insecure=False,
-                realm_hosts=(),
-                created_at=now,
-                updated_at=now,
-            )
+            record = EndpointRecord.unsaved("local", url.rstrip("/"), EndpointType.MOORAGE)
             self._local = UpstreamClient(
                 record,
                 ANONYMOUS,

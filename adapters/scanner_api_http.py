@@ -20,7 +20,6 @@ import json
 import tempfile
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import quote, urlencode
 
@@ -71,20 +70,8 @@ def _credentials(authorization: str) -> Credentials:
 
 def upstream_of(scan: AdapterScan, policy: OutboundPolicy, timeout: float) -> UpstreamClient:
     """A distribution-API client of the requester's registry, with its authorization."""
-    now = datetime.now(UTC)
-    endpoint = EndpointRecord(
-        id=0,
-        name="scan-request",
-        url=scan.registry_url,
-        type=EndpointType.DISTRIBUTION,
-        credential=CredentialKind.NONE,
-        username="",
-        sealed_secret=None,
-        ca_bundle=None,
-        insecure=scan.insecure,
-        realm_hosts=(),
-        created_at=now,
-        updated_at=now,
+    endpoint = EndpointRecord.unsaved(
+        "scan-request", scan.registry_url, EndpointType.DISTRIBUTION, insecure=scan.insecure
     )
     return UpstreamClient(
         endpoint,

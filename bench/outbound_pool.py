@@ -23,7 +23,6 @@ import statistics
 import tempfile
 import time
 from contextlib import AbstractContextManager as ContextManager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -51,21 +50,7 @@ def pool_class(kind: type[httpcore.AsyncConnectionPool]) -> ContextManager[Any]:
 
 
 def _client(url: str) -> UpstreamClient:
-    now = datetime.now(UTC)
-    endpoint = EndpointRecord(
-        id=0,
-        name="bench",
-        url=url,
-        type=EndpointType.DISTRIBUTION,
-        credential=CredentialKind.NONE,
-        username="",
-        sealed_secret=None,
-        ca_bundle=None,
-        insecure=True,
-        realm_hosts=(),
-        created_at=now,
-        updated_at=now,
-    )
+    endpoint = EndpointRecord.unsaved("bench", url, EndpointType.DISTRIBUTION, insecure=True)
     policy = OutboundPolicy.of(["127.0.0.0/8"], allow_http=True)
     return UpstreamClient(endpoint, Credentials(CredentialKind.NONE), policy)
 

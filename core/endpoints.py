@@ -89,6 +89,31 @@ class EndpointRecord:
     created_at: datetime
     updated_at: datetime
 
+    @classmethod
+    def unsaved(
+        cls, name: str, url: str, type_: EndpointType, *, insecure: bool = False
+    ) -> EndpointRecord:
+        """An endpoint that is never stored (no credentials, no extra realm hosts).
+
+        For calls whose destination comes from elsewhere than ``/api/v1/registries``:
+        this installation's own ``/v2``, a scan request's registry, a benchmark.
+        """
+        now = datetime.now(UTC)
+        return cls(
+            id=0,
+            name=name,
+            url=url,
+            type=type_,
+            credential=CredentialKind.NONE,
+            username="",
+            sealed_secret=None,
+            ca_bundle=None,
+            insecure=insecure,
+            realm_hosts=(),
+            created_at=now,
+            updated_at=now,
+        )
+
     @property
     def host(self) -> str:
         return (urlsplit(self.url).hostname or "").lower()
