@@ -46,6 +46,24 @@ MAX_RESTARTS: Final = 5
 RESTART_WINDOW: Final = 600.0
 #: Seconds between two checks that the child still runs.
 WATCH_EVERY: Final = 0.5
+#: The dev server's SQLite pragmas: a write-ahead log synced at checkpoints, as Moorage's
+#: own SQLite (``storage.db.engine``). A committed workflow step survives the crash or
+#: ``kill -9`` of any process; an operating-system crash or a power loss can lose the
+#: last steps committed before it. SQLite's default (a rollback journal synced on every
+#: commit) cost the server about one and a half times the CPU per workflow step.
+SQLITE_PRAGMAS: Final = ("journal_mode=wal", "synchronous=normal")
+
+
+def sqlite_flags() -> list[str]:
+    """The ``temporal server start-dev`` arguments that set :data:`SQLITE_PRAGMAS`.
+
+    ``journal_mode`` is kept in the database file, so a database made before these flags
+    is switched to the write-ahead log when the server next opens it, its content kept.
+    """
+    flags: list[str] = []
+    for pragma in SQLITE_PRAGMAS:
+        flags += ["--sqlite-pragma", pragma]
+    return flags
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +112,7 @@ def dev_server_command(binary: Path, settings: Settings, layout: DevServerLayout
         str(temporal.dev_ui_port),
         "--db-filename",
         str(layout.database),
+        *sqlite_flags(),
         "--namespace",
         temporal.namespace,
         "--ui-disable-news-fetch",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from activities.contracts import DEFAULT_TASK_QUEUE, ReapUploadsInput, ReapUploadsResult
@@ -74,7 +76,9 @@ def temporal_pids(log: Path) -> list[int]:
     return [int(pid) for pid in re.findall(r"Temporal dev server started \(pid (\d+)\)", text)]
 
 
-async def reap_through_temporal(temporal_port: int) -> ReapUploadsResult:
+async def reap_through_temporal(
+    temporal_port: int, workflow_id: str | None = None
+) -> ReapUploadsResult:
     """Run the reaper workflow on the embedded worker, with the real activity."""
     client = await Client.connect(f"{LOOPBACK}:{temporal_port}")
     # NOTE: /healthz answers before the worker has created its schedules; wait (bounded).
@@ -88,10 +92,22 @@ async def reap_through_temporal(temporal_port: int) -> ReapUploadsResult:
     return await client.execute_workflow(
         ReapUploadsWorkflow.run,
         ReapUploadsInput(older_than_seconds=3600),
-        id=f"test-reap-{uuid.uuid4()}",
+        id=workflow_id or f"test-reap-{uuid.uuid4()}",
         task_queue=DEFAULT_TASK_QUEUE,
         execution_timeout=timedelta(seconds=60),
     )
+
+
+async def workflow_status(temporal_port: int, workflow_id: str) -> WorkflowExecutionStatus | None:
+    """The status the dev server now reports for ``workflow_id``."""
+    client = await Client.connect(f"{LOOPBACK}:{temporal_port}")
+    return (await client.get_workflow_handle(workflow_id).describe()).status
+
+
+def journal_mode(database: Path) -> str:
+    """The SQLite journal mode kept in ``database`` (opened read-only)."""
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+        return str(db.execute("PRAGMA journal_mode").fetchone()[0])
 
 
 def pid_alive(pid: int) -> bool:
@@ -163,6 +179,8 @@ def test_dev_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
     password = (data_dir / PASSWORD_FILE).read_text(encoding="utf-8").strip()
     assert password in first
     assert (data_dir / "temporal" / "temporal.db").is_file()
+    # NOTE: a write-ahead log synced at checkpoints, as Moorage's own SQLite
+    assert journal_mode(data_dir / "temporal" / "temporal.db") == "wal"
 
     second = run_until_ready_then_terminate(tmp_path, data_dir, "second")
     assert password not in second
@@ -171,7 +189,7 @@ def test_dev_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
 
 def test_dev_restarts_a_temporal_server_that_died(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    process, port, _, _ = start_dev(tmp_path, data_dir, "supervised")
+    process, port, temporal_port, _ = start_dev(tmp_path, data_dir, "supervised")
     try:
         wait_ready(process, port)
         # The API answers before the worker has finished starting; kill only once both run.
@@ -180,6 +198,8 @@ def test_dev_restarts_a_temporal_server_that_died(tmp_path: Path) -> None:
             timeout=START_TIMEOUT,
             what="the API and the worker both started",
         )
+        done_before = f"test-reap-before-kill-{uuid.uuid4()}"
+        asyncio.run(reap_through_temporal(temporal_port, done_before))
         (first,) = temporal_pids(process.log_path)
         os.kill(first, signal.SIGKILL)
         restarted = partial(lambda: len(temporal_pids(process.log_path)) == 2)
@@ -187,6 +207,9 @@ def test_dev_restarts_a_temporal_server_that_died(tmp_path: Path) -> None:
         second = temporal_pids(process.log_path)[1]
         assert "restarting it" in process.log_path.read_text(encoding="utf-8")
         gc_completes(port, data_dir)
+        # NOTE: what the server committed before its kill -9 is still there
+        status = asyncio.run(workflow_status(temporal_port, done_before))
+        assert status is WorkflowExecutionStatus.COMPLETED
         assert pid_alive(second)
         terminate(process)
         assert not pid_alive(second)

@@ -17,6 +17,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from activities.search_attributes import dev_server_flags
+from cli.temporal_dev import sqlite_flags
 from tests.services.process import (
     LOOPBACK,
     ManagedProcess,
@@ -124,6 +125,7 @@ def _start_once(workdir: Path, port: int | None) -> TemporalServer:
             *dev_server_flags(),
             "--db-filename",
             str(workdir / "temporal.db"),
+            *sqlite_flags(),
             "--log-level",
             "warn",
         ],

@@ -126,6 +126,7 @@ def test_dev_server_command_binds_loopback_and_persists(tmp_path: Path) -> None:
     assert "--port 17233" in joined
     assert "--ui-port 18233" in joined
     assert f"--db-filename {layout.database}" in joined
+    assert "--sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal" in joined
     assert "--namespace default" in joined
     assert "--http-port" not in joined
 
