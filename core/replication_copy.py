@@ -179,6 +179,10 @@ class ArtifactCopier:
             copies of one process (a later copy mounts from there).
         shared: The worker's cap over all its copies (``core.replication_bandwidth``),
             waited for before the policy's own cap.
+        source_tags: The source repository's complete tag list, read shortly before
+            (by the plan): referrers kept under tags (the referrers tag schema, cosign's
+            ``.sig``/``.att``/``.sbom``) are looked up in it instead of asked for one by
+            one. ``None``: each is asked for.
     """
 
     def __init__(
@@ -191,8 +195,10 @@ class ArtifactCopier:
         resume: dict[str, Any] | None = None,
         mounts: MutableMapping[str, str] | None = None,
         shared: SharedBandwidth | None = None,
+        source_tags: frozenset[str] | None = None,
     ) -> None:
         self._src, self._dst, self._options = source, destination, options
+        self._source_tags = source_tags
         self._progress = progress
         state = resume or {}
         self._uploads: dict[str, list[Any]] = {
@@ -272,7 +278,7 @@ class ArtifactCopier:
     async def _referrers(self, source: str, destination: str, digest: str, depth: int) -> None:
         if not self._options.referrers or depth >= self._options.referrer_depth:
             return
-        for reference in await referrer_references(self._src, source, digest):
+        for reference in await referrer_references(self._src, source, digest, self._source_tags):
             manifest = await self._src.get_manifest(
                 source, reference, self._options.manifest_max_bytes
             )

@@ -8,6 +8,7 @@ a copy checks the destination before it writes anything, finishing recounts the 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -41,6 +42,10 @@ from core.upstream_ports import UpstreamError
 _MOUNTS_MAX = 10_000
 #: Requests to the source (tag lists, comparisons) in flight at once while planning.
 _SETTLE_PARALLELISM = 16
+#: Source tag lists a plan read, kept for the copies that follow it (per process).
+_LISTED_MAX = 4096
+#: How long a copy may use the tag list its plan read (seconds); older, it asks.
+LISTED_TAGS_SECONDS = 60.0
 
 
 class ReplicaClients(Protocol):
@@ -62,6 +67,30 @@ class _BoundedMounts(OrderedDict[str, str]):
             self.popitem(last=False)
 
 
+class _ListedTags:
+    """Source tag lists read by plans, each usable for :data:`LISTED_TAGS_SECONDS`.
+
+    The newest :data:`_LISTED_MAX` are kept; a list read again replaces the one before.
+    """
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._lists: OrderedDict[tuple[str, str], tuple[float, frozenset[str]]] = OrderedDict()
+
+    def keep(self, side: str, repository: str, tags: frozenset[str]) -> None:
+        key = (side, repository)
+        self._lists.pop(key, None)
+        self._lists[key] = (self._clock(), tags)
+        if len(self._lists) > _LISTED_MAX:
+            self._lists.popitem(last=False)
+
+    def fresh(self, side: str, repository: str) -> frozenset[str] | None:
+        kept = self._lists.get((side, repository))
+        if kept is None or self._clock() - kept[0] > LISTED_TAGS_SECONDS:
+            return None
+        return kept[1]
+
+
 class ReplicationRunner:
     """Plans and copies for executions.
 
@@ -75,6 +104,15 @@ class ReplicationRunner:
             asks it once per repository instead of a ``HEAD`` per tag.
         local_destination: This installation as a pull's destination, written in-process
             (``core.services.replication_local``); ``None``: through ``clients.local()``.
+        monotonic: The clock of the tag lists kept for copies.
+
+    A copy that runs within :data:`LISTED_TAGS_SECONDS` of its plan, in the plan's
+    process, looks up the artifact's referrers kept under tags in the tag list the plan
+    read instead of asking for each (three requests fewer per artifact, four from a
+    registry without the referrers API). A referrer tagged after that list was read is not
+    copied with its subject then; the next run's plan finds it (the subject is not in
+    place while its referrers are missing), as it would for one tagged just after the
+    copy.
     """
 
     def __init__(
@@ -86,6 +124,7 @@ class ReplicationRunner:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         local_digests: Callable[[str, list[str]], Mapping[str, str]] | None = None,
         local_destination: ReplicaRegistry | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store, self._clients, self._settings = store, clients, settings
         self._local_destination = local_destination
@@ -93,6 +132,7 @@ class ReplicationRunner:
         self._manifest_max = manifest_max_bytes
         self._now = clock
         self._mounts: dict[str, _BoundedMounts] = {}
+        self._listed = _ListedTags(monotonic)
         self._bandwidth = SharedBandwidth(settings.max_bytes_per_second)
 
     @property
@@ -189,6 +229,7 @@ class ReplicationRunner:
         async def one(repository: str) -> list[PlannedTask]:
             async with gate:
                 tags = frozenset(await source.tags(repository))
+            self._listed.keep(_side(policy), repository, tags)
             target = policy.destination(repository)
             planned = [
                 PlannedTask(TaskOperation.COPY, repository, target, tag)
@@ -292,7 +333,7 @@ class ReplicationRunner:
             result = await self._delete(policy, task, source, destination)
             await asyncio.to_thread(self._store.record_task, task.id, result, self._now())
             return result
-        mounts = self._mounts.setdefault(f"{policy.direction}:{policy.endpoint}", _BoundedMounts())
+        mounts = self._mounts.setdefault(_side(policy), _BoundedMounts())
         copier = ArtifactCopier(
             source,
             destination,
@@ -309,6 +350,7 @@ class ReplicationRunner:
             resume=resume,
             mounts=mounts,
             shared=self._bandwidth,
+            source_tags=self._listed.fresh(_side(policy), task.source),
         )
         result = await copier.copy(task.source, task.destination, task.reference)
         await asyncio.to_thread(self._store.record_task, task.id, result, self._now())
@@ -393,6 +435,11 @@ class ReplicationRunner:
         if task is None:
             raise LookupError(f"replication task {task_id} is gone")
         return task
+
+
+def _side(policy: ReplicationPolicy) -> str:
+    """The key of what a policy's copies share in this process (mounts, tag lists)."""
+    return f"{policy.direction}:{policy.endpoint}"
 
 
 def _names(repository: str) -> tuple[str, str]:

@@ -657,6 +657,37 @@ def test_a_signature_added_later_is_found_from_the_tag_list(
         assert manifest_digest(site.url, target, "v1", site.auth) == subject
 
 
+def test_a_copy_finds_cosign_tags_in_its_plans_listing(
+    site: Site, front: RegistryFront, docker_registry: Any
+) -> None:
+    """A copy that follows its plan looks up the subject's cosign tags and the referrers
+    tag schema in the tag list the plan just read: the signature lands with its subject,
+    and the source is asked for none of those tags one by one."""
+    source = f"cos{secrets.token_hex(3)}/app"
+    subject = push_image(docker_registry.url, source, "v1", [layer(800)])
+    prefix = subject.replace(":", "-")
+    signature = push_image(
+        docker_registry.url, source, f"{prefix}.sig", [b"cosign signature"], note="sig"
+    )
+    looked_up = [
+        ("HEAD", f"/v2/{source}/manifests/{prefix}{suffix}") for suffix in (".sig", ".att", ".sbom")
+    ] + [("GET", f"/v2/{source}/manifests/{prefix}")]
+    before = {what: front.count(*what) for what in looked_up}
+    fetched = front.count("GET", f"/v2/{source}/manifests/{prefix}.sig")
+    with site.client() as client:
+        project, pulled = pull_into_new_project(client, front, source, tags="v*")
+        done = run_policy(client, pulled["id"])
+        assert done["status"] == "succeeded", done
+        assert [t["status"] for t in tasks(client, done["id"])] == ["copied"]
+    target = f"{project}/{source}"
+    assert manifest_digest(site.url, target, "v1", site.auth) == subject
+    assert manifest_digest(site.url, target, f"{prefix}.sig", site.auth) == signature
+    assert {what: front.count(*what) - n for what, n in before.items()} == dict.fromkeys(
+        looked_up, 0
+    )
+    assert front.count("GET", f"/v2/{source}/manifests/{prefix}.sig") == fetched + 1
+
+
 def test_a_run_with_nothing_new_copies_nothing_and_a_moved_tag_is_put_back(
     site: Site, front: RegistryFront, docker_registry: Any
 ) -> None:

@@ -14,7 +14,7 @@ from core.replication import (
     TaskOperation,
     TriggerKind,
 )
-from core.replication_run import ReplicationRunner
+from core.replication_run import LISTED_TAGS_SECONDS, ReplicationRunner
 from core.replication_settings import ReplicationSettings
 from core.upstream_ports import ManifestHead, UpstreamNotFoundError
 from tests.unit.core.replication_fixtures import NOW, replication_policy
@@ -172,3 +172,27 @@ async def test_a_repository_with_referrers_at_the_source_is_not_in_place() -> No
     found = in_place(planned)
     assert found[("mirror/team/b", "latest")] is None  # its signature is checked by the copy
     assert found[("mirror/team/a", "v1")] == "sha256:a1"
+
+
+async def test_a_plans_tag_lists_serve_its_copies_for_a_minute_only() -> None:
+    now = [1000.0]
+    store, local, remote = Store(LOCAL), Registry(LOCAL), Registry(SOURCE)
+    planner = ReplicationRunner(
+        cast("ReplicationStore", object()),
+        cast("ReplicaClients", Clients(local, remote)),
+        ReplicationSettings(),
+        4 * 1024 * 1024,
+        lambda: NOW,
+        local_digests=store.tag_digests,
+        monotonic=lambda: now[0],
+    )
+    await planner._list(policy())
+    listed = planner._listed
+    assert listed.fresh("pull:upstream", "team/a") == frozenset(SOURCE["team/a"])
+    assert listed.fresh("pull:upstream", "team/b") == frozenset(SOURCE["team/b"])
+    assert listed.fresh("pull:upstream", "other/c") is None  # not selected, not listed
+    assert listed.fresh("push:upstream", "team/a") is None  # another side's lists
+    now[0] += LISTED_TAGS_SECONDS
+    assert listed.fresh("pull:upstream", "team/a") == frozenset(SOURCE["team/a"])
+    now[0] += 0.5
+    assert listed.fresh("pull:upstream", "team/a") is None  # older: the copy asks
