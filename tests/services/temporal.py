@@ -79,10 +79,14 @@ def _client_connects(address: str) -> bool:
     return True
 
 
-def start_temporal(workdir: Path, port: int | None = None) -> TemporalServer:
+def start_temporal(
+    workdir: Path, port: int | None = None, *, sqlite_pragmas: bool = True
+) -> TemporalServer:
     """Start a dev server persisting to ``workdir/temporal.db``; wait until a client connects.
 
     ``port`` restarts a server where a stopped one answered (same file, same address).
+    ``sqlite_pragmas=False`` leaves SQLite's defaults (``cli.temporal_dev.SQLITE_PRAGMAS``
+    are set otherwise, as ``moorage dev`` sets them), for a benchmark's comparison.
     The other ports are picked free just before the start; another process may take one
     in between (the server then exits: "address already in use"), so a start that fails
     that way is tried again with newly picked ports, at most :data:`BIND_ATTEMPTS` times.
@@ -92,7 +96,7 @@ def start_temporal(workdir: Path, port: int | None = None) -> TemporalServer:
     for attempt in range(1, BIND_ATTEMPTS + 1):
         written = log.stat().st_size if log.exists() else 0
         try:
-            return _start_once(workdir, port)
+            return _start_once(workdir, port, sqlite_pragmas)
         except ServiceStartError:
             with log.open("rb") as lines:
                 lines.seek(written)
@@ -102,7 +106,7 @@ def start_temporal(workdir: Path, port: int | None = None) -> TemporalServer:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _start_once(workdir: Path, port: int | None) -> TemporalServer:
+def _start_once(workdir: Path, port: int | None, sqlite_pragmas: bool) -> TemporalServer:
     ui_port, http_port, metrics_port = (free_port() for _ in range(3))
     port = port or free_port()
     process = spawn(
@@ -125,7 +129,7 @@ def _start_once(workdir: Path, port: int | None) -> TemporalServer:
             *dev_server_flags(),
             "--db-filename",
             str(workdir / "temporal.db"),
-            *sqlite_flags(),
+            *(sqlite_flags() if sqlite_pragmas else []),
             "--log-level",
             "warn",
         ],
