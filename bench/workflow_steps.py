@@ -97,21 +97,19 @@ async def measure(address: str, pid: int, children: int, concurrency: int) -> di
             activities=[step],
             activity_executor=executor,
         ):
-            await client.execute_workflow(
-                "bench-step-parent",
-                args=[concurrency, concurrency],
-                id="warm-up",
-                task_queue=TASK_QUEUE,
-                execution_timeout=RUN_TIMEOUT,
-            )
+
+            async def parent(name: str, count: int) -> None:
+                await client.execute_workflow(
+                    "bench-step-parent",
+                    args=[count, concurrency],
+                    id=name,
+                    task_queue=TASK_QUEUE,
+                    execution_timeout=RUN_TIMEOUT,
+                )
+
+            await parent("warm-up", concurrency)
             server, own, wall = server_cpu_seconds(pid), time.process_time(), time.perf_counter()
-            await client.execute_workflow(
-                "bench-step-parent",
-                args=[children, concurrency],
-                id="timed",
-                task_queue=TASK_QUEUE,
-                execution_timeout=RUN_TIMEOUT,
-            )
+            await parent("timed", children)
             wall = time.perf_counter() - wall
             own = time.process_time() - own
             server = server_cpu_seconds(pid) - server

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Collection
+import time
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, cast
 
 from core.replication import (
@@ -104,7 +105,9 @@ LOCAL = {
 }
 
 
-def runner(store: Store, local: Registry, remote: Registry) -> ReplicationRunner:
+def runner(
+    store: Store, local: Registry, remote: Registry, monotonic: Callable[[], float] = time.monotonic
+) -> ReplicationRunner:
     return ReplicationRunner(
         cast("ReplicationStore", object()),
         cast("ReplicaClients", Clients(local, remote)),
@@ -112,6 +115,7 @@ def runner(store: Store, local: Registry, remote: Registry) -> ReplicationRunner
         4 * 1024 * 1024,
         lambda: NOW,
         local_digests=store.tag_digests,
+        monotonic=monotonic,
     )
 
 
@@ -177,15 +181,7 @@ async def test_a_repository_with_referrers_at_the_source_is_not_in_place() -> No
 async def test_a_plans_tag_lists_serve_its_copies_for_a_minute_only() -> None:
     now = [1000.0]
     store, local, remote = Store(LOCAL), Registry(LOCAL), Registry(SOURCE)
-    planner = ReplicationRunner(
-        cast("ReplicationStore", object()),
-        cast("ReplicaClients", Clients(local, remote)),
-        ReplicationSettings(),
-        4 * 1024 * 1024,
-        lambda: NOW,
-        local_digests=store.tag_digests,
-        monotonic=lambda: now[0],
-    )
+    planner = runner(store, local, remote, lambda: now[0])
     await planner._list(policy())
     listed = planner._listed
     assert listed.fresh("pull:upstream", "team/a") == frozenset(SOURCE["team/a"])
