@@ -182,7 +182,8 @@ class ArtifactCopier:
         source_tags: The source repository's complete tag list, read shortly before
             (by the plan): referrers kept under tags (the referrers tag schema, cosign's
             ``.sig``/``.att``/``.sbom``) are looked up in it instead of asked for one by
-            one. ``None``: each is asked for.
+            one. ``None``: each is asked for. A referrer the source no longer has when it
+            is fetched (deleted since it was listed) is left out, not an error.
     """
 
     def __init__(
@@ -279,9 +280,12 @@ class ArtifactCopier:
         if not self._options.referrers or depth >= self._options.referrer_depth:
             return
         for reference in await referrer_references(self._src, source, digest, self._source_tags):
-            manifest = await self._src.get_manifest(
-                source, reference, self._options.manifest_max_bytes
-            )
+            try:
+                manifest = await self._src.get_manifest(
+                    source, reference, self._options.manifest_max_bytes
+                )
+            except UpstreamNotFoundError:
+                continue  # gone from the source since it was listed: nothing to copy
             if await self._destination_digest(destination, reference) != manifest.digest:
                 await self._manifest(source, destination, manifest, reference)
             await self._referrers(source, destination, manifest.digest, depth + 1)

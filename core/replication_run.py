@@ -110,9 +110,9 @@ class ReplicationRunner:
     process, looks up the artifact's referrers kept under tags in the tag list the plan
     read instead of asking for each (three requests fewer per artifact, four from a
     registry without the referrers API). A referrer tagged after that list was read is not
-    copied with its subject then; the next run's plan finds it (the subject is not in
-    place while its referrers are missing), as it would for one tagged just after the
-    copy.
+    copied with its subject then; the next run copies it (its plan never counts a subject
+    with referrers at the source as in place), as it would one tagged just after the
+    copy. One deleted since is left out.
     """
 
     def __init__(

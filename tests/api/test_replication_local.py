@@ -73,6 +73,8 @@ class _Source:
     blobs: dict[str, bytes] = field(default_factory=dict)
     #: The start of each blob download asked for, by digest (a range's first byte, or 0).
     starts: dict[str, list[int]] = field(default_factory=dict)
+    #: Every reference asked for with a ``HEAD``, in order.
+    heads: list[str] = field(default_factory=list)
 
     def image(self, tag: str, layers: list[bytes]) -> str:
         config = json.dumps({"architecture": "amd64", "os": "linux", "n": tag}).encode()
@@ -108,6 +110,7 @@ class _Source:
         return UpstreamManifest(_sha(payload), media_type, payload)
 
     async def head_manifest(self, repository: str, reference: str) -> ManifestHead:
+        self.heads.append(reference)
         found = await self.get_manifest(repository, reference, 0)
         return ManifestHead(found.digest, found.media_type, len(found.payload))
 
@@ -176,6 +179,7 @@ def _copy(
     tag: str,
     resume: Any = None,
     reported: list[dict[str, Any]] | None = None,
+    source_tags: frozenset[str] | None = None,
 ) -> tuple[Any, list[dict[str, Any]]]:
     """Copy ``src/app:tag`` to ``repository``; the result and the heartbeat states."""
     reported = [] if reported is None else reported
@@ -185,6 +189,7 @@ def _copy(
         CopyOptions(chunk_size=CHUNK),
         progress=lambda state: reported.append(json.loads(json.dumps(state))),
         resume=resume,
+        source_tags=source_tags,
     )
     return asyncio.run(copier.copy("src/app", repository, tag)), reported
 
@@ -405,3 +410,22 @@ def test_audit_events_still_queued_are_written_when_the_worker_closes(
     assert [(e.event.action, e.event.resource) for e in events] == [
         ("push_blob", f"{repository}:{_sha(data)}")
     ]
+
+
+def test_cosign_tags_come_from_the_listing_and_one_deleted_since_is_left_out(
+    oci: OCIClient, root: Composition
+) -> None:
+    """With the plan's tag list, the copier asks for no cosign tag by ``HEAD``: one listed
+    and still at the source lands with its subject, one deleted since is left out."""
+    repository = f"{_project(oci)}/app"
+    source = _Source()
+    subject = source.image("v1", [os.urandom(700)])
+    prefix = subject.replace(":", "-")
+    attestation = source.image(f"{prefix}.att", [b"attestation"])
+    listed = frozenset({"v1", f"{prefix}.sig", f"{prefix}.att"})  # .sig deleted since
+    result, _ = _copy(source, _local(root), repository, "v1", source_tags=listed)
+    assert result.status is TaskStatus.COPIED, result
+    assert source.heads == []
+    assert digest_of(_manifest(oci, repository, f"{prefix}.att").content) == attestation
+    assert _manifest(oci, repository, f"{prefix}.sig").status_code == 404
+    assert digest_of(_manifest(oci, repository, "v1").content) == subject
