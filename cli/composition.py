@@ -386,6 +386,7 @@ class Composition:
             self.clock.now,
             local_digests=self.manifests.tag_digests,
             local_destination=self.replication_local(clients.local),
+            monotonic=time.monotonic,
         )
 
     def replication_local(self, reads: Callable[[], ReplicaRegistry]) -> LocalReplica:
