@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import sqlite3
 import statistics
 import tempfile
 import time
@@ -32,8 +30,8 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 with workflow.unsafe.imports_passed_through():
-    from bench.procmem import CLOCK_TICKS, parse_cpu
-    from tests.services.temporal import start_temporal
+    from bench.procmem import ProcFs
+    from tests.services.temporal import journal_mode, start_temporal
 
 #: Journal name -> whether the dev server gets ``cli.temporal_dev.SQLITE_PRAGMAS``.
 JOURNALS: dict[str, bool] = {"moorage": True, "sqlite-default": False}
@@ -81,9 +79,7 @@ class StepParent:
 
 def server_cpu_seconds(pid: int) -> float:
     """CPU seconds of process ``pid`` and its reaped children."""
-    ticks = parse_cpu(Path(f"/proc/{pid}/stat").read_text(encoding="ascii"))
-    used = ticks.user + ticks.system + ticks.children_user + ticks.children_system
-    return used / CLOCK_TICKS
+    return sum(ProcFs().cpu_seconds([pid]))
 
 
 async def measure(address: str, pid: int, children: int, concurrency: int) -> dict[str, float]:
@@ -118,12 +114,6 @@ async def measure(address: str, pid: int, children: int, concurrency: int) -> di
         "worker_cpu_ms": 1000 * own / children,
         "wall_ms": 1000 * wall / children,
     }
-
-
-def journal_mode(database: Path) -> str:
-    """The journal mode SQLite keeps in ``database`` (read-only)."""
-    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
-        return str(db.execute("PRAGMA journal_mode").fetchone()[0])
 
 
 def run_once(journal: str, children: int, concurrency: int) -> dict[str, Any]:

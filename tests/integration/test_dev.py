@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -26,6 +24,7 @@ from cli.password import PASSWORD_FILE
 from cli.schedules import REAP_UPLOADS_SCHEDULE_ID
 from tests.services.http import answers
 from tests.services.process import LOOPBACK, ManagedProcess, free_port, port_accepts, spawn
+from tests.services.temporal import journal_mode
 from workflows.uploads import ReapUploadsWorkflow
 
 pytestmark = pytest.mark.integration
@@ -102,12 +101,6 @@ async def workflow_status(temporal_port: int, workflow_id: str) -> WorkflowExecu
     """The status the dev server now reports for ``workflow_id``."""
     client = await Client.connect(f"{LOOPBACK}:{temporal_port}")
     return (await client.get_workflow_handle(workflow_id).describe()).status
-
-
-def journal_mode(database: Path) -> str:
-    """The SQLite journal mode kept in ``database`` (opened read-only)."""
-    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
-        return str(db.execute("PRAGMA journal_mode").fetchone()[0])
 
 
 def pid_alive(pid: int) -> bool:

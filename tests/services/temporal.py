@@ -7,7 +7,9 @@ installs it next to the interpreter; ``PATH`` is the fallback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
+import sqlite3
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -77,6 +79,12 @@ def _client_connects(address: str) -> bool:
         except Exception:
             return False
     return True
+
+
+def journal_mode(database: Path) -> str:
+    """The journal mode SQLite keeps in a dev server's ``database`` (opened read-only)."""
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+        return str(db.execute("PRAGMA journal_mode").fetchone()[0])
 
 
 def start_temporal(
