@@ -1,4 +1,4 @@
-"""Replication activities: plan an execution, copy one artifact, record failures, finish.
+"""Replication activities: plan an execution, page its tasks, copy one, record, finish.
 
 ``deliver_events_replication`` is the replication subscriber's activity
 (``core.subscribers``): for each enabled event-triggered push policy it plans the batch's
@@ -35,14 +35,17 @@ from core.replication import (
     FAIL_TASK,
     FINAL_ERROR,
     FINISH_EXECUTION,
+    NEXT_TASKS,
     PLAN_EXECUTION,
     STOP_EXECUTION,
     ArtifactInput,
     ExecutionRequest,
     FailInput,
     FinishInput,
+    PageRequest,
     Plan,
     ReplicationService,
+    TaskPage,
     TaskResult,
     TaskStatus,
     TriggerKind,
@@ -77,6 +80,11 @@ class ReplicationActivities:
             raise
         except (UpstreamError, LookupError) as exc:
             raise _final(exc) from exc
+
+    @activity.defn(name=NEXT_TASKS)
+    def replication_next_tasks(self, page: PageRequest) -> TaskPage:
+        """The next page of the execution's pending tasks (a read; safe to repeat)."""
+        return self._runner.next_tasks(page)
 
     @activity.defn(name=COPY_ARTIFACT)
     async def replication_copy(self, params: ArtifactInput) -> TaskResult:

@@ -105,6 +105,7 @@ def build_activities(root: Composition) -> list[Callable[..., Any]]:
         webhooks.deliver_events_webhook,
         webhooks.send_webhook_deliveries,
         replication.replication_plan,
+        replication.replication_next_tasks,
         replication.replication_copy,
         replication.replication_fail_task,
         replication.replication_finish,

@@ -56,6 +56,7 @@ COPY_ARTIFACT: Final = "replication_copy"
 FAIL_TASK: Final = "replication_fail_task"
 FINISH_EXECUTION: Final = "replication_finish"
 STOP_EXECUTION: Final = "replication_stop"
+NEXT_TASKS: Final = "replication_next_tasks"
 #: Error type of a copy that no retry can fix (refused write, bad content, missing source).
 FINAL_ERROR: Final = "ReplicationFinalError"
 
@@ -280,6 +281,11 @@ class ExecutionRequest:
     policy_id: int
     trigger: TriggerKind
     tasks: list[PlannedTask] = field(default_factory=list)
+    #: The plan returns the first page of pending tasks (``Plan.more``: others follow)
+    #: rather than all of them; runs recorded before paging leave it ``False``.
+    paged: bool = False
+    #: Set on a run continued as new: where the earlier runs of the execution stopped.
+    continued: Continued | None = None
 
 
 class ReplicationStore(Protocol):
@@ -343,6 +349,10 @@ class ReplicationStore(Protocol):
 
     def task(self, task_id: int) -> ReplicationTask | None: ...
     def tasks(self, execution_id: str) -> list[ReplicationTask]: ...
+    def pending_tasks(self, execution_id: str, after: int, limit: int) -> list[ReplicationTask]:
+        """``pending`` tasks of the execution with ids above ``after``, in id order."""
+        ...
+
     def record_task(self, task_id: int, result: TaskResult, now: datetime) -> None: ...
 
 
@@ -618,6 +628,43 @@ class Plan:
     #: The final status when planning closed the execution itself (no task to run);
     #: ``None``: the workflow closes it (``FINISH_EXECUTION``) once its tasks ran.
     status: str | None = None
+    #: Pending tasks after the last one of ``tasks`` (asked for with ``NEXT_TASKS``).
+    more: bool = False
+    #: Tasks per page of a paged execution (``ReplicationSettings.tasks_per_page``).
+    page_tasks: int = 0
+    #: Child runs one workflow run starts before it continues as new (at the end of a
+    #: page; ``ReplicationSettings.tasks_per_run``).
+    run_tasks: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Continued:
+    """Where a continued run of an execution picks up: after task ``after``, same plan.
+
+    Every task up to ``after`` was settled by the earlier runs (each drains its child runs
+    before it continues as new); ``plan`` carries the shape (``tasks`` and ``names`` empty).
+    """
+
+    after: int
+    plan: Plan
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    """The next page of an execution's pending tasks: ids above ``after``, at most ``limit``."""
+
+    execution_id: str
+    after: int
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPage:
+    """Pending tasks in id order, their source names, and whether more follow."""
+
+    tasks: list[int]
+    names: list[tuple[str, str]]
+    more: bool
 
 
 @dataclass(frozen=True, slots=True)

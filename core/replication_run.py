@@ -20,6 +20,7 @@ from core.replication import (
     Execution,
     ExecutionRequest,
     ExecutionStatus,
+    PageRequest,
     Plan,
     PlannedTask,
     ReplicationPolicy,
@@ -27,6 +28,7 @@ from core.replication import (
     ReplicationTask,
     RetryShape,
     TaskOperation,
+    TaskPage,
     TaskResult,
     TaskStatus,
     TriggerKind,
@@ -178,11 +180,13 @@ class ReplicationRunner:
         )
 
     async def plan(self, request: ExecutionRequest, execution_id: str) -> Plan:
-        """Store the execution's tasks (once) and return them.
+        """Store the execution's tasks (once) and return the pending ones.
 
         Without tasks in the request, the source is listed: its repositories that the
         filters keep, and their tags that the filters keep. With no task left to run, the
         execution is closed here (if still ``running``) and the plan carries its status.
+        A ``paged`` request gets the first ``tasks_per_page`` pending tasks and
+        ``more`` set when others follow (:meth:`next_tasks` pages on).
         """
         policy = await asyncio.to_thread(self._policy, request.policy_id)
         stored = await asyncio.to_thread(self._store.tasks, execution_id)
@@ -200,6 +204,9 @@ class ReplicationRunner:
             if await asyncio.to_thread(self._store.finish_running, execution_id, status, now):
                 closed = str(status)
         settings = self._settings
+        more = False
+        if request.paged and len(pending) > settings.tasks_per_page:
+            pending, more = pending[: settings.tasks_per_page], True
         return Plan(
             execution_id,
             policy.name,
@@ -214,6 +221,17 @@ class ReplicationRunner:
                 settings.heartbeat_seconds,
             ),
             closed,
+            more,
+            settings.tasks_per_page,
+            settings.tasks_per_run,
+        )
+
+    def next_tasks(self, page: PageRequest) -> TaskPage:
+        """The execution's pending tasks after ``page.after``: at most ``page.limit``."""
+        found = self._store.pending_tasks(page.execution_id, page.after, page.limit + 1)
+        shown = found[: page.limit]
+        return TaskPage(
+            [t.id for t in shown], [_names(t.source) for t in shown], len(found) > page.limit
         )
 
     async def _list(self, policy: ReplicationPolicy) -> list[PlannedTask]:

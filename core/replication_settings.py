@@ -23,6 +23,10 @@ class ReplicationSettings(BaseModel):
         max_bytes_per_second: Cap of the bytes one worker process sends to destinations,
             over all its copies of all executions at once (0: none); a policy's
             ``bandwidth_kbps`` caps each of its copies on top of it.
+        tasks_per_page: Pending tasks an execution's workflow reads at a time.
+        tasks_per_run: Artifacts one workflow run of an execution copies before it
+            continues as a new run (at the end of a page), which keeps each run's history
+            far below Temporal's limits however many artifacts the execution has.
     """
 
     local_url: str | None = None
@@ -34,3 +38,5 @@ class ReplicationSettings(BaseModel):
     retry_attempts: int = Field(default=20, ge=1)
     referrer_depth: int = Field(default=3, ge=0, le=8)
     max_bytes_per_second: int = Field(default=0, ge=0)
+    tasks_per_page: int = Field(default=250, ge=1, le=2000)
+    tasks_per_run: int = Field(default=1000, ge=1, le=2000)

@@ -11,14 +11,22 @@ repository) runs the copy activity with the retry shape the plan carries: a dest
 that is away is retried with exponential back-off until it is back (or the attempts run
 out, when the task is recorded as failed); a final error is recorded at once.
 
-Stopping an execution cancels its run: the cancellation reaches the child runs and their
-copy activities (at the copy's next heartbeat); once they acknowledged it, the tasks
-that never ran are marked ``stopped`` and the execution is closed as ``stopped``.
+The pending tasks come a page at a time (the plan carries the first page, ``NEXT_TASKS``
+the next, both local activities), and a run that has started ``Plan.run_tasks`` child
+runs, or that Temporal suggests to, waits for them at the end of its page and continues
+as a new run of the same execution from the last task it started. So neither a plan's
+payload nor a run's history grows with the number of artifacts. Runs recorded before
+:data:`PAGED_TASKS` replay as they ran: the whole plan at once, one run.
+
+Stopping an execution cancels its (latest) run: the cancellation reaches the child runs
+and their copy activities (at the copy's next heartbeat); once they acknowledged it, the
+tasks that never ran are marked ``stopped`` and the execution is closed as ``stopped``.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
 from typing import Final
 
@@ -36,13 +44,17 @@ with workflow.unsafe.imports_passed_through():
         FAIL_TASK,
         FINAL_ERROR,
         FINISH_EXECUTION,
+        NEXT_TASKS,
         PLAN_EXECUTION,
         STOP_EXECUTION,
         ArtifactInput,
+        Continued,
         ExecutionRequest,
         FailInput,
         FinishInput,
+        PageRequest,
         Plan,
+        TaskPage,
         TaskResult,
     )
 
@@ -51,6 +63,10 @@ PLAN_TIMEOUT: Final = timedelta(minutes=30)
 #: The patch that plans in the execution's own workflow task (a local activity): a run
 #: with nothing to copy is then one workflow task, not two plus an activity task.
 PLAN_LOCALLY: Final = "replication-plan-locally"
+#: The patch that pages the pending tasks and continues as new every ``Plan.run_tasks``.
+PAGED_TASKS: Final = "replication-paged-tasks"
+#: Bound of reading a page of tasks.
+PAGE_TIMEOUT: Final = timedelta(minutes=1)
 #: Bound of the bookkeeping activities.
 STEP_TIMEOUT: Final = timedelta(minutes=2)
 _STEP_RETRY: Final = RetryPolicy(maximum_interval=timedelta(seconds=30))
@@ -89,8 +105,14 @@ class ReplicationExecutionWorkflow:
             raise
 
     async def _run(self, request: ExecutionRequest, execution_id: str) -> str:
+        if request.continued is not None:
+            plan = request.continued.plan
+            after = request.continued.after
+            page = await self._next(PageRequest(execution_id, after, plan.page_tasks))
+            return await self._run_pages(request, execution_id, plan, page)
+        paged = workflow.patched(PAGED_TASKS)
         try:
-            plan = await self._plan(request)
+            plan = await self._plan(replace(request, paged=True) if paged else request)
         except ActivityError as exc:
             if is_cancelled_exception(exc):
                 raise
@@ -102,30 +124,68 @@ class ReplicationExecutionWorkflow:
             # NOTE: nothing to run, planning closed the execution (a plan recorded
             # without a status, before it could, goes on to FINISH_EXECUTION as it did)
             return plan.status
+        if not paged:
+            return await self._run_all(request, execution_id, plan)
+        first = TaskPage(plan.tasks, plan.names, plan.more)
+        return await self._run_pages(request, execution_id, plan, first)
+
+    async def _run_pages(
+        self, request: ExecutionRequest, execution_id: str, plan: Plan, page: TaskPage
+    ) -> str:
+        """Run ``page`` and the pages after it; continue as new every ``plan.run_tasks``.
+
+        At most ``plan.concurrency`` child runs at once, the next page read while the
+        last ones of a page still run; before the run continues as new (and when it is
+        cancelled) every child run it started has settled.
+        """
+        gate = asyncio.Semaphore(max(plan.concurrency, 1))
+        running: list[asyncio.Task[None]] = []
+        started = 0
+        after = request.continued.after if request.continued is not None else 0
+
+        async def one(task_id: int, project: str, repository: str) -> None:
+            try:
+                await self._copy(request, execution_id, plan, task_id, (project, repository))
+            finally:
+                gate.release()
+
+        try:
+            while True:
+                for task_id, names in zip(page.tasks, page.names, strict=True):
+                    await gate.acquire()
+                    running = [task for task in running if not task.done()]
+                    running.append(asyncio.create_task(one(task_id, names[0], names[1])))
+                    after = task_id
+                    started += 1
+                if not page.more:
+                    break
+                if started >= plan.run_tasks or workflow.info().is_continue_as_new_suggested():
+                    await _settle(running)
+                    workflow.continue_as_new(
+                        replace(
+                            request,
+                            execution_id=execution_id,
+                            tasks=[],
+                            continued=Continued(after, replace(plan, tasks=[], names=[])),
+                        )
+                    )
+                page = await self._next(PageRequest(execution_id, after, plan.page_tasks))
+            await _settle(running)
+        except BaseException:
+            # NOTE: cancelled (stopped) or failing: every child run started settles first
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+            raise
+        return await self._finish(execution_id, None)
+
+    async def _run_all(self, request: ExecutionRequest, execution_id: str, plan: Plan) -> str:
+        """Every task of the plan at once (runs recorded before :data:`PAGED_TASKS`)."""
         gate = asyncio.Semaphore(max(plan.concurrency, 1))
 
         async def one(task_id: int, project: str, repository: str) -> None:
             async with gate:
-                try:
-                    await workflow.execute_child_workflow(
-                        ARTIFACT_WORKFLOW,
-                        ArtifactInput(execution_id, request.policy_id, task_id, plan.retry),
-                        id=f"{execution_id}-task-{task_id}",
-                        search_attributes=typed_search_attributes(
-                            search_values(
-                                policy=plan.policy, project=project, repository=repository
-                            )
-                        ),
-                    )
-                except ChildWorkflowError as exc:
-                    if is_cancelled_exception(exc):
-                        return  # stopped: the task says how far it got
-                    await workflow.execute_activity(
-                        FAIL_TASK,
-                        FailInput(task_id, _reason(exc)),
-                        start_to_close_timeout=STEP_TIMEOUT,
-                        retry_policy=_STEP_RETRY,
-                    )
+                await self._copy(request, execution_id, plan, task_id, (project, repository))
 
         # NOTE: with return_exceptions, a cancelled gather raises only once every task
         # settled (a copy in flight acknowledged the stop), never before
@@ -140,6 +200,46 @@ class ReplicationExecutionWorkflow:
             if isinstance(outcome, BaseException):
                 raise outcome
         return await self._finish(execution_id, None)
+
+    @staticmethod
+    async def _copy(
+        request: ExecutionRequest,
+        execution_id: str,
+        plan: Plan,
+        task_id: int,
+        names: tuple[str, str],
+    ) -> None:
+        """One task's child run; a child run that failed is recorded on its task."""
+        try:
+            await workflow.execute_child_workflow(
+                ARTIFACT_WORKFLOW,
+                ArtifactInput(execution_id, request.policy_id, task_id, plan.retry),
+                id=f"{execution_id}-task-{task_id}",
+                search_attributes=typed_search_attributes(
+                    search_values(policy=plan.policy, project=names[0], repository=names[1])
+                ),
+            )
+        except ChildWorkflowError as exc:
+            if is_cancelled_exception(exc):
+                return  # stopped: the task says how far it got
+            await workflow.execute_activity(
+                FAIL_TASK,
+                FailInput(task_id, _reason(exc)),
+                start_to_close_timeout=STEP_TIMEOUT,
+                retry_policy=_STEP_RETRY,
+            )
+
+    @staticmethod
+    async def _next(page: PageRequest) -> TaskPage:
+        """The next page of pending tasks (a local activity: a read of the database)."""
+        found: TaskPage = await workflow.execute_local_activity(
+            NEXT_TASKS,
+            page,
+            result_type=TaskPage,
+            start_to_close_timeout=PAGE_TIMEOUT,
+            retry_policy=_STEP_RETRY,
+        )
+        return found
 
     @staticmethod
     async def _plan(request: ExecutionRequest) -> Plan:
@@ -181,6 +281,14 @@ class ReplicationExecutionWorkflow:
             cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
         return status
+
+
+async def _settle(running: list[asyncio.Task[None]]) -> None:
+    """Wait for every task in ``running``; the first error any of them raised, raised."""
+    outcomes = await asyncio.gather(*running, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 @workflow.defn(name=ARTIFACT_WORKFLOW)

@@ -325,6 +325,20 @@ class SqlReplicationStore:
             ).all()
         return [_task(row) for row in rows]
 
+    def pending_tasks(self, execution_id: str, after: int, limit: int) -> list[ReplicationTask]:
+        with self._engines.read.connect() as connection:
+            rows = connection.execute(
+                select(_TASK)
+                .where(
+                    _TASK.c.execution_id == execution_id,
+                    _TASK.c.id > after,
+                    _TASK.c.status == str(TaskStatus.PENDING),
+                )
+                .order_by(_TASK.c.id)
+                .limit(limit)
+            ).all()
+        return [_task(row) for row in rows]
+
     def record_task(self, task_id: int, result: TaskResult, now: datetime) -> None:
         values: dict[str, Any] = {
             "status": str(result.status),

@@ -11,6 +11,7 @@ import contextlib
 import shutil
 import sqlite3
 import sys
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -88,13 +89,18 @@ def journal_mode(database: Path) -> str:
 
 
 def start_temporal(
-    workdir: Path, port: int | None = None, *, sqlite_pragmas: bool = True
+    workdir: Path,
+    port: int | None = None,
+    *,
+    sqlite_pragmas: bool = True,
+    dynamic_config: Mapping[str, int] | None = None,
 ) -> TemporalServer:
     """Start a dev server persisting to ``workdir/temporal.db``; wait until a client connects.
 
     ``port`` restarts a server where a stopped one answered (same file, same address).
     ``sqlite_pragmas=False`` leaves SQLite's defaults (``cli.temporal_dev.SQLITE_PRAGMAS``
     are set otherwise, as ``moorage dev`` sets them), for a benchmark's comparison.
+    ``dynamic_config`` sets server limits (``limit.historyCount.error``: 200, say).
     The other ports are picked free just before the start; another process may take one
     in between (the server then exits: "address already in use"), so a start that fails
     that way is tried again with newly picked ports, at most :data:`BIND_ATTEMPTS` times.
@@ -104,7 +110,7 @@ def start_temporal(
     for attempt in range(1, BIND_ATTEMPTS + 1):
         written = log.stat().st_size if log.exists() else 0
         try:
-            return _start_once(workdir, port, sqlite_pragmas)
+            return _start_once(workdir, port, sqlite_pragmas, dynamic_config or {})
         except ServiceStartError:
             with log.open("rb") as lines:
                 lines.seek(written)
@@ -114,7 +120,9 @@ def start_temporal(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _start_once(workdir: Path, port: int | None, sqlite_pragmas: bool) -> TemporalServer:
+def _start_once(
+    workdir: Path, port: int | None, sqlite_pragmas: bool, dynamic_config: Mapping[str, int]
+) -> TemporalServer:
     ui_port, http_port, metrics_port = (free_port() for _ in range(3))
     port = port or free_port()
     process = spawn(
@@ -138,6 +146,11 @@ def _start_once(workdir: Path, port: int | None, sqlite_pragmas: bool) -> Tempor
             "--db-filename",
             str(workdir / "temporal.db"),
             *(sqlite_flags() if sqlite_pragmas else []),
+            *(
+                flag
+                for key, value in dynamic_config.items()
+                for flag in ("--dynamic-config-value", f"{key}={value}")
+            ),
             "--log-level",
             "warn",
         ],

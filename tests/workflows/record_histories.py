@@ -81,14 +81,17 @@ from core.replication import (
     COPY_ARTIFACT,
     FAIL_TASK,
     FINISH_EXECUTION,
+    NEXT_TASKS,
     PLAN_EXECUTION,
     STOP_EXECUTION,
     ArtifactInput,
     ExecutionRequest,
     FailInput,
     FinishInput,
+    PageRequest,
     Plan,
     RetryShape,
+    TaskPage,
     TaskResult,
     TaskStatus,
     TriggerKind,
@@ -224,13 +227,26 @@ _RETRY = RetryShape(0.1, 1.0, 3, 60.0, 10.0)
 STOPPED = "replication_stopped"
 #: The replication run whose plan found everything in place (and closed the execution).
 IN_PLACE = "replication_in_place"
+#: The replication execution of one task a page and a run: its first run continues as
+#: new (``<name>.json``), its second copies the other task (``<name>_last.json``).
+CONTINUED = "replication_continued"
 
 
 @activity.defn(name=PLAN_EXECUTION)
 def plan_execution(request: ExecutionRequest) -> Plan:
     if request.execution_id == IN_PLACE:
         return Plan(IN_PLACE, "p", 2, [], [], _RETRY, "succeeded")
-    return Plan(request.execution_id, "p", 2, [1, 2], [("p", "p/a"), ("p", "p/b")], _RETRY)
+    if request.execution_id == CONTINUED:
+        return Plan(CONTINUED, "p", 2, [1], [("p", "p/a")], _RETRY, None, True, 1, 1)
+    names = [("p", "p/a"), ("p", "p/b")]
+    return Plan(request.execution_id, "p", 2, [1, 2], names, _RETRY, None, False, 250, 1000)
+
+
+@activity.defn(name=NEXT_TASKS)
+def next_tasks(page: PageRequest) -> TaskPage:
+    if page.after < 2:  # the second of the two tasks comes next
+        return TaskPage([2], [("p", "p/b")], more=False)
+    return TaskPage([], [], more=False)
 
 
 @activity.defn(name=COPY_ARTIFACT)
@@ -390,7 +406,8 @@ RUNS: list[tuple[str, Any, Any]] = [
     ("backup", BackupWorkflow.run, BackupInput("20261203-000000-record")),
     ("restore", RestoreBackupWorkflow.run, RestoreInput("20261203-000000-record", "p")),
     # NOTE: replication*_remote_plan.json are the histories before the plan became a
-    # local activity (kept).
+    # local activity, replication*_unpaged.json those before its tasks came in pages
+    # (both kept).
     (
         "replication",
         ReplicationExecutionWorkflow.run,
@@ -405,6 +422,11 @@ RUNS: list[tuple[str, Any, Any]] = [
         IN_PLACE,
         ReplicationExecutionWorkflow.run,
         ExecutionRequest(IN_PLACE, 1, TriggerKind.MANUAL),
+    ),
+    (
+        CONTINUED,
+        ReplicationExecutionWorkflow.run,
+        ExecutionRequest(CONTINUED, 1, TriggerKind.MANUAL),
     ),
     (
         "replication_artifact",
@@ -440,6 +462,7 @@ async def record(address: str, names: set[str]) -> None:
         rotate_key,
         retire_keys,
         plan_execution,
+        next_tasks,
         copy_artifact,
         fail_task,
         finish_execution,
@@ -482,8 +505,13 @@ async def record(address: str, names: set[str]) -> None:
                     await _stop(client, handle)
                 else:
                     await asyncio.wait_for(handle.result(), 60)
-                history = await handle.fetch_history()
+                # NOTE: the first run's history (a run continued as new has others)
+                first = client.get_workflow_handle(name, run_id=handle.first_execution_run_id)
+                history = await first.fetch_history()
                 (HISTORIES / f"{name}.json").write_text(history.to_json(), encoding="utf-8")
+                if name == CONTINUED:
+                    last = await client.get_workflow_handle(name).fetch_history()
+                    (HISTORIES / f"{name}_last.json").write_text(last.to_json(), encoding="utf-8")
 
 
 async def _stop(client: Client, handle: WorkflowHandle[Any, Any]) -> None:

@@ -33,6 +33,12 @@ def test_every_workflow_has_a_recorded_history() -> None:
         "replication_remote_plan",
         "replication_stopped_remote_plan",
         "replication_in_place_remote_plan",
+        # NOTE: the three before the tasks came in pages (PAGED_TASKS), kept
+        "replication_unpaged",
+        "replication_stopped_unpaged",
+        "replication_in_place_unpaged",
+        "replication_continued",
+        "replication_continued_last",
         "scan",
         "scan_many",
         "scan_rematch",
