@@ -34,6 +34,7 @@ from core.preheat import (
     EXECUTION_WORKFLOW,
     FINAL_ERROR,
     FINISH,
+    NEXT_TASKS,
     PLAN,
     POLL_JOB,
     RECORD_TASK,
@@ -54,6 +55,7 @@ from core.preheat import (
     event_candidates,
 )
 from core.preheat_service import PreheatRunner
+from core.task_pages import PageRequest, TaskIds
 
 
 def _final(exc: Exception) -> ApplicationError:
@@ -74,6 +76,11 @@ class PreheatActivities:
             return await anyio.to_thread.run_sync(self._runner.plan, request, execution_id)
         except LookupError as exc:
             raise _final(exc) from exc
+
+    @activity.defn(name=NEXT_TASKS)
+    def preheat_next_tasks(self, page: PageRequest) -> TaskIds:
+        """The next page of the execution's open tasks (a read; safe to repeat)."""
+        return self._runner.next_tasks(page)
 
     @activity.defn(name=CREATE_JOB)
     async def preheat_create_job(self, params: TaskInput) -> JobRef:

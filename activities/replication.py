@@ -42,7 +42,6 @@ from core.replication import (
     ExecutionRequest,
     FailInput,
     FinishInput,
-    PageRequest,
     Plan,
     ReplicationService,
     TaskPage,
@@ -52,6 +51,7 @@ from core.replication import (
     event_tasks,
 )
 from core.replication_run import ReplicationRunner
+from core.task_pages import PageRequest
 from core.upstream_ports import UpstreamError, UpstreamUnavailableError
 
 #: Seconds between heartbeats while nothing new was acknowledged.

@@ -130,6 +130,7 @@ def build_activities(root: Composition) -> list[Callable[..., Any]]:
             root.promotion_rule_store, root.audit_log, root.clock
         ).deliver_events_promotion,
         preheat.preheat_plan,
+        preheat.preheat_next_tasks,
         preheat.preheat_create_job,
         preheat.preheat_poll_job,
         preheat.preheat_record_task,

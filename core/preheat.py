@@ -74,6 +74,7 @@ CREATE_JOB: Final = "preheat_create_job"
 POLL_JOB: Final = "preheat_poll_job"
 RECORD_TASK: Final = "preheat_record_task"
 FINISH: Final = "preheat_finish"
+NEXT_TASKS: Final = "preheat_next_tasks"
 #: Error type of a failure no retry can fix (refused endpoint, provider said no).
 FINAL_ERROR: Final = "PreheatFinalError"
 #: How much longer than the job timeout the poll of a job may take (its activity's bound),
@@ -389,6 +390,11 @@ class ExecutionRequest:
     policy_id: int
     trigger: TriggerKind
     candidates: list[Candidate] = field(default_factory=list)
+    #: The plan returns the first page of pending tasks (``Plan.more``: others follow)
+    #: rather than all of them; runs recorded before paging leave it ``False``.
+    paged: bool = False
+    #: Set on a run continued as new: where the earlier runs of the execution stopped.
+    continued: Continued | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,10 +409,31 @@ class PollShape:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
+    """What an execution's workflow runs: its pending tasks (ids) and how many at once."""
+
     execution_id: str
     tasks: list[int]
     concurrency: int
     poll: PollShape
+    #: Pending tasks after the last one of ``tasks`` (asked for with ``NEXT_TASKS``).
+    more: bool = False
+    #: Tasks per page of a paged execution (``PreheatSettings.tasks_per_page``).
+    page_tasks: int = 0
+    #: Tasks one workflow run handles before it continues as new (at the end of a page;
+    #: ``PreheatSettings.tasks_per_run``).
+    run_tasks: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Continued:
+    """Where a continued run of an execution picks up: after task ``after``, same plan.
+
+    Every task up to ``after`` was settled by the earlier runs (each waits for its tasks
+    before it continues as new); ``plan`` carries the shape (``tasks`` empty).
+    """
+
+    after: int
+    plan: Plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -501,6 +528,10 @@ class PreheatStore(Protocol):
 
     def task(self, task_id: int) -> Task | None: ...
     def tasks(self, execution_id: str) -> list[Task]: ...
+    def pending_tasks(self, execution_id: str, after: int, limit: int) -> list[Task]:
+        """``pending`` or ``running`` tasks with ids above ``after``, in id order."""
+        ...
+
     def set_job(self, task_id: int, job_id: str) -> None: ...
     def record_task(self, task_id: int, result: RecordInput, now: datetime) -> None: ...
 

@@ -61,6 +61,7 @@ from core.scan_records import ScanStore
 from core.sealing import SecretBox, named_context
 from core.services.access_control import AccessControl
 from core.signature_formats import Kind
+from core.task_pages import PageRequest, TaskIds
 from core.tokens import TokenService
 from core.trust_policy import TrustPolicy, compile_policy, evaluate
 from core.trust_ports import StoredPolicy, TrustStore
@@ -70,6 +71,8 @@ logger = logging.getLogger(__name__)
 _RESOURCE: Final = "preheat-policy"
 #: Tags read per page while listing a repository.
 _TAG_PAGE: Final = 500
+#: Task states a workflow (still) runs: not started, or a job created and not recorded.
+_OPEN: Final = (TaskStatus.PENDING, TaskStatus.RUNNING)
 #: How long a project's trust policy is reused by the signature criterion (seconds).
 _POLICY_CACHE_SECONDS: Final = 5.0
 
@@ -535,7 +538,11 @@ class PreheatRunner:
         return out
 
     def plan(self, request: ExecutionRequest, execution_id: str) -> Plan:
-        """Store the execution's tasks: the candidates the filters keep."""
+        """Store the execution's tasks (the candidates the filters keep); the open ones.
+
+        A ``paged`` request gets the first ``tasks_per_page`` of them and ``more`` set
+        when others follow (:meth:`next_tasks` pages on).
+        """
         policy = self._policy(request.policy_id)
         if self._store.execution(execution_id) is None:
             self._service.new_execution(policy, request.trigger, execution_id=execution_id)
@@ -555,8 +562,25 @@ class PreheatRunner:
                 self.project_criteria(policy.project_id),
             )
             tasks = self._store.add_tasks(execution_id, kept)
-        pending = [t.id for t in tasks if t.status in (TaskStatus.PENDING, TaskStatus.RUNNING)]
-        return Plan(execution_id, pending, self._settings.concurrency, self.poll_shape())
+        pending = [t.id for t in tasks if t.status in _OPEN]
+        settings = self._settings
+        more = request.paged and len(pending) > settings.tasks_per_page
+        if more:
+            pending = pending[: settings.tasks_per_page]
+        return Plan(
+            execution_id,
+            pending,
+            settings.concurrency,
+            self.poll_shape(),
+            more,
+            settings.tasks_per_page,
+            settings.tasks_per_run,
+        )
+
+    def next_tasks(self, page: PageRequest) -> TaskIds:
+        """The execution's open tasks after ``page.after``: at most ``page.limit``."""
+        found = self._store.pending_tasks(page.execution_id, page.after, page.limit + 1)
+        return TaskIds([t.id for t in found[: page.limit]], len(found) > page.limit)
 
     def _registry(self) -> str:
         url = self._registry_url

@@ -18,6 +18,10 @@ class PreheatSettings(BaseModel):
             silent for three times this long is replaced.
         concurrency: Candidates of one execution handled at the same time.
         timeout_seconds: Bound of one provider call.
+        tasks_per_page: Pending tasks an execution's workflow reads at a time.
+        tasks_per_run: Tasks one workflow run of an execution handles before it continues
+            as a new run (at the end of a page), which keeps each run's history far below
+            Temporal's limits however many artifacts the execution has.
     """
 
     registry_url: str | None = None
@@ -27,3 +31,5 @@ class PreheatSettings(BaseModel):
     heartbeat_seconds: float = Field(default=10.0, gt=0)
     concurrency: int = Field(default=4, ge=1, le=64)
     timeout_seconds: float = Field(default=15.0, gt=0)
+    tasks_per_page: int = Field(default=250, ge=1, le=2000)
+    tasks_per_run: int = Field(default=500, ge=1, le=2000)

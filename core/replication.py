@@ -650,15 +650,6 @@ class Continued:
 
 
 @dataclass(frozen=True, slots=True)
-class PageRequest:
-    """The next page of an execution's pending tasks: ids above ``after``, at most ``limit``."""
-
-    execution_id: str
-    after: int
-    limit: int
-
-
-@dataclass(frozen=True, slots=True)
 class TaskPage:
     """Pending tasks in id order, their source names, and whether more follow."""
 

@@ -20,7 +20,6 @@ from core.replication import (
     Execution,
     ExecutionRequest,
     ExecutionStatus,
-    PageRequest,
     Plan,
     PlannedTask,
     ReplicationPolicy,
@@ -38,6 +37,7 @@ from core.replication_bandwidth import SharedBandwidth
 from core.replication_copy import ArtifactCopier, CopyOptions, ReplicaRegistry, has_referrers
 from core.replication_delete import ArtifactDeleter, is_digest
 from core.replication_settings import ReplicationSettings
+from core.task_pages import PageRequest
 from core.upstream_ports import UpstreamError
 
 #: Destination locations of blobs remembered for mounts (per process).

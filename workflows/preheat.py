@@ -6,11 +6,18 @@ plan's concurrency at a time: creates the provider job (retried with back-off wh
 provider is away; a refusal is final), polls it until it ends (a heartbeating activity
 bounded by the job timeout) and records the result (status, job id, per-peer results).
 The execution is closed with the status its tasks give.
+
+The pending tasks come a page at a time (the plan carries the first page, ``NEXT_TASKS``
+the next, a local activity), and a run that has handled ``Plan.run_tasks`` tasks, or
+that Temporal suggests to, waits for them at the end of its page and continues as a new
+run of the same execution (``workflows.task_pages``). Runs recorded before
+:data:`PAGED_TASKS` replay as they ran: the whole plan at once, one run.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
 from typing import Final
 
@@ -25,9 +32,11 @@ with workflow.unsafe.imports_passed_through():
         FINAL_ERROR,
         FINISH,
         JOB_GRACE_SECONDS,
+        NEXT_TASKS,
         PLAN,
         POLL_JOB,
         RECORD_TASK,
+        Continued,
         ExecutionRequest,
         FinishInput,
         JobRef,
@@ -38,9 +47,13 @@ with workflow.unsafe.imports_passed_through():
         RecordInput,
         TaskInput,
     )
+    from core.task_pages import TaskIds
+    from workflows.task_pages import Paging, run_pages
 
 #: Bound of planning (listing a large project included).
 PLAN_TIMEOUT: Final = timedelta(minutes=30)
+#: The patch that pages the pending tasks and continues as new every ``Plan.run_tasks``.
+PAGED_TASKS: Final = "preheat-paged-tasks"
 #: Bound of one job creation and of the bookkeeping activities.
 STEP_TIMEOUT: Final = timedelta(minutes=2)
 _STEP_RETRY: Final = RetryPolicy(maximum_interval=timedelta(seconds=30))
@@ -65,10 +78,15 @@ class PreheatExecutionWorkflow:
     async def run(self, request: ExecutionRequest) -> str:
         """Plan, preheat every task (bounded concurrency), finish; the final status."""
         execution_id = request.execution_id or workflow.info().workflow_id
+        if request.continued is not None:
+            plan = request.continued.plan
+            page = await _paging(execution_id, plan).next_page(request.continued.after)
+            return await self._run_pages(request, execution_id, plan, page)
+        paged = workflow.patched(PAGED_TASKS)
         try:
-            plan: Plan = await workflow.execute_activity(
+            plan = await workflow.execute_activity(
                 PLAN,
-                request,
+                replace(request, paged=True) if paged else request,
                 result_type=Plan,
                 start_to_close_timeout=PLAN_TIMEOUT,
                 retry_policy=RetryPolicy(
@@ -79,6 +97,10 @@ class PreheatExecutionWorkflow:
             )
         except ActivityError as exc:
             return await self._finish(execution_id, _reason(exc))
+        if paged:
+            return await self._run_pages(
+                request, execution_id, plan, TaskIds(plan.tasks, plan.more)
+            )
         gate = asyncio.Semaphore(max(plan.concurrency, 1))
 
         async def one(task_id: int) -> None:
@@ -86,6 +108,27 @@ class PreheatExecutionWorkflow:
                 await self._preheat(TaskInput(execution_id, task_id, plan.poll))
 
         await asyncio.gather(*(one(task_id) for task_id in plan.tasks))
+        return await self._finish(execution_id, None)
+
+    async def _run_pages(
+        self, request: ExecutionRequest, execution_id: str, plan: Plan, page: TaskIds
+    ) -> str:
+        """Run ``page`` and the pages after it; continue as new every ``plan.run_tasks``."""
+
+        async def one(found: TaskIds, index: int) -> None:
+            await self._preheat(TaskInput(execution_id, found.tasks[index], plan.poll))
+
+        after = request.continued.after if request.continued is not None else 0
+        resume = await run_pages(page, _paging(execution_id, plan), after=after, run_one=one)
+        if resume is not None:
+            workflow.continue_as_new(
+                replace(
+                    request,
+                    execution_id=execution_id,
+                    candidates=[],
+                    continued=Continued(resume, replace(plan, tasks=[])),
+                )
+            )
         return await self._finish(execution_id, None)
 
     @staticmethod
@@ -145,4 +188,10 @@ class PreheatExecutionWorkflow:
 async def _record(params: RecordInput) -> None:
     await workflow.execute_activity(
         RECORD_TASK, params, start_to_close_timeout=STEP_TIMEOUT, retry_policy=_STEP_RETRY
+    )
+
+
+def _paging(execution_id: str, plan: Plan) -> Paging[TaskIds]:
+    return Paging(
+        execution_id, NEXT_TASKS, TaskIds, plan.concurrency, plan.page_tasks, plan.run_tasks
     )

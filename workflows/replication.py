@@ -52,11 +52,11 @@ with workflow.unsafe.imports_passed_through():
         ExecutionRequest,
         FailInput,
         FinishInput,
-        PageRequest,
         Plan,
         TaskPage,
         TaskResult,
     )
+    from workflows.task_pages import Paging, run_pages
 
 #: Bound of planning (listing a large source included).
 PLAN_TIMEOUT: Final = timedelta(minutes=30)
@@ -65,8 +65,6 @@ PLAN_TIMEOUT: Final = timedelta(minutes=30)
 PLAN_LOCALLY: Final = "replication-plan-locally"
 #: The patch that pages the pending tasks and continues as new every ``Plan.run_tasks``.
 PAGED_TASKS: Final = "replication-paged-tasks"
-#: Bound of reading a page of tasks.
-PAGE_TIMEOUT: Final = timedelta(minutes=1)
 #: Bound of the bookkeeping activities.
 STEP_TIMEOUT: Final = timedelta(minutes=2)
 _STEP_RETRY: Final = RetryPolicy(maximum_interval=timedelta(seconds=30))
@@ -108,7 +106,7 @@ class ReplicationExecutionWorkflow:
         if request.continued is not None:
             plan = request.continued.plan
             after = request.continued.after
-            page = await self._next(PageRequest(execution_id, after, plan.page_tasks))
+            page = await _paging(execution_id, plan).next_page(after)
             return await self._run_pages(request, execution_id, plan, page)
         paged = workflow.patched(PAGED_TASKS)
         try:
@@ -132,51 +130,23 @@ class ReplicationExecutionWorkflow:
     async def _run_pages(
         self, request: ExecutionRequest, execution_id: str, plan: Plan, page: TaskPage
     ) -> str:
-        """Run ``page`` and the pages after it; continue as new every ``plan.run_tasks``.
-
-        At most ``plan.concurrency`` child runs at once, the next page read while the
-        last ones of a page still run; before the run continues as new (and when it is
-        cancelled) every child run it started has settled.
-        """
-        gate = asyncio.Semaphore(max(plan.concurrency, 1))
-        running: list[asyncio.Task[None]] = []
-        started = 0
+        """Run ``page`` and the pages after it; continue as new every ``plan.run_tasks``."""
         after = request.continued.after if request.continued is not None else 0
 
-        async def one(task_id: int, project: str, repository: str) -> None:
-            try:
-                await self._copy(request, execution_id, plan, task_id, (project, repository))
-            finally:
-                gate.release()
+        async def one(found: TaskPage, index: int) -> None:
+            names = found.names[index]
+            await self._copy(request, execution_id, plan, found.tasks[index], names)
 
-        try:
-            while True:
-                for task_id, names in zip(page.tasks, page.names, strict=True):
-                    await gate.acquire()
-                    running = [task for task in running if not task.done()]
-                    running.append(asyncio.create_task(one(task_id, names[0], names[1])))
-                    after = task_id
-                    started += 1
-                if not page.more:
-                    break
-                if started >= plan.run_tasks or workflow.info().is_continue_as_new_suggested():
-                    await _settle(running)
-                    workflow.continue_as_new(
-                        replace(
-                            request,
-                            execution_id=execution_id,
-                            tasks=[],
-                            continued=Continued(after, replace(plan, tasks=[], names=[])),
-                        )
-                    )
-                page = await self._next(PageRequest(execution_id, after, plan.page_tasks))
-            await _settle(running)
-        except BaseException:
-            # NOTE: cancelled (stopped) or failing: every child run started settles first
-            for task in running:
-                task.cancel()
-            await asyncio.gather(*running, return_exceptions=True)
-            raise
+        resume = await run_pages(page, _paging(execution_id, plan), after=after, run_one=one)
+        if resume is not None:
+            workflow.continue_as_new(
+                replace(
+                    request,
+                    execution_id=execution_id,
+                    tasks=[],
+                    continued=Continued(resume, replace(plan, tasks=[], names=[])),
+                )
+            )
         return await self._finish(execution_id, None)
 
     async def _run_all(self, request: ExecutionRequest, execution_id: str, plan: Plan) -> str:
@@ -230,18 +200,6 @@ class ReplicationExecutionWorkflow:
             )
 
     @staticmethod
-    async def _next(page: PageRequest) -> TaskPage:
-        """The next page of pending tasks (a local activity: a read of the database)."""
-        found: TaskPage = await workflow.execute_local_activity(
-            NEXT_TASKS,
-            page,
-            result_type=TaskPage,
-            start_to_close_timeout=PAGE_TIMEOUT,
-            retry_policy=_STEP_RETRY,
-        )
-        return found
-
-    @staticmethod
     async def _plan(request: ExecutionRequest) -> Plan:
         """The execution's plan, made in this run's workflow task (a local activity).
 
@@ -283,12 +241,10 @@ class ReplicationExecutionWorkflow:
         return status
 
 
-async def _settle(running: list[asyncio.Task[None]]) -> None:
-    """Wait for every task in ``running``; the first error any of them raised, raised."""
-    outcomes = await asyncio.gather(*running, return_exceptions=True)
-    for outcome in outcomes:
-        if isinstance(outcome, BaseException):
-            raise outcome
+def _paging(execution_id: str, plan: Plan) -> Paging[TaskPage]:
+    return Paging(
+        execution_id, NEXT_TASKS, TaskPage, plan.concurrency, plan.page_tasks, plan.run_tasks
+    )
 
 
 @workflow.defn(name=ARTIFACT_WORKFLOW)

@@ -35,6 +35,7 @@ from storage.db.preheat_tables import (
 )
 from storage.db.repos.base import table_of
 from storage.db.rows import TableRows
+from storage.db.task_pages import open_task_rows
 
 _INSTANCE = table_of(P2pInstanceRow)
 _POLICY = table_of(PreheatPolicyRow)
@@ -308,6 +309,11 @@ class SqlPreheatStore:
             rows = connection.execute(
                 select(_TASK).where(_TASK.c.execution_id == execution_id).order_by(_TASK.c.id)
             ).all()
+        return [_task(row) for row in rows]
+
+    def pending_tasks(self, execution_id: str, after: int, limit: int) -> list[Task]:
+        states = (str(TaskStatus.PENDING), str(TaskStatus.RUNNING))
+        rows = open_task_rows(self._engines, _TASK, execution_id, after, limit, states)
         return [_task(row) for row in rows]
 
     def set_job(self, task_id: int, job_id: str) -> None:

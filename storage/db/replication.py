@@ -38,6 +38,7 @@ from storage.db.replication_tables import (
 from storage.db.repos.base import table_of
 from storage.db.repos.outbox import SqlOutbox
 from storage.db.rows import TableRows
+from storage.db.task_pages import open_task_rows
 
 _POLICY = table_of(ReplicationPolicyRow)
 _EXECUTION = table_of(ReplicationExecutionRow)
@@ -326,17 +327,8 @@ class SqlReplicationStore:
         return [_task(row) for row in rows]
 
     def pending_tasks(self, execution_id: str, after: int, limit: int) -> list[ReplicationTask]:
-        with self._engines.read.connect() as connection:
-            rows = connection.execute(
-                select(_TASK)
-                .where(
-                    _TASK.c.execution_id == execution_id,
-                    _TASK.c.id > after,
-                    _TASK.c.status == str(TaskStatus.PENDING),
-                )
-                .order_by(_TASK.c.id)
-                .limit(limit)
-            ).all()
+        states = (str(TaskStatus.PENDING),)
+        rows = open_task_rows(self._engines, _TASK, execution_id, after, limit, states)
         return [_task(row) for row in rows]
 
     def record_task(self, task_id: int, result: TaskResult, now: datetime) -> None:

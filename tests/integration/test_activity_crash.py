@@ -78,6 +78,7 @@ from core.preheat import (
     RECORD_TASK,
 )
 from core.preheat import FINISH as PREHEAT_FINISH
+from core.preheat import NEXT_TASKS as PREHEAT_NEXT_TASKS
 from core.preheat import PLAN as PREHEAT_PLAN
 from core.promotion import COPY_IMAGE, EVALUATE_GATES, RECORD_OUTCOME
 from core.promotion_rules import DELIVER_EVENTS_PROMOTION
@@ -86,6 +87,7 @@ from core.replication import (
     DELIVER_EVENTS_REPLICATION,
     FAIL_TASK,
     FINISH_EXECUTION,
+    NEXT_TASKS,
     PLAN_EXECUTION,
     STOP_EXECUTION,
 )
@@ -211,6 +213,8 @@ STATELESS = frozenset(
         VULNDB_IMPORT,
         ADAPTER_FAIL,  # a served scan's failure record, written again whole
         EVALUATE_GATES,  # reads the trust, scan and provenance results
+        NEXT_TASKS,  # reads a page of an execution's pending tasks
+        PREHEAT_NEXT_TASKS,  # the same for preheat
     }
 )
 

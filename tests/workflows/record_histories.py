@@ -88,7 +88,6 @@ from core.replication import (
     ExecutionRequest,
     FailInput,
     FinishInput,
-    PageRequest,
     Plan,
     RetryShape,
     TaskPage,
@@ -120,6 +119,7 @@ from core.scan_jobs import (
 )
 from core.scan_records import ScanTarget
 from core.subscribers import LOG_EVENTS
+from core.task_pages import PageRequest, TaskIds
 from tests.services.temporal import start_temporal
 from workflows.backup import BackupWorkflow, RestoreBackupWorkflow
 from workflows.events import ArtifactEventWorkflow, EventBatchWorkflow
@@ -358,9 +358,21 @@ def promotion_record(params: OutcomeInput) -> None:
 _POLL = preheat.PollShape(0.01, 0.01, 60.0, 1.0)
 
 
+#: The preheat execution of one task a page and a run (``<name>.json`` its first run,
+#: continued as new; ``<name>_last.json`` its second).
+PREHEAT_CONTINUED = "preheat_continued"
+
+
 @activity.defn(name=preheat.PLAN)
 def preheat_plan(request: preheat.ExecutionRequest) -> preheat.Plan:
-    return preheat.Plan(request.execution_id or "preheat", [1, 2], 2, _POLL)
+    if request.execution_id == PREHEAT_CONTINUED:
+        return preheat.Plan(PREHEAT_CONTINUED, [1], 2, _POLL, True, 1, 1)
+    return preheat.Plan(request.execution_id or "preheat", [1, 2], 2, _POLL, False, 250, 500)
+
+
+@activity.defn(name=preheat.NEXT_TASKS)
+def preheat_next_tasks(page: PageRequest) -> TaskIds:
+    return TaskIds([2], more=False) if page.after < 2 else TaskIds([], more=False)
 
 
 @activity.defn(name=preheat.CREATE_JOB)
@@ -446,6 +458,11 @@ RUNS: list[tuple[str, Any, Any]] = [
         PreheatExecutionWorkflow.run,
         preheat.ExecutionRequest("preheat-record", 1, preheat.TriggerKind.MANUAL),
     ),
+    (
+        PREHEAT_CONTINUED,
+        PreheatExecutionWorkflow.run,
+        preheat.ExecutionRequest(PREHEAT_CONTINUED, 1, preheat.TriggerKind.MANUAL),
+    ),
 ]
 
 
@@ -481,6 +498,7 @@ async def record(address: str, names: set[str]) -> None:
         promotion_copy,
         promotion_record,
         preheat_plan,
+        preheat_next_tasks,
         preheat_create_job,
         preheat_poll_job,
         preheat_record_task,
@@ -509,7 +527,7 @@ async def record(address: str, names: set[str]) -> None:
                 first = client.get_workflow_handle(name, run_id=handle.first_execution_run_id)
                 history = await first.fetch_history()
                 (HISTORIES / f"{name}.json").write_text(history.to_json(), encoding="utf-8")
-                if name == CONTINUED:
+                if name in (CONTINUED, PREHEAT_CONTINUED):
                     last = await client.get_workflow_handle(name).fetch_history()
                     (HISTORIES / f"{name}_last.json").write_text(last.to_json(), encoding="utf-8")
 

@@ -1,4 +1,7 @@
-"""An execution's pending tasks come a page at a time, in id order, from its database."""
+"""An execution's pending tasks come a page at a time, in id order, from its database.
+
+Replication (its runner's plan and pages) and preheat (its store's pages), on both backends.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +12,13 @@ from typing import cast
 
 import pytest
 
+from core import preheat
 from core.replication import (
     ArtifactKind,
     Direction,
     Execution,
     ExecutionRequest,
     ExecutionStatus,
-    PageRequest,
     PlannedTask,
     ReplicationPolicy,
     TaskOperation,
@@ -26,7 +29,9 @@ from core.replication import (
 from core.replication_run import ReplicaClients, ReplicationRunner
 from core.replication_settings import ReplicationSettings
 from core.settings import Settings
+from core.task_pages import PageRequest
 from storage.db.engine import Engines, create_engines
+from storage.db.preheat import SqlPreheatStore
 from storage.db.replication import SqlReplicationStore
 
 NOW = datetime(2026, 12, 6, 22, 0, tzinfo=UTC)
@@ -110,3 +115,26 @@ async def test_a_plan_not_paged_gives_every_pending_task(engines: Engines) -> No
 
     assert len(plan.tasks) == 5
     assert not plan.more
+
+
+def test_preheat_pages_hold_the_tasks_not_yet_recorded(engines: Engines) -> None:
+    store = SqlPreheatStore(engines)
+    execution_id = f"pages-{secrets.token_hex(4)}"
+    store.add_execution(
+        preheat.Execution(
+            execution_id, 1, 1, "all", preheat.TriggerKind.MANUAL,
+            preheat.ExecutionStatus.RUNNING, NOW, None, 0, 0, 0,
+        )
+    )  # fmt: skip
+    stored = store.add_tasks(
+        execution_id, [preheat.Candidate(f"p/app{n}", "v1", DIGEST) for n in range(5)]
+    )
+    ids = [t.id for t in stored]
+    store.set_job(ids[0], "job-0")  # its job created, not recorded yet: still to be polled
+    store.record_task(ids[1], preheat.RecordInput(ids[1], True, "job-1"), NOW)
+
+    first = store.pending_tasks(execution_id, 0, 2)
+    assert [t.id for t in first] == [ids[0], ids[2]]
+    assert first[0].status is preheat.TaskStatus.RUNNING
+    assert [t.id for t in store.pending_tasks(execution_id, ids[2], 2)] == ids[3:]
+    assert store.pending_tasks(execution_id, ids[4], 2) == []
