@@ -13,7 +13,10 @@ for the dirty pages of the ones before): the first pull is cold (every manifest
 and blob comes from the upstream while the cache writes it), the second warm (within
 Moorage's freshness time; distribution checks its cached tags in its own way). The
 cases alternate which cache goes first. Medians are printed as JSON lines with ``ratio``
-= docker-registry's seconds / Moorage's (above 1: Moorage is faster). Nothing here
+= docker-registry's seconds / Moorage's (above 1: Moorage is faster). Each line also
+carries ``cpu_seconds``: per cache, the medians of the CPU (user + system) its own
+processes, the upstream's and ``skopeo``'s used during the pulls, read from ``/proc``
+and the reaped client's usage, which says whose work a pull's time is. Nothing here
 asserts on time.
 """
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import secrets
 import shutil
 import statistics
@@ -34,6 +38,7 @@ from typing import Any
 
 import httpx
 
+from bench.procmem import ProcFs
 from tests.replication.rig import push_image
 from tests.services.docker_registry import DockerRegistry, start_docker_registry
 from tests.services.moorage import MoorageServer, start_moorage
@@ -42,6 +47,16 @@ from tests.services.moorage import MoorageServer, start_moorage
 SKOPEO_TIMEOUT = 1800
 PROXY_PROJECT = "hub"
 MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Pull:
+    """One ``skopeo sync``: its seconds and the CPU seconds each side used meanwhile."""
+
+    seconds: float
+    cache_cpu: float
+    upstream_cpu: float
+    client_cpu: float
 
 
 @dataclass(frozen=True)
@@ -95,6 +110,32 @@ def _moorage_cache(work: Path, upstream: DockerRegistry) -> Cache:
     return Cache("moorage", host_port, f"{PROXY_PROJECT}/", auth, server.stop)
 
 
+def _port(host_port: str) -> int:
+    return int(host_port.rsplit(":", 1)[1])
+
+
+def _cpu(procfs: ProcFs, pids: list[int]) -> float:
+    return sum(procfs.cpu_seconds(pids))
+
+
+def measured_pull(
+    cache: Cache, upstream: DockerRegistry, names: list[str], work: Path, procfs: ProcFs
+) -> Pull:
+    """One :func:`pull_all` with the CPU of the cache, the upstream and ``skopeo``."""
+    cache_pids = procfs.server_pids(_port(cache.host_port))
+    upstream_pids = procfs.server_pids(upstream.port)
+    before = (_cpu(procfs, cache_pids), _cpu(procfs, upstream_pids))
+    client = resource.getrusage(resource.RUSAGE_CHILDREN)
+    seconds = pull_all(cache, names, work)
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return Pull(
+        seconds,
+        _cpu(procfs, cache_pids) - before[0],
+        _cpu(procfs, upstream_pids) - before[1],
+        reaped.ru_utime + reaped.ru_stime - client.ru_utime - client.ru_stime,
+    )
+
+
 def pull_all(cache: Cache, names: list[str], work: Path) -> float:
     """Seconds of one ``skopeo sync`` of every image through ``cache`` into a new directory."""
     skopeo = shutil.which("skopeo") or str(Path.home() / ".cache/moorage-tools/bin/skopeo")
@@ -133,19 +174,31 @@ def pull_all(cache: Cache, names: list[str], work: Path) -> float:
     return seconds
 
 
-def one_round(work: Path, upstream: DockerRegistry, names: list[str], flip: bool) -> dict[str, Any]:
+def one_round(
+    work: Path, upstream: DockerRegistry, names: list[str], flip: bool
+) -> dict[str, list[Pull]]:
     """Cold then warm pulls through fresh caches; ``flip`` measures Moorage first."""
     makers = [_distribution_cache, _moorage_cache]
     if flip:
         makers.reverse()
-    times: dict[str, list[float]] = {}
+    procfs = ProcFs()
+    pulls: dict[str, list[Pull]] = {}
     for make in makers:
         cache = make(work / f"{make.__name__}-{secrets.token_hex(3)}", upstream)
         try:
-            times[cache.name] = [pull_all(cache, names, work) for _ in range(2)]
+            pulls[cache.name] = [
+                measured_pull(cache, upstream, names, work, procfs) for _ in range(2)
+            ]
         finally:
             cache.stop()
-    return times
+    return pulls
+
+
+def _cpu_medians(pulls: list[Pull]) -> dict[str, float]:
+    return {
+        side: round(statistics.median(getattr(pull, f"{side}_cpu") for pull in pulls), 3)
+        for side in ("cache", "upstream", "client")
+    }
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
@@ -162,8 +215,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         rounds = [one_round(work, upstream, names, flip=i % 2 == 1) for i in range(args.repeats)]
         lines = []
         for index, case in enumerate(("cold", "warm")):
-            moorage = statistics.median(r["moorage"][index] for r in rounds)
-            peer = statistics.median(r["docker-registry"][index] for r in rounds)
+            moorage = statistics.median(r["moorage"][index].seconds for r in rounds)
+            peer = statistics.median(r["docker-registry"][index].seconds for r in rounds)
             line = {
                 "case": f"proxy-{case}",
                 "images": args.images,
@@ -171,7 +224,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 "moorage_seconds": round(moorage, 3),
                 "docker_registry_seconds": round(peer, 3),
                 "ratio": round(peer / moorage, 3),
-                "runs": [{k: round(v[index], 3) for k, v in r.items()} for r in rounds],
+                "runs": [{k: round(v[index].seconds, 3) for k, v in r.items()} for r in rounds],
+                "cpu_seconds": {
+                    name: _cpu_medians([r[name][index] for r in rounds])
+                    for name in ("moorage", "docker-registry")
+                },
             }
             print(json.dumps(line), flush=True)
             lines.append(line)
