@@ -1,6 +1,6 @@
 """Pull-through cache: cold and warm pulls through Moorage and through docker-registry.
 
-``python -m bench.proxy [--images 10] [--layers 4] [--layer-mib 16] [--repeats 3]`` starts
+``python -m bench.proxy [--images 10] [--layers 4] [--layer-mib 16] [--repeats 5]`` starts
 Debian's ``docker-registry`` as the upstream and fills it with ``images`` images of
 ``layers`` random layers each, then starts two caches of it side by side:
 
@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--images", type=int, default=10)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--layer-mib", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-proxy-"))
     upstream = start_docker_registry(work / "upstream")
