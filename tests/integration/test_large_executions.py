@@ -6,7 +6,8 @@ an execution that ran every artifact inside one run would fail at a few thousand
 Here the dev server's limit is lowered to :data:`HISTORY_LIMIT` events and the site reads
 :data:`PAGE` tasks at a time and continues as a new run every :data:`PER_RUN`; a
 replication pull and a preheat, each with a history taken together larger than the
-limit, complete with every artifact handled, in runs that each stay below it.
+limit, complete with every artifact handled, in runs that each stay below it; a stop
+reaches the run an execution continued into.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 
 from tests.replication.rig import (
     Site,
+    finished,
     manifest_digest,
     push_image,
     run_policy,
@@ -192,3 +194,55 @@ def test_a_preheat_past_the_history_limit_continues_as_new_and_notifies_every_im
     }
     assert notified == set(pushed.items())
     assert_continued(limited_temporal.address, execution_id, images)
+
+
+def test_a_stop_reaches_the_run_an_execution_continued_into(
+    site: Site, docker_registry: Any, limited_temporal: TemporalServer
+) -> None:
+    images = 12
+    source = f"stop{secrets.token_hex(3)}"
+    for number in range(images):
+        name = f"{source}/app{number:02d}"
+        push_image(docker_registry.url, name, "1", [secrets.token_bytes(32 * 1024)])
+    with site.client() as client:
+        endpoint = f"ep-{secrets.token_hex(4)}"
+        body = {"name": endpoint, "url": docker_registry.url, "type": "distribution"}
+        assert client.post("/api/v1/registries", json=body).status_code == 201
+        project = f"dst{secrets.token_hex(3)}"
+        assert client.post("/api/v1/projects", json={"name": project}).status_code == 201
+        made = client.post(
+            "/api/v1/replication/policies",
+            json={
+                "name": f"p-{secrets.token_hex(4)}",
+                "direction": "pull",
+                "endpoint": endpoint,
+                "repositories": f"{source}/**",
+                "prefix": project,
+                "concurrency": 2,
+                "bandwidth_kbps": 16,  # two seconds an artifact
+            },
+        )
+        assert made.status_code == 201, made.text
+        started = client.post(f"/api/v1/replication/policies/{made.json()['id']}/executions")
+        assert started.status_code == 202, started.text
+        execution_id = started.json()["id"]
+
+        def continued() -> bool:
+            runs = runs_of(limited_temporal.address, execution_id)
+            return any(status is WorkflowExecutionStatus.CONTINUED_AS_NEW for status, _ in runs)
+
+        wait_for(continued, "the execution's first continued run", poll=0.5)
+        stopped = client.post(f"/api/v1/replication/executions/{execution_id}/stop")
+        assert stopped.status_code == 202, stopped.text
+        done = wait_for(lambda: finished(client, execution_id), "the stop to settle")
+        assert done["status"] == "stopped", done
+        found = sorted(tasks(client, execution_id), key=lambda t: t["id"])
+
+    statuses = [t["status"] for t in found]
+    # the first run copied its six before it continued; the stop left nothing pending
+    assert statuses[:PER_RUN] == ["copied"] * PER_RUN, statuses
+    assert "pending" not in statuses, statuses
+    assert "stopped" in statuses, statuses
+    runs = runs_of(limited_temporal.address, execution_id)
+    assert runs[-1][0] is WorkflowExecutionStatus.CANCELED, runs
+    assert all(status is WorkflowExecutionStatus.CONTINUED_AS_NEW for status, _ in runs[:-1])
