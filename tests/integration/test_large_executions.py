@@ -2,7 +2,7 @@
 
 Temporal ends a run whose history passes the server's event limit (51,200 by default):
 an execution that ran every artifact inside one run would fail at a few thousand
-(preheat, about 12 events an artifact) to ten thousand (replication, about 7) artifacts.
+(preheat, about 12 events an artifact) to seven thousand (replication, about 7) artifacts.
 Here the dev server's limit is lowered to :data:`HISTORY_LIMIT` events and the site reads
 :data:`PAGE` tasks at a time and continues as a new run every :data:`PER_RUN`; a
 replication pull and a preheat, each with a history taken together larger than the
