@@ -65,6 +65,8 @@ from core.backup_ports import BlobAddress
 from core.backup_service import BackupService
 from core.digests import Digest
 from core.endpoints import EndpointService
+from core.execution_reconcile import ExecutionReconciler
+from core.execution_rows import PreheatExecutionRows, ReplicationExecutionRows
 from core.key_rotation import KeyRotation
 from core.login_limit import LoginLimiter, LoginPolicy
 from core.manifests import ManifestRules
@@ -664,6 +666,7 @@ class Composition:
         worker process can call it. ``build_app`` sets the registry's hooks (the audit
         hook it puts first needs the registry).
         """
+        workflow_runs = TemporalRuns(self.settings.temporal)
         return Registry(
             settings=self.settings,
             metadata=self.metadata,
@@ -680,11 +683,17 @@ class Composition:
                 "replication_starter": TemporalStarter(self.settings.temporal),
                 "replication_schedules": replication_schedules(self.settings.temporal),
                 "replication_stopper": ExecutionStopper(
-                    self.replication_store, TemporalRuns(self.settings.temporal), self.clock.now
+                    self.replication_store, workflow_runs, self.clock.now
+                ),
+                "replication_reconciler": ExecutionReconciler(
+                    ReplicationExecutionRows(self.replication_store), workflow_runs, self.clock.now
                 ),
                 "preheat": self.preheat,
                 "preheat_providers": self.preheat_providers,
                 "preheat_starter": TemporalStarter(self.settings.temporal),
+                "preheat_reconciler": ExecutionReconciler(
+                    PreheatExecutionRows(self.preheat_store), workflow_runs, self.clock.now
+                ),
                 "preheat_schedules": preheat_schedules(self.settings.temporal),
                 "trust_store": self.trust_store,
                 "scan_store": self.scan_store,
@@ -704,9 +713,7 @@ class Composition:
                 "temporal_check": TemporalProbe(self.settings.temporal),
                 "backups": self.backups,
                 "backup_runs": BackupRuns(self.settings.temporal),
-                RUN_CONTROL: RunControl(
-                    self.metadata, TemporalRuns(self.settings.temporal), self.clock
-                ),
+                RUN_CONTROL: RunControl(self.metadata, workflow_runs, self.clock),
             },
             identity=self.identity,
         )

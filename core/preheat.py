@@ -49,7 +49,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from core import events
 from core.errors import InvalidInputError
@@ -57,6 +57,9 @@ from core.patterns import matches
 from core.promotion import SEVERITIES
 from core.replication import check_cron
 from core.subscribers import Interest, Subscriber, project_interest
+
+if TYPE_CHECKING:
+    from core.execution_reconcile import Ending
 
 #: Activity name of the preheat subscriber (``core.subscribers``).
 DELIVER_EVENTS_PREHEAT: Final = "deliver_events_preheat"
@@ -147,6 +150,10 @@ class TaskStatus(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+
+
+#: Statuses of a task its execution's workflow may still change.
+OPEN_TASK_STATUSES: Final = frozenset({TaskStatus.PENDING, TaskStatus.RUNNING})
 
 
 class JobState(StrEnum):
@@ -520,6 +527,14 @@ class PreheatStore(Protocol):
         self, execution_id: str, status: ExecutionStatus | None, reason: str | None, now: datetime
     ) -> Execution | None:
         """Set the final status (``None``: from the tasks) and the counts (idempotent)."""
+        ...
+
+    def close_abandoned(self, execution_id: str, ending: Ending, now: datetime) -> bool:
+        """Close a ``running`` execution whose workflow ended without closing it.
+
+        In one transaction, and only while it is ``running`` (whether it was): its open
+        tasks become ``failed`` and it closes ``failed``, with the ending's reason.
+        """
         ...
 
     def add_tasks(self, execution_id: str, candidates: list[Candidate]) -> list[Task]:

@@ -26,6 +26,7 @@ from core.outbound import OutboundPolicy, OutboundRefusedError, parse_destinatio
 from core.patterns import matches
 from core.ports import Metadata
 from core.preheat import (
+    OPEN_TASK_STATUSES,
     AuthMode,
     Candidate,
     ChildManifest,
@@ -47,7 +48,6 @@ from core.preheat import (
     RecordInput,
     SignatureVerdicts,
     Task,
-    TaskStatus,
     TriggerKind,
     VulnerabilityVerdicts,
     check_name,
@@ -72,7 +72,6 @@ _RESOURCE: Final = "preheat-policy"
 #: Tags read per page while listing a repository.
 _TAG_PAGE: Final = 500
 #: Task states a workflow (still) runs: not started, or a job created and not recorded.
-_OPEN: Final = (TaskStatus.PENDING, TaskStatus.RUNNING)
 #: How long a project's trust policy is reused by the signature criterion (seconds).
 _POLICY_CACHE_SECONDS: Final = 5.0
 
@@ -562,7 +561,7 @@ class PreheatRunner:
                 self.project_criteria(policy.project_id),
             )
             tasks = self._store.add_tasks(execution_id, kept)
-        pending = [t.id for t in tasks if t.status in _OPEN]
+        pending = [t.id for t in tasks if t.status in OPEN_TASK_STATUSES]
         settings = self._settings
         more = request.paged and len(pending) > settings.tasks_per_page
         if more:

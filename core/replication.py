@@ -24,12 +24,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from core import events
 from core.errors import ConflictError, InvalidInputError, NotFoundError
 from core.patterns import matches
 from core.subscribers import Interest, Subscriber, all_or_nothing
+
+if TYPE_CHECKING:
+    from core.execution_reconcile import Ending
 
 #: Activity name of the replication subscriber (``core.subscribers``).
 DELIVER_EVENTS_REPLICATION: Final = "deliver_events_replication"
@@ -344,6 +347,16 @@ class ReplicationStore(Protocol):
         In one transaction: pending tasks become ``stopped``, the counts are taken, the
         ``replication.finished`` event is written; ``reason`` (``None``: the reason the
         stop request left) is kept. An execution already closed is returned unchanged.
+        """
+        ...
+
+    def close_abandoned(self, execution_id: str, ending: Ending, now: datetime) -> bool:
+        """Close an execution still active whose workflow ended without closing it.
+
+        In one transaction, and only while it is active (whether it was): a ``stopping``
+        execution, or one whose workflow was cancelled, closes as :meth:`stop_execution`
+        does (a stop's reason is kept); any other closes ``failed`` with the ending's
+        reason, its pending tasks ``failed`` as not run.
         """
         ...
 

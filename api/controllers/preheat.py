@@ -34,6 +34,7 @@ from api.execution_out import ExecutionOut
 from api.guards import system_admin
 from api.pagination import IDS, NEWEST_FIRST, Page, PageParams
 from api.principal import api_caller, require_caller
+from core.execution_reconcile import ExecutionReconciler
 from core.paging import window
 from core.preheat import (
     EXECUTION_WORKFLOW,
@@ -271,6 +272,12 @@ def _service(request: Request[Any, Any, Any]) -> PreheatService:
     return preheat_of(registry_of(request))
 
 
+def _reconciler(request: Request[Any, Any, Any]) -> ExecutionReconciler[Execution]:
+    """Closes executions whose workflow ended without closing them (on every read)."""
+    found: ExecutionReconciler[Execution] = registry_of(request).extras["preheat_reconciler"]
+    return found
+
+
 async def _sync_schedule(registry: Registry, before: Policy | None, after: Policy | None) -> None:
     """Keep the policy's Temporal schedule in line with it (``PolicySchedules.follow``)."""
     schedules = registry.extras.get("preheat_schedules")
@@ -500,7 +507,8 @@ class PreheatExecutionController(Controller):
             return window(executions, _newest, after, count, descending=True)
 
         found = await page.fetch(fetch, key=_newest, cursor=NEWEST_FIRST)
-        return found.respond(request, ExecutionPage, [ExecutionOut.of(e) for e in found.items])
+        items = await _reconciler(request).reconciled(found.items)
+        return found.respond(request, ExecutionPage, [ExecutionOut.of(e) for e in items])
 
     @get("/{execution_id:str}", summary="One preheat execution")
     async def read_execution(
@@ -509,7 +517,7 @@ class PreheatExecutionController(Controller):
         caller = await api_caller(request, registry_of(request))
         service = _service(request)
         found = await anyio.to_thread.run_sync(service.execution, caller, project, execution_id)
-        return ExecutionOut.of(found)
+        return ExecutionOut.of(await _reconciler(request).one(found))
 
     @get("/{execution_id:str}/tasks", summary="An execution's candidates and their results")
     async def list_tasks(

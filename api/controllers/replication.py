@@ -27,6 +27,7 @@ from api.execution_out import ExecutionOut as PolicyExecutionOut
 from api.guards import system_admin
 from api.pagination import IDS, NEWEST_FIRST, Page, PageParams
 from core.access import Identity
+from core.execution_reconcile import ExecutionReconciler
 from core.paging import window
 from core.replication import (
     EXECUTION_WORKFLOW,
@@ -160,6 +161,12 @@ def stopper_of(registry: Registry) -> ExecutionStopper:
     if not isinstance(stopper, ExecutionStopper):
         raise TypeError("the registry was built without replication")
     return stopper
+
+
+def _reconciler(registry: Registry) -> ExecutionReconciler[Execution]:
+    """Closes executions whose workflow ended without closing them (on every read)."""
+    found: ExecutionReconciler[Execution] = registry.extras["replication_reconciler"]
+    return found
 
 
 def _starter(registry: Registry) -> WorkflowStarter:
@@ -306,14 +313,16 @@ class ReplicationExecutionController(Controller):
             return window(service.executions(policy_id), _newest, after, count, descending=True)
 
         found = await page.fetch(fetch, key=_newest, cursor=NEWEST_FIRST)
-        return found.respond(request, ExecutionPage, [ExecutionOut.of(e) for e in found.items])
+        items = await _reconciler(registry).reconciled(found.items)
+        return found.respond(request, ExecutionPage, [ExecutionOut.of(e) for e in items])
 
     @get("/{execution_id:str}", summary="One execution")
     async def read_execution(
         self, registry: NamedDependency[Registry], execution_id: FromPath[str]
     ) -> ExecutionOut:
         service = replication_of(registry)
-        return ExecutionOut.of(await anyio.to_thread.run_sync(service.execution, execution_id))
+        execution = await anyio.to_thread.run_sync(service.execution, execution_id)
+        return ExecutionOut.of(await _reconciler(registry).one(execution))
 
     @post(
         "/{execution_id:str}/stop",

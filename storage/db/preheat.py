@@ -10,7 +10,9 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from core.execution_reconcile import Ending
 from core.preheat import (
+    OPEN_TASK_STATUSES,
     AuthMode,
     Candidate,
     Execution,
@@ -269,6 +271,45 @@ class SqlPreheatStore:
             )
         return self.execution(execution_id)
 
+    def close_abandoned(self, execution_id: str, ending: Ending, now: datetime) -> bool:
+        with self._engines.writing() as connection, connection.begin():
+            row = connection.execute(
+                select(_EXECUTION.c.status).where(_EXECUTION.c.id == execution_id).with_for_update()
+            ).first()
+            if row is None or row.status != str(ExecutionStatus.RUNNING):
+                return False
+            tasks = _TASK.c.execution_id == execution_id
+            connection.execute(
+                update(_TASK)
+                .where(tasks, _TASK.c.status.in_([str(s) for s in OPEN_TASK_STATUSES]))
+                .values(
+                    status=str(TaskStatus.FAILED),
+                    error=f"not finished: {ending.reason}"[:_ERROR_MAX],
+                    finished_at=now,
+                )
+            )
+            counts: dict[str, int] = {
+                row[0]: int(row[1])
+                for row in connection.execute(
+                    select(_TASK.c.status, func.count()).where(tasks).group_by(_TASK.c.status)
+                )
+            }
+            total = sum(counts.values())
+            succeeded = counts.get(str(TaskStatus.SUCCEEDED), 0)
+            connection.execute(
+                update(_EXECUTION)
+                .where(_EXECUTION.c.id == execution_id)
+                .values(
+                    status=str(ExecutionStatus.FAILED),
+                    reason=ending.reason[:_ERROR_MAX],
+                    finished_at=now,
+                    total=total,
+                    succeeded=succeeded,
+                    failed=total - succeeded,
+                )
+            )
+        return True
+
     # -- tasks ----------------------------------------------------------------------------
 
     def add_tasks(self, execution_id: str, candidates: list[Candidate]) -> list[Task]:
@@ -312,7 +353,7 @@ class SqlPreheatStore:
         return [_task(row) for row in rows]
 
     def pending_tasks(self, execution_id: str, after: int, limit: int) -> list[Task]:
-        states = (str(TaskStatus.PENDING), str(TaskStatus.RUNNING))
+        states = tuple(str(s) for s in OPEN_TASK_STATUSES)
         rows = open_task_rows(self._engines, _TASK, execution_id, after, limit, states)
         return [_task(row) for row in rows]
 

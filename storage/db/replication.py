@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from core.execution_reconcile import Ending
 from core.replication import (
     ACTIVE_STATUSES,
     ArtifactKind,
@@ -153,6 +154,27 @@ def _close(
         _announce_finished(connection, execution_id)
 
 
+def _lock_active(connection: Connection, execution_id: str) -> Any | None:
+    """The execution's status and reason, locked, if it is still active (else ``None``)."""
+    row = connection.execute(
+        select(_EXECUTION.c.status, _EXECUTION.c.reason)
+        .where(_EXECUTION.c.id == execution_id)
+        .with_for_update()
+    ).first()
+    active = {str(s) for s in ACTIVE_STATUSES}
+    return row if row is not None and row.status in active else None
+
+
+def _close_stopped(connection: Connection, execution_id: str, reason: str, now: datetime) -> None:
+    """Close an active execution as ``stopped``: its pending tasks are marked not run."""
+    connection.execute(
+        update(_TASK)
+        .where(_TASK.c.execution_id == execution_id, _TASK.c.status == str(TaskStatus.PENDING))
+        .values(status=str(TaskStatus.STOPPED), error=NOT_RUN, finished_at=now)
+    )
+    _close(connection, execution_id, ExecutionStatus.STOPPED, reason, now)
+
+
 def _task(row: Any) -> ReplicationTask:
     return ReplicationTask(
         id=row.id,
@@ -261,25 +283,35 @@ class SqlReplicationStore:
     def stop_execution(
         self, execution_id: str, reason: str | None, now: datetime
     ) -> Execution | None:
-        active = [str(s) for s in ACTIVE_STATUSES]
         with self._engines.writing() as connection, connection.begin():
-            row = connection.execute(
-                select(_EXECUTION.c.status, _EXECUTION.c.reason)
-                .where(_EXECUTION.c.id == execution_id)
-                .with_for_update()
-            ).first()
-            if row is not None and row.status in active:
-                connection.execute(
-                    update(_TASK)
-                    .where(
-                        _TASK.c.execution_id == execution_id,
-                        _TASK.c.status == str(TaskStatus.PENDING),
-                    )
-                    .values(status=str(TaskStatus.STOPPED), error=NOT_RUN, finished_at=now)
-                )
-                kept = reason or row.reason or "stopped"
-                _close(connection, execution_id, ExecutionStatus.STOPPED, kept, now)
+            row = _lock_active(connection, execution_id)
+            if row is not None:
+                _close_stopped(connection, execution_id, reason or row.reason or "stopped", now)
         return self.execution(execution_id)
+
+    def close_abandoned(self, execution_id: str, ending: Ending, now: datetime) -> bool:
+        with self._engines.writing() as connection, connection.begin():
+            row = _lock_active(connection, execution_id)
+            if row is None:
+                return False
+            if ending.cancelled or row.status == str(ExecutionStatus.STOPPING):
+                kept = row.reason if row.status == str(ExecutionStatus.STOPPING) else None
+                _close_stopped(connection, execution_id, kept or ending.reason, now)
+                return True
+            connection.execute(
+                update(_TASK)
+                .where(
+                    _TASK.c.execution_id == execution_id,
+                    _TASK.c.status == str(TaskStatus.PENDING),
+                )
+                .values(
+                    status=str(TaskStatus.FAILED),
+                    error=f"not run: {ending.reason}"[:_ERROR_MAX],
+                    finished_at=now,
+                )
+            )
+            _close(connection, execution_id, ExecutionStatus.FAILED, ending.reason, now)
+        return True
 
     # -- tasks ----------------------------------------------------------------------------
 

@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 
 from core.replication import (
-    ArtifactKind,
-    Direction,
-    Execution,
     ExecutionStatus,
     PlannedTask,
     ReplicationPolicy,
     TaskOperation,
-    TriggerKind,
 )
 from core.settings import Settings
 from storage.db.engine import Engines, create_engines
 from storage.db.replication import SqlReplicationStore
+from tests.api.replication_rows import add_policy, add_running
 
 NOW = datetime(2026, 12, 4, 5, 0, tzinfo=UTC)
 DIGEST = "sha256:" + "ab" * 32
@@ -35,13 +31,7 @@ def engines(app_settings: Settings) -> Iterator[Engines]:
 
 def _running(store: SqlReplicationStore, policy: ReplicationPolicy) -> str:
     """A running execution of ``policy`` whose one task was found in place."""
-    execution_id = f"close-{secrets.token_hex(4)}"
-    store.add_execution(
-        Execution(
-            execution_id, policy.id, policy.name, TriggerKind.MANUAL,
-            ExecutionStatus.RUNNING, NOW, None, 0, 0, 0, 0,
-        )
-    )  # fmt: skip
+    execution_id = add_running(store, policy, NOW)
     store.add_tasks(
         execution_id,
         [PlannedTask(TaskOperation.COPY, "src/app", "dst/src/app", "1", DIGEST, in_place=True)],
@@ -53,14 +43,7 @@ def test_planning_closes_a_running_execution_but_leaves_a_stopping_one_to_its_st
     engines: Engines,
 ) -> None:
     store = SqlReplicationStore(engines)
-    name = f"close-{secrets.token_hex(4)}"
-    policy = store.add_policy(
-        ReplicationPolicy(
-            0, name, "", True, Direction.PULL, "ep", "src/**", "**", ArtifactKind.ALL,
-            True, 0, "dst", TriggerKind.MANUAL, None, False, True, 0, 2, NOW, NOW,
-        )
-    )  # fmt: skip
-    assert policy is not None
+    policy = add_policy(store, NOW)
 
     done = _running(store, policy)
     assert store.finish_running(done, ExecutionStatus.SUCCEEDED, NOW)

@@ -14,13 +14,8 @@ import pytest
 
 from core import preheat
 from core.replication import (
-    ArtifactKind,
-    Direction,
-    Execution,
     ExecutionRequest,
-    ExecutionStatus,
     PlannedTask,
-    ReplicationPolicy,
     TaskOperation,
     TaskResult,
     TaskStatus,
@@ -33,6 +28,7 @@ from core.task_pages import PageRequest
 from storage.db.engine import Engines, create_engines
 from storage.db.preheat import SqlPreheatStore
 from storage.db.replication import SqlReplicationStore
+from tests.api.replication_rows import add_policy, add_running
 
 NOW = datetime(2026, 12, 6, 22, 0, tzinfo=UTC)
 DIGEST = "sha256:" + "cd" * 32
@@ -45,23 +41,9 @@ def engines(app_settings: Settings) -> Iterator[Engines]:
     created.dispose()
 
 
-def _execution(store: SqlReplicationStore, tasks: list[PlannedTask]) -> tuple[int, str]:
-    name = f"pages-{secrets.token_hex(4)}"
-    policy = store.add_policy(
-        ReplicationPolicy(
-            0, name, "", True, Direction.PULL, "ep", "src/**", "**", ArtifactKind.ALL,
-            True, 0, "dst", TriggerKind.MANUAL, None, False, True, 0, 2, NOW, NOW,
-        )
-    )  # fmt: skip
-    assert policy is not None
-    execution_id = f"pages-{secrets.token_hex(4)}"
-    store.add_execution(
-        Execution(
-            execution_id, policy.id, policy.name, TriggerKind.MANUAL,
-            ExecutionStatus.RUNNING, NOW, None, 0, 0, 0, 0,
-        )
-    )  # fmt: skip
-    return policy.id, execution_id
+def _execution(store: SqlReplicationStore) -> tuple[int, str]:
+    policy = add_policy(store, NOW)
+    return policy.id, add_running(store, policy, NOW)
 
 
 def _task(number: int, *, in_place: bool = False) -> PlannedTask:
@@ -75,7 +57,7 @@ async def test_a_paged_plan_gives_the_first_page_and_the_rest_follows_in_order(
 ) -> None:
     store = SqlReplicationStore(engines)
     planned = [_task(n, in_place=n == 3) for n in range(7)]  # one of seven found in place
-    policy_id, execution_id = _execution(store, planned)
+    policy_id, execution_id = _execution(store)
     settings = ReplicationSettings(tasks_per_page=2, tasks_per_run=4)
     runner = ReplicationRunner(store, cast("ReplicaClients", None), settings, 4 * 1024 * 1024)
     request = ExecutionRequest(execution_id, policy_id, TriggerKind.MANUAL, planned, paged=True)
@@ -105,7 +87,7 @@ async def test_a_paged_plan_gives_the_first_page_and_the_rest_follows_in_order(
 async def test_a_plan_not_paged_gives_every_pending_task(engines: Engines) -> None:
     store = SqlReplicationStore(engines)
     planned = [_task(n) for n in range(5)]
-    policy_id, execution_id = _execution(store, planned)
+    policy_id, execution_id = _execution(store)
     settings = ReplicationSettings(tasks_per_page=2)
     runner = ReplicationRunner(store, cast("ReplicaClients", None), settings, 4 * 1024 * 1024)
 

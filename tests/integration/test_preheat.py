@@ -18,7 +18,7 @@ import secrets
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -30,7 +30,7 @@ from temporalio.service import RPCError
 from tests.api.oci import OCIClient
 from tests.integration.trust_rig import push_signature
 from tests.integration.trust_rig import results as trust_results
-from tests.replication.rig import Site, push_image, start_site, wait_for
+from tests.replication.rig import Site, push_image, start_site, terminate_workflow, wait_for
 from tests.services.moorage import REPO_ROOT
 from tests.services.p2p_standins import (
     DragonflyStandIn,
@@ -584,33 +584,39 @@ def test_an_unsigned_image_is_preheated_when_its_signature_verifies(
 
 
 # NOTE: last, so the killed worker's other activities (event batches) delay no other test
+def _held_run(
+    client: httpx.Client, dragonfly: DragonflyStandIn, project: str, name: str
+) -> tuple[str, Any, Callable[[], list[Any]]]:
+    """Run a new Dragonfly policy of ``project`` by hand (``hold`` set): its execution id,
+    the one job it created, and how to list the project's jobs."""
+    instance = _instance(
+        client,
+        name=f"df-{name}-{project}",
+        vendor="dragonfly",
+        endpoint=dragonfly.url,
+        auth_mode="bearer",
+        secret=PAT,
+    )
+    policy = _policy(client, project, name=name, instance=instance["name"])
+
+    def jobs() -> list[Any]:
+        return [j for j in dragonfly.job_list() if f"/{project}/app/" in j.body["args"]["url"]]
+
+    started = client.post(f"/api/v1/projects/{project}/preheat/policies/{policy['id']}/executions")
+    assert started.status_code == 202, started.text
+    [job] = wait_for(jobs, "the provider job")
+    return started.json()["id"], job, jobs
+
+
 def test_worker_killed_mid_poll_resumes_polling_the_same_job(
     site: Site, client: httpx.Client, dragonfly: DragonflyStandIn
 ) -> None:
     """kill -9 of the worker while it polls: the next worker polls the job it created."""
     project = _project()
     push_image(site.url, f"{project}/app", "v1", [b"held-layer"], site.auth)
-    instance = _instance(
-        client,
-        name=f"df-kill-{project}",
-        vendor="dragonfly",
-        endpoint=dragonfly.url,
-        auth_mode="bearer",
-        secret=PAT,
-    )
-    policy = _policy(client, project, name="killed", instance=instance["name"])
-
-    def jobs() -> list[Any]:
-        return [j for j in dragonfly.job_list() if f"/{project}/app/" in j.body["args"]["url"]]
-
     dragonfly.hold = True
     try:
-        started = client.post(
-            f"/api/v1/projects/{project}/preheat/policies/{policy['id']}/executions"
-        )
-        assert started.status_code == 202, started.text
-        execution_id = started.json()["id"]
-        [job] = wait_for(jobs, "the provider job")
+        execution_id, job, jobs = _held_run(client, dragonfly, project, "killed")
         path = f"/oapi/v1/jobs/{job.id}"
         wait_for(
             lambda: [p for m, p, _ in dragonfly.requests if m == "GET" and p == path],
@@ -630,3 +636,37 @@ def test_worker_killed_mid_poll_resumes_polling_the_same_job(
     [task] = _tasks(client, project, execution_id)
     assert task["job_id"] == str(job.id)
     assert task["peers_succeeded"] == 2
+
+
+def test_an_execution_whose_workflow_is_terminated_reads_as_failed_with_why(
+    site: Site, client: httpx.Client, dragonfly: DragonflyStandIn
+) -> None:
+    """Terminated in Temporal while its job runs: the next read closes it, tasks too."""
+    project = _project()
+    push_image(site.url, f"{project}/app", "v1", [b"terminated-layer"], site.auth)
+
+    dragonfly.hold = True
+    try:
+        execution_id, job, _ = _held_run(client, dragonfly, project, "terminated")
+        wait_for(
+            lambda: _tasks(client, project, execution_id)[0]["status"] == "running",
+            "the task to hold its job",
+        )
+        terminate_workflow(site, execution_id)
+
+        listed = client.get(f"/api/v1/projects/{project}/preheat/executions").json()["items"]
+        [execution] = [e for e in listed if e["id"] == execution_id]
+        assert execution["status"] == "failed", execution
+        assert execution["reason"] == "the execution's workflow was terminated", execution
+        assert (execution["total"], execution["succeeded"], execution["failed"]) == (1, 0, 1)
+        read = client.get(f"/api/v1/projects/{project}/preheat/executions/{execution_id}")
+        assert read.json() == execution
+        [task] = _tasks(client, project, execution_id)
+        assert task["status"] == "failed", task
+        assert task["error"] == "not finished: the execution's workflow was terminated", task
+    finally:
+        dragonfly.hold = False
+    # the job ends at the provider; nothing polls it any more, the execution stays closed
+    wait_for(lambda: job.state != "RUNNING", "the held job to settle")
+    after = client.get(f"/api/v1/projects/{project}/preheat/executions/{execution_id}")
+    assert after.json() == execution

@@ -7,6 +7,7 @@ of its own, loopback allowed as an outbound destination, quick retries and small
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from temporalio.client import Client
 
 from tests.services.moorage import REPO_ROOT, MoorageServer, start_moorage
 from tests.services.process import ManagedProcess, spawn
@@ -242,3 +244,13 @@ def blob_present(
 ) -> bool:
     with httpx.Client(base_url=base_url, auth=auth, timeout=60) as client:
         return client.head(f"/v2/{repo}/blobs/{digest}").status_code == 200
+
+
+def terminate_workflow(site: Site, workflow_id: str) -> None:
+    """Terminate a workflow on the site's Temporal, as an operator would in its UI or CLI."""
+
+    async def run() -> None:
+        client = await Client.connect(site.env["MOORAGE_TEMPORAL__ADDRESS"])
+        await client.get_workflow_handle(workflow_id).terminate(reason="by hand")
+
+    asyncio.run(run())

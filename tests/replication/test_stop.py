@@ -17,6 +17,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 
@@ -28,6 +29,7 @@ from tests.replication.rig import (
     run_policy,
     start_site,
     tasks,
+    terminate_workflow,
     wait_for,
 )
 from tests.services.registry_front import RegistryFront
@@ -92,6 +94,16 @@ def cli_stop(site: Site, execution_id: str) -> dict[str, Any]:
     return answer
 
 
+def start_sending(client: httpx.Client, front: RegistryFront, policy_id: int) -> str:
+    """Run the policy by hand; its execution id once its first bytes reach ``front``."""
+    before = front.upload_bytes
+    started = client.post(f"/api/v1/replication/policies/{policy_id}/executions")
+    assert started.status_code == 202, started.text
+    wait_for(lambda: front.upload_bytes > before, "the first bytes at the destination")
+    execution_id: str = started.json()["id"]
+    return execution_id
+
+
 def workflow_states(site: Site, ids: list[str]) -> dict[str, tuple[Any, int]]:
     """Each workflow's status and how many activities it still has pending."""
 
@@ -120,10 +132,7 @@ def test_a_stopped_execution_sends_nothing_more_and_says_what_was_done(
     policy_id = push_policy(site, front.url, project)
     before = front.upload_bytes
     with site.client() as client:
-        started = client.post(f"/api/v1/replication/policies/{policy_id}/executions")
-        assert started.status_code == 202, started.text
-        execution_id = started.json()["id"]
-        wait_for(lambda: front.upload_bytes > before, "the first bytes at the destination")
+        execution_id = start_sending(client, front, policy_id)
 
         answer = cli_stop(site, execution_id)
         assert answer["id"] == execution_id
@@ -202,3 +211,41 @@ def test_stopping_a_finished_execution_is_a_conflict(site: Site, front: Registry
             == "succeeded"
         )
     assert manifest_digest(front.url, f"{project}/tool", "1") == digest
+
+
+def test_an_execution_whose_workflow_is_terminated_reads_as_failed_with_why(
+    site: Site, front: RegistryFront
+) -> None:
+    """Ended in Temporal, not by Moorage: the next read closes it instead of `running`."""
+    project = f"term{secrets.token_hex(3)}"
+    for n in range(3):
+        push_image(site.url, f"{project}/app{n}", "1.0", [os.urandom(LAYER)], site.auth)
+    policy_id = push_policy(site, front.url, project)
+    with site.client() as client:
+        execution_id = start_sending(client, front, policy_id)
+
+        terminate_workflow(site, execution_id)
+
+        [listed] = [
+            e
+            for e in client.get(
+                "/api/v1/replication/executions", params={"policy_id": policy_id}
+            ).json()["items"]
+            if e["id"] == execution_id
+        ]
+        assert listed["status"] == "failed", listed
+        assert listed["reason"] == "the execution's workflow was terminated", listed
+        assert listed["finished_at"] is not None
+        read = client.get(f"/api/v1/replication/executions/{execution_id}").json()
+        assert read == listed
+        results = tasks(client, execution_id)
+        assert len(results) == 3
+        not_run = [t for t in results if t["status"] == "failed"]
+        assert not_run, results
+        assert {t["status"] for t in results} <= {"copied", "failed"}, results
+        for task in not_run:
+            assert task["error"] == "not run: the execution's workflow was terminated", task
+        assert read["failed"] == len(not_run), read
+        # it is closed: a stop is now a conflict, not a second ending
+        refused = client.post(f"/api/v1/replication/executions/{execution_id}/stop")
+        assert refused.status_code == 409, refused.text
