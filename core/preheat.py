@@ -152,7 +152,8 @@ class TaskStatus(StrEnum):
     FAILED = "failed"
 
 
-#: Statuses of a task its execution's workflow may still change.
+#: Statuses of a task its execution's workflow may still change: not started, or its job
+#: created and its result not recorded yet.
 OPEN_TASK_STATUSES: Final = frozenset({TaskStatus.PENDING, TaskStatus.RUNNING})
 
 

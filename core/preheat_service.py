@@ -61,7 +61,7 @@ from core.scan_records import ScanStore
 from core.sealing import SecretBox, named_context
 from core.services.access_control import AccessControl
 from core.signature_formats import Kind
-from core.task_pages import PageRequest, TaskIds
+from core.task_pages import PageRequest, TaskIds, first_page, split_page
 from core.tokens import TokenService
 from core.trust_policy import TrustPolicy, compile_policy, evaluate
 from core.trust_ports import StoredPolicy, TrustStore
@@ -71,7 +71,6 @@ logger = logging.getLogger(__name__)
 _RESOURCE: Final = "preheat-policy"
 #: Tags read per page while listing a repository.
 _TAG_PAGE: Final = 500
-#: Task states a workflow (still) runs: not started, or a job created and not recorded.
 #: How long a project's trust policy is reused by the signature criterion (seconds).
 _POLICY_CACHE_SECONDS: Final = 5.0
 
@@ -561,11 +560,12 @@ class PreheatRunner:
                 self.project_criteria(policy.project_id),
             )
             tasks = self._store.add_tasks(execution_id, kept)
-        pending = [t.id for t in tasks if t.status in OPEN_TASK_STATUSES]
         settings = self._settings
-        more = request.paged and len(pending) > settings.tasks_per_page
-        if more:
-            pending = pending[: settings.tasks_per_page]
+        pending, more = first_page(
+            [t.id for t in tasks if t.status in OPEN_TASK_STATUSES],
+            request.paged,
+            settings.tasks_per_page,
+        )
         return Plan(
             execution_id,
             pending,
@@ -579,7 +579,8 @@ class PreheatRunner:
     def next_tasks(self, page: PageRequest) -> TaskIds:
         """The execution's open tasks after ``page.after``: at most ``page.limit``."""
         found = self._store.pending_tasks(page.execution_id, page.after, page.limit + 1)
-        return TaskIds([t.id for t in found[: page.limit]], len(found) > page.limit)
+        shown, more = split_page(found, page.limit)
+        return TaskIds([t.id for t in shown], more)
 
     def _registry(self) -> str:
         url = self._registry_url

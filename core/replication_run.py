@@ -37,7 +37,7 @@ from core.replication_bandwidth import SharedBandwidth
 from core.replication_copy import ArtifactCopier, CopyOptions, ReplicaRegistry, has_referrers
 from core.replication_delete import ArtifactDeleter, is_digest
 from core.replication_settings import ReplicationSettings
-from core.task_pages import PageRequest
+from core.task_pages import PageRequest, first_page, split_page
 from core.upstream_ports import UpstreamError
 
 #: Destination locations of blobs remembered for mounts (per process).
@@ -204,9 +204,7 @@ class ReplicationRunner:
             if await asyncio.to_thread(self._store.finish_running, execution_id, status, now):
                 closed = str(status)
         settings = self._settings
-        more = False
-        if request.paged and len(pending) > settings.tasks_per_page:
-            pending, more = pending[: settings.tasks_per_page], True
+        pending, more = first_page(pending, request.paged, settings.tasks_per_page)
         return Plan(
             execution_id,
             policy.name,
@@ -229,10 +227,8 @@ class ReplicationRunner:
     def next_tasks(self, page: PageRequest) -> TaskPage:
         """The execution's pending tasks after ``page.after``: at most ``page.limit``."""
         found = self._store.pending_tasks(page.execution_id, page.after, page.limit + 1)
-        shown = found[: page.limit]
-        return TaskPage(
-            [t.id for t in shown], [_names(t.source) for t in shown], len(found) > page.limit
-        )
+        shown, more = split_page(found, page.limit)
+        return TaskPage([t.id for t in shown], [_names(t.source) for t in shown], more)
 
     async def _list(self, policy: ReplicationPolicy) -> list[PlannedTask]:
         """The tasks of the selected repositories' selected tags, settled.

@@ -8,7 +8,11 @@ whatever the page size; a task settled meanwhile is not handed out.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,3 +30,18 @@ class TaskIds:
 
     tasks: list[int]
     more: bool
+
+
+def first_page(pending: Sequence[T], paged: bool, size: int) -> tuple[list[T], bool]:
+    """A plan's tasks: the first ``size`` of ``pending`` when ``paged``, and whether more follow.
+
+    Unpaged (runs recorded before paging), every pending task and ``False``.
+    """
+    if paged and len(pending) > size:
+        return list(pending[:size]), True
+    return list(pending), False
+
+
+def split_page(found: Sequence[T], limit: int) -> tuple[list[T], bool]:
+    """A page read with ``limit + 1`` rows: its first ``limit``, and whether more follow."""
+    return list(found[:limit]), len(found) > limit

@@ -94,6 +94,28 @@ def assert_continued(address: str, workflow_id: str, artifacts: int) -> None:
     assert sum(events for _, events in runs) > HISTORY_LIMIT, runs
 
 
+def pull_policy(client: httpx.Client, url: str, source: str, project: str, **settings: int) -> int:
+    """A pull policy of ``source/**`` from the registry at ``url`` into the new ``project``."""
+    endpoint = f"ep-{secrets.token_hex(4)}"
+    body = {"name": endpoint, "url": url, "type": "distribution"}
+    assert client.post("/api/v1/registries", json=body).status_code == 201
+    assert client.post("/api/v1/projects", json={"name": project}).status_code == 201
+    made = client.post(
+        "/api/v1/replication/policies",
+        json={
+            "name": f"p-{secrets.token_hex(4)}",
+            "direction": "pull",
+            "endpoint": endpoint,
+            "repositories": f"{source}/**",
+            "prefix": project,
+            **settings,
+        },
+    )
+    assert made.status_code == 201, made.text
+    policy_id: int = made.json()["id"]
+    return policy_id
+
+
 def test_a_replication_past_the_history_limit_continues_as_new_and_copies_everything(
     site: Site, docker_registry: Any, limited_temporal: TemporalServer
 ) -> None:
@@ -105,26 +127,10 @@ def test_a_replication_past_the_history_limit_continues_as_new_and_copies_everyt
         )
         for number in range(images)
     }
+    project = f"dst{secrets.token_hex(3)}"
     with site.client() as client:
-        endpoint = f"ep-{secrets.token_hex(4)}"
-        body = {"name": endpoint, "url": docker_registry.url, "type": "distribution"}
-        assert client.post("/api/v1/registries", json=body).status_code == 201
-        project = f"dst{secrets.token_hex(3)}"
-        assert client.post("/api/v1/projects", json={"name": project}).status_code == 201
-        made = client.post(
-            "/api/v1/replication/policies",
-            json={
-                "name": f"p-{secrets.token_hex(4)}",
-                "direction": "pull",
-                "endpoint": endpoint,
-                "repositories": f"{source}/**",
-                "prefix": project,
-                "concurrency": 4,
-            },
-        )
-        assert made.status_code == 201, made.text
-
-        done = run_policy(client, made.json()["id"])
+        policy_id = pull_policy(client, docker_registry.url, source, project, concurrency=4)
+        done = run_policy(client, policy_id)
 
         assert done["status"] == "succeeded", done
         found = tasks(client, done["id"])
@@ -205,25 +211,12 @@ def test_a_stop_reaches_the_run_an_execution_continued_into(
         name = f"{source}/app{number:02d}"
         push_image(docker_registry.url, name, "1", [secrets.token_bytes(32 * 1024)])
     with site.client() as client:
-        endpoint = f"ep-{secrets.token_hex(4)}"
-        body = {"name": endpoint, "url": docker_registry.url, "type": "distribution"}
-        assert client.post("/api/v1/registries", json=body).status_code == 201
-        project = f"dst{secrets.token_hex(3)}"
-        assert client.post("/api/v1/projects", json={"name": project}).status_code == 201
-        made = client.post(
-            "/api/v1/replication/policies",
-            json={
-                "name": f"p-{secrets.token_hex(4)}",
-                "direction": "pull",
-                "endpoint": endpoint,
-                "repositories": f"{source}/**",
-                "prefix": project,
-                "concurrency": 2,
-                "bandwidth_kbps": 16,  # two seconds an artifact
-            },
-        )
-        assert made.status_code == 201, made.text
-        started = client.post(f"/api/v1/replication/policies/{made.json()['id']}/executions")
+        # two seconds an artifact
+        policy_id = pull_policy(
+            client, docker_registry.url, source, f"dst{secrets.token_hex(3)}",
+            concurrency=2, bandwidth_kbps=16,
+        )  # fmt: skip
+        started = client.post(f"/api/v1/replication/policies/{policy_id}/executions")
         assert started.status_code == 202, started.text
         execution_id = started.json()["id"]
 
