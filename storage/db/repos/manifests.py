@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, literal, select, union_all
 
 from core.records import ManifestRecord, NewManifest, PushLookup, RepositoryRecord, StoredRef
+from storage.db.direct import DirectStatement
 from storage.db.nowait import Prepared
 from storage.db.repos.base import RecordMap, SqlRepository, insert_ignore, now, table_of
 from storage.db.repos.repositories import REPOSITORY, REPOSITORY_COLUMNS, WITH_PROJECT
@@ -110,6 +111,9 @@ _Q_PUSH_LOOKUP = {
     )
     for dialect in DIALECTS
 }
+_D_PUSH_LOOKUP = {
+    dialect: DirectStatement(statement) for dialect, statement in _Q_PUSH_LOOKUP.items()
+}
 _INSERT_MANIFEST_RETURNING = {
     dialect: statement.returning(MANIFEST.c.id)
     for dialect, statement in insert_ignore(MANIFEST).items()
@@ -172,7 +176,7 @@ class SqlManifests(SqlRepository):
         blobs: dict[str, StoredRef] = {}
         manifests: dict[str, StoredRef] = {}
         target = None
-        for kind, digest, row_id, size in self._c.execute(_Q_PUSH_LOOKUP[self._dialect], params):
+        for kind, digest, row_id, size in _D_PUSH_LOOKUP[self._dialect].rows(self._c, params):
             if kind == "t":
                 target = digest
             else:

@@ -16,11 +16,13 @@ from sqlalchemy import RowMapping, delete, exists, func, select, update
 from core.control_records import OutboxRecord
 from core.event_batches import EventBatchRecord, EventValue
 from storage.db.control_tables import EventBatchRow, EventQueue, OutboxEvent
+from storage.db.direct import DirectStatement
 from storage.db.repos.base import SqlRepository, table_of
 
 OUTBOX, QUEUE, BATCH = table_of(OutboxEvent), table_of(EventQueue), table_of(EventBatchRow)
 _OUTBOX_COLUMNS = [OUTBOX.c[name] for name in OutboxRecord.__slots__]
-_INSERT_EVENT = OUTBOX.insert()
+#: Appended by every data-plane change (``storage.db.direct``: run on the cursor).
+_INSERT_EVENT = DirectStatement(OUTBOX.insert())
 
 
 class SqlOutbox(SqlRepository):
@@ -48,7 +50,7 @@ class SqlOutbox(SqlRepository):
             "created_at": datetime.now(UTC),
         }
         # NOTE: a statement built once; the values are parameters of each execution.
-        self._c.execute(_INSERT_EVENT, values)
+        _INSERT_EVENT.rows(self._c, values)
 
     def keyed_exists(self, kind: str, project_id: int, key: str) -> bool:
         """Whether an event of ``kind`` of the project has ``key`` as its data's ``key``."""

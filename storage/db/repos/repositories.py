@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Executable, bindparam, select
 
 from core.records import RepositoryRecord
+from storage.db.direct import DirectStatement
 from storage.db.nowait import Prepared
 from storage.db.repos.base import RecordMap, SqlRepository, insert_ignore, now, table_of
 from storage.db.tables import Project, Repository
@@ -29,6 +30,8 @@ _Q_REPOSITORY = (
     .where(REPOSITORY.c.name == bindparam("name"))
 )
 _RECORD = RecordMap(RepositoryRecord, _Q_REPOSITORY)
+#: The same read on the unit of work's cursor (every push and pull resolves a name).
+_D_REPOSITORY = DirectStatement(_Q_REPOSITORY)
 #: The same read, compiled for the event loop reader (``storage.db.nowait``).
 NOWAIT_REPOSITORY = Prepared.of(_Q_REPOSITORY)
 _INSERT_IGNORE = insert_ignore(REPOSITORY)
@@ -62,8 +65,8 @@ class SqlRepositories(SqlRepository):
     __slots__ = ()
 
     def get(self, name: str) -> RepositoryRecord | None:
-        row = self._c.execute(_Q_REPOSITORY, {"name": name}).first()
-        return _RECORD(row) if row else None
+        rows = _D_REPOSITORY.rows(self._c, {"name": name})
+        return _RECORD(rows[0]) if rows else None
 
     def ensure(self, project_id: int, name: str) -> RepositoryRecord:
         existing = self.get(name)

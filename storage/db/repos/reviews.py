@@ -31,6 +31,7 @@ from sqlalchemy import Column, Table, bindparam, delete, exists, func, select, u
 
 from core.control_records import QUARANTINED, BlobReview, ManifestReview
 from storage.db.control_tables import GcBlobReview, GcManifestReview, GcOrphan
+from storage.db.direct import DirectStatement
 from storage.db.repos.base import RecordMap, SqlRepository, table_of
 from storage.db.tables import (
     Blob,
@@ -116,15 +117,17 @@ def _held(
 # NOTE: the statements a manifest push runs are built once (see ``storage.db.repos.manifests``).
 # One statement for both tables (PostgreSQL only): the blob rows, then the manifest rows
 # (a target list's sub-selects run in order), each locked in digest order.
-_HOLD_REVIEWS = select(
-    _held(
-        BLOB_REVIEW,
-        BLOB_REVIEW.c.project_id,
-        "project_id",
-        "blobs",
-        BLOB_REVIEW.c.state == "review",
-    ),
-    _held(MANIFEST_REVIEW, MANIFEST_REVIEW.c.repository_id, "repository_id", "manifests"),
+_HOLD_REVIEWS = DirectStatement(
+    select(
+        _held(
+            BLOB_REVIEW,
+            BLOB_REVIEW.c.project_id,
+            "project_id",
+            "blobs",
+            BLOB_REVIEW.c.state == "review",
+        ),
+        _held(MANIFEST_REVIEW, MANIFEST_REVIEW.c.repository_id, "repository_id", "manifests"),
+    )
 )
 _TOUCH_MANIFEST_REVIEWS = {
     dialect: _touch_statement(MANIFEST_REVIEW, MANIFEST_REVIEW.c.repository_id, dialect)
@@ -218,7 +221,7 @@ class SqlReviewQueue(SqlRepository):
             "repository_id": repository_id,
             "manifests": list(manifest_digests),
         }
-        self._c.execute(_HOLD_REVIEWS, params)
+        _HOLD_REVIEWS.rows(self._c, params)
 
     def _touch(
         self, statements: dict[str, Any], owner: int, digests: list[str], after: datetime

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import Executable, bindparam, delete, select
 
+from storage.db.direct import DirectStatement
 from storage.db.repos.base import SqlRepository, dialect_inserts, now, table_of
 from storage.db.repos.repositories import REPOSITORY
 from storage.db.tables import Manifest, Tag
@@ -56,7 +57,10 @@ def _upsert_tag(statement: Any) -> Any:
     )
 
 
-_UPSERT_TAG = {dialect: _upsert_tag(st) for dialect, st in dialect_inserts(TAG).items()}
+#: A push's tag write (``storage.db.direct``: run on the cursor, compiled once).
+_UPSERT_TAG = {
+    dialect: DirectStatement(_upsert_tag(st)) for dialect, st in dialect_inserts(TAG).items()
+}
 
 
 class SqlTags(SqlRepository):
@@ -71,7 +75,7 @@ class SqlTags(SqlRepository):
             "manifest_id": manifest_id,
             "updated_at": now(),
         }
-        self._c.execute(_UPSERT_TAG[self._dialect], values)
+        _UPSERT_TAG[self._dialect].rows(self._c, values)
 
     def delete(self, repository_id: int, tag: str) -> bool:
         result = self._c.execute(_Q_DELETE_TAG, {"repository_id": repository_id, "tag": tag})
