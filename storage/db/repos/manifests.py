@@ -115,7 +115,7 @@ _D_PUSH_LOOKUP = {
     dialect: DirectStatement(statement) for dialect, statement in _Q_PUSH_LOOKUP.items()
 }
 _INSERT_MANIFEST_RETURNING = {
-    dialect: statement.returning(MANIFEST.c.id)
+    dialect: DirectStatement(statement.returning(MANIFEST.c.id))
     for dialect, statement in insert_ignore(MANIFEST).items()
 }
 _INSERT_MANIFEST_BLOB = insert_ignore(MANIFEST_BLOB)
@@ -197,10 +197,10 @@ class SqlManifests(SqlRepository):
             "payload": manifest.payload,
             "created_at": now(),
         }
-        inserted = self._c.execute(_INSERT_MANIFEST_RETURNING[self._dialect], values).scalar()
-        if inserted is None:  # already stored (by this caller's past or a concurrent writer)
+        rows = _INSERT_MANIFEST_RETURNING[self._dialect].rows(self._c, values)
+        if not rows:  # already stored (by this caller's past or a concurrent writer)
             return self.ids(repository_id, [manifest.digest])[manifest.digest]
-        manifest_id = inserted
+        manifest_id = rows[0][0]
         # NOTE: one executemany per reference table instead of one statement per row.
         blob_rows = [{"manifest_id": manifest_id, "blob_id": b} for b in set(manifest.blob_ids)]
         if blob_rows:

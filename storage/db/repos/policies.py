@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from core.control_records import Usage
 from storage.db.control_tables import ProjectPolicy
+from storage.db.direct import DirectStatement
 from storage.db.repos.base import SqlRepository, table_of
 from storage.db.tables import (
     Blob,
@@ -26,6 +27,12 @@ POLICY = table_of(ProjectPolicy)
 _PROJECT, _REPOSITORY, _BLOB = table_of(Project), table_of(Repository), table_of(Blob)
 _REPO_BLOB, _MANIFEST = table_of(RepositoryBlob), table_of(Manifest)
 _TAG, _CHILD = table_of(Tag), table_of(ManifestChild)
+#: A project's policy of one kind (a new manifest reads its quota policy).
+_POLICY_BODY = DirectStatement(
+    select(POLICY.c.body).where(
+        POLICY.c.project_id == bindparam("project_id"), POLICY.c.kind == bindparam("kind")
+    )
+)
 
 
 class SqlPolicies(SqlRepository):
@@ -34,10 +41,8 @@ class SqlPolicies(SqlRepository):
     __slots__ = ()
 
     def get(self, project_id: int, kind: str) -> str | None:
-        query = select(POLICY.c.body).where(
-            POLICY.c.project_id == project_id, POLICY.c.kind == kind
-        )
-        return self._c.execute(query).scalar()
+        rows = _POLICY_BODY.rows(self._c, {"project_id": project_id, "kind": kind})
+        return rows[0][0] if rows else None
 
     def set(self, project_id: int, kind: str, body: str, now: datetime) -> None:
         statement = self._insert(POLICY).values(

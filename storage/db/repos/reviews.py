@@ -32,7 +32,7 @@ from sqlalchemy import Column, Table, bindparam, delete, exists, func, select, u
 from core.control_records import QUARANTINED, BlobReview, ManifestReview
 from storage.db.control_tables import GcBlobReview, GcManifestReview, GcOrphan
 from storage.db.direct import DirectStatement
-from storage.db.repos.base import RecordMap, SqlRepository, table_of
+from storage.db.repos.base import RecordMap, SqlRepository, dialect_inserts, table_of
 from storage.db.tables import (
     Blob,
     Manifest,
@@ -129,6 +129,27 @@ _HOLD_REVIEWS = DirectStatement(
         _held(MANIFEST_REVIEW, MANIFEST_REVIEW.c.repository_id, "repository_id", "manifests"),
     )
 )
+
+
+def _enqueue_manifest_review(statement: Any) -> DirectStatement:
+    """Queue a manifest's review, or re-queue it with the new event and times."""
+    excluded = statement.excluded
+    return DirectStatement(
+        statement.on_conflict_do_update(
+            index_elements=[MANIFEST_REVIEW.c.repository_id, MANIFEST_REVIEW.c.digest],
+            set_={
+                "event": excluded.event,
+                "queued_at": excluded.queued_at,
+                "review_after": excluded.review_after,
+            },
+        )
+    )
+
+
+_ENQUEUE_MANIFEST_REVIEW = {
+    dialect: _enqueue_manifest_review(statement)
+    for dialect, statement in dialect_inserts(MANIFEST_REVIEW).items()
+}
 _TOUCH_MANIFEST_REVIEWS = {
     dialect: _touch_statement(MANIFEST_REVIEW, MANIFEST_REVIEW.c.repository_id, dialect)
     for dialect in DIALECTS
@@ -186,20 +207,15 @@ class SqlReviewQueue(SqlRepository):
     def enqueue_manifest_review(
         self, repository_id: int, digest: str, event: str, review_after: datetime
     ) -> None:
-        now = datetime.now(UTC)
-        statement = self._insert(MANIFEST_REVIEW).values(
-            repository_id=repository_id,
-            digest=digest,
-            event=event,
-            queued_at=now,
-            review_after=review_after,
-            review_count=0,
-        )
-        statement = statement.on_conflict_do_update(
-            index_elements=[MANIFEST_REVIEW.c.repository_id, MANIFEST_REVIEW.c.digest],
-            set_={"event": event, "queued_at": now, "review_after": review_after},
-        )
-        self._c.execute(statement)
+        values = {
+            "repository_id": repository_id,
+            "digest": digest,
+            "event": event,
+            "queued_at": datetime.now(UTC),
+            "review_after": review_after,
+            "review_count": 0,
+        }
+        _ENQUEUE_MANIFEST_REVIEW[self._dialect].rows(self._c, values)
 
     def touch_manifest_reviews(
         self, repository_id: int, digests: list[str], review_after: datetime
