@@ -13,7 +13,10 @@ SQLAlchemy would, then runs the SQL on the cursor of the connection the unit of 
 holds, inside its transaction. Driver errors go through the connection's own error
 handling, so callers see the same ``sqlalchemy.exc`` exceptions (``IntegrityError``,
 ``OperationalError`` with ``connection_invalidated`` after a disconnect, which also
-invalidates the pool's older connections) as on the regular path.
+invalidates the pool's older connections) as on the regular path. A statement begins the
+connection's transaction when nothing has yet, as ``Connection.execute`` would, and the
+engine's ``before_cursor_execute`` and ``after_cursor_execute`` listeners see it (with no
+execution context; a listener cannot rewrite it).
 
 Only statements whose every parameter is a plain bind qualify: an expanding ``IN``, a
 literal-execute parameter or a column default that SQLAlchemy would compute for a
@@ -23,13 +26,13 @@ missing value is refused when the statement is first compiled, never run differe
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import StatementError
+from sqlalchemy.exc import PendingRollbackError, StatementError
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.types import ARRAY
 
@@ -139,6 +142,21 @@ def _compile(statement: ClauseElement, dialect: Dialect, keys: frozenset[str]) -
     )
 
 
+def _join_transaction(connection: Connection) -> None:
+    """Begin the connection's transaction if nothing has, as ``Connection.execute`` would.
+
+    Without it, a direct statement run first on a connection that relies on autobegin
+    would open the driver's transaction behind SQLAlchemy's back: ``commit()`` would not
+    commit it and the pool would roll it back.
+    """
+    root = connection.get_transaction()
+    if root is None:
+        connection.begin()
+    elif not root.is_active:
+        msg = "this connection's transaction is inactive; roll it back before going on"
+        raise PendingRollbackError(msg)
+
+
 class DirectStatement:
     """A Core statement run on the unit of work's DBAPI cursor (see the module text).
 
@@ -175,36 +193,53 @@ class DirectStatement:
         self, connection: Connection, params: Mapping[str, Any]
     ) -> tuple[list[tuple[Any, ...]], int]:
         form = self._form(connection.dialect, frozenset(params))
-        values = dict(form.constants)
-        for name, key in form.given:
-            values[name] = params[key]
-        try:
-            for name, convert in form.binds:
-                value = values[name]
-                if value is not None:
-                    values[name] = convert(value)
-        except Exception as error:
-            # NOTE: as SQLAlchemy reports a value its bind conversion refused
-            msg = f"({type(error).__module__}.{type(error).__name__}) {error}"
-            raise StatementError(msg, form.sql, dict(params), error) from error
-        args: Any = values if form.positions is None else [values[n] for n in form.positions]
+        args = _arguments(form, params)
+        _join_transaction(connection)
         cursor = connection.connection.cursor()
+        dispatch = connection.dispatch
         try:
+            # NOTE: listeners of the engine's cursor events see these statements too
+            if dispatch.before_cursor_execute:
+                dispatch.before_cursor_execute(connection, cursor, form.sql, args, None, False)
             cursor.execute(form.text, args)
             raw = cursor.fetchall() if form.returns_rows else []
             count = cursor.rowcount
+            if dispatch.after_cursor_execute:
+                dispatch.after_cursor_execute(connection, cursor, form.sql, args, None, False)
         except connection.dialect.loaded_dbapi.Error as error:
             # NOTE: the connection's own handling: the same exception classes, and on a
             # disconnect the connection and the pool's older connections invalidated.
             connection._handle_dbapi_exception(error, form.sql, args, cursor, None)  # noqa: SLF001
         finally:
             cursor.close()
-        if not form.results:
-            return [tuple(row) for row in raw], count
-        rows = []
-        for row in raw:
-            converted = list(row)
-            for index, convert in form.results:
-                converted[index] = convert(converted[index])
-            rows.append(tuple(converted))
-        return rows, count
+        return _converted(form, raw), count
+
+
+def _arguments(form: _Compiled, params: Mapping[str, Any]) -> Any:
+    """The driver's parameters: given and constant values, converted, in the style it takes."""
+    values = dict(form.constants)
+    for name, key in form.given:
+        values[name] = params[key]
+    try:
+        for name, convert in form.binds:
+            value = values[name]
+            if value is not None:
+                values[name] = convert(value)
+    except Exception as error:
+        # NOTE: as SQLAlchemy reports a value its bind conversion refused
+        msg = f"({type(error).__module__}.{type(error).__name__}) {error}"
+        raise StatementError(msg, form.sql, dict(params), error) from error
+    return values if form.positions is None else [values[name] for name in form.positions]
+
+
+def _converted(form: _Compiled, raw: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """The driver's rows with the result conversions applied."""
+    if not form.results:
+        return [tuple(row) for row in raw]
+    rows = []
+    for row in raw:
+        converted = list(row)
+        for index, convert in form.results:
+            converted[index] = convert(converted[index])
+        rows.append(tuple(converted))
+    return rows

@@ -139,6 +139,16 @@ def test_writes_commit_with_the_transaction_and_roll_back_with_it(engine: Engine
     assert sizes == {"n0": 0, "n1": 10, "n2": 77, "n3": 30, "n9": 5}
 
 
+def test_a_first_statement_begins_the_transaction_commit_ends(engine: Engine) -> None:
+    seen = datetime(2026, 12, 7, 4, 0, tzinfo=UTC)
+    with engine.connect() as connection:  # no begin(): the statement autobegins, as execute's
+        DirectStatement(_INSERT).rows(connection, {"name": "a", "size": 1, "seen_at": seen})
+        assert connection.in_transaction()
+        connection.commit()
+    with engine.connect() as connection:
+        assert connection.execute(select(ITEM.c.name)).scalars().all() == ["a"]
+
+
 def test_row_counts_are_the_rows_matched(engine: Engine) -> None:
     _seed(engine)
     with engine.begin() as connection:
