@@ -6,21 +6,23 @@ routing. It is not a second implementation: it takes the route the pipeline matc
 (``api.oci_routes``), parses credentials with ``api.credentials``, checks the grant with
 ``core.access.grants``, shapes headers with the controllers' functions, stores with the
 controllers' ``store_manifest`` and calls the same hook points (``api.hooks``); what it
-leaves out is the framework's request object and a worker-thread hop:
+leaves out is the framework's request object (and, where it can, a worker-thread hop):
 
-- ``GET``/``HEAD`` of a manifest that one non-waiting read finds
-  (``ManifestService.read_nowait``);
+- ``GET``/``HEAD`` of a manifest that one read finds: on the event loop where the database
+  has reads that never wait (``ManifestService.read_nowait``, SQLite), else on a worker
+  thread (``ManifestService.read``, PostgreSQL);
 - ``PUT`` of a manifest that the manifest service stores without error.
 
 Anything else -- no bearer token (Basic credentials need a password check in a thread),
 an invalid token, a missing grant, a malformed name or reference, an unknown manifest, a
-read that would wait, a body over the limit, a push the service refuses -- goes on to the
-full path unchanged, which then produces the answer (and any error) itself. A declined
-read has no side effects and ran no hook. A declined push may have created its project
-(``create_project_on_push``) and read its body, which is then replayed to the full path:
-the store itself is all or nothing, so the full path repeats it and answers with the error
-the service raises. A refusal by a before-manifest-served hook is answered here, as the
-same OCI error the full path sends.
+non-waiting read that would wait, a body over the limit, a push the service refuses --
+goes on to the full path unchanged, which then produces the answer (and any error)
+itself. A declined read has no side effects and ran no hook (on PostgreSQL an unknown
+manifest is read twice: here, then by the full path that answers the error). A declined
+push may have created its project (``create_project_on_push``) and read its body, which
+is then replayed to the full path: the store itself is all or nothing, so the full path
+repeats it and answers with the error the service raises. A refusal by a
+before-manifest-served hook is answered here, as the same OCI error the full path sends.
 """
 
 from __future__ import annotations
@@ -139,11 +141,16 @@ class ManifestShortcuts:
             self._callers[token] = caller
         return caller
 
-    def _lookup(self, name: RepositoryName, text: str) -> ManifestRecord | None:
+    def _lookup(self, name: RepositoryName, text: str, *, wait: bool) -> ManifestRecord | None:
+        """The manifest ``text`` names, or ``None`` (not found, or a read that would wait)."""
         if ":" not in text and not is_valid_tag(text):
             return None
+        manifests = self._registry.manifests
         try:
-            return self._registry.manifests.read_nowait(name, Reference.parse(text))
+            reference = Reference.parse(text)
+            if wait:
+                return manifests.read(name, reference)
+            return manifests.read_nowait(name, reference)
         except (RegistryError, ValueError):
             return None
 
@@ -158,7 +165,10 @@ class ManifestShortcuts:
     ) -> bool:
         if resolver_for(self._registry, name) is not None:
             return False  # NOTE: a proxy project's tags are revalidated on the full path
-        manifest = self._lookup(name, text)
+        if self._registry.manifests.reads_nowait:
+            manifest = self._lookup(name, text, wait=False)
+        else:
+            manifest = await anyio.to_thread.run_sync(partial(self._lookup, name, text, wait=True))
         if manifest is None:
             return False
         request.notes["identity"] = caller

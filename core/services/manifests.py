@@ -116,6 +116,11 @@ class ManifestService:
         with self._metadata.read() as session:
             return session.tags.named_targets(name, wanted)
 
+    @property
+    def reads_nowait(self) -> bool:
+        """Whether :meth:`read_nowait` can answer here (the database has such reads)."""
+        return self._nowait is not None
+
     def read_nowait(self, name: RepositoryName, reference: Reference) -> ManifestRecord | None:
         """:meth:`read` if it can run without waiting, else ``None`` (nothing was read).
 

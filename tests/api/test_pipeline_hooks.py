@@ -101,10 +101,6 @@ def paths(app_settings: Settings) -> Iterator[dict[str, Path]]:
         yield built
 
 
-def _nowait(path: Path) -> bool:
-    return bool(path.app.state["registry"].metadata.reads_nowait)
-
-
 @pytest.mark.parametrize("which", ["fast", "full"])
 def test_the_probe_sees_every_manifest_and_blob_request(paths: dict[str, Path], which: str) -> None:
     path = paths[which]
@@ -130,7 +126,7 @@ def test_the_probe_sees_every_manifest_and_blob_request(paths: dict[str, Path], 
         assert response.status_code == 200
     assert probe.served == [(m, repo, r, digest) for m, r in reads]
     if which == "fast":
-        assert path.answered - before == (len(reads) if _nowait(path) else 0)
+        assert path.answered - before == len(reads)  # on both backends
 
     probe.blobs.clear()
     for method in ("GET", "HEAD"):
@@ -187,8 +183,7 @@ def test_a_refusing_pull_policy_answers_an_oci_error_on_both_paths(
         expected = (403, [], "") if method == "HEAD" else (403, ["DENIED"], POLICY)
         assert _error(answers[0]) == expected, (method, url)
         assert answers[0].headers["x-request-id"] == request_id
-    if _nowait(fast):
-        assert fast.answered - before == 4  # the fast path itself refused the manifest reads
+    assert fast.answered - before == 4  # the fast path itself refused the manifest reads
     for path in (fast, full):
         refusals = [e for e in path.probe.ended if e[1] in {u for _, u in cases} and e[2] == 403]
         assert len(refusals) == len(cases)
