@@ -18,7 +18,8 @@ an invalid token, a missing grant, a malformed name or reference, an unknown man
 non-waiting read that would wait, a body over the limit, a push the service refuses --
 goes on to the full path unchanged, which then produces the answer (and any error)
 itself. A declined read has no side effects and ran no hook (on PostgreSQL an unknown
-manifest is read twice: here, then by the full path that answers the error). A declined
+manifest or a failed read is read twice: here, then by the full path that answers the
+error, a 503 while the database cannot be reached). A declined
 push may have created its project (``create_project_on_push``) and read its body, which
 is then replayed to the full path: the store itself is all or nothing, so the full path
 repeats it and answers with the error the service raises. A refusal by a
@@ -168,7 +169,12 @@ class ManifestShortcuts:
         if self._registry.manifests.reads_nowait:
             manifest = self._lookup(name, text, wait=False)
         else:
-            manifest = await anyio.to_thread.run_sync(partial(self._lookup, name, text, wait=True))
+            try:
+                manifest = await anyio.to_thread.run_sync(
+                    partial(self._lookup, name, text, wait=True)
+                )
+            except Exception:  # noqa: BLE001 - the full path repeats the read and answers it
+                return False  # (a database that cannot be reached: 503 there, as for a push)
         if manifest is None:
             return False
         request.notes["identity"] = caller

@@ -271,3 +271,33 @@ def test_basic_credentials_take_the_full_path_with_the_same_answer(
     assert fast.status_code == 201  # type: ignore[attr-defined]
     # Basic credentials need a password check in a thread: the fast path leaves them.
     assert _answered(oci) == before
+
+
+def test_a_read_on_a_worker_thread_that_fails_is_answered_by_the_full_path(
+    oci: OCIClient, repo: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The waiting read (PostgreSQL's): a database that cannot be reached is a 503, not 500."""
+    oci.push_image(repo, "v1")
+    manifests = _shortcut(oci).state["registry"].manifests
+    # NOTE: both backends take the worker-thread read here (SQLite would read on the loop)
+    monkeypatch.setattr(type(manifests), "reads_nowait", property(lambda _self: False))
+    monkeypatch.setattr(manifests, "read_nowait", lambda _name, _reference: None)
+    real_read = manifests.read
+    failures = [2]
+
+    def read(name: Any, reference: Any) -> Any:
+        if failures[0]:
+            failures[0] -= 1
+            raise sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("the server is down"))
+        return real_read(name, reference)
+
+    monkeypatch.setattr(manifests, "read", read)
+    before = _answered(oci)
+    down = oci.request("GET", f"/v2/{repo}/manifests/v1", repo)
+    assert down.status_code == 503  # type: ignore[attr-defined]
+    assert down.json()["errors"][0]["code"] == "UNAVAILABLE"  # type: ignore[attr-defined]
+    assert down.headers["retry-after"]  # type: ignore[attr-defined]
+    assert failures == [0]  # the fast path's read and the full path's both failed
+    up = oci.request("GET", f"/v2/{repo}/manifests/v1", repo)
+    assert up.status_code == 200  # type: ignore[attr-defined]
+    assert _answered(oci) - before == 1  # the second GET was answered by the fast path
