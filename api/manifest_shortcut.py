@@ -19,11 +19,11 @@ non-waiting read that would wait, a body over the limit, a push the service refu
 goes on to the full path unchanged, which then produces the answer (and any error)
 itself. A declined read has no side effects and ran no hook (on PostgreSQL an unknown
 manifest or a failed read is read twice: here, then by the full path that answers the
-error, a 503 while the database cannot be reached). A declined
-push may have created its project (``create_project_on_push``) and read its body, which
-is then replayed to the full path: the store itself is all or nothing, so the full path
-repeats it and answers with the error the service raises. A refusal by a
-before-manifest-served hook is answered here, as the same OCI error the full path sends.
+error, a 503 while the database cannot be reached). A declined push may have created its
+project (``create_project_on_push``) and read its body, which is then replayed to the
+full path: the store itself is all or nothing, so the full path repeats it and answers
+with the error the service raises. A refusal by a before-manifest-served hook is
+answered here, as the same OCI error the full path sends.
 """
 
 from __future__ import annotations

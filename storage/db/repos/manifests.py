@@ -95,27 +95,29 @@ _Q_MANIFEST_REFS = {
     )
     for dialect in DIALECTS
 }
-#: A push's reads in one statement: linked blobs, stored manifests, the tag's target.
-_Q_PUSH_LOOKUP = {
-    dialect: union_all(
-        select(literal("b").label("kind"), _BLOB.c.digest, _BLOB.c.id, _BLOB.c.size)
-        .join(_REPO_BLOB, _REPO_BLOB.c.blob_id == _BLOB.c.id)
-        .where(
-            _REPO_BLOB.c.repository_id == bindparam("repository_id"),
-            in_list(_BLOB.c.digest, "blobs", dialect),
-        ),
-        select(literal("m"), MANIFEST.c.digest, MANIFEST.c.id, MANIFEST.c.size).where(
-            MANIFEST.c.repository_id == bindparam("repository_id"),
-            in_list(MANIFEST.c.digest, "manifests", dialect),
-        ),
-        select(literal("t"), MANIFEST.c.digest, MANIFEST.c.id, MANIFEST.c.size)
-        .join(TAG, TAG.c.manifest_id == MANIFEST.c.id)
-        .where(TAG.c.repository_id == bindparam("repository_id"), TAG.c.name == bindparam("tag")),
+#: A push's reads in one statement: linked blobs, stored manifests, the tag's target
+#: (``storage.db.direct``: run on the cursor).
+_PUSH_LOOKUP = {
+    dialect: DirectStatement(
+        union_all(
+            select(literal("b").label("kind"), _BLOB.c.digest, _BLOB.c.id, _BLOB.c.size)
+            .join(_REPO_BLOB, _REPO_BLOB.c.blob_id == _BLOB.c.id)
+            .where(
+                _REPO_BLOB.c.repository_id == bindparam("repository_id"),
+                in_list(_BLOB.c.digest, "blobs", dialect),
+            ),
+            select(literal("m"), MANIFEST.c.digest, MANIFEST.c.id, MANIFEST.c.size).where(
+                MANIFEST.c.repository_id == bindparam("repository_id"),
+                in_list(MANIFEST.c.digest, "manifests", dialect),
+            ),
+            select(literal("t"), MANIFEST.c.digest, MANIFEST.c.id, MANIFEST.c.size)
+            .join(TAG, TAG.c.manifest_id == MANIFEST.c.id)
+            .where(
+                TAG.c.repository_id == bindparam("repository_id"), TAG.c.name == bindparam("tag")
+            ),
+        )
     )
     for dialect in DIALECTS
-}
-_D_PUSH_LOOKUP = {
-    dialect: DirectStatement(statement) for dialect, statement in _Q_PUSH_LOOKUP.items()
 }
 _INSERT_MANIFEST_RETURNING = {
     dialect: DirectStatement(statement.returning(MANIFEST.c.id))
@@ -179,7 +181,7 @@ class SqlManifests(SqlRepository):
         blobs: dict[str, StoredRef] = {}
         manifests: dict[str, StoredRef] = {}
         target = None
-        for kind, digest, row_id, size in _D_PUSH_LOOKUP[self._dialect].rows(self._c, params):
+        for kind, digest, row_id, size in _PUSH_LOOKUP[self._dialect].rows(self._c, params):
             if kind == "t":
                 target = digest
             else:
