@@ -212,6 +212,7 @@ def build_app(
             partial(close_proxy, registry),
             partial(close_downloads, registry),
             partial(stop_scan_gate, registry),
+            registry.manifests.close_reads,
             observer.close,
         ],
         state={"registry": registry, "observer": observer},  # type: ignore[arg-type]

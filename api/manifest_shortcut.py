@@ -155,6 +155,15 @@ class ManifestShortcuts:
         except (RegistryError, ValueError):
             return None
 
+    async def _lookup_async(self, name: RepositoryName, text: str) -> ManifestRecord | None:
+        """:meth:`_lookup`, awaited on the event loop; ``None`` also when the read failed."""
+        if ":" not in text and not is_valid_tag(text):
+            return None
+        try:
+            return await self._registry.manifests.read_async(name, Reference.parse(text))
+        except Exception:  # noqa: BLE001 - the full path repeats the read and answers it
+            return None  # (a database that cannot be reached: 503 there, as for a push)
+
     async def _read(
         self,
         scope: Any,
@@ -166,8 +175,11 @@ class ManifestShortcuts:
     ) -> bool:
         if resolver_for(self._registry, name) is not None:
             return False  # NOTE: a proxy project's tags are revalidated on the full path
-        if self._registry.manifests.reads_nowait:
+        manifests = self._registry.manifests
+        if manifests.reads_nowait:
             manifest = self._lookup(name, text, wait=False)
+        elif manifests.reads_async:
+            manifest = await self._lookup_async(name, text)
         else:
             try:
                 manifest = await anyio.to_thread.run_sync(

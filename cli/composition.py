@@ -242,6 +242,7 @@ class Composition:
             pulls=pulls,
             nowait=self.nowait,
             rules=ManifestRules.from_pattern(self.settings.limits.nondistributable_urls),
+            awaited=self.metadata if self.metadata.reads_async else None,
         )
 
     @cached_property

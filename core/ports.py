@@ -453,5 +453,24 @@ class NowaitReads(Protocol):
         ...
 
 
+class AsyncReads(Protocol):
+    """Reads awaited on the caller's event loop (a database that answers over the network)."""
+
+    async def named_manifest_async(
+        self, name: str, digest: str | None, tag: str | None
+    ) -> tuple[RepositoryRecord, ManifestRecord | None] | None:
+        """:meth:`ManifestRepository.named`, awaited on the running event loop.
+
+        One statement in its own read transaction: it sees one committed state, like a
+        :meth:`Metadata.read`. Any exception means nothing was answered; the caller
+        reads through :meth:`Metadata.read` instead, which reports the failure itself.
+        """
+        ...
+
+    async def close_async_reads(self) -> None:
+        """Close the running event loop's connections (at the end of its serving)."""
+        ...
+
+
 class Clock(Protocol):
     def now(self) -> datetime: ...

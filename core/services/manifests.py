@@ -23,7 +23,7 @@ from core.digests import Digest
 from core.errors import OCIErrorCode, RegistryError
 from core.manifests import ManifestRules, check_blobs, check_children, parse_manifest
 from core.names import Reference, RepositoryName, is_valid_tag
-from core.ports import Metadata, NowaitReads, ReadWouldWait, UnitOfWork
+from core.ports import AsyncReads, Metadata, NowaitReads, ReadWouldWait, UnitOfWork
 from core.pulls import PullRecorder
 from core.records import ManifestRecord, NewManifest, RepositoryRecord
 from core.services.changes import ChangeRecorder
@@ -62,14 +62,20 @@ class ManifestService:
         pulls: PullRecorder | None,
         nowait: NowaitReads | None,
         rules: ManifestRules,
+        awaited: AsyncReads | None = None,
     ) -> None:
-        """``pulls`` (pull-time recording) and ``nowait`` are optional: ``None`` leaves them out."""
+        """``pulls`` (pull-time recording), ``nowait`` and ``awaited`` are optional.
+
+        ``None`` leaves them out.
+        """
         self._metadata = metadata
         self._rules = rules
         self._changes = changes
         self._pulls = pulls
         #: Reads that never wait (SQLite), for :meth:`read_nowait`.
         self._nowait = nowait
+        #: Reads awaited on the event loop (PostgreSQL), for :meth:`read_async`.
+        self._awaited = awaited
 
     def pull_recording(self, manifest: ManifestRecord) -> Callable[[], None] | None:
         """The write recording a pull of ``manifest``, if one is due (see ``core.pulls``).
@@ -135,6 +141,31 @@ class ManifestService:
         except ReadWouldWait:
             return None
         return _found(name, reference, found)
+
+    @property
+    def reads_async(self) -> bool:
+        """Whether :meth:`read_async` can answer here (the database has awaited reads)."""
+        return self._awaited is not None
+
+    async def read_async(self, name: RepositoryName, reference: Reference) -> ManifestRecord:
+        """:meth:`read`, awaited on the running event loop (a database over the network).
+
+        The same statement and answer as :meth:`read`. Any other exception than a
+        ``RegistryError`` means the read did not happen here (no awaited reads, the
+        database could not be reached); :meth:`read` on a worker thread then answers.
+
+        Raises:
+            RegistryError: As :meth:`read`.
+        """
+        if self._awaited is None:
+            raise ReadWouldWait("this database has no awaited reads")
+        found = await self._awaited.named_manifest_async(str(name), *_digest_or_tag(reference))
+        return _found(name, reference, found)
+
+    async def close_reads(self) -> None:
+        """Release the running event loop's connections for :meth:`read_async`."""
+        if self._awaited is not None:
+            await self._awaited.close_async_reads()
 
     def put(
         self,

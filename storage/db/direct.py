@@ -20,7 +20,9 @@ execution context; a listener cannot rewrite it).
 
 Only statements whose every parameter is a plain bind qualify: an expanding ``IN``, a
 literal-execute parameter or a column default that SQLAlchemy would compute for a
-missing value is refused when the statement is first compiled, never run differently.
+missing value is refused when the statement is first compiled, never run differently;
+so is a result column whose conversion depends on the type the driver reports (a
+numeric on ``psycopg``).
 """
 
 from __future__ import annotations
@@ -114,7 +116,12 @@ def _result_conversions(statement: Any, dialect: Dialect) -> tuple[tuple[int, Co
     """``(index, conversion)`` of the statement's result columns that have one."""
     results: list[tuple[int, Converter]] = []
     for index, column in enumerate(statement.exported_columns):
-        convert = column.type.dialect_impl(dialect).result_processor(dialect, None)
+        try:
+            convert = column.type.dialect_impl(dialect).result_processor(dialect, None)
+        except (TypeError, KeyError) as error:
+            # NOTE: e.g. numerics on psycopg: the conversion depends on the driver's type
+            msg = f"direct statements cannot convert column {column.key!r} (a {column.type})"
+            raise ValueError(msg) from error
         if convert is not None:
             results.append((index, convert))
     return tuple(results)
@@ -180,6 +187,22 @@ class DirectStatement:
                     form = _compile(self._statement, dialect, keys)
                     self._compiled[key] = form
         return form
+
+    def bound(self, dialect: Dialect, params: Mapping[str, Any]) -> tuple[str | bytes, Any]:
+        """What a driver's cursor of ``dialect`` is given to run the statement with ``params``.
+
+        The SQL (bytes for ``psycopg``) and the parameters, converted as SQLAlchemy would
+        bind them; for a caller that holds a driver connection of its own
+        (``storage.db.async_reads``). Pass the raw rows to :meth:`converted`.
+        """
+        form = self._form(dialect, frozenset(params))
+        return form.text, _arguments(form, params)
+
+    def converted(
+        self, dialect: Dialect, params: Mapping[str, Any], raw: Sequence[Any]
+    ) -> list[tuple[Any, ...]]:
+        """Rows the driver returned for :meth:`bound`, with the result conversions applied."""
+        return _converted(self._form(dialect, frozenset(params)), raw)
 
     def rows(self, connection: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Run the statement; its rows, converted as SQLAlchemy would (none for DML)."""

@@ -18,6 +18,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from core.settings import Settings
+from storage.db.async_reads import AsyncReader
 from storage.db.nowait import NowaitReader
 
 
@@ -38,6 +39,9 @@ class Engines:
     #: pool (so a checkout never waits for worker threads' connections) and a busy
     #: timeout of zero: a read that would wait for a lock fails at once instead.
     nowait_read: NowaitReader | None = None
+    #: PostgreSQL only: the reader for short reads awaited on an event loop, with
+    #: connections of its own per loop (``storage.db.async_reads``).
+    async_read: AsyncReader | None = None
 
     @contextmanager
     def writing(self) -> Iterator[Connection]:
@@ -129,6 +133,9 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
 
 #: Connections of the event loop reader: one loop thread per process uses one at a time.
 _NOWAIT_POOL_SIZE = 2
+#: PostgreSQL connections per event loop for awaited reads: the loop has several reads
+#: in flight while the server answers.
+_ASYNC_POOL_SIZE = 4
 
 
 class _ProcessWriteLock:
@@ -217,7 +224,7 @@ def create_engines(settings: Settings) -> Engines:
             nowait_read=NowaitReader(str(make_url(url).database), _NOWAIT_POOL_SIZE),
         )
     engine = _postgres_engine(url)
-    return Engines(read=engine, write=engine)
+    return Engines(read=engine, write=engine, async_read=AsyncReader(engine, _ASYNC_POOL_SIZE))
 
 
 #: A pooled PostgreSQL connection unused for longer than this is pinged before it is

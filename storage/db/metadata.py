@@ -28,6 +28,8 @@ from storage.db.nowait import NowaitReader
 from storage.db.repos.blobs import NOWAIT_NAMED_BLOB, SqlBlobs, named_blob
 from storage.db.repos.identity import SqlIssuers, SqlLogins, SqlMembers, SqlRobots, SqlTokens
 from storage.db.repos.manifests import (
+    DIRECT_NAMED_MANIFEST,
+    DIRECT_NAMED_TAGGED_MANIFEST,
     NOWAIT_NAMED_MANIFEST,
     NOWAIT_NAMED_TAGGED_MANIFEST,
     SqlManifests,
@@ -219,6 +221,29 @@ class SqlMetadata:
         else:
             row = reader.first(NOWAIT_NAMED_TAGGED_MANIFEST, {"name": name, "tag": tag})
         return named(row)
+
+    @property
+    def reads_async(self) -> bool:
+        """Whether :meth:`named_manifest_async` can answer here (PostgreSQL)."""
+        return self._engines.async_read is not None
+
+    async def named_manifest_async(
+        self, name: str, digest: str | None, tag: str | None
+    ) -> tuple[RepositoryRecord, ManifestRecord | None] | None:
+        """``manifests.named`` awaited on the event loop; see ``AsyncReads``."""
+        reader = self._engines.async_read
+        if reader is None:
+            raise ReadWouldWait("this database has no awaited reads")
+        if digest is not None:
+            row = await reader.first(DIRECT_NAMED_MANIFEST, {"name": name, "d": digest})
+        else:
+            row = await reader.first(DIRECT_NAMED_TAGGED_MANIFEST, {"name": name, "tag": tag})
+        return named(row)
+
+    async def close_async_reads(self) -> None:
+        """Close the running loop's awaited-read connections; see ``AsyncReads``."""
+        if self._engines.async_read is not None:
+            await self._engines.async_read.aclose()
 
     def ping(self) -> None:
         with self._engines.read.connect() as connection:

@@ -176,6 +176,10 @@ def test_statements_sqlalchemy_would_complete_are_refused(engine: Engine) -> Non
             DirectStatement(expanding).rows(connection, {"names": ["n1"]})
         with pytest.raises(ValueError, match="'least' not given"):
             DirectStatement(_READ).rows(connection, {})
+        if engine.dialect.name == "postgresql":
+            divided = select((literal(1) / bindparam("by", type_=Integer)).label("ratio"))
+            with pytest.raises(ValueError, match="cannot convert column 'ratio'"):
+                DirectStatement(divided).rows(connection, {"by": 2})
 
 
 def test_a_session_the_server_ended_invalidates_the_pool(

@@ -77,9 +77,10 @@ if [c.key for c in _Q_NAMED_MANIFEST.selected_columns] != [
 #: The same two reads, compiled for the event loop reader (``storage.db.nowait``).
 NOWAIT_NAMED_MANIFEST = Prepared.of(_Q_NAMED_MANIFEST)
 NOWAIT_NAMED_TAGGED_MANIFEST = Prepared.of(_Q_NAMED_TAGGED_MANIFEST)
-#: The same reads on the unit of work's cursor (a pull's read where there is no nowait reader).
-_D_NAMED_MANIFEST = DirectStatement(_Q_NAMED_MANIFEST)
-_D_NAMED_TAGGED_MANIFEST = DirectStatement(_Q_NAMED_TAGGED_MANIFEST)
+#: The same reads on a driver's cursor: the unit of work's, or the awaited reader's
+#: (``storage.db.async_reads``), where there is no nowait reader.
+DIRECT_NAMED_MANIFEST = DirectStatement(_Q_NAMED_MANIFEST)
+DIRECT_NAMED_TAGGED_MANIFEST = DirectStatement(_Q_NAMED_TAGGED_MANIFEST)
 
 _Q_MANIFEST_IDS = {
     dialect: select(MANIFEST.c.digest, MANIFEST.c.id).where(
@@ -150,9 +151,9 @@ class SqlManifests(SqlRepository):
         self, name: str, digest: str | None, tag: str | None
     ) -> tuple[RepositoryRecord, ManifestRecord | None] | None:
         if digest is not None:
-            rows = _D_NAMED_MANIFEST.rows(self._c, {"name": name, "d": digest})
+            rows = DIRECT_NAMED_MANIFEST.rows(self._c, {"name": name, "d": digest})
         else:
-            rows = _D_NAMED_TAGGED_MANIFEST.rows(self._c, {"name": name, "tag": tag})
+            rows = DIRECT_NAMED_TAGGED_MANIFEST.rows(self._c, {"name": name, "tag": tag})
         return named(rows[0] if rows else None)
 
     def ids(self, repository_id: int, digests: list[str]) -> dict[str, int]:
