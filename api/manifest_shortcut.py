@@ -8,9 +8,10 @@ routing. It is not a second implementation: it takes the route the pipeline matc
 controllers' ``store_manifest`` and calls the same hook points (``api.hooks``); what it
 leaves out is the framework's request object (and, where it can, a worker-thread hop):
 
-- ``GET``/``HEAD`` of a manifest that one read finds: on the event loop where the database
-  has reads that never wait (``ManifestService.read_nowait``, SQLite), else on a worker
-  thread (``ManifestService.read``, PostgreSQL);
+- ``GET``/``HEAD`` of a manifest that one read finds: on the event loop, with a read that
+  never waits (``ManifestService.read_nowait``, SQLite) or one awaited there
+  (``ManifestService.read_async``, PostgreSQL), else on a worker thread
+  (``ManifestService.read``);
 - ``PUT`` of a manifest that the manifest service stores without error.
 
 Anything else -- no bearer token (Basic credentials need a password check in a thread),

@@ -274,18 +274,22 @@ def test_basic_credentials_take_the_full_path_with_the_same_answer(
     assert _answered(oci) == before
 
 
-def test_an_awaited_read_that_fails_is_answered_by_the_full_path(
-    oci: OCIClient, repo: str, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("awaited", [True, False], ids=["awaited", "worker-thread"])
+def test_a_fast_path_read_that_fails_is_answered_by_the_full_path(
+    oci: OCIClient, repo: str, monkeypatch: pytest.MonkeyPatch, awaited: bool
 ) -> None:
-    """The read awaited on the loop (PostgreSQL's): a failure goes on to the full path's 503."""
+    """PostgreSQL's reads (awaited on the loop, or on a worker thread): a 503, not a 500.
+
+    The fast path's read fails, then the full path's: a database that cannot be reached.
+    """
     oci.push_image(repo, "v1")
     manifests = _shortcut(oci).state["registry"].manifests
-    # NOTE: both backends take the awaited read here (SQLite would read on the loop)
+    # NOTE: both backends take the read chosen here (SQLite would read on the loop)
     monkeypatch.setattr(type(manifests), "reads_nowait", property(lambda _self: False))
-    monkeypatch.setattr(type(manifests), "reads_async", property(lambda _self: True))
+    monkeypatch.setattr(type(manifests), "reads_async", property(lambda _self: awaited))
     monkeypatch.setattr(manifests, "read_nowait", lambda _name, _reference: None)
     real_read = manifests.read
-    failures = {"awaited": 1, "thread": 1}
+    failures = {"awaited": int(awaited), "thread": 2 - int(awaited)}
 
     async def read_async(name: Any, reference: Any) -> Any:
         if failures["awaited"]:
@@ -305,39 +309,8 @@ def test_an_awaited_read_that_fails_is_answered_by_the_full_path(
     down = oci.request("GET", f"/v2/{repo}/manifests/v1", repo)
     assert down.status_code == 503  # type: ignore[attr-defined]
     assert down.json()["errors"][0]["code"] == "UNAVAILABLE"  # type: ignore[attr-defined]
-    assert failures == {"awaited": 0, "thread": 0}  # both paths' reads failed once
-    up = oci.request("GET", f"/v2/{repo}/manifests/v1", repo)
-    assert up.status_code == 200  # type: ignore[attr-defined]
-    assert _answered(oci) - before == 1  # the second GET was answered by the fast path
-
-
-def test_a_read_on_a_worker_thread_that_fails_is_answered_by_the_full_path(
-    oci: OCIClient, repo: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The waiting read (PostgreSQL's): a database that cannot be reached is a 503, not 500."""
-    oci.push_image(repo, "v1")
-    manifests = _shortcut(oci).state["registry"].manifests
-    # NOTE: both backends take the worker-thread read here (SQLite would read on the
-    # loop, PostgreSQL would await it there)
-    monkeypatch.setattr(type(manifests), "reads_nowait", property(lambda _self: False))
-    monkeypatch.setattr(type(manifests), "reads_async", property(lambda _self: False))
-    monkeypatch.setattr(manifests, "read_nowait", lambda _name, _reference: None)
-    real_read = manifests.read
-    failures = [2]
-
-    def read(name: Any, reference: Any) -> Any:
-        if failures[0]:
-            failures[0] -= 1
-            raise sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("the server is down"))
-        return real_read(name, reference)
-
-    monkeypatch.setattr(manifests, "read", read)
-    before = _answered(oci)
-    down = oci.request("GET", f"/v2/{repo}/manifests/v1", repo)
-    assert down.status_code == 503  # type: ignore[attr-defined]
-    assert down.json()["errors"][0]["code"] == "UNAVAILABLE"  # type: ignore[attr-defined]
     assert down.headers["retry-after"]  # type: ignore[attr-defined]
-    assert failures == [0]  # the fast path's read and the full path's both failed
+    assert failures == {"awaited": 0, "thread": 0}  # the fast path's and the full path's
     up = oci.request("GET", f"/v2/{repo}/manifests/v1", repo)
     assert up.status_code == 200  # type: ignore[attr-defined]
     assert _answered(oci) - before == 1  # the second GET was answered by the fast path

@@ -13,17 +13,14 @@ import asyncio
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from sqlalchemy import (
-    Column,
     Engine,
     Integer,
-    MetaData,
-    String,
-    Table,
     bindparam,
     func,
     literal,
@@ -31,25 +28,15 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlmodel.sql.sqltypes import UTCDateTime
 
-from core.settings import Settings
 from storage.db.async_reads import AsyncReader
 from storage.db.direct import DirectStatement
-from storage.db.engine import create_engines
+from tests.integration.direct_tables import ITEM, engine_with_tables
 from tests.services.postgres import Postgres
 
 pytestmark = pytest.mark.integration
 
-_META = MetaData()
-ITEM = Table(
-    "awaited_item",
-    _META,
-    Column("id", Integer, primary_key=True),
-    Column("name", String, nullable=False),
-    Column("seen_at", UTCDateTime(), nullable=False),
-)
-_QUERY = select(literal("i").label("kind"), ITEM.c.name, ITEM.c.seen_at).where(
+_QUERY = select(literal("i").label("kind"), ITEM.c.name, ITEM.c.size, ITEM.c.seen_at).where(
     ITEM.c.name == bindparam("name")
 )
 _READ = DirectStatement(_QUERY)
@@ -61,12 +48,10 @@ _DIVIDE = DirectStatement(select(literal_column("1") / bindparam("by", type_=Int
 
 
 @pytest.fixture
-def engine(postgres: Postgres, tmp_path: Any) -> Iterator[Engine]:
-    url = postgres.create_database(f"awaited_{secrets.token_hex(4)}")
-    built = create_engines(Settings(data_dir=tmp_path, database_url=url)).write
-    _META.create_all(built)
-    yield built
-    built.dispose()
+def engine(postgres: Postgres, tmp_path: Path) -> Iterator[Engine]:
+    yield from engine_with_tables(
+        tmp_path, postgres.create_database(f"awaited_{secrets.token_hex(4)}")
+    )
 
 
 async def _pid(reader: AsyncReader, pause: float = 0.0) -> int:
@@ -89,7 +74,7 @@ def _backends(engine: Engine) -> set[int]:
 def test_rows_and_conversions_are_those_of_connection_execute(engine: Engine) -> None:
     seen = datetime(2026, 12, 7, 8, 30, 15, 123456, tzinfo=UTC)
     with engine.begin() as connection:
-        connection.execute(ITEM.insert(), [{"name": "a", "seen_at": seen}])
+        connection.execute(ITEM.insert(), [{"name": "a", "size": 3, "seen_at": seen}])
         expected = connection.execute(_QUERY, {"name": "a"}).one()
     reader = AsyncReader(engine, 2)
 
@@ -102,8 +87,8 @@ def test_rows_and_conversions_are_those_of_connection_execute(engine: Engine) ->
             await reader.aclose()
 
     found, missing = asyncio.run(read())
-    assert found == tuple(expected) == ("i", "a", seen)
-    assert found[2].tzinfo is not None  # the column type's conversion applied
+    assert found == tuple(expected) == ("i", "a", 3, seen)
+    assert found[3].tzinfo is not None  # the column type's conversion applied
     assert missing is None
 
 

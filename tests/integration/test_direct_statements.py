@@ -16,13 +16,8 @@ from typing import Any
 
 import pytest
 from sqlalchemy import (
-    Column,
     Engine,
     Integer,
-    MetaData,
-    String,
-    Table,
-    UniqueConstraint,
     bindparam,
     literal,
     select,
@@ -31,31 +26,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
-from sqlmodel.sql.sqltypes import UTCDateTime
 
 from core.settings import Settings
 from storage.db.direct import DirectStatement
 from storage.db.engine import create_engines
+from tests.integration.direct_tables import ITEM, META, WITH_DEFAULT, engine_with_tables
 from tests.services.postgres import Postgres
 
 pytestmark = pytest.mark.integration
 
-_META = MetaData()
-ITEM = Table(
-    "direct_item",
-    _META,
-    Column("id", Integer, primary_key=True),
-    Column("name", String, nullable=False),
-    Column("size", Integer, nullable=False),
-    Column("seen_at", UTCDateTime(), nullable=False),
-    UniqueConstraint("name"),
-)
-WITH_DEFAULT = Table(
-    "direct_defaulted",
-    _META,
-    Column("id", Integer, primary_key=True),
-    Column("state", String, nullable=False, default="new"),
-)
 _READ = select(literal("i").label("kind"), ITEM.c.name, ITEM.c.size, ITEM.c.seen_at).where(
     ITEM.c.size >= bindparam("least")
 )
@@ -73,10 +52,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     if request.param == "postgresql":
         server: Postgres = request.getfixturevalue("postgres")
         url = server.create_database(f"direct_{secrets.token_hex(4)}")
-    built = create_engines(Settings(data_dir=tmp_path, database_url=url)).write
-    _META.create_all(built)
-    yield built
-    built.dispose()
+    yield from engine_with_tables(tmp_path, url)
 
 
 def _seed(engine: Engine) -> datetime:
@@ -188,7 +164,7 @@ def test_a_session_the_server_ended_invalidates_the_pool(
     url = postgres.create_database(f"direct_{secrets.token_hex(4)}")
     engine = create_engines(Settings(data_dir=tmp_path, database_url=url)).write
     try:
-        _META.create_all(engine)
+        META.create_all(engine)
         _seed(engine)
         direct = DirectStatement(_READ)
         with engine.connect() as connection:

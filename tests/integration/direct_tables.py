@@ -1,0 +1,37 @@
+"""The tables the statement tests run on (``test_direct_statements``, ``test_async_reads``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, UniqueConstraint
+from sqlmodel.sql.sqltypes import UTCDateTime
+
+from core.settings import Settings
+from storage.db.engine import create_engines
+
+META = MetaData()
+ITEM = Table(
+    "direct_item",
+    META,
+    Column("id", Integer, primary_key=True),
+    Column("name", String, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("seen_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("name"),
+)
+WITH_DEFAULT = Table(
+    "direct_defaulted",
+    META,
+    Column("id", Integer, primary_key=True),
+    Column("state", String, nullable=False, default="new"),
+)
+
+
+def engine_with_tables(data_dir: Path, url: str | None) -> Iterator[Engine]:
+    """The product's writer engine on ``url`` (``None``: SQLite), these tables created."""
+    built = create_engines(Settings(data_dir=data_dir, database_url=url)).write
+    META.create_all(built)
+    yield built
+    built.dispose()
