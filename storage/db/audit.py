@@ -69,9 +69,12 @@ def _stored(row: Any) -> StoredAuditEvent:
 class _EventInsert:
     """The driver-level insert of audit rows for one dialect, built once.
 
-    Rows are positional tuples run through the driver's ``executemany`` with the time
-    column's own bind processing: per event that is a third of the work SQLAlchemy's
-    compiled-insert path does with a dictionary per row (measured on the audit writer).
+    Rows are positional tuples with the time column's own bind processing. SQLite runs
+    them through the driver's ``executemany``: per event a third of the work
+    SQLAlchemy's compiled-insert path does with a dictionary per row (measured on the
+    audit writer). PostgreSQL takes them with one ``COPY ... FROM STDIN``: 15 us of the
+    writer's CPU per event where ``psycopg``'s ``executemany`` took 26 (batches of 100).
+    Either way the rows go in inside the append's transaction, all or none.
     """
 
     def __init__(self, dialect: Dialect) -> None:
@@ -79,8 +82,28 @@ class _EventInsert:
         # NOTE: names and markers are this module's constants, never input
         columns, marks = ", ".join(_COLUMNS), ", ".join(mark for _ in _COLUMNS)
         self.sql = f"INSERT INTO {EVENT.name} ({columns}) VALUES ({marks})"  # noqa: S608
+        self.copy = (
+            f"COPY {EVENT.name} ({columns}) FROM STDIN" if dialect.name == "postgresql" else None
+        )
         processor = EVENT.c.time.type._cached_bind_processor(dialect)  # noqa: SLF001
         self.time: Callable[[datetime], Any] = processor or (lambda value: value)
+
+    def run(self, c: Connection, rows: list[tuple[Any, ...]]) -> None:
+        """Insert ``rows`` in the connection's transaction."""
+        if self.copy is None:
+            c.exec_driver_sql(self.sql, rows)
+            return
+        cursor = c.connection.cursor()
+        try:
+            with cursor.copy(self.copy) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except c.dialect.loaded_dbapi.Error as error:
+            # NOTE: the connection's own handling: the same exception classes, and on a
+            # disconnect the connection and the pool's older connections invalidated.
+            c._handle_dbapi_exception(error, self.copy, None, cursor, None)  # noqa: SLF001
+        finally:
+            cursor.close()
 
 
 class SqlAuditStore:
@@ -128,7 +151,7 @@ class SqlAuditStore:
                 stored.append(StoredAuditEvent(last_id, event, last_hash, digest))
                 last_hash = digest
             if rows:
-                c.exec_driver_sql(statement.sql, rows)
+                statement.run(c, rows)
             c.execute(_MOVE_HEAD, {"new_id": last_id, "new_hash": last_hash})
         return stored
 

@@ -30,7 +30,13 @@ from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
 from core.settings import Settings
 from storage.db.direct import DirectStatement
 from storage.db.engine import create_engines
-from tests.integration.direct_tables import ITEM, META, WITH_DEFAULT, engine_with_tables
+from tests.integration.direct_tables import (
+    ITEM,
+    META,
+    WITH_DEFAULT,
+    database_url,
+    engine_with_tables,
+)
 from tests.services.postgres import Postgres
 
 pytestmark = pytest.mark.integration
@@ -48,11 +54,7 @@ _UPSERTS: dict[str, Any] = {
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    url = None
-    if request.param == "postgresql":
-        server: Postgres = request.getfixturevalue("postgres")
-        url = server.create_database(f"direct_{secrets.token_hex(4)}")
-    yield from engine_with_tables(tmp_path, url)
+    yield from engine_with_tables(tmp_path, database_url(request, "direct"))
 
 
 def _seed(engine: Engine) -> datetime:
