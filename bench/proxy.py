@@ -42,6 +42,7 @@ from bench.procmem import ProcFs
 from tests.replication.rig import push_image
 from tests.services.docker_registry import DockerRegistry, start_docker_registry
 from tests.services.moorage import MoorageServer, start_moorage
+from tests.services.tools import find_tool
 
 #: Bound of one ``skopeo sync`` (seconds).
 SKOPEO_TIMEOUT = 1800
@@ -138,7 +139,7 @@ def measured_pull(
 
 def pull_all(cache: Cache, names: list[str], work: Path) -> float:
     """Seconds of one ``skopeo sync`` of every image through ``cache`` into a new directory."""
-    skopeo = shutil.which("skopeo") or str(Path.home() / ".cache/moorage-tools/bin/skopeo")
+    skopeo = find_tool("skopeo")
     home = work / f"skopeo-{secrets.token_hex(3)}"
     home.mkdir()
     (home / "policy.json").write_text(

@@ -47,6 +47,7 @@ from core.replication_settings import ReplicationSettings
 from tests.replication.rig import Site, push_image, run_policy, start_site
 from tests.services.docker_registry import DockerRegistry, start_docker_registry
 from tests.services.temporal import start_temporal
+from tests.services.tools import find_tool
 
 #: Bound of one skopeo run (seconds).
 SKOPEO_TIMEOUT = 3600
@@ -161,7 +162,7 @@ def skopeo_runs(
 
     ``between`` is called between the two runs (not timed).
     """
-    skopeo = shutil.which("skopeo") or str(Path.home() / ".cache/moorage-tools/bin/skopeo")
+    skopeo = find_tool("skopeo")
     spec = {source.host_port: {"tls-verify": False, "images": {n: ["1"] for n in names}}}
     spec_path = work / "sync.yaml"
     spec_path.write_text(json.dumps(spec), encoding="utf-8")  # JSON is YAML

@@ -63,9 +63,10 @@ from storage.db.scans import INVENTORY, REPORT
 from tests.scanning.images import LAYER_GZIP, OCI_CONFIG, OCI_MANIFEST, Layer, MemorySource
 from tests.scanning.osv_exports import write_export
 from tests.services.postgres import start_postgres
+from tests.services.tools import tools_bin_dir
 
 MIB = 1024 * 1024
-SYFT = Path.home() / ".cache/moorage-tools/bin/syft"
+SYFT = tools_bin_dir() / "syft"
 OS_RELEASE = (
     'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n'
     "VERSION_CODENAME=bookworm\n"

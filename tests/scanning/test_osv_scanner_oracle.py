@@ -29,9 +29,10 @@ from storage.db.migrate import upgrade
 from storage.db.vulndb import SqlVulnDb
 from tests.scanning.images import Layer, MemorySource, write_docker_archive
 from tests.scanning.osv_exports import fixture_records, write_export
+from tests.services.tools import tools_bin_dir
 
-OSV_SCANNER = Path.home() / ".cache/moorage-tools/bin/osv-scanner"
-CRANE = Path.home() / ".cache/moorage-tools/bin/crane"
+OSV_SCANNER = tools_bin_dir() / "osv-scanner"
+CRANE = tools_bin_dir() / "crane"
 ECOSYSTEMS = ("Debian", "PyPI", "npm", "Maven", "Go")
 STATUS = """Package: libssl3
 Status: install ok installed

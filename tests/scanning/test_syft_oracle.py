@@ -19,6 +19,7 @@ import io
 import json
 import os
 import subprocess
+import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -28,10 +29,12 @@ from core.scan.analyzer import Analyzer
 from core.scan.packages import PackageType
 from core.scan_settings import ScanSettings
 from tests.scanning.images import Layer, MemorySource
+from tests.services.tools import tools_bin_dir
 
-SYFT = Path.home() / ".cache/moorage-tools/bin/syft"
-TOOLS = Path.home() / ".cache/moorage-tools/bin"
-SITE_PACKAGES = Path("/work/main/.venv/lib/python3.11/site-packages")
+SYFT = tools_bin_dir() / "syft"
+TOOLS = tools_bin_dir()
+# The test interpreter's own installed distributions (the virtualenv's site-packages).
+SITE_PACKAGES = Path(sysconfig.get_paths()["purelib"])
 NPM_TREE = Path("/usr/lib/node_modules/npm")
 M2 = Path.home() / ".m2/repository"
 TYPES = {t.value for t in PackageType}
