@@ -15,6 +15,7 @@ from typing import Final
 from botocore.exceptions import ConnectionError as StoreConnectionError
 from botocore.exceptions import HTTPClientError
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from core.errors import OCIErrorCode, RegistryError
 
@@ -22,10 +23,12 @@ from core.errors import OCIErrorCode, RegistryError
 RETRY_AFTER: Final = "1"
 
 #: Exceptions that may mean "a dependency did not answer" (:func:`dependency_of` decides):
-#: the database driver's errors and the object store client's connection, connect-timeout
-#: and read-timeout errors.
+#: the database driver's errors, no free pooled connection within the pool's timeout
+#: (``MOORAGE_DATABASE__POOL_TIMEOUT_SECONDS``), and the object store client's connection,
+#: connect-timeout and read-timeout errors.
 DEPENDENCY_ERRORS: Final[tuple[type[Exception], ...]] = (
     DBAPIError,
+    PoolTimeoutError,
     StoreConnectionError,
     HTTPClientError,
 )
@@ -40,7 +43,7 @@ def unavailable_error(what: str) -> RegistryError:
 
 def dependency_of(exc: Exception) -> str | None:
     """Which dependency ``exc`` says is unreachable (``database``, ``blob store``), if any."""
-    if isinstance(exc, OperationalError) or (
+    if isinstance(exc, (OperationalError, PoolTimeoutError)) or (
         isinstance(exc, DBAPIError) and exc.connection_invalidated
     ):
         return "database"

@@ -21,6 +21,7 @@ from pydantic_settings import (
 
 from core.backup_settings import BackupSettings
 from core.control_settings import ControlSettings
+from core.database_settings import DatabaseSettings
 from core.download_settings import DownloadSettings
 from core.errors import RegistryError
 from core.identity_settings import AuditSettings, LoginLimitSettings, OidcSettings
@@ -204,6 +205,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./moorage-data")
     #: SQLAlchemy URL; defaults to SQLite under ``data_dir``.
     database_url: str | None = None
+    #: PostgreSQL connection pools (``core.database_settings``).
+    database: DatabaseSettings = DatabaseSettings()
     storage: StorageBackend = StorageBackend.FILESYSTEM
     #: Root of the filesystem blob store; defaults to ``data_dir/blobs``.
     blob_root: Path | None = None

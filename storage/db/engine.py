@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, event, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from core.database_settings import DatabaseSettings
 from core.settings import Settings
 from storage.db.async_reads import AsyncReader
 from storage.db.nowait import NowaitReader
@@ -133,9 +134,6 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
 
 #: Connections of the event loop reader: one loop thread per process uses one at a time.
 _NOWAIT_POOL_SIZE = 2
-#: PostgreSQL connections per event loop for awaited reads: the loop has several reads
-#: in flight while the server answers.
-_ASYNC_POOL_SIZE = 4
 
 
 class _ProcessWriteLock:
@@ -213,6 +211,9 @@ def create_engines(settings: Settings) -> Engines:
     ``BEGIN IMMEDIATE`` so concurrent writers queue on the busy timeout instead of
     failing on a lock upgrade, while readers never wait for writers. SQLite also gets
     ``nowait_read``, whose reads fail instead of waiting (for an event loop thread).
+    PostgreSQL gets one pool sized by ``settings.database`` for both engines, and
+    ``async_read`` unless ``async_read_connections`` is 0; a checkout that waits longer
+    than the pool's timeout raises ``sqlalchemy.exc.TimeoutError``.
     """
     url = settings.resolved_database_url
     if url.startswith("sqlite"):
@@ -223,8 +224,12 @@ def create_engines(settings: Settings) -> Engines:
             write_lock=_ProcessWriteLock(settings.data_dir / "moorage.db.write-lock"),
             nowait_read=NowaitReader(str(make_url(url).database), _NOWAIT_POOL_SIZE),
         )
-    engine = _postgres_engine(url)
-    return Engines(read=engine, write=engine, async_read=AsyncReader(engine, _ASYNC_POOL_SIZE))
+    pools = settings.database
+    engine = _postgres_engine(url, pools)
+    # NOTE: several awaited reads are in flight on one event loop while the server answers.
+    size = pools.async_read_connections
+    reader = AsyncReader(engine, size) if size else None
+    return Engines(read=engine, write=engine, async_read=reader)
 
 
 #: A pooled PostgreSQL connection unused for longer than this is pinged before it is
@@ -233,7 +238,7 @@ PING_IDLE_SECONDS = 1.0
 _LAST_USED = "moorage_last_used"
 
 
-def _postgres_engine(url: str) -> Engine:
+def _postgres_engine(url: str, pools: DatabaseSettings) -> Engine:
     """An engine whose pool pings only connections that sat idle.
 
     A ping per checkout (``pool_pre_ping``) is a round trip per transaction, a good part
@@ -245,7 +250,12 @@ def _postgres_engine(url: str) -> Engine:
     retry) and the driver's disconnect marks every older pooled connection invalid, so
     the next checkouts connect afresh.
     """
-    engine = sqlalchemy.create_engine(url, pool_size=16, max_overflow=16)
+    engine = sqlalchemy.create_engine(
+        url,
+        pool_size=pools.pool_size,
+        max_overflow=pools.max_overflow,
+        pool_timeout=pools.pool_timeout_seconds,
+    )
     dialect = engine.dialect
 
     def used(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:

@@ -1,8 +1,10 @@
 """A database or blob store that does not answer is a 503 ``UNAVAILABLE``, not a 500.
 
 The errors come from the real drivers: a PostgreSQL connection and an S3 request to a
-loopback port where nothing listens. The routes raise them the way a request handler
-sees them; the app uses the registry's exception handlers (``api.errors``).
+loopback port where nothing listens, and a pool with no free connection within its timeout
+(what a pool sized by ``MOORAGE_DATABASE__*`` does under more load than it holds). The
+routes raise them the way a request handler sees them; the app uses the registry's
+exception handlers (``api.errors``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from litestar import Litestar, get
 from litestar.params import FromPath
 from litestar.testing import TestClient
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.pool import QueuePool
 
 from api.errors import EXCEPTION_HANDLERS
 from tests.services.process import LOOPBACK, free_port
@@ -37,6 +41,20 @@ def _database_error() -> DBAPIError:
     raise AssertionError("a connection to a closed port succeeded")
 
 
+def _pool_timeout() -> PoolTimeoutError:
+    engine = sqlalchemy.create_engine(
+        "sqlite://", poolclass=QueuePool, pool_size=1, max_overflow=0, pool_timeout=0.05
+    )
+    try:
+        with engine.connect(), engine.connect():
+            pass
+    except PoolTimeoutError as exc:
+        return exc
+    finally:
+        engine.dispose()
+    raise AssertionError("a pool of one handed out two connections")
+
+
 def _store_error() -> Exception:
     client = boto3.client(
         "s3",
@@ -55,7 +73,7 @@ def _store_error() -> Exception:
 
 @pytest.fixture(scope="module")
 def client() -> Any:
-    errors = {"database": _database_error(), "store": _store_error()}
+    errors = {"database": _database_error(), "pool": _pool_timeout(), "store": _store_error()}
     integrity = IntegrityError("INSERT", {}, Exception("duplicate key"))
 
     @get(["/v2/{what:str}/manifests/latest", "/api/v1/{what:str}"], sync_to_thread=False)
@@ -69,7 +87,9 @@ def client() -> Any:
         yield test_client
 
 
-@pytest.mark.parametrize(("what", "named"), [("database", "database"), ("store", "blob store")])
+@pytest.mark.parametrize(
+    ("what", "named"), [("database", "database"), ("pool", "database"), ("store", "blob store")]
+)
 def test_unreachable_dependency_is_oci_unavailable(client: Any, what: str, named: str) -> None:
     response = client.get(f"/v2/{what}/manifests/latest")
     assert response.status_code == 503
@@ -79,7 +99,7 @@ def test_unreachable_dependency_is_oci_unavailable(client: Any, what: str, named
     assert named in error["message"]
 
 
-@pytest.mark.parametrize("what", ["database", "store"])
+@pytest.mark.parametrize("what", ["database", "pool", "store"])
 def test_unreachable_dependency_is_a_problem_on_management_routes(client: Any, what: str) -> None:
     response = client.get(f"/api/v1/{what}")
     assert response.status_code == 503
