@@ -22,6 +22,7 @@ from core.audit import (
     VerifyReport,
     chain_hash,
 )
+from storage.db.direct import raise_driver_error
 from storage.db.engine import Engines
 from storage.db.identity_tables import AuditAnchor, AuditHead
 from storage.db.identity_tables import AuditEvent as AuditRow
@@ -99,9 +100,7 @@ class _EventInsert:
                 for row in rows:
                     copy.write_row(row)
         except c.dialect.loaded_dbapi.Error as error:
-            # NOTE: the connection's own handling: the same exception classes, and on a
-            # disconnect the connection and the pool's older connections invalidated.
-            c._handle_dbapi_exception(error, self.copy, None, cursor, None)  # noqa: SLF001
+            raise_driver_error(c, error, self.copy, None, cursor)
         finally:
             cursor.close()
 

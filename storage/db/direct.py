@@ -30,7 +30,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
@@ -230,9 +230,7 @@ class DirectStatement:
             if dispatch.after_cursor_execute:
                 dispatch.after_cursor_execute(connection, cursor, form.sql, args, None, False)
         except connection.dialect.loaded_dbapi.Error as error:
-            # NOTE: the connection's own handling: the same exception classes, and on a
-            # disconnect the connection and the pool's older connections invalidated.
-            connection._handle_dbapi_exception(error, form.sql, args, cursor, None)  # noqa: SLF001
+            raise_driver_error(connection, error, form.sql, args, cursor)
         finally:
             cursor.close()
         return _converted(form, raw), count
@@ -266,3 +264,15 @@ def _converted(form: _Compiled, raw: Sequence[Any]) -> list[tuple[Any, ...]]:
             converted[index] = convert(converted[index])
         rows.append(tuple(converted))
     return rows
+
+
+def raise_driver_error(
+    connection: Connection, error: Exception, sql: str, args: Any, cursor: Any
+) -> NoReturn:
+    """Raise a driver ``error`` as ``Connection.execute`` would.
+
+    The same SQLAlchemy exception classes, and on a disconnect the connection and the
+    pool's older connections invalidated.
+    """
+    connection._handle_dbapi_exception(error, sql, args, cursor, None)  # noqa: SLF001
+    raise AssertionError("unreachable: the connection re-raises every driver error")
