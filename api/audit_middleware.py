@@ -19,7 +19,7 @@ from api.context import Registry
 from api.credentials import scheme_of
 from api.request_ids import new_request_id
 from core.access import Identity
-from core.audit import AuditEvent, classify, result_of
+from core.audit import AuditEvent, classify, classify_oci, result_of
 from core.pipeline import OCIRequest
 
 #: Audited by the middleware (``/v2`` is audited by the pipeline).
@@ -78,20 +78,42 @@ class AuditMiddleware:
 
 def request_id_of(scope: Scope) -> str:
     """The client's ``X-Request-ID`` if it is well formed, else a new random one."""
-    given = header_of(scope, b"x-request-id")
-    return given if _REQUEST_ID.match(given) else new_request_id()
+    return _request_id(header_of(scope, b"x-request-id"))
+
+
+def _request_id(given: str) -> str:
+    return given if given and _REQUEST_ID.match(given) else new_request_id()
+
+
+def request_headers(scope: Scope) -> tuple[str, str, str]:
+    """``(request id, Authorization, User-Agent)`` of a request, its headers read once.
+
+    The request id is :func:`request_id_of`'s; a header that is absent is ``""``, one
+    sent twice is its first value, as :func:`header_of` gives them.
+    """
+    given = authorization = user_agent = None
+    for key, value in scope.get("headers", []):
+        name = key.lower()
+        if name == b"authorization":
+            if authorization is None:
+                authorization = bytes(value).decode("latin-1")
+        elif name == b"user-agent":
+            if user_agent is None:
+                user_agent = bytes(value).decode("latin-1")
+        elif name == b"x-request-id" and given is None:
+            given = bytes(value).decode("latin-1")
+    return _request_id(given or ""), authorization or "", user_agent or ""
 
 
 def _event(
-    method: str,
-    path: str,
+    classified: tuple[str, str, str | None],
     actor: tuple[str, str, str],
     request_id: str,
     status: int,
     client: str,
     user_agent: str,
 ) -> AuditEvent:
-    action, resource, project = classify(method, path)
+    action, resource, project = classified
     return AuditEvent(
         time=datetime.now(UTC),
         request_id=request_id,
@@ -117,8 +139,7 @@ def record_request(
     scheme = scheme_of(header_of(scope, b"authorization"))
     client = scope.get("client")
     event = _event(
-        str(scope.get("method", "")),
-        str(scope["path"]),
+        classify(str(scope.get("method", "")), str(scope["path"])),
         _actor(slot, scheme),
         request_id,
         status,
@@ -139,8 +160,13 @@ class AuditRecorder:
         if identity is None:
             return
         event = _event(
-            request.method,
-            request.path,
+            classify_oci(
+                request.method,
+                request.path,
+                request.route,
+                request.repository,
+                request.reference,
+            ),
             _actor(request.notes, request.auth_scheme),
             request.request_id,
             status,

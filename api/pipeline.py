@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from api.audit_middleware import header_of, request_id_of
+from api.audit_middleware import request_headers
 from api.context import Registry
 from api.credentials import scheme_of
 from api.hooks import OCI_KEY, send_oci_error
@@ -49,22 +49,22 @@ class OCIPipeline:
         path: str = scope["path"]
         found = match_path(path)
         client = scope.get("client")
-        authorization = header_of(scope, b"authorization")
+        request_id, authorization, user_agent = request_headers(scope)
         request = OCIRequest(
             method=scope["method"],
             path=path,
             route=found.route,
             repository=found.name,
             reference=found.arg,
-            request_id=request_id_of(scope),
+            request_id=request_id,
             client=client[0] if client else "",
-            user_agent=header_of(scope, b"user-agent"),
+            user_agent=user_agent,
             auth_scheme=scheme_of(authorization),
             headers=scope.get("headers", ()),
         )
         scope[OCI_KEY] = request
         scope[AUDIT_KEY] = request.notes
-        request_id = request.request_id.encode()
+        request_id_bytes = request_id.encode()
         status = 500
 
         counts_body = request.method != "HEAD"
@@ -76,7 +76,7 @@ class OCIPipeline:
                 headers = message.get("headers", [])
                 if counts_body:
                     request.sent = _content_length(headers)
-                message["headers"] = [*headers, (b"x-request-id", request_id)]
+                message["headers"] = [*headers, (b"x-request-id", request_id_bytes)]
             await send(message)
 
         if request.method in BODY_METHODS:

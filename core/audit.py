@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii
 from typing import Final
 
+from core.pipeline import OCIRoute
+
 GENESIS = "0" * 64
 _FIRST_ERROR = 400
 PULL_ACTIONS = frozenset({"pull_manifest", "pull_blob"})
@@ -160,6 +162,17 @@ _V2_ACTIONS = {
 }
 
 
+#: The path word of each ``/v2`` endpoint that names a repository.
+_ROUTE_KINDS: Final = {
+    OCIRoute.MANIFEST: "manifests",
+    OCIRoute.BLOB: "blobs",
+    OCIRoute.UPLOADS: "blobs/uploads",
+    OCIRoute.UPLOAD: "blobs/uploads",
+    OCIRoute.TAGS: "tags/list",
+    OCIRoute.REFERRERS: "referrers",
+}
+
+
 def classify(method: str, path: str) -> tuple[str, str, str | None]:
     """``(action, resource, project)`` of a request, from its method and path."""
     verb = _VERBS.get(method.upper(), method.lower())
@@ -169,16 +182,32 @@ def classify(method: str, path: str) -> tuple[str, str, str | None]:
         return "catalog", "registry:catalog", None
     match = _V2.match(path)
     if match:
-        name, kind, arg = match["name"], match["kind"], match["arg"] or ""
-        action = (
-            "push_blob"
-            if kind == "blobs/uploads"
-            else _V2_ACTIONS.get((kind, verb), f"{verb}_{kind}")
-        )
-        return action, f"{name}:{arg}" if arg else name, name.partition("/")[0]
+        return _v2_named(verb, match["kind"], match["name"], match["arg"])
     if path.startswith("/auth/"):
         return path.removeprefix("/auth/").replace("/", "_") or "auth", path, None
     return _classify_api(verb, path)
+
+
+def classify_oci(
+    method: str, path: str, route: OCIRoute, name: str | None, arg: str | None
+) -> tuple[str, str, str | None]:
+    """:func:`classify` of a ``/v2`` request whose endpoint the pipeline matched.
+
+    The same triple as ``classify(method, path)`` for every path, from the route match
+    (``api.oci_routes``) instead of a second parse of the path.
+    """
+    kind = _ROUTE_KINDS.get(route)
+    if kind is None or name is None:
+        return classify(method, path)
+    return _v2_named(_VERBS.get(method.upper(), method.lower()), kind, name, arg)
+
+
+def _v2_named(verb: str, kind: str, name: str, arg: str | None) -> tuple[str, str, str]:
+    """What a ``/v2`` request on repository ``name`` does (``kind``: the path's word)."""
+    action = (
+        "push_blob" if kind == "blobs/uploads" else _V2_ACTIONS.get((kind, verb), f"{verb}_{kind}")
+    )
+    return action, f"{name}:{arg}" if arg else name, name.partition("/")[0]
 
 
 def _classify_api(verb: str, path: str) -> tuple[str, str, str | None]:

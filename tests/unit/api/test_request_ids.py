@@ -7,7 +7,7 @@ import re
 import threading
 from typing import Any, cast
 
-from api.audit_middleware import request_id_of
+from api.audit_middleware import header_of, request_headers, request_id_of
 from api.request_ids import new_request_id
 
 
@@ -60,3 +60,24 @@ def test_a_well_formed_client_id_is_kept_and_a_bad_one_replaced() -> None:
     missing = request_id_of(_scope([]))
     assert _SHAPE.match(missing)
     assert missing != replaced
+
+
+def test_the_pipeline_reads_id_credentials_and_agent_as_the_single_lookups_do() -> None:
+    headers = [
+        (b"Host", b"registry"),
+        (b"User-Agent", b"skopeo/1.18"),
+        (b"authorization", b"Bearer first"),
+        (b"x-request-id", b"ci-7"),
+        (b"authorization", b"Bearer second"),
+        (b"user-agent", b"other"),
+    ]
+    scope = _scope(headers)
+    assert request_headers(scope) == (
+        "ci-7",
+        header_of(scope, b"authorization"),
+        header_of(scope, b"user-agent"),
+    )
+    assert request_headers(scope)[1:] == ("Bearer first", "skopeo/1.18")
+    made, authorization, agent = request_headers(_scope([(b"x-request-id", b"no spaces")]))
+    assert _SHAPE.match(made)
+    assert (authorization, agent) == ("", "")
