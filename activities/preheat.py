@@ -38,6 +38,7 @@ from core.preheat import (
     PLAN,
     POLL_JOB,
     RECORD_TASK,
+    STOP,
     Criteria,
     ExecutionRequest,
     FinishInput,
@@ -139,6 +140,12 @@ class PreheatActivities:
         """Close the execution; its final status."""
         finished = self._runner.finish(params.execution_id, params.reason)
         return "unknown" if finished is None else str(finished.status)
+
+    @activity.defn(name=STOP)
+    def preheat_stop(self, params: FinishInput) -> str:
+        """Close a stopped execution (its open tasks ``stopped``); its status."""
+        stopped = self._runner.stop(params.execution_id, params.reason)
+        return "unknown" if stopped is None else str(stopped.status)
 
     @activity.defn(name=DELIVER_EVENTS_PREHEAT)
     @keeps_heartbeating

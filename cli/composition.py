@@ -67,6 +67,7 @@ from core.digests import Digest
 from core.endpoints import EndpointService
 from core.execution_reconcile import ExecutionReconciler
 from core.execution_rows import PreheatExecutionRows, ReplicationExecutionRows
+from core.execution_stop import ExecutionStopper
 from core.key_rotation import KeyRotation
 from core.login_limit import LoginLimiter, LoginPolicy
 from core.manifests import ManifestRules
@@ -88,7 +89,6 @@ from core.pulls import PullRecorder
 from core.replication import REPLICATION_SUBSCRIBER, ReplicationService, replication_interest
 from core.replication_copy import ReplicaRegistry
 from core.replication_run import ReplicationRunner
-from core.replication_stop import ExecutionStopper
 from core.scan.analyzer import Analyzer
 from core.scan_jobs import SCAN_SUBSCRIBER, scan_interest
 from core.scan_referrers import SbomPublisher
@@ -668,6 +668,8 @@ class Composition:
         hook it puts first needs the registry).
         """
         workflow_runs = TemporalRuns(self.settings.temporal)
+        replication_rows = ReplicationExecutionRows(self.replication_store)
+        preheat_rows = PreheatExecutionRows(self.preheat_store)
         return Registry(
             settings=self.settings,
             metadata=self.metadata,
@@ -684,16 +686,17 @@ class Composition:
                 "replication_starter": TemporalStarter(self.settings.temporal),
                 "replication_schedules": replication_schedules(self.settings.temporal),
                 "replication_stopper": ExecutionStopper(
-                    self.replication_store, workflow_runs, self.clock.now
+                    replication_rows, workflow_runs, self.clock.now
                 ),
                 "replication_reconciler": ExecutionReconciler(
-                    ReplicationExecutionRows(self.replication_store), workflow_runs, self.clock.now
+                    replication_rows, workflow_runs, self.clock.now
                 ),
                 "preheat": self.preheat,
                 "preheat_providers": self.preheat_providers,
                 "preheat_starter": TemporalStarter(self.settings.temporal),
+                "preheat_stopper": ExecutionStopper(preheat_rows, workflow_runs, self.clock.now),
                 "preheat_reconciler": ExecutionReconciler(
-                    PreheatExecutionRows(self.preheat_store), workflow_runs, self.clock.now
+                    preheat_rows, workflow_runs, self.clock.now
                 ),
                 "preheat_schedules": preheat_schedules(self.settings.temporal),
                 "trust_store": self.trust_store,

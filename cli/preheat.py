@@ -4,7 +4,8 @@
 the secret is read from ``--secret`` or ``MOORAGE_PREHEAT_SECRET`` and never shown
 again); ``policy list|create|delete|run`` a project's policies (``run --wait`` polls until
 the execution finished and exits 1 unless it succeeded); ``executions`` prints a
-project's runs (``--id`` one run with its per-candidate results). Each command prints the
+project's runs (``--id`` one run with its per-candidate results); ``stop`` stops a
+running one. Each command prints the
 API's JSON answer on stdout; a failed call prints the problem details on stderr and
 exits 1.
 """
@@ -35,6 +36,8 @@ ProjectArg = Annotated[str, typer.Option("--project", "-p", help="The project.")
 #: How long ``policy run --wait`` waits at most, and between polls.
 WAIT_SECONDS = 3600.0
 POLL_SECONDS = 1.0
+#: Statuses of an execution that has not finished.
+_ACTIVE = frozenset({"running", "stopping"})
 
 
 def _policies(project: str) -> str:
@@ -188,7 +191,7 @@ def run_policy(
     def started_and_done(c: Connection) -> Any:
         execution = c.call("POST", start)
         deadline = time.monotonic() + WAIT_SECONDS
-        while execution["status"] == "running" and time.monotonic() < deadline:
+        while execution["status"] in _ACTIVE and time.monotonic() < deadline:
             time.sleep(POLL_SECONDS)
             execution = c.call("GET", f"{_executions(project)}/{execution['id']}")
         return execution
@@ -219,3 +222,13 @@ def executions(
         return {**found, "tasks": tasks["items"]}
 
     _emit(one, ctx)
+
+
+@preheat_app.command("stop")
+def stop(
+    ctx: typer.Context,
+    project: ProjectArg,
+    execution: Annotated[str, typer.Argument(help="The execution's id.")],
+) -> None:
+    """Stop a running execution (it settles as ``stopped``; a finished one is refused)."""
+    _emit(lambda c: c.call("POST", f"{_executions(project)}/{execution}/stop"), ctx)

@@ -135,5 +135,6 @@ def build_activities(root: Composition) -> list[Callable[..., Any]]:
         preheat.preheat_poll_job,
         preheat.preheat_record_task,
         preheat.preheat_finish,
+        preheat.preheat_stop,
         preheat.deliver_events_preheat,
     ]

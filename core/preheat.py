@@ -77,6 +77,8 @@ CREATE_JOB: Final = "preheat_create_job"
 POLL_JOB: Final = "preheat_poll_job"
 RECORD_TASK: Final = "preheat_record_task"
 FINISH: Final = "preheat_finish"
+#: Closes a stopped execution (its workflow was cancelled: ``core.execution_stop``).
+STOP: Final = "preheat_stop"
 NEXT_TASKS: Final = "preheat_next_tasks"
 #: Error type of a failure no retry can fix (refused endpoint, provider said no).
 FINAL_ERROR: Final = "PreheatFinalError"
@@ -143,6 +145,14 @@ class ExecutionStatus(StrEnum):
     FAILED = "failed"
     #: Some candidates were preheated, others failed.
     PARTIAL = "partial"
+    #: A stop was asked for; the workflow closes the execution (``core.execution_stop``).
+    STOPPING = "stopping"
+    #: Stopped by an operator: its unfinished tasks are ``stopped``.
+    STOPPED = "stopped"
+
+
+#: Statuses of an execution its workflow may still change.
+ACTIVE_STATUSES: Final = frozenset({ExecutionStatus.RUNNING, ExecutionStatus.STOPPING})
 
 
 class TaskStatus(StrEnum):
@@ -150,8 +160,12 @@ class TaskStatus(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    #: Not finished when its execution stopped (a provider job it created runs on).
+    STOPPED = "stopped"
 
 
+#: The error of a task its execution's stop closed.
+STOPPED_TASK: Final = "not finished: the execution was stopped"
 #: Statuses of a task its execution's workflow may still change: not started, or its job
 #: created and its result not recorded yet.
 OPEN_TASK_STATUSES: Final = frozenset({TaskStatus.PENDING, TaskStatus.RUNNING})
@@ -527,14 +541,33 @@ class PreheatStore(Protocol):
     def finish_execution(
         self, execution_id: str, status: ExecutionStatus | None, reason: str | None, now: datetime
     ) -> Execution | None:
-        """Set the final status (``None``: from the tasks) and the counts (idempotent)."""
+        """Set the final status (``None``: from the tasks) and the counts (idempotent).
+
+        Only a ``running`` execution changes: a ``stopping`` one is left to its stop.
+        """
+        ...
+
+    def request_stop(self, execution_id: str, reason: str) -> bool:
+        """Mark a ``running`` execution ``stopping`` with ``reason``; whether it was running."""
+        ...
+
+    def stop_execution(
+        self, execution_id: str, reason: str | None, now: datetime
+    ) -> Execution | None:
+        """Close an execution still active as ``stopped`` (its open tasks too).
+
+        In one transaction: open tasks become ``stopped``, the counts are taken;
+        ``reason`` (``None``: the reason the stop request left) is kept. An execution
+        already closed is returned unchanged.
+        """
         ...
 
     def close_abandoned(self, execution_id: str, ending: Ending, now: datetime) -> bool:
-        """Close a ``running`` execution whose workflow ended without closing it.
+        """Close an active execution whose workflow ended without closing it.
 
-        In one transaction, and only while it is ``running`` (whether it was): its open
-        tasks become ``failed`` and it closes ``failed``, with the ending's reason.
+        In one transaction, and only while it is active (whether it was): a ``stopping``
+        one closes as :meth:`stop_execution` does (the stop's reason kept); a ``running``
+        one has its open tasks ``failed`` and closes ``failed``, with the ending's reason.
         """
         ...
 
@@ -549,7 +582,9 @@ class PreheatStore(Protocol):
         ...
 
     def set_job(self, task_id: int, job_id: str) -> None: ...
-    def record_task(self, task_id: int, result: RecordInput, now: datetime) -> None: ...
+    def record_task(self, task_id: int, result: RecordInput, now: datetime) -> None:
+        """Record an open task's result (a task already closed, say stopped, stays so)."""
+        ...
 
 
 class ProviderError(Exception):
@@ -762,10 +797,15 @@ def event_candidates(
 
 def overall_status(tasks: list[Task]) -> ExecutionStatus:
     """An execution's final status from its tasks (none: succeeded, nothing to do)."""
-    failed = sum(1 for t in tasks if t.status is not TaskStatus.SUCCEEDED)
-    if not failed:
+    succeeded = sum(1 for t in tasks if t.status is TaskStatus.SUCCEEDED)
+    return overall_counts(len(tasks), succeeded)
+
+
+def overall_counts(total: int, succeeded: int) -> ExecutionStatus:
+    """:func:`overall_status` of ``total`` tasks of which ``succeeded`` succeeded."""
+    if succeeded == total:
         return ExecutionStatus.SUCCEEDED
-    return ExecutionStatus.FAILED if failed == len(tasks) else ExecutionStatus.PARTIAL
+    return ExecutionStatus.FAILED if succeeded == 0 else ExecutionStatus.PARTIAL
 
 
 def preheat_interest(policies: Callable[[int], Sequence[Policy]]) -> Interest:

@@ -351,6 +351,14 @@ class PreheatService:
 
     def execution(self, caller: Identity, project: str, execution_id: str) -> Execution:
         project_id, _ = self._project(caller, project, "read")
+        return self._of_project(project_id, execution_id)
+
+    def stoppable(self, caller: Identity, project: str, execution_id: str) -> Execution:
+        """The project's execution, if the caller may stop it (as it may run a policy)."""
+        project_id, _ = self._project(caller, project, "update")
+        return self._of_project(project_id, execution_id)
+
+    def _of_project(self, project_id: int, execution_id: str) -> Execution:
         found = self._store.execution(execution_id)
         if found is None or found.project_id != project_id:
             raise NotFoundError(f"preheat execution {execution_id!r} not found")
@@ -665,6 +673,14 @@ class PreheatRunner:
     def finish(self, execution_id: str, reason: str | None) -> Execution | None:
         status = ExecutionStatus.FAILED if reason is not None else None
         return self._store.finish_execution(execution_id, status, reason, self._now())
+
+    def stop(self, execution_id: str, reason: str | None) -> Execution | None:
+        """Close a stopped execution: its unfinished tasks are marked ``stopped``.
+
+        ``reason``: the one the stop's cancellation carried (``None``: keep the one the
+        stop request recorded).
+        """
+        return self._store.stop_execution(execution_id, reason, self._now())
 
     def policy(self, policy_id: int) -> Policy:
         return self._policy(policy_id)

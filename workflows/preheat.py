@@ -7,6 +7,12 @@ provider is away; a refusal is final), polls it until it ends (a heartbeating ac
 bounded by the job timeout) and records the result (status, job id, per-peer results).
 The execution is closed with the status its tasks give.
 
+Stopped (its workflow cancelled, ``core.execution_stop``): a job being created is
+waited for, the polls in flight end at their next heartbeat, then the tasks that did not
+finish are marked ``stopped`` and the execution is closed ``stopped``; the run ends
+cancelled with no activity left. A
+provider job already created runs on at the provider (providers offer no cancel).
+
 The pending tasks come a page at a time (the plan carries the first page, ``NEXT_TASKS``
 the next, a local activity), and a run that has handled ``Plan.run_tasks`` tasks, or
 that Temporal suggests to, waits for them at the end of its page and continues as a new
@@ -23,7 +29,8 @@ from typing import Final
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, is_cancelled_exception
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from core.preheat import (
@@ -36,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         PLAN,
         POLL_JOB,
         RECORD_TASK,
+        STOP,
         Continued,
         ExecutionRequest,
         FinishInput,
@@ -76,8 +84,27 @@ class PreheatExecutionWorkflow:
 
     @workflow.run
     async def run(self, request: ExecutionRequest) -> str:
-        """Plan, preheat every task (bounded concurrency), finish; the final status."""
+        """Plan, preheat every task (bounded concurrency), finish; the final status.
+
+        Cancelled (the execution stopped): the execution is closed ``stopped`` and the
+        run ends cancelled.
+        """
         execution_id = request.execution_id or workflow.info().workflow_id
+        try:
+            return await self._run(request, execution_id)
+        except BaseException as exc:
+            if not is_cancelled_exception(exc):
+                raise
+            await workflow.execute_activity(
+                STOP,
+                FinishInput(execution_id, workflow.cancellation_reason() or None),
+                result_type=str,
+                start_to_close_timeout=STEP_TIMEOUT,
+                retry_policy=_STEP_RETRY,
+            )
+            raise
+
+    async def _run(self, request: ExecutionRequest, execution_id: str) -> str:
         if request.continued is not None:
             plan = request.continued.plan
             page = await _paging(execution_id, plan).next_page(request.continued.after)
@@ -94,9 +121,16 @@ class PreheatExecutionWorkflow:
                     maximum_attempts=20,
                     non_retryable_error_types=[FINAL_ERROR],
                 ),
+                # NOTE: a stop waits for the plan, so no task is stored after the close
+                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             )
         except ActivityError as exc:
+            if is_cancelled_exception(exc):
+                raise
             return await self._finish(execution_id, _reason(exc))
+        if workflow.cancellation_reason() is not None:
+            # NOTE: stopped while planning: the plan completed, nothing is preheated
+            raise asyncio.CancelledError
         if paged:
             return await self._run_pages(
                 request, execution_id, plan, TaskIds(plan.tasks, plan.more)
@@ -141,8 +175,12 @@ class PreheatExecutionWorkflow:
                 result_type=JobRef,
                 start_to_close_timeout=STEP_TIMEOUT,
                 retry_policy=_CALL_RETRY,
+                # NOTE: stopped, a job being created is waited for, so its task names it
+                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             )
         except ActivityError as exc:
+            if is_cancelled_exception(exc):
+                raise
             await _record(RecordInput(params.task_id, False, None, error=_reason(exc)))
             return
         try:
@@ -159,8 +197,13 @@ class PreheatExecutionWorkflow:
                     maximum_interval=timedelta(seconds=30),
                     non_retryable_error_types=[FINAL_ERROR],
                 ),
+                # NOTE: stopped, the poll ends at its next heartbeat and the run waits for
+                # it: nothing polls the job once the stop has settled
+                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             )
         except ActivityError as exc:
+            if is_cancelled_exception(exc):
+                raise
             await _record(RecordInput(params.task_id, False, job.job_id, error=_reason(exc)))
             return
         await _record(
@@ -181,6 +224,8 @@ class PreheatExecutionWorkflow:
             result_type=str,
             start_to_close_timeout=STEP_TIMEOUT,
             retry_policy=_STEP_RETRY,
+            # NOTE: a stop arriving while the run closes lets the close complete
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
         return status
 

@@ -35,6 +35,7 @@ from api.guards import system_admin
 from api.pagination import IDS, NEWEST_FIRST, Page, PageParams
 from api.principal import api_caller, require_caller
 from core.execution_reconcile import ExecutionReconciler
+from core.execution_stop import ExecutionStopper
 from core.paging import window
 from core.preheat import (
     EXECUTION_WORKFLOW,
@@ -278,6 +279,12 @@ def _reconciler(request: Request[Any, Any, Any]) -> ExecutionReconciler[Executio
     return found
 
 
+def _stopper(request: Request[Any, Any, Any]) -> ExecutionStopper[Execution]:
+    """Stops executions (``core.execution_stop``)."""
+    found: ExecutionStopper[Execution] = registry_of(request).extras["preheat_stopper"]
+    return found
+
+
 async def _sync_schedule(registry: Registry, before: Policy | None, after: Policy | None) -> None:
     """Keep the policy's Temporal schedule in line with it (``PolicySchedules.follow``)."""
     schedules = registry.extras.get("preheat_schedules")
@@ -518,6 +525,20 @@ class PreheatExecutionController(Controller):
         service = _service(request)
         found = await anyio.to_thread.run_sync(service.execution, caller, project, execution_id)
         return ExecutionOut.of(await _reconciler(request).one(found))
+
+    @post(
+        "/{execution_id:str}/stop",
+        summary="Stop a running execution (it settles as stopped)",
+        status_code=202,
+    )
+    async def stop_execution(
+        self, request: Request[Any, Any, Any], project: FromPath[str], execution_id: FromPath[str]
+    ) -> ExecutionOut:
+        registry = registry_of(request)
+        caller = await require_caller(request, registry)
+        service = preheat_of(registry)
+        await anyio.to_thread.run_sync(service.stoppable, caller, project, execution_id)
+        return ExecutionOut.of(await _stopper(request).stop(execution_id, caller.subject))
 
     @get("/{execution_id:str}/tasks", summary="An execution's candidates and their results")
     async def list_tasks(

@@ -13,7 +13,7 @@ and ``MoorageRepository``).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import anyio.to_thread
 from litestar import Controller, Request, Response, delete, get, post, put
@@ -28,6 +28,7 @@ from api.guards import system_admin
 from api.pagination import IDS, NEWEST_FIRST, Page, PageParams
 from core.access import Identity
 from core.execution_reconcile import ExecutionReconciler
+from core.execution_stop import ExecutionStopper
 from core.paging import window
 from core.replication import (
     EXECUTION_WORKFLOW,
@@ -41,7 +42,6 @@ from core.replication import (
     ScheduleSync,
     TriggerKind,
 )
-from core.replication_stop import ExecutionStopper
 from core.workflow_port import WorkflowStarter
 
 
@@ -156,11 +156,11 @@ def replication_of(registry: Registry) -> ReplicationService:
     return service
 
 
-def stopper_of(registry: Registry) -> ExecutionStopper:
+def stopper_of(registry: Registry) -> ExecutionStopper[Execution]:
     stopper = registry.extras.get("replication_stopper")
     if not isinstance(stopper, ExecutionStopper):
         raise TypeError("the registry was built without replication")
-    return stopper
+    return cast("ExecutionStopper[Execution]", stopper)
 
 
 def _reconciler(registry: Registry) -> ExecutionReconciler[Execution]:

@@ -7,12 +7,14 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Connection, case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core.execution_reconcile import Ending
 from core.preheat import (
+    ACTIVE_STATUSES,
     OPEN_TASK_STATUSES,
+    STOPPED_TASK,
     AuthMode,
     Candidate,
     Execution,
@@ -26,7 +28,7 @@ from core.preheat import (
     TaskStatus,
     TriggerKind,
     Vendor,
-    overall_status,
+    overall_counts,
 )
 from storage.db.engine import Engines
 from storage.db.preheat_tables import (
@@ -143,6 +145,72 @@ def _task(row: Any) -> Task:
     )
 
 
+#: A task its execution's workflow may still change.
+_OPEN = _TASK.c.status.in_([str(s) for s in OPEN_TASK_STATUSES])
+_ACTIVE = [str(s) for s in ACTIVE_STATUSES]
+
+
+def _lock_active(connection: Connection, execution_id: str) -> Any:
+    """The execution's status and reason, locked, if it is active (else ``None``)."""
+    row = connection.execute(
+        select(_EXECUTION.c.status, _EXECUTION.c.reason)
+        .where(_EXECUTION.c.id == execution_id)
+        .with_for_update()
+    ).first()
+    return row if row is not None and row.status in _ACTIVE else None
+
+
+def _close_tasks(
+    connection: Connection, execution_id: str, status: TaskStatus, error: str, now: datetime
+) -> None:
+    """Close the execution's open tasks with ``status`` and ``error``."""
+    connection.execute(
+        update(_TASK)
+        .where(_TASK.c.execution_id == execution_id, _OPEN)
+        .values(status=str(status), error=error[:_ERROR_MAX], finished_at=now)
+    )
+
+
+def _close_stopped(connection: Connection, execution_id: str, reason: str, now: datetime) -> None:
+    """Close an active execution as ``stopped``, its open tasks too."""
+    _close_tasks(connection, execution_id, TaskStatus.STOPPED, STOPPED_TASK, now)
+    _close(connection, execution_id, ExecutionStatus.STOPPED, reason, now)
+
+
+def _close(
+    connection: Connection,
+    execution_id: str,
+    status: ExecutionStatus | None,
+    reason: str | None,
+    now: datetime,
+) -> None:
+    """Set the final status (``None``: from the tasks), reason, time and counts."""
+    counts: dict[str, int] = {
+        row[0]: int(row[1])
+        for row in connection.execute(
+            select(_TASK.c.status, func.count())
+            .where(_TASK.c.execution_id == execution_id)
+            .group_by(_TASK.c.status)
+        )
+    }
+    total = sum(counts.values())
+    succeeded = counts.get(str(TaskStatus.SUCCEEDED), 0)
+    if status is None:
+        status = overall_counts(total, succeeded)
+    connection.execute(
+        update(_EXECUTION)
+        .where(_EXECUTION.c.id == execution_id)
+        .values(
+            status=str(status),
+            reason=None if reason is None else reason[:_ERROR_MAX],
+            finished_at=now,
+            total=total,
+            succeeded=succeeded,
+            failed=total - succeeded,
+        )
+    )
+
+
 class SqlPreheatStore:
     """Preheat rows on the metadata database, one short transaction per call."""
 
@@ -253,61 +321,46 @@ class SqlPreheatStore:
     def finish_execution(
         self, execution_id: str, status: ExecutionStatus | None, reason: str | None, now: datetime
     ) -> Execution | None:
-        tasks = self.tasks(execution_id)
-        final = status if status is not None else overall_status(tasks)
-        ok = sum(1 for t in tasks if t.status is TaskStatus.SUCCEEDED)
         with self._engines.writing() as connection, connection.begin():
-            connection.execute(
+            row = _lock_active(connection, execution_id)
+            if row is not None and row.status == str(ExecutionStatus.RUNNING):
+                _close(connection, execution_id, status, reason, now)
+        return self.execution(execution_id)
+
+    def request_stop(self, execution_id: str, reason: str) -> bool:
+        with self._engines.writing() as connection, connection.begin():
+            changed = connection.execute(
                 update(_EXECUTION)
-                .where(_EXECUTION.c.id == execution_id)
-                .values(
-                    status=str(final),
-                    reason=None if reason is None else reason[:_ERROR_MAX],
-                    finished_at=now,
-                    total=len(tasks),
-                    succeeded=ok,
-                    failed=len(tasks) - ok,
+                .where(
+                    _EXECUTION.c.id == execution_id,
+                    _EXECUTION.c.status == str(ExecutionStatus.RUNNING),
                 )
+                .values(status=str(ExecutionStatus.STOPPING), reason=reason[:_ERROR_MAX])
             )
+        return bool(changed.rowcount)
+
+    def stop_execution(
+        self, execution_id: str, reason: str | None, now: datetime
+    ) -> Execution | None:
+        with self._engines.writing() as connection, connection.begin():
+            row = _lock_active(connection, execution_id)
+            if row is not None:
+                _close_stopped(connection, execution_id, reason or row.reason or "stopped", now)
         return self.execution(execution_id)
 
     def close_abandoned(self, execution_id: str, ending: Ending, now: datetime) -> bool:
         with self._engines.writing() as connection, connection.begin():
-            row = connection.execute(
-                select(_EXECUTION.c.status).where(_EXECUTION.c.id == execution_id).with_for_update()
-            ).first()
-            if row is None or row.status != str(ExecutionStatus.RUNNING):
+            row = _lock_active(connection, execution_id)
+            if row is None:
                 return False
-            tasks = _TASK.c.execution_id == execution_id
-            connection.execute(
-                update(_TASK)
-                .where(tasks, _TASK.c.status.in_([str(s) for s in OPEN_TASK_STATUSES]))
-                .values(
-                    status=str(TaskStatus.FAILED),
-                    error=f"not finished: {ending.reason}"[:_ERROR_MAX],
-                    finished_at=now,
-                )
+            if ending.cancelled or row.status == str(ExecutionStatus.STOPPING):
+                kept = row.reason if row.status == str(ExecutionStatus.STOPPING) else None
+                _close_stopped(connection, execution_id, kept or ending.reason, now)
+                return True
+            _close_tasks(
+                connection, execution_id, TaskStatus.FAILED, f"not finished: {ending.reason}", now
             )
-            counts: dict[str, int] = {
-                row[0]: int(row[1])
-                for row in connection.execute(
-                    select(_TASK.c.status, func.count()).where(tasks).group_by(_TASK.c.status)
-                )
-            }
-            total = sum(counts.values())
-            succeeded = counts.get(str(TaskStatus.SUCCEEDED), 0)
-            connection.execute(
-                update(_EXECUTION)
-                .where(_EXECUTION.c.id == execution_id)
-                .values(
-                    status=str(ExecutionStatus.FAILED),
-                    reason=ending.reason[:_ERROR_MAX],
-                    finished_at=now,
-                    total=total,
-                    succeeded=succeeded,
-                    failed=total - succeeded,
-                )
-            )
+            _close(connection, execution_id, ExecutionStatus.FAILED, ending.reason, now)
         return True
 
     # -- tasks ----------------------------------------------------------------------------
@@ -358,11 +411,10 @@ class SqlPreheatStore:
         return [_task(row) for row in rows]
 
     def set_job(self, task_id: int, job_id: str) -> None:
+        running = case((_OPEN, str(TaskStatus.RUNNING)), else_=_TASK.c.status)
         with self._engines.writing() as connection, connection.begin():
             connection.execute(
-                update(_TASK)
-                .where(_TASK.c.id == task_id)
-                .values(job_id=job_id, status=str(TaskStatus.RUNNING))
+                update(_TASK).where(_TASK.c.id == task_id).values(job_id=job_id, status=running)
             )
 
     def record_task(self, task_id: int, result: RecordInput, now: datetime) -> None:
@@ -375,4 +427,4 @@ class SqlPreheatStore:
         if result.job_id:
             values["job_id"] = result.job_id
         with self._engines.writing() as connection, connection.begin():
-            connection.execute(update(_TASK).where(_TASK.c.id == task_id).values(**values))
+            connection.execute(update(_TASK).where(_TASK.c.id == task_id, _OPEN).values(**values))

@@ -206,3 +206,78 @@ async def test_a_terminated_preheat_closes_failed_with_its_open_tasks(engines: E
         assert tasks[task_id].error == "not finished: the execution's workflow timed out"
     assert tasks[ids[1]].job_id == "job-1"
     assert not store.close_abandoned(execution_id, Ending("again"), NOW)
+
+
+def _preheat_running(store: SqlPreheatStore, tasks: int) -> tuple[str, list[int]]:
+    execution_id = f"stop-{secrets.token_hex(4)}"
+    store.add_execution(
+        preheat.Execution(
+            execution_id, 1, 1, "all", preheat.TriggerKind.MANUAL,
+            preheat.ExecutionStatus.RUNNING, STARTED, None, 0, 0, 0,
+        )
+    )  # fmt: skip
+    stored = store.add_tasks(
+        execution_id, [preheat.Candidate(f"p/app{n}", "v1", DIGEST) for n in range(tasks)]
+    )
+    return execution_id, [t.id for t in stored]
+
+
+def test_a_stopped_preheat_closes_its_unfinished_tasks_and_nothing_reopens_them(
+    engines: Engines,
+) -> None:
+    store = SqlPreheatStore(engines)
+    execution_id, ids = _preheat_running(store, 3)
+    store.record_task(ids[0], preheat.RecordInput(ids[0], True, "job-0"), NOW)
+    store.set_job(ids[1], "job-1")
+    assert store.request_stop(execution_id, "stopped by alice")
+    assert not store.request_stop(execution_id, "stopped by bob")
+    stopping = store.execution(execution_id)
+    assert stopping is not None
+    assert (stopping.status, stopping.reason) == (
+        preheat.ExecutionStatus.STOPPING,
+        "stopped by alice",
+    )
+    # the run's own close does not overwrite a stop in progress
+    finished = store.finish_execution(execution_id, None, None, NOW)
+    assert finished == stopping
+
+    stopped = store.stop_execution(execution_id, None, NOW)
+
+    assert stopped is not None
+    assert (stopped.status, stopped.reason, stopped.finished_at) == (
+        preheat.ExecutionStatus.STOPPED,
+        "stopped by alice",
+        NOW,
+    )
+    assert (stopped.total, stopped.succeeded, stopped.failed) == (3, 1, 2)
+    tasks = {t.id: t for t in store.tasks(execution_id)}
+    assert tasks[ids[0]].status is preheat.TaskStatus.SUCCEEDED
+    for task_id in ids[1:]:
+        assert tasks[task_id].status is preheat.TaskStatus.STOPPED
+        assert tasks[task_id].error == preheat.STOPPED_TASK
+    assert tasks[ids[1]].job_id == "job-1"
+    # a late record or job of an activity the stop overtook changes no closed task
+    store.record_task(ids[1], preheat.RecordInput(ids[1], True, "job-1"), NOW)
+    store.set_job(ids[2], "job-2")
+    late = {t.id: t for t in store.tasks(execution_id)}
+    assert late[ids[1]].status is preheat.TaskStatus.STOPPED
+    assert (late[ids[2]].status, late[ids[2]].job_id) == (preheat.TaskStatus.STOPPED, "job-2")
+    assert store.stop_execution(execution_id, "again", NOW) == stopped
+    assert not store.close_abandoned(execution_id, Ending("late"), NOW)
+
+
+async def test_a_preheat_whose_workflow_ended_while_stopping_reads_stopped(
+    engines: Engines,
+) -> None:
+    store = SqlPreheatStore(engines)
+    execution_id, _ = _preheat_running(store, 2)
+    assert store.request_stop(execution_id, "stopped by alice")
+    temporal = Temporal({execution_id: WorkflowState.COMPLETED})
+    reconciler = ExecutionReconciler(PreheatExecutionRows(store), temporal, lambda: NOW)
+    stopping = store.execution(execution_id)
+    assert stopping is not None
+
+    closed = await reconciler.one(stopping)
+
+    assert (closed.status, closed.reason) == (preheat.ExecutionStatus.STOPPED, "stopped by alice")
+    assert {t.status for t in store.tasks(execution_id)} == {preheat.TaskStatus.STOPPED}

@@ -24,13 +24,20 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from tests.api.oci import OCIClient
 from tests.integration.trust_rig import push_signature
 from tests.integration.trust_rig import results as trust_results
-from tests.replication.rig import Site, push_image, start_site, terminate_workflow, wait_for
+from tests.replication.rig import (
+    Site,
+    push_image,
+    start_site,
+    terminate_workflow,
+    wait_for,
+    workflow_states,
+)
 from tests.services.moorage import REPO_ROOT
 from tests.services.p2p_standins import (
     DragonflyStandIn,
@@ -98,7 +105,7 @@ def _finished(client: httpx.Client, project: str, execution_id: str) -> dict[str
     response = client.get(f"/api/v1/projects/{project}/preheat/executions/{execution_id}")
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
-    return None if body["status"] == "running" else body
+    return None if body["status"] in ("running", "stopping") else body
 
 
 def _tasks(client: httpx.Client, project: str, execution_id: str) -> list[dict[str, Any]]:
@@ -356,6 +363,13 @@ def test_scheduled_policy_runs_from_its_temporal_schedule(
 
 
 def _cli(site: Site, *args: str) -> Any:
+    """Run ``moorage preheat`` with ``args``; its JSON answer (it must succeed)."""
+    done = _cli_run(site, *args)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout)
+
+
+def _cli_run(site: Site, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOORAGE_")}
     env |= {
         "MOORAGE_URL": site.url,
@@ -363,12 +377,10 @@ def _cli(site: Site, *args: str) -> Any:
         "MOORAGE_PASSWORD": site.auth[1],
         "MOORAGE_PREHEAT_SECRET": PAT,
     }
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "cli.main", "preheat", *args],
         capture_output=True, text=True, env=env, timeout=300, check=False, cwd=REPO_ROOT,
     )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
-    return json.loads(done.stdout)
 
 
 def test_cli_manages_instances_and_policies_and_runs(
@@ -581,6 +593,94 @@ def test_an_unsigned_image_is_preheated_when_its_signature_verifies(
     # the provider could pull it: the image meets the project's enforced policy
     [job] = [j for j in dragonfly.job_list() if f"/{repo}/manifests/" in j.body["args"]["url"]]
     assert [f.status for f in job.fetches if f.what == "manifest"] == [200]
+
+
+def test_a_stopped_execution_stops_polling_and_says_which_job_it_left_running(
+    site: Site, client: httpx.Client, dragonfly: DragonflyStandIn
+) -> None:
+    """``moorage preheat stop`` while a job runs: the run ends, its task reads stopped."""
+    project = _project()
+    push_image(site.url, f"{project}/app", "v1", [b"stopped-layer"], site.auth)
+    executions = f"/api/v1/projects/{project}/preheat/executions"
+    dragonfly.hold = True
+    try:
+        execution_id, job, jobs = _held_run(client, dragonfly, project, "stopped")
+        path = f"/oapi/v1/jobs/{job.id}"
+
+        def polls() -> int:
+            return len([p for m, p, _ in dragonfly.requests if m == "GET" and p == path])
+
+        wait_for(polls, "the worker polling the job")
+
+        answer = _cli(site, "stop", "--project", project, execution_id)
+        assert answer["id"] == execution_id
+        assert answer["status"] in ("stopping", "stopped"), answer
+
+        done = wait_for(lambda: _finished(client, project, execution_id), "the stop to settle")
+        assert done["status"] == "stopped", done
+        assert done["reason"] == f"stopped by {site.auth[0]}", done
+        assert (done["total"], done["succeeded"], done["failed"]) == (1, 0, 1), done
+        [task] = _tasks(client, project, execution_id)
+        assert task["status"] == "stopped", task
+        assert task["job_id"] == str(job.id), task
+        assert task["error"] == "not finished: the execution was stopped", task
+
+        # the run ends cancelled with no activity left, so nothing polls the job any more
+        cancelled = (WorkflowExecutionStatus.CANCELED, 0)
+        seen: dict[str, tuple[Any, int]] = {}
+
+        def ended() -> bool:
+            seen.update(workflow_states(site, [execution_id]))
+            return seen == {execution_id: cancelled}
+
+        try:
+            wait_for(ended, "the run to end cancelled", timeout=30)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {seen}") from exc
+        polled = polls()
+        assert job.state == "RUNNING", "the provider's job is left to the provider"
+
+        again = client.post(f"{executions}/{execution_id}/stop")
+        assert again.status_code == 409, again.text
+        assert "already finished (stopped)" in again.json()["detail"], again.json()
+        refused = _cli_run(site, "stop", "--project", project, execution_id)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+    finally:
+        dragonfly.hold = False
+    wait_for(lambda: job.state != "RUNNING", "the held job to settle")
+    after = client.get(f"{executions}/{execution_id}").json()
+    assert after == done, "the job's end is recorded nowhere: the execution stays stopped"
+    assert polls() == polled
+    assert len(jobs()) == 1
+
+
+def test_only_a_running_execution_of_the_project_can_be_stopped(
+    site: Site, client: httpx.Client, dragonfly: DragonflyStandIn
+) -> None:
+    project, other = _project(), _project()
+    push_image(site.url, f"{project}/app", "v1", [b"finished-layer"], site.auth)
+    push_image(site.url, f"{other}/app", "v1", [b"other-layer"], site.auth)
+    instance = _instance(
+        client,
+        name=f"df-fin-{project}",
+        vendor="dragonfly",
+        endpoint=dragonfly.url,
+        auth_mode="oauth",
+        secret=PAT,
+    )
+    policy = _policy(client, project, name="fin", instance=instance["name"])
+    done = _run(client, project, policy["id"])
+    assert done["status"] == "succeeded", done
+
+    finished = client.post(f"/api/v1/projects/{project}/preheat/executions/{done['id']}/stop")
+    assert finished.status_code == 409, finished.text
+    assert "already finished (succeeded)" in finished.json()["detail"], finished.json()
+    elsewhere = client.post(f"/api/v1/projects/{other}/preheat/executions/{done['id']}/stop")
+    assert elsewhere.status_code == 404, elsewhere.text
+    unknown = client.post(f"/api/v1/projects/{project}/preheat/executions/preheat-0-none/stop")
+    assert unknown.status_code == 404, unknown.text
+    read = client.get(f"/api/v1/projects/{project}/preheat/executions/{done['id']}")
+    assert read.json()["status"] == "succeeded"
 
 
 # NOTE: last, so the killed worker's other activities (event batches) delay no other test

@@ -254,3 +254,18 @@ def terminate_workflow(site: Site, workflow_id: str) -> None:
         await client.get_workflow_handle(workflow_id).terminate(reason="by hand")
 
     asyncio.run(run())
+
+
+def workflow_states(site: Site, ids: list[str]) -> dict[str, tuple[Any, int]]:
+    """Each workflow's status and how many activities it still has pending."""
+
+    async def describe() -> dict[str, tuple[Any, int]]:
+        client = await Client.connect(site.env["MOORAGE_TEMPORAL__ADDRESS"])
+        found: dict[str, tuple[Any, int]] = {}
+        for workflow_id in ids:
+            described = await client.get_workflow_handle(workflow_id).describe()
+            pending = len(described.raw_description.pending_activities)
+            found[workflow_id] = (described.status, pending)
+        return found
+
+    return asyncio.run(describe())

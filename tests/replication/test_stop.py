@@ -8,7 +8,6 @@ running that long. The destination is ``docker-registry`` behind a counting fron
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import secrets
@@ -19,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionStatus
 
 from tests.replication.rig import (
     Site,
@@ -31,6 +30,7 @@ from tests.replication.rig import (
     tasks,
     terminate_workflow,
     wait_for,
+    workflow_states,
 )
 from tests.services.registry_front import RegistryFront
 
@@ -102,21 +102,6 @@ def start_sending(client: httpx.Client, front: RegistryFront, policy_id: int) ->
     wait_for(lambda: front.upload_bytes > before, "the first bytes at the destination")
     execution_id: str = started.json()["id"]
     return execution_id
-
-
-def workflow_states(site: Site, ids: list[str]) -> dict[str, tuple[Any, int]]:
-    """Each workflow's status and how many activities it still has pending."""
-
-    async def describe() -> dict[str, tuple[Any, int]]:
-        client = await Client.connect(site.env["MOORAGE_TEMPORAL__ADDRESS"])
-        found: dict[str, tuple[Any, int]] = {}
-        for workflow_id in ids:
-            described = await client.get_workflow_handle(workflow_id).describe()
-            pending = len(described.raw_description.pending_activities)
-            found[workflow_id] = (described.status, pending)
-        return found
-
-    return asyncio.run(describe())
 
 
 def test_a_stopped_execution_sends_nothing_more_and_says_what_was_done(

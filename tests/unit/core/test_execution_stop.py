@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, cast
 import pytest
 
 from core.errors import ConflictError, NotFoundError, OCIErrorCode, RegistryError
+from core.execution_rows import ReplicationExecutionRows
+from core.execution_stop import ExecutionStopper
 from core.replication import Execution, ExecutionStatus, TriggerKind
-from core.replication_stop import ExecutionStopper
 
 if TYPE_CHECKING:
     from core.replication import ReplicationStore
@@ -46,9 +47,10 @@ class Store:
         self.row = replace(self.row, status=ExecutionStatus.STOPPING, reason=reason)
         return True
 
-    def stop_execution(self, execution_id: str, reason: str | None, now: datetime) -> None:
+    def stop_execution(self, execution_id: str, reason: str | None, now: datetime) -> Execution:
         assert execution_id == self.row.id
         self.row = replace(self.row, status=ExecutionStatus.STOPPED, reason=reason, finished_at=now)
+        return self.row
 
 
 class Temporal:
@@ -64,8 +66,9 @@ class Temporal:
         return self.running
 
 
-def stopper(store: Store, temporal: Temporal) -> ExecutionStopper:
-    return ExecutionStopper(cast("ReplicationStore", store), temporal, lambda: NOW)
+def stopper(store: Store, temporal: Temporal) -> ExecutionStopper[Execution]:
+    rows = ReplicationExecutionRows(cast("ReplicationStore", store))
+    return ExecutionStopper(rows, temporal, lambda: NOW)
 
 
 async def test_a_running_execution_is_cancelled_and_marked_stopping() -> None:
@@ -115,4 +118,9 @@ async def test_temporal_away_changes_nothing_and_says_so() -> None:
 
 async def test_an_unknown_execution_is_not_found() -> None:
     with pytest.raises(NotFoundError):
+        await stopper(Store(ExecutionStatus.RUNNING), Temporal()).stop("nope", "admin")
+
+
+async def test_the_message_names_the_kind_of_execution() -> None:
+    with pytest.raises(NotFoundError, match=r"^replication execution 'nope' not found$"):
         await stopper(Store(ExecutionStatus.RUNNING), Temporal()).stop("nope", "admin")
