@@ -56,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
         TaskPage,
         TaskResult,
     )
+    from workflows.execution_stop import closing_when_stopped
     from workflows.task_pages import Paging, run_pages
 
 #: Bound of planning (listing a large source included).
@@ -88,19 +89,13 @@ class ReplicationExecutionWorkflow:
         ``stopped`` and the run ends cancelled.
         """
         execution_id = request.execution_id or workflow.info().workflow_id
-        try:
-            return await self._run(request, execution_id)
-        except BaseException as exc:
-            if not is_cancelled_exception(exc):
-                raise
-            await workflow.execute_activity(
-                STOP_EXECUTION,
-                FinishInput(execution_id, workflow.cancellation_reason() or None),
-                result_type=str,
-                start_to_close_timeout=STEP_TIMEOUT,
-                retry_policy=_STEP_RETRY,
-            )
-            raise
+        return await closing_when_stopped(
+            self._run(request, execution_id),
+            STOP_EXECUTION,
+            lambda reason: FinishInput(execution_id, reason),
+            step_timeout=STEP_TIMEOUT,
+            retry=_STEP_RETRY,
+        )
 
     async def _run(self, request: ExecutionRequest, execution_id: str) -> str:
         if request.continued is not None:

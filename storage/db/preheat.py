@@ -31,6 +31,7 @@ from core.preheat import (
     overall_counts,
 )
 from storage.db.engine import Engines
+from storage.db.execution_stops import lock_active, request_stop
 from storage.db.preheat_tables import (
     P2pInstanceRow,
     PreheatExecutionRow,
@@ -147,17 +148,12 @@ def _task(row: Any) -> Task:
 
 #: A task its execution's workflow may still change.
 _OPEN = _TASK.c.status.in_([str(s) for s in OPEN_TASK_STATUSES])
-_ACTIVE = [str(s) for s in ACTIVE_STATUSES]
+_ACTIVE = frozenset(str(s) for s in ACTIVE_STATUSES)
 
 
-def _lock_active(connection: Connection, execution_id: str) -> Any:
+def _lock_active(connection: Connection, execution_id: str) -> Any | None:
     """The execution's status and reason, locked, if it is active (else ``None``)."""
-    row = connection.execute(
-        select(_EXECUTION.c.status, _EXECUTION.c.reason)
-        .where(_EXECUTION.c.id == execution_id)
-        .with_for_update()
-    ).first()
-    return row if row is not None and row.status in _ACTIVE else None
+    return lock_active(connection, _EXECUTION, execution_id, _ACTIVE)
 
 
 def _close_tasks(
@@ -328,16 +324,7 @@ class SqlPreheatStore:
         return self.execution(execution_id)
 
     def request_stop(self, execution_id: str, reason: str) -> bool:
-        with self._engines.writing() as connection, connection.begin():
-            changed = connection.execute(
-                update(_EXECUTION)
-                .where(
-                    _EXECUTION.c.id == execution_id,
-                    _EXECUTION.c.status == str(ExecutionStatus.RUNNING),
-                )
-                .values(status=str(ExecutionStatus.STOPPING), reason=reason[:_ERROR_MAX])
-            )
-        return bool(changed.rowcount)
+        return request_stop(self._engines, _EXECUTION, execution_id, reason, _ERROR_MAX)
 
     def stop_execution(
         self, execution_id: str, reason: str | None, now: datetime

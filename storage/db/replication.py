@@ -31,6 +31,7 @@ from core.replication import (
 )
 from core.replication_events import ERRORS_MAX, KIND, replication_event
 from storage.db.engine import Engines
+from storage.db.execution_stops import lock_active, request_stop
 from storage.db.replication_tables import (
     ReplicationExecutionRow,
     ReplicationPolicyRow,
@@ -154,15 +155,12 @@ def _close(
         _announce_finished(connection, execution_id)
 
 
+_ACTIVE = frozenset(str(s) for s in ACTIVE_STATUSES)
+
+
 def _lock_active(connection: Connection, execution_id: str) -> Any | None:
     """The execution's status and reason, locked, if it is still active (else ``None``)."""
-    row = connection.execute(
-        select(_EXECUTION.c.status, _EXECUTION.c.reason)
-        .where(_EXECUTION.c.id == execution_id)
-        .with_for_update()
-    ).first()
-    active = {str(s) for s in ACTIVE_STATUSES}
-    return row if row is not None and row.status in active else None
+    return lock_active(connection, _EXECUTION, execution_id, _ACTIVE)
 
 
 def _close_stopped(connection: Connection, execution_id: str, reason: str, now: datetime) -> None:
@@ -269,16 +267,7 @@ class SqlReplicationStore:
         return True
 
     def request_stop(self, execution_id: str, reason: str) -> bool:
-        with self._engines.writing() as connection, connection.begin():
-            changed = connection.execute(
-                update(_EXECUTION)
-                .where(
-                    _EXECUTION.c.id == execution_id,
-                    _EXECUTION.c.status == str(ExecutionStatus.RUNNING),
-                )
-                .values(status=str(ExecutionStatus.STOPPING), reason=reason[:_ERROR_MAX])
-            )
-        return bool(changed.rowcount)
+        return request_stop(self._engines, _EXECUTION, execution_id, reason, _ERROR_MAX)
 
     def stop_execution(
         self, execution_id: str, reason: str | None, now: datetime

@@ -176,17 +176,7 @@ async def test_temporal_away_leaves_the_rows_and_is_asked_once(engines: Engines)
 
 async def test_a_terminated_preheat_closes_failed_with_its_open_tasks(engines: Engines) -> None:
     store = SqlPreheatStore(engines)
-    execution_id = f"rec-{secrets.token_hex(4)}"
-    store.add_execution(
-        preheat.Execution(
-            execution_id, 1, 1, "all", preheat.TriggerKind.MANUAL,
-            preheat.ExecutionStatus.RUNNING, STARTED, None, 0, 0, 0,
-        )
-    )  # fmt: skip
-    stored = store.add_tasks(
-        execution_id, [preheat.Candidate(f"p/app{n}", "v1", DIGEST) for n in range(3)]
-    )
-    ids = [t.id for t in stored]
+    execution_id, ids = _preheat_running(store, 3)
     store.record_task(ids[0], preheat.RecordInput(ids[0], True, "job-0"), NOW)
     store.set_job(ids[1], "job-1")  # its job created, still polled when the run ended
     temporal = Temporal({execution_id: WorkflowState.TIMED_OUT})
@@ -209,7 +199,7 @@ async def test_a_terminated_preheat_closes_failed_with_its_open_tasks(engines: E
 
 
 def _preheat_running(store: SqlPreheatStore, tasks: int) -> tuple[str, list[int]]:
-    execution_id = f"stop-{secrets.token_hex(4)}"
+    execution_id = f"preheat-{secrets.token_hex(4)}"
     store.add_execution(
         preheat.Execution(
             execution_id, 1, 1, "all", preheat.TriggerKind.MANUAL,
