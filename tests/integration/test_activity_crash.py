@@ -8,10 +8,11 @@ that the workflow completes and leaves what an undisturbed run leaves: no double
 (DI-05), no duplicate event, no deletion of a blob re-referenced between the attempts,
 tags and manifests exact.
 
-Activities whose lost attempt Temporal only notices after a long timeout (no heartbeat
-timeout, or one of minutes) have that attempt failed by id once the worker is dead: the
-same retry the timeout would schedule, without waiting minutes for it. GC steps (30 s
-heartbeat timeout) are left to Temporal's own detection.
+Activities whose lost attempt Temporal only notices after a timeout have that attempt
+failed by id once the worker is dead: the same retry the timeout would schedule, without
+waiting for it (minutes for most; 30 s for the GC steps' heartbeat timeout). Temporal's
+own detection of a dead GC worker by its missing heartbeats is what
+``test_gc_crash.py`` waits for, on both backends; an event batch's is waited for here.
 """
 
 from __future__ import annotations
@@ -570,7 +571,9 @@ def test_gc_blob_deletion_redelivered_spares_a_blob_pushed_again_in_between(rig:
         assert _status(rig.oci, live.repo, f"blobs/{layer}") == 404  # deleted: gone already
         repushed.append(_push(rig.oci, live.repo, "back", [garbage.blobs[layer]]))
 
-    _crash_and_recover(rig, Crash(GC_COLLECT_BLOBS, workflow_id=run), between=push_again)
+    _crash_and_recover(
+        rig, Crash(GC_COLLECT_BLOBS, workflow_id=run), between=push_again, expedite=True
+    )
     assert _settled(rig, f"/api/v1/system/gc/{run}")["state"] == "completed"
     (back,) = repushed
     _assert_pullable(rig.oci, live, "live")
@@ -584,7 +587,7 @@ def test_gc_blob_deletion_redelivered_spares_a_blob_pushed_again_in_between(rig:
 def test_gc_report_of_a_redelivered_step_counts_what_the_run_deleted(rig: Rig) -> None:
     live, garbage = _garbage(rig)
     run = _request_gc(rig.oci)
-    _crash_and_recover(rig, Crash(GC_COLLECT_BLOBS, workflow_id=run))
+    _crash_and_recover(rig, Crash(GC_COLLECT_BLOBS, workflow_id=run), expedite=True)
     final = _settled(rig, f"/api/v1/system/gc/{run}")
     assert final["state"] == "completed"
     _assert_gone(rig.oci, garbage, set(garbage.blobs))
@@ -607,7 +610,7 @@ def test_gc_blob_deletion_killed_before_it_acts_spares_a_blob_referenced_in_betw
         kept.append(_push(rig.oci, live.repo, "kept", [garbage.blobs[layer]]))
 
     crash = Crash(GC_COLLECT_BLOBS, when=BEFORE, workflow_id=run)
-    _crash_and_recover(rig, crash, between=reference_again)
+    _crash_and_recover(rig, crash, between=reference_again, expedite=True)
     assert _settled(rig, f"/api/v1/system/gc/{run}")["state"] == "completed"
     _assert_pullable(rig.oci, live, "live")
     _assert_pullable(rig.oci, kept[0], "kept")
@@ -627,7 +630,7 @@ def test_gc_manifest_deletion_redelivered_spares_a_manifest_tagged_in_between(ri
         assert rig.oci.put_manifest(repo, "again", untagged[0].payload).status_code == 201
 
     crash = Crash(GC_COLLECT_MANIFESTS, workflow_id=run)
-    _crash_and_recover(rig, crash, between=tag_again)
+    _crash_and_recover(rig, crash, between=tag_again, expedite=True)
     assert _settled(rig, f"/api/v1/system/gc/{run}")["state"] == "completed"
     _assert_pullable(rig.oci, live, "live")
     _assert_pullable(rig.oci, untagged[0], "again")
@@ -652,7 +655,9 @@ def test_orphan_sweep_redelivered_spares_an_object_pushed_again_in_between(rig: 
         assert _stored(rig, repo) == set(live.blobs)  # both orphans swept
         pushed.append(_push(rig.oci, repo, "o1", [orphans[0]]))
 
-    _crash_and_recover(rig, Crash(GC_SWEEP_ORPHANS, workflow_id=run), between=push_again)
+    _crash_and_recover(
+        rig, Crash(GC_SWEEP_ORPHANS, workflow_id=run), between=push_again, expedite=True
+    )
     assert _settled(rig, f"/api/v1/system/gc/{run}")["state"] == "completed"
     _assert_pullable(rig.oci, pushed[0], "o1")
     _assert_pullable(rig.oci, live, "live")
