@@ -81,6 +81,7 @@ from core.preheat import (
 from core.preheat import FINISH as PREHEAT_FINISH
 from core.preheat import NEXT_TASKS as PREHEAT_NEXT_TASKS
 from core.preheat import PLAN as PREHEAT_PLAN
+from core.preheat import STOP as PREHEAT_STOP
 from core.promotion import COPY_IMAGE, EVALUATE_GATES, RECORD_OUTCOME
 from core.promotion_rules import DELIVER_EVENTS_PROMOTION
 from core.replication import (
@@ -195,6 +196,7 @@ NOT_YET_KILLED = frozenset(
         # answer and the record asks for the same image twice (the provider dedupes by URL)
         RECORD_TASK,  # sets one task's final state whole
         PREHEAT_FINISH,  # sets the execution's final state from its tasks
+        PREHEAT_STOP,  # closes a still active execution once; a repeat finds it closed
         DELIVER_EVENTS_PREHEAT,  # starts runs under ids fixed by policy and batch
     }
 )
