@@ -10,8 +10,8 @@ The execution is closed with the status its tasks give.
 Stopped (its workflow cancelled, ``core.execution_stop``): a job being created is
 waited for, the polls in flight end at their next heartbeat, then the tasks that did not
 finish are marked ``stopped`` and the execution is closed ``stopped``; the run ends
-cancelled with no activity left. A
-provider job already created runs on at the provider (providers offer no cancel).
+cancelled with no activity left. A provider job already created runs on at the provider
+(providers offer no cancel).
 
 The pending tasks come a page at a time (the plan carries the first page, ``NEXT_TASKS``
 the next, a local activity), and a run that has handled ``Plan.run_tasks`` tasks, or
