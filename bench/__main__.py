@@ -2,7 +2,9 @@
 
 The peers are Debian's ``docker-registry`` (distribution 2.8) and CNCF distribution v3.1.2
 (``scripts/install-tools`` builds it). All registries run on 127.0.0.1 at the
-same time and are driven by the same asyncio client; each case runs on one registry after
+same time and are driven by the same clients: this process's asyncio client for blobs and
+images, ``wrk`` and ``ab`` for the manifest request rates (``bench.native_load`` says why; ``--load
+python`` sends those from the asyncio client too). Each case runs on one registry after
 the other, alternating the order between repetitions. Results go to stdout as one JSON
 object per line (``ratio`` against the faster peer, ``ratio_<peer>`` against each), then
 as a table. Moorage keeps its metadata in SQLite unless ``--database postgres`` starts a
@@ -108,6 +110,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--peers",
         default=",".join(PEERS),
         help="comma-separated peers to run beside Moorage (default: docker-registry,distribution)",
+    )
+    parser.add_argument(
+        "--load",
+        choices=["native", "python"],
+        default="native",
+        help="who sends the request-rate cases' requests: wrk and ab (native, the default) "
+        "or this process's Python client",
     )
     parser.add_argument("--repeats", type=int, help="repetitions per case (median reported)")
     parser.add_argument("--workdir", type=Path, help="scratch directory (default: a new temp dir)")
@@ -270,7 +279,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         payloads = PayloadFactory(scale.size(64 * MIB))
         sha256_rate = measure_sha256_rate(payloads, scale.size(256 * MIB))
         log(f"hashlib.sha256: {sha256_rate:.0f} MB/s; workdir {workdir}")
-        ctx = Context(scale=scale, payloads=payloads, workdir=workdir, sha256_rate=sha256_rate)
+        ctx = Context(
+            scale=scale,
+            payloads=payloads,
+            workdir=workdir,
+            sha256_rate=sha256_rate,
+            load=args.load,
+        )
         with contextlib.ExitStack() as stack:
             targets = _start_targets(args, workdir, stack)
             results = asyncio.run(_run(cases, ctx, targets, budget))

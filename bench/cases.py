@@ -19,8 +19,15 @@ from typing import TYPE_CHECKING, Any
 
 from typing_extensions import override
 
-from bench.client import RegistryClient, Target, image_manifest
+from bench.client import (
+    MANIFEST_ACCEPT,
+    OCI_MANIFEST,
+    RegistryClient,
+    Target,
+    image_manifest,
+)
 from bench.images import Layout, build_layout
+from bench.native_load import LoadResult, run_ab, run_wrk
 from bench.payloads import MIB, Blob, PayloadFactory, small_blob
 
 if TYPE_CHECKING:
@@ -81,6 +88,9 @@ class Context:
     workdir: Path
     sha256_rate: float = 0.0
     shared: dict[str, Any] = field(default_factory=dict)
+    #: Who sends the request-rate cases' requests: ``native`` (``wrk``, or ``ab`` for HEAD;
+    #: see :mod:`bench.native_load`) or ``python`` (this process's own client).
+    load: str = "native"
 
 
 @dataclass
@@ -373,6 +383,24 @@ async def _rate(
     )
 
 
+def _native_measurement(result: LoadResult) -> Measurement:
+    return Measurement(
+        result.rate,
+        {"p50_ms": result.p50_ms, "p99_ms": result.p99_ms, "requests": result.requests},
+    )
+
+
+async def _native_rate(ctx: Context, load: Callable[[float], LoadResult]) -> Measurement:
+    """Run ``load(seconds)`` (a :mod:`bench.native_load` run) once unmeasured, then measured.
+
+    The warm-up opens the connections and wakes the server's workers, as the warm-up of
+    :func:`_rate` does; the tools take whole seconds, so it lasts at least one.
+    """
+    if ctx.scale.warmup_s > 0:
+        await asyncio.to_thread(load, ctx.scale.warmup_s)
+    return _native_measurement(await asyncio.to_thread(load, ctx.scale.duration_s))
+
+
 class ManifestRead(Case):
     """HEAD or GET one manifest by tag or digest from ``concurrency`` clients."""
 
@@ -404,6 +432,22 @@ class ManifestRead(Case):
     async def measure(self, ctx: Context, side: Side, rep: int) -> Measurement:
         reference = side.state["manifest-digest"] if self.by_digest else "latest"
         client = side.client
+        if ctx.load == "native":
+            url = f"{client.base}/v2/{self.repo}/manifests/{reference}"
+            headers = client.headers({"Accept": MANIFEST_ACCEPT})
+            run = run_ab if self.method == "HEAD" else run_wrk
+
+            def load(seconds: float) -> LoadResult:
+                what = f"{self.name} on {side.name}"
+                return run(
+                    url,
+                    seconds=seconds,
+                    connections=self.concurrency,
+                    headers=headers,
+                    method=self.method,
+                ).check(what)
+
+            return await _native_rate(ctx, load)
 
         async def request(_worker: int, _i: int) -> None:
             await client.manifest(self.method, self.repo, reference)
@@ -437,6 +481,26 @@ class ManifestPut(Case):
     async def measure(self, ctx: Context, side: Side, rep: int) -> Measurement:
         manifest: bytes = side.state["put-manifest"]
         client = side.client
+        if ctx.load == "native":
+            url = f"{client.base}/v2/{self.repo}/manifests/r{rep}"
+            headers = client.headers({"Content-Type": OCI_MANIFEST})
+            runs = iter(("warm", "run"))
+
+            def load(seconds: float) -> LoadResult:
+                # NOTE: each run's tags are new: r<rep>-<run>-<thread>-<n>
+                prefix = f"/v2/{self.repo}/manifests/r{rep}-{next(runs)}-"
+                return run_wrk(
+                    url,
+                    seconds=seconds,
+                    connections=self.concurrency,
+                    headers=headers,
+                    method="PUT",
+                    body=manifest,
+                    unique_path_prefix=prefix,
+                    expect_status=201,
+                ).check(f"{self.name} on {side.name}")
+
+            return await _native_rate(ctx, load)
 
         async def request(worker: int, i: int) -> None:
             await client.put_manifest(self.repo, f"r{rep}-w{worker}-{i}", manifest)
