@@ -17,16 +17,18 @@ import json
 import logging
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import yaml
 
-from cli.api_client import ApiError, Connection, connect
-from cli.apply_execute import ApplyError, Executor
-from cli.apply_file import load_documents
-from cli.apply_state import LiveState, read_state
-from core.ascode_plan import Change, PlanError, make_plan
+if TYPE_CHECKING:
+    from cli.api_client import Connection
+    from cli.apply_state import LiveState
+    from core.ascode_plan import Change
+
+# NOTE: the documents' models, the planner and the API client are imported by the commands
+# that use them: ``moorage`` imports this module for every command, ``moorage api`` and
+# ``moorage worker`` included, and these took most of the command's start-up.
 
 Files = Annotated[
     list[Path],
@@ -61,6 +63,8 @@ Token = Annotated[
 def _connection(
     url: str | None, username: str | None, password: str | None, token: str | None
 ) -> Connection:
+    from cli.api_client import connect  # noqa: PLC0415 - see the module's imports
+
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         logging.getLogger("httpx").setLevel(logging.WARNING)
     return connect(url, username, password, token)
@@ -74,6 +78,11 @@ def _fail(problem: dict[str, Any]) -> typer.Exit:
 def _prepare(
     connection: Connection, files: list[Path], prune: bool
 ) -> tuple[LiveState, list[Change]]:
+    from cli.api_client import ApiError  # noqa: PLC0415 - see the module's imports
+    from cli.apply_file import load_documents  # noqa: PLC0415
+    from cli.apply_state import read_state  # noqa: PLC0415
+    from core.ascode_plan import PlanError, make_plan  # noqa: PLC0415
+
     try:
         desired = load_documents(files)
         state = read_state(connection)
@@ -127,6 +136,8 @@ def apply(
     token: Token = None,
 ) -> None:
     """Make the registry match the file(s), all or nothing; print the changes made."""
+    from cli.apply_execute import ApplyError, Executor  # noqa: PLC0415 - see the module's imports
+
     connection = _connection(url, username, password, token)
     state, changes = _prepare(connection, files, prune)
     executor = Executor(connection, dict(state.ids))
@@ -158,6 +169,11 @@ def export(
     token: Token = None,
 ) -> None:
     """Print the registry's state as a configuration file (never a secret)."""
+    import yaml  # noqa: PLC0415 - see the module's imports
+
+    from cli.api_client import ApiError  # noqa: PLC0415
+    from cli.apply_state import read_state  # noqa: PLC0415
+
     try:
         docs = read_state(_connection(url, username, password, token)).exported()
     except ApiError as exc:

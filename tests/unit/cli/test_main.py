@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -152,3 +154,39 @@ def test_listen_parses(text: str, expected: Listen) -> None:
 def test_listen_rejects(text: str) -> None:
     with pytest.raises(ValueError, match="HOST:PORT"):
         Listen.parse(text)
+
+
+#: What no command needs before it runs: each command imports its own (the web and
+#: database stacks, Temporal, the configuration-as-code models and planner, the SBOM
+#: libraries). ``moorage --help``, every CLI command and the start of ``moorage api`` and
+#: ``moorage worker`` load the ``moorage`` module first.
+LOADED_BY_THEIR_COMMANDS = (
+    "core.ascode_models",
+    "core.ascode_plan",
+    "cli.apply_execute",
+    "httpx",
+    "litestar",
+    "temporalio",
+    "sqlalchemy",
+    "spdx_tools",
+    "cyclonedx",
+    "boto3",
+    "psycopg",
+    "granian",
+)
+
+
+def test_the_moorage_module_loads_no_commands_dependencies() -> None:
+    probe = (
+        "import sys, cli.main; "
+        f"print(','.join(m for m in {LOADED_BY_THEIR_COMMANDS!r} if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[3],
+        timeout=120,
+    )
+    assert done.stdout.strip() == ""
