@@ -28,13 +28,8 @@ from core.mediatypes import OCI_MANIFEST
 from core.names import Reference, RepositoryName
 from core.ports import Clock
 from core.records import RepositoryRecord
+from core.sbom_formats import FILE_NAMES, SbomSubject
 from core.scan_records import Inventory, ScanStore, ScanTarget, StoredArtifact
-from core.scan_sbom import (
-    FILE_NAMES,
-    IMAGE_BUILDERS,
-    INDEX_BUILDERS,
-    SbomSubject,
-)
 from core.scan_service import Artifacts, members_of
 from core.services.manifests import ManifestService
 from core.services.repositories import RepositoryService
@@ -75,6 +70,9 @@ class SbomPublisher:
 
     def attach(self, target: ScanTarget, beat: Callable[[], None] = lambda: None) -> int:
         """Attach the missing documents of ``target``'s images; returns how many."""
+        # NOTE: the builders' libraries load with the first document made (core.sbom_formats)
+        from core.scan_sbom import IMAGE_BUILDERS, INDEX_BUILDERS  # noqa: PLC0415
+
         found = self._located(target)
         if found is None:
             return 0

@@ -23,8 +23,6 @@ import re
 import uuid
 import weakref
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Final, ParamSpec
 
 from cyclonedx.contrib.license.factories import LicenseFactory
@@ -47,24 +45,26 @@ from spdx_tools.spdx.model.package import (
 from spdx_tools.spdx.model.relationship import Relationship, RelationshipType
 from spdx_tools.spdx.model.spdx_no_assertion import SpdxNoAssertion
 
+from core.sbom_formats import CYCLONEDX, FILE_NAMES, SPDX, SbomSubject
 from core.scan.packages import OS_TYPES
 from core.scan_records import SCANNER_NAME, SCANNER_VERSION, Inventory
 
-CYCLONEDX: Final = "application/vnd.cyclonedx+json"
-SPDX: Final = "application/spdx+json"
-#: The file name each document is stored under (``org.opencontainers.image.title``).
-FILE_NAMES: Final = {CYCLONEDX: "sbom.cdx.json", SPDX: "sbom.spdx.json"}
+__all__ = [
+    "CYCLONEDX",
+    "FILE_NAMES",
+    "IMAGE_BUILDERS",
+    "INDEX_BUILDERS",
+    "SPDX",
+    "SbomSubject",
+    "cyclonedx",
+    "cyclonedx_index",
+    "sbom_document",
+    "spdx",
+    "spdx_index",
+]
+
 _P = ParamSpec("_P")
 _NAMESPACE: Final = uuid.UUID("6f3c8a52-9d5e-4a34-8d5b-3f1b2f4f0b11")
-
-
-@dataclass(frozen=True, slots=True)
-class SbomSubject:
-    """The image a document describes."""
-
-    repository: str
-    digest: str
-    created: datetime
 
 
 #: The CycloneDX property naming an index member's platform (``os/arch[/variant]``).

@@ -27,6 +27,7 @@ from typing import Any, Final, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.sbom_formats import CYCLONEDX, SPDX
 from core.scan_records import (
     EXTERNAL_PREFIX,
     SCANNER_NAME,
@@ -36,7 +37,6 @@ from core.scan_records import (
     PlatformFinding,
 )
 from core.scan_reports import HARBOR_REPORT
-from core.scan_sbom import CYCLONEDX, SPDX
 from core.vulndb.matching import Finding, FixStatus
 from core.vulndb.severity import Severity
 

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from core.ports import Clock
+from core.sbom_formats import SbomSubject
 from core.scan.analyzer import Analyzer
 from core.scan.errors import ScanFailedError
 from core.scan.source import ImageSource
@@ -29,7 +30,6 @@ from core.scan_records import (
     ScanStatus,
 )
 from core.scan_reports import harbor_report
-from core.scan_sbom import SbomSubject, sbom_document
 from core.scanner_api import (
     SBOM,
     AdapterScan,
@@ -115,6 +115,9 @@ class AdapterScans:
         if done is None:
             return None
         when = done.finished_at or done.created_at
+        # NOTE: the builders' libraries load with the first report asked for (core.sbom_formats)
+        from core.scan_sbom import sbom_document  # noqa: PLC0415
+
         subject = SbomSubject(done.repository, done.digest, when)
         document = sbom_document(media_type, subject, done.inventories)
         return {
