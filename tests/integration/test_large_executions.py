@@ -236,6 +236,12 @@ def test_a_stop_reaches_the_run_an_execution_continued_into(
     assert statuses[:PER_RUN] == ["copied"] * PER_RUN, statuses
     assert "pending" not in statuses, statuses
     assert "stopped" in statuses, statuses
-    runs = runs_of(limited_temporal.address, execution_id)
+
+    def closed() -> list[tuple[WorkflowExecutionStatus | None, int]] | None:
+        # NOTE: the run records "stopped" before it ends, so its close may come a moment later
+        found = runs_of(limited_temporal.address, execution_id)
+        return found if found and found[-1][0] is not WorkflowExecutionStatus.RUNNING else None
+
+    runs = wait_for(closed, "the stopped run to close")
     assert runs[-1][0] is WorkflowExecutionStatus.CANCELED, runs
     assert all(status is WorkflowExecutionStatus.CONTINUED_AS_NEW for status, _ in runs[:-1])
