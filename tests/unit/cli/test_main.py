@@ -176,11 +176,9 @@ LOADED_BY_THEIR_COMMANDS = (
 )
 
 
-def test_the_moorage_module_loads_no_commands_dependencies() -> None:
-    probe = (
-        "import sys, cli.main; "
-        f"print(','.join(m for m in {LOADED_BY_THEIR_COMMANDS!r} if m in sys.modules))"
-    )
+def _loaded_after(imports: str, watched: tuple[str, ...]) -> str:
+    """Which of ``watched`` a fresh interpreter has loaded after ``import <imports>``."""
+    probe = f"import sys, {imports}; print(','.join(m for m in {watched!r} if m in sys.modules))"
     done = subprocess.run(
         [sys.executable, "-c", probe],
         capture_output=True,
@@ -189,4 +187,13 @@ def test_the_moorage_module_loads_no_commands_dependencies() -> None:
         cwd=Path(__file__).resolve().parents[3],
         timeout=120,
     )
-    assert done.stdout.strip() == ""
+    return done.stdout.strip()
+
+
+def test_the_moorage_module_loads_no_commands_dependencies() -> None:
+    assert _loaded_after("cli.main", LOADED_BY_THEIR_COMMANDS) == ""
+
+
+def test_api_and_worker_load_the_sbom_libraries_only_to_make_a_document() -> None:
+    """The servers' start-up leaves the CycloneDX and SPDX libraries to the first SBOM."""
+    assert _loaded_after("cli.api, api.app, cli.worker_process", ("cyclonedx", "spdx_tools")) == ""
