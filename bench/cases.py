@@ -27,7 +27,7 @@ from bench.client import (
     image_manifest,
 )
 from bench.images import Layout, build_layout
-from bench.native_load import LoadResult, run_ab, run_wrk
+from bench.native_load import LoadResult, run_read, run_wrk
 from bench.payloads import MIB, Blob, PayloadFactory, small_blob
 
 if TYPE_CHECKING:
@@ -383,22 +383,18 @@ async def _rate(
     )
 
 
-def _native_measurement(result: LoadResult) -> Measurement:
-    return Measurement(
-        result.rate,
-        {"p50_ms": result.p50_ms, "p99_ms": result.p99_ms, "requests": result.requests},
-    )
-
-
-async def _native_rate(ctx: Context, load: Callable[[float], LoadResult]) -> Measurement:
+async def _native_rate(ctx: Context, what: str, load: Callable[[float], LoadResult]) -> Measurement:
     """Run ``load(seconds)`` (a :mod:`bench.native_load` run) once unmeasured, then measured.
 
     The warm-up opens the connections and wakes the server's workers, as the warm-up of
-    :func:`_rate` does; the tools take whole seconds, so it lasts at least one.
+    :func:`_rate` does; the tools take whole seconds, so it lasts at least one. A run with
+    any failed request raises (``what`` names it).
     """
     if ctx.scale.warmup_s > 0:
-        await asyncio.to_thread(load, ctx.scale.warmup_s)
-    return _native_measurement(await asyncio.to_thread(load, ctx.scale.duration_s))
+        (await asyncio.to_thread(load, ctx.scale.warmup_s)).check(f"{what}, warm-up")
+    result = (await asyncio.to_thread(load, ctx.scale.duration_s)).check(what)
+    extra = {"p50_ms": result.p50_ms, "p99_ms": result.p99_ms, "requests": result.requests}
+    return Measurement(result.rate, extra)
 
 
 class ManifestRead(Case):
@@ -435,19 +431,17 @@ class ManifestRead(Case):
         if ctx.load == "native":
             url = f"{client.base}/v2/{self.repo}/manifests/{reference}"
             headers = client.headers({"Accept": MANIFEST_ACCEPT})
-            run = run_ab if self.method == "HEAD" else run_wrk
 
             def load(seconds: float) -> LoadResult:
-                what = f"{self.name} on {side.name}"
-                return run(
+                return run_read(
                     url,
+                    method=self.method,
                     seconds=seconds,
                     connections=self.concurrency,
                     headers=headers,
-                    method=self.method,
-                ).check(what)
+                )
 
-            return await _native_rate(ctx, load)
+            return await _native_rate(ctx, f"{self.name} on {side.name}", load)
 
         async def request(_worker: int, _i: int) -> None:
             await client.manifest(self.method, self.repo, reference)
@@ -498,9 +492,9 @@ class ManifestPut(Case):
                     body=manifest,
                     unique_path_prefix=prefix,
                     expect_status=201,
-                ).check(f"{self.name} on {side.name}")
+                )
 
-            return await _native_rate(ctx, load)
+            return await _native_rate(ctx, f"{self.name} on {side.name}", load)
 
         async def request(worker: int, i: int) -> None:
             await client.put_manifest(self.repo, f"r{rep}-w{worker}-{i}", manifest)

@@ -21,17 +21,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.native_load import LoadResult, run_ab, run_wrk
+from bench.native_load import LoadResult, run_read
 from cli.main import DEFAULT_API_WORKERS
+from tests.services.process import ManagedProcess, free_port, port_accepts, spawn
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -61,16 +59,10 @@ async def app(scope, receive, send):
 CONNECTIONS = 32
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _serve(directory: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+def _serve(directory: Path, workers: int) -> tuple[ManagedProcess, str]:
+    """Start granian with the bare app; it and the manifest URL it answers."""
     (directory / "bare_manifest_app.py").write_text(APP)
-    port = _free_port()
+    port = free_port()
     command = [
         sys.executable, "-m", "granian",
         "--interface", "asgi",
@@ -82,23 +74,22 @@ def _serve(directory: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]
         "--no-log",
         "bare_manifest_app:app",
     ]  # fmt: skip
-    process = subprocess.Popen(
-        command, cwd=directory, env={**os.environ, "PYTHONPATH": str(directory)}
+    process = spawn(
+        "granian (bare app)",
+        command,
+        log_path=directory / "granian.log",
+        env={**os.environ, "PYTHONPATH": str(directory)},
+        cwd=directory,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return process, f"http://127.0.0.1:{port}/v2/bench/manifest/manifests/latest"
-        time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("granian did not listen within 30 s")
+    process.wait_until(lambda: port_accepts(port), timeout=30, what="listening")
+    return process, f"http://127.0.0.1:{port}/v2/bench/manifest/manifests/latest"
 
 
 def _load(url: str, method: str, seconds: float) -> LoadResult:
-    run = run_ab if method == "HEAD" else run_wrk
     headers = {"Authorization": "Bearer x", "Accept": "application/json"}
-    return run(url, seconds=seconds, connections=CONNECTIONS, headers=headers, method=method)
+    return run_read(
+        url, method=method, seconds=seconds, connections=CONNECTIONS, headers=headers
+    ).check(method)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -113,10 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         process, url = _serve(Path(scratch), args.workers)
         try:
             for method in rates:
-                _load(url, method, 1).check(f"{method} warm-up")
+                _load(url, method, 1)
             for rep in range(args.repeats):
                 for method, measured in rates.items():
-                    result = _load(url, method, args.seconds).check(method)
+                    result = _load(url, method, args.seconds)
                     measured.append(result.rate)
                     line: dict[str, Any] = {
                         "rep": rep,
@@ -128,8 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     }
                     print(json.dumps(line), flush=True)
         finally:
-            process.terminate()
-            process.wait(30)
+            process.stop()
     summary = {
         "ceiling": "bare ASGI app on granian",
         "workers": args.workers,

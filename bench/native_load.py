@@ -192,38 +192,32 @@ def run_wrk(
     return parse_wrk(done.stdout)
 
 
-_AB_FIELDS: Final = {
-    "requests": re.compile(r"^Complete requests:\s+(\d+)", re.MULTILINE),
-    "seconds": re.compile(r"^Time taken for tests:\s+([\d.]+) seconds", re.MULTILINE),
-    "failed": re.compile(r"^Failed requests:\s+(\d+)", re.MULTILINE),
-    "non2xx": re.compile(r"^Non-2xx responses:\s+(\d+)", re.MULTILINE),
-}
+def _ab_figure(output: str, label: str, *, required: bool = True) -> str:
+    """The figure after ``label:`` on a line of ab's summary (``"0"`` if optional and absent)."""
+    found = re.search(rf"^{re.escape(label)}:\s+([\d.]+)", output, re.MULTILINE)
+    if found is not None:
+        return found.group(1)
+    if required:
+        raise LoadError(f"ab printed no {label!r}: {output[-500:]!r}")
+    return "0"
 
 
 def parse_ab(output: str, percentiles_csv: str) -> LoadResult:
     """The summary ``ab`` printed (``output``) and its ``-e`` percentiles, as a result."""
-    found = {name: pattern.search(output) for name, pattern in _AB_FIELDS.items()}
-    for name in ("requests", "seconds", "failed"):
-        if found[name] is None:
-            raise LoadError(f"ab printed no {name}: {output[-500:]!r}")
     percent: dict[int, float] = {}
     for line in percentiles_csv.splitlines()[1:]:
         share, _, millis = line.partition(",")
         percent[int(float(share))] = float(millis)
     if 50 not in percent or 99 not in percent:
         raise LoadError(f"ab wrote no percentiles: {percentiles_csv[:300]!r}")
-    non2xx = found["non2xx"]
-    failed, requests, seconds = found["failed"], found["requests"], found["seconds"]
-    if failed is None or requests is None or seconds is None:  # pragma: no cover - checked above
-        raise LoadError("ab output incomplete")
     return LoadResult(
-        requests=int(requests.group(1)),
-        seconds=float(seconds.group(1)),
+        requests=int(_ab_figure(output, "Complete requests")),
+        seconds=float(_ab_figure(output, "Time taken for tests")),
         p50_ms=percent[50],
         p99_ms=percent[99],
         errors={
-            "failed": int(failed.group(1)),
-            "status": int(non2xx.group(1)) if non2xx else 0,
+            "failed": int(_ab_figure(output, "Failed requests")),
+            "status": int(_ab_figure(output, "Non-2xx responses", required=False)),
         },
     )
 
@@ -258,3 +252,11 @@ def run_ab(
         if done.returncode != 0:
             raise LoadError(f"ab exited {done.returncode}: {done.stderr[-500:]!r}")
         return parse_ab(done.stdout, csv.read_text())
+
+
+def run_read(
+    url: str, *, method: str, seconds: float, connections: int, headers: Mapping[str, str]
+) -> LoadResult:
+    """Load ``url`` with reads (``GET`` by wrk, ``HEAD`` by ab, which wrk cannot load)."""
+    run = run_ab if method == "HEAD" else run_wrk
+    return run(url, seconds=seconds, connections=connections, headers=headers, method=method)

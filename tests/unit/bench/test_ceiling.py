@@ -27,8 +27,7 @@ def test_the_bare_app_answers_like_a_manifest_read(tmp_path: Path) -> None:
             assert got.read() == b""
             assert int(got.headers["Content-Length"]) == len(body)
     finally:
-        process.terminate()
-        process.wait(30)
+        process.stop()
 
 
 def test_one_run_measures_both_methods(capsys: pytest.CaptureFixture[str]) -> None:
