@@ -13,11 +13,13 @@ import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from tests.services.forkserver import fork_server, forkable
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
-    from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
 LOG_TAIL_LINES = 40
@@ -62,12 +64,26 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+class ProcessHandle(Protocol):
+    """What the tests use of a started process: :class:`subprocess.Popen` or a forked one."""
+
+    pid: int
+    args: Any
+    returncode: int | Any
+
+    def poll(self) -> int | None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
+    def send_signal(self, sig: int) -> None: ...
+    def terminate(self) -> None: ...
+    def kill(self) -> None: ...
+
+
 @dataclass
 class ManagedProcess:
     """One started process, its log file and how it is asked to stop."""
 
     name: str
-    popen: subprocess.Popen[bytes]
+    popen: ProcessHandle
     log_path: Path
     stop_signal: signal.Signals = signal.SIGTERM
     cleanups: list[Callable[[], None]] = field(default_factory=list)
@@ -127,16 +143,28 @@ def spawn(
     """Start ``argv`` with stdout and stderr appended to ``log_path``.
 
     The child gets its own session so that a Ctrl-C in the terminal reaches
-    pytest only, and pytest stops the child by its PID.
+    pytest only, and pytest stops the child by its PID. ``python -m cli.main`` commands
+    are forked from this process's fork server (``tests.services.forkserver``), which has
+    their modules imported already, when their options allow it.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    command_env = dict(os.environ if env is None else env)
+    if user is None and forkable(argv, command_env, cwd):
+        server = fork_server()
+        if server is not None:
+            forked = server.spawn(
+                argv[2], argv[3:], env=command_env, cwd=cwd or Path.cwd(), log_path=log_path
+            )
+            return ManagedProcess(
+                name=name, popen=forked, log_path=log_path, stop_signal=stop_signal
+            )
     with log_path.open("ab") as log:
         popen = subprocess.Popen(
             list(argv),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=dict(os.environ if env is None else env),
+            env=command_env,
             cwd=cwd,
             user=user,
             group=user,

@@ -1,0 +1,406 @@
+"""Start ``python -m cli.main ...`` processes for the tests without paying their imports.
+
+The suite starts a few hundred ``moorage api`` and ``moorage worker`` processes, and each
+spends about four seconds of CPU importing the same modules before it does anything. A
+fork server imports them once per pytest process (``python -m tests.services.forkserver
+SOCKET``), then forks a child for each command it is asked to run; the child takes the
+command's environment, working directory, arguments and log file and runs ``cli.main`` as
+its ``__main__`` module, exactly as ``python -m cli.main`` would, so the command's own code
+(settings, logging, servers, signal handlers, shutdown) is what runs.
+
+What differs from a fresh interpreter, and why it does not matter here:
+
+* the modules were imported under the server's environment, not the command's. Nothing
+  Moorage imports reads its settings at import time (settings are loaded when a command
+  runs); the one library that does (prometheus-client's value class) is picked again by
+  the API when it runs in multi-process mode;
+* interpreter options set by environment variables are not read again: only
+  ``PYTHONUNBUFFERED`` (re-applied to the standard streams) and
+  ``PYTHONDONTWRITEBYTECODE`` are accepted; a command with any other ``PYTHON*`` variable,
+  another working tree, another user or a wrapper command is started the ordinary way;
+* the child's parent is the fork server, so it is reaped there: :class:`ForkedProcess`
+  asks the server for the exit status, and otherwise acts as :class:`subprocess.Popen`
+  does for what the tests use (``pid``, ``args``, ``poll``, ``wait``, ``send_signal``,
+  ``kill``, ``terminate``, ``returncode``).
+
+The server refuses to serve (and the tests fall back to ``subprocess.Popen``) if its
+imports started a thread: forking a process with other threads is not safe.
+``MOORAGE_TEST_FORKSERVER=0`` turns it off.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import importlib
+import io
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+#: The module every forked command runs as ``__main__``.
+MODULE: Final = "cli.main"
+#: Modules imported before the first fork: what ``moorage api`` and ``moorage worker`` load.
+PRELOAD: Final = ("cli.main", "cli.api", "cli.asgi", "cli.worker_process")
+#: ``PYTHON*`` variables a forked command may carry (anything else needs a fresh interpreter).
+ACCEPTED_PYTHON_VARIABLES: Final = frozenset({"PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"})
+SWITCH: Final = "MOORAGE_TEST_FORKSERVER"
+READY_TIMEOUT: Final = 120.0
+REQUEST_TIMEOUT: Final = 30.0
+_REPO_ROOT: Final = Path(__file__).resolve().parents[2]
+
+
+# --- the server ---------------------------------------------------------------------------
+
+
+def _single_threaded() -> bool:
+    return threading.active_count() == 1 and sum(1 for _ in Path("/proc/self/task").iterdir()) == 1
+
+
+def _returncode(status: int) -> int:
+    """A ``waitpid`` status as :attr:`subprocess.Popen.returncode` reports it."""
+    return os.waitstatus_to_exitcode(status)
+
+
+def _standard_streams(unbuffered: bool) -> None:
+    """New ``sys.stdout`` and ``sys.stderr`` on descriptors 1 and 2 (the command's log)."""
+    for fd, name, errors in ((1, "stdout", "strict"), (2, "stderr", "backslashreplace")):
+        raw = io.FileIO(fd, "w", closefd=False)
+        binary: Any = raw if unbuffered else io.BufferedWriter(raw)
+        stream = io.TextIOWrapper(
+            binary,
+            encoding="utf-8",
+            errors=errors,
+            line_buffering=name == "stderr" and not unbuffered,
+            write_through=unbuffered,
+        )
+        setattr(sys, name, stream)
+        setattr(sys, f"__{name}__", stream)
+
+
+def _run_child(request: Mapping[str, Any]) -> int:
+    """Become the command of ``request`` (in the forked child); its exit status."""
+    import runpy
+
+    os.setsid()
+    null = os.open(os.devnull, os.O_RDONLY)
+    log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(null, 0)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(null)
+    os.close(log)
+    env: dict[str, str] = request["env"]
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(request["cwd"])
+    _standard_streams(bool(env.get("PYTHONUNBUFFERED")))
+    module = str(request["module"])
+    # NOTE: as under ``python -m``, the module runs as ``__main__`` only; an import of it by
+    # name makes a second copy (and runpy warns when it finds the name taken)
+    sys.modules.pop(module, None)
+    sys.argv = [module, *request["args"]]
+    code = 0
+    try:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    except SystemExit as exit_:
+        if exit_.code is None:
+            code = 0
+        elif isinstance(exit_.code, int):
+            code = exit_.code
+        else:
+            print(exit_.code, file=sys.stderr)
+            code = 1
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    return code
+
+
+def _exit_child(code: int) -> None:
+    """End the child as the interpreter ends a process: threads joined, exit handlers run."""
+    with contextlib.suppress(BaseException):
+        threading._shutdown()  # type: ignore[attr-defined]
+    with contextlib.suppress(BaseException):
+        atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(BaseException):
+            stream.flush()
+    os._exit(code)
+
+
+class _Server:
+    """Forks commands and keeps their exit statuses (one request per connection)."""
+
+    def __init__(self, path: str) -> None:
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(path)
+        self.listener.listen(64)
+        self.exited: dict[int, int] = {}
+        self.children: set[int] = set()
+
+    def serve(self) -> None:
+        while True:
+            connection, _ = self.listener.accept()
+            with connection:
+                try:
+                    request = json.loads(_read_line(connection))
+                    reply = self.handle(request, connection)
+                except Exception as exc:
+                    reply = {"error": f"{type(exc).__name__}: {exc}"}
+                with contextlib.suppress(OSError):
+                    connection.sendall(json.dumps(reply).encode() + b"\n")
+
+    def handle(self, request: Mapping[str, Any], connection: socket.socket) -> dict[str, Any]:
+        op = request["op"]
+        if op == "spawn":
+            return {"pid": self.spawn(request, connection)}
+        if op == "poll":
+            return {"returncode": self.poll(int(request["pid"]))}
+        return {"error": f"unknown operation {op!r}"}
+
+    def spawn(self, request: Mapping[str, Any], connection: socket.socket) -> int:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the command
+            code = 1
+            try:
+                connection.close()
+                self.listener.close()
+                code = _run_child(request)
+            finally:
+                _exit_child(code)
+        self.children.add(pid)
+        return pid
+
+    def poll(self, pid: int) -> int | None:
+        if pid in self.exited:
+            return self.exited[pid]
+        if pid not in self.children:
+            return None
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done == 0:
+            return None
+        self.children.discard(pid)
+        self.exited[pid] = _returncode(status)
+        return self.exited[pid]
+
+
+def _read_line(connection: socket.socket) -> bytes:
+    chunks = []
+    while True:
+        chunk = connection.recv(65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        if chunk.endswith(b"\n"):
+            break
+    return b"".join(chunks)
+
+
+def serve(path: str) -> int:
+    """Import the commands' modules, then fork a command for each request on ``path``."""
+    from cli.logs import quiet_native_grpc
+
+    quiet_native_grpc()
+    for module in PRELOAD:
+        importlib.import_module(module)
+    if not _single_threaded():
+        print("the imports started a thread: not forking from here", file=sys.stderr)
+        return 3
+    server = _Server(path)
+    print("ready", flush=True)
+    server.serve()
+    return 0
+
+
+# --- the client ---------------------------------------------------------------------------
+
+
+class ForkServerError(RuntimeError):
+    """The fork server could not be started or did not answer."""
+
+
+class ForkServer:
+    """One fork server process, started by this (pytest) process and stopped at its exit."""
+
+    def __init__(self) -> None:
+        self._dir = tempfile.mkdtemp(prefix="moorage-forkserver-")
+        self.path = str(Path(self._dir) / "socket")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MOORAGE_")}
+        self._log = Path(self._dir) / "server.log"
+        with self._log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tests.services.forkserver", self.path],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=_REPO_ROOT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not self._log.read_text(errors="replace").startswith("ready"):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise ForkServerError(f"the fork server did not start: {self._log.read_text()}")
+            time.sleep(0.05)
+
+    def request(self, message: Mapping[str, Any]) -> dict[str, Any]:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+            connection.settimeout(REQUEST_TIMEOUT)
+            try:
+                connection.connect(self.path)
+                connection.sendall(json.dumps(message).encode() + b"\n")
+                reply: dict[str, Any] = json.loads(_read_line(connection))
+            except (OSError, ValueError) as exc:
+                raise ForkServerError(f"the fork server did not answer: {exc}") from exc
+        if "error" in reply:
+            raise ForkServerError(str(reply["error"]))
+        return reply
+
+    def spawn(
+        self,
+        module: str,
+        args: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        cwd: Path,
+        log_path: Path,
+    ) -> ForkedProcess:
+        """Run ``python -m MODULE ARGS`` forked; output appended to ``log_path``."""
+        log_path.touch()  # there when this returns, as with a Popen writing into it
+        reply = self.request(
+            {
+                "op": "spawn",
+                "module": module,
+                "args": list(args),
+                "env": dict(env),
+                "cwd": str(cwd),
+                "log": str(log_path),
+            }
+        )
+        return ForkedProcess(self, int(reply["pid"]), [sys.executable, "-m", module, *args])
+
+    def stop(self) -> None:
+        """Stop the server (its PID only); commands still running are left to their owners."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        Path(self.path).unlink(missing_ok=True)
+
+
+class ForkedProcess:
+    """A command forked by the :class:`ForkServer`, used like :class:`subprocess.Popen`."""
+
+    def __init__(self, server: ForkServer, pid: int, args: list[str]) -> None:
+        self._server = server
+        self.pid = pid
+        self.args = args
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        """The exit status if the command has ended (negative: the signal that ended it)."""
+        if self.returncode is None:
+            code = self._server.request({"op": "poll", "pid": self.pid})["returncode"]
+            self.returncode = None if code is None else int(code)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the command to end; :class:`subprocess.TimeoutExpired` after ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            handle: int | None = os.pidfd_open(self.pid)
+        except ProcessLookupError:
+            handle = None
+        try:
+            while True:
+                code = self.poll()
+                if code is not None:
+                    return code
+                left = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
+                if left <= 0:
+                    raise subprocess.TimeoutExpired(self.args, timeout or 0.0)
+                if handle is None:
+                    time.sleep(min(left, 0.05))
+                else:
+                    select.select([handle], [], [], left)
+        finally:
+            if handle is not None:
+                os.close(handle)
+
+    def send_signal(self, sig: int) -> None:
+        """Signal the command unless it has already ended (its PID only)."""
+        if self.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        """``SIGTERM``."""
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """``SIGKILL``."""
+        self.send_signal(signal.SIGKILL)
+
+
+_server: ForkServer | None = None
+_failed = False
+_lock = threading.Lock()
+
+
+def _stop_server() -> None:
+    if _server is not None:
+        _server.stop()
+
+
+def forkable(argv: Sequence[str], env: Mapping[str, str], cwd: Path | None) -> bool:
+    """Whether ``argv`` may be forked: ``python -m cli.main``, this tree, plain options."""
+    if os.environ.get(SWITCH, "1") == "0" or _failed:
+        return False
+    if list(argv[:3]) != [sys.executable, "-m", MODULE]:
+        return False
+    if cwd is not None and Path(cwd).resolve() != _REPO_ROOT:
+        return False
+    return all(name in ACCEPTED_PYTHON_VARIABLES for name in env if name.startswith("PYTHON"))
+
+
+def fork_server() -> ForkServer | None:
+    """This process's fork server, started on first use (``None``: it could not start)."""
+    global _server, _failed  # noqa: PLW0603 - one server per pytest process
+    with _lock:
+        if _server is None and not _failed:
+            try:
+                _server = ForkServer()
+            except ForkServerError as exc:
+                _failed = True
+                print(
+                    f"fork server unavailable, commands start as new processes: {exc}",
+                    file=sys.stderr,
+                )
+                return None
+            atexit.register(_stop_server)
+        return _server
+
+
+if __name__ == "__main__":
+    sys.exit(serve(sys.argv[1]))
