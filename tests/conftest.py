@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import boto3
 import pytest
 
+from tests.services import forkserver
 from tests.services.docker_registry import DockerRegistry, start_docker_registry
 from tests.services.keycloak import Keycloak, start_keycloak
 from tests.services.moorage import MoorageServer, start_moorage
@@ -25,6 +26,11 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 BACKENDS = ("sqlite-fs", "pg-s3")
+
+
+def pytest_configure() -> None:
+    """Start the suite's ``python -m cli.main`` processes from a fork server."""
+    forkserver.enable()
 
 
 @pytest.fixture(scope="session")

@@ -24,8 +24,10 @@ What differs from a fresh interpreter, and why it does not matter here:
   ``kill``, ``terminate``, ``returncode``).
 
 The server refuses to serve (and the tests fall back to ``subprocess.Popen``) if its
-imports started a thread: forking a process with other threads is not safe.
-``MOORAGE_TEST_FORKSERVER=0`` turns it off.
+imports started a thread: forking a process with other threads is not safe. Only the test
+session turns it on (:func:`enable`, from ``tests/conftest.py``): the benchmarks, which start
+their servers with the same helpers, start them as new processes, as users do.
+``MOORAGE_TEST_FORKSERVER=0`` turns it off for the tests too.
 """
 
 from __future__ import annotations
@@ -365,6 +367,7 @@ class ForkedProcess:
 
 _server: ForkServer | None = None
 _failed = False
+_enabled = False
 _lock = threading.Lock()
 
 
@@ -373,9 +376,15 @@ def _stop_server() -> None:
         _server.stop()
 
 
+def enable() -> None:
+    """Fork this process's commands from now on (unless ``MOORAGE_TEST_FORKSERVER=0``)."""
+    global _enabled  # noqa: PLW0603 - one switch per process
+    _enabled = os.environ.get(SWITCH, "1") != "0"
+
+
 def forkable(argv: Sequence[str], env: Mapping[str, str], cwd: Path | None) -> bool:
-    """Whether ``argv`` may be forked: ``python -m cli.main``, this tree, plain options."""
-    if os.environ.get(SWITCH, "1") == "0" or _failed:
+    """Whether ``argv`` may be forked: enabled, ``python -m cli.main``, this tree, plain."""
+    if not _enabled or _failed:
         return False
     if list(argv[:3]) != [sys.executable, "-m", MODULE]:
         return False

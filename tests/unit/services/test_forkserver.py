@@ -105,8 +105,17 @@ def test_only_plain_cli_main_commands_of_this_tree_are_forked(tmp_path: Path) ->
     assert not forkable([python, "-m", PROBE], {}, REPO)
 
 
-def test_spawn_forks_a_moorage_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(forkserver.SWITCH, "1")
+def test_nothing_is_forked_outside_the_test_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    argv = [sys.executable, "-m", "cli.main", "api"]
+    assert forkable(argv, {}, REPO)
+    monkeypatch.setattr(forkserver, "_enabled", False)  # as in a benchmark's process
+    assert not forkable(argv, {}, REPO)
+    monkeypatch.setenv(forkserver.SWITCH, "0")
+    forkserver.enable()
+    assert not forkable(argv, {}, REPO)
+
+
+def test_spawn_forks_a_moorage_command(tmp_path: Path) -> None:
     log = tmp_path / "help.log"
     process = spawn(
         "moorage --help",
