@@ -25,6 +25,7 @@ from cli.startup import prepare_installation
 from core.settings import Settings
 from tests.conftest import create_bucket
 from tests.services.control_backends import worker_env
+from tests.services.forkserver import run_captured
 from tests.services.moorage import REPO_ROOT, MoorageServer, start_moorage
 from tests.services.process import ManagedProcess, spawn
 
@@ -157,14 +158,8 @@ class Site:
     def moorage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run ``moorage <args>`` against this site's API (and its settings)."""
         env = self.cli_env()
-        result = subprocess.run(
-            [sys.executable, "-m", "cli.main", *args],
-            cwd=REPO_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=CLI_TIMEOUT,
-            check=False,
+        result = run_captured(
+            [sys.executable, "-m", "cli.main", *args], cwd=REPO_ROOT, env=env, timeout=CLI_TIMEOUT
         )
         if check:
             assert result.returncode == 0, (

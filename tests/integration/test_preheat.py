@@ -38,6 +38,7 @@ from tests.replication.rig import (
     wait_for,
     workflow_states,
 )
+from tests.services.forkserver import run_captured
 from tests.services.moorage import REPO_ROOT
 from tests.services.p2p_standins import (
     DragonflyStandIn,
@@ -377,10 +378,9 @@ def _cli_run(site: Site, *args: str) -> subprocess.CompletedProcess[str]:
         "MOORAGE_PASSWORD": site.auth[1],
         "MOORAGE_PREHEAT_SECRET": PAT,
     }
-    return subprocess.run(
-        [sys.executable, "-m", "cli.main", "preheat", *args],
-        capture_output=True, text=True, env=env, timeout=300, check=False, cwd=REPO_ROOT,
-    )  # fmt: skip
+    return run_captured(
+        [sys.executable, "-m", "cli.main", "preheat", *args], env=env, timeout=300, cwd=REPO_ROOT
+    )
 
 
 def test_cli_manages_instances_and_policies_and_runs(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import subprocess
 import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -14,6 +13,7 @@ import httpx
 import pytest
 
 from tests.api.oci import OCIClient, digest_of
+from tests.services.forkserver import run_captured
 from tests.services.moorage import REPO_ROOT
 from tests.services.process import ManagedProcess, spawn
 
@@ -44,10 +44,7 @@ def worker(registry: MoorageServer, tmp_path: Path) -> Iterator[ManagedProcess]:
 def _cli(registry: MoorageServer, auth: tuple[str, str], *args: str, ok: bool = True) -> Any:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOORAGE_")}
     env |= {"MOORAGE_URL": registry.url, "MOORAGE_USERNAME": auth[0], "MOORAGE_PASSWORD": auth[1]}
-    done = subprocess.run(
-        [sys.executable, "-m", "cli.main", "promote", *args],
-        capture_output=True, text=True, env=env, timeout=180, check=False,
-    )  # fmt: skip
+    done = run_captured([sys.executable, "-m", "cli.main", "promote", *args], env=env, timeout=180)
     assert (done.returncode == 0) is ok, done.stdout + done.stderr
     return json.loads(done.stdout or done.stderr)
 

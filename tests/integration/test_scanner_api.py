@@ -21,7 +21,6 @@ import gzip
 import json
 import os
 import secrets
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -47,6 +46,7 @@ from tests.replication.rig import Site, push_index, start_site
 from tests.scanning.images import LAYER_GZIP, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, digest_of
 from tests.scanning.osv_exports import fixture_records, write_export
 from tests.services.faulty_worker import AFTER, BEFORE, DURING
+from tests.services.forkserver import run_captured
 from tests.services.moorage import REPO_ROOT
 from tests.services.process import ManagedProcess, spawn
 from tests.services.temporal import start_temporal
@@ -74,14 +74,11 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Site, Site
             MOORAGE_SCAN__VULNDB__SOURCES=json.dumps({"Debian": str(osv)}),
         )
         started.append(a)
-        loaded = subprocess.run(
+        loaded = run_captured(
             [sys.executable, "-m", "cli.main", "vulndb", "import", "--full"],
             env=a.api.env | {"PATH": "/usr/bin:/bin"},
             cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
             timeout=BOUND,
-            check=False,
         )
         assert loaded.returncode == 0, loaded.stdout + loaded.stderr
         root_b = tmp_path_factory.mktemp("scanner-b")

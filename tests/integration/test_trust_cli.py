@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import subprocess
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +12,7 @@ import httpx
 import pytest
 
 from tests.api.oci import OCIClient
+from tests.services.forkserver import run_captured
 from tests.unit.core.trust_fixtures import new_key, public_pem
 
 if TYPE_CHECKING:
@@ -30,10 +30,7 @@ def _cli(registry: MoorageServer, *args: str, ok: bool = True) -> Any:
         "MOORAGE_USERNAME": registry.admin_username,
         "MOORAGE_PASSWORD": registry.admin_password,
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "cli.main", "trust", *args],
-        capture_output=True, text=True, env=env, timeout=60, check=False,
-    )  # fmt: skip
+    done = run_captured([sys.executable, "-m", "cli.main", "trust", *args], env=env, timeout=60)
     assert (done.returncode == 0) is ok, done.stdout + done.stderr
     return json.loads(done.stdout if ok else done.stderr)
 

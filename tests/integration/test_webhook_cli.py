@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import subprocess
 import sys
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+
+from tests.services.forkserver import run_captured
 
 if TYPE_CHECKING:
     from tests.services.moorage import MoorageServer
@@ -25,10 +26,7 @@ def _cli(registry: MoorageServer, *args: str) -> Any:
         "MOORAGE_USERNAME": registry.admin_username,
         "MOORAGE_PASSWORD": registry.admin_password,
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "cli.main", "webhook", *args],
-        capture_output=True, text=True, env=env, timeout=60, check=False,
-    )  # fmt: skip
+    done = run_captured([sys.executable, "-m", "cli.main", "webhook", *args], env=env, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     assert registry.admin_password not in done.stdout + done.stderr
     return json.loads(done.stdout)

@@ -33,6 +33,7 @@ from tests.replication.rig import (
     tasks,
     wait_for,
 )
+from tests.services.forkserver import run_captured
 from tests.services.registry_front import RegistryFront
 from tests.services.tools import find_tool
 
@@ -388,7 +389,6 @@ def test_scheduled_policy_runs_from_its_temporal_schedule(
 
 def _cli(site: Site, *args: str) -> Any:
     import json
-    import subprocess
     import sys
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOORAGE_")}
@@ -397,10 +397,9 @@ def _cli(site: Site, *args: str) -> Any:
         "MOORAGE_USERNAME": site.auth[0],
         "MOORAGE_PASSWORD": site.auth[1],
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "cli.main", "replication", *args],
-        capture_output=True, text=True, env=env, timeout=300, check=False,
-    )  # fmt: skip
+    done = run_captured(
+        [sys.executable, "-m", "cli.main", "replication", *args], env=env, timeout=300
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return json.loads(done.stdout)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import subprocess
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -32,6 +31,7 @@ from tests.replication.rig import (
     wait_for,
     workflow_states,
 )
+from tests.services.forkserver import run_captured
 from tests.services.registry_front import RegistryFront
 
 pytestmark = pytest.mark.integration
@@ -85,10 +85,11 @@ def cli_stop(site: Site, execution_id: str) -> dict[str, Any]:
         "MOORAGE_USERNAME": site.auth[0],
         "MOORAGE_PASSWORD": site.auth[1],
     }
-    done = subprocess.run(
+    done = run_captured(
         [sys.executable, "-m", "cli.main", "replication", "stop", execution_id],
-        capture_output=True, text=True, env=env, timeout=120, check=False,
-    )  # fmt: skip
+        env=env,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     answer: dict[str, Any] = json.loads(done.stdout)
     return answer

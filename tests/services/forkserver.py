@@ -39,6 +39,8 @@ import io
 import json
 import os
 import select
+import selectors
+import shutil
 import signal
 import socket
 import subprocess
@@ -92,18 +94,25 @@ def _standard_streams(unbuffered: bool) -> None:
         setattr(sys, f"__{name}__", stream)
 
 
-def _run_child(request: Mapping[str, Any]) -> int:
+def _standard_descriptors(request: Mapping[str, Any], fds: Sequence[int]) -> None:
+    """Descriptors 0, 1 and 2: the three passed with the request, or null and the log."""
+    if not fds:
+        null = os.open(os.devnull, os.O_RDONLY)
+        log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        fds = (null, log, log)
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+    for fd in set(fds):
+        if fd > 2:
+            os.close(fd)
+
+
+def _run_child(request: Mapping[str, Any], fds: Sequence[int]) -> int:
     """Become the command of ``request`` (in the forked child); its exit status."""
     import runpy
 
     os.setsid()
-    null = os.open(os.devnull, os.O_RDONLY)
-    log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(null, 0)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    os.close(null)
-    os.close(log)
+    _standard_descriptors(request, fds)
     env: dict[str, str] = request["env"]
     os.environ.clear()
     os.environ.update(env)
@@ -159,23 +168,33 @@ class _Server:
         while True:
             connection, _ = self.listener.accept()
             with connection:
+                fds: list[int] = []
                 try:
-                    request = json.loads(_read_line(connection))
-                    reply = self.handle(request, connection)
+                    line, fds = _receive(connection)
+                    reply = self.handle(json.loads(line), connection, fds)
                 except Exception as exc:
                     reply = {"error": f"{type(exc).__name__}: {exc}"}
+                finally:
+                    for fd in fds:  # the child has its copies; the pipes must end with it
+                        os.close(fd)
                 with contextlib.suppress(OSError):
                     connection.sendall(json.dumps(reply).encode() + b"\n")
 
-    def handle(self, request: Mapping[str, Any], connection: socket.socket) -> dict[str, Any]:
+    def handle(
+        self, request: Mapping[str, Any], connection: socket.socket, fds: Sequence[int]
+    ) -> dict[str, Any]:
         op = request["op"]
         if op == "spawn":
-            return {"pid": self.spawn(request, connection)}
+            if len(fds) not in (0, 3):
+                return {"error": f"expected 0 or 3 descriptors, got {len(fds)}"}
+            return {"pid": self.spawn(request, connection, fds)}
         if op == "poll":
             return {"returncode": self.poll(int(request["pid"]))}
         return {"error": f"unknown operation {op!r}"}
 
-    def spawn(self, request: Mapping[str, Any], connection: socket.socket) -> int:
+    def spawn(
+        self, request: Mapping[str, Any], connection: socket.socket, fds: Sequence[int]
+    ) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
@@ -184,7 +203,7 @@ class _Server:
             try:
                 connection.close()
                 self.listener.close()
-                code = _run_child(request)
+                code = _run_child(request, fds)
             finally:
                 _exit_child(code)
         self.children.add(pid)
@@ -201,6 +220,14 @@ class _Server:
         self.children.discard(pid)
         self.exited[pid] = _returncode(status)
         return self.exited[pid]
+
+
+def _receive(connection: socket.socket) -> tuple[bytes, list[int]]:
+    """A request line and the descriptors sent with its first part."""
+    first, fds, _, _ = socket.recv_fds(connection, 1 << 16, 3)
+    if first.endswith(b"\n"):
+        return first, fds
+    return first + _read_line(connection), fds
 
 
 def _read_line(connection: socket.socket) -> bytes:
@@ -263,15 +290,22 @@ class ForkServer:
                 raise ForkServerError(f"the fork server did not start: {self._log.read_text()}")
             time.sleep(0.05)
 
-    def request(self, message: Mapping[str, Any]) -> dict[str, Any]:
+    def request(self, message: Mapping[str, Any], fds: Sequence[int] = ()) -> dict[str, Any]:
+        """Send ``message`` (and ``fds``, the command's standard descriptors); the reply."""
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
             connection.settimeout(REQUEST_TIMEOUT)
             try:
                 connection.connect(self.path)
-                connection.sendall(json.dumps(message).encode() + b"\n")
+                data = json.dumps(message).encode() + b"\n"
+                sent = socket.send_fds(connection, [data], list(fds)) if fds else 0
+                connection.sendall(data[sent:])
                 reply: dict[str, Any] = json.loads(_read_line(connection))
             except (OSError, ValueError) as exc:
-                raise ForkServerError(f"the fork server did not answer: {exc}") from exc
+                alive = "running" if self.process.poll() is None else "exited"
+                raise ForkServerError(
+                    f"the fork server ({alive}) did not answer {message['op']}: {exc!r}; "
+                    f"{self._log}:\n{self._log.read_text(errors='replace')[-2000:]}"
+                ) from exc
         if "error" in reply:
             raise ForkServerError(str(reply["error"]))
         return reply
@@ -299,6 +333,48 @@ class ForkServer:
         )
         return ForkedProcess(self, int(reply["pid"]), [sys.executable, "-m", module, *args])
 
+    def run(
+        self,
+        module: str,
+        args: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        cwd: Path,
+        timeout: float,
+        input_text: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """``subprocess.run`` of ``python -m MODULE ARGS`` with its output captured as text.
+
+        ``input_text`` is written to the command's standard input before its output is
+        read, so it must fit in a pipe's buffer (64 KiB); the tests' inputs are small.
+
+        Raises:
+            subprocess.TimeoutExpired: The command ran longer than ``timeout`` (it is killed).
+        """
+        stdin_r, stdin_w = os.pipe()
+        stdout_r, stdout_w = os.pipe()
+        stderr_r, stderr_w = os.pipe()
+        argv = [sys.executable, "-m", module, *args]
+        try:
+            message = {"op": "spawn", "module": module, "args": list(args), "env": dict(env),
+                       "cwd": str(cwd)}  # fmt: skip
+            reply = self.request(message, (stdin_r, stdout_w, stderr_w))
+        finally:
+            for fd in (stdin_r, stdout_w, stderr_w):
+                os.close(fd)
+        process = ForkedProcess(self, int(reply["pid"]), argv)
+        deadline = time.monotonic() + timeout
+        with os.fdopen(stdin_w, "wb", buffering=0) as stdin, contextlib.suppress(BrokenPipeError):
+            stdin.write((input_text or "").encode())
+        output = _read_until_closed((stdout_r, stderr_r), deadline)
+        if output is None:
+            process.kill()
+            process.wait(timeout=30)
+            raise subprocess.TimeoutExpired(argv, timeout)
+        code = process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        stdout, stderr = (data.decode(errors="replace") for data in output)
+        return subprocess.CompletedProcess(argv, code, stdout, stderr)
+
     def stop(self) -> None:
         """Stop the server (its PID only); commands still running are left to their owners."""
         if self.process.poll() is None:
@@ -308,7 +384,33 @@ class ForkServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
-        Path(self.path).unlink(missing_ok=True)
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _read_until_closed(fds: Sequence[int], deadline: float) -> list[bytes] | None:
+    """Everything read from ``fds`` until each is closed (``None``: past ``deadline``).
+
+    The descriptors are closed on return.
+    """
+    data = {fd: bytearray() for fd in fds}
+    with selectors.DefaultSelector() as selector:
+        for fd in fds:
+            selector.register(fd, selectors.EVENT_READ)
+        try:
+            while selector.get_map():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                for key, _ in selector.select(left):
+                    chunk = os.read(key.fd, 65536)
+                    if chunk:
+                        data[key.fd] += chunk
+                    else:
+                        selector.unregister(key.fd)
+        finally:
+            for fd in fds:
+                os.close(fd)
+    return [bytes(data[fd]) for fd in fds]
 
 
 class ForkedProcess:
@@ -391,6 +493,56 @@ def forkable(argv: Sequence[str], env: Mapping[str, str], cwd: Path | None) -> b
     if cwd is not None and Path(cwd).resolve() != _REPO_ROOT:
         return False
     return all(name in ACCEPTED_PYTHON_VARIABLES for name in env if name.startswith("PYTHON"))
+
+
+def spawn_forked(
+    argv: Sequence[str], env: Mapping[str, str], cwd: Path | None, log_path: Path
+) -> ForkedProcess | None:
+    """``argv`` forked with its output appended to ``log_path``; ``None``: start it anew."""
+    server = fork_server() if forkable(argv, env, cwd) else None
+    if server is None:
+        return None
+    try:
+        return server.spawn(argv[2], argv[3:], env=env, cwd=cwd or Path.cwd(), log_path=log_path)
+    except ForkServerError as exc:
+        given_up(exc)
+        return None
+
+
+def run_captured(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float,
+    input_text: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """``subprocess.run(argv, capture_output=True, text=True, check=False)``, forked if it can be.
+
+    Raises:
+        subprocess.TimeoutExpired: The command ran longer than ``timeout`` (it is killed).
+    """
+    command_env = dict(os.environ if env is None else env)
+    server = fork_server() if forkable(argv, command_env, cwd) else None
+    if server is not None:
+        try:
+            return server.run(
+                argv[2], argv[3:], env=command_env, cwd=cwd or Path.cwd(), timeout=timeout,
+                input_text=input_text,
+            )  # fmt: skip
+        except ForkServerError as exc:
+            given_up(exc)
+    return subprocess.run(
+            list(argv), input=input_text, capture_output=True, text=True, env=command_env,
+            cwd=cwd, timeout=timeout, check=False,
+        )  # fmt: skip
+
+
+def given_up(error: ForkServerError) -> None:
+    """Start commands as new processes from now on: the server failed with ``error``."""
+    global _failed  # noqa: PLW0603 - one server per pytest process
+    _failed = True
+    print(f"fork server failed, commands start as new processes: {error}", file=sys.stderr)
 
 
 def fork_server() -> ForkServer | None:

@@ -15,6 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tests.services.forkserver import run_captured
 from tests.services.http import answers
 from tests.services.process import LOOPBACK, ManagedProcess, free_port, spawn
 
@@ -109,12 +110,9 @@ def audit_verify(data_dir: Path, prefix: Sequence[str] = ()) -> subprocess.Compl
     ``prefix`` runs it through another command (e.g. ``nsenter`` into the API's mounts).
     """
     env = {"MOORAGE_DATA_DIR": str(data_dir), "PATH": "/usr/bin:/bin"}
-    return subprocess.run(
+    return run_captured(
         [*prefix, sys.executable, "-m", "cli.main", "audit", "verify"],
         cwd=REPO_ROOT,
         env=env,
-        capture_output=True,
-        text=True,
         timeout=120,
-        check=False,
     )

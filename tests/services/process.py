@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from tests.services.forkserver import fork_server, forkable
+from tests.services.forkserver import spawn_forked
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -149,15 +149,9 @@ def spawn(
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     command_env = dict(os.environ if env is None else env)
-    if user is None and forkable(argv, command_env, cwd):
-        server = fork_server()
-        if server is not None:
-            forked = server.spawn(
-                argv[2], argv[3:], env=command_env, cwd=cwd or Path.cwd(), log_path=log_path
-            )
-            return ManagedProcess(
-                name=name, popen=forked, log_path=log_path, stop_signal=stop_signal
-            )
+    forked = None if user is not None else spawn_forked(argv, command_env, cwd, log_path)
+    if forked is not None:
+        return ManagedProcess(name=name, popen=forked, log_path=log_path, stop_signal=stop_signal)
     with log_path.open("ab") as log:
         popen = subprocess.Popen(
             list(argv),

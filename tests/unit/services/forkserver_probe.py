@@ -1,7 +1,8 @@
 """A command for the fork server's tests: reports what it was started with.
 
 ``python -m tests.unit.services.forkserver_probe CODE [SECONDS]`` prints its arguments,
-working directory, ``PROBE`` variable, session and ``__name__`` as one JSON line, writes a
+working directory, ``PROBE`` variable, session, ``__name__`` and standard input as one JSON
+line, writes a
 line to standard error, then sleeps ``SECONDS`` (default 0) and exits with ``CODE``. An
 exit handler prints ``bye`` when the interpreter ends.
 """
@@ -25,6 +26,7 @@ if __name__ == "__main__":
                 "probe": os.environ.get("PROBE"),
                 "session_leader": os.getsid(0) == os.getpid(),
                 "main": __name__,
+                "stdin": sys.stdin.read(),
             }
         )
     )

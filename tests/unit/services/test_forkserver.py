@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.services import forkserver
-from tests.services.forkserver import ForkServer, forkable
+from tests.services.forkserver import ForkServer, forkable, run_captured
 from tests.services.process import spawn
 
 if TYPE_CHECKING:
@@ -56,6 +56,7 @@ def test_a_command_runs_with_its_arguments_environment_directory_and_log(
         "probe": "here",
         "session_leader": True,
         "main": "__main__",
+        "stdin": "",
     }
     lines = log.read_text().splitlines()
     assert "to stderr" in lines
@@ -127,3 +128,33 @@ def test_spawn_forks_a_moorage_command(tmp_path: Path) -> None:
     assert isinstance(process.popen, forkserver.ForkedProcess)
     assert process.popen.wait(timeout=60) == 0
     assert "worker" in log.read_text()
+
+
+def test_a_captured_run_returns_output_errors_and_status_like_subprocess_run(
+    server: ForkServer, tmp_path: Path
+) -> None:
+    done = server.run(
+        PROBE, ["5"], env=_env(PROBE="x"), cwd=tmp_path, timeout=30, input_text="given"
+    )
+    assert done.returncode == 5
+    assert done.args == [sys.executable, "-m", PROBE, "5"]
+    report = json.loads(done.stdout.splitlines()[0])
+    assert (report["stdin"], report["probe"], report["cwd"]) == ("given", "x", str(tmp_path))
+    assert done.stdout.splitlines()[-1] == "bye"
+    assert done.stderr == "to stderr\n"
+
+
+def test_a_captured_run_past_its_timeout_is_killed(server: ForkServer, tmp_path: Path) -> None:
+    started = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired):
+        server.run(PROBE, ["0", "30"], env=_env(), cwd=tmp_path, timeout=1)
+    assert time.monotonic() - started < 20
+
+
+def test_run_captured_forks_a_moorage_command() -> None:
+    done = run_captured([sys.executable, "-m", "cli.main", "--help"], env=_env(), timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "worker" in done.stdout
+    done = run_captured([sys.executable, "-m", "cli.main", "no-such"], env=_env(), timeout=60)
+    assert done.returncode == 2
+    assert "No such command" in done.stderr
