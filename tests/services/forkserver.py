@@ -64,6 +64,8 @@ SWITCH: Final = "MOORAGE_TEST_FORKSERVER"
 READY_TIMEOUT: Final = 120.0
 REQUEST_TIMEOUT: Final = 30.0
 _REPO_ROOT: Final = Path(__file__).resolve().parents[2]
+#: Where a pytest process records that its fork server failed (kept after the run).
+FAILURES: Final = Path(tempfile.gettempdir()) / "moorage-forkserver-failures.log"
 
 
 # --- the server ---------------------------------------------------------------------------
@@ -298,7 +300,10 @@ class ForkServer:
                 connection.connect(self.path)
                 data = json.dumps(message).encode() + b"\n"
                 sent = socket.send_fds(connection, [data], list(fds)) if fds else 0
-                connection.sendall(data[sent:])
+                if sent < len(data):
+                    # NOTE: never an empty send: the server may have answered and closed
+                    # already, and a send of nothing to a closed peer fails (EPIPE)
+                    connection.sendall(data[sent:])
                 reply: dict[str, Any] = json.loads(_read_line(connection))
             except (OSError, ValueError) as exc:
                 alive = "running" if self.process.poll() is None else "exited"
@@ -542,7 +547,10 @@ def given_up(error: ForkServerError) -> None:
     """Start commands as new processes from now on: the server failed with ``error``."""
     global _failed  # noqa: PLW0603 - one server per pytest process
     _failed = True
-    print(f"fork server failed, commands start as new processes: {error}", file=sys.stderr)
+    message = f"fork server failed, commands start as new processes: {error}"
+    print(message, file=sys.stderr)
+    with FAILURES.open("a", encoding="utf-8") as record:
+        record.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} pid {os.getpid()}: {message}\n")
 
 
 def fork_server() -> ForkServer | None:
