@@ -68,7 +68,11 @@ def site(
     found.stop()
 
 
-def runs_of(address: str, workflow_id: str) -> list[tuple[WorkflowExecutionStatus | None, int]]:
+#: Each run of an execution, oldest first: its status and its history's length in events.
+Runs = list[tuple[WorkflowExecutionStatus | None, int]]
+
+
+def runs_of(address: str, workflow_id: str) -> Runs:
     """Each run of ``workflow_id`` (oldest first): its status and its history's events."""
 
     async def listed() -> list[tuple[WorkflowExecutionStatus | None, int]]:
@@ -83,9 +87,24 @@ def runs_of(address: str, workflow_id: str) -> list[tuple[WorkflowExecutionStatu
     return asyncio.run(listed())
 
 
+def closed_runs(address: str, workflow_id: str) -> Runs:
+    """:func:`runs_of` once the newest run has closed (a bounded wait).
+
+    An execution records its outcome (an activity) before its run ends, so right after the
+    API reads it finished or stopped the newest run can still be RUNNING for a workflow task.
+    """
+
+    def closed() -> Runs | None:
+        found = runs_of(address, workflow_id)
+        return found if found and found[-1][0] is not WorkflowExecutionStatus.RUNNING else None
+
+    runs: Runs = wait_for(closed, f"the newest run of {workflow_id} to close")
+    return runs
+
+
 def assert_continued(address: str, workflow_id: str, artifacts: int) -> None:
     """The execution ran as one run per ``PER_RUN`` artifacts, each below the limit."""
-    runs = runs_of(address, workflow_id)
+    runs = closed_runs(address, workflow_id)
     continued = -(-artifacts // PER_RUN) - 1
     assert [status for status, _ in runs] == [WorkflowExecutionStatus.CONTINUED_AS_NEW] * (
         continued
@@ -236,12 +255,6 @@ def test_a_stop_reaches_the_run_an_execution_continued_into(
     assert statuses[:PER_RUN] == ["copied"] * PER_RUN, statuses
     assert "pending" not in statuses, statuses
     assert "stopped" in statuses, statuses
-
-    def closed() -> list[tuple[WorkflowExecutionStatus | None, int]] | None:
-        # NOTE: the run records "stopped" before it ends, so its close may come a moment later
-        found = runs_of(limited_temporal.address, execution_id)
-        return found if found and found[-1][0] is not WorkflowExecutionStatus.RUNNING else None
-
-    runs = wait_for(closed, "the stopped run to close")
+    runs = closed_runs(limited_temporal.address, execution_id)
     assert runs[-1][0] is WorkflowExecutionStatus.CANCELED, runs
     assert all(status is WorkflowExecutionStatus.CONTINUED_AS_NEW for status, _ in runs[:-1])
