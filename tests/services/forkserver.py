@@ -271,23 +271,17 @@ class ForkServer:
     """One fork server process, started by this (pytest) process and stopped at its exit."""
 
     def __init__(self) -> None:
+        from tests.services.process import spawn  # NOTE: late, it imports this module
+
         self._dir = tempfile.mkdtemp(prefix="moorage-forkserver-")
         self.path = str(Path(self._dir) / "socket")
         env = {k: v for k, v in os.environ.items() if not k.startswith("MOORAGE_")}
         self._log = Path(self._dir) / "server.log"
-        with self._log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "tests.services.forkserver", self.path],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=_REPO_ROOT,
-                start_new_session=True,
-            )
+        argv = [sys.executable, "-m", "tests.services.forkserver", self.path]
+        self.process = spawn("fork server", argv, log_path=self._log, env=env, cwd=_REPO_ROOT)
         deadline = time.monotonic() + READY_TIMEOUT
         while not self._log.read_text(errors="replace").startswith("ready"):
-            if self.process.poll() is not None or time.monotonic() > deadline:
+            if self.process.popen.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise ForkServerError(f"the fork server did not start: {self._log.read_text()}")
             time.sleep(0.05)
@@ -306,7 +300,7 @@ class ForkServer:
                     connection.sendall(data[sent:])
                 reply: dict[str, Any] = json.loads(_read_line(connection))
             except (OSError, ValueError) as exc:
-                alive = "running" if self.process.poll() is None else "exited"
+                alive = "running" if self.process.popen.poll() is None else "exited"
                 raise ForkServerError(
                     f"the fork server ({alive}) did not answer {message['op']}: {exc!r}; "
                     f"{self._log}:\n{self._log.read_text(errors='replace')[-2000:]}"
@@ -382,13 +376,7 @@ class ForkServer:
 
     def stop(self) -> None:
         """Stop the server (its PID only); commands still running are left to their owners."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        self.process.stop()
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
