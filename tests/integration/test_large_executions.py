@@ -75,7 +75,7 @@ Runs = list[tuple[WorkflowExecutionStatus | None, int]]
 def runs_of(address: str, workflow_id: str) -> Runs:
     """Each run of ``workflow_id`` (oldest first): its status and its history's events."""
 
-    async def listed() -> list[tuple[WorkflowExecutionStatus | None, int]]:
+    async def listed() -> Runs:
         client = await Client.connect(address)
         found = []
         async for run in client.list_workflows(f"WorkflowId = '{workflow_id}'"):

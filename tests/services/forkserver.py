@@ -49,10 +49,12 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
+
+_T = TypeVar("_T")
 
 #: The module every forked command runs as ``__main__``.
 MODULE: Final = "cli.main"
@@ -73,11 +75,6 @@ FAILURES: Final = Path(tempfile.gettempdir()) / "moorage-forkserver-failures.log
 
 def _single_threaded() -> bool:
     return threading.active_count() == 1 and sum(1 for _ in Path("/proc/self/task").iterdir()) == 1
-
-
-def _returncode(status: int) -> int:
-    """A ``waitpid`` status as :attr:`subprocess.Popen.returncode` reports it."""
-    return os.waitstatus_to_exitcode(status)
 
 
 def _standard_streams(unbuffered: bool) -> None:
@@ -220,7 +217,7 @@ class _Server:
         if done == 0:
             return None
         self.children.discard(pid)
-        self.exited[pid] = _returncode(status)
+        self.exited[pid] = os.waitstatus_to_exitcode(status)  # as Popen.returncode
         return self.exited[pid]
 
 
@@ -320,16 +317,21 @@ class ForkServer:
     ) -> ForkedProcess:
         """Run ``python -m MODULE ARGS`` forked; output appended to ``log_path``."""
         log_path.touch()  # there when this returns, as with a Popen writing into it
-        reply = self.request(
-            {
-                "op": "spawn",
-                "module": module,
-                "args": list(args),
-                "env": dict(env),
-                "cwd": str(cwd),
-                "log": str(log_path),
-            }
-        )
+        return self._fork(module, args, env, cwd, {"log": str(log_path)})
+
+    def _fork(
+        self,
+        module: str,
+        args: Sequence[str],
+        env: Mapping[str, str],
+        cwd: Path,
+        stdio: Mapping[str, str],
+        fds: Sequence[int] = (),
+    ) -> ForkedProcess:
+        """Ask for a fork of ``python -m MODULE ARGS`` (its log in ``stdio``, or ``fds``)."""
+        message = {"op": "spawn", "module": module, "args": list(args), "env": dict(env),
+                   "cwd": str(cwd), **stdio}  # fmt: skip
+        reply = self.request(message, fds)
         return ForkedProcess(self, int(reply["pid"]), [sys.executable, "-m", module, *args])
 
     def run(
@@ -353,15 +355,11 @@ class ForkServer:
         stdin_r, stdin_w = os.pipe()
         stdout_r, stdout_w = os.pipe()
         stderr_r, stderr_w = os.pipe()
-        argv = [sys.executable, "-m", module, *args]
         try:
-            message = {"op": "spawn", "module": module, "args": list(args), "env": dict(env),
-                       "cwd": str(cwd)}  # fmt: skip
-            reply = self.request(message, (stdin_r, stdout_w, stderr_w))
+            process = self._fork(module, args, env, cwd, {}, (stdin_r, stdout_w, stderr_w))
         finally:
             for fd in (stdin_r, stdout_w, stderr_w):
                 os.close(fd)
-        process = ForkedProcess(self, int(reply["pid"]), argv)
         deadline = time.monotonic() + timeout
         with os.fdopen(stdin_w, "wb", buffering=0) as stdin, contextlib.suppress(BrokenPipeError):
             stdin.write((input_text or "").encode())
@@ -369,10 +367,10 @@ class ForkServer:
         if output is None:
             process.kill()
             process.wait(timeout=30)
-            raise subprocess.TimeoutExpired(argv, timeout)
+            raise subprocess.TimeoutExpired(process.args, timeout)
         code = process.wait(timeout=max(0.1, deadline - time.monotonic()))
         stdout, stderr = (data.decode(errors="replace") for data in output)
-        return subprocess.CompletedProcess(argv, code, stdout, stderr)
+        return subprocess.CompletedProcess(process.args, code, stdout, stderr)
 
     def stop(self) -> None:
         """Stop the server (its PID only); commands still running are left to their owners."""
@@ -425,25 +423,20 @@ class ForkedProcess:
     def wait(self, timeout: float | None = None) -> int:
         """Wait for the command to end; :class:`subprocess.TimeoutExpired` after ``timeout``."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        code = self.poll()
+        if code is not None:
+            return code
+        # NOTE: the server reaps only when asked, so the PID is still this command's
+        handle = os.pidfd_open(self.pid)
         try:
-            handle: int | None = os.pidfd_open(self.pid)
-        except ProcessLookupError:
-            handle = None
-        try:
-            while True:
-                code = self.poll()
-                if code is not None:
-                    return code
+            while (code := self.poll()) is None:
                 left = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
                 if left <= 0:
                     raise subprocess.TimeoutExpired(self.args, timeout or 0.0)
-                if handle is None:
-                    time.sleep(min(left, 0.05))
-                else:
-                    select.select([handle], [], [], left)
+                select.select([handle], [], [], left)  # readable once the command has ended
+            return code
         finally:
-            if handle is not None:
-                os.close(handle)
+            os.close(handle)
 
     def send_signal(self, sig: int) -> None:
         """Signal the command unless it has already ended (its PID only)."""
@@ -488,18 +481,33 @@ def forkable(argv: Sequence[str], env: Mapping[str, str], cwd: Path | None) -> b
     return all(name in ACCEPTED_PYTHON_VARIABLES for name in env if name.startswith("PYTHON"))
 
 
-def spawn_forked(
-    argv: Sequence[str], env: Mapping[str, str], cwd: Path | None, log_path: Path
-) -> ForkedProcess | None:
-    """``argv`` forked with its output appended to ``log_path``; ``None``: start it anew."""
+def _forked(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    cwd: Path | None,
+    ask: Callable[[ForkServer, str, Sequence[str], Path], _T],
+) -> _T | None:
+    """``ask(server, module, args, cwd)`` if ``argv`` may be forked; ``None``: start it anew."""
     server = fork_server() if forkable(argv, env, cwd) else None
     if server is None:
         return None
     try:
-        return server.spawn(argv[2], argv[3:], env=env, cwd=cwd or Path.cwd(), log_path=log_path)
+        return ask(server, argv[2], argv[3:], cwd or Path.cwd())
     except ForkServerError as exc:
         given_up(exc)
         return None
+
+
+def spawn_forked(
+    argv: Sequence[str], env: Mapping[str, str], cwd: Path | None, log_path: Path
+) -> ForkedProcess | None:
+    """``argv`` forked with its output appended to ``log_path``; ``None``: start it anew."""
+    return _forked(
+        argv, env, cwd,
+        lambda server, module, args, at: server.spawn(
+            module, args, env=env, cwd=at, log_path=log_path
+        ),
+    )  # fmt: skip
 
 
 def run_captured(
@@ -516,15 +524,14 @@ def run_captured(
         subprocess.TimeoutExpired: The command ran longer than ``timeout`` (it is killed).
     """
     command_env = dict(os.environ if env is None else env)
-    server = fork_server() if forkable(argv, command_env, cwd) else None
-    if server is not None:
-        try:
-            return server.run(
-                argv[2], argv[3:], env=command_env, cwd=cwd or Path.cwd(), timeout=timeout,
-                input_text=input_text,
-            )  # fmt: skip
-        except ForkServerError as exc:
-            given_up(exc)
+    done = _forked(
+        argv, command_env, cwd,
+        lambda server, module, args, at: server.run(
+            module, args, env=command_env, cwd=at, timeout=timeout, input_text=input_text
+        ),
+    )  # fmt: skip
+    if done is not None:
+        return done
     return subprocess.run(
             list(argv), input=input_text, capture_output=True, text=True, env=command_env,
             cwd=cwd, timeout=timeout, check=False,
@@ -543,17 +550,13 @@ def given_up(error: ForkServerError) -> None:
 
 def fork_server() -> ForkServer | None:
     """This process's fork server, started on first use (``None``: it could not start)."""
-    global _server, _failed  # noqa: PLW0603 - one server per pytest process
+    global _server  # noqa: PLW0603 - one server per pytest process
     with _lock:
         if _server is None and not _failed:
             try:
                 _server = ForkServer()
             except ForkServerError as exc:
-                _failed = True
-                print(
-                    f"fork server unavailable, commands start as new processes: {exc}",
-                    file=sys.stderr,
-                )
+                given_up(exc)
                 return None
             atexit.register(_stop_server)
         return _server

@@ -69,7 +69,7 @@ class ProcessHandle(Protocol):
 
     pid: int
     args: Any
-    returncode: int | Any
+    returncode: int | Any  # None while it runs (as Popen types it)
 
     def poll(self) -> int | None: ...
     def wait(self, timeout: float | None = None) -> int: ...
