@@ -17,6 +17,7 @@ from cli.asgi import PARENT_PID_VARIABLE
 from cli.download_port import shared_download_port
 from cli.health import API_SERVICE, OVERALL, BackgroundHealthServer, HealthServer
 from cli.health_tracking import http_ok, track
+from cli.heap import freeze_startup_heap
 from cli.logs import GRANIAN_LOGGING, configure_logging
 from cli.signals import exit_on_sigterm
 from cli.startup import prepare_installation
@@ -63,6 +64,7 @@ def run_api(settings: Settings, listen: Listen, workers: int, server: str = DEFA
     )
     try:
         with api_metrics(settings.observability.metrics), shared_download_port(settings):
+            freeze_startup_heap()  # NOTE: before the server forks its workers
             if server == "granian":
                 _run_granian(listen, workers, settings.server)
             else:

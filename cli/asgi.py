@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Final
 
 from adapters.config_file import load_settings
 from api.app import create_app
+from cli.heap import freeze_startup_heap
 from cli.logs import configure_logging
 from cli.tracing import configure_tracing, request_spans
 
@@ -55,5 +56,6 @@ def app() -> Litestar:
     configure_tracing(observability.tracing, "api")
     spans = request_spans(observability.tracing)
     built = create_app(settings, access_lines=access_lines, request_spans=spans)
+    freeze_startup_heap()
     _log.info("API worker process %d built its app", os.getpid())
     return built

@@ -22,6 +22,7 @@ from cli.composition import compose
 from cli.dev_settings import with_admin_password, with_dev_temporal_address
 from cli.health import API_SERVICE, OVERALL, WORKER_SERVICE, HealthServer
 from cli.health_tracking import http_ok, track
+from cli.heap import freeze_startup_heap
 from cli.logs import configure_logging
 from cli.outbox_task import installation_subscribers
 from cli.signals import exit_on_sigterm, stop_on_signals
@@ -136,6 +137,7 @@ async def _serve_api_and_worker(
         ),
         name="worker",
     )
+    freeze_startup_heap()  # NOTE: the app and the activities are built
     supervisor = asyncio.create_task(temporal.supervise(stop), name="temporal")
     tasks = {api, worker, supervisor}
     tracking: asyncio.Task[None] | None = None

@@ -6,6 +6,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from cli.composition import compose
+from cli.heap import freeze_startup_heap
 from cli.logs import configure_logging
 from cli.outbox_task import installation_subscribers
 from cli.signals import stop_on_signals
@@ -32,13 +33,12 @@ async def _main(settings: Settings) -> None:
     root = compose(settings)
     try:
         stop = asyncio.Event()
+        activities = build_activities(root)
+        outbox = root.outbox_dispatcher(installation_subscribers())
+        freeze_startup_heap()
         with stop_on_signals(asyncio.get_running_loop(), stop.set):
             await run_worker(
-                settings,
-                build_activities(root),
-                stop,
-                outbox=root.outbox_dispatcher(installation_subscribers()),
-                data_plane=(root.metadata, root.store),
+                settings, activities, stop, outbox=outbox, data_plane=(root.metadata, root.store)
             )
     finally:
         root.close()

@@ -251,6 +251,9 @@ def serve(path: str) -> int:
     if not _single_threaded():
         print("the imports started a thread: not forking from here", file=sys.stderr)
         return 3
+    from cli.heap import freeze_startup_heap
+
+    freeze_startup_heap()  # NOTE: as the commands do once built; their children inherit it
     server = _Server(path)
     print("ready", flush=True)
     server.serve()
