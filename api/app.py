@@ -66,6 +66,9 @@ from core.request_spans import RequestSpanSink
 from core.settings import Settings
 from core.version import moorage_version
 
+#: Where the app keeps its registry (``request.app.state["registry"]``).
+_REGISTRY = "registry"
+
 
 def build_registry(settings: Settings) -> Registry:
     """The registry of ``settings``, built by a new composition root (``cli.composition``).
@@ -117,50 +120,35 @@ def create_app(
     hooks: Hooks | None = None,
     access_lines: AccessLines | None = None,
     request_spans: RequestSpanSink | None = None,
-) -> Litestar:
+    framework: MoorageApp | None = None,
+) -> MoorageApp:
     """The whole HTTP application of ``settings``, on a composition root of its own.
 
     What an API server worker process serves (``cli.asgi``); the composition lives as long
     as the process. See :func:`build_app` for the keyword arguments.
     """
+    framework = _unbound(framework)  # NOTE: refused before a registry is composed for it
     return build_app(
         build_registry(settings),
         shortcuts=shortcuts,
         hooks=hooks,
         access_lines=access_lines,
         request_spans=request_spans,
+        framework=framework,
     )
 
 
-def build_app(
-    registry: Registry,
-    *,
-    shortcuts: bool = True,
-    hooks: Hooks | None = None,
-    access_lines: AccessLines | None = None,
-    request_spans: RequestSpanSink | None = None,
-) -> Litestar:
-    """The whole HTTP application: OCI data plane, token service, management API, health.
+def build_framework() -> MoorageApp:
+    """The app's routes, handlers, guards and middleware, bound to no registry yet.
 
-    ``registry`` comes from the composition root (``cli.composition.Composition.registry``).
-    ``hooks`` are registered at the ``/v2`` pipeline's points (``core.pipeline``); the
-    audit recorder always runs first at request end. ``shortcuts=False`` leaves out the
-    manifest fast path (``api.manifest_shortcut``), so every request takes the full path;
-    the answers, and what the hooks see, are the same either way. ``access_lines`` writes
-    the access log when it is on (default: through :mod:`logging`; ``cli.access_lines``).
-    ``request_spans`` takes the sampled requests' spans when tracing is on (``cli.tracing``;
-    without one, requests are not traced).
+    Nothing in it depends on the settings or the installation. Building it (Litestar
+    registering about 300 route handlers: their signatures, type hints and parameter
+    models) is most of the CPU a server worker spends building its app, so a process that
+    forks the server's workers builds it once before forking (``cli.asgi``), and each
+    worker binds its own registry to its copy with :func:`build_app`. A framework can be
+    bound once: :func:`build_app` refuses one that already serves a registry.
     """
-    observer = build_observer(registry.settings.observability, access_lines, request_spans)
-    if observer.metrics is not None:
-        observer.metrics.upload_hash_resumable.set(1 if registry.uploads.hashes.resumable else 0)
-        registry.uploads.hashes.measure(observer.metrics)
-    proxied = with_proxy(registry, hooks or Hooks())
-    trusted = with_trust_hooks(registry, proxied)
-    scanned = with_scan_hooks(registry, with_webhook_hooks(registry, trusted))
-    observed = observer.around(scanned)
-    registry.hooks = observed.with_first_end(AuditRecorder(registry))
-    app = MoorageApp(
+    return MoorageApp(
         route_handlers=[
             ping,
             catalog,
@@ -202,26 +190,73 @@ def build_app(
         guards=[authenticated_writes],
         dependencies=DEPENDENCIES,
         middleware=[AuditMiddleware, ObserveMiddleware],
-        on_startup=[
-            partial(start_proxy, registry),
-            partial(start_downloads, registry),
-            partial(start_scan_gate, registry),
-        ],
-        on_shutdown=[
-            partial(close_identity, registry),
-            partial(close_proxy, registry),
-            partial(close_downloads, registry),
-            partial(stop_scan_gate, registry),
-            registry.manifests.close_reads,
-            observer.close,
-        ],
-        state={"registry": registry, "observer": observer},  # type: ignore[arg-type]
         openapi_config=OpenAPIConfig(
             title="Moorage", version=moorage_version(), path="/api/v1/schema"
         ),
         request_max_body_size=1024 * 1024,
         debug=False,
         logging_config=None,  # NOTE: the process configured logging (``cli.logs``)
+    )
+
+
+def _unbound(framework: MoorageApp | None) -> MoorageApp:
+    """``framework`` if it serves no registry yet (``None``: a new one); else ``ValueError``."""
+    if framework is None:
+        return build_framework()
+    if _REGISTRY in framework.state:
+        raise ValueError("this framework already serves a registry; build a new one")
+    return framework
+
+
+def build_app(
+    registry: Registry,
+    *,
+    shortcuts: bool = True,
+    hooks: Hooks | None = None,
+    access_lines: AccessLines | None = None,
+    request_spans: RequestSpanSink | None = None,
+    framework: MoorageApp | None = None,
+) -> MoorageApp:
+    """The whole HTTP application: OCI data plane, token service, management API, health.
+
+    ``registry`` comes from the composition root (``cli.composition.Composition.registry``).
+    ``hooks`` are registered at the ``/v2`` pipeline's points (``core.pipeline``); the
+    audit recorder always runs first at request end. ``shortcuts=False`` leaves out the
+    manifest fast path (``api.manifest_shortcut``), so every request takes the full path;
+    the answers, and what the hooks see, are the same either way. ``access_lines`` writes
+    the access log when it is on (default: through :mod:`logging`; ``cli.access_lines``).
+    ``request_spans`` takes the sampled requests' spans when tracing is on (``cli.tracing``;
+    without one, requests are not traced). ``framework`` is one :func:`build_framework`
+    built earlier and not bound yet (default: a new one).
+    """
+    app = _unbound(framework)
+    observer = build_observer(registry.settings.observability, access_lines, request_spans)
+    if observer.metrics is not None:
+        observer.metrics.upload_hash_resumable.set(1 if registry.uploads.hashes.resumable else 0)
+        registry.uploads.hashes.measure(observer.metrics)
+    proxied = with_proxy(registry, hooks or Hooks())
+    trusted = with_trust_hooks(registry, proxied)
+    scanned = with_scan_hooks(registry, with_webhook_hooks(registry, trusted))
+    observed = observer.around(scanned)
+    registry.hooks = observed.with_first_end(AuditRecorder(registry))
+    app.state[_REGISTRY] = registry
+    app.state["observer"] = observer
+    app.on_startup.extend(
+        [
+            partial(start_proxy, registry),
+            partial(start_downloads, registry),
+            partial(start_scan_gate, registry),
+        ]
+    )
+    app.on_shutdown.extend(
+        [
+            partial(close_identity, registry),
+            partial(close_proxy, registry),
+            partial(close_downloads, registry),
+            partial(stop_scan_gate, registry),
+            registry.manifests.close_reads,
+            observer.close,
+        ]
     )
     fast = ManifestShortcuts(registry) if shortcuts else None
     app.pipeline = OCIPipeline(registry, app.framework, fast)

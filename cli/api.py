@@ -13,7 +13,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Final
 
 from cli.api_metrics import api_metrics
-from cli.asgi import PARENT_PID_VARIABLE
+from cli.asgi import PARENT_PID_VARIABLE, prebuild_framework
 from cli.download_port import shared_download_port
 from cli.health import API_SERVICE, OVERALL, BackgroundHealthServer, HealthServer
 from cli.health_tracking import http_ok, track
@@ -64,7 +64,6 @@ def run_api(settings: Settings, listen: Listen, workers: int, server: str = DEFA
     )
     try:
         with api_metrics(settings.observability.metrics), shared_download_port(settings):
-            freeze_startup_heap()  # NOTE: before the server forks its workers
             if server == "granian":
                 _run_granian(listen, workers, settings.server)
             else:
@@ -101,6 +100,10 @@ def _run_granian(listen: Listen, workers: int, limits: ServerSettings) -> None:
     from granian.constants import HTTPModes, Interfaces, Loops  # noqa: PLC0415
     from granian.http import HTTP1Settings  # noqa: PLC0415
 
+    # NOTE: granian forks its workers from this process: each inherits the framework built
+    # here and shares the frozen start-up heap's pages (uvicorn spawns new interpreters)
+    prebuild_framework()
+    freeze_startup_heap()
     Granian(
         ASGI_FACTORY,
         address=listen.host,

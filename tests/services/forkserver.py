@@ -248,6 +248,9 @@ def serve(path: str) -> int:
     quiet_native_grpc()
     for module in PRELOAD:
         importlib.import_module(module)
+    from cli.asgi import prebuild_framework
+
+    prebuild_framework()  # NOTE: as ``moorage api`` does; its forked workers take it
     if not _single_threaded():
         print("the imports started a thread: not forking from here", file=sys.stderr)
         return 3
