@@ -8,7 +8,7 @@ by a root the caller holds (``moorage dev`` shares its root with the worker).
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, cast
+from typing import Any, TypedDict, Unpack, cast
 
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
@@ -113,29 +113,25 @@ class MoorageApp(Litestar):
         await super().__call__(scope, receive, send)
 
 
-def create_app(
-    settings: Settings,
-    *,
-    shortcuts: bool = True,
-    hooks: Hooks | None = None,
-    access_lines: AccessLines | None = None,
-    request_spans: RequestSpanSink | None = None,
-    framework: MoorageApp | None = None,
-) -> MoorageApp:
+class AppOptions(TypedDict, total=False):
+    """The keyword arguments of :func:`create_app`, as :func:`build_app` takes them."""
+
+    shortcuts: bool
+    hooks: Hooks | None
+    access_lines: AccessLines | None
+    request_spans: RequestSpanSink | None
+    framework: MoorageApp | None
+
+
+def create_app(settings: Settings, **options: Unpack[AppOptions]) -> Litestar:
     """The whole HTTP application of ``settings``, on a composition root of its own.
 
     What an API server worker process serves (``cli.asgi``); the composition lives as long
     as the process. See :func:`build_app` for the keyword arguments.
     """
-    framework = _unbound(framework)  # NOTE: refused before a registry is composed for it
-    return build_app(
-        build_registry(settings),
-        shortcuts=shortcuts,
-        hooks=hooks,
-        access_lines=access_lines,
-        request_spans=request_spans,
-        framework=framework,
-    )
+    # NOTE: a bound framework is refused before a registry is composed for it
+    options["framework"] = _unbound(options.get("framework"))
+    return build_app(build_registry(settings), **options)
 
 
 def build_framework() -> MoorageApp:
@@ -216,7 +212,7 @@ def build_app(
     access_lines: AccessLines | None = None,
     request_spans: RequestSpanSink | None = None,
     framework: MoorageApp | None = None,
-) -> MoorageApp:
+) -> Litestar:
     """The whole HTTP application: OCI data plane, token service, management API, health.
 
     ``registry`` comes from the composition root (``cli.composition.Composition.registry``).
