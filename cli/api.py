@@ -43,12 +43,14 @@ def run_api(settings: Settings, listen: Listen, workers: int, server: str = DEFA
     """Prepare the installation, then serve the API until SIGTERM or SIGINT.
 
     Migrations, the first signing key and the admin account are done here, once, before
-    the server starts its workers (``cli.startup.prepare_installation``).
+    the server starts its workers (``cli.startup.prepare_installation``). With granian the
+    app's framework is built here too, and the workers forked from this process bind their
+    own registries to it (``cli.asgi.prebuild_framework``).
 
     Args:
         settings: The process settings (each worker process rebuilds its own).
         listen: Where to serve HTTP.
-        workers: Server worker processes; each builds the app and its connection pools.
+        workers: Server worker processes; each composes its registry and connection pools.
         server: One of :data:`SERVERS`.
     """
     if server not in SERVERS:

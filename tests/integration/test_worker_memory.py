@@ -1,13 +1,13 @@
 """The API's server workers keep sharing the memory their parent built before forking them.
 
-``moorage api`` imports its modules and prepares the installation, then its server forks
-the workers, each of which builds its own app. A page of the parent's that a worker never
-writes stays shared, so an installation's memory grows by what each worker writes for
-itself, not by its whole resident size. Python's full garbage collection writes to the
-header of every object it walks; before the start-up heap was exempted from it
-(``cli.heap``), each worker's first full collection, while it built its app, made most of
-the parent's pages its own: after this test's requests 121 MiB of a worker's 217 MiB
-resident were private (56%), against 71 MiB (33%) with it.
+``moorage api`` imports its modules, prepares the installation and builds the app's
+framework, then its server forks the workers, each of which composes its own registry. A
+page of the parent's that a worker never writes stays shared, so an installation's memory
+grows by what each worker writes for itself, not by its whole resident size. Python's full
+garbage collection writes to the header of every object it walks; before the start-up heap
+was exempted from it (``cli.heap``), each worker's first full collection, while it built
+its app, made most of the parent's pages its own: after this test's requests 121 MiB of a
+worker's 217 MiB resident were private (56%), against 71 MiB (33%) with it.
 """
 
 from __future__ import annotations
