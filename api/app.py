@@ -66,9 +66,6 @@ from core.request_spans import RequestSpanSink
 from core.settings import Settings
 from core.version import moorage_version
 
-#: Where the app keeps its registry (``request.app.state["registry"]``).
-_REGISTRY = "registry"
-
 
 def build_registry(settings: Settings) -> Registry:
     """The registry of ``settings``, built by a new composition root (``cli.composition``).
@@ -86,6 +83,8 @@ class MoorageApp(Litestar):
     """
 
     pipeline: OCIPipeline | None = None
+    #: Whether :func:`build_app` bound a registry to this app (it serves one, once).
+    bound: bool = False
     #: Longest wait for the next piece of a request body (``api.receive_limits``).
     body_timeout: float | None = None
 
@@ -199,7 +198,7 @@ def _unbound(framework: MoorageApp | None) -> MoorageApp:
     """``framework`` if it serves no registry yet (``None``: a new one); else ``ValueError``."""
     if framework is None:
         return build_framework()
-    if _REGISTRY in framework.state:
+    if framework.bound:
         raise ValueError("this framework already serves a registry; build a new one")
     return framework
 
@@ -226,6 +225,7 @@ def build_app(
     built earlier and not bound yet (default: a new one).
     """
     app = _unbound(framework)
+    app.bound = True
     observer = build_observer(registry.settings.observability, access_lines, request_spans)
     if observer.metrics is not None:
         observer.metrics.upload_hash_resumable.set(1 if registry.uploads.hashes.resumable else 0)
@@ -235,7 +235,7 @@ def build_app(
     scanned = with_scan_hooks(registry, with_webhook_hooks(registry, trusted))
     observed = observer.around(scanned)
     registry.hooks = observed.with_first_end(AuditRecorder(registry))
-    app.state[_REGISTRY] = registry
+    app.state["registry"] = registry
     app.state["observer"] = observer
     app.on_startup.extend(
         [
