@@ -6,7 +6,10 @@ fork server imports them once per pytest process (``python -m tests.services.for
 SOCKET``), then forks a child for each command it is asked to run; the child takes the
 command's environment, working directory, arguments and log file and runs ``cli.main`` as
 its ``__main__`` module, exactly as ``python -m cli.main`` would, so the command's own code
-(settings, logging, servers, signal handlers, shutdown) is what runs.
+(settings, logging, servers, signal handlers, shutdown) is what runs. The crash tests' worker
+with a stalling activity (``python -m tests.services.faulty_worker``, built as ``moorage
+worker`` is) is forked the same way. The server also builds the API's framework and
+freezes its start-up heap, as ``moorage api`` does before its server forks the workers.
 
 What differs from a fresh interpreter, and why it does not matter here:
 
@@ -58,6 +61,9 @@ _T = TypeVar("_T")
 
 #: The module every forked command runs as ``__main__``.
 MODULE: Final = "cli.main"
+#: Modules whose ``python -m`` commands are forked: the commands, and the worker the crash
+#: tests run with one activity made to stall (it builds the worker as ``moorage worker``).
+FORKED_MODULES: Final = frozenset({MODULE, "tests.services.faulty_worker"})
 #: Modules imported before the first fork: what ``moorage api`` and ``moorage worker`` load.
 PRELOAD: Final = ("cli.main", "cli.api", "cli.asgi", "cli.worker_process")
 #: ``PYTHON*`` variables a forked command may carry (anything else needs a fresh interpreter).
@@ -477,10 +483,11 @@ def enable() -> None:
 
 
 def forkable(argv: Sequence[str], env: Mapping[str, str], cwd: Path | None) -> bool:
-    """Whether ``argv`` may be forked: enabled, ``python -m cli.main``, this tree, plain."""
+    """Whether ``argv`` may be forked: enabled, ``python -m`` of :data:`FORKED_MODULES`,
+    this tree, plain."""
     if not _enabled or _failed:
         return False
-    if list(argv[:3]) != [sys.executable, "-m", MODULE]:
+    if list(argv[:2]) != [sys.executable, "-m"] or len(argv) < 3 or argv[2] not in FORKED_MODULES:
         return False
     if cwd is not None and Path(cwd).resolve() != _REPO_ROOT:
         return False

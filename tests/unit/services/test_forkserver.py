@@ -96,10 +96,12 @@ def test_wait_times_out_like_popen_and_a_signal_ends_the_command(
     assert process.poll() == -signal.SIGTERM
 
 
-def test_only_plain_cli_main_commands_of_this_tree_are_forked(tmp_path: Path) -> None:
+def test_only_plain_commands_of_this_tree_are_forked(tmp_path: Path) -> None:
     python = sys.executable
     assert forkable([python, "-m", "cli.main", "api"], {"PYTHONUNBUFFERED": "1"}, REPO)
     assert forkable([python, "-m", "cli.main", "worker"], {}, None)
+    assert forkable([python, "-m", "tests.services.faulty_worker", "--activity", "x"], {}, REPO)
+    assert not forkable([python, "-m"], {}, REPO)
     assert not forkable([python, "-m", "cli.main"], {"PYTHONPATH": "/opt"}, REPO)
     assert not forkable([python, "-m", "cli.main"], {}, tmp_path)
     assert not forkable(["nsenter", "-m", python, "-m", "cli.main"], {}, REPO)
