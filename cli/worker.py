@@ -29,6 +29,7 @@ from cli.schedules import (
 from cli.search_attributes import ensure_search_attributes
 from cli.worker_metrics import start_worker_metrics, temporal_runtime
 from core.key_rotation import retire_grace
+from core.settings import TemporalSettings
 from workflows.registered import ALL_WORKFLOWS
 
 if TYPE_CHECKING:
@@ -55,6 +56,11 @@ async def connect_client(settings: Settings) -> Client:
     return await connect_temporal(settings.temporal, runtime)
 
 
+def sticky_wait(settings: TemporalSettings) -> timedelta:
+    """How long a workflow task waits on its last worker's queue (Temporal's sticky queue)."""
+    return timedelta(seconds=settings.sticky_queue_timeout_seconds)
+
+
 def build_worker(
     client: Client,
     *,
@@ -62,11 +68,18 @@ def build_worker(
     activities: Sequence[Callable[..., Any]],
     executor: ThreadPoolExecutor,
     workflows: Sequence[type] = ALL_WORKFLOWS,
+    sticky_queue_timeout: timedelta | None = None,
 ) -> Worker:
-    """A worker for Moorage's workflows and the given (sync) activities."""
+    """A worker for Moorage's workflows and the given (sync) activities.
+
+    ``sticky_queue_timeout``: :func:`sticky_wait` of the settings (default: the settings'
+    default).
+    """
     return Worker(
         client,
         task_queue=task_queue,
+        sticky_queue_schedule_to_start_timeout=sticky_queue_timeout
+        or sticky_wait(TemporalSettings()),
         workflows=workflows,
         activities=activities,
         activity_executor=executor,
@@ -169,6 +182,7 @@ async def run_worker(
             task_queue=settings.temporal.task_queue,
             activities=activities,
             executor=executor,
+            sticky_queue_timeout=sticky_wait(settings.temporal),
         )
         ready = readiness_of(worker_dependencies(client, data_plane))
         dispatching = start_outbox_dispatcher(outbox, stop) if outbox is not None else None

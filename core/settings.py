@@ -135,6 +135,12 @@ class TemporalSettings(BaseModel):
     tls: TemporalTlsSettings = TemporalTlsSettings()
     #: An API key (Temporal Cloud), sent as a bearer token; TLS is then on by default.
     api_key: SecretStr | None = None
+    #: How long a workflow's next task waits for the worker that ran its last one (which
+    #: holds its history in memory) before any worker may take it. After a worker dies,
+    #: the workflows it ran resume this much later; a shorter wait sends a busy worker's
+    #: workflows to other workers sooner, which then replay their histories. Temporal's
+    #: SDK default.
+    sticky_queue_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
     #: Ports of the embedded dev server (``moorage dev`` only).
     dev_port: int = 7233
     dev_ui_port: int = 8233

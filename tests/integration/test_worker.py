@@ -24,7 +24,7 @@ from cli.schedules import (
     ensure_schedule,
     reap_uploads_schedule,
 )
-from cli.worker import ACTIVITY_THREADS, build_worker, run_worker
+from cli.worker import ACTIVITY_THREADS, build_worker, run_worker, sticky_wait
 from core.settings import LimitSettings, Settings, TemporalSettings
 from tests.services.process import free_port
 from workflows.uploads import ReapUploadsWorkflow
@@ -84,6 +84,24 @@ async def test_reap_workflow_runs_the_activity_by_name(client: Client) -> None:
                 execution_timeout=timedelta(seconds=BOUND),
             )
     assert result == ReapUploadsResult(sessions_reaped=3600, storage_leftovers_aborted=7)
+
+
+async def test_the_sticky_queue_wait_is_a_setting(client: Client) -> None:
+    """How soon another worker takes a dead worker's workflows (Temporal's default 10 s)."""
+    with pytest.raises(ValueError, match="greater than 0"):
+        TemporalSettings(sticky_queue_timeout_seconds=0)
+    configured = TemporalSettings(sticky_queue_timeout_seconds=1.5)
+    with ThreadPoolExecutor(ACTIVITY_THREADS) as executor:
+        for settings, expected in ((TemporalSettings(), 10.0), (configured, 1.5)):
+            worker = build_worker(
+                client,
+                task_queue=f"test-{uuid.uuid4()}",
+                activities=[fake_reap],
+                executor=executor,
+                sticky_queue_timeout=sticky_wait(settings),
+            )
+            waited = worker.config()["sticky_queue_schedule_to_start_timeout"]
+            assert waited == timedelta(seconds=expected)
 
 
 async def test_schedule_is_created_once(client: Client) -> None:

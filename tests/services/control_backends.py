@@ -24,6 +24,11 @@ if TYPE_CHECKING:
     from tests.services.temporal import TemporalServer
 
 
+#: How long a workflow task waits for the worker that ran the workflow last (Temporal's
+#: default is 10 s): the crash tests kill workers and start others.
+STICKY_SECONDS = 1.0
+
+
 def control_settings(
     backend: str,
     root: Path,
@@ -46,7 +51,12 @@ def control_settings(
     base: dict[str, Any] = {
         "data_dir": root / "data",
         "auth": {"admin_password": secrets.token_urlsafe(12), "create_project_on_push": True},
-        "temporal": {"address": temporal.address, "task_queue": f"q-{uuid.uuid4().hex}"},
+        "temporal": {
+            "address": temporal.address,
+            "task_queue": f"q-{uuid.uuid4().hex}",
+            # NOTE: a worker these tests kill leaves its workflows to the next one 1 s later
+            "sticky_queue_timeout_seconds": STICKY_SECONDS,
+        },
         "control": control,
     }
     if backend == "pg-s3":
@@ -81,6 +91,9 @@ def worker_env(settings: Settings, control: dict[str, str]) -> dict[str, str]:
             "MOORAGE_STORAGE": str(settings.storage),
             "MOORAGE_TEMPORAL__ADDRESS": settings.temporal.address,
             "MOORAGE_TEMPORAL__TASK_QUEUE": settings.temporal.task_queue,
+            "MOORAGE_TEMPORAL__STICKY_QUEUE_TIMEOUT_SECONDS": str(
+                settings.temporal.sticky_queue_timeout_seconds
+            ),
         }
     )
     env |= {f"MOORAGE_CONTROL__{name}": value for name, value in control.items()}
