@@ -120,6 +120,24 @@ def _fired(rig: Rig, project: str) -> list[dict[str, Any]]:
     return found
 
 
+def _outcome_audit(rig: Rig, project: str) -> list[dict[str, Any]]:
+    """The ``promotion.promoted`` audit events of ``project``, once there is one (bounded).
+
+    The promotion reads ``promoted`` as soon as its workflow decided it; the activity that
+    records the outcome's audit event runs right after, so the event can trail the status.
+    """
+    deadline = time.monotonic() + BOUND
+    while True:
+        audit = rig.admin(
+            "GET", "/api/v1/audit", params={"action": "promotion.promoted", "project": project}
+        )
+        assert audit.status_code == 200, audit.text
+        found: list[dict[str, Any]] = audit.json()["items"]
+        if found or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.2)
+
+
 def _tags(rig: Rig, repo: str) -> list[str]:
     listed = rig.oci.request("GET", f"/v2/{repo}/tags/list", repo)
     if listed.status_code == 404:
@@ -181,9 +199,7 @@ def test_a_robot_s_matching_push_is_promoted_and_nothing_else_is(rules_rig: Rig)
     assert [(e["actor"], e["request_id"], e["result"]) for e in fired] == [
         (ci[0], promotion, f"rule:{source_project}/to-prod")
     ]
-    outcome = rig.admin(
-        "GET", "/api/v1/audit", params={"action": "promotion.promoted", "project": target_project}
-    ).json()["items"]
+    outcome = _outcome_audit(rig, target_project)
     assert [(e["actor"], e["request_id"]) for e in outcome] == [
         (f"rule:{source_project}/to-prod", promotion)
     ]
