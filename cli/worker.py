@@ -61,6 +61,10 @@ def sticky_wait(settings: TemporalSettings) -> timedelta:
     return timedelta(seconds=settings.sticky_queue_timeout_seconds)
 
 
+#: The settings' default (Temporal's own, 10 s).
+DEFAULT_STICKY_WAIT: Final = sticky_wait(TemporalSettings())
+
+
 def build_worker(
     client: Client,
     *,
@@ -68,18 +72,16 @@ def build_worker(
     activities: Sequence[Callable[..., Any]],
     executor: ThreadPoolExecutor,
     workflows: Sequence[type] = ALL_WORKFLOWS,
-    sticky_queue_timeout: timedelta | None = None,
+    sticky_queue_timeout: timedelta = DEFAULT_STICKY_WAIT,
 ) -> Worker:
     """A worker for Moorage's workflows and the given (sync) activities.
 
-    ``sticky_queue_timeout``: :func:`sticky_wait` of the settings (default: the settings'
-    default).
+    ``sticky_queue_timeout``: :func:`sticky_wait` of the settings.
     """
     return Worker(
         client,
         task_queue=task_queue,
-        sticky_queue_schedule_to_start_timeout=sticky_queue_timeout
-        or sticky_wait(TemporalSettings()),
+        sticky_queue_schedule_to_start_timeout=sticky_queue_timeout,
         workflows=workflows,
         activities=activities,
         activity_executor=executor,

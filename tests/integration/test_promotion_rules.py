@@ -111,13 +111,15 @@ def _wait(rig: Rig, promotion: str) -> dict[str, Any]:
     return _ended(lambda path: rig.admin("GET", path), promotion)
 
 
-def _fired(rig: Rig, project: str) -> list[dict[str, Any]]:
-    audit = rig.admin(
-        "GET", "/api/v1/audit", params={"action": "promotion_rule.fired", "project": project}
-    )
+def _audit(rig: Rig, action: str, project: str) -> list[dict[str, Any]]:
+    audit = rig.admin("GET", "/api/v1/audit", params={"action": action, "project": project})
     assert audit.status_code == 200, audit.text
     found: list[dict[str, Any]] = audit.json()["items"]
     return found
+
+
+def _fired(rig: Rig, project: str) -> list[dict[str, Any]]:
+    return _audit(rig, "promotion_rule.fired", project)
 
 
 def _outcome_audit(rig: Rig, project: str) -> list[dict[str, Any]]:
@@ -127,15 +129,11 @@ def _outcome_audit(rig: Rig, project: str) -> list[dict[str, Any]]:
     records the outcome's audit event runs right after, so the event can trail the status.
     """
     deadline = time.monotonic() + BOUND
-    while True:
-        audit = rig.admin(
-            "GET", "/api/v1/audit", params={"action": "promotion.promoted", "project": project}
-        )
-        assert audit.status_code == 200, audit.text
-        found: list[dict[str, Any]] = audit.json()["items"]
-        if found or time.monotonic() >= deadline:
-            return found
+    while not (found := _audit(rig, "promotion.promoted", project)):
+        if time.monotonic() >= deadline:
+            break
         time.sleep(0.2)
+    return found
 
 
 def _tags(rig: Rig, repo: str) -> list[str]:

@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 
 _T = TypeVar("_T")
 
-#: The module every forked command runs as ``__main__``.
+#: The commands' module (``python -m cli.main``).
 MODULE: Final = "cli.main"
 #: Modules whose ``python -m`` commands are forked: the commands, and the worker the crash
 #: tests run with one activity made to stall (it builds the worker as ``moorage worker``).
