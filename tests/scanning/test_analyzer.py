@@ -15,7 +15,7 @@ from core.scan.gobinary import decode_at, find_build_info
 from core.scan.packages import PackageType
 from core.scan_settings import ScanSettings
 from tests.scanning.images import Layer, MemorySource
-from tests.services.tools import tools_bin_dir
+from tests.services.tools import find_tool
 
 OS_RELEASE = (
     'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n'
@@ -313,7 +313,7 @@ def test_go_buildinfo_decoder_synthetic():
 
 
 def test_real_go_binary(tmp_path):
-    crane = tools_bin_dir() / "crane"
+    crane = Path(find_tool("crane"))
     source = MemorySource()
     layer = Layer().file("usr/local/bin/crane", crane.read_bytes(), mode=0o755)
     result = one(source, source.add_image([layer]))

@@ -29,10 +29,8 @@ from storage.db.migrate import upgrade
 from storage.db.vulndb import SqlVulnDb
 from tests.scanning.images import Layer, MemorySource, write_docker_archive
 from tests.scanning.osv_exports import fixture_records, write_export
-from tests.services.tools import tools_bin_dir
+from tests.services.tools import find_tool
 
-OSV_SCANNER = tools_bin_dir() / "osv-scanner"
-CRANE = tools_bin_dir() / "crane"
 ECOSYSTEMS = ("Debian", "PyPI", "npm", "Maven", "Go")
 STATUS = """Package: libssl3
 Status: install ok installed
@@ -105,7 +103,7 @@ def fixture_image() -> tuple[MemorySource, str]:
             "opt/app/log4j-core-2.17.1.jar",
             _jar("org.apache.logging.log4j", "log4j-core", "2.17.1"),
         )
-        .file("usr/local/bin/crane", CRANE.read_bytes(), mode=0o755)
+        .file("usr/local/bin/crane", Path(find_tool("crane")).read_bytes(), mode=0o755)
     )
     source = MemorySource()
     return source, source.add_image([layer])
@@ -144,7 +142,7 @@ def scanner_findings(archive: Path, db_root: Path, tmp: Path) -> set[tuple[str, 
     env = {**os.environ, "HOME": str(tmp), "OSV_SCANNER_LOCAL_DB_CACHE_DIRECTORY": str(cache)}
     done = subprocess.run(
         [
-            str(OSV_SCANNER),
+            find_tool("osv-scanner"),
             "scan",
             "image",
             "--archive",

@@ -29,10 +29,8 @@ from core.scan.analyzer import Analyzer
 from core.scan.packages import PackageType
 from core.scan_settings import ScanSettings
 from tests.scanning.images import Layer, MemorySource
-from tests.services.tools import tools_bin_dir
+from tests.services.tools import find_tool
 
-SYFT = tools_bin_dir() / "syft"
-TOOLS = tools_bin_dir()
 # The test interpreter's own installed distributions (the virtualenv's site-packages).
 SITE_PACKAGES = Path(sysconfig.get_paths()["purelib"])
 NPM_TREE = Path("/usr/lib/node_modules/npm")
@@ -74,7 +72,7 @@ def build_fixture() -> tuple[MemorySource, str]:
             )
     go = Layer()
     for name in ("crane", "oras"):
-        go.file(f"usr/local/bin/{name}", (TOOLS / name).read_bytes(), mode=0o755)
+        go.file(f"usr/local/bin/{name}", Path(find_tool(name)).read_bytes(), mode=0o755)
     java = Layer()
     jars = _jars()
     for jar in jars:
@@ -109,7 +107,7 @@ def syft_packages(source: MemorySource, digest: str, tmp: Path) -> dict[str, set
         "SYFT_CHECK_FOR_APP_UPDATE": "false",
     }
     done = subprocess.run(
-        [str(SYFT), "scan", f"oci-dir:{layout}", "-o", "syft-json", "-q"],
+        [find_tool("syft"), "scan", f"oci-dir:{layout}", "-o", "syft-json", "-q"],
         env=env,
         capture_output=True,
         timeout=600,

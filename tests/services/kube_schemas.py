@@ -18,7 +18,7 @@ from typing import Any
 
 from jsonschema import Draft4Validator
 
-from tests.services.tools import tools_bin_dir
+from tests.services.tools import built_file
 
 KUBERNETES_VERSION = "v1.36.3"
 
@@ -29,7 +29,7 @@ class MissingSchemaError(RuntimeError):
 
 def schema_file() -> Path:
     """The cached ``swagger.json``; fails loudly when install-tools has not fetched it."""
-    path = tools_bin_dir().parent / "k8s-openapi" / f"swagger-{KUBERNETES_VERSION}.json"
+    path = built_file(f"k8s-openapi/swagger-{KUBERNETES_VERSION}.json")
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: run scripts/install-tools")
     return path
