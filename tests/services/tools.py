@@ -41,6 +41,35 @@ def tools_bin_dir() -> Path:
     return tools_dir() / "bin"
 
 
+class _TimerPause:
+    """Pauses the process's ``SIGALRM`` timer while any thread waits for a build.
+
+    pytest-timeout times a test with that timer; a fixture may wait from a thread of its
+    own (services started side by side), and several such waits may overlap. The first
+    waiter stops the timer and the last one re-arms it with what was left of it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiters = 0
+        self._left = 0.0
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._waiters == 0:
+                self._left = signal.setitimer(signal.ITIMER_REAL, 0)[0]
+            self._waiters += 1
+
+    def __exit__(self, *_: object) -> None:
+        with self._lock:
+            self._waiters -= 1
+            if self._waiters == 0 and self._left > 0:
+                signal.setitimer(signal.ITIMER_REAL, self._left)
+
+
+_timer_paused = _TimerPause()
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -74,9 +103,9 @@ def _waiting_for(relative: str, base: Path) -> bool:
 def wait_for_build(relative: str, *, timeout: float | None = None) -> None:
     """Wait while the builder still has ``relative`` (under the tools directory) to make.
 
-    Returns at once when no build runs or the path is not on its list. The caller's
-    ``SIGALRM`` timer (pytest-timeout's) is paused while waiting and re-armed with what
-    was left of it afterwards.
+    Returns at once when no build runs or the path is not on its list. The process's
+    ``SIGALRM`` timer (pytest-timeout's) is paused while any thread waits and re-armed
+    with what was left of it afterwards.
 
     Raises:
         MissingToolError: the builder still had it to make after ``timeout`` seconds.
@@ -85,10 +114,8 @@ def wait_for_build(relative: str, *, timeout: float | None = None) -> None:
     if not _waiting_for(relative, base):
         return
     limit = BUILD_WAIT_SECONDS if timeout is None else timeout
-    main_thread = threading.current_thread() is threading.main_thread()
-    left = signal.setitimer(signal.ITIMER_REAL, 0)[0] if main_thread else 0.0
     deadline = time.monotonic() + limit
-    try:
+    with _timer_paused:
         while _waiting_for(relative, base):
             if time.monotonic() >= deadline:
                 raise MissingToolError(
@@ -96,9 +123,6 @@ def wait_for_build(relative: str, *, timeout: float | None = None) -> None:
                     f"(see {base / PENDING_FILE})"
                 )
             time.sleep(_POLL_SECONDS)
-    finally:
-        if left > 0:
-            signal.setitimer(signal.ITIMER_REAL, left)
 
 
 def built_file(relative: str) -> Path:
