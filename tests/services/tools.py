@@ -71,13 +71,7 @@ _timer_paused = _TimerPause()
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return Path(f"/proc/{pid}").exists()
 
 
 def _pending(base: Path) -> tuple[int, set[str]] | None:

@@ -37,6 +37,20 @@ def builder() -> Iterator[int]:
         process.wait()
 
 
+@pytest.fixture
+def alarm() -> Iterator[float]:
+    """What is left of the test's ``SIGALRM`` timer (one is armed if none runs)."""
+    left = signal.getitimer(signal.ITIMER_REAL)[0]
+    if left > 0:
+        yield left
+        return
+    signal.setitimer(signal.ITIMER_REAL, 300)
+    try:
+        yield 300.0
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
 def pending(base: Path, pid: int, *paths: str) -> None:
     (base / tools.PENDING_FILE).write_text("".join(f"{line}\n" for line in (f"pid {pid}", *paths)))
 
@@ -105,50 +119,33 @@ def test_the_wait_is_bounded(tools_dir, builder):
         tools.wait_for_build("k8s-openapi/swagger.json", timeout=0.2)
 
 
-def test_the_test_s_own_timeout_does_not_run_while_it_waits(tools_dir, builder):
-    before = signal.getitimer(signal.ITIMER_REAL)[0]
-    ours = before == 0
-    if ours:
-        signal.setitimer(signal.ITIMER_REAL, 300)
-        before = 300.0
-    try:
-        pending(tools_dir, builder, "bin/crane")
-        thread = later(0.6, lambda: pending(tools_dir, builder))
-        tools.wait_for_build("bin/crane")
+def test_the_test_s_own_timeout_does_not_run_while_it_waits(tools_dir, builder, alarm):
+    pending(tools_dir, builder, "bin/crane")
+    thread = later(0.6, lambda: pending(tools_dir, builder))
+    tools.wait_for_build("bin/crane")
+    thread.join()
+    assert signal.getitimer(signal.ITIMER_REAL)[0] > alarm - 0.3
+
+
+def test_waits_from_threads_side_by_side_pause_the_timeout_until_the_last_ends(
+    tools_dir, builder, alarm
+):
+    pending(tools_dir, builder, "bin/weed", "bin/crane")
+    waits = [
+        threading.Thread(target=tools.wait_for_build, args=(name,))
+        for name in ("bin/weed", "bin/crane")
+    ]
+    for thread in waits:
+        thread.start()
+    time.sleep(0.2)
+    assert signal.getitimer(signal.ITIMER_REAL)[0] == 0
+    pending(tools_dir, builder, "bin/weed")
+    time.sleep(0.3)
+    assert signal.getitimer(signal.ITIMER_REAL)[0] == 0, "one wait still runs"
+    pending(tools_dir, builder)
+    for thread in waits:
         thread.join()
-        left = signal.getitimer(signal.ITIMER_REAL)[0]
-        assert left > before - 0.3
-    finally:
-        if ours:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-
-
-def test_waits_from_threads_side_by_side_pause_the_timeout_until_the_last_ends(tools_dir, builder):
-    before = signal.getitimer(signal.ITIMER_REAL)[0]
-    ours = before == 0
-    if ours:
-        signal.setitimer(signal.ITIMER_REAL, 300)
-        before = 300.0
-    try:
-        pending(tools_dir, builder, "bin/weed", "bin/crane")
-        waits = [
-            threading.Thread(target=tools.wait_for_build, args=(name,))
-            for name in ("bin/weed", "bin/crane")
-        ]
-        for thread in waits:
-            thread.start()
-        time.sleep(0.2)
-        assert signal.getitimer(signal.ITIMER_REAL)[0] == 0
-        pending(tools_dir, builder, "bin/weed")
-        time.sleep(0.3)
-        assert signal.getitimer(signal.ITIMER_REAL)[0] == 0, "one wait still runs"
-        pending(tools_dir, builder)
-        for thread in waits:
-            thread.join()
-        assert signal.getitimer(signal.ITIMER_REAL)[0] > before - 0.3
-    finally:
-        if ours:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+    assert signal.getitimer(signal.ITIMER_REAL)[0] > alarm - 0.3
 
 
 def test_a_file_the_queue_makes_is_waited_for_too(tools_dir, builder):
