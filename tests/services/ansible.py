@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.services.tools import tools_bin_dir
+from tests.services.tools import tools_dir
 
 PIP_VERSION = "24.2"
 
@@ -33,7 +33,7 @@ sys.exit(main(["install", *options]))
 
 def ansible_home() -> Path:
     """A HOME for ``ansible-test`` whose pip bootstrap works offline from the index."""
-    home = tools_bin_dir().parent / "ansible-test-home"
+    home = tools_dir() / "ansible-test-home"
     cache = home / ".ansible" / "test" / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     if not list(cache.glob(f"pip-{PIP_VERSION}-*.whl")):

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 
 from tests.services.process import LOOPBACK, ManagedProcess, free_port, spawn
+from tests.services.tools import tools_dir
 
 KEYCLOAK_VERSION = "26.4.0"
 REALM = "moorage"
@@ -51,8 +52,7 @@ class Keycloak:
 
 def keycloak_home() -> Path:
     """The unpacked distribution in the tools cache (``$MOORAGE_TOOLS_DIR``)."""
-    base = os.environ.get("MOORAGE_TOOLS_DIR") or str(Path.home() / ".cache" / "moorage-tools")
-    home = Path(base) / f"keycloak-{KEYCLOAK_VERSION}"
+    home = tools_dir() / f"keycloak-{KEYCLOAK_VERSION}"
     if not (home / "bin" / "kc.sh").is_file():
         raise RuntimeError(f"Keycloak is not installed in {home}: run scripts/install-tools")
     return home
